@@ -1,0 +1,70 @@
+//! The `kiln` command line: clap definitions and dispatch. Each command family lives in its own
+//! module (`cmd_*.rs`) that owns its clap types and calls one library function per command.
+
+mod cmd_build;
+mod cmd_dockerfile;
+mod cmd_image;
+mod cmd_internal;
+mod global;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use global::GlobalArgs;
+
+/// kiln: a fast, daemonless container image builder for multi-stage Dockerfiles.
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, about, long_about = None, disable_help_subcommand = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    #[command(flatten)]
+    Dockerfile(cmd_dockerfile::Command),
+    #[command(flatten)]
+    Image(cmd_image::Command),
+    #[command(flatten)]
+    Build(cmd_build::Command),
+    #[command(flatten)]
+    Internal(cmd_internal::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 0 for --help/--version and 2 for usage errors, as docker does.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Dockerfile(c) => cmd_dockerfile::run(c, &cli.global),
+        Command::Image(c) => cmd_image::run(c, &cli.global),
+        Command::Build(c) => cmd_build::run(c, &cli.global),
+        Command::Internal(c) => cmd_internal::run(c, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
