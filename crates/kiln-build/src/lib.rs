@@ -1,1 +1,4 @@
-//! kiln-build
+//! kiln-build: plan → graph → solve → export.
+
+pub mod context;
+pub mod copy;

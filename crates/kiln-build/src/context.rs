@@ -1,0 +1,1 @@
+//! Build context: walking, .dockerignore, checksums (being written).

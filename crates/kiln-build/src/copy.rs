@@ -1,0 +1,1 @@
+//! COPY/ADD semantics (being written).
