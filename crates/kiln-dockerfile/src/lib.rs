@@ -1,4 +1,41 @@
 //! kiln-dockerfile: Dockerfile text → typed stages. No I/O.
+//!
+//! ```
+//! let df = kiln_dockerfile::parse("FROM alpine AS build\nRUN echo hi\n").unwrap();
+//! assert_eq!(df.stages[0].name.as_deref(), Some("build"));
+//! ```
+//!
+//! Layers: `scanner` (lines, directives, continuations, heredoc bodies) → `instr` (one typed
+//! instruction) → `parser` (stages). `eval` expands words with ARG/ENV scoping, `graph` builds
+//! the stage dependency graph, `check` is a separate lint pass.
 
+pub mod ast;
+pub mod check;
 pub mod dockerignore;
+pub mod error;
+pub mod eval;
 pub mod expand;
+pub mod graph;
+mod instr;
+pub mod mount;
+mod parser;
+mod scanner;
+pub mod span;
+mod words;
+
+pub use ast::*;
+pub use error::{Error, ErrorKind};
+pub use eval::{EvalOptions, Evaluator, Expansion, Platform, StageEval};
+pub use graph::{StageGraph, render_dot, render_json, render_mermaid};
+pub use mount::{Mount, MountSpec, MountType, Sharing};
+pub use span::Span;
+
+/// Parse Dockerfile text; errors name the file `Dockerfile`.
+pub fn parse(src: &str) -> Result<Dockerfile, Error> {
+    parser::parse_source(src)
+}
+
+/// Parse Dockerfile text, naming `file` in errors.
+pub fn parse_named(src: &str, file: &str) -> Result<Dockerfile, Error> {
+    parser::parse_source(src).map_err(|e| e.in_file(file))
+}

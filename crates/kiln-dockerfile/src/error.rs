@@ -1,0 +1,180 @@
+//! Errors with a location, and their rendering with the source line and a caret.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::span::Span;
+
+/// What went wrong, broadly; the message says precisely what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// A parser directive (`# escape=`, duplicates).
+    Directive,
+    /// Lines that don't form instructions: empty file, unterminated heredoc, instruction before FROM.
+    Syntax,
+    /// An instruction name that does not exist.
+    UnknownInstruction,
+    /// Wrong number or shape of arguments.
+    Arguments,
+    /// An unknown, repeated or malformed `--flag`.
+    Flag,
+    /// A JSON (exec form) problem.
+    Json,
+    /// Stage names and references: duplicates, cycles, bad index, unknown `--target`.
+    Stage,
+    /// Variable expansion failed (`${v:?msg}`, bad modifier).
+    Expansion,
+}
+
+/// A Dockerfile error: what, where (file, line, column), and possibly how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{file}:{}:{}: {message}", span.line, span.col)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub file: String,
+    pub span: Span,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, span: Span, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            file: String::from("Dockerfile"),
+            span,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    pub(crate) fn in_file(mut self, file: &str) -> Self {
+        self.file = file.to_string();
+        self
+    }
+
+    /// Render as a compiler-style diagnostic with the offending source line:
+    ///
+    /// ```text
+    /// error: unknown instruction: RUNN
+    ///  --> Dockerfile:3:1
+    ///   |
+    /// 3 | RUNN echo hi
+    ///   | ^^^^
+    ///   = hint: did you mean RUN?
+    /// ```
+    pub fn render(&self, source: &str) -> String {
+        render_diagnostic("error", &self.file, self.span, &self.message, self.hint.as_deref(), source)
+    }
+}
+
+/// Shared by errors and check warnings.
+pub(crate) fn render_diagnostic(
+    level: &str,
+    file: &str,
+    span: Span,
+    message: &str,
+    hint: Option<&str>,
+    source: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{level}: {message}");
+    let source_line = if span.line > 0 {
+        source.strip_prefix('\u{feff}').unwrap_or(source).lines().nth(span.line - 1)
+    } else {
+        None
+    };
+    if span.line == 0 {
+        let _ = writeln!(out, " --> {file}");
+    } else {
+        let _ = writeln!(out, " --> {file}:{}:{}", span.line, span.col);
+    }
+    let gutter = span.line.to_string().len();
+    let pad = " ".repeat(gutter);
+    if let Some(text) = source_line {
+        // Tabs would misalign the caret; show them as single spaces.
+        let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+        let _ = writeln!(out, "{pad} |");
+        let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
+        let width = shown.chars().count();
+        let col = span.col.max(1);
+        let len = if span.len == 0 {
+            width.saturating_sub(col - 1).max(1)
+        } else {
+            span.len
+        };
+        let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(len));
+    }
+    if let Some(h) = hint {
+        let _ = writeln!(out, "{pad} = hint: {h}");
+    }
+    out
+}
+
+/// The closest candidate to `word` if it is a plausible misspelling (BuildKit's
+/// `suggest.WrapError` uses edit distance the same way).
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    case_sensitive: bool,
+) -> Option<&'a str> {
+    let norm = |s: &str| if case_sensitive { s.to_string() } else { s.to_lowercase() };
+    let w = norm(word);
+    let limit = (w.chars().count() / 3).clamp(1, 3);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = levenshtein(&w, &norm(c));
+        if d == 0 {
+            continue;
+        }
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_token() {
+        let e = Error::new(ErrorKind::UnknownInstruction, Span::new(3, 1, 4), "unknown instruction: RUNN")
+            .with_hint(Some("did you mean RUN?".into()));
+        let src = "FROM a\n\nRUNN echo hi\n";
+        assert_eq!(
+            e.render(src),
+            "error: unknown instruction: RUNN\n --> Dockerfile:3:1\n  |\n3 | RUNN echo hi\n  | ^^^^\n  = hint: did you mean RUN?\n"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("RUNN", ["RUN", "ENV"], false), Some("RUN"));
+        assert_eq!(did_you_mean("xyzzy", ["RUN", "ENV"], false), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

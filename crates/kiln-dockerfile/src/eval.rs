@@ -1,0 +1,446 @@
+//! Evaluation: variable expansion with BuildKit's ARG/ENV scoping. The build engine drives
+//! it instruction by instruction: `Evaluator` holds the global scope (platform ARGs, ARGs
+//! before the first FROM, `--build-arg`s); `StageEval` holds one stage's ENV and ARGs.
+//!
+//! Rules (BuildKit `dockerfile2llb`):
+//! - global ARGs reach only FROM lines, unless a stage re-declares them with a bare `ARG NAME`;
+//! - `--build-arg` overrides ARG defaults, but only for declared ARGs;
+//! - ENV wins over an ARG of the same name;
+//! - one instruction sees the variables as they were before it (`ENV a=bye b=$a` reads the old a);
+//! - ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR, `--chown`/`--chmod`/`--checksum`
+//!   and `--mount` values (except `from`) are expanded; RUN/CMD/ENTRYPOINT are left to the shell.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::ast::*;
+use crate::error::{Error, ErrorKind};
+use crate::expand::{ExpandError, Lexer, Lookup};
+use crate::span::Span;
+
+/// `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform { os: "linux".into(), arch: "amd64".into(), variant: None }
+    }
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => {
+                Ok(Platform { os: os.to_lowercase(), arch: arch.to_lowercase(), variant: None })
+            }
+            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform {
+                os: os.to_lowercase(),
+                arch: arch.to_lowercase(),
+                variant: Some(v.to_lowercase()),
+            }),
+            _ => Err(format!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64")),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Inputs to evaluation that come from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    pub build_args: BTreeMap<String, String>,
+    pub target_platform: Platform,
+    pub build_platform: Platform,
+}
+
+/// The predefined proxy ARGs: usable by RUN without an ARG line.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+    "ALL_PROXY", "all_proxy",
+];
+
+/// An instruction with its words expanded, and the build args it read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expansion {
+    pub instruction: Instruction,
+    /// ARG names whose values the expanded instruction depends on (for cache keys). For RUN:
+    /// every ARG in scope, since they reach the command as environment.
+    pub used_args: BTreeSet<String>,
+}
+
+/// A FROM line expanded with the global scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedFrom {
+    pub image: String,
+    pub platform: Option<String>,
+    pub used_args: BTreeSet<String>,
+}
+
+/// Ordered variables where a later set replaces the value in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Vars(Vec<(String, String)>);
+
+impl Vars {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+    fn set(&mut self, k: &str, v: String) {
+        match self.0.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v,
+            None => self.0.push((k.to_string(), v)),
+        }
+    }
+}
+
+impl Lookup for Vars {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+}
+
+/// Global scope of one build.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    opts: EvalOptions,
+    lexer: Lexer,
+    /// Platform ARGs and meta ARGs with their values (unset meta ARGs are absent).
+    global: Vars,
+    /// Names declared by ARGs before the first FROM.
+    declared_global: BTreeSet<String>,
+}
+
+fn expand_err(e: ExpandError, span: Span) -> Error {
+    Error::new(ErrorKind::Expansion, span, e.message)
+}
+
+impl Evaluator {
+    /// Evaluate the global ARGs of `df` with `opts`.
+    pub fn new(df: &Dockerfile, opts: EvalOptions) -> Result<Evaluator, Error> {
+        let mut global = Vars::default();
+        let t = &opts.target_platform;
+        let b = &opts.build_platform;
+        for (k, v) in [
+            ("TARGETPLATFORM", t.to_string()),
+            ("TARGETOS", t.os.clone()),
+            ("TARGETARCH", t.arch.clone()),
+            ("TARGETVARIANT", t.variant.clone().unwrap_or_default()),
+            ("BUILDPLATFORM", b.to_string()),
+            ("BUILDOS", b.os.clone()),
+            ("BUILDARCH", b.arch.clone()),
+            ("BUILDVARIANT", b.variant.clone().unwrap_or_default()),
+        ] {
+            global.set(k, v);
+        }
+        let mut ev = Evaluator { opts, lexer: Lexer::new(df.escape), global, declared_global: BTreeSet::new() };
+        for ins in &df.meta_args {
+            let Command::Arg(a) = &ins.command else { continue };
+            for d in &a.args {
+                ev.declared_global.insert(d.name.clone());
+                if let Some(v) = ev.opts.build_args.get(&d.name) {
+                    let v = v.clone();
+                    ev.global.set(&d.name, v);
+                } else if let Some(def) = &d.default {
+                    let v = ev.lexer.process_word(def, &ev.global).map_err(|e| expand_err(e, ins.span))?.value;
+                    ev.global.set(&d.name, v);
+                }
+            }
+        }
+        Ok(ev)
+    }
+
+    pub fn options(&self) -> &EvalOptions {
+        &self.opts
+    }
+
+    /// The global scope (platform ARGs and meta ARGs with values).
+    pub fn global_args(&self) -> BTreeMap<String, String> {
+        self.global.0.iter().cloned().collect()
+    }
+
+    /// Expand a stage's FROM line (image and `--platform`) with the global scope.
+    pub fn resolve_from(&self, stage: &Stage) -> Result<ResolvedFrom, Error> {
+        let f = stage.from_cmd();
+        let img = self.lexer.process_word(&f.image, &self.global).map_err(|e| expand_err(e, stage.span))?;
+        if img.value.is_empty() {
+            return Err(Error::new(ErrorKind::Expansion, stage.span, format!("base name ({}) should not be blank", f.image))
+                .with_hint(Some("give the ARG used in FROM a default or pass it with --build-arg".into())));
+        }
+        let mut used = img.used;
+        let platform = match &f.platform {
+            None => None,
+            Some(p) => {
+                let e = self.lexer.process_word(p, &self.global).map_err(|e| expand_err(e, stage.span))?;
+                if e.value.is_empty() {
+                    return Err(Error::new(ErrorKind::Expansion, stage.span, format!("empty platform value from expression {p}")));
+                }
+                Platform::parse(&e.value).map_err(|m| Error::new(ErrorKind::Expansion, stage.span, m))?;
+                used.extend(e.used);
+                Some(e.value)
+            }
+        };
+        used.retain(|n| self.global.get(n).is_some());
+        Ok(ResolvedFrom { image: img.value, platform, used_args: used })
+    }
+
+    /// Start evaluating a stage whose base image (or parent stage) has environment `base_env`.
+    pub fn stage(&self, base_env: &[(String, String)]) -> StageEval<'_> {
+        StageEval { ev: self, env: Vars(base_env.to_vec()), args: Vec::new() }
+    }
+}
+
+/// Evaluation state of one stage: its ENV (seeded from the base) and declared ARGs.
+#[derive(Debug, Clone)]
+pub struct StageEval<'a> {
+    ev: &'a Evaluator,
+    env: Vars,
+    /// Declared ARGs in order, with their value (None = declared without a value).
+    args: Vec<(String, Option<String>)>,
+}
+
+/// ENV first (it overrides ARG), then ARGs that have a value.
+struct Scope<'s> {
+    env: &'s Vars,
+    args: &'s [(String, Option<String>)],
+}
+
+impl Lookup for Scope<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env.get(name).or_else(|| {
+            self.args.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        })
+    }
+}
+
+impl StageEval<'_> {
+    /// The stage's environment so far (what the image config will hold).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env.0
+    }
+
+    /// Declared ARGs with values, not shadowed by ENV: what RUN sees besides ENV.
+    pub fn args(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (n, v) in &self.args {
+            if let Some(v) = v {
+                if self.env.get(n).is_none() {
+                    out.retain(|(k, _)| k != n);
+                    out.push((n.clone(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The environment a RUN gets: ENV, then ARGs, then proxy build args not declared.
+    pub fn run_env(&self) -> Vec<(String, String)> {
+        let mut out = self.env.0.clone();
+        out.extend(self.args());
+        for p in PROXY_ARGS {
+            if out.iter().all(|(k, _)| k != p) {
+                if let Some(v) = self.ev.opts.build_args.get(p) {
+                    out.push((p.to_string(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope { env: &self.env, args: &self.args }
+    }
+
+    /// Names in `used` that resolved to an ARG (not ENV).
+    fn arg_uses(&self, used: BTreeSet<String>) -> BTreeSet<String> {
+        used.into_iter()
+            .filter(|n| self.env.get(n).is_none() && self.args.iter().any(|(a, _)| a == n))
+            .collect()
+    }
+
+    /// Expand `ins` with the current scope and apply its ENV/ARG effects.
+    pub fn expand_instruction(&mut self, ins: &Instruction) -> Result<Expansion, Error> {
+        let lexer = self.ev.lexer;
+        let span = ins.span;
+        let mut used = BTreeSet::new();
+        let mut out = ins.clone();
+        {
+            let scope = self.scope();
+            let mut word = |w: &str| -> Result<String, Error> {
+                let e = lexer.process_word(w, &scope).map_err(|e| expand_err(e, span))?;
+                used.extend(e.used);
+                Ok(e.value)
+            };
+            match &mut out.command {
+                Command::Env(kv) | Command::Label(kv) => {
+                    for p in &mut kv.pairs {
+                        p.key = word(&p.key)?;
+                        p.value = word(&p.value)?;
+                    }
+                }
+                Command::Workdir(w) => w.path = word(&w.path)?,
+                Command::User(u) => u.user = word(&u.user)?,
+                Command::Stopsignal(s) => s.signal = word(&s.signal)?,
+                Command::Volume(v) => {
+                    for p in &mut v.paths {
+                        *p = word(p)?;
+                        if p.trim().is_empty() {
+                            return Err(Error::new(ErrorKind::Arguments, span, "VOLUME specified can not be an empty string"));
+                        }
+                    }
+                }
+                Command::Copy(c) => {
+                    for s in &mut c.sources {
+                        *s = word(s)?;
+                    }
+                    c.dest = word(&c.dest)?;
+                    if let Some(v) = &mut c.chown {
+                        *v = word(v)?;
+                    }
+                    if let Some(v) = &mut c.chmod {
+                        *v = word(v)?;
+                    }
+                    for h in &mut c.inline {
+                        expand_heredoc(h, &scope, &mut used, span)?;
+                    }
+                }
+                Command::Add(c) => {
+                    for s in &mut c.sources {
+                        *s = word(s)?;
+                    }
+                    c.dest = word(&c.dest)?;
+                    for v in [&mut c.chown, &mut c.chmod, &mut c.checksum].into_iter().flatten() {
+                        *v = word(v)?;
+                    }
+                    for h in &mut c.inline {
+                        expand_heredoc(h, &scope, &mut used, span)?;
+                    }
+                }
+                Command::Expose(e) => {
+                    let mut ports = Vec::new();
+                    for p in &e.ports {
+                        let x = lexer.process_words(p, &scope).map_err(|e| expand_err(e, span))?;
+                        used.extend(x.used);
+                        ports.extend(x.value);
+                    }
+                    for p in &ports {
+                        validate_port(p).map_err(|m| Error::new(ErrorKind::Arguments, span, m))?;
+                    }
+                    e.ports = ports;
+                }
+                Command::Run(r) => {
+                    for m in &mut r.mounts {
+                        let mut expand = |v: &str| -> Result<String, String> {
+                            let e = lexer.process_word(v, &scope).map_err(|e| e.message)?;
+                            used.extend(e.used);
+                            Ok(e.value)
+                        };
+                        let resolved = m.resolve(&mut expand).map_err(|msg| Error::new(ErrorKind::Flag, m.span, msg))?;
+                        m.resolved = Some(resolved);
+                    }
+                }
+                // ARG is applied below; the rest is not expanded by the builder.
+                _ => {}
+            }
+        }
+        let mut used_args = self.arg_uses(used);
+        match &out.command {
+            Command::Env(kv) => {
+                for p in &kv.pairs {
+                    self.env.set(&p.key, p.value.clone());
+                }
+            }
+            Command::Arg(a) => {
+                let mut decls = Vec::new();
+                for d in &a.args {
+                    let value = if let Some(v) = self.ev.opts.build_args.get(&d.name) {
+                        Some(v.clone())
+                    } else if let Some(def) = &d.default {
+                        let e = lexer.process_word(def, &self.scope()).map_err(|e| expand_err(e, span))?;
+                        used_args.extend(self.arg_uses(e.used));
+                        Some(e.value)
+                    } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name) {
+                        self.ev.global.get(&d.name).map(str::to_string)
+                    } else {
+                        None
+                    };
+                    used_args.insert(d.name.clone());
+                    self.args.push((d.name.clone(), value.clone()));
+                    decls.push(ArgDecl { name: d.name.clone(), default: value });
+                }
+                out.command = Command::Arg(Arg { args: decls });
+            }
+            Command::Run(_) => used_args.extend(self.args().into_iter().map(|(k, _)| k)),
+            _ => {}
+        }
+        Ok(Expansion { instruction: out, used_args })
+    }
+}
+
+fn is_platform_arg(n: &str) -> bool {
+    matches!(
+        n,
+        "TARGETPLATFORM" | "TARGETOS" | "TARGETARCH" | "TARGETVARIANT" | "BUILDPLATFORM" | "BUILDOS" | "BUILDARCH" | "BUILDVARIANT"
+    )
+}
+
+/// Heredoc bodies are expanded without quote processing (BuildKit `SkipProcessQuotes`): every
+/// unescaped quote is escaped first so the lexer keeps it.
+fn expand_heredoc(h: &mut Heredoc, scope: &dyn Lookup, used: &mut BTreeSet<String>, span: Span) -> Result<(), Error> {
+    if !h.expand {
+        return Ok(());
+    }
+    let mut protected = String::with_capacity(h.content.len() + 8);
+    let mut it = h.content.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => {
+                protected.push('\\');
+                protected.extend(it.next());
+            }
+            '\'' | '"' => {
+                protected.push('\\');
+                protected.push(c);
+            }
+            _ => protected.push(c),
+        }
+    }
+    let e = Lexer::new('\\').process_word(&protected, scope).map_err(|e| expand_err(e, span))?;
+    used.extend(e.used);
+    h.content = e.value;
+    Ok(())
+}
+
+/// `80`, `80/tcp`, `8000-8010/udp`, as docker's nat.ParsePortSpecs accepts them.
+fn validate_port(p: &str) -> Result<(), String> {
+    let (port, proto) = match p.split_once('/') {
+        Some((a, b)) => (a, b),
+        None => (p, "tcp"),
+    };
+    if !matches!(proto.to_lowercase().as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto: {proto} (in EXPOSE {p})"));
+    }
+    let num = |s: &str| s.parse::<u16>().ok();
+    let ok = match port.split_once('-') {
+        Some((a, b)) => matches!((num(a), num(b)), (Some(x), Some(y)) if x <= y),
+        None => num(port).is_some(),
+    };
+    if !ok {
+        return Err(format!("invalid containerPort: {port} (in EXPOSE {p})"));
+    }
+    Ok(())
+}
