@@ -1,1 +1,155 @@
-//! Build context: walking, .dockerignore, checksums (being written).
+//! The build context: a directory, its `.dockerignore`, COPY/ADD source expansion and
+//! content checksums.
+//!
+//! Everything here reads the context through [`SourceTree`], which resolves every path
+//! inside the context root (symlinks re-rooted, `..` clamped) and hides what `.dockerignore`
+//! excludes, so nothing outside the context is ever read and ignored files act as absent.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use kiln_dockerfile::dockerignore::PatternSet;
+
+#[path = "rootpath.rs"]
+pub mod rootpath;
+
+pub mod cache;
+pub mod checksum;
+pub mod glob;
+pub mod tree;
+
+pub use cache::{CacheStats, ChecksumCache};
+pub use tree::{Entry, Kind, Meta, Selected, SourceTree, Time, WalkFilter};
+
+/// Errors reading the build context or a stage root.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read .dockerignore in {path}: {message}")]
+    Dockerignore { path: PathBuf, message: String },
+    #[error("failed to compute cache key: {source:?}: not found")]
+    NotFound { source: String },
+    #[error("{source:?} is not a directory")]
+    NotADirectory { source: String },
+    #[error("bad pattern {pattern:?}: {message}")]
+    BadPattern { pattern: String, message: String },
+    #[error(transparent)]
+    Glob(#[from] glob::BadPattern),
+    #[error(transparent)]
+    Resolve(#[from] rootpath::ResolveError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("checksum cache {path}: {message}")]
+    Cache { path: PathBuf, message: String },
+}
+
+/// How sources are selected (the COPY flags that change what is read).
+#[derive(Debug, Clone, Default)]
+pub struct SelectOptions {
+    /// `--parents`.
+    pub parents: bool,
+    /// `--exclude` patterns.
+    pub exclude: Vec<String>,
+}
+
+impl SelectOptions {
+    /// Compile `--exclude` into a pattern set (`None` when there are none).
+    pub fn exclude_set(&self) -> Result<Option<PatternSet>, ContextError> {
+        if self.exclude.is_empty() {
+            return Ok(None);
+        }
+        PatternSet::new(&self.exclude)
+            .map(Some)
+            .map_err(|e| ContextError::BadPattern {
+                pattern: self
+                    .exclude
+                    .get(e.line.saturating_sub(1))
+                    .cloned()
+                    .unwrap_or_default(),
+                message: e.message,
+            })
+    }
+}
+
+/// The build context directory.
+#[derive(Debug)]
+pub struct BuildContext {
+    tree: SourceTree,
+}
+
+impl BuildContext {
+    /// Open `dir` with the given `.dockerignore` patterns.
+    pub fn open(dir: &Path, ignore: PatternSet) -> Result<BuildContext, ContextError> {
+        Ok(BuildContext {
+            tree: SourceTree::open_context(dir, ignore)?,
+        })
+    }
+
+    /// Open `dir`, reading `dir/.dockerignore` when there is one.
+    pub fn open_with_dockerignore(dir: &Path) -> Result<BuildContext, ContextError> {
+        BuildContext::open(dir, read_dockerignore(dir)?)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tree.path()
+    }
+
+    pub fn tree(&self) -> &SourceTree {
+        &self.tree
+    }
+
+    /// Is `rel` (relative to the context root) invisible because of `.dockerignore`?
+    pub fn is_ignored(&self, rel: &str) -> bool {
+        let c = rootpath::clean_rel(rel);
+        !c.is_empty() && self.tree.is_hidden(Path::new(&c))
+    }
+
+    /// Expand COPY/ADD sources in order (see [`SourceTree::expand`]).
+    pub fn expand(
+        &self,
+        sources: &[String],
+        opts: &SelectOptions,
+    ) -> Result<Vec<Selected>, ContextError> {
+        let ex = opts.exclude_set()?;
+        let mut out = Vec::new();
+        for s in sources {
+            out.extend(self.tree.expand(s, opts.parents, ex.as_ref())?);
+        }
+        Ok(out)
+    }
+
+    /// The content key of what `COPY sources` would read: `sha256:<hex>`.
+    pub fn checksum(
+        &self,
+        sources: &[String],
+        opts: &SelectOptions,
+        cache: &ChecksumCache,
+    ) -> Result<String, ContextError> {
+        checksum::sources_digest(&self.tree, sources, opts, cache)
+    }
+}
+
+/// Read `dir/.dockerignore` (empty patterns when absent). The file itself may be ignored by
+/// its own patterns: the CLI still reads it (and the Dockerfile) directly.
+pub fn read_dockerignore(dir: &Path) -> Result<PatternSet, ContextError> {
+    let p = dir.join(".dockerignore");
+    match std::fs::read(&p) {
+        Ok(bytes) => PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+            ContextError::Dockerignore {
+                path: p,
+                message: e.to_string(),
+            }
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PatternSet::default()),
+        Err(source) => Err(ContextError::Open { path: p, source }),
+    }
+}

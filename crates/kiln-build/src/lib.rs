@@ -1,4 +1,39 @@
 //! kiln-build: plan → graph → solve → export.
+//!
+//! ```text
+//! row 4   kiln (bin)
+//! row 3   kiln-build        plan · solve · export · events
+//! row 1   kiln-store   kiln-snapshot   kiln-runtime
+//! row 0   kiln-dockerfile   kiln-image
+//! ```
+//!
+//! [`build`] runs one build: parse the Dockerfile, [`plan::plan`] the steps the target needs,
+//! run them with [`solve::run_dag`] (each step: cache key → cache hit, or execute on an overlay
+//! of its parent's layers), and export the target stage into the store.
 
+mod cachekey;
+pub mod config;
 pub mod context;
+mod context_glue;
 pub mod copy;
+mod copy_glue;
+mod engine;
+pub mod error;
+pub mod event;
+mod execute;
+mod explain;
+mod export;
+mod key;
+pub mod namespace;
+pub mod options;
+mod outputs;
+pub mod plan;
+mod prune;
+mod run;
+mod signals;
+pub mod solve;
+mod unpack;
+
+pub use engine::{BuildOutcome, build};
+pub use error::{BuildError, Result};
+pub use prune::prune_cache;

@@ -1,14 +1,296 @@
-//! Placeholder: no commands yet.
+//! `kiln build` and `kiln builder prune`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
 
-use clap::Subcommand;
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use kiln_build::options::{BuildOptions, LayerCompression, Output, SecretSource};
 
 use crate::GlobalArgs;
+use crate::progress::{self, ProgressMode};
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
+    /// Manage the build cache.
+    Builder {
+        #[command(subcommand)]
+        command: BuilderCommand,
+    },
+}
 
-pub fn run(cmd: Command, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    match cmd {}
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all build cache, not only what exceeds --keep-storage.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation (kiln never prompts; accepted for docker compatibility).
+    #[arg(short, long)]
+    pub force: bool,
+    /// Keep at most this much cache (e.g. 2GB, 500MB).
+    #[arg(long, value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// Filters: until=DURATION (e.g. 24h).
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Build context directory.
+    #[arg(value_name = "CONTEXT", default_value = ".")]
+    pub context: PathBuf,
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Name and optionally a tag (name:tag); may be repeated.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Build this stage (default: the last stage).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Set metadata on the image (KEY=VALUE).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not use the cache for these stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Maximum steps run at the same time (default: number of cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Network for RUN steps: default (the host's) or none.
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Progress output: auto, plain, tty, quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a directory).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// Layer compression in the store: uncompressed (default), gzip, zstd.
+    #[arg(long, default_value = "uncompressed")]
+    pub compression: String,
+    /// OCI runtime for RUN: the embedded executor (default), or runc, crun, or a path.
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Additional build context: name=DIR|docker-archive:PATH|oci-layout:PATH.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Target platform (only the host's, linux/amd64, is supported).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Explain, for every step, why it was or was not taken from the cache.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Build(args) => build(args, global),
+        Command::Builder { command: BuilderCommand::Prune(args) } => prune(args, global),
+    }
+}
+
+fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
+    if s.is_empty() {
+        bail!("invalid {what} {s:?}: expected KEY=VALUE");
+    }
+    Ok(match s.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (s.to_string(), None),
+    })
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<Output> {
+    if !spec.contains('=') {
+        // docker build -o DIR is type=local.
+        return Ok(if spec == "-" { bail!("output to stdout is not supported; use type=tar,dest=FILE") } else { Output::Local(spec.into()) });
+    }
+    let mut kind = None;
+    let mut dest = None;
+    for f in spec.split(',') {
+        match f.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some((k, _)) if ["name", "push", "compression"].contains(&k) => {}
+            _ => bail!("invalid --output field {f:?} in {spec:?}"),
+        }
+    }
+    let need = |d: Option<PathBuf>, t: &str| d.with_context(|| format!("--output type={t} needs dest=PATH"));
+    Ok(match kind.as_deref() {
+        Some("image") | None => Output::Image,
+        Some("docker") => Output::Docker(need(dest, "docker")?),
+        Some("oci") => Output::Oci(need(dest, "oci")?),
+        Some("local") => Output::Local(need(dest, "local")?),
+        Some("tar") => Output::Tar(need(dest, "tar")?),
+        Some(t) => bail!("unsupported output type {t:?}: use image, docker, oci, local or tar"),
+    })
+}
+
+fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
+    let mut id = None;
+    let mut src = None;
+    for f in spec.split(',') {
+        match f.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(SecretSource::File(v.into())),
+            Some(("env", v)) => src = Some(SecretSource::Env(v.to_string())),
+            Some(("type", "file" | "env")) => {}
+            _ => bail!("invalid --secret field {f:?} in {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
+        }
+    }
+    let id = id.with_context(|| format!("--secret {spec:?} needs id=ID"))?;
+    let src = src.unwrap_or_else(|| SecretSource::Env(id.clone()));
+    Ok((id, src))
+}
+
+/// Default Dockerfile: CONTEXT/Dockerfile, else CONTEXT/dockerfile.
+fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
+    if let Some(f) = file {
+        return f.to_path_buf();
+    }
+    let upper = context.join("Dockerfile");
+    let lower = context.join("dockerfile");
+    if !upper.exists() && lower.exists() { lower } else { upper }
+}
+
+fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let context = args.context.clone();
+    if !context.is_dir() {
+        bail!("unable to prepare context: path {:?} not found", context.display().to_string());
+    }
+    let dockerfile = find_dockerfile(&context, args.file.as_deref());
+    let text = std::fs::read_to_string(&dockerfile)
+        .with_context(|| format!("failed to read dockerfile {}", dockerfile.display()))?;
+    if let Some(p) = &args.platform {
+        let host = "linux/amd64";
+        if p != host {
+            bail!("platform {p:?} is not supported: kiln builds for the host platform ({host}) only");
+        }
+    }
+    let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
+    opts.tags = args.tags.clone();
+    opts.target = args.target.clone();
+    for a in &args.build_args {
+        let (k, v) = key_value(a, "--build-arg")?;
+        match v.or_else(|| std::env::var(&k).ok()) {
+            Some(v) => {
+                opts.build_args.insert(k, v);
+            }
+            None => {} // docker ignores KEY without a value when the environment lacks it
+        }
+    }
+    for l in &args.labels {
+        let (k, v) = key_value(l, "--label")?;
+        opts.labels.insert(k, v.unwrap_or_default());
+    }
+    opts.no_cache = args.no_cache;
+    opts.no_cache_filter = args.no_cache_filter.clone();
+    if let Some(j) = args.jobs {
+        if j == 0 {
+            bail!("--jobs must be at least 1");
+        }
+        opts.jobs = j;
+    }
+    opts.network_none = match args.network.as_str() {
+        "default" | "host" => false,
+        "none" => true,
+        n => bail!("unsupported --network {n:?}: use default, host or none"),
+    };
+    for o in &args.outputs {
+        opts.outputs.push(parse_output(o)?);
+    }
+    for s in &args.secrets {
+        let (id, src) = parse_secret(s)?;
+        opts.secrets.insert(id, src);
+    }
+    opts.compression = match args.compression.as_str() {
+        "uncompressed" | "none" => LayerCompression::Uncompressed,
+        "gzip" => LayerCompression::Gzip,
+        "zstd" => LayerCompression::Zstd,
+        c => bail!("unsupported --compression {c:?}: use uncompressed, gzip or zstd"),
+    };
+    opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH").cloned().or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok()) {
+        Some(v) if !v.is_empty() => Some(v.parse().with_context(|| format!("invalid SOURCE_DATE_EPOCH {v:?}"))?),
+        _ => None,
+    };
+    opts.runtime = args.runtime.as_ref().map(PathBuf::from);
+    for c in &args.build_contexts {
+        let (k, v) = key_value(c, "--build-context")?;
+        let v = v.with_context(|| format!("--build-context {c:?} needs NAME=VALUE"))?;
+        opts.named_contexts.insert(k, v);
+    }
+
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::parse(&args.progress)?
+    };
+    let (tx, rx) = mpsc::channel();
+    let root = global.store_root();
+    let explain = args.explain;
+    let renderer = std::thread::spawn(move || progress::render(rx, mode, explain));
+    let result = kiln_build::build(&root, opts, kiln_build::event::EventSink::new(tx));
+    let _ = renderer.join();
+    match result {
+        Ok(outcome) => {
+            if let Some(f) = &args.iidfile {
+                std::fs::write(f, &outcome.image_id).with_context(|| format!("writing --iidfile {}", f.display()))?;
+            }
+            if args.quiet {
+                println!("{}", outcome.image_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(kiln_build::BuildError::Dockerfile(e)) => {
+            eprint!("{}", e.render(&text));
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{}", progress::render_error(&e, &dockerfile, &text));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let keep = match &args.keep_storage {
+        Some(s) => Some(crate::progress::parse_size(s)?),
+        None => None,
+    };
+    let mut until = None;
+    for f in &args.filter {
+        match f.split_once('=') {
+            Some(("until", v)) => until = Some(crate::progress::parse_duration(v)?),
+            _ => bail!("unsupported --filter {f:?}: use until=DURATION"),
+        }
+    }
+    let _ = args.force;
+    let reclaimed = kiln_build::prune_cache(&global.store_root(), args.all, keep, until)?;
+    println!("Total:\t{}", crate::progress::human_size(reclaimed));
+    Ok(ExitCode::SUCCESS)
 }

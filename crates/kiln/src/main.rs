@@ -6,6 +6,7 @@ mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
 mod global;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
+        // Before any thread exists: every mount the build makes dies with this process.
+        if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {
+            eprintln!("error: kiln build needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Dockerfile(c) => cmd_dockerfile::run(c, &cli.global),
         Command::Image(c) => cmd_image::run(c, &cli.global),

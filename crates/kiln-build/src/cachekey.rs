@@ -1,0 +1,123 @@
+//! The cache key of a step: its expanded operation, its parent's key, the build args it uses
+//! and the content of everything it reads (context files by checksum, other stages by their
+//! keys). The parts are kept too, so a miss can be explained against the last build.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::SelectOptions;
+use crate::engine::{Build, StepResult};
+use crate::error::{BuildError, Result};
+use crate::key::KeyBuilder;
+use crate::plan::{CopyFrom, MountSource, Op, StepIndex};
+
+/// A step's key and what went into it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepKey {
+    pub key: String,
+    /// The instruction as written.
+    pub text: String,
+    pub parent: String,
+    /// Build args the step reads (name → value).
+    pub args: BTreeMap<String, String>,
+    /// Inputs other than the parent: label (`context:src/`, `stage:build`) → digest.
+    pub inputs: BTreeMap<String, String>,
+}
+
+pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<StepKey> {
+    let step = &b.plan.steps[i];
+    let mut inputs = BTreeMap::new();
+    let mut args = BTreeMap::new();
+    let mut k = match &step.op {
+        Op::Base(_) => unreachable!("base steps have no cache key of their own"),
+        Op::Mkdir { path, user } => {
+            let mut k = KeyBuilder::new("mkdir");
+            k.field("path", path).opt("user", user.as_deref());
+            k
+        }
+        Op::Run(r) => {
+            let mut k = KeyBuilder::new("run");
+            k.list("args", &r.args);
+            let env: Vec<String> = r.env.iter().map(|(a, v)| format!("{a}={v}")).collect();
+            k.list("env", &env).field("cwd", &r.cwd).field("user", &r.user);
+            k.field("network", &format!("{:?}", r.network));
+            for (name, content) in &r.scripts {
+                k.field("script", name).field("script-content", content);
+            }
+            for m in &r.mounts {
+                // Secret contents never enter the key; only the mount's shape does.
+                let spec = serde_json::to_string(&m.mount).unwrap_or_default();
+                k.field("mount", &spec);
+                match &m.source {
+                    Some(MountSource::Context) => {
+                        let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
+                        let d = context_digest(b, &[src.clone()], &SelectOptions::default())?;
+                        inputs.insert(format!("context:{src}"), d.clone());
+                        k.field("mount-context", &d);
+                    }
+                    Some(MountSource::Stage(s)) => {
+                        let sk = b.results.lock().unwrap()[*s].as_ref().map(|r| r.key.clone()).unwrap_or_default();
+                        inputs.insert(format!("stage:{}", b.plan.graph.stages[b.plan.steps[*s].stage].display), sk.clone());
+                        k.field("mount-stage", &sk);
+                    }
+                    Some(MountSource::Image(idx)) => {
+                        k.field("mount-image", &b.plan.images[*idx].id);
+                    }
+                    None => {}
+                }
+            }
+            args = r.args_used.clone();
+            k
+        }
+        Op::Copy(c) => {
+            let mut k = KeyBuilder::new(if c.is_add { "add" } else { "copy" });
+            k.list("sources", &c.sources).field("dest", &c.dest).field("workdir", &c.workdir);
+            k.opt("chown", c.chown.as_deref()).opt("chmod", c.chmod.as_deref());
+            k.field("parents", &c.parents.to_string()).list("exclude", &c.exclude);
+            k.field("link", &c.link.to_string()).opt("checksum", c.checksum.as_deref());
+            k.opt("unpack", c.unpack.map(|u| u.to_string()).as_deref());
+            for (name, content) in &c.inline {
+                k.field("inline", name).field("inline-content", content);
+            }
+            match &c.from {
+                CopyFrom::Context => {
+                    let sel = SelectOptions { parents: c.parents, exclude: c.exclude.clone() };
+                    let local: Vec<String> = c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+                    if !local.is_empty() {
+                        for s in &local {
+                            let d = context_digest(b, std::slice::from_ref(s), &sel)?;
+                            inputs.insert(format!("context:{s}"), d.clone());
+                            k.field("context", &d);
+                        }
+                    }
+                }
+                CopyFrom::Stage(s) => {
+                    let sk = b.results.lock().unwrap()[*s].as_ref().map(|r| r.key.clone()).unwrap_or_default();
+                    inputs.insert(format!("stage:{}", b.plan.graph.stages[b.plan.steps[*s].stage].display), sk.clone());
+                    k.field("from-stage", &sk);
+                }
+                CopyFrom::Image(idx) => {
+                    let id = &b.plan.images[*idx].id;
+                    inputs.insert(format!("image:{}", b.plan.images[*idx].reference), id.clone());
+                    k.field("from-image", id);
+                }
+            }
+            k
+        }
+    };
+    for (a, v) in &args {
+        k.field("arg", a).field("arg-value", v);
+    }
+    k.field("parent", &parent.key);
+    Ok(StepKey { key: k.finish(), text: step.text.clone(), parent: parent.key.clone(), args, inputs })
+}
+
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+fn context_digest(b: &Build<'_>, sources: &[String], sel: &SelectOptions) -> Result<String> {
+    let ctx = b.context.as_ref().ok_or_else(|| BuildError::Other("no build context".into()))?;
+    ctx.context.checksum(sources, sel, &ctx.cache).map_err(|e| BuildError::Other(e.to_string()))
+}

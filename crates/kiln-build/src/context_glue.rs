@@ -1,0 +1,58 @@
+//! Opening the build context for a build: which ignore file applies, and where the checksum
+//! cache lives in the store.
+
+use std::path::{Path, PathBuf};
+
+use kiln_dockerfile::dockerignore::PatternSet;
+use kiln_store::Store;
+
+use crate::context::{BuildContext, ChecksumCache, read_dockerignore};
+use crate::error::{BuildError, Result};
+use crate::options::BuildOptions;
+
+/// The context with its ignore rules and the persistent checksum cache.
+pub struct OpenContext {
+    pub context: BuildContext,
+    pub cache: ChecksumCache,
+}
+
+impl std::fmt::Debug for OpenContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenContext").field("path", &self.context.path()).finish()
+    }
+}
+
+/// `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's `.dockerignore`.
+fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
+    let df = &opts.dockerfile_path;
+    if let Some(name) = df.file_name() {
+        let beside = df.with_file_name(format!("{}.dockerignore", name.to_string_lossy()));
+        if let Ok(text) = std::fs::read_to_string(&beside) {
+            return PatternSet::parse_dockerignore(&text)
+                .map_err(|e| BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message)));
+        }
+    }
+    read_dockerignore(&opts.context).map_err(|e| BuildError::Other(e.to_string()))
+}
+
+fn cache_path(store: &Store, context: &Path) -> PathBuf {
+    let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+    let key = crate::key::KeyBuilder::new("context-cache").field("path", &abs.to_string_lossy()).finish();
+    store.root().join("context-cache-v1").join(&key["sha256:".len().."sha256:".len() + 32])
+}
+
+pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
+    let ignore = ignore_patterns(opts)?;
+    let context = BuildContext::open(&opts.context, ignore).map_err(|e| BuildError::Other(e.to_string()))?;
+    let path = cache_path(store, &opts.context);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let cache = ChecksumCache::load(&path);
+    Ok(OpenContext { context, cache })
+}
+
+pub fn save_context_cache(ctx: &OpenContext) {
+    // A cache that cannot be saved only costs the next build some hashing.
+    let _ = ctx.cache.save();
+}

@@ -1,0 +1,54 @@
+//! COPY/ADD steps: locate the sources (context, another stage's rootfs, an image) and hand
+//! the request to [`crate::copy`], which implements Docker's semantics.
+
+use std::path::Path;
+
+use crate::copy::{CopyRequest, CopySource, copy_into};
+use crate::engine::Build;
+use crate::error::{BuildError, Result};
+use crate::execute::{Scratch, mount_chain};
+use crate::plan::{CopyFrom, CopyOp, StepIndex};
+
+pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path, scratch: &mut Scratch) -> Result<()> {
+    let step = &b.plan.steps[i];
+    let fail = |message: String| BuildError::Step { step: step.name.clone(), line: step.line, message, output: String::new() };
+    let mut _mount = None;
+    let source = if !c.inline.is_empty() {
+        CopySource::Inline(c.inline.iter().map(|(n, content)| (n.clone(), content.clone().into_bytes())).collect())
+    } else {
+        match &c.from {
+            CopyFrom::Context => {
+                let ctx = b.context.as_ref().ok_or_else(|| fail("no build context".into()))?;
+                CopySource::Context(&ctx.context)
+            }
+            CopyFrom::Stage(s) => {
+                let chain = b.results.lock().unwrap()[*s].as_ref().map(|r| r.chain.clone()).unwrap_or_default();
+                let (m, dir) = mount_chain(b, scratch, &chain, None)?;
+                _mount = Some(m);
+                CopySource::Dir(dir)
+            }
+            CopyFrom::Image(idx) => {
+                let chain = b.image_chain(&b.plan.images[*idx].id)?;
+                let (m, dir) = mount_chain(b, scratch, &chain, None)?;
+                _mount = Some(m);
+                CopySource::Dir(dir)
+            }
+        }
+    };
+    let req = CopyRequest {
+        source,
+        patterns: c.sources.clone(),
+        dest: c.dest.clone(),
+        workdir: c.workdir.clone(),
+        chown: c.chown.clone(),
+        chmod: c.chmod.clone(),
+        parents: c.parents,
+        exclude: c.exclude.clone(),
+        is_add: c.is_add,
+        link: c.link,
+        checksum: c.checksum.clone(),
+        unpack: c.unpack,
+    };
+    copy_into(&req, merged).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}

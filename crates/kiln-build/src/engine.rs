@@ -1,0 +1,280 @@
+//! The build: parse → plan → run the step DAG (cache lookups, RUN containers, file copies) →
+//! export the target stage into the store. Every step's result is a chain of layer
+//! directories (snapshots) plus a cache key; a step whose key is in the cache reuses the
+//! recorded snapshot and layer blob without running anything.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use kiln_store::{Lease, RefKind, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ImageConfig;
+use crate::context_glue::OpenContext;
+use crate::error::{BuildError, Result};
+use crate::event::{Event, EventSink, StepInfo};
+use crate::key::KeyBuilder;
+use crate::options::BuildOptions;
+use crate::plan::{self, ImageSource, Op, Plan, ResolvedImage, RootSource, StepIndex};
+use crate::solve::{DagError, run_dag};
+
+/// One layer of a rootfs chain: its diff directory and, once exported, its blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// Snapshot key in the store.
+    pub snapshot: String,
+    /// Absolute path of the diff directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    pub diff_id: String,
+    pub blob: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// What a finished step leaves for its dependents.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub key: String,
+    /// Layers bottom first.
+    pub chain: Arc<Vec<LayerRef>>,
+    /// False when the step produced no filesystem change (its history entry is an empty layer).
+    pub made_layer: bool,
+}
+
+/// A cache record: the layer a step produced (None = no change).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheRecord {
+    layer: Option<LayerRef>,
+}
+
+/// The outcome of a successful build.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub image_id: String,
+    pub manifest_digest: String,
+    pub tags: Vec<String>,
+    /// Steps taken from the cache / executed.
+    pub cached: usize,
+    pub executed: usize,
+}
+
+pub(crate) struct StoreImages<'a> {
+    pub store: &'a Store,
+}
+
+impl ImageSource for StoreImages<'_> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        let rec = self.store.resolve_image(reference).map_err(|e| match e {
+            kiln_store::Error::ImageNotFound { .. } => BuildError::MissingImage {
+                reference: reference.to_string(),
+                hint: "kiln does not pull from registries yet; load it first with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive)".into(),
+            },
+            other => BuildError::Store(other.to_string()),
+        })?;
+        let bytes = self.store.read_blob(&rec.id).map_err(store_err)?;
+        let config: ImageConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
+        Ok(ResolvedImage { reference: reference.to_string(), id: rec.id.to_string(), config })
+    }
+}
+
+pub(crate) fn store_err(e: kiln_store::Error) -> BuildError {
+    BuildError::Store(e.to_string())
+}
+
+/// Shared state of one build.
+pub(crate) struct Build<'a> {
+    pub store: &'a Store,
+    pub lease: Lease,
+    pub opts: &'a BuildOptions,
+    pub plan: &'a Plan,
+    pub context: Option<OpenContext>,
+    pub events: EventSink,
+    pub cancel: &'a AtomicBool,
+    pub results: Mutex<Vec<Option<StepResult>>>,
+    /// Steps of stages named in --no-cache-filter.
+    pub no_cache_stages: Vec<usize>,
+    pub counters: Mutex<(usize, usize)>,
+    /// Unpacked base images by image id (shared between steps).
+    pub base_chains: Mutex<BTreeMap<String, Arc<Vec<LayerRef>>>>,
+}
+
+/// Run a build with `opts`, storing into the store at `root`.
+pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<BuildOutcome> {
+    let file_name = opts.dockerfile_path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "Dockerfile".into());
+    let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
+    let store = Store::open(root).map_err(store_err)?;
+    let plan_opts = plan::PlanOptions {
+        target: opts.target.clone(),
+        build_args: opts.build_args.clone(),
+        network_none: opts.network_none,
+    };
+    let plan = plan::plan(&df, &plan_opts, &StoreImages { store: &store })?;
+    for s in &plan.skipped {
+        events.send(Event::StageSkipped { stage: s.clone() });
+    }
+    events.send(Event::Planned {
+        steps: plan.steps.iter().map(|s| StepInfo { name: s.name.clone(), stage: plan.graph.stages[s.stage].display.clone(), line: s.line }).collect(),
+    });
+
+    let needs_context = plan.steps.iter().any(|s| match &s.op {
+        Op::Copy(c) => c.from == plan::CopyFrom::Context,
+        Op::Run(r) => r.mounts.iter().any(|m| m.source == Some(plan::MountSource::Context)),
+        _ => false,
+    });
+    let context = if needs_context { Some(crate::context_glue::open_context(&store, &opts)?) } else { None };
+
+    let no_cache_stages = plan
+        .stages
+        .iter()
+        .filter(|s| opts.no_cache_filter.iter().any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string()))
+        .map(|s| s.index)
+        .collect();
+    let cancel = AtomicBool::new(false);
+    crate::signals::install(&cancel);
+    let lease = store.lease().map_err(store_err)?;
+    let b = Build {
+        store: &store,
+        lease,
+        opts: &opts,
+        plan: &plan,
+        context,
+        events: events.clone(),
+        cancel: &cancel,
+        results: Mutex::new(vec![None; plan.steps.len()]),
+        no_cache_stages,
+        counters: Mutex::new((0, 0)),
+        base_chains: Mutex::new(BTreeMap::new()),
+    };
+    let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
+    let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));
+    crate::signals::uninstall();
+    let results = match out {
+        Ok(r) => r,
+        Err(DagError::Step { error, .. }) => return Err(error),
+        Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
+    };
+    if let Some(ctx) = &b.context {
+        crate::context_glue::save_context_cache(ctx);
+    }
+    let outcome = crate::export::export(&b, &results)?;
+    crate::prune::auto_trim(&store);
+    let (cached, executed) = *b.counters.lock().unwrap();
+    Ok(BuildOutcome { cached, executed, ..outcome })
+}
+
+impl Build<'_> {
+    fn result(&self, i: StepIndex) -> StepResult {
+        self.results.lock().unwrap()[i].clone().expect("dependency finished before its dependent")
+    }
+
+    fn run_step(&self, i: StepIndex) -> Result<StepResult> {
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(BuildError::Cancelled);
+        }
+        let step = &self.plan.steps[i];
+        let r = match &step.op {
+            Op::Base(root) => self.base(i, root),
+            _ => self.layer_step(i),
+        };
+        match &r {
+            Ok(res) => self.results.lock().unwrap()[i] = Some(res.clone()),
+            Err(e) => self.events.send(Event::StepFailed { step: i, message: e.to_string() }),
+        }
+        r
+    }
+
+    fn base(&self, i: StepIndex, root: &RootSource) -> Result<StepResult> {
+        let t = Instant::now();
+        let res = match root {
+            RootSource::Scratch => {
+                StepResult { key: KeyBuilder::new("scratch").finish(), chain: Arc::new(Vec::new()), made_layer: false }
+            }
+            RootSource::Step(s) => {
+                let r = self.result(*s);
+                StepResult { key: r.key, chain: r.chain, made_layer: false }
+            }
+            RootSource::Image(idx) => {
+                let img = &self.plan.images[*idx];
+                self.events.send(Event::StepStarted { step: i });
+                let chain = self.image_chain(&img.id)?;
+                StepResult { key: KeyBuilder::new("image").field("id", &img.id).finish(), chain, made_layer: false }
+            }
+        };
+        if matches!(root, RootSource::Image(_)) {
+            self.events.send(Event::StepDone { step: i, elapsed: t.elapsed() });
+        }
+        Ok(res)
+    }
+
+    /// The layer chain of a stored image, unpacking layers that are not snapshots yet.
+    pub(crate) fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
+        if let Some(c) = self.base_chains.lock().unwrap().get(id) {
+            return Ok(c.clone());
+        }
+        let chain = Arc::new(crate::unpack::image_chain(self.store, &self.lease, id)?);
+        self.base_chains.lock().unwrap().insert(id.to_string(), chain.clone());
+        Ok(chain)
+    }
+
+    fn layer_step(&self, i: StepIndex) -> Result<StepResult> {
+        let step = &self.plan.steps[i];
+        let parent = self.result(step.parent.expect("layer steps have a parent"));
+        let key = crate::cachekey::step_key(self, i, &parent)?;
+        let use_cache = !self.opts.no_cache && !self.no_cache_stages.contains(&step.stage);
+        let explain_key = crate::explain::explain_key(self, i);
+        if use_cache {
+            if let Some(rec) = self.cache_lookup(&key.key)? {
+                self.events.send(Event::StepCached { step: i });
+                self.counters.lock().unwrap().0 += 1;
+                let mut chain = (*parent.chain).clone();
+                let made_layer = rec.layer.is_some();
+                chain.extend(rec.layer);
+                crate::explain::record(self, &explain_key, &key);
+                return Ok(StepResult { key: key.key, chain: Arc::new(chain), made_layer });
+            }
+            if let Some(reason) = crate::explain::why_missed(self, &explain_key, &key) {
+                self.events.send(Event::CacheMiss { step: i, reason });
+            }
+        }
+        let t = Instant::now();
+        self.events.send(Event::StepStarted { step: i });
+        let layer = crate::execute::execute(self, i, &parent, &key.key)?;
+        let rec = CacheRecord { layer: layer.clone() };
+        let mut refs: Vec<(RefKind, &str)> = Vec::new();
+        if let Some(l) = &layer {
+            refs.push((RefKind::Snapshot, l.snapshot.as_str()));
+            refs.push((RefKind::Blob, l.blob.as_str()));
+        }
+        let value = serde_json::to_vec(&rec).map_err(|e| BuildError::Other(e.to_string()))?;
+        self.store.cache_put(&key.key, &value, &refs).map_err(store_err)?;
+        crate::explain::record(self, &explain_key, &key);
+        self.counters.lock().unwrap().1 += 1;
+        self.events.send(Event::StepDone { step: i, elapsed: t.elapsed() });
+        let mut chain = (*parent.chain).clone();
+        let made_layer = layer.is_some();
+        chain.extend(layer);
+        Ok(StepResult { key: key.key, chain: Arc::new(chain), made_layer })
+    }
+
+    /// A cache record whose snapshot and blob still exist.
+    fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
+        let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else { return Ok(None) };
+        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&bytes) else { return Ok(None) };
+        if let Some(l) = &mut rec.layer {
+            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else { return Ok(None) };
+            let Ok(d) = kiln_store::Digest::parse(&l.blob) else { return Ok(None) };
+            if !self.store.has_blob(&d) {
+                return Ok(None);
+            }
+            self.lease.protect(RefKind::Snapshot, &l.snapshot).map_err(store_err)?;
+            self.lease.protect(RefKind::Blob, &l.blob).map_err(store_err)?;
+            l.dir = info.path;
+        }
+        Ok(Some(rec))
+    }
+}

@@ -1,0 +1,36 @@
+//! Build errors. Dockerfile errors keep their location so the CLI can render the line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Dockerfile(#[from] kiln_dockerfile::Error),
+    #[error("{message}")]
+    Plan { message: String },
+    #[error("base image {reference:?} is not in the store: {hint}")]
+    MissingImage { reference: String, hint: String },
+    /// A step failed. `line` is the Dockerfile line; `output` the last lines it printed.
+    #[error("{step}: {message}")]
+    Step { step: String, line: usize, message: String, output: String },
+    #[error("{action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(String),
+    #[error("build cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    pub fn plan(message: impl Into<String>) -> Self {
+        BuildError::Plan { message: message.into() }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        BuildError::Io { action, path: path.into(), source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BuildError>;

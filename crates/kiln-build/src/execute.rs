@@ -1,0 +1,141 @@
+//! Running one layer step: an overlay of the parent chain with a fresh upper directory, the
+//! operation (RUN container, COPY/ADD, WORKDIR mkdir) on the merged view, then the upper
+//! directory becomes the step's snapshot and its layer blob.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use kiln_store::RefKind;
+
+use crate::context::rootpath::{self, Owner, Root};
+use crate::engine::{Build, LayerRef, StepResult, store_err};
+use crate::error::{BuildError, Result};
+use crate::options::LayerCompression;
+use crate::plan::{Op, StepIndex};
+
+/// Temporary directories of one step under the store's tmp/, removed on drop.
+pub(crate) struct Scratch {
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Scratch {
+    pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
+        let d = b.store.prepare_snapshot_dir().map_err(store_err)?;
+        self.dirs.push(d.clone());
+        Ok(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            if d.exists() {
+                let _ = kiln_snapshot::remove_dir_all(d);
+            }
+        }
+    }
+}
+
+/// Mount the chain (top first) read-write with `upper` at a new directory.
+pub(crate) fn mount_chain(
+    b: &Build<'_>,
+    scratch: &mut Scratch,
+    chain: &[LayerRef],
+    upper: Option<&Path>,
+) -> Result<(kiln_snapshot::OverlayMount, PathBuf)> {
+    let lowers: Vec<PathBuf> = chain.iter().rev().map(|l| l.dir.clone()).collect();
+    let target = scratch.dir(b)?;
+    let m = match upper {
+        Some(up) => {
+            let work = scratch.dir(b)?;
+            kiln_snapshot::mount_overlay(&lowers, up, &work, &target, &kiln_snapshot::OverlayOptions::default())
+        }
+        None => kiln_snapshot::mount_readonly(&lowers, &target),
+    }
+    .map_err(|e| BuildError::Other(format!("mounting the rootfs: {e}")))?;
+    Ok((m, target))
+}
+
+/// Run step `i` on top of `parent`; returns the new layer, or None when nothing changed.
+pub fn execute(b: &Build<'_>, i: StepIndex, parent: &StepResult, key: &str) -> Result<Option<LayerRef>> {
+    let step = &b.plan.steps[i];
+    let mut scratch = Scratch { dirs: Vec::new() };
+    let upper = b.store.prepare_snapshot_dir().map_err(store_err)?;
+    // The upper dir leaves tmp/ only by commit; until then it is scratch.
+    scratch.dirs.push(upper.clone());
+    {
+        let (mount, merged) = mount_chain(b, &mut scratch, &parent.chain, Some(&upper))?;
+        match &step.op {
+            Op::Run(r) => crate::run::run(b, i, r, &merged, &mut scratch)?,
+            Op::Copy(c) => crate::copy_glue::copy(b, i, c, &merged, &mut scratch)?,
+            Op::Mkdir { path, user } => mkdir(&merged, path, user.as_deref())?,
+            Op::Base(_) => unreachable!(),
+        }
+        drop(mount);
+    }
+    if is_empty_dir(&upper)? {
+        return Ok(None);
+    }
+    let layer = export_layer_blob(b, &upper)?;
+    let snapshot_key = format!("step:{key}");
+    let parent_snap = parent.chain.last().map(|l| l.snapshot.clone());
+    let info = b
+        .store
+        .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)
+        .map_err(store_err)?;
+    scratch.dirs.retain(|d| d != &upper);
+    Ok(Some(LayerRef { snapshot: snapshot_key, dir: info.path, ..layer }))
+}
+
+fn is_empty_dir(p: &Path) -> Result<bool> {
+    let mut rd = std::fs::read_dir(p).map_err(|e| BuildError::io("reading", p, e))?;
+    Ok(rd.next().is_none())
+}
+
+/// Write the diff directory as a layer blob into the store (uncompressed by default: the
+/// diff id is then the blob digest; archives and pushes compress on the way out).
+pub(crate) fn export_layer_blob(b: &Build<'_>, dir: &Path) -> Result<LayerRef> {
+    let compression = match b.opts.compression {
+        LayerCompression::Uncompressed => kiln_snapshot::Compression::None,
+        LayerCompression::Gzip => kiln_snapshot::Compression::Gzip,
+        LayerCompression::Zstd => kiln_snapshot::Compression::Zstd,
+    };
+    let eopts = kiln_snapshot::ExportOptions {
+        compression,
+        tar: kiln_snapshot::TarOptions { source_date_epoch: b.opts.source_date_epoch, ..Default::default() },
+        ..Default::default()
+    };
+    let mut w = b.store.blob_writer().map_err(store_err)?;
+    let info = kiln_snapshot::export_layer(dir, &eopts, &mut w)
+        .map_err(|e| BuildError::Other(format!("exporting layer {}: {e}", dir.display())))?;
+    w.flush().map_err(|e| BuildError::io("writing layer blob", dir, e))?;
+    let pending = w.finish().map_err(store_err)?;
+    let blob = pending.commit(&b.lease, None).map_err(store_err)?;
+    b.lease.protect(RefKind::Blob, &blob.digest.to_string()).map_err(store_err)?;
+    Ok(LayerRef {
+        snapshot: String::new(),
+        dir: PathBuf::new(),
+        diff_id: format!("sha256:{}", info.diff_id.hex()),
+        blob: blob.digest.to_string(),
+        media_type: info.media_type().to_string(),
+        size: blob.size,
+    })
+}
+
+/// WORKDIR: create the directory inside the rootfs (symlinks resolved inside it), owned by
+/// USER when one is set, as BuildKit does.
+fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
+    let root = Root::open(merged).map_err(|e| BuildError::io("opening rootfs", merged, e))?;
+    let owner = match user {
+        Some(u) => {
+            let id = crate::copy::passwd::resolve_user(merged, u).map_err(|e| BuildError::Other(e.to_string()))?;
+            Some(Owner { uid: id.uid, gid: id.gid })
+        }
+        None => None,
+    };
+    let resolved = rootpath::resolve(root.fd(), path.as_bytes(), true, &|_| true)
+        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
+    rootpath::mkdir_all(root.fd(), &resolved.rel, 0o755, owner)
+        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
+    Ok(())
+}

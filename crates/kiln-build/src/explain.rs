@@ -1,0 +1,109 @@
+//! `--explain`: why a step missed the cache. Each build remembers, per step position (context
+//! directory, Dockerfile, stage, instruction index), the parts of the key it computed; the next
+//! build compares its parts with them and names what changed.
+
+use crate::cachekey::StepKey;
+use crate::engine::Build;
+use crate::key::KeyBuilder;
+use crate::plan::StepIndex;
+
+/// Where this step's previous key is remembered.
+pub fn explain_key(b: &Build<'_>, i: StepIndex) -> String {
+    let step = &b.plan.steps[i];
+    let ctx = std::fs::canonicalize(&b.opts.context).unwrap_or_else(|_| b.opts.context.clone());
+    let df = std::fs::canonicalize(&b.opts.dockerfile_path).unwrap_or_else(|_| b.opts.dockerfile_path.clone());
+    let stage = &b.plan.graph.stages[step.stage].display;
+    let pos = i - b.plan.stage(step.stage).map(|s| s.first_step).unwrap_or(0);
+    let k = KeyBuilder::new("explain")
+        .field("context", &ctx.to_string_lossy())
+        .field("dockerfile", &df.to_string_lossy())
+        .field("stage", stage)
+        .field("pos", &pos.to_string())
+        .finish();
+    format!("explain:{k}")
+}
+
+pub fn record(b: &Build<'_>, ekey: &str, key: &StepKey) {
+    if let Ok(v) = serde_json::to_vec(key) {
+        let _ = b.store.cache_put(ekey, &v, &[]);
+    }
+}
+
+/// A sentence naming what changed since the last build of this step, if one is known.
+pub fn why_missed(b: &Build<'_>, ekey: &str, now: &StepKey) -> Option<String> {
+    let prev: StepKey = serde_json::from_slice(&b.store.cache_get(ekey).ok()??).ok()?;
+    Some(diff(&prev, now))
+}
+
+pub fn diff(prev: &StepKey, now: &StepKey) -> String {
+    if prev.key == now.key {
+        return "the result was removed from the cache (pruned)".into();
+    }
+    let mut why = Vec::new();
+    if prev.text != now.text {
+        why.push(format!("the instruction changed (was `{}`)", prev.text));
+    }
+    for (a, v) in &now.args {
+        match prev.args.get(a) {
+            Some(p) if p != v => why.push(format!("build arg {a} changed ({p:?} → {v:?})")),
+            None => why.push(format!("build arg {a} is new")),
+            _ => {}
+        }
+    }
+    for a in prev.args.keys().filter(|a| !now.args.contains_key(*a)) {
+        why.push(format!("build arg {a} is no longer used"));
+    }
+    for (label, d) in &now.inputs {
+        match prev.inputs.get(label) {
+            Some(p) if p != d => why.push(describe_input(label, "changed")),
+            None => why.push(describe_input(label, "is new")),
+            _ => {}
+        }
+    }
+    if why.is_empty() && prev.parent != now.parent {
+        why.push("an earlier step changed (the base image or a previous instruction)".into());
+    }
+    if why.is_empty() {
+        why.push("the step's options changed".into());
+    }
+    why.join("; ")
+}
+
+fn describe_input(label: &str, what: &str) -> String {
+    match label.split_once(':') {
+        Some(("context", p)) => format!("files matching `{p}` in the context {what}"),
+        Some(("stage", s)) => format!("stage {s} {what}"),
+        Some(("image", r)) => format!("image {r} {what}"),
+        _ => format!("{label} {what}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn key(text: &str, parent: &str, args: &[(&str, &str)], inputs: &[(&str, &str)]) -> StepKey {
+        StepKey {
+            key: format!("{text}{parent}{args:?}{inputs:?}"),
+            text: text.into(),
+            parent: parent.into(),
+            args: args.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<BTreeMap<_, _>>(),
+            inputs: inputs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn names_what_changed() {
+        let a = key("COPY src ./src", "p", &[], &[("context:src", "d1")]);
+        let b = key("COPY src ./src", "p", &[], &[("context:src", "d2")]);
+        assert_eq!(diff(&a, &b), "files matching `src` in the context changed");
+        let c = key("RUN make", "p", &[("V", "1")], &[]);
+        let d = key("RUN make", "p", &[("V", "2")], &[]);
+        assert_eq!(diff(&c, &d), "build arg V changed (\"1\" → \"2\")");
+        let e = key("RUN make", "q", &[("V", "1")], &[]);
+        assert!(diff(&c, &e).contains("earlier step"));
+        let f = key("RUN make all", "p", &[("V", "1")], &[]);
+        assert!(diff(&c, &f).contains("instruction changed"));
+    }
+}

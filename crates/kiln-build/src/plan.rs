@@ -1,0 +1,639 @@
+//! Planning: a parsed Dockerfile + options → the steps to run. Stages the target does not need
+//! are left out; every instruction is expanded with BuildKit's ARG/ENV scoping; the image
+//! config evolves as BuildKit's does. Planning does no I/O beyond asking an [`ImageSource`]
+//! for base images, so it is fast and testable with plain strings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
+use kiln_dockerfile::graph::{Base, StageGraph};
+use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType};
+
+use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
+use crate::error::{BuildError, Result};
+
+/// A base image as the store knows it.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// What the Dockerfile named.
+    pub reference: String,
+    /// Image ID (config digest, `sha256:...`).
+    pub id: String,
+    pub config: ImageConfig,
+}
+
+/// Looks up images named in FROM and `COPY --from`.
+pub trait ImageSource: Sync {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage>;
+}
+
+pub type StepIndex = usize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    Scratch,
+    /// Index into [`Plan::images`].
+    Image(usize),
+    /// The final step of another stage.
+    Step(StepIndex),
+}
+
+/// A `RUN --mount` after expansion, with its source located.
+#[derive(Debug, Clone)]
+pub struct RunMount {
+    pub mount: Mount,
+    /// For bind mounts (and cache mounts `from=`): where the files come from.
+    pub source: Option<MountSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    Context,
+    Stage(StepIndex),
+    Image(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOp {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub user: String,
+    pub network: ast::NetworkMode,
+    pub mounts: Vec<RunMount>,
+    /// Files to provide read-only under /dev/pipes for a shebang heredoc (name, content).
+    pub scripts: Vec<(String, String)>,
+    /// Build args (name=value) that reach the command: part of the cache key.
+    pub args_used: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFrom {
+    Context,
+    Stage(StepIndex),
+    Image(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyOp {
+    pub from: CopyFrom,
+    pub sources: Vec<String>,
+    /// Inline heredoc files: (name, content).
+    pub inline: Vec<(String, String)>,
+    pub dest: String,
+    pub workdir: String,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub parents: bool,
+    pub exclude: Vec<String>,
+    pub link: bool,
+    pub is_add: bool,
+    pub checksum: Option<String>,
+    pub unpack: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The stage's starting rootfs.
+    Base(RootSource),
+    Run(Box<RunOp>),
+    Copy(Box<CopyOp>),
+    /// WORKDIR: create the directory (owned by USER when set, as BuildKit does).
+    Mkdir { path: String, user: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub stage: usize,
+    /// `[installer 3/6] RUN npm install`
+    pub name: String,
+    pub line: usize,
+    pub op: Op,
+    /// The step whose rootfs this one starts from (None for a Base step).
+    pub parent: Option<StepIndex>,
+    /// Every step that must finish first (parent and sources).
+    pub deps: Vec<StepIndex>,
+    /// The instruction text for `--explain` and history.
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    pub index: usize,
+    pub display: String,
+    pub first_step: StepIndex,
+    pub last_step: StepIndex,
+    /// Config and history at the end of the stage. History entries that are not empty layers
+    /// are matched, in order, with the stage chain's layers at export time.
+    pub config: ImageConfig,
+    /// Aligned with `config.history`: the step whose layer an entry describes. None for entries
+    /// of the base image (kept as they are) and for metadata-only instructions.
+    pub history_steps: Vec<Option<StepIndex>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Needed stages only, in build order.
+    pub stages: Vec<PlannedStage>,
+    pub images: Vec<ResolvedImage>,
+    pub target: usize,
+    /// Display names of the stages that are not built.
+    pub skipped: Vec<String>,
+    pub graph: StageGraph,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    /// `--network=none` for the whole build.
+    pub network_none: bool,
+}
+
+impl Plan {
+    pub fn stage(&self, index: usize) -> Option<&PlannedStage> {
+        self.stages.iter().find(|s| s.index == index)
+    }
+}
+
+struct Planner<'a> {
+    df: &'a Dockerfile,
+    ev: &'a Evaluator,
+    images: &'a dyn ImageSource,
+    opts: &'a PlanOptions,
+    plan_steps: Vec<Step>,
+    resolved: Vec<ResolvedImage>,
+    by_ref: BTreeMap<String, usize>,
+    stages: BTreeMap<usize, PlannedStage>,
+}
+
+/// Build the plan for `df`.
+pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Result<Plan> {
+    let eval_opts = EvalOptions { build_args: opts.build_args.clone(), ..Default::default() };
+    let ev = Evaluator::new(df, eval_opts)?;
+    let graph = StageGraph::build(df, &ev, opts.target.as_deref())?;
+    let mut p = Planner {
+        df,
+        ev: &ev,
+        images,
+        opts,
+        plan_steps: Vec::new(),
+        resolved: Vec::new(),
+        by_ref: BTreeMap::new(),
+        stages: BTreeMap::new(),
+    };
+    for level in &graph.levels {
+        for &si in level {
+            p.plan_stage(si, &graph)?;
+        }
+    }
+    let skipped = graph.stages.iter().filter(|s| s.skipped).map(|s| s.display.clone()).collect();
+    let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
+    stages.sort_by_key(|s| s.first_step);
+    let n_steps = p.plan_steps.len();
+    // Number each stage's steps `[stage k/n]` now that every stage is planned.
+    let mut steps = p.plan_steps;
+    for st in &stages {
+        let ids: Vec<usize> = (st.first_step..=st.last_step).filter(|&i| steps[i].stage == st.index).collect();
+        let n = ids.len();
+        for (k, &i) in ids.iter().enumerate() {
+            steps[i].name = format!("[{} {}/{}] {}", st.display, k + 1, n, steps[i].name);
+        }
+    }
+    debug_assert!(steps.len() == n_steps);
+    Ok(Plan { steps, stages, images: p.resolved, target: graph.target, skipped, graph })
+}
+
+fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
+    match cmd {
+        CommandLine::Exec(v) => v.clone(),
+        CommandLine::Shell(s) => {
+            let mut v = rc.shell_or_default();
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+/// Docker's `created_by` for an instruction: `RUN /bin/sh -c x # buildkit` etc.
+fn created_by(ins: &Instruction, rc: &RunConfig) -> String {
+    match &ins.command {
+        Command::Run(r) => {
+            let args = exec_or_shell(&r.cmd, rc);
+            format!("RUN {} # buildkit", args.join(" "))
+        }
+        Command::Copy(_) | Command::Add(_) => format!("{} # buildkit", ins.original.trim()),
+        _ => ins.original.trim().to_string(),
+    }
+}
+
+impl Planner<'_> {
+    fn image(&mut self, reference: &str) -> Result<usize> {
+        if let Some(&i) = self.by_ref.get(reference) {
+            return Ok(i);
+        }
+        let img = self.images.resolve(reference)?;
+        self.resolved.push(img);
+        let i = self.resolved.len() - 1;
+        self.by_ref.insert(reference.to_string(), i);
+        Ok(i)
+    }
+
+    fn push(&mut self, step: Step) -> StepIndex {
+        self.plan_steps.push(step);
+        self.plan_steps.len() - 1
+    }
+
+    /// `--from` value → a stage's last step or an image.
+    fn resolve_from_value(&mut self, value: &str, stage: usize) -> Result<CopyFrom> {
+        let target = if let Ok(n) = value.parse::<usize>() {
+            if n >= self.df.stages.len() {
+                return Err(BuildError::plan(format!("invalid stage index {n} in --from")));
+            }
+            Some(n)
+        } else {
+            let lower = value.to_lowercase();
+            self.df.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.index)
+        };
+        match target {
+            Some(t) if t == stage => Err(BuildError::plan(format!("stage {value} cannot copy from itself"))),
+            Some(t) => match self.stages.get(&t) {
+                Some(ps) => Ok(CopyFrom::Stage(ps.last_step)),
+                None => Err(BuildError::plan(format!("stage {value} is not planned before stage {stage}"))),
+            },
+            None => Ok(CopyFrom::Image(self.image(value)?)),
+        }
+    }
+
+    fn plan_stage(&mut self, si: usize, graph: &StageGraph) -> Result<()> {
+        let stage = &self.df.stages[si];
+        let display = stage.display_name();
+        let node = &graph.stages[si];
+        let (root, mut config, mut history_steps) = match &node.base {
+            Base::Scratch => (RootSource::Scratch, ImageConfig::default(), Vec::new()),
+            Base::Image { reference } => {
+                let i = self.image(reference)?;
+                let c = self.resolved[i].config.clone();
+                let n = c.history.len();
+                (RootSource::Image(i), c, vec![None; n])
+            }
+            Base::Stage { index } => {
+                let ps = self.stages.get(index).ok_or_else(|| BuildError::plan(format!("stage {index} not planned")))?;
+                (RootSource::Step(ps.last_step), ps.config.clone(), ps.history_steps.clone())
+            }
+        };
+        if config.architecture.is_empty() {
+            config.architecture = "amd64".into();
+        }
+        if config.os.is_empty() {
+            config.os = "linux".into();
+        }
+        config.created = None;
+        if config.config.get_env("PATH").is_none() {
+            config.config.set_env("PATH", DEFAULT_PATH);
+        }
+        // ONBUILD triggers of an image base run first and are not inherited.
+        let mut instructions: Vec<Instruction> = Vec::new();
+        if matches!(node.base, Base::Image { .. }) {
+            if let Some(triggers) = config.config.on_build.take() {
+                for t in triggers {
+                    let df = kiln_dockerfile::parse(&format!("FROM scratch\n{t}\n"))
+                        .map_err(|e| BuildError::plan(format!("ONBUILD trigger {t:?} of the base image: {e}")))?;
+                    if let Some(ins) = df.stages.first().and_then(|s| s.instructions.first()) {
+                        let mut ins = ins.clone();
+                        ins.span = stage.span;
+                        instructions.push(ins);
+                    }
+                }
+            }
+        }
+        instructions.extend(stage.instructions.iter().cloned());
+
+        let base_step = self.push(Step {
+            stage: si,
+            name: format!("FROM {}", stage.from_cmd().image),
+            line: stage.span.line,
+            op: Op::Base(root.clone()),
+            parent: None,
+            deps: match root {
+                RootSource::Step(s) => vec![s],
+                _ => vec![],
+            },
+            text: stage.from.original.trim().to_string(),
+        });
+        let env = config.config.env_pairs();
+        let mut sev = self.ev.stage(&env);
+        let mut last = base_step;
+        let mut cmd_set = false;
+        let network_none = self.opts.network_none;
+
+        for ins in &instructions {
+            let exp = sev.expand_instruction(ins)?;
+            let x = &exp.instruction;
+            let rc = &mut config.config;
+            let hist_by = created_by(x, rc);
+            let mut layer_step: Option<StepIndex> = None;
+            let mut record_history = true;
+            match &x.command {
+                Command::From(_) => {}
+                Command::Arg(_) => record_history = false,
+                Command::Env(kv) => {
+                    for p in &kv.pairs {
+                        rc.set_env(&p.key, &p.value);
+                    }
+                }
+                Command::Label(kv) => {
+                    let labels = rc.labels.get_or_insert_with(BTreeMap::new);
+                    for p in &kv.pairs {
+                        labels.insert(p.key.clone(), p.value.clone());
+                    }
+                }
+                Command::Maintainer(m) => config.author = Some(m.name.clone()),
+                Command::Expose(e) => {
+                    let ports = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+                    for p in &e.ports {
+                        for port in expand_port_spec(p) {
+                            ports.insert(port, serde_json::json!({}));
+                        }
+                    }
+                }
+                Command::Volume(v) => {
+                    let vols = rc.volumes.get_or_insert_with(BTreeMap::new);
+                    for p in &v.paths {
+                        vols.insert(p.clone(), serde_json::json!({}));
+                    }
+                }
+                Command::User(u) => rc.user = Some(u.user.clone()),
+                Command::Stopsignal(s) => rc.stop_signal = Some(s.signal.clone()),
+                Command::Shell(s) => rc.shell = Some(s.shell.clone()),
+                Command::Onbuild(o) => rc.on_build.get_or_insert_with(Vec::new).push(o.expression.clone()),
+                Command::Cmd(c) => {
+                    rc.cmd = Some(exec_or_shell(&c.cmd, rc));
+                    cmd_set = true;
+                }
+                Command::Entrypoint(c) => {
+                    rc.entrypoint = Some(exec_or_shell(&c.cmd, rc));
+                    if !cmd_set {
+                        rc.cmd = None;
+                    }
+                }
+                Command::Healthcheck(h) => {
+                    rc.healthcheck = Some(match h {
+                        ast::Healthcheck::None => Healthcheck { test: Some(vec!["NONE".into()]), ..Default::default() },
+                        ast::Healthcheck::Cmd(hc) => {
+                            let test = match &hc.cmd {
+                                CommandLine::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+                                CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+                            };
+                            Healthcheck {
+                                test: Some(test),
+                                interval: hc.interval,
+                                timeout: hc.timeout,
+                                start_period: hc.start_period,
+                                start_interval: hc.start_interval,
+                                retries: hc.retries,
+                            }
+                        }
+                    });
+                }
+                Command::Workdir(w) => {
+                    let cur = rc.working_dir.clone().unwrap_or_else(|| "/".into());
+                    let path = join_workdir(&cur, &w.path);
+                    rc.working_dir = Some(path.clone());
+                    let user = rc.user.clone().filter(|u| !u.is_empty());
+                    let s = self.push(Step {
+                        stage: si,
+                        name: x.original.trim().to_string(),
+                        line: x.span.line,
+                        op: Op::Mkdir { path, user },
+                        parent: Some(last),
+                        deps: vec![last],
+                        text: x.original.trim().to_string(),
+                    });
+                    last = s;
+                    layer_step = Some(s);
+                }
+                Command::Run(r) => {
+                    let args = run_args(r, rc);
+                    let mut mounts = Vec::new();
+                    let mut deps = vec![last];
+                    for m in &r.mounts {
+                        let Some(mount) = m.resolved.clone() else {
+                            return Err(BuildError::plan(format!("unresolved mount {}", m.raw)));
+                        };
+                        let source = match (mount.kind, &mount.from) {
+                            (MountType::Bind | MountType::Cache, Some(f)) => Some(match self.resolve_from_value(f, si)? {
+                                CopyFrom::Stage(s) => {
+                                    deps.push(s);
+                                    MountSource::Stage(s)
+                                }
+                                CopyFrom::Image(i) => MountSource::Image(i),
+                                CopyFrom::Context => MountSource::Context,
+                            }),
+                            (MountType::Bind, None) => Some(MountSource::Context),
+                            _ => None,
+                        };
+                        mounts.push(RunMount { mount, source });
+                    }
+                    let scripts = shebang_scripts(r);
+                    let mut env = sev.run_env();
+                    if !env.iter().any(|(k, _)| k == "PATH") {
+                        env.push(("PATH".into(), DEFAULT_PATH.into()));
+                    }
+                    let args_used = sev
+                        .args()
+                        .into_iter()
+                        .filter(|(k, _)| exp.used_args.contains(k))
+                        .collect();
+                    let network = if network_none { ast::NetworkMode::None } else { r.network.clone().unwrap_or(ast::NetworkMode::Default) };
+                    let op = RunOp {
+                        args,
+                        env,
+                        cwd: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
+                        user: rc.user.clone().unwrap_or_default(),
+                        network,
+                        mounts,
+                        scripts,
+                        args_used,
+                    };
+                    let s = self.push(Step {
+                        stage: si,
+                        name: x.original.trim().to_string(),
+                        line: x.span.line,
+                        op: Op::Run(Box::new(op)),
+                        parent: Some(last),
+                        deps,
+                        text: x.original.trim().to_string(),
+                    });
+                    last = s;
+                    layer_step = Some(s);
+                }
+                Command::Copy(c) => {
+                    let from = match &c.from {
+                        Some(f) => self.resolve_from_value(f, si)?,
+                        None => CopyFrom::Context,
+                    };
+                    let op = CopyOp {
+                        from: from.clone(),
+                        sources: c.sources.clone(),
+                        inline: c.inline.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+                        dest: c.dest.clone(),
+                        workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
+                        chown: c.chown.clone(),
+                        chmod: c.chmod.clone(),
+                        parents: c.parents,
+                        exclude: c.exclude.clone(),
+                        link: c.link,
+                        is_add: false,
+                        checksum: None,
+                        unpack: None,
+                    };
+                    let s = self.push_copy(si, x, last, op, from);
+                    last = s;
+                    layer_step = Some(s);
+                }
+                Command::Add(c) => {
+                    let op = CopyOp {
+                        from: CopyFrom::Context,
+                        sources: c.sources.clone(),
+                        inline: c.inline.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+                        dest: c.dest.clone(),
+                        workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
+                        chown: c.chown.clone(),
+                        chmod: c.chmod.clone(),
+                        parents: false,
+                        exclude: c.exclude.clone(),
+                        link: c.link,
+                        is_add: true,
+                        checksum: c.checksum.clone(),
+                        unpack: c.unpack,
+                    };
+                    let s = self.push_copy(si, x, last, op, CopyFrom::Context);
+                    last = s;
+                    layer_step = Some(s);
+                }
+            }
+            if record_history {
+                config.history.push(History {
+                    created: None,
+                    created_by: Some(hist_by),
+                    author: None,
+                    comment: Some("buildkit.dockerfile.v0".into()),
+                    empty_layer: layer_step.is_none(),
+                });
+                history_steps.push(layer_step);
+            }
+        }
+        self.stages.insert(
+            si,
+            PlannedStage { index: si, display, first_step: base_step, last_step: last, config, history_steps },
+        );
+        Ok(())
+    }
+
+    fn push_copy(&mut self, si: usize, x: &Instruction, last: StepIndex, op: CopyOp, from: CopyFrom) -> StepIndex {
+        let mut deps = vec![last];
+        if let CopyFrom::Stage(s) = from {
+            deps.push(s);
+        }
+        self.push(Step {
+            stage: si,
+            name: x.original.trim().to_string(),
+            line: x.span.line,
+            op: Op::Copy(Box::new(op)),
+            parent: Some(last),
+            deps,
+            text: x.original.trim().to_string(),
+        })
+    }
+}
+
+/// The argv of a RUN, heredocs handled as BuildKit does: a lone heredoc runs its body through
+/// the shell (or as a script when it starts with `#!`); otherwise the heredocs are appended to
+/// the command line for the shell to handle.
+fn run_args(r: &ast::Run, rc: &RunConfig) -> Vec<String> {
+    if r.heredocs.is_empty() {
+        return exec_or_shell(&r.cmd, rc);
+    }
+    let CommandLine::Shell(line) = &r.cmd else {
+        return exec_or_shell(&r.cmd, rc);
+    };
+    if is_lone_heredoc(line) && r.heredocs.len() == 1 {
+        let h = &r.heredocs[0];
+        if h.content.starts_with("#!") {
+            return vec![format!("/dev/pipes/{}", h.name)];
+        }
+        let mut v = rc.shell_or_default();
+        v.push(h.content.clone());
+        return v;
+    }
+    let mut full = line.clone();
+    for h in &r.heredocs {
+        full.push('\n');
+        full.push_str(&h.content);
+        full.push_str(&h.name);
+    }
+    let mut v = rc.shell_or_default();
+    v.push(full);
+    v
+}
+
+fn shebang_scripts(r: &ast::Run) -> Vec<(String, String)> {
+    match &r.cmd {
+        CommandLine::Shell(line) if r.heredocs.len() == 1 && is_lone_heredoc(line) && r.heredocs[0].content.starts_with("#!") => {
+            vec![(r.heredocs[0].name.clone(), r.heredocs[0].content.clone())]
+        }
+        _ => vec![],
+    }
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"` alone on the line.
+fn is_lone_heredoc(line: &str) -> bool {
+    let t = line.trim();
+    let Some(rest) = t.strip_prefix("<<") else { return false };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    !rest.is_empty() && !rest.contains(char::is_whitespace)
+}
+
+/// WORKDIR semantics: absolute replaces, relative joins; the result is cleaned.
+pub fn join_workdir(cur: &str, p: &str) -> String {
+    let joined = if p.starts_with('/') { p.to_string() } else { format!("{cur}/{p}") };
+    clean_path(&joined)
+}
+
+/// Lexical `path.Clean` for absolute paths.
+pub fn clean_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`, ... (Docker's nat.ParsePortSpecs for EXPOSE).
+fn expand_port_spec(p: &str) -> Vec<String> {
+    let (ports, proto) = match p.split_once('/') {
+        Some((a, b)) => (a, b.to_lowercase()),
+        None => (p, "tcp".to_string()),
+    };
+    if let Some((a, b)) = ports.split_once('-') {
+        if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            if a <= b && b - a < 65536 {
+                return (a..=b).map(|n| format!("{n}/{proto}")).collect();
+            }
+        }
+    }
+    vec![format!("{ports}/{proto}")]
+}
+
+/// All stages (by index) whose steps appear in the plan.
+pub fn planned_stage_indices(plan: &Plan) -> BTreeSet<usize> {
+    plan.stages.iter().map(|s| s.index).collect()
+}

@@ -1,0 +1,306 @@
+//! RUN: a container on the step's merged rootfs, with BuildKit's defaults (Docker's
+//! capabilities, /proc, /dev, read-only /sys, the host's /etc/hosts and /etc/resolv.conf
+//! provided but never committed) and the step's `--mount`s.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_dockerfile::{MountType, Sharing};
+use kiln_runtime::oci_spec::runtime::{Mount, Spec};
+use kiln_runtime::{Executor, MountStubs, Network, Stdio, bind_mount, docker_default_spec, set_network, tmpfs_mount};
+
+use crate::engine::{Build, store_err};
+use crate::error::{BuildError, Result};
+use crate::execute::{Scratch, mount_chain};
+use crate::options::SecretSource;
+use crate::plan::{MountSource, RunOp, StepIndex};
+
+const OUTPUT_TAIL_LINES: usize = 20;
+
+pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut Scratch) -> Result<()> {
+    let step = &b.plan.steps[i];
+    let mut spec = docker_default_spec();
+    spec.root_mut().as_mut().expect("default spec has a root").set_path(merged.to_path_buf());
+    spec.set_hostname(Some("buildkitsandbox".into()));
+    set_network(&mut spec, if r.network == kiln_dockerfile::ast::NetworkMode::None { Network::None } else { Network::Host });
+
+    let ident = if r.user.is_empty() {
+        crate::copy::passwd::Identity { uid: 0, gid: 0, additional_gids: vec![] }
+    } else {
+        crate::copy::passwd::resolve_user(merged, &r.user).map_err(|e| step_err(b, i, e.to_string(), String::new()))?
+    };
+    {
+        let process = spec.process_mut().as_mut().expect("default spec has a process");
+        process.set_args(Some(r.args.clone()));
+        process.set_env(Some(r.env.iter().map(|(k, v)| format!("{k}={v}")).collect()));
+        process.set_cwd(PathBuf::from(&r.cwd));
+        let mut user = kiln_runtime::oci_spec::runtime::User::default();
+        user.set_uid(ident.uid);
+        user.set_gid(ident.gid);
+        if !ident.additional_gids.is_empty() {
+            user.set_additional_gids(Some(ident.additional_gids.clone()));
+        }
+        process.set_user(user);
+    }
+
+    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+    // Files the build provides but must not commit; their stubs are removed afterwards.
+    let mut stub_targets: Vec<PathBuf> = Vec::new();
+    for f in ["/etc/resolv.conf", "/etc/hosts"] {
+        if Path::new(f).exists() {
+            mounts.push(bind_mount(f, f, true));
+            stub_targets.push(PathBuf::from(f));
+        }
+    }
+    let mut _guards: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut locks: Vec<std::fs::File> = Vec::new();
+    let mut secret_env: Vec<String> = Vec::new();
+    for m in &r.mounts {
+        let mm = &m.mount;
+        let target = m.mount.target.clone().unwrap_or_default();
+        match mm.kind {
+            MountType::Cache => {
+                let id = mm.id.clone().unwrap_or_else(|| target.clone());
+                let dir = cache_mount_dir(b, &id)?;
+                if let Some(src) = &m.source {
+                    let _ = src; // cache mounts seeded `from=` a stage: seeding not supported yet
+                }
+                prepare_cache_dir(&dir, mm.uid, mm.gid, mm.mode)?;
+                if matches!(mm.sharing, Some(Sharing::Locked) | Some(Sharing::Private)) {
+                    locks.push(lock_dir(&dir)?);
+                }
+                mounts.push(bind_mount(dir, &target, mm.readonly));
+            }
+            MountType::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(s) = mm.size {
+                    opts.push(format!("size={s}"));
+                }
+                let o: Vec<&str> = opts.iter().map(String::as_str).collect();
+                mounts.push(tmpfs_mount(&target, &o));
+            }
+            MountType::Bind => {
+                let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
+                let base: PathBuf = match &m.source {
+                    Some(MountSource::Context) | None => {
+                        let ctx = b.context.as_ref().ok_or_else(|| BuildError::Other("no build context".into()))?;
+                        ctx.context.path().to_path_buf()
+                    }
+                    Some(MountSource::Stage(s)) => {
+                        let chain = b.results.lock().unwrap()[*s].as_ref().map(|r| r.chain.clone()).unwrap_or_default();
+                        let (mnt, dir) = mount_chain(b, scratch, &chain, None)?;
+                        _guards.push(Box::new(mnt));
+                        dir
+                    }
+                    Some(MountSource::Image(idx)) => {
+                        let chain = b.image_chain(&b.plan.images[*idx].id)?;
+                        let (mnt, dir) = mount_chain(b, scratch, &chain, None)?;
+                        _guards.push(Box::new(mnt));
+                        dir
+                    }
+                };
+                let root = crate::context::rootpath::Root::open(&base).map_err(|e| BuildError::io("opening mount source", &base, e))?;
+                let res = crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+                    .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+                if !res.exists {
+                    return Err(step_err(b, i, format!("failed to mount {target}: source {src_rel:?} not found"), String::new()));
+                }
+                let host = base.join(&res.rel);
+                let host = if mm.readonly {
+                    host
+                } else {
+                    // A writable bind mount writes to a throwaway copy-on-write layer.
+                    let up = scratch.dir(b)?;
+                    let work = scratch.dir(b)?;
+                    let tgt = scratch.dir(b)?;
+                    if host.is_dir() {
+                        let mnt = kiln_snapshot::mount_overlay(&[host.clone()], &up, &work, &tgt, &kiln_snapshot::OverlayOptions::default())
+                            .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
+                        _guards.push(Box::new(mnt));
+                        tgt
+                    } else {
+                        let copy = up.join("file");
+                        std::fs::copy(&host, &copy).map_err(|e| BuildError::io("copying", &host, e))?;
+                        copy
+                    }
+                };
+                mounts.push(bind_mount(host, &target, mm.readonly));
+            }
+            MountType::Secret => {
+                let id = mm.id.clone().or_else(|| mm.target.as_ref().and_then(|t| Path::new(t).file_name().map(|n| n.to_string_lossy().to_string())));
+                let Some(id) = id else {
+                    return Err(step_err(b, i, "secret mount needs id= or target=".into(), String::new()));
+                };
+                let value = match b.opts.secrets.get(&id) {
+                    Some(SecretSource::File(p)) => Some(std::fs::read(p).map_err(|e| BuildError::io("reading secret", p, e))?),
+                    Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
+                    None => None,
+                };
+                let Some(value) = value else {
+                    if mm.required {
+                        return Err(step_err(b, i, format!("secret {id} not found: pass it with --secret id={id},src=FILE"), String::new()));
+                    }
+                    continue;
+                };
+                if let Some(var) = &mm.env {
+                    secret_env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                    if mm.target.is_none() {
+                        continue;
+                    }
+                }
+                let dir = scratch.dir(b)?;
+                let file = dir.join("secret");
+                std::fs::write(&file, &value).map_err(|e| BuildError::io("writing secret", &file, e))?;
+                let mode = mm.mode.unwrap_or(0o400);
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("chmod", &file, e))?;
+                chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0))).map_err(|e| BuildError::io("chown", &file, e))?;
+                let tgt = mm.target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
+                stub_targets.push(PathBuf::from(&tgt));
+                mounts.push(bind_mount(file, &tgt, true));
+            }
+            MountType::Ssh => {
+                if mm.required {
+                    return Err(step_err(b, i, "RUN --mount=type=ssh is not supported yet".into(), String::new()));
+                }
+            }
+        }
+    }
+    if !r.scripts.is_empty() {
+        let dir = scratch.dir(b)?;
+        for (name, content) in &r.scripts {
+            let p = dir.join(name);
+            std::fs::write(&p, content).map_err(|e| BuildError::io("writing script", &p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &p, e))?;
+        }
+        mounts.push(bind_mount(dir, "/dev/pipes", true));
+    }
+    if !secret_env.is_empty() {
+        let process = spec.process_mut().as_mut().expect("process");
+        let mut env = process.env().clone().unwrap_or_default();
+        env.extend(secret_env);
+        process.set_env(Some(env));
+    }
+    spec.set_mounts(Some(mounts));
+
+    let stubs = MountStubs::scan(merged, &stub_targets);
+    let result = run_container(b, i, &spec);
+    stubs.remove();
+    drop(locks);
+    result
+}
+
+fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> BuildError {
+    let s = &b.plan.steps[i];
+    BuildError::Step { step: s.name.clone(), line: s.line, message, output }
+}
+
+fn cache_mount_dir(b: &Build<'_>, id: &str) -> Result<PathBuf> {
+    let k = crate::key::KeyBuilder::new("cache-mount").field("id", id).finish();
+    let dir = b.store.root().join("cache-mounts-v1").join(&k[7..39]);
+    Ok(dir)
+}
+
+fn prepare_cache_dir(dir: &Path, uid: Option<u32>, gid: Option<u32>, mode: Option<u32>) -> Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::io("creating cache mount", dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode.unwrap_or(0o755)))
+            .map_err(|e| BuildError::io("chmod", dir, e))?;
+        chown(dir, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0))).map_err(|e| BuildError::io("chown", dir, e))?;
+    }
+    Ok(())
+}
+
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let f = std::fs::File::open(dir).map_err(|e| BuildError::io("opening", dir, e))?;
+    // SAFETY: flock on a valid fd we own.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+    if rc != 0 {
+        return Err(BuildError::io("locking cache mount", dir, std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
+    let (rd, wr) = std::io::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
+    let wr2 = wr.try_clone().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| BuildError::io("opening", "/dev/null", e))?;
+    let stdio = Stdio::new(devnull, wr, wr2);
+    let executor = match &b.opts.runtime {
+        None => Executor::Embedded,
+        Some(p) => Executor::from_name(&p.to_string_lossy()).map_err(|e| BuildError::Other(e.to_string()))?,
+    };
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let events = b.events.clone();
+    let tail2 = tail.clone();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(rd);
+        let mut line = Vec::new();
+        while let Ok(n) = r.read_until(b'\n', &mut line) {
+            if n == 0 {
+                break;
+            }
+            events.send(crate::event::Event::StepOutput { step: i, data: line.clone() });
+            let mut t = tail2.lock().unwrap();
+            if t.len() == OUTPUT_TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+            line.clear();
+        }
+    });
+    let container = executor.spawn(spec, stdio);
+    let container = match container {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = reader.join();
+            return Err(step_err(b, i, format!("starting the container: {e}"), String::new()));
+        }
+    };
+    let killer = container.killer();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let cancel: &AtomicBool = b.cancel;
+        // Poll the build's cancel flag; the container dies with the build.
+        let cancel_ptr = cancel as *const AtomicBool as usize;
+        std::thread::spawn(move || {
+            // SAFETY: the flag outlives this thread: `run_container` joins it before returning.
+            let cancel = unsafe { &*(cancel_ptr as *const AtomicBool) };
+            while !done.load(Ordering::SeqCst) {
+                if cancel.load(Ordering::SeqCst) {
+                    let _ = killer.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let status = container.wait();
+    done.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    let _ = reader.join();
+    let status = status.map_err(|e| step_err(b, i, e.to_string(), String::new()))?;
+    if b.cancel.load(Ordering::SeqCst) {
+        return Err(BuildError::Cancelled);
+    }
+    if !status.success() {
+        let r = match &b.plan.steps[i].op {
+            crate::plan::Op::Run(r) => r.args.join(" "),
+            _ => String::new(),
+        };
+        let how = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exit code: {c}"),
+            (_, Some(s)) => format!("killed by signal {s}"),
+            _ => "failed".into(),
+        };
+        let output = tail.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n");
+        return Err(step_err(b, i, format!("process \"{r}\" did not complete successfully: {how}"), output));
+    }
+    let _ = store_err;
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Base images as snapshot chains: each layer is unpacked once (safely, by kiln-snapshot) into
+//! a diff directory keyed by its chain id, and reused by every build and container after.
+
+use kiln_snapshot::{ExtractOptions, extract_layer};
+use kiln_store::{Digest, Lease, Store, chain_ids};
+
+use crate::engine::{LayerRef, store_err};
+use crate::error::{BuildError, Result};
+
+/// Snapshot key of the layer whose chain id is `chain`.
+pub fn layer_snapshot_key(chain: &Digest) -> String {
+    format!("layer:{chain}")
+}
+
+/// The image's layers as snapshots, bottom first.
+pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRef>> {
+    let id = Digest::parse(id).map_err(|e| BuildError::Other(format!("image id {id}: {e:?}")))?;
+    let layers = store.layers(&id).map_err(store_err)?;
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = chain_ids(&diff_ids);
+    let mut out = Vec::with_capacity(layers.len());
+    let mut parent: Option<String> = None;
+    for (layer, chain) in layers.iter().zip(chains) {
+        let key = layer_snapshot_key(&chain);
+        lease.protect(kiln_store::RefKind::Snapshot, &key).map_err(store_err)?;
+        let info = match store.snapshot(&key).map_err(store_err)? {
+            Some(info) => info,
+            None => {
+                let dir = store.prepare_snapshot_dir().map_err(store_err)?;
+                let blob = store.open_blob(&layer.blob).map_err(store_err)?;
+                let r = extract_layer(std::io::BufReader::with_capacity(1 << 20, blob), &dir, &ExtractOptions::default());
+                if let Err(e) = r {
+                    let _ = kiln_snapshot::remove_dir_all(&dir);
+                    return Err(BuildError::Other(format!("unpacking layer {} of image {id}: {e}", layer.blob)));
+                }
+                store.commit_snapshot(lease, &key, parent.as_deref(), &dir).map_err(store_err)?
+            }
+        };
+        out.push(LayerRef {
+            snapshot: key.clone(),
+            dir: info.path,
+            diff_id: layer.diff_id.to_string(),
+            blob: layer.blob.to_string(),
+            media_type: layer.media_type.clone(),
+            size: layer.compressed_size,
+        });
+        parent = Some(key);
+    }
+    Ok(out)
+}
