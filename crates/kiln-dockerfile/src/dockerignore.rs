@@ -43,6 +43,9 @@ struct Pattern {
     text: String,
     exception: bool,
     matcher: Matcher,
+    /// For regex patterns: the longest literal run of the pattern, which every path that it
+    /// (or one of whose parents) matches contains. Checked first: most paths fail it.
+    required: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,10 +147,15 @@ impl PatternSet {
                     set.plain_exceptions = false;
                 }
             }
+            let required = match matcher {
+                Matcher::Regex { .. } => required_literal(text).map(str::to_owned),
+                _ => None,
+            };
             set.patterns.push(Pattern {
                 text: text.to_owned(),
                 exception,
                 matcher,
+                required,
             });
         }
         Ok(set)
@@ -262,29 +270,56 @@ impl Pattern {
             Matcher::Exact => path == self.text,
             Matcher::Prefix => path.starts_with(&self.text[..self.text.len() - 2]),
             Matcher::Suffix => suffix_matches(&self.text[2..], path),
-            Matcher::Regex { whole, .. } => whole.is_match(path),
+            Matcher::Regex { whole, .. } => self.has_required(path) && whole.is_match(path),
         }
     }
 
     /// The path or one of its parent directories matches.
     fn matches_or_parent(&self, path: &str) -> bool {
         match &self.matcher {
-            Matcher::Exact => {
-                let t = self.text.as_str();
-                path.starts_with(t) && (path.len() == t.len() || path.as_bytes()[t.len()] == b'/')
-            }
+            Matcher::Exact => ends_at_component(path, &self.text),
             // A parent is a prefix of the path: if it starts with the prefix, so does the path.
             Matcher::Prefix => self.matches(path),
-            Matcher::Suffix => {
-                let suffix = &self.text[2..];
-                suffix_matches(suffix, path)
-                    || path
-                        .match_indices('/')
-                        .any(|(i, _)| suffix_matches(suffix, &path[..i]))
-            }
-            Matcher::Regex { or_parent, .. } => or_parent.is_match(path),
+            Matcher::Suffix => suffix_matches_or_parent(&self.text[2..], path),
+            Matcher::Regex { or_parent, .. } => self.has_required(path) && or_parent.is_match(path),
         }
     }
+
+    fn has_required(&self, path: &str) -> bool {
+        self.required
+            .as_deref()
+            .is_none_or(|literal| path.contains(literal))
+    }
+}
+
+/// `path` is `prefix` or lies below it.
+fn ends_at_component(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
+}
+
+/// The path or a parent ends with `suffix` (or is `suffix` without its leading `/`): some
+/// occurrence of `suffix` in the path ends where a path component ends.
+fn suffix_matches_or_parent(suffix: &str, path: &str) -> bool {
+    let Some(first) = suffix.chars().next() else {
+        return true;
+    };
+    if suffix
+        .strip_prefix('/')
+        .is_some_and(|bare| ends_at_component(path, bare))
+    {
+        return true;
+    }
+    let mut from = 0;
+    while let Some(i) = path[from..].find(suffix) {
+        let end = from + i + suffix.len();
+        if end == path.len() || path.as_bytes()[end] == b'/' {
+            return true;
+        }
+        // Occurrences may overlap: step one character, not the whole suffix.
+        from += i + first.len_utf8();
+    }
+    false
 }
 
 /// `**/foo` matches `x/foo` and also `foo` itself.
@@ -333,6 +368,27 @@ pub fn clean(path: &str) -> String {
 /// `ErrBadPattern`): a `\` must escape something, and a `[` class needs at least one range,
 /// may not start a range with `-` or `]`, and must be closed.
 fn glob_syntax_ok(pattern: &str) -> bool {
+    let mut s = pattern;
+    while let Some(c) = s.chars().next() {
+        s = &s[c.len_utf8()..];
+        match c {
+            '\\' => match s.chars().next() {
+                Some(escaped) => s = &s[escaped.len_utf8()..],
+                None => return false,
+            },
+            '[' => match skip_class(s) {
+                Some(rest) => s = rest,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Go's `filepath.Match` reading of a class, `s` starting right after its `[`: the text after
+/// the closing `]`, or `None` when the class is malformed.
+fn skip_class(s: &str) -> Option<&str> {
     /// One possibly escaped class character; something must follow it.
     fn class_char(s: &str) -> Option<&str> {
         let s = match s.chars().next()? {
@@ -345,41 +401,53 @@ fn glob_syntax_ok(pattern: &str) -> bool {
         (!rest.is_empty()).then_some(rest)
     }
 
-    let mut s = pattern;
-    while let Some(c) = s.chars().next() {
-        s = &s[c.len_utf8()..];
-        match c {
-            '\\' => match s.chars().next() {
-                Some(escaped) => s = &s[escaped.len_utf8()..],
-                None => return false,
-            },
-            '[' => {
-                s = s.strip_prefix('^').unwrap_or(s);
-                let mut ranges = 0;
-                loop {
-                    if ranges > 0
-                        && let Some(rest) = s.strip_prefix(']')
-                    {
-                        s = rest;
-                        break;
-                    }
-                    let Some(rest) = class_char(s) else {
-                        return false;
-                    };
-                    s = rest;
-                    if let Some(rest) = s.strip_prefix('-') {
-                        let Some(rest) = class_char(rest) else {
-                            return false;
-                        };
-                        s = rest;
-                    }
-                    ranges += 1;
-                }
-            }
-            _ => {}
+    let mut s = s.strip_prefix('^').unwrap_or(s);
+    let mut ranges = 0;
+    loop {
+        if ranges > 0
+            && let Some(rest) = s.strip_prefix(']')
+        {
+            return Some(rest);
         }
+        s = class_char(s)?;
+        if let Some(rest) = s.strip_prefix('-') {
+            s = class_char(rest)?;
+        }
+        ranges += 1;
     }
-    true
+}
+
+/// The longest run of plain characters in a (valid) glob: outside wildcards, escapes and
+/// classes, patternmatcher's regexp matches these characters literally.
+fn required_literal(glob: &str) -> Option<&str> {
+    let mut best = "";
+    let mut run_start = 0;
+    let mut rest = glob;
+    while let Some(c) = rest.chars().next() {
+        let at = glob.len() - rest.len();
+        let after = &rest[c.len_utf8()..];
+        let next = match c {
+            '*' | '?' => after,
+            '\\' => after
+                .chars()
+                .next()
+                .map_or(after, |escaped| &after[escaped.len_utf8()..]),
+            '[' => skip_class(after).unwrap_or(""),
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        if at - run_start > best.len() {
+            best = &glob[run_start..at];
+        }
+        rest = next;
+        run_start = glob.len() - rest.len();
+    }
+    if glob.len() - run_start > best.len() {
+        best = &glob[run_start..];
+    }
+    (best.len() >= 2).then_some(best)
 }
 
 /// How patternmatcher would match `text`: a string test when it can, else its regexp (built
@@ -566,6 +634,37 @@ mod tests {
                 assert_eq!(got_body, body, "{pattern}");
             }
         }
+    }
+
+    #[test]
+    fn required_literals() {
+        let cases = [
+            ("*.log", Some(".log")),
+            ("**/*.tmp", Some(".tmp")),
+            ("docs/*.md", Some("docs/")),
+            ("a[bcdef]g", None),
+            ("ab[^/]*cdef?x", Some("cdef")),
+            ("x\\*yz", Some("yz")),
+            ("x\\éab*", Some("ab")),
+            ("é\\xéab*", Some("éab")),
+            ("[[]]]]", Some("]]]")),
+            ("*", None),
+        ];
+        for (glob, expected) in cases {
+            assert_eq!(required_literal(glob), expected, "{glob}");
+        }
+    }
+
+    #[test]
+    fn suffix_or_parent() {
+        assert!(suffix_matches_or_parent("/aa", "x/aaa/aa/b"));
+        assert!(suffix_matches_or_parent("aa", "aaa/x"));
+        assert!(suffix_matches_or_parent("/dir", "dir/x"));
+        assert!(suffix_matches_or_parent("/dir", "dir"));
+        assert!(!suffix_matches_or_parent("/dir", "dirt/x"));
+        assert!(!suffix_matches_or_parent("/dir", "a/xdir"));
+        assert!(suffix_matches_or_parent("ééa", "éééa/b"));
+        assert!(suffix_matches_or_parent("", "anything"));
     }
 
     #[test]
