@@ -1,1 +1,40 @@
-//! kiln-snapshot
+//! kiln-snapshot: layer directories, overlayfs mounts, and the two directions between a
+//! directory and a layer tar.
+//!
+//! Every layer is a directory holding that layer's diff *in overlayfs form*: deletions are
+//! 0:0 character devices, replaced directories carry `trusted.overlay.opaque=y`. A list of
+//! layer directories is therefore directly usable as overlay lower directories, and the
+//! upper directory of a RUN step *is* its diff (as in containerd's overlay snapshotter).
+//!
+//! - [`extract_layer`] / [`apply_layer`]: layer tar → diff directory / merged rootfs, safely.
+//! - [`write_layer_tar`] / [`export_layer`]: diff directory → normalized layer tar → blob,
+//!   with diff-id and digest computed in the same pass.
+//! - [`mount_overlay`] / [`mount_readonly`]: overlay mounts with the new mount API.
+//! - [`Snapshotter`]: layer directories under a root it is given (prepare → commit).
+//!
+//! It does not know the store or Dockerfiles: kiln-build links snapshots to the store.
+
+mod compression;
+mod digest;
+mod error;
+mod export;
+mod extract;
+mod overlay;
+mod remove;
+mod snapshotter;
+mod usage;
+mod xattr;
+
+pub use overlay::{MountOptions, OverlayMount, mount_overlay, mount_readonly};
+pub use snapshotter::{ActiveSnapshot, Layer, Snapshotter, View};
+
+pub use compression::{Compression, decompress};
+pub use digest::Sha256Digest;
+pub use error::{EntryError, Error, Result};
+pub use export::{ExportOptions, LayerDescriptorInfo, LayerStats, TarOptions, export_layer, write_layer_tar};
+pub use extract::{ExtractOptions, ExtractStats, apply_layer, extract_layer};
+
+pub use remove::remove_dir_all;
+
+pub use usage::{DirUsage, dir_size};
+pub use xattr::{OPAQUE_USER_XATTR, OPAQUE_XATTR};

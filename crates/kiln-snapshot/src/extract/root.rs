@@ -1,0 +1,137 @@
+//! Resolving entry paths inside the extraction root without ever leaving it.
+//!
+//! Each parent component is opened relative to the one before with `O_NOFOLLOW`, so a symlink
+//! is noticed instead of followed, and `..` never reaches the kernel (names are cleaned first).
+//! A symlink in a parent is refused when this layer made it (a tar that writes through its own
+//! symlink is the classic breakout) or when extracting a diff; when applying onto a merged
+//! rootfs, a symlink left by a lower layer is followed with `openat2(RESOLVE_IN_ROOT)`, which
+//! resolves it as if the root were `/` (what Docker and containerd do in a chroot).
+
+use crate::error::{EntryError, Result, io_err};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// What the extraction produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// An overlay-form diff directory (whiteouts become 0:0 char devices).
+    Diff,
+    /// A merged root file system (whiteouts delete).
+    Apply,
+}
+
+pub(crate) struct Root {
+    fd: OwnedFd,
+    pub(crate) target: Target,
+    /// Every path this layer created, explicit entries and implied parents alike.
+    pub(crate) created: HashSet<PathBuf>,
+    cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
+}
+
+const DIR_PATH: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+impl Root {
+    pub(crate) fn open(dest: &Path, target: Target) -> Result<Root> {
+        let fd = rustix::fs::openat(CWD, dest, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("open extraction root", dest)(e.into()))?;
+        Ok(Root {
+            fd,
+            target,
+            created: HashSet::new(),
+            cache: None,
+        })
+    }
+
+    /// Forget the cached parent: call after removing anything, since the cached directory
+    /// may be gone.
+    pub(crate) fn invalidate(&mut self) {
+        self.cache = None;
+    }
+
+    /// An `O_PATH` descriptor of the directory `comps`, creating missing directories (mode
+    /// 0755, owned by the caller) as tar extractors do for entries whose parents are implied.
+    pub(crate) fn dir(&mut self, comps: &[OsString]) -> Result<Rc<OwnedFd>, EntryError> {
+        if let Some((c, fd)) = &self.cache {
+            if c.as_slice() == comps {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Rc::new(self.walk(comps, true)?.expect("walk with create yields a directory"));
+        self.cache = Some((comps.to_vec(), fd.clone()));
+        Ok(fd)
+    }
+
+    /// Open the directory `comps` for reading (to set its metadata), without creating
+    /// anything. `None` when it is no longer a directory reachable inside the root.
+    pub(crate) fn open_existing_dir(&mut self, comps: &[OsString]) -> Result<Option<OwnedFd>, EntryError> {
+        let Some(dir) = self.walk(comps, false)? else {
+            return Ok(None);
+        };
+        match rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) => Err(EntryError::io("open directory")(e)),
+        }
+    }
+
+    fn walk(&mut self, comps: &[OsString], create: bool) -> Result<Option<OwnedFd>, EntryError> {
+        let mut cur = rustix::fs::openat(&self.fd, ".", DIR_PATH, Mode::empty()).map_err(EntryError::io("open root"))?;
+        for (i, c) in comps.iter().enumerate() {
+            cur = match rustix::fs::openat(&cur, c, DIR_PATH, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&cur, c, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(EntryError::io("create parent directory")(e)),
+                    }
+                    self.created.insert(comps[..=i].iter().collect());
+                    rustix::fs::openat(&cur, c, DIR_PATH, Mode::empty())
+                        .map_err(EntryError::io("open parent directory"))?
+                }
+                Err(Errno::NOENT) => return Ok(None),
+                Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
+                    let st = rustix::fs::statat(&cur, c, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(EntryError::io("stat parent"))?;
+                    let prefix = &comps[..=i];
+                    let shown = || prefix.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                        if !create {
+                            return Ok(None);
+                        }
+                        return Err(EntryError::NotADirectory { component: shown() });
+                    }
+                    let ours = self.created.contains(&prefix.iter().collect::<PathBuf>());
+                    if self.target == Target::Diff || ours {
+                        if !create {
+                            return Ok(None);
+                        }
+                        return Err(EntryError::ThroughSymlink { component: shown() });
+                    }
+                    let rel: PathBuf = prefix.iter().collect();
+                    match rustix::fs::openat2(
+                        &self.fd,
+                        &rel,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                    ) {
+                        Ok(fd) => fd,
+                        Err(_) if !create => return Ok(None),
+                        Err(e) => return Err(EntryError::io("resolve symlinked parent inside the root")(e)),
+                    }
+                }
+                Err(e) => return Err(EntryError::io("open parent directory")(e)),
+            };
+        }
+        Ok(Some(cur))
+    }
+}
