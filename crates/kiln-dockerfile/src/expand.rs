@@ -172,6 +172,7 @@ impl Lexer {
             env,
             used: BTreeSet::new(),
             unset: BTreeSet::new(),
+            depth: 0,
         };
         match scan.stop_on(None, opts.raw_escapes, out) {
             Ok(()) => Ok((scan.used, scan.unset)),
@@ -185,6 +186,10 @@ impl Lexer {
 }
 
 const MISSING_BRACE: &str = "syntax error: missing '}'";
+
+/// How deep `${...}` may nest: each level recurses, and a hostile word must not overflow
+/// the stack (BuildKit has no limit; no real Dockerfile comes near this).
+const MAX_NESTING: usize = 200;
 
 /// An error before it learns which word it belongs to.
 struct Fail {
@@ -292,6 +297,7 @@ struct Scan<'a> {
     env: &'a dyn Lookup,
     used: BTreeSet<String>,
     unset: BTreeSet<String>,
+    depth: usize,
 }
 
 impl<'a> Scan<'a> {
@@ -496,6 +502,17 @@ impl<'a> Scan<'a> {
             });
         }
         self.pos += 1;
+        if self.depth >= MAX_NESTING {
+            return Err(fail(start, "syntax error: substitutions nested too deeply"));
+        }
+        self.depth += 1;
+        let result = self.braced(start);
+        self.depth -= 1;
+        result
+    }
+
+    /// `${...}` after its `{`; `start` is the offset of the `$`.
+    fn braced(&mut self, start: usize) -> Result<Cow<'a, str>, Fail> {
         match self.peek() {
             None => return Err(fail(start, MISSING_BRACE)),
             Some('{' | '}' | ':') => return Err(fail(start, "syntax error: bad substitution")),

@@ -750,6 +750,19 @@ fn plain_word_fast_path_returns_input() {
     assert!(e.used.is_empty());
 }
 
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let depth = 100_000;
+    for open in ["${A:-", "\"${A:-", "${A/x/"] {
+        let input = format!("{}x{}", open.repeat(depth), "}".repeat(depth));
+        let e = word(&input, &ENV).unwrap_err();
+        assert_eq!(e.message, "syntax error: substitutions nested too deeply");
+    }
+    // Reasonable nesting still works.
+    let input = format!("{}x{}", "${A:-".repeat(50), "}".repeat(50));
+    assert_eq!(word(&input, &ENV).unwrap(), "x");
+}
+
 /// Arbitrary strings over the lexer's special characters never panic, and an error's offset
 /// always lies inside the word on a character boundary.
 #[test]
