@@ -11,6 +11,7 @@
 
 pub mod ast;
 pub mod check;
+mod dump;
 pub mod dockerignore;
 pub mod error;
 pub mod eval;
@@ -24,6 +25,7 @@ pub mod span;
 mod words;
 
 pub use ast::*;
+pub use dump::dump;
 pub use error::{Error, ErrorKind};
 pub use eval::{EvalOptions, Evaluator, Expansion, Platform, StageEval};
 pub use graph::{StageGraph, render_dot, render_json, render_mermaid};
