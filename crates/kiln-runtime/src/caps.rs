@@ -1,0 +1,112 @@
+//! Linux capability numbers and masks, and Docker's default set.
+
+use oci_spec::runtime::{Capabilities, Capability};
+
+/// Kernel capability names (without `CAP_`) in kernel number order (linux/capability.h).
+const NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The kernel number of a capability (`CAP_CHOWN` is 0).
+pub fn number(cap: Capability) -> Option<u32> {
+    // oci-spec's Display is the kernel name without the CAP_ prefix.
+    let name = cap.to_string();
+    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
+/// A set of capabilities as the kernel's 64-bit mask.
+pub fn mask(caps: &Capabilities) -> u64 {
+    caps.iter()
+        .filter_map(|c| number(*c))
+        .fold(0, |m, n| m | (1u64 << n))
+}
+
+/// Docker's default capabilities (moby `caps.DefaultCapabilities`), which BuildKit's RUN gets too.
+pub fn default_capabilities() -> Capabilities {
+    [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fsetid,
+        Capability::Fowner,
+        Capability::Mknod,
+        Capability::NetRaw,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::Setfcap,
+        Capability::Setpcap,
+        Capability::NetBindService,
+        Capability::SysChroot,
+        Capability::Kill,
+        Capability::AuditWrite,
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// The highest capability number this kernel knows, from `/proc/sys/kernel/cap_last_cap`.
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(NAMES.len() as u32 - 1)
+        .min(63)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_default_mask_matches_capeff_of_a_docker_container() {
+        // `grep CapEff /proc/self/status` in `docker run busybox` prints this mask.
+        assert_eq!(mask(&default_capabilities()), 0x0000_0000_a804_25fb);
+    }
+
+    #[test]
+    fn numbers_follow_the_kernel() {
+        assert_eq!(number(Capability::Chown), Some(0));
+        assert_eq!(number(Capability::SysAdmin), Some(21));
+        assert_eq!(number(Capability::CheckpointRestore), Some(40));
+        assert_eq!(number(Capability::AuditRead), Some(37));
+    }
+}

@@ -1,0 +1,11 @@
+//! kiln-runtime integration tests: real namespaces and mounts, run as root.
+//!
+//! - `embedded`: the default executor, feature by feature (exit codes, stdio, user, caps,
+//!   namespaces, mounts, masked paths, errors).
+//! - `lifecycle`: kill, drop, leaks of mounts and processes, concurrency.
+//! - `external`: the same basics through runc (skipped with a notice if runc is missing).
+
+mod embedded;
+mod external;
+mod lifecycle;
+mod util;

@@ -1,0 +1,149 @@
+//! Shared fixtures: a busybox rootfs made from Debian's busybox-static, a spec for it, and a
+//! runner that captures stdout and stderr.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_runtime::oci_spec::runtime::Spec;
+use kiln_runtime::{Executor, ExitStatus, Result, Stdio, docker_default_spec};
+
+/// Skip (with a notice) unless root and busybox-static are available.
+macro_rules! require_root {
+    () => {
+        if let Some(why) = crate::util::missing_prerequisite() {
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+pub fn missing_prerequisite() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (namespaces and mounts)");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("needs /bin/busybox (Debian's busybox-static)");
+    }
+    None
+}
+
+/// A rootfs with `/bin/busybox` and a symlink per applet (`busybox --install -s`), plus
+/// passwd/group files.
+pub fn rootfs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-rt-rootfs-")
+        .tempdir()
+        .unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for name in String::from_utf8(list.stdout).unwrap().lines() {
+        if name != "busybox" {
+            symlink("/bin/busybox", bin.join(name)).unwrap();
+        }
+    }
+    fs::create_dir_all(dir.path().join("etc")).unwrap();
+    fs::write(
+        dir.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("etc/group"),
+        "root:x:0:\ntty:x:5:\napp:x:1000:\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// Docker's default spec for `rootfs`, running `sh -c script`.
+pub fn spec(rootfs: &Path, script: &str) -> Spec {
+    let mut spec = docker_default_spec();
+    spec.root_mut()
+        .as_mut()
+        .unwrap()
+        .set_path(rootfs.to_path_buf());
+    spec.process_mut().as_mut().unwrap().set_args(Some(vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        script.into(),
+    ]));
+    spec
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run and capture both streams.
+pub fn run(executor: &Executor, spec: &Spec) -> Result<Output> {
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let (mut err_r, err_w) = std::io::pipe().unwrap();
+    let stdin = fs::File::open("/dev/null").unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_r.read_to_string(&mut s);
+        s
+    });
+    let result = executor.run(spec, Stdio::new(stdin, out_w, err_w));
+    let mut stdout = String::new();
+    let _ = out_r.read_to_string(&mut stdout);
+    let stderr = reader.join().unwrap();
+    result.map(|status| Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Run and require exit 0; return stdout.
+pub fn run_ok(executor: &Executor, spec: &Spec) -> String {
+    let out = run(executor, spec).unwrap();
+    assert!(
+        out.status.success(),
+        "status {} stdout {:?} stderr {:?}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// The executors to test: embedded, and runc when installed.
+pub fn runc() -> Option<Executor> {
+    match Executor::from_name("runc") {
+        Ok(e) => Some(e),
+        Err(_) => {
+            eprintln!("notice: runc not installed; external runtime test skipped");
+            None
+        }
+    }
+}
+
+/// Processes on the host whose command line contains `needle` (NUL-separated args joined by
+/// spaces).
+pub fn processes_with(needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = entry.path().join("cmdline");
+        if let Ok(bytes) = fs::read(&cmdline) {
+            let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            if text.contains(needle) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+pub fn mountinfo() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
