@@ -281,7 +281,7 @@ impl StageEval<'_> {
         {
             let scope = self.scope();
             let mut word = |w: &str| -> Result<String, Error> {
-                let e = lexer.process_word(w, &scope).map_err(|e| expand_err(e, span))?;
+                let e = lexer.process_word(w, &scope).map_err(|e| expand_err(e, word_span(ins, w)))?;
                 used.extend(e.used);
                 Ok(e.value)
             };
@@ -388,6 +388,17 @@ impl StageEval<'_> {
             _ => {}
         }
         Ok(Expansion { instruction: out, used_args })
+    }
+}
+
+/// Where `word` sits in the instruction (first physical line only), else the keyword.
+fn word_span(ins: &Instruction, word: &str) -> Span {
+    let first = ins.original.lines().next().unwrap_or("");
+    match (ins.end_line == ins.span.line || !ins.original.contains('\n'), first.find(word)) {
+        (_, Some(i)) if !word.is_empty() => {
+            Span::new(ins.span.line, ins.span.col + first[..i].chars().count(), word.chars().count())
+        }
+        _ => ins.span,
     }
 }
 

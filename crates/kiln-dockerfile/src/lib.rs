@@ -9,6 +9,7 @@
 //! instruction) → `parser` (stages). `eval` expands words with ARG/ENV scoping, `graph` builds
 //! the stage dependency graph, `check` is a separate lint pass.
 
+pub mod analysis;
 pub mod ast;
 pub mod check;
 mod dump;
@@ -24,6 +25,7 @@ mod scanner;
 pub mod span;
 mod words;
 
+pub use analysis::{Analysis, StageAnalysis, analyze};
 pub use ast::*;
 pub use dump::dump;
 pub use error::{Error, ErrorKind};

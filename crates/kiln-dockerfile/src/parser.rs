@@ -45,7 +45,7 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
         }
     }
     if !any {
-        return Err(Error::new(ErrorKind::Syntax, Span::line(sc.line_no().max(1)), "file with no instructions")
+        return Err(Error::new(ErrorKind::Syntax, Span::default(), "file with no instructions")
             .with_hint(Some("add a FROM instruction".into())));
     }
     if stages.is_empty() {
