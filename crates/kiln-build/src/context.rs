@@ -32,10 +32,10 @@ pub enum ContextError {
     },
     #[error("cannot read .dockerignore in {path}: {message}")]
     Dockerignore { path: PathBuf, message: String },
-    #[error("failed to compute cache key: {source:?}: not found")]
-    NotFound { source: String },
-    #[error("{source:?} is not a directory")]
-    NotADirectory { source: String },
+    #[error("failed to compute cache key: {path:?}: not found")]
+    NotFound { path: String },
+    #[error("{path:?} is not a directory")]
+    NotADirectory { path: String },
     #[error("bad pattern {pattern:?}: {message}")]
     BadPattern { pattern: String, message: String },
     #[error(transparent)]
@@ -143,12 +143,14 @@ impl BuildContext {
 pub fn read_dockerignore(dir: &Path) -> Result<PatternSet, ContextError> {
     let p = dir.join(".dockerignore");
     match std::fs::read(&p) {
-        Ok(bytes) => PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            ContextError::Dockerignore {
-                path: p,
-                message: e.to_string(),
-            }
-        }),
+        Ok(bytes) => {
+            PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                ContextError::Dockerignore {
+                    path: p,
+                    message: e.to_string(),
+                }
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PatternSet::default()),
         Err(source) => Err(ContextError::Open { path: p, source }),
     }
