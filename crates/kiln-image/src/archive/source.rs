@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -108,7 +108,7 @@ impl Source {
             });
         }
         let kind = Compression::detect(&head);
-        let file = if kind == Compression::None {
+        let mut file = if kind == Compression::None {
             file
         } else {
             // Offsets need a seekable plain tar: spool the decompressed stream to a temp file.
@@ -122,6 +122,8 @@ impl Source {
             })?;
             tmp
         };
+        // Detection (or spooling) moved the cursor; the tar index reads from the start.
+        file.rewind().map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         let bad_tar = |source| ArchiveError::BadTar {
             path: path.to_path_buf(),
