@@ -242,7 +242,13 @@ impl ArchiveLayer {
     }
 
     /// Reads the whole layer, checking everything the archive lets us check.
+    /// The blob digest is checked first, on its own, so a tampered compressed blob is
+    /// reported as a digest mismatch rather than as whatever the decoder trips over.
     pub fn verify(&self) -> Result<(), ArchiveError> {
+        if self.digest.is_some() && self.compression != Compression::None {
+            let mut raw = self.open()?;
+            io::copy(&mut raw, &mut io::sink()).map_err(|e| self.read_error(e))?;
+        }
         let mut r = self.open_uncompressed()?;
         io::copy(&mut r, &mut io::sink()).map_err(|e| self.read_error(e))?;
         Ok(())
