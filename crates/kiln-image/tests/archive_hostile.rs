@@ -23,7 +23,10 @@ fn open_err(bytes: &[u8]) -> ArchiveError {
     let f = file_with(bytes);
     let e = open_archive(f.path()).expect_err("hostile archive was accepted");
     // Every message names the archive.
-    assert!(e.to_string().contains(&f.path().display().to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&f.path().display().to_string()),
+        "{e}"
+    );
     e
 }
 
@@ -60,12 +63,18 @@ fn garbage() {
     let junk: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
     let e = open_err(&junk);
     assert!(
-        matches!(e, ArchiveError::BadTar { .. } | ArchiveError::UnknownFormat { .. }),
+        matches!(
+            e,
+            ArchiveError::BadTar { .. } | ArchiveError::UnknownFormat { .. }
+        ),
         "{e}"
     );
     let e = open_err(b"hello, I am not a tarball");
     assert!(
-        matches!(e, ArchiveError::BadTar { .. } | ArchiveError::UnknownFormat { .. }),
+        matches!(
+            e,
+            ArchiveError::BadTar { .. } | ArchiveError::UnknownFormat { .. }
+        ),
         "{e}"
     );
 }
@@ -89,7 +98,10 @@ fn traversal_member_names_are_refused() {
     let (_, mut members) = oci_members();
     members.push(("../../etc/x".into(), b"pwned".to_vec()));
     let e = open_err(&tar_of(&members));
-    assert!(matches!(&e, ArchiveError::UnsafeName { name, .. } if name == "../../etc/x"), "{e}");
+    assert!(
+        matches!(&e, ArchiveError::UnsafeName { name, .. } if name == "../../etc/x"),
+        "{e}"
+    );
 
     let (_, mut members) = oci_members();
     members.push(("/etc/x".into(), b"pwned".to_vec()));
@@ -99,7 +111,10 @@ fn traversal_member_names_are_refused() {
 
 #[test]
 fn escaping_symlink_is_refused() {
-    let tar = raw_tar_with_link(&[("manifest.json", b"[]")], &[("x/layer.tar", "../../../etc/shadow")]);
+    let tar = raw_tar_with_link(
+        &[("manifest.json", b"[]")],
+        &[("x/layer.tar", "../../../etc/shadow")],
+    );
     let e = open_err(&tar);
     assert!(matches!(&e, ArchiveError::UnsafeName { .. }), "{e}");
     assert!(e.to_string().contains("etc/shadow"), "{e}");
@@ -124,7 +139,10 @@ fn lying_manifest_blob_digest() {
         } => assert_eq!(*expected, img.manifest_digest),
         other => panic!("expected a digest mismatch, got {other}"),
     }
-    assert!(e.to_string().contains(&img.manifest_digest.to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&img.manifest_digest.to_string()),
+        "{e}"
+    );
 }
 
 #[test]
@@ -143,7 +161,9 @@ fn lying_layer_blob_is_caught_while_streaming() {
     let layer = &r.images()[0].layers[0];
     let err = read_all(layer.open().unwrap()).unwrap_err();
     let m = ContentMismatch::find(&err).expect("a ContentMismatch inside the io::Error");
-    assert!(matches!(m, ContentMismatch::Digest { expected, .. } if *expected == img.layer_digests[0]));
+    assert!(
+        matches!(m, ContentMismatch::Digest { expected, .. } if *expected == img.layer_digests[0])
+    );
     let e = r.verify().unwrap_err();
     assert!(matches!(e, ArchiveError::Mismatch { .. }), "{e}");
     assert!(e.to_string().contains(&path), "{e}");
@@ -177,7 +197,8 @@ fn layer_whose_diff_id_lies() {
     let e = r.verify().unwrap_err();
     assert!(e.to_string().contains(&wrong.to_string()), "{e}");
     // Writing it as a docker-archive (which must decompress) refuses it too.
-    let e = write_docker_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap_err();
+    let e =
+        write_docker_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap_err();
     assert!(matches!(e, ArchiveError::Blob { .. }), "{e}");
 }
 
@@ -187,7 +208,10 @@ fn manifest_naming_a_missing_blob() {
     let path = img.layer_digests[1].blob_path();
     let kept: Vec<_> = members.into_iter().filter(|(n, _)| *n != path).collect();
     let e = open_err(&tar_of(&kept));
-    assert!(matches!(&e, ArchiveError::MissingMember { member, .. } if *member == path), "{e}");
+    assert!(
+        matches!(&e, ArchiveError::MissingMember { member, .. } if *member == path),
+        "{e}"
+    );
     assert!(e.to_string().contains(&path));
 }
 
@@ -195,9 +219,16 @@ fn manifest_naming_a_missing_blob() {
 fn docker_manifest_naming_a_missing_layer() {
     let config = config_json(&[Digest::of(b"x")], "amd64");
     let cfg = format!("{}.json", Digest::of(&config).hex());
-    let manifest = format!(r#"[{{"Config":"{cfg}","RepoTags":["a:b"],"Layers":["nope/layer.tar"]}}]"#);
-    let e = open_err(&raw_tar(&[(&cfg, &config), ("manifest.json", manifest.as_bytes())]));
-    assert!(matches!(&e, ArchiveError::MissingMember { member, .. } if member == "nope/layer.tar"), "{e}");
+    let manifest =
+        format!(r#"[{{"Config":"{cfg}","RepoTags":["a:b"],"Layers":["nope/layer.tar"]}}]"#);
+    let e = open_err(&raw_tar(&[
+        (&cfg, &config),
+        ("manifest.json", manifest.as_bytes()),
+    ]));
+    assert!(
+        matches!(&e, ArchiveError::MissingMember { member, .. } if member == "nope/layer.tar"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -205,7 +236,10 @@ fn docker_config_lying_about_its_id() {
     let config = config_json(&[], "amd64");
     let cfg = format!("{}.json", Digest::of(b"something else").hex());
     let manifest = format!(r#"[{{"Config":"{cfg}","RepoTags":null,"Layers":[]}}]"#);
-    let e = open_err(&raw_tar(&[(&cfg, &config), ("manifest.json", manifest.as_bytes())]));
+    let e = open_err(&raw_tar(&[
+        (&cfg, &config),
+        ("manifest.json", manifest.as_bytes()),
+    ]));
     assert!(matches!(e, ArchiveError::Mismatch { .. }), "{e}");
 }
 
@@ -224,10 +258,16 @@ fn layer_count_mismatch_and_bad_json() {
     assert!(e.to_string().contains("diff_ids"), "{e}");
 
     let e = open_err(&raw_tar(&[("manifest.json", b"{not json")]));
-    assert!(matches!(&e, ArchiveError::BadJson { member, .. } if member == "manifest.json"), "{e}");
+    assert!(
+        matches!(&e, ArchiveError::BadJson { member, .. } if member == "manifest.json"),
+        "{e}"
+    );
     let e = open_err(&raw_tar(&[("manifest.json", b"[]")]));
     assert!(e.to_string().contains("no images"), "{e}");
-    let e = open_err(&raw_tar(&[("manifest.json", br#"[{"Config":"../x.json","Layers":[]}]"#)]));
+    let e = open_err(&raw_tar(&[(
+        "manifest.json",
+        br#"[{"Config":"../x.json","Layers":[]}]"#,
+    )]));
     assert!(matches!(e, ArchiveError::UnsafeName { .. }), "{e}");
 }
 
@@ -251,7 +291,10 @@ fn truncated_tar() {
                     "cut at {cut}: {e}"
                 );
             }
-            Ok(r) => panic!("truncated archive (cut at {cut}) opened with {} images", r.images().len()),
+            Ok(r) => panic!(
+                "truncated archive (cut at {cut}) opened with {} images",
+                r.images().len()
+            ),
         }
     }
 }
@@ -263,7 +306,16 @@ fn truncated_gzip_archive() {
     let tar = write_docker_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap();
     let gz = compress(&tar, Compression::Gzip);
     let e = open_err(&gz[..gz.len() - 20]);
-    assert!(matches!(e, ArchiveError::BadCompression { compression: Compression::Gzip, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ArchiveError::BadCompression {
+                compression: Compression::Gzip,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -292,8 +344,16 @@ fn oci_layout_symlink_out_of_the_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     fs::create_dir(&layout).unwrap();
-    fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    fs::write(dir.path().join("secret.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("secret.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
     std::os::unix::fs::symlink("../secret.json", layout.join("index.json")).unwrap();
     let e = open_archive(&layout).unwrap_err();
     assert!(matches!(e, ArchiveError::UnsafeName { .. }), "{e}");
@@ -332,8 +392,12 @@ fn writer_refuses_lying_blob_source() {
     evil[last] ^= 1;
     blobs.insert_as(img.layer_digests[0], evil);
     let e = write_oci_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap_err();
-    assert!(matches!(&e, ArchiveError::Blob { digest, .. } if *digest == img.layer_digests[0]), "{e}");
-    let e = write_docker_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap_err();
+    assert!(
+        matches!(&e, ArchiveError::Blob { digest, .. } if *digest == img.layer_digests[0]),
+        "{e}"
+    );
+    let e =
+        write_docker_archive(Vec::new(), std::slice::from_ref(&img.export), &blobs).unwrap_err();
     assert!(matches!(&e, ArchiveError::Blob { .. }), "{e}");
 
     // A config that is not the manifest's config.
@@ -343,7 +407,11 @@ fn writer_refuses_lying_blob_source() {
     assert!(matches!(e, ArchiveError::BadExportImage { .. }), "{e}");
 
     // A blob the source does not have.
-    let e = write_oci_archive(Vec::new(), std::slice::from_ref(&img.export), &MemoryBlobSource::new())
-        .unwrap_err();
+    let e = write_oci_archive(
+        Vec::new(),
+        std::slice::from_ref(&img.export),
+        &MemoryBlobSource::new(),
+    )
+    .unwrap_err();
     assert!(matches!(e, ArchiveError::Blob { .. }), "{e}");
 }

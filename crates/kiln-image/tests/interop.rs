@@ -77,7 +77,12 @@ fn skopeo_inspects_our_docker_archive() {
     let img = real_image(&mut blobs, Compression::Gzip, &["kiln/test:1"]);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("d.tar");
-    write_docker_archive(fs::File::create(&f).unwrap(), std::slice::from_ref(&img.export), &blobs).unwrap();
+    write_docker_archive(
+        fs::File::create(&f).unwrap(),
+        std::slice::from_ref(&img.export),
+        &blobs,
+    )
+    .unwrap();
     let spec = format!("docker-archive:{}", f.display());
 
     let v = json(&run("skopeo", &["inspect", &spec]));
@@ -86,7 +91,10 @@ fn skopeo_inspects_our_docker_archive() {
     // docker-archive layers are the uncompressed tars: their digests are the diff IDs.
     assert_eq!(strs(&v["Layers"]), hexes(&img.diff_ids));
     let config = run("skopeo", &["inspect", "--raw", "--config", &spec]);
-    assert_eq!(config, img.export.config, "skopeo sees our config byte for byte");
+    assert_eq!(
+        config, img.export.config,
+        "skopeo sees our config byte for byte"
+    );
 
     // By name, as `docker load` would list it.
     let named = format!("{spec}:kiln/test:1");
@@ -101,7 +109,12 @@ fn skopeo_inspects_our_oci_archive() {
         let img = real_image(&mut blobs, c, &["kiln/test:1"]);
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("o.tar");
-        write_oci_archive(fs::File::create(&f).unwrap(), std::slice::from_ref(&img.export), &blobs).unwrap();
+        write_oci_archive(
+            fs::File::create(&f).unwrap(),
+            std::slice::from_ref(&img.export),
+            &blobs,
+        )
+        .unwrap();
         let spec = format!("oci-archive:{}", f.display());
         let v = json(&run("skopeo", &["inspect", &spec]));
         assert_eq!(v["Digest"], img.manifest_digest.to_string());
@@ -146,30 +159,51 @@ fn we_read_what_skopeo_writes() {
     let img = real_image(&mut blobs, Compression::Gzip, &["kiln/test:1"]);
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("o.tar");
-    write_oci_archive(fs::File::create(&ours).unwrap(), std::slice::from_ref(&img.export), &blobs).unwrap();
+    write_oci_archive(
+        fs::File::create(&ours).unwrap(),
+        std::slice::from_ref(&img.export),
+        &blobs,
+    )
+    .unwrap();
     let src = format!("oci-archive:{}", ours.display());
 
     // skopeo's docker-archive (docker < 25 shape, written by containers/image).
     let theirs = dir.path().join("skopeo-docker.tar");
     run(
         "skopeo",
-        &["--insecure-policy", "copy", &src, &format!("docker-archive:{}:kiln/copy:2", theirs.display())],
+        &[
+            "--insecure-policy",
+            "copy",
+            &src,
+            &format!("docker-archive:{}:kiln/copy:2", theirs.display()),
+        ],
     );
     let r = open_archive(&theirs).unwrap();
     assert_eq!(r.format(), ArchiveFormat::DockerArchive);
     let a = &r.images()[0];
-    assert_eq!(a.config_digest, img.config_digest, "same image ID after skopeo");
+    assert_eq!(
+        a.config_digest, img.config_digest,
+        "same image ID after skopeo"
+    );
     assert_eq!(a.names[0].to_string(), "docker.io/kiln/copy:2");
     r.verify().unwrap();
     for (i, l) in a.layers.iter().enumerate() {
-        assert_eq!(read_all(l.open_uncompressed().unwrap()).unwrap(), img.uncompressed[i]);
+        assert_eq!(
+            read_all(l.open_uncompressed().unwrap()).unwrap(),
+            img.uncompressed[i]
+        );
     }
 
     // skopeo's OCI layout directory.
     let layout = dir.path().join("skopeo-oci");
     run(
         "skopeo",
-        &["--insecure-policy", "copy", &src, &format!("oci:{}:v3", layout.display())],
+        &[
+            "--insecure-policy",
+            "copy",
+            &src,
+            &format!("oci:{}:v3", layout.display()),
+        ],
     );
     let r = open_archive(&layout).unwrap();
     assert_eq!(r.format(), ArchiveFormat::OciLayout);
@@ -187,6 +221,54 @@ fn we_read_what_skopeo_writes() {
     let blob_dir = kiln_image::archive::DirBlobSource::new(layout.join("blobs"));
     let again = dir.path().join("again.tar");
     write_docker_archive(fs::File::create(&again).unwrap(), &[export], &blob_dir).unwrap();
-    let v = json(&run("skopeo", &["inspect", &format!("docker-archive:{}", again.display())]));
+    let v = json(&run(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", again.display())],
+    ));
     assert_eq!(strs(&v["Layers"]), hexes(&img.diff_ids));
+}
+
+/// `docker load` accepts our docker-archive with the same image ID and layers, and we read
+/// what `docker save` writes back. Needs a running Docker engine (`DOCKER_HOST` or the
+/// default socket), so it is opt-in: `cargo test -p kiln-image --test interop -- --ignored`.
+#[test]
+#[ignore = "needs a running Docker engine"]
+fn docker_loads_our_archive_and_we_read_docker_save() {
+    let mut blobs = MemoryBlobSource::new();
+    let img = real_image(&mut blobs, Compression::Gzip, &["kiln-interop/test:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("d.tar");
+    write_docker_archive(
+        fs::File::create(&f).unwrap(),
+        std::slice::from_ref(&img.export),
+        &blobs,
+    )
+    .unwrap();
+    let out = run("docker", &["load", "-i", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out).contains("kiln-interop/test:1"));
+    let v = json(&run("docker", &["image", "inspect", "kiln-interop/test:1"]));
+    assert_eq!(
+        v[0]["Id"],
+        img.config_digest.to_string(),
+        "docker computed the same image ID"
+    );
+    assert_eq!(strs(&v[0]["RootFS"]["Layers"]), hexes(&img.diff_ids));
+
+    let saved = dir.path().join("saved.tar");
+    run(
+        "docker",
+        &["save", "-o", saved.to_str().unwrap(), "kiln-interop/test:1"],
+    );
+    run("docker", &["rmi", "kiln-interop/test:1"]);
+    let r = open_archive(&saved).unwrap();
+    let a = &r.images()[0];
+    assert_eq!(a.config_digest, img.config_digest);
+    assert_eq!(a.names[0].familiar(), "kiln-interop/test:1");
+    r.verify().unwrap();
+    for (i, l) in a.layers.iter().enumerate() {
+        assert_eq!(
+            read_all(l.open_uncompressed().unwrap()).unwrap(),
+            img.uncompressed[i]
+        );
+    }
 }
