@@ -134,7 +134,7 @@ pub(crate) struct Plan {
     pub readonly_root: bool,
     pub clone_flags: u64,
     /// Namespaces joined by path: (fd, CLONE_NEW* type, description).
-    pub join: Vec<(OwnedFd, c_int, String)>,
+    pub join: Vec<JoinNs>,
     pub loopback_up: bool,
     pub root_propagation: c_ulong,
     pub mounts: Vec<MountOp>,
@@ -442,7 +442,11 @@ impl Plan {
     }
 }
 
-fn namespaces(spec: &Spec) -> Result<(u64, Vec<(OwnedFd, c_int, String)>, bool)> {
+/// A namespace joined by path: its fd, its `CLONE_NEW*` type, a description.
+pub(crate) type JoinNs = (OwnedFd, c_int, String);
+
+/// Clone flags, namespaces to join, and whether a new network namespace needs `lo` up.
+fn namespaces(spec: &Spec) -> Result<(u64, Vec<JoinNs>, bool)> {
     let mut flags: u64 = 0;
     let mut join = Vec::new();
     let mut loopback = false;
