@@ -1,1 +1,158 @@
-//! kiln-store
+//! kiln-store: the local image store.
+//!
+//! It owns content-addressed blobs (an OCI image layout under the root), SQLite metadata
+//! (images, tags, layers, unpacked-layer snapshots, build-cache records, containers),
+//! leases that keep concurrent prunes away from fresh writes, garbage collection and
+//! `check` (fsck). It never runs processes and never unpacks layers itself: kiln-snapshot
+//! fills the directories that [`Store::commit_snapshot`] records.
+//!
+//! ```text
+//! ROOT/
+//! ├── oci-layout, index.json   an OCI image layout of the tagged images
+//! ├── blobs/sha256/<hex>       blobs, immutable, digest-verified before they appear
+//! ├── metadata-v1.db           SQLite in WAL mode, shared by concurrent kiln processes
+//! ├── snapshots-v1/<dir>       unpacked layers, one directory per snapshot key
+//! └── tmp/                     in-progress writes; leftovers of dead processes are removed
+//! ```
+//!
+//! ```no_run
+//! let store = kiln_store::Store::open("/var/lib/kiln")?;
+//! for image in store.images()? {
+//!     println!("{} {:?}", image.id, image.tags);
+//! }
+//! # Ok::<(), kiln_store::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod blob;
+mod cache;
+mod check;
+mod container;
+mod db;
+mod error;
+mod gc;
+mod image;
+mod index;
+mod layout;
+mod lease;
+mod load;
+mod reference;
+mod save;
+mod snapshot;
+pub mod timestamp;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+pub use blob::{BlobInfo, BlobWriter, PendingBlob};
+pub use cache::{CachePrune, CacheRecord, CacheUsage};
+pub use check::{CheckReport, Problem};
+pub use container::{ContainerRecord, ContainerState};
+pub use error::{Error, Result};
+pub use gc::{PruneReport, PruneScope, RemoveEvent};
+pub use image::{ImageRecord, LayerRecord, NewImage, TagChange, chain_ids};
+pub use kiln_image::{Digest, ImageRef};
+pub use lease::{Lease, RefKind};
+pub use load::LoadedImage;
+pub use save::SaveFormat;
+pub use snapshot::SnapshotInfo;
+
+use layout::Layout;
+
+/// A handle on one store root. Cheap to clone; clones share one database connection.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    layout: Layout,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.inner.layout.root)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it if needed, and removes temp files left by
+    /// processes that died.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let layout = Layout {
+            root: root.as_ref().to_path_buf(),
+        };
+        layout.create()?;
+        layout.clean_stale_tmp()?;
+        let conn = db::open(&layout.db_path())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                layout,
+                conn: Mutex::new(conn),
+            }),
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.layout.root
+    }
+
+    /// The directory that holds snapshots (unpacked layers).
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.inner.layout.snapshots_dir()
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    fn db_error(&self, e: Error) -> Error {
+        match e {
+            Error::Sql(source) => Error::Db {
+                path: self.inner.layout.db_path(),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`: waits for other writers), and
+    /// commits if it returns `Ok`.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let run = || -> Result<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.db_error(e))
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot of the database).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let run = || -> Result<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.db_error(e))
+    }
+}

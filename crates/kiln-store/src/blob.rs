@@ -1,0 +1,233 @@
+//! Content-addressed blobs: streamed into a temp file while hashing, checked, fsynced and
+//! renamed into `blobs/sha256/<hex>`. A blob whose bytes do not match its digest is never
+//! renamed, so every file under `blobs/` always holds exactly what its name says.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::Digest;
+use crate::Store;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::{Layout, sync_parent};
+use crate::lease::{Lease, RefKind};
+
+/// What the store knows about a committed blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// Streams bytes into the store. Call [`BlobWriter::finish`] then [`PendingBlob::commit`];
+/// dropping either one leaves nothing behind.
+pub struct BlobWriter {
+    file: BufWriter<tempfile::NamedTempFile>,
+    hasher: kiln_image::Hasher,
+    len: u64,
+    store: Store,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("path", &self.file.get_ref().path())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Flushes and fsyncs the temp file and computes the digest; the blob is not visible yet.
+    pub fn finish(self) -> Result<PendingBlob> {
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io("writing", PathBuf::from("blob temp file"), e.into_error()))?;
+        file.as_file()
+            .sync_all()
+            .ctx("syncing", file.path().to_path_buf())?;
+        Ok(PendingBlob {
+            file,
+            info: BlobInfo {
+                digest: self.hasher.finish(),
+                size: self.len,
+            },
+            store: self.store,
+        })
+    }
+}
+
+/// A fully written, hashed, fsynced blob still in `tmp/`: readable (to verify what is
+/// inside before accepting it) but not yet in `blobs/`.
+#[derive(Debug)]
+pub struct PendingBlob {
+    file: tempfile::NamedTempFile,
+    info: BlobInfo,
+    store: Store,
+}
+
+impl PendingBlob {
+    /// Digest and size of the bytes written.
+    pub fn info(&self) -> BlobInfo {
+        self.info
+    }
+
+    /// Where the temp file is, to read it back before committing.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Checks the content against `expected` (if given) and moves it into `blobs/`,
+    /// protected by `lease` until something references it. On a mismatch the temp file is
+    /// removed and nothing becomes visible.
+    pub fn commit(self, lease: &Lease, expected: Option<&Digest>) -> Result<BlobInfo> {
+        if let Some(expected) = expected
+            && *expected != self.info.digest
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {expected}"),
+                expected: expected.to_string(),
+                actual: self.info.digest.to_string(),
+            });
+        }
+        let digest = self.info.digest;
+        // Protect first, then make visible: a prune holding the write lock either sees the
+        // lease row or does not see the file (see `gc`).
+        lease.protect(RefKind::Blob, &digest.to_string())?;
+        let dest = self.store.layout().blob_path(&digest.hex());
+        if dest.exists() {
+            // Same name, same bytes: keep the existing file, drop ours.
+            return Ok(self.info);
+        }
+        self.file
+            .persist(&dest)
+            .map_err(|e| Error::io("renaming into", &dest, e.error))?;
+        sync_parent(&dest)?;
+        Ok(self.info)
+    }
+}
+
+impl Store {
+    /// Starts writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp = self.layout().tmp_dir();
+        let file = tempfile::Builder::new()
+            .prefix(&Layout::tmp_prefix("blob"))
+            .tempfile_in(&tmp)
+            .ctx("creating a temp file in", &tmp)?;
+        Ok(BlobWriter {
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: kiln_image::Hasher::new(),
+            len: 0,
+            store: self.clone(),
+        })
+    }
+
+    /// Writes `bytes` as a blob, checking them against `expected` if given.
+    pub fn put_blob(
+        &self,
+        lease: &Lease,
+        bytes: &[u8],
+        expected: Option<&Digest>,
+    ) -> Result<BlobInfo> {
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes)
+            .map_err(|e| Error::io("writing", PathBuf::from("blob temp file"), e))?;
+        w.finish()?.commit(lease, expected)
+    }
+
+    /// Streams `reader` into a blob, checking it against `expected` if given.
+    pub fn copy_blob(
+        &self,
+        lease: &Lease,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<BlobInfo> {
+        let mut w = self.blob_writer()?;
+        std::io::copy(reader, &mut w)
+            .map_err(|e| Error::io("copying into", PathBuf::from("blob temp file"), e))?;
+        w.finish()?.commit(lease, expected)
+    }
+
+    /// Where a blob lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.layout().blob_path(&digest.hex())
+    }
+
+    /// Whether the blob is in the store.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobNotFound {
+                digest: digest.to_string(),
+            },
+            _ => Error::io("opening", &path, e),
+        })
+    }
+
+    /// A blob's size in bytes.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::BlobNotFound {
+                digest: digest.to_string(),
+            }),
+            Err(e) => Err(Error::io("inspecting", &path, e)),
+        }
+    }
+
+    /// Reads a (small) blob fully and checks its digest, for manifests and configs that
+    /// are parsed: a bit flip on disk must not become a wrong image.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut f = self.open_blob(digest)?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)
+            .ctx("reading", self.blob_path(digest))?;
+        let actual = Digest::of(&buf);
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                what: self.blob_path(digest).display().to_string(),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(buf)
+    }
+}
+
+/// Hashes a file's content.
+pub(crate) fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    let f = File::open(path).ctx("opening", path)?;
+    Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, f)).ctx("reading", path)
+}

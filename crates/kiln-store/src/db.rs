@@ -1,0 +1,204 @@
+//! The SQLite metadata database: connection settings and the versioned schema.
+//!
+//! Several kiln processes share one database. WAL lets readers run beside one writer;
+//! every write transaction is `BEGIN IMMEDIATE` so that it takes the write lock up front and
+//! waits (busy_timeout) instead of failing half-way when another process writes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// Schema version stored in `PRAGMA user_version`. A change that old code could misread
+/// bumps the database file name instead (`metadata-v2.db`), as the on-disk layout does.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// How long a process waits for another one's write transaction. A prune deleting many
+/// files holds the lock for a while; waiting is always better than failing a load.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
+
+const SCHEMA: &str = r#"
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,                 -- config digest, "sha256:<hex>"
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    created INTEGER,                     -- config "created", unix seconds; NULL if absent
+    size INTEGER NOT NULL,               -- sum of uncompressed layer sizes
+    architecture TEXT NOT NULL,
+    os TEXT NOT NULL,
+    parent TEXT,                         -- image this one was built on, when known
+    added INTEGER NOT NULL               -- when it entered this store, unix seconds
+);
+CREATE INDEX images_manifest ON images(manifest_digest);
+CREATE INDEX images_parent ON images(parent);
+CREATE TABLE layers (
+    blob_digest TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    uncompressed_size INTEGER NOT NULL
+);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    blob_digest TEXT NOT NULL REFERENCES layers(blob_digest),
+    chain_id TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX image_layers_blob ON image_layers(blob_digest);
+CREATE INDEX image_layers_chain ON image_layers(chain_id);
+CREATE TABLE tags (
+    reference TEXT PRIMARY KEY,          -- full normalized reference
+    image_id TEXT NOT NULL REFERENCES images(id),
+    updated INTEGER NOT NULL
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE snapshots (
+    key TEXT PRIMARY KEY,                -- e.g. a chain id
+    dir TEXT NOT NULL UNIQUE,            -- directory name under snapshots-v1/
+    parent TEXT REFERENCES snapshots(key),
+    size INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE TABLE cache (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    size INTEGER NOT NULL,               -- bytes this record holds beyond shared layers
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE TABLE cache_refs (
+    cache_key TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'snapshot')),
+    target TEXT NOT NULL,
+    PRIMARY KEY (cache_key, kind, target)
+);
+CREATE INDEX cache_refs_target ON cache_refs(kind, target);
+CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    state TEXT NOT NULL CHECK (state IN ('created', 'running', 'exited')),
+    created INTEGER NOT NULL
+);
+CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE lease_refs (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'snapshot')),
+    target TEXT NOT NULL,
+    PRIMARY KEY (lease_id, kind, target)
+);
+CREATE INDEX lease_refs_target ON lease_refs(kind, target);
+CREATE INDEX containers_image ON containers(image_id);
+CREATE INDEX snapshots_parent ON snapshots(parent);
+"#;
+
+pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Db {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens (creating if needed) the database and brings its schema to [`SCHEMA_VERSION`].
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let err = db_err(path);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+    // journal_mode=WAL is persistent in the file; setting it again is a no-op. FULL
+    // synchronous makes each commit durable across power loss, not only process death.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(&err)?;
+    migrate(conn, path)
+}
+
+fn migrate(mut conn: Connection, path: &Path) -> Result<Connection> {
+    let err = db_err(path);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(&err)?;
+    if version == SCHEMA_VERSION {
+        return Ok(conn);
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        // Another process may have created the schema while we waited for the lock.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(&err)?;
+        if version == 0 {
+            tx.execute_batch(SCHEMA).map_err(&err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+    }
+    Ok(conn)
+}
+
+/// Current time in unix seconds.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_schema_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.db");
+        let c = open(&p).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        open(&p).unwrap();
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.db");
+        let c = open(&p).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        match open(&p) {
+            Err(Error::SchemaTooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! Removing images and collecting what nothing references any more.
+//!
+//! Every removal runs in one write transaction, and blobs are unlinked while that
+//! transaction holds the write lock: a writer records its lease before it makes a blob
+//! visible (see `lease`), so a blob that looks unreferenced here cannot be one that a
+//! concurrent load is about to use. Snapshot directories are renamed into `tmp/` under the
+//! lock and deleted after commit (a crash in between leaves a temp entry the next open
+//! removes).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::Digest;
+use crate::Store;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{ImageRecord, load_images, parse_digest};
+use crate::layout::{Layout, remove_any};
+use crate::lease::remove_dead_leases;
+
+/// One line of `rmi`/`prune` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveEvent {
+    /// A tag (full reference) was removed.
+    Untagged(String),
+    /// An image ID or a layer chain ID was deleted.
+    Deleted(Digest),
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Containers removed (IDs).
+    pub containers: Vec<String>,
+    /// Image events, in order.
+    pub images: Vec<RemoveEvent>,
+    /// Build-cache record keys removed.
+    pub cache: Vec<String>,
+    /// Bytes freed on disk (blobs and snapshot directories).
+    pub reclaimed: u64,
+}
+
+/// Which images `prune_images` considers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneScope {
+    /// Untagged images that no other image builds on (docker's default).
+    Dangling,
+    /// Every image no container uses (`-a`).
+    Unused,
+}
+
+/// Blobs and snapshots freed by a sweep.
+#[derive(Debug, Default)]
+struct Sweep {
+    bytes: u64,
+    trash: Vec<PathBuf>,
+}
+
+fn short(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)
+            OR EXISTS (SELECT 1 FROM image_layers WHERE blob_digest = ?1)
+            OR EXISTS (SELECT 1 FROM cache_refs WHERE kind = 'blob' AND target = ?1)
+            OR EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND target = ?1)",
+        [digest],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+}
+
+impl Store {
+    /// Unlinks each candidate blob nothing references; `None` means every blob file.
+    fn sweep_blobs(&self, tx: &Transaction<'_>, candidates: Option<&[Digest]>) -> Result<u64> {
+        let dir = self.layout().blobs_dir();
+        let names: Vec<String> = match candidates {
+            Some(c) => c.iter().map(|d| d.hex()).collect(),
+            None => {
+                let mut v = Vec::new();
+                for e in std::fs::read_dir(&dir).ctx("reading", &dir)? {
+                    let e = e.ctx("reading", &dir)?;
+                    if let Some(n) = e.file_name().to_str() {
+                        v.push(n.to_string());
+                    }
+                }
+                v
+            }
+        };
+        let mut freed = 0;
+        for hex in names {
+            // Files whose names are not digests are `check`'s business, not GC's.
+            let Ok(d) = Digest::from_hex(&hex) else {
+                continue;
+            };
+            let key = d.to_string();
+            if blob_is_live(tx, &key)? {
+                continue;
+            }
+            let path = dir.join(&hex);
+            let size = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m.len(),
+                Err(_) => continue,
+            };
+            std::fs::remove_file(&path).ctx("removing", &path)?;
+            tx.execute("DELETE FROM layers WHERE blob_digest = ?1", [&key])?;
+            freed += size;
+        }
+        Ok(freed)
+    }
+
+    /// Removes snapshot rows nothing references (directly or through a child) and moves
+    /// their directories to `tmp/` for deletion after commit.
+    fn sweep_snapshots(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
+        let mut parent_of: HashMap<String, Option<String>> = HashMap::new();
+        let mut dir_of: HashMap<String, (String, u64)> = HashMap::new();
+        {
+            let mut stmt = tx.prepare("SELECT key, parent, dir, size FROM snapshots")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (k, p, d, s) = row?;
+                parent_of.insert(k.clone(), p);
+                dir_of.insert(k, (d, s as u64));
+            }
+        }
+        if parent_of.is_empty() {
+            return Ok(());
+        }
+        let mut roots: Vec<String> = Vec::new();
+        for sql in [
+            "SELECT chain_id FROM image_layers",
+            "SELECT target FROM cache_refs WHERE kind = 'snapshot'",
+            "SELECT target FROM lease_refs WHERE kind = 'snapshot'",
+        ] {
+            let mut stmt = tx.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                roots.push(r?);
+            }
+        }
+        let mut live: HashSet<String> = HashSet::new();
+        for mut key in roots {
+            while parent_of.contains_key(&key) && live.insert(key.clone()) {
+                match parent_of.get(&key).cloned().flatten() {
+                    Some(p) => key = p,
+                    None => break,
+                }
+            }
+        }
+        let dead: Vec<&String> = parent_of.keys().filter(|k| !live.contains(*k)).collect();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        // Dead snapshots only have dead children; let the whole set go at commit.
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        let snapdir = self.layout().snapshots_dir();
+        let tmp = self.layout().tmp_dir();
+        for key in dead {
+            let (dir, size) = &dir_of[key];
+            tx.execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
+            let from = snapdir.join(dir);
+            if from.exists() {
+                let to = tmp.join(format!("{}{}", Layout::tmp_prefix("trash"), dir));
+                std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
+                sweep.trash.push(to);
+            }
+            sweep.bytes += size;
+        }
+        Ok(())
+    }
+
+    fn empty_trash(&self, sweep: Sweep) -> u64 {
+        for p in &sweep.trash {
+            // A failure leaves a temp entry that the next open removes.
+            let _ = remove_any(p);
+        }
+        sweep.bytes
+    }
+
+    /// Removes an image by reference or ID, with docker's rules: a reference only untags
+    /// (and deletes the image when that was its last tag); an ID deletes the image and all
+    /// its tags (`force` is needed when it has several). An image a container uses, or that
+    /// another image builds on, is never deleted.
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<(Vec<RemoveEvent>, u64)> {
+        let image = self.resolve_image(name)?;
+        let by_reference = crate::reference::normalize(name)
+            .ok()
+            .filter(|full| image.tags.contains(full) && !looks_like_id(name, &image.id));
+        let mut sweep = Sweep::default();
+        let events = self.write(|tx| {
+            let Some(current) = load_images(tx, Some(&image.id))?.pop() else {
+                return Err(Error::ImageNotFound(name.to_string()));
+            };
+            let users = container_users(tx, &current.id)?;
+            let mut events = Vec::new();
+            if let Some(full) = &by_reference {
+                if !current.tags.contains(full) {
+                    return Err(Error::ImageNotFound(name.to_string()));
+                }
+                if let Some((cid, _)) = users.first()
+                    && !force
+                {
+                    return Err(Error::Conflict(format!(
+                        "unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                        &cid[..cid.len().min(12)],
+                        short(&current.id)
+                    )));
+                }
+                tx.execute("DELETE FROM tags WHERE reference = ?1", [full])?;
+                events.push(RemoveEvent::Untagged(full.clone()));
+                if current.tags.len() == 1 && users.is_empty() && !has_children(tx, &current.id)? {
+                    events.extend(self.delete_image_tx(tx, &current, &mut sweep)?);
+                }
+                return Ok(events);
+            }
+            if let Some((cid, state)) = users.iter().find(|(_, s)| s == "running") {
+                return Err(Error::Conflict(format!(
+                    "unable to delete {} (cannot be forced) - image is being used by {state} container {}",
+                    short(&current.id),
+                    &cid[..cid.len().min(12)]
+                )));
+            }
+            if has_children(tx, &current.id)? {
+                return Err(Error::Conflict(format!(
+                    "unable to delete {} (cannot be forced) - image has dependent child images",
+                    short(&current.id)
+                )));
+            }
+            if current.tags.len() > 1 && !force {
+                return Err(Error::Conflict(format!(
+                    "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short(&current.id)
+                )));
+            }
+            if let Some((cid, _)) = users.first() {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        short(&current.id),
+                        &cid[..cid.len().min(12)]
+                    )));
+                }
+                // Forced: untag, but the container keeps its image.
+                for t in &current.tags {
+                    tx.execute("DELETE FROM tags WHERE reference = ?1", [t])?;
+                    events.push(RemoveEvent::Untagged(t.clone()));
+                }
+                return Ok(events);
+            }
+            for t in &current.tags {
+                tx.execute("DELETE FROM tags WHERE reference = ?1", [t])?;
+                events.push(RemoveEvent::Untagged(t.clone()));
+            }
+            events.extend(self.delete_image_tx(tx, &current, &mut sweep)?);
+            Ok(events)
+        })?;
+        let reclaimed = self.empty_trash(sweep);
+        if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
+            self.sync_index()?;
+        }
+        Ok((events, reclaimed))
+    }
+
+    /// Deletes an untagged image row and the content only it used. Returns the `Deleted`
+    /// events: the image ID, then the chain IDs of layers no other image uses, top first.
+    fn delete_image_tx(
+        &self,
+        tx: &Transaction<'_>,
+        image: &ImageRecord,
+        sweep: &mut Sweep,
+    ) -> Result<Vec<RemoveEvent>> {
+        let id = image.id.to_string();
+        let mut layers: Vec<(String, String)> = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT blob_digest, chain_id FROM image_layers WHERE image_id = ?1 ORDER BY position DESC",
+            )?;
+            let rows = stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for r in rows {
+                layers.push(r?);
+            }
+        }
+        tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
+        tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [&id])?;
+        tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
+        let mut events = vec![RemoveEvent::Deleted(image.id)];
+        let mut seen = BTreeSet::new();
+        for (_, chain) in &layers {
+            let still_used = tx
+                .query_row(
+                    "SELECT 1 FROM image_layers WHERE chain_id = ?1 LIMIT 1",
+                    [chain],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !still_used && seen.insert(chain.clone()) {
+                events.push(RemoveEvent::Deleted(parse_digest(chain)?));
+            }
+        }
+        let mut candidates = vec![image.manifest_digest, image.id];
+        for (blob, _) in &layers {
+            candidates.push(parse_digest(blob)?);
+        }
+        sweep.bytes += self.sweep_blobs(tx, Some(&candidates))?;
+        self.sweep_snapshots(tx, sweep)?;
+        Ok(events)
+    }
+
+    /// `image prune`: removes dangling (or, with [`PruneScope::Unused`], all unused)
+    /// images for which `keep` returns false, then the content they alone used.
+    pub fn prune_images(
+        &self,
+        scope: PruneScope,
+        keep: &dyn Fn(&ImageRecord) -> bool,
+    ) -> Result<PruneReport> {
+        let mut sweep = Sweep::default();
+        let events = self.write(|tx| self.prune_images_tx(tx, scope, keep, &mut sweep))?;
+        let reclaimed = self.empty_trash(sweep);
+        if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
+            self.sync_index()?;
+        }
+        Ok(PruneReport {
+            images: events,
+            reclaimed,
+            ..PruneReport::default()
+        })
+    }
+
+    fn prune_images_tx(
+        &self,
+        tx: &Transaction<'_>,
+        scope: PruneScope,
+        keep: &dyn Fn(&ImageRecord) -> bool,
+        sweep: &mut Sweep,
+    ) -> Result<Vec<RemoveEvent>> {
+        let mut events = Vec::new();
+        // Deleting a leaf can turn its parent into a prunable leaf; repeat until stable.
+        loop {
+            let images = load_images(tx, None)?;
+            let mut removed_any = false;
+            for img in images {
+                if !container_users(tx, &img.id)?.is_empty() || has_children(tx, &img.id)? {
+                    continue;
+                }
+                if scope == PruneScope::Dangling && !img.tags.is_empty() {
+                    continue;
+                }
+                if keep(&img) {
+                    continue;
+                }
+                for t in &img.tags {
+                    events.push(RemoveEvent::Untagged(t.clone()));
+                }
+                events.extend(self.delete_image_tx(tx, &img, sweep)?);
+                removed_any = true;
+            }
+            if !removed_any {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// `system prune`: stopped containers, dangling (or unused) images, all build-cache
+    /// records, then every blob and snapshot nothing references, and dead leases.
+    pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
+        let mut sweep = Sweep::default();
+        let mut report = self.write(|tx| {
+            let mut report = PruneReport::default();
+            {
+                let mut stmt =
+                    tx.prepare("SELECT id FROM containers WHERE state != 'running' ORDER BY id")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for r in rows {
+                    report.containers.push(r?);
+                }
+            }
+            tx.execute("DELETE FROM containers WHERE state != 'running'", [])?;
+            report.images = self.prune_images_tx(tx, scope, &|_| false, &mut sweep)?;
+            {
+                let mut stmt = tx.prepare("SELECT key, size FROM cache ORDER BY key")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                for r in rows {
+                    let (k, s) = r?;
+                    report.cache.push(k);
+                    sweep.bytes += s as u64;
+                }
+            }
+            tx.execute("DELETE FROM cache", [])?;
+            self.collect_tx(tx, &mut sweep)?;
+            Ok(report)
+        })?;
+        report.reclaimed = self.empty_trash(sweep);
+        if report
+            .images
+            .iter()
+            .any(|e| matches!(e, RemoveEvent::Untagged(_)))
+        {
+            self.sync_index()?;
+        }
+        Ok(report)
+    }
+
+    /// Deletes those of `blobs` that nothing references (and snapshots nothing references).
+    pub(crate) fn collect_blobs(&self, blobs: &[Digest]) -> Result<u64> {
+        let mut sweep = Sweep::default();
+        self.write(|tx| {
+            sweep.bytes += self.sweep_blobs(tx, Some(blobs))?;
+            self.sweep_snapshots(tx, &mut sweep)
+        })?;
+        Ok(self.empty_trash(sweep))
+    }
+
+    /// Deletes every blob and snapshot nothing references (and leases of dead processes).
+    /// Returns the bytes freed.
+    pub fn collect_garbage(&self) -> Result<u64> {
+        let mut sweep = Sweep::default();
+        self.write(|tx| self.collect_tx(tx, &mut sweep))?;
+        Ok(self.empty_trash(sweep))
+    }
+
+    fn collect_tx(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
+        remove_dead_leases(tx)?;
+        sweep.bytes += self.sweep_blobs(tx, None)?;
+        self.sweep_snapshots(tx, sweep)?;
+        // Directories under snapshots-v1/ without a row: a commit that died between its
+        // rename and its transaction's commit.
+        let known: HashSet<String> = {
+            let mut stmt = tx.prepare("SELECT dir FROM snapshots")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let snapdir = self.layout().snapshots_dir();
+        for e in std::fs::read_dir(&snapdir).ctx("reading", &snapdir)? {
+            let e = e.ctx("reading", &snapdir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                let to = self.layout().tmp_dir().join(format!(
+                    "{}{}",
+                    Layout::tmp_prefix("trash"),
+                    name
+                ));
+                std::fs::rename(e.path(), &to).ctx("moving to trash", e.path())?;
+                sweep.trash.push(to);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_id(name: &str, id: &Digest) -> bool {
+    let bare = name.strip_prefix("sha256:").unwrap_or(name);
+    name.starts_with("sha256:")
+        || (!bare.is_empty() && id.hex().starts_with(bare) && bare.len() == 64)
+}
+
+fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, String)>> {
+    let mut stmt =
+        tx.prepare("SELECT id, state FROM containers WHERE image_id = ?1 ORDER BY id")?;
+    let rows = stmt.query_map(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn has_children(tx: &Transaction<'_>, id: &Digest) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM images WHERE parent = ?1 LIMIT 1",
+            [id.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}

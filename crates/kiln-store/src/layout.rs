@@ -1,0 +1,245 @@
+//! Where things live under the store root, and the temp-file naming that lets the next
+//! process tell a crashed writer's leftovers from a live writer's work in progress.
+//!
+//! ```text
+//! ROOT/
+//! ├── oci-layout               {"imageLayoutVersion":"1.0.0"}
+//! ├── index.json               tagged images (regenerated after every tag change)
+//! ├── blobs/sha256/<hex>       content-addressed blobs, immutable once renamed in
+//! ├── metadata-v1.db           SQLite (WAL): images, tags, layers, snapshots, cache, leases
+//! ├── snapshots-v1/<dir>       unpacked layer directories (made by kiln-snapshot)
+//! └── tmp/<pid>.<start>.<kind>-<random>
+//!                              in-progress writes, owned by the process <pid> started at
+//!                              clock tick <start>; removed by any later open once that
+//!                              process is gone
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// Paths of one store root.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+    pub fn blob_path(&self, hex: &str) -> PathBuf {
+        self.blobs_dir().join(hex)
+    }
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots-v1")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("metadata-v1.db")
+    }
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+    pub fn index_lock_path(&self) -> PathBuf {
+        self.root.join("index.lock")
+    }
+
+    /// Creates the directories and the `oci-layout` marker if missing.
+    pub fn create(&self) -> Result<()> {
+        for d in [self.blobs_dir(), self.tmp_dir(), self.snapshots_dir()] {
+            std::fs::create_dir_all(&d).ctx("creating", &d)?;
+        }
+        let marker = self.root.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(
+                &self.tmp_dir(),
+                &marker,
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The temp-name prefix for this process: `<pid>.<start>.`.
+    pub fn tmp_prefix(kind: &str) -> String {
+        let me = ProcessId::current();
+        format!("{}.{}.{kind}-", me.pid, me.start)
+    }
+
+    /// Removes temp entries whose owning process no longer runs. Returns what was removed.
+    pub fn clean_stale_tmp(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.tmp_dir();
+        let mut removed = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(crate::Error::io("reading", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.ctx("reading", &dir)?;
+            let name = entry.file_name();
+            let owner = name.to_str().and_then(ProcessId::parse_tmp_name);
+            // Names we did not make are leftovers too: nothing else writes here.
+            let alive = owner.is_some_and(|p| p.is_alive());
+            if !alive {
+                let path = entry.path();
+                remove_any(&path)?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A process identity that survives pid reuse: the pid plus its start time in clock ticks
+/// since boot (field 22 of `/proc/<pid>/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessId {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcessId {
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        ProcessId {
+            pid,
+            start: start_time(pid).unwrap_or(0),
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+
+    fn parse_tmp_name(name: &str) -> Option<Self> {
+        let mut parts = name.splitn(3, '.');
+        let pid = parts.next()?.parse().ok()?;
+        let start = parts.next()?.parse().ok()?;
+        parts.next()?;
+        Some(ProcessId { pid, start })
+    }
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; fields after the
+    // last ')' are plain. starttime is field 22, i.e. the 20th after the name.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes a file or a directory tree; a missing path is not an error.
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::Error::io("inspecting", path, e)),
+    };
+    let r = if meta.is_dir() {
+        make_writable_tree(path);
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io("removing", path, e)),
+    }
+}
+
+/// Unpacked layers may hold read-only directories (mode 0555); as root that does not
+/// matter, but a non-root store owner could not delete their children otherwise.
+fn make_writable_tree(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(meta) = std::fs::symlink_metadata(&dir)
+            && meta.is_dir()
+        {
+            let mode = meta.permissions().mode();
+            if mode & 0o700 != 0o700 {
+                let _ =
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o700));
+            }
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `dest` atomically: temp file in `tmp`, fsync, rename, fsync the parent.
+pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix(&Layout::tmp_prefix("file"))
+        .tempfile_in(tmp)
+        .ctx("creating a temp file in", tmp)?;
+    f.write_all(bytes).ctx("writing", f.path().to_path_buf())?;
+    f.as_file()
+        .sync_all()
+        .ctx("syncing", f.path().to_path_buf())?;
+    f.persist(dest)
+        .map_err(|e| crate::Error::io("renaming into", dest, e.error))?;
+    sync_parent(dest)
+}
+
+/// Makes a rename durable.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        let dir = std::fs::File::open(parent).ctx("opening", parent)?;
+        dir.sync_all().ctx("syncing", parent)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_process_is_alive_and_parses_back() {
+        let me = ProcessId::current();
+        assert!(me.is_alive());
+        let name = format!("{}blob-xyz", Layout::tmp_prefix("blob"));
+        assert_eq!(ProcessId::parse_tmp_name(&name), Some(me));
+        let wrong_start = ProcessId {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        assert!(!wrong_start.is_alive());
+    }
+
+    #[test]
+    fn stale_tmp_entries_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: dir.path().to_path_buf(),
+        };
+        layout.create().unwrap();
+        let live = layout
+            .tmp_dir()
+            .join(format!("{}x", Layout::tmp_prefix("blob")));
+        std::fs::write(&live, b"x").unwrap();
+        // pid 0 is never a userspace process: a dead owner.
+        let dead = layout.tmp_dir().join("0.1.blob-abc");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("f"), b"y").unwrap();
+        let foreign = layout.tmp_dir().join("garbage");
+        std::fs::write(&foreign, b"z").unwrap();
+        let removed = layout.clean_stale_tmp().unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(live.exists());
+        assert!(!dead.exists());
+        assert!(!foreign.exists());
+    }
+}

@@ -1,0 +1,151 @@
+//! Leases: how a writer keeps a concurrent prune from deleting what it has just written
+//! but not yet referenced.
+//!
+//! A lease is a row naming its owner process (pid + start time). Before a blob or snapshot
+//! becomes visible, the writer records it under its lease in a write transaction; the
+//! garbage collector holds the write lock for its whole mark-and-sweep, so it either sees
+//! the lease row or does not see the file yet. Dropping the lease removes the row; the rows
+//! of a process that died are removed by the next collection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::params;
+
+use crate::Store;
+use crate::db::now;
+use crate::error::Result;
+use crate::layout::ProcessId;
+
+/// What a lease or cache record holds on to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// A blob, by digest string.
+    Blob,
+    /// A snapshot, by key.
+    Snapshot,
+}
+
+impl RefKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Blob => "blob",
+            RefKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// Protection for content written but not yet referenced by an image or cache record.
+/// Released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    store: Store,
+    id: String,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Takes a new lease for this process.
+    pub fn lease(&self) -> Result<Lease> {
+        let me = ProcessId::current();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let id = format!(
+            "{}.{}.{}.{}",
+            me.pid,
+            me.start,
+            nanos,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO leases (id, pid, start_time, created) VALUES (?1, ?2, ?3, ?4)",
+                params![id, me.pid, me.start as i64, now()],
+            )?;
+            Ok(())
+        })?;
+        Ok(Lease {
+            store: self.clone(),
+            id,
+        })
+    }
+}
+
+impl Lease {
+    /// Records that this lease holds `target` (a digest string or snapshot key).
+    pub fn protect(&self, kind: RefKind, target: &str) -> Result<()> {
+        self.store.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
+                params![self.id, kind.as_str(), target],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Ends the lease and deletes, at once, the blobs and snapshots it protected that
+    /// nothing else references (a failed load must leave the store as it was).
+    pub fn release_and_collect(self) -> Result<u64> {
+        let blobs: Vec<crate::Digest> = self.store.read(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT target FROM lease_refs WHERE lease_id = ?1 AND kind = 'blob'")?;
+            let rows = stmt.query_map([&self.id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                if let Ok(d) = crate::Digest::parse(&r?) {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })?;
+        let store = self.store.clone();
+        drop(self);
+        store.collect_blobs(&blobs)
+    }
+
+    /// The lease's identifier.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A failure here only delays collection until this process is gone.
+        let _ = self.store.write(|tx| {
+            tx.execute("DELETE FROM leases WHERE id = ?1", params![self.id])?;
+            Ok(())
+        });
+    }
+}
+
+/// Removes the leases of processes that no longer run. Call inside a write transaction.
+pub(crate) fn remove_dead_leases(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    let mut dead = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT id, pid, start_time FROM leases")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, pid, start) = row?;
+            let owner = ProcessId {
+                pid,
+                start: start as u64,
+            };
+            if !owner.is_alive() {
+                dead.push(id);
+            }
+        }
+    }
+    for id in &dead {
+        tx.execute("DELETE FROM leases WHERE id = ?1", params![id])?;
+    }
+    Ok(dead.len())
+}

@@ -1,0 +1,398 @@
+//! Store core: blobs, leases, images and tags, removal and collection, snapshots, cache,
+//! containers and check — against a real store in a temp directory.
+
+use kiln_image::Digest;
+use kiln_image::manifest::{DescriptorOut, build_manifest};
+use kiln_store::{
+    CachePrune, ContainerState, Error, LayerRecord, NewImage, Problem, PruneScope, RefKind,
+    RemoveEvent, Store,
+};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("root")).unwrap();
+    (dir, store)
+}
+
+fn tar_with(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, content).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Writes a one-layer (or more) image's blobs and records it with `tags`.
+fn add_image(store: &Store, layers: &[&[u8]], created: &str, tags: &[&str]) -> Digest {
+    let lease = store.lease().unwrap();
+    let mut recs = Vec::new();
+    let mut descs = Vec::new();
+    for content in layers {
+        let tar = tar_with("f", content);
+        let info = store.put_blob(&lease, &tar, None).unwrap();
+        recs.push(LayerRecord {
+            blob: info.digest,
+            diff_id: info.digest,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            compressed_size: info.size,
+            uncompressed_size: info.size,
+        });
+        descs.push(DescriptorOut::new(
+            "application/vnd.oci.image.layer.v1.tar",
+            info.digest,
+            info.size,
+        ));
+    }
+    let diff_ids: Vec<String> = recs.iter().map(|r| r.diff_id.to_string()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": created,
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let cinfo = store.put_blob(&lease, &config, None).unwrap();
+    let (manifest, mdigest) = build_manifest(
+        &DescriptorOut::new(
+            "application/vnd.oci.image.config.v1+json",
+            cinfo.digest,
+            cinfo.size,
+        ),
+        &descs,
+    );
+    store.put_blob(&lease, &manifest, Some(&mdigest)).unwrap();
+    let tags: Vec<String> = tags
+        .iter()
+        .map(|t| kiln_image::ImageRef::parse(t).unwrap().to_string())
+        .collect();
+    let (rec, _) = store
+        .record_image(
+            &NewImage {
+                manifest_digest: mdigest,
+                manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                config_digest: cinfo.digest,
+                layers: recs,
+                created: Some(1_700_000_000),
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                parent: None,
+            },
+            &tags,
+        )
+        .unwrap();
+    rec.id
+}
+
+fn blob_count(store: &Store) -> usize {
+    std::fs::read_dir(store.root().join("blobs/sha256"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn blob_with_lying_digest_is_rejected_and_never_visible() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let claimed = Digest::of(b"something else");
+    let err = store
+        .put_blob(&lease, b"hello", Some(&claimed))
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&claimed));
+    assert_eq!(blob_count(&store), 0);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+    let ok = store
+        .put_blob(&lease, b"hello", Some(&Digest::of(b"hello")))
+        .unwrap();
+    assert_eq!(ok.size, 5);
+    assert_eq!(store.read_blob(&ok.digest).unwrap(), b"hello");
+    assert_eq!(store.blob_size(&ok.digest).unwrap(), 5);
+}
+
+#[test]
+fn images_resolve_by_name_full_id_and_prefix() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"one"], "2023-01-01T00:00:00Z", &["busybox"]);
+    assert_eq!(store.resolve_image("busybox").unwrap().id, id);
+    assert_eq!(store.resolve_image("busybox:latest").unwrap().id, id);
+    assert_eq!(
+        store.resolve_image("docker.io/library/busybox").unwrap().id,
+        id
+    );
+    assert_eq!(store.resolve_image(&id.to_string()).unwrap().id, id);
+    assert_eq!(store.resolve_image(&id.hex()[..12]).unwrap().id, id);
+    assert!(matches!(
+        store.resolve_image("nope"),
+        Err(Error::ImageNotFound(_))
+    ));
+    let img = store.image(&id).unwrap().unwrap();
+    assert_eq!(
+        img.tags,
+        vec!["docker.io/library/busybox:latest".to_string()]
+    );
+    let layers = store.layers(&id).unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(img.size, layers[0].uncompressed_size);
+}
+
+#[test]
+fn moving_a_tag_reports_the_previous_image() {
+    let (_d, store) = store();
+    let a = add_image(&store, &[b"a"], "2023-01-01T00:00:00Z", &["app:1"]);
+    let b = add_image(&store, &[b"b"], "2023-01-01T00:00:00Z", &[]);
+    let change = store.tag(&b, "app:1").unwrap();
+    assert_eq!(change.previous, Some(a));
+    assert_eq!(store.resolve_image("app:1").unwrap().id, b);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn rmi_by_tag_untags_then_deletes_with_its_blobs() {
+    let (_d, store) = store();
+    let id = add_image(
+        &store,
+        &[b"x", b"y"],
+        "2023-01-01T00:00:00Z",
+        &["a:1", "a:2"],
+    );
+    let before = blob_count(&store);
+    assert_eq!(before, 4);
+    let (events, freed) = store.remove_image("a:1", false).unwrap();
+    assert_eq!(
+        events,
+        vec![RemoveEvent::Untagged("docker.io/library/a:1".into())]
+    );
+    assert_eq!(freed, 0);
+    // By ID with one tag left: untag + delete image + both layer chain IDs.
+    let (events, freed) = store.remove_image(&id.hex()[..12], false).unwrap();
+    assert_eq!(
+        events[0],
+        RemoveEvent::Untagged("docker.io/library/a:2".into())
+    );
+    assert_eq!(events[1], RemoveEvent::Deleted(id));
+    assert_eq!(events.len(), 4);
+    assert!(freed > 0);
+    assert_eq!(blob_count(&store), 0);
+    assert!(store.images().unwrap().is_empty());
+}
+
+#[test]
+fn rmi_by_id_with_several_tags_needs_force() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"x"], "2023-01-01T00:00:00Z", &["a:1", "b:1"]);
+    let err = store.remove_image(&id.to_string(), false).unwrap_err();
+    assert!(err.to_string().contains("must be forced"), "{err}");
+    let (events, _) = store.remove_image(&id.to_string(), true).unwrap();
+    assert_eq!(events.len(), 4); // 2 untagged, image, layer
+}
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"x"], "2023-01-01T00:00:00Z", &["a:1"]);
+    store
+        .add_container("c0ffee", Some("web"), &id, ContainerState::Running)
+        .unwrap();
+    let err = store.remove_image(&id.to_string(), true).unwrap_err();
+    assert!(
+        err.to_string().contains("running container c0ffee"),
+        "{err}"
+    );
+    let err = store.remove_image("a:1", false).unwrap_err();
+    assert!(err.to_string().contains("must force"), "{err}");
+    // Forced untag keeps the image for the container.
+    store
+        .set_container_state("c0ffee", ContainerState::Exited)
+        .unwrap();
+    let (events, _) = store.remove_image("a:1", true).unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(store.image(&id).unwrap().is_some());
+    let report = store.prune_images(PruneScope::Unused, &|_| false).unwrap();
+    assert!(report.images.is_empty());
+    let report = store.system_prune(PruneScope::Dangling).unwrap();
+    assert_eq!(report.containers, vec!["c0ffee".to_string()]);
+    assert!(store.image(&id).unwrap().is_none());
+}
+
+#[test]
+fn shared_layers_survive_removal_of_one_image() {
+    let (_d, store) = store();
+    let a = add_image(&store, &[b"base", b"a"], "2023-01-01T00:00:00Z", &["a"]);
+    let b = add_image(&store, &[b"base", b"b"], "2023-01-01T00:00:00Z", &["b"]);
+    store.remove_image("a", false).unwrap();
+    assert!(store.image(&a).unwrap().is_none());
+    for l in store.layers(&b).unwrap() {
+        assert!(store.has_blob(&l.blob));
+    }
+    assert!(store.check(false).unwrap().problems.is_empty());
+}
+
+#[test]
+fn prune_dangling_keeps_tagged_and_all_removes_unused() {
+    let (_d, store) = store();
+    let tagged = add_image(&store, &[b"t"], "2023-01-01T00:00:00Z", &["t"]);
+    let dangling = add_image(&store, &[b"d"], "2023-01-01T00:00:00Z", &[]);
+    let r = store
+        .prune_images(PruneScope::Dangling, &|_| false)
+        .unwrap();
+    assert!(r.images.contains(&RemoveEvent::Deleted(dangling)));
+    assert!(store.image(&tagged).unwrap().is_some());
+    assert!(r.reclaimed > 0);
+    let r = store.prune_images(PruneScope::Unused, &|_| false).unwrap();
+    assert_eq!(
+        r.images[0],
+        RemoveEvent::Untagged("docker.io/library/t:latest".into())
+    );
+    assert!(store.images().unwrap().is_empty());
+    assert_eq!(blob_count(&store), 0);
+}
+
+#[test]
+fn leased_blobs_survive_garbage_collection_until_released() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let info = store.put_blob(&lease, b"fresh", None).unwrap();
+    store.collect_garbage().unwrap();
+    assert!(store.has_blob(&info.digest));
+    drop(lease);
+    let freed = store.collect_garbage().unwrap();
+    assert_eq!(freed, 5);
+    assert!(!store.has_blob(&info.digest));
+}
+
+#[test]
+fn snapshots_commit_atomically_and_are_collected_when_unreferenced() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let dir = store.prepare_snapshot_dir().unwrap();
+    std::fs::write(dir.join("file"), b"12345").unwrap();
+    let snap = store.commit_snapshot(&lease, "k1", None, &dir).unwrap();
+    assert!(!dir.exists());
+    assert_eq!(std::fs::read(snap.path.join("file")).unwrap(), b"12345");
+    assert_eq!(snap.size, 5);
+    // A second writer for the same key loses quietly.
+    let dir2 = store.prepare_snapshot_dir().unwrap();
+    let again = store.commit_snapshot(&lease, "k1", None, &dir2).unwrap();
+    assert_eq!(again.path, snap.path);
+    assert!(!dir2.exists());
+    // Children need their parent.
+    let dir3 = store.prepare_snapshot_dir().unwrap();
+    let err = store
+        .commit_snapshot(&lease, "k2", Some("nope"), &dir3)
+        .unwrap_err();
+    assert!(matches!(err, Error::SnapshotParentMissing { .. }));
+    // Not from tmp: refused.
+    assert!(matches!(
+        store.commit_snapshot(&lease, "k3", None, std::path::Path::new("/etc")),
+        Err(Error::NotStoreTemp { .. })
+    ));
+    store
+        .cache_put("rec", b"{}", &[(RefKind::Snapshot, "k1")])
+        .unwrap();
+    drop(lease);
+    store.collect_garbage().unwrap();
+    assert!(snap.path.exists(), "cache record keeps it");
+    let (removed, freed) = store
+        .cache_prune(CachePrune {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(removed, vec!["rec".to_string()]);
+    assert_eq!(freed, 5);
+    assert!(!snap.path.exists());
+    assert!(store.snapshot("k1").unwrap().is_none());
+}
+
+#[test]
+fn cache_records_round_trip_and_prune_by_size() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let blob = store.put_blob(&lease, b"layer-bytes", None).unwrap();
+    store
+        .cache_put("a", b"1", &[(RefKind::Blob, &blob.digest.to_string())])
+        .unwrap();
+    store.cache_put("b", b"22", &[]).unwrap();
+    assert_eq!(store.cache_get("a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.cache_get("zz").unwrap(), None);
+    let usage = store.cache_usage().unwrap();
+    assert_eq!(usage.count, 2);
+    assert_eq!(usage.bytes, 1 + 11 + 2);
+    let err = store
+        .cache_put("c", b"", &[(RefKind::Snapshot, "missing")])
+        .unwrap_err();
+    assert!(matches!(err, Error::SnapshotNotFound { .. }));
+    drop(lease);
+    let (removed, _) = store
+        .cache_prune(CachePrune {
+            keep_bytes: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(store.cache_records().unwrap().len(), 1);
+}
+
+#[test]
+fn check_finds_and_repairs_a_corrupt_blob_and_its_image() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"x"], "2023-01-01T00:00:00Z", &["a"]);
+    let keep = add_image(&store, &[b"y"], "2023-01-01T00:00:00Z", &["b"]);
+    let report = store.check(false).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.blobs_checked, 6);
+    let layer = store.layers(&id).unwrap()[0].blob;
+    std::fs::write(store.blob_path(&layer), b"bit rot").unwrap();
+    std::fs::write(store.root().join("blobs/sha256/junk"), b"?").unwrap();
+    std::fs::create_dir(store.root().join("snapshots-v1/orphan")).unwrap();
+    let report = store.check(false).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::CorruptBlob { .. }))
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::BrokenImage { image, .. } if *image == id))
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::StrayFile(_)))
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::OrphanSnapshotDir(_)))
+    );
+    assert!(!report.is_clean());
+    let repaired = store.check(true).unwrap();
+    assert!(repaired.repaired);
+    let after = store.check(false).unwrap();
+    assert!(after.problems.is_empty(), "{:?}", after.problems);
+    assert!(store.image(&id).unwrap().is_none());
+    assert!(store.image(&keep).unwrap().is_some());
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let store = Store::open(dir.path()).unwrap();
+        add_image(&store, &[b"x"], "2023-01-01T00:00:00Z", &["a"])
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.resolve_image("a").unwrap().id, id);
+    assert!(store.check(false).unwrap().problems.is_empty());
+}
