@@ -101,3 +101,47 @@ pub fn build_index(manifests: &[DescriptorOut]) -> Vec<u8> {
     })
     .expect("index serialization cannot fail")
 }
+
+/// Parses an image config, tolerating what Docker leaves out: an image without layers has
+/// `"rootfs": {"type": "layers"}` with no `diff_ids` (Go's `omitempty`), which oci-spec
+/// requires. Parse from the exact stored bytes; never re-serialize them.
+pub fn parse_image_config(
+    bytes: &[u8],
+) -> Result<oci_spec::image::ImageConfiguration, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(obj) = v.as_object_mut() {
+        let rootfs = obj
+            .entry("rootfs")
+            .or_insert_with(|| serde_json::json!({"type": "layers"}));
+        if let Some(r) = rootfs.as_object_mut() {
+            match r.get("diff_ids") {
+                None | Some(serde_json::Value::Null) => {
+                    r.insert("diff_ids".into(), serde_json::Value::Array(Vec::new()));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    serde_json::from_value(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_without_layers_parses() {
+        let c = parse_image_config(
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}"#,
+        )
+        .unwrap();
+        assert!(c.rootfs().diff_ids().is_empty());
+        let c = parse_image_config(
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}"#,
+        )
+        .unwrap();
+        assert!(c.rootfs().diff_ids().is_empty());
+        assert!(parse_image_config(b"[1]").is_err());
+        assert!(parse_image_config(b"{").is_err());
+    }
+}

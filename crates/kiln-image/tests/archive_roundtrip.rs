@@ -250,3 +250,60 @@ fn reads_legacy_docker_save_layout() {
     assert_eq!(got, [l1.clone(), l2, l1]);
     r.verify().unwrap();
 }
+
+/// `FROM scratch` + metadata only: no layers, and Docker omits `diff_ids` from the config.
+#[test]
+fn image_without_layers() {
+    let blobs = MemoryBlobSource::new();
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"a":"b"}},"rootfs":{"type":"layers"}}"#.to_vec();
+    let cd = kiln_image::manifest::DescriptorOut::new(
+        kiln_image::compression::media_types::OCI_CONFIG,
+        Digest::of(&config),
+        config.len() as u64,
+    );
+    let (manifest, _) = kiln_image::manifest::build_manifest(&cd, &[]);
+    let export = kiln_image::ExportImage {
+        manifest,
+        config: config.clone(),
+        tags: vec![ImageRef::parse("empty:1").unwrap()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d.tar");
+    let o = dir.path().join("o.tar");
+    let l = dir.path().join("layout");
+    write_docker_archive(
+        fs::File::create(&d).unwrap(),
+        std::slice::from_ref(&export),
+        &blobs,
+    )
+    .unwrap();
+    write_oci_archive(
+        fs::File::create(&o).unwrap(),
+        std::slice::from_ref(&export),
+        &blobs,
+    )
+    .unwrap();
+    write_oci_layout(&l, std::slice::from_ref(&export), &blobs).unwrap();
+    for p in [&d, &o, &l] {
+        let r = open_archive(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(r.images()[0].config_bytes, config);
+        assert!(r.images()[0].layers.is_empty());
+    }
+}
+
+#[test]
+fn oci_index_without_images_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let e = open_archive(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("no image"), "{e}");
+}

@@ -66,7 +66,7 @@ pub(crate) fn read(source: &Arc<Source>) -> Result<Vec<ArchiveImage>, ArchiveErr
             check_bytes(source, &config_member, &config_bytes, &d, None)?;
         }
         let config: ImageConfiguration =
-            parse_json(source, &config_member, "image config", &config_bytes)?;
+            super::parse_config(source, &config_member, &config_bytes)?;
         let diffs = diff_ids(source, &config_member, &config)?;
         if diffs.len() != e.layers.len() {
             return Err(ArchiveError::Invalid {

@@ -340,6 +340,20 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Parses an image config (tolerating Docker's omissions), naming the member on failure.
+pub(crate) fn parse_config(
+    source: &Source,
+    member: &str,
+    bytes: &[u8],
+) -> Result<ImageConfiguration, ArchiveError> {
+    crate::manifest::parse_image_config(bytes).map_err(|e| ArchiveError::BadJson {
+        path: source.path().to_path_buf(),
+        member: member.to_string(),
+        what: "image config",
+        source: e,
+    })
+}
+
 /// Reads a small blob and checks it against its descriptor's digest and size.
 pub(crate) fn read_verified(
     source: &Source,

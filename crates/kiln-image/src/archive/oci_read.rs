@@ -40,6 +40,13 @@ pub(crate) fn read(source: &Arc<Source>) -> Result<Vec<ArchiveImage>, ArchiveErr
         let names = Names::from_descriptor(desc);
         walk(source, desc, &names, "index.json", 0, &mut out, &mut seen)?;
     }
+    if out.is_empty() {
+        return Err(ArchiveError::Invalid {
+            path: source.path().to_path_buf(),
+            member: "index.json".into(),
+            reason: "names no image manifests".into(),
+        });
+    }
     Ok(out)
 }
 
@@ -185,8 +192,7 @@ fn read_image(
         &format!("manifest {member}"),
     )?;
     let config_member = config_digest.blob_path();
-    let config: ImageConfiguration =
-        parse_json(source, &config_member, "image config", &config_bytes)?;
+    let config: ImageConfiguration = super::parse_config(source, &config_member, &config_bytes)?;
     let diffs = diff_ids(source, &config_member, &config)?;
     if diffs.len() != manifest.layers().len() {
         return Err(ArchiveError::Invalid {

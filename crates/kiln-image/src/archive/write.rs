@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::ImageManifest;
 use serde::Serialize;
 
 use super::ArchiveError;
@@ -77,8 +77,8 @@ fn check(index: usize, img: &ExportImage) -> Result<Checked<'_>, ArchiveError> {
             manifest.config().size()
         )));
     }
-    let config: ImageConfiguration =
-        serde_json::from_slice(&img.config).map_err(|e| bad(format!("invalid config: {e}")))?;
+    let config = crate::manifest::parse_image_config(&img.config)
+        .map_err(|e| bad(format!("invalid config: {e}")))?;
     let diff_ids = config
         .rootfs()
         .diff_ids()
