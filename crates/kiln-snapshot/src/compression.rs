@@ -49,12 +49,16 @@ pub fn decompress<'a, R: Read + 'a>(mut reader: R) -> Result<(Compression, Box<d
     })?;
     let buf = BufReader::with_capacity(256 * 1024, io::Cursor::new(head.clone()).chain(reader));
     if head.starts_with(GZIP_MAGIC) {
-        Ok((Compression::Gzip, Box::new(flate2::bufread::MultiGzDecoder::new(buf))))
+        Ok((
+            Compression::Gzip,
+            Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+        ))
     } else if head.starts_with(ZSTD_MAGIC) {
-        let dec = zstd::stream::read::Decoder::with_buffer(buf).map_err(|source| Error::Archive {
-            after: None,
-            source,
-        })?;
+        let dec =
+            zstd::stream::read::Decoder::with_buffer(buf).map_err(|source| Error::Archive {
+                after: None,
+                source,
+            })?;
         Ok((Compression::Zstd, Box::new(dec)))
     } else if head.starts_with(BZIP2_MAGIC) {
         Err(Error::UnsupportedCompression("bzip2"))
@@ -106,7 +110,10 @@ mod tests {
 
     #[test]
     fn refuses_bzip2_and_xz() {
-        assert!(matches!(decompress(&b"BZh91AY"[..]), Err(Error::UnsupportedCompression("bzip2"))));
+        assert!(matches!(
+            decompress(&b"BZh91AY"[..]),
+            Err(Error::UnsupportedCompression("bzip2"))
+        ));
         assert!(matches!(
             decompress(&[0xfd, b'7', b'z', b'X', b'Z', 0, 1][..]),
             Err(Error::UnsupportedCompression("xz"))

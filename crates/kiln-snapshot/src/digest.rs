@@ -47,7 +47,11 @@ impl<W: Write> HashWriter<W> {
     }
 
     pub(crate) fn into_parts(self) -> (W, Sha256Digest, u64) {
-        (self.inner, Sha256Digest(self.hasher.finalize().into()), self.count)
+        (
+            self.inner,
+            Sha256Digest(self.hasher.finalize().into()),
+            self.count,
+        )
     }
 }
 

@@ -81,7 +81,9 @@ pub enum Error {
         target: PathBuf,
     },
     /// A layer id that cannot be used as a directory name.
-    #[error("invalid layer id {0:?}: use 1-128 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    #[error(
+        "invalid layer id {0:?}: use 1-128 characters from [A-Za-z0-9_.-], not starting with '.'"
+    )]
     InvalidLayerId(String),
     /// A layer that does not exist under the snapshotter root.
     #[error("layer {id:?} not found under {root}")]
@@ -158,7 +160,10 @@ impl EntryError {
 }
 
 /// Attach a path to an `io::Error`.
-pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { op, path, source }
 }

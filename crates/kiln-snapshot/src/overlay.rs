@@ -13,15 +13,15 @@ use crate::error::{Error, Result};
 use rustix::fs::CWD;
 use rustix::io::Errno;
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags, fsconfig_create,
-    fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Options of a writable overlay mount.
 #[derive(Clone, Debug, Default)]
-pub struct MountOptions {
+pub struct OverlayOptions {
     /// Mount with `volatile`: no syncs to the upper layer. Right for build containers whose
     /// upper is committed (and synced) or thrown away; after a crash the upper is unusable.
     pub volatile: bool,
@@ -62,25 +62,38 @@ impl Drop for OverlayMount {
 }
 
 /// Mount an overlay of `lowers` (top layer first) with `upper` and `work` (same file system,
-/// `work` empty) on `target`. At least one lower directory is needed: for a first layer pass
-/// an empty directory.
-pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, opts: &MountOptions) -> Result<OverlayMount> {
+/// `work` empty) on `target`. With no lowers (FROM scratch) there is nothing to hide or copy
+/// up, so `upper` itself is bind-mounted on `target`: it still ends up holding the diff.
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    opts: &OverlayOptions,
+) -> Result<OverlayMount> {
+    if lowers.is_empty() {
+        return bind(upper, target, false);
+    }
     overlay(lowers, Some((upper, work)), target, opts.volatile)
 }
 
-/// Mount a read-only view of `lowers` (top first) on `target`: an overlay of the lowers, or a
-/// read-only bind mount when there is only one (overlay needs two lowers without an upper).
+/// Mount a read-only view of `lowers` (top first) on `target`: an overlay of the lowers, a
+/// read-only bind mount when there is only one (overlay needs two lowers without an upper),
+/// or an empty read-only tmpfs when there are none.
 pub fn mount_readonly(lowers: &[PathBuf], target: &Path) -> Result<OverlayMount> {
     match lowers {
-        [] => Err(Error::NoLowerDirs {
-            target: target.to_path_buf(),
-        }),
-        [only] => bind_readonly(only, target),
+        [] => empty_readonly(target),
+        [only] => bind(only, target, true),
         _ => overlay(lowers, None, target, false),
     }
 }
 
-fn overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path, volatile: bool) -> Result<OverlayMount> {
+fn overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayMount> {
     if lowers.is_empty() {
         return Err(Error::NoLowerDirs {
             target: target.to_path_buf(),
@@ -93,30 +106,48 @@ fn overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path, vol
         message: fs.and_then(kernel_log),
         source: e.into(),
     };
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen".into(), None, e))?;
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| fail("fsopen".into(), None, e))?;
     for l in lowers {
-        fsconfig_set_string(&fs, "lowerdir+", l).map_err(|e| fail(format!("fsconfig lowerdir+ {}", l.display()), Some(&fs), e))?;
+        fsconfig_set_string(&fs, "lowerdir+", l)
+            .map_err(|e| fail(format!("fsconfig lowerdir+ {}", l.display()), Some(&fs), e))?;
     }
     if let Some((u, w)) = upper {
-        fsconfig_set_string(&fs, "upperdir", u).map_err(|e| fail(format!("fsconfig upperdir {}", u.display()), Some(&fs), e))?;
-        fsconfig_set_string(&fs, "workdir", w).map_err(|e| fail(format!("fsconfig workdir {}", w.display()), Some(&fs), e))?;
+        fsconfig_set_string(&fs, "upperdir", u)
+            .map_err(|e| fail(format!("fsconfig upperdir {}", u.display()), Some(&fs), e))?;
+        fsconfig_set_string(&fs, "workdir", w)
+            .map_err(|e| fail(format!("fsconfig workdir {}", w.display()), Some(&fs), e))?;
         if volatile {
-            fsconfig_set_flag(&fs, "volatile").map_err(|e| fail("fsconfig volatile".into(), Some(&fs), e))?;
+            fsconfig_set_flag(&fs, "volatile")
+                .map_err(|e| fail("fsconfig volatile".into(), Some(&fs), e))?;
         }
     }
-    for (k, v) in [("redirect_dir", "off"), ("metacopy", "off"), ("index", "off")] {
-        fsconfig_set_string(&fs, k, v).map_err(|e| fail(format!("fsconfig {k}={v}"), Some(&fs), e))?;
+    for (k, v) in [
+        ("redirect_dir", "off"),
+        ("metacopy", "off"),
+        ("index", "off"),
+    ] {
+        fsconfig_set_string(&fs, k, v)
+            .map_err(|e| fail(format!("fsconfig {k}={v}"), Some(&fs), e))?;
     }
     fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), Some(&fs), e))?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(|e| fail("fsmount".into(), Some(&fs), e))?;
-    move_mount(&mnt, "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(|e| fail("move_mount".into(), None, e))?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount".into(), Some(&fs), e))?;
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| fail("move_mount".into(), None, e))?;
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
     })
 }
 
-fn bind_readonly(source: &Path, target: &Path) -> Result<OverlayMount> {
+fn bind(source: &Path, target: &Path, readonly: bool) -> Result<OverlayMount> {
     let fail = |step: &str, e: Errno| Error::Mount {
         fstype: "bind",
         target: target.to_path_buf(),
@@ -129,8 +160,44 @@ fn bind_readonly(source: &Path, target: &Path) -> Result<OverlayMount> {
         target: target.to_path_buf(),
         mounted: true,
     };
-    rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "").map_err(|e| fail("remount read-only", e))?;
+    if readonly {
+        rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(|e| fail("remount read-only", e))?;
+    }
     Ok(guard)
+}
+
+/// An empty, read-only directory (the root of an image with no layers).
+fn empty_readonly(target: &Path) -> Result<OverlayMount> {
+    let fail = |step: &str, e: Errno| Error::Mount {
+        fstype: "tmpfs",
+        target: target.to_path_buf(),
+        step: step.into(),
+        message: None,
+        source: e.into(),
+    };
+    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
+    fsconfig_set_string(&fs, "mode", "755").map_err(|e| fail("fsconfig mode=755", e))?;
+    fsconfig_set_string(&fs, "size", "4k").map_err(|e| fail("fsconfig size=4k", e))?;
+    fsconfig_create(&fs).map_err(|e| fail("fsconfig create", e))?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )
+    .map_err(|e| fail("fsmount", e))?;
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| fail("move_mount", e))?;
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+        mounted: true,
+    })
 }
 
 /// The messages the kernel logged into an fs context ("e overlay: ..."), if any.

@@ -31,7 +31,12 @@ pub fn remove_dir_all(path: &Path) -> Result<()> {
             });
         }
     };
-    let dir = match rustix::fs::openat(CWD, parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let dir = match rustix::fs::openat(
+        CWD,
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(d) => d,
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(crate::error::io_err("open", parent)(e.into())),
@@ -103,7 +108,12 @@ fn unlink_with_retry(dir: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> io::R
         Err(Errno::PERM) => {
             // Immutable or append-only, on the entry or on its directory: clear and retry.
             clear_attr_flags_at(dir, name);
-            if let Ok(d) = rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            if let Ok(d) = rustix::fs::openat(
+                dir,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
                 clear_attr_flags(d.as_fd());
             }
             rustix::fs::unlinkat(dir, name, flags).map_err(Into::into)
@@ -152,7 +162,10 @@ mod tests {
         fs::set_permissions(root.join("a/b"), fs::Permissions::from_mode(0o500)).unwrap();
         remove_dir_all(&root).unwrap();
         assert!(!root.exists());
-        assert!(Path::new("/etc/passwd").exists(), "symlink must not be followed");
+        assert!(
+            Path::new("/etc/passwd").exists(),
+            "symlink must not be followed"
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //!   layers/<id>/        committed layers: diffs in overlay form (read-only by convention)
 //!   active/<unique>/    upper/ work/ merged/ of a prepared snapshot or a view
 //!   tmp/<unique>/       layers being extracted, renamed into layers/ when complete
-//!   empty/              the lower directory of snapshots with no parent (FROM scratch)
 //! ```
 //!
 //! Ids are chosen by the caller (kiln-build uses the chain id's hex); the store keeps the
@@ -16,11 +15,11 @@
 
 use crate::error::{Error, Result, io_err};
 use crate::extract::{ExtractOptions, ExtractStats, extract_layer};
-use crate::overlay::{MountOptions, OverlayMount, mount_overlay, mount_readonly};
+use crate::overlay::{OverlayMount, OverlayOptions, mount_overlay, mount_readonly};
 use crate::remove::remove_dir_all;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -100,14 +99,17 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Snapshotter {
     /// Use (and create if needed) the snapshot root `root`.
     pub fn open(root: &Path) -> Result<Snapshotter> {
-        for sub in ["layers", "active", "tmp", "empty"] {
+        for sub in ["layers", "active", "tmp"] {
             let p = root.join(sub);
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&p).map_err(io_err("create", &p))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&p)
+                .map_err(io_err("create", &p))?;
         }
-        // The empty lower shows as `/` of a FROM-scratch container: give it the usual mode.
-        let empty = root.join("empty");
-        fs::set_permissions(&empty, fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &empty))?;
-        Ok(Snapshotter { root: root.to_path_buf() })
+        Ok(Snapshotter {
+            root: root.to_path_buf(),
+        })
     }
 
     /// The root directory.
@@ -124,9 +126,18 @@ impl Snapshotter {
     pub fn layer(&self, id: &str) -> Result<Layer> {
         let path = self.layer_path(id)?;
         match fs::symlink_metadata(&path) {
-            Ok(md) if md.is_dir() => Ok(Layer { id: id.to_string(), path }),
-            Ok(_) => Err(Error::LayerNotFound { id: id.into(), root: self.root.clone() }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::LayerNotFound { id: id.into(), root: self.root.clone() }),
+            Ok(md) if md.is_dir() => Ok(Layer {
+                id: id.to_string(),
+                path,
+            }),
+            Ok(_) => Err(Error::LayerNotFound {
+                id: id.into(),
+                root: self.root.clone(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::LayerNotFound {
+                id: id.into(),
+                root: self.root.clone(),
+            }),
             Err(e) => Err(io_err("stat", &path)(e)),
         }
     }
@@ -152,7 +163,10 @@ impl Snapshotter {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0);
-            let p = self.root.join(kind).join(format!("{}-{n}-{nanos:08x}", std::process::id()));
+            let p = self
+                .root
+                .join(kind)
+                .join(format!("{}-{n}-{nanos:08x}", std::process::id()));
             match fs::DirBuilder::new().mode(0o755).create(&p) {
                 Ok(()) => return Ok(p),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -162,31 +176,45 @@ impl Snapshotter {
     }
 
     fn lowers(&self, parents: &[Layer]) -> Vec<PathBuf> {
-        if parents.is_empty() {
-            vec![self.root.join("empty")]
-        } else {
-            parents.iter().map(|l| l.path.clone()).collect()
-        }
+        parents.iter().map(|l| l.path.clone()).collect()
     }
 
     /// A writable snapshot over `parents` (top layer first; empty for FROM scratch).
-    pub fn prepare(&self, parents: &[Layer], opts: &MountOptions) -> Result<ActiveSnapshot> {
+    pub fn prepare(&self, parents: &[Layer], opts: &OverlayOptions) -> Result<ActiveSnapshot> {
         let dir = self.scratch_dir("active")?;
-        let mut active = ActiveSnapshot { dir: dir.clone(), mount: None };
+        let mut active = ActiveSnapshot {
+            dir: dir.clone(),
+            mount: None,
+        };
         for sub in ["upper", "work", "merged"] {
             let p = dir.join(sub);
-            fs::DirBuilder::new().mode(0o755).create(&p).map_err(io_err("create", &p))?;
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&p)
+                .map_err(io_err("create", &p))?;
         }
-        active.mount = Some(mount_overlay(&self.lowers(parents), &active.upper(), &dir.join("work"), &active.rootfs(), opts)?);
+        active.mount = Some(mount_overlay(
+            &self.lowers(parents),
+            &active.upper(),
+            &dir.join("work"),
+            &active.rootfs(),
+            opts,
+        )?);
         Ok(active)
     }
 
     /// A read-only view of `parents` (top first).
     pub fn view(&self, parents: &[Layer]) -> Result<View> {
         let dir = self.scratch_dir("active")?;
-        let mut view = View { dir: dir.clone(), mount: None };
+        let mut view = View {
+            dir: dir.clone(),
+            mount: None,
+        };
         let merged = dir.join("merged");
-        fs::DirBuilder::new().mode(0o755).create(&merged).map_err(io_err("create", &merged))?;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&merged)
+            .map_err(io_err("create", &merged))?;
         view.mount = Some(mount_readonly(&self.lowers(parents), &merged)?);
         Ok(view)
     }
@@ -202,16 +230,25 @@ impl Snapshotter {
         rustix::fs::sync();
         match fs::rename(&upper, &dest) {
             Ok(()) => {}
-            Err(e) if dest.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {}
+            Err(e)
+                if dest.is_dir()
+                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {}
             Err(e) => return Err(io_err("commit layer to", &dest)(e)),
         }
         drop(active);
-        Ok(Layer { id: id.to_string(), path: dest })
+        Ok(Layer {
+            id: id.to_string(),
+            path: dest,
+        })
     }
 
     /// Make layer `id` by letting `fill` write a fresh directory (e.g. files of a COPY step),
     /// renamed into place only when `fill` succeeds. An existing layer `id` is kept.
-    pub fn create_layer<T>(&self, id: &str, fill: impl FnOnce(&Path) -> Result<T>) -> Result<(Layer, T)> {
+    pub fn create_layer<T>(
+        &self,
+        id: &str,
+        fill: impl FnOnce(&Path) -> Result<T>,
+    ) -> Result<(Layer, T)> {
         let dest = self.layer_path(id)?;
         let tmp = self.scratch_dir("tmp")?;
         let result = fill(&tmp);
@@ -224,7 +261,10 @@ impl Snapshotter {
         };
         match fs::rename(&tmp, &dest) {
             Ok(()) => {}
-            Err(e) if dest.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
+            Err(e)
+                if dest.is_dir()
+                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
+            {
                 let _ = remove_dir_all(&tmp);
             }
             Err(e) => {
@@ -232,11 +272,22 @@ impl Snapshotter {
                 return Err(io_err("create layer", &dest)(e));
             }
         }
-        Ok((Layer { id: id.to_string(), path: dest }, value))
+        Ok((
+            Layer {
+                id: id.to_string(),
+                path: dest,
+            },
+            value,
+        ))
     }
 
     /// Extract a layer tar (gzip/zstd/plain) as layer `id`; on error nothing is left behind.
-    pub fn import(&self, id: &str, reader: impl Read, opts: &ExtractOptions) -> Result<(Layer, ExtractStats)> {
+    pub fn import(
+        &self,
+        id: &str,
+        reader: impl Read,
+        opts: &ExtractOptions,
+    ) -> Result<(Layer, ExtractStats)> {
         self.create_layer(id, |dir| extract_layer(reader, dir, opts))
     }
 
@@ -265,11 +316,17 @@ impl Snapshotter {
             for e in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
                 let e = e.map_err(io_err("read directory", &dir))?;
                 let name = e.file_name();
-                let pid = name.to_str().and_then(|s| s.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+                let pid = name
+                    .to_str()
+                    .and_then(|s| s.split('-').next())
+                    .and_then(|p| p.parse::<u32>().ok());
                 let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
                 if !alive {
                     let p = e.path();
-                    let _ = rustix::mount::unmount(&p.join("merged"), rustix::mount::UnmountFlags::DETACH);
+                    let _ = rustix::mount::unmount(
+                        &p.join("merged"),
+                        rustix::mount::UnmountFlags::DETACH,
+                    );
                     remove_dir_all(&p)?;
                     removed += 1;
                 }
@@ -283,8 +340,14 @@ fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok { Ok(()) } else { Err(Error::InvalidLayerId(id.to_string())) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidLayerId(id.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -295,7 +358,15 @@ mod tests {
     fn ids() {
         assert!(validate_id("0123abcdef").is_ok());
         assert!(validate_id("a.b_c-d").is_ok());
-        for bad in ["", ".", "..", "a/b", "sha256:ab", ".hidden", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "sha256:ab",
+            ".hidden",
+            &"x".repeat(129),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
     }

@@ -43,7 +43,8 @@ pub(crate) fn read_all(path: &Path) -> io::Result<Vec<(OsString, Vec<u8>)>> {
 
 /// One xattr of `path`, `None` if it is absent.
 pub(crate) fn read_one(path: &Path, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
-    let cname = CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cname =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut value = vec![0u8; 256];
     loop {
         match rustix::fs::lgetxattr(path, cname.as_c_str(), &mut value[..]) {
@@ -79,7 +80,13 @@ mod tests {
         let f = t.path().join("f");
         std::fs::write(&f, b"").unwrap();
         rustix::fs::lsetxattr(&f, "user.b", b"2", rustix::fs::XattrFlags::empty()).unwrap();
-        rustix::fs::lsetxattr(&f, "user.a", &[0u8, 1, 2][..], rustix::fs::XattrFlags::empty()).unwrap();
+        rustix::fs::lsetxattr(
+            &f,
+            "user.a",
+            &[0u8, 1, 2][..],
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
         let got = read_all(&f).unwrap();
         let names: Vec<_> = got.iter().map(|(n, _)| n.to_str().unwrap()).collect();
         assert_eq!(names, ["user.a", "user.b"]);

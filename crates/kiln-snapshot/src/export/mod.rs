@@ -100,19 +100,33 @@ impl<W: Write> Encoder<W> {
 /// The same directory gives the same bytes every time (sorted entries, normalized headers,
 /// gzip header without time or name, zstd always in multi-threaded mode whose output does not
 /// depend on the worker count); with `tar.source_date_epoch` that holds across rebuilds too.
-pub fn export_layer(diff_dir: &Path, opts: &ExportOptions, out: impl Write) -> Result<LayerDescriptorInfo> {
+pub fn export_layer(
+    diff_dir: &Path,
+    opts: &ExportOptions,
+    out: impl Write,
+) -> Result<LayerDescriptorInfo> {
     let threads = opts
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .max(1);
     let cerr = io_err("compress layer from", diff_dir);
     let blob = HashWriter::new(out);
     let encoder = match opts.compression {
         Compression::None => Encoder::Plain(blob),
-        Compression::Gzip => Encoder::Gzip(ParGzWriter::new(blob, opts.level.unwrap_or(6).clamp(1, 9) as u32, threads)),
+        Compression::Gzip => Encoder::Gzip(ParGzWriter::new(
+            blob,
+            opts.level.unwrap_or(6).clamp(1, 9) as u32,
+            threads,
+        )),
         Compression::Zstd => {
-            let mut e = zstd::stream::write::Encoder::new(blob, opts.level.unwrap_or(3)).map_err(io_err("compress layer from", diff_dir))?;
-            e.multithread(threads as u32).map_err(io_err("compress layer from", diff_dir))?;
+            let mut e = zstd::stream::write::Encoder::new(blob, opts.level.unwrap_or(3))
+                .map_err(io_err("compress layer from", diff_dir))?;
+            e.multithread(threads as u32)
+                .map_err(io_err("compress layer from", diff_dir))?;
             Encoder::Zstd(e)
         }
     };
@@ -121,7 +135,8 @@ pub fn export_layer(diff_dir: &Path, opts: &ExportOptions, out: impl Write) -> R
     let (encoder, diff_id, uncompressed_size) = tar.into_parts();
     let blob = encoder.finish().map_err(cerr)?;
     let (mut out, digest, size) = blob.into_parts();
-    out.flush().map_err(io_err("write layer blob from", diff_dir))?;
+    out.flush()
+        .map_err(io_err("write layer blob from", diff_dir))?;
     Ok(LayerDescriptorInfo {
         compression: opts.compression,
         diff_id,

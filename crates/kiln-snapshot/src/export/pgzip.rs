@@ -81,15 +81,22 @@ impl<W: Write> ParGzWriter<W> {
                 1 => 4,
                 _ => 0,
             };
-            self.out()?.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
+            self.out()?
+                .write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
             self.header_written = true;
         }
         while self.pending.len() >= self.max_pending {
             self.write_oldest()?;
         }
-        let input = std::mem::replace(&mut self.buf, Vec::with_capacity(if last { 0 } else { CHUNK }));
+        let input = std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(if last { 0 } else { CHUNK }),
+        );
         let (reply, rx) = sync_channel(1);
-        let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("gzip writer already finished"))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("gzip writer already finished"))?;
         jobs.send(Job { input, last, reply })
             .map_err(|_| io::Error::other("gzip worker thread exited"))?;
         self.pending.push_back(rx);
@@ -97,12 +104,16 @@ impl<W: Write> ParGzWriter<W> {
     }
 
     fn out(&mut self) -> io::Result<&mut W> {
-        self.inner.as_mut().ok_or_else(|| io::Error::other("gzip writer already finished"))
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip writer already finished"))
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
         if let Some(rx) = self.pending.pop_front() {
-            let out = rx.recv().map_err(|_| io::Error::other("gzip worker thread panicked"))??;
+            let out = rx
+                .recv()
+                .map_err(|_| io::Error::other("gzip worker thread panicked"))??;
             self.out()?.write_all(&out)?;
         }
         Ok(())
@@ -121,7 +132,9 @@ impl<W: Write> ParGzWriter<W> {
         out.write_all(&isize.to_le_bytes())?;
         out.flush()?;
         self.shutdown();
-        self.inner.take().ok_or_else(|| io::Error::other("gzip writer already finished"))
+        self.inner
+            .take()
+            .ok_or_else(|| io::Error::other("gzip writer already finished"))
     }
 
     fn shutdown(&mut self) {
@@ -162,13 +175,19 @@ impl<W: Write> Write for ParGzWriter<W> {
 fn deflate_chunk(input: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(flate2::Compression::new(level), false);
     let mut out = Vec::with_capacity(input.len() / 2 + 1024);
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity().max(64 * 1024));
         }
         let consumed = c.total_in() as usize;
-        let status = c.compress_vec(&input[consumed..], &mut out, flush).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(&input[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
         let all_in = c.total_in() as usize == input.len();
         match status {
             Status::StreamEnd => break,
@@ -196,7 +215,9 @@ mod tests {
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -205,7 +226,11 @@ mod tests {
         (0..len)
             .map(|i| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if i % 3 == 0 { (x >> 24) as u8 } else { b'a' + (i % 7) as u8 }
+                if i % 3 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b'a' + (i % 7) as u8
+                }
             })
             .collect()
     }

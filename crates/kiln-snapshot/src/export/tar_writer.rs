@@ -156,7 +156,21 @@ impl<W: Write> TarWriter<W> {
             wh.extend_from_slice(b".wh.");
             wh.extend_from_slice(name);
             self.stats.whiteouts += 1;
-            return self.entry(&Entry { name: &wh, kind: tar::EntryType::Regular, mode: 0, uid: 0, gid: 0, mtime, size: 0, link: None, dev: None, xattrs: &[] }, None);
+            return self.entry(
+                &Entry {
+                    name: &wh,
+                    kind: tar::EntryType::Regular,
+                    mode: 0,
+                    uid: 0,
+                    gid: 0,
+                    mtime,
+                    size: 0,
+                    link: None,
+                    dev: None,
+                    xattrs: &[],
+                },
+                None,
+            );
         }
         if ft.is_socket() {
             self.stats.sockets_skipped += 1;
@@ -164,8 +178,13 @@ impl<W: Write> TarWriter<W> {
         }
         let all = xattr::read_all(abs).map_err(io_err("read xattrs", abs))?;
         let opaque = ft.is_dir()
-            && all.iter().any(|(n, v)| (n == OPAQUE_XATTR || n == OPAQUE_USER_XATTR) && v.as_slice() == b"y");
-        let xattrs: Vec<_> = all.into_iter().filter(|(n, _)| !is_overlay_private(n.as_bytes())).collect();
+            && all.iter().any(|(n, v)| {
+                (n == OPAQUE_XATTR || n == OPAQUE_USER_XATTR) && v.as_slice() == b"y"
+            });
+        let xattrs: Vec<_> = all
+            .into_iter()
+            .filter(|(n, _)| !is_overlay_private(n.as_bytes()))
+            .collect();
         let mut e = Entry {
             name: rel,
             kind: tar::EntryType::Regular,
@@ -189,7 +208,17 @@ impl<W: Write> TarWriter<W> {
                 let mut opq = dname.clone();
                 opq.extend_from_slice(b".wh..wh..opq");
                 self.stats.opaque_dirs += 1;
-                self.entry(&Entry { name: &opq, kind: tar::EntryType::Regular, mode: e.mode & 0o777, size: 0, xattrs: &[], ..e }, None)?;
+                self.entry(
+                    &Entry {
+                        name: &opq,
+                        kind: tar::EntryType::Regular,
+                        mode: e.mode & 0o777,
+                        size: 0,
+                        xattrs: &[],
+                        ..e
+                    },
+                    None,
+                )?;
             }
             return self.dir(abs, rel);
         }
@@ -198,7 +227,15 @@ impl<W: Write> TarWriter<W> {
                 let key = (md.dev(), md.ino());
                 if let Some(first) = self.links.get(&key).cloned() {
                     self.stats.hardlinks += 1;
-                    return self.entry(&Entry { kind: tar::EntryType::Link, link: Some(&first), xattrs: &[], ..e }, None);
+                    return self.entry(
+                        &Entry {
+                            kind: tar::EntryType::Link,
+                            link: Some(&first),
+                            xattrs: &[],
+                            ..e
+                        },
+                        None,
+                    );
                 }
                 self.links.insert(key, rel.to_vec());
             }
@@ -211,7 +248,14 @@ impl<W: Write> TarWriter<W> {
         if ft.is_symlink() {
             let target = fs::read_link(abs).map_err(io_err("read symlink", abs))?;
             self.stats.symlinks += 1;
-            return self.entry(&Entry { kind: tar::EntryType::Symlink, link: Some(target.as_os_str().as_bytes()), ..e }, None);
+            return self.entry(
+                &Entry {
+                    kind: tar::EntryType::Symlink,
+                    link: Some(target.as_os_str().as_bytes()),
+                    ..e
+                },
+                None,
+            );
         }
         let rdev = md.rdev();
         let dev = Some((rustix::fs::major(rdev), rustix::fs::minor(rdev)));
@@ -222,12 +266,22 @@ impl<W: Write> TarWriter<W> {
         } else {
             tar::EntryType::Fifo
         };
-        self.entry(&Entry { kind, dev: if ft.is_fifo() { None } else { dev }, ..e }, None)
+        self.entry(
+            &Entry {
+                kind,
+                dev: if ft.is_fifo() { None } else { dev },
+                ..e
+            },
+            None,
+        )
     }
 
     fn entry(&mut self, e: &Entry<'_>, data: Option<(File, &Path)>) -> Result<()> {
         let shown = || String::from_utf8_lossy(e.name).into_owned();
-        let werr = |source| Error::WriteTar { entry: shown(), source };
+        let werr = |source| Error::WriteTar {
+            entry: shown(),
+            source,
+        };
         let mut h = tar::Header::new_ustar();
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if !set_ustar_path(&mut h, e.name) {
@@ -243,8 +297,18 @@ impl<W: Write> TarWriter<W> {
             }
         }
         const MAX_ID: u64 = 0o7777777;
-        h.set_uid(if e.uid > MAX_ID { pax.push((b"uid".to_vec(), e.uid.to_string().into_bytes())); 0 } else { e.uid });
-        h.set_gid(if e.gid > MAX_ID { pax.push((b"gid".to_vec(), e.gid.to_string().into_bytes())); 0 } else { e.gid });
+        h.set_uid(if e.uid > MAX_ID {
+            pax.push((b"uid".to_vec(), e.uid.to_string().into_bytes()));
+            0
+        } else {
+            e.uid
+        });
+        h.set_gid(if e.gid > MAX_ID {
+            pax.push((b"gid".to_vec(), e.gid.to_string().into_bytes()));
+            0
+        } else {
+            e.gid
+        });
         const MAX_SIZE: u64 = 0o77777777777;
         if e.size > MAX_SIZE {
             pax.push((b"size".to_vec(), e.size.to_string().into_bytes()));
@@ -285,19 +349,28 @@ impl<W: Write> TarWriter<W> {
             let want = left.min(self.buf.len() as u64) as usize;
             let n = match file.read(&mut self.buf[..want]) {
                 Ok(0) => {
-                    return Err(Error::FileChanged { path: path.to_path_buf(), expected: size, read: size - left });
+                    return Err(Error::FileChanged {
+                        path: path.to_path_buf(),
+                        expected: size,
+                        read: size - left,
+                    });
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err("read", path)(e)),
             };
-            self.out.write_all(&self.buf[..n]).map_err(|source| Error::WriteTar {
-                entry: path.display().to_string(),
-                source,
-            })?;
+            self.out
+                .write_all(&self.buf[..n])
+                .map_err(|source| Error::WriteTar {
+                    entry: path.display().to_string(),
+                    source,
+                })?;
             left -= n as u64;
         }
-        self.pad(size).map_err(|source| Error::WriteTar { entry: path.display().to_string(), source })
+        self.pad(size).map_err(|source| Error::WriteTar {
+            entry: path.display().to_string(),
+            source,
+        })
     }
 
     fn pad(&mut self, size: u64) -> io::Result<()> {
@@ -327,7 +400,10 @@ impl<W: Write> TarWriter<W> {
         }
         let mut h = tar::Header::new_ustar();
         // Named like Go's writer does, shortened to fit: readers ignore it.
-        let base = name.rsplit(|&b| b == b'/').find(|s| !s.is_empty()).unwrap_or(b"");
+        let base = name
+            .rsplit(|&b| b == b'/')
+            .find(|s| !s.is_empty())
+            .unwrap_or(b"");
         let mut pname = b"PaxHeaders.0/".to_vec();
         pname.extend(base.iter().copied().filter(|b| b.is_ascii()).take(100 - 13));
         h.as_old_mut().name[..pname.len()].copy_from_slice(&pname);

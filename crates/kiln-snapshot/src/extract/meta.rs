@@ -8,7 +8,7 @@ use crate::xattr::is_overlay_private;
 use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
@@ -21,23 +21,31 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    pub(crate) fn read<R: std::io::Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, EntryError> {
+    pub(crate) fn read<R: std::io::Read>(
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<Meta, EntryError> {
         let h = entry.header();
         let bad = |source| EntryError::Io {
             op: "parse header",
             source,
         };
-        let uid = h.uid().map_err(bad)?;
-        let gid = h.gid().map_err(bad)?;
-        let mode = h.mode().map_err(bad)? & 0o7777;
+        let old = h.as_old();
+        let uid = lenient(&old.uid, h.uid()).map_err(bad)?;
+        let gid = lenient(&old.gid, h.gid()).map_err(bad)?;
+        let mode = lenient(&old.mode, h.mode().map(u64::from)).map_err(bad)? as u32 & 0o7777;
         let mut mtime = Timespec {
-            tv_sec: h.mtime().map_err(bad)?.min(i64::MAX as u64) as i64,
+            tv_sec: lenient(&old.mtime, h.mtime())
+                .map_err(bad)?
+                .min(i64::MAX as u64) as i64,
             tv_nsec: 0,
         };
         let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
             return Err(EntryError::Io {
                 op: "parse header",
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "uid or gid above 2^32"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "uid or gid above 2^32",
+                ),
             });
         };
         let mut xattrs = Vec::new();
@@ -53,7 +61,10 @@ impl Meta {
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     if !is_overlay_private(name) && !name.is_empty() {
-                        xattrs.push((OsString::from_vec(name.to_vec()), ext.value_bytes().to_vec()));
+                        xattrs.push((
+                            OsString::from_vec(name.to_vec()),
+                            ext.value_bytes().to_vec(),
+                        ));
                     }
                 } else if key == b"mtime" {
                     if let Some(t) = parse_pax_time(ext.value_bytes()) {
@@ -81,8 +92,12 @@ impl Meta {
     /// Apply everything through an open (non-`O_PATH`) descriptor.
     pub(crate) fn apply_fd(&self, fd: BorrowedFd<'_>, same_owner: bool) -> Result<(), EntryError> {
         if same_owner {
-            rustix::fs::fchown(fd, Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
-                .map_err(EntryError::io("chown"))?;
+            rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(self.uid)),
+                Some(Gid::from_raw(self.gid)),
+            )
+            .map_err(EntryError::io("chown"))?;
         }
         rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode)).map_err(EntryError::io("chmod"))?;
         for (name, value) in &self.xattrs {
@@ -94,7 +109,13 @@ impl Meta {
 
     /// Apply to `name` in `dir` (an `O_PATH` descriptor) for what cannot be opened: symlinks,
     /// device nodes and fifos. Symlinks keep their 0777 mode.
-    pub(crate) fn apply_at(&self, dir: BorrowedFd<'_>, name: &OsStr, is_symlink: bool, same_owner: bool) -> Result<(), EntryError> {
+    pub(crate) fn apply_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        is_symlink: bool,
+        same_owner: bool,
+    ) -> Result<(), EntryError> {
         if same_owner {
             rustix::fs::chownat(
                 dir,
@@ -119,7 +140,17 @@ impl Meta {
                     .map_err(|e| xattr_err(xname, e))?;
             }
         }
-        rustix::fs::utimensat(dir, name, &self.times(), AtFlags::SYMLINK_NOFOLLOW).map_err(EntryError::io("set times"))
+        rustix::fs::utimensat(dir, name, &self.times(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(EntryError::io("set times"))
+    }
+}
+
+/// A numeric header field left empty (all NULs or spaces) means 0, as Go's archive/tar reads
+/// it; some tools write such headers.
+fn lenient(raw: &[u8], parsed: std::io::Result<u64>) -> std::io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
     }
 }
 
@@ -159,7 +190,10 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
             tv_nsec: 1_000_000_000 - nanos,
         });
     }
-    Some(Timespec { tv_sec, tv_nsec: nanos })
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: nanos,
+    })
 }
 
 #[cfg(test)]

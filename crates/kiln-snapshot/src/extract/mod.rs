@@ -75,7 +75,11 @@ pub struct ExtractStats {
 /// `trusted.overlay.opaque=y` on its directory, so `dest` can serve as an overlay lowerdir.
 ///
 /// `dest` must exist; normally it is a fresh, empty directory (mode 0755).
-pub fn extract_layer(reader: impl Read, dest: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+pub fn extract_layer(
+    reader: impl Read,
+    dest: &Path,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats> {
     run(reader, dest, opts, Target::Diff)
 }
 
@@ -86,7 +90,12 @@ pub fn apply_layer(reader: impl Read, dest: &Path, opts: &ExtractOptions) -> Res
     run(reader, dest, opts, Target::Apply)
 }
 
-fn run(reader: impl Read, dest: &Path, opts: &ExtractOptions, target: Target) -> Result<ExtractStats> {
+fn run(
+    reader: impl Read,
+    dest: &Path,
+    opts: &ExtractOptions,
+    target: Target,
+) -> Result<ExtractStats> {
     let (compression, decoded) = decompress(reader)?;
     let mut hashed = HashReader::new(decoded);
     let mut ex = Extractor {
@@ -99,7 +108,10 @@ fn run(reader: impl Read, dest: &Path, opts: &ExtractOptions, target: Target) ->
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let mut last: Option<String> = None;
-        let entries = archive.entries().map_err(|source| Error::Archive { after: None, source })?;
+        let entries = archive.entries().map_err(|source| Error::Archive {
+            after: None,
+            source,
+        })?;
         for entry in entries {
             let mut entry = entry.map_err(|source| Error::Archive {
                 after: last.clone(),
@@ -174,13 +186,13 @@ impl Extractor {
         }
         self.stats.entries += 1;
         let path = EntryPath::parse(&entry.path_bytes())?;
+        let meta = Meta::read(entry)?;
         if let Some(name) = path.name() {
             if let Some(rest) = name.as_encoded_bytes().strip_prefix(whiteout::PREFIX) {
                 let rest = rest.to_vec();
-                return self.whiteout(&path, &rest);
+                return self.whiteout(&path, &rest, &meta);
             }
         }
-        let meta = Meta::read(entry)?;
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => self.file(&path, entry, &meta),
@@ -199,12 +211,18 @@ impl Extractor {
             let fd = self
                 .root
                 .open_existing_dir(d.path.comps())
-                .map_err(|kind| Error::Entry { entry: entry(), kind })?;
+                .map_err(|kind| Error::Entry {
+                    entry: entry(),
+                    kind,
+                })?;
             // Gone or replaced by a later entry of the same layer: nothing to set.
             if let Some(fd) = fd {
                 d.meta
                     .apply_fd(std::os::fd::AsFd::as_fd(&fd), self.opts.same_owner)
-                    .map_err(|kind| Error::Entry { entry: entry(), kind })?;
+                    .map_err(|kind| Error::Entry {
+                        entry: entry(),
+                        kind,
+                    })?;
             }
         }
         Ok(())

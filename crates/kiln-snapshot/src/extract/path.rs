@@ -87,10 +87,22 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        assert!(matches!(EntryPath::parse(b"../x"), Err(EntryError::EscapesRoot)));
-        assert!(matches!(EntryPath::parse(b"a/../../etc/x"), Err(EntryError::EscapesRoot)));
-        assert!(matches!(EntryPath::parse(b"/etc/x"), Err(EntryError::AbsolutePath)));
-        assert!(matches!(EntryPath::parse(b"a\0b"), Err(EntryError::InvalidName)));
+        assert!(matches!(
+            EntryPath::parse(b"../x"),
+            Err(EntryError::EscapesRoot)
+        ));
+        assert!(matches!(
+            EntryPath::parse(b"a/../../etc/x"),
+            Err(EntryError::EscapesRoot)
+        ));
+        assert!(matches!(
+            EntryPath::parse(b"/etc/x"),
+            Err(EntryError::AbsolutePath)
+        ));
+        assert!(matches!(
+            EntryPath::parse(b"a\0b"),
+            Err(EntryError::InvalidName)
+        ));
     }
 
     #[test]

@@ -33,12 +33,20 @@ pub(crate) struct Root {
     cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
 }
 
-const DIR_PATH: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_PATH: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 impl Root {
     pub(crate) fn open(dest: &Path, target: Target) -> Result<Root> {
-        let fd = rustix::fs::openat(CWD, dest, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("open extraction root", dest)(e.into()))?;
+        let fd = rustix::fs::openat(
+            CWD,
+            dest,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err("open extraction root", dest)(e.into()))?;
         Ok(Root {
             fd,
             target,
@@ -61,14 +69,20 @@ impl Root {
                 return Ok(fd.clone());
             }
         }
-        let fd = Rc::new(self.walk(comps, true)?.expect("walk with create yields a directory"));
+        let fd = Rc::new(
+            self.walk(comps, true)?
+                .expect("walk with create yields a directory"),
+        );
         self.cache = Some((comps.to_vec(), fd.clone()));
         Ok(fd)
     }
 
     /// Open the directory `comps` for reading (to set its metadata), without creating
     /// anything. `None` when it is no longer a directory reachable inside the root.
-    pub(crate) fn open_existing_dir(&mut self, comps: &[OsString]) -> Result<Option<OwnedFd>, EntryError> {
+    pub(crate) fn open_existing_dir(
+        &mut self,
+        comps: &[OsString],
+    ) -> Result<Option<OwnedFd>, EntryError> {
         let Some(dir) = self.walk(comps, false)? else {
             return Ok(None);
         };
@@ -84,7 +98,8 @@ impl Root {
     }
 
     fn walk(&mut self, comps: &[OsString], create: bool) -> Result<Option<OwnedFd>, EntryError> {
-        let mut cur = rustix::fs::openat(&self.fd, ".", DIR_PATH, Mode::empty()).map_err(EntryError::io("open root"))?;
+        let mut cur = rustix::fs::openat(&self.fd, ".", DIR_PATH, Mode::empty())
+            .map_err(EntryError::io("open root"))?;
         for (i, c) in comps.iter().enumerate() {
             cur = match rustix::fs::openat(&cur, c, DIR_PATH, Mode::empty()) {
                 Ok(fd) => fd,
@@ -102,7 +117,13 @@ impl Root {
                     let st = rustix::fs::statat(&cur, c, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(EntryError::io("stat parent"))?;
                     let prefix = &comps[..=i];
-                    let shown = || prefix.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                    let shown = || {
+                        prefix
+                            .iter()
+                            .collect::<PathBuf>()
+                            .to_string_lossy()
+                            .into_owned()
+                    };
                     if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
                         if !create {
                             return Ok(None);
@@ -126,7 +147,11 @@ impl Root {
                     ) {
                         Ok(fd) => fd,
                         Err(_) if !create => return Ok(None),
-                        Err(e) => return Err(EntryError::io("resolve symlinked parent inside the root")(e)),
+                        Err(e) => {
+                            return Err(EntryError::io("resolve symlinked parent inside the root")(
+                                e,
+                            ));
+                        }
                     }
                 }
                 Err(e) => return Err(EntryError::io("open parent directory")(e)),

@@ -3,6 +3,7 @@
 //! writes, whatever the order of entries.
 
 use super::Extractor;
+use super::meta::Meta;
 use super::path::EntryPath;
 use super::root::Target;
 use crate::error::EntryError;
@@ -19,7 +20,12 @@ const AUFS_META: &[u8] = b".wh.";
 
 impl Extractor {
     /// `path` is the `.wh.`-prefixed entry; `rest` is its name without the prefix.
-    pub(super) fn whiteout(&mut self, path: &EntryPath, rest: &[u8]) -> Result<(), EntryError> {
+    pub(super) fn whiteout(
+        &mut self,
+        path: &EntryPath,
+        rest: &[u8],
+        meta: &Meta,
+    ) -> Result<(), EntryError> {
         let parent = EntryPath::from_comps(path.parent().to_vec());
         if rest == OPAQUE {
             self.stats.opaque_dirs += 1;
@@ -54,8 +60,21 @@ impl Extractor {
                 self.clear_slot(dir.as_fd(), name, false)?;
                 let dir = self.root.dir(parent.comps())?;
                 // Overlay's own whiteout: a 0:0 character device, mode 0.
-                rustix::fs::mknodat(dir.as_fd(), name, FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(EntryError::io("create whiteout device"))?;
+                rustix::fs::mknodat(
+                    dir.as_fd(),
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    0,
+                )
+                .map_err(EntryError::io("create whiteout device"))?;
+                // Keep the entry's time so that exporting the diff again gives the same tar.
+                let times = rustix::fs::Timestamps {
+                    last_access: meta.mtime,
+                    last_modification: meta.mtime,
+                };
+                rustix::fs::utimensat(dir.as_fd(), name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(EntryError::io("set whiteout time"))?;
                 self.whiteouts.insert(hidden.key());
                 Ok(())
             }
@@ -73,8 +92,13 @@ impl Extractor {
     /// Apply mode: remove everything under `path` that this layer did not write.
     fn hide_lower(&mut self, path: &EntryPath) -> Result<(), EntryError> {
         let dir = self.root.dir(path.comps())?;
-        let fd = rustix::fs::openat(dir.as_fd(), ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(EntryError::io("open directory"))?;
+        let fd = rustix::fs::openat(
+            dir.as_fd(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(EntryError::io("open directory"))?;
         let names = list_dir(fd.as_fd()).map_err(|source| EntryError::Io {
             op: "list directory",
             source,

@@ -21,7 +21,12 @@ impl Extractor {
     /// Make room for a new entry at `name`: remove what is there, except an existing
     /// directory when the new entry is one too (their contents merge, as in every tar
     /// extractor). Returns whether a directory was kept.
-    pub(super) fn clear_slot(&mut self, dir: BorrowedFd<'_>, name: &OsStr, new_is_dir: bool) -> Result<bool, EntryError> {
+    pub(super) fn clear_slot(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        new_is_dir: bool,
+    ) -> Result<bool, EntryError> {
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(EntryError::io("stat existing entry")(e)),
@@ -39,7 +44,12 @@ impl Extractor {
         }
     }
 
-    pub(super) fn file<R: Read>(&mut self, path: &EntryPath, data: &mut R, meta: &Meta) -> Result<(), EntryError> {
+    pub(super) fn file<R: Read>(
+        &mut self,
+        path: &EntryPath,
+        data: &mut R,
+        meta: &Meta,
+    ) -> Result<(), EntryError> {
         let name = leaf(path)?;
         let dir = self.root.dir(path.parent())?;
         self.clear_slot(dir.as_fd(), name, false)?;
@@ -63,13 +73,17 @@ impl Extractor {
         self.stats.dirs += 1;
         let Some(name) = path.name() else {
             // `./`: the root's own metadata.
-            self.deferred.push(DeferredDir { path: path.clone(), meta });
+            self.deferred.push(DeferredDir {
+                path: path.clone(),
+                meta,
+            });
             return Ok(());
         };
         let dir = self.root.dir(path.parent())?;
         let kept = self.clear_slot(dir.as_fd(), name, true)?;
         if !kept {
-            rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700)).map_err(EntryError::io("create directory"))?;
+            rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700))
+                .map_err(EntryError::io("create directory"))?;
         }
         let key = path.key();
         if self.whiteouts.remove(&key) {
@@ -77,13 +91,24 @@ impl Extractor {
             self.set_opaque(path)?;
         }
         self.root.created.insert(key);
-        self.deferred.push(DeferredDir { path: path.clone(), meta });
+        self.deferred.push(DeferredDir {
+            path: path.clone(),
+            meta,
+        });
         Ok(())
     }
 
-    pub(super) fn symlink<R: Read>(&mut self, path: &EntryPath, entry: &tar::Entry<'_, R>, meta: &Meta) -> Result<(), EntryError> {
+    pub(super) fn symlink<R: Read>(
+        &mut self,
+        path: &EntryPath,
+        entry: &tar::Entry<'_, R>,
+        meta: &Meta,
+    ) -> Result<(), EntryError> {
         let name = leaf(path)?;
-        let target = entry.link_name_bytes().ok_or(EntryError::InvalidName)?.into_owned();
+        let target = entry
+            .link_name_bytes()
+            .ok_or(EntryError::InvalidName)?
+            .into_owned();
         if target.is_empty() || target.contains(&0) {
             return Err(EntryError::InvalidName);
         }
@@ -97,13 +122,21 @@ impl Extractor {
         Ok(())
     }
 
-    pub(super) fn hardlink<R: Read>(&mut self, path: &EntryPath, entry: &tar::Entry<'_, R>) -> Result<(), EntryError> {
+    pub(super) fn hardlink<R: Read>(
+        &mut self,
+        path: &EntryPath,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(), EntryError> {
         let name = leaf(path)?;
-        let raw = entry.link_name_bytes().ok_or(EntryError::InvalidName)?.into_owned();
+        let raw = entry
+            .link_name_bytes()
+            .ok_or(EntryError::InvalidName)?
+            .into_owned();
         let shown = || String::from_utf8_lossy(&raw).into_owned();
         // Only files this layer wrote may be linked to: anything else could be a file of the
         // host (absolute or `..` targets) or of a lower layer (not in this diff).
-        let target = EntryPath::parse(&raw).map_err(|_| EntryError::HardlinkOutsideLayer { target: shown() })?;
+        let target = EntryPath::parse(&raw)
+            .map_err(|_| EntryError::HardlinkOutsideLayer { target: shown() })?;
         let Some(tname) = target.name() else {
             return Err(EntryError::HardlinkOutsideLayer { target: shown() });
         };
@@ -114,7 +147,8 @@ impl Extractor {
             return Ok(());
         }
         let tdir = self.root.dir(target.parent())?;
-        let st = rustix::fs::statat(tdir.as_fd(), tname, AtFlags::SYMLINK_NOFOLLOW).map_err(EntryError::io("stat link target"))?;
+        let st = rustix::fs::statat(tdir.as_fd(), tname, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(EntryError::io("stat link target"))?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return Err(EntryError::HardlinkOutsideLayer { target: shown() });
         }
@@ -123,7 +157,8 @@ impl Extractor {
         // The target's directory may have been re-resolved by clear_slot; resolve again.
         let tdir = self.root.dir(target.parent())?;
         let dir2 = self.root.dir(path.parent())?;
-        rustix::fs::linkat(tdir.as_fd(), tname, dir2.as_fd(), name, AtFlags::empty()).map_err(EntryError::io("create hard link"))?;
+        rustix::fs::linkat(tdir.as_fd(), tname, dir2.as_fd(), name, AtFlags::empty())
+            .map_err(EntryError::io("create hard link"))?;
         self.root.created.insert(path.key());
         self.stats.hardlinks += 1;
         Ok(())
@@ -158,11 +193,18 @@ impl Extractor {
         self.node(path, FileType::Fifo, 0, meta)
     }
 
-    fn node(&mut self, path: &EntryPath, ft: FileType, dev: rustix::fs::Dev, meta: &Meta) -> Result<(), EntryError> {
+    fn node(
+        &mut self,
+        path: &EntryPath,
+        ft: FileType,
+        dev: rustix::fs::Dev,
+        meta: &Meta,
+    ) -> Result<(), EntryError> {
         let name = leaf(path)?;
         let dir = self.root.dir(path.parent())?;
         self.clear_slot(dir.as_fd(), name, false)?;
-        rustix::fs::mknodat(dir.as_fd(), name, ft, Mode::from_raw_mode(0o600), dev).map_err(EntryError::io("create node"))?;
+        rustix::fs::mknodat(dir.as_fd(), name, ft, Mode::from_raw_mode(0o600), dev)
+            .map_err(EntryError::io("create node"))?;
         meta.apply_at(dir.as_fd(), name, false, self.opts.same_owner)?;
         self.root.created.insert(path.key());
         Ok(())
@@ -171,9 +213,15 @@ impl Extractor {
     /// Mark the directory at `path` opaque (diff mode).
     pub(super) fn set_opaque(&mut self, path: &EntryPath) -> Result<(), EntryError> {
         let dir = self.root.dir(path.comps())?;
-        let fd = rustix::fs::openat(dir.as_fd(), ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(EntryError::io("open directory"))?;
-        rustix::fs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(EntryError::io("set trusted.overlay.opaque"))
+        let fd = rustix::fs::openat(
+            dir.as_fd(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(EntryError::io("open directory"))?;
+        rustix::fs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())
+            .map_err(EntryError::io("set trusted.overlay.opaque"))
     }
 }
 
@@ -208,7 +256,8 @@ fn copy_sparse<R: Read>(data: &mut R, file: &mut File) -> Result<u64, EntryError
                 pending_hole += HOLE_BLOCK as u64;
             } else {
                 if pending_hole > 0 {
-                    file.seek(SeekFrom::Current(pending_hole as i64)).map_err(write_err)?;
+                    file.seek(SeekFrom::Current(pending_hole as i64))
+                        .map_err(write_err)?;
                     pending_hole = 0;
                 }
                 file.write_all(block).map_err(write_err)?;
