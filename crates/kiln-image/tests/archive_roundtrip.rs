@@ -307,3 +307,101 @@ fn oci_index_without_images_is_an_error() {
     let e = open_archive(dir.path()).unwrap_err();
     assert!(e.to_string().contains("no image"), "{e}");
 }
+
+/// A multi-platform image: index.json → nested index (named) → two platform manifests and a
+/// BuildKit attestation manifest, which is skipped.
+#[test]
+fn nested_multi_platform_index() {
+    let mut blobs = MemoryBlobSource::new();
+    let amd = make_image(
+        &mut blobs,
+        &[layer_tar(&[("a", b"amd")])],
+        Compression::Gzip,
+        &[],
+        "amd64",
+    );
+    let arm = make_image(
+        &mut blobs,
+        &[layer_tar(&[("a", b"arm")])],
+        Compression::Gzip,
+        &[],
+        "arm64",
+    );
+    let att = make_image(
+        &mut blobs,
+        &[layer_tar(&[("s", b"{}")])],
+        Compression::None,
+        &[],
+        "amd64",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    write_oci_layout(
+        &layout,
+        &[amd.export.clone(), arm.export.clone(), att.export.clone()],
+        &blobs,
+    )
+    .unwrap();
+
+    let desc = |img: &TestImage, platform: serde_json::Value| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": img.manifest_digest.to_string(),
+            "size": img.export.manifest.len(),
+            "platform": platform,
+        })
+    };
+    let mut att_desc = desc(
+        &att,
+        serde_json::json!({"architecture": "unknown", "os": "unknown"}),
+    );
+    att_desc["annotations"] = serde_json::json!({
+        "vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": amd.manifest_digest.to_string(),
+    });
+    let inner = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            desc(&amd, serde_json::json!({"architecture": "amd64", "os": "linux"})),
+            desc(&arm, serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})),
+            att_desc,
+        ],
+    }))
+    .unwrap();
+    let inner_digest = Digest::of(&inner);
+    fs::write(layout.join(inner_digest.blob_path()), &inner).unwrap();
+    let outer = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": inner_digest.to_string(),
+            "size": inner.len(),
+            "annotations": {
+                "io.containerd.image.name": "docker.io/library/multi:1",
+                "org.opencontainers.image.ref.name": "1",
+            },
+        }],
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&outer).unwrap(),
+    )
+    .unwrap();
+
+    let r = open_archive(&layout).unwrap();
+    let imgs = r.images();
+    assert_eq!(imgs.len(), 2, "the attestation manifest is not an image");
+    assert_eq!(imgs[0].platform.to_string(), "linux/amd64");
+    assert_eq!(imgs[1].platform.to_string(), "linux/arm64");
+    assert_eq!(imgs[0].config_digest, amd.config_digest);
+    assert_eq!(imgs[1].config_digest, arm.config_digest);
+    for i in imgs {
+        assert_eq!(
+            i.names[0].familiar(),
+            "multi:1",
+            "names come from the outer entry"
+        );
+    }
+    r.verify().unwrap();
+}
