@@ -324,7 +324,7 @@ impl Snapshotter {
                 if !alive {
                     let p = e.path();
                     let _ = rustix::mount::unmount(
-                        &p.join("merged"),
+                        p.join("merged"),
                         rustix::mount::UnmountFlags::DETACH,
                     );
                     remove_dir_all(&p)?;

@@ -421,7 +421,9 @@ impl<W: Write> TarWriter<W> {
 /// `/`. False when it does not fit or is not ASCII (then a PAX `path` record carries it and
 /// the name field holds a truncated copy, as Go's writer does).
 fn set_ustar_path(h: &mut tar::Header, path: &[u8]) -> bool {
-    let ustar = h.as_ustar_mut().expect("ustar header");
+    let Some(ustar) = h.as_ustar_mut() else {
+        return false;
+    };
     if path.is_ascii() {
         if path.len() <= 100 {
             ustar.name[..path.len()].copy_from_slice(path);

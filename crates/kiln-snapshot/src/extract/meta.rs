@@ -66,10 +66,10 @@ impl Meta {
                             ext.value_bytes().to_vec(),
                         ));
                     }
-                } else if key == b"mtime" {
-                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                        mtime = t;
-                    }
+                } else if key == b"mtime"
+                    && let Some(t) = parse_pax_time(ext.value_bytes())
+                {
+                    mtime = t;
                 }
             }
         }

@@ -187,11 +187,11 @@ impl Extractor {
         self.stats.entries += 1;
         let path = EntryPath::parse(&entry.path_bytes())?;
         let meta = Meta::read(entry)?;
-        if let Some(name) = path.name() {
-            if let Some(rest) = name.as_encoded_bytes().strip_prefix(whiteout::PREFIX) {
-                let rest = rest.to_vec();
-                return self.whiteout(&path, &rest, &meta);
-            }
+        if let Some(name) = path.name()
+            && let Some(rest) = name.as_encoded_bytes().strip_prefix(whiteout::PREFIX)
+        {
+            let rest = rest.to_vec();
+            return self.whiteout(&path, &rest, &meta);
         }
         use tar::EntryType as T;
         match kind {

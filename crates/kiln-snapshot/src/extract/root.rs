@@ -64,15 +64,22 @@ impl Root {
     /// An `O_PATH` descriptor of the directory `comps`, creating missing directories (mode
     /// 0755, owned by the caller) as tar extractors do for entries whose parents are implied.
     pub(crate) fn dir(&mut self, comps: &[OsString]) -> Result<Rc<OwnedFd>, EntryError> {
-        if let Some((c, fd)) = &self.cache {
-            if c.as_slice() == comps {
-                return Ok(fd.clone());
-            }
+        if let Some((c, fd)) = &self.cache
+            && c.as_slice() == comps
+        {
+            return Ok(fd.clone());
         }
-        let fd = Rc::new(
-            self.walk(comps, true)?
-                .expect("walk with create yields a directory"),
-        );
+        // A creating walk yields a directory or an error; `None` cannot happen (no panic).
+        let fd = self
+            .walk(comps, true)?
+            .ok_or_else(|| EntryError::NotADirectory {
+                component: comps
+                    .iter()
+                    .collect::<PathBuf>()
+                    .to_string_lossy()
+                    .into_owned(),
+            })?;
+        let fd = Rc::new(fd);
         self.cache = Some((comps.to_vec(), fd.clone()));
         Ok(fd)
     }
@@ -148,9 +155,9 @@ impl Root {
                         Ok(fd) => fd,
                         Err(_) if !create => return Ok(None),
                         Err(e) => {
-                            return Err(EntryError::io("resolve symlinked parent inside the root")(
-                                e,
-                            ));
+                            return Err(
+                                EntryError::io("resolve symlinked parent inside the root")(e),
+                            );
                         }
                     }
                 }

@@ -44,7 +44,7 @@ fn tar_is_sorted_normalized_and_overlay_free() {
     // Two whiteouts sharing one inode, as overlayfs makes them.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("gone1"),
+        d.join("gone1"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
@@ -106,7 +106,7 @@ fn source_date_epoch_clamps_mtimes() {
     };
     rustix::fs::utimensat(
         rustix::fs::CWD,
-        &d.join("old"),
+        d.join("old"),
         &rustix::fs::Timestamps {
             last_access: old,
             last_modification: old,

@@ -52,13 +52,13 @@ pub fn rich_tree(d: &Path) {
     chmod(&d.join("tmp"), 0o1777);
     fs::write(d.join("owned"), b"owned by 1234:5678").unwrap();
     rustix::fs::chown(
-        &d.join("owned"),
+        d.join("owned"),
         Some(rustix::fs::Uid::from_raw(1234)),
         Some(rustix::fs::Gid::from_raw(5678)),
     )
     .unwrap();
     rustix::fs::chown(
-        &d.join("usr/bin/sgid"),
+        d.join("usr/bin/sgid"),
         None,
         Some(rustix::fs::Gid::from_raw(42)),
     )
@@ -83,7 +83,7 @@ pub fn rich_tree(d: &Path) {
     std::os::unix::fs::symlink("x".repeat(150), d.join("long-link")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("fifo"),
+        d.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o640),
         0,
@@ -93,7 +93,7 @@ pub fn rich_tree(d: &Path) {
     fs::create_dir(d.join("dev")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("dev/null"),
+        d.join("dev/null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -115,7 +115,7 @@ pub fn rich_tree(d: &Path) {
     // Overlay form: a whiteout and an opaque directory.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("usr/deleted"),
+        d.join("usr/deleted"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
