@@ -33,14 +33,17 @@ fn main() {
         .as_mut()
         .expect("root")
         .set_path(root.path().to_path_buf());
-    spec.process_mut().as_mut().expect("process").set_args(Some(vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        "echo hi".into(),
-    ]));
+    spec.process_mut()
+        .as_mut()
+        .expect("process")
+        .set_args(Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()]));
 
     let runc = Executor::from_name("runc").ok();
-    let mut names = vec!["embedded (in-process)", "unshare+chroot floor", "fork+exec /bin/true"];
+    let mut names = vec![
+        "embedded (in-process)",
+        "unshare+chroot floor",
+        "fork+exec /bin/true",
+    ];
     if runc.is_some() {
         names.push("runc run (external)");
     }
@@ -76,7 +79,10 @@ fn main() {
         }
     }
     println!("container start latency, `sh -c 'echo hi'`, {runs} interleaved runs each");
-    println!("{:<26} {:>9} {:>9} {:>9}", "contender", "median", "p25", "min");
+    println!(
+        "{:<26} {:>9} {:>9} {:>9}",
+        "contender", "median", "p25", "min"
+    );
     for (name, mut s) in names.into_iter().zip(samples) {
         s.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;

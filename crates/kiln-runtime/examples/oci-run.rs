@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kiln_runtime::oci_spec::runtime::Spec;
-use kiln_runtime::{ExitStatus, Executor, Stdio};
+use kiln_runtime::{Executor, ExitStatus, Stdio};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

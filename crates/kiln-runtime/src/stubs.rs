@@ -5,7 +5,7 @@
 //! stub lands in the step's upper directory. Dockerd 20.10's BuildKit keeps such stubs for
 //! `RUN --mount` targets (the conformance case `run-mount-bind` expects the empty directories),
 //! while newer BuildKit (`executor/stubs.go`) removes them, always including `/etc/hosts` and
-//! `/etc/resolv.conf`. The build engine chooses the paths: record before the run, clean after.
+//! `/etc/resolv.conf`. The build engine chooses the paths: record before the run, remove after.
 
 use std::fs::{self, File, FileTimes};
 use std::path::{Component, Path, PathBuf};
@@ -48,7 +48,7 @@ impl MountStubs {
 
     /// Remove every recorded path that is now an empty directory or an empty file, keeping the
     /// parent directory's timestamps (reproducible layers). Returns the paths removed.
-    pub fn clean(&self) -> Vec<PathBuf> {
+    pub fn remove(&self) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         for p in &self.paths {
             let Ok(meta) = fs::symlink_metadata(p) else {
@@ -186,7 +186,7 @@ mod tests {
         fs::create_dir_all(r.join("mnt/a/b")).unwrap();
         fs::create_dir_all(r.join("c")).unwrap();
         fs::write(r.join("c/kept"), "x").unwrap();
-        let removed = stubs.clean();
+        let removed = stubs.remove();
         assert_eq!(removed.len(), 4, "{removed:?}");
         assert!(!r.join("etc/hosts").exists());
         assert!(!r.join("mnt").exists());

@@ -211,7 +211,7 @@ fn file_bind_mount_creates_an_empty_stub() {
     assert_eq!(run_ok(&E, &s), "127.0.0.1 localhost kiln\n");
     let stub = root.path().join("etc/hosts");
     assert_eq!(fs::metadata(&stub).unwrap().len(), 0);
-    assert_eq!(stubs.clean(), vec![stub.clone()]);
+    assert_eq!(stubs.remove(), vec![stub.clone()]);
     assert!(!stub.exists());
 }
 
