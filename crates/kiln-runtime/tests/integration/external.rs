@@ -68,3 +68,27 @@ fn embedded_and_runc_agree() {
     let external = run_ok(&runc, &spec(root.path(), script));
     assert_eq!(embedded, external);
 }
+
+#[test]
+fn runc_container_is_killed_through_the_runtime() {
+    require_root!();
+    let Some(runc) = runc() else { return };
+    let root = rootfs();
+    let container = runc
+        .spawn(
+            &spec(root.path(), "sleep 7307 & sleep 7308"),
+            kiln_runtime::Stdio::null().unwrap(),
+        )
+        .unwrap();
+    let start = std::time::Instant::now();
+    while crate::util::processes_with("sleep 7308").is_empty()
+        && start.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    container.killer().kill().unwrap();
+    // runc reports a container killed by SIGKILL as 128+9.
+    assert_eq!(container.wait().unwrap(), ExitStatus::Code(137));
+    assert!(crate::util::processes_with("sleep 7307").is_empty());
+    assert!(crate::util::processes_with("sleep 7308").is_empty());
+}

@@ -116,3 +116,19 @@ fn twenty_concurrent_runs_from_threads() {
             .is_none()
     );
 }
+
+#[test]
+fn container_dies_with_the_thread_that_spawned_it() {
+    require_root!();
+    let root = rootfs();
+    let s = spec(root.path(), "sleep 7306");
+    // The spawning thread ends while the container runs: the parent-death signal fires, as it
+    // would if kiln itself were killed.
+    let container = std::thread::spawn(move || E.spawn(&s, Stdio::null().unwrap()).unwrap())
+        .join()
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(container.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(processes_with("sleep 7306").is_empty());
+}
