@@ -32,6 +32,8 @@ pub struct ImageRecord {
     pub added: i64,
     /// Full references (`docker.io/library/busybox:latest`) that point at it, sorted.
     pub tags: Vec<String>,
+    /// When a tag was last pointed at it, unix seconds.
+    pub last_tagged: Option<i64>,
 }
 
 /// A layer blob and what it unpacks to.
@@ -116,6 +118,7 @@ fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
             .transpose()?,
         added: r.get(8)?,
         tags: Vec::new(),
+        last_tagged: None,
     })
 }
 
@@ -136,17 +139,29 @@ pub(crate) fn load_images(
                 .collect::<rusqlite::Result<_>>()?
         }
     };
-    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tags: BTreeMap<String, (Vec<String>, i64)> = BTreeMap::new();
     {
-        let mut stmt = tx.prepare("SELECT reference, image_id FROM tags ORDER BY reference")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt =
+            tx.prepare("SELECT reference, image_id, updated FROM tags ORDER BY reference")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
         for row in rows {
-            let (reference, id) = row?;
-            tags.entry(id).or_default().push(reference);
+            let (reference, id, updated) = row?;
+            let e = tags.entry(id).or_default();
+            e.0.push(reference);
+            e.1 = e.1.max(updated);
         }
     }
     for img in &mut images {
-        img.tags = tags.remove(&img.id.to_string()).unwrap_or_default();
+        if let Some((t, updated)) = tags.remove(&img.id.to_string()) {
+            img.tags = t;
+            img.last_tagged = Some(updated);
+        }
     }
     Ok(images)
 }
@@ -280,6 +295,15 @@ impl Store {
     /// One image by ID.
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
         Ok(self.read(|tx| load_images(tx, Some(id)))?.pop())
+    }
+
+    /// An image's config document, parsed (its digest checked).
+    pub fn image_config(&self, id: &Digest) -> Result<serde_json::Value> {
+        let bytes = self.read_blob(id)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+            what: format!("config {id}"),
+            source: e,
+        })
     }
 
     /// An image's layers, base first.

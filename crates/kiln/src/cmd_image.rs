@@ -1,14 +1,295 @@
-//! Placeholder: no commands yet.
+//! Image commands with docker's flags and output: `load`, `save`, `images` / `image ls`,
+//! `tag`, `rmi` / `image rm`, `image prune`, `inspect` / `image inspect`, `history`, and
+//! `system df|prune|check`. Errors print as `Error: ...` (docker's text without "response
+//! from daemon") and exit 1; usage errors exit 2 (clap).
 
+#[path = "gotemplate.rs"]
+pub mod gotemplate;
+#[path = "image_cmd/inspect.rs"]
+mod inspect;
+#[path = "image_cmd/list.rs"]
+mod list;
+#[path = "image_cmd/manage.rs"]
+mod manage;
+#[path = "image_cmd/render.rs"]
+mod render;
+#[path = "image_cmd/system.rs"]
+mod system;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{ArgAction, Args, Subcommand, ValueEnum};
+use kiln_store::Store;
 
 use crate::GlobalArgs;
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Load images from a tar archive (docker-archive, oci-archive) or OCI layout, or STDIN.
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Return low-level information on images.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Manage the store.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
 
-pub fn run(cmd: Command, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    match cmd {}
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images.
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images.
+    Prune(ImagePruneArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Load images from a tar archive or STDIN.
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive.
+    Save(SaveArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show store disk usage.
+    Df(DfArgs),
+    /// Remove unused data.
+    Prune(SystemPruneArgs),
+    /// Verify every blob's digest and every reference; with --repair, remove what is broken.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file (or OCI layout directory), instead of STDIN.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveKind {
+    /// docker-archive (what `docker save` writes).
+    Docker,
+    /// oci-archive (a tar of an OCI image layout).
+    Oci,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Archive format.
+    #[arg(long, value_enum, default_value_t = ArchiveKind::Docker)]
+    pub format: ArchiveKind,
+    /// Images to save.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided (dangling=, reference=, before=, since=, label=).
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    #[arg(long, value_name = "FORMAT", default_value = "")]
+    pub format: String,
+    /// Only images of this repository[:tag].
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Source image.
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    /// New name.
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents (accepted for compatibility).
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Images to remove.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (until=DURATION|TIMESTAMP, label=K[=V], label!=K[=V]).
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template ('json' for the JSON array).
+    #[arg(short, long, value_name = "TEMPLATE", default_value = "")]
+    pub format: String,
+    /// Images to inspect.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a custom template.
+    #[arg(long, value_name = "FORMAT", default_value = "")]
+    pub format: String,
+    /// The image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Show detailed information on space usage.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Remove what is broken (corrupt blobs and the images needing them, dangling records).
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// A failure already printed as docker prints it; the command exits 1.
+#[derive(Debug)]
+pub(crate) struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed")
+    }
+}
+impl std::error::Error for Reported {}
+
+pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match dispatch(cmd, global) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.downcast_ref::<Reported>().is_some() => Ok(ExitCode::FAILURE),
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", message(&e));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The error chain in one line; store errors already carry their context.
+pub(crate) fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if parts.last().is_some_and(|p| p.contains(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let root = global.store_root();
+    Ok(Store::open(&root)?)
+}
+
+fn dispatch(cmd: Command, global: &GlobalArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    match cmd {
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => manage::load(&store, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => manage::save(&store, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => list::images(&store, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => manage::tag(&store, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => manage::rmi(&store, a),
+        Command::Image(ImageCommand::Prune(a)) => manage::prune(&store, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => {
+            inspect::inspect(&store, a)
+        }
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            inspect::history(&store, a)
+        }
+        Command::System(SystemCommand::Df(a)) => system::df(&store, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&store, a),
+        Command::System(SystemCommand::Check(a)) => system::check(&store, a),
+    }
 }

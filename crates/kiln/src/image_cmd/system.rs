@@ -1,0 +1,232 @@
+//! `system df`, `system prune`, `system check`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use kiln_store::{PruneScope, Store};
+use serde_json::json;
+
+use super::manage::{confirm, familiar};
+use super::render::{Format, human_size, human_size_prec, since, tabwrite, truncate_id};
+use super::{CheckArgs, DfArgs, Reported, SystemPruneArgs};
+
+fn hs4(n: u64) -> String {
+    human_size_prec(n as f64, 4)
+}
+
+fn reclaimable(part: u64, total: u64) -> String {
+    if total == 0 {
+        return hs4(part);
+    }
+    format!("{} ({}%)", hs4(part), part * 100 / total)
+}
+
+pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
+    let images = store.images()?;
+    let containers = store.containers()?;
+    let in_use: HashSet<_> = containers.iter().map(|c| c.image).collect();
+    // Layers are shared: count each once, as docker's LayersSize does.
+    let mut layer_size: HashMap<kiln_store::Digest, u64> = HashMap::new();
+    let mut active_layers: HashSet<kiln_store::Digest> = HashSet::new();
+    let mut per_image = Vec::new();
+    let mut users: HashMap<kiln_store::Digest, usize> = HashMap::new();
+    for img in &images {
+        let layers = store.layers(&img.id)?;
+        for l in &layers {
+            layer_size.insert(l.diff_id, l.uncompressed_size);
+            *users.entry(l.diff_id).or_default() += 1;
+            if in_use.contains(&img.id) {
+                active_layers.insert(l.diff_id);
+            }
+        }
+        per_image.push((img, layers));
+    }
+    let total: u64 = layer_size.values().sum();
+    let active: u64 = active_layers.iter().map(|d| layer_size[d]).sum();
+    let cache = store.cache_usage()?;
+    let active_images = images.iter().filter(|i| in_use.contains(&i.id)).count();
+    let running = containers
+        .iter()
+        .filter(|c| c.state == kiln_store::ContainerState::Running)
+        .count();
+    let mut out = std::io::stdout().lock();
+    if !a.verbose {
+        let table = format!(
+            "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE\n\
+             Images\t{}\t{}\t{}\t{}\n\
+             Containers\t{}\t{}\t0B\t0B\n\
+             Local Volumes\t0\t0\t0B\t0B\n\
+             Build Cache\t{}\t0\t{}\t{}",
+            images.len(),
+            active_images,
+            hs4(total),
+            reclaimable(total - active, total),
+            containers.len(),
+            running,
+            cache.count,
+            hs4(cache.bytes),
+            hs4(cache.bytes),
+        );
+        writeln!(out, "{}", tabwrite(&table))?;
+        return Ok(());
+    }
+    writeln!(out, "Images space usage:\n")?;
+    let mut rows = String::from(
+        "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS",
+    );
+    for (img, layers) in &per_image {
+        let shared: u64 = layers
+            .iter()
+            .filter(|l| users[&l.diff_id] > 1)
+            .map(|l| l.uncompressed_size)
+            .sum();
+        let n_containers = containers.iter().filter(|c| c.image == img.id).count();
+        let names: Vec<(String, String)> = if img.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            img.tags
+                .iter()
+                .map(|t| {
+                    let f = familiar(t);
+                    match f.rsplit_once(':') {
+                        Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                        _ => (f, "<none>".into()),
+                    }
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            rows.push_str(&format!(
+                "\n{repo}\t{tag}\t{}\t{}\t{}\t{}\t{}\t{n_containers}",
+                truncate_id(&img.id.to_string()),
+                since(img.created.unwrap_or(0)),
+                human_size(img.size),
+                human_size(shared),
+                human_size(img.size - shared.min(img.size)),
+            ));
+        }
+    }
+    writeln!(out, "{}\n", tabwrite(&rows))?;
+    writeln!(out, "Containers space usage:\n")?;
+    let mut rows =
+        String::from("CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES");
+    for c in &containers {
+        rows.push_str(&format!(
+            "\n{}\t{}\t\t0\t0B\t{}\t{:?}\t{}",
+            truncate_id(&c.id),
+            truncate_id(&c.image.to_string()),
+            since(c.created),
+            c.state,
+            c.name.clone().unwrap_or_default()
+        ));
+    }
+    writeln!(out, "{}\n", tabwrite(&rows))?;
+    writeln!(out, "Local Volumes space usage:\n")?;
+    writeln!(out, "{}\n", tabwrite("VOLUME NAME\tLINKS\tSIZE"))?;
+    writeln!(out, "Build cache usage: {}\n", hs4(cache.bytes))?;
+    let format = Format::new(
+        "table {{.ID}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}",
+        "",
+    )?;
+    let rows: Vec<_> = store
+        .cache_records()?
+        .iter()
+        .map(|r| {
+            json!({
+                "ID": truncate_id(&r.key),
+                "Size": human_size(r.size),
+                "CreatedSince": since(r.created),
+                "LastUsedSince": since(r.last_used),
+            })
+        })
+        .collect();
+    let header = json!({"ID": "CACHE ID", "Size": "SIZE", "CreatedSince": "CREATED", "LastUsedSince": "LAST USED"});
+    out.write_all(format.render(&header, &rows)?.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
+    let images_line = if a.all {
+        "  - all images without at least one container associated to them"
+    } else {
+        "  - all dangling images"
+    };
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n{images_line}\n  - all build cache\n  - all content no image or cache record references"
+    );
+    if !a.force && !confirm(&warning)? {
+        return Ok(());
+    }
+    let scope = if a.all {
+        PruneScope::Unused
+    } else {
+        PruneScope::Dangling
+    };
+    let report = store.system_prune(scope)?;
+    let mut out = std::io::stdout().lock();
+    if !report.containers.is_empty() {
+        writeln!(out, "Deleted Containers:")?;
+        for c in &report.containers {
+            writeln!(out, "{c}")?;
+        }
+        writeln!(out)?;
+    }
+    if !report.images.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for e in &report.images {
+            match e {
+                kiln_store::RemoveEvent::Untagged(r) => writeln!(out, "untagged: {}", familiar(r))?,
+                kiln_store::RemoveEvent::Deleted(d) => writeln!(out, "deleted: {d}")?,
+            }
+        }
+        writeln!(out)?;
+    }
+    if !report.cache.is_empty() {
+        writeln!(out, "Deleted build cache objects:")?;
+        for k in &report.cache {
+            writeln!(out, "{k}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "Total reclaimed space: {}", hs4(report.reclaimed))?;
+    Ok(())
+}
+
+pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
+    let report = store.check(a.repair)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "checked {} blobs and {} images",
+        report.blobs_checked, report.images_checked
+    )?;
+    for p in &report.problems {
+        writeln!(
+            out,
+            "{}: {p}",
+            if report.repaired { "removed" } else { "broken" }
+        )?;
+    }
+    if report.unreferenced_blobs > 0 {
+        writeln!(
+            out,
+            "note: {} blobs ({}) are not referenced by any image or cache record; `kiln system prune` removes them",
+            report.unreferenced_blobs,
+            hs4(report.unreferenced_bytes)
+        )?;
+    }
+    if report.problems.is_empty() {
+        writeln!(out, "store is consistent")?;
+        return Ok(());
+    }
+    if report.repaired {
+        writeln!(out, "repaired {} problems", report.problems.len())?;
+        return Ok(());
+    }
+    drop(out);
+    eprintln!(
+        "Error: {} problems found; run `kiln system check --repair` to remove what is broken",
+        report.problems.len()
+    );
+    Err(Reported.into())
+}
