@@ -1,39 +1,9 @@
-//! Layer compression: which codecs exist, their media types, and a decoder that detects the
-//! codec from the stream's first bytes (layers in docker archives carry no media type).
+//! A decoder that detects a layer's compression from the stream's first bytes (layers in
+//! docker archives carry no media type). The `Compression` type is kiln-image's.
 
 use crate::error::{Error, Result};
+use kiln_image::Compression;
 use std::io::{self, BufReader, Read};
-
-/// How a layer blob is compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (RFC 1952), possibly several members.
-    Gzip,
-    /// zstd, possibly several frames.
-    Zstd,
-}
-
-impl Compression {
-    /// The OCI layer media type for this compression.
-    pub fn oci_media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-
-    /// The Docker schema 2 layer media type (Docker has none for zstd; the OCI one is used).
-    pub fn docker_media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
-            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-}
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];

@@ -1,91 +1,49 @@
-//! sha256 digests and the hashing reader/writer that compute them while data streams by.
+//! Hashing while data streams by. The digest type is kiln-image's (`sha256:<hex>`), so layer
+//! digests flow into manifests and the store without conversion.
 
-use sha2::{Digest as _, Sha256};
-use std::fmt;
+use kiln_image::{Digest, DigestWriter, Hasher};
 use std::io::{self, Read, Write};
 
-/// A sha256 digest, shown as `sha256:<hex>` (OCI digest form).
-///
-/// kiln-image owns the general `Digest` type; this one is what a streaming pass here produces,
-/// and converts to it through [`Sha256Digest::to_string`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sha256Digest(pub [u8; 32]);
-
-impl Sha256Digest {
-    /// The 64 lowercase hex digits without the `sha256:` prefix.
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for Sha256Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
-    }
-}
-
-impl fmt::Debug for Sha256Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
 /// A writer that hashes and counts what passes through it.
-pub(crate) struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
+pub(crate) struct HashWriter<W: Write>(DigestWriter<W>);
 
 impl<W: Write> HashWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
+        HashWriter(DigestWriter::new(inner))
     }
 
-    pub(crate) fn into_parts(self) -> (W, Sha256Digest, u64) {
-        (
-            self.inner,
-            Sha256Digest(self.hasher.finalize().into()),
-            self.count,
-        )
+    pub(crate) fn into_parts(self) -> (W, Digest, u64) {
+        self.0.finish()
     }
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.0.flush()
     }
 }
 
 /// A reader that hashes and counts what is read through it.
 pub(crate) struct HashReader<R> {
     inner: R,
-    hasher: Sha256,
-    count: u64,
+    hasher: Hasher,
 }
 
 impl<R: Read> HashReader<R> {
     pub(crate) fn new(inner: R) -> Self {
         HashReader {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            hasher: Hasher::new(),
         }
     }
 
-    pub(crate) fn finish(self) -> (Sha256Digest, u64) {
-        (Sha256Digest(self.hasher.finalize().into()), self.count)
+    pub(crate) fn finish(self) -> (Digest, u64) {
+        let n = self.hasher.len();
+        (self.hasher.finish(), n)
     }
 }
 
@@ -93,7 +51,6 @@ impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 }

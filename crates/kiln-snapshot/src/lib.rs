@@ -28,13 +28,13 @@ mod xattr;
 pub use overlay::{OverlayMount, OverlayOptions, mount_overlay, mount_readonly};
 pub use snapshotter::{ActiveSnapshot, Layer, Snapshotter, View};
 
-pub use compression::{Compression, decompress};
-pub use digest::Sha256Digest;
+pub use compression::decompress;
 pub use error::{EntryError, Error, Result};
 pub use export::{
     ExportOptions, LayerDescriptorInfo, LayerStats, TarOptions, export_layer, write_layer_tar,
 };
 pub use extract::{ExtractOptions, ExtractStats, apply_layer, extract_layer};
+pub use kiln_image::{Compression, Digest};
 
 pub use remove::remove_dir_all;
 

@@ -6,9 +6,9 @@ mod tar_writer;
 
 pub use tar_writer::{LayerStats, TarOptions, write_layer_tar};
 
-use crate::compression::Compression;
-use crate::digest::{HashWriter, Sha256Digest};
+use crate::digest::HashWriter;
 use crate::error::{Result, io_err};
+use kiln_image::{Compression, Digest};
 use pgzip::ParGzWriter;
 use std::io::{self, Write};
 use std::path::Path;
@@ -44,9 +44,9 @@ pub struct LayerDescriptorInfo {
     /// The blob's compression.
     pub compression: Compression,
     /// sha256 of the uncompressed tar (goes into the image config's `rootfs.diff_ids`).
-    pub diff_id: Sha256Digest,
+    pub diff_id: Digest,
     /// sha256 of the blob (goes into the manifest).
-    pub digest: Sha256Digest,
+    pub digest: Digest,
     /// Length of the blob.
     pub size: u64,
     /// Length of the uncompressed tar.
@@ -58,7 +58,7 @@ pub struct LayerDescriptorInfo {
 impl LayerDescriptorInfo {
     /// The OCI media type of the blob.
     pub fn media_type(&self) -> &'static str {
-        self.compression.oci_media_type()
+        self.compression.layer_media_type(true)
     }
 }
 

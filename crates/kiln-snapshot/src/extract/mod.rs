@@ -12,9 +12,10 @@ mod root;
 mod whiteout;
 mod write;
 
-use crate::compression::{Compression, decompress};
-use crate::digest::{HashReader, Sha256Digest};
+use crate::compression::decompress;
+use crate::digest::HashReader;
 use crate::error::{EntryError, Error, Result};
+use kiln_image::{Compression, Digest};
 use meta::Meta;
 use path::EntryPath;
 use root::{Root, Target};
@@ -49,7 +50,7 @@ pub struct ExtractStats {
     /// The compression detected on the input.
     pub compression: Compression,
     /// sha256 of the uncompressed tar stream: the layer's diff-id.
-    pub diff_id: Sha256Digest,
+    pub diff_id: Digest,
     /// Length of the uncompressed tar stream.
     pub tar_size: u64,
     /// Tar entries read (PAX/GNU extension headers excluded).
