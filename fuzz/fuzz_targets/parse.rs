@@ -2,11 +2,15 @@
 //! the stage graph must not panic.
 #![no_main]
 
-use kiln_dockerfile::{EvalOptions, Evaluator, StageGraph, check, parse, render_dot, render_json, render_mermaid};
+use kiln_dockerfile::{
+    EvalOptions, Evaluator, StageGraph, check, parse, render_dot, render_json, render_mermaid,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     match parse(src) {
         Err(e) => {
             let _ = e.render(src);
@@ -15,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
             for w in check::check(&df) {
                 let _ = w.render("Dockerfile", src);
             }
-            let Ok(ev) = Evaluator::new(&df, EvalOptions::default()) else { return };
+            let Ok(ev) = Evaluator::new(&df, EvalOptions::default()) else {
+                return;
+            };
             for st in &df.stages {
                 let mut se = ev.stage(&[]);
                 for ins in &st.instructions {

@@ -10,13 +10,19 @@ fn generate() -> String {
     for stage in 0..10 {
         s.push_str(&format!("FROM ${{BASE}} AS stage{stage}\nARG VERSION\n"));
         for i in 0..62 {
-            s.push_str(&format!("ENV VAR_{i}=value-$VERSION-{i} OTHER_{i}=\"${{VAR_{i}:-default}}\"\n"));
+            s.push_str(&format!(
+                "ENV VAR_{i}=value-$VERSION-{i} OTHER_{i}=\"${{VAR_{i}:-default}}\"\n"
+            ));
             s.push_str(&format!("RUN --mount=type=cache,target=/cache/{i},id=c{i} \\\n    echo step {i} \\\n    && make -j4 target-{i}\n"));
-            s.push_str(&format!("COPY --chown=1000:1000 --chmod=0644 src/{i}/ /app/${{VAR_{i}}}/\n"));
+            s.push_str(&format!(
+                "COPY --chown=1000:1000 --chmod=0644 src/{i}/ /app/${{VAR_{i}}}/\n"
+            ));
             s.push_str(&format!("RUN <<EOF\nset -e\necho heredoc {i}\nEOF\n"));
             s.push_str(&format!("LABEL step{i}=\"$VERSION\" other=x\n"));
             s.push_str(&format!("WORKDIR /work/${{VAR_{i}%%-*}}\n"));
-            s.push_str(&format!("COPY <<-EOT /etc/conf-{i}\n\tkey=${{VERSION}}\n\tEOT\n"));
+            s.push_str(&format!(
+                "COPY <<-EOT /etc/conf-{i}\n\tkey=${{VERSION}}\n\tEOT\n"
+            ));
             if stage > 0 {
                 s.push_str(&format!("COPY --from=stage{} /app /prev/{i}\n", stage - 1));
             } else {
@@ -30,11 +36,21 @@ fn generate() -> String {
 fn bench(c: &mut Criterion) {
     let src = generate();
     let df = parse(&src).expect("generated Dockerfile parses");
-    let n: usize = df.stages.iter().map(|s| s.instructions.len() + 1).sum::<usize>() + df.meta_args.len();
-    eprintln!("generated Dockerfile: {n} instructions, {} bytes", src.len());
+    let n: usize = df
+        .stages
+        .iter()
+        .map(|s| s.instructions.len() + 1)
+        .sum::<usize>()
+        + df.meta_args.len();
+    eprintln!(
+        "generated Dockerfile: {n} instructions, {} bytes",
+        src.len()
+    );
     let mut g = c.benchmark_group("dockerfile");
     g.throughput(Throughput::Bytes(src.len() as u64));
-    g.bench_function("parse_5000", |b| b.iter(|| parse(std::hint::black_box(&src)).unwrap()));
+    g.bench_function("parse_5000", |b| {
+        b.iter(|| parse(std::hint::black_box(&src)).unwrap())
+    });
     g.bench_function("parse_and_analyze_5000", |b| {
         b.iter(|| {
             let df = parse(std::hint::black_box(&src)).unwrap();

@@ -26,7 +26,11 @@ pub struct Analysis {
 }
 
 /// Expand every stage and build the graph; the first error wins.
-pub fn analyze(df: &Dockerfile, opts: EvalOptions, target: Option<&str>) -> Result<Analysis, Error> {
+pub fn analyze(
+    df: &Dockerfile,
+    opts: EvalOptions,
+    target: Option<&str>,
+) -> Result<Analysis, Error> {
     let ev = Evaluator::new(df, opts)?;
     let graph = StageGraph::build(df, &ev, target)?;
     let mut stages: Vec<StageAnalysis> = Vec::new();
@@ -41,7 +45,15 @@ pub fn analyze(df: &Dockerfile, opts: EvalOptions, target: Option<&str>) -> Resu
         for ins in &st.instructions {
             instructions.push(se.expand_instruction(ins)?);
         }
-        stages.push(StageAnalysis { from, instructions, env: se.env().to_vec() });
+        stages.push(StageAnalysis {
+            from,
+            instructions,
+            env: se.env().to_vec(),
+        });
     }
-    Ok(Analysis { global_args: ev.global_args(), stages, graph })
+    Ok(Analysis {
+        global_args: ev.global_args(),
+        stages,
+        graph,
+    })
 }

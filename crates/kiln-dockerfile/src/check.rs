@@ -41,7 +41,14 @@ impl Warning {
 }
 
 const PLATFORM_ARGS: [&str; 8] = [
-    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
 ];
 
 /// Variable names referenced in a word (`$A`, `${B:-x}`), escapes respected.
@@ -59,7 +66,11 @@ fn var_refs(word: &str, escape: char) -> Vec<String> {
         if c == '\'' {
             in_single = !in_single;
         } else if c == '$' && !in_single {
-            let start = if chars.get(i + 1) == Some(&'{') { i + 2 } else { i + 1 };
+            let start = if chars.get(i + 1) == Some(&'{') {
+                i + 2
+            } else {
+                i + 1
+            };
             let mut j = start;
             while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
                 j += 1;
@@ -92,15 +103,23 @@ fn is_self_consistent(s: &str) -> bool {
 }
 
 fn all_instructions(df: &Dockerfile) -> impl Iterator<Item = &Instruction> {
-    df.meta_args
-        .iter()
-        .chain(df.stages.iter().flat_map(|s| std::iter::once(&s.from).chain(s.instructions.iter())))
+    df.meta_args.iter().chain(
+        df.stages
+            .iter()
+            .flat_map(|s| std::iter::once(&s.from).chain(s.instructions.iter())),
+    )
 }
 
 /// Run the checks; warnings are sorted by position.
 pub fn check(df: &Dockerfile) -> Vec<Warning> {
     let mut w: Vec<Warning> = Vec::new();
-    let mut push = |rule: &'static str, span: Span, message: String| w.push(Warning { rule, message, span });
+    let mut push = |rule: &'static str, span: Span, message: String| {
+        w.push(Warning {
+            rule,
+            message,
+            span,
+        })
+    };
 
     for pw in &df.parse_warnings {
         if pw.rule == "NoEmptyContinuation" {
@@ -121,13 +140,24 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
     }
     let majority_lower = lower > upper;
     for ins in all_instructions(df) {
-        let wrong = if majority_lower { ins.keyword != ins.keyword.to_lowercase() } else { ins.keyword != ins.keyword.to_uppercase() };
+        let wrong = if majority_lower {
+            ins.keyword != ins.keyword.to_lowercase()
+        } else {
+            ins.keyword != ins.keyword.to_uppercase()
+        };
         if wrong {
-            let casing = if majority_lower { "lowercase" } else { "uppercase" };
+            let casing = if majority_lower {
+                "lowercase"
+            } else {
+                "uppercase"
+            };
             push(
                 "ConsistentInstructionCasing",
                 ins.span,
-                format!("Command '{}' should match the case of the command majority ({casing})", ins.keyword),
+                format!(
+                    "Command '{}' should match the case of the command majority ({casing})",
+                    ins.keyword
+                ),
             );
         }
     }
@@ -146,26 +176,48 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
         let f = st.from_cmd();
         let words: Vec<&str> = st.from.original.split_whitespace().collect();
         if f.name.is_some() {
-            if let (Some(as_kw), Some(name)) = (words.get(words.len().wrapping_sub(2)), words.last()) {
+            if let (Some(as_kw), Some(name)) =
+                (words.get(words.len().wrapping_sub(2)), words.last())
+            {
                 if *name != name.to_lowercase() {
-                    push("StageNameCasing", st.span, format!("Stage name '{name}' should be lowercase"));
+                    push(
+                        "StageNameCasing",
+                        st.span,
+                        format!("Stage name '{name}' should be lowercase"),
+                    );
                 }
                 let from_kw = &st.from.keyword;
-                let mismatch = (from_kw == &from_kw.to_uppercase() && *as_kw != as_kw.to_uppercase())
+                let mismatch = (from_kw == &from_kw.to_uppercase()
+                    && *as_kw != as_kw.to_uppercase())
                     || (from_kw == &from_kw.to_lowercase() && *as_kw != as_kw.to_lowercase());
                 if mismatch {
-                    push("FromAsCasing", st.span, format!("'{as_kw}' and '{from_kw}' keywords' casing do not match"));
+                    push(
+                        "FromAsCasing",
+                        st.span,
+                        format!("'{as_kw}' and '{from_kw}' keywords' casing do not match"),
+                    );
                 }
             }
             if let Some(n) = &f.name {
                 if n == "scratch" || n == "context" {
-                    push("ReservedStageName", st.span, format!("'{n}' is reserved and should not be used as a stage name"));
+                    push(
+                        "ReservedStageName",
+                        st.span,
+                        format!("'{n}' is reserved and should not be used as a stage name"),
+                    );
                 }
             }
         }
-        for var in var_refs(&f.image, df.escape).into_iter().chain(f.platform.iter().flat_map(|p| var_refs(p, df.escape))) {
+        for var in var_refs(&f.image, df.escape)
+            .into_iter()
+            .chain(f.platform.iter().flat_map(|p| var_refs(p, df.escape)))
+        {
             if !global_args.contains(&var.as_str()) && !PLATFORM_ARGS.contains(&var.as_str()) {
-                push("UndefinedArgInFrom", st.span, format!("FROM argument '{var}' is not declared"));
+                push(
+                    "UndefinedArgInFrom",
+                    st.span,
+                    format!("FROM argument '{var}' is not declared"),
+                );
             }
         }
         if let Some(p) = &f.platform {
@@ -173,11 +225,15 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                 push(
                     "RedundantTargetPlatform",
                     st.span,
-                    format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
+                    format!(
+                        "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
+                    ),
                 );
             } else if !p.contains('$') {
                 let name = f.name.clone().unwrap_or_default();
-                let mentions = p.split('/').any(|part| !part.is_empty() && name.contains(part));
+                let mentions = p
+                    .split('/')
+                    .any(|part| !part.is_empty() && name.contains(part));
                 if !mentions {
                     push(
                         "FromPlatformFlagConstDisallowed",
@@ -189,18 +245,27 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
         }
 
         let mut seen_abs_workdir = false;
-        let mut counts: [(&str, Vec<Span>); 3] = [("CMD", vec![]), ("ENTRYPOINT", vec![]), ("HEALTHCHECK", vec![])];
+        let mut counts: [(&str, Vec<Span>); 3] = [
+            ("CMD", vec![]),
+            ("ENTRYPOINT", vec![]),
+            ("HEALTHCHECK", vec![]),
+        ];
         for ins in &st.instructions {
             match &ins.command {
-                Command::Maintainer(_) => {
-                    push("MaintainerDeprecated", ins.span, "Maintainer instruction is deprecated in favor of using label".into())
-                }
+                Command::Maintainer(_) => push(
+                    "MaintainerDeprecated",
+                    ins.span,
+                    "Maintainer instruction is deprecated in favor of using label".into(),
+                ),
                 Command::Cmd(c) | Command::Entrypoint(c) => {
                     if let CommandLine::Shell(_) = c.cmd {
                         push(
                             "JSONArgsRecommended",
                             ins.span,
-                            format!("JSON arguments recommended for {} to prevent unintended behavior related to OS signals", ins.name()),
+                            format!(
+                                "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                                ins.name()
+                            ),
                         );
                     }
                 }
@@ -209,7 +274,11 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                         push(
                             "LegacyKeyValueFormat",
                             ins.span,
-                            format!("\"{} key=value\" should be used instead of legacy \"{} key value\" format", ins.name(), ins.name()),
+                            format!(
+                                "\"{} key=value\" should be used instead of legacy \"{} key value\" format",
+                                ins.name(),
+                                ins.name()
+                            ),
                         );
                     }
                     if matches!(ins.command, Command::Env(_)) {
@@ -218,7 +287,10 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                                 push(
                                     "SecretsUsedInArgOrEnv",
                                     ins.span,
-                                    format!("Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")", p.key),
+                                    format!(
+                                        "Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")",
+                                        p.key
+                                    ),
                                 );
                             }
                         }
@@ -230,7 +302,10 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                             push(
                                 "SecretsUsedInArgOrEnv",
                                 ins.span,
-                                format!("Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")", d.name),
+                                format!(
+                                    "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
+                                    d.name
+                                ),
                             );
                         }
                     }
@@ -241,7 +316,10 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                         push(
                             "WorkdirRelativePath",
                             ins.span,
-                            format!("Relative workdir {:?} can have unexpected results if the base image changes", wd.path),
+                            format!(
+                                "Relative workdir {:?} can have unexpected results if the base image changes",
+                                wd.path
+                            ),
                         );
                     }
                     seen_abs_workdir |= abs;
@@ -250,14 +328,22 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                     for p in &e.ports {
                         if let Some((_, proto)) = p.split_once('/') {
                             if proto != proto.to_lowercase() {
-                                push("ExposeProtoCasing", ins.span, format!("Defined protocol '{p}' in EXPOSE instruction should be lowercase"));
+                                push(
+                                    "ExposeProtoCasing",
+                                    ins.span,
+                                    format!(
+                                        "Defined protocol '{p}' in EXPOSE instruction should be lowercase"
+                                    ),
+                                );
                             }
                         }
                         if p.contains(':') {
                             push(
                                 "ExposeInvalidFormat",
                                 ins.span,
-                                format!("EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"),
+                                format!(
+                                    "EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"
+                                ),
                             );
                         }
                     }
@@ -276,7 +362,9 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                     push(
                         "MultipleInstructionsDisallowed",
                         *s,
-                        format!("Multiple {name} instructions should not be used in the same stage because only the last one will be used"),
+                        format!(
+                            "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
+                        ),
                     );
                 }
             }
@@ -289,7 +377,10 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                     push(
                         "SecretsUsedInArgOrEnv",
                         ins.span,
-                        format!("Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")", d.name),
+                        format!(
+                            "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
+                            d.name
+                        ),
                     );
                 }
             }
@@ -310,7 +401,18 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
 fn looks_secret(name: &str) -> bool {
     let lower = name.to_lowercase();
     let tokens: Vec<&str> = lower.split(['_', '-']).collect();
-    let secret = ["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
+    let secret = [
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
+    ];
     let allow = ["public", "file", "version"];
     tokens.iter().any(|t| secret.contains(t)) && !tokens.iter().any(|t| allow.contains(t))
 }
@@ -320,14 +422,20 @@ mod tests {
     use super::*;
 
     fn rules(src: &str) -> Vec<&'static str> {
-        check(&crate::parse(src).unwrap()).into_iter().map(|w| w.rule).collect()
+        check(&crate::parse(src).unwrap())
+            .into_iter()
+            .map(|w| w.rule)
+            .collect()
     }
 
     #[test]
     fn casing_rules() {
         assert_eq!(rules("FROM a AS Builder\nRUN x\n"), ["StageNameCasing"]);
         assert_eq!(rules("FROM a as b\nRUN x\n"), ["FromAsCasing"]);
-        assert_eq!(rules("FROM a\nrun x\nRUN y\nRUN z\n"), ["ConsistentInstructionCasing"]);
+        assert_eq!(
+            rules("FROM a\nrun x\nRUN y\nRUN z\n"),
+            ["ConsistentInstructionCasing"]
+        );
         assert!(rules("from a as b\nrun x\n").is_empty());
     }
 
@@ -338,14 +446,29 @@ mod tests {
         assert_eq!(rules("FROM a\nENV A b\n"), ["LegacyKeyValueFormat"]);
         assert_eq!(rules("FROM $BASE\n"), ["UndefinedArgInFrom"]);
         assert!(rules("ARG BASE=a\nFROM $BASE\nFROM --platform=$BUILDPLATFORM b\n").is_empty());
-        assert_eq!(rules("FROM a\nWORKDIR app\nWORKDIR /x\nWORKDIR y\n"), ["WorkdirRelativePath"]);
-        assert_eq!(rules("FROM a\nCMD [\"a\"]\nCMD [\"b\"]\n"), ["MultipleInstructionsDisallowed"]);
+        assert_eq!(
+            rules("FROM a\nWORKDIR app\nWORKDIR /x\nWORKDIR y\n"),
+            ["WorkdirRelativePath"]
+        );
+        assert_eq!(
+            rules("FROM a\nCMD [\"a\"]\nCMD [\"b\"]\n"),
+            ["MultipleInstructionsDisallowed"]
+        );
         assert_eq!(rules("FROM a\nEXPOSE 80/TCP\n"), ["ExposeProtoCasing"]);
-        assert_eq!(rules("FROM a\nARG API_TOKEN\nARG PUBLIC_KEY\n"), ["SecretsUsedInArgOrEnv"]);
+        assert_eq!(
+            rules("FROM a\nARG API_TOKEN\nARG PUBLIC_KEY\n"),
+            ["SecretsUsedInArgOrEnv"]
+        );
         assert_eq!(rules("FROM a AS scratch\n"), ["ReservedStageName"]);
-        assert_eq!(rules("FROM --platform=linux/amd64 a\n"), ["FromPlatformFlagConstDisallowed"]);
+        assert_eq!(
+            rules("FROM --platform=linux/amd64 a\n"),
+            ["FromPlatformFlagConstDisallowed"]
+        );
         assert!(rules("FROM --platform=linux/amd64 a AS build-amd64\n").is_empty());
-        assert_eq!(rules("FROM --platform=$TARGETPLATFORM a\n"), ["RedundantTargetPlatform"]);
+        assert_eq!(
+            rules("FROM --platform=$TARGETPLATFORM a\n"),
+            ["RedundantTargetPlatform"]
+        );
         assert_eq!(rules("FROM a\nRUN a \\\n\n b\n"), ["NoEmptyContinuation"]);
     }
 
@@ -358,7 +481,13 @@ mod tests {
     #[test]
     fn url_and_render() {
         let w = &check(&crate::parse("FROM a\nMAINTAINER me\n").unwrap())[0];
-        assert_eq!(w.url(), "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/");
-        assert!(w.render("Dockerfile", "FROM a\nMAINTAINER me\n").contains("2 | MAINTAINER me"));
+        assert_eq!(
+            w.url(),
+            "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/"
+        );
+        assert!(
+            w.render("Dockerfile", "FROM a\nMAINTAINER me\n")
+                .contains("2 | MAINTAINER me")
+        );
     }
 }

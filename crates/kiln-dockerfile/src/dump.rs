@@ -37,14 +37,23 @@ pub fn dump(df: &Dockerfile) -> String {
         instruction_line(&mut out, "global ", a);
     }
     for s in &df.stages {
-        let _ = writeln!(out, "stage {} {}", s.index, s.name.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            out,
+            "stage {} {}",
+            s.index,
+            s.name.as_deref().unwrap_or("-")
+        );
         instruction_line(&mut out, "  ", &s.from);
         for i in &s.instructions {
             instruction_line(&mut out, "  ", i);
         }
     }
     for w in &df.parse_warnings {
-        let _ = writeln!(out, "warning {} line {}: {}", w.rule, w.span.line, w.message);
+        let _ = writeln!(
+            out,
+            "warning {} line {}: {}",
+            w.rule, w.span.line, w.message
+        );
     }
     out
 }

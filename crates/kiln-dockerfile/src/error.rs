@@ -71,7 +71,14 @@ impl Error {
     ///   = hint: did you mean RUN?
     /// ```
     pub fn render(&self, source: &str) -> String {
-        render_diagnostic("error", &self.file, self.span, &self.message, self.hint.as_deref(), source)
+        render_diagnostic(
+            "error",
+            &self.file,
+            self.span,
+            &self.message,
+            self.hint.as_deref(),
+            source,
+        )
     }
 }
 
@@ -87,7 +94,11 @@ pub(crate) fn render_diagnostic(
     let mut out = String::new();
     let _ = writeln!(out, "{level}: {message}");
     let source_line = if span.line > 0 {
-        source.strip_prefix('\u{feff}').unwrap_or(source).lines().nth(span.line - 1)
+        source
+            .strip_prefix('\u{feff}')
+            .unwrap_or(source)
+            .lines()
+            .nth(span.line - 1)
     } else {
         None
     };
@@ -100,7 +111,10 @@ pub(crate) fn render_diagnostic(
     let pad = " ".repeat(gutter);
     if let Some(text) = source_line {
         // Tabs would misalign the caret; show them as single spaces.
-        let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+        let shown: String = text
+            .chars()
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .collect();
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
         let width = shown.chars().count();
@@ -125,7 +139,13 @@ pub(crate) fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     case_sensitive: bool,
 ) -> Option<&'a str> {
-    let norm = |s: &str| if case_sensitive { s.to_string() } else { s.to_lowercase() };
+    let norm = |s: &str| {
+        if case_sensitive {
+            s.to_string()
+        } else {
+            s.to_lowercase()
+        }
+    };
     let w = norm(word);
     let limit = (w.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &str)> = None;
@@ -162,8 +182,12 @@ mod tests {
 
     #[test]
     fn renders_caret_under_token() {
-        let e = Error::new(ErrorKind::UnknownInstruction, Span::new(3, 1, 4), "unknown instruction: RUNN")
-            .with_hint(Some("did you mean RUN?".into()));
+        let e = Error::new(
+            ErrorKind::UnknownInstruction,
+            Span::new(3, 1, 4),
+            "unknown instruction: RUNN",
+        )
+        .with_hint(Some("did you mean RUN?".into()));
         let src = "FROM a\n\nRUNN echo hi\n";
         assert_eq!(
             e.render(src),

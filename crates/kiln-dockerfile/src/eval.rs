@@ -29,24 +29,36 @@ pub struct Platform {
 
 impl Default for Platform {
     fn default() -> Self {
-        Platform { os: "linux".into(), arch: "amd64".into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        }
     }
 }
 
 impl Platform {
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
         match parts.as_slice() {
-            [os, arch] if ok(os) && ok(arch) => {
-                Ok(Platform { os: os.to_lowercase(), arch: arch.to_lowercase(), variant: None })
-            }
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_lowercase(),
+                arch: arch.to_lowercase(),
+                variant: None,
+            }),
             [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform {
                 os: os.to_lowercase(),
                 arch: arch.to_lowercase(),
                 variant: Some(v.to_lowercase()),
             }),
-            _ => Err(format!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64")),
+            _ => Err(format!(
+                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64"
+            )),
         }
     }
 }
@@ -71,8 +83,16 @@ pub struct EvalOptions {
 
 /// The predefined proxy ARGs: usable by RUN without an ARG line.
 pub const PROXY_ARGS: [&str; 10] = [
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// An instruction with its words expanded, and the build args it read.
@@ -147,16 +167,27 @@ impl Evaluator {
         ] {
             global.set(k, v);
         }
-        let mut ev = Evaluator { opts, lexer: Lexer::new(df.escape), global, declared_global: BTreeSet::new() };
+        let mut ev = Evaluator {
+            opts,
+            lexer: Lexer::new(df.escape),
+            global,
+            declared_global: BTreeSet::new(),
+        };
         for ins in &df.meta_args {
-            let Command::Arg(a) = &ins.command else { continue };
+            let Command::Arg(a) = &ins.command else {
+                continue;
+            };
             for d in &a.args {
                 ev.declared_global.insert(d.name.clone());
                 if let Some(v) = ev.opts.build_args.get(&d.name) {
                     let v = v.clone();
                     ev.global.set(&d.name, v);
                 } else if let Some(def) = &d.default {
-                    let v = ev.lexer.process_word(def, &ev.global).map_err(|e| expand_err(e, ins.span))?.value;
+                    let v = ev
+                        .lexer
+                        .process_word(def, &ev.global)
+                        .map_err(|e| expand_err(e, ins.span))?
+                        .value;
                     ev.global.set(&d.name, v);
                 }
             }
@@ -176,31 +207,56 @@ impl Evaluator {
     /// Expand a stage's FROM line (image and `--platform`) with the global scope.
     pub fn resolve_from(&self, stage: &Stage) -> Result<ResolvedFrom, Error> {
         let f = stage.from_cmd();
-        let img = self.lexer.process_word(&f.image, &self.global).map_err(|e| expand_err(e, stage.span))?;
+        let img = self
+            .lexer
+            .process_word(&f.image, &self.global)
+            .map_err(|e| expand_err(e, stage.span))?;
         if img.value.is_empty() {
-            return Err(Error::new(ErrorKind::Expansion, stage.span, format!("base name ({}) should not be blank", f.image))
-                .with_hint(Some("give the ARG used in FROM a default or pass it with --build-arg".into())));
+            return Err(Error::new(
+                ErrorKind::Expansion,
+                stage.span,
+                format!("base name ({}) should not be blank", f.image),
+            )
+            .with_hint(Some(
+                "give the ARG used in FROM a default or pass it with --build-arg".into(),
+            )));
         }
         let mut used = img.used;
         let platform = match &f.platform {
             None => None,
             Some(p) => {
-                let e = self.lexer.process_word(p, &self.global).map_err(|e| expand_err(e, stage.span))?;
+                let e = self
+                    .lexer
+                    .process_word(p, &self.global)
+                    .map_err(|e| expand_err(e, stage.span))?;
                 if e.value.is_empty() {
-                    return Err(Error::new(ErrorKind::Expansion, stage.span, format!("empty platform value from expression {p}")));
+                    return Err(Error::new(
+                        ErrorKind::Expansion,
+                        stage.span,
+                        format!("empty platform value from expression {p}"),
+                    ));
                 }
-                Platform::parse(&e.value).map_err(|m| Error::new(ErrorKind::Expansion, stage.span, m))?;
+                Platform::parse(&e.value)
+                    .map_err(|m| Error::new(ErrorKind::Expansion, stage.span, m))?;
                 used.extend(e.used);
                 Some(e.value)
             }
         };
         used.retain(|n| self.global.get(n).is_some());
-        Ok(ResolvedFrom { image: img.value, platform, used_args: used })
+        Ok(ResolvedFrom {
+            image: img.value,
+            platform,
+            used_args: used,
+        })
     }
 
     /// Start evaluating a stage whose base image (or parent stage) has environment `base_env`.
     pub fn stage(&self, base_env: &[(String, String)]) -> StageEval<'_> {
-        StageEval { ev: self, env: Vars(base_env.to_vec()), args: Vec::new() }
+        StageEval {
+            ev: self,
+            env: Vars(base_env.to_vec()),
+            args: Vec::new(),
+        }
     }
 }
 
@@ -222,7 +278,11 @@ struct Scope<'s> {
 impl Lookup for Scope<'_> {
     fn lookup(&self, name: &str) -> Option<&str> {
         self.env.get(name).or_else(|| {
-            self.args.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+            self.args
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.as_deref())
         })
     }
 }
@@ -262,7 +322,10 @@ impl StageEval<'_> {
     }
 
     fn scope(&self) -> Scope<'_> {
-        Scope { env: &self.env, args: &self.args }
+        Scope {
+            env: &self.env,
+            args: &self.args,
+        }
     }
 
     /// Names in `used` that resolved to an ARG (not ENV).
@@ -281,7 +344,9 @@ impl StageEval<'_> {
         {
             let scope = self.scope();
             let mut word = |w: &str| -> Result<String, Error> {
-                let e = lexer.process_word(w, &scope).map_err(|e| expand_err(e, word_span(ins, w)))?;
+                let e = lexer
+                    .process_word(w, &scope)
+                    .map_err(|e| expand_err(e, word_span(ins, w)))?;
                 used.extend(e.used);
                 Ok(e.value)
             };
@@ -299,7 +364,11 @@ impl StageEval<'_> {
                     for p in &mut v.paths {
                         *p = word(p)?;
                         if p.trim().is_empty() {
-                            return Err(Error::new(ErrorKind::Arguments, span, "VOLUME specified can not be an empty string"));
+                            return Err(Error::new(
+                                ErrorKind::Arguments,
+                                span,
+                                "VOLUME specified can not be an empty string",
+                            ));
                         }
                     }
                 }
@@ -323,7 +392,10 @@ impl StageEval<'_> {
                         *s = word(s)?;
                     }
                     c.dest = word(&c.dest)?;
-                    for v in [&mut c.chown, &mut c.chmod, &mut c.checksum].into_iter().flatten() {
+                    for v in [&mut c.chown, &mut c.chmod, &mut c.checksum]
+                        .into_iter()
+                        .flatten()
+                    {
                         *v = word(v)?;
                     }
                     for h in &mut c.inline {
@@ -333,7 +405,9 @@ impl StageEval<'_> {
                 Command::Expose(e) => {
                     let mut ports = Vec::new();
                     for p in &e.ports {
-                        let x = lexer.process_words(p, &scope).map_err(|e| expand_err(e, span))?;
+                        let x = lexer
+                            .process_words(p, &scope)
+                            .map_err(|e| expand_err(e, span))?;
                         used.extend(x.used);
                         ports.extend(x.value);
                     }
@@ -349,7 +423,9 @@ impl StageEval<'_> {
                             used.extend(e.used);
                             Ok(e.value)
                         };
-                        let resolved = m.resolve(&mut expand).map_err(|msg| Error::new(ErrorKind::Flag, m.span, msg))?;
+                        let resolved = m
+                            .resolve(&mut expand)
+                            .map_err(|msg| Error::new(ErrorKind::Flag, m.span, msg))?;
                         m.resolved = Some(resolved);
                     }
                 }
@@ -370,34 +446,48 @@ impl StageEval<'_> {
                     let value = if let Some(v) = self.ev.opts.build_args.get(&d.name) {
                         Some(v.clone())
                     } else if let Some(def) = &d.default {
-                        let e = lexer.process_word(def, &self.scope()).map_err(|e| expand_err(e, span))?;
+                        let e = lexer
+                            .process_word(def, &self.scope())
+                            .map_err(|e| expand_err(e, span))?;
                         used_args.extend(self.arg_uses(e.used));
                         Some(e.value)
-                    } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name) {
+                    } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name)
+                    {
                         self.ev.global.get(&d.name).map(str::to_string)
                     } else {
                         None
                     };
                     used_args.insert(d.name.clone());
                     self.args.push((d.name.clone(), value.clone()));
-                    decls.push(ArgDecl { name: d.name.clone(), default: value });
+                    decls.push(ArgDecl {
+                        name: d.name.clone(),
+                        default: value,
+                    });
                 }
                 out.command = Command::Arg(Arg { args: decls });
             }
             Command::Run(_) => used_args.extend(self.args().into_iter().map(|(k, _)| k)),
             _ => {}
         }
-        Ok(Expansion { instruction: out, used_args })
+        Ok(Expansion {
+            instruction: out,
+            used_args,
+        })
     }
 }
 
 /// Where `word` sits in the instruction (first physical line only), else the keyword.
 fn word_span(ins: &Instruction, word: &str) -> Span {
     let first = ins.original.lines().next().unwrap_or("");
-    match (ins.end_line == ins.span.line || !ins.original.contains('\n'), first.find(word)) {
-        (_, Some(i)) if !word.is_empty() => {
-            Span::new(ins.span.line, ins.span.col + first[..i].chars().count(), word.chars().count())
-        }
+    match (
+        ins.end_line == ins.span.line || !ins.original.contains('\n'),
+        first.find(word),
+    ) {
+        (_, Some(i)) if !word.is_empty() => Span::new(
+            ins.span.line,
+            ins.span.col + first[..i].chars().count(),
+            word.chars().count(),
+        ),
         _ => ins.span,
     }
 }
@@ -405,13 +495,25 @@ fn word_span(ins: &Instruction, word: &str) -> Span {
 fn is_platform_arg(n: &str) -> bool {
     matches!(
         n,
-        "TARGETPLATFORM" | "TARGETOS" | "TARGETARCH" | "TARGETVARIANT" | "BUILDPLATFORM" | "BUILDOS" | "BUILDARCH" | "BUILDVARIANT"
+        "TARGETPLATFORM"
+            | "TARGETOS"
+            | "TARGETARCH"
+            | "TARGETVARIANT"
+            | "BUILDPLATFORM"
+            | "BUILDOS"
+            | "BUILDARCH"
+            | "BUILDVARIANT"
     )
 }
 
 /// Heredoc bodies are expanded without quote processing (BuildKit `SkipProcessQuotes`): every
 /// unescaped quote is escaped first so the lexer keeps it.
-fn expand_heredoc(h: &mut Heredoc, scope: &dyn Lookup, used: &mut BTreeSet<String>, span: Span) -> Result<(), Error> {
+fn expand_heredoc(
+    h: &mut Heredoc,
+    scope: &dyn Lookup,
+    used: &mut BTreeSet<String>,
+    span: Span,
+) -> Result<(), Error> {
     if !h.expand {
         return Ok(());
     }
@@ -430,7 +532,9 @@ fn expand_heredoc(h: &mut Heredoc, scope: &dyn Lookup, used: &mut BTreeSet<Strin
             _ => protected.push(c),
         }
     }
-    let e = Lexer::new('\\').process_word(&protected, scope).map_err(|e| expand_err(e, span))?;
+    let e = Lexer::new('\\')
+        .process_word(&protected, scope)
+        .map_err(|e| expand_err(e, span))?;
     used.extend(e.used);
     h.content = e.value;
     Ok(())

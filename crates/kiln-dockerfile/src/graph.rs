@@ -110,7 +110,12 @@ fn sources(ins: &Instruction) -> Vec<(String, EdgeKind, Span)> {
     match &ins.command {
         Command::Copy(c) => {
             if let Some(f) = &c.from {
-                let span = ins.flags.iter().find(|f| f.name == "from").map(|f| f.span).unwrap_or(ins.span);
+                let span = ins
+                    .flags
+                    .iter()
+                    .find(|f| f.name == "from")
+                    .map(|f| f.span)
+                    .unwrap_or(ins.span);
                 out.push((f.clone(), EdgeKind::CopyFrom, span));
             }
         }
@@ -118,7 +123,11 @@ fn sources(ins: &Instruction) -> Vec<(String, EdgeKind, Span)> {
             for m in &r.mounts {
                 let from = match &m.resolved {
                     Some(res) => res.from.clone(),
-                    None => m.fields.iter().find(|(k, _)| k == "from").and_then(|(_, v)| v.clone()),
+                    None => m
+                        .fields
+                        .iter()
+                        .find(|(k, _)| k == "from")
+                        .and_then(|(_, v)| v.clone()),
                 };
                 if let Some(f) = from {
                     out.push((f, EdgeKind::MountFrom, m.span));
@@ -133,7 +142,11 @@ fn sources(ins: &Instruction) -> Vec<(String, EdgeKind, Span)> {
 impl StageGraph {
     /// Resolve every stage's base and references, reject cycles, prune to `target` (default:
     /// the last stage).
-    pub fn build(df: &Dockerfile, ev: &Evaluator, target: Option<&str>) -> Result<StageGraph, Error> {
+    pub fn build(
+        df: &Dockerfile,
+        ev: &Evaluator,
+        target: Option<&str>,
+    ) -> Result<StageGraph, Error> {
         let mut stages = Vec::new();
         let mut edges = Vec::new();
         let mut images = Vec::new();
@@ -143,7 +156,9 @@ impl StageGraph {
             let lower = reference.to_lowercase();
             if let Some(near) = names.iter().find(|n| levenshtein(&lower, n) == 1) {
                 warnings.push(GraphWarning {
-                    message: format!("{reference:?} is not a stage name; it will be used as an image reference"),
+                    message: format!(
+                        "{reference:?} is not a stage name; it will be used as an image reference"
+                    ),
                     hint: Some(format!("did you mean stage {near:?}?")),
                     span,
                 });
@@ -154,30 +169,57 @@ impl StageGraph {
             let base = if from.image == "scratch" {
                 Base::Scratch
             } else if let Some(i) = find_stage(df, &from.image, Some(st.index)) {
-                edges.push(Edge { stage: st.index, depends_on: i, kind: EdgeKind::From, span: st.span });
+                edges.push(Edge {
+                    stage: st.index,
+                    depends_on: i,
+                    kind: EdgeKind::From,
+                    span: st.span,
+                });
                 Base::Stage { index: i }
             } else {
                 near_miss(&from.image, st.span, &mut warnings);
-                Base::Image { reference: from.image.clone() }
+                Base::Image {
+                    reference: from.image.clone(),
+                }
             };
             for ins in &st.instructions {
                 for (name, kind, span) in sources(ins) {
-                    let target = if kind == EdgeKind::CopyFrom && !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+                    let target = if kind == EdgeKind::CopyFrom
+                        && !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_digit())
+                    {
                         match name.parse::<usize>().ok().filter(|i| *i < df.stages.len()) {
                             Some(i) => Some(i),
                             None => {
-                                return Err(Error::new(ErrorKind::Stage, span, format!("invalid stage index {name}"))
-                                    .with_hint(Some(format!("stage indexes go from 0 to {}", df.stages.len() - 1))));
+                                return Err(Error::new(
+                                    ErrorKind::Stage,
+                                    span,
+                                    format!("invalid stage index {name}"),
+                                )
+                                .with_hint(Some(format!(
+                                    "stage indexes go from 0 to {}",
+                                    df.stages.len() - 1
+                                ))));
                             }
                         }
                     } else {
                         find_stage(df, &name, None)
                     };
                     match target {
-                        Some(i) => edges.push(Edge { stage: st.index, depends_on: i, kind, span }),
+                        Some(i) => edges.push(Edge {
+                            stage: st.index,
+                            depends_on: i,
+                            kind,
+                            span,
+                        }),
                         None => {
                             near_miss(&name, span, &mut warnings);
-                            images.push(ImageRef { stage: st.index, reference: name, kind, span });
+                            images.push(ImageRef {
+                                stage: st.index,
+                                reference: name,
+                                kind,
+                                span,
+                            });
                         }
                     }
                 }
@@ -199,8 +241,15 @@ impl StageGraph {
             Some(t) => find_stage(df, t, None).ok_or_else(|| {
                 let hint = did_you_mean(&t.to_lowercase(), names.iter().copied(), true)
                     .map(|s| format!("did you mean {s}?"))
-                    .or_else(|| (!names.is_empty()).then(|| format!("stages: {}", names.join(", "))));
-                Error::new(ErrorKind::Stage, Span::default(), format!("target stage {t:?} could not be found")).with_hint(hint)
+                    .or_else(|| {
+                        (!names.is_empty()).then(|| format!("stages: {}", names.join(", ")))
+                    });
+                Error::new(
+                    ErrorKind::Stage,
+                    Span::default(),
+                    format!("target stage {t:?} could not be found"),
+                )
+                .with_hint(hint)
             })?,
         };
         // Mark what the target needs.
@@ -239,7 +288,14 @@ impl StageGraph {
             }
             levels[l].push(i);
         }
-        Ok(StageGraph { stages, edges, images, target, levels, warnings })
+        Ok(StageGraph {
+            stages,
+            edges,
+            images,
+            target,
+            levels,
+            warnings,
+        })
     }
 }
 
@@ -273,9 +329,14 @@ fn check_cycles(df: &Dockerfile, edges: &[Edge]) -> Result<(), Error> {
                 return Err(Error::new(
                     ErrorKind::Stage,
                     span,
-                    format!("circular dependency detected on stage: {}", df.stages[on].display_name()),
+                    format!(
+                        "circular dependency detected on stage: {}",
+                        df.stages[on].display_name()
+                    ),
                 )
-                .with_hint(Some("a stage cannot (directly or through others) copy from itself".into())));
+                .with_hint(Some(
+                    "a stage cannot (directly or through others) copy from itself".into(),
+                )));
             }
         }
     }
@@ -293,7 +354,12 @@ pub fn render_mermaid(g: &StageGraph) -> String {
     let mut image_id = |r: &str, out: &mut String| -> String {
         let pos = image_ids.iter().position(|x| x == r).unwrap_or_else(|| {
             image_ids.push(r.to_string());
-            let _ = writeln!(out, "  img{}([\"{}\"])", image_ids.len() - 1, mermaid_text(r));
+            let _ = writeln!(
+                out,
+                "  img{}([\"{}\"])",
+                image_ids.len() - 1,
+                mermaid_text(r)
+            );
             image_ids.len() - 1
         });
         format!("img{pos}")
@@ -322,7 +388,13 @@ pub fn render_mermaid(g: &StageGraph) -> String {
         }
     }
     for e in &g.edges {
-        let _ = writeln!(out, "  s{} -->|{}| s{}", e.depends_on, e.kind.label(), e.stage);
+        let _ = writeln!(
+            out,
+            "  s{} -->|{}| s{}",
+            e.depends_on,
+            e.kind.label(),
+            e.stage
+        );
     }
     for i in &g.images {
         let id = image_id(&i.reference, &mut out);
@@ -353,7 +425,12 @@ pub fn render_dot(g: &StageGraph) -> String {
     let mut img = |r: &str, out: &mut String| -> usize {
         images.iter().position(|x| x == r).unwrap_or_else(|| {
             images.push(r.to_string());
-            let _ = writeln!(out, "  img{} [label=\"{}\", shape=oval];", images.len() - 1, dot_text(r));
+            let _ = writeln!(
+                out,
+                "  img{} [label=\"{}\", shape=oval];",
+                images.len() - 1,
+                dot_text(r)
+            );
             images.len() - 1
         })
     };
@@ -364,11 +441,22 @@ pub fn render_dot(g: &StageGraph) -> String {
         }
     }
     for e in &g.edges {
-        let _ = writeln!(out, "  s{} -> s{} [label=\"{}\"];", e.depends_on, e.stage, e.kind.label());
+        let _ = writeln!(
+            out,
+            "  s{} -> s{} [label=\"{}\"];",
+            e.depends_on,
+            e.stage,
+            e.kind.label()
+        );
     }
     for r in &g.images {
         let i = img(&r.reference, &mut out);
-        let _ = writeln!(out, "  img{i} -> s{} [label=\"{}\", style=dotted];", r.stage, r.kind.label());
+        let _ = writeln!(
+            out,
+            "  img{i} -> s{} [label=\"{}\", style=dotted];",
+            r.stage,
+            r.kind.label()
+        );
     }
     out.push_str("}\n");
     out
@@ -401,10 +489,19 @@ pub fn render_json(g: &StageGraph) -> String {
         edges: g
             .edges
             .iter()
-            .map(|e| JsonEdge { from: name(e.depends_on), to: name(e.stage), kind: e.kind, line: e.span.line })
+            .map(|e| JsonEdge {
+                from: name(e.depends_on),
+                to: name(e.stage),
+                kind: e.kind,
+                line: e.span.line,
+            })
             .collect(),
         images: &g.images,
-        build_order: g.levels.iter().map(|l| l.iter().map(|i| name(*i)).collect()).collect(),
+        build_order: g
+            .levels
+            .iter()
+            .map(|l| l.iter().map(|i| name(*i)).collect())
+            .collect(),
         warnings: &g.warnings,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

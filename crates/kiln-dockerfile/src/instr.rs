@@ -30,7 +30,9 @@ fn split_keyword(text: &str, at: usize) -> (String, usize, usize, usize) {
     let s = &text[at..];
     let lead = s.len() - s.trim_start().len();
     let start = at + lead;
-    let kw_len = text[start..].find(char::is_whitespace).unwrap_or(text.len() - start);
+    let kw_len = text[start..]
+        .find(char::is_whitespace)
+        .unwrap_or(text.len() - start);
     let end = start + kw_len;
     (text[start..end].to_string(), start, end, end)
 }
@@ -86,7 +88,10 @@ pub(crate) fn next_instruction(sc: &mut Scanner<'_>) -> Result<Option<Instructio
         }
         logical.end_line = sc.line_no();
     }
-    let line = Line { logical: &logical, escape };
+    let line = Line {
+        logical: &logical,
+        escape,
+    };
     parse_at(&line, 0, heredocs, false).map(Some)
 }
 
@@ -104,7 +109,10 @@ struct Flags {
 
 impl Flags {
     fn get(&self, name: &str) -> Option<&str> {
-        self.list.iter().find(|f| f.name == name).map(|f| f.value.as_deref().unwrap_or("true"))
+        self.list
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.value.as_deref().unwrap_or("true"))
     }
     fn string(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
@@ -117,7 +125,12 @@ impl Flags {
     }
 }
 
-fn check_flags(line: &Line<'_>, raw: &[Token], allowed: &[(&str, FlagKind)], instr: &str) -> Result<Flags, Error> {
+fn check_flags(
+    line: &Line<'_>,
+    raw: &[Token],
+    allowed: &[(&str, FlagKind)],
+    instr: &str,
+) -> Result<Flags, Error> {
     let mut list: Vec<Flag> = Vec::new();
     for t in raw {
         let span = line.span(t.start, t.end);
@@ -127,24 +140,39 @@ fn check_flags(line: &Line<'_>, raw: &[Token], allowed: &[(&str, FlagKind)], ins
             None => (body.to_string(), None),
         };
         let Some((_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-            let hint = did_you_mean(&name, allowed.iter().map(|(n, _)| *n), true).map(|s| format!("did you mean --{s}?"));
+            let hint = did_you_mean(&name, allowed.iter().map(|(n, _)| *n), true)
+                .map(|s| format!("did you mean --{s}?"));
             let hint = hint.or_else(|| {
                 (!allowed.is_empty()).then(|| {
-                    let names: Vec<String> = allowed.iter().map(|(n, _)| format!("--{n}")).collect();
+                    let names: Vec<String> =
+                        allowed.iter().map(|(n, _)| format!("--{n}")).collect();
                     format!("{instr} accepts {}", names.join(", "))
                 })
             });
-            return Err(Error::new(ErrorKind::Flag, span, format!("unknown flag: --{name}")).with_hint(hint));
+            return Err(
+                Error::new(ErrorKind::Flag, span, format!("unknown flag: --{name}"))
+                    .with_hint(hint),
+            );
         };
         if *kind != FlagKind::Strs && list.iter().any(|f| f.name == name) {
-            return Err(Error::new(ErrorKind::Flag, span, format!("duplicate flag specified: --{name}")));
+            return Err(Error::new(
+                ErrorKind::Flag,
+                span,
+                format!("duplicate flag specified: --{name}"),
+            ));
         }
         match (kind, &value) {
             (FlagKind::Str | FlagKind::Strs, None) => {
-                return Err(Error::new(ErrorKind::Flag, span, format!("missing a value on flag: --{name}"))
-                    .with_hint(Some(format!("write --{name}=VALUE"))));
+                return Err(Error::new(
+                    ErrorKind::Flag,
+                    span,
+                    format!("missing a value on flag: --{name}"),
+                )
+                .with_hint(Some(format!("write --{name}=VALUE"))));
             }
-            (FlagKind::Bool, Some(v)) if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") => {
+            (FlagKind::Bool, Some(v))
+                if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+            {
                 return Err(Error::new(
                     ErrorKind::Flag,
                     span,
@@ -159,7 +187,12 @@ fn check_flags(line: &Line<'_>, raw: &[Token], allowed: &[(&str, FlagKind)], ins
 }
 
 /// Parse the instruction whose keyword starts at byte `at` of the line.
-fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool) -> Result<Instruction, Error> {
+fn parse_at(
+    line: &Line<'_>,
+    at: usize,
+    heredocs: Vec<Heredoc>,
+    in_onbuild: bool,
+) -> Result<Instruction, Error> {
     let text = line.text();
     let (keyword, kw_start, kw_end, rest_at) = split_keyword(text, at);
     let kw_span = line.span(kw_start, kw_end);
@@ -187,7 +220,9 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                 3 if w[1].text.eq_ignore_ascii_case("as") => {
                     let name = w[2].text.to_lowercase();
                     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+                        && name.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
+                        });
                     if !valid {
                         return Err(line
                             .err(
@@ -203,20 +238,42 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                     }
                     Some(name)
                 }
-                _ => return Err(arg_span_err("FROM requires either one or three arguments".into())
-                    .with_hint(Some("write FROM IMAGE or FROM IMAGE AS NAME".into()))),
+                _ => {
+                    return Err(
+                        arg_span_err("FROM requires either one or three arguments".into())
+                            .with_hint(Some("write FROM IMAGE or FROM IMAGE AS NAME".into())),
+                    );
+                }
             };
-            Command::From(From { image: w[0].text.clone(), platform: flags.string("platform"), name })
+            Command::From(From {
+                image: w[0].text.clone(),
+                platform: flags.string("platform"),
+                name,
+            })
         }
         "RUN" => {
-            let flags = flags_for(&[("mount", Strs), ("network", Str), ("security", Str), ("device", Strs)])?;
+            let flags = flags_for(&[
+                ("mount", Strs),
+                ("network", Str),
+                ("security", Str),
+                ("device", Strs),
+            ])?;
             let mut mounts = Vec::new();
             for f in flags.strings("mount") {
                 let raw = f.value.clone().unwrap_or_default();
-                let spec = MountSpec::parse(&raw, f.span).map_err(|m| Error::new(ErrorKind::Flag, f.span, m))?;
-                if let (Some(t), true) = (spec.resolved.as_ref().and_then(|m| m.target.clone()), true) {
-                    if mounts.iter().any(|m: &MountSpec| m.resolved.as_ref().and_then(|r| r.target.as_ref()) == Some(&t)) {
-                        return Err(Error::new(ErrorKind::Flag, f.span, format!("mount destination {t} is used more than once")));
+                let spec = MountSpec::parse(&raw, f.span)
+                    .map_err(|m| Error::new(ErrorKind::Flag, f.span, m))?;
+                if let (Some(t), true) =
+                    (spec.resolved.as_ref().and_then(|m| m.target.clone()), true)
+                {
+                    if mounts.iter().any(|m: &MountSpec| {
+                        m.resolved.as_ref().and_then(|r| r.target.as_ref()) == Some(&t)
+                    }) {
+                        return Err(Error::new(
+                            ErrorKind::Flag,
+                            f.span,
+                            format!("mount destination {t} is used more than once"),
+                        ));
                     }
                 }
                 mounts.push(spec);
@@ -229,8 +286,12 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                     "host" => NetworkMode::Host,
                     _ => {
                         let f = &flags.strings("network")[0];
-                        return Err(Error::new(ErrorKind::Flag, f.span, format!("unsupported network mode {v:?}"))
-                            .with_hint(Some("use --network=default, none or host".into())));
+                        return Err(Error::new(
+                            ErrorKind::Flag,
+                            f.span,
+                            format!("unsupported network mode {v:?}"),
+                        )
+                        .with_hint(Some("use --network=default, none or host".into())));
                     }
                 }),
             };
@@ -241,40 +302,65 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                     "insecure" => SecurityMode::Insecure,
                     _ => {
                         let f = &flags.strings("security")[0];
-                        return Err(Error::new(ErrorKind::Flag, f.span, format!("unsupported security mode {v:?}"))
-                            .with_hint(Some("use --security=sandbox or insecure".into())));
+                        return Err(Error::new(
+                            ErrorKind::Flag,
+                            f.span,
+                            format!("unsupported security mode {v:?}"),
+                        )
+                        .with_hint(Some("use --security=sandbox or insecure".into())));
                     }
                 }),
             };
             let cmd = maybe_json(line, args, args_at)?;
             if cmd.is_empty() && heredocs.is_empty() {
-                return Err(kerr(ErrorKind::Arguments, "RUN requires at least one argument".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "RUN requires at least one argument".into(),
+                ));
             }
-            Command::Run(Run { cmd, mounts, network, security, heredocs: heredocs.clone() })
+            Command::Run(Run {
+                cmd,
+                mounts,
+                network,
+                security,
+                heredocs: heredocs.clone(),
+            })
         }
         "CMD" | "ENTRYPOINT" => {
             flags_for(&[])?;
             let cmd = maybe_json(line, args, args_at)?;
-            if upper == "CMD" { Command::Cmd(CmdLine { cmd }) } else { Command::Entrypoint(CmdLine { cmd }) }
+            if upper == "CMD" {
+                Command::Cmd(CmdLine { cmd })
+            } else {
+                Command::Entrypoint(CmdLine { cmd })
+            }
         }
         "SHELL" => {
             flags_for(&[])?;
             match maybe_json(line, args, args_at)? {
                 CommandLine::Exec(v) if !v.is_empty() => Command::Shell(Shell { shell: v }),
-                CommandLine::Exec(_) => return Err(arg_span_err("SHELL requires at least one argument".into())),
+                CommandLine::Exec(_) => {
+                    return Err(arg_span_err("SHELL requires at least one argument".into()));
+                }
                 CommandLine::Shell(s) if s.trim().is_empty() => {
                     return Err(arg_span_err("SHELL requires at least one argument".into()));
                 }
                 CommandLine::Shell(_) => {
-                    return Err(arg_span_err("SHELL requires the arguments to be in JSON form".into())
-                        .with_hint(Some("write SHELL [\"/bin/sh\", \"-c\"]".into())));
+                    return Err(arg_span_err(
+                        "SHELL requires the arguments to be in JSON form".into(),
+                    )
+                    .with_hint(Some("write SHELL [\"/bin/sh\", \"-c\"]".into())));
                 }
             }
         }
         "ENV" | "LABEL" => {
             flags_for(&[])?;
             let pairs = name_values(line, args, args_at, &upper, kw_span)?;
-            if upper == "ENV" { Command::Env(KeyValues { pairs }) } else { Command::Label(KeyValues { pairs }) }
+            if upper == "ENV" {
+                Command::Env(KeyValues { pairs })
+            } else {
+                Command::Label(KeyValues { pairs })
+            }
         }
         "MAINTAINER" | "WORKDIR" | "USER" | "STOPSIGNAL" => {
             if upper != "STOPSIGNAL" {
@@ -282,7 +368,10 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
             }
             let value = args.trim().to_string();
             if value.is_empty() {
-                return Err(kerr(ErrorKind::Arguments, format!("{upper} requires exactly one argument")));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    format!("{upper} requires exactly one argument"),
+                ));
             }
             match upper.as_str() {
                 "MAINTAINER" => Command::Maintainer(Maintainer { name: value }),
@@ -293,9 +382,15 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
         }
         "EXPOSE" => {
             flags_for(&[])?;
-            let ports: Vec<String> = words::split_whitespace(args, args_at).into_iter().map(|t| t.text).collect();
+            let ports: Vec<String> = words::split_whitespace(args, args_at)
+                .into_iter()
+                .map(|t| t.text)
+                .collect();
             if ports.is_empty() {
-                return Err(kerr(ErrorKind::Arguments, "EXPOSE requires at least one argument".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "EXPOSE requires at least one argument".into(),
+                ));
             }
             Command::Expose(Expose { ports })
         }
@@ -303,13 +398,18 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
             flags_for(&[])?;
             let (paths, _) = json_or_words(line, args, args_at)?;
             if paths.is_empty() {
-                return Err(kerr(ErrorKind::Arguments, "VOLUME requires at least one argument".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "VOLUME requires at least one argument".into(),
+                ));
             }
             let mut out = Vec::new();
             for p in paths {
                 let p = p.trim().to_string();
                 if p.is_empty() {
-                    return Err(arg_span_err("VOLUME specified can not be an empty string".into()));
+                    return Err(arg_span_err(
+                        "VOLUME specified can not be an empty string".into(),
+                    ));
                 }
                 out.push(p);
             }
@@ -319,16 +419,30 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
             flags_for(&[])?;
             let w = words::parse_words(args, args_at, line.escape);
             if w.is_empty() {
-                return Err(kerr(ErrorKind::Arguments, "ARG requires at least one argument".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "ARG requires at least one argument".into(),
+                ));
             }
             let mut decls = Vec::new();
             for t in w {
                 let decl = match t.text.split_once('=') {
                     Some(("", _)) => {
-                        return Err(line.err(ErrorKind::Arguments, t.start, t.end, "ARG names can not be blank"));
+                        return Err(line.err(
+                            ErrorKind::Arguments,
+                            t.start,
+                            t.end,
+                            "ARG names can not be blank",
+                        ));
                     }
-                    Some((k, v)) => ArgDecl { name: k.to_string(), default: Some(v.to_string()) },
-                    None => ArgDecl { name: t.text, default: None },
+                    Some((k, v)) => ArgDecl {
+                        name: k.to_string(),
+                        default: Some(v.to_string()),
+                    },
+                    None => ArgDecl {
+                        name: t.text,
+                        default: None,
+                    },
                 };
                 decls.push(decl);
             }
@@ -337,7 +451,14 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
         "COPY" | "ADD" => {
             let is_copy = upper == "COPY";
             let flags = if is_copy {
-                flags_for(&[("from", Str), ("chown", Str), ("chmod", Str), ("link", Bool), ("parents", Bool), ("exclude", Strs)])?
+                flags_for(&[
+                    ("from", Str),
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("parents", Bool),
+                    ("exclude", Strs),
+                ])?
             } else {
                 flags_for(&[
                     ("chown", Str),
@@ -359,7 +480,9 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
             }
             let dest = all.pop().unwrap_or_default();
             if !json && words::parse_heredoc_word(&dest).is_some() {
-                return Err(arg_span_err(format!("{upper} cannot accept a heredoc as a destination")));
+                return Err(arg_span_err(format!(
+                    "{upper} cannot accept a heredoc as a destination"
+                )));
             }
             let mut sources = Vec::new();
             let mut inline = Vec::new();
@@ -384,7 +507,11 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                     .with_hint(Some("ARG IMG=...; FROM ${IMG} AS src; then COPY --from=src".into())));
                 }
             }
-            let exclude: Vec<String> = flags.strings("exclude").iter().filter_map(|f| f.value.clone()).collect();
+            let exclude: Vec<String> = flags
+                .strings("exclude")
+                .iter()
+                .filter_map(|f| f.value.clone())
+                .collect();
             if is_copy {
                 Command::Copy(Copy {
                     sources,
@@ -417,18 +544,34 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
         "ONBUILD" => {
             flags_for(&[])?;
             if args.trim().is_empty() {
-                return Err(kerr(ErrorKind::Arguments, "ONBUILD requires at least one argument".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "ONBUILD requires at least one argument".into(),
+                ));
             }
             if in_onbuild {
-                return Err(kerr(ErrorKind::Arguments, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()));
+                return Err(kerr(
+                    ErrorKind::Arguments,
+                    "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                ));
             }
             let (trigger_kw, ts, te, _) = split_keyword(text, args_at);
             match trigger_kw.to_ascii_uppercase().as_str() {
                 "ONBUILD" => {
-                    return Err(line.err(ErrorKind::Arguments, ts, te, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"));
+                    return Err(line.err(
+                        ErrorKind::Arguments,
+                        ts,
+                        te,
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ));
                 }
                 t @ ("MAINTAINER" | "FROM") => {
-                    return Err(line.err(ErrorKind::Arguments, ts, te, format!("{t} isn't allowed as an ONBUILD trigger")));
+                    return Err(line.err(
+                        ErrorKind::Arguments,
+                        ts,
+                        te,
+                        format!("{t} isn't allowed as an ONBUILD trigger"),
+                    ));
                 }
                 _ => {}
             }
@@ -439,7 +582,10 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                 expression.push_str(&h.content);
                 expression.push_str(&h.name);
             }
-            Command::Onbuild(Onbuild { expression, trigger: Box::new(trigger) })
+            Command::Onbuild(Onbuild {
+                expression,
+                trigger: Box::new(trigger),
+            })
         }
         "HEALTHCHECK" => {
             let first_end = args.find(char::is_whitespace).unwrap_or(args.len());
@@ -447,7 +593,12 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
             let rest_at = args_at + first_end;
             let rest = &text[rest_at..args_end];
             match typ.as_str() {
-                "" => return Err(kerr(ErrorKind::Arguments, "HEALTHCHECK requires at least one argument".into())),
+                "" => {
+                    return Err(kerr(
+                        ErrorKind::Arguments,
+                        "HEALTHCHECK requires at least one argument".into(),
+                    ));
+                }
                 "NONE" => {
                     if !rest.trim().is_empty() {
                         return Err(arg_span_err("HEALTHCHECK NONE takes no arguments".into()));
@@ -467,17 +618,31 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                         return Err(arg_span_err("Missing command after HEALTHCHECK CMD".into()));
                     }
                     let dur = |name: &str| -> Result<Option<u64>, Error> {
-                        let Some(v) = flags.get(name) else { return Ok(None) };
+                        let Some(v) = flags.get(name) else {
+                            return Ok(None);
+                        };
                         let f = flags.strings(name)[0];
                         let d = parse_go_duration(v).ok_or_else(|| {
-                            Error::new(ErrorKind::Flag, f.span, format!("time: invalid duration {v:?}"))
-                                .with_hint(Some("durations look like 30s, 1m30s, 500ms".into()))
+                            Error::new(
+                                ErrorKind::Flag,
+                                f.span,
+                                format!("time: invalid duration {v:?}"),
+                            )
+                            .with_hint(Some("durations look like 30s, 1m30s, 500ms".into()))
                         })?;
                         if d < 0 {
-                            return Err(Error::new(ErrorKind::Flag, f.span, format!("Interval {name:?} cannot be negative")));
+                            return Err(Error::new(
+                                ErrorKind::Flag,
+                                f.span,
+                                format!("Interval {name:?} cannot be negative"),
+                            ));
                         }
                         if d > 0 && d < 1_000_000 {
-                            return Err(Error::new(ErrorKind::Flag, f.span, format!("Interval {name:?} cannot be less than 1ms")));
+                            return Err(Error::new(
+                                ErrorKind::Flag,
+                                f.span,
+                                format!("Interval {name:?} cannot be less than 1ms"),
+                            ));
                         }
                         Ok(Some(d as u64))
                     };
@@ -486,13 +651,25 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                         Some(v) => {
                             let f = flags.strings("retries")[0];
                             let n: i64 = v.parse().map_err(|_| {
-                                Error::new(ErrorKind::Flag, f.span, format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))
+                                Error::new(
+                                    ErrorKind::Flag,
+                                    f.span,
+                                    format!("strconv.ParseInt: parsing {v:?}: invalid syntax"),
+                                )
                             })?;
                             if n < 0 {
-                                return Err(Error::new(ErrorKind::Flag, f.span, format!("--retries cannot be negative ({n})")));
+                                return Err(Error::new(
+                                    ErrorKind::Flag,
+                                    f.span,
+                                    format!("--retries cannot be negative ({n})"),
+                                ));
                             }
                             Some(u32::try_from(n).map_err(|_| {
-                                Error::new(ErrorKind::Flag, f.span, format!("--retries value out of range ({n})"))
+                                Error::new(
+                                    ErrorKind::Flag,
+                                    f.span,
+                                    format!("--retries value out of range ({n})"),
+                                )
                             })?)
                         }
                     };
@@ -507,15 +684,27 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                 }
                 other => {
                     return Err(line
-                        .err(ErrorKind::Arguments, args_at, args_at + first_end, format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))
+                        .err(
+                            ErrorKind::Arguments,
+                            args_at,
+                            args_at + first_end,
+                            format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+                        )
                         .with_hint(Some("use HEALTHCHECK CMD ... or HEALTHCHECK NONE".into())));
                 }
             }
         }
         _ => {
-            let hint = did_you_mean(&upper, INSTRUCTIONS, false).map(|s| format!("did you mean {s}?"));
-            return Err(Error::new(ErrorKind::UnknownInstruction, kw_span, format!("unknown instruction: {upper}"))
-                .with_hint(hint.or_else(|| Some(format!("instructions are {}", INSTRUCTIONS.join(" "))))));
+            let hint =
+                did_you_mean(&upper, INSTRUCTIONS, false).map(|s| format!("did you mean {s}?"));
+            return Err(Error::new(
+                ErrorKind::UnknownInstruction,
+                kw_span,
+                format!("unknown instruction: {upper}"),
+            )
+            .with_hint(
+                hint.or_else(|| Some(format!("instructions are {}", INSTRUCTIONS.join(" ")))),
+            ));
         }
     };
     let original = text[kw_start..].trim_end().to_string();
@@ -527,10 +716,21 @@ fn parse_at(line: &Line<'_>, at: usize, heredocs: Vec<Heredoc>, in_onbuild: bool
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (body.to_string(), None),
             };
-            Flag { name, value, span: line.span(t.start, t.end) }
+            Flag {
+                name,
+                value,
+                span: line.span(t.start, t.end),
+            }
         })
         .collect();
-    Ok(Instruction { span: kw_span, end_line: line.logical.end_line, keyword, original, flags, command })
+    Ok(Instruction {
+        span: kw_span,
+        end_line: line.logical.end_line,
+        keyword,
+        original,
+        flags,
+        command,
+    })
 }
 
 /// Exec form if the arguments are a JSON array of strings, else shell form.
@@ -538,8 +738,12 @@ fn maybe_json(line: &Line<'_>, args: &str, at: usize) -> Result<CommandLine, Err
     match words::parse_json(args) {
         Json::Array(v) => Ok(CommandLine::Exec(v)),
         Json::NotJson => Ok(CommandLine::Shell(args.trim().to_string())),
-        Json::NotStrings => Err(line
-            .err(ErrorKind::Json, at, at + args.len(), "when using JSON array syntax, arrays must be comprised of strings only")),
+        Json::NotStrings => Err(line.err(
+            ErrorKind::Json,
+            at,
+            at + args.len(),
+            "when using JSON array syntax, arrays must be comprised of strings only",
+        )),
     }
 }
 
@@ -547,27 +751,56 @@ fn maybe_json(line: &Line<'_>, args: &str, at: usize) -> Result<CommandLine, Err
 fn json_or_words(line: &Line<'_>, args: &str, at: usize) -> Result<(Vec<String>, bool), Error> {
     match words::parse_json(args) {
         Json::Array(v) => Ok((v, true)),
-        Json::NotJson => Ok((words::split_whitespace(args, at).into_iter().map(|t| t.text).collect(), false)),
-        Json::NotStrings => Err(line
-            .err(ErrorKind::Json, at, at + args.len(), "when using JSON array syntax, arrays must be comprised of strings only")),
+        Json::NotJson => Ok((
+            words::split_whitespace(args, at)
+                .into_iter()
+                .map(|t| t.text)
+                .collect(),
+            false,
+        )),
+        Json::NotStrings => Err(line.err(
+            ErrorKind::Json,
+            at,
+            at + args.len(),
+            "when using JSON array syntax, arrays must be comprised of strings only",
+        )),
     }
 }
 
 /// ENV/LABEL: `k=v ...`, or the legacy `k v` (the whole rest is the value).
-fn name_values(line: &Line<'_>, args: &str, at: usize, instr: &str, kw_span: Span) -> Result<Vec<KeyValue>, Error> {
+fn name_values(
+    line: &Line<'_>,
+    args: &str,
+    at: usize,
+    instr: &str,
+    kw_span: Span,
+) -> Result<Vec<KeyValue>, Error> {
     let w = words::parse_words(args, at, line.escape);
     if w.is_empty() {
-        return Err(Error::new(ErrorKind::Arguments, kw_span, format!("{instr} requires at least one argument")));
+        return Err(Error::new(
+            ErrorKind::Arguments,
+            kw_span,
+            format!("{instr} requires at least one argument"),
+        ));
     }
     if !w[0].text.contains('=') {
         let trimmed = args.trim();
         let Some(split) = trimmed.find(char::is_whitespace) else {
             return Err(line
-                .err(ErrorKind::Arguments, w[0].start, w[0].end, format!("{instr} must have two arguments"))
+                .err(
+                    ErrorKind::Arguments,
+                    w[0].start,
+                    w[0].end,
+                    format!("{instr} must have two arguments"),
+                )
                 .with_hint(Some(format!("write {instr} {}=VALUE", w[0].text))));
         };
         let (k, v) = trimmed.split_at(split);
-        return Ok(vec![KeyValue { key: k.to_string(), value: v.trim_start().to_string(), legacy: true }]);
+        return Ok(vec![KeyValue {
+            key: k.to_string(),
+            value: v.trim_start().to_string(),
+            legacy: true,
+        }]);
     }
     let mut out = Vec::new();
     for t in w {
@@ -576,13 +809,25 @@ fn name_values(line: &Line<'_>, args: &str, at: usize, instr: &str, kw_span: Spa
                 ErrorKind::Arguments,
                 t.start,
                 t.end,
-                format!("Syntax error - can't find = in {:?}. Must be of the form: name=value", t.text),
+                format!(
+                    "Syntax error - can't find = in {:?}. Must be of the form: name=value",
+                    t.text
+                ),
             ));
         };
         if k.is_empty() {
-            return Err(line.err(ErrorKind::Arguments, t.start, t.end, format!("{instr} names can not be blank")));
+            return Err(line.err(
+                ErrorKind::Arguments,
+                t.start,
+                t.end,
+                format!("{instr} names can not be blank"),
+            ));
         }
-        out.push(KeyValue { key: k.to_string(), value: v.to_string(), legacy: false });
+        out.push(KeyValue {
+            key: k.to_string(),
+            value: v.to_string(),
+            legacy: false,
+        });
     }
     Ok(out)
 }
@@ -601,13 +846,17 @@ pub(crate) fn parse_go_duration(s: &str) -> Option<i64> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if n == 0 {
             return None;
         }
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

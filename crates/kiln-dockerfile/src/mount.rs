@@ -71,8 +71,25 @@ pub struct MountSpec {
 }
 
 const ALL_KEYS: [&str; 19] = [
-    "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size", "mode", "uid",
-    "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env",
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "env",
 ];
 
 /// Split a mount value into fields with CSV rules (a field may be double-quoted, `""` is a quote).
@@ -85,7 +102,11 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(format!("failed to parse csv mounts: unterminated quote in {s:?}")),
+                    None => {
+                        return Err(format!(
+                            "failed to parse csv mounts: unterminated quote in {s:?}"
+                        ));
+                    }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -100,7 +121,11 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     return Ok(out);
                 }
                 Some(',') => out.push(field),
-                Some(c) => return Err(format!("failed to parse csv mounts: unexpected {c:?} after quoted field in {s:?}")),
+                Some(c) => {
+                    return Err(format!(
+                        "failed to parse csv mounts: unexpected {c:?} after quoted field in {s:?}"
+                    ));
+                }
             }
         } else {
             loop {
@@ -110,7 +135,11 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                         return Ok(out);
                     }
                     Some(',') => break,
-                    Some('"') => return Err(format!("failed to parse csv mounts: bare \" in non-quoted field in {s:?}")),
+                    Some('"') => {
+                        return Err(format!(
+                            "failed to parse csv mounts: bare \" in non-quoted field in {s:?}"
+                        ));
+                    }
                     Some(c) => field.push(c),
                 }
             }
@@ -146,8 +175,17 @@ impl MountSpec {
             }
             fields.push((k, v));
         }
-        let mut spec = MountSpec { raw: raw.to_string(), fields, span, resolved: None };
-        if !spec.fields.iter().any(|(_, v)| v.as_deref().is_some_and(|v| v.contains('$'))) {
+        let mut spec = MountSpec {
+            raw: raw.to_string(),
+            fields,
+            span,
+            resolved: None,
+        };
+        if !spec
+            .fields
+            .iter()
+            .any(|(_, v)| v.as_deref().is_some_and(|v| v.contains('$')))
+        {
             spec.resolved = Some(spec.resolve(&mut |s| Ok(s.to_string()))?);
         }
         Ok(spec)
@@ -155,7 +193,10 @@ impl MountSpec {
 
     /// Build the typed mount, passing every value through `expand` (the `from` value is never
     /// expanded: BuildKit rejects variables there).
-    pub fn resolve(&self, expand: &mut dyn FnMut(&str) -> Result<String, String>) -> Result<Mount, String> {
+    pub fn resolve(
+        &self,
+        expand: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<Mount, String> {
         let mut m = Mount {
             kind: MountType::Bind,
             target: None,
@@ -184,15 +225,24 @@ impl MountSpec {
                         m.readonly = false;
                         ro_auto = false;
                     }
-                    "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => m.required = true,
+                    "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => {
+                        m.required = true
+                    }
                     "required" => {
-                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
+                        return Err(format!(
+                            "unexpected key '{key}' for mount type '{}'",
+                            m.kind.as_str()
+                        ));
                     }
                     _ => return Err(format!("invalid field '{key}' must be a key=value pair")),
                 }
                 continue;
             };
-            let value = if key == "from" { value.clone() } else { expand(value)? };
+            let value = if key == "from" {
+                value.clone()
+            } else {
+                expand(value)?
+            };
             let bad = || format!("invalid value for {key}: {value}");
             match key {
                 "type" => {
@@ -203,9 +253,13 @@ impl MountSpec {
                         "secret" => MountType::Secret,
                         "ssh" => MountType::Ssh,
                         _ => {
-                            let hint = crate::error::did_you_mean(&value, ["bind", "cache", "tmpfs", "secret", "ssh"], true)
-                                .map(|s| format!(" (did you mean {s}?)"))
-                                .unwrap_or_default();
+                            let hint = crate::error::did_you_mean(
+                                &value,
+                                ["bind", "cache", "tmpfs", "secret", "ssh"],
+                                true,
+                            )
+                            .map(|s| format!(" (did you mean {s}?)"))
+                            .unwrap_or_default();
                             return Err(format!("unsupported mount type {value:?}{hint}"));
                         }
                     }
@@ -223,13 +277,19 @@ impl MountSpec {
                 }
                 "required" => {
                     if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
-                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
+                        return Err(format!(
+                            "unexpected key '{key}' for mount type '{}'",
+                            m.kind.as_str()
+                        ));
                     }
                     m.required = parse_bool(&value).ok_or_else(bad)?;
                 }
                 "size" => {
                     if m.kind != MountType::Tmpfs {
-                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.as_str()));
+                        return Err(format!(
+                            "unexpected key '{key}' for mount type '{}'",
+                            m.kind.as_str()
+                        ));
                     }
                     m.size = Some(parse_ram_size(&value).ok_or_else(bad)?);
                 }
@@ -243,19 +303,44 @@ impl MountSpec {
                     })
                 }
                 "mode" => {
-                    m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value {value} for mode"))?)
+                    m.mode = Some(
+                        u32::from_str_radix(&value, 8)
+                            .map_err(|_| format!("invalid value {value} for mode"))?,
+                    )
                 }
-                "uid" => m.uid = Some(value.parse().map_err(|_| format!("invalid value {value} for uid"))?),
-                "gid" => m.gid = Some(value.parse().map_err(|_| format!("invalid value {value} for gid"))?),
+                "uid" => {
+                    m.uid = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("invalid value {value} for uid"))?,
+                    )
+                }
+                "gid" => {
+                    m.gid = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("invalid value {value} for gid"))?,
+                    )
+                }
                 "env" => m.env = Some(value),
                 _ => return Err(format!("unexpected key '{key}'")),
             }
         }
-        let file_info_allowed = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
+        let file_info_allowed = matches!(
+            m.kind,
+            MountType::Secret | MountType::Ssh | MountType::Cache
+        );
         if !file_info_allowed {
-            for (name, set) in [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())] {
+            for (name, set) in [
+                ("mode", m.mode.is_some()),
+                ("uid", m.uid.is_some()),
+                ("gid", m.gid.is_some()),
+            ] {
                 if set {
-                    return Err(format!("{name} not allowed for {:?} type mounts", m.kind.as_str()));
+                    return Err(format!(
+                        "{name} not allowed for {:?} type mounts",
+                        m.kind.as_str()
+                    ));
                 }
             }
         }
@@ -277,10 +362,20 @@ impl MountSpec {
             }
         }
         if m.sharing.is_some() && m.kind != MountType::Cache {
-            return Err(format!("invalid cache sharing set for {} mount", m.kind.as_str()));
+            return Err(format!(
+                "invalid cache sharing set for {} mount",
+                m.kind.as_str()
+            ));
         }
-        if matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) && m.target.is_none() {
-            return Err(format!("mount type {} requires a target (target=/path)", m.kind.as_str()));
+        if matches!(
+            m.kind,
+            MountType::Bind | MountType::Cache | MountType::Tmpfs
+        ) && m.target.is_none()
+        {
+            return Err(format!(
+                "mount type {} requires a target (target=/path)",
+                m.kind.as_str()
+            ));
         }
         Ok(m)
     }
@@ -298,7 +393,9 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 /// docker/go-units `RAMInBytes`: `64m`, `1g`, `512kb`, `100` (binary multiples).
 fn parse_ram_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: f64 = match unit.trim().to_lowercase().as_str() {
@@ -324,12 +421,18 @@ mod tests {
 
     #[test]
     fn cache_mount_with_all_options() {
-        let c = m("type=cache,target=/root/.cache,id=pip,sharing=locked,uid=1000,gid=1000,mode=0700,ro").unwrap();
+        let c = m(
+            "type=cache,target=/root/.cache,id=pip,sharing=locked,uid=1000,gid=1000,mode=0700,ro",
+        )
+        .unwrap();
         assert_eq!(c.kind, MountType::Cache);
         assert_eq!(c.target.as_deref(), Some("/root/.cache"));
         assert_eq!(c.id.as_deref(), Some("pip"));
         assert_eq!(c.sharing, Some(Sharing::Locked));
-        assert_eq!((c.uid, c.gid, c.mode), (Some(1000), Some(1000), Some(0o700)));
+        assert_eq!(
+            (c.uid, c.gid, c.mode),
+            (Some(1000), Some(1000), Some(0o700))
+        );
         assert!(c.readonly);
     }
 
@@ -357,14 +460,42 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(m("type=nfs,target=/x").unwrap_err().contains("unsupported mount type"));
-        assert!(m("type=cache,target=/x,sharing=all").unwrap_err().contains("unsupported sharing"));
-        assert!(m("type=bind,target=/x,mode=0700").unwrap_err().contains("mode not allowed"));
-        assert!(m("type=cache,targt=/x").unwrap_err().contains("did you mean target?"));
+        assert!(
+            m("type=nfs,target=/x")
+                .unwrap_err()
+                .contains("unsupported mount type")
+        );
+        assert!(
+            m("type=cache,target=/x,sharing=all")
+                .unwrap_err()
+                .contains("unsupported sharing")
+        );
+        assert!(
+            m("type=bind,target=/x,mode=0700")
+                .unwrap_err()
+                .contains("mode not allowed")
+        );
+        assert!(
+            m("type=cache,targt=/x")
+                .unwrap_err()
+                .contains("did you mean target?")
+        );
         assert!(m("type=cache,target").unwrap_err().contains("key=value"));
-        assert!(m("type=secret").unwrap_err().contains("one of source, target"));
-        assert!(m("type=cache,target=/x,required").unwrap_err().contains("unexpected key"));
-        assert!(m("type=tmpfs,target=/x,size=lots").unwrap_err().contains("invalid value"));
+        assert!(
+            m("type=secret")
+                .unwrap_err()
+                .contains("one of source, target")
+        );
+        assert!(
+            m("type=cache,target=/x,required")
+                .unwrap_err()
+                .contains("unexpected key")
+        );
+        assert!(
+            m("type=tmpfs,target=/x,size=lots")
+                .unwrap_err()
+                .contains("invalid value")
+        );
         assert!(m("type=cache").unwrap_err().contains("requires a target"));
         assert!(MountSpec::parse("type=bind,target=/x,from=$STAGE", Span::default()).is_err());
         assert!(m("type=bind,\"target=/a,b\"").unwrap().target.as_deref() == Some("/a,b"));

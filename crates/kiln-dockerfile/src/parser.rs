@@ -18,8 +18,15 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
             if let Some(name) = &f.name {
                 if let Some(prev) = stages.iter().find(|s| s.name.as_deref() == Some(name)) {
                     let span = name_span(&ins).unwrap_or(ins.span);
-                    return Err(Error::new(ErrorKind::Stage, span, format!("duplicate stage name {name:?}"))
-                        .with_hint(Some(format!("stage {name:?} is already defined on line {}", prev.span.line))));
+                    return Err(Error::new(
+                        ErrorKind::Stage,
+                        span,
+                        format!("duplicate stage name {name:?}"),
+                    )
+                    .with_hint(Some(format!(
+                        "stage {name:?} is already defined on line {}",
+                        prev.span.line
+                    ))));
                 }
             }
             stages.push(Stage {
@@ -45,12 +52,20 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
         }
     }
     if !any {
-        return Err(Error::new(ErrorKind::Syntax, Span::default(), "file with no instructions")
-            .with_hint(Some("add a FROM instruction".into())));
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            Span::default(),
+            "file with no instructions",
+        )
+        .with_hint(Some("add a FROM instruction".into())));
     }
     if stages.is_empty() {
-        return Err(Error::new(ErrorKind::Syntax, Span::line(sc.line_no().max(1)), "dockerfile contains no stages to build")
-            .with_hint(Some("add a FROM instruction after the global ARGs".into())));
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            Span::line(sc.line_no().max(1)),
+            "dockerfile contains no stages to build",
+        )
+        .with_hint(Some("add a FROM instruction after the global ARGs".into())));
     }
     Ok(Dockerfile {
         directives: sc.directives,
@@ -63,13 +78,19 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
 
 /// The span of the stage name in `FROM x AS name` (the last word of the line).
 pub(crate) fn name_span(ins: &Instruction) -> Option<Span> {
-    let Command::From(f) = &ins.command else { return None };
+    let Command::From(f) = &ins.command else {
+        return None;
+    };
     let name = f.name.as_ref()?;
     let line = &ins.original;
     let idx = line.to_lowercase().rfind(name.as_str())?;
     let col_off = line[..idx].chars().count();
     if !line[..idx].contains('\n') && ins.end_line == ins.span.line {
-        Some(Span::new(ins.span.line, ins.span.col + col_off, name.chars().count()))
+        Some(Span::new(
+            ins.span.line,
+            ins.span.col + col_off,
+            name.chars().count(),
+        ))
     } else {
         None
     }

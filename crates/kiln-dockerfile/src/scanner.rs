@@ -69,7 +69,13 @@ impl<'a> Scanner<'a> {
         let body = body.trim_start();
         let key_len = body
             .char_indices()
-            .take_while(|(i, c)| if *i == 0 { c.is_ascii_alphabetic() } else { c.is_ascii_alphanumeric() })
+            .take_while(|(i, c)| {
+                if *i == 0 {
+                    c.is_ascii_alphabetic()
+                } else {
+                    c.is_ascii_alphanumeric()
+                }
+            })
             .count();
         let (key, after) = body.split_at(key_len);
         let after = after.trim_start();
@@ -105,7 +111,11 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        self.directives.push(Directive { name: key, value: value.to_string(), span });
+        self.directives.push(Directive {
+            name: key,
+            value: value.to_string(),
+            span,
+        });
         Ok(())
     }
 
@@ -165,17 +175,27 @@ impl<'a> Scanner<'a> {
             if empty_continuation {
                 self.warnings.push(ParseWarning {
                     rule: "NoEmptyContinuation".into(),
-                    message: "Empty continuation lines will become errors in a future release".into(),
+                    message: "Empty continuation lines will become errors in a future release"
+                        .into(),
                     span: Span::line(line_no),
                 });
             }
-            return Ok(Some(Logical { text, map, end_line: self.next }));
+            return Ok(Some(Logical {
+                text,
+                map,
+                end_line: self.next,
+            }));
         }
         Ok(None)
     }
 
     /// Read a heredoc body up to its terminator line. Returns (body, first body line).
-    pub(crate) fn read_heredoc(&mut self, name: &str, chomp: bool, start: Span) -> Result<(String, usize), Error> {
+    pub(crate) fn read_heredoc(
+        &mut self,
+        name: &str,
+        chomp: bool,
+        start: Span,
+    ) -> Result<(String, usize), Error> {
         let body_line = self.next + 1;
         let mut body = String::new();
         while self.next < self.lines.len() {
@@ -193,8 +213,11 @@ impl<'a> Scanner<'a> {
                 body.push('\n');
             }
         }
-        Err(Error::new(ErrorKind::Syntax, start, "unterminated heredoc")
-            .with_hint(Some(format!("end the here-document with a line containing only {name}"))))
+        Err(
+            Error::new(ErrorKind::Syntax, start, "unterminated heredoc").with_hint(Some(format!(
+                "end the here-document with a line containing only {name}"
+            ))),
+        )
     }
 }
 
@@ -236,9 +259,19 @@ mod tests {
         assert_eq!(s.escape, '`');
         assert_eq!(s.directives.len(), 2);
         let mut s = Scanner::new("# escape=`\n# escape=\\\nFROM a");
-        assert!(s.next_logical().unwrap_err().message.contains("only one escape"));
+        assert!(
+            s.next_logical()
+                .unwrap_err()
+                .message
+                .contains("only one escape")
+        );
         let mut s = Scanner::new("# escape=x\nFROM a");
-        assert!(s.next_logical().unwrap_err().message.contains("invalid escape token"));
+        assert!(
+            s.next_logical()
+                .unwrap_err()
+                .message
+                .contains("invalid escape token")
+        );
         let mut s = Scanner::new("# hello\n# escape=`\nFROM a");
         while s.next_logical().unwrap().is_some() {}
         assert_eq!(s.escape, '\\');

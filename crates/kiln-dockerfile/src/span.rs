@@ -19,7 +19,11 @@ impl Span {
     /// A span covering the whole of `line` starting at its first column, for errors that
     /// belong to a line rather than a token.
     pub fn line(line: usize) -> Self {
-        Span { line, col: 1, len: 0 }
+        Span {
+            line,
+            col: 1,
+            len: 0,
+        }
     }
 }
 
@@ -59,5 +63,7 @@ impl LineMap {
 }
 
 fn char_count(s: &str, from: usize, to: usize) -> usize {
-    s.get(from..to).map(|t| t.chars().count()).unwrap_or(to.saturating_sub(from))
+    s.get(from..to)
+        .map(|t| t.chars().count())
+        .unwrap_or(to.saturating_sub(from))
 }

@@ -50,7 +50,11 @@ pub(crate) fn extract_flags(line: &str, base: usize) -> (Vec<Token>, usize) {
         if word == "--" {
             return (flags, base + pos);
         }
-        flags.push(Token { text: word, start: base + start, end: base + end });
+        flags.push(Token {
+            text: word,
+            start: base + start,
+            end: base + end,
+        });
     }
 }
 
@@ -76,7 +80,11 @@ pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Token> {
             None => {
                 if ch.is_whitespace() {
                     if blank_ok || !word.is_empty() {
-                        words.push(Token { text: std::mem::take(&mut word), start: base + start, end: base + i });
+                        words.push(Token {
+                            text: std::mem::take(&mut word),
+                            start: base + start,
+                            end: base + i,
+                        });
                     }
                     in_word = false;
                     blank_ok = false;
@@ -121,7 +129,11 @@ pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Token> {
         }
     }
     if in_word && (blank_ok || !word.is_empty()) {
-        words.push(Token { text: word, start: base + start, end: base + rest.len() });
+        words.push(Token {
+            text: word,
+            start: base + start,
+            end: base + rest.len(),
+        });
     }
     words
 }
@@ -133,7 +145,11 @@ pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Token> {
     for (i, ch) in rest.char_indices() {
         match (ch.is_whitespace(), start) {
             (true, Some(s)) => {
-                out.push(Token { text: rest[s..i].to_string(), start: base + s, end: base + i });
+                out.push(Token {
+                    text: rest[s..i].to_string(),
+                    start: base + s,
+                    end: base + i,
+                });
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -141,7 +157,11 @@ pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Token> {
         }
     }
     if let Some(s) = start {
-        out.push(Token { text: rest[s..].to_string(), start: base + s, end: base + rest.len() });
+        out.push(Token {
+            text: rest[s..].to_string(),
+            start: base + s,
+            end: base + rest.len(),
+        });
     }
     out
 }
@@ -275,8 +295,17 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Option<HeredocSpec> {
     let name = unquote_single_word(rest)?;
     let quotes = |s: &str| s.chars().filter(|c| *c == '\'' || *c == '"').count();
     let expand = quotes(&name) == quotes(rest);
-    let fd = if digits > 0 { word[..digits].parse().ok()? } else { 0 };
-    Some(HeredocSpec { name, expand, chomp, fd })
+    let fd = if digits > 0 {
+        word[..digits].parse().ok()?
+    } else {
+        0
+    };
+    Some(HeredocSpec {
+        name,
+        expand,
+        chomp,
+        fd,
+    })
 }
 
 /// All heredoc operators on a line, in order.
@@ -284,7 +313,10 @@ pub(crate) fn heredocs_in_line(line: &str) -> Vec<HeredocSpec> {
     if !line.contains("<<") {
         return Vec::new();
     }
-    raw_shell_words(line).iter().filter_map(|w| parse_heredoc_word(w)).collect()
+    raw_shell_words(line)
+        .iter()
+        .filter_map(|w| parse_heredoc_word(w))
+        .collect()
 }
 
 #[cfg(test)]
@@ -317,7 +349,10 @@ mod tests {
 
     #[test]
     fn json_forms() {
-        assert_eq!(parse_json(r#"["a", "b"]"#), Json::Array(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            parse_json(r#"["a", "b"]"#),
+            Json::Array(vec!["a".into(), "b".into()])
+        );
         assert_eq!(parse_json("['a']"), Json::NotJson);
         assert_eq!(parse_json(r#"["a", ["b"]]"#), Json::NotStrings);
         assert_eq!(parse_json("echo [x]"), Json::NotJson);
@@ -326,8 +361,18 @@ mod tests {
     #[test]
     fn heredoc_words() {
         let h = heredocs_in_line(r#"cat <<EOF >a && <<-"END" 3<<'X' cat "<<NO""#);
-        let names: Vec<_> = h.iter().map(|h| (h.name.as_str(), h.expand, h.chomp, h.fd)).collect();
-        assert_eq!(names, [("EOF", true, false, 0), ("END", false, true, 0), ("X", false, false, 3)]);
+        let names: Vec<_> = h
+            .iter()
+            .map(|h| (h.name.as_str(), h.expand, h.chomp, h.fd))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("EOF", true, false, 0),
+                ("END", false, true, 0),
+                ("X", false, false, 3)
+            ]
+        );
         assert!(heredocs_in_line("echo a<<b<<c").is_empty());
     }
 }

@@ -13,9 +13,16 @@ pub fn assert_golden(path: &Path, got: &str) {
         std::fs::write(path, got).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         return;
     }
-    let want = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {} ({e}); run with KILN_BLESS=1 to create it", path.display()));
+    let want = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "reading {} ({e}); run with KILN_BLESS=1 to create it",
+            path.display()
+        )
+    });
     if want != got {
-        panic!("golden mismatch for {}\n--- want\n{want}\n--- got\n{got}", path.display());
+        panic!(
+            "golden mismatch for {}\n--- want\n{want}\n--- got\n{got}",
+            path.display()
+        );
     }
 }

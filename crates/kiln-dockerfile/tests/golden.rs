@@ -36,7 +36,10 @@ fn ok_cases() {
         full(&src).unwrap_or_else(|e| panic!("{}: {}", case.display(), e.render(&src)));
         let mut got = dump(&df);
         for w in check::check(&df) {
-            got.push_str(&format!("check {} {}:{}: {}\n", w.rule, w.span.line, w.span.col, w.message));
+            got.push_str(&format!(
+                "check {} {}:{}: {}\n",
+                w.rule, w.span.line, w.span.col, w.message
+            ));
         }
         assert_golden(&case.join("expected.txt"), &got);
     }
@@ -59,7 +62,8 @@ fn err_cases() {
 fn parses_fully(path: &Path) {
     let src = std::fs::read_to_string(path).unwrap();
     let df = parse(&src).unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
-    analyze(&df, EvalOptions::default(), None).unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
+    analyze(&df, EvalOptions::default(), None)
+        .unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
     let _ = check::check(&df);
 }
 
@@ -80,7 +84,12 @@ fn corpus_parses() {
 #[test]
 fn examples_parse() {
     for name in ["tutorial", "parallel", "platform"] {
-        parses_fully(&manifest_dir().join("../../examples").join(name).join("Dockerfile"));
+        parses_fully(
+            &manifest_dir()
+                .join("../../examples")
+                .join(name)
+                .join("Dockerfile"),
+        );
     }
 }
 
@@ -88,7 +97,10 @@ fn examples_parse() {
 fn shared_conformance_cases_parse() {
     let dir = manifest_dir().join("../../../shared/conformance/cases");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("notice: {} not found; skipping the shared conformance cases", dir.display());
+        println!(
+            "notice: {} not found; skipping the shared conformance cases",
+            dir.display()
+        );
         return;
     };
     let mut n = 0;

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln")
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("run kiln")
 }
 
 fn examples() -> PathBuf {
@@ -36,26 +39,56 @@ fn graph_tutorial_target_deployer() {
     assert!(out.starts_with("flowchart TD"), "{out}");
     assert!(out.contains("s0 -->|COPY --from| s2"), "{out}");
     assert!(out.contains("tester (skipped)"), "{out}");
-    let o = kiln(&["graph", "--target", "deployer", "--format", "json", ctx.to_str().unwrap()]);
+    let o = kiln(&[
+        "graph",
+        "--target",
+        "deployer",
+        "--format",
+        "json",
+        ctx.to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["build_order"], serde_json::json!([["installer"], ["deployer"]]));
+    assert_eq!(
+        v["build_order"],
+        serde_json::json!([["installer"], ["deployer"]])
+    );
     assert_eq!(v["stages"][1]["skipped"], true);
-    let o = kiln(&["graph", "--format", "dot", "-f", ctx.join("Dockerfile").to_str().unwrap()]);
+    let o = kiln(&[
+        "graph",
+        "--format",
+        "dot",
+        "-f",
+        ctx.join("Dockerfile").to_str().unwrap(),
+    ]);
     assert!(stdout(&o).starts_with("digraph stages {"));
 }
 
 #[test]
 fn parse_json_with_build_arg() {
     let ctx = examples().join("tutorial");
-    let o = kiln(&["parse", "--format", "json", "--build-arg", "NODE_VERSION=20", ctx.to_str().unwrap()]);
+    let o = kiln(&[
+        "parse",
+        "--format",
+        "json",
+        "--build-arg",
+        "NODE_VERSION=20",
+        ctx.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["stages"][0]["base"]["image"], "localhost/node:20");
-    assert_eq!(v["stages"][0]["instructions"][0]["command"]["instruction"], "WORKDIR");
+    assert_eq!(
+        v["stages"][0]["instructions"][0]["command"]["instruction"],
+        "WORKDIR"
+    );
     assert_eq!(v["stages"][0]["instructions"][0]["span"]["line"], 6);
     let o = kiln(&["parse", ctx.to_str().unwrap()]);
     assert!(o.status.success());
-    assert!(stdout(&o).contains("COPY --from=installer /app/dist /usr/share/nginx/html"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("COPY --from=installer /app/dist /usr/share/nginx/html"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -69,7 +102,12 @@ fn bad_dockerfile_exits_1_with_rendered_error() {
     assert!(err.contains("3 | RUNN echo hi"), "{err}");
     assert!(err.contains("= hint: did you mean RUN?"), "{err}");
     assert!(err.contains("Dockerfile:3:1"), "{err}");
-    let o = kiln(&["graph", "--target", "nope", examples().join("tutorial").to_str().unwrap()]);
+    let o = kiln(&[
+        "graph",
+        "--target",
+        "nope",
+        examples().join("tutorial").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("target stage \"nope\" could not be found"));
 }
@@ -82,7 +120,12 @@ fn usage_errors_exit_2() {
     assert!(stderr(&o).contains("cannot read Dockerfile"));
     let o = kiln(&["graph", "--format", "png", "."]);
     assert_eq!(o.status.code(), Some(2));
-    let o = kiln(&["parse", "--build-arg", "=x", examples().join("tutorial").to_str().unwrap()]);
+    let o = kiln(&[
+        "parse",
+        "--build-arg",
+        "=x",
+        examples().join("tutorial").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
