@@ -43,12 +43,18 @@ pub struct StepResult {
     pub chain: Arc<Vec<LayerRef>>,
     /// False when the step produced no filesystem change (its history entry is an empty layer).
     pub made_layer: bool,
+    /// Latest run time (unix seconds) of this step and the layer steps before it in this build.
+    pub created: i64,
 }
 
 /// A cache record: the layer a step produced (None = no change).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheRecord {
     layer: Option<LayerRef>,
+    /// When the step first ran (unix seconds): a fully cached rebuild reuses it as the image's
+    /// `created`, so it gives the same image ID.
+    #[serde(default)]
+    created: i64,
 }
 
 /// The outcome of a successful build.
@@ -78,7 +84,11 @@ impl ImageSource for StoreImages<'_> {
         let bytes = self.store.read_blob(&rec.id).map_err(store_err)?;
         let config: ImageConfig = serde_json::from_slice(&bytes)
             .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
-        Ok(ResolvedImage { reference: reference.to_string(), id: rec.id.to_string(), config })
+        Ok(ResolvedImage {
+            reference: reference.to_string(),
+            id: rec.id.to_string(),
+            config,
+        })
     }
 }
 
@@ -105,7 +115,11 @@ pub(crate) struct Build<'a> {
 
 /// Run a build with `opts`, storing into the store at `root`.
 pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<BuildOutcome> {
-    let file_name = opts.dockerfile_path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "Dockerfile".into());
+    let file_name = opts
+        .dockerfile_path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| "Dockerfile".into());
     let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
     let store = Store::open(root).map_err(store_err)?;
     let plan_opts = plan::PlanOptions {
@@ -118,20 +132,39 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         events.send(Event::StageSkipped { stage: s.clone() });
     }
     events.send(Event::Planned {
-        steps: plan.steps.iter().map(|s| StepInfo { name: s.name.clone(), stage: plan.graph.stages[s.stage].display.clone(), line: s.line }).collect(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                name: s.name.clone(),
+                stage: plan.graph.stages[s.stage].display.clone(),
+                line: s.line,
+            })
+            .collect(),
     });
 
     let needs_context = plan.steps.iter().any(|s| match &s.op {
         Op::Copy(c) => c.from == plan::CopyFrom::Context,
-        Op::Run(r) => r.mounts.iter().any(|m| m.source == Some(plan::MountSource::Context)),
+        Op::Run(r) => r
+            .mounts
+            .iter()
+            .any(|m| m.source == Some(plan::MountSource::Context)),
         _ => false,
     });
-    let context = if needs_context { Some(crate::context_glue::open_context(&store, &opts)?) } else { None };
+    let context = if needs_context {
+        Some(crate::context_glue::open_context(&store, &opts)?)
+    } else {
+        None
+    };
 
     let no_cache_stages = plan
         .stages
         .iter()
-        .filter(|s| opts.no_cache_filter.iter().any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string()))
+        .filter(|s| {
+            opts.no_cache_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string())
+        })
         .map(|s| s.index)
         .collect();
     let cancel = AtomicBool::new(false);
@@ -164,12 +197,18 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     let outcome = crate::export::export(&b, &results)?;
     crate::prune::auto_trim(&store);
     let (cached, executed) = *b.counters.lock().unwrap();
-    Ok(BuildOutcome { cached, executed, ..outcome })
+    Ok(BuildOutcome {
+        cached,
+        executed,
+        ..outcome
+    })
 }
 
 impl Build<'_> {
     fn result(&self, i: StepIndex) -> StepResult {
-        self.results.lock().unwrap()[i].clone().expect("dependency finished before its dependent")
+        self.results.lock().unwrap()[i]
+            .clone()
+            .expect("dependency finished before its dependent")
     }
 
     fn run_step(&self, i: StepIndex) -> Result<StepResult> {
@@ -183,7 +222,10 @@ impl Build<'_> {
         };
         match &r {
             Ok(res) => self.results.lock().unwrap()[i] = Some(res.clone()),
-            Err(e) => self.events.send(Event::StepFailed { step: i, message: e.to_string() }),
+            Err(e) => self.events.send(Event::StepFailed {
+                step: i,
+                message: e.to_string(),
+            }),
         }
         r
     }
@@ -191,22 +233,38 @@ impl Build<'_> {
     fn base(&self, i: StepIndex, root: &RootSource) -> Result<StepResult> {
         let t = Instant::now();
         let res = match root {
-            RootSource::Scratch => {
-                StepResult { key: KeyBuilder::new("scratch").finish(), chain: Arc::new(Vec::new()), made_layer: false }
-            }
+            RootSource::Scratch => StepResult {
+                key: KeyBuilder::new("scratch").finish(),
+                chain: Arc::new(Vec::new()),
+                made_layer: false,
+                created: 0,
+            },
             RootSource::Step(s) => {
                 let r = self.result(*s);
-                StepResult { key: r.key, chain: r.chain, made_layer: false }
+                StepResult {
+                    key: r.key,
+                    chain: r.chain,
+                    made_layer: false,
+                    created: r.created,
+                }
             }
             RootSource::Image(idx) => {
                 let img = &self.plan.images[*idx];
                 self.events.send(Event::StepStarted { step: i });
                 let chain = self.image_chain(&img.id)?;
-                StepResult { key: KeyBuilder::new("image").field("id", &img.id).finish(), chain, made_layer: false }
+                StepResult {
+                    key: KeyBuilder::new("image").field("id", &img.id).finish(),
+                    chain,
+                    made_layer: false,
+                    created: 0,
+                }
             }
         };
         if matches!(root, RootSource::Image(_)) {
-            self.events.send(Event::StepDone { step: i, elapsed: t.elapsed() });
+            self.events.send(Event::StepDone {
+                step: i,
+                elapsed: t.elapsed(),
+            });
         }
         Ok(res)
     }
@@ -217,7 +275,10 @@ impl Build<'_> {
             return Ok(c.clone());
         }
         let chain = Arc::new(crate::unpack::image_chain(self.store, &self.lease, id)?);
-        self.base_chains.lock().unwrap().insert(id.to_string(), chain.clone());
+        self.base_chains
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), chain.clone());
         Ok(chain)
     }
 
@@ -235,7 +296,13 @@ impl Build<'_> {
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
                 crate::explain::record(self, &explain_key, &key);
-                return Ok(StepResult { key: key.key, chain: Arc::new(chain), made_layer });
+                let created = rec.created.max(parent.created);
+                return Ok(StepResult {
+                    key: key.key,
+                    chain: Arc::new(chain),
+                    made_layer,
+                    created,
+                });
             }
             if let Some(reason) = crate::explain::why_missed(self, &explain_key, &key) {
                 self.events.send(Event::CacheMiss { step: i, reason });
@@ -244,37 +311,70 @@ impl Build<'_> {
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
         let layer = crate::execute::execute(self, i, &parent, &key.key)?;
-        let rec = CacheRecord { layer: layer.clone() };
+        let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
+        let rec = CacheRecord {
+            layer: layer.clone(),
+            created: now,
+        };
         let mut refs: Vec<(RefKind, &str)> = Vec::new();
         if let Some(l) = &layer {
             refs.push((RefKind::Snapshot, l.snapshot.as_str()));
             refs.push((RefKind::Blob, l.blob.as_str()));
         }
         let value = serde_json::to_vec(&rec).map_err(|e| BuildError::Other(e.to_string()))?;
-        self.store.cache_put(&key.key, &value, &refs).map_err(store_err)?;
+        self.store
+            .cache_put(&key.key, &value, &refs)
+            .map_err(store_err)?;
         crate::explain::record(self, &explain_key, &key);
         self.counters.lock().unwrap().1 += 1;
-        self.events.send(Event::StepDone { step: i, elapsed: t.elapsed() });
+        self.events.send(Event::StepDone {
+            step: i,
+            elapsed: t.elapsed(),
+        });
         let mut chain = (*parent.chain).clone();
         let made_layer = layer.is_some();
         chain.extend(layer);
-        Ok(StepResult { key: key.key, chain: Arc::new(chain), made_layer })
+        Ok(StepResult {
+            key: key.key,
+            chain: Arc::new(chain),
+            made_layer,
+            created: now.max(parent.created),
+        })
     }
 
     /// A cache record whose snapshot and blob still exist.
     fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
-        let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else { return Ok(None) };
-        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&bytes) else { return Ok(None) };
+        let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else {
+            return Ok(None);
+        };
+        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&bytes) else {
+            return Ok(None);
+        };
         if let Some(l) = &mut rec.layer {
-            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else { return Ok(None) };
-            let Ok(d) = kiln_store::Digest::parse(&l.blob) else { return Ok(None) };
+            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else {
+                return Ok(None);
+            };
+            let Ok(d) = kiln_store::Digest::parse(&l.blob) else {
+                return Ok(None);
+            };
             if !self.store.has_blob(&d) {
                 return Ok(None);
             }
-            self.lease.protect(RefKind::Snapshot, &l.snapshot).map_err(store_err)?;
-            self.lease.protect(RefKind::Blob, &l.blob).map_err(store_err)?;
+            self.lease
+                .protect(RefKind::Snapshot, &l.snapshot)
+                .map_err(store_err)?;
+            self.lease
+                .protect(RefKind::Blob, &l.blob)
+                .map_err(store_err)?;
             l.dir = info.path;
         }
         Ok(Some(rec))
     }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -32,23 +32,36 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
-    let stage = b.plan.stage(b.plan.target).ok_or_else(|| BuildError::Other("target stage was not planned".into()))?;
+    let stage = b
+        .plan
+        .stage(b.plan.target)
+        .ok_or_else(|| BuildError::Other("target stage was not planned".into()))?;
     let last = &results[stage.last_step];
     let mut config = stage.config.clone();
-    let now = b.opts.source_date_epoch.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-    });
+    // SOURCE_DATE_EPOCH, else when the newest step of the image ran (so a rebuild from the
+    // cache gives the same image ID), else now.
+    let now = match (b.opts.source_date_epoch, last.created) {
+        (Some(e), _) => e,
+        (None, c) if c > 0 => c,
+        _ => crate::engine::unix_now(),
+    };
     let created = rfc3339(now);
     config.created = Some(created.clone());
     for (h, s) in config.history.iter_mut().zip(&stage.history_steps) {
         if let Some(s) = s {
             h.empty_layer = !results[*s].made_layer;
-            h.created = Some(created.clone());
+            let t = results[*s].created;
+            h.created = Some(if t > 0 { rfc3339(t) } else { created.clone() });
         }
     }
     if !b.opts.labels.is_empty() {
@@ -60,7 +73,10 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = last.chain.iter().map(|l| l.diff_id.clone()).collect();
     let config_bytes = serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
-    let cfg = b.store.put_blob(&b.lease, &config_bytes, None).map_err(store_err)?;
+    let cfg = b
+        .store
+        .put_blob(&b.lease, &config_bytes, None)
+        .map_err(store_err)?;
     let layers_json: Vec<serde_json::Value> = last
         .chain
         .iter()
@@ -72,12 +88,20 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cfg.digest.to_string(), "size": cfg.size},
         "layers": layers_json,
     });
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
-    let man = b.store.put_blob(&b.lease, &manifest_bytes, None).map_err(store_err)?;
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
+    let man = b
+        .store
+        .put_blob(&b.lease, &manifest_bytes, None)
+        .map_err(store_err)?;
     let mut layers = Vec::new();
     for l in last.chain.iter() {
         let blob = digest(&l.blob)?;
-        let uncompressed = if l.blob == l.diff_id { l.size } else { b.store.blob_size(&blob).unwrap_or(l.size) };
+        let uncompressed = if l.blob == l.diff_id {
+            l.size
+        } else {
+            b.store.blob_size(&blob).unwrap_or(l.size)
+        };
         layers.push(LayerRecord {
             blob,
             diff_id: digest(&l.diff_id)?,
@@ -96,17 +120,38 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         os: config.os.clone(),
         parent: None,
     };
-    let tags: Vec<String> = b.opts.tags.clone();
+    let tags: Vec<String> = b
+        .opts
+        .tags
+        .iter()
+        .map(|t| {
+            kiln_image::ImageRef::parse(t)
+                .map(|r| r.to_string())
+                .map_err(|e| BuildError::Other(format!("invalid tag {t:?}: {e}")))
+        })
+        .collect::<Result<_>>()?;
     b.store.record_image(&new, &tags).map_err(store_err)?;
     let image_id = cfg.digest.to_string();
-    b.events.send(Event::Export { message: format!("writing image {image_id}"), elapsed: Some(t.elapsed()) });
+    b.events.send(Event::Export {
+        message: format!("writing image {image_id}"),
+        elapsed: Some(t.elapsed()),
+    });
     for tag in &tags {
-        b.events.send(Event::Export { message: format!("naming to {tag}"), elapsed: None });
+        b.events.send(Event::Export {
+            message: format!("naming to {tag}"),
+            elapsed: None,
+        });
     }
     for o in &b.opts.outputs {
         write_output(b, o, &image_id, last)?;
     }
-    Ok(BuildOutcome { image_id, manifest_digest: man.digest.to_string(), tags, cached: 0, executed: 0 })
+    Ok(BuildOutcome {
+        image_id,
+        manifest_digest: man.digest.to_string(),
+        tags,
+        cached: 0,
+        executed: 0,
+    })
 }
 
 fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) -> Result<()> {
@@ -114,17 +159,30 @@ fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) ->
     match o {
         Output::Image => return Ok(()),
         Output::Docker(dest) | Output::Oci(dest) => {
-            let format = if matches!(o, Output::Docker(_)) { "docker" } else { "oci" };
+            let format = if matches!(o, Output::Docker(_)) {
+                "docker"
+            } else {
+                "oci"
+            };
             crate::outputs::save_archive(b.store, image_id, &b.opts.tags, format, dest)?;
-            b.events.send(Event::Export { message: format!("exporting to {format} archive {}", dest.display()), elapsed: Some(t.elapsed()) });
+            b.events.send(Event::Export {
+                message: format!("exporting to {format} archive {}", dest.display()),
+                elapsed: Some(t.elapsed()),
+            });
         }
         Output::Local(dir) => {
             crate::outputs::write_local(b, &last.chain, dir)?;
-            b.events.send(Event::Export { message: format!("copying files to {}", dir.display()), elapsed: Some(t.elapsed()) });
+            b.events.send(Event::Export {
+                message: format!("copying files to {}", dir.display()),
+                elapsed: Some(t.elapsed()),
+            });
         }
         Output::Tar(file) => {
             crate::outputs::write_tar(b, &last.chain, file)?;
-            b.events.send(Event::Export { message: format!("writing tar {}", file.display()), elapsed: Some(t.elapsed()) });
+            b.events.send(Event::Export {
+                message: format!("writing tar {}", file.display()),
+                elapsed: Some(t.elapsed()),
+            });
         }
     }
     let _ = Path::new("");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use kiln_dockerfile::{MountType, Sharing};
 use kiln_runtime::oci_spec::runtime::{Mount, Spec};
-use kiln_runtime::{Executor, MountStubs, Network, Stdio, bind_mount, docker_default_spec, set_network, tmpfs_mount};
+use kiln_runtime::{
+    Executor, MountStubs, Network, Stdio, bind_mount, docker_default_spec, set_network, tmpfs_mount,
+};
 
 use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
@@ -22,22 +24,47 @@ use crate::plan::{MountSource, RunOp, StepIndex};
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
-pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut Scratch) -> Result<()> {
-    let step = &b.plan.steps[i];
+pub fn run(
+    b: &Build<'_>,
+    i: StepIndex,
+    r: &RunOp,
+    merged: &Path,
+    scratch: &mut Scratch,
+) -> Result<()> {
     let mut spec = docker_default_spec();
-    spec.root_mut().as_mut().expect("default spec has a root").set_path(merged.to_path_buf());
+    spec.root_mut()
+        .as_mut()
+        .expect("default spec has a root")
+        .set_path(merged.to_path_buf());
     spec.set_hostname(Some("buildkitsandbox".into()));
-    set_network(&mut spec, if r.network == kiln_dockerfile::ast::NetworkMode::None { Network::None } else { Network::Host });
+    set_network(
+        &mut spec,
+        if r.network == kiln_dockerfile::ast::NetworkMode::None {
+            Network::None
+        } else {
+            Network::Host
+        },
+    );
 
     let ident = if r.user.is_empty() {
-        crate::copy::passwd::Identity { uid: 0, gid: 0, additional_gids: vec![] }
+        crate::copy::passwd::Identity {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        }
     } else {
-        crate::copy::passwd::resolve_user(merged, &r.user).map_err(|e| step_err(b, i, e.to_string(), String::new()))?
+        crate::copy::passwd::resolve_user(merged, &r.user)
+            .map_err(|e| step_err(b, i, e.to_string(), String::new()))?
     };
     {
-        let process = spec.process_mut().as_mut().expect("default spec has a process");
+        let process = spec
+            .process_mut()
+            .as_mut()
+            .expect("default spec has a process");
         process.set_args(Some(r.args.clone()));
-        process.set_env(Some(r.env.iter().map(|(k, v)| format!("{k}={v}")).collect()));
+        process.set_env(Some(
+            r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        ));
         process.set_cwd(PathBuf::from(&r.cwd));
         let mut user = kiln_runtime::oci_spec::runtime::User::default();
         user.set_uid(ident.uid);
@@ -88,11 +115,17 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
                 let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
                 let base: PathBuf = match &m.source {
                     Some(MountSource::Context) | None => {
-                        let ctx = b.context.as_ref().ok_or_else(|| BuildError::Other("no build context".into()))?;
+                        let ctx = b
+                            .context
+                            .as_ref()
+                            .ok_or_else(|| BuildError::Other("no build context".into()))?;
                         ctx.context.path().to_path_buf()
                     }
                     Some(MountSource::Stage(s)) => {
-                        let chain = b.results.lock().unwrap()[*s].as_ref().map(|r| r.chain.clone()).unwrap_or_default();
+                        let chain = b.results.lock().unwrap()[*s]
+                            .as_ref()
+                            .map(|r| r.chain.clone())
+                            .unwrap_or_default();
                         let (mnt, dir) = mount_chain(b, scratch, &chain, None)?;
                         _guards.push(Box::new(mnt));
                         dir
@@ -104,11 +137,22 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
                         dir
                     }
                 };
-                let root = crate::context::rootpath::Root::open(&base).map_err(|e| BuildError::io("opening mount source", &base, e))?;
-                let res = crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
-                    .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+                let root = crate::context::rootpath::Root::open(&base)
+                    .map_err(|e| BuildError::io("opening mount source", &base, e))?;
+                let res =
+                    crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| {
+                        true
+                    })
+                    .map_err(|e| {
+                        step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
+                    })?;
                 if !res.exists {
-                    return Err(step_err(b, i, format!("failed to mount {target}: source {src_rel:?} not found"), String::new()));
+                    return Err(step_err(
+                        b,
+                        i,
+                        format!("failed to mount {target}: source {src_rel:?} not found"),
+                        String::new(),
+                    ));
                 }
                 let host = base.join(&res.rel);
                 let host = if mm.readonly {
@@ -119,31 +163,58 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
                     let work = scratch.dir(b)?;
                     let tgt = scratch.dir(b)?;
                     if host.is_dir() {
-                        let mnt = kiln_snapshot::mount_overlay(&[host.clone()], &up, &work, &tgt, &kiln_snapshot::OverlayOptions::default())
-                            .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
+                        let mnt = kiln_snapshot::mount_overlay(
+                            &[host.clone()],
+                            &up,
+                            &work,
+                            &tgt,
+                            &kiln_snapshot::OverlayOptions::default(),
+                        )
+                        .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
                         _guards.push(Box::new(mnt));
                         tgt
                     } else {
                         let copy = up.join("file");
-                        std::fs::copy(&host, &copy).map_err(|e| BuildError::io("copying", &host, e))?;
+                        std::fs::copy(&host, &copy)
+                            .map_err(|e| BuildError::io("copying", &host, e))?;
                         copy
                     }
                 };
                 mounts.push(bind_mount(host, &target, mm.readonly));
             }
             MountType::Secret => {
-                let id = mm.id.clone().or_else(|| mm.target.as_ref().and_then(|t| Path::new(t).file_name().map(|n| n.to_string_lossy().to_string())));
+                let id = mm.id.clone().or_else(|| {
+                    mm.target.as_ref().and_then(|t| {
+                        Path::new(t)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                    })
+                });
                 let Some(id) = id else {
-                    return Err(step_err(b, i, "secret mount needs id= or target=".into(), String::new()));
+                    return Err(step_err(
+                        b,
+                        i,
+                        "secret mount needs id= or target=".into(),
+                        String::new(),
+                    ));
                 };
                 let value = match b.opts.secrets.get(&id) {
-                    Some(SecretSource::File(p)) => Some(std::fs::read(p).map_err(|e| BuildError::io("reading secret", p, e))?),
+                    Some(SecretSource::File(p)) => {
+                        Some(std::fs::read(p).map_err(|e| BuildError::io("reading secret", p, e))?)
+                    }
                     Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
                     None => None,
                 };
                 let Some(value) = value else {
                     if mm.required {
-                        return Err(step_err(b, i, format!("secret {id} not found: pass it with --secret id={id},src=FILE"), String::new()));
+                        return Err(step_err(
+                            b,
+                            i,
+                            format!(
+                                "secret {id} not found: pass it with --secret id={id},src=FILE"
+                            ),
+                            String::new(),
+                        ));
                     }
                     continue;
                 };
@@ -155,17 +226,28 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
                 }
                 let dir = scratch.dir(b)?;
                 let file = dir.join("secret");
-                std::fs::write(&file, &value).map_err(|e| BuildError::io("writing secret", &file, e))?;
+                std::fs::write(&file, &value)
+                    .map_err(|e| BuildError::io("writing secret", &file, e))?;
                 let mode = mm.mode.unwrap_or(0o400);
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("chmod", &file, e))?;
-                chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0))).map_err(|e| BuildError::io("chown", &file, e))?;
-                let tgt = mm.target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| BuildError::io("chmod", &file, e))?;
+                chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0)))
+                    .map_err(|e| BuildError::io("chown", &file, e))?;
+                let tgt = mm
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
                 stub_targets.push(PathBuf::from(&tgt));
                 mounts.push(bind_mount(file, &tgt, true));
             }
             MountType::Ssh => {
                 if mm.required {
-                    return Err(step_err(b, i, "RUN --mount=type=ssh is not supported yet".into(), String::new()));
+                    return Err(step_err(
+                        b,
+                        i,
+                        "RUN --mount=type=ssh is not supported yet".into(),
+                        String::new(),
+                    ));
                 }
             }
         }
@@ -175,7 +257,8 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
         for (name, content) in &r.scripts {
             let p = dir.join(name);
             std::fs::write(&p, content).map_err(|e| BuildError::io("writing script", &p, e))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("chmod", &p, e))?;
         }
         mounts.push(bind_mount(dir, "/dev/pipes", true));
     }
@@ -196,21 +279,34 @@ pub fn run(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path, scratch: &mut 
 
 fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> BuildError {
     let s = &b.plan.steps[i];
-    BuildError::Step { step: s.name.clone(), line: s.line, message, output }
+    BuildError::Step {
+        step: s.name.clone(),
+        line: s.line,
+        message,
+        output,
+    }
 }
 
 fn cache_mount_dir(b: &Build<'_>, id: &str) -> Result<PathBuf> {
-    let k = crate::key::KeyBuilder::new("cache-mount").field("id", id).finish();
+    let k = crate::key::KeyBuilder::new("cache-mount")
+        .field("id", id)
+        .finish();
     let dir = b.store.root().join("cache-mounts-v1").join(&k[7..39]);
     Ok(dir)
 }
 
-fn prepare_cache_dir(dir: &Path, uid: Option<u32>, gid: Option<u32>, mode: Option<u32>) -> Result<()> {
+fn prepare_cache_dir(
+    dir: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+) -> Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(|e| BuildError::io("creating cache mount", dir, e))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode.unwrap_or(0o755)))
             .map_err(|e| BuildError::io("chmod", dir, e))?;
-        chown(dir, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0))).map_err(|e| BuildError::io("chown", dir, e))?;
+        chown(dir, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))
+            .map_err(|e| BuildError::io("chown", dir, e))?;
     }
     Ok(())
 }
@@ -220,19 +316,27 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     // SAFETY: flock on a valid fd we own.
     let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
     if rc != 0 {
-        return Err(BuildError::io("locking cache mount", dir, std::io::Error::last_os_error()));
+        return Err(BuildError::io(
+            "locking cache mount",
+            dir,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(f)
 }
 
 fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
     let (rd, wr) = std::io::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
-    let wr2 = wr.try_clone().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
-    let devnull = std::fs::File::open("/dev/null").map_err(|e| BuildError::io("opening", "/dev/null", e))?;
+    let wr2 = wr
+        .try_clone()
+        .map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
+    let devnull =
+        std::fs::File::open("/dev/null").map_err(|e| BuildError::io("opening", "/dev/null", e))?;
     let stdio = Stdio::new(devnull, wr, wr2);
     let executor = match &b.opts.runtime {
         None => Executor::Embedded,
-        Some(p) => Executor::from_name(&p.to_string_lossy()).map_err(|e| BuildError::Other(e.to_string()))?,
+        Some(p) => Executor::from_name(&p.to_string_lossy())
+            .map_err(|e| BuildError::Other(e.to_string()))?,
     };
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let events = b.events.clone();
@@ -244,7 +348,10 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
             if n == 0 {
                 break;
             }
-            events.send(crate::event::Event::StepOutput { step: i, data: line.clone() });
+            events.send(crate::event::Event::StepOutput {
+                step: i,
+                data: line.clone(),
+            });
             let mut t = tail2.lock().unwrap();
             if t.len() == OUTPUT_TAIL_LINES {
                 t.pop_front();
@@ -258,7 +365,12 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             let _ = reader.join();
-            return Err(step_err(b, i, format!("starting the container: {e}"), String::new()));
+            return Err(step_err(
+                b,
+                i,
+                format!("starting the container: {e}"),
+                String::new(),
+            ));
         }
     };
     let killer = container.killer();
@@ -298,8 +410,19 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
             (_, Some(s)) => format!("killed by signal {s}"),
             _ => "failed".into(),
         };
-        let output = tail.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n");
-        return Err(step_err(b, i, format!("process \"{r}\" did not complete successfully: {how}"), output));
+        let output = tail
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(step_err(
+            b,
+            i,
+            format!("process \"{r}\" did not complete successfully: {how}"),
+            output,
+        ));
     }
     let _ = store_err;
     Ok(())

@@ -111,7 +111,9 @@ pub struct BuildArgs {
 pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Build(args) => build(args, global),
-        Command::Builder { command: BuilderCommand::Prune(args) } => prune(args, global),
+        Command::Builder {
+            command: BuilderCommand::Prune(args),
+        } => prune(args, global),
     }
 }
 
@@ -128,7 +130,11 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
 fn parse_output(spec: &str) -> anyhow::Result<Output> {
     if !spec.contains('=') {
         // docker build -o DIR is type=local.
-        return Ok(if spec == "-" { bail!("output to stdout is not supported; use type=tar,dest=FILE") } else { Output::Local(spec.into()) });
+        return Ok(if spec == "-" {
+            bail!("output to stdout is not supported; use type=tar,dest=FILE")
+        } else {
+            Output::Local(spec.into())
+        });
     }
     let mut kind = None;
     let mut dest = None;
@@ -140,7 +146,9 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
             _ => bail!("invalid --output field {f:?} in {spec:?}"),
         }
     }
-    let need = |d: Option<PathBuf>, t: &str| d.with_context(|| format!("--output type={t} needs dest=PATH"));
+    let need = |d: Option<PathBuf>, t: &str| {
+        d.with_context(|| format!("--output type={t} needs dest=PATH"))
+    };
     Ok(match kind.as_deref() {
         Some("image") | None => Output::Image,
         Some("docker") => Output::Docker(need(dest, "docker")?),
@@ -160,7 +168,9 @@ fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
             Some(("src" | "source", v)) => src = Some(SecretSource::File(v.into())),
             Some(("env", v)) => src = Some(SecretSource::Env(v.to_string())),
             Some(("type", "file" | "env")) => {}
-            _ => bail!("invalid --secret field {f:?} in {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
+            _ => bail!(
+                "invalid --secret field {f:?} in {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"
+            ),
         }
     }
     let id = id.with_context(|| format!("--secret {spec:?} needs id=ID"))?;
@@ -175,13 +185,26 @@ fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
     }
     let upper = context.join("Dockerfile");
     let lower = context.join("dockerfile");
-    if !upper.exists() && lower.exists() { lower } else { upper }
+    if !upper.exists() && lower.exists() {
+        lower
+    } else {
+        upper
+    }
 }
 
 fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    for t in &args.tags {
+        if let Err(e) = kiln_image::ImageRef::parse(t) {
+            eprintln!("invalid argument {t:?} for \"-t, --tag\" flag: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let context = args.context.clone();
     if !context.is_dir() {
-        bail!("unable to prepare context: path {:?} not found", context.display().to_string());
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            context.display().to_string()
+        );
     }
     let dockerfile = find_dockerfile(&context, args.file.as_deref());
     let text = std::fs::read_to_string(&dockerfile)
@@ -189,7 +212,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.platform {
         let host = "linux/amd64";
         if p != host {
-            bail!("platform {p:?} is not supported: kiln builds for the host platform ({host}) only");
+            bail!(
+                "platform {p:?} is not supported: kiln builds for the host platform ({host}) only"
+            );
         }
     }
     let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
@@ -234,8 +259,16 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         "zstd" => LayerCompression::Zstd,
         c => bail!("unsupported --compression {c:?}: use uncompressed, gzip or zstd"),
     };
-    opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH").cloned().or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok()) {
-        Some(v) if !v.is_empty() => Some(v.parse().with_context(|| format!("invalid SOURCE_DATE_EPOCH {v:?}"))?),
+    opts.source_date_epoch = match opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+    {
+        Some(v) if !v.is_empty() => Some(
+            v.parse()
+                .with_context(|| format!("invalid SOURCE_DATE_EPOCH {v:?}"))?,
+        ),
         _ => None,
     };
     opts.runtime = args.runtime.as_ref().map(PathBuf::from);
@@ -259,7 +292,8 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(outcome) => {
             if let Some(f) = &args.iidfile {
-                std::fs::write(f, &outcome.image_id).with_context(|| format!("writing --iidfile {}", f.display()))?;
+                std::fs::write(f, &outcome.image_id)
+                    .with_context(|| format!("writing --iidfile {}", f.display()))?;
             }
             if args.quiet {
                 println!("{}", outcome.image_id);

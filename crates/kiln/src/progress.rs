@@ -59,14 +59,10 @@ fn render_plain(rx: Receiver<Event>, explain: bool) {
     let mut steps: Vec<StepInfo> = Vec::new();
     // BuildKit numbers vertices in the order they start.
     let mut numbers: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut next = 1;
     let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
-    let mut num = |i: usize, numbers: &mut BTreeMap<usize, usize>| {
-        *numbers.entry(i).or_insert_with(|| {
-            let n = next;
-            next += 1;
-            n
-        })
+    let num = |i: usize, numbers: &mut BTreeMap<usize, usize>| {
+        let n = numbers.len() + 1;
+        *numbers.entry(i).or_insert(n)
     };
     for ev in rx {
         let _ = match ev {
@@ -74,7 +70,9 @@ fn render_plain(rx: Receiver<Event>, explain: bool) {
                 steps = s;
                 Ok(())
             }
-            Event::StageSkipped { stage } => writeln!(w, "#0 skipping stage {stage}: not needed for the target"),
+            Event::StageSkipped { stage } => {
+                writeln!(w, "#0 skipping stage {stage}: not needed for the target")
+            }
             Event::StepStarted { step } => {
                 let n = num(step, &mut numbers);
                 started.insert(step, Instant::now());
@@ -94,7 +92,10 @@ fn render_plain(rx: Receiver<Event>, explain: bool) {
             }
             Event::StepOutput { step, data } => {
                 let n = num(step, &mut numbers);
-                let t = started.get(&step).map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+                let t = started
+                    .get(&step)
+                    .map(|s| s.elapsed().as_secs_f64())
+                    .unwrap_or(0.0);
                 let text = String::from_utf8_lossy(&data);
                 let mut r = Ok(());
                 for line in text.lines() {
@@ -111,16 +112,29 @@ fn render_plain(rx: Receiver<Event>, explain: bool) {
                 writeln!(w, "#{n} ERROR: {message}")
             }
             Event::Export { message, elapsed } => match elapsed {
-                Some(e) => writeln!(w, "#{} {message} {:.1}s done", next, e.as_secs_f64()),
-                None => writeln!(w, "#{} {message}", next),
+                Some(e) => writeln!(
+                    w,
+                    "#{} {message} {:.1}s done",
+                    numbers.len() + 1,
+                    e.as_secs_f64()
+                ),
+                None => writeln!(w, "#{} {message}", numbers.len() + 1),
             },
         };
     }
-    let _ = writeln!(w, "#{} built in {:.2}s", next, start.elapsed().as_secs_f64());
+    let _ = writeln!(
+        w,
+        "#{} built in {:.2}s",
+        numbers.len() + 1,
+        start.elapsed().as_secs_f64()
+    );
 }
 
 fn name(steps: &[StepInfo], i: usize) -> String {
-    steps.get(i).map(|s| s.name.clone()).unwrap_or_else(|| format!("step {i}"))
+    steps
+        .get(i)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| format!("step {i}"))
 }
 
 fn render_tty(rx: Receiver<Event>, explain: bool) {
@@ -176,7 +190,10 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
         let mut lines = vec![format!(
             "[+] Building {:.1}s ({}/{}){}",
             start.elapsed().as_secs_f64(),
-            state.values().filter(|s| matches!(s, State::Done(_) | State::Cached)).count(),
+            state
+                .values()
+                .filter(|s| matches!(s, State::Done(_) | State::Cached))
+                .count(),
             steps.len(),
             if finished { " FINISHED" } else { "" }
         )];
@@ -189,7 +206,10 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
                 State::Done(d) => format!("{:.1}s", d.as_secs_f64()),
                 State::Failed => "ERROR".into(),
             };
-            lines.push(format!(" => {:<70} {right}", truncate(&name(&steps, i), 70)));
+            lines.push(format!(
+                " => {:<70} {right}",
+                truncate(&name(&steps, i), 70)
+            ));
             if let (State::Running(_), Some(out)) = (&st, last_out.get(&i)) {
                 lines.push(format!("    {out}"));
             }
@@ -227,7 +247,12 @@ fn truncate(s: &str, n: usize) -> String {
 /// A failed build, with the Dockerfile line for step failures.
 pub fn render_error(e: &kiln_build::BuildError, dockerfile: &Path, text: &str) -> String {
     match e {
-        kiln_build::BuildError::Step { step, line, message, output } => {
+        kiln_build::BuildError::Step {
+            step,
+            line,
+            message,
+            output,
+        } => {
             let mut s = String::new();
             if !output.trim().is_empty() {
                 s.push_str("------\n");
@@ -237,14 +262,20 @@ pub fn render_error(e: &kiln_build::BuildError, dockerfile: &Path, text: &str) -
                 s.push_str("------\n");
             }
             if *line > 0 {
-                let name = dockerfile.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = dockerfile
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 s.push_str(&format!("{name}:{line}\n"));
                 let lines: Vec<&str> = text.lines().collect();
                 let lo = line.saturating_sub(2).max(1);
                 let hi = (*line + 2).min(lines.len());
                 for n in lo..=hi {
                     let marker = if n == *line { ">>>" } else { "   " };
-                    s.push_str(&format!(" {n:>4} | {marker} {}\n", lines.get(n - 1).unwrap_or(&"")));
+                    s.push_str(&format!(
+                        " {n:>4} | {marker} {}\n",
+                        lines.get(n - 1).unwrap_or(&"")
+                    ));
                 }
             }
             s.push_str(&format!("error: {step}: {message}"));
@@ -257,9 +288,13 @@ pub fn render_error(e: &kiln_build::BuildError, dockerfile: &Path, text: &str) -
 /// `2GB`, `500MB`, `1.5g`, `1024` (bytes) → bytes (decimal units, as docker's).
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     let t = s.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid size {s:?}"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size {s:?}"))?;
     let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
         "" => 1.0,
         "k" => 1e3,
@@ -280,7 +315,9 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
             num.push(c);
             continue;
         }
-        let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
         num.clear();
         total += n * match c {
             's' => 1.0,
@@ -305,15 +342,19 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let s = format!("{v:.4}");
     let digits: String = if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
-        format!("{:.1}", v).trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{:.1}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
-        format!("{:.2}", v).trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{:.2}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     };
-    let _ = s;
     format!("{digits}{}", units[i])
 }
 
