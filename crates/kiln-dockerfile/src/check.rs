@@ -198,14 +198,14 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                     );
                 }
             }
-            if let Some(n) = &f.name {
-                if n == "scratch" || n == "context" {
-                    push(
-                        "ReservedStageName",
-                        st.span,
-                        format!("'{n}' is reserved and should not be used as a stage name"),
-                    );
-                }
+            if let Some(n) = &f.name
+                && (n == "scratch" || n == "context")
+            {
+                push(
+                    "ReservedStageName",
+                    st.span,
+                    format!("'{n}' is reserved and should not be used as a stage name"),
+                );
             }
         }
         for var in var_refs(&f.image, df.escape)
@@ -326,16 +326,16 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
                 }
                 Command::Expose(e) => {
                     for p in &e.ports {
-                        if let Some((_, proto)) = p.split_once('/') {
-                            if proto != proto.to_lowercase() {
-                                push(
-                                    "ExposeProtoCasing",
-                                    ins.span,
-                                    format!(
-                                        "Defined protocol '{p}' in EXPOSE instruction should be lowercase"
-                                    ),
-                                );
-                            }
+                        if let Some((_, proto)) = p.split_once('/')
+                            && proto != proto.to_lowercase()
+                        {
+                            push(
+                                "ExposeProtoCasing",
+                                ins.span,
+                                format!(
+                                    "Defined protocol '{p}' in EXPOSE instruction should be lowercase"
+                                ),
+                            );
                         }
                         if p.contains(':') {
                             push(

@@ -297,11 +297,11 @@ impl StageEval<'_> {
     pub fn args(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         for (n, v) in &self.args {
-            if let Some(v) = v {
-                if self.env.get(n).is_none() {
-                    out.retain(|(k, _)| k != n);
-                    out.push((n.clone(), v.clone()));
-                }
+            if let Some(v) = v
+                && self.env.get(n).is_none()
+            {
+                out.retain(|(k, _)| k != n);
+                out.push((n.clone(), v.clone()));
             }
         }
         out
@@ -312,10 +312,10 @@ impl StageEval<'_> {
         let mut out = self.env.0.clone();
         out.extend(self.args());
         for p in PROXY_ARGS {
-            if out.iter().all(|(k, _)| k != p) {
-                if let Some(v) = self.ev.opts.build_args.get(p) {
-                    out.push((p.to_string(), v.clone()));
-                }
+            if out.iter().all(|(k, _)| k != p)
+                && let Some(v) = self.ev.opts.build_args.get(p)
+            {
+                out.push((p.to_string(), v.clone()));
             }
         }
         out

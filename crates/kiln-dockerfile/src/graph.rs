@@ -277,12 +277,12 @@ impl StageGraph {
         }
         let mut memo = vec![None; stages.len()];
         let mut levels: Vec<Vec<usize>> = Vec::new();
-        for i in 0..stages.len() {
-            if stages[i].skipped {
+        for (i, node) in stages.iter_mut().enumerate() {
+            if node.skipped {
                 continue;
             }
             let l = level(i, &edges, &mut memo);
-            stages[i].level = Some(l);
+            node.level = Some(l);
             if levels.len() <= l {
                 levels.resize(l + 1, Vec::new());
             }
@@ -324,20 +324,20 @@ fn check_cycles(df: &Dockerfile, edges: &[Edge]) -> Result<(), Error> {
     }
     let mut marks = vec![Mark::New; df.stages.len()];
     for s in 0..df.stages.len() {
-        if marks[s] == Mark::New {
-            if let Some((on, span)) = visit(s, edges, &mut marks) {
-                return Err(Error::new(
-                    ErrorKind::Stage,
-                    span,
-                    format!(
-                        "circular dependency detected on stage: {}",
-                        df.stages[on].display_name()
-                    ),
-                )
-                .with_hint(Some(
-                    "a stage cannot (directly or through others) copy from itself".into(),
-                )));
-            }
+        if marks[s] == Mark::New
+            && let Some((on, span)) = visit(s, edges, &mut marks)
+        {
+            return Err(Error::new(
+                ErrorKind::Stage,
+                span,
+                format!(
+                    "circular dependency detected on stage: {}",
+                    df.stages[on].display_name()
+                ),
+            )
+            .with_hint(Some(
+                "a stage cannot (directly or through others) copy from itself".into(),
+            )));
         }
     }
     Ok(())

@@ -53,7 +53,7 @@ pub(crate) fn heredoc_specs(text: &str) -> Vec<words::HeredocSpec> {
         return Vec::new();
     }
     let (_, args_at) = words::extract_flags(&text[rest..], rest);
-    if matches!(words::parse_json(&text[args_at..]), Json::Array(_)) {
+    if matches!(words::parse_json(&text[args_at..]), Json::Strings(_)) {
         return Vec::new();
     }
     words::heredocs_in_line(&text[rest..])
@@ -265,16 +265,15 @@ fn parse_at(
                     .map_err(|m| Error::new(ErrorKind::Flag, f.span, m))?;
                 if let (Some(t), true) =
                     (spec.resolved.as_ref().and_then(|m| m.target.clone()), true)
-                {
-                    if mounts.iter().any(|m: &MountSpec| {
+                    && mounts.iter().any(|m: &MountSpec| {
                         m.resolved.as_ref().and_then(|r| r.target.as_ref()) == Some(&t)
-                    }) {
-                        return Err(Error::new(
-                            ErrorKind::Flag,
-                            f.span,
-                            format!("mount destination {t} is used more than once"),
-                        ));
-                    }
+                    })
+                {
+                    return Err(Error::new(
+                        ErrorKind::Flag,
+                        f.span,
+                        format!("mount destination {t} is used more than once"),
+                    ));
                 }
                 mounts.push(spec);
             }
@@ -496,16 +495,16 @@ fn parse_at(
                     None => sources.push(s),
                 }
             }
-            if let Some(from) = flags.get("from") {
-                if from.contains('$') || from.contains(['"', '\'', '\\']) {
-                    let f = flags.strings("from")[0];
-                    return Err(Error::new(
+            if let Some(from) = flags.get("from")
+                && (from.contains('$') || from.contains(['"', '\'', '\\']))
+            {
+                let f = flags.strings("from")[0];
+                return Err(Error::new(
                         ErrorKind::Flag,
                         f.span,
                         "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
                     )
                     .with_hint(Some("ARG IMG=...; FROM ${IMG} AS src; then COPY --from=src".into())));
-                }
             }
             let exclude: Vec<String> = flags
                 .strings("exclude")
@@ -736,9 +735,9 @@ fn parse_at(
 /// Exec form if the arguments are a JSON array of strings, else shell form.
 fn maybe_json(line: &Line<'_>, args: &str, at: usize) -> Result<CommandLine, Error> {
     match words::parse_json(args) {
-        Json::Array(v) => Ok(CommandLine::Exec(v)),
-        Json::NotJson => Ok(CommandLine::Shell(args.trim().to_string())),
-        Json::NotStrings => Err(line.err(
+        Json::Strings(v) => Ok(CommandLine::Exec(v)),
+        Json::Shell => Ok(CommandLine::Shell(args.trim().to_string())),
+        Json::NonString => Err(line.err(
             ErrorKind::Json,
             at,
             at + args.len(),
@@ -750,15 +749,15 @@ fn maybe_json(line: &Line<'_>, args: &str, at: usize) -> Result<CommandLine, Err
 /// JSON array, or whitespace-separated words (ADD/COPY/VOLUME). Returns (words, was_json).
 fn json_or_words(line: &Line<'_>, args: &str, at: usize) -> Result<(Vec<String>, bool), Error> {
     match words::parse_json(args) {
-        Json::Array(v) => Ok((v, true)),
-        Json::NotJson => Ok((
+        Json::Strings(v) => Ok((v, true)),
+        Json::Shell => Ok((
             words::split_whitespace(args, at)
                 .into_iter()
                 .map(|t| t.text)
                 .collect(),
             false,
         )),
-        Json::NotStrings => Err(line.err(
+        Json::NonString => Err(line.err(
             ErrorKind::Json,
             at,
             at + args.len(),

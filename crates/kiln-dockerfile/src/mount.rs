@@ -164,14 +164,14 @@ impl MountSpec {
                     .unwrap_or_default();
                 return Err(format!("unexpected key '{k}' in '{f}'{hint}"));
             }
-            if k == "from" {
-                if let Some(v) = &v {
-                    if let Some(i) = v.find('$') {
-                        if i != v.len() - 1 {
-                            return Err("'from' doesn't support variable expansion, define alias stage instead".into());
-                        }
-                    }
-                }
+            if k == "from"
+                && let Some(v) = &v
+                && let Some(i) = v.find('$')
+                && i != v.len() - 1
+            {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead".into(),
+                );
             }
             fields.push((k, v));
         }

@@ -15,19 +15,19 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
     while let Some(ins) = next_instruction(&mut sc)? {
         any = true;
         if let Command::From(f) = &ins.command {
-            if let Some(name) = &f.name {
-                if let Some(prev) = stages.iter().find(|s| s.name.as_deref() == Some(name)) {
-                    let span = name_span(&ins).unwrap_or(ins.span);
-                    return Err(Error::new(
-                        ErrorKind::Stage,
-                        span,
-                        format!("duplicate stage name {name:?}"),
-                    )
-                    .with_hint(Some(format!(
-                        "stage {name:?} is already defined on line {}",
-                        prev.span.line
-                    ))));
-                }
+            if let Some(name) = &f.name
+                && let Some(prev) = stages.iter().find(|s| s.name.as_deref() == Some(name))
+            {
+                let span = name_span(&ins).unwrap_or(ins.span);
+                return Err(Error::new(
+                    ErrorKind::Stage,
+                    span,
+                    format!("duplicate stage name {name:?}"),
+                )
+                .with_hint(Some(format!(
+                    "stage {name:?} is already defined on line {}",
+                    prev.span.line
+                ))));
             }
             stages.push(Stage {
                 index: stages.len(),

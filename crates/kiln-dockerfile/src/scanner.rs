@@ -123,10 +123,10 @@ impl<'a> Scanner<'a> {
     /// itself escaped). Returns the text and whether the instruction continues.
     fn trim_continuation<'s>(&self, line: &'s str) -> (&'s str, bool) {
         let t = line.trim_end_matches([' ', '\t']);
-        if let Some(before) = t.strip_suffix(self.escape) {
-            if before.is_empty() || !before.ends_with(self.escape) {
-                return (before, true);
-            }
+        if let Some(before) = t.strip_suffix(self.escape)
+            && (before.is_empty() || !before.ends_with(self.escape))
+        {
+            return (before, true);
         }
         (line, false)
     }

@@ -170,29 +170,29 @@ pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Token> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Json {
     /// A JSON array of strings.
-    Array(Vec<String>),
+    Strings(Vec<String>),
     /// Not JSON: BuildKit silently falls back to the shell form.
-    NotJson,
+    Shell,
     /// A JSON array holding something other than strings: an error.
-    NotStrings,
+    NonString,
 }
 
 pub(crate) fn parse_json(rest: &str) -> Json {
     let t = rest.trim_start();
     if !t.starts_with('[') {
-        return Json::NotJson;
+        return Json::Shell;
     }
     match serde_json::from_str::<Vec<serde_json::Value>>(t) {
-        Err(_) => Json::NotJson,
+        Err(_) => Json::Shell,
         Ok(values) => {
             let mut out = Vec::with_capacity(values.len());
             for v in values {
                 match v {
                     serde_json::Value::String(s) => out.push(s),
-                    _ => return Json::NotStrings,
+                    _ => return Json::NonString,
                 }
             }
-            Json::Array(out)
+            Json::Strings(out)
         }
     }
 }
@@ -227,20 +227,21 @@ fn raw_shell_words(line: &str) -> Vec<String> {
                 word.push(ch);
                 if ch == '\'' || ch == '"' {
                     quote = Some(ch);
-                } else if ch == '\\' {
-                    if let Some(n) = it.next() {
-                        word.push(n);
-                    }
+                } else if ch == '\\'
+                    && let Some(n) = it.next()
+                {
+                    word.push(n);
                 }
             }
             Some(q) => {
                 word.push(ch);
                 if ch == q {
                     quote = None;
-                } else if ch == '\\' && q == '"' {
-                    if let Some(n) = it.next() {
-                        word.push(n);
-                    }
+                } else if ch == '\\'
+                    && q == '"'
+                    && let Some(n) = it.next()
+                {
+                    word.push(n);
                 }
             }
         }
@@ -351,11 +352,11 @@ mod tests {
     fn json_forms() {
         assert_eq!(
             parse_json(r#"["a", "b"]"#),
-            Json::Array(vec!["a".into(), "b".into()])
+            Json::Strings(vec!["a".into(), "b".into()])
         );
-        assert_eq!(parse_json("['a']"), Json::NotJson);
-        assert_eq!(parse_json(r#"["a", ["b"]]"#), Json::NotStrings);
-        assert_eq!(parse_json("echo [x]"), Json::NotJson);
+        assert_eq!(parse_json("['a']"), Json::Shell);
+        assert_eq!(parse_json(r#"["a", ["b"]]"#), Json::NonString);
+        assert_eq!(parse_json("echo [x]"), Json::Shell);
     }
 
     #[test]

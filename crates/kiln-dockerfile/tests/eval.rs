@@ -14,12 +14,10 @@ fn opts(args: &[(&str, &str)]) -> EvalOptions {
     }
 }
 
+type Vars = Vec<(String, String)>;
+
 /// Expand every instruction of stage `idx`, returning the expanded instructions and the state.
-fn run_stage(
-    src: &str,
-    args: &[(&str, &str)],
-    idx: usize,
-) -> (Vec<Expansion>, Vec<(String, String)>, Vec<(String, String)>) {
+fn run_stage(src: &str, args: &[(&str, &str)], idx: usize) -> (Vec<Expansion>, Vars, Vars) {
     let df = parse(src).unwrap();
     let ev = Evaluator::new(&df, opts(args)).unwrap();
     let mut st = ev.stage(&[("PATH".into(), "/usr/bin".into())]);
