@@ -222,7 +222,7 @@ impl Store {
         let chains = chain_ids(&diff_ids);
         let size: u64 = image.layers.iter().map(|l| l.uncompressed_size).sum();
         let id = image.config_digest;
-        let changes = self.write(|tx| {
+        let (record, changes) = self.write(|tx| {
             for d in &needed {
                 if !self.has_blob(d) {
                     return Err(Error::BlobNotFound {
@@ -272,14 +272,15 @@ impl Store {
             for t in tags {
                 changes.push(set_tag(tx, t, &id)?);
             }
-            Ok(changes)
+            // Read back in the same transaction: a concurrent prune may remove it right after.
+            let record = load_images(tx, Some(&id))?
+                .pop()
+                .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+            Ok((record, changes))
         })?;
         if !tags.is_empty() {
             self.sync_index()?;
         }
-        let record = self
-            .image(&id)?
-            .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
         Ok((record, changes))
     }
 
