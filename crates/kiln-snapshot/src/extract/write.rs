@@ -251,19 +251,35 @@ fn copy_sparse<R: Read>(data: &mut R, file: &mut File) -> Result<u64, EntryError
                 });
             }
         };
-        for block in buf[..n].chunks(HOLE_BLOCK) {
+        // Write runs of data with one call each; seek over whole blocks of zeros.
+        let mut run_start = 0;
+        let mut pos = 0;
+        while pos < n {
+            let end = (pos + HOLE_BLOCK).min(n);
+            let block = &buf[pos..end];
             if block.len() == HOLE_BLOCK && block.iter().all(|&b| b == 0) {
-                pending_hole += HOLE_BLOCK as u64;
-            } else {
-                if pending_hole > 0 {
-                    file.seek(SeekFrom::Current(pending_hole as i64))
-                        .map_err(write_err)?;
-                    pending_hole = 0;
+                if run_start < pos {
+                    if pending_hole > 0 {
+                        file.seek(SeekFrom::Current(pending_hole as i64))
+                            .map_err(write_err)?;
+                        pending_hole = 0;
+                    }
+                    file.write_all(&buf[run_start..pos]).map_err(write_err)?;
                 }
-                file.write_all(block).map_err(write_err)?;
+                pending_hole += HOLE_BLOCK as u64;
+                run_start = end;
             }
-            len += block.len() as u64;
+            pos = end;
         }
+        if run_start < n {
+            if pending_hole > 0 {
+                file.seek(SeekFrom::Current(pending_hole as i64))
+                    .map_err(write_err)?;
+                pending_hole = 0;
+            }
+            file.write_all(&buf[run_start..n]).map_err(write_err)?;
+        }
+        len += n as u64;
     }
     if pending_hole > 0 {
         file.set_len(len).map_err(write_err)?;
