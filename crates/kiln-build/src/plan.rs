@@ -99,7 +99,10 @@ pub enum Op {
     Run(Box<RunOp>),
     Copy(Box<CopyOp>),
     /// WORKDIR: create the directory (owned by USER when set, as BuildKit does).
-    Mkdir { path: String, user: Option<String> },
+    Mkdir {
+        path: String,
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +173,10 @@ struct Planner<'a> {
 
 /// Build the plan for `df`.
 pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Result<Plan> {
-    let eval_opts = EvalOptions { build_args: opts.build_args.clone(), ..Default::default() };
+    let eval_opts = EvalOptions {
+        build_args: opts.build_args.clone(),
+        ..Default::default()
+    };
     let ev = Evaluator::new(df, eval_opts)?;
     let graph = StageGraph::build(df, &ev, opts.target.as_deref())?;
     let mut p = Planner {
@@ -188,21 +194,35 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
             p.plan_stage(si, &graph)?;
         }
     }
-    let skipped = graph.stages.iter().filter(|s| s.skipped).map(|s| s.display.clone()).collect();
+    let skipped = graph
+        .stages
+        .iter()
+        .filter(|s| s.skipped)
+        .map(|s| s.display.clone())
+        .collect();
     let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
     stages.sort_by_key(|s| s.first_step);
     let n_steps = p.plan_steps.len();
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
     let mut steps = p.plan_steps;
     for st in &stages {
-        let ids: Vec<usize> = (st.first_step..=st.last_step).filter(|&i| steps[i].stage == st.index).collect();
+        let ids: Vec<usize> = (st.first_step..=st.last_step)
+            .filter(|&i| steps[i].stage == st.index)
+            .collect();
         let n = ids.len();
         for (k, &i) in ids.iter().enumerate() {
             steps[i].name = format!("[{} {}/{}] {}", st.display, k + 1, n, steps[i].name);
         }
     }
     debug_assert!(steps.len() == n_steps);
-    Ok(Plan { steps, stages, images: p.resolved, target: graph.target, skipped, graph })
+    Ok(Plan {
+        steps,
+        stages,
+        images: p.resolved,
+        target: graph.target,
+        skipped,
+        graph,
+    })
 }
 
 fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
@@ -249,18 +269,28 @@ impl Planner<'_> {
     fn resolve_from_value(&mut self, value: &str, stage: usize) -> Result<CopyFrom> {
         let target = if let Ok(n) = value.parse::<usize>() {
             if n >= self.df.stages.len() {
-                return Err(BuildError::plan(format!("invalid stage index {n} in --from")));
+                return Err(BuildError::plan(format!(
+                    "invalid stage index {n} in --from"
+                )));
             }
             Some(n)
         } else {
             let lower = value.to_lowercase();
-            self.df.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.index)
+            self.df
+                .stages
+                .iter()
+                .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                .map(|s| s.index)
         };
         match target {
-            Some(t) if t == stage => Err(BuildError::plan(format!("stage {value} cannot copy from itself"))),
+            Some(t) if t == stage => Err(BuildError::plan(format!(
+                "stage {value} cannot copy from itself"
+            ))),
             Some(t) => match self.stages.get(&t) {
                 Some(ps) => Ok(CopyFrom::Stage(ps.last_step)),
-                None => Err(BuildError::plan(format!("stage {value} is not planned before stage {stage}"))),
+                None => Err(BuildError::plan(format!(
+                    "stage {value} is not planned before stage {stage}"
+                ))),
             },
             None => Ok(CopyFrom::Image(self.image(value)?)),
         }
@@ -271,7 +301,12 @@ impl Planner<'_> {
         let display = stage.display_name();
         let node = &graph.stages[si];
         let (root, mut config, mut history_steps) = match &node.base {
-            Base::Scratch => (RootSource::Scratch, ImageConfig::default(), Vec::new()),
+            Base::Scratch => {
+                // BuildKit's empty image: WorkingDir "/" (PATH is added below).
+                let mut c = ImageConfig::default();
+                c.config.working_dir = Some("/".into());
+                (RootSource::Scratch, c, Vec::new())
+            }
             Base::Image { reference } => {
                 let i = self.image(reference)?;
                 let c = self.resolved[i].config.clone();
@@ -279,8 +314,15 @@ impl Planner<'_> {
                 (RootSource::Image(i), c, vec![None; n])
             }
             Base::Stage { index } => {
-                let ps = self.stages.get(index).ok_or_else(|| BuildError::plan(format!("stage {index} not planned")))?;
-                (RootSource::Step(ps.last_step), ps.config.clone(), ps.history_steps.clone())
+                let ps = self
+                    .stages
+                    .get(index)
+                    .ok_or_else(|| BuildError::plan(format!("stage {index} not planned")))?;
+                (
+                    RootSource::Step(ps.last_step),
+                    ps.config.clone(),
+                    ps.history_steps.clone(),
+                )
             }
         };
         if config.architecture.is_empty() {
@@ -298,8 +340,12 @@ impl Planner<'_> {
         if matches!(node.base, Base::Image { .. }) {
             if let Some(triggers) = config.config.on_build.take() {
                 for t in triggers {
-                    let df = kiln_dockerfile::parse(&format!("FROM scratch\n{t}\n"))
-                        .map_err(|e| BuildError::plan(format!("ONBUILD trigger {t:?} of the base image: {e}")))?;
+                    let df =
+                        kiln_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                            BuildError::plan(format!(
+                                "ONBUILD trigger {t:?} of the base image: {e}"
+                            ))
+                        })?;
                     if let Some(ins) = df.stages.first().and_then(|s| s.instructions.first()) {
                         let mut ins = ins.clone();
                         ins.span = stage.span;
@@ -367,7 +413,10 @@ impl Planner<'_> {
                 Command::User(u) => rc.user = Some(u.user.clone()),
                 Command::Stopsignal(s) => rc.stop_signal = Some(s.signal.clone()),
                 Command::Shell(s) => rc.shell = Some(s.shell.clone()),
-                Command::Onbuild(o) => rc.on_build.get_or_insert_with(Vec::new).push(o.expression.clone()),
+                Command::Onbuild(o) => rc
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(o.expression.clone()),
                 Command::Cmd(c) => {
                     rc.cmd = Some(exec_or_shell(&c.cmd, rc));
                     cmd_set = true;
@@ -380,10 +429,15 @@ impl Planner<'_> {
                 }
                 Command::Healthcheck(h) => {
                     rc.healthcheck = Some(match h {
-                        ast::Healthcheck::None => Healthcheck { test: Some(vec!["NONE".into()]), ..Default::default() },
+                        ast::Healthcheck::None => Healthcheck {
+                            test: Some(vec!["NONE".into()]),
+                            ..Default::default()
+                        },
                         ast::Healthcheck::Cmd(hc) => {
                             let test = match &hc.cmd {
-                                CommandLine::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+                                CommandLine::Exec(v) => std::iter::once("CMD".to_string())
+                                    .chain(v.iter().cloned())
+                                    .collect(),
                                 CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                             };
                             Healthcheck {
@@ -423,14 +477,16 @@ impl Planner<'_> {
                             return Err(BuildError::plan(format!("unresolved mount {}", m.raw)));
                         };
                         let source = match (mount.kind, &mount.from) {
-                            (MountType::Bind | MountType::Cache, Some(f)) => Some(match self.resolve_from_value(f, si)? {
-                                CopyFrom::Stage(s) => {
-                                    deps.push(s);
-                                    MountSource::Stage(s)
-                                }
-                                CopyFrom::Image(i) => MountSource::Image(i),
-                                CopyFrom::Context => MountSource::Context,
-                            }),
+                            (MountType::Bind | MountType::Cache, Some(f)) => {
+                                Some(match self.resolve_from_value(f, si)? {
+                                    CopyFrom::Stage(s) => {
+                                        deps.push(s);
+                                        MountSource::Stage(s)
+                                    }
+                                    CopyFrom::Image(i) => MountSource::Image(i),
+                                    CopyFrom::Context => MountSource::Context,
+                                })
+                            }
                             (MountType::Bind, None) => Some(MountSource::Context),
                             _ => None,
                         };
@@ -446,7 +502,11 @@ impl Planner<'_> {
                         .into_iter()
                         .filter(|(k, _)| exp.used_args.contains(k))
                         .collect();
-                    let network = if network_none { ast::NetworkMode::None } else { r.network.clone().unwrap_or(ast::NetworkMode::Default) };
+                    let network = if network_none {
+                        ast::NetworkMode::None
+                    } else {
+                        r.network.clone().unwrap_or(ast::NetworkMode::Default)
+                    };
                     let op = RunOp {
                         args,
                         env,
@@ -477,7 +537,11 @@ impl Planner<'_> {
                     let op = CopyOp {
                         from: from.clone(),
                         sources: c.sources.clone(),
-                        inline: c.inline.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+                        inline: c
+                            .inline
+                            .iter()
+                            .map(|h| (h.name.clone(), h.content.clone()))
+                            .collect(),
                         dest: c.dest.clone(),
                         workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
                         chown: c.chown.clone(),
@@ -497,7 +561,11 @@ impl Planner<'_> {
                     let op = CopyOp {
                         from: CopyFrom::Context,
                         sources: c.sources.clone(),
-                        inline: c.inline.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+                        inline: c
+                            .inline
+                            .iter()
+                            .map(|h| (h.name.clone(), h.content.clone()))
+                            .collect(),
                         dest: c.dest.clone(),
                         workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
                         chown: c.chown.clone(),
@@ -527,12 +595,26 @@ impl Planner<'_> {
         }
         self.stages.insert(
             si,
-            PlannedStage { index: si, display, first_step: base_step, last_step: last, config, history_steps },
+            PlannedStage {
+                index: si,
+                display,
+                first_step: base_step,
+                last_step: last,
+                config,
+                history_steps,
+            },
         );
         Ok(())
     }
 
-    fn push_copy(&mut self, si: usize, x: &Instruction, last: StepIndex, op: CopyOp, from: CopyFrom) -> StepIndex {
+    fn push_copy(
+        &mut self,
+        si: usize,
+        x: &Instruction,
+        last: StepIndex,
+        op: CopyOp,
+        from: CopyFrom,
+    ) -> StepIndex {
         let mut deps = vec![last];
         if let CopyFrom::Stage(s) = from {
             deps.push(s);
@@ -581,7 +663,11 @@ fn run_args(r: &ast::Run, rc: &RunConfig) -> Vec<String> {
 
 fn shebang_scripts(r: &ast::Run) -> Vec<(String, String)> {
     match &r.cmd {
-        CommandLine::Shell(line) if r.heredocs.len() == 1 && is_lone_heredoc(line) && r.heredocs[0].content.starts_with("#!") => {
+        CommandLine::Shell(line)
+            if r.heredocs.len() == 1
+                && is_lone_heredoc(line)
+                && r.heredocs[0].content.starts_with("#!") =>
+        {
             vec![(r.heredocs[0].name.clone(), r.heredocs[0].content.clone())]
         }
         _ => vec![],
@@ -591,14 +677,20 @@ fn shebang_scripts(r: &ast::Run) -> Vec<(String, String)> {
 /// `<<EOF`, `<<-EOF`, `<<"EOF"` alone on the line.
 fn is_lone_heredoc(line: &str) -> bool {
     let t = line.trim();
-    let Some(rest) = t.strip_prefix("<<") else { return false };
+    let Some(rest) = t.strip_prefix("<<") else {
+        return false;
+    };
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     !rest.is_empty() && !rest.contains(char::is_whitespace)
 }
 
 /// WORKDIR semantics: absolute replaces, relative joins; the result is cleaned.
 pub fn join_workdir(cur: &str, p: &str) -> String {
-    let joined = if p.starts_with('/') { p.to_string() } else { format!("{cur}/{p}") };
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{cur}/{p}")
+    };
     clean_path(&joined)
 }
 

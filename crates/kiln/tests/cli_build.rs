@@ -1,0 +1,266 @@
+//! End-to-end `kiln build` tests: the real binary, a temporary store, the busybox base image
+//! from scripts/make-busybox-image.sh, overlayfs and namespaces for real (run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+/// The busybox docker-archive, made once per test run.
+fn busybox_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-build-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+        let st = Command::new("bash").arg(&script).arg(&out).output().expect("running make-busybox-image.sh");
+        assert!(st.status.success(), "make-busybox-image.sh failed (needs busybox-static): {}", String::from_utf8_lossy(&st.stderr));
+        out
+    })
+}
+
+struct Ctx {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    ctx: PathBuf,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let ctx = tmp.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        let c = Ctx { _tmp: tmp, root, ctx };
+        let out = c.kiln(&["load", "-q", "-i", busybox_archive().to_str().unwrap()]);
+        assert!(out.status.success(), "load: {}", String::from_utf8_lossy(&out.stderr));
+        c
+    }
+
+    fn file(&self, rel: &str, content: &str) -> &Self {
+        let p = self.ctx.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    fn kiln(&self, args: &[&str]) -> Output {
+        Command::new(bin()).env("KILN_ROOT", &self.root).env_remove("SOURCE_DATE_EPOCH").args(args).output().unwrap()
+    }
+
+    /// `kiln build` with `args` on the context; returns (exit code, stdout, stderr).
+    fn build(&self, args: &[&str]) -> (i32, String, String) {
+        let mut a = vec!["build", "--progress=plain"];
+        a.extend_from_slice(args);
+        let ctx = self.ctx.to_str().unwrap().to_string();
+        a.push(&ctx);
+        let out = self.kiln(&a);
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    fn build_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.build(args);
+        assert_eq!(code, 0, "build failed:\n{err}");
+        let _ = out;
+        err
+    }
+
+    fn image_id(&self, args: &[&str]) -> String {
+        let mut a = vec!["-q"];
+        a.extend_from_slice(args);
+        let (code, out, err) = self.build(&a);
+        assert_eq!(code, 0, "build failed:\n{err}");
+        out.trim().to_string()
+    }
+
+    /// The final filesystem of a build, via `--output type=local`.
+    fn export(&self, args: &[&str]) -> PathBuf {
+        let dest = self._tmp.path().join(format!("out-{}", rand_suffix()));
+        let o = format!("type=local,dest={}", dest.display());
+        let mut a = vec!["-o", o.as_str()];
+        a.extend_from_slice(args);
+        self.build_ok(&a);
+        dest
+    }
+
+    fn tmp_is_empty(&self) -> bool {
+        std::fs::read_dir(self.root.join("tmp")).map(|mut d| d.next().is_none()).unwrap_or(true)
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
+}
+
+fn kiln_mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains("kiln-")).count()
+}
+
+#[test]
+fn multi_stage_build_copies_from_stage_and_skips_unused() {
+    let c = Ctx::new();
+    c.file("a.txt", "hello\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS build\nWORKDIR /src\nCOPY a.txt .\nRUN echo built > out.txt && cat a.txt >> out.txt\n\n\
+         FROM localhost/busybox:latest AS unused\nRUN exit 1\n\n\
+         FROM localhost/busybox:latest\nCOPY --from=build /src/out.txt /out.txt\nENV GREETING=hi\nCMD [\"cat\", \"/out.txt\"]\n",
+    );
+    let out = c.export(&["-t", "demo"]);
+    assert_eq!(std::fs::read_to_string(out.join("out.txt")).unwrap(), "built\nhello\n");
+    assert!(!out.join("src").exists(), "the build stage's files must not reach the final image");
+    let inspect = c.kiln(&["inspect", "demo"]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["cat", "/out.txt"]));
+    assert!(v[0]["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hi"));
+    assert!(c.tmp_is_empty(), "the build left temporary files in the store");
+}
+
+#[test]
+fn noop_rebuild_is_fully_cached_with_the_same_id() {
+    let c = Ctx::new();
+    c.file("a.txt", "1\n").file("Dockerfile", "FROM localhost/busybox:latest\nCOPY a.txt /a\nRUN cat /a > /b\n");
+    let id1 = c.image_id(&["-t", "x"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let err = c.build_ok(&["-t", "x"]);
+    assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+    // Only the base image resolution reports DONE; no instruction runs.
+    assert_eq!(err.matches("DONE").count(), 1, "nothing should run on a no-op rebuild:\n{err}");
+    let id2 = c.image_id(&["-t", "x"]);
+    assert_eq!(id1, id2);
+}
+
+#[test]
+fn editing_a_source_file_keeps_the_dependency_install_cached_and_explains_the_miss() {
+    let c = Ctx::new();
+    c.file("package.json", "{\"name\":\"demo\"}\n").file("src/App.jsx", "v1\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nWORKDIR /app\nCOPY package*.json ./\nRUN echo installed > node_modules\nCOPY src ./src\nRUN cat src/App.jsx > build.txt\n",
+    );
+    c.build_ok(&[]);
+    c.file("src/App.jsx", "v2\n");
+    let err = c.build_ok(&["--explain"]);
+    assert!(err.contains("[stage-0 3/6] COPY package*.json ./\n#3 CACHED") || err.contains("COPY package*.json ./\n#") && err.matches("CACHED").count() == 3, "{err}");
+    assert_eq!(err.matches("CACHED").count(), 3, "WORKDIR, COPY package*.json and RUN install stay cached:\n{err}");
+    assert!(err.contains("cache miss: files matching `src` in the context changed"), "{err}");
+    let out = c.export(&[]);
+    assert_eq!(std::fs::read_to_string(out.join("app/build.txt")).unwrap(), "v2\n");
+}
+
+#[test]
+fn jobs_one_and_jobs_eight_give_identical_digests() {
+    let df = "FROM localhost/busybox:latest AS a\nRUN echo a > /a\nFROM localhost/busybox:latest AS b\nRUN echo b > /b\n\
+              FROM localhost/busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
+    let c1 = Ctx::new();
+    c1.file("Dockerfile", df);
+    let c2 = Ctx::new();
+    c2.file("Dockerfile", df);
+    let id1 = c1.image_id(&["--jobs", "1", "--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+    let id2 = c2.image_id(&["--jobs", "8", "--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+    assert_eq!(id1, id2);
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS a\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end\n\
+         FROM localhost/busybox:latest AS b\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end\n\
+         FROM localhost/busybox:latest\nCOPY --from=a /start /a.start\nCOPY --from=a /end /a.end\nCOPY --from=b /start /b.start\nCOPY --from=b /end /b.end\n",
+    );
+    let out = c.export(&["--jobs", "2"]);
+    // /proc/uptime is the host's clock (not namespaced), in seconds with centiseconds.
+    let t = |n: &str| -> f64 { std::fs::read_to_string(out.join(n)).unwrap().trim().parse().unwrap() };
+    // The two intervals overlap: each started before the other ended.
+    assert!(t("a.start") < t("b.end") && t("b.start") < t("a.end"), "stages ran one after the other");
+}
+
+#[test]
+fn failing_run_reports_the_line_and_leaves_nothing_behind() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUN echo before\nRUN echo oops >&2 && exit 3\n");
+    let before = kiln_mounts();
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(err.contains("oops"), "the failing step's output is shown:\n{err}");
+    assert_eq!(kiln_mounts(), before, "mounts leaked");
+    assert!(c.tmp_is_empty(), "temporary directories leaked");
+    let check = c.kiln(&["system", "check"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn target_builds_only_what_it_needs() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS build\nRUN echo b > /b\nFROM build AS test\nRUN exit 1\nFROM localhost/busybox:latest\nCOPY --from=build /b /b\n",
+    );
+    let err = c.build_ok(&["--target", "build"]);
+    assert!(!err.contains("exit 1"), "{err}");
+    let (code, _, err) = c.build(&["--target", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn secrets_are_readable_but_never_stored() {
+    let c = Ctx::new();
+    c.file("token", "s3cr3t-value\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n",
+    );
+    let src = format!("id=tok,src={}", c.ctx.join("token").display());
+    let out = c.export(&["--secret", &src, "-t", "sec"]);
+    assert_eq!(std::fs::read_to_string(out.join("len")).unwrap().trim(), "13");
+    assert!(!out.join("run/secrets/tok").exists());
+    // Nothing the store keeps (blobs, snapshots, cache records) holds the secret.
+    for e in walk(&c.root) {
+        let data = std::fs::read(&e).unwrap_or_default();
+        assert!(!data.windows(12).any(|w| w == b"s3cr3t-value"), "secret found in {}", e.display());
+    }
+    let hist = c.kiln(&["history", "--no-trunc", "sec"]);
+    assert!(!String::from_utf8_lossy(&hist.stdout).contains("s3cr3t"));
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_errors_point_at_the_line() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUNN echo hi\n");
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Dockerfile:2:1"), "{err}");
+    assert!(err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn missing_base_image_says_how_to_get_it() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM localhost/nothere:1\nRUN true\n");
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("kiln load"), "{err}");
+}
