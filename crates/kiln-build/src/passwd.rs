@@ -230,7 +230,7 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<Identity, PasswdError> {
             if !entry.name.is_empty() {
                 user.additional_gids = groups(root)?
                     .into_iter()
-                    .filter(|gr| gr.members.iter().any(|m| *m == entry.name))
+                    .filter(|gr| gr.members.contains(&entry.name))
                     .map(|gr| gr.gid)
                     .filter(|gid| *gid != user.gid)
                     .collect();

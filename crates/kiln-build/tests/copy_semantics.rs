@@ -647,7 +647,7 @@ fn copy_from_stage_special_files() {
     symlink("orig", p.join("soft")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &p.join("fifo"),
+        p.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -749,4 +749,42 @@ fn copy_ignores_user_and_copy_of_root_dot() {
     q.workdir = "/a/b".into();
     copy_into(&q, d.path()).unwrap();
     assert!(exists(d.path(), "a/b/rel/Dockerfile"));
+}
+
+#[test]
+fn passwd_for_run_users() {
+    use kiln_build::copy::passwd::{Identity, resolve_user};
+    let d = image_root();
+    let r = d.path();
+    assert_eq!(
+        resolve_user(r, "app").unwrap(),
+        Identity {
+            uid: 1001,
+            gid: 1001,
+            additional_gids: vec![50]
+        }
+    );
+    assert_eq!(resolve_user(r, "").unwrap().uid, 0);
+    assert_eq!(
+        resolve_user(r, "2000:3000").unwrap(),
+        Identity {
+            uid: 2000,
+            gid: 3000,
+            additional_gids: vec![]
+        }
+    );
+    assert_eq!(resolve_user(r, "4242").unwrap().gid, 0);
+    assert_eq!(resolve_user(r, "app:root").unwrap().gid, 0);
+    assert_eq!(resolve_user(r, "nobody").unwrap().uid, 65534);
+    let e = resolve_user(r, "ghost").unwrap_err();
+    assert!(e.to_string().contains("unable to find user ghost"), "{e}");
+    // /etc/passwd is read inside the root: a link to the host's file is re-rooted.
+    let e2 = tempfile::tempdir().unwrap();
+    fs::create_dir(e2.path().join("etc")).unwrap();
+    symlink("/etc/shadow", e2.path().join("etc/passwd")).unwrap();
+    assert!(
+        resolve_user(e2.path(), "root").is_err()
+            || resolve_user(e2.path(), "root").unwrap().uid == 0
+    );
+    assert!(resolve_user(e2.path(), "daemon").is_err());
 }

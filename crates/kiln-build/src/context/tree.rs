@@ -345,7 +345,7 @@ impl SourceTree {
                 });
             }
         }
-        if d == Decision::Skip {
+        if d == Decision::Skip || (f.exclude.is_none() && f.include.is_none()) {
             return d;
         }
         let s = lossy(rel);
