@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# tutorial-e2e.sh — the multi-stage tutorial end to end with kiln: load the locally made node and
+# nginx base images into a temporary KILN_ROOT, build the React app's Dockerfiles, and check the
+# results. Prints one line per check (PASS/FAIL/INFO) and exits 1 if any check failed.
+#
+# Usage: scripts/tutorial-e2e.sh [--keep]
+#
+#   --keep   keep the work directory (logs, KILN_ROOT, exported files) instead of removing it
+#
+# Env:
+#   KILN       kiln binary (default: `kiln` on PATH, else target/release/kiln of this repo)
+#   APP        the React app (default: examples/tutorial-react of this repo)
+#   FIXTURES   base image archives node-18.docker.tar, nginx-bookworm.docker.tar
+#              (default /var/tmp/kiln-fixtures/images). When missing, they are made with
+#              MAKE_BASES (default ../shared/fixtures/make-base-images.sh next to the repo;
+#              debootstrap + umoci + skopeo, as root, ~3 min the first time).
+#   WORK       work directory (default: a new /var/tmp/kiln-tutorial.XXXXXX)
+#   BUILD_ARGS extra `kiln build` arguments for every build (e.g. --build-arg NPM_CONFIG_REGISTRY=URL)
+#
+# Checks: bases load; the multi-stage image builds and its /usr/share/nginx/html holds the built
+# app (read back with `kiln save` + tar) while node stays out of it; a no-op rebuild runs nothing
+# and keeps the image ID; the single-stage build reuses the installer's cache; the tested variant
+# runs vitest; a failing test fails the build; `--target installer` skips the nginx stage; a tester
+# stage nothing copies from never runs; an edit of src/App.jsx keeps `COPY package*.json` and
+# `RUN npm install` cached, `--explain` says why `COPY . .` missed, and the edit reaches the
+# exported files (`-o type=local`); `kiln images` sizes single- vs multi-stage.
+# `npm install` runs on the host network and needs the npm registry.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --keep) KEEP=1; shift ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ -z "${KILN:-}" ]; then
+  if command -v kiln >/dev/null; then KILN=$(command -v kiln)
+  else KILN=$REPO/target/release/kiln; fi
+fi
+APP=${APP:-$REPO/examples/tutorial-react}
+FIXTURES=${FIXTURES:-/var/tmp/kiln-fixtures/images}
+MAKE_BASES=${MAKE_BASES:-$REPO/../shared/fixtures/make-base-images.sh}
+read -r -a EXTRA <<<"${BUILD_ARGS:-}"
+
+[ -x "$KILN" ] || { echo "kiln binary not found at $KILN (build it: cargo build --release -p kiln, or set KILN)" >&2; exit 2; }
+[ -f "$APP/Dockerfile" ] || { echo "React app not found at $APP (set APP)" >&2; exit 2; }
+
+if [ -n "${WORK:-}" ]; then mkdir -p "$WORK"; else WORK=$(mktemp -d /var/tmp/kiln-tutorial.XXXXXX); fi
+export KILN_ROOT=$WORK/root
+CTX=$WORK/app LOGS=$WORK/logs
+mkdir -p "$KILN_ROOT" "$LOGS"
+FAILS=0 PASSES=0
+cleanup() { if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
+trap cleanup EXIT
+
+pass() { PASSES=$((PASSES + 1)); printf 'PASS  %s\n' "$*"; }
+fail() { FAILS=$((FAILS + 1)); printf 'FAIL  %s\n' "$*"; }
+info() { printf 'INFO  %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+not() { ! "$@" >/dev/null 2>&1; }
+absent() { local p; for p; do [ ! -e "$p" ] || return 1; done; }
+grep_all() { local f=$1 re; shift; for re; do grep -qE "$re" "$f" || return 1; done; }
+contains_all() { local s=$1 t; shift; for t; do [[ $s == *"$t"* ]] || return 1; done; }
+show_tail() { tail -n "${2:-15}" "$1" | sed 's/^/      /'; }
+
+# kb LOG ARGS...: `kiln build --progress=plain ARGS` in the app copy; output in LOG; sets SECS
+kb() {
+  local log=$1 t0 rc; shift
+  t0=$(now)
+  (cd "$CTX" && "$KILN" build --progress=plain "${EXTRA[@]}" "$@") >"$log" 2>&1
+  rc=$?
+  SECS=$(since "$t0")
+  return $rc
+}
+
+# step_cached LOG TEXT: the plain log shows the step whose name contains TEXT as CACHED
+step_cached() {
+  awk -v t="$2" '
+    index($0, t) && match($0, /^#[0-9]+ /) { id = substr($0, RSTART, RLENGTH) }
+    id != "" && $0 == id "CACHED" { found = 1 }
+    END { exit !found }' "$1"
+}
+step_cached_any() { local log=$1 t; shift; for t; do step_cached "$log" "$t" && return 0; done; return 1; }
+deps_cached() { step_cached "$1" 'COPY package*.json' && step_cached "$1" 'RUN npm install'; }
+# ran_steps LOG: number of steps that executed (BuildKit-style "#N DONE" lines)
+ran_steps() { grep -cE '^#[0-9]+ DONE ' "$1"; }
+
+# rootfs IMAGE DIR: the image's filesystem, read back with `kiln save` (docker-archive) + tar
+rootfs() {
+  local img=$1 dir=$2 arc=$WORK/save.tar l
+  rm -rf "$dir" "$WORK/save"; mkdir -p "$dir" "$WORK/save"
+  "$KILN" save -o "$arc" "$img" || return 1
+  tar -C "$WORK/save" -xf "$arc" || return 1
+  for l in $(jq -r '.[0].Layers[]' "$WORK/save/manifest.json"); do
+    tar -C "$dir" -xf "$WORK/save/$l" || return 1
+  done
+  rm -rf "$arc" "$WORK/save"
+}
+
+# served_app DIR HEADING: DIR is the React build: index.html + a JS bundle with HEADING in it
+served_app() {
+  local dir=$1 want=$2 js
+  grep -q '<div id="root"></div>' "$dir/index.html" 2>/dev/null &&
+    grep -q '<title>Multi-stage React App</title>' "$dir/index.html" || return 1
+  js=$(grep -oE 'assets/index-[A-Za-z0-9_-]+\.js' "$dir/index.html" | head -n1)
+  [ -n "$js" ] && grep -qF "$want" "$dir/$js"
+}
+
+image_id() { "$KILN" inspect -f '{{.Id}}' "$1" 2>/dev/null; }
+image_size() { "$KILN" inspect -f '{{.Size}}' "$1"; }
+image_layers() { "$KILN" inspect -f '{{len .RootFS.Layers}}' "$1"; }
+
+echo "tutorial-e2e: kiln=$KILN app=$APP work=$WORK"
+tar -C "$APP" --exclude=./node_modules --exclude=./build -cf - . | tar -C "$CTX" -xf -
+chmod -R u+w "$CTX"
+
+# ---- 1. base images ---------------------------------------------------------------------------
+if [ ! -s "$FIXTURES/node-18.docker.tar" ] || [ ! -s "$FIXTURES/nginx-bookworm.docker.tar" ]; then
+  if [ -x "$MAKE_BASES" ]; then
+    info "making base images with $MAKE_BASES (log $LOGS/make-base-images.log)"
+    DOCKER='' "$MAKE_BASES" "$(dirname "$FIXTURES")" >"$LOGS/make-base-images.log" 2>&1 ||
+      { fail "make-base-images.sh"; show_tail "$LOGS/make-base-images.log"; exit 1; }
+  else
+    fail "base archives missing in $FIXTURES and no make-base-images.sh at $MAKE_BASES"
+    exit 1
+  fi
+fi
+for stem in node-18 nginx-bookworm; do
+  if "$KILN" load -i "$FIXTURES/$stem.docker.tar" >"$LOGS/load-$stem.log" 2>&1
+  then pass "kiln load -i $stem.docker.tar"
+  else fail "kiln load -i $stem.docker.tar"; show_tail "$LOGS/load-$stem.log"; exit 1; fi
+done
+"$KILN" images >"$LOGS/images-bases.txt" 2>&1
+check "kiln images lists localhost/node:18 and localhost/nginx:bookworm" \
+  grep_all "$LOGS/images-bases.txt" '^localhost/node +18 ' '^localhost/nginx +bookworm '
+
+# ---- 2. multi-stage: cold build, content, config ----------------------------------------------
+HEADING='Hello from a multi-stage build'
+if kb "$LOGS/multi-cold.log" -t tutorial-multistage -f Dockerfile .; then
+  T_COLD=$SECS; pass "build Dockerfile (multi-stage, cold cache) in ${SECS}s"
+else
+  fail "build Dockerfile (multi-stage, cold cache)"; show_tail "$LOGS/multi-cold.log" 25; exit 1
+fi
+T_NPM=$(awk '/RUN npm install/ && match($0, /^#[0-9]+ /) { id = substr($0, RSTART, RLENGTH) }
+             id != "" && index($0, id "DONE ") == 1 { print $3; exit }' "$LOGS/multi-cold.log")
+T_VITE=$(awk '/RUN npm run build/ && match($0, /^#[0-9]+ /) { id = substr($0, RSTART, RLENGTH) }
+              id != "" && index($0, id "DONE ") == 1 { print $3; exit }' "$LOGS/multi-cold.log")
+info "cold build: ${T_COLD}s (npm install ${T_NPM:-?}, npm run build ${T_VITE:-?})"
+
+if rootfs tutorial-multistage "$WORK/multi-rootfs" 2>"$LOGS/save-multi.log"; then
+  check "multi-stage image: /usr/share/nginx/html holds the built React app (index.html + JS bundle with the heading)" \
+    served_app "$WORK/multi-rootfs/usr/share/nginx/html" "$HEADING"
+  check "multi-stage image ships no node, node_modules or sources (build fat, ship thin)" \
+    absent "$WORK/multi-rootfs/usr/bin/node" "$WORK/multi-rootfs/app"
+else
+  fail "kiln save tutorial-multistage"; show_tail "$LOGS/save-multi.log"
+fi
+CFG=$("$KILN" inspect -f '{{json .Config.ExposedPorts}} {{json .Config.Cmd}}' tutorial-multistage 2>&1)
+check "multi-stage config: EXPOSE 80 and nginx's CMD inherited ($CFG)" \
+  contains_all "$CFG" '"80/tcp"' '["nginx","-g","daemon off;"]'
+
+# ---- 3. no-op rebuild -------------------------------------------------------------------------
+ID_COLD=$(image_id tutorial-multistage)
+kb "$LOGS/multi-noop.log" -t tutorial-multistage -f Dockerfile .
+T_NOOP=$SECS
+RAN=$(ran_steps "$LOGS/multi-noop.log") ID_NOOP=$(image_id tutorial-multistage)
+check "no-op rebuild in ${SECS}s: no step ran ($RAN ran), image ID unchanged" \
+  test "$RAN" = 0 -a -n "$ID_COLD" -a "$ID_NOOP" = "$ID_COLD"
+
+# ---- 4. single-stage --------------------------------------------------------------------------
+if kb "$LOGS/single.log" -t tutorial-single -f Dockerfile.single .; then
+  pass "build Dockerfile.single in ${SECS}s"
+  check "single-stage build reuses the installer's cached COPY package*.json + RUN npm install" \
+    deps_cached "$LOGS/single.log"
+else
+  fail "build Dockerfile.single"; show_tail "$LOGS/single.log" 25
+fi
+
+# ---- 5. tested variant and a failing test -----------------------------------------------------
+if kb "$LOGS/tested.log" -t tutorial-tested -f Dockerfile.tested .; then
+  pass "build Dockerfile.tested in ${SECS}s"
+  check "Dockerfile.tested ran vitest in the tester stage (Tests 4 passed)" grep -qE 'Tests +4 passed' "$LOGS/tested.log"
+else
+  fail "build Dockerfile.tested"; show_tail "$LOGS/tested.log" 25
+fi
+BROKEN=$WORK/broken
+cp -a "$CTX" "$BROKEN"
+sed -i "s/toBe('clicked 1 time')/toBe('clicked one time')/" "$BROKEN/src/App.test.jsx"
+if (cd "$BROKEN" && "$KILN" build --progress=plain "${EXTRA[@]}" -t tutorial-broken -f Dockerfile.tested .) >"$LOGS/broken.log" 2>&1; then
+  fail "Dockerfile.tested with a failing test built anyway (tester stage skipped?)"
+elif grep -qE 'Tests +1 failed' "$LOGS/broken.log"; then
+  pass "Dockerfile.tested with a failing test fails the build (vitest: Tests 1 failed)"
+else
+  fail "Dockerfile.tested with a failing test failed, but not in vitest:"; show_tail "$LOGS/broken.log"
+fi
+check "the failed build tagged nothing" not "$KILN" inspect tutorial-broken
+
+# ---- 6. --target installer, and a tester stage nothing needs ----------------------------------
+if kb "$LOGS/target.log" --target installer -t tutorial-installer -f Dockerfile .; then
+  pass "build --target installer in ${SECS}s"
+  check "--target installer skips the nginx stage" not grep -q 'localhost/nginx' "$LOGS/target.log"
+  if rootfs tutorial-installer "$WORK/installer-rootfs" 2>"$LOGS/save-installer.log"; then
+    check "installer image holds /app/build and /app/node_modules" \
+      test -f "$WORK/installer-rootfs/app/build/index.html" -a -d "$WORK/installer-rootfs/app/node_modules/vite"
+    rm -rf "$WORK/installer-rootfs"
+  else
+    fail "kiln save tutorial-installer"; show_tail "$LOGS/save-installer.log"
+  fi
+else
+  fail "build --target installer"; show_tail "$LOGS/target.log" 25
+fi
+sed -e 's/COPY --from=tester/COPY --from=installer/' -e 's/RUN npm test/RUN npm test \&\& echo TESTER-RAN/' \
+  "$CTX/Dockerfile.tested" >"$WORK/Dockerfile.unref"
+if kb "$LOGS/unref.log" -t tutorial-unref -f "$WORK/Dockerfile.unref" .; then
+  check "a tester stage the target does not need never runs (as BuildKit skips it)" \
+    not grep -q 'TESTER-RAN' "$LOGS/unref.log"
+else
+  fail "build with an unreferenced tester stage"; show_tail "$LOGS/unref.log"
+fi
+
+# ---- 7. edit src/App.jsx, rebuild -------------------------------------------------------------
+NEW="Edited at $(date +%s%N)"
+sed -i "s/$HEADING/$NEW/" "$CTX/src/App.jsx"
+if kb "$LOGS/multi-edit.log" --explain -t tutorial-multistage -f Dockerfile .; then
+  T_EDIT=$SECS; pass "rebuild after editing src/App.jsx in ${SECS}s"
+else
+  fail "rebuild after editing src/App.jsx"; show_tail "$LOGS/multi-edit.log" 25
+fi
+check "after the edit, COPY package*.json and RUN npm install stay CACHED" deps_cached "$LOGS/multi-edit.log"
+check "after the edit, COPY . . and RUN npm run build ran again" \
+  not step_cached_any "$LOGS/multi-edit.log" 'COPY . .' 'RUN npm run build'
+MISS=$(grep -m1 'cache miss:' "$LOGS/multi-edit.log" | sed 's/^#[0-9]* cache miss: //')
+info "--explain for COPY . .: ${MISS:-<nothing>}"
+check "--explain names the changed file src/App.jsx" grep -q 'cache miss:.*App\.jsx' "$LOGS/multi-edit.log"
+if kb "$LOGS/multi-local.log" -o "type=local,dest=$WORK/out" -f Dockerfile .; then
+  check "-o type=local export: usr/share/nginx/html serves the edited heading" \
+    served_app "$WORK/out/usr/share/nginx/html" "$NEW"
+else
+  fail "kiln build -o type=local"; show_tail "$LOGS/multi-local.log"
+fi
+if rootfs tutorial-multistage "$WORK/multi-rootfs" 2>>"$LOGS/save-multi.log"; then
+  check "the re-tagged image holds the edited app" served_app "$WORK/multi-rootfs/usr/share/nginx/html" "$NEW"
+fi
+
+# ---- 8. sizes -----------------------------------------------------------------------------------
+"$KILN" images >"$LOGS/images.txt" 2>&1
+grep -E '^(REPOSITORY|tutorial-(multistage|single)) ' "$LOGS/images.txt" | sed 's/^/      /'
+S_MULTI=$(image_size tutorial-multistage) S_SINGLE=$(image_size tutorial-single)
+if [ -n "$S_MULTI" ] && [ -n "$S_SINGLE" ] && [ "$S_MULTI" -lt "$S_SINGLE" ]; then
+  pass "multi-stage image is smaller: $S_MULTI vs $S_SINGLE bytes ($(awk -v m="$S_MULTI" -v s="$S_SINGLE" 'BEGIN { printf "%.0f", 100 * (1 - m / s) }')% smaller), layers $(image_layers tutorial-multistage) vs $(image_layers tutorial-single)"
+else
+  fail "image sizes: multi-stage ${S_MULTI:-?} vs single-stage ${S_SINGLE:-?} bytes"
+fi
+info "times: cold ${T_COLD:-?}s, no-op ${T_NOOP:-?}s, one edit ${T_EDIT:-?}s"
+
+echo "tutorial-e2e: $PASSES passed, $FAILS failed"
+[ "$FAILS" = 0 ]
