@@ -43,3 +43,24 @@ pub fn parse(src: &str) -> Result<Dockerfile, Error> {
 pub fn parse_named(src: &str, file: &str) -> Result<Dockerfile, Error> {
     parser::parse_source(src).map_err(|e| e.in_file(file))
 }
+
+/// Parse ONBUILD triggers stored in a base image's config (`OnBuild`), as they run right
+/// after a downstream `FROM`. Spans count from the first trigger as line 2 (line 1 is a
+/// synthetic `FROM`).
+pub fn parse_onbuild_triggers(triggers: &[String]) -> Result<Vec<Instruction>, Error> {
+    let mut src = String::from("FROM scratch\n");
+    for t in triggers {
+        src.push_str(t);
+        src.push('\n');
+    }
+    let mut df = parser::parse_source(&src).map_err(|e| e.in_file("ONBUILD"))?;
+    if df.stages.len() != 1 {
+        return Err(Error::new(
+            ErrorKind::Arguments,
+            Span::default(),
+            "FROM isn't allowed as an ONBUILD trigger",
+        )
+        .in_file("ONBUILD"));
+    }
+    Ok(df.stages.remove(0).instructions)
+}
