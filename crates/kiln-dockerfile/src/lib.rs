@@ -12,8 +12,8 @@
 pub mod analysis;
 pub mod ast;
 pub mod check;
-mod dump;
 pub mod dockerignore;
+mod dump;
 pub mod error;
 pub mod eval;
 pub mod expand;
