@@ -19,7 +19,9 @@ if ! "$busybox" --list >/dev/null 2>&1; then
   echo "make-busybox-image.sh: $busybox is not busybox; install it: apt-get install busybox-static" >&2
   exit 1
 fi
-if ! (LC_ALL=C ldd "$busybox" 2>&1 || true) | grep -q 'not a dynamic'; then
+# (No `grep -q` / `head` in pipelines: with pipefail, a reader that exits early can fail
+# the pipeline through SIGPIPE.)
+if ! (LC_ALL=C ldd "$busybox" 2>&1 || true) | grep 'not a dynamic' >/dev/null; then
   echo "make-busybox-image.sh: $busybox is dynamically linked; install busybox-static" >&2
   exit 1
 fi
@@ -66,7 +68,7 @@ mv "$work/layer.tar" "$work/archive/blobs/sha256/$layer_hex"
 
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-version=$("$busybox" 2>&1 | head -1 | sed -e 's/^BusyBox \(v[^ ]*\).*/\1/')
+version=$("$busybox" 2>&1 | sed -n -e '1s/^BusyBox \(v[^ ]*\).*/\1/p')
 printf '{"architecture":"%s","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"created":"%s","history":[{"created":"%s","created_by":"kiln scripts/make-busybox-image.sh (busybox-static %s)"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
   "$arch" "$created" "$created" "$version" "$layer_hex" >"$work/config.json"
 config_hex=$(sha256sum "$work/config.json" | cut -d' ' -f1)
