@@ -40,7 +40,9 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
             let mut k = KeyBuilder::new("run");
             k.list("args", &r.args);
             let env: Vec<String> = r.env.iter().map(|(a, v)| format!("{a}={v}")).collect();
-            k.list("env", &env).field("cwd", &r.cwd).field("user", &r.user);
+            k.list("env", &env)
+                .field("cwd", &r.cwd)
+                .field("user", &r.user);
             k.field("network", &format!("{:?}", r.network));
             for (name, content) in &r.scripts {
                 k.field("script", name).field("script-content", content);
@@ -57,8 +59,17 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         k.field("mount-context", &d);
                     }
                     Some(MountSource::Stage(s)) => {
-                        let sk = b.results.lock().unwrap()[*s].as_ref().map(|r| r.key.clone()).unwrap_or_default();
-                        inputs.insert(format!("stage:{}", b.plan.graph.stages[b.plan.steps[*s].stage].display), sk.clone());
+                        let sk = b.results.lock().unwrap()[*s]
+                            .as_ref()
+                            .map(|r| r.key.clone())
+                            .unwrap_or_default();
+                        inputs.insert(
+                            format!(
+                                "stage:{}",
+                                b.plan.graph.stages[b.plan.steps[*s].stage].display
+                            ),
+                            sk.clone(),
+                        );
                         k.field("mount-stage", &sk);
                     }
                     Some(MountSource::Image(idx)) => {
@@ -72,18 +83,27 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
         }
         Op::Copy(c) => {
             let mut k = KeyBuilder::new(if c.is_add { "add" } else { "copy" });
-            k.list("sources", &c.sources).field("dest", &c.dest).field("workdir", &c.workdir);
-            k.opt("chown", c.chown.as_deref()).opt("chmod", c.chmod.as_deref());
-            k.field("parents", &c.parents.to_string()).list("exclude", &c.exclude);
-            k.field("link", &c.link.to_string()).opt("checksum", c.checksum.as_deref());
+            k.list("sources", &c.sources)
+                .field("dest", &c.dest)
+                .field("workdir", &c.workdir);
+            k.opt("chown", c.chown.as_deref())
+                .opt("chmod", c.chmod.as_deref());
+            k.field("parents", &c.parents.to_string())
+                .list("exclude", &c.exclude);
+            k.field("link", &c.link.to_string())
+                .opt("checksum", c.checksum.as_deref());
             k.opt("unpack", c.unpack.map(|u| u.to_string()).as_deref());
             for (name, content) in &c.inline {
                 k.field("inline", name).field("inline-content", content);
             }
             match &c.from {
                 CopyFrom::Context => {
-                    let sel = SelectOptions { parents: c.parents, exclude: c.exclude.clone() };
-                    let local: Vec<String> = c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+                    let sel = SelectOptions {
+                        parents: c.parents,
+                        exclude: c.exclude.clone(),
+                    };
+                    let local: Vec<String> =
+                        c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
                     if !local.is_empty() {
                         for s in &local {
                             let d = context_digest(b, std::slice::from_ref(s), &sel)?;
@@ -93,13 +113,25 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                     }
                 }
                 CopyFrom::Stage(s) => {
-                    let sk = b.results.lock().unwrap()[*s].as_ref().map(|r| r.key.clone()).unwrap_or_default();
-                    inputs.insert(format!("stage:{}", b.plan.graph.stages[b.plan.steps[*s].stage].display), sk.clone());
+                    let sk = b.results.lock().unwrap()[*s]
+                        .as_ref()
+                        .map(|r| r.key.clone())
+                        .unwrap_or_default();
+                    inputs.insert(
+                        format!(
+                            "stage:{}",
+                            b.plan.graph.stages[b.plan.steps[*s].stage].display
+                        ),
+                        sk.clone(),
+                    );
                     k.field("from-stage", &sk);
                 }
                 CopyFrom::Image(idx) => {
                     let id = &b.plan.images[*idx].id;
-                    inputs.insert(format!("image:{}", b.plan.images[*idx].reference), id.clone());
+                    inputs.insert(
+                        format!("image:{}", b.plan.images[*idx].reference),
+                        id.clone(),
+                    );
                     k.field("from-image", id);
                 }
             }
@@ -110,7 +142,13 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
         k.field("arg", a).field("arg-value", v);
     }
     k.field("parent", &parent.key);
-    Ok(StepKey { key: k.finish(), text: step.text.clone(), parent: parent.key.clone(), args, inputs })
+    Ok(StepKey {
+        key: k.finish(),
+        text: step.text.clone(),
+        parent: parent.key.clone(),
+        args,
+        inputs,
+    })
 }
 
 pub fn is_url(s: &str) -> bool {
@@ -118,6 +156,11 @@ pub fn is_url(s: &str) -> bool {
 }
 
 fn context_digest(b: &Build<'_>, sources: &[String], sel: &SelectOptions) -> Result<String> {
-    let ctx = b.context.as_ref().ok_or_else(|| BuildError::Other("no build context".into()))?;
-    ctx.context.checksum(sources, sel, &ctx.cache).map_err(|e| BuildError::Other(e.to_string()))
+    let ctx = b
+        .context
+        .as_ref()
+        .ok_or_else(|| BuildError::Other("no build context".into()))?;
+    ctx.context
+        .checksum(sources, sel, &ctx.cache)
+        .map_err(|e| BuildError::Other(e.to_string()))
 }

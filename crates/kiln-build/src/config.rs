@@ -89,7 +89,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -127,22 +130,28 @@ impl RunConfig {
     pub fn set_env(&mut self, name: &str, value: &str) {
         let env = self.env.get_or_insert_with(Vec::new);
         let entry = format!("{name}={value}");
-        match env.iter_mut().find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == name) {
+        match env
+            .iter_mut()
+            .find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == name)
+        {
             Some(slot) => *slot = entry,
             None => env.push(entry),
         }
     }
 
     pub fn get_env(&self, name: &str) -> Option<&str> {
-        self.env
-            .iter()
-            .flatten()
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+        self.env.iter().flatten().find_map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        })
     }
 
     /// The shell used for shell-form commands.
     pub fn shell_or_default(&self) -> Vec<String> {
-        self.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+        self.shell
+            .clone()
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
     }
 }
 
@@ -163,10 +172,16 @@ mod tests {
 
     #[test]
     fn set_env_replaces_in_place() {
-        let mut rc = RunConfig { env: Some(vec!["A=1".into(), "B=2".into()]), ..Default::default() };
+        let mut rc = RunConfig {
+            env: Some(vec!["A=1".into(), "B=2".into()]),
+            ..Default::default()
+        };
         rc.set_env("A", "3");
         rc.set_env("C", "x=y");
-        assert_eq!(rc.env.as_ref().unwrap(), &vec!["A=3".to_string(), "B=2".into(), "C=x=y".into()]);
+        assert_eq!(
+            rc.env.as_ref().unwrap(),
+            &vec!["A=3".to_string(), "B=2".into(), "C=x=y".into()]
+        );
         assert_eq!(rc.get_env("C"), Some("x=y"));
     }
 }

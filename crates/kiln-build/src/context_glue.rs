@@ -18,7 +18,9 @@ pub struct OpenContext {
 
 impl std::fmt::Debug for OpenContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenContext").field("path", &self.context.path()).finish()
+        f.debug_struct("OpenContext")
+            .field("path", &self.context.path())
+            .finish()
     }
 }
 
@@ -28,8 +30,9 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
     if let Some(name) = df.file_name() {
         let beside = df.with_file_name(format!("{}.dockerignore", name.to_string_lossy()));
         if let Ok(text) = std::fs::read_to_string(&beside) {
-            return PatternSet::parse_dockerignore(&text)
-                .map_err(|e| BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message)));
+            return PatternSet::parse_dockerignore(&text).map_err(|e| {
+                BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message))
+            });
         }
     }
     read_dockerignore(&opts.context).map_err(|e| BuildError::Other(e.to_string()))
@@ -37,13 +40,19 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
 
 fn cache_path(store: &Store, context: &Path) -> PathBuf {
     let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
-    let key = crate::key::KeyBuilder::new("context-cache").field("path", &abs.to_string_lossy()).finish();
-    store.root().join("context-cache-v1").join(&key["sha256:".len().."sha256:".len() + 32])
+    let key = crate::key::KeyBuilder::new("context-cache")
+        .field("path", &abs.to_string_lossy())
+        .finish();
+    store
+        .root()
+        .join("context-cache-v1")
+        .join(&key["sha256:".len().."sha256:".len() + 32])
 }
 
 pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
     let ignore = ignore_patterns(opts)?;
-    let context = BuildContext::open(&opts.context, ignore).map_err(|e| BuildError::Other(e.to_string()))?;
+    let context =
+        BuildContext::open(&opts.context, ignore).map_err(|e| BuildError::Other(e.to_string()))?;
     let path = cache_path(store, &opts.context);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);

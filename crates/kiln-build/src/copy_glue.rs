@@ -9,20 +9,42 @@ use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
 
-pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path, scratch: &mut Scratch) -> Result<()> {
+pub fn copy(
+    b: &Build<'_>,
+    i: StepIndex,
+    c: &CopyOp,
+    merged: &Path,
+    scratch: &mut Scratch,
+) -> Result<()> {
     let step = &b.plan.steps[i];
-    let fail = |message: String| BuildError::Step { step: step.name.clone(), line: step.line, message, output: String::new() };
+    let fail = |message: String| BuildError::Step {
+        step: step.name.clone(),
+        line: step.line,
+        message,
+        output: String::new(),
+    };
     let mut _mount = None;
     let source = if !c.inline.is_empty() {
-        CopySource::Inline(c.inline.iter().map(|(n, content)| (n.clone(), content.clone().into_bytes())).collect())
+        CopySource::Inline(
+            c.inline
+                .iter()
+                .map(|(n, content)| (n.clone(), content.clone().into_bytes()))
+                .collect(),
+        )
     } else {
         match &c.from {
             CopyFrom::Context => {
-                let ctx = b.context.as_ref().ok_or_else(|| fail("no build context".into()))?;
+                let ctx = b
+                    .context
+                    .as_ref()
+                    .ok_or_else(|| fail("no build context".into()))?;
                 CopySource::Context(&ctx.context)
             }
             CopyFrom::Stage(s) => {
-                let chain = b.results.lock().unwrap()[*s].as_ref().map(|r| r.chain.clone()).unwrap_or_default();
+                let chain = b.results.lock().unwrap()[*s]
+                    .as_ref()
+                    .map(|r| r.chain.clone())
+                    .unwrap_or_default();
                 let (m, dir) = mount_chain(b, scratch, &chain, None)?;
                 _mount = Some(m);
                 CopySource::Dir(dir)

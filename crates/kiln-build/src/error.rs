@@ -12,9 +12,18 @@ pub enum BuildError {
     MissingImage { reference: String, hint: String },
     /// A step failed. `line` is the Dockerfile line; `output` the last lines it printed.
     #[error("{step}: {message}")]
-    Step { step: String, line: usize, message: String, output: String },
+    Step {
+        step: String,
+        line: usize,
+        message: String,
+        output: String,
+    },
     #[error("{action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store: {0}")]
     Store(String),
     #[error("build cancelled")]
@@ -25,11 +34,17 @@ pub enum BuildError {
 
 impl BuildError {
     pub fn plan(message: impl Into<String>) -> Self {
-        BuildError::Plan { message: message.into() }
+        BuildError::Plan {
+            message: message.into(),
+        }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        BuildError::Io { action, path: path.into(), source }
+        BuildError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -9,20 +9,43 @@ pub type StepIndex = usize;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The plan is ready: every step that will be considered, in graph order.
-    Planned { steps: Vec<StepInfo> },
+    Planned {
+        steps: Vec<StepInfo>,
+    },
     /// A stage was left out because the target does not need it.
-    StageSkipped { stage: String },
-    StepStarted { step: StepIndex },
+    StageSkipped {
+        stage: String,
+    },
+    StepStarted {
+        step: StepIndex,
+    },
     /// The step's result came from the cache; nothing ran.
-    StepCached { step: StepIndex },
+    StepCached {
+        step: StepIndex,
+    },
     /// Why the cache missed (only when an earlier build of this step is known).
-    CacheMiss { step: StepIndex, reason: String },
+    CacheMiss {
+        step: StepIndex,
+        reason: String,
+    },
     /// A chunk of a RUN step's stdout/stderr.
-    StepOutput { step: StepIndex, data: Vec<u8> },
-    StepDone { step: StepIndex, elapsed: Duration },
-    StepFailed { step: StepIndex, message: String },
+    StepOutput {
+        step: StepIndex,
+        data: Vec<u8>,
+    },
+    StepDone {
+        step: StepIndex,
+        elapsed: Duration,
+    },
+    StepFailed {
+        step: StepIndex,
+        message: String,
+    },
     /// Export phase messages (`exporting layers`, `writing image sha256:...`, `naming to ...`).
-    Export { message: String, elapsed: Option<Duration> },
+    Export {
+        message: String,
+        elapsed: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -48,7 +48,13 @@ pub(crate) fn mount_chain(
     let m = match upper {
         Some(up) => {
             let work = scratch.dir(b)?;
-            kiln_snapshot::mount_overlay(&lowers, up, &work, &target, &kiln_snapshot::OverlayOptions::default())
+            kiln_snapshot::mount_overlay(
+                &lowers,
+                up,
+                &work,
+                &target,
+                &kiln_snapshot::OverlayOptions::default(),
+            )
         }
         None => kiln_snapshot::mount_readonly(&lowers, &target),
     }
@@ -57,7 +63,12 @@ pub(crate) fn mount_chain(
 }
 
 /// Run step `i` on top of `parent`; returns the new layer, or None when nothing changed.
-pub fn execute(b: &Build<'_>, i: StepIndex, parent: &StepResult, key: &str) -> Result<Option<LayerRef>> {
+pub fn execute(
+    b: &Build<'_>,
+    i: StepIndex,
+    parent: &StepResult,
+    key: &str,
+) -> Result<Option<LayerRef>> {
     let step = &b.plan.steps[i];
     let mut scratch = Scratch { dirs: Vec::new() };
     let upper = b.store.prepare_snapshot_dir().map_err(store_err)?;
@@ -84,7 +95,11 @@ pub fn execute(b: &Build<'_>, i: StepIndex, parent: &StepResult, key: &str) -> R
         .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)
         .map_err(store_err)?;
     scratch.dirs.retain(|d| d != &upper);
-    Ok(Some(LayerRef { snapshot: snapshot_key, dir: info.path, ..layer }))
+    Ok(Some(LayerRef {
+        snapshot: snapshot_key,
+        dir: info.path,
+        ..layer
+    }))
 }
 
 fn is_empty_dir(p: &Path) -> Result<bool> {
@@ -102,16 +117,22 @@ pub(crate) fn export_layer_blob(b: &Build<'_>, dir: &Path) -> Result<LayerRef> {
     };
     let eopts = kiln_snapshot::ExportOptions {
         compression,
-        tar: kiln_snapshot::TarOptions { source_date_epoch: b.opts.source_date_epoch, ..Default::default() },
+        tar: kiln_snapshot::TarOptions {
+            source_date_epoch: b.opts.source_date_epoch,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut w = b.store.blob_writer().map_err(store_err)?;
     let info = kiln_snapshot::export_layer(dir, &eopts, &mut w)
         .map_err(|e| BuildError::Other(format!("exporting layer {}: {e}", dir.display())))?;
-    w.flush().map_err(|e| BuildError::io("writing layer blob", dir, e))?;
+    w.flush()
+        .map_err(|e| BuildError::io("writing layer blob", dir, e))?;
     let pending = w.finish().map_err(store_err)?;
     let blob = pending.commit(&b.lease, None).map_err(store_err)?;
-    b.lease.protect(RefKind::Blob, &blob.digest.to_string()).map_err(store_err)?;
+    b.lease
+        .protect(RefKind::Blob, &blob.digest.to_string())
+        .map_err(store_err)?;
     Ok(LayerRef {
         snapshot: String::new(),
         dir: PathBuf::new(),
@@ -128,8 +149,12 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
     let root = Root::open(merged).map_err(|e| BuildError::io("opening rootfs", merged, e))?;
     let owner = match user {
         Some(u) => {
-            let id = crate::copy::passwd::resolve_user(merged, u).map_err(|e| BuildError::Other(e.to_string()))?;
-            Some(Owner { uid: id.uid, gid: id.gid })
+            let id = crate::copy::passwd::resolve_user(merged, u)
+                .map_err(|e| BuildError::Other(e.to_string()))?;
+            Some(Owner {
+                uid: id.uid,
+                gid: id.gid,
+            })
         }
         None => None,
     };

@@ -11,7 +11,8 @@ use crate::plan::StepIndex;
 pub fn explain_key(b: &Build<'_>, i: StepIndex) -> String {
     let step = &b.plan.steps[i];
     let ctx = std::fs::canonicalize(&b.opts.context).unwrap_or_else(|_| b.opts.context.clone());
-    let df = std::fs::canonicalize(&b.opts.dockerfile_path).unwrap_or_else(|_| b.opts.dockerfile_path.clone());
+    let df = std::fs::canonicalize(&b.opts.dockerfile_path)
+        .unwrap_or_else(|_| b.opts.dockerfile_path.clone());
     let stage = &b.plan.graph.stages[step.stage].display;
     let pos = i - b.plan.stage(step.stage).map(|s| s.first_step).unwrap_or(0);
     let k = KeyBuilder::new("explain")
@@ -88,8 +89,14 @@ mod tests {
             key: format!("{text}{parent}{args:?}{inputs:?}"),
             text: text.into(),
             parent: parent.into(),
-            args: args.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<BTreeMap<_, _>>(),
-            inputs: inputs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            args: args
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            inputs: inputs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 

@@ -73,7 +73,9 @@ impl BuildOptions {
             labels: BTreeMap::new(),
             no_cache: false,
             no_cache_filter: Vec::new(),
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             network_none: false,
             outputs: Vec::new(),
             secrets: BTreeMap::new(),

@@ -11,28 +11,53 @@ use crate::execute::{Scratch, mount_chain};
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (via a
 /// temporary file renamed into place, so a failed export leaves nothing half-written).
-pub fn save_archive(store: &Store, image_id: &str, tags: &[String], format: &str, dest: &Path) -> Result<()> {
+pub fn save_archive(
+    store: &Store,
+    image_id: &str,
+    tags: &[String],
+    format: &str,
+    dest: &Path,
+) -> Result<()> {
     let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
-    let rec = store.image(&id).map_err(store_err)?.ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
+    let rec = store
+        .image(&id)
+        .map_err(store_err)?
+        .ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
     let manifest = store.read_blob(&rec.manifest_digest).map_err(store_err)?;
     let config = store.read_blob(&id).map_err(store_err)?;
     let names = tags
         .iter()
-        .map(|t| kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}"))))
+        .map(|t| {
+            kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let images = [ExportImage { manifest, config, tags: names }];
+    let images = [ExportImage {
+        manifest,
+        config,
+        tags: names,
+    }];
     let tmp = dest.with_extension("kiln-tmp");
     let f = std::fs::File::create(&tmp).map_err(|e| BuildError::io("creating", &tmp, e))?;
     let w = std::io::BufWriter::new(f);
-    let res = if format == "docker" { write_docker_archive(w, &images, store) } else { write_oci_archive(w, &images, store) };
+    let res = if format == "docker" {
+        write_docker_archive(w, &images, store)
+    } else {
+        write_oci_archive(w, &images, store)
+    };
     match res {
         Ok(w) => {
-            w.into_inner().map_err(|e| BuildError::io("writing", &tmp, e.into_error()))?.sync_all().map_err(|e| BuildError::io("syncing", &tmp, e))?;
+            w.into_inner()
+                .map_err(|e| BuildError::io("writing", &tmp, e.into_error()))?
+                .sync_all()
+                .map_err(|e| BuildError::io("syncing", &tmp, e))?;
             std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("renaming into", dest, e))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            Err(BuildError::Other(format!("writing {}: {e}", dest.display())))
+            Err(BuildError::Other(format!(
+                "writing {}: {e}",
+                dest.display()
+            )))
         }
     }
 }
@@ -43,8 +68,12 @@ pub fn write_local(b: &Build<'_>, chain: &[LayerRef], dir: &Path) -> Result<()> 
     for l in chain {
         let d = Digest::parse(&l.blob).map_err(|e| BuildError::Other(format!("{e:?}")))?;
         let f = b.store.open_blob(&d).map_err(store_err)?;
-        kiln_snapshot::apply_layer(std::io::BufReader::new(f), dir, &kiln_snapshot::ExtractOptions::default())
-            .map_err(|e| BuildError::Other(format!("writing {}: {e}", dir.display())))?;
+        kiln_snapshot::apply_layer(
+            std::io::BufReader::new(f),
+            dir,
+            &kiln_snapshot::ExtractOptions::default(),
+        )
+        .map_err(|e| BuildError::Other(format!("writing {}: {e}", dir.display())))?;
     }
     Ok(())
 }
@@ -54,7 +83,12 @@ pub fn write_tar(b: &Build<'_>, chain: &[LayerRef], file: &Path) -> Result<()> {
     let mut scratch = Scratch { dirs: Vec::new() };
     let (mnt, merged) = mount_chain(b, &mut scratch, chain, None)?;
     let f = std::fs::File::create(file).map_err(|e| BuildError::io("creating", file, e))?;
-    let r = kiln_snapshot::write_layer_tar(&merged, std::io::BufWriter::new(f), &kiln_snapshot::TarOptions::default());
+    let r = kiln_snapshot::write_layer_tar(
+        &merged,
+        std::io::BufWriter::new(f),
+        &kiln_snapshot::TarOptions::default(),
+    );
     drop(mnt);
-    r.map(|_| ()).map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))
+    r.map(|_| ())
+        .map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))
 }

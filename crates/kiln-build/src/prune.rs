@@ -11,14 +11,22 @@ use crate::error::Result;
 /// The build cache is trimmed to this after a build when it grows past it
 /// (`KILN_BUILD_CACHE_MAX`, bytes; default 20 GB).
 pub fn default_cache_limit() -> u64 {
-    std::env::var("KILN_BUILD_CACHE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000_000)
+    std::env::var("KILN_BUILD_CACHE_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000_000_000)
 }
 
 /// Remove build cache: everything (`all`), what was unused for `until`, then the least
 /// recently used records until at most `keep_storage` bytes remain. Returns the bytes freed.
 /// With no limit given it removes every record, as `docker builder prune` removes all
 /// unused build cache.
-pub fn prune_cache(root: &Path, all: bool, keep_storage: Option<u64>, until: Option<Duration>) -> Result<u64> {
+pub fn prune_cache(
+    root: &Path,
+    all: bool,
+    keep_storage: Option<u64>,
+    until: Option<Duration>,
+) -> Result<u64> {
     let store = Store::open(root).map_err(store_err)?;
     let limits = CachePrune {
         unused_for: until.map(|d| d.as_secs() as i64),
@@ -34,7 +42,10 @@ pub(crate) fn auto_trim(store: &Store) {
     let limit = default_cache_limit();
     if let Ok(u) = store.cache_usage() {
         if u.bytes > limit {
-            let _ = store.cache_prune(CachePrune { keep_bytes: Some(limit), ..Default::default() });
+            let _ = store.cache_prune(CachePrune {
+                keep_bytes: Some(limit),
+                ..Default::default()
+            });
         }
     }
 }

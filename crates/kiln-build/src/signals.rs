@@ -23,7 +23,10 @@ extern "C" fn on_signal(_sig: libc::c_int) {
 
 /// Route SIGINT and SIGTERM to `flag` until [`uninstall`].
 pub fn install(flag: &AtomicBool) {
-    FLAG.store(flag as *const AtomicBool as *mut AtomicBool, Ordering::SeqCst);
+    FLAG.store(
+        flag as *const AtomicBool as *mut AtomicBool,
+        Ordering::SeqCst,
+    );
     // SAFETY: installing a handler that only touches atomics and calls _exit.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -9,7 +9,10 @@ use std::sync::{Condvar, Mutex};
 /// finish (they should watch the cancel flag); no new step starts.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DagError<E> {
-    Step { step: usize, error: E },
+    Step {
+        step: usize,
+        error: E,
+    },
     /// The caller set the cancel flag (e.g. Ctrl-C) before every step ran.
     Cancelled,
 }
@@ -109,7 +112,10 @@ where
                             cancel.store(true, Ordering::Relaxed);
                             let mut fe = first_error.lock().unwrap();
                             if fe.is_none() {
-                                *fe = Some(DagError::Step { step: next, error: e });
+                                *fe = Some(DagError::Step {
+                                    step: next,
+                                    error: e,
+                                });
                             }
                         }
                     }
@@ -163,7 +169,11 @@ mod tests {
         })
         .unwrap();
         // Two 200 ms steps in parallel take well under 400 ms.
-        assert!(t.elapsed() < Duration::from_millis(390), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(390),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
@@ -189,7 +199,13 @@ mod tests {
             if i == 1 { Err("boom") } else { Ok(()) }
         })
         .unwrap_err();
-        assert_eq!(err, DagError::Step { step: 1, error: "boom" });
+        assert_eq!(
+            err,
+            DagError::Step {
+                step: 1,
+                error: "boom"
+            }
+        );
         assert_eq!(ran.load(Ordering::SeqCst), 2);
         assert!(cancel.load(Ordering::SeqCst));
     }

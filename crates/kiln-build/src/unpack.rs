@@ -22,18 +22,29 @@ pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRe
     let mut parent: Option<String> = None;
     for (layer, chain) in layers.iter().zip(chains) {
         let key = layer_snapshot_key(&chain);
-        lease.protect(kiln_store::RefKind::Snapshot, &key).map_err(store_err)?;
+        lease
+            .protect(kiln_store::RefKind::Snapshot, &key)
+            .map_err(store_err)?;
         let info = match store.snapshot(&key).map_err(store_err)? {
             Some(info) => info,
             None => {
                 let dir = store.prepare_snapshot_dir().map_err(store_err)?;
                 let blob = store.open_blob(&layer.blob).map_err(store_err)?;
-                let r = extract_layer(std::io::BufReader::with_capacity(1 << 20, blob), &dir, &ExtractOptions::default());
+                let r = extract_layer(
+                    std::io::BufReader::with_capacity(1 << 20, blob),
+                    &dir,
+                    &ExtractOptions::default(),
+                );
                 if let Err(e) = r {
                     let _ = kiln_snapshot::remove_dir_all(&dir);
-                    return Err(BuildError::Other(format!("unpacking layer {} of image {id}: {e}", layer.blob)));
+                    return Err(BuildError::Other(format!(
+                        "unpacking layer {} of image {id}: {e}",
+                        layer.blob
+                    )));
                 }
-                store.commit_snapshot(lease, &key, parent.as_deref(), &dir).map_err(store_err)?
+                store
+                    .commit_snapshot(lease, &key, parent.as_deref(), &dir)
+                    .map_err(store_err)?
             }
         };
         out.push(LayerRef {

@@ -48,7 +48,9 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
         // Before any thread exists: every mount the build makes dies with this process.
         if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {
-            eprintln!("error: kiln build needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}");
+            eprintln!(
+                "error: kiln build needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}"
+            );
             return ExitCode::FAILURE;
         }
     }
