@@ -264,3 +264,15 @@ fn missing_base_image_says_how_to_get_it() {
     assert_eq!(code, 1);
     assert!(err.contains("kiln load"), "{err}");
 }
+
+#[test]
+fn build_context_names_an_image_archive() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM base\nRUN echo ok > /ok\n");
+    let spec = format!("base=docker-archive:{}", busybox_archive().display());
+    let out = c.export(&["--build-context", &spec]);
+    assert_eq!(std::fs::read_to_string(out.join("ok")).unwrap(), "ok\n");
+    let (code, _, err) = c.build(&["--build-context", "base=/some/dir"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not supported") || err.contains("only docker-image"), "{err}");
+}
