@@ -1,8 +1,6 @@
 //! Export: the target stage's chain of layers + its evolved config → config and manifest blobs
 //! in the store, tagged; then any extra `--output`s.
 
-use std::path::Path;
-
 use kiln_store::{Digest, LayerRecord, NewImage};
 
 use crate::engine::{Build, BuildOutcome, StepResult, store_err};
@@ -185,7 +183,6 @@ fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) ->
             });
         }
     }
-    let _ = Path::new("");
     Ok(())
 }
 

@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use kiln_image::archive::{ExportImage, write_docker_archive, write_oci_archive};
-use kiln_store::{Digest, Store};
+use kiln_store::{Digest, SaveFormat, Store};
 
 use crate::engine::{Build, LayerRef, store_err};
 use crate::error::{BuildError, Result};
@@ -11,53 +10,24 @@ use crate::execute::{Scratch, mount_chain};
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (via a
 /// temporary file renamed into place, so a failed export leaves nothing half-written).
-pub fn save_archive(
-    store: &Store,
-    image_id: &str,
-    tags: &[String],
-    format: &str,
-    dest: &Path,
-) -> Result<()> {
+pub fn save_archive(store: &Store, image_id: &str, tags: &[String], format: SaveFormat, dest: &Path) -> Result<()> {
     let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
-    let rec = store
-        .image(&id)
-        .map_err(store_err)?
-        .ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
-    let manifest = store.read_blob(&rec.manifest_digest).map_err(store_err)?;
-    let config = store.read_blob(&id).map_err(store_err)?;
+    let rec = store.image(&id).map_err(store_err)?.ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
     let names = tags
         .iter()
-        .map(|t| {
-            kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}")))
-        })
+        .map(|t| kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
-    let images = [ExportImage {
-        manifest,
-        config,
-        tags: names,
-    }];
     let tmp = dest.with_extension("kiln-tmp");
     let f = std::fs::File::create(&tmp).map_err(|e| BuildError::io("creating", &tmp, e))?;
-    let w = std::io::BufWriter::new(f);
-    let res = if format == "docker" {
-        write_docker_archive(w, &images, store)
-    } else {
-        write_oci_archive(w, &images, store)
-    };
-    match res {
-        Ok(w) => {
-            w.into_inner()
-                .map_err(|e| BuildError::io("writing", &tmp, e.into_error()))?
-                .sync_all()
-                .map_err(|e| BuildError::io("syncing", &tmp, e))?;
-            std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("renaming into", dest, e))
-        }
+    let written = store
+        .save(&[(rec, names)], format, std::io::BufWriter::new(f))
+        .map_err(store_err)
+        .and_then(|w| w.into_inner().map_err(|e| BuildError::io("writing", &tmp, e.into_error())));
+    match written {
+        Ok(_) => std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("renaming into", dest, e)),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            Err(BuildError::Other(format!(
-                "writing {}: {e}",
-                dest.display()
-            )))
+            Err(e)
         }
     }
 }

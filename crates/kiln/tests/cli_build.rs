@@ -276,3 +276,19 @@ fn build_context_names_an_image_archive() {
     assert_eq!(code, 1);
     assert!(err.contains("not supported") || err.contains("only docker-image"), "{err}");
 }
+
+#[test]
+fn docker_and_oci_outputs_load_back_with_the_same_id() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUN echo x > /x\n");
+    for kind in ["docker", "oci"] {
+        let dest = c._tmp.path().join(format!("img-{kind}.tar"));
+        let spec = format!("type={kind},dest={}", dest.display());
+        let id = c.image_id(&["-t", "out:1", "-o", &spec]);
+        let other = Ctx::new();
+        let out = other.kiln(&["load", "-i", dest.to_str().unwrap()]);
+        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        let ids = other.kiln(&["images", "-q", "--no-trunc", "out:1"]);
+        assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), id, "{kind}");
+    }
+}
