@@ -92,7 +92,13 @@ pub(crate) fn next_instruction(sc: &mut Scanner<'_>) -> Result<Option<Instructio
         logical: &logical,
         escape,
     };
-    parse_at(&line, 0, heredocs, false).map(Some)
+    let mut ins = parse_at(&line, 0, heredocs, false)?;
+    let mut text = logical.text;
+    text.truncate(text.trim_end().len());
+    let lead = text.len() - text.trim_start().len();
+    text.drain(..lead);
+    ins.original = text;
+    Ok(Some(ins))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -102,12 +108,12 @@ enum FlagKind {
     Strs,
 }
 
-/// Parsed flags for one instruction.
-struct Flags {
-    list: Vec<Flag>,
+/// Validated flags of one instruction.
+struct Flags<'f> {
+    list: &'f [Flag],
 }
 
-impl Flags {
+impl Flags<'_> {
     fn get(&self, name: &str) -> Option<&str> {
         self.list
             .iter()
@@ -125,22 +131,32 @@ impl Flags {
     }
 }
 
-fn check_flags(
-    line: &Line<'_>,
-    raw: &[Token],
+fn to_flags(line: &Line<'_>, raw: &[Token]) -> Vec<Flag> {
+    raw.iter()
+        .map(|t| {
+            let body = t.text.strip_prefix("--").unwrap_or(&t.text);
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (body.to_string(), None),
+            };
+            Flag {
+                name,
+                value,
+                span: line.span(t.start, t.end),
+            }
+        })
+        .collect()
+}
+
+fn check_flags<'f>(
+    list: &'f [Flag],
     allowed: &[(&str, FlagKind)],
     instr: &str,
-) -> Result<Flags, Error> {
-    let mut list: Vec<Flag> = Vec::new();
-    for t in raw {
-        let span = line.span(t.start, t.end);
-        let body = t.text.strip_prefix("--").unwrap_or(&t.text);
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (body.to_string(), None),
-        };
-        let Some((_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-            let hint = did_you_mean(&name, allowed.iter().map(|(n, _)| *n), true)
+) -> Result<Flags<'f>, Error> {
+    for (i, f) in list.iter().enumerate() {
+        let (name, value, span) = (&f.name, &f.value, f.span);
+        let Some((_, kind)) = allowed.iter().find(|(n, _)| n == name) else {
+            let hint = did_you_mean(name, allowed.iter().map(|(n, _)| *n), true)
                 .map(|s| format!("did you mean --{s}?"));
             let hint = hint.or_else(|| {
                 (!allowed.is_empty()).then(|| {
@@ -154,14 +170,14 @@ fn check_flags(
                     .with_hint(hint),
             );
         };
-        if *kind != FlagKind::Strs && list.iter().any(|f| f.name == name) {
+        if *kind != FlagKind::Strs && list[..i].iter().any(|f| &f.name == name) {
             return Err(Error::new(
                 ErrorKind::Flag,
                 span,
                 format!("duplicate flag specified: --{name}"),
             ));
         }
-        match (kind, &value) {
+        match (kind, value) {
             (FlagKind::Str | FlagKind::Strs, None) => {
                 return Err(Error::new(
                     ErrorKind::Flag,
@@ -181,7 +197,6 @@ fn check_flags(
             }
             _ => {}
         }
-        list.push(Flag { name, value, span });
     }
     Ok(Flags { list })
 }
@@ -209,7 +224,8 @@ fn parse_at(
         }
     };
     use FlagKind::*;
-    let flags_for = |allowed: &[(&str, FlagKind)]| check_flags(line, &raw_flags, allowed, &upper);
+    let flag_list = to_flags(line, &raw_flags);
+    let flags_for = |allowed: &[(&str, FlagKind)]| check_flags(&flag_list, allowed, &upper);
 
     let command = match upper.as_str() {
         "FROM" => {
@@ -706,22 +722,13 @@ fn parse_at(
             ));
         }
     };
-    let original = text[kw_start..].trim_end().to_string();
-    let flags = raw_flags
-        .iter()
-        .map(|t| {
-            let body = t.text.strip_prefix("--").unwrap_or(&t.text);
-            let (name, value) = match body.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (body.to_string(), None),
-            };
-            Flag {
-                name,
-                value,
-                span: line.span(t.start, t.end),
-            }
-        })
-        .collect();
+    // The top-level caller moves the assembled line in instead of copying it.
+    let original = if at == 0 {
+        String::new()
+    } else {
+        text[kw_start..].trim_end().to_string()
+    };
+    let flags = flag_list;
     Ok(Instruction {
         span: kw_span,
         end_line: line.logical.end_line,
