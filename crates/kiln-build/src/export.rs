@@ -157,12 +157,12 @@ fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) ->
     match o {
         Output::Image => return Ok(()),
         Output::Docker(dest) | Output::Oci(dest) => {
-            let format = if matches!(o, Output::Docker(_)) {
-                "docker"
+            let (format, kind) = if matches!(o, Output::Docker(_)) {
+                ("docker", kiln_store::SaveFormat::Docker)
             } else {
-                "oci"
+                ("oci", kiln_store::SaveFormat::Oci)
             };
-            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, format, dest)?;
+            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest)?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", dest.display()),
                 elapsed: Some(t.elapsed()),

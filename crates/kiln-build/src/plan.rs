@@ -339,18 +339,11 @@ impl Planner<'_> {
         let mut instructions: Vec<Instruction> = Vec::new();
         if matches!(node.base, Base::Image { .. }) {
             if let Some(triggers) = config.config.on_build.take() {
-                for t in triggers {
-                    let df =
-                        kiln_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
-                            BuildError::plan(format!(
-                                "ONBUILD trigger {t:?} of the base image: {e}"
-                            ))
-                        })?;
-                    if let Some(ins) = df.stages.first().and_then(|s| s.instructions.first()) {
-                        let mut ins = ins.clone();
-                        ins.span = stage.span;
-                        instructions.push(ins);
-                    }
+                let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers)
+                    .map_err(|e| BuildError::plan(format!("ONBUILD triggers of the base image: {e}")))?;
+                for mut ins in parsed {
+                    ins.span = stage.span;
+                    instructions.push(ins);
                 }
             }
         }

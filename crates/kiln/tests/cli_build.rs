@@ -292,3 +292,17 @@ fn docker_and_oci_outputs_load_back_with_the_same_id() {
         assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), id, "{kind}");
     }
 }
+
+#[test]
+fn onbuild_triggers_of_a_base_image_run_first() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM localhost/busybox:latest\nONBUILD RUN echo triggered > /t\n");
+    c.build_ok(&["-t", "onb"]);
+    let v: serde_json::Value = serde_json::from_slice(&c.kiln(&["inspect", "onb"]).stdout).unwrap();
+    assert_eq!(v[0]["Config"]["OnBuild"], serde_json::json!(["RUN echo triggered > /t"]));
+    c.file("Dockerfile", "FROM onb\nRUN cat /t > /seen\n");
+    let out = c.export(&["-t", "child"]);
+    assert_eq!(std::fs::read_to_string(out.join("seen")).unwrap(), "triggered\n");
+    let v: serde_json::Value = serde_json::from_slice(&c.kiln(&["inspect", "child"]).stdout).unwrap();
+    assert!(v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([]));
+}
