@@ -20,6 +20,7 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   (dockerd --bridge=none --iptables=false >/var/tmp/kiln-dockerd.log 2>&1 &)
   started_dockerd=1
   for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
+  "$DOCKER" info >/dev/null 2>&1 || { echo "conformance: dockerd did not start (see /var/tmp/kiln-dockerd.log)" >&2; exit 1; }
 fi
 "$DOCKER" load -q -i "$images/busybox-docker.tar" >/dev/null
 cases=("$shared"/conformance/cases/*/ "$here"/tests/conformance/*/)
