@@ -89,6 +89,12 @@ step_cached() {
 }
 step_cached_any() { local log=$1 t; shift; for t; do step_cached "$log" "$t" && return 0; done; return 1; }
 deps_cached() { step_cached "$1" 'COPY package*.json' && step_cached "$1" 'RUN npm install'; }
+# run_secs LOG: seconds spent in RUN steps (their "#N DONE Xs" lines): the tools' own work
+run_secs() {
+  awk '/^#[0-9]+ \[/ && /\] RUN / { run[$1] = 1 }
+       /^#[0-9]+ DONE / && run[$1] { sub(/s$/, "", $3); t += $3 }
+       END { printf "%.1f", t }' "$1"
+}
 # ran_steps LOG: number of steps that executed ("#N DONE" lines; FROM steps, which BuildKit also
 # reports as DONE on a rebuild, do not count)
 ran_steps() {
@@ -164,6 +170,8 @@ info "cold build: ${T_COLD}s (npm install ${T_NPM:-?}, npm run build ${T_VITE:-?
 # BuildKit's "cold" (fixtures/README.md) is `--no-cache` with the bases already in its store
 if kb "$LOGS/multi-nocache.log" --no-cache -t tutorial-multistage -f Dockerfile .; then
   T_NOCACHE=$SECS; pass "build Dockerfile --no-cache (bases unpacked) in ${SECS}s"
+  R=$(run_secs "$LOGS/multi-nocache.log")
+  info "--no-cache build: ${T_NOCACHE}s, of which RUN steps ${R}s (npm install + vite build), kiln's own time $(awk -v a="$T_NOCACHE" -v b="$R" 'BEGIN { printf "%.2f", a - b }')s"
 else
   fail "build Dockerfile --no-cache"; show_tail "$LOGS/multi-nocache.log" 25
 fi
@@ -249,7 +257,7 @@ fi
 NEW="Edited at $(date +%s%N)"
 sed -i "s/$HEADING/$NEW/" "$CTX/src/App.jsx"
 if kb "$LOGS/multi-edit.log" --explain -t tutorial-multistage -f Dockerfile .; then
-  T_EDIT=$SECS; pass "rebuild after editing src/App.jsx in ${SECS}s"
+  T_EDIT=$SECS; pass "rebuild after editing src/App.jsx in ${SECS}s (RUN npm run build $(run_secs "$LOGS/multi-edit.log")s of it)"
 else
   fail "rebuild after editing src/App.jsx"; show_tail "$LOGS/multi-edit.log" 25
 fi
