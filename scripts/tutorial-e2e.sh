@@ -14,7 +14,7 @@
 #              (default /var/tmp/kiln-fixtures/images). When missing, they are made with
 #              MAKE_BASES (default ../shared/fixtures/make-base-images.sh next to the repo;
 #              debootstrap + umoci + skopeo, as root, ~3 min the first time).
-#   WORK       work directory (default: a new /var/tmp/kiln-tutorial.XXXXXX)
+#   TMPDIR     where the work directory kiln-tutorial.XXXXXX is made (default /var/tmp)
 #   BUILD_ARGS extra `kiln build` arguments for every build (e.g. --build-arg NPM_CONFIG_REGISTRY=URL)
 #
 # Checks: bases load; the multi-stage image builds and its /usr/share/nginx/html holds the built
@@ -50,7 +50,7 @@ read -r -a EXTRA <<<"${BUILD_ARGS:-}"
 [ -x "$KILN" ] || { echo "kiln binary not found at $KILN (build it: cargo build --release -p kiln, or set KILN)" >&2; exit 2; }
 [ -f "$APP/Dockerfile" ] || { echo "React app not found at $APP (set APP)" >&2; exit 2; }
 
-if [ -n "${WORK:-}" ]; then mkdir -p "$WORK"; else WORK=$(mktemp -d /var/tmp/kiln-tutorial.XXXXXX); fi
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/kiln-tutorial.XXXXXX") || exit 2
 export KILN_ROOT=$WORK/root
 CTX=$WORK/app LOGS=$WORK/logs
 mkdir -p "$KILN_ROOT" "$LOGS" "$CTX"
