@@ -54,7 +54,11 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 match &m.source {
                     Some(MountSource::Context) => {
                         let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
-                        let d = context_digest(b, &[src.clone()], &SelectOptions::default())?;
+                        let d = context_digest(
+                            b,
+                            std::slice::from_ref(&src),
+                            &SelectOptions::default(),
+                        )?;
                         inputs.insert(format!("context:{src}"), d.clone());
                         k.field("mount-context", &d);
                     }

@@ -76,14 +76,26 @@ pub(crate) struct StoreImages<'a> {
 
 /// Resolve `--build-context` values that name images into aliases, loading archives into the
 /// store. Directory contexts are not supported yet.
-fn named_context_aliases(store: &Store, named: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+fn named_context_aliases(
+    store: &Store,
+    named: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (name, value) in named {
         let target = if let Some(r) = value.strip_prefix("docker-image://") {
             r.to_string()
-        } else if let Some(p) = ["docker-archive:", "oci-layout:", "oci-archive:"].iter().find_map(|pre| value.strip_prefix(pre)) {
-            let loaded = store.load(Path::new(p)).map_err(|e| BuildError::Other(format!("--build-context {name}={value}: {e}")))?;
-            let first = loaded.first().ok_or_else(|| BuildError::Other(format!("--build-context {name}={value}: the archive holds no image")))?;
+        } else if let Some(p) = ["docker-archive:", "oci-layout:", "oci-archive:"]
+            .iter()
+            .find_map(|pre| value.strip_prefix(pre))
+        {
+            let loaded = store
+                .load(Path::new(p))
+                .map_err(|e| BuildError::Other(format!("--build-context {name}={value}: {e}")))?;
+            let first = loaded.first().ok_or_else(|| {
+                BuildError::Other(format!(
+                    "--build-context {name}={value}: the archive holds no image"
+                ))
+            })?;
             first.image.id.to_string()
         } else {
             return Err(BuildError::Other(format!(
@@ -97,7 +109,11 @@ fn named_context_aliases(store: &Store, named: &BTreeMap<String, String>) -> Res
 
 impl ImageSource for StoreImages<'_> {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
-        let target = self.aliases.get(reference).map(String::as_str).unwrap_or(reference);
+        let target = self
+            .aliases
+            .get(reference)
+            .map(String::as_str)
+            .unwrap_or(reference);
         let rec = self.store.resolve_image(target).map_err(|e| match e {
             kiln_store::Error::ImageNotFound { .. } => BuildError::MissingImage {
                 reference: reference.to_string(),
@@ -152,7 +168,14 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         network_none: opts.network_none,
     };
     let aliases = named_context_aliases(&store, &opts.named_contexts)?;
-    let plan = plan::plan(&df, &plan_opts, &StoreImages { store: &store, aliases })?;
+    let plan = plan::plan(
+        &df,
+        &plan_opts,
+        &StoreImages {
+            store: &store,
+            aliases,
+        },
+    )?;
     for s in &plan.skipped {
         events.send(Event::StageSkipped { stage: s.clone() });
     }

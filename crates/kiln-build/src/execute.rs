@@ -119,7 +119,6 @@ pub(crate) fn export_layer_blob(b: &Build<'_>, dir: &Path) -> Result<LayerRef> {
         compression,
         tar: kiln_snapshot::TarOptions {
             source_date_epoch: b.opts.source_date_epoch,
-            ..Default::default()
         },
         ..Default::default()
     };

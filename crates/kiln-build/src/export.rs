@@ -109,9 +109,9 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         });
     }
     let new = NewImage {
-        manifest_digest: man.digest.clone(),
+        manifest_digest: man.digest,
         manifest_media_type: MANIFEST_MEDIA_TYPE.into(),
-        config_digest: cfg.digest.clone(),
+        config_digest: cfg.digest,
         layers,
         created: Some(now),
         architecture: config.architecture.clone(),

@@ -10,19 +10,33 @@ use crate::execute::{Scratch, mount_chain};
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (via a
 /// temporary file renamed into place, so a failed export leaves nothing half-written).
-pub fn save_archive(store: &Store, image_id: &str, tags: &[String], format: SaveFormat, dest: &Path) -> Result<()> {
+pub fn save_archive(
+    store: &Store,
+    image_id: &str,
+    tags: &[String],
+    format: SaveFormat,
+    dest: &Path,
+) -> Result<()> {
     let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
-    let rec = store.image(&id).map_err(store_err)?.ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
+    let rec = store
+        .image(&id)
+        .map_err(store_err)?
+        .ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
     let names = tags
         .iter()
-        .map(|t| kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}"))))
+        .map(|t| {
+            kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let tmp = dest.with_extension("kiln-tmp");
     let f = std::fs::File::create(&tmp).map_err(|e| BuildError::io("creating", &tmp, e))?;
     let written = store
         .save(&[(rec, names)], format, std::io::BufWriter::new(f))
         .map_err(store_err)
-        .and_then(|w| w.into_inner().map_err(|e| BuildError::io("writing", &tmp, e.into_error())));
+        .and_then(|w| {
+            w.into_inner()
+                .map_err(|e| BuildError::io("writing", &tmp, e.into_error()))
+        });
     match written {
         Ok(_) => std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("renaming into", dest, e)),
         Err(e) => {

@@ -337,14 +337,15 @@ impl Planner<'_> {
         }
         // ONBUILD triggers of an image base run first and are not inherited.
         let mut instructions: Vec<Instruction> = Vec::new();
-        if matches!(node.base, Base::Image { .. }) {
-            if let Some(triggers) = config.config.on_build.take() {
-                let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers)
-                    .map_err(|e| BuildError::plan(format!("ONBUILD triggers of the base image: {e}")))?;
-                for mut ins in parsed {
-                    ins.span = stage.span;
-                    instructions.push(ins);
-                }
+        if matches!(node.base, Base::Image { .. })
+            && let Some(triggers) = config.config.on_build.take()
+        {
+            let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers).map_err(|e| {
+                BuildError::plan(format!("ONBUILD triggers of the base image: {e}"))
+            })?;
+            for mut ins in parsed {
+                ins.span = stage.span;
+                instructions.push(ins);
             }
         }
         instructions.extend(stage.instructions.iter().cloned());
@@ -708,12 +709,12 @@ fn expand_port_spec(p: &str) -> Vec<String> {
         Some((a, b)) => (a, b.to_lowercase()),
         None => (p, "tcp".to_string()),
     };
-    if let Some((a, b)) = ports.split_once('-') {
-        if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-            if a <= b && b - a < 65536 {
-                return (a..=b).map(|n| format!("{n}/{proto}")).collect();
-            }
-        }
+    if let Some((a, b)) = ports.split_once('-')
+        && let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>())
+        && a <= b
+        && b - a < 65536
+    {
+        return (a..=b).map(|n| format!("{n}/{proto}")).collect();
     }
     vec![format!("{ports}/{proto}")]
 }

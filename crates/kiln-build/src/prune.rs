@@ -40,12 +40,12 @@ pub fn prune_cache(
 /// Trim the cache to the default limit when it is above it.
 pub(crate) fn auto_trim(store: &Store) {
     let limit = default_cache_limit();
-    if let Ok(u) = store.cache_usage() {
-        if u.bytes > limit {
-            let _ = store.cache_prune(CachePrune {
-                keep_bytes: Some(limit),
-                ..Default::default()
-            });
-        }
+    if let Ok(u) = store.cache_usage()
+        && u.bytes > limit
+    {
+        let _ = store.cache_prune(CachePrune {
+            keep_bytes: Some(limit),
+            ..Default::default()
+        });
     }
 }

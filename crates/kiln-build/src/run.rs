@@ -164,7 +164,7 @@ pub fn run(
                     let tgt = scratch.dir(b)?;
                     if host.is_dir() {
                         let mnt = kiln_snapshot::mount_overlay(
-                            &[host.clone()],
+                            std::slice::from_ref(&host),
                             &up,
                             &work,
                             &tgt,

@@ -16,7 +16,7 @@ pub fn layer_snapshot_key(chain: &Digest) -> String {
 pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRef>> {
     let id = Digest::parse(id).map_err(|e| BuildError::Other(format!("image id {id}: {e:?}")))?;
     let layers = store.layers(&id).map_err(store_err)?;
-    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
     let chains = chain_ids(&diff_ids);
     let mut out = Vec::with_capacity(layers.len());
     let mut parent: Option<String> = None;

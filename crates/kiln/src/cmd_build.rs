@@ -14,7 +14,7 @@ use crate::progress::{self, ProgressMode};
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Manage the build cache.
     Builder {
         #[command(subcommand)]
@@ -110,7 +110,7 @@ pub struct BuildArgs {
 
 pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Build(args) => build(args, global),
+        Command::Build(args) => build(*args, global),
         Command::Builder {
             command: BuilderCommand::Prune(args),
         } => prune(args, global),
@@ -222,11 +222,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     opts.target = args.target.clone();
     for a in &args.build_args {
         let (k, v) = key_value(a, "--build-arg")?;
-        match v.or_else(|| std::env::var(&k).ok()) {
-            Some(v) => {
-                opts.build_args.insert(k, v);
-            }
-            None => {} // docker ignores KEY without a value when the environment lacks it
+        // docker ignores KEY without a value when the environment lacks it
+        if let Some(v) = v.or_else(|| std::env::var(&k).ok()) {
+            opts.build_args.insert(k, v);
         }
     }
     for l in &args.labels {

@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     #[command(flatten)]
     Dockerfile(cmd_dockerfile::Command),

@@ -168,7 +168,7 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
                 }
                 Event::StepOutput { step, data } => {
                     let text = String::from_utf8_lossy(&data);
-                    if let Some(l) = text.lines().filter(|l| !l.trim().is_empty()).next_back() {
+                    if let Some(l) = text.lines().rfind(|l| !l.trim().is_empty()) {
                         last_out.insert(step, l.chars().take(100).collect());
                     }
                 }

@@ -16,9 +16,18 @@ fn busybox_archive() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("kiln-build-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("busybox.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
-        let st = Command::new("bash").arg(&script).arg(&out).output().expect("running make-busybox-image.sh");
-        assert!(st.status.success(), "make-busybox-image.sh failed (needs busybox-static): {}", String::from_utf8_lossy(&st.stderr));
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .output()
+            .expect("running make-busybox-image.sh");
+        assert!(
+            st.status.success(),
+            "make-busybox-image.sh failed (needs busybox-static): {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
         out
     })
 }
@@ -35,9 +44,17 @@ impl Ctx {
         let root = tmp.path().join("root");
         let ctx = tmp.path().join("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
-        let c = Ctx { _tmp: tmp, root, ctx };
+        let c = Ctx {
+            _tmp: tmp,
+            root,
+            ctx,
+        };
         let out = c.kiln(&["load", "-q", "-i", busybox_archive().to_str().unwrap()]);
-        assert!(out.status.success(), "load: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         c
     }
 
@@ -49,7 +66,12 @@ impl Ctx {
     }
 
     fn kiln(&self, args: &[&str]) -> Output {
-        Command::new(bin()).env("KILN_ROOT", &self.root).env_remove("SOURCE_DATE_EPOCH").args(args).output().unwrap()
+        Command::new(bin())
+            .env("KILN_ROOT", &self.root)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `kiln build` with `args` on the context; returns (exit code, stdout, stderr).
@@ -59,7 +81,11 @@ impl Ctx {
         let ctx = self.ctx.to_str().unwrap().to_string();
         a.push(&ctx);
         let out = self.kiln(&a);
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     fn build_ok(&self, args: &[&str]) -> String {
@@ -88,7 +114,9 @@ impl Ctx {
     }
 
     fn tmp_is_empty(&self) -> bool {
-        std::fs::read_dir(self.root.join("tmp")).map(|mut d| d.next().is_none()).unwrap_or(true)
+        std::fs::read_dir(self.root.join("tmp"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
     }
 }
 
@@ -99,7 +127,11 @@ fn rand_suffix() -> String {
 }
 
 fn kiln_mounts() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains("kiln-")).count()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("kiln-"))
+        .count()
 }
 
 #[test]
@@ -112,25 +144,50 @@ fn multi_stage_build_copies_from_stage_and_skips_unused() {
          FROM localhost/busybox:latest\nCOPY --from=build /src/out.txt /out.txt\nENV GREETING=hi\nCMD [\"cat\", \"/out.txt\"]\n",
     );
     let out = c.export(&["-t", "demo"]);
-    assert_eq!(std::fs::read_to_string(out.join("out.txt")).unwrap(), "built\nhello\n");
-    assert!(!out.join("src").exists(), "the build stage's files must not reach the final image");
+    assert_eq!(
+        std::fs::read_to_string(out.join("out.txt")).unwrap(),
+        "built\nhello\n"
+    );
+    assert!(
+        !out.join("src").exists(),
+        "the build stage's files must not reach the final image"
+    );
     let inspect = c.kiln(&["inspect", "demo"]);
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["cat", "/out.txt"]));
-    assert!(v[0]["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hi"));
-    assert!(c.tmp_is_empty(), "the build left temporary files in the store");
+    assert_eq!(
+        v[0]["Config"]["Cmd"],
+        serde_json::json!(["cat", "/out.txt"])
+    );
+    assert!(
+        v[0]["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hi")
+    );
+    assert!(
+        c.tmp_is_empty(),
+        "the build left temporary files in the store"
+    );
 }
 
 #[test]
 fn noop_rebuild_is_fully_cached_with_the_same_id() {
     let c = Ctx::new();
-    c.file("a.txt", "1\n").file("Dockerfile", "FROM localhost/busybox:latest\nCOPY a.txt /a\nRUN cat /a > /b\n");
+    c.file("a.txt", "1\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nCOPY a.txt /a\nRUN cat /a > /b\n",
+    );
     let id1 = c.image_id(&["-t", "x"]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let err = c.build_ok(&["-t", "x"]);
     assert_eq!(err.matches("CACHED").count(), 2, "{err}");
     // Only the base image resolution reports DONE; no instruction runs.
-    assert_eq!(err.matches("DONE").count(), 1, "nothing should run on a no-op rebuild:\n{err}");
+    assert_eq!(
+        err.matches("DONE").count(),
+        1,
+        "nothing should run on a no-op rebuild:\n{err}"
+    );
     let id2 = c.image_id(&["-t", "x"]);
     assert_eq!(id1, id2);
 }
@@ -145,11 +202,25 @@ fn editing_a_source_file_keeps_the_dependency_install_cached_and_explains_the_mi
     c.build_ok(&[]);
     c.file("src/App.jsx", "v2\n");
     let err = c.build_ok(&["--explain"]);
-    assert!(err.contains("[stage-0 3/6] COPY package*.json ./\n#3 CACHED") || err.contains("COPY package*.json ./\n#") && err.matches("CACHED").count() == 3, "{err}");
-    assert_eq!(err.matches("CACHED").count(), 3, "WORKDIR, COPY package*.json and RUN install stay cached:\n{err}");
-    assert!(err.contains("cache miss: files matching `src` in the context changed"), "{err}");
+    assert!(
+        err.contains("[stage-0 3/6] COPY package*.json ./\n#3 CACHED")
+            || err.contains("COPY package*.json ./\n#") && err.matches("CACHED").count() == 3,
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("CACHED").count(),
+        3,
+        "WORKDIR, COPY package*.json and RUN install stay cached:\n{err}"
+    );
+    assert!(
+        err.contains("cache miss: files matching `src` in the context changed"),
+        "{err}"
+    );
     let out = c.export(&[]);
-    assert_eq!(std::fs::read_to_string(out.join("app/build.txt")).unwrap(), "v2\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("app/build.txt")).unwrap(),
+        "v2\n"
+    );
 }
 
 #[test]
@@ -176,25 +247,44 @@ fn independent_stages_run_at_the_same_time() {
     );
     let out = c.export(&["--jobs", "2"]);
     // /proc/uptime is the host's clock (not namespaced), in seconds with centiseconds.
-    let t = |n: &str| -> f64 { std::fs::read_to_string(out.join(n)).unwrap().trim().parse().unwrap() };
+    let t = |n: &str| -> f64 {
+        std::fs::read_to_string(out.join(n))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
     // The two intervals overlap: each started before the other ended.
-    assert!(t("a.start") < t("b.end") && t("b.start") < t("a.end"), "stages ran one after the other");
+    assert!(
+        t("a.start") < t("b.end") && t("b.start") < t("a.end"),
+        "stages ran one after the other"
+    );
 }
 
 #[test]
 fn failing_run_reports_the_line_and_leaves_nothing_behind() {
     let c = Ctx::new();
-    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUN echo before\nRUN echo oops >&2 && exit 3\n");
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo before\nRUN echo oops >&2 && exit 3\n",
+    );
     let before = kiln_mounts();
     let (code, _, err) = c.build(&[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exit code: 3"), "{err}");
     assert!(err.contains("Dockerfile:3"), "{err}");
-    assert!(err.contains("oops"), "the failing step's output is shown:\n{err}");
+    assert!(
+        err.contains("oops"),
+        "the failing step's output is shown:\n{err}"
+    );
     assert_eq!(kiln_mounts(), before, "mounts leaked");
     assert!(c.tmp_is_empty(), "temporary directories leaked");
     let check = c.kiln(&["system", "check"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 }
 
 #[test]
@@ -220,12 +310,19 @@ fn secrets_are_readable_but_never_stored() {
     );
     let src = format!("id=tok,src={}", c.ctx.join("token").display());
     let out = c.export(&["--secret", &src, "-t", "sec"]);
-    assert_eq!(std::fs::read_to_string(out.join("len")).unwrap().trim(), "13");
+    assert_eq!(
+        std::fs::read_to_string(out.join("len")).unwrap().trim(),
+        "13"
+    );
     assert!(!out.join("run/secrets/tok").exists());
     // Nothing the store keeps (blobs, snapshots, cache records) holds the secret.
     for e in walk(&c.root) {
         let data = std::fs::read(&e).unwrap_or_default();
-        assert!(!data.windows(12).any(|w| w == b"s3cr3t-value"), "secret found in {}", e.display());
+        assert!(
+            !data.windows(12).any(|w| w == b"s3cr3t-value"),
+            "secret found in {}",
+            e.display()
+        );
     }
     let hist = c.kiln(&["history", "--no-trunc", "sec"]);
     assert!(!String::from_utf8_lossy(&hist.stdout).contains("s3cr3t"));
@@ -249,7 +346,10 @@ fn walk(p: &Path) -> Vec<PathBuf> {
 #[test]
 fn dockerfile_errors_point_at_the_line() {
     let c = Ctx::new();
-    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUNN echo hi\n");
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUNN echo hi\n",
+    );
     let (code, _, err) = c.build(&[]);
     assert_eq!(code, 1);
     assert!(err.contains("Dockerfile:2:1"), "{err}");
@@ -274,20 +374,30 @@ fn build_context_names_an_image_archive() {
     assert_eq!(std::fs::read_to_string(out.join("ok")).unwrap(), "ok\n");
     let (code, _, err) = c.build(&["--build-context", "base=/some/dir"]);
     assert_eq!(code, 1);
-    assert!(err.contains("not supported") || err.contains("only docker-image"), "{err}");
+    assert!(
+        err.contains("not supported") || err.contains("only docker-image"),
+        "{err}"
+    );
 }
 
 #[test]
 fn docker_and_oci_outputs_load_back_with_the_same_id() {
     let c = Ctx::new();
-    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUN echo x > /x\n");
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo x > /x\n",
+    );
     for kind in ["docker", "oci"] {
         let dest = c._tmp.path().join(format!("img-{kind}.tar"));
         let spec = format!("type={kind},dest={}", dest.display());
         let id = c.image_id(&["-t", "out:1", "-o", &spec]);
         let other = Ctx::new();
         let out = other.kiln(&["load", "-i", dest.to_str().unwrap()]);
-        assert!(out.status.success(), "{kind}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ids = other.kiln(&["images", "-q", "--no-trunc", "out:1"]);
         assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), id, "{kind}");
     }
@@ -296,13 +406,25 @@ fn docker_and_oci_outputs_load_back_with_the_same_id() {
 #[test]
 fn onbuild_triggers_of_a_base_image_run_first() {
     let c = Ctx::new();
-    c.file("Dockerfile", "FROM localhost/busybox:latest\nONBUILD RUN echo triggered > /t\n");
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nONBUILD RUN echo triggered > /t\n",
+    );
     c.build_ok(&["-t", "onb"]);
     let v: serde_json::Value = serde_json::from_slice(&c.kiln(&["inspect", "onb"]).stdout).unwrap();
-    assert_eq!(v[0]["Config"]["OnBuild"], serde_json::json!(["RUN echo triggered > /t"]));
+    assert_eq!(
+        v[0]["Config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /t"])
+    );
     c.file("Dockerfile", "FROM onb\nRUN cat /t > /seen\n");
     let out = c.export(&["-t", "child"]);
-    assert_eq!(std::fs::read_to_string(out.join("seen")).unwrap(), "triggered\n");
-    let v: serde_json::Value = serde_json::from_slice(&c.kiln(&["inspect", "child"]).stdout).unwrap();
-    assert!(v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "triggered\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&c.kiln(&["inspect", "child"]).stdout).unwrap();
+    assert!(
+        v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([])
+    );
 }
