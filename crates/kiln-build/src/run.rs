@@ -374,15 +374,11 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         }
     };
     let killer = container.killer();
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        let cancel: &AtomicBool = b.cancel;
-        // Poll the build's cancel flag; the container dies with the build.
-        let cancel_ptr = cancel as *const AtomicBool as usize;
-        std::thread::spawn(move || {
-            // SAFETY: the flag outlives this thread: `run_container` joins it before returning.
-            let cancel = unsafe { &*(cancel_ptr as *const AtomicBool) };
+    let done = AtomicBool::new(false);
+    let cancel: &AtomicBool = b.cancel;
+    // Poll the build's cancel flag while the container runs; the container dies with the build.
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
                 if cancel.load(Ordering::SeqCst) {
                     let _ = killer.kill();
@@ -390,11 +386,11 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-        })
-    };
-    let status = container.wait();
-    done.store(true, Ordering::SeqCst);
-    let _ = watcher.join();
+        });
+        let status = container.wait();
+        done.store(true, Ordering::SeqCst);
+        status
+    });
     let _ = reader.join();
     let status = status.map_err(|e| step_err(b, i, e.to_string(), String::new()))?;
     if b.cancel.load(Ordering::SeqCst) {

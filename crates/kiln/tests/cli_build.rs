@@ -428,3 +428,68 @@ fn onbuild_triggers_of_a_base_image_run_first() {
         v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([])
     );
 }
+
+/// Processes whose command line is exactly `args`.
+fn processes_running(args: &[&str]) -> usize {
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| a.bytes().chain(std::iter::once(0)))
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| c == want)
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn ctrl_c_stops_the_build_and_leaves_nothing_behind() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN sleep 347\n",
+    );
+    let before = kiln_mounts();
+    let mut child = Command::new(bin())
+        .env("KILN_ROOT", &c.root)
+        .args(["build", "--progress=plain", c.ctx.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN's process exists, then interrupt the build as a terminal would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while processes_running(&["sleep", "347"]) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_eq!(
+        processes_running(&["sleep", "347"]),
+        0,
+        "the RUN's process survived Ctrl-C"
+    );
+    assert_eq!(kiln_mounts(), before, "mounts leaked");
+    assert!(c.tmp_is_empty(), "temporary directories leaked");
+    let check = c.kiln(&["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
