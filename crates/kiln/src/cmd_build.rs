@@ -317,12 +317,20 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut until = None;
     for f in &args.filter {
         match f.split_once('=') {
-            Some(("until", v)) => until = Some(crate::progress::parse_duration(v)?),
+            Some(("until", v)) => {
+                let secs = crate::cmd_image::render::parse_go_duration(v).with_context(|| {
+                    format!("invalid duration {v:?} in --filter: use e.g. 24h or 30m")
+                })?;
+                until = Some(std::time::Duration::from_secs(secs.max(0) as u64));
+            }
             _ => bail!("unsupported --filter {f:?}: use until=DURATION"),
         }
     }
     let _ = args.force;
     let reclaimed = kiln_build::prune_cache(&global.store_root(), args.all, keep, until)?;
-    println!("Total:\t{}", crate::progress::human_size(reclaimed));
+    println!(
+        "Total:\t{}",
+        crate::cmd_image::render::human_size(reclaimed)
+    );
     Ok(ExitCode::SUCCESS)
 }

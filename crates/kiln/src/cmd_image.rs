@@ -12,7 +12,7 @@ mod list;
 #[path = "image_cmd/manage.rs"]
 mod manage;
 #[path = "image_cmd/render.rs"]
-mod render;
+pub(crate) mod render;
 #[path = "image_cmd/system.rs"]
 mod system;
 

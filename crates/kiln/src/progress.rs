@@ -306,72 +306,14 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     Ok((n * mult) as u64)
 }
 
-/// `24h`, `30m`, `10s`, `1h30m` → seconds.
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let mut total = 0f64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
-        num.clear();
-        total += n * match c {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86400.0,
-            _ => anyhow::bail!("invalid duration {s:?}: use e.g. 24h or 30m"),
-        };
-    }
-    if !num.is_empty() {
-        anyhow::bail!("invalid duration {s:?}: missing unit (s, m, h)");
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// Docker's `units.HumanSize`: decimal units, 3 significant digits.
-pub fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits: String = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{:.1}", v)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    } else {
-        format!("{:.2}", v)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    };
-    format!("{digits}{}", units[i])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_durations() {
+    fn sizes() {
         assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
         assert_eq!(parse_size("500mb").unwrap(), 500_000_000);
         assert!(parse_size("lots").is_err());
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("10").is_err());
-        assert_eq!(human_size(7_050_000), "7.05MB");
-        assert_eq!(human_size(88_600_000), "88.6MB");
-        assert_eq!(human_size(388_000_000), "388MB");
-        assert_eq!(human_size(0), "0B");
     }
 }

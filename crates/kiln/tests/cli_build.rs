@@ -493,3 +493,32 @@ fn ctrl_c_stops_the_build_and_leaves_nothing_behind() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+#[test]
+fn builder_prune_empties_the_cache() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo a > /a\n",
+    );
+    c.build_ok(&[]);
+    let out = c.kiln(&["builder", "prune", "-f", "--filter", "until=1h"]);
+    assert!(out.status.success());
+    assert!(
+        c.build_ok(&[]).contains("CACHED"),
+        "records used within the hour survive until=1h"
+    );
+    let out = c.kiln(&["builder", "prune", "-a", "-f"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Total:"));
+    assert!(
+        !c.build_ok(&[]).contains("CACHED"),
+        "after prune -a nothing is cached"
+    );
+    let bad = c.kiln(&["builder", "prune", "--filter", "until=soon"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
