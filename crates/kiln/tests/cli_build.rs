@@ -522,3 +522,45 @@ fn builder_prune_empties_the_cache() {
     let bad = c.kiln(&["builder", "prune", "--filter", "until=soon"]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn long_layer_chains_build() {
+    let c = Ctx::new();
+    let mut df = String::from("FROM localhost/busybox:latest\n");
+    for i in 0..105 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    df.push_str("RUN ls / | grep -c '^f' > /count\n");
+    c.file("Dockerfile", &df);
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("count")).unwrap().trim(),
+        "105"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("f104")).unwrap(), "104\n");
+}
+
+#[test]
+fn network_none_leaves_only_loopback() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /per-run\n\
+         RUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /default\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("per-run")).unwrap(),
+        "lo\n"
+    );
+    let host = std::fs::read_to_string(out.join("default")).unwrap();
+    assert!(
+        host.lines().count() > 1,
+        "the default is the host's network: {host}"
+    );
+    let out = c.export(&["--network", "none", "--no-cache"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("default")).unwrap(),
+        "lo\n"
+    );
+}
