@@ -23,12 +23,17 @@ pub struct StepKey {
     pub args: BTreeMap<String, String>,
     /// Inputs other than the parent: label (`context:src/`, `stage:build`) → digest.
     pub inputs: BTreeMap<String, String>,
+    /// Context files read, by name → content digest (small selections only), so a miss can
+    /// name the file that changed.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<StepKey> {
     let step = &b.plan.steps[i];
     let mut inputs = BTreeMap::new();
     let mut args = BTreeMap::new();
+    let mut files = BTreeMap::new();
     let mut k = match &step.op {
         Op::Base(_) => unreachable!("base steps have no cache key of their own"),
         Op::Mkdir { path, user } => {
@@ -108,12 +113,13 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                     };
                     let local: Vec<String> =
                         c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+                    for s in &local {
+                        let d = context_digest(b, std::slice::from_ref(s), &sel)?;
+                        inputs.insert(format!("context:{s}"), d.clone());
+                        k.field("context", &d);
+                    }
                     if !local.is_empty() {
-                        for s in &local {
-                            let d = context_digest(b, std::slice::from_ref(s), &sel)?;
-                            inputs.insert(format!("context:{s}"), d.clone());
-                            k.field("context", &d);
-                        }
+                        files = context_files(b, &local, &sel);
                     }
                 }
                 CopyFrom::Stage(s) => {
@@ -152,11 +158,35 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
         parent: parent.key.clone(),
         args,
         inputs,
+        files,
     })
 }
 
 pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+/// Up to this many context entries per step are remembered file by file for `--explain`.
+const EXPLAIN_FILE_LIMIT: usize = 5000;
+
+fn context_files(
+    b: &Build<'_>,
+    sources: &[String],
+    sel: &SelectOptions,
+) -> BTreeMap<String, String> {
+    let Some(ctx) = b.context.as_ref() else {
+        return BTreeMap::new();
+    };
+    match crate::context::checksum::file_listing(
+        ctx.context.tree(),
+        sources,
+        sel,
+        &ctx.cache,
+        EXPLAIN_FILE_LIMIT,
+    ) {
+        Ok(Some(list)) => list.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 fn context_digest(b: &Build<'_>, sources: &[String], sel: &SelectOptions) -> Result<String> {

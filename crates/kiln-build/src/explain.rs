@@ -54,12 +54,21 @@ pub fn diff(prev: &StepKey, now: &StepKey) -> String {
     for a in prev.args.keys().filter(|a| !now.args.contains_key(*a)) {
         why.push(format!("build arg {a} is no longer used"));
     }
+    let named = changed_files(prev, now);
     for (label, d) in &now.inputs {
         match prev.inputs.get(label) {
-            Some(p) if p != d => why.push(describe_input(label, "changed")),
+            Some(p) if p != d => {
+                if label.starts_with("context:") && !named.is_empty() {
+                    continue;
+                }
+                why.push(describe_input(label, "changed"))
+            }
             None => why.push(describe_input(label, "is new")),
             _ => {}
         }
+    }
+    if !named.is_empty() {
+        why.insert(0, named);
     }
     if why.is_empty() && prev.parent != now.parent {
         why.push("an earlier step changed (the base image or a previous instruction)".into());
@@ -68,6 +77,30 @@ pub fn diff(prev: &StepKey, now: &StepKey) -> String {
         why.push("the step's options changed".into());
     }
     why.join("; ")
+}
+
+/// `file src/App.jsx changed; file b.txt added` from the per-file digests of both builds.
+fn changed_files(prev: &StepKey, now: &StepKey) -> String {
+    if prev.files.is_empty() || now.files.is_empty() {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    for (name, d) in &now.files {
+        match prev.files.get(name) {
+            Some(p) if p != d => parts.push(format!("file {name} changed")),
+            None => parts.push(format!("file {name} added")),
+            _ => {}
+        }
+    }
+    for name in prev.files.keys().filter(|n| !now.files.contains_key(*n)) {
+        parts.push(format!("file {name} removed"));
+    }
+    let n = parts.len();
+    if n > 5 {
+        parts.truncate(5);
+        parts.push(format!("and {} more", n - 5));
+    }
+    parts.join("; ")
 }
 
 fn describe_input(label: &str, what: &str) -> String {
@@ -97,6 +130,7 @@ mod tests {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            files: Default::default(),
         }
     }
 
@@ -108,6 +142,14 @@ mod tests {
         let c = key("RUN make", "p", &[("V", "1")], &[]);
         let d = key("RUN make", "p", &[("V", "2")], &[]);
         assert_eq!(diff(&c, &d), "build arg V changed (\"1\" → \"2\")");
+        let mut g = key("COPY . .", "p", &[], &[("context:.", "d1")]);
+        g.files.insert("src/App.jsx".into(), "aa".into());
+        g.files.insert("package.json".into(), "bb".into());
+        let mut h = key("COPY . .", "p", &[], &[("context:.", "d2")]);
+        h.files.insert("src/App.jsx".into(), "cc".into());
+        h.files.insert("package.json".into(), "bb".into());
+        h.files.insert("new.txt".into(), "dd".into());
+        assert_eq!(diff(&g, &h), "file new.txt added; file src/App.jsx changed");
         let e = key("RUN make", "q", &[("V", "1")], &[]);
         assert!(diff(&c, &e).contains("earlier step"));
         let f = key("RUN make all", "p", &[("V", "1")], &[]);

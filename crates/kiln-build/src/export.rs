@@ -55,6 +55,10 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     };
     let created = rfc3339(now);
     config.created = Some(created.clone());
+    // Metadata-only entries of this build get the image's time, as BuildKit's exporter gives them.
+    for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
+        h.created = Some(created.clone());
+    }
     for (h, s) in config.history.iter_mut().zip(&stage.history_steps) {
         if let Some(s) = s {
             h.empty_layer = !results[*s].made_layer;

@@ -213,7 +213,7 @@ fn editing_a_source_file_keeps_the_dependency_install_cached_and_explains_the_mi
         "WORKDIR, COPY package*.json and RUN install stay cached:\n{err}"
     );
     assert!(
-        err.contains("cache miss: files matching `src` in the context changed"),
+        err.contains("cache miss: file src/App.jsx changed"),
         "{err}"
     );
     let out = c.export(&[]);
@@ -563,4 +563,34 @@ fn network_none_leaves_only_loopback() {
         std::fs::read_to_string(out.join("default")).unwrap(),
         "lo\n"
     );
+}
+
+#[test]
+fn every_history_entry_has_a_created_time() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN true\nENV A=1\nEXPOSE 80\n",
+    );
+    let dest = c._tmp.path().join("h.tar");
+    let spec = format!("type=oci,dest={}", dest.display());
+    c.build_ok(&["-t", "h", "-o", &spec]);
+    let out = c.kiln(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedSince}}|{{.CreatedBy}}",
+        "h",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("ENV A=1") || l.contains("EXPOSE"))
+    {
+        assert!(
+            !line.contains("years ago"),
+            "metadata entry without a created time: {line}"
+        );
+    }
+    assert!(text.contains("ENV A=1"), "{text}");
 }

@@ -273,3 +273,53 @@ fn hash_file(tree: &SourceTree, rel: &Path) -> Result<([u8; 32], u64, Meta), Con
     }
     Ok((h.finalize().into(), total, meta))
 }
+
+/// Per-file content digests (`sha256` hex; a symlink's target as `-> target`) of what
+/// `sources` select, named as they are in the context, for explaining cache misses. `None`
+/// when the selection holds more than `limit` entries or uses `--parents`. Digests come from
+/// `cache` (the key computation just filled it), so this normally reads no file.
+pub fn file_listing(
+    tree: &SourceTree,
+    sources: &[String],
+    opts: &SelectOptions,
+    cache: &ChecksumCache,
+    limit: usize,
+) -> Result<Option<Vec<(String, String)>>, ContextError> {
+    let ex = opts.exclude_set()?;
+    let mut out = Vec::new();
+    for s in sources {
+        for sel in tree.expand(s, opts.parents, ex.as_ref())? {
+            let Selected::Path {
+                requested,
+                resolved,
+                ..
+            } = sel
+            else {
+                return Ok(None);
+            };
+            let f = WalkFilter {
+                exclude: ex.as_ref(),
+                ..WalkFilter::default()
+            };
+            let entries = tree.walk(&resolved, &f)?;
+            if out.len() + entries.len() > limit {
+                return Ok(None);
+            }
+            let digests = file_digests(tree, &resolved, &entries, cache)?;
+            for (e, d) in entries.iter().zip(digests) {
+                let name = if e.rel.as_os_str().is_empty() {
+                    requested.clone()
+                } else {
+                    requested.join(&e.rel)
+                };
+                let value = match (d, &e.link) {
+                    (Some(d), _) => hex::encode(d),
+                    (None, Some(l)) => format!("-> {}", l.to_string_lossy()),
+                    _ => continue,
+                };
+                out.push((name.to_string_lossy().into_owned(), value));
+            }
+        }
+    }
+    Ok(Some(out))
+}
