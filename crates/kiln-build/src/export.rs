@@ -38,6 +38,24 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
+/// Config and manifest blobs: a rebuild from the cache makes the same bytes, so skip the
+/// write (and its fsync) when the blob is already there.
+fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
+    let d = Digest::of(bytes);
+    if b.store.has_blob(&d) {
+        b.lease
+            .protect(kiln_store::RefKind::Blob, &d.to_string())
+            .map_err(store_err)?;
+        if b.store.has_blob(&d) {
+            return Ok(kiln_store::BlobInfo {
+                digest: d,
+                size: bytes.len() as u64,
+            });
+        }
+    }
+    b.store.put_blob(&b.lease, bytes, None).map_err(store_err)
+}
+
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
     let stage = b
@@ -75,10 +93,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = last.chain.iter().map(|l| l.diff_id.clone()).collect();
     let config_bytes = serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
-    let cfg = b
-        .store
-        .put_blob(&b.lease, &config_bytes, None)
-        .map_err(store_err)?;
+    let cfg = put_small_blob(b, &config_bytes)?;
     let layers_json: Vec<serde_json::Value> = last
         .chain
         .iter()
@@ -92,10 +107,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     });
     let manifest_bytes =
         serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
-    let man = b
-        .store
-        .put_blob(&b.lease, &manifest_bytes, None)
-        .map_err(store_err)?;
+    let man = put_small_blob(b, &manifest_bytes)?;
     let mut layers = Vec::new();
     for l in last.chain.iter() {
         let blob = digest(&l.blob)?;
