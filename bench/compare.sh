@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Whole-command benchmark of `kiln build` against BuildKit (dockerd) and buildah, with kiln
+# built from this repository. A thin wrapper around the shared harness in ../shared/bench
+# (run.sh: one timed build; bench-all.sh: the interleaved matrix; summarize.py: tables).
+#
+#   bench/compare.sh [CASE...]        default: all eight cases
+#
+# Env (all optional):
+#   TOOLS="buildkit buildah kiln"     tools to compare (a tool that is not usable is dropped)
+#   MODES="cold warm incremental"     see ../shared/bench/run.sh (touch is also available)
+#   REPS=3 SLOW_REPS=2                repetitions (SLOW_REPS for large-context and big-layer)
+#   KILN=PATH                         use this binary instead of building the release one
+#   SHARED_BENCH=DIR                  the shared harness (default ../shared/bench)
+#   RESULTS_TSV=FILE                  default bench/results/<UTC date>.tsv (appended to)
+#   MEM=0                             skip the peak-memory measurement of a cold large-context build
+#
+# Needs root, Debian's docker.io with a running dockerd (`dockerd --bridge=none --iptables=false &`),
+# buildah + runc, jq, busybox-static, skopeo, umoci, python3. Writes generated contexts and
+# private stores under /var/tmp/kiln-bench (kiln: $KILN_ROOT, default /var/tmp/kiln-bench/kiln-root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+shared=${SHARED_BENCH:-$repo/../shared/bench}
+[ -x "$shared/run.sh" ] || { echo "compare.sh: no harness at $shared (set SHARED_BENCH)" >&2; exit 1; }
+shared=$(cd "$shared" && pwd)
+
+if [ -z "${KILN:-}" ]; then
+  (cd "$repo" && cargo build --release -q -p kiln)
+  KILN=${CARGO_TARGET_DIR:-$repo/target}/release/kiln
+fi
+KILN=$(readlink -f "$KILN")
+export KILN
+
+# drop tools that cannot run here, saying why
+tools=()
+for t in ${TOOLS:-buildkit buildah kiln}; do
+  case $t in
+    buildkit|legacy)
+      /usr/bin/docker info >/dev/null 2>&1 && tools+=("$t") ||
+        echo "compare.sh: skipping $t: dockerd not reachable with /usr/bin/docker (start: dockerd --bridge=none --iptables=false &)" >&2 ;;
+    buildah)
+      command -v buildah >/dev/null && command -v runc >/dev/null && tools+=("$t") ||
+        echo "compare.sh: skipping buildah: apt-get install buildah runc" >&2 ;;
+    kiln) tools+=(kiln) ;;
+    *) echo "compare.sh: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
+export TOOLS="${tools[*]}"
+export MODES=${MODES:-cold warm incremental}
+export REPS=${REPS:-3} SLOW_REPS=${SLOW_REPS:-2}
+
+# the base image localhost/busybox:latest, made from busybox-static, loaded into dockerd/buildah
+. "$shared/common.sh"
+if [ ! -s "$BASE_DOCKER_ARCHIVE" ]; then
+  NO_LOAD=$([ "${#tools[@]}" -gt 1 ] && echo 0 || echo 1) "$shared/make-busybox-image.sh"
+fi
+
+mkdir -p "$here/results"
+export RESULTS_TSV=${RESULTS_TSV:-$here/results/$(date -u +%F).tsv}
+echo "compare.sh: kiln=$KILN tools=[$TOOLS] modes=[$MODES] reps=$REPS -> $RESULTS_TSV" >&2
+echo "compare.sh: load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
+"$shared/bench-all.sh" "$@"
+echo "compare.sh: load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# peak memory (max RSS) of a cold large-context kiln build, in a throwaway store
+cases=" ${*:-large-context} "
+if [ "${MEM:-1}" != 0 ] && [[ $cases == *" large-context "* ]] && [ -x /usr/bin/time ]; then
+  ctx=$CTX_DIR/kiln/large-context
+  root=$(mktemp -d /var/tmp/kiln-bench-mem.XXXXXX)
+  trap 'rm -rf "$root"' EXIT
+  KILN_ROOT=$root "$KILN" load -i "$BASE_DOCKER_ARCHIVE" >/dev/null
+  KILN_ROOT=$root /usr/bin/time -v "$KILN" build -q -t localhost/kiln-bench-mem -f "$ctx/Dockerfile" "$ctx" \
+    2>"$root.time" >/dev/null || echo "compare.sh: memory build failed" >&2
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$root.time")
+  echo "compare.sh: kiln large-context cold: max RSS ${rss:-?} KiB" >&2
+  printf '%s\tkiln\tlarge-context\tmaxrss_kib\t%s\n' "$(date -u +%FT%TZ)" "${rss:-NA}" >> "${RESULTS_TSV%.tsv}.mem.tsv"
+  rm -f "$root.time"
+fi
+
+python3 "$shared/summarize.py" "$RESULTS_TSV"
+echo
+echo "## Goals of issue 4"
+echo
+python3 "$here/goals.py" "$RESULTS_TSV" "${RESULTS_TSV%.tsv}.mem.tsv"
