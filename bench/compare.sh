@@ -51,8 +51,12 @@ export REPS=${REPS:-3} SLOW_REPS=${SLOW_REPS:-2}
 
 # the base image localhost/busybox:latest, made from busybox-static, loaded into dockerd/buildah
 . "$shared/common.sh"
-if [ ! -s "$BASE_DOCKER_ARCHIVE" ]; then
-  NO_LOAD=$([ "${#tools[@]}" -gt 1 ] && echo 0 || echo 1) "$shared/make-busybox-image.sh"
+need_base=0
+[ -s "$BASE_DOCKER_ARCHIVE" ] || need_base=1
+[[ " $TOOLS " == *" buildkit "* ]] && ! /usr/bin/docker image inspect "$BASE_TAG" >/dev/null 2>&1 && need_base=1
+[[ " $TOOLS " == *" buildah "* ]] && ! $BUILDAH inspect --type image "$BASE_TAG" >/dev/null 2>&1 && need_base=1
+if [ "$need_base" = 1 ]; then
+  NO_LOAD=$([ "$TOOLS" = kiln ] && echo 1 || echo 0) "$shared/make-busybox-image.sh"
 fi
 
 mkdir -p "$here/results"
