@@ -374,21 +374,28 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         }
     };
     let killer = container.killer();
-    let done = AtomicBool::new(false);
     let cancel: &AtomicBool = b.cancel;
-    // Poll the build's cancel flag while the container runs; the container dies with the build.
+    // Watch the build's cancel flag while the container runs (the container dies with the
+    // build). The watcher waits on a condvar so the container's exit wakes it at once.
+    let done = (Mutex::new(false), std::sync::Condvar::new());
     let status = std::thread::scope(|s| {
         s.spawn(|| {
-            while !done.load(Ordering::SeqCst) {
+            let (lock, cv) = &done;
+            let mut finished = lock.lock().unwrap();
+            while !*finished {
                 if cancel.load(Ordering::SeqCst) {
                     let _ = killer.kill();
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                finished = cv
+                    .wait_timeout(finished, Duration::from_millis(50))
+                    .unwrap()
+                    .0;
             }
         });
         let status = container.wait();
-        done.store(true, Ordering::SeqCst);
+        *done.0.lock().unwrap() = true;
+        done.1.notify_all();
         status
     });
     let _ = reader.join();
