@@ -529,23 +529,18 @@ impl Planner<'_> {
                         None => CopyFrom::Context,
                     };
                     let op = CopyOp {
-                        from: from.clone(),
-                        sources: c.sources.clone(),
-                        inline: c
-                            .inline
-                            .iter()
-                            .map(|h| (h.name.clone(), h.content.clone()))
-                            .collect(),
-                        dest: c.dest.clone(),
-                        workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
-                        chown: c.chown.clone(),
-                        chmod: c.chmod.clone(),
                         parents: c.parents,
-                        exclude: c.exclude.clone(),
-                        link: c.link,
-                        is_add: false,
-                        checksum: None,
-                        unpack: None,
+                        ..copy_op(
+                            from.clone(),
+                            &c.sources,
+                            &c.inline,
+                            &c.dest,
+                            rc,
+                            &c.chown,
+                            &c.chmod,
+                            &c.exclude,
+                            c.link,
+                        )
                     };
                     let s = self.push_copy(si, x, last, op, from);
                     last = s;
@@ -553,23 +548,20 @@ impl Planner<'_> {
                 }
                 Command::Add(c) => {
                     let op = CopyOp {
-                        from: CopyFrom::Context,
-                        sources: c.sources.clone(),
-                        inline: c
-                            .inline
-                            .iter()
-                            .map(|h| (h.name.clone(), h.content.clone()))
-                            .collect(),
-                        dest: c.dest.clone(),
-                        workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
-                        chown: c.chown.clone(),
-                        chmod: c.chmod.clone(),
-                        parents: false,
-                        exclude: c.exclude.clone(),
-                        link: c.link,
                         is_add: true,
                         checksum: c.checksum.clone(),
                         unpack: c.unpack,
+                        ..copy_op(
+                            CopyFrom::Context,
+                            &c.sources,
+                            &c.inline,
+                            &c.dest,
+                            rc,
+                            &c.chown,
+                            &c.chmod,
+                            &c.exclude,
+                            c.link,
+                        )
                     };
                     let s = self.push_copy(si, x, last, op, CopyFrom::Context);
                     last = s;
@@ -622,6 +614,39 @@ impl Planner<'_> {
             deps,
             text: x.original.trim().to_string(),
         })
+    }
+}
+
+/// The fields COPY and ADD share; the callers set the ones only one of them has.
+#[allow(clippy::too_many_arguments)]
+fn copy_op(
+    from: CopyFrom,
+    sources: &[String],
+    inline: &[ast::Heredoc],
+    dest: &str,
+    rc: &RunConfig,
+    chown: &Option<String>,
+    chmod: &Option<String>,
+    exclude: &[String],
+    link: bool,
+) -> CopyOp {
+    CopyOp {
+        from,
+        sources: sources.to_vec(),
+        inline: inline
+            .iter()
+            .map(|h| (h.name.clone(), h.content.clone()))
+            .collect(),
+        dest: dest.to_string(),
+        workdir: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
+        chown: chown.clone(),
+        chmod: chmod.clone(),
+        parents: false,
+        exclude: exclude.to_vec(),
+        link,
+        is_add: false,
+        checksum: None,
+        unpack: None,
     }
 }
 

@@ -838,8 +838,8 @@ fn name_values(
     Ok(out)
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub(crate) fn parse_go_duration(s: &str) -> Option<i64> {
+/// Go's `time.ParseDuration`, in nanoseconds (HEALTHCHECK flags; the CLI's `until=` filters).
+pub fn parse_go_duration(s: &str) -> Option<i64> {
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),

@@ -31,6 +31,7 @@ pub use dump::dump;
 pub use error::{Error, ErrorKind};
 pub use eval::{EvalOptions, Evaluator, Expansion, Platform, StageEval};
 pub use graph::{StageGraph, render_dot, render_json, render_mermaid};
+pub use instr::parse_go_duration;
 pub use mount::{Mount, MountSpec, MountType, Sharing};
 pub use span::Span;
 

@@ -272,38 +272,11 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     m(&p, &n)
 }
 
-/// A Go duration (`24h`, `1h30m`, `90s`) in seconds.
+/// A Go duration (`24h`, `1h30m`, `90s`) in whole seconds; negative durations are refused.
 pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return None;
-        }
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * unit;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
+    kiln_dockerfile::parse_go_duration(s)
+        .filter(|n| *n >= 0)
+        .map(|n| n / 1_000_000_000)
 }
 
 #[cfg(test)]
