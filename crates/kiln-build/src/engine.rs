@@ -1,7 +1,8 @@
 //! The build: parse → plan → run the step DAG (cache lookups, RUN containers, file copies) →
 //! export the target stage into the store. Every step's result is a chain of layer
 //! directories (snapshots) plus a cache key; a step whose key is in the cache reuses the
-//! recorded snapshot and layer blob without running anything.
+//! recorded snapshot without running anything. Layer blobs are made only at export, for the
+//! layers of the exported image.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kiln_store::{Lease, RefKind, Store};
+use kiln_store::{LayerRecord, Lease, RefKind, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ImageConfig;
@@ -21,7 +22,7 @@ use crate::options::BuildOptions;
 use crate::plan::{self, ImageSource, Op, Plan, ResolvedImage, RootSource, StepIndex};
 use crate::solve::{DagError, run_dag};
 
-/// One layer of a rootfs chain: its diff directory and, once exported, its blob.
+/// One layer of a rootfs chain: its diff directory and, when known, its blob.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerRef {
     /// Snapshot key in the store.
@@ -29,10 +30,12 @@ pub struct LayerRef {
     /// Absolute path of the diff directory.
     #[serde(skip)]
     pub dir: PathBuf,
-    pub diff_id: String,
-    pub blob: String,
-    pub media_type: String,
-    pub size: u64,
+    /// The layer as a blob. Known for base-image layers; a layer a step made has none until
+    /// an image that contains it is exported (`export::layer_blobs` makes it then, or finds
+    /// the one an earlier export made). Cache records keep only the snapshot (records of
+    /// older kilns also name a blob; it is ignored).
+    #[serde(skip)]
+    pub blob: Option<LayerRecord>,
 }
 
 /// What a finished step leaves for its dependents.
@@ -47,7 +50,7 @@ pub struct StepResult {
     pub created: i64,
 }
 
-/// A cache record: the layer a step produced (None = no change).
+/// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheRecord {
     layer: Option<LayerRef>,
@@ -367,7 +370,6 @@ impl Build<'_> {
         let mut refs: Vec<(RefKind, &str)> = Vec::new();
         if let Some(l) = &layer {
             refs.push((RefKind::Snapshot, l.snapshot.as_str()));
-            refs.push((RefKind::Blob, l.blob.as_str()));
         }
         let value = serde_json::to_vec(&rec).map_err(|e| BuildError::Other(e.to_string()))?;
         self.store
@@ -390,7 +392,8 @@ impl Build<'_> {
         })
     }
 
-    /// A cache record whose snapshot and blob still exist.
+    /// A cache record whose snapshot still exists (its blob, if any, is found or made at
+    /// export).
     fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
         let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else {
             return Ok(None);
@@ -399,21 +402,13 @@ impl Build<'_> {
             return Ok(None);
         };
         if let Some(l) = &mut rec.layer {
-            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else {
-                return Ok(None);
-            };
-            let Ok(d) = kiln_store::Digest::parse(&l.blob) else {
-                return Ok(None);
-            };
-            if !self.store.has_blob(&d) {
-                return Ok(None);
-            }
+            // Protect, then look: a prune either sees the lease row or already removed it.
             self.lease
                 .protect(RefKind::Snapshot, &l.snapshot)
                 .map_err(store_err)?;
-            self.lease
-                .protect(RefKind::Blob, &l.blob)
-                .map_err(store_err)?;
+            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else {
+                return Ok(None);
+            };
             l.dir = info.path;
         }
         Ok(Some(rec))

@@ -1,16 +1,13 @@
 //! Running one layer step: an overlay of the parent chain with a fresh upper directory, the
 //! operation (RUN container, COPY/ADD, WORKDIR mkdir) on the merged view, then the upper
-//! directory becomes the step's snapshot and its layer blob.
+//! directory becomes the step's snapshot. No layer blob is made here: only an export needs
+//! one (see `export::layer_blobs`), and most layers of a multi-stage build are never exported.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-
-use kiln_store::RefKind;
 
 use crate::context::rootpath::{self, Owner, Root};
 use crate::engine::{Build, LayerRef, StepResult, store_err};
 use crate::error::{BuildError, Result};
-use crate::options::LayerCompression;
 use crate::plan::{Op, StepIndex};
 
 /// Temporary directories of one step under the store's tmp/, removed on drop.
@@ -87,7 +84,6 @@ pub fn execute(
     if is_empty_dir(&upper)? {
         return Ok(None);
     }
-    let layer = export_layer_blob(b, &upper)?;
     let snapshot_key = format!("step:{key}");
     let parent_snap = parent.chain.last().map(|l| l.snapshot.clone());
     let info = b
@@ -98,48 +94,13 @@ pub fn execute(
     Ok(Some(LayerRef {
         snapshot: snapshot_key,
         dir: info.path,
-        ..layer
+        blob: None,
     }))
 }
 
 fn is_empty_dir(p: &Path) -> Result<bool> {
     let mut rd = std::fs::read_dir(p).map_err(|e| BuildError::io("reading", p, e))?;
     Ok(rd.next().is_none())
-}
-
-/// Write the diff directory as a layer blob into the store (uncompressed by default: the
-/// diff id is then the blob digest; archives and pushes compress on the way out).
-pub(crate) fn export_layer_blob(b: &Build<'_>, dir: &Path) -> Result<LayerRef> {
-    let compression = match b.opts.compression {
-        LayerCompression::Uncompressed => kiln_snapshot::Compression::None,
-        LayerCompression::Gzip => kiln_snapshot::Compression::Gzip,
-        LayerCompression::Zstd => kiln_snapshot::Compression::Zstd,
-    };
-    let eopts = kiln_snapshot::ExportOptions {
-        compression,
-        tar: kiln_snapshot::TarOptions {
-            source_date_epoch: b.opts.source_date_epoch,
-        },
-        ..Default::default()
-    };
-    let mut w = b.store.blob_writer().map_err(store_err)?;
-    let info = kiln_snapshot::export_layer(dir, &eopts, &mut w)
-        .map_err(|e| BuildError::Other(format!("exporting layer {}: {e}", dir.display())))?;
-    w.flush()
-        .map_err(|e| BuildError::io("writing layer blob", dir, e))?;
-    let pending = w.finish().map_err(store_err)?;
-    let blob = pending.commit(&b.lease, None).map_err(store_err)?;
-    b.lease
-        .protect(RefKind::Blob, &blob.digest.to_string())
-        .map_err(store_err)?;
-    Ok(LayerRef {
-        snapshot: String::new(),
-        dir: PathBuf::new(),
-        diff_id: format!("sha256:{}", info.diff_id.hex()),
-        blob: blob.digest.to_string(),
-        media_type: info.media_type().to_string(),
-        size: blob.size,
-    })
 }
 
 /// WORKDIR: create the directory inside the rootfs (symlinks resolved inside it), owned by

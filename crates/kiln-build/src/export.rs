@@ -1,18 +1,138 @@
-//! Export: the target stage's chain of layers + its evolved config → config and manifest blobs
-//! in the store, tagged; then any extra `--output`s.
+//! Export: the target stage's chain of layers + its evolved config → layer, config and
+//! manifest blobs in the store, tagged; then any extra `--output`s.
+//!
+//! Layer blobs are made here, not when a step runs: a step only commits its snapshot (a
+//! directory), and most layers of a multi-stage build are never exported. For each layer of
+//! the exported image the store is asked first whether an earlier export made that
+//! snapshot's blob the same way (`Store::snapshot_layer`); the others are tarred (and
+//! compressed, with `--compression`) in parallel, and remembered on their snapshots.
 
-use kiln_store::{Digest, LayerRecord, NewImage};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::engine::{Build, BuildOutcome, StepResult, store_err};
+use kiln_store::{Digest, LayerRecord, NewImage, RefKind};
+
+use crate::engine::{Build, BuildOutcome, LayerRef, StepResult, store_err};
 use crate::error::{BuildError, Result};
 use crate::event::Event;
-use crate::options::Output;
+use crate::options::{LayerCompression, Output};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn digest(s: &str) -> Result<Digest> {
-    Digest::parse(s).map_err(|e| BuildError::Other(format!("bad digest {s}: {e:?}")))
+/// How this build makes a layer blob from a directory: the key under which the store
+/// remembers the blob made from a snapshot (`Store::snapshot_layer`). The tar depends on
+/// `SOURCE_DATE_EPOCH` (mtimes are clamped) and the blob on the compression; `tar1` names
+/// the tar writer's format, so a change that alters its bytes can start afresh.
+fn blob_variant(b: &Build<'_>) -> String {
+    let compression = match b.opts.compression {
+        LayerCompression::Uncompressed => "none",
+        LayerCompression::Gzip => "gzip",
+        LayerCompression::Zstd => "zstd",
+    };
+    match b.opts.source_date_epoch {
+        Some(e) => format!("tar1;{compression};epoch={e}"),
+        None => format!("tar1;{compression}"),
+    }
+}
+
+/// The blob of every layer of `chain`, bottom first, each protected by the build's lease.
+/// Base-image layers have theirs; a layer a step made gets the one an earlier export made
+/// from its snapshot the same way, or a new one. New ones are made in parallel (at most
+/// `--jobs` at once): they are independent.
+pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<LayerRecord>> {
+    let variant = blob_variant(b);
+    let mut out: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
+    let mut missing = Vec::new();
+    for (i, l) in chain.iter().enumerate() {
+        let known = match &l.blob {
+            Some(rec) => {
+                b.lease
+                    .protect(RefKind::Blob, &rec.blob.to_string())
+                    .map_err(store_err)?;
+                Some(rec.clone())
+            }
+            None => b
+                .store
+                .snapshot_layer(&b.lease, &l.snapshot, &variant)
+                .map_err(store_err)?,
+        };
+        if known.is_none() {
+            missing.push(i);
+        }
+        out.push(known);
+    }
+    if !missing.is_empty() {
+        let made: Mutex<Vec<(usize, Result<LayerRecord>)>> = Mutex::new(Vec::new());
+        let next = AtomicUsize::new(0);
+        let workers = b.opts.jobs.clamp(1, missing.len());
+        std::thread::scope(|sc| {
+            for _ in 0..workers {
+                sc.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = missing.get(k) else { break };
+                        let r = make_layer_blob(b, &chain[i], &variant);
+                        let failed = r.is_err();
+                        made.lock().unwrap().push((i, r));
+                        if failed {
+                            // Let the other workers stop early too.
+                            next.store(missing.len(), Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut made = made.into_inner().unwrap();
+        made.sort_by_key(|(i, _)| *i);
+        for (i, r) in made {
+            out[i] = Some(r?);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|l| l.expect("every layer has a blob"))
+        .collect())
+}
+
+/// Tar (and compress) a snapshot's directory into a new blob, hashing every byte once, and
+/// remember it on the snapshot.
+fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<LayerRecord> {
+    let dir = &layer.dir;
+    let compression = match b.opts.compression {
+        LayerCompression::Uncompressed => kiln_snapshot::Compression::None,
+        LayerCompression::Gzip => kiln_snapshot::Compression::Gzip,
+        LayerCompression::Zstd => kiln_snapshot::Compression::Zstd,
+    };
+    let eopts = kiln_snapshot::ExportOptions {
+        compression,
+        tar: kiln_snapshot::TarOptions {
+            source_date_epoch: b.opts.source_date_epoch,
+        },
+        ..Default::default()
+    };
+    // export_layer hashes exactly the bytes it writes (the blob digest; for an uncompressed
+    // layer that is also the diff id), so the store need not hash them again.
+    let mut w = b.store.blob_writer_prehashed().map_err(store_err)?;
+    let info = kiln_snapshot::export_layer(dir, &eopts, &mut w)
+        .map_err(|e| BuildError::Other(format!("exporting layer {}: {e}", dir.display())))?;
+    let blob = w
+        .finish_prehashed(info.digest)
+        .map_err(store_err)?
+        .commit(&b.lease, None)
+        .map_err(store_err)?;
+    let rec = LayerRecord {
+        blob: blob.digest,
+        diff_id: info.diff_id,
+        media_type: info.media_type().to_string(),
+        compressed_size: blob.size,
+        uncompressed_size: info.uncompressed_size,
+    };
+    b.store
+        .record_snapshot_layer(&layer.snapshot, variant, &rec)
+        .map_err(store_err)?;
+    Ok(rec)
 }
 
 /// RFC 3339 UTC for unix seconds (no external time crate needed).
@@ -90,14 +210,21 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             labels.insert(k.clone(), v.clone());
         }
     }
+    let layers = layer_blobs(b, &last.chain)?;
+    b.events.send(Event::Export {
+        message: "exporting layers".into(),
+        elapsed: Some(t.elapsed()),
+    });
+    let t = std::time::Instant::now();
     config.rootfs.kind = "layers".into();
-    config.rootfs.diff_ids = last.chain.iter().map(|l| l.diff_id.clone()).collect();
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.to_string()).collect();
     let config_bytes = serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
     let cfg = put_small_blob(b, &config_bytes)?;
-    let layers_json: Vec<serde_json::Value> = last
-        .chain
+    let layers_json: Vec<serde_json::Value> = layers
         .iter()
-        .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.blob, "size": l.size}))
+        .map(|l| {
+            serde_json::json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.compressed_size})
+        })
         .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -108,27 +235,11 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let manifest_bytes =
         serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
     let man = put_small_blob(b, &manifest_bytes)?;
-    let mut layers = Vec::new();
-    for l in last.chain.iter() {
-        let blob = digest(&l.blob)?;
-        let uncompressed = if l.blob == l.diff_id {
-            l.size
-        } else {
-            b.store.blob_size(&blob).unwrap_or(l.size)
-        };
-        layers.push(LayerRecord {
-            blob,
-            diff_id: digest(&l.diff_id)?,
-            media_type: l.media_type.clone(),
-            compressed_size: l.size,
-            uncompressed_size: uncompressed,
-        });
-    }
     let new = NewImage {
         manifest_digest: man.digest,
         manifest_media_type: MANIFEST_MEDIA_TYPE.into(),
         config_digest: cfg.digest,
-        layers,
+        layers: layers.clone(),
         created: Some(now),
         architecture: config.architecture.clone(),
         os: config.os.clone(),
@@ -157,7 +268,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         });
     }
     for o in &b.opts.outputs {
-        write_output(b, o, &image_id, last)?;
+        write_output(b, o, &image_id, last, &layers)?;
     }
     Ok(BuildOutcome {
         image_id,
@@ -168,7 +279,13 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     })
 }
 
-fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) -> Result<()> {
+fn write_output(
+    b: &Build<'_>,
+    o: &Output,
+    image_id: &str,
+    last: &StepResult,
+    layers: &[LayerRecord],
+) -> Result<()> {
     let t = std::time::Instant::now();
     match o {
         Output::Image => return Ok(()),
@@ -185,7 +302,7 @@ fn write_output(b: &Build<'_>, o: &Output, image_id: &str, last: &StepResult) ->
             });
         }
         Output::Local(dir) => {
-            crate::outputs::write_local(b, &last.chain, dir)?;
+            crate::outputs::write_local(b, layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kiln_store::{Digest, SaveFormat, Store};
+use kiln_store::{Digest, LayerRecord, SaveFormat, Store};
 
 use crate::engine::{Build, LayerRef, store_err};
 use crate::error::{BuildError, Result};
@@ -47,11 +47,10 @@ pub fn save_archive(
 }
 
 /// `type=local`: the final filesystem, layers applied in order.
-pub fn write_local(b: &Build<'_>, chain: &[LayerRef], dir: &Path) -> Result<()> {
+pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| BuildError::io("creating", dir, e))?;
-    for l in chain {
-        let d = Digest::parse(&l.blob).map_err(|e| BuildError::Other(format!("{e:?}")))?;
-        let f = b.store.open_blob(&d).map_err(store_err)?;
+    for l in layers {
+        let f = b.store.open_blob(&l.blob).map_err(store_err)?;
         kiln_snapshot::apply_layer(
             std::io::BufReader::new(f),
             dir,

@@ -50,10 +50,7 @@ pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRe
         out.push(LayerRef {
             snapshot: key.clone(),
             dir: info.path,
-            diff_id: layer.diff_id.to_string(),
-            blob: layer.blob.to_string(),
-            media_type: layer.media_type.clone(),
-            size: layer.compressed_size,
+            blob: Some(layer.clone()),
         });
         parent = Some(key);
     }

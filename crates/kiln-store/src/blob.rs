@@ -23,12 +23,24 @@ pub struct BlobInfo {
 
 /// Streams bytes into the store. Call [`BlobWriter::finish`] then [`PendingBlob::commit`];
 /// dropping either one leaves nothing behind.
+///
+/// A writer from [`Store::blob_writer`] hashes what it is given. One from
+/// [`Store::blob_writer_prehashed`] does not: its caller hashes the same bytes in the same
+/// pass (kiln-snapshot's layer export does, since for an uncompressed layer the diff ID *is*
+/// the blob digest) and hands the digest to [`BlobWriter::finish_prehashed`], so no byte is
+/// hashed twice.
 pub struct BlobWriter {
     file: BufWriter<tempfile::NamedTempFile>,
-    hasher: kiln_image::Hasher,
+    hasher: Option<kiln_image::Hasher>,
     len: u64,
+    /// Bytes already handed to the kernel's writeback (see [`WRITEBACK_STEP`]).
+    kicked: u64,
     store: Store,
 }
+
+/// A large blob starts its writeback every this many bytes, so that the fsync at the end
+/// waits for the last few megabytes instead of all of them.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl std::fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,12 +54,39 @@ impl std::fmt::Debug for BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.len += n as u64;
+        let in_file = self.len - self.file.buffer().len() as u64;
+        if in_file - self.kicked >= WRITEBACK_STEP {
+            start_writeback(
+                self.file.get_ref().as_file(),
+                self.kicked,
+                in_file - self.kicked,
+            );
+            self.kicked = in_file;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). Only a hint: durability still comes from the
+/// fsync in [`BlobWriter::finish`].
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor we own; it reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -63,7 +102,39 @@ impl BlobWriter {
     }
 
     /// Flushes and fsyncs the temp file and computes the digest; the blob is not visible yet.
-    pub fn finish(self) -> Result<PendingBlob> {
+    /// A writer from [`Store::blob_writer_prehashed`] must use
+    /// [`BlobWriter::finish_prehashed`] instead (this returns an error).
+    pub fn finish(mut self) -> Result<PendingBlob> {
+        let Some(hasher) = self.hasher.take() else {
+            return Err(Error::io(
+                "finishing",
+                self.file.get_ref().path().to_path_buf(),
+                std::io::Error::other("a prehashed blob writer needs finish_prehashed"),
+            ));
+        };
+        let digest = hasher.finish();
+        self.seal(digest)
+    }
+
+    /// Like [`BlobWriter::finish`], with the digest of the bytes written computed by the
+    /// caller. The caller must have hashed exactly the bytes it wrote here, in order (it is
+    /// the one thing the store takes on trust; `system check` re-hashes every blob). A
+    /// writer that hashes itself checks `digest` against its own.
+    pub fn finish_prehashed(mut self, digest: Digest) -> Result<PendingBlob> {
+        if let Some(h) = self.hasher.take() {
+            let actual = h.finish();
+            if actual != digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("blob {digest}"),
+                    expected: digest.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        self.seal(digest)
+    }
+
+    fn seal(self, digest: Digest) -> Result<PendingBlob> {
         let file = self
             .file
             .into_inner()
@@ -74,7 +145,7 @@ impl BlobWriter {
         Ok(PendingBlob {
             file,
             info: BlobInfo {
-                digest: self.hasher.finish(),
+                digest,
                 size: self.len,
             },
             store: self.store,
@@ -135,6 +206,16 @@ impl PendingBlob {
 impl Store {
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
+        self.new_blob_writer(Some(kiln_image::Hasher::new()))
+    }
+
+    /// Starts writing a blob whose digest the caller computes while writing it (see
+    /// [`BlobWriter`]); finish it with [`BlobWriter::finish_prehashed`].
+    pub fn blob_writer_prehashed(&self) -> Result<BlobWriter> {
+        self.new_blob_writer(None)
+    }
+
+    fn new_blob_writer(&self, hasher: Option<kiln_image::Hasher>) -> Result<BlobWriter> {
         let tmp = self.layout().tmp_dir();
         let file = tempfile::Builder::new()
             .prefix(&Layout::tmp_prefix("blob"))
@@ -142,8 +223,9 @@ impl Store {
             .ctx("creating a temp file in", &tmp)?;
         Ok(BlobWriter {
             file: BufWriter::with_capacity(1 << 20, file),
-            hasher: kiln_image::Hasher::new(),
+            hasher,
             len: 0,
+            kicked: 0,
             store: self.clone(),
         })
     }

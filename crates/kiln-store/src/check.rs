@@ -419,6 +419,13 @@ impl Store {
             for k in &f.bad_cache {
                 tx.execute("DELETE FROM cache WHERE key = ?1", [k])?;
             }
+            // Records of layers made from snapshots whose blob is gone (hints only).
+            for d in &f.corrupt_blobs {
+                tx.execute(
+                    "DELETE FROM snapshot_layers WHERE blob_digest = ?1",
+                    [d.to_string()],
+                )?;
+            }
             // Tags and layer rows left pointing nowhere.
             tx.execute(
                 "DELETE FROM tags WHERE image_id NOT IN (SELECT id FROM images)",

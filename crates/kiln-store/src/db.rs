@@ -11,9 +11,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-/// Schema version stored in `PRAGMA user_version`. A change that old code could misread
-/// bumps the database file name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
+/// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
+/// name instead (`metadata-v2.db`), as the on-disk layout does.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -101,6 +102,28 @@ CREATE INDEX containers_image ON containers(image_id);
 CREATE INDEX snapshots_parent ON snapshots(parent);
 "#;
 
+/// `MIGRATIONS[n]` brings a database from version `n + 1` to `n + 2`, inside the same
+/// transaction that sets the new version.
+const MIGRATIONS: &[&str] = &[
+    // 2: layer blobs are made from snapshots only when an image is exported; this remembers,
+    // per snapshot and per way of making the blob (compression, SOURCE_DATE_EPOCH), what was
+    // made, so a later export of the same snapshot reuses the blob instead of re-tarring.
+    // A row is a hint: it keeps nothing alive, and its blob may have been collected since.
+    r#"
+CREATE TABLE snapshot_layers (
+    snapshot TEXT NOT NULL REFERENCES snapshots(key) ON DELETE CASCADE,
+    variant TEXT NOT NULL,               -- how the blob was made from the directory
+    diff_id TEXT NOT NULL,
+    blob_digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,               -- of the blob
+    uncompressed_size INTEGER NOT NULL,  -- of the tar
+    PRIMARY KEY (snapshot, variant)
+);
+CREATE INDEX snapshot_layers_blob ON snapshot_layers(blob_digest);
+"#,
+];
+
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |source| Error::Db {
         path: path.to_path_buf(),
@@ -156,8 +179,20 @@ fn migrate(mut conn: Connection, path: &Path) -> Result<Connection> {
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(&err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
         if version == 0 {
             tx.execute_batch(SCHEMA).map_err(&err)?;
+        }
+        for m in &MIGRATIONS[(version.max(1) - 1) as usize..] {
+            tx.execute_batch(m).map_err(&err)?;
+        }
+        if version != SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(&err)?;
         }
@@ -187,6 +222,41 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        open(&p).unwrap();
+    }
+
+    #[test]
+    fn migrates_a_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO snapshots (key, dir, parent, size, created, last_used) VALUES ('k', 'd', NULL, 0, 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let c = open(&p).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        c.execute(
+            "INSERT INTO snapshot_layers VALUES ('k', 'v', 'sha256:a', 'sha256:b', 't', 1, 2)",
+            [],
+        )
+        .unwrap();
+        // Rows go with their snapshot.
+        c.execute("DELETE FROM snapshots WHERE key = 'k'", [])
+            .unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM snapshot_layers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
         drop(c);
         open(&p).unwrap();
     }

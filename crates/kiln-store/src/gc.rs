@@ -108,6 +108,7 @@ impl Store {
             };
             std::fs::remove_file(&path).ctx("removing", &path)?;
             tx.execute("DELETE FROM layers WHERE blob_digest = ?1", [&key])?;
+            tx.execute("DELETE FROM snapshot_layers WHERE blob_digest = ?1", [&key])?;
             freed += size;
         }
         Ok(freed)

@@ -1,12 +1,14 @@
 //! Diff directory → layer blob: a normalized tar, compressed, with the diff-id (sha256 of the
 //! tar) and the blob digest (sha256 of the compressed bytes) computed in one streaming pass.
+//! Uncompressed, the blob is the tar: it is hashed once (on a thread of its own, beside the
+//! writing), and the diff-id is the digest.
 
 mod pgzip;
 mod tar_writer;
 
 pub use tar_writer::{LayerStats, TarOptions, write_layer_tar};
 
-use crate::digest::HashWriter;
+use crate::digest::{HashWriter, ThreadedHashWriter};
 use crate::error::{Result, io_err};
 use kiln_image::{Compression, Digest};
 use pgzip::ParGzWriter;
@@ -63,7 +65,6 @@ impl LayerDescriptorInfo {
 }
 
 enum Encoder<W: Write> {
-    Plain(W),
     Gzip(ParGzWriter<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
@@ -71,14 +72,12 @@ enum Encoder<W: Write> {
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         match self {
-            Encoder::Plain(w) => w.write(b),
             Encoder::Gzip(w) => w.write(b),
             Encoder::Zstd(w) => w.write(b),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Encoder::Plain(w) => w.flush(),
             Encoder::Gzip(w) => w.flush(),
             Encoder::Zstd(w) => w.flush(),
         }
@@ -88,7 +87,6 @@ impl<W: Write> Write for Encoder<W> {
 impl<W: Write> Encoder<W> {
     fn finish(self) -> io::Result<W> {
         match self {
-            Encoder::Plain(w) => Ok(w),
             Encoder::Gzip(w) => w.finish(),
             Encoder::Zstd(w) => w.finish(),
         }
@@ -113,10 +111,13 @@ pub fn export_layer(
                 .unwrap_or(1)
         })
         .max(1);
+    if opts.compression == Compression::None {
+        return export_plain(diff_dir, opts, out);
+    }
     let cerr = io_err("compress layer from", diff_dir);
     let blob = HashWriter::new(out);
     let encoder = match opts.compression {
-        Compression::None => Encoder::Plain(blob),
+        Compression::None => unreachable!("handled by export_plain"),
         Compression::Gzip => Encoder::Gzip(ParGzWriter::new(
             blob,
             opts.level.unwrap_or(6).clamp(1, 9) as u32,
@@ -143,6 +144,29 @@ pub fn export_layer(
         digest,
         size,
         uncompressed_size,
+        stats,
+    })
+}
+
+/// The uncompressed case: the tar is the blob, hashed once.
+fn export_plain(
+    diff_dir: &Path,
+    opts: &ExportOptions,
+    out: impl Write,
+) -> Result<LayerDescriptorInfo> {
+    let mut tar = ThreadedHashWriter::new(out).map_err(io_err("start hashing for", diff_dir))?;
+    let stats = write_layer_tar(diff_dir, &mut tar, &opts.tar)?;
+    let (mut out, digest, size) = tar
+        .finish()
+        .map_err(io_err("write layer blob from", diff_dir))?;
+    out.flush()
+        .map_err(io_err("write layer blob from", diff_dir))?;
+    Ok(LayerDescriptorInfo {
+        compression: Compression::None,
+        diff_id: digest,
+        digest,
+        size,
+        uncompressed_size: size,
         stats,
     })
 }
