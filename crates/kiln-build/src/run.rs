@@ -168,7 +168,8 @@ pub fn run(
                             &up,
                             &work,
                             &tgt,
-                            &kiln_snapshot::OverlayOptions::default(),
+                            // Thrown away after the step: never worth a sync.
+                            &kiln_snapshot::OverlayOptions { volatile: true },
                         )
                         .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
                         _guards.push(Box::new(mnt));
