@@ -152,9 +152,14 @@ pub(crate) struct Build<'a> {
     /// Steps of stages named in --no-cache-filter.
     pub no_cache_stages: Vec<usize>,
     pub counters: Mutex<(usize, usize)>,
-    /// Unpacked base images by image id (shared between steps).
-    pub base_chains: Mutex<BTreeMap<String, Arc<Vec<LayerRef>>>>,
+    /// Unpacked base images by image id (shared between steps). One slot per image: the
+    /// first step that needs an image unpacks it, the others wait for that instead of
+    /// unpacking the same layers at the same time.
+    pub base_chains: Mutex<BTreeMap<String, BaseSlot>>,
 }
+
+/// An image's unpacked chain, once the first step that needed it has made it.
+pub(crate) type BaseSlot = Arc<Mutex<Option<Arc<Vec<LayerRef>>>>>;
 
 /// Run a build with `opts`, storing into the store at `root`.
 pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<BuildOutcome> {
@@ -322,14 +327,19 @@ impl Build<'_> {
 
     /// The layer chain of a stored image, unpacking layers that are not snapshots yet.
     pub(crate) fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
-        if let Some(c) = self.base_chains.lock().unwrap().get(id) {
+        let slot = self
+            .base_chains
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap();
+        if let Some(c) = &*slot {
             return Ok(c.clone());
         }
         let chain = Arc::new(crate::unpack::image_chain(self.store, &self.lease, id)?);
-        self.base_chains
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), chain.clone());
+        *slot = Some(chain.clone());
         Ok(chain)
     }
 

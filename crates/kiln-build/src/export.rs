@@ -200,7 +200,9 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     for (h, s) in config.history.iter_mut().zip(&stage.history_steps) {
         if let Some(s) = s {
             h.empty_layer = !results[*s].made_layer;
-            let t = results[*s].created;
+            // With SOURCE_DATE_EPOCH every step of this build is dated to it, also one taken
+            // from the cache of a build with another epoch (or none).
+            let t = b.opts.source_date_epoch.unwrap_or(results[*s].created);
             h.created = Some(if t > 0 { rfc3339(t) } else { created.clone() });
         }
     }

@@ -311,6 +311,140 @@ fn snapshots_commit_atomically_and_are_collected_when_unreferenced() {
 }
 
 #[test]
+fn prehashed_blob_writers_take_the_callers_digest_and_hashing_ones_check_it() {
+    use std::io::Write;
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    // Prehashed: the caller's digest names the blob (no second hash).
+    let mut w = store.blob_writer_prehashed().unwrap();
+    w.write_all(b"layer tar").unwrap();
+    let info = w
+        .finish_prehashed(Digest::of(b"layer tar"))
+        .unwrap()
+        .commit(&lease, None)
+        .unwrap();
+    assert_eq!(store.read_blob(&info.digest).unwrap(), b"layer tar");
+    // A prehashed writer cannot finish without a digest.
+    let mut w = store.blob_writer_prehashed().unwrap();
+    w.write_all(b"x").unwrap();
+    assert!(w.finish().is_err());
+    // A hashing writer refuses a digest that is not its content's: nothing becomes visible.
+    let mut w = store.blob_writer().unwrap();
+    w.write_all(b"real").unwrap();
+    let err = w.finish_prehashed(Digest::of(b"claimed")).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&Digest::of(b"claimed")));
+    assert_eq!(blob_count(&store), 1);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+    // Large blobs start their writeback as they go; the content is still exact.
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut w = store.blob_writer().unwrap();
+    for c in big.chunks(100_000) {
+        w.write_all(c).unwrap();
+    }
+    let info = w.finish().unwrap().commit(&lease, None).unwrap();
+    assert_eq!(info.digest, Digest::of(&big));
+    assert_eq!(std::fs::read(store.blob_path(&info.digest)).unwrap(), big);
+}
+
+#[test]
+fn layers_made_from_snapshots_are_remembered_per_variant_until_their_blob_goes() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let dir = store.prepare_snapshot_dir().unwrap();
+    std::fs::write(dir.join("f"), b"data").unwrap();
+    store.commit_snapshot(&lease, "step:a", None, &dir).unwrap();
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        None,
+        "nothing made yet"
+    );
+    let tar = tar_with("f", b"data");
+    let blob = store.put_blob(&lease, &tar, None).unwrap();
+    let rec = LayerRecord {
+        blob: blob.digest,
+        diff_id: blob.digest,
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        compressed_size: blob.size,
+        uncompressed_size: blob.size,
+    };
+    store
+        .record_snapshot_layer("step:a", "tar1;none", &rec)
+        .unwrap();
+    // Recording again (a concurrent export of the same snapshot) is fine.
+    store
+        .record_snapshot_layer("step:a", "tar1;none", &rec)
+        .unwrap();
+    assert!(
+        store
+            .record_snapshot_layer("step:nope", "tar1;none", &rec)
+            .is_err(),
+        "only snapshots that exist"
+    );
+    store
+        .cache_put("rec", b"{}", &[(RefKind::Snapshot, "step:a")])
+        .unwrap();
+    drop(lease);
+    // Another way of making it (compression, SOURCE_DATE_EPOCH) is another blob.
+    let lease = store.lease().unwrap();
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;gzip").unwrap(),
+        None
+    );
+    // The record keeps nothing alive: with no image or lease holding it, the blob goes,
+    // and so does the record.
+    store.collect_garbage().unwrap();
+    assert!(!store.has_blob(&blob.digest));
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        None
+    );
+    let blob2 = store.put_blob(&lease, &tar, None).unwrap();
+    assert_eq!(blob2.digest, blob.digest);
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        None,
+        "the record went with the blob"
+    );
+    store
+        .record_snapshot_layer("step:a", "tar1;none", &rec)
+        .unwrap();
+    drop(lease);
+    // A lookup protects the blob under the caller's lease.
+    let lease = store.lease().unwrap();
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        Some(rec.clone())
+    );
+    store.collect_garbage().unwrap();
+    assert!(
+        store.has_blob(&blob.digest),
+        "protected by the lookup's lease"
+    );
+    drop(lease);
+    // The record goes with its snapshot.
+    store
+        .cache_prune(CachePrune {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(store.snapshot("step:a").unwrap().is_none());
+    let dir = store.prepare_snapshot_dir().unwrap();
+    let lease = store.lease().unwrap();
+    store.commit_snapshot(&lease, "step:a", None, &dir).unwrap();
+    let _ = store.put_blob(&lease, &tar, None).unwrap();
+    assert_eq!(
+        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        None
+    );
+    assert!(store.check(false).unwrap().is_clean());
+}
+
+#[test]
 fn cache_records_round_trip_and_prune_by_size() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();

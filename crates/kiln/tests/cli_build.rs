@@ -594,3 +594,206 @@ fn every_history_entry_has_a_created_time() {
     }
     assert!(text.contains("ENV A=1"), "{text}");
 }
+
+/// Entry names of every blob in the store that is a (plain) tar, by blob file name.
+fn tar_blobs(root: &Path) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let bytes = std::fs::read(e.path()).unwrap();
+        if bytes.len() < 512 || bytes.starts_with(b"{") {
+            continue;
+        }
+        let mut names = Vec::new();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        if let Ok(entries) = ar.entries() {
+            for en in entries.flatten() {
+                names.push(en.path().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        out.push((e.file_name().to_string_lossy().into_owned(), names));
+    }
+    out
+}
+
+fn check_clean(c: &Ctx) {
+    let out = c.kiln(&["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("store is consistent"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn only_the_exported_image_gets_layer_blobs() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS gen\nRUN echo secret > /gen-only.txt && echo data > /data.txt\n\
+         FROM localhost/busybox:latest\nCOPY --from=gen /data.txt /data.txt\n",
+    );
+    c.build_ok(&["-t", "final"]);
+    let blobs = tar_blobs(&c.root);
+    assert!(
+        blobs
+            .iter()
+            .all(|(_, names)| !names.iter().any(|n| n.ends_with("gen-only.txt"))),
+        "the gen stage is never exported, so its layer must not become a blob: {blobs:?}"
+    );
+    assert!(
+        blobs
+            .iter()
+            .any(|(_, names)| names.iter().any(|n| n == "data.txt")),
+        "the exported COPY layer is a blob: {blobs:?}"
+    );
+    check_clean(&c);
+    // The gen stage's layer is still cached: exporting it now makes its blob, once.
+    let err = c.build_ok(&["--target", "gen", "-t", "gen"]);
+    assert_eq!(err.matches("CACHED").count(), 1, "{err}");
+    assert!(
+        tar_blobs(&c.root)
+            .iter()
+            .any(|(_, names)| names.iter().any(|n| n.ends_with("gen-only.txt")))
+    );
+    let before = std::fs::read_dir(c.root.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    c.build_ok(&["--target", "gen", "-t", "gen"]);
+    let after = std::fs::read_dir(c.root.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(before, after, "the second export reuses the blob");
+    check_clean(&c);
+}
+
+#[test]
+fn a_layer_whose_blob_is_made_late_matches_a_no_cache_build_and_saves() {
+    let df = "FROM localhost/busybox:latest AS gen\nWORKDIR /w\nRUN echo one > a && mkdir d && echo two > d/b && ln -s a l\n\
+              FROM localhost/busybox:latest\nCOPY --from=gen /w/a /a\n";
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let c = Ctx::new();
+    c.file("Dockerfile", df);
+    // The first build never exports gen: its WORKDIR and RUN layers get no blob.
+    c.build_ok(&epoch);
+    // A cached build of gen makes them now.
+    let mut args = vec!["--target", "gen", "-t", "gen:1"];
+    args.extend_from_slice(&epoch);
+    let mut a = vec!["-q"];
+    a.extend_from_slice(&args);
+    let (code, out, err) = c.build(&a);
+    assert_eq!(code, 0, "{err}");
+    let lazy = out.trim().to_string();
+    let err = c.build_ok(&args);
+    assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+    // The same image as when every step ran and made its blob right away.
+    let fresh = Ctx::new();
+    fresh.file("Dockerfile", df);
+    let mut a = vec!["--no-cache", "--target", "gen"];
+    a.extend_from_slice(&epoch);
+    assert_eq!(fresh.image_id(&a), lazy);
+    // Another SOURCE_DATE_EPOCH is another tar: the cached snapshot gets another blob, the
+    // same as a build that ran the steps.
+    let other = [
+        "--target",
+        "gen",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1600000000",
+    ];
+    let id2 = c.image_id(&other);
+    assert_ne!(id2, lazy);
+    let fresh2 = Ctx::new();
+    fresh2.file("Dockerfile", df);
+    let mut a = vec!["--no-cache"];
+    a.extend_from_slice(&other);
+    assert_eq!(fresh2.image_id(&a), id2);
+    // kiln save of the late-made image loads back with the same ID, and skopeo reads it.
+    let saved = c._tmp.path().join("gen.tar");
+    let out = c.kiln(&["save", "-o", saved.to_str().unwrap(), "gen:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = Ctx::new();
+    let out = third.kiln(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = third.kiln(&["images", "-q", "--no-trunc", "gen:1"]);
+    assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), lazy);
+    let sk = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            &format!("docker-archive:{}", saved.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sk.stderr)
+    );
+    check_clean(&c);
+    check_clean(&third);
+}
+
+/// Media types of the layers of the tagged image `reference` (full form), from the store's
+/// OCI layout.
+fn layer_media_types(root: &Path, reference: &str) -> Vec<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .unwrap_or_else(|| panic!("{reference} not in {index}"));
+    let hex = m["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn compression_applies_to_cached_layers_too() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo x > /x\n",
+    );
+    let plain = c.image_id(&["-t", "plain"]);
+    // The step is cached, but its layer is exported gzip-compressed. (A label makes it a new
+    // image: an image already in the store keeps the manifest it has, as in docker.)
+    let err = c.build_ok(&["--compression", "gzip", "--label", "v=2", "-t", "gz"]);
+    assert!(err.contains("CACHED"), "{err}");
+    let gz = c.image_id(&["--compression", "gzip", "--label", "v=2", "-t", "gz"]);
+    assert_ne!(plain, gz);
+    let plain_types = layer_media_types(&c.root, "docker.io/library/plain:latest");
+    let gz_types = layer_media_types(&c.root, "docker.io/library/gz:latest");
+    assert_eq!(
+        plain_types.last().unwrap(),
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(
+        gz_types.last().unwrap(),
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let dest = c.export(&["--compression", "gzip", "--label", "v=2"]);
+    assert_eq!(std::fs::read_to_string(dest.join("x")).unwrap(), "x\n");
+    check_clean(&c);
+}
