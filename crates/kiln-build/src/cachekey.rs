@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::context::SelectOptions;
+use crate::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::engine::{Build, StepResult};
 use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
@@ -63,7 +64,9 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                             b,
                             std::slice::from_ref(&src),
                             &SelectOptions::default(),
-                        )?;
+                            0,
+                        )?
+                        .digest;
                         inputs.insert(format!("context:{src}"), d.clone());
                         k.field("mount-context", &d);
                     }
@@ -111,16 +114,20 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         parents: c.parents,
                         exclude: c.exclude.clone(),
                     };
-                    let local: Vec<String> =
-                        c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
-                    for s in &local {
-                        let d = context_digest(b, std::slice::from_ref(s), &sel)?;
-                        inputs.insert(format!("context:{s}"), d.clone());
-                        k.field("context", &d);
+                    let mut listing = Some(BTreeMap::new());
+                    for src in c.sources.iter().filter(|s| !is_url(s)) {
+                        let room = listing
+                            .as_ref()
+                            .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
+                        let d = context_digest(b, std::slice::from_ref(src), &sel, room)?;
+                        inputs.insert(format!("context:{src}"), d.digest.clone());
+                        k.field("context", &d.digest);
+                        match (listing.as_mut(), d.files) {
+                            (Some(l), Some(f)) => l.extend(f),
+                            _ => listing = None,
+                        }
                     }
-                    if !local.is_empty() {
-                        files = context_files(b, &local, &sel);
-                    }
+                    files = listing.unwrap_or_default();
                 }
                 CopyFrom::Stage(s) => {
                     let sk = b.results.lock().unwrap()[*s]
@@ -169,32 +176,18 @@ pub fn is_url(s: &str) -> bool {
 /// Up to this many context entries per step are remembered file by file for `--explain`.
 const EXPLAIN_FILE_LIMIT: usize = 5000;
 
-fn context_files(
+/// The digest of what `sources` select in the context, with the file listing of up to
+/// `limit` entries read by the same walk.
+fn context_digest(
     b: &Build<'_>,
     sources: &[String],
     sel: &SelectOptions,
-) -> BTreeMap<String, String> {
-    let Some(ctx) = b.context.as_ref() else {
-        return BTreeMap::new();
-    };
-    match crate::context::checksum::file_listing(
-        ctx.context.tree(),
-        sources,
-        sel,
-        &ctx.cache,
-        EXPLAIN_FILE_LIMIT,
-    ) {
-        Ok(Some(list)) => list.into_iter().collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
-fn context_digest(b: &Build<'_>, sources: &[String], sel: &SelectOptions) -> Result<String> {
+    limit: usize,
+) -> Result<ListedDigest> {
     let ctx = b
         .context
         .as_ref()
         .ok_or_else(|| BuildError::Other("no build context".into()))?;
-    ctx.context
-        .checksum(sources, sel, &ctx.cache)
+    sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, limit)
         .map_err(|e| BuildError::Other(e.to_string()))
 }

@@ -151,6 +151,8 @@ pub(crate) struct Build<'a> {
     pub counters: Mutex<(usize, usize)>,
     /// Unpacked base images by image id (shared between steps).
     pub base_chains: Mutex<BTreeMap<String, Arc<Vec<LayerRef>>>>,
+    /// Absolute context and Dockerfile paths (see [`crate::explain::scope`]).
+    pub explain_scope: (String, String),
 }
 
 /// Run a build with `opts`, storing into the store at `root`.
@@ -230,6 +232,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         no_cache_stages,
         counters: Mutex::new((0, 0)),
         base_chains: Mutex::new(BTreeMap::new()),
+        explain_scope: crate::explain::scope(&opts),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));
@@ -390,16 +393,16 @@ impl Build<'_> {
         })
     }
 
-    /// A cache record whose snapshot and blob still exist.
+    /// A cache record whose snapshot and blob still exist, protected by this build's lease.
     fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
-        let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else {
+        let Some(hit) = self.store.cache_use(key, &self.lease).map_err(store_err)? else {
             return Ok(None);
         };
-        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&bytes) else {
+        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&hit.value) else {
             return Ok(None);
         };
         if let Some(l) = &mut rec.layer {
-            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else {
+            let Some(info) = hit.snapshots.into_iter().find(|s| s.key == l.snapshot) else {
                 return Ok(None);
             };
             let Ok(d) = kiln_store::Digest::parse(&l.blob) else {
@@ -408,12 +411,6 @@ impl Build<'_> {
             if !self.store.has_blob(&d) {
                 return Ok(None);
             }
-            self.lease
-                .protect(RefKind::Snapshot, &l.snapshot)
-                .map_err(store_err)?;
-            self.lease
-                .protect(RefKind::Blob, &l.blob)
-                .map_err(store_err)?;
             l.dir = info.path;
         }
         Ok(Some(rec))

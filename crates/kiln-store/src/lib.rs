@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
-pub use cache::{CachePrune, CacheRecord, CacheUsage};
+pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
 pub use container::{ContainerRecord, ContainerState};
 pub use error::{Error, Result};

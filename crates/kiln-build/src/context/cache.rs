@@ -56,6 +56,8 @@ pub struct ChecksumCache {
     hits: AtomicU64,
     misses: AtomicU64,
     bytes: AtomicU64,
+    /// Set by a `put`: only then is there anything new to save.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn ns(t: super::tree::Time) -> i64 {
@@ -127,6 +129,7 @@ impl ChecksumCache {
         if newest > now.as_nanos() - RACY_NS {
             return;
         }
+        self.dirty.store(true, Ordering::Relaxed);
         self.lock().insert(
             (m.dev, m.ino),
             Rec {
@@ -140,12 +143,18 @@ impl ChecksumCache {
         );
     }
 
-    /// Write the cache to its path atomically (temporary file, fsync, rename). Entries unused
-    /// for several saves are dropped. A cache from [`ChecksumCache::in_memory`] saves nothing.
+    /// Write the cache to its path atomically (temporary file, rename) when a digest was added
+    /// since it was loaded: a build that hashed nothing leaves the file alone (its entries then
+    /// age only on builds that change something). Entries unused for several saves are dropped.
+    /// No fsync: a torn file fails its checksum and loads as empty, which only costs hashing.
+    /// A cache from [`ChecksumCache::in_memory`] saves nothing.
     pub fn save(&self) -> Result<(), ContextError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
         let err = |message: String| ContextError::Cache {
             path: path.clone(),
             message,
@@ -167,7 +176,6 @@ impl ChecksumCache {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("create {}: {e}", dir.display())))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(e.to_string()))?;
         tmp.write_all(&bytes).map_err(|e| err(e.to_string()))?;
-        tmp.as_file().sync_all().map_err(|e| err(e.to_string()))?;
         tmp.persist(path).map_err(|e| err(e.error.to_string()))?;
         Ok(())
     }
