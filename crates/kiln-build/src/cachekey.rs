@@ -11,7 +11,7 @@ use crate::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::engine::{Build, StepResult};
 use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
-use crate::plan::{CopyFrom, MountSource, Op, StepIndex};
+use crate::plan::{CopyFrom, LocalDir, MountSource, Op, StepIndex};
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -58,16 +58,17 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 let spec = serde_json::to_string(&m.mount).unwrap_or_default();
                 k.field("mount", &spec);
                 match &m.source {
-                    Some(MountSource::Context) => {
+                    Some(MountSource::Context(dir)) => {
                         let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
                         let d = context_digest(
                             b,
+                            dir,
                             std::slice::from_ref(&src),
                             &SelectOptions::default(),
                             0,
                         )?
                         .digest;
-                        inputs.insert(format!("context:{src}"), d.clone());
+                        inputs.insert(context_label(dir, &src), d.clone());
                         k.field("mount-context", &d);
                     }
                     Some(MountSource::Stage(s)) => {
@@ -109,18 +110,19 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 k.field("inline", name).field("inline-content", content);
             }
             match &c.from {
-                CopyFrom::Context => {
+                CopyFrom::Context(dir) => {
                     let sel = SelectOptions {
                         parents: c.parents,
                         exclude: c.exclude.clone(),
                     };
-                    let mut listing = Some(BTreeMap::new());
+                    // Files are named for --explain in the main context only.
+                    let mut listing = (*dir == LocalDir::Main).then(BTreeMap::new);
                     for src in c.sources.iter().filter(|s| !is_url(s)) {
                         let room = listing
                             .as_ref()
                             .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
-                        let d = context_digest(b, std::slice::from_ref(src), &sel, room)?;
-                        inputs.insert(format!("context:{src}"), d.digest.clone());
+                        let d = context_digest(b, dir, std::slice::from_ref(src), &sel, room)?;
+                        inputs.insert(context_label(dir, src), d.digest.clone());
                         k.field("context", &d.digest);
                         match (listing.as_mut(), d.files) {
                             (Some(l), Some(f)) => l.extend(f),
@@ -176,18 +178,25 @@ pub fn is_url(s: &str) -> bool {
 /// Up to this many context entries per step are remembered file by file for `--explain`.
 const EXPLAIN_FILE_LIMIT: usize = 5000;
 
-/// The digest of what `sources` select in the context, with the file listing of up to
+/// The `inputs` label of files read from a local directory: `context:SRC` for the build
+/// context, `context@NAME:SRC` for a named one.
+fn context_label(dir: &LocalDir, src: &str) -> String {
+    match dir {
+        LocalDir::Main => format!("context:{src}"),
+        LocalDir::Named(n) => format!("context@{n}:{src}"),
+    }
+}
+
+/// The digest of what `sources` select in a local directory, with the file listing of up to
 /// `limit` entries read by the same walk.
 fn context_digest(
     b: &Build<'_>,
+    dir: &LocalDir,
     sources: &[String],
     sel: &SelectOptions,
     limit: usize,
 ) -> Result<ListedDigest> {
-    let ctx = b
-        .context
-        .as_ref()
-        .ok_or_else(|| BuildError::Other("no build context".into()))?;
+    let ctx = b.local(dir)?;
     sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, limit)
         .map_err(|e| BuildError::Other(e.to_string()))
 }

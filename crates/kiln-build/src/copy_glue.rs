@@ -33,13 +33,7 @@ pub fn copy(
         )
     } else {
         match &c.from {
-            CopyFrom::Context => {
-                let ctx = b
-                    .context
-                    .as_ref()
-                    .ok_or_else(|| fail("no build context".into()))?;
-                CopySource::Context(&ctx.context)
-            }
+            CopyFrom::Context(dir) => CopySource::Context(&b.local(dir)?.context),
             CopyFrom::Stage(s) => {
                 let chain = b.results.lock().unwrap()[*s]
                     .as_ref()

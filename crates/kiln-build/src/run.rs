@@ -20,7 +20,7 @@ use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
 use crate::options::SecretSource;
-use crate::plan::{MountSource, RunOp, StepIndex};
+use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -114,13 +114,8 @@ pub fn run(
             MountType::Bind => {
                 let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
                 let base: PathBuf = match &m.source {
-                    Some(MountSource::Context) | None => {
-                        let ctx = b
-                            .context
-                            .as_ref()
-                            .ok_or_else(|| BuildError::Other("no build context".into()))?;
-                        ctx.context.path().to_path_buf()
-                    }
+                    Some(MountSource::Context(dir)) => b.local(dir)?.context.path().to_path_buf(),
+                    None => b.local(&LocalDir::Main)?.context.path().to_path_buf(),
                     Some(MountSource::Stage(s)) => {
                         let chain = b.results.lock().unwrap()[*s]
                             .as_ref()

@@ -9,7 +9,7 @@ use crate::Store;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::SnapshotInfo;
-use crate::lease::{Lease, RefKind};
+use crate::lease::RefKind;
 
 /// A stored build-cache record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,32 +85,18 @@ impl Store {
         })
     }
 
-    /// A cache hit in one write transaction: looks the record up, marks it and its snapshots
-    /// used, and puts everything it references under `lease`, so that a concurrent prune
-    /// cannot remove it while this build uses it.
-    pub fn cache_use(&self, key: &str, lease: &Lease) -> Result<Option<CacheHit>> {
+    /// A cache hit, read-only: the record's value and the snapshots it references. The
+    /// caller holds a [`crate::BuildGuard`], which keeps prunes from removing the record
+    /// meanwhile; [`Store::cache_touch`] marks the records used once per build.
+    pub fn cache_use(&self, key: &str) -> Result<Option<CacheHit>> {
         let snapdir = self.layout().snapshots_dir();
-        self.write(|tx| {
+        self.read(|tx| {
             let value: Option<Vec<u8>> =
                 db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| r.get(0))
                     .optional()?;
             let Some(value) = value else {
                 return Ok(None);
             };
-            let t = now();
-            db::exec(tx, "UPDATE cache SET last_used = ?2 WHERE key = ?1", params![key, t])?;
-            db::exec(
-                tx,
-                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target)
-                 SELECT ?1, kind, target FROM cache_refs WHERE cache_key = ?2",
-                params![lease.id(), key],
-            )?;
-            db::exec(
-                tx,
-                "UPDATE snapshots SET last_used = ?2 WHERE key IN
-                 (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')",
-                params![key, t],
-            )?;
             let mut stmt = tx.prepare_cached(
                 "SELECT s.key, s.dir, s.parent, s.size, s.created, s.last_used
                  FROM cache_refs c JOIN snapshots s ON s.key = c.target
@@ -129,6 +115,26 @@ impl Store {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some(CacheHit { value, snapshots }))
+        })
+    }
+
+    /// Marks records (and the snapshots they reference) used now, in one transaction.
+    pub fn cache_touch(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let t = now();
+        self.write(|tx| {
+            for key in keys {
+                db::exec(tx, "UPDATE cache SET last_used = ?2 WHERE key = ?1", params![key, t])?;
+                db::exec(
+                    tx,
+                    "UPDATE snapshots SET last_used = ?2 WHERE key IN
+                     (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')",
+                    params![key, t],
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -231,8 +237,25 @@ impl Store {
     }
 
     /// Removes records by the given limits, then collects content nothing else holds.
-    /// Returns the removed keys and the bytes freed on disk.
+    /// Returns the removed keys and the bytes freed on disk. Waits for running builds.
     pub fn cache_prune(&self, limits: CachePrune) -> Result<(Vec<String>, u64)> {
+        let guard = self.collect_guard(true)?;
+        self.cache_prune_locked(limits, guard)
+    }
+
+    /// [`Store::cache_prune`], unless a build is running (then None).
+    pub fn cache_prune_if_idle(&self, limits: CachePrune) -> Result<Option<(Vec<String>, u64)>> {
+        match self.collect_guard(false)? {
+            Some(guard) => self.cache_prune_locked(limits, Some(guard)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_prune_locked(
+        &self,
+        limits: CachePrune,
+        _guard: Option<crate::gclock::CollectGuard>,
+    ) -> Result<(Vec<String>, u64)> {
         let removed = self.write(|tx| {
             let mut rows: Vec<(String, u64, i64)> = {
                 let mut stmt =
