@@ -83,7 +83,10 @@ enum NamedContext {
 }
 
 /// Sort `--build-context` values: images (loading archives into the store) and directories.
-fn named_contexts(store: &Store, named: &BTreeMap<String, String>) -> Result<Vec<(String, NamedContext)>> {
+fn named_contexts(
+    store: &Store,
+    named: &BTreeMap<String, String>,
+) -> Result<Vec<(String, NamedContext)>> {
     let mut out = Vec::new();
     for (name, value) in named {
         let bad = |m: String| BuildError::Other(format!("--build-context {name}={value}: {m}"));

@@ -123,7 +123,10 @@ fn describe_input(label: &str, what: &str) -> String {
     match label.split_once(':') {
         Some(("context", p)) => format!("files matching `{p}` in the context {what}"),
         Some((c, p)) if c.starts_with("context@") => {
-            format!("files matching `{p}` in build context {} {what}", &c["context@".len()..])
+            format!(
+                "files matching `{p}` in build context {} {what}",
+                &c["context@".len()..]
+            )
         }
         Some(("stage", s)) => format!("stage {s} {what}"),
         Some(("image", r)) => format!("image {r} {what}"),

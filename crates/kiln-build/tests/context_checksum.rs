@@ -184,7 +184,10 @@ fn warm_cache_reads_no_file_contents() {
     let before = fs::metadata(&cache_path).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     warm.save().unwrap();
-    assert_eq!(fs::metadata(&cache_path).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        fs::metadata(&cache_path).unwrap().modified().unwrap(),
+        before
+    );
 
     // One edit: exactly one file read again.
     write(p, "src/App.jsx", "export default 3;");

@@ -5,10 +5,10 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::Digest;
+use crate::SnapshotInfo;
 use crate::Store;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
-use crate::SnapshotInfo;
 use crate::lease::RefKind;
 
 /// A stored build-cache record.
@@ -62,13 +62,14 @@ impl Store {
     /// Looks up a record and marks it used.
     pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.write(|tx| {
-            let value: Option<Vec<u8>> = db::query_row(
-                tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
+            let value: Option<Vec<u8>> =
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
                     r.get(0)
                 })
                 .optional()?;
             if value.is_some() {
-                db::exec(tx, 
+                db::exec(
+                    tx,
                     "UPDATE cache SET last_used = ?2 WHERE key = ?1",
                     params![key, now()],
                 )?;
@@ -80,8 +81,12 @@ impl Store {
     /// Looks up a record without marking it used (a read transaction).
     pub fn cache_peek(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|tx| {
-            Ok(db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
     }
 
@@ -92,8 +97,10 @@ impl Store {
         let snapdir = self.layout().snapshots_dir();
         self.read(|tx| {
             let value: Option<Vec<u8>> =
-                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| r.get(0))
-                    .optional()?;
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             let Some(value) = value else {
                 return Ok(None);
             };
@@ -126,7 +133,11 @@ impl Store {
         let t = now();
         self.write(|tx| {
             for key in keys {
-                db::exec(tx, "UPDATE cache SET last_used = ?2 WHERE key = ?1", params![key, t])?;
+                db::exec(
+                    tx,
+                    "UPDATE cache SET last_used = ?2 WHERE key = ?1",
+                    params![key, t],
+                )?;
                 db::exec(
                     tx,
                     "UPDATE snapshots SET last_used = ?2 WHERE key IN
@@ -169,12 +180,12 @@ impl Store {
             }
             let t = now();
             db::exec(tx, "DELETE FROM cache WHERE key = ?1", [key])?;
-            db::exec(tx, 
+            db::exec(tx,
                 "INSERT INTO cache (key, value, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![key, value, size as i64, t],
             )?;
             for (kind, target) in refs {
-                db::exec(tx, 
+                db::exec(tx,
                     "INSERT OR IGNORE INTO cache_refs (cache_key, kind, target) VALUES (?1, ?2, ?3)",
                     params![key, kind.as_str(), target],
                 )?;
@@ -223,7 +234,8 @@ impl Store {
     /// Count and accounted size of all records.
     pub fn cache_usage(&self) -> Result<CacheUsage> {
         self.read(|tx| {
-            Ok(db::query_row(tx, 
+            Ok(db::query_row(
+                tx,
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM cache",
                 [],
                 |r| {

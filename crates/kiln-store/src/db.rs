@@ -189,7 +189,12 @@ pub(crate) fn exec<P: rusqlite::Params>(
 }
 
 /// `query_row` through the statement cache.
-pub(crate) fn query_row<T, P, F>(conn: &Connection, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+pub(crate) fn query_row<T, P, F>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: F,
+) -> rusqlite::Result<T>
 where
     P: rusqlite::Params,
     F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,

@@ -187,12 +187,12 @@ pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Laye
 /// Points `reference` at `id`; returns the image it pointed at before, if another one.
 pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Result<TagChange> {
     let previous: Option<String> = db::query_row(
-        tx, 
-            "SELECT image_id FROM tags WHERE reference = ?1",
-            [reference],
-            |r| r.get(0),
-        )
-        .optional()?;
+        tx,
+        "SELECT image_id FROM tags WHERE reference = ?1",
+        [reference],
+        |r| r.get(0),
+    )
+    .optional()?;
     // Re-tagging an image with the tag it has (every no-op rebuild) writes nothing.
     if previous.as_deref() != Some(id.to_string().as_str()) {
         db::exec(
@@ -239,7 +239,7 @@ impl Store {
                 .optional()?
                 .is_some();
             if !exists {
-                db::exec(tx, 
+                db::exec(tx,
                     "INSERT INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -255,7 +255,7 @@ impl Store {
                     ],
                 )?;
                 for (pos, (layer, chain)) in image.layers.iter().zip(&chains).enumerate() {
-                    db::exec(tx, 
+                    db::exec(tx,
                         "INSERT OR IGNORE INTO layers (blob_digest, diff_id, media_type, compressed_size, uncompressed_size)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![
@@ -266,7 +266,7 @@ impl Store {
                             layer.uncompressed_size as i64,
                         ],
                     )?;
-                    db::exec(tx, 
+                    db::exec(tx,
                         "INSERT INTO image_layers (image_id, position, blob_digest, chain_id) VALUES (?1, ?2, ?3, ?4)",
                         params![id.to_string(), pos as i64, layer.blob.to_string(), chain.to_string()],
                     )?;
@@ -331,12 +331,12 @@ impl Store {
             if let Ok(full) = crate::reference::normalize(name) {
                 let found: Option<String> = self.read(|tx| {
                     Ok(db::query_row(
-                        tx, 
-                            "SELECT image_id FROM tags WHERE reference = ?1",
-                            [&full],
-                            |r| r.get(0),
-                        )
-                        .optional()?)
+                        tx,
+                        "SELECT image_id FROM tags WHERE reference = ?1",
+                        [&full],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
                 })?;
                 if let Some(id) = found {
                     let id = Digest::parse(&id).map_err(|_| not_found())?;
@@ -375,13 +375,13 @@ impl Store {
         let full = crate::reference::normalize(reference)?;
         let change = self.write(|tx| {
             let exists = db::query_row(
-                tx, 
-                    "SELECT 1 FROM images WHERE id = ?1",
-                    [id.to_string()],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
+                tx,
+                "SELECT 1 FROM images WHERE id = ?1",
+                [id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
             if !exists {
                 return Err(Error::ImageNotFound(id.to_string()));
             }

@@ -60,7 +60,8 @@ impl Store {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         self.write(|tx| {
-            db::exec(tx, 
+            db::exec(
+                tx,
                 "INSERT INTO leases (id, pid, start_time, created) VALUES (?1, ?2, ?3, ?4)",
                 params![id, me.pid, me.start as i64, now()],
             )?;
@@ -77,7 +78,8 @@ impl Lease {
     /// Records that this lease holds `target` (a digest string or snapshot key).
     pub fn protect(&self, kind: RefKind, target: &str) -> Result<()> {
         self.store.write(|tx| {
-            db::exec(tx, 
+            db::exec(
+                tx,
                 "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
                 params![self.id, kind.as_str(), target],
             )?;

@@ -108,7 +108,7 @@ impl Store {
             remove_any(&dest)?;
             std::fs::rename(prepared, &dest).ctx("renaming into", &dest)?;
             let t = now();
-            db::exec(tx, 
+            db::exec(tx,
                 "INSERT INTO snapshots (key, dir, parent, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![key, dir, parent, size as i64, t],
             )?;
@@ -128,23 +128,27 @@ impl Store {
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotInfo>> {
         let snapdir = self.layout().snapshots_dir();
         self.write(|tx| {
-            db::exec(tx, "UPDATE snapshots SET last_used = ?2 WHERE key = ?1", params![key, now()])?;
+            db::exec(
+                tx,
+                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
+                params![key, now()],
+            )?;
             Ok(db::query_row(
-                tx, 
-                    "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
-                    [key],
-                    |r| {
-                        Ok(SnapshotInfo {
-                            key: r.get(0)?,
-                            path: snapdir.join(r.get::<_, String>(1)?),
-                            parent: r.get(2)?,
-                            size: r.get::<_, i64>(3)? as u64,
-                            created: r.get(4)?,
-                            last_used: r.get(5)?,
-                        })
-                    },
-                )
-                .optional()?)
+                tx,
+                "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(SnapshotInfo {
+                        key: r.get(0)?,
+                        path: snapdir.join(r.get::<_, String>(1)?),
+                        parent: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        created: r.get(4)?,
+                        last_used: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 

@@ -410,18 +410,28 @@ fn build_context_names_a_directory() {
     assert_eq!(read("got/main.txt"), "from main\n");
     assert_eq!(read("got/mounted"), "from extra\n");
     assert_eq!(read("whole/sub/a.txt"), "from extra\n");
-    assert!(!out.join("whole/secret.key").exists(), "its .dockerignore applies");
+    assert!(
+        !out.join("whole/secret.key").exists(),
+        "its .dockerignore applies"
+    );
 
     // Cached when nothing changed; an edit in the named directory is a miss that names it.
     let args = ["--build-context", spec.as_str(), "-t", "named:1"];
     c.build_ok(&args);
     let err = c.build_ok(&args);
-    assert_eq!(err.matches("CACHED").count(), 5, "every step cached:\n{err}");
+    assert_eq!(
+        err.matches("CACHED").count(),
+        5,
+        "every step cached:\n{err}"
+    );
     std::fs::write(extra.join("sub/a.txt"), "changed\n").unwrap();
     let err = c.build_ok(&[&args[..], &["--explain"]].concat());
     assert!(err.contains("in build context extra changed"), "{err}");
     let out = c.export(&["--build-context", &spec]);
-    assert_eq!(std::fs::read_to_string(out.join("got/a.txt")).unwrap(), "changed\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("got/a.txt")).unwrap(),
+        "changed\n"
+    );
 }
 
 #[test]
@@ -637,4 +647,48 @@ fn every_history_entry_has_a_created_time() {
         );
     }
     assert!(text.contains("ENV A=1"), "{text}");
+}
+
+#[test]
+fn ssh_mounts_forward_an_agent_socket_and_leave_nothing_in_the_image() {
+    let c = Ctx::new();
+    let agent_path = c._tmp.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK $(stat -c '%a %u' $SSH_AUTH_SOCK)\" > /ssh-default\n\
+         RUN --mount=type=ssh,id=deploy,target=/tmp/a.sock,mode=0660,uid=7 stat -c '%a %u' /tmp/a.sock > /ssh-deploy\n\
+         RUN --mount=type=ssh,id=absent echo skipped > /ssh-absent\n",
+    );
+    let spec = format!("default={}", agent_path.display());
+    let spec2 = format!("deploy={}", agent_path.display());
+    let out = c.export(&["--ssh", &spec, "--ssh", &spec2]);
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(read("ssh-default"), "/run/buildkit/ssh_agent.0 600 0\n");
+    assert_eq!(read("ssh-deploy"), "660 7\n");
+    assert_eq!(
+        read("ssh-absent"),
+        "skipped\n",
+        "not required: runs without it"
+    );
+    assert!(
+        !out.join("run/buildkit").exists(),
+        "the socket is not in the image"
+    );
+    assert!(!out.join("tmp/a.sock").exists());
+
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN --mount=type=ssh,id=key,required=true true\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no SSH agent socket for id \"key\""), "{err}");
+    let (code, _, err) = c.build(&[
+        "--ssh",
+        &format!("key={}", c.ctx.join("Dockerfile").display()),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not an agent socket"), "{err}");
 }

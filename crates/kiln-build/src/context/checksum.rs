@@ -54,7 +54,14 @@ pub fn sources_digest_listed(
     for s in sources {
         put_bytes(&mut h, s.as_bytes());
         for sel in tree.expand(s, opts.parents, ex.as_ref())? {
-            h.update(selected_digest(tree, &sel, ex.as_ref(), cache, &mut files, limit)?);
+            h.update(selected_digest(
+                tree,
+                &sel,
+                ex.as_ref(),
+                cache,
+                &mut files,
+                limit,
+            )?);
         }
     }
     Ok(ListedDigest {

@@ -419,7 +419,8 @@ impl SourceTree {
         }
         let walk_sub = |entry: &Entry, decision: Decision, name: &OsStr| {
             let child_ctx = join(ctx_rel, name);
-            let child_fd = rootpath::open_child_dir(fd, name).map_err(|e| self.io_err(&child_ctx, e))?;
+            let child_fd =
+                rootpath::open_child_dir(fd, name).map_err(|e| self.io_err(&child_ctx, e))?;
             // Below an included directory the include pattern is satisfied (a pattern
             // matching a directory matches everything in it).
             let inner = if decision == Decision::Include && f.include.is_some() {
@@ -432,8 +433,14 @@ impl SourceTree {
                 *f
             };
             let mut sub = Vec::new();
-            let below =
-                self.walk_dir(&child_fd, &child_ctx, &entry.rel, depth + 1, &inner, &mut sub)?;
+            let below = self.walk_dir(
+                &child_fd,
+                &child_ctx,
+                &entry.rel,
+                depth + 1,
+                &inner,
+                &mut sub,
+            )?;
             Ok::<_, ContextError>((below, sub))
         };
         let dirs = children.iter().filter(|c| c.2.is_some()).count();
