@@ -130,6 +130,18 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         }
                     }
                     files = listing.unwrap_or_default();
+                    // A URL is keyed by its content (BuildKit's http source), unless
+                    // --checksum already pins it.
+                    if c.is_add && c.checksum.is_none() {
+                        for url in c.sources.iter().filter(|s| crate::copy::http::is_url(s)) {
+                            if crate::copy::http::is_git(url) {
+                                continue;
+                            }
+                            let d = crate::copy_glue::url_content_digest(b, url)?;
+                            inputs.insert(format!("url:{url}"), d.clone());
+                            k.field("url-content", &d);
+                        }
+                    }
                 }
                 CopyFrom::Stage(s) => {
                     let sk = b.results.lock().unwrap()[*s]

@@ -168,6 +168,10 @@ pub(crate) struct Build<'a> {
     pub explain_scope: (String, String),
     /// Cache keys hit, marked used in one transaction at the end.
     pub hits: Mutex<Vec<String>>,
+    /// ADD URL sources downloaded while computing cache keys, by URL.
+    pub downloads: Mutex<BTreeMap<String, crate::copy::http::Fetched>>,
+    /// Where those downloads live (under the store's tmp/, removed with the build).
+    pub download_dir: Mutex<Option<PathBuf>>,
 }
 
 /// Run a build with `opts`, storing into the store at `root`.
@@ -284,6 +288,8 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         base_chains: Mutex::new(BTreeMap::new()),
         explain_scope: crate::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
+        downloads: Mutex::new(BTreeMap::new()),
+        download_dir: Mutex::new(None),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));
@@ -308,6 +314,14 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         executed,
         ..outcome
     })
+}
+
+impl Drop for Build<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.download_dir.lock().unwrap().take() {
+            let _ = kiln_snapshot::remove_dir_all(&d);
+        }
+    }
 }
 
 impl Build<'_> {

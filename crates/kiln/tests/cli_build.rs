@@ -692,3 +692,102 @@ fn ssh_mounts_forward_an_agent_socket_and_leave_nothing_in_the_image() {
     assert_eq!(code, 1);
     assert!(err.contains("not an agent socket"), "{err}");
 }
+
+/// A loopback HTTP server for ADD: serves the current (body, etag), answers 304 to a matching
+/// If-None-Match, and logs each request as "200" or "304".
+struct UrlServer {
+    base: String,
+    state: std::sync::Arc<std::sync::Mutex<(String, String, Vec<&'static str>)>>,
+}
+
+impl UrlServer {
+    fn start(body: &str, etag: &str) -> UrlServer {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new((
+            body.to_string(),
+            etag.to_string(),
+            Vec::new(),
+        )));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => req.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_lowercase();
+                let mut g = st.lock().unwrap();
+                let (body, etag) = (g.0.clone(), g.1.clone());
+                let resp = if text.contains(&format!("if-none-match: \"{etag}\"")) {
+                    g.2.push("304");
+                    format!(
+                        "HTTP/1.1 304 Not Modified\r\nETag: \"{etag}\"\r\nConnection: close\r\n\r\n"
+                    )
+                } else {
+                    g.2.push("200");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nETag: \"{etag}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                drop(g);
+                let _ = s.write_all(resp.as_bytes());
+            }
+        });
+        UrlServer { base, state }
+    }
+
+    fn set(&self, body: &str, etag: &str) {
+        let mut g = self.state.lock().unwrap();
+        g.0 = body.to_string();
+        g.1 = etag.to_string();
+    }
+
+    fn take_log(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.state.lock().unwrap().2)
+    }
+}
+
+#[test]
+fn add_url_is_keyed_by_content_with_conditional_requests() {
+    let srv = UrlServer::start("v1\n", "e1");
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:latest\nADD {}/tool.txt /tool.txt\nRUN cat /tool.txt > /copy.txt\n",
+            srv.base
+        ),
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "v1\n"
+    );
+    assert_eq!(srv.take_log(), ["200"], "downloaded once for key and copy");
+    // Unchanged: a conditional request, answered 304, and both steps cached.
+    let err = c.build_ok(&[]);
+    assert_eq!(srv.take_log(), ["304"]);
+    assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+    // Changed on the server: the ADD misses, says why, and gets the new content.
+    srv.set("v2\n", "e2");
+    let err = c.build_ok(&["--explain"]);
+    assert!(
+        err.contains(&format!("the content at {}/tool.txt changed", srv.base)),
+        "{err}"
+    );
+    assert_eq!(srv.take_log(), ["200"]);
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "v2\n"
+    );
+    assert!(c.tmp_is_empty(), "downloads are removed with the build");
+}
