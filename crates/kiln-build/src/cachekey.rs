@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::context::SelectOptions;
+use crate::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::engine::{Build, StepResult};
 use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
-use crate::plan::{CopyFrom, MountSource, Op, StepIndex};
+use crate::plan::{CopyFrom, LocalDir, MountSource, Op, StepIndex};
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,14 +58,17 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 let spec = serde_json::to_string(&m.mount).unwrap_or_default();
                 k.field("mount", &spec);
                 match &m.source {
-                    Some(MountSource::Context) => {
+                    Some(MountSource::Context(dir)) => {
                         let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
                         let d = context_digest(
                             b,
+                            dir,
                             std::slice::from_ref(&src),
                             &SelectOptions::default(),
-                        )?;
-                        inputs.insert(format!("context:{src}"), d.clone());
+                            0,
+                        )?
+                        .digest;
+                        inputs.insert(context_label(dir, &src), d.clone());
                         k.field("mount-context", &d);
                     }
                     Some(MountSource::Stage(s)) => {
@@ -106,20 +110,37 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 k.field("inline", name).field("inline-content", content);
             }
             match &c.from {
-                CopyFrom::Context => {
+                CopyFrom::Context(dir) => {
                     let sel = SelectOptions {
                         parents: c.parents,
                         exclude: c.exclude.clone(),
                     };
-                    let local: Vec<String> =
-                        c.sources.iter().filter(|s| !is_url(s)).cloned().collect();
-                    for s in &local {
-                        let d = context_digest(b, std::slice::from_ref(s), &sel)?;
-                        inputs.insert(format!("context:{s}"), d.clone());
-                        k.field("context", &d);
+                    // Files are named for --explain in the main context only.
+                    let mut listing = (*dir == LocalDir::Main).then(BTreeMap::new);
+                    for src in c.sources.iter().filter(|s| !is_url(s)) {
+                        let room = listing
+                            .as_ref()
+                            .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
+                        let d = context_digest(b, dir, std::slice::from_ref(src), &sel, room)?;
+                        inputs.insert(context_label(dir, src), d.digest.clone());
+                        k.field("context", &d.digest);
+                        match (listing.as_mut(), d.files) {
+                            (Some(l), Some(f)) => l.extend(f),
+                            _ => listing = None,
+                        }
                     }
-                    if !local.is_empty() {
-                        files = context_files(b, &local, &sel);
+                    files = listing.unwrap_or_default();
+                    // A URL is keyed by its content (BuildKit's http source), unless
+                    // --checksum already pins it.
+                    if c.is_add && c.checksum.is_none() {
+                        for url in c.sources.iter().filter(|s| crate::copy::http::is_url(s)) {
+                            if crate::copy::http::is_git(url) {
+                                continue;
+                            }
+                            let d = crate::copy_glue::url_content_digest(b, url)?;
+                            inputs.insert(format!("url:{url}"), d.clone());
+                            k.field("url-content", &d);
+                        }
                     }
                 }
                 CopyFrom::Stage(s) => {
@@ -169,32 +190,25 @@ pub fn is_url(s: &str) -> bool {
 /// Up to this many context entries per step are remembered file by file for `--explain`.
 const EXPLAIN_FILE_LIMIT: usize = 5000;
 
-fn context_files(
-    b: &Build<'_>,
-    sources: &[String],
-    sel: &SelectOptions,
-) -> BTreeMap<String, String> {
-    let Some(ctx) = b.context.as_ref() else {
-        return BTreeMap::new();
-    };
-    match crate::context::checksum::file_listing(
-        ctx.context.tree(),
-        sources,
-        sel,
-        &ctx.cache,
-        EXPLAIN_FILE_LIMIT,
-    ) {
-        Ok(Some(list)) => list.into_iter().collect(),
-        _ => BTreeMap::new(),
+/// The `inputs` label of files read from a local directory: `context:SRC` for the build
+/// context, `context@NAME:SRC` for a named one.
+fn context_label(dir: &LocalDir, src: &str) -> String {
+    match dir {
+        LocalDir::Main => format!("context:{src}"),
+        LocalDir::Named(n) => format!("context@{n}:{src}"),
     }
 }
 
-fn context_digest(b: &Build<'_>, sources: &[String], sel: &SelectOptions) -> Result<String> {
-    let ctx = b
-        .context
-        .as_ref()
-        .ok_or_else(|| BuildError::Other("no build context".into()))?;
-    ctx.context
-        .checksum(sources, sel, &ctx.cache)
+/// The digest of what `sources` select in a local directory, with the file listing of up to
+/// `limit` entries read by the same walk.
+fn context_digest(
+    b: &Build<'_>,
+    dir: &LocalDir,
+    sources: &[String],
+    sel: &SelectOptions,
+    limit: usize,
+) -> Result<ListedDigest> {
+    let ctx = b.local(dir)?;
+    sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, limit)
         .map_err(|e| BuildError::Other(e.to_string()))
 }

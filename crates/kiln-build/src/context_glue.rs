@@ -61,6 +61,21 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
     Ok(OpenContext { context, cache })
 }
 
+/// A `--build-context NAME=DIR` directory, with its own `.dockerignore` (as BuildKit reads
+/// a named local context's) and checksum cache.
+pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> {
+    let bad = |e: crate::context::ContextError| {
+        BuildError::Other(format!("--build-context {name}={}: {e}", dir.display()))
+    };
+    let context = BuildContext::open(dir, read_dockerignore(dir).map_err(bad)?).map_err(bad)?;
+    let path = cache_path(store, dir);
+    if let Some(p) = path.parent() {
+        let _ = std::fs::create_dir_all(p);
+    }
+    let cache = ChecksumCache::load(&path);
+    Ok(OpenContext { context, cache })
+}
+
 pub fn save_context_cache(ctx: &OpenContext) {
     // A cache that cannot be saved only costs the next build some hashing.
     let _ = ctx.cache.save();

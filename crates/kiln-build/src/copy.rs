@@ -7,6 +7,7 @@
 //! modes and mtimes are kept, owners are `--chown` or the source's (0:0 from the context).
 //! Destinations are resolved inside `dest_root` (see [`crate::context::rootpath`]).
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,8 @@ pub struct CopyRequest<'a> {
     pub checksum: Option<String>,
     /// ADD `--unpack`: `None` = extract local archives only.
     pub unpack: Option<bool>,
+    /// URL sources already downloaded (while computing the step's cache key), by URL.
+    pub prefetched: BTreeMap<String, http::Fetched>,
 }
 
 /// What a copy wrote.
@@ -198,7 +201,22 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
             path: dir.display().to_string(),
             source,
         })?;
-        let f = http::fetch(u, req.checksum.as_deref(), &dir)?;
+        let f = match req.prefetched.get(u.as_str()) {
+            Some(pre) => {
+                let path = dir.join("download");
+                if std::fs::hard_link(&pre.path, &path).is_err() {
+                    std::fs::copy(&pre.path, &path).map_err(|source| CopyError::Io {
+                        path: pre.path.display().to_string(),
+                        source,
+                    })?;
+                }
+                http::Fetched {
+                    path,
+                    ..pre.clone()
+                }
+            }
+            None => http::fetch(u, req.checksum.as_deref(), &dir)?,
+        };
         let named = dir.join(&f.name);
         std::fs::rename(&f.path, &named).map_err(|source| CopyError::Io {
             path: named.display().to_string(),

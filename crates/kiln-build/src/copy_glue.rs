@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::copy::{CopyRequest, CopySource, copy_into};
-use crate::engine::Build;
+use crate::copy::{CopyRequest, CopySource, copy_into, http};
+use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
@@ -33,13 +33,7 @@ pub fn copy(
         )
     } else {
         match &c.from {
-            CopyFrom::Context => {
-                let ctx = b
-                    .context
-                    .as_ref()
-                    .ok_or_else(|| fail("no build context".into()))?;
-                CopySource::Context(&ctx.context)
-            }
+            CopyFrom::Context(dir) => CopySource::Context(&b.local(dir)?.context),
             CopyFrom::Stage(s) => {
                 let chain = b.results.lock().unwrap()[*s]
                     .as_ref()
@@ -70,7 +64,56 @@ pub fn copy(
         link: c.link,
         checksum: c.checksum.clone(),
         unpack: c.unpack,
+        prefetched: {
+            let d = b.downloads.lock().unwrap();
+            c.sources
+                .iter()
+                .filter_map(|s| d.get(s).map(|f| (s.clone(), f.clone())))
+                .collect()
+        },
     };
     copy_into(&req, merged).map_err(|e| fail(e.to_string()))?;
     Ok(())
+}
+
+/// The content digest of an ADD URL source, as BuildKit keys it: a conditional GET with what
+/// the last download of that URL learned (ETag, Last-Modified); on 304 the remembered digest,
+/// else the content is downloaded now (and kept for the step, so it is fetched once).
+pub fn url_content_digest(b: &Build<'_>, url: &str) -> Result<String> {
+    if let Some(f) = b.downloads.lock().unwrap().get(url) {
+        return Ok(f.digest.clone());
+    }
+    let record = format!("http:{url}");
+    let known: Option<http::UrlMeta> = b
+        .store
+        .cache_peek(&record)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok());
+    let dir = {
+        let mut d = b.download_dir.lock().unwrap();
+        if d.is_none() {
+            *d = Some(b.store.prepare_snapshot_dir().map_err(store_err)?);
+        }
+        let n = b.downloads.lock().unwrap().len();
+        let dir = d
+            .as_ref()
+            .unwrap()
+            .join(format!("url{n}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("creating", &dir, e))?;
+        dir
+    };
+    match http::probe(url, known.as_ref(), &dir).map_err(|e| BuildError::Other(e.to_string()))? {
+        http::Probe::NotModified => Ok(known.map(|k| k.digest).unwrap_or_default()),
+        http::Probe::Fetched(f, meta) => {
+            if known.as_ref() != Some(&meta)
+                && let Ok(v) = serde_json::to_vec(&meta)
+            {
+                let _ = b.store.cache_put(&record, &v, &[]);
+            }
+            let digest = f.digest.clone();
+            b.downloads.lock().unwrap().insert(url.to_string(), f);
+            Ok(digest)
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink, StepInfo};
 use crate::key::KeyBuilder;
 use crate::options::BuildOptions;
-use crate::plan::{self, ImageSource, Op, Plan, ResolvedImage, RootSource, StepIndex};
+use crate::plan::{self, ImageSource, LocalDir, Op, Plan, ResolvedImage, RootSource, StepIndex};
 use crate::solve::{DagError, run_dag};
 
 /// One layer of a rootfs chain: its diff directory and, when known, its blob.
@@ -77,35 +77,46 @@ pub(crate) struct StoreImages<'a> {
     pub aliases: BTreeMap<String, String>,
 }
 
-/// Resolve `--build-context` values that name images into aliases, loading archives into the
-/// store. Directory contexts are not supported yet.
-fn named_context_aliases(
+/// How a `--build-context` value is read.
+enum NamedContext {
+    /// An image: an alias for a reference or ID in the store.
+    Image(String),
+    /// A local directory.
+    Dir(PathBuf),
+}
+
+/// Sort `--build-context` values: images (loading archives into the store) and directories.
+fn named_contexts(
     store: &Store,
     named: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+) -> Result<Vec<(String, NamedContext)>> {
+    let mut out = Vec::new();
     for (name, value) in named {
+        let bad = |m: String| BuildError::Other(format!("--build-context {name}={value}: {m}"));
         let target = if let Some(r) = value.strip_prefix("docker-image://") {
-            r.to_string()
+            NamedContext::Image(r.to_string())
         } else if let Some(p) = ["docker-archive:", "oci-layout:", "oci-archive:"]
             .iter()
             .find_map(|pre| value.strip_prefix(pre))
         {
-            let loaded = store
-                .load(Path::new(p))
-                .map_err(|e| BuildError::Other(format!("--build-context {name}={value}: {e}")))?;
-            let first = loaded.first().ok_or_else(|| {
-                BuildError::Other(format!(
-                    "--build-context {name}={value}: the archive holds no image"
-                ))
-            })?;
-            first.image.id.to_string()
+            let loaded = store.load(Path::new(p)).map_err(|e| bad(e.to_string()))?;
+            let first = loaded
+                .first()
+                .ok_or_else(|| bad("the archive holds no image".into()))?;
+            NamedContext::Image(first.image.id.to_string())
+        } else if value.contains("://") || value.starts_with("target:") {
+            return Err(bad(
+                "supported values are a directory, docker-image://REF, docker-archive:PATH, oci-layout:PATH and oci-archive:PATH".into(),
+            ));
         } else {
-            return Err(BuildError::Other(format!(
-                "--build-context {name}={value}: only docker-image://REF, docker-archive:PATH, oci-layout:PATH and oci-archive:PATH are supported so far"
-            )));
+            let dir = PathBuf::from(value);
+            match std::fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => NamedContext::Dir(dir),
+                Ok(_) => return Err(bad("not a directory".into())),
+                Err(e) => return Err(bad(e.to_string())),
+            }
         };
-        out.insert(name.clone(), target);
+        out.push((name.clone(), target));
     }
     Ok(out)
 }
@@ -146,6 +157,8 @@ pub(crate) struct Build<'a> {
     pub opts: &'a BuildOptions,
     pub plan: &'a Plan,
     pub context: Option<OpenContext>,
+    /// `--build-context NAME=DIR` directories that steps read, by name.
+    pub named_dirs: BTreeMap<String, OpenContext>,
     pub events: EventSink,
     pub cancel: &'a AtomicBool,
     pub results: Mutex<Vec<Option<StepResult>>>,
@@ -156,6 +169,14 @@ pub(crate) struct Build<'a> {
     /// first step that needs an image unpacks it, the others wait for that instead of
     /// unpacking the same layers at the same time.
     pub base_chains: Mutex<BTreeMap<String, BaseSlot>>,
+    /// Absolute context and Dockerfile paths (see [`crate::explain::scope`]).
+    pub explain_scope: (String, String),
+    /// Cache keys hit, marked used in one transaction at the end.
+    pub hits: Mutex<Vec<String>>,
+    /// ADD URL sources downloaded while computing cache keys, by URL.
+    pub downloads: Mutex<BTreeMap<String, crate::copy::http::Fetched>>,
+    /// Where those downloads live (under the store's tmp/, removed with the build).
+    pub download_dir: Mutex<Option<PathBuf>>,
 }
 
 /// An image's unpacked chain, once the first step that needed it has made it.
@@ -170,12 +191,25 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         .unwrap_or_else(|| "Dockerfile".into());
     let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
     let store = Store::open(root).map_err(store_err)?;
+    let named = named_contexts(&store, &opts.named_contexts)?;
+    let mut aliases = BTreeMap::new();
+    let mut dirs = BTreeMap::new();
+    for (name, c) in named {
+        match c {
+            NamedContext::Image(r) => {
+                aliases.insert(name, r);
+            }
+            NamedContext::Dir(d) => {
+                dirs.insert(name, d);
+            }
+        }
+    }
     let plan_opts = plan::PlanOptions {
         target: opts.target.clone(),
         build_args: opts.build_args.clone(),
         network_none: opts.network_none,
+        named_dirs: dirs.keys().cloned().collect(),
     };
-    let aliases = named_context_aliases(&store, &opts.named_contexts)?;
     let plan = plan::plan(
         &df,
         &plan_opts,
@@ -199,19 +233,37 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             .collect(),
     });
 
-    let needs_context = plan.steps.iter().any(|s| match &s.op {
-        Op::Copy(c) => c.from == plan::CopyFrom::Context,
-        Op::Run(r) => r
-            .mounts
-            .iter()
-            .any(|m| m.source == Some(plan::MountSource::Context)),
-        _ => false,
-    });
-    let context = if needs_context {
+    // Open only the local directories some step reads.
+    let mut used: std::collections::BTreeSet<LocalDir> = Default::default();
+    for st in &plan.steps {
+        match &st.op {
+            Op::Copy(c) => {
+                if let plan::CopyFrom::Context(d) = &c.from {
+                    used.insert(d.clone());
+                }
+            }
+            Op::Run(r) => {
+                for m in &r.mounts {
+                    if let Some(plan::MountSource::Context(d)) = &m.source {
+                        used.insert(d.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let context = if used.contains(&LocalDir::Main) {
         Some(crate::context_glue::open_context(&store, &opts)?)
     } else {
         None
     };
+    let mut named_dirs = BTreeMap::new();
+    for d in &used {
+        if let LocalDir::Named(name) = d {
+            let open = crate::context_glue::open_named(&store, name, &dirs[name])?;
+            named_dirs.insert(name.clone(), open);
+        }
+    }
 
     let no_cache_stages = plan
         .stages
@@ -225,6 +277,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         .collect();
     let cancel = AtomicBool::new(false);
     crate::signals::install(&cancel);
+    // Shared while the build runs: prunes that remove cache records wait (see kiln-store's
+    // gclock), so cache hits need no per-step protection.
+    let guard = store.build_guard().map_err(store_err)?;
     let lease = store.lease().map_err(store_err)?;
     let b = Build {
         store: &store,
@@ -232,12 +287,17 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         opts: &opts,
         plan: &plan,
         context,
+        named_dirs,
         events: events.clone(),
         cancel: &cancel,
         results: Mutex::new(vec![None; plan.steps.len()]),
         no_cache_stages,
         counters: Mutex::new((0, 0)),
         base_chains: Mutex::new(BTreeMap::new()),
+        explain_scope: crate::explain::scope(&opts),
+        hits: Mutex::new(Vec::new()),
+        downloads: Mutex::new(BTreeMap::new()),
+        download_dir: Mutex::new(None),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));
@@ -247,12 +307,16 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         Err(DagError::Step { error, .. }) => return Err(error),
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
-    if let Some(ctx) = &b.context {
+    for ctx in b.context.iter().chain(b.named_dirs.values()) {
         crate::context_glue::save_context_cache(ctx);
     }
     let outcome = crate::export::export(&b, &results)?;
-    crate::prune::auto_trim(&store);
+    // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
+    let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
+    drop(b);
+    drop(guard);
+    crate::prune::auto_trim(&store);
     Ok(BuildOutcome {
         cached,
         executed,
@@ -260,7 +324,24 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     })
 }
 
+impl Drop for Build<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.download_dir.lock().unwrap().take() {
+            let _ = kiln_snapshot::remove_dir_all(&d);
+        }
+    }
+}
+
 impl Build<'_> {
+    /// The opened local directory a step reads.
+    pub(crate) fn local(&self, d: &LocalDir) -> Result<&OpenContext> {
+        match d {
+            LocalDir::Main => self.context.as_ref(),
+            LocalDir::Named(n) => self.named_dirs.get(n),
+        }
+        .ok_or_else(|| BuildError::Other(format!("build context {d:?} is not open")))
+    }
+
     fn result(&self, i: StepIndex) -> StepResult {
         self.results.lock().unwrap()[i]
             .clone()
@@ -402,25 +483,22 @@ impl Build<'_> {
         })
     }
 
-    /// A cache record whose snapshot still exists (its blob, if any, is found or made at
-    /// export).
+    /// A cache record whose snapshot still exists (kept by the build guard). Its blob, if
+    /// the layer has one, is found or made at export.
     fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
-        let Some(bytes) = self.store.cache_get(key).map_err(store_err)? else {
+        let Some(hit) = self.store.cache_use(key).map_err(store_err)? else {
             return Ok(None);
         };
-        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&bytes) else {
+        let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&hit.value) else {
             return Ok(None);
         };
         if let Some(l) = &mut rec.layer {
-            // Protect, then look: a prune either sees the lease row or already removed it.
-            self.lease
-                .protect(RefKind::Snapshot, &l.snapshot)
-                .map_err(store_err)?;
-            let Some(info) = self.store.snapshot(&l.snapshot).map_err(store_err)? else {
+            let Some(info) = hit.snapshots.into_iter().find(|s| s.key == l.snapshot) else {
                 return Ok(None);
             };
             l.dir = info.path;
         }
+        self.hits.lock().unwrap().push(key.to_string());
         Ok(Some(rec))
     }
 }

@@ -7,32 +7,48 @@ use crate::engine::Build;
 use crate::key::KeyBuilder;
 use crate::plan::StepIndex;
 
+/// The absolute context and Dockerfile paths that scope the explain records of a build
+/// (computed once per build).
+pub fn scope(opts: &crate::options::BuildOptions) -> (String, String) {
+    let ctx = std::fs::canonicalize(&opts.context).unwrap_or_else(|_| opts.context.clone());
+    let df = std::fs::canonicalize(&opts.dockerfile_path)
+        .unwrap_or_else(|_| opts.dockerfile_path.clone());
+    (
+        ctx.to_string_lossy().into_owned(),
+        df.to_string_lossy().into_owned(),
+    )
+}
+
 /// Where this step's previous key is remembered.
 pub fn explain_key(b: &Build<'_>, i: StepIndex) -> String {
     let step = &b.plan.steps[i];
-    let ctx = std::fs::canonicalize(&b.opts.context).unwrap_or_else(|_| b.opts.context.clone());
-    let df = std::fs::canonicalize(&b.opts.dockerfile_path)
-        .unwrap_or_else(|_| b.opts.dockerfile_path.clone());
+    let (ctx, df) = &b.explain_scope;
     let stage = &b.plan.graph.stages[step.stage].display;
     let pos = i - b.plan.stage(step.stage).map(|s| s.first_step).unwrap_or(0);
     let k = KeyBuilder::new("explain")
-        .field("context", &ctx.to_string_lossy())
-        .field("dockerfile", &df.to_string_lossy())
+        .field("context", ctx)
+        .field("dockerfile", df)
         .field("stage", stage)
         .field("pos", &pos.to_string())
         .finish();
     format!("explain:{k}")
 }
 
+/// Remember `key` as the last one computed at this step's position. A cache hit usually
+/// finds the same key remembered: then nothing is written.
 pub fn record(b: &Build<'_>, ekey: &str, key: &StepKey) {
-    if let Ok(v) = serde_json::to_vec(key) {
-        let _ = b.store.cache_put(ekey, &v, &[]);
+    let Ok(v) = serde_json::to_vec(key) else {
+        return;
+    };
+    if b.store.cache_peek(ekey).ok().flatten().as_deref() == Some(v.as_slice()) {
+        return;
     }
+    let _ = b.store.cache_put(ekey, &v, &[]);
 }
 
 /// A sentence naming what changed since the last build of this step, if one is known.
 pub fn why_missed(b: &Build<'_>, ekey: &str, now: &StepKey) -> Option<String> {
-    let prev: StepKey = serde_json::from_slice(&b.store.cache_get(ekey).ok()??).ok()?;
+    let prev: StepKey = serde_json::from_slice(&b.store.cache_peek(ekey).ok()??).ok()?;
     Some(diff(&prev, now))
 }
 
@@ -106,8 +122,15 @@ fn changed_files(prev: &StepKey, now: &StepKey) -> String {
 fn describe_input(label: &str, what: &str) -> String {
     match label.split_once(':') {
         Some(("context", p)) => format!("files matching `{p}` in the context {what}"),
+        Some((c, p)) if c.starts_with("context@") => {
+            format!(
+                "files matching `{p}` in build context {} {what}",
+                &c["context@".len()..]
+            )
+        }
         Some(("stage", s)) => format!("stage {s} {what}"),
         Some(("image", r)) => format!("image {r} {what}"),
+        Some(("url", u)) => format!("the content at {u} {what}"),
         _ => format!("{label} {what}"),
     }
 }

@@ -32,6 +32,7 @@ mod prune;
 mod run;
 mod signals;
 pub mod solve;
+mod ssh;
 mod unpack;
 
 pub use engine::{BuildOutcome, build};

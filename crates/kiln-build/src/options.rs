@@ -52,6 +52,8 @@ pub struct BuildOptions {
     pub network_none: bool,
     pub outputs: Vec<Output>,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by id.
+    pub ssh: BTreeMap<String, PathBuf>,
     pub compression: LayerCompression,
     /// `SOURCE_DATE_EPOCH`: clamps timestamps and fixes `created` for reproducible digests.
     pub source_date_epoch: Option<i64>,
@@ -79,6 +81,7 @@ impl BuildOptions {
             network_none: false,
             outputs: Vec::new(),
             secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
             compression: LayerCompression::default(),
             source_date_epoch: None,
             runtime: None,

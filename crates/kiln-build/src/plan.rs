@@ -46,9 +46,17 @@ pub struct RunMount {
     pub source: Option<MountSource>,
 }
 
+/// A local directory files are read from: the build context, or a directory given as
+/// `--build-context NAME=DIR`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LocalDir {
+    Main,
+    Named(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSource {
-    Context,
+    Context(LocalDir),
     Stage(StepIndex),
     Image(usize),
 }
@@ -69,7 +77,7 @@ pub struct RunOp {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyFrom {
-    Context,
+    Context(LocalDir),
     Stage(StepIndex),
     Image(usize),
 }
@@ -152,6 +160,10 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--network=none` for the whole build.
     pub network_none: bool,
+    /// Names given as `--build-context NAME=DIR`: `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` read that directory (a stage of the same name wins in
+    /// `--from`, as in BuildKit).
+    pub named_dirs: BTreeSet<String>,
 }
 
 impl Plan {
@@ -292,6 +304,9 @@ impl Planner<'_> {
                     "stage {value} is not planned before stage {stage}"
                 ))),
             },
+            None if self.opts.named_dirs.contains(value) => {
+                Ok(CopyFrom::Context(LocalDir::Named(value.to_string())))
+            }
             None => Ok(CopyFrom::Image(self.image(value)?)),
         }
     }
@@ -303,6 +318,12 @@ impl Planner<'_> {
         let (root, mut config, mut history_steps) = match &node.base {
             Base::Scratch => {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).
+                let mut c = ImageConfig::default();
+                c.config.working_dir = Some("/".into());
+                (RootSource::Scratch, c, Vec::new())
+            }
+            Base::Image { reference } if self.opts.named_dirs.contains(reference) => {
+                // A directory as a base: its files on an empty image (added below).
                 let mut c = ImageConfig::default();
                 c.config.working_dir = Some("/".into());
                 (RootSource::Scratch, c, Vec::new())
@@ -362,9 +383,43 @@ impl Planner<'_> {
             },
             text: stage.from.original.trim().to_string(),
         });
+        let mut last = base_step;
+        if let Base::Image { reference } = &node.base
+            && self.opts.named_dirs.contains(reference)
+        {
+            let from = CopyFrom::Context(LocalDir::Named(reference.clone()));
+            let op = copy_op(
+                from.clone(),
+                &[".".to_string()],
+                &[],
+                "/",
+                &config.config,
+                &None,
+                &None,
+                &[],
+                false,
+            );
+            last = self.push(Step {
+                stage: si,
+                name: format!("FROM {reference} (build context)"),
+                line: stage.span.line,
+                op: Op::Copy(Box::new(op)),
+                parent: Some(base_step),
+                deps: vec![base_step],
+                text: stage.from.original.trim().to_string(),
+            });
+            // BuildKit's exporter gives a base layer without history an entry like this.
+            config.history.push(History {
+                created: None,
+                created_by: None,
+                author: None,
+                comment: None,
+                empty_layer: false,
+            });
+            history_steps.push(Some(last));
+        }
         let env = config.config.env_pairs();
         let mut sev = self.ev.stage(&env);
-        let mut last = base_step;
         let mut cmd_set = false;
         let network_none = self.opts.network_none;
 
@@ -478,10 +533,10 @@ impl Planner<'_> {
                                         MountSource::Stage(s)
                                     }
                                     CopyFrom::Image(i) => MountSource::Image(i),
-                                    CopyFrom::Context => MountSource::Context,
+                                    CopyFrom::Context(d) => MountSource::Context(d),
                                 })
                             }
-                            (MountType::Bind, None) => Some(MountSource::Context),
+                            (MountType::Bind, None) => Some(MountSource::Context(LocalDir::Main)),
                             _ => None,
                         };
                         mounts.push(RunMount { mount, source });
@@ -526,7 +581,7 @@ impl Planner<'_> {
                 Command::Copy(c) => {
                     let from = match &c.from {
                         Some(f) => self.resolve_from_value(f, si)?,
-                        None => CopyFrom::Context,
+                        None => CopyFrom::Context(LocalDir::Main),
                     };
                     let op = CopyOp {
                         parents: c.parents,
@@ -552,7 +607,7 @@ impl Planner<'_> {
                         checksum: c.checksum.clone(),
                         unpack: c.unpack,
                         ..copy_op(
-                            CopyFrom::Context,
+                            CopyFrom::Context(LocalDir::Main),
                             &c.sources,
                             &c.inline,
                             &c.dest,
@@ -563,7 +618,7 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let s = self.push_copy(si, x, last, op, CopyFrom::Context);
+                    let s = self.push_copy(si, x, last, op, CopyFrom::Context(LocalDir::Main));
                     last = s;
                     layer_step = Some(s);
                 }

@@ -28,6 +28,9 @@ pub fn prune_cache(
     until: Option<Duration>,
 ) -> Result<u64> {
     let store = Store::open(root).map_err(store_err)?;
+    if store.builds_running() {
+        eprintln!("waiting for running builds to finish before pruning the build cache...");
+    }
     let limits = CachePrune {
         unused_for: until.map(|d| d.as_secs() as i64),
         keep_bytes: keep_storage,
@@ -37,13 +40,14 @@ pub fn prune_cache(
     Ok(freed)
 }
 
-/// Trim the cache to the default limit when it is above it.
+/// Trim the cache to the default limit when it is above it. Skipped while another build
+/// runs: the last build to finish trims.
 pub(crate) fn auto_trim(store: &Store) {
     let limit = default_cache_limit();
     if let Ok(u) = store.cache_usage()
         && u.bytes > limit
     {
-        let _ = store.cache_prune(CachePrune {
+        let _ = store.cache_prune_if_idle(CachePrune {
             keep_bytes: Some(limit),
             ..Default::default()
         });

@@ -20,7 +20,7 @@ use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
 use crate::options::SecretSource;
-use crate::plan::{MountSource, RunOp, StepIndex};
+use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -86,7 +86,9 @@ pub fn run(
     }
     let mut _guards: Vec<Box<dyn std::any::Any>> = Vec::new();
     let mut locks: Vec<std::fs::File> = Vec::new();
+    // Environment the command gets but the image and cache key never see.
     let mut secret_env: Vec<String> = Vec::new();
+    let mut ssh_mounts = 0;
     for m in &r.mounts {
         let mm = &m.mount;
         let target = m.mount.target.clone().unwrap_or_default();
@@ -114,13 +116,8 @@ pub fn run(
             MountType::Bind => {
                 let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
                 let base: PathBuf = match &m.source {
-                    Some(MountSource::Context) | None => {
-                        let ctx = b
-                            .context
-                            .as_ref()
-                            .ok_or_else(|| BuildError::Other("no build context".into()))?;
-                        ctx.context.path().to_path_buf()
-                    }
+                    Some(MountSource::Context(dir)) => b.local(dir)?.context.path().to_path_buf(),
+                    None => b.local(&LocalDir::Main)?.context.path().to_path_buf(),
                     Some(MountSource::Stage(s)) => {
                         let chain = b.results.lock().unwrap()[*s]
                             .as_ref()
@@ -242,14 +239,41 @@ pub fn run(
                 mounts.push(bind_mount(file, &tgt, true));
             }
             MountType::Ssh => {
-                if mm.required {
-                    return Err(step_err(
-                        b,
-                        i,
-                        "RUN --mount=type=ssh is not supported yet".into(),
-                        String::new(),
-                    ));
+                let id = mm.id.clone().unwrap_or_else(|| "default".into());
+                let Some(agent) = b.opts.ssh.get(&id) else {
+                    if mm.required {
+                        return Err(step_err(
+                            b,
+                            i,
+                            format!(
+                                "no SSH agent socket for id {id:?}: pass --ssh {id}=SOCKET (or --ssh default with SSH_AUTH_SOCK set)"
+                            ),
+                            String::new(),
+                        ));
+                    }
+                    continue;
+                };
+                let dir = scratch.dir(b)?;
+                let proxy = crate::ssh::AgentProxy::start(
+                    agent,
+                    &dir,
+                    mm.uid.unwrap_or(0),
+                    mm.gid.unwrap_or(0),
+                    mm.mode.unwrap_or(0o600),
+                )
+                .map_err(|e| BuildError::io("forwarding the SSH agent", agent, e))?;
+                let tgt = mm
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                // BuildKit points SSH_AUTH_SOCK at the first ssh mount.
+                if ssh_mounts == 0 {
+                    secret_env.push(format!("SSH_AUTH_SOCK={tgt}"));
                 }
+                ssh_mounts += 1;
+                stub_targets.push(PathBuf::from(&tgt));
+                mounts.push(bind_mount(proxy.path().to_path_buf(), &tgt, false));
+                _guards.push(Box::new(proxy));
             }
         }
     }

@@ -22,10 +22,7 @@ pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRe
     let mut parent: Option<String> = None;
     for (layer, chain) in layers.iter().zip(chains) {
         let key = layer_snapshot_key(&chain);
-        lease
-            .protect(kiln_store::RefKind::Snapshot, &key)
-            .map_err(store_err)?;
-        let info = match store.snapshot(&key).map_err(store_err)? {
+        let info = match lease.use_snapshot(&key).map_err(store_err)? {
             Some(info) => info,
             None => {
                 let dir = store.prepare_snapshot_dir().map_err(store_err)?;

@@ -180,6 +180,14 @@ fn warm_cache_reads_no_file_contents() {
         (0, 0, 55),
         "nothing read"
     );
+    // Nothing new was hashed: saving leaves the file as it was (no rewrite on a no-op build).
+    let before = fs::metadata(&cache_path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    warm.save().unwrap();
+    assert_eq!(
+        fs::metadata(&cache_path).unwrap().modified().unwrap(),
+        before
+    );
 
     // One edit: exactly one file read again.
     write(p, "src/App.jsx", "export default 3;");

@@ -29,6 +29,7 @@ fn req<'a>(source: CopySource<'a>, patterns: &[&str], dest: &str) -> CopyRequest
         link: false,
         checksum: None,
         unpack: None,
+        prefetched: Default::default(),
     }
 }
 

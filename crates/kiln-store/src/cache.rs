@@ -5,8 +5,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::Digest;
+use crate::SnapshotInfo;
 use crate::Store;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::lease::RefKind;
 
@@ -25,6 +26,16 @@ pub struct CacheRecord {
     pub last_used: i64,
     /// What it references.
     pub refs: Vec<(RefKind, String)>,
+}
+
+/// What [`Store::cache_use`] found: the record's value and the snapshots it references
+/// that exist.
+#[derive(Debug, Clone)]
+pub struct CacheHit {
+    /// The record's value.
+    pub value: Vec<u8>,
+    /// The snapshots it references that exist (a missing one means the hit is unusable).
+    pub snapshots: Vec<SnapshotInfo>,
 }
 
 /// Limits for [`Store::cache_prune`]; records are removed least recently used first.
@@ -51,18 +62,90 @@ impl Store {
     /// Looks up a record and marks it used.
     pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.write(|tx| {
-            let value: Option<Vec<u8>> = tx
-                .query_row("SELECT value FROM cache WHERE key = ?1", [key], |r| {
+            let value: Option<Vec<u8>> =
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
                     r.get(0)
                 })
                 .optional()?;
             if value.is_some() {
-                tx.execute(
+                db::exec(
+                    tx,
                     "UPDATE cache SET last_used = ?2 WHERE key = ?1",
                     params![key, now()],
                 )?;
             }
             Ok(value)
+        })
+    }
+
+    /// Looks up a record without marking it used (a read transaction).
+    pub fn cache_peek(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+    }
+
+    /// A cache hit, read-only: the record's value and the snapshots it references. The
+    /// caller holds a [`crate::BuildGuard`], which keeps prunes from removing the record
+    /// meanwhile; [`Store::cache_touch`] marks the records used once per build.
+    pub fn cache_use(&self, key: &str) -> Result<Option<CacheHit>> {
+        let snapdir = self.layout().snapshots_dir();
+        self.read(|tx| {
+            let value: Option<Vec<u8>> =
+                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(value) = value else {
+                return Ok(None);
+            };
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.key, s.dir, s.parent, s.size, s.created, s.last_used
+                 FROM cache_refs c JOIN snapshots s ON s.key = c.target
+                 WHERE c.cache_key = ?1 AND c.kind = 'snapshot'",
+            )?;
+            let snapshots = stmt
+                .query_map([key], |r| {
+                    Ok(SnapshotInfo {
+                        key: r.get(0)?,
+                        path: snapdir.join(r.get::<_, String>(1)?),
+                        parent: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        created: r.get(4)?,
+                        last_used: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(CacheHit { value, snapshots }))
+        })
+    }
+
+    /// Marks records (and the snapshots they reference) used now, in one transaction.
+    pub fn cache_touch(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let t = now();
+        self.write(|tx| {
+            for key in keys {
+                db::exec(
+                    tx,
+                    "UPDATE cache SET last_used = ?2 WHERE key = ?1",
+                    params![key, t],
+                )?;
+                db::exec(
+                    tx,
+                    "UPDATE snapshots SET last_used = ?2 WHERE key IN
+                     (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')",
+                    params![key, t],
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -82,8 +165,8 @@ impl Store {
         self.write(|tx| {
             for (kind, target) in refs {
                 if *kind == RefKind::Snapshot {
-                    let s: Option<i64> = tx
-                        .query_row("SELECT size FROM snapshots WHERE key = ?1", [target], |r| r.get(0))
+                    let s: Option<i64> = db::query_row(
+                        tx, "SELECT size FROM snapshots WHERE key = ?1", [target], |r| r.get(0))
                         .optional()?;
                     match s {
                         Some(s) => size += s as u64,
@@ -96,13 +179,13 @@ impl Store {
                 }
             }
             let t = now();
-            tx.execute("DELETE FROM cache WHERE key = ?1", [key])?;
-            tx.execute(
+            db::exec(tx, "DELETE FROM cache WHERE key = ?1", [key])?;
+            db::exec(tx,
                 "INSERT INTO cache (key, value, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![key, value, size as i64, t],
             )?;
             for (kind, target) in refs {
-                tx.execute(
+                db::exec(tx,
                     "INSERT OR IGNORE INTO cache_refs (cache_key, kind, target) VALUES (?1, ?2, ?3)",
                     params![key, kind.as_str(), target],
                 )?;
@@ -151,7 +234,8 @@ impl Store {
     /// Count and accounted size of all records.
     pub fn cache_usage(&self) -> Result<CacheUsage> {
         self.read(|tx| {
-            Ok(tx.query_row(
+            Ok(db::query_row(
+                tx,
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM cache",
                 [],
                 |r| {
@@ -165,8 +249,25 @@ impl Store {
     }
 
     /// Removes records by the given limits, then collects content nothing else holds.
-    /// Returns the removed keys and the bytes freed on disk.
+    /// Returns the removed keys and the bytes freed on disk. Waits for running builds.
     pub fn cache_prune(&self, limits: CachePrune) -> Result<(Vec<String>, u64)> {
+        let guard = self.collect_guard(true)?;
+        self.cache_prune_locked(limits, guard)
+    }
+
+    /// [`Store::cache_prune`], unless a build is running (then None).
+    pub fn cache_prune_if_idle(&self, limits: CachePrune) -> Result<Option<(Vec<String>, u64)>> {
+        match self.collect_guard(false)? {
+            Some(guard) => self.cache_prune_locked(limits, Some(guard)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_prune_locked(
+        &self,
+        limits: CachePrune,
+        _guard: Option<crate::gclock::CollectGuard>,
+    ) -> Result<(Vec<String>, u64)> {
         let removed = self.write(|tx| {
             let mut rows: Vec<(String, u64, i64)> = {
                 let mut stmt =
@@ -199,7 +300,7 @@ impl Store {
                 }
             }
             for key in &removed {
-                tx.execute("DELETE FROM cache WHERE key = ?1", [key])?;
+                db::exec(tx, "DELETE FROM cache WHERE key = ?1", [key])?;
             }
             Ok(removed)
         })?;

@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use crate::Digest;
 use crate::Store;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::image::parse_digest;
 
@@ -61,7 +61,8 @@ impl Store {
         state: ContainerState,
     ) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            let n = db::exec(
+                tx,
                 "INSERT INTO containers (id, name, image_id, state, created)
                  SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?3)",
                 params![id, name, image.to_string(), state.as_str(), now()],
@@ -76,7 +77,8 @@ impl Store {
     /// Changes a container's state.
     pub fn set_container_state(&self, id: &str, state: ContainerState) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            db::exec(
+                tx,
                 "UPDATE containers SET state = ?2 WHERE id = ?1",
                 params![id, state.as_str()],
             )?;
@@ -87,7 +89,7 @@ impl Store {
     /// Forgets a container.
     pub fn remove_container(&self, id: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+            db::exec(tx, "DELETE FROM containers WHERE id = ?1", [id])?;
             Ok(())
         })
     }

@@ -376,6 +376,8 @@ impl Store {
     /// `system prune`: stopped containers, dangling (or unused) images, all build-cache
     /// records, then every blob and snapshot nothing references, and dead leases.
     pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
+        // It removes build-cache records: wait for running builds.
+        let _guard = self.collect_guard(true)?;
         let mut sweep = Sweep::default();
         let mut report = self.write(|tx| {
             let mut report = PruneReport::default();

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::Digest;
 use crate::Store;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 
 /// One image in the store.
@@ -186,18 +186,22 @@ pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Laye
 
 /// Points `reference` at `id`; returns the image it pointed at before, if another one.
 pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Result<TagChange> {
-    let previous: Option<String> = tx
-        .query_row(
-            "SELECT image_id FROM tags WHERE reference = ?1",
-            [reference],
-            |r| r.get(0),
-        )
-        .optional()?;
-    tx.execute(
-        "INSERT INTO tags (reference, image_id, updated) VALUES (?1, ?2, ?3)
-         ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated",
-        params![reference, id.to_string(), now()],
-    )?;
+    let previous: Option<String> = db::query_row(
+        tx,
+        "SELECT image_id FROM tags WHERE reference = ?1",
+        [reference],
+        |r| r.get(0),
+    )
+    .optional()?;
+    // Re-tagging an image with the tag it has (every no-op rebuild) writes nothing.
+    if previous.as_deref() != Some(id.to_string().as_str()) {
+        db::exec(
+            tx,
+            "INSERT INTO tags (reference, image_id, updated) VALUES (?1, ?2, ?3)
+             ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated",
+            params![reference, id.to_string(), now()],
+        )?;
+    }
     let previous = previous
         .filter(|p| *p != id.to_string())
         .map(|p| parse_digest(&p))
@@ -230,12 +234,12 @@ impl Store {
                     });
                 }
             }
-            let exists: bool = tx
-                .query_row("SELECT 1 FROM images WHERE id = ?1", [id.to_string()], |_| Ok(()))
+            let exists: bool = db::query_row(
+                tx, "SELECT 1 FROM images WHERE id = ?1", [id.to_string()], |_| Ok(()))
                 .optional()?
                 .is_some();
             if !exists {
-                tx.execute(
+                db::exec(tx,
                     "INSERT INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -251,7 +255,7 @@ impl Store {
                     ],
                 )?;
                 for (pos, (layer, chain)) in image.layers.iter().zip(&chains).enumerate() {
-                    tx.execute(
+                    db::exec(tx,
                         "INSERT OR IGNORE INTO layers (blob_digest, diff_id, media_type, compressed_size, uncompressed_size)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![
@@ -262,7 +266,7 @@ impl Store {
                             layer.uncompressed_size as i64,
                         ],
                     )?;
-                    tx.execute(
+                    db::exec(tx,
                         "INSERT INTO image_layers (image_id, position, blob_digest, chain_id) VALUES (?1, ?2, ?3, ?4)",
                         params![id.to_string(), pos as i64, layer.blob.to_string(), chain.to_string()],
                     )?;
@@ -326,13 +330,13 @@ impl Store {
         if !name.starts_with("sha256:") {
             if let Ok(full) = crate::reference::normalize(name) {
                 let found: Option<String> = self.read(|tx| {
-                    Ok(tx
-                        .query_row(
-                            "SELECT image_id FROM tags WHERE reference = ?1",
-                            [&full],
-                            |r| r.get(0),
-                        )
-                        .optional()?)
+                    Ok(db::query_row(
+                        tx,
+                        "SELECT image_id FROM tags WHERE reference = ?1",
+                        [&full],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
                 })?;
                 if let Some(id) = found {
                     let id = Digest::parse(&id).map_err(|_| not_found())?;
@@ -370,14 +374,14 @@ impl Store {
     pub fn tag(&self, id: &Digest, reference: &str) -> Result<TagChange> {
         let full = crate::reference::normalize(reference)?;
         let change = self.write(|tx| {
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM images WHERE id = ?1",
-                    [id.to_string()],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
+            let exists = db::query_row(
+                tx,
+                "SELECT 1 FROM images WHERE id = ?1",
+                [id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
             if !exists {
                 return Err(Error::ImageNotFound(id.to_string()));
             }

@@ -64,6 +64,10 @@ impl Store {
             .ctx("opening", &lock_path)?;
         lock.lock().ctx("locking", &lock_path)?;
         let bytes = self.render_index()?;
+        // Unchanged (a rebuild that re-tagged the same image): no rewrite, no fsyncs.
+        if std::fs::read(self.layout().index_path()).is_ok_and(|cur| cur == bytes) {
+            return Ok(());
+        }
         write_atomic(
             &self.layout().tmp_dir(),
             &self.layout().index_path(),

@@ -43,6 +43,10 @@ impl Layout {
     pub fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
+    pub fn gc_lock_path(&self) -> PathBuf {
+        self.root.join("gc.lock")
+    }
+
     pub fn index_lock_path(&self) -> PathBuf {
         self.root.join("index.lock")
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::params;
 
 use crate::Store;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::Result;
 use crate::layout::ProcessId;
 
@@ -60,7 +60,8 @@ impl Store {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         self.write(|tx| {
-            tx.execute(
+            db::exec(
+                tx,
                 "INSERT INTO leases (id, pid, start_time, created) VALUES (?1, ?2, ?3, ?4)",
                 params![id, me.pid, me.start as i64, now()],
             )?;
@@ -77,11 +78,45 @@ impl Lease {
     /// Records that this lease holds `target` (a digest string or snapshot key).
     pub fn protect(&self, kind: RefKind, target: &str) -> Result<()> {
         self.store.write(|tx| {
-            tx.execute(
+            db::exec(
+                tx,
                 "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
                 params![self.id, kind.as_str(), target],
             )?;
             Ok(())
+        })
+    }
+
+    /// Protects the snapshot `key` and looks it up (marking it used), in one transaction.
+    /// The protection stays even when it does not exist yet: the caller is about to make it.
+    pub fn use_snapshot(&self, key: &str) -> Result<Option<crate::SnapshotInfo>> {
+        let snapdir = self.store.layout().snapshots_dir();
+        self.store.write(|tx| {
+            db::exec(
+                tx,
+                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'snapshot', ?2)",
+                params![self.id, key],
+            )?;
+            db::exec(
+                tx,
+                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
+                params![key, now()],
+            )?;
+            Ok(rusqlite::OptionalExtension::optional(db::query_row(
+                tx,
+                "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(crate::SnapshotInfo {
+                        key: r.get(0)?,
+                        path: snapdir.join(r.get::<_, String>(1)?),
+                        parent: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        created: r.get(4)?,
+                        last_used: r.get(5)?,
+                    })
+                },
+            ))?)
         })
     }
 
@@ -115,7 +150,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         // A failure here only delays collection until this process is gone.
         let _ = self.store.write(|tx| {
-            tx.execute("DELETE FROM leases WHERE id = ?1", params![self.id])?;
+            db::exec(tx, "DELETE FROM leases WHERE id = ?1", params![self.id])?;
             Ok(())
         });
     }
@@ -145,7 +180,7 @@ pub(crate) fn remove_dead_leases(tx: &rusqlite::Transaction<'_>) -> rusqlite::Re
         }
     }
     for id in &dead {
-        tx.execute("DELETE FROM leases WHERE id = ?1", params![id])?;
+        db::exec(tx, "DELETE FROM leases WHERE id = ?1", params![id])?;
     }
     Ok(dead.len())
 }

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::Digest;
 use crate::LayerRecord;
 use crate::Store;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{Layout, remove_any, sync_parent};
 use crate::lease::{Lease, RefKind};
@@ -87,15 +87,15 @@ impl Store {
         let dest = self.layout().snapshots_dir().join(&dir);
         lease.protect(RefKind::Snapshot, key)?;
         let committed = self.write(|tx| {
-            let existing: Option<String> = tx
-                .query_row("SELECT dir FROM snapshots WHERE key = ?1", [key], |r| r.get(0))
+            let existing: Option<String> = db::query_row(
+                tx, "SELECT dir FROM snapshots WHERE key = ?1", [key], |r| r.get(0))
                 .optional()?;
             if existing.is_some() {
                 return Ok(false);
             }
             if let Some(p) = parent {
-                let ok = tx
-                    .query_row("SELECT 1 FROM snapshots WHERE key = ?1", [p], |_| Ok(()))
+                let ok = db::query_row(
+                    tx, "SELECT 1 FROM snapshots WHERE key = ?1", [p], |_| Ok(()))
                     .optional()?
                     .is_some();
                 if !ok {
@@ -109,7 +109,7 @@ impl Store {
             remove_any(&dest)?;
             std::fs::rename(prepared, &dest).ctx("renaming into", &dest)?;
             let t = now();
-            tx.execute(
+            db::exec(tx,
                 "INSERT INTO snapshots (key, dir, parent, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![key, dir, parent, size as i64, t],
             )?;
@@ -129,23 +129,27 @@ impl Store {
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotInfo>> {
         let snapdir = self.layout().snapshots_dir();
         self.write(|tx| {
-            tx.execute("UPDATE snapshots SET last_used = ?2 WHERE key = ?1", params![key, now()])?;
-            Ok(tx
-                .query_row(
-                    "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
-                    [key],
-                    |r| {
-                        Ok(SnapshotInfo {
-                            key: r.get(0)?,
-                            path: snapdir.join(r.get::<_, String>(1)?),
-                            parent: r.get(2)?,
-                            size: r.get::<_, i64>(3)? as u64,
-                            created: r.get(4)?,
-                            last_used: r.get(5)?,
-                        })
-                    },
-                )
-                .optional()?)
+            db::exec(
+                tx,
+                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
+                params![key, now()],
+            )?;
+            Ok(db::query_row(
+                tx,
+                "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(SnapshotInfo {
+                        key: r.get(0)?,
+                        path: snapdir.join(r.get::<_, String>(1)?),
+                        parent: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        created: r.get(4)?,
+                        last_used: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 

@@ -530,3 +530,41 @@ fn reopening_keeps_everything() {
     assert_eq!(store.resolve_image("a").unwrap().id, id);
     assert!(store.check(false).unwrap().problems.is_empty());
 }
+
+#[test]
+fn a_running_build_keeps_prunes_from_removing_cache_records() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let dir = store.prepare_snapshot_dir().unwrap();
+    std::fs::write(dir.join("f"), b"abc").unwrap();
+    let snap = store.commit_snapshot(&lease, "s1", None, &dir).unwrap();
+    store
+        .cache_put("rec", b"{}", &[(RefKind::Snapshot, "s1")])
+        .unwrap();
+    drop(lease);
+    let all = CachePrune {
+        all: true,
+        ..Default::default()
+    };
+    // A cache hit is read-only and names the record's snapshots.
+    let guard = store.build_guard().unwrap();
+    let hit = store.cache_use("rec").unwrap().unwrap();
+    assert_eq!(hit.snapshots.len(), 1);
+    assert_eq!(hit.snapshots[0].path, snap.path);
+    // Another process's view (a second handle opens its own lock file description).
+    let other = Store::open(store.root()).unwrap();
+    assert!(other.builds_running());
+    assert_eq!(other.cache_prune_if_idle(all).unwrap(), None);
+    assert!(snap.path.exists());
+    // A blocking prune waits for the build, then removes the record and its snapshot.
+    let pruner = std::thread::spawn(move || other.cache_prune(all).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!pruner.is_finished(), "prune must wait for the build");
+    assert!(snap.path.exists());
+    store.cache_touch(&["rec".to_string()]).unwrap();
+    drop(guard);
+    let (removed, _) = pruner.join().unwrap();
+    assert_eq!(removed, vec!["rec".to_string()]);
+    assert!(!snap.path.exists());
+    assert!(!store.builds_running());
+}

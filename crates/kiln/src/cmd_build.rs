@@ -91,6 +91,9 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// SSH agent socket for RUN --mount=type=ssh: default (uses $SSH_AUTH_SOCK) or ID=SOCKET.
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     /// Layer compression in the store: uncompressed (default), gzip, zstd.
     #[arg(long, default_value = "uncompressed")]
     pub compression: String,
@@ -178,6 +181,37 @@ fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
     Ok((id, src))
 }
 
+/// `--ssh default`, `--ssh ID=SOCKET[,...]`: an agent socket (key files would need an agent
+/// kiln does not have: `ssh-add` them to one).
+fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf)> {
+    let (id, paths) = match spec.split_once('=') {
+        Some((id, p)) => (id.to_string(), Some(p)),
+        None => (spec.to_string(), None),
+    };
+    let path: PathBuf = match paths
+        .and_then(|p| p.split(',').next())
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => p.into(),
+        None => std::env::var_os("SSH_AUTH_SOCK")
+            .map(PathBuf::from)
+            .with_context(|| {
+                format!("--ssh {spec}: SSH_AUTH_SOCK is not set; pass --ssh {id}=SOCKET")
+            })?,
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let meta =
+        std::fs::metadata(&path).with_context(|| format!("--ssh {spec}: {}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        bail!(
+            "--ssh {spec}: {} is not an agent socket (kiln forwards SSH agents, not key files: run `ssh-add {}` and pass the agent's socket)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok((id, path))
+}
+
 /// Default Dockerfile: CONTEXT/Dockerfile, else CONTEXT/dockerfile.
 fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
     if let Some(f) = file {
@@ -250,6 +284,10 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for s in &args.secrets {
         let (id, src) = parse_secret(s)?;
         opts.secrets.insert(id, src);
+    }
+    for s in &args.ssh {
+        let (id, path) = parse_ssh(s)?;
+        opts.ssh.insert(id, path);
     }
     opts.compression = match args.compression.as_str() {
         "uncompressed" | "none" => LayerCompression::Uncompressed,

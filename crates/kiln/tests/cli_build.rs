@@ -375,8 +375,62 @@ fn build_context_names_an_image_archive() {
     let (code, _, err) = c.build(&["--build-context", "base=/some/dir"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("not supported") || err.contains("only docker-image"),
+        err.contains("--build-context base=/some/dir") && err.contains("No such file"),
         "{err}"
+    );
+    let (code, _, err) = c.build(&["--build-context", "base=https://example.invalid/x.git"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("supported values"), "{err}");
+}
+
+#[test]
+fn build_context_names_a_directory() {
+    let c = Ctx::new();
+    let extra = c._tmp.path().join("extra");
+    std::fs::create_dir_all(extra.join("sub")).unwrap();
+    std::fs::write(extra.join("sub/a.txt"), "from extra\n").unwrap();
+    std::fs::write(extra.join("secret.key"), "hidden").unwrap();
+    // The named directory's own .dockerignore applies, not the main context's.
+    std::fs::write(extra.join(".dockerignore"), "*.key\n").unwrap();
+    c.file("main.txt", "from main\n");
+    c.file(".dockerignore", "sub\n");
+    c.file(
+        "Dockerfile",
+        "FROM extra AS files\n\
+         FROM localhost/busybox:latest\n\
+         COPY --from=extra sub /got/\n\
+         COPY --from=files / /whole/\n\
+         COPY main.txt /got/\n\
+         RUN --mount=from=extra,target=/mnt cat /mnt/sub/a.txt > /got/mounted\n",
+    );
+    let spec = format!("extra={}", extra.display());
+    let out = c.export(&["--build-context", &spec]);
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(read("got/a.txt"), "from extra\n");
+    assert_eq!(read("got/main.txt"), "from main\n");
+    assert_eq!(read("got/mounted"), "from extra\n");
+    assert_eq!(read("whole/sub/a.txt"), "from extra\n");
+    assert!(
+        !out.join("whole/secret.key").exists(),
+        "its .dockerignore applies"
+    );
+
+    // Cached when nothing changed; an edit in the named directory is a miss that names it.
+    let args = ["--build-context", spec.as_str(), "-t", "named:1"];
+    c.build_ok(&args);
+    let err = c.build_ok(&args);
+    assert_eq!(
+        err.matches("CACHED").count(),
+        5,
+        "every step cached:\n{err}"
+    );
+    std::fs::write(extra.join("sub/a.txt"), "changed\n").unwrap();
+    let err = c.build_ok(&[&args[..], &["--explain"]].concat());
+    assert!(err.contains("in build context extra changed"), "{err}");
+    let out = c.export(&["--build-context", &spec]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("got/a.txt")).unwrap(),
+        "changed\n"
     );
 }
 
@@ -593,6 +647,149 @@ fn every_history_entry_has_a_created_time() {
         );
     }
     assert!(text.contains("ENV A=1"), "{text}");
+}
+
+#[test]
+fn ssh_mounts_forward_an_agent_socket_and_leave_nothing_in_the_image() {
+    let c = Ctx::new();
+    let agent_path = c._tmp.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK $(stat -c '%a %u' $SSH_AUTH_SOCK)\" > /ssh-default\n\
+         RUN --mount=type=ssh,id=deploy,target=/tmp/a.sock,mode=0660,uid=7 stat -c '%a %u' /tmp/a.sock > /ssh-deploy\n\
+         RUN --mount=type=ssh,id=absent echo skipped > /ssh-absent\n",
+    );
+    let spec = format!("default={}", agent_path.display());
+    let spec2 = format!("deploy={}", agent_path.display());
+    let out = c.export(&["--ssh", &spec, "--ssh", &spec2]);
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(read("ssh-default"), "/run/buildkit/ssh_agent.0 600 0\n");
+    assert_eq!(read("ssh-deploy"), "660 7\n");
+    assert_eq!(
+        read("ssh-absent"),
+        "skipped\n",
+        "not required: runs without it"
+    );
+    assert!(
+        !out.join("run/buildkit").exists(),
+        "the socket is not in the image"
+    );
+    assert!(!out.join("tmp/a.sock").exists());
+
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN --mount=type=ssh,id=key,required=true true\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no SSH agent socket for id \"key\""), "{err}");
+    let (code, _, err) = c.build(&[
+        "--ssh",
+        &format!("key={}", c.ctx.join("Dockerfile").display()),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not an agent socket"), "{err}");
+}
+
+/// A loopback HTTP server for ADD: serves the current (body, etag), answers 304 to a matching
+/// If-None-Match, and logs each request as "200" or "304".
+struct UrlServer {
+    base: String,
+    state: std::sync::Arc<std::sync::Mutex<(String, String, Vec<&'static str>)>>,
+}
+
+impl UrlServer {
+    fn start(body: &str, etag: &str) -> UrlServer {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new((
+            body.to_string(),
+            etag.to_string(),
+            Vec::new(),
+        )));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => req.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_lowercase();
+                let mut g = st.lock().unwrap();
+                let (body, etag) = (g.0.clone(), g.1.clone());
+                let resp = if text.contains(&format!("if-none-match: \"{etag}\"")) {
+                    g.2.push("304");
+                    format!(
+                        "HTTP/1.1 304 Not Modified\r\nETag: \"{etag}\"\r\nConnection: close\r\n\r\n"
+                    )
+                } else {
+                    g.2.push("200");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nETag: \"{etag}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                drop(g);
+                let _ = s.write_all(resp.as_bytes());
+            }
+        });
+        UrlServer { base, state }
+    }
+
+    fn set(&self, body: &str, etag: &str) {
+        let mut g = self.state.lock().unwrap();
+        g.0 = body.to_string();
+        g.1 = etag.to_string();
+    }
+
+    fn take_log(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.state.lock().unwrap().2)
+    }
+}
+
+#[test]
+fn add_url_is_keyed_by_content_with_conditional_requests() {
+    let srv = UrlServer::start("v1\n", "e1");
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:latest\nADD {}/tool.txt /tool.txt\nRUN cat /tool.txt > /copy.txt\n",
+            srv.base
+        ),
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "v1\n"
+    );
+    assert_eq!(srv.take_log(), ["200"], "downloaded once for key and copy");
+    // Unchanged: a conditional request, answered 304, and both steps cached.
+    let err = c.build_ok(&[]);
+    assert_eq!(srv.take_log(), ["304"]);
+    assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+    // Changed on the server: the ADD misses, says why, and gets the new content.
+    srv.set("v2\n", "e2");
+    let err = c.build_ok(&["--explain"]);
+    assert!(
+        err.contains(&format!("the content at {}/tool.txt changed", srv.base)),
+        "{err}"
+    );
+    assert_eq!(srv.take_log(), ["200"]);
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "v2\n"
+    );
+    assert!(c.tmp_is_empty(), "downloads are removed with the build");
 }
 
 /// Entry names of every blob in the store that is a (plain) tar, by blob file name.

@@ -27,6 +27,27 @@ const MAX_AGE: u32 = 8;
 /// Files whose ctime is this close to the hashing time are not remembered.
 const RACY_NS: i128 = 1_000_000_000;
 
+/// Keys are (dev, inode) pairs the kernel hands out, not attacker-chosen strings: a multiply
+/// mix is enough, and SipHash was a visible part of a 50,000-file no-op build.
+#[derive(Default, Clone, Copy)]
+struct InodeHasher(u64);
+
+impl std::hash::Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type InodeMap = HashMap<(u64, u64), Rec, std::hash::BuildHasherDefault<InodeHasher>>;
+
 #[derive(Debug, Clone, Copy)]
 struct Rec {
     size: u64,
@@ -52,10 +73,12 @@ pub struct CacheStats {
 #[derive(Debug, Default)]
 pub struct ChecksumCache {
     path: Option<PathBuf>,
-    map: Mutex<HashMap<(u64, u64), Rec>>,
+    map: Mutex<InodeMap>,
     hits: AtomicU64,
     misses: AtomicU64,
     bytes: AtomicU64,
+    /// Set by a `put`: only then is there anything new to save.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn ns(t: super::tree::Time) -> i64 {
@@ -102,7 +125,7 @@ impl ChecksumCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), Rec>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InodeMap> {
         // A panic elsewhere while holding the lock leaves a usable map.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -127,6 +150,7 @@ impl ChecksumCache {
         if newest > now.as_nanos() - RACY_NS {
             return;
         }
+        self.dirty.store(true, Ordering::Relaxed);
         self.lock().insert(
             (m.dev, m.ino),
             Rec {
@@ -140,12 +164,18 @@ impl ChecksumCache {
         );
     }
 
-    /// Write the cache to its path atomically (temporary file, fsync, rename). Entries unused
-    /// for several saves are dropped. A cache from [`ChecksumCache::in_memory`] saves nothing.
+    /// Write the cache to its path atomically (temporary file, rename) when a digest was added
+    /// since it was loaded: a build that hashed nothing leaves the file alone (its entries then
+    /// age only on builds that change something). Entries unused for several saves are dropped.
+    /// No fsync: a torn file fails its checksum and loads as empty, which only costs hashing.
+    /// A cache from [`ChecksumCache::in_memory`] saves nothing.
     pub fn save(&self) -> Result<(), ContextError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
         let err = |message: String| ContextError::Cache {
             path: path.clone(),
             message,
@@ -167,13 +197,12 @@ impl ChecksumCache {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("create {}: {e}", dir.display())))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(e.to_string()))?;
         tmp.write_all(&bytes).map_err(|e| err(e.to_string()))?;
-        tmp.as_file().sync_all().map_err(|e| err(e.to_string()))?;
         tmp.persist(path).map_err(|e| err(e.error.to_string()))?;
         Ok(())
     }
 }
 
-fn encode(map: &HashMap<(u64, u64), Rec>) -> Vec<u8> {
+fn encode(map: &InodeMap) -> Vec<u8> {
     let mut keys: Vec<_> = map.keys().copied().collect();
     keys.sort_unstable();
     let mut out = Vec::with_capacity(16 + keys.len() * RECORD + 32);
@@ -194,7 +223,7 @@ fn encode(map: &HashMap<(u64, u64), Rec>) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
+fn decode(b: &[u8]) -> Option<InodeMap> {
     if b.len() < 16 + 32 || &b[..8] != MAGIC {
         return None;
     }
@@ -208,7 +237,7 @@ fn decode(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
     }
     let u = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
     let i = |s: &[u8]| i64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
-    let mut map = HashMap::with_capacity(count);
+    let mut map = InodeMap::with_capacity_and_hasher(count, Default::default());
     for rec in body[16..].chunks_exact(RECORD) {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(&rec[40..72]);

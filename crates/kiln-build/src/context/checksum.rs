@@ -26,24 +26,59 @@ pub fn sources_digest(
     opts: &SelectOptions,
     cache: &ChecksumCache,
 ) -> Result<String, ContextError> {
+    Ok(sources_digest_listed(tree, sources, opts, cache, 0)?.digest)
+}
+
+/// A selection's digest and, when it holds at most the requested number of entries, the
+/// per-file listing read by the same walk (for explaining cache misses).
+#[derive(Debug, Clone)]
+pub struct ListedDigest {
+    pub digest: String,
+    /// `(name as in the context, sha256 hex | "-> target")`; None when over the limit, when
+    /// `--parents` is used, or when no listing was asked for (limit 0).
+    pub files: Option<Vec<(String, String)>>,
+}
+
+/// [`sources_digest`] plus the listing of up to `limit` entries, with one walk of the tree.
+pub fn sources_digest_listed(
+    tree: &SourceTree,
+    sources: &[String],
+    opts: &SelectOptions,
+    cache: &ChecksumCache,
+    limit: usize,
+) -> Result<ListedDigest, ContextError> {
     let ex = opts.exclude_set()?;
     let mut h = Sha256::new();
     h.update(b"kiln-copy-sources-v1\0");
+    let mut files = (limit > 0).then(Vec::new);
     for s in sources {
         put_bytes(&mut h, s.as_bytes());
         for sel in tree.expand(s, opts.parents, ex.as_ref())? {
-            h.update(selected_digest(tree, &sel, ex.as_ref(), cache)?);
+            h.update(selected_digest(
+                tree,
+                &sel,
+                ex.as_ref(),
+                cache,
+                &mut files,
+                limit,
+            )?);
         }
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok(ListedDigest {
+        digest: format!("sha256:{}", hex::encode(h.finalize())),
+        files,
+    })
 }
 
-/// The digest of one expanded source (its name, then its tree).
-pub fn selected_digest(
+/// The digest of one expanded source (its name, then its tree); appends the entries to
+/// `files` while it stays within `limit`.
+fn selected_digest(
     tree: &SourceTree,
     sel: &Selected,
     exclude: Option<&kiln_dockerfile::dockerignore::PatternSet>,
     cache: &ChecksumCache,
+    files: &mut Option<Vec<(String, String)>>,
+    limit: usize,
 ) -> Result<[u8; 32], ContextError> {
     let mut h = Sha256::new();
     let (base, entries) = match sel {
@@ -74,10 +109,31 @@ pub fn selected_digest(
                 include: (!include.is_empty()).then_some(include),
                 restrict,
             };
+            *files = None;
             (base, tree.walk(base, &f)?)
         }
     };
-    h.update(tree_digest(tree, base, &entries, cache)?);
+    let contents = file_digests(tree, base, &entries, cache)?;
+    h.update(tree_digest(&entries, &contents));
+    if let (Some(out), Selected::Path { requested, .. }) = (files.as_mut(), sel) {
+        if out.len() + entries.len() > limit {
+            *files = None;
+        } else {
+            for (e, d) in entries.iter().zip(&contents) {
+                let name = if e.rel.as_os_str().is_empty() {
+                    requested.clone()
+                } else {
+                    requested.join(&e.rel)
+                };
+                let value = match (d, &e.link) {
+                    (Some(d), _) => hex::encode(d),
+                    (None, Some(l)) => format!("-> {}", l.to_string_lossy()),
+                    _ => continue,
+                };
+                out.push((name.to_string_lossy().into_owned(), value));
+            }
+        }
+    }
     Ok(h.finalize().into())
 }
 
@@ -96,14 +152,9 @@ fn now() -> Time {
     }
 }
 
-/// The Merkle root of a walk (`entries[0]` is the base, the rest in pre-order).
-pub fn tree_digest(
-    tree: &SourceTree,
-    base: &Path,
-    entries: &[Entry],
-    cache: &ChecksumCache,
-) -> Result<[u8; 32], ContextError> {
-    let contents = file_digests(tree, base, entries, cache)?;
+/// The Merkle root of a walk (`entries[0]` is the base, the rest in pre-order) given the
+/// content digests of its regular files.
+fn tree_digest(entries: &[Entry], contents: &[Option<[u8; 32]>]) -> [u8; 32] {
     struct Frame {
         name: Vec<u8>,
         meta: Meta,
@@ -187,7 +238,7 @@ pub fn tree_digest(
             None => root = Some(d),
         }
     }
-    Ok(root.unwrap_or_else(|| Sha256::digest(b"empty").into()))
+    root.unwrap_or_else(|| Sha256::digest(b"empty").into())
 }
 
 fn header(h: &mut Sha256, m: &Meta) {
@@ -272,54 +323,4 @@ fn hash_file(tree: &SourceTree, rel: &Path) -> Result<([u8; 32], u64, Meta), Con
         total += n as u64;
     }
     Ok((h.finalize().into(), total, meta))
-}
-
-/// Per-file content digests (`sha256` hex; a symlink's target as `-> target`) of what
-/// `sources` select, named as they are in the context, for explaining cache misses. `None`
-/// when the selection holds more than `limit` entries or uses `--parents`. Digests come from
-/// `cache` (the key computation just filled it), so this normally reads no file.
-pub fn file_listing(
-    tree: &SourceTree,
-    sources: &[String],
-    opts: &SelectOptions,
-    cache: &ChecksumCache,
-    limit: usize,
-) -> Result<Option<Vec<(String, String)>>, ContextError> {
-    let ex = opts.exclude_set()?;
-    let mut out = Vec::new();
-    for s in sources {
-        for sel in tree.expand(s, opts.parents, ex.as_ref())? {
-            let Selected::Path {
-                requested,
-                resolved,
-                ..
-            } = sel
-            else {
-                return Ok(None);
-            };
-            let f = WalkFilter {
-                exclude: ex.as_ref(),
-                ..WalkFilter::default()
-            };
-            let entries = tree.walk(&resolved, &f)?;
-            if out.len() + entries.len() > limit {
-                return Ok(None);
-            }
-            let digests = file_digests(tree, &resolved, &entries, cache)?;
-            for (e, d) in entries.iter().zip(digests) {
-                let name = if e.rel.as_os_str().is_empty() {
-                    requested.clone()
-                } else {
-                    requested.join(&e.rel)
-                };
-                let value = match (d, &e.link) {
-                    (Some(d), _) => hex::encode(d),
-                    (None, Some(l)) => format!("-> {}", l.to_string_lossy()),
-                    _ => continue,
-                };
-                out.push((name.to_string_lossy().into_owned(), value));
-            }
-        }
-    }
-    Ok(Some(out))
 }

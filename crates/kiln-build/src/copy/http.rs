@@ -24,7 +24,7 @@ pub enum HttpError {
 }
 
 /// A downloaded file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Fetched {
     /// The file (in the directory given to [`fetch`]).
     pub path: std::path::PathBuf,
@@ -125,6 +125,29 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched, H
         message,
     };
     let resp = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let f = save_body(url, resp, dir)?;
+    if let Some(expected) = expected
+        && expected != f.digest
+    {
+        return Err(HttpError::Mismatch {
+            url: url.to_string(),
+            expected,
+            actual: f.digest,
+        });
+    }
+    Ok(f)
+}
+
+/// Stream a response body into `dir/download`, hashing it.
+fn save_body(
+    url: &str,
+    resp: ureq::http::Response<ureq::Body>,
+    dir: &Path,
+) -> Result<Fetched, HttpError> {
+    let fail = |message: String| HttpError::Fetch {
+        url: url.to_string(),
+        message,
+    };
     let last_modified = resp
         .headers()
         .get("last-modified")
@@ -148,21 +171,69 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched, H
         file.write_all(&buf[..n]).map_err(|e| fail(e.to_string()))?;
     }
     let digest = format!("sha256:{}", hex::encode(h.finalize()));
-    if let Some(expected) = expected
-        && expected != digest
-    {
-        return Err(HttpError::Mismatch {
-            url: url.to_string(),
-            expected,
-            actual: digest,
-        });
-    }
     Ok(Fetched {
         path,
         name,
         digest,
         last_modified,
     })
+}
+
+/// What was learned about a URL's content the last time it was downloaded, for a
+/// conditional request (BuildKit's http source keeps the same).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UrlMeta {
+    pub etag: Option<String>,
+    /// The `Last-Modified` header as sent.
+    pub last_modified: Option<String>,
+    /// `sha256:<hex>` of the content.
+    pub digest: String,
+}
+
+/// The outcome of [`probe`].
+#[derive(Debug)]
+pub enum Probe {
+    /// The server says the content is the one `known` describes (304).
+    NotModified,
+    /// The content, downloaded now.
+    Fetched(Fetched, UrlMeta),
+}
+
+/// Ask for `url` with `If-None-Match` / `If-Modified-Since` from `known`; download it into `dir`
+/// unless the server answers 304. Used to key ADD of a URL by its content.
+pub fn probe(url: &str, known: Option<&UrlMeta>, dir: &Path) -> Result<Probe, HttpError> {
+    let fail = |message: String| HttpError::Fetch {
+        url: url.to_string(),
+        message,
+    };
+    let mut req = ureq::get(url);
+    if let Some(k) = known {
+        if let Some(e) = &k.etag {
+            req = req.header("If-None-Match", e);
+        }
+        if let Some(m) = &k.last_modified {
+            req = req.header("If-Modified-Since", m);
+        }
+    }
+    let resp = req.call().map_err(|e| fail(e.to_string()))?;
+    if resp.status() == 304 && known.is_some() {
+        return Ok(Probe::NotModified);
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header("etag");
+    let last_modified_raw = header("last-modified");
+    let fetched = save_body(url, resp, dir)?;
+    let meta = UrlMeta {
+        etag,
+        last_modified: last_modified_raw,
+        digest: fetched.digest.clone(),
+    };
+    Ok(Probe::Fetched(fetched, meta))
 }
 
 /// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
