@@ -4,13 +4,13 @@
 //! Layer blobs are made here, not when a step runs: a step only commits its snapshot (a
 //! directory), and most layers of a multi-stage build are never exported. For each layer of
 //! the exported image the store is asked first whether an earlier export made that
-//! snapshot's blob the same way (`Store::snapshot_layer`); the others are tarred (and
+//! snapshot's blob the same way (`Lease::use_snapshot_layers`); the others are tarred (and
 //! compressed, with `--compression`) in parallel, and remembered on their snapshots.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kiln_store::{Digest, LayerRecord, NewImage, RefKind};
+use kiln_store::{Digest, LayerRecord, NewImage};
 
 use crate::engine::{Build, BuildOutcome, LayerRef, StepResult, store_err};
 use crate::error::{BuildError, Result};
@@ -21,7 +21,7 @@ const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// How this build makes a layer blob from a directory: the key under which the store
-/// remembers the blob made from a snapshot (`Store::snapshot_layer`). The tar depends on
+/// remembers the blob made from a snapshot (`Lease::use_snapshot_layers`). The tar depends on
 /// `SOURCE_DATE_EPOCH` (mtimes are clamped) and the blob on the compression; `tar1` names
 /// the tar writer's format, so a change that alters its bytes can start afresh.
 fn blob_variant(b: &Build<'_>) -> String {
@@ -42,25 +42,32 @@ fn blob_variant(b: &Build<'_>) -> String {
 /// `--jobs` at once): they are independent.
 pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<LayerRecord>> {
     let variant = blob_variant(b);
+    let built: Vec<&str> = chain
+        .iter()
+        .filter(|l| l.blob.is_none())
+        .map(|l| l.snapshot.as_str())
+        .collect();
+    let known: Vec<Digest> = chain
+        .iter()
+        .filter_map(|l| l.blob.as_ref().map(|r| r.blob))
+        .collect();
+    // One transaction protects every blob this export reuses.
+    let mut found = b
+        .lease
+        .use_snapshot_layers(&built, &variant, &known)
+        .map_err(store_err)?
+        .into_iter();
     let mut out: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
     let mut missing = Vec::new();
     for (i, l) in chain.iter().enumerate() {
-        let known = match &l.blob {
-            Some(rec) => {
-                b.lease
-                    .protect(RefKind::Blob, &rec.blob.to_string())
-                    .map_err(store_err)?;
-                Some(rec.clone())
-            }
-            None => b
-                .store
-                .snapshot_layer(&b.lease, &l.snapshot, &variant)
-                .map_err(store_err)?,
+        let rec = match &l.blob {
+            Some(rec) => Some(rec.clone()),
+            None => found.next().flatten(),
         };
-        if known.is_none() {
+        if rec.is_none() {
             missing.push(i);
         }
-        out.push(known);
+        out.push(rec);
     }
     if !missing.is_empty() {
         let made: Mutex<Vec<(usize, Result<LayerRecord>)>> = Mutex::new(Vec::new());

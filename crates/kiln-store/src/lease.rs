@@ -120,6 +120,57 @@ impl Lease {
         })
     }
 
+    /// For an export: protects `blobs` and the blobs of the layers recorded as made from
+    /// `snapshots` the way `variant` names ([`Store::record_snapshot_layer`]), and returns
+    /// those layers (None where none was made, or its blob has been collected since), in
+    /// one transaction. A returned layer's blob is in the store and stays there while the
+    /// lease lives.
+    pub fn use_snapshot_layers(
+        &self,
+        snapshots: &[&str],
+        variant: &str,
+        blobs: &[crate::Digest],
+    ) -> Result<Vec<Option<crate::LayerRecord>>> {
+        let found = self.store.write(|tx| {
+            let mut found = Vec::with_capacity(snapshots.len());
+            for key in snapshots {
+                let row: Option<(String, String, String, i64, i64)> =
+                    rusqlite::OptionalExtension::optional(db::query_row(
+                        tx,
+                        "SELECT diff_id, blob_digest, media_type, size, uncompressed_size
+                         FROM snapshot_layers WHERE snapshot = ?1 AND variant = ?2",
+                        params![key, variant],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    ))?;
+                let rec = row.and_then(|(diff_id, blob, media_type, size, usize)| {
+                    Some(crate::LayerRecord {
+                        blob: crate::Digest::parse(&blob).ok()?,
+                        diff_id: crate::Digest::parse(&diff_id).ok()?,
+                        media_type,
+                        compressed_size: size as u64,
+                        uncompressed_size: usize as u64,
+                    })
+                });
+                found.push(rec);
+            }
+            let protect = blobs.iter().chain(found.iter().flatten().map(|l| &l.blob));
+            for d in protect {
+                db::exec(
+                    tx,
+                    "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'blob', ?2)",
+                    params![self.id, d.to_string()],
+                )?;
+            }
+            Ok(found)
+        })?;
+        // Protected first, then looked at: a collection either saw the lease row or had
+        // already removed the file.
+        Ok(found
+            .into_iter()
+            .map(|l| l.filter(|l| self.store.has_blob(&l.blob)))
+            .collect())
+    }
+
     /// Ends the lease and deletes, at once, the blobs and snapshots it protected that
     /// nothing else references (a failed load must leave the store as it was).
     pub fn release_and_collect(self) -> Result<u64> {

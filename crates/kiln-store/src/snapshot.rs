@@ -153,51 +153,8 @@ impl Store {
         })
     }
 
-    /// The layer blob made earlier from snapshot `key` the way `variant` names (the caller's
-    /// name for the compression and tar options it used), if that blob is still in the
-    /// store. The blob is protected by `lease` before this returns, so a concurrent prune
-    /// cannot take it away.
-    pub fn snapshot_layer(
-        &self,
-        lease: &Lease,
-        key: &str,
-        variant: &str,
-    ) -> Result<Option<LayerRecord>> {
-        let row: Option<(String, String, String, i64, i64)> = self.read(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT diff_id, blob_digest, media_type, size, uncompressed_size
-                     FROM snapshot_layers WHERE snapshot = ?1 AND variant = ?2",
-                    params![key, variant],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?)
-        })?;
-        let Some((diff_id, blob, media_type, size, uncompressed_size)) = row else {
-            return Ok(None);
-        };
-        let (Ok(diff_id), Ok(blob)) = (Digest::parse(&diff_id), Digest::parse(&blob)) else {
-            return Ok(None);
-        };
-        if !self.has_blob(&blob) {
-            return Ok(None);
-        }
-        // Protect, then look again: a prune either saw the lease row or already removed it.
-        lease.protect(RefKind::Blob, &blob.to_string())?;
-        if !self.has_blob(&blob) {
-            return Ok(None);
-        }
-        Ok(Some(LayerRecord {
-            blob,
-            diff_id,
-            media_type,
-            compressed_size: size as u64,
-            uncompressed_size: uncompressed_size as u64,
-        }))
-    }
-
     /// Remembers that `layer` was made from snapshot `key` the way `variant` names, so
-    /// that [`Store::snapshot_layer`] finds it. This keeps nothing alive: the blob stays
+    /// that [`Lease::use_snapshot_layers`] finds it. This keeps nothing alive: the blob stays
     /// while an image, cache record or lease holds it, and the record goes with the
     /// snapshot.
     pub fn record_snapshot_layer(
@@ -207,7 +164,8 @@ impl Store {
         layer: &LayerRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            db::exec(
+                tx,
                 "INSERT OR REPLACE INTO snapshot_layers
                  (snapshot, variant, diff_id, blob_digest, media_type, size, uncompressed_size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

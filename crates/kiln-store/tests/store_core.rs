@@ -354,14 +354,17 @@ fn prehashed_blob_writers_take_the_callers_digest_and_hashing_ones_check_it() {
 fn layers_made_from_snapshots_are_remembered_per_variant_until_their_blob_goes() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();
+    let look = |lease: &kiln_store::Lease, variant: &str| {
+        lease
+            .use_snapshot_layers(&["step:a"], variant, &[])
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
     let dir = store.prepare_snapshot_dir().unwrap();
     std::fs::write(dir.join("f"), b"data").unwrap();
     store.commit_snapshot(&lease, "step:a", None, &dir).unwrap();
-    assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
-        None,
-        "nothing made yet"
-    );
+    assert_eq!(look(&lease, "tar1;none"), None, "nothing made yet");
     let tar = tar_with("f", b"data");
     let blob = store.put_blob(&lease, &tar, None).unwrap();
     let rec = LayerRecord {
@@ -390,22 +393,16 @@ fn layers_made_from_snapshots_are_remembered_per_variant_until_their_blob_goes()
     drop(lease);
     // Another way of making it (compression, SOURCE_DATE_EPOCH) is another blob.
     let lease = store.lease().unwrap();
-    assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;gzip").unwrap(),
-        None
-    );
+    assert_eq!(look(&lease, "tar1;gzip"), None);
     // The record keeps nothing alive: with no image or lease holding it, the blob goes,
     // and so does the record.
     store.collect_garbage().unwrap();
     assert!(!store.has_blob(&blob.digest));
-    assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
-        None
-    );
+    assert_eq!(look(&lease, "tar1;none"), None);
     let blob2 = store.put_blob(&lease, &tar, None).unwrap();
     assert_eq!(blob2.digest, blob.digest);
     assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
+        look(&lease, "tar1;none"),
         None,
         "the record went with the blob"
     );
@@ -413,15 +410,24 @@ fn layers_made_from_snapshots_are_remembered_per_variant_until_their_blob_goes()
         .record_snapshot_layer("step:a", "tar1;none", &rec)
         .unwrap();
     drop(lease);
-    // A lookup protects the blob under the caller's lease.
+    // A lookup protects the blob under the caller's lease, and so are the other blobs given.
+    let lease = store.lease().unwrap();
+    let other = store.put_blob(&lease, b"base layer", None).unwrap();
+    drop(lease);
     let lease = store.lease().unwrap();
     assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
-        Some(rec.clone())
+        lease
+            .use_snapshot_layers(&["step:a", "step:none"], "tar1;none", &[other.digest])
+            .unwrap(),
+        vec![Some(rec.clone()), None]
     );
     store.collect_garbage().unwrap();
     assert!(
         store.has_blob(&blob.digest),
+        "protected by the lookup's lease"
+    );
+    assert!(
+        store.has_blob(&other.digest),
         "protected by the lookup's lease"
     );
     drop(lease);
@@ -437,10 +443,7 @@ fn layers_made_from_snapshots_are_remembered_per_variant_until_their_blob_goes()
     let lease = store.lease().unwrap();
     store.commit_snapshot(&lease, "step:a", None, &dir).unwrap();
     let _ = store.put_blob(&lease, &tar, None).unwrap();
-    assert_eq!(
-        store.snapshot_layer(&lease, "step:a", "tar1;none").unwrap(),
-        None
-    );
+    assert_eq!(look(&lease, "tar1;none"), None);
     assert!(store.check(false).unwrap().is_clean());
 }
 
