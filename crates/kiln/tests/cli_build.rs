@@ -994,3 +994,36 @@ fn compression_applies_to_cached_layers_too() {
     assert_eq!(std::fs::read_to_string(dest.join("x")).unwrap(), "x\n");
     check_clean(&c);
 }
+
+#[test]
+fn tar_and_local_outputs_hold_the_final_filesystem() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS gen\nRUN echo data > /data.txt && echo no > /gen-only.txt\n\
+         FROM localhost/busybox:latest\nCOPY --from=gen /data.txt /data.txt\nRUN rm /bin/cat\n",
+    );
+    let tar = c._tmp.path().join("fs.tar");
+    let dir = c._tmp.path().join("fs");
+    let t = format!("type=tar,dest={}", tar.display());
+    let l = format!("type=local,dest={}", dir.display());
+    c.build_ok(&["-o", &t, "-o", &l]);
+    let mut names = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in ar.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(names.iter().any(|n| n == "data.txt"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/sh"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("gen-only") || n == "bin/cat")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data.txt")).unwrap(),
+        "data\n"
+    );
+    assert!(dir.join("bin/sh").exists() && !dir.join("bin/cat").exists());
+    assert!(!dir.join("gen-only.txt").exists());
+}
