@@ -132,6 +132,15 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                     files = listing.unwrap_or_default();
                     // A URL is keyed by its content (BuildKit's http source), unless
                     // --checksum already pins it.
+                    // A git source is keyed by the commit its ref names now.
+                    for url in c.sources.iter().filter(|s| crate::copy::http::is_git(s)) {
+                        let commit = crate::copy_glue::git_commit(b, url)?;
+                        inputs.insert(format!("git:{url}"), commit.clone());
+                        k.field("git-commit", &commit);
+                    }
+                    if c.keep_git_dir {
+                        k.field("keep-git-dir", "true");
+                    }
                     if c.is_add && c.checksum.is_none() {
                         for url in c.sources.iter().filter(|s| crate::copy::http::is_url(s)) {
                             if crate::copy::http::is_git(url) {
@@ -183,8 +192,9 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
     })
 }
 
+/// A remote ADD source (http(s) URL or git repository), not a context path.
 pub fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+    crate::copy::http::is_url(s) || crate::copy::http::is_git(s)
 }
 
 /// Up to this many context entries per step are remembered file by file for `--explain`.

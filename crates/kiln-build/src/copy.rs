@@ -16,6 +16,7 @@ use kiln_dockerfile::dockerignore::PatternSet;
 pub mod apply;
 pub mod archive;
 pub mod chmod;
+pub mod git;
 pub mod http;
 
 #[path = "passwd.rs"]
@@ -63,6 +64,10 @@ pub struct CopyRequest<'a> {
     pub unpack: Option<bool>,
     /// URL sources already downloaded (while computing the step's cache key), by URL.
     pub prefetched: BTreeMap<String, http::Fetched>,
+    /// Git sources already resolved to a commit (for the cache key), by URL.
+    pub git_commits: BTreeMap<String, String>,
+    /// ADD `--keep-git-dir`.
+    pub keep_git_dir: bool,
 }
 
 /// What a copy wrote.
@@ -97,6 +102,8 @@ pub enum CopyError {
     Archive { path: String, message: String },
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -201,6 +208,24 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
             path: dir.display().to_string(),
             source,
         })?;
+        if http::is_git(u) {
+            let src = git::parse(u);
+            let commit = match req.git_commits.get(u.as_str()) {
+                Some(c) => c.clone(),
+                None => git::resolve(u, &src)?,
+            };
+            git::checkout(u, &src, &commit, &dir.join("repo"), req.keep_git_dir)?;
+            let name = match &src.subdir {
+                Some(s) => format!("repo/{s}"),
+                None => "repo".to_string(),
+            };
+            own_trees.push((
+                SourceTree::open_context(&dir, PatternSet::default())?,
+                vec![name],
+                false,
+            ));
+            continue;
+        }
         let f = match req.prefetched.get(u.as_str()) {
             Some(pre) => {
                 let path = dir.join("download");

@@ -64,6 +64,8 @@ pub fn copy(
         link: c.link,
         checksum: c.checksum.clone(),
         unpack: c.unpack,
+        git_commits: b.git_commits.lock().unwrap().clone(),
+        keep_git_dir: c.keep_git_dir,
         prefetched: {
             let d = b.downloads.lock().unwrap();
             c.sources
@@ -116,4 +118,19 @@ pub fn url_content_digest(b: &Build<'_>, url: &str) -> Result<String> {
             Ok(digest)
         }
     }
+}
+
+/// The commit an ADD git source names now (`git ls-remote`), resolved once per build.
+pub fn git_commit(b: &Build<'_>, url: &str) -> Result<String> {
+    if let Some(c) = b.git_commits.lock().unwrap().get(url) {
+        return Ok(c.clone());
+    }
+    let src = crate::copy::git::parse(url);
+    let commit =
+        crate::copy::git::resolve(url, &src).map_err(|e| BuildError::Other(e.to_string()))?;
+    b.git_commits
+        .lock()
+        .unwrap()
+        .insert(url.to_string(), commit.clone());
+    Ok(commit)
 }

@@ -175,6 +175,8 @@ pub(crate) struct Build<'a> {
     pub hits: Mutex<Vec<String>>,
     /// ADD URL sources downloaded while computing cache keys, by URL.
     pub downloads: Mutex<BTreeMap<String, crate::copy::http::Fetched>>,
+    /// ADD git sources resolved to commits while computing cache keys, by URL.
+    pub git_commits: Mutex<BTreeMap<String, String>>,
     /// Where those downloads live (under the store's tmp/, removed with the build).
     pub download_dir: Mutex<Option<PathBuf>>,
 }
@@ -298,6 +300,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         hits: Mutex::new(Vec::new()),
         downloads: Mutex::new(BTreeMap::new()),
         download_dir: Mutex::new(None),
+        git_commits: Mutex::new(BTreeMap::new()),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));

@@ -131,6 +131,7 @@ fn describe_input(label: &str, what: &str) -> String {
         Some(("stage", s)) => format!("stage {s} {what}"),
         Some(("image", r)) => format!("image {r} {what}"),
         Some(("url", u)) => format!("the content at {u} {what}"),
+        Some(("git", u)) => format!("the commit of {u} {what}"),
         _ => format!("{label} {what}"),
     }
 }

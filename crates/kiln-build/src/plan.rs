@@ -98,6 +98,8 @@ pub struct CopyOp {
     pub is_add: bool,
     pub checksum: Option<String>,
     pub unpack: Option<bool>,
+    /// ADD `--keep-git-dir`.
+    pub keep_git_dir: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -606,6 +608,7 @@ impl Planner<'_> {
                         is_add: true,
                         checksum: c.checksum.clone(),
                         unpack: c.unpack,
+                        keep_git_dir: c.keep_git_dir.unwrap_or(false),
                         ..copy_op(
                             CopyFrom::Context(LocalDir::Main),
                             &c.sources,
@@ -702,6 +705,7 @@ fn copy_op(
         is_add: false,
         checksum: None,
         unpack: None,
+        keep_git_dir: false,
     }
 }
 

@@ -30,6 +30,8 @@ fn req<'a>(source: CopySource<'a>, patterns: &[&str], dest: &str) -> CopyRequest
         checksum: None,
         unpack: None,
         prefetched: Default::default(),
+        git_commits: Default::default(),
+        keep_git_dir: false,
     }
 }
 

@@ -792,6 +792,153 @@ fn add_url_is_keyed_by_content_with_conditional_requests() {
     assert!(c.tmp_is_empty(), "downloads are removed with the build");
 }
 
+/// `git daemon` serving `base` on a loopback port; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-C",
+        ])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn git_daemon(base: &Path) -> GitDaemon {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The git-daemon binary itself: `git daemon` would leave it running when killed.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+        .trim()
+        .to_string();
+    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .arg("--reuseaddr")
+        .arg("--export-all")
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    GitDaemon { child, port }
+}
+
+#[test]
+fn add_git_checks_out_a_ref_keyed_by_its_commit() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Ctx::new();
+    let base = c._tmp.path().join("git");
+    let work = c._tmp.path().join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::write(work.join("README"), "v1\n").unwrap();
+    std::fs::write(work.join("sub/a.txt"), "a\n").unwrap();
+    std::fs::write(work.join("run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(work.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    std::fs::create_dir_all(&base).unwrap();
+    git(
+        &base,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "r.git"],
+    );
+    let d = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{}/r.git", d.port);
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:latest\n\
+             ADD {url}#main /src\n\
+             ADD {url}#v1:sub /sub\n\
+             ADD --keep-git-dir=true {url} /withgit\n"
+        ),
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/README")).unwrap(),
+        "v1\n"
+    );
+    let mode = std::fs::metadata(out.join("src/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert!(!out.join("src/.git").exists(), ".git is left out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert!(!out.join("sub/README").exists());
+    assert!(out.join("withgit/.git").is_dir(), "--keep-git-dir keeps it");
+
+    let err = c.build_ok(&[]);
+    assert_eq!(err.matches("CACHED").count(), 3, "{err}");
+    // A new commit on main (the remote's HEAD too): those ADDs miss and say why.
+    std::fs::write(work.join("README"), "v2\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(
+        &work,
+        &["push", "-q", base.join("r.git").to_str().unwrap(), "main"],
+    );
+    let err = c.build_ok(&["--explain"]);
+    assert!(
+        err.contains(&format!("the commit of {url}#main changed")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("the commit of {url} changed")),
+        "{err}"
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/README")).unwrap(),
+        "v2\n"
+    );
+
+    // A missing ref is a clear error.
+    c.file(
+        "Dockerfile",
+        &format!("FROM localhost/busybox:latest\nADD {url}#nope /x\n"),
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no branch or tag \"nope\""), "{err}");
+}
+
 /// Entry names of every blob in the store that is a (plain) tar, by blob file name.
 fn tar_blobs(root: &Path) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();

@@ -161,6 +161,9 @@ enum Decision {
     Skip,
 }
 
+/// A subdirectory's walk: whether anything below was kept, and its entries.
+type SubWalk = Result<(bool, Vec<Entry>), ContextError>;
+
 /// What one COPY/ADD source selects.
 #[derive(Debug, Clone)]
 pub enum Selected {
@@ -444,7 +447,7 @@ impl SourceTree {
             Ok::<_, ContextError>((below, sub))
         };
         let dirs = children.iter().filter(|c| c.2.is_some()).count();
-        let subs: Vec<Option<Result<(bool, Vec<Entry>), ContextError>>> = if dirs >= 2 {
+        let subs: Vec<Option<SubWalk>> = if dirs >= 2 {
             use rayon::prelude::*;
             children
                 .par_iter()
