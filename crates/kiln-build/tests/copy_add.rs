@@ -245,14 +245,16 @@ fn add_url() {
     let mut q = req(CopySource::Context(&cx), &[&url], "/c/");
     q.is_add = false;
     assert!(copy_into(&q, r).is_err());
+    // A git repository that cannot be reached (a closed loopback port): an error naming it.
     let e = copy_into(
         &req(
             CopySource::Context(&cx),
-            &["https://example.invalid/r.git"],
+            &["https://127.0.0.1:1/r.git"],
             "/g/",
         ),
         r,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("not supported"), "{e}");
+    assert!(e.to_string().contains("git https://127.0.0.1:1/r.git"), "{e}");
+    assert!(!r.join("g").exists());
 }
