@@ -282,6 +282,8 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     // Shared while the build runs: prunes that remove cache records wait (see kiln-store's
     // gclock), so cache hits need no per-step protection.
     let guard = store.build_guard().map_err(store_err)?;
+    // Drop snapshots a crash may have torn; mark old ones durable (see kiln-store).
+    store.settle_snapshots().map_err(store_err)?;
     let lease = store.lease().map_err(store_err)?;
     let b = Build {
         store: &store,

@@ -255,6 +255,9 @@ fn add_url() {
         r,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("git https://127.0.0.1:1/r.git"), "{e}");
+    assert!(
+        e.to_string().contains("git https://127.0.0.1:1/r.git"),
+        "{e}"
+    );
     assert!(!r.join("g").exists());
 }

@@ -345,6 +345,57 @@ impl Store {
         Ok(())
     }
 
+    /// Delete the snapshots `keys` with their descendants and the cache records that use
+    /// them; their directories move to `trash` (the caller removes it after the commit).
+    /// Returns how many snapshots went.
+    pub(crate) fn drop_snapshot_trees(
+        &self,
+        tx: &Transaction<'_>,
+        keys: Vec<String>,
+        trash: &mut Vec<std::path::PathBuf>,
+    ) -> Result<usize> {
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        let mut gone = keys;
+        let mut n = 0;
+        while let Some(key) = gone.pop() {
+            let children: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT key FROM snapshots WHERE parent = ?1")?;
+                let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let dir: Option<String> = tx
+                .query_row("SELECT dir FROM snapshots WHERE key = ?1", [&key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(dir) = dir {
+                let from = self.layout().snapshots_dir().join(&dir);
+                if from.exists() {
+                    let to = self
+                        .layout()
+                        .tmp_dir()
+                        .join(format!("{}{dir}", Layout::tmp_prefix("trash")));
+                    std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
+                    trash.push(to);
+                }
+                n += 1;
+            }
+            tx.execute("DELETE FROM snapshots WHERE key = ?1", [&key])?;
+            let users: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT cache_key FROM cache_refs WHERE kind = 'snapshot' AND target = ?1",
+                )?;
+                let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for u in users {
+                tx.execute("DELETE FROM cache WHERE key = ?1", [&u])?;
+            }
+            gone.extend(children);
+        }
+        Ok(n)
+    }
+
     fn repair(&self, f: &Findings) -> Result<()> {
         let mut trash = Vec::new();
         self.write(|tx| {
@@ -369,42 +420,7 @@ impl Store {
                 tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
             }
             // A missing snapshot takes its descendants with it.
-            let mut gone: Vec<String> = f.missing_snapshots.clone();
-            while let Some(key) = gone.pop() {
-                let children: Vec<String> = {
-                    let mut stmt = tx.prepare("SELECT key FROM snapshots WHERE parent = ?1")?;
-                    let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
-                let dir: Option<String> = tx
-                    .query_row("SELECT dir FROM snapshots WHERE key = ?1", [&key], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if let Some(dir) = dir {
-                    let from = self.layout().snapshots_dir().join(&dir);
-                    if from.exists() {
-                        let to = self
-                            .layout()
-                            .tmp_dir()
-                            .join(format!("{}{dir}", Layout::tmp_prefix("trash")));
-                        std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
-                        trash.push(to);
-                    }
-                }
-                tx.execute("DELETE FROM snapshots WHERE key = ?1", [&key])?;
-                let users: Vec<String> = {
-                    let mut stmt = tx.prepare(
-                        "SELECT cache_key FROM cache_refs WHERE kind = 'snapshot' AND target = ?1",
-                    )?;
-                    let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
-                for u in users {
-                    tx.execute("DELETE FROM cache WHERE key = ?1", [&u])?;
-                }
-                gone.extend(children);
-            }
+            self.drop_snapshot_trees(tx, f.missing_snapshots.clone(), &mut trash)?;
             for n in &f.orphan_dirs {
                 let from = self.layout().snapshots_dir().join(n);
                 let to = self

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -121,6 +121,14 @@ CREATE TABLE snapshot_layers (
     PRIMARY KEY (snapshot, variant)
 );
 CREATE INDEX snapshot_layers_blob ON snapshot_layers(blob_digest);
+"#,
+    // 3: snapshots are written through volatile overlays and never fsynced one by one. A row
+    // remembers the boot it was written in and whether a later syncfs made it durable, so
+    // snapshots a crash may have torn (unsynced, from an earlier boot) are dropped, not used.
+    // Rows from before were synced by their unmount.
+    r#"
+ALTER TABLE snapshots ADD COLUMN boot_id TEXT;
+ALTER TABLE snapshots ADD COLUMN synced INTEGER NOT NULL DEFAULT 1;
 "#,
 ];
 

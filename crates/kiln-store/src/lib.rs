@@ -60,7 +60,7 @@ pub use kiln_image::{Digest, ImageRef};
 pub use lease::{Lease, RefKind};
 pub use load::LoadedImage;
 pub use save::SaveFormat;
-pub use snapshot::SnapshotInfo;
+pub use snapshot::{Settled, SnapshotInfo};
 
 use layout::Layout;
 

@@ -110,8 +110,8 @@ impl Store {
             std::fs::rename(prepared, &dest).ctx("renaming into", &dest)?;
             let t = now();
             db::exec(tx,
-                "INSERT INTO snapshots (key, dir, parent, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![key, dir, parent, size as i64, t],
+                "INSERT INTO snapshots (key, dir, parent, size, created, last_used, boot_id, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0)",
+                params![key, dir, parent, size as i64, t, boot_id()],
             )?;
             Ok(true)
         })?;
@@ -202,5 +202,171 @@ impl Store {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`); empty when unreadable, which makes
+/// every unsynced snapshot look like it came from another boot (the safe side).
+pub(crate) fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Dirty data older than this has been written back by the kernel's flusher (30 s by
+/// default), so a syncfs then costs next to nothing.
+const WRITEBACK_SECS: i64 = 60;
+
+/// What [`Store::settle_snapshots`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Unsynced snapshots of an earlier boot dropped (with descendants and cache records).
+    pub dropped: usize,
+    /// Snapshots of this boot now known to be on disk.
+    pub synced: usize,
+}
+
+impl Store {
+    /// Make snapshot durability explicit; a build calls this first. Snapshots are written
+    /// without fsync (volatile overlays), so after a power loss or kernel crash the ones
+    /// written in the last seconds may be torn. A snapshot of an earlier boot that was never
+    /// marked synced is dropped here, with its descendants and the cache records using it: a
+    /// cache miss instead of a silently wrong layer. Snapshots of this boot older than the
+    /// kernel's writeback delay are marked synced after one `syncfs` (cheap: nothing is dirty
+    /// by then); newer ones wait for a later build, so a rebuild right after a build pays
+    /// nothing.
+    pub fn settle_snapshots(&self) -> Result<Settled> {
+        let boot = boot_id();
+        let (suspect, newest): (i64, Option<i64>) = self.read(|tx| {
+            Ok(db::query_row(
+                tx,
+                "SELECT
+                   (SELECT count(*) FROM snapshots WHERE synced = 0 AND (boot_id IS NULL OR boot_id != ?1)),
+                   (SELECT max(created) FROM snapshots WHERE synced = 0 AND boot_id = ?1)",
+                [boot],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })?;
+        let mut out = Settled::default();
+        if suspect > 0 {
+            let mut trash = Vec::new();
+            out.dropped = self.write(|tx| {
+                let keys: Vec<String> = {
+                    let mut stmt = tx.prepare(
+                        "SELECT key FROM snapshots WHERE synced = 0 AND (boot_id IS NULL OR boot_id != ?1)",
+                    )?;
+                    let rows = stmt.query_map([boot], |r| r.get::<_, String>(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                self.drop_snapshot_trees(tx, keys, &mut trash)
+            })?;
+            for t in trash {
+                let _ = crate::layout::remove_any(&t);
+            }
+        }
+        let t = now();
+        if let Some(newest) = newest
+            && newest <= t - WRITEBACK_SECS
+        {
+            let root = std::fs::File::open(self.root()).ctx("opening", self.root())?;
+            // SAFETY: syncfs on a valid, open descriptor has no memory effects.
+            if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
+                return Err(Error::io(
+                    "syncfs",
+                    self.root(),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            out.synced = self.write(|tx| {
+                Ok(db::exec(
+                    tx,
+                    "UPDATE snapshots SET synced = 1 WHERE synced = 0 AND boot_id = ?1 AND created <= ?2",
+                    params![boot, t - WRITEBACK_SECS],
+                )?)
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod settle_tests {
+    use super::*;
+
+    fn commit(store: &Store, lease: &Lease, key: &str, parent: Option<&str>) -> PathBuf {
+        let d = store.prepare_snapshot_dir().unwrap();
+        std::fs::write(d.join("f"), key).unwrap();
+        store.commit_snapshot(lease, key, parent, &d).unwrap().path
+    }
+
+    fn synced(store: &Store, key: &str) -> Option<i64> {
+        store
+            .read(|tx| {
+                Ok(db::query_row(
+                    tx,
+                    "SELECT synced FROM snapshots WHERE key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn unsynced_snapshots_of_an_earlier_boot_are_dropped_and_old_ones_marked_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let lease = store.lease().unwrap();
+        let p1 = commit(&store, &lease, "s1", None);
+        let p2 = commit(&store, &lease, "s2", Some("s1"));
+        let p3 = commit(&store, &lease, "s3", None);
+        store
+            .cache_put("rec", b"{}", &[(RefKind::Snapshot, "s2")])
+            .unwrap();
+        assert_eq!(
+            synced(&store, "s1"),
+            Some(0),
+            "new snapshots start unsynced"
+        );
+        // Nothing to do right after a build: no drop, no syncfs.
+        assert_eq!(store.settle_snapshots().unwrap(), Settled::default());
+        // s1 was written in a boot that ended without a sync: it and its child go.
+        store
+            .write(|tx| {
+                Ok(db::exec(
+                    tx,
+                    "UPDATE snapshots SET boot_id = 'earlier' WHERE key = 's1'",
+                    [],
+                )?)
+            })
+            .unwrap();
+        let s = store.settle_snapshots().unwrap();
+        assert_eq!(s.dropped, 2);
+        assert!(!p1.exists() && !p2.exists());
+        assert_eq!(synced(&store, "s2"), None);
+        assert_eq!(
+            store.cache_peek("rec").unwrap(),
+            None,
+            "its cache record went too"
+        );
+        assert!(p3.exists());
+        // s3 is older than the writeback delay: one syncfs marks it durable.
+        store
+            .write(|tx| {
+                Ok(db::exec(
+                    tx,
+                    "UPDATE snapshots SET created = created - 120",
+                    [],
+                )?)
+            })
+            .unwrap();
+        assert_eq!(store.settle_snapshots().unwrap().synced, 1);
+        assert_eq!(synced(&store, "s3"), Some(1));
+        let report = store.check(false).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }
