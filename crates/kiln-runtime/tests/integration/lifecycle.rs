@@ -19,7 +19,9 @@ fn kill_from_another_thread_ends_the_whole_container() {
     let container = E.spawn(&s, Stdio::null().unwrap()).unwrap();
     let killer = container.killer();
     let start = Instant::now();
-    while (processes_with("sleep 7301").is_empty() || processes_with("sleep 7302").is_empty())
+    // Until both have exec'd: before that, the shell and its fork both have both numbers in
+    // their command lines.
+    while (processes_with("sleep 7301").len() != 1 || processes_with("sleep 7302").len() != 1)
         && start.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(10));
