@@ -57,7 +57,7 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let cache = ChecksumCache::load(&path);
+    let cache = ChecksumCache::load_in_background(&path);
     Ok(OpenContext { context, cache })
 }
 
@@ -72,7 +72,7 @@ pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> 
     if let Some(p) = path.parent() {
         let _ = std::fs::create_dir_all(p);
     }
-    let cache = ChecksumCache::load(&path);
+    let cache = ChecksumCache::load_in_background(&path);
     Ok(OpenContext { context, cache })
 }
 

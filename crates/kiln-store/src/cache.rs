@@ -125,7 +125,9 @@ impl Store {
         })
     }
 
-    /// Marks records (and the snapshots they reference) used now, in one transaction.
+    /// Marks records (and the snapshots they reference) used now, in one transaction. Marks
+    /// less than a minute old are left alone: LRU order does not need finer time, and a
+    /// rebuild right after a build then writes nothing.
     pub fn cache_touch(&self, keys: &[String]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
@@ -135,14 +137,14 @@ impl Store {
             for key in keys {
                 db::exec(
                     tx,
-                    "UPDATE cache SET last_used = ?2 WHERE key = ?1",
-                    params![key, t],
+                    "UPDATE cache SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
+                    params![key, t, t - 60],
                 )?;
                 db::exec(
                     tx,
-                    "UPDATE snapshots SET last_used = ?2 WHERE key IN
+                    "UPDATE snapshots SET last_used = ?2 WHERE last_used < ?3 AND key IN
                      (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')",
-                    params![key, t],
+                    params![key, t, t - 60],
                 )?;
             }
             Ok(())

@@ -79,6 +79,10 @@ pub struct ChecksumCache {
     bytes: AtomicU64,
     /// Set by a `put`: only then is there anything new to save.
     dirty: std::sync::atomic::AtomicBool,
+    /// A load still decoding on another thread ([`ChecksumCache::load_in_background`]).
+    pending: Mutex<Option<std::thread::JoinHandle<InodeMap>>>,
+    /// Set once `pending` has been merged into `map`.
+    ready: std::sync::OnceLock<()>,
 }
 
 fn ns(t: super::tree::Time) -> i64 {
@@ -105,6 +109,23 @@ impl ChecksumCache {
         }
     }
 
+    /// [`ChecksumCache::load`] on another thread: a 50,000-file cache takes ~10 ms to read and
+    /// decode, which overlaps the context walk that comes first. The first lookup waits.
+    pub fn load_in_background(path: &Path) -> ChecksumCache {
+        let p = path.to_path_buf();
+        let handle = std::thread::spawn(move || {
+            std::fs::read(&p)
+                .ok()
+                .and_then(|b| decode(&b))
+                .unwrap_or_default()
+        });
+        ChecksumCache {
+            path: Some(path.to_path_buf()),
+            pending: Mutex::new(Some(handle)),
+            ..ChecksumCache::default()
+        }
+    }
+
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
@@ -126,6 +147,21 @@ impl ChecksumCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, InodeMap> {
+        self.ready.get_or_init(|| {
+            let handle = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(h) = handle {
+                // A loader that panicked leaves an empty cache: it is only a speed-up.
+                let loaded = h.join().unwrap_or_default();
+                let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+                if map.is_empty() {
+                    *map = loaded;
+                } else {
+                    for (k, v) in loaded {
+                        map.entry(k).or_insert(v);
+                    }
+                }
+            }
+        });
         // A panic elsewhere while holding the lock leaves a usable map.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
