@@ -125,6 +125,19 @@ impl Store {
         })
     }
 
+    /// Is there a snapshot with this key? (A read; marks nothing.)
+    pub fn has_snapshot(&self, key: &str) -> Result<bool> {
+        self.read(|tx| {
+            Ok(
+                db::query_row(tx, "SELECT 1 FROM snapshots WHERE key = ?1", [key], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some(),
+            )
+        })
+    }
+
     /// Looks a snapshot up (and marks it used).
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotInfo>> {
         let snapdir = self.layout().snapshots_dir();

@@ -1174,3 +1174,52 @@ fn tar_and_local_outputs_hold_the_final_filesystem() {
     assert!(dir.join("bin/sh").exists() && !dir.join("bin/cat").exists());
     assert!(!dir.join("gen-only.txt").exists());
 }
+
+#[test]
+fn no_cache_rebuild_keeps_the_old_snapshot_for_the_collector() {
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN mkdir /d && for i in 1 2 3; do echo $i > /d/$i; done\n",
+    );
+    let snaps = || {
+        std::fs::read_dir(c.root.join("snapshots-v1"))
+            .unwrap()
+            .count()
+    };
+    let first = c.image_id(&["--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-t", "nc:1"]);
+    let before = snaps();
+    let again = c.image_id(&[
+        "--no-cache",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "-t",
+        "nc:1",
+    ]);
+    assert_eq!(first, again, "same inputs, same image");
+    assert_eq!(
+        snaps(),
+        before + 1,
+        "the re-run step wrote a snapshot of its own"
+    );
+    // The cache now names the new one; the old one goes with the next collection.
+    let out = c.kiln(&["builder", "prune", "-f", "--filter", "until=1000h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        snaps(),
+        before,
+        "the replaced snapshot was collected, nothing else"
+    );
+    let out = c.kiln(&["system", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = c.build_ok(&["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+    assert!(err.contains("CACHED"), "{err}");
+}

@@ -148,7 +148,11 @@ impl ChecksumCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, InodeMap> {
         self.ready.get_or_init(|| {
-            let handle = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let handle = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             if let Some(h) = handle {
                 // A loader that panicked leaves an empty cache: it is only a speed-up.
                 let loaded = h.join().unwrap_or_default();
