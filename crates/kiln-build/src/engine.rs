@@ -211,6 +211,13 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         build_args: opts.build_args.clone(),
         network_none: opts.network_none,
         named_dirs: dirs.keys().cloned().collect(),
+        // A named context with a stage's name replaces that stage, as in BuildKit.
+        replaced_stages: df
+            .stages
+            .iter()
+            .filter_map(|s| s.name.clone())
+            .filter(|n| opts.named_contexts.contains_key(n))
+            .collect(),
     };
     let plan = plan::plan(
         &df,

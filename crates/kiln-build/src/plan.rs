@@ -166,6 +166,9 @@ pub struct PlanOptions {
     /// `RUN --mount=from=NAME` read that directory (a stage of the same name wins in
     /// `--from`, as in BuildKit).
     pub named_dirs: BTreeSet<String>,
+    /// Stage names that a `--build-context` of the same name replaces (dirs or images): the
+    /// stage is the context, its instructions are not run.
+    pub replaced_stages: BTreeSet<String>,
 }
 
 impl Plan {
@@ -192,7 +195,8 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         ..Default::default()
     };
     let ev = Evaluator::new(df, eval_opts)?;
-    let graph = StageGraph::build(df, &ev, opts.target.as_deref())?;
+    let graph =
+        StageGraph::build_replacing(df, &ev, opts.target.as_deref(), &opts.replaced_stages)?;
     let mut p = Planner {
         df,
         ev: &ev,
@@ -358,9 +362,15 @@ impl Planner<'_> {
         if config.config.get_env("PATH").is_none() {
             config.config.set_env("PATH", DEFAULT_PATH);
         }
+        // A stage replaced by a named context is just the context.
+        let replaced = stage
+            .name
+            .as_ref()
+            .is_some_and(|n| self.opts.replaced_stages.contains(n));
         // ONBUILD triggers of an image base run first and are not inherited.
         let mut instructions: Vec<Instruction> = Vec::new();
-        if matches!(node.base, Base::Image { .. })
+        if !replaced
+            && matches!(node.base, Base::Image { .. })
             && let Some(triggers) = config.config.on_build.take()
         {
             let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers).map_err(|e| {
@@ -371,11 +381,16 @@ impl Planner<'_> {
                 instructions.push(ins);
             }
         }
-        instructions.extend(stage.instructions.iter().cloned());
+        if !replaced {
+            instructions.extend(stage.instructions.iter().cloned());
+        }
 
         let base_step = self.push(Step {
             stage: si,
-            name: format!("FROM {}", stage.from_cmd().image),
+            name: match (&node.base, replaced) {
+                (Base::Image { reference }, true) => format!("FROM {reference} (build context)"),
+                _ => format!("FROM {}", stage.from_cmd().image),
+            },
             line: stage.span.line,
             op: Op::Base(root.clone()),
             parent: None,

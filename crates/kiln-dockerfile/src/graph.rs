@@ -147,6 +147,19 @@ impl StageGraph {
         ev: &Evaluator,
         target: Option<&str>,
     ) -> Result<StageGraph, Error> {
+        Self::build_replacing(df, ev, target, &Default::default())
+    }
+
+    /// [`StageGraph::build`] where the stages named in `replaced` are replaced by named build
+    /// contexts (`--build-context NAME=...`, as BuildKit overrides a stage of the same name):
+    /// such a stage's base is the context (an image reference equal to its name) and its
+    /// instructions, and the stages only they need, are not built.
+    pub fn build_replacing(
+        df: &Dockerfile,
+        ev: &Evaluator,
+        target: Option<&str>,
+        replaced: &std::collections::BTreeSet<String>,
+    ) -> Result<StageGraph, Error> {
         let mut stages = Vec::new();
         let mut edges = Vec::new();
         let mut images = Vec::new();
@@ -166,6 +179,21 @@ impl StageGraph {
         };
         for st in &df.stages {
             let from = ev.resolve_from(st)?;
+            if let Some(name) = st.name.as_deref().filter(|n| replaced.contains(*n)) {
+                stages.push(StageNode {
+                    index: st.index,
+                    name: st.name.clone(),
+                    display: st.display_name(),
+                    base: Base::Image {
+                        reference: name.to_string(),
+                    },
+                    platform: from.platform,
+                    skipped: true,
+                    level: None,
+                    span: st.span,
+                });
+                continue;
+            }
             let base = if from.image == "scratch" {
                 Base::Scratch
             } else if let Some(i) = find_stage(df, &from.image, Some(st.index)) {

@@ -1223,3 +1223,36 @@ fn no_cache_rebuild_keeps_the_old_snapshot_for_the_collector() {
     let err = c.build_ok(&["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
     assert!(err.contains("CACHED"), "{err}");
 }
+
+#[test]
+fn a_named_context_replaces_the_stage_of_the_same_name() {
+    let c = Ctx::new();
+    let tools = c._tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(tools.join("tool.txt"), "from the directory\n").unwrap();
+    // Were `tools` or `deps` built, their `RUN exit 1` would fail the build; `expensive` is
+    // needed only by `deps`, so it must not run either.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS tools\nRUN exit 1\n\
+         FROM localhost/busybox:latest AS expensive\nRUN exit 1\n\
+         FROM localhost/busybox:latest AS deps\nCOPY --from=expensive / /x\nRUN exit 1\n\
+         FROM localhost/busybox:latest\n\
+         COPY --from=tools /tool.txt /got-tool\n\
+         COPY --from=deps /bin/busybox /got-busybox\n",
+    );
+    let t = format!("tools={}", tools.display());
+    let d = format!("deps=docker-archive:{}", busybox_archive().display());
+    let out = c.export(&["--build-context", &t, "--build-context", &d]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("got-tool")).unwrap(),
+        "from the directory\n"
+    );
+    assert!(out.join("got-busybox").is_file());
+    let err = c.build_ok(&["--build-context", &t, "--build-context", &d]);
+    assert!(!err.contains("exit 1"), "no replaced stage ran:\n{err}");
+    assert!(
+        !err.contains("[expensive"),
+        "a stage only the replaced one needed ran:\n{err}"
+    );
+}
