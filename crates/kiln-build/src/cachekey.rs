@@ -72,18 +72,7 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         k.field("mount-context", &d);
                     }
                     Some(MountSource::Stage(s)) => {
-                        let sk = b.results.lock().unwrap()[*s]
-                            .as_ref()
-                            .map(|r| r.key.clone())
-                            .unwrap_or_default();
-                        inputs.insert(
-                            format!(
-                                "stage:{}",
-                                b.plan.graph.stages[b.plan.steps[*s].stage].display
-                            ),
-                            sk.clone(),
-                        );
-                        k.field("mount-stage", &sk);
+                        k.field("mount-stage", &stage_input(b, *s, &mut inputs));
                     }
                     Some(MountSource::Image(idx)) => {
                         k.field("mount-image", &b.plan.images[*idx].id);
@@ -142,10 +131,10 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         k.field("keep-git-dir", "true");
                     }
                     if c.is_add && c.checksum.is_none() {
-                        for url in c.sources.iter().filter(|s| crate::copy::http::is_url(s)) {
-                            if crate::copy::http::is_git(url) {
-                                continue;
-                            }
+                        let http = |s: &&String| {
+                            crate::copy::http::is_url(s) && !crate::copy::http::is_git(s)
+                        };
+                        for url in c.sources.iter().filter(http) {
                             let d = crate::copy_glue::url_content_digest(b, url)?;
                             inputs.insert(format!("url:{url}"), d.clone());
                             k.field("url-content", &d);
@@ -153,18 +142,7 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                     }
                 }
                 CopyFrom::Stage(s) => {
-                    let sk = b.results.lock().unwrap()[*s]
-                        .as_ref()
-                        .map(|r| r.key.clone())
-                        .unwrap_or_default();
-                    inputs.insert(
-                        format!(
-                            "stage:{}",
-                            b.plan.graph.stages[b.plan.steps[*s].stage].display
-                        ),
-                        sk.clone(),
-                    );
-                    k.field("from-stage", &sk);
+                    k.field("from-stage", &stage_input(b, *s, &mut inputs));
                 }
                 CopyFrom::Image(idx) => {
                     let id = &b.plan.images[*idx].id;
@@ -199,6 +177,18 @@ pub fn is_url(s: &str) -> bool {
 
 /// Up to this many context entries per step are remembered file by file for `--explain`.
 const EXPLAIN_FILE_LIMIT: usize = 5000;
+
+/// The key of the step `s` another stage's files come from, recorded in `inputs` as
+/// `stage:NAME` for `--explain`.
+fn stage_input(b: &Build<'_>, s: StepIndex, inputs: &mut BTreeMap<String, String>) -> String {
+    let key = b.results.lock().unwrap()[s]
+        .as_ref()
+        .map(|r| r.key.clone())
+        .unwrap_or_default();
+    let stage = &b.plan.graph.stages[b.plan.steps[s].stage].display;
+    inputs.insert(format!("stage:{stage}"), key.clone());
+    key
+}
 
 /// The `inputs` label of files read from a local directory: `context:SRC` for the build
 /// context, `context@NAME:SRC` for a named one.

@@ -53,12 +53,7 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
     let ignore = ignore_patterns(opts)?;
     let context =
         BuildContext::open(&opts.context, ignore).map_err(|e| BuildError::Other(e.to_string()))?;
-    let path = cache_path(store, &opts.context);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let cache = ChecksumCache::load_in_background(&path);
-    Ok(OpenContext { context, cache })
+    Ok(with_cache(store, context))
 }
 
 /// A `--build-context NAME=DIR` directory, with its own `.dockerignore` (as BuildKit reads
@@ -68,12 +63,17 @@ pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> 
         BuildError::Other(format!("--build-context {name}={}: {e}", dir.display()))
     };
     let context = BuildContext::open(dir, read_dockerignore(dir).map_err(bad)?).map_err(bad)?;
-    let path = cache_path(store, dir);
+    Ok(with_cache(store, context))
+}
+
+/// Pair an opened directory with its checksum cache (loading on another thread).
+fn with_cache(store: &Store, context: BuildContext) -> OpenContext {
+    let path = cache_path(store, context.path());
     if let Some(p) = path.parent() {
         let _ = std::fs::create_dir_all(p);
     }
     let cache = ChecksumCache::load_in_background(&path);
-    Ok(OpenContext { context, cache })
+    OpenContext { context, cache }
 }
 
 pub fn save_context_cache(ctx: &OpenContext) {

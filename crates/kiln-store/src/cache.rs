@@ -10,6 +10,7 @@ use crate::Store;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::lease::RefKind;
+use crate::snapshot::SNAPSHOT_COLUMNS;
 
 /// A stored build-cache record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,22 +105,12 @@ impl Store {
             let Some(value) = value else {
                 return Ok(None);
             };
-            let mut stmt = tx.prepare_cached(
-                "SELECT s.key, s.dir, s.parent, s.size, s.created, s.last_used
-                 FROM cache_refs c JOIN snapshots s ON s.key = c.target
-                 WHERE c.cache_key = ?1 AND c.kind = 'snapshot'",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE key IN
+                 (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')"
+            ))?;
             let snapshots = stmt
-                .query_map([key], |r| {
-                    Ok(SnapshotInfo {
-                        key: r.get(0)?,
-                        path: snapdir.join(r.get::<_, String>(1)?),
-                        parent: r.get(2)?,
-                        size: r.get::<_, i64>(3)? as u64,
-                        created: r.get(4)?,
-                        last_used: r.get(5)?,
-                    })
-                })?
+                .query_map([key], |r| SnapshotInfo::from_row(&snapdir, r))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some(CacheHit { value, snapshots }))
         })

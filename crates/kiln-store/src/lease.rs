@@ -97,26 +97,7 @@ impl Lease {
                 "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'snapshot', ?2)",
                 params![self.id, key],
             )?;
-            db::exec(
-                tx,
-                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
-                params![key, now()],
-            )?;
-            Ok(rusqlite::OptionalExtension::optional(db::query_row(
-                tx,
-                "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
-                [key],
-                |r| {
-                    Ok(crate::SnapshotInfo {
-                        key: r.get(0)?,
-                        path: snapdir.join(r.get::<_, String>(1)?),
-                        parent: r.get(2)?,
-                        size: r.get::<_, i64>(3)? as u64,
-                        created: r.get(4)?,
-                        last_used: r.get(5)?,
-                    })
-                },
-            ))?)
+            Ok(crate::snapshot::use_snapshot_tx(tx, &snapdir, key)?)
         })
     }
 

@@ -31,6 +31,44 @@ pub struct SnapshotInfo {
     pub last_used: i64,
 }
 
+impl SnapshotInfo {
+    /// A row whose first columns are `key, dir, parent, size, created, last_used`
+    /// (see [`SNAPSHOT_COLUMNS`]), with `dir` under `snapdir`.
+    pub(crate) fn from_row(snapdir: &Path, r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SnapshotInfo {
+            key: r.get(0)?,
+            path: snapdir.join(r.get::<_, String>(1)?),
+            parent: r.get(2)?,
+            size: r.get::<_, i64>(3)? as u64,
+            created: r.get(4)?,
+            last_used: r.get(5)?,
+        })
+    }
+}
+
+/// The columns [`SnapshotInfo::from_row`] reads, in its order.
+pub(crate) const SNAPSHOT_COLUMNS: &str = "key, dir, parent, size, created, last_used";
+
+/// Mark snapshot `key` used and read it, inside the caller's write transaction.
+pub(crate) fn use_snapshot_tx(
+    tx: &rusqlite::Transaction<'_>,
+    snapdir: &Path,
+    key: &str,
+) -> rusqlite::Result<Option<SnapshotInfo>> {
+    db::exec(
+        tx,
+        "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
+        params![key, now()],
+    )?;
+    db::query_row(
+        tx,
+        &format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE key = ?1"),
+        [key],
+        |r| SnapshotInfo::from_row(snapdir, r),
+    )
+    .optional()
+}
+
 fn dir_name(key: &str) -> String {
     Digest::of(key.as_bytes()).hex()[..32].to_string()
 }
@@ -141,29 +179,7 @@ impl Store {
     /// Looks a snapshot up (and marks it used).
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotInfo>> {
         let snapdir = self.layout().snapshots_dir();
-        self.write(|tx| {
-            db::exec(
-                tx,
-                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
-                params![key, now()],
-            )?;
-            Ok(db::query_row(
-                tx,
-                "SELECT key, dir, parent, size, created, last_used FROM snapshots WHERE key = ?1",
-                [key],
-                |r| {
-                    Ok(SnapshotInfo {
-                        key: r.get(0)?,
-                        path: snapdir.join(r.get::<_, String>(1)?),
-                        parent: r.get(2)?,
-                        size: r.get::<_, i64>(3)? as u64,
-                        created: r.get(4)?,
-                        last_used: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        self.write(|tx| Ok(use_snapshot_tx(tx, &snapdir, key)?))
     }
 
     /// Remembers that `layer` was made from snapshot `key` the way `variant` names, so
@@ -200,19 +216,10 @@ impl Store {
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
         let snapdir = self.layout().snapshots_dir();
         self.read(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT key, dir, parent, size, created, last_used FROM snapshots ORDER BY key",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(SnapshotInfo {
-                    key: r.get(0)?,
-                    path: snapdir.join(r.get::<_, String>(1)?),
-                    parent: r.get(2)?,
-                    size: r.get::<_, i64>(3)? as u64,
-                    created: r.get(4)?,
-                    last_used: r.get(5)?,
-                })
-            })?;
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM snapshots ORDER BY key"
+            ))?;
+            let rows = stmt.query_map([], |r| SnapshotInfo::from_row(&snapdir, r))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
