@@ -70,6 +70,30 @@ pub struct CopyRequest<'a> {
     pub keep_git_dir: bool,
 }
 
+impl<'a> CopyRequest<'a> {
+    /// A plain `COPY patterns dest` from `source` with WORKDIR `/` and no flags; set the
+    /// other fields with struct update syntax.
+    pub fn new(source: CopySource<'a>, patterns: &[&str], dest: &str) -> Self {
+        CopyRequest {
+            source,
+            patterns: patterns.iter().map(|s| s.to_string()).collect(),
+            dest: dest.to_string(),
+            workdir: "/".into(),
+            chown: None,
+            chmod: None,
+            parents: false,
+            exclude: Vec::new(),
+            is_add: false,
+            link: false,
+            checksum: None,
+            unpack: None,
+            prefetched: BTreeMap::new(),
+            git_commits: BTreeMap::new(),
+            keep_git_dir: false,
+        }
+    }
+}
+
 /// What a copy wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyStats {

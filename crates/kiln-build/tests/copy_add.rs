@@ -12,21 +12,8 @@ use kiln_build::copy::{CopyRequest, CopySource, copy_into};
 
 fn req<'a>(source: CopySource<'a>, patterns: &[&str], dest: &str) -> CopyRequest<'a> {
     CopyRequest {
-        source,
-        patterns: patterns.iter().map(|s| s.to_string()).collect(),
-        dest: dest.to_string(),
-        workdir: "/".into(),
-        chown: None,
-        chmod: None,
-        parents: false,
-        exclude: vec![],
         is_add: true,
-        link: false,
-        checksum: None,
-        unpack: None,
-        prefetched: Default::default(),
-        git_commits: Default::default(),
-        keep_git_dir: false,
+        ..CopyRequest::new(source, patterns, dest)
     }
 }
 

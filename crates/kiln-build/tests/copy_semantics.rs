@@ -38,23 +38,7 @@ fn exists(root: &Path, rel: &str) -> bool {
 }
 
 fn req<'a>(source: CopySource<'a>, patterns: &[&str], dest: &str) -> CopyRequest<'a> {
-    CopyRequest {
-        source,
-        patterns: patterns.iter().map(|s| s.to_string()).collect(),
-        dest: dest.to_string(),
-        workdir: "/".into(),
-        chown: None,
-        chmod: None,
-        parents: false,
-        exclude: vec![],
-        is_add: false,
-        link: false,
-        checksum: None,
-        unpack: None,
-        prefetched: Default::default(),
-        git_commits: Default::default(),
-        keep_git_dir: false,
-    }
+    CopyRequest::new(source, patterns, dest)
 }
 
 fn ctx(dir: &Path) -> BuildContext {
