@@ -73,8 +73,12 @@ pub struct BuildOutcome {
 
 pub(crate) struct StoreImages<'a> {
     pub store: &'a Store,
+    /// The build's lease: every image resolved is held by it until the build ends.
+    pub lease: &'a Lease,
     /// `--build-context NAME=...` that name images: NAME → image reference or ID.
     pub aliases: BTreeMap<String, String>,
+    /// The layers of each image resolved, by image ID, as they were when the lease took them.
+    pub held: Mutex<BTreeMap<String, HeldImage>>,
 }
 
 /// How a `--build-context` value is read.
@@ -135,6 +139,20 @@ impl ImageSource for StoreImages<'_> {
             },
             other => BuildError::Store(other.to_string()),
         })?;
+        // From here the image's content stays until the build ends, even if `rmi` or a
+        // prune removes the image meanwhile.
+        let (rec, layers) = self
+            .lease
+            .use_image(&rec.id)
+            .map_err(store_err)?
+            .ok_or_else(|| BuildError::MissingImage {
+                reference: reference.to_string(),
+                hint: "it was removed while the build started".into(),
+            })?;
+        self.held
+            .lock()
+            .unwrap()
+            .insert(rec.id.to_string(), (rec.manifest_digest, layers));
         let bytes = self.store.read_blob(&rec.id).map_err(store_err)?;
         let config: ImageConfig = serde_json::from_slice(&bytes)
             .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
@@ -160,7 +178,7 @@ pub(crate) struct Build<'a> {
     /// `--build-context NAME=DIR` directories that steps read, by name.
     pub named_dirs: BTreeMap<String, OpenContext>,
     pub events: EventSink,
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'static AtomicBool,
     pub results: Mutex<Vec<Option<StepResult>>>,
     /// Steps of stages named in --no-cache-filter.
     pub no_cache_stages: Vec<usize>,
@@ -169,6 +187,8 @@ pub(crate) struct Build<'a> {
     /// first step that needs an image unpacks it, the others wait for that instead of
     /// unpacking the same layers at the same time.
     pub base_chains: Mutex<BTreeMap<String, BaseSlot>>,
+    /// The layers of every image the build reads, by image ID, held by `lease`.
+    pub base_layers: BTreeMap<String, HeldImage>,
     /// Absolute context and Dockerfile paths (see [`crate::explain::scope`]).
     pub explain_scope: (String, String),
     /// Cache keys hit, marked used in one transaction at the end.
@@ -180,6 +200,9 @@ pub(crate) struct Build<'a> {
     /// Where those downloads live (under the store's tmp/, removed with the build).
     pub download_dir: Mutex<Option<PathBuf>>,
 }
+
+/// An image the build reads, as its lease took it: manifest digest and layers.
+pub(crate) type HeldImage = (kiln_store::Digest, Vec<LayerRecord>);
 
 /// An image's unpacked chain, once the first step that needed it has made it.
 pub(crate) type BaseSlot = Arc<Mutex<Option<Arc<Vec<LayerRef>>>>>;
@@ -219,14 +242,16 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             .filter(|n| opts.named_contexts.contains_key(n))
             .collect(),
     };
-    let plan = plan::plan(
-        &df,
-        &plan_opts,
-        &StoreImages {
-            store: &store,
-            aliases,
-        },
-    )?;
+    // Taken before planning: resolving a base image puts its content under this lease.
+    let lease = store.lease().map_err(store_err)?;
+    let images = StoreImages {
+        store: &store,
+        lease: &lease,
+        aliases,
+        held: Mutex::new(BTreeMap::new()),
+    };
+    let plan = plan::plan(&df, &plan_opts, &images)?;
+    let base_layers = images.held.into_inner().unwrap();
     for s in &plan.skipped {
         events.send(Event::StageSkipped { stage: s.clone() });
     }
@@ -284,14 +309,14 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         })
         .map(|s| s.index)
         .collect();
-    let cancel = AtomicBool::new(false);
-    crate::signals::install(&cancel);
+    // Held to the end of the export: a signal there stops the layer writers too.
+    let signals = crate::signals::install();
+    let cancel = signals.flag();
     // Shared while the build runs: prunes that remove cache records wait (see kiln-store's
     // gclock), so cache hits need no per-step protection.
     let guard = store.build_guard().map_err(store_err)?;
     // Drop snapshots a crash may have torn; mark old ones durable (see kiln-store).
     store.settle_snapshots().map_err(store_err)?;
-    let lease = store.lease().map_err(store_err)?;
     let b = Build {
         store: &store,
         lease,
@@ -300,11 +325,12 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         context,
         named_dirs,
         events: events.clone(),
-        cancel: &cancel,
+        cancel,
         results: Mutex::new(vec![None; plan.steps.len()]),
         no_cache_stages,
         counters: Mutex::new((0, 0)),
         base_chains: Mutex::new(BTreeMap::new()),
+        base_layers,
         explain_scope: crate::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
         downloads: Mutex::new(BTreeMap::new()),
@@ -312,8 +338,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         git_commits: Mutex::new(BTreeMap::new()),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
-    let out = run_dag(&deps, opts.jobs, &cancel, |i| b.run_step(i));
-    crate::signals::uninstall();
+    let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
     let results = match out {
         Ok(r) => r,
         Err(DagError::Step { error, .. }) => return Err(error),
@@ -326,9 +351,31 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
     let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
+    // A base image removed while the build ran (`rmi` untags it; its content stayed under
+    // the lease): now that the lease ends, collect what only it held.
+    let orphaned: Vec<kiln_store::Digest> = b
+        .base_layers
+        .iter()
+        .filter_map(|(id, (manifest, layers))| {
+            let id = kiln_store::Digest::parse(id).ok()?;
+            matches!(store.image(&id), Ok(None)).then(|| {
+                let mut blobs: Vec<_> = layers.iter().map(|l| l.blob).collect();
+                blobs.extend([id, *manifest]);
+                blobs
+            })
+        })
+        .flatten()
+        .collect();
     drop(b);
     drop(guard);
+    drop(signals);
+    if !orphaned.is_empty() {
+        // Best effort: what is left is collected by the next prune.
+        let _ = store.collect_unused(&orphaned);
+    }
     crate::prune::auto_trim(&store);
+    // Only now is the build done: the image is committed and tagged.
+    events.send(Event::Finished);
     Ok(BuildOutcome {
         cached,
         executed,
@@ -431,7 +478,17 @@ impl Build<'_> {
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
-        let chain = Arc::new(crate::unpack::image_chain(self.store, &self.lease, id)?);
+        let (_, layers) = self.base_layers.get(id).ok_or_else(|| {
+            BuildError::Other(format!(
+                "image {id} was not resolved when the build was planned"
+            ))
+        })?;
+        let chain = Arc::new(crate::unpack::image_chain(
+            self.store,
+            &self.lease,
+            id,
+            layers,
+        )?);
         *slot = Some(chain.clone());
         Ok(chain)
     }

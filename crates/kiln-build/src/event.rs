@@ -41,6 +41,8 @@ pub enum Event {
         step: StepIndex,
         message: String,
     },
+    /// The build succeeded: its image is committed (sent last, and only on success).
+    Finished,
     /// Export phase messages (`exporting layers`, `writing image sha256:...`, `naming to ...`).
     Export {
         message: String,

@@ -122,8 +122,22 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
     // export_layer hashes exactly the bytes it writes (the blob digest; for an uncompressed
     // layer that is also the diff id), so the store need not hash them again.
     let mut w = b.store.blob_writer_prehashed().map_err(store_err)?;
-    let info = kiln_snapshot::export_layer(dir, &eopts, &mut w)
-        .map_err(|e| BuildError::Other(format!("exporting layer {}: {e}", dir.display())))?;
+    // A signal stops the write; dropping the writer removes the partial blob.
+    let info = kiln_snapshot::export_layer(
+        dir,
+        &eopts,
+        &mut Cancellable {
+            inner: &mut w,
+            cancel: b.cancel,
+        },
+    )
+    .map_err(|e| {
+        if b.cancel.load(Ordering::SeqCst) {
+            BuildError::Cancelled
+        } else {
+            BuildError::Other(format!("exporting layer {}: {e}", dir.display()))
+        }
+    })?;
     let blob = w
         .finish_prehashed(info.digest)
         .map_err(store_err)?
@@ -140,6 +154,25 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
         .record_snapshot_layer(&layer.snapshot, variant, &rec)
         .map_err(store_err)?;
     Ok(rec)
+}
+
+/// A writer that fails once the build is cancelled (Ctrl-C during an export).
+struct Cancellable<'a, W> {
+    inner: &'a mut W,
+    cancel: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<W: std::io::Write> std::io::Write for Cancellable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(std::io::Error::other("build cancelled"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// RFC 3339 UTC for unix seconds (no external time crate needed).
@@ -264,6 +297,9 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
                 .map_err(|e| BuildError::Other(format!("invalid tag {t:?}: {e}")))
         })
         .collect::<Result<_>>()?;
+    if b.cancel.load(Ordering::SeqCst) {
+        return Err(BuildError::Cancelled);
+    }
     b.store.record_image(&new, &tags).map_err(store_err)?;
     let image_id = cfg.digest.to_string();
     b.events.send(Event::Export {

@@ -2,7 +2,7 @@
 //! a diff directory keyed by its chain id, and reused by every build and container after.
 
 use kiln_snapshot::{ExtractOptions, extract_layer};
-use kiln_store::{Digest, Lease, Store, chain_ids};
+use kiln_store::{Digest, LayerRecord, Lease, Store, chain_ids};
 
 use crate::engine::{LayerRef, store_err};
 use crate::error::{BuildError, Result};
@@ -12,10 +12,14 @@ pub fn layer_snapshot_key(chain: &Digest) -> String {
     format!("layer:{chain}")
 }
 
-/// The image's layers as snapshots, bottom first.
-pub fn image_chain(store: &Store, lease: &Lease, id: &str) -> Result<Vec<LayerRef>> {
+/// The image's layers (`layers`, as `lease` holds them) as snapshots, bottom first.
+pub fn image_chain(
+    store: &Store,
+    lease: &Lease,
+    id: &str,
+    layers: &[LayerRecord],
+) -> Result<Vec<LayerRef>> {
     let id = Digest::parse(id).map_err(|e| BuildError::Other(format!("image id {id}: {e:?}")))?;
-    let layers = store.layers(&id).map_err(store_err)?;
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
     let chains = chain_ids(&diff_ids);
     let mut out = Vec::with_capacity(layers.len());

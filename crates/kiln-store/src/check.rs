@@ -12,7 +12,8 @@ use crate::Store;
 use crate::blob::hash_file;
 use crate::error::{IoContext, Result};
 use crate::image::{image_layers, load_images};
-use crate::layout::{Layout, remove_any};
+use crate::layout::remove_any;
+use crate::trash::Trash;
 
 /// One inconsistency found by [`Store::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,31 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// What `system check --repair` does about it, said before it does it.
+    pub fn repair_action(&self) -> &'static str {
+        match self {
+            Problem::Database(_) => {
+                "--repair removes the broken rows it can name; if SQLite's own check fails, restore the store from a backup or remove it"
+            }
+            Problem::CorruptBlob { .. } => {
+                "--repair deletes the blob and every image that needs it (load or build those again)"
+            }
+            Problem::StrayFile(_) => "--repair deletes the file",
+            Problem::BrokenImage { .. } => {
+                "--repair removes the image and its tags (load or build it again)"
+            }
+            Problem::MissingSnapshotDir { .. } => {
+                "--repair forgets the snapshot, the snapshots built on it and the build-cache records that use them (the next build makes them again)"
+            }
+            Problem::OrphanSnapshotDir(_) => "--repair deletes the directory",
+            Problem::BrokenCacheRecord { .. } => {
+                "--repair deletes the record (the next build runs that step again)"
+            }
+        }
+    }
+}
+
 /// What [`Store::check`] found (and, with repair, fixed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -110,14 +136,57 @@ struct Findings {
     bad_cache: BTreeSet<String>,
 }
 
+/// Blob digests verified so far. The full pass hashes every blob outside any lock; a blob
+/// that appeared after it (a build or load that finished meanwhile) is hashed when the
+/// locked pass meets it, so a concurrent writer's fresh image is never taken for broken.
+struct Verified {
+    dir: std::path::PathBuf,
+    present: BTreeMap<Digest, u64>,
+    corrupt: Vec<(Digest, Digest)>,
+    checked: u64,
+}
+
+impl Verified {
+    /// Is blob `d` in the store and intact? Only call under the write lock.
+    fn ok(&mut self, d: &Digest) -> bool {
+        let path = self.dir.join(d.hex());
+        if self.present.contains_key(d) {
+            // Hashed before the lock; a collection may have removed it since.
+            return path.is_file();
+        }
+        if self.corrupt.iter().any(|(c, _)| c == d) {
+            return false;
+        }
+        match hash_file(&path) {
+            Ok((actual, size)) => {
+                self.checked += 1;
+                if actual == *d {
+                    self.present.insert(*d, size);
+                    true
+                } else {
+                    self.corrupt.push((*d, actual));
+                    false
+                }
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 impl Store {
-    /// Verifies the store; with `repair`, removes what is broken.
+    /// Verifies the store; with `repair`, removes what is broken. The checks and the repair
+    /// run in one write transaction, so they see one state of the store and a build or load
+    /// that finishes meanwhile is either wholly seen or not at all.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         // Hash outside any lock: this is the slow part and blobs never change once visible.
         let dir = self.layout().blobs_dir();
-        let mut present: BTreeMap<Digest, u64> = BTreeMap::new();
-        let mut corrupt: Vec<(Digest, Digest)> = Vec::new();
+        let mut verified = Verified {
+            dir: dir.clone(),
+            present: BTreeMap::new(),
+            corrupt: Vec::new(),
+            checked: 0,
+        };
         let mut stray = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for e in std::fs::read_dir(&dir).ctx("reading", &dir)? {
@@ -142,53 +211,48 @@ impl Store {
                 Err(_) if !path.exists() => continue,
                 Err(e) => return Err(e),
             };
-            report.blobs_checked += 1;
+            verified.checked += 1;
             if actual != d {
-                corrupt.push((d, actual));
+                verified.corrupt.push((d, actual));
             } else {
-                present.insert(d, size);
+                verified.present.insert(d, size);
             }
         }
 
-        let (findings, unreferenced) = self.write(|tx| {
+        let (problems, unreferenced, repaired) = self.write_collecting(|tx, trash| {
             let mut f = Findings {
                 problems: Vec::new(),
                 bad_images: BTreeSet::new(),
-                corrupt_blobs: corrupt.iter().map(|c| c.0).collect(),
-                stray: stray.clone(),
+                corrupt_blobs: Vec::new(),
+                stray: Vec::new(),
                 missing_snapshots: Vec::new(),
                 orphan_dirs: Vec::new(),
                 bad_cache: BTreeSet::new(),
             };
-            for msg in db_checks(tx)? {
-                f.problems.push(Problem::Database(msg));
-            }
-            for (digest, actual) in &corrupt {
-                f.problems.push(Problem::CorruptBlob {
-                    digest: *digest,
-                    actual: *actual,
-                });
-            }
-            for s in &stray {
-                f.problems.push(Problem::StrayFile(s.clone()));
-            }
+            // Stray names seen before the lock and still there.
+            f.stray = stray
+                .iter()
+                .filter(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
+                .cloned()
+                .collect();
             let images = load_images(tx, None)?;
             report.images_checked = images.len() as u64;
+            let mut later = Vec::new();
             let mut referenced: HashSet<Digest> = HashSet::new();
             for img in &images {
                 referenced.insert(img.id);
                 referenced.insert(img.manifest_digest);
                 let layers = image_layers(tx, &img.id)?;
                 referenced.extend(layers.iter().map(|l| l.blob));
-                if let Some(reason) = self.image_problem(img, &layers, &present) {
+                if let Some(reason) = self.image_problem(img, &layers, &mut verified) {
                     f.bad_images.insert(img.id);
-                    f.problems.push(Problem::BrokenImage {
+                    later.push(Problem::BrokenImage {
                         image: img.id,
                         reason,
                     });
                 }
             }
-            self.check_snapshots(tx, &mut f)?;
+            self.check_snapshots(tx, &mut f, &mut later)?;
             let snapshot_keys: HashSet<String> = {
                 let mut stmt = tx.prepare("SELECT key FROM snapshots")?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -209,13 +273,13 @@ impl Store {
                     let ok = if kind == "blob" {
                         Digest::parse(&target).is_ok_and(|d| {
                             referenced.insert(d);
-                            present.contains_key(&d)
+                            verified.ok(&d)
                         })
                     } else {
                         snapshot_keys.contains(&target) && !f.missing_snapshots.contains(&target)
                     };
                     if !ok && f.bad_cache.insert(key.clone()) {
-                        f.problems.push(Problem::BrokenCacheRecord {
+                        later.push(Problem::BrokenCacheRecord {
                             key,
                             missing: format!("{kind} {target}"),
                         });
@@ -231,26 +295,42 @@ impl Store {
                     }
                 }
             }
-            let unreferenced: Vec<u64> = present
+            for msg in db_checks(tx)? {
+                f.problems.push(Problem::Database(msg));
+            }
+            for (digest, actual) in &verified.corrupt {
+                f.corrupt_blobs.push(*digest);
+                f.problems.push(Problem::CorruptBlob {
+                    digest: *digest,
+                    actual: *actual,
+                });
+            }
+            for s in &f.stray {
+                f.problems.push(Problem::StrayFile(s.clone()));
+            }
+            f.problems.extend(later);
+            let unreferenced: Vec<u64> = verified
+                .present
                 .iter()
                 .filter(|(d, _)| !referenced.contains(d))
                 .map(|(_, s)| *s)
                 .collect();
-            Ok((f, unreferenced))
+            let repaired = repair && !f.problems.is_empty();
+            if repaired {
+                self.repair_tx(tx, trash, &f)?;
+            }
+            Ok((f.problems, unreferenced, repaired))
         })?;
+        report.blobs_checked = verified.checked;
         report.unreferenced_blobs = unreferenced.len() as u64;
         report.unreferenced_bytes = unreferenced.iter().sum();
+        report.problems = problems;
+        report.repaired = repaired;
         // index.json is derived from the database; a crash between a tag change and its
         // regeneration leaves it stale, which is not damage: rewrite it.
         let index_now = std::fs::read(self.layout().index_path()).unwrap_or_default();
-        if index_now != self.render_index()? {
+        if repaired || index_now != self.render_index()? {
             self.sync_index()?;
-        }
-        report.problems = findings.problems.clone();
-        if repair && !report.problems.is_empty() {
-            self.repair(&findings)?;
-            self.sync_index()?;
-            report.repaired = true;
         }
         Ok(report)
     }
@@ -260,15 +340,15 @@ impl Store {
         &self,
         img: &crate::ImageRecord,
         layers: &[crate::LayerRecord],
-        present: &BTreeMap<Digest, u64>,
+        verified: &mut Verified,
     ) -> Option<String> {
         for (what, d) in [("manifest", img.manifest_digest), ("config", img.id)] {
-            if !present.contains_key(&d) {
+            if !verified.ok(&d) {
                 return Some(format!("{what} blob {d} is missing or corrupt"));
             }
         }
         for l in layers {
-            if !present.contains_key(&l.blob) {
+            if !verified.ok(&l.blob) {
                 return Some(format!("layer blob {} is missing or corrupt", l.blob));
             }
         }
@@ -314,7 +394,12 @@ impl Store {
         None
     }
 
-    fn check_snapshots(&self, tx: &Transaction<'_>, f: &mut Findings) -> Result<()> {
+    fn check_snapshots(
+        &self,
+        tx: &Transaction<'_>,
+        f: &mut Findings,
+        problems: &mut Vec<Problem>,
+    ) -> Result<()> {
         let snapdir = self.layout().snapshots_dir();
         let rows: Vec<(String, String)> = {
             let mut stmt = tx.prepare("SELECT key, dir FROM snapshots ORDER BY key")?;
@@ -324,8 +409,7 @@ impl Store {
         let mut known = HashSet::new();
         for (key, dir) in rows {
             if !snapdir.join(&dir).is_dir() {
-                f.problems
-                    .push(Problem::MissingSnapshotDir { key: key.clone() });
+                problems.push(Problem::MissingSnapshotDir { key: key.clone() });
                 f.missing_snapshots.push(key);
             }
             known.insert(dir);
@@ -338,7 +422,7 @@ impl Store {
         names.sort();
         for n in names {
             if !known.contains(&n) {
-                f.problems.push(Problem::OrphanSnapshotDir(n.clone()));
+                problems.push(Problem::OrphanSnapshotDir(n.clone()));
                 f.orphan_dirs.push(n);
             }
         }
@@ -346,13 +430,12 @@ impl Store {
     }
 
     /// Delete the snapshots `keys` with their descendants and the cache records that use
-    /// them; their directories move to `trash` (the caller removes it after the commit).
-    /// Returns how many snapshots went.
+    /// them; their directories move to `trash`. Returns how many snapshots went.
     pub(crate) fn drop_snapshot_trees(
         &self,
         tx: &Transaction<'_>,
         keys: Vec<String>,
-        trash: &mut Vec<std::path::PathBuf>,
+        trash: &mut Trash,
     ) -> Result<usize> {
         tx.pragma_update(None, "defer_foreign_keys", "ON")?;
         let mut gone = keys;
@@ -369,15 +452,7 @@ impl Store {
                 })
                 .optional()?;
             if let Some(dir) = dir {
-                let from = self.layout().snapshots_dir().join(&dir);
-                if from.exists() {
-                    let to = self
-                        .layout()
-                        .tmp_dir()
-                        .join(format!("{}{dir}", Layout::tmp_prefix("trash")));
-                    std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
-                    trash.push(to);
-                }
+                self.trash_snapshot_dir(trash, &dir)?;
                 n += 1;
             }
             tx.execute("DELETE FROM snapshots WHERE key = ?1", [&key])?;
@@ -396,67 +471,49 @@ impl Store {
         Ok(n)
     }
 
-    fn repair(&self, f: &Findings) -> Result<()> {
-        let mut trash = Vec::new();
-        self.write(|tx| {
-            let dir = self.layout().blobs_dir();
-            for d in &f.corrupt_blobs {
-                // Still corrupt? (blobs are immutable, but be sure before deleting)
-                let path = dir.join(d.hex());
-                if hash_file(&path).is_ok_and(|(a, _)| a != *d) {
-                    remove_any(&path)?;
-                }
-            }
-            for s in &f.stray {
-                remove_any(&dir.join(s))?;
-            }
-            tx.pragma_update(None, "defer_foreign_keys", "ON")?;
-            for id in &f.bad_images {
-                let id = id.to_string();
-                tx.execute("DELETE FROM containers WHERE image_id = ?1", [&id])?;
-                tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
-                tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [&id])?;
-                tx.execute("UPDATE images SET parent = NULL WHERE parent = ?1", [&id])?;
-                tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
-            }
-            // A missing snapshot takes its descendants with it.
-            self.drop_snapshot_trees(tx, f.missing_snapshots.clone(), &mut trash)?;
-            for n in &f.orphan_dirs {
-                let from = self.layout().snapshots_dir().join(n);
-                let to = self
-                    .layout()
-                    .tmp_dir()
-                    .join(format!("{}{n}", Layout::tmp_prefix("trash")));
-                if from.exists() {
-                    std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
-                    trash.push(to);
-                }
-            }
-            for k in &f.bad_cache {
-                tx.execute("DELETE FROM cache WHERE key = ?1", [k])?;
-            }
-            // Records of layers made from snapshots whose blob is gone (hints only).
-            for d in &f.corrupt_blobs {
-                tx.execute(
-                    "DELETE FROM snapshot_layers WHERE blob_digest = ?1",
-                    [d.to_string()],
-                )?;
-            }
-            // Tags and layer rows left pointing nowhere.
-            tx.execute(
-                "DELETE FROM tags WHERE image_id NOT IN (SELECT id FROM images)",
-                [],
-            )?;
-            tx.execute(
-                "DELETE FROM layers WHERE blob_digest NOT IN (SELECT blob_digest FROM image_layers)
-                 AND blob_digest NOT IN (SELECT target FROM cache_refs WHERE kind = 'blob')",
-                [],
-            )?;
-            Ok(())
-        })?;
-        for t in trash {
-            let _ = remove_any(&t);
+    /// Removes what `f` found broken, inside the checking transaction.
+    fn repair_tx(&self, tx: &Transaction<'_>, trash: &mut Trash, f: &Findings) -> Result<()> {
+        let dir = self.layout().blobs_dir();
+        for d in &f.corrupt_blobs {
+            self.trash_blob(trash, d)?;
         }
+        for s in &f.stray {
+            remove_any(&dir.join(s))?;
+        }
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        for id in &f.bad_images {
+            let id = id.to_string();
+            tx.execute("DELETE FROM containers WHERE image_id = ?1", [&id])?;
+            tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
+            tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [&id])?;
+            tx.execute("UPDATE images SET parent = NULL WHERE parent = ?1", [&id])?;
+            tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
+        }
+        // A missing snapshot takes its descendants with it.
+        self.drop_snapshot_trees(tx, f.missing_snapshots.clone(), trash)?;
+        for n in &f.orphan_dirs {
+            self.trash_snapshot_dir(trash, n)?;
+        }
+        for k in &f.bad_cache {
+            tx.execute("DELETE FROM cache WHERE key = ?1", [k])?;
+        }
+        // Records of layers made from snapshots whose blob is gone (hints only).
+        for d in &f.corrupt_blobs {
+            tx.execute(
+                "DELETE FROM snapshot_layers WHERE blob_digest = ?1",
+                [d.to_string()],
+            )?;
+        }
+        // Tags and layer rows left pointing nowhere.
+        tx.execute(
+            "DELETE FROM tags WHERE image_id NOT IN (SELECT id FROM images)",
+            [],
+        )?;
+        tx.execute(
+            "DELETE FROM layers WHERE blob_digest NOT IN (SELECT blob_digest FROM image_layers)
+             AND blob_digest NOT IN (SELECT target FROM cache_refs WHERE kind = 'blob')",
+            [],
+        )?;
         Ok(())
     }
 }

@@ -1,14 +1,13 @@
 //! Removing images and collecting what nothing references any more.
 //!
-//! Every removal runs in one write transaction, and blobs are unlinked while that
-//! transaction holds the write lock: a writer records its lease before it makes a blob
-//! visible (see `lease`), so a blob that looks unreferenced here cannot be one that a
-//! concurrent load is about to use. Snapshot directories are renamed into `tmp/` under the
-//! lock and deleted after commit (a crash in between leaves a temp entry the next open
-//! removes).
+//! Every removal runs in one write transaction, and dead blobs and snapshot directories are
+//! moved out of sight (into `trash/`) while that transaction holds the write lock: a writer
+//! records its lease before it makes a blob visible (see `lease`), so a blob that looks
+//! unreferenced here cannot be one that a concurrent load is about to use. Nothing is
+//! deleted before the commit; a process killed in between leaves trash entries that the next
+//! open puts back or deletes, as the database then says (see `trash`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -16,8 +15,8 @@ use crate::Digest;
 use crate::Store;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{ImageRecord, load_images, parse_digest};
-use crate::layout::{Layout, remove_any};
 use crate::lease::remove_dead_leases;
+use crate::trash::Trash;
 
 /// One line of `rmi`/`prune` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +49,19 @@ pub enum PruneScope {
     Unused,
 }
 
-/// Blobs and snapshots freed by a sweep.
+/// What a sweep freed: its size, and the content itself, moved to the [`Trash`] under the
+/// write lock and deleted after the commit.
 #[derive(Debug, Default)]
 struct Sweep {
     bytes: u64,
-    trash: Vec<PathBuf>,
+    trash: Trash,
 }
 
 fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
 }
 
-fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
+pub(crate) fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
     tx.query_row(
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)
             OR EXISTS (SELECT 1 FROM image_layers WHERE blob_digest = ?1)
@@ -75,8 +75,32 @@ fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
 }
 
 impl Store {
-    /// Unlinks each candidate blob nothing references; `None` means every blob file.
-    fn sweep_blobs(&self, tx: &Transaction<'_>, candidates: Option<&[Digest]>) -> Result<u64> {
+    /// Runs a collecting transaction: deletes what it moved to the trash once it committed,
+    /// or puts it back if it failed. Returns its result and the bytes freed.
+    fn write_sweep<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &mut Sweep) -> Result<T>,
+    ) -> Result<(T, u64)> {
+        let mut sweep = Sweep::default();
+        match self.write(|tx| f(tx, &mut sweep)) {
+            Ok(v) => {
+                self.empty_trash(sweep.trash);
+                Ok((v, sweep.bytes))
+            }
+            Err(e) => {
+                self.restore_trash(sweep.trash);
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves to the trash each candidate blob nothing references; `None` means every blob file.
+    fn sweep_blobs(
+        &self,
+        tx: &Transaction<'_>,
+        sweep: &mut Sweep,
+        candidates: Option<&[Digest]>,
+    ) -> Result<()> {
         let dir = self.layout().blobs_dir();
         let names: Vec<String> = match candidates {
             Some(c) => c.iter().map(|d| d.hex()).collect(),
@@ -91,7 +115,6 @@ impl Store {
                 v
             }
         };
-        let mut freed = 0;
         for hex in names {
             // Files whose names are not digests are `check`'s business, not GC's.
             let Ok(d) = Digest::from_hex(&hex) else {
@@ -106,16 +129,18 @@ impl Store {
                 Ok(m) => m.len(),
                 Err(_) => continue,
             };
-            std::fs::remove_file(&path).ctx("removing", &path)?;
+            if !self.trash_blob(&mut sweep.trash, &d)? {
+                continue;
+            }
             tx.execute("DELETE FROM layers WHERE blob_digest = ?1", [&key])?;
             tx.execute("DELETE FROM snapshot_layers WHERE blob_digest = ?1", [&key])?;
-            freed += size;
+            sweep.bytes += size;
         }
-        Ok(freed)
+        Ok(())
     }
 
     /// Removes snapshot rows nothing references (directly or through a child) and moves
-    /// their directories to `tmp/` for deletion after commit.
+    /// their directories to the trash.
     fn sweep_snapshots(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
         let mut parent_of: HashMap<String, Option<String>> = HashMap::new();
         let mut dir_of: HashMap<String, (String, u64)> = HashMap::new();
@@ -165,28 +190,13 @@ impl Store {
         }
         // Dead snapshots only have dead children; let the whole set go at commit.
         tx.pragma_update(None, "defer_foreign_keys", "ON")?;
-        let snapdir = self.layout().snapshots_dir();
-        let tmp = self.layout().tmp_dir();
         for key in dead {
             let (dir, size) = &dir_of[key];
             tx.execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
-            let from = snapdir.join(dir);
-            if from.exists() {
-                let to = tmp.join(format!("{}{}", Layout::tmp_prefix("trash"), dir));
-                std::fs::rename(&from, &to).ctx("moving to trash", &from)?;
-                sweep.trash.push(to);
-            }
+            self.trash_snapshot_dir(&mut sweep.trash, dir)?;
             sweep.bytes += size;
         }
         Ok(())
-    }
-
-    fn empty_trash(&self, sweep: Sweep) -> u64 {
-        for p in &sweep.trash {
-            // A failure leaves a temp entry that the next open removes.
-            let _ = remove_any(p);
-        }
-        sweep.bytes
     }
 
     /// Removes an image by reference or ID, with docker's rules: a reference only untags
@@ -198,8 +208,7 @@ impl Store {
         let by_reference = crate::reference::normalize(name)
             .ok()
             .filter(|full| image.tags.contains(full) && !looks_like_id(name, &image.id));
-        let mut sweep = Sweep::default();
-        let events = self.write(|tx| {
+        let (events, reclaimed) = self.write_sweep(|tx, sweep| {
             let Some(current) = load_images(tx, Some(&image.id))?.pop() else {
                 return Err(Error::ImageNotFound(name.to_string()));
             };
@@ -221,7 +230,7 @@ impl Store {
                 tx.execute("DELETE FROM tags WHERE reference = ?1", [full])?;
                 events.push(RemoveEvent::Untagged(full.clone()));
                 if current.tags.len() == 1 && users.is_empty() && !has_children(tx, &current.id)? {
-                    events.extend(self.delete_image_tx(tx, &current, &mut sweep)?);
+                    events.extend(self.delete_image_tx(tx, &current, sweep)?);
                 }
                 return Ok(events);
             }
@@ -263,10 +272,9 @@ impl Store {
                 tx.execute("DELETE FROM tags WHERE reference = ?1", [t])?;
                 events.push(RemoveEvent::Untagged(t.clone()));
             }
-            events.extend(self.delete_image_tx(tx, &current, &mut sweep)?);
+            events.extend(self.delete_image_tx(tx, &current, sweep)?);
             Ok(events)
         })?;
-        let reclaimed = self.empty_trash(sweep);
         if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
             self.sync_index()?;
         }
@@ -314,7 +322,7 @@ impl Store {
         for (blob, _) in &layers {
             candidates.push(parse_digest(blob)?);
         }
-        sweep.bytes += self.sweep_blobs(tx, Some(&candidates))?;
+        self.sweep_blobs(tx, sweep, Some(&candidates))?;
         self.sweep_snapshots(tx, sweep)?;
         Ok(events)
     }
@@ -326,9 +334,8 @@ impl Store {
         scope: PruneScope,
         keep: &dyn Fn(&ImageRecord) -> bool,
     ) -> Result<PruneReport> {
-        let mut sweep = Sweep::default();
-        let events = self.write(|tx| self.prune_images_tx(tx, scope, keep, &mut sweep))?;
-        let reclaimed = self.empty_trash(sweep);
+        let (events, reclaimed) =
+            self.write_sweep(|tx, sweep| self.prune_images_tx(tx, scope, keep, sweep))?;
         if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
             self.sync_index()?;
         }
@@ -378,8 +385,7 @@ impl Store {
     pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
         // It removes build-cache records: wait for running builds.
         let _guard = self.collect_guard(true)?;
-        let mut sweep = Sweep::default();
-        let mut report = self.write(|tx| {
+        let (mut report, reclaimed) = self.write_sweep(|tx, sweep| {
             let mut report = PruneReport::default();
             {
                 let mut stmt =
@@ -390,7 +396,7 @@ impl Store {
                 }
             }
             tx.execute("DELETE FROM containers WHERE state != 'running'", [])?;
-            report.images = self.prune_images_tx(tx, scope, &|_| false, &mut sweep)?;
+            report.images = self.prune_images_tx(tx, scope, &|_| false, sweep)?;
             {
                 let mut stmt = tx.prepare("SELECT key, size FROM cache ORDER BY key")?;
                 let rows =
@@ -402,10 +408,10 @@ impl Store {
                 }
             }
             tx.execute("DELETE FROM cache", [])?;
-            self.collect_tx(tx, &mut sweep)?;
+            self.collect_tx(tx, sweep)?;
             Ok(report)
         })?;
-        report.reclaimed = self.empty_trash(sweep);
+        report.reclaimed = reclaimed;
         if report
             .images
             .iter()
@@ -417,26 +423,30 @@ impl Store {
     }
 
     /// Deletes those of `blobs` that nothing references (and snapshots nothing references).
+    /// Returns the bytes freed.
+    pub fn collect_unused(&self, blobs: &[Digest]) -> Result<u64> {
+        self.collect_blobs(blobs)
+    }
+
+    /// Deletes those of `blobs` that nothing references (and snapshots nothing references).
     pub(crate) fn collect_blobs(&self, blobs: &[Digest]) -> Result<u64> {
-        let mut sweep = Sweep::default();
-        self.write(|tx| {
-            sweep.bytes += self.sweep_blobs(tx, Some(blobs))?;
-            self.sweep_snapshots(tx, &mut sweep)
+        let ((), freed) = self.write_sweep(|tx, sweep| {
+            self.sweep_blobs(tx, sweep, Some(blobs))?;
+            self.sweep_snapshots(tx, sweep)
         })?;
-        Ok(self.empty_trash(sweep))
+        Ok(freed)
     }
 
     /// Deletes every blob and snapshot nothing references (and leases of dead processes).
     /// Returns the bytes freed.
     pub fn collect_garbage(&self) -> Result<u64> {
-        let mut sweep = Sweep::default();
-        self.write(|tx| self.collect_tx(tx, &mut sweep))?;
-        Ok(self.empty_trash(sweep))
+        let ((), freed) = self.write_sweep(|tx, sweep| self.collect_tx(tx, sweep))?;
+        Ok(freed)
     }
 
     fn collect_tx(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
         remove_dead_leases(tx)?;
-        sweep.bytes += self.sweep_blobs(tx, None)?;
+        self.sweep_blobs(tx, sweep, None)?;
         self.sweep_snapshots(tx, sweep)?;
         // Directories under snapshots-v1/ without a row: a commit that died between its
         // rename and its transaction's commit.
@@ -450,13 +460,7 @@ impl Store {
             let e = e.ctx("reading", &snapdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) {
-                let to = self.layout().tmp_dir().join(format!(
-                    "{}{}",
-                    Layout::tmp_prefix("trash"),
-                    name
-                ));
-                std::fs::rename(e.path(), &to).ctx("moving to trash", e.path())?;
-                sweep.trash.push(to);
+                self.trash_snapshot_dir(&mut sweep.trash, &name)?;
             }
         }
         Ok(())

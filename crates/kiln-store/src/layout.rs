@@ -8,6 +8,8 @@
 //! ├── blobs/sha256/<hex>       content-addressed blobs, immutable once renamed in
 //! ├── metadata-v1.db           SQLite (WAL): images, tags, layers, snapshots, cache, leases
 //! ├── snapshots-v1/<dir>       unpacked layer directories (made by kiln-snapshot)
+//! ├── trash/                   content unreferenced by a collection, deleted after its
+//! │                            commit (or put back by the next open if it never committed)
 //! └── tmp/<pid>.<start>.<kind>-<random>
 //!                              in-progress writes, owned by the process <pid> started at
 //!                              clock tick <start>; removed by any later open once that
@@ -37,6 +39,11 @@ impl Layout {
     pub fn snapshots_dir(&self) -> PathBuf {
         self.root.join("snapshots-v1")
     }
+    /// Content a collection has unreferenced, deleted once its transaction committed
+    /// (see `trash`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
     pub fn db_path(&self) -> PathBuf {
         self.root.join("metadata-v1.db")
     }
@@ -53,7 +60,12 @@ impl Layout {
 
     /// Creates the directories and the `oci-layout` marker if missing.
     pub fn create(&self) -> Result<()> {
-        for d in [self.blobs_dir(), self.tmp_dir(), self.snapshots_dir()] {
+        for d in [
+            self.blobs_dir(),
+            self.tmp_dir(),
+            self.snapshots_dir(),
+            self.trash_dir(),
+        ] {
             std::fs::create_dir_all(&d).ctx("creating", &d)?;
         }
         spread_new_dirs(&self.tmp_dir());
@@ -120,7 +132,7 @@ impl ProcessId {
         start_time(self.pid) == Some(self.start)
     }
 
-    fn parse_tmp_name(name: &str) -> Option<Self> {
+    pub fn parse_tmp_name(name: &str) -> Option<Self> {
         let mut parts = name.splitn(3, '.');
         let pid = parts.next()?.parse().ok()?;
         let start = parts.next()?.parse().ok()?;

@@ -101,6 +101,34 @@ impl Lease {
         })
     }
 
+    /// For a build or container reading image `id`: protects its manifest, config and layer
+    /// blobs and returns its layers, in one transaction; None if the image is gone. From then
+    /// on the content stays while the lease lives, even if the image is removed (`rmi`
+    /// untags it and the next collection after the lease ends deletes the content), so a
+    /// build never loses its base half-way.
+    pub fn use_image(
+        &self,
+        id: &crate::Digest,
+    ) -> Result<Option<(crate::ImageRecord, Vec<crate::LayerRecord>)>> {
+        self.store.write(|tx| {
+            let Some(img) = crate::image::load_images(tx, Some(id))?.pop() else {
+                return Ok(None);
+            };
+            let layers = crate::image::image_layers(tx, id)?;
+            let blobs = [img.manifest_digest, img.id]
+                .into_iter()
+                .chain(layers.iter().map(|l| l.blob));
+            for d in blobs {
+                db::exec(
+                    tx,
+                    "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'blob', ?2)",
+                    params![self.id, d.to_string()],
+                )?;
+            }
+            Ok(Some((img, layers)))
+        })
+    }
+
     /// For an export: protects `blobs` and the blobs of the layers recorded as made from
     /// `snapshots` the way `variant` names ([`Store::record_snapshot_layer`]), and returns
     /// those layers (None where none was made, or its blob has been collected since), in

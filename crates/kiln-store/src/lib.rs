@@ -12,6 +12,7 @@
 //! ├── blobs/sha256/<hex>       blobs, immutable, digest-verified before they appear
 //! ├── metadata-v1.db           SQLite in WAL mode, shared by concurrent kiln processes
 //! ├── snapshots-v1/<dir>       unpacked layers, one directory per snapshot key
+//! ├── trash/                   what a collection removes, deleted after its commit
 //! └── tmp/                     in-progress writes; leftovers of dead processes are removed
 //! ```
 //!
@@ -42,6 +43,7 @@ mod reference;
 mod save;
 mod snapshot;
 pub mod timestamp;
+mod trash;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -93,12 +95,15 @@ impl Store {
         layout.create()?;
         layout.clean_stale_tmp()?;
         let conn = db::open(&layout.db_path())?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 layout,
                 conn: Mutex::new(conn),
             }),
-        })
+        };
+        // A collection killed mid-way: put back what its transaction still references.
+        store.recover_trash()?;
+        Ok(store)
     }
 
     /// The store's root directory.

@@ -272,8 +272,7 @@ impl Store {
         })?;
         let mut out = Settled::default();
         if suspect > 0 {
-            let mut trash = Vec::new();
-            out.dropped = self.write(|tx| {
+            out.dropped = self.write_collecting(|tx, trash| {
                 let keys: Vec<String> = {
                     let mut stmt = tx.prepare(
                         "SELECT key FROM snapshots WHERE synced = 0 AND (boot_id IS NULL OR boot_id != ?1)",
@@ -281,11 +280,8 @@ impl Store {
                     let rows = stmt.query_map([boot], |r| r.get::<_, String>(0))?;
                     rows.collect::<rusqlite::Result<_>>()?
                 };
-                self.drop_snapshot_trees(tx, keys, &mut trash)
+                self.drop_snapshot_trees(tx, keys, trash)
             })?;
-            for t in trash {
-                let _ = crate::layout::remove_any(&t);
-            }
         }
         let t = now();
         if let Some(newest) = newest

@@ -120,14 +120,15 @@ fn render_plain(rx: Receiver<Event>, explain: bool) {
                 ),
                 None => writeln!(w, "#{} {message}", numbers.len() + 1),
             },
+            // Sent only once the image is committed: a build that fails never says "built".
+            Event::Finished => writeln!(
+                w,
+                "#{} built in {:.2}s",
+                numbers.len() + 1,
+                start.elapsed().as_secs_f64()
+            ),
         };
     }
-    let _ = writeln!(
-        w,
-        "#{} built in {:.2}s",
-        numbers.len() + 1,
-        start.elapsed().as_secs_f64()
-    );
 }
 
 fn name(steps: &[StepInfo], i: usize) -> String {
@@ -148,6 +149,8 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
     let mut drawn = 0usize;
     let mut export: Vec<String> = Vec::new();
     let mut finished = false;
+    // Whether the engine said the build succeeded (else the stream ended on an error).
+    let mut succeeded = false;
     while !finished {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => match ev {
@@ -183,6 +186,7 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
                     Some(e) => format!("{message} {:.1}s", e.as_secs_f64()),
                     None => message,
                 }),
+                Event::Finished => succeeded = true,
             },
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => finished = true,
@@ -195,7 +199,11 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
                 .filter(|s| matches!(s, State::Done(_) | State::Cached))
                 .count(),
             steps.len(),
-            if finished { " FINISHED" } else { "" }
+            if finished && succeeded {
+                " FINISHED"
+            } else {
+                ""
+            }
         )];
         for &i in &order {
             let st = state.get(&i).cloned().unwrap_or(State::Waiting);

@@ -201,11 +201,11 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
         report.blobs_checked, report.images_checked
     )?;
     for p in &report.problems {
-        writeln!(
-            out,
-            "{}: {p}",
-            if report.repaired { "removed" } else { "broken" }
-        )?;
+        if report.repaired {
+            writeln!(out, "repaired: {p}\n  {}", p.repair_action())?;
+        } else {
+            writeln!(out, "broken: {p}\n  {}", p.repair_action())?;
+        }
     }
     if report.unreferenced_blobs > 0 {
         writeln!(
