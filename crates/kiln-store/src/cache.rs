@@ -244,23 +244,20 @@ impl Store {
     /// Removes records by the given limits, then collects content nothing else holds.
     /// Returns the removed keys and the bytes freed on disk. Waits for running builds.
     pub fn cache_prune(&self, limits: CachePrune) -> Result<(Vec<String>, u64)> {
-        let guard = self.collect_guard(true)?;
-        self.cache_prune_locked(limits, guard)
+        let _guard = self.collect_guard(true)?;
+        self.with_reserve(|| self.cache_prune_locked(&limits))
     }
 
     /// [`Store::cache_prune`], unless a build is running (then None).
     pub fn cache_prune_if_idle(&self, limits: CachePrune) -> Result<Option<(Vec<String>, u64)>> {
         match self.collect_guard(false)? {
-            Some(guard) => self.cache_prune_locked(limits, Some(guard)).map(Some),
+            Some(_guard) => self.cache_prune_locked(&limits).map(Some),
             None => Ok(None),
         }
     }
 
-    fn cache_prune_locked(
-        &self,
-        limits: CachePrune,
-        _guard: Option<crate::gclock::CollectGuard>,
-    ) -> Result<(Vec<String>, u64)> {
+    /// Call holding the collection lock exclusively.
+    fn cache_prune_locked(&self, limits: &CachePrune) -> Result<(Vec<String>, u64)> {
         let removed = self.write(|tx| {
             let mut rows: Vec<(String, u64, i64)> = {
                 let mut stmt =
@@ -297,7 +294,7 @@ impl Store {
             }
             Ok(removed)
         })?;
-        let freed = self.collect_garbage()?;
+        let freed = self.collect_garbage_once()?;
         Ok((removed, freed))
     }
 }

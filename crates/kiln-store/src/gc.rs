@@ -16,7 +16,7 @@ use crate::Store;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{ImageRecord, load_images, parse_digest};
 use crate::lease::remove_dead_leases;
-use crate::trash::Trash;
+use crate::trash::{Moved, Trash};
 
 /// One line of `rmi`/`prune` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,9 @@ pub enum PruneScope {
 struct Sweep {
     bytes: u64,
     trash: Trash,
+    /// The file system was full: some dead content could not be moved and is left for
+    /// another round.
+    incomplete: bool,
 }
 
 fn short(d: &Digest) -> String {
@@ -76,25 +79,40 @@ pub(crate) fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Resu
 
 impl Store {
     /// Runs a collecting transaction: deletes what it moved to the trash once it committed,
-    /// or puts it back if it failed. Returns its result and the bytes freed.
+    /// or puts it back if it failed. Returns its result and the bytes freed. On a full file
+    /// system, where the trash has no room for every entry, more rounds collect the rest,
+    /// each in the space the previous one freed.
     fn write_sweep<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>, &mut Sweep) -> Result<T>,
     ) -> Result<(T, u64)> {
         let mut sweep = Sweep::default();
-        match self.write(|tx| f(tx, &mut sweep)) {
-            Ok(v) => {
-                self.empty_trash(sweep.trash);
-                Ok((v, sweep.bytes))
-            }
+        let v = match self.write(|tx| f(tx, &mut sweep)) {
+            Ok(v) => v,
             Err(e) => {
                 self.restore_trash(sweep.trash);
-                Err(e)
+                return Err(e);
             }
+        };
+        self.empty_trash(sweep.trash);
+        let mut freed = sweep.bytes;
+        let mut incomplete = sweep.incomplete;
+        while incomplete {
+            let mut round = Sweep::default();
+            if let Err(e) = self.write(|tx| self.collect_tx(tx, &mut round)) {
+                self.restore_trash(round.trash);
+                return Err(e);
+            }
+            let progress = !round.trash.is_empty();
+            self.empty_trash(round.trash);
+            freed += round.bytes;
+            incomplete = round.incomplete && progress;
         }
+        Ok((v, freed))
     }
 
-    /// Moves to the trash each candidate blob nothing references; `None` means every blob file.
+    /// Moves to the trash each candidate blob nothing references; `None` means every blob
+    /// file.
     fn sweep_blobs(
         &self,
         tx: &Transaction<'_>,
@@ -129,8 +147,14 @@ impl Store {
                 Ok(m) => m.len(),
                 Err(_) => continue,
             };
-            if !self.trash_blob(&mut sweep.trash, &d)? {
-                continue;
+            match self.trash_blob(&mut sweep.trash, &d)? {
+                Moved::Yes => {}
+                Moved::Missing => continue,
+                // Left in place, unreferenced: a later round collects it.
+                Moved::NoSpace => {
+                    sweep.incomplete = true;
+                    continue;
+                }
             }
             tx.execute("DELETE FROM layers WHERE blob_digest = ?1", [&key])?;
             tx.execute("DELETE FROM snapshot_layers WHERE blob_digest = ?1", [&key])?;
@@ -184,16 +208,33 @@ impl Store {
                 }
             }
         }
-        let dead: Vec<&String> = parent_of.keys().filter(|k| !live.contains(*k)).collect();
+        let mut dead: Vec<&String> = parent_of.keys().filter(|k| !live.contains(*k)).collect();
         if dead.is_empty() {
             return Ok(());
         }
+        // Children before parents: if the file system is full and a directory cannot be
+        // moved, this one and the rest (its ancestors among them) stay, rows and all.
+        let depth = |key: &str| {
+            let mut d = 0usize;
+            let mut k = key;
+            while let Some(Some(p)) = parent_of.get(k)
+                && d < parent_of.len()
+            {
+                d += 1;
+                k = p.as_str();
+            }
+            d
+        };
+        dead.sort_by_cached_key(|k| (std::cmp::Reverse(depth(k.as_str())), k.to_string()));
         // Dead snapshots only have dead children; let the whole set go at commit.
         tx.pragma_update(None, "defer_foreign_keys", "ON")?;
         for key in dead {
             let (dir, size) = &dir_of[key];
+            if self.trash_snapshot_dir(&mut sweep.trash, dir)? == Moved::NoSpace {
+                sweep.incomplete = true;
+                break;
+            }
             tx.execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
-            self.trash_snapshot_dir(&mut sweep.trash, dir)?;
             sweep.bytes += size;
         }
         Ok(())
@@ -204,6 +245,10 @@ impl Store {
     /// its tags (`force` is needed when it has several). An image a container uses, or that
     /// another image builds on, is never deleted.
     pub fn remove_image(&self, name: &str, force: bool) -> Result<(Vec<RemoveEvent>, u64)> {
+        self.with_reserve(|| self.remove_image_once(name, force))
+    }
+
+    fn remove_image_once(&self, name: &str, force: bool) -> Result<(Vec<RemoveEvent>, u64)> {
         let image = self.resolve_image(name)?;
         let by_reference = crate::reference::normalize(name)
             .ok()
@@ -334,6 +379,14 @@ impl Store {
         scope: PruneScope,
         keep: &dyn Fn(&ImageRecord) -> bool,
     ) -> Result<PruneReport> {
+        self.with_reserve(|| self.prune_images_once(scope, keep))
+    }
+
+    fn prune_images_once(
+        &self,
+        scope: PruneScope,
+        keep: &dyn Fn(&ImageRecord) -> bool,
+    ) -> Result<PruneReport> {
         let (events, reclaimed) =
             self.write_sweep(|tx, sweep| self.prune_images_tx(tx, scope, keep, sweep))?;
         if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
@@ -385,6 +438,10 @@ impl Store {
     pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
         // It removes build-cache records: wait for running builds.
         let _guard = self.collect_guard(true)?;
+        self.with_reserve(|| self.system_prune_once(scope))
+    }
+
+    fn system_prune_once(&self, scope: PruneScope) -> Result<PruneReport> {
         let (mut report, reclaimed) = self.write_sweep(|tx, sweep| {
             let mut report = PruneReport::default();
             {
@@ -440,6 +497,10 @@ impl Store {
     /// Deletes every blob and snapshot nothing references (and leases of dead processes).
     /// Returns the bytes freed.
     pub fn collect_garbage(&self) -> Result<u64> {
+        self.with_reserve(|| self.collect_garbage_once())
+    }
+
+    pub(crate) fn collect_garbage_once(&self) -> Result<u64> {
         let ((), freed) = self.write_sweep(|tx, sweep| self.collect_tx(tx, sweep))?;
         Ok(freed)
     }
@@ -459,8 +520,10 @@ impl Store {
         for e in std::fs::read_dir(&snapdir).ctx("reading", &snapdir)? {
             let e = e.ctx("reading", &snapdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
-                self.trash_snapshot_dir(&mut sweep.trash, &name)?;
+            if !known.contains(&name)
+                && self.trash_snapshot_dir(&mut sweep.trash, &name)? == Moved::NoSpace
+            {
+                sweep.incomplete = true;
             }
         }
         Ok(())

@@ -7,6 +7,7 @@
 //! ├── index.json               tagged images (regenerated after every tag change)
 //! ├── blobs/sha256/<hex>       content-addressed blobs, immutable once renamed in
 //! ├── metadata-v1.db           SQLite (WAL): images, tags, layers, snapshots, cache, leases
+//! ├── reserve                  16 MiB kept allocated: room to prune on a full disk
 //! ├── snapshots-v1/<dir>       unpacked layer directories (made by kiln-snapshot)
 //! ├── trash/                   content unreferenced by a collection, deleted after its
 //! │                            commit (or put back by the next open if it never committed)
@@ -49,6 +50,10 @@ impl Layout {
     }
     pub fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
+    }
+    /// Space kept allocated so that pruning works on a full disk (see `reserve`).
+    pub fn reserve_path(&self) -> PathBuf {
+        self.root.join("reserve")
     }
     pub fn gc_lock_path(&self) -> PathBuf {
         self.root.join("gc.lock")

@@ -40,6 +40,7 @@ mod layout;
 mod lease;
 mod load;
 mod reference;
+mod reserve;
 mod save;
 mod snapshot;
 pub mod timestamp;
@@ -103,6 +104,7 @@ impl Store {
         };
         // A collection killed mid-way: put back what its transaction still references.
         store.recover_trash()?;
+        store.ensure_reserve();
         Ok(store)
     }
 

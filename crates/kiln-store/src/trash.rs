@@ -66,7 +66,24 @@ pub(crate) struct Trash {
     entries: Vec<(PathBuf, Origin)>,
 }
 
+/// What [`Store::trash_blob`] and [`Store::trash_snapshot_dir`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Moved; deleted after the commit.
+    Yes,
+    /// It was not there.
+    Missing,
+    /// The file system is full: left where it is.
+    NoSpace,
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Trash {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
 
 impl Store {
     fn origin_path(&self, origin: &Origin) -> PathBuf {
@@ -76,7 +93,7 @@ impl Store {
         }
     }
 
-    fn move_to_trash(&self, trash: &mut Trash, origin: Origin) -> Result<bool> {
+    fn move_to_trash(&self, trash: &mut Trash, origin: Origin) -> Result<Moved> {
         let from = self.origin_path(&origin);
         let (kind, what) = origin.tag();
         let to = self.layout().trash_dir().join(format!(
@@ -87,20 +104,23 @@ impl Store {
         match std::fs::rename(&from, &to) {
             Ok(()) => {
                 trash.entries.push((to, origin));
-                Ok(true)
+                Ok(Moved::Yes)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Moved::Missing),
+            // On a full disk the trash directory may have no room for another entry; the
+            // caller keeps the content for a later round, after this one has freed space.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Ok(Moved::NoSpace),
             Err(e) => Err(crate::Error::io("moving to trash", &from, e)),
         }
     }
 
-    /// Inside a write transaction: moves blob `digest` to the trash. False if it was not there.
-    pub(crate) fn trash_blob(&self, trash: &mut Trash, digest: &Digest) -> Result<bool> {
+    /// Inside a write transaction: moves blob `digest` to the trash.
+    pub(crate) fn trash_blob(&self, trash: &mut Trash, digest: &Digest) -> Result<Moved> {
         self.move_to_trash(trash, Origin::Blob(*digest))
     }
 
     /// Inside a write transaction: moves `snapshots-v1/<dir>` to the trash.
-    pub(crate) fn trash_snapshot_dir(&self, trash: &mut Trash, dir: &str) -> Result<bool> {
+    pub(crate) fn trash_snapshot_dir(&self, trash: &mut Trash, dir: &str) -> Result<Moved> {
         self.move_to_trash(trash, Origin::Snapshot(dir.to_string()))
     }
 

@@ -1,0 +1,532 @@
+//! Reliability: the store and the build under crashes, races and a full disk. Each test
+//! reproduces a failure found by probing kiln as an adversarial user would (kill -9 at random
+//! moments, removals racing builds, `system check --repair` racing builds, signals during the
+//! export, a 100% full file system). Run as root (overlayfs, namespaces, loop mounts).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests need root (overlay mounts, namespaces, loop devices): run them as root"
+    );
+}
+
+/// The busybox docker-archive, made once per test run.
+fn busybox_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-rel-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox.tar");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .output()
+            .expect("running make-busybox-image.sh");
+        assert!(
+            st.status.success(),
+            "make-busybox-image.sh failed (needs busybox-static): {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        out
+    })
+}
+
+struct Store {
+    _tmp: Option<tempfile::TempDir>,
+    root: PathBuf,
+    work: PathBuf,
+}
+
+impl Store {
+    fn new() -> Store {
+        require_root();
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let s = Store::at(tmp.path().join("root"), tmp.path().join("work"));
+        Store {
+            _tmp: Some(tmp),
+            ..s
+        }
+    }
+
+    fn at(root: PathBuf, work: PathBuf) -> Store {
+        std::fs::create_dir_all(&work).unwrap();
+        let s = Store {
+            _tmp: None,
+            root,
+            work,
+        };
+        s.ok(&["load", "-q", "-i", busybox_archive().to_str().unwrap()]);
+        s
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.env("KILN_ROOT", &self.root)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(args);
+        c
+    }
+
+    fn kiln(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kiln(args);
+        assert!(
+            out.status.success(),
+            "kiln {}: exit {:?}\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A build context directory named `name` holding `dockerfile`.
+    fn context(&self, name: &str, dockerfile: &str) -> PathBuf {
+        let d = self.work.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("Dockerfile"), dockerfile).unwrap();
+        d
+    }
+
+    fn build(&self, tag: &str, dockerfile: &str) {
+        let ctx = self.context(&format!("ctx-{}", tag.replace([':', '/'], "-")), dockerfile);
+        self.ok(&["build", "-q", "-t", tag, ctx.to_str().unwrap()]);
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn image_ids(&self) -> Vec<String> {
+        self.ok(&["images", "-a", "-q", "--no-trunc"])
+            .lines()
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// `system check` finds nothing broken, and every listed image is usable: it saves, and
+    /// a build can start FROM it.
+    fn assert_healthy(&self, what: &str) {
+        let out = self.kiln(&["system", "check"]);
+        assert!(
+            out.status.success(),
+            "{what}: system check found problems:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for id in self.image_ids() {
+            let dest = self.work.join("save.tar");
+            let out = self.kiln(&["save", "-o", dest.to_str().unwrap(), &id]);
+            assert!(
+                out.status.success(),
+                "{what}: save {id}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ctx = self.context("from-check", &format!("FROM {id}\nRUN true\n"));
+            let out = self.kiln(&["build", "-q", ctx.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{what}: build FROM {id}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Files in tmp/ (in-progress writes) left behind.
+    fn tmp_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("tmp"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An image of `layers` small layers on busybox, tagged `tag`.
+fn layered(s: &Store, tag: &str, layers: usize, salt: &str) {
+    let mut df = String::from("FROM localhost/busybox:latest\n");
+    for i in 0..layers {
+        df.push_str(&format!("RUN echo {salt}-{i} > /f{i}\n"));
+    }
+    s.build(tag, &df);
+}
+
+fn kill9(child: &mut Child) {
+    // SAFETY: kill on the pid of a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Issue item 2 (and the rest of the mutating commands): `kill -9` 5-45 ms into the command
+/// leaves a store that `system check` finds consistent, whose every image still saves and
+/// builds.
+#[test]
+fn kill_9_at_random_moments_of_every_mutating_command_loses_nothing() {
+    let commands: &[(&str, &[&str])] = &[
+        ("rmi", &["rmi", "-f", "app1", "app2", "app3"]),
+        ("image prune -a", &["image", "prune", "-a", "-f"]),
+        ("system prune -a", &["system", "prune", "-a", "-f"]),
+        ("builder prune -a", &["builder", "prune", "-a", "-f"]),
+        ("tag", &["tag", "app1", "app9"]),
+        ("save", &["save", "-o", "/dev/null", "app1", "app2"]),
+    ];
+    let mut kills = 0;
+    for (name, args) in commands {
+        for round in 0..6u64 {
+            let s = Store::new();
+            layered(&s, "app1", 12, "a");
+            layered(&s, "app2", 12, "b");
+            layered(&s, "app3", 4, "c");
+            let mut child = s.spawn(args);
+            std::thread::sleep(Duration::from_millis(5 + round * 8));
+            if child.try_wait().unwrap().is_none() {
+                kills += 1;
+            }
+            kill9(&mut child);
+            s.assert_healthy(&format!("kill -9 during {name} (round {round})"));
+        }
+    }
+    // Builds and loads, killed the same way.
+    for round in 0..6u64 {
+        let s = Store::new();
+        let ctx = s.context(
+            "killed-build",
+            &format!(
+                "FROM localhost/busybox:latest\nRUN echo {round} > /a\nRUN head -c 20000000 /dev/urandom > /big\nRUN echo done > /b\n"
+            ),
+        );
+        let mut child = s.spawn(&["build", "-q", "-t", "killed", ctx.to_str().unwrap()]);
+        std::thread::sleep(Duration::from_millis(20 + round * 60));
+        kill9(&mut child);
+        s.assert_healthy(&format!("kill -9 during build (round {round})"));
+        let mut child = s.spawn(&["load", "-i", busybox_archive().to_str().unwrap()]);
+        std::thread::sleep(Duration::from_millis(2 + round * 4));
+        kill9(&mut child);
+        s.assert_healthy(&format!("kill -9 during load (round {round})"));
+    }
+    assert!(
+        kills > 10,
+        "only {kills} commands were still running when killed: the test no longer probes anything"
+    );
+}
+
+/// Issue item 1: `system check --repair` running again and again while builds finish never
+/// removes (or reports) the fresh images.
+#[test]
+fn check_and_repair_racing_builds_keep_every_new_image() {
+    let s = Store::new();
+    // A big blob makes each check's hashing pass long: the window the race needs.
+    s.build(
+        "big",
+        "FROM localhost/busybox:latest\nRUN head -c 200000000 /dev/urandom > /big\n",
+    );
+    let stop = AtomicBool::new(false);
+    let reports = std::thread::scope(|sc| {
+        let checker = sc.spawn(|| {
+            let mut outs = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let args: &[&str] = if i % 2 == 0 {
+                    &["system", "check", "--repair"]
+                } else {
+                    &["system", "check"]
+                };
+                outs.push(s.kiln(args));
+                i += 1;
+            }
+            outs
+        });
+        let builders: Vec<_> = (0..4)
+            .map(|n| {
+                let s = &s;
+                sc.spawn(move || {
+                    let df = format!(
+                        "FROM localhost/busybox:latest\nRUN echo {n} > /n\nRUN sleep 0.{n}\nRUN echo x{n} > /m\n"
+                    );
+                    s.build(&format!("fresh{n}"), &df);
+                })
+            })
+            .collect();
+        for b in builders {
+            b.join().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        checker.join().unwrap()
+    });
+    assert!(
+        reports.len() >= 2,
+        "the checker ran {} times",
+        reports.len()
+    );
+    for out in &reports {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !text.contains("broken:") && !text.contains("repaired:"),
+            "a check racing builds reported problems:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = s.ok(&["images", "--format", "{{.Repository}}"]);
+    for n in 0..4 {
+        assert!(
+            listed.lines().any(|l| l == format!("fresh{n}")),
+            "fresh{n} is gone:\n{listed}"
+        );
+    }
+    s.assert_healthy("after check/repair racing builds");
+}
+
+/// Issue item 3: `rmi` and `image prune -a` of the base image while a build uses it: the
+/// build still succeeds, its image is complete, and the removed base's content goes once the
+/// build ends.
+#[test]
+fn removing_the_base_image_during_a_build_does_not_fail_the_build() {
+    let s = Store::new();
+    layered(&s, "base", 3, "base");
+    let ctx = s.context(
+        "uses-base",
+        "FROM base\nRUN sleep 2\nRUN echo done > /done\n",
+    );
+    let build = s.spawn(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "child",
+        ctx.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_millis(700));
+    s.ok(&["rmi", "base"]);
+    s.ok(&["image", "prune", "-a", "-f"]);
+    let out = build.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the build failed after its base was removed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = s.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(listed.lines().any(|l| l == "child"), "{listed}");
+    assert!(!listed.lines().any(|l| l == "base"), "{listed}");
+    s.assert_healthy("after rmi during a build");
+
+    // Eight builds at once with a prune racing them.
+    let s = Store::new();
+    layered(&s, "base", 3, "base");
+    let builds: Vec<Child> = (0..8)
+        .map(|n| {
+            let ctx = s.context(
+                &format!("par{n}"),
+                &format!("FROM base\nRUN sleep 1\nRUN echo {n} > /n\n"),
+            );
+            s.spawn(&[
+                "build",
+                "-q",
+                "-t",
+                &format!("par{n}"),
+                ctx.to_str().unwrap(),
+            ])
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    s.ok(&["rmi", "base"]);
+    s.ok(&["image", "prune", "-a", "-f"]);
+    for (n, b) in builds.into_iter().enumerate() {
+        let out = b.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "build {n} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    s.assert_healthy("after a prune racing eight builds");
+}
+
+/// Issue item 12: nothing says "built" when the build failed.
+#[test]
+fn a_failed_build_never_says_built() {
+    let s = Store::new();
+    let ctx = s.context("fails", "FROM localhost/busybox:latest\nRUN exit 3\n");
+    let out = s.kiln(&["build", "--progress=plain", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("built in"), "{err}");
+    let ctx = s.context("succeeds", "FROM localhost/busybox:latest\nRUN true\n");
+    let out = s.kiln(&["build", "--progress=plain", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("built in"), "{err}");
+}
+
+/// Issue item 13: SIGINT, SIGTERM or SIGHUP while a layer is being exported stops the export
+/// and removes the partial blob at once (not at the next command).
+#[test]
+fn a_signal_during_the_export_leaves_no_partial_blob() {
+    for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGTERM] {
+        let s = Store::new();
+        // gzip of 300 MB of random data: seconds of export.
+        let ctx = s.context(
+            "export",
+            "FROM localhost/busybox:latest\nRUN head -c 300000000 /dev/urandom > /big\n",
+        );
+        let mut child = s.spawn(&[
+            "build",
+            "-q",
+            "--compression",
+            "gzip",
+            "-t",
+            "x",
+            ctx.to_str().unwrap(),
+        ]);
+        let start = Instant::now();
+        // Wait for the layer blob's temp file: the export has begun.
+        loop {
+            if s.tmp_entries().iter().any(|n| n.contains(".blob-")) {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended before its export was seen"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no export started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "signal {sig}: the build succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cancelled"), "signal {sig}: {err}");
+        let left: Vec<String> = s
+            .tmp_entries()
+            .into_iter()
+            .filter(|n| n.contains(".blob-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "signal {sig}: partial blobs left: {left:?}"
+        );
+        assert!(!s.ok(&["images"]).contains("\nx "), "signal {sig}");
+        s.assert_healthy(&format!("after signal {sig} during export"));
+    }
+}
+
+/// A small ext4 file system on a loop device, unmounted on drop.
+struct LoopFs {
+    _img: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(mb: u64) -> LoopFs {
+        require_root();
+        let img = tempfile::tempdir_in("/var/tmp").unwrap();
+        let file = img.path().join("fs.img");
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(mb << 20).unwrap();
+        let st = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&file)
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs) is needed for the full-disk test");
+        assert!(st.success(), "mkfs.ext4 failed");
+        let mnt = img.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let st = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&file)
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -o loop failed (needs loop devices)");
+        LoopFs { _img: img, mnt }
+    }
+
+    /// Fills the file system to the last block.
+    fn fill(&self) {
+        for (name, bs) in [("filler", "1M"), ("filler2", "4k"), ("filler3", "1k")] {
+            let _ = Command::new("dd")
+                .args(["if=/dev/zero", &format!("bs={bs}")])
+                .arg(format!("of={}", self.mnt.join(name).display()))
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// Issue item 15: on a 100% full file system, `builder prune -a` and `system prune -a` work
+/// (that is when users run them), and leave a consistent store.
+#[test]
+fn prune_works_when_the_disk_is_full() {
+    let fs = LoopFs::new(300);
+    let s = Store::at(fs.mnt.join("store"), fs.mnt.join("work"));
+    layered(&s, "many", 300, "m");
+    s.build(
+        "big",
+        "FROM localhost/busybox:latest\nRUN head -c 30000000 /dev/urandom > /big\n",
+    );
+    fs.fill();
+    let out = s.kiln(&["builder", "prune", "-a", "-f"]);
+    assert!(
+        out.status.success(),
+        "builder prune -a on a full disk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let df = s.ok(&["system", "df"]);
+    let cache_line = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    assert!(
+        cache_line.split_whitespace().nth(2) == Some("0"),
+        "the build cache is not empty after builder prune -a:\n{df}"
+    );
+    s.ok(&["system", "check"]);
+    let _ = std::fs::remove_file(fs.mnt.join("work/save.tar"));
+    fs.fill();
+    let out = s.kiln(&["system", "prune", "-a", "-f"]);
+    assert!(
+        out.status.success(),
+        "system prune -a on a full disk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.image_ids(), Vec::<String>::new());
+    let out = s.kiln(&["system", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let trash: Vec<_> = std::fs::read_dir(s.root.join("trash")).unwrap().collect();
+    assert!(trash.is_empty(), "trash left behind: {trash:?}");
+}
