@@ -571,3 +571,79 @@ fn a_running_build_keeps_prunes_from_removing_cache_records() {
     assert!(!snap.path.exists());
     assert!(!store.builds_running());
 }
+
+/// A collection killed before its commit left a still-referenced blob and a snapshot
+/// directory in `trash/` (its transaction rolled back); one killed after its commit left
+/// content nothing references. The next open puts the first back and deletes the second.
+#[test]
+fn trash_of_a_killed_collection_is_put_back_or_deleted_as_the_database_says() {
+    let (dir, store) = store();
+    let id = add_image(&store, &[b"kept"], "2024-01-01T00:00:00Z", &["keep:1"]);
+    let layer = store.layers(&id).unwrap()[0].blob;
+    let lease = store.lease().unwrap();
+    let snap_dir = store.prepare_snapshot_dir().unwrap();
+    std::fs::write(snap_dir.join("f"), b"x").unwrap();
+    let snap = store
+        .commit_snapshot(&lease, "step:kept", None, &snap_dir)
+        .unwrap();
+    store
+        .cache_put("kept", b"{}", &[(RefKind::Snapshot, "step:kept")])
+        .unwrap();
+    drop(lease);
+    let root = dir.path().join("root");
+    let dead = "0.1"; // pid 0 never runs a userspace process: a dead owner
+    // Rolled back: the database still names the layer blob and the snapshot.
+    std::fs::rename(
+        root.join("blobs/sha256").join(layer.hex()),
+        root.join(format!("trash/{dead}.blob-{}.0", layer.hex())),
+    )
+    .unwrap();
+    let snap_name = snap.path.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::rename(
+        &snap.path,
+        root.join(format!("trash/{dead}.snap-{snap_name}.1")),
+    )
+    .unwrap();
+    // Committed: an unreferenced blob's entry.
+    let gone = Digest::of(b"nobody uses this");
+    std::fs::write(
+        root.join(format!("trash/{dead}.blob-{}.2", gone.hex())),
+        b"nobody uses this",
+    )
+    .unwrap();
+    drop(store);
+    let store = Store::open(&root).unwrap();
+    assert!(store.has_blob(&layer), "the referenced blob was put back");
+    assert!(snap.path.is_dir(), "the recorded snapshot was put back");
+    assert!(!store.has_blob(&gone));
+    assert_eq!(std::fs::read_dir(root.join("trash")).unwrap().count(), 0);
+    let report = store.check(false).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// `check` sees a consistent state: an image recorded after its hashing pass started is
+/// verified under the lock, not taken for broken.
+#[test]
+fn check_verifies_blobs_that_appear_after_its_hashing_pass() {
+    let (_dir, store) = store();
+    add_image(&store, &[b"one"], "2024-01-01T00:00:00Z", &["one:1"]);
+    // Many blobs make the unlocked pass long enough for a writer to finish meanwhile.
+    let lease = store.lease().unwrap();
+    for i in 0..2000u32 {
+        store.put_blob(&lease, &i.to_le_bytes(), None).unwrap();
+    }
+    std::thread::scope(|sc| {
+        let checker = sc.spawn(|| {
+            (0..10)
+                .map(|i| store.check(i % 2 == 0).unwrap())
+                .collect::<Vec<_>>()
+        });
+        for i in 0..30u8 {
+            add_image(&store, &[&[i; 3]], "2024-01-01T00:00:00Z", &[&format!("n:{i}")]);
+        }
+        for r in checker.join().unwrap() {
+            assert!(r.problems.is_empty(), "{:?}", r.problems);
+        }
+    });
+    assert_eq!(store.images().unwrap().len(), 31);
+}
