@@ -30,7 +30,7 @@ mod outputs;
 pub mod plan;
 mod prune;
 mod run;
-mod signals;
+pub mod signals;
 pub mod solve;
 mod ssh;
 mod unpack;

@@ -639,7 +639,12 @@ fn check_verifies_blobs_that_appear_after_its_hashing_pass() {
                 .collect::<Vec<_>>()
         });
         for i in 0..30u8 {
-            add_image(&store, &[&[i; 3]], "2024-01-01T00:00:00Z", &[&format!("n:{i}")]);
+            add_image(
+                &store,
+                &[&[i; 3]],
+                "2024-01-01T00:00:00Z",
+                &[&format!("n:{i}")],
+            );
         }
         for r in checker.join().unwrap() {
             assert!(r.problems.is_empty(), "{:?}", r.problems);
