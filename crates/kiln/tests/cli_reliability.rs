@@ -530,3 +530,35 @@ fn prune_works_when_the_disk_is_full() {
     let trash: Vec<_> = std::fs::read_dir(s.root.join("trash")).unwrap().collect();
     assert!(trash.is_empty(), "trash left behind: {trash:?}");
 }
+
+/// `system check` says what is broken and what `--repair` will do, before doing it.
+#[test]
+fn check_explains_each_problem_and_what_repair_will_do() {
+    let s = Store::new();
+    layered(&s, "victim", 2, "v");
+    let id = s.ok(&["inspect", "--format", "{{.Id}}", "victim"]);
+    let cfg = s
+        .root
+        .join("blobs/sha256")
+        .join(id.trim().trim_start_matches("sha256:"));
+    std::fs::write(&cfg, b"not the config").unwrap();
+    let out = s.kiln(&["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("broken: blob"), "{text}");
+    assert!(
+        text.contains("--repair deletes the blob and every image that needs it"),
+        "{text}"
+    );
+    assert!(text.contains("broken: image"), "{text}");
+    assert!(
+        text.contains("--repair removes the image and its tags"),
+        "{text}"
+    );
+    assert!(cfg.exists(), "a plain check changed nothing");
+    let out = s.kiln(&["system", "check", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("repaired: image"), "{text}");
+    s.assert_healthy("after repair");
+}
