@@ -16,6 +16,7 @@ use crate::Store;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{ImageRecord, load_images, parse_digest};
 use crate::lease::remove_dead_leases;
+use crate::refs::blob_is_live;
 use crate::trash::{Moved, Trash};
 
 /// One line of `rmi`/`prune` output.
@@ -62,19 +63,6 @@ struct Sweep {
 
 fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
-}
-
-pub(crate) fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
-    tx.query_row(
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)
-            OR EXISTS (SELECT 1 FROM image_layers WHERE blob_digest = ?1)
-            OR EXISTS (SELECT 1 FROM cache_refs WHERE kind = 'blob' AND target = ?1)
-            OR EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND target = ?1)",
-        [digest],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
 }
 
 impl Store {

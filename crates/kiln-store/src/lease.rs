@@ -87,20 +87,6 @@ impl Lease {
         })
     }
 
-    /// Protects the snapshot `key` and looks it up (marking it used), in one transaction.
-    /// The protection stays even when it does not exist yet: the caller is about to make it.
-    pub fn use_snapshot(&self, key: &str) -> Result<Option<crate::SnapshotInfo>> {
-        let snapdir = self.store.layout().snapshots_dir();
-        self.store.write(|tx| {
-            db::exec(
-                tx,
-                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'snapshot', ?2)",
-                params![self.id, key],
-            )?;
-            Ok(crate::snapshot::use_snapshot_tx(tx, &snapdir, key)?)
-        })
-    }
-
     /// For a build or container reading image `id`: protects its manifest, config and layer
     /// blobs and returns its layers, in one transaction; None if the image is gone. From then
     /// on the content stays while the lease lives, even if the image is removed (`rmi`
@@ -203,6 +189,10 @@ impl Lease {
     /// The lease's identifier.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 }
 

@@ -40,6 +40,7 @@ mod layout;
 mod lease;
 mod load;
 mod reference;
+mod refs;
 mod reserve;
 mod save;
 mod snapshot;

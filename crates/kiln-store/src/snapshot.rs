@@ -308,6 +308,22 @@ impl Store {
     }
 }
 
+impl Lease {
+    /// Protects the snapshot `key` and looks it up (marking it used), in one transaction.
+    /// The protection stays even when it does not exist yet: the caller is about to make it.
+    pub fn use_snapshot(&self, key: &str) -> Result<Option<crate::SnapshotInfo>> {
+        let snapdir = self.store().layout().snapshots_dir();
+        self.store().write(|tx| {
+            db::exec(
+                tx,
+                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'snapshot', ?2)",
+                params![self.id(), key],
+            )?;
+            Ok(use_snapshot_tx(tx, &snapdir, key)?)
+        })
+    }
+}
+
 #[cfg(test)]
 mod settle_tests {
     use super::*;

@@ -20,12 +20,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::Transaction;
 
 use crate::Digest;
 use crate::Store;
 use crate::error::{IoContext, Result};
 use crate::layout::{Layout, ProcessId, remove_any};
+use crate::refs::{blob_is_live, snapshot_dir_is_recorded};
 
 /// Where a trash entry came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,11 +218,8 @@ fn exists(p: &Path) -> bool {
 /// Does the database still reference what a trash entry held (its transaction rolled back)?
 fn still_needed(tx: &Transaction<'_>, origin: &Origin) -> rusqlite::Result<bool> {
     match origin {
-        Origin::Blob(d) => crate::gc::blob_is_live(tx, &d.to_string()),
-        Origin::Snapshot(dir) => Ok(tx
-            .query_row("SELECT 1 FROM snapshots WHERE dir = ?1", [dir], |_| Ok(()))
-            .optional()?
-            .is_some()),
+        Origin::Blob(d) => blob_is_live(tx, &d.to_string()),
+        Origin::Snapshot(dir) => snapshot_dir_is_recorded(tx, dir),
     }
 }
 
