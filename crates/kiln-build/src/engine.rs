@@ -137,7 +137,7 @@ impl ImageSource for StoreImages<'_> {
                 reference: reference.to_string(),
                 hint: "kiln does not pull from registries yet; load it first with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive)".into(),
             },
-            other => BuildError::Store(other.to_string()),
+            other => BuildError::Store(other),
         })?;
         // From here the image's content stays until the build ends, even if `rmi` or a
         // prune removes the image meanwhile.
@@ -165,7 +165,7 @@ impl ImageSource for StoreImages<'_> {
 }
 
 pub(crate) fn store_err(e: kiln_store::Error) -> BuildError {
-    BuildError::Store(e.to_string())
+    BuildError::Store(e)
 }
 
 /// Shared state of one build.

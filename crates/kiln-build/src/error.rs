@@ -25,7 +25,7 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] kiln_store::Error),
     #[error("build cancelled")]
     Cancelled,
     #[error("{0}")]

@@ -20,16 +20,17 @@ pub fn default_cache_limit() -> u64 {
 /// Remove build cache: everything (`all`), what was unused for `until`, then the least
 /// recently used records until at most `keep_storage` bytes remain. Returns the bytes freed.
 /// With no limit given it removes every record, as `docker builder prune` removes all
-/// unused build cache.
+/// unused build cache. `on_wait` is called first if running builds make it wait.
 pub fn prune_cache(
     root: &Path,
     all: bool,
     keep_storage: Option<u64>,
     until: Option<Duration>,
+    on_wait: &dyn Fn(),
 ) -> Result<u64> {
     let store = Store::open(root).map_err(store_err)?;
     if store.builds_running() {
-        eprintln!("waiting for running builds to finish before pruning the build cache...");
+        on_wait();
     }
     let limits = CachePrune {
         unused_for: until.map(|d| d.as_secs() as i64),

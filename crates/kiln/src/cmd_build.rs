@@ -365,7 +365,9 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = args.force;
-    let reclaimed = kiln_build::prune_cache(&global.store_root(), args.all, keep, until)?;
+    let reclaimed = kiln_build::prune_cache(&global.store_root(), args.all, keep, until, &|| {
+        eprintln!("waiting for running builds to finish before pruning the build cache...")
+    })?;
     println!(
         "Total:\t{}",
         crate::cmd_image::render::human_size(reclaimed)
