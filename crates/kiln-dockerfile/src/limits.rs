@@ -28,7 +28,7 @@ pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
 
 /// `16 MiB` for the limits above (all are whole MiB).
 pub fn human(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
