@@ -3,7 +3,8 @@
 //! config evolves as BuildKit's does. Planning does no I/O beyond asking an [`ImageSource`]
 //! for base images, so it is fast and testable with plain strings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
@@ -64,7 +65,9 @@ pub enum MountSource {
 #[derive(Debug, Clone)]
 pub struct RunOp {
     pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+    /// Shared by the RUNs between two ENV/ARG lines: a copy per RUN made planning quadratic
+    /// (and its memory: RUNs × variables).
+    pub env: Arc<[(String, String)]>,
     pub cwd: String,
     pub user: String,
     pub network: ast::NetworkMode,
@@ -437,6 +440,9 @@ impl Planner<'_> {
         }
         let env = config.config.env_pairs();
         let mut sev = self.ev.stage(&env);
+        let mut env_slots = EnvSlots::new(&config.config);
+        // What RUN gets, until the next ENV or ARG changes it.
+        let mut run_env: Option<Arc<[(String, String)]>> = None;
         let mut cmd_set = false;
         let network_none = self.opts.network_none;
 
@@ -447,12 +453,15 @@ impl Planner<'_> {
             let hist_by = created_by(x, rc);
             let mut layer_step: Option<StepIndex> = None;
             let mut record_history = true;
+            if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
+                run_env = None;
+            }
             match &x.command {
                 Command::From(_) => {}
                 Command::Arg(_) => record_history = false,
                 Command::Env(kv) => {
                     for p in &kv.pairs {
-                        rc.set_env(&p.key, &p.value);
+                        env_slots.set(rc, &p.key, &p.value);
                     }
                 }
                 Command::Label(kv) => {
@@ -559,10 +568,15 @@ impl Planner<'_> {
                         mounts.push(RunMount { mount, source });
                     }
                     let scripts = shebang_scripts(r);
-                    let mut env = sev.run_env();
-                    if !env.iter().any(|(k, _)| k == "PATH") {
-                        env.push(("PATH".into(), DEFAULT_PATH.into()));
-                    }
+                    let env = run_env
+                        .get_or_insert_with(|| {
+                            let mut env = sev.run_env();
+                            if !env.iter().any(|(k, _)| k == "PATH") {
+                                env.push(("PATH".into(), DEFAULT_PATH.into()));
+                            }
+                            env.into()
+                        })
+                        .clone();
                     let args_used = sev
                         .args()
                         .into_iter()
@@ -687,6 +701,36 @@ impl Planner<'_> {
             deps,
             text: x.original.trim().to_string(),
         })
+    }
+}
+
+/// `RunConfig::set_env` with an index of the names, so that a stage of many ENV lines is
+/// not quadratic (set_env looks for the name from the front, as this index does).
+struct EnvSlots(HashMap<String, usize>);
+
+impl EnvSlots {
+    fn new(rc: &RunConfig) -> EnvSlots {
+        let mut index = HashMap::new();
+        for (i, kv) in rc.env.iter().flatten().enumerate() {
+            let name = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            index.entry(name.to_string()).or_insert(i);
+        }
+        EnvSlots(index)
+    }
+
+    fn set(&mut self, rc: &mut RunConfig, name: &str, value: &str) {
+        let env = rc.env.get_or_insert_with(Vec::new);
+        let entry = format!("{name}={value}");
+        match self.0.get(name) {
+            Some(&i) => env[i] = entry,
+            None => {
+                // A name with `=` never matches an entry's name in set_env either.
+                if !name.contains('=') {
+                    self.0.insert(name.to_string(), env.len());
+                }
+                env.push(entry);
+            }
+        }
     }
 }
 
