@@ -356,6 +356,11 @@ impl StageEval<'_> {
         &self.env.list
     }
 
+    /// The stage's environment at the end, without copying it.
+    pub fn into_env(self) -> Vec<(String, String)> {
+        self.env.list
+    }
+
     /// Declared ARGs with values, not shadowed by ENV: what RUN sees besides ENV. A name
     /// declared with a value more than once appears once, with its last value, at the
     /// position of that declaration.
@@ -548,7 +553,14 @@ impl StageEval<'_> {
                 }
                 out.command = Command::Arg(Arg { args: decls });
             }
-            Command::Run(_) => used_args.extend(self.args().into_iter().map(|(k, _)| k)),
+            // The names of `args()`, without copying the values.
+            Command::Run(_) => {
+                for (n, v) in &self.args {
+                    if v.is_some() && self.env.get(n).is_none() && !used_args.contains(n) {
+                        used_args.insert(n.clone());
+                    }
+                }
+            }
             _ => {}
         }
         Ok(Expansion {
