@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
+use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
 use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType};
 
 use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
@@ -189,6 +190,8 @@ struct Planner<'a> {
     resolved: Vec<ResolvedImage>,
     by_ref: BTreeMap<String, usize>,
     stages: BTreeMap<usize, PlannedStage>,
+    /// The RUN environments so far, for `limits::MAX_RUN_ENV_BYTES`.
+    run_env_bytes: usize,
 }
 
 /// Build the plan for `df`.
@@ -209,6 +212,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         resolved: Vec::new(),
         by_ref: BTreeMap::new(),
         stages: BTreeMap::new(),
+        run_env_bytes: 0,
     };
     for level in &graph.levels {
         for &si in level {
@@ -441,8 +445,8 @@ impl Planner<'_> {
         let env = config.config.env_pairs();
         let mut sev = self.ev.stage(&env);
         let mut env_slots = EnvSlots::new(&config.config);
-        // What RUN gets, until the next ENV or ARG changes it.
-        let mut run_env: Option<Arc<[(String, String)]>> = None;
+        // What RUN gets (and its size), until the next ENV or ARG changes it.
+        let mut run_env: Option<(Arc<[(String, String)]>, usize)> = None;
         let mut cmd_set = false;
         let network_none = self.opts.network_none;
 
@@ -568,15 +572,20 @@ impl Planner<'_> {
                         mounts.push(RunMount { mount, source });
                     }
                     let scripts = shebang_scripts(r);
-                    let env = run_env
+                    let (env, env_bytes) = run_env
                         .get_or_insert_with(|| {
                             let mut env = sev.run_env();
                             if !env.iter().any(|(k, _)| k == "PATH") {
                                 env.push(("PATH".into(), DEFAULT_PATH.into()));
                             }
-                            env.into()
+                            let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+                            (env.into(), bytes)
                         })
                         .clone();
+                    self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
+                    if self.run_env_bytes > MAX_RUN_ENV_BYTES {
+                        return Err(run_env_too_large(x, env.len()));
+                    }
                     let args_used = sev
                         .args()
                         .into_iter()
@@ -702,6 +711,22 @@ impl Planner<'_> {
             text: x.original.trim().to_string(),
         })
     }
+}
+
+/// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.
+fn run_env_too_large(ins: &Instruction, vars: usize) -> BuildError {
+    BuildError::Dockerfile(kiln_dockerfile::Error {
+        kind: kiln_dockerfile::ErrorKind::Expansion,
+        file: "Dockerfile".into(),
+        span: ins.span,
+        message: format!(
+            "environment too large: the RUN instructions so far get more than {} of environment in all (kiln's limit); this one gets {vars} variables",
+            human(MAX_RUN_ENV_BYTES as u64)
+        ),
+        hint: Some(
+            "every RUN gets the whole environment: set fewer ENV/ARG variables, or set them before the RUNs rather than between them".into(),
+        ),
+    })
 }
 
 /// `RunConfig::set_env` with an index of the names, so that a stage of many ENV lines is

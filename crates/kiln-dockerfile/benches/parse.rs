@@ -29,15 +29,16 @@ fn generate_mix(lines: usize) -> String {
             s.push_str(&format!("FROM s{} AS s{stage}\n", stage - 1));
             continue;
         }
-        // The stage's latest E variable (most are set).
-        let prev = i - i % 8;
+        // Variables are set again and again (150 names), as in real files: a file that
+        // only adds variables between RUNs passes limits::MAX_RUN_ENV_BYTES.
+        let e = (i / 8) % 50;
         s.push_str(&match i % 8 {
-            0 => format!("ENV E{i}=${{G0:-e}}-{i}\n"),
-            1 => format!("RUN echo {i} $E{prev} && true\n"),
-            2 => format!("LABEL l{i}=\"$E{prev}\"\n"),
+            0 => format!("ENV E{e}=${{G0:-e}}-{i}\n"),
+            1 => format!("RUN echo {i} $E{e} && true\n"),
+            2 => format!("LABEL l{i}=\"$E{e}\"\n"),
             3 => format!("WORKDIR /w/${{G1}}/{i}\n"),
-            4 => format!("COPY --chown=1000 f{i} /d/$E{prev}/\n"),
-            5 => format!("ENV P{i}=${{E{prev}%-*}} Q{i}=x\n"),
+            4 => format!("COPY --chown=1000 f{i} /d/$E{e}/\n"),
+            5 => format!("ENV P{e}=${{E{e}%-*}} Q{e}=x\n"),
             6 => format!("USER u{i}\n"),
             _ => format!("EXPOSE {}\n", i % 60000 + 1),
         });

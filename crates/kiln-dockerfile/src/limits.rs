@@ -26,6 +26,12 @@ pub const MAX_WORD_GROWTH: usize = 1 << 20;
 /// [`MAX_WORD_GROWTH`] cannot add up to gigabytes.
 pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
 
+/// How much environment the RUN instructions of one build get, summed over the RUNs (each
+/// `K=V` counted with its `=` and terminating NUL, as `execve` sees it). Every RUN carries its whole
+/// environment (as BuildKit's exec ops do), so a file that alternates new ENV variables and
+/// RUNs is quadratic in memory: 12,500 ENV + 12,500 RUN lines took 24 GB to plan.
+pub const MAX_RUN_ENV_BYTES: usize = 64 << 20;
+
 /// `16 MiB` for the limits above (all are whole MiB).
 pub fn human(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {

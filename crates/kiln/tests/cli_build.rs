@@ -1322,3 +1322,28 @@ fn oversized_ignore_files_are_refused() {
     assert!(err.contains("--build-context extra="), "{err}");
     assert!(err.contains("larger than 16 MiB"), "{err}");
 }
+
+#[test]
+fn new_env_variables_between_runs_stop_at_the_run_environment_limit() {
+    // Every RUN gets the whole environment: 1,000 × (a new 1 KiB variable, RUN) would hand
+    // the RUNs 500 MiB in all. Planning stops at 64 MiB, before anything runs.
+    let c = Ctx::new();
+    let value = "v".repeat(1024);
+    let mut s = String::from("FROM scratch\n");
+    for i in 0..1000 {
+        s.push_str(&format!("ENV V{i}={value}\nRUN true\n"));
+    }
+    c.file("Dockerfile", &s);
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("environment too large"), "{err}");
+    assert!(err.contains("more than 64 MiB"), "{err}");
+    // About the 360th RUN (line 2 × 360 + 1): sum of k KiB for k up to n passes 64 MiB.
+    let line: usize = err
+        .split("Dockerfile:")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Dockerfile:LINE in {err}"));
+    assert!((700..760).contains(&line), "{err}");
+}
