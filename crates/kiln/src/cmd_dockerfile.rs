@@ -177,8 +177,9 @@ fn analyze_or_report(l: &Loaded, target: Option<&str>) -> Result<(Dockerfile, An
 }
 
 fn print_warnings(l: &Loaded, df: &Dockerfile, graph: &StageGraph) {
+    let lines = kiln_dockerfile::error::SourceLines::new(&l.source);
     for w in check::check(df) {
-        eprint!("{}", w.render(&l.display, &l.source));
+        eprint!("{}", w.render_in(&l.display, &lines));
     }
     for w in &graph.warnings {
         let mut msg = format!(
