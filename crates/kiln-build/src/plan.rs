@@ -63,12 +63,15 @@ pub enum MountSource {
     Image(usize),
 }
 
+/// A RUN's environment, shared by the RUNs between two ENV/ARG lines.
+pub type RunEnv = Arc<[(String, String)]>;
+
 #[derive(Debug, Clone)]
 pub struct RunOp {
     pub args: Vec<String>,
     /// Shared by the RUNs between two ENV/ARG lines: a copy per RUN made planning quadratic
     /// (and its memory: RUNs × variables).
-    pub env: Arc<[(String, String)]>,
+    pub env: RunEnv,
     pub cwd: String,
     pub user: String,
     pub network: ast::NetworkMode,
@@ -446,7 +449,7 @@ impl Planner<'_> {
         let mut sev = self.ev.stage(&env);
         let mut env_slots = EnvSlots::new(&config.config);
         // What RUN gets (and its size), until the next ENV or ARG changes it.
-        let mut run_env: Option<(Arc<[(String, String)]>, usize)> = None;
+        let mut run_env: Option<(RunEnv, usize)> = None;
         let mut cmd_set = false;
         let network_none = self.opts.network_none;
 
