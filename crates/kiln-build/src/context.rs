@@ -138,11 +138,33 @@ impl BuildContext {
     }
 }
 
+/// Read at most `limit` bytes of `path` (one of `kiln_dockerfile::limits`), for the files
+/// kiln parses whole: the Dockerfile and `.dockerignore`. A longer file fails with
+/// `ErrorKind::FileTooLarge` after reading `limit + 1` bytes, so `/dev/zero` or an endless
+/// pipe is refused at once instead of filling memory. `what` names the file in the message.
+pub fn read_capped(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "{what} is larger than {}, kiln's limit (BuildKit cannot receive a larger one either)",
+                kiln_dockerfile::limits::human(limit)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Read `dir/.dockerignore` (empty patterns when absent). The file itself may be ignored by
 /// its own patterns: the CLI still reads it (and the Dockerfile) directly.
 pub fn read_dockerignore(dir: &Path) -> Result<PatternSet, ContextError> {
     let p = dir.join(".dockerignore");
-    match std::fs::read(&p) {
+    let limit = kiln_dockerfile::limits::MAX_DOCKERIGNORE_BYTES;
+    match read_capped(&p, limit, ".dockerignore") {
         Ok(bytes) => {
             PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(|e| {
                 ContextError::Dockerignore {
@@ -152,6 +174,10 @@ pub fn read_dockerignore(dir: &Path) -> Result<PatternSet, ContextError> {
             })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PatternSet::default()),
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => Err(ContextError::Dockerignore {
+            path: p,
+            message: e.to_string(),
+        }),
         Err(source) => Err(ContextError::Open { path: p, source }),
     }
 }

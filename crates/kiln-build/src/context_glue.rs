@@ -29,10 +29,20 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
     let df = &opts.dockerfile_path;
     if let Some(name) = df.file_name() {
         let beside = df.with_file_name(format!("{}.dockerignore", name.to_string_lossy()));
-        if let Ok(text) = std::fs::read_to_string(&beside) {
-            return PatternSet::parse_dockerignore(&text).map_err(|e| {
-                BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message))
-            });
+        let limit = kiln_dockerfile::limits::MAX_DOCKERIGNORE_BYTES;
+        match crate::context::read_capped(&beside, limit, "the ignore file") {
+            Ok(bytes) => {
+                return PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(
+                    |e| {
+                        BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message))
+                    },
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(BuildError::Other(format!("{}: {e}", beside.display())));
+            }
+            // Absent (or unreadable, as before): the context's `.dockerignore` applies.
+            Err(_) => {}
         }
     }
     read_dockerignore(&opts.context).map_err(|e| BuildError::Other(e.to_string()))

@@ -3,10 +3,12 @@
 //! config evolves as BuildKit's does. Planning does no I/O beyond asking an [`ImageSource`]
 //! for base images, so it is fast and testable with plain strings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
+use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
 use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType};
 
 use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
@@ -61,10 +63,15 @@ pub enum MountSource {
     Image(usize),
 }
 
+/// A RUN's environment, shared by the RUNs between two ENV/ARG lines.
+pub type RunEnv = Arc<[(String, String)]>;
+
 #[derive(Debug, Clone)]
 pub struct RunOp {
     pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+    /// Shared by the RUNs between two ENV/ARG lines: a copy per RUN made planning quadratic
+    /// (and its memory: RUNs × variables).
+    pub env: RunEnv,
     pub cwd: String,
     pub user: String,
     pub network: ast::NetworkMode,
@@ -186,6 +193,8 @@ struct Planner<'a> {
     resolved: Vec<ResolvedImage>,
     by_ref: BTreeMap<String, usize>,
     stages: BTreeMap<usize, PlannedStage>,
+    /// The RUN environments so far, for `limits::MAX_RUN_ENV_BYTES`.
+    run_env_bytes: usize,
 }
 
 /// Build the plan for `df`.
@@ -206,6 +215,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         resolved: Vec::new(),
         by_ref: BTreeMap::new(),
         stages: BTreeMap::new(),
+        run_env_bytes: 0,
     };
     for level in &graph.levels {
         for &si in level {
@@ -437,6 +447,9 @@ impl Planner<'_> {
         }
         let env = config.config.env_pairs();
         let mut sev = self.ev.stage(&env);
+        let mut env_slots = EnvSlots::new(&config.config);
+        // What RUN gets (and its size), until the next ENV or ARG changes it.
+        let mut run_env: Option<(RunEnv, usize)> = None;
         let mut cmd_set = false;
         let network_none = self.opts.network_none;
 
@@ -447,12 +460,15 @@ impl Planner<'_> {
             let hist_by = created_by(x, rc);
             let mut layer_step: Option<StepIndex> = None;
             let mut record_history = true;
+            if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
+                run_env = None;
+            }
             match &x.command {
                 Command::From(_) => {}
                 Command::Arg(_) => record_history = false,
                 Command::Env(kv) => {
                     for p in &kv.pairs {
-                        rc.set_env(&p.key, &p.value);
+                        env_slots.set(rc, &p.key, &p.value);
                     }
                 }
                 Command::Label(kv) => {
@@ -559,9 +575,19 @@ impl Planner<'_> {
                         mounts.push(RunMount { mount, source });
                     }
                     let scripts = shebang_scripts(r);
-                    let mut env = sev.run_env();
-                    if !env.iter().any(|(k, _)| k == "PATH") {
-                        env.push(("PATH".into(), DEFAULT_PATH.into()));
+                    let (env, env_bytes) = run_env
+                        .get_or_insert_with(|| {
+                            let mut env = sev.run_env();
+                            if !env.iter().any(|(k, _)| k == "PATH") {
+                                env.push(("PATH".into(), DEFAULT_PATH.into()));
+                            }
+                            let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+                            (env.into(), bytes)
+                        })
+                        .clone();
+                    self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
+                    if self.run_env_bytes > MAX_RUN_ENV_BYTES {
+                        return Err(run_env_too_large(x, env.len()));
                     }
                     let args_used = sev
                         .args()
@@ -687,6 +713,52 @@ impl Planner<'_> {
             deps,
             text: x.original.trim().to_string(),
         })
+    }
+}
+
+/// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.
+fn run_env_too_large(ins: &Instruction, vars: usize) -> BuildError {
+    BuildError::Dockerfile(kiln_dockerfile::Error {
+        kind: kiln_dockerfile::ErrorKind::Expansion,
+        file: "Dockerfile".into(),
+        span: ins.span,
+        message: format!(
+            "environment too large: the RUN instructions so far get more than {} of environment in all (kiln's limit); this one gets {vars} variables",
+            human(MAX_RUN_ENV_BYTES as u64)
+        ),
+        hint: Some(
+            "every RUN gets the whole environment: set fewer ENV/ARG variables, or set them before the RUNs rather than between them".into(),
+        ),
+    })
+}
+
+/// `RunConfig::set_env` with an index of the names, so that a stage of many ENV lines is
+/// not quadratic (set_env looks for the name from the front, as this index does).
+struct EnvSlots(HashMap<String, usize>);
+
+impl EnvSlots {
+    fn new(rc: &RunConfig) -> EnvSlots {
+        let mut index = HashMap::new();
+        for (i, kv) in rc.env.iter().flatten().enumerate() {
+            let name = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            index.entry(name.to_string()).or_insert(i);
+        }
+        EnvSlots(index)
+    }
+
+    fn set(&mut self, rc: &mut RunConfig, name: &str, value: &str) {
+        let env = rc.env.get_or_insert_with(Vec::new);
+        let entry = format!("{name}={value}");
+        match self.0.get(name) {
+            Some(&i) => env[i] = entry,
+            None => {
+                // A name with `=` never matches an entry's name in set_env either.
+                if !name.contains('=') {
+                    self.0.insert(name.to_string(), env.len());
+                }
+                env.push(entry);
+            }
+        }
     }
 }
 

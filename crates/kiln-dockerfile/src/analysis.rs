@@ -36,11 +36,13 @@ pub fn analyze(
     let mut stages: Vec<StageAnalysis> = Vec::new();
     for st in &df.stages {
         let from = ev.resolve_from(st)?;
-        let base_env = match graph.stages[st.index].base {
-            Base::Stage { index } if index < stages.len() => stages[index].env.clone(),
-            _ => Vec::new(),
+        // Borrowed, not cloned: in a chain of stages the environment grows with the file,
+        // and every copy of it per stage counts.
+        let base_env: &[(String, String)] = match graph.stages[st.index].base {
+            Base::Stage { index } if index < stages.len() => &stages[index].env,
+            _ => &[],
         };
-        let mut se = ev.stage(&base_env);
+        let mut se = ev.stage(base_env);
         let mut instructions = Vec::with_capacity(st.instructions.len());
         for ins in &st.instructions {
             instructions.push(se.expand_instruction(ins)?);
@@ -48,7 +50,7 @@ pub fn analyze(
         stages.push(StageAnalysis {
             from,
             instructions,
-            env: se.env().to_vec(),
+            env: se.into_env(),
         });
     }
     Ok(Analysis {

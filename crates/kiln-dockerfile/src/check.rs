@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::ast::{Command, CommandLine, Dockerfile, Instruction};
-use crate::error::render_diagnostic;
+use crate::error::{SourceLines, render_diagnostic, render_diagnostic_line};
 use crate::span::Span;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +26,18 @@ impl Warning {
             kebab.push(c.to_ascii_lowercase());
         }
         format!("https://docs.docker.com/go/dockerfile/rule/{kebab}/")
+    }
+
+    /// [`Warning::render`] with the lines indexed once, for rendering many warnings.
+    pub fn render_in(&self, file: &str, lines: &SourceLines<'_>) -> String {
+        render_diagnostic_line(
+            &format!("warning[{}]", self.rule),
+            file,
+            self.span,
+            &self.message,
+            Some(&self.url()),
+            lines.get(self.span.line),
+        )
     }
 
     pub fn render(&self, file: &str, source: &str) -> String {
@@ -489,5 +501,22 @@ mod tests {
             w.render("Dockerfile", "FROM a\nMAINTAINER me\n")
                 .contains("2 | MAINTAINER me")
         );
+    }
+
+    #[test]
+    fn render_in_indexed_lines_matches_render() {
+        let src = "\u{feff}FROM a\nenv A=1\nMAINTAINER me\nENV B=2\nENV C=3\n";
+        let warnings = check(&crate::parse(src).unwrap());
+        assert!(warnings.len() >= 2, "{warnings:?}");
+        let lines = SourceLines::new(src);
+        for w in &warnings {
+            assert_eq!(
+                w.render_in("Dockerfile", &lines),
+                w.render("Dockerfile", src)
+            );
+        }
+        assert_eq!(lines.get(0), None);
+        assert_eq!(lines.get(2), Some("env A=1"));
+        assert_eq!(lines.get(6), None);
     }
 }

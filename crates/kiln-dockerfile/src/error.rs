@@ -82,6 +82,27 @@ impl Error {
     }
 }
 
+/// The lines of a Dockerfile, indexed once, for rendering many diagnostics: finding the
+/// line of each from the start of the text made 50k warnings on a 100k-line file take 30 s.
+pub struct SourceLines<'a>(Vec<&'a str>);
+
+impl<'a> SourceLines<'a> {
+    pub fn new(source: &'a str) -> Self {
+        SourceLines(
+            source
+                .strip_prefix('\u{feff}')
+                .unwrap_or(source)
+                .lines()
+                .collect(),
+        )
+    }
+
+    /// Line `line` (1-based), if there is one.
+    pub fn get(&self, line: usize) -> Option<&'a str> {
+        line.checked_sub(1).and_then(|i| self.0.get(i).copied())
+    }
+}
+
 /// Shared by errors and check warnings.
 pub(crate) fn render_diagnostic(
     level: &str,
@@ -91,8 +112,6 @@ pub(crate) fn render_diagnostic(
     hint: Option<&str>,
     source: &str,
 ) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{level}: {message}");
     let source_line = if span.line > 0 {
         source
             .strip_prefix('\u{feff}')
@@ -102,6 +121,20 @@ pub(crate) fn render_diagnostic(
     } else {
         None
     };
+    render_diagnostic_line(level, file, span, message, hint, source_line)
+}
+
+/// [`render_diagnostic`] with the source line already found.
+pub(crate) fn render_diagnostic_line(
+    level: &str,
+    file: &str,
+    span: Span,
+    message: &str,
+    hint: Option<&str>,
+    source_line: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{level}: {message}");
     if span.line == 0 {
         let _ = writeln!(out, " --> {file}");
     } else {

@@ -10,13 +10,15 @@
 //! - ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR, `--chown`/`--chmod`/`--checksum`
 //!   and `--mount` values (except `from`) are expanded; RUN/CMD/ENTRYPOINT are left to the shell.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use crate::ast::*;
 use crate::error::{Error, ErrorKind};
 use crate::expand::{ExpandError, Lexer, Lookup};
+use crate::limits::{MAX_EXPANDED_BYTES, human};
 use crate::span::Span;
 
 /// `os/arch[/variant]`.
@@ -112,18 +114,37 @@ pub struct ResolvedFrom {
     pub used_args: BTreeSet<String>,
 }
 
-/// Ordered variables where a later set replaces the value in place.
+/// Ordered variables where a later set replaces the value in place. The index (name → first
+/// position) keeps `get`/`set` O(1): a scan per ENV made 100k ENV lines take minutes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Vars(Vec<(String, String)>);
+struct Vars {
+    list: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
 
 impl Vars {
+    /// From pairs that may repeat a name (an image's `Env`); the first one counts, as a scan
+    /// from the front would find it.
+    fn from_pairs(pairs: &[(String, String)]) -> Vars {
+        let mut index = HashMap::with_capacity(pairs.len());
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            index.entry(k.clone()).or_insert(i);
+        }
+        Vars {
+            list: pairs.to_vec(),
+            index,
+        }
+    }
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.index.get(k).map(|&i| self.list[i].1.as_str())
     }
     fn set(&mut self, k: &str, v: String) {
-        match self.0.iter_mut().find(|(n, _)| n == k) {
-            Some(e) => e.1 = v,
-            None => self.0.push((k.to_string(), v)),
+        match self.index.get(k) {
+            Some(&i) => self.list[i].1 = v,
+            None => {
+                self.index.insert(k.to_string(), self.list.len());
+                self.list.push((k.to_string(), v));
+            }
         }
     }
 }
@@ -143,6 +164,18 @@ pub struct Evaluator {
     global: Vars,
     /// Names declared by ARGs before the first FROM.
     declared_global: BTreeSet<String>,
+    /// Bytes of expanded words so far, for [`MAX_EXPANDED_BYTES`]; shared by the stages.
+    expanded: Expanded,
+}
+
+/// A byte counter that can be bumped through `&Evaluator` (stages borrow it shared).
+#[derive(Debug, Default)]
+struct Expanded(AtomicUsize);
+
+impl Clone for Expanded {
+    fn clone(&self) -> Self {
+        Expanded(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 fn expand_err(e: ExpandError, span: Span) -> Error {
@@ -172,6 +205,7 @@ impl Evaluator {
             lexer: Lexer::new(df.escape),
             global,
             declared_global: BTreeSet::new(),
+            expanded: Expanded::default(),
         };
         for ins in &df.meta_args {
             let Command::Arg(a) = &ins.command else {
@@ -188,6 +222,7 @@ impl Evaluator {
                         .process_word(def, &ev.global)
                         .map_err(|e| expand_err(e, ins.span))?
                         .value;
+                    ev.charge(v.len(), ins.span)?;
                     ev.global.set(&d.name, v);
                 }
             }
@@ -199,9 +234,33 @@ impl Evaluator {
         &self.opts
     }
 
+    /// Count `n` expanded bytes against [`MAX_EXPANDED_BYTES`]; `span` is the instruction
+    /// that passes it.
+    fn charge(&self, n: usize, span: Span) -> Result<(), Error> {
+        let total = self
+            .expanded
+            .0
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        if total > MAX_EXPANDED_BYTES {
+            return Err(Error::new(
+                ErrorKind::Expansion,
+                span,
+                format!(
+                    "expansion too large: the Dockerfile's expanded words add up to more than {} (kiln's limit)",
+                    human(MAX_EXPANDED_BYTES as u64)
+                ),
+            )
+            .with_hint(Some(
+                "the limit stops ARG/ENV values from multiplying; see \"Limits\" in docs/dockerfile.md".into(),
+            )));
+        }
+        Ok(())
+    }
+
     /// The global scope (platform ARGs and meta ARGs with values).
     pub fn global_args(&self) -> BTreeMap<String, String> {
-        self.global.0.iter().cloned().collect()
+        self.global.list.iter().cloned().collect()
     }
 
     /// Expand a stage's FROM line (image and `--platform`) with the global scope.
@@ -211,6 +270,7 @@ impl Evaluator {
             .lexer
             .process_word(&f.image, &self.global)
             .map_err(|e| expand_err(e, stage.span))?;
+        self.charge(img.value.len(), stage.span)?;
         if img.value.is_empty() {
             return Err(Error::new(
                 ErrorKind::Expansion,
@@ -229,6 +289,7 @@ impl Evaluator {
                     .lexer
                     .process_word(p, &self.global)
                     .map_err(|e| expand_err(e, stage.span))?;
+                self.charge(e.value.len(), stage.span)?;
                 if e.value.is_empty() {
                     return Err(Error::new(
                         ErrorKind::Expansion,
@@ -254,8 +315,9 @@ impl Evaluator {
     pub fn stage(&self, base_env: &[(String, String)]) -> StageEval<'_> {
         StageEval {
             ev: self,
-            env: Vars(base_env.to_vec()),
+            env: Vars::from_pairs(base_env),
             args: Vec::new(),
+            latest_arg: HashMap::new(),
         }
     }
 }
@@ -267,22 +329,23 @@ pub struct StageEval<'a> {
     env: Vars,
     /// Declared ARGs in order, with their value (None = declared without a value).
     args: Vec<(String, Option<String>)>,
+    /// Name → position in `args` of its latest declaration (the one a lookup sees).
+    latest_arg: HashMap<String, usize>,
 }
 
-/// ENV first (it overrides ARG), then ARGs that have a value.
+/// ENV first (it overrides ARG), then the latest declaration of an ARG, if it has a value.
 struct Scope<'s> {
     env: &'s Vars,
     args: &'s [(String, Option<String>)],
+    latest_arg: &'s HashMap<String, usize>,
 }
 
 impl Lookup for Scope<'_> {
     fn lookup(&self, name: &str) -> Option<&str> {
         self.env.get(name).or_else(|| {
-            self.args
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| v.as_deref())
+            self.latest_arg
+                .get(name)
+                .and_then(|&i| self.args[i].1.as_deref())
         })
     }
 }
@@ -290,26 +353,37 @@ impl Lookup for Scope<'_> {
 impl StageEval<'_> {
     /// The stage's environment so far (what the image config will hold).
     pub fn env(&self) -> &[(String, String)] {
-        &self.env.0
+        &self.env.list
     }
 
-    /// Declared ARGs with values, not shadowed by ENV: what RUN sees besides ENV.
+    /// The stage's environment at the end, without copying it.
+    pub fn into_env(self) -> Vec<(String, String)> {
+        self.env.list
+    }
+
+    /// Declared ARGs with values, not shadowed by ENV: what RUN sees besides ENV. A name
+    /// declared with a value more than once appears once, with its last value, at the
+    /// position of that declaration.
     pub fn args(&self) -> Vec<(String, String)> {
+        // From the back, so that the last declaration of a name is the one kept (a
+        // `retain` per declaration was quadratic).
+        let mut seen = HashSet::new();
         let mut out: Vec<(String, String)> = Vec::new();
-        for (n, v) in &self.args {
+        for (n, v) in self.args.iter().rev() {
             if let Some(v) = v
                 && self.env.get(n).is_none()
+                && seen.insert(n.as_str())
             {
-                out.retain(|(k, _)| k != n);
                 out.push((n.clone(), v.clone()));
             }
         }
+        out.reverse();
         out
     }
 
     /// The environment a RUN gets: ENV, then ARGs, then proxy build args not declared.
     pub fn run_env(&self) -> Vec<(String, String)> {
-        let mut out = self.env.0.clone();
+        let mut out = self.env.list.clone();
         out.extend(self.args());
         for p in PROXY_ARGS {
             if out.iter().all(|(k, _)| k != p)
@@ -325,19 +399,21 @@ impl StageEval<'_> {
         Scope {
             env: &self.env,
             args: &self.args,
+            latest_arg: &self.latest_arg,
         }
     }
 
     /// Names in `used` that resolved to an ARG (not ENV).
     fn arg_uses(&self, used: BTreeSet<String>) -> BTreeSet<String> {
         used.into_iter()
-            .filter(|n| self.env.get(n).is_none() && self.args.iter().any(|(a, _)| a == n))
+            .filter(|n| self.env.get(n).is_none() && self.latest_arg.contains_key(n))
             .collect()
     }
 
     /// Expand `ins` with the current scope and apply its ENV/ARG effects.
     pub fn expand_instruction(&mut self, ins: &Instruction) -> Result<Expansion, Error> {
-        let lexer = self.ev.lexer;
+        let ev = self.ev;
+        let lexer = ev.lexer;
         let span = ins.span;
         let mut used = BTreeSet::new();
         let mut out = ins.clone();
@@ -347,6 +423,7 @@ impl StageEval<'_> {
                 let e = lexer
                     .process_word(w, &scope)
                     .map_err(|e| expand_err(e, word_span(ins, w)))?;
+                ev.charge(e.value.len(), word_span(ins, w))?;
                 used.extend(e.used);
                 Ok(e.value)
             };
@@ -385,6 +462,7 @@ impl StageEval<'_> {
                     }
                     for h in &mut c.inline {
                         expand_heredoc(h, &scope, &mut used, span)?;
+                        ev.charge(h.content.len(), span)?;
                     }
                 }
                 Command::Add(c) => {
@@ -400,6 +478,7 @@ impl StageEval<'_> {
                     }
                     for h in &mut c.inline {
                         expand_heredoc(h, &scope, &mut used, span)?;
+                        ev.charge(h.content.len(), span)?;
                     }
                 }
                 Command::Expose(e) => {
@@ -408,6 +487,7 @@ impl StageEval<'_> {
                         let x = lexer
                             .process_words(p, &scope)
                             .map_err(|e| expand_err(e, span))?;
+                        ev.charge(x.value.iter().map(String::len).sum(), span)?;
                         used.extend(x.used);
                         ports.extend(x.value);
                     }
@@ -418,14 +498,17 @@ impl StageEval<'_> {
                 }
                 Command::Run(r) => {
                     for m in &mut r.mounts {
+                        let mut total = 0;
                         let mut expand = |v: &str| -> Result<String, String> {
                             let e = lexer.process_word(v, &scope).map_err(|e| e.message)?;
                             used.extend(e.used);
+                            total += e.value.len();
                             Ok(e.value)
                         };
                         let resolved = m
                             .resolve(&mut expand)
                             .map_err(|msg| Error::new(ErrorKind::Flag, m.span, msg))?;
+                        ev.charge(total, m.span)?;
                         m.resolved = Some(resolved);
                     }
                 }
@@ -448,7 +531,7 @@ impl StageEval<'_> {
                     } else if let Some(def) = &d.default {
                         let e = lexer
                             .process_word(def, &self.scope())
-                            .map_err(|e| expand_err(e, span))?;
+                            .map_err(|e| expand_err(e, word_span(ins, def)))?;
                         used_args.extend(self.arg_uses(e.used));
                         Some(e.value)
                     } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name)
@@ -457,7 +540,11 @@ impl StageEval<'_> {
                     } else {
                         None
                     };
+                    if let Some(v) = &value {
+                        self.ev.charge(v.len(), span)?;
+                    }
                     used_args.insert(d.name.clone());
+                    self.latest_arg.insert(d.name.clone(), self.args.len());
                     self.args.push((d.name.clone(), value.clone()));
                     decls.push(ArgDecl {
                         name: d.name.clone(),
@@ -466,7 +553,14 @@ impl StageEval<'_> {
                 }
                 out.command = Command::Arg(Arg { args: decls });
             }
-            Command::Run(_) => used_args.extend(self.args().into_iter().map(|(k, _)| k)),
+            // The names of `args()`, without copying the values.
+            Command::Run(_) => {
+                for (n, v) in &self.args {
+                    if v.is_some() && self.env.get(n).is_none() && !used_args.contains(n) {
+                        used_args.insert(n.clone());
+                    }
+                }
+            }
             _ => {}
         }
         Ok(Expansion {

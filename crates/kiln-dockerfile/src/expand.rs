@@ -17,6 +17,8 @@ use std::hash::BuildHasher;
 
 use regex::Regex;
 
+use crate::limits::{MAX_WORD_GROWTH, human};
+
 /// Where variable values come from during expansion.
 pub trait Lookup {
     /// The value of `name`, or `None` when the variable is not set (unset ≠ empty).
@@ -173,6 +175,7 @@ impl Lexer {
             used: BTreeSet::new(),
             unset: BTreeSet::new(),
             depth: 0,
+            budget: word.len().saturating_add(MAX_WORD_GROWTH),
         };
         match scan.stop_on(None, opts.raw_escapes, out) {
             Ok(()) => Ok((scan.used, scan.unset)),
@@ -190,6 +193,17 @@ const MISSING_BRACE: &str = "syntax error: missing '}'";
 /// How deep `${...}` may nest: each level recurses, and a hostile word must not overflow
 /// the stack (BuildKit has no limit; no real Dockerfile comes near this).
 const MAX_NESTING: usize = 200;
+
+/// The error when a word's expansion passes its budget (see [`MAX_WORD_GROWTH`]).
+fn too_large(offset: usize) -> Fail {
+    fail(
+        offset,
+        format!(
+            "expansion too large: the word would grow by more than {} (kiln's limit, which stops exponential ARG/ENV expansion)",
+            human(MAX_WORD_GROWTH as u64)
+        ),
+    )
+}
 
 /// An error before it learns which word it belongs to.
 struct Fail {
@@ -298,6 +312,9 @@ struct Scan<'a> {
     used: BTreeSet<String>,
     unset: BTreeSet<String>,
     depth: usize,
+    /// Bytes this word may still write into any buffer (its result and the intermediate
+    /// results of nested substitutions): memory and time stay linear in the input.
+    budget: usize,
 }
 
 impl<'a> Scan<'a> {
@@ -313,6 +330,18 @@ impl<'a> Scan<'a> {
 
     fn at_eof(&self) -> bool {
         self.pos >= self.src.len()
+    }
+
+    /// Account for `n` bytes about to be written; fails (before any allocation) when the
+    /// word's budget is spent.
+    fn charge(&mut self, n: usize) -> Result<(), Fail> {
+        match self.budget.checked_sub(n) {
+            Some(rest) => {
+                self.budget = rest;
+                Ok(())
+            }
+            None => Err(too_large(self.pos)),
+        }
     }
 
     fn get_env(&mut self, name: &str) -> Option<&'a str> {
@@ -337,17 +366,21 @@ impl<'a> Scan<'a> {
             match ch {
                 '$' => {
                     let value = self.dollar()?;
+                    self.charge(value.len())?;
                     out.expanded(&value);
                 }
                 '<' => {
                     let text = self.possible_heredoc();
+                    self.charge(text.len())?;
                     out.raw_str(text);
                 }
                 '\'' if !self.opts.skip_process_quotes => {
                     let text = self.single_quote()?;
+                    self.charge(text.len())?;
                     out.raw_str(text);
                 }
                 '"' if !self.opts.skip_process_quotes => {
+                    // Charged as `double_quote` built it; moving it here is not growth.
                     let text = self.double_quote(raw)?;
                     out.raw_str(&text);
                 }
@@ -355,14 +388,19 @@ impl<'a> Scan<'a> {
                     self.pos += ch.len_utf8();
                     if ch == self.escape {
                         if raw {
+                            self.charge(ch.len_utf8())?;
                             out.raw_char(ch);
                         }
                         // An escape at the very end of the word is dropped.
                         match self.next() {
-                            Some(escaped) => out.raw_char(escaped),
+                            Some(escaped) => {
+                                self.charge(escaped.len_utf8())?;
+                                out.raw_char(escaped)
+                            }
                             None => break,
                         }
                     } else {
+                        self.charge(ch.len_utf8())?;
                         out.lit(ch);
                     }
                 }
@@ -427,6 +465,7 @@ impl<'a> Scan<'a> {
                 }
                 Some('$') => {
                     let value = self.dollar()?;
+                    self.charge(value.len())?;
                     out.push_str(&value);
                 }
                 Some(mut ch) => {
@@ -444,6 +483,7 @@ impl<'a> Scan<'a> {
                             Some(_) => {}
                         }
                     }
+                    self.charge(ch.len_utf8())?;
                     out.push(ch);
                 }
             }
@@ -639,9 +679,15 @@ impl<'a> Scan<'a> {
             return Ok(Cow::Owned(format!("${{{name}/{pattern}/{replacement}}}")));
         }
         let value = value.unwrap_or("");
-        pattern::replace(&pattern, value, &replacement, all)
-            .map(Cow::Owned)
-            .map_err(|msg| fail(start, msg))
+        // The result is charged as it is built: `${v//?/$0$0…}` multiplies a value.
+        let budget = self.budget;
+        let (result, used) =
+            pattern::replace(&pattern, value, &replacement, all, budget).map_err(|e| match e {
+                pattern::ReplaceError::TooLarge => too_large(start),
+                pattern::ReplaceError::Pattern(msg) => fail(start, msg),
+            })?;
+        self.budget -= used;
+        Ok(Cow::Owned(result))
     }
 }
 
@@ -727,28 +773,52 @@ mod pattern {
         out.into_iter().collect()
     }
 
+    pub(super) enum ReplaceError {
+        Pattern(String),
+        /// The result would be longer than the budget.
+        TooLarge,
+    }
+
+    /// `${v/p/r}` and `${v//p/r}`: the result, and its length, which is at most `budget`.
     pub(super) fn replace(
         pattern: &str,
         value: &str,
         replacement: &str,
         all: bool,
-    ) -> Result<String, String> {
-        let re = to_regex(pattern, true, false).map_err(|e| invalid(pattern, e))?;
-        if all {
-            return Ok(replace_all(&re, value, replacement));
+        budget: usize,
+    ) -> Result<(String, usize), ReplaceError> {
+        let re = to_regex(pattern, true, false)
+            .map_err(|e| ReplaceError::Pattern(invalid(pattern, e)))?;
+        let out = if all {
+            replace_all(&re, value, replacement, budget)?
+        } else {
+            // The single replacement is inserted as is; only `//` goes through Go's template
+            // expansion (BuildKit calls `ReplaceAllString` there).
+            if value.len().saturating_add(replacement.len()) > budget {
+                return Err(ReplaceError::TooLarge);
+            }
+            match re.find(value) {
+                Some(m) => format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..]),
+                None => value.to_owned(),
+            }
+        };
+        let len = out.len();
+        if len > budget {
+            return Err(ReplaceError::TooLarge);
         }
-        // The single replacement is inserted as is; only `//` goes through Go's template
-        // expansion (BuildKit calls `ReplaceAllString` there).
-        Ok(match re.find(value) {
-            Some(m) => format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..]),
-            None => value.to_owned(),
-        })
+        Ok((out, len))
     }
 
     /// Go's `Regexp.ReplaceAllString`: successive non-overlapping matches, an empty match
     /// right after a previous match is skipped, and `$` in the replacement is a template.
-    fn replace_all(re: &Regex, src: &str, template: &str) -> String {
-        let mut out = String::with_capacity(src.len());
+    /// Stops with `TooLarge` as soon as the result passes `budget`.
+    fn replace_all(
+        re: &Regex,
+        src: &str,
+        template: &str,
+        budget: usize,
+    ) -> Result<String, ReplaceError> {
+        let mut out = String::with_capacity(src.len().min(budget));
         let mut last_end = 0;
         let mut search = 0;
         while search <= src.len() {
@@ -756,8 +826,13 @@ mod pattern {
                 break;
             };
             out.push_str(&src[last_end..m.start()]);
-            if m.end() > last_end || m.start() == 0 {
-                expand_template(&mut out, template, m.as_str());
+            if (m.end() > last_end || m.start() == 0)
+                && !expand_template(&mut out, template, m.as_str(), budget)
+            {
+                return Err(ReplaceError::TooLarge);
+            }
+            if out.len() > budget {
+                return Err(ReplaceError::TooLarge);
             }
             last_end = m.end();
             let width = src[search..].chars().next().map_or(0, char::len_utf8);
@@ -770,14 +845,18 @@ mod pattern {
             }
         }
         out.push_str(&src[last_end..]);
-        out
+        Ok(out)
     }
 
     /// Go's `Regexp.expand` for a regex without groups: `$$` is `$`, `$0`/`${0}` the match,
-    /// any other `$name`/`${name}` nothing, and a `$` that starts no name is kept.
-    fn expand_template(dst: &mut String, template: &str, matched: &str) {
+    /// any other `$name`/`${name}` nothing, and a `$` that starts no name is kept. Returns
+    /// false, having stopped, when `dst` would pass `budget` bytes.
+    fn expand_template(dst: &mut String, template: &str, matched: &str, budget: usize) -> bool {
         let mut rest = template;
         while let Some(i) = rest.find('$') {
+            if dst.len() + i > budget {
+                return false;
+            }
             dst.push_str(&rest[..i]);
             rest = &rest[i + 1..];
             if let Some(after) = rest.strip_prefix('$') {
@@ -802,6 +881,9 @@ mod pattern {
             match after {
                 Some(after) if !name.is_empty() => {
                     if name == "0" {
+                        if dst.len() + matched.len() > budget {
+                            return false;
+                        }
                         dst.push_str(matched);
                     }
                     rest = after;
@@ -809,7 +891,11 @@ mod pattern {
                 _ => dst.push('$'),
             }
         }
+        if dst.len() + rest.len() > budget {
+            return false;
+        }
         dst.push_str(rest);
+        true
     }
 }
 

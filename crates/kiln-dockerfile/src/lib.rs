@@ -19,6 +19,7 @@ pub mod eval;
 pub mod expand;
 pub mod graph;
 mod instr;
+pub mod limits;
 pub mod mount;
 mod parser;
 mod scanner;

@@ -1,22 +1,39 @@
 //! Instructions → a `Dockerfile`: global ARGs, stages, and the structural checks that need
 //! the whole file (instructions before FROM, duplicate stage names).
 
+use std::collections::HashMap;
+
 use crate::ast::{Command, Dockerfile, Instruction, Stage};
 use crate::error::{Error, ErrorKind};
 use crate::instr::next_instruction;
+use crate::limits::{MAX_DOCKERFILE_BYTES, human};
 use crate::scanner::Scanner;
 use crate::span::Span;
 
 pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
+    // Callers that read files stop at the limit already; this covers text from elsewhere.
+    if src.len() as u64 > MAX_DOCKERFILE_BYTES {
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            Span::default(),
+            format!(
+                "Dockerfile too large: {} bytes, the limit is {}",
+                src.len(),
+                human(MAX_DOCKERFILE_BYTES)
+            ),
+        ));
+    }
     let mut sc = Scanner::new(src);
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
+    // Stage name → index, so that a file of many stages is not quadratic in them.
+    let mut names: HashMap<String, usize> = HashMap::new();
     let mut any = false;
     while let Some(ins) = next_instruction(&mut sc)? {
         any = true;
         if let Command::From(f) = &ins.command {
             if let Some(name) = &f.name
-                && let Some(prev) = stages.iter().find(|s| s.name.as_deref() == Some(name))
+                && let Some(prev) = names.get(name).map(|&i| &stages[i])
             {
                 let span = name_span(&ins).unwrap_or(ins.span);
                 return Err(Error::new(
@@ -28,6 +45,9 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
                     "stage {name:?} is already defined on line {}",
                     prev.span.line
                 ))));
+            }
+            if let Some(name) = &f.name {
+                names.insert(name.clone(), stages.len());
             }
             stages.push(Stage {
                 index: stages.len(),

@@ -241,7 +241,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let dockerfile = find_dockerfile(&context, args.file.as_deref());
-    let text = std::fs::read_to_string(&dockerfile)
+    let limit = kiln_dockerfile::limits::MAX_DOCKERFILE_BYTES;
+    let text = kiln_build::context::read_capped(&dockerfile, limit, "the Dockerfile")
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
         .with_context(|| format!("failed to read dockerfile {}", dockerfile.display()))?;
     if let Some(p) = &args.platform {
         let host = "linux/amd64";

@@ -109,8 +109,12 @@ struct Loaded {
 
 fn load(input: &Input) -> Result<Loaded, ExitCode> {
     let path = dockerfile_path(input);
-    let source = match std::fs::read(&path) {
+    let limit = kiln_dockerfile::limits::MAX_DOCKERFILE_BYTES;
+    let source = match kiln_build::context::read_capped(&path, limit, "the Dockerfile") {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(usage_error(&format!("{}: {e}", path.display())));
+        }
         Err(e) => {
             return Err(usage_error(&format!(
                 "cannot read Dockerfile {}: {e} (use -f PATH or give the build context directory)",
@@ -173,8 +177,9 @@ fn analyze_or_report(l: &Loaded, target: Option<&str>) -> Result<(Dockerfile, An
 }
 
 fn print_warnings(l: &Loaded, df: &Dockerfile, graph: &StageGraph) {
+    let lines = kiln_dockerfile::error::SourceLines::new(&l.source);
     for w in check::check(df) {
-        eprint!("{}", w.render(&l.display, &l.source));
+        eprint!("{}", w.render_in(&l.display, &lines));
     }
     for w in &graph.warnings {
         let mut msg = format!(

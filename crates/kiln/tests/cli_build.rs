@@ -1256,3 +1256,94 @@ fn a_named_context_replaces_the_stage_of_the_same_name() {
         "a stage only the replaced one needed ran:\n{err}"
     );
 }
+
+// Limits on hostile input ("Limits" in docs/dockerfile.md): refused with a message and exit
+// status 1, never a signal; nothing is run.
+
+#[test]
+fn an_exponential_arg_bomb_fails_at_planning_with_the_location() {
+    let c = Ctx::new();
+    let mut s = String::from("FROM scratch\nARG A=xxxxxxxx\nARG A1=${A}${A}\n");
+    for i in 2..=40 {
+        s.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+    }
+    s.push_str("RUN echo $A40\n");
+    c.file("Dockerfile", &s);
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+    assert!(err.contains("Dockerfile:20:9"), "{err}");
+}
+
+#[test]
+fn a_dockerfile_from_dev_zero_is_refused() {
+    assert!(Path::new("/dev/zero").exists(), "this test needs /dev/zero");
+    let c = Ctx::new();
+    let (code, _, err) = c.build(&["-f", "/dev/zero"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/dev/zero"), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+}
+
+/// A sparse file of 17 MiB: bigger than the limit without writing that much.
+fn oversized(path: &Path) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(17 << 20).unwrap();
+}
+
+#[test]
+fn oversized_ignore_files_are_refused() {
+    let c = Ctx::new();
+    c.file("Dockerfile", "FROM scratch\nCOPY a /a\n");
+    c.file("a", "a\n");
+    oversized(&c.ctx.join(".dockerignore"));
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(".dockerignore"), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+
+    // `<Dockerfile>.dockerignore` is read before the context's.
+    std::fs::remove_file(c.ctx.join(".dockerignore")).unwrap();
+    oversized(&c.ctx.join("Dockerfile.dockerignore"));
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Dockerfile.dockerignore"), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+    std::fs::remove_file(c.ctx.join("Dockerfile.dockerignore")).unwrap();
+
+    // A `--build-context` directory's own `.dockerignore`.
+    let extra = c._tmp.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    oversized(&extra.join(".dockerignore"));
+    c.file("Dockerfile", "FROM scratch\nCOPY --from=extra . /x\n");
+    let named = format!("extra={}", extra.display());
+    let (code, _, err) = c.build(&["--build-context", &named]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--build-context extra="), "{err}");
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+}
+
+#[test]
+fn new_env_variables_between_runs_stop_at_the_run_environment_limit() {
+    // Every RUN gets the whole environment: 1,000 × (a new 1 KiB variable, RUN) would hand
+    // the RUNs 500 MiB in all. Planning stops at 64 MiB, before anything runs.
+    let c = Ctx::new();
+    let value = "v".repeat(1024);
+    let mut s = String::from("FROM scratch\n");
+    for i in 0..1000 {
+        s.push_str(&format!("ENV V{i}={value}\nRUN true\n"));
+    }
+    c.file("Dockerfile", &s);
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("environment too large"), "{err}");
+    assert!(err.contains("more than 64 MiB"), "{err}");
+    // About the 360th RUN (line 2 × 360 + 1): sum of k KiB for k up to n passes 64 MiB.
+    let line: usize = err
+        .split("Dockerfile:")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Dockerfile:LINE in {err}"));
+    assert!((700..760).contains(&line), "{err}");
+}
