@@ -519,6 +519,15 @@ fn mount_op(m: &oci_spec::runtime::Mount) -> Result<MountOp> {
     let typ = m.typ().clone().unwrap_or_default();
     let source = m.source().clone().unwrap_or_default();
     let describe = format!("mount {typ} {source:?} on {dest:?}");
+    // As runc: procfs on /proc and nothing below it. Another file system there would hide
+    // the /proc/self/fd paths this executor mounts through and the masked /proc entries.
+    let clean = RootPath::new(dest)?;
+    let c = clean.full.as_bytes();
+    if (c == b"proc" && typ != "proc") || c.starts_with(b"proc/") {
+        return Err(RuntimeError::InvalidSpec {
+            what: format!("{describe}: only procfs may be mounted on /proc, and nothing below it"),
+        });
+    }
     let is_bind = opts.bind.is_some() || typ == "bind" || typ == "rbind";
     let (kind, file_target) = if is_bind {
         if !source.is_absolute() {

@@ -1,0 +1,336 @@
+//! End-to-end `kiln build` tests of what a build may see and do: `.dockerignore` on every read
+//! of the context, relative context paths, mounts over the container's own paths, device
+//! nodes, exports of images with symlinked directories, and huge commands in messages. The
+//! real binary, a temporary store, the busybox image from scripts/make-busybox-image.sh,
+//! overlayfs and namespaces for real (run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+/// The busybox docker-archive, made once per test run.
+fn busybox_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-safety-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox.tar");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .output()
+            .expect("running make-busybox-image.sh");
+        assert!(
+            st.status.success(),
+            "make-busybox-image.sh failed (needs busybox-static): {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        out
+    })
+}
+
+struct Ctx {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    ctx: PathBuf,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let ctx = tmp.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        let c = Ctx { tmp, root, ctx };
+        let out = c.kiln_in(
+            None,
+            &["load", "-q", "-i", busybox_archive().to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+
+    fn file(&self, rel: &str, content: &str) -> &Self {
+        let p = self.ctx.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    /// Run kiln with `cwd` as its working directory (default: the test's).
+    fn kiln_in(&self, cwd: Option<&Path>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.env("KILN_ROOT", &self.root)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(args);
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// `kiln build --progress=plain ARGS CONTEXT`; returns (exit code, stdout, stderr).
+    fn build(&self, args: &[&str]) -> (i32, String, String) {
+        let ctx = self.ctx.to_str().unwrap().to_string();
+        let mut a = vec!["build", "--progress=plain"];
+        a.extend_from_slice(args);
+        a.push(&ctx);
+        let out = self.kiln_in(None, &a);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn build_ok(&self, args: &[&str]) -> String {
+        let (code, _, err) = self.build(args);
+        assert_eq!(code, 0, "build failed:\n{err}");
+        err
+    }
+
+    /// The final filesystem of a build, via `--output type=local`.
+    fn export(&self, args: &[&str]) -> PathBuf {
+        let dest = self.fresh("out");
+        let o = format!("type=local,dest={}", dest.display());
+        let mut a = vec!["-o", o.as_str()];
+        a.extend_from_slice(args);
+        self.build_ok(&a);
+        dest
+    }
+
+    /// A path in the test's temporary directory that does not exist yet.
+    fn fresh(&self, prefix: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        self.tmp
+            .path()
+            .join(format!("{prefix}-{}", N.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    fn tmp_is_empty(&self) -> bool {
+        std::fs::read_dir(self.root.join("tmp"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    }
+}
+
+fn read(dir: &Path, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+// ---- item 6: relative context paths ---------------------------------------------------------
+
+/// The README's form: `cd CONTEXT && kiln build .`, with every mount type, a relative
+/// `--secret src=`, a relative `--build-context`, and an SSH agent socket given relatively.
+#[test]
+fn relative_context_path_works_for_every_mount_type() {
+    let c = Ctx::new();
+    let extra = c.tmp.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("e.txt"), "extra\n").unwrap();
+    let _agent = std::os::unix::net::UnixListener::bind(c.ctx.join("agent.sock")).unwrap();
+    c.file("a.txt", "ctx\n")
+        .file("sub/b.txt", "sub\n")
+        .file("tok.txt", "s3cret")
+        .file(
+            "Dockerfile",
+            "FROM localhost/busybox:latest AS stage\n\
+             RUN echo stage > /s.txt\n\
+             FROM localhost/busybox:latest\n\
+             RUN --mount=type=bind,target=/c cat /c/a.txt > /r-bind\n\
+             RUN --mount=type=bind,source=sub,target=/c cat /c/b.txt > /r-bind-source\n\
+             RUN --mount=type=bind,rw,target=/c echo x > /c/new && cat /c/a.txt > /r-bind-rw\n\
+             RUN --mount=type=bind,from=stage,source=/s.txt,target=/s cat /s > /r-stage\n\
+             RUN --mount=type=bind,from=extra,target=/e cat /e/e.txt > /r-named\n\
+             RUN --mount=type=cache,target=/cache echo cache > /cache/x && cat /cache/x > /r-cache\n\
+             RUN --mount=type=tmpfs,target=/t echo tmpfs > /t/x && cat /t/x > /r-tmpfs\n\
+             RUN --mount=type=secret,id=tok cat /run/secrets/tok > /r-secret\n\
+             RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo ssh > /r-ssh\n",
+        );
+    let dest = c.fresh("out");
+    let o = format!("type=local,dest={}", dest.display());
+    let out = c.kiln_in(
+        Some(&c.ctx),
+        &[
+            "build",
+            "--progress=plain",
+            "--secret",
+            "id=tok,src=tok.txt",
+            "--build-context",
+            "extra=../extra",
+            "--ssh",
+            "default=./agent.sock",
+            "-o",
+            &o,
+            ".",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "kiln build . failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (f, want) in [
+        ("r-bind", "ctx\n"),
+        ("r-bind-source", "sub\n"),
+        ("r-bind-rw", "ctx\n"),
+        ("r-stage", "stage\n"),
+        ("r-named", "extra\n"),
+        ("r-cache", "cache\n"),
+        ("r-tmpfs", "tmpfs\n"),
+        ("r-secret", "s3cret"),
+        ("r-ssh", "ssh\n"),
+    ] {
+        assert_eq!(read(&dest, f), want, "{f}");
+    }
+    assert!(!c.ctx.join("new").exists(), "rw writes reached the context");
+    assert!(c.tmp_is_empty(), "the build left temporary files");
+}
+
+// ---- item 8: mounts over /proc and /sys ----------------------------------------------------
+
+#[test]
+fn mounts_over_proc_and_sys_are_refused_with_the_line() {
+    let c = Ctx::new();
+    for (target, kind) in [
+        ("/proc", "tmpfs"),
+        ("/proc/sys", "tmpfs"),
+        ("/sys", "tmpfs"),
+        ("/sys/fs/cgroup", "tmpfs"),
+        ("/dev", "tmpfs"),
+        ("/proc", "cache"),
+        ("/./proc/../proc", "bind"),
+    ] {
+        c.file(
+            "Dockerfile",
+            &format!(
+                "FROM localhost/busybox:latest\n\nRUN --mount=type={kind},target={target} true\n"
+            ),
+        );
+        let (code, _, err) = c.build(&[]);
+        assert_eq!(code, 1, "{target} ({kind}) was accepted:\n{err}");
+        assert!(err.contains("Dockerfile:3"), "{target}: no line:\n{err}");
+        assert!(
+            err.contains(&format!("--mount target {target:?}")) && err.contains("not allowed"),
+            "{target}: unclear message:\n{err}"
+        );
+        assert!(c.tmp_is_empty(), "a refused mount left temporary files");
+    }
+    // Below /dev is fine (/dev/shm is a common tmpfs target), and so is a relative target
+    // that only looks like /proc: it is below the working directory.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nWORKDIR /w\n\
+         RUN --mount=type=tmpfs,target=/dev/shm echo a > /dev/shm/a && cat /dev/shm/a > /shm\n\
+         RUN --mount=type=tmpfs,target=proc touch /w/proc/x && ls /proc/self/fd >/dev/null && echo ok > /rel\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(read(&out, "shm"), "a\n");
+    assert_eq!(read(&out, "rel"), "ok\n");
+}
+
+// ---- item 14: huge commands are not echoed whole --------------------------------------------
+
+#[test]
+fn a_huge_failing_command_is_not_echoed_whole() {
+    let c = Ctx::new();
+    // 10 MB in one RUN: too long for execve, so the RUN fails.
+    let big = "x".repeat(10 << 20);
+    c.file(
+        "Dockerfile",
+        &format!("FROM localhost/busybox:latest\nRUN echo {big}\n"),
+    );
+    let (code, out, err) = c.build(&[]);
+    assert_eq!(code, 1, "{}", &err[..err.len().min(4000)]);
+    assert!(
+        err.len() + out.len() < 64 << 10,
+        "{} bytes of output for a {} byte command",
+        err.len() + out.len(),
+        big.len()
+    );
+    assert!(
+        err.contains("Argument list too long"),
+        "the cause is lost:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("({} bytes)", "RUN echo ".len() + big.len())),
+        "no size marker:\n{err}"
+    );
+}
+
+// ---- item 4: .dockerignore applies to bind mounts of a context ------------------------------
+
+#[test]
+fn bind_mounts_of_a_context_hide_what_dockerignore_excludes() {
+    let c = Ctx::new();
+    let extra = c.tmp.path().join("extra");
+    std::fs::create_dir_all(extra.join("d")).unwrap();
+    std::fs::write(extra.join("e.txt"), "e\n").unwrap();
+    std::fs::write(extra.join("d/hidden"), "h\n").unwrap();
+    std::fs::write(extra.join(".dockerignore"), "d/hidden\n").unwrap();
+    c.file(".dockerignore", "secret\n**/*.log\n!logs/keep.log\n")
+        .file("a.txt", "a\n")
+        .file("secret/key", "k\n")
+        .file("node.log", "n\n")
+        .file("logs/x.log", "x\n")
+        .file("logs/keep.log", "keep\n")
+        .file("logs/sub/y.log", "y\n")
+        .file(
+            "Dockerfile",
+            "FROM localhost/busybox:latest\n\
+             COPY . /copy\n\
+             RUN find /copy | sed s,^/copy,/c, | sort > /copy-list\n\
+             RUN --mount=type=bind,target=/c find /c | sort > /bind-list\n\
+             RUN --mount=type=bind,target=/c,rw find /c | sort > /rw-list && rm -rf /c/logs && echo x > /c/new\n\
+             RUN --mount=type=bind,source=logs,target=/c find /c | sort > /source-list\n\
+             RUN --mount=type=bind,from=extra,target=/c find /c | sort > /named-list\n",
+        );
+    let out = c.export(&["--build-context", &format!("extra={}", extra.display())]);
+    let copy = read(&out, "copy-list");
+    assert!(
+        !copy.contains("secret") && !copy.contains("x.log"),
+        "{copy}"
+    );
+    assert!(copy.contains("/c/logs/keep.log"), "{copy}");
+    assert_eq!(
+        read(&out, "bind-list"),
+        copy,
+        "a bind mount sees what COPY sees"
+    );
+    assert_eq!(read(&out, "rw-list"), copy, "so does a rw bind mount");
+    assert_eq!(read(&out, "source-list"), "/c\n/c/keep.log\n/c/sub\n");
+    assert_eq!(
+        read(&out, "named-list"),
+        "/c\n/c/.dockerignore\n/c/d\n/c/e.txt\n",
+        "a named context applies its own .dockerignore"
+    );
+    assert!(c.ctx.join("logs/x.log").exists() && !c.ctx.join("new").exists());
+    assert!(c.tmp_is_empty(), "the build left temporary files");
+
+    // A source that is itself excluded does not exist, as for COPY.
+    for source in ["secret", "secret/key", "node.log"] {
+        c.file(
+            "Dockerfile",
+            &format!(
+                "FROM localhost/busybox:latest\nRUN --mount=type=bind,source={source},target=/c cat /c\n"
+            ),
+        );
+        let (code, _, err) = c.build(&[]);
+        assert_eq!(code, 1, "{source}: excluded source was mounted:\n{err}");
+        assert!(
+            err.contains(&format!("\"/{source}\": not found")) && err.contains("Dockerfile:2"),
+            "{source}: {err}"
+        );
+    }
+}
