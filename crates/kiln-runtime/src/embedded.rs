@@ -11,19 +11,38 @@ use libc::c_int;
 use oci_spec::runtime::Spec;
 
 use crate::child::{self, Failure, stage};
+use crate::devices::{DeviceCgroup, Enforcement};
 use crate::error::{Result, RuntimeError};
 use crate::plan::Plan;
 use crate::stdio::{ExitStatus, Stdio};
+
+/// `CAP_MKNOD`'s bit number.
+const CAP_MKNOD: u32 = 27;
 
 /// A started container process, as a pid and a pidfd.
 pub(crate) struct Process {
     pub pid: u32,
     pub pidfd: OwnedFd,
+    /// Removed once the process has been reaped.
+    pub cgroup: Option<DeviceCgroup>,
 }
 
 pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
-    let plan = Plan::new(spec)?;
+    let mut plan = Plan::new(spec)?;
     create_mount_points(&plan)?;
+    let cgroup = match crate::devices::enforce(&plan.device_rules)? {
+        Enforcement::None => None,
+        Enforcement::Cgroup(cg) => {
+            plan.cgroup_procs = cg.procs.as_raw_fd();
+            Some(cg)
+        }
+        Enforcement::DropMknod => {
+            if let Some(c) = &mut plan.caps {
+                c.drop_cap(CAP_MKNOD);
+            }
+            None
+        }
+    };
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -79,6 +98,7 @@ pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
     let process = Process {
         pid: pid as u32,
         pidfd,
+        cgroup,
     };
     // The container has its own copies now; EOF on the report pipe means execve succeeded.
     drop(report_wr);
@@ -180,6 +200,7 @@ fn describe(plan: &Plan, f: Failure) -> RuntimeError {
         }
         stage::STDIO => "set up stdio".to_string(),
         stage::PDEATHSIG => "set the parent-death signal".to_string(),
+        stage::DEVICE_CGROUP => "join the device cgroup".to_string(),
         stage::JOIN_NS => format!(
             "join {}",
             plan.join

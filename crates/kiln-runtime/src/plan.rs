@@ -154,6 +154,10 @@ pub(crate) struct Plan {
     pub groups: Vec<libc::gid_t>,
     pub umask: libc::mode_t,
     pub caps: Option<CapMasks>,
+    /// The spec's `linux.resources.devices` (enforced by the parent: devices.rs).
+    pub device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+    /// `cgroup.procs` of the container's device cgroup, or -1: the child moves itself in.
+    pub cgroup_procs: c_int,
     pub no_new_privs: bool,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
@@ -178,6 +182,18 @@ const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
     ("urandom", 1, 9),
     ("tty", 5, 0),
 ];
+
+impl CapMasks {
+    /// Remove one capability from every set.
+    pub fn drop_cap(&mut self, cap: u32) {
+        let bit = !(1u64 << cap);
+        self.bounding &= bit;
+        self.effective &= bit;
+        self.permitted &= bit;
+        self.inheritable &= bit;
+        self.ambient &= bit;
+    }
+}
 
 impl Plan {
     /// Check `spec` and turn it into a plan. Fails on what the embedded executor cannot do.
@@ -420,6 +436,12 @@ impl Plan {
             groups: user.additional_gids().clone().unwrap_or_default(),
             umask: user.umask().unwrap_or(0o022),
             caps,
+            device_rules: linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.devices().clone())
+                .unwrap_or_default(),
+            cgroup_procs: -1,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             rlimits,
             oom_score_adj: process
