@@ -334,3 +334,143 @@ fn bind_mounts_of_a_context_hide_what_dockerignore_excludes() {
         );
     }
 }
+
+// ---- item 7: outputs of images whose upper layers write through a lower layer's symlink ------
+
+/// The entries of a tar file: path → (entry type, link target or contents).
+fn tar_entries(file: &Path) -> std::collections::BTreeMap<String, (tar::EntryType, String)> {
+    use std::io::Read;
+    let mut a = tar::Archive::new(std::fs::File::open(file).unwrap());
+    let mut out = std::collections::BTreeMap::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let kind = e.header().entry_type();
+        let what = match e.link_name().unwrap() {
+            Some(l) => l.to_string_lossy().into_owned(),
+            None => {
+                let mut s = String::new();
+                let _ = e.read_to_string(&mut s);
+                s
+            }
+        };
+        out.insert(path, (kind, what));
+    }
+    out
+}
+
+#[test]
+fn local_and_tar_outputs_resolve_lower_layer_symlinks_inside_the_root() {
+    let c = Ctx::new();
+    // A name the host does not have: a write that escaped the exported root would show.
+    let real = format!("/kiln-safety-real-{}", std::process::id());
+    assert!(!Path::new(&real).exists());
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:latest\n\
+             RUN ln -s {real} /link && mkdir {real} && ln -s {real}/ /link2 && ln -s /link /chain\n\
+             RUN echo x > /link/f && mkdir /link2/d && echo y > /chain/d/g\n"
+        ),
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        PathBuf::from(&real)
+    );
+    let inside = out.join(real.trim_start_matches('/'));
+    assert_eq!(read(&inside, "f"), "x\n");
+    assert_eq!(read(&inside, "d/g"), "y\n");
+    assert!(
+        !Path::new(&real).exists(),
+        "the export wrote outside its root"
+    );
+
+    let tar = c.fresh("fs.tar");
+    let o = format!("type=tar,dest={}", tar.display());
+    c.build_ok(&["-o", &o]);
+    let entries = tar_entries(&tar);
+    let r = real.trim_start_matches('/');
+    assert_eq!(
+        entries.get("link"),
+        Some(&(tar::EntryType::Symlink, real.clone()))
+    );
+    assert_eq!(
+        entries.get(&format!("{r}/f")),
+        Some(&(tar::EntryType::Regular, "x\n".into()))
+    );
+    assert_eq!(
+        entries.get(&format!("{r}/d/g")),
+        Some(&(tar::EntryType::Regular, "y\n".into()))
+    );
+    assert!(
+        !entries.keys().any(|k| k.starts_with("link/")),
+        "{entries:?}"
+    );
+}
+
+// ---- item 5: device nodes ------------------------------------------------------------------
+
+#[test]
+fn a_run_can_make_device_nodes_but_not_open_the_host_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let c = Ctx::new();
+    let dev = std::fs::metadata("/").unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:latest\n\
+             RUN mknod /disk b {major} {minor} && mknod /null2 c 1 3 && mkfifo /fifo \
+             && if head -c1 /disk > /dev/null; then echo opened > /disk-read; fi \
+             && if dd if=/disk of=/dev/null bs=512 count=1; then echo opened > /disk-dd; fi \
+             && echo x > /null2 && head -c4 /dev/zero | wc -c > /zero && head -c4 /dev/urandom | wc -c > /urandom \
+             && echo ok > /dev/null && (echo through > /fifo &) && cat /fifo > /fifo-read\n"
+        ),
+    );
+    let tar = c.fresh("fs.tar");
+    let o = format!("type=tar,dest={}", tar.display());
+    let mut child = Command::new(bin())
+        .env("KILN_ROOT", &c.root)
+        .args([
+            "build",
+            "--progress=plain",
+            "-o",
+            &o,
+            c.ctx.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(child.wait().unwrap().success(), "build failed:\n{err}");
+    let e = tar_entries(&tar);
+    assert!(
+        !e.contains_key("disk-read") && !e.contains_key("disk-dd"),
+        "the host disk was opened"
+    );
+    assert_eq!(e.get("zero").map(|v| v.1.as_str()), Some("4\n"));
+    assert_eq!(e.get("urandom").map(|v| v.1.as_str()), Some("4\n"));
+    assert_eq!(e.get("fifo-read").map(|v| v.1.as_str()), Some("through\n"));
+    // The nodes a RUN made are part of its layer, as in BuildKit.
+    assert_eq!(e.get("disk").map(|v| v.0), Some(tar::EntryType::Block));
+    assert_eq!(e.get("null2").map(|v| v.0), Some(tar::EntryType::Char));
+    assert_eq!(e.get("fifo").map(|v| v.0), Some(tar::EntryType::Fifo));
+    // The build's device cgroups are gone.
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/devices")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|d| d.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("kiln-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "device cgroups left behind: {left:?}");
+}
