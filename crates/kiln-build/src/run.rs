@@ -286,6 +286,8 @@ fn bind_source(
             String::new(),
         )
     };
+    // Holds the whiteout layer's tmpfs until the overlay over it is gone (pushed after it).
+    let mut whiteouts = None;
     // Top layer first; one entry is a plain bind.
     let lowers: Vec<PathBuf> = match &m.source {
         None | Some(MountSource::Context(_)) => {
@@ -328,8 +330,11 @@ fn bind_source(
                 vec![host]
             } else {
                 let layer = scratch.dir(b)?;
-                crate::context::view::write_whiteouts(tree, &res.rel, &masks, &layer)
+                let tmpfs = crate::context::view::WhiteoutLayer::mount(&layer)
+                    .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
+                crate::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
                     .map_err(|e| BuildError::Other(format!("mount {target}: {e}")))?;
+                whiteouts = Some(tmpfs);
                 vec![layer, host]
             }
         }
@@ -367,6 +372,7 @@ fn bind_source(
         let mnt = kiln_snapshot::mount_readonly(&lowers, &tgt)
             .map_err(|e| BuildError::Other(format!("bind mount {target}: {e}")))?;
         guards.push(Box::new(mnt));
+        guards.push(Box::new(whiteouts));
         return Ok(tgt);
     }
     // A writable bind mount writes to a throwaway copy-on-write layer.
@@ -388,6 +394,7 @@ fn bind_source(
     )
     .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
     guards.push(Box::new(mnt));
+    guards.push(Box::new(whiteouts));
     Ok(tgt)
 }
 
