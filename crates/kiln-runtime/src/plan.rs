@@ -712,6 +712,37 @@ mod tests {
     }
 
     #[test]
+    fn mounts_over_or_below_proc_are_refused_as_runc_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for (dest, typ) in [
+            ("/proc", "tmpfs"),
+            ("/proc/sys", "tmpfs"),
+            ("/x/../proc/1", "proc"),
+        ] {
+            let mut spec = crate::docker_default_spec();
+            spec.root_mut()
+                .as_mut()
+                .unwrap()
+                .set_path(dir.path().to_path_buf());
+            let mut mounts = spec.mounts().clone().unwrap();
+            mounts.push(crate::tmpfs_mount(dest, &[]));
+            if typ == "proc" {
+                mounts.last_mut().unwrap().set_typ(Some("proc".into()));
+            }
+            spec.set_mounts(Some(mounts));
+            let err = Plan::new(&spec).err().expect(dest);
+            assert!(err.to_string().contains("/proc"), "{dest}: {err}");
+        }
+        // The default spec's own procfs on /proc is fine.
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(dir.path().to_path_buf());
+        assert!(Plan::new(&spec).is_ok());
+    }
+
+    #[test]
     fn relative_root_is_invalid() {
         let mut spec = crate::docker_default_spec();
         spec.root_mut().as_mut().unwrap().set_path("rootfs".into());
