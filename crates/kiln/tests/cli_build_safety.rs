@@ -132,7 +132,8 @@ fn read(dir: &Path, rel: &str) -> String {
 // ---- item 6: relative context paths ---------------------------------------------------------
 
 /// The README's form: `cd CONTEXT && kiln build .`, with every mount type, a relative
-/// `--secret src=`, a relative `--build-context`, and an SSH agent socket given relatively.
+/// `--secret src=`, a relative `--build-context`, an SSH agent socket and the store root
+/// given relatively.
 #[test]
 fn relative_context_path_works_for_every_mount_type() {
     let c = Ctx::new();
@@ -160,9 +161,11 @@ fn relative_context_path_works_for_every_mount_type() {
         );
     let dest = c.fresh("out");
     let o = format!("type=local,dest={}", dest.display());
-    let out = c.kiln_in(
-        Some(&c.ctx),
-        &[
+    // The store root given relatively too (`KILN_ROOT=../root`, the same store).
+    let out = Command::new(bin())
+        .env("KILN_ROOT", "../root")
+        .current_dir(&c.ctx)
+        .args([
             "build",
             "--progress=plain",
             "--secret",
@@ -174,8 +177,9 @@ fn relative_context_path_works_for_every_mount_type() {
             "-o",
             &o,
             ".",
-        ],
-    );
+        ])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "kiln build . failed:\n{}",
