@@ -7,8 +7,9 @@
 //! `devices.deny`/`devices.allow` before the clone, the child moves itself in (writes `0` to
 //! `cgroup.procs`, an fd the parent opened) before anything else, and the directory is removed
 //! once the container has been reaped. Where no v1 `devices` hierarchy is mounted (a
-//! cgroup-v2-only host, which would need an eBPF device program), the container loses
-//! `CAP_MKNOD` instead, so it cannot make device nodes at all (FIFOs still work).
+//! cgroup-v2-only host, which would need an eBPF device program) or it cannot be written (a
+//! read-only /sys/fs/cgroup), the container loses `CAP_MKNOD` instead, so it cannot make
+//! device nodes at all (FIFOs still work).
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -68,7 +69,20 @@ pub(crate) fn enforce(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
         let path = path.to_path_buf();
         move |source| RuntimeError::Host { what, path, source }
     };
-    std::fs::create_dir(&dir).map_err(host("cannot create the device cgroup", &dir))?;
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        // A hierarchy we may not change (kiln in a container with /sys/fs/cgroup read-only):
+        // as if there were none.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Ok(Enforcement::DropMknod);
+        }
+        Err(e) => return Err(host("cannot create the device cgroup", &dir)(e)),
+    }
     let cg = DeviceCgroup {
         procs: std::fs::OpenOptions::new()
             .write(true)
