@@ -336,6 +336,22 @@ fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
             stage::BIND_ROOT,
             0,
         )?;
+        if plan.nodev_root {
+            let fd = libc::open(plan.rootfs.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            let flags = existing_flags(fd);
+            close(fd);
+            check(
+                mount(
+                    null(),
+                    plan.rootfs.as_ptr(),
+                    null(),
+                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | flags,
+                    null(),
+                ),
+                stage::BIND_ROOT,
+                1,
+            )?;
+        }
         let root = check(
             libc::open(
                 plan.rootfs.as_ptr(),

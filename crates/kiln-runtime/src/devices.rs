@@ -8,8 +8,9 @@
 //! `cgroup.procs`, an fd the parent opened) before anything else, and the directory is removed
 //! once the container has been reaped. Where no v1 `devices` hierarchy is mounted (a
 //! cgroup-v2-only host, which would need an eBPF device program) or it cannot be written (a
-//! read-only /sys/fs/cgroup), the container loses `CAP_MKNOD` instead, so it cannot make
-//! device nodes at all (FIFOs still work).
+//! read-only /sys/fs/cgroup), the container loses `CAP_MKNOD` and its root and bind mounts
+//! are `nodev` instead: it cannot make device nodes (FIFOs still work) nor open any outside
+//! its `/dev`.
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -33,8 +34,8 @@ pub(crate) enum Enforcement {
     /// No rules in the spec.
     None,
     Cgroup(DeviceCgroup),
-    /// No devices controller to hold the rules: the container gets no `CAP_MKNOD`.
-    DropMknod,
+    /// No devices controller to hold the rules: see [`crate::plan::Plan::without_devices`].
+    Unenforceable,
 }
 
 /// The v1 devices rule line for one OCI rule (`a`, `c 1:3 rwm`, `b *:* m`).
@@ -56,7 +57,7 @@ pub(crate) fn enforce(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
         return Ok(Enforcement::None);
     }
     let Some(parent) = our_devices_cgroup() else {
-        return Ok(Enforcement::DropMknod);
+        return Ok(Enforcement::Unenforceable);
     };
     static N: AtomicU64 = AtomicU64::new(0);
     remove_stale(&parent);
@@ -79,7 +80,7 @@ pub(crate) fn enforce(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
                 io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
             ) =>
         {
-            return Ok(Enforcement::DropMknod);
+            return Ok(Enforcement::Unenforceable);
         }
         Err(e) => return Err(host("cannot create the device cgroup", &dir)(e)),
     }

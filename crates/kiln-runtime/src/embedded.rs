@@ -16,9 +16,6 @@ use crate::error::{Result, RuntimeError};
 use crate::plan::Plan;
 use crate::stdio::{ExitStatus, Stdio};
 
-/// `CAP_MKNOD`'s bit number.
-const CAP_MKNOD: u32 = 27;
-
 /// A started container process, as a pid and a pidfd.
 pub(crate) struct Process {
     pub pid: u32,
@@ -28,18 +25,26 @@ pub(crate) struct Process {
 }
 
 pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
-    let mut plan = Plan::new(spec)?;
+    let plan = Plan::new(spec)?;
+    let enforcement = crate::devices::enforce(&plan.device_rules)?;
+    spawn_plan(plan, enforcement, stdio)
+}
+
+/// Start `plan` with its device rules enforced as `enforcement` says.
+pub(crate) fn spawn_plan(
+    mut plan: Plan,
+    enforcement: Enforcement,
+    stdio: Stdio,
+) -> Result<Process> {
     create_mount_points(&plan)?;
-    let cgroup = match crate::devices::enforce(&plan.device_rules)? {
+    let cgroup = match enforcement {
         Enforcement::None => None,
         Enforcement::Cgroup(cg) => {
             plan.cgroup_procs = cg.procs.as_raw_fd();
             Some(cg)
         }
-        Enforcement::DropMknod => {
-            if let Some(c) = &mut plan.caps {
-                c.drop_cap(CAP_MKNOD);
-            }
+        Enforcement::Unenforceable => {
+            plan.without_devices();
             None
         }
     };
@@ -307,4 +312,61 @@ pub(crate) fn kill(pidfd: &OwnedFd, pid: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Where no device cgroup can hold the rules: no node can be made, and a node for the
+    /// host's disk shipped in the rootfs (as an image layer may) cannot be opened; the
+    /// standard /dev nodes and FIFOs work.
+    #[test]
+    fn without_a_device_cgroup_nodes_can_be_neither_made_nor_opened() {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
+            "needs root and /bin/busybox (busybox-static)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for a in ["sh", "mknod", "head", "mkfifo", "cat", "echo", "wc"] {
+            std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+        }
+        let dev = std::fs::metadata("/").unwrap().dev();
+        let disk = root.path().join("disk");
+        let c = std::ffi::CString::new(disk.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, dev) },
+            0
+        );
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(root.path().to_path_buf());
+        let out = root.path().join("out");
+        std::fs::write(&out, "").unwrap();
+        spec.process_mut().as_mut().unwrap().set_args(Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "exec > /out 2>&1; mknod /disk2 b 1 1; echo mknod=$?; head -c1 /disk >/dev/null; \
+             echo open=$?; head -c4 /dev/zero | wc -c; mkfifo /fifo && (echo f > /fifo &) && cat /fifo"
+                .into(),
+        ]));
+        let plan = Plan::new(&spec).unwrap();
+        let p = spawn_plan(plan, Enforcement::Unenforceable, Stdio::null().unwrap()).unwrap();
+        let status = wait(&p.pidfd, p.pid).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(status.success(), "{status:?}: {text}");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("ermission") && !l.contains("not permitted"))
+            .collect();
+        assert_eq!(lines, ["mknod=1", "open=1", "4", "f"], "{text}");
+    }
 }

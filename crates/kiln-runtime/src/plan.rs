@@ -16,6 +16,9 @@ use crate::mountopts;
 
 const EXECUTOR: &str = "embedded";
 
+/// `CAP_MKNOD`'s bit number.
+const CAP_MKNOD: u32 = 27;
+
 /// A path inside the container root, split so the child can create it one level at a time:
 /// `prefixes` are `a`, `a/b`, `a/b/c`; `names` are `a`, `b`, `c`.
 #[derive(Debug)]
@@ -158,6 +161,8 @@ pub(crate) struct Plan {
     pub device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
     /// `cgroup.procs` of the container's device cgroup, or -1: the child moves itself in.
     pub cgroup_procs: c_int,
+    /// Remount the root `nodev` (device rules without a device cgroup: devices.rs).
+    pub nodev_root: bool,
     pub no_new_privs: bool,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
@@ -196,6 +201,22 @@ impl CapMasks {
 }
 
 impl Plan {
+    /// Device rules that no cgroup can enforce: no `CAP_MKNOD`, and the root and every bind
+    /// mount `nodev`, so that neither a new node nor one shipped in an image layer or a
+    /// mounted directory can be opened. Only the `/dev` tmpfs keeps device nodes: the
+    /// standard ones the child makes there.
+    pub fn without_devices(&mut self) {
+        if let Some(c) = &mut self.caps {
+            c.drop_cap(CAP_MKNOD);
+        }
+        self.nodev_root = true;
+        for m in &mut self.mounts {
+            if matches!(m.kind, MountKind::Bind { .. }) {
+                m.flags |= libc::MS_NODEV;
+            }
+        }
+    }
+
     /// Check `spec` and turn it into a plan. Fails on what the embedded executor cannot do.
     pub fn new(spec: &Spec) -> Result<Plan> {
         let invalid = |what: &str| RuntimeError::InvalidSpec {
@@ -442,6 +463,7 @@ impl Plan {
                 .and_then(|r| r.devices().clone())
                 .unwrap_or_default(),
             cgroup_procs: -1,
+            nodev_root: false,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             rlimits,
             oom_score_adj: process
