@@ -6,11 +6,11 @@
 //! container (`<hierarchy>/<our cgroup>/kiln-<pid>-<n>`): the rules are written to
 //! `devices.deny`/`devices.allow` before the clone, the child moves itself in (writes `0` to
 //! `cgroup.procs`, an fd the parent opened) before anything else, and the directory is removed
-//! once the container has been reaped. Where no v1 `devices` hierarchy is mounted (a
-//! cgroup-v2-only host, which would need an eBPF device program) or it cannot be written (a
-//! read-only /sys/fs/cgroup), the container loses `CAP_MKNOD` and its root and bind mounts
-//! are `nodev` instead: it cannot make device nodes (FIFOs still work) nor open any outside
-//! its `/dev`.
+//! once the container has been reaped. Without a v1 `devices` hierarchy (cgroup v2 only) the
+//! cgroup is made in the v2 hierarchy with an eBPF device program attached (`bpf.rs`). Where
+//! neither can be made (a read-only /sys/fs/cgroup, BPF refused), the container loses
+//! `CAP_MKNOD` and its root and bind mounts are `nodev` instead: it cannot make device nodes
+//! (FIFOs still work) nor open any outside its `/dev`.
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -21,10 +21,12 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::error::{Result, RuntimeError};
 
+mod bpf;
+
 /// A device cgroup made for one container; removed on drop.
 #[derive(Debug)]
 pub(crate) struct DeviceCgroup {
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// `cgroup.procs` of `dir`, opened for writing: the child writes `0` to it.
     pub procs: OwnedFd,
 }
@@ -51,46 +53,22 @@ pub(crate) fn rule_line(r: &LinuxDeviceCgroup) -> String {
     format!("{typ} {}:{} {access}", num(r.major()), num(r.minor()))
 }
 
-/// Make the cgroup for `rules`, or say how else they are enforced.
+/// Make the cgroup for `rules`, or say how else they are enforced: the v1 devices controller
+/// where it is mounted, else an eBPF device program on a cgroup v2 (for rules of Docker's
+/// shape: deny all, then allows), else [`Enforcement::Unenforceable`].
 pub(crate) fn enforce(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
     if rules.is_empty() {
         return Ok(Enforcement::None);
     }
-    let Some(parent) = our_devices_cgroup() else {
-        return Ok(Enforcement::Unenforceable);
-    };
-    static N: AtomicU64 = AtomicU64::new(0);
-    remove_stale(&parent);
-    let dir = parent.join(format!(
-        "kiln-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let host = |what: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RuntimeError::Host { what, path, source }
-    };
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        // A hierarchy we may not change (kiln in a container with /sys/fs/cgroup read-only):
-        // as if there were none.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
-            ) =>
-        {
-            return Ok(Enforcement::Unenforceable);
-        }
-        Err(e) => return Err(host("cannot create the device cgroup", &dir)(e)),
+    if let Some(parent) = our_cgroup(V1_DEVICES) {
+        return enforce_v1(&parent, rules);
     }
-    let cg = DeviceCgroup {
-        procs: std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .map(OwnedFd::from)
-            .map_err(host("cannot open the device cgroup", &dir))?,
-        dir,
+    enforce_v2(rules)
+}
+
+fn enforce_v1(parent: &Path, rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
+    let Some(cg) = make_cgroup(parent)? else {
+        return Ok(Enforcement::Unenforceable);
     };
     for r in rules {
         let file = cg.dir.join(if r.allow() {
@@ -112,6 +90,90 @@ pub(crate) fn enforce(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
     Ok(Enforcement::Cgroup(cg))
 }
 
+/// A cgroup v2 of our own with a `BPF_PROG_TYPE_CGROUP_DEVICE` program attached (what runc and
+/// crun do on cgroup v2; the kernel runs it on the task's v2 cgroup even where the devices
+/// controller is bound to v1, so this is testable on a hybrid host).
+pub(crate) fn enforce_v2(rules: &[LinuxDeviceCgroup]) -> Result<Enforcement> {
+    let (Some(parent), Some(prog)) = (our_cgroup(V2), bpf::program(rules)) else {
+        return Ok(Enforcement::Unenforceable);
+    };
+    let Some(cg) = make_cgroup(&parent)? else {
+        return Ok(Enforcement::Unenforceable);
+    };
+    let dir = std::fs::File::open(&cg.dir).map_err(|source| RuntimeError::Host {
+        what: "cannot open the device cgroup",
+        path: cg.dir.clone(),
+        source,
+    })?;
+    match bpf::load_and_attach(&prog, &dir) {
+        Ok(()) => Ok(Enforcement::Cgroup(cg)),
+        // No BPF here (a seccomp filter, a kernel without CGROUP_BPF): as if no cgroup.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EINVAL | libc::ENOSYS)
+            ) =>
+        {
+            Ok(Enforcement::Unenforceable)
+        }
+        Err(source) => Err(RuntimeError::Host {
+            what: "cannot attach the device program to",
+            path: cg.dir.clone(),
+            source,
+        }),
+    }
+}
+
+/// `kiln-<pid>-<n>` below `parent`, with its `cgroup.procs` open; `None` where the hierarchy
+/// may not be changed (kiln in a container with /sys/fs/cgroup read-only).
+fn make_cgroup(parent: &Path) -> Result<Option<DeviceCgroup>> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    remove_stale(parent);
+    let dir = parent.join(format!(
+        "kiln-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(RuntimeError::Host {
+                what: "cannot create the device cgroup",
+                path: dir,
+                source,
+            });
+        }
+    }
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+        .map(OwnedFd::from);
+    // From here on, dropping `cg` removes the directory.
+    let cg = |procs| DeviceCgroup {
+        dir: dir.clone(),
+        procs,
+    };
+    match procs {
+        Ok(p) => Ok(Some(cg(p))),
+        Err(source) => {
+            let _ = std::fs::remove_dir(&dir);
+            Err(RuntimeError::Host {
+                what: "cannot open the device cgroup",
+                path: dir.clone(),
+                source,
+            })
+        }
+    }
+}
+
 impl Drop for DeviceCgroup {
     fn drop(&mut self) {
         // The container has been reaped, and with it (PID 1 of its namespace) every process
@@ -127,16 +189,22 @@ impl Drop for DeviceCgroup {
     }
 }
 
-/// Our own cgroup in the v1 devices hierarchy, when one is mounted and writable.
-fn our_devices_cgroup() -> Option<PathBuf> {
+/// Which hierarchy [`our_cgroup`] looks for.
+const V1_DEVICES: Option<&str> = Some("devices");
+const V2: Option<&str> = None;
+
+/// Our own cgroup in the v1 hierarchy of `controller` (or, for `None`, the v2 one), when it
+/// is mounted.
+fn our_cgroup(controller: Option<&str>) -> Option<PathBuf> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let ours = cgroups.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
-        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-        controllers
-            .split(',')
-            .any(|c| c == "devices")
-            .then(|| path.to_string())
+        let (id, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        let hit = match controller {
+            Some(c) => controllers.split(',').any(|x| x == c),
+            None => id == "0" && controllers.is_empty(),
+        };
+        hit.then(|| path.to_string())
     })?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     for l in mountinfo.lines() {
@@ -144,7 +212,11 @@ fn our_devices_cgroup() -> Option<PathBuf> {
         let (pre, post) = l.split_once(" - ")?;
         let mut post = post.split(' ');
         let (fstype, _, superopts) = (post.next()?, post.next()?, post.next()?);
-        if fstype != "cgroup" || !superopts.split(',').any(|o| o == "devices") {
+        let hit = match controller {
+            Some(c) => fstype == "cgroup" && superopts.split(',').any(|o| o == c),
+            None => fstype == "cgroup2",
+        };
+        if !hit {
             continue;
         }
         let pre: Vec<&str> = pre.split(' ').collect();
@@ -155,7 +227,7 @@ fn our_devices_cgroup() -> Option<PathBuf> {
             .unwrap_or(&ours)
             .trim_start_matches('/');
         let dir = Path::new(mountpoint).join(rel);
-        return dir.join("devices.allow").exists().then_some(dir);
+        return dir.join("cgroup.procs").exists().then_some(dir);
     }
     None
 }

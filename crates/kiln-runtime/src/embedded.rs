@@ -319,6 +319,72 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// The cgroup v2 path (an eBPF device program), tested here although this host has the
+    /// v1 devices controller: the kernel runs the program on the v2 cgroup all the same.
+    #[test]
+    fn a_cgroup_v2_device_program_allows_mknod_but_not_open() {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
+            "needs root and /bin/busybox (busybox-static)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for a in ["sh", "mknod", "head", "cat", "echo", "wc", "dd"] {
+            std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+        }
+        // The control: this host lets root open a loop device node.
+        let lp = root.path().join("control");
+        let c = std::ffi::CString::new(lp.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0)) };
+        assert_eq!(made, 0);
+        std::fs::File::open(&lp).expect("the host cannot open b 7:0: no control device");
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(root.path().to_path_buf());
+        let out = root.path().join("out");
+        std::fs::write(&out, "").unwrap();
+        spec.process_mut().as_mut().unwrap().set_args(Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "exec > /out 2>&1; mknod /loop b 7 0; echo mknod=$?; \
+             dd if=/loop of=/dev/null count=0 2>/dev/null; echo loop=$?; \
+             dd if=/control of=/dev/null count=0 2>/dev/null; echo control=$?; \
+             head -c4 /dev/zero | wc -c; echo x > /dev/null && echo null=ok; cat /proc/self/cgroup"
+                .into(),
+        ]));
+        let plan = Plan::new(&spec).unwrap();
+        let enforcement = crate::devices::enforce_v2(&plan.device_rules).unwrap();
+        assert!(
+            matches!(enforcement, Enforcement::Cgroup(_)),
+            "no cgroup v2 with a device program here"
+        );
+        let p = spawn_plan(plan, enforcement, Stdio::null().unwrap()).unwrap();
+        let status = wait(&p.pidfd, p.pid).unwrap();
+        let dir = p.cgroup.as_ref().map(|c| c.dir.clone()).unwrap();
+        drop(p);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(status.success(), "{status:?}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            ["mknod=0", "loop=1", "control=1", "4", "null=ok"],
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("0::") && l.contains("/kiln-")),
+            "not in the v2 cgroup: {text}"
+        );
+    }
+
     /// Where no device cgroup can hold the rules: no node can be made, and a node for the
     /// host's disk shipped in the rootfs (as an image layer may) cannot be opened; the
     /// standard /dev nodes and FIFOs work.
