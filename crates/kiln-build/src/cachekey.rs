@@ -66,7 +66,14 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                             std::slice::from_ref(&src),
                             &SelectOptions::default(),
                             0,
-                        )?
+                        )
+                        // A missing (or `.dockerignore`d) source: say which line mounts it.
+                        .map_err(|e| BuildError::Step {
+                            step: b.plan.steps[i].name.clone(),
+                            line: b.plan.steps[i].line,
+                            message: format!("mount source {src:?}: {e}"),
+                            output: String::new(),
+                        })?
                         .digest;
                         inputs.insert(context_label(dir, &src), d.clone());
                         k.field("mount-context", &d);

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod checksum;
 pub mod glob;
 pub mod tree;
+pub mod view;
 
 pub use cache::{CacheStats, ChecksumCache};
 pub use tree::{Entry, Kind, Meta, Selected, SourceTree, Time, WalkFilter};

@@ -81,3 +81,34 @@ impl EventSink {
         }
     }
 }
+
+/// Most bytes of a command or instruction echoed in a progress line or an error message.
+pub const ECHO_LIMIT: usize = 1024;
+
+/// `text` as echoed to the user: whole when short, else its first [`ECHO_LIMIT`] bytes (cut
+/// at a character boundary) and a marker with the full size. A RUN of megabytes must not
+/// make megabytes of progress and error output.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = ECHO_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_at_a_char_boundary() {
+        assert_eq!(clip("RUN echo hi"), "RUN echo hi");
+        let long = "é".repeat(ECHO_LIMIT);
+        let c = clip(&long);
+        assert!(c.len() < ECHO_LIMIT + 32, "{}", c.len());
+        assert!(c.ends_with(&format!("… ({} bytes)", long.len())), "{c}");
+    }
+}

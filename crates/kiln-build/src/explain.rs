@@ -58,7 +58,10 @@ pub fn diff(prev: &StepKey, now: &StepKey) -> String {
     }
     let mut why = Vec::new();
     if prev.text != now.text {
-        why.push(format!("the instruction changed (was `{}`)", prev.text));
+        why.push(format!(
+            "the instruction changed (was `{}`)",
+            crate::event::clip(&prev.text)
+        ));
     }
     for (a, v) in &now.args {
         match prev.args.get(a) {
@@ -178,5 +181,14 @@ mod tests {
         assert!(diff(&c, &e).contains("earlier step"));
         let f = key("RUN make all", "p", &[("V", "1")], &[]);
         assert!(diff(&c, &f).contains("instruction changed"));
+        // A huge earlier instruction is named by its first KiB only.
+        let big = key(
+            &format!("RUN echo {}", "x".repeat(1 << 20)),
+            "p",
+            &[("V", "1")],
+            &[],
+        );
+        let why = diff(&big, &c);
+        assert!(why.len() < 1200 && why.contains("bytes)"), "{}", why.len());
     }
 }

@@ -288,7 +288,9 @@ impl Planner<'_> {
         Ok(i)
     }
 
-    fn push(&mut self, step: Step) -> StepIndex {
+    fn push(&mut self, mut step: Step) -> StepIndex {
+        // The name is only shown (progress, errors): a RUN of megabytes is shown clipped.
+        step.name = crate::event::clip(&step.name).into_owned();
         self.plan_steps.push(step);
         self.plan_steps.len() - 1
     }

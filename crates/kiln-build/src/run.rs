@@ -91,7 +91,18 @@ pub fn run(
     let mut ssh_mounts = 0;
     for m in &r.mounts {
         let mm = &m.mount;
-        let target = m.mount.target.clone().unwrap_or_default();
+        // A relative target is below the working directory, as in BuildKit.
+        let target = match &mm.target {
+            Some(t) if !t.starts_with('/') => format!(
+                "/{}",
+                crate::context::rootpath::clean_rel(&format!("{}/{t}", r.cwd))
+            ),
+            Some(t) => t.clone(),
+            None => String::new(),
+        };
+        if let Some(why) = refused_target(&target) {
+            return Err(step_err(b, i, why, String::new()));
+        }
         match mm.kind {
             MountType::Cache => {
                 let id = mm.id.clone().unwrap_or_else(|| target.clone());
@@ -114,70 +125,7 @@ pub fn run(
                 mounts.push(tmpfs_mount(&target, &o));
             }
             MountType::Bind => {
-                let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
-                let base: PathBuf = match &m.source {
-                    Some(MountSource::Context(dir)) => b.local(dir)?.context.path().to_path_buf(),
-                    None => b.local(&LocalDir::Main)?.context.path().to_path_buf(),
-                    Some(MountSource::Stage(s)) => {
-                        let chain = b.results.lock().unwrap()[*s]
-                            .as_ref()
-                            .map(|r| r.chain.clone())
-                            .unwrap_or_default();
-                        let (mnt, dir) = mount_chain(b, scratch, &chain, None)?;
-                        _guards.push(Box::new(mnt));
-                        dir
-                    }
-                    Some(MountSource::Image(idx)) => {
-                        let chain = b.image_chain(&b.plan.images[*idx].id)?;
-                        let (mnt, dir) = mount_chain(b, scratch, &chain, None)?;
-                        _guards.push(Box::new(mnt));
-                        dir
-                    }
-                };
-                let root = crate::context::rootpath::Root::open(&base)
-                    .map_err(|e| BuildError::io("opening mount source", &base, e))?;
-                let res =
-                    crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| {
-                        true
-                    })
-                    .map_err(|e| {
-                        step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
-                    })?;
-                if !res.exists {
-                    return Err(step_err(
-                        b,
-                        i,
-                        format!("failed to mount {target}: source {src_rel:?} not found"),
-                        String::new(),
-                    ));
-                }
-                let host = base.join(&res.rel);
-                let host = if mm.readonly {
-                    host
-                } else {
-                    // A writable bind mount writes to a throwaway copy-on-write layer.
-                    let up = scratch.dir(b)?;
-                    let work = scratch.dir(b)?;
-                    let tgt = scratch.dir(b)?;
-                    if host.is_dir() {
-                        let mnt = kiln_snapshot::mount_overlay(
-                            std::slice::from_ref(&host),
-                            &up,
-                            &work,
-                            &tgt,
-                            // Thrown away after the step: never worth a sync.
-                            &kiln_snapshot::OverlayOptions { volatile: true },
-                        )
-                        .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
-                        _guards.push(Box::new(mnt));
-                        tgt
-                    } else {
-                        let copy = up.join("file");
-                        std::fs::copy(&host, &copy)
-                            .map_err(|e| BuildError::io("copying", &host, e))?;
-                        copy
-                    }
-                };
+                let host = bind_source(b, i, m, scratch, &mut _guards)?;
                 mounts.push(bind_mount(host, &target, mm.readonly));
             }
             MountType::Secret => {
@@ -231,10 +179,11 @@ pub fn run(
                     .map_err(|e| BuildError::io("chmod", &file, e))?;
                 chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0)))
                     .map_err(|e| BuildError::io("chown", &file, e))?;
-                let tgt = mm
-                    .target
-                    .clone()
-                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                let tgt = if mm.target.is_some() {
+                    target.clone()
+                } else {
+                    format!("/run/secrets/{id}")
+                };
                 stub_targets.push(PathBuf::from(&tgt));
                 mounts.push(bind_mount(file, &tgt, true));
             }
@@ -262,10 +211,11 @@ pub fn run(
                     mm.mode.unwrap_or(0o600),
                 )
                 .map_err(|e| BuildError::io("forwarding the SSH agent", agent, e))?;
-                let tgt = mm
-                    .target
-                    .clone()
-                    .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                let tgt = if mm.target.is_some() {
+                    target.clone()
+                } else {
+                    format!("/run/buildkit/ssh_agent.{ssh_mounts}")
+                };
                 // BuildKit points SSH_AUTH_SOCK at the first ssh mount.
                 if ssh_mounts == 0 {
                     secret_env.push(format!("SSH_AUTH_SOCK={tgt}"));
@@ -293,6 +243,18 @@ pub fn run(
         env.extend(secret_env);
         process.set_env(Some(env));
     }
+    // Sources under a relative store root or context (`kiln build .`, `--root ./r`) are made
+    // absolute here, once: the runtime takes only absolute bind sources.
+    for m in &mut mounts {
+        if let Some(src) = m.source().clone()
+            && src.is_relative()
+            && m.typ().as_deref() == Some("bind")
+        {
+            let abs = std::path::absolute(&src)
+                .map_err(|e| BuildError::io("resolving mount source", &src, e))?;
+            m.set_source(Some(abs));
+        }
+    }
     spec.set_mounts(Some(mounts));
 
     let stubs = MountStubs::scan(merged, &stub_targets);
@@ -300,6 +262,162 @@ pub fn run(
     stubs.remove();
     drop(locks);
     result
+}
+
+/// The host path a `type=bind` mount attaches: a file or directory of the build context
+/// (a `.dockerignore`-filtered view when it hides anything below the source), of a stage or of
+/// an image; with `rw`, a throwaway copy-on-write layer over it (writes are discarded, as in
+/// BuildKit).
+fn bind_source(
+    b: &Build<'_>,
+    i: StepIndex,
+    m: &crate::plan::RunMount,
+    scratch: &mut Scratch,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> Result<PathBuf> {
+    let mm = &m.mount;
+    let target = mm.target.clone().unwrap_or_default();
+    let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
+    let not_found = |why: &str| {
+        step_err(
+            b,
+            i,
+            format!("failed to mount {target}: source {src_rel:?} not found{why}"),
+            String::new(),
+        )
+    };
+    // Holds the whiteout layer's tmpfs until the overlay over it is gone (pushed after it).
+    let mut whiteouts = None;
+    // Top layer first; one entry is a plain bind.
+    let lowers: Vec<PathBuf> = match &m.source {
+        None | Some(MountSource::Context(_)) => {
+            let dir = match &m.source {
+                Some(MountSource::Context(d)) => d.clone(),
+                _ => LocalDir::Main,
+            };
+            let open = b.local(&dir)?;
+            let tree = open.context.tree();
+            // Resolved as COPY resolves: what `.dockerignore` hides does not exist.
+            let res = tree.resolve(&src_rel, true).map_err(|e| {
+                step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
+            })?;
+            if !res.exists {
+                let hidden = crate::context::rootpath::resolve(
+                    tree.root().fd(),
+                    src_rel.as_bytes(),
+                    true,
+                    &|_| true,
+                )
+                .is_ok_and(|r| r.exists);
+                return Err(not_found(if hidden {
+                    " (excluded by .dockerignore)"
+                } else {
+                    ""
+                }));
+            }
+            let host = tree.root().host_path(&res.rel);
+            let is_dir = tree
+                .stat(&res.rel)
+                .map_err(|e| BuildError::Other(e.to_string()))?
+                .is_dir();
+            let masks = if is_dir {
+                tree.hidden_below(&res.rel)
+                    .map_err(|e| BuildError::Other(e.to_string()))?
+            } else {
+                Vec::new()
+            };
+            if masks.is_empty() {
+                vec![host]
+            } else {
+                let layer = scratch.dir(b)?;
+                let tmpfs = crate::context::view::WhiteoutLayer::mount(&layer)
+                    .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
+                crate::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
+                    .map_err(|e| BuildError::Other(format!("mount {target}: {e}")))?;
+                whiteouts = Some(tmpfs);
+                vec![layer, host]
+            }
+        }
+        Some(MountSource::Stage(_)) | Some(MountSource::Image(_)) => {
+            let chain = match &m.source {
+                Some(MountSource::Stage(s)) => b.results.lock().unwrap()[*s]
+                    .as_ref()
+                    .map(|r| r.chain.clone())
+                    .unwrap_or_default(),
+                Some(MountSource::Image(idx)) => b.image_chain(&b.plan.images[*idx].id)?,
+                _ => unreachable!("matched above"),
+            };
+            let (mnt, base) = mount_chain(b, scratch, &chain, None)?;
+            guards.push(Box::new(mnt));
+            let root = crate::context::rootpath::Root::open(&base)
+                .map_err(|e| BuildError::io("opening mount source", &base, e))?;
+            let res =
+                crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+                    .map_err(|e| {
+                    step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
+                })?;
+            if !res.exists {
+                return Err(not_found(""));
+            }
+            vec![root.host_path(&res.rel)]
+        }
+    };
+    let top = &lowers[0];
+    let is_dir = lowers.len() > 1 || top.is_dir();
+    if mm.readonly {
+        if lowers.len() == 1 {
+            return Ok(lowers[0].clone());
+        }
+        let tgt = scratch.dir(b)?;
+        let mnt = kiln_snapshot::mount_readonly(&lowers, &tgt)
+            .map_err(|e| BuildError::Other(format!("bind mount {target}: {e}")))?;
+        guards.push(Box::new(mnt));
+        guards.push(Box::new(whiteouts));
+        return Ok(tgt);
+    }
+    // A writable bind mount writes to a throwaway copy-on-write layer.
+    let up = scratch.dir(b)?;
+    if !is_dir {
+        let copy = up.join("file");
+        std::fs::copy(top, &copy).map_err(|e| BuildError::io("copying", top, e))?;
+        return Ok(copy);
+    }
+    let work = scratch.dir(b)?;
+    let tgt = scratch.dir(b)?;
+    let mnt = kiln_snapshot::mount_overlay(
+        &lowers,
+        &up,
+        &work,
+        &tgt,
+        // Thrown away after the step: never worth a sync.
+        &kiln_snapshot::OverlayOptions { volatile: true },
+    )
+    .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
+    guards.push(Box::new(mnt));
+    guards.push(Box::new(whiteouts));
+    Ok(tgt)
+}
+
+/// Mount targets a RUN may not use. BuildKit hands its mounts to runc, which refuses any
+/// mount below `/proc` and anything but procfs on it; kiln refuses the same, `/sys` and
+/// everything below `/sys`, and `/dev` itself: the container's masked and read-only paths, its
+/// device nodes and `/dev/pts` live there, and a mount over them would silently drop those
+/// protections (or, over `/proc`, break the runtime's own setup). Mounts below `/dev`
+/// (`/dev/shm`) stay allowed.
+fn refused_target(target: &str) -> Option<String> {
+    let clean = crate::context::rootpath::clean_rel(target);
+    let top = clean.split('/').next().unwrap_or("");
+    let refused = match top {
+        "proc" | "sys" => true,
+        "dev" => clean == "dev",
+        _ => false,
+    };
+    refused.then(|| {
+        format!(
+            "--mount target {target:?}: mounts on /{clean} are not allowed (/proc, /sys and \
+             everything below them, and /dev itself, are the container's own)"
+        )
+    })
 }
 
 fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> BuildError {
@@ -448,7 +566,10 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         return Err(step_err(
             b,
             i,
-            format!("process \"{r}\" did not complete successfully: {how}"),
+            format!(
+                "process \"{}\" did not complete successfully: {how}",
+                crate::event::clip(&r)
+            ),
             output,
         ));
     }

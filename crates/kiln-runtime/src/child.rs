@@ -56,6 +56,7 @@ pub(crate) mod stage {
     pub const EXEC: u32 = 28;
     pub const DOMAINNAME: u32 = 29;
     pub const PDEATHSIG: u32 = 30;
+    pub const DEVICE_CGROUP: u32 = 31;
 }
 
 type R<T> = Result<T, Failure>;
@@ -290,6 +291,10 @@ fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
             stage::PDEATHSIG,
             0,
         )?;
+        // Into the device cgroup before anything can open a device node.
+        if plan.cgroup_procs >= 0 && libc::write(plan.cgroup_procs, c"0".as_ptr().cast(), 1) != 1 {
+            return Err(fail(stage::DEVICE_CGROUP, 0));
+        }
         let mut io = [0; 3];
         for (i, fd) in stdio.iter().enumerate() {
             io[i] = check(
@@ -331,6 +336,22 @@ fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
             stage::BIND_ROOT,
             0,
         )?;
+        if plan.nodev_root {
+            let fd = libc::open(plan.rootfs.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            let flags = existing_flags(fd);
+            close(fd);
+            check(
+                mount(
+                    null(),
+                    plan.rootfs.as_ptr(),
+                    null(),
+                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | flags,
+                    null(),
+                ),
+                stage::BIND_ROOT,
+                1,
+            )?;
+        }
         let root = check(
             libc::open(
                 plan.rootfs.as_ptr(),

@@ -51,6 +51,7 @@ impl Executor {
                 Inner::Embedded {
                     pid: p.pid,
                     pidfd: Arc::new(p.pidfd),
+                    cgroup: p.cgroup,
                 }
             }
             Executor::External { path } => Inner::External(external::spawn(path, spec, stdio)?),
@@ -65,7 +66,12 @@ impl Executor {
 }
 
 enum Inner {
-    Embedded { pid: u32, pidfd: Arc<OwnedFd> },
+    Embedded {
+        pid: u32,
+        pidfd: Arc<OwnedFd>,
+        /// The container's device cgroup, removed after the wait.
+        cgroup: Option<crate::devices::DeviceCgroup>,
+    },
     External(external::Running),
 }
 
@@ -89,7 +95,7 @@ impl Container {
     /// A handle that can kill this container from another thread (for Ctrl-C).
     pub fn killer(&self) -> Killer {
         Killer(match &self.inner {
-            Some(Inner::Embedded { pid, pidfd }) => KillerInner::Embedded {
+            Some(Inner::Embedded { pid, pidfd, .. }) => KillerInner::Embedded {
                 pid: *pid,
                 pidfd: pidfd.clone(),
             },
@@ -106,7 +112,7 @@ impl Container {
     /// SIGKILL the container (all of its processes when it has a PID namespace).
     pub fn kill(&self) -> Result<()> {
         match &self.inner {
-            Some(Inner::Embedded { pid, pidfd }) => embedded::kill(pidfd, *pid),
+            Some(Inner::Embedded { pid, pidfd, .. }) => embedded::kill(pidfd, *pid),
             Some(Inner::External(r)) => r.kill(),
             None => Ok(()),
         }
@@ -115,7 +121,11 @@ impl Container {
     /// Wait for the container to exit and return its status.
     pub fn wait(mut self) -> Result<ExitStatus> {
         match self.inner.take() {
-            Some(Inner::Embedded { pid, pidfd }) => embedded::wait(&pidfd, pid),
+            Some(Inner::Embedded { pid, pidfd, cgroup }) => {
+                let status = embedded::wait(&pidfd, pid);
+                drop(cgroup);
+                status
+            }
             Some(Inner::External(r)) => r.wait(),
             None => Ok(ExitStatus::Code(-1)),
         }

@@ -177,7 +177,11 @@ pub fn docker_default_spec() -> Spec {
         .map(namespace)
         .collect(),
     ));
-    linux.set_resources(None);
+    // Docker's device rules: any node may be made (BuildKit allows mknod), only the standard
+    // ones opened (see devices.rs for how the embedded executor enforces them).
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    resources.set_devices(Some(crate::devices::default_device_rules()));
+    linux.set_resources(Some(resources));
     linux.set_masked_paths(Some(strings(DEFAULT_MASKED_PATHS)));
     linux.set_readonly_paths(Some(strings(DEFAULT_READONLY_PATHS)));
 

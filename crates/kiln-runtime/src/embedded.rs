@@ -11,6 +11,7 @@ use libc::c_int;
 use oci_spec::runtime::Spec;
 
 use crate::child::{self, Failure, stage};
+use crate::devices::{DeviceCgroup, Enforcement};
 use crate::error::{Result, RuntimeError};
 use crate::plan::Plan;
 use crate::stdio::{ExitStatus, Stdio};
@@ -19,11 +20,34 @@ use crate::stdio::{ExitStatus, Stdio};
 pub(crate) struct Process {
     pub pid: u32,
     pub pidfd: OwnedFd,
+    /// Removed once the process has been reaped.
+    pub cgroup: Option<DeviceCgroup>,
 }
 
 pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
     let plan = Plan::new(spec)?;
+    let enforcement = crate::devices::enforce(&plan.device_rules)?;
+    spawn_plan(plan, enforcement, stdio)
+}
+
+/// Start `plan` with its device rules enforced as `enforcement` says.
+pub(crate) fn spawn_plan(
+    mut plan: Plan,
+    enforcement: Enforcement,
+    stdio: Stdio,
+) -> Result<Process> {
     create_mount_points(&plan)?;
+    let cgroup = match enforcement {
+        Enforcement::None => None,
+        Enforcement::Cgroup(cg) => {
+            plan.cgroup_procs = cg.procs.as_raw_fd();
+            Some(cg)
+        }
+        Enforcement::Unenforceable => {
+            plan.without_devices();
+            None
+        }
+    };
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -79,6 +103,7 @@ pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
     let process = Process {
         pid: pid as u32,
         pidfd,
+        cgroup,
     };
     // The container has its own copies now; EOF on the report pipe means execve succeeded.
     drop(report_wr);
@@ -180,6 +205,7 @@ fn describe(plan: &Plan, f: Failure) -> RuntimeError {
         }
         stage::STDIO => "set up stdio".to_string(),
         stage::PDEATHSIG => "set the parent-death signal".to_string(),
+        stage::DEVICE_CGROUP => "join the device cgroup".to_string(),
         stage::JOIN_NS => format!(
             "join {}",
             plan.join
@@ -286,4 +312,127 @@ pub(crate) fn kill(pidfd: &OwnedFd, pid: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The cgroup v2 path (an eBPF device program), tested here although this host has the
+    /// v1 devices controller: the kernel runs the program on the v2 cgroup all the same.
+    #[test]
+    fn a_cgroup_v2_device_program_allows_mknod_but_not_open() {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
+            "needs root and /bin/busybox (busybox-static)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for a in ["sh", "mknod", "head", "cat", "echo", "wc", "dd"] {
+            std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+        }
+        // The control: this host lets root open a loop device node.
+        let lp = root.path().join("control");
+        let c = std::ffi::CString::new(lp.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0)) };
+        assert_eq!(made, 0);
+        std::fs::File::open(&lp).expect("the host cannot open b 7:0: no control device");
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(root.path().to_path_buf());
+        let out = root.path().join("out");
+        std::fs::write(&out, "").unwrap();
+        spec.process_mut().as_mut().unwrap().set_args(Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "exec > /out 2>&1; mknod /loop b 7 0; echo mknod=$?; \
+             dd if=/loop of=/dev/null count=0 2>/dev/null; echo loop=$?; \
+             dd if=/control of=/dev/null count=0 2>/dev/null; echo control=$?; \
+             head -c4 /dev/zero | wc -c; echo x > /dev/null && echo null=ok; cat /proc/self/cgroup"
+                .into(),
+        ]));
+        let plan = Plan::new(&spec).unwrap();
+        let enforcement = crate::devices::enforce_v2(&plan.device_rules).unwrap();
+        assert!(
+            matches!(enforcement, Enforcement::Cgroup(_)),
+            "no cgroup v2 with a device program here"
+        );
+        let p = spawn_plan(plan, enforcement, Stdio::null().unwrap()).unwrap();
+        let status = wait(&p.pidfd, p.pid).unwrap();
+        let dir = p.cgroup.as_ref().map(|c| c.dir.clone()).unwrap();
+        drop(p);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(status.success(), "{status:?}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            ["mknod=0", "loop=1", "control=1", "4", "null=ok"],
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("0::") && l.contains("/kiln-")),
+            "not in the v2 cgroup: {text}"
+        );
+    }
+
+    /// Where no device cgroup can hold the rules: no node can be made, and a node for the
+    /// host's disk shipped in the rootfs (as an image layer may) cannot be opened; the
+    /// standard /dev nodes and FIFOs work.
+    #[test]
+    fn without_a_device_cgroup_nodes_can_be_neither_made_nor_opened() {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
+            "needs root and /bin/busybox (busybox-static)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for a in ["sh", "mknod", "head", "mkfifo", "cat", "echo", "wc"] {
+            std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+        }
+        let dev = std::fs::metadata("/").unwrap().dev();
+        let disk = root.path().join("disk");
+        let c = std::ffi::CString::new(disk.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, dev) },
+            0
+        );
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(root.path().to_path_buf());
+        let out = root.path().join("out");
+        std::fs::write(&out, "").unwrap();
+        spec.process_mut().as_mut().unwrap().set_args(Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "exec > /out 2>&1; mknod /disk2 b 1 1; echo mknod=$?; head -c1 /disk >/dev/null; \
+             echo open=$?; head -c4 /dev/zero | wc -c; mkfifo /fifo && (echo f > /fifo &) && cat /fifo"
+                .into(),
+        ]));
+        let plan = Plan::new(&spec).unwrap();
+        let p = spawn_plan(plan, Enforcement::Unenforceable, Stdio::null().unwrap()).unwrap();
+        let status = wait(&p.pidfd, p.pid).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(status.success(), "{status:?}: {text}");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("ermission") && !l.contains("not permitted"))
+            .collect();
+        assert_eq!(lines, ["mknod=1", "open=1", "4", "f"], "{text}");
+    }
 }

@@ -26,6 +26,7 @@ mod caps;
 mod child;
 mod container;
 mod defaults;
+mod devices;
 mod embedded;
 mod error;
 mod external;
@@ -42,6 +43,7 @@ pub use defaults::{
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, Network, bind_mount,
     default_capabilities, default_mounts, docker_default_spec, set_network, tmpfs_mount,
 };
+pub use devices::default_device_rules;
 pub use error::{Result, RuntimeError};
 pub use stdio::{ExitStatus, Stdio};
 pub use stubs::MountStubs;

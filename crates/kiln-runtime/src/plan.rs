@@ -16,6 +16,9 @@ use crate::mountopts;
 
 const EXECUTOR: &str = "embedded";
 
+/// `CAP_MKNOD`'s bit number.
+const CAP_MKNOD: u32 = 27;
+
 /// A path inside the container root, split so the child can create it one level at a time:
 /// `prefixes` are `a`, `a/b`, `a/b/c`; `names` are `a`, `b`, `c`.
 #[derive(Debug)]
@@ -154,6 +157,12 @@ pub(crate) struct Plan {
     pub groups: Vec<libc::gid_t>,
     pub umask: libc::mode_t,
     pub caps: Option<CapMasks>,
+    /// The spec's `linux.resources.devices` (enforced by the parent: devices.rs).
+    pub device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+    /// `cgroup.procs` of the container's device cgroup, or -1: the child moves itself in.
+    pub cgroup_procs: c_int,
+    /// Remount the root `nodev` (device rules without a device cgroup: devices.rs).
+    pub nodev_root: bool,
     pub no_new_privs: bool,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
@@ -179,7 +188,35 @@ const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
+impl CapMasks {
+    /// Remove one capability from every set.
+    pub fn drop_cap(&mut self, cap: u32) {
+        let bit = !(1u64 << cap);
+        self.bounding &= bit;
+        self.effective &= bit;
+        self.permitted &= bit;
+        self.inheritable &= bit;
+        self.ambient &= bit;
+    }
+}
+
 impl Plan {
+    /// Device rules that no cgroup can enforce: no `CAP_MKNOD`, and the root and every bind
+    /// mount `nodev`, so that neither a new node nor one shipped in an image layer or a
+    /// mounted directory can be opened. Only the `/dev` tmpfs keeps device nodes: the
+    /// standard ones the child makes there.
+    pub fn without_devices(&mut self) {
+        if let Some(c) = &mut self.caps {
+            c.drop_cap(CAP_MKNOD);
+        }
+        self.nodev_root = true;
+        for m in &mut self.mounts {
+            if matches!(m.kind, MountKind::Bind { .. }) {
+                m.flags |= libc::MS_NODEV;
+            }
+        }
+    }
+
     /// Check `spec` and turn it into a plan. Fails on what the embedded executor cannot do.
     pub fn new(spec: &Spec) -> Result<Plan> {
         let invalid = |what: &str| RuntimeError::InvalidSpec {
@@ -420,6 +457,13 @@ impl Plan {
             groups: user.additional_gids().clone().unwrap_or_default(),
             umask: user.umask().unwrap_or(0o022),
             caps,
+            device_rules: linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.devices().clone())
+                .unwrap_or_default(),
+            cgroup_procs: -1,
+            nodev_root: false,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             rlimits,
             oom_score_adj: process
@@ -519,6 +563,15 @@ fn mount_op(m: &oci_spec::runtime::Mount) -> Result<MountOp> {
     let typ = m.typ().clone().unwrap_or_default();
     let source = m.source().clone().unwrap_or_default();
     let describe = format!("mount {typ} {source:?} on {dest:?}");
+    // As runc: procfs on /proc and nothing below it. Another file system there would hide
+    // the /proc/self/fd paths this executor mounts through and the masked /proc entries.
+    let clean = RootPath::new(dest)?;
+    let c = clean.full.as_bytes();
+    if (c == b"proc" && typ != "proc") || c.starts_with(b"proc/") {
+        return Err(RuntimeError::InvalidSpec {
+            what: format!("{describe}: only procfs may be mounted on /proc, and nothing below it"),
+        });
+    }
     let is_bind = opts.bind.is_some() || typ == "bind" || typ == "rbind";
     let (kind, file_target) = if is_bind {
         if !source.is_absolute() {
@@ -678,6 +731,37 @@ mod tests {
             Plan::new(&spec),
             Err(RuntimeError::Unsupported { .. })
         ));
+    }
+
+    #[test]
+    fn mounts_over_or_below_proc_are_refused_as_runc_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for (dest, typ) in [
+            ("/proc", "tmpfs"),
+            ("/proc/sys", "tmpfs"),
+            ("/x/../proc/1", "proc"),
+        ] {
+            let mut spec = crate::docker_default_spec();
+            spec.root_mut()
+                .as_mut()
+                .unwrap()
+                .set_path(dir.path().to_path_buf());
+            let mut mounts = spec.mounts().clone().unwrap();
+            mounts.push(crate::tmpfs_mount(dest, &[]));
+            if typ == "proc" {
+                mounts.last_mut().unwrap().set_typ(Some("proc".into()));
+            }
+            spec.set_mounts(Some(mounts));
+            let err = Plan::new(&spec).err().expect(dest);
+            assert!(err.to_string().contains("/proc"), "{dest}: {err}");
+        }
+        // The default spec's own procfs on /proc is fine.
+        let mut spec = crate::docker_default_spec();
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_path(dir.path().to_path_buf());
+        assert!(Plan::new(&spec).is_ok());
     }
 
     #[test]

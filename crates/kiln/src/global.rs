@@ -16,7 +16,9 @@ impl GlobalArgs {
     #[allow(dead_code)]
     pub fn store_root(&self) -> PathBuf {
         if let Some(r) = &self.root {
-            return r.clone();
+            // Absolute, so that paths derived from it (mount sources, the store's own checks
+            // of its tmp/ dirs) do not depend on the working directory.
+            return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc_geteuid() };

@@ -282,7 +282,7 @@ pub fn render_error(e: &kiln_build::BuildError, dockerfile: &Path, text: &str) -
                     let marker = if n == *line { ">>>" } else { "   " };
                     s.push_str(&format!(
                         " {n:>4} | {marker} {}\n",
-                        lines.get(n - 1).unwrap_or(&"")
+                        kiln_build::event::clip(lines.get(n - 1).unwrap_or(&""))
                     ));
                 }
             }

@@ -210,6 +210,13 @@ fn join(base: &Path, name: &OsStr) -> PathBuf {
 impl SourceTree {
     /// A stage root: nothing hidden, owners kept.
     pub fn open_dir(path: &Path) -> Result<SourceTree, ContextError> {
+        // Host paths derived from the tree (bind mount sources, messages) must not depend on
+        // the working directory: `kiln build .` gives a relative path, and the runtime takes
+        // only absolute bind sources.
+        let path = &std::path::absolute(path).map_err(|source| ContextError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let root = Root::open(path).map_err(|source| ContextError::Open {
             path: path.to_path_buf(),
             source,
@@ -477,6 +484,69 @@ impl SourceTree {
         Ok(kept)
     }
 
+    /// What `.dockerignore` hides below the directory `base` (resolved, relative to the root),
+    /// as the fewest paths (relative to `base`) to mask so that a view of `base` shows what
+    /// COPY would see: a hidden directory with nothing re-included below is one path, never
+    /// its contents. Only directories are read (their entries' types come from `readdir`),
+    /// so a large context costs one `getdents` per directory and no `stat` per file.
+    pub fn hidden_below(&self, base: &Path) -> Result<Vec<PathBuf>, ContextError> {
+        let mut masks = Vec::new();
+        if self.ignore.is_some() {
+            let fd = rootpath::open_dir(self.root.fd(), base).map_err(|e| self.io_err(base, e))?;
+            self.hidden_in(&fd, base, Path::new(""), &mut masks)?;
+        }
+        Ok(masks)
+    }
+
+    /// Appends the masks below `dir`; returns whether anything below it stays visible.
+    fn hidden_in(
+        &self,
+        fd: &OwnedFd,
+        ctx_rel: &Path,
+        rel: &Path,
+        masks: &mut Vec<PathBuf>,
+    ) -> Result<bool, ContextError> {
+        let Some(ig) = &self.ignore else {
+            return Ok(true);
+        };
+        let mut visible = false;
+        for (name, kind) in read_names_typed(fd).map_err(|e| self.io_err(ctx_rel, e))? {
+            let child_ctx = join(ctx_rel, &name);
+            let child_rel = join(rel, &name);
+            let is_dir = match kind {
+                FileType::Directory => true,
+                FileType::Unknown => stat_at(fd, &name).is_ok_and(|m| m.is_dir()),
+                _ => false,
+            };
+            let s = lossy(&child_ctx);
+            let excluded = ig.is_excluded(&s);
+            if !is_dir || (excluded && ig.can_skip_dir(&s)) {
+                if excluded {
+                    masks.push(child_rel);
+                } else {
+                    visible = true;
+                }
+                continue;
+            }
+            let child_fd = match rootpath::open_child_dir(fd, &name) {
+                Ok(f) => f,
+                // Removed while walking: as if it never was.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io_err(&child_ctx, e)),
+            };
+            let mark = masks.len();
+            let below = self.hidden_in(&child_fd, &child_ctx, &child_rel, masks)?;
+            if excluded && !below {
+                // Excluded and nothing re-included inside: hide the directory itself.
+                masks.truncate(mark);
+                masks.push(child_rel);
+            } else {
+                visible = true;
+            }
+        }
+        Ok(visible)
+    }
+
     /// Expand one COPY/ADD source as BuildKit does. `exclude` (`--exclude`) also drops
     /// wildcard matches themselves, as documented (BuildKit itself only filters below them).
     pub fn expand(
@@ -646,6 +716,21 @@ impl SourceTree {
 fn display_source(s: &str) -> String {
     let c = rootpath::clean_rel(s);
     format!("/{c}")
+}
+
+/// Names in a directory with their `readdir` types (no `.`/`..`), in directory order.
+fn read_names_typed(fd: &OwnedFd) -> io::Result<Vec<(OsString, FileType)>> {
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    let mut names = Vec::new();
+    while let Some(ent) = dir.read() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        names.push((OsStr::from_bytes(n).to_os_string(), ent.file_type()));
+    }
+    Ok(names)
 }
 
 /// Names in a directory (no `.`/`..`), sorted bytewise.

@@ -13,6 +13,7 @@ use rustix::io::Errno;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,6 +33,9 @@ pub(crate) struct Root {
     pub(crate) created: HashSet<PathBuf>,
     cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
 }
+
+/// Most nested symlink targets made while resolving one parent (Linux follows 40 links).
+const MAX_LINK_DEPTH: usize = 40;
 
 const DIR_PATH: OFlags = OFlags::PATH
     .union(OFlags::DIRECTORY)
@@ -105,6 +109,15 @@ impl Root {
     }
 
     fn walk(&mut self, comps: &[OsString], create: bool) -> Result<Option<OwnedFd>, EntryError> {
+        self.walk_at(comps, create, 0)
+    }
+
+    fn walk_at(
+        &mut self,
+        comps: &[OsString],
+        create: bool,
+        depth: usize,
+    ) -> Result<Option<OwnedFd>, EntryError> {
         let mut cur = rustix::fs::openat(&self.fd, ".", DIR_PATH, Mode::empty())
             .map_err(EntryError::io("open root"))?;
         for (i, c) in comps.iter().enumerate() {
@@ -145,13 +158,41 @@ impl Root {
                         return Err(EntryError::ThroughSymlink { component: shown() });
                     }
                     let rel: PathBuf = prefix.iter().collect();
-                    match rustix::fs::openat2(
-                        &self.fd,
-                        &rel,
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-                    ) {
+                    let open_in_root = |fd: &OwnedFd| {
+                        rustix::fs::openat2(
+                            fd,
+                            &rel,
+                            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                        )
+                    };
+                    let mut opened = open_in_root(&self.fd);
+                    if matches!(opened, Err(Errno::NOENT)) && create && depth < MAX_LINK_DEPTH {
+                        // A lower layer's symlink to a directory that does not exist (yet):
+                        // make its target, inside the root, as a chroot'ed `mkdir -p` would
+                        // (containerd's MkdirAll under RootPath), then go through it.
+                        let target = rustix::fs::readlinkat(&cur, c, Vec::new())
+                            .map_err(EntryError::io("read symlinked parent"))?;
+                        let target = target.as_bytes();
+                        let mut t: Vec<OsString> = if target.first() == Some(&b'/') {
+                            Vec::new()
+                        } else {
+                            comps[..i].to_vec()
+                        };
+                        for part in target.split(|b| *b == b'/') {
+                            match part {
+                                b"" | b"." => {}
+                                b".." => {
+                                    t.pop();
+                                }
+                                p => t.push(std::ffi::OsStr::from_bytes(p).to_os_string()),
+                            }
+                        }
+                        self.walk_at(&t, true, depth + 1)?;
+                        opened = open_in_root(&self.fd);
+                    }
+                    match opened {
                         Ok(fd) => fd,
                         Err(_) if !create => return Ok(None),
                         Err(e) => {

@@ -273,6 +273,38 @@ fn apply_deletes_and_clears_opaque_dirs() {
     assert!(!Path::new("/usr/lib/libfoo.so").exists());
 }
 
+/// A lower layer's symlink to a directory that no layer made (yet): applying an entry below
+/// it makes the target inside the root (as a chroot'ed `mkdir -p`), never on the host, and
+/// `..` in the target stops at the root.
+#[test]
+fn apply_through_a_dangling_lower_symlink_makes_its_target_inside_the_root() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let host = format!("/kiln-dangling-{}", std::process::id());
+    let base = RawTar::new()
+        .link("link", tar::EntryType::Symlink, &format!("{host}/real"))
+        .link("up", tar::EntryType::Symlink, "../../../../up-real")
+        .link("chain", tar::EntryType::Symlink, "link/deeper")
+        .finish();
+    apply_layer(&base[..], t.path(), &ExtractOptions::default()).unwrap();
+    let top = RawTar::new()
+        .file("link/f", b"f")
+        .file("up/g", b"g")
+        .file("chain/h", b"h")
+        .finish();
+    apply_layer(&top[..], t.path(), &ExtractOptions::default()).unwrap();
+    let inside = t.path().join(host.trim_start_matches('/'));
+    assert_eq!(std::fs::read(inside.join("real/f")).unwrap(), b"f");
+    assert_eq!(std::fs::read(inside.join("real/deeper/h")).unwrap(), b"h");
+    assert_eq!(std::fs::read(t.path().join("up-real/g")).unwrap(), b"g");
+    assert!(!Path::new(&host).exists(), "written on the host");
+    assert!(
+        fs::symlink_metadata(t.path().join("link"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
 /// Also: headers with empty uid/gid fields (never set here) read as 0, as Go reads them.
 #[test]
 fn directory_metadata_is_set_after_contents() {
