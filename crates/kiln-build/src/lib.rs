@@ -26,6 +26,7 @@ mod export;
 mod key;
 pub mod namespace;
 pub mod options;
+pub mod outfile;
 mod outputs;
 pub mod plan;
 mod prune;

@@ -8,8 +8,8 @@ use crate::engine::{Build, LayerRef, store_err};
 use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
 
-/// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (via a
-/// temporary file renamed into place, so a failed export leaves nothing half-written).
+/// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (see
+/// [`crate::outfile`]: a failed export leaves nothing half-written, a device is written to).
 pub fn save_archive(
     store: &Store,
     image_id: &str,
@@ -28,22 +28,15 @@ pub fn save_archive(
             kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let tmp = dest.with_extension("kiln-tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| BuildError::io("creating", &tmp, e))?;
-    let written = store
-        .save(&[(rec, names)], format, std::io::BufWriter::new(f))
-        .map_err(store_err)
-        .and_then(|w| {
-            w.into_inner()
-                .map_err(|e| BuildError::io("writing", &tmp, e.into_error()))
-        });
-    match written {
-        Ok(_) => std::fs::rename(&tmp, dest).map_err(|e| BuildError::io("renaming into", dest, e)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let out = crate::outfile::OutputFile::create(dest)
+        .map_err(|e| BuildError::io("creating a file for", dest, e))?;
+    store
+        .save(&[(rec, names)], format, std::io::BufWriter::new(out.file()))
+        .map_err(store_err)?
+        .into_inner()
+        .map_err(|e| BuildError::io("writing", dest, e.into_error()))?;
+    out.commit()
+        .map_err(|e| BuildError::io("renaming into", dest, e))
 }
 
 /// `type=local`: the final filesystem, layers applied in order.

@@ -111,22 +111,17 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
             store.save(&selection, format, w)?.flush()?;
         }
         Some(path) => {
-            // Write beside the target and rename, so a failed save never leaves half a file.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".kiln-save-")
-                .tempfile_in(dir)
-                .with_context(|| {
-                    format!("failed to save image: creating a file in {}", dir.display())
-                })?;
-            let w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+            // Beside the target and renamed, so a failed save never leaves half a file; a
+            // device or FIFO (`-o /dev/null`) is written in place.
+            let out = kiln_build::outfile::OutputFile::create(path).with_context(|| {
+                format!(
+                    "failed to save image: creating a file for {}",
+                    path.display()
+                )
+            })?;
+            let w = std::io::BufWriter::with_capacity(1 << 20, out.file());
             store.save(&selection, format, w)?.flush()?;
-            // No fsync, as docker and skopeo: the rename already hides a half-written file
-            // from a crash of this process; syncing 500 MB doubled the wall time.
-            tmp.persist(path)
+            out.commit()
                 .with_context(|| format!("failed to save image: writing {}", path.display()))?;
         }
     }
