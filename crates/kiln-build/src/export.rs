@@ -156,10 +156,19 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
     Ok(rec)
 }
 
-/// A writer that fails once the build is cancelled (Ctrl-C during an export).
-struct Cancellable<'a, W> {
-    inner: &'a mut W,
-    cancel: &'a std::sync::atomic::AtomicBool,
+/// A writer (or reader) that fails once the build is cancelled (Ctrl-C during an export).
+pub(crate) struct Cancellable<'a, W> {
+    pub inner: &'a mut W,
+    pub cancel: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("build cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 impl<W: std::io::Write> std::io::Write for Cancellable<'_, W> {
@@ -313,7 +322,13 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         });
     }
     for o in &b.opts.outputs {
-        write_output(b, o, &image_id, last, &layers)?;
+        write_output(b, o, &image_id, last, &layers).map_err(|e| {
+            if b.cancel.load(Ordering::SeqCst) {
+                BuildError::Cancelled
+            } else {
+                e
+            }
+        })?;
     }
     Ok(BuildOutcome {
         image_id,
@@ -340,7 +355,7 @@ fn write_output(
             } else {
                 ("oci", kiln_store::SaveFormat::Oci)
             };
-            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest)?;
+            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest, b.cancel)?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", dest.display()),
                 elapsed: Some(t.elapsed()),

@@ -22,8 +22,13 @@ pub enum OutputFile {
 }
 
 impl OutputFile {
-    /// Prepares to write `dest`.
+    /// Prepares to write `dest`; `-` is standard output.
     pub fn create(dest: &Path) -> io::Result<OutputFile> {
+        if dest == Path::new("-") {
+            use std::os::fd::AsFd;
+            let fd = io::stdout().as_fd().try_clone_to_owned()?;
+            return Ok(OutputFile::Direct(File::from(fd)));
+        }
         // Following symlinks: a link to /dev/null is written through as well.
         if let Ok(m) = std::fs::metadata(dest)
             && !m.is_file()

@@ -7,6 +7,7 @@ use kiln_store::{Digest, LayerRecord, SaveFormat, Store};
 use crate::engine::{Build, LayerRef, store_err};
 use crate::error::{BuildError, Result};
 use crate::execute::{Scratch, mount_chain};
+use crate::export::Cancellable;
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (see
 /// [`crate::outfile`]: a failed export leaves nothing half-written, a device is written to).
@@ -16,6 +17,7 @@ pub fn save_archive(
     tags: &[String],
     format: SaveFormat,
     dest: &Path,
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
     let rec = store
@@ -30,8 +32,13 @@ pub fn save_archive(
         .collect::<Result<Vec<_>>>()?;
     let out = crate::outfile::OutputFile::create(dest)
         .map_err(|e| BuildError::io("creating a file for", dest, e))?;
+    let mut file = out.file();
+    let w = Cancellable {
+        inner: &mut file,
+        cancel,
+    };
     store
-        .save(&[(rec, names)], format, std::io::BufWriter::new(out.file()))
+        .save(&[(rec, names)], format, std::io::BufWriter::new(w))
         .map_err(store_err)?
         .into_inner()
         .map_err(|e| BuildError::io("writing", dest, e.into_error()))?;
@@ -43,7 +50,11 @@ pub fn save_archive(
 pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| BuildError::io("creating", dir, e))?;
     for l in layers {
-        let f = b.store.open_blob(&l.blob).map_err(store_err)?;
+        let mut f = b.store.open_blob(&l.blob).map_err(store_err)?;
+        let f = Cancellable {
+            inner: &mut f,
+            cancel: b.cancel,
+        };
         kiln_snapshot::apply_layer(
             std::io::BufReader::new(f),
             dir,
@@ -58,13 +69,19 @@ pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<
 pub fn write_tar(b: &Build<'_>, chain: &[LayerRef], file: &Path) -> Result<()> {
     let mut scratch = Scratch { dirs: Vec::new() };
     let (mnt, merged) = mount_chain(b, &mut scratch, chain, None)?;
-    let f = std::fs::File::create(file).map_err(|e| BuildError::io("creating", file, e))?;
+    let out = crate::outfile::OutputFile::create(file)
+        .map_err(|e| BuildError::io("creating a file for", file, e))?;
+    let mut f = out.file();
     let r = kiln_snapshot::write_layer_tar(
         &merged,
-        std::io::BufWriter::new(f),
+        std::io::BufWriter::new(Cancellable {
+            inner: &mut f,
+            cancel: b.cancel,
+        }),
         &kiln_snapshot::TarOptions::default(),
     );
     drop(mnt);
-    r.map(|_| ())
-        .map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))
+    r.map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))?;
+    out.commit()
+        .map_err(|e| BuildError::io("renaming into", file, e))
 }

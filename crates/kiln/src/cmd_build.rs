@@ -1,5 +1,6 @@
 //! `kiln build` and `kiln builder prune`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -130,36 +131,57 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
     })
 }
 
-fn parse_output(spec: &str) -> anyhow::Result<Output> {
+/// One `--output`, as buildx reads it: a bare path is `type=local`, `-` a tar on stdout;
+/// otherwise `type=` is required. `name=` (type=image) adds tags. Fields kiln cannot honour
+/// are refused, never ignored.
+fn parse_output(spec: &str, tags: &mut Vec<String>) -> anyhow::Result<Output> {
     if !spec.contains('=') {
-        // docker build -o DIR is type=local.
         return Ok(if spec == "-" {
-            bail!("output to stdout is not supported; use type=tar,dest=FILE")
+            Output::Tar("-".into())
         } else {
             Output::Local(spec.into())
         });
     }
     let mut kind = None;
     let mut dest = None;
+    let mut names = Vec::new();
     for f in spec.split(',') {
         match f.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            Some((k, _)) if ["name", "push", "compression"].contains(&k) => {}
+            Some(("name", v)) => names.push(v.to_string()),
+            Some(("push", "false")) => {}
+            Some(("push", _)) => bail!(
+                "--output push=true: kiln cannot push to registries yet; build with -t and push with another tool"
+            ),
+            Some(("compression" | "compression-level" | "force-compression", _)) => {
+                bail!("--output {f:?}: set the layer compression with --compression gzip|zstd")
+            }
             _ => bail!("invalid --output field {f:?} in {spec:?}"),
         }
     }
     let need = |d: Option<PathBuf>, t: &str| {
         d.with_context(|| format!("--output type={t} needs dest=PATH"))
     };
-    Ok(match kind.as_deref() {
-        Some("image") | None => Output::Image,
+    let out = match kind.as_deref() {
+        None => bail!("type is required for output: {spec:?}"),
+        Some("image") => Output::Image,
         Some("docker") => Output::Docker(need(dest, "docker")?),
         Some("oci") => Output::Oci(need(dest, "oci")?),
-        Some("local") => Output::Local(need(dest, "local")?),
+        Some("local") => match need(dest, "local")? {
+            d if d.as_os_str() == "-" => bail!("--output type=local needs a directory, not -"),
+            d => Output::Local(d),
+        },
         Some("tar") => Output::Tar(need(dest, "tar")?),
         Some(t) => bail!("unsupported output type {t:?}: use image, docker, oci, local or tar"),
-    })
+    };
+    if !names.is_empty() {
+        if out != Output::Image {
+            bail!("--output name= is only supported with type=image (use -t for archive names)");
+        }
+        tags.extend(names);
+    }
+    Ok(out)
 }
 
 fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
@@ -280,8 +302,20 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         "none" => true,
         n => bail!("unsupported --network {n:?}: use default, host or none"),
     };
+    let mut output_tags = Vec::new();
     for o in &args.outputs {
-        opts.outputs.push(parse_output(o)?);
+        opts.outputs.push(parse_output(o, &mut output_tags)?);
+    }
+    let to_stdout = opts.outputs.iter().any(|o| {
+        matches!(o, Output::Tar(d) | Output::Docker(d) | Output::Oci(d) if d.as_os_str() == "-")
+    });
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to write an archive to a terminal: redirect standard output");
+    }
+    for t in output_tags {
+        if !opts.tags.contains(&t) {
+            opts.tags.push(t);
+        }
     }
     for s in &args.secrets {
         let (id, src) = parse_secret(s)?;
@@ -333,7 +367,8 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 std::fs::write(f, &outcome.image_id)
                     .with_context(|| format!("writing --iidfile {}", f.display()))?;
             }
-            if args.quiet {
+            // Standard output may carry the archive itself.
+            if args.quiet && !to_stdout {
                 println!("{}", outcome.image_id);
             }
             Ok(ExitCode::SUCCESS)

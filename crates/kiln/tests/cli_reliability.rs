@@ -562,3 +562,127 @@ fn check_explains_each_problem_and_what_repair_will_do() {
     assert!(text.contains("repaired: image"), "{text}");
     s.assert_healthy("after repair");
 }
+
+/// `save -o` and `--output type=docker,dest=` write a device or FIFO destination in place:
+/// renaming a temp file over it replaced the machine's `/dev/null` with a regular file. A
+/// private null device stands in for /dev/null, so a regression cannot break the machine.
+#[test]
+fn outputs_to_devices_and_fifos_are_written_in_place() {
+    let s = Store::new();
+    let null = s.work.join("null");
+    let c = std::ffi::CString::new(null.to_str().unwrap()).unwrap();
+    // SAFETY: mknod on a NUL-terminated path; makes a char device 1,3 (the null device).
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    assert_eq!(rc, 0, "mknod of a null device (needs root)");
+    let is_null_device = |p: &Path| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = std::fs::symlink_metadata(p).unwrap();
+        m.file_type().is_char_device() && m.rdev() == libc::makedev(1, 3)
+    };
+    s.ok(&["save", "-o", null.to_str().unwrap(), "localhost/busybox"]);
+    assert!(is_null_device(&null), "save -o replaced the device node");
+    let ctx = s.context(
+        "to-null",
+        "FROM localhost/busybox:latest\nRUN echo hi > /hi\n",
+    );
+    let spec = format!("type=docker,dest={}", null.display());
+    s.ok(&["build", "-q", "-o", &spec, ctx.to_str().unwrap()]);
+    assert!(
+        is_null_device(&null),
+        "--output type=docker replaced the device node"
+    );
+    // A FIFO: the archive arrives through it.
+    let fifo = s.work.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    s.ok(&["save", "-o", fifo.to_str().unwrap(), "localhost/busybox"]);
+    let bytes = reader.join().unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
+}
+
+/// `-o -` and `type=tar|docker,dest=-` write to standard output (and `-q` then prints no ID
+/// there); an output without `type=`, `push=true` and `compression=` are refused, not ignored;
+/// `type=image,name=X` tags X.
+#[test]
+fn output_specs_are_honoured_or_refused() {
+    let s = Store::new();
+    let ctx = s.context(
+        "outputs",
+        "FROM localhost/busybox:latest\nRUN echo hi > /hi\n",
+    );
+    let c = ctx.to_str().unwrap();
+    for spec in ["-", "type=tar,dest=-"] {
+        let out = s.kiln(&["build", "-q", "-o", spec, c]);
+        assert!(
+            out.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut found = false;
+        for e in tar::Archive::new(&out.stdout[..]).entries().unwrap() {
+            found |= e.unwrap().path().unwrap().to_str() == Some("hi");
+        }
+        assert!(found, "-o {spec}: the rootfs tar on stdout has no /hi");
+    }
+    for (spec, want) in [
+        ("dest=out", "type is required"),
+        ("type=image,push=true", "cannot push"),
+        ("type=image,compression=zstd", "--compression"),
+        ("type=local,dest=-", "needs a directory"),
+        ("type=tar,name=x,dest=f", "only supported with type=image"),
+    ] {
+        let out = s.kiln(&["build", "-q", "-o", spec, c]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{spec}: {err}");
+    }
+    s.ok(&["build", "-q", "-o", "type=image,name=via-output", c]);
+    assert!(s.ok(&["images"]).contains("via-output"));
+}
+
+/// Ctrl-C while `-o type=local` is being written stops it: exit non-zero, "cancelled", and
+/// nothing says built.
+#[test]
+fn a_signal_during_a_local_output_cancels_the_build() {
+    let s = Store::new();
+    let ctx = s.context(
+        "local-out",
+        "FROM localhost/busybox:latest\nRUN head -c 300000000 /dev/urandom > /big\n",
+    );
+    s.ok(&["build", "-q", ctx.to_str().unwrap()]);
+    let dest = s.work.join("out");
+    let spec = format!("type=local,dest={}", dest.display());
+    let mut child = s
+        .cmd(&[
+            "build",
+            "--progress=plain",
+            "-o",
+            &spec,
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !dest.join("big").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before writing");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: signalling a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(!err.contains("built in"), "{err}");
+}
