@@ -316,6 +316,15 @@ pub(crate) fn kill(pidfd: &OwnedFd, pid: u32) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// Busybox in a test root, hard-linked: a copy is open for writing while the tests beside
+    /// this one clone their containers, and a clone that inherits that descriptor makes the
+    /// exec of the copy fail with ETXTBSY ("text file busy") until it execs itself.
+    fn link_busybox(dest: &std::path::Path) {
+        if std::fs::hard_link("/bin/busybox", dest).is_err() {
+            std::fs::copy("/bin/busybox", dest).unwrap();
+        }
+    }
+
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
@@ -331,7 +340,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let bin = root.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        link_busybox(&bin.join("busybox"));
         for a in ["sh", "mknod", "head", "cat", "echo", "wc", "dd"] {
             std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
         }
@@ -398,7 +407,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let bin = root.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        link_busybox(&bin.join("busybox"));
         for a in ["sh", "mknod", "head", "mkfifo", "cat", "echo", "wc"] {
             std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
         }

@@ -41,7 +41,11 @@ pub fn rootfs() -> tempfile::TempDir {
         .unwrap();
     let bin = dir.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    // Hard-linked, not copied: a copy is open for writing while other tests clone their
+    // containers, and an inherited descriptor makes its exec fail with ETXTBSY.
+    if fs::hard_link("/bin/busybox", bin.join("busybox")).is_err() {
+        fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    }
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for name in String::from_utf8(list.stdout).unwrap().lines() {
         if name != "busybox" {
