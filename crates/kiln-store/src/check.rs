@@ -78,25 +78,25 @@ impl fmt::Display for Problem {
 }
 
 impl Problem {
-    /// What `system check --repair` does about it, said before it does it.
+    /// What `system check --repair` does about it (a verb phrase: "deletes the file").
     pub fn repair_action(&self) -> &'static str {
         match self {
             Problem::Database(_) => {
-                "--repair removes the broken rows it can name; if SQLite's own check fails, restore the store from a backup or remove it"
+                "removes the rows it can name; if SQLite's own check fails, restore the store from a backup or remove it"
             }
             Problem::CorruptBlob { .. } => {
-                "--repair deletes the blob and every image that needs it (load or build those again)"
+                "deletes the blob and every image that needs it (load or build those again)"
             }
-            Problem::StrayFile(_) => "--repair deletes the file",
+            Problem::StrayFile(_) => "deletes the file",
             Problem::BrokenImage { .. } => {
-                "--repair removes the image and its tags (load or build it again)"
+                "removes the image and its tags (load or build it again)"
             }
             Problem::MissingSnapshotDir { .. } => {
-                "--repair forgets the snapshot, the snapshots built on it and the build-cache records that use them (the next build makes them again)"
+                "forgets the snapshot, the snapshots built on it and the build-cache records that use them (the next build makes them again)"
             }
-            Problem::OrphanSnapshotDir(_) => "--repair deletes the directory",
+            Problem::OrphanSnapshotDir(_) => "deletes the directory",
             Problem::BrokenCacheRecord { .. } => {
-                "--repair deletes the record (the next build runs that step again)"
+                "deletes the record (the next build runs that step again)"
             }
         }
     }
@@ -178,6 +178,15 @@ impl Store {
     /// run in one write transaction, so they see one state of the store and a build or load
     /// that finishes meanwhile is either wholly seen or not at all.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        if repair {
+            // A repair deletes, which needs room on a full disk (see `reserve`).
+            self.with_reserve(|| self.check_once(true))
+        } else {
+            self.check_once(false)
+        }
+    }
+
+    fn check_once(&self, repair: bool) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         // Hash outside any lock: this is the slow part and blobs never change once visible.
         let dir = self.layout().blobs_dir();

@@ -309,7 +309,9 @@ impl Store {
             Ok(events)
         })?;
         if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
-            self.sync_index()?;
+            // Derived from the database: on a full disk it may fail after the removal has
+            // committed; the next tag change or `system check` rewrites it.
+            let _ = self.sync_index();
         }
         Ok((events, reclaimed))
     }
@@ -378,7 +380,9 @@ impl Store {
         let (events, reclaimed) =
             self.write_sweep(|tx, sweep| self.prune_images_tx(tx, scope, keep, sweep))?;
         if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
-            self.sync_index()?;
+            // Derived from the database: on a full disk it may fail after the removal has
+            // committed; the next tag change or `system check` rewrites it.
+            let _ = self.sync_index();
         }
         Ok(PruneReport {
             images: events,
@@ -462,7 +466,9 @@ impl Store {
             .iter()
             .any(|e| matches!(e, RemoveEvent::Untagged(_)))
         {
-            self.sync_index()?;
+            // Derived from the database: on a full disk it may fail after the removal has
+            // committed; the next tag change or `system check` rewrites it.
+            let _ = self.sync_index();
         }
         Ok(report)
     }

@@ -36,6 +36,14 @@ impl Store {
         format: SaveFormat,
         out: W,
     ) -> Result<W> {
+        // Held while the archive is written: an `rmi` or prune meanwhile removes the image,
+        // not the content this save is copying.
+        let lease = self.lease()?;
+        for (img, _) in images {
+            if lease.use_image(&img.id)?.is_none() {
+                return Err(crate::Error::ImageNotFound(img.id.to_string()));
+            }
+        }
         let mut export = Vec::with_capacity(images.len());
         for (img, tags) in images {
             export.push(ExportImage {
@@ -44,9 +52,11 @@ impl Store {
                 tags: tags.clone(),
             });
         }
-        Ok(match format {
+        let out = match format {
             SaveFormat::Docker => write_docker_archive(out, &export, self)?,
             SaveFormat::Oci => write_oci_archive(out, &export, self)?,
-        })
+        };
+        drop(lease);
+        Ok(out)
     }
 }

@@ -184,6 +184,43 @@ fn parse_output(spec: &str, tags: &mut Vec<String>) -> anyhow::Result<Output> {
     Ok(out)
 }
 
+/// Refuses an output whose destination cannot be written before anything is built: outputs
+/// are written after the image is committed, so a bad path found then would fail a build
+/// whose image is already in the store.
+fn check_output_dest(o: &Output) -> anyhow::Result<()> {
+    match o {
+        Output::Image => {}
+        Output::Local(dir) => {
+            if dir.exists() && !dir.is_dir() {
+                bail!("--output type=local: {} is not a directory", dir.display());
+            }
+        }
+        Output::Docker(f) | Output::Oci(f) | Output::Tar(f) => {
+            if f.as_os_str() == "-" {
+                return Ok(());
+            }
+            if f.is_dir() {
+                bail!(
+                    "--output: {} is a directory; dest= names a file",
+                    f.display()
+                );
+            }
+            let parent = f
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                bail!(
+                    "--output: cannot write {}: directory {} does not exist",
+                    f.display(),
+                    parent.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
     let mut id = None;
     let mut src = None;
@@ -306,6 +343,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for o in &args.outputs {
         opts.outputs.push(parse_output(o, &mut output_tags)?);
     }
+    for o in &opts.outputs {
+        check_output_dest(o)?;
+    }
     let to_stdout = opts.outputs.iter().any(|o| {
         matches!(o, Output::Tar(d) | Output::Docker(d) | Output::Oci(d) if d.as_os_str() == "-")
     });
@@ -350,6 +390,11 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         opts.named_contexts.insert(k, v);
     }
 
+    // Made before the build, so a path that cannot be written fails before anything is built
+    // (as a bad -o does), not after the image is committed.
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, b"").with_context(|| format!("writing --iidfile {}", f.display()))?;
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -361,6 +406,10 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let renderer = std::thread::spawn(move || progress::render(rx, mode, explain));
     let result = kiln_build::build(&root, opts, kiln_build::event::EventSink::new(tx));
     let _ = renderer.join();
+    if let (Err(_), Some(f)) = (&result, &args.iidfile) {
+        // As docker: no ID file unless the build succeeded.
+        let _ = std::fs::remove_file(f);
+    }
     match result {
         Ok(outcome) => {
             if let Some(f) = &args.iidfile {
@@ -379,6 +428,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("{}", progress::render_error(&e, &dockerfile, &text));
+            if matches!(&e, kiln_build::BuildError::Store(s) if s.suggests_damage()) {
+                eprintln!("{}", crate::STORE_DAMAGE_HINT);
+            }
             Ok(ExitCode::from(1))
         }
     }

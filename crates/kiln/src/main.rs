@@ -68,9 +68,26 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
+            if suggests_store_damage(&e) {
+                eprintln!("{STORE_DAMAGE_HINT}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Printed after an error that means the store's content is damaged.
+pub(crate) const STORE_DAMAGE_HINT: &str = "hint: the store's content is damaged; `kiln system check` says what is wrong and `kiln system check --repair` removes it";
+
+fn suggests_store_damage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<kiln_store::Error>()
+            .is_some_and(kiln_store::Error::suggests_damage)
+            || matches!(
+                c.downcast_ref::<kiln_build::BuildError>(),
+                Some(kiln_build::BuildError::Store(s)) if s.suggests_damage()
+            )
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -513,6 +513,26 @@ fn prune_works_when_the_disk_is_full() {
     );
     s.ok(&["system", "check"]);
     let _ = std::fs::remove_file(fs.mnt.join("work/save.tar"));
+    // A repair that removes an image, on a full disk.
+    let id = s.ok(&["inspect", "--format", "{{.Id}}", "big"]);
+    let cfg = s
+        .root
+        .join("blobs/sha256")
+        .join(id.trim().trim_start_matches("sha256:"));
+    std::fs::write(&cfg, b"garbage").unwrap();
+    fs.fill();
+    let out = s.kiln(&["system", "check", "--repair"]);
+    assert!(
+        out.status.success(),
+        "check --repair on a full disk: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A removal that frees almost nothing (an untag) uses the reserve up; the next prune on
+    // a full disk must still work.
+    s.ok(&["tag", "many", "many2"]);
+    fs.fill();
+    s.ok(&["rmi", "many2"]);
     fs.fill();
     let out = s.kiln(&["system", "prune", "-a", "-f"]);
     assert!(
@@ -685,4 +705,80 @@ fn a_signal_during_a_local_output_cancels_the_build() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("cancelled"), "{err}");
     assert!(!err.contains("built in"), "{err}");
+}
+
+/// An output or `--iidfile` that cannot be written is refused before anything is built, so a
+/// failed build never leaves its image tagged; a failed build leaves no ID file.
+#[test]
+fn unwritable_outputs_fail_before_the_build() {
+    let s = Store::new();
+    let ctx = s.context(
+        "unwritable",
+        "FROM localhost/busybox:latest\nRUN echo x > /x\n",
+    );
+    let c = ctx.to_str().unwrap();
+    for args in [
+        &["-o", "type=docker,dest=/nonexistent/x.tar"][..],
+        &["-o", "type=tar,dest=/nonexistent/x.tar"][..],
+        &["--iidfile", "/nonexistent/iid"][..],
+    ] {
+        let mut a = vec!["build", "--progress=plain", "-t", "should-not-exist"];
+        a.extend_from_slice(args);
+        a.push(c);
+        let out = s.kiln(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("built in"), "{args:?}: {err}");
+        assert!(!s.ok(&["images"]).contains("should-not-exist"), "{args:?}");
+    }
+    let iid = s.work.join("iid");
+    let bad = s.context("bad", "FROM localhost/busybox:latest\nRUN exit 1\n");
+    let out = s.kiln(&[
+        "build",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(!iid.exists(), "a failed build left an ID file");
+    s.ok(&["build", "-q", "--iidfile", iid.to_str().unwrap(), c]);
+    assert!(
+        std::fs::read_to_string(&iid)
+            .unwrap()
+            .starts_with("sha256:")
+    );
+}
+
+/// `save` holds what it copies: an `rmi -f` of the image while it is being saved removes the
+/// image, not the blobs the archive is being written from.
+#[test]
+fn rmi_during_save_does_not_break_the_save() {
+    let s = Store::new();
+    s.build(
+        "saved",
+        "FROM localhost/busybox:latest\nRUN head -c 100000000 /dev/urandom > /big\n",
+    );
+    for round in 0..5u64 {
+        if round > 0 {
+            s.build(
+                "saved",
+                &format!("FROM localhost/busybox:latest\nRUN head -c 100000000 /dev/urandom > /big{round}\n"),
+            );
+        }
+        let dest = s.work.join("saved.tar");
+        let save = s.spawn(&["save", "-o", dest.to_str().unwrap(), "saved"]);
+        std::thread::sleep(Duration::from_millis(20 + round * 30));
+        s.ok(&["rmi", "-f", "saved"]);
+        // Collects every blob nothing references (the base image stays tagged).
+        s.ok(&["system", "prune", "-f"]);
+        let out = save.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let probe = Store::new();
+        probe.ok(&["load", "-i", dest.to_str().unwrap()]);
+        s.assert_healthy(&format!("rmi during save, round {round}"));
+    }
 }

@@ -192,19 +192,28 @@ pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
     let report = store.check(a.repair)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "checked {} blobs and {} images",
-        report.blobs_checked, report.images_checked
+        "checked {} and {}",
+        plural(report.blobs_checked, "blob"),
+        plural(report.images_checked, "image")
     )?;
     for p in &report.problems {
         if report.repaired {
-            writeln!(out, "repaired: {p}\n  {}", p.repair_action())?;
+            writeln!(out, "repaired: {p}\n  (repair {})", p.repair_action())?;
         } else {
-            writeln!(out, "broken: {p}\n  {}", p.repair_action())?;
+            writeln!(out, "broken: {p}\n  --repair {}", p.repair_action())?;
         }
     }
     if report.unreferenced_blobs > 0 {
@@ -220,13 +229,17 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if report.repaired {
-        writeln!(out, "repaired {} problems", report.problems.len())?;
+        writeln!(
+            out,
+            "repaired {}",
+            plural(report.problems.len() as u64, "problem")
+        )?;
         return Ok(());
     }
     drop(out);
     eprintln!(
-        "Error: {} problems found; run `kiln system check --repair` to remove what is broken",
-        report.problems.len()
+        "Error: {} found; run `kiln system check --repair` to remove what is broken",
+        plural(report.problems.len() as u64, "problem")
     );
     Err(Reported.into())
 }
