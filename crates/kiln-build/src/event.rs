@@ -92,11 +92,17 @@ pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= ECHO_LIMIT {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut end = ECHO_LIMIT;
-    while !text.is_char_boundary(end) {
+    std::borrow::Cow::Owned(clip_head(text, text.len()))
+}
+
+/// [`clip`]'s long form for a text of `total` bytes of which only `head` is at hand (its
+/// first [`ECHO_LIMIT`] bytes or more): what was kept of a line too long to hold.
+pub fn clip_head(head: &str, total: usize) -> String {
+    let mut end = ECHO_LIMIT.min(head.len());
+    while !head.is_char_boundary(end) {
         end -= 1;
     }
-    std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+    format!("{}… ({total} bytes)", &head[..end])
 }
 
 #[cfg(test)]

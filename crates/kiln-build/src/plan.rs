@@ -589,7 +589,7 @@ impl Planner<'_> {
                         .clone();
                     self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
                     if self.run_env_bytes > MAX_RUN_ENV_BYTES {
-                        return Err(run_env_too_large(x, env.len()));
+                        return Err(run_env_too_large(&self.df.file, x, env.len()));
                     }
                     let args_used = sev
                         .args()
@@ -719,10 +719,10 @@ impl Planner<'_> {
 }
 
 /// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.
-fn run_env_too_large(ins: &Instruction, vars: usize) -> BuildError {
+fn run_env_too_large(file: &str, ins: &Instruction, vars: usize) -> BuildError {
     BuildError::Dockerfile(kiln_dockerfile::Error {
         kind: kiln_dockerfile::ErrorKind::Expansion,
-        file: "Dockerfile".into(),
+        file: file.into(),
         span: ins.span,
         message: format!(
             "environment too large: the RUN instructions so far get more than {} of environment in all (kiln's limit); this one gets {vars} variables",

@@ -3,11 +3,11 @@
 //! provided but never committed) and the step's `--mount`s.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_dockerfile::{MountType, Sharing};
@@ -18,11 +18,127 @@ use kiln_runtime::{
 
 use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
+use crate::event::{ECHO_LIMIT, Event, EventSink};
 use crate::execute::{Scratch, mount_chain};
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
 
 const OUTPUT_TAIL_LINES: usize = 20;
+
+/// Most bytes of one step's output streamed to the progress display; then one line says the
+/// log was clipped and the rest is not shown (BuildKit's default limit and message). The
+/// error of a failing step still gets the last lines.
+pub(crate) const LOG_LIMIT: usize = 2 << 20;
+pub(crate) const LOG_CLIPPED: &str = "[output clipped, log limit 2MiB reached]\n";
+
+/// The last [`OUTPUT_TAIL_LINES`] lines a step printed, each cut to [`ECHO_LIMIT`] bytes
+/// with its size (a failing step's error repeats them: a 10 MB line must not come twice).
+#[derive(Debug, Default)]
+struct OutputTail {
+    lines: VecDeque<String>,
+    /// The first bytes of the line being read, and its length so far.
+    head: Vec<u8>,
+    len: usize,
+}
+
+impl OutputTail {
+    /// More of the current line (no newline in `bytes`).
+    fn push(&mut self, bytes: &[u8]) {
+        // A few bytes over the limit, so that a character across it is whole.
+        let keep = (ECHO_LIMIT + 4)
+            .saturating_sub(self.head.len())
+            .min(bytes.len());
+        self.head.extend_from_slice(&bytes[..keep]);
+        self.len += bytes.len();
+    }
+
+    fn end_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.head);
+        let line = if self.len <= ECHO_LIMIT {
+            text.trim_end().to_string()
+        } else {
+            crate::event::clip_head(&text, self.len)
+        };
+        if self.lines.len() == OUTPUT_TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+        self.head.clear();
+        self.len = 0;
+    }
+
+    /// The lines, the last one even without a newline.
+    fn finish(mut self) -> String {
+        if self.len > 0 {
+            self.end_line();
+        }
+        Vec::from(self.lines).join("\n")
+    }
+}
+
+/// Read a step's output to the end: stream it as [`Event::StepOutput`] (whole lines, up to
+/// [`LOG_LIMIT`] bytes, then [`LOG_CLIPPED`] and nothing more) and keep its last lines.
+/// Memory stays bounded whatever the step prints, with or without newlines.
+fn pump_output(r: impl Read, step: StepIndex, events: &EventSink) -> OutputTail {
+    let mut r = BufReader::with_capacity(64 << 10, r);
+    let mut tail = OutputTail::default();
+    // The current line's bytes not sent yet (at most what is left of the limit).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut sent = 0usize;
+    let mut clipped = false;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok([]) => break,
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let newline = buf.iter().position(|&c| c == b'\n');
+        let chunk = match newline {
+            Some(p) => &buf[..=p],
+            None => buf,
+        };
+        let n = chunk.len();
+        tail.push(&chunk[..n - usize::from(newline.is_some())]);
+        if newline.is_some() {
+            tail.end_line();
+        }
+        if !clipped {
+            let room = LOG_LIMIT - sent - pending.len();
+            if n <= room {
+                pending.extend_from_slice(chunk);
+                if newline.is_some() {
+                    sent += pending.len();
+                    events.send(Event::StepOutput {
+                        step,
+                        data: std::mem::take(&mut pending),
+                    });
+                }
+            } else {
+                pending.extend_from_slice(&chunk[..room]);
+                if !pending.is_empty() {
+                    events.send(Event::StepOutput {
+                        step,
+                        data: std::mem::take(&mut pending),
+                    });
+                }
+                events.send(Event::StepOutput {
+                    step,
+                    data: LOG_CLIPPED.as_bytes().to_vec(),
+                });
+                clipped = true;
+            }
+        }
+        r.consume(n);
+    }
+    if !pending.is_empty() {
+        events.send(Event::StepOutput {
+            step,
+            data: pending,
+        });
+    }
+    tail
+}
 
 pub fn run(
     b: &Build<'_>,
@@ -481,28 +597,8 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         Some(p) => Executor::from_name(&p.to_string_lossy())
             .map_err(|e| BuildError::Other(e.to_string()))?,
     };
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
     let events = b.events.clone();
-    let tail2 = tail.clone();
-    let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(rd);
-        let mut line = Vec::new();
-        while let Ok(n) = r.read_until(b'\n', &mut line) {
-            if n == 0 {
-                break;
-            }
-            events.send(crate::event::Event::StepOutput {
-                step: i,
-                data: line.clone(),
-            });
-            let mut t = tail2.lock().unwrap();
-            if t.len() == OUTPUT_TAIL_LINES {
-                t.pop_front();
-            }
-            t.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
-            line.clear();
-        }
-    });
+    let reader = std::thread::spawn(move || pump_output(rd, i, &events));
     let container = executor.spawn(spec, stdio);
     let container = match container {
         Ok(c) => c,
@@ -541,7 +637,7 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         done.1.notify_all();
         status
     });
-    let _ = reader.join();
+    let tail = reader.join().unwrap_or_default();
     let status = status.map_err(|e| step_err(b, i, e.to_string(), String::new()))?;
     if b.cancel.load(Ordering::SeqCst) {
         return Err(BuildError::Cancelled);
@@ -556,13 +652,7 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
             (_, Some(s)) => format!("killed by signal {s}"),
             _ => "failed".into(),
         };
-        let output = tail
-            .lock()
-            .unwrap()
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n");
+        let output = tail.finish();
         return Err(step_err(
             b,
             i,
@@ -575,4 +665,105 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
     }
     let _ = store_err;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pump(input: &[u8]) -> (Vec<Vec<u8>>, String) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tail = pump_output(input, 7, &EventSink::new(tx));
+        let data = rx
+            .try_iter()
+            .map(|e| match e {
+                Event::StepOutput { step: 7, data } => data,
+                e => panic!("unexpected event {e:?}"),
+            })
+            .collect();
+        (data, tail.finish())
+    }
+
+    #[test]
+    fn output_is_streamed_line_by_line_and_its_tail_kept() {
+        let mut input = String::new();
+        for i in 1..=25 {
+            input.push_str(&format!("line {i}  \n"));
+        }
+        input.push_str("no newline");
+        let (events, output) = pump(input.as_bytes());
+        assert_eq!(events.len(), 26);
+        assert_eq!(events[0], b"line 1  \n");
+        assert_eq!(events[25], b"no newline");
+        let want: Vec<String> = (7..=25)
+            .map(|i| format!("line {i}"))
+            .chain(["no newline".to_string()])
+            .collect();
+        assert_eq!(output, want.join("\n"));
+    }
+
+    #[test]
+    fn a_huge_line_is_streamed_up_to_the_log_limit_and_clipped_in_the_tail() {
+        let input = vec![b'x'; 10_000_000];
+        let (events, output) = pump(&input);
+        let last = events.last().unwrap();
+        assert_eq!(last, LOG_CLIPPED.as_bytes());
+        let streamed: usize = events[..events.len() - 1].iter().map(Vec::len).sum();
+        assert_eq!(streamed, LOG_LIMIT);
+        assert!(output.len() < ECHO_LIMIT + 32, "{}", output.len());
+        assert!(
+            output.ends_with("… (10000000 bytes)"),
+            "{}",
+            &output[1000..]
+        );
+        assert!(output.starts_with(&"x".repeat(ECHO_LIMIT)));
+    }
+
+    #[test]
+    fn nothing_is_streamed_after_the_log_limit_but_the_tail_goes_on() {
+        let mut input = Vec::new();
+        let line = format!("{}\n", "y".repeat(999));
+        while input.len() < 3 * LOG_LIMIT {
+            input.extend_from_slice(line.as_bytes());
+        }
+        input.extend_from_slice(b"the end\n");
+        let (events, output) = pump(&input);
+        let clipped_at = events
+            .iter()
+            .position(|e| e == LOG_CLIPPED.as_bytes())
+            .expect("a clipped message");
+        assert_eq!(clipped_at, events.len() - 1, "nothing after the message");
+        let streamed: usize = events[..clipped_at].iter().map(Vec::len).sum();
+        assert!(
+            streamed <= LOG_LIMIT && streamed > LOG_LIMIT - 1000,
+            "{streamed}"
+        );
+        // Whole lines up to the limit, then the part of the line that reaches it.
+        assert!(
+            events[..clipped_at - 1]
+                .iter()
+                .all(|e| e == line.as_bytes())
+        );
+        assert!(
+            output.ends_with("\nthe end"),
+            "{}",
+            &output[output.len() - 100..]
+        );
+        assert_eq!(output.lines().count(), OUTPUT_TAIL_LINES);
+    }
+
+    #[test]
+    fn long_lines_in_the_tail_are_cut_at_a_character_boundary() {
+        let line = "é".repeat(3000);
+        let (_, output) = pump(format!("{line}\nok\n").as_bytes());
+        let mut lines = output.lines();
+        let first = lines.next().unwrap();
+        assert!(
+            first.ends_with(&format!("… ({} bytes)", line.len())),
+            "{first}"
+        );
+        assert!(first.len() < ECHO_LIMIT + 32);
+        assert!(!first.contains('\u{fffd}'), "{first}");
+        assert_eq!(lines.next(), Some("ok"));
+    }
 }

@@ -18,6 +18,10 @@ pub struct Dockerfile {
     pub stages: Vec<Stage>,
     /// Things BuildKit accepts but warns about while parsing (empty continuation lines).
     pub parse_warnings: Vec<ParseWarning>,
+    /// The file name errors name: `Dockerfile`, or what [`crate::parse_named`] was given.
+    /// Expansion and stage errors found after parsing (evaluation, the stage graph) use it.
+    #[serde(skip)]
+    pub file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

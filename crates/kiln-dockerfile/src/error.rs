@@ -30,7 +30,7 @@ pub enum ErrorKind {
 
 /// A Dockerfile error: what, where (file, line, column), and possibly how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{file}:{}:{}: {message}", span.line, span.col)]
+#[error("{file}:{}:{}: {}", span.line, span.col, clip_message(.message))]
 pub struct Error {
     pub kind: ErrorKind,
     pub file: String,
@@ -134,7 +134,7 @@ pub(crate) fn render_diagnostic_line(
     source_line: Option<&str>,
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{level}: {message}");
+    let _ = writeln!(out, "{level}: {}", clip_message(message));
     if span.line == 0 {
         let _ = writeln!(out, " --> {file}");
     } else {
@@ -143,26 +143,78 @@ pub(crate) fn render_diagnostic_line(
     let gutter = span.line.to_string().len();
     let pad = " ".repeat(gutter);
     if let Some(text) = source_line {
-        // Tabs would misalign the caret; show them as single spaces.
-        let shown: String = text
-            .chars()
-            .map(|c| if c == '\t' { ' ' } else { c })
-            .collect();
+        let (shown, caret_at, caret_len) = excerpt(text, span);
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
-        let width = shown.chars().count();
-        let col = span.col.max(1);
-        let len = if span.len == 0 {
-            width.saturating_sub(col - 1).max(1)
-        } else {
-            span.len
-        };
-        let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(len));
+        let _ = writeln!(out, "{} | {}", span.line, shown);
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(caret_at),
+            "^".repeat(caret_len)
+        );
     }
     if let Some(h) = hint {
         let _ = writeln!(out, "{pad} = hint: {h}");
     }
     out
+}
+
+/// Most bytes of a message shown: some quote a word of the line, which may be huge.
+pub const MESSAGE_LIMIT: usize = 1024;
+
+/// `message` whole when short, else its first [`MESSAGE_LIMIT`] bytes (at a character
+/// boundary) and the full size.
+pub fn clip_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MESSAGE_LIMIT {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}… ({} bytes)", &message[..end], message.len()))
+}
+
+/// Characters of source shown on each side of the caret (and most carets shown): a line of
+/// megabytes must not make megabytes of error output.
+pub const EXCERPT_CONTEXT: usize = 200;
+
+/// The part of `text` shown for `span`: the line with tabs as spaces (a tab would misalign
+/// the caret) and trailing blanks dropped, with the caret's offset and length in characters.
+/// A long line is cut to [`EXCERPT_CONTEXT`] characters on each side of the caret, and a
+/// long caret to [`EXCERPT_CONTEXT`] carets, with `…` where text was left out.
+fn excerpt(text: &str, span: Span) -> (String, usize, usize) {
+    let width = text.chars().count();
+    let col = span.col.max(1) - 1;
+    let len = if span.len == 0 {
+        width.saturating_sub(col).max(1)
+    } else {
+        span.len
+    };
+    let caret_len = len.min(EXCERPT_CONTEXT);
+    let start = col.saturating_sub(EXCERPT_CONTEXT).min(width);
+    // A clipped caret ends the excerpt: what follows is more of the same token.
+    let end = if caret_len < len {
+        col + caret_len
+    } else {
+        col + caret_len + EXCERPT_CONTEXT
+    };
+    let untab = |c: char| if c == '\t' { ' ' } else { c };
+    if start == 0 && end >= width {
+        let shown: String = text.chars().map(untab).collect();
+        return (shown.trim_end().to_string(), col, len);
+    }
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(text.chars().skip(start).take(end - start).map(untab));
+    if end < width {
+        shown.push('…');
+    } else {
+        shown.truncate(shown.trim_end().len());
+    }
+    (shown, col - start + usize::from(start > 0), caret_len)
 }
 
 /// The closest candidate to `word` if it is a plausible misspelling (BuildKit's

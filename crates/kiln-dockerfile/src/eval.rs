@@ -166,6 +166,8 @@ pub struct Evaluator {
     declared_global: BTreeSet<String>,
     /// Bytes of expanded words so far, for [`MAX_EXPANDED_BYTES`]; shared by the stages.
     expanded: Expanded,
+    /// The file errors name ([`Dockerfile::file`]).
+    file: String,
 }
 
 /// A byte counter that can be bumped through `&Evaluator` (stages borrow it shared).
@@ -206,7 +208,14 @@ impl Evaluator {
             global,
             declared_global: BTreeSet::new(),
             expanded: Expanded::default(),
+            file: df.file.clone(),
         };
+        ev.eval_meta_args(df).map_err(|e| e.in_file(&df.file))?;
+        Ok(ev)
+    }
+
+    fn eval_meta_args(&mut self, df: &Dockerfile) -> Result<(), Error> {
+        let ev = self;
         for ins in &df.meta_args {
             let Command::Arg(a) = &ins.command else {
                 continue;
@@ -217,17 +226,19 @@ impl Evaluator {
                     let v = v.clone();
                     ev.global.set(&d.name, v);
                 } else if let Some(def) = &d.default {
+                    // Errors point at the value, as they do for a stage's ARG.
+                    let at = word_span(ins, def);
                     let v = ev
                         .lexer
                         .process_word(def, &ev.global)
-                        .map_err(|e| expand_err(e, ins.span))?
+                        .map_err(|e| expand_err(e, at))?
                         .value;
-                    ev.charge(v.len(), ins.span)?;
+                    ev.charge(v.len(), at)?;
                     ev.global.set(&d.name, v);
                 }
             }
         }
-        Ok(ev)
+        Ok(())
     }
 
     pub fn options(&self) -> &EvalOptions {
@@ -265,6 +276,11 @@ impl Evaluator {
 
     /// Expand a stage's FROM line (image and `--platform`) with the global scope.
     pub fn resolve_from(&self, stage: &Stage) -> Result<ResolvedFrom, Error> {
+        self.resolve_from_in(stage)
+            .map_err(|e| e.in_file(&self.file))
+    }
+
+    fn resolve_from_in(&self, stage: &Stage) -> Result<ResolvedFrom, Error> {
         let f = stage.from_cmd();
         let img = self
             .lexer
@@ -412,6 +428,11 @@ impl StageEval<'_> {
 
     /// Expand `ins` with the current scope and apply its ENV/ARG effects.
     pub fn expand_instruction(&mut self, ins: &Instruction) -> Result<Expansion, Error> {
+        let file = &self.ev.file;
+        self.expand_instruction_in(ins).map_err(|e| e.in_file(file))
+    }
+
+    fn expand_instruction_in(&mut self, ins: &Instruction) -> Result<Expansion, Error> {
         let ev = self.ev;
         let lexer = ev.lexer;
         let span = ins.span;
@@ -526,12 +547,14 @@ impl StageEval<'_> {
             Command::Arg(a) => {
                 let mut decls = Vec::new();
                 for d in &a.args {
+                    let mut at = span;
                     let value = if let Some(v) = self.ev.opts.build_args.get(&d.name) {
                         Some(v.clone())
                     } else if let Some(def) = &d.default {
+                        at = word_span(ins, def);
                         let e = lexer
                             .process_word(def, &self.scope())
-                            .map_err(|e| expand_err(e, word_span(ins, def)))?;
+                            .map_err(|e| expand_err(e, at))?;
                         used_args.extend(self.arg_uses(e.used));
                         Some(e.value)
                     } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name)
@@ -541,7 +564,7 @@ impl StageEval<'_> {
                         None
                     };
                     if let Some(v) = &value {
-                        self.ev.charge(v.len(), span)?;
+                        self.ev.charge(v.len(), at)?;
                     }
                     used_args.insert(d.name.clone());
                     self.latest_arg.insert(d.name.clone(), self.args.len());

@@ -160,6 +160,15 @@ impl StageGraph {
         target: Option<&str>,
         replaced: &std::collections::BTreeSet<String>,
     ) -> Result<StageGraph, Error> {
+        Self::build_in(df, ev, target, replaced).map_err(|e| e.in_file(&df.file))
+    }
+
+    fn build_in(
+        df: &Dockerfile,
+        ev: &Evaluator,
+        target: Option<&str>,
+        replaced: &std::collections::BTreeSet<String>,
+    ) -> Result<StageGraph, Error> {
         let mut stages = Vec::new();
         let mut edges = Vec::new();
         let mut images = Vec::new();

@@ -43,7 +43,9 @@ pub fn parse(src: &str) -> Result<Dockerfile, Error> {
 
 /// Parse Dockerfile text, naming `file` in errors.
 pub fn parse_named(src: &str, file: &str) -> Result<Dockerfile, Error> {
-    parser::parse_source(src).map_err(|e| e.in_file(file))
+    let mut df = parser::parse_source(src).map_err(|e| e.in_file(file))?;
+    df.file = file.to_string();
+    Ok(df)
 }
 
 /// Parse ONBUILD triggers stored in a base image's config (`OnBuild`), as they run right

@@ -93,6 +93,7 @@ pub(crate) fn parse_source(src: &str) -> Result<Dockerfile, Error> {
         meta_args,
         stages,
         parse_warnings: sc.warnings,
+        file: String::from("Dockerfile"),
     })
 }
 

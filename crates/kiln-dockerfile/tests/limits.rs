@@ -172,3 +172,136 @@ fn redeclared_args_keep_the_last_value_in_its_position() {
         [("B".to_string(), "2".to_string()), ("A".into(), "3".into())]
     );
 }
+
+#[test]
+fn a_global_arg_bomb_points_at_the_value() {
+    // The same doubling, before the first FROM: the caret goes under `${A17}${A17}`, not
+    // under `ARG`.
+    let mut s = String::from("ARG A=xxxxxxxx\nARG A1=${A}${A}\n");
+    for i in 2..=24 {
+        s.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+    }
+    s.push_str("FROM scratch\nRUN echo $A24\n");
+    let e = analyze_err(&s);
+    assert!(e.message.contains("expansion too large"), "{e}");
+    assert_eq!((e.span.line, e.span.col), (19, 9), "{e}");
+    assert_eq!(e.span.len, "${A17}${A17}".len(), "{e}");
+}
+
+#[test]
+fn errors_after_parsing_name_the_file_given_to_parse_named() {
+    let df = parse_named(&arg_doubling_bomb(), "Dockerfile.bomb").unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    assert!(e.to_string().starts_with("Dockerfile.bomb:20:9: "), "{e}");
+    // Global ARGs, FROM lines and the stage graph too.
+    let df = parse_named("ARG A=${B:?no B}\nFROM scratch\n", "Other").unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    assert_eq!(e.file, "Other", "{e}");
+    let df = parse_named("FROM ${IMG:?noimage}\n", "Other").unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    assert_eq!(e.file, "Other", "{e}");
+    let df = parse_named("FROM scratch AS a\n", "Other").unwrap();
+    let e = analyze(&df, EvalOptions::default(), Some("nope")).unwrap_err();
+    assert_eq!(e.file, "Other", "{e}");
+    // `parse` keeps `Dockerfile`.
+    let df = parse("FROM ${IMG:?noimage}\n").unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    assert_eq!(e.file, "Dockerfile", "{e}");
+}
+
+/// The rendered excerpt of a huge line is clipped around the caret; the caret stays under
+/// the right character.
+#[test]
+fn errors_on_huge_lines_render_a_clipped_excerpt() {
+    use kiln_dockerfile::error::EXCERPT_CONTEXT;
+    let big = "x".repeat(10_000_000);
+    // A token at the start of the line: its caret, then context, then `…`.
+    let src = format!("FROM x\nRUNN {big}\n");
+    let e = parse(&src).unwrap_err();
+    let r = e.render(&src);
+    assert!(r.len() < 1000, "{} bytes", r.len());
+    assert!(
+        r.contains(&format!(
+            "\n2 | RUNN {}…\n",
+            "x".repeat(EXCERPT_CONTEXT - 1)
+        )),
+        "{r}"
+    );
+    assert!(r.contains("\n  | ^^^^\n"), "{r}");
+
+    // A token running to the end of a huge line: clipped carets, clipped text.
+    let src = format!("FROM scratch\nENV X=\"{big}\n");
+    let Err(e) = analyze(&parse(&src).unwrap(), EvalOptions::default(), None) else {
+        panic!("an unterminated quote fails")
+    };
+    let r = e.render(&src);
+    assert!(r.len() < 1000, "{} bytes", r.len());
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(
+        lines[3],
+        format!(
+            "2 | ENV X={}…",
+            "\"".to_string() + &"x".repeat(EXCERPT_CONTEXT - 1)
+        )
+    );
+    assert_eq!(
+        lines[4],
+        format!("  | {}{}", " ".repeat(6), "^".repeat(EXCERPT_CONTEXT))
+    );
+
+    // An error far into a line: `…` on both sides, the caret under its character.
+    let big = "x".repeat(1_000_000);
+    let src = format!("FROM scratch\nENV A={big} B=${{C:?unset}} D={big}\n");
+    let df = parse(&src).unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    let r = e.render(&src);
+    assert!(r.len() < 1500, "{} bytes", r.len());
+    let lines: Vec<&str> = r.lines().collect();
+    let text = lines[3].strip_prefix("2 | ").unwrap();
+    let caret = lines[4].strip_prefix("  | ").unwrap();
+    assert!(text.starts_with('…') && text.ends_with('…'), "{r}");
+    let at = caret.find('^').unwrap();
+    let under: String = text.chars().skip(at).take(caret.len() - at).collect();
+    assert_eq!(under, "${C:?unset}", "{r}");
+    assert_eq!(at, EXCERPT_CONTEXT + 1, "{r}");
+
+    // A message that quotes a huge token is clipped too.
+    let src = format!("FROM scratch\nENV A=1 {big}\n");
+    let e = parse(&src).unwrap_err();
+    assert!(e.message.len() > 1_000_000);
+    let r = e.render(&src);
+    assert!(r.len() < 3000, "{} bytes", r.len());
+    assert!(
+        r.contains(&format!("… ({} bytes)\n", e.message.len())),
+        "{r}"
+    );
+    assert!(e.to_string().len() < 1200, "{} bytes", e.to_string().len());
+
+    // A million nested `${a:-` (a syntax error at the first): a few hundred bytes.
+    let src = format!(
+        "FROM scratch\nARG a=1\nENV Y=x{}\n",
+        "${a:-".repeat(1_000_000)
+    );
+    let df = parse(&src).unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    let r = e.render(&src);
+    assert!(r.len() < 1500, "{} bytes: {}", r.len(), &r[..300]);
+}
+
+#[test]
+fn short_lines_render_whole() {
+    let line = format!("ENV A={} B=${{C:?unset}}", "y".repeat(150));
+    let src = format!("FROM scratch\n{line}\n");
+    let df = parse(&src).unwrap();
+    let e = analyze(&df, EvalOptions::default(), None).unwrap_err();
+    let r = e.render(&src);
+    assert!(r.contains(&format!("\n2 | {line}\n")), "{r}");
+    assert!(
+        r.contains(&format!(
+            "\n  | {}{}\n",
+            " ".repeat(line.len() - 11),
+            "^".repeat(11)
+        )),
+        "{r}"
+    );
+}

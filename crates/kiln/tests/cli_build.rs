@@ -1276,6 +1276,60 @@ fn an_exponential_arg_bomb_fails_at_planning_with_the_location() {
 }
 
 #[test]
+fn planning_errors_name_the_file_given_with_f() {
+    let c = Ctx::new();
+    let mut s = String::from("ARG A=xxxxxxxx\nARG A1=${A}${A}\n");
+    for i in 2..=40 {
+        s.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+    }
+    s.push_str("FROM scratch\nENV B=$A40\n");
+    c.file("Dockerfile.bomb", &s);
+    let f = c.ctx.join("Dockerfile.bomb");
+    let (code, _, err) = c.build(&["-f", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+    // The global ARG that passes the limit, at its value (not at `ARG`), in the file built.
+    assert!(err.contains(" --> Dockerfile.bomb:19:9\n"), "{err}");
+    assert!(!err.contains("--> Dockerfile:"), "{err}");
+}
+
+#[test]
+fn huge_lines_make_small_errors() {
+    let c = Ctx::new();
+    let big = "x".repeat(10_000_000);
+    c.file("Dockerfile", &format!("FROM scratch\nENV X=\"{big}\n"));
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{}", &err[..err.len().min(2000)]);
+    assert!(err.len() < 2000, "{} bytes of stderr", err.len());
+    assert!(err.contains("Dockerfile:2:7"), "{err}");
+    assert!(err.contains("…\n"), "{err}");
+
+    // A RUN printing one 10 MB line: its log is cut at 2 MiB, its error shows 1 KiB of it.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN head -c 10000000 /dev/zero | tr \"\\0\" x; exit 4\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains("exit code: 4"),
+        "{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
+    assert!(err.contains("[output clipped, log limit 2MiB reached]"));
+    assert!(
+        err.contains("… (10000000 bytes)"),
+        "{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
+    assert!(
+        err.len() < (2 << 20) + 10_000,
+        "{} bytes of stderr",
+        err.len()
+    );
+}
+
+#[test]
 fn a_dockerfile_from_dev_zero_is_refused() {
     assert!(Path::new("/dev/zero").exists(), "this test needs /dev/zero");
     let c = Ctx::new();
