@@ -205,6 +205,9 @@ pub fn run(
     // Environment the command gets but the image and cache key never see.
     let mut secret_env: Vec<String> = Vec::new();
     let mut ssh_mounts = 0;
+    // The `--mount` targets, absolute, to word the runtime's refusals.
+    let mut targets: Vec<String> = Vec::new();
+    let mut image_root = None;
     for m in &r.mounts {
         let mm = &m.mount;
         // A relative target is below the working directory, as in BuildKit.
@@ -216,9 +219,26 @@ pub fn run(
             Some(t) => t.clone(),
             None => String::new(),
         };
-        if let Some(why) = refused_target(&target) {
+        // No target (a secret or ssh mount's default path) is not the root.
+        if !target.is_empty()
+            && let Some(why) = refused_target(&target)
+        {
             return Err(step_err(b, i, why, String::new()));
         }
+        if !target.is_empty() {
+            if image_root.is_none() {
+                image_root = Some(
+                    crate::context::rootpath::Root::open(merged)
+                        .map_err(|e| BuildError::io("opening the rootfs", merged, e))?,
+                );
+            }
+            if let Some(root) = &image_root
+                && let Some(why) = refused_in_image(root, &target)
+            {
+                return Err(step_err(b, i, why, String::new()));
+            }
+        }
+        targets.push(target.clone());
         match mm.kind {
             MountType::Cache => {
                 let id = mm.id.clone().unwrap_or_else(|| target.clone());
@@ -374,7 +394,7 @@ pub fn run(
     spec.set_mounts(Some(mounts));
 
     let stubs = MountStubs::scan(merged, &stub_targets);
-    let result = run_container(b, i, &spec);
+    let result = run_container(b, i, &spec, &targets);
     stubs.remove();
     drop(locks);
     result
@@ -516,24 +536,63 @@ fn bind_source(
 
 /// Mount targets a RUN may not use. BuildKit hands its mounts to runc, which refuses any
 /// mount below `/proc` and anything but procfs on it; kiln refuses the same, `/sys` and
-/// everything below `/sys`, and `/dev` itself: the container's masked and read-only paths, its
-/// device nodes and `/dev/pts` live there, and a mount over them would silently drop those
-/// protections (or, over `/proc`, break the runtime's own setup). Mounts below `/dev`
-/// (`/dev/shm`) stay allowed.
+/// everything below `/sys`, `/dev` itself and the root: the container's masked and read-only
+/// paths, its device nodes and `/dev/pts` live there, and a mount over them would silently drop
+/// those protections (or, over `/proc`, break the runtime's own setup; over `/`, hide the whole
+/// image). Mounts below `/dev` (`/dev/shm`) stay allowed. This checks the target as written;
+/// [`refused_in_image`] checks where it resolves among the image's files (a symlink such as
+/// `/d -> /dev`), and the embedded runtime where it resolves at mount time
+/// ([`refused_resolution`] words that refusal).
 fn refused_target(target: &str) -> Option<String> {
     let clean = crate::context::rootpath::clean_rel(target);
     let top = clean.split('/').next().unwrap_or("");
     let refused = match top {
+        "" => true,
         "proc" | "sys" => true,
         "dev" => clean == "dev",
         _ => false,
     };
     refused.then(|| {
-        format!(
-            "--mount target {target:?}: mounts on /{clean} are not allowed (/proc, /sys and \
-             everything below them, and /dev itself, are the container's own)"
-        )
+        format!("--mount target {target:?}: mounts on /{clean} are not allowed ({REFUSED_TARGETS})")
     })
+}
+
+const REFUSED_TARGETS: &str = "/, /proc, /sys and everything below /proc and /sys, and /dev \
+                               itself, are the container's own";
+
+/// The runtime's refusal of a mount whose destination resolved inside the root to a place no
+/// mount may cover, worded for the `--mount` whose target it is (None for any other error, or
+/// for a mount of the default spec redirected by the image's own symlinks).
+fn refused_resolution(e: &kiln_runtime::RuntimeError, targets: &[String]) -> Option<String> {
+    let kiln_runtime::RuntimeError::MountDestination {
+        destination,
+        resolved,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let target = targets.iter().find(|t| Path::new(t) == destination)?;
+    Some(resolution_message(target, &resolved.to_string_lossy()))
+}
+
+/// The runtime's check of where a target resolves, made here as well against the image's own
+/// files (symlinks followed inside the root, `..` clamped): an external runtime such as runc
+/// checks only `/proc`, and this gives every executor the same refusal before anything runs.
+/// Targets below an earlier `--mount` resolve through it, which only the embedded runtime sees.
+fn refused_in_image(root: &crate::context::rootpath::Root, target: &str) -> Option<String> {
+    let res =
+        crate::context::rootpath::resolve(root.fd(), target.as_bytes(), true, &|_| true).ok()?;
+    let resolved = format!("/{}", res.rel.to_string_lossy());
+    refused_target(&resolved)?;
+    Some(resolution_message(target, &resolved))
+}
+
+fn resolution_message(target: &str, resolved: &str) -> String {
+    format!(
+        "--mount target {target:?} resolves to {resolved} in the container (symlinks followed): \
+         mounts on {resolved} are not allowed ({REFUSED_TARGETS})"
+    )
 }
 
 fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> BuildError {
@@ -584,7 +643,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
+fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -> Result<()> {
     let (rd, wr) = std::io::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
     let wr2 = wr
         .try_clone()
@@ -604,12 +663,9 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             let _ = reader.join();
-            return Err(step_err(
-                b,
-                i,
-                format!("starting the container: {e}"),
-                String::new(),
-            ));
+            let message = refused_resolution(&e, targets)
+                .unwrap_or_else(|| format!("starting the container: {e}"));
+            return Err(step_err(b, i, message, String::new()));
         }
     };
     let killer = container.killer();

@@ -15,13 +15,61 @@ use libc::{c_int, c_ulong};
 use crate::mountopts::locked_flags;
 use crate::plan::{Plan, RootPath};
 
-/// A failed setup step as sent through the report pipe: which step, which item, the errno.
+/// A failed setup step: which step, which item, the errno.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Failure {
     pub stage: u32,
     pub index: u32,
+    /// The errno; for [`stage::REFUSED_MOUNT`], a [`crate::plan::Refusal`] code.
     pub errno: i32,
+}
+
+impl Failure {
+    pub const fn new(stage: u32, index: u32, errno: i32) -> Failure {
+        Failure {
+            stage,
+            index,
+            errno,
+        }
+    }
+}
+
+/// Room for a path in a [`Report`] (the whole report stays below `PIPE_BUF`, so it is written
+/// atomically).
+pub(crate) const REPORT_PATH: usize = 1024;
+
+/// What the child sends through the report pipe when setup fails.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Report {
+    pub failure: Failure,
+    /// For [`stage::REFUSED_MOUNT`]: where the destination resolved, `/`-rooted, truncated.
+    pub path_len: u32,
+    pub path: [u8; REPORT_PATH],
+}
+
+impl Report {
+    pub const fn new() -> Report {
+        Report {
+            failure: Failure::new(0, 0, 0),
+            path_len: 0,
+            path: [0; REPORT_PATH],
+        }
+    }
+
+    /// The recorded path, if any.
+    pub fn path(&self) -> &[u8] {
+        &self.path[..(self.path_len as usize).min(REPORT_PATH)]
+    }
+
+    /// Record `/` + `rel`, truncated.
+    fn set_path(&mut self, rel: &[u8]) {
+        self.path[0] = b'/';
+        let len = rel.len().min(REPORT_PATH - 1);
+        self.path[1..1 + len].copy_from_slice(&rel[..len]);
+        self.path_len = (1 + len) as u32;
+    }
 }
 
 /// Setup steps, for [`Failure::stage`].
@@ -57,6 +105,8 @@ pub(crate) mod stage {
     pub const DOMAINNAME: u32 = 29;
     pub const PDEATHSIG: u32 = 30;
     pub const DEVICE_CGROUP: u32 = 31;
+    /// A mount destination resolved inside the root to a place no mount may cover.
+    pub const REFUSED_MOUNT: u32 = 32;
 }
 
 type R<T> = Result<T, Failure>;
@@ -67,11 +117,7 @@ fn errno() -> i32 {
 }
 
 fn fail(stage: u32, index: usize) -> Failure {
-    Failure {
-        stage,
-        index: index as u32,
-        errno: errno(),
-    }
+    Failure::new(stage, index as u32, errno())
 }
 
 fn check(ret: libc::c_long, stage: u32, index: usize) -> R<libc::c_long> {
@@ -197,11 +243,49 @@ fn open_in_root(root: c_int, path: &RootPath, file: bool) -> Result<c_int, i32> 
 }
 
 fn in_root(root: c_int, path: &RootPath, file: bool, stage: u32, index: usize) -> R<c_int> {
-    open_in_root(root, path, file).map_err(|errno| Failure {
-        stage,
-        index: index as u32,
-        errno,
-    })
+    open_in_root(root, path, file).map_err(|errno| Failure::new(stage, index as u32, errno))
+}
+
+/// The path of what `fd` refers to, as `/proc/self/fd/N` shows it, written into `buf`; its
+/// length.
+fn fd_path(fd: c_int, buf: &mut [u8]) -> Result<usize, i32> {
+    let p = FdPath::new(fd);
+    // SAFETY: readlink writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::readlink(p.ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(errno());
+    }
+    let n = n as usize;
+    if n >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    Ok(n)
+}
+
+/// Check where a mount's destination, opened as `fd`, resolved inside the root (whose own path
+/// is `root_path`, empty for `/`): symlinks in the image (or earlier mounts) must not carry a
+/// mount onto the root, `/proc`, `/sys` or `/dev` ([`crate::plan::refused_destination`]).
+fn check_destination(
+    root_path: &[u8],
+    fd: c_int,
+    op: &crate::plan::MountOp,
+    i: usize,
+    report: &mut Report,
+) -> R<()> {
+    let mut buf = [0u8; 4096];
+    let n = fd_path(fd, &mut buf).map_err(|e| Failure::new(stage::MOUNT_POINT, i as u32, e))?;
+    let resolved = match buf[..n].strip_prefix(root_path) {
+        Some([]) => &[][..],
+        Some([b'/', rest @ ..]) => rest,
+        // Resolved inside the root by construction (RESOLVE_IN_ROOT); refuse what is not.
+        _ => return Err(Failure::new(stage::MOUNT_POINT, i as u32, libc::EXDEV)),
+    };
+    let Some(why) = crate::plan::refused_destination(op.target.written(), resolved, op.procfs)
+    else {
+        return Ok(());
+    };
+    report.set_path(resolved);
+    Err(Failure::new(stage::REFUSED_MOUNT, i as u32, why as i32))
 }
 
 fn mount(
@@ -262,7 +346,8 @@ pub(crate) unsafe fn run(plan: &Plan, stdio: [c_int; 3], report: c_int) -> ! {
     // Move our fds above the standard ones so that dup2 onto 0..2 cannot close them.
     // SAFETY: fd syscalls.
     let report = unsafe { libc::fcntl(report, libc::F_DUPFD_CLOEXEC, 10) };
-    let failure = match setup(plan, stdio) {
+    let mut detail = Report::new();
+    detail.failure = match setup(plan, stdio, &mut detail) {
         Err(f) => f,
         Ok(never) => match never {},
     };
@@ -271,8 +356,8 @@ pub(crate) unsafe fn run(plan: &Plan, stdio: [c_int; 3], report: c_int) -> ! {
         unsafe {
             libc::write(
                 report,
-                (&failure as *const Failure).cast(),
-                size_of::<Failure>(),
+                (&detail as *const Report).cast(),
+                size_of::<Report>(),
             )
         };
     }
@@ -282,7 +367,7 @@ pub(crate) unsafe fn run(plan: &Plan, stdio: [c_int; 3], report: c_int) -> ! {
 
 enum Never {}
 
-fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
+fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
     // SAFETY (whole function): raw syscalls on prepared, NUL-terminated data and own fds.
     unsafe {
         // Die with the spawning thread: a killed kiln leaves no container behind.
@@ -361,8 +446,17 @@ fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
             0,
         )? as c_int;
 
+        // Where the root is, as /proc/self/fd shows paths: mount destinations are checked
+        // against it once resolved.
+        let mut root_buf = [0u8; 4096];
+        let root_len =
+            fd_path(root, &mut root_buf).map_err(|e| Failure::new(stage::OPEN_ROOT, 1, e))?;
+        let root_path = match &root_buf[..root_len] {
+            b"/" => &[][..],
+            p => p,
+        };
         for (i, op) in plan.mounts.iter().enumerate() {
-            mount_one(root, op, i)?;
+            mount_one(root, root_path, op, i, report)?;
         }
         for (i, dev) in plan.devices.iter().enumerate() {
             make_device(root, dev, i)?;
@@ -495,9 +589,19 @@ fn setup(plan: &Plan, stdio: [c_int; 3]) -> R<Never> {
     }
 }
 
-fn mount_one(root: c_int, op: &crate::plan::MountOp, i: usize) -> R<()> {
+fn mount_one(
+    root: c_int,
+    root_path: &[u8],
+    op: &crate::plan::MountOp,
+    i: usize,
+    report: &mut Report,
+) -> R<()> {
     use crate::plan::MountKind;
     let fd = in_root(root, &op.target, op.file_target, stage::MOUNT_POINT, i)?;
+    if let Err(f) = check_destination(root_path, fd, op, i, report) {
+        close(fd);
+        return Err(f);
+    }
     let path = FdPath::new(fd);
     let r = match &op.kind {
         MountKind::Bind { source, flags } => {
@@ -850,26 +954,14 @@ fn exec(plan: &Plan) -> R<Never> {
         match e {
             libc::ENOENT | libc::ENOTDIR if plan.searched_path => continue,
             libc::EACCES if plan.searched_path => {
-                denied.get_or_insert(Failure {
-                    stage: stage::EXEC,
-                    index: i as u32,
-                    errno: e,
-                });
+                denied.get_or_insert(Failure::new(stage::EXEC, i as u32, e));
             }
             _ => {
-                return Err(Failure {
-                    stage: stage::EXEC,
-                    index: i as u32,
-                    errno: e,
-                });
+                return Err(Failure::new(stage::EXEC, i as u32, e));
             }
         }
     }
-    Err(denied.unwrap_or(Failure {
-        stage: stage::EXEC_NOT_FOUND,
-        index: 0,
-        errno: libc::ENOENT,
-    }))
+    Err(denied.unwrap_or(Failure::new(stage::EXEC_NOT_FOUND, 0, libc::ENOENT)))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use libc::c_int;
 use oci_spec::runtime::Spec;
 
-use crate::child::{self, Failure, stage};
+use crate::child::{self, Report, stage};
 use crate::devices::{DeviceCgroup, Enforcement};
 use crate::error::{Result, RuntimeError};
 use crate::plan::Plan;
@@ -109,18 +109,14 @@ pub(crate) fn spawn_plan(
     drop(report_wr);
     drop(stdio);
 
-    let mut failure = Failure {
-        stage: 0,
-        index: 0,
-        errno: 0,
-    };
+    let mut report = Report::new();
     let n = loop {
         // SAFETY: reading into a plain repr(C) value of the given size.
         let n = unsafe {
             libc::read(
                 report_rd.as_raw_fd(),
-                (&mut failure as *mut Failure).cast(),
-                size_of::<Failure>(),
+                (&mut report as *mut Report).cast(),
+                size_of::<Report>(),
             )
         };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -133,13 +129,13 @@ pub(crate) fn spawn_plan(
     }
     // The child exits 127 after reporting; reap it so no zombie is left.
     let _ = wait(&process.pidfd, process.pid);
-    if n as usize != size_of::<Failure>() {
+    if n as usize != size_of::<Report>() {
         return Err(RuntimeError::Spawn {
             what: "reading the container's setup report",
             source: io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
         });
     }
-    Err(describe(&plan, failure))
+    Err(describe(&plan, &report))
 }
 
 /// Create missing mount points (and the working directory) in the rootfs from here, where
@@ -177,7 +173,8 @@ fn create_mount_points(plan: &Plan) -> Result<()> {
 }
 
 /// Turn a child's failure report into an error that names the step.
-fn describe(plan: &Plan, f: Failure) -> RuntimeError {
+fn describe(plan: &Plan, report: &Report) -> RuntimeError {
+    let f = report.failure;
     let source = io::Error::from_raw_os_error(f.errno);
     let i = f.index as usize;
     let mount = |suffix: &str| {
@@ -192,6 +189,17 @@ fn describe(plan: &Plan, f: Failure) -> RuntimeError {
             .unwrap_or_default()
     };
     let step = match f.stage {
+        stage::REFUSED_MOUNT => {
+            let op = plan.mounts.get(i);
+            return RuntimeError::MountDestination {
+                mount: op.map(|m| m.describe.clone()).unwrap_or_default(),
+                destination: op.map(|m| m.destination.clone()).unwrap_or_default(),
+                resolved: std::path::PathBuf::from(std::ffi::OsStr::from_bytes(report.path())),
+                why: crate::plan::Refusal::from_code(f.errno)
+                    .map_or("refused", |r| r.explain())
+                    .to_string(),
+            };
+        }
         stage::EXEC_NOT_FOUND => {
             return RuntimeError::NotFound {
                 program: plan.program.clone(),

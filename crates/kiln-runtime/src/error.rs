@@ -42,6 +42,21 @@ pub enum RuntimeError {
         source: io::Error,
     },
 
+    /// A mount's destination resolved, inside the container root (symlinks followed, `..`
+    /// clamped at the root), to a place no mount may cover: the root itself, `/proc`, `/sys`
+    /// or `/dev` reached through a symlink, or anything below `/proc`.
+    #[error("{mount}: the destination resolves to {resolved:?} in the container root: {why}")]
+    MountDestination {
+        /// `mount tmpfs "tmpfs" on "/d"`.
+        mount: String,
+        /// The destination as the spec wrote it.
+        destination: PathBuf,
+        /// Where it resolved, as a container path.
+        resolved: PathBuf,
+        /// The rule it broke.
+        why: String,
+    },
+
     /// `process.args[0]` was not found in the container, as runc words it.
     #[error("exec: {program:?}: executable file not found in $PATH")]
     NotFound { program: String },

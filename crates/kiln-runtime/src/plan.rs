@@ -63,6 +63,14 @@ impl RootPath {
             names: cnames,
         })
     }
+
+    /// The clean path relative to the root, empty for the root itself.
+    pub fn written(&self) -> &[u8] {
+        match self.full.as_bytes() {
+            b"." => b"",
+            p => p,
+        }
+    }
 }
 
 fn cstring(bytes: Vec<u8>, context: &Path) -> Result<CString> {
@@ -102,6 +110,77 @@ pub(crate) struct MountOp {
     pub file_target: bool,
     /// `tmpfs on "/dev"`, for error messages.
     pub describe: String,
+    /// The destination as the spec wrote it, for error messages.
+    pub destination: PathBuf,
+    /// A procfs mount (the only kind allowed on `/proc`).
+    pub procfs: bool,
+}
+
+/// Why a mount may not be attached where its destination resolves inside the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The root itself: the mount would hide the whole container filesystem.
+    Root = 1,
+    /// Below `/proc` (runc's rule: nothing may be mounted there).
+    BelowProc = 2,
+    /// On `/proc`, but not procfs (runc's rule).
+    ProcNotProcfs = 3,
+    /// `/proc`, `/sys` or below it, or `/dev` itself, reached through a symlink rather than
+    /// written (the destination is cleaned lexically first, so `..` alone never does this): an
+    /// image's symlink redirected the mount onto the container's own file systems (runc
+    /// likewise refuses proc and sysfs on a symlink).
+    Redirected = 4,
+}
+
+impl Refusal {
+    pub fn from_code(code: i32) -> Option<Refusal> {
+        [
+            Refusal::Root,
+            Refusal::BelowProc,
+            Refusal::ProcNotProcfs,
+            Refusal::Redirected,
+        ]
+        .into_iter()
+        .find(|r| *r as i32 == code)
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            Refusal::Root => "a mount on / would hide the container's whole root",
+            Refusal::BelowProc => "nothing may be mounted below /proc",
+            Refusal::ProcNotProcfs => "only procfs may be mounted on /proc",
+            Refusal::Redirected => {
+                "/proc, /sys and everything below /sys, and /dev itself, may not be reached \
+                 through a symlink (the container's own file systems are there)"
+            }
+        }
+    }
+}
+
+/// Check a mount destination: `written` is it as the spec wrote it and `resolved` where it
+/// resolves inside the root, both relative to the root and clean (empty for the root itself).
+/// No allocation: the child calls this between `clone3` and `execve`.
+pub(crate) fn refused_destination(
+    written: &[u8],
+    resolved: &[u8],
+    procfs: bool,
+) -> Option<Refusal> {
+    let under = |dir: &[u8]| {
+        resolved.len() > dir.len() && resolved.starts_with(dir) && resolved[dir.len()] == b'/'
+    };
+    if resolved.is_empty() {
+        Some(Refusal::Root)
+    } else if under(b"proc") {
+        Some(Refusal::BelowProc)
+    } else if resolved == b"proc" && !procfs {
+        Some(Refusal::ProcNotProcfs)
+    } else if (resolved == b"proc" || resolved == b"sys" || under(b"sys") || resolved == b"dev")
+        && written != resolved
+    {
+        Some(Refusal::Redirected)
+    } else {
+        None
+    }
 }
 
 /// A device node to create in `/dev`.
@@ -564,12 +643,14 @@ fn mount_op(m: &oci_spec::runtime::Mount) -> Result<MountOp> {
     let source = m.source().clone().unwrap_or_default();
     let describe = format!("mount {typ} {source:?} on {dest:?}");
     // As runc: procfs on /proc and nothing below it. Another file system there would hide
-    // the /proc/self/fd paths this executor mounts through and the masked /proc entries.
-    let clean = RootPath::new(dest)?;
-    let c = clean.full.as_bytes();
-    if (c == b"proc" && typ != "proc") || c.starts_with(b"proc/") {
+    // the /proc/self/fd paths this executor mounts through and the masked /proc entries. Nor
+    // anything on the root itself. The child checks again where the destination resolves.
+    let target = RootPath::new(dest)?;
+    let procfs = typ == "proc";
+    let written = target.written();
+    if let Some(why) = refused_destination(written, written, procfs) {
         return Err(RuntimeError::InvalidSpec {
-            what: format!("{describe}: only procfs may be mounted on /proc, and nothing below it"),
+            what: format!("{describe}: {}", why.explain()),
         });
     }
     let is_bind = opts.bind.is_some() || typ == "bind" || typ == "rbind";
@@ -627,12 +708,14 @@ fn mount_op(m: &oci_spec::runtime::Mount) -> Result<MountOp> {
         )
     };
     Ok(MountOp {
-        target: RootPath::new(dest)?,
+        target,
         kind,
         flags: opts.flags,
         propagation: opts.propagation,
         file_target,
         describe,
+        destination: dest.to_path_buf(),
+        procfs,
     })
 }
 
@@ -762,6 +845,62 @@ mod tests {
             .unwrap()
             .set_path(dir.path().to_path_buf());
         assert!(Plan::new(&spec).is_ok());
+    }
+
+    #[test]
+    fn destinations_are_checked_where_they_resolve() {
+        use Refusal::*;
+        let cases: [(&str, &str, bool, Option<Refusal>); 14] = [
+            ("tmp", "tmp", false, None),
+            ("t", "tmp", false, None),
+            ("proc", "proc", true, None),
+            ("sys", "sys", false, None),
+            ("sys/fs/cgroup", "sys/fs/cgroup", false, None),
+            ("dev", "dev", false, None),
+            ("d/shm", "dev/shm", false, None),
+            ("", "", false, Some(Root)),
+            ("r", "", false, Some(Root)),
+            ("p/sys", "proc/sys", false, Some(BelowProc)),
+            ("r/proc", "proc", false, Some(ProcNotProcfs)),
+            ("r/proc", "proc", true, Some(Redirected)),
+            ("r/sys", "sys", false, Some(Redirected)),
+            ("d", "dev", false, Some(Redirected)),
+        ];
+        for (written, resolved, procfs, want) in cases {
+            assert_eq!(
+                refused_destination(written.as_bytes(), resolved.as_bytes(), procfs),
+                want,
+                "{written} -> {resolved}"
+            );
+        }
+        assert_eq!(
+            refused_destination(b"x", b"sysfoo", false),
+            None,
+            "a name that only starts like sys"
+        );
+        for r in [Root, BelowProc, ProcNotProcfs, Redirected] {
+            assert_eq!(Refusal::from_code(r as i32), Some(r));
+        }
+    }
+
+    #[test]
+    fn a_mount_on_the_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for dest in ["/", "/x/..", "/../.."] {
+            let mut spec = crate::docker_default_spec();
+            spec.root_mut()
+                .as_mut()
+                .unwrap()
+                .set_path(dir.path().to_path_buf());
+            let mut mounts = spec.mounts().clone().unwrap();
+            mounts.push(crate::tmpfs_mount(dest, &[]));
+            spec.set_mounts(Some(mounts));
+            let err = Plan::new(&spec).err().expect(dest);
+            assert!(
+                err.to_string().contains("hide the container's whole root"),
+                "{dest}: {err}"
+            );
+        }
     }
 
     #[test]

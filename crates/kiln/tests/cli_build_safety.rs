@@ -215,6 +215,9 @@ fn mounts_over_proc_and_sys_are_refused_with_the_line() {
         ("/dev", "tmpfs"),
         ("/proc", "cache"),
         ("/./proc/../proc", "bind"),
+        ("/", "tmpfs"),
+        ("/x/..", "tmpfs"),
+        ("/", "cache"),
     ] {
         c.file(
             "Dockerfile",
@@ -242,6 +245,91 @@ fn mounts_over_proc_and_sys_are_refused_with_the_line() {
     let out = c.export(&[]);
     assert_eq!(read(&out, "shm"), "a\n");
     assert_eq!(read(&out, "rel"), "ok\n");
+}
+
+#[test]
+fn mount_targets_are_checked_where_they_resolve_in_the_image() {
+    let c = Ctx::new();
+    let has_runc = Command::new("runc").arg("--version").output().is_ok();
+    if !has_runc {
+        eprintln!("notice: runc not installed; the --runtime runc cases are skipped");
+    }
+    // Symlinks in the image carry a target onto /dev, /sys, /proc or the root: refused where
+    // the runtime resolves the target inside the root, with the Dockerfile line.
+    for (target, resolved) in [
+        ("/d", "/dev"),
+        ("/r/sys", "/sys"),
+        ("/r/sys/fs/cgroup", "/sys/fs/cgroup"),
+        ("/p/sys", "/proc/sys"),
+        ("/r/proc", "/proc"),
+        ("/r", "/"),
+        ("/r/", "/"),
+        ("/t/../r/dev", "/dev"),
+    ] {
+        c.file(
+            "Dockerfile",
+            &format!(
+                "FROM localhost/busybox:latest\n\
+                 RUN ln -s /proc /p && ln -s / /r && ln -s /dev /d && ln -s /tmp /t\n\
+                 RUN --mount=type=tmpfs,target={target} echo hi > /dev/null\n"
+            ),
+        );
+        // runc checks only /proc itself; kiln refuses before handing it the spec.
+        if has_runc {
+            let (code, _, err) = c.build(&["--no-cache", "--runtime", "runc"]);
+            assert_eq!(code, 1, "runc: {target} was accepted:\n{err}");
+            assert!(
+                err.contains(&format!(
+                    "--mount target {target:?} resolves to {resolved} "
+                )),
+                "runc: {target}: unclear message:\n{err}"
+            );
+        }
+        let (code, _, err) = c.build(&[]);
+        assert_eq!(code, 1, "{target} was accepted:\n{err}");
+        assert!(err.contains("Dockerfile:3"), "{target}: no line:\n{err}");
+        assert!(
+            err.contains(&format!(
+                "--mount target {target:?} resolves to {resolved} in the container"
+            )) && err.contains("not allowed"),
+            "{target}: unclear message:\n{err}"
+        );
+        assert!(!err.contains("Permission denied"), "{target}: ran:\n{err}");
+        assert!(c.tmp_is_empty(), "a refused mount left temporary files");
+    }
+    // A symlink met below an earlier mount is seen where the runtime mounts: the bind mount of
+    // a stage's /data holds s -> /sys.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS data\n\
+         RUN mkdir /data && ln -s /sys /data/s\n\
+         FROM localhost/busybox:latest\n\
+         RUN --mount=type=bind,from=data,source=/data,target=/data \
+             --mount=type=tmpfs,target=/data/s/kernel true\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "accepted:\n{err}");
+    assert!(err.contains("Dockerfile:4"), "no line:\n{err}");
+    assert!(
+        err.contains("--mount target \"/data/s/kernel\" resolves to /sys/kernel in the container"),
+        "unclear message:\n{err}"
+    );
+    assert!(c.tmp_is_empty(), "a refused mount left temporary files");
+
+    // A symlink to an ordinary place still works as a target: the tmpfs lands on /tmp (and
+    // nothing written there is committed), and /dev/shm through /d is fine.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN ln -s /tmp /t && ln -s /dev /d\n\
+         RUN --mount=type=tmpfs,target=/t --mount=type=tmpfs,target=/d/shm \
+             echo x > /tmp/x && echo y > /dev/shm/y && grep -c ' /tmp tmpfs' /proc/mounts > /tmpfs \
+             && echo hi > /dev/null && echo ok > /ok\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(read(&out, "ok"), "ok\n");
+    assert_eq!(read(&out, "tmpfs"), "1\n");
+    assert!(!out.join("tmp/x").exists(), "the tmpfs was not on /tmp");
 }
 
 // ---- item 14: huge commands are not echoed whole --------------------------------------------

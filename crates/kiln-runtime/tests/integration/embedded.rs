@@ -238,6 +238,70 @@ fn mount_targets_through_symlinks_stay_inside_the_root() {
 }
 
 #[test]
+fn mounts_redirected_by_symlinks_onto_the_containers_own_file_systems_are_refused() {
+    require_root!();
+    let root = rootfs();
+    symlink("/proc", root.path().join("p")).unwrap();
+    symlink("/", root.path().join("r")).unwrap();
+    symlink("/dev", root.path().join("d")).unwrap();
+    symlink("/tmp", root.path().join("t")).unwrap();
+    fs::create_dir_all(root.path().join("tmp")).unwrap();
+    for (dest, resolved, why) in [
+        ("/d", "/dev", "through a symlink"),
+        ("/r/sys", "/sys", "through a symlink"),
+        ("/r/sys/fs", "/sys/fs", "through a symlink"),
+        ("/p/sys", "/proc/sys", "below /proc"),
+        ("/r/proc", "/proc", "only procfs"),
+        ("/r", "/", "whole root"),
+        ("/t/../r/dev", "/dev", "through a symlink"),
+    ] {
+        let mut s = spec(root.path(), "echo ran");
+        s.mounts_mut()
+            .as_mut()
+            .unwrap()
+            .push(tmpfs_mount(dest, &[]));
+        let err = run(&E, &s).err().unwrap_or_else(|| panic!("{dest} ran"));
+        let msg = err.to_string();
+        match &err {
+            RuntimeError::MountDestination {
+                destination,
+                resolved: r,
+                ..
+            } => {
+                assert_eq!(destination, std::path::Path::new(dest), "{msg}");
+                assert_eq!(r, std::path::Path::new(resolved), "{msg}");
+            }
+            other => panic!("{dest}: {other:?}"),
+        }
+        assert!(msg.contains(&format!("on {dest:?}")), "{msg}");
+        assert!(msg.contains(&format!("resolves to {resolved:?}")), "{msg}");
+        assert!(msg.contains(why), "{dest}: {msg}");
+    }
+    // A bind mount too, and a symlink reached through an earlier mount of the spec.
+    let data = tempfile::tempdir().unwrap();
+    symlink("/sys", data.path().join("s")).unwrap();
+    let mut s = spec(root.path(), "echo ran");
+    let mounts = s.mounts_mut().as_mut().unwrap();
+    mounts.push(bind_mount(data.path(), "/data", true));
+    mounts.push(tmpfs_mount("/data/s/kernel", &[]));
+    let err = run(&E, &s).err().expect("ran");
+    assert!(
+        err.to_string().contains("resolves to \"/sys/kernel\""),
+        "{err}"
+    );
+
+    // A symlink to an ordinary place is followed as before, and /dev/shm through one is fine.
+    let mut s = spec(
+        root.path(),
+        "grep -c ' /tmp tmpfs' /proc/mounts; grep -c ' /dev/shm tmpfs' /proc/mounts",
+    );
+    let mounts = s.mounts_mut().as_mut().unwrap();
+    mounts.push(tmpfs_mount("/t", &[]));
+    mounts.push(tmpfs_mount("/d/shm", &[]));
+    assert_eq!(run_ok(&E, &s), "1\n2\n");
+}
+
+#[test]
 fn tmpfs_mounts_with_options_and_nothing_lands_in_the_rootfs() {
     require_root!();
     let root = rootfs();
