@@ -2,129 +2,10 @@
 //! from scripts/make-busybox-image.sh, overlayfs and namespaces for real (run as root).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kiln")
-}
-
-/// The busybox docker-archive, made once per test run.
-fn busybox_archive() -> &'static Path {
-    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
-    ARCHIVE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("kiln-build-tests-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .arg(&out)
-            .output()
-            .expect("running make-busybox-image.sh");
-        assert!(
-            st.status.success(),
-            "make-busybox-image.sh failed (needs busybox-static): {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-        out
-    })
-}
-
-struct Ctx {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    ctx: PathBuf,
-}
-
-impl Ctx {
-    fn new() -> Ctx {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("root");
-        let ctx = tmp.path().join("ctx");
-        std::fs::create_dir_all(&ctx).unwrap();
-        let c = Ctx {
-            _tmp: tmp,
-            root,
-            ctx,
-        };
-        let out = c.kiln(&["load", "-q", "-i", busybox_archive().to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "load: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c
-    }
-
-    fn file(&self, rel: &str, content: &str) -> &Self {
-        let p = self.ctx.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-        self
-    }
-
-    fn kiln(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .env("KILN_ROOT", &self.root)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `kiln build` with `args` on the context; returns (exit code, stdout, stderr).
-    fn build(&self, args: &[&str]) -> (i32, String, String) {
-        let mut a = vec!["build", "--progress=plain"];
-        a.extend_from_slice(args);
-        let ctx = self.ctx.to_str().unwrap().to_string();
-        a.push(&ctx);
-        let out = self.kiln(&a);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn build_ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.build(args);
-        assert_eq!(code, 0, "build failed:\n{err}");
-        let _ = out;
-        err
-    }
-
-    fn image_id(&self, args: &[&str]) -> String {
-        let mut a = vec!["-q"];
-        a.extend_from_slice(args);
-        let (code, out, err) = self.build(&a);
-        assert_eq!(code, 0, "build failed:\n{err}");
-        out.trim().to_string()
-    }
-
-    /// The final filesystem of a build, via `--output type=local`.
-    fn export(&self, args: &[&str]) -> PathBuf {
-        let dest = self._tmp.path().join(format!("out-{}", rand_suffix()));
-        let o = format!("type=local,dest={}", dest.display());
-        let mut a = vec!["-o", o.as_str()];
-        a.extend_from_slice(args);
-        self.build_ok(&a);
-        dest
-    }
-
-    fn tmp_is_empty(&self) -> bool {
-        std::fs::read_dir(self.root.join("tmp"))
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true)
-    }
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::SeqCst).to_string()
-}
+mod support;
+use support::*;
 
 fn kiln_mounts() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -386,7 +267,7 @@ fn build_context_names_an_image_archive() {
 #[test]
 fn build_context_names_a_directory() {
     let c = Ctx::new();
-    let extra = c._tmp.path().join("extra");
+    let extra = c.tmp.path().join("extra");
     std::fs::create_dir_all(extra.join("sub")).unwrap();
     std::fs::write(extra.join("sub/a.txt"), "from extra\n").unwrap();
     std::fs::write(extra.join("secret.key"), "hidden").unwrap();
@@ -442,7 +323,7 @@ fn docker_and_oci_outputs_load_back_with_the_same_id() {
         "FROM localhost/busybox:latest\nRUN echo x > /x\n",
     );
     for kind in ["docker", "oci"] {
-        let dest = c._tmp.path().join(format!("img-{kind}.tar"));
+        let dest = c.tmp.path().join(format!("img-{kind}.tar"));
         let spec = format!("type={kind},dest={}", dest.display());
         let id = c.image_id(&["-t", "out:1", "-o", &spec]);
         let other = Ctx::new();
@@ -626,7 +507,7 @@ fn every_history_entry_has_a_created_time() {
         "Dockerfile",
         "FROM localhost/busybox:latest\nRUN true\nENV A=1\nEXPOSE 80\n",
     );
-    let dest = c._tmp.path().join("h.tar");
+    let dest = c.tmp.path().join("h.tar");
     let spec = format!("type=oci,dest={}", dest.display());
     c.build_ok(&["-t", "h", "-o", &spec]);
     let out = c.kiln(&[
@@ -652,7 +533,7 @@ fn every_history_entry_has_a_created_time() {
 #[test]
 fn ssh_mounts_forward_an_agent_socket_and_leave_nothing_in_the_image() {
     let c = Ctx::new();
-    let agent_path = c._tmp.path().join("agent.sock");
+    let agent_path = c.tmp.path().join("agent.sock");
     let _agent = std::os::unix::net::UnixListener::bind(&agent_path).unwrap();
     c.file(
         "Dockerfile",
@@ -860,8 +741,8 @@ fn git_daemon(base: &Path) -> GitDaemon {
 fn add_git_checks_out_a_ref_keyed_by_its_commit() {
     use std::os::unix::fs::PermissionsExt;
     let c = Ctx::new();
-    let base = c._tmp.path().join("git");
-    let work = c._tmp.path().join("work");
+    let base = c.tmp.path().join("git");
+    let work = c.tmp.path().join("work");
     std::fs::create_dir_all(work.join("sub")).unwrap();
     std::fs::write(work.join("README"), "v1\n").unwrap();
     std::fs::write(work.join("sub/a.txt"), "a\n").unwrap();
@@ -1053,7 +934,7 @@ fn a_layer_whose_blob_is_made_late_matches_a_no_cache_build_and_saves() {
     a.extend_from_slice(&other);
     assert_eq!(fresh2.image_id(&a), id2);
     // kiln save of the late-made image loads back with the same ID, and skopeo reads it.
-    let saved = c._tmp.path().join("gen.tar");
+    let saved = c.tmp.path().join("gen.tar");
     let out = c.kiln(&["save", "-o", saved.to_str().unwrap(), "gen:1"]);
     assert!(
         out.status.success(),
@@ -1150,8 +1031,8 @@ fn tar_and_local_outputs_hold_the_final_filesystem() {
         "FROM localhost/busybox:latest AS gen\nRUN echo data > /data.txt && echo no > /gen-only.txt\n\
          FROM localhost/busybox:latest\nCOPY --from=gen /data.txt /data.txt\nRUN rm /bin/cat\n",
     );
-    let tar = c._tmp.path().join("fs.tar");
-    let dir = c._tmp.path().join("fs");
+    let tar = c.tmp.path().join("fs.tar");
+    let dir = c.tmp.path().join("fs");
     let t = format!("type=tar,dest={}", tar.display());
     let l = format!("type=local,dest={}", dir.display());
     c.build_ok(&["-o", &t, "-o", &l]);
@@ -1227,7 +1108,7 @@ fn no_cache_rebuild_keeps_the_old_snapshot_for_the_collector() {
 #[test]
 fn a_named_context_replaces_the_stage_of_the_same_name() {
     let c = Ctx::new();
-    let tools = c._tmp.path().join("tools");
+    let tools = c.tmp.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
     std::fs::write(tools.join("tool.txt"), "from the directory\n").unwrap();
     // Were `tools` or `deps` built, their `RUN exit 1` would fail the build; `expensive` is
@@ -1366,7 +1247,7 @@ fn oversized_ignore_files_are_refused() {
     std::fs::remove_file(c.ctx.join("Dockerfile.dockerignore")).unwrap();
 
     // A `--build-context` directory's own `.dockerignore`.
-    let extra = c._tmp.path().join("extra");
+    let extra = c.tmp.path().join("extra");
     std::fs::create_dir_all(&extra).unwrap();
     oversized(&extra.join(".dockerignore"));
     c.file("Dockerfile", "FROM scratch\nCOPY --from=extra . /x\n");
