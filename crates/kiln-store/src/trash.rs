@@ -196,7 +196,12 @@ impl Store {
                     continue;
                 };
                 let dest = self.origin_path(&origin);
-                if still_needed(tx, &origin)? && !exists(&dest) {
+                // A blob goes back only if it still holds what its name says.
+                let intact = match &origin {
+                    Origin::Blob(d) => crate::blob::hash_file(&path).is_ok_and(|(a, _)| a == *d),
+                    Origin::Snapshot(_) => true,
+                };
+                if intact && still_needed(tx, &origin)? && !exists(&dest) {
                     std::fs::rename(&path, &dest).ctx("restoring from trash", &path)?;
                 } else {
                     doomed.push(path);

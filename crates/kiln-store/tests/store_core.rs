@@ -652,3 +652,32 @@ fn check_verifies_blobs_that_appear_after_its_hashing_pass() {
     });
     assert_eq!(store.images().unwrap().len(), 31);
 }
+
+/// A trash entry whose content does not match its name is never put back, even where the
+/// database names the blob: it is deleted, and `check` then reports the image honestly.
+#[test]
+fn trash_entries_that_do_not_hold_their_blob_are_not_put_back() {
+    let (dir, store) = store();
+    let id = add_image(&store, &[b"real"], "2024-01-01T00:00:00Z", &["real:1"]);
+    let layer = store.layers(&id).unwrap()[0].blob;
+    let root = dir.path().join("root");
+    std::fs::remove_file(root.join("blobs/sha256").join(layer.hex())).unwrap();
+    std::fs::write(
+        root.join(format!("trash/0.1.blob-{}.0", layer.hex())),
+        b"planted",
+    )
+    .unwrap();
+    drop(store);
+    let store = Store::open(&root).unwrap();
+    assert!(!store.has_blob(&layer));
+    assert_eq!(std::fs::read_dir(root.join("trash")).unwrap().count(), 0);
+    let report = store.check(false).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::BrokenImage { .. })),
+        "{:?}",
+        report.problems
+    );
+}
