@@ -16,6 +16,7 @@ pub mod rootpath;
 pub mod cache;
 pub mod checksum;
 pub mod glob;
+pub mod stdin;
 pub mod tree;
 pub mod view;
 

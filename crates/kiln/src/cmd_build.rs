@@ -47,10 +47,10 @@ pub struct PruneArgs {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Build context directory.
+    /// Build context directory, or `-`: a tar archive (or a bare Dockerfile) on standard input.
     #[arg(value_name = "CONTEXT", default_value = ".")]
     pub context: PathBuf,
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile).
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from standard input.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Name and optionally a tag (name:tag); may be repeated.
@@ -272,6 +272,17 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf)> {
 }
 
 /// Default Dockerfile: CONTEXT/Dockerfile, else CONTEXT/dockerfile.
+/// Directories a build from standard input unpacked into; removed when the build ends.
+struct StdinDirs(Vec<PathBuf>);
+
+impl Drop for StdinDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
     if let Some(f) = file {
         return f.to_path_buf();
@@ -292,18 +303,56 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
-    let context = args.context.clone();
+    let dockerfile_on_stdin = args.file.as_deref() == Some(Path::new("-"));
+    // `kiln build -`: the context (a tar archive) or a bare Dockerfile on standard input,
+    // unpacked into the store's tmp/ (removed after the build, or by the next kiln if this
+    // one is killed).
+    let mut stdin_dirs = StdinDirs(Vec::new());
+    let mut stdin_dockerfile = None;
+    let context = if args.context == Path::new("-") {
+        if dockerfile_on_stdin {
+            bail!("invalid argument: can't use stdin for both build context and dockerfile");
+        }
+        let store = kiln_store::Store::open(global.store_root())?;
+        let dir = store.prepare_snapshot_dir()?;
+        stdin_dirs.0.push(dir.clone());
+        let spool_dir = store.prepare_snapshot_dir()?;
+        stdin_dirs.0.push(spool_dir.clone());
+        let input = kiln_build::context::stdin::read_stdin_context(
+            std::io::stdin().lock(),
+            &spool_dir.join("stdin"),
+            &dir,
+        )?;
+        if let kiln_build::context::stdin::StdinInput::Dockerfile(text) = input {
+            stdin_dockerfile = Some(text);
+        }
+        dir
+    } else {
+        args.context.clone()
+    };
     if !context.is_dir() {
         bail!(
             "unable to prepare context: path {:?} not found",
             context.display().to_string()
         );
     }
-    let dockerfile = find_dockerfile(&context, args.file.as_deref());
     let limit = kiln_dockerfile::limits::MAX_DOCKERFILE_BYTES;
-    let text = kiln_build::context::read_capped(&dockerfile, limit, "the Dockerfile")
-        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
-        .with_context(|| format!("failed to read dockerfile {}", dockerfile.display()))?;
+    let (dockerfile, text) = if let Some(text) = stdin_dockerfile {
+        (context.join("Dockerfile"), text)
+    } else if dockerfile_on_stdin {
+        // `-f -`: named Dockerfile in messages, as docker names it.
+        let text =
+            kiln_build::context::read_capped(Path::new("/dev/stdin"), limit, "the Dockerfile")
+                .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+                .context("failed to read the Dockerfile from standard input")?;
+        (context.join("Dockerfile"), text)
+    } else {
+        let dockerfile = find_dockerfile(&context, args.file.as_deref());
+        let text = kiln_build::context::read_capped(&dockerfile, limit, "the Dockerfile")
+            .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+            .with_context(|| format!("failed to read dockerfile {}", dockerfile.display()))?;
+        (dockerfile, text)
+    };
     if let Some(p) = &args.platform {
         let host = "linux/amd64";
         if p != host {

@@ -1282,3 +1282,98 @@ fn new_env_variables_between_runs_stop_at_the_run_environment_limit() {
         .unwrap_or_else(|| panic!("no Dockerfile:LINE in {err}"));
     assert!((700..760).contains(&line), "{err}");
 }
+
+/// `kiln build -` with a (gzipped) tar context, with a bare Dockerfile, `-f -`, and both at
+/// once (refused, with docker's words); a hostile entry in the tar stays inside the context.
+#[test]
+fn contexts_and_dockerfiles_from_standard_input() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let c = Ctx::new();
+    c.file("sub/a.txt", "hello\n")
+        .file("x.log", "excluded\n")
+        .file(".dockerignore", "*.log\n")
+        .file(
+            "Dockerfile",
+            "FROM localhost/busybox:latest\nCOPY . /c\nRUN cat /c/sub/a.txt && test ! -e /c/x.log\n",
+        );
+    let tgz = c.fresh("ctx.tgz");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&c.ctx)
+        .arg("-czf")
+        .arg(&tgz)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(bin())
+            .env("KILN_ROOT", &c.root)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    };
+    let out = run(
+        &["build", "--progress=plain", "-t", "from-tar", "-"],
+        &std::fs::read(&tgz).unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("hello"), "{err}");
+
+    let out = run(
+        &["build", "--progress=plain", "-"],
+        b"FROM localhost/busybox:latest\nRUN echo bare-dockerfile\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("bare-dockerfile"),
+        "{err}"
+    );
+
+    let ctx = c.ctx.to_str().unwrap();
+    let out = run(
+        &["build", "--progress=plain", "-f", "-", ctx],
+        b"FROM localhost/busybox:latest\nCOPY sub/a.txt /a\nRUN cat /a\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("hello"), "{err}");
+
+    let out = run(&["build", "-f", "-", "-"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("can't use stdin for both"),
+        "{err}"
+    );
+
+    // A tar whose entry climbs out of the context: refused or kept inside, never written out.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let body = b"FROM localhost/busybox:latest\nCOPY . /c\n";
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "Dockerfile", &body[..]).unwrap();
+    let escape = c.tmp.path().join("escaped");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    let name = format!("../../../../../../..{}", escape.display());
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"bad"[..]).unwrap();
+    let out = run(&["build", "-q", "-"], &b.into_inner().unwrap());
+    assert!(!escape.exists(), "a tar entry escaped the context: {out:?}");
+}
