@@ -135,7 +135,7 @@ impl ImageSource for StoreImages<'_> {
         let rec = self.store.resolve_image(target).map_err(|e| match e {
             kiln_store::Error::ImageNotFound { .. } => BuildError::MissingImage {
                 reference: reference.to_string(),
-                hint: "kiln does not pull from registries yet; load it first with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive)".into(),
+                hint: "kiln does not pull from registries yet; load it first with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into(),
             },
             other => BuildError::Store(other),
         })?;

@@ -261,6 +261,11 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             labels.insert(k.clone(), v.clone());
         }
     }
+    // Said when it starts too: a big layer takes seconds to tar and compress.
+    b.events.send(Event::Export {
+        message: "exporting layers".into(),
+        elapsed: None,
+    });
     let layers = layer_blobs(b, &last.chain)?;
     b.events.send(Event::Export {
         message: "exporting layers".into(),

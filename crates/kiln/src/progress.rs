@@ -182,10 +182,14 @@ fn render_tty(rx: Receiver<Event>, explain: bool) {
                 Event::StepFailed { step, .. } => {
                     state.insert(step, State::Failed);
                 }
-                Event::Export { message, elapsed } => export.push(match elapsed {
-                    Some(e) => format!("{message} {:.1}s", e.as_secs_f64()),
-                    None => message,
-                }),
+                Event::Export { message, elapsed } => {
+                    // A phase that was announced when it started is replaced by its result.
+                    export.retain(|m| m != &message);
+                    export.push(match elapsed {
+                        Some(e) => format!("{message} {:.1}s", e.as_secs_f64()),
+                        None => message,
+                    })
+                }
                 Event::Finished => succeeded = true,
             },
             Err(RecvTimeoutError::Timeout) => {}
