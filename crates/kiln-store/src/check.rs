@@ -59,16 +59,18 @@ impl fmt::Display for Problem {
             Problem::CorruptBlob { digest, actual } => {
                 write!(f, "blob {digest}: content hashes to {actual}")
             }
-            Problem::StrayFile(n) => write!(f, "blobs/sha256/{n}: not a blob name"),
+            Problem::StrayFile(n) => {
+                write!(
+                    f,
+                    "blobs/sha256/{n}: not a blob (not a digest name, or not a regular file)"
+                )
+            }
             Problem::BrokenImage { image, reason } => write!(f, "image {image}: {reason}"),
             Problem::MissingSnapshotDir { key } => {
                 write!(f, "snapshot {key}: directory is missing")
             }
             Problem::OrphanSnapshotDir(n) => {
-                write!(
-                    f,
-                    "snapshots-v1/{n}: directory not recorded in the metadata"
-                )
+                write!(f, "snapshots-v1/{n}: not recorded in the metadata")
             }
             Problem::BrokenCacheRecord { key, missing } => {
                 write!(f, "build cache record {key}: references missing {missing}")
