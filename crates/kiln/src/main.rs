@@ -40,11 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap exits 0 for --help/--version and 2 for usage errors, as docker does.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(e) => return usage_error(e),
     };
     if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
         // Before any thread exists: every mount the build makes dies with this process.
@@ -74,6 +70,59 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused, reported as docker reports it: an unknown flag is
+/// `unknown flag: --x` / `See 'kiln build --help'.` with exit 125, an unknown command
+/// `kiln: 'x' is not a kiln command.` with exit 1 and no suggestion (clap's would name hidden
+/// internal commands); other usage errors keep clap's text and exit 2; help and version exit 0.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let value = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let flag = value(ContextKind::InvalidArg).unwrap_or_default();
+            let flag = flag
+                .split_once('=')
+                .map_or(flag.as_str(), |(f, _)| f)
+                .to_string();
+            eprintln!("unknown flag: {flag}\nSee '{} --help'.", command_path());
+            ExitCode::from(125)
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = value(ContextKind::InvalidSubcommand).unwrap_or_default();
+            let path = command_path();
+            eprintln!("{path}: '{name}' is not a {path} command.\nSee '{path} --help'");
+            ExitCode::FAILURE
+        }
+        _ => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+    }
+}
+
+/// `kiln` and the subcommands named on the command line (`kiln image prune`).
+fn command_path() -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["kiln".to_string()];
+    for arg in std::env::args().skip(1) {
+        if arg.starts_with('-') {
+            continue;
+        }
+        match cmd.find_subcommand(&arg) {
+            Some(sub) if !sub.is_hide_set() => {
+                path.push(arg.clone());
+                cmd = sub.clone();
+            }
+            _ => break,
+        }
+    }
+    path.join(" ")
 }
 
 /// Printed after an error that means the store's content is damaged.

@@ -242,7 +242,18 @@ fn usage_errors_exit_2_and_save_refuses_nothing_to_save() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     assert_eq!(kiln(&root, &["rmi"]).status.code(), Some(2));
-    assert_eq!(kiln(&root, &["images", "--bogus"]).status.code(), Some(2));
+    // docker: `unknown flag: --bogus` / `See 'docker images --help'.`, exit 125
+    let o = kiln(&root, &["images", "--bogus"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "unknown flag: --bogus\nSee 'kiln images --help'.\n"
+    );
+    let o = kiln(&root, &["run", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("kiln: 'run' is not a kiln command."), "{err}");
+    assert!(!err.contains("__"), "a hidden command was suggested: {err}");
     let err = fails(
         &root,
         &[
