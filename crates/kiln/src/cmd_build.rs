@@ -34,7 +34,7 @@ pub struct PruneArgs {
     /// Remove all build cache, not only what exceeds --keep-storage.
     #[arg(short, long)]
     pub all: bool,
-    /// Do not prompt for confirmation (kiln never prompts; accepted for docker compatibility).
+    /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
     /// Keep at most this much cache (e.g. 2GB, 500MB).
@@ -502,7 +502,18 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             _ => bail!("unsupported --filter {f:?}: use until=DURATION"),
         }
     }
-    let _ = args.force;
+    if !args.force {
+        // Without -a, a filter or --keep-storage, kiln removes every record (docker would
+        // keep cache that images still use): say what will happen.
+        let warning = if args.all || (keep.is_none() && until.is_none()) {
+            "WARNING! This will remove all build cache."
+        } else {
+            "WARNING! This will remove the build cache that --filter or --keep-storage selects."
+        };
+        if !crate::cmd_image::confirm(warning)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let reclaimed = kiln_build::prune_cache(&global.store_root(), args.all, keep, until, &|| {
         eprintln!("waiting for running builds to finish before pruning the build cache...")
     })?;

@@ -11,6 +11,7 @@ mod inspect;
 mod list;
 #[path = "image_cmd/manage.rs"]
 mod manage;
+pub(crate) use manage::confirm;
 #[path = "image_cmd/render.rs"]
 pub(crate) mod render;
 #[path = "image_cmd/system.rs"]

@@ -1377,3 +1377,51 @@ fn contexts_and_dockerfiles_from_standard_input() {
     let out = run(&["build", "-q", "-"], &b.into_inner().unwrap());
     assert!(!escape.exists(), "a tar entry escaped the context: {out:?}");
 }
+
+/// `builder prune` asks first, on stdout, as docker does; `-f` does not; "n" keeps the cache.
+#[test]
+fn builder_prune_asks_unless_forced() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo x > /x\n",
+    );
+    c.build_ok(&[]);
+    let ask = |answer: &str| {
+        let mut child = Command::new(bin())
+            .env("KILN_ROOT", &c.root)
+            .args(["builder", "prune"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = ask("n\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains(
+            "WARNING! This will remove all build cache.\nAre you sure you want to continue? [y/N] "
+        ),
+        "{text}"
+    );
+    let (_, _, err) = c.build(&[]);
+    assert!(err.contains("CACHED"), "answering n kept the cache:\n{err}");
+    let out = ask("y\n");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Total:"));
+    let (_, _, err) = c.build(&[]);
+    assert!(
+        !err.contains("CACHED"),
+        "answering y removed the cache:\n{err}"
+    );
+}

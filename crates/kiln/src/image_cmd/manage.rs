@@ -166,7 +166,13 @@ pub(crate) fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<()> {
 
 /// Asks on the terminal; anything but y/Y declines.
 pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    // On standard output, as docker prompts.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+        out.flush()?;
+    }
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y"))
