@@ -50,6 +50,10 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 .field("cwd", &r.cwd)
                 .field("user", &r.user);
             k.field("network", &format!("{:?}", r.network));
+            // Only when set, so that the keys of every other RUN stay as they were.
+            if r.insecure {
+                k.field("security", "insecure");
+            }
             for (name, content) in &r.scripts {
                 k.field("script", name).field("script-content", content);
             }

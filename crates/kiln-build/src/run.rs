@@ -153,6 +153,9 @@ pub fn run(
         .expect("default spec has a root")
         .set_path(merged.to_path_buf());
     spec.set_hostname(Some("buildkitsandbox".into()));
+    if r.insecure {
+        kiln_runtime::set_insecure(&mut spec);
+    }
     set_network(
         &mut spec,
         if r.network == kiln_dockerfile::ast::NetworkMode::None {

@@ -77,6 +77,9 @@ pub struct BuildArgs {
     /// Network for RUN steps: default (the host's) or none.
     #[arg(long, default_value = "default")]
     pub network: String,
+    /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
     /// Progress output: auto, plain, tty, quiet.
     #[arg(long, default_value = "auto")]
     pub progress: String,
@@ -388,6 +391,15 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         "none" => true,
         n => bail!("unsupported --network {n:?}: use default, host or none"),
     };
+    for e in &args.allow {
+        match e.as_str() {
+            "security.insecure" => opts.allow_insecure = true,
+            "network.host" => bail!(
+                "--allow network.host: kiln's RUN steps use the host's network already (no isolated network exists to leave), so RUN --network=host needs no entitlement; drop this flag"
+            ),
+            e => bail!("unknown entitlement {e:?} in --allow: kiln knows security.insecure"),
+        }
+    }
     let mut output_tags = Vec::new();
     for o in &args.outputs {
         opts.outputs.push(parse_output(o, &mut output_tags)?);

@@ -1,0 +1,78 @@
+//! End-to-end tests of RUN flags that change how the step runs: `--security=insecure` (with
+//! `kiln build --allow security.insecure`) and cache mounts seeded `from=` a stage or image.
+
+mod support;
+use support::*;
+
+#[test]
+fn security_insecure_is_refused_without_the_entitlement() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN echo ok\nRUN --security=insecure echo privileged\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("security.insecure is not allowed"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "the line is named: {err}");
+    assert!(err.contains("--allow security.insecure"), "{err}");
+    // Nothing ran: the refusal comes before the build.
+    assert!(!err.contains("DONE"), "{err}");
+
+    let (code, _, err) = c.build(&["--allow", "network.host"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--allow network.host"), "{err}");
+    let (code, _, err) = c.build(&["--allow", "device"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown entitlement \"device\""), "{err}");
+}
+
+#[test]
+fn security_insecure_runs_privileged_when_allowed() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN grep CapEff /proc/self/status > /sandbox\n\
+         RUN --security=insecure grep CapEff /proc/self/status > /insecure && \
+             mkdir -p /m && mount -t tmpfs none /m && echo mounted > /m/x && cat /m/x > /mounted && \
+             umount /m && test -w /proc/sys/kernel/hostname && echo procsys-rw > /procsys\n",
+    );
+    let out = c.export(&["--allow", "security.insecure"]);
+    // Every capability kiln itself has (all the kernel knows, for an unconfined root).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let insecure = std::fs::read_to_string(out.join("insecure")).unwrap();
+    assert_eq!(insecure.split_whitespace().nth(1), Some(all.as_str()));
+    let sandbox = std::fs::read_to_string(out.join("sandbox")).unwrap();
+    assert_eq!(
+        sandbox.split_whitespace().nth(1),
+        Some("00000000a80425fb"),
+        "an ordinary RUN keeps Docker's capabilities"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("mounted")).unwrap(),
+        "mounted\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("procsys")).unwrap(),
+        "procsys-rw\n",
+        "/proc/sys is not read-only"
+    );
+
+    // The security mode is part of the step's key: the same command without it is another step.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN grep CapEff /proc/self/status > /insecure\n",
+    );
+    let out = c.export(&["--allow", "security.insecure"]);
+    let plain = std::fs::read_to_string(out.join("insecure")).unwrap();
+    assert!(plain.contains("00000000a80425fb"), "{plain}");
+}
