@@ -76,3 +76,79 @@ fn security_insecure_runs_privileged_when_allowed() {
     let plain = std::fs::read_to_string(out.join("insecure")).unwrap();
     assert!(plain.contains("00000000a80425fb"), "{plain}");
 }
+
+#[test]
+fn cache_mount_from_a_stage_is_seeded_once_then_keeps_its_content() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS seed\n\
+         RUN mkdir -p /data/sub && echo seeded > /data/a && echo deep > /data/sub/b && ln -s a /data/link\n\
+         FROM localhost/busybox:latest\n\
+         ARG N=1\n\
+         RUN --mount=type=cache,id=c1,target=/c,from=seed,source=/data \
+             echo run$N >> /c/log && cat /c/a /c/sub/b > /seen && readlink /c/link > /link && cat /c/log > /log\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "seeded\ndeep\n"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("link")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(out.join("log")).unwrap(), "run1\n");
+    // Another build with the same id and seed: the cache keeps what the first RUN wrote.
+    let out = c.export(&["--build-arg", "N=2"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("log")).unwrap(),
+        "run1\nrun2\n"
+    );
+    // Nothing of the cache reaches the image.
+    assert!(!out.join("c/log").exists());
+
+    // Another seed under the same id is another cache (BuildKit: `cache-dir:ID:REF`), seeded
+    // afresh; and the step's key follows the seed, so the RUN runs again.
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS seed\n\
+         RUN mkdir -p /data && echo other > /data/a\n\
+         FROM localhost/busybox:latest\n\
+         ARG N=1\n\
+         RUN --mount=type=cache,id=c1,target=/c,from=seed,source=/data \
+             echo run$N >> /c/log && cat /c/a > /seen && cat /c/log > /log\n",
+    );
+    let out = c.export(&["--build-arg", "N=2"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "other\n"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("log")).unwrap(), "run2\n");
+}
+
+#[test]
+fn cache_mount_from_an_image_and_a_missing_source() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN --mount=type=cache,target=/c,from=localhost/busybox:latest,source=/bin,uid=7,mode=0700 \
+             test -e /c/sh && stat -c '%u %a' /c > /meta\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("meta")).unwrap(),
+        "7 700\n"
+    );
+
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS seed\nFROM localhost/busybox:latest\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/nope true\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("\"/nope\" not found"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(c.tmp_is_empty());
+}
