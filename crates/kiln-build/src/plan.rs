@@ -338,6 +338,29 @@ impl Planner<'_> {
         let stage = &self.df.stages[si];
         let display = stage.display_name();
         let node = &graph.stages[si];
+        // kiln runs and pulls for the host platform only: another `FROM --platform` is
+        // refused rather than built for the host.
+        if let Some(p) = &node.platform {
+            let ok = kiln_dockerfile::Platform::parse(p).is_ok_and(|p| {
+                p.os == "linux"
+                    && p.arch == "amd64"
+                    && matches!(p.variant.as_deref(), None | Some("v1"))
+            });
+            if !ok {
+                return Err(BuildError::Dockerfile(kiln_dockerfile::Error {
+                    kind: kiln_dockerfile::ErrorKind::Stage,
+                    file: self.df.file.clone(),
+                    span: node.span,
+                    message: format!(
+                        "FROM --platform={p}: kiln builds for the host platform (linux/amd64) only"
+                    ),
+                    hint: Some(
+                        "drop --platform, or use $BUILDPLATFORM / $TARGETPLATFORM (the host's)"
+                            .into(),
+                    ),
+                }));
+            }
+        }
         let (root, mut config, mut history_steps) = match &node.base {
             Base::Scratch => {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).

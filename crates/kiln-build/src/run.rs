@@ -262,6 +262,10 @@ pub fn run(
             }
             MountType::Tmpfs => {
                 let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                // `ro` on a tmpfs is honoured, as on any other mount.
+                if mm.readonly {
+                    opts.push("ro".to_string());
+                }
                 if let Some(s) = mm.size {
                     opts.push(format!("size={s}"));
                 }

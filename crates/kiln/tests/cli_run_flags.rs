@@ -152,3 +152,34 @@ fn cache_mount_from_an_image_and_a_missing_source() {
     assert!(err.contains("Dockerfile:3"), "{err}");
     assert!(c.tmp_is_empty());
 }
+
+#[test]
+fn a_read_only_tmpfs_is_read_only_and_another_platform_is_refused() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         RUN --mount=type=tmpfs,target=/t,ro sh -c 'touch /t/x 2>/dev/null && echo rw > /r || echo ro > /r'\n",
+    );
+    let out = c.export(&[]);
+    assert_eq!(std::fs::read_to_string(out.join("r")).unwrap(), "ro\n");
+
+    c.file(
+        "Dockerfile",
+        "ARG P=linux/arm64\nFROM --platform=$P localhost/busybox:latest\nRUN true\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("FROM --platform=linux/arm64: kiln builds for the host platform"),
+        "{err}"
+    );
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    // The host's platform, as BuildKit's predefined ARGs give it, builds.
+    c.file(
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM localhost/busybox:latest\nRUN true\n",
+    );
+    c.build_ok(&[]);
+}
