@@ -50,6 +50,10 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 .field("cwd", &r.cwd)
                 .field("user", &r.user);
             k.field("network", &format!("{:?}", r.network));
+            // Only when set, so that the keys of every other RUN stay as they were.
+            if r.insecure {
+                k.field("security", "insecure");
+            }
             for (name, content) in &r.scripts {
                 k.field("script", name).field("script-content", content);
             }
@@ -187,6 +191,36 @@ const EXPLAIN_FILE_LIMIT: usize = 5000;
 
 /// The key of the step `s` another stage's files come from, recorded in `inputs` as
 /// `stage:NAME` for `--explain`.
+/// What a cache mount's `from=` seed is, for the cache's identity (BuildKit's cache key is
+/// `cache-dir:ID:REF` with REF the `from` result): the stage's step key, the image's ID, or the
+/// digest of the context files the source selects.
+pub(crate) fn seed_identity(b: &Build<'_>, m: &crate::plan::RunMount) -> Result<Option<String>> {
+    let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
+    let what = match &m.source {
+        None => return Ok(None),
+        Some(MountSource::Stage(s)) => format!(
+            "stage:{}",
+            b.results.lock().unwrap()[*s]
+                .as_ref()
+                .map(|r| r.key.clone())
+                .unwrap_or_default()
+        ),
+        Some(MountSource::Image(idx)) => format!("image:{}", b.plan.images[*idx].id),
+        Some(MountSource::Context(dir)) => {
+            let d = context_digest(
+                b,
+                dir,
+                std::slice::from_ref(&src),
+                &SelectOptions::default(),
+                0,
+            )?
+            .digest;
+            format!("context:{d}")
+        }
+    };
+    Ok(Some(format!("{what}:{src}")))
+}
+
 fn stage_input(b: &Build<'_>, s: StepIndex, inputs: &mut BTreeMap<String, String>) -> String {
     let key = b.results.lock().unwrap()[s]
         .as_ref()

@@ -233,6 +233,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         target: opts.target.clone(),
         build_args: opts.build_args.clone(),
         network_none: opts.network_none,
+        allow_insecure: opts.allow_insecure,
         named_dirs: dirs.keys().cloned().collect(),
         // A named context with a stage's name replaces that stage, as in BuildKit.
         replaced_stages: df

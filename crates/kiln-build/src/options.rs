@@ -50,6 +50,9 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     pub jobs: usize,
     pub network_none: bool,
+    /// `--allow security.insecure`: `RUN --security=insecure` runs privileged (refused
+    /// otherwise, as BuildKit refuses it without the entitlement).
+    pub allow_insecure: bool,
     pub outputs: Vec<Output>,
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by id.
@@ -79,6 +82,7 @@ impl BuildOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             network_none: false,
+            allow_insecure: false,
             outputs: Vec::new(),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),

@@ -75,6 +75,9 @@ pub struct RunOp {
     pub cwd: String,
     pub user: String,
     pub network: ast::NetworkMode,
+    /// `RUN --security=insecure` (allowed by `--allow security.insecure`): a privileged
+    /// container.
+    pub insecure: bool,
     pub mounts: Vec<RunMount>,
     /// Files to provide read-only under /dev/pipes for a shebang heredoc (name, content).
     pub scripts: Vec<(String, String)>,
@@ -169,6 +172,8 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--network=none` for the whole build.
     pub network_none: bool,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run privileged.
+    pub allow_insecure: bool,
     /// Names given as `--build-context NAME=DIR`: `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount=from=NAME` read that directory (a stage of the same name wins in
     /// `--from`, as in BuildKit).
@@ -333,6 +338,29 @@ impl Planner<'_> {
         let stage = &self.df.stages[si];
         let display = stage.display_name();
         let node = &graph.stages[si];
+        // kiln runs and pulls for the host platform only: another `FROM --platform` is
+        // refused rather than built for the host.
+        if let Some(p) = &node.platform {
+            let ok = kiln_dockerfile::Platform::parse(p).is_ok_and(|p| {
+                p.os == "linux"
+                    && p.arch == "amd64"
+                    && matches!(p.variant.as_deref(), None | Some("v1"))
+            });
+            if !ok {
+                return Err(BuildError::Dockerfile(kiln_dockerfile::Error {
+                    kind: kiln_dockerfile::ErrorKind::Stage,
+                    file: self.df.file.clone(),
+                    span: node.span,
+                    message: format!(
+                        "FROM --platform={p}: kiln builds for the host platform (linux/amd64) only"
+                    ),
+                    hint: Some(
+                        "drop --platform, or use $BUILDPLATFORM / $TARGETPLATFORM (the host's)"
+                            .into(),
+                    ),
+                }));
+            }
+        }
         let (root, mut config, mut history_steps) = match &node.base {
             Base::Scratch => {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).
@@ -601,12 +629,17 @@ impl Planner<'_> {
                     } else {
                         r.network.clone().unwrap_or(ast::NetworkMode::Default)
                     };
+                    let insecure = r.security == Some(ast::SecurityMode::Insecure);
+                    if insecure && !self.opts.allow_insecure {
+                        return Err(insecure_not_allowed(&self.df.file, x));
+                    }
                     let op = RunOp {
                         args,
                         env,
                         cwd: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
                         user: rc.user.clone().unwrap_or_default(),
                         network,
+                        insecure,
                         mounts,
                         scripts,
                         args_used,
@@ -719,6 +752,19 @@ impl Planner<'_> {
 }
 
 /// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.
+/// BuildKit's refusal of `RUN --security=insecure` without the entitlement.
+fn insecure_not_allowed(file: &str, ins: &Instruction) -> BuildError {
+    BuildError::Dockerfile(kiln_dockerfile::Error {
+        kind: kiln_dockerfile::ErrorKind::Flag,
+        file: file.into(),
+        span: ins.span,
+        message: "RUN --security=insecure: security.insecure is not allowed".into(),
+        hint: Some(
+            "the step would run privileged (all capabilities, /proc and /sys unmasked): pass --allow security.insecure to kiln build if you trust this Dockerfile".into(),
+        ),
+    })
+}
+
 fn run_env_too_large(file: &str, ins: &Instruction, vars: usize) -> BuildError {
     BuildError::Dockerfile(kiln_dockerfile::Error {
         kind: kiln_dockerfile::ErrorKind::Expansion,

@@ -153,6 +153,9 @@ pub fn run(
         .expect("default spec has a root")
         .set_path(merged.to_path_buf());
     spec.set_hostname(Some("buildkitsandbox".into()));
+    if r.insecure {
+        kiln_runtime::set_insecure(&mut spec);
+    }
     set_network(
         &mut spec,
         if r.network == kiln_dockerfile::ast::NetworkMode::None {
@@ -242,9 +245,14 @@ pub fn run(
         match mm.kind {
             MountType::Cache => {
                 let id = mm.id.clone().unwrap_or_else(|| target.clone());
-                let dir = cache_mount_dir(b, &id)?;
-                if let Some(src) = &m.source {
-                    let _ = src; // cache mounts seeded `from=` a stage: seeding not supported yet
+                // With `from=`, the seed is part of the cache's identity, as in BuildKit: the
+                // same id seeded from other content is another cache.
+                let seed = crate::cachekey::seed_identity(b, m).map_err(|e| {
+                    step_err(b, i, format!("cache mount {target}: {e}"), String::new())
+                })?;
+                let dir = cache_mount_dir(b, &id, seed.as_deref())?;
+                if seed.is_some() && !dir.exists() {
+                    seed_cache_dir(b, i, m, &dir, scratch, &mut _guards)?;
                 }
                 prepare_cache_dir(&dir, mm.uid, mm.gid, mm.mode)?;
                 if matches!(mm.sharing, Some(Sharing::Locked) | Some(Sharing::Private)) {
@@ -254,6 +262,10 @@ pub fn run(
             }
             MountType::Tmpfs => {
                 let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                // `ro` on a tmpfs is honoured, as on any other mount.
+                if mm.readonly {
+                    opts.push("ro".to_string());
+                }
                 if let Some(s) = mm.size {
                     opts.push(format!("size={s}"));
                 }
@@ -605,12 +617,93 @@ fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> Bui
     }
 }
 
-fn cache_mount_dir(b: &Build<'_>, id: &str) -> Result<PathBuf> {
-    let k = crate::key::KeyBuilder::new("cache-mount")
-        .field("id", id)
-        .finish();
+fn cache_mount_dir(b: &Build<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
+    let mut k = crate::key::KeyBuilder::new("cache-mount");
+    k.field("id", id);
+    // Only with a seed, so that every unseeded cache keeps its directory.
+    if let Some(s) = seed {
+        k.field("seed", s);
+    }
+    let k = k.finish();
     let dir = b.store.root().join("cache-mounts-v1").join(&k[7..39]);
     Ok(dir)
+}
+
+/// Create a new cache mount's directory as a copy of its `from=` seed (the `source` of that
+/// stage, image or context, resolved inside it as a bind mount's is), with owners, modes,
+/// times, xattrs and hard links kept (`cp -a`); `uid`/`gid`/`mode` given on the mount then
+/// apply to its top. The copy is made beside the directory and renamed into place, so a
+/// concurrent build sees either no cache or the whole seed.
+fn seed_cache_dir(
+    b: &Build<'_>,
+    i: StepIndex,
+    m: &crate::plan::RunMount,
+    dir: &Path,
+    scratch: &mut Scratch,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> Result<()> {
+    let mm = &m.mount;
+    let target = mm.target.clone().unwrap_or_default();
+    let mut ro = m.clone();
+    ro.mount.readonly = true;
+    let src = bind_source(b, i, &ro, scratch, guards)?;
+    if !src.is_dir() {
+        return Err(step_err(
+            b,
+            i,
+            format!(
+                "cache mount {target}: source {:?} is not a directory",
+                mm.source.as_deref().unwrap_or("/")
+            ),
+            String::new(),
+        ));
+    }
+    let parent = dir.parent().expect("cache dirs are below the store");
+    std::fs::create_dir_all(parent).map_err(|e| BuildError::io("creating", parent, e))?;
+    let tmp = parent.join(format!(
+        ".seed-{}-{}",
+        std::process::id(),
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--no-target-directory")
+        .arg(&src)
+        .arg(&tmp)
+        .output()
+        .map_err(|e| BuildError::io("running cp -a to seed the cache mount from", &src, e))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(step_err(
+            b,
+            i,
+            format!(
+                "cache mount {target}: copying the seed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            String::new(),
+        ));
+    }
+    if let Some(mode) = mm.mode {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io("chmod", &tmp, e))?;
+    }
+    if mm.uid.is_some() || mm.gid.is_some() {
+        chown(&tmp, mm.uid, mm.gid).map_err(|e| BuildError::io("chown", &tmp, e))?;
+    }
+    if std::fs::rename(&tmp, dir).is_err() {
+        // Another build made it first: its copy is the cache.
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !dir.is_dir() {
+            return Err(BuildError::io(
+                "creating cache mount",
+                dir,
+                std::io::Error::other("rename failed"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn prepare_cache_dir(

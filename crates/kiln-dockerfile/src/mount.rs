@@ -344,6 +344,14 @@ impl MountSpec {
                 }
             }
         }
+        // Only a secret can become an environment variable; on another mount `env` would be
+        // silently ignored.
+        if m.env.is_some() && m.kind != MountType::Secret {
+            return Err(format!(
+                "unexpected key 'env' for mount type '{}'",
+                m.kind.as_str()
+            ));
+        }
         if ro_auto {
             m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
         }
@@ -499,6 +507,19 @@ mod tests {
         assert!(m("type=cache").unwrap_err().contains("requires a target"));
         assert!(MountSpec::parse("type=bind,target=/x,from=$STAGE", Span::default()).is_err());
         assert!(m("type=bind,\"target=/a,b\"").unwrap().target.as_deref() == Some("/a,b"));
+    }
+
+    #[test]
+    fn env_is_for_secrets_only() {
+        assert!(
+            m("type=cache,target=/c,env=X")
+                .unwrap_err()
+                .contains("unexpected key 'env' for mount type 'cache'")
+        );
+        assert_eq!(
+            m("env=TOKEN,type=secret,id=t").unwrap().env.as_deref(),
+            Some("TOKEN")
+        );
     }
 
     #[test]

@@ -83,6 +83,28 @@ pub fn default_capabilities() -> Capabilities {
     .collect()
 }
 
+/// Every capability this kernel knows (up to [`last_cap`]) that this process may still grant
+/// (its bounding set): what a privileged container (`docker run --privileged`, BuildKit's
+/// `RUN --security=insecure`) gets. Asking for one outside the bounding set would fail.
+pub fn all_capabilities() -> Capabilities {
+    let last = last_cap() as usize;
+    let bounding = own_bounding_set().unwrap_or(u64::MAX);
+    NAMES
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .filter_map(|(_, n)| n.parse::<Capability>().ok())
+        .collect()
+}
+
+/// This process's bounding set (`CapBnd` in `/proc/self/status`).
+pub fn own_bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 /// The highest capability number this kernel knows, from `/proc/sys/kernel/cap_last_cap`.
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -94,6 +116,17 @@ pub fn last_cap() -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_capabilities_are_every_one_the_kernel_knows() {
+        let want = if last_cap() == 63 {
+            u64::MAX
+        } else {
+            (1u64 << (last_cap() + 1)) - 1
+        };
+        let want = want & own_bounding_set().unwrap();
+        assert_eq!(mask(&all_capabilities()), want);
+    }
+
     use super::*;
 
     #[test]

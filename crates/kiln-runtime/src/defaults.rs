@@ -196,6 +196,43 @@ pub fn docker_default_spec() -> Spec {
     spec
 }
 
+/// Make `spec` privileged, as `docker run --privileged` and BuildKit's `RUN --security=insecure`:
+/// every capability the kernel knows (bounding, effective, permitted), no masked or read-only
+/// paths, `/sys` writable, and no device rules (any device node may be made and opened). The
+/// spec has no seccomp or AppArmor profile to drop (kiln sets none). Host devices are not
+/// added to `/dev`.
+pub fn set_insecure(spec: &mut Spec) {
+    let caps = crate::caps::all_capabilities();
+    if let Some(process) = spec.process_mut() {
+        let mut c = process.capabilities().clone().unwrap_or_default();
+        c.set_bounding(Some(caps.clone()));
+        c.set_effective(Some(caps.clone()));
+        c.set_permitted(Some(caps));
+        process.set_capabilities(Some(c));
+    }
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_masked_paths(Some(Vec::new()));
+        linux.set_readonly_paths(Some(Vec::new()));
+        linux.set_seccomp(None);
+        if let Some(resources) = linux.resources_mut() {
+            resources.set_devices(None);
+        }
+    }
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut() {
+            if m.typ().as_deref() == Some("sysfs")
+                && let Some(opts) = m.options_mut()
+            {
+                for o in opts.iter_mut() {
+                    if o == "ro" {
+                        *o = "rw".to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Select the host network or a new empty one (`--network=none`) in `spec`.
 pub fn set_network(spec: &mut Spec, network: Network) {
     let linux = spec.linux_mut().get_or_insert_with(Linux::default);

@@ -41,7 +41,8 @@ pub use caps::mask as capability_mask;
 pub use container::{Container, Executor, Killer};
 pub use defaults::{
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, Network, bind_mount,
-    default_capabilities, default_mounts, docker_default_spec, set_network, tmpfs_mount,
+    default_capabilities, default_mounts, docker_default_spec, set_insecure, set_network,
+    tmpfs_mount,
 };
 pub use devices::default_device_rules;
 pub use error::{Result, RuntimeError};

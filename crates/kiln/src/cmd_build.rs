@@ -77,6 +77,9 @@ pub struct BuildArgs {
     /// Network for RUN steps: default (the host's) or none.
     #[arg(long, default_value = "default")]
     pub network: String,
+    /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
     /// Progress output: auto, plain, tty, quiet.
     #[arg(long, default_value = "auto")]
     pub progress: String,
@@ -224,18 +227,29 @@ fn check_output_dest(o: &Output) -> anyhow::Result<()> {
 fn parse_secret(spec: &str) -> anyhow::Result<(String, SecretSource)> {
     let mut id = None;
     let mut src = None;
+    let mut typ = None;
     for f in spec.split(',') {
         match f.split_once('=') {
             Some(("id", v)) => id = Some(v.to_string()),
             Some(("src" | "source", v)) => src = Some(SecretSource::File(v.into())),
             Some(("env", v)) => src = Some(SecretSource::Env(v.to_string())),
-            Some(("type", "file" | "env")) => {}
+            Some(("type", t @ ("file" | "env"))) => typ = Some(t),
             _ => bail!(
                 "invalid --secret field {f:?} in {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"
             ),
         }
     }
     let id = id.with_context(|| format!("--secret {spec:?} needs id=ID"))?;
+    // As buildx: with type=env, src= names the variable; with type=file, a path.
+    let src = match (typ, src) {
+        (Some("env"), Some(SecretSource::File(p))) => {
+            Some(SecretSource::Env(p.to_string_lossy().into_owned()))
+        }
+        (Some("file"), Some(SecretSource::Env(_))) => {
+            bail!("--secret {spec:?}: type=file takes src=PATH, not env=")
+        }
+        (_, s) => s,
+    };
     let src = src.unwrap_or_else(|| SecretSource::Env(id.clone()));
     Ok((id, src))
 }
@@ -247,10 +261,10 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf)> {
         Some((id, p)) => (id.to_string(), Some(p)),
         None => (spec.to_string(), None),
     };
-    let path: PathBuf = match paths
-        .and_then(|p| p.split(',').next())
-        .filter(|p| !p.is_empty())
-    {
+    if paths.is_some_and(|p| p.contains(',')) {
+        bail!("--ssh {spec}: kiln forwards one agent socket per id; give one path (ID=SOCKET)");
+    }
+    let path: PathBuf = match paths.filter(|p| !p.is_empty()) {
         Some(p) => p.into(),
         None => std::env::var_os("SSH_AUTH_SOCK")
             .map(PathBuf::from)
@@ -388,6 +402,15 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         "none" => true,
         n => bail!("unsupported --network {n:?}: use default, host or none"),
     };
+    for e in &args.allow {
+        match e.as_str() {
+            "security.insecure" => opts.allow_insecure = true,
+            "network.host" => bail!(
+                "--allow network.host: kiln's RUN steps use the host's network already (no isolated network exists to leave), so RUN --network=host needs no entitlement; drop this flag"
+            ),
+            e => bail!("unknown entitlement {e:?} in --allow: kiln knows security.insecure"),
+        }
+    }
     let mut output_tags = Vec::new();
     for o in &args.outputs {
         opts.outputs.push(parse_output(o, &mut output_tags)?);
@@ -522,4 +545,27 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         crate::cmd_image::render::human_size(reclaimed)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_type_env_takes_the_variable_from_src() {
+        let (id, src) = parse_secret("id=tok,type=env,src=GH_TOKEN").unwrap();
+        assert_eq!(id, "tok");
+        assert!(matches!(src, SecretSource::Env(v) if v == "GH_TOKEN"));
+        let (_, src) = parse_secret("id=tok,type=file,src=/run/tok").unwrap();
+        assert!(matches!(src, SecretSource::File(p) if p == Path::new("/run/tok")));
+        assert!(parse_secret("id=tok,type=file,env=X").is_err());
+    }
+
+    #[test]
+    fn ssh_with_several_paths_is_refused() {
+        let e = parse_ssh("default=/a.sock,/b.sock")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one agent socket per id"), "{e}");
+    }
 }
