@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::SelectOptions;
 use crate::context::checksum::{ListedDigest, sources_digest_listed};
-use crate::engine::{Build, StepResult};
 use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
 use crate::plan::{CopyFrom, LocalDir, MountSource, Op, StepIndex};
+use crate::state::{Build, StepResult};
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

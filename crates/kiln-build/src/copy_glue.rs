@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use crate::copy::{CopyRequest, CopySource, copy_into, http};
-use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
-use crate::execute::{Scratch, mount_chain};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
+use crate::rootfs::{Scratch, mount_chain};
+use crate::state::{Build, store_err};
 
 pub fn copy(
     b: &Build<'_>,

@@ -3,9 +3,9 @@
 //! build compares its parts with them and names what changed.
 
 use crate::cachekey::StepKey;
-use crate::engine::Build;
 use crate::key::KeyBuilder;
 use crate::plan::StepIndex;
+use crate::state::Build;
 
 /// The absolute context and Dockerfile paths that scope the explain records of a build
 /// (computed once per build).

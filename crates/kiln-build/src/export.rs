@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln_store::{Digest, LayerRecord, NewImage};
 
-use crate::engine::{Build, BuildOutcome, LayerRef, StepResult, store_err};
 use crate::error::{BuildError, Result};
 use crate::event::Event;
 use crate::options::{LayerCompression, Output};
+use crate::outputs::Cancellable;
+use crate::state::{Build, BuildOutcome, LayerRef, StepResult, store_err};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -156,34 +157,6 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
     Ok(rec)
 }
 
-/// A writer (or reader) that fails once the build is cancelled (Ctrl-C during an export).
-pub(crate) struct Cancellable<'a, W> {
-    pub inner: &'a mut W,
-    pub cancel: &'a std::sync::atomic::AtomicBool,
-}
-
-impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("build cancelled"));
-        }
-        self.inner.read(buf)
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for Cancellable<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            // Not ErrorKind::Interrupted: write_all would retry that.
-            return Err(std::io::Error::other("build cancelled"));
-        }
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// RFC 3339 UTC for unix seconds (no external time crate needed).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86400);
@@ -238,7 +211,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let now = match (b.opts.source_date_epoch, last.created) {
         (Some(e), _) => e,
         (None, c) if c > 0 => c,
-        _ => crate::engine::unix_now(),
+        _ => crate::state::unix_now(),
     };
     let created = rfc3339(now);
     config.created = Some(created.clone());

@@ -30,12 +30,15 @@ pub mod outfile;
 mod outputs;
 pub mod plan;
 mod prune;
+mod rootfs;
 mod run;
 pub mod signals;
 pub mod solve;
 mod ssh;
+mod state;
 mod unpack;
 
-pub use engine::{BuildOutcome, build};
+pub use engine::build;
 pub use error::{BuildError, Result};
 pub use prune::prune_cache;
+pub use state::BuildOutcome;

@@ -1,13 +1,13 @@
 //! `--output` destinations other than the store: archives, a directory, a tar of the rootfs.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use kiln_store::{Digest, LayerRecord, SaveFormat, Store};
 
-use crate::engine::{Build, LayerRef, store_err};
 use crate::error::{BuildError, Result};
-use crate::execute::{Scratch, mount_chain};
-use crate::export::Cancellable;
+use crate::rootfs::{Scratch, mount_chain};
+use crate::state::{Build, LayerRef, store_err};
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (see
 /// [`crate::outfile`]: a failed export leaves nothing half-written, a device is written to).
@@ -84,4 +84,32 @@ pub fn write_tar(b: &Build<'_>, chain: &[LayerRef], file: &Path) -> Result<()> {
     r.map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))?;
     out.commit()
         .map_err(|e| BuildError::io("renaming into", file, e))
+}
+
+/// A writer (or reader) that fails once the build is cancelled (Ctrl-C during an export).
+pub(crate) struct Cancellable<'a, W> {
+    pub inner: &'a mut W,
+    pub cancel: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("build cancelled"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Cancellable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(std::io::Error::other("build cancelled"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use kiln_store::{CachePrune, Store};
 
-use crate::engine::store_err;
 use crate::error::Result;
+use crate::state::store_err;
 
 /// The build cache is trimmed to this after a build when it grows past it
 /// (`KILN_BUILD_CACHE_MAX`, bytes; default 20 GB).

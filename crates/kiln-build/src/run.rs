@@ -16,12 +16,12 @@ use kiln_runtime::{
     Executor, MountStubs, Network, Stdio, bind_mount, docker_default_spec, set_network, tmpfs_mount,
 };
 
-use crate::engine::{Build, store_err};
 use crate::error::{BuildError, Result};
 use crate::event::{ECHO_LIMIT, Event, EventSink};
-use crate::execute::{Scratch, mount_chain};
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
+use crate::rootfs::{Scratch, mount_chain};
+use crate::state::{Build, store_err};
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
