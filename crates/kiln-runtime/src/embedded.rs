@@ -333,13 +333,8 @@ mod tests {
         }
     }
 
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    /// The cgroup v2 path (an eBPF device program), tested here although this host has the
-    /// v1 devices controller: the kernel runs the program on the v2 cgroup all the same.
-    #[test]
-    fn a_cgroup_v2_device_program_allows_mknod_but_not_open() {
+    /// A root with busybox and `applets` linked to it in /bin (needs root and busybox-static).
+    fn busybox_root(applets: &[&str]) -> tempfile::TempDir {
         assert!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
@@ -349,9 +344,20 @@ mod tests {
         let bin = root.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         link_busybox(&bin.join("busybox"));
-        for a in ["sh", "mknod", "head", "cat", "echo", "wc", "dd"] {
+        for a in applets {
             std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
         }
+        root
+    }
+
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The cgroup v2 path (an eBPF device program), tested here although this host has the
+    /// v1 devices controller: the kernel runs the program on the v2 cgroup all the same.
+    #[test]
+    fn a_cgroup_v2_device_program_allows_mknod_but_not_open() {
+        let root = busybox_root(&["sh", "mknod", "head", "cat", "echo", "wc", "dd"]);
         // The control: this host lets root open a loop device node.
         let lp = root.path().join("control");
         let c = std::ffi::CString::new(lp.as_os_str().as_bytes()).unwrap();
@@ -407,18 +413,7 @@ mod tests {
     /// standard /dev nodes and FIFOs work.
     #[test]
     fn without_a_device_cgroup_nodes_can_be_neither_made_nor_opened() {
-        assert!(
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() } == 0 && std::path::Path::new("/bin/busybox").exists(),
-            "needs root and /bin/busybox (busybox-static)"
-        );
-        let root = tempfile::tempdir().unwrap();
-        let bin = root.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        link_busybox(&bin.join("busybox"));
-        for a in ["sh", "mknod", "head", "mkfifo", "cat", "echo", "wc"] {
-            std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
-        }
+        let root = busybox_root(&["sh", "mknod", "head", "mkfifo", "cat", "echo", "wc"]);
         let dev = std::fs::metadata("/").unwrap().dev();
         let disk = root.path().join("disk");
         let c = std::ffi::CString::new(disk.as_os_str().as_bytes()).unwrap();

@@ -476,11 +476,6 @@ impl Store {
     /// Deletes those of `blobs` that nothing references (and snapshots nothing references).
     /// Returns the bytes freed.
     pub fn collect_unused(&self, blobs: &[Digest]) -> Result<u64> {
-        self.collect_blobs(blobs)
-    }
-
-    /// Deletes those of `blobs` that nothing references (and snapshots nothing references).
-    pub(crate) fn collect_blobs(&self, blobs: &[Digest]) -> Result<u64> {
         let ((), freed) = self.write_sweep(|tx, sweep| {
             self.sweep_blobs(tx, sweep, Some(blobs))?;
             self.sweep_snapshots(tx, sweep)

@@ -183,7 +183,7 @@ impl Lease {
         })?;
         let store = self.store.clone();
         drop(self);
-        store.collect_blobs(&blobs)
+        store.collect_unused(&blobs)
     }
 
     /// The lease's identifier.
