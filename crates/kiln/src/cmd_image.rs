@@ -3,18 +3,12 @@
 //! `system df|prune|check`. Errors print as `Error: ...` (docker's text without "response
 //! from daemon") and exit 1; usage errors exit 2 (clap).
 
-#[path = "gotemplate.rs"]
 pub mod gotemplate;
-#[path = "image_cmd/inspect.rs"]
 mod inspect;
-#[path = "image_cmd/list.rs"]
 mod list;
-#[path = "image_cmd/manage.rs"]
 mod manage;
 pub(crate) use manage::confirm;
-#[path = "image_cmd/render.rs"]
 pub(crate) mod render;
-#[path = "image_cmd/system.rs"]
 mod system;
 
 use std::path::PathBuf;

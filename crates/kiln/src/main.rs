@@ -2,6 +2,7 @@
 //! module (`cmd_*.rs`) that owns its clap types and calls one library function per command.
 
 mod cmd_build;
+mod cmd_builder;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
@@ -34,6 +35,8 @@ enum Command {
     #[command(flatten)]
     Build(cmd_build::Command),
     #[command(flatten)]
+    Builder(cmd_builder::Command),
+    #[command(flatten)]
     Internal(cmd_internal::Command),
 }
 
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Dockerfile(c) => cmd_dockerfile::run(c, &cli.global),
         Command::Image(c) => cmd_image::run(c, &cli.global),
         Command::Build(c) => cmd_build::run(c, &cli.global),
+        Command::Builder(c) => cmd_builder::run(c, &cli.global),
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
     };
     match result {
