@@ -164,7 +164,8 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
         source,
     })?;
     let chmod = req.chmod.as_deref().map(Chmod::parse).transpose()?;
-    let owner = match req.chown.as_deref() {
+    // `--chown=${UNSET}` is no --chown at all, as in BuildKit.
+    let owner = match req.chown.as_deref().filter(|s| !s.is_empty()) {
         Some(spec) => {
             let (uid, gid) = passwd::resolve_chown(dest_root, spec)?;
             Some(Owner { uid, gid })
@@ -316,11 +317,10 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
         // Only wildcards that matched nothing: BuildKit copies nothing and creates nothing.
         return Ok(copier.stats);
     }
-    let mut dest = normalize_dest(&req.workdir, &req.dest);
-    if items.len() > 1 && !dest.ends_with('/') {
-        // Several sources need a directory destination (Docker's documented rule).
-        dest.push('/');
-    }
+    // Several sources and a destination without a trailing `/` that is not a directory:
+    // dockerd 20.10's BuildKit copies each source onto that one path (the last file wins),
+    // although Docker documents an error. kiln follows the builder.
+    let dest = normalize_dest(&req.workdir, &req.dest);
     // BuildKit's Copy first creates the destination directory (or the destination's parent).
     let ensure = if dest.ends_with('/') {
         dest.clone()
@@ -345,11 +345,13 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
                 {
                     let r = copier.resolve(&dest)?;
                     copier.mkdir_all(&r.rel)?;
+                    // BuildKit (dockerd 20.10's) keeps the archive's owners: `--chown` gives
+                    // the destination directories it creates, not the extracted entries.
                     archive::extract(
                         reader,
                         &root,
                         &r.rel,
-                        owner,
+                        None,
                         &requested.display().to_string(),
                         &mut copier.stats,
                     )?;

@@ -4,7 +4,9 @@
 
 use sha2::{Digest as _, Sha256};
 
-pub const KEY_VERSION: &str = "kiln-cache-v1";
+/// v2: what COPY/ADD and RUN produce changed for the same inputs (special files, several
+/// sources onto one path, archive owners with `--chown`, the `/etc` a RUN leaves on scratch).
+pub const KEY_VERSION: &str = "kiln-cache-v2";
 
 /// Feeds named fields into a sha256; every field is length-prefixed so no two field lists
 /// encode the same bytes.

@@ -156,10 +156,15 @@ fn split_spec(spec: &str) -> Result<(&str, Option<&str>), PasswdError> {
 
 /// `COPY --chown=user[:group]` → (uid, gid). Numeric ids need no files (a uid alone gives
 /// gid = uid); names go through the image's `/etc/passwd` (its primary group) and
-/// `/etc/group`. `user:` with an empty group gives gid 0, as BuildKit does.
+/// `/etc/group`. An empty user or group (`user:`, `:group`, `:` — unset variables) means id 0,
+/// as BuildKit reads them.
 pub fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32), PasswdError> {
-    let (u, g) = split_spec(spec)?;
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
     let (uid, mut gid) = match parse_id(u) {
+        _ if u.is_empty() => (0, 0),
         Some(uid) => (uid, uid),
         None => {
             let e = users(root)?

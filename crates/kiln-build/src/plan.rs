@@ -407,14 +407,15 @@ impl Planner<'_> {
             .name
             .as_ref()
             .is_some_and(|n| self.opts.replaced_stages.contains(n));
-        // ONBUILD triggers of an image base run first and are not inherited.
+        // ONBUILD triggers of the base (an image or another stage, as BuildKit) run first and
+        // are not inherited: the stage's OnBuild holds only its own ONBUILDs.
         let mut instructions: Vec<Instruction> = Vec::new();
-        if !replaced
-            && matches!(node.base, Base::Image { .. })
-            && let Some(triggers) = config.config.on_build.take()
-        {
+        if !replaced && let Some(triggers) = config.config.on_build.take() {
             let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers).map_err(|e| {
-                BuildError::plan(format!("ONBUILD triggers of the base image: {e}"))
+                BuildError::plan(format!(
+                    "ONBUILD triggers of {}: {e}",
+                    stage.from_cmd().image
+                ))
             })?;
             for mut ins in parsed {
                 ins.span = stage.span;

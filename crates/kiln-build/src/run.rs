@@ -195,12 +195,14 @@ pub fn run(
     }
 
     let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
-    // Files the build provides but must not commit; their stubs are removed afterwards.
+    // Files the build provides but must not commit; their stubs are removed afterwards (for
+    // the network files, only the files: BuildKit leaves the `/etc` it created).
     let mut stub_targets: Vec<PathBuf> = Vec::new();
+    let mut network_files: Vec<PathBuf> = Vec::new();
     for f in ["/etc/resolv.conf", "/etc/hosts"] {
         if Path::new(f).exists() {
             mounts.push(bind_mount(f, f, true));
-            stub_targets.push(PathBuf::from(f));
+            network_files.push(PathBuf::from(f));
         }
     }
     let mut _guards: Vec<Box<dyn std::any::Any>> = Vec::new();
@@ -406,8 +408,10 @@ pub fn run(
     spec.set_mounts(Some(mounts));
 
     let stubs = MountStubs::scan(merged, &stub_targets);
+    let network_stubs = MountStubs::scan_targets_only(merged, &network_files);
     let result = run_container(b, i, &spec, &targets);
     stubs.remove();
+    network_stubs.remove();
     drop(locks);
     result
 }

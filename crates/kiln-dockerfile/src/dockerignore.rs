@@ -24,9 +24,6 @@ pub struct PatternError {
 pub struct PatternSet {
     patterns: Vec<Pattern>,
     has_exceptions: bool,
-    /// Every exception is a plain path (perhaps ending in `/*` or `/**`), so whether one can
-    /// apply below a directory is a prefix test (fsutil's `onlyPrefixExcludeExceptions`).
-    plain_exceptions: bool,
 }
 
 /// Which patterns matched a directory or one of its parents: the state a walker hands from a
@@ -113,10 +110,7 @@ impl PatternSet {
     }
 
     fn compile(lines: impl IntoIterator<Item = (usize, String)>) -> Result<Self, PatternError> {
-        let mut set = PatternSet {
-            plain_exceptions: true,
-            ..PatternSet::default()
-        };
+        let mut set = PatternSet::default();
         for (line, raw) in lines {
             let trimmed = raw.trim();
             if trimmed.is_empty() {
@@ -143,9 +137,6 @@ impl PatternSet {
             let matcher = compile_matcher(text).ok_or_else(bad)?;
             if exception {
                 set.has_exceptions = true;
-                if without_trailing_glob(text).contains(['*', '[', ']', '?', '^', '\\']) {
-                    set.plain_exceptions = false;
-                }
             }
             let required = match matcher {
                 Matcher::Regex { .. } => required_literal(text).map(str::to_owned),
@@ -179,22 +170,16 @@ impl PatternSet {
         self.is_excluded(path) && !self.may_reinclude_below(path)
     }
 
-    /// Could an exception re-include something below the directory `dir`? Conservative: true
-    /// whenever an exception has wildcards (fsutil then walks every excluded directory).
+    /// Could an exception re-include something below the excluded directory `dir`? As the
+    /// context walker of dockerd 20.10 (fsutil) decides: only when an exception, as written,
+    /// starts with `dir/` — a literal prefix test, so `!*/sub*` or `!**/keep` never reach into
+    /// an excluded directory while `!dir/sub*` does.
     pub fn may_reinclude_below(&self, dir: &str) -> bool {
-        if !self.has_exceptions {
-            return false;
-        }
-        if !self.plain_exceptions {
-            return true;
-        }
-        self.patterns.iter().filter(|p| p.exception).any(|p| {
-            let plain = without_trailing_glob(&p.text);
-            plain == dir
-                || (plain.len() > dir.len()
-                    && plain.starts_with(dir)
-                    && plain.as_bytes()[dir.len()] == b'/')
-        })
+        self.has_exceptions
+            && self.patterns.iter().filter(|p| p.exception).any(|p| {
+                p.text.starts_with(dir)
+                    && (p.text.len() == dir.len() || p.text.as_bytes()[dir.len()] == b'/')
+            })
     }
 
     /// Walker form of [`PatternSet::is_excluded`], exactly as BuildKit's context walker does it
@@ -328,10 +313,6 @@ fn suffix_matches(suffix: &str, path: &str) -> bool {
 }
 
 /// The pattern without a trailing `/**` or `/*` (fsutil's `patternWithoutTrailingGlob`).
-fn without_trailing_glob(text: &str) -> &str {
-    let text = text.strip_suffix("/**").unwrap_or(text);
-    text.strip_suffix("/*").unwrap_or(text)
-}
 
 /// Go's `filepath.Clean` for `/`-separated paths: no empty or `.` elements, `..` resolved
 /// where it can be, no trailing `/`; `.` for an empty result.

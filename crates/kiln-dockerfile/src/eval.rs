@@ -5,7 +5,8 @@
 //! Rules (BuildKit `dockerfile2llb`):
 //! - global ARGs reach only FROM lines, unless a stage re-declares them with a bare `ARG NAME`;
 //! - `--build-arg` overrides ARG defaults, but only for declared ARGs;
-//! - ENV wins over an ARG of the same name;
+//! - ENV wins over an earlier ARG of the same name; an ARG with a value declared after the ENV
+//!   wins for RUN and expansion (the config keeps the ENV value);
 //! - one instruction sees the variables as they were before it (`ENV a=bye b=$a` reads the old a);
 //! - ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR, `--chown`/`--chmod`/`--checksum`
 //!   and `--mount` values (except `from`) are expanded; RUN/CMD/ENTRYPOINT are left to the shell.
@@ -334,6 +335,7 @@ impl Evaluator {
             env: Vars::from_pairs(base_env),
             args: Vec::new(),
             latest_arg: HashMap::new(),
+            arg_after_env: HashSet::new(),
         }
     }
 }
@@ -347,22 +349,37 @@ pub struct StageEval<'a> {
     args: Vec<(String, Option<String>)>,
     /// Name → position in `args` of its latest declaration (the one a lookup sees).
     latest_arg: HashMap<String, usize>,
+    /// Names set by ENV whose latest ARG declaration with a value came after that ENV: for
+    /// RUN and expansion the ARG's value wins (BuildKit keeps one environment that ENV and
+    /// ARG both write in order); the image config keeps the ENV value.
+    arg_after_env: HashSet<String>,
 }
 
-/// ENV first (it overrides ARG), then the latest declaration of an ARG, if it has a value.
+/// ENV first (it overrides an earlier ARG), then the latest declaration of an ARG, if it has a
+/// value; an ARG with a value declared after an ENV of its name wins.
 struct Scope<'s> {
     env: &'s Vars,
     args: &'s [(String, Option<String>)],
     latest_arg: &'s HashMap<String, usize>,
+    arg_after_env: &'s HashSet<String>,
+}
+
+impl Scope<'_> {
+    fn arg(&self, name: &str) -> Option<&str> {
+        self.latest_arg
+            .get(name)
+            .and_then(|&i| self.args[i].1.as_deref())
+    }
 }
 
 impl Lookup for Scope<'_> {
     fn lookup(&self, name: &str) -> Option<&str> {
-        self.env.get(name).or_else(|| {
-            self.latest_arg
-                .get(name)
-                .and_then(|&i| self.args[i].1.as_deref())
-        })
+        if self.arg_after_env.contains(name)
+            && let Some(v) = self.arg(name)
+        {
+            return Some(v);
+        }
+        self.env.get(name).or_else(|| self.arg(name))
     }
 }
 
@@ -377,6 +394,11 @@ impl StageEval<'_> {
         self.env.list
     }
 
+    /// ENV is set for `name` and no later ARG with a value overrides it.
+    fn env_shadows(&self, name: &str) -> bool {
+        self.env.get(name).is_some() && !self.arg_after_env.contains(name)
+    }
+
     /// Declared ARGs with values, not shadowed by ENV: what RUN sees besides ENV. A name
     /// declared with a value more than once appears once, with its last value, at the
     /// position of that declaration.
@@ -387,7 +409,7 @@ impl StageEval<'_> {
         let mut out: Vec<(String, String)> = Vec::new();
         for (n, v) in self.args.iter().rev() {
             if let Some(v) = v
-                && self.env.get(n).is_none()
+                && !self.env_shadows(n)
                 && seen.insert(n.as_str())
             {
                 out.push((n.clone(), v.clone()));
@@ -397,10 +419,16 @@ impl StageEval<'_> {
         out
     }
 
-    /// The environment a RUN gets: ENV, then ARGs, then proxy build args not declared.
+    /// The environment a RUN gets: ENV (an ARG declared after it replaces its value in
+    /// place), then ARGs, then proxy build args not declared.
     pub fn run_env(&self) -> Vec<(String, String)> {
         let mut out = self.env.list.clone();
-        out.extend(self.args());
+        for (k, v) in self.args() {
+            match self.env.index.get(&k) {
+                Some(&i) => out[i].1 = v,
+                None => out.push((k, v)),
+            }
+        }
         for p in PROXY_ARGS {
             if out.iter().all(|(k, _)| k != p)
                 && let Some(v) = self.ev.opts.build_args.get(p)
@@ -416,13 +444,14 @@ impl StageEval<'_> {
             env: &self.env,
             args: &self.args,
             latest_arg: &self.latest_arg,
+            arg_after_env: &self.arg_after_env,
         }
     }
 
     /// Names in `used` that resolved to an ARG (not ENV).
     fn arg_uses(&self, used: BTreeSet<String>) -> BTreeSet<String> {
         used.into_iter()
-            .filter(|n| self.env.get(n).is_none() && self.latest_arg.contains_key(n))
+            .filter(|n| !self.env_shadows(n) && self.latest_arg.contains_key(n))
             .collect()
     }
 
@@ -542,6 +571,7 @@ impl StageEval<'_> {
             Command::Env(kv) => {
                 for p in &kv.pairs {
                     self.env.set(&p.key, p.value.clone());
+                    self.arg_after_env.remove(&p.key);
                 }
             }
             Command::Arg(a) => {
@@ -565,6 +595,9 @@ impl StageEval<'_> {
                     };
                     if let Some(v) = &value {
                         self.ev.charge(v.len(), at)?;
+                        if self.env.get(&d.name).is_some() {
+                            self.arg_after_env.insert(d.name.clone());
+                        }
                     }
                     used_args.insert(d.name.clone());
                     self.latest_arg.insert(d.name.clone(), self.args.len());
@@ -579,7 +612,7 @@ impl StageEval<'_> {
             // The names of `args()`, without copying the values.
             Command::Run(_) => {
                 for (n, v) in &self.args {
-                    if v.is_some() && self.env.get(n).is_none() && !used_args.contains(n) {
+                    if v.is_some() && !self.env_shadows(n) && !used_args.contains(n) {
                         used_args.insert(n.clone());
                     }
                 }

@@ -327,7 +327,9 @@ fn parse_at(
                 }),
             };
             let cmd = maybe_json(line, args, args_at)?;
-            if cmd.is_empty() && heredocs.is_empty() {
+            // BuildKit runs a bare `RUN` as `/bin/sh -c ""`; only an empty exec form has
+            // nothing to run.
+            if matches!(&cmd, CommandLine::Exec(v) if v.is_empty()) && heredocs.is_empty() {
                 return Err(kerr(
                     ErrorKind::Arguments,
                     "RUN requires at least one argument".into(),

@@ -264,7 +264,8 @@ impl MountSpec {
                         }
                     }
                 }
-                "from" => m.from = Some(value),
+                // BuildKit reads an empty `from=` as no `from` (the build context).
+                "from" => m.from = (!value.is_empty()).then_some(value),
                 "source" | "src" => m.source = Some(value),
                 "target" | "dst" | "destination" => m.target = Some(value),
                 "readonly" | "ro" => {

@@ -384,10 +384,16 @@ fn directory_skipping() {
     assert!(set.can_skip_dir("docs/guide"));
     assert!(!set.is_excluded("docs/api/x"));
 
-    // Wildcards in an exception: nothing can be skipped.
-    let set = PatternSet::new(&["vendor", "!**/LICENSE"]).unwrap();
-    assert!(!set.can_skip_dir("vendor"));
+    // An exception that does not start with the directory's path, as written, never reaches
+    // into it (dockerd 20.10's walker: a literal prefix test, so `!**/LICENSE` or `!*/sub*`
+    // re-include nothing under an excluded directory;
+    // tests/conformance/dockerignore-exception-nested), while the matcher alone would.
+    let set = PatternSet::new(&["vendor", "!**/LICENSE", "!*/sub*"]).unwrap();
+    assert!(set.can_skip_dir("vendor"));
     assert!(!set.is_excluded("vendor/lib/LICENSE"));
+    let set = PatternSet::new(&["vendor", "!vendor/*/LICENSE"]).unwrap();
+    assert!(!set.can_skip_dir("vendor"));
+    assert!(set.can_skip_dir("vendor/lib"));
     assert!(set.is_excluded("vendor/lib/code.go"));
 
     // No exceptions at all.

@@ -94,14 +94,26 @@ fn env_in_one_instruction_sees_old_values() {
 }
 
 #[test]
-fn env_overrides_arg() {
-    let src = "FROM a\nARG X=arg\nENV X=env\nARG X=again\nLABEL x=$X\n";
+fn env_overrides_an_earlier_arg_and_a_later_arg_overrides_env() {
+    let src = "FROM a\nARG X=arg\nENV X=env\nLABEL x=$X\n";
     let (out, _, args) = run_stage(src, &[], 0);
-    assert_eq!(env_of(&out[3]), [("x".to_string(), "env".to_string())]);
+    assert_eq!(env_of(&out[2]), [("x".to_string(), "env".to_string())]);
     assert!(
         args.is_empty(),
         "ARG shadowed by ENV is not passed separately: {args:?}"
     );
+    // Checked against dockerd 20.10's BuildKit: an ARG with a value declared after the ENV
+    // wins for expansion and RUN; the config keeps the ENV value.
+    let src = "FROM a\nARG X=arg\nENV X=env\nARG X=again\nLABEL x=$X\n";
+    let (out, env, args) = run_stage(src, &[], 0);
+    assert_eq!(env_of(&out[3]), [("x".to_string(), "again".to_string())]);
+    assert_eq!(args, [("X".to_string(), "again".to_string())]);
+    assert!(env.contains(&("X".to_string(), "env".to_string())));
+    // A bare ARG after the ENV (no value anywhere) changes nothing.
+    let src = "FROM a\nENV X=env\nARG X\nLABEL x=$X\n";
+    let (out, _, args) = run_stage(src, &[], 0);
+    assert_eq!(env_of(&out[2]), [("x".to_string(), "env".to_string())]);
+    assert!(args.is_empty(), "{args:?}");
 }
 
 #[test]

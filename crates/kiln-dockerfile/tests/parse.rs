@@ -123,10 +123,15 @@ fn run_flag_errors() {
             .contains("more than once")
     );
     assert!(
-        err("FROM a\nRUN")
+        err("FROM a\nRUN []")
             .message
             .contains("RUN requires at least one argument")
     );
+    // As BuildKit: a bare RUN is `/bin/sh -c ""`.
+    assert!(matches!(
+        one("RUN").command,
+        Command::Run(Run { cmd: CommandLine::Shell(ref s), .. }) if s.is_empty()
+    ));
 }
 
 #[test]

@@ -41,6 +41,23 @@ impl MountStubs {
         MountStubs { paths }
     }
 
+    /// Like [`MountStubs::scan`], but records only the missing targets themselves, not their
+    /// missing parents: dockerd 20.10's BuildKit removes the `/etc/hosts` and
+    /// `/etc/resolv.conf` stubs after a RUN but leaves the `/etc` it had to create (a
+    /// `FROM scratch` image with a RUN ships an empty `/etc`).
+    pub fn scan_targets_only<I, P>(rootfs: &Path, targets: I) -> MountStubs
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        let paths = targets
+            .into_iter()
+            .filter_map(|t| resolve_in_root(rootfs, t.as_ref()))
+            .filter(|p| p != rootfs && fs::symlink_metadata(p).is_err())
+            .collect();
+        MountStubs { paths }
+    }
+
     /// The recorded host paths, deepest first.
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths

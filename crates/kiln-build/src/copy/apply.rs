@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use super::chmod::Chmod;
 use super::{CopyError, CopyStats};
@@ -236,10 +236,34 @@ impl Copier<'_> {
         drel: &Path,
         links: &mut HashMap<(u64, u64), PathBuf>,
     ) -> Result<(), CopyError> {
-        self.clear_target(parent, name, drel)?;
         let m = &e.meta;
+        // As dockerd 20.10's BuildKit copies special files: FIFOs and sockets are left out,
+        // a device node becomes an empty regular file (BuildKit reads the device; kiln never
+        // opens one).
+        if matches!(m.kind, Kind::Fifo | Kind::Socket) {
+            return Ok(());
+        }
+        self.clear_target(parent, name, drel)?;
         let (uid, gid) = self.owner_of(m);
         match m.kind {
+            Kind::CharDev | Kind::BlockDev => {
+                let dfd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|err| io_at(drel, err.into()))?;
+                rootpath::chown_fd(&dfd, uid, gid).map_err(|err| io_at(drel, err))?;
+                rustix::fs::fchmod(&dfd, Mode::from_raw_mode(self.mode_of(m)))
+                    .map_err(|err| io_at(drel, err.into()))?;
+                set_times_fd(&dfd, m);
+                self.stats.files += 1;
+            }
             Kind::File => {
                 if m.nlink > 1 {
                     if let Some(first) = links.get(&(m.dev, m.ino)) {
@@ -289,26 +313,7 @@ impl Copier<'_> {
                 let _ = rustix::fs::utimensat(parent, name, &times(m), AtFlags::SYMLINK_NOFOLLOW);
                 self.stats.symlinks += 1;
             }
-            k => {
-                let ft = match k {
-                    Kind::Fifo => FileType::Fifo,
-                    Kind::CharDev => FileType::CharacterDevice,
-                    Kind::BlockDev => FileType::BlockDevice,
-                    _ => FileType::Socket,
-                };
-                rustix::fs::mknodat(parent, name, ft, Mode::from_raw_mode(0o600), m.rdev)
-                    .map_err(|err| io_at(drel, err.into()))?;
-                rootpath::lchown_at(parent, name, uid, gid).map_err(|err| io_at(drel, err))?;
-                rustix::fs::chmodat(
-                    parent,
-                    name,
-                    Mode::from_raw_mode(self.mode_of(m)),
-                    AtFlags::empty(),
-                )
-                .map_err(|err| io_at(drel, err.into()))?;
-                let _ = rustix::fs::utimensat(parent, name, &times(m), AtFlags::SYMLINK_NOFOLLOW);
-                self.stats.others += 1;
-            }
+            Kind::Fifo | Kind::Socket | Kind::Dir => {}
         }
         Ok(())
     }
