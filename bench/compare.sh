@@ -3,7 +3,7 @@
 # built from this repository. A thin wrapper around the shared harness in ../shared/bench
 # (run.sh: one timed build; bench-all.sh: the interleaved matrix; summarize.py: tables).
 #
-#   bench/compare.sh [CASE...]        default: all eight cases
+#   bench/compare.sh [CASE...]        default: the eight shared cases and bench/cases/ (content-copy)
 #
 # Env (all optional):
 #   TOOLS="buildkit buildah kiln"     tools to compare (a tool that is not usable is dropped)
@@ -23,6 +23,15 @@ repo=$(cd "$here/.." && pwd)
 shared=${SHARED_BENCH:-$repo/../shared/bench}
 [ -x "$shared/run.sh" ] || { echo "compare.sh: no harness at $shared (set SHARED_BENCH)" >&2; exit 1; }
 shared=$(cd "$shared" && pwd)
+# kiln's own cases (bench/cases/) run beside the shared ones, from a merged copy of the harness.
+if [ -d "$here/cases" ]; then
+  merged=/var/tmp/kiln-bench/harness
+  rm -rf "$merged" && mkdir -p "$merged"
+  cp -r "$shared"/. "$merged"/
+  cp -r "$here"/cases/. "$merged"/cases/
+  shared=$merged
+fi
+[ $# -gt 0 ] || set -- seedlike parallel target unused-stage incremental many-steps large-context big-layer content-copy
 
 if [ -z "${KILN:-}" ]; then
   (cd "$repo" && cargo build --release -q -p kiln)

@@ -10,8 +10,10 @@ use crate::context::SelectOptions;
 use crate::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
-use crate::plan::{CopyFrom, LocalDir, MountSource, Op, StepIndex};
+use crate::plan::{CopyFrom, LocalDir, MountSource, Op, Step, StepIndex};
 use crate::state::{Build, StepResult};
+use kiln_dockerfile::ast::NetworkMode;
+use kiln_dockerfile::{Mount, MountType, Sharing};
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,9 +32,102 @@ pub struct StepKey {
     pub files: BTreeMap<String, String>,
 }
 
+/// What a key reads from outside its step: digests of the inputs the step names. The build
+/// answers from the context, the store and the network ([`Build`]); the key itself is a pure
+/// function of the step and these answers ([`key_of`]), so tests pin keys with fixed answers.
+pub(crate) trait KeyInputs {
+    /// The digest of what `sources` select in a local directory, with a listing of up to
+    /// `listing` entries for `--explain`.
+    fn context(
+        &self,
+        dir: &LocalDir,
+        sources: &[String],
+        sel: &SelectOptions,
+        listing: usize,
+    ) -> Result<ListedDigest>;
+    /// The digest of what `sources` select in the result of the stage ending at `stage_step`
+    /// (`step`, the reader, is named in errors).
+    fn stage_files(
+        &self,
+        step: StepIndex,
+        stage_step: StepIndex,
+        sources: &[String],
+        sel: &SelectOptions,
+    ) -> Result<String>;
+    /// The cache key of the finished step `stage_step`.
+    fn stage_key(&self, stage_step: StepIndex) -> String;
+    /// The display name of the stage `stage_step` belongs to (`builder`, `stage-1`).
+    fn stage_name(&self, stage_step: StepIndex) -> String;
+    /// The reference and image ID of the plan's image `idx`.
+    fn image(&self, idx: usize) -> (String, String);
+    /// The commit a git source names now.
+    fn git_commit(&self, url: &str) -> Result<String>;
+    /// The content digest of an http(s) source.
+    fn url_digest(&self, url: &str) -> Result<String>;
+}
+
+impl KeyInputs for Build<'_> {
+    fn context(
+        &self,
+        dir: &LocalDir,
+        sources: &[String],
+        sel: &SelectOptions,
+        listing: usize,
+    ) -> Result<ListedDigest> {
+        let ctx = self.local(dir)?;
+        sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, listing)
+            .map_err(|e| BuildError::Other(e.to_string()))
+    }
+
+    fn stage_files(
+        &self,
+        step: StepIndex,
+        stage_step: StepIndex,
+        sources: &[String],
+        sel: &SelectOptions,
+    ) -> Result<String> {
+        crate::stage_files::digest(self, step, stage_step, sources, sel)
+    }
+
+    fn stage_key(&self, stage_step: StepIndex) -> String {
+        self.result(stage_step).key
+    }
+
+    fn stage_name(&self, stage_step: StepIndex) -> String {
+        self.plan.graph.stages[self.plan.steps[stage_step].stage]
+            .display
+            .clone()
+    }
+
+    fn image(&self, idx: usize) -> (String, String) {
+        let i = &self.plan.images[idx];
+        (i.reference.clone(), i.id.clone())
+    }
+
+    fn git_commit(&self, url: &str) -> Result<String> {
+        crate::copy_glue::git_commit(self, url)
+    }
+
+    fn url_digest(&self, url: &str) -> Result<String> {
+        crate::copy_glue::url_content_digest(self, url)
+    }
+}
+
+/// The key of layer step `i` of the build, on top of `parent`.
 pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<StepKey> {
-    let step = &b.plan.steps[i];
-    let mut inputs = BTreeMap::new();
+    key_of(&b.plan.steps, i, &parent.key, b)
+}
+
+/// The key of layer step `i` of `steps` on a parent whose key is `parent`: the operation in an
+/// explicit encoding, the build args it reads, the digests of its inputs, the parent's key.
+pub(crate) fn key_of(
+    steps: &[Step],
+    i: StepIndex,
+    parent: &str,
+    inputs: &dyn KeyInputs,
+) -> Result<StepKey> {
+    let step = &steps[i];
+    let mut recorded = BTreeMap::new();
     let mut args = BTreeMap::new();
     let mut files = BTreeMap::new();
     let mut k = match &step.op {
@@ -49,7 +144,14 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
             k.list("env", &env)
                 .field("cwd", &r.cwd)
                 .field("user", &r.user);
-            k.field("network", &format!("{:?}", r.network));
+            k.field(
+                "network",
+                match r.network {
+                    NetworkMode::Default => "default",
+                    NetworkMode::None => "none",
+                    NetworkMode::Host => "host",
+                },
+            );
             // Only when set, so that the keys of every other RUN stay as they were.
             if r.insecure {
                 k.field("security", "insecure");
@@ -59,34 +161,49 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
             }
             for m in &r.mounts {
                 // Secret contents never enter the key; only the mount's shape does.
-                let spec = serde_json::to_string(&m.mount).unwrap_or_default();
-                k.field("mount", &spec);
+                encode_mount(&mut k, &m.mount);
                 match &m.source {
                     Some(MountSource::Context(dir)) => {
                         let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
-                        let d = context_digest(
-                            b,
-                            dir,
-                            std::slice::from_ref(&src),
-                            &SelectOptions::default(),
-                            0,
-                        )
-                        // A missing (or `.dockerignore`d) source: say which line mounts it.
-                        .map_err(|e| BuildError::Step {
-                            step: b.plan.steps[i].name.clone(),
-                            line: b.plan.steps[i].line,
-                            message: format!("mount source {src:?}: {e}"),
-                            output: String::new(),
-                        })?
-                        .digest;
-                        inputs.insert(context_label(dir, &src), d.clone());
+                        let d = inputs
+                            .context(
+                                dir,
+                                std::slice::from_ref(&src),
+                                &SelectOptions::default(),
+                                0,
+                            )
+                            // A missing (or `.dockerignore`d) source: say which line mounts it.
+                            .map_err(|e| BuildError::Step {
+                                step: step.name.clone(),
+                                line: step.line,
+                                message: format!("mount source {src:?}: {e}"),
+                                output: String::new(),
+                            })?
+                            .digest;
+                        recorded.insert(context_label(dir, &src), d.clone());
                         k.field("mount-context", &d);
                     }
+                    // A bind mount reads files: keyed by their content. A cache mount's
+                    // `from=` only seeds the cache: keyed by the stage's key.
+                    Some(MountSource::Stage(s)) if m.mount.kind == MountType::Bind => {
+                        let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
+                        let d = inputs.stage_files(
+                            i,
+                            *s,
+                            std::slice::from_ref(&src),
+                            &SelectOptions::default(),
+                        )?;
+                        recorded
+                            .insert(format!("stage:{}:{src}", inputs.stage_name(*s)), d.clone());
+                        k.field("mount-stage-files", &d);
+                    }
                     Some(MountSource::Stage(s)) => {
-                        k.field("mount-stage", &stage_input(b, *s, &mut inputs));
+                        let key = inputs.stage_key(*s);
+                        recorded.insert(format!("stage:{}", inputs.stage_name(*s)), key.clone());
+                        k.field("mount-stage", &key);
                     }
                     Some(MountSource::Image(idx)) => {
-                        k.field("mount-image", &b.plan.images[*idx].id);
+                        k.field("mount-image", &inputs.image(*idx).1);
                     }
                     None => {}
                 }
@@ -101,28 +218,28 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                 .field("workdir", &c.workdir);
             k.opt("chown", c.chown.as_deref())
                 .opt("chmod", c.chmod.as_deref());
-            k.field("parents", &c.parents.to_string())
+            k.field("parents", bool_str(c.parents))
                 .list("exclude", &c.exclude);
-            k.field("link", &c.link.to_string())
+            k.field("link", bool_str(c.link))
                 .opt("checksum", c.checksum.as_deref());
-            k.opt("unpack", c.unpack.map(|u| u.to_string()).as_deref());
+            k.opt("unpack", c.unpack.map(bool_str));
             for (name, content) in &c.inline {
                 k.field("inline", name).field("inline-content", content);
             }
+            let sel = SelectOptions {
+                parents: c.parents,
+                exclude: c.exclude.clone(),
+            };
             match &c.from {
                 CopyFrom::Context(dir) => {
-                    let sel = SelectOptions {
-                        parents: c.parents,
-                        exclude: c.exclude.clone(),
-                    };
                     // Files are named for --explain in the main context only.
                     let mut listing = (*dir == LocalDir::Main).then(BTreeMap::new);
                     for src in c.sources.iter().filter(|s| !is_url(s)) {
                         let room = listing
                             .as_ref()
                             .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
-                        let d = context_digest(b, dir, std::slice::from_ref(src), &sel, room)?;
-                        inputs.insert(context_label(dir, src), d.digest.clone());
+                        let d = inputs.context(dir, std::slice::from_ref(src), &sel, room)?;
+                        recorded.insert(context_label(dir, src), d.digest.clone());
                         k.field("context", &d.digest);
                         match (listing.as_mut(), d.files) {
                             (Some(l), Some(f)) => l.extend(f),
@@ -130,38 +247,39 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
                         }
                     }
                     files = listing.unwrap_or_default();
-                    // A URL is keyed by its content (BuildKit's http source), unless
-                    // --checksum already pins it.
                     // A git source is keyed by the commit its ref names now.
                     for url in c.sources.iter().filter(|s| crate::copy::http::is_git(s)) {
-                        let commit = crate::copy_glue::git_commit(b, url)?;
-                        inputs.insert(format!("git:{url}"), commit.clone());
+                        let commit = inputs.git_commit(url)?;
+                        recorded.insert(format!("git:{url}"), commit.clone());
                         k.field("git-commit", &commit);
                     }
                     if c.keep_git_dir {
                         k.field("keep-git-dir", "true");
                     }
+                    // A URL is keyed by its content (BuildKit's http source), unless
+                    // --checksum already pins it.
                     if c.is_add && c.checksum.is_none() {
                         let http = |s: &&String| {
                             crate::copy::http::is_url(s) && !crate::copy::http::is_git(s)
                         };
                         for url in c.sources.iter().filter(http) {
-                            let d = crate::copy_glue::url_content_digest(b, url)?;
-                            inputs.insert(format!("url:{url}"), d.clone());
+                            let d = inputs.url_digest(url)?;
+                            recorded.insert(format!("url:{url}"), d.clone());
                             k.field("url-content", &d);
                         }
                     }
                 }
+                // Keyed by the content of what it copies, not by the stage's key: a stage
+                // that re-runs to the same files keeps this step cached.
                 CopyFrom::Stage(s) => {
-                    k.field("from-stage", &stage_input(b, *s, &mut inputs));
+                    let d = inputs.stage_files(i, *s, &c.sources, &sel)?;
+                    recorded.insert(format!("stage:{}", inputs.stage_name(*s)), d.clone());
+                    k.field("from-stage-files", &d);
                 }
                 CopyFrom::Image(idx) => {
-                    let id = &b.plan.images[*idx].id;
-                    inputs.insert(
-                        format!("image:{}", b.plan.images[*idx].reference),
-                        id.clone(),
-                    );
-                    k.field("from-image", id);
+                    let (reference, id) = inputs.image(*idx);
+                    recorded.insert(format!("image:{reference}"), id.clone());
+                    k.field("from-image", &id);
                 }
             }
             k
@@ -170,15 +288,44 @@ pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<Step
     for (a, v) in &args {
         k.field("arg", a).field("arg-value", v);
     }
-    k.field("parent", &parent.key);
+    k.field("parent", parent);
     Ok(StepKey {
         key: k.finish(),
         text: step.text.clone(),
-        parent: parent.key.clone(),
+        parent: parent.to_string(),
         args,
-        inputs,
+        inputs: recorded,
         files,
     })
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+/// A `RUN --mount` in the key: every field, by name, absent ones marked absent.
+fn encode_mount(k: &mut KeyBuilder, m: &Mount) {
+    let num = |v: Option<u64>| v.map(|n| n.to_string());
+    k.field("mount", m.kind.as_str())
+        .opt("mount-target", m.target.as_deref())
+        .opt("mount-source", m.source.as_deref())
+        .opt("mount-from", m.from.as_deref())
+        .field("mount-readonly", bool_str(m.readonly))
+        .opt("mount-id", m.id.as_deref())
+        .opt(
+            "mount-sharing",
+            m.sharing.map(|s| match s {
+                Sharing::Shared => "shared",
+                Sharing::Private => "private",
+                Sharing::Locked => "locked",
+            }),
+        )
+        .field("mount-required", bool_str(m.required))
+        .opt("mount-size", num(m.size).as_deref())
+        .opt("mount-mode", m.mode.map(|v| format!("{v:o}")).as_deref())
+        .opt("mount-uid", num(m.uid.map(u64::from)).as_deref())
+        .opt("mount-gid", num(m.gid.map(u64::from)).as_deref())
+        .opt("mount-env", m.env.as_deref());
 }
 
 /// A remote ADD source (http(s) URL or git repository), not a context path.
@@ -189,8 +336,6 @@ pub fn is_url(s: &str) -> bool {
 /// Up to this many context entries per step are remembered file by file for `--explain`.
 const EXPLAIN_FILE_LIMIT: usize = 5000;
 
-/// The key of the step `s` another stage's files come from, recorded in `inputs` as
-/// `stage:NAME` for `--explain`.
 /// What a cache mount's `from=` seed is, for the cache's identity (BuildKit's cache key is
 /// `cache-dir:ID:REF` with REF the `from` result): the stage's step key, the image's ID, or the
 /// digest of the context files the source selects.
@@ -198,37 +343,21 @@ pub(crate) fn seed_identity(b: &Build<'_>, m: &crate::plan::RunMount) -> Result<
     let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
     let what = match &m.source {
         None => return Ok(None),
-        Some(MountSource::Stage(s)) => format!(
-            "stage:{}",
-            b.results.lock().unwrap()[*s]
-                .as_ref()
-                .map(|r| r.key.clone())
-                .unwrap_or_default()
-        ),
+        Some(MountSource::Stage(s)) => format!("stage:{}", b.stage_key(*s)),
         Some(MountSource::Image(idx)) => format!("image:{}", b.plan.images[*idx].id),
         Some(MountSource::Context(dir)) => {
-            let d = context_digest(
-                b,
-                dir,
-                std::slice::from_ref(&src),
-                &SelectOptions::default(),
-                0,
-            )?
-            .digest;
+            let d = b
+                .context(
+                    dir,
+                    std::slice::from_ref(&src),
+                    &SelectOptions::default(),
+                    0,
+                )?
+                .digest;
             format!("context:{d}")
         }
     };
     Ok(Some(format!("{what}:{src}")))
-}
-
-fn stage_input(b: &Build<'_>, s: StepIndex, inputs: &mut BTreeMap<String, String>) -> String {
-    let key = b.results.lock().unwrap()[s]
-        .as_ref()
-        .map(|r| r.key.clone())
-        .unwrap_or_default();
-    let stage = &b.plan.graph.stages[b.plan.steps[s].stage].display;
-    inputs.insert(format!("stage:{stage}"), key.clone());
-    key
 }
 
 /// The `inputs` label of files read from a local directory: `context:SRC` for the build
@@ -240,16 +369,204 @@ fn context_label(dir: &LocalDir, src: &str) -> String {
     }
 }
 
-/// The digest of what `sources` select in a local directory, with the file listing of up to
-/// `limit` entries read by the same walk.
-fn context_digest(
-    b: &Build<'_>,
-    dir: &LocalDir,
-    sources: &[String],
-    sel: &SelectOptions,
-    limit: usize,
-) -> Result<ListedDigest> {
-    let ctx = b.local(dir)?;
-    sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, limit)
-        .map_err(|e| BuildError::Other(e.to_string()))
+#[cfg(test)]
+mod tests {
+    //! Golden keys: the key of every step of one Dockerfile, pinned. A change to what goes into
+    //! a key fails here; if it is on purpose, bump `KEY_VERSION` (old records must never be
+    //! hit with new meaning) and update the values.
+    use super::*;
+    use crate::config::ImageConfig;
+    use crate::plan::{ImageSource, PlanOptions, ResolvedImage, RootSource};
+
+    struct Images;
+    impl ImageSource for Images {
+        fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+            Ok(ResolvedImage {
+                reference: reference.to_string(),
+                id: KeyBuilder::new("test-image")
+                    .field("ref", reference)
+                    .finish(),
+                config: ImageConfig::default(),
+            })
+        }
+    }
+
+    /// Inputs answered from their names alone: no files, store or network.
+    struct Named<'a>(&'a crate::plan::Plan);
+    fn named(what: &str, parts: &[&str]) -> String {
+        let mut k = KeyBuilder::new(what);
+        k.list("parts", parts);
+        k.finish()
+    }
+    impl KeyInputs for Named<'_> {
+        fn context(
+            &self,
+            dir: &LocalDir,
+            sources: &[String],
+            sel: &SelectOptions,
+            _listing: usize,
+        ) -> Result<ListedDigest> {
+            let dir = match dir {
+                LocalDir::Main => ".".to_string(),
+                LocalDir::Named(n) => n.clone(),
+            };
+            let mut parts = vec![dir.as_str()];
+            parts.extend(sources.iter().map(String::as_str));
+            parts.extend(sel.exclude.iter().map(String::as_str));
+            Ok(ListedDigest {
+                digest: named("context", &parts),
+                files: None,
+            })
+        }
+        fn stage_files(
+            &self,
+            _step: StepIndex,
+            stage_step: StepIndex,
+            sources: &[String],
+            _sel: &SelectOptions,
+        ) -> Result<String> {
+            let stage = self.stage_name(stage_step);
+            let mut parts = vec![stage.as_str()];
+            parts.extend(sources.iter().map(String::as_str));
+            Ok(named("stage-files", &parts))
+        }
+        fn stage_key(&self, stage_step: StepIndex) -> String {
+            named("stage-key", &[&stage_step.to_string()])
+        }
+        fn stage_name(&self, stage_step: StepIndex) -> String {
+            self.0.graph.stages[self.0.steps[stage_step].stage]
+                .display
+                .clone()
+        }
+        fn image(&self, idx: usize) -> (String, String) {
+            let i = &self.0.images[idx];
+            (i.reference.clone(), i.id.clone())
+        }
+        fn git_commit(&self, url: &str) -> Result<String> {
+            Ok(named("commit", &[url]))
+        }
+        fn url_digest(&self, url: &str) -> Result<String> {
+            Ok(named("url", &[url]))
+        }
+    }
+
+    /// (instruction, key) for every layer step of `src`, each on its parent's key.
+    fn keys(src: &str) -> Vec<(String, String)> {
+        let df = kiln_dockerfile::parse(src).unwrap();
+        let opts = PlanOptions {
+            build_args: [("V".to_string(), "2".to_string())].into(),
+            ..PlanOptions::default()
+        };
+        let plan = crate::plan::plan(&df, &opts, &Images).unwrap();
+        let mut done: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let key = match &step.op {
+                Op::Base(RootSource::Step(s)) => done[*s].clone(),
+                Op::Base(_) => named("base", &[&step.name]),
+                _ => {
+                    let parent = &done[step.parent.unwrap()];
+                    let k = key_of(&plan.steps, i, parent, &Named(&plan)).unwrap();
+                    out.push((step.text.clone(), k.key.clone()));
+                    k.key
+                }
+            };
+            done.push(key);
+        }
+        out
+    }
+
+    const DOCKERFILE: &str = r#"FROM localhost/busybox:1 AS builder
+ARG V=1
+ENV A=1
+WORKDIR /src
+COPY --chown=1:2 --chmod=640 package.json ./
+RUN --mount=type=cache,target=/root/.cache,id=npm,sharing=locked --mount=type=secret,id=tok,required=true echo $V
+COPY --exclude=*.md --link src/ ./src/
+ADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 https://example.invalid/a.tgz /a.tgz
+ADD https://example.invalid/b.txt /b.txt
+RUN --network=none --mount=type=tmpfs,target=/t,size=1048576 <<EOT
+echo heredoc
+EOT
+FROM localhost/busybox:1
+COPY --from=builder /src /app
+COPY --from=localhost/other:2 /etc/os-release /etc/
+RUN --mount=type=bind,from=builder,source=/src,target=/m --mount=type=bind,target=/ctx,source=. cat /m/package.json
+"#;
+
+    #[test]
+    fn keys_are_pinned() {
+        let got = keys(DOCKERFILE);
+        let want: Vec<(&str, &str)> = vec![
+            (
+                "WORKDIR /src",
+                "sha256:86e2a882f6f8b901af64d9c100baf99187969172fe8cc67fd1ea2d46d014e58b",
+            ),
+            (
+                "COPY --chown=1:2 --chmod=640 package.json ./",
+                "sha256:7c1345cf36640a17ed42c445f2fadb5f67da6e5e56c381c44f1dd94420c89eaa",
+            ),
+            (
+                "RUN --mount=type=cache,target=/root/.cache,id=npm,sharing=locked --mount=type=secret,id=tok,required=true echo $V",
+                "sha256:f7f0ce4179b7ad7bcbb6500133adeaac89c4f2972b7a6e361d438578f2d71975",
+            ),
+            (
+                "COPY --exclude=*.md --link src/ ./src/",
+                "sha256:7d1477dd838273f087b028c1e75cf4ff5617db8c62e52a77fca2610a534f55c7",
+            ),
+            (
+                "ADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 https://example.invalid/a.tgz /a.tgz",
+                "sha256:a5a084810956b989d0b449b157b31a7926c9be50b1451a7acdccd250d847d2a6",
+            ),
+            (
+                "ADD https://example.invalid/b.txt /b.txt",
+                "sha256:148b1805036cee66b9c7456bf1a68edc86e11e683302f4c951cddccc872103ba",
+            ),
+            (
+                "RUN --network=none --mount=type=tmpfs,target=/t,size=1048576 <<EOT",
+                "sha256:87ada1af92218c7e7b9afd702ce2c8c758e829d5cd60962c7e0c8dbb3ebcb38e",
+            ),
+            (
+                "COPY --from=builder /src /app",
+                "sha256:6be67d367a5cd516964d11791f7b1da080f13db2cb4d3623a84d722cd52fabd4",
+            ),
+            (
+                "COPY --from=localhost/other:2 /etc/os-release /etc/",
+                "sha256:be548990881b1b18f32adbed907d2a48b79d46e089854059d4d4fd25e1c38c2e",
+            ),
+            (
+                "RUN --mount=type=bind,from=builder,source=/src,target=/m --mount=type=bind,target=/ctx,source=. cat /m/package.json",
+                "sha256:23766ace724eab39ce1cea6c66231ffcc9f3eae8af504a481d61263b7967d8b6",
+            ),
+        ];
+        let got_ref: Vec<(&str, &str)> =
+            got.iter().map(|(n, k)| (n.as_str(), k.as_str())).collect();
+        assert_eq!(
+            got_ref, want,
+            "a cache key changed: if on purpose, bump KEY_VERSION and update these values"
+        );
+    }
+
+    #[test]
+    fn every_input_reaches_the_key() {
+        let base = keys(DOCKERFILE);
+        for (from, to) in [
+            ("ENV A=1", "ENV A=2"),
+            ("localhost/other:2", "localhost/other:3"),
+            ("a.tgz /a.tgz", "a.tgz /b.tgz"),
+            ("--chown=1:2", "--chown=1:3"),
+            ("--chmod=640", "--chmod=600"),
+            ("sharing=locked", "sharing=shared"),
+            ("required=true", "required=false"),
+            ("--exclude=*.md", "--exclude=*.txt"),
+            ("--link src/", "src/"),
+            ("size=1048576", "size=2097152"),
+            ("--network=none", "--network=host"),
+            ("echo heredoc", "echo heredoc2"),
+            ("source=/src,target=/m", "source=/src/,target=/m"),
+        ] {
+            let changed = keys(&DOCKERFILE.replacen(from, to, 1));
+            assert_ne!(base, changed, "{from} -> {to} must change a key");
+        }
+    }
 }

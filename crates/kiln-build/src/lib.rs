@@ -35,6 +35,7 @@ mod run;
 pub mod signals;
 pub mod solve;
 mod ssh;
+mod stage_files;
 mod state;
 mod unpack;
 

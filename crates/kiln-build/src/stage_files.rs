@@ -1,0 +1,74 @@
+//! What a step reads from another stage, keyed by content: the digest of the files that a
+//! `COPY --from=STAGE` or a `RUN --mount=type=bind,from=STAGE` selects in that stage's result,
+//! as BuildKit keys them by content checksum. A stage that runs again but produces the same
+//! files leaves every step that reads them cached.
+//!
+//! The digest of one selection in one stage result never changes, so it is remembered in the
+//! store's cache table under `stage-files:` and a rebuild with nothing changed mounts nothing.
+
+use std::path::Path;
+
+use crate::context::tree::SourceTree;
+use crate::context::{ChecksumCache, SelectOptions, checksum};
+use crate::error::{BuildError, Result};
+use crate::key::KeyBuilder;
+use crate::plan::StepIndex;
+use crate::rootfs::{Scratch, mount_chain};
+use crate::state::{Build, store_err};
+
+/// `sha256:…` over what `sources` select in the result of `stage_step` (the last step of a
+/// stage), with `step` (the reader) named in errors.
+pub(crate) fn digest(
+    b: &Build<'_>,
+    step: StepIndex,
+    stage_step: StepIndex,
+    sources: &[String],
+    sel: &SelectOptions,
+) -> Result<String> {
+    let res = b.result(stage_step);
+    let mut k = KeyBuilder::new("stage-files");
+    k.field("stage", &res.key)
+        .list("sources", sources)
+        .field("parents", &sel.parents.to_string())
+        .list("exclude", &sel.exclude);
+    let record = format!("stage-files:{}", k.finish());
+    if let Some(d) = b
+        .store
+        .cache_peek(&record)
+        .map_err(store_err)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .filter(|d| d.starts_with("sha256:"))
+    {
+        return Ok(d);
+    }
+    let mut scratch = Scratch { dirs: Vec::new() };
+    // Declared after `scratch`, so it is unmounted before the directories go.
+    let (_mount, dir) = if res.chain.is_empty() {
+        (None, scratch.dir(b)?)
+    } else {
+        let (m, dir) = mount_chain(b, &mut scratch, &res.chain, None)?;
+        (Some(m), dir)
+    };
+    let d = digest_dir(&dir, sources, sel).map_err(|message| {
+        let s = &b.plan.steps[step];
+        BuildError::Step {
+            step: s.name.clone(),
+            line: s.line,
+            message,
+            output: String::new(),
+        }
+    })?;
+    // Only a speed-up: a build that cannot record it still has the right key.
+    let _ = b.store.cache_put(&record, d.as_bytes(), &[]);
+    Ok(d)
+}
+
+fn digest_dir(
+    dir: &Path,
+    sources: &[String],
+    sel: &SelectOptions,
+) -> std::result::Result<String, String> {
+    let tree = SourceTree::open_dir(dir).map_err(|e| e.to_string())?;
+    checksum::sources_digest(&tree, sources, sel, &ChecksumCache::in_memory())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,121 @@
+//! The plan, from Dockerfile text alone: which steps exist, what they depend on, and the
+//! config each stage ends with. No store, no files, no network.
+
+use kiln_build::config::ImageConfig;
+use kiln_build::error::Result;
+use kiln_build::plan::{CopyFrom, ImageSource, Op, Plan, PlanOptions, ResolvedImage, plan};
+
+/// Every image is an empty one with a recognisable ID; `env` gives it an environment and ONBUILDs.
+struct Images;
+impl ImageSource for Images {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        let mut config = ImageConfig::default();
+        if reference.contains("onbuild") {
+            config.config.on_build = Some(vec!["RUN echo from-image".into()]);
+        }
+        Ok(ResolvedImage {
+            reference: reference.to_string(),
+            id: format!("sha256:{:0>64}", reference.len()),
+            config,
+        })
+    }
+}
+
+fn plan_of(src: &str, opts: PlanOptions) -> Plan {
+    let df = kiln_dockerfile::parse(src).unwrap();
+    plan(&df, &opts, &Images).unwrap()
+}
+
+fn names(p: &Plan) -> Vec<&str> {
+    p.steps.iter().map(|s| s.text.as_str()).collect()
+}
+
+#[test]
+fn unused_stages_are_not_planned_and_target_stops_early() {
+    let src = "FROM a AS build\nRUN make\nFROM a AS unused\nRUN exit 1\nFROM a\nCOPY --from=build /out /out\n";
+    let p = plan_of(src, PlanOptions::default());
+    assert!(!names(&p).contains(&"RUN exit 1"), "{:?}", names(&p));
+    assert_eq!(p.skipped, ["unused"]);
+    let copy = p
+        .steps
+        .iter()
+        .position(|s| s.text.starts_with("COPY"))
+        .unwrap();
+    let make = p.steps.iter().position(|s| s.text == "RUN make").unwrap();
+    assert!(
+        p.steps[copy].deps.contains(&make),
+        "COPY --from waits for the stage"
+    );
+    assert!(matches!(&p.steps[copy].op, Op::Copy(c) if c.from == CopyFrom::Stage(make)));
+
+    let p = plan_of(
+        src,
+        PlanOptions {
+            target: Some("build".into()),
+            ..PlanOptions::default()
+        },
+    );
+    assert_eq!(names(&p).last(), Some(&"RUN make"));
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_of_an_image_or_a_stage() {
+    let src = "FROM onbuild-base AS base\nONBUILD RUN echo from-stage\nRUN echo base\nFROM base AS child\nRUN echo child\n";
+    let p = plan_of(src, PlanOptions::default());
+    let texts = names(&p);
+    let at = |t: &str| texts.iter().position(|x| x.contains(t)).unwrap();
+    assert!(at("echo from-image") < at("echo base"), "{texts:?}");
+    assert!(at("echo from-stage") < at("echo child"), "{texts:?}");
+    let base = p.stages.iter().find(|s| s.display == "base").unwrap();
+    assert_eq!(
+        base.config.config.on_build.as_deref(),
+        Some(&["RUN echo from-stage".to_string()][..]),
+        "a stage keeps its own ONBUILDs, not its base image's"
+    );
+    let child = p.stages.iter().find(|s| s.display == "child").unwrap();
+    assert_eq!(child.config.config.on_build, None, "consumed by the child");
+}
+
+#[test]
+fn an_arg_after_env_reaches_run_but_not_the_config() {
+    let src = "FROM a\nENV NAME=env\nARG NAME\nRUN echo $NAME\n";
+    let opts = PlanOptions {
+        build_args: [("NAME".to_string(), "cli".to_string())].into(),
+        ..PlanOptions::default()
+    };
+    let p = plan_of(src, opts);
+    let run = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.op {
+            Op::Run(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        run.env.iter().any(|(k, v)| k == "NAME" && v == "cli"),
+        "{:?}",
+        run.env
+    );
+    assert_eq!(
+        run.env.iter().filter(|(k, _)| k == "NAME").count(),
+        1,
+        "one NAME in the environment"
+    );
+    let last = p.stages.last().unwrap();
+    assert_eq!(last.config.config.get_env("NAME"), Some("env"));
+}
+
+#[test]
+fn a_bare_run_is_an_empty_shell_command() {
+    let p = plan_of("FROM a\nRUN\n", PlanOptions::default());
+    let run = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.op {
+            Op::Run(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(run.args, ["/bin/sh", "-c", ""]);
+}

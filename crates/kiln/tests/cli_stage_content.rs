@@ -1,0 +1,128 @@
+//! Steps that read another stage (`COPY --from=STAGE`, `RUN --mount=type=bind,from=STAGE`) are
+//! keyed by the content of what they read, as BuildKit keys them: a stage that runs again but
+//! produces the same files leaves everything downstream cached (real builds, as root).
+
+mod support;
+use support::*;
+
+/// Was the step whose header contains `needle` reported `CACHED` (BuildKit's plain progress:
+/// `#N [stage i/n] INSTRUCTION` then `#N CACHED`)?
+fn cached(progress: &str, needle: &str) -> bool {
+    let Some(n) = progress.lines().find_map(|l| {
+        let (num, rest) = l.split_once(' ')?;
+        (num.starts_with('#') && rest.starts_with('[') && rest.contains(needle)).then_some(num)
+    }) else {
+        panic!("no step {needle:?} in:\n{progress}");
+    };
+    progress.lines().any(|l| l == format!("{n} CACHED"))
+}
+
+const DOCKERFILE: &str = "\
+FROM localhost/busybox:latest AS builder
+COPY src/ /src/
+RUN mkdir /out && grep -v '^//' /src/app.js > /out/app.js
+FROM localhost/busybox:latest
+COPY --from=builder /out /app
+RUN --mount=type=bind,from=builder,source=/out,target=/m cat /m/app.js > /copy.js
+RUN echo done > /done
+";
+
+#[test]
+fn a_stage_that_reruns_to_the_same_files_keeps_its_readers_cached() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", DOCKERFILE)
+        .file("src/app.js", "// comment v1\nconsole.log(1)\n");
+    let first = c.build_ok(&["-t", "app"]);
+    assert!(!cached(&first, "COPY --from=builder /out /app"), "{first}");
+    let id1 = c.image_id(&["-t", "app"]);
+
+    // A comment edit: the builder's RUN runs again, its output is the same.
+    c.file("src/app.js", "// comment v2\nconsole.log(1)\n");
+    let second = c.build_ok(&["-t", "app"]);
+    assert!(
+        !cached(&second, "RUN mkdir /out"),
+        "the builder must re-run:\n{second}"
+    );
+    for step in [
+        "COPY --from=builder /out /app",
+        "RUN --mount=type=bind,from=builder",
+        "RUN echo done",
+    ] {
+        assert!(cached(&second, step), "{step} must stay cached:\n{second}");
+    }
+    assert_eq!(
+        c.image_id(&["-t", "app"]),
+        id1,
+        "same final image after a comment edit"
+    );
+
+    // A real change reaches the readers.
+    c.file("src/app.js", "// comment v2\nconsole.log(2)\n");
+    let third = c.build_ok(&["-t", "app"]);
+    assert!(!cached(&third, "COPY --from=builder /out /app"), "{third}");
+    assert!(
+        !cached(&third, "RUN --mount=type=bind,from=builder"),
+        "{third}"
+    );
+    let out = c.export(&[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.js")).unwrap(),
+        "console.log(2)\n"
+    );
+}
+
+#[test]
+fn a_copy_from_reads_only_what_it_selects() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS builder\n\
+         ARG V=1\n\
+         RUN mkdir -p /out /other && echo same > /out/a && echo $V > /other/b\n\
+         FROM localhost/busybox:latest\n\
+         COPY --from=builder /out/a /a\n\
+         COPY --from=builder /other /other\n",
+    );
+    c.build_ok(&[]);
+    let again = c.build_ok(&["--build-arg", "V=2"]);
+    assert!(cached(&again, "COPY --from=builder /out/a /a"), "{again}");
+    assert!(
+        !cached(&again, "COPY --from=builder /other /other"),
+        "{again}"
+    );
+    // Owners and modes are content too.
+    let c2 = Ctx::new();
+    c2.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS builder\n\
+         ARG MODE=644\n\
+         RUN mkdir /out && echo x > /out/f && chmod $MODE /out/f\n\
+         FROM localhost/busybox:latest\n\
+         COPY --from=builder /out /out\n",
+    );
+    c2.build_ok(&[]);
+    let changed = c2.build_ok(&["--build-arg", "MODE=600"]);
+    assert!(
+        !cached(&changed, "COPY --from=builder /out /out"),
+        "{changed}"
+    );
+}
+
+#[test]
+fn a_missing_source_in_the_stage_names_the_step_and_path() {
+    require_root();
+    let c = Ctx::new();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS b\nRUN true\nFROM localhost/busybox:latest\nCOPY --from=b /nope /x\n",
+    );
+    let (code, _, err) = c.build(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("COPY --from=b /nope /x") && err.contains("\"/nope\": not found"),
+        "{err}"
+    );
+    assert!(c.tmp_is_empty(), "no scratch directory left behind");
+}
