@@ -288,7 +288,10 @@ pub(crate) fn key_of(
     for (a, v) in &args {
         k.field("arg", a).field("arg-value", v);
     }
-    k.field("parent", parent);
+    // A linked layer does not depend on what is below it (see [`is_linked`]).
+    if !is_linked(&step.op) {
+        k.field("parent", parent);
+    }
     Ok(StepKey {
         key: k.finish(),
         text: step.text.clone(),
@@ -297,6 +300,26 @@ pub(crate) fn key_of(
         inputs: recorded,
         files,
     })
+}
+
+/// `COPY --link` / `ADD --link`, as BuildKit means it: the files are copied into an empty
+/// layer that is then stacked on the parent, so the layer (its key, snapshot and blob) does not
+/// depend on the layers below. An owner given by name needs the parent's `/etc/passwd`: such a
+/// step is copied as without `--link`.
+pub(crate) fn is_linked(op: &Op) -> bool {
+    let numeric = |s: &str| {
+        s.split(':')
+            .all(|p| p.is_empty() || p.parse::<u32>().is_ok())
+    };
+    matches!(op, Op::Copy(c) if c.link && c.chown.as_deref().is_none_or(numeric))
+}
+
+/// The key that steps on top of a linked layer see: the layer and what is below it.
+pub(crate) fn linked_result_key(layer_key: &str, parent: &str) -> String {
+    KeyBuilder::new("linked")
+        .field("layer", layer_key)
+        .field("parent", parent)
+        .finish()
 }
 
 fn bool_str(b: bool) -> &'static str {

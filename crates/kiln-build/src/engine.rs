@@ -364,6 +364,13 @@ impl Build<'_> {
         let step = &self.plan.steps[i];
         let parent = self.result(step.parent.expect("layer steps have a parent"));
         let key = crate::cachekey::step_key(self, i, &parent)?;
+        // What the steps above see: for a linked layer, the layer on this parent.
+        let linked = crate::cachekey::is_linked(&step.op);
+        let result_key = if linked {
+            crate::cachekey::linked_result_key(&key.key, &parent.key)
+        } else {
+            key.key.clone()
+        };
         let use_cache = !self.opts.no_cache && !self.no_cache_stages.contains(&step.stage);
         let explain_key = crate::explain::explain_key(self, i);
         if use_cache {
@@ -376,7 +383,7 @@ impl Build<'_> {
                 crate::explain::record(self, &explain_key, &key);
                 let created = rec.created.max(parent.created);
                 return Ok(StepResult {
-                    key: key.key,
+                    key: result_key,
                     chain: Arc::new(chain),
                     made_layer,
                     created,
@@ -412,7 +419,7 @@ impl Build<'_> {
         let made_layer = layer.is_some();
         chain.extend(layer);
         Ok(StepResult {
-            key: key.key,
+            key: result_key,
             chain: Arc::new(chain),
             made_layer,
             created: now.max(parent.created),

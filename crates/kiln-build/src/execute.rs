@@ -1,6 +1,7 @@
 //! Running one layer step: an overlay of the parent chain with a fresh upper directory, the
 //! operation (RUN container, COPY/ADD, WORKDIR mkdir) on the merged view, then the upper
-//! directory becomes the step's snapshot. No layer blob is made here: only an export needs
+//! directory becomes the step's snapshot (a `COPY --link` copies into the empty upper
+//! directory alone). No layer blob is made here: only an export needs
 //! one (see `export::layer_blobs`), and most layers of a multi-stage build are never exported.
 
 use std::path::Path;
@@ -23,7 +24,11 @@ pub fn execute(
     let upper = b.store.prepare_snapshot_dir().map_err(store_err)?;
     // The upper dir leaves tmp/ only by commit; until then it is scratch.
     scratch.dirs.push(upper.clone());
-    {
+    let linked = crate::cachekey::is_linked(&step.op);
+    if let (true, Op::Copy(c)) = (linked, &step.op) {
+        // `--link`: into an empty root, the upper directory itself; overlay stacks it.
+        crate::copy_glue::copy(b, i, c, &upper, &mut scratch)?;
+    } else {
         let (mount, merged) = mount_chain(b, &mut scratch, &parent.chain, Some(&upper))?;
         match &step.op {
             Op::Run(r) => crate::run::run(b, i, r, &merged, &mut scratch)?,
@@ -50,7 +55,12 @@ pub fn execute(
             .unwrap_or(0);
         snapshot_key = format!("step:{key}:{}.{nanos}", std::process::id());
     }
-    let parent_snap = parent.chain.last().map(|l| l.snapshot.clone());
+    // A linked layer is stacked on whatever parent a build gives it: it records none.
+    let parent_snap = parent
+        .chain
+        .last()
+        .filter(|_| !linked)
+        .map(|l| l.snapshot.clone());
     let info = b
         .store
         .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)

@@ -126,3 +126,60 @@ fn a_missing_source_in_the_stage_names_the_step_and_path() {
     );
     assert!(c.tmp_is_empty(), "no scratch directory left behind");
 }
+
+#[test]
+fn a_linked_copy_does_not_depend_on_the_layers_below() {
+    require_root();
+    let c = Ctx::new();
+    c.file("a.txt", "linked\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\n\
+         ARG V=1\n\
+         RUN echo $V > /v\n\
+         COPY --link a.txt /opt/app/a.txt\n\
+         RUN cat /v /opt/app/a.txt > /both\n",
+    );
+    let layers = |v: &str| -> Vec<String> {
+        let dest = c.fresh("oci");
+        let o = format!("type=oci,dest={}", dest.display());
+        c.build_ok(&["--build-arg", &format!("V={v}"), "-o", &o]);
+        let out = std::process::Command::new("tar")
+            .args(["-xOf", dest.to_str().unwrap(), "index.json"])
+            .output()
+            .unwrap();
+        let index: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let manifest = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .replace(':', "/");
+        let out = std::process::Command::new("tar")
+            .args(["-xOf", dest.to_str().unwrap(), &format!("blobs/{manifest}")])
+            .output()
+            .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let one = layers("1");
+    let second = c.build_ok(&["--build-arg", "V=2"]);
+    assert!(!cached(&second, "RUN echo $V"), "{second}");
+    assert!(cached(&second, "COPY --link a.txt"), "{second}");
+    assert!(
+        !cached(&second, "RUN cat /v"),
+        "the step above still re-runs:\n{second}"
+    );
+    let two = layers("2");
+    assert_eq!(one.len(), 4, "{one:?}");
+    assert_ne!(one[1], two[1], "the RUN layer changed");
+    assert_eq!(one[2], two[2], "the linked layer's blob is the same");
+    // The files are where a COPY without --link puts them.
+    let out = c.export(&["--build-arg", "V=2"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("both")).unwrap(),
+        "2\nlinked\n"
+    );
+}
