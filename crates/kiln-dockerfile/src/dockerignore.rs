@@ -312,8 +312,6 @@ fn suffix_matches(suffix: &str, path: &str) -> bool {
     path.ends_with(suffix) || suffix.strip_prefix('/') == Some(path)
 }
 
-/// The pattern without a trailing `/**` or `/*` (fsutil's `patternWithoutTrailingGlob`).
-
 /// Go's `filepath.Clean` for `/`-separated paths: no empty or `.` elements, `..` resolved
 /// where it can be, no trailing `/`; `.` for an empty result.
 pub fn clean(path: &str) -> String {

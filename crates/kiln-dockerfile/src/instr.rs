@@ -6,6 +6,7 @@ use crate::mount::MountSpec;
 use crate::scanner::{Logical, Scanner};
 use crate::span::Span;
 use crate::words::{self, Json, Token};
+use FlagKind::{Bool, Str, Strs};
 
 /// The instruction text being parsed, with helpers to make spans and errors.
 pub(crate) struct Line<'a> {
@@ -214,515 +215,32 @@ fn parse_at(
     let upper = keyword.to_ascii_uppercase();
     let (raw_flags, args_at) = words::extract_flags(&text[rest_at..], rest_at);
     let args_end = text.trim_end().len().max(args_at);
-    let args = &text[args_at..args_end];
-    let kerr = |kind, msg: String| Error::new(kind, kw_span, msg);
-    let arg_span_err = |msg: String| {
-        if args.trim().is_empty() {
-            Error::new(ErrorKind::Arguments, kw_span, msg)
-        } else {
-            line.err(ErrorKind::Arguments, args_at, args_end, msg)
-        }
+    let p = Parts {
+        line,
+        text,
+        upper,
+        kw_span,
+        args: &text[args_at..args_end],
+        args_at,
+        args_end,
+        flag_list: to_flags(line, &raw_flags),
+        heredocs,
+        in_onbuild,
     };
-    use FlagKind::*;
-    let flag_list = to_flags(line, &raw_flags);
-    let flags_for = |allowed: &[(&str, FlagKind)]| check_flags(&flag_list, allowed, &upper);
-
-    let command = match upper.as_str() {
-        "FROM" => {
-            let flags = flags_for(&[("platform", Str)])?;
-            let w = words::split_whitespace(args, args_at);
-            let name = match w.len() {
-                1 => None,
-                3 if w[1].text.eq_ignore_ascii_case("as") => {
-                    let name = w[2].text.to_lowercase();
-                    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && name.chars().all(|c| {
-                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
-                        });
-                    if !valid {
-                        return Err(line
-                            .err(
-                                ErrorKind::Stage,
-                                w[2].start,
-                                w[2].end,
-                                format!(
-                                    "invalid name for build stage: {:?}, name can't start with a number or contain symbols",
-                                    w[2].text
-                                ),
-                            )
-                            .with_hint(Some("stage names match [a-z][a-z0-9-_.]*".into())));
-                    }
-                    Some(name)
-                }
-                _ => {
-                    return Err(
-                        arg_span_err("FROM requires either one or three arguments".into())
-                            .with_hint(Some("write FROM IMAGE or FROM IMAGE AS NAME".into())),
-                    );
-                }
-            };
-            Command::From(From {
-                image: w[0].text.clone(),
-                platform: flags.string("platform"),
-                name,
-            })
-        }
-        "RUN" => {
-            let flags = flags_for(&[
-                ("mount", Strs),
-                ("network", Str),
-                ("security", Str),
-                ("device", Strs),
-            ])?;
-            let mut mounts = Vec::new();
-            for f in flags.strings("mount") {
-                let raw = f.value.clone().unwrap_or_default();
-                let spec = MountSpec::parse(&raw, f.span)
-                    .map_err(|m| Error::new(ErrorKind::Flag, f.span, m))?;
-                if let (Some(t), true) =
-                    (spec.resolved.as_ref().and_then(|m| m.target.clone()), true)
-                    && mounts.iter().any(|m: &MountSpec| {
-                        m.resolved.as_ref().and_then(|r| r.target.as_ref()) == Some(&t)
-                    })
-                {
-                    return Err(Error::new(
-                        ErrorKind::Flag,
-                        f.span,
-                        format!("mount destination {t} is used more than once"),
-                    ));
-                }
-                mounts.push(spec);
-            }
-            let network = match flags.get("network") {
-                None => None,
-                Some(v) => Some(match v {
-                    "default" => NetworkMode::Default,
-                    "none" => NetworkMode::None,
-                    "host" => NetworkMode::Host,
-                    _ => {
-                        let f = &flags.strings("network")[0];
-                        return Err(Error::new(
-                            ErrorKind::Flag,
-                            f.span,
-                            format!("unsupported network mode {v:?}"),
-                        )
-                        .with_hint(Some("use --network=default, none or host".into())));
-                    }
-                }),
-            };
-            let security = match flags.get("security") {
-                None => None,
-                Some(v) => Some(match v {
-                    "sandbox" => SecurityMode::Sandbox,
-                    "insecure" => SecurityMode::Insecure,
-                    _ => {
-                        let f = &flags.strings("security")[0];
-                        return Err(Error::new(
-                            ErrorKind::Flag,
-                            f.span,
-                            format!("unsupported security mode {v:?}"),
-                        )
-                        .with_hint(Some("use --security=sandbox or insecure".into())));
-                    }
-                }),
-            };
-            let cmd = maybe_json(line, args, args_at)?;
-            // BuildKit runs a bare `RUN` as `/bin/sh -c ""`; only an empty exec form has
-            // nothing to run.
-            if matches!(&cmd, CommandLine::Exec(v) if v.is_empty()) && heredocs.is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "RUN requires at least one argument".into(),
-                ));
-            }
-            Command::Run(Run {
-                cmd,
-                mounts,
-                network,
-                security,
-                heredocs: heredocs.clone(),
-            })
-        }
-        "CMD" | "ENTRYPOINT" => {
-            flags_for(&[])?;
-            let cmd = maybe_json(line, args, args_at)?;
-            if upper == "CMD" {
-                Command::Cmd(CmdLine { cmd })
-            } else {
-                Command::Entrypoint(CmdLine { cmd })
-            }
-        }
-        "SHELL" => {
-            flags_for(&[])?;
-            match maybe_json(line, args, args_at)? {
-                CommandLine::Exec(v) if !v.is_empty() => Command::Shell(Shell { shell: v }),
-                CommandLine::Exec(_) => {
-                    return Err(arg_span_err("SHELL requires at least one argument".into()));
-                }
-                CommandLine::Shell(s) if s.trim().is_empty() => {
-                    return Err(arg_span_err("SHELL requires at least one argument".into()));
-                }
-                CommandLine::Shell(_) => {
-                    return Err(arg_span_err(
-                        "SHELL requires the arguments to be in JSON form".into(),
-                    )
-                    .with_hint(Some("write SHELL [\"/bin/sh\", \"-c\"]".into())));
-                }
-            }
-        }
-        "ENV" | "LABEL" => {
-            flags_for(&[])?;
-            let pairs = name_values(line, args, args_at, &upper, kw_span)?;
-            if upper == "ENV" {
-                Command::Env(KeyValues { pairs })
-            } else {
-                Command::Label(KeyValues { pairs })
-            }
-        }
-        "MAINTAINER" | "WORKDIR" | "USER" | "STOPSIGNAL" => {
-            if upper != "STOPSIGNAL" {
-                flags_for(&[])?;
-            }
-            let value = args.trim().to_string();
-            if value.is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    format!("{upper} requires exactly one argument"),
-                ));
-            }
-            match upper.as_str() {
-                "MAINTAINER" => Command::Maintainer(Maintainer { name: value }),
-                "WORKDIR" => Command::Workdir(Workdir { path: value }),
-                "USER" => Command::User(User { user: value }),
-                _ => Command::Stopsignal(StopSignal { signal: value }),
-            }
-        }
-        "EXPOSE" => {
-            flags_for(&[])?;
-            let ports: Vec<String> = words::split_whitespace(args, args_at)
-                .into_iter()
-                .map(|t| t.text)
-                .collect();
-            if ports.is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "EXPOSE requires at least one argument".into(),
-                ));
-            }
-            Command::Expose(Expose { ports })
-        }
-        "VOLUME" => {
-            flags_for(&[])?;
-            let (paths, _) = json_or_words(line, args, args_at)?;
-            if paths.is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "VOLUME requires at least one argument".into(),
-                ));
-            }
-            let mut out = Vec::new();
-            for p in paths {
-                let p = p.trim().to_string();
-                if p.is_empty() {
-                    return Err(arg_span_err(
-                        "VOLUME specified can not be an empty string".into(),
-                    ));
-                }
-                out.push(p);
-            }
-            Command::Volume(Volume { paths: out })
-        }
-        "ARG" => {
-            flags_for(&[])?;
-            let w = words::parse_words(args, args_at, line.escape);
-            if w.is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "ARG requires at least one argument".into(),
-                ));
-            }
-            let mut decls = Vec::new();
-            for t in w {
-                let decl = match t.text.split_once('=') {
-                    Some(("", _)) => {
-                        return Err(line.err(
-                            ErrorKind::Arguments,
-                            t.start,
-                            t.end,
-                            "ARG names can not be blank",
-                        ));
-                    }
-                    Some((k, v)) => ArgDecl {
-                        name: k.to_string(),
-                        default: Some(v.to_string()),
-                    },
-                    None => ArgDecl {
-                        name: t.text,
-                        default: None,
-                    },
-                };
-                decls.push(decl);
-            }
-            Command::Arg(Arg { args: decls })
-        }
-        "COPY" | "ADD" => {
-            let is_copy = upper == "COPY";
-            let flags = if is_copy {
-                flags_for(&[
-                    ("from", Str),
-                    ("chown", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("parents", Bool),
-                    ("exclude", Strs),
-                ])?
-            } else {
-                flags_for(&[
-                    ("chown", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("keep-git-dir", Bool),
-                    ("checksum", Str),
-                    ("unpack", Bool),
-                    ("exclude", Strs),
-                ])?
-            };
-            let (mut all, json) = json_or_words(line, args, args_at)?;
-            if all.len() < 2 {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    format!("{upper} requires at least two arguments, but only one was provided. Destination could not be determined"),
-                )
-                .with_hint(Some(format!("write {upper} SOURCE... DEST"))));
-            }
-            let dest = all.pop().unwrap_or_default();
-            if !json && words::parse_heredoc_word(&dest).is_some() {
-                return Err(arg_span_err(format!(
-                    "{upper} cannot accept a heredoc as a destination"
-                )));
-            }
-            let mut sources = Vec::new();
-            let mut inline = Vec::new();
-            for s in all {
-                match (!json).then(|| words::parse_heredoc_word(&s)).flatten() {
-                    Some(spec) => {
-                        if let Some(h) = heredocs.iter().find(|h| h.name == spec.name) {
-                            inline.push(h.clone());
-                        }
-                    }
-                    None => sources.push(s),
-                }
-            }
-            if let Some(from) = flags.get("from")
-                && (from.contains('$') || from.contains(['"', '\'', '\\']))
-            {
-                let f = flags.strings("from")[0];
-                return Err(Error::new(
-                        ErrorKind::Flag,
-                        f.span,
-                        "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
-                    )
-                    .with_hint(Some("ARG IMG=...; FROM ${IMG} AS src; then COPY --from=src".into())));
-            }
-            let exclude: Vec<String> = flags
-                .strings("exclude")
-                .iter()
-                .filter_map(|f| f.value.clone())
-                .collect();
-            if is_copy {
-                Command::Copy(Copy {
-                    sources,
-                    inline,
-                    dest,
-                    from: flags.string("from"),
-                    chown: flags.string("chown"),
-                    chmod: flags.string("chmod"),
-                    link: flags.boolean("link").unwrap_or(false),
-                    parents: flags.boolean("parents").unwrap_or(false),
-                    exclude,
-                    json,
-                })
-            } else {
-                Command::Add(Add {
-                    sources,
-                    inline,
-                    dest,
-                    chown: flags.string("chown"),
-                    chmod: flags.string("chmod"),
-                    link: flags.boolean("link").unwrap_or(false),
-                    keep_git_dir: flags.boolean("keep-git-dir"),
-                    checksum: flags.string("checksum"),
-                    unpack: flags.boolean("unpack"),
-                    exclude,
-                    json,
-                })
-            }
-        }
-        "ONBUILD" => {
-            flags_for(&[])?;
-            if args.trim().is_empty() {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "ONBUILD requires at least one argument".into(),
-                ));
-            }
-            if in_onbuild {
-                return Err(kerr(
-                    ErrorKind::Arguments,
-                    "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
-                ));
-            }
-            let (trigger_kw, ts, te, _) = split_keyword(text, args_at);
-            match trigger_kw.to_ascii_uppercase().as_str() {
-                "ONBUILD" => {
-                    return Err(line.err(
-                        ErrorKind::Arguments,
-                        ts,
-                        te,
-                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-                    ));
-                }
-                t @ ("MAINTAINER" | "FROM") => {
-                    return Err(line.err(
-                        ErrorKind::Arguments,
-                        ts,
-                        te,
-                        format!("{t} isn't allowed as an ONBUILD trigger"),
-                    ));
-                }
-                _ => {}
-            }
-            let trigger = parse_at(line, args_at, heredocs.clone(), true)?;
-            let mut expression = text[args_at..].trim().to_string();
-            for h in &heredocs {
-                expression.push('\n');
-                expression.push_str(&h.content);
-                expression.push_str(&h.name);
-            }
-            Command::Onbuild(Onbuild {
-                expression,
-                trigger: Box::new(trigger),
-            })
-        }
-        "HEALTHCHECK" => {
-            let first_end = args.find(char::is_whitespace).unwrap_or(args.len());
-            let typ = args[..first_end].to_ascii_uppercase();
-            let rest_at = args_at + first_end;
-            let rest = &text[rest_at..args_end];
-            match typ.as_str() {
-                "" => {
-                    return Err(kerr(
-                        ErrorKind::Arguments,
-                        "HEALTHCHECK requires at least one argument".into(),
-                    ));
-                }
-                "NONE" => {
-                    if !rest.trim().is_empty() {
-                        return Err(arg_span_err("HEALTHCHECK NONE takes no arguments".into()));
-                    }
-                    Command::Healthcheck(Healthcheck::None)
-                }
-                "CMD" => {
-                    let flags = flags_for(&[
-                        ("interval", Str),
-                        ("timeout", Str),
-                        ("start-period", Str),
-                        ("start-interval", Str),
-                        ("retries", Str),
-                    ])?;
-                    let cmd = maybe_json(line, rest, rest_at)?;
-                    if cmd.is_empty() {
-                        return Err(arg_span_err("Missing command after HEALTHCHECK CMD".into()));
-                    }
-                    let dur = |name: &str| -> Result<Option<u64>, Error> {
-                        let Some(v) = flags.get(name) else {
-                            return Ok(None);
-                        };
-                        let f = flags.strings(name)[0];
-                        let d = parse_go_duration(v).ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Flag,
-                                f.span,
-                                format!("time: invalid duration {v:?}"),
-                            )
-                            .with_hint(Some("durations look like 30s, 1m30s, 500ms".into()))
-                        })?;
-                        if d < 0 {
-                            return Err(Error::new(
-                                ErrorKind::Flag,
-                                f.span,
-                                format!("Interval {name:?} cannot be negative"),
-                            ));
-                        }
-                        if d > 0 && d < 1_000_000 {
-                            return Err(Error::new(
-                                ErrorKind::Flag,
-                                f.span,
-                                format!("Interval {name:?} cannot be less than 1ms"),
-                            ));
-                        }
-                        Ok(Some(d as u64))
-                    };
-                    let retries = match flags.get("retries") {
-                        None => None,
-                        Some(v) => {
-                            let f = flags.strings("retries")[0];
-                            let n: i64 = v.parse().map_err(|_| {
-                                Error::new(
-                                    ErrorKind::Flag,
-                                    f.span,
-                                    format!("strconv.ParseInt: parsing {v:?}: invalid syntax"),
-                                )
-                            })?;
-                            if n < 0 {
-                                return Err(Error::new(
-                                    ErrorKind::Flag,
-                                    f.span,
-                                    format!("--retries cannot be negative ({n})"),
-                                ));
-                            }
-                            Some(u32::try_from(n).map_err(|_| {
-                                Error::new(
-                                    ErrorKind::Flag,
-                                    f.span,
-                                    format!("--retries value out of range ({n})"),
-                                )
-                            })?)
-                        }
-                    };
-                    Command::Healthcheck(Healthcheck::Cmd(HealthcheckCmd {
-                        cmd,
-                        interval: dur("interval")?,
-                        timeout: dur("timeout")?,
-                        start_period: dur("start-period")?,
-                        start_interval: dur("start-interval")?,
-                        retries,
-                    }))
-                }
-                other => {
-                    return Err(line
-                        .err(
-                            ErrorKind::Arguments,
-                            args_at,
-                            args_at + first_end,
-                            format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
-                        )
-                        .with_hint(Some("use HEALTHCHECK CMD ... or HEALTHCHECK NONE".into())));
-                }
-            }
-        }
-        _ => {
-            let hint =
-                did_you_mean(&upper, INSTRUCTIONS, false).map(|s| format!("did you mean {s}?"));
-            return Err(Error::new(
-                ErrorKind::UnknownInstruction,
-                kw_span,
-                format!("unknown instruction: {upper}"),
-            )
-            .with_hint(
-                hint.or_else(|| Some(format!("instructions are {}", INSTRUCTIONS.join(" ")))),
-            ));
-        }
+    let command = match p.upper.as_str() {
+        "FROM" => from(&p)?,
+        "RUN" => run(&p)?,
+        "CMD" | "ENTRYPOINT" => cmd_entrypoint(&p)?,
+        "SHELL" => shell(&p)?,
+        "ENV" | "LABEL" => env_label(&p)?,
+        "MAINTAINER" | "WORKDIR" | "USER" | "STOPSIGNAL" => single_value(&p)?,
+        "EXPOSE" => expose(&p)?,
+        "VOLUME" => volume(&p)?,
+        "ARG" => arg(&p)?,
+        "COPY" | "ADD" => copy_add(&p)?,
+        "ONBUILD" => onbuild(&p)?,
+        "HEALTHCHECK" => healthcheck(&p)?,
+        _ => unknown(&p)?,
     };
     // The top-level caller moves the assembled line in instead of copying it.
     let original = if at == 0 {
@@ -730,15 +248,556 @@ fn parse_at(
     } else {
         text[kw_start..].trim_end().to_string()
     };
-    let flags = flag_list;
     Ok(Instruction {
         span: kw_span,
         end_line: line.logical.end_line,
         keyword,
         original,
-        flags,
+        flags: p.flag_list,
         command,
     })
+}
+
+/// One instruction's parts, shared by the parsers of each keyword.
+struct Parts<'a> {
+    line: &'a Line<'a>,
+    text: &'a str,
+    /// The keyword, upper-cased.
+    upper: String,
+    kw_span: Span,
+    /// The arguments after the flags, without trailing space, at `args_at..args_end` of `text`.
+    args: &'a str,
+    args_at: usize,
+    args_end: usize,
+    flag_list: Vec<Flag>,
+    heredocs: Vec<Heredoc>,
+    in_onbuild: bool,
+}
+
+impl Parts<'_> {
+    /// An error at the keyword.
+    fn kerr(&self, kind: ErrorKind, msg: String) -> Error {
+        Error::new(kind, self.kw_span, msg)
+    }
+
+    /// An error at the arguments (at the keyword when there are none).
+    fn arg_err(&self, msg: String) -> Error {
+        if self.args.trim().is_empty() {
+            Error::new(ErrorKind::Arguments, self.kw_span, msg)
+        } else {
+            self.line
+                .err(ErrorKind::Arguments, self.args_at, self.args_end, msg)
+        }
+    }
+
+    /// The flags, checked against those the instruction takes.
+    fn flags(&self, allowed: &[(&str, FlagKind)]) -> Result<Flags<'_>, Error> {
+        check_flags(&self.flag_list, allowed, &self.upper)
+    }
+}
+
+fn from(p: &Parts<'_>) -> Result<Command, Error> {
+    let flags = p.flags(&[("platform", Str)])?;
+    let w = words::split_whitespace(p.args, p.args_at);
+    let name = match w.len() {
+        1 => None,
+        3 if w[1].text.eq_ignore_ascii_case("as") => {
+            let name = w[2].text.to_lowercase();
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                return Err(p.line
+                        .err(
+                            ErrorKind::Stage,
+                            w[2].start,
+                            w[2].end,
+                            format!(
+                                "invalid name for build stage: {:?}, name can't start with a number or contain symbols",
+                                w[2].text
+                            ),
+                        )
+                        .with_hint(Some("stage names match [a-z][a-z0-9-_.]*".into())));
+            }
+            Some(name)
+        }
+        _ => {
+            return Err(p
+                .arg_err("FROM requires either one or three arguments".into())
+                .with_hint(Some("write FROM IMAGE or FROM IMAGE AS NAME".into())));
+        }
+    };
+    Ok(Command::From(From {
+        image: w[0].text.clone(),
+        platform: flags.string("platform"),
+        name,
+    }))
+}
+
+fn run(p: &Parts<'_>) -> Result<Command, Error> {
+    let flags = p.flags(&[
+        ("mount", Strs),
+        ("network", Str),
+        ("security", Str),
+        ("device", Strs),
+    ])?;
+    let mut mounts = Vec::new();
+    for f in flags.strings("mount") {
+        let raw = f.value.clone().unwrap_or_default();
+        let spec =
+            MountSpec::parse(&raw, f.span).map_err(|m| Error::new(ErrorKind::Flag, f.span, m))?;
+        if let (Some(t), true) = (spec.resolved.as_ref().and_then(|m| m.target.clone()), true)
+            && mounts.iter().any(|m: &MountSpec| {
+                m.resolved.as_ref().and_then(|r| r.target.as_ref()) == Some(&t)
+            })
+        {
+            return Err(Error::new(
+                ErrorKind::Flag,
+                f.span,
+                format!("mount destination {t} is used more than once"),
+            ));
+        }
+        mounts.push(spec);
+    }
+    let network = match flags.get("network") {
+        None => None,
+        Some(v) => Some(match v {
+            "default" => NetworkMode::Default,
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            _ => {
+                let f = &flags.strings("network")[0];
+                return Err(Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    format!("unsupported network mode {v:?}"),
+                )
+                .with_hint(Some("use --network=default, none or host".into())));
+            }
+        }),
+    };
+    let security = match flags.get("security") {
+        None => None,
+        Some(v) => Some(match v {
+            "sandbox" => SecurityMode::Sandbox,
+            "insecure" => SecurityMode::Insecure,
+            _ => {
+                let f = &flags.strings("security")[0];
+                return Err(Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    format!("unsupported security mode {v:?}"),
+                )
+                .with_hint(Some("use --security=sandbox or insecure".into())));
+            }
+        }),
+    };
+    let cmd = maybe_json(p.line, p.args, p.args_at)?;
+    // BuildKit runs a bare `RUN` as `/bin/sh -c ""`; only an empty exec form has
+    // nothing to run.
+    if matches!(&cmd, CommandLine::Exec(v) if v.is_empty()) && p.heredocs.is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "RUN requires at least one argument".into(),
+        ));
+    }
+    Ok(Command::Run(Run {
+        cmd,
+        mounts,
+        network,
+        security,
+        heredocs: p.heredocs.clone(),
+    }))
+}
+
+fn cmd_entrypoint(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    let cmd = maybe_json(p.line, p.args, p.args_at)?;
+    Ok(if p.upper == "CMD" {
+        Command::Cmd(CmdLine { cmd })
+    } else {
+        Command::Entrypoint(CmdLine { cmd })
+    })
+}
+
+fn shell(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    Ok(match maybe_json(p.line, p.args, p.args_at)? {
+        CommandLine::Exec(v) if !v.is_empty() => Command::Shell(Shell { shell: v }),
+        CommandLine::Exec(_) => {
+            return Err(p.arg_err("SHELL requires at least one argument".into()));
+        }
+        CommandLine::Shell(s) if s.trim().is_empty() => {
+            return Err(p.arg_err("SHELL requires at least one argument".into()));
+        }
+        CommandLine::Shell(_) => {
+            return Err(p
+                .arg_err("SHELL requires the arguments to be in JSON form".into())
+                .with_hint(Some("write SHELL [\"/bin/sh\", \"-c\"]".into())));
+        }
+    })
+}
+
+fn env_label(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    let pairs = name_values(p.line, p.args, p.args_at, &p.upper, p.kw_span)?;
+    Ok(if p.upper == "ENV" {
+        Command::Env(KeyValues { pairs })
+    } else {
+        Command::Label(KeyValues { pairs })
+    })
+}
+
+fn single_value(p: &Parts<'_>) -> Result<Command, Error> {
+    let upper = &p.upper;
+    if p.upper != "STOPSIGNAL" {
+        p.flags(&[])?;
+    }
+    let value = p.args.trim().to_string();
+    if value.is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            format!("{upper} requires exactly one argument"),
+        ));
+    }
+    Ok(match p.upper.as_str() {
+        "MAINTAINER" => Command::Maintainer(Maintainer { name: value }),
+        "WORKDIR" => Command::Workdir(Workdir { path: value }),
+        "USER" => Command::User(User { user: value }),
+        _ => Command::Stopsignal(StopSignal { signal: value }),
+    })
+}
+
+fn expose(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    let ports: Vec<String> = words::split_whitespace(p.args, p.args_at)
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    if ports.is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "EXPOSE requires at least one argument".into(),
+        ));
+    }
+    Ok(Command::Expose(Expose { ports }))
+}
+
+fn volume(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    let (paths, _) = json_or_words(p.line, p.args, p.args_at)?;
+    if paths.is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "VOLUME requires at least one argument".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let path = path.trim().to_string();
+        if path.is_empty() {
+            return Err(p.arg_err("VOLUME specified can not be an empty string".into()));
+        }
+        out.push(path);
+    }
+    Ok(Command::Volume(Volume { paths: out }))
+}
+
+fn arg(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    let w = words::parse_words(p.args, p.args_at, p.line.escape);
+    if w.is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "ARG requires at least one argument".into(),
+        ));
+    }
+    let mut decls = Vec::new();
+    for t in w {
+        let decl = match t.text.split_once('=') {
+            Some(("", _)) => {
+                return Err(p.line.err(
+                    ErrorKind::Arguments,
+                    t.start,
+                    t.end,
+                    "ARG names can not be blank",
+                ));
+            }
+            Some((k, v)) => ArgDecl {
+                name: k.to_string(),
+                default: Some(v.to_string()),
+            },
+            None => ArgDecl {
+                name: t.text,
+                default: None,
+            },
+        };
+        decls.push(decl);
+    }
+    Ok(Command::Arg(Arg { args: decls }))
+}
+
+fn copy_add(p: &Parts<'_>) -> Result<Command, Error> {
+    let upper = &p.upper;
+    let is_copy = p.upper == "COPY";
+    let flags = if is_copy {
+        p.flags(&[
+            ("from", Str),
+            ("chown", Str),
+            ("chmod", Str),
+            ("link", Bool),
+            ("parents", Bool),
+            ("exclude", Strs),
+        ])?
+    } else {
+        p.flags(&[
+            ("chown", Str),
+            ("chmod", Str),
+            ("link", Bool),
+            ("keep-git-dir", Bool),
+            ("checksum", Str),
+            ("unpack", Bool),
+            ("exclude", Strs),
+        ])?
+    };
+    let (mut all, json) = json_or_words(p.line, p.args, p.args_at)?;
+    if all.len() < 2 {
+        return Err(p.kerr(
+                ErrorKind::Arguments,
+                format!("{upper} requires at least two arguments, but only one was provided. Destination could not be determined"),
+            )
+            .with_hint(Some(format!("write {upper} SOURCE... DEST"))));
+    }
+    let dest = all.pop().unwrap_or_default();
+    if !json && words::parse_heredoc_word(&dest).is_some() {
+        return Err(p.arg_err(format!("{upper} cannot accept a heredoc as a destination")));
+    }
+    let mut sources = Vec::new();
+    let mut inline = Vec::new();
+    for s in all {
+        match (!json).then(|| words::parse_heredoc_word(&s)).flatten() {
+            Some(spec) => {
+                if let Some(h) = p.heredocs.iter().find(|h| h.name == spec.name) {
+                    inline.push(h.clone());
+                }
+            }
+            None => sources.push(s),
+        }
+    }
+    if let Some(from) = flags.get("from")
+        && (from.contains('$') || from.contains(['"', '\'', '\\']))
+    {
+        let f = flags.strings("from")[0];
+        return Err(Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+                )
+                .with_hint(Some("ARG IMG=...; FROM ${IMG} AS src; then COPY --from=src".into())));
+    }
+    let exclude: Vec<String> = flags
+        .strings("exclude")
+        .iter()
+        .filter_map(|f| f.value.clone())
+        .collect();
+    Ok(if is_copy {
+        Command::Copy(Copy {
+            sources,
+            inline,
+            dest,
+            from: flags.string("from"),
+            chown: flags.string("chown"),
+            chmod: flags.string("chmod"),
+            link: flags.boolean("link").unwrap_or(false),
+            parents: flags.boolean("parents").unwrap_or(false),
+            exclude,
+            json,
+        })
+    } else {
+        Command::Add(Add {
+            sources,
+            inline,
+            dest,
+            chown: flags.string("chown"),
+            chmod: flags.string("chmod"),
+            link: flags.boolean("link").unwrap_or(false),
+            keep_git_dir: flags.boolean("keep-git-dir"),
+            checksum: flags.string("checksum"),
+            unpack: flags.boolean("unpack"),
+            exclude,
+            json,
+        })
+    })
+}
+
+fn onbuild(p: &Parts<'_>) -> Result<Command, Error> {
+    p.flags(&[])?;
+    if p.args.trim().is_empty() {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "ONBUILD requires at least one argument".into(),
+        ));
+    }
+    if p.in_onbuild {
+        return Err(p.kerr(
+            ErrorKind::Arguments,
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+        ));
+    }
+    let (trigger_kw, ts, te, _) = split_keyword(p.text, p.args_at);
+    match trigger_kw.to_ascii_uppercase().as_str() {
+        "ONBUILD" => {
+            return Err(p.line.err(
+                ErrorKind::Arguments,
+                ts,
+                te,
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ));
+        }
+        t @ ("MAINTAINER" | "FROM") => {
+            return Err(p.line.err(
+                ErrorKind::Arguments,
+                ts,
+                te,
+                format!("{t} isn't allowed as an ONBUILD trigger"),
+            ));
+        }
+        _ => {}
+    }
+    let trigger = parse_at(p.line, p.args_at, p.heredocs.clone(), true)?;
+    let mut expression = p.text[p.args_at..].trim().to_string();
+    for h in &p.heredocs {
+        expression.push('\n');
+        expression.push_str(&h.content);
+        expression.push_str(&h.name);
+    }
+    Ok(Command::Onbuild(Onbuild {
+        expression,
+        trigger: Box::new(trigger),
+    }))
+}
+
+fn healthcheck(p: &Parts<'_>) -> Result<Command, Error> {
+    let first_end = p.args.find(char::is_whitespace).unwrap_or(p.args.len());
+    let typ = p.args[..first_end].to_ascii_uppercase();
+    let rest_at = p.args_at + first_end;
+    let rest = &p.text[rest_at..p.args_end];
+    Ok(match typ.as_str() {
+        "" => {
+            return Err(p.kerr(
+                ErrorKind::Arguments,
+                "HEALTHCHECK requires at least one argument".into(),
+            ));
+        }
+        "NONE" => {
+            if !rest.trim().is_empty() {
+                return Err(p.arg_err("HEALTHCHECK NONE takes no arguments".into()));
+            }
+            Command::Healthcheck(Healthcheck::None)
+        }
+        "CMD" => healthcheck_cmd(p, rest, rest_at)?,
+        other => {
+            return Err(p
+                .line
+                .err(
+                    ErrorKind::Arguments,
+                    p.args_at,
+                    p.args_at + first_end,
+                    format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+                )
+                .with_hint(Some("use HEALTHCHECK CMD ... or HEALTHCHECK NONE".into())));
+        }
+    })
+}
+
+/// `HEALTHCHECK [flags] CMD command`: `rest` (at `rest_at`) is what follows `CMD`.
+fn healthcheck_cmd(p: &Parts<'_>, rest: &str, rest_at: usize) -> Result<Command, Error> {
+    let flags = p.flags(&[
+        ("interval", Str),
+        ("timeout", Str),
+        ("start-period", Str),
+        ("start-interval", Str),
+        ("retries", Str),
+    ])?;
+    let cmd = maybe_json(p.line, rest, rest_at)?;
+    if cmd.is_empty() {
+        return Err(p.arg_err("Missing command after HEALTHCHECK CMD".into()));
+    }
+    let dur = |name: &str| -> Result<Option<u64>, Error> {
+        let Some(v) = flags.get(name) else {
+            return Ok(None);
+        };
+        let f = flags.strings(name)[0];
+        let d = parse_go_duration(v).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Flag,
+                f.span,
+                format!("time: invalid duration {v:?}"),
+            )
+            .with_hint(Some("durations look like 30s, 1m30s, 500ms".into()))
+        })?;
+        if d < 0 {
+            return Err(Error::new(
+                ErrorKind::Flag,
+                f.span,
+                format!("Interval {name:?} cannot be negative"),
+            ));
+        }
+        if d > 0 && d < 1_000_000 {
+            return Err(Error::new(
+                ErrorKind::Flag,
+                f.span,
+                format!("Interval {name:?} cannot be less than 1ms"),
+            ));
+        }
+        Ok(Some(d as u64))
+    };
+    let retries = match flags.get("retries") {
+        None => None,
+        Some(v) => {
+            let f = flags.strings("retries")[0];
+            let n: i64 = v.parse().map_err(|_| {
+                Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    format!("strconv.ParseInt: parsing {v:?}: invalid syntax"),
+                )
+            })?;
+            if n < 0 {
+                return Err(Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    format!("--retries cannot be negative ({n})"),
+                ));
+            }
+            Some(u32::try_from(n).map_err(|_| {
+                Error::new(
+                    ErrorKind::Flag,
+                    f.span,
+                    format!("--retries value out of range ({n})"),
+                )
+            })?)
+        }
+    };
+    Ok(Command::Healthcheck(Healthcheck::Cmd(HealthcheckCmd {
+        cmd,
+        interval: dur("interval")?,
+        timeout: dur("timeout")?,
+        start_period: dur("start-period")?,
+        start_interval: dur("start-interval")?,
+        retries,
+    })))
+}
+
+fn unknown(p: &Parts<'_>) -> Result<Command, Error> {
+    let hint = did_you_mean(&p.upper, INSTRUCTIONS, false).map(|s| format!("did you mean {s}?"));
+    Err(Error::new(
+        ErrorKind::UnknownInstruction,
+        p.kw_span,
+        format!("unknown instruction: {}", p.upper),
+    )
+    .with_hint(hint.or_else(|| Some(format!("instructions are {}", INSTRUCTIONS.join(" "))))))
 }
 
 /// Exec form if the arguments are a JSON array of strings, else shell form.
