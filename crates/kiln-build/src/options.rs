@@ -240,25 +240,49 @@ mod tests {
     #[test]
     fn add_host_takes_both_separators_and_ipv6() {
         let h = ExtraHost::parse("db:10.0.0.5").unwrap();
-        assert_eq!((h.name.as_str(), h.ip.to_string()), ("db", "10.0.0.5".into()));
+        assert_eq!(
+            (h.name.as_str(), h.ip.to_string()),
+            ("db", "10.0.0.5".into())
+        );
         let h = ExtraHost::parse("db=10.0.0.6").unwrap();
         assert_eq!(h.ip.to_string(), "10.0.0.6");
         assert_eq!(ExtraHost::parse("v6:::1").unwrap().ip.to_string(), "::1");
-        assert_eq!(ExtraHost::parse("v6=[fe80::1]").unwrap().ip.to_string(), "fe80::1");
-        assert_eq!(ExtraHost::parse("gw:host-gateway").unwrap().ip.to_string(), "127.0.0.1");
+        assert_eq!(
+            ExtraHost::parse("v6=[fe80::1]").unwrap().ip.to_string(),
+            "fe80::1"
+        );
+        assert_eq!(
+            ExtraHost::parse("gw:host-gateway").unwrap().ip.to_string(),
+            "127.0.0.1"
+        );
         assert!(ExtraHost::parse("nohost").is_err());
-        assert!(ExtraHost::parse("db:notanip").unwrap_err().contains("invalid IP"));
+        assert!(
+            ExtraHost::parse("db:notanip")
+                .unwrap_err()
+                .contains("invalid IP")
+        );
     }
 
     #[test]
     fn ulimit_reads_docker_syntax() {
         let u = Ulimit::parse("nofile=1024:2048").unwrap();
-        assert_eq!((u.resource, u.soft, u.hard), (PosixRlimitType::RlimitNofile, 1024, 2048));
+        assert_eq!(
+            (u.resource, u.soft, u.hard),
+            (PosixRlimitType::RlimitNofile, 1024, 2048)
+        );
         let u = Ulimit::parse("nproc=77").unwrap();
         assert_eq!((u.soft, u.hard), (77, 77));
         assert_eq!(Ulimit::parse("core=-1").unwrap().hard, u64::MAX);
-        assert!(Ulimit::parse("nofile=10:5").unwrap_err().contains("soft limit"));
-        assert!(Ulimit::parse("bogus=1").unwrap_err().contains("invalid ulimit type"));
+        assert!(
+            Ulimit::parse("nofile=10:5")
+                .unwrap_err()
+                .contains("soft limit")
+        );
+        assert!(
+            Ulimit::parse("bogus=1")
+                .unwrap_err()
+                .contains("invalid ulimit type")
+        );
         assert!(Ulimit::parse("nofile").is_err());
         assert!(Ulimit::parse("nofile=x").is_err());
     }

@@ -432,7 +432,10 @@ fn apply_ulimits(spec: &mut Spec, ulimits: &[crate::options::Ulimit]) {
     if ulimits.is_empty() {
         return;
     }
-    let process = spec.process_mut().as_mut().expect("default spec has a process");
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
     let mut limits = process.rlimits().clone().unwrap_or_default();
     for u in ulimits {
         limits.retain(|l| l.typ() != u.resource);
@@ -465,8 +468,9 @@ fn set_shm_size(mounts: &mut [Mount], bytes: u64) {
 /// The `/etc/hosts` of a RUN with `--add-host`: the host's file (RUN shares the host's
 /// network, so its names stay right), then the added names, as BuildKit appends them.
 fn hosts_file(extra: &[crate::options::ExtraHost]) -> String {
-    let mut s = std::fs::read_to_string("/etc/hosts")
-        .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into());
+    let mut s = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()
+    });
     if !s.is_empty() && !s.ends_with('\n') {
         s.push('\n');
     }

@@ -141,16 +141,25 @@ pub struct NoopArgs {
     #[arg(short = 'm', long, value_name = "bytes")]
     pub memory: Option<String>,
     /// Swap limit: no effect (kiln sets no cgroup limits on RUN steps).
-    #[arg(long = "memory-swap", value_name = "bytes")]
+    #[arg(
+        long = "memory-swap",
+        value_name = "bytes",
+        allow_negative_numbers = true
+    )]
     pub memory_swap: Option<String>,
     /// CPU shares (relative weight): no effect (kiln sets no cgroup limits on RUN steps).
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "int",
+        allow_negative_numbers = true
+    )]
     pub cpu_shares: Option<String>,
     /// CPU CFS period: no effect (kiln sets no cgroup limits on RUN steps).
-    #[arg(long = "cpu-period", value_name = "int")]
+    #[arg(long = "cpu-period", value_name = "int", allow_negative_numbers = true)]
     pub cpu_period: Option<String>,
     /// CPU CFS quota: no effect (kiln sets no cgroup limits on RUN steps).
-    #[arg(long = "cpu-quota", value_name = "int")]
+    #[arg(long = "cpu-quota", value_name = "int", allow_negative_numbers = true)]
     pub cpu_quota: Option<String>,
     /// CPUs in which to allow execution (0-3, 0,1): no effect (no cgroup limits).
     #[arg(long = "cpuset-cpus", value_name = "string")]
@@ -493,7 +502,10 @@ fn docker_flags(args: &BuildArgs, opts: &mut BuildOptions) -> Result<Vec<String>
             warn(flag, cgroups);
         }
     }
-    for (flag, v) in [("--cpuset-cpus", &n.cpuset_cpus), ("--cpuset-mems", &n.cpuset_mems)] {
+    for (flag, v) in [
+        ("--cpuset-cpus", &n.cpuset_cpus),
+        ("--cpuset-mems", &n.cpuset_mems),
+    ] {
         if let Some(v) = v {
             let ok = !v.is_empty()
                 && v.split(',').all(|r| {
@@ -623,7 +635,7 @@ fn dockerfile_in(context: &Path, f: &Path) -> anyhow::Result<PathBuf> {
     match p.canonicalize() {
         Ok(real) if real.starts_with(&top) => Ok(real),
         _ => bail!(
-            "unable to prepare context: the Dockerfile {:?} is not in the context",
+            "unable to prepare context: no Dockerfile {:?} inside the context",
             f.display().to_string()
         ),
     }

@@ -82,7 +82,9 @@ pub enum RemoteContextError {
     NotText { what: String },
     #[error("{what}: {message}")]
     TooLarge { what: String, message: String },
-    #[error("{what} is not a tar archive (a context file must be a tar, tar.gz, tar.bz2, tar.xz or tar.zst archive)")]
+    #[error(
+        "{what} is not a tar archive (a context file must be a tar, tar.gz, tar.bz2, tar.xz or tar.zst archive)"
+    )]
     NotArchive { what: String },
     #[error(transparent)]
     Http(#[from] HttpError),
