@@ -48,7 +48,7 @@ pub struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "stringArray")]
     pub no_cache_filter: Vec<String>,
     /// Maximum steps run at the same time (default: number of cores).
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_name = "int")]
     pub jobs: Option<usize>,
     /// Set the networking mode for the RUN instructions during build: default, host (both
     /// the host's network: RUN shares it), none.
@@ -76,7 +76,7 @@ pub struct BuildArgs {
     #[arg(long = "cache-to", value_name = "stringArray")]
     pub cache_to: Vec<String>,
     /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
-    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    #[arg(long = "allow", value_name = "stringArray", value_delimiter = ',')]
     pub allow: Vec<String>,
     /// Set type of progress output: auto, plain, tty, quiet.
     #[arg(long, value_name = "string", default_value = "auto")]
@@ -100,13 +100,13 @@ pub struct BuildArgs {
     #[arg(long = "ssh", value_name = "stringArray")]
     pub ssh: Vec<String>,
     /// Layer compression in the store: uncompressed (default), gzip, zstd.
-    #[arg(long, default_value = "uncompressed")]
+    #[arg(long, value_name = "string", default_value = "uncompressed")]
     pub compression: String,
     /// OCI runtime for RUN: the embedded executor (default), or runc, crun, or a path.
-    #[arg(long)]
+    #[arg(long, value_name = "string")]
     pub runtime: Option<String>,
     /// Additional build context: name=DIR|docker-archive:PATH|oci-layout:PATH.
-    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    #[arg(long = "build-context", value_name = "stringArray")]
     pub build_contexts: Vec<String>,
     /// Set target platform for build (only the host's, linux/amd64, is supported).
     #[arg(long, value_name = "string")]
@@ -863,5 +863,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("one agent socket per id"), "{e}");
+    }
+
+    #[test]
+    fn metadata_has_buildx_keys_and_names_only_with_tags() {
+        let mut outcome = kiln_build::BuildOutcome {
+            image_id: "sha256:c".into(),
+            manifest_digest: "sha256:m".into(),
+            tags: vec![
+                "docker.io/library/a:1".into(),
+                "docker.io/library/a:2".into(),
+            ],
+            cached: 0,
+            executed: 0,
+        };
+        let m = metadata_json(&outcome);
+        assert_eq!(m["containerimage.config.digest"], "sha256:c");
+        assert_eq!(m["containerimage.digest"], "sha256:m");
+        assert_eq!(
+            m["image.name"],
+            "docker.io/library/a:1,docker.io/library/a:2"
+        );
+        outcome.tags.clear();
+        assert!(metadata_json(&outcome).get("image.name").is_none());
+    }
+
+    #[test]
+    fn booleans_are_read_as_go_reads_them() {
+        assert!(parse_bool("--rm", "True").unwrap());
+        assert!(!parse_bool("--rm", "0").unwrap());
+        assert!(matches!(
+            parse_bool("--rm", "yes"),
+            Err(FlagError::Invalid { flag: "--rm", .. })
+        ));
     }
 }
