@@ -64,6 +64,11 @@ pub(crate) trait KeyInputs {
     fn git_commit(&self, url: &str) -> Result<String>;
     /// The content digest of an http(s) source.
     fn url_digest(&self, url: &str) -> Result<String>;
+    /// Build-wide settings that change what every RUN sees (`--add-host`, `--shm-size`,
+    /// `--ulimit`, as BuildKit keys them), as (field, value); empty when all are defaults.
+    fn run_settings(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 impl KeyInputs for Build<'_> {
@@ -111,6 +116,21 @@ impl KeyInputs for Build<'_> {
     fn url_digest(&self, url: &str) -> Result<String> {
         crate::copy_glue::url_content_digest(self, url)
     }
+
+    fn run_settings(&self) -> Vec<(&'static str, String)> {
+        let o = &self.opts;
+        let mut out = Vec::new();
+        for h in &o.extra_hosts {
+            out.push(("extra-host", format!("{}={}", h.name, h.ip)));
+        }
+        if let Some(size) = o.shm_size {
+            out.push(("shm-size", size.to_string()));
+        }
+        for u in &o.ulimits {
+            out.push(("ulimit", format!("{}={}:{}", u.resource, u.soft, u.hard)));
+        }
+        out
+    }
 }
 
 /// The key of layer step `i` of the build, on top of `parent`.
@@ -155,6 +175,9 @@ pub(crate) fn key_of(
             // Only when set, so that the keys of every other RUN stay as they were.
             if r.insecure {
                 k.field("security", "insecure");
+            }
+            for (name, value) in inputs.run_settings() {
+                k.field(name, &value);
             }
             for (name, content) in &r.scripts {
                 k.field("script", name).field("script-content", content);

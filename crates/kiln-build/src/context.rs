@@ -16,11 +16,13 @@ pub mod rootpath;
 pub mod cache;
 pub mod checksum;
 pub mod glob;
+pub mod remote;
 pub mod stdin;
 pub mod tree;
 pub mod view;
 
 pub use cache::{CacheStats, ChecksumCache};
+pub use remote::{ContextInput, ContextSource, RemoteContextError};
 pub use tree::{Entry, Kind, Meta, Selected, SourceTree, Time, WalkFilter};
 
 /// Errors reading the build context or a stage root.

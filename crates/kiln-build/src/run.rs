@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kiln_dockerfile::{MountType, Sharing};
-use kiln_runtime::oci_spec::runtime::{Mount, Spec};
+use kiln_runtime::oci_spec::runtime::{Mount, PosixRlimitBuilder, Spec};
 use kiln_runtime::{
     Executor, MountStubs, Network, Stdio, bind_mount, docker_default_spec, set_network, tmpfs_mount,
 };
@@ -194,16 +194,30 @@ pub fn run(
         process.set_user(user);
     }
 
+    apply_ulimits(&mut spec, &b.opts.ulimits);
     let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+    if let Some(size) = b.opts.shm_size {
+        set_shm_size(&mut mounts, size);
+    }
     // Files the build provides but must not commit; their stubs are removed afterwards (for
     // the network files, only the files: BuildKit leaves the `/etc` it created).
     let mut stub_targets: Vec<PathBuf> = Vec::new();
     let mut network_files: Vec<PathBuf> = Vec::new();
-    for f in ["/etc/resolv.conf", "/etc/hosts"] {
-        if Path::new(f).exists() {
-            mounts.push(bind_mount(f, f, true));
-            network_files.push(PathBuf::from(f));
-        }
+    if Path::new("/etc/resolv.conf").exists() {
+        mounts.push(bind_mount("/etc/resolv.conf", "/etc/resolv.conf", true));
+        network_files.push(PathBuf::from("/etc/resolv.conf"));
+    }
+    if !b.opts.extra_hosts.is_empty() {
+        let file = scratch.dir(b)?.join("hosts");
+        std::fs::write(&file, hosts_file(&b.opts.extra_hosts))
+            .map_err(|e| BuildError::io("writing", &file, e))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| BuildError::io("chmod", &file, e))?;
+        mounts.push(bind_mount(file, "/etc/hosts", true));
+        network_files.push(PathBuf::from("/etc/hosts"));
+    } else if Path::new("/etc/hosts").exists() {
+        mounts.push(bind_mount("/etc/hosts", "/etc/hosts", true));
+        network_files.push(PathBuf::from("/etc/hosts"));
     }
     let mut _guards: Vec<Box<dyn std::any::Any>> = Vec::new();
     let mut locks: Vec<std::fs::File> = Vec::new();
@@ -414,6 +428,60 @@ pub fn run(
     network_stubs.remove();
     drop(locks);
     result
+}
+
+/// `--ulimit`: each replaces the spec's limit of the same resource (BuildKit's `nofile`
+/// default included) or is added.
+fn apply_ulimits(spec: &mut Spec, ulimits: &[crate::options::Ulimit]) {
+    if ulimits.is_empty() {
+        return;
+    }
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
+    let mut limits = process.rlimits().clone().unwrap_or_default();
+    for u in ulimits {
+        limits.retain(|l| l.typ() != u.resource);
+        // The builder cannot fail with every field set.
+        if let Ok(l) = PosixRlimitBuilder::default()
+            .typ(u.resource)
+            .soft(u.soft)
+            .hard(u.hard)
+            .build()
+        {
+            limits.push(l);
+        }
+    }
+    process.set_rlimits(Some(limits));
+}
+
+/// `--shm-size`: the `size=` of the default `/dev/shm` tmpfs.
+fn set_shm_size(mounts: &mut [Mount], bytes: u64) {
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev/shm"))
+    {
+        let mut opts: Vec<String> = m.options().clone().unwrap_or_default();
+        opts.retain(|o| !o.starts_with("size="));
+        opts.push(format!("size={bytes}"));
+        m.set_options(Some(opts));
+    }
+}
+
+/// The `/etc/hosts` of a RUN with `--add-host`: the host's file (RUN shares the host's
+/// network, so its names stay right), then the added names, as BuildKit appends them.
+fn hosts_file(extra: &[crate::options::ExtraHost]) -> String {
+    let mut s = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()
+    });
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    for h in extra {
+        s.push_str(&format!("{}\t{}\n", h.ip, h.name));
+    }
+    s
 }
 
 /// The host path a `type=bind` mount attaches: a file or directory of the build context
@@ -918,5 +986,38 @@ mod tests {
         assert!(first.len() < ECHO_LIMIT + 32);
         assert!(!first.contains('\u{fffd}'), "{first}");
         assert_eq!(lines.next(), Some("ok"));
+    }
+
+    #[test]
+    fn shm_size_replaces_the_default_size_only() {
+        let mut mounts = kiln_runtime::default_mounts();
+        set_shm_size(&mut mounts, 128 << 20);
+        let shm = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .unwrap();
+        let opts = shm.options().clone().unwrap();
+        assert!(opts.contains(&format!("size={}", 128 << 20)), "{opts:?}");
+        assert_eq!(opts.iter().filter(|o| o.starts_with("size=")).count(), 1);
+        assert!(opts.contains(&"mode=1777".to_string()));
+    }
+
+    #[test]
+    fn added_hosts_follow_the_hosts_file() {
+        let extra = [crate::options::ExtraHost::parse("db.local:10.1.2.3").unwrap()];
+        let s = hosts_file(&extra);
+        assert!(s.ends_with("10.1.2.3\tdb.local\n"), "{s}");
+    }
+
+    #[test]
+    fn ulimits_replace_the_default_of_the_same_resource() {
+        let mut spec = docker_default_spec();
+        apply_ulimits(
+            &mut spec,
+            &[crate::options::Ulimit::parse("nofile=100:200").unwrap()],
+        );
+        let limits = spec.process().as_ref().unwrap().rlimits().clone().unwrap();
+        assert_eq!(limits.len(), 1);
+        assert_eq!((limits[0].soft(), limits[0].hard()), (100, 200));
     }
 }

@@ -9,8 +9,11 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use kiln_build::options::{BuildOptions, LayerCompression, Output, SecretSource};
 
+mod flags;
+
 use crate::GlobalArgs;
 use crate::progress::{self, ProgressMode};
+use flags::{FlagError, docker_flags};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -20,72 +23,153 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Build context directory, or `-`: a tar archive (or a bare Dockerfile) on standard input.
-    #[arg(value_name = "CONTEXT", default_value = ".")]
-    pub context: PathBuf,
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from standard input.
-    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    /// Build context: a directory, `-` (a tar archive or a bare Dockerfile on standard input),
+    /// a tar archive file, an http(s) URL of an archive or a Dockerfile, or a git URL
+    /// (`https://host/repo.git#ref:subdir`, `git@host:repo.git`, `git://…`).
+    #[arg(value_name = "PATH | URL | -", default_value = ".")]
+    pub context: String,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"); `-` reads it from standard input.
+    /// With a URL or archive context, a path inside the context.
+    #[arg(short = 'f', long = "file", value_name = "string")]
     pub file: Option<PathBuf>,
-    /// Name and optionally a tag (name:tag); may be repeated.
-    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    /// Name and optionally a tag in the "name:tag" format; may be repeated.
+    #[arg(short = 't', long = "tag", value_name = "list")]
     pub tags: Vec<String>,
-    /// Build this stage (default: the last stage).
-    #[arg(long)]
+    /// Set the target build stage to build (default: the last stage).
+    #[arg(long, value_name = "string")]
     pub target: Option<String>,
-    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment).
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg", value_name = "list")]
     pub build_args: Vec<String>,
-    /// Set metadata on the image (KEY=VALUE).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
+    /// Set metadata for an image (KEY=VALUE).
+    #[arg(long = "label", value_name = "list")]
     pub labels: Vec<String>,
-    /// Do not use the cache.
+    /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
-    /// Do not use the cache for these stages.
-    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    /// Do not cache specified stages.
+    #[arg(long = "no-cache-filter", value_name = "stringArray")]
     pub no_cache_filter: Vec<String>,
     /// Maximum steps run at the same time (default: number of cores).
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_name = "int")]
     pub jobs: Option<usize>,
-    /// Network for RUN steps: default (the host's) or none.
-    #[arg(long, default_value = "default")]
+    /// Set the networking mode for the RUN instructions during build: default, host (both
+    /// the host's network: RUN shares it), none.
+    #[arg(long, value_name = "default|host|none", default_value = "default")]
     pub network: String,
+    /// Add a custom host-to-IP mapping ("host:ip" or "host=ip") to /etc/hosts of RUN steps;
+    /// "host-gateway" is 127.0.0.1 (RUN shares the host's network).
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm in RUN steps (default 64m): bytes, or a number with a unit (k, m, g).
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Ulimit options for RUN steps: name=soft[:hard], e.g. nofile=1024:2048.
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimits: Vec<String>,
+    /// Always attempt to pull all referenced images (refused until kiln reaches registries;
+    /// --pull=false is the default).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub pull: Option<String>,
+    /// External cache sources (refused until kiln reaches registries; kiln's own cache is used
+    /// without this flag).
+    #[arg(long = "cache-from", value_name = "stringArray")]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (refused until kiln reaches registries).
+    #[arg(long = "cache-to", value_name = "stringArray")]
+    pub cache_to: Vec<String>,
     /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
-    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    #[arg(long = "allow", value_name = "stringArray", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Progress output: auto, plain, tty, quiet.
-    #[arg(long, default_value = "auto")]
+    /// Set type of progress output: auto, plain, tty, quiet.
+    #[arg(long, value_name = "string", default_value = "auto")]
     pub progress: String,
-    /// Print only the image ID.
+    /// Suppress the build output and print image ID on success.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Write the image ID to this file.
-    #[arg(long, value_name = "FILE")]
+    /// Write the image ID to the file.
+    #[arg(long, value_name = "string")]
     pub iidfile: Option<PathBuf>,
+    /// Write build result metadata (image and config digests, names) to the file, as JSON.
+    #[arg(long = "metadata-file", value_name = "string")]
+    pub metadata_file: Option<PathBuf>,
     /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a directory).
-    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub outputs: Vec<String>,
-    /// Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.
-    #[arg(long = "secret", value_name = "SPEC")]
+    /// Secret to expose to the build: id=ID,src=PATH or id=ID,env=VAR.
+    #[arg(long = "secret", value_name = "stringArray")]
     pub secrets: Vec<String>,
-    /// SSH agent socket for RUN --mount=type=ssh: default (uses $SSH_AUTH_SOCK) or ID=SOCKET.
-    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    /// SSH agent socket to expose to the build: default (uses $SSH_AUTH_SOCK) or ID=SOCKET.
+    #[arg(long = "ssh", value_name = "stringArray")]
     pub ssh: Vec<String>,
     /// Layer compression in the store: uncompressed (default), gzip, zstd.
-    #[arg(long, default_value = "uncompressed")]
+    #[arg(long, value_name = "string", default_value = "uncompressed")]
     pub compression: String,
     /// OCI runtime for RUN: the embedded executor (default), or runc, crun, or a path.
-    #[arg(long)]
+    #[arg(long, value_name = "string")]
     pub runtime: Option<String>,
     /// Additional build context: name=DIR|docker-archive:PATH|oci-layout:PATH.
-    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    #[arg(long = "build-context", value_name = "stringArray")]
     pub build_contexts: Vec<String>,
-    /// Target platform (only the host's, linux/amd64, is supported).
-    #[arg(long)]
+    /// Set target platform for build (only the host's, linux/amd64, is supported).
+    #[arg(long, value_name = "string")]
     pub platform: Option<String>,
     /// Explain, for every step, why it was or was not taken from the cache.
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub noop: NoopArgs,
+}
+
+/// docker's flags that mean nothing for kiln: accepted (values checked as docker checks them)
+/// with one warning line each.
+#[derive(Args, Debug)]
+pub struct NoopArgs {
+    /// No effect (kiln runs no intermediate containers to remove).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rm: Option<String>,
+    /// No effect (kiln runs no intermediate containers to remove).
+    #[arg(long = "force-rm", value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub force_rm: Option<String>,
+    /// No effect (kiln sends the context to no daemon; see --compression for layers).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub compress: Option<String>,
+    /// No effect (kiln verifies no image signatures); =false is refused.
+    #[arg(long = "disable-content-trust", value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_content_trust: Option<String>,
+    /// Container isolation technology: only "default" (Linux namespaces) exists; no effect.
+    #[arg(long, value_name = "string")]
+    pub isolation: Option<String>,
+    /// Memory limit: no effect (kiln sets no cgroup limits on RUN steps).
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit: no effect (kiln sets no cgroup limits on RUN steps).
+    #[arg(
+        long = "memory-swap",
+        value_name = "bytes",
+        allow_negative_numbers = true
+    )]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight): no effect (kiln sets no cgroup limits on RUN steps).
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "int",
+        allow_negative_numbers = true
+    )]
+    pub cpu_shares: Option<String>,
+    /// CPU CFS period: no effect (kiln sets no cgroup limits on RUN steps).
+    #[arg(long = "cpu-period", value_name = "int", allow_negative_numbers = true)]
+    pub cpu_period: Option<String>,
+    /// CPU CFS quota: no effect (kiln sets no cgroup limits on RUN steps).
+    #[arg(long = "cpu-quota", value_name = "int", allow_negative_numbers = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1): no effect (no cgroup limits).
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1): no effect (no cgroup limits).
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
 }
 
 pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -255,11 +339,37 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((id, path))
 }
 
-/// Default Dockerfile: CONTEXT/Dockerfile, else CONTEXT/dockerfile.
-/// Directories a build from standard input unpacked into; removed when the build ends.
-struct StdinDirs(Vec<PathBuf>);
+/// `--metadata-file`: buildx's keys for an image build.
+fn metadata_json(outcome: &kiln_build::BuildOutcome) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "containerimage.config.digest".into(),
+        outcome.image_id.clone().into(),
+    );
+    m.insert(
+        "containerimage.digest".into(),
+        outcome.manifest_digest.clone().into(),
+    );
+    if !outcome.tags.is_empty() {
+        m.insert("image.name".into(), outcome.tags.join(",").into());
+    }
+    serde_json::Value::Object(m)
+}
 
-impl Drop for StdinDirs {
+/// Directories a build fetched or unpacked its context into; removed when the build ends.
+struct TempDirs(Vec<PathBuf>);
+
+impl TempDirs {
+    /// A new empty directory in the store's tmp/ (removed by the next kiln if this one is
+    /// killed).
+    fn make(&mut self, store: &kiln_store::Store) -> anyhow::Result<PathBuf> {
+        let d = store.prepare_snapshot_dir()?;
+        self.0.push(d.clone());
+        Ok(d)
+    }
+}
+
+impl Drop for TempDirs {
     fn drop(&mut self) {
         for d in &self.0 {
             let _ = std::fs::remove_dir_all(d);
@@ -267,6 +377,7 @@ impl Drop for StdinDirs {
     }
 }
 
+/// Default Dockerfile: CONTEXT/Dockerfile, else CONTEXT/dockerfile.
 fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
     if let Some(f) = file {
         return f.to_path_buf();
@@ -280,48 +391,88 @@ fn find_dockerfile(context: &Path, file: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The context directory (fetched or unpacked when CONTEXT is not a directory) and, when the
+/// input was a bare Dockerfile, its text.
+fn prepare_context(
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    temp: &mut TempDirs,
+) -> anyhow::Result<(PathBuf, Option<String>)> {
+    use kiln_build::context::remote::{self, ContextInput, ContextSource};
+    let source = ContextSource::classify(&args.context);
+    if let ContextSource::Dir(d) = source {
+        if !d.is_dir() {
+            bail!(
+                "unable to prepare context: path {:?} not found",
+                d.display().to_string()
+            );
+        }
+        return Ok((d, None));
+    }
+    let store = kiln_store::Store::open(global.store_root())?;
+    let dir = temp.make(&store)?;
+    let unable = |e: kiln_build::context::RemoteContextError| {
+        anyhow::anyhow!("unable to prepare context: {e}")
+    };
+    let input = match &source {
+        ContextSource::Dir(_) => unreachable!("returned above"),
+        ContextSource::Stdin => {
+            if args.file.as_deref() == Some(Path::new("-")) {
+                bail!("invalid argument: can't use stdin for both build context and dockerfile");
+            }
+            let spool = temp.make(&store)?.join("stdin");
+            kiln_build::context::stdin::read_stdin_context(std::io::stdin().lock(), &spool, &dir)
+                .map_err(unable)?
+        }
+        ContextSource::Archive(f) => {
+            remote::unpack(f, &dir, &f.display().to_string(), false).map_err(unable)?
+        }
+        ContextSource::Url(u) => {
+            let spool = temp.make(&store)?;
+            remote::fetch_url(u, &spool, &dir).map_err(unable)?
+        }
+        ContextSource::Git(u) => {
+            return Ok((remote::checkout_git(u, &dir).map_err(unable)?, None));
+        }
+    };
+    Ok(match input {
+        ContextInput::Context => (dir, None),
+        ContextInput::Dockerfile(text) => (dir, Some(text)),
+    })
+}
+
+/// `-f PATH` in a fetched or unpacked context: a file inside it, as docker reads it.
+fn dockerfile_in(context: &Path, f: &Path) -> anyhow::Result<PathBuf> {
+    let rel = kiln_build::context::rootpath::clean_rel(&f.to_string_lossy());
+    let p = context.join(&rel);
+    let top = context.canonicalize()?;
+    match p.canonicalize() {
+        Ok(real) if real.starts_with(&top) => Ok(real),
+        _ => bail!(
+            "unable to prepare context: no Dockerfile {:?} inside the context",
+            f.display().to_string()
+        ),
+    }
+}
+
 fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for t in &args.tags {
         if let Err(e) = kiln_image::ImageRef::parse(t) {
-            eprintln!("invalid argument {t:?} for \"-t, --tag\" flag: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(FlagError::invalid("-t, --tag", t, e.to_string()).report());
         }
     }
     let dockerfile_on_stdin = args.file.as_deref() == Some(Path::new("-"));
-    // `kiln build -`: the context (a tar archive) or a bare Dockerfile on standard input,
-    // unpacked into the store's tmp/ (removed after the build, or by the next kiln if this
-    // one is killed).
-    let mut stdin_dirs = StdinDirs(Vec::new());
-    let mut stdin_dockerfile = None;
-    let context = if args.context == Path::new("-") {
-        if dockerfile_on_stdin {
-            bail!("invalid argument: can't use stdin for both build context and dockerfile");
-        }
-        let store = kiln_store::Store::open(global.store_root())?;
-        let dir = store.prepare_snapshot_dir()?;
-        stdin_dirs.0.push(dir.clone());
-        let spool_dir = store.prepare_snapshot_dir()?;
-        stdin_dirs.0.push(spool_dir.clone());
-        let input = kiln_build::context::stdin::read_stdin_context(
-            std::io::stdin().lock(),
-            &spool_dir.join("stdin"),
-            &dir,
-        )?;
-        if let kiln_build::context::stdin::StdinInput::Dockerfile(text) = input {
-            stdin_dockerfile = Some(text);
-        }
-        dir
-    } else {
-        args.context.clone()
-    };
-    if !context.is_dir() {
-        bail!(
-            "unable to prepare context: path {:?} not found",
-            context.display().to_string()
-        );
-    }
+    let mut temp = TempDirs(Vec::new());
+    let (context, bare_dockerfile) = prepare_context(&args, global, &mut temp)?;
+    let remote = !Path::new(&args.context).is_dir();
     let limit = kiln_dockerfile::limits::MAX_DOCKERFILE_BYTES;
-    let (dockerfile, text) = if let Some(text) = stdin_dockerfile {
+    let (dockerfile, text) = if let Some(text) = bare_dockerfile {
+        if dockerfile_on_stdin {
+            bail!(
+                "invalid argument: the context {} is a Dockerfile itself; -f - cannot give another",
+                args.context
+            );
+        }
         (context.join("Dockerfile"), text)
     } else if dockerfile_on_stdin {
         // `-f -`: named Dockerfile in messages, as docker names it.
@@ -331,7 +482,10 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 .context("failed to read the Dockerfile from standard input")?;
         (context.join("Dockerfile"), text)
     } else {
-        let dockerfile = find_dockerfile(&context, args.file.as_deref());
+        let dockerfile = match args.file.as_deref() {
+            Some(f) if remote => dockerfile_in(&context, f)?,
+            f => find_dockerfile(&context, f),
+        };
         let text = kiln_build::context::read_capped(&dockerfile, limit, "the Dockerfile")
             .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
             .with_context(|| format!("failed to read dockerfile {}", dockerfile.display()))?;
@@ -370,8 +524,22 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     opts.network_none = match args.network.as_str() {
         "default" | "host" => false,
         "none" => true,
-        n => bail!("unsupported --network {n:?}: use default, host or none"),
+        n => {
+            return Ok(FlagError::invalid(
+                "--network",
+                n,
+                "kiln's RUN steps use default, host (the same: the host's network) or none",
+            )
+            .report());
+        }
     };
+    let warnings = match docker_flags(&args, &mut opts) {
+        Ok(w) => w,
+        Err(e) => return Ok(e.report()),
+    };
+    for w in warnings {
+        eprintln!("{w}");
+    }
     for e in &args.allow {
         match e.as_str() {
             "security.insecure" => opts.allow_insecure = true,
@@ -437,6 +605,10 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = &args.iidfile {
         std::fs::write(f, b"").with_context(|| format!("writing --iidfile {}", f.display()))?;
     }
+    if let Some(f) = &args.metadata_file {
+        std::fs::write(f, b"")
+            .with_context(|| format!("writing --metadata-file {}", f.display()))?;
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -448,15 +620,22 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let renderer = std::thread::spawn(move || progress::render(rx, mode, explain));
     let result = kiln_build::build(&root, opts, kiln_build::event::EventSink::new(tx));
     let _ = renderer.join();
-    if let (Err(_), Some(f)) = (&result, &args.iidfile) {
-        // As docker: no ID file unless the build succeeded.
-        let _ = std::fs::remove_file(f);
+    if result.is_err() {
+        // As docker: no ID or metadata file unless the build succeeded.
+        for f in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
+            let _ = std::fs::remove_file(f);
+        }
     }
     match result {
         Ok(outcome) => {
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, &outcome.image_id)
                     .with_context(|| format!("writing --iidfile {}", f.display()))?;
+            }
+            if let Some(f) = &args.metadata_file {
+                let json = serde_json::to_vec_pretty(&metadata_json(&outcome))?;
+                std::fs::write(f, json)
+                    .with_context(|| format!("writing --metadata-file {}", f.display()))?;
             }
             // Standard output may carry the archive itself.
             if args.quiet && !to_stdout {
@@ -498,5 +677,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("one agent socket per id"), "{e}");
+    }
+
+    #[test]
+    fn metadata_has_buildx_keys_and_names_only_with_tags() {
+        let mut outcome = kiln_build::BuildOutcome {
+            image_id: "sha256:c".into(),
+            manifest_digest: "sha256:m".into(),
+            tags: vec![
+                "docker.io/library/a:1".into(),
+                "docker.io/library/a:2".into(),
+            ],
+            cached: 0,
+            executed: 0,
+        };
+        let m = metadata_json(&outcome);
+        assert_eq!(m["containerimage.config.digest"], "sha256:c");
+        assert_eq!(m["containerimage.digest"], "sha256:m");
+        assert_eq!(
+            m["image.name"],
+            "docker.io/library/a:1,docker.io/library/a:2"
+        );
+        outcome.tags.clear();
+        assert!(metadata_json(&outcome).get("image.name").is_none());
     }
 }
