@@ -178,7 +178,8 @@ impl Store {
                 chosen = kept;
             }
             for e in &chosen {
-                if e.kind == CacheKind::Regular {
+                // Orphaned content has no record: the collection below removes it.
+                if e.kind != CacheKind::CacheMount {
                     tx.execute("DELETE FROM cache WHERE key = ?1", [&e.id])?;
                 }
             }

@@ -539,10 +539,21 @@ fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, Str
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Does another image build on this one: recorded as its parent, or (builds record none,
+/// as BuildKit's) starting with all of this image's layers and adding more?
 fn has_children(tx: &Transaction<'_>, id: &Digest) -> Result<bool> {
     Ok(tx
         .query_row(
-            "SELECT 1 FROM images WHERE parent = ?1 LIMIT 1",
+            "SELECT 1 FROM images WHERE parent = ?1
+             UNION ALL
+             SELECT 1 FROM image_layers top
+               JOIN image_layers other ON other.chain_id = top.chain_id
+                 AND other.position = top.position AND other.image_id != top.image_id
+               WHERE top.image_id = ?1
+                 AND top.position = (SELECT MAX(position) FROM image_layers WHERE image_id = ?1)
+                 AND EXISTS (SELECT 1 FROM image_layers more
+                   WHERE more.image_id = other.image_id AND more.position > top.position)
+             LIMIT 1",
             [id.to_string()],
             |_| Ok(()),
         )
