@@ -40,6 +40,6 @@ mod unpack;
 
 pub use engine::build;
 pub use error::{BuildError, Result};
-pub use prune::prune_cache;
 pub use kiln_store::{BuildCachePrune, BuildCachePruneReport};
+pub use prune::prune_cache;
 pub use state::BuildOutcome;

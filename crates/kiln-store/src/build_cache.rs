@@ -42,9 +42,13 @@ impl CacheKind {
 
     /// Parses docker's name (as `--filter type=` takes it).
     pub fn parse(s: &str) -> Option<CacheKind> {
-        [CacheKind::Regular, CacheKind::CacheMount, CacheKind::Internal]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            CacheKind::Regular,
+            CacheKind::CacheMount,
+            CacheKind::Internal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -296,7 +300,7 @@ impl Store {
         self.layout().blob_path(hex)
     }
 
-    fn cache_mount_entries(&self) -> Result<Vec<CacheEntry>> {
+    pub(crate) fn cache_mount_entries(&self) -> Result<Vec<CacheEntry>> {
         let dir = self.cache_mounts_dir();
         let mut out = Vec::new();
         let read = match std::fs::read_dir(&dir) {
@@ -331,7 +335,7 @@ impl Store {
 
     /// Deletes a cache mount directory; returns its size. Renamed out of the way first, so
     /// a crash half-way leaves a `.del-` entry that the next prune lists and removes.
-    fn remove_cache_mount(&self, name: &str) -> Result<u64> {
+    pub(crate) fn remove_cache_mount(&self, name: &str) -> Result<u64> {
         let dir = self.cache_mounts_dir();
         let path = dir.join(name);
         let size = crate::content_size::tree_size(&path)?;

@@ -115,10 +115,9 @@ impl Store {
         }
         let path = self.blob_path(&layer.blob);
         let file = self.open_blob(&layer.blob)?;
-        let (_, reader) = kiln_image::compression::auto_decoder(Box::new(std::io::BufReader::new(
-            file,
-        )))
-        .ctx("reading layer", &path)?;
+        let (_, reader) =
+            kiln_image::compression::auto_decoder(Box::new(std::io::BufReader::new(file)))
+                .ctx("reading layer", &path)?;
         let size = unpacked_size(reader).ctx("reading the layer tar", &path)?;
         self.write(|tx| {
             db::exec(

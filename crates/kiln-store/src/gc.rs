@@ -433,11 +433,18 @@ impl Store {
     }
 
     /// `system prune`: stopped containers, dangling (or unused) images, all build-cache
-    /// records, then every blob and snapshot nothing references, and dead leases.
+    /// records and cache mounts, then every blob and snapshot nothing references, and dead
+    /// leases.
     pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
         // It removes build-cache records: wait for running builds.
         let _guard = self.collect_guard(true)?;
-        self.with_reserve(|| self.system_prune_once(scope))
+        let mut report = self.with_reserve(|| self.system_prune_once(scope))?;
+        // Cache mounts are build cache too.
+        for mount in self.cache_mount_entries()? {
+            report.reclaimed += self.remove_cache_mount(&mount.id)?;
+            report.cache.push(mount.id);
+        }
+        Ok(report)
     }
 
     fn system_prune_once(&self, scope: PruneScope) -> Result<PruneReport> {

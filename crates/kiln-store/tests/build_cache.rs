@@ -44,11 +44,7 @@ fn add_image(store: &Store, tag: &str) -> Digest {
     let info = store.put_blob(&lease, &blob, None).unwrap();
     let diff_id = Digest::of(&{
         let mut out = Vec::new();
-        std::io::copy(
-            &mut flate2::read::GzDecoder::new(&blob[..]),
-            &mut out,
-        )
-        .unwrap();
+        std::io::copy(&mut flate2::read::GzDecoder::new(&blob[..]), &mut out).unwrap();
         out
     });
     let rec = LayerRecord {
@@ -124,10 +120,18 @@ fn entries_sizes_sharing_and_prune_selection() {
     let lease = store.lease().unwrap();
     let own = store.put_blob(&lease, &[9u8; 500], None).unwrap();
     store
-        .cache_put("sha256:aaaa", b"v", &[(RefKind::Blob, &own.digest.to_string())])
+        .cache_put(
+            "sha256:aaaa",
+            b"v",
+            &[(RefKind::Blob, &own.digest.to_string())],
+        )
         .unwrap();
     store
-        .cache_put("sha256:bbbb", b"v", &[(RefKind::Blob, &image_blob.to_string())])
+        .cache_put(
+            "sha256:bbbb",
+            b"v",
+            &[(RefKind::Blob, &image_blob.to_string())],
+        )
         .unwrap();
     store.cache_put("explain:sha256:cccc", b"v", &[]).unwrap();
     drop(lease);
@@ -171,7 +175,9 @@ fn entries_sizes_sharing_and_prune_selection() {
     assert_eq!(entries.iter().filter(|e| old.selects(e, t)).count(), 0);
 
     // Without all: the dangling record and the cache mounts; shared and internal stay.
-    let report = store.prune_build_cache(&BuildCachePrune::default()).unwrap();
+    let report = store
+        .prune_build_cache(&BuildCachePrune::default())
+        .unwrap();
     let mut removed = report.removed.clone();
     removed.sort();
     assert_eq!(
@@ -180,7 +186,12 @@ fn entries_sizes_sharing_and_prune_selection() {
     );
     assert_eq!(report.reclaimed, 500 + 305 + 45);
     assert!(!store.cache_mounts_dir().join("0123456789abcdef").exists());
-    let left: Vec<String> = store.build_cache().unwrap().into_iter().map(|e| e.id).collect();
+    let left: Vec<String> = store
+        .build_cache()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(left.len(), 2, "{left:?}");
 
     // keep_bytes above what is left removes nothing; all removes the rest, image kept.
@@ -213,7 +224,9 @@ fn orphaned_content_is_listed_and_collected() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].id, blob.digest.to_string());
     assert_eq!(entries[0].size, 123);
-    let report = store.prune_build_cache(&BuildCachePrune::default()).unwrap();
+    let report = store
+        .prune_build_cache(&BuildCachePrune::default())
+        .unwrap();
     assert_eq!(report.reclaimed, 123);
     assert!(!store.has_blob(&blob.digest));
 }

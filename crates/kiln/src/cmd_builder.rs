@@ -85,9 +85,9 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<BuildCachePrune> {
             }
             "type" => match CacheKind::parse(v) {
                 Some(kind) => sel.kinds.push(kind),
-                None => bail!(
-                    "invalid filter '{f}': type is one of regular, exec.cachemount, internal"
-                ),
+                None => {
+                    bail!("invalid filter '{f}': type is one of regular, exec.cachemount, internal")
+                }
             },
             "id" => sel.ids.push(v.to_string()),
             _ => bail!("invalid filter '{k}': use until=, type= or id="),
@@ -131,8 +131,10 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let mut sel = parse_filters(&args.filter)?;
     sel.all = args.all;
     if let Some(k) = &args.keep_storage {
-        sel.keep_bytes =
-            Some(parse_ram_bytes(k).with_context(|| format!("invalid argument {k:?} for \"--keep-storage\" flag"))?);
+        sel.keep_bytes = Some(
+            parse_ram_bytes(k)
+                .with_context(|| format!("invalid argument {k:?} for \"--keep-storage\" flag"))?,
+        );
     }
     let mut out = std::io::stdout().lock();
     if !args.force {
@@ -199,7 +201,11 @@ fn du(args: DuArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let mut text = String::from("ID\tRECLAIMABLE\tSIZE\tLAST ACCESSED\n");
         for e in &entries {
             // buildx marks mutable records (cache mounts) with a star.
-            let star = if e.kind == CacheKind::CacheMount { "*" } else { "" };
+            let star = if e.kind == CacheKind::CacheMount {
+                "*"
+            } else {
+                ""
+            };
             text.push_str(&format!(
                 "{}{star}\t{}\t{}\t{}\n",
                 e.id,
@@ -216,9 +222,17 @@ fn du(args: DuArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let shared: u64 = entries.iter().filter(|e| e.shared).map(|e| e.size).sum();
         let mut text = String::new();
         if shared > 0 {
-            text.push_str(&format!("Shared:\t{}\nPrivate:\t{}\n", hs4(shared), hs4(total - shared)));
+            text.push_str(&format!(
+                "Shared:\t{}\nPrivate:\t{}\n",
+                hs4(shared),
+                hs4(total - shared)
+            ));
         }
-        text.push_str(&format!("Reclaimable:\t{}\nTotal:\t{}\n", hs4(reclaimable), hs4(total)));
+        text.push_str(&format!(
+            "Reclaimable:\t{}\nTotal:\t{}\n",
+            hs4(reclaimable),
+            hs4(total)
+        ));
         out.write_all(tabwrite_tabs(&text).as_bytes())?;
     }
     Ok(())
@@ -227,18 +241,22 @@ fn du(args: DuArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 /// Go's `time.Time` default format, UTC: `2024-01-02 15:04:05 +0000 UTC`.
 fn go_time(t: i64) -> String {
     let s = kiln_store::timestamp::format_rfc3339(t);
-    format!("{} +0000 UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
+    format!(
+        "{} +0000 UTC",
+        s.trim_end_matches('Z').replacen('T', " ", 1)
+    )
 }
 
 /// Go's `text/tabwriter` as buildx sets it (minwidth 1, tabwidth 8, padding 1, padchar
 /// '\t'): each column is as wide as its widest cell plus one, rounded up to a tab stop, and
 /// filled with tabs.
 fn tabwrite_tabs(text: &str) -> String {
-    let lines: Vec<Vec<&str>> = text
-        .lines()
-        .map(|l| l.split('\t').collect())
-        .collect();
-    let cols = lines.iter().map(|l| l.len().saturating_sub(1)).max().unwrap_or(0);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let cols = lines
+        .iter()
+        .map(|l| l.len().saturating_sub(1))
+        .max()
+        .unwrap_or(0);
     let mut widths = vec![0usize; cols];
     for l in &lines {
         for (j, cell) in l.iter().enumerate().take(l.len().saturating_sub(1)) {
@@ -277,8 +295,12 @@ mod tests {
 
     #[test]
     fn filters_parse_and_refuse() {
-        let s = parse_filters(&["type=exec.cachemount".into(), "id=ab".into(), "until=1h".into()])
-            .unwrap();
+        let s = parse_filters(&[
+            "type=exec.cachemount".into(),
+            "id=ab".into(),
+            "until=1h".into(),
+        ])
+        .unwrap();
         assert_eq!(s.kinds, vec![CacheKind::CacheMount]);
         assert_eq!(s.ids, vec!["ab".to_string()]);
         assert_eq!(s.unused_for, Some(3600));
@@ -288,6 +310,9 @@ mod tests {
 
     #[test]
     fn tab_padding_like_buildx() {
-        assert_eq!(tabwrite_tabs("ID\tX\nabcdefghij\tY\n"), "ID\t\tX\nabcdefghij\tY\n");
+        assert_eq!(
+            tabwrite_tabs("ID\tX\nabcdefghij\tY\n"),
+            "ID\t\tX\nabcdefghij\tY\n"
+        );
     }
 }

@@ -123,7 +123,12 @@ pub struct ImagesArgs {
     #[arg(short, long, value_name = "filter")]
     pub filter: Vec<String>,
     /// Pretty-print images using a Go template ('table', 'table TEMPLATE', 'json')
-    #[arg(long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Only images of this repository[:tag].
     #[arg(value_name = "REPOSITORY[:TAG]")]
@@ -169,7 +174,13 @@ pub struct ImagePruneArgs {
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     /// Format the output using the given Go template
-    #[arg(short, long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Display total file sizes if the type is container
     #[arg(short, long)]
@@ -193,7 +204,13 @@ pub enum InspectType {
 #[derive(Args, Debug)]
 pub struct ImageInspectArgs {
     /// Format the output using the given Go template
-    #[arg(short, long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Images to inspect
     #[arg(required = true, value_name = "IMAGE")]
@@ -203,7 +220,12 @@ pub struct ImageInspectArgs {
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// Pretty-print images using a Go template
-    #[arg(long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Print sizes and dates in human readable format
     #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
@@ -224,7 +246,12 @@ pub struct HistoryArgs {
 #[derive(Args, Debug)]
 pub struct DfArgs {
     /// Pretty-print images using a Go template
-    #[arg(long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Show detailed information on space usage
     #[arg(short, long)]

@@ -130,7 +130,10 @@ fn sizes_are_dockers_for_the_same_image_id() {
     c.file("Dockerfile", LAYERED);
     let tag = format!("kiln-sizes-test/{}:1", std::process::id());
     c.build_ok(&["-t", &tag]);
-    let kiln_size = ok(&c, &["inspect", "-f", "{{.Size}} {{.VirtualSize}} {{.Id}}", &tag]);
+    let kiln_size = ok(
+        &c,
+        &["inspect", "-f", "{{.Size}} {{.VirtualSize}} {{.Id}}", &tag],
+    );
     let kiln_images = ok(&c, &["images", "--format", "{{.Size}}", &tag]);
     let kiln_history = ok(&c, &["history", "-H=false", "--format", "{{.Size}}", &tag]);
 
@@ -144,11 +147,21 @@ fn sizes_are_dockers_for_the_same_image_id() {
     ok(&c, &["save", "-o", archive.to_str().unwrap(), &tag]);
     let load = docker(&["load", "-i", archive.to_str().unwrap()]);
     assert!(load.status.success(), "{}", text(&load).1);
-    let d_inspect = docker(&["image", "inspect", "-f", "{{.Size}} {{.VirtualSize}} {{.Id}}", &tag]);
+    let d_inspect = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Size}} {{.VirtualSize}} {{.Id}}",
+        &tag,
+    ]);
     let d_images = docker(&["images", "--format", "{{.Size}}", &tag]);
     let d_history = docker(&["history", "-H=false", "--format", "{{.Size}}", &tag]);
     let _ = docker(&["rmi", &tag]);
-    assert_eq!(kiln_size, text(&d_inspect).0, "inspect .Size (same image ID)");
+    assert_eq!(
+        kiln_size,
+        text(&d_inspect).0,
+        "inspect .Size (same image ID)"
+    );
     assert_eq!(kiln_images, text(&d_images).0, "images SIZE");
     assert_eq!(kiln_history, text(&d_history).0, "history SIZE per layer");
 }
@@ -165,7 +178,10 @@ fn size_counts_unpacked_files_with_hard_links_once() {
 
     c.file("Dockerfile", LAYERED);
     c.build_ok(&["-t", "layered"]);
-    let sizes = ok(&c, &["history", "-H=false", "--format", "{{.Size}}", "layered"]);
+    let sizes = ok(
+        &c,
+        &["history", "-H=false", "--format", "{{.Size}}", "layered"],
+    );
     let sizes: Vec<u64> = sizes.lines().map(|l| l.parse().unwrap()).collect();
     // Newest first: "more\n" (the removed file counts nothing in the layer that removes
     // it), then "hello\n" once for both links + "/d/a" for the symlink + 300 KiB, then base.
@@ -196,9 +212,24 @@ fn inspect_has_dockers_keys_and_prints_nil_maps_as_go_does() {
     assert_eq!(
         keys,
         [
-            "Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Container",
-            "ContainerConfig", "DockerVersion", "Author", "Config", "Architecture", "Os", "Size",
-            "VirtualSize", "GraphDriver", "RootFS", "Metadata"
+            "Id",
+            "RepoTags",
+            "RepoDigests",
+            "Parent",
+            "Comment",
+            "Created",
+            "Container",
+            "ContainerConfig",
+            "DockerVersion",
+            "Author",
+            "Config",
+            "Architecture",
+            "Os",
+            "Size",
+            "VirtualSize",
+            "GraphDriver",
+            "RootFS",
+            "Metadata"
         ],
         "{json}"
     );
@@ -208,11 +239,24 @@ fn inspect_has_dockers_keys_and_prints_nil_maps_as_go_does() {
         "map[]|null|map[]|map[]|0\n"
     );
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.Config.Labels}} {{json .Config.Labels}}", "labelled"]),
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.Config.Labels}} {{json .Config.Labels}}",
+                "labelled"
+            ]
+        ),
         "map[a:1] {\"a\":\"1\"}\n"
     );
     assert_eq!(
-        ok(&c, &["inspect", "--type", "image", "-s", "-f", "{{.Os}}", "labelled"]),
+        ok(
+            &c,
+            &[
+                "inspect", "--type", "image", "-s", "-f", "{{.Os}}", "labelled"
+            ]
+        ),
         "linux\n"
     );
     let o = c.kiln(&["inspect", "--type", "container", "labelled"]);
@@ -220,7 +264,11 @@ fn inspect_has_dockers_keys_and_prints_nil_maps_as_go_does() {
     assert_eq!(text(&o).1, "Error: No such container: labelled\n");
     let o = c.kiln(&["inspect", "--type", "volume", "labelled"]);
     assert!(!o.status.success());
-    assert!(text(&o).1.contains("invalid value 'volume'"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("invalid value 'volume'"),
+        "{}",
+        text(&o).1
+    );
 }
 
 #[test]
@@ -265,15 +313,15 @@ fn image_prune_prompts_on_stdout_and_totals_like_docker() {
         text(&o).0,
         "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] Total reclaimed space: 0B\n"
     );
-    let dangling = ok(&c, &["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+    let dangling = ok(
+        &c,
+        &["images", "-q", "--no-trunc", "--filter", "dangling=true"],
+    );
     assert_eq!(dangling.lines().count(), 1);
     let o = with_stdin(&c, &["image", "prune"], "y\n");
     let (out, _) = text(&o);
     assert!(
-        out.contains(&format!(
-            "Deleted Images:\ndeleted: {}\n",
-            dangling.trim()
-        )),
+        out.contains(&format!("Deleted Images:\ndeleted: {}\n", dangling.trim())),
         "{out}"
     );
     assert!(reclaimed(&out) != "0B", "{out}");
@@ -284,7 +332,10 @@ fn image_prune_prompts_on_stdout_and_totals_like_docker() {
         "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
     ));
     assert!(err.contains("cannot pull images yet"), "{err}");
-    assert!(ok(&c, &["images", "-q"]).lines().count() >= 2, "declined: nothing removed");
+    assert!(
+        ok(&c, &["images", "-q"]).lines().count() >= 2,
+        "declined: nothing removed"
+    );
 }
 
 const MULTISTAGE: &str = "FROM localhost/busybox AS builder\n\
@@ -304,7 +355,10 @@ fn df_build_cache_is_what_prune_all_frees() {
     assert_ne!(row["Size"], "0B", "{row}");
     let listed = df_rows(&c);
     assert_eq!(row["TotalCount"], listed.len().to_string());
-    assert!(listed.iter().any(|r| r.1 == "exec.cachemount"), "{listed:?}");
+    assert!(
+        listed.iter().any(|r| r.1 == "exec.cachemount"),
+        "{listed:?}"
+    );
     // The summary table: docker's columns.
     let table = ok(&c, &["system", "df"]);
     assert!(table.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"));
@@ -312,7 +366,10 @@ fn df_build_cache_is_what_prune_all_frees() {
     assert_eq!(reclaimed(&out), row["Size"].as_str().unwrap(), "{out}");
     assert_eq!(deleted(&out).len(), listed.len(), "{out}");
     let after = df_build_cache(&c);
-    assert_eq!((after["TotalCount"].as_str(), after["Size"].as_str()), (Some("0"), Some("0B")));
+    assert_eq!(
+        (after["TotalCount"].as_str(), after["Size"].as_str()),
+        (Some("0"), Some("0B"))
+    );
     for dir in ["snapshots-v1", "cache-mounts-v1"] {
         let left: Vec<_> = std::fs::read_dir(c.root.join(dir))
             .map(|d| d.map(|e| e.unwrap().file_name()).collect())
@@ -351,10 +408,16 @@ fn prune_without_all_removes_only_dangling_cache_and_cache_mounts() {
             _ => assert!(removed, "dangling {id} stays: {out}"),
         }
     }
-    assert!(gone.len() >= 3, "the builder stage's steps and the cache mount: {out}");
+    assert!(
+        gone.len() >= 3,
+        "the builder stage's steps and the cache mount: {out}"
+    );
     // What images use stays cached: the final stage's steps are CACHED on a rebuild.
     let err = c.build_ok(&["-t", "ms:1"]);
-    assert!(err.contains("CACHED [stage-1 3/3]") || err.contains("CACHED"), "{err}");
+    assert!(
+        err.contains("CACHED [stage-1 3/3]") || err.contains("CACHED"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -365,22 +428,50 @@ fn prune_filters_and_keep_storage() {
     c.build_ok(&["-t", "ms:1"]);
     let rows = df_rows(&c);
     // until=: everything is younger than an hour.
-    let out = ok(&c, &["builder", "prune", "-a", "-f", "--filter", "until=1h"]);
+    let out = ok(
+        &c,
+        &["builder", "prune", "-a", "-f", "--filter", "until=1h"],
+    );
     assert_eq!(out, "Total reclaimed space: 0B\n");
     // --keep-storage above the total removes nothing.
-    let out = ok(&c, &["builder", "prune", "-a", "-f", "--keep-storage", "1GB"]);
+    let out = ok(
+        &c,
+        &["builder", "prune", "-a", "-f", "--keep-storage", "1GB"],
+    );
     assert_eq!(out, "Total reclaimed space: 0B\n");
     // type=: only the cache mount.
-    let out = ok(&c, &["builder", "prune", "-f", "--filter", "type=exec.cachemount"]);
+    let out = ok(
+        &c,
+        &["builder", "prune", "-f", "--filter", "type=exec.cachemount"],
+    );
     assert_eq!(deleted(&out).len(), 1, "{out}");
-    assert_eq!(reclaimed(&out), "65.54kB", "64 KiB written to the cache mount: {out}");
-    assert!(std::fs::read_dir(c.root.join("cache-mounts-v1")).unwrap().next().is_none());
+    assert_eq!(
+        reclaimed(&out),
+        "65.54kB",
+        "64 KiB written to the cache mount: {out}"
+    );
+    assert!(
+        std::fs::read_dir(c.root.join("cache-mounts-v1"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
     // id=: one record, by the ID `df -v` shows.
     let (id, _, _) = rows
         .iter()
         .find(|r| r.1 == "regular" && r.2 == "true")
         .expect("a shared record");
-    let out = ok(&c, &["builder", "prune", "-a", "-f", "--filter", &format!("id={id}")]);
+    let out = ok(
+        &c,
+        &[
+            "builder",
+            "prune",
+            "-a",
+            "-f",
+            "--filter",
+            &format!("id={id}"),
+        ],
+    );
     assert_eq!(deleted(&out).len(), 1, "{out}");
     assert!(deleted(&out)[0].contains(id.as_str()));
     assert!(!df_rows(&c).iter().any(|r| &r.0 == id));
@@ -409,35 +500,62 @@ fn df_verbose_and_builder_du_list_the_records() {
         .lines()
         .find(|l| l.starts_with("CACHE ID"))
         .expect("build cache table");
-    let cols: Vec<&str> = header.split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    let cols: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     assert_eq!(
         cols,
-        ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]
+        [
+            "CACHE ID",
+            "CACHE TYPE",
+            "SIZE",
+            "CREATED",
+            "LAST USED",
+            "USAGE",
+            "SHARED"
+        ]
     );
     assert!(out.contains("Build cache usage: "));
     // The rebuild used the cached steps: they count a use.
     assert!(
-        out.lines().any(|l| l.contains("regular") && l.contains(" ago ") && l.contains(" 1 ")),
+        out.lines()
+            .any(|l| l.contains("regular") && l.contains(" ago ") && l.contains(" 1 ")),
         "{out}"
     );
     let rows = df_rows(&c);
     let du = ok(&c, &["builder", "du"]);
     let mut lines = du.lines();
-    let head: Vec<&str> = lines.next().unwrap().split('\t').filter(|s| !s.is_empty()).collect();
+    let head: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split('\t')
+        .filter(|s| !s.is_empty())
+        .collect();
     assert_eq!(head, ["ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"]);
     let records: Vec<&str> = du.lines().skip(1).take(rows.len()).collect();
     for (id, _, _) in &rows {
-        assert!(records.iter().any(|r| r.contains(id.as_str())), "{id} in {du}");
+        assert!(
+            records.iter().any(|r| r.contains(id.as_str())),
+            "{id} in {du}"
+        );
     }
     assert!(du.contains("\nReclaimable:\t"), "{du}");
     assert!(du.contains("\nTotal:\t\t"), "{du}");
     let verbose = ok(&c, &["builder", "du", "--verbose"]);
-    assert_eq!(verbose.matches("\nType:\t\t").count() + usize::from(verbose.starts_with("Type")), rows.len());
+    assert_eq!(
+        verbose.matches("\nType:\t\t").count() + usize::from(verbose.starts_with("Type")),
+        rows.len()
+    );
     assert!(verbose.contains("Type:\t\texec.cachemount"), "{verbose}");
     let filtered = ok(&c, &["builder", "du", "--filter", "type=exec.cachemount"]);
     assert_eq!(filtered.lines().count(), 2, "{filtered}");
     // --format on the summary; refused with -v.
-    let t = ok(&c, &["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
+    let t = ok(
+        &c,
+        &["system", "df", "--format", "{{.Type}}={{.TotalCount}}"],
+    );
     assert!(t.contains(&format!("Build Cache={}", rows.len())), "{t}");
     let o = c.kiln(&["system", "df", "-v", "--format", "{{.Type}}"]);
     assert_eq!(o.status.code(), Some(1));
@@ -446,7 +564,11 @@ fn df_verbose_and_builder_du_list_the_records() {
 #[test]
 fn help_texts_use_dockers_flag_names() {
     let help = |args: &[&str]| {
-        let o = Command::new(bin()).args(args).arg("--help").output().unwrap();
+        let o = Command::new(bin())
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert!(help(&["history"]).contains("-H, --human[=<true|false>]"));
@@ -461,8 +583,14 @@ fn help_texts_use_dockers_flag_names() {
         assert!(prune.contains(want), "{want} in {prune}");
     }
     let inspect = help(&["inspect"]);
-    assert!(inspect.contains("--type <string>") && inspect.contains("-s, --size"), "{inspect}");
+    assert!(
+        inspect.contains("--type <string>") && inspect.contains("-s, --size"),
+        "{inspect}"
+    );
     let df = help(&["system", "df"]);
-    assert!(df.contains("--format <string>") && df.contains("-v, --verbose"), "{df}");
+    assert!(
+        df.contains("--format <string>") && df.contains("-v, --verbose"),
+        "{df}"
+    );
     assert!(help(&["images"]).contains("-f, --filter <filter>"));
 }

@@ -564,7 +564,8 @@ pub fn nil_map() -> Value {
 }
 
 fn is_nil_map(v: &Value) -> bool {
-    v.as_object().is_some_and(|m| m.len() == 1 && m.contains_key(NIL_MAP))
+    v.as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key(NIL_MAP))
 }
 
 /// The value as JSON would encode the Go value: nil maps are `null`.

@@ -290,9 +290,9 @@ fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &a.images {
-        let found = containers.iter().find(|c| {
-            c.id.starts_with(name.as_str()) || c.name.as_deref() == Some(name.as_str())
-        });
+        let found = containers
+            .iter()
+            .find(|c| c.id.starts_with(name.as_str()) || c.name.as_deref() == Some(name.as_str()));
         match found {
             Some(c) => docs.push(json!({
                 "Id": c.id,

@@ -24,7 +24,12 @@ fn reclaimable(part: u64, total: u64) -> String {
 
 /// `CACHE ID` as `df -v` shows it: the digest part of the ID, 12 characters.
 fn short_cache_id(id: &str) -> String {
-    id.rsplit(':').next().unwrap_or(id).chars().take(12).collect()
+    id.rsplit(':')
+        .next()
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
@@ -84,7 +89,13 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
                 hs4(total),
                 reclaimable(total - active, total),
             ),
-            row("Containers", containers.len(), running, "0B".into(), "0B".into()),
+            row(
+                "Containers",
+                containers.len(),
+                running,
+                "0B".into(),
+                "0B".into(),
+            ),
             row("Local Volumes", 0, 0, "0B".into(), "0B".into()),
             row(
                 "Build Cache",
