@@ -594,3 +594,63 @@ fn help_texts_use_dockers_flag_names() {
     );
     assert!(help(&["images"]).contains("-f, --filter <filter>"));
 }
+
+#[test]
+fn debian_sizes_match_docker_with_hard_links_and_whiteouts() {
+    require_root();
+    let c = Ctx::new();
+    let archive = c.tmp.path().join("debian.tar");
+    let tag = format!("kiln-sizes-test/debian-{}:1", std::process::id());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-debian-image.sh");
+    let st = Command::new("bash")
+        .arg(&script)
+        .arg(&archive)
+        .arg(&tag)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "make-debian-image.sh failed (needs debootstrap and the Debian mirror): {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    ok(&c, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    // Hard links, a symlink, and a directory removed (whiteouts) on top.
+    c.file(
+        "Dockerfile",
+        &format!(
+            "FROM {tag}\nRUN cp -a /usr/lib/os-release /opt/o && ln /opt/o /opt/hl \
+             && rm -rf /usr/share/doc && ln -s /x/y/z /opt/s\n"
+        ),
+    );
+    let child = format!("{tag}-child");
+    c.build_ok(&["-t", &child]);
+    let fmt = "{{.Id}} {{.Size}} {{.VirtualSize}}";
+    let kiln_size = ok(&c, &["inspect", "-f", fmt, &child]);
+    let saved = c.tmp.path().join("child.tar");
+    ok(&c, &["save", "-o", saved.to_str().unwrap(), &child]);
+    let load = docker(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(
+        load.status.success(),
+        "dockerd must be reachable through /usr/bin/docker: {}",
+        text(&load).1
+    );
+    let docker_size = text(&docker(&["image", "inspect", "-f", fmt, &child])).0;
+    let d_history = text(&docker(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.Size}}",
+        &child,
+    ]))
+    .0;
+    let _ = docker(&["rmi", &child]);
+    assert_eq!(kiln_size, docker_size, "the child image, same ID");
+    assert_eq!(
+        ok(
+            &c,
+            &["history", "-H=false", "--format", "{{.Size}}", &child]
+        ),
+        d_history,
+        "per layer, the base's included"
+    );
+}
