@@ -74,23 +74,28 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<BuildCachePrune> {
     let mut sel = BuildCachePrune::default();
     for f in raw {
         let Some((k, v)) = f.split_once('=') else {
-            bail!("bad format of filter (expected name=value)");
+            bail!(
+                "invalid argument {f:?} for \"--filter\" flag: bad format of filter (expected name=value)"
+            );
         };
         match k {
             "until" | "unused-for" => {
                 let secs = parse_go_duration(v).with_context(|| {
-                    format!("invalid filter '{f}': {v:?} is not a duration (e.g. 24h, 30m)")
+                    format!(
+                        "\"{k}\" filter expects a duration (e.g., '24h'): time: invalid duration {v:?}"
+                    )
                 })?;
                 sel.unused_for = Some(secs.max(0));
             }
             "type" => match CacheKind::parse(v) {
                 Some(kind) => sel.kinds.push(kind),
-                None => {
-                    bail!("invalid filter '{f}': type is one of regular, exec.cachemount, internal")
-                }
+                // docker accepts any type and matches nothing; a typo is better reported.
+                None => bail!(
+                    "Invalid filter 'type={v}': the types are regular, exec.cachemount and internal"
+                ),
             },
             "id" => sel.ids.push(v.to_string()),
-            _ => bail!("invalid filter '{k}': use until=, type= or id="),
+            _ => bail!("Invalid filter '{k}'"),
         }
     }
     Ok(sel)
@@ -128,7 +133,7 @@ fn hs4(n: u64) -> String {
 }
 
 fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let mut sel = parse_filters(&args.filter)?;
+    let mut sel = parse_filters(&args.filter).context("failed to prune build cache")?;
     sel.all = args.all;
     if let Some(k) = &args.keep_storage {
         sel.keep_bytes = Some(

@@ -185,20 +185,28 @@ pub struct InspectArgs {
     /// Display total file sizes if the type is container
     #[arg(short, long)]
     pub size: bool,
-    /// Return JSON for specified type
-    #[arg(long = "type", value_name = "string", value_enum)]
+    /// Return JSON for specified type (image or container)
+    #[arg(long = "type", value_name = "string", value_parser = parse_inspect_type)]
     pub kind: Option<InspectType>,
     /// Images (or, with --type container, containers) to inspect
     #[arg(required = true, value_name = "NAME|ID")]
     pub images: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InspectType {
     /// An image.
     Image,
     /// A container record.
     Container,
+}
+
+fn parse_inspect_type(s: &str) -> Result<InspectType, String> {
+    match s {
+        "image" => Ok(InspectType::Image),
+        "container" => Ok(InspectType::Container),
+        _ => Err(format!("{s:?} is not a valid value for --type")),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -654,3 +654,55 @@ fn debian_sizes_match_docker_with_hard_links_and_whiteouts() {
         "per layer, the base's included"
     );
 }
+
+#[test]
+fn errors_use_dockers_wording() {
+    require_root();
+    let c = Ctx::new();
+    for (args, want) in [
+        (
+            &["history", "nosuch"][..],
+            "Error: No such image: nosuch:latest\n",
+        ),
+        (
+            &["tag", "nosuch", "x"][..],
+            "Error: No such image: nosuch:latest\n",
+        ),
+        (
+            &["inspect", "nosuch"][..],
+            "Error: No such object: nosuch\n",
+        ),
+        (
+            &["image", "inspect", "nosuch"][..],
+            "Error: No such image: nosuch\n",
+        ),
+        (
+            &["images", "--filter", "bogus=1"][..],
+            "Error: Invalid filter 'bogus'\n",
+        ),
+        (
+            &["image", "prune", "-f", "--filter", "bogus=1"][..],
+            "Error: Invalid filter 'bogus'\n",
+        ),
+        (
+            &["builder", "prune", "-f", "--filter", "bogus=1"][..],
+            "Error: failed to prune build cache: Invalid filter 'bogus'\n",
+        ),
+        (
+            &["builder", "prune", "-f", "--filter", "until=soon"][..],
+            "Error: failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): time: invalid duration \"soon\"\n",
+        ),
+    ] {
+        let o = c.kiln(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&o).1, want, "{args:?}");
+    }
+    let o = c.kiln(&["inspect", "--type", "bogus", "x"]);
+    assert!(
+        text(&o)
+            .1
+            .contains("\"bogus\" is not a valid value for --type"),
+        "{}",
+        text(&o).1
+    );
+}

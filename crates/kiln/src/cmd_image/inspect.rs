@@ -238,6 +238,16 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
             .and_then(|img| inspect_doc(store, &img))
         {
             Ok(v) => docs.push(v),
+            // Without --type, docker looks for any object.
+            Err(e)
+                if a.kind.is_none()
+                    && matches!(
+                        e.downcast_ref::<kiln_store::Error>(),
+                        Some(kiln_store::Error::ImageNotFound(_))
+                    ) =>
+            {
+                failed.push(format!("No such object: {name}"))
+            }
             Err(e) => failed.push(message(&e)),
         }
     }
@@ -288,7 +298,7 @@ fn typed_maps(mut v: Value) -> Value {
 fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
     let containers = store.containers()?;
     let mut docs = Vec::new();
-    let mut failed = false;
+    let mut failed = Vec::new();
     for name in &a.images {
         let found = containers
             .iter()
@@ -301,10 +311,7 @@ fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
                 "Image": c.image.to_string(),
                 "Name": format!("/{}", c.name.clone().unwrap_or_default()),
             })),
-            None => {
-                failed = true;
-                eprintln!("Error: No such container: {name}");
-            }
+            None => failed.push(name),
         }
     }
     let mut out = std::io::stdout().lock();
@@ -314,11 +321,32 @@ fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
         let format = Format::new(&a.format, "")?;
         out.write_all(format.render(&Value::Null, &docs)?.as_bytes())?;
     }
-    if failed { Err(Reported.into()) } else { Ok(()) }
+    drop(out);
+    for name in &failed {
+        eprintln!("Error: No such container: {name}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Reported.into())
+    }
+}
+
+/// docker's "No such image" names the reference it looked for, tag included.
+pub(crate) fn resolve_named(store: &Store, name: &str) -> anyhow::Result<ImageRecord> {
+    store.resolve_image(name).map_err(|e| match e {
+        kiln_store::Error::ImageNotFound(_) => match ImageRef::parse_named(name) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => {
+                anyhow::anyhow!("No such image: {name}:latest")
+            }
+            _ => anyhow::anyhow!("No such image: {name}"),
+        },
+        other => other.into(),
+    })
 }
 
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<()> {
-    let img = store.resolve_image(&a.image)?;
+    let img = resolve_named(store, &a.image)?;
     let config = store.image_config(&img.id)?;
     let layers = store.layer_sizes(&img.id)?;
     let mut entries: Vec<Value> = config["history"].as_array().cloned().unwrap_or_default();

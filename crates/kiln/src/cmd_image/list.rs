@@ -36,7 +36,7 @@ impl Filters {
                     f.dangling = Some(match v.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => bail!("invalid filter 'dangling={v}'"),
+                        _ => bail!("Invalid filter 'dangling=[{v}]'"),
                     })
                 }
                 "reference" => f.reference.push(v.to_string()),
@@ -46,7 +46,7 @@ impl Filters {
                     Some((k, v)) => (k.to_string(), Some(v.to_string())),
                     None => (v.to_string(), None),
                 }),
-                other => bail!("invalid filter '{other}'"),
+                other => bail!("Invalid filter '{other}'"),
             }
         }
         Ok(f)

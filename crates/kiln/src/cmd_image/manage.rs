@@ -129,7 +129,7 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn tag(store: &Store, a: TagArgs) -> anyhow::Result<()> {
-    let img = store.resolve_image(&a.source)?;
+    let img = super::inspect::resolve_named(store, &a.source)?;
     store.tag(&img.id, &a.target)?;
     Ok(())
 }
@@ -205,7 +205,7 @@ fn prune_filter(store: &Store, raw: &[String]) -> anyhow::Result<impl Fn(&ImageR
                 };
                 labels.push((neg, lk, lv));
             }
-            other => bail!("invalid filter '{other}'"),
+            other => bail!("Invalid filter '{other}'"),
         }
     }
     let store = store.clone();
