@@ -114,7 +114,13 @@ impl Store {
             return Ok(size as u64);
         }
         let path = self.blob_path(&layer.blob);
-        let file = self.open_blob(&layer.blob)?;
+        let file = match self.open_blob(&layer.blob) {
+            Ok(f) => f,
+            // Removed meanwhile by a concurrent `rmi`/prune: the image is going; list it with
+            // the tar's size rather than fail the whole listing.
+            Err(crate::Error::BlobNotFound { .. }) => return Ok(layer.uncompressed_size),
+            Err(e) => return Err(e),
+        };
         let (_, reader) =
             kiln_image::compression::auto_decoder(Box::new(std::io::BufReader::new(file)))
                 .ctx("reading layer", &path)?;
