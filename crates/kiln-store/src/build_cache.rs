@@ -323,8 +323,10 @@ impl Store {
                 kind: CacheKind::CacheMount,
                 size,
                 created,
+                // The directory's mtime: a build that changed its top level. Cache mounts
+                // keep no use count.
                 last_used: (used > created).then_some(used),
-                uses: u64::from(used > created),
+                uses: 0,
                 in_use: false,
                 shared: false,
             });

@@ -304,13 +304,21 @@ fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
             .iter()
             .find(|c| c.id.starts_with(name.as_str()) || c.name.as_deref() == Some(name.as_str()));
         match found {
-            Some(c) => docs.push(json!({
-                "Id": c.id,
-                "Created": kiln_store::timestamp::format_rfc3339(c.created),
-                "State": {"Status": format!("{:?}", c.state).to_lowercase()},
-                "Image": c.image.to_string(),
-                "Name": format!("/{}", c.name.clone().unwrap_or_default()),
-            })),
+            Some(c) => {
+                let mut doc = json!({
+                    "Id": c.id,
+                    "Created": kiln_store::timestamp::format_rfc3339(c.created),
+                    "State": {"Status": format!("{:?}", c.state).to_lowercase()},
+                    "Image": c.image.to_string(),
+                    "Name": format!("/{}", c.name.clone().unwrap_or_default()),
+                });
+                if a.size {
+                    // No container has run yet, so none has written to its own layer.
+                    doc["SizeRw"] = json!(0);
+                    doc["SizeRootFs"] = json!(store.image_size(&c.image)?);
+                }
+                docs.push(doc)
+            }
             None => failed.push(name),
         }
     }
