@@ -41,5 +41,6 @@ mod unpack;
 
 pub use engine::build;
 pub use error::{BuildError, Result};
+pub use kiln_store::{BuildCachePrune, BuildCachePruneReport};
 pub use prune::prune_cache;
 pub use state::BuildOutcome;

@@ -71,7 +71,7 @@ impl Store {
             if value.is_some() {
                 db::exec(
                     tx,
-                    "UPDATE cache SET last_used = ?2 WHERE key = ?1",
+                    "UPDATE cache SET last_used = ?2, uses = uses + 1 WHERE key = ?1",
                     params![key, now()],
                 )?;
             }
@@ -117,8 +117,8 @@ impl Store {
     }
 
     /// Marks records (and the snapshots they reference) used now, in one transaction. Marks
-    /// less than a minute old are left alone: LRU order does not need finer time, and a
-    /// rebuild right after a build then writes nothing.
+    /// less than a minute old are left alone (once a record counts a use): LRU order does not
+    /// need finer time, and repeated rebuilds then write nothing.
     pub fn cache_touch(&self, keys: &[String]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
@@ -128,7 +128,7 @@ impl Store {
             for key in keys {
                 db::exec(
                     tx,
-                    "UPDATE cache SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
+                    "UPDATE cache SET last_used = ?2, uses = uses + 1 WHERE key = ?1 AND (last_used < ?3 OR uses = 0)",
                     params![key, t, t - 60],
                 )?;
                 db::exec(

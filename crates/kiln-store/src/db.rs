@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -129,6 +129,12 @@ CREATE INDEX snapshot_layers_blob ON snapshot_layers(blob_digest);
     r#"
 ALTER TABLE snapshots ADD COLUMN boot_id TEXT;
 ALTER TABLE snapshots ADD COLUMN synced INTEGER NOT NULL DEFAULT 1;
+"#,
+    // 4: docker's size of a layer (its unpacked files, see `content_size`), computed from
+    // the blob on first use; and how many builds used a cache record (docker's USAGE).
+    r#"
+ALTER TABLE layers ADD COLUMN content_size INTEGER;
+ALTER TABLE cache ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

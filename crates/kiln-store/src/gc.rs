@@ -53,7 +53,7 @@ pub enum PruneScope {
 /// What a sweep freed: its size, and the content itself, moved to the [`Trash`] under the
 /// write lock and deleted after the commit.
 #[derive(Debug, Default)]
-struct Sweep {
+pub(crate) struct Sweep {
     bytes: u64,
     trash: Trash,
     /// The file system was full: some dead content could not be moved and is left for
@@ -70,7 +70,7 @@ impl Store {
     /// or puts it back if it failed. Returns its result and the bytes freed. On a full file
     /// system, where the trash has no room for every entry, more rounds collect the rest,
     /// each in the space the previous one freed.
-    fn write_sweep<T>(
+    pub(crate) fn write_sweep<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>, &mut Sweep) -> Result<T>,
     ) -> Result<(T, u64)> {
@@ -230,8 +230,8 @@ impl Store {
 
     /// Removes an image by reference or ID, with docker's rules: a reference only untags
     /// (and deletes the image when that was its last tag); an ID deletes the image and all
-    /// its tags (`force` is needed when it has several). An image a container uses, or that
-    /// another image builds on, is never deleted.
+    /// its tags (`force` is needed when it has several, or when other images were built on
+    /// it: they keep their layers). An image a running container uses is never deleted.
     pub fn remove_image(&self, name: &str, force: bool) -> Result<(Vec<RemoveEvent>, u64)> {
         self.with_reserve(|| self.remove_image_once(name, force))
     }
@@ -275,10 +275,17 @@ impl Store {
                 )));
             }
             if has_children(tx, &current.id)? {
-                return Err(Error::Conflict(format!(
-                    "unable to delete {} (cannot be forced) - image has dependent child images",
-                    short(&current.id)
-                )));
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "unable to delete {} (must be forced) - image has dependent child images",
+                        short(&current.id)
+                    )));
+                }
+                // Forced: the children keep their own layers; they just lose the link.
+                tx.execute(
+                    "UPDATE images SET parent = NULL WHERE parent = ?1",
+                    [current.id.to_string()],
+                )?;
             }
             if current.tags.len() > 1 && !force {
                 return Err(Error::Conflict(format!(
@@ -426,11 +433,18 @@ impl Store {
     }
 
     /// `system prune`: stopped containers, dangling (or unused) images, all build-cache
-    /// records, then every blob and snapshot nothing references, and dead leases.
+    /// records and cache mounts, then every blob and snapshot nothing references, and dead
+    /// leases.
     pub fn system_prune(&self, scope: PruneScope) -> Result<PruneReport> {
         // It removes build-cache records: wait for running builds.
         let _guard = self.collect_guard(true)?;
-        self.with_reserve(|| self.system_prune_once(scope))
+        let mut report = self.with_reserve(|| self.system_prune_once(scope))?;
+        // Cache mounts are build cache too.
+        for mount in self.cache_mount_entries()? {
+            report.reclaimed += self.remove_cache_mount(&mount.id)?;
+            report.cache.push(mount.id);
+        }
+        Ok(report)
     }
 
     fn system_prune_once(&self, scope: PruneScope) -> Result<PruneReport> {
@@ -494,7 +508,7 @@ impl Store {
         Ok(freed)
     }
 
-    fn collect_tx(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
+    pub(crate) fn collect_tx(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
         remove_dead_leases(tx)?;
         self.sweep_blobs(tx, sweep, None)?;
         self.sweep_snapshots(tx, sweep)?;
@@ -532,10 +546,21 @@ fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, Str
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Does another image build on this one: recorded as its parent, or (builds record none,
+/// as BuildKit's) starting with all of this image's layers and adding more?
 fn has_children(tx: &Transaction<'_>, id: &Digest) -> Result<bool> {
     Ok(tx
         .query_row(
-            "SELECT 1 FROM images WHERE parent = ?1 LIMIT 1",
+            "SELECT 1 FROM images WHERE parent = ?1
+             UNION ALL
+             SELECT 1 FROM image_layers top
+               JOIN image_layers other ON other.chain_id = top.chain_id
+                 AND other.position = top.position AND other.image_id != top.image_id
+               WHERE top.image_id = ?1
+                 AND top.position = (SELECT MAX(position) FROM image_layers WHERE image_id = ?1)
+                 AND EXISTS (SELECT 1 FROM image_layers more
+                   WHERE more.image_id = other.image_id AND more.position > top.position)
+             LIMIT 1",
             [id.to_string()],
             |_| Ok(()),
         )

@@ -12,6 +12,7 @@
 //! ├── blobs/sha256/<hex>       blobs, immutable, digest-verified before they appear
 //! ├── metadata-v1.db           SQLite in WAL mode, shared by concurrent kiln processes
 //! ├── snapshots-v1/<dir>       unpacked layers, one directory per snapshot key
+//! ├── cache-mounts-v1/<dir>    `RUN --mount=type=cache` directories (see `build_cache`)
 //! ├── trash/                   what a collection removes, deleted after its commit
 //! └── tmp/                     in-progress writes; leftovers of dead processes are removed
 //! ```
@@ -27,9 +28,11 @@
 #![warn(missing_docs)]
 
 mod blob;
+mod build_cache;
 mod cache;
 mod check;
 mod container;
+pub mod content_size;
 mod db;
 mod error;
 mod gc;
@@ -53,6 +56,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
+pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
 pub use container::{ContainerRecord, ContainerState};

@@ -7,7 +7,6 @@ pub mod gotemplate;
 mod inspect;
 mod list;
 mod manage;
-pub(crate) use manage::confirm;
 pub(crate) mod render;
 mod system;
 
@@ -21,66 +20,66 @@ use crate::GlobalArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Load images from a tar archive (docker-archive, oci-archive) or OCI layout, or STDIN.
+    /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
-    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
-    /// List images.
+    /// List images
     Images(ImagesArgs),
-    /// Manage images.
+    /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
-    /// Remove one or more images.
+    /// Remove one or more images
     Rmi(RmiArgs),
-    /// Return low-level information on images.
+    /// Return low-level information on images (and kiln's container records)
     Inspect(InspectArgs),
-    /// Show the history of an image.
+    /// Show the history of an image
     History(HistoryArgs),
-    /// Manage the store.
+    /// Manage kiln's store
     #[command(subcommand)]
     System(SystemCommand),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
-    /// List images.
+    /// List images
     #[command(alias = "list")]
     Ls(ImagesArgs),
-    /// Remove one or more images.
+    /// Remove one or more images
     #[command(alias = "remove")]
     Rm(RmiArgs),
-    /// Remove unused images.
+    /// Remove unused images
     Prune(ImagePruneArgs),
-    /// Display detailed information on one or more images.
-    Inspect(InspectArgs),
-    /// Show the history of an image.
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Show the history of an image
     History(HistoryArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
-    /// Load images from a tar archive or STDIN.
+    /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
-    /// Save one or more images to a tar archive.
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
-    /// Show store disk usage.
+    /// Show kiln disk usage
     Df(DfArgs),
-    /// Remove unused data.
+    /// Remove unused data
     Prune(SystemPruneArgs),
-    /// Verify every blob's digest and every reference; with --repair, remove what is broken.
+    /// Verify every blob's digest and every reference; with --repair, remove what is broken
     Check(CheckArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// Read from tar archive file (or OCI layout directory), instead of STDIN.
-    #[arg(short, long, value_name = "FILE")]
+    /// Read from tar archive file (or OCI layout directory), instead of STDIN
+    #[arg(short, long, value_name = "string")]
     pub input: Option<PathBuf>,
-    /// Suppress the load output.
+    /// Suppress the load output
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -95,10 +94,10 @@ pub enum ArchiveKind {
 
 #[derive(Args, Debug)]
 pub struct SaveArgs {
-    /// Write to a file, instead of STDOUT.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
     pub output: Option<PathBuf>,
-    /// Archive format.
+    /// Archive format
     #[arg(long, value_enum, default_value_t = ArchiveKind::Docker)]
     pub format: ArchiveKind,
     /// Images to save.
@@ -108,23 +107,28 @@ pub struct SaveArgs {
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
-    /// Show all images (default hides intermediate images).
+    /// Show all images (default hides intermediate images)
     #[arg(short, long)]
     pub all: bool,
-    /// Only show image IDs.
+    /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Show digests.
+    /// Show digests
     #[arg(long)]
     pub digests: bool,
-    /// Don't truncate output.
+    /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter output based on conditions provided (dangling=, reference=, before=, since=, label=).
-    #[arg(short, long, value_name = "FILTER")]
+    /// Filter output based on conditions provided (dangling=, reference=, before=, since=, label=)
+    #[arg(short, long, value_name = "filter")]
     pub filter: Vec<String>,
-    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
-    #[arg(long, value_name = "FORMAT", default_value = "")]
+    /// Pretty-print images using a Go template ('table', 'table TEMPLATE', 'json')
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Only images of this repository[:tag].
     #[arg(value_name = "REPOSITORY[:TAG]")]
@@ -143,79 +147,138 @@ pub struct TagArgs {
 
 #[derive(Args, Debug)]
 pub struct RmiArgs {
-    /// Force removal of the image.
+    /// Force removal of the image
     #[arg(short, long)]
     pub force: bool,
-    /// Do not delete untagged parents (accepted for compatibility).
+    /// Do not delete untagged parents (kiln never deletes parents with a child)
     #[arg(long)]
     pub no_prune: bool,
-    /// Images to remove.
+    /// Images to remove
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct ImagePruneArgs {
-    /// Remove all unused images, not just dangling ones.
+    /// Remove all unused images, not just dangling ones
     #[arg(short, long)]
     pub all: bool,
-    /// Do not prompt for confirmation.
+    /// Provide filter values (e.g. 'until=<timestamp>'; until=, label=, label!=)
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
-    /// Provide filter values (until=DURATION|TIMESTAMP, label=K[=V], label!=K[=V]).
-    #[arg(long, value_name = "FILTER")]
-    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Format output using a custom template ('json' for the JSON array).
-    #[arg(short, long, value_name = "TEMPLATE", default_value = "")]
+    /// Format the output using the given Go template
+    #[arg(
+        short,
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
-    /// Images to inspect.
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
+    /// Return JSON for specified type (image or container)
+    #[arg(long = "type", value_name = "string", value_parser = parse_inspect_type)]
+    pub kind: Option<InspectType>,
+    /// Images (or, with --type container, containers) to inspect
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub images: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InspectType {
+    /// An image.
+    Image,
+    /// A container record.
+    Container,
+}
+
+fn parse_inspect_type(s: &str) -> Result<InspectType, String> {
+    match s {
+        "image" => Ok(InspectType::Image),
+        "container" => Ok(InspectType::Container),
+        _ => Err(format!("{s:?} is not a valid value for --type")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ImageInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(
+        short,
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub format: String,
+    /// Images to inspect
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// Print sizes and dates in human readable format.
-    #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// Pretty-print images using a Go template
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub format: String,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "true|false",
+          hide_possible_values = true)]
     pub human: bool,
-    /// Don't truncate output.
+    /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Only show image IDs.
+    /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Format output using a custom template.
-    #[arg(long, value_name = "FORMAT", default_value = "")]
-    pub format: String,
-    /// The image.
+    /// The image
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
 
 #[derive(Args, Debug)]
 pub struct DfArgs {
-    /// Show detailed information on space usage.
+    /// Pretty-print images using a Go template
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub format: String,
+    /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SystemPruneArgs {
-    /// Remove all unused images, not just dangling ones.
+    /// Remove all unused images not just dangling ones
     #[arg(short, long)]
     pub all: bool,
-    /// Do not prompt for confirmation.
+    /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Remove what is broken (corrupt blobs and the images needing them, dangling records).
+    /// Remove what is broken (corrupt blobs and the images needing them, dangling records)
     #[arg(long)]
     pub repair: bool,
 }
@@ -277,9 +340,16 @@ fn dispatch(cmd: Command, global: &GlobalArgs) -> anyhow::Result<()> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => manage::tag(&store, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => manage::rmi(&store, a),
         Command::Image(ImageCommand::Prune(a)) => manage::prune(&store, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => {
-            inspect::inspect(&store, a)
-        }
+        Command::Inspect(a) => inspect::inspect(&store, a),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::inspect(
+            &store,
+            InspectArgs {
+                format: a.format,
+                size: false,
+                kind: Some(InspectType::Image),
+                images: a.images,
+            },
+        ),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             inspect::history(&store, a)
         }

@@ -449,7 +449,7 @@ fn builder_prune_empties_the_cache() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Total:"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Total reclaimed space:"));
     assert!(
         !c.build_ok(&[]).contains("CACHED"),
         "after prune -a nothing is cached"
@@ -1389,10 +1389,16 @@ fn builder_prune_asks_unless_forced() {
         "FROM localhost/busybox:latest\nRUN echo x > /x\n",
     );
     c.build_ok(&[]);
-    let ask = |answer: &str| {
+    // As docker: without -a only dangling cache goes (this image still uses its steps'),
+    // with -a all of it; both ask first.
+    let ask = |all: bool, answer: &str| {
+        let mut args = vec!["builder", "prune"];
+        if all {
+            args.push("-a");
+        }
         let mut child = Command::new(bin())
             .env("KILN_ROOT", &c.root)
-            .args(["builder", "prune"])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1406,19 +1412,29 @@ fn builder_prune_asks_unless_forced() {
             .unwrap();
         child.wait_with_output().unwrap()
     };
-    let out = ask("n\n");
+    let out = ask(false, "y\n");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
         text.contains(
-            "WARNING! This will remove all build cache.\nAre you sure you want to continue? [y/N] "
+            "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+        ),
+        "{text}"
+    );
+    let (_, _, err) = c.build(&[]);
+    assert!(err.contains("CACHED"), "the image's steps are not dangling:\n{err}");
+    let out = ask(true, "n\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
         ),
         "{text}"
     );
     let (_, _, err) = c.build(&[]);
     assert!(err.contains("CACHED"), "answering n kept the cache:\n{err}");
-    let out = ask("y\n");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Total:"));
+    let out = ask(true, "y\n");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Total reclaimed space:"));
     let (_, _, err) = c.build(&[]);
     assert!(
         !err.contains("CACHED"),

@@ -196,7 +196,10 @@ fn load_images_inspect_history_tag_rmi() {
         ),
         format!("{id} [sh]\n")
     );
+    // As docker: `inspect` looks for any object, `image inspect` for an image.
     let err = fails(&root, &["inspect", "nope"]);
+    assert_eq!(err, "Error: No such object: nope\n");
+    let err = fails(&root, &["image", "inspect", "nope"]);
     assert_eq!(err, "Error: No such image: nope\n");
 
     let out = ok(&root, &["history", "localhost/busybox"]);
@@ -266,7 +269,7 @@ fn usage_errors_exit_2_and_save_refuses_nothing_to_save() {
     assert!(err.contains("No such image: nope"), "{err}");
     assert!(!dir.path().join("x.tar").exists());
     let err = fails(&root, &["images", "--filter", "bogus=1"]);
-    assert!(err.contains("invalid filter"), "{err}");
+    assert_eq!(err, "Error: Invalid filter 'bogus'\n");
 }
 
 #[test]

@@ -322,6 +322,7 @@ fn exec_nodes(nodes: &[Node], dot: &Value, mode: Mode, out: &mut String) -> Resu
             Node::Range(p, body, els) => {
                 let v = eval_pipeline(p, dot, mode)?;
                 let items: Vec<Value> = match v {
+                    v if is_nil_map(&v) => Vec::new(),
                     Value::Array(a) => a,
                     Value::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
                     Value::Null => Vec::new(),
@@ -391,6 +392,7 @@ fn field(dot: &Value, path: &[String]) -> Result<Value> {
     let mut v = dot;
     for (i, name) in path.iter().enumerate() {
         match v {
+            Value::Object(_) if is_nil_map(v) => return Ok(Value::Null),
             Value::Object(m) => match m.get(name) {
                 Some(next) => v = next,
                 None if i == 0 => {
@@ -434,7 +436,7 @@ fn call(name: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
     Ok(match name {
         "json" => {
             arity(1)?;
-            Value::String(serde_json::to_string(&args[0]).unwrap_or_default())
+            Value::String(serde_json::to_string(&nil_maps_to_null(&args[0])).unwrap_or_default())
         }
         "upper" => {
             arity(1)?;
@@ -462,6 +464,7 @@ fn call(name: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
         "len" => {
             arity(1)?;
             let n = match &args[0] {
+                v if is_nil_map(v) => 0,
                 Value::Array(a) => a.len(),
                 Value::Object(m) => m.len(),
                 Value::String(x) => x.len(),
@@ -549,7 +552,40 @@ fn call(name: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
     })
 }
 
+/// The key that marks a nil Go map (see [`nil_map`]); no JSON document has it.
+const NIL_MAP: &str = "\u{0}nil-map";
+
+/// A Go map field that is nil: a template prints it as `map[]` and `json` as `null`; it is
+/// empty to `len`, `range`, `if` and field access.
+pub fn nil_map() -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(NIL_MAP.into(), Value::Bool(true));
+    Value::Object(m)
+}
+
+fn is_nil_map(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key(NIL_MAP))
+}
+
+/// The value as JSON would encode the Go value: nil maps are `null`.
+fn nil_maps_to_null(v: &Value) -> Value {
+    match v {
+        v if is_nil_map(v) => Value::Null,
+        Value::Array(a) => Value::Array(a.iter().map(nil_maps_to_null).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), nil_maps_to_null(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn truthy(v: &Value) -> bool {
+    if is_nil_map(v) {
+        return false;
+    }
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -575,6 +611,7 @@ pub fn print_value(v: &Value) -> String {
             "[{}]",
             a.iter().map(print_inner).collect::<Vec<_>>().join(" ")
         ),
+        v if is_nil_map(v) => "map[]".into(),
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -621,6 +658,20 @@ mod tests {
         assert_eq!(r("{{if .Config.Env}}yes{{else}}no{{end}}", &v), "no");
         assert_eq!(r("a {{- .Size -}} b", &v), "a12b");
         assert_eq!(r("{{.Config.Missing}}", &v), "<no value>");
+    }
+
+    #[test]
+    fn nil_maps_print_as_go_prints_them() {
+        let v = json!({"Config": {"Labels": nil_map(), "Env": ["A=1"]}});
+        assert_eq!(r("{{.Config.Labels}}", &v), "map[]");
+        assert_eq!(r("{{json .Config.Labels}}", &v), "null");
+        assert_eq!(
+            r("{{json .Config}}", &v),
+            r#"{"Env":["A=1"],"Labels":null}"#
+        );
+        assert_eq!(r("{{len .Config.Labels}}", &v), "0");
+        assert_eq!(r("{{if .Config.Labels}}y{{else}}n{{end}}", &v), "n");
+        assert_eq!(r("{{range .Config.Labels}}x{{end}}", &v), "");
     }
 
     #[test]

@@ -7,8 +7,11 @@ use kiln_store::{ImageRecord, Store};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::render::{Format, ellipsis, go_json_pretty, human_size, since, truncate_id};
-use super::{HistoryArgs, InspectArgs, Reported, message};
+use super::gotemplate;
+use super::render::{
+    Format, ellipsis, go_json_pretty, go_json_pretty_of, human_size, since, truncate_id,
+};
+use super::{HistoryArgs, InspectArgs, InspectType, Reported, message};
 
 /// docker's `container.Config` as `docker image inspect` shows it (field order kept).
 #[derive(Serialize)]
@@ -43,6 +46,7 @@ struct DockerConfig {
     shell: Option<Value>,
 }
 
+/// docker's `ImageInspect`, fields in docker's order.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct InspectImage {
@@ -52,6 +56,9 @@ struct InspectImage {
     parent: String,
     comment: String,
     created: String,
+    /// The build container (none: kiln, like BuildKit, commits without one).
+    container: String,
+    container_config: DockerConfig,
     docker_version: String,
     author: String,
     config: DockerConfig,
@@ -59,10 +66,23 @@ struct InspectImage {
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<String>,
     os: String,
+    /// docker's size: the unpacked files of every layer.
     size: u64,
+    /// The same figure (docker 20.10 still reports it).
+    virtual_size: u64,
+    graph_driver: GraphDriver,
     #[serde(rename = "RootFS")]
     root_fs: RootFs,
     metadata: Metadata,
+}
+
+/// Where the image's layers are unpacked: kiln's snapshot directories, as overlay lower
+/// directories (top first), when every layer has one; `Data` is null otherwise.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GraphDriver {
+    data: Option<Value>,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -93,10 +113,59 @@ fn some(v: &Value) -> Option<Value> {
     (!v.is_null()).then(|| v.clone())
 }
 
-fn inspect_value(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
+/// The build container's config, empty as BuildKit leaves it.
+fn empty_config() -> DockerConfig {
+    DockerConfig {
+        hostname: String::new(),
+        domainname: String::new(),
+        user: String::new(),
+        attach_stdin: false,
+        attach_stdout: false,
+        attach_stderr: false,
+        exposed_ports: None,
+        tty: false,
+        open_stdin: false,
+        stdin_once: false,
+        env: Value::Null,
+        cmd: Value::Null,
+        healthcheck: None,
+        args_escaped: None,
+        image: String::new(),
+        volumes: Value::Null,
+        working_dir: String::new(),
+        entrypoint: Value::Null,
+        on_build: Value::Null,
+        labels: Value::Null,
+        stop_signal: None,
+        shell: None,
+    }
+}
+
+fn graph_driver(store: &Store, img: &ImageRecord) -> anyhow::Result<GraphDriver> {
+    let layers = store.layers(&img.id)?;
+    let diff_ids: Vec<_> = layers.iter().map(|l| l.diff_id).collect();
+    let mut dirs = Vec::new();
+    for chain in kiln_store::chain_ids(&diff_ids).iter().rev() {
+        match store.snapshot(&format!("layer:{chain}"))? {
+            Some(s) => dirs.push(s.path.display().to_string()),
+            None => {
+                dirs.clear();
+                break;
+            }
+        }
+    }
+    let data = (!dirs.is_empty()).then(|| json!({"LowerDir": dirs.join(":")}));
+    Ok(GraphDriver {
+        data,
+        name: "overlay".into(),
+    })
+}
+
+fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage> {
     let config = store.image_config(&img.id)?;
     let c = &config["config"];
-    let doc = InspectImage {
+    let size = store.image_size(&img.id)?;
+    Ok(InspectImage {
         id: img.id.to_string(),
         repo_tags: img.tags.iter().map(|t| familiar(t)).collect(),
         repo_digests: Vec::new(),
@@ -106,6 +175,8 @@ fn inspect_value(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        container: str_of(&config["container"]),
+        container_config: empty_config(),
         docker_version: str_of(&config["docker_version"]),
         author: str_of(&config["author"]),
         config: DockerConfig {
@@ -135,7 +206,9 @@ fn inspect_value(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
         architecture: img.architecture.clone(),
         variant: config["variant"].as_str().map(str::to_string),
         os: img.os.clone(),
-        size: img.size,
+        size,
+        virtual_size: size,
+        graph_driver: graph_driver(store, img)?,
         root_fs: RootFs {
             kind: "layers".into(),
             layers: config["rootfs"]["diff_ids"]
@@ -149,29 +222,46 @@ fn inspect_value(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
                 .map(kiln_store::timestamp::format_rfc3339)
                 .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
-    };
-    Ok(serde_json::to_value(doc)?)
+    })
 }
 
 pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
+    if a.kind == Some(InspectType::Container) {
+        return inspect_containers(store, &a);
+    }
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for name in &a.images {
         match store
             .resolve_image(name)
             .map_err(anyhow::Error::from)
-            .and_then(|img| inspect_value(store, &img))
+            .and_then(|img| inspect_doc(store, &img))
         {
             Ok(v) => docs.push(v),
+            // Without --type, docker looks for any object.
+            Err(e)
+                if a.kind.is_none()
+                    && matches!(
+                        e.downcast_ref::<kiln_store::Error>(),
+                        Some(kiln_store::Error::ImageNotFound(_))
+                    ) =>
+            {
+                failed.push(format!("No such object: {name}"))
+            }
             Err(e) => failed.push(message(&e)),
         }
     }
     let mut out = std::io::stdout().lock();
     if a.format.is_empty() || a.format == "json" {
-        writeln!(out, "{}", go_json_pretty(&Value::Array(docs)))?;
+        // Serialized from the structs, so the keys keep docker's order.
+        writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
     } else {
         let format = Format::new(&a.format, "")?;
-        out.write_all(format.render(&Value::Null, &docs)?.as_bytes())?;
+        let values: Vec<Value> = docs
+            .iter()
+            .map(|d| serde_json::to_value(d).map(typed_maps))
+            .collect::<Result<_, _>>()?;
+        out.write_all(format.render(&Value::Null, &values)?.as_bytes())?;
     }
     drop(out);
     for f in &failed {
@@ -184,16 +274,95 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
     }
 }
 
+/// In docker's Go structs these fields are maps: a template prints a missing one as an
+/// empty map (`map[]`), not `<no value>`, while `json` still prints `null`.
+fn typed_maps(mut v: Value) -> Value {
+    for section in ["Config", "ContainerConfig"] {
+        for key in ["Labels", "Volumes", "ExposedPorts"] {
+            if let Some(m) = v[section].as_object_mut() {
+                let e = m.entry(key).or_insert(Value::Null);
+                if e.is_null() {
+                    *e = gotemplate::nil_map();
+                }
+            }
+        }
+    }
+    if v["GraphDriver"]["Data"].is_null() {
+        v["GraphDriver"]["Data"] = gotemplate::nil_map();
+    }
+    v
+}
+
+/// `inspect --type container`: kiln records containers but runs none yet, so a record is
+/// all there is to show.
+fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
+    let containers = store.containers()?;
+    let mut docs = Vec::new();
+    let mut failed = Vec::new();
+    for name in &a.images {
+        let found = containers
+            .iter()
+            .find(|c| c.id.starts_with(name.as_str()) || c.name.as_deref() == Some(name.as_str()));
+        match found {
+            Some(c) => {
+                let mut doc = json!({
+                    "Id": c.id,
+                    "Created": kiln_store::timestamp::format_rfc3339(c.created),
+                    "State": {"Status": format!("{:?}", c.state).to_lowercase()},
+                    "Image": c.image.to_string(),
+                    "Name": format!("/{}", c.name.clone().unwrap_or_default()),
+                });
+                if a.size {
+                    // No container has run yet, so none has written to its own layer.
+                    doc["SizeRw"] = json!(0);
+                    doc["SizeRootFs"] = json!(store.image_size(&c.image)?);
+                }
+                docs.push(doc)
+            }
+            None => failed.push(name),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.format.is_empty() || a.format == "json" {
+        writeln!(out, "{}", go_json_pretty(&Value::Array(docs)))?;
+    } else {
+        let format = Format::new(&a.format, "")?;
+        out.write_all(format.render(&Value::Null, &docs)?.as_bytes())?;
+    }
+    drop(out);
+    for name in &failed {
+        eprintln!("Error: No such container: {name}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Reported.into())
+    }
+}
+
+/// docker's "No such image" names the reference it looked for, tag included.
+pub(crate) fn resolve_named(store: &Store, name: &str) -> anyhow::Result<ImageRecord> {
+    store.resolve_image(name).map_err(|e| match e {
+        kiln_store::Error::ImageNotFound(_) => match ImageRef::parse_named(name) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => {
+                anyhow::anyhow!("No such image: {name}:latest")
+            }
+            _ => anyhow::anyhow!("No such image: {name}"),
+        },
+        other => other.into(),
+    })
+}
+
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<()> {
-    let img = store.resolve_image(&a.image)?;
+    let img = resolve_named(store, &a.image)?;
     let config = store.image_config(&img.id)?;
-    let layers = store.layers(&img.id)?;
+    let layers = store.layer_sizes(&img.id)?;
     let mut entries: Vec<Value> = config["history"].as_array().cloned().unwrap_or_default();
     if entries.is_empty() {
         // No history recorded: one anonymous entry per layer, as docker shows them.
         entries = layers.iter().map(|_| json!({})).collect();
     }
-    let mut layer_sizes = layers.iter().map(|l| l.uncompressed_size);
+    let mut layer_sizes = layers.iter().copied();
     let mut rows_oldest_first = Vec::new();
     for h in &entries {
         let empty = h["empty_layer"].as_bool().unwrap_or(false);

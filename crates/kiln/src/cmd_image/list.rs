@@ -36,7 +36,7 @@ impl Filters {
                     f.dangling = Some(match v.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => bail!("invalid filter 'dangling={v}'"),
+                        _ => bail!("Invalid filter 'dangling=[{v}]'"),
                     })
                 }
                 "reference" => f.reference.push(v.to_string()),
@@ -46,7 +46,7 @@ impl Filters {
                     Some((k, v)) => (k.to_string(), Some(v.to_string())),
                     None => (v.to_string(), None),
                 }),
-                other => bail!("invalid filter '{other}'"),
+                other => bail!("Invalid filter '{other}'"),
             }
         }
         Ok(f)
@@ -114,13 +114,14 @@ pub(crate) fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<()> {
             truncate_id(&img.id.to_string())
         };
         let created = img.created.unwrap_or(0);
+        let size = store.image_size(&img.id)?;
         let base = json!({
             "ID": id,
             "Digest": "<none>",
             "CreatedSince": if created == 0 && img.created.is_none() { String::new() } else { since(created) },
             "CreatedAt": kiln_store::timestamp::format_go_utc(created),
-            "Size": human_size(img.size),
-            "VirtualSize": super::render::human_size_prec(img.size as f64, 4),
+            "Size": human_size(size),
+            "VirtualSize": super::render::human_size_prec(size as f64, 4),
             "Containers": "N/A",
             "SharedSize": "N/A",
             "UniqueSize": "N/A",

@@ -129,7 +129,7 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn tag(store: &Store, a: TagArgs) -> anyhow::Result<()> {
-    let img = store.resolve_image(&a.source)?;
+    let img = super::inspect::resolve_named(store, &a.source)?;
     store.tag(&img.id, &a.target)?;
     Ok(())
 }
@@ -205,7 +205,7 @@ fn prune_filter(store: &Store, raw: &[String]) -> anyhow::Result<impl Fn(&ImageR
                 };
                 labels.push((neg, lk, lv));
             }
-            other => bail!("invalid filter '{other}'"),
+            other => bail!("Invalid filter '{other}'"),
         }
     }
     let store = store.clone();
@@ -235,10 +235,19 @@ pub(crate) fn prune(store: &Store, a: ImagePruneArgs) -> anyhow::Result<()> {
     } else {
         "WARNING! This will remove all dangling images."
     };
+    let keep = prune_filter(store, &a.filter)?;
+    if a.all {
+        // Until kiln can pull, a removed base image is gone for good.
+        eprintln!(
+            "WARNING: kiln cannot pull images yet: a base image removed here (loaded with \
+             `kiln load`) must be loaded again before a build can use it"
+        );
+    }
     if !a.force && !confirm(warning)? {
+        // docker prints the total even when the answer is no.
+        println!("Total reclaimed space: 0B");
         return Ok(());
     }
-    let keep = prune_filter(store, &a.filter)?;
     let scope = if a.all {
         PruneScope::Unused
     } else {

@@ -231,6 +231,18 @@ pub fn go_json_pretty(v: &Value) -> String {
         .replace('&', "\\u0026")
 }
 
+/// [`go_json_pretty`] of a serializable value, keeping its struct fields' order.
+pub fn go_json_pretty_of<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    v.serialize(&mut ser)?;
+    let s = String::from_utf8(buf)?;
+    Ok(s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026"))
+}
+
 /// `path.Match`-style glob (`*` and `?` do not cross `/`, `[...]` classes).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     fn m(p: &[char], n: &[char]) -> bool {

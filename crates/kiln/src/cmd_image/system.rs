@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
+use anyhow::bail;
 use kiln_store::{PruneScope, Store};
 use serde_json::json;
 
@@ -21,29 +22,54 @@ fn reclaimable(part: u64, total: u64) -> String {
     format!("{} ({}%)", hs4(part), part * 100 / total)
 }
 
+/// `CACHE ID` as `df -v` shows it: the digest part of the ID, 12 characters.
+fn short_cache_id(id: &str) -> String {
+    id.rsplit(':')
+        .next()
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
+}
+
 pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
+    if a.verbose && !a.format.is_empty() {
+        bail!("--format and --verbose cannot be used together: --format prints the summary rows");
+    }
     let images = store.images()?;
     let containers = store.containers()?;
     let in_use: HashSet<_> = containers.iter().map(|c| c.image).collect();
-    // Layers are shared: count each once, as docker's LayersSize does.
+    // Layers are shared: count each once (by chain ID), as docker's LayersSize does, with
+    // docker's size of a layer (its unpacked files).
     let mut layer_size: HashMap<kiln_store::Digest, u64> = HashMap::new();
     let mut active_layers: HashSet<kiln_store::Digest> = HashSet::new();
     let mut per_image = Vec::new();
     let mut users: HashMap<kiln_store::Digest, usize> = HashMap::new();
     for img in &images {
         let layers = store.layers(&img.id)?;
-        for l in &layers {
-            layer_size.insert(l.diff_id, l.uncompressed_size);
-            *users.entry(l.diff_id).or_default() += 1;
+        let diff_ids: Vec<_> = layers.iter().map(|l| l.diff_id).collect();
+        let chains = kiln_store::chain_ids(&diff_ids);
+        let mut sized = Vec::new();
+        for (l, chain) in layers.iter().zip(chains) {
+            let size = store.layer_size(l)?;
+            layer_size.insert(chain, size);
+            *users.entry(chain).or_default() += 1;
             if in_use.contains(&img.id) {
-                active_layers.insert(l.diff_id);
+                active_layers.insert(chain);
             }
+            sized.push((chain, size));
         }
-        per_image.push((img, layers));
+        per_image.push((img, sized));
     }
     let total: u64 = layer_size.values().sum();
     let active: u64 = active_layers.iter().map(|d| layer_size[d]).sum();
-    let cache = store.cache_usage()?;
+    let cache = store.build_cache()?;
+    let cache_total: u64 = cache.iter().map(|e| e.size).sum();
+    let cache_held: u64 = cache
+        .iter()
+        .filter(|e| e.in_use && !e.shared)
+        .map(|e| e.size)
+        .sum();
     let active_images = images.iter().filter(|i| in_use.contains(&i.id)).count();
     let running = containers
         .iter()
@@ -51,23 +77,41 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
         .count();
     let mut out = std::io::stdout().lock();
     if !a.verbose {
-        let table = format!(
-            "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE\n\
-             Images\t{}\t{}\t{}\t{}\n\
-             Containers\t{}\t{}\t0B\t0B\n\
-             Local Volumes\t0\t0\t0B\t0B\n\
-             Build Cache\t{}\t0\t{}\t{}",
-            images.len(),
-            active_images,
-            hs4(total),
-            reclaimable(total - active, total),
-            containers.len(),
-            running,
-            cache.count,
-            hs4(cache.bytes),
-            hs4(cache.bytes),
-        );
-        writeln!(out, "{}", tabwrite(&table))?;
+        let row = |kind: &str, count: usize, act: usize, size: String, recl: String| {
+            json!({"Type": kind, "TotalCount": count.to_string(), "Active": act.to_string(),
+                   "Size": size, "Reclaimable": recl})
+        };
+        let rows = vec![
+            row(
+                "Images",
+                images.len(),
+                active_images,
+                hs4(total),
+                reclaimable(total - active, total),
+            ),
+            row(
+                "Containers",
+                containers.len(),
+                running,
+                "0B".into(),
+                "0B".into(),
+            ),
+            row("Local Volumes", 0, 0, "0B".into(), "0B".into()),
+            row(
+                "Build Cache",
+                cache.len(),
+                cache.iter().filter(|e| e.in_use).count(),
+                hs4(cache_total),
+                hs4(cache_total - cache_held),
+            ),
+        ];
+        let format = Format::new(
+            &a.format,
+            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+        )?;
+        let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+                            "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+        out.write_all(format.render(&header, &rows)?.as_bytes())?;
         return Ok(());
     }
     writeln!(out, "Images space usage:\n")?;
@@ -75,10 +119,11 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
         "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS",
     );
     for (img, layers) in &per_image {
+        let size: u64 = layers.iter().map(|(_, s)| s).sum();
         let shared: u64 = layers
             .iter()
-            .filter(|l| users[&l.diff_id] > 1)
-            .map(|l| l.uncompressed_size)
+            .filter(|(c, _)| users[c] > 1)
+            .map(|(_, s)| s)
             .sum();
         let n_containers = containers.iter().filter(|c| c.image == img.id).count();
         let names: Vec<(String, String)> = if img.tags.is_empty() {
@@ -100,9 +145,9 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
                 "\n{repo}\t{tag}\t{}\t{}\t{}\t{}\t{}\t{n_containers}",
                 truncate_id(&img.id.to_string()),
                 since(img.created.unwrap_or(0)),
-                human_size(img.size),
+                human_size(size),
                 human_size(shared),
-                human_size(img.size - shared.min(img.size)),
+                human_size(size - shared.min(size)),
             ));
         }
     }
@@ -123,24 +168,30 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     writeln!(out, "{}\n", tabwrite(&rows))?;
     writeln!(out, "Local Volumes space usage:\n")?;
     writeln!(out, "{}\n", tabwrite("VOLUME NAME\tLINKS\tSIZE"))?;
-    writeln!(out, "Build cache usage: {}\n", hs4(cache.bytes))?;
+    writeln!(out, "Build cache usage: {}\n", hs4(cache_total))?;
     let format = Format::new(
-        "table {{.ID}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}",
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
         "",
     )?;
-    let rows: Vec<_> = store
-        .cache_records()?
+    let rows: Vec<_> = cache
         .iter()
-        .map(|r| {
+        .map(|e| {
+            // docker marks what a running build holds with a star.
+            let star = if e.in_use { "*" } else { "" };
             json!({
-                "ID": truncate_id(&r.key),
-                "Size": human_size(r.size),
-                "CreatedSince": since(r.created),
-                "LastUsedSince": since(r.last_used),
+                "ID": format!("{}{star}", short_cache_id(&e.id)),
+                "CacheType": e.kind.as_str(),
+                "Size": human_size(e.size),
+                "CreatedSince": since(e.created),
+                "LastUsedSince": e.last_used.map(since).unwrap_or_default(),
+                "UsageCount": e.uses.to_string(),
+                "Shared": e.shared.to_string(),
             })
         })
         .collect();
-    let header = json!({"ID": "CACHE ID", "Size": "SIZE", "CreatedSince": "CREATED", "LastUsedSince": "LAST USED"});
+    let header = json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
+        "CreatedSince": "CREATED", "LastUsedSince": "LAST USED", "UsageCount": "USAGE",
+        "Shared": "SHARED"});
     out.write_all(format.render(&header, &rows)?.as_bytes())?;
     Ok(())
 }
