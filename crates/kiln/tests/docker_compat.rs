@@ -42,9 +42,9 @@ enum Status {
 }
 
 /// A difference the suite expects. It covers every docker-only line containing `docker` and
-/// every kiln-only line containing `kiln` in that case's stream (`*` = any line, "" = none),
-/// and each non-empty pattern must still match a line: a fixed difference fails the suite
-/// until its entry is removed.
+/// every kiln-only line containing `kiln` in that case's stream (`a|b`: either; `*`: any line;
+/// "": none), and its non-empty patterns must still match in some case it names: a fixed
+/// difference fails the suite until its entry is removed. `case` may end in `*` (a prefix).
 struct Known {
     case: &'static str,
     stream: Stream,
@@ -75,8 +75,75 @@ const fn k(
     }
 }
 
-/// The differences that remain. Keep each entry as narrow as the output allows.
-const KNOWN: &[Known] = &[];
+/// The differences that remain. Keep each entry as narrow as the output allows; the reasons
+/// of the on-purpose ones are in docs/docker-compat.md, the pending ones in DIFFERENCES.md.
+#[rustfmt::skip]
+const KNOWN: &[Known] = &[
+    // ---- usage and help
+    k("unknown-image-command", Stderr, "*", "is not a TOOL image command|See 'TOOL image --help'", OnPurpose,
+      "docker 20.10 prints the group's usage for an unknown subcommand; kiln names it (same exit 1)"),
+    k("bad-bool", Stderr, "strconv.ParseBool", "possible values: true, false", OnPurpose,
+      "the reason after docker's wording is Go's parser message; kiln lists the values"),
+    k("help-*", Stdout, "", "--root", OnPurpose,
+      "kiln's store directory (docker's is the daemon's --data-root)"),
+    k("help-build", Stdout, "",
+      "--allow|--build-context|--compression|--explain|--no-cache-filter|--runtime|--security|-j, --jobs", OnPurpose,
+      "buildx's flags (--allow, --build-context, --no-cache-filter, --security) and kiln's own"),
+    k("help-build", Stdout, "--add-host|--cache-from|--disable-content-trust|--isolation|--pull", "",
+      Pending("cmd_build.rs"), "issue 14 item 1: flags docker users pass"),
+    k("help-save", Stdout, "", "--format", OnPurpose, "kiln also writes oci-archive"),
+    k("help-system-df", Stdout, "--format", "", Pending("cmd_image.rs"), "issue 14 item 5: system df --format"),
+    // ---- sizes: docker counts the unpacked files, kiln the layer tars (issue 14 item 4)
+    k("images|images-all|images-digests|images-format|images-after-prune", Stdout, "1.99MB", "2.14MB",
+      Pending("cmd_image/list.rs, kiln-store"), "SIZE as docker counts it"),
+    k("inspect-size", Stdout, "1986612", "2144768", Pending("cmd_image/inspect.rs, kiln-store"), ".Size as docker counts it"),
+    k("history|history-no-trunc|history-format", Stdout, "6B|5B|1.99MB", "2.05kB|2.56kB|2.14MB",
+      Pending("cmd_image/inspect.rs, kiln-store"), "layer SIZE as docker counts it"),
+    k("history-H-false", Stdout, "   6   |   5   |1986601", "2048|2560|2140160",
+      Pending("cmd_image/inspect.rs, kiln-store"), "layer SIZE as docker counts it"),
+    k("image-prune-f|image-prune-a-f", Stdout, "Total reclaimed space:", "Total reclaimed space:",
+      Pending("cmd_image/manage.rs, kiln-store"), "reclaimed space as docker counts it (4B / 1.987MB)"),
+    // ---- image commands
+    k("images-bad-filter", Stderr, "Error: Invalid filter 'colour'", "Error: invalid filter 'colour'",
+      Pending("cmd_image/list.rs"), "docker capitalizes Invalid"),
+    k("inspect-config", Stdout, "{\"Hostname\"", "{\"AttachStderr\"", Pending("cmd_image/inspect.rs"),
+      "docker prints Config's keys in its struct's order, kiln sorts them"),
+    k("inspect-json", Stdout, "[0].Comment = \"buildkit.dockerfile.v0\"", "[0].Comment = \"\"", Pending("cmd_image/inspect.rs"),
+      "docker's Comment is the last history entry's comment"),
+    k("inspect-json", Stdout, "[0].Container = |[0].ContainerConfig.|[0].VirtualSize|[0].GraphDriver.", "",
+      Pending("cmd_image/inspect.rs"), "issue 14 item 4: docker's keys"),
+    k("inspect-json", Stdout, "[0].Size = ", "[0].Size = ", Pending("cmd_image/inspect.rs, kiln-store"), ".Size as docker counts it"),
+    k("inspect-json", Stdout, "[0].Metadata.LastTagTime = \"0001-01-01T00:00:00Z\"", "[0].Metadata.LastTagTime = \"20", OnPurpose,
+      "an artifact of the suite: docker got the image by `load`, which records no tag time; kiln tagged it when it built it"),
+    k("inspect-missing", Stderr, "Error: No such object: nosuch:1", "Error: No such image: nosuch:1", OnPurpose,
+      "docker's top-level inspect looks for containers, volumes... too; kiln's knows images (as `docker image inspect`, which says No such image)"),
+    k("inspect-bad-template", Stderr, "template parsing error: template: :1: unclosed action", "Error: template parsing error: unclosed action",
+      Pending("cmd_image/gotemplate.rs, inspect.rs"), "docker prints Go's text without Error: and exits 64"),
+    k("inspect-bad-template", Exit, "exit 64", "exit 1", Pending("cmd_image/inspect.rs"), "docker exits 64 on a bad template"),
+    k("tag-bad-name", Stderr, "Error parsing reference: \"Bad:Name\" is not a valid repository/tag",
+      "Error: invalid reference format: \"Bad:Name\"", Pending("cmd_image/manage.rs"), "docker's wording for a bad tag"),
+    k("image-prune-no", Stdout, "[y/N] Total reclaimed space: 0B", "[y/N]", Pending("cmd_image/manage.rs"),
+      "docker prints Total reclaimed space: 0B after a refused prompt"),
+    // ---- builds (IDs, sizes, durations and step numbers masked)
+    k("build-plain|build-plain-cached|build-failing-run|build-failing-copy", Stderr, "*", "*", Pending("progress.rs"),
+      "issue 14 item 3: plain progress as BuildKit prints it (blank lines, [1/3] names, exporting to image, ------ error block)"),
+    k("build-plain|build-plain-cached|build-failing-run|build-failing-copy|build-missing-target|build-bad-instruction", Stderr,
+      "#N sha256:<ID>", "", OnPurpose, "docker 20.10's BuildKit prints each vertex digest; current BuildKit does not"),
+    k("build-missing-target|build-bad-instruction", Stderr, "*", "*",
+      OnPurpose, "kiln reports Dockerfile errors before any step, with line, column, source and hint; docker after its [internal] steps, in one line"),
+    k("build-missing-context", Stderr, "unable to prepare context", "ERROR: unable to prepare context", OnPurpose,
+      "build errors carry BuildKit's ERROR: prefix (buildx, docker 23+); 20.10 printed none"),
+    // ---- build cache
+    k("system-df", Stdout, "Build Cache", "Build Cache", Pending("cmd_image/system.rs"),
+      "issue 14 item 5: count build cache records as docker does"),
+    k("builder-prune-f", Stdout, "*", "Total:", Pending("cmd_builder.rs"),
+      "issue 14 item 5: Deleted build cache objects: ... / Total reclaimed space:"),
+    k("builder-prune-no", Stdout, "WARNING! This will remove all dangling build cache. Are you sure",
+      "WARNING! This will remove all build cache.|Are you sure", Pending("cmd_builder.rs"),
+      "docker's prompt: dangling cache, on one line, then Total reclaimed space"),
+    k("system-df-after-prune", Stdout, "Build Cache", "Build Cache", Pending("cmd_builder.rs"),
+      "docker's prune keeps the cache the image uses (dangling only)"),
+];
 
 /// One command, run with both tools.
 struct Case {
@@ -237,17 +304,16 @@ impl Suite {
                     "{} {side} | {line}",
                     if covered.is_some() { " " } else { "!" }
                 );
-                match covered {
-                    Some((i, _)) => self.seen[i] = true,
-                    None => self.unexpected.push(format!(
+                if covered.is_none() {
+                    self.unexpected.push(format!(
                         "{} {:?} ({}): only {side}: {line}",
                         c.name,
                         stream,
                         c.args.join(" ")
-                    )),
+                    ));
                 }
             }
-            // Which entries matched on which side, for the "still there" check.
+            // An entry is still true where each of its patterns matched a line of its side.
             for (i, kn) in KNOWN.iter().enumerate() {
                 if !case_matches(kn.case, c.name) || kn.stream != stream {
                     continue;
@@ -260,8 +326,8 @@ impl Suite {
                             _ => false,
                         })
                 };
-                if !(side_ok(kn.docker, true) && side_ok(kn.kiln, false)) {
-                    self.seen[i] = false;
+                if side_ok(kn.docker, true) && side_ok(kn.kiln, false) {
+                    self.seen[i] = true;
                 }
             }
         }
@@ -322,16 +388,16 @@ impl Suite {
     }
 }
 
-/// `help-*` names every case starting with `help-`.
+/// `a|b` names cases a and b, `help-*` every case starting with `help-`.
 fn case_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
+    pattern.split('|').any(|p| match p.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
-    }
+        None => p == name,
+    })
 }
 
 fn matches(pat: &str, line: &str) -> bool {
-    !pat.is_empty() && (pat == "*" || line.contains(pat))
+    !pat.is_empty() && (pat == "*" || pat.split('|').any(|p| line.contains(p)))
 }
 
 /// The flags a help text lists (`-f, --filter`, `--no-trunc`), one per line, sorted: cobra's and
@@ -341,7 +407,10 @@ fn help_flags(help: &str) -> String {
         .lines()
         .filter_map(|l| {
             let t = l.trim_start();
-            if !t.starts_with('-') {
+            let mut c = t.chars();
+            let flag = c.next() == Some('-')
+                && c.next().is_some_and(|c| c == '-' || c.is_ascii_alphanumeric());
+            if !flag {
                 return None;
             }
             let mut names: Vec<&str> = Vec::new();
@@ -487,6 +556,7 @@ fn image_cases(s: &mut Suite) {
     ));
     s.check(case("inspect-json", &["inspect", "compat/base:1"]).view(View::JsonFields));
     s.check(case("inspect-missing", &["inspect", "nosuch:1"]));
+    s.check(case("image-inspect-missing", &["image", "inspect", "nosuch:1"]));
     s.check(case("inspect-bad-template", &["inspect", "--format", "{{.Nope", "compat/app:1"]));
 
     s.check(case("history", &["history", "compat/app:1"]));
@@ -517,6 +587,8 @@ fn image_cases(s: &mut Suite) {
     s.check(case("image-prune-no", &["image", "prune"]).stdin("n\n"));
     s.check(case("image-prune-f", &["image", "prune", "-f"]));
     s.check(case("images-after-prune", &["images"]));
+    // docker prunes in map order: leave one image so that the output has one order.
+    s.check(case("rmi-old", &["rmi", "compat/old:1"]));
     s.check(case("image-prune-a-f", &["image", "prune", "-a", "-f"]));
     s.check(case("images-after-prune-a", &["images"]));
 }
@@ -596,11 +668,12 @@ fn cli_matches_docker_20_10_except_known_differences() {
         let _ = writeln!(failures, "new difference: {u}");
     }
     for (i, kn) in KNOWN.iter().enumerate() {
-        assert!(
-            s.cases.contains(&kn.case),
-            "KNOWN names case {:?}, which the suite does not run",
-            kn.case
-        );
+        for name in kn.case.split('|') {
+            assert!(
+                s.cases.iter().any(|c| case_matches(name, c)),
+                "KNOWN names case {name:?}, which the suite does not run"
+            );
+        }
         if !s.seen[i] {
             let _ = writeln!(
                 failures,

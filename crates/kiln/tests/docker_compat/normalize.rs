@@ -17,7 +17,10 @@ pub struct Mask {
 pub fn normalize(text: &str, tool: &str, mask: Mask) -> String {
     let mut out = String::new();
     for line in text.lines() {
-        let line = tool_name(line, tool);
+        // kiln has no daemon: it prints docker's message without "response from daemon"
+        // (docs/docker-compat.md).
+        let line = line.replace("Error response from daemon: ", "Error: ");
+        let line = tool_name(&line, tool);
         let line = ago(&line);
         let words: Vec<String> = split_keep(&line)
             .into_iter()
