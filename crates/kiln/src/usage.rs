@@ -9,7 +9,8 @@
 //! | too few / too many arguments | `"docker tag" requires exactly 2 arguments.`, See, Usage, about | 1 |
 //! | unknown command | `docker: 'x' is not a docker command.` / `See 'docker --help'` | 1 |
 //!
-//! kiln's own commands (`parse`, `graph`) keep clap's text and exit 2; help and version exit 0.
+//! kiln's own commands (`parse`, `graph`) keep clap's text and exit 2; help and version exit 0,
+//! and so does a command group named without its subcommand (`kiln image`), as in docker.
 //! No message names a hidden internal command (clap's suggestions would).
 
 use std::process::ExitCode;
@@ -28,6 +29,11 @@ pub fn report(e: clap::Error) -> ExitCode {
     let see = format!("See '{} --help'.", inv.path);
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        // `docker image` alone prints the group's usage (on stderr) and exits 0.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
             let _ = e.print();
             ExitCode::SUCCESS
         }

@@ -82,6 +82,8 @@ const KNOWN: &[Known] = &[
     // ---- usage and help
     k("unknown-image-command", Stderr, "*", "is not a TOOL image command|See 'TOOL image --help'", OnPurpose,
       "docker 20.10 prints the group's usage for an unknown subcommand; kiln names it (same exit 1)"),
+    k("no-command|image-no-subcommand|builder-no-subcommand", Stderr, "*", "*", OnPurpose,
+      "the usage text itself: cobra's layout and docker's commands vs clap's and kiln's (both on stderr, exit 0)"),
     k("bad-bool", Stderr, "strconv.ParseBool", "possible values: true, false", OnPurpose,
       "the reason after docker's wording is Go's parser message; kiln lists the values"),
     k("help-*", Stdout, "", "--root", OnPurpose,
@@ -597,6 +599,9 @@ fn image_cases(s: &mut Suite) {
 fn usage_cases(s: &mut Suite) {
     s.check(case("unknown-command", &["frobnicate"]));
     s.check(case("unknown-image-command", &["image", "frobnicate"]));
+    s.check(case("no-command", &[]));
+    s.check(case("image-no-subcommand", &["image"]));
+    s.check(case("builder-no-subcommand", &["builder"]));
     s.check(case("unknown-flag", &["images", "--bogus"]));
     s.check(case("unknown-short-flag", &["images", "-Z"]));
     s.check(case("unknown-build-flag", &["build", "--bogus", "."]));
