@@ -81,7 +81,10 @@ pub fn report(e: clap::Error) -> ExitCode {
                 eprintln!("flag needs an argument: {name}\n{see}");
                 return ExitCode::from(125);
             }
-            let reason = match (e.get(ContextKind::ValidValue), std::error::Error::source(&e)) {
+            let reason = match (
+                e.get(ContextKind::ValidValue),
+                std::error::Error::source(&e),
+            ) {
                 (Some(ContextValue::Strings(v)), _) => format!("possible values: {}", v.join(", ")),
                 (_, Some(src)) => src.to_string(),
                 _ => "invalid value".to_string(),
@@ -118,15 +121,12 @@ fn arity_error(inv: &Invoked) -> ExitCode {
     let plural = if n == 1 { "" } else { "s" };
     let path = &inv.path;
     let mut usage = format!("Usage:  {path}");
-    let has_flags = inv
-        .cmd
-        .get_arguments()
-        .any(|a| {
-            !a.is_positional()
-                && !a.is_global_set()
-                && !a.is_hide_set()
-                && !matches!(a.get_id().as_str(), "help" | "version")
-        });
+    let has_flags = inv.cmd.get_arguments().any(|a| {
+        !a.is_positional()
+            && !a.is_global_set()
+            && !a.is_hide_set()
+            && !matches!(a.get_id().as_str(), "help" | "version")
+    });
     if has_flags {
         usage.push_str(" [OPTIONS]");
     }

@@ -109,14 +109,20 @@ fn a_group_without_its_subcommand_prints_usage_and_exits_0() {
 fn kilns_own_commands_keep_clap_usage_errors() {
     let (code, err) = refused(&["parse", "--bogus"]);
     assert_eq!(code, 2);
-    assert!(err.starts_with("error: unexpected argument '--bogus'"), "{err}");
+    assert!(
+        err.starts_with("error: unexpected argument '--bogus'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn failures_are_prefixed_per_command_family() {
     // docker's image commands: `Error: No such image: nosuch:1`.
     let (code, err) = refused(&["history", "nosuch:1"]);
-    assert_eq!((code, err.as_str()), (1, "Error: No such image: nosuch:1\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Error: No such image: nosuch:1\n")
+    );
     // builds: BuildKit's `ERROR: ` (docker 20.10 prints this line with no prefix).
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir");

@@ -411,7 +411,8 @@ fn help_flags(help: &str) -> String {
             let t = l.trim_start();
             let mut c = t.chars();
             let flag = c.next() == Some('-')
-                && c.next().is_some_and(|c| c == '-' || c.is_ascii_alphanumeric());
+                && c.next()
+                    .is_some_and(|c| c == '-' || c.is_ascii_alphanumeric());
             if !flag {
                 return None;
             }
@@ -450,7 +451,10 @@ fn json_fields(text: &str) -> String {
                 }
             }
             serde_json::Value::String(s) if prefix.contains(".GraphDriver.Data.") => {
-                out.push(format!("{prefix} = <{}>", s.split('/').next_back().unwrap_or("")));
+                out.push(format!(
+                    "{prefix} = <{}>",
+                    s.split('/').next_back().unwrap_or("")
+                ));
             }
             other => out.push(format!("{prefix} = {other}")),
         }
@@ -513,8 +517,14 @@ fn image_cases(s: &mut Suite) {
     s.setup(
         "kiln",
         &[
-            "save", "-o", archive, "compat/base:1", "compat/app:1", "compat/app:2",
-            "compat/old:1", &dangling,
+            "save",
+            "-o",
+            archive,
+            "compat/base:1",
+            "compat/app:1",
+            "compat/app:2",
+            "compat/old:1",
+            &dangling,
         ],
         None,
     );
@@ -538,16 +548,31 @@ fn image_cases(s: &mut Suite) {
         &["images", "--format", "table {{.ID}}\t{{.Repository}}"],
     ));
     s.check(case("images-dangling", &["images", "--filter", "dangling=true"]).mask(sizes));
-    s.check(case("images-reference", &["images", "--filter", "reference=compat/app"]).mask(sizes));
+    s.check(
+        case(
+            "images-reference",
+            &["images", "--filter", "reference=compat/app"],
+        )
+        .mask(sizes),
+    );
     s.check(case("images-repository", &["images", "compat/old"]).mask(sizes));
-    s.check(case("images-label", &["images", "-q", "--filter", "label=tier=base"]));
-    s.check(case("images-bad-filter", &["images", "--filter", "colour=red"]));
+    s.check(case(
+        "images-label",
+        &["images", "-q", "--filter", "label=tier=base"],
+    ));
+    s.check(case(
+        "images-bad-filter",
+        &["images", "--filter", "colour=red"],
+    ));
 
     s.check(case(
         "inspect-config",
         &["inspect", "--format", "{{json .Config}}", "compat/app:1"],
     ));
-    s.check(case("inspect-size", &["inspect", "--format", "{{.Size}}", "compat/app:1"]));
+    s.check(case(
+        "inspect-size",
+        &["inspect", "--format", "{{.Size}}", "compat/app:1"],
+    ));
     s.check(case(
         "inspect-fields",
         &[
@@ -558,16 +583,33 @@ fn image_cases(s: &mut Suite) {
     ));
     s.check(case("inspect-json", &["inspect", "compat/base:1"]).view(View::JsonFields));
     s.check(case("inspect-missing", &["inspect", "nosuch:1"]));
-    s.check(case("image-inspect-missing", &["image", "inspect", "nosuch:1"]));
-    s.check(case("inspect-bad-template", &["inspect", "--format", "{{.Nope", "compat/app:1"]));
+    s.check(case(
+        "image-inspect-missing",
+        &["image", "inspect", "nosuch:1"],
+    ));
+    s.check(case(
+        "inspect-bad-template",
+        &["inspect", "--format", "{{.Nope", "compat/app:1"],
+    ));
 
     s.check(case("history", &["history", "compat/app:1"]));
-    s.check(case("history-no-trunc", &["history", "--no-trunc", "compat/app:1"]));
-    s.check(case("history-H-false", &["history", "-H=false", "compat/app:1"]));
+    s.check(case(
+        "history-no-trunc",
+        &["history", "--no-trunc", "compat/app:1"],
+    ));
+    s.check(case(
+        "history-H-false",
+        &["history", "-H=false", "compat/app:1"],
+    ));
     s.check(case("history-q", &["history", "-q", "compat/app:1"]));
     s.check(case(
         "history-format",
-        &["history", "--format", "{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "compat/app:1"],
+        &[
+            "history",
+            "--format",
+            "{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+            "compat/app:1",
+        ],
     ));
     s.check(case("history-missing", &["history", "nosuch:1"]));
 
@@ -575,7 +617,12 @@ fn image_cases(s: &mut Suite) {
     s.check(case("tag-bad-name", &["tag", "compat/app:1", "Bad:Name"]));
     s.check(case("tag-ok", &["tag", "compat/app:1", "compat/app:3"]));
 
-    let id = |r: &str| s.setup("kiln", &["images", "-q", r], None).stdout.trim().to_string();
+    let id = |r: &str| {
+        s.setup("kiln", &["images", "-q", r], None)
+            .stdout
+            .trim()
+            .to_string()
+    };
     let (app_id, base_id) = (id("compat/app:1"), id("compat/base:1"));
     s.check(case("rmi-missing", &["rmi", "nosuch:1"]));
     s.check(case("rmi-id-tagged-thrice", &["rmi", &app_id]));
@@ -636,7 +683,14 @@ fn build_cases(s: &mut Suite) {
         "Dockerfile",
         "FROM localhost/busybox:latest\nCOPY a.txt /a.txt\nRUN echo built > /b.txt\nCMD [\"cat\", \"/a.txt\"]\n",
     );
-    let plain = ["build", "--network=host", "--progress=plain", "-t", "compat/built:1", "."];
+    let plain = [
+        "build",
+        "--network=host",
+        "--progress=plain",
+        "-t",
+        "compat/built:1",
+        ".",
+    ];
     s.check(case("build-plain", &plain).mask(BUILD));
     s.check(case("build-plain-cached", &plain).mask(BUILD));
     s.check(case("build-quiet", &["build", "--network=host", "-q", "."]).mask(BUILD));
@@ -644,17 +698,64 @@ fn build_cases(s: &mut Suite) {
         "Dockerfile",
         "FROM localhost/busybox:latest\nRUN echo hi\nRUN exit 3\n",
     );
-    s.check(case("build-failing-run", &["build", "--network=host", "--progress=plain", "."]).mask(BUILD));
-    s.write("Dockerfile", "FROM localhost/busybox:latest\nCOPY nope /x\n");
-    s.check(case("build-failing-copy", &["build", "--network=host", "--progress=plain", "."]).mask(BUILD));
-    s.check(case("build-missing-target", &["build", "--network=host", "--progress=plain", "--target", "nope", "."]).mask(BUILD));
-    s.write("Dockerfile", "FROM localhost/busybox:latest\nFROBNICATE x\n");
-    s.check(case("build-bad-instruction", &["build", "--network=host", "--progress=plain", "."]).mask(BUILD));
-    s.check(case("build-missing-context", &["build", "--network=host", "no-such-dir"]).mask(BUILD));
+    s.check(
+        case(
+            "build-failing-run",
+            &["build", "--network=host", "--progress=plain", "."],
+        )
+        .mask(BUILD),
+    );
+    s.write(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nCOPY nope /x\n",
+    );
+    s.check(
+        case(
+            "build-failing-copy",
+            &["build", "--network=host", "--progress=plain", "."],
+        )
+        .mask(BUILD),
+    );
+    s.check(
+        case(
+            "build-missing-target",
+            &[
+                "build",
+                "--network=host",
+                "--progress=plain",
+                "--target",
+                "nope",
+                ".",
+            ],
+        )
+        .mask(BUILD),
+    );
+    s.write(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nFROBNICATE x\n",
+    );
+    s.check(
+        case(
+            "build-bad-instruction",
+            &["build", "--network=host", "--progress=plain", "."],
+        )
+        .mask(BUILD),
+    );
+    s.check(
+        case(
+            "build-missing-context",
+            &["build", "--network=host", "no-such-dir"],
+        )
+        .mask(BUILD),
+    );
 
     s.check(case("system-df", &["system", "df"]).mask(BUILD));
     s.check(case("builder-prune-f", &["builder", "prune", "-f"]).mask(BUILD));
-    s.check(case("builder-prune-no", &["builder", "prune"]).stdin("n\n").mask(BUILD));
+    s.check(
+        case("builder-prune-no", &["builder", "prune"])
+            .stdin("n\n")
+            .mask(BUILD),
+    );
     s.check(case("system-df-after-prune", &["system", "df"]).mask(BUILD));
 }
 

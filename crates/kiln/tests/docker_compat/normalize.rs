@@ -116,7 +116,11 @@ fn split_keep(line: &str) -> Vec<String> {
 }
 
 fn word(w: &str, mask: Mask) -> String {
-    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let hex = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     if mask.ids && (w.len() == 12 || w.len() == 64) && hex(w) {
         return "<ID>".into();
     }
@@ -251,7 +255,11 @@ fn normalizer_masks_times_ids_and_the_tool_name() {
         "t1  latest   <ID>   <AGO>   <SIZE>\n"
     );
     assert_eq!(
-        normalize("See 'docker images --help'. docker.io/library/x", "docker", m),
+        normalize(
+            "See 'docker images --help'. docker.io/library/x",
+            "docker",
+            m
+        ),
         "See 'TOOL images --help'. docker.io/library/x\n"
     );
     assert_eq!(
