@@ -126,6 +126,20 @@ const KNOWN: &[Known] = &[
       "Error: invalid reference format: \"Bad:Name\"", Pending("cmd_image/manage.rs"), "docker's wording for a bad tag"),
     k("image-prune-no", Stdout, "[y/N] Total reclaimed space: 0B", "[y/N]", Pending("cmd_image/manage.rs"),
       "docker prints Total reclaimed space: 0B after a refused prompt"),
+    // An image other images were built on, when docker recorded the parent (its classic
+    // builder): by ID docker refuses, even with -f; by tag it only untags.
+    k("rmi-parent-by-id", Stdout, "", "Untagged: compat/parent:1|Deleted: sha256:<ID>", Pending("cmd_image/manage.rs"),
+      "issue 14 item 4: refuse to remove an image with dependent child images"),
+    k("rmi-parent-by-id", Stderr, "Error: conflict: unable to delete <ID> (cannot be forced) - image has dependent child images", "",
+      Pending("cmd_image/manage.rs"), "issue 14 item 4: docker's message"),
+    k("rmi-parent-by-id", Exit, "exit 1", "exit 0", Pending("cmd_image/manage.rs"), "issue 14 item 4"),
+    k("rmi-f-parent-by-id", Stderr, "(cannot be forced) - image has dependent child images", "Error: No such image: <ID>",
+      Pending("cmd_image/manage.rs"), "-f does not force it either (kiln had removed it in the case before)"),
+    k("rmi-parent-tag", Stdout, "Untagged: compat/parent:1", "", Pending("cmd_image/manage.rs"),
+      "follows from rmi-parent-by-id (kiln had removed the image)"),
+    k("rmi-parent-tag", Stderr, "", "Error: No such image: compat/parent:1", Pending("cmd_image/manage.rs"),
+      "follows from rmi-parent-by-id"),
+    k("rmi-parent-tag", Exit, "exit 0", "exit 1", Pending("cmd_image/manage.rs"), "follows from rmi-parent-by-id"),
     // ---- builds (IDs, sizes, durations and step numbers masked)
     k("build-plain|build-plain-cached|build-failing-run|build-failing-copy", Stderr, "*", "*", Pending("progress.rs"),
       "issue 14 item 3: plain progress as BuildKit prints it (blank lines, [1/3] names, exporting to image, ------ error block)"),
@@ -216,6 +230,8 @@ struct Suite {
     /// (KNOWN index) entries whose difference showed.
     seen: Vec<bool>,
     cases: Vec<&'static str>,
+    /// `@id:` arguments resolved so far, by (tool, reference).
+    ids: std::cell::RefCell<std::collections::HashMap<(String, String), String>>,
 }
 
 impl Suite {
@@ -229,7 +245,8 @@ impl Suite {
                 .env_remove("BUILDKIT_PROGRESS");
             cmd
         };
-        cmd.args(&c.args)
+        let args: Vec<String> = c.args.iter().map(|a| self.resolve(tool, a)).collect();
+        cmd.args(&args)
             .current_dir(&self.ctx)
             .env("NO_COLOR", "1")
             .stdin(if c.stdin.is_some() {
@@ -335,6 +352,24 @@ impl Suite {
         }
     }
 
+    /// `@id:REF` → the ID REF had in this tool's store when first asked (for images the tools
+    /// built apart, whose IDs differ; kept, so that a case can name an image an earlier one
+    /// removed); any other argument as it is.
+    fn resolve(&self, tool: &str, arg: &str) -> String {
+        let Some(r) = arg.strip_prefix("@id:") else {
+            return arg.to_string();
+        };
+        let key = (tool.to_string(), r.to_string());
+        if let Some(id) = self.ids.borrow().get(&key) {
+            return id.clone();
+        }
+        let id = self.setup(tool, &["images", "-q", r], None).stdout;
+        let id = id.trim().to_string();
+        assert!(!id.is_empty(), "no image {r} in {tool}");
+        self.ids.borrow_mut().insert(key, id.clone());
+        id
+    }
+
     /// Asserts on the same setup command in both tools (not a comparison).
     fn setup(&self, tool: &str, args: &[&str], stdin: Option<&'static str>) -> Outcome {
         let c = Case {
@@ -380,6 +415,32 @@ impl Suite {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A parent and a child image built by both tools, docker's with its classic builder: only
+    /// that builder records the parent, which makes docker refuse to remove it.
+    fn parent_and_child(&self) {
+        for (tag, dockerfile) in [
+            ("compat/parent:1", "FROM localhost/busybox:latest\nRUN echo p > /p\n"),
+            ("compat/child:1", "FROM compat/parent:1\nRUN echo c > /c\n"),
+        ] {
+            self.write("Dockerfile", dockerfile);
+            let args = ["build", "--network=host", "-q", "-t", tag, "."];
+            self.setup("kiln", &args, None);
+            let out = self
+                .docker
+                .cli()
+                .env("DOCKER_BUILDKIT", "0")
+                .args(args)
+                .current_dir(&self.ctx)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker classic build of {tag}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// The busybox base, by the same ID, in both.
@@ -483,6 +544,7 @@ fn start() -> Suite {
         unexpected: Vec::new(),
         seen: vec![false; KNOWN.len()],
         cases: Vec::new(),
+        ids: Default::default(),
     };
     s.load_base();
     s
@@ -748,6 +810,19 @@ fn build_cases(s: &mut Suite) {
         )
         .mask(BUILD),
     );
+
+    s.parent_and_child();
+    for tool in ["docker", "kiln"] {
+        s.resolve(tool, "@id:compat/parent:1");
+    }
+    let ids = Mask {
+        ids: true,
+        ..Mask::default()
+    };
+    s.check(case("rmi-parent-by-id", &["rmi", "@id:compat/parent:1"]).mask(ids));
+    s.check(case("rmi-f-parent-by-id", &["rmi", "-f", "@id:compat/parent:1"]).mask(ids));
+    s.check(case("rmi-parent-tag", &["rmi", "compat/parent:1"]).mask(ids));
+    s.check(case("images-after-parent-untag", &["images"]).mask(BUILD));
 
     s.check(case("system-df", &["system", "df"]).mask(BUILD));
     s.check(case("builder-prune-f", &["builder", "prune", "-f"]).mask(BUILD));
