@@ -106,6 +106,8 @@ const KNOWN: &[Known] = &[
     k("image-prune-f|image-prune-a-f", Stdout, "Total reclaimed space:", "Total reclaimed space:",
       Pending("cmd_image/manage.rs, kiln-store"), "reclaimed space as docker counts it (4B / 1.987MB)"),
     // ---- image commands
+    k("load-again|load-again-q", Stdout, "Loaded image ID: sha256:", "", OnPurpose,
+      "docker 20.10 prints every entry's ID when the archive's last entry has no tag (its counter of tags is reset per entry); kiln prints the untagged entry's"),
     k("images-bad-filter", Stderr, "Error: Invalid filter 'colour'", "Error: invalid filter 'colour'",
       Pending("cmd_image/list.rs"), "docker capitalizes Invalid"),
     k("inspect-config", Stdout, "{\"Hostname\"", "{\"AttachStderr\"", Pending("cmd_image/inspect.rs"),
@@ -421,7 +423,10 @@ impl Suite {
     /// that builder records the parent, which makes docker refuse to remove it.
     fn parent_and_child(&self) {
         for (tag, dockerfile) in [
-            ("compat/parent:1", "FROM localhost/busybox:latest\nRUN echo p > /p\n"),
+            (
+                "compat/parent:1",
+                "FROM localhost/busybox:latest\nRUN echo p > /p\n",
+            ),
             ("compat/child:1", "FROM compat/parent:1\nRUN echo c > /c\n"),
         ] {
             self.write("Dockerfile", dockerfile);
@@ -591,6 +596,9 @@ fn image_cases(s: &mut Suite) {
         None,
     );
     s.setup("docker", &["load", "-i", archive], None);
+    // Loading what is already there again: the same messages, in the archive's order.
+    s.check(case("load-again", &["load", "-i", archive]));
+    s.check(case("load-again-q", &["load", "-q", "-i", archive]));
     let sizes = Mask {
         sizes: true,
         ..Mask::default()
@@ -756,6 +764,41 @@ fn build_cases(s: &mut Suite) {
     s.check(case("build-plain", &plain).mask(BUILD));
     s.check(case("build-plain-cached", &plain).mask(BUILD));
     s.check(case("build-quiet", &["build", "--network=host", "-q", "."]).mask(BUILD));
+    s.write(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS installer\nARG GREETING=hello\nRUN echo \"$GREETING\" > /g\n\
+         FROM localhost/busybox:latest\nCOPY --from=installer /g /g\n",
+    );
+    s.check(
+        case(
+            "build-quiet-target-arg",
+            &[
+                "build",
+                "--network=host",
+                "-q",
+                "--target",
+                "installer",
+                "--build-arg",
+                "GREETING=hi",
+                ".",
+            ],
+        )
+        .mask(BUILD),
+    );
+    s.check(
+        case(
+            "build-unused-build-arg",
+            &[
+                "build",
+                "--network=host",
+                "-q",
+                "--build-arg",
+                "NOPE=1",
+                ".",
+            ],
+        )
+        .mask(BUILD),
+    );
     s.write(
         "Dockerfile",
         "FROM localhost/busybox:latest\nRUN echo hi\nRUN exit 3\n",
