@@ -8,6 +8,7 @@ mod cmd_image;
 mod cmd_internal;
 mod global;
 mod progress;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -43,13 +44,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage::report(e),
     };
+    let family = Family::of(&cli.command);
     if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
         // Before any thread exists: every mount the build makes dies with this process.
         if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {
             eprintln!(
-                "error: kiln build needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}"
+                "{}kiln build needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}",
+                family.prefix()
             );
             return ExitCode::FAILURE;
         }
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            eprintln!("{}{e:#}", family.prefix());
             if suggests_store_damage(&e) {
                 eprintln!("{STORE_DAMAGE_HINT}");
             }
@@ -76,57 +79,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command line clap refused, reported as docker reports it: an unknown flag is
-/// `unknown flag: --x` / `See 'kiln build --help'.` with exit 125, an unknown command
-/// `kiln: 'x' is not a kiln command.` with exit 1 and no suggestion (clap's would name hidden
-/// internal commands); other usage errors keep clap's text and exit 2; help and version exit 0.
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let value = |kind| match e.get(kind) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        _ => None,
-    };
-    match e.kind() {
-        ErrorKind::UnknownArgument => {
-            let flag = value(ContextKind::InvalidArg).unwrap_or_default();
-            let flag = flag
-                .split_once('=')
-                .map_or(flag.as_str(), |(f, _)| f)
-                .to_string();
-            eprintln!("unknown flag: {flag}\nSee '{} --help'.", command_path());
-            ExitCode::from(125)
-        }
-        ErrorKind::InvalidSubcommand => {
-            let name = value(ContextKind::InvalidSubcommand).unwrap_or_default();
-            let path = command_path();
-            eprintln!("{path}: '{name}' is not a {path} command.\nSee '{path} --help'");
-            ExitCode::FAILURE
-        }
-        _ => {
-            let _ = e.print();
-            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
-        }
-    }
+/// Whose conventions a command's failures follow (docs/docker-compat.md, "Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// `build`: BuildKit's `ERROR: ...` (what buildx, docker's builder since 23.0, prints; 20.10
+    /// printed most build errors with no prefix at all, which no log search can find).
+    Build,
+    /// docker's CLI commands (images, builder, system): `Error: ...`, as docker prints
+    /// `Error: No such image` and `Error response from daemon: ...` (kiln has no daemon).
+    Docker,
+    /// kiln's own Dockerfile tools (`parse`, `graph`): `error: ...` like their rustc-style
+    /// diagnostics and clap's usage errors.
+    Kiln,
 }
 
-/// `kiln` and the subcommands named on the command line (`kiln image prune`).
-fn command_path() -> String {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    let mut path = vec!["kiln".to_string()];
-    for arg in std::env::args().skip(1) {
-        if arg.starts_with('-') {
-            continue;
-        }
-        match cmd.find_subcommand(&arg) {
-            Some(sub) if !sub.is_hide_set() => {
-                path.push(arg.clone());
-                cmd = sub.clone();
-            }
-            _ => break,
+impl Family {
+    fn of(cmd: &Command) -> Family {
+        match cmd {
+            Command::Build(_) => Family::Build,
+            Command::Dockerfile(_) => Family::Kiln,
+            Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
         }
     }
-    path.join(" ")
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::Build => "ERROR: ",
+            Family::Docker => "Error: ",
+            Family::Kiln => "error: ",
+        }
+    }
 }
 
 /// Printed after an error that means the store's content is damaged.
