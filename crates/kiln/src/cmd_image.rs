@@ -1,7 +1,7 @@
 //! Image commands with docker's flags and output: `load`, `save`, `images` / `image ls`,
 //! `tag`, `rmi` / `image rm`, `image prune`, `inspect` / `image inspect`, `history`, and
 //! `system df|prune|check`. Errors print as `Error: ...` (docker's text without "response
-//! from daemon") and exit 1; usage errors exit 2 (clap).
+//! from daemon") and exit 1; usage errors exit as docker's (1 for a wrong number of arguments, 125 for flags; `usage.rs`).
 
 pub mod gotemplate;
 mod inspect;
