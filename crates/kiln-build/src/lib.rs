@@ -36,6 +36,7 @@ pub mod signals;
 pub mod solve;
 mod ssh;
 mod state;
+pub mod stepname;
 mod unpack;
 
 pub use engine::build;

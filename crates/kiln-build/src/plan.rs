@@ -9,10 +9,11 @@ use std::sync::Arc;
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
 use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
-use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType};
+use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
 
 use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
 use crate::error::{BuildError, Result};
+use crate::stepname::{Echo, display_command};
 
 /// A base image as the store knows it.
 #[derive(Debug, Clone)]
@@ -235,27 +236,17 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         .collect();
     let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
     stages.sort_by_key(|s| s.first_step);
-    let n_steps = p.plan_steps.len();
-    // Number each stage's steps `[stage k/n]` now that every stage is planned.
-    let mut steps = p.plan_steps;
-    for st in &stages {
-        let ids: Vec<usize> = (st.first_step..=st.last_step)
-            .filter(|&i| steps[i].stage == st.index)
-            .collect();
-        let n = ids.len();
-        for (k, &i) in ids.iter().enumerate() {
-            steps[i].name = format!("[{} {}/{}] {}", st.display, k + 1, n, steps[i].name);
-        }
-    }
-    debug_assert!(steps.len() == n_steps);
-    Ok(Plan {
-        steps,
+    let mut plan = Plan {
+        steps: p.plan_steps,
         stages,
         images: p.resolved,
         target: graph.target,
         skipped,
         graph,
-    })
+    };
+    // Number each stage's steps `[stage k/n]` now that every stage is planned.
+    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
+    Ok(plan)
 }
 
 fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
@@ -291,6 +282,17 @@ impl Planner<'_> {
         let i = self.resolved.len() - 1;
         self.by_ref.insert(reference.to_string(), i);
         Ok(i)
+    }
+
+    /// `ins` as the progress view shows it (see [`crate::stepname::display_command`]).
+    fn display_name(&self, ins: &Instruction, sev: &StageEval<'_>, echo: Echo) -> String {
+        // Most instructions have nothing to expand: skip copying the environment for them.
+        let env = if ins.original.contains('$') {
+            sev.run_env()
+        } else {
+            Vec::new()
+        };
+        display_command(&ins.original, &env, self.df.escape, echo)
     }
 
     fn push(&mut self, mut step: Step) -> StepIndex {
@@ -429,6 +431,8 @@ impl Planner<'_> {
             stage: si,
             name: match (&node.base, replaced) {
                 (Base::Image { reference }, true) => format!("FROM {reference} (build context)"),
+                // BuildKit shows the base as it resolved (`FROM ${BASE}` → `FROM node:18`).
+                (Base::Image { reference }, false) => format!("FROM {reference}"),
                 _ => format!("FROM {}", stage.from_cmd().image),
             },
             line: stage.span.line,
@@ -568,9 +572,10 @@ impl Planner<'_> {
                     let path = join_workdir(&cur, &w.path);
                     rc.working_dir = Some(path.clone());
                     let user = rc.user.clone().filter(|u| !u.is_empty());
+                    let name = self.display_name(ins, &sev, Echo::File);
                     let s = self.push(Step {
                         stage: si,
-                        name: x.original.trim().to_string(),
+                        name,
                         line: x.span.line,
                         op: Op::Mkdir { path, user },
                         parent: Some(last),
@@ -644,9 +649,10 @@ impl Planner<'_> {
                         scripts,
                         args_used,
                     };
+                    let name = self.display_name(ins, &sev, Echo::Run);
                     let s = self.push(Step {
                         stage: si,
-                        name: x.original.trim().to_string(),
+                        name,
                         line: x.span.line,
                         op: Op::Run(Box::new(op)),
                         parent: Some(last),
@@ -675,7 +681,8 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let s = self.push_copy(si, x, last, op, from);
+                    let name = self.display_name(ins, &sev, Echo::File);
+                    let s = self.push_copy(si, x, name, last, op, from);
                     last = s;
                     layer_step = Some(s);
                 }
@@ -697,7 +704,9 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let s = self.push_copy(si, x, last, op, CopyFrom::Context(LocalDir::Main));
+                    let name = self.display_name(ins, &sev, Echo::File);
+                    let s =
+                        self.push_copy(si, x, name, last, op, CopyFrom::Context(LocalDir::Main));
                     last = s;
                     layer_step = Some(s);
                 }
@@ -731,6 +740,7 @@ impl Planner<'_> {
         &mut self,
         si: usize,
         x: &Instruction,
+        name: String,
         last: StepIndex,
         op: CopyOp,
         from: CopyFrom,
@@ -741,7 +751,7 @@ impl Planner<'_> {
         }
         self.push(Step {
             stage: si,
-            name: x.original.trim().to_string(),
+            name,
             line: x.span.line,
             op: Op::Copy(Box::new(op)),
             parent: Some(last),
