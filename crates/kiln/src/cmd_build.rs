@@ -53,7 +53,7 @@ pub struct BuildArgs {
     /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Progress output: auto, plain, tty, quiet.
+    /// Progress output: auto, plain, tty, quiet, rawjson (default: $BUILDKIT_PROGRESS, else auto).
     #[arg(long, default_value = "auto")]
     pub progress: String,
     /// Print only the image ID.

@@ -25,8 +25,8 @@ pub struct Vertex {
     pub elapsed: Option<Duration>,
     pub cached: bool,
     pub error: Option<String>,
-    /// The last lines the step printed, for the error box (BuildKit keeps ten).
-    pub tail: Vec<String>,
+    /// The last lines the step printed and when, for the error box (BuildKit keeps ten).
+    pub tail: Vec<(SystemTime, String)>,
     pub statuses: Vec<Status>,
 }
 
@@ -211,7 +211,7 @@ impl Trace {
             self.partial.insert(step, last);
         }
         let v = &mut self.vertexes[vi];
-        v.tail.extend(lines.iter().cloned());
+        v.tail.extend(lines.iter().map(|l| (now, l.clone())));
         let excess = v.tail.len().saturating_sub(TAIL_LINES);
         v.tail.drain(..excess);
         let mut out = vec![Update::Bytes(vi, data, now)];
@@ -226,7 +226,7 @@ impl Trace {
         let mut out = Vec::new();
         for (step, line) in std::mem::take(&mut self.partial) {
             if let Some(vi) = self.step_vertex.get(step).copied().flatten() {
-                self.vertexes[vi].tail.push(line.clone());
+                self.vertexes[vi].tail.push((now, line.clone()));
                 out.push(Update::Log(vi, vec![line], now));
             }
         }
@@ -382,6 +382,7 @@ mod tests {
             data: b"c\n".to_vec(),
         });
         assert!(matches!(&u[1], Update::Log(0, l, _) if l == &["bc"]));
-        assert_eq!(t.vertexes[0].tail, ["a", "bc"]);
+        let tail: Vec<&str> = t.vertexes[0].tail.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(tail, ["a", "bc"]);
     }
 }

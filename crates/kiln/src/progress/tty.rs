@@ -21,6 +21,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use super::View;
+use super::plain::timestamp;
 use super::trace::{Trace, Update};
 
 const BLUE: &str = "\x1b[34m";
@@ -138,8 +139,8 @@ impl<W: Write> Tty<W> {
         for v in &t.vertexes {
             if v.error.is_some() {
                 let _ = writeln!(self.w, "------\n > {}:", v.name);
-                for l in &v.tail {
-                    let _ = writeln!(self.w, "#{} {l}", v.number);
+                for (at, l) in &v.tail {
+                    let _ = writeln!(self.w, "#{} {} {l}", v.number, timestamp(v, *at));
                 }
                 let _ = writeln!(self.w, "------");
             }
@@ -192,6 +193,7 @@ fn jobs(t: &Trace, now: SystemTime, width: usize) -> Vec<Job> {
             let skip = v.tail.len().saturating_sub(TERM_HEIGHT);
             v.tail[skip..]
                 .iter()
+                .map(|(_, l)| l)
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| l.chars().take(w).collect())
                 .collect()
