@@ -140,6 +140,7 @@ impl<W: Write> Tty<W> {
             if v.error.is_some() {
                 let _ = writeln!(self.w, "------\n > {}:", v.name);
                 for (at, l) in &v.tail {
+                    let l = kiln_build::event::clip(l);
                     let _ = writeln!(self.w, "#{} {} {l}", v.number, timestamp(v, *at));
                 }
                 let _ = writeln!(self.w, "------");
