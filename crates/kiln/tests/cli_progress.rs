@@ -50,7 +50,9 @@ fn is_digest(s: &str) -> bool {
 fn is_done(s: &str) -> bool {
     s.strip_prefix("DONE ")
         .and_then(|t| t.strip_suffix('s'))
-        .is_some_and(|t| t.parse::<f64>().is_ok() && t.contains('.') && t.split('.').nth(1).unwrap().len() == 1)
+        .is_some_and(|t| {
+            t.parse::<f64>().is_ok() && t.contains('.') && t.split('.').nth(1).unwrap().len() == 1
+        })
 }
 
 const ONE_STAGE: &str = "FROM localhost/busybox:latest\n\
@@ -92,7 +94,8 @@ fn plain_output_has_buildkits_blocks_names_and_endings() {
     let run = &blocks(&err)[3].1;
     assert!(
         run.iter()
-            .any(|l| l.ends_with(" hello from") && l.split(' ').next().unwrap().parse::<f64>().is_ok()),
+            .any(|l| l.ends_with(" hello from")
+                && l.split(' ').next().unwrap().parse::<f64>().is_ok()),
         "{run:?}"
     );
     assert!(run.iter().any(|l| l.ends_with(" content")), "{run:?}");
@@ -102,7 +105,12 @@ fn plain_output_has_buildkits_blocks_names_and_endings() {
         export[0],
         "sha256:e8c613e07b0b7ff33893b694f7759a10d42e180f2b4dc349fb57dc6b71dcab00"
     );
-    assert!(export.iter().any(|l| l.starts_with("exporting layers") && l.ends_with(" done")), "{export:?}");
+    assert!(
+        export
+            .iter()
+            .any(|l| l.starts_with("exporting layers") && l.ends_with(" done")),
+        "{export:?}"
+    );
     assert!(
         export
             .iter()
@@ -113,7 +121,10 @@ fn plain_output_has_buildkits_blocks_names_and_endings() {
         export.contains(&"naming to docker.io/library/progress-one done".to_string()),
         "{export:?}"
     );
-    assert!(!err.contains("FINISHED") && !err.contains("built in"), "{err}");
+    assert!(
+        !err.contains("FINISHED") && !err.contains("built in"),
+        "{err}"
+    );
 
     // Rebuilt: every instruction CACHED, the base image and the export DONE.
     let err = c.build_ok(&["-t", "progress-one:v2", "--build-arg", "GREETING=hello"]);
@@ -123,7 +134,10 @@ fn plain_output_has_buildkits_blocks_names_and_endings() {
         .collect();
     assert_eq!(ends[1..4], ["CACHED", "CACHED", "CACHED"], "{err}");
     assert!(is_done(&ends[0]) && is_done(&ends[4]), "{err}");
-    assert!(err.contains("naming to docker.io/library/progress-one:v2 done"), "{err}");
+    assert!(
+        err.contains("naming to docker.io/library/progress-one:v2 done"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -167,7 +181,10 @@ fn multi_stage_names_count_from_the_first_instruction_and_share_the_base() {
     }
     c.file("Dockerfile", &df);
     let err = c.build_ok(&[]);
-    assert!(err.contains("#1 [ 1/10] FROM localhost/busybox:latest"), "{err}");
+    assert!(
+        err.contains("#1 [ 1/10] FROM localhost/busybox:latest"),
+        "{err}"
+    );
     assert!(err.contains("[10/10] RUN echo 8"), "{err}");
 }
 
@@ -182,9 +199,7 @@ fn a_failing_run_shows_its_step_box_and_dockerfile_line_and_never_finishes() {
     let (code, _, err) = c.build(&["-t", "never-made"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains(
-            "#3 [3/4] RUN echo about to fail && exit 3\n#3 sha256:"
-        ),
+        err.contains("#3 [3/4] RUN echo about to fail && exit 3\n#3 sha256:"),
         "{err}"
     );
     assert!(
@@ -198,7 +213,11 @@ fn a_failing_run_shows_its_step_box_and_dockerfile_line_and_never_finishes() {
         ),
         "{err}"
     );
-    assert!(err.trim_end().ends_with("did not complete successfully: exit code: 3"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("did not complete successfully: exit code: 3"),
+        "{err}"
+    );
     assert!(err.contains("\nERROR: failed to solve: process"), "{err}");
     assert!(!err.contains("[4/4] RUN echo never\n#"), "{err}");
     for never in ["exporting to image", "naming to", "FINISHED", "built"] {
@@ -216,12 +235,24 @@ fn a_failing_copy_shows_its_step_box_and_dockerfile_line_like_a_run() {
     );
     let (code, _, err) = c.build(&[]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("\n#3 [3/4] COPY missing.txt /x\n#3 sha256:"), "{err}");
+    assert!(
+        err.contains("\n#3 [3/4] COPY missing.txt /x\n#3 sha256:"),
+        "{err}"
+    );
     assert!(err.contains("#3 ERROR: "), "{err}");
-    assert!(err.contains("------\n > [3/4] COPY missing.txt /x:\n------\n"), "{err}");
-    assert!(err.contains("Dockerfile:3\n--------------------\n"), "{err}");
+    assert!(
+        err.contains("------\n > [3/4] COPY missing.txt /x:\n------\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Dockerfile:3\n--------------------\n"),
+        "{err}"
+    );
     assert!(err.contains("   3 | >>> COPY missing.txt /x\n"), "{err}");
-    assert!(err.contains("ERROR: failed to solve: ") && err.contains("missing.txt"), "{err}");
+    assert!(
+        err.contains("ERROR: failed to solve: ") && err.contains("missing.txt"),
+        "{err}"
+    );
     for never in ["exporting to image", "FINISHED", "built"] {
         assert!(!err.contains(never), "{never:?} after an error:\n{err}");
     }
@@ -298,7 +329,11 @@ fn rawjson_is_one_solve_status_per_line_and_buildkit_progress_is_honoured() {
             .clone()
     };
     let run = last("[2/2] RUN echo from-the-step");
-    for v in [last("[1/2] FROM localhost/busybox:latest"), run.clone(), last("exporting to image")] {
+    for v in [
+        last("[1/2] FROM localhost/busybox:latest"),
+        run.clone(),
+        last("exporting to image"),
+    ] {
         assert!(is_digest(v["digest"].as_str().unwrap()), "{v}");
         for k in ["started", "completed"] {
             let t = v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}"));
@@ -306,9 +341,11 @@ fn rawjson_is_one_solve_status_per_line_and_buildkit_progress_is_honoured() {
         }
     }
     assert!(
-        statuses.iter().any(|s| s["id"] == "naming to docker.io/library/raw"
-            && s["completed"].is_string()
-            && s["vertex"] == last("exporting to image")["digest"]),
+        statuses
+            .iter()
+            .any(|s| s["id"] == "naming to docker.io/library/raw"
+                && s["completed"].is_string()
+                && s["vertex"] == last("exporting to image")["digest"]),
         "{statuses:?}"
     );
     let printed: Vec<u8> = logs
@@ -319,16 +356,26 @@ fn rawjson_is_one_solve_status_per_line_and_buildkit_progress_is_honoured() {
     assert_eq!(String::from_utf8_lossy(&printed), "from-the-step\n");
 
     // --progress beats the variable; quiet says nothing; a bad value is named.
-    let out = build_env(&c, &[("BUILDKIT_PROGRESS", "rawjson")], &["--progress=plain"]);
+    let out = build_env(
+        &c,
+        &[("BUILDKIT_PROGRESS", "rawjson")],
+        &["--progress=plain"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.starts_with("#1 [1/2] FROM"), "{err}");
+    assert!(
+        out.status.success() && err.starts_with("#1 [1/2] FROM"),
+        "{err}"
+    );
     let out = build_env(&c, &[("BUILDKIT_PROGRESS", "quiet")], &[]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let out = build_env(&c, &[("BUILDKIT_PROGRESS", "fancy")], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("invalid value \"fancy\" passed to BUILDKIT_PROGRESS"), "{err}");
+    assert!(
+        err.contains("invalid value \"fancy\" passed to BUILDKIT_PROGRESS"),
+        "{err}"
+    );
     let out = build_env(&c, &[], &["--progress=fancy"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -336,7 +383,10 @@ fn rawjson_is_one_solve_status_per_line_and_buildkit_progress_is_honoured() {
     // tty without a terminal is plain, as docker 20.10 has it.
     let out = build_env(&c, &[], &["--progress=tty"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.starts_with("#1 [1/2] FROM") && !err.contains('\x1b'), "{err}");
+    assert!(
+        out.status.success() && err.starts_with("#1 [1/2] FROM") && !err.contains('\x1b'),
+        "{err}"
+    );
 }
 
 /// Runs `kiln build --progress=tty ARGS` on a pseudo-terminal of 100x40 through util-linux
@@ -386,16 +436,25 @@ fn tty_view_counts_to_the_total_in_colour_unless_no_color() {
     let (code, text) = build_on_pty(&c, &[], "-t ttyview");
     assert_eq!(code, 0, "{text}");
     // 3 steps + exporting to image: the counter reaches the total, then FINISHED.
-    assert!(text.contains("[+] Building ") && text.contains(" (4/4) FINISHED"), "{text}");
+    assert!(
+        text.contains("[+] Building ") && text.contains(" (4/4) FINISHED"),
+        "{text}"
+    );
     assert!(text.contains(" => [2/3] RUN echo one"), "{text}");
-    assert!(text.contains(" => => naming to docker.io/library/ttyview"), "{text}");
+    assert!(
+        text.contains(" => => naming to docker.io/library/ttyview"),
+        "{text}"
+    );
     assert!(has_colour(&text), "{text:?}");
     // Lines fill the terminal's width (one column short, as BuildKit's).
     let line = text
         .split(['\n', '\r'])
         .find(|l| l.contains(" => [2/3] RUN echo one"))
         .unwrap();
-    let visible: String = line.replace("\x1b[34m", "").replace("\x1b[2m", "").replace("\x1b[0m", "");
+    let visible: String = line
+        .replace("\x1b[34m", "")
+        .replace("\x1b[2m", "")
+        .replace("\x1b[0m", "");
     assert_eq!(visible.chars().count(), 99, "{visible:?}");
     // Rebuilt: CACHED steps.
     let (code, text) = build_on_pty(&c, &[("NO_COLOR", "1")], "");
@@ -411,8 +470,14 @@ fn tty_view_counts_to_the_total_in_colour_unless_no_color() {
     );
     let (code, text) = build_on_pty(&c, &[], "");
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("\x1b[31m => ERROR [3/3] RUN echo bad-luck && exit 2"), "{text:?}");
-    assert!(text.contains(" > [3/3] RUN echo bad-luck && exit 2:"), "{text}");
+    assert!(
+        text.contains("\x1b[31m => ERROR [3/3] RUN echo bad-luck && exit 2"),
+        "{text:?}"
+    );
+    assert!(
+        text.contains(" > [3/3] RUN echo bad-luck && exit 2:"),
+        "{text}"
+    );
     assert!(text.contains("bad-luck"), "{text}");
     // A failed step is finished too: the count is complete, but nothing says FINISHED.
     assert!(text.contains(" (3/3) "), "{text}");
@@ -430,7 +495,11 @@ fn shared_busybox(dir: &Path) -> PathBuf {
         .arg("localhost/kiln-progress-busybox:latest")
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     out
 }
 
@@ -452,8 +521,12 @@ fn normalize(err: &str) -> Vec<String> {
             out.push(line.to_string());
             continue;
         }
-        let Some(rest) = line.strip_prefix('#') else { continue };
-        let Some((n, body)) = rest.split_once(' ') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((n, body)) = rest.split_once(' ') else {
+            continue;
+        };
         if body.starts_with("[internal]") {
             internal.push(n.to_string());
         }
@@ -482,7 +555,13 @@ fn normalize(err: &str) -> Vec<String> {
         } else if words[0].parse::<f64>().is_ok() {
             format!("TIME {}", words[1..].join(" "))
         } else if body.starts_with("DONE ") || body == "CACHED" {
-            if from { "END".into() } else if body == "CACHED" { body.into() } else { "DONE".into() }
+            if from {
+                "END".into()
+            } else if body == "CACHED" {
+                body.into()
+            } else {
+                "DONE".into()
+            }
         } else if body.starts_with("ERROR: ") {
             "ERROR".into()
         } else if body == "exporting layers" {
@@ -553,9 +632,17 @@ fn plain_output_matches_docker_buildkit_line_by_line() {
         .arg(&archive)
         .output()
         .unwrap();
-    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
     let load = c.kiln(&["load", "-q", "-i", archive.to_str().unwrap()]);
-    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
     // A fresh value, so that dockerd's cache holds none of these steps at first.
     let nonce = format!(
         "{}-{}",
@@ -601,7 +688,10 @@ fn plain_output_matches_docker_buildkit_line_by_line() {
             let mut kargs = vec!["--jobs", "1"];
             kargs.extend_from_slice(&args);
             let (kcode, _, kerr) = c.build(&kargs);
-            assert_eq!(kcode, dcode, "{what}: exit codes\ndocker:\n{derr}\nkiln:\n{kerr}");
+            assert_eq!(
+                kcode, dcode,
+                "{what}: exit codes\ndocker:\n{derr}\nkiln:\n{kerr}"
+            );
             let (mut d, mut k) = (normalize(&derr), normalize(&kerr));
             if run > 0 {
                 // All cached: BuildKit finishes them at one instant and prints (and numbers)

@@ -50,7 +50,10 @@ impl<W: Write> Plain<W> {
                         (Some(e), _) => format!("#{n} ERROR: {e}"),
                         (None, true) => format!("#{n} CACHED"),
                         (None, false) => {
-                            format!("#{n} DONE {:.1}s", v.duration(SystemTime::now()).as_secs_f64())
+                            format!(
+                                "#{n} DONE {:.1}s",
+                                v.duration(SystemTime::now()).as_secs_f64()
+                            )
                         }
                     };
                     self.line(end);

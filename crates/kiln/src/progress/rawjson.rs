@@ -22,7 +22,9 @@ impl<W: Write> RawJson<W> {
 
     fn event(&mut self, t: &Trace, u: &Update) {
         let obj = match u {
-            Update::Planned => json!({ "vertexes": t.vertexes.iter().map(vertex).collect::<Vec<_>>() }),
+            Update::Planned => {
+                json!({ "vertexes": t.vertexes.iter().map(vertex).collect::<Vec<_>>() })
+            }
             Update::Vertex(vi) => json!({ "vertexes": [vertex(&t.vertexes[*vi])] }),
             Update::Status(vi, si) => {
                 let v = &t.vertexes[*vi];
@@ -124,7 +126,11 @@ fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -233,7 +233,12 @@ impl Trace {
         out
     }
 
-    fn export(&mut self, message: String, elapsed: Option<Duration>, now: SystemTime) -> Vec<Update> {
+    fn export(
+        &mut self,
+        message: String,
+        elapsed: Option<Duration>,
+        now: SystemTime,
+    ) -> Vec<Update> {
         let mut out = Vec::new();
         let vi = match self.export {
             Some(vi) => vi,

@@ -108,7 +108,10 @@ impl<W: Write> Tty<W> {
             let timer = format!(" {:3.1}s", j.secs);
             let left = width.saturating_sub(4 + timer.len() + 2);
             let name: String = j.name.chars().take(left).collect();
-            let line = format!("{} {timer}", pad(&format!(" => {name}"), width - timer.len() - 1));
+            let line = format!(
+                "{} {timer}",
+                pad(&format!(" => {name}"), width - timer.len() - 1)
+            );
             out.push_str(&self.paint(&line, j.style));
             out.push('\n');
             lines += 1;
@@ -291,7 +294,10 @@ mod tests {
         let failed = view(false, false);
         assert!(!failed.contains("FINISHED"), "{failed}");
         assert!(failed.contains(" => ERROR [2/2] RUN y"), "{failed}");
-        assert!(failed.contains("------\n > [2/2] RUN y:\n------"), "{failed}");
+        assert!(
+            failed.contains("------\n > [2/2] RUN y:\n------"),
+            "{failed}"
+        );
     }
 
     #[test]
@@ -299,6 +305,9 @@ mod tests {
         assert!(view(true, false).contains(RED));
         assert!(view(true, true).contains(BLUE));
         let plain = view(false, false);
-        assert!(!plain.contains("\x1b[3") && !plain.contains("\x1b[0m"), "{plain:?}");
+        assert!(
+            !plain.contains("\x1b[3") && !plain.contains("\x1b[0m"),
+            "{plain:?}"
+        );
     }
 }
