@@ -284,17 +284,6 @@ impl Planner<'_> {
         Ok(i)
     }
 
-    /// `ins` as the progress view shows it (see [`crate::stepname::display_command`]).
-    fn display_name(&self, ins: &Instruction, sev: &StageEval<'_>, echo: Echo) -> String {
-        // Most instructions have nothing to expand: skip copying the environment for them.
-        let env = if ins.original.contains('$') {
-            sev.run_env()
-        } else {
-            Vec::new()
-        };
-        display_command(&ins.original, &env, self.df.escape, echo)
-    }
-
     fn push(&mut self, mut step: Step) -> StepIndex {
         // The name is only shown (progress, errors): a RUN of megabytes is shown clipped.
         step.name = crate::event::clip(&step.name).into_owned();
@@ -572,7 +561,12 @@ impl Planner<'_> {
                     let path = join_workdir(&cur, &w.path);
                     rc.working_dir = Some(path.clone());
                     let user = rc.user.clone().filter(|u| !u.is_empty());
-                    let name = self.display_name(ins, &sev, Echo::File);
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
                     let s = self.push(Step {
                         stage: si,
                         name,
@@ -610,20 +604,12 @@ impl Planner<'_> {
                         mounts.push(RunMount { mount, source });
                     }
                     let scripts = shebang_scripts(r);
-                    let (env, env_bytes) = run_env
-                        .get_or_insert_with(|| {
-                            let mut env = sev.run_env();
-                            if !env.iter().any(|(k, _)| k == "PATH") {
-                                env.push(("PATH".into(), DEFAULT_PATH.into()));
-                            }
-                            let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-                            (env.into(), bytes)
-                        })
-                        .clone();
+                    let (env, env_bytes) = run_env.get_or_insert_with(|| run_env_of(&sev)).clone();
                     self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
                     if self.run_env_bytes > MAX_RUN_ENV_BYTES {
                         return Err(run_env_too_large(&self.df.file, x, env.len()));
                     }
+                    let name = display_name(ins, &env, self.df.escape, Echo::Run);
                     let args_used = sev
                         .args()
                         .into_iter()
@@ -649,7 +635,6 @@ impl Planner<'_> {
                         scripts,
                         args_used,
                     };
-                    let name = self.display_name(ins, &sev, Echo::Run);
                     let s = self.push(Step {
                         stage: si,
                         name,
@@ -681,7 +666,12 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let name = self.display_name(ins, &sev, Echo::File);
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
                     let s = self.push_copy(si, x, name, last, op, from);
                     last = s;
                     layer_step = Some(s);
@@ -704,7 +694,12 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let name = self.display_name(ins, &sev, Echo::File);
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
                     let s =
                         self.push_copy(si, x, name, last, op, CopyFrom::Context(LocalDir::Main));
                     last = s;
@@ -759,6 +754,21 @@ impl Planner<'_> {
             text: x.original.trim().to_string(),
         })
     }
+}
+
+/// What a RUN gets at this point of the stage (and its size): ENV, ARGs, PATH.
+fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
+    let mut env = sev.run_env();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    (env.into(), bytes)
+}
+
+/// `ins` as the progress view shows it (see [`crate::stepname::display_command`]).
+fn display_name(ins: &Instruction, env: &[(String, String)], escape: char, echo: Echo) -> String {
+    display_command(&ins.original, env, escape, echo)
 }
 
 /// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.

@@ -29,7 +29,18 @@ pub(crate) fn display_command(
     echo: Echo,
 ) -> String {
     let original = original.trim();
-    let vars: HashMap<String, String> = env.iter().cloned().collect();
+    // The shell expands a RUN, not kiln: its text was never charged against the expansion
+    // limits. A text that could expand past what is shown anyway is shown as written.
+    let longest = env.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let refs = original.matches('$').count();
+    if original.len().saturating_add(refs.saturating_mul(longest)) > MAX_EXPANDED {
+        return upper_keyword(original.to_string());
+    }
+    let vars: HashMap<String, String> = if refs > 0 {
+        env.iter().cloned().collect()
+    } else {
+        HashMap::new()
+    };
     let opts = kiln_dockerfile::expand::LexOptions {
         raw_quotes: echo == Echo::Run,
         skip_unset_env: echo == Echo::Run,
@@ -39,6 +50,14 @@ pub(crate) fn display_command(
         .process_word_with(original, &vars, &opts)
         .map(|e| e.value)
         .unwrap_or_else(|_| original.to_string());
+    upper_keyword(text)
+}
+
+/// Bytes an expanded display name may reach (it is clipped to [`crate::event::ECHO_LIMIT`]
+/// when shown).
+const MAX_EXPANDED: usize = 64 * 1024;
+
+fn upper_keyword(text: String) -> String {
     match text.split_once(' ') {
         Some((keyword, rest)) => format!("{} {rest}", keyword.to_uppercase()),
         None => text.to_uppercase(),
@@ -152,6 +171,13 @@ mod tests {
             display_command("WORKDIR /w/$D", &e, '\\', Echo::File),
             "WORKDIR /w//dst"
         );
+    }
+
+    #[test]
+    fn a_text_that_would_expand_to_megabytes_is_shown_as_written() {
+        let e = env(&[("B", &"x".repeat(1 << 20))]);
+        let run = format!("RUN echo {}", "$B".repeat(1000));
+        assert_eq!(display_command(&run, &e, '\\', Echo::Run), run);
     }
 
     #[test]
