@@ -40,6 +40,7 @@ pub struct Tty<W: Write> {
     /// Lines drawn last time (header included), to move back up over them.
     drawn: usize,
     size: Box<dyn Fn() -> (usize, usize) + Send>,
+    notes: Vec<String>,
 }
 
 struct Job {
@@ -60,11 +61,16 @@ impl<W: Write> Tty<W> {
             color,
             drawn: 0,
             size,
+            notes: Vec::new(),
         }
     }
 
     /// Draw the view; `last` draws every step (not only what fits) and may say FINISHED.
     pub fn draw(&mut self, t: &Trace, last: bool) {
+        // Nothing planned (a Dockerfile error): no view at all, as in plain mode.
+        if t.total() == 0 && self.drawn == 0 {
+            return;
+        }
         let (width, height) = (self.size)();
         let width = width.max(20);
         let now = SystemTime::now();
@@ -161,7 +167,12 @@ impl<W: Write> Tty<W> {
 }
 
 impl<W: Write> View for Tty<W> {
-    fn update(&mut self, _: &Trace, _: &Update) {}
+    fn update(&mut self, t: &Trace, u: &Update) {
+        // `--explain` notes would be redrawn over: they are printed under the final view.
+        if let Update::Note(vi, note) = u {
+            self.notes.push(format!("{}: {note}", t.vertexes[*vi].name));
+        }
+    }
 
     fn tick(&mut self, t: &Trace) {
         self.draw(t, false);
@@ -169,6 +180,9 @@ impl<W: Write> View for Tty<W> {
 
     fn finish(&mut self, t: &Trace) {
         self.draw(t, true);
+        for n in std::mem::take(&mut self.notes) {
+            let _ = writeln!(self.w, "{n}");
+        }
         self.error_boxes(t);
     }
 }
