@@ -533,6 +533,16 @@ fn normalize(err: &str) -> Vec<String> {
         if internal.iter().any(|x| x == n) {
             continue;
         }
+        let shared_from;
+        let body = match body.split_once("] FROM ") {
+            // Stages sharing a base share its vertex, which BuildKit names after whichever
+            // stage reached it first.
+            Some((stage, image)) if stage.contains(' ') => {
+                shared_from = format!("[STAGE] FROM {image}");
+                shared_from.as_str()
+            }
+            _ => body,
+        };
         if !numbers.contains(&n.to_string()) {
             numbers.push(n.to_string());
             names.push(body.to_string());
@@ -564,7 +574,11 @@ fn normalize(err: &str) -> Vec<String> {
             }
         } else if body.starts_with("ERROR: ") {
             "ERROR".into()
-        } else if body == "exporting layers" {
+        } else if names[k - 1] == "exporting to image"
+            && !body.ends_with(" done")
+            && k_seen(&out, k)
+        {
+            // A sub-step's start, printed or not as timing has it.
             continue;
         } else if body.ends_with(" done") {
             let b: Vec<&str> = words
@@ -579,6 +593,12 @@ fn normalize(err: &str) -> Vec<String> {
         out.push(format!("#{k} {body}"));
     }
     out
+}
+
+/// Whether vertex `k`'s header is already in the normalized lines.
+fn k_seen(out: &[String], k: usize) -> bool {
+    let pfx = format!("#{k} ");
+    out.iter().any(|l| l.starts_with(&pfx))
 }
 
 /// Normalized lines as blocks without their numbers, sorted, one string per block.
