@@ -20,6 +20,8 @@ use trace::{Trace, Update};
 
 /// Overrides `--progress=auto` (the default), as in docker and buildx.
 pub const BUILDKIT_PROGRESS: &str = "BUILDKIT_PROGRESS";
+/// Set and not empty: the tty view has no colours (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -63,7 +65,7 @@ pub fn render(rx: Receiver<Event>, mode: ProgressMode, explain: bool) {
         ProgressMode::Plain => drive(rx, explain, &mut plain::Plain::new(err.lock())),
         ProgressMode::RawJson => drive(rx, explain, &mut rawjson::RawJson::new(err.lock())),
         ProgressMode::Tty => {
-            let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color = std::env::var_os(NO_COLOR).is_none_or(|v| v.is_empty());
             let mut view = tty::Tty::new(err.lock(), color, Box::new(terminal_size));
             drive(rx, explain, &mut view)
         }
