@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ImageConfig;
 use crate::error::{BuildError, Result};
-use crate::event::{Event, EventSink, StepInfo};
+use crate::event::{Event, EventSink};
 use crate::key::KeyBuilder;
 use crate::options::BuildOptions;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
@@ -174,15 +174,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         events.send(Event::StageSkipped { stage: s.clone() });
     }
     events.send(Event::Planned {
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| StepInfo {
-                name: s.name.clone(),
-                stage: plan.graph.stages[s.stage].display.clone(),
-                line: s.line,
-            })
-            .collect(),
+        steps: crate::stepname::step_infos(&plan),
     });
 
     // Open only the local directories some step reads.
@@ -310,12 +302,13 @@ impl Build<'_> {
         let r = match &step.op {
             Op::Base(root) => self.base(i, root),
             _ => self.layer_step(i),
-        };
+        }
+        .map_err(|e| e.at_step(&step.name, step.line));
         match &r {
             Ok(res) => self.results.lock().unwrap()[i] = Some(res.clone()),
             Err(e) => self.events.send(Event::StepFailed {
                 step: i,
-                message: e.to_string(),
+                message: e.step_message(),
             }),
         }
         r

@@ -39,6 +39,31 @@ impl BuildError {
         }
     }
 
+    /// This error as the failure of step `name` at Dockerfile `line`, so that it is shown
+    /// with the step and its line (a COPY whose source is missing, a file that cannot be
+    /// read). Errors that are not about the step (the store, a cancel) stay as they are.
+    pub fn at_step(self, name: &str, line: usize) -> Self {
+        let message = match self {
+            BuildError::Other(m) => m,
+            e @ BuildError::Io { .. } => e.to_string(),
+            e => return e,
+        };
+        BuildError::Step {
+            step: name.to_string(),
+            line,
+            message,
+            output: String::new(),
+        }
+    }
+
+    /// The message without the step's name (which the progress view shows beside it).
+    pub fn step_message(&self) -> String {
+        match self {
+            BuildError::Step { message, .. } => message.clone(),
+            e => e.to_string(),
+        }
+    }
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BuildError::Io {
             action,

@@ -37,13 +37,17 @@ pub enum Event {
         step: StepIndex,
         elapsed: Duration,
     },
+    /// The step failed (it may not have started: a COPY whose source is missing fails while
+    /// its cache key is computed). `message` is the error without the step's name.
     StepFailed {
         step: StepIndex,
         message: String,
     },
     /// The build succeeded: its image is committed (sent last, and only on success).
     Finished,
-    /// Export phase messages (`exporting layers`, `writing image sha256:...`, `naming to ...`).
+    /// Export phase messages (`exporting layers`, `writing image sha256:...`, `naming to ...`):
+    /// the sub-steps of BuildKit's "exporting to image". `elapsed` is None when a phase starts
+    /// (or is instant, as naming is).
     Export {
         message: String,
         elapsed: Option<Duration>,
@@ -52,11 +56,18 @@ pub enum Event {
 
 #[derive(Debug, Clone)]
 pub struct StepInfo {
-    /// `[deployer 3/5] COPY --from=installer /app/dist /usr/share/nginx/html`
+    /// `[deployer 3/5] COPY --from=installer /app/dist /usr/share/nginx/html`, numbered and
+    /// expanded as BuildKit shows it (see `stepname`).
     pub name: String,
     pub stage: String,
     /// 1-based Dockerfile line of the instruction (0 for implicit steps).
     pub line: usize,
+    /// `sha256:…` naming the vertex this step is on screen. Steps with the same digest are one
+    /// vertex (the FROM of one image in several stages), as in BuildKit.
+    pub digest: String,
+    /// False for steps that report nothing (`FROM scratch`, `FROM <stage>`): they are not
+    /// counted in the progress total.
+    pub reported: bool,
 }
 
 /// Where the engine sends events. Cloneable across worker threads; a dropped receiver is fine.

@@ -293,9 +293,13 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         message: format!("writing image {image_id}"),
         elapsed: Some(t.elapsed()),
     });
-    for tag in &tags {
+    for tag in &b.opts.tags {
+        // As docker names it: normalized, without a `:latest` the user did not write.
+        let name = kiln_image::ImageRef::parse_named(tag)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| tag.clone());
         b.events.send(Event::Export {
-            message: format!("naming to {tag}"),
+            message: format!("naming to {name}"),
             elapsed: None,
         });
     }

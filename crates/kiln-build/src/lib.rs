@@ -37,6 +37,7 @@ pub mod solve;
 mod ssh;
 mod stage_files;
 mod state;
+pub mod stepname;
 mod unpack;
 
 pub use engine::build;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
 use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
-use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType};
+use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
 
 use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
 use crate::error::{BuildError, Result};
+use crate::stepname::{Echo, display_command};
 
 /// A base image as the store knows it.
 #[derive(Debug, Clone)]
@@ -235,27 +236,17 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         .collect();
     let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
     stages.sort_by_key(|s| s.first_step);
-    let n_steps = p.plan_steps.len();
-    // Number each stage's steps `[stage k/n]` now that every stage is planned.
-    let mut steps = p.plan_steps;
-    for st in &stages {
-        let ids: Vec<usize> = (st.first_step..=st.last_step)
-            .filter(|&i| steps[i].stage == st.index)
-            .collect();
-        let n = ids.len();
-        for (k, &i) in ids.iter().enumerate() {
-            steps[i].name = format!("[{} {}/{}] {}", st.display, k + 1, n, steps[i].name);
-        }
-    }
-    debug_assert!(steps.len() == n_steps);
-    Ok(Plan {
-        steps,
+    let mut plan = Plan {
+        steps: p.plan_steps,
         stages,
         images: p.resolved,
         target: graph.target,
         skipped,
         graph,
-    })
+    };
+    // Number each stage's steps `[stage k/n]` now that every stage is planned.
+    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
+    Ok(plan)
 }
 
 fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
@@ -430,6 +421,8 @@ impl Planner<'_> {
             stage: si,
             name: match (&node.base, replaced) {
                 (Base::Image { reference }, true) => format!("FROM {reference} (build context)"),
+                // BuildKit shows the base as it resolved (`FROM ${BASE}` → `FROM node:18`).
+                (Base::Image { reference }, false) => format!("FROM {reference}"),
                 _ => format!("FROM {}", stage.from_cmd().image),
             },
             line: stage.span.line,
@@ -569,9 +562,15 @@ impl Planner<'_> {
                     let path = join_workdir(&cur, &w.path);
                     rc.working_dir = Some(path.clone());
                     let user = rc.user.clone().filter(|u| !u.is_empty());
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
                     let s = self.push(Step {
                         stage: si,
-                        name: x.original.trim().to_string(),
+                        name,
                         line: x.span.line,
                         op: Op::Mkdir { path, user },
                         parent: Some(last),
@@ -606,20 +605,12 @@ impl Planner<'_> {
                         mounts.push(RunMount { mount, source });
                     }
                     let scripts = shebang_scripts(r);
-                    let (env, env_bytes) = run_env
-                        .get_or_insert_with(|| {
-                            let mut env = sev.run_env();
-                            if !env.iter().any(|(k, _)| k == "PATH") {
-                                env.push(("PATH".into(), DEFAULT_PATH.into()));
-                            }
-                            let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-                            (env.into(), bytes)
-                        })
-                        .clone();
+                    let (env, env_bytes) = run_env.get_or_insert_with(|| run_env_of(&sev)).clone();
                     self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
                     if self.run_env_bytes > MAX_RUN_ENV_BYTES {
                         return Err(run_env_too_large(&self.df.file, x, env.len()));
                     }
+                    let name = display_name(ins, &env, self.df.escape, Echo::Run);
                     let args_used = sev
                         .args()
                         .into_iter()
@@ -647,7 +638,7 @@ impl Planner<'_> {
                     };
                     let s = self.push(Step {
                         stage: si,
-                        name: x.original.trim().to_string(),
+                        name,
                         line: x.span.line,
                         op: Op::Run(Box::new(op)),
                         parent: Some(last),
@@ -676,7 +667,13 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let s = self.push_copy(si, x, last, op, from);
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
+                    let s = self.push_copy(si, x, name, last, op, from);
                     last = s;
                     layer_step = Some(s);
                 }
@@ -698,7 +695,14 @@ impl Planner<'_> {
                             c.link,
                         )
                     };
-                    let s = self.push_copy(si, x, last, op, CopyFrom::Context(LocalDir::Main));
+                    let name = display_name(
+                        ins,
+                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
+                        self.df.escape,
+                        Echo::File,
+                    );
+                    let s =
+                        self.push_copy(si, x, name, last, op, CopyFrom::Context(LocalDir::Main));
                     last = s;
                     layer_step = Some(s);
                 }
@@ -732,6 +736,7 @@ impl Planner<'_> {
         &mut self,
         si: usize,
         x: &Instruction,
+        name: String,
         last: StepIndex,
         op: CopyOp,
         from: CopyFrom,
@@ -742,7 +747,7 @@ impl Planner<'_> {
         }
         self.push(Step {
             stage: si,
-            name: x.original.trim().to_string(),
+            name,
             line: x.span.line,
             op: Op::Copy(Box::new(op)),
             parent: Some(last),
@@ -750,6 +755,21 @@ impl Planner<'_> {
             text: x.original.trim().to_string(),
         })
     }
+}
+
+/// What a RUN gets at this point of the stage (and its size): ENV, ARGs, PATH.
+fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
+    let mut env = sev.run_env();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    let bytes = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    (env.into(), bytes)
+}
+
+/// `ins` as the progress view shows it (see [`crate::stepname::display_command`]).
+fn display_name(ins: &Instruction, env: &[(String, String)], escape: char, echo: Echo) -> String {
+    display_command(&ins.original, env, escape, echo)
 }
 
 /// The error for `limits::MAX_RUN_ENV_BYTES`, at the RUN that passes it.

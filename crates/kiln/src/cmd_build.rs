@@ -81,7 +81,7 @@ pub struct BuildArgs {
     /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
     #[arg(long = "allow", value_name = "stringArray", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Set type of progress output: auto, plain, tty, quiet.
+    /// Set type of progress output: auto, plain, tty, quiet, rawjson (default: $BUILDKIT_PROGRESS, else auto).
     #[arg(long, value_name = "string", default_value = "auto")]
     pub progress: String,
     /// Suppress the build output and print image ID on success.

@@ -63,10 +63,11 @@ fn noop_rebuild_is_fully_cached_with_the_same_id() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let err = c.build_ok(&["-t", "x"]);
     assert_eq!(err.matches("CACHED").count(), 2, "{err}");
-    // Only the base image resolution reports DONE; no instruction runs.
+    // Only the base image resolution and the export ("exporting to image", as BuildKit
+    // prints it) report DONE; no instruction runs.
     assert_eq!(
         err.matches("DONE").count(),
-        1,
+        2,
         "nothing should run on a no-op rebuild:\n{err}"
     );
     let id2 = c.image_id(&["-t", "x"]);
@@ -1197,12 +1198,8 @@ fn huge_lines_make_small_errors() {
         "{}",
         &err[err.len().saturating_sub(3000)..]
     );
+    // The log is what shows the output (BuildKit's error box under it names the step only).
     assert!(err.contains("[output clipped, log limit 2MiB reached]"));
-    assert!(
-        err.contains("… (10000000 bytes)"),
-        "{}",
-        &err[err.len().saturating_sub(3000)..]
-    );
     assert!(
         err.len() < (2 << 20) + 10_000,
         "{} bytes of stderr",
@@ -1422,7 +1419,10 @@ fn builder_prune_asks_unless_forced() {
         "{text}"
     );
     let (_, _, err) = c.build(&[]);
-    assert!(err.contains("CACHED"), "the image's steps are not dangling:\n{err}");
+    assert!(
+        err.contains("CACHED"),
+        "the image's steps are not dangling:\n{err}"
+    );
     let out = ask(true, "n\n");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

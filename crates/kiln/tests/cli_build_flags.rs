@@ -865,13 +865,20 @@ fn add_host_shm_size_and_ulimit_are_part_of_run_cache_keys() {
     c.file("Dockerfile", &format!("{BASE}RUN cat /etc/hosts > /h\n"));
     let ran = |args: &[&str]| {
         let err = c.build_ok(args);
-        !err.lines().any(|l| l.ends_with(" CACHED") && !l.contains("FROM"))
+        !err.lines()
+            .any(|l| l.ends_with(" CACHED") && !l.contains("FROM"))
             || !err.contains("RUN cat /etc/hosts")
     };
     assert!(ran(&[]), "first build runs");
     assert!(!ran(&[]), "nothing changed: cached");
-    assert!(ran(&["--add-host", "db.local:10.1.2.3"]), "a new host runs again");
-    assert!(!ran(&["--add-host", "db.local:10.1.2.3"]), "the same host: cached");
+    assert!(
+        ran(&["--add-host", "db.local:10.1.2.3"]),
+        "a new host runs again"
+    );
+    assert!(
+        !ran(&["--add-host", "db.local:10.1.2.3"]),
+        "the same host: cached"
+    );
     assert!(ran(&["--shm-size", "128m"]), "another shm size runs again");
     assert!(ran(&["--ulimit", "nofile=512:1024"]), "a ulimit runs again");
     assert!(!ran(&[]), "back to the defaults: the first record");
