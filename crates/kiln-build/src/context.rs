@@ -147,8 +147,31 @@ impl BuildContext {
 /// `ErrorKind::FileTooLarge` after reading `limit + 1` bytes, so `/dev/zero` or an endless
 /// pipe is refused at once instead of filling memory. `what` names the file in the message.
 pub fn read_capped(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+    read_capped_from(std::fs::File::open(path)?, limit, what)
+}
+
+/// [`read_capped`] of `rel` inside the directory `root`, its symlinks resolved inside `root`
+/// (as BuildKit reads `.dockerignore` and a remote context's Dockerfile from the context it
+/// was sent): a `.dockerignore -> /etc/shadow` in a context reads nothing of the host.
+pub fn read_capped_in_root(root: &Path, rel: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+    let r = rootpath::Root::open(root)?;
+    let res = rootpath::resolve(r.fd(), rel.as_os_str().as_encoded_bytes(), true, &|_| true)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+    if !res.exists {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    let file = std::fs::File::from(rootpath::open_file(r.fd(), &res.rel)?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} is not a regular file"),
+        ));
+    }
+    read_capped_from(file, limit, what)
+}
+
+fn read_capped_from(file: std::fs::File, limit: u64, what: &str) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
@@ -168,7 +191,7 @@ pub fn read_capped(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
 pub fn read_dockerignore(dir: &Path) -> Result<PatternSet, ContextError> {
     let p = dir.join(".dockerignore");
     let limit = kiln_dockerfile::limits::MAX_DOCKERIGNORE_BYTES;
-    match read_capped(&p, limit, ".dockerignore") {
+    match read_capped_in_root(dir, Path::new(".dockerignore"), limit, ".dockerignore") {
         Ok(bytes) => {
             PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(|e| {
                 ContextError::Dockerignore {

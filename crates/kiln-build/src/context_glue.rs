@@ -30,7 +30,22 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
     if let Some(name) = df.file_name() {
         let beside = df.with_file_name(format!("{}.dockerignore", name.to_string_lossy()));
         let limit = kiln_dockerfile::limits::MAX_DOCKERIGNORE_BYTES;
-        match crate::context::read_capped(&beside, limit, "the ignore file") {
+        // Inside the context it is read as the context's files are (symlinks stay inside);
+        // next to a Dockerfile outside it, as that Dockerfile was read.
+        let read = match (
+            opts.context.canonicalize(),
+            beside.parent().map(Path::canonicalize),
+        ) {
+            (Ok(top), Some(Ok(dir))) if dir.starts_with(&top) => {
+                let rel = dir
+                    .strip_prefix(&top)
+                    .unwrap_or(Path::new(""))
+                    .join(beside.file_name().unwrap_or_default());
+                crate::context::read_capped_in_root(&top, &rel, limit, "the ignore file")
+            }
+            _ => crate::context::read_capped(&beside, limit, "the ignore file"),
+        };
+        match read {
             Ok(bytes) => {
                 return PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(
                     |e| {
@@ -55,7 +70,7 @@ fn cache_path(store: &Store, context: &Path) -> PathBuf {
         .finish();
     store
         .root()
-        .join("context-cache-v1")
+        .join("context-cache-v2")
         .join(&key["sha256:".len().."sha256:".len() + 32])
 }
 

@@ -525,6 +525,9 @@ impl Planner<'_> {
                     .push(o.expression.clone()),
                 Command::Cmd(c) => {
                     rc.cmd = Some(exec_or_shell(&c.cmd, rc));
+                    // dockerd 20.10's BuildKit marks every CMD so (ENTRYPOINT leaves it).
+                    rc.extra
+                        .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
                     cmd_set = true;
                 }
                 Command::Entrypoint(c) => {

@@ -160,7 +160,7 @@ fn warm_cache_reads_no_file_contents() {
     // Files changed within the last second are not remembered (coarse timestamps).
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let store = tempfile::tempdir().unwrap();
-    let cache_path = store.path().join("context-cache-v1/abc");
+    let cache_path = store.path().join("context-cache-v2/abc");
     let cx = BuildContext::open_with_dockerignore(p).unwrap();
     let cold = ChecksumCache::load(&cache_path);
     assert!(cold.is_empty());

@@ -71,8 +71,13 @@ impl Error {
     ///   = hint: did you mean RUN?
     /// ```
     pub fn render(&self, source: &str) -> String {
+        self.render_as("error", source)
+    }
+
+    /// [`Error::render`] with another level word (`ERROR`, as a failed build prints it).
+    pub fn render_as(&self, level: &str, source: &str) -> String {
         render_diagnostic(
-            "error",
+            level,
             &self.file,
             self.span,
             &self.message,

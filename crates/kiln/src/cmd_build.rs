@@ -461,6 +461,12 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return Ok(FlagError::invalid("-t, --tag", t, e.to_string()).report());
         }
     }
+    // Flags first, as docker checks them: before any context is read or fetched.
+    // A bad --progress or BUILDKIT_PROGRESS is an error even with -q, as in docker.
+    let mode = match ProgressMode::parse(&args.progress)? {
+        _ if args.quiet => ProgressMode::Quiet,
+        m => m,
+    };
     let dockerfile_on_stdin = args.file.as_deref() == Some(Path::new("-"));
     let mut temp = TempDirs(Vec::new());
     let (context, bare_dockerfile) = prepare_context(&args, global, &mut temp)?;
@@ -482,8 +488,14 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 .context("failed to read the Dockerfile from standard input")?;
         (context.join("Dockerfile"), text)
     } else {
+        // A fetched or unpacked context is not the user's: its Dockerfile (named or the
+        // default) must lie inside it, even through symlinks.
         let dockerfile = match args.file.as_deref() {
             Some(f) if remote => dockerfile_in(&context, f)?,
+            None if remote => {
+                let name = find_dockerfile(&context, None);
+                dockerfile_in(&context, Path::new(name.file_name().unwrap_or_default()))?
+            }
             f => find_dockerfile(&context, f),
         };
         let text = kiln_build::context::read_capped(&dockerfile, limit, "the Dockerfile")
@@ -609,11 +621,6 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(f, b"")
             .with_context(|| format!("writing --metadata-file {}", f.display()))?;
     }
-    let mode = if args.quiet {
-        ProgressMode::Quiet
-    } else {
-        ProgressMode::parse(&args.progress)?
-    };
     let (tx, rx) = mpsc::channel();
     let root = global.store_root();
     let explain = args.explain;
@@ -644,7 +651,8 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(kiln_build::BuildError::Dockerfile(e)) => {
-            eprint!("{}", e.render(&text));
+            // `ERROR:` as every failed build says it (a CI log search finds one word).
+            eprint!("{}", e.render_as("ERROR", &text));
             Ok(ExitCode::from(1))
         }
         Err(e) => {

@@ -180,6 +180,10 @@ fn du(args: DuArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .build_cache()?
         .into_iter()
         .filter(|e| sel.matches(e, t))
+        // Empty bookkeeping records only when asked for (`--filter type=internal`).
+        .filter(|e| {
+            e.size > 0 || e.kind != CacheKind::Internal || sel.kinds.contains(&CacheKind::Internal)
+        })
         .collect();
     let mut out = std::io::stdout().lock();
     let ago = |s: i64| format!("{} ago", human_duration(t - s));

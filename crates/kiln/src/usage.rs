@@ -75,7 +75,8 @@ pub fn report(e: clap::Error) -> ExitCode {
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let arg = string(ContextKind::InvalidArg).unwrap_or_default();
-            let name = arg.split([' ', '=']).next().unwrap_or_default();
+            // `--human[=<true|false>]`, `--format <string>`, `--x=<v>`: the flag alone.
+            let name = arg.split([' ', '=', '[']).next().unwrap_or_default();
             let value = string(ContextKind::InvalidValue).unwrap_or_default();
             if value.is_empty() && e.kind() == ErrorKind::InvalidValue {
                 eprintln!("flag needs an argument: {name}\n{see}");

@@ -265,7 +265,9 @@ fn inspect_has_dockers_keys_and_prints_nil_maps_as_go_does() {
     let o = c.kiln(&["inspect", "--type", "volume", "labelled"]);
     assert!(!o.status.success());
     assert!(
-        text(&o).1.contains("invalid value 'volume'"),
+        text(&o)
+            .1
+            .contains("\"volume\" is not a valid value for --type"),
         "{}",
         text(&o).1
     );

@@ -63,7 +63,13 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     }
     let total: u64 = layer_size.values().sum();
     let active: u64 = active_layers.iter().map(|d| layer_size[d]).sum();
-    let cache = store.build_cache()?;
+    // Bookkeeping records (explain parts, URL validators, stage-file digests) hold nothing
+    // and docker has no such rows: counted by neither df nor du, removed by `prune -a`.
+    let cache: Vec<_> = store
+        .build_cache()?
+        .into_iter()
+        .filter(|e| !(e.kind == kiln_store::CacheKind::Internal && e.size == 0))
+        .collect();
     let cache_total: u64 = cache.iter().map(|e| e.size).sum();
     let cache_held: u64 = cache
         .iter()

@@ -30,7 +30,7 @@ pub fn render_error(e: &kiln_build::BuildError, dockerfile: &Path, text: &str) -
             s.push_str(&format!("ERROR: failed to solve: {message}"));
             s
         }
-        other => format!("error: {other}"),
+        other => format!("ERROR: {other}"),
     }
 }
 
