@@ -53,11 +53,20 @@ fn is_commit(r: &str) -> bool {
 }
 
 fn git() -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new("git");
     c.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", "http:https:git:ssh")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(Stdio::null());
+    // A `kill -9` of kiln must not leave git fetching into a directory the next kiln removes.
+    // SAFETY: the closure runs between fork and exec and makes one async-signal-safe call.
+    unsafe {
+        c.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
     c
 }
 

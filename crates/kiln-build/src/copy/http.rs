@@ -124,7 +124,7 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched, H
         url: url.to_string(),
         message,
     };
-    let resp = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let resp = agent().get(url).call().map_err(|e| fail(e.to_string()))?;
     let f = save_body(url, resp, dir)?;
     if let Some(expected) = expected
         && expected != f.digest
@@ -206,7 +206,7 @@ pub fn probe(url: &str, known: Option<&UrlMeta>, dir: &Path) -> Result<Probe, Ht
         url: url.to_string(),
         message,
     };
-    let mut req = ureq::get(url);
+    let mut req = agent().get(url);
     if let Some(k) = known {
         if let Some(e) = &k.etag {
             req = req.header("If-None-Match", e);
@@ -294,4 +294,14 @@ mod tests {
         assert!(parse_checksum("sha256:abc").is_err());
         assert!(parse_checksum("md5:abc").is_err());
     }
+}
+
+/// A server that accepts and never answers must not hang a build: connecting and the
+/// response's headers get a time limit (a long body does not: big downloads are slow).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into()
 }
