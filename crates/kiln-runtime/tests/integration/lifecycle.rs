@@ -12,7 +12,7 @@ const E: Executor = Executor::Embedded;
 
 #[test]
 fn kill_from_another_thread_ends_the_whole_container() {
-    require_root!();
+    require_root();
     let root = rootfs();
     // A background grandchild and a foreground sleep; killing PID 1 must take both.
     let s = spec(root.path(), "sleep 7301 & sleep 7302");
@@ -39,7 +39,7 @@ fn kill_from_another_thread_ends_the_whole_container() {
 
 #[test]
 fn dropping_an_unwaited_container_kills_and_reaps_it() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let container = E
         .spawn(&spec(root.path(), "sleep 7303"), Stdio::null().unwrap())
@@ -55,7 +55,7 @@ fn dropping_an_unwaited_container_kills_and_reaps_it() {
 
 #[test]
 fn background_processes_die_with_the_main_process() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let out = run(&E, &spec(root.path(), "sleep 7304 & echo started")).unwrap();
     assert_eq!(out.stdout, "started\n");
@@ -64,7 +64,7 @@ fn background_processes_die_with_the_main_process() {
 
 #[test]
 fn no_mounts_leak_on_success_or_failure() {
-    require_root!();
+    require_root();
     let before = mountinfo();
     let root = rootfs();
     let data = tempfile::tempdir().unwrap();
@@ -97,7 +97,7 @@ fn no_mounts_leak_on_success_or_failure() {
 
 #[test]
 fn twenty_concurrent_runs_from_threads() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let threads: Vec<_> = (0..20)
         .map(|i| {
@@ -121,7 +121,7 @@ fn twenty_concurrent_runs_from_threads() {
 
 #[test]
 fn container_dies_with_the_thread_that_spawned_it() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let s = spec(root.path(), "sleep 7306");
     // The spawning thread ends while the container runs: the parent-death signal fires, as it
