@@ -27,7 +27,7 @@ pub fn is_root() -> bool {
 pub fn require_root(what: &str) {
     assert!(
         is_root(),
-        "{what} needs root: run the tests as root (sudo -E cargo test --workspace --release)"
+        "{what}: needs root; run the tests as root (sudo -E cargo test --workspace --release)"
     );
 }
 
