@@ -10,12 +10,12 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use kiln_test::docker::Docker;
 use kiln_image::archive::MemoryBlobSource;
 use kiln_image::{
     ArchiveFormat, Compression, Digest, open_archive, write_docker_archive, write_oci_archive,
     write_oci_layout,
 };
+use kiln_test::docker::Docker;
 
 /// Runs `tool` (skopeo or umoci: Debian packages of the same name) and returns its stdout.
 fn run(tool: &str, args: &[&str]) -> Vec<u8> {

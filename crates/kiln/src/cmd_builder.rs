@@ -84,4 +84,3 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
-
