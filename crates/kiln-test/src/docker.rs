@@ -18,7 +18,8 @@ pub const DEFAULT_CLIENT: &str = "/usr/bin/docker";
 /// run one after another, so a daemon this process started is not stopped under another test.
 pub struct Docker {
     client: PathBuf,
-    started: Option<Child>,
+    /// The daemon this process started, and its log (removed once it has stopped).
+    started: Option<(Child, PathBuf)>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -58,10 +59,10 @@ impl Docker {
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", dockerd.display()));
-        d.started = Some(child);
+        d.started = Some((child, log.clone()));
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.answers() {
-            let exited = d.started.as_mut().unwrap().try_wait().unwrap();
+            let exited = d.started.as_mut().unwrap().0.try_wait().unwrap();
             assert!(
                 exited.is_none() && Instant::now() < deadline,
                 "dockerd (started by the test) {}; its log ({}):\n{}",
@@ -104,7 +105,7 @@ impl Docker {
 
 impl Drop for Docker {
     fn drop(&mut self) {
-        let Some(child) = self.started.as_mut() else {
+        let Some((child, log)) = self.started.as_mut() else {
             return;
         };
         let Ok(pid) = libc::pid_t::try_from(child.id()) else {
@@ -121,6 +122,9 @@ impl Drop for Docker {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(log);
         }
     }
 }
