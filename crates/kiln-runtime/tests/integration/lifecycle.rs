@@ -138,6 +138,6 @@ fn container_dies_with_the_thread_that_spawned_it() {
         .unwrap();
     let start = Instant::now();
     assert_eq!(container.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(30));
     assert!(processes_with("sleep 7306").is_empty());
 }
