@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (builds use overlayfs and namespaces)" >&2; exit 1; }
-command -v busybox >/dev/null || [ -x /bin/busybox ] || { echo "demo: apt-get install busybox-static" >&2; exit 1; }
+# The base image is made from Debian's busybox-static: installed here when missing.
+bash scripts/install-deps.sh demo
 cargo build --release -q -p kiln
 kiln=$PWD/target/release/kiln
 export KILN_ROOT=${KILN_ROOT:-/var/tmp/kiln-demo}

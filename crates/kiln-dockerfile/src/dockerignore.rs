@@ -406,7 +406,12 @@ fn required_literal(glob: &str) -> Option<&str> {
         let at = glob.len() - rest.len();
         let after = &rest[c.len_utf8()..];
         let next = match c {
-            '*' | '?' => after,
+            // `**/` compiles to `(.*/)?`: its `/` may match nothing, so it is not required.
+            '*' => match after.strip_prefix('*') {
+                Some(more) => more.strip_prefix('/').unwrap_or(more),
+                None => after,
+            },
+            '?' => after,
             '\\' => after
                 .chars()
                 .next()
@@ -628,6 +633,9 @@ mod tests {
             ("é\\xéab*", Some("éab")),
             ("[[]]]]", Some("]]]")),
             ("*", None),
+            ("**/b*b", None),
+            ("**/ab*", Some("ab")),
+            ("x/**/yz*", Some("x/")),
         ];
         for (glob, expected) in cases {
             assert_eq!(required_literal(glob), expected, "{glob}");

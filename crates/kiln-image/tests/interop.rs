@@ -1,6 +1,7 @@
 //! Acceptance by other tools: skopeo reads our docker-archives and oci-archives, umoci unpacks
-//! our OCI layouts, and we read what skopeo writes. These fail (never skip) when a tool is
-//! missing: install Debian's `skopeo` and `umoci`.
+//! our OCI layouts, and we read what skopeo writes; `docker load` takes our docker-archive and
+//! we read what `docker save` writes. These fail (never skip) when a tool is missing; as root,
+//! scripts/install-deps.sh installs it first (Debian's `skopeo`, `umoci`, `docker.io`).
 
 mod common;
 
@@ -14,11 +15,18 @@ use kiln_image::{
     ArchiveFormat, Compression, Digest, open_archive, write_docker_archive, write_oci_archive,
     write_oci_layout,
 };
+use kiln_test::docker::Docker;
 
+/// Runs `tool` (skopeo or umoci: Debian packages of the same name) and returns its stdout.
 fn run(tool: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {tool} ({e}): install it (apt-get install -y skopeo umoci) to run the interop tests")
-    });
+    let path = kiln_test::prereq::require_command(tool, tool);
+    output(Command::new(path).args(args), tool, args)
+}
+
+fn output(cmd: &mut Command, tool: &str, args: &[&str]) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
     assert!(
         out.status.success(),
         "{tool} {args:?} failed: {}\n{}",
@@ -229,13 +237,16 @@ fn we_read_what_skopeo_writes() {
 }
 
 /// `docker load` accepts our docker-archive with the same image ID and layers, and we read
-/// what `docker save` writes back. Needs a running Docker engine (`DOCKER_HOST` or the
-/// default socket), so it is opt-in: `cargo test -p kiln-image --test interop -- --ignored`.
+/// what `docker save` writes back. Uses the Docker engine that answers, or starts dockerd
+/// (and stops it) when none does.
 #[test]
-#[ignore = "needs a running Docker engine"]
 fn docker_loads_our_archive_and_we_read_docker_save() {
+    let engine = Docker::engine();
+    let docker = |args: &[&str]| output(engine.command().args(args), "docker", args);
+    // A tag of this process's own: the engine may be shared with other test runs.
+    let tag = format!("kiln-interop/test:{}", std::process::id());
     let mut blobs = MemoryBlobSource::new();
-    let img = real_image(&mut blobs, Compression::Gzip, &["kiln-interop/test:1"]);
+    let img = real_image(&mut blobs, Compression::Gzip, &[&tag]);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("d.tar");
     write_docker_archive(
@@ -244,9 +255,9 @@ fn docker_loads_our_archive_and_we_read_docker_save() {
         &blobs,
     )
     .unwrap();
-    let out = run("docker", &["load", "-i", f.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out).contains("kiln-interop/test:1"));
-    let v = json(&run("docker", &["image", "inspect", "kiln-interop/test:1"]));
+    let out = docker(&["load", "-i", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out).contains(&tag));
+    let v = json(&docker(&["image", "inspect", &tag]));
     assert_eq!(
         v[0]["Id"],
         img.config_digest.to_string(),
@@ -255,15 +266,12 @@ fn docker_loads_our_archive_and_we_read_docker_save() {
     assert_eq!(strs(&v[0]["RootFS"]["Layers"]), hexes(&img.diff_ids));
 
     let saved = dir.path().join("saved.tar");
-    run(
-        "docker",
-        &["save", "-o", saved.to_str().unwrap(), "kiln-interop/test:1"],
-    );
-    run("docker", &["rmi", "kiln-interop/test:1"]);
+    docker(&["save", "-o", saved.to_str().unwrap(), &tag]);
+    docker(&["rmi", &tag]);
     let r = open_archive(&saved).unwrap();
     let a = &r.images()[0];
     assert_eq!(a.config_digest, img.config_digest);
-    assert_eq!(a.names[0].familiar(), "kiln-interop/test:1");
+    assert_eq!(a.names[0].familiar(), tag);
     r.verify().unwrap();
     for (i, l) in a.layers.iter().enumerate() {
         assert_eq!(

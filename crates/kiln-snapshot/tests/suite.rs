@@ -2,11 +2,13 @@
 //! through real overlay mounts, and through layer tars and back. Needs root.
 //!
 //! Modules: `hostile` (refused layer tars), `layers` (tar ↔ directory semantics and round
-//! trips), `export` (deterministic layer blobs), `fixture` (helpers).
+//! trips), `export` (deterministic layer blobs), `fuzz` (generated hostile layers never
+//! escape the destination), `fixture` (helpers).
 
 mod suite {
     pub mod export;
     pub mod fixture;
+    pub mod fuzz;
     pub mod hostile;
     pub mod layers;
 }

@@ -688,7 +688,7 @@ impl Drop for GitDaemon {
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
+    let out = Command::new(require_command("git", "git"))
         .args([
             "-c",
             "user.name=t",
@@ -714,7 +714,10 @@ fn git_daemon(base: &Path) -> GitDaemon {
         .unwrap()
         .port();
     // The git-daemon binary itself: `git daemon` would leave it running when killed.
-    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = Command::new(require_command("git", "git"))
+        .arg("--exec-path")
+        .output()
+        .unwrap();
     let exec_path = String::from_utf8_lossy(&exec_path.stdout)
         .trim()
         .to_string();
@@ -951,7 +954,7 @@ fn a_layer_whose_blob_is_made_late_matches_a_no_cache_build_and_saves() {
     );
     let ids = third.kiln(&["images", "-q", "--no-trunc", "gen:1"]);
     assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), lazy);
-    let sk = Command::new("skopeo")
+    let sk = Command::new(require_command("skopeo", "skopeo"))
         .args([
             "inspect",
             "--raw",

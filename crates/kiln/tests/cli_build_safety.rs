@@ -135,10 +135,7 @@ fn mounts_over_proc_and_sys_are_refused_with_the_line() {
 #[test]
 fn mount_targets_are_checked_where_they_resolve_in_the_image() {
     let c = Ctx::new();
-    let has_runc = Command::new("runc").arg("--version").output().is_ok();
-    if !has_runc {
-        eprintln!("notice: runc not installed; the --runtime runc cases are skipped");
-    }
+    support::require_command("runc", "runc");
     // Symlinks in the image carry a target onto /dev, /sys, /proc or the root: refused where
     // the runtime resolves the target inside the root, with the Dockerfile line.
     for (target, resolved) in [
@@ -160,16 +157,14 @@ fn mount_targets_are_checked_where_they_resolve_in_the_image() {
             ),
         );
         // runc checks only /proc itself; kiln refuses before handing it the spec.
-        if has_runc {
-            let (code, _, err) = c.build(&["--no-cache", "--runtime", "runc"]);
-            assert_eq!(code, 1, "runc: {target} was accepted:\n{err}");
-            assert!(
-                err.contains(&format!(
-                    "--mount target {target:?} resolves to {resolved} "
-                )),
-                "runc: {target}: unclear message:\n{err}"
-            );
-        }
+        let (code, _, err) = c.build(&["--no-cache", "--runtime", "runc"]);
+        assert_eq!(code, 1, "runc: {target} was accepted:\n{err}");
+        assert!(
+            err.contains(&format!(
+                "--mount target {target:?} resolves to {resolved} "
+            )),
+            "runc: {target}: unclear message:\n{err}"
+        );
         let (code, _, err) = c.build(&[]);
         assert_eq!(code, 1, "{target} was accepted:\n{err}");
         assert!(err.contains("Dockerfile:3"), "{target}: no line:\n{err}");

@@ -419,7 +419,7 @@ impl LoopFs {
         let file = img.path().join("fs.img");
         let f = std::fs::File::create(&file).unwrap();
         f.set_len(mb << 20).unwrap();
-        let st = Command::new("mkfs.ext4")
+        let st = Command::new(support::require_command("mkfs.ext4", "e2fsprogs"))
             .args(["-q", "-F"])
             .arg(&file)
             .status()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kiln_runtime::Executor;
 
-use crate::util::{missing_prerequisite, rootfs, run, spec};
+use crate::util::{require_root, rootfs, run, spec};
 
 /// (major, minor) of the block device holding the host's root file system.
 fn root_disk() -> (u32, u32) {
@@ -39,7 +39,7 @@ fn v1_devices_controller() -> bool {
 
 #[test]
 fn a_node_for_the_host_disk_can_be_made_but_not_opened() {
-    assert_eq!(missing_prerequisite(), None, "prerequisite missing");
+    require_root();
     let (major, minor) = root_disk();
     let root = rootfs();
     openable_host_node(root.path());
@@ -75,7 +75,7 @@ fn a_node_for_the_host_disk_can_be_made_but_not_opened() {
 
 #[test]
 fn device_cgroups_are_removed_after_the_run() {
-    assert_eq!(missing_prerequisite(), None, "prerequisite missing");
+    require_root();
     assert!(
         v1_devices_controller(),
         "this host has no v1 devices controller: nothing to test here"

@@ -14,7 +14,7 @@ const E: Executor = Executor::Embedded;
 
 #[test]
 fn exit_codes_and_signals_propagate() {
-    require_root!();
+    require_root();
     let root = rootfs();
     assert_eq!(
         run(&E, &spec(root.path(), "exit 0")).unwrap().status,
@@ -31,7 +31,7 @@ fn exit_codes_and_signals_propagate() {
 
 #[test]
 fn stdout_and_stderr_are_captured_separately() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let out = run(&E, &spec(root.path(), "echo out; echo err >&2; echo more")).unwrap();
     assert_eq!(out.stdout, "out\nmore\n");
@@ -40,7 +40,7 @@ fn stdout_and_stderr_are_captured_separately() {
 
 #[test]
 fn process_is_pid_1_in_its_own_pid_namespace() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let out = run_ok(
         &E,
@@ -55,7 +55,7 @@ fn process_is_pid_1_in_its_own_pid_namespace() {
 
 #[test]
 fn env_cwd_and_user_are_applied() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(
         root.path(),
@@ -86,7 +86,7 @@ fn env_cwd_and_user_are_applied() {
 
 #[test]
 fn missing_working_directory_is_created() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "pwd");
     s.process_mut().as_mut().unwrap().set_cwd("/a/b/c".into());
@@ -96,7 +96,7 @@ fn missing_working_directory_is_created() {
 
 #[test]
 fn capabilities_are_dockers_defaults() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let out = run_ok(
         &E,
@@ -119,7 +119,7 @@ fn capabilities_are_dockers_defaults() {
 
 #[test]
 fn hostname_is_set_in_a_new_uts_namespace() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "hostname");
     s.set_hostname(Some("kiln-sandbox".into()));
@@ -130,7 +130,7 @@ fn hostname_is_set_in_a_new_uts_namespace() {
 
 #[test]
 fn network_none_has_only_loopback_and_it_is_up() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(
         root.path(),
@@ -147,7 +147,7 @@ fn network_none_has_only_loopback_and_it_is_up() {
 
 #[test]
 fn host_network_is_the_default() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let s = spec(root.path(), "ls /sys/class/net");
     assert!(
@@ -172,7 +172,7 @@ fn host_network_is_the_default() {
 
 #[test]
 fn bind_mounts_read_write_and_read_only() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let rw = tempfile::tempdir().unwrap();
     let ro = tempfile::tempdir().unwrap();
@@ -198,7 +198,7 @@ fn bind_mounts_read_write_and_read_only() {
 
 #[test]
 fn file_bind_mount_creates_an_empty_stub() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let hosts = tempfile::NamedTempFile::new().unwrap();
     fs::write(hosts.path(), "127.0.0.1 localhost kiln\n").unwrap();
@@ -217,7 +217,7 @@ fn file_bind_mount_creates_an_empty_stub() {
 
 #[test]
 fn mount_targets_through_symlinks_stay_inside_the_root() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let outside = tempfile::tempdir().unwrap();
     // An absolute symlink in the image pointing at a host path: it must resolve in the rootfs.
@@ -239,7 +239,7 @@ fn mount_targets_through_symlinks_stay_inside_the_root() {
 
 #[test]
 fn mounts_redirected_by_symlinks_onto_the_containers_own_file_systems_are_refused() {
-    require_root!();
+    require_root();
     let root = rootfs();
     symlink("/proc", root.path().join("p")).unwrap();
     symlink("/", root.path().join("r")).unwrap();
@@ -303,7 +303,7 @@ fn mounts_redirected_by_symlinks_onto_the_containers_own_file_systems_are_refuse
 
 #[test]
 fn tmpfs_mounts_with_options_and_nothing_lands_in_the_rootfs() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(
         root.path(),
@@ -326,7 +326,7 @@ fn tmpfs_mounts_with_options_and_nothing_lands_in_the_rootfs() {
 
 #[test]
 fn proc_dev_and_sys_work_as_in_docker() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let script = "echo hidden > /dev/null; head -c 4 /dev/zero | wc -c; \
         stat -c '%t,%T %a' /dev/null /dev/urandom /dev/tty; readlink /dev/fd; readlink /dev/stdout; \
@@ -345,7 +345,7 @@ fn proc_dev_and_sys_work_as_in_docker() {
 
 #[test]
 fn masked_and_readonly_paths_follow_docker() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let script = "cut -d' ' -f2,4 /proc/mounts | cut -d, -f1";
     let out = run_ok(&E, &spec(root.path(), script));
@@ -384,7 +384,7 @@ fn masked_and_readonly_paths_follow_docker() {
 
 #[test]
 fn readonly_root_refuses_writes() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "touch /newfile");
     s.root_mut().as_mut().unwrap().set_readonly(Some(true));
@@ -400,7 +400,7 @@ fn readonly_root_refuses_writes() {
 
 #[test]
 fn rlimit_nofile_is_buildkits() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "ulimit -n");
     let limits = s.process().as_ref().unwrap().rlimits().clone().unwrap();
@@ -423,7 +423,7 @@ fn rlimit_nofile_is_buildkits() {
 
 #[test]
 fn program_is_found_through_path_in_the_container_env() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "");
     let p = s.process_mut().as_mut().unwrap();
@@ -433,7 +433,7 @@ fn program_is_found_through_path_in_the_container_env() {
 
 #[test]
 fn missing_program_is_a_clear_error() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "");
     s.process_mut()
@@ -471,7 +471,7 @@ fn missing_program_is_a_clear_error() {
 
 #[test]
 fn mount_failure_names_the_mount() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let mut s = spec(root.path(), "true");
     let mut bad = Mount::default();
@@ -489,7 +489,7 @@ fn mount_failure_names_the_mount() {
 
 #[test]
 fn bad_rootfs_and_bind_source_are_reported_before_starting() {
-    require_root!();
+    require_root();
     let s = spec(std::path::Path::new("/nonexistent/rootfs"), "true");
     let err = run(&E, &s).err().unwrap();
     assert!(err.to_string().contains("/nonexistent/rootfs"), "{err}");

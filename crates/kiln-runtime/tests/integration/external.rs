@@ -8,8 +8,8 @@ use crate::util::{require_root, rootfs, run, run_ok, runc, spec};
 
 #[test]
 fn runc_exit_codes_and_output() {
-    require_root!();
-    let Some(runc) = runc() else { return };
+    require_root();
+    let runc = runc();
     let root = rootfs();
     let out = run(&runc, &spec(root.path(), "echo out; echo err >&2; exit 3")).unwrap();
     assert_eq!(out.status, ExitStatus::Code(3));
@@ -20,8 +20,8 @@ fn runc_exit_codes_and_output() {
 
 #[test]
 fn runc_applies_user_cwd_env_caps_and_mounts() {
-    require_root!();
-    let Some(runc) = runc() else { return };
+    require_root();
+    let runc = runc();
     let root = rootfs();
     let data = tempfile::tempdir().unwrap();
     let mut s = spec(
@@ -41,8 +41,8 @@ fn runc_applies_user_cwd_env_caps_and_mounts() {
 
 #[test]
 fn runc_missing_program_is_the_same_error() {
-    require_root!();
-    let Some(runc) = runc() else { return };
+    require_root();
+    let runc = runc();
     let root = rootfs();
     let mut s = spec(root.path(), "");
     s.process_mut()
@@ -55,8 +55,8 @@ fn runc_missing_program_is_the_same_error() {
 
 #[test]
 fn embedded_and_runc_agree() {
-    require_root!();
-    let Some(runc) = runc() else { return };
+    require_root();
+    let runc = runc();
     let root = rootfs();
     let script = "echo $$; id; hostname -s >/dev/null; ls /dev | sort | tr '\\n' ' '; \
         grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; ulimit -n; \
@@ -71,8 +71,8 @@ fn embedded_and_runc_agree() {
 
 #[test]
 fn runc_container_is_killed_through_the_runtime() {
-    require_root!();
-    let Some(runc) = runc() else { return };
+    require_root();
+    let runc = runc();
     let root = rootfs();
     let container = runc
         .spawn(

@@ -12,7 +12,7 @@ const E: Executor = Executor::Embedded;
 
 #[test]
 fn kill_from_another_thread_ends_the_whole_container() {
-    require_root!();
+    require_root();
     let root = rootfs();
     // A background grandchild and a foreground sleep; killing PID 1 must take both.
     let s = spec(root.path(), "sleep 7301 & sleep 7302");
@@ -21,25 +21,32 @@ fn kill_from_another_thread_ends_the_whole_container() {
     let start = Instant::now();
     // Until both have exec'd: before that, the shell and its fork both have both numbers in
     // their command lines.
+    // (Generous: on a loaded machine the two execs can take seconds.)
     while (processes_with("sleep 7301").len() != 1 || processes_with("sleep 7302").len() != 1)
-        && start.elapsed() < Duration::from_secs(5)
+        && start.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(processes_with("sleep 7301").len(), 1);
+    assert_eq!(
+        processes_with("sleep 7301").len(),
+        1,
+        "sleep 7301 never started"
+    );
+    let killed = Instant::now();
     std::thread::spawn(move || killer.kill().unwrap())
         .join()
         .unwrap();
     let status = container.wait().unwrap();
     assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // A hang guard, not a timing: the sleeps would last two hours.
+    assert!(killed.elapsed() < Duration::from_secs(30));
     assert!(processes_with("sleep 7301").is_empty());
     assert!(processes_with("sleep 7302").is_empty());
 }
 
 #[test]
 fn dropping_an_unwaited_container_kills_and_reaps_it() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let container = E
         .spawn(&spec(root.path(), "sleep 7303"), Stdio::null().unwrap())
@@ -55,7 +62,7 @@ fn dropping_an_unwaited_container_kills_and_reaps_it() {
 
 #[test]
 fn background_processes_die_with_the_main_process() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let out = run(&E, &spec(root.path(), "sleep 7304 & echo started")).unwrap();
     assert_eq!(out.stdout, "started\n");
@@ -64,7 +71,7 @@ fn background_processes_die_with_the_main_process() {
 
 #[test]
 fn no_mounts_leak_on_success_or_failure() {
-    require_root!();
+    require_root();
     let before = mountinfo();
     let root = rootfs();
     let data = tempfile::tempdir().unwrap();
@@ -97,7 +104,7 @@ fn no_mounts_leak_on_success_or_failure() {
 
 #[test]
 fn twenty_concurrent_runs_from_threads() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let threads: Vec<_> = (0..20)
         .map(|i| {
@@ -121,7 +128,7 @@ fn twenty_concurrent_runs_from_threads() {
 
 #[test]
 fn container_dies_with_the_thread_that_spawned_it() {
-    require_root!();
+    require_root();
     let root = rootfs();
     let s = spec(root.path(), "sleep 7306");
     // The spawning thread ends while the container runs: the parent-death signal fires, as it
@@ -131,6 +138,6 @@ fn container_dies_with_the_thread_that_spawned_it() {
         .unwrap();
     let start = Instant::now();
     assert_eq!(container.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(30));
     assert!(processes_with("sleep 7306").is_empty());
 }

@@ -4,7 +4,10 @@
 //!   namespaces, mounts, masked paths, errors).
 //! - `lifecycle`: kill, drop, leaks of mounts and processes, concurrency.
 //! - `devices`: Docker's device rules (nodes may be made, only the standard ones opened).
-//! - `external`: the same basics through runc (skipped with a notice if runc is missing).
+//! - `external`: the same basics through runc.
+//!
+//! No test skips: without root, busybox-static or runc a test fails and says what to install
+//! (as root, scripts/install-deps.sh installs a missing package first).
 
 mod devices;
 mod embedded;

@@ -1,4 +1,4 @@
-//! Shared fixtures: a busybox rootfs made from Debian's busybox-static, a spec for it, and a
+//! Shared fixtures: the prerequisites (failing, never skipping), a busybox rootfs made from Debian's busybox-static, a spec for it, and a
 //! runner that captures stdout and stderr.
 
 use std::fs;
@@ -10,26 +10,11 @@ use std::process::Command;
 use kiln_runtime::oci_spec::runtime::Spec;
 use kiln_runtime::{Executor, ExitStatus, Result, Stdio, docker_default_spec};
 
-/// Skip (with a notice) unless root and busybox-static are available.
-macro_rules! require_root {
-    () => {
-        if let Some(why) = crate::util::missing_prerequisite() {
-            eprintln!("skipping: {why}");
-            return;
-        }
-    };
-}
-pub(crate) use require_root;
-
-pub fn missing_prerequisite() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (namespaces and mounts)");
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("needs /bin/busybox (Debian's busybox-static)");
-    }
-    None
+/// Fails the test, loudly, unless it runs as root and Debian's busybox-static is installed (as
+/// root, a missing busybox is installed by scripts/install-deps.sh first).
+pub fn require_root() {
+    kiln_test::prereq::require_root("kiln-runtime's tests (namespaces and mounts)");
+    kiln_test::prereq::require_file("/bin/busybox", "busybox-static");
 }
 
 /// A rootfs with `/bin/busybox` and a symlink per applet (`busybox --install -s`), plus
@@ -121,15 +106,11 @@ pub fn run_ok(executor: &Executor, spec: &Spec) -> String {
     out.stdout
 }
 
-/// The executors to test: embedded, and runc when installed.
-pub fn runc() -> Option<Executor> {
-    match Executor::from_name("runc") {
-        Ok(e) => Some(e),
-        Err(_) => {
-            eprintln!("notice: runc not installed; external runtime test skipped");
-            None
-        }
-    }
+/// The external executor: runc, installed when missing (as root), else the test fails saying
+/// what to install.
+pub fn runc() -> Executor {
+    kiln_test::prereq::require_command("runc", "runc");
+    Executor::from_name("runc").unwrap_or_else(|e| panic!("runc is installed but unusable: {e}"))
 }
 
 /// Processes on the host whose command line contains `needle` (NUL-separated args joined by

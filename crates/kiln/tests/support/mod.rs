@@ -1,5 +1,7 @@
-//! What the end-to-end CLI test files share: the binary, the busybox base image (made once per
-//! test run by scripts/make-busybox-image.sh), and a build context with its own store.
+//! What the end-to-end CLI test files share: the binary, the prerequisites (a missing one fails
+//! the test, never skips it; as root, scripts/install-deps.sh installs a missing package
+//! first), the busybox base image (made once per test run by scripts/make-busybox-image.sh),
+//! and a build context with its own store.
 #![allow(dead_code)] // each test file is its own crate and uses part of this
 
 use std::path::{Path, PathBuf};
@@ -12,18 +14,20 @@ pub fn bin() -> &'static str {
 
 /// Fails the test, loudly, unless it runs as root.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests need root (overlay mounts, namespaces, loop devices): run them as root"
-    );
+    kiln_test::prereq::require_root("these tests (overlay mounts, namespaces, loop devices)");
+}
+
+/// The path of command `name` from Debian's `package`: installed when missing and the tests
+/// run as root, else the test fails naming the package and `bash scripts/install-deps.sh`.
+pub fn require_command(name: &str, package: &str) -> PathBuf {
+    kiln_test::prereq::require_command(name, package)
 }
 
 /// The busybox docker-archive, made once per test run.
 pub fn busybox_archive() -> &'static Path {
     static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
+        kiln_test::prereq::require_file("/bin/busybox", "busybox-static");
         let dir = std::env::temp_dir().join(format!("kiln-cli-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("busybox.tar");
