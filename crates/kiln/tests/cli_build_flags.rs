@@ -889,3 +889,43 @@ fn add_host_shm_size_and_ulimit_are_part_of_run_cache_keys() {
     assert!(ran(&["--ulimit", "nofile=512:1024"]), "a ulimit runs again");
     assert!(!ran(&[]), "back to the defaults: the first record");
 }
+
+#[test]
+fn a_remote_contexts_dockerfile_and_ignore_file_never_read_the_host() {
+    require_root();
+    let c = Ctx::new();
+    // A host file with a marker that must never reach kiln's output.
+    let secret = c.fresh("host-secret");
+    std::fs::write(&secret, "HOSTSECRET-4711\n").unwrap();
+    c.file("a.txt", "a\n");
+    std::os::unix::fs::symlink(&secret, c.ctx.join("Dockerfile")).unwrap();
+    let tgz = c.fresh("escape.tar.gz");
+    tar_gz(&c.ctx, &tgz);
+    let (code, out, err) = kiln_build(&c, &["--progress=plain", tgz.to_str().unwrap()], b"");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("inside the context") && !(out + &err).contains("HOSTSECRET"),
+        "{err}"
+    );
+    // A .dockerignore (and Dockerfile.dockerignore) pointing out is read inside the context:
+    // nothing of the host, and the build goes on without patterns.
+    std::fs::remove_file(c.ctx.join("Dockerfile")).unwrap();
+    c.file("Dockerfile", &format!("{BASE}COPY a.txt /a\n"));
+    std::os::unix::fs::symlink(&secret, c.ctx.join(".dockerignore")).unwrap();
+    std::os::unix::fs::symlink(&secret, c.ctx.join("Dockerfile.dockerignore")).unwrap();
+    let tgz = c.fresh("ignore.tar.gz");
+    tar_gz(&c.ctx, &tgz);
+    let (d, o) = local_dest(&c);
+    let (code, out, err) = kiln_build(
+        &c,
+        &["--progress=plain", "-o", &o, tgz.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!(out + &err).contains("HOSTSECRET"), "{err}");
+    assert_eq!(read(&d, "a"), "a\n");
+    assert!(
+        c.tmp_is_empty(),
+        "the unpacked contexts were left in the store"
+    );
+}

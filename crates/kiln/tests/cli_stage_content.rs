@@ -183,3 +183,61 @@ fn a_linked_copy_does_not_depend_on_the_layers_below() {
         "2\nlinked\n"
     );
 }
+
+#[test]
+fn an_xattr_change_is_a_content_change() {
+    require_root();
+    let c = Ctx::new();
+    c.file("f", "hi\n").file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest AS b\nCOPY f /out/f\nFROM localhost/busybox:latest\nCOPY --from=b /out /out\n",
+    );
+    let set = |v: &str| {
+        let st = std::process::Command::new("setfattr")
+            .args(["-n", "user.test", "-v", v])
+            .arg(c.ctx.join("f"))
+            .status();
+        match st {
+            Ok(s) => assert!(s.success(), "setfattr failed"),
+            // Without the attr tools, write it through python3 (always present in CI).
+            Err(_) => {
+                let py = format!(
+                    "import os; os.setxattr({:?}, 'user.test', b{:?})",
+                    c.ctx.join("f").display().to_string(),
+                    v
+                );
+                assert!(
+                    std::process::Command::new("python3")
+                        .args(["-c", &py])
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+        }
+    };
+    set("v1");
+    c.build_ok(&[]);
+    set("v2");
+    let again = c.build_ok(&[]);
+    assert!(
+        !cached(&again, "COPY f /out/f"),
+        "the context COPY:\n{again}"
+    );
+    assert!(
+        !cached(&again, "COPY --from=b /out /out"),
+        "the stage COPY:\n{again}"
+    );
+    let out = c.export(&[]);
+    let got = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import os; print(os.getxattr({:?}, 'user.test').decode())",
+                out.join("out/f").display().to_string()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "v2");
+}
