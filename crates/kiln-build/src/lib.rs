@@ -23,6 +23,7 @@ pub mod event;
 mod execute;
 mod explain;
 mod export;
+mod history;
 mod key;
 pub mod namespace;
 pub mod options;

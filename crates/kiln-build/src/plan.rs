@@ -260,18 +260,6 @@ fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
     }
 }
 
-/// Docker's `created_by` for an instruction: `RUN /bin/sh -c x # buildkit` etc.
-fn created_by(ins: &Instruction, rc: &RunConfig) -> String {
-    match &ins.command {
-        Command::Run(r) => {
-            let args = exec_or_shell(&r.cmd, rc);
-            format!("RUN {} # buildkit", args.join(" "))
-        }
-        Command::Copy(_) | Command::Add(_) => format!("{} # buildkit", ins.original.trim()),
-        _ => ins.original.trim().to_string(),
-    }
-}
-
 impl Planner<'_> {
     fn image(&mut self, reference: &str) -> Result<usize> {
         if let Some(&i) = self.by_ref.get(reference) {
@@ -481,15 +469,14 @@ impl Planner<'_> {
             let exp = sev.expand_instruction(ins)?;
             let x = &exp.instruction;
             let rc = &mut config.config;
-            let hist_by = created_by(x, rc);
+            let hist_by = crate::history::created_by(ins, x, rc);
             let mut layer_step: Option<StepIndex> = None;
-            let mut record_history = true;
             if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
                 run_env = None;
             }
             match &x.command {
                 Command::From(_) => {}
-                Command::Arg(_) => record_history = false,
+                Command::Arg(_) => {}
                 Command::Env(kv) => {
                     for p in &kv.pairs {
                         env_slots.set(rc, &p.key, &p.value);
@@ -710,7 +697,7 @@ impl Planner<'_> {
                     layer_step = Some(s);
                 }
             }
-            if record_history {
+            if let Some(hist_by) = hist_by {
                 config.history.push(History {
                     created: None,
                     created_by: Some(hist_by),
@@ -947,7 +934,7 @@ pub fn clean_path(p: &str) -> String {
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`, ... (Docker's nat.ParsePortSpecs for EXPOSE).
-fn expand_port_spec(p: &str) -> Vec<String> {
+pub(crate) fn expand_port_spec(p: &str) -> Vec<String> {
     let (ports, proto) = match p.split_once('/') {
         Some((a, b)) => (a, b.to_lowercase()),
         None => (p, "tcp".to_string()),
