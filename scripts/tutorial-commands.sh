@@ -56,8 +56,15 @@ if [ "$COMPARE" = 1 ]; then
       exit 2
     fi
   done
-  if diff -u --label docker --label kiln "$out/docker" "$out/kiln"; then
-    echo "same summary with docker and kiln ($(wc -l <"$out/kiln") lines)"
+  # One line differs on purpose (docs/docker-compat.md, image prune): removing the dangling
+  # image frees its layer blob in kiln's store, while docker's BuildKit cache still holds that
+  # layer, so docker reports 0B. It is shown, not compared.
+  for t in docker kiln; do
+    echo "$t: $(grep -h '^Total reclaimed space' "$out/$t")"
+    grep -v '^Total reclaimed space' "$out/$t" >"$out/$t.cmp"
+  done
+  if diff -u --label docker --label kiln "$out/docker.cmp" "$out/kiln.cmp"; then
+    echo "same summary with docker and kiln ($(wc -l <"$out/kiln.cmp") lines compared)"
     rc=0
   else
     rc=1
