@@ -81,7 +81,7 @@ impl KeyInputs for Build<'_> {
     ) -> Result<ListedDigest> {
         let ctx = self.local(dir)?;
         sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, listing)
-            .map_err(|e| BuildError::Other(e.to_string()))
+            .map_err(BuildError::from)
     }
 
     fn stage_files(

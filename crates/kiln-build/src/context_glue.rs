@@ -60,7 +60,7 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
             Err(_) => {}
         }
     }
-    read_dockerignore(&opts.context).map_err(|e| BuildError::Other(e.to_string()))
+    Ok(read_dockerignore(&opts.context)?)
 }
 
 fn cache_path(store: &Store, context: &Path) -> PathBuf {
@@ -76,8 +76,7 @@ fn cache_path(store: &Store, context: &Path) -> PathBuf {
 
 pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
     let ignore = ignore_patterns(opts)?;
-    let context =
-        BuildContext::open(&opts.context, ignore).map_err(|e| BuildError::Other(e.to_string()))?;
+    let context = BuildContext::open(&opts.context, ignore)?;
     Ok(with_cache(store, context))
 }
 

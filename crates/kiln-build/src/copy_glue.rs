@@ -7,7 +7,7 @@ use crate::copy::{CopyRequest, CopySource, copy_into, http};
 use crate::error::{BuildError, Result};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
 use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, store_err};
+use crate::state::Build;
 
 pub fn copy(
     b: &Build<'_>,
@@ -95,7 +95,7 @@ pub fn url_content_digest(b: &Build<'_>, url: &str) -> Result<String> {
     let dir = {
         let mut d = b.download_dir.lock().unwrap();
         if d.is_none() {
-            *d = Some(b.store.prepare_snapshot_dir().map_err(store_err)?);
+            *d = Some(b.store.prepare_snapshot_dir()?);
         }
         let n = b.downloads.lock().unwrap().len();
         let dir = d
@@ -105,7 +105,7 @@ pub fn url_content_digest(b: &Build<'_>, url: &str) -> Result<String> {
         std::fs::create_dir_all(&dir).map_err(|e| BuildError::io("creating", &dir, e))?;
         dir
     };
-    match http::probe(url, known.as_ref(), &dir).map_err(|e| BuildError::Other(e.to_string()))? {
+    match http::probe(url, known.as_ref(), &dir)? {
         http::Probe::NotModified => Ok(known.map(|k| k.digest).unwrap_or_default()),
         http::Probe::Fetched(f, meta) => {
             if known.as_ref() != Some(&meta)
@@ -126,8 +126,7 @@ pub fn git_commit(b: &Build<'_>, url: &str) -> Result<String> {
         return Ok(c.clone());
     }
     let src = crate::copy::git::parse(url);
-    let commit =
-        crate::copy::git::resolve(url, &src).map_err(|e| BuildError::Other(e.to_string()))?;
+    let commit = crate::copy::git::resolve(url, &src)?;
     b.git_commits
         .lock()
         .unwrap()

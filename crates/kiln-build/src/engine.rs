@@ -19,7 +19,7 @@ use crate::key::KeyBuilder;
 use crate::options::BuildOptions;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
 use crate::solve::{DagError, run_dag};
-use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, store_err, unix_now};
+use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,19 +101,18 @@ impl ImageSource for StoreImages<'_> {
         })?;
         // From here the image's content stays until the build ends, even if `rmi` or a
         // prune removes the image meanwhile.
-        let (rec, layers) = self
-            .lease
-            .use_image(&rec.id)
-            .map_err(store_err)?
-            .ok_or_else(|| BuildError::MissingImage {
-                reference: reference.to_string(),
-                hint: "it was removed while the build started".into(),
-            })?;
+        let (rec, layers) =
+            self.lease
+                .use_image(&rec.id)?
+                .ok_or_else(|| BuildError::MissingImage {
+                    reference: reference.to_string(),
+                    hint: "it was removed while the build started".into(),
+                })?;
         self.held
             .lock()
             .unwrap()
             .insert(rec.id.to_string(), (rec.manifest_digest, layers));
-        let bytes = self.store.read_blob(&rec.id).map_err(store_err)?;
+        let bytes = self.store.read_blob(&rec.id)?;
         let config: ImageConfig = serde_json::from_slice(&bytes)
             .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
         Ok(ResolvedImage {
@@ -132,7 +131,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_else(|| "Dockerfile".into());
     let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
-    let store = Store::open(root).map_err(store_err)?;
+    let store = Store::open(root)?;
     let named = named_contexts(&store, &opts.named_contexts)?;
     let mut aliases = BTreeMap::new();
     let mut dirs = BTreeMap::new();
@@ -161,7 +160,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             .collect(),
     };
     // Taken before planning: resolving a base image puts its content under this lease.
-    let lease = store.lease().map_err(store_err)?;
+    let lease = store.lease()?;
     let images = StoreImages {
         store: &store,
         lease: &lease,
@@ -224,9 +223,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     let cancel = signals.flag();
     // Shared while the build runs: prunes that remove cache records wait (see kiln-store's
     // gclock), so cache hits need no per-step protection.
-    let guard = store.build_guard().map_err(store_err)?;
+    let guard = store.build_guard()?;
     // Drop snapshots a crash may have torn; mark old ones durable (see kiln-store).
-    store.settle_snapshots().map_err(store_err)?;
+    store.settle_snapshots()?;
     let b = Build {
         store: &store,
         lease,
@@ -398,10 +397,11 @@ impl Build<'_> {
         if let Some(l) = &layer {
             refs.push((RefKind::Snapshot, l.snapshot.as_str()));
         }
-        let value = serde_json::to_vec(&rec).map_err(|e| BuildError::Other(e.to_string()))?;
-        self.store
-            .cache_put(&key.key, &value, &refs)
-            .map_err(store_err)?;
+        let value = serde_json::to_vec(&rec).map_err(|source| BuildError::Encode {
+            what: "a cache record",
+            source,
+        })?;
+        self.store.cache_put(&key.key, &value, &refs)?;
         crate::explain::record(self, &explain_key, &key);
         self.counters.lock().unwrap().1 += 1;
         self.events.send(Event::StepDone {
@@ -422,7 +422,7 @@ impl Build<'_> {
     /// A cache record whose snapshot still exists (kept by the build guard). Its blob, if
     /// the layer has one, is found or made at export.
     fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
-        let Some(hit) = self.store.cache_use(key).map_err(store_err)? else {
+        let Some(hit) = self.store.cache_use(key)? else {
             return Ok(None);
         };
         let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&hit.value) else {

@@ -28,6 +28,24 @@ pub enum BuildError {
     Store(#[from] kiln_store::Error),
     #[error("build cancelled")]
     Cancelled,
+    /// Reading a build context or a stage's files.
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
+    /// A user or group name that the image does not define.
+    #[error(transparent)]
+    Passwd(#[from] crate::copy::passwd::PasswdError),
+    #[error(transparent)]
+    Git(#[from] crate::copy::git::GitError),
+    #[error(transparent)]
+    Http(#[from] crate::copy::http::HttpError),
+    #[error(transparent)]
+    Runtime(#[from] kiln_runtime::RuntimeError),
+    /// Encoding kiln's own records or image config (JSON).
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Other(String),
 }

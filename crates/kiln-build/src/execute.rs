@@ -10,7 +10,7 @@ use crate::context::rootpath::{self, Owner, Root};
 use crate::error::{BuildError, Result};
 use crate::plan::{Op, StepIndex};
 use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, LayerRef, StepResult, store_err};
+use crate::state::{Build, LayerRef, StepResult};
 
 /// Run step `i` on top of `parent`; returns the new layer, or None when nothing changed.
 pub fn execute(
@@ -21,7 +21,7 @@ pub fn execute(
 ) -> Result<Option<LayerRef>> {
     let step = &b.plan.steps[i];
     let mut scratch = Scratch { dirs: Vec::new() };
-    let upper = b.store.prepare_snapshot_dir().map_err(store_err)?;
+    let upper = b.store.prepare_snapshot_dir()?;
     // The upper dir leaves tmp/ only by commit; until then it is scratch.
     scratch.dirs.push(upper.clone());
     let linked = crate::cachekey::is_linked(&step.op);
@@ -48,7 +48,7 @@ pub fn execute(
     // freed in the last 30 s to 5 min, scanning for each new one): `--no-cache` rebuilds of
     // the incremental bench case took 5.8-7.8 s instead of ~3 s.
     let mut snapshot_key = format!("step:{key}");
-    if b.store.has_snapshot(&snapshot_key).map_err(store_err)? {
+    if b.store.has_snapshot(&snapshot_key)? {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -63,8 +63,7 @@ pub fn execute(
         .map(|l| l.snapshot.clone());
     let info = b
         .store
-        .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)
-        .map_err(store_err)?;
+        .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)?;
     scratch.dirs.retain(|d| d != &upper);
     Ok(Some(LayerRef {
         snapshot: snapshot_key,
@@ -84,8 +83,7 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
     let root = Root::open(merged).map_err(|e| BuildError::io("opening rootfs", merged, e))?;
     let owner = match user {
         Some(u) => {
-            let id = crate::copy::passwd::resolve_user(merged, u)
-                .map_err(|e| BuildError::Other(e.to_string()))?;
+            let id = crate::copy::passwd::resolve_user(merged, u)?;
             Some(Owner {
                 uid: id.uid,
                 gid: id.gid,

@@ -16,7 +16,7 @@ use crate::error::{BuildError, Result};
 use crate::event::Event;
 use crate::options::{LayerCompression, Output};
 use crate::outputs::Cancellable;
-use crate::state::{Build, BuildOutcome, LayerRef, StepResult, store_err};
+use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -55,8 +55,7 @@ pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<Layer
     // One transaction protects every blob this export reuses.
     let mut found = b
         .lease
-        .use_snapshot_layers(&built, &variant, &known)
-        .map_err(store_err)?
+        .use_snapshot_layers(&built, &variant, &known)?
         .into_iter();
     let mut out: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
     let mut missing = Vec::new();
@@ -122,7 +121,7 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
     };
     // export_layer hashes exactly the bytes it writes (the blob digest; for an uncompressed
     // layer that is also the diff id), so the store need not hash them again.
-    let mut w = b.store.blob_writer_prehashed().map_err(store_err)?;
+    let mut w = b.store.blob_writer_prehashed()?;
     // A signal stops the write; dropping the writer removes the partial blob.
     let info = kiln_snapshot::export_layer(
         dir,
@@ -139,11 +138,7 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
             BuildError::Other(format!("exporting layer {}: {e}", dir.display()))
         }
     })?;
-    let blob = w
-        .finish_prehashed(info.digest)
-        .map_err(store_err)?
-        .commit(&b.lease, None)
-        .map_err(store_err)?;
+    let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
         blob: blob.digest,
         diff_id: info.diff_id,
@@ -152,8 +147,7 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
         uncompressed_size: info.uncompressed_size,
     };
     b.store
-        .record_snapshot_layer(&layer.snapshot, variant, &rec)
-        .map_err(store_err)?;
+        .record_snapshot_layer(&layer.snapshot, variant, &rec)?;
     Ok(rec)
 }
 
@@ -185,9 +179,7 @@ pub fn rfc3339(secs: i64) -> String {
 fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
     let d = Digest::of(bytes);
     if b.store.has_blob(&d) {
-        b.lease
-            .protect(kiln_store::RefKind::Blob, &d.to_string())
-            .map_err(store_err)?;
+        b.lease.protect(kiln_store::RefKind::Blob, &d.to_string())?;
         if b.store.has_blob(&d) {
             return Ok(kiln_store::BlobInfo {
                 digest: d,
@@ -195,7 +187,9 @@ fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
             });
         }
     }
-    b.store.put_blob(&b.lease, bytes, None).map_err(store_err)
+    b.store
+        .put_blob(&b.lease, bytes, None)
+        .map_err(BuildError::from)
 }
 
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
@@ -247,7 +241,10 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.to_string()).collect();
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
+    let config_bytes = serde_json::to_vec(&config).map_err(|source| BuildError::Encode {
+        what: "the image config",
+        source,
+    })?;
     let cfg = put_small_blob(b, &config_bytes)?;
     let layers_json: Vec<serde_json::Value> = layers
         .iter()
@@ -261,8 +258,10 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cfg.digest.to_string(), "size": cfg.size},
         "layers": layers_json,
     });
-    let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| BuildError::Encode {
+        what: "the manifest",
+        source,
+    })?;
     let man = put_small_blob(b, &manifest_bytes)?;
     let new = NewImage {
         manifest_digest: man.digest,
@@ -287,7 +286,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     if b.cancel.load(Ordering::SeqCst) {
         return Err(BuildError::Cancelled);
     }
-    b.store.record_image(&new, &tags).map_err(store_err)?;
+    b.store.record_image(&new, &tags)?;
     let image_id = cfg.digest.to_string();
     b.events.send(Event::Export {
         message: format!("writing image {image_id}"),

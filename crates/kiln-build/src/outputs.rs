@@ -7,7 +7,7 @@ use kiln_store::{Digest, LayerRecord, SaveFormat, Store};
 
 use crate::error::{BuildError, Result};
 use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, LayerRef, store_err};
+use crate::state::{Build, LayerRef};
 
 /// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (see
 /// [`crate::outfile`]: a failed export leaves nothing half-written, a device is written to).
@@ -21,8 +21,7 @@ pub fn save_archive(
 ) -> Result<()> {
     let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
     let rec = store
-        .image(&id)
-        .map_err(store_err)?
+        .image(&id)?
         .ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
     let names = tags
         .iter()
@@ -38,8 +37,7 @@ pub fn save_archive(
         cancel,
     };
     store
-        .save(&[(rec, names)], format, std::io::BufWriter::new(w))
-        .map_err(store_err)?
+        .save(&[(rec, names)], format, std::io::BufWriter::new(w))?
         .into_inner()
         .map_err(|e| BuildError::io("writing", dest, e.into_error()))?;
     out.commit()
@@ -50,7 +48,7 @@ pub fn save_archive(
 pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| BuildError::io("creating", dir, e))?;
     for l in layers {
-        let mut f = b.store.open_blob(&l.blob).map_err(store_err)?;
+        let mut f = b.store.open_blob(&l.blob)?;
         let f = Cancellable {
             inner: &mut f,
             cancel: b.cancel,

@@ -5,7 +5,6 @@ use std::path::Path;
 use kiln_store::{BuildCachePrune, BuildCachePruneReport, Store};
 
 use crate::error::Result;
-use crate::state::store_err;
 
 /// The build cache is trimmed to this after a build when it grows past it
 /// (`KILN_BUILD_CACHE_MAX`, bytes; default 20 GB).
@@ -24,11 +23,11 @@ pub fn prune_cache(
     opts: &BuildCachePrune,
     on_wait: &dyn Fn(),
 ) -> Result<BuildCachePruneReport> {
-    let store = Store::open(root).map_err(store_err)?;
+    let store = Store::open(root)?;
     if store.builds_running() {
         on_wait();
     }
-    store.prune_build_cache(opts).map_err(store_err)
+    Ok(store.prune_build_cache(opts)?)
 }
 
 /// Trim the cache to the default limit when its records are above it; the trim then

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{BuildError, Result};
-use crate::state::{Build, LayerRef, store_err};
+use crate::state::{Build, LayerRef};
 
 /// Temporary directories of one step under the store's tmp/, removed on drop.
 pub(crate) struct Scratch {
@@ -14,7 +14,7 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
-        let d = b.store.prepare_snapshot_dir().map_err(store_err)?;
+        let d = b.store.prepare_snapshot_dir()?;
         self.dirs.push(d.clone());
         Ok(d)
     }

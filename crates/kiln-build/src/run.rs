@@ -21,7 +21,7 @@ use crate::event::{ECHO_LIMIT, Event, EventSink};
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
 use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, store_err};
+use crate::state::Build;
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -536,13 +536,9 @@ fn bind_source(
                 }));
             }
             let host = tree.root().host_path(&res.rel);
-            let is_dir = tree
-                .stat(&res.rel)
-                .map_err(|e| BuildError::Other(e.to_string()))?
-                .is_dir();
+            let is_dir = tree.stat(&res.rel)?.is_dir();
             let masks = if is_dir {
-                tree.hidden_below(&res.rel)
-                    .map_err(|e| BuildError::Other(e.to_string()))?
+                tree.hidden_below(&res.rel)?
             } else {
                 Vec::new()
             };
@@ -818,8 +814,7 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -
     let stdio = Stdio::new(devnull, wr, wr2);
     let executor = match &b.opts.runtime {
         None => Executor::Embedded,
-        Some(p) => Executor::from_name(&p.to_string_lossy())
-            .map_err(|e| BuildError::Other(e.to_string()))?,
+        Some(p) => Executor::from_name(&p.to_string_lossy())?,
     };
     let events = b.events.clone();
     let reader = std::thread::spawn(move || pump_output(rd, i, &events));
@@ -884,7 +879,6 @@ fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -
             output,
         ));
     }
-    let _ = store_err;
     Ok(())
 }
 

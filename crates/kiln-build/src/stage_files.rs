@@ -14,7 +14,7 @@ use crate::error::{BuildError, Result};
 use crate::key::KeyBuilder;
 use crate::plan::StepIndex;
 use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, store_err};
+use crate::state::Build;
 
 /// `sha256:…` over what `sources` select in the result of `stage_step` (the last step of a
 /// stage), with `step` (the reader) named in errors.
@@ -34,8 +34,7 @@ pub(crate) fn digest(
     let record = format!("stage-files:{}", k.finish());
     if let Some(d) = b
         .store
-        .cache_peek(&record)
-        .map_err(store_err)?
+        .cache_peek(&record)?
         .and_then(|v| String::from_utf8(v).ok())
         .filter(|d| d.starts_with("sha256:"))
     {

@@ -56,10 +56,6 @@ pub struct BuildOutcome {
     pub executed: usize,
 }
 
-pub(crate) fn store_err(e: kiln_store::Error) -> BuildError {
-    BuildError::Store(e)
-}
-
 /// Shared state of one build.
 pub(crate) struct Build<'a> {
     pub store: &'a Store,

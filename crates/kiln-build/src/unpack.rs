@@ -7,7 +7,7 @@ use kiln_snapshot::{ExtractOptions, extract_layer};
 use kiln_store::{Digest, LayerRecord, Lease, Store, chain_ids};
 
 use crate::error::{BuildError, Result};
-use crate::state::{Build, LayerRef, store_err};
+use crate::state::{Build, LayerRef};
 
 /// Snapshot key of the layer whose chain id is `chain`.
 pub fn layer_snapshot_key(chain: &Digest) -> String {
@@ -28,11 +28,11 @@ pub fn image_chain(
     let mut parent: Option<String> = None;
     for (layer, chain) in layers.iter().zip(chains) {
         let key = layer_snapshot_key(&chain);
-        let info = match lease.use_snapshot(&key).map_err(store_err)? {
+        let info = match lease.use_snapshot(&key)? {
             Some(info) => info,
             None => {
-                let dir = store.prepare_snapshot_dir().map_err(store_err)?;
-                let blob = store.open_blob(&layer.blob).map_err(store_err)?;
+                let dir = store.prepare_snapshot_dir()?;
+                let blob = store.open_blob(&layer.blob)?;
                 let r = extract_layer(
                     std::io::BufReader::with_capacity(1 << 20, blob),
                     &dir,
@@ -45,9 +45,7 @@ pub fn image_chain(
                         layer.blob
                     )));
                 }
-                store
-                    .commit_snapshot(lease, &key, parent.as_deref(), &dir)
-                    .map_err(store_err)?
+                store.commit_snapshot(lease, &key, parent.as_deref(), &dir)?
             }
         };
         out.push(LayerRef {

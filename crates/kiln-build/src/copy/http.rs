@@ -271,6 +271,16 @@ pub fn parse_http_date(s: &str) -> Option<Time> {
     })
 }
 
+/// A server that accepts and never answers must not hang a build: connecting and the
+/// response's headers get a time limit (a long body does not: big downloads are slow).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,14 +304,4 @@ mod tests {
         assert!(parse_checksum("sha256:abc").is_err());
         assert!(parse_checksum("md5:abc").is_err());
     }
-}
-
-/// A server that accepts and never answers must not hang a build: connecting and the
-/// response's headers get a time limit (a long body does not: big downloads are slow).
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(30)))
-        .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
-        .build()
-        .into()
 }
