@@ -158,12 +158,29 @@ fn prune(args: PruneArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    // Empty bookkeeping records go with the rest, but unnamed, as `system df -v` and
+    // `builder du` leave them out (unless asked for by `--filter type=internal`).
+    let unlisted: std::collections::HashSet<String> = if sel.kinds.contains(&CacheKind::Internal) {
+        Default::default()
+    } else {
+        Store::open(global.store_root())?
+            .build_cache()?
+            .into_iter()
+            .filter(|e| e.kind == CacheKind::Internal && e.size == 0)
+            .map(|e| e.id)
+            .collect()
+    };
     let report = kiln_build::prune_cache(&global.store_root(), &sel, &|| {
         eprintln!("waiting for running builds to finish before pruning the build cache...")
     })?;
-    if !report.removed.is_empty() {
+    let listed: Vec<&String> = report
+        .removed
+        .iter()
+        .filter(|id| !unlisted.contains(*id))
+        .collect();
+    if !listed.is_empty() {
         writeln!(out, "Deleted build cache objects:")?;
-        for id in &report.removed {
+        for id in listed {
             writeln!(out, "{id}")?;
         }
         writeln!(out)?;

@@ -294,10 +294,25 @@ impl std::fmt::Display for Reported {
 }
 impl std::error::Error for Reported {}
 
+/// A failure already printed, with docker's exit code for it (`inspect`: 64 for a template
+/// that does not parse).
+#[derive(Debug)]
+pub(crate) struct ReportedExit(pub u8);
+
+impl std::fmt::Display for ReportedExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed (exit {})", self.0)
+    }
+}
+impl std::error::Error for ReportedExit {}
+
 pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match dispatch(cmd, global) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.downcast_ref::<Reported>().is_some() => Ok(ExitCode::FAILURE),
+        Err(e) if e.downcast_ref::<ReportedExit>().is_some() => Ok(e
+            .downcast_ref::<ReportedExit>()
+            .map_or(ExitCode::FAILURE, |r| ExitCode::from(r.0))),
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("Error: {}", message(&e));

@@ -436,7 +436,7 @@ fn call(name: &str, args: Vec<Value>, mode: Mode) -> Result<Value> {
     Ok(match name {
         "json" => {
             arity(1)?;
-            Value::String(serde_json::to_string(&nil_maps_to_null(&args[0])).unwrap_or_default())
+            Value::String(go_json(&nil_maps_to_null(&args[0])))
         }
         "upper" => {
             arity(1)?;
@@ -568,6 +568,96 @@ fn is_nil_map(v: &Value) -> bool {
         .is_some_and(|m| m.len() == 1 && m.contains_key(NIL_MAP))
 }
 
+/// The fields of docker's structs that `inspect` shows, in declaration order: Go's JSON
+/// writes a struct's fields in that order (and a map's keys sorted).
+const DOCKER_STRUCTS: &[&[&str]] = &[
+    // container.Config
+    &[
+        "Hostname",
+        "Domainname",
+        "User",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "ExposedPorts",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+        "Env",
+        "Cmd",
+        "Healthcheck",
+        "ArgsEscaped",
+        "Image",
+        "Volumes",
+        "WorkingDir",
+        "Entrypoint",
+        "NetworkDisabled",
+        "MacAddress",
+        "OnBuild",
+        "Labels",
+        "StopSignal",
+        "StopTimeout",
+        "Shell",
+    ],
+    // types.ImageInspect
+    &[
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "Container",
+        "ContainerConfig",
+        "DockerVersion",
+        "Author",
+        "Config",
+        "Architecture",
+        "Variant",
+        "Os",
+        "OsVersion",
+        "Size",
+        "VirtualSize",
+        "GraphDriver",
+        "RootFS",
+        "Metadata",
+    ],
+    // container.HealthConfig
+    &["Test", "Interval", "Timeout", "StartPeriod", "Retries"],
+    // types.GraphDriverData, types.RootFS
+    &["Data", "Name"],
+    &["Type", "Layers", "BaseLayer"],
+];
+
+/// Compact JSON as Go's encoder writes the value: an object whose keys all belong to one of
+/// docker's structs in that struct's field order, any other object (a Go map) sorted.
+fn go_json(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("[{}]", a.iter().map(go_json).collect::<Vec<_>>().join(",")),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            if let Some(fields) = DOCKER_STRUCTS
+                .iter()
+                .find(|f| keys.iter().all(|k| f.contains(&k.as_str())))
+            {
+                keys.sort_by_key(|k| fields.iter().position(|f| f == k));
+            }
+            let body: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        Value::String(k.to_string()),
+                        go_json(&m[k.as_str()])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The value as JSON would encode the Go value: nil maps are `null`.
 fn nil_maps_to_null(v: &Value) -> Value {
     match v {
@@ -638,6 +728,17 @@ mod tests {
 
     fn r(t: &str, v: &Value) -> String {
         Template::parse(t).unwrap().render(v, Mode::Data).unwrap()
+    }
+
+    #[test]
+    fn json_writes_docker_structs_in_field_order_and_maps_sorted() {
+        let v = json!({"Config": {"Labels": {"b": "2", "Hostname": "h"}, "Cmd": ["x"],
+                       "ArgsEscaped": true, "Hostname": ""}});
+        assert_eq!(
+            r("{{json .Config}}", &v),
+            r#"{"Hostname":"","Cmd":["x"],"ArgsEscaped":true,"Labels":{"Hostname":"h","b":"2"}}"#
+        );
+        assert_eq!(r("{{json .}}", &json!({})), "{}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::gotemplate;
 use super::render::{
     Format, ellipsis, go_json_pretty, go_json_pretty_of, human_size, since, truncate_id,
 };
-use super::{HistoryArgs, InspectArgs, InspectType, Reported, message};
+use super::{HistoryArgs, InspectArgs, InspectType, Reported, ReportedExit, message};
 
 /// docker's `container.Config` as `docker image inspect` shows it (field order kept).
 #[derive(Serialize)]
@@ -161,6 +161,20 @@ fn graph_driver(store: &Store, img: &ImageRecord) -> anyhow::Result<GraphDriver>
     })
 }
 
+/// docker's image `Comment`: the config's, else the last history entry's (what BuildKit's
+/// images carry: `buildkit.dockerfile.v0`).
+fn comment(config: &Value) -> String {
+    let own = str_of(&config["comment"]);
+    if !own.is_empty() {
+        return own;
+    }
+    config["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|e| str_of(&e["comment"]))
+        .unwrap_or_default()
+}
+
 fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage> {
     let config = store.image_config(&img.id)?;
     let c = &config["config"];
@@ -170,7 +184,7 @@ fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage>
         repo_tags: img.tags.iter().map(|t| familiar(t)).collect(),
         repo_digests: Vec::new(),
         parent: img.parent.map(|p| p.to_string()).unwrap_or_default(),
-        comment: str_of(&config["comment"]),
+        comment: comment(&config),
         created: config["created"]
             .as_str()
             .map(str::to_string)
@@ -256,7 +270,20 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
         // Serialized from the structs, so the keys keep docker's order.
         writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
     } else {
-        let format = Format::new(&a.format, "")?;
+        let format = match Format::new(&a.format, "") {
+            Ok(f) => f,
+            // docker's inspect prints the parser's message alone and exits 64.
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<gotemplate::TemplateError>(),
+                    Some(gotemplate::TemplateError::Parse(_))
+                ) =>
+            {
+                eprintln!("{e}");
+                return Err(ReportedExit(64).into());
+            }
+            Err(e) => return Err(e),
+        };
         let values: Vec<Value> = docs
             .iter()
             .map(|d| serde_json::to_value(d).map(typed_maps))

@@ -130,6 +130,14 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
 
 pub(crate) fn tag(store: &Store, a: TagArgs) -> anyhow::Result<()> {
     let img = super::inspect::resolve_named(store, &a.source)?;
+    if let Err(e) = ImageRef::parse(&a.target) {
+        // docker's CLI message, without `Error: `; the reason is the reference parser's.
+        eprintln!(
+            "Error parsing reference: {:?} is not a valid repository/tag: {e}",
+            a.target
+        );
+        return Err(Reported.into());
+    }
     store.tag(&img.id, &a.target)?;
     Ok(())
 }

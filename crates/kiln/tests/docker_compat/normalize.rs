@@ -15,6 +15,11 @@ pub struct Mask {
 }
 
 pub fn normalize(text: &str, tool: &str, mask: Mask) -> String {
+    let text = if mask.steps {
+        without_internal_steps(text)
+    } else {
+        text.to_string()
+    };
     let mut out = String::new();
     for line in text.lines() {
         // kiln has no daemon: it prints docker's message without "response from daemon"
@@ -29,8 +34,62 @@ pub fn normalize(text: &str, tool: &str, mask: Mask) -> String {
         let mut line = words.concat();
         if mask.steps {
             line = step_number(&line);
+            // How long a status took shows only when it took long enough to measure.
+            if let Some(head) = line.strip_suffix(" <DUR> done") {
+                line = format!("{head} done");
+            }
         }
         out.push_str(&pad(&line));
+        out.push('\n');
+    }
+    if mask.steps {
+        out = without_unfinished_statuses(&out);
+    }
+    out
+}
+
+/// Drops a progress status printed while running when the next line is the same status done:
+/// whether a tick fell inside it is a matter of timing.
+fn without_unfinished_statuses(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let finished = lines
+            .get(i + 1)
+            .is_some_and(|next| next.strip_suffix(" done") == Some(l));
+        if !(l.starts_with("#N ") && finished) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Build progress without docker's `[internal]` steps (its transfers of the Dockerfile,
+/// `.dockerignore` and context to the daemon, and its metadata lookup): every line of those
+/// steps and the blank line after each. kiln reads them in place and has no such steps.
+fn without_internal_steps(text: &str) -> String {
+    let step = |l: &str| -> Option<String> {
+        let rest = l.strip_prefix('#')?;
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (!n.is_empty() && rest[n.len()..].starts_with(' ')).then_some(n)
+    };
+    let internal: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            let n = step(l)?;
+            l[1 + n.len()..].starts_with(" [internal] ").then_some(n)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut dropped = false;
+    for l in text.lines() {
+        if step(l).is_some_and(|n| internal.contains(&n)) || (dropped && l.is_empty()) {
+            dropped = !l.is_empty();
+            continue;
+        }
+        dropped = false;
+        out.push_str(l);
         out.push('\n');
     }
     out
@@ -45,7 +104,15 @@ fn tool_name(line: &str, tool: &str) -> String {
     while let Some(i) = rest.find(tool) {
         let done = format!("{out}{}", &rest[..i]);
         let after = rest[i + tool.len()..].chars().next();
-        let word_start = done.is_empty()
+        // At the start of a line only as `docker:` or `docker image:` (not `kiln scripts/...`,
+        // a history line's CREATED BY).
+        let head = &rest[i + tool.len()..];
+        let line_start = done.is_empty()
+            && head.find(':').is_some_and(|c| {
+                let before = &head[..c];
+                !before.contains('/') && before.split_whitespace().count() <= 1
+            });
+        let word_start = line_start
             || done.ends_with('\'')
             || done.ends_with('"')
             || done.ends_with("Usage:  ")
@@ -286,5 +353,42 @@ fn normalizer_keeps_the_tool_name_outside_command_lines() {
     assert_eq!(
         normalize("kiln: 'x' is not a kiln command.", "kiln", Mask::default()),
         "TOOL: 'x' is not a TOOL command.\n"
+    );
+    assert_eq!(
+        normalize(
+            "kiln image: 'x' is not a kiln image command.",
+            "kiln",
+            Mask::default()
+        ),
+        "TOOL image: 'x' is not a TOOL image command.\n"
+    );
+    let created_by = "kiln scripts/make-busybox-image.sh (busybox-…|1.99MB|";
+    assert_eq!(
+        normalize(created_by, "kiln", Mask::default()),
+        format!("{created_by}\n")
+    );
+}
+
+#[test]
+fn build_progress_loses_dockers_internal_steps() {
+    let m = Mask {
+        ids: true,
+        sizes: true,
+        steps: true,
+    };
+    let docker = "#1 [internal] load build definition from Dockerfile\n#1 transferring dockerfile: 38B done\n\
+                  #1 DONE 0.0s\n\n#2 [1/2] FROM x\n#2 DONE 0.1s\n\n#3 [internal] load build context\n\
+                  #3 DONE 0.0s\n\n#4 [2/2] RUN true\n#4 DONE 0.2s\n";
+    assert_eq!(
+        normalize(docker, "docker", m),
+        "#N [1/2] FROM x\n#N DONE <DUR>\n\n#N [2/2] RUN true\n#N DONE <DUR>\n"
+    );
+    assert_eq!(
+        normalize(
+            "#8 exporting layers 0.1s done\n#8 writing image sha256:ab\n#8 writing image sha256:ab done\n",
+            "kiln",
+            m
+        ),
+        "#N exporting layers done\n#N writing image sha256:ab done\n"
     );
 }
