@@ -172,29 +172,7 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
         }
         None => None,
     };
-    let urls: Vec<&String> = req
-        .patterns
-        .iter()
-        .filter(|p| http::is_url(p) || http::is_git(p))
-        .collect();
-    if req.checksum.is_some() {
-        if !req.is_add {
-            return Err(CopyError::Invalid(
-                "checksum can't be specified for COPY".into(),
-            ));
-        }
-        if req.patterns.len() != 1 || urls.len() != 1 {
-            return Err(CopyError::Invalid(
-                "checksum requires exactly one HTTP(S) source".into(),
-            ));
-        }
-    }
-    if !urls.is_empty() && !req.is_add {
-        return Err(CopyError::Invalid(format!(
-            "source can't be a URL for COPY: {}",
-            urls[0]
-        )));
-    }
+    let urls = remote_sources(req)?;
     let opts = SelectOptions {
         parents: req.parents,
         exclude: req.exclude.clone(),
@@ -227,58 +205,7 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
             None
         }
     };
-    for (i, u) in urls.iter().enumerate() {
-        let dir = scratch.path().join(format!("url{i}"));
-        std::fs::create_dir(&dir).map_err(|source| CopyError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        if http::is_git(u) {
-            let src = git::parse(u);
-            let commit = match req.git_commits.get(u.as_str()) {
-                Some(c) => c.clone(),
-                None => git::resolve(u, &src)?,
-            };
-            git::checkout(u, &src, &commit, &dir.join("repo"), req.keep_git_dir)?;
-            let name = match &src.subdir {
-                Some(s) => format!("repo/{s}"),
-                None => "repo".to_string(),
-            };
-            own_trees.push((
-                SourceTree::open_context(&dir, PatternSet::default())?,
-                vec![name],
-                false,
-            ));
-            continue;
-        }
-        let f = match req.prefetched.get(u.as_str()) {
-            Some(pre) => {
-                let path = dir.join("download");
-                if std::fs::hard_link(&pre.path, &path).is_err() {
-                    std::fs::copy(&pre.path, &path).map_err(|source| CopyError::Io {
-                        path: pre.path.display().to_string(),
-                        source,
-                    })?;
-                }
-                http::Fetched {
-                    path,
-                    ..pre.clone()
-                }
-            }
-            None => http::fetch(u, req.checksum.as_deref(), &dir)?,
-        };
-        let named = dir.join(&f.name);
-        std::fs::rename(&f.path, &named).map_err(|source| CopyError::Io {
-            path: named.display().to_string(),
-            source,
-        })?;
-        set_download_meta(&named, f.last_modified)?;
-        own_trees.push((
-            SourceTree::open_context(&dir, PatternSet::default())?,
-            vec![f.name.clone()],
-            req.unpack == Some(true),
-        ));
-    }
+    own_trees.extend(fetch_remote(req, &urls, scratch.path())?);
     if let Some(tree) = main_tree {
         for p in req
             .patterns
@@ -385,6 +312,98 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
         }
     }
     Ok(copier.stats)
+}
+
+/// The URL and git sources of an ADD (a COPY may have none; `--checksum` needs exactly one
+/// http(s) source).
+fn remote_sources<'r>(req: &'r CopyRequest<'_>) -> Result<Vec<&'r String>, CopyError> {
+    let urls: Vec<&String> = req
+        .patterns
+        .iter()
+        .filter(|p| http::is_url(p) || http::is_git(p))
+        .collect();
+    if req.checksum.is_some() {
+        if !req.is_add {
+            return Err(CopyError::Invalid(
+                "checksum can't be specified for COPY".into(),
+            ));
+        }
+        if req.patterns.len() != 1 || urls.len() != 1 {
+            return Err(CopyError::Invalid(
+                "checksum requires exactly one HTTP(S) source".into(),
+            ));
+        }
+    }
+    if !urls.is_empty() && !req.is_add {
+        return Err(CopyError::Invalid(format!(
+            "source can't be a URL for COPY: {}",
+            urls[0]
+        )));
+    }
+    Ok(urls)
+}
+
+/// Check out or download each remote source into its own directory under `scratch`: a tree,
+/// the names to copy from it, and whether to unpack archives.
+fn fetch_remote(
+    req: &CopyRequest<'_>,
+    urls: &[&String],
+    scratch: &Path,
+) -> Result<Vec<(SourceTree, Vec<String>, bool)>, CopyError> {
+    let mut own_trees = Vec::new();
+    for (i, u) in urls.iter().enumerate() {
+        let dir = scratch.join(format!("url{i}"));
+        std::fs::create_dir(&dir).map_err(|source| CopyError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        if http::is_git(u) {
+            let src = git::parse(u);
+            let commit = match req.git_commits.get(u.as_str()) {
+                Some(c) => c.clone(),
+                None => git::resolve(u, &src)?,
+            };
+            git::checkout(u, &src, &commit, &dir.join("repo"), req.keep_git_dir)?;
+            let name = match &src.subdir {
+                Some(s) => format!("repo/{s}"),
+                None => "repo".to_string(),
+            };
+            own_trees.push((
+                SourceTree::open_context(&dir, PatternSet::default())?,
+                vec![name],
+                false,
+            ));
+            continue;
+        }
+        let f = match req.prefetched.get(u.as_str()) {
+            Some(pre) => {
+                let path = dir.join("download");
+                if std::fs::hard_link(&pre.path, &path).is_err() {
+                    std::fs::copy(&pre.path, &path).map_err(|source| CopyError::Io {
+                        path: pre.path.display().to_string(),
+                        source,
+                    })?;
+                }
+                http::Fetched {
+                    path,
+                    ..pre.clone()
+                }
+            }
+            None => http::fetch(u, req.checksum.as_deref(), &dir)?,
+        };
+        let named = dir.join(&f.name);
+        std::fs::rename(&f.path, &named).map_err(|source| CopyError::Io {
+            path: named.display().to_string(),
+            source,
+        })?;
+        set_download_meta(&named, f.last_modified)?;
+        own_trees.push((
+            SourceTree::open_context(&dir, PatternSet::default())?,
+            vec![f.name.clone()],
+            req.unpack == Some(true),
+        ));
+    }
+    Ok(own_trees)
 }
 
 /// Escape wildcard characters so a file name is matched literally.

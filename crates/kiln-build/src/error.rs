@@ -63,7 +63,12 @@ impl BuildError {
     pub fn at_step(self, name: &str, line: usize) -> Self {
         let message = match self {
             BuildError::Other(m) => m,
-            e @ BuildError::Io { .. } => e.to_string(),
+            e @ (BuildError::Io { .. }
+            | BuildError::Context(_)
+            | BuildError::Passwd(_)
+            | BuildError::Git(_)
+            | BuildError::Http(_)
+            | BuildError::Runtime(_)) => e.to_string(),
             e => return e,
         };
         BuildError::Step {

@@ -195,14 +195,8 @@ impl Store {
         for e in removed.iter().filter(|e| e.kind == CacheKind::CacheMount) {
             reclaimed += self.remove_cache_mount(&e.id)?;
         }
-        // Empty bookkeeping records are removed but not listed, as `system df` does not count
-        // them (docker has no such entries).
         Ok(BuildCachePruneReport {
-            removed: removed
-                .into_iter()
-                .filter(|e| !(e.kind == CacheKind::Internal && e.size == 0))
-                .map(|e| e.id)
-                .collect(),
+            removed: removed.into_iter().map(|e| e.id).collect(),
             reclaimed,
         })
     }
