@@ -261,7 +261,23 @@ pub(crate) fn prune(store: &Store, a: ImagePruneArgs) -> anyhow::Result<()> {
     } else {
         PruneScope::Dangling
     };
+    // docker counts what a prune reclaims as it counts image sizes: the unpacked files of the
+    // layers that went. Their sizes are read before the images (and records) go.
+    let mut layer_sizes: std::collections::HashMap<kiln_store::Digest, u64> = Default::default();
+    for img in store.images()? {
+        for l in store.layers(&img.id)? {
+            if !layer_sizes.contains_key(&l.blob) {
+                let size = store.layer_size(&l)?;
+                layer_sizes.insert(l.blob, size);
+            }
+        }
+    }
     let report = store.prune_images(scope, &keep)?;
+    let reclaimed: u64 = layer_sizes
+        .iter()
+        .filter(|(blob, _)| !store.has_blob(blob))
+        .map(|(_, size)| size)
+        .sum();
     let mut out = std::io::stdout().lock();
     if !report.images.is_empty() {
         writeln!(out, "Deleted Images:")?;
@@ -271,7 +287,7 @@ pub(crate) fn prune(store: &Store, a: ImagePruneArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human_size_prec(report.reclaimed as f64, 4)
+        human_size_prec(reclaimed as f64, 4)
     )?;
     Ok(())
 }
