@@ -266,9 +266,8 @@ pub(crate) fn prune(store: &Store, a: ImagePruneArgs) -> anyhow::Result<()> {
     let mut layer_sizes: std::collections::HashMap<kiln_store::Digest, u64> = Default::default();
     for img in store.images()? {
         for l in store.layers(&img.id)? {
-            if !layer_sizes.contains_key(&l.blob) {
-                let size = store.layer_size(&l)?;
-                layer_sizes.insert(l.blob, size);
+            if let std::collections::hash_map::Entry::Vacant(e) = layer_sizes.entry(l.blob) {
+                e.insert(store.layer_size(&l)?);
             }
         }
     }
