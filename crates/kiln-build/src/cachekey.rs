@@ -509,7 +509,7 @@ mod tests {
         for (i, step) in plan.steps.iter().enumerate() {
             let key = match &step.op {
                 Op::Base(RootSource::Step(s)) => done[*s].clone(),
-                Op::Base(_) => named("base", &[&step.name]),
+                Op::Base(_) => named("base", &[&step.text]),
                 _ => {
                     let parent = &done[step.parent.unwrap()];
                     let k = key_of(&plan.steps, i, parent, &Named(&plan)).unwrap();
@@ -551,15 +551,15 @@ RUN --mount=type=bind,from=builder,source=/src,target=/m --mount=type=bind,targe
         let want: Vec<(&str, &str)> = vec![
             (
                 "WORKDIR /src",
-                "sha256:86e2a882f6f8b901af64d9c100baf99187969172fe8cc67fd1ea2d46d014e58b",
+                "sha256:c29e27593568cc31202725a08d92f068d7e9df2306b34571ddbc644debe55261",
             ),
             (
                 "COPY --chown=1:2 --chmod=640 package.json ./",
-                "sha256:7c1345cf36640a17ed42c445f2fadb5f67da6e5e56c381c44f1dd94420c89eaa",
+                "sha256:c0fbfb53f22214399dd9b484f894b6859e32e63563e900e20f636d65e4f0c5df",
             ),
             (
                 "RUN --mount=type=cache,target=/root/.cache,id=npm,sharing=locked --mount=type=secret,id=tok,required=true echo $V",
-                "sha256:f7f0ce4179b7ad7bcbb6500133adeaac89c4f2972b7a6e361d438578f2d71975",
+                "sha256:d7a2679d8f240c79ad370ca2c10ec29a237e2e8722418c33410d59c611778070",
             ),
             (
                 "COPY --exclude=*.md --link src/ ./src/",
@@ -567,27 +567,27 @@ RUN --mount=type=bind,from=builder,source=/src,target=/m --mount=type=bind,targe
             ),
             (
                 "ADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 https://example.invalid/a.tgz /a.tgz",
-                "sha256:7c374ddf02b8ff1e9cfa223a941e9d898a9c576181d0cfffd248cff0218881ad",
+                "sha256:c835b24b6836752f3bb569b0615942dda2bfda8d9ea398bd4f3b425aa1db04b1",
             ),
             (
                 "ADD https://example.invalid/b.txt /b.txt",
-                "sha256:d5f98c4bb1f9abf058dd62bd83bb6bc731b533f2860f44eacae885485acaa269",
+                "sha256:bb6d23fe1de1fadf2c40b4d0be2e8657689a8aea09fad35fc932c741648bece4",
             ),
             (
                 "RUN --network=none --mount=type=tmpfs,target=/t,size=1048576 <<EOT",
-                "sha256:8e00e2135c0bfe72c8dcb84b060a815e0fa34195a52a3029ad08bcdcca514176",
+                "sha256:eb0f1d0cd655106acc50e1c8eac4e5ba9b8a7bc5c8a6984671ef6320efb34cff",
             ),
             (
                 "COPY --from=builder /src /app",
-                "sha256:6be67d367a5cd516964d11791f7b1da080f13db2cb4d3623a84d722cd52fabd4",
+                "sha256:3e7ed50d7c1c965f53c2dc343c8c6e16f3ab4a9010fbeeb81427c796b2d2abe7",
             ),
             (
                 "COPY --from=localhost/other:2 /etc/os-release /etc/",
-                "sha256:be548990881b1b18f32adbed907d2a48b79d46e089854059d4d4fd25e1c38c2e",
+                "sha256:b2376e695577e88fdbeffc388629ca70df6e00f0a95ce10f7e952b66ab20a2b1",
             ),
             (
                 "RUN --mount=type=bind,from=builder,source=/src,target=/m --mount=type=bind,target=/ctx,source=. cat /m/package.json",
-                "sha256:23766ace724eab39ce1cea6c66231ffcc9f3eae8af504a481d61263b7967d8b6",
+                "sha256:bbb7071f8627f8485609cf4111b46185af2c0676a52ff15a690233ea2f02315c",
             ),
         ];
         let got_ref: Vec<(&str, &str)> =

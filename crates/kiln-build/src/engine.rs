@@ -167,7 +167,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         aliases,
         held: Mutex::new(BTreeMap::new()),
     };
-    let plan = plan::plan(&df, &plan_opts, &images)?;
+    let mut plan = plan::plan(&df, &plan_opts, &images)?;
+    // Number each stage's steps `[stage k/n]` now that every stage is planned.
+    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
     let base_layers = images.held.into_inner().unwrap();
     for s in &plan.skipped {
         events.send(Event::StageSkipped { stage: s.clone() });

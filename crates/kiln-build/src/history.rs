@@ -37,14 +37,14 @@ pub(crate) fn created_by(raw: &Instruction, x: &Instruction, rc: &RunConfig) -> 
         }
         Command::Workdir(w) => {
             let cur = rc.working_dir.as_deref().unwrap_or("/");
-            format!("WORKDIR {}", crate::plan::join_workdir(cur, &w.path))
+            format!("WORKDIR {}", crate::values::join_workdir(cur, &w.path))
         }
         Command::User(u) => format!("USER {}", u.user),
         Command::Expose(e) => {
             let mut ports: Vec<String> = e
                 .ports
                 .iter()
-                .flat_map(|p| crate::plan::expand_port_spec(p))
+                .flat_map(|p| crate::values::expand_port_spec(p))
                 .map(|p| format!("{p}:{{}}"))
                 .collect();
             // Go prints a map's keys sorted.

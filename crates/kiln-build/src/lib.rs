@@ -17,6 +17,7 @@ pub mod context;
 mod context_glue;
 pub mod copy;
 mod copy_glue;
+mod display;
 mod engine;
 pub mod error;
 pub mod event;
@@ -40,6 +41,7 @@ mod stage_files;
 mod state;
 pub mod stepname;
 mod unpack;
+mod values;
 
 pub use engine::build;
 pub use error::{BuildError, Result};

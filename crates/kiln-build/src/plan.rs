@@ -12,8 +12,10 @@ use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
 use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
 
 use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
+use crate::display::{Echo, display_command};
 use crate::error::{BuildError, Result};
-use crate::stepname::{Echo, display_command};
+use crate::values::expand_port_spec;
+pub use crate::values::{clean_path, join_workdir};
 
 /// A base image as the store knows it.
 #[derive(Debug, Clone)]
@@ -236,7 +238,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         .collect();
     let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
     stages.sort_by_key(|s| s.first_step);
-    let mut plan = Plan {
+    let plan = Plan {
         steps: p.plan_steps,
         stages,
         images: p.resolved,
@@ -244,8 +246,6 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         skipped,
         graph,
     };
-    // Number each stage's steps `[stage k/n]` now that every stage is planned.
-    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
     Ok(plan)
 }
 
@@ -757,7 +757,7 @@ fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
     (env.into(), bytes)
 }
 
-/// `ins` as the progress view shows it (see [`crate::stepname::display_command`]).
+/// `ins` as the progress view shows it (see [`crate::display::display_command`]).
 fn display_name(ins: &Instruction, env: &[(String, String)], escape: char, echo: Echo) -> String {
     display_command(&ins.original, env, escape, echo)
 }
@@ -906,47 +906,6 @@ fn is_lone_heredoc(line: &str) -> bool {
     };
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     !rest.is_empty() && !rest.contains(char::is_whitespace)
-}
-
-/// WORKDIR semantics: absolute replaces, relative joins; the result is cleaned.
-pub fn join_workdir(cur: &str, p: &str) -> String {
-    let joined = if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{cur}/{p}")
-    };
-    clean_path(&joined)
-}
-
-/// Lexical `path.Clean` for absolute paths.
-pub fn clean_path(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
-/// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`, ... (Docker's nat.ParsePortSpecs for EXPOSE).
-pub(crate) fn expand_port_spec(p: &str) -> Vec<String> {
-    let (ports, proto) = match p.split_once('/') {
-        Some((a, b)) => (a, b.to_lowercase()),
-        None => (p, "tcp".to_string()),
-    };
-    if let Some((a, b)) = ports.split_once('-')
-        && let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>())
-        && a <= b
-        && b - a < 65536
-    {
-        return (a..=b).map(|n| format!("{n}/{proto}")).collect();
-    }
-    vec![format!("{ports}/{proto}")]
 }
 
 /// All stages (by index) whose steps appear in the plan.
