@@ -65,7 +65,18 @@ need_base=0
 [[ " $TOOLS " == *" buildkit "* ]] && ! /usr/bin/docker image inspect "$BASE_TAG" >/dev/null 2>&1 && need_base=1
 [[ " $TOOLS " == *" buildah "* ]] && ! $BUILDAH inspect --type image "$BASE_TAG" >/dev/null 2>&1 && need_base=1
 if [ "$need_base" = 1 ]; then
-  NO_LOAD=$([ "$TOOLS" = kiln ] && echo 1 || echo 0) "$shared/make-busybox-image.sh"
+  # Loaded only into the tools that run: a buildah load leaves buildah's overlay storage
+  # mounted (containers/storage bind-mounts its overlay dir onto itself), so skip it unless
+  # buildah is benchmarked.
+  NO_LOAD=1 "$shared/make-busybox-image.sh" "$IMAGES_DIR"
+  if [[ " $TOOLS " == *" buildkit "* ]]; then
+    /usr/bin/docker load -i "$BASE_DOCKER_ARCHIVE"
+  fi
+  if [[ " $TOOLS " == *" buildah "* ]]; then
+    $BUILDAH rmi -f "$BASE_TAG" >/dev/null 2>&1 || true
+    skopeo copy -q "oci-archive:$(dirname "$BASE_DOCKER_ARCHIVE")/busybox-oci.tar:latest" \
+      "containers-storage:$BUILDAH_STORE_SPEC$BASE_TAG"
+  fi
 fi
 
 mkdir -p "$here/results"
