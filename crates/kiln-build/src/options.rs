@@ -224,7 +224,7 @@ pub fn parse_ram_size(s: &str) -> Result<u64, String> {
         "g" => 30,
         "t" => 40,
         "p" => 50,
-        _ => return Err(bad()),
+        _ => return Err(format!("invalid suffix: '{}'", &t[split..])),
     };
     let bytes = num * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {

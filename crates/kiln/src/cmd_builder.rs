@@ -103,29 +103,7 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<BuildCachePrune> {
 
 /// docker's `units.RAMInBytes`: binary units, `2GB` = 2 GiB.
 fn parse_ram_bytes(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| *n >= 0.0)
-        .with_context(|| format!("invalid size: '{s}'"))?;
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => bail!("invalid suffix: '{}'", &t[split..]),
-    };
-    Ok((n * (1u64 << shift) as f64) as u64)
+    kiln_build::options::parse_ram_size(s).map_err(anyhow::Error::msg)
 }
 
 fn hs4(n: u64) -> String {

@@ -331,27 +331,14 @@ fn hash_file(tree: &SourceTree, rel: &Path) -> Result<([u8; 32], u64, Meta), Con
 /// Setting one changes the file's ctime, so a remembered digest is never stale. Overlay's own
 /// attributes are left out, as the copy leaves them.
 fn put_xattrs(h: &mut Sha256, f: &std::fs::File) {
-    use std::os::fd::AsFd;
-    let mut list = vec![0u8; 64 * 1024];
-    let Ok(n) = rustix::fs::flistxattr(f.as_fd(), &mut list[..]) else {
-        return;
-    };
-    let mut names: Vec<&[u8]> = list[..n]
-        .split(|b| *b == 0)
-        .filter(|n| {
-            !n.is_empty() && !n.starts_with(b"trusted.overlay.") && !n.starts_with(b"user.overlay.")
-        })
-        .collect();
-    if names.is_empty() {
+    let mut attrs = super::tree::file_xattrs(f);
+    if attrs.is_empty() {
         return;
     }
-    names.sort_unstable();
-    let mut value = vec![0u8; 64 * 1024];
+    attrs.sort_unstable();
     h.update(b"xattrs");
-    for name in names {
-        let name = std::ffi::OsStr::from_bytes(name);
-        let len = rustix::fs::fgetxattr(f.as_fd(), name, &mut value[..]).unwrap_or(0);
-        put_bytes(h, name.as_bytes());
-        put_bytes(h, &value[..len]);
+    for (name, value) in &attrs {
+        put_bytes(h, name);
+        put_bytes(h, value);
     }
 }

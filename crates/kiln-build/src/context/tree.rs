@@ -110,6 +110,28 @@ pub fn stat_at(dir: impl AsFd, name: &OsStr) -> io::Result<Meta> {
     Ok(Meta::from_statx(&st))
 }
 
+/// A file's extended attributes as (name, value), in the kernel's order, without overlayfs's
+/// own (`trusted.overlay.*`, `user.overlay.*`), which belong to the snapshot, not the file.
+/// What a COPY carries into the layer and what its content key covers.
+pub fn file_xattrs(fd: impl AsFd) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let fd = fd.as_fd();
+    let mut list = vec![0u8; 64 * 1024];
+    let Ok(n) = rustix::fs::flistxattr(fd, &mut list[..]) else {
+        return Vec::new();
+    };
+    let mut value = vec![0u8; 64 * 1024];
+    list[..n]
+        .split(|b| *b == 0)
+        .filter(|n| {
+            !n.is_empty() && !n.starts_with(b"trusted.overlay.") && !n.starts_with(b"user.overlay.")
+        })
+        .filter_map(|name| {
+            let len = rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]).ok()?;
+            Some((name.to_vec(), value[..len].to_vec()))
+        })
+        .collect()
+}
+
 /// `fstat` of an open fd.
 pub fn stat_fd(fd: impl AsFd) -> io::Result<Meta> {
     let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)?;

@@ -247,17 +247,7 @@ impl Copier<'_> {
         let (uid, gid) = self.owner_of(m);
         match m.kind {
             Kind::CharDev | Kind::BlockDev => {
-                let dfd = rustix::fs::openat(
-                    parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|err| io_at(drel, err.into()))?;
+                let dfd = create_file(parent, name, drel)?;
                 rootpath::chown_fd(&dfd, uid, gid).map_err(|err| io_at(drel, err))?;
                 rustix::fs::fchmod(&dfd, Mode::from_raw_mode(self.mode_of(m)))
                     .map_err(|err| io_at(drel, err.into()))?;
@@ -282,17 +272,7 @@ impl Copier<'_> {
                 }
                 let srel = join_rel(base, &e.rel);
                 let sfd = src.open_file(&srel)?;
-                let dfd = rustix::fs::openat(
-                    parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|err| io_at(drel, err.into()))?;
+                let dfd = create_file(parent, name, drel)?;
                 let mut from = std::fs::File::from(sfd);
                 let mut to = std::fs::File::from(dfd);
                 let n = io::copy(&mut from, &mut to).map_err(|err| io_at(drel, err))?;
@@ -353,25 +333,26 @@ fn set_times_fd(fd: &OwnedFd, m: &Meta) {
 
 /// Copy extended attributes (file capabilities, ACLs) best effort, as BuildKit does; overlay's
 /// private attributes never travel.
+/// A new regular file `name` in `parent` (never through a symlink, never over an entry that
+/// is there), private until its owner and mode are set.
+fn create_file(parent: &OwnedFd, name: &OsStr, drel: &Path) -> Result<OwnedFd, CopyError> {
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|err| io_at(drel, err.into()))
+}
+
 fn copy_xattrs(from: &OwnedFd, to: &OwnedFd) {
-    let mut list = vec![0u8; 64 * 1024];
-    let Ok(n) = rustix::fs::flistxattr(from.as_fd(), &mut list[..]) else {
-        return;
-    };
-    let mut value = vec![0u8; 64 * 1024];
-    for name in list[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
-            continue;
-        }
-        let name = OsStr::from_bytes(name);
-        if let Ok(len) = rustix::fs::fgetxattr(from.as_fd(), name, &mut value[..]) {
-            let _ = rustix::fs::fsetxattr(
-                to.as_fd(),
-                name,
-                &value[..len],
-                rustix::fs::XattrFlags::empty(),
-            );
-        }
+    for (name, value) in crate::context::tree::file_xattrs(from) {
+        let _ = rustix::fs::fsetxattr(
+            to.as_fd(),
+            OsStr::from_bytes(&name),
+            &value,
+            rustix::fs::XattrFlags::empty(),
+        );
     }
 }
 
