@@ -7,6 +7,7 @@
 mod support;
 use support::*;
 
+use kiln_test::docker::Docker;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -137,12 +138,8 @@ fn sizes_are_dockers_for_the_same_image_id() {
     let kiln_images = ok(&c, &["images", "--format", "{{.Size}}", &tag]);
     let kiln_history = ok(&c, &["history", "-H=false", "--format", "{{.Size}}", &tag]);
 
-    let info = docker(&["version", "--format", "{{.Server.Version}}"]);
-    assert!(
-        info.status.success(),
-        "dockerd must be reachable through /usr/bin/docker for this comparison: {}",
-        String::from_utf8_lossy(&info.stderr)
-    );
+    // The running dockerd, or one started (and stopped) here.
+    let _engine = Docker::engine();
     let archive = c.tmp.path().join("img.tar");
     ok(&c, &["save", "-o", archive.to_str().unwrap(), &tag]);
     let load = docker(&["load", "-i", archive.to_str().unwrap()]);
@@ -630,12 +627,9 @@ fn debian_sizes_match_docker_with_hard_links_and_whiteouts() {
     let kiln_size = ok(&c, &["inspect", "-f", fmt, &child]);
     let saved = c.tmp.path().join("child.tar");
     ok(&c, &["save", "-o", saved.to_str().unwrap(), &child]);
+    let _engine = Docker::engine();
     let load = docker(&["load", "-i", saved.to_str().unwrap()]);
-    assert!(
-        load.status.success(),
-        "dockerd must be reachable through /usr/bin/docker: {}",
-        text(&load).1
-    );
+    assert!(load.status.success(), "docker load: {}", text(&load).1);
     let docker_size = text(&docker(&["image", "inspect", "-f", fmt, &child])).0;
     let d_history = text(&docker(&[
         "history",

@@ -4,6 +4,7 @@
 //! pseudo-terminal. One test builds the same Dockerfiles with docker 20.10 (BuildKit) and
 //! compares the plain output line by line; it fails when dockerd is not reachable.
 
+use kiln_test::docker::Docker;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -636,15 +637,8 @@ fn docker(args: &[&str], ctx: &Path) -> (i32, String) {
 #[test]
 fn plain_output_matches_docker_buildkit_line_by_line() {
     require_root();
-    let ping = Command::new("/usr/bin/docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .expect("/usr/bin/docker is needed for the comparison with BuildKit");
-    assert!(
-        ping.status.success(),
-        "dockerd is not reachable on the default socket (start it, as .ci/run does): {}",
-        String::from_utf8_lossy(&ping.stderr)
-    );
+    // The running dockerd, or one started (and stopped) here.
+    let _engine = Docker::engine();
     let c = Ctx::new();
     let archive = shared_busybox(c.tmp.path());
     let load = Command::new("/usr/bin/docker")
