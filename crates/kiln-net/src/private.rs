@@ -1,0 +1,337 @@
+//! The container's private network: its own network namespace with loopback up and outbound
+//! access through `pasta` (Debian's `passt`), which plays the part of docker's bridge and NAT
+//! without a daemon, a bridge device or iptables. pasta attaches a tap interface to the
+//! namespace, gives it the host's address and routes (`--config-net`), and carries the
+//! container's connections out through ordinary sockets of the host. It forwards no port
+//! inward (`-t none -u none -T none -U none`: [`crate::Proxy`] publishes ports) and does not
+//! map the gateway to the host (`--no-map-gw`: the container cannot reach services bound to the
+//! host's loopback).
+//!
+//! pasta runs as a child of a "keeper" thread that [`PrivateNet`] owns, with
+//! `PR_SET_PDEATHSIG(SIGKILL)`: it dies when the keeper thread ends, which is when the
+//! `PrivateNet` is dropped or the process dies. When pasta is missing or cannot attach, the
+//! network is loopback-only and [`PrivateNet::loopback_only_reason`] says why.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::netns::{self, NsThread};
+
+/// How long pasta may take to configure the namespace.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(20);
+/// At most this much of pasta's stderr is kept for error messages.
+const STDERR_KEEP: usize = 8192;
+
+/// The pasta arguments before `--netns`: configure the namespace, stay in the foreground, keep
+/// root (it must setns into the namespace), forward no port, keep the gateway off the host.
+const PASTA_ARGS: &[&str] = &[
+    "--config-net",
+    "--foreground",
+    "--quiet",
+    "--runas",
+    "0",
+    "--tcp-ports",
+    "none",
+    "--udp-ports",
+    "none",
+    "--tcp-ns",
+    "none",
+    "--udp-ns",
+    "none",
+    "--no-map-gw",
+];
+
+enum Ctl {
+    Ready,
+    Stop,
+}
+
+struct Pasta {
+    pid: u32,
+    ctl: mpsc::Sender<Ctl>,
+    keeper: Option<JoinHandle<()>>,
+    drain: Option<JoinHandle<()>>,
+}
+
+/// A container's private network; dropping it stops pasta.
+pub struct PrivateNet {
+    pasta: Option<Pasta>,
+    address: Option<IpAddr>,
+    loopback_only: Option<String>,
+}
+
+impl PrivateNet {
+    /// Brings `lo` up in the network namespace `netns` (an open `/proc/PID/ns/net`) and
+    /// attaches pasta to it for outbound access. Fails only when the namespace itself cannot be
+    /// set up; without pasta the network is loopback-only (see [`Self::loopback_only_reason`]).
+    pub fn setup(netns: &File) -> Result<PrivateNet, Error> {
+        let ns = NsThread::start(netns, "kiln-net-setup")?;
+        ns.run(|| netns::link_up("lo"))
+            .and_then(|r| r)
+            .map_err(|e| Error::netns("bringing lo up", e))?;
+        let Some(pasta) = find_pasta() else {
+            return Ok(PrivateNet {
+                pasta: None,
+                address: None,
+                loopback_only: Some(
+                    "pasta (Debian package passt) is not installed: the container has loopback \
+                     only; `apt-get install passt` gives it outbound access"
+                        .into(),
+                ),
+            });
+        };
+        let netns = netns
+            .try_clone()
+            .map_err(|e| Error::netns("duplicating the namespace file", e))?;
+        match start_pasta(pasta, netns, &ns) {
+            Ok((p, address)) => Ok(PrivateNet {
+                pasta: Some(p),
+                address: Some(address),
+                loopback_only: None,
+            }),
+            Err(why) => Ok(PrivateNet {
+                pasta: None,
+                address: None,
+                loopback_only: Some(why),
+            }),
+        }
+    }
+
+    /// The pid of the pasta process serving this network, when there is one.
+    pub fn pasta_pid(&self) -> Option<u32> {
+        self.pasta.as_ref().map(|p| p.pid)
+    }
+
+    /// The container's address on pasta's interface (the host's own address, as pasta copies
+    /// it), when outbound access works.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.address
+    }
+
+    /// Why the network has loopback only (pasta missing or failing), or `None` when outbound
+    /// access works.
+    pub fn loopback_only_reason(&self) -> Option<&str> {
+        self.loopback_only.as_deref()
+    }
+}
+
+impl Drop for PrivateNet {
+    fn drop(&mut self) {
+        if let Some(p) = self.pasta.take() {
+            p.stop();
+        }
+    }
+}
+
+impl Pasta {
+    fn stop(mut self) {
+        let _ = self.ctl.send(Ctl::Stop);
+        if let Some(k) = self.keeper.take() {
+            let _ = k.join();
+        }
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+fn find_pasta() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join("pasta"))
+        .find(|p| p.is_file())
+}
+
+/// Starts pasta on a keeper thread and waits until the namespace has a non-loopback address.
+/// The error is the reason the network stays loopback-only.
+fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAddr), String> {
+    let (ctl, ctl_rx) = mpsc::channel::<Ctl>();
+    let (started_tx, started_rx) = mpsc::channel();
+    let exited: Arc<Mutex<Option<ExitStatus>>> = Arc::default();
+    let exited2 = exited.clone();
+    let keeper = std::thread::Builder::new()
+        .name("kiln-net-pasta".into())
+        .stack_size(128 * 1024)
+        .spawn(move || keep_pasta(bin, netns, &ctl_rx, &started_tx, &exited2))
+        .map_err(|e| format!("starting pasta's keeper thread: {e}"))?;
+    let (pid, stderr) = match started_rx.recv() {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            let _ = keeper.join();
+            return Err(format!("pasta could not be started: {e}"));
+        }
+        Err(_) => {
+            let _ = keeper.join();
+            return Err("pasta's keeper thread died".into());
+        }
+    };
+    let err_text: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let err2 = err_text.clone();
+    let drain = std::thread::Builder::new()
+        .name("kiln-net-pasta-err".into())
+        .stack_size(64 * 1024)
+        .spawn(move || drain_stderr(stderr, &err2))
+        .ok();
+    let pasta = Pasta {
+        pid,
+        ctl,
+        keeper: Some(keeper),
+        drain,
+    };
+    let fail = |pasta: Pasta, why: String| {
+        pasta.stop();
+        let text = String::from_utf8_lossy(&err_text.lock().unwrap_or_else(|p| p.into_inner()))
+            .lines()
+            .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if text.is_empty() {
+            Err(why)
+        } else {
+            Err(format!("{why}: {text}"))
+        }
+    };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(st) = *exited.lock().unwrap_or_else(|p| p.into_inner()) {
+            return fail(pasta, format!("pasta exited ({st}) before configuring the network"));
+        }
+        match ns.run(netns::addresses) {
+            Ok(Ok(addrs)) => {
+                if let Some((_, ip)) = addrs
+                    .iter()
+                    .find(|(name, ip)| name != "lo" && !ip.is_loopback() && is_global(ip))
+                {
+                    let _ = pasta.ctl.send(Ctl::Ready);
+                    return Ok((pasta, *ip));
+                }
+            }
+            Ok(Err(e)) | Err(e) => {
+                return fail(pasta, format!("listing the namespace's addresses: {e}"));
+            }
+        }
+        if Instant::now() >= deadline {
+            return fail(
+                pasta,
+                format!(
+                    "pasta did not configure the network within {}s",
+                    READY_TIMEOUT.as_secs()
+                ),
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Not link-local (pasta's tap gets an IPv6 link-local address before the real ones).
+fn is_global(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+    }
+}
+
+type Started = Result<(u32, std::process::ChildStderr), std::io::Error>;
+
+/// The keeper thread: pasta's parent (its death signal is tied to this thread), which kills
+/// and reaps it on `Ctl::Stop` or when the `PrivateNet` is gone.
+fn keep_pasta(
+    bin: PathBuf,
+    netns: File,
+    ctl: &mpsc::Receiver<Ctl>,
+    started: &mpsc::Sender<Started>,
+    exited: &Mutex<Option<ExitStatus>>,
+) {
+    let fd = netns.as_raw_fd();
+    let mut cmd = Command::new(&bin);
+    cmd.args(PASTA_ARGS)
+        .arg("--netns")
+        .arg(format!("/proc/self/fd/{fd}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // pasta opens the namespace as /proc/self/fd/N: keep N open across exec. (A
+            // /proc/PID/ns/net path of another process fails: pasta drops the capabilities
+            // that ptrace access to a root process needs before it opens the path.)
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    drop(netns);
+    let Some(stderr) = child.stderr.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = started.send(Err(std::io::Error::other("no stderr pipe")));
+        return;
+    };
+    if started.send(Ok((child.id(), stderr))).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
+    // Until setup sees the network configured: watch for pasta exiting early.
+    loop {
+        match ctl.recv_timeout(POLL) {
+            Ok(Ctl::Ready) => break,
+            Ok(Ctl::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    *exited.lock().unwrap_or_else(|p| p.into_inner()) = Some(st);
+                    let _ = ctl.recv();
+                    return;
+                }
+            }
+        }
+    }
+    // Running: wait for the stop, then kill and reap.
+    let _ = ctl.recv();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn drain_stderr(mut r: std::process::ChildStderr, keep: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
+                if k.len() < STDERR_KEEP {
+                    let room = STDERR_KEEP - k.len();
+                    k.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The userspace port proxy, docker's `docker-proxy` in-process: for each published port it
+//! listens on the host and forwards to the container's port inside the container's network
+//! namespace. Sockets that reach the container are created by one thread that entered the
+//! namespace ([`NsThread`]); everything else runs in the host namespace. TCP: one thread per
+//! connection and direction, zero-copy `splice` through a pipe, half-close propagated, no
+//! polling. UDP: one flow (a socket in the namespace) per client address, closed after
+//! [`ProxyOptions::udp_idle`] without traffic.
+
+mod tcp;
+mod udp;
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::netns::{self, NsThread};
+use crate::{Error, PortMapping, Proto};
+
+/// Tuning of a [`Proxy`]; `Default` is docker's.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// How long a UDP flow lives without a datagram either way (docker-proxy: 90 s).
+    pub udp_idle: Duration,
+    /// The address to forward to inside the namespace; `None` picks the container's first
+    /// non-loopback IPv4 address (docker's behaviour: a server bound only to 127.0.0.1 in the
+    /// container is not reachable), or 127.0.0.1 when the namespace has none.
+    pub target: Option<IpAddr>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            udp_idle: Duration::from_secs(90),
+            target: None,
+        }
+    }
+}
+
+/// What the serving threads share with [`Proxy::stop`].
+pub(crate) struct Shared {
+    pub(crate) ns: NsThread,
+    pub(crate) stopping: AtomicBool,
+    /// An eventfd that becomes readable at stop: UDP threads poll it beside their socket.
+    pub(crate) stop_fd: OwnedFd,
+    pub(crate) udp_idle: Duration,
+}
+
+impl Shared {
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+enum Server {
+    Tcp(tcp::TcpServer),
+    Udp(udp::UdpServer),
+}
+
+/// Published ports of one container, served until [`Proxy::stop`] (or drop).
+pub struct Proxy {
+    bound: Vec<PortMapping>,
+    target: IpAddr,
+    shared: Arc<Shared>,
+    servers: Vec<Server>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds every host port of `maps` (all first: nothing is served when one fails; docker's
+    /// message when a port is taken), then serves them on threads, forwarding into the network
+    /// namespace `netns` (an open `/proc/PID/ns/net`).
+    pub fn start(netns: &File, maps: &[PortMapping]) -> Result<Proxy, Error> {
+        Proxy::start_with(netns, maps, ProxyOptions::default())
+    }
+
+    /// [`Proxy::start`] with options.
+    pub fn start_with(
+        netns: &File,
+        maps: &[PortMapping],
+        opts: ProxyOptions,
+    ) -> Result<Proxy, Error> {
+        let mut listeners = Vec::with_capacity(maps.len());
+        let mut bound = Vec::with_capacity(maps.len());
+        for m in maps {
+            let addr = SocketAddr::new(m.host_ip, m.host_port);
+            let bind_err = |e: io::Error| {
+                if e.kind() == io::ErrorKind::AddrInUse {
+                    Error::PortAllocated(addr)
+                } else {
+                    Error::Bind { addr, source: e }
+                }
+            };
+            let (listener, port) = match m.proto {
+                Proto::Tcp => {
+                    let l = TcpListener::bind(addr).map_err(bind_err)?;
+                    let port = l.local_addr().map_err(bind_err)?.port();
+                    (Listener::Tcp(l), port)
+                }
+                Proto::Udp => {
+                    let s = UdpSocket::bind(addr).map_err(bind_err)?;
+                    let port = s.local_addr().map_err(bind_err)?.port();
+                    (Listener::Udp(s), port)
+                }
+            };
+            listeners.push(listener);
+            bound.push(PortMapping {
+                host_port: port,
+                ..*m
+            });
+        }
+
+        let ns = NsThread::start(netns, "kiln-net-ns")?;
+        let target = match opts.target {
+            Some(t) => t,
+            None => {
+                let addrs = ns
+                    .run(netns::addresses)
+                    .and_then(|r| r)
+                    .map_err(|e| Error::netns("listing addresses (getifaddrs)", e))?;
+                IpAddr::V4(netns::container_ipv4(&addrs).unwrap_or(Ipv4Addr::LOCALHOST))
+            }
+        };
+        // SAFETY: eventfd(2) with valid flags; the fd is owned right away.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(Error::thread("kiln-net stop event", io::Error::last_os_error()));
+        }
+        let shared = Arc::new(Shared {
+            ns,
+            stopping: AtomicBool::new(false),
+            // SAFETY: efd was just returned by eventfd and is owned by nobody else.
+            stop_fd: unsafe { OwnedFd::from_raw_fd(efd) },
+            udp_idle: opts.udp_idle,
+        });
+
+        let mut proxy = Proxy {
+            bound: bound.clone(),
+            target,
+            shared,
+            servers: Vec::new(),
+            threads: Vec::new(),
+        };
+        for (listener, m) in listeners.into_iter().zip(&bound) {
+            let to = SocketAddr::new(target, m.container_port);
+            let started = match listener {
+                Listener::Tcp(l) => tcp::TcpServer::start(l, to, &proxy.shared)
+                    .map(|(s, h)| (Server::Tcp(s), h)),
+                Listener::Udp(s) => udp::UdpServer::start(s, to, &proxy.shared)
+                    .map(|(s, h)| (Server::Udp(s), h)),
+            };
+            match started {
+                Ok((server, handle)) => {
+                    proxy.servers.push(server);
+                    proxy.threads.push(handle);
+                }
+                Err(e) => {
+                    proxy.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(proxy)
+    }
+
+    /// The mappings as bound: ephemeral host ports (0) replaced by the ports the kernel chose.
+    pub fn bound(&self) -> Vec<PortMapping> {
+        self.bound.clone()
+    }
+
+    /// The address connections are forwarded to inside the namespace.
+    pub fn target_ip(&self) -> IpAddr {
+        self.target
+    }
+
+    /// TCP connections being forwarded now.
+    pub fn live_connections(&self) -> usize {
+        self.servers
+            .iter()
+            .map(|s| match s {
+                Server::Tcp(t) => t.live(),
+                Server::Udp(_) => 0,
+            })
+            .sum()
+    }
+
+    /// UDP flows (client addresses) being forwarded now.
+    pub fn live_udp_flows(&self) -> usize {
+        self.servers
+            .iter()
+            .map(|s| match s {
+                Server::Udp(u) => u.live(),
+                Server::Tcp(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Closes the listeners and every live connection and flow, and joins all threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes to our eventfd.
+        unsafe {
+            libc::write(
+                self.shared.stop_fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                8,
+            )
+        };
+        for s in &self.servers {
+            if let Server::Tcp(t) = s {
+                t.wake_acceptor();
+            }
+        }
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        for s in self.servers.drain(..) {
+            match s {
+                Server::Tcp(t) => t.close_all(),
+                Server::Udp(u) => u.close_all(),
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
