@@ -8,7 +8,8 @@
 #   demo   busybox-static (the demo's base image is made from it)
 #   tests  the README's test command: demo's, plus runc (external runtime), skopeo and umoci
 #          (interop), docker.io (`docker load` interop), git (git contexts), e2fsprogs
-#          (a full-disk test formats a small ext4 image)
+#          (a full-disk test formats a small ext4 image), passt (pasta: a container's outbound
+#          network, kiln-net's tests)
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -17,7 +18,7 @@ set -euo pipefail
 
 profile=${1:-tests}
 demo=(busybox-static)
-tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs)
+tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
   demo) want=("${demo[@]}") ;;
@@ -38,6 +39,7 @@ provides() {
     jq) echo jq ;;
     python3) echo python3 ;;
     e2fsprogs) echo mkfs.ext4 ;;
+    passt) echo pasta ;;
     *) echo "" ;;
   esac
 }
