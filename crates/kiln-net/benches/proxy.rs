@@ -1,0 +1,319 @@
+//! Throughput of the port proxy against the same server reached without it (issue 9's goal:
+//! ≥ 0.7 of direct), and against docker's `docker-proxy` when it is installed. Run by
+//! `bench/net-proxy.sh`; needs root, and `wrk` (Debian's wrk) for the HTTP rows.
+//!
+//! - bulk: one TCP connection moves `KILN_BENCH_MIB` MiB (default 1024) server → client
+//!   ("down") and client → server ("up").
+//! - http: `wrk -t2 -c200 -d5s` against a small keep-alive HTTP server (4 KiB responses).
+//!
+//! Targets: "direct" (client in the server's namespace, loopback), "kiln" (host → kiln-net
+//! proxy → the namespace), "docker-proxy" (host → docker-proxy → a server on the host's
+//! loopback). Each is run `KILN_BENCH_RUNS` times (default 5), interleaved; the output is a
+//! markdown table of medians with min–max and the ratio to direct.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Netns;
+use kiln_net::{PortMapping, Proto, Proxy};
+
+const BUF: usize = 256 * 1024;
+const BODY: usize = 4096;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Bulk server: the first byte says 'd' (send `mib` MiB, then close) or 'u' (read to EOF,
+/// then answer one byte).
+fn bulk_server(l: TcpListener, mib: usize) {
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut op = [0u8; 1];
+                if c.read_exact(&mut op).is_err() {
+                    return;
+                }
+                let mut buf = vec![7u8; BUF];
+                if op[0] == b'd' {
+                    for _ in 0..(mib * 1024 * 1024 / BUF) {
+                        if c.write_all(&buf).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = c.shutdown(Shutdown::Write);
+                } else {
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    let _ = c.write_all(b"k");
+                }
+            });
+        }
+    });
+}
+
+/// A keep-alive HTTP/1.1 server answering every request with `BODY` bytes.
+fn http_server(l: TcpListener) {
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let _ = c.set_nodelay(true);
+                    let mut resp =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+                    resp.extend(std::iter::repeat_n(b'x', BODY));
+                    let mut buf = vec![0u8; 8192];
+                    let mut have = 0;
+                    loop {
+                        match c.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have += n,
+                        }
+                        while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                            if c.write_all(&resp).is_err() {
+                                return;
+                            }
+                            buf.copy_within(end + 4..have, 0);
+                            have -= end + 4;
+                        }
+                        if have == buf.len() {
+                            return;
+                        }
+                    }
+                })
+                .ok();
+        }
+    });
+}
+
+/// MB/s of one bulk transfer through `addr`; `connect` makes the client socket.
+fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
+    let t = Instant::now();
+    let mut c = connect();
+    let mut buf = vec![0u8; BUF];
+    if down {
+        c.write_all(b"d").unwrap();
+        let mut total = 0usize;
+        loop {
+            let n = c.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, mib * 1024 * 1024 / BUF * BUF);
+    } else {
+        c.write_all(b"u").unwrap();
+        for _ in 0..(mib * 1024 * 1024 / BUF) {
+            c.write_all(&buf).unwrap();
+        }
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut k = [0u8; 1];
+        c.read_exact(&mut k).unwrap();
+    }
+    (mib * 1024 * 1024) as f64 / 1e6 / t.elapsed().as_secs_f64()
+}
+
+/// Requests/s from wrk (run inside `netns` when given), and its error count.
+fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={ns}")).arg("wrk");
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    let out = cmd
+        .args(["-t2", "-c200", "-d5s", url])
+        .output()
+        .expect("running wrk (apt-get install -y wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output: {text}"));
+    let mut errors = 0u64;
+    for l in text.lines() {
+        let l = l.trim();
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    (rps, errors)
+}
+
+struct DockerProxy(Child);
+
+impl DockerProxy {
+    fn start(host_port: u16, target: SocketAddr) -> Option<DockerProxy> {
+        let bin = ["/usr/sbin/docker-proxy", "/usr/bin/docker-proxy", "/usr/libexec/docker/docker-proxy"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let child = Command::new(bin)
+            .args(["-proto", "tcp", "-host-ip", "127.0.0.1"])
+            .args(["-host-port", &host_port.to_string()])
+            .args(["-container-ip", &target.ip().to_string()])
+            .args(["-container-port", &target.port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", host_port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(DockerProxy(child))
+    }
+}
+
+impl Drop for DockerProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn summary(xs: &mut [f64]) -> (f64, f64, f64) {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    let runs = env_num("KILN_BENCH_RUNS", 5);
+    let mib = env_num("KILN_BENCH_MIB", 1024);
+    let ns = Netns::new(true);
+    bulk_server(ns.tcp_listener("0.0.0.0:5001"), mib);
+    http_server(ns.tcp_listener("0.0.0.0:8080"));
+    let map = |p| PortMapping {
+        host_ip: "127.0.0.1".parse().unwrap(),
+        host_port: 0,
+        container_port: p,
+        proto: Proto::Tcp,
+    };
+    let proxy = Proxy::start(&ns.file, &[map(5001), map(8080)]).unwrap();
+    let b = proxy.bound();
+    let (kiln_bulk, kiln_http) = (b[0].host_port, b[1].host_port);
+
+    // docker-proxy's server is on the host's loopback (docker-proxy dials from the host).
+    let host_bulk = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (hb, hh) = (host_bulk.local_addr().unwrap(), host_http.local_addr().unwrap());
+    bulk_server(host_bulk, mib);
+    http_server(host_http);
+    let (dp_bulk, dp_http) = (free_port(), free_port());
+    let dockers = (DockerProxy::start(dp_bulk, hb), DockerProxy::start(dp_http, hh));
+    let have_docker = dockers.0.is_some() && dockers.1.is_some();
+    if !have_docker {
+        eprintln!("docker-proxy not found or not starting: its rows are left out");
+    }
+    let have_wrk = kiln_test::prereq::find_command("wrk").is_some();
+    if !have_wrk {
+        eprintln!("wrk not installed (apt-get install -y wrk): the HTTP rows are left out");
+    }
+
+    let ns_file = ns.file.try_clone().unwrap();
+    let direct_connect = move || {
+        let f = ns_file.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on this short-lived thread only.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            TcpStream::connect("127.0.0.1:5001").unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    let kiln_connect = move || TcpStream::connect(("127.0.0.1", kiln_bulk)).unwrap();
+    let docker_connect = move || TcpStream::connect(("127.0.0.1", dp_bulk)).unwrap();
+    let mut targets: Vec<(&str, Box<dyn Fn() -> TcpStream>)> = vec![
+        ("direct", Box::new(direct_connect)),
+        ("kiln", Box::new(kiln_connect)),
+    ];
+    if have_docker {
+        targets.push(("docker-proxy", Box::new(docker_connect)));
+    }
+
+    let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let push = |rows: &mut Vec<(String, String, Vec<f64>)>, test: &str, target: &str, v: f64| {
+        match rows.iter_mut().find(|r| r.0 == test && r.1 == target) {
+            Some(r) => r.2.push(v),
+            None => rows.push((test.into(), target.into(), vec![v])),
+        }
+    };
+    let ns_path = ns.path();
+    let mut wrk_errors = Vec::new();
+    for run in 0..runs {
+        eprintln!("run {}/{runs}", run + 1);
+        for (name, connect) in &targets {
+            push(&mut rows, &format!("bulk down {mib} MiB (MB/s)"), name, bulk(connect.as_ref(), true, mib));
+            push(&mut rows, &format!("bulk up {mib} MiB (MB/s)"), name, bulk(connect.as_ref(), false, mib));
+        }
+        if have_wrk {
+            let mut http: Vec<(&str, Option<&str>, String)> = vec![
+                ("direct", Some(ns_path.as_str()), "http://127.0.0.1:8080/".to_string()),
+                ("kiln", None, format!("http://127.0.0.1:{kiln_http}/")),
+            ];
+            if have_docker {
+                http.push(("docker-proxy", None, format!("http://127.0.0.1:{dp_http}/")));
+            }
+            for (name, netns, url) in http {
+                let (rps, errors) = wrk(netns, &url);
+                wrk_errors.push((name, errors));
+                push(&mut rows, "http wrk -t2 -c200 4 KiB (req/s)", name, rps);
+            }
+        }
+    }
+    println!("| test | target | median | min–max | ratio to direct |");
+    println!("|---|---|---:|---:|---:|");
+    let medians: Vec<(String, String, f64)> = rows
+        .iter_mut()
+        .map(|(t, n, xs)| (t.clone(), n.clone(), summary(xs).0))
+        .collect();
+    for (test, name, xs) in &mut rows {
+        let (med, lo, hi) = summary(xs);
+        let direct = medians
+            .iter()
+            .find(|(t, n, _)| t == test && n == "direct")
+            .map(|m| m.2)
+            .unwrap_or(f64::NAN);
+        println!(
+            "| {test} | {name} | {med:.0} | {lo:.0}–{hi:.0} | {:.2} |",
+            med / direct
+        );
+    }
+    let errors: u64 = wrk_errors.iter().map(|e| e.1).sum();
+    println!();
+    println!("wrk errors (socket errors + non-2xx) over all runs: {errors} {wrk_errors:?}");
+    proxy.stop();
+}
