@@ -83,7 +83,8 @@ fn http_server(l: TcpListener) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => have += n,
                         }
-                        while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                        while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
+                        {
                             if c.write_all(&resp).is_err() {
                                 return;
                             }
@@ -165,14 +166,24 @@ fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
     (rps, errors)
 }
 
+/// Makes a client connection to one target.
+type Connector = Box<dyn Fn() -> TcpStream>;
+
 struct DockerProxy(Child);
 
 impl DockerProxy {
     fn start(host_port: u16, target: SocketAddr) -> Option<DockerProxy> {
-        let bin = ["/usr/sbin/docker-proxy", "/usr/bin/docker-proxy", "/usr/libexec/docker/docker-proxy"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())?;
-        let child = Command::new(bin)
+        let bin = [
+            "/usr/sbin/docker-proxy",
+            "/usr/bin/docker-proxy",
+            "/usr/libexec/docker/docker-proxy",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+        // docker-proxy reports readiness on fd 3 (a pipe from dockerd) and closes it: give it
+        // /dev/null there, or it closes its own listener.
+        let child = Command::new("sh")
+            .args(["-c", "exec \"$0\" \"$@\" 3>/dev/null", bin])
             .args(["-proto", "tcp", "-host-ip", "127.0.0.1"])
             .args(["-host-port", &host_port.to_string()])
             .args(["-container-ip", &target.ip().to_string()])
@@ -200,7 +211,11 @@ impl Drop for DockerProxy {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn summary(xs: &mut [f64]) -> (f64, f64, f64) {
@@ -228,11 +243,17 @@ fn main() {
     // docker-proxy's server is on the host's loopback (docker-proxy dials from the host).
     let host_bulk = TcpListener::bind("127.0.0.1:0").unwrap();
     let host_http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (hb, hh) = (host_bulk.local_addr().unwrap(), host_http.local_addr().unwrap());
+    let (hb, hh) = (
+        host_bulk.local_addr().unwrap(),
+        host_http.local_addr().unwrap(),
+    );
     bulk_server(host_bulk, mib);
     http_server(host_http);
     let (dp_bulk, dp_http) = (free_port(), free_port());
-    let dockers = (DockerProxy::start(dp_bulk, hb), DockerProxy::start(dp_http, hh));
+    let dockers = (
+        DockerProxy::start(dp_bulk, hb),
+        DockerProxy::start(dp_http, hh),
+    );
     let have_docker = dockers.0.is_some() && dockers.1.is_some();
     if !have_docker {
         eprintln!("docker-proxy not found or not starting: its rows are left out");
@@ -256,7 +277,7 @@ fn main() {
     };
     let kiln_connect = move || TcpStream::connect(("127.0.0.1", kiln_bulk)).unwrap();
     let docker_connect = move || TcpStream::connect(("127.0.0.1", dp_bulk)).unwrap();
-    let mut targets: Vec<(&str, Box<dyn Fn() -> TcpStream>)> = vec![
+    let mut targets: Vec<(&str, Connector)> = vec![
         ("direct", Box::new(direct_connect)),
         ("kiln", Box::new(kiln_connect)),
     ];
@@ -265,23 +286,39 @@ fn main() {
     }
 
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
-    let push = |rows: &mut Vec<(String, String, Vec<f64>)>, test: &str, target: &str, v: f64| {
-        match rows.iter_mut().find(|r| r.0 == test && r.1 == target) {
+    let push =
+        |rows: &mut Vec<(String, String, Vec<f64>)>, test: &str, target: &str, v: f64| match rows
+            .iter_mut()
+            .find(|r| r.0 == test && r.1 == target)
+        {
             Some(r) => r.2.push(v),
             None => rows.push((test.into(), target.into(), vec![v])),
-        }
-    };
+        };
     let ns_path = ns.path();
     let mut wrk_errors = Vec::new();
     for run in 0..runs {
         eprintln!("run {}/{runs}", run + 1);
         for (name, connect) in &targets {
-            push(&mut rows, &format!("bulk down {mib} MiB (MB/s)"), name, bulk(connect.as_ref(), true, mib));
-            push(&mut rows, &format!("bulk up {mib} MiB (MB/s)"), name, bulk(connect.as_ref(), false, mib));
+            push(
+                &mut rows,
+                &format!("bulk down {mib} MiB (MB/s)"),
+                name,
+                bulk(connect.as_ref(), true, mib),
+            );
+            push(
+                &mut rows,
+                &format!("bulk up {mib} MiB (MB/s)"),
+                name,
+                bulk(connect.as_ref(), false, mib),
+            );
         }
         if have_wrk {
             let mut http: Vec<(&str, Option<&str>, String)> = vec![
-                ("direct", Some(ns_path.as_str()), "http://127.0.0.1:8080/".to_string()),
+                (
+                    "direct",
+                    Some(ns_path.as_str()),
+                    "http://127.0.0.1:8080/".to_string(),
+                ),
                 ("kiln", None, format!("http://127.0.0.1:{kiln_http}/")),
             ];
             if have_docker {

@@ -121,7 +121,8 @@ impl Drop for NsThread {
     }
 }
 
-/// Connects a socket made by [`NsThread::tcp_socket`] (blocking; on the calling thread).
+/// Connects a socket made by [`NsThread::tcp_socket`] on the calling thread; for a
+/// non-blocking socket, returns it with the connect in progress.
 pub(crate) fn connect(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     let (storage, len) = sockaddr(addr);
     loop {
@@ -137,8 +138,10 @@ pub(crate) fn connect(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
             return Ok(TcpStream::from(fd));
         }
         let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINPROGRESS) => return Ok(TcpStream::from(fd)),
+            _ => return Err(e),
         }
     }
 }

@@ -206,7 +206,10 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(st) = *exited.lock().unwrap_or_else(|p| p.into_inner()) {
-            return fail(pasta, format!("pasta exited ({st}) before configuring the network"));
+            return fail(
+                pasta,
+                format!("pasta exited ({st}) before configuring the network"),
+            );
         }
         match ns.run(netns::addresses) {
             Ok(Ok(addrs)) => {

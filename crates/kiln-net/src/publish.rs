@@ -75,7 +75,10 @@ pub fn format_port_line(m: &PortMapping) -> String {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    format!("{}/{} -> {}:{}", m.container_port, m.proto, host, m.host_port)
+    format!(
+        "{}/{} -> {}:{}",
+        m.container_port, m.proto, host, m.host_port
+    )
 }
 
 /// The docker CLI's `convertToStandardNotation`: `published=8080,target=80,protocol=udp` →

@@ -34,7 +34,10 @@ fn socket_inodes(pid: u32) -> Vec<String> {
 fn lo_up_outbound_through_pasta_and_pasta_gone_after_drop() {
     prereq::require_command("pasta", "passt");
     let ns = Netns::new(false);
-    assert!(!ns.ip(&["link", "show", "lo"]).contains(",UP"), "lo starts down");
+    assert!(
+        !ns.ip(&["link", "show", "lo"]).contains(",UP"),
+        "lo starts down"
+    );
 
     let net = PrivateNet::setup(&ns.file).expect("private network");
     assert_eq!(net.loopback_only_reason(), None, "pasta attached");
@@ -46,7 +49,10 @@ fn lo_up_outbound_through_pasta_and_pasta_gone_after_drop() {
     let addrs = ns.ip(&["-o", "addr", "show"]);
     assert!(addrs.contains(&addr.to_string()), "{addr} not in:\n{addrs}");
     let routes = ns.ip(&["route", "show", "default"]);
-    assert!(routes.starts_with("default via "), "no default route:\n{routes}");
+    assert!(
+        routes.starts_with("default via "),
+        "no default route:\n{routes}"
+    );
     // Only whether a route exists: `ip route get` asks the kernel, nothing is sent.
     let route = ns.ip(&["route", "get", "192.0.2.123"]);
     assert!(!route.contains("unreachable"), "{route}");
@@ -94,7 +100,11 @@ fn proxy_forwards_to_the_container_address_like_docker() {
         proto: Proto::Tcp,
     };
     let proxy = Proxy::start(&ns.file, &[map(8080), map(8081)]).unwrap();
-    assert_eq!(proxy.target_ip(), addr, "the proxy targets the container's address");
+    assert_eq!(
+        proxy.target_ip(),
+        addr,
+        "the proxy targets the container's address"
+    );
     let b = proxy.bound();
 
     let mut c = TcpStream::connect(("127.0.0.1", b[0].host_port)).unwrap();

@@ -56,7 +56,11 @@ fn stop_leaves_no_listener_connection_or_thread() {
 
     let t = Instant::now();
     proxy.stop();
-    assert!(t.elapsed() < Duration::from_secs(3), "stop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        t.elapsed()
+    );
 
     // Every live connection was closed by the proxy.
     for c in &mut conns {

@@ -32,7 +32,11 @@ fn echo_setup() -> (Netns, Proxy, SocketAddr) {
     let ns = Netns::new(true);
     echo_server(ns.tcp_listener("0.0.0.0:7"));
     let proxy = Proxy::start(&ns.file, &[local(7)]).expect("proxy start");
-    assert_eq!(proxy.target_ip().to_string(), "127.0.0.1", "lo-only namespace");
+    assert_eq!(
+        proxy.target_ip().to_string(),
+        "127.0.0.1",
+        "lo-only namespace"
+    );
     let addr = host_addr(&proxy, 0);
     (ns, proxy, addr)
 }
@@ -68,7 +72,8 @@ fn half_close_propagates_each_way() {
             thread::spawn(move || {
                 let mut all = Vec::new();
                 c.read_to_end(&mut all).unwrap();
-                c.write_all(format!("got {}", all.len()).as_bytes()).unwrap();
+                c.write_all(format!("got {}", all.len()).as_bytes())
+                    .unwrap();
                 c.shutdown(Shutdown::Write).unwrap();
                 // Then wait for the proxy to close the connection.
                 let mut rest = Vec::new();

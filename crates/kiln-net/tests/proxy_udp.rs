@@ -45,7 +45,10 @@ fn round_trips_per_client_and_idle_flows_end() {
             c.send_to(&msg, addr).unwrap();
             let (n, from) = c.recv_from(&mut buf).expect("reply through the proxy");
             assert_eq!(from, addr, "the reply comes from the published port");
-            assert!(buf[..n] == msg[..], "client {i} round {round}: reply differs");
+            assert!(
+                buf[..n] == msg[..],
+                "client {i} round {round}: reply differs"
+            );
         }
     }
     // A large datagram goes through whole.

@@ -44,7 +44,10 @@ fn accepted_specs() {
         ),
         ("0:80", vec![m("0.0.0.0", 0, 80, Tcp)]),
         ("65535:65535", vec![m("0.0.0.0", 65535, 65535, Tcp)]),
-        ("published=8080,target=80", vec![m("0.0.0.0", 8080, 80, Tcp)]),
+        (
+            "published=8080,target=80",
+            vec![m("0.0.0.0", 8080, 80, Tcp)],
+        ),
         (
             "target=53,published=5353,protocol=udp,mode=host",
             vec![m("0.0.0.0", 5353, 53, Udp)],
@@ -75,7 +78,10 @@ fn docker_error_messages() {
         ("70000:80", "Invalid hostPort: 70000"),
         ("1.2.3:3000:80", "Invalid ip address: 1.2.3"),
         ("localhost:3000:80", "Invalid ip address: localhost"),
-        ("[::1:80:80", "Invalid ip address [::1: address [::1:: missing ']' in address"),
+        (
+            "[::1:80:80",
+            "Invalid ip address [::1: address [::1:: missing ']' in address",
+        ),
         ("80/xyz", "Invalid proto: xyz"),
         (
             "8000-8002:80-81",
@@ -115,7 +121,10 @@ fn unsupported_specs_say_why() {
 fn publish_all_uses_ephemeral_ports_on_any_address() {
     assert_eq!(
         publish_all(&[(80, Proto::Tcp), (53, Proto::Udp)]),
-        vec![m("0.0.0.0", 0, 80, Proto::Tcp), m("0.0.0.0", 0, 53, Proto::Udp)]
+        vec![
+            m("0.0.0.0", 0, 80, Proto::Tcp),
+            m("0.0.0.0", 0, 53, Proto::Udp)
+        ]
     );
     assert!(publish_all(&[]).is_empty());
 }
@@ -124,7 +133,10 @@ fn publish_all_uses_ephemeral_ports_on_any_address() {
 fn port_lines_as_docker_port_prints_them() {
     let cases = [
         (m("0.0.0.0", 3000, 80, Proto::Tcp), "80/tcp -> 0.0.0.0:3000"),
-        (m("127.0.0.1", 5353, 53, Proto::Udp), "53/udp -> 127.0.0.1:5353"),
+        (
+            m("127.0.0.1", 5353, 53, Proto::Udp),
+            "53/udp -> 127.0.0.1:5353",
+        ),
         (m("::", 8080, 80, Proto::Tcp), "80/tcp -> [::]:8080"),
         (m("::1", 8080, 80, Proto::Tcp), "80/tcp -> [::1]:8080"),
     ];

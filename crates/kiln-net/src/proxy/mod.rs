@@ -1,9 +1,9 @@
 //! The userspace port proxy, docker's `docker-proxy` in-process: for each published port it
 //! listens on the host and forwards to the container's port inside the container's network
 //! namespace. Sockets that reach the container are created by one thread that entered the
-//! namespace ([`NsThread`]); everything else runs in the host namespace. TCP: one thread per
-//! connection and direction, zero-copy `splice` through a pipe, half-close propagated, no
-//! polling. UDP: one flow (a socket in the namespace) per client address, closed after
+//! namespace ([`NsThread`]); everything else runs in the host namespace. TCP: an acceptor
+//! thread per port and a few epoll worker threads, zero-copy `splice` through a pipe,
+//! half-close propagated, no polling. UDP: one flow (a socket in the namespace) per client address, closed after
 //! [`ProxyOptions::udp_idle`] without traffic.
 
 mod tcp;
@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use crate::netns::{self, NsThread};
 use crate::{Error, PortMapping, Proto};
+
+/// Worker threads (epoll loops) for the TCP connections of one proxy, at most one per core.
+const TCP_WORKERS: usize = 2;
 
 /// Tuning of a [`Proxy`]; `Default` is docker's.
 #[derive(Debug, Clone)]
@@ -68,6 +71,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     servers: Vec<Server>,
     threads: Vec<JoinHandle<()>>,
+    workers: Option<Arc<tcp::Workers>>,
 }
 
 impl Proxy {
@@ -84,6 +88,7 @@ impl Proxy {
         maps: &[PortMapping],
         opts: ProxyOptions,
     ) -> Result<Proxy, Error> {
+        raise_nofile_limit();
         let mut listeners = Vec::with_capacity(maps.len());
         let mut bound = Vec::with_capacity(maps.len());
         for m in maps {
@@ -128,7 +133,10 @@ impl Proxy {
         // SAFETY: eventfd(2) with valid flags; the fd is owned right away.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
-            return Err(Error::thread("kiln-net stop event", io::Error::last_os_error()));
+            return Err(Error::thread(
+                "kiln-net stop event",
+                io::Error::last_os_error(),
+            ));
         }
         let shared = Arc::new(Shared {
             ns,
@@ -144,14 +152,29 @@ impl Proxy {
             shared,
             servers: Vec::new(),
             threads: Vec::new(),
+            workers: None,
         };
+        if maps.iter().any(|m| m.proto == Proto::Tcp) {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(TCP_WORKERS));
+            match tcp::Workers::start(n, &proxy.shared) {
+                Ok(w) => proxy.workers = Some(w),
+                Err(e) => {
+                    proxy.shutdown();
+                    return Err(e);
+                }
+            }
+        }
         for (listener, m) in listeners.into_iter().zip(&bound) {
             let to = SocketAddr::new(target, m.container_port);
             let started = match listener {
-                Listener::Tcp(l) => tcp::TcpServer::start(l, to, &proxy.shared)
-                    .map(|(s, h)| (Server::Tcp(s), h)),
-                Listener::Udp(s) => udp::UdpServer::start(s, to, &proxy.shared)
-                    .map(|(s, h)| (Server::Udp(s), h)),
+                Listener::Tcp(l) => {
+                    let workers = proxy.workers.as_ref().expect("workers for TCP ports");
+                    tcp::TcpServer::start(l, to, &proxy.shared, workers)
+                        .map(|(s, h)| (Server::Tcp(s), h))
+                }
+                Listener::Udp(s) => {
+                    udp::UdpServer::start(s, to, &proxy.shared).map(|(s, h)| (Server::Udp(s), h))
+                }
             };
             match started {
                 Ok((server, handle)) => {
@@ -223,10 +246,12 @@ impl Proxy {
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
+        if let Some(w) = self.workers.take() {
+            w.stop();
+        }
         for s in self.servers.drain(..) {
-            match s {
-                Server::Tcp(t) => t.close_all(),
-                Server::Udp(u) => u.close_all(),
+            if let Server::Udp(u) = s {
+                u.close_all();
             }
         }
     }
@@ -235,6 +260,23 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Raises the soft limit of open files to the hard one: a TCP connection holds 6 fds (two
+/// sockets, two pipes), so 200 connections need more than the usual soft limit of 1024.
+/// Docker's containers get a high limit too; a failure leaves the limit as it was.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
 

@@ -1,16 +1,20 @@
-//! TCP forwarding: an acceptor thread per published port, and per connection a thread for each
-//! direction that moves bytes with `splice` (socket → pipe → socket, no copy through user
-//! space). End of stream one way becomes `shutdown(Write)` the same way (half-close); an error
-//! either way closes both sides. Every thread is joined: finished connections by the acceptor,
-//! the rest by [`TcpServer::close_all`].
+//! TCP forwarding. An acceptor thread per published port accepts on the host, creates the
+//! container-side socket through the namespace thread and starts a non-blocking connect; the
+//! pair goes to one of a few worker threads, each an edge-triggered epoll loop over its
+//! connections. Bytes move with `splice` (socket → pipe → socket, no copy through user space);
+//! the pipe is also the buffer when the receiver is slow, and a full pipe stops reading from
+//! the sender (back-pressure). End of stream one way becomes `shutdown(Write)` the same way
+//! (half-close); an error either way closes both sides. Nothing polls: threads sleep in
+//! `accept` or `epoll_wait` (a 1 s tick only while a connect is pending, for its timeout).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::Error;
@@ -18,33 +22,83 @@ use crate::netns;
 
 /// How long connecting inside the namespace may take (a full listen backlog drops SYNs).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes moved per splice call, and the pipe's capacity when the kernel grants it.
-const CHUNK: usize = 1024 * 1024;
-/// The read/write fallback's buffer.
-const BUF: usize = 64 * 1024;
-const CONN_STACK: usize = 128 * 1024;
+/// The pipe capacity asked for (bytes per splice); the kernel may grant less (64 KiB).
+const PIPE_SIZE: libc::c_int = 1024 * 1024;
+const STACK: usize = 128 * 1024;
+const WAKE: u64 = u64::MAX;
+const MAX_EVENTS: usize = 256;
 
-#[derive(Default)]
-struct Entry {
-    client: Option<Arc<TcpStream>>,
-    server: Option<Arc<TcpStream>>,
-    handle: Option<JoinHandle<()>>,
-    done: bool,
+/// A new connection for a worker: the accepted client and the connecting container socket.
+struct NewConn {
+    client: TcpStream,
+    server: TcpStream,
+    live: Arc<AtomicUsize>,
 }
 
-#[derive(Default)]
-struct Conns {
-    next: u64,
-    map: HashMap<u64, Entry>,
+/// The worker threads shared by every TCP port of one proxy.
+pub(crate) struct Workers {
+    senders: Vec<(mpsc::Sender<NewConn>, Arc<OwnedFd>)>,
+    next: AtomicUsize,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Workers {
+    pub(crate) fn start(n: usize, shared: &Arc<Shared>) -> Result<Arc<Workers>, Error> {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..n {
+            let name = format!("kiln-net-tcp-w{i}");
+            let wake = Arc::new(eventfd().map_err(|e| Error::thread(&name, e))?);
+            let (tx, rx) = mpsc::channel();
+            let (w, s) = (wake.clone(), shared.clone());
+            let h = std::thread::Builder::new()
+                .name(name.clone())
+                .stack_size(STACK)
+                .spawn(move || {
+                    if let Err(e) = worker(&rx, &w, &s) {
+                        // Only epoll_create/ctl on the wake fd can fail here.
+                        eprintln!("kiln-net: TCP worker stopped: {e}");
+                    }
+                })
+                .map_err(|e| Error::thread(&name, e))?;
+            senders.push((tx, wake));
+            handles.push(h);
+        }
+        Ok(Arc::new(Workers {
+            senders,
+            next: AtomicUsize::new(0),
+            handles: Mutex::new(handles),
+        }))
+    }
+
+    fn hand(&self, c: NewConn) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
+        let (tx, wake) = &self.senders[i];
+        if tx.send(c).is_ok() {
+            signal(wake.as_raw_fd());
+        }
+    }
+
+    /// Wakes every worker (which sees `stopping`, closes its connections and ends) and joins.
+    pub(crate) fn stop(&self) {
+        for (_, wake) in &self.senders {
+            signal(wake.as_raw_fd());
+        }
+        let handles: Vec<_> = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
 }
 
 pub(crate) struct TcpServer {
     listener: Arc<TcpListener>,
-    conns: Arc<Mutex<Conns>>,
-}
-
-fn lock(c: &Mutex<Conns>) -> MutexGuard<'_, Conns> {
-    c.lock().unwrap_or_else(|p| p.into_inner())
+    live: Arc<AtomicUsize>,
 }
 
 impl TcpServer {
@@ -52,21 +106,27 @@ impl TcpServer {
         listener: TcpListener,
         to: SocketAddr,
         shared: &Arc<Shared>,
+        workers: &Arc<Workers>,
     ) -> Result<(TcpServer, JoinHandle<()>), Error> {
         let listener = Arc::new(listener);
-        let conns = Arc::new(Mutex::new(Conns::default()));
-        let (l, c, s) = (listener.clone(), conns.clone(), shared.clone());
+        let live = Arc::new(AtomicUsize::new(0));
+        let (l, s, w, lv) = (
+            listener.clone(),
+            shared.clone(),
+            workers.clone(),
+            live.clone(),
+        );
         let name = format!("kiln-net-tcp-{}", to.port());
         let handle = std::thread::Builder::new()
             .name(name.clone())
-            .stack_size(CONN_STACK)
-            .spawn(move || accept_loop(&l, to, &s, &c))
+            .stack_size(STACK)
+            .spawn(move || accept_loop(&l, to, &s, &w, &lv))
             .map_err(|e| Error::thread(&name, e))?;
-        Ok((TcpServer { listener, conns }, handle))
+        Ok((TcpServer { listener, live }, handle))
     }
 
     pub(crate) fn live(&self) -> usize {
-        lock(&self.conns).map.values().filter(|e| !e.done).count()
+        self.live.load(Ordering::SeqCst)
     }
 
     /// Makes the blocked `accept` return (Linux: EINVAL after shutdown of a listener).
@@ -74,28 +134,15 @@ impl TcpServer {
         // SAFETY: shutdown(2) on a socket we own.
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
     }
-
-    /// Closes every connection and joins its threads (after the acceptor was joined).
-    pub(crate) fn close_all(self) {
-        let handles: Vec<JoinHandle<()>> = {
-            let mut g = lock(&self.conns);
-            g.map
-                .drain()
-                .filter_map(|(_, mut e)| {
-                    for s in [&e.client, &e.server].into_iter().flatten() {
-                        let _ = s.shutdown(Shutdown::Both);
-                    }
-                    e.handle.take()
-                })
-                .collect()
-        };
-        for h in handles {
-            let _ = h.join();
-        }
-    }
 }
 
-fn accept_loop(listener: &TcpListener, to: SocketAddr, shared: &Arc<Shared>, conns: &Arc<Mutex<Conns>>) {
+fn accept_loop(
+    listener: &TcpListener,
+    to: SocketAddr,
+    shared: &Shared,
+    workers: &Workers,
+    live: &Arc<AtomicUsize>,
+) {
     loop {
         let client = match listener.accept() {
             Ok((c, _)) => c,
@@ -112,228 +159,343 @@ fn accept_loop(listener: &TcpListener, to: SocketAddr, shared: &Arc<Shared>, con
         if shared.stopping() {
             return;
         }
-        reap(conns);
-        let client = Arc::new(client);
-        let id = {
-            let mut g = lock(conns);
-            g.next += 1;
-            let id = g.next;
-            g.map.insert(
-                id,
-                Entry {
-                    client: Some(client.clone()),
-                    ..Entry::default()
-                },
-            );
-            id
+        // A failure here closes the client (docker-proxy does the same when it cannot dial).
+        let Ok(server) = start_connect(shared, to) else {
+            continue;
         };
-        let (s, c) = (shared.clone(), conns.clone());
-        let spawned = std::thread::Builder::new()
-            .name("kiln-net-conn".into())
-            .stack_size(CONN_STACK)
-            .spawn(move || connection(id, client, to, &s, &c));
-        let mut g = lock(conns);
-        match spawned {
-            Ok(h) => {
-                if let Some(e) = g.map.get_mut(&id) {
-                    e.handle = Some(h);
-                }
-            }
-            Err(_) => {
-                // No thread for it: close the client now.
-                g.map.remove(&id);
-            }
+        if client.set_nonblocking(true).is_err() {
+            continue;
         }
+        let _ = client.set_nodelay(true);
+        live.fetch_add(1, Ordering::SeqCst);
+        workers.hand(NewConn {
+            client,
+            server,
+            live: live.clone(),
+        });
     }
 }
 
-/// Joins the threads of finished connections.
-fn reap(conns: &Mutex<Conns>) {
-    let done: Vec<JoinHandle<()>> = {
-        let mut g = lock(conns);
-        let ids: Vec<u64> = g
-            .map
-            .iter()
-            .filter(|(_, e)| e.done && e.handle.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        ids.iter()
-            .filter_map(|id| g.map.remove(id).and_then(|e| e.handle))
-            .collect()
-    };
-    for h in done {
-        let _ = h.join();
-    }
-}
-
-fn connection(
-    id: u64,
-    client: Arc<TcpStream>,
-    to: SocketAddr,
-    shared: &Arc<Shared>,
-    conns: &Mutex<Conns>,
-) {
-    let finish = |conns: &Mutex<Conns>| {
-        let mut g = lock(conns);
-        if let Some(e) = g.map.get_mut(&id) {
-            e.client = None;
-            e.server = None;
-            e.done = true;
-        }
-    };
-    let server = match connect_inside(shared, to) {
-        Ok(s) => Arc::new(s),
-        Err(_) => {
-            // docker-proxy closes the client when the container refuses.
-            let _ = client.shutdown(Shutdown::Both);
-            finish(conns);
-            return;
-        }
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    {
-        let mut g = lock(conns);
-        if let Some(e) = g.map.get_mut(&id) {
-            e.server = Some(server.clone());
-        }
-        if shared.stopping() {
-            let _ = server.shutdown(Shutdown::Both);
-            let _ = client.shutdown(Shutdown::Both);
-        }
-    }
-    let (c2, s2) = (client.clone(), server.clone());
-    let back = std::thread::Builder::new()
-        .name("kiln-net-conn".into())
-        .stack_size(CONN_STACK)
-        .spawn(move || direction(&s2, &c2));
-    match back {
-        Ok(back) => {
-            direction(&client, &server);
-            let _ = back.join();
-        }
-        Err(_) => {
-            let _ = client.shutdown(Shutdown::Both);
-            let _ = server.shutdown(Shutdown::Both);
-        }
-    }
-    finish(conns);
-}
-
-/// A TCP connection to `to` made from a socket of the namespace.
-fn connect_inside(shared: &Shared, to: SocketAddr) -> io::Result<TcpStream> {
+/// A non-blocking socket of the namespace with its connect to `to` under way.
+fn start_connect(shared: &Shared, to: SocketAddr) -> io::Result<TcpStream> {
     let fd = shared.ns.tcp_socket(to)?;
-    let tv = libc::timeval {
-        tv_sec: CONNECT_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    // SAFETY: SO_SNDTIMEO (which also bounds connect) with a timeval.
+    // SAFETY: F_SETFL on our socket.
     unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
     let s = netns::connect(fd, to)?;
-    s.set_write_timeout(None)?;
+    let _ = s.set_nodelay(true);
     Ok(s)
 }
 
-/// Moves bytes `from` → `to` until end of stream (then half-closes `to`) or an error (then
-/// closes both, which ends the other direction too).
-fn direction(from: &TcpStream, to: &TcpStream) {
-    match pump(from, to) {
-        Ok(()) => {
-            let _ = to.shutdown(Shutdown::Write);
-        }
-        Err(_) => {
-            let _ = from.shutdown(Shutdown::Both);
-            let _ = to.shutdown(Shutdown::Both);
-        }
+/// One direction of a connection: `src` → pipe → `dst`.
+struct Dir {
+    pipe_r: OwnedFd,
+    pipe_w: OwnedFd,
+    chunk: usize,
+    pending: usize,
+    eof: bool,
+    done: bool,
+}
+
+struct Conn {
+    client: TcpStream,
+    server: TcpStream,
+    up: Dir,
+    down: Dir,
+    connecting: Option<Instant>,
+    /// Whether EPOLLOUT is asked for on the client / server socket.
+    client_out: bool,
+    server_out: bool,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
-    let Ok((pr, pw)) = pipe() else {
-        return copy(from, to);
-    };
-    // A larger pipe moves more per call; without it (pipe-max-size) splice moves 64 KiB.
-    // SAFETY: F_SETPIPE_SZ on our pipe.
-    let cap = unsafe { libc::fcntl(pw.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-    let chunk = if cap > 0 { cap as usize } else { 64 * 1024 };
-    let mut first = true;
+enum Step {
+    Open,
+    Closed,
+}
+
+fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::Result<()> {
+    // SAFETY: epoll_create1 returns a new fd we own.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ep was just created.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    ctl(&ep, wake.as_raw_fd(), WAKE, libc::EPOLLIN as u32)?;
+    let mut conns: HashMap<u64, Conn> = HashMap::new();
+    let mut next_id: u64 = 0;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
     loop {
-        // SAFETY: splice between a socket and our pipe, with null offsets (neither seeks).
+        let timeout = if conns.values().any(|c| c.connecting.is_some()) {
+            1000
+        } else {
+            -1
+        };
+        // SAFETY: events has MAX_EVENTS entries.
         let n = unsafe {
-            libc::splice(
-                from.as_raw_fd(),
-                std::ptr::null_mut(),
-                pw.as_raw_fd(),
-                std::ptr::null_mut(),
-                chunk,
-                libc::SPLICE_F_MOVE,
+            libc::epoll_wait(
+                ep.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX_EVENTS as i32,
+                timeout,
             )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EINVAL) if first => return copy(from, to),
-                _ => return Err(e),
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(e);
         }
-        first = false;
-        if n == 0 {
+        if shared.stopping() {
+            // Dropping the connections closes both sides of each.
             return Ok(());
         }
-        let mut left = n as usize;
-        while left > 0 {
-            // SAFETY: as above, pipe → socket.
-            let m = unsafe {
-                libc::splice(
-                    pr.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    to.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    left,
-                    libc::SPLICE_F_MOVE,
-                )
+        for ev in &events[..n as usize] {
+            let token = ev.u64;
+            if token == WAKE {
+                drain(wake.as_raw_fd());
+                while let Ok(nc) = rx.try_recv() {
+                    next_id += 1;
+                    let id = next_id;
+                    match register(&ep, id, nc) {
+                        Ok(c) => {
+                            conns.insert(id, c);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                continue;
+            }
+            let id = token >> 1;
+            let Some(c) = conns.get_mut(&id) else {
+                continue;
             };
-            if m < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
+            if let Step::Closed = step(&ep, id, c, token & 1 == 1, ev.events) {
+                conns.remove(&id);
+            }
+        }
+        // Connects that took too long.
+        let now = Instant::now();
+        conns.retain(|_, c| {
+            c.connecting
+                .is_none_or(|t| now.duration_since(t) < CONNECT_TIMEOUT)
+        });
+    }
+}
+
+fn register(ep: &OwnedFd, id: u64, nc: NewConn) -> io::Result<Conn> {
+    let c = Conn {
+        up: new_dir()?,
+        down: new_dir()?,
+        connecting: Some(Instant::now()),
+        client_out: false,
+        server_out: true,
+        client: nc.client,
+        server: nc.server,
+        live: nc.live,
+    };
+    // The server socket waits for its connect (EPOLLOUT); afterwards EPOLLOUT is asked for
+    // only while bytes wait for a socket (see `after`).
+    ctl(ep, c.client.as_raw_fd(), id << 1, interest(false))?;
+    ctl(ep, c.server.as_raw_fd(), (id << 1) | 1, interest(true))?;
+    Ok(c)
+}
+
+/// Moves what the event on one socket (`server_side` or the client's) may have unblocked:
+/// readable feeds the direction it is the source of, writable drains the one it is the
+/// destination of; hang-ups and errors run both (reads then see the end or the error).
+fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> Step {
+    if c.connecting.is_some() {
+        match connect_result(&c.server) {
+            None => return Step::Open,
+            Some(Ok(())) => c.connecting = None,
+            Some(Err(_)) => return Step::Closed,
+        }
+        // Connected: whatever the client sent meanwhile is waiting.
+        return pump_both(ep, id, c);
+    }
+    let readable = events & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0;
+    let writable = events & libc::EPOLLOUT as u32 != 0;
+    if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 || (readable && writable) {
+        return pump_both(ep, id, c);
+    }
+    // Readable client or writable server: client → server; otherwise server → client.
+    let up = readable != server_side;
+    let r = if up {
+        pump(&mut c.up, &c.client, &c.server)
+    } else {
+        pump(&mut c.down, &c.server, &c.client)
+    };
+    after(ep, id, c, r)
+}
+
+fn pump_both(ep: &OwnedFd, id: u64, c: &mut Conn) -> Step {
+    let r = pump(&mut c.up, &c.client, &c.server)
+        .and_then(|()| pump(&mut c.down, &c.server, &c.client));
+    after(ep, id, c, r)
+}
+
+/// Closes on error or when both directions ended; else asks for EPOLLOUT on exactly the
+/// sockets that have bytes waiting for them.
+fn after(ep: &OwnedFd, id: u64, c: &mut Conn, r: io::Result<()>) -> Step {
+    if r.is_err() || (c.up.done && c.down.done) {
+        return Step::Closed;
+    }
+    let want_client = c.down.pending > 0;
+    let want_server = c.up.pending > 0;
+    if want_client != c.client_out {
+        c.client_out = want_client;
+        let _ = modify(ep, c.client.as_raw_fd(), id << 1, want_client);
+    }
+    if want_server != c.server_out {
+        c.server_out = want_server;
+        let _ = modify(ep, c.server.as_raw_fd(), (id << 1) | 1, want_server);
+    }
+    Step::Open
+}
+
+/// `None` while the connect is in progress, then its outcome.
+fn connect_result(s: &TcpStream) -> Option<io::Result<()>> {
+    match s.take_error() {
+        Ok(Some(e)) => Some(Err(e)),
+        Err(e) => Some(Err(e)),
+        Ok(None) => match s.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        },
+    }
+}
+
+/// Splices `src` → pipe → `dst` until one of them would block; at `src`'s end of stream (and
+/// the pipe empty), half-closes `dst`.
+fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream) -> io::Result<()> {
+    if d.done {
+        return Ok(());
+    }
+    loop {
+        if d.pending > 0 {
+            match splice(d.pipe_r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
+                Ok(n) => {
+                    d.pending -= n;
                     continue;
                 }
-                return Err(e);
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
             }
-            left -= m as usize;
+        }
+        if d.eof {
+            let _ = dst.shutdown(Shutdown::Write);
+            d.done = true;
+            return Ok(());
+        }
+        match splice(src.as_raw_fd(), d.pipe_w.as_raw_fd(), d.chunk) {
+            Ok(0) => d.eof = true,
+            Ok(n) => d.pending += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// The fallback when splice is not available: read/write through a 64 KiB buffer.
-fn copy(mut from: &TcpStream, mut to: &TcpStream) -> io::Result<()> {
-    let mut buf = vec![0u8; BUF];
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        // SAFETY: splice between a socket and a pipe we own, null offsets (neither seeks).
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
         };
-        to.write_all(&buf[..n])?;
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn new_dir() -> io::Result<Dir> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds we own from here on.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both fds were just returned by pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (pipe_r, pipe_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: F_SETPIPE_SZ on our pipe; on failure (pipe-max-size) the pipe keeps 64 KiB.
+    let cap = unsafe { libc::fcntl(pipe_w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    Ok(Dir {
+        pipe_r,
+        pipe_w,
+        chunk: if cap > 0 { cap as usize } else { 64 * 1024 },
+        pending: 0,
+        eof: false,
+        done: false,
+    })
+}
+
+/// Edge-triggered readability (and hang-ups), plus writability when `out`.
+fn interest(out: bool) -> u32 {
+    let base = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+    if out {
+        base | libc::EPOLLOUT as u32
+    } else {
+        base
+    }
+}
+
+fn ctl(ep: &OwnedFd, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, token, events)
+}
+
+fn modify(ep: &OwnedFd, fd: RawFd, token: u64, out: bool) -> io::Result<()> {
+    epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, token, interest(out))
+}
+
+fn epoll_ctl(ep: &OwnedFd, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: epoll_ctl of a valid fd on our epoll instance.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd(2) with valid flags.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by eventfd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writing 8 bytes to an eventfd.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+fn drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reading 8 bytes from a non-blocking eventfd.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
 }

@@ -223,7 +223,8 @@ fn flow_loop(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let idle = shared.udp_idle.as_millis() as u64;
     loop {
-        let readable = wait_readable(inner.as_raw_fd(), shared.stop_fd.as_raw_fd()).unwrap_or(false);
+        let readable =
+            wait_readable(inner.as_raw_fd(), shared.stop_fd.as_raw_fd()).unwrap_or(false);
         if shared.stopping() {
             return;
         }

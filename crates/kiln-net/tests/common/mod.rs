@@ -35,7 +35,10 @@ impl Netns {
         while std::fs::read_link(&path).ok().as_ref() == Some(&ours)
             || std::fs::read_link(&path).is_err()
         {
-            assert!(std::time::Instant::now() < deadline, "unshare --net did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare --net did not start"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let file = File::open(&path).expect("opening the namespace");
@@ -58,7 +61,11 @@ impl Netns {
             .args(args)
             .output()
             .expect("running ip in the namespace");
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -151,14 +158,18 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// this process's namespace).
 pub fn tcp_listening(port: u16) -> bool {
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f).unwrap_or_default().lines().skip(1).any(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            let local_port = cols
-                .get(1)
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            local_port == Some(port) && cols.get(3) == Some(&"0A")
-        })
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                let local_port = cols
+                    .get(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                local_port == Some(port) && cols.get(3) == Some(&"0A")
+            })
     })
 }
 
