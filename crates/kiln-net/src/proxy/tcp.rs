@@ -1,7 +1,8 @@
 //! TCP forwarding. An acceptor thread per published port accepts on the host, creates the
 //! container-side socket through the namespace thread and starts a non-blocking connect; the
-//! pair goes to one of a few worker threads, each an edge-triggered epoll loop over its
-//! connections. Bytes move with `splice` (socket → pipe → socket, no copy through user space);
+//! pair goes to one of a few worker threads, each a level-triggered epoll loop over its
+//! connections, which watches a socket only for what can make progress (see
+//! `apply_interest`). Bytes move with `splice` (socket → pipe → socket, no copy through user space);
 //! the pipe is also the buffer when the receiver is slow, and a full pipe stops reading from
 //! the sender (back-pressure). End of stream one way becomes `shutdown(Write)` the same way
 //! (half-close); an error either way closes both sides. Nothing polls: threads sleep in
@@ -205,9 +206,9 @@ struct Conn {
     up: Dir,
     down: Dir,
     connecting: Option<Instant>,
-    /// Whether EPOLLOUT is asked for on the client / server socket.
-    client_out: bool,
-    server_out: bool,
+    /// The events the client / server socket is registered for (0: not registered).
+    client_ev: u32,
+    server_ev: u32,
     live: Arc<AtomicUsize>,
 }
 
@@ -294,74 +295,101 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
 }
 
 fn register(ep: &OwnedFd, id: u64, nc: NewConn) -> io::Result<Conn> {
-    let c = Conn {
+    let mut c = Conn {
         up: new_dir()?,
         down: new_dir()?,
         connecting: Some(Instant::now()),
-        client_out: false,
-        server_out: true,
+        client_ev: 0,
+        server_ev: 0,
         client: nc.client,
         server: nc.server,
         live: nc.live,
     };
-    // The server socket waits for its connect (EPOLLOUT); afterwards EPOLLOUT is asked for
-    // only while bytes wait for a socket (see `after`).
-    ctl(ep, c.client.as_raw_fd(), id << 1, interest(false))?;
-    ctl(ep, c.server.as_raw_fd(), (id << 1) | 1, interest(true))?;
+    // Until connected: only the server socket, for writability (the connect's end).
+    apply_interest(ep, id, &mut c)?;
     Ok(c)
 }
 
-/// Moves what the event on one socket (`server_side` or the client's) may have unblocked:
-/// readable feeds the direction it is the source of, writable drains the one it is the
-/// destination of; hang-ups and errors run both (reads then see the end or the error).
+/// Handles an event on the client socket or the server one (`server_side`): readable feeds
+/// the direction that socket is the source of, writable drains the one it is the destination
+/// of, hang-ups and errors run both (reads then see the end or the error).
 fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> Step {
-    if c.connecting.is_some() {
+    let r = if c.connecting.is_some() {
         match connect_result(&c.server) {
             None => return Step::Open,
-            Some(Ok(())) => c.connecting = None,
             Some(Err(_)) => return Step::Closed,
+            Some(Ok(())) => {
+                c.connecting = None;
+                // Whatever the client sent meanwhile is waiting.
+                pump(&mut c.up, &c.client, &c.server)
+            }
         }
-        // Connected: whatever the client sent meanwhile is waiting.
-        return pump_both(ep, id, c);
-    }
-    let readable = events & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0;
-    let writable = events & libc::EPOLLOUT as u32 != 0;
-    if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 || (readable && writable) {
-        return pump_both(ep, id, c);
-    }
-    // Readable client or writable server: client → server; otherwise server → client.
-    let up = readable != server_side;
-    let r = if up {
-        pump(&mut c.up, &c.client, &c.server)
+    } else if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+        pump(&mut c.up, &c.client, &c.server).and_then(|()| pump(&mut c.down, &c.server, &c.client))
     } else {
-        pump(&mut c.down, &c.server, &c.client)
+        let readable = events & libc::EPOLLIN as u32 != 0;
+        let writable = events & libc::EPOLLOUT as u32 != 0;
+        let mut r = Ok(());
+        // Readable client or writable server: client → server; readable server or writable
+        // client: server → client.
+        if (readable && !server_side) || (writable && server_side) {
+            r = pump(&mut c.up, &c.client, &c.server);
+        }
+        if r.is_ok() && ((readable && server_side) || (writable && !server_side)) {
+            r = pump(&mut c.down, &c.server, &c.client);
+        }
+        r
     };
-    after(ep, id, c, r)
-}
-
-fn pump_both(ep: &OwnedFd, id: u64, c: &mut Conn) -> Step {
-    let r = pump(&mut c.up, &c.client, &c.server)
-        .and_then(|()| pump(&mut c.down, &c.server, &c.client));
-    after(ep, id, c, r)
-}
-
-/// Closes on error or when both directions ended; else asks for EPOLLOUT on exactly the
-/// sockets that have bytes waiting for them.
-fn after(ep: &OwnedFd, id: u64, c: &mut Conn, r: io::Result<()>) -> Step {
     if r.is_err() || (c.up.done && c.down.done) {
         return Step::Closed;
     }
-    let want_client = c.down.pending > 0;
-    let want_server = c.up.pending > 0;
-    if want_client != c.client_out {
-        c.client_out = want_client;
-        let _ = modify(ep, c.client.as_raw_fd(), id << 1, want_client);
+    match apply_interest(ep, id, c) {
+        Ok(()) => Step::Open,
+        Err(_) => Step::Closed,
     }
-    if want_server != c.server_out {
-        c.server_out = want_server;
-        let _ = modify(ep, c.server.as_raw_fd(), (id << 1) | 1, want_server);
+}
+
+/// The events each socket should be watched for (level-triggered): readable while its
+/// outgoing direction has an empty pipe and no end of stream, writable while bytes wait for
+/// it; a socket with nothing to wait for is taken out of epoll (so a hang-up cannot spin).
+fn apply_interest(ep: &OwnedFd, id: u64, c: &mut Conn) -> io::Result<()> {
+    let want = |out_dir: &Dir, in_dir: &Dir| {
+        let mut ev = 0u32;
+        if !out_dir.eof && out_dir.pending == 0 {
+            ev |= libc::EPOLLIN as u32;
+        }
+        if in_dir.pending > 0 {
+            ev |= libc::EPOLLOUT as u32;
+        }
+        ev
+    };
+    let (client, server) = if c.connecting.is_some() {
+        (0, libc::EPOLLOUT as u32)
+    } else {
+        (want(&c.up, &c.down), want(&c.down, &c.up))
+    };
+    set_interest(ep, c.client.as_raw_fd(), id << 1, &mut c.client_ev, client)?;
+    set_interest(
+        ep,
+        c.server.as_raw_fd(),
+        (id << 1) | 1,
+        &mut c.server_ev,
+        server,
+    )
+}
+
+fn set_interest(ep: &OwnedFd, fd: RawFd, token: u64, cur: &mut u32, want: u32) -> io::Result<()> {
+    if *cur == want {
+        return Ok(());
     }
-    Step::Open
+    let op = match (*cur, want) {
+        (0, _) => libc::EPOLL_CTL_ADD,
+        (_, 0) => libc::EPOLL_CTL_DEL,
+        _ => libc::EPOLL_CTL_MOD,
+    };
+    epoll_ctl(ep, op, fd, token, want)?;
+    *cur = want;
+    Ok(())
 }
 
 /// `None` while the connect is in progress, then its outcome.
@@ -377,35 +405,42 @@ fn connect_result(s: &TcpStream) -> Option<io::Result<()>> {
     }
 }
 
-/// Splices `src` → pipe → `dst` until one of them would block; at `src`'s end of stream (and
-/// the pipe empty), half-closes `dst`.
+/// Splices `src` → pipe → `dst`: first what waits in the pipe, then one read from `src` (epoll
+/// is level-triggered: more data is reported again) and its write. At `src`'s end of stream,
+/// with the pipe empty, half-closes `dst`.
 fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream) -> io::Result<()> {
     if d.done {
         return Ok(());
     }
-    loop {
-        if d.pending > 0 {
-            match splice(d.pipe_r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
-                Ok(n) => {
-                    d.pending -= n;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        if d.eof {
-            let _ = dst.shutdown(Shutdown::Write);
-            d.done = true;
-            return Ok(());
-        }
+    flush(d, dst)?;
+    if d.pending == 0 && !d.eof {
         match splice(src.as_raw_fd(), d.pipe_w.as_raw_fd(), d.chunk) {
             Ok(0) => d.eof = true,
-            Ok(n) => d.pending += n,
+            Ok(n) => {
+                d.pending = n;
+                flush(d, dst)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if d.eof && d.pending == 0 {
+        let _ = dst.shutdown(Shutdown::Write);
+        d.done = true;
+    }
+    Ok(())
+}
+
+/// Writes what waits in the pipe to `dst` until it is empty or `dst` would block.
+fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
+    while d.pending > 0 {
+        match splice(d.pipe_r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
+            Ok(n) => d.pending -= n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
@@ -451,22 +486,8 @@ fn new_dir() -> io::Result<Dir> {
     })
 }
 
-/// Edge-triggered readability (and hang-ups), plus writability when `out`.
-fn interest(out: bool) -> u32 {
-    let base = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-    if out {
-        base | libc::EPOLLOUT as u32
-    } else {
-        base
-    }
-}
-
 fn ctl(ep: &OwnedFd, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
     epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, token, events)
-}
-
-fn modify(ep: &OwnedFd, fd: RawFd, token: u64, out: bool) -> io::Result<()> {
-    epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, token, interest(out))
 }
 
 fn epoll_ctl(ep: &OwnedFd, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
