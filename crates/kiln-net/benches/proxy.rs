@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Netns;
-use kiln_net::{PortMapping, Proto, Proxy};
+use kiln_net::{PortMapping, Proto, Proxy, ProxyOptions};
 
 const BUF: usize = 256 * 1024;
 const BODY: usize = 4096;
@@ -236,7 +236,11 @@ fn main() {
         container_port: p,
         proto: Proto::Tcp,
     };
-    let proxy = Proxy::start(&ns.file, &[map(5001), map(8080)]).unwrap();
+    let opts = ProxyOptions {
+        tcp_workers: env_num("KILN_BENCH_WORKERS", 0),
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080)], opts).unwrap();
     let b = proxy.bound();
     let (kiln_bulk, kiln_http) = (b[0].host_port, b[1].host_port);
 

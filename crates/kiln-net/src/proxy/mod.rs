@@ -33,6 +33,8 @@ pub struct ProxyOptions {
     /// non-loopback IPv4 address (docker's behaviour: a server bound only to 127.0.0.1 in the
     /// container is not reachable), or 127.0.0.1 when the namespace has none.
     pub target: Option<IpAddr>,
+    /// Threads that move TCP bytes (epoll loops); 0: one per core, at most 2.
+    pub tcp_workers: usize,
 }
 
 impl Default for ProxyOptions {
@@ -40,6 +42,7 @@ impl Default for ProxyOptions {
         ProxyOptions {
             udp_idle: Duration::from_secs(90),
             target: None,
+            tcp_workers: 0,
         }
     }
 }
@@ -155,7 +158,10 @@ impl Proxy {
             workers: None,
         };
         if maps.iter().any(|m| m.proto == Proto::Tcp) {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(TCP_WORKERS));
+            let n = match opts.tcp_workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(TCP_WORKERS)),
+                n => n,
+            };
             match tcp::Workers::start(n, &proxy.shared) {
                 Ok(w) => proxy.workers = Some(w),
                 Err(e) => {
