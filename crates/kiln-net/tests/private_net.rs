@@ -13,9 +13,15 @@ use kiln_net::{PortMapping, PrivateNet, Proto, Proxy};
 use kiln_test::prereq;
 
 fn pasta_alive(pid: u32) -> bool {
-    // Debian's pasta is a link to passt, which may exec passt.avx2.
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|c| c.starts_with("pasta") || c.starts_with("passt"))
+    // Debian's pasta is a link to passt, which may exec passt.avx2. A zombie is dead.
+    let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| c.starts_with("pasta") || c.starts_with("passt"));
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    });
+    named && !zombie
 }
 
 /// The inodes of the sockets process `pid` holds.
@@ -126,4 +132,56 @@ fn proxy_forwards_to_the_container_address_like_docker() {
     }
     proxy.stop();
     drop(net);
+}
+
+/// Run by `pasta_dies_with_its_owner` in a child process: sets up the private network of the
+/// namespace named by KILN_NET_TEST_NETNS, prints pasta's pid, and waits to be killed.
+#[test]
+#[ignore = "helper: run by pasta_dies_with_its_owner in a child process"]
+fn helper_hold_a_private_net() {
+    let Ok(path) = std::env::var("KILN_NET_TEST_NETNS") else {
+        panic!("only run by pasta_dies_with_its_owner");
+    };
+    let f = std::fs::File::open(path).unwrap();
+    let net = PrivateNet::setup(&f).unwrap();
+    println!("pasta={}", net.pasta_pid().expect("pasta"));
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    drop(net);
+}
+
+#[test]
+fn pasta_dies_with_its_owner() {
+    use std::io::BufRead;
+    prereq::require_command("pasta", "passt");
+    let ns = Netns::new(false);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_hold_a_private_net",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("KILN_NET_TEST_NETNS", ns.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let pid: u32 = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("pasta=").map(|p| p.parse().unwrap()))
+        .expect("the helper printed pasta's pid");
+    assert!(pasta_alive(pid));
+    // SIGKILL: no destructor runs; the death signal must take pasta down.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pasta_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "pasta {pid} outlived its killed owner"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -189,3 +189,33 @@ fn a_refused_connection_closes_the_client() {
     }
     proxy.stop();
 }
+
+#[test]
+fn an_ipv6_host_address_forwards_too() {
+    let ns = Netns::new(true);
+    echo_server(ns.tcp_listener("0.0.0.0:7"));
+    let map = PortMapping {
+        host_ip: "::1".parse().unwrap(),
+        ..local(7)
+    };
+    let proxy = Proxy::start(&ns.file, &[map]).unwrap();
+    let mut c = TcpStream::connect(host_addr(&proxy, 0)).unwrap();
+    c.write_all(b"v6").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"v6");
+    proxy.stop();
+}
+
+#[test]
+fn a_file_that_is_no_namespace_is_a_netns_error() {
+    let f = std::fs::File::open("/proc/self/status").unwrap();
+    match Proxy::start(&f, &[local(7)]) {
+        Err(e @ Error::Netns { .. }) => {
+            assert!(e.to_string().contains("setns"), "{e}")
+        }
+        Err(e) => panic!("want Netns, got {e:?}"),
+        Ok(_) => panic!("a proxy into a non-namespace"),
+    }
+}
