@@ -42,6 +42,14 @@ fn echo_setup() -> (Netns, Proxy, SocketAddr) {
 }
 
 #[test]
+fn proxy_and_private_net_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Proxy>();
+    send::<kiln_net::PrivateNet>();
+    send::<Error>();
+}
+
+#[test]
 fn large_transfer_is_byte_exact_both_ways() {
     let (_ns, proxy, addr) = echo_setup();
     let data = pattern(48 << 20, 1);
@@ -142,6 +150,16 @@ fn two_hundred_concurrent_connections_all_succeed() {
         }
     }
     assert_eq!(failed, 0, "connections failed");
+    // Every connection was closed on both sides and forgotten by the proxy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while proxy.live_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections stay open",
+            proxy.live_connections()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
     proxy.stop();
 }
 

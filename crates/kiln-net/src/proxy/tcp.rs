@@ -33,7 +33,23 @@ const MAX_EVENTS: usize = 256;
 struct NewConn {
     client: TcpStream,
     server: TcpStream,
-    live: Arc<AtomicUsize>,
+    live: Live,
+}
+
+/// One count in a port's number of live connections, for as long as it is held.
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Live {
+        count.fetch_add(1, Ordering::SeqCst);
+        Live(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The worker threads shared by every TCP port of one proxy.
@@ -168,11 +184,10 @@ fn accept_loop(
             continue;
         }
         let _ = client.set_nodelay(true);
-        live.fetch_add(1, Ordering::SeqCst);
         workers.hand(NewConn {
             client,
             server,
-            live: live.clone(),
+            live: Live::new(live),
         });
     }
 }
@@ -209,13 +224,7 @@ struct Conn {
     /// The events the client / server socket is registered for (0: not registered).
     client_ev: u32,
     server_ev: u32,
-    live: Arc<AtomicUsize>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
+    _live: Live,
 }
 
 enum Step {
@@ -303,7 +312,7 @@ fn register(ep: &OwnedFd, id: u64, nc: NewConn) -> io::Result<Conn> {
         server_ev: 0,
         client: nc.client,
         server: nc.server,
-        live: nc.live,
+        _live: nc.live,
     };
     // Until connected: only the server socket, for writability (the connect's end).
     apply_interest(ep, id, &mut c)?;

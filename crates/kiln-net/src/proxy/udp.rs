@@ -19,6 +19,9 @@ use crate::Error;
 const TICK_MS: i32 = 1000;
 const STACK: usize = 128 * 1024;
 const MAX_DATAGRAM: usize = 65536;
+/// Flows (client addresses, each a thread) one port keeps at most; datagrams from further
+/// clients are dropped until flows end.
+const MAX_FLOWS: usize = 1024;
 
 struct Flow {
     sock: Arc<UdpSocket>,
@@ -136,6 +139,7 @@ fn receive_loop(host: &Arc<UdpSocket>, to: SocketAddr, shared: &Arc<Shared>, flo
                         f.last_ms.store(now, Ordering::SeqCst);
                         Some(f.sock.clone())
                     }
+                    _ if g.len() >= MAX_FLOWS && !g.contains_key(&client) => None,
                     _ => match new_flow(host, client, to, shared, epoch, now) {
                         Ok(f) => {
                             let s = f.sock.clone();
