@@ -92,6 +92,7 @@ impl Proxy {
         opts: ProxyOptions,
     ) -> Result<Proxy, Error> {
         raise_nofile_limit();
+        ignore_sigpipe();
         let mut listeners = Vec::with_capacity(maps.len());
         let mut bound = Vec::with_capacity(maps.len());
         for m in maps {
@@ -266,6 +267,21 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// splice into a socket the peer reset raises SIGPIPE (send has MSG_NOSIGNAL, splice has no
+/// such flag), which by default kills the process. Rust programs start with SIGPIPE ignored;
+/// this makes sure of it in any host program, and changes nothing when a handler is set.
+fn ignore_sigpipe() {
+    // SAFETY: reading the current disposition, then setting SIG_IGN only over SIG_DFL.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_DFL
+        {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
     }
 }
 

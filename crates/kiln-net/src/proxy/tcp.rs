@@ -28,6 +28,11 @@ const PIPE_SIZE: libc::c_int = 1024 * 1024;
 const STACK: usize = 128 * 1024;
 const WAKE: u64 = u64::MAX;
 const MAX_EVENTS: usize = 256;
+/// A worker's buffer for small messages (recv/send); a read that fills it switches the
+/// direction to splice.
+const COPY_BUF: usize = 64 * 1024;
+/// A splice read smaller than this switches the direction back to recv/send.
+const SPLICE_ABOVE: usize = 16 * 1024;
 
 /// A new connection for a worker: the accepted client and the connecting container socket.
 struct NewConn {
@@ -210,9 +215,23 @@ struct Dir {
     pipe_r: OwnedFd,
     pipe_w: OwnedFd,
     chunk: usize,
+    /// Bytes in the pipe.
     pending: usize,
+    /// Bytes read with `recv` that `dst` did not take yet (from `held_off`).
+    held: Vec<u8>,
+    held_off: usize,
+    /// Whether reads use splice (bulk) or recv into the worker's buffer (small messages,
+    /// where splice's page handling costs more than the copy).
+    splicing: bool,
     eof: bool,
     done: bool,
+}
+
+impl Dir {
+    /// Bytes read from `src` and not yet written to `dst`.
+    fn waiting(&self) -> usize {
+        self.pending + self.held.len() - self.held_off
+    }
 }
 
 struct Conn {
@@ -244,6 +263,7 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut next_id: u64 = 0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+    let mut buf = vec![0u8; COPY_BUF];
     loop {
         let timeout = if conns.values().any(|c| c.connecting.is_some()) {
             1000
@@ -290,7 +310,7 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
             let Some(c) = conns.get_mut(&id) else {
                 continue;
             };
-            if let Step::Closed = step(&ep, id, c, token & 1 == 1, ev.events) {
+            if let Step::Closed = step(&ep, id, c, token & 1 == 1, ev.events, &mut buf) {
                 conns.remove(&id);
             }
         }
@@ -322,7 +342,14 @@ fn register(ep: &OwnedFd, id: u64, nc: NewConn) -> io::Result<Conn> {
 /// Handles an event on the client socket or the server one (`server_side`): readable feeds
 /// the direction that socket is the source of, writable drains the one it is the destination
 /// of, hang-ups and errors run both (reads then see the end or the error).
-fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> Step {
+fn step(
+    ep: &OwnedFd,
+    id: u64,
+    c: &mut Conn,
+    server_side: bool,
+    events: u32,
+    buf: &mut [u8],
+) -> Step {
     let r = if c.connecting.is_some() {
         match connect_result(&c.server) {
             None => return Step::Open,
@@ -330,11 +357,12 @@ fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> 
             Some(Ok(())) => {
                 c.connecting = None;
                 // Whatever the client sent meanwhile is waiting.
-                pump(&mut c.up, &c.client, &c.server)
+                pump(&mut c.up, &c.client, &c.server, buf)
             }
         }
     } else if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-        pump(&mut c.up, &c.client, &c.server).and_then(|()| pump(&mut c.down, &c.server, &c.client))
+        pump(&mut c.up, &c.client, &c.server, buf)
+            .and_then(|()| pump(&mut c.down, &c.server, &c.client, buf))
     } else {
         let readable = events & libc::EPOLLIN as u32 != 0;
         let writable = events & libc::EPOLLOUT as u32 != 0;
@@ -342,10 +370,10 @@ fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> 
         // Readable client or writable server: client → server; readable server or writable
         // client: server → client.
         if (readable && !server_side) || (writable && server_side) {
-            r = pump(&mut c.up, &c.client, &c.server);
+            r = pump(&mut c.up, &c.client, &c.server, buf);
         }
         if r.is_ok() && ((readable && server_side) || (writable && !server_side)) {
-            r = pump(&mut c.down, &c.server, &c.client);
+            r = pump(&mut c.down, &c.server, &c.client, buf);
         }
         r
     };
@@ -364,10 +392,10 @@ fn step(ep: &OwnedFd, id: u64, c: &mut Conn, server_side: bool, events: u32) -> 
 fn apply_interest(ep: &OwnedFd, id: u64, c: &mut Conn) -> io::Result<()> {
     let want = |out_dir: &Dir, in_dir: &Dir| {
         let mut ev = 0u32;
-        if !out_dir.eof && out_dir.pending == 0 {
+        if !out_dir.eof && out_dir.waiting() == 0 {
             ev |= libc::EPOLLIN as u32;
         }
-        if in_dir.pending > 0 {
+        if in_dir.waiting() > 0 {
             ev |= libc::EPOLLOUT as u32;
         }
         ev
@@ -414,33 +442,58 @@ fn connect_result(s: &TcpStream) -> Option<io::Result<()>> {
     }
 }
 
-/// Splices `src` → pipe → `dst`: first what waits in the pipe, then one read from `src` (epoll
-/// is level-triggered: more data is reported again) and its write. At `src`'s end of stream,
-/// with the pipe empty, half-closes `dst`.
-fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream) -> io::Result<()> {
+/// Moves `src` → `dst`: first what waits, then one read from `src` (epoll is level-triggered:
+/// more data is reported again) and its write. Large reads go through the pipe with `splice`
+/// (no copy through user space); small ones through `buf` with recv/send, which is cheaper for
+/// a few KiB. The mode changes only when nothing waits, so bytes keep their order. At `src`'s
+/// end of stream, with nothing waiting, half-closes `dst`.
+fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
     if d.done {
         return Ok(());
     }
     flush(d, dst)?;
-    if d.pending == 0 && !d.eof {
-        match splice(src.as_raw_fd(), d.pipe_w.as_raw_fd(), d.chunk) {
-            Ok(0) => d.eof = true,
-            Ok(n) => {
-                d.pending = n;
-                flush(d, dst)?;
+    if d.waiting() == 0 && !d.eof {
+        if d.splicing {
+            match splice(src.as_raw_fd(), d.pipe_w.as_raw_fd(), d.chunk) {
+                Ok(0) => d.eof = true,
+                Ok(n) => {
+                    d.pending = n;
+                    d.splicing = n >= SPLICE_ABOVE;
+                    flush(d, dst)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        } else {
+            match recv(src.as_raw_fd(), buf) {
+                Ok(0) => d.eof = true,
+                Ok(n) => {
+                    d.splicing = n == buf.len();
+                    let sent = match send(dst.as_raw_fd(), &buf[..n]) {
+                        Ok(m) => m,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                        Err(e) => return Err(e),
+                    };
+                    if sent < n {
+                        d.held.clear();
+                        d.held.extend_from_slice(&buf[sent..n]);
+                        d.held_off = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
     }
-    if d.eof && d.pending == 0 {
+    if d.eof && d.waiting() == 0 {
         let _ = dst.shutdown(Shutdown::Write);
         d.done = true;
     }
     Ok(())
 }
 
-/// Writes what waits in the pipe to `dst` until it is empty or `dst` would block.
+/// Writes what waits (in the pipe, or held from a recv) to `dst` until nothing waits or `dst`
+/// would block.
 fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
     while d.pending > 0 {
         match splice(d.pipe_r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
@@ -449,7 +502,51 @@ fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    while d.held_off < d.held.len() {
+        match send(dst.as_raw_fd(), &d.held[d.held_off..]) {
+            Ok(n) => d.held_off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    d.held.clear();
+    d.held_off = 0;
     Ok(())
+}
+
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: recv into a buffer of buf.len() bytes.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: send from a buffer of buf.len() bytes; no SIGPIPE on a closed peer.
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
@@ -490,6 +587,9 @@ fn new_dir() -> io::Result<Dir> {
         pipe_w,
         chunk: if cap > 0 { cap as usize } else { 64 * 1024 },
         pending: 0,
+        held: Vec::new(),
+        held_off: 0,
+        splicing: false,
         eof: false,
         done: false,
     })
