@@ -237,3 +237,44 @@ fn a_file_that_is_no_namespace_is_a_netns_error() {
         Ok(_) => panic!("a proxy into a non-namespace"),
     }
 }
+
+#[test]
+fn a_stalled_reader_gets_every_byte_in_order() {
+    let ns = Netns::new(true);
+    let l = ns.tcp_listener("0.0.0.0:11");
+    let want = pattern(16 << 20, 5);
+    let expect = want.clone();
+    thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        // Stall: the proxy must hold back (pipe full, or bytes held) without losing order.
+        thread::sleep(Duration::from_millis(500));
+        let mut got = Vec::new();
+        // Read in small pieces with pauses, so the proxy switches between its paths.
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = c.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.len() % 997 == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let verdict: &[u8] = if got == expect { b"same" } else { b"diff" };
+        c.write_all(verdict).unwrap();
+    });
+    let proxy = Proxy::start(&ns.file, &[local(11)]).unwrap();
+    let mut c = TcpStream::connect(host_addr(&proxy, 0)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // Small writes first, then large ones.
+    for chunk in want[..100_000].chunks(100) {
+        c.write_all(chunk).unwrap();
+    }
+    c.write_all(&want[100_000..]).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut verdict = String::new();
+    c.read_to_string(&mut verdict).unwrap();
+    assert_eq!(verdict, "same");
+    proxy.stop();
+}
