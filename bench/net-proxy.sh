@@ -9,12 +9,12 @@
 #
 #   bench/net-proxy.sh            needs root; wrk (Debian's wrk) for the HTTP rows
 # Env: RUNS (default 5), MIB (bulk size, default 1024), OUT (default
-#      bench/results/<date>-net-proxy.md)
+#      bench/results/<date>-<HHMM>-net-proxy.md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RUNS=${RUNS:-5}
 MIB=${MIB:-1024}
-OUT=${OUT:-$here/results/$(date -u +%F)-net-proxy.md}
+OUT=${OUT:-$here/results/$(date -u +%F-%H%M)-net-proxy.md}
 [ "$(id -u)" = 0 ] || { echo "net-proxy.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "net-proxy.sh: needs wrk: apt-get install -y wrk" >&2; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/../target}

@@ -4,7 +4,7 @@
 //! - [`parse_publish`], [`publish_all`], [`format_port_line`]: docker's `-p`/`-P` grammar and
 //!   the `kiln port` line.
 //! - [`Proxy`]: a userspace port proxy (docker's `docker-proxy`): it accepts on the host and
-//!   connects inside the container's network namespace, TCP (zero-copy `splice`, half-close)
+//!   connects inside the container's network namespace, TCP (epoll workers, `splice`, half-close)
 //!   and UDP (per-client flows with an idle timeout).
 //! - [`PrivateNet`]: the container's own network namespace with loopback up and outbound access
 //!   through `pasta` (Debian's `passt`), in place of docker's bridge.

@@ -2,9 +2,9 @@
 //! listens on the host and forwards to the container's port inside the container's network
 //! namespace. Sockets that reach the container are created by one thread that entered the
 //! namespace ([`NsThread`]); everything else runs in the host namespace. TCP: an acceptor
-//! thread per port and a few epoll worker threads, zero-copy `splice` through a pipe,
-//! half-close propagated, no polling. UDP: one flow (a socket in the namespace) per client address, closed after
-//! [`ProxyOptions::udp_idle`] without traffic.
+//! thread per port and a few epoll worker threads (`splice` for bulk, recv/send for small
+//! messages), half-close propagated, no polling. UDP: one flow (a socket in the namespace) per
+//! client address, closed after [`ProxyOptions::udp_idle`] without traffic.
 
 mod tcp;
 mod udp;
