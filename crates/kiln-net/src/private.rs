@@ -17,7 +17,7 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -76,11 +76,17 @@ impl PrivateNet {
     /// attaches pasta to it for outbound access. Fails only when the namespace itself cannot be
     /// set up; without pasta the network is loopback-only (see [`Self::loopback_only_reason`]).
     pub fn setup(netns: &File) -> Result<PrivateNet, Error> {
+        PrivateNet::setup_with(netns, find_pasta().as_deref())
+    }
+
+    /// [`PrivateNet::setup`] with the pasta binary given (`None`: loopback only, as when
+    /// pasta is not installed).
+    pub fn setup_with(netns: &File, pasta: Option<&Path>) -> Result<PrivateNet, Error> {
         let ns = NsThread::start(netns, "kiln-net-setup")?;
         ns.run(|| netns::link_up("lo"))
             .and_then(|r| r)
             .map_err(|e| Error::netns("bringing lo up", e))?;
-        let Some(pasta) = find_pasta() else {
+        let Some(pasta) = pasta else {
             return Ok(PrivateNet {
                 pasta: None,
                 address: None,
@@ -94,7 +100,7 @@ impl PrivateNet {
         let netns = netns
             .try_clone()
             .map_err(|e| Error::netns("duplicating the namespace file", e))?;
-        match start_pasta(pasta, netns, &ns) {
+        match start_pasta(pasta.to_path_buf(), netns, &ns) {
             Ok((p, address)) => Ok(PrivateNet {
                 pasta: Some(p),
                 address: Some(address),
@@ -157,6 +163,7 @@ fn find_pasta() -> Option<PathBuf> {
 /// Starts pasta on a keeper thread and waits until the namespace has a non-loopback address.
 /// The error is the reason the network stays loopback-only.
 fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAddr), String> {
+    let bin_name = bin.display().to_string();
     let (ctl, ctl_rx) = mpsc::channel::<Ctl>();
     let (started_tx, started_rx) = mpsc::channel();
     let exited: Arc<Mutex<Option<ExitStatus>>> = Arc::default();
@@ -170,7 +177,7 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             let _ = keeper.join();
-            return Err(format!("pasta could not be started: {e}"));
+            return Err(format!("pasta ({}) could not be started: {e}", bin_name));
         }
         Err(_) => {
             let _ = keeper.join();

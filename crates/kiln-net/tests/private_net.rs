@@ -185,3 +185,40 @@ fn pasta_dies_with_its_owner() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn without_a_working_pasta_the_network_is_loopback_only_and_says_why() {
+    let ns = Netns::new(false);
+    let net = PrivateNet::setup_with(&ns.file, None).unwrap();
+    assert!(ns.ip(&["link", "show", "lo"]).contains(",UP"), "lo is up");
+    assert_eq!(net.pasta_pid(), None);
+    assert_eq!(net.address(), None);
+    let why = net.loopback_only_reason().expect("a reason");
+    assert!(why.contains("passt"), "{why}");
+
+    let missing = std::path::Path::new("/nonexistent/pasta");
+    let net = PrivateNet::setup_with(&ns.file, Some(missing)).unwrap();
+    let why = net.loopback_only_reason().expect("a reason");
+    assert!(
+        why.contains("/nonexistent/pasta") && why.contains("could not be started"),
+        "{why}"
+    );
+
+    // A pasta that fails: its message is part of the reason.
+    let dir = std::env::temp_dir().join(format!("kiln-net-fakepasta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("pasta");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'No routable interface for IPv4' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let net = PrivateNet::setup_with(&ns.file, Some(&fake)).unwrap();
+    let why = net.loopback_only_reason().expect("a reason").to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        why.contains("exited") && why.contains("No routable interface for IPv4"),
+        "{why}"
+    );
+}
