@@ -278,3 +278,33 @@ fn a_stalled_reader_gets_every_byte_in_order() {
     assert_eq!(verdict, "same");
     proxy.stop();
 }
+
+#[test]
+fn a_connect_that_hangs_is_given_up_after_its_timeout() {
+    let ns = Netns::new(true);
+    // 10.9.9.2 is routed through lo but owned by nobody: the SYN is dropped, the connect hangs.
+    ns.ip(&["route", "add", "10.9.9.0/24", "dev", "lo"]);
+    let opts = kiln_net::ProxyOptions {
+        target: Some("10.9.9.2".parse().unwrap()),
+        ..kiln_net::ProxyOptions::default()
+    };
+    let proxy = Proxy::start_with(&ns.file, &[local(80)], opts).unwrap();
+    let t = std::time::Instant::now();
+    let mut c = TcpStream::connect(host_addr(&proxy, 0)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(proxy.live_connections(), 1, "the connect is pending");
+    let mut buf = [0u8; 1];
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("want the client closed, got {other:?}"),
+    }
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "closed after {waited:?}, want about 5 s"
+    );
+    assert_eq!(proxy.live_connections(), 0);
+    proxy.stop();
+}

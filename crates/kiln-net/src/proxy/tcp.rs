@@ -265,12 +265,10 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
     let mut next_id: u64 = 0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
     let mut buf = vec![0u8; COPY_BUF];
+    // Connections whose connect is under way, for its timeout.
+    let mut connecting: Vec<u64> = Vec::new();
     loop {
-        let timeout = if conns.values().any(|c| c.connecting.is_some()) {
-            1000
-        } else {
-            -1
-        };
+        let timeout = if connecting.is_empty() { -1 } else { 1000 };
         // SAFETY: events has MAX_EVENTS entries.
         let n = unsafe {
             libc::epoll_wait(
@@ -298,11 +296,9 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
                 while let Ok(nc) = rx.try_recv() {
                     next_id += 1;
                     let id = next_id;
-                    match register(&ep, id, nc) {
-                        Ok(c) => {
-                            conns.insert(id, c);
-                        }
-                        Err(_) => continue,
+                    if let Ok(c) = register(&ep, id, nc) {
+                        conns.insert(id, c);
+                        connecting.push(id);
                     }
                 }
                 continue;
@@ -315,12 +311,20 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
                 conns.remove(&id);
             }
         }
-        // Connects that took too long.
-        let now = Instant::now();
-        conns.retain(|_, c| {
-            c.connecting
-                .is_none_or(|t| now.duration_since(t) < CONNECT_TIMEOUT)
-        });
+        // Connects that ended, and those that took too long (closed).
+        if !connecting.is_empty() {
+            let now = Instant::now();
+            connecting.retain(|id| {
+                let Some(since) = conns.get(id).and_then(|c| c.connecting) else {
+                    return false;
+                };
+                if now.duration_since(since) < CONNECT_TIMEOUT {
+                    return true;
+                }
+                conns.remove(id);
+                false
+            });
+        }
     }
 }
 
