@@ -96,9 +96,8 @@ pub(crate) fn layer_blobs(
     let variant = blob_variant(b, spec);
     let xvariant = transcode_variant(spec);
     let converts = |rec: &LayerRecord| -> Result<bool> {
-        let have = Compression::from_media_type(&rec.media_type).map_err(|e| {
-            BuildError::Other(format!("layer {}: {e}", rec.blob))
-        })?;
+        let have = Compression::from_media_type(&rec.media_type)
+            .map_err(|e| BuildError::Other(format!("layer {}: {e}", rec.blob)))?;
         Ok(needs_conversion(have, spec))
     };
     let mut built = Vec::new();
@@ -148,7 +147,9 @@ pub(crate) fn layer_blobs(
                 sc.spawn(|| {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((i, job)) = missing.get(k) else { break };
+                        let Some((i, job)) = missing.get(k) else {
+                            break;
+                        };
                         let r = match job {
                             Job::Make => make_layer_blob(b, &chain[*i], spec, &variant),
                             Job::Transcode(src) => {
@@ -294,7 +295,11 @@ fn transcode_blob(
 }
 
 /// An image manifest over `config` and `layers`, with OCI or docker media types.
-fn manifest_json(config: &kiln_store::BlobInfo, layers: &[LayerRecord], oci: bool) -> Result<Vec<u8>> {
+fn manifest_json(
+    config: &kiln_store::BlobInfo,
+    layers: &[LayerRecord],
+    oci: bool,
+) -> Result<Vec<u8>> {
     let layers_json = layers
         .iter()
         .map(|l| {
@@ -519,7 +524,11 @@ fn write_output(
             let docker = matches!(o, Output::Docker(_));
             let format = if docker { "docker" } else { "oci" };
             let image = archive_image(b, a, docker, stored, last)?;
-            let kind = match (docker, a.compression.or(b.opts.compression), a.oci_media_types) {
+            let kind = match (
+                docker,
+                a.compression.or(b.opts.compression),
+                a.oci_media_types,
+            ) {
                 (false, _, _) => ArchiveKind::Oci,
                 // Nothing asked: what `docker save` writes.
                 (true, None, None) => ArchiveKind::DockerSave,
@@ -605,10 +614,55 @@ fn archive_image(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn base_layers_convert_as_buildkit_converts_them() {
+        let spec = |kind, force| CompressionSpec {
+            kind,
+            level: None,
+            force,
+        };
+        use LayerCompression::*;
+        // Uncompressed stored layers have no compressed blob yet: they get the asked one.
+        assert!(needs_conversion(Compression::None, &spec(Gzip, false)));
+        assert!(!needs_conversion(
+            Compression::None,
+            &spec(Uncompressed, false)
+        ));
+        // Compressed another way: kept unless forced.
+        assert!(!needs_conversion(Compression::Gzip, &spec(Zstd, false)));
+        assert!(needs_conversion(Compression::Gzip, &spec(Zstd, true)));
+        assert!(!needs_conversion(
+            Compression::Zstd,
+            &spec(Uncompressed, false)
+        ));
+        assert!(needs_conversion(
+            Compression::Zstd,
+            &spec(Uncompressed, true)
+        ));
+        // The same format is kept, forced or not, whatever the level.
+        let mut s = spec(Gzip, true);
+        s.level = Some(9);
+        assert!(!needs_conversion(Compression::Gzip, &s));
+    }
+
+    #[test]
+    fn transcode_variants_name_format_and_level() {
+        let mut s = CompressionSpec {
+            kind: LayerCompression::Zstd,
+            level: None,
+            force: true,
+        };
+        assert_eq!(transcode_variant(&s), "xcode1;zstd");
+        s.level = Some(19);
+        assert_eq!(transcode_variant(&s), "xcode1;zstd;level=19");
+    }
+
     #[test]
     fn rfc3339_known_values() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

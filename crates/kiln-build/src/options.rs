@@ -369,13 +369,31 @@ mod tests {
     #[test]
     fn compression_names_and_levels_are_buildkits() {
         assert_eq!(LayerCompression::parse("zstd"), Ok(LayerCompression::Zstd));
-        assert!(LayerCompression::parse("lz4").unwrap_err().contains("unsupported"));
-        assert!(LayerCompression::parse("estargz").unwrap_err().contains("not supported"));
+        assert!(
+            LayerCompression::parse("lz4")
+                .unwrap_err()
+                .contains("unsupported")
+        );
+        assert!(
+            LayerCompression::parse("estargz")
+                .unwrap_err()
+                .contains("not supported")
+        );
         assert!(LayerCompression::Gzip.check_level(0).is_ok());
         assert!(LayerCompression::Gzip.check_level(9).is_ok());
-        assert!(LayerCompression::Gzip.check_level(10).unwrap_err().contains("0-9"));
+        assert!(
+            LayerCompression::Gzip
+                .check_level(10)
+                .unwrap_err()
+                .contains("0-9")
+        );
         assert!(LayerCompression::Zstd.check_level(22).is_ok());
-        assert!(LayerCompression::Zstd.check_level(23).unwrap_err().contains("0-22"));
+        assert!(
+            LayerCompression::Zstd
+                .check_level(23)
+                .unwrap_err()
+                .contains("0-22")
+        );
         assert!(LayerCompression::Zstd.check_level(-1).is_err());
         assert!(LayerCompression::Uncompressed.check_level(1).is_err());
     }

@@ -42,7 +42,9 @@ pub fn write_archive(
     let images = std::slice::from_ref(image);
     let written = match kind {
         ArchiveKind::Oci => kiln_image::write_oci_archive(w, images, store),
-        ArchiveKind::Docker => kiln_image::archive::write_docker_archive_as_stored(w, images, store),
+        ArchiveKind::Docker => {
+            kiln_image::archive::write_docker_archive_as_stored(w, images, store)
+        }
         ArchiveKind::DockerSave => kiln_image::write_docker_archive(w, images, store),
     }
     .map_err(|e| BuildError::Other(format!("writing {}: {e}", dest.display())))?;

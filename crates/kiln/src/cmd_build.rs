@@ -280,7 +280,13 @@ fn parse_output(
             None => bail!("invalid --output field {f:?} in {spec:?}: expected KEY=VALUE"),
         }
     }
-    let get = |key: &str| fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let get = |key: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(kind) = get("type") else {
         bail!("type is required for output: {spec:?}")
     };
@@ -369,15 +375,17 @@ fn output_compression<'a>(
         return Ok(None);
     }
     let kind = match c {
-        Some(v) => LayerCompression::parse(v).map_err(|e| anyhow::anyhow!("--output compression={v}: {e}"))?,
+        Some(v) => LayerCompression::parse(v)
+            .map_err(|e| anyhow::anyhow!("--output compression={v}: {e}"))?,
         None => default.unwrap_or_default(),
     };
     let level = match l {
         None => None,
         Some(v) => {
-            let n: i32 = v.trim().parse().map_err(|_| {
-                anyhow::anyhow!("--output compression-level={v:?}: not an integer")
-            })?;
+            let n: i32 = v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--output compression-level={v:?}: not an integer"))?;
             kind.check_level(n)
                 .map_err(|e| anyhow::anyhow!("--output compression-level={v}: {e}"))?;
             Some(n)
@@ -716,9 +724,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         None => None,
         // "none": what kiln's --compression took before it took BuildKit's names.
         Some("none") => Some(LayerCompression::Uncompressed),
-        Some(c) => Some(
-            LayerCompression::parse(c).map_err(|e| anyhow::anyhow!("--compression: {e}"))?,
-        ),
+        Some(c) => {
+            Some(LayerCompression::parse(c).map_err(|e| anyhow::anyhow!("--compression: {e}"))?)
+        }
     };
     let mut output_tags = Vec::new();
     let mut image_compression = None;
@@ -851,6 +859,52 @@ mod tests {
         let (_, src) = parse_secret("id=tok,type=file,src=/run/tok").unwrap();
         assert!(matches!(src, SecretSource::File(p) if p == Path::new("/run/tok")));
         assert!(parse_secret("id=tok,type=file,env=X").is_err());
+    }
+
+    #[test]
+    fn output_fields_are_read_as_buildx_reads_csv() {
+        assert_eq!(
+            csv_fields(r#"type=oci,"name=a,b",dest=x"#).unwrap(),
+            ["type=oci", "name=a,b", "dest=x"]
+        );
+        assert_eq!(csv_fields(r#""a=""q""""#).unwrap(), [r#"a="q""#]);
+        assert!(csv_fields(r#""a=b"#).is_err());
+    }
+
+    #[test]
+    fn output_compression_takes_its_type_from_compression_flag() {
+        let parse = |spec: &str, dflt| {
+            let (mut tags, mut img) = (Vec::new(), None);
+            parse_output(spec, dflt, &mut tags, &mut img).map(|o| (o, tags, img))
+        };
+        let (o, _, _) = parse(
+            "type=oci,dest=f,compression-level=9",
+            Some(LayerCompression::Gzip),
+        )
+        .unwrap();
+        let Output::Oci(a) = o else { panic!() };
+        assert_eq!(
+            a.compression,
+            Some(CompressionSpec {
+                kind: LayerCompression::Gzip,
+                level: Some(9),
+                force: false
+            })
+        );
+        let (_, tags, img) = parse(
+            "type=image,name=x,compression=zstd,force-compression=true",
+            None,
+        )
+        .unwrap();
+        assert_eq!(tags, ["x"]);
+        assert_eq!(img.unwrap().kind, LayerCompression::Zstd);
+        assert!(img.unwrap().force);
+        let e = parse("type=oci,dest=f,compression-level=9", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("compression-level"), "{e}");
+        let e = parse("type=registry,name=x", None).unwrap_err().to_string();
+        assert!(e.contains("not implemented"), "{e}");
     }
 
     #[test]

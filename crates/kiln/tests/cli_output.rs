@@ -175,8 +175,15 @@ fn each_compression_in_each_archive_type_is_what_independent_tools_read() {
         // type=oci: OCI media types; the busybox layer (stored uncompressed) compressed too.
         let layers = check_layers(&c, &oci);
         assert_eq!(types(&layers), [oci_type, oci_type], "oci {compression}");
-        let raw = skopeo(&["inspect", "--raw", &format!("oci-archive:{}", oci.display())]);
-        assert_eq!(raw["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", oci.display()),
+        ]);
+        assert_eq!(
+            raw["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
         assert_eq!(raw["layers"][1]["mediaType"], oci_type);
         let config = skopeo(&[
             "inspect",
@@ -187,7 +194,11 @@ fn each_compression_in_each_archive_type_is_what_independent_tools_read() {
 
         // type=docker: docker's media types, blobs as they are, manifest.json naming them.
         let layers = check_layers(&c, &docker);
-        assert_eq!(types(&layers), [docker_type, docker_type], "docker {compression}");
+        assert_eq!(
+            types(&layers),
+            [docker_type, docker_type],
+            "docker {compression}"
+        );
         let m = members(&docker);
         let (manifest, _) = manifest_of(&m);
         assert_eq!(
@@ -220,7 +231,11 @@ fn each_compression_in_each_archive_type_is_what_independent_tools_read() {
                 .output()
                 .unwrap();
             assert!(out.status.success());
-            assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "hi"));
+            assert!(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l == "hi")
+            );
             continue;
         }
         let layout = c.fresh("layout");
@@ -253,7 +268,11 @@ fn each_compression_in_each_archive_type_is_what_independent_tools_read() {
         assert!(bundle.join("rootfs/bin/busybox").exists());
     }
     ids.dedup();
-    assert_eq!(ids.len(), 1, "one image ID whatever the compression: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "one image ID whatever the compression: {ids:?}"
+    );
 }
 
 /// Size of the layer the build made (the top one) in an oci archive written with `extra`.
@@ -307,14 +326,12 @@ fn force_compression_transcodes_base_layers() {
     let build = |extra: &str| -> Vec<Layer> {
         let oci = c.fresh("oci").with_extension("tar");
         let spec = out_spec("oci", &oci, extra);
-        let out = c.kiln(&[
-            "build",
-            "-q",
-            "-o",
-            &spec,
-            base.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = c.kiln(&["build", "-q", "-o", &spec, base.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         check_layers(&c, &oci)
     };
     // Without force-compression, layers compressed another way are kept (BuildKit's rule).
@@ -322,7 +339,10 @@ fn force_compression_transcodes_base_layers() {
     assert_eq!(types(&kept), [OCI_GZIP, OCI_GZIP, OCI_ZSTD]);
     let forced = build("compression=zstd,force-compression=true");
     assert_eq!(types(&forced), [OCI_ZSTD, OCI_ZSTD, OCI_ZSTD]);
-    assert_eq!(forced[2].digest, kept[2].digest, "the built layer is the same blob");
+    assert_eq!(
+        forced[2].digest, kept[2].digest,
+        "the built layer is the same blob"
+    );
     let plain = build("compression=uncompressed,force-compression=true");
     assert_eq!(types(&plain), [OCI_TAR, OCI_TAR, OCI_TAR]);
     // Transcoding keeps the diff IDs: an uncompressed blob's digest is its diff ID.
@@ -362,8 +382,16 @@ fn force_compression_transcodes_base_layers() {
         &out_spec("oci", &oci, "compression=zstd,force-compression="),
         base.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let raw = skopeo(&["inspect", "--raw", &format!("oci-archive:{}", oci.display())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", oci.display()),
+    ]);
     let layers = raw["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "{raw}");
     for l in layers {
@@ -377,7 +405,11 @@ fn force_compression_transcodes_base_layers() {
         .arg(format!("dir:{}", dir.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -393,7 +425,11 @@ fn a_rebuild_with_another_compression_gets_it() {
             &out_spec("oci", &oci, &format!("compression={compression}")),
         ]);
         assert!(err.contains("CACHED"), "{err}");
-        assert_eq!(types(&check_layers(&c, &oci)), [want, want], "{compression}");
+        assert_eq!(
+            types(&check_layers(&c, &oci)),
+            [want, want],
+            "{compression}"
+        );
     }
     // --compression is the archives' default too.
     let docker = c.fresh("docker").with_extension("tar");
@@ -403,22 +439,32 @@ fn a_rebuild_with_another_compression_gets_it() {
         "-o",
         &out_spec("docker", &docker, ""),
     ]);
-    assert_eq!(types(&check_layers(&c, &docker)), [DOCKER_ZSTD, DOCKER_ZSTD]);
+    assert_eq!(
+        types(&check_layers(&c, &docker)),
+        [DOCKER_ZSTD, DOCKER_ZSTD]
+    );
     // type=image on an image already in the store: it keeps its manifest, and says so.
     let err = c.build_ok(&["-o", "type=image,compression=zstd"]);
     assert!(err.contains("keeps its manifest"), "{err}");
     // A new image gets the compression in the store.
-    let err = c.build_ok(&["--label", "v=2", "-o", "type=image,name=zimg,compression=zstd"]);
+    let err = c.build_ok(&[
+        "--label",
+        "v=2",
+        "-o",
+        "type=image,name=zimg,compression=zstd",
+    ]);
     assert!(!err.contains("keeps its manifest"), "{err}");
-    let index: serde_json::Value =
-        json(&std::fs::read(c.root.join("index.json")).unwrap());
+    let index: serde_json::Value = json(&std::fs::read(c.root.join("index.json")).unwrap());
     let m = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "docker.io/library/zimg:latest")
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"] == "docker.io/library/zimg:latest"
+        })
         .unwrap_or_else(|| panic!("zimg not in {index}"));
-    let manifest = json(&std::fs::read(c.root.join(blob_path(m["digest"].as_str().unwrap()))).unwrap());
+    let manifest =
+        json(&std::fs::read(c.root.join(blob_path(m["digest"].as_str().unwrap()))).unwrap());
     for l in manifest["layers"].as_array().unwrap() {
         assert_eq!(l["mediaType"], OCI_ZSTD, "{manifest}");
     }
@@ -428,7 +474,10 @@ fn a_rebuild_with_another_compression_gets_it() {
     let m = members(&plain);
     let mj = json(&m["manifest.json"]);
     let (manifest, layers) = manifest_of(&m);
-    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     assert_eq!(types(&layers), [OCI_TAR, OCI_TAR]);
     assert_eq!(mj[0]["Layers"].as_array().unwrap().len(), 2);
 }
@@ -444,14 +493,21 @@ fn names_go_into_the_archives() {
         "-o",
         &out_spec("oci", &oci, "name=named:2"),
         "-o",
-        &format!("type=docker,dest={},\"name=a:1,b:2\",compression=gzip", docker.display()),
+        &format!(
+            "type=docker,dest={},\"name=a:1,b:2\",compression=gzip",
+            docker.display()
+        ),
     ]);
     let index = json(&members(&oci)["index.json"]);
     let names: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["annotations"]["io.containerd.image.name"].as_str().unwrap())
+        .map(|m| {
+            m["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(
         names,
@@ -464,20 +520,44 @@ fn names_go_into_the_archives() {
     );
     // name= on an archive names the archive, not an image in the store.
     let images = String::from_utf8_lossy(&c.kiln(&["images"]).stdout).into_owned();
-    assert!(images.contains("tagged") && !images.contains("named"), "{images}");
+    assert!(
+        images.contains("tagged") && !images.contains("named"),
+        "{images}"
+    );
 }
 
 /// (spec, text the error must contain): each refused before the build runs.
 const REFUSED: &[(&str, &str)] = &[
     ("type=oci,dest=o.tar,compression=lz4", "compression=lz4"),
     ("type=oci,dest=o.tar,compression=estargz", "estargz"),
-    ("type=oci,dest=o.tar,compression=gzip,compression-level=10", "compression-level=10"),
-    ("type=oci,dest=o.tar,compression=gzip,compression-level=-1", "compression-level=-1"),
-    ("type=oci,dest=o.tar,compression=zstd,compression-level=23", "0-22"),
-    ("type=oci,dest=o.tar,compression=zstd,compression-level=x", "compression-level"),
-    ("type=oci,dest=o.tar,compression-level=3", "compression-level"),
-    ("type=docker,dest=o.tar,force-compression=maybe", "force-compression"),
-    ("type=docker,dest=o.tar,oci-mediatypes=perhaps", "oci-mediatypes"),
+    (
+        "type=oci,dest=o.tar,compression=gzip,compression-level=10",
+        "compression-level=10",
+    ),
+    (
+        "type=oci,dest=o.tar,compression=gzip,compression-level=-1",
+        "compression-level=-1",
+    ),
+    (
+        "type=oci,dest=o.tar,compression=zstd,compression-level=23",
+        "0-22",
+    ),
+    (
+        "type=oci,dest=o.tar,compression=zstd,compression-level=x",
+        "compression-level",
+    ),
+    (
+        "type=oci,dest=o.tar,compression-level=3",
+        "compression-level",
+    ),
+    (
+        "type=docker,dest=o.tar,force-compression=maybe",
+        "force-compression",
+    ),
+    (
+        "type=docker,dest=o.tar,oci-mediatypes=perhaps",
+        "oci-mediatypes",
+    ),
     ("type=image,oci-mediatypes=false", "oci-mediatypes"),
     ("type=tar,dest=o.tar,compression=gzip", "\"compression\""),
     ("type=local,dest=d,name=x", "\"name\""),
@@ -525,7 +605,10 @@ fn bad_output_keys_and_values_are_refused_naming_them() {
 #[test]
 fn push_refusal_says_push_is_not_implemented() {
     let c = ctx();
-    for spec in ["type=image,name=localhost:5000/x,push=true", "type=registry,name=localhost:5000/x"] {
+    for spec in [
+        "type=image,name=localhost:5000/x,push=true",
+        "type=registry,name=localhost:5000/x",
+    ] {
         let (code, out, err) = c.build(&["-o", spec]);
         assert_ne!(code, 0, "{spec}");
         assert!(out.is_empty(), "{out}");

@@ -222,3 +222,49 @@ fn export_plain(
         stats,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A transcoded blob decompresses to the tar it was given, at every level asked.
+    #[test]
+    fn compress_tar_round_trips_at_each_level() {
+        let tar: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let diff_id = Digest::of(&tar);
+        for (compression, level) in [
+            (Compression::None, None),
+            (Compression::Gzip, Some(0)),
+            (Compression::Gzip, Some(9)),
+            (Compression::Zstd, Some(1)),
+            (Compression::Zstd, Some(19)),
+        ] {
+            let opts = ExportOptions {
+                compression,
+                level,
+                threads: Some(2),
+                ..Default::default()
+            };
+            let mut blob = Vec::new();
+            let info = compress_tar(&tar[..], &opts, &mut blob).unwrap();
+            assert_eq!(info.diff_id, diff_id);
+            assert_eq!(info.uncompressed_size, tar.len() as u64);
+            assert_eq!(
+                (info.digest, info.size),
+                (Digest::of(&blob), blob.len() as u64)
+            );
+            assert_eq!(Compression::detect(&blob), compression);
+            let mut back = Vec::new();
+            compression
+                .decoder(Box::new(&blob[..]))
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == tar, "{compression} {level:?}");
+            if level == Some(0) {
+                assert!(blob.len() > tar.len(), "gzip level 0 stores");
+            }
+        }
+    }
+}
