@@ -620,3 +620,45 @@ fn push_refusal_says_push_is_not_implemented() {
     }
     let _: PathBuf = c.root.clone();
 }
+
+/// `docker load` reads a gzip-compressed type=docker archive (docker media types, compressed
+/// blobs, as BuildKit writes it) and gets the same image ID; kiln loads it back too.
+#[test]
+fn docker_loads_a_compressed_docker_archive() {
+    let c = ctx();
+    let tag = format!("kiln-output-test/{}:gz", std::process::id());
+    let archive = c.fresh("docker").with_extension("tar");
+    let id = c.image_id(&[
+        "-t",
+        &tag,
+        "-o",
+        &out_spec("docker", &archive, "compression=gzip,compression-level=9"),
+    ]);
+    assert_eq!(
+        types(&check_layers(&c, &archive)),
+        [DOCKER_GZIP, DOCKER_GZIP]
+    );
+    // kiln loads it back, to the same ID.
+    let other = Ctx::new();
+    let out = other.kiln(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let images =
+        String::from_utf8_lossy(&other.kiln(&["images", "-q", "--no-trunc"]).stdout).into_owned();
+    assert!(images.contains(&id), "{images}");
+    // The running dockerd, or one started (and stopped) here.
+    let engine = kiln_test::docker::Docker::engine();
+    let docker = |args: &[&str]| engine.command().args(args).output().unwrap();
+    let load = docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let inspect = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    let _ = docker(&["rmi", &tag]);
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), id);
+}
