@@ -118,10 +118,12 @@ pub(crate) fn layer_blobs(
         .lease
         .use_snapshot_layers(&built, &variant, &known)?
         .into_iter();
-    let mut found_x = b
-        .lease
-        .use_snapshot_layers(&xcode, &xvariant, &[])?
-        .into_iter();
+    let mut found_x = if xcode.is_empty() {
+        Vec::new()
+    } else {
+        b.lease.use_snapshot_layers(&xcode, &xvariant, &[])?
+    }
+    .into_iter();
     let mut out: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
     let mut missing = Vec::new();
     for (i, l) in chain.iter().enumerate() {

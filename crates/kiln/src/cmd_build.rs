@@ -344,8 +344,13 @@ fn parse_output(
                     "--output type=image,oci-mediatypes=false: kiln's store records OCI manifests; docker media types are written by type=docker"
                 );
             }
-            if compression.is_some() {
-                *image_compression = compression;
+            if let Some(c) = compression {
+                if image_compression.is_some_and(|i| i != c) {
+                    bail!(
+                        "two --output type=image ask different compressions: the store records one image"
+                    );
+                }
+                *image_compression = Some(c);
             }
             tags.extend(names);
             Output::Image

@@ -586,6 +586,15 @@ fn bad_output_keys_and_values_are_refused_naming_them() {
     for (args, want) in [
         (&["--compression", "lz4"][..], "--compression"),
         (
+            &[
+                "-o",
+                "type=image,compression=gzip",
+                "-o",
+                "type=image,compression=zstd",
+            ][..],
+            "different compressions",
+        ),
+        (
             &["--compression", "zstd", "-o", "type=image,compression=gzip"][..],
             "disagree",
         ),
