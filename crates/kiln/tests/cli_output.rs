@@ -410,6 +410,8 @@ fn force_compression_transcodes_base_layers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Nothing left behind by the transcodes.
+    assert!(c.tmp_is_empty());
 }
 
 #[test]
