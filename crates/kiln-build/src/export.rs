@@ -6,6 +6,10 @@
 //! the exported image the store is asked first whether an earlier export made that
 //! snapshot's blob the same way (`Lease::use_snapshot_layers`); the others are tarred (and
 //! compressed, with `--compression`) in parallel, and remembered on their snapshots.
+//!
+//! Each image output has its own compression (`compression=`, `compression-level=`,
+//! `force-compression=`): an archive gets layer blobs made (or base-image blobs transcoded)
+//! for it, remembered the same way, and a manifest of its own over the same config.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,60 +18,127 @@ use kiln_store::{Digest, LayerRecord, NewImage};
 
 use crate::error::{BuildError, Result};
 use crate::event::Event;
-use crate::options::{LayerCompression, Output};
-use crate::outputs::Cancellable;
+use kiln_image::Compression;
+use kiln_image::compression::media_types;
+
+use crate::options::{ArchiveOutput, CompressionSpec, LayerCompression, Output};
+use crate::outputs::{ArchiveKind, Cancellable};
 use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
+fn image_compression(c: LayerCompression) -> Compression {
+    match c {
+        LayerCompression::Uncompressed => Compression::None,
+        LayerCompression::Gzip => Compression::Gzip,
+        LayerCompression::Zstd => Compression::Zstd,
+    }
+}
+
 /// How this build makes a layer blob from a directory: the key under which the store
 /// remembers the blob made from a snapshot (`Lease::use_snapshot_layers`). The tar depends on
-/// `SOURCE_DATE_EPOCH` (mtimes are clamped) and the blob on the compression; `tar1` names
-/// the tar writer's format, so a change that alters its bytes can start afresh.
-fn blob_variant(b: &Build<'_>) -> String {
-    let compression = match b.opts.compression {
+/// `SOURCE_DATE_EPOCH` (mtimes are clamped) and the blob on the compression and its level;
+/// `tar1` names the tar writer's format, so a change that alters its bytes can start afresh.
+fn blob_variant(b: &Build<'_>, spec: &CompressionSpec) -> String {
+    let compression = match spec.kind {
         LayerCompression::Uncompressed => "none",
         LayerCompression::Gzip => "gzip",
         LayerCompression::Zstd => "zstd",
     };
-    match b.opts.source_date_epoch {
-        Some(e) => format!("tar1;{compression};epoch={e}"),
-        None => format!("tar1;{compression}"),
+    let mut v = format!("tar1;{compression}");
+    if let Some(l) = spec.level {
+        v.push_str(&format!(";level={l}"));
+    }
+    if let Some(e) = b.opts.source_date_epoch {
+        v.push_str(&format!(";epoch={e}"));
+    }
+    v
+}
+
+/// The key under which a base-image layer's blob transcoded to `spec` is remembered on its
+/// snapshot: the result depends only on the layer's tar (its diff ID), the format and level.
+fn transcode_variant(spec: &CompressionSpec) -> String {
+    match spec.level {
+        Some(l) => format!("xcode1;{};level={l}", spec.kind.name()),
+        None => format!("xcode1;{}", spec.kind.name()),
     }
 }
 
-/// The blob of every layer of `chain`, bottom first, each protected by the build's lease.
-/// Base-image layers have theirs; a layer a step made gets the one an earlier export made
-/// from its snapshot the same way, or a new one. New ones are made in parallel (at most
-/// `--jobs` at once): they are independent.
-pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<LayerRecord>> {
-    let variant = blob_variant(b);
-    let built: Vec<&str> = chain
-        .iter()
-        .filter(|l| l.blob.is_none())
-        .map(|l| l.snapshot.as_str())
-        .collect();
+/// Whether a base-image layer stored compressed as `have` gets a new blob for `spec`.
+/// BuildKit's rule: a layer compressed in another format is kept unless `force-compression`;
+/// one in the same format is kept at any level. kiln adds: an uncompressed layer is one that
+/// has no compressed blob yet (kiln's store keeps layers uncompressed, as Docker's does), so
+/// it gets the asked compression as the layers this build made do.
+pub(crate) fn needs_conversion(have: Compression, spec: &CompressionSpec) -> bool {
+    let want = image_compression(spec.kind);
+    have != want && (spec.force || have == Compression::None)
+}
+
+/// What an export does for one layer.
+enum Job<'a> {
+    /// Tar (and compress) the snapshot's directory.
+    Make,
+    /// Transcode this stored blob.
+    Transcode(&'a LayerRecord),
+}
+
+/// The blob of every layer of `chain`, bottom first, compressed as `spec` asks, each
+/// protected by the build's lease. A base-image layer keeps its blob or gets a transcoded
+/// one ([`needs_conversion`]); a layer a step made gets the one an earlier export made from
+/// its snapshot the same way, or a new one. New ones are made in parallel (at most `--jobs`
+/// at once): they are independent.
+pub(crate) fn layer_blobs(
+    b: &Build<'_>,
+    chain: &[LayerRef],
+    spec: &CompressionSpec,
+) -> Result<Vec<LayerRecord>> {
+    let variant = blob_variant(b, spec);
+    let xvariant = transcode_variant(spec);
+    let converts = |rec: &LayerRecord| -> Result<bool> {
+        let have = Compression::from_media_type(&rec.media_type)
+            .map_err(|e| BuildError::Other(format!("layer {}: {e}", rec.blob)))?;
+        Ok(needs_conversion(have, spec))
+    };
+    let mut built = Vec::new();
+    let mut xcode = Vec::new();
+    for l in chain {
+        match &l.blob {
+            None => built.push(l.snapshot.as_str()),
+            Some(rec) if converts(rec)? => xcode.push(l.snapshot.as_str()),
+            Some(_) => {}
+        }
+    }
+    // Every base blob is protected: kept ones are exported, converted ones are read.
     let known: Vec<Digest> = chain
         .iter()
         .filter_map(|l| l.blob.as_ref().map(|r| r.blob))
         .collect();
-    // One transaction protects every blob this export reuses.
     let mut found = b
         .lease
         .use_snapshot_layers(&built, &variant, &known)?
         .into_iter();
+    let mut found_x = if xcode.is_empty() {
+        Vec::new()
+    } else {
+        b.lease.use_snapshot_layers(&xcode, &xvariant, &[])?
+    }
+    .into_iter();
     let mut out: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
     let mut missing = Vec::new();
     for (i, l) in chain.iter().enumerate() {
         let rec = match &l.blob {
-            Some(rec) => Some(rec.clone()),
-            None => found.next().flatten(),
+            None => found.next().flatten().ok_or(Job::Make),
+            Some(rec) if converts(rec)? => found_x.next().flatten().ok_or(Job::Transcode(rec)),
+            Some(rec) => Ok(rec.clone()),
         };
-        if rec.is_none() {
-            missing.push(i);
+        match rec {
+            Ok(rec) => out.push(Some(rec)),
+            Err(job) => {
+                missing.push((i, job));
+                out.push(None);
+            }
         }
-        out.push(rec);
     }
     if !missing.is_empty() {
         let made: Mutex<Vec<(usize, Result<LayerRecord>)>> = Mutex::new(Vec::new());
@@ -78,10 +149,17 @@ pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<Layer
                 sc.spawn(|| {
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = missing.get(k) else { break };
-                        let r = make_layer_blob(b, &chain[i], &variant);
+                        let Some((i, job)) = missing.get(k) else {
+                            break;
+                        };
+                        let r = match job {
+                            Job::Make => make_layer_blob(b, &chain[*i], spec, &variant),
+                            Job::Transcode(src) => {
+                                transcode_blob(b, &chain[*i], src, spec, &xvariant)
+                            }
+                        };
                         let failed = r.is_err();
-                        made.lock().unwrap().push((i, r));
+                        made.lock().unwrap().push((*i, r));
                         if failed {
                             // Let the other workers stop early too.
                             next.store(missing.len(), Ordering::Relaxed);
@@ -103,22 +181,36 @@ pub(crate) fn layer_blobs(b: &Build<'_>, chain: &[LayerRef]) -> Result<Vec<Layer
         .collect())
 }
 
-/// Tar (and compress) a snapshot's directory into a new blob, hashing every byte once, and
-/// remember it on the snapshot.
-fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<LayerRecord> {
-    let dir = &layer.dir;
-    let compression = match b.opts.compression {
-        LayerCompression::Uncompressed => kiln_snapshot::Compression::None,
-        LayerCompression::Gzip => kiln_snapshot::Compression::Gzip,
-        LayerCompression::Zstd => kiln_snapshot::Compression::Zstd,
-    };
-    let eopts = kiln_snapshot::ExportOptions {
-        compression,
+fn export_options(b: &Build<'_>, spec: &CompressionSpec) -> kiln_snapshot::ExportOptions {
+    kiln_snapshot::ExportOptions {
+        compression: image_compression(spec.kind),
+        level: spec.level,
         tar: kiln_snapshot::TarOptions {
             source_date_epoch: b.opts.source_date_epoch,
         },
         ..Default::default()
-    };
+    }
+}
+
+/// An export error, or `Cancelled` when a signal stopped it.
+fn export_error(b: &Build<'_>, what: String) -> BuildError {
+    if b.cancel.load(Ordering::SeqCst) {
+        BuildError::Cancelled
+    } else {
+        BuildError::Other(what)
+    }
+}
+
+/// Tar (and compress) a snapshot's directory into a new blob, hashing every byte once, and
+/// remember it on the snapshot.
+fn make_layer_blob(
+    b: &Build<'_>,
+    layer: &LayerRef,
+    spec: &CompressionSpec,
+    variant: &str,
+) -> Result<LayerRecord> {
+    let dir = &layer.dir;
+    let eopts = export_options(b, spec);
     // export_layer hashes exactly the bytes it writes (the blob digest; for an uncompressed
     // layer that is also the diff id), so the store need not hash them again.
     let mut w = b.store.blob_writer_prehashed()?;
@@ -131,13 +223,7 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
             cancel: b.cancel,
         },
     )
-    .map_err(|e| {
-        if b.cancel.load(Ordering::SeqCst) {
-            BuildError::Cancelled
-        } else {
-            BuildError::Other(format!("exporting layer {}: {e}", dir.display()))
-        }
-    })?;
+    .map_err(|e| export_error(b, format!("exporting layer {}: {e}", dir.display())))?;
     let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
         blob: blob.digest,
@@ -149,6 +235,100 @@ fn make_layer_blob(b: &Build<'_>, layer: &LayerRef, variant: &str) -> Result<Lay
     b.store
         .record_snapshot_layer(&layer.snapshot, variant, &rec)?;
     Ok(rec)
+}
+
+/// A base-image layer's stored blob decompressed and compressed again as `spec` asks; the
+/// tar read must be the layer's diff ID. Remembered on the layer's snapshot.
+fn transcode_blob(
+    b: &Build<'_>,
+    layer: &LayerRef,
+    src: &LayerRecord,
+    spec: &CompressionSpec,
+    variant: &str,
+) -> Result<LayerRecord> {
+    let what = |e: &dyn std::fmt::Display| {
+        export_error(
+            b,
+            format!(
+                "transcoding layer {} to {}: {e}",
+                src.blob,
+                spec.kind.name()
+            ),
+        )
+    };
+    let have = Compression::from_media_type(&src.media_type).map_err(|e| what(&e))?;
+    let mut f = b.store.open_blob(&src.blob)?;
+    let reader = Cancellable {
+        inner: &mut f,
+        cancel: b.cancel,
+    };
+    let tar = have
+        .decoder(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
+        .map_err(|e| what(&e))?;
+    let mut w = b.store.blob_writer_prehashed()?;
+    let info = kiln_snapshot::compress_tar(
+        tar,
+        &export_options(b, spec),
+        &mut Cancellable {
+            inner: &mut w,
+            cancel: b.cancel,
+        },
+    )
+    .map_err(|e| what(&e))?;
+    if info.diff_id != src.diff_id {
+        return Err(what(&format!(
+            "its content is {} but the image names diff ID {}",
+            info.diff_id, src.diff_id
+        )));
+    }
+    let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
+    let rec = LayerRecord {
+        blob: blob.digest,
+        diff_id: info.diff_id,
+        media_type: image_compression(spec.kind)
+            .layer_media_type(true)
+            .to_string(),
+        compressed_size: blob.size,
+        uncompressed_size: info.uncompressed_size,
+    };
+    b.store
+        .record_snapshot_layer(&layer.snapshot, variant, &rec)?;
+    Ok(rec)
+}
+
+/// An image manifest over `config` and `layers`, with OCI or docker media types.
+fn manifest_json(
+    config: &kiln_store::BlobInfo,
+    layers: &[LayerRecord],
+    oci: bool,
+) -> Result<Vec<u8>> {
+    let layers_json = layers
+        .iter()
+        .map(|l| {
+            let c = Compression::from_media_type(&l.media_type)
+                .map_err(|e| BuildError::Other(format!("layer {}: {e}", l.blob)))?;
+            Ok(serde_json::json!({
+                "mediaType": c.layer_media_type(oci),
+                "digest": l.blob.to_string(),
+                "size": l.compressed_size,
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (manifest_type, config_type) = if oci {
+        (MANIFEST_MEDIA_TYPE, CONFIG_MEDIA_TYPE)
+    } else {
+        (media_types::DOCKER_MANIFEST, media_types::DOCKER_CONFIG)
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers_json,
+    });
+    serde_json::to_vec(&manifest).map_err(|source| BuildError::Encode {
+        what: "the manifest",
+        source,
+    })
 }
 
 /// RFC 3339 UTC for unix seconds (no external time crate needed).
@@ -233,7 +413,8 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         message: "exporting layers".into(),
         elapsed: None,
     });
-    let layers = layer_blobs(b, &last.chain)?;
+    let store_spec = b.opts.compression.unwrap_or_default();
+    let layers = layer_blobs(b, &last.chain, &store_spec)?;
     b.events.send(Event::Export {
         message: "exporting layers".into(),
         elapsed: Some(t.elapsed()),
@@ -246,22 +427,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         source,
     })?;
     let cfg = put_small_blob(b, &config_bytes)?;
-    let layers_json: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|l| {
-            serde_json::json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.compressed_size})
-        })
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": cfg.digest.to_string(), "size": cfg.size},
-        "layers": layers_json,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| BuildError::Encode {
-        what: "the manifest",
-        source,
-    })?;
+    let manifest_bytes = manifest_json(&cfg, &layers, true)?;
     let man = put_small_blob(b, &manifest_bytes)?;
     let new = NewImage {
         manifest_digest: man.digest,
@@ -286,8 +452,18 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     if b.cancel.load(Ordering::SeqCst) {
         return Err(BuildError::Cancelled);
     }
-    b.store.record_image(&new, &tags)?;
+    let (record, _) = b.store.record_image(&new, &tags)?;
     let image_id = cfg.digest.to_string();
+    if record.manifest_digest != man.digest {
+        // Its ID is its config, which names the same diff IDs whatever the compression.
+        b.events.send(Event::Export {
+            message: format!(
+                "image {image_id} is already in the store: it keeps its manifest {} (layers as they were stored)",
+                record.manifest_digest
+            ),
+            elapsed: None,
+        });
+    }
     b.events.send(Event::Export {
         message: format!("writing image {image_id}"),
         elapsed: Some(t.elapsed()),
@@ -302,8 +478,15 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             elapsed: None,
         });
     }
+    let stored = StoredImage {
+        config: &cfg,
+        config_bytes: &config_bytes,
+        manifest: &manifest_bytes,
+        spec: store_spec,
+        layers: &layers,
+    };
     for o in &b.opts.outputs {
-        write_output(b, o, &image_id, last, &layers).map_err(|e| {
+        write_output(b, o, &stored, last).map_err(|e| {
             if b.cancel.load(Ordering::SeqCst) {
                 BuildError::Cancelled
             } else {
@@ -313,37 +496,54 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     }
     Ok(BuildOutcome {
         image_id,
-        manifest_digest: man.digest.to_string(),
+        manifest_digest: record.manifest_digest.to_string(),
         tags,
         cached: 0,
         executed: 0,
     })
 }
 
+/// What the export recorded in the store, for the outputs written after it.
+struct StoredImage<'a> {
+    config: &'a kiln_store::BlobInfo,
+    config_bytes: &'a [u8],
+    /// The manifest this build made for the store (OCI media types).
+    manifest: &'a [u8],
+    spec: CompressionSpec,
+    layers: &'a [LayerRecord],
+}
+
 fn write_output(
     b: &Build<'_>,
     o: &Output,
-    image_id: &str,
+    stored: &StoredImage<'_>,
     last: &StepResult,
-    layers: &[LayerRecord],
 ) -> Result<()> {
     let t = std::time::Instant::now();
     match o {
         Output::Image => return Ok(()),
-        Output::Docker(dest) | Output::Oci(dest) => {
-            let (format, kind) = if matches!(o, Output::Docker(_)) {
-                ("docker", kiln_store::SaveFormat::Docker)
-            } else {
-                ("oci", kiln_store::SaveFormat::Oci)
+        Output::Docker(a) | Output::Oci(a) => {
+            let docker = matches!(o, Output::Docker(_));
+            let format = if docker { "docker" } else { "oci" };
+            let image = archive_image(b, a, docker, stored, last)?;
+            let kind = match (
+                docker,
+                a.compression.or(b.opts.compression),
+                a.oci_media_types,
+            ) {
+                (false, _, _) => ArchiveKind::Oci,
+                // Nothing asked: what `docker save` writes.
+                (true, None, None) => ArchiveKind::DockerSave,
+                (true, _, _) => ArchiveKind::Docker,
             };
-            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest, b.cancel)?;
+            crate::outputs::write_archive(b.store, &image, kind, &a.dest, b.cancel)?;
             b.events.send(Event::Export {
-                message: format!("exporting to {format} archive {}", dest.display()),
+                message: format!("exporting to {format} archive {}", a.dest.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Local(dir) => {
-            crate::outputs::write_local(b, layers, dir)?;
+            crate::outputs::write_local(b, stored.layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),
@@ -360,12 +560,111 @@ fn write_output(
     Ok(())
 }
 
+/// The image an archive output holds: the stored image's config, with layer blobs compressed
+/// as the output asks (its own `compression=`, else `--compression`'s) and the manifest's
+/// media types it asks (`oci-mediatypes=`, else OCI for `type=oci` and docker's for
+/// `type=docker`), named by the `-t` tags and its own `name=`s. Made from this build's
+/// layers, not looked up by image ID: an image already in the store keeps its own manifest.
+fn archive_image(
+    b: &Build<'_>,
+    a: &ArchiveOutput,
+    docker: bool,
+    stored: &StoredImage<'_>,
+    last: &StepResult,
+) -> Result<kiln_image::ExportImage> {
+    let mut names = Vec::new();
+    for t in b.opts.tags.iter().chain(&a.names) {
+        let r = kiln_image::ImageRef::parse(t)
+            .map_err(|e| BuildError::Other(format!("invalid name {t:?}: {e}")))?;
+        if !names.contains(&r) {
+            names.push(r);
+        }
+    }
+    let asked = a.compression.or(b.opts.compression);
+    if docker && asked.is_none() && a.oci_media_types.is_none() {
+        // `docker save`'s layout: the archive writer decompresses every layer.
+        return Ok(kiln_image::ExportImage {
+            manifest: stored.manifest.to_vec(),
+            config: stored.config_bytes.to_vec(),
+            tags: names,
+        });
+    }
+    let spec = asked.unwrap_or_default();
+    let oci = a.oci_media_types.unwrap_or(!docker);
+    let layers = if spec == stored.spec {
+        stored.layers.to_vec()
+    } else {
+        layer_blobs(b, &last.chain, &spec)?
+    };
+    for (l, s) in layers.iter().zip(stored.layers) {
+        if l.diff_id != s.diff_id {
+            return Err(BuildError::Other(format!(
+                "layer {} made for {} compression has diff ID {}, the image's is {}",
+                l.blob,
+                spec.kind.name(),
+                l.diff_id,
+                s.diff_id
+            )));
+        }
+    }
+    Ok(kiln_image::ExportImage {
+        manifest: manifest_json(stored.config, &layers, oci)?,
+        config: stored.config_bytes.to_vec(),
+        tags: names,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn base_layers_convert_as_buildkit_converts_them() {
+        let spec = |kind, force| CompressionSpec {
+            kind,
+            level: None,
+            force,
+        };
+        use LayerCompression::*;
+        // Uncompressed stored layers have no compressed blob yet: they get the asked one.
+        assert!(needs_conversion(Compression::None, &spec(Gzip, false)));
+        assert!(!needs_conversion(
+            Compression::None,
+            &spec(Uncompressed, false)
+        ));
+        // Compressed another way: kept unless forced.
+        assert!(!needs_conversion(Compression::Gzip, &spec(Zstd, false)));
+        assert!(needs_conversion(Compression::Gzip, &spec(Zstd, true)));
+        assert!(!needs_conversion(
+            Compression::Zstd,
+            &spec(Uncompressed, false)
+        ));
+        assert!(needs_conversion(
+            Compression::Zstd,
+            &spec(Uncompressed, true)
+        ));
+        // The same format is kept, forced or not, whatever the level.
+        let mut s = spec(Gzip, true);
+        s.level = Some(9);
+        assert!(!needs_conversion(Compression::Gzip, &s));
+    }
+
+    #[test]
+    fn transcode_variants_name_format_and_level() {
+        let mut s = CompressionSpec {
+            kind: LayerCompression::Zstd,
+            level: None,
+            force: true,
+        };
+        assert_eq!(transcode_variant(&s), "xcode1;zstd");
+        s.level = Some(19);
+        assert_eq!(transcode_variant(&s), "xcode1;zstd;level=19");
+    }
+
     #[test]
     fn rfc3339_known_values() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

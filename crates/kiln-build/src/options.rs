@@ -16,15 +16,91 @@ pub enum LayerCompression {
     Zstd,
 }
 
+impl LayerCompression {
+    /// BuildKit's names (`compression=` and `--compression`).
+    pub fn parse(s: &str) -> Result<LayerCompression, String> {
+        match s {
+            "uncompressed" => Ok(LayerCompression::Uncompressed),
+            "gzip" => Ok(LayerCompression::Gzip),
+            "zstd" => Ok(LayerCompression::Zstd),
+            "estargz" | "zstd:chunked" | "nydus" => Err(format!(
+                "compression type {s} is not supported by kiln: use uncompressed, gzip or zstd"
+            )),
+            _ => Err(format!(
+                "unsupported compression type {s}: use uncompressed, gzip or zstd"
+            )),
+        }
+    }
+
+    /// The levels BuildKit's documentation gives: gzip 0-9, zstd 0-22 (0 is zstd's default,
+    /// level 3). An uncompressed layer has no level.
+    pub fn check_level(self, level: i32) -> Result<(), String> {
+        let (name, max) = match self {
+            LayerCompression::Uncompressed => {
+                return Err("compression-level needs compression=gzip or zstd".into());
+            }
+            LayerCompression::Gzip => ("gzip", 9),
+            LayerCompression::Zstd => ("zstd", 22),
+        };
+        if !(0..=max).contains(&level) {
+            return Err(format!(
+                "compression-level {level} is out of range for {name}: use 0-{max}"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerCompression::Uncompressed => "uncompressed",
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+}
+
+/// How an image output's layer blobs are compressed: BuildKit's `compression=`,
+/// `compression-level=` and `force-compression=`.
+///
+/// Layers this build made get `kind` at `level` (each way remembered on its snapshot, so a
+/// rebuild with another compression gets it too). A base-image layer whose blob is
+/// uncompressed gets it as well; one already compressed in another format is kept as it is
+/// unless `force` (BuildKit's rule), and one compressed the same way is kept even at another
+/// level (BuildKit too converts only between formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompressionSpec {
+    pub kind: LayerCompression,
+    /// None: the format's default (gzip 6, zstd 3).
+    pub level: Option<i32>,
+    pub force: bool,
+}
+
+/// An image written as an archive (`type=docker` or `type=oci`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchiveOutput {
+    /// `dest=`: a file, or `-` for standard output.
+    pub dest: PathBuf,
+    /// `compression=` and friends; None: `--compression`'s, else kiln's default (the layers
+    /// uncompressed: for `type=docker` all of them, as `docker save` writes them; for
+    /// `type=oci` the blobs as stored).
+    pub compression: Option<CompressionSpec>,
+    /// `oci-mediatypes=`; None: BuildKit's default (OCI for `type=oci`, docker's for
+    /// `type=docker`).
+    pub oci_media_types: Option<bool>,
+    /// `name=`: names written into the archive besides the `-t` tags.
+    pub names: Vec<String>,
+}
+
 /// `--output` destinations besides the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Into the store only (the default, `type=image`).
+    /// Into the store only (the default, `type=image`; its `compression=` keys go to
+    /// [`BuildOptions::compression`], its `name=`s to the tags).
     Image,
     /// `type=docker,dest=F`: a docker-archive tar.
-    Docker(PathBuf),
+    Docker(ArchiveOutput),
     /// `type=oci,dest=F`: an OCI archive tar.
-    Oci(PathBuf),
+    Oci(ArchiveOutput),
     /// `type=local,dest=DIR`: the final filesystem.
     Local(PathBuf),
     /// `type=tar,dest=F`: the final filesystem as one tar.
@@ -60,7 +136,10 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by id.
     pub ssh: BTreeMap<String, PathBuf>,
-    pub compression: LayerCompression,
+    /// `--compression` or `type=image`'s `compression=` keys: the layers of the image recorded
+    /// in the store (None: uncompressed), and the default of the archive outputs. An image
+    /// already in the store keeps the manifest it has.
+    pub compression: Option<CompressionSpec>,
     /// `SOURCE_DATE_EPOCH`: clamps timestamps and fixes `created` for reproducible digests.
     pub source_date_epoch: Option<i64>,
     /// `--runtime`: None = the embedded executor.
@@ -95,7 +174,7 @@ impl BuildOptions {
             outputs: Vec::new(),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
-            compression: LayerCompression::default(),
+            compression: None,
             source_date_epoch: None,
             runtime: None,
             named_contexts: BTreeMap::new(),
@@ -285,6 +364,38 @@ mod tests {
         );
         assert!(Ulimit::parse("nofile").is_err());
         assert!(Ulimit::parse("nofile=x").is_err());
+    }
+
+    #[test]
+    fn compression_names_and_levels_are_buildkits() {
+        assert_eq!(LayerCompression::parse("zstd"), Ok(LayerCompression::Zstd));
+        assert!(
+            LayerCompression::parse("lz4")
+                .unwrap_err()
+                .contains("unsupported")
+        );
+        assert!(
+            LayerCompression::parse("estargz")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(LayerCompression::Gzip.check_level(0).is_ok());
+        assert!(LayerCompression::Gzip.check_level(9).is_ok());
+        assert!(
+            LayerCompression::Gzip
+                .check_level(10)
+                .unwrap_err()
+                .contains("0-9")
+        );
+        assert!(LayerCompression::Zstd.check_level(22).is_ok());
+        assert!(
+            LayerCompression::Zstd
+                .check_level(23)
+                .unwrap_err()
+                .contains("0-22")
+        );
+        assert!(LayerCompression::Zstd.check_level(-1).is_err());
+        assert!(LayerCompression::Uncompressed.check_level(1).is_err());
     }
 
     #[test]

@@ -3,41 +3,52 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use kiln_store::{Digest, LayerRecord, SaveFormat, Store};
+use kiln_image::ExportImage;
+use kiln_store::{LayerRecord, Store};
 
 use crate::error::{BuildError, Result};
 use crate::rootfs::{Scratch, mount_chain};
 use crate::state::{Build, LayerRef};
 
-/// Write the stored image `image_id` as a docker-archive or oci-archive at `dest` (see
-/// [`crate::outfile`]: a failed export leaves nothing half-written, a device is written to).
-pub fn save_archive(
+/// How an image archive is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// An OCI image layout in a tar, blobs as the manifest names them.
+    Oci,
+    /// A docker-archive as BuildKit's docker exporter writes it: blobs as the manifest names
+    /// them (compressed ones stay compressed), `manifest.json` naming them.
+    Docker,
+    /// A docker-archive as `docker save` writes it: every layer uncompressed.
+    DockerSave,
+}
+
+/// Write `image` (its manifest and config; layer blobs from the store, protected by the
+/// build's lease) as an archive at `dest` (see [`crate::outfile`]: a failed export leaves
+/// nothing half-written, a device is written to).
+pub fn write_archive(
     store: &Store,
-    image_id: &str,
-    tags: &[String],
-    format: SaveFormat,
+    image: &ExportImage,
+    kind: ArchiveKind,
     dest: &Path,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
-    let id = Digest::parse(image_id).map_err(|e| BuildError::Other(format!("{e:?}")))?;
-    let rec = store
-        .image(&id)?
-        .ok_or_else(|| BuildError::Other(format!("image {image_id} vanished")))?;
-    let names = tags
-        .iter()
-        .map(|t| {
-            kiln_image::ImageRef::parse(t).map_err(|e| BuildError::Other(format!("tag {t}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let out = crate::outfile::OutputFile::create(dest)
         .map_err(|e| BuildError::io("creating a file for", dest, e))?;
     let mut file = out.file();
-    let w = Cancellable {
+    let w = std::io::BufWriter::new(Cancellable {
         inner: &mut file,
         cancel,
-    };
-    store
-        .save(&[(rec, names)], format, std::io::BufWriter::new(w))?
+    });
+    let images = std::slice::from_ref(image);
+    let written = match kind {
+        ArchiveKind::Oci => kiln_image::write_oci_archive(w, images, store),
+        ArchiveKind::Docker => {
+            kiln_image::archive::write_docker_archive_as_stored(w, images, store)
+        }
+        ArchiveKind::DockerSave => kiln_image::write_docker_archive(w, images, store),
+    }
+    .map_err(|e| BuildError::Other(format!("writing {}: {e}", dest.display())))?;
+    written
         .into_inner()
         .map_err(|e| BuildError::io("writing", dest, e.into_error()))?;
     out.commit()

@@ -31,7 +31,8 @@ pub use snapshotter::{ActiveSnapshot, Layer, Snapshotter, View};
 pub use compression::decompress;
 pub use error::{EntryError, Error, Result};
 pub use export::{
-    ExportOptions, LayerDescriptorInfo, LayerStats, TarOptions, export_layer, write_layer_tar,
+    CompressedBlob, ExportOptions, LayerDescriptorInfo, LayerStats, TarOptions, compress_tar,
+    export_layer, write_layer_tar,
 };
 pub use extract::{ExtractOptions, ExtractStats, apply_layer, extract_layer};
 pub use kiln_image::{Compression, Digest};

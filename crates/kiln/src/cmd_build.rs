@@ -7,7 +7,9 @@ use std::sync::mpsc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use kiln_build::options::{BuildOptions, LayerCompression, Output, SecretSource};
+use kiln_build::options::{
+    ArchiveOutput, BuildOptions, CompressionSpec, LayerCompression, Output, SecretSource,
+};
 
 mod flags;
 
@@ -93,7 +95,9 @@ pub struct BuildArgs {
     /// Write build result metadata (image and config digests, names) to the file, as JSON.
     #[arg(long = "metadata-file", value_name = "string")]
     pub metadata_file: Option<PathBuf>,
-    /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a directory).
+    /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a
+    /// directory); image, docker and oci take name=, compression=uncompressed|gzip|zstd,
+    /// compression-level=N, force-compression=true|false, oci-mediatypes=true|false.
     #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub outputs: Vec<String>,
     /// Secret to expose to the build: id=ID,src=PATH or id=ID,env=VAR.
@@ -102,9 +106,10 @@ pub struct BuildArgs {
     /// SSH agent socket to expose to the build: default (uses $SSH_AUTH_SOCK) or ID=SOCKET.
     #[arg(long = "ssh", value_name = "stringArray")]
     pub ssh: Vec<String>,
-    /// Layer compression in the store: uncompressed (default), gzip, zstd.
-    #[arg(long, value_name = "string", default_value = "uncompressed")]
-    pub compression: String,
+    /// Layer compression: uncompressed (default), gzip, zstd; of the image recorded in the
+    /// store and of every type=docker/oci output that sets no compression= of its own.
+    #[arg(long, value_name = "string")]
+    pub compression: Option<String>,
     /// OCI runtime for RUN: the embedded executor (default), or runc, crun, or a path.
     #[arg(long, value_name = "string")]
     pub runtime: Option<String>,
@@ -188,10 +193,79 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
     })
 }
 
+/// buildx's CSV fields: separated by commas; a field in double quotes may hold commas
+/// (`"name=a,b"`), and `""` inside quotes is one quote.
+fn csv_fields(spec: &str) -> anyhow::Result<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = spec.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' if quoted => quoted = false,
+            '"' if cur.is_empty() => quoted = true,
+            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        bail!("invalid --output {spec:?}: unterminated quote");
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+/// Go's `strconv.ParseBool`, with BuildKit's empty value meaning true.
+fn output_bool(key: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => bail!("invalid --output value {key}={v:?}: expected true or false"),
+    }
+}
+
+/// The keys each output type takes (the others are refused, naming the key).
+fn output_keys(kind: &str) -> &'static [&'static str] {
+    const IMAGE: &[&str] = &[
+        "type",
+        "name",
+        "push",
+        "compression",
+        "compression-level",
+        "force-compression",
+        "oci-mediatypes",
+    ];
+    const ARCHIVE: &[&str] = &[
+        "type",
+        "dest",
+        "name",
+        "compression",
+        "compression-level",
+        "force-compression",
+        "oci-mediatypes",
+    ];
+    match kind {
+        "image" => IMAGE,
+        "docker" | "oci" => ARCHIVE,
+        _ => &["type", "dest"],
+    }
+}
+
+const NO_PUSH: &str = "pushing to a registry is not implemented in kiln yet; build with -t NAME and push the image with another tool (e.g. `kiln save NAME | skopeo copy docker-archive:/dev/stdin docker://...`)";
+
 /// One `--output`, as buildx reads it: a bare path is `type=local`, `-` a tar on stdout;
-/// otherwise `type=` is required. `name=` (type=image) adds tags. Fields kiln cannot honour
-/// are refused, never ignored.
-fn parse_output(spec: &str, tags: &mut Vec<String>) -> anyhow::Result<Output> {
+/// otherwise CSV fields, `type=` required. `type=image` gives its `name=`s to `tags` and its
+/// compression to `image_compression`. Every key is honoured or refused, never ignored.
+fn parse_output(
+    spec: &str,
+    default_compression: Option<LayerCompression>,
+    tags: &mut Vec<String>,
+    image_compression: &mut Option<CompressionSpec>,
+) -> anyhow::Result<Output> {
     if !spec.contains('=') {
         return Ok(if spec == "-" {
             Output::Tar("-".into())
@@ -199,46 +273,134 @@ fn parse_output(spec: &str, tags: &mut Vec<String>) -> anyhow::Result<Output> {
             Output::Local(spec.into())
         });
     }
-    let mut kind = None;
-    let mut dest = None;
-    let mut names = Vec::new();
-    for f in spec.split(',') {
+    let mut fields = Vec::new();
+    for f in csv_fields(spec)? {
         match f.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_string()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            Some(("name", v)) => names.push(v.to_string()),
-            Some(("push", "false")) => {}
-            Some(("push", _)) => bail!(
-                "--output push=true: kiln cannot push to registries yet; build with -t and push with another tool"
-            ),
-            Some(("compression" | "compression-level" | "force-compression", _)) => {
-                bail!("--output {f:?}: set the layer compression with --compression gzip|zstd")
-            }
-            _ => bail!("invalid --output field {f:?} in {spec:?}"),
+            Some((k, v)) => fields.push((k.trim().to_string(), v.to_string())),
+            None => bail!("invalid --output field {f:?} in {spec:?}: expected KEY=VALUE"),
         }
     }
-    let need = |d: Option<PathBuf>, t: &str| {
-        d.with_context(|| format!("--output type={t} needs dest=PATH"))
+    let get = |key: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     };
-    let out = match kind.as_deref() {
-        None => bail!("type is required for output: {spec:?}"),
-        Some("image") => Output::Image,
-        Some("docker") => Output::Docker(need(dest, "docker")?),
-        Some("oci") => Output::Oci(need(dest, "oci")?),
-        Some("local") => match need(dest, "local")? {
+    let Some(kind) = get("type") else {
+        bail!("type is required for output: {spec:?}")
+    };
+    if kind == "registry" {
+        bail!("--output type=registry: {NO_PUSH}");
+    }
+    if !["image", "docker", "oci", "local", "tar"].contains(&kind) {
+        bail!("unsupported output type {kind:?}: use image, docker, oci, local or tar");
+    }
+    let keys = output_keys(kind);
+    for (k, _) in &fields {
+        if !keys.contains(&k.as_str()) {
+            bail!(
+                "--output type={kind} does not take the key {k:?} (kiln supports {})",
+                keys[1..].join(", ")
+            );
+        }
+    }
+    if let Some(v) = get("push")
+        && output_bool("push", v)?
+    {
+        bail!("--output push={v}: {NO_PUSH}");
+    }
+    let names: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "name")
+        .flat_map(|(_, v)| v.split(','))
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    for n in &names {
+        if let Err(e) = kiln_image::ImageRef::parse(n) {
+            bail!("--output name={n:?}: invalid reference: {e}");
+        }
+    }
+    let compression = output_compression(&get, default_compression)?;
+    let oci_media_types = get("oci-mediatypes")
+        .map(|v| output_bool("oci-mediatypes", v))
+        .transpose()?;
+    let need = |t: &str| -> anyhow::Result<PathBuf> {
+        get("dest")
+            .map(PathBuf::from)
+            .with_context(|| format!("--output type={t} needs dest=PATH"))
+    };
+    let archive = |dest| ArchiveOutput {
+        dest,
+        compression,
+        oci_media_types,
+        names: names.clone(),
+    };
+    Ok(match kind {
+        "image" => {
+            if oci_media_types == Some(false) {
+                bail!(
+                    "--output type=image,oci-mediatypes=false: kiln's store records OCI manifests; docker media types are written by type=docker"
+                );
+            }
+            if let Some(c) = compression {
+                if image_compression.is_some_and(|i| i != c) {
+                    bail!(
+                        "two --output type=image ask different compressions: the store records one image"
+                    );
+                }
+                *image_compression = Some(c);
+            }
+            tags.extend(names);
+            Output::Image
+        }
+        "docker" => Output::Docker(archive(need("docker")?)),
+        "oci" => Output::Oci(archive(need("oci")?)),
+        "local" => match need("local")? {
             d if d.as_os_str() == "-" => bail!("--output type=local needs a directory, not -"),
             d => Output::Local(d),
         },
-        Some("tar") => Output::Tar(need(dest, "tar")?),
-        Some(t) => bail!("unsupported output type {t:?}: use image, docker, oci, local or tar"),
-    };
-    if !names.is_empty() {
-        if out != Output::Image {
-            bail!("--output name= is only supported with type=image (use -t for archive names)");
-        }
-        tags.extend(names);
+        _ => Output::Tar(need("tar")?),
+    })
+}
+
+/// `compression=`, `compression-level=`, `force-compression=` of one output (None when it
+/// has none of them). The type defaults to `--compression`'s; the level is checked against it.
+fn output_compression<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    default: Option<LayerCompression>,
+) -> anyhow::Result<Option<CompressionSpec>> {
+    let (c, l, f) = (
+        get("compression"),
+        get("compression-level"),
+        get("force-compression"),
+    );
+    if c.is_none() && l.is_none() && f.is_none() {
+        return Ok(None);
     }
-    Ok(out)
+    let kind = match c {
+        Some(v) => LayerCompression::parse(v)
+            .map_err(|e| anyhow::anyhow!("--output compression={v}: {e}"))?,
+        None => default.unwrap_or_default(),
+    };
+    let level = match l {
+        None => None,
+        Some(v) => {
+            let n: i32 = v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--output compression-level={v:?}: not an integer"))?;
+            kind.check_level(n)
+                .map_err(|e| anyhow::anyhow!("--output compression-level={v}: {e}"))?;
+            Some(n)
+        }
+    };
+    let force = f
+        .map(|v| output_bool("force-compression", v))
+        .transpose()?
+        .unwrap_or(false);
+    Ok(Some(CompressionSpec { kind, level, force }))
 }
 
 /// Refuses an output whose destination cannot be written before anything is built: outputs
@@ -252,7 +414,9 @@ fn check_output_dest(o: &Output) -> anyhow::Result<()> {
                 bail!("--output type=local: {} is not a directory", dir.display());
             }
         }
-        Output::Docker(f) | Output::Oci(f) | Output::Tar(f) => {
+        Output::Docker(ArchiveOutput { dest: f, .. })
+        | Output::Oci(ArchiveOutput { dest: f, .. })
+        | Output::Tar(f) => {
             if f.as_os_str() == "-" {
                 return Ok(());
             }
@@ -561,15 +725,44 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             e => bail!("unknown entitlement {e:?} in --allow: kiln knows security.insecure"),
         }
     }
+    let compression = match args.compression.as_deref() {
+        None => None,
+        // "none": what kiln's --compression took before it took BuildKit's names.
+        Some("none") => Some(LayerCompression::Uncompressed),
+        Some(c) => {
+            Some(LayerCompression::parse(c).map_err(|e| anyhow::anyhow!("--compression: {e}"))?)
+        }
+    };
     let mut output_tags = Vec::new();
+    let mut image_compression = None;
     for o in &args.outputs {
-        opts.outputs.push(parse_output(o, &mut output_tags)?);
+        opts.outputs.push(parse_output(
+            o,
+            compression,
+            &mut output_tags,
+            &mut image_compression,
+        )?);
     }
+    opts.compression = match (compression, image_compression) {
+        (Some(c), Some(i)) if c != i.kind => bail!(
+            "--compression {} and --output type=image,compression={} disagree: give one",
+            c.name(),
+            i.kind.name()
+        ),
+        (_, Some(i)) => Some(i),
+        (c, None) => c.map(|kind| CompressionSpec {
+            kind,
+            ..Default::default()
+        }),
+    };
     for o in &opts.outputs {
         check_output_dest(o)?;
     }
-    let to_stdout = opts.outputs.iter().any(|o| {
-        matches!(o, Output::Tar(d) | Output::Docker(d) | Output::Oci(d) if d.as_os_str() == "-")
+    let to_stdout = opts.outputs.iter().any(|o| match o {
+        Output::Tar(d)
+        | Output::Docker(ArchiveOutput { dest: d, .. })
+        | Output::Oci(ArchiveOutput { dest: d, .. }) => d.as_os_str() == "-",
+        _ => false,
     });
     if to_stdout && std::io::stdout().is_terminal() {
         bail!("cowardly refusing to write an archive to a terminal: redirect standard output");
@@ -587,12 +780,6 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let (id, path) = parse_ssh(s)?;
         opts.ssh.insert(id, path);
     }
-    opts.compression = match args.compression.as_str() {
-        "uncompressed" | "none" => LayerCompression::Uncompressed,
-        "gzip" => LayerCompression::Gzip,
-        "zstd" => LayerCompression::Zstd,
-        c => bail!("unsupported --compression {c:?}: use uncompressed, gzip or zstd"),
-    };
     opts.source_date_epoch = match opts
         .build_args
         .get("SOURCE_DATE_EPOCH")
@@ -677,6 +864,52 @@ mod tests {
         let (_, src) = parse_secret("id=tok,type=file,src=/run/tok").unwrap();
         assert!(matches!(src, SecretSource::File(p) if p == Path::new("/run/tok")));
         assert!(parse_secret("id=tok,type=file,env=X").is_err());
+    }
+
+    #[test]
+    fn output_fields_are_read_as_buildx_reads_csv() {
+        assert_eq!(
+            csv_fields(r#"type=oci,"name=a,b",dest=x"#).unwrap(),
+            ["type=oci", "name=a,b", "dest=x"]
+        );
+        assert_eq!(csv_fields(r#""a=""q""""#).unwrap(), [r#"a="q""#]);
+        assert!(csv_fields(r#""a=b"#).is_err());
+    }
+
+    #[test]
+    fn output_compression_takes_its_type_from_compression_flag() {
+        let parse = |spec: &str, dflt| {
+            let (mut tags, mut img) = (Vec::new(), None);
+            parse_output(spec, dflt, &mut tags, &mut img).map(|o| (o, tags, img))
+        };
+        let (o, _, _) = parse(
+            "type=oci,dest=f,compression-level=9",
+            Some(LayerCompression::Gzip),
+        )
+        .unwrap();
+        let Output::Oci(a) = o else { panic!() };
+        assert_eq!(
+            a.compression,
+            Some(CompressionSpec {
+                kind: LayerCompression::Gzip,
+                level: Some(9),
+                force: false
+            })
+        );
+        let (_, tags, img) = parse(
+            "type=image,name=x,compression=zstd,force-compression=true",
+            None,
+        )
+        .unwrap();
+        assert_eq!(tags, ["x"]);
+        assert_eq!(img.unwrap().kind, LayerCompression::Zstd);
+        assert!(img.unwrap().force);
+        let e = parse("type=oci,dest=f,compression-level=9", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("compression-level"), "{e}");
+        let e = parse("type=registry,name=x", None).unwrap_err().to_string();
+        assert!(e.contains("not implemented"), "{e}");
     }
 
     #[test]

@@ -28,7 +28,10 @@ use crate::platform::Platform;
 use crate::reference::ImageRef;
 
 pub use blobs::{BlobSource, DirBlobSource, MemoryBlobSource};
-pub use write::{ExportImage, write_docker_archive, write_oci_archive, write_oci_layout};
+pub use write::{
+    ExportImage, write_docker_archive, write_docker_archive_as_stored, write_oci_archive,
+    write_oci_layout,
+};
 
 use source::Source;
 

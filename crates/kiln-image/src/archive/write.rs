@@ -278,7 +278,71 @@ fn spool_uncompressed(
     Ok(Payload::Temp { file, size })
 }
 
-fn docker_members(images: &[ExportImage], blobs: &dyn BlobSource) -> Result<Members, ArchiveError> {
+/// `docker save`'s layers: uncompressed under their diff IDs, with the OCI view Docker ≥ 25
+/// adds (same config, the uncompressed layers) in the index. Returns the layer paths.
+fn uncompressed_docker_layers(
+    m: &mut Members,
+    index: &mut Vec<DescriptorOut>,
+    i: usize,
+    img: &ExportImage,
+    c: &Checked<'_>,
+    blobs: &dyn BlobSource,
+) -> Result<Vec<String>, ArchiveError> {
+    let mut layer_paths = Vec::new();
+    let mut oci_layers = Vec::new();
+    for (l, diff_id) in c.layers.iter().zip(&c.diff_ids) {
+        let path = diff_id.blob_path();
+        if !m.contains_key(&path) {
+            let payload = if l.compression == Compression::None {
+                if l.digest != *diff_id {
+                    return Err(ArchiveError::BadExportImage {
+                        index: i,
+                        what: format!("manifest {}", c.manifest_digest),
+                        reason: format!(
+                            "uncompressed layer {} does not match its diff_id {diff_id}",
+                            l.digest
+                        ),
+                    });
+                }
+                source_blob(blobs, l.digest, l.size)?
+            } else {
+                spool_uncompressed(blobs, l, *diff_id)?
+            };
+            m.insert(path.clone(), payload);
+        }
+        oci_layers.push(DescriptorOut::new(
+            media_types::OCI_LAYER,
+            *diff_id,
+            m[&path].size(),
+        ));
+        layer_paths.push(path);
+    }
+    let config_desc = DescriptorOut::new(
+        media_types::OCI_CONFIG,
+        c.config_digest,
+        img.config.len() as u64,
+    );
+    let (manifest, manifest_digest) = build_manifest(&config_desc, &oci_layers);
+    let oci_view = ExportImage {
+        manifest: manifest.clone(),
+        config: img.config.clone(),
+        tags: img.tags.clone(),
+    };
+    let oc = check(i, &oci_view)?;
+    index.extend(index_entries(&oc));
+    m.insert(manifest_digest.blob_path(), Payload::Bytes(manifest));
+    Ok(layer_paths)
+}
+
+/// `as_stored`: layers stay as the manifest names them (compressed ones compressed) and the
+/// index names that manifest, as BuildKit's docker exporter writes them. Otherwise layers are
+/// written uncompressed under their diff IDs with an OCI view over them, as `docker save`
+/// writes them.
+fn docker_members(
+    images: &[ExportImage],
+    blobs: &dyn BlobSource,
+    as_stored: bool,
+) -> Result<Members, ArchiveError> {
     let mut m = Members::new();
     add_blob_dirs(&mut m);
     let mut entries = Vec::new();
@@ -289,51 +353,24 @@ fn docker_members(images: &[ExportImage], blobs: &dyn BlobSource) -> Result<Memb
             c.config_digest.blob_path(),
             Payload::Bytes(img.config.clone()),
         );
-        let mut layer_paths = Vec::new();
-        let mut oci_layers = Vec::new();
-        for (l, diff_id) in c.layers.iter().zip(&c.diff_ids) {
-            let path = diff_id.blob_path();
-            if !m.contains_key(&path) {
-                let payload = if l.compression == Compression::None {
-                    if l.digest != *diff_id {
-                        return Err(ArchiveError::BadExportImage {
-                            index: i,
-                            what: format!("manifest {}", c.manifest_digest),
-                            reason: format!(
-                                "uncompressed layer {} does not match its diff_id {diff_id}",
-                                l.digest
-                            ),
-                        });
-                    }
-                    source_blob(blobs, l.digest, l.size)?
-                } else {
-                    spool_uncompressed(blobs, l, *diff_id)?
-                };
-                m.insert(path.clone(), payload);
+        let layer_paths = if as_stored {
+            let mut paths = Vec::new();
+            for l in &c.layers {
+                let path = l.digest.blob_path();
+                if !m.contains_key(&path) {
+                    m.insert(path.clone(), source_blob(blobs, l.digest, l.size)?);
+                }
+                paths.push(path);
             }
-            oci_layers.push(DescriptorOut::new(
-                media_types::OCI_LAYER,
-                *diff_id,
-                m[&path].size(),
-            ));
-            layer_paths.push(path);
-        }
-        // The OCI view Docker ≥ 25 adds: same config, the uncompressed layers.
-        let config_desc = DescriptorOut::new(
-            media_types::OCI_CONFIG,
-            c.config_digest,
-            img.config.len() as u64,
-        );
-        let (manifest, manifest_digest) = build_manifest(&config_desc, &oci_layers);
-        let oci_view = ExportImage {
-            manifest: manifest.clone(),
-            config: img.config.clone(),
-            tags: img.tags.clone(),
+            index.extend(index_entries(&c));
+            m.insert(
+                c.manifest_digest.blob_path(),
+                Payload::Bytes(img.manifest.clone()),
+            );
+            paths
+        } else {
+            uncompressed_docker_layers(&mut m, &mut index, i, img, &c, blobs)?
         };
-        let oc = check(i, &oci_view)?;
-        index.extend(index_entries(&oc));
-        m.insert(manifest_digest.blob_path(), Payload::Bytes(manifest));
-
         let tags: Vec<String> = img
             .tags
             .iter()
@@ -415,7 +452,20 @@ pub fn write_docker_archive<W: Write>(
     images: &[ExportImage],
     blobs: &dyn BlobSource,
 ) -> Result<W, ArchiveError> {
-    let members = docker_members(images, blobs)?;
+    let members = docker_members(images, blobs, false)?;
+    write_tar(w, members, blobs, Path::new("docker-archive"))
+}
+
+/// Writes a docker-archive as BuildKit's docker exporter writes one: layer blobs as the
+/// manifest names them (gzip or zstd ones stay compressed; `docker load` decompresses them),
+/// `manifest.json` naming those blobs, and an `index.json` naming the manifest itself (docker
+/// or OCI media types, as given). Returns the writer.
+pub fn write_docker_archive_as_stored<W: Write>(
+    w: W,
+    images: &[ExportImage],
+    blobs: &dyn BlobSource,
+) -> Result<W, ArchiveError> {
+    let members = docker_members(images, blobs, true)?;
     write_tar(w, members, blobs, Path::new("docker-archive"))
 }
 
