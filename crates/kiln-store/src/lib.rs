@@ -29,6 +29,7 @@
 
 mod blob;
 mod build_cache;
+mod build_record;
 mod cache;
 mod check;
 mod container;
@@ -56,6 +57,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
+pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
