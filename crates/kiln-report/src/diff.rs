@@ -339,8 +339,8 @@ pub fn describe(f: &FileDiff) -> String {
 
 fn show(v: &Value) -> String {
     match v {
-        Value::Null => "(none)".into(),
-        Value::String(s) if s.is_empty() => "(none)".into(),
+        Value::Null => "unset".into(),
+        Value::String(s) if s.is_empty() => "unset".into(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -18,7 +18,7 @@ pub struct Node {
 }
 
 /// How a lower layer's file stopped being visible.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LostHow {
     /// A later layer wrote the same path (content or metadata change: a copy-up).

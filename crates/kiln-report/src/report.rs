@@ -400,16 +400,16 @@ fn compare(img: &LoadedImage, tree: &SizeTree, other: &LoadedImage, opts: &Optio
     } else {
         percent(b - a, b)
     };
-    let sentence = if reduction >= 0.0 {
-        format!(
+    let sentence = match img.size().cmp(&osum.size) {
+        std::cmp::Ordering::Less => format!(
             "{} is {reduction:.1}% smaller than {}",
             img.name, other.name
-        )
-    } else {
-        format!(
+        ),
+        std::cmp::Ordering::Greater => format!(
             "{} is {:.1}% larger than {}",
             img.name, -reduction, other.name
-        )
+        ),
+        std::cmp::Ordering::Equal => format!("{} is the same size as {}", img.name, other.name),
     };
     let total_delta = tree.total().abs_diff(otree.total());
     let mut differences = Vec::new();
