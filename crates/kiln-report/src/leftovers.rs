@@ -66,6 +66,8 @@ const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
     ("/usr/local/lib/node_modules/corepack", "the node toolchain (corepack)"),
     ("/usr/lib/node_modules/npm", "the node toolchain (npm)"),
     ("/usr/local/include/node", "the node toolchain (headers)"),
+    ("/usr/share/nodejs", "the node toolchain (Debian's nodejs and npm modules)"),
+    ("/usr/include/node", "the node toolchain (headers)"),
     ("/opt/yarn", "the node toolchain (yarn)"),
 ];
 
@@ -117,24 +119,24 @@ const DEV_PACKAGES: &[&str] = &[
     "esbuild",
 ];
 
-fn matches_prefix(pattern: &str, path: &str) -> Option<String> {
-    let pat: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    if comps.len() < pat.len() {
-        return None;
-    }
-    for (p, c) in pat.iter().zip(&comps) {
-        if *p != "*" && p != c {
+/// Whether `comps` starts with `pattern`'s components (`*` matches any one); the group path.
+fn matches_prefix(pattern: &str, comps: &[&str]) -> Option<String> {
+    let mut n = 0;
+    for p in pattern.split('/').filter(|c| !c.is_empty()) {
+        let c = comps.get(n)?;
+        if p != "*" && p != *c {
             return None;
         }
+        n += 1;
     }
-    Some(format!("/{}", comps[..pat.len()].join("/")))
+    Some(format!("/{}", comps[..n].join("/")))
 }
 
 /// The leftover group a path belongs to: (kind, group path, note).
 pub fn classify(path: &str) -> Option<(LeftoverKind, String, String)> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     for (dir, note) in TOOLCHAIN_DIRS {
-        if let Some(g) = matches_prefix(dir, path) {
+        if let Some(g) = matches_prefix(dir, &comps) {
             return Some((LeftoverKind::Toolchain, g, note.to_string()));
         }
     }
@@ -144,11 +146,10 @@ pub fn classify(path: &str) -> Option<(LeftoverKind, String, String)> {
         }
     }
     for (dir, note) in CACHES {
-        if let Some(g) = matches_prefix(dir, path) {
+        if let Some(g) = matches_prefix(dir, &comps) {
             return Some((LeftoverKind::Cache, g, note.to_string()));
         }
     }
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if let Some(i) = comps.iter().position(|c| *c == ".git") {
         return Some((
             LeftoverKind::Git,
@@ -156,10 +157,13 @@ pub fn classify(path: &str) -> Option<(LeftoverKind, String, String)> {
             "a git repository".into(),
         ));
     }
-    // The outermost node_modules (global ones under lib/ are the toolchain's or tools').
+    // The outermost node_modules of an application; those of system packages and global
+    // installs (/usr/share, /usr/lib, /usr/local/lib) belong to the toolchain or to tools.
     if let Some(i) = comps.iter().position(|c| *c == "node_modules") {
-        let global = i >= 1 && comps[i - 1] == "lib" && path.starts_with("/usr/");
-        if !global {
+        let system = ["/usr/share/", "/usr/lib/", "/usr/local/lib/", "/usr/lib64/"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        if !system {
             return Some((
                 LeftoverKind::NodeModules,
                 format!("/{}", comps[..=i].join("/")),
@@ -170,6 +174,13 @@ pub fn classify(path: &str) -> Option<(LeftoverKind, String, String)> {
     let name = comps.last().copied().unwrap_or("");
     let in_bin = comps.len() >= 2 && comps[comps.len() - 2].ends_with("bin");
     let gcc_like = name.starts_with("gcc-") || name.ends_with("-gcc") || name.contains("-gcc-");
+    if name.starts_with("libnode.so") {
+        return Some((
+            LeftoverKind::Toolchain,
+            path.to_string(),
+            "the node toolchain (libnode)".into(),
+        ));
+    }
     if (in_bin && (COMPILERS.contains(&name) || gcc_like)) || name == "cc1" || name == "cc1plus" {
         return Some((
             LeftoverKind::Toolchain,
@@ -238,8 +249,9 @@ pub fn find(m: &Merged) -> Vec<Leftover> {
     }
     let mut out: Vec<Leftover> = groups
         .into_values()
-        // An empty cache directory is how base images ship them: not a leftover.
-        .filter(|l| l.files > 0)
+        // Empty cache directories (and lock files) are how base images ship them: not a
+        // leftover; a `.git` directory is one even when its files are empty.
+        .filter(|l| l.files > 0 && (l.size > 0 || l.kind == LeftoverKind::Git))
         .map(|mut l| {
             if let Some(d) = dev.get(&l.path) {
                 l.note = format!("node_modules with development dependencies ({})", d.join(", "));
@@ -291,6 +303,12 @@ mod tests {
         assert_eq!(
             k("/build/main.o"),
             Some((LeftoverKind::ObjectFiles, "/build/*.o".into()))
+        );
+        assert_eq!(k("/usr/share/nodejs/tar/node_modules/x.js").unwrap().0, LeftoverKind::Toolchain);
+        assert_eq!(k("/usr/lib/python3/dist-packages/node_modules/x"), None);
+        assert_eq!(
+            k("/usr/src/app/node_modules/x"),
+            Some((LeftoverKind::NodeModules, "/usr/src/app/node_modules".into()))
         );
         assert_eq!(k("/usr/bin/env"), None);
         assert_eq!(k("/etc/go"), None);
