@@ -351,23 +351,11 @@ pub fn config_line(c: &ConfigDiff) -> String {
     match (&c.key, c.old.is_null(), c.new.is_null()) {
         (Some(_), true, false) => format!("A config {} {}", c.field, item(c, &c.new)),
         (Some(_), false, true) => format!("D config {} {}", c.field, item(c, &c.old)),
-        (Some(k), _, _) if c.field == "Labels" => format!(
-            "C config Labels {k} ({} → {})",
-            show(&c.old),
-            show(&c.new)
-        ),
-        (Some(_), _, _) => format!(
-            "C config {} ({} → {})",
-            c.field,
-            show(&c.old),
-            show(&c.new)
-        ),
-        (None, _, _) => format!(
-            "C config {} ({} → {})",
-            c.field,
-            show(&c.old),
-            show(&c.new)
-        ),
+        (Some(k), _, _) if c.field == "Labels" => {
+            format!("C config Labels {k} ({} → {})", show(&c.old), show(&c.new))
+        }
+        (Some(_), _, _) => format!("C config {} ({} → {})", c.field, show(&c.old), show(&c.new)),
+        (None, _, _) => format!("C config {} ({} → {})", c.field, show(&c.old), show(&c.new)),
     }
 }
 

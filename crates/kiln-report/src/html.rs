@@ -370,7 +370,9 @@ pub fn render(r: &Report) -> String {
         }
     }
     rows(&mut o, &r.directories, 0);
-    o.push_str("</table><h3>Largest files</h3><table><tr><th>file</th><th>size</th><th>layer</th></tr>");
+    o.push_str(
+        "</table><h3>Largest files</h3><table><tr><th>file</th><th>size</th><th>layer</th></tr>",
+    );
     for f in &r.files {
         let _ = write!(
             o,
@@ -399,7 +401,9 @@ pub fn render(r: &Report) -> String {
     if r.leftovers.is_empty() {
         o.push_str("<p>None found.</p>");
     } else {
-        o.push_str("<table><tr><th>kind</th><th>path</th><th>size</th><th>files</th><th>why</th></tr>");
+        o.push_str(
+            "<table><tr><th>kind</th><th>path</th><th>size</th><th>files</th><th>why</th></tr>",
+        );
         for l in &r.leftovers {
             let _ = write!(
                 o,

@@ -46,7 +46,11 @@ impl LoadedImage {
             .and_then(|h| h.as_array())
             .map(|h| {
                 h.iter()
-                    .filter(|e| !e.get("empty_layer").and_then(|v| v.as_bool()).unwrap_or(false))
+                    .filter(|e| {
+                        !e.get("empty_layer")
+                            .and_then(|v| v.as_bool())
+                            .unwrap_or(false)
+                    })
                     .map(|e| {
                         e.get("created_by")
                             .and_then(|v| v.as_str())
@@ -61,7 +65,9 @@ impl LoadedImage {
 
     /// The `config` object of the image config (`Env`, `Cmd`...), or null.
     pub fn runtime_config(&self) -> &serde_json::Value {
-        self.config.get("config").unwrap_or(&serde_json::Value::Null)
+        self.config
+            .get("config")
+            .unwrap_or(&serde_json::Value::Null)
     }
 }
 

@@ -212,39 +212,39 @@ pub fn index_layer(r: impl Read) -> io::Result<LayerIndex> {
                     },
                 }
             } else {
-                let (k, size, digest, link) = if kind.is_file() || kind == tar::EntryType::Continuous
-                {
-                    let mut h = sha2::Sha256::new();
-                    let mut n = 0u64;
-                    loop {
-                        let k = entry.read(&mut buf)?;
-                        if k == 0 {
-                            break;
+                let (k, size, digest, link) =
+                    if kind.is_file() || kind == tar::EntryType::Continuous {
+                        let mut h = sha2::Sha256::new();
+                        let mut n = 0u64;
+                        loop {
+                            let k = entry.read(&mut buf)?;
+                            if k == 0 {
+                                break;
+                            }
+                            h.update(&buf[..k]);
+                            n += k as u64;
                         }
-                        h.update(&buf[..k]);
-                        n += k as u64;
-                    }
-                    let bytes: [u8; 32] = h.finalize().into();
-                    let d = Digest::from_hex(&hex_of(&bytes))
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    (Kind::File, n, Some(d), None)
-                } else if kind.is_dir() {
-                    (Kind::Dir, 0, None, None)
-                } else if kind.is_symlink() {
-                    let l = entry
-                        .link_name_bytes()
-                        .map(|l| String::from_utf8_lossy(&l).into_owned())
-                        .unwrap_or_default();
-                    (Kind::Symlink, 0, None, Some(l))
-                } else if kind.is_character_special() {
-                    (Kind::Char, 0, None, None)
-                } else if kind.is_block_special() {
-                    (Kind::Block, 0, None, None)
-                } else if kind.is_fifo() {
-                    (Kind::Fifo, 0, None, None)
-                } else {
-                    continue;
-                };
+                        let bytes: [u8; 32] = h.finalize().into();
+                        let d = Digest::from_hex(&hex_of(&bytes))
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        (Kind::File, n, Some(d), None)
+                    } else if kind.is_dir() {
+                        (Kind::Dir, 0, None, None)
+                    } else if kind.is_symlink() {
+                        let l = entry
+                            .link_name_bytes()
+                            .map(|l| String::from_utf8_lossy(&l).into_owned())
+                            .unwrap_or_default();
+                        (Kind::Symlink, 0, None, Some(l))
+                    } else if kind.is_character_special() {
+                        (Kind::Char, 0, None, None)
+                    } else if kind.is_block_special() {
+                        (Kind::Block, 0, None, None)
+                    } else if kind.is_fifo() {
+                        (Kind::Fifo, 0, None, None)
+                    } else {
+                        continue;
+                    };
                 Meta {
                     kind: k,
                     size,

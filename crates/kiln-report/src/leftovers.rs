@@ -62,11 +62,20 @@ const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
     ("/root/.rustup", "the Rust toolchain"),
     ("/usr/local/rustup", "the Rust toolchain"),
     ("/usr/local/cargo", "the Rust toolchain"),
-    ("/usr/local/lib/node_modules/npm", "the node toolchain (npm)"),
-    ("/usr/local/lib/node_modules/corepack", "the node toolchain (corepack)"),
+    (
+        "/usr/local/lib/node_modules/npm",
+        "the node toolchain (npm)",
+    ),
+    (
+        "/usr/local/lib/node_modules/corepack",
+        "the node toolchain (corepack)",
+    ),
     ("/usr/lib/node_modules/npm", "the node toolchain (npm)"),
     ("/usr/local/include/node", "the node toolchain (headers)"),
-    ("/usr/share/nodejs", "the node toolchain (Debian's nodejs and npm modules)"),
+    (
+        "/usr/share/nodejs",
+        "the node toolchain (Debian's nodejs and npm modules)",
+    ),
     ("/usr/include/node", "the node toolchain (headers)"),
     ("/opt/yarn", "the node toolchain (yarn)"),
 ];
@@ -254,7 +263,10 @@ pub fn find(m: &Merged) -> Vec<Leftover> {
         .filter(|l| l.files > 0 && (l.size > 0 || l.kind == LeftoverKind::Git))
         .map(|mut l| {
             if let Some(d) = dev.get(&l.path) {
-                l.note = format!("node_modules with development dependencies ({})", d.join(", "));
+                l.note = format!(
+                    "node_modules with development dependencies ({})",
+                    d.join(", ")
+                );
             }
             l
         })
@@ -304,11 +316,17 @@ mod tests {
             k("/build/main.o"),
             Some((LeftoverKind::ObjectFiles, "/build/*.o".into()))
         );
-        assert_eq!(k("/usr/share/nodejs/tar/node_modules/x.js").unwrap().0, LeftoverKind::Toolchain);
+        assert_eq!(
+            k("/usr/share/nodejs/tar/node_modules/x.js").unwrap().0,
+            LeftoverKind::Toolchain
+        );
         assert_eq!(k("/usr/lib/python3/dist-packages/node_modules/x"), None);
         assert_eq!(
             k("/usr/src/app/node_modules/x"),
-            Some((LeftoverKind::NodeModules, "/usr/src/app/node_modules".into()))
+            Some((
+                LeftoverKind::NodeModules,
+                "/usr/src/app/node_modules".into()
+            ))
         );
         assert_eq!(k("/usr/bin/env"), None);
         assert_eq!(k("/etc/go"), None);

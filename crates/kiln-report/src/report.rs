@@ -2,7 +2,7 @@
 //! wasted and duplicated bytes, the build's stages when the store has its record, and a
 //! comparison with another image.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use kiln_store::BuildRecord;
 use serde::Serialize;
@@ -260,7 +260,13 @@ pub fn report(
     files.truncate(opts.top);
 
     let total: u64 = img.size();
-    let mut lost: Vec<Lost> = img.merged.lost.iter().filter(|l| l.size > 0).cloned().collect();
+    let mut lost: Vec<Lost> = img
+        .merged
+        .lost
+        .iter()
+        .filter(|l| l.size > 0)
+        .cloned()
+        .collect();
     let wasted_bytes: u64 = lost.iter().map(|l| l.size).sum();
     lost.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     let count = lost.len();
@@ -273,22 +279,22 @@ pub fn report(
         count,
     };
 
-    let mut by_digest: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    let mut by_digest: HashMap<kiln_image::Digest, (u64, Vec<String>)> = HashMap::new();
     for (p, n) in &img.merged.files {
-        if n.meta.kind == Kind::File && !n.meta.hardlink && n.meta.size > 0 {
-            if let Some(d) = n.meta.digest {
-                let e = by_digest
-                    .entry(d.to_string())
-                    .or_insert((n.meta.size, Vec::new()));
-                e.1.push(p.clone());
-            }
+        if n.meta.kind == Kind::File
+            && !n.meta.hardlink
+            && n.meta.size > 0
+            && let Some(d) = n.meta.digest
+        {
+            let e = by_digest.entry(d).or_insert((n.meta.size, Vec::new()));
+            e.1.push(p.clone());
         }
     }
     let mut groups: Vec<Duplicate> = by_digest
         .into_iter()
         .filter(|(_, (_, paths))| paths.len() > 1)
         .map(|(digest, (size, paths))| Duplicate {
-            digest,
+            digest: digest.to_string(),
             size,
             wasted: size * (paths.len() as u64 - 1),
             paths,
@@ -395,11 +401,7 @@ fn compare(img: &LoadedImage, tree: &SizeTree, other: &LoadedImage, opts: &Optio
     let otree = SizeTree::of(&other.merged);
     let osum = summary(other, &otree);
     let (a, b) = (img.size() as f64, osum.size as f64);
-    let reduction = if b == 0.0 {
-        0.0
-    } else {
-        percent(b - a, b)
-    };
+    let reduction = if b == 0.0 { 0.0 } else { percent(b - a, b) };
     let sentence = match img.size().cmp(&osum.size) {
         std::cmp::Ordering::Less => format!(
             "{} is {reduction:.1}% smaller than {}",

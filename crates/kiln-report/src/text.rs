@@ -76,7 +76,11 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(o, "\nLayers:");
-    let _ = writeln!(o, "  {:>3} {:>9}  {:>7}  CREATED BY", "#", "SIZE", "ENTRIES");
+    let _ = writeln!(
+        o,
+        "  {:>3} {:>9}  {:>7}  CREATED BY",
+        "#", "SIZE", "ENTRIES"
+    );
     for l in &r.layers {
         let _ = writeln!(
             o,
@@ -92,13 +96,7 @@ pub fn render(r: &Report) -> String {
     dirs(&mut o, &r.directories, 0);
     let _ = writeln!(o, "\nLargest files:");
     for f in &r.files {
-        let _ = writeln!(
-            o,
-            "  {:>8}  {}  (layer {})",
-            human(f.size),
-            f.path,
-            f.layer
-        );
+        let _ = writeln!(o, "  {:>8}  {}  (layer {})", human(f.size), f.path, f.layer);
     }
 
     let _ = writeln!(o, "\nLikely build leftovers:");
@@ -154,11 +152,7 @@ pub fn render(r: &Report) -> String {
 
     if let Some(c) = &r.compare {
         let _ = writeln!(o, "\nCompared with {} ({}):", c.other.name, c.other.id);
-        let _ = writeln!(
-            o,
-            "  {:<28} {:>10} {:>10}",
-            "", "THIS", "OTHER"
-        );
+        let _ = writeln!(o, "  {:<28} {:>10} {:>10}", "", "THIS", "OTHER");
         let _ = writeln!(
             o,
             "  {:<28} {:>10} {:>10}",

@@ -177,8 +177,11 @@ fn whiteouts_opaque_dirs_and_a_file_over_a_directory() {
     let paths: Vec<&str> = m.files.keys().map(|s| s.as_str()).collect();
     assert_eq!(paths, ["/d", "/keep", "/o", "/o/new"]);
     assert_eq!(m.files["/d"].meta.kind, Kind::File);
-    let mut lost: Vec<(String, u64, LostHow)> =
-        m.lost.iter().map(|l| (l.path.clone(), l.size, l.how)).collect();
+    let mut lost: Vec<(String, u64, LostHow)> = m
+        .lost
+        .iter()
+        .map(|l| (l.path.clone(), l.size, l.how))
+        .collect();
     lost.sort();
     assert_eq!(
         lost,
@@ -251,7 +254,12 @@ fn report_counts_wasted_duplicates_and_leftovers_exactly() {
         r.wasted.efficiency,
         100.0 - (13_100.0 / (l0_size + l1_size) as f64 * 1000.0).round() / 10.0
     );
-    let chmod = r.wasted.files.iter().find(|l| l.path == "/app/chmod").unwrap();
+    let chmod = r
+        .wasted
+        .files
+        .iter()
+        .find(|l| l.path == "/app/chmod")
+        .unwrap();
     assert!(chmod.same_content);
     assert_eq!(r.duplicates.bytes, 4096);
     assert_eq!(r.duplicates.groups[0].paths, ["/app/d1", "/app/d2"]);
@@ -266,10 +274,7 @@ fn report_counts_wasted_duplicates_and_leftovers_exactly() {
     );
     // Text mentions the same figures.
     let text = kiln_report::text::render(&r);
-    assert!(
-        text.contains("Wasted: 13.1kB (13100 bytes)"),
-        "{text}"
-    );
+    assert!(text.contains("Wasted: 13.1kB (13100 bytes)"), "{text}");
 }
 
 #[test]

@@ -57,8 +57,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
-pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
+pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
 pub use container::{ContainerRecord, ContainerState};

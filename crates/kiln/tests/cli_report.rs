@@ -50,8 +50,18 @@ fn diff_lists_added_removed_and_changed_files_and_config() {
     require_root();
     let c = Ctx::new();
     c.file("Dockerfile.a", DIFF_A).file("Dockerfile.b", DIFF_B);
-    c.build_ok(&["-f", c.ctx.join("Dockerfile.a").to_str().unwrap(), "-t", "a"]);
-    c.build_ok(&["-f", c.ctx.join("Dockerfile.b").to_str().unwrap(), "-t", "b"]);
+    c.build_ok(&[
+        "-f",
+        c.ctx.join("Dockerfile.a").to_str().unwrap(),
+        "-t",
+        "a",
+    ]);
+    c.build_ok(&[
+        "-f",
+        c.ctx.join("Dockerfile.b").to_str().unwrap(),
+        "-t",
+        "b",
+    ]);
 
     assert_eq!(
         ok(&c, &["diff", "a", "b"]),
@@ -105,7 +115,10 @@ C config User (unset → nobody)
     );
 
     // --exit-code: 1 when they differ, 0 and no output when they do not.
-    assert_eq!(c.kiln(&["diff", "--exit-code", "a", "b"]).status.code(), Some(1));
+    assert_eq!(
+        c.kiln(&["diff", "--exit-code", "a", "b"]).status.code(),
+        Some(1)
+    );
     let same = c.kiln(&["diff", "--exit-code", "a", "a"]);
     assert_eq!(same.status.code(), Some(0));
     assert!(same.stdout.is_empty());
@@ -192,18 +205,27 @@ fn report_counts_wasted_duplicated_and_leftover_bytes() {
     assert!(r.get("build").is_none(), "no build record is written yet");
 
     let text = ok(&c, &["report", "waste"]);
+    assert!(text.contains("Wasted: 13kB (13000 bytes) of"), "{text}");
     assert!(
-        text.contains("Wasted: 13kB (13000 bytes) of"),
+        text.contains("  10kB  /w1  (layer 1 → overwritten in layer 2)"),
         "{text}"
     );
-    assert!(text.contains("  10kB  /w1  (layer 1 → overwritten in layer 2)"), "{text}");
     assert!(text.contains("4.1kB  2 copies of sha256:"), "{text}");
 
     // --depth 1: top-level directories only; -o writes a file.
     let out = c.tmp.path().join("r.json");
     ok(
         &c,
-        &["report", "--format", "json", "--depth", "1", "-o", out.to_str().unwrap(), "waste"],
+        &[
+            "report",
+            "--format",
+            "json",
+            "--depth",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+            "waste",
+        ],
     );
     let r1: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert!(
@@ -229,8 +251,18 @@ RUN mkdir -p /app/node_modules/typescript /app/node_modules/react && head -c 100
 
 fn build_thin_and_fat(c: &Ctx) {
     c.file("Dockerfile.thin", THIN).file("Dockerfile.fat", FAT);
-    c.build_ok(&["-f", c.ctx.join("Dockerfile.thin").to_str().unwrap(), "-t", "thin"]);
-    c.build_ok(&["-f", c.ctx.join("Dockerfile.fat").to_str().unwrap(), "-t", "fat"]);
+    c.build_ok(&[
+        "-f",
+        c.ctx.join("Dockerfile.thin").to_str().unwrap(),
+        "-t",
+        "thin",
+    ]);
+    c.build_ok(&[
+        "-f",
+        c.ctx.join("Dockerfile.fat").to_str().unwrap(),
+        "-t",
+        "fat",
+    ]);
 }
 
 #[test]
@@ -240,7 +272,10 @@ fn compare_gives_the_reduction_and_what_accounts_for_it() {
     build_thin_and_fat(&c);
     let (thin, fat) = (inspect_size(&c, "thin"), inspect_size(&c, "fat"));
     let pct = ((fat - thin) as f64 / fat as f64 * 1000.0).round() / 10.0;
-    let r = json(&c, &["report", "--format", "json", "--compare", "fat", "thin"]);
+    let r = json(
+        &c,
+        &["report", "--format", "json", "--compare", "fat", "thin"],
+    );
     let cmp = &r["compare"];
     assert_eq!(cmp["other"]["size"], fat);
     assert_eq!(cmp["reduction_percent"].as_f64().unwrap(), pct);
@@ -255,7 +290,10 @@ fn compare_gives_the_reduction_and_what_accounts_for_it() {
     assert_eq!(cmp["differences"].as_array().unwrap().len(), 1);
 
     // The other way round: larger.
-    let back = json(&c, &["report", "--format", "json", "--compare", "thin", "fat"]);
+    let back = json(
+        &c,
+        &["report", "--format", "json", "--compare", "thin", "fat"],
+    );
     let up = ((fat - thin) as f64 / thin as f64 * 1000.0).round() / 10.0;
     assert_eq!(
         back["compare"]["sentence"],
@@ -274,7 +312,10 @@ fn compare_gives_the_reduction_and_what_accounts_for_it() {
         text.contains(&format!("thin is {pct:.1}% smaller than fat")),
         "{text}"
     );
-    assert!(text.contains("-   400kB  /app/node_modules  (node_modules)"), "{text}");
+    assert!(
+        text.contains("-   400kB  /app/node_modules  (node_modules)"),
+        "{text}"
+    );
 }
 
 /// Runs Chromium headless with no network (its own network namespace) and its profile in `dir`.
@@ -311,7 +352,16 @@ fn html_report_renders_in_chromium() {
     let page = c.tmp.path().join("report.html");
     ok(
         &c,
-        &["report", "--format", "html", "--compare", "fat", "-o", page.to_str().unwrap(), "thin"],
+        &[
+            "report",
+            "--format",
+            "html",
+            "--compare",
+            "fat",
+            "-o",
+            page.to_str().unwrap(),
+            "thin",
+        ],
     );
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: nothing to fetch.
@@ -324,7 +374,11 @@ fn html_report_renders_in_chromium() {
     }
     let url = format!("file://{}", page.display());
     let dom = chromium(c.tmp.path(), &["--dump-dom", &url]);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8(dom.stdout).unwrap();
     let (thin, fat) = (inspect_size(&c, "thin"), inspect_size(&c, "fat"));
     let pct = ((fat - thin) as f64 / fat as f64 * 1000.0).round() / 10.0;
@@ -345,7 +399,14 @@ fn html_report_renders_in_chromium() {
     let page2 = c.tmp.path().join("waste.html");
     ok(
         &c,
-        &["report", "--format", "html", "-o", page2.to_str().unwrap(), "waste"],
+        &[
+            "report",
+            "--format",
+            "html",
+            "-o",
+            page2.to_str().unwrap(),
+            "waste",
+        ],
     );
     let dom2 = chromium(
         c.tmp.path(),
@@ -372,7 +433,11 @@ fn html_report_renders_in_chromium() {
             &url,
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(&png[12..16], b"IHDR");
