@@ -9,7 +9,7 @@
 #   tests  the README's test command: demo's, plus runc (external runtime), skopeo and umoci
 #          (interop), docker.io (`docker load` interop), git (git contexts), e2fsprogs
 #          (a full-disk test formats a small ext4 image), passt (pasta: a container's outbound
-#          network, kiln-net's tests)
+#          network, kiln-net's tests), chromium (the HTML report rendered headless)
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 
 profile=${1:-tests}
 demo=(busybox-static)
-tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt)
+tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
   demo) want=("${demo[@]}") ;;

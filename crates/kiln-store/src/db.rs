@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -136,6 +136,32 @@ ALTER TABLE snapshots ADD COLUMN synced INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE layers ADD COLUMN content_size INTEGER;
 ALTER TABLE cache ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 "#,
+    // ---- build records (issue 12, `kiln report`): one self-contained entry; renumber freely
+    // at merge (it only adds tables). What a build did per stage, for the image it made;
+    // rows go with the image (see `build_record.rs`).
+    r#"
+CREATE TABLE build_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    target TEXT,                         -- the --target stage, NULL for the last one
+    started INTEGER NOT NULL,            -- unix milliseconds
+    duration_ms INTEGER NOT NULL
+);
+CREATE INDEX build_records_image ON build_records(image_id);
+CREATE TABLE build_record_stages (
+    build_id INTEGER NOT NULL REFERENCES build_records(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,           -- the stage's index in the Dockerfile
+    name TEXT,                           -- `AS name`, NULL if unnamed
+    base TEXT NOT NULL,                  -- FROM as written after expansion
+    size INTEGER NOT NULL,               -- bytes of the stage's filesystem (all its layers)
+    duration_ms INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    cached_steps INTEGER NOT NULL,
+    is_final INTEGER NOT NULL,           -- the stage the image was made from
+    PRIMARY KEY (build_id, position)
+);
+"#,
+    // ---- end of build records
 ];
 
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {

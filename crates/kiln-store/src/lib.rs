@@ -29,6 +29,7 @@
 
 mod blob;
 mod build_cache;
+mod build_record;
 mod cache;
 mod check;
 mod container;
@@ -57,6 +58,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
+pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
 pub use container::{ContainerRecord, ContainerState};

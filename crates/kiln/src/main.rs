@@ -3,9 +3,11 @@
 
 mod cmd_build;
 mod cmd_builder;
+mod cmd_diff;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
+mod cmd_report;
 mod global;
 mod progress;
 mod usage;
@@ -39,6 +41,10 @@ enum Command {
     Builder(cmd_builder::Command),
     #[command(flatten)]
     Internal(cmd_internal::Command),
+    #[command(flatten)]
+    Report(cmd_report::Command),
+    #[command(flatten)]
+    Diff(cmd_diff::Command),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
         Command::Build(c) => cmd_build::run(c, &cli.global),
         Command::Builder(c) => cmd_builder::run(c, &cli.global),
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
+        Command::Report(c) => cmd_report::run(c, &cli.global),
+        Command::Diff(c) => cmd_diff::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -99,6 +107,7 @@ impl Family {
             Command::Build(_) => Family::Build,
             Command::Dockerfile(_) => Family::Kiln,
             Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
+            Command::Report(_) | Command::Diff(_) => Family::Docker,
         }
     }
 
