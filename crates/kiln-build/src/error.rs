@@ -30,14 +30,14 @@ pub enum BuildError {
     Cancelled,
     /// Reading a build context or a stage's files.
     #[error(transparent)]
-    Context(#[from] crate::context::ContextError),
+    Context(#[from] crate::inputs::context::ContextError),
     /// A user or group name that the image does not define.
     #[error(transparent)]
-    Passwd(#[from] crate::copy::passwd::PasswdError),
+    Passwd(#[from] crate::rootfs::passwd::PasswdError),
     #[error(transparent)]
-    Git(#[from] crate::copy::git::GitError),
+    Git(#[from] crate::inputs::git::GitError),
     #[error(transparent)]
-    Http(#[from] crate::copy::http::HttpError),
+    Http(#[from] crate::inputs::http::HttpError),
     #[error(transparent)]
     Runtime(#[from] kiln_runtime::RuntimeError),
     /// Encoding kiln's own records or image config (JSON).

@@ -2,6 +2,10 @@
 //! over a fresh upper directory, or read-only), in temporary directories under the store's
 //! tmp/ that go with the step.
 
+pub mod passwd;
+pub mod path;
+pub(crate) mod unpack;
+
 use std::path::{Path, PathBuf};
 
 use crate::error::{BuildError, Result};

@@ -166,13 +166,13 @@ pub fn run(
     );
 
     let ident = if r.user.is_empty() {
-        crate::copy::passwd::Identity {
+        crate::rootfs::passwd::Identity {
             uid: 0,
             gid: 0,
             additional_gids: vec![],
         }
     } else {
-        crate::copy::passwd::resolve_user(merged, &r.user)
+        crate::rootfs::passwd::resolve_user(merged, &r.user)
             .map_err(|e| step_err(b, i, e.to_string(), String::new()))?
     };
     {
@@ -233,7 +233,7 @@ pub fn run(
         let target = match &mm.target {
             Some(t) if !t.starts_with('/') => format!(
                 "/{}",
-                crate::context::rootpath::clean_rel(&format!("{}/{t}", r.cwd))
+                crate::rootfs::path::clean_rel(&format!("{}/{t}", r.cwd))
             ),
             Some(t) => t.clone(),
             None => String::new(),
@@ -247,7 +247,7 @@ pub fn run(
         if !target.is_empty() {
             if image_root.is_none() {
                 image_root = Some(
-                    crate::context::rootpath::Root::open(merged)
+                    crate::rootfs::path::Root::open(merged)
                         .map_err(|e| BuildError::io("opening the rootfs", merged, e))?,
                 );
             }
@@ -263,7 +263,7 @@ pub fn run(
                 let id = mm.id.clone().unwrap_or_else(|| target.clone());
                 // With `from=`, the seed is part of the cache's identity, as in BuildKit: the
                 // same id seeded from other content is another cache.
-                let seed = crate::cachekey::seed_identity(b, m).map_err(|e| {
+                let seed = crate::key::seed_identity(b, m).map_err(|e| {
                     step_err(b, i, format!("cache mount {target}: {e}"), String::new())
                 })?;
                 let dir = cache_mount_dir(b, &id, seed.as_deref())?;
@@ -367,7 +367,7 @@ pub fn run(
                     continue;
                 };
                 let dir = scratch.dir(b)?;
-                let proxy = crate::ssh::AgentProxy::start(
+                let proxy = crate::inputs::ssh::AgentProxy::start(
                     agent,
                     &dir,
                     mm.uid.unwrap_or(0),
@@ -522,7 +522,7 @@ fn bind_source(
                 step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
             })?;
             if !res.exists {
-                let hidden = crate::context::rootpath::resolve(
+                let hidden = crate::rootfs::path::resolve(
                     tree.root().fd(),
                     src_rel.as_bytes(),
                     true,
@@ -546,9 +546,9 @@ fn bind_source(
                 vec![host]
             } else {
                 let layer = scratch.dir(b)?;
-                let tmpfs = crate::context::view::WhiteoutLayer::mount(&layer)
+                let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
                     .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
-                crate::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
+                crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
                     .map_err(|e| BuildError::Other(format!("mount {target}: {e}")))?;
                 whiteouts = Some(tmpfs);
                 vec![layer, host]
@@ -565,11 +565,10 @@ fn bind_source(
             };
             let (mnt, base) = mount_chain(b, scratch, &chain, None)?;
             guards.push(Box::new(mnt));
-            let root = crate::context::rootpath::Root::open(&base)
+            let root = crate::rootfs::path::Root::open(&base)
                 .map_err(|e| BuildError::io("opening mount source", &base, e))?;
-            let res =
-                crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
-                    .map_err(|e| {
+            let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+                .map_err(|e| {
                     step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
                 })?;
             if !res.exists {
@@ -624,7 +623,7 @@ fn bind_source(
 /// `/d -> /dev`), and the embedded runtime where it resolves at mount time
 /// ([`refused_resolution`] words that refusal).
 fn refused_target(target: &str) -> Option<String> {
-    let clean = crate::context::rootpath::clean_rel(target);
+    let clean = crate::rootfs::path::clean_rel(target);
     let top = clean.split('/').next().unwrap_or("");
     let refused = match top {
         "" => true,
@@ -660,9 +659,8 @@ fn refused_resolution(e: &kiln_runtime::RuntimeError, targets: &[String]) -> Opt
 /// files (symlinks followed inside the root, `..` clamped): an external runtime such as runc
 /// checks only `/proc`, and this gives every executor the same refusal before anything runs.
 /// Targets below an earlier `--mount` resolve through it, which only the embedded runtime sees.
-fn refused_in_image(root: &crate::context::rootpath::Root, target: &str) -> Option<String> {
-    let res =
-        crate::context::rootpath::resolve(root.fd(), target.as_bytes(), true, &|_| true).ok()?;
+fn refused_in_image(root: &crate::rootfs::path::Root, target: &str) -> Option<String> {
+    let res = crate::rootfs::path::resolve(root.fd(), target.as_bytes(), true, &|_| true).ok()?;
     let resolved = format!("/{}", res.rel.to_string_lossy());
     refused_target(&resolved)?;
     Some(resolution_message(target, &resolved))
@@ -686,7 +684,7 @@ fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> Bui
 }
 
 fn cache_mount_dir(b: &Build<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
-    let mut k = crate::key::KeyBuilder::new("cache-mount");
+    let mut k = crate::key::encoder::KeyBuilder::new("cache-mount");
     k.field("id", id);
     // Only with a seed, so that every unseeded cache keeps its directory.
     if let Some(s) = seed {

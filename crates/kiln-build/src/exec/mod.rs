@@ -4,11 +4,15 @@
 //! directory alone). No layer blob is made here: only an export needs
 //! one (see `export::layer_blobs`), and most layers of a multi-stage build are never exported.
 
+pub mod copy;
+mod copy_step;
+mod run;
+
 use std::path::Path;
 
-use crate::context::rootpath::{self, Owner, Root};
 use crate::error::{BuildError, Result};
 use crate::plan::{Op, StepIndex};
+use crate::rootfs::path::{self as rootpath, Owner, Root};
 use crate::rootfs::{Scratch, mount_chain};
 use crate::state::{Build, LayerRef, StepResult};
 
@@ -24,15 +28,15 @@ pub fn execute(
     let upper = b.store.prepare_snapshot_dir()?;
     // The upper dir leaves tmp/ only by commit; until then it is scratch.
     scratch.dirs.push(upper.clone());
-    let linked = crate::cachekey::is_linked(&step.op);
+    let linked = crate::key::is_linked(&step.op);
     if let (true, Op::Copy(c)) = (linked, &step.op) {
         // `--link`: into an empty root, the upper directory itself; overlay stacks it.
-        crate::copy_glue::copy(b, i, c, &upper, &mut scratch)?;
+        crate::exec::copy_step::copy(b, i, c, &upper, &mut scratch)?;
     } else {
         let (mount, merged) = mount_chain(b, &mut scratch, &parent.chain, Some(&upper))?;
         match &step.op {
-            Op::Run(r) => crate::run::run(b, i, r, &merged, &mut scratch)?,
-            Op::Copy(c) => crate::copy_glue::copy(b, i, c, &merged, &mut scratch)?,
+            Op::Run(r) => crate::exec::run::run(b, i, r, &merged, &mut scratch)?,
+            Op::Copy(c) => crate::exec::copy_step::copy(b, i, c, &merged, &mut scratch)?,
             Op::Mkdir { path, user } => mkdir(&merged, path, user.as_deref())?,
             Op::Base(_) => unreachable!(),
         }
@@ -83,7 +87,7 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
     let root = Root::open(merged).map_err(|e| BuildError::io("opening rootfs", merged, e))?;
     let owner = match user {
         Some(u) => {
-            let id = crate::copy::passwd::resolve_user(merged, u)?;
+            let id = crate::rootfs::passwd::resolve_user(merged, u)?;
             Some(Owner {
                 uid: id.uid,
                 gid: id.gid,

@@ -14,8 +14,8 @@ use kiln_store::{Digest, LayerRecord, NewImage};
 
 use crate::error::{BuildError, Result};
 use crate::event::Event;
+use crate::export::outputs::Cancellable;
 use crate::options::{LayerCompression, Output};
-use crate::outputs::Cancellable;
 use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
@@ -336,21 +336,28 @@ fn write_output(
             } else {
                 ("oci", kiln_store::SaveFormat::Oci)
             };
-            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest, b.cancel)?;
+            crate::export::outputs::save_archive(
+                b.store,
+                image_id,
+                &b.opts.tags,
+                kind,
+                dest,
+                b.cancel,
+            )?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", dest.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Local(dir) => {
-            crate::outputs::write_local(b, layers, dir)?;
+            crate::export::outputs::write_local(b, layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Tar(file) => {
-            crate::outputs::write_tar(b, &last.chain, file)?;
+            crate::export::outputs::write_tar(b, &last.chain, file)?;
             b.events.send(Event::Export {
                 message: format!("writing tar {}", file.display()),
                 elapsed: Some(t.elapsed()),

@@ -12,13 +12,13 @@ use std::time::Instant;
 use kiln_store::{Lease, RefKind, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ImageConfig;
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
-use crate::key::KeyBuilder;
+use crate::key::encoder::KeyBuilder;
 use crate::options::BuildOptions;
+use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
-use crate::solve::{DagError, run_dag};
+use crate::solve::dag::{DagError, run_dag};
 use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
@@ -169,13 +169,13 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     };
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
-    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
+    crate::plan::stepname::number_steps(&mut plan, df.stages.len() == 1);
     let base_layers = images.held.into_inner().unwrap();
     for s in &plan.skipped {
         events.send(Event::StageSkipped { stage: s.clone() });
     }
     events.send(Event::Planned {
-        steps: crate::stepname::step_infos(&plan),
+        steps: crate::plan::stepname::step_infos(&plan),
     });
 
     // Open only the local directories some step reads.
@@ -198,14 +198,14 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         }
     }
     let context = if used.contains(&LocalDir::Main) {
-        Some(crate::context_glue::open_context(&store, &opts)?)
+        Some(crate::inputs::open::open_context(&store, &opts)?)
     } else {
         None
     };
     let mut named_dirs = BTreeMap::new();
     for d in &used {
         if let LocalDir::Named(name) = d {
-            let open = crate::context_glue::open_named(&store, name, &dirs[name])?;
+            let open = crate::inputs::open::open_named(&store, name, &dirs[name])?;
             named_dirs.insert(name.clone(), open);
         }
     }
@@ -242,7 +242,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         counters: Mutex::new((0, 0)),
         base_chains: Mutex::new(BTreeMap::new()),
         base_layers,
-        explain_scope: crate::explain::scope(&opts),
+        explain_scope: crate::solve::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
         downloads: Mutex::new(BTreeMap::new()),
         download_dir: Mutex::new(None),
@@ -256,9 +256,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
-        crate::context_glue::save_context_cache(ctx);
+        crate::inputs::open::save_context_cache(ctx);
     }
-    let outcome = crate::export::export(&b, &results)?;
+    let outcome = crate::export::image::export(&b, &results)?;
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
     let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
@@ -284,7 +284,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         // Best effort: what is left is collected by the next prune.
         let _ = store.collect_unused(&orphaned);
     }
-    crate::prune::auto_trim(&store);
+    crate::export::prune::auto_trim(&store);
     // Only now is the build done: the image is committed and tagged.
     events.send(Event::Finished);
     Ok(BuildOutcome {
@@ -357,16 +357,16 @@ impl Build<'_> {
     fn layer_step(&self, i: StepIndex) -> Result<StepResult> {
         let step = &self.plan.steps[i];
         let parent = self.result(step.parent.expect("layer steps have a parent"));
-        let key = crate::cachekey::step_key(self, i, &parent)?;
+        let key = crate::solve::key_inputs::step_key(self, i, &parent)?;
         // What the steps above see: for a linked layer, the layer on this parent.
-        let linked = crate::cachekey::is_linked(&step.op);
+        let linked = crate::key::is_linked(&step.op);
         let result_key = if linked {
-            crate::cachekey::linked_result_key(&key.key, &parent.key)
+            crate::key::linked_result_key(&key.key, &parent.key)
         } else {
             key.key.clone()
         };
         let use_cache = !self.opts.no_cache && !self.no_cache_stages.contains(&step.stage);
-        let explain_key = crate::explain::explain_key(self, i);
+        let explain_key = crate::solve::explain::explain_key(self, i);
         if use_cache {
             if let Some(rec) = self.cache_lookup(&key.key)? {
                 self.events.send(Event::StepCached { step: i });
@@ -374,7 +374,7 @@ impl Build<'_> {
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
-                crate::explain::record(self, &explain_key, &key);
+                crate::solve::explain::record(self, &explain_key, &key);
                 let created = rec.created.max(parent.created);
                 return Ok(StepResult {
                     key: result_key,
@@ -383,13 +383,13 @@ impl Build<'_> {
                     created,
                 });
             }
-            if let Some(reason) = crate::explain::why_missed(self, &explain_key, &key) {
+            if let Some(reason) = crate::solve::explain::why_missed(self, &explain_key, &key) {
                 self.events.send(Event::CacheMiss { step: i, reason });
             }
         }
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
-        let layer = crate::execute::execute(self, i, &parent, &key.key)?;
+        let layer = crate::exec::execute(self, i, &parent, &key.key)?;
         let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
         let rec = CacheRecord {
             layer: layer.clone(),
@@ -404,7 +404,7 @@ impl Build<'_> {
             source,
         })?;
         self.store.cache_put(&key.key, &value, &refs)?;
-        crate::explain::record(self, &explain_key, &key);
+        crate::solve::explain::record(self, &explain_key, &key);
         self.counters.lock().unwrap().1 += 1;
         self.events.send(Event::StepDone {
             step: i,

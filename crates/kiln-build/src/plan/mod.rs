@@ -3,6 +3,12 @@
 //! config evolves as BuildKit's does. Planning does no I/O beyond asking an [`ImageSource`]
 //! for base images, so it is fast and testable with plain strings.
 
+pub mod config;
+pub(crate) mod display;
+pub(crate) mod history;
+pub mod stepname;
+pub(crate) mod values;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -11,11 +17,11 @@ use kiln_dockerfile::graph::{Base, StageGraph};
 use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
 use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
 
-use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
-use crate::display::{Echo, display_command};
 use crate::error::{BuildError, Result};
-use crate::values::expand_port_spec;
-pub use crate::values::{clean_path, join_workdir};
+use crate::plan::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
+use crate::plan::display::{Echo, display_command};
+use crate::plan::values::expand_port_spec;
+pub use crate::plan::values::{clean_path, join_workdir};
 
 /// A base image as the store knows it.
 #[derive(Debug, Clone)]
@@ -469,7 +475,7 @@ impl Planner<'_> {
             let exp = sev.expand_instruction(ins)?;
             let x = &exp.instruction;
             let rc = &mut config.config;
-            let hist_by = crate::history::created_by(ins, x, rc);
+            let hist_by = crate::plan::history::created_by(ins, x, rc);
             let mut layer_step: Option<StepIndex> = None;
             if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
                 run_env = None;
@@ -757,7 +763,7 @@ fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
     (env.into(), bytes)
 }
 
-/// `ins` as the progress view shows it (see [`crate::display::display_command`]).
+/// `ins` as the progress view shows it (see [`crate::plan::display::display_command`]).
 fn display_name(ins: &Instruction, env: &[(String, String)], escape: char, echo: Echo) -> String {
     display_command(&ins.original, env, escape, echo)
 }

@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
-use crate::context::tree::SourceTree;
-use crate::context::{ChecksumCache, SelectOptions, checksum};
 use crate::error::{BuildError, Result};
-use crate::key::KeyBuilder;
+use crate::inputs::context::tree::SourceTree;
+use crate::inputs::context::{ChecksumCache, SelectOptions, checksum};
+use crate::key::encoder::KeyBuilder;
 use crate::plan::StepIndex;
 use crate::rootfs::{Scratch, mount_chain};
 use crate::state::Build;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::dockerignore::PatternSet;
 use kiln_store::Store;
 
-use crate::context::{BuildContext, ChecksumCache, read_dockerignore};
 use crate::error::{BuildError, Result};
+use crate::inputs::context::{BuildContext, ChecksumCache, read_dockerignore};
 use crate::options::BuildOptions;
 
 /// The context with its ignore rules and the persistent checksum cache.
@@ -41,9 +41,9 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
                     .strip_prefix(&top)
                     .unwrap_or(Path::new(""))
                     .join(beside.file_name().unwrap_or_default());
-                crate::context::read_capped_in_root(&top, &rel, limit, "the ignore file")
+                crate::inputs::context::read_capped_in_root(&top, &rel, limit, "the ignore file")
             }
-            _ => crate::context::read_capped(&beside, limit, "the ignore file"),
+            _ => crate::inputs::context::read_capped(&beside, limit, "the ignore file"),
         };
         match read {
             Ok(bytes) => {
@@ -65,7 +65,7 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
 
 fn cache_path(store: &Store, context: &Path) -> PathBuf {
     let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
-    let key = crate::key::KeyBuilder::new("context-cache")
+    let key = crate::key::encoder::KeyBuilder::new("context-cache")
         .field("path", &abs.to_string_lossy())
         .finish();
     store
@@ -83,7 +83,7 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
 /// A `--build-context NAME=DIR` directory, with its own `.dockerignore` (as BuildKit reads
 /// a named local context's) and checksum cache.
 pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> {
-    let bad = |e: crate::context::ContextError| {
+    let bad = |e: crate::inputs::context::ContextError| {
         BuildError::Other(format!("--build-context {name}={}: {e}", dir.display()))
     };
     let context = BuildContext::open(dir, read_dockerignore(dir).map_err(bad)?).map_err(bad)?;
