@@ -46,6 +46,16 @@ pub enum BuildError {
         what: &'static str,
         source: serde_json::Error,
     },
+    /// Mounting a step's root file system (or a view of another stage or image).
+    #[error("mounting the rootfs: {0}")]
+    Mount(#[from] kiln_snapshot::Error),
+    /// Mounting a `RUN --mount=type=bind` source (`rw`: its throwaway writable layer).
+    #[error("{}bind mount {target}: {source}", if *.rw { "rw " } else { "" })]
+    BindMount {
+        target: String,
+        rw: bool,
+        source: kiln_snapshot::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -68,7 +78,9 @@ impl BuildError {
             | BuildError::Passwd(_)
             | BuildError::Git(_)
             | BuildError::Http(_)
-            | BuildError::Runtime(_)) => e.to_string(),
+            | BuildError::Runtime(_)
+            | BuildError::Mount(_)
+            | BuildError::BindMount { .. }) => e.to_string(),
             e => return e,
         };
         BuildError::Step {

@@ -6,16 +6,9 @@ use std::path::Path;
 use crate::error::{BuildError, Result};
 use crate::exec::copy::{CopyRequest, CopySource, copy_into};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
-use crate::rootfs::{Scratch, mount_chain};
 use crate::state::Build;
 
-pub fn copy(
-    b: &Build<'_>,
-    i: StepIndex,
-    c: &CopyOp,
-    merged: &Path,
-    scratch: &mut Scratch,
-) -> Result<()> {
+pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<()> {
     let step = &b.plan.steps[i];
     let fail = |message: String| BuildError::Step {
         step: step.name.clone(),
@@ -39,14 +32,16 @@ pub fn copy(
                     .as_ref()
                     .map(|r| r.chain.clone())
                     .unwrap_or_default();
-                let (m, dir) = mount_chain(b, scratch, &chain, None)?;
-                _mount = Some(m);
+                let v = crate::rootfs::view(b, &chain)?;
+                let dir = v.rootfs().to_path_buf();
+                _mount = Some(v);
                 CopySource::Dir(dir)
             }
             CopyFrom::Image(idx) => {
                 let chain = b.image_chain(&b.plan.images[*idx].id)?;
-                let (m, dir) = mount_chain(b, scratch, &chain, None)?;
-                _mount = Some(m);
+                let v = crate::rootfs::view(b, &chain)?;
+                let dir = v.rootfs().to_path_buf();
+                _mount = Some(v);
                 CopySource::Dir(dir)
             }
         }

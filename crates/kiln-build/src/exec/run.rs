@@ -20,7 +20,7 @@ use crate::error::{BuildError, Result};
 use crate::event::{ECHO_LIMIT, Event, EventSink};
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
-use crate::rootfs::{Scratch, mount_chain};
+use crate::rootfs::Scratch;
 use crate::state::Build;
 
 const OUTPUT_TAIL_LINES: usize = 20;
@@ -563,8 +563,9 @@ fn bind_source(
                 Some(MountSource::Image(idx)) => b.image_chain(&b.plan.images[*idx].id)?,
                 _ => unreachable!("matched above"),
             };
-            let (mnt, base) = mount_chain(b, scratch, &chain, None)?;
-            guards.push(Box::new(mnt));
+            let view = crate::rootfs::view(b, &chain)?;
+            let base = view.rootfs().to_path_buf();
+            guards.push(Box::new(view));
             let root = crate::rootfs::path::Root::open(&base)
                 .map_err(|e| BuildError::io("opening mount source", &base, e))?;
             let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
@@ -583,34 +584,40 @@ fn bind_source(
         if lowers.len() == 1 {
             return Ok(lowers[0].clone());
         }
-        let tgt = scratch.dir(b)?;
-        let mnt = kiln_snapshot::mount_readonly(&lowers, &tgt)
-            .map_err(|e| BuildError::Other(format!("bind mount {target}: {e}")))?;
-        guards.push(Box::new(mnt));
+        let view = crate::rootfs::snapshotter(b)
+            .view(&lowers)
+            .map_err(|e| bind_mount_err(e, &target, false))?;
+        let tgt = view.rootfs().to_path_buf();
+        guards.push(Box::new(view));
         guards.push(Box::new(whiteouts));
         return Ok(tgt);
     }
     // A writable bind mount writes to a throwaway copy-on-write layer.
-    let up = scratch.dir(b)?;
     if !is_dir {
-        let copy = up.join("file");
+        let copy = scratch.dir(b)?.join("file");
         std::fs::copy(top, &copy).map_err(|e| BuildError::io("copying", top, e))?;
         return Ok(copy);
     }
-    let work = scratch.dir(b)?;
-    let tgt = scratch.dir(b)?;
-    let mnt = kiln_snapshot::mount_overlay(
-        &lowers,
-        &up,
-        &work,
-        &tgt,
-        // Thrown away after the step: never worth a sync.
-        &kiln_snapshot::OverlayOptions { volatile: true },
-    )
-    .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
-    guards.push(Box::new(mnt));
+    // Thrown away after the step (dropped with `guards`): never worth a sync.
+    let active = crate::rootfs::snapshotter(b)
+        .prepare(&lowers, &kiln_snapshot::OverlayOptions { volatile: true })
+        .map_err(|e| bind_mount_err(e, &target, true))?;
+    let tgt = active.rootfs().to_path_buf();
+    guards.push(Box::new(active));
     guards.push(Box::new(whiteouts));
     Ok(tgt)
+}
+
+/// A mount error of a bind mount's source, named by its target.
+fn bind_mount_err(e: BuildError, target: &str, rw: bool) -> BuildError {
+    match e {
+        BuildError::Mount(source) => BuildError::BindMount {
+            target: target.to_string(),
+            rw,
+            source,
+        },
+        e => e,
+    }
 }
 
 /// Mount targets a RUN may not use. BuildKit hands its mounts to runc, which refuses any

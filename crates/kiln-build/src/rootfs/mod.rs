@@ -1,6 +1,12 @@
-//! Root file systems of steps: a chain of layer directories mounted as one overlay (read-write
-//! over a fresh upper directory, or read-only), in temporary directories under the store's
-//! tmp/ that go with the step.
+//! Root file systems of steps. Every mount of a build goes through kiln-snapshot's
+//! [`Snapshotter`]: a step's writable root is [`prepare`]d over its parent's chain (the upper
+//! becomes the step's snapshot at commit), what a step reads of another stage or image is a
+//! read-only [`view`]. Their directories, and a step's other temporary directories
+//! ([`Scratch`]), are made in the store's tmp/ ([`StoreTemp`]) and go with the step.
+//!
+//! Also here: path resolution inside a root ([`path`]), USER/`--chown` lookup in the root's
+//! passwd and group files ([`passwd`]), and base images unpacked into layer chains
+//! ([`unpack`]).
 
 pub mod passwd;
 pub mod path;
@@ -8,8 +14,45 @@ pub(crate) mod unpack;
 
 use std::path::{Path, PathBuf};
 
+use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View};
+use kiln_store::Store;
+
 use crate::error::{BuildError, Result};
 use crate::state::{Build, LayerRef};
+
+/// The store's tmp/ as the place of snapshot directories: on the file system of the store's
+/// snapshots, so a committed upper is renamed into place.
+pub(crate) struct StoreTemp<'a>(pub &'a Store);
+
+impl TempDirs for StoreTemp<'_> {
+    type Error = BuildError;
+    fn temp_dir(&self) -> Result<PathBuf> {
+        Ok(self.0.prepare_snapshot_dir()?)
+    }
+}
+
+/// The build's snapshotter.
+pub(crate) fn snapshotter<'a>(b: &Build<'a>) -> Snapshotter<StoreTemp<'a>> {
+    Snapshotter::new(StoreTemp(b.store))
+}
+
+/// Lower directories of a chain (bottom first) in overlay order (top first).
+pub(crate) fn lowers(chain: &[LayerRef]) -> Vec<PathBuf> {
+    chain.iter().rev().map(|l| l.dir.clone()).collect()
+}
+
+/// A writable root over `chain` (bottom first): a volatile overlay, whose upper becomes a
+/// snapshot that kiln never syncs, as extracted base layers never were (a non-volatile
+/// overlay syncs the whole upper file system at unmount: 0.3 s per 400 MB a step wrote, plus
+/// whatever else was dirty there). See docs/snapshots.md.
+pub(crate) fn prepare(b: &Build<'_>, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
+    snapshotter(b).prepare(&lowers(chain), &OverlayOptions { volatile: true })
+}
+
+/// A read-only view of `chain` (bottom first).
+pub(crate) fn view(b: &Build<'_>, chain: &[LayerRef]) -> Result<View> {
+    snapshotter(b).view(&lowers(chain))
+}
 
 /// Temporary directories of one step under the store's tmp/, removed on drop.
 pub(crate) struct Scratch {
@@ -18,7 +61,7 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
-        let d = b.store.prepare_snapshot_dir()?;
+        let d = StoreTemp(b.store).temp_dir()?;
         self.dirs.push(d.clone());
         Ok(d)
     }
@@ -34,33 +77,17 @@ impl Drop for Scratch {
     }
 }
 
-/// Mount the chain (top first) at a new directory: read-write with `upper` (a volatile
-/// overlay), else read-only.
+/// A read-only [`view`] of `chain` as a (guard, path) pair: the call shape `export/outputs.rs`
+/// uses (kept so that file's body is unchanged while output compression is written there;
+/// new code calls [`view`]). Writable roots are [`prepare`]d: `upper` must be `None`.
 pub(crate) fn mount_chain(
     b: &Build<'_>,
-    scratch: &mut Scratch,
+    _scratch: &mut Scratch,
     chain: &[LayerRef],
     upper: Option<&Path>,
-) -> Result<(kiln_snapshot::OverlayMount, PathBuf)> {
-    let lowers: Vec<PathBuf> = chain.iter().rev().map(|l| l.dir.clone()).collect();
-    let target = scratch.dir(b)?;
-    let m = match upper {
-        Some(up) => {
-            let work = scratch.dir(b)?;
-            kiln_snapshot::mount_overlay(
-                &lowers,
-                up,
-                &work,
-                &target,
-                // No sync of the whole upper file system at unmount (a non-volatile overlay
-                // syncs it, which cost 0.3 s per 400 MB a step wrote, plus whatever else
-                // was dirty on that file system). The upper becomes a snapshot that kiln
-                // never syncs, as extracted base layers never were: docs/snapshots.md.
-                &kiln_snapshot::OverlayOptions { volatile: true },
-            )
-        }
-        None => kiln_snapshot::mount_readonly(&lowers, &target),
-    }
-    .map_err(|e| BuildError::Other(format!("mounting the rootfs: {e}")))?;
-    Ok((m, target))
+) -> Result<(View, PathBuf)> {
+    assert!(upper.is_none(), "a writable root is prepared, not mounted");
+    let v = view(b, chain)?;
+    let p = v.rootfs().to_path_buf();
+    Ok((v, p))
 }
