@@ -110,7 +110,9 @@ impl Build<'_> {
             LocalDir::Main => self.context.as_ref(),
             LocalDir::Named(n) => self.named_dirs.get(n),
         }
-        .ok_or_else(|| BuildError::Other(format!("build context {d:?} is not open")))
+        .ok_or_else(|| BuildError::ContextNotOpen {
+            dir: format!("{d:?}"),
+        })
     }
 
     /// The result of a step that has finished.

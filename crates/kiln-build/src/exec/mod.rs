@@ -91,9 +91,18 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
         }
         None => None,
     };
-    let resolved = rootpath::resolve(root.fd(), path.as_bytes(), true, &|_| true)
-        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
-    rootpath::mkdir_all(root.fd(), &resolved.rel, 0o755, owner)
-        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
+    let resolved =
+        rootpath::resolve(root.fd(), path.as_bytes(), true, &|_| true).map_err(|source| {
+            BuildError::WorkdirPath {
+                path: path.to_string(),
+                source,
+            }
+        })?;
+    rootpath::mkdir_all(root.fd(), &resolved.rel, 0o755, owner).map_err(|source| {
+        BuildError::Workdir {
+            path: path.to_string(),
+            source,
+        }
+    })?;
     Ok(())
 }

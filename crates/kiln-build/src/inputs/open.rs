@@ -48,13 +48,18 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
         match read {
             Ok(bytes) => {
                 return PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(
-                    |e| {
-                        BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message))
+                    |e| BuildError::IgnorePattern {
+                        path: beside.clone(),
+                        line: e.line,
+                        message: e.message,
                     },
                 );
             }
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                return Err(BuildError::Other(format!("{}: {e}", beside.display())));
+                return Err(BuildError::IgnoreFile {
+                    path: beside.clone(),
+                    source: e,
+                });
             }
             // Absent (or unreadable, as before): the context's `.dockerignore` applies.
             Err(_) => {}
@@ -83,8 +88,10 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
 /// A `--build-context NAME=DIR` directory, with its own `.dockerignore` (as BuildKit reads
 /// a named local context's) and checksum cache.
 pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> {
-    let bad = |e: crate::inputs::context::ContextError| {
-        BuildError::Other(format!("--build-context {name}={}: {e}", dir.display()))
+    let bad = |source| BuildError::NamedContextDir {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        source,
     };
     let context = BuildContext::open(dir, read_dockerignore(dir).map_err(bad)?).map_err(bad)?;
     Ok(with_cache(store, context))

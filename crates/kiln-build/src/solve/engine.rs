@@ -56,7 +56,11 @@ fn named_contexts(
 ) -> Result<Vec<(String, NamedContext)>> {
     let mut out = Vec::new();
     for (name, value) in named {
-        let bad = |m: String| BuildError::Other(format!("--build-context {name}={value}: {m}"));
+        let bad = |message: String| BuildError::NamedContext {
+            name: name.clone(),
+            value: value.clone(),
+            message,
+        };
         let target = if let Some(r) = value.strip_prefix("docker-image://") {
             NamedContext::Image(r.to_string())
         } else if let Some(p) = ["docker-archive:", "oci-layout:", "oci-archive:"]
@@ -113,8 +117,11 @@ impl ImageSource for StoreImages<'_> {
             .unwrap()
             .insert(rec.id.to_string(), (rec.manifest_digest, layers));
         let bytes = self.store.read_blob(&rec.id)?;
-        let config: ImageConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
+        let config: ImageConfig =
+            serde_json::from_slice(&bytes).map_err(|source| BuildError::ImageConfig {
+                reference: reference.to_string(),
+                source,
+            })?;
         Ok(ResolvedImage {
             reference: reference.to_string(),
             id: rec.id.to_string(),
