@@ -54,7 +54,7 @@ pub enum BuildError {
     BindMount {
         target: String,
         rw: bool,
-        source: kiln_snapshot::Error,
+        source: Box<kiln_snapshot::Error>,
     },
     /// WORKDIR does not resolve inside the rootfs.
     #[error("WORKDIR {path}: {source}")]
@@ -86,9 +86,9 @@ pub enum BuildError {
     /// A layer blob of a base image that does not extract.
     #[error("unpacking layer {blob} of image {image}: {source}")]
     Unpack {
-        blob: kiln_store::Digest,
-        image: kiln_store::Digest,
-        source: kiln_snapshot::Error,
+        blob: String,
+        image: String,
+        source: Box<kiln_snapshot::Error>,
     },
     /// A step reads an image the plan did not resolve (a bug, reported rather than a panic).
     #[error("image {id} was not resolved when the build was planned")]

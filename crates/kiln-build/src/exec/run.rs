@@ -687,7 +687,7 @@ fn bind_mount_err(e: BuildError, target: &str, rw: bool) -> BuildError {
         BuildError::Mount(source) => BuildError::BindMount {
             target: target.to_string(),
             rw,
-            source,
+            source: Box::new(source),
         },
         e => e,
     }

@@ -44,9 +44,9 @@ pub fn image_chain(
                 if let Err(source) = r {
                     let _ = kiln_snapshot::remove_dir_all(&dir);
                     return Err(BuildError::Unpack {
-                        blob: layer.blob,
-                        image: id,
-                        source,
+                        blob: layer.blob.to_string(),
+                        image: id.to_string(),
+                        source: Box::new(source),
                     });
                 }
                 store.commit_snapshot(lease, &key, parent.as_deref(), &dir)?
