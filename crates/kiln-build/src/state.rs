@@ -1,7 +1,7 @@
 //! The shared state of one build and the values steps hand each other: the [`Build`] every
 //! pipeline stage reads (store, lease, plan, options, opened contexts, memo tables), a step's
-//! [`StepResult`] and its chain of [`LayerRef`]s. It depends on no stage of the pipeline; the
-//! stages (engine, execute, run, copy, export, outputs, unpack) depend on it.
+//! [`StepResult`] and its chain of [`LayerRef`]s. It uses only the types of plan and inputs;
+//! solve, exec, rootfs and export depend on it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

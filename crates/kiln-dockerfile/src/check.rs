@@ -286,105 +286,7 @@ fn stage_rules(st: &Stage, out: &mut Out) {
         ("HEALTHCHECK", vec![]),
     ];
     for ins in &st.instructions {
-        match &ins.command {
-            Command::Maintainer(_) => out.push(
-                "MaintainerDeprecated",
-                ins.span,
-                "Maintainer instruction is deprecated in favor of using label".into(),
-            ),
-            Command::Cmd(c) | Command::Entrypoint(c) => {
-                if let CommandLine::Shell(_) = c.cmd {
-                    out.push(
-                        "JSONArgsRecommended",
-                        ins.span,
-                        format!(
-                            "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                            ins.name()
-                        ),
-                    );
-                }
-            }
-            Command::Env(kv) | Command::Label(kv) => {
-                if kv.pairs.iter().any(|p| p.legacy) {
-                    out.push(
-                        "LegacyKeyValueFormat",
-                        ins.span,
-                        format!(
-                            "\"{} key=value\" should be used instead of legacy \"{} key value\" format",
-                            ins.name(),
-                            ins.name()
-                        ),
-                    );
-                }
-                if matches!(ins.command, Command::Env(_)) {
-                    for p in &kv.pairs {
-                        if looks_secret(&p.key) {
-                            out.push(
-                                "SecretsUsedInArgOrEnv",
-                                ins.span,
-                                format!(
-                                    "Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")",
-                                    p.key
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            Command::Arg(a) => {
-                for d in &a.args {
-                    if looks_secret(&d.name) {
-                        out.push(
-                            "SecretsUsedInArgOrEnv",
-                            ins.span,
-                            format!(
-                                "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
-                                d.name
-                            ),
-                        );
-                    }
-                }
-            }
-            Command::Workdir(wd) => {
-                let abs = wd.path.starts_with('/') || wd.path.starts_with('$');
-                if !abs && !seen_abs_workdir {
-                    out.push(
-                        "WorkdirRelativePath",
-                        ins.span,
-                        format!(
-                            "Relative workdir {:?} can have unexpected results if the base image changes",
-                            wd.path
-                        ),
-                    );
-                }
-                seen_abs_workdir |= abs;
-            }
-            Command::Expose(e) => {
-                for p in &e.ports {
-                    if let Some((_, proto)) = p.split_once('/')
-                        && proto != proto.to_lowercase()
-                    {
-                        out.push(
-                            "ExposeProtoCasing",
-                            ins.span,
-                            format!(
-                                "Defined protocol '{p}' in EXPOSE instruction should be lowercase"
-                            ),
-                        );
-                    }
-                    if p.contains(':') {
-                        out.push(
-                            "ExposeInvalidFormat",
-                            ins.span,
-                            format!(
-                                "EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"
-                            ),
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
+        instruction_rules(ins, &mut seen_abs_workdir, out);
         for (name, spans) in counts.iter_mut() {
             if ins.name() == *name {
                 spans.push(ins.span);
@@ -403,6 +305,108 @@ fn stage_rules(st: &Stage, out: &mut Out) {
                 );
             }
         }
+    }
+}
+
+/// The rules about one instruction of a stage (`seen_abs_workdir`: whether an absolute
+/// WORKDIR came before it).
+fn instruction_rules(ins: &Instruction, seen_abs_workdir: &mut bool, out: &mut Out) {
+    match &ins.command {
+        Command::Maintainer(_) => out.push(
+            "MaintainerDeprecated",
+            ins.span,
+            "Maintainer instruction is deprecated in favor of using label".into(),
+        ),
+        Command::Cmd(c) | Command::Entrypoint(c) => {
+            if let CommandLine::Shell(_) = c.cmd {
+                out.push(
+                    "JSONArgsRecommended",
+                    ins.span,
+                    format!(
+                        "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                        ins.name()
+                    ),
+                );
+            }
+        }
+        Command::Env(kv) | Command::Label(kv) => {
+            if kv.pairs.iter().any(|p| p.legacy) {
+                out.push(
+                    "LegacyKeyValueFormat",
+                    ins.span,
+                    format!(
+                        "\"{} key=value\" should be used instead of legacy \"{} key value\" format",
+                        ins.name(),
+                        ins.name()
+                    ),
+                );
+            }
+            if matches!(ins.command, Command::Env(_)) {
+                for p in &kv.pairs {
+                    if looks_secret(&p.key) {
+                        out.push(
+                            "SecretsUsedInArgOrEnv",
+                            ins.span,
+                            format!(
+                                "Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")",
+                                p.key
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Command::Arg(a) => {
+            for d in &a.args {
+                if looks_secret(&d.name) {
+                    out.push(
+                        "SecretsUsedInArgOrEnv",
+                        ins.span,
+                        format!(
+                            "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
+                            d.name
+                        ),
+                    );
+                }
+            }
+        }
+        Command::Workdir(wd) => {
+            let abs = wd.path.starts_with('/') || wd.path.starts_with('$');
+            if !abs && !*seen_abs_workdir {
+                out.push(
+                    "WorkdirRelativePath",
+                    ins.span,
+                    format!(
+                        "Relative workdir {:?} can have unexpected results if the base image changes",
+                        wd.path
+                    ),
+                );
+            }
+            *seen_abs_workdir |= abs;
+        }
+        Command::Expose(e) => {
+            for p in &e.ports {
+                if let Some((_, proto)) = p.split_once('/')
+                    && proto != proto.to_lowercase()
+                {
+                    out.push(
+                        "ExposeProtoCasing",
+                        ins.span,
+                        format!("Defined protocol '{p}' in EXPOSE instruction should be lowercase"),
+                    );
+                }
+                if p.contains(':') {
+                    out.push(
+                        "ExposeInvalidFormat",
+                        ins.span,
+                        format!(
+                            "EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"
+                        ),
+                    );
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
+use crate::inputs::open::OpenContext;
 use crate::key::encoder::KeyBuilder;
 use crate::options::BuildOptions;
 use crate::plan::config::ImageConfig;
@@ -139,10 +140,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         .unwrap_or_else(|| "Dockerfile".into());
     let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
     let store = Store::open(root)?;
-    let named = named_contexts(&store, &opts.named_contexts)?;
     let mut aliases = BTreeMap::new();
     let mut dirs = BTreeMap::new();
-    for (name, c) in named {
+    for (name, c) in named_contexts(&store, &opts.named_contexts)? {
         match c {
             NamedContext::Image(r) => {
                 aliases.insert(name, r);
@@ -152,20 +152,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             }
         }
     }
-    let plan_opts = plan::PlanOptions {
-        target: opts.target.clone(),
-        build_args: opts.build_args.clone(),
-        network_none: opts.network_none,
-        allow_insecure: opts.allow_insecure,
-        named_dirs: dirs.keys().cloned().collect(),
-        // A named context with a stage's name replaces that stage, as in BuildKit.
-        replaced_stages: df
-            .stages
-            .iter()
-            .filter_map(|s| s.name.clone())
-            .filter(|n| opts.named_contexts.contains_key(n))
-            .collect(),
-    };
+    let plan_opts = plan_options(&df, &opts, &dirs);
     // Taken before planning: resolving a base image puts its content under this lease.
     let lease = store.lease()?;
     let images = StoreImages {
@@ -185,48 +172,8 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         steps: crate::plan::stepname::step_infos(&plan),
     });
 
-    // Open only the local directories some step reads.
-    let mut used: std::collections::BTreeSet<LocalDir> = Default::default();
-    for st in &plan.steps {
-        match &st.op {
-            Op::Copy(c) => {
-                if let plan::CopyFrom::Context(d) = &c.from {
-                    used.insert(d.clone());
-                }
-            }
-            Op::Run(r) => {
-                for m in &r.mounts {
-                    if let Some(plan::MountSource::Context(d)) = &m.source {
-                        used.insert(d.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let context = if used.contains(&LocalDir::Main) {
-        Some(crate::inputs::open::open_context(&store, &opts)?)
-    } else {
-        None
-    };
-    let mut named_dirs = BTreeMap::new();
-    for d in &used {
-        if let LocalDir::Named(name) = d {
-            let open = crate::inputs::open::open_named(&store, name, &dirs[name])?;
-            named_dirs.insert(name.clone(), open);
-        }
-    }
-
-    let no_cache_stages = plan
-        .stages
-        .iter()
-        .filter(|s| {
-            opts.no_cache_filter
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string())
-        })
-        .map(|s| s.index)
-        .collect();
+    let (context, named_dirs) = open_local_dirs(&store, &opts, &plan, &dirs)?;
+    let no_cache_stages = no_cache_stages(&plan, &opts);
     // Held to the end of the export: a signal there stops the layer writers too.
     let signals = crate::signals::install();
     let cancel = signals.flag();
@@ -269,21 +216,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
     let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
-    // A base image removed while the build ran (`rmi` untags it; its content stayed under
-    // the lease): now that the lease ends, collect what only it held.
-    let orphaned: Vec<kiln_store::Digest> = b
-        .base_layers
-        .iter()
-        .filter_map(|(id, (manifest, layers))| {
-            let id = kiln_store::Digest::parse(id).ok()?;
-            matches!(store.image(&id), Ok(None)).then(|| {
-                let mut blobs: Vec<_> = layers.iter().map(|l| l.blob).collect();
-                blobs.extend([id, *manifest]);
-                blobs
-            })
-        })
-        .flatten()
-        .collect();
+    let orphaned = orphaned_base_blobs(&store, &b.base_layers);
     drop(b);
     drop(guard);
     drop(signals);
@@ -299,6 +232,103 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         executed,
         ..outcome
     })
+}
+
+/// What planning needs of the options: target, args, network, the `--build-context`
+/// directories (`dirs`) and the stages a named context replaces (as in BuildKit: a named
+/// context with a stage's name).
+fn plan_options(
+    df: &kiln_dockerfile::ast::Dockerfile,
+    opts: &BuildOptions,
+    dirs: &BTreeMap<String, PathBuf>,
+) -> plan::PlanOptions {
+    plan::PlanOptions {
+        target: opts.target.clone(),
+        build_args: opts.build_args.clone(),
+        network_none: opts.network_none,
+        allow_insecure: opts.allow_insecure,
+        named_dirs: dirs.keys().cloned().collect(),
+        replaced_stages: df
+            .stages
+            .iter()
+            .filter_map(|s| s.name.clone())
+            .filter(|n| opts.named_contexts.contains_key(n))
+            .collect(),
+    }
+}
+
+/// Open only the local directories some step reads: the build context, and the
+/// `--build-context` directories by name.
+fn open_local_dirs(
+    store: &Store,
+    opts: &BuildOptions,
+    plan: &plan::Plan,
+    dirs: &BTreeMap<String, PathBuf>,
+) -> Result<(Option<OpenContext>, BTreeMap<String, OpenContext>)> {
+    let mut used: std::collections::BTreeSet<LocalDir> = Default::default();
+    for st in &plan.steps {
+        match &st.op {
+            Op::Copy(c) => {
+                if let plan::CopyFrom::Context(d) = &c.from {
+                    used.insert(d.clone());
+                }
+            }
+            Op::Run(r) => {
+                for m in &r.mounts {
+                    if let Some(plan::MountSource::Context(d)) = &m.source {
+                        used.insert(d.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let context = if used.contains(&LocalDir::Main) {
+        Some(crate::inputs::open::open_context(store, opts)?)
+    } else {
+        None
+    };
+    let mut named_dirs = BTreeMap::new();
+    for d in &used {
+        if let LocalDir::Named(name) = d {
+            let open = crate::inputs::open::open_named(store, name, &dirs[name])?;
+            named_dirs.insert(name.clone(), open);
+        }
+    }
+    Ok((context, named_dirs))
+}
+
+/// The stages `--no-cache-filter` names (by name or index).
+fn no_cache_stages(plan: &plan::Plan, opts: &BuildOptions) -> Vec<usize> {
+    plan.stages
+        .iter()
+        .filter(|s| {
+            opts.no_cache_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string())
+        })
+        .map(|s| s.index)
+        .collect()
+}
+
+/// The blobs of base images removed while the build ran (`rmi` untags them; their content
+/// stayed under the build's lease), to collect once the lease ends.
+fn orphaned_base_blobs(
+    store: &Store,
+    base_layers: &BTreeMap<String, HeldImage>,
+) -> Vec<kiln_store::Digest> {
+    base_layers
+        .iter()
+        .filter_map(|(id, (manifest, layers))| {
+            let id = kiln_store::Digest::parse(id).ok()?;
+            matches!(store.image(&id), Ok(None)).then(|| {
+                let mut blobs: Vec<_> = layers.iter().map(|l| l.blob).collect();
+                blobs.extend([id, *manifest]);
+                blobs
+            })
+        })
+        .flatten()
+        .collect()
 }
 
 impl Build<'_> {
