@@ -336,28 +336,21 @@ fn write_output(
             } else {
                 ("oci", kiln_store::SaveFormat::Oci)
             };
-            crate::export::outputs::save_archive(
-                b.store,
-                image_id,
-                &b.opts.tags,
-                kind,
-                dest,
-                b.cancel,
-            )?;
+            crate::outputs::save_archive(b.store, image_id, &b.opts.tags, kind, dest, b.cancel)?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", dest.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Local(dir) => {
-            crate::export::outputs::write_local(b, layers, dir)?;
+            crate::outputs::write_local(b, layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Tar(file) => {
-            crate::export::outputs::write_tar(b, &last.chain, file)?;
+            crate::outputs::write_tar(b, &last.chain, file)?;
             b.events.send(Event::Export {
                 message: format!("writing tar {}", file.display()),
                 elapsed: Some(t.elapsed()),
