@@ -30,14 +30,14 @@ pub enum BuildError {
     Cancelled,
     /// Reading a build context or a stage's files.
     #[error(transparent)]
-    Context(#[from] crate::context::ContextError),
+    Context(#[from] crate::inputs::context::ContextError),
     /// A user or group name that the image does not define.
     #[error(transparent)]
-    Passwd(#[from] crate::copy::passwd::PasswdError),
+    Passwd(#[from] crate::rootfs::passwd::PasswdError),
     #[error(transparent)]
-    Git(#[from] crate::copy::git::GitError),
+    Git(#[from] crate::inputs::git::GitError),
     #[error(transparent)]
-    Http(#[from] crate::copy::http::HttpError),
+    Http(#[from] crate::inputs::http::HttpError),
     #[error(transparent)]
     Runtime(#[from] kiln_runtime::RuntimeError),
     /// Encoding kiln's own records or image config (JSON).
@@ -46,6 +46,90 @@ pub enum BuildError {
         what: &'static str,
         source: serde_json::Error,
     },
+    /// Mounting a step's root file system (or a view of another stage or image).
+    #[error("mounting the rootfs: {0}")]
+    Mount(#[from] kiln_snapshot::Error),
+    /// Mounting a `RUN --mount=type=bind` source (`rw`: its throwaway writable layer).
+    #[error("{}bind mount {target}: {source}", if *.rw { "rw " } else { "" })]
+    BindMount {
+        target: String,
+        rw: bool,
+        source: Box<kiln_snapshot::Error>,
+    },
+    /// WORKDIR does not resolve inside the rootfs.
+    #[error("WORKDIR {path}: {source}")]
+    WorkdirPath {
+        path: String,
+        source: crate::rootfs::path::ResolveError,
+    },
+    /// WORKDIR could not be created in the rootfs.
+    #[error("WORKDIR {path}: {source}")]
+    Workdir {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The `.dockerignore` view of a context directory bind-mounted into a RUN.
+    #[error("mount {target}: {source}")]
+    MountView {
+        target: String,
+        source: crate::inputs::context::ContextError,
+    },
+    /// The pipe a RUN's output is read through.
+    #[error("pipe: {0}")]
+    Pipe(std::io::Error),
+    /// An image ID that is not a digest.
+    #[error("image id {id}: {source:?}")]
+    ImageId {
+        id: String,
+        source: kiln_image::DigestError,
+    },
+    /// A layer blob of a base image that does not extract.
+    #[error("unpacking layer {blob} of image {image}: {source}")]
+    Unpack {
+        blob: String,
+        image: String,
+        source: Box<kiln_snapshot::Error>,
+    },
+    /// A step reads an image the plan did not resolve (a bug, reported rather than a panic).
+    #[error("image {id} was not resolved when the build was planned")]
+    ImageNotResolved { id: String },
+    /// A step reads a local directory that was not opened (a bug, reported likewise).
+    #[error("build context {dir} is not open")]
+    ContextNotOpen { dir: String },
+    /// A `.dockerignore` (or `Dockerfile.dockerignore`) pattern that does not parse.
+    #[error("{}:{line}: {message}", path.display())]
+    IgnorePattern {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A `Dockerfile.dockerignore` that cannot be read (too large).
+    #[error("{}: {source}", path.display())]
+    IgnoreFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A `--build-context NAME=DIR` directory that cannot be opened.
+    #[error("--build-context {name}={}: {source}", dir.display())]
+    NamedContextDir {
+        name: String,
+        dir: PathBuf,
+        source: crate::inputs::context::ContextError,
+    },
+    /// A `--build-context NAME=VALUE` that kiln cannot use.
+    #[error("--build-context {name}={value}: {message}")]
+    NamedContext {
+        name: String,
+        value: String,
+        message: String,
+    },
+    /// A stored image whose config does not parse.
+    #[error("image {reference}: invalid config: {source}")]
+    ImageConfig {
+        reference: String,
+        source: serde_json::Error,
+    },
+    /// Errors of the export (kept as text until export.rs and outputs.rs get typed errors).
     #[error("{0}")]
     Other(String),
 }
@@ -68,7 +152,22 @@ impl BuildError {
             | BuildError::Passwd(_)
             | BuildError::Git(_)
             | BuildError::Http(_)
-            | BuildError::Runtime(_)) => e.to_string(),
+            | BuildError::Runtime(_)
+            | BuildError::Mount(_)
+            | BuildError::BindMount { .. }
+            | BuildError::WorkdirPath { .. }
+            | BuildError::Workdir { .. }
+            | BuildError::MountView { .. }
+            | BuildError::Pipe(_)
+            | BuildError::ImageId { .. }
+            | BuildError::Unpack { .. }
+            | BuildError::ImageNotResolved { .. }
+            | BuildError::ContextNotOpen { .. }
+            | BuildError::IgnorePattern { .. }
+            | BuildError::IgnoreFile { .. }
+            | BuildError::NamedContextDir { .. }
+            | BuildError::NamedContext { .. }
+            | BuildError::ImageConfig { .. }) => e.to_string(),
             e => return e,
         };
         BuildError::Step {

@@ -1,7 +1,7 @@
 //! The shared state of one build and the values steps hand each other: the [`Build`] every
 //! pipeline stage reads (store, lease, plan, options, opened contexts, memo tables), a step's
-//! [`StepResult`] and its chain of [`LayerRef`]s. It depends on no stage of the pipeline; the
-//! stages (engine, execute, run, copy, export, outputs, unpack) depend on it.
+//! [`StepResult`] and its chain of [`LayerRef`]s. It uses only the types of plan and inputs;
+//! solve, exec, rootfs and export depend on it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use kiln_store::{LayerRecord, Lease, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::context_glue::OpenContext;
 use crate::error::{BuildError, Result};
 use crate::event::EventSink;
+use crate::inputs::open::OpenContext;
 use crate::options::BuildOptions;
 use crate::plan::{LocalDir, Plan, StepIndex};
 
@@ -77,12 +77,12 @@ pub(crate) struct Build<'a> {
     pub base_chains: Mutex<BTreeMap<String, BaseSlot>>,
     /// The layers of every image the build reads, by image ID, held by `lease`.
     pub base_layers: BTreeMap<String, HeldImage>,
-    /// Absolute context and Dockerfile paths (see [`crate::explain::scope`]).
+    /// Absolute context and Dockerfile paths (see [`crate::solve::explain::scope`]).
     pub explain_scope: (String, String),
     /// Cache keys hit, marked used in one transaction at the end.
     pub hits: Mutex<Vec<String>>,
     /// ADD URL sources downloaded while computing cache keys, by URL.
-    pub downloads: Mutex<BTreeMap<String, crate::copy::http::Fetched>>,
+    pub downloads: Mutex<BTreeMap<String, crate::inputs::http::Fetched>>,
     /// ADD git sources resolved to commits while computing cache keys, by URL.
     pub git_commits: Mutex<BTreeMap<String, String>>,
     /// Where those downloads live (under the store's tmp/, removed with the build).
@@ -110,7 +110,9 @@ impl Build<'_> {
             LocalDir::Main => self.context.as_ref(),
             LocalDir::Named(n) => self.named_dirs.get(n),
         }
-        .ok_or_else(|| BuildError::Other(format!("build context {d:?} is not open")))
+        .ok_or_else(|| BuildError::ContextNotOpen {
+            dir: format!("{d:?}"),
+        })
     }
 
     /// The result of a step that has finished.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::ast::{Command, CommandLine, Dockerfile, Instruction};
+use crate::ast::{Command, CommandLine, Dockerfile, Instruction, Stage};
 use crate::error::{SourceLines, render_diagnostic, render_diagnostic_line};
 use crate::span::Span;
 
@@ -122,24 +122,55 @@ fn all_instructions(df: &Dockerfile) -> impl Iterator<Item = &Instruction> {
     )
 }
 
-/// Run the checks; warnings are sorted by position.
-pub fn check(df: &Dockerfile) -> Vec<Warning> {
-    let mut w: Vec<Warning> = Vec::new();
-    let mut push = |rule: &'static str, span: Span, message: String| {
-        w.push(Warning {
+/// Warnings as the checks find them.
+struct Out(Vec<Warning>);
+
+impl Out {
+    fn push(&mut self, rule: &'static str, span: Span, message: String) {
+        self.0.push(Warning {
             rule,
             message,
             span,
         })
-    };
+    }
+}
 
+/// Run the checks; warnings are sorted by position.
+pub fn check(df: &Dockerfile) -> Vec<Warning> {
+    let mut out = Out(Vec::new());
     for pw in &df.parse_warnings {
         if pw.rule == "NoEmptyContinuation" {
-            push("NoEmptyContinuation", pw.span, pw.message.clone());
+            out.push("NoEmptyContinuation", pw.span, pw.message.clone());
         }
     }
+    instruction_casing(df, &mut out);
+    let global_args: Vec<&str> = df
+        .meta_args
+        .iter()
+        .filter_map(|i| match &i.command {
+            Command::Arg(a) => Some(a.args.iter().map(|d| d.name.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for st in &df.stages {
+        from_rules(df, st, &global_args, &mut out);
+        stage_rules(st, &mut out);
+    }
+    meta_arg_rules(df, &mut out);
 
-    // Casing: the majority wins (BuildKit counts self-consistent keywords).
+    let skip = skipped_rules(df);
+    if skip.iter().any(|s| s == "all") {
+        return Vec::new();
+    }
+    let mut w = out.0;
+    w.retain(|x| !skip.iter().any(|s| s == x.rule));
+    w.sort_by_key(|x| (x.span.line, x.span.col));
+    w
+}
+
+/// ConsistentInstructionCasing: the majority wins (BuildKit counts self-consistent keywords).
+fn instruction_casing(df: &Dockerfile, out: &mut Out) {
     let (mut lower, mut upper) = (0, 0);
     for ins in all_instructions(df) {
         if is_self_consistent(&ins.keyword) {
@@ -163,7 +194,7 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
             } else {
                 "uppercase"
             };
-            push(
+            out.push(
                 "ConsistentInstructionCasing",
                 ins.span,
                 format!(
@@ -173,220 +204,219 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
             );
         }
     }
+}
 
-    let global_args: Vec<&str> = df
-        .meta_args
-        .iter()
-        .filter_map(|i| match &i.command {
-            Command::Arg(a) => Some(a.args.iter().map(|d| d.name.as_str())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-
-    for st in &df.stages {
-        let f = st.from_cmd();
-        let words: Vec<&str> = st.from.original.split_whitespace().collect();
-        if f.name.is_some() {
-            if let (Some(as_kw), Some(name)) =
-                (words.get(words.len().wrapping_sub(2)), words.last())
-            {
-                if *name != name.to_lowercase() {
-                    push(
-                        "StageNameCasing",
-                        st.span,
-                        format!("Stage name '{name}' should be lowercase"),
-                    );
-                }
-                let from_kw = &st.from.keyword;
-                let mismatch = (from_kw == &from_kw.to_uppercase()
-                    && *as_kw != as_kw.to_uppercase())
-                    || (from_kw == &from_kw.to_lowercase() && *as_kw != as_kw.to_lowercase());
-                if mismatch {
-                    push(
-                        "FromAsCasing",
-                        st.span,
-                        format!("'{as_kw}' and '{from_kw}' keywords' casing do not match"),
-                    );
-                }
-            }
-            if let Some(n) = &f.name
-                && (n == "scratch" || n == "context")
-            {
-                push(
-                    "ReservedStageName",
+/// The rules about a stage's FROM line: its name, its arguments, its platform.
+fn from_rules(df: &Dockerfile, st: &Stage, global_args: &[&str], out: &mut Out) {
+    let f = st.from_cmd();
+    let words: Vec<&str> = st.from.original.split_whitespace().collect();
+    if f.name.is_some() {
+        if let (Some(as_kw), Some(name)) = (words.get(words.len().wrapping_sub(2)), words.last()) {
+            if *name != name.to_lowercase() {
+                out.push(
+                    "StageNameCasing",
                     st.span,
-                    format!("'{n}' is reserved and should not be used as a stage name"),
+                    format!("Stage name '{name}' should be lowercase"),
+                );
+            }
+            let from_kw = &st.from.keyword;
+            let mismatch = (from_kw == &from_kw.to_uppercase() && *as_kw != as_kw.to_uppercase())
+                || (from_kw == &from_kw.to_lowercase() && *as_kw != as_kw.to_lowercase());
+            if mismatch {
+                out.push(
+                    "FromAsCasing",
+                    st.span,
+                    format!("'{as_kw}' and '{from_kw}' keywords' casing do not match"),
                 );
             }
         }
-        for var in var_refs(&f.image, df.escape)
-            .into_iter()
-            .chain(f.platform.iter().flat_map(|p| var_refs(p, df.escape)))
+        if let Some(n) = &f.name
+            && (n == "scratch" || n == "context")
         {
-            if !global_args.contains(&var.as_str()) && !PLATFORM_ARGS.contains(&var.as_str()) {
-                push(
-                    "UndefinedArgInFrom",
+            out.push(
+                "ReservedStageName",
+                st.span,
+                format!("'{n}' is reserved and should not be used as a stage name"),
+            );
+        }
+    }
+    for var in var_refs(&f.image, df.escape)
+        .into_iter()
+        .chain(f.platform.iter().flat_map(|p| var_refs(p, df.escape)))
+    {
+        if !global_args.contains(&var.as_str()) && !PLATFORM_ARGS.contains(&var.as_str()) {
+            out.push(
+                "UndefinedArgInFrom",
+                st.span,
+                format!("FROM argument '{var}' is not declared"),
+            );
+        }
+    }
+    if let Some(p) = &f.platform {
+        if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
+            out.push(
+                "RedundantTargetPlatform",
+                st.span,
+                format!(
+                    "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
+                ),
+            );
+        } else if !p.contains('$') {
+            let name = f.name.clone().unwrap_or_default();
+            let mentions = p
+                .split('/')
+                .any(|part| !part.is_empty() && name.contains(part));
+            if !mentions {
+                out.push(
+                    "FromPlatformFlagConstDisallowed",
                     st.span,
-                    format!("FROM argument '{var}' is not declared"),
+                    format!("FROM --platform flag should not use constant value {p:?}"),
                 );
             }
         }
-        if let Some(p) = &f.platform {
-            if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
-                push(
-                    "RedundantTargetPlatform",
-                    st.span,
+    }
+}
+
+/// The rules about a stage's instructions.
+fn stage_rules(st: &Stage, out: &mut Out) {
+    let mut seen_abs_workdir = false;
+    let mut counts: [(&str, Vec<Span>); 3] = [
+        ("CMD", vec![]),
+        ("ENTRYPOINT", vec![]),
+        ("HEALTHCHECK", vec![]),
+    ];
+    for ins in &st.instructions {
+        instruction_rules(ins, &mut seen_abs_workdir, out);
+        for (name, spans) in counts.iter_mut() {
+            if ins.name() == *name {
+                spans.push(ins.span);
+            }
+        }
+    }
+    for (name, spans) in &counts {
+        if spans.len() > 1 {
+            for s in &spans[..spans.len() - 1] {
+                out.push(
+                    "MultipleInstructionsDisallowed",
+                    *s,
                     format!(
-                        "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
+                        "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
                     ),
                 );
-            } else if !p.contains('$') {
-                let name = f.name.clone().unwrap_or_default();
-                let mentions = p
-                    .split('/')
-                    .any(|part| !part.is_empty() && name.contains(part));
-                if !mentions {
-                    push(
-                        "FromPlatformFlagConstDisallowed",
-                        st.span,
-                        format!("FROM --platform flag should not use constant value {p:?}"),
-                    );
-                }
             }
         }
+    }
+}
 
-        let mut seen_abs_workdir = false;
-        let mut counts: [(&str, Vec<Span>); 3] = [
-            ("CMD", vec![]),
-            ("ENTRYPOINT", vec![]),
-            ("HEALTHCHECK", vec![]),
-        ];
-        for ins in &st.instructions {
-            match &ins.command {
-                Command::Maintainer(_) => push(
-                    "MaintainerDeprecated",
+/// The rules about one instruction of a stage (`seen_abs_workdir`: whether an absolute
+/// WORKDIR came before it).
+fn instruction_rules(ins: &Instruction, seen_abs_workdir: &mut bool, out: &mut Out) {
+    match &ins.command {
+        Command::Maintainer(_) => out.push(
+            "MaintainerDeprecated",
+            ins.span,
+            "Maintainer instruction is deprecated in favor of using label".into(),
+        ),
+        Command::Cmd(c) | Command::Entrypoint(c) => {
+            if let CommandLine::Shell(_) = c.cmd {
+                out.push(
+                    "JSONArgsRecommended",
                     ins.span,
-                    "Maintainer instruction is deprecated in favor of using label".into(),
-                ),
-                Command::Cmd(c) | Command::Entrypoint(c) => {
-                    if let CommandLine::Shell(_) = c.cmd {
-                        push(
-                            "JSONArgsRecommended",
-                            ins.span,
-                            format!(
-                                "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                                ins.name()
-                            ),
-                        );
-                    }
-                }
-                Command::Env(kv) | Command::Label(kv) => {
-                    if kv.pairs.iter().any(|p| p.legacy) {
-                        push(
-                            "LegacyKeyValueFormat",
-                            ins.span,
-                            format!(
-                                "\"{} key=value\" should be used instead of legacy \"{} key value\" format",
-                                ins.name(),
-                                ins.name()
-                            ),
-                        );
-                    }
-                    if matches!(ins.command, Command::Env(_)) {
-                        for p in &kv.pairs {
-                            if looks_secret(&p.key) {
-                                push(
-                                    "SecretsUsedInArgOrEnv",
-                                    ins.span,
-                                    format!(
-                                        "Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")",
-                                        p.key
-                                    ),
-                                );
-                            }
-                        }
-                    }
-                }
-                Command::Arg(a) => {
-                    for d in &a.args {
-                        if looks_secret(&d.name) {
-                            push(
-                                "SecretsUsedInArgOrEnv",
-                                ins.span,
-                                format!(
-                                    "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
-                                    d.name
-                                ),
-                            );
-                        }
-                    }
-                }
-                Command::Workdir(wd) => {
-                    let abs = wd.path.starts_with('/') || wd.path.starts_with('$');
-                    if !abs && !seen_abs_workdir {
-                        push(
-                            "WorkdirRelativePath",
-                            ins.span,
-                            format!(
-                                "Relative workdir {:?} can have unexpected results if the base image changes",
-                                wd.path
-                            ),
-                        );
-                    }
-                    seen_abs_workdir |= abs;
-                }
-                Command::Expose(e) => {
-                    for p in &e.ports {
-                        if let Some((_, proto)) = p.split_once('/')
-                            && proto != proto.to_lowercase()
-                        {
-                            push(
-                                "ExposeProtoCasing",
-                                ins.span,
-                                format!(
-                                    "Defined protocol '{p}' in EXPOSE instruction should be lowercase"
-                                ),
-                            );
-                        }
-                        if p.contains(':') {
-                            push(
-                                "ExposeInvalidFormat",
-                                ins.span,
-                                format!(
-                                    "EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"
-                                ),
-                            );
-                        }
-                    }
-                }
-                _ => {}
+                    format!(
+                        "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                        ins.name()
+                    ),
+                );
             }
-            for (name, spans) in counts.iter_mut() {
-                if ins.name() == *name {
-                    spans.push(ins.span);
+        }
+        Command::Env(kv) | Command::Label(kv) => {
+            if kv.pairs.iter().any(|p| p.legacy) {
+                out.push(
+                    "LegacyKeyValueFormat",
+                    ins.span,
+                    format!(
+                        "\"{} key=value\" should be used instead of legacy \"{} key value\" format",
+                        ins.name(),
+                        ins.name()
+                    ),
+                );
+            }
+            if matches!(ins.command, Command::Env(_)) {
+                for p in &kv.pairs {
+                    if looks_secret(&p.key) {
+                        out.push(
+                            "SecretsUsedInArgOrEnv",
+                            ins.span,
+                            format!(
+                                "Do not use ARG or ENV instructions for sensitive data (ENV \"{}\")",
+                                p.key
+                            ),
+                        );
+                    }
                 }
             }
         }
-        for (name, spans) in &counts {
-            if spans.len() > 1 {
-                for s in &spans[..spans.len() - 1] {
-                    push(
-                        "MultipleInstructionsDisallowed",
-                        *s,
+        Command::Arg(a) => {
+            for d in &a.args {
+                if looks_secret(&d.name) {
+                    out.push(
+                        "SecretsUsedInArgOrEnv",
+                        ins.span,
                         format!(
-                            "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
+                            "Do not use ARG or ENV instructions for sensitive data (ARG \"{}\")",
+                            d.name
                         ),
                     );
                 }
             }
         }
+        Command::Workdir(wd) => {
+            let abs = wd.path.starts_with('/') || wd.path.starts_with('$');
+            if !abs && !*seen_abs_workdir {
+                out.push(
+                    "WorkdirRelativePath",
+                    ins.span,
+                    format!(
+                        "Relative workdir {:?} can have unexpected results if the base image changes",
+                        wd.path
+                    ),
+                );
+            }
+            *seen_abs_workdir |= abs;
+        }
+        Command::Expose(e) => {
+            for p in &e.ports {
+                if let Some((_, proto)) = p.split_once('/')
+                    && proto != proto.to_lowercase()
+                {
+                    out.push(
+                        "ExposeProtoCasing",
+                        ins.span,
+                        format!("Defined protocol '{p}' in EXPOSE instruction should be lowercase"),
+                    );
+                }
+                if p.contains(':') {
+                    out.push(
+                        "ExposeInvalidFormat",
+                        ins.span,
+                        format!(
+                            "EXPOSE instruction should not define an IP address or host-port mapping, found '{p}'"
+                        ),
+                    );
+                }
+            }
+        }
+        _ => {}
     }
+}
+
+/// SecretsUsedInArgOrEnv for the ARGs before the first FROM.
+fn meta_arg_rules(df: &Dockerfile, out: &mut Out) {
     for ins in &df.meta_args {
         if let Command::Arg(a) = &ins.command {
             for d in &a.args {
                 if looks_secret(&d.name) {
-                    push(
+                    out.push(
                         "SecretsUsedInArgOrEnv",
                         ins.span,
                         format!(
@@ -398,14 +428,6 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
             }
         }
     }
-
-    let skip = skipped_rules(df);
-    if skip.iter().any(|s| s == "all") {
-        return Vec::new();
-    }
-    w.retain(|x| !skip.iter().any(|s| s == x.rule));
-    w.sort_by_key(|x| (x.span.line, x.span.col));
-    w
 }
 
 /// BuildKit's heuristic: a `_`-separated token names a secret, unless the name also says it

@@ -10,9 +10,13 @@
 //! - [`write_layer_tar`] / [`export_layer`]: diff directory → normalized layer tar → blob,
 //!   with diff-id and digest computed in the same pass.
 //! - [`mount_overlay`] / [`mount_readonly`]: overlay mounts with the new mount API.
-//! - [`Snapshotter`]: layer directories under a root it is given (prepare → commit).
+//! - [`Snapshotter`]: the one lifecycle of a mounted snapshot — `prepare(lowers)` → a writable
+//!   [`ActiveSnapshot`] (its upper is the diff), `view(lowers)` → a read-only [`View`],
+//!   `commit` → the upper as a [`Diff`], drop → unmounted and removed. Build steps and
+//!   (later) `kiln run` containers use it.
 //!
-//! It does not know the store or Dockerfiles: kiln-build links snapshots to the store.
+//! It does not know the store or Dockerfiles: its caller gives it the layer directories and
+//! fresh directories ([`TempDirs`]); kiln-build links snapshots to the store.
 
 mod compression;
 mod digest;
@@ -26,7 +30,7 @@ mod usage;
 mod xattr;
 
 pub use overlay::{OverlayMount, OverlayOptions, mount_overlay, mount_readonly};
-pub use snapshotter::{ActiveSnapshot, Layer, Snapshotter, View};
+pub use snapshotter::{ActiveSnapshot, Diff, DirTemp, Snapshotter, TempDirs, View};
 
 pub use compression::decompress;
 pub use error::{EntryError, Error, Result};

@@ -1,172 +1,78 @@
-//! Layer directories under a root the caller gives, shaped like containerd's snapshotter:
-//! `prepare` an active snapshot (an overlay of committed layers plus a fresh upper), let a
-//! process write to it, then `commit` it — its upper directory *is* the new layer. Active and
-//! committed snapshots are different types, so writing to a committed layer cannot compile.
+//! The one lifecycle of a mounted snapshot, shaped like containerd's snapshotter:
 //!
-//! ```text
-//! <root>/
-//!   layers/<id>/        committed layers: diffs in overlay form (read-only by convention)
-//!   active/<unique>/    upper/ work/ merged/ of a prepared snapshot or a view
-//!   tmp/<unique>/       layers being extracted, renamed into layers/ when complete
-//! ```
+//! - [`Snapshotter::prepare`]`(lowers)` → an [`ActiveSnapshot`]: a writable overlay of the
+//!   lower layer directories (top first; none for FROM scratch) over a fresh upper directory.
+//!   The upper *is* the diff: everything written through [`ActiveSnapshot::rootfs`] lands there
+//!   in overlay form (deletions as whiteouts).
+//! - [`Snapshotter::view`]`(lowers)` → a read-only [`View`] of the lowers.
+//! - [`ActiveSnapshot::commit`] → unmount and hand over the upper directory as a [`Diff`], for
+//!   the caller to keep (kiln-build gives it to the store's `commit_snapshot`).
+//! - Dropping an active snapshot, a view or an uncommitted diff unmounts it and removes its
+//!   directories: nothing is left behind on an error path.
 //!
-//! Ids are chosen by the caller (kiln-build uses the chain id's hex); the store keeps the
-//! parent relations, this module only directories.
+//! The snapshotter does not know where layers are kept. Its caller gives it the lower
+//! directories and, through [`TempDirs`], fresh directories on the file system the layers live
+//! on (so a committed upper can be renamed into place). kiln-build's temp dirs are in the
+//! store's tmp/; [`DirTemp`] puts them under any directory (tests, tools).
+//!
+//! Writable snapshots are mounted `volatile` when asked ([`OverlayOptions`]): no sync at
+//! unmount, so an upper is unusable after a crash — right for build steps, whose upper is
+//! committed or thrown away, and for containers of `kiln run`: an active snapshot over an
+//! image's layer chain that lives as long as the container (its rootfs is
+//! [`ActiveSnapshot::rootfs`], its changes the upper; `docker commit` would be
+//! [`ActiveSnapshot::commit`]).
 
 use crate::error::{Error, Result, io_err};
-use crate::extract::{ExtractOptions, ExtractStats, extract_layer};
 use crate::overlay::{OverlayMount, OverlayOptions, mount_overlay, mount_readonly};
 use crate::remove::remove_dir_all;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Manages layer directories under one root.
+/// Where a snapshotter's directories come from: each call returns a new, empty directory on
+/// the file system of the layers, which the snapshot owns (and removes) from then on.
+pub trait TempDirs {
+    /// The caller's error type; snapshot errors convert into it.
+    type Error: From<Error>;
+    /// A new, empty directory.
+    fn temp_dir(&self) -> std::result::Result<PathBuf, Self::Error>;
+}
+
+/// Temp dirs under a directory the caller gives (created if needed).
 #[derive(Clone, Debug)]
-pub struct Snapshotter {
+pub struct DirTemp {
     root: PathBuf,
 }
 
-/// A committed layer directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Layer {
-    id: String,
-    path: PathBuf,
-}
-
-impl Layer {
-    /// The id it was committed under.
-    pub fn id(&self) -> &str {
-        &self.id
+impl DirTemp {
+    /// Temp dirs under `root`.
+    pub fn new(root: &Path) -> Result<DirTemp> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_err("create", root))?;
+        Ok(DirTemp {
+            root: root.to_path_buf(),
+        })
     }
-    /// Its directory (a diff in overlay form).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
 
-/// A writable snapshot: an overlay of its parents with a fresh upper directory, mounted until
-/// committed or dropped (dropping discards it).
-#[derive(Debug)]
-pub struct ActiveSnapshot {
-    dir: PathBuf,
-    mount: Option<OverlayMount>,
-}
-
-impl ActiveSnapshot {
-    /// The merged root file system to run a process in.
-    pub fn rootfs(&self) -> PathBuf {
-        self.dir.join("merged")
-    }
-    /// The upper directory: everything written so far, in overlay form.
-    pub fn upper(&self) -> PathBuf {
-        self.dir.join("upper")
-    }
-}
-
-impl Drop for ActiveSnapshot {
-    fn drop(&mut self) {
-        drop(self.mount.take());
-        let _ = remove_dir_all(&self.dir);
-    }
-}
-
-/// A read-only view of committed layers, unmounted and removed on drop.
-#[derive(Debug)]
-pub struct View {
-    dir: PathBuf,
-    mount: Option<OverlayMount>,
-}
-
-impl View {
-    /// The merged, read-only root file system.
-    pub fn rootfs(&self) -> PathBuf {
-        self.dir.join("merged")
-    }
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        drop(self.mount.take());
-        let _ = remove_dir_all(&self.dir);
+    /// The directory they are made in.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-impl Snapshotter {
-    /// Use (and create if needed) the snapshot root `root`.
-    pub fn open(root: &Path) -> Result<Snapshotter> {
-        for sub in ["layers", "active", "tmp"] {
-            let p = root.join(sub);
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&p)
-                .map_err(io_err("create", &p))?;
-        }
-        Ok(Snapshotter {
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn layer_path(&self, id: &str) -> Result<PathBuf> {
-        validate_id(id)?;
-        Ok(self.root.join("layers").join(id))
-    }
-
-    /// The committed layer `id`.
-    pub fn layer(&self, id: &str) -> Result<Layer> {
-        let path = self.layer_path(id)?;
-        match fs::symlink_metadata(&path) {
-            Ok(md) if md.is_dir() => Ok(Layer {
-                id: id.to_string(),
-                path,
-            }),
-            Ok(_) => Err(Error::LayerNotFound {
-                id: id.into(),
-                root: self.root.clone(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::LayerNotFound {
-                id: id.into(),
-                root: self.root.clone(),
-            }),
-            Err(e) => Err(io_err("stat", &path)(e)),
-        }
-    }
-
-    /// The ids of all committed layers, sorted.
-    pub fn layers(&self) -> Result<Vec<String>> {
-        let dir = self.root.join("layers");
-        let mut ids = Vec::new();
-        for e in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-            let e = e.map_err(io_err("read directory", &dir))?;
-            if let Some(s) = e.file_name().to_str() {
-                ids.push(s.to_string());
-            }
-        }
-        ids.sort();
-        Ok(ids)
-    }
-
-    fn scratch_dir(&self, kind: &str) -> Result<PathBuf> {
+impl TempDirs for DirTemp {
+    type Error = Error;
+    fn temp_dir(&self) -> Result<PathBuf> {
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let p = self
-                .root
-                .join(kind)
-                .join(format!("{}-{n}-{nanos:08x}", std::process::id()));
+            let p = self.root.join(format!("{}-{n}", std::process::id()));
             match fs::DirBuilder::new().mode(0o755).create(&p) {
                 Ok(()) => return Ok(p),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -174,200 +80,167 @@ impl Snapshotter {
             }
         }
     }
+}
 
-    fn lowers(&self, parents: &[Layer]) -> Vec<PathBuf> {
-        parents.iter().map(|l| l.path.clone()).collect()
-    }
+/// Prepares writable snapshots and read-only views of layer directories, with directories
+/// from `D`.
+#[derive(Clone, Debug)]
+pub struct Snapshotter<D> {
+    dirs: D,
+}
 
-    /// A writable snapshot over `parents` (top layer first; empty for FROM scratch).
-    pub fn prepare(&self, parents: &[Layer], opts: &OverlayOptions) -> Result<ActiveSnapshot> {
-        let dir = self.scratch_dir("active")?;
-        let mut active = ActiveSnapshot {
-            dir: dir.clone(),
-            mount: None,
-        };
-        for sub in ["upper", "work", "merged"] {
-            let p = dir.join(sub);
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(&p)
-                .map_err(io_err("create", &p))?;
+/// Directories a snapshot owns, removed (after their mount is gone) on drop.
+#[derive(Debug, Default)]
+struct Owned(Vec<PathBuf>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            if d.exists() {
+                let _ = remove_dir_all(d);
+            }
         }
-        active.mount = Some(mount_overlay(
-            &self.lowers(parents),
-            &active.upper(),
-            &dir.join("work"),
-            &active.rootfs(),
-            opts,
-        )?);
-        Ok(active)
+    }
+}
+
+/// A writable snapshot: an overlay of its lowers with a fresh upper directory, mounted until
+/// committed or dropped (dropping discards it).
+#[derive(Debug)]
+pub struct ActiveSnapshot {
+    // Field order is drop order: unmount first, then remove the directories.
+    mount: Option<OverlayMount>,
+    upper: PathBuf,
+    rootfs: PathBuf,
+    dirs: Owned,
+}
+
+impl ActiveSnapshot {
+    /// The merged root file system to write to (or run a process in).
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
     }
 
-    /// A read-only view of `parents` (top first).
-    pub fn view(&self, parents: &[Layer]) -> Result<View> {
-        let dir = self.scratch_dir("active")?;
-        let mut view = View {
-            dir: dir.clone(),
-            mount: None,
-        };
-        let merged = dir.join("merged");
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&merged)
-            .map_err(io_err("create", &merged))?;
-        view.mount = Some(mount_readonly(&self.lowers(parents), &merged)?);
-        Ok(view)
+    /// The upper directory: everything written so far, in overlay form.
+    pub fn upper(&self) -> &Path {
+        &self.upper
     }
 
-    /// Unmount `active` and keep its upper directory as layer `id`. If a layer `id` exists
-    /// already (the same step committed concurrently), that one is kept and returned.
-    pub fn commit(&self, mut active: ActiveSnapshot, id: &str) -> Result<Layer> {
-        let dest = self.layer_path(id)?;
-        if let Some(m) = active.mount.take() {
+    /// Whether nothing was written (the upper directory is empty).
+    pub fn is_unchanged(&self) -> Result<bool> {
+        let mut rd = fs::read_dir(&self.upper).map_err(io_err("read directory", &self.upper))?;
+        Ok(rd.next().is_none())
+    }
+
+    /// Unmount and hand over the upper directory, the snapshot's diff. The other directories
+    /// are removed.
+    pub fn commit(mut self) -> Result<Diff> {
+        if let Some(m) = self.mount.take() {
             m.unmount()?;
         }
-        let upper = active.upper();
-        rustix::fs::sync();
-        match fs::rename(&upper, &dest) {
-            Ok(()) => {}
-            Err(e)
-                if dest.is_dir()
-                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {}
-            Err(e) => return Err(io_err("commit layer to", &dest)(e)),
+        let upper = std::mem::take(&mut self.upper);
+        self.dirs.0.retain(|d| d != &upper);
+        Ok(Diff { path: Some(upper) })
+    }
+}
+
+/// The upper directory of a committed snapshot. It is removed on drop unless the caller has
+/// moved it elsewhere and said so with [`Diff::keep`].
+#[derive(Debug)]
+pub struct Diff {
+    path: Option<PathBuf>,
+}
+
+impl Diff {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.path
+            .as_deref()
+            .expect("a diff has its path until kept")
+    }
+
+    /// The directory is the caller's now (renamed into a store): do not remove it.
+    pub fn keep(mut self) -> PathBuf {
+        self.path.take().expect("a diff has its path until kept")
+    }
+}
+
+impl Drop for Diff {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take()
+            && p.exists()
+        {
+            let _ = remove_dir_all(&p);
         }
-        drop(active);
-        Ok(Layer {
-            id: id.to_string(),
-            path: dest,
+    }
+}
+
+/// A read-only view of layers, unmounted and removed on drop.
+#[derive(Debug)]
+pub struct View {
+    mount: Option<OverlayMount>,
+    rootfs: PathBuf,
+    _dirs: Owned,
+}
+
+impl View {
+    /// The merged, read-only root file system.
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        drop(self.mount.take());
+    }
+}
+
+impl<D: TempDirs> Snapshotter<D> {
+    /// A snapshotter that takes its directories from `dirs`.
+    pub fn new(dirs: D) -> Snapshotter<D> {
+        Snapshotter { dirs }
+    }
+
+    /// Where its directories come from.
+    pub fn dirs(&self) -> &D {
+        &self.dirs
+    }
+
+    /// A writable snapshot over `lowers` (layer directories, top first; empty for FROM
+    /// scratch, where the upper itself is bind-mounted as the root file system).
+    pub fn prepare(
+        &self,
+        lowers: &[PathBuf],
+        opts: &OverlayOptions,
+    ) -> std::result::Result<ActiveSnapshot, D::Error> {
+        let mut dirs = Owned::default();
+        let upper = self.dir(&mut dirs)?;
+        let work = self.dir(&mut dirs)?;
+        let rootfs = self.dir(&mut dirs)?;
+        let mount = mount_overlay(lowers, &upper, &work, &rootfs, opts)?;
+        Ok(ActiveSnapshot {
+            mount: Some(mount),
+            upper,
+            rootfs,
+            dirs,
         })
     }
 
-    /// Make layer `id` by letting `fill` write a fresh directory (e.g. files of a COPY step),
-    /// renamed into place only when `fill` succeeds. An existing layer `id` is kept.
-    pub fn create_layer<T>(
-        &self,
-        id: &str,
-        fill: impl FnOnce(&Path) -> Result<T>,
-    ) -> Result<(Layer, T)> {
-        let dest = self.layer_path(id)?;
-        let tmp = self.scratch_dir("tmp")?;
-        let result = fill(&tmp);
-        let value = match result {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = remove_dir_all(&tmp);
-                return Err(e);
-            }
-        };
-        match fs::rename(&tmp, &dest) {
-            Ok(()) => {}
-            Err(e)
-                if dest.is_dir()
-                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
-            {
-                let _ = remove_dir_all(&tmp);
-            }
-            Err(e) => {
-                let _ = remove_dir_all(&tmp);
-                return Err(io_err("create layer", &dest)(e));
-            }
-        }
-        Ok((
-            Layer {
-                id: id.to_string(),
-                path: dest,
-            },
-            value,
-        ))
+    /// A read-only view of `lowers` (top first; none gives an empty read-only root).
+    pub fn view(&self, lowers: &[PathBuf]) -> std::result::Result<View, D::Error> {
+        let mut dirs = Owned::default();
+        let rootfs = self.dir(&mut dirs)?;
+        let mount = mount_readonly(lowers, &rootfs)?;
+        Ok(View {
+            mount: Some(mount),
+            rootfs,
+            _dirs: dirs,
+        })
     }
 
-    /// Extract a layer tar (gzip/zstd/plain) as layer `id`; on error nothing is left behind.
-    pub fn import(
-        &self,
-        id: &str,
-        reader: impl Read,
-        opts: &ExtractOptions,
-    ) -> Result<(Layer, ExtractStats)> {
-        self.create_layer(id, |dir| extract_layer(reader, dir, opts))
-    }
-
-    /// Delete layer `id` (missing is fine). Snapshots mounted on it must be gone first.
-    pub fn remove(&self, id: &str) -> Result<()> {
-        let path = self.layer_path(id)?;
-        // Rename first so a half-removed layer is never visible under its id.
-        let trash = self.scratch_dir("tmp")?;
-        let moved = trash.join("layer");
-        match fs::rename(&path, &moved) {
-            Ok(()) => remove_dir_all(&trash),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => remove_dir_all(&trash),
-            Err(e) => {
-                let _ = remove_dir_all(&trash);
-                Err(io_err("remove layer", &path)(e))
-            }
-        }
-    }
-
-    /// Remove what crashed processes left in `active/` and `tmp/` (entries of live processes
-    /// are kept). Stale mounts cannot exist when builds run in private mount namespaces.
-    pub fn cleanup(&self) -> Result<u64> {
-        let mut removed = 0;
-        for kind in ["active", "tmp"] {
-            let dir = self.root.join(kind);
-            for e in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-                let e = e.map_err(io_err("read directory", &dir))?;
-                let name = e.file_name();
-                let pid = name
-                    .to_str()
-                    .and_then(|s| s.split('-').next())
-                    .and_then(|p| p.parse::<u32>().ok());
-                let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-                if !alive {
-                    let p = e.path();
-                    let _ = rustix::mount::unmount(
-                        p.join("merged"),
-                        rustix::mount::UnmountFlags::DETACH,
-                    );
-                    remove_dir_all(&p)?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
-}
-
-fn validate_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidLayerId(id.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        assert!(validate_id("0123abcdef").is_ok());
-        assert!(validate_id("a.b_c-d").is_ok());
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "sha256:ab",
-            ".hidden",
-            &"x".repeat(129),
-        ] {
-            assert!(validate_id(bad).is_err(), "{bad}");
-        }
+    fn dir(&self, owned: &mut Owned) -> std::result::Result<PathBuf, D::Error> {
+        let d = self.dirs.temp_dir()?;
+        owned.0.push(d.clone());
+        Ok(d)
     }
 }

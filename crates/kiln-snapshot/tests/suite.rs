@@ -14,46 +14,86 @@ mod suite {
 }
 
 use kiln_snapshot::{
-    ActiveSnapshot, Compression, ExportOptions, ExtractOptions, Layer, OverlayOptions, Snapshotter,
-    export_layer, mount_readonly,
+    ActiveSnapshot, Compression, DirTemp, ExportOptions, ExtractOptions, OverlayOptions,
+    Snapshotter, export_layer, extract_layer, mount_readonly,
 };
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use suite::fixture::*;
 
-/// A snapshotter on a fresh root, checked for leaked mounts when dropped.
+/// A committed layer of the test's own layer store: `<root>/layers/<id>`.
+#[derive(Clone, Debug, PartialEq)]
+struct Layer {
+    id: String,
+    path: PathBuf,
+}
+
+impl Layer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Lower directories of a chain (top first).
+fn lowers(chain: &[Layer]) -> Vec<PathBuf> {
+    chain.iter().map(|l| l.path.clone()).collect()
+}
+
+/// A snapshotter with temp dirs under a fresh root, and layers kept beside them (as a store
+/// keeps them: the committed upper renamed into place). Checked for leaked mounts when
+/// dropped.
 struct Env {
     tmp: tempfile::TempDir,
-    sn: Snapshotter,
+    sn: Snapshotter<DirTemp>,
 }
 
 impl Env {
     fn new() -> Env {
         require_root();
         let tmp = tempfile::tempdir().unwrap();
-        let sn = Snapshotter::open(&tmp.path().join("root")).unwrap();
+        let sn = Snapshotter::new(DirTemp::new(&tmp.path().join("root/tmp")).unwrap());
+        fs::create_dir_all(tmp.path().join("root/layers")).unwrap();
         Env { tmp, sn }
     }
 
-    /// Prepare on `parents`, let `f` change the rootfs, commit as `id`.
+    fn layer_path(&self, id: &str) -> PathBuf {
+        self.tmp.path().join("root/layers").join(id)
+    }
+
+    /// Prepare on `parents`, let `f` change the rootfs, commit and keep the diff as `id`.
     fn layer(&self, id: &str, parents: &[Layer], f: impl FnOnce(&Path)) -> Layer {
         let active = self
             .sn
-            .prepare(parents, &OverlayOptions { volatile: true })
+            .prepare(&lowers(parents), &OverlayOptions { volatile: true })
             .unwrap();
-        f(&active.rootfs());
-        self.sn.commit(active, id).unwrap()
+        f(active.rootfs());
+        let diff = active.commit().unwrap();
+        let path = self.layer_path(id);
+        fs::rename(diff.path(), &path).unwrap();
+        diff.keep();
+        Layer {
+            id: id.into(),
+            path,
+        }
     }
 
     /// What a container on `chain` (top first) sees.
     fn seen(&self, chain: &[Layer]) -> BTreeMap<String, Node> {
-        let v = self.sn.view(chain).unwrap();
-        dump(&v.rootfs())
+        let v = self.sn.view(&lowers(chain)).unwrap();
+        dump(v.rootfs())
     }
 
-    /// Export each layer as a tar and import it under a new id: the chain seen through the
-    /// re-imported layers must equal the original.
+    /// The temp dirs the snapshotter has not removed.
+    fn temp_left(&self) -> usize {
+        fs::read_dir(self.sn.dirs().root()).unwrap().count()
+    }
+
+    /// Export each layer as a tar and extract it under a new id: the chain seen through the
+    /// re-extracted layers must equal the original.
     fn through_tars(&self, chain: &[Layer]) -> Vec<Layer> {
         let mut out = Vec::new();
         for l in chain {
@@ -67,16 +107,12 @@ impl Env {
                 &mut blob,
             )
             .unwrap();
-            let (layer, stats) = self
-                .sn
-                .import(
-                    &format!("re-{}", l.id()),
-                    &blob[..],
-                    &ExtractOptions::default(),
-                )
-                .unwrap();
+            let id = format!("re-{}", l.id());
+            let path = self.layer_path(&id);
+            fs::create_dir(&path).unwrap();
+            let stats = extract_layer(&blob[..], &path, &ExtractOptions::default()).unwrap();
             assert_eq!(stats.diff_id, info.diff_id);
-            out.push(layer);
+            out.push(Layer { id, path });
         }
         out
     }
@@ -151,25 +187,12 @@ fn layers_128_mount() {
     let e = Env::new();
     let mut chain: Vec<Layer> = Vec::new();
     for i in 0..128 {
-        let (l, _) =
-            e.sn.create_layer(&format!("l{i:03}"), |d| {
-                fs::write(d.join(format!("f{i:03}")), i.to_string()).map_err(|e| {
-                    kiln_snapshot::Error::Io {
-                        op: "write",
-                        path: d.into(),
-                        source: e,
-                    }
-                })?;
-                fs::write(d.join("common"), i.to_string()).map_err(|e| {
-                    kiln_snapshot::Error::Io {
-                        op: "write",
-                        path: d.into(),
-                        source: e,
-                    }
-                })?;
-                Ok(())
-            })
-            .unwrap();
+        let id = format!("l{i:03}");
+        let path = e.layer_path(&id);
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join(format!("f{i:03}")), i.to_string()).unwrap();
+        fs::write(path.join("common"), i.to_string()).unwrap();
+        let l = Layer { id, path };
         chain.insert(0, l);
     }
     let seen = e.seen(&chain);
@@ -248,7 +271,7 @@ fn modified_lower_file_is_copied_up_whole() {
 fn views_are_read_only_and_scratch_works() {
     let e = Env::new();
     let v = e.sn.view(&[]).unwrap();
-    assert_eq!(names(&dump(&v.rootfs())), Vec::<&str>::new());
+    assert_eq!(names(&dump(v.rootfs())), Vec::<&str>::new());
     assert_eq!(
         fs::write(v.rootfs().join("x"), b"x")
             .unwrap_err()
@@ -257,7 +280,7 @@ fn views_are_read_only_and_scratch_works() {
     );
     drop(v);
     let one = e.layer("one", &[], |r| fs::write(r.join("a"), b"a").unwrap());
-    let v = e.sn.view(std::slice::from_ref(&one)).unwrap();
+    let v = e.sn.view(&lowers(std::slice::from_ref(&one))).unwrap();
     assert_eq!(
         fs::write(v.rootfs().join("x"), b"x")
             .unwrap_err()
@@ -280,37 +303,44 @@ fn views_are_read_only_and_scratch_works() {
 #[test]
 fn dropped_active_snapshot_leaves_nothing() {
     let e = Env::new();
-    let active: ActiveSnapshot = e.sn.prepare(&[], &OverlayOptions::default()).unwrap();
-    fs::write(active.rootfs().join("junk"), b"j").unwrap();
-    drop(active);
-    assert_eq!(fs::read_dir(e.sn.root().join("active")).unwrap().count(), 0);
-    assert_eq!(e.sn.layers().unwrap(), Vec::<String>::new());
+    let base = e.layer("base", &[], |r| fs::write(r.join("a"), b"a").unwrap());
+    assert_eq!(e.temp_left(), 0, "a kept diff leaves no temp dir");
+    for parents in [vec![], vec![base]] {
+        let active: ActiveSnapshot =
+            e.sn.prepare(&lowers(&parents), &OverlayOptions::default())
+                .unwrap();
+        fs::write(active.rootfs().join("junk"), b"j").unwrap();
+        assert!(!active.is_unchanged().unwrap());
+        drop(active);
+        assert_eq!(e.temp_left(), 0);
+        assert_eq!(mounts_under(e.tmp.path()), Vec::<String>::new());
+    }
 }
 
 #[test]
-fn failed_import_leaves_nothing_and_remove_works() {
+fn commit_hands_over_the_upper_and_an_unkept_diff_is_removed() {
     let e = Env::new();
-    let bad = RawTar::new()
-        .file("ok", b"x")
-        .file("../escape", b"x")
-        .finish();
-    assert!(
-        e.sn.import("bad", &bad[..], &ExtractOptions::default())
-            .is_err()
-    );
-    assert!(e.sn.layer("bad").is_err());
-    assert_eq!(fs::read_dir(e.sn.root().join("tmp")).unwrap().count(), 0);
-    let good = RawTar::new().file("ok", b"x").finish();
-    let (l, _) =
-        e.sn.import("good", &good[..], &ExtractOptions::default())
-            .unwrap();
-    assert_eq!(e.sn.layers().unwrap(), ["good"]);
-    // Importing again under the same id keeps the first.
-    let (l2, _) =
-        e.sn.import("good", &good[..], &ExtractOptions::default())
-            .unwrap();
-    assert_eq!(l, l2);
-    e.sn.remove("good").unwrap();
-    assert_eq!(e.sn.layers().unwrap(), Vec::<String>::new());
-    e.sn.remove("good").unwrap();
+    let base = e.layer("base", &[], |r| {
+        fs::write(r.join("old"), b"o").unwrap();
+        fs::write(r.join("gone"), b"g").unwrap();
+    });
+    let active =
+        e.sn.prepare(
+            &lowers(std::slice::from_ref(&base)),
+            &OverlayOptions::default(),
+        )
+        .unwrap();
+    assert!(active.is_unchanged().unwrap());
+    fs::write(active.rootfs().join("new"), b"n").unwrap();
+    fs::remove_file(active.rootfs().join("gone")).unwrap();
+    let diff = active.commit().unwrap();
+    // Unmounted; only the upper is left, holding exactly the change.
+    assert_eq!(mounts_under(e.tmp.path()), Vec::<String>::new());
+    assert_eq!(e.temp_left(), 1);
+    let up = dump(diff.path());
+    assert_eq!(names(&up), ["gone", "new"]);
+    assert_eq!(up["gone"].kind, "char");
+    // Not kept (say, the store refused it): dropping removes it.
+    drop(diff);
+    assert_eq!(e.temp_left(), 0);
 }

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use crate::context::tree::SourceTree;
-use crate::context::{ChecksumCache, SelectOptions, checksum};
 use crate::error::{BuildError, Result};
-use crate::key::KeyBuilder;
+use crate::inputs::context::tree::SourceTree;
+use crate::inputs::context::{ChecksumCache, SelectOptions, checksum};
+use crate::key::encoder::KeyBuilder;
 use crate::plan::StepIndex;
-use crate::rootfs::{Scratch, mount_chain};
+use crate::rootfs::Scratch;
 use crate::state::Build;
 
 /// `sha256:…` over what `sources` select in the result of `stage_step` (the last step of a
@@ -45,8 +45,9 @@ pub(crate) fn digest(
     let (_mount, dir) = if res.chain.is_empty() {
         (None, scratch.dir(b)?)
     } else {
-        let (m, dir) = mount_chain(b, &mut scratch, &res.chain, None)?;
-        (Some(m), dir)
+        let v = crate::rootfs::view(b, &res.chain)?;
+        let dir = v.rootfs().to_path_buf();
+        (Some(v), dir)
     };
     let d = digest_dir(&dir, sources, sel).map_err(|message| {
         let s = &b.plan.steps[step];

@@ -3,6 +3,12 @@
 //! config evolves as BuildKit's does. Planning does no I/O beyond asking an [`ImageSource`]
 //! for base images, so it is fast and testable with plain strings.
 
+pub mod config;
+pub(crate) mod display;
+pub(crate) mod history;
+pub mod stepname;
+pub(crate) mod values;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -11,11 +17,11 @@ use kiln_dockerfile::graph::{Base, StageGraph};
 use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
 use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
 
-use crate::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
-use crate::display::{Echo, display_command};
 use crate::error::{BuildError, Result};
-use crate::values::expand_port_spec;
-pub use crate::values::{clean_path, join_workdir};
+use crate::plan::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
+use crate::plan::display::{Echo, display_command};
+use crate::plan::values::expand_port_spec;
+pub use crate::plan::values::{clean_path, join_workdir};
 
 /// A base image as the store knows it.
 #[derive(Debug, Clone)]
@@ -315,32 +321,99 @@ impl Planner<'_> {
 
     fn plan_stage(&mut self, si: usize, graph: &StageGraph) -> Result<()> {
         let stage = &self.df.stages[si];
-        let display = stage.display_name();
         let node = &graph.stages[si];
-        // kiln runs and pulls for the host platform only: another `FROM --platform` is
-        // refused rather than built for the host.
-        if let Some(p) = &node.platform {
-            let ok = kiln_dockerfile::Platform::parse(p).is_ok_and(|p| {
-                p.os == "linux"
-                    && p.arch == "amd64"
-                    && matches!(p.variant.as_deref(), None | Some("v1"))
-            });
-            if !ok {
-                return Err(BuildError::Dockerfile(kiln_dockerfile::Error {
-                    kind: kiln_dockerfile::ErrorKind::Stage,
-                    file: self.df.file.clone(),
-                    span: node.span,
-                    message: format!(
-                        "FROM --platform={p}: kiln builds for the host platform (linux/amd64) only"
-                    ),
-                    hint: Some(
-                        "drop --platform, or use $BUILDPLATFORM / $TARGETPLATFORM (the host's)"
-                            .into(),
-                    ),
-                }));
-            }
+        self.check_platform(node)?;
+        let (root, mut config, history_steps) = self.stage_base(&node.base)?;
+        // A stage replaced by a named context is just the context.
+        let replaced = stage
+            .name
+            .as_ref()
+            .is_some_and(|n| self.opts.replaced_stages.contains(n));
+        let instructions = self.stage_instructions(si, replaced, &mut config)?;
+        let base_step = self.push(Step {
+            stage: si,
+            name: match (&node.base, replaced) {
+                (Base::Image { reference }, true) => format!("FROM {reference} (build context)"),
+                // BuildKit shows the base as it resolved (`FROM ${BASE}` → `FROM node:18`).
+                (Base::Image { reference }, false) => format!("FROM {reference}"),
+                _ => format!("FROM {}", stage.from_cmd().image),
+            },
+            line: stage.span.line,
+            op: Op::Base(root.clone()),
+            parent: None,
+            deps: match root {
+                RootSource::Step(s) => vec![s],
+                _ => vec![],
+            },
+            text: stage.from.original.trim().to_string(),
+        });
+        let mut st = StageState {
+            si,
+            last: base_step,
+            env_slots: EnvSlots::new(&config.config),
+            config,
+            history_steps,
+            run_env: None,
+            cmd_set: false,
+        };
+        if let Base::Image { reference } = &node.base
+            && self.opts.named_dirs.contains(reference)
+        {
+            self.push_named_dir_base(&mut st, reference);
         }
-        let (root, mut config, mut history_steps) = match &node.base {
+        let env = st.config.config.env_pairs();
+        let mut sev = self.ev.stage(&env);
+        for ins in &instructions {
+            self.plan_instruction(&mut st, &mut sev, ins)?;
+        }
+        self.stages.insert(
+            si,
+            PlannedStage {
+                index: si,
+                display: stage.display_name(),
+                first_step: base_step,
+                last_step: st.last,
+                config: st.config,
+                history_steps: st.history_steps,
+            },
+        );
+        Ok(())
+    }
+
+    /// kiln runs and pulls for the host platform only: another `FROM --platform` is refused
+    /// rather than built for the host.
+    fn check_platform(&self, node: &kiln_dockerfile::graph::StageNode) -> Result<()> {
+        let Some(p) = &node.platform else {
+            return Ok(());
+        };
+        let ok = kiln_dockerfile::Platform::parse(p).is_ok_and(|p| {
+            p.os == "linux"
+                && p.arch == "amd64"
+                && matches!(p.variant.as_deref(), None | Some("v1"))
+        });
+        if ok {
+            return Ok(());
+        }
+        Err(BuildError::Dockerfile(kiln_dockerfile::Error {
+            kind: kiln_dockerfile::ErrorKind::Stage,
+            file: self.df.file.clone(),
+            span: node.span,
+            message: format!(
+                "FROM --platform={p}: kiln builds for the host platform (linux/amd64) only"
+            ),
+            hint: Some(
+                "drop --platform, or use $BUILDPLATFORM / $TARGETPLATFORM (the host's)".into(),
+            ),
+        }))
+    }
+
+    /// The root a stage starts from, the config it inherits (with the defaults BuildKit fills
+    /// in) and the layer steps of the inherited history.
+    fn stage_base(
+        &mut self,
+        base: &Base,
+    ) -> Result<(RootSource, ImageConfig, Vec<Option<StepIndex>>)> {
+        let (root, mut config, history_steps) = match base {
             Base::Scratch => {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).
                 let mut c = ImageConfig::default();
@@ -348,7 +421,7 @@ impl Planner<'_> {
                 (RootSource::Scratch, c, Vec::new())
             }
             Base::Image { reference } if self.opts.named_dirs.contains(reference) => {
-                // A directory as a base: its files on an empty image (added below).
+                // A directory as a base: its files on an empty image (added by the caller).
                 let mut c = ImageConfig::default();
                 c.config.working_dir = Some("/".into());
                 (RootSource::Scratch, c, Vec::new())
@@ -381,15 +454,24 @@ impl Planner<'_> {
         if config.config.get_env("PATH").is_none() {
             config.config.set_env("PATH", DEFAULT_PATH);
         }
-        // A stage replaced by a named context is just the context.
-        let replaced = stage
-            .name
-            .as_ref()
-            .is_some_and(|n| self.opts.replaced_stages.contains(n));
-        // ONBUILD triggers of the base (an image or another stage, as BuildKit) run first and
-        // are not inherited: the stage's OnBuild holds only its own ONBUILDs.
+        Ok((root, config, history_steps))
+    }
+
+    /// The instructions a stage runs: the ONBUILD triggers of its base (an image or another
+    /// stage, as BuildKit; taken out of the config, so the stage's OnBuild holds only its own
+    /// ONBUILDs), then its own. A stage replaced by a named context runs none.
+    fn stage_instructions(
+        &self,
+        si: usize,
+        replaced: bool,
+        config: &mut ImageConfig,
+    ) -> Result<Vec<Instruction>> {
+        let stage = &self.df.stages[si];
         let mut instructions: Vec<Instruction> = Vec::new();
-        if !replaced && let Some(triggers) = config.config.on_build.take() {
+        if replaced {
+            return Ok(instructions);
+        }
+        if let Some(triggers) = config.config.on_build.take() {
             let parsed = kiln_dockerfile::parse_onbuild_triggers(&triggers).map_err(|e| {
                 BuildError::plan(format!(
                     "ONBUILD triggers of {}: {e}",
@@ -401,325 +483,242 @@ impl Planner<'_> {
                 instructions.push(ins);
             }
         }
-        if !replaced {
-            instructions.extend(stage.instructions.iter().cloned());
-        }
+        instructions.extend(stage.instructions.iter().cloned());
+        Ok(instructions)
+    }
 
-        let base_step = self.push(Step {
-            stage: si,
-            name: match (&node.base, replaced) {
-                (Base::Image { reference }, true) => format!("FROM {reference} (build context)"),
-                // BuildKit shows the base as it resolved (`FROM ${BASE}` → `FROM node:18`).
-                (Base::Image { reference }, false) => format!("FROM {reference}"),
-                _ => format!("FROM {}", stage.from_cmd().image),
-            },
+    /// `FROM NAME` where NAME is a `--build-context` directory: its files copied onto the
+    /// empty base, with the history entry BuildKit's exporter gives such a layer.
+    fn push_named_dir_base(&mut self, st: &mut StageState, reference: &str) {
+        let stage = &self.df.stages[st.si];
+        let from = CopyFrom::Context(LocalDir::Named(reference.to_string()));
+        let op = copy_op(
+            from,
+            &[".".to_string()],
+            &[],
+            "/",
+            &st.config.config,
+            &None,
+            &None,
+            &[],
+            false,
+        );
+        st.last = self.push(Step {
+            stage: st.si,
+            name: format!("FROM {reference} (build context)"),
             line: stage.span.line,
-            op: Op::Base(root.clone()),
-            parent: None,
-            deps: match root {
-                RootSource::Step(s) => vec![s],
-                _ => vec![],
-            },
+            op: Op::Copy(Box::new(op)),
+            parent: Some(st.last),
+            deps: vec![st.last],
             text: stage.from.original.trim().to_string(),
         });
-        let mut last = base_step;
-        if let Base::Image { reference } = &node.base
-            && self.opts.named_dirs.contains(reference)
-        {
-            let from = CopyFrom::Context(LocalDir::Named(reference.clone()));
-            let op = copy_op(
-                from.clone(),
-                &[".".to_string()],
-                &[],
-                "/",
-                &config.config,
-                &None,
-                &None,
-                &[],
-                false,
-            );
-            last = self.push(Step {
-                stage: si,
-                name: format!("FROM {reference} (build context)"),
-                line: stage.span.line,
-                op: Op::Copy(Box::new(op)),
-                parent: Some(base_step),
-                deps: vec![base_step],
-                text: stage.from.original.trim().to_string(),
-            });
-            // BuildKit's exporter gives a base layer without history an entry like this.
-            config.history.push(History {
-                created: None,
-                created_by: None,
-                author: None,
-                comment: None,
-                empty_layer: false,
-            });
-            history_steps.push(Some(last));
-        }
-        let env = config.config.env_pairs();
-        let mut sev = self.ev.stage(&env);
-        let mut env_slots = EnvSlots::new(&config.config);
-        // What RUN gets (and its size), until the next ENV or ARG changes it.
-        let mut run_env: Option<(RunEnv, usize)> = None;
-        let mut cmd_set = false;
-        let network_none = self.opts.network_none;
+        st.config.history.push(History {
+            created: None,
+            created_by: None,
+            author: None,
+            comment: None,
+            empty_layer: false,
+        });
+        st.history_steps.push(Some(st.last));
+    }
 
-        for ins in &instructions {
-            let exp = sev.expand_instruction(ins)?;
-            let x = &exp.instruction;
-            let rc = &mut config.config;
-            let hist_by = crate::history::created_by(ins, x, rc);
-            let mut layer_step: Option<StepIndex> = None;
-            if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
-                run_env = None;
-            }
-            match &x.command {
-                Command::From(_) => {}
-                Command::Arg(_) => {}
-                Command::Env(kv) => {
-                    for p in &kv.pairs {
-                        env_slots.set(rc, &p.key, &p.value);
-                    }
-                }
-                Command::Label(kv) => {
-                    let labels = rc.labels.get_or_insert_with(BTreeMap::new);
-                    for p in &kv.pairs {
-                        labels.insert(p.key.clone(), p.value.clone());
-                    }
-                }
-                Command::Maintainer(m) => config.author = Some(m.name.clone()),
-                Command::Expose(e) => {
-                    let ports = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
-                    for p in &e.ports {
-                        for port in expand_port_spec(p) {
-                            ports.insert(port, serde_json::json!({}));
-                        }
-                    }
-                }
-                Command::Volume(v) => {
-                    let vols = rc.volumes.get_or_insert_with(BTreeMap::new);
-                    for p in &v.paths {
-                        vols.insert(p.clone(), serde_json::json!({}));
-                    }
-                }
-                Command::User(u) => rc.user = Some(u.user.clone()),
-                Command::Stopsignal(s) => rc.stop_signal = Some(s.signal.clone()),
-                Command::Shell(s) => rc.shell = Some(s.shell.clone()),
-                Command::Onbuild(o) => rc
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(o.expression.clone()),
-                Command::Cmd(c) => {
-                    rc.cmd = Some(exec_or_shell(&c.cmd, rc));
-                    // dockerd 20.10's BuildKit marks every CMD so (ENTRYPOINT leaves it).
-                    rc.extra
-                        .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
-                    cmd_set = true;
-                }
-                Command::Entrypoint(c) => {
-                    rc.entrypoint = Some(exec_or_shell(&c.cmd, rc));
-                    if !cmd_set {
-                        rc.cmd = None;
-                    }
-                }
-                Command::Healthcheck(h) => {
-                    rc.healthcheck = Some(match h {
-                        ast::Healthcheck::None => Healthcheck {
-                            test: Some(vec!["NONE".into()]),
-                            ..Default::default()
-                        },
-                        ast::Healthcheck::Cmd(hc) => {
-                            let test = match &hc.cmd {
-                                CommandLine::Exec(v) => std::iter::once("CMD".to_string())
-                                    .chain(v.iter().cloned())
-                                    .collect(),
-                                CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-                            };
-                            Healthcheck {
-                                test: Some(test),
-                                interval: hc.interval,
-                                timeout: hc.timeout,
-                                start_period: hc.start_period,
-                                start_interval: hc.start_interval,
-                                retries: hc.retries,
-                            }
-                        }
-                    });
-                }
-                Command::Workdir(w) => {
-                    let cur = rc.working_dir.clone().unwrap_or_else(|| "/".into());
-                    let path = join_workdir(&cur, &w.path);
-                    rc.working_dir = Some(path.clone());
-                    let user = rc.user.clone().filter(|u| !u.is_empty());
-                    let name = display_name(
-                        ins,
-                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
-                        self.df.escape,
-                        Echo::File,
-                    );
-                    let s = self.push(Step {
-                        stage: si,
-                        name,
-                        line: x.span.line,
-                        op: Op::Mkdir { path, user },
-                        parent: Some(last),
-                        deps: vec![last],
-                        text: x.original.trim().to_string(),
-                    });
-                    last = s;
-                    layer_step = Some(s);
-                }
-                Command::Run(r) => {
-                    let args = run_args(r, rc);
-                    let mut mounts = Vec::new();
-                    let mut deps = vec![last];
-                    for m in &r.mounts {
-                        let Some(mount) = m.resolved.clone() else {
-                            return Err(BuildError::plan(format!("unresolved mount {}", m.raw)));
-                        };
-                        let source = match (mount.kind, &mount.from) {
-                            (MountType::Bind | MountType::Cache, Some(f)) => {
-                                Some(match self.resolve_from_value(f, si)? {
-                                    CopyFrom::Stage(s) => {
-                                        deps.push(s);
-                                        MountSource::Stage(s)
-                                    }
-                                    CopyFrom::Image(i) => MountSource::Image(i),
-                                    CopyFrom::Context(d) => MountSource::Context(d),
-                                })
-                            }
-                            (MountType::Bind, None) => Some(MountSource::Context(LocalDir::Main)),
-                            _ => None,
-                        };
-                        mounts.push(RunMount { mount, source });
-                    }
-                    let scripts = shebang_scripts(r);
-                    let (env, env_bytes) = run_env.get_or_insert_with(|| run_env_of(&sev)).clone();
-                    self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
-                    if self.run_env_bytes > MAX_RUN_ENV_BYTES {
-                        return Err(run_env_too_large(&self.df.file, x, env.len()));
-                    }
-                    let name = display_name(ins, &env, self.df.escape, Echo::Run);
-                    let args_used = sev
-                        .args()
-                        .into_iter()
-                        .filter(|(k, _)| exp.used_args.contains(k))
-                        .collect();
-                    let network = if network_none {
-                        ast::NetworkMode::None
-                    } else {
-                        r.network.clone().unwrap_or(ast::NetworkMode::Default)
-                    };
-                    let insecure = r.security == Some(ast::SecurityMode::Insecure);
-                    if insecure && !self.opts.allow_insecure {
-                        return Err(insecure_not_allowed(&self.df.file, x));
-                    }
-                    let op = RunOp {
-                        args,
-                        env,
-                        cwd: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
-                        user: rc.user.clone().unwrap_or_default(),
-                        network,
-                        insecure,
-                        mounts,
-                        scripts,
-                        args_used,
-                    };
-                    let s = self.push(Step {
-                        stage: si,
-                        name,
-                        line: x.span.line,
-                        op: Op::Run(Box::new(op)),
-                        parent: Some(last),
-                        deps,
-                        text: x.original.trim().to_string(),
-                    });
-                    last = s;
-                    layer_step = Some(s);
-                }
-                Command::Copy(c) => {
-                    let from = match &c.from {
-                        Some(f) => self.resolve_from_value(f, si)?,
-                        None => CopyFrom::Context(LocalDir::Main),
-                    };
-                    let op = CopyOp {
-                        parents: c.parents,
-                        ..copy_op(
-                            from.clone(),
-                            &c.sources,
-                            &c.inline,
-                            &c.dest,
-                            rc,
-                            &c.chown,
-                            &c.chmod,
-                            &c.exclude,
-                            c.link,
-                        )
-                    };
-                    let name = display_name(
-                        ins,
-                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
-                        self.df.escape,
-                        Echo::File,
-                    );
-                    let s = self.push_copy(si, x, name, last, op, from);
-                    last = s;
-                    layer_step = Some(s);
-                }
-                Command::Add(c) => {
-                    let op = CopyOp {
-                        is_add: true,
-                        checksum: c.checksum.clone(),
-                        unpack: c.unpack,
-                        keep_git_dir: c.keep_git_dir.unwrap_or(false),
-                        ..copy_op(
-                            CopyFrom::Context(LocalDir::Main),
-                            &c.sources,
-                            &c.inline,
-                            &c.dest,
-                            rc,
-                            &c.chown,
-                            &c.chmod,
-                            &c.exclude,
-                            c.link,
-                        )
-                    };
-                    let name = display_name(
-                        ins,
-                        &run_env.get_or_insert_with(|| run_env_of(&sev)).0,
-                        self.df.escape,
-                        Echo::File,
-                    );
-                    let s =
-                        self.push_copy(si, x, name, last, op, CopyFrom::Context(LocalDir::Main));
-                    last = s;
-                    layer_step = Some(s);
-                }
-            }
-            if let Some(hist_by) = hist_by {
-                config.history.push(History {
-                    created: None,
-                    created_by: Some(hist_by),
-                    author: None,
-                    comment: Some("buildkit.dockerfile.v0".into()),
-                    empty_layer: layer_step.is_none(),
-                });
-                history_steps.push(layer_step);
-            }
+    /// One instruction of a stage: expanded, applied to the config, planned as a step when it
+    /// makes a layer, recorded in the history.
+    fn plan_instruction(
+        &mut self,
+        st: &mut StageState,
+        sev: &mut StageEval<'_>,
+        ins: &Instruction,
+    ) -> Result<()> {
+        let exp = sev.expand_instruction(ins)?;
+        let x = &exp.instruction;
+        let hist_by = crate::plan::history::created_by(ins, x, &st.config.config);
+        if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
+            st.run_env = None;
         }
-        self.stages.insert(
-            si,
-            PlannedStage {
-                index: si,
-                display,
-                first_step: base_step,
-                last_step: last,
-                config,
-                history_steps,
-            },
-        );
+        let layer_step = match &x.command {
+            Command::Workdir(w) => Some(self.plan_workdir(st, sev, ins, x, &w.path)),
+            Command::Run(r) => Some(self.plan_run(st, sev, ins, &exp, r)?),
+            Command::Copy(c) => {
+                let from = match &c.from {
+                    Some(f) => self.resolve_from_value(f, st.si)?,
+                    None => CopyFrom::Context(LocalDir::Main),
+                };
+                let op = CopyOp {
+                    parents: c.parents,
+                    ..copy_op(
+                        from.clone(),
+                        &c.sources,
+                        &c.inline,
+                        &c.dest,
+                        &st.config.config,
+                        &c.chown,
+                        &c.chmod,
+                        &c.exclude,
+                        c.link,
+                    )
+                };
+                Some(self.push_file_step(st, sev, ins, x, op, from))
+            }
+            Command::Add(c) => {
+                let op = CopyOp {
+                    is_add: true,
+                    checksum: c.checksum.clone(),
+                    unpack: c.unpack,
+                    keep_git_dir: c.keep_git_dir.unwrap_or(false),
+                    ..copy_op(
+                        CopyFrom::Context(LocalDir::Main),
+                        &c.sources,
+                        &c.inline,
+                        &c.dest,
+                        &st.config.config,
+                        &c.chown,
+                        &c.chmod,
+                        &c.exclude,
+                        c.link,
+                    )
+                };
+                let from = CopyFrom::Context(LocalDir::Main);
+                Some(self.push_file_step(st, sev, ins, x, op, from))
+            }
+            cmd => {
+                apply_to_config(cmd, st);
+                None
+            }
+        };
+        if let Some(s) = layer_step {
+            st.last = s;
+        }
+        if let Some(hist_by) = hist_by {
+            st.config.history.push(History {
+                created: None,
+                created_by: Some(hist_by),
+                author: None,
+                comment: Some("buildkit.dockerfile.v0".into()),
+                empty_layer: layer_step.is_none(),
+            });
+            st.history_steps.push(layer_step);
+        }
         Ok(())
+    }
+
+    /// WORKDIR: the config's working directory, and a step that creates it.
+    fn plan_workdir(
+        &mut self,
+        st: &mut StageState,
+        sev: &StageEval<'_>,
+        ins: &Instruction,
+        x: &Instruction,
+        dir: &str,
+    ) -> StepIndex {
+        let rc = &mut st.config.config;
+        let cur = rc.working_dir.clone().unwrap_or_else(|| "/".into());
+        let path = join_workdir(&cur, dir);
+        rc.working_dir = Some(path.clone());
+        let user = rc.user.clone().filter(|u| !u.is_empty());
+        let name = display_name(ins, &st.run_env(sev).0, self.df.escape, Echo::File);
+        self.push(Step {
+            stage: st.si,
+            name,
+            line: x.span.line,
+            op: Op::Mkdir { path, user },
+            parent: Some(st.last),
+            deps: vec![st.last],
+            text: x.original.trim().to_string(),
+        })
+    }
+
+    /// RUN: its mounts' sources resolved, its environment (within the build's limit), its
+    /// network and security mode.
+    fn plan_run(
+        &mut self,
+        st: &mut StageState,
+        sev: &StageEval<'_>,
+        ins: &Instruction,
+        exp: &kiln_dockerfile::Expansion,
+        r: &ast::Run,
+    ) -> Result<StepIndex> {
+        let x = &exp.instruction;
+        let rc = &st.config.config;
+        let args = run_args(r, rc);
+        let mut mounts = Vec::new();
+        let mut deps = vec![st.last];
+        for m in &r.mounts {
+            let Some(mount) = m.resolved.clone() else {
+                return Err(BuildError::plan(format!("unresolved mount {}", m.raw)));
+            };
+            let source = match (mount.kind, &mount.from) {
+                (MountType::Bind | MountType::Cache, Some(f)) => {
+                    Some(match self.resolve_from_value(f, st.si)? {
+                        CopyFrom::Stage(s) => {
+                            deps.push(s);
+                            MountSource::Stage(s)
+                        }
+                        CopyFrom::Image(i) => MountSource::Image(i),
+                        CopyFrom::Context(d) => MountSource::Context(d),
+                    })
+                }
+                (MountType::Bind, None) => Some(MountSource::Context(LocalDir::Main)),
+                _ => None,
+            };
+            mounts.push(RunMount { mount, source });
+        }
+        let scripts = shebang_scripts(r);
+        let (env, env_bytes) = st.run_env(sev).clone();
+        self.run_env_bytes = self.run_env_bytes.saturating_add(env_bytes);
+        if self.run_env_bytes > MAX_RUN_ENV_BYTES {
+            return Err(run_env_too_large(&self.df.file, x, env.len()));
+        }
+        let name = display_name(ins, &env, self.df.escape, Echo::Run);
+        let args_used = sev
+            .args()
+            .into_iter()
+            .filter(|(k, _)| exp.used_args.contains(k))
+            .collect();
+        let network = if self.opts.network_none {
+            ast::NetworkMode::None
+        } else {
+            r.network.clone().unwrap_or(ast::NetworkMode::Default)
+        };
+        let insecure = r.security == Some(ast::SecurityMode::Insecure);
+        if insecure && !self.opts.allow_insecure {
+            return Err(insecure_not_allowed(&self.df.file, x));
+        }
+        let rc = &st.config.config;
+        let op = RunOp {
+            args,
+            env,
+            cwd: rc.working_dir.clone().unwrap_or_else(|| "/".into()),
+            user: rc.user.clone().unwrap_or_default(),
+            network,
+            insecure,
+            mounts,
+            scripts,
+            args_used,
+        };
+        Ok(self.push(Step {
+            stage: st.si,
+            name,
+            line: x.span.line,
+            op: Op::Run(Box::new(op)),
+            parent: Some(st.last),
+            deps,
+            text: x.original.trim().to_string(),
+        }))
+    }
+
+    /// COPY/ADD: the step, named as the progress view shows it.
+    fn push_file_step(
+        &mut self,
+        st: &mut StageState,
+        sev: &StageEval<'_>,
+        ins: &Instruction,
+        x: &Instruction,
+        op: CopyOp,
+        from: CopyFrom,
+    ) -> StepIndex {
+        let name = display_name(ins, &st.run_env(sev).0, self.df.escape, Echo::File);
+        self.push_copy(st.si, x, name, st.last, op, from)
     }
 
     fn push_copy(
@@ -747,6 +746,111 @@ impl Planner<'_> {
     }
 }
 
+/// What one stage's planning carries from instruction to instruction.
+struct StageState {
+    si: usize,
+    /// The stage's last step so far.
+    last: StepIndex,
+    config: ImageConfig,
+    /// The layer step of each history entry (None: inherited from an image, or empty).
+    history_steps: Vec<Option<StepIndex>>,
+    env_slots: EnvSlots,
+    /// What RUN gets (and its size), until the next ENV or ARG changes it.
+    run_env: Option<(RunEnv, usize)>,
+    /// Whether the stage has set CMD (ENTRYPOINT then leaves it).
+    cmd_set: bool,
+}
+
+impl StageState {
+    fn run_env(&mut self, sev: &StageEval<'_>) -> &(RunEnv, usize) {
+        self.run_env.get_or_insert_with(|| run_env_of(sev))
+    }
+}
+
+/// An instruction that only changes the image config (ENV, LABEL, CMD, ...).
+fn apply_to_config(cmd: &Command, st: &mut StageState) {
+    let rc = &mut st.config.config;
+    match cmd {
+        Command::From(_) | Command::Arg(_) => {}
+        Command::Env(kv) => {
+            for p in &kv.pairs {
+                st.env_slots.set(rc, &p.key, &p.value);
+            }
+        }
+        Command::Label(kv) => {
+            let labels = rc.labels.get_or_insert_with(BTreeMap::new);
+            for p in &kv.pairs {
+                labels.insert(p.key.clone(), p.value.clone());
+            }
+        }
+        Command::Maintainer(m) => st.config.author = Some(m.name.clone()),
+        Command::Expose(e) => {
+            let ports = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &e.ports {
+                for port in expand_port_spec(p) {
+                    ports.insert(port, serde_json::json!({}));
+                }
+            }
+        }
+        Command::Volume(v) => {
+            let vols = rc.volumes.get_or_insert_with(BTreeMap::new);
+            for p in &v.paths {
+                vols.insert(p.clone(), serde_json::json!({}));
+            }
+        }
+        Command::User(u) => rc.user = Some(u.user.clone()),
+        Command::Stopsignal(s) => rc.stop_signal = Some(s.signal.clone()),
+        Command::Shell(s) => rc.shell = Some(s.shell.clone()),
+        Command::Onbuild(o) => rc
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(o.expression.clone()),
+        Command::Cmd(c) => {
+            rc.cmd = Some(exec_or_shell(&c.cmd, rc));
+            // dockerd 20.10's BuildKit marks every CMD so (ENTRYPOINT leaves it).
+            rc.extra
+                .insert("ArgsEscaped".into(), serde_json::Value::Bool(true));
+            st.cmd_set = true;
+        }
+        Command::Entrypoint(c) => {
+            rc.entrypoint = Some(exec_or_shell(&c.cmd, rc));
+            if !st.cmd_set {
+                rc.cmd = None;
+            }
+        }
+        Command::Healthcheck(h) => rc.healthcheck = Some(healthcheck(h)),
+        Command::Workdir(_) | Command::Run(_) | Command::Copy(_) | Command::Add(_) => {
+            unreachable!("planned as steps")
+        }
+    }
+}
+
+/// HEALTHCHECK as the config keeps it.
+fn healthcheck(h: &ast::Healthcheck) -> Healthcheck {
+    match h {
+        ast::Healthcheck::None => Healthcheck {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        },
+        ast::Healthcheck::Cmd(hc) => {
+            let test = match &hc.cmd {
+                CommandLine::Exec(v) => std::iter::once("CMD".to_string())
+                    .chain(v.iter().cloned())
+                    .collect(),
+                CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+            };
+            Healthcheck {
+                test: Some(test),
+                interval: hc.interval,
+                timeout: hc.timeout,
+                start_period: hc.start_period,
+                start_interval: hc.start_interval,
+                retries: hc.retries,
+            }
+        }
+    }
+}
+
 /// What a RUN gets at this point of the stage (and its size): ENV, ARGs, PATH.
 fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
     let mut env = sev.run_env();
@@ -757,7 +861,7 @@ fn run_env_of(sev: &StageEval<'_>) -> (RunEnv, usize) {
     (env.into(), bytes)
 }
 
-/// `ins` as the progress view shows it (see [`crate::display::display_command`]).
+/// `ins` as the progress view shows it (see [`crate::plan::display::display_command`]).
 fn display_name(ins: &Instruction, env: &[(String, String)], escape: char, echo: Echo) -> String {
     display_command(&ins.original, env, escape, echo)
 }

@@ -14,9 +14,9 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use super::chmod::Chmod;
 use super::{CopyError, CopyStats};
-use crate::context::rootpath::{self, Owner, Root};
-use crate::context::tree::{self, Entry, Kind, Meta, Time};
-use crate::context::{SourceTree, WalkFilter};
+use crate::inputs::context::tree::{self, Entry, Kind, Meta, Time};
+use crate::inputs::context::{SourceTree, WalkFilter};
+use crate::rootfs::path::{self as rootpath, Owner, Root};
 
 /// Options shared by every source of one COPY.
 pub struct Copier<'a> {
@@ -346,7 +346,7 @@ fn create_file(parent: &OwnedFd, name: &OsStr, drel: &Path) -> Result<OwnedFd, C
 }
 
 fn copy_xattrs(from: &OwnedFd, to: &OwnedFd) {
-    for (name, value) in crate::context::tree::file_xattrs(from) {
+    for (name, value) in crate::inputs::context::tree::file_xattrs(from) {
         let _ = rustix::fs::fsetxattr(
             to.as_fd(),
             OsStr::from_bytes(&name),

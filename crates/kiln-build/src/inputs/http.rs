@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::context::tree::Time;
+use crate::inputs::context::tree::Time;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

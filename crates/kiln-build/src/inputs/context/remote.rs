@@ -2,19 +2,19 @@
 //! (standard input), a git repository URL, an http(s) URL, and (kiln's addition) a tar
 //! archive file. Each ends as a local directory the build reads like any other context.
 //!
-//! Git contexts go through ADD's git code ([`crate::copy::git`]), so the same transports are
+//! Git contexts go through ADD's git code ([`crate::inputs::git`]), so the same transports are
 //! allowed (http, https, git, ssh) and the same `#ref:subdir` fragment is understood. An URL's
 //! body is an archive (plain, gzip, bzip2, xz or zstd tar) or, when it is none, a Dockerfile
 //! with an empty context, as docker detects it.
 
 use std::path::{Path, PathBuf};
 
-use crate::copy::CopyStats;
-use crate::copy::archive;
-use crate::copy::git::{self, GitError};
-use crate::copy::http::{self, HttpError};
+use crate::exec::copy::CopyStats;
+use crate::exec::copy::archive;
+use crate::inputs::git::{self, GitError};
+use crate::inputs::http::{self, HttpError};
 
-use super::rootpath::{self, Root};
+use crate::rootfs::path::{self as rootpath, Root};
 
 /// What the CONTEXT argument of `kiln build` names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! vertex digest per step for the progress view. The text of a step is `display.rs`'s.
 
 use crate::event::StepInfo;
-use crate::key::KeyBuilder;
+use crate::key::encoder::KeyBuilder;
 use crate::plan::{Op, Plan, RootSource, Step};
 
 /// Whether a step does work of its own and so appears in the progress view. A stage that

@@ -2,16 +2,17 @@
 //! and the content of everything it reads (context files by checksum, other stages by their
 //! keys). The parts are kept too, so a miss can be explained against the last build.
 
+pub(crate) mod encoder;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::SelectOptions;
-use crate::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::error::{BuildError, Result};
-use crate::key::KeyBuilder;
+use crate::inputs::context::SelectOptions;
+use crate::inputs::context::checksum::ListedDigest;
+use crate::key::encoder::KeyBuilder;
 use crate::plan::{CopyFrom, LocalDir, MountSource, Op, Step, StepIndex};
-use crate::state::{Build, StepResult};
 use kiln_dockerfile::ast::NetworkMode;
 use kiln_dockerfile::{Mount, MountType, Sharing};
 
@@ -33,7 +34,7 @@ pub struct StepKey {
 }
 
 /// What a key reads from outside its step: digests of the inputs the step names. The build
-/// answers from the context, the store and the network ([`Build`]); the key itself is a pure
+/// answers from the context, the store and the network (`solve::key_inputs`); the key itself is a pure
 /// function of the step and these answers ([`key_of`]), so tests pin keys with fixed answers.
 pub(crate) trait KeyInputs {
     /// The digest of what `sources` select in a local directory, with a listing of up to
@@ -69,73 +70,6 @@ pub(crate) trait KeyInputs {
     fn run_settings(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
-}
-
-impl KeyInputs for Build<'_> {
-    fn context(
-        &self,
-        dir: &LocalDir,
-        sources: &[String],
-        sel: &SelectOptions,
-        listing: usize,
-    ) -> Result<ListedDigest> {
-        let ctx = self.local(dir)?;
-        sources_digest_listed(ctx.context.tree(), sources, sel, &ctx.cache, listing)
-            .map_err(BuildError::from)
-    }
-
-    fn stage_files(
-        &self,
-        step: StepIndex,
-        stage_step: StepIndex,
-        sources: &[String],
-        sel: &SelectOptions,
-    ) -> Result<String> {
-        crate::stage_files::digest(self, step, stage_step, sources, sel)
-    }
-
-    fn stage_key(&self, stage_step: StepIndex) -> String {
-        self.result(stage_step).key
-    }
-
-    fn stage_name(&self, stage_step: StepIndex) -> String {
-        self.plan.graph.stages[self.plan.steps[stage_step].stage]
-            .display
-            .clone()
-    }
-
-    fn image(&self, idx: usize) -> (String, String) {
-        let i = &self.plan.images[idx];
-        (i.reference.clone(), i.id.clone())
-    }
-
-    fn git_commit(&self, url: &str) -> Result<String> {
-        crate::copy_glue::git_commit(self, url)
-    }
-
-    fn url_digest(&self, url: &str) -> Result<String> {
-        crate::copy_glue::url_content_digest(self, url)
-    }
-
-    fn run_settings(&self) -> Vec<(&'static str, String)> {
-        let o = &self.opts;
-        let mut out = Vec::new();
-        for h in &o.extra_hosts {
-            out.push(("extra-host", format!("{}={}", h.name, h.ip)));
-        }
-        if let Some(size) = o.shm_size {
-            out.push(("shm-size", size.to_string()));
-        }
-        for u in &o.ulimits {
-            out.push(("ulimit", format!("{}={}:{}", u.resource, u.soft, u.hard)));
-        }
-        out
-    }
-}
-
-/// The key of layer step `i` of the build, on top of `parent`.
-pub fn step_key(b: &Build<'_>, i: StepIndex, parent: &StepResult) -> Result<StepKey> {
-    key_of(&b.plan.steps, i, &parent.key, b)
 }
 
 /// The key of layer step `i` of `steps` on a parent whose key is `parent`: the operation in an
@@ -271,7 +205,7 @@ pub(crate) fn key_of(
                     }
                     files = listing.unwrap_or_default();
                     // A git source is keyed by the commit its ref names now.
-                    for url in c.sources.iter().filter(|s| crate::copy::http::is_git(s)) {
+                    for url in c.sources.iter().filter(|s| crate::inputs::http::is_git(s)) {
                         let commit = inputs.git_commit(url)?;
                         recorded.insert(format!("git:{url}"), commit.clone());
                         k.field("git-commit", &commit);
@@ -283,7 +217,7 @@ pub(crate) fn key_of(
                     // --checksum already pins it.
                     if c.is_add && c.checksum.is_none() {
                         let http = |s: &&String| {
-                            crate::copy::http::is_url(s) && !crate::copy::http::is_git(s)
+                            crate::inputs::http::is_url(s) && !crate::inputs::http::is_git(s)
                         };
                         for url in c.sources.iter().filter(http) {
                             let d = inputs.url_digest(url)?;
@@ -376,7 +310,7 @@ fn encode_mount(k: &mut KeyBuilder, m: &Mount) {
 
 /// A remote ADD source (http(s) URL or git repository), not a context path.
 pub fn is_url(s: &str) -> bool {
-    crate::copy::http::is_url(s) || crate::copy::http::is_git(s)
+    crate::inputs::http::is_url(s) || crate::inputs::http::is_git(s)
 }
 
 /// Up to this many context entries per step are remembered file by file for `--explain`.
@@ -385,12 +319,15 @@ const EXPLAIN_FILE_LIMIT: usize = 5000;
 /// What a cache mount's `from=` seed is, for the cache's identity (BuildKit's cache key is
 /// `cache-dir:ID:REF` with REF the `from` result): the stage's step key, the image's ID, or the
 /// digest of the context files the source selects.
-pub(crate) fn seed_identity(b: &Build<'_>, m: &crate::plan::RunMount) -> Result<Option<String>> {
+pub(crate) fn seed_identity(
+    b: &dyn KeyInputs,
+    m: &crate::plan::RunMount,
+) -> Result<Option<String>> {
     let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
     let what = match &m.source {
         None => return Ok(None),
         Some(MountSource::Stage(s)) => format!("stage:{}", b.stage_key(*s)),
-        Some(MountSource::Image(idx)) => format!("image:{}", b.plan.images[*idx].id),
+        Some(MountSource::Image(idx)) => format!("image:{}", b.image(*idx).1),
         Some(MountSource::Context(dir)) => {
             let d = b
                 .context(
@@ -421,7 +358,7 @@ mod tests {
     //! a key fails here; if it is on purpose, bump `KEY_VERSION` (old records must never be
     //! hit with new meaning) and update the values.
     use super::*;
-    use crate::config::ImageConfig;
+    use crate::plan::config::ImageConfig;
     use crate::plan::{ImageSource, PlanOptions, ResolvedImage, RootSource};
 
     struct Images;

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 
 use super::{CopyError, CopyStats};
-use crate::context::rootpath::{self, Owner, Root};
-use crate::context::tree;
+use crate::inputs::context::tree;
+use crate::rootfs::path::{self as rootpath, Owner, Root};
 
 const BLOCK: usize = 512;
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::dockerignore::PatternSet;
 use kiln_store::Store;
 
-use crate::context::{BuildContext, ChecksumCache, read_dockerignore};
 use crate::error::{BuildError, Result};
+use crate::inputs::context::{BuildContext, ChecksumCache, read_dockerignore};
 use crate::options::BuildOptions;
 
 /// The context with its ignore rules and the persistent checksum cache.
@@ -41,20 +41,25 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
                     .strip_prefix(&top)
                     .unwrap_or(Path::new(""))
                     .join(beside.file_name().unwrap_or_default());
-                crate::context::read_capped_in_root(&top, &rel, limit, "the ignore file")
+                crate::inputs::context::read_capped_in_root(&top, &rel, limit, "the ignore file")
             }
-            _ => crate::context::read_capped(&beside, limit, "the ignore file"),
+            _ => crate::inputs::context::read_capped(&beside, limit, "the ignore file"),
         };
         match read {
             Ok(bytes) => {
                 return PatternSet::parse_dockerignore(&String::from_utf8_lossy(&bytes)).map_err(
-                    |e| {
-                        BuildError::Other(format!("{}:{}: {}", beside.display(), e.line, e.message))
+                    |e| BuildError::IgnorePattern {
+                        path: beside.clone(),
+                        line: e.line,
+                        message: e.message,
                     },
                 );
             }
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                return Err(BuildError::Other(format!("{}: {e}", beside.display())));
+                return Err(BuildError::IgnoreFile {
+                    path: beside.clone(),
+                    source: e,
+                });
             }
             // Absent (or unreadable, as before): the context's `.dockerignore` applies.
             Err(_) => {}
@@ -65,7 +70,7 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
 
 fn cache_path(store: &Store, context: &Path) -> PathBuf {
     let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
-    let key = crate::key::KeyBuilder::new("context-cache")
+    let key = crate::key::encoder::KeyBuilder::new("context-cache")
         .field("path", &abs.to_string_lossy())
         .finish();
     store
@@ -83,8 +88,10 @@ pub fn open_context(store: &Store, opts: &BuildOptions) -> Result<OpenContext> {
 /// A `--build-context NAME=DIR` directory, with its own `.dockerignore` (as BuildKit reads
 /// a named local context's) and checksum cache.
 pub fn open_named(store: &Store, name: &str, dir: &Path) -> Result<OpenContext> {
-    let bad = |e: crate::context::ContextError| {
-        BuildError::Other(format!("--build-context {name}={}: {e}", dir.display()))
+    let bad = |source| BuildError::NamedContextDir {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        source,
     };
     let context = BuildContext::open(dir, read_dockerignore(dir).map_err(bad)?).map_err(bad)?;
     Ok(with_cache(store, context))

@@ -5,7 +5,7 @@
 
 use kiln_dockerfile::ast::{self, Command, CommandLine, Instruction};
 
-use crate::config::RunConfig;
+use crate::plan::config::RunConfig;
 
 /// The history line of the expanded instruction `x` (`raw`: the same instruction before
 /// expansion, for ARG defaults), with `rc` the config before it applies. None: no history
@@ -37,14 +37,17 @@ pub(crate) fn created_by(raw: &Instruction, x: &Instruction, rc: &RunConfig) -> 
         }
         Command::Workdir(w) => {
             let cur = rc.working_dir.as_deref().unwrap_or("/");
-            format!("WORKDIR {}", crate::values::join_workdir(cur, &w.path))
+            format!(
+                "WORKDIR {}",
+                crate::plan::values::join_workdir(cur, &w.path)
+            )
         }
         Command::User(u) => format!("USER {}", u.user),
         Command::Expose(e) => {
             let mut ports: Vec<String> = e
                 .ports
                 .iter()
-                .flat_map(|p| crate::values::expand_port_spec(p))
+                .flat_map(|p| crate::plan::values::expand_port_spec(p))
                 .map(|p| format!("{p}:{{}}"))
                 .collect();
             // Go prints a map's keys sorted.

@@ -12,13 +12,14 @@ use std::time::Instant;
 use kiln_store::{Lease, RefKind, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ImageConfig;
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
-use crate::key::KeyBuilder;
+use crate::inputs::open::OpenContext;
+use crate::key::encoder::KeyBuilder;
 use crate::options::BuildOptions;
+use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
-use crate::solve::{DagError, run_dag};
+use crate::solve::dag::{DagError, run_dag};
 use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
@@ -56,7 +57,11 @@ fn named_contexts(
 ) -> Result<Vec<(String, NamedContext)>> {
     let mut out = Vec::new();
     for (name, value) in named {
-        let bad = |m: String| BuildError::Other(format!("--build-context {name}={value}: {m}"));
+        let bad = |message: String| BuildError::NamedContext {
+            name: name.clone(),
+            value: value.clone(),
+            message,
+        };
         let target = if let Some(r) = value.strip_prefix("docker-image://") {
             NamedContext::Image(r.to_string())
         } else if let Some(p) = ["docker-archive:", "oci-layout:", "oci-archive:"]
@@ -113,8 +118,11 @@ impl ImageSource for StoreImages<'_> {
             .unwrap()
             .insert(rec.id.to_string(), (rec.manifest_digest, layers));
         let bytes = self.store.read_blob(&rec.id)?;
-        let config: ImageConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| BuildError::Other(format!("image {reference}: invalid config: {e}")))?;
+        let config: ImageConfig =
+            serde_json::from_slice(&bytes).map_err(|source| BuildError::ImageConfig {
+                reference: reference.to_string(),
+                source,
+            })?;
         Ok(ResolvedImage {
             reference: reference.to_string(),
             id: rec.id.to_string(),
@@ -132,10 +140,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         .unwrap_or_else(|| "Dockerfile".into());
     let df = kiln_dockerfile::parse_named(&opts.dockerfile_text, &file_name)?;
     let store = Store::open(root)?;
-    let named = named_contexts(&store, &opts.named_contexts)?;
     let mut aliases = BTreeMap::new();
     let mut dirs = BTreeMap::new();
-    for (name, c) in named {
+    for (name, c) in named_contexts(&store, &opts.named_contexts)? {
         match c {
             NamedContext::Image(r) => {
                 aliases.insert(name, r);
@@ -145,20 +152,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             }
         }
     }
-    let plan_opts = plan::PlanOptions {
-        target: opts.target.clone(),
-        build_args: opts.build_args.clone(),
-        network_none: opts.network_none,
-        allow_insecure: opts.allow_insecure,
-        named_dirs: dirs.keys().cloned().collect(),
-        // A named context with a stage's name replaces that stage, as in BuildKit.
-        replaced_stages: df
-            .stages
-            .iter()
-            .filter_map(|s| s.name.clone())
-            .filter(|n| opts.named_contexts.contains_key(n))
-            .collect(),
-    };
+    let plan_opts = plan_options(&df, &opts, &dirs);
     // Taken before planning: resolving a base image puts its content under this lease.
     let lease = store.lease()?;
     let images = StoreImages {
@@ -169,57 +163,17 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     };
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
-    crate::stepname::number_steps(&mut plan, df.stages.len() == 1);
+    crate::plan::stepname::number_steps(&mut plan, df.stages.len() == 1);
     let base_layers = images.held.into_inner().unwrap();
     for s in &plan.skipped {
         events.send(Event::StageSkipped { stage: s.clone() });
     }
     events.send(Event::Planned {
-        steps: crate::stepname::step_infos(&plan),
+        steps: crate::plan::stepname::step_infos(&plan),
     });
 
-    // Open only the local directories some step reads.
-    let mut used: std::collections::BTreeSet<LocalDir> = Default::default();
-    for st in &plan.steps {
-        match &st.op {
-            Op::Copy(c) => {
-                if let plan::CopyFrom::Context(d) = &c.from {
-                    used.insert(d.clone());
-                }
-            }
-            Op::Run(r) => {
-                for m in &r.mounts {
-                    if let Some(plan::MountSource::Context(d)) = &m.source {
-                        used.insert(d.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let context = if used.contains(&LocalDir::Main) {
-        Some(crate::context_glue::open_context(&store, &opts)?)
-    } else {
-        None
-    };
-    let mut named_dirs = BTreeMap::new();
-    for d in &used {
-        if let LocalDir::Named(name) = d {
-            let open = crate::context_glue::open_named(&store, name, &dirs[name])?;
-            named_dirs.insert(name.clone(), open);
-        }
-    }
-
-    let no_cache_stages = plan
-        .stages
-        .iter()
-        .filter(|s| {
-            opts.no_cache_filter
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string())
-        })
-        .map(|s| s.index)
-        .collect();
+    let (context, named_dirs) = open_local_dirs(&store, &opts, &plan, &dirs)?;
+    let no_cache_stages = no_cache_stages(&plan, &opts);
     // Held to the end of the export: a signal there stops the layer writers too.
     let signals = crate::signals::install();
     let cancel = signals.flag();
@@ -242,7 +196,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         counters: Mutex::new((0, 0)),
         base_chains: Mutex::new(BTreeMap::new()),
         base_layers,
-        explain_scope: crate::explain::scope(&opts),
+        explain_scope: crate::solve::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
         downloads: Mutex::new(BTreeMap::new()),
         download_dir: Mutex::new(None),
@@ -256,16 +210,114 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
-        crate::context_glue::save_context_cache(ctx);
+        crate::inputs::open::save_context_cache(ctx);
     }
-    let outcome = crate::export::export(&b, &results)?;
+    let outcome = crate::export::image::export(&b, &results)?;
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
     let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
-    // A base image removed while the build ran (`rmi` untags it; its content stayed under
-    // the lease): now that the lease ends, collect what only it held.
-    let orphaned: Vec<kiln_store::Digest> = b
-        .base_layers
+    let orphaned = orphaned_base_blobs(&store, &b.base_layers);
+    drop(b);
+    drop(guard);
+    drop(signals);
+    if !orphaned.is_empty() {
+        // Best effort: what is left is collected by the next prune.
+        let _ = store.collect_unused(&orphaned);
+    }
+    crate::export::prune::auto_trim(&store);
+    // Only now is the build done: the image is committed and tagged.
+    events.send(Event::Finished);
+    Ok(BuildOutcome {
+        cached,
+        executed,
+        ..outcome
+    })
+}
+
+/// What planning needs of the options: target, args, network, the `--build-context`
+/// directories (`dirs`) and the stages a named context replaces (as in BuildKit: a named
+/// context with a stage's name).
+fn plan_options(
+    df: &kiln_dockerfile::ast::Dockerfile,
+    opts: &BuildOptions,
+    dirs: &BTreeMap<String, PathBuf>,
+) -> plan::PlanOptions {
+    plan::PlanOptions {
+        target: opts.target.clone(),
+        build_args: opts.build_args.clone(),
+        network_none: opts.network_none,
+        allow_insecure: opts.allow_insecure,
+        named_dirs: dirs.keys().cloned().collect(),
+        replaced_stages: df
+            .stages
+            .iter()
+            .filter_map(|s| s.name.clone())
+            .filter(|n| opts.named_contexts.contains_key(n))
+            .collect(),
+    }
+}
+
+/// Open only the local directories some step reads: the build context, and the
+/// `--build-context` directories by name.
+fn open_local_dirs(
+    store: &Store,
+    opts: &BuildOptions,
+    plan: &plan::Plan,
+    dirs: &BTreeMap<String, PathBuf>,
+) -> Result<(Option<OpenContext>, BTreeMap<String, OpenContext>)> {
+    let mut used: std::collections::BTreeSet<LocalDir> = Default::default();
+    for st in &plan.steps {
+        match &st.op {
+            Op::Copy(c) => {
+                if let plan::CopyFrom::Context(d) = &c.from {
+                    used.insert(d.clone());
+                }
+            }
+            Op::Run(r) => {
+                for m in &r.mounts {
+                    if let Some(plan::MountSource::Context(d)) = &m.source {
+                        used.insert(d.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let context = if used.contains(&LocalDir::Main) {
+        Some(crate::inputs::open::open_context(store, opts)?)
+    } else {
+        None
+    };
+    let mut named_dirs = BTreeMap::new();
+    for d in &used {
+        if let LocalDir::Named(name) = d {
+            let open = crate::inputs::open::open_named(store, name, &dirs[name])?;
+            named_dirs.insert(name.clone(), open);
+        }
+    }
+    Ok((context, named_dirs))
+}
+
+/// The stages `--no-cache-filter` names (by name or index).
+fn no_cache_stages(plan: &plan::Plan, opts: &BuildOptions) -> Vec<usize> {
+    plan.stages
+        .iter()
+        .filter(|s| {
+            opts.no_cache_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&s.display) || f == &s.index.to_string())
+        })
+        .map(|s| s.index)
+        .collect()
+}
+
+/// The blobs of base images removed while the build ran (`rmi` untags them; their content
+/// stayed under the build's lease), to collect once the lease ends.
+fn orphaned_base_blobs(
+    store: &Store,
+    base_layers: &BTreeMap<String, HeldImage>,
+) -> Vec<kiln_store::Digest> {
+    base_layers
         .iter()
         .filter_map(|(id, (manifest, layers))| {
             let id = kiln_store::Digest::parse(id).ok()?;
@@ -276,22 +328,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
             })
         })
         .flatten()
-        .collect();
-    drop(b);
-    drop(guard);
-    drop(signals);
-    if !orphaned.is_empty() {
-        // Best effort: what is left is collected by the next prune.
-        let _ = store.collect_unused(&orphaned);
-    }
-    crate::prune::auto_trim(&store);
-    // Only now is the build done: the image is committed and tagged.
-    events.send(Event::Finished);
-    Ok(BuildOutcome {
-        cached,
-        executed,
-        ..outcome
-    })
+        .collect()
 }
 
 impl Build<'_> {
@@ -357,16 +394,16 @@ impl Build<'_> {
     fn layer_step(&self, i: StepIndex) -> Result<StepResult> {
         let step = &self.plan.steps[i];
         let parent = self.result(step.parent.expect("layer steps have a parent"));
-        let key = crate::cachekey::step_key(self, i, &parent)?;
+        let key = crate::solve::key_inputs::step_key(self, i, &parent)?;
         // What the steps above see: for a linked layer, the layer on this parent.
-        let linked = crate::cachekey::is_linked(&step.op);
+        let linked = crate::key::is_linked(&step.op);
         let result_key = if linked {
-            crate::cachekey::linked_result_key(&key.key, &parent.key)
+            crate::key::linked_result_key(&key.key, &parent.key)
         } else {
             key.key.clone()
         };
         let use_cache = !self.opts.no_cache && !self.no_cache_stages.contains(&step.stage);
-        let explain_key = crate::explain::explain_key(self, i);
+        let explain_key = crate::solve::explain::explain_key(self, i);
         if use_cache {
             if let Some(rec) = self.cache_lookup(&key.key)? {
                 self.events.send(Event::StepCached { step: i });
@@ -374,7 +411,7 @@ impl Build<'_> {
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
-                crate::explain::record(self, &explain_key, &key);
+                crate::solve::explain::record(self, &explain_key, &key);
                 let created = rec.created.max(parent.created);
                 return Ok(StepResult {
                     key: result_key,
@@ -383,13 +420,13 @@ impl Build<'_> {
                     created,
                 });
             }
-            if let Some(reason) = crate::explain::why_missed(self, &explain_key, &key) {
+            if let Some(reason) = crate::solve::explain::why_missed(self, &explain_key, &key) {
                 self.events.send(Event::CacheMiss { step: i, reason });
             }
         }
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
-        let layer = crate::execute::execute(self, i, &parent, &key.key)?;
+        let layer = crate::exec::execute(self, i, &parent, &key.key)?;
         let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
         let rec = CacheRecord {
             layer: layer.clone(),
@@ -404,7 +441,7 @@ impl Build<'_> {
             source,
         })?;
         self.store.cache_put(&key.key, &value, &refs)?;
-        crate::explain::record(self, &explain_key, &key);
+        crate::solve::explain::record(self, &explain_key, &key);
         self.counters.lock().unwrap().1 += 1;
         self.events.send(Event::StepDone {
             step: i,

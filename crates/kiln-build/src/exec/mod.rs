@@ -4,12 +4,16 @@
 //! directory alone). No layer blob is made here: only an export needs
 //! one (see `export::layer_blobs`), and most layers of a multi-stage build are never exported.
 
+pub mod copy;
+mod copy_step;
+mod run;
+
 use std::path::Path;
 
-use crate::context::rootpath::{self, Owner, Root};
 use crate::error::{BuildError, Result};
 use crate::plan::{Op, StepIndex};
-use crate::rootfs::{Scratch, mount_chain};
+use crate::rootfs::Scratch;
+use crate::rootfs::path::{self as rootpath, Owner, Root};
 use crate::state::{Build, LayerRef, StepResult};
 
 /// Run step `i` on top of `parent`; returns the new layer, or None when nothing changed.
@@ -21,26 +25,22 @@ pub fn execute(
 ) -> Result<Option<LayerRef>> {
     let step = &b.plan.steps[i];
     let mut scratch = Scratch { dirs: Vec::new() };
-    let upper = b.store.prepare_snapshot_dir()?;
-    // The upper dir leaves tmp/ only by commit; until then it is scratch.
-    scratch.dirs.push(upper.clone());
-    let linked = crate::cachekey::is_linked(&step.op);
-    if let (true, Op::Copy(c)) = (linked, &step.op) {
-        // `--link`: into an empty root, the upper directory itself; overlay stacks it.
-        crate::copy_glue::copy(b, i, c, &upper, &mut scratch)?;
-    } else {
-        let (mount, merged) = mount_chain(b, &mut scratch, &parent.chain, Some(&upper))?;
-        match &step.op {
-            Op::Run(r) => crate::run::run(b, i, r, &merged, &mut scratch)?,
-            Op::Copy(c) => crate::copy_glue::copy(b, i, c, &merged, &mut scratch)?,
-            Op::Mkdir { path, user } => mkdir(&merged, path, user.as_deref())?,
-            Op::Base(_) => unreachable!(),
-        }
-        drop(mount);
+    let linked = crate::key::is_linked(&step.op);
+    // `--link`: into an empty root (the upper directory alone); overlay stacks it later.
+    let lower: &[LayerRef] = if linked { &[] } else { &parent.chain };
+    let active = crate::rootfs::prepare(b, lower)?;
+    let merged = active.rootfs();
+    match &step.op {
+        Op::Run(r) => crate::exec::run::run(b, i, r, merged, &mut scratch)?,
+        Op::Copy(c) => crate::exec::copy_step::copy(b, i, c, merged)?,
+        Op::Mkdir { path, user } => mkdir(merged, path, user.as_deref())?,
+        Op::Base(_) => unreachable!(),
     }
-    if is_empty_dir(&upper)? {
+    if is_empty_dir(active.upper())? {
         return Ok(None);
     }
+    // Unmounted; the upper is the new snapshot (removed by `diff` unless the store takes it).
+    let diff = active.commit()?;
     // A step that runs again with the same key (`--no-cache`, or a record pruned while its
     // snapshot stayed) gets a new snapshot key rather than deleting what it just wrote: the
     // old snapshot goes at the next collection. Deleting thousands of files here made the
@@ -61,10 +61,10 @@ pub fn execute(
         .last()
         .filter(|_| !linked)
         .map(|l| l.snapshot.clone());
-    let info = b
-        .store
-        .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), &upper)?;
-    scratch.dirs.retain(|d| d != &upper);
+    let info =
+        b.store
+            .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), diff.path())?;
+    diff.keep();
     Ok(Some(LayerRef {
         snapshot: snapshot_key,
         dir: info.path,
@@ -83,7 +83,7 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
     let root = Root::open(merged).map_err(|e| BuildError::io("opening rootfs", merged, e))?;
     let owner = match user {
         Some(u) => {
-            let id = crate::copy::passwd::resolve_user(merged, u)?;
+            let id = crate::rootfs::passwd::resolve_user(merged, u)?;
             Some(Owner {
                 uid: id.uid,
                 gid: id.gid,
@@ -91,9 +91,18 @@ fn mkdir(merged: &Path, path: &str, user: Option<&str>) -> Result<()> {
         }
         None => None,
     };
-    let resolved = rootpath::resolve(root.fd(), path.as_bytes(), true, &|_| true)
-        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
-    rootpath::mkdir_all(root.fd(), &resolved.rel, 0o755, owner)
-        .map_err(|e| BuildError::Other(format!("WORKDIR {path}: {e}")))?;
+    let resolved =
+        rootpath::resolve(root.fd(), path.as_bytes(), true, &|_| true).map_err(|source| {
+            BuildError::WorkdirPath {
+                path: path.to_string(),
+                source,
+            }
+        })?;
+    rootpath::mkdir_all(root.fd(), &resolved.rel, 0o755, owner).map_err(|source| {
+        BuildError::Workdir {
+            path: path.to_string(),
+            source,
+        }
+    })?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use rustix::fs::{AtFlags, FileType, StatxFlags};
 
 use super::ContextError;
 use super::glob::{self, Pattern};
-use crate::context::rootpath::{self, Root};
+use crate::rootfs::path::{self as rootpath, Root};
 
 /// The type of a file system entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

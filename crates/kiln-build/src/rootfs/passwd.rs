@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::context::rootpath::{self, Root};
+use crate::rootfs::path::{self as rootpath, Root};
 
 /// BuildKit refuses user files larger than this.
 const MAX_FILE: u64 = 10 << 20;

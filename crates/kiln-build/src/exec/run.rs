@@ -20,7 +20,7 @@ use crate::error::{BuildError, Result};
 use crate::event::{ECHO_LIMIT, Event, EventSink};
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
-use crate::rootfs::{Scratch, mount_chain};
+use crate::rootfs::Scratch;
 use crate::state::Build;
 
 const OUTPUT_TAIL_LINES: usize = 20;
@@ -147,6 +147,73 @@ pub fn run(
     merged: &Path,
     scratch: &mut Scratch,
 ) -> Result<()> {
+    let mut spec = process_spec(b, i, r, merged)?;
+    let mut ms = RunMounts {
+        list: spec.mounts().clone().unwrap_or_default(),
+        ..RunMounts::default()
+    };
+    if let Some(size) = b.opts.shm_size {
+        set_shm_size(&mut ms.list, size);
+    }
+    ms.network_files(b, scratch)?;
+    let mut image_root = None;
+    for m in &r.mounts {
+        let target = mount_target(b, i, r, m, merged, &mut image_root)?;
+        ms.targets.push(target.clone());
+        let mm = &m.mount;
+        match mm.kind {
+            MountType::Cache => ms.cache(b, i, m, &target, scratch)?,
+            MountType::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                // `ro` on a tmpfs is honoured, as on any other mount.
+                if mm.readonly {
+                    opts.push("ro".to_string());
+                }
+                if let Some(s) = mm.size {
+                    opts.push(format!("size={s}"));
+                }
+                let o: Vec<&str> = opts.iter().map(String::as_str).collect();
+                ms.list.push(tmpfs_mount(&target, &o));
+            }
+            MountType::Bind => {
+                let host = bind_source(b, i, m, scratch, &mut ms.guards)?;
+                ms.list.push(bind_mount(host, &target, mm.readonly));
+            }
+            MountType::Secret => ms.secret(b, i, mm, &target, scratch)?,
+            MountType::Ssh => ms.ssh(b, i, mm, &target, scratch)?,
+        }
+    }
+    if !r.scripts.is_empty() {
+        let dir = scratch.dir(b)?;
+        for (name, content) in &r.scripts {
+            let p = dir.join(name);
+            std::fs::write(&p, content).map_err(|e| BuildError::io("writing script", &p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("chmod", &p, e))?;
+        }
+        ms.list.push(bind_mount(dir, "/dev/pipes", true));
+    }
+    if !ms.secret_env.is_empty() {
+        let process = spec.process_mut().as_mut().expect("process");
+        let mut env = process.env().clone().unwrap_or_default();
+        env.extend(std::mem::take(&mut ms.secret_env));
+        process.set_env(Some(env));
+    }
+    absolute_bind_sources(&mut ms.list)?;
+    spec.set_mounts(Some(std::mem::take(&mut ms.list)));
+
+    let stubs = MountStubs::scan(merged, &ms.stub_targets);
+    let network_stubs = MountStubs::scan_targets_only(merged, &ms.network_file_targets);
+    let result = run_container(b, i, &spec, &ms.targets);
+    stubs.remove();
+    network_stubs.remove();
+    drop(ms);
+    result
+}
+
+/// The container's spec without mounts: docker's defaults, the rootfs, hostname, network,
+/// the process (command, environment, working directory, user) and `--ulimit`s.
+fn process_spec(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path) -> Result<Spec> {
     let mut spec = docker_default_spec();
     spec.root_mut()
         .as_mut()
@@ -164,252 +231,76 @@ pub fn run(
             Network::Host
         },
     );
-
     let ident = if r.user.is_empty() {
-        crate::copy::passwd::Identity {
+        crate::rootfs::passwd::Identity {
             uid: 0,
             gid: 0,
             additional_gids: vec![],
         }
     } else {
-        crate::copy::passwd::resolve_user(merged, &r.user)
+        crate::rootfs::passwd::resolve_user(merged, &r.user)
             .map_err(|e| step_err(b, i, e.to_string(), String::new()))?
     };
-    {
-        let process = spec
-            .process_mut()
-            .as_mut()
-            .expect("default spec has a process");
-        process.set_args(Some(r.args.clone()));
-        process.set_env(Some(
-            r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        ));
-        process.set_cwd(PathBuf::from(&r.cwd));
-        let mut user = kiln_runtime::oci_spec::runtime::User::default();
-        user.set_uid(ident.uid);
-        user.set_gid(ident.gid);
-        if !ident.additional_gids.is_empty() {
-            user.set_additional_gids(Some(ident.additional_gids.clone()));
-        }
-        process.set_user(user);
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
+    process.set_args(Some(r.args.clone()));
+    process.set_env(Some(
+        r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    ));
+    process.set_cwd(PathBuf::from(&r.cwd));
+    let mut user = kiln_runtime::oci_spec::runtime::User::default();
+    user.set_uid(ident.uid);
+    user.set_gid(ident.gid);
+    if !ident.additional_gids.is_empty() {
+        user.set_additional_gids(Some(ident.additional_gids.clone()));
     }
-
+    process.set_user(user);
     apply_ulimits(&mut spec, &b.opts.ulimits);
-    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
-    if let Some(size) = b.opts.shm_size {
-        set_shm_size(&mut mounts, size);
+    Ok(spec)
+}
+
+/// A `--mount`'s target, absolute (a relative one is below the working directory, as in
+/// BuildKit; none, a secret or ssh mount's default path, stays empty), refused where it
+/// would hide what the container must keep, as written or as it resolves in the image.
+fn mount_target(
+    b: &Build<'_>,
+    i: StepIndex,
+    r: &RunOp,
+    m: &crate::plan::RunMount,
+    merged: &Path,
+    image_root: &mut Option<crate::rootfs::path::Root>,
+) -> Result<String> {
+    let target = match &m.mount.target {
+        Some(t) if !t.starts_with('/') => format!(
+            "/{}",
+            crate::rootfs::path::clean_rel(&format!("{}/{t}", r.cwd))
+        ),
+        Some(t) => t.clone(),
+        None => return Ok(String::new()),
+    };
+    if let Some(why) = refused_target(&target) {
+        return Err(step_err(b, i, why, String::new()));
     }
-    // Files the build provides but must not commit; their stubs are removed afterwards (for
-    // the network files, only the files: BuildKit leaves the `/etc` it created).
-    let mut stub_targets: Vec<PathBuf> = Vec::new();
-    let mut network_files: Vec<PathBuf> = Vec::new();
-    if Path::new("/etc/resolv.conf").exists() {
-        mounts.push(bind_mount("/etc/resolv.conf", "/etc/resolv.conf", true));
-        network_files.push(PathBuf::from("/etc/resolv.conf"));
+    if image_root.is_none() {
+        *image_root = Some(
+            crate::rootfs::path::Root::open(merged)
+                .map_err(|e| BuildError::io("opening the rootfs", merged, e))?,
+        );
     }
-    if !b.opts.extra_hosts.is_empty() {
-        let file = scratch.dir(b)?.join("hosts");
-        std::fs::write(&file, hosts_file(&b.opts.extra_hosts))
-            .map_err(|e| BuildError::io("writing", &file, e))?;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| BuildError::io("chmod", &file, e))?;
-        mounts.push(bind_mount(file, "/etc/hosts", true));
-        network_files.push(PathBuf::from("/etc/hosts"));
-    } else if Path::new("/etc/hosts").exists() {
-        mounts.push(bind_mount("/etc/hosts", "/etc/hosts", true));
-        network_files.push(PathBuf::from("/etc/hosts"));
+    if let Some(root) = image_root
+        && let Some(why) = refused_in_image(root, &target)
+    {
+        return Err(step_err(b, i, why, String::new()));
     }
-    let mut _guards: Vec<Box<dyn std::any::Any>> = Vec::new();
-    let mut locks: Vec<std::fs::File> = Vec::new();
-    // Environment the command gets but the image and cache key never see.
-    let mut secret_env: Vec<String> = Vec::new();
-    let mut ssh_mounts = 0;
-    // The `--mount` targets, absolute, to word the runtime's refusals.
-    let mut targets: Vec<String> = Vec::new();
-    let mut image_root = None;
-    for m in &r.mounts {
-        let mm = &m.mount;
-        // A relative target is below the working directory, as in BuildKit.
-        let target = match &mm.target {
-            Some(t) if !t.starts_with('/') => format!(
-                "/{}",
-                crate::context::rootpath::clean_rel(&format!("{}/{t}", r.cwd))
-            ),
-            Some(t) => t.clone(),
-            None => String::new(),
-        };
-        // No target (a secret or ssh mount's default path) is not the root.
-        if !target.is_empty()
-            && let Some(why) = refused_target(&target)
-        {
-            return Err(step_err(b, i, why, String::new()));
-        }
-        if !target.is_empty() {
-            if image_root.is_none() {
-                image_root = Some(
-                    crate::context::rootpath::Root::open(merged)
-                        .map_err(|e| BuildError::io("opening the rootfs", merged, e))?,
-                );
-            }
-            if let Some(root) = &image_root
-                && let Some(why) = refused_in_image(root, &target)
-            {
-                return Err(step_err(b, i, why, String::new()));
-            }
-        }
-        targets.push(target.clone());
-        match mm.kind {
-            MountType::Cache => {
-                let id = mm.id.clone().unwrap_or_else(|| target.clone());
-                // With `from=`, the seed is part of the cache's identity, as in BuildKit: the
-                // same id seeded from other content is another cache.
-                let seed = crate::cachekey::seed_identity(b, m).map_err(|e| {
-                    step_err(b, i, format!("cache mount {target}: {e}"), String::new())
-                })?;
-                let dir = cache_mount_dir(b, &id, seed.as_deref())?;
-                if seed.is_some() && !dir.exists() {
-                    seed_cache_dir(b, i, m, &dir, scratch, &mut _guards)?;
-                }
-                prepare_cache_dir(&dir, mm.uid, mm.gid, mm.mode)?;
-                if matches!(mm.sharing, Some(Sharing::Locked) | Some(Sharing::Private)) {
-                    locks.push(lock_dir(&dir)?);
-                }
-                mounts.push(bind_mount(dir, &target, mm.readonly));
-            }
-            MountType::Tmpfs => {
-                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
-                // `ro` on a tmpfs is honoured, as on any other mount.
-                if mm.readonly {
-                    opts.push("ro".to_string());
-                }
-                if let Some(s) = mm.size {
-                    opts.push(format!("size={s}"));
-                }
-                let o: Vec<&str> = opts.iter().map(String::as_str).collect();
-                mounts.push(tmpfs_mount(&target, &o));
-            }
-            MountType::Bind => {
-                let host = bind_source(b, i, m, scratch, &mut _guards)?;
-                mounts.push(bind_mount(host, &target, mm.readonly));
-            }
-            MountType::Secret => {
-                let id = mm.id.clone().or_else(|| {
-                    mm.target.as_ref().and_then(|t| {
-                        Path::new(t)
-                            .file_name()
-                            .map(|n| n.to_string_lossy().to_string())
-                    })
-                });
-                let Some(id) = id else {
-                    return Err(step_err(
-                        b,
-                        i,
-                        "secret mount needs id= or target=".into(),
-                        String::new(),
-                    ));
-                };
-                let value = match b.opts.secrets.get(&id) {
-                    Some(SecretSource::File(p)) => {
-                        Some(std::fs::read(p).map_err(|e| BuildError::io("reading secret", p, e))?)
-                    }
-                    Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
-                    None => None,
-                };
-                let Some(value) = value else {
-                    if mm.required {
-                        return Err(step_err(
-                            b,
-                            i,
-                            format!(
-                                "secret {id} not found: pass it with --secret id={id},src=FILE"
-                            ),
-                            String::new(),
-                        ));
-                    }
-                    continue;
-                };
-                if let Some(var) = &mm.env {
-                    secret_env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
-                    if mm.target.is_none() {
-                        continue;
-                    }
-                }
-                let dir = scratch.dir(b)?;
-                let file = dir.join("secret");
-                std::fs::write(&file, &value)
-                    .map_err(|e| BuildError::io("writing secret", &file, e))?;
-                let mode = mm.mode.unwrap_or(0o400);
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| BuildError::io("chmod", &file, e))?;
-                chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0)))
-                    .map_err(|e| BuildError::io("chown", &file, e))?;
-                let tgt = if mm.target.is_some() {
-                    target.clone()
-                } else {
-                    format!("/run/secrets/{id}")
-                };
-                stub_targets.push(PathBuf::from(&tgt));
-                mounts.push(bind_mount(file, &tgt, true));
-            }
-            MountType::Ssh => {
-                let id = mm.id.clone().unwrap_or_else(|| "default".into());
-                let Some(agent) = b.opts.ssh.get(&id) else {
-                    if mm.required {
-                        return Err(step_err(
-                            b,
-                            i,
-                            format!(
-                                "no SSH agent socket for id {id:?}: pass --ssh {id}=SOCKET (or --ssh default with SSH_AUTH_SOCK set)"
-                            ),
-                            String::new(),
-                        ));
-                    }
-                    continue;
-                };
-                let dir = scratch.dir(b)?;
-                let proxy = crate::ssh::AgentProxy::start(
-                    agent,
-                    &dir,
-                    mm.uid.unwrap_or(0),
-                    mm.gid.unwrap_or(0),
-                    mm.mode.unwrap_or(0o600),
-                )
-                .map_err(|e| BuildError::io("forwarding the SSH agent", agent, e))?;
-                let tgt = if mm.target.is_some() {
-                    target.clone()
-                } else {
-                    format!("/run/buildkit/ssh_agent.{ssh_mounts}")
-                };
-                // BuildKit points SSH_AUTH_SOCK at the first ssh mount.
-                if ssh_mounts == 0 {
-                    secret_env.push(format!("SSH_AUTH_SOCK={tgt}"));
-                }
-                ssh_mounts += 1;
-                stub_targets.push(PathBuf::from(&tgt));
-                mounts.push(bind_mount(proxy.path().to_path_buf(), &tgt, false));
-                _guards.push(Box::new(proxy));
-            }
-        }
-    }
-    if !r.scripts.is_empty() {
-        let dir = scratch.dir(b)?;
-        for (name, content) in &r.scripts {
-            let p = dir.join(name);
-            std::fs::write(&p, content).map_err(|e| BuildError::io("writing script", &p, e))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| BuildError::io("chmod", &p, e))?;
-        }
-        mounts.push(bind_mount(dir, "/dev/pipes", true));
-    }
-    if !secret_env.is_empty() {
-        let process = spec.process_mut().as_mut().expect("process");
-        let mut env = process.env().clone().unwrap_or_default();
-        env.extend(secret_env);
-        process.set_env(Some(env));
-    }
-    // Sources under a relative store root or context (`kiln build .`, `--root ./r`) are made
-    // absolute here, once: the runtime takes only absolute bind sources.
-    for m in &mut mounts {
+    Ok(target)
+}
+
+/// Sources under a relative store root or context (`kiln build .`, `--root ./r`) made
+/// absolute, once: the runtime takes only absolute bind sources.
+fn absolute_bind_sources(mounts: &mut [Mount]) -> Result<()> {
+    for m in mounts {
         if let Some(src) = m.source().clone()
             && src.is_relative()
             && m.typ().as_deref() == Some("bind")
@@ -419,15 +310,194 @@ pub fn run(
             m.set_source(Some(abs));
         }
     }
-    spec.set_mounts(Some(mounts));
+    Ok(())
+}
 
-    let stubs = MountStubs::scan(merged, &stub_targets);
-    let network_stubs = MountStubs::scan_targets_only(merged, &network_files);
-    let result = run_container(b, i, &spec, &targets);
-    stubs.remove();
-    network_stubs.remove();
-    drop(locks);
-    result
+/// The mounts of one RUN as they are gathered, and what they hold until the command ends.
+#[derive(Default)]
+struct RunMounts {
+    list: Vec<Mount>,
+    /// Files the build provides but must not commit; their stubs are removed afterwards.
+    stub_targets: Vec<PathBuf>,
+    /// The same for the network files: only the files (BuildKit leaves the `/etc` it made).
+    network_file_targets: Vec<PathBuf>,
+    /// Environment the command gets but the image and cache key never see.
+    secret_env: Vec<String>,
+    ssh_mounts: usize,
+    /// The `--mount` targets, absolute, to word the runtime's refusals.
+    targets: Vec<String>,
+    /// Mounts, snapshots and agent proxies the mounts need while the command runs.
+    guards: Vec<Box<dyn std::any::Any>>,
+    /// Locks of `sharing=locked|private` cache directories.
+    locks: Vec<std::fs::File>,
+}
+
+impl RunMounts {
+    /// The host's `/etc/resolv.conf`, and `/etc/hosts` (or one with `--add-host`s).
+    fn network_files(&mut self, b: &Build<'_>, scratch: &mut Scratch) -> Result<()> {
+        if Path::new("/etc/resolv.conf").exists() {
+            self.list
+                .push(bind_mount("/etc/resolv.conf", "/etc/resolv.conf", true));
+            self.network_file_targets
+                .push(PathBuf::from("/etc/resolv.conf"));
+        }
+        if !b.opts.extra_hosts.is_empty() {
+            let file = scratch.dir(b)?.join("hosts");
+            std::fs::write(&file, hosts_file(&b.opts.extra_hosts))
+                .map_err(|e| BuildError::io("writing", &file, e))?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| BuildError::io("chmod", &file, e))?;
+            self.list.push(bind_mount(file, "/etc/hosts", true));
+            self.network_file_targets.push(PathBuf::from("/etc/hosts"));
+        } else if Path::new("/etc/hosts").exists() {
+            self.list.push(bind_mount("/etc/hosts", "/etc/hosts", true));
+            self.network_file_targets.push(PathBuf::from("/etc/hosts"));
+        }
+        Ok(())
+    }
+
+    /// `type=cache`: a directory kept across builds under the store, seeded on first use.
+    fn cache(
+        &mut self,
+        b: &Build<'_>,
+        i: StepIndex,
+        m: &crate::plan::RunMount,
+        target: &str,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let mm = &m.mount;
+        let id = mm.id.clone().unwrap_or_else(|| target.to_string());
+        // With `from=`, the seed is part of the cache's identity, as in BuildKit: the same id
+        // seeded from other content is another cache.
+        let seed = crate::key::seed_identity(b, m)
+            .map_err(|e| step_err(b, i, format!("cache mount {target}: {e}"), String::new()))?;
+        let dir = cache_mount_dir(b, &id, seed.as_deref())?;
+        if seed.is_some() && !dir.exists() {
+            seed_cache_dir(b, i, m, &dir, scratch, &mut self.guards)?;
+        }
+        prepare_cache_dir(&dir, mm.uid, mm.gid, mm.mode)?;
+        if matches!(mm.sharing, Some(Sharing::Locked) | Some(Sharing::Private)) {
+            self.locks.push(lock_dir(&dir)?);
+        }
+        self.list.push(bind_mount(dir, target, mm.readonly));
+        Ok(())
+    }
+
+    /// `type=secret`: a `--secret` as a file (and/or an environment variable).
+    fn secret(
+        &mut self,
+        b: &Build<'_>,
+        i: StepIndex,
+        mm: &kiln_dockerfile::Mount,
+        target: &str,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let id = mm.id.clone().or_else(|| {
+            mm.target.as_ref().and_then(|t| {
+                Path::new(t)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+            })
+        });
+        let Some(id) = id else {
+            return Err(step_err(
+                b,
+                i,
+                "secret mount needs id= or target=".into(),
+                String::new(),
+            ));
+        };
+        let value = match b.opts.secrets.get(&id) {
+            Some(SecretSource::File(p)) => {
+                Some(std::fs::read(p).map_err(|e| BuildError::io("reading secret", p, e))?)
+            }
+            Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
+            None => None,
+        };
+        let Some(value) = value else {
+            if mm.required {
+                return Err(step_err(
+                    b,
+                    i,
+                    format!("secret {id} not found: pass it with --secret id={id},src=FILE"),
+                    String::new(),
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(var) = &mm.env {
+            self.secret_env
+                .push(format!("{var}={}", String::from_utf8_lossy(&value)));
+            if mm.target.is_none() {
+                return Ok(());
+            }
+        }
+        let dir = scratch.dir(b)?;
+        let file = dir.join("secret");
+        std::fs::write(&file, &value).map_err(|e| BuildError::io("writing secret", &file, e))?;
+        let mode = mm.mode.unwrap_or(0o400);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io("chmod", &file, e))?;
+        chown(&file, Some(mm.uid.unwrap_or(0)), Some(mm.gid.unwrap_or(0)))
+            .map_err(|e| BuildError::io("chown", &file, e))?;
+        let tgt = if mm.target.is_some() {
+            target.to_string()
+        } else {
+            format!("/run/secrets/{id}")
+        };
+        self.stub_targets.push(PathBuf::from(&tgt));
+        self.list.push(bind_mount(file, &tgt, true));
+        Ok(())
+    }
+
+    /// `type=ssh`: a proxy of a `--ssh` agent socket, owned as the mount asks.
+    fn ssh(
+        &mut self,
+        b: &Build<'_>,
+        i: StepIndex,
+        mm: &kiln_dockerfile::Mount,
+        target: &str,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let id = mm.id.clone().unwrap_or_else(|| "default".into());
+        let Some(agent) = b.opts.ssh.get(&id) else {
+            if mm.required {
+                return Err(step_err(
+                    b,
+                    i,
+                    format!(
+                        "no SSH agent socket for id {id:?}: pass --ssh {id}=SOCKET (or --ssh default with SSH_AUTH_SOCK set)"
+                    ),
+                    String::new(),
+                ));
+            }
+            return Ok(());
+        };
+        let dir = scratch.dir(b)?;
+        let proxy = crate::inputs::ssh::AgentProxy::start(
+            agent,
+            &dir,
+            mm.uid.unwrap_or(0),
+            mm.gid.unwrap_or(0),
+            mm.mode.unwrap_or(0o600),
+        )
+        .map_err(|e| BuildError::io("forwarding the SSH agent", agent, e))?;
+        let tgt = if mm.target.is_some() {
+            target.to_string()
+        } else {
+            format!("/run/buildkit/ssh_agent.{}", self.ssh_mounts)
+        };
+        // BuildKit points SSH_AUTH_SOCK at the first ssh mount.
+        if self.ssh_mounts == 0 {
+            self.secret_env.push(format!("SSH_AUTH_SOCK={tgt}"));
+        }
+        self.ssh_mounts += 1;
+        self.stub_targets.push(PathBuf::from(&tgt));
+        self.list
+            .push(bind_mount(proxy.path().to_path_buf(), &tgt, false));
+        self.guards.push(Box::new(proxy));
+        Ok(())
+    }
 }
 
 /// `--ulimit`: each replaces the spec's limit of the same resource (BuildKit's `nofile`
@@ -522,7 +592,7 @@ fn bind_source(
                 step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
             })?;
             if !res.exists {
-                let hidden = crate::context::rootpath::resolve(
+                let hidden = crate::rootfs::path::resolve(
                     tree.root().fd(),
                     src_rel.as_bytes(),
                     true,
@@ -546,10 +616,13 @@ fn bind_source(
                 vec![host]
             } else {
                 let layer = scratch.dir(b)?;
-                let tmpfs = crate::context::view::WhiteoutLayer::mount(&layer)
+                let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
                     .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
-                crate::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
-                    .map_err(|e| BuildError::Other(format!("mount {target}: {e}")))?;
+                crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
+                    .map_err(|source| BuildError::MountView {
+                        target: target.clone(),
+                        source,
+                    })?;
                 whiteouts = Some(tmpfs);
                 vec![layer, host]
             }
@@ -563,13 +636,13 @@ fn bind_source(
                 Some(MountSource::Image(idx)) => b.image_chain(&b.plan.images[*idx].id)?,
                 _ => unreachable!("matched above"),
             };
-            let (mnt, base) = mount_chain(b, scratch, &chain, None)?;
-            guards.push(Box::new(mnt));
-            let root = crate::context::rootpath::Root::open(&base)
+            let view = crate::rootfs::view(b, &chain)?;
+            let base = view.rootfs().to_path_buf();
+            guards.push(Box::new(view));
+            let root = crate::rootfs::path::Root::open(&base)
                 .map_err(|e| BuildError::io("opening mount source", &base, e))?;
-            let res =
-                crate::context::rootpath::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
-                    .map_err(|e| {
+            let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+                .map_err(|e| {
                     step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
                 })?;
             if !res.exists {
@@ -584,34 +657,40 @@ fn bind_source(
         if lowers.len() == 1 {
             return Ok(lowers[0].clone());
         }
-        let tgt = scratch.dir(b)?;
-        let mnt = kiln_snapshot::mount_readonly(&lowers, &tgt)
-            .map_err(|e| BuildError::Other(format!("bind mount {target}: {e}")))?;
-        guards.push(Box::new(mnt));
+        let view = crate::rootfs::snapshotter(b)
+            .view(&lowers)
+            .map_err(|e| bind_mount_err(e, &target, false))?;
+        let tgt = view.rootfs().to_path_buf();
+        guards.push(Box::new(view));
         guards.push(Box::new(whiteouts));
         return Ok(tgt);
     }
     // A writable bind mount writes to a throwaway copy-on-write layer.
-    let up = scratch.dir(b)?;
     if !is_dir {
-        let copy = up.join("file");
+        let copy = scratch.dir(b)?.join("file");
         std::fs::copy(top, &copy).map_err(|e| BuildError::io("copying", top, e))?;
         return Ok(copy);
     }
-    let work = scratch.dir(b)?;
-    let tgt = scratch.dir(b)?;
-    let mnt = kiln_snapshot::mount_overlay(
-        &lowers,
-        &up,
-        &work,
-        &tgt,
-        // Thrown away after the step: never worth a sync.
-        &kiln_snapshot::OverlayOptions { volatile: true },
-    )
-    .map_err(|e| BuildError::Other(format!("rw bind mount {target}: {e}")))?;
-    guards.push(Box::new(mnt));
+    // Thrown away after the step (dropped with `guards`): never worth a sync.
+    let active = crate::rootfs::snapshotter(b)
+        .prepare(&lowers, &kiln_snapshot::OverlayOptions { volatile: true })
+        .map_err(|e| bind_mount_err(e, &target, true))?;
+    let tgt = active.rootfs().to_path_buf();
+    guards.push(Box::new(active));
     guards.push(Box::new(whiteouts));
     Ok(tgt)
+}
+
+/// A mount error of a bind mount's source, named by its target.
+fn bind_mount_err(e: BuildError, target: &str, rw: bool) -> BuildError {
+    match e {
+        BuildError::Mount(source) => BuildError::BindMount {
+            target: target.to_string(),
+            rw,
+            source: Box::new(source),
+        },
+        e => e,
+    }
 }
 
 /// Mount targets a RUN may not use. BuildKit hands its mounts to runc, which refuses any
@@ -624,7 +703,7 @@ fn bind_source(
 /// `/d -> /dev`), and the embedded runtime where it resolves at mount time
 /// ([`refused_resolution`] words that refusal).
 fn refused_target(target: &str) -> Option<String> {
-    let clean = crate::context::rootpath::clean_rel(target);
+    let clean = crate::rootfs::path::clean_rel(target);
     let top = clean.split('/').next().unwrap_or("");
     let refused = match top {
         "" => true,
@@ -660,9 +739,8 @@ fn refused_resolution(e: &kiln_runtime::RuntimeError, targets: &[String]) -> Opt
 /// files (symlinks followed inside the root, `..` clamped): an external runtime such as runc
 /// checks only `/proc`, and this gives every executor the same refusal before anything runs.
 /// Targets below an earlier `--mount` resolve through it, which only the embedded runtime sees.
-fn refused_in_image(root: &crate::context::rootpath::Root, target: &str) -> Option<String> {
-    let res =
-        crate::context::rootpath::resolve(root.fd(), target.as_bytes(), true, &|_| true).ok()?;
+fn refused_in_image(root: &crate::rootfs::path::Root, target: &str) -> Option<String> {
+    let res = crate::rootfs::path::resolve(root.fd(), target.as_bytes(), true, &|_| true).ok()?;
     let resolved = format!("/{}", res.rel.to_string_lossy());
     refused_target(&resolved)?;
     Some(resolution_message(target, &resolved))
@@ -686,7 +764,7 @@ fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> Bui
 }
 
 fn cache_mount_dir(b: &Build<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
-    let mut k = crate::key::KeyBuilder::new("cache-mount");
+    let mut k = crate::key::encoder::KeyBuilder::new("cache-mount");
     k.field("id", id);
     // Only with a seed, so that every unseeded cache keeps its directory.
     if let Some(s) = seed {
@@ -805,10 +883,8 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
 }
 
 fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -> Result<()> {
-    let (rd, wr) = std::io::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
-    let wr2 = wr
-        .try_clone()
-        .map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
+    let (rd, wr) = std::io::pipe().map_err(BuildError::Pipe)?;
+    let wr2 = wr.try_clone().map_err(BuildError::Pipe)?;
     let devnull =
         std::fs::File::open("/dev/null").map_err(|e| BuildError::io("opening", "/dev/null", e))?;
     let stdio = Stdio::new(devnull, wr, wr2);

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_dockerfile::dockerignore::PatternSet;
 
-#[path = "rootpath.rs"]
-pub mod rootpath;
+/// Path resolution inside a root, re-exported where callers have always found it.
+pub use crate::rootfs::path as rootpath;
 
 pub mod cache;
 pub mod checksum;

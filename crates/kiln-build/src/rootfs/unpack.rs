@@ -21,7 +21,10 @@ pub fn image_chain(
     id: &str,
     layers: &[LayerRecord],
 ) -> Result<Vec<LayerRef>> {
-    let id = Digest::parse(id).map_err(|e| BuildError::Other(format!("image id {id}: {e:?}")))?;
+    let id = Digest::parse(id).map_err(|source| BuildError::ImageId {
+        id: id.to_string(),
+        source,
+    })?;
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
     let chains = chain_ids(&diff_ids);
     let mut out = Vec::with_capacity(layers.len());
@@ -38,12 +41,13 @@ pub fn image_chain(
                     &dir,
                     &ExtractOptions::default(),
                 );
-                if let Err(e) = r {
+                if let Err(source) = r {
                     let _ = kiln_snapshot::remove_dir_all(&dir);
-                    return Err(BuildError::Other(format!(
-                        "unpacking layer {} of image {id}: {e}",
-                        layer.blob
-                    )));
+                    return Err(BuildError::Unpack {
+                        blob: layer.blob.to_string(),
+                        image: id.to_string(),
+                        source: Box::new(source),
+                    });
                 }
                 store.commit_snapshot(lease, &key, parent.as_deref(), &dir)?
             }
@@ -72,11 +76,10 @@ impl Build<'_> {
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
-        let (_, layers) = self.base_layers.get(id).ok_or_else(|| {
-            BuildError::Other(format!(
-                "image {id} was not resolved when the build was planned"
-            ))
-        })?;
+        let (_, layers) = self
+            .base_layers
+            .get(id)
+            .ok_or_else(|| BuildError::ImageNotResolved { id: id.to_string() })?;
         let chain = Arc::new(image_chain(self.store, &self.lease, id, layers)?);
         *slot = Some(chain.clone());
         Ok(chain)

@@ -1,11 +1,11 @@
 //! COPY and ADD with Docker's (BuildKit's) semantics, into a build container's root.
 //!
-//! Sources are expanded by [`crate::context::SourceTree`] (wildcards, `--parents`,
+//! Sources are expanded by [`crate::inputs::context::SourceTree`] (wildcards, `--parents`,
 //! `--exclude`, `.dockerignore`); each selected source is written with fsutil's rules:
 //! a directory copies its contents, a file lands inside an existing directory or under the
 //! destination's name, symlinks inside directories stay symlinks, hard links stay linked,
 //! modes and mtimes are kept, owners are `--chown` or the source's (0:0 from the context).
-//! Destinations are resolved inside `dest_root` (see [`crate::context::rootpath`]).
+//! Destinations are resolved inside `dest_root` (see [`crate::rootfs::path`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -16,16 +16,17 @@ use kiln_dockerfile::dockerignore::PatternSet;
 pub mod apply;
 pub mod archive;
 pub mod chmod;
-pub mod git;
-pub mod http;
 
-#[path = "passwd.rs"]
-pub mod passwd;
+/// USER / `--chown` name lookup, re-exported where callers have always found it.
+pub use crate::rootfs::passwd;
 
-use crate::context::rootpath::{self, Owner, Root};
-use crate::context::{BuildContext, ContextError, SelectOptions, Selected, SourceTree, WalkFilter};
+use crate::inputs::context::{
+    BuildContext, ContextError, SelectOptions, Selected, SourceTree, WalkFilter,
+};
+use crate::inputs::git;
+pub use crate::inputs::http::{self, HttpError};
+use crate::rootfs::path::{self as rootpath, Owner, Root};
 pub use chmod::{Chmod, ChmodError};
-pub use http::HttpError;
 pub use passwd::PasswdError;
 
 /// Where COPY/ADD reads from.
@@ -266,7 +267,7 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
                 meta,
             } => {
                 if item.unpack
-                    && meta.kind == crate::context::Kind::File
+                    && meta.kind == crate::inputs::context::Kind::File
                     && let Some(reader) =
                         archive::open_archive(std::fs::File::from(item.tree.open_file(resolved)?))
                 {
@@ -443,7 +444,10 @@ fn write_inline(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), CopyError
     Ok(())
 }
 
-fn set_download_meta(p: &Path, mtime: Option<crate::context::Time>) -> Result<(), CopyError> {
+fn set_download_meta(
+    p: &Path,
+    mtime: Option<crate::inputs::context::Time>,
+) -> Result<(), CopyError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |source| CopyError::Io {
         path: p.display().to_string(),

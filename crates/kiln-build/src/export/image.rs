@@ -21,8 +21,8 @@ use crate::event::Event;
 use kiln_image::Compression;
 use kiln_image::compression::media_types;
 
+use crate::export::outputs::{ArchiveKind, Cancellable};
 use crate::options::{ArchiveOutput, CompressionSpec, LayerCompression, Output};
-use crate::outputs::{ArchiveKind, Cancellable};
 use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";

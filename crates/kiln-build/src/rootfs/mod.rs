@@ -1,0 +1,93 @@
+//! Root file systems of steps. Every mount of a build goes through kiln-snapshot's
+//! [`Snapshotter`]: a step's writable root is [`prepare`]d over its parent's chain (the upper
+//! becomes the step's snapshot at commit), what a step reads of another stage or image is a
+//! read-only [`view`]. Their directories, and a step's other temporary directories
+//! ([`Scratch`]), are made in the store's tmp/ ([`StoreTemp`]) and go with the step.
+//!
+//! Also here: path resolution inside a root ([`path`]), USER/`--chown` lookup in the root's
+//! passwd and group files ([`passwd`]), and base images unpacked into layer chains
+//! ([`unpack`]).
+
+pub mod passwd;
+pub mod path;
+pub(crate) mod unpack;
+
+use std::path::{Path, PathBuf};
+
+use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View};
+use kiln_store::Store;
+
+use crate::error::{BuildError, Result};
+use crate::state::{Build, LayerRef};
+
+/// The store's tmp/ as the place of snapshot directories: on the file system of the store's
+/// snapshots, so a committed upper is renamed into place.
+pub(crate) struct StoreTemp<'a>(pub &'a Store);
+
+impl TempDirs for StoreTemp<'_> {
+    type Error = BuildError;
+    fn temp_dir(&self) -> Result<PathBuf> {
+        Ok(self.0.prepare_snapshot_dir()?)
+    }
+}
+
+/// The build's snapshotter.
+pub(crate) fn snapshotter<'a>(b: &Build<'a>) -> Snapshotter<StoreTemp<'a>> {
+    Snapshotter::new(StoreTemp(b.store))
+}
+
+/// Lower directories of a chain (bottom first) in overlay order (top first).
+pub(crate) fn lowers(chain: &[LayerRef]) -> Vec<PathBuf> {
+    chain.iter().rev().map(|l| l.dir.clone()).collect()
+}
+
+/// A writable root over `chain` (bottom first): a volatile overlay, whose upper becomes a
+/// snapshot that kiln never syncs, as extracted base layers never were (a non-volatile
+/// overlay syncs the whole upper file system at unmount: 0.3 s per 400 MB a step wrote, plus
+/// whatever else was dirty there). See docs/snapshots.md.
+pub(crate) fn prepare(b: &Build<'_>, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
+    snapshotter(b).prepare(&lowers(chain), &OverlayOptions { volatile: true })
+}
+
+/// A read-only view of `chain` (bottom first).
+pub(crate) fn view(b: &Build<'_>, chain: &[LayerRef]) -> Result<View> {
+    snapshotter(b).view(&lowers(chain))
+}
+
+/// Temporary directories of one step under the store's tmp/, removed on drop.
+pub(crate) struct Scratch {
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Scratch {
+    pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
+        let d = StoreTemp(b.store).temp_dir()?;
+        self.dirs.push(d.clone());
+        Ok(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            if d.exists() {
+                let _ = kiln_snapshot::remove_dir_all(d);
+            }
+        }
+    }
+}
+
+/// A read-only [`view`] of `chain` as a (guard, path) pair: the call shape `export/outputs.rs`
+/// uses (kept so that file's body is unchanged while output compression is written there;
+/// new code calls [`view`]). Writable roots are [`prepare`]d: `upper` must be `None`.
+pub(crate) fn mount_chain(
+    b: &Build<'_>,
+    _scratch: &mut Scratch,
+    chain: &[LayerRef],
+    upper: Option<&Path>,
+) -> Result<(View, PathBuf)> {
+    assert!(upper.is_none(), "a writable root is prepared, not mounted");
+    let v = view(b, chain)?;
+    let p = v.rootfs().to_path_buf();
+    Ok((v, p))
+}
