@@ -280,6 +280,12 @@ fn parse_output(
             None => bail!("invalid --output field {f:?} in {spec:?}: expected KEY=VALUE"),
         }
     }
+    // buildx lets a repeated key win silently; kiln refuses it rather than ignore a value.
+    for (i, (k, _)) in fields.iter().enumerate() {
+        if k != "name" && fields[..i].iter().any(|(p, _)| p == k) {
+            bail!("--output: the key {k:?} is given twice in {spec:?}");
+        }
+    }
     let get = |key: &str| {
         fields
             .iter()
@@ -328,6 +334,7 @@ fn parse_output(
         .transpose()?;
     let need = |t: &str| -> anyhow::Result<PathBuf> {
         get("dest")
+            .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .with_context(|| format!("--output type={t} needs dest=PATH"))
     };
@@ -755,8 +762,33 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         }),
     };
+    let mut dests: Vec<PathBuf> = Vec::new();
     for o in &opts.outputs {
         check_output_dest(o)?;
+        // Two outputs into one file (or both to standard output) would lose one of them.
+        let dest = match o {
+            Output::Image => continue,
+            Output::Local(d)
+            | Output::Tar(d)
+            | Output::Docker(ArchiveOutput { dest: d, .. })
+            | Output::Oci(ArchiveOutput { dest: d, .. }) => d,
+        };
+        let same = |a: &Path, b: &Path| {
+            let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            abs(a) == abs(b)
+                || (a.exists() && std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok())
+        };
+        if let Some(prev) = dests.iter().find(|p| same(p, dest)) {
+            bail!(
+                "--output: two outputs write to {}; give each its own dest=",
+                if prev.as_os_str() == "-" {
+                    "standard output".to_string()
+                } else {
+                    prev.display().to_string()
+                }
+            );
+        }
+        dests.push(dest.clone());
     }
     let to_stdout = opts.outputs.iter().any(|o| match o {
         Output::Tar(d)

@@ -673,3 +673,94 @@ fn docker_loads_a_compressed_docker_archive() {
     let _ = docker(&["rmi", &tag]);
     assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), id);
 }
+
+/// `kill -9` while an archive is being written leaves nothing beside the destination: the file
+/// has no name until it is complete (O_TMPFILE), and a complete one is the whole archive.
+#[test]
+fn a_killed_export_leaves_no_partial_file() {
+    let c = ctx();
+    c.build_ok(&["-t", "killed-export"]);
+    let out_dir = c.fresh("killed-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dest = out_dir.join("img.tar");
+    let spec = format!(
+        "type=oci,dest={},compression=gzip,compression-level=9,force-compression=true",
+        dest.display()
+    );
+    for delay_ms in [30u64, 80, 150, 250, 400] {
+        let _ = std::fs::remove_file(&dest);
+        let mut child = Command::new(bin())
+            .env("KILN_ROOT", &c.root)
+            .args(["build", "-q", "-o", &spec, c.ctx.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let names: Vec<String> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "img.tar"),
+            "after a kill at {delay_ms} ms ({status}): {names:?}"
+        );
+        if names.is_empty() {
+            continue;
+        }
+        // A file at dest is a whole archive that another tool reads.
+        let st = Command::new("skopeo")
+            .args(["inspect", &format!("oci-archive:{}", dest.display())])
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+}
+
+/// Outputs that would lose data are refused before the build: an empty `dest=`, a key given
+/// twice, two outputs into one file or both to standard output.
+#[test]
+fn outputs_that_would_lose_data_are_refused() {
+    let c = ctx();
+    let d = c.fresh("dup-out");
+    std::fs::create_dir_all(&d).unwrap();
+    let a = d.join("a.tar");
+    let a2 = format!("{}/./a.tar", d.display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["-o".into(), "type=oci,dest=".into()], "needs dest=PATH"),
+        (
+            vec!["-o".into(), format!("type=oci,dest={},dest=b.tar", a.display())],
+            "the key \"dest\" is given twice",
+        ),
+        (
+            vec!["-o".into(), "type=tar,dest=-".into(), "-o".into(), "type=oci,dest=-".into()],
+            "two outputs write to standard output",
+        ),
+        (
+            vec![
+                "-o".into(),
+                format!("type=oci,dest={}", a.display()),
+                "-o".into(),
+                format!("type=docker,dest={a2}"),
+            ],
+            "two outputs write to",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut full: Vec<&str> = vec!["-t", "refused-dup"];
+        full.extend(args.iter().map(String::as_str));
+        let (code, _, err) = c.build(&full);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("DONE"), "refused before building: {err}");
+    }
+    assert!(!a.exists());
+    let out = c.kiln(&["images", "-q", "refused-dup"]);
+    assert!(out.stdout.is_empty(), "no image was tagged");
+}
