@@ -77,6 +77,10 @@ pub enum Error {
     /// No image matches a name or ID.
     #[error("No such image: {0}")]
     ImageNotFound(String),
+    /// A tag was asked for a reference that names a digest (`name@sha256:…`): a tag must not
+    /// claim a content digest the image does not have.
+    #[error("{}", crate::DIGEST_TAG_REFUSED)]
+    DigestTag(String),
     /// A short ID prefix matches several images.
     #[error("image ID prefix {prefix:?} is ambiguous: it matches {count} images")]
     AmbiguousImage {

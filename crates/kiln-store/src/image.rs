@@ -186,6 +186,9 @@ pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Laye
 
 /// Points `reference` at `id`; returns the image it pointed at before, if another one.
 pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Result<TagChange> {
+    if reference.contains('@') {
+        return Err(Error::DigestTag(reference.to_string()));
+    }
     let previous: Option<String> = db::query_row(
         tx,
         "SELECT image_id FROM tags WHERE reference = ?1",

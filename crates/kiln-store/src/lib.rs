@@ -56,6 +56,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+/// docker's words for a tag that names a digest (`docker tag x name@sha256:…`).
+pub const DIGEST_TAG_REFUSED: &str = "refusing to create a tag with a digest reference";
+
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
 pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};

@@ -152,6 +152,23 @@ fn moving_a_tag_reports_the_previous_image() {
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 }
 
+/// A tag never claims a digest: `name@sha256:…` would make `FROM name@sha256:…` resolve to an
+/// image whose manifest has another digest.
+#[test]
+fn a_tag_with_a_digest_is_refused() {
+    let (_d, store) = store();
+    let a = add_image(&store, &[b"a"], "2023-01-01T00:00:00Z", &[]);
+    let forged = format!("app@sha256:{}", "0".repeat(64));
+    let err = store.tag(&a, &forged).unwrap_err();
+    assert!(matches!(err, Error::DigestTag(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "refusing to create a tag with a digest reference"
+    );
+    assert!(store.resolve_image(&forged).is_err());
+    assert!(store.image(&a).unwrap().unwrap().tags.is_empty());
+}
+
 #[test]
 fn rmi_by_tag_untags_then_deletes_with_its_blobs() {
     let (_d, store) = store();

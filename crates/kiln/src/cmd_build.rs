@@ -260,6 +260,9 @@ const NO_PUSH: &str = "pushing to a registry is not implemented in kiln yet; bui
 /// One `--output`, as buildx reads it: a bare path is `type=local`, `-` a tar on stdout;
 /// otherwise CSV fields, `type=` required. `type=image` gives its `name=`s to `tags` and its
 /// compression to `image_compression`. Every key is honoured or refused, never ignored.
+/// docker's refusal of a name that carries a digest: a tag never claims a content digest.
+const DIGEST_TAG: &str = kiln_store::DIGEST_TAG_REFUSED;
+
 fn parse_output(
     spec: &str,
     default_compression: Option<LayerCompression>,
@@ -324,8 +327,10 @@ fn parse_output(
         .map(String::from)
         .collect();
     for n in &names {
-        if let Err(e) = kiln_image::ImageRef::parse(n) {
-            bail!("--output name={n:?}: invalid reference: {e}");
+        match kiln_image::ImageRef::parse(n) {
+            Err(e) => bail!("--output name={n:?}: invalid reference: {e}"),
+            Ok(r) if r.digest().is_some() => bail!("--output name={n:?}: {DIGEST_TAG}"),
+            Ok(_) => {}
         }
     }
     let compression = output_compression(&get, default_compression)?;
@@ -628,8 +633,12 @@ fn dockerfile_in(context: &Path, f: &Path) -> anyhow::Result<PathBuf> {
 
 fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for t in &args.tags {
-        if let Err(e) = kiln_image::ImageRef::parse(t) {
-            return Ok(FlagError::invalid("-t, --tag", t, e.to_string()).report());
+        match kiln_image::ImageRef::parse(t) {
+            Err(e) => return Ok(FlagError::invalid("-t, --tag", t, e.to_string()).report()),
+            Ok(r) if r.digest().is_some() => {
+                return Ok(FlagError::invalid("-t, --tag", t, DIGEST_TAG.to_string()).report());
+            }
+            Ok(_) => {}
         }
     }
     // Flags first, as docker checks them: before any context is read or fetched.

@@ -733,13 +733,24 @@ fn outputs_that_would_lose_data_are_refused() {
     let a = d.join("a.tar");
     let a2 = format!("{}/./a.tar", d.display());
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["-o".into(), "type=oci,dest=".into()], "needs dest=PATH"),
         (
-            vec!["-o".into(), format!("type=oci,dest={},dest=b.tar", a.display())],
+            vec!["-o".into(), "type=oci,dest=".into()],
+            "needs dest=PATH",
+        ),
+        (
+            vec![
+                "-o".into(),
+                format!("type=oci,dest={},dest=b.tar", a.display()),
+            ],
             "the key \"dest\" is given twice",
         ),
         (
-            vec!["-o".into(), "type=tar,dest=-".into(), "-o".into(), "type=oci,dest=-".into()],
+            vec![
+                "-o".into(),
+                "type=tar,dest=-".into(),
+                "-o".into(),
+                "type=oci,dest=-".into(),
+            ],
             "two outputs write to standard output",
         ),
         (
