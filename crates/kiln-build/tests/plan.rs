@@ -119,3 +119,42 @@ fn a_bare_run_is_an_empty_shell_command() {
         .unwrap();
     assert_eq!(run.args, ["/bin/sh", "-c", ""]);
 }
+
+/// A store with no images: every name is missing.
+struct NoImages;
+impl ImageSource for NoImages {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        Err(kiln_build::BuildError::MissingImage {
+            reference: reference.to_string(),
+            hint: "load it".into(),
+        })
+    }
+}
+
+#[test]
+fn a_missing_image_is_an_error_at_its_line_and_a_misspelled_stage_is_named() {
+    let err = |src: &str| {
+        let df = kiln_dockerfile::parse(src).unwrap();
+        match plan(&df, &PlanOptions::default(), &NoImages) {
+            Err(kiln_build::BuildError::Dockerfile(e)) => e,
+            other => panic!("expected a Dockerfile error, got {:?}", other.err()),
+        }
+    };
+    let e = err("FROM scratch AS builder\nCOPY a /a\nFROM scratch\nCOPY --from=buidler /a /b\n");
+    assert_eq!(e.span.line, 4);
+    assert_eq!(e.message, "--from=buidler: no stage or image by that name");
+    assert_eq!(e.hint.as_deref(), Some("did you mean stage \"builder\"?"));
+
+    let e = err("FROM scratch\nRUN --mount=type=bind,from=elsewhere,target=/x true\n");
+    assert_eq!(e.span.line, 2);
+    assert!(
+        e.message.contains("no image \"elsewhere\" in the store"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.hint.as_deref(), Some("load it"));
+
+    let e = err("FROM scratch\nRUN true\nFROM nosuch:1\n");
+    assert_eq!(e.span.line, 3);
+    assert_eq!(e.message, "base image \"nosuch:1\" is not in the store");
+}

@@ -278,6 +278,49 @@ impl Planner<'_> {
         Ok(i)
     }
 
+    /// A base image missing from the store, as an error at the Dockerfile line that names it;
+    /// a `--from` value that is close to a stage's name is probably that stage, misspelled.
+    fn missing_image_at(
+        &self,
+        e: BuildError,
+        span: kiln_dockerfile::Span,
+        reference: &str,
+        is_from_flag: bool,
+    ) -> BuildError {
+        let BuildError::MissingImage { hint, .. } = e else {
+            return e;
+        };
+        let near = self
+            .df
+            .stages
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .find(|n| crate::plan::values::edit_distance(n, &reference.to_ascii_lowercase()) <= 2);
+        let (message, hint) = match near {
+            Some(n) if is_from_flag => (
+                format!("--from={reference}: no stage or image by that name"),
+                format!("did you mean stage {n:?}?"),
+            ),
+            _ if is_from_flag => (
+                format!(
+                    "--from={reference}: no stage by that name, and no image {reference:?} in the store"
+                ),
+                hint,
+            ),
+            _ => (
+                format!("base image {reference:?} is not in the store"),
+                hint,
+            ),
+        };
+        BuildError::Dockerfile(kiln_dockerfile::Error {
+            kind: kiln_dockerfile::ErrorKind::Stage,
+            file: self.df.file.clone(),
+            span,
+            message,
+            hint: Some(hint),
+        })
+    }
+
     fn push(&mut self, mut step: Step) -> StepIndex {
         // The name is only shown (progress, errors): a RUN of megabytes is shown clipped.
         step.name = crate::event::clip(&step.name).into_owned();
@@ -286,7 +329,12 @@ impl Planner<'_> {
     }
 
     /// `--from` value → a stage's last step or an image.
-    fn resolve_from_value(&mut self, value: &str, stage: usize) -> Result<CopyFrom> {
+    fn resolve_from_value(
+        &mut self,
+        value: &str,
+        stage: usize,
+        at: kiln_dockerfile::Span,
+    ) -> Result<CopyFrom> {
         let target = if let Ok(n) = value.parse::<usize>() {
             if n >= self.df.stages.len() {
                 return Err(BuildError::plan(format!(
@@ -315,7 +363,10 @@ impl Planner<'_> {
             None if self.opts.named_dirs.contains(value) => {
                 Ok(CopyFrom::Context(LocalDir::Named(value.to_string())))
             }
-            None => Ok(CopyFrom::Image(self.image(value)?)),
+            None => match self.image(value) {
+                Ok(i) => Ok(CopyFrom::Image(i)),
+                Err(e) => Err(self.missing_image_at(e, at, value, true)),
+            },
         }
     }
 
@@ -323,7 +374,7 @@ impl Planner<'_> {
         let stage = &self.df.stages[si];
         let node = &graph.stages[si];
         self.check_platform(node)?;
-        let (root, mut config, history_steps) = self.stage_base(&node.base)?;
+        let (root, mut config, history_steps) = self.stage_base(&node.base, node.span)?;
         // A stage replaced by a named context is just the context.
         let replaced = stage
             .name
@@ -412,6 +463,7 @@ impl Planner<'_> {
     fn stage_base(
         &mut self,
         base: &Base,
+        span: kiln_dockerfile::Span,
     ) -> Result<(RootSource, ImageConfig, Vec<Option<StepIndex>>)> {
         let (root, mut config, history_steps) = match base {
             Base::Scratch => {
@@ -427,7 +479,9 @@ impl Planner<'_> {
                 (RootSource::Scratch, c, Vec::new())
             }
             Base::Image { reference } => {
-                let i = self.image(reference)?;
+                let i = self
+                    .image(reference)
+                    .map_err(|e| self.missing_image_at(e, span, reference, false))?;
                 let c = self.resolved[i].config.clone();
                 let n = c.history.len();
                 (RootSource::Image(i), c, vec![None; n])
@@ -541,7 +595,7 @@ impl Planner<'_> {
             Command::Run(r) => Some(self.plan_run(st, sev, ins, &exp, r)?),
             Command::Copy(c) => {
                 let from = match &c.from {
-                    Some(f) => self.resolve_from_value(f, st.si)?,
+                    Some(f) => self.resolve_from_value(f, st.si, x.span)?,
                     None => CopyFrom::Context(LocalDir::Main),
                 };
                 let op = CopyOp {
@@ -649,7 +703,7 @@ impl Planner<'_> {
             };
             let source = match (mount.kind, &mount.from) {
                 (MountType::Bind | MountType::Cache, Some(f)) => {
-                    Some(match self.resolve_from_value(f, st.si)? {
+                    Some(match self.resolve_from_value(f, st.si, ins.span)? {
                         CopyFrom::Stage(s) => {
                             deps.push(s);
                             MountSource::Stage(s)

@@ -41,3 +41,18 @@ pub(crate) fn expand_port_spec(p: &str) -> Vec<String> {
     }
     vec![format!("{ports}/{proto}")]
 }
+
+/// Levenshtein distance of two short names (stage names in "did you mean" hints).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
