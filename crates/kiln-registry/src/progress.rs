@@ -69,7 +69,9 @@ impl LayerStatus {
         Some(match self {
             LayerStatus::AlreadyExists => "Already exists".into(),
             LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
-            LayerStatus::Downloading(..) | LayerStatus::Pushing(..) => return None,
+            LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
+                return None;
+            }
             LayerStatus::Retrying { offset, attempt } => {
                 format!("Retrying in 1 second (attempt {attempt}, resuming at byte {offset})")
             }
@@ -77,7 +79,6 @@ impl LayerStatus {
             LayerStatus::DownloadComplete => "Download complete".into(),
             LayerStatus::PullComplete => "Pull complete".into(),
             LayerStatus::Preparing => "Preparing".into(),
-            LayerStatus::Compressing => "Compressing".into(),
             LayerStatus::Pushed => "Pushed".into(),
             LayerStatus::LayerAlreadyExists => "Layer already exists".into(),
             LayerStatus::MountedFrom(r) => format!("Mounted from {r}"),

@@ -100,6 +100,24 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         None => None,
     };
     let existed = store.image(&config.digest)?.is_some();
+    let repo_digest = format!("{}@{}", reference.name(), top.digest);
+    if existed {
+        // The store has this image (all its blobs): only the name is new, if anything.
+        let tags = match &tag {
+            Some(t) => vec![store.tag(&config.digest, t)?],
+            None => Vec::new(),
+        };
+        store.record_repo_digest(&config.digest, &repo_digest)?;
+        if let Some(image) = store.image(&config.digest)? {
+            return Ok(Pulled {
+                up_to_date: tag.is_none() || previous == Some(image.id),
+                image,
+                digest: top.digest,
+                reference,
+                tags,
+            });
+        }
+    }
     let lease = store.lease()?;
     let result = pull_leased(store, &sess, &repo, &image_manifest, &config, &layers, &lease, opts, tag.as_deref());
     let (image, tags) = match result {
@@ -109,7 +127,6 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
             return Err(e);
         }
     };
-    let repo_digest = format!("{}@{}", reference.name(), top.digest);
     store.record_repo_digest(&image.id, &repo_digest)?;
     for l in &layers {
         store.record_blob_source(&l.digest, &sess.registry, &repo)?;
