@@ -270,9 +270,10 @@ impl Session {
             Ok(r) => (https, r),
             Err(e) if settings.is_insecure(domain) => {
                 let http = format!("http://{host}");
+                // Only a registry answer counts: a TLS port answers plain HTTP with a 400.
                 match agent.get(format!("{http}/v2/")).call() {
-                    Ok(r) => (http, r),
-                    Err(_) => {
+                    Ok(r) if matches!(r.status().as_u16(), 200 | 401) => (http, r),
+                    _ => {
                         return Err(Error::Http {
                             method: "GET",
                             url: format!("{https}/v2/"),

@@ -37,6 +37,9 @@ pub struct PushOptions<'a> {
     pub compression: Compression,
     /// Where events go.
     pub progress: &'a dyn Progress,
+    /// Blobs larger than this go up in `PATCH` chunks (None: `KILN_PUSH_CHUNK_SIZE`, else
+    /// [`CHUNK_SIZE`]).
+    pub chunk_size: Option<u64>,
 }
 
 /// What a push did.
@@ -60,7 +63,10 @@ struct WireBlob {
     layer: Option<LayerRecord>,
 }
 
-fn chunk_size() -> u64 {
+fn chunk_size(opts: &PushOptions<'_>) -> u64 {
+    if let Some(c) = opts.chunk_size.filter(|c| *c > 0) {
+        return c;
+    }
     std::env::var("KILN_PUSH_CHUNK_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -220,7 +226,7 @@ fn push_leased(
     // The config.
     let config_size = store.blob_size(&image.id)?;
     if !blob_exists(sess, repo, &image.id)? {
-        upload(sess, repo, &image.id, config_size, &store.blob_path(&image.id), None, opts.progress)?;
+        upload(sess, repo, &image.id, config_size, &store.blob_path(&image.id), None, opts)?;
     }
     // The manifest: the stored one when every layer goes as stored (a pulled image keeps
     // its digest), else a new one over the wire blobs.
@@ -325,7 +331,7 @@ fn push_layer(
         if store.has_blob(d) {
             lease.protect(RefKind::Blob, &d.to_string())?;
             if store.has_blob(d) {
-                upload(sess, repo, d, *s, &store.blob_path(d), Some(*d), opts.progress)?;
+                upload(sess, repo, d, *s, &store.blob_path(d), Some(*d), opts)?;
                 return Ok((*d, m.clone(), *s));
             }
         }
@@ -344,7 +350,7 @@ fn push_layer(
             status: LayerStatus::LayerAlreadyExists,
         });
     } else {
-        upload(sess, repo, &w.blob, w.size, &store.blob_path(&w.blob), Some(w.blob), opts.progress)?;
+        upload(sess, repo, &w.blob, w.size, &store.blob_path(&w.blob), Some(w.blob), opts)?;
     }
     Ok((w.blob, w.media_type, w.size))
 }
@@ -450,8 +456,9 @@ fn upload(
     size: u64,
     path: &std::path::Path,
     layer: Option<Digest>,
-    progress: &dyn Progress,
+    opts: &PushOptions<'_>,
 ) -> Result<()> {
+    let progress = opts.progress;
     let start = sess.url(&format!("{repo}/blobs/uploads/"));
     let resp = sess.send("POST", &start, &[], SendBody::none())?;
     let resp = expect(resp, "POST", &start, &[202])?;
@@ -461,7 +468,7 @@ fn upload(
         what: path.display().to_string(),
         source: e,
     })?;
-    let chunk = chunk_size();
+    let chunk = chunk_size(opts);
     let report = |done| {
         if let Some(l) = layer {
             progress.event(Event::Layer {

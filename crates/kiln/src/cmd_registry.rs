@@ -168,6 +168,7 @@ fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
             settings,
             compression,
             progress,
+            chunk_size: None,
         },
     ) {
         Ok(p) => p,
