@@ -163,6 +163,16 @@ pub struct CutProxy {
 impl CutProxy {
     /// Starts the proxy.
     pub fn start(upstream: &str, after: u64, cuts: usize) -> CutProxy {
+        Self::start_with(upstream, after, cuts, None)
+    }
+
+    /// A proxy that cuts nothing and waits `pause` after every 16 KiB it passes on (a slow
+    /// link, to stop a transfer in the middle).
+    pub fn slow(upstream: &str, pause: Duration) -> CutProxy {
+        Self::start_with(upstream, u64::MAX, 0, Some(pause))
+    }
+
+    fn start_with(upstream: &str, after: u64, cuts: usize, pause: Option<Duration>) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let cut = Arc::new(AtomicUsize::new(0));
@@ -176,8 +186,10 @@ impl CutProxy {
                 };
                 let counter = counter.clone();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || pipe(c2, s2, u64::MAX, None));
-                std::thread::spawn(move || pipe(server, client, after, Some((counter, cuts))));
+                std::thread::spawn(move || pipe(c2, s2, u64::MAX, None, None));
+                std::thread::spawn(move || {
+                    pipe(server, client, after, Some((counter, cuts)), pause)
+                });
             }
         });
         CutProxy { addr, cut }
@@ -189,7 +201,13 @@ impl CutProxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, after: u64, cut: Option<(Arc<AtomicUsize>, usize)>) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    after: u64,
+    cut: Option<(Arc<AtomicUsize>, usize)>,
+    pause: Option<Duration>,
+) {
     let mut buf = [0u8; 16 << 10];
     let mut sent = 0u64;
     loop {
@@ -211,6 +229,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, after: u64, cut: Option<(Arc<Ato
             break;
         }
         sent += n;
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
     }
     let _ = to.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
