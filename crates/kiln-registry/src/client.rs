@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
+use ureq::Body;
 use ureq::http::{Request, Response};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::Body;
 
 use crate::credentials::{CredentialStore, Credentials};
 use crate::error::{Error, Result};
@@ -362,7 +362,10 @@ impl Session {
             }
             None => Err(Error::Unauthorized {
                 url,
-                message: non_empty(error_message(&body).1, "no usable WWW-Authenticate challenge"),
+                message: non_empty(
+                    error_message(&body).1,
+                    "no usable WWW-Authenticate challenge",
+                ),
             }),
         }
     }
@@ -484,13 +487,18 @@ mod tests {
     #[test]
     fn challenges_parse() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
     }
 

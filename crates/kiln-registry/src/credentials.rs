@@ -105,7 +105,9 @@ impl CredentialStore {
             reason: e.to_string(),
         };
         std::fs::create_dir_all(&self.dir).map_err(fail)?;
-        let tmp = self.dir.join(format!(".config.json.{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".config.json.{}", std::process::id()));
         let mut text = serde_json::to_vec_pretty(&Value::Object(config.clone()))
             .expect("a JSON value serializes");
         text.push(b'\n');
@@ -314,7 +316,11 @@ mod tests {
     #[test]
     fn auths_round_trip_and_keep_other_keys() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"psFormat":"x","auths":{}}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"psFormat":"x","auths":{}}"#,
+        )
+        .unwrap();
         let store = CredentialStore::new(dir.path());
         let c = Credentials {
             username: "u".into(),
@@ -323,7 +329,8 @@ mod tests {
         assert!(store.store("127.0.0.1:5000", &c).unwrap());
         assert_eq!(store.get("127.0.0.1:5000").unwrap(), Some(c));
         let v: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
         assert_eq!(v["psFormat"], "x");
         assert_eq!(v["auths"]["127.0.0.1:5000"]["auth"], "dTpwOnc=");
         assert!(store.erase("127.0.0.1:5000").unwrap());

@@ -15,7 +15,9 @@ pub enum Error {
         message: String,
     },
     /// The registry has no such repository, or refuses to say (docker's wording).
-    #[error("pull access denied for {repository}, repository does not exist or may require 'docker login': denied: {message}")]
+    #[error(
+        "pull access denied for {repository}, repository does not exist or may require 'docker login': denied: {message}"
+    )]
     Denied {
         /// The repository (familiar form).
         repository: String,

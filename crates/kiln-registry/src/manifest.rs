@@ -93,15 +93,17 @@ impl Fetched {
             what: what.to_string(),
             reason,
         };
-        let p: Probe =
-            serde_json::from_slice(&self.bytes).map_err(|e| invalid(format!("invalid manifest JSON: {e}")))?;
+        let p: Probe = serde_json::from_slice(&self.bytes)
+            .map_err(|e| invalid(format!("invalid manifest JSON: {e}")))?;
         if p.schema_version == Some(1) {
             return Err(invalid(
                 "a schema 1 manifest; kiln pulls schema 2 and OCI images only".into(),
             ));
         }
-        let is_index = matches!(self.media_type.as_str(), mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST)
-            || (p.manifests.is_some() && p.config.is_none());
+        let is_index = matches!(
+            self.media_type.as_str(),
+            mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST
+        ) || (p.manifests.is_some() && p.config.is_none());
         if is_index {
             return Ok(Document::Index(p.manifests.unwrap_or_default()));
         }
@@ -132,7 +134,11 @@ pub fn fetch(sess: &Session, repository: &str, reference: &str, familiar: &str) 
     if status == 404 {
         let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
         let (code, message) = error_message(&body);
-        let message = if message.is_empty() { "manifest unknown".to_string() } else { message };
+        let message = if message.is_empty() {
+            "manifest unknown".to_string()
+        } else {
+            message
+        };
         if code == "NAME_UNKNOWN" {
             return Err(Error::ManifestUnknown {
                 reference: familiar.to_string(),
@@ -147,7 +153,11 @@ pub fn fetch(sess: &Session, repository: &str, reference: &str, familiar: &str) 
     if status == 403 {
         let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
         return Err(Error::Denied {
-            repository: familiar.split([':', '@']).next().unwrap_or(familiar).to_string(),
+            repository: familiar
+                .split([':', '@'])
+                .next()
+                .unwrap_or(familiar)
+                .to_string(),
             message: error_message(&body).1,
         });
     }

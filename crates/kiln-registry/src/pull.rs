@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kiln_image::{Compression, Digest, Hasher, ImageRef, Platform};
-use kiln_store::{ImageRecord, Lease, LayerRecord, NewImage, Store, TagChange};
+use kiln_store::{ImageRecord, LayerRecord, Lease, NewImage, Store, TagChange};
 use ureq::SendBody;
 
 use crate::client::{Session, Settings, error_message, read_small};
@@ -119,7 +119,17 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         }
     }
     let lease = store.lease()?;
-    let result = pull_leased(store, &sess, &repo, &image_manifest, &config, &layers, &lease, opts, tag.as_deref());
+    let result = pull_leased(
+        store,
+        &sess,
+        &repo,
+        &image_manifest,
+        &config,
+        &layers,
+        &lease,
+        opts,
+        tag.as_deref(),
+    );
     let (image, tags) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -188,14 +198,19 @@ fn pull_leased(
         store.put_blob(lease, &bytes, Some(&config.digest))?;
         bytes
     };
-    let cfg: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| Error::Invalid {
-        what: format!("config {}", config.digest),
-        reason: e.to_string(),
-    })?;
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| Error::Invalid {
+            what: format!("config {}", config.digest),
+            reason: e.to_string(),
+        })?;
     let diff_ids: Vec<Digest> = cfg
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok())).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != layers.len() {
         return Err(Error::Invalid {
@@ -247,11 +262,8 @@ fn pull_leased(
         }
     });
     let mut records = Vec::with_capacity(layers.len());
-    for r in results.into_inner().unwrap() {
-        match r {
-            Some(r) => records.push(r?),
-            None => {}
-        }
+    for r in results.into_inner().unwrap().into_iter().flatten() {
+        records.push(r?);
     }
     if records.len() != layers.len() {
         // A worker stopped after another's failure; that failure was returned above.
@@ -261,7 +273,12 @@ fn pull_leased(
         });
     }
     store.put_blob(lease, &manifest.bytes, Some(&manifest.digest))?;
-    let platform_of = |k: &str| cfg.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let platform_of = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     let created = cfg
         .get("created")
         .and_then(|v| v.as_str())
@@ -303,7 +320,12 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
 
 /// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
 /// Returns the tar's length.
-fn check_diff_id(path: &std::path::Path, media_type: &str, diff_id: &Digest, what: &str) -> Result<u64> {
+fn check_diff_id(
+    path: &std::path::Path,
+    media_type: &str,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<u64> {
     let f = std::fs::File::open(path).map_err(|e| Error::Read {
         what: path.display().to_string(),
         source: e,
@@ -427,7 +449,11 @@ fn download(
     loop {
         let offset = w.len();
         let range = format!("bytes={offset}-");
-        let headers: &[(&str, &str)] = if offset > 0 { &[("Range", &range)] } else { &[] };
+        let headers: &[(&str, &str)] = if offset > 0 {
+            &[("Range", &range)]
+        } else {
+            &[]
+        };
         let err: Error = match sess.send("GET", &url, headers, SendBody::none()) {
             Ok(resp) => {
                 let status = resp.status().as_u16();

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kiln_image::compression::media_types as mt;
 use kiln_image::manifest::{DescriptorOut, build_manifest};
 use kiln_image::{Compression, Digest, ImageRef};
-use kiln_store::{Lease, LayerRecord, RefKind, Store, WireLayer};
+use kiln_store::{LayerRecord, Lease, RefKind, Store, WireLayer};
 use ureq::SendBody;
 
 use crate::client::{Session, Settings, error_message, read_small};
@@ -54,6 +54,9 @@ pub struct Pushed {
     /// The manifest's size.
     pub size: u64,
 }
+
+/// A blob as a manifest names it: digest, media type, size.
+type Desc = (Digest, String, u64);
 
 /// One blob to put in the registry.
 #[derive(Debug, Clone)]
@@ -150,7 +153,9 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         sources.push(s);
     }
     let sess = Session::open(opts.settings, &registry, &scopes)?;
-    let result = push_leased(store, &sess, &repo, &image, &blobs, &sources, &lease, opts, &tag);
+    let result = push_leased(
+        store, &sess, &repo, &image, &blobs, &sources, &lease, opts, &tag,
+    );
     let (digest, size, pushed) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -191,7 +196,7 @@ fn push_leased(
             });
         }
     }
-    let results: Mutex<Vec<Option<Result<(Digest, String, u64)>>>> =
+    let results: Mutex<Vec<Option<Result<Desc>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -226,7 +231,15 @@ fn push_leased(
     // The config.
     let config_size = store.blob_size(&image.id)?;
     if !blob_exists(sess, repo, &image.id)? {
-        upload(sess, repo, &image.id, config_size, &store.blob_path(&image.id), None, opts)?;
+        upload(
+            sess,
+            repo,
+            &image.id,
+            config_size,
+            &store.blob_path(&image.id),
+            None,
+            opts,
+        )?;
     }
     // The manifest: the stored one when every layer goes as stored (a pulled image keeps
     // its digest), else a new one over the wire blobs.
@@ -238,12 +251,27 @@ fn push_leased(
         let docker = image.manifest_media_type == mt::DOCKER_MANIFEST;
         let config_type = serde_json::from_slice::<serde_json::Value>(&stored)
             .ok()
-            .and_then(|v| v.pointer("/config/mediaType").and_then(|m| m.as_str()).map(str::to_string))
-            .unwrap_or_else(|| if docker { mt::DOCKER_CONFIG } else { mt::OCI_CONFIG }.to_string());
+            .and_then(|v| {
+                v.pointer("/config/mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                if docker {
+                    mt::DOCKER_CONFIG
+                } else {
+                    mt::OCI_CONFIG
+                }
+                .to_string()
+            });
         let layer_descs: Vec<DescriptorOut> = descs
             .iter()
             .map(|(d, m, s)| {
-                let m = if docker { docker_layer_type(m) } else { oci_layer_type(m) };
+                let m = if docker {
+                    docker_layer_type(m)
+                } else {
+                    oci_layer_type(m)
+                };
                 DescriptorOut::new(m, *d, *s)
             })
             .collect();
@@ -255,18 +283,19 @@ fn push_leased(
                 "config": config,
                 "layers": layer_descs,
             });
-            (serde_json::to_vec(&v).expect("JSON"), mt::DOCKER_MANIFEST.to_string())
+            (
+                serde_json::to_vec(&v).expect("JSON"),
+                mt::DOCKER_MANIFEST.to_string(),
+            )
         } else {
-            (build_manifest(&config, &layer_descs).0, mt::OCI_MANIFEST.to_string())
+            (
+                build_manifest(&config, &layer_descs).0,
+                mt::OCI_MANIFEST.to_string(),
+            )
         }
     };
     let url = sess.url(&format!("{repo}/manifests/{tag}"));
-    let resp = sess.send(
-        "PUT",
-        &url,
-        &[("Content-Type", &media_type)],
-        &bytes[..],
-    )?;
+    let resp = sess.send("PUT", &url, &[("Content-Type", &media_type)], &bytes[..])?;
     let status = resp.status().as_u16();
     if status != 201 && status != 200 {
         let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
@@ -336,9 +365,11 @@ fn push_layer(
             }
         }
     }
-    let layer = b.layer.as_ref().ok_or_else(|| Error::Store(kiln_store::Error::BlobNotFound {
-        digest: b.desc.as_ref().map(|d| d.0.to_string()).unwrap_or_default(),
-    }))?;
+    let layer = b.layer.as_ref().ok_or_else(|| {
+        Error::Store(kiln_store::Error::BlobNotFound {
+            digest: b.desc.as_ref().map(|d| d.0.to_string()).unwrap_or_default(),
+        })
+    })?;
     let w = compress(store, layer, lease, opts)?;
     opts.progress.event(Event::Layer {
         digest: w.blob,
@@ -350,13 +381,26 @@ fn push_layer(
             status: LayerStatus::LayerAlreadyExists,
         });
     } else {
-        upload(sess, repo, &w.blob, w.size, &store.blob_path(&w.blob), Some(w.blob), opts)?;
+        upload(
+            sess,
+            repo,
+            &w.blob,
+            w.size,
+            &store.blob_path(&w.blob),
+            Some(w.blob),
+            opts,
+        )?;
     }
     Ok((w.blob, w.media_type, w.size))
 }
 
 /// Compresses an uncompressed layer blob for the wire and remembers the result.
-fn compress(store: &Store, layer: &LayerRecord, lease: &Lease, opts: &PushOptions<'_>) -> Result<WireLayer> {
+fn compress(
+    store: &Store,
+    layer: &LayerRecord,
+    lease: &Lease,
+    opts: &PushOptions<'_>,
+) -> Result<WireLayer> {
     opts.progress.event(Event::Layer {
         digest: layer.blob,
         status: LayerStatus::Compressing,
@@ -433,7 +477,12 @@ fn with_query(url: &str, k: &str, v: &str) -> String {
     format!("{url}{sep}{k}={v}")
 }
 
-fn expect(resp: ureq::http::Response<ureq::Body>, method: &'static str, url: &str, ok: &[u16]) -> Result<ureq::http::Response<ureq::Body>> {
+fn expect(
+    resp: ureq::http::Response<ureq::Body>,
+    method: &'static str,
+    url: &str,
+    ok: &[u16],
+) -> Result<ureq::http::Response<ureq::Body>> {
     let status = resp.status().as_u16();
     if ok.contains(&status) {
         return Ok(resp);
@@ -500,7 +549,10 @@ fn upload(
             let resp = sess.send(
                 "PATCH",
                 &loc,
-                &[("Content-Type", "application/octet-stream"), ("Content-Range", &range)],
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", &range),
+                ],
                 &buf[..n],
             )?;
             let resp = expect(resp, "PATCH", &loc, &[202])?;

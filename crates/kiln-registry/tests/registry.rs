@@ -68,8 +68,13 @@ fn load_image(store: &Store, dir: &Path, tag: &str, layers: &[Vec<u8>]) -> Diges
     });
     let config = serde_json::to_vec(&config).unwrap();
     add(&mut b, "config.json", &config);
-    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": names}]);
-    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    let manifest =
+        serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": names}]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     let path = dir.join(format!("{}.tar", Digest::of(&config).hex()));
     std::fs::write(&path, b.into_inner().unwrap()).unwrap();
     store.load(&path).unwrap()[0].image.id
@@ -120,7 +125,13 @@ impl Events {
     }
 }
 
-fn push(store: &Store, settings: &Settings, r: &str, events: &Events, chunk: Option<u64>) -> kiln_registry::Result<kiln_registry::Pushed> {
+fn push(
+    store: &Store,
+    settings: &Settings,
+    r: &str,
+    events: &Events,
+    chunk: Option<u64>,
+) -> kiln_registry::Result<kiln_registry::Pushed> {
     kiln_registry::push(
         store,
         &ImageRef::parse(r).unwrap(),
@@ -133,7 +144,12 @@ fn push(store: &Store, settings: &Settings, r: &str, events: &Events, chunk: Opt
     )
 }
 
-fn pull(store: &Store, settings: &Settings, r: &str, events: &Events) -> kiln_registry::Result<kiln_registry::Pulled> {
+fn pull(
+    store: &Store,
+    settings: &Settings,
+    r: &str,
+    events: &Events,
+) -> kiln_registry::Result<kiln_registry::Pulled> {
     kiln_registry::pull(
         store,
         &ImageRef::parse(r).unwrap(),
@@ -162,13 +178,30 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     let reg = Registry::start();
     let env = Env::new();
     let a = env.store("a");
-    let id = load_image(&a, env.dir.path(), "app:1", &[layer_tar("a", &noise(1, 3 << 20)), layer_tar("b", b"hello")]);
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "app:1",
+        &[layer_tar("a", &noise(1, 3 << 20)), layer_tar("b", b"hello")],
+    );
     let name = format!("{}/app:1", reg.addr);
     a.tag(&id, &name).unwrap();
     let ev = Events::default();
     let pushed = push(&a, &env.settings, &name, &ev, None).unwrap();
-    assert_eq!(ev.statuses().iter().filter(|s| **s == LayerStatus::Pushed).count(), 2);
-    assert_eq!(ev.statuses().iter().filter(|s| **s == LayerStatus::Compressing).count(), 2);
+    assert_eq!(
+        ev.statuses()
+            .iter()
+            .filter(|s| **s == LayerStatus::Pushed)
+            .count(),
+        2
+    );
+    assert_eq!(
+        ev.statuses()
+            .iter()
+            .filter(|s| **s == LayerStatus::Compressing)
+            .count(),
+        2
+    );
     let full = ImageRef::parse(&name).unwrap();
     assert_eq!(
         a.repo_digests(&id).unwrap(),
@@ -179,7 +212,13 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     let again = push(&a, &env.settings, &name, &ev2, None).unwrap();
     assert_eq!(again.digest, pushed.digest);
     let st = ev2.statuses();
-    assert_eq!(st.iter().filter(|s| **s == LayerStatus::LayerAlreadyExists).count(), 2, "{st:?}");
+    assert_eq!(
+        st.iter()
+            .filter(|s| **s == LayerStatus::LayerAlreadyExists)
+            .count(),
+        2,
+        "{st:?}"
+    );
     assert!(!st.contains(&LayerStatus::Compressing), "{st:?}");
     assert!(!st.contains(&LayerStatus::Pushed), "{st:?}");
 
@@ -192,8 +231,14 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     assert_eq!(pulled.image.tags, vec![full.to_string()]);
     assert_eq!(b.repo_digests(&id).unwrap(), a.repo_digests(&id).unwrap());
     let layers = b.layers(&id).unwrap();
-    assert!(layers.iter().all(|l| l.media_type.ends_with("tar+gzip")), "{layers:?}");
-    assert_eq!(layers[0].uncompressed_size, layer_tar("a", &noise(1, 3 << 20)).len() as u64);
+    assert!(
+        layers.iter().all(|l| l.media_type.ends_with("tar+gzip")),
+        "{layers:?}"
+    );
+    assert_eq!(
+        layers[0].uncompressed_size,
+        layer_tar("a", &noise(1, 3 << 20)).len() as u64
+    );
     let again = pull(&b, &env.settings, &name, &Events::default()).unwrap();
     assert!(again.up_to_date);
     // A pulled image pushes back as it came: same manifest digest, nothing uploaded.
@@ -205,7 +250,9 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     // Its layers came from `app` on the same registry: mounted, not uploaded.
     let st = ev4.statuses();
     assert_eq!(
-        st.iter().filter(|s| matches!(s, LayerStatus::MountedFrom(r) if r == "app")).count(),
+        st.iter()
+            .filter(|s| matches!(s, LayerStatus::MountedFrom(r) if r == "app"))
+            .count(),
         2,
         "{st:?}"
     );
@@ -223,16 +270,33 @@ fn large_blobs_go_up_in_chunks() {
     let reg = Registry::start();
     let env = Env::new();
     let a = env.store("a");
-    let id = load_image(&a, env.dir.path(), "big:1", &[layer_tar("x", &noise(7, 5 << 20))]);
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "big:1",
+        &[layer_tar("x", &noise(7, 5 << 20))],
+    );
     let name = format!("{}/big:1", reg.addr);
     a.tag(&id, &name).unwrap();
     let ev = Events::default();
     push(&a, &env.settings, &name, &ev, Some(1 << 20)).unwrap();
     let st = ev.statuses();
     // Five or six 1 MiB chunks, each reported.
-    assert!(st.iter().filter(|s| matches!(s, LayerStatus::Pushing(..))).count() >= 5, "{st:?}");
+    assert!(
+        st.iter()
+            .filter(|s| matches!(s, LayerStatus::Pushing(..)))
+            .count()
+            >= 5,
+        "{st:?}"
+    );
     let b = env.store("b");
-    assert_eq!(pull(&b, &env.settings, &name, &Events::default()).unwrap().image.id, id);
+    assert_eq!(
+        pull(&b, &env.settings, &name, &Events::default())
+            .unwrap()
+            .image
+            .id,
+        id
+    );
 }
 
 #[test]
@@ -240,7 +304,10 @@ fn a_missing_tag_or_repository_says_manifest_unknown() {
     let reg = Registry::start();
     let env = Env::new();
     let s = env.store("s");
-    for r in [format!("{}/nothere:1", reg.addr), format!("{}/nothere", reg.addr)] {
+    for r in [
+        format!("{}/nothere:1", reg.addr),
+        format!("{}/nothere", reg.addr),
+    ] {
         let e = pull(&s, &env.settings, &r, &Events::default()).unwrap_err();
         let familiar = ImageRef::parse(&r).unwrap().familiar();
         assert_eq!(
@@ -267,17 +334,29 @@ fn basic_auth_with_stored_credentials_and_a_clear_401() {
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     // A wrong password: one clear error, fast (no retries), nothing stored.
     let t = Instant::now();
-    let bad = Credentials { username: "kiln".into(), password: "wrong".into() };
+    let bad = Credentials {
+        username: "kiln".into(),
+        password: "wrong".into(),
+    };
     let e = kiln_registry::login(&env.settings, &reg.addr, &bad).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(e.to_string().contains("unauthorized"), "{e}");
     assert_eq!(env.settings.credentials.get(&reg.addr).unwrap(), None);
     // Right: stored like docker's config.json, and used by push and pull.
-    let good = Credentials { username: "kiln".into(), password: "s3cret".into() };
+    let good = Credentials {
+        username: "kiln".into(),
+        password: "s3cret".into(),
+    };
     assert!(kiln_registry::login(&env.settings, &reg.addr, &good).unwrap());
     push(&a, &env.settings, &name, &Events::default(), None).unwrap();
     let b = env.store("b");
-    assert_eq!(pull(&b, &env.settings, &name, &Events::default()).unwrap().image.id, id);
+    assert_eq!(
+        pull(&b, &env.settings, &name, &Events::default())
+            .unwrap()
+            .image
+            .id,
+        id
+    );
     // Credentials that stop working fail the same way.
     env.settings.credentials.store(&reg.addr, &bad).unwrap();
     let t = Instant::now();
@@ -288,7 +367,10 @@ fn basic_auth_with_stored_credentials_and_a_clear_401() {
 
 #[test]
 fn tls_with_a_ca_from_certs_d() {
-    let reg = Registry::start_with(RegistryOptions { htpasswd: None, tls: true });
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: None,
+        tls: true,
+    });
     let env = Env::new();
     let a = env.store("a");
     let id = load_image(&a, env.dir.path(), "tls:1", &[layer_tar("a", b"tls")]);
@@ -296,13 +378,22 @@ fn tls_with_a_ca_from_certs_d() {
     a.tag(&id, &name).unwrap();
     // Without the CA: the certificate is refused (and plain HTTP to a TLS port fails too).
     let e = push(&a, &env.settings, &name, &Events::default(), None).unwrap_err();
-    assert!(e.to_string().to_lowercase().contains("certificate") || e.to_string().contains("Issuer"), "{e}");
+    assert!(
+        e.to_string().to_lowercase().contains("certificate") || e.to_string().contains("Issuer"),
+        "{e}"
+    );
     let d = env.settings.certs_d.join(&reg.addr);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::copy(reg.ca_cert(), d.join("ca.crt")).unwrap();
     push(&a, &env.settings, &name, &Events::default(), None).unwrap();
     let b = env.store("b");
-    assert_eq!(pull(&b, &env.settings, &name, &Events::default()).unwrap().image.id, id);
+    assert_eq!(
+        pull(&b, &env.settings, &name, &Events::default())
+            .unwrap()
+            .image
+            .id,
+        id
+    );
 }
 
 #[test]
@@ -331,7 +422,10 @@ fn a_connection_cut_half_way_through_a_blob_is_resumed() {
         })
         .collect();
     assert_eq!(resumed.len(), 2, "{:?}", ev.statuses());
-    assert!(resumed[0] > 0 && resumed[1] > resumed[0], "resumed at {resumed:?}");
+    assert!(
+        resumed[0] > 0 && resumed[1] > resumed[0],
+        "resumed at {resumed:?}"
+    );
     assert!(tmp_is_empty(&b));
 }
 
@@ -340,14 +434,25 @@ fn a_connection_that_keeps_dropping_leaves_nothing_in_the_store() {
     let reg = Registry::start();
     let env = Env::new();
     let a = env.store("a");
-    let id = load_image(&a, env.dir.path(), "cut:1", &[layer_tar("a", &noise(4, 2 << 20))]);
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "cut:1",
+        &[layer_tar("a", &noise(4, 2 << 20))],
+    );
     let name = format!("{}/cut:1", reg.addr);
     a.tag(&id, &name).unwrap();
     push(&a, &env.settings, &name, &Events::default(), None).unwrap();
     // Every answer past 64 KiB is cut: each retry gets a little further, never to the end.
     let proxy = CutProxy::start(&reg.addr, 64 << 10, usize::MAX);
     let b = env.store("b");
-    let e = pull(&b, &env.settings, &format!("{}/cut:1", proxy.addr), &Events::default()).unwrap_err();
+    let e = pull(
+        &b,
+        &env.settings,
+        &format!("{}/cut:1", proxy.addr),
+        &Events::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Read { .. } | Error::Http { .. }), "{e}");
     assert!(b.images().unwrap().is_empty());
     assert_eq!(blob_count(&b), 0, "blobs left behind");
@@ -380,7 +485,11 @@ fn fake_registry(routes: Vec<(String, String, Vec<u8>)>) -> String {
                 let (status, ctype, body): (&str, &str, &[u8]) = match found {
                     Some((_, t, b)) => ("200 OK", t, b),
                     None if path == "/v2/" => ("200 OK", "application/json", b"{}"),
-                    None => ("404 Not Found", "application/json", br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#),
+                    None => (
+                        "404 Not Found",
+                        "application/json",
+                        br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                    ),
                 };
                 let head = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
@@ -418,13 +527,31 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     }))
     .unwrap();
     let addr = fake_registry(vec![
-        ("/v2/bad/manifests/1".into(), "application/vnd.oci.image.manifest.v1+json".into(), manifest),
-        (format!("/v2/bad/blobs/{}", Digest::of(&config)), "application/octet-stream".into(), config),
-        (format!("/v2/bad/blobs/{layer_digest}"), "application/octet-stream".into(), served),
+        (
+            "/v2/bad/manifests/1".into(),
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest,
+        ),
+        (
+            format!("/v2/bad/blobs/{}", Digest::of(&config)),
+            "application/octet-stream".into(),
+            config,
+        ),
+        (
+            format!("/v2/bad/blobs/{layer_digest}"),
+            "application/octet-stream".into(),
+            served,
+        ),
     ]);
     let env = Env::new();
     let s = env.store("s");
-    let e = pull(&s, &env.settings, &format!("{addr}/bad:1"), &Events::default()).unwrap_err();
+    let e = pull(
+        &s,
+        &env.settings,
+        &format!("{addr}/bad:1"),
+        &Events::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
     assert!(e.to_string().contains(&layer_digest.to_string()), "{e}");
     assert!(s.images().unwrap().is_empty());
@@ -444,7 +571,13 @@ fn a_manifest_over_4_mib_is_refused() {
     )]);
     let env = Env::new();
     let s = env.store("s");
-    let e = pull(&s, &env.settings, &format!("{addr}/big:1"), &Events::default()).unwrap_err();
+    let e = pull(
+        &s,
+        &env.settings,
+        &format!("{addr}/big:1"),
+        &Events::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::ManifestTooLarge { .. }), "{e}");
     assert!(e.to_string().contains("4194304-byte limit"), "{e}");
     assert_eq!(blob_count(&s), 0);

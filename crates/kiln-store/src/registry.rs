@@ -50,7 +50,12 @@ impl Store {
 
     /// Remembers that the layer `diff_id` compressed as `variant` is `layer`. A hint: the
     /// blob may be collected later; the registry may still have it.
-    pub fn record_wire_layer(&self, diff_id: &Digest, variant: &str, layer: &WireLayer) -> Result<()> {
+    pub fn record_wire_layer(
+        &self,
+        diff_id: &Digest,
+        variant: &str,
+        layer: &WireLayer,
+    ) -> Result<()> {
         self.write(|tx| {
             db::exec(
                 tx,
@@ -88,7 +93,12 @@ impl Store {
     }
 
     /// Remembers that `registry` has `blob` in `repository`.
-    pub fn record_blob_source(&self, blob: &Digest, registry: &str, repository: &str) -> Result<()> {
+    pub fn record_blob_source(
+        &self,
+        blob: &Digest,
+        registry: &str,
+        repository: &str,
+    ) -> Result<()> {
         self.write(|tx| {
             db::exec(
                 tx,

@@ -236,14 +236,7 @@ fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         anyhow::bail!("Username and password are required");
     }
     let domain = server_domain(a.server.as_deref());
-    let in_file = kiln_registry::login(
-        settings,
-        &domain,
-        &Credentials {
-            username,
-            password,
-        },
-    )?;
+    let in_file = kiln_registry::login(settings, &domain, &Credentials { username, password })?;
     if in_file {
         eprintln!(
             "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",

@@ -58,7 +58,15 @@ impl Env {
 
     /// A store with busybox loaded and tagged `name`.
     fn with_busybox(&self, store: &str, name: &str) {
-        self.ok(store, &["load", "-q", "-i", support::busybox_archive().to_str().unwrap()]);
+        self.ok(
+            store,
+            &[
+                "load",
+                "-q",
+                "-i",
+                support::busybox_archive().to_str().unwrap(),
+            ],
+        );
         self.ok(store, &["tag", "localhost/busybox:latest", name]);
     }
 
@@ -74,7 +82,10 @@ fn redact(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {
         let mut l = line.to_string();
-        if l.len() > 13 && l.as_bytes()[12] == b':' && l[..12].bytes().all(|b| b.is_ascii_hexdigit()) {
+        if l.len() > 13
+            && l.as_bytes()[12] == b':'
+            && l[..12].bytes().all(|b| b.is_ascii_hexdigit())
+        {
             l = format!("<layer>{}", &l[12..]);
         }
         while let Some(i) = l.find("sha256:") {
@@ -123,7 +134,9 @@ fn push_and_pull_print_what_docker_prints() {
     let out = env.ok("b", &["pull", &name]);
     assert_eq!(
         out,
-        format!("1: Pulling from bb\nDigest: {digest}\nStatus: Image is up to date for {name}\n{name}\n")
+        format!(
+            "1: Pulling from bb\nDigest: {digest}\nStatus: Image is up to date for {name}\n{name}\n"
+        )
     );
     // Default tag, quiet.
     env.ok("a", &["tag", &name, &format!("{}/bb", reg.addr)]);
@@ -134,14 +147,28 @@ fn push_and_pull_print_what_docker_prints() {
         format!("{}/bb:latest\n", reg.addr)
     );
     // RepoDigests.
-    let inspect = env.ok("b", &["inspect", "--format", "{{json .RepoDigests}}", &name]);
+    let inspect = env.ok(
+        "b",
+        &["inspect", "--format", "{{json .RepoDigests}}", &name],
+    );
     assert_eq!(inspect.trim(), format!("[\"{}/bb@{digest}\"]", reg.addr));
-    let images = env.ok("b", &["images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"]);
+    let images = env.ok(
+        "b",
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
     assert_eq!(images, format!("{}/bb 1 {digest}\n", reg.addr));
     // By digest.
     let by_digest = format!("{}/bb@{digest}", reg.addr);
     let out = env.ok("d", &["pull", &by_digest]);
-    assert!(out.starts_with(&format!("{digest}: Pulling from bb\n")), "{out}");
+    assert!(
+        out.starts_with(&format!("{digest}: Pulling from bb\n")),
+        "{out}"
+    );
     assert!(out.ends_with(&format!("{by_digest}\n")), "{out}");
     assert!(env.tmp_is_empty("a") && env.tmp_is_empty("b") && env.tmp_is_empty("d"));
 }
@@ -163,7 +190,10 @@ fn missing_images_fail_with_dockers_messages() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
-        format!("An image does not exist locally with the tag: {}/x:y\n", reg.addr)
+        format!(
+            "An image does not exist locally with the tag: {}/x:y\n",
+            reg.addr
+        )
     );
 }
 
@@ -181,7 +211,10 @@ fn login_and_logout_like_docker() {
     let o = env.kiln("a", &["push", &name]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.starts_with("Error response from daemon: ") && err.contains("unauthorized"), "{err}");
+    assert!(
+        err.starts_with("Error response from daemon: ") && err.contains("unauthorized"),
+        "{err}"
+    );
     // Wrong password: one 401, nothing stored.
     let t = Instant::now();
     let o = env.kiln("a", &["login", &reg.addr, "-u", "kiln", "-p", "wrong"]);
@@ -222,16 +255,25 @@ fn login_and_logout_like_docker() {
         env.ok("a", &["logout", &reg.addr]),
         format!("Removing login credentials for {}\n", reg.addr)
     );
-    assert_eq!(env.ok("a", &["logout", &reg.addr]), format!("Not logged in to {}\n", reg.addr));
+    assert_eq!(
+        env.ok("a", &["logout", &reg.addr]),
+        format!("Not logged in to {}\n", reg.addr)
+    );
     assert!(!env.kiln("c", &["pull", &name]).status.success());
     // Flag rules.
     let o = env.kiln("a", &["login", &reg.addr, "--password-stdin"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Must provide --username with --password-stdin"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Must provide --username with --password-stdin")
+    );
 }
 
 #[test]
 fn tls_registry_with_a_ca_in_certs_d() {
-    let reg = Registry::start_with(RegistryOptions { htpasswd: None, tls: true });
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: None,
+        tls: true,
+    });
     let env = Env::new();
     let name = format!("{}/tls:1", reg.addr);
     env.with_busybox("a", &name);
@@ -291,7 +333,11 @@ fn skopeo_reads_what_kiln_pushed_and_kiln_builds_from_what_skopeo_pushed() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = Command::new(skopeo())
-        .args(["inspect", "--tls-verify=false", &format!("docker://{theirs}")])
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{theirs}"),
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -315,7 +361,10 @@ fn skopeo_reads_what_kiln_pushed_and_kiln_builds_from_what_skopeo_pushed() {
             ctx.to_str().unwrap(),
         ],
     );
-    assert_eq!(std::fs::read_to_string(out_dir.join("hello")).unwrap(), "built-on-pulled\n");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("hello")).unwrap(),
+        "built-on-pulled\n"
+    );
 }
 
 #[test]
@@ -327,17 +376,29 @@ fn docker_pulls_what_kiln_pushed() {
     env.with_busybox("a", &name);
     let digest = digest_in(&env.ok("a", &["push", &name]));
     let o = docker.command().args(["pull", &name]).output().unwrap();
-    assert!(o.status.success(), "docker pull: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "docker pull: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("Digest: {digest}")));
     let o = docker
         .command()
-        .args(["inspect", "--format", "{{json .RepoDigests}} {{.Id}}", &name])
+        .args([
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}} {{.Id}}",
+            &name,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let kiln_id = env.ok("a", &["inspect", "--format", "{{.Id}}", &name]);
     let _ = docker.command().args(["rmi", &name]).output();
-    assert!(text.contains(&format!("{}/for-docker@{digest}", reg.addr)), "{text}");
+    assert!(
+        text.contains(&format!("{}/for-docker@{digest}", reg.addr)),
+        "{text}"
+    );
     assert!(text.trim().ends_with(kiln_id.trim()), "{text} vs {kiln_id}");
 }
 
@@ -368,7 +429,13 @@ fn big_archive(dir: &Path, tag: &str, size: usize) -> PathBuf {
         let mut o = o;
         o.stdin.take().unwrap().write_all(&layer).unwrap();
         let out = o.wait_with_output().unwrap();
-        format!("sha256:{}", String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap())
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&out.stdout)
+                .split(' ')
+                .next()
+                .unwrap()
+        )
     };
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -385,7 +452,11 @@ fn big_archive(dir: &Path, tag: &str, size: usize) -> PathBuf {
     ]))
     .unwrap();
     let mut b = tar::Builder::new(Vec::new());
-    for (n, d) in [("l/layer.tar", &layer), ("config.json", &config), ("manifest.json", &manifest)] {
+    for (n, d) in [
+        ("l/layer.tar", &layer),
+        ("config.json", &config),
+        ("manifest.json", &manifest),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(d.len() as u64);
         h.set_mode(0o644);
@@ -419,26 +490,40 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let partial = std::fs::read_dir(env.root("b").join("tmp"))
-                .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)))
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
                 .unwrap_or(false);
             if partial {
                 break;
             }
             assert!(Instant::now() < deadline, "no download started");
-            assert!(child.try_wait().unwrap().is_none(), "the pull ended before the kill");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the pull ended before the kill"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         // SAFETY: a signal to the child this test started.
         unsafe { libc::kill(child.id() as i32, signal) };
         let status = child.wait().unwrap();
         assert!(!status.success());
-        assert_eq!(env.ok("b", &["images", "-q"]), "", "an image after a killed pull");
+        assert_eq!(
+            env.ok("b", &["images", "-q"]),
+            "",
+            "an image after a killed pull"
+        );
     }
     // The next run removes what the dead ones left and completes.
     let out = env.ok("b", &["pull", &slow]);
     assert!(out.contains("Status: Downloaded newer image for"), "{out}");
     assert!(env.tmp_is_empty("b"));
     let check = env.kiln("b", &["system", "check"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
 }
