@@ -91,6 +91,13 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A failure found before asking any registry: docker prints these bare (its CLI's own
+/// errors), while what a registry answered gets `Error response from daemon: `.
+fn local_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("{message}");
+    Ok(ExitCode::FAILURE)
+}
+
 fn short(d: &kiln_image::Digest) -> String {
     d.hex()[..12].to_string()
 }
@@ -112,12 +119,18 @@ fn render(e: Event) {
 }
 
 fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let reference = ImageRef::parse(&a.name)?;
+    let (reference, named) = match (ImageRef::parse(&a.name), ImageRef::parse_named(&a.name)) {
+        (Ok(r), Ok(n)) => (r, n),
+        (Err(e), _) | (_, Err(e)) => return local_error(e),
+    };
     let platform = match &a.platform {
-        Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
+        Some(p) => match Platform::parse(p) {
+            Ok(p) => p,
+            Err(e) => return local_error(format!("invalid --platform {p:?}: {e}")),
+        },
         None => Platform::host(),
     };
-    if !a.quiet && ImageRef::parse_named(&a.name)?.tag().is_none() && reference.digest().is_none() {
+    if !a.quiet && named.tag().is_none() && reference.digest().is_none() {
         println!("Using default tag: latest");
     }
     let store = Store::open(global.store_root())?;
@@ -146,9 +159,12 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
 }
 
 fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let named = ImageRef::parse_named(&a.name)?;
+    let named = match ImageRef::parse_named(&a.name) {
+        Ok(n) => n,
+        Err(e) => return local_error(e),
+    };
     if named.digest().is_some() {
-        anyhow::bail!("cannot push a digest reference");
+        return local_error("cannot push a digest reference: name a tag");
     }
     if !a.quiet && named.tag().is_none() {
         println!("Using default tag: latest");
@@ -209,10 +225,10 @@ fn server_domain(server: Option<&str>) -> String {
 
 fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     if a.password.is_some() && a.password_stdin {
-        anyhow::bail!("--password and --password-stdin are mutually exclusive");
+        return local_error("--password and --password-stdin are mutually exclusive");
     }
     if a.password_stdin && a.username.is_none() {
-        anyhow::bail!("Must provide --username with --password-stdin");
+        return local_error("Must provide --username with --password-stdin");
     }
     let password = if a.password_stdin {
         let mut s = String::new();
@@ -223,17 +239,18 @@ fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     } else if let Some(p) = a.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p
+    } else if !std::io::stdin().is_terminal() {
+        return local_error("Cannot perform an interactive login from a non TTY device");
     } else {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!("Cannot perform an interactive login from a non TTY device");
-        }
-        anyhow::bail!("interactive login is not supported: use -u USER --password-stdin");
+        return local_error(
+            "interactive login is not supported yet: use -u USER --password-stdin",
+        );
     };
     let Some(username) = a.username else {
-        anyhow::bail!("Cannot perform an interactive login from a non TTY device");
+        return local_error("Cannot perform an interactive login from a non TTY device");
     };
     if username.is_empty() || password.is_empty() {
-        anyhow::bail!("Username and password are required");
+        return local_error("Error: Username and password are required");
     }
     let domain = server_domain(a.server.as_deref());
     let in_file = kiln_registry::login(settings, &domain, &Credentials { username, password })?;
