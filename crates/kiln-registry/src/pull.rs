@@ -12,6 +12,7 @@
 use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use kiln_image::{Compression, Digest, Hasher, ImageRef, Platform};
@@ -318,6 +319,69 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
     }
 }
 
+/// Reads what the channel brings, until its sender is dropped.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+type Verified = std::io::Result<(Digest, u64)>;
+
+/// A thread that decompresses (per `media_type`, or by magic for a plain type) and hashes
+/// the bytes sent to it; it reads to the end of the channel whatever happens, so a sender
+/// never blocks on it.
+fn spawn_verifier(media_type: &str) -> (SyncSender<Vec<u8>>, std::thread::JoinHandle<Verified>) {
+    let (tx, rx) = sync_channel::<Vec<u8>>(64);
+    let comp = Compression::from_media_type(media_type).unwrap_or(Compression::None);
+    let handle = std::thread::spawn(move || {
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let result = (|| -> Verified {
+            let mut dec: Box<dyn Read + Send + '_> = if comp == Compression::None {
+                kiln_image::compression::auto_decoder(Box::new(&mut reader))?.1
+            } else {
+                comp.decoder(Box::new(&mut reader))?
+            };
+            let mut h = Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = dec.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            let len = h.len();
+            Ok((h.finish(), len))
+        })();
+        while reader.rx.recv().is_ok() {}
+        result
+    });
+    (tx, handle)
+}
+
 /// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
 /// Returns the tar's length.
 fn check_diff_id(
@@ -396,7 +460,15 @@ fn fetch_layer(
             uncompressed_size: uncompressed,
         });
     }
-    let mut w = download(store, sess, repo, l, progress)?;
+    // The diff ID is checked while the blob downloads: a thread decompresses and hashes the
+    // bytes as they arrive (network and gunzip overlap instead of adding up).
+    let (tx, verifier) = spawn_verifier(&l.media_type);
+    let mut tx = Some(tx);
+    let downloaded = download(store, sess, repo, l, progress, &mut tx);
+    let streamed = tx.is_some();
+    drop(tx);
+    let verified = verifier.join();
+    let mut w = downloaded?;
     w.flush().map_err(|e| Error::Read {
         what: what.clone(),
         source: e,
@@ -413,7 +485,26 @@ fn fetch_layer(
             actual: pending.info().digest.to_string(),
         });
     }
-    let uncompressed = check_diff_id(pending.path(), &l.media_type, diff_id, &what)?;
+    let uncompressed = match (streamed, verified) {
+        (true, Ok(Ok((actual, len)))) => {
+            if actual != *diff_id {
+                return Err(Error::DigestMismatch {
+                    what: format!("{what} (uncompressed, against the config's diff_id)"),
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            len
+        }
+        (true, Ok(Err(e))) => {
+            return Err(Error::Invalid {
+                what,
+                reason: format!("does not decompress: {e}"),
+            });
+        }
+        // The server restarted the blob (ignored a Range): check the file instead.
+        _ => check_diff_id(pending.path(), &l.media_type, diff_id, &what)?,
+    };
     progress.event(Event::Layer {
         digest: l.digest,
         status: LayerStatus::DownloadComplete,
@@ -440,6 +531,7 @@ fn download(
     repo: &str,
     l: &Descriptor,
     progress: &dyn Progress,
+    verifier: &mut Option<SyncSender<Vec<u8>>>,
 ) -> Result<kiln_store::BlobWriter> {
     let url = sess.url(&format!("{repo}/blobs/{}", l.digest));
     let what = format!("layer {}", l.digest);
@@ -468,8 +560,10 @@ fn download(
                 } else {
                     check_blob_status(status, &url, &l.digest)?;
                     if offset > 0 && status == 200 {
-                        // The server ignored the range: start over.
+                        // The server ignored the range: start over (and check the diff ID
+                        // from the file at the end).
                         w = store.blob_writer()?;
+                        *verifier = None;
                     }
                     let mut body = resp.into_body();
                     let mut reader = body.as_reader();
@@ -489,6 +583,11 @@ fn download(
                                     what: what.clone(),
                                     source: e,
                                 })?;
+                                if let Some(v) = verifier
+                                    && v.send(buf[..n].to_vec()).is_err()
+                                {
+                                    *verifier = None;
+                                }
                                 progress.event(Event::Layer {
                                     digest: l.digest,
                                     status: LayerStatus::Downloading(w.len(), l.size),

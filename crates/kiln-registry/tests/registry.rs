@@ -582,3 +582,80 @@ fn a_manifest_over_4_mib_is_refused() {
     assert!(e.to_string().contains("4194304-byte limit"), "{e}");
     assert_eq!(blob_count(&s), 0);
 }
+
+/// A fake registry serving one image whose layer is `served` (named by `layer`'s digest
+/// when `name_served` is false) with the config's diff ID `diff_id`.
+fn fake_image(repo: &str, layer: &[u8], diff_id: Digest) -> String {
+    let layer_digest = Digest::of(layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": Platform::host().architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    fake_registry(vec![
+        (
+            format!("/v2/{repo}/manifests/1"),
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest,
+        ),
+        (
+            format!("/v2/{repo}/blobs/{}", Digest::of(&config)),
+            "application/octet-stream".into(),
+            config,
+        ),
+        (
+            format!("/v2/{repo}/blobs/{layer_digest}"),
+            "application/octet-stream".into(),
+            layer.to_vec(),
+        ),
+    ])
+}
+
+#[test]
+fn a_layer_that_is_not_its_diff_id_is_refused() {
+    let layer = layer_tar("a", b"content");
+    let addr = fake_image("d", &layer, Digest::of(b"something else"));
+    let env = Env::new();
+    let s = env.store("s");
+    let e = pull(
+        &s,
+        &env.settings,
+        &format!("{addr}/d:1"),
+        &Events::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("against the config's diff_id"),
+        "{e}"
+    );
+    assert_eq!(blob_count(&s), 0);
+    assert!(tmp_is_empty(&s));
+}
+
+#[test]
+fn a_server_that_ignores_range_restarts_the_blob() {
+    // The fake server answers every GET with the whole blob (200): after the proxy cuts the
+    // first answer, the resumed request gets everything again and the download starts over.
+    let layer = layer_tar("a", &noise(9, 1 << 20));
+    let addr = fake_image("r", &layer, Digest::of(&layer));
+    let proxy = CutProxy::start(&addr, 256 << 10, 1);
+    let env = Env::new();
+    let s = env.store("s");
+    let ev = Events::default();
+    let p = pull(&s, &env.settings, &format!("{}/r:1", proxy.addr), &ev).unwrap();
+    assert_eq!(proxy.cuts(), 1);
+    assert!(
+        ev.statuses()
+            .iter()
+            .any(|s| matches!(s, LayerStatus::Retrying { .. }))
+    );
+    assert_eq!(s.layers(&p.image.id).unwrap()[0].blob, Digest::of(&layer));
+    assert!(tmp_is_empty(&s));
+}

@@ -242,9 +242,7 @@ fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     } else if !std::io::stdin().is_terminal() {
         return local_error("Cannot perform an interactive login from a non TTY device");
     } else {
-        return local_error(
-            "interactive login is not supported yet: use -u USER --password-stdin",
-        );
+        return local_error("interactive login is not supported yet: use -u USER --password-stdin");
     };
     let Some(username) = a.username else {
         return local_error("Cannot perform an interactive login from a non TTY device");
