@@ -9,7 +9,7 @@
 //! then the `PUT` for blobs over the chunk size. Layers go up in parallel (five at a time,
 //! docker's default), then the config, then the manifest under the tag.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -61,6 +61,8 @@ type Desc = (Digest, String, u64);
 /// One blob to put in the registry.
 #[derive(Debug, Clone)]
 struct WireBlob {
+    /// The layer's diff ID: docker's push lines name layers by it.
+    diff_id: Digest,
     /// What the manifest says (None: to be made by compressing `layer`).
     desc: Option<(Digest, String, u64)>,
     layer: Option<LayerRecord>,
@@ -119,11 +121,13 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         let comp = Compression::from_media_type(&l.media_type).unwrap_or(Compression::None);
         let b = if comp != Compression::None {
             WireBlob {
+                diff_id: l.diff_id,
                 desc: Some((l.blob, l.media_type.clone(), l.compressed_size)),
                 layer: None,
             }
         } else {
             WireBlob {
+                diff_id: l.diff_id,
                 desc: store
                     .wire_layer(&l.diff_id, variant(opts.compression))?
                     .map(|w| (w.blob, w.media_type, w.size)),
@@ -189,12 +193,10 @@ fn push_leased(
     tag: &str,
 ) -> Result<(Digest, u64, Vec<Digest>)> {
     for b in blobs {
-        if let Some((d, ..)) = &b.desc {
-            opts.progress.event(Event::Layer {
-                digest: *d,
-                status: LayerStatus::Preparing,
-            });
-        }
+        opts.progress.event(Event::Layer {
+            digest: b.diff_id,
+            status: LayerStatus::Preparing,
+        });
     }
     let results: Mutex<Vec<Option<Result<Desc>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
@@ -343,7 +345,7 @@ fn push_layer(
     if let Some((d, m, s)) = &b.desc {
         if blob_exists(sess, repo, d)? {
             opts.progress.event(Event::Layer {
-                digest: *d,
+                digest: b.diff_id,
                 status: LayerStatus::LayerAlreadyExists,
             });
             return Ok((*d, m.clone(), *s));
@@ -351,7 +353,7 @@ fn push_layer(
         for from in sources {
             if mount(sess, repo, d, from)? {
                 opts.progress.event(Event::Layer {
-                    digest: *d,
+                    digest: b.diff_id,
                     status: LayerStatus::MountedFrom(from.clone()),
                 });
                 return Ok((*d, m.clone(), *s));
@@ -360,7 +362,15 @@ fn push_layer(
         if store.has_blob(d) {
             lease.protect(RefKind::Blob, &d.to_string())?;
             if store.has_blob(d) {
-                upload(sess, repo, d, *s, &store.blob_path(d), Some(*d), opts)?;
+                upload(
+                    sess,
+                    repo,
+                    d,
+                    *s,
+                    &store.blob_path(d),
+                    Some(b.diff_id),
+                    opts,
+                )?;
                 return Ok((*d, m.clone(), *s));
             }
         }
@@ -370,56 +380,94 @@ fn push_layer(
             digest: b.desc.as_ref().map(|d| d.0.to_string()).unwrap_or_default(),
         })
     })?;
-    let w = compress(store, layer, lease, opts)?;
-    opts.progress.event(Event::Layer {
-        digest: w.blob,
-        status: LayerStatus::Preparing,
-    });
-    if blob_exists(sess, repo, &w.blob)? {
-        opts.progress.event(Event::Layer {
-            digest: w.blob,
-            status: LayerStatus::LayerAlreadyExists,
-        });
-    } else {
-        upload(
-            sess,
-            repo,
-            &w.blob,
-            w.size,
-            &store.blob_path(&w.blob),
-            Some(w.blob),
-            opts,
-        )?;
-    }
+    // First push of this layer this way: compress it once, into the store (remembered)
+    // and up to the registry in the same pass.
+    let w = compress_and_upload(store, sess, repo, layer, lease, opts)?;
     Ok((w.blob, w.media_type, w.size))
 }
 
-/// Compresses an uncompressed layer blob for the wire and remembers the result.
-fn compress(
+/// Writes to two places.
+struct Tee<'a, A, B> {
+    a: &'a mut A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// Compresses an uncompressed layer blob for the wire, streaming the result both into the
+/// store (remembered by diff ID, for the next push) and to the registry (one chunked
+/// `PATCH`, then the `PUT` with the digest once it is known): compression and upload
+/// overlap instead of adding up, and the compressed bytes are never read back.
+fn compress_and_upload(
     store: &Store,
+    sess: &Session,
+    repo: &str,
     layer: &LayerRecord,
     lease: &Lease,
     opts: &PushOptions<'_>,
 ) -> Result<WireLayer> {
     opts.progress.event(Event::Layer {
-        digest: layer.blob,
+        digest: layer.diff_id,
         status: LayerStatus::Compressing,
     });
     let what = format!("compressing layer {}", layer.blob);
+    let start = sess.url(&format!("{repo}/blobs/uploads/"));
+    let resp = sess.send("POST", &start, &[], SendBody::none())?;
+    let resp = expect(resp, "POST", &start, &[202])?;
+    let loc = location(sess, &resp, &start)?;
+    drop(resp);
     let f = store.open_blob(&layer.blob)?;
     let mut w = store.blob_writer_prehashed()?;
-    let info = kiln_snapshot::compress_tar(
-        std::io::BufReader::with_capacity(1 << 20, f),
-        &kiln_snapshot::ExportOptions {
-            compression: opts.compression,
-            ..Default::default()
-        },
-        &mut w,
-    )
-    .map_err(|e| Error::Read {
+    let (mut pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::Read {
         what: what.clone(),
         source: e,
     })?;
+    let compression = opts.compression;
+    let (compressed, sent) = std::thread::scope(|sc| {
+        let worker = sc.spawn(|| {
+            let out = Tee {
+                a: &mut w,
+                b: pipe_w,
+            };
+            // `out` (and the pipe's write end) is dropped when this returns: the upload
+            // sees the end of the body.
+            kiln_snapshot::compress_tar(
+                std::io::BufReader::with_capacity(1 << 20, f),
+                &kiln_snapshot::ExportOptions {
+                    compression,
+                    ..Default::default()
+                },
+                out,
+            )
+        });
+        let sent = sess
+            .send(
+                "PATCH",
+                &loc,
+                &[("Content-Type", "application/octet-stream")],
+                SendBody::from_reader(&mut pipe_r),
+            )
+            .and_then(|r| expect(r, "PATCH", &loc, &[202]))
+            .and_then(|r| location(sess, &r, &loc));
+        // A failed upload closes the pipe, so the compressor stops too.
+        drop(pipe_r);
+        (worker.join().expect("the compressor does not panic"), sent)
+    });
+    let info = compressed.map_err(|e| Error::Read {
+        what: what.clone(),
+        source: e,
+    })?;
+    let loc = sent?;
     if info.diff_id != layer.diff_id {
         return Err(Error::DigestMismatch {
             what,
@@ -427,6 +475,9 @@ fn compress(
             actual: info.diff_id.to_string(),
         });
     }
+    let put_url = with_query(&loc, "digest", &info.digest.to_string());
+    let resp = sess.send("PUT", &put_url, &[], SendBody::none())?;
+    expect(resp, "PUT", &put_url, &[201])?;
     let blob = w.finish_prehashed(info.digest)?.commit(lease, None)?;
     let wire = WireLayer {
         blob: blob.digest,
@@ -434,6 +485,10 @@ fn compress(
         size: blob.size,
     };
     store.record_wire_layer(&layer.diff_id, variant(opts.compression), &wire)?;
+    opts.progress.event(Event::Layer {
+        digest: layer.diff_id,
+        status: LayerStatus::Pushed,
+    });
     Ok(wire)
 }
 
