@@ -44,6 +44,10 @@ fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
 
 /// A docker-archive with one layer per entry of `layers`, tagged `tag`, loaded into `store`.
 fn load_image(store: &Store, dir: &Path, tag: &str, layers: &[Vec<u8>]) -> Digest {
+    load_image_for(store, dir, tag, layers, &Platform::host().architecture)
+}
+
+fn load_image_for(store: &Store, dir: &Path, tag: &str, layers: &[Vec<u8>], arch: &str) -> Digest {
     let mut diff_ids = Vec::new();
     let mut b = tar::Builder::new(Vec::new());
     let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
@@ -61,7 +65,7 @@ fn load_image(store: &Store, dir: &Path, tag: &str, layers: &[Vec<u8>]) -> Diges
         names.push(name);
     }
     let config = serde_json::json!({
-        "architecture": Platform::host().architecture,
+        "architecture": arch,
         "os": "linux",
         "config": {"Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -270,7 +274,12 @@ fn large_blobs_go_up_in_chunks() {
     let reg = Registry::start();
     let env = Env::new();
     let a = env.store("a");
-    let id = load_image(&a, env.dir.path(), "big:1", &[layer_tar("x", &noise(7, 5 << 20))]);
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "big:1",
+        &[layer_tar("x", &noise(7, 5 << 20))],
+    );
     let name = format!("{}/big:1", reg.addr);
     a.tag(&id, &name).unwrap();
     // The first push streams the layer as it compresses it (one chunked PATCH).
@@ -285,9 +294,21 @@ fn large_blobs_go_up_in_chunks() {
     push(&a, &env.settings, &name2, &ev, Some(1 << 20)).unwrap();
     let st = ev.statuses();
     assert!(!st.contains(&LayerStatus::Compressing), "{st:?}");
-    assert!(st.iter().filter(|s| matches!(s, LayerStatus::Pushing(..))).count() >= 5, "{st:?}");
+    assert!(
+        st.iter()
+            .filter(|s| matches!(s, LayerStatus::Pushing(..)))
+            .count()
+            >= 5,
+        "{st:?}"
+    );
     let b = env.store("b");
-    assert_eq!(pull(&b, &env.settings, &name2, &Events::default()).unwrap().image.id, id);
+    assert_eq!(
+        pull(&b, &env.settings, &name2, &Events::default())
+            .unwrap()
+            .image
+            .id,
+        id
+    );
 }
 
 #[test]
@@ -649,4 +670,80 @@ fn a_server_that_ignores_range_restarts_the_blob() {
     );
     assert_eq!(s.layers(&p.image.id).unwrap()[0].blob, Digest::of(&layer));
     assert!(tmp_is_empty(&s));
+}
+
+#[test]
+fn an_index_resolves_to_the_platform_asked_for() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let a = env.store("a");
+    let host = Platform::host().architecture;
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let mine = load_image_for(&a, env.dir.path(), "m:1", &[layer_tar("h", b"host")], &host);
+    let theirs = load_image_for(
+        &a,
+        env.dir.path(),
+        "m:2",
+        &[layer_tar("o", b"other")],
+        other,
+    );
+    let mut entries = Vec::new();
+    for (id, arch, tag) in [(mine, host.as_str(), "host"), (theirs, other, "other")] {
+        let name = format!("{}/multi:{tag}", reg.addr);
+        a.tag(&id, &name).unwrap();
+        let p = push(&a, &env.settings, &name, &Events::default(), None).unwrap();
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": p.digest.to_string(), "size": p.size,
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let sess = kiln_registry::Session::open(
+        &env.settings,
+        &reg.addr,
+        &["repository:multi:pull,push".into()],
+    )
+    .unwrap();
+    let url = sess.url("multi/manifests/1");
+    let r = sess
+        .send(
+            "PUT",
+            &url,
+            &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+            &index[..],
+        )
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let name = format!("{}/multi:1", reg.addr);
+    let pull_for = |store: &Store, p: Platform| {
+        kiln_registry::pull(
+            store,
+            &ImageRef::parse(&name).unwrap(),
+            &PullOptions {
+                settings: &env.settings,
+                platform: p,
+                progress: &Events::default(),
+            },
+        )
+    };
+    let b = env.store("b");
+    let p = pull_for(&b, Platform::host()).unwrap();
+    assert_eq!(p.image.id, mine);
+    // The repo digest is the index's, as docker records it.
+    assert_eq!(p.digest, Digest::of(&index));
+    let c = env.store("c");
+    let p = pull_for(&c, Platform::new("linux", other, None)).unwrap();
+    assert_eq!(p.image.id, theirs);
+    assert_eq!(p.image.architecture, other);
+    let e = pull_for(&env.store("d"), Platform::new("linux", "s390x", None)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no matching manifest for linux/s390x in the manifest list entries"
+    );
 }
