@@ -747,3 +747,37 @@ fn an_index_resolves_to_the_platform_asked_for() {
         "no matching manifest for linux/s390x in the manifest list entries"
     );
 }
+
+#[test]
+fn zstd_on_the_wire() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let a = env.store("a");
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "z:1",
+        &[layer_tar("z", &noise(5, 1 << 20))],
+    );
+    let name = format!("{}/z:1", reg.addr);
+    a.tag(&id, &name).unwrap();
+    kiln_registry::push(
+        &a,
+        &ImageRef::parse(&name).unwrap(),
+        &PushOptions {
+            settings: &env.settings,
+            compression: Compression::Zstd,
+            progress: &Events::default(),
+            chunk_size: None,
+        },
+    )
+    .unwrap();
+    let b = env.store("b");
+    let p = pull(&b, &env.settings, &name, &Events::default()).unwrap();
+    assert_eq!(p.image.id, id);
+    let layers = b.layers(&id).unwrap();
+    assert_eq!(
+        layers[0].media_type,
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+}
