@@ -200,8 +200,8 @@ impl CutProxy {
         Self::start_with(upstream, after, cuts, None)
     }
 
-    /// A proxy that cuts nothing and waits `pause` after every 16 KiB it passes on (a slow
-    /// link, to stop a transfer in the middle).
+    /// A proxy that cuts nothing and waits `pause` after every 16 KiB it passes on, both
+    /// ways (a slow link, to stop a transfer in the middle).
     pub fn slow(upstream: &str, pause: Duration) -> CutProxy {
         Self::start_with(upstream, u64::MAX, 0, Some(pause))
     }
@@ -220,7 +220,7 @@ impl CutProxy {
                 };
                 let counter = counter.clone();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || pipe(c2, s2, u64::MAX, None, None));
+                std::thread::spawn(move || pipe(c2, s2, u64::MAX, None, pause));
                 std::thread::spawn(move || {
                     pipe(server, client, after, Some((counter, cuts)), pause)
                 });

@@ -527,3 +527,62 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     );
     assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
 }
+
+#[test]
+fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(1));
+    let name = format!("{}/big:1", proxy.addr);
+    let archive = big_archive(env.tmp.path(), &name, 8 << 20);
+    env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = env
+            .cmd("a", &["push", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the layer is being compressed and sent (a temp blob in tmp/).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let partial = std::fs::read_dir(env.root("a").join("tmp"))
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
+                .unwrap_or(false);
+            if partial {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no upload started");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the push ended before the kill"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: a signal to the child this test started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        assert!(!child.wait().unwrap().success());
+    }
+    // Nothing in the registry under the tag; the next push completes and is pullable.
+    assert!(
+        !env.kiln("b", &["pull", &format!("{}/big:1", reg.addr)])
+            .status
+            .success()
+    );
+    let out = env.ok("a", &["push", &name]);
+    let digest = digest_in(out.lines().last().unwrap());
+    assert!(env.tmp_is_empty("a"));
+    let check = env.kiln("a", &["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(
+        digest_in(&env.ok("c", &["pull", &format!("{}/big:1", reg.addr)])),
+        digest
+    );
+}
