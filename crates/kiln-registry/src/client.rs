@@ -87,6 +87,9 @@ pub struct Session {
     pub registry: String,
     creds: Option<Credentials>,
     authorization: Mutex<Option<String>>,
+    /// The bearer challenge and scopes, to fetch a new token when one expires mid-transfer
+    /// (Docker Hub's last five minutes).
+    bearer: Mutex<Option<(String, Option<String>, Vec<String>)>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -296,6 +299,7 @@ impl Session {
             registry: domain.to_string(),
             creds,
             authorization: Mutex::new(None),
+            bearer: Mutex::new(None),
         };
         session.authorize(ping, scopes)?;
         Ok(session)
@@ -358,6 +362,7 @@ impl Session {
             Some(Challenge::Bearer { realm, service }) => {
                 let token = self.fetch_token(&realm, service.as_deref(), scopes)?;
                 *self.authorization.lock().unwrap() = Some(format!("Bearer {token}"));
+                *self.bearer.lock().unwrap() = Some((realm, service, scopes.to_vec()));
                 Ok(())
             }
             None => Err(Error::Unauthorized {
@@ -434,8 +439,43 @@ impl Session {
         }
     }
 
-    /// Sends a request with the session's authorization.
+    /// Sends a request with the session's authorization. A bodiless request (`GET`,
+    /// `HEAD`, `DELETE`) answered 401 under a bearer token gets a new token and one retry:
+    /// tokens expire during long transfers. A request with a body is not re-sent (its body
+    /// is gone); the caller sees the 401.
     pub fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl ureq::AsSendBody,
+    ) -> Result<Response<Body>> {
+        let resp = self.send_once(method, url, headers, body)?;
+        if resp.status() != 401 {
+            return Ok(resp);
+        }
+        let bearer = self.bearer.lock().unwrap().clone();
+        let body_bytes = read_small(resp, 1 << 16, url).unwrap_or_default();
+        let unauthorized = |b: &[u8]| Error::Unauthorized {
+            url: url.to_string(),
+            message: non_empty(error_message(b).1, "authentication required"),
+        };
+        match bearer {
+            Some((realm, service, scopes)) if matches!(method, "GET" | "HEAD" | "DELETE") => {
+                let token = self.fetch_token(&realm, service.as_deref(), &scopes)?;
+                *self.authorization.lock().unwrap() = Some(format!("Bearer {token}"));
+                let resp = self.send_once(method, url, headers, ())?;
+                if resp.status() == 401 {
+                    let b = read_small(resp, 1 << 16, url).unwrap_or_default();
+                    return Err(unauthorized(&b));
+                }
+                Ok(resp)
+            }
+            _ => Err(unauthorized(&body_bytes)),
+        }
+    }
+
+    fn send_once(
         &self,
         method: &'static str,
         url: &str,
@@ -453,19 +493,11 @@ impl Session {
             what: url.to_string(),
             reason: e.to_string(),
         })?;
-        let resp = self.agent.run(req).map_err(|e| Error::Http {
+        self.agent.run(req).map_err(|e| Error::Http {
             method,
             url: url.to_string(),
             source: e,
-        })?;
-        if resp.status() == 401 {
-            let body = read_small(resp, 1 << 16, url).unwrap_or_default();
-            return Err(Error::Unauthorized {
-                url: url.to_string(),
-                message: non_empty(error_message(&body).1, "authentication required"),
-            });
-        }
-        Ok(resp)
+        })
     }
 }
 

@@ -781,3 +781,169 @@ fn zstd_on_the_wire() {
         "application/vnd.oci.image.layer.v1.tar+zstd"
     );
 }
+
+type Handler =
+    dyn Fn(&str, &str, &[(String, String)]) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
+
+/// An HTTP/1.1 server on 127.0.0.1 answering with `handler(method, path, headers)`.
+fn serve(handler: std::sync::Arc<Handler>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        if let Some((k, v)) = h.trim_end().split_once(':') {
+                            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                        }
+                    }
+                    let (status, extra, body) = handler(&method, &path, &headers);
+                    let mut head =
+                        format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+                    for (k, v) in extra {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if conn.write_all(head.as_bytes()).is_err()
+                        || (method != "HEAD" && conn.write_all(&body).is_err())
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn bearer_tokens_per_scope_with_credentials_and_a_refresh_when_one_expires() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let layer = layer_tar("a", b"bearer");
+    let layer_digest = Digest::of(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": Platform::host().architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let issued = Arc::new(AtomicUsize::new(0));
+    let scopes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let addr_cell = Arc::new(Mutex::new(String::new()));
+    let (i2, s2, a2) = (issued.clone(), scopes.clone(), addr_cell.clone());
+    let config_path = format!("/v2/b/blobs/{}", Digest::of(&config));
+    let layer_path = format!("/v2/b/blobs/{layer_digest}");
+    let handler: Arc<Handler> =
+        Arc::new(move |_m: &str, path: &str, headers: &[(String, String)]| {
+            let auth = headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            if let Some(q) = path.strip_prefix("/token?") {
+                // kiln:pw, base64.
+                if auth != "Basic a2lsbjpwdw==" {
+                    return (401, vec![], br#"{"details":"wrong password"}"#.to_vec());
+                }
+                s2.lock().unwrap().push(q.to_string());
+                let n = i2.fetch_add(1, Ordering::SeqCst) + 1;
+                return (
+                    200,
+                    vec![],
+                    format!(r#"{{"token":"tok-{n}"}}"#).into_bytes(),
+                );
+            }
+            let current = format!("Bearer tok-{}", i2.load(Ordering::SeqCst));
+            // The first token "expires" before the layer is fetched.
+            let expired = path == layer_path && current == "Bearer tok-1";
+            if auth != current || expired {
+                let challenge = format!(
+                    r#"Bearer realm="http://{}/token",service="fake""#,
+                    a2.lock().unwrap()
+                );
+                return (
+                    401,
+                    vec![("WWW-Authenticate".into(), challenge)],
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                        .to_vec(),
+                );
+            }
+            match path {
+                "/v2/" => (200, vec![], b"{}".to_vec()),
+                "/v2/b/manifests/1" => (
+                    200,
+                    vec![(
+                        "Content-Type".into(),
+                        "application/vnd.oci.image.manifest.v1+json".into(),
+                    )],
+                    manifest.clone(),
+                ),
+                p if p == config_path => (200, vec![], config.clone()),
+                p if p == layer_path => (200, vec![], layer.clone()),
+                _ => (404, vec![], b"{}".to_vec()),
+            }
+        });
+    let addr = serve(handler);
+    *addr_cell.lock().unwrap() = addr.clone();
+    let env = Env::new();
+    // Anonymous: the token service refuses.
+    let e = pull(
+        &env.store("s0"),
+        &env.settings,
+        &format!("{addr}/b:1"),
+        &Events::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
+    assert!(e.to_string().contains("/token"), "{e}");
+    env.settings
+        .credentials
+        .store(
+            &addr,
+            &Credentials {
+                username: "kiln".into(),
+                password: "pw".into(),
+            },
+        )
+        .unwrap();
+    let s = env.store("s");
+    let p = pull(
+        &s,
+        &env.settings,
+        &format!("{addr}/b:1"),
+        &Events::default(),
+    )
+    .unwrap();
+    assert_eq!(s.layers(&p.image.id).unwrap()[0].blob, layer_digest);
+    // One token for the pull, one more when the first expired.
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    let seen = scopes.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|q| q.contains("scope=repository%3Ab%3Apull") && q.contains("service=fake")),
+        "{seen:?}"
+    );
+}
