@@ -89,8 +89,11 @@ pub struct Session {
     authorization: Mutex<Option<String>>,
     /// The bearer challenge and scopes, to fetch a new token when one expires mid-transfer
     /// (Docker Hub's last five minutes).
-    bearer: Mutex<Option<(String, Option<String>, Vec<String>)>>,
+    bearer: Mutex<Option<BearerScope>>,
 }
+
+/// A bearer challenge's realm and service, and the scopes a session asked for.
+type BearerScope = (String, Option<String>, Vec<String>);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
