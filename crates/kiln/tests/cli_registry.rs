@@ -170,6 +170,17 @@ fn push_and_pull_print_what_docker_prints() {
         "{out}"
     );
     assert!(out.ends_with(&format!("{by_digest}\n")), "{out}");
+    // An image pulled by digest only: its repository with TAG <none>, as docker lists it.
+    let images = env.ok(
+        "d",
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(images, format!("{}/bb <none> {digest}\n", reg.addr));
     assert!(env.tmp_is_empty("a") && env.tmp_is_empty("b") && env.tmp_is_empty("d"));
 }
 

@@ -143,8 +143,18 @@ pub(crate) fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<()> {
             rows.push(row);
         };
         if img.tags.is_empty() {
-            if filter.reference.is_empty() {
-                push("<none>", "<none>");
+            // Pulled by digest: docker lists the repository with TAG <none>.
+            let repos: Vec<String> = repo_digests.iter().map(|(r, _)| r.clone()).collect();
+            if repos.is_empty() {
+                if filter.reference.is_empty() {
+                    push("<none>", "<none>");
+                }
+            } else {
+                for r in repos {
+                    if filter.keeps_tag(&r, &r) {
+                        push(&r, "<none>");
+                    }
+                }
             }
             continue;
         }
