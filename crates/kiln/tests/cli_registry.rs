@@ -597,3 +597,92 @@ fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
         digest
     );
 }
+
+#[test]
+fn credentials_through_a_docker_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: Some(("kiln".into(), "helped".into())),
+        tls: false,
+    });
+    let env = Env::new();
+    // A helper speaking docker's protocol, keeping its secrets in one file per server.
+    let bin = env.tmp.path().join("bin");
+    let vault = env.tmp.path().join("vault");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&vault).unwrap();
+    let helper = bin.join("docker-credential-kilntest");
+    std::fs::write(
+        &helper,
+        format!(
+            r#"#!/bin/sh
+v={vault}
+case "$1" in
+  store) input=$(cat); server=$(printf '%s' "$input" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/'); printf '%s' "$input" > "$v/$(printf '%s' "$server" | tr ':/' '__')" ;;
+  get) server=$(cat); f="$v/$(printf '%s' "$server" | tr ':/' '__')"; if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) server=$(cat); rm -f "$v/$(printf '%s' "$server" | tr ':/' '__')" ;;
+esac
+"#,
+            vault = vault.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(env.docker_config()).unwrap();
+    std::fs::write(
+        env.docker_config().join("config.json"),
+        r#"{"credsStore":"kilntest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let name = format!("{}/helped:1", reg.addr);
+    env.with_busybox("a", &name);
+    let o = env
+        .cmd("a", &["login", &reg.addr, "-u", "kiln", "-p", "helped"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Login Succeeded\n");
+    // No "stored unencrypted" warning: the helper has it; config.json only names the server.
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("unencrypted"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.docker_config().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["auths"][&reg.addr], serde_json::json!({}));
+    assert_eq!(v["credsStore"], "kilntest");
+    let push = env
+        .cmd("a", &["push", &name])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let o = env
+        .cmd("a", &["logout", &reg.addr])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&vault).unwrap().count(),
+        0,
+        "the helper erased it"
+    );
+    let pull = env
+        .cmd("b", &["pull", &name])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(!pull.status.success());
+}
