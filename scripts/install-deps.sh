@@ -9,7 +9,9 @@
 #   tests  the README's test command: demo's, plus runc (external runtime), skopeo and umoci
 #          (interop), docker.io (`docker load` interop), git (git contexts), e2fsprogs
 #          (a full-disk test formats a small ext4 image), passt (pasta: a container's outbound
-#          network, kiln-net's tests), chromium (the HTML report rendered headless)
+#          network, kiln-net's tests), chromium (the HTML report rendered headless),
+#          docker-registry (distribution 2.8, the registry tests start) and apache2-utils
+#          (htpasswd for its basic auth)
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -18,7 +20,7 @@ set -euo pipefail
 
 profile=${1:-tests}
 demo=(busybox-static)
-tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium)
+tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
   demo) want=("${demo[@]}") ;;
@@ -40,6 +42,8 @@ provides() {
     python3) echo python3 ;;
     e2fsprogs) echo mkfs.ext4 ;;
     passt) echo pasta ;;
+    docker-registry) echo docker-registry ;;
+    apache2-utils) echo htpasswd ;;
     *) echo "" ;;
   esac
 }

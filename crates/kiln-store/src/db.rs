@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -162,6 +162,31 @@ CREATE TABLE build_record_stages (
 );
 "#,
     // ---- end of build records
+    // ---- registries (issue 10, `kiln pull`/`push`): one self-contained entry; renumber
+    // freely at merge (it only adds tables). See `registry.rs`.
+    r#"
+CREATE TABLE repo_digests (
+    reference TEXT PRIMARY KEY,          -- "docker.io/library/busybox@sha256:<hex>"
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    updated INTEGER NOT NULL
+);
+CREATE INDEX repo_digests_image ON repo_digests(image_id);
+CREATE TABLE wire_layers (               -- a hint: keeps nothing alive
+    diff_id TEXT NOT NULL,               -- the uncompressed layer
+    variant TEXT NOT NULL,               -- how it was compressed for a push ("gzip", "zstd")
+    blob_digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, variant)
+);
+CREATE TABLE blob_sources (              -- where a blob is known to be, for cross-repo mounts
+    blob_digest TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    PRIMARY KEY (blob_digest, registry, repository)
+);
+"#,
+    // ---- end of registries
 ];
 
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {

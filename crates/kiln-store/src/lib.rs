@@ -45,6 +45,7 @@ mod lease;
 mod load;
 mod reference;
 mod refs;
+mod registry;
 mod reserve;
 mod save;
 mod snapshot;
@@ -72,6 +73,7 @@ pub use image::{ImageRecord, LayerRecord, NewImage, TagChange, chain_ids};
 pub use kiln_image::{Digest, ImageRef};
 pub use lease::{Lease, RefKind};
 pub use load::LoadedImage;
+pub use registry::WireLayer;
 pub use save::SaveFormat;
 pub use snapshot::{Settled, SnapshotInfo};
 

@@ -6,6 +6,8 @@
 //!   and counts as passed.
 //! - [`docker`]: a Docker engine for interop tests: the running one, or a `dockerd` this test
 //!   process starts and stops.
+//! - [`registry`]: a real registry (`docker-registry`) on 127.0.0.1, and a proxy that cuts
+//!   connections.
 //! - [`fuzz`]: a seeded generator and byte mutations for bounded fuzz tests on stable Rust
 //!   (`KILN_FUZZ_CASES` and `KILN_FUZZ_SEED` make a run longer or different).
 #![warn(missing_docs)]
@@ -13,3 +15,4 @@
 pub mod docker;
 pub mod fuzz;
 pub mod prereq;
+pub mod registry;

@@ -7,6 +7,7 @@ mod cmd_diff;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
+mod cmd_registry;
 mod cmd_report;
 mod global;
 mod progress;
@@ -45,6 +46,8 @@ enum Command {
     Report(cmd_report::Command),
     #[command(flatten)]
     Diff(cmd_diff::Command),
+    #[command(flatten)]
+    Registry(cmd_registry::Command),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
         Command::Report(c) => cmd_report::run(c, &cli.global),
         Command::Diff(c) => cmd_diff::run(c, &cli.global),
+        Command::Registry(c) => cmd_registry::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -96,6 +100,9 @@ enum Family {
     /// docker's CLI commands (images, builder, system): `Error: ...`, as docker prints
     /// `Error: No such image` and `Error response from daemon: ...` (kiln has no daemon).
     Docker,
+    /// `pull`, `push`, `login`: docker prints what the daemon answered as
+    /// `Error response from daemon: ...` (`manifest for x:y not found: manifest unknown`).
+    Daemon,
     /// kiln's own Dockerfile tools (`parse`, `graph`): `error: ...` like their rustc-style
     /// diagnostics and clap's usage errors.
     Kiln,
@@ -108,6 +115,7 @@ impl Family {
             Command::Dockerfile(_) => Family::Kiln,
             Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
             Command::Report(_) | Command::Diff(_) => Family::Docker,
+            Command::Registry(_) => Family::Daemon,
         }
     }
 
@@ -115,6 +123,7 @@ impl Family {
         match self {
             Family::Build => "ERROR: ",
             Family::Docker => "Error: ",
+            Family::Daemon => "Error response from daemon: ",
             Family::Kiln => "error: ",
         }
     }

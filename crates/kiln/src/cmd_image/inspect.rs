@@ -182,7 +182,11 @@ fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage>
     Ok(InspectImage {
         id: img.id.to_string(),
         repo_tags: img.tags.iter().map(|t| familiar(t)).collect(),
-        repo_digests: Vec::new(),
+        repo_digests: store
+            .repo_digests(&img.id)?
+            .iter()
+            .map(|d| familiar(d))
+            .collect(),
         parent: img.parent.map(|p| p.to_string()).unwrap_or_default(),
         comment: comment(&config),
         created: config["created"]

@@ -126,15 +126,35 @@ pub(crate) fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<()> {
             "SharedSize": "N/A",
             "UniqueSize": "N/A",
         });
+        // RepoDigests (pull, push): the digest column of that repository's rows.
+        let repo_digests: Vec<(String, String)> = store
+            .repo_digests(&img.id)?
+            .iter()
+            .filter_map(|d| ImageRef::parse_named(d).ok())
+            .filter_map(|r| Some((r.repository_familiar(), r.digest()?.to_string())))
+            .collect();
         let mut push = |repo: &str, tag: &str| {
             let mut row = base.clone();
             row["Repository"] = json!(repo);
             row["Tag"] = json!(tag);
+            if let Some((_, d)) = repo_digests.iter().find(|(r, _)| r == repo) {
+                row["Digest"] = json!(d);
+            }
             rows.push(row);
         };
         if img.tags.is_empty() {
-            if filter.reference.is_empty() {
-                push("<none>", "<none>");
+            // Pulled by digest: docker lists the repository with TAG <none>.
+            let repos: Vec<String> = repo_digests.iter().map(|(r, _)| r.clone()).collect();
+            if repos.is_empty() {
+                if filter.reference.is_empty() {
+                    push("<none>", "<none>");
+                }
+            } else {
+                for r in repos {
+                    if filter.keeps_tag(&r, &r) {
+                        push(&r, "<none>");
+                    }
+                }
             }
             continue;
         }

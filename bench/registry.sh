@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Push and pull of a ~470 MB image to and from a local registry: kiln against `skopeo copy`
+# of the same image, to and from the same registry, in the same run, interleaved.
+#
+#   bench/registry.sh [RUNS]        RUNS=5 by default; KILN=path/to/kiln overrides the binary
+#                                   SRC=DIR: what the layer holds (default /usr/bin, ~470 MB;
+#                                   needs about 6x that in free space under /var/tmp)
+#
+# The image is one layer (a tar of $SRC, uncompressed in kiln's store as kiln keeps
+# layers) in a docker-archive; skopeo's source is the same image in an OCI layout. The
+# registry is Debian's docker-registry (distribution 2.8) on 127.0.0.1, plain HTTP, its
+# storage emptied before every push so that each push uploads everything. Compared:
+#   push, gzip and upload:
+#               kiln push (a fresh store: gzips the uncompressed layer, then uploads)
+#               skopeo copy docker-archive:FILE docker://... (gzips, then uploads)
+#   push, upload only:
+#               kiln push (the store has the gzipped layer from an earlier push)
+#               skopeo copy oci:LAYOUT docker://... (the layout holds the gzipped layer)
+#   pull:       kiln pull (into an empty store: download, verify digest and diff ID)
+#               skopeo copy docker://... oci:DIR (into an empty layout)
+# Both pull the image skopeo pushed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+kiln=${KILN:-}
+if [ -z "$kiln" ]; then
+  cargo build --release -q -p kiln
+  kiln=${CARGO_TARGET_DIR:-target}/release/kiln
+fi
+kiln=$(readlink -f "$kiln")
+for c in skopeo docker-registry python3; do
+  command -v "$c" >/dev/null || { echo "bench/registry.sh: needs $c (bash scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /var/tmp/kiln-bench-registry.XXXXXX)
+reg_pid=
+cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+echo "making the image in $work ..." >&2
+mkdir -p "$work/a/blobs/sha256"
+src=${SRC:-/usr/bin}
+(cd "$(dirname "$src")" && tar --sort=name --mtime=@0 --numeric-owner --format=gnu -cf "$work/layer.tar" "$(basename "$src")")
+lhex=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+mv "$work/layer.tar" "$work/a/blobs/sha256/$lhex"
+printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$lhex" >"$work/config.json"
+chex=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+mv "$work/config.json" "$work/a/blobs/sha256/$chex"
+printf '[{"Config":"blobs/sha256/%s","RepoTags":["localhost/big:latest"],"Layers":["blobs/sha256/%s"]}]' "$chex" "$lhex" >"$work/a/manifest.json"
+(cd "$work/a" && tar -cf "$work/big.tar" manifest.json blobs)
+rm -rf "$work/a"
+ls -l "$work/big.tar" >&2
+skopeo copy -q docker-archive:"$work/big.tar" oci:"$work/layout:big" >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/reg
+  delete:
+    enabled: true
+http:
+  addr: $reg
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+
+# A store with the image loaded and tagged for the registry.
+fresh_store() { rm -rf "$1"; KILN_ROOT=$1 "$kiln" load -q -i "$work/big.tar" >/dev/null; KILN_ROOT=$1 "$kiln" tag localhost/big "$reg/big:k"; }
+empty_registry() { rm -rf "$work/reg/docker"; }
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }; e=$(date +%s.%N); python3 -c "print(f'{$e - $s:.3f}')"; }
+
+results=$work/results.tsv
+fresh_store "$work/warm"
+KILN_ROOT=$work/warm "$kiln" push -q "$reg/big:k" >/dev/null   # remembers the gzipped layer
+for i in $(seq "$runs"); do
+  fresh_store "$work/cold"
+  empty_registry
+  echo -e "push (gzip + upload)\tkiln push (fresh store)\t$(KILN_ROOT=$work/cold t "$kiln" push "$reg/big:k")" >>"$results"
+  empty_registry
+  echo -e "push (upload)\tkiln push (gzipped layer remembered)\t$(KILN_ROOT=$work/warm t "$kiln" push "$reg/big:k")" >>"$results"
+  empty_registry
+  echo -e "push (gzip + upload)\tskopeo copy docker-archive: -> docker://\t$(t skopeo copy -q --dest-tls-verify=false docker-archive:"$work/big.tar" docker://"$reg/big:s")" >>"$results"
+  empty_registry
+  echo -e "push (upload)\tskopeo copy oci: -> docker://\t$(t skopeo copy -q --dest-tls-verify=false oci:"$work/layout:big" docker://"$reg/big:s")" >>"$results"
+  rm -rf "$work/pulled" "$work/pulled-oci"
+  echo -e "pull\tkiln pull\t$(KILN_ROOT=$work/pulled t "$kiln" pull "$reg/big:s")" >>"$results"
+  echo -e "pull\tskopeo copy docker:// -> oci:\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" oci:"$work/pulled-oci:big")" >>"$results"
+  echo "run $i done" >&2
+done
+python3 - "$results" <<'PY'
+import sys, statistics, collections
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    op, tool, secs = line.rstrip("\n").split("\t")
+    rows.setdefault((op, tool), []).append(float(secs))
+print("| op | command | median s | min-max | n |")
+print("|---|---|---|---|---|")
+med = {}
+for (op, tool), v in rows.items():
+    med[(op, tool)] = statistics.median(v)
+    print(f"| {op} | {tool} | **{statistics.median(v):.2f}** | {min(v):.2f}-{max(v):.2f} | {len(v)} |")
+sk = {op: m for (op, tool), m in med.items() if tool.startswith("skopeo")}
+print()
+for (op, tool), m in med.items():
+    if not tool.startswith("skopeo"):
+        print(f"- {op}: {tool} / skopeo = {m / sk[op]:.2f}")
+PY

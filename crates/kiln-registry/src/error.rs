@@ -1,0 +1,127 @@
+//! kiln-registry's errors. The messages follow docker's where docker has one.
+
+/// What went wrong talking to a registry or moving an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The reference does not parse.
+    #[error("{0}")]
+    Reference(#[from] kiln_image::ReferenceError),
+    /// The registry has no such manifest (docker's wording).
+    #[error("manifest for {reference} not found: manifest unknown: {message}")]
+    ManifestUnknown {
+        /// The reference as the user wrote it (familiar form).
+        reference: String,
+        /// The registry's message.
+        message: String,
+    },
+    /// The registry has no such repository, or refuses to say (docker's wording).
+    #[error(
+        "pull access denied for {repository}, repository does not exist or may require 'docker login': denied: {message}"
+    )]
+    Denied {
+        /// The repository (familiar form).
+        repository: String,
+        /// The registry's message.
+        message: String,
+    },
+    /// The credentials were refused.
+    #[error("{url}: unauthorized: {message}")]
+    Unauthorized {
+        /// What was asked.
+        url: String,
+        /// The registry's (or token server's) message.
+        message: String,
+    },
+    /// Any other unexpected HTTP status.
+    #[error("{method} {url}: unexpected status {status}: {message}")]
+    Status {
+        /// The HTTP method.
+        method: &'static str,
+        /// What was asked.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The registry's message, or the start of the body.
+        message: String,
+    },
+    /// The connection failed (after retries, where retried).
+    #[error("{method} {url}: {source}")]
+    Http {
+        /// The HTTP method.
+        method: &'static str,
+        /// What was asked.
+        url: String,
+        /// The transport error.
+        source: ureq::Error,
+    },
+    /// Reading a response body failed.
+    #[error("reading {what}: {source}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A manifest larger than the limit.
+    #[error("manifest {reference} is {size} bytes, more than the {limit}-byte limit")]
+    ManifestTooLarge {
+        /// The manifest's reference.
+        reference: String,
+        /// Its announced or read size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Content did not match its digest (or size).
+    #[error("{what}: content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was downloaded.
+        what: String,
+        /// The announced digest.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// A document that is not what the registry said it is.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What was read.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An image index without the asked platform (docker's wording).
+    #[error("no matching manifest for {platform} in the manifest list entries")]
+    NoMatchingPlatform {
+        /// The platform asked for.
+        platform: String,
+    },
+    /// `push` of a name the store does not have (docker's wording).
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoSuchLocalImage(String),
+    /// Credentials configuration (`config.json`, credential helpers).
+    #[error("{what}: {reason}")]
+    Credentials {
+        /// The file or helper.
+        what: String,
+        /// What failed.
+        reason: String,
+    },
+    /// TLS setup (`certs.d`).
+    #[error("{path}: {reason}")]
+    Tls {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A signal stopped the transfer.
+    #[error("cancelled")]
+    Cancelled,
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] kiln_store::Error),
+}
+
+/// kiln-registry's result type.
+pub type Result<T> = std::result::Result<T, Error>;

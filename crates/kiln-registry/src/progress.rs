@@ -1,0 +1,106 @@
+//! What a pull or push reports while it runs. The library never prints; the CLI renders
+//! these as docker's lines.
+
+use kiln_image::Digest;
+
+/// A pull's or push's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `latest: Pulling from library/busybox`.
+    PullingFrom {
+        /// The tag, or the digest.
+        tag: String,
+        /// The repository path (`library/busybox`).
+        repository: String,
+    },
+    /// `The push refers to repository [127.0.0.1:5000/x]`.
+    PushRefersTo {
+        /// The repository's full familiar name.
+        repository: String,
+    },
+    /// One layer's state changed.
+    Layer {
+        /// The layer's blob digest (as it is on the wire).
+        digest: Digest,
+        /// What happened.
+        status: LayerStatus,
+    },
+}
+
+/// One layer's step, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerStatus {
+    /// The store has it (`Already exists`).
+    AlreadyExists,
+    /// `Pulling fs layer`.
+    PullingFsLayer,
+    /// `Downloading` (bytes so far, total).
+    Downloading(u64, u64),
+    /// The connection dropped; resuming at this offset (attempt number).
+    Retrying {
+        /// Bytes kept.
+        offset: u64,
+        /// Which retry.
+        attempt: u32,
+    },
+    /// `Verifying Checksum`.
+    Verifying,
+    /// `Download complete`.
+    DownloadComplete,
+    /// `Pull complete`.
+    PullComplete,
+    /// `Preparing` (push).
+    Preparing,
+    /// Compressing a layer for the wire (push; once per layer and compression).
+    Compressing,
+    /// `Pushing` (bytes so far, total).
+    Pushing(u64, u64),
+    /// `Pushed`.
+    Pushed,
+    /// `Layer already exists`.
+    LayerAlreadyExists,
+    /// `Mounted from REPO`.
+    MountedFrom(String),
+}
+
+impl LayerStatus {
+    /// docker's text for a plain (non-terminal) line, or None for pure progress.
+    pub fn text(&self) -> Option<String> {
+        Some(match self {
+            LayerStatus::AlreadyExists => "Already exists".into(),
+            LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
+            LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
+                return None;
+            }
+            LayerStatus::Retrying { offset, attempt } => {
+                format!("Retrying in 1 second (attempt {attempt}, resuming at byte {offset})")
+            }
+            LayerStatus::Verifying => "Verifying Checksum".into(),
+            LayerStatus::DownloadComplete => "Download complete".into(),
+            LayerStatus::PullComplete => "Pull complete".into(),
+            LayerStatus::Preparing => "Preparing".into(),
+            LayerStatus::Pushed => "Pushed".into(),
+            LayerStatus::LayerAlreadyExists => "Layer already exists".into(),
+            LayerStatus::MountedFrom(r) => format!("Mounted from {r}"),
+        })
+    }
+}
+
+/// Receives events; called from several threads.
+pub trait Progress: Sync {
+    /// One event.
+    fn event(&self, e: Event);
+}
+
+/// Discards events.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn event(&self, _: Event) {}
+}
+
+impl<F: Fn(Event) + Sync> Progress for F {
+    fn event(&self, e: Event) {
+        self(e)
+    }
+}

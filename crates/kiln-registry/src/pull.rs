@@ -1,0 +1,633 @@
+//! `pull`: a reference's image from its registry into the store.
+//!
+//! Index → the platform's manifest → config → layers. Layers download in parallel (three at
+//! a time, docker's default) into blob writers under the store's `tmp/`; a dropped
+//! connection resumes with an HTTP `Range` request where it stopped. Each blob is checked
+//! against its digest (and a layer against its diff ID, by decompressing it) before it is
+//! renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
+//! A failure releases the pull's lease and collects what it committed; a kill leaves temp
+//! files and a lease of a dead process, which the next `kiln` removes, while the layers
+//! already committed let the next pull skip them.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Duration;
+
+use kiln_image::{Compression, Digest, Hasher, ImageRef, Platform};
+use kiln_store::{ImageRecord, LayerRecord, Lease, NewImage, Store, TagChange};
+use ureq::SendBody;
+
+use crate::client::{Session, Settings, error_message, read_small};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Descriptor, Document};
+use crate::progress::{Event, LayerStatus, Progress};
+
+/// How many layers download at once (docker's `max-concurrent-downloads`).
+pub const CONCURRENT_DOWNLOADS: usize = 3;
+/// How many times a dropped blob download is resumed.
+pub const RETRIES: u32 = 5;
+/// The largest config kiln reads.
+const CONFIG_LIMIT: u64 = 32 << 20;
+
+/// How to pull.
+pub struct PullOptions<'a> {
+    /// Registries, TLS, credentials.
+    pub settings: &'a Settings,
+    /// Which image of an index (default: the host's).
+    pub platform: Platform,
+    /// Where events go.
+    pub progress: &'a dyn Progress,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The image as recorded.
+    pub image: ImageRecord,
+    /// The digest the reference resolved to (an index's, when it named one).
+    pub digest: Digest,
+    /// The reference pulled (normalized; a digest reference has no tag).
+    pub reference: ImageRef,
+    /// True when the store already had this image under this name.
+    pub up_to_date: bool,
+    /// The tag set, with the image it pointed at before.
+    pub tags: Vec<TagChange>,
+}
+
+/// The pull scope of a repository.
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+/// Pulls `reference` into `store`. This is the call `kiln build` makes for a base image
+/// it does not have.
+pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Result<Pulled> {
+    let reference = reference.docker_ref();
+    let repo = reference.path().to_string();
+    let familiar = reference.familiar();
+    let sess = Session::open(opts.settings, reference.domain(), &[pull_scope(&repo)])?;
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
+    };
+    opts.progress.event(Event::PullingFrom {
+        tag: wanted.clone(),
+        repository: reference.repository_familiar_path(),
+    });
+    let top = manifest::fetch(&sess, &repo, &wanted, &familiar)?;
+    let image_manifest = match top.parse(&familiar)? {
+        Document::Index(entries) => {
+            let d = manifest::select_platform(&entries, &opts.platform).ok_or_else(|| {
+                Error::NoMatchingPlatform {
+                    platform: opts.platform.to_string(),
+                }
+            })?;
+            manifest::fetch(&sess, &repo, &d.digest.to_string(), &familiar)?
+        }
+        Document::Image { .. } => top.clone(),
+    };
+    let Document::Image { config, layers } = image_manifest.parse(&familiar)? else {
+        return Err(Error::Invalid {
+            what: familiar,
+            reason: "an index entry is itself an index".into(),
+        });
+    };
+    let tag = reference.tag().map(|_| reference.to_string());
+    let previous = match &tag {
+        Some(t) => store.resolve_image(t).ok().map(|i| i.id),
+        None => None,
+    };
+    let existed = store.image(&config.digest)?.is_some();
+    let repo_digest = format!("{}@{}", reference.name(), top.digest);
+    if existed {
+        // The store has this image (all its blobs): only the name is new, if anything.
+        let tags = match &tag {
+            Some(t) => vec![store.tag(&config.digest, t)?],
+            None => Vec::new(),
+        };
+        store.record_repo_digest(&config.digest, &repo_digest)?;
+        if let Some(image) = store.image(&config.digest)? {
+            return Ok(Pulled {
+                up_to_date: tag.is_none() || previous == Some(image.id),
+                image,
+                digest: top.digest,
+                reference,
+                tags,
+            });
+        }
+    }
+    let lease = store.lease()?;
+    let result = pull_leased(
+        store,
+        &sess,
+        &repo,
+        &image_manifest,
+        &config,
+        &layers,
+        &lease,
+        opts,
+        tag.as_deref(),
+    );
+    let (image, tags) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
+    };
+    store.record_repo_digest(&image.id, &repo_digest)?;
+    for l in &layers {
+        store.record_blob_source(&l.digest, &sess.registry, &repo)?;
+    }
+    drop(lease);
+    let image = store.image(&image.id)?.unwrap_or(image);
+    Ok(Pulled {
+        up_to_date: match &tag {
+            Some(_) => previous == Some(image.id),
+            None => existed,
+        },
+        image,
+        digest: top.digest,
+        reference,
+        tags,
+    })
+}
+
+trait FamiliarPath {
+    fn repository_familiar_path(&self) -> String;
+}
+
+impl FamiliarPath for ImageRef {
+    /// docker's "Pulling from" name: the path (`library/busybox`, `x`).
+    fn repository_familiar_path(&self) -> String {
+        self.path().to_string()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pull_leased(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    manifest: &manifest::Fetched,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    lease: &Lease,
+    opts: &PullOptions<'_>,
+    tag: Option<&str>,
+) -> Result<(ImageRecord, Vec<TagChange>)> {
+    // The config first: it names the diff IDs every layer is checked against.
+    let config_bytes = if store.has_blob(&config.digest) {
+        lease.protect(kiln_store::RefKind::Blob, &config.digest.to_string())?;
+        store.read_blob(&config.digest)?
+    } else {
+        let url = sess.url(&format!("{repo}/blobs/{}", config.digest));
+        let resp = sess.send("GET", &url, &[], SendBody::none())?;
+        check_blob_status(resp.status().as_u16(), &url, &config.digest)?;
+        let bytes = read_small(resp, CONFIG_LIMIT, &url)?;
+        let actual = Digest::of(&bytes);
+        if actual != config.digest {
+            return Err(Error::DigestMismatch {
+                what: format!("config {}", config.digest),
+                expected: config.digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        store.put_blob(lease, &bytes, Some(&config.digest))?;
+        bytes
+    };
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| Error::Invalid {
+            what: format!("config {}", config.digest),
+            reason: e.to_string(),
+        })?;
+    let diff_ids: Vec<Digest> = cfg
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Invalid {
+            what: format!("config {}", config.digest),
+            reason: format!(
+                "{} diff IDs for {} layers in the manifest",
+                diff_ids.len(),
+                layers.len()
+            ),
+        });
+    }
+    for l in layers {
+        if !l.urls.is_empty() {
+            return Err(Error::Invalid {
+                what: format!("layer {}", l.digest),
+                reason: "a foreign layer (urls); kiln does not fetch those".into(),
+            });
+        }
+    }
+    // Layers: in parallel, in manifest order of start.
+    let results: Mutex<Vec<Option<Result<LayerRecord>>>> =
+        Mutex::new((0..layers.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    for l in layers {
+        if !store.has_blob(&l.digest) {
+            opts.progress.event(Event::Layer {
+                digest: l.digest,
+                status: LayerStatus::PullingFsLayer,
+            });
+        }
+    }
+    std::thread::scope(|sc| {
+        for _ in 0..CONCURRENT_DOWNLOADS.min(layers.len()).max(1) {
+            sc.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(l) = layers.get(i) else { break };
+                    let r = fetch_layer(store, sess, repo, l, &diff_ids[i], lease, opts.progress);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().unwrap()[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut records = Vec::with_capacity(layers.len());
+    for r in results.into_inner().unwrap().into_iter().flatten() {
+        records.push(r?);
+    }
+    if records.len() != layers.len() {
+        // A worker stopped after another's failure; that failure was returned above.
+        return Err(Error::Invalid {
+            what: "pull".into(),
+            reason: "a layer was not fetched".into(),
+        });
+    }
+    store.put_blob(lease, &manifest.bytes, Some(&manifest.digest))?;
+    let platform_of = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let created = cfg
+        .get("created")
+        .and_then(|v| v.as_str())
+        .and_then(kiln_store::timestamp::parse_rfc3339);
+    let tags: Vec<String> = tag.into_iter().map(str::to_string).collect();
+    let (image, changes) = store.record_image(
+        &NewImage {
+            manifest_digest: manifest.digest,
+            manifest_media_type: manifest.media_type.clone(),
+            config_digest: config.digest,
+            layers: records,
+            created,
+            architecture: platform_of("architecture"),
+            os: platform_of("os"),
+            parent: None,
+        },
+        &tags,
+    )?;
+    Ok((image, changes))
+}
+
+fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
+    match status {
+        200 | 206 => Ok(()),
+        404 => Err(Error::Status {
+            method: "GET",
+            url: url.to_string(),
+            status,
+            message: format!("blob unknown: {digest}"),
+        }),
+        _ => Err(Error::Status {
+            method: "GET",
+            url: url.to_string(),
+            status,
+            message: String::new(),
+        }),
+    }
+}
+
+/// Reads what the channel brings, until its sender is dropped.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+type Verified = std::io::Result<(Digest, u64)>;
+
+/// A thread that decompresses (per `media_type`, or by magic for a plain type) and hashes
+/// the bytes sent to it; it reads to the end of the channel whatever happens, so a sender
+/// never blocks on it.
+fn spawn_verifier(media_type: &str) -> (SyncSender<Vec<u8>>, std::thread::JoinHandle<Verified>) {
+    let (tx, rx) = sync_channel::<Vec<u8>>(64);
+    let comp = Compression::from_media_type(media_type).unwrap_or(Compression::None);
+    let handle = std::thread::spawn(move || {
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let result = (|| -> Verified {
+            let mut dec: Box<dyn Read + Send + '_> = if comp == Compression::None {
+                kiln_image::compression::auto_decoder(Box::new(&mut reader))?.1
+            } else {
+                comp.decoder(Box::new(&mut reader))?
+            };
+            let mut h = Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = dec.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            let len = h.len();
+            Ok((h.finish(), len))
+        })();
+        while reader.rx.recv().is_ok() {}
+        result
+    });
+    (tx, handle)
+}
+
+/// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
+/// Returns the tar's length.
+fn check_diff_id(
+    path: &std::path::Path,
+    media_type: &str,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<u64> {
+    let f = std::fs::File::open(path).map_err(|e| Error::Read {
+        what: path.display().to_string(),
+        source: e,
+    })?;
+    let comp = Compression::from_media_type(media_type).unwrap_or(Compression::None);
+    let reader = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut dec: Box<dyn Read + Send> = if comp == Compression::None {
+        // An unknown or plain type: trust the bytes' magic, as `load` does.
+        kiln_image::compression::auto_decoder(Box::new(reader))
+            .map(|(_, d)| d)
+            .map_err(|e| Error::Read {
+                what: what.to_string(),
+                source: e,
+            })?
+    } else {
+        comp.decoder(Box::new(reader)).map_err(|e| Error::Read {
+            what: what.to_string(),
+            source: e,
+        })?
+    };
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = dec.read(&mut buf).map_err(|e| Error::Invalid {
+            what: what.to_string(),
+            reason: format!("does not decompress: {e}"),
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let len = h.len();
+    let actual = h.finish();
+    if actual != *diff_id {
+        return Err(Error::DigestMismatch {
+            what: format!("{what} (uncompressed, against the config's diff_id)"),
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(len)
+}
+
+fn fetch_layer(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    l: &Descriptor,
+    diff_id: &Digest,
+    lease: &Lease,
+    progress: &dyn Progress,
+) -> Result<LayerRecord> {
+    let what = format!("layer {}", l.digest);
+    if store.has_blob(&l.digest) {
+        lease.protect(kiln_store::RefKind::Blob, &l.digest.to_string())?;
+        progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::AlreadyExists,
+        });
+        let path = store.blob_path(&l.digest);
+        let uncompressed = check_diff_id(&path, &l.media_type, diff_id, &what)?;
+        return Ok(LayerRecord {
+            blob: l.digest,
+            diff_id: *diff_id,
+            media_type: l.media_type.clone(),
+            compressed_size: l.size,
+            uncompressed_size: uncompressed,
+        });
+    }
+    // The diff ID is checked while the blob downloads: a thread decompresses and hashes the
+    // bytes as they arrive (network and gunzip overlap instead of adding up).
+    let (tx, verifier) = spawn_verifier(&l.media_type);
+    let mut tx = Some(tx);
+    let downloaded = download(store, sess, repo, l, progress, &mut tx);
+    let streamed = tx.is_some();
+    drop(tx);
+    let verified = verifier.join();
+    let mut w = downloaded?;
+    w.flush().map_err(|e| Error::Read {
+        what: what.clone(),
+        source: e,
+    })?;
+    progress.event(Event::Layer {
+        digest: l.digest,
+        status: LayerStatus::Verifying,
+    });
+    let pending = w.finish()?;
+    if pending.info().digest != l.digest {
+        return Err(Error::DigestMismatch {
+            what,
+            expected: l.digest.to_string(),
+            actual: pending.info().digest.to_string(),
+        });
+    }
+    let uncompressed = match (streamed, verified) {
+        (true, Ok(Ok((actual, len)))) => {
+            if actual != *diff_id {
+                return Err(Error::DigestMismatch {
+                    what: format!("{what} (uncompressed, against the config's diff_id)"),
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            len
+        }
+        (true, Ok(Err(e))) => {
+            return Err(Error::Invalid {
+                what,
+                reason: format!("does not decompress: {e}"),
+            });
+        }
+        // The server restarted the blob (ignored a Range): check the file instead.
+        _ => check_diff_id(pending.path(), &l.media_type, diff_id, &what)?,
+    };
+    progress.event(Event::Layer {
+        digest: l.digest,
+        status: LayerStatus::DownloadComplete,
+    });
+    let info = pending.commit(lease, Some(&l.digest))?;
+    progress.event(Event::Layer {
+        digest: l.digest,
+        status: LayerStatus::PullComplete,
+    });
+    Ok(LayerRecord {
+        blob: info.digest,
+        diff_id: *diff_id,
+        media_type: l.media_type.clone(),
+        compressed_size: info.size,
+        uncompressed_size: uncompressed,
+    })
+}
+
+/// Downloads a blob into a new blob writer, resuming with `Range` after a dropped
+/// connection (up to [`RETRIES`] times). The size is checked; the digest is the caller's.
+fn download(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    l: &Descriptor,
+    progress: &dyn Progress,
+    verifier: &mut Option<SyncSender<Vec<u8>>>,
+) -> Result<kiln_store::BlobWriter> {
+    let url = sess.url(&format!("{repo}/blobs/{}", l.digest));
+    let what = format!("layer {}", l.digest);
+    let mut w = store.blob_writer()?;
+    let mut attempt = 0u32;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let offset = w.len();
+        let range = format!("bytes={offset}-");
+        let headers: &[(&str, &str)] = if offset > 0 {
+            &[("Range", &range)]
+        } else {
+            &[]
+        };
+        let err: Error = match sess.send("GET", &url, headers, SendBody::none()) {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                if status >= 500 {
+                    let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
+                    Error::Status {
+                        method: "GET",
+                        url: url.clone(),
+                        status,
+                        message: error_message(&body).1,
+                    }
+                } else {
+                    check_blob_status(status, &url, &l.digest)?;
+                    if offset > 0 && status == 200 {
+                        // The server ignored the range: start over (and check the diff ID
+                        // from the file at the end).
+                        w = store.blob_writer()?;
+                        *verifier = None;
+                    }
+                    let mut body = resp.into_body();
+                    let mut reader = body.as_reader();
+                    let mut read_err = None;
+                    loop {
+                        match reader.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if w.len() + n as u64 > l.size {
+                                    return Err(Error::DigestMismatch {
+                                        what,
+                                        expected: format!("{} ({} bytes)", l.digest, l.size),
+                                        actual: format!("more than {} bytes", l.size),
+                                    });
+                                }
+                                w.write_all(&buf[..n]).map_err(|e| Error::Read {
+                                    what: what.clone(),
+                                    source: e,
+                                })?;
+                                if let Some(v) = verifier
+                                    && v.send(buf[..n].to_vec()).is_err()
+                                {
+                                    *verifier = None;
+                                }
+                                progress.event(Event::Layer {
+                                    digest: l.digest,
+                                    status: LayerStatus::Downloading(w.len(), l.size),
+                                });
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                read_err = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if w.len() == l.size {
+                        return Ok(w);
+                    }
+                    Error::Read {
+                        what: url.clone(),
+                        source: read_err.unwrap_or_else(|| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!("connection closed after {} of {} bytes", w.len(), l.size),
+                            )
+                        }),
+                    }
+                }
+            }
+            Err(e @ Error::Http { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        attempt += 1;
+        if attempt > RETRIES {
+            return Err(err);
+        }
+        progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::Retrying {
+                offset: w.len(),
+                attempt,
+            },
+        });
+        std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+    }
+}

@@ -1,0 +1,629 @@
+//! `push`: an image of the store to a registry.
+//!
+//! Layers the store keeps uncompressed (kiln's default, as Docker's store) are compressed
+//! for the wire once (gzip, or zstd) and the result remembered by diff ID
+//! ([`Store::record_wire_layer`]); a second push asks the registry for the remembered digest
+//! (`HEAD`) and neither reads nor compresses the layer when it is there. A blob the registry
+//! lacks is mounted from another repository of the same registry when the store knows one
+//! that has it, else uploaded: `POST` then one `PUT` with the digest, or `PATCH` chunks
+//! then the `PUT` for blobs over the chunk size. Layers go up in parallel (five at a time,
+//! docker's default), then the config, then the manifest under the tag.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use kiln_image::compression::media_types as mt;
+use kiln_image::manifest::{DescriptorOut, build_manifest};
+use kiln_image::{Compression, Digest, ImageRef};
+use kiln_store::{LayerRecord, Lease, RefKind, Store, WireLayer};
+use ureq::SendBody;
+
+use crate::client::{Session, Settings, error_message, read_small};
+use crate::error::{Error, Result};
+use crate::progress::{Event, LayerStatus, Progress};
+
+/// How many blobs upload at once (docker's `max-concurrent-uploads`).
+pub const CONCURRENT_UPLOADS: usize = 5;
+/// Blobs larger than this go up in `PATCH` chunks of this size (`KILN_PUSH_CHUNK_SIZE`
+/// overrides it); smaller ones in one `PUT`.
+pub const CHUNK_SIZE: u64 = 64 << 20;
+
+/// How to push.
+pub struct PushOptions<'a> {
+    /// Registries, TLS, credentials.
+    pub settings: &'a Settings,
+    /// How uncompressed layers are compressed for the wire (gzip or zstd).
+    pub compression: Compression,
+    /// Where events go.
+    pub progress: &'a dyn Progress,
+    /// Blobs larger than this go up in `PATCH` chunks (None: `KILN_PUSH_CHUNK_SIZE`, else
+    /// [`CHUNK_SIZE`]).
+    pub chunk_size: Option<u64>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The reference pushed.
+    pub reference: ImageRef,
+    /// The tag.
+    pub tag: String,
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's size.
+    pub size: u64,
+}
+
+/// A blob as a manifest names it: digest, media type, size.
+type Desc = (Digest, String, u64);
+
+/// One blob to put in the registry.
+#[derive(Debug, Clone)]
+struct WireBlob {
+    /// The layer's diff ID: docker's push lines name layers by it.
+    diff_id: Digest,
+    /// What the manifest says (None: to be made by compressing `layer`).
+    desc: Option<(Digest, String, u64)>,
+    layer: Option<LayerRecord>,
+}
+
+fn chunk_size(opts: &PushOptions<'_>) -> u64 {
+    if let Some(c) = opts.chunk_size.filter(|c| *c > 0) {
+        return c;
+    }
+    std::env::var("KILN_PUSH_CHUNK_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(CHUNK_SIZE)
+}
+
+/// The variant name under which a layer compressed for the wire is remembered.
+fn variant(c: Compression) -> &'static str {
+    match c {
+        Compression::Zstd => "wire1;zstd",
+        _ => "wire1;gzip",
+    }
+}
+
+/// Pushes the image `reference` names in `store` to its registry.
+pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Result<Pushed> {
+    if opts.compression == Compression::None {
+        return Err(Error::Invalid {
+            what: "push".into(),
+            reason: "layers go to a registry compressed: gzip or zstd".into(),
+        });
+    }
+    let familiar = reference.familiar();
+    let tag = reference
+        .tag()
+        .unwrap_or(kiln_image::reference::DEFAULT_TAG)
+        .to_string();
+    let named = reference.name_only().with_tag(&tag)?;
+    let image = match store.resolve_image(&named.to_string()) {
+        Ok(i) => i,
+        Err(kiln_store::Error::ImageNotFound(_)) => return Err(Error::NoSuchLocalImage(familiar)),
+        Err(e) => return Err(e.into()),
+    };
+    opts.progress.event(Event::PushRefersTo {
+        repository: named.name_only().familiar(),
+    });
+    let repo = named.path().to_string();
+    let registry = named.domain().to_string();
+    let lease = store.lease()?;
+    let Some((image, layers)) = lease.use_image(&image.id)? else {
+        return Err(Error::NoSuchLocalImage(familiar));
+    };
+    // What each layer will be on the wire, as far as known without compressing.
+    let mut blobs = Vec::with_capacity(layers.len());
+    for l in &layers {
+        let comp = Compression::from_media_type(&l.media_type).unwrap_or(Compression::None);
+        let b = if comp != Compression::None {
+            WireBlob {
+                diff_id: l.diff_id,
+                desc: Some((l.blob, l.media_type.clone(), l.compressed_size)),
+                layer: None,
+            }
+        } else {
+            WireBlob {
+                diff_id: l.diff_id,
+                desc: store
+                    .wire_layer(&l.diff_id, variant(opts.compression))?
+                    .map(|w| (w.blob, w.media_type, w.size)),
+                layer: Some(l.clone()),
+            }
+        };
+        blobs.push(b);
+    }
+    // Scopes: push here, pull where a mount could come from.
+    let mut scopes = vec![format!("repository:{repo}:pull,push")];
+    let mut sources: Vec<Vec<String>> = Vec::new();
+    for b in &blobs {
+        let s = match &b.desc {
+            Some((d, ..)) => store
+                .blob_sources(d, &registry)?
+                .into_iter()
+                .filter(|r| *r != repo)
+                .collect(),
+            None => Vec::new(),
+        };
+        for r in &s {
+            let scope = format!("repository:{r}:pull");
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        sources.push(s);
+    }
+    let sess = Session::open(opts.settings, &registry, &scopes)?;
+    let result = push_leased(
+        store, &sess, &repo, &image, &blobs, &sources, &lease, opts, &tag,
+    );
+    let (digest, size, pushed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
+    };
+    store.record_repo_digest(&image.id, &format!("{}@{digest}", named.name()))?;
+    for d in pushed {
+        store.record_blob_source(&d, &registry, &repo)?;
+    }
+    drop(lease);
+    Ok(Pushed {
+        reference: named,
+        tag,
+        digest,
+        size,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_leased(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    image: &kiln_store::ImageRecord,
+    blobs: &[WireBlob],
+    sources: &[Vec<String>],
+    lease: &Lease,
+    opts: &PushOptions<'_>,
+    tag: &str,
+) -> Result<(Digest, u64, Vec<Digest>)> {
+    for b in blobs {
+        opts.progress.event(Event::Layer {
+            digest: b.diff_id,
+            status: LayerStatus::Preparing,
+        });
+    }
+    let results: Mutex<Vec<Option<Result<Desc>>>> =
+        Mutex::new((0..blobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        for _ in 0..CONCURRENT_UPLOADS.min(blobs.len()).max(1) {
+            sc.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(b) = blobs.get(i) else { break };
+                    let r = push_layer(store, sess, repo, b, &sources[i], lease, opts);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().unwrap()[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut descs = Vec::with_capacity(blobs.len());
+    for r in results.into_inner().unwrap().into_iter().flatten() {
+        descs.push(r?);
+    }
+    if descs.len() != blobs.len() {
+        return Err(Error::Invalid {
+            what: "push".into(),
+            reason: "a layer was not pushed".into(),
+        });
+    }
+    // The config.
+    let config_size = store.blob_size(&image.id)?;
+    if !blob_exists(sess, repo, &image.id)? {
+        upload(
+            sess,
+            repo,
+            &image.id,
+            config_size,
+            &store.blob_path(&image.id),
+            None,
+            opts,
+        )?;
+    }
+    // The manifest: the stored one when every layer goes as stored (a pulled image keeps
+    // its digest), else a new one over the wire blobs.
+    let stored = store.read_blob(&image.manifest_digest)?;
+    let unchanged = blobs.iter().all(|b| b.layer.is_none());
+    let (bytes, media_type) = if unchanged {
+        (stored, image.manifest_media_type.clone())
+    } else {
+        let docker = image.manifest_media_type == mt::DOCKER_MANIFEST;
+        let config_type = serde_json::from_slice::<serde_json::Value>(&stored)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/config/mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                if docker {
+                    mt::DOCKER_CONFIG
+                } else {
+                    mt::OCI_CONFIG
+                }
+                .to_string()
+            });
+        let layer_descs: Vec<DescriptorOut> = descs
+            .iter()
+            .map(|(d, m, s)| {
+                let m = if docker {
+                    docker_layer_type(m)
+                } else {
+                    oci_layer_type(m)
+                };
+                DescriptorOut::new(m, *d, *s)
+            })
+            .collect();
+        let config = DescriptorOut::new(&config_type, image.id, config_size);
+        if docker {
+            let v = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": mt::DOCKER_MANIFEST,
+                "config": config,
+                "layers": layer_descs,
+            });
+            (
+                serde_json::to_vec(&v).expect("JSON"),
+                mt::DOCKER_MANIFEST.to_string(),
+            )
+        } else {
+            (
+                build_manifest(&config, &layer_descs).0,
+                mt::OCI_MANIFEST.to_string(),
+            )
+        }
+    };
+    let url = sess.url(&format!("{repo}/manifests/{tag}"));
+    let resp = sess.send("PUT", &url, &[("Content-Type", &media_type)], &bytes[..])?;
+    let status = resp.status().as_u16();
+    if status != 201 && status != 200 {
+        let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
+        let (code, message) = error_message(&body);
+        return Err(Error::Status {
+            method: "PUT",
+            url,
+            status,
+            message: format!("{code} {message}").trim().to_string(),
+        });
+    }
+    let digest = Digest::of(&bytes);
+    let mut pushed: Vec<Digest> = descs.iter().map(|d| d.0).collect();
+    pushed.push(image.id);
+    Ok((digest, bytes.len() as u64, pushed))
+}
+
+fn oci_layer_type(m: &str) -> &'static str {
+    match Compression::from_media_type(m).unwrap_or(Compression::Gzip) {
+        Compression::Zstd => mt::OCI_LAYER_ZSTD,
+        Compression::None => mt::OCI_LAYER,
+        Compression::Gzip => mt::OCI_LAYER_GZIP,
+    }
+}
+
+fn docker_layer_type(m: &str) -> &'static str {
+    match Compression::from_media_type(m).unwrap_or(Compression::Gzip) {
+        Compression::Zstd => mt::DOCKER_LAYER_ZSTD,
+        Compression::None => mt::DOCKER_LAYER,
+        Compression::Gzip => mt::DOCKER_LAYER_GZIP,
+    }
+}
+
+/// One layer: skipped when the registry has it, mounted, or uploaded (compressed first if
+/// the store keeps it uncompressed and no wire blob is known).
+fn push_layer(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    b: &WireBlob,
+    sources: &[String],
+    lease: &Lease,
+    opts: &PushOptions<'_>,
+) -> Result<(Digest, String, u64)> {
+    if let Some((d, m, s)) = &b.desc {
+        if blob_exists(sess, repo, d)? {
+            opts.progress.event(Event::Layer {
+                digest: b.diff_id,
+                status: LayerStatus::LayerAlreadyExists,
+            });
+            return Ok((*d, m.clone(), *s));
+        }
+        for from in sources {
+            if mount(sess, repo, d, from)? {
+                opts.progress.event(Event::Layer {
+                    digest: b.diff_id,
+                    status: LayerStatus::MountedFrom(from.clone()),
+                });
+                return Ok((*d, m.clone(), *s));
+            }
+        }
+        if store.has_blob(d) {
+            lease.protect(RefKind::Blob, &d.to_string())?;
+            if store.has_blob(d) {
+                upload(
+                    sess,
+                    repo,
+                    d,
+                    *s,
+                    &store.blob_path(d),
+                    Some(b.diff_id),
+                    opts,
+                )?;
+                return Ok((*d, m.clone(), *s));
+            }
+        }
+    }
+    let layer = b.layer.as_ref().ok_or_else(|| {
+        Error::Store(kiln_store::Error::BlobNotFound {
+            digest: b.desc.as_ref().map(|d| d.0.to_string()).unwrap_or_default(),
+        })
+    })?;
+    // First push of this layer this way: compress it once, into the store (remembered)
+    // and up to the registry in the same pass.
+    let w = compress_and_upload(store, sess, repo, layer, lease, opts)?;
+    Ok((w.blob, w.media_type, w.size))
+}
+
+/// Writes to two places.
+struct Tee<'a, A, B> {
+    a: &'a mut A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// Compresses an uncompressed layer blob for the wire, streaming the result both into the
+/// store (remembered by diff ID, for the next push) and to the registry (one chunked
+/// `PATCH`, then the `PUT` with the digest once it is known): compression and upload
+/// overlap instead of adding up, and the compressed bytes are never read back.
+fn compress_and_upload(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    layer: &LayerRecord,
+    lease: &Lease,
+    opts: &PushOptions<'_>,
+) -> Result<WireLayer> {
+    opts.progress.event(Event::Layer {
+        digest: layer.diff_id,
+        status: LayerStatus::Compressing,
+    });
+    let what = format!("compressing layer {}", layer.blob);
+    let start = sess.url(&format!("{repo}/blobs/uploads/"));
+    let resp = sess.send("POST", &start, &[], SendBody::none())?;
+    let resp = expect(resp, "POST", &start, &[202])?;
+    let loc = location(sess, &resp, &start)?;
+    drop(resp);
+    let f = store.open_blob(&layer.blob)?;
+    let mut w = store.blob_writer_prehashed()?;
+    let (mut pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::Read {
+        what: what.clone(),
+        source: e,
+    })?;
+    let compression = opts.compression;
+    let (compressed, sent) = std::thread::scope(|sc| {
+        let worker = sc.spawn(|| {
+            let out = Tee {
+                a: &mut w,
+                b: pipe_w,
+            };
+            // `out` (and the pipe's write end) is dropped when this returns: the upload
+            // sees the end of the body.
+            kiln_snapshot::compress_tar(
+                std::io::BufReader::with_capacity(1 << 20, f),
+                &kiln_snapshot::ExportOptions {
+                    compression,
+                    ..Default::default()
+                },
+                out,
+            )
+        });
+        let sent = sess
+            .send(
+                "PATCH",
+                &loc,
+                &[("Content-Type", "application/octet-stream")],
+                SendBody::from_reader(&mut pipe_r),
+            )
+            .and_then(|r| expect(r, "PATCH", &loc, &[202]))
+            .and_then(|r| location(sess, &r, &loc));
+        // A failed upload closes the pipe, so the compressor stops too.
+        drop(pipe_r);
+        (worker.join().expect("the compressor does not panic"), sent)
+    });
+    let info = compressed.map_err(|e| Error::Read {
+        what: what.clone(),
+        source: e,
+    })?;
+    let loc = sent?;
+    if info.diff_id != layer.diff_id {
+        return Err(Error::DigestMismatch {
+            what,
+            expected: layer.diff_id.to_string(),
+            actual: info.diff_id.to_string(),
+        });
+    }
+    let put_url = with_query(&loc, "digest", &info.digest.to_string());
+    let resp = sess.send("PUT", &put_url, &[], SendBody::none())?;
+    expect(resp, "PUT", &put_url, &[201])?;
+    let blob = w.finish_prehashed(info.digest)?.commit(lease, None)?;
+    let wire = WireLayer {
+        blob: blob.digest,
+        media_type: opts.compression.layer_media_type(true).to_string(),
+        size: blob.size,
+    };
+    store.record_wire_layer(&layer.diff_id, variant(opts.compression), &wire)?;
+    opts.progress.event(Event::Layer {
+        digest: layer.diff_id,
+        status: LayerStatus::Pushed,
+    });
+    Ok(wire)
+}
+
+fn blob_exists(sess: &Session, repo: &str, d: &Digest) -> Result<bool> {
+    let url = sess.url(&format!("{repo}/blobs/{d}"));
+    let resp = sess.send("HEAD", &url, &[], SendBody::none())?;
+    match resp.status().as_u16() {
+        200 => Ok(true),
+        404 => Ok(false),
+        status => Err(Error::Status {
+            method: "HEAD",
+            url,
+            status,
+            message: String::new(),
+        }),
+    }
+}
+
+/// Tries a cross-repository mount; false when the registry wants an upload instead.
+fn mount(sess: &Session, repo: &str, d: &Digest, from: &str) -> Result<bool> {
+    let url = sess.url(&format!("{repo}/blobs/uploads/?mount={d}&from={from}"));
+    let resp = sess.send("POST", &url, &[], SendBody::none())?;
+    let status = resp.status().as_u16();
+    let _ = read_small(resp, 1 << 16, &url);
+    Ok(status == 201)
+}
+
+fn location(sess: &Session, resp: &ureq::http::Response<ureq::Body>, url: &str) -> Result<String> {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| sess.absolute(l))
+        .ok_or_else(|| Error::Invalid {
+            what: url.to_string(),
+            reason: "upload response without a Location".into(),
+        })
+}
+
+fn with_query(url: &str, k: &str, v: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{k}={v}")
+}
+
+fn expect(
+    resp: ureq::http::Response<ureq::Body>,
+    method: &'static str,
+    url: &str,
+    ok: &[u16],
+) -> Result<ureq::http::Response<ureq::Body>> {
+    let status = resp.status().as_u16();
+    if ok.contains(&status) {
+        return Ok(resp);
+    }
+    let body = read_small(resp, 1 << 16, url).unwrap_or_default();
+    let (code, message) = error_message(&body);
+    Err(Error::Status {
+        method,
+        url: url.to_string(),
+        status,
+        message: format!("{code} {message}").trim().to_string(),
+    })
+}
+
+/// Uploads the file at `path` as blob `d`: one `PUT`, or `PATCH` chunks then the `PUT`.
+fn upload(
+    sess: &Session,
+    repo: &str,
+    d: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    layer: Option<Digest>,
+    opts: &PushOptions<'_>,
+) -> Result<()> {
+    let progress = opts.progress;
+    let start = sess.url(&format!("{repo}/blobs/uploads/"));
+    let resp = sess.send("POST", &start, &[], SendBody::none())?;
+    let resp = expect(resp, "POST", &start, &[202])?;
+    let mut loc = location(sess, &resp, &start)?;
+    drop(resp);
+    let mut file = std::fs::File::open(path).map_err(|e| Error::Read {
+        what: path.display().to_string(),
+        source: e,
+    })?;
+    let chunk = chunk_size(opts);
+    let report = |done| {
+        if let Some(l) = layer {
+            progress.event(Event::Layer {
+                digest: l,
+                status: LayerStatus::Pushing(done, size),
+            });
+        }
+    };
+    let put_url = with_query(&loc, "digest", &d.to_string());
+    if size <= chunk {
+        let resp = sess.send(
+            "PUT",
+            &put_url,
+            &[("Content-Type", "application/octet-stream")],
+            &file,
+        )?;
+        expect(resp, "PUT", &put_url, &[201])?;
+        report(size);
+    } else {
+        let mut offset = 0u64;
+        let mut buf = vec![0u8; chunk as usize];
+        while offset < size {
+            let n = (size - offset).min(chunk) as usize;
+            file.read_exact(&mut buf[..n]).map_err(|e| Error::Read {
+                what: path.display().to_string(),
+                source: e,
+            })?;
+            let range = format!("{}-{}", offset, offset + n as u64 - 1);
+            let resp = sess.send(
+                "PATCH",
+                &loc,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", &range),
+                ],
+                &buf[..n],
+            )?;
+            let resp = expect(resp, "PATCH", &loc, &[202])?;
+            loc = location(sess, &resp, &loc)?;
+            offset += n as u64;
+            report(offset);
+        }
+        let put_url = with_query(&loc, "digest", &d.to_string());
+        let resp = sess.send("PUT", &put_url, &[], SendBody::none())?;
+        expect(resp, "PUT", &put_url, &[201])?;
+    }
+    if let Some(l) = layer {
+        progress.event(Event::Layer {
+            digest: l,
+            status: LayerStatus::Pushed,
+        });
+    }
+    Ok(())
+}

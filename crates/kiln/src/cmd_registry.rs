@@ -1,0 +1,274 @@
+//! `kiln pull`, `kiln push`, `kiln login`, `kiln logout`: registries, with docker's flags and
+//! messages (kiln-registry does the work).
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use kiln_image::{Compression, ImageRef, Platform};
+use kiln_registry::{Credentials, Event, PullOptions, PushOptions, Settings};
+use kiln_store::Store;
+
+use crate::GlobalArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Set platform if server is multi-platform capable (default: this machine's)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WireCompression {
+    /// gzip (what every registry and client reads)
+    Gzip,
+    /// zstd (smaller and faster; needs a recent client to pull)
+    Zstd,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Compression of the layers the store keeps uncompressed
+    #[arg(long, value_enum, default_value_t = WireCompression::Gzip)]
+    pub compression: WireCompression,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// NAME[:TAG]
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The registry (default: Docker Hub)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// The registry (default: Docker Hub)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env();
+    match cmd {
+        Command::Pull(a) => pull(a, global, &settings),
+        Command::Push(a) => push(a, global, &settings),
+        Command::Login(a) => login(a, &settings),
+        Command::Logout(a) => logout(a, &settings),
+    }
+}
+
+/// A failure found before asking any registry: docker prints these bare (its CLI's own
+/// errors), while what a registry answered gets `Error response from daemon: `.
+fn local_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("{message}");
+    Ok(ExitCode::FAILURE)
+}
+
+fn short(d: &kiln_image::Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+/// Prints docker's plain progress lines (one per layer step).
+fn render(e: Event) {
+    let line = match e {
+        Event::PullingFrom { tag, repository } => format!("{tag}: Pulling from {repository}"),
+        Event::PushRefersTo { repository } => {
+            format!("The push refers to repository [{repository}]")
+        }
+        Event::Layer { digest, status } => match status.text() {
+            Some(t) => format!("{}: {t}", short(&digest)),
+            None => return,
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let (reference, named) = match (ImageRef::parse(&a.name), ImageRef::parse_named(&a.name)) {
+        (Ok(r), Ok(n)) => (r, n),
+        (Err(e), _) | (_, Err(e)) => return local_error(e),
+    };
+    let platform = match &a.platform {
+        Some(p) => match Platform::parse(p) {
+            Ok(p) => p,
+            Err(e) => return local_error(format!("invalid --platform {p:?}: {e}")),
+        },
+        None => Platform::host(),
+    };
+    if !a.quiet && named.tag().is_none() && reference.digest().is_none() {
+        println!("Using default tag: latest");
+    }
+    let store = Store::open(global.store_root())?;
+    let quiet = |_: Event| {};
+    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { &render };
+    let pulled = kiln_registry::pull(
+        &store,
+        &reference,
+        &PullOptions {
+            settings,
+            platform,
+            progress,
+        },
+    )?;
+    if !a.quiet {
+        println!("Digest: {}", pulled.digest);
+        let familiar = pulled.reference.familiar();
+        if pulled.up_to_date {
+            println!("Status: Image is up to date for {familiar}");
+        } else {
+            println!("Status: Downloaded newer image for {familiar}");
+        }
+    }
+    println!("{}", pulled.reference);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let named = match ImageRef::parse_named(&a.name) {
+        Ok(n) => n,
+        Err(e) => return local_error(e),
+    };
+    if named.digest().is_some() {
+        return local_error("cannot push a digest reference: name a tag");
+    }
+    if !a.quiet && named.tag().is_none() {
+        println!("Using default tag: latest");
+    }
+    let reference = ImageRef::parse(&a.name)?;
+    let store = Store::open(global.store_root())?;
+    let quiet = |_: Event| {};
+    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { &render };
+    let compression = match a.compression {
+        WireCompression::Gzip => Compression::Gzip,
+        WireCompression::Zstd => Compression::Zstd,
+    };
+    let pushed = match kiln_registry::push(
+        &store,
+        &reference,
+        &PushOptions {
+            settings,
+            compression,
+            progress,
+            chunk_size: None,
+        },
+    ) {
+        Ok(p) => p,
+        Err(e @ kiln_registry::Error::NoSuchLocalImage(_)) => {
+            if !a.quiet {
+                println!(
+                    "The push refers to repository [{}]",
+                    reference.name_only().familiar()
+                );
+            }
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if a.quiet {
+        println!("{}", pushed.reference);
+    } else {
+        println!(
+            "{}: digest: {} size: {}",
+            pushed.tag, pushed.digest, pushed.size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_domain(server: Option<&str>) -> String {
+    let s = server.unwrap_or("docker.io");
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" | "" => "docker.io".to_string(),
+        s => s.to_string(),
+    }
+}
+
+fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    if a.password.is_some() && a.password_stdin {
+        return local_error("--password and --password-stdin are mutually exclusive");
+    }
+    if a.password_stdin && a.username.is_none() {
+        return local_error("Must provide --username with --password-stdin");
+    }
+    let password = if a.password_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the password from standard input")?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else if !std::io::stdin().is_terminal() {
+        return local_error("Cannot perform an interactive login from a non TTY device");
+    } else {
+        return local_error("interactive login is not supported yet: use -u USER --password-stdin");
+    };
+    let Some(username) = a.username else {
+        return local_error("Cannot perform an interactive login from a non TTY device");
+    };
+    if username.is_empty() || password.is_empty() {
+        return local_error("Error: Username and password are required");
+    }
+    let domain = server_domain(a.server.as_deref());
+    let in_file = kiln_registry::login(settings, &domain, &Credentials { username, password })?;
+    if in_file {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",
+            settings.credentials.path().display()
+        );
+    }
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn logout(a: LogoutArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let domain = server_domain(a.server.as_deref());
+    let key = kiln_registry::credentials::server_key(&domain);
+    if settings.credentials.erase(&domain)? {
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,688 @@
+//! `kiln login`, `logout`, `pull`, `push` against a real registry (Debian's
+//! `docker-registry` started per test on 127.0.0.1), with docker's messages; interop both
+//! ways with skopeo and docker; a build FROM a pulled image; a pull killed half-way.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln_test::registry::{CutProxy, Registry, RegistryOptions};
+
+/// A store, a docker config directory and a certs.d, all in one temp directory.
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn docker_config(&self) -> PathBuf {
+        self.tmp.path().join("docker")
+    }
+
+    fn cmd(&self, store: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(support::bin());
+        c.env("KILN_ROOT", self.root(store))
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env("KILN_CERTS_D", self.tmp.path().join("certs.d"))
+            .env_remove("KILN_INSECURE_REGISTRIES")
+            .args(args);
+        c
+    }
+
+    fn kiln(&self, store: &str, args: &[&str]) -> Output {
+        self.cmd(store, args).output().unwrap()
+    }
+
+    fn ok(&self, store: &str, args: &[&str]) -> String {
+        let o = self.kiln(store, args);
+        assert!(
+            o.status.success(),
+            "kiln {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// A store with busybox loaded and tagged `name`.
+    fn with_busybox(&self, store: &str, name: &str) {
+        self.ok(
+            store,
+            &[
+                "load",
+                "-q",
+                "-i",
+                support::busybox_archive().to_str().unwrap(),
+            ],
+        );
+        self.ok(store, &["tag", "localhost/busybox:latest", name]);
+    }
+
+    fn tmp_is_empty(&self, store: &str) -> bool {
+        std::fs::read_dir(self.root(store).join("tmp"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    }
+}
+
+/// Replaces 12-hex layer ids at line starts with `<layer>` and `sha256:<hex>` with `<digest>`.
+fn redact(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let mut l = line.to_string();
+        if l.len() > 13
+            && l.as_bytes()[12] == b':'
+            && l[..12].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            l = format!("<layer>{}", &l[12..]);
+        }
+        while let Some(i) = l.find("sha256:") {
+            l.replace_range(i..i + 71, "<digest>");
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+fn digest_in(s: &str) -> String {
+    let i = s.find("sha256:").expect("a digest");
+    s[i..i + 71].to_string()
+}
+
+#[test]
+fn push_and_pull_print_what_docker_prints() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let name = format!("{}/bb:1", reg.addr);
+    env.with_busybox("a", &name);
+    let out = env.ok("a", &["push", &name]);
+    assert_eq!(
+        redact(&out),
+        format!(
+            "The push refers to repository [{}/bb]\n<layer>: Preparing\n<layer>: Pushed\n1: digest: <digest> size: {}\n",
+            reg.addr,
+            out.trim().rsplit(' ').next().unwrap()
+        )
+    );
+    let digest = digest_in(out.lines().last().unwrap());
+    let again = env.ok("a", &["push", &name]);
+    assert!(again.contains(": Layer already exists\n"), "{again}");
+    assert_eq!(digest_in(&again), digest);
+    assert_eq!(env.ok("a", &["push", "-q", &name]), format!("{name}\n"));
+
+    let out = env.ok("b", &["pull", &name]);
+    assert_eq!(
+        redact(&out),
+        format!(
+            "1: Pulling from bb\n<layer>: Pulling fs layer\n<layer>: Verifying Checksum\n<layer>: Download complete\n<layer>: Pull complete\nDigest: <digest>\nStatus: Downloaded newer image for {name}\n{name}\n"
+        )
+    );
+    assert_eq!(digest_in(&out), digest);
+    let out = env.ok("b", &["pull", &name]);
+    assert_eq!(
+        out,
+        format!(
+            "1: Pulling from bb\nDigest: {digest}\nStatus: Image is up to date for {name}\n{name}\n"
+        )
+    );
+    // Default tag, quiet.
+    env.ok("a", &["tag", &name, &format!("{}/bb", reg.addr)]);
+    let out = env.ok("a", &["push", &format!("{}/bb", reg.addr)]);
+    assert!(out.starts_with("Using default tag: latest\n"), "{out}");
+    assert_eq!(
+        env.ok("c", &["pull", "-q", &format!("{}/bb", reg.addr)]),
+        format!("{}/bb:latest\n", reg.addr)
+    );
+    // RepoDigests.
+    let inspect = env.ok(
+        "b",
+        &["inspect", "--format", "{{json .RepoDigests}}", &name],
+    );
+    assert_eq!(inspect.trim(), format!("[\"{}/bb@{digest}\"]", reg.addr));
+    let images = env.ok(
+        "b",
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(images, format!("{}/bb 1 {digest}\n", reg.addr));
+    // By digest.
+    let by_digest = format!("{}/bb@{digest}", reg.addr);
+    let out = env.ok("d", &["pull", &by_digest]);
+    assert!(
+        out.starts_with(&format!("{digest}: Pulling from bb\n")),
+        "{out}"
+    );
+    assert!(out.ends_with(&format!("{by_digest}\n")), "{out}");
+    // An image pulled by digest only: its repository with TAG <none>, as docker lists it.
+    let images = env.ok(
+        "d",
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(images, format!("{}/bb <none> {digest}\n", reg.addr));
+    assert!(env.tmp_is_empty("a") && env.tmp_is_empty("b") && env.tmp_is_empty("d"));
+}
+
+#[test]
+fn missing_images_fail_with_dockers_messages() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let o = env.kiln("a", &["pull", &format!("{}/x:y", reg.addr)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "Error response from daemon: manifest for {}/x:y not found: manifest unknown: manifest unknown\n",
+            reg.addr
+        )
+    );
+    let o = env.kiln("a", &["push", &format!("{}/x:y", reg.addr)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "An image does not exist locally with the tag: {}/x:y\n",
+            reg.addr
+        )
+    );
+}
+
+#[test]
+fn login_and_logout_like_docker() {
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: Some(("kiln".into(), "s3cret".into())),
+        tls: false,
+    });
+    let env = Env::new();
+    let config = env.docker_config().join("config.json");
+    let name = format!("{}/private:1", reg.addr);
+    env.with_busybox("a", &name);
+    // Anonymous push: refused, clearly.
+    let o = env.kiln("a", &["push", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("Error response from daemon: ") && err.contains("unauthorized"),
+        "{err}"
+    );
+    // Wrong password: one 401, nothing stored.
+    let t = Instant::now();
+    let o = env.kiln("a", &["login", &reg.addr, "-u", "kiln", "-p", "wrong"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("WARNING! Using --password via the CLI is insecure. Use --password-stdin.\nError response from daemon: "),
+        "{err}"
+    );
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(!config.exists());
+    // --password-stdin.
+    let mut child = env
+        .cmd("a", &["login", &reg.addr, "-u", "kiln", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Login Succeeded\n");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with(&format!(
+            "WARNING! Your password will be stored unencrypted in {}.\n",
+            config.display()
+        )),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(v["auths"][&reg.addr]["auth"], "a2lsbjpzM2NyZXQ="); // kiln:s3cret
+    env.ok("a", &["push", &name]);
+    env.ok("b", &["pull", &name]);
+    assert_eq!(
+        env.ok("a", &["logout", &reg.addr]),
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert_eq!(
+        env.ok("a", &["logout", &reg.addr]),
+        format!("Not logged in to {}\n", reg.addr)
+    );
+    assert!(!env.kiln("c", &["pull", &name]).status.success());
+    // Flag rules.
+    let o = env.kiln("a", &["login", &reg.addr, "--password-stdin"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Must provide --username with --password-stdin")
+    );
+}
+
+#[test]
+fn tls_registry_with_a_ca_in_certs_d() {
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: None,
+        tls: true,
+    });
+    let env = Env::new();
+    let name = format!("{}/tls:1", reg.addr);
+    env.with_busybox("a", &name);
+    let o = env.kiln("a", &["push", &name]);
+    assert!(!o.status.success());
+    let d = env.tmp.path().join("certs.d").join(&reg.addr);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(reg.ca_cert(), d.join("ca.crt")).unwrap();
+    let digest = digest_in(&env.ok("a", &["push", &name]));
+    assert_eq!(digest_in(&env.ok("b", &["pull", &name])), digest);
+}
+
+fn skopeo() -> PathBuf {
+    support::require_command("skopeo", "skopeo")
+}
+
+#[test]
+fn skopeo_reads_what_kiln_pushed_and_kiln_builds_from_what_skopeo_pushed() {
+    support::require_root();
+    let reg = Registry::start();
+    let env = Env::new();
+    let name = format!("{}/kiln-pushed:1", reg.addr);
+    env.with_busybox("a", &name);
+    let digest = digest_in(&env.ok("a", &["push", &name]));
+    let o = Command::new(skopeo())
+        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+    let oci = env.tmp.path().join("oci");
+    let o = Command::new(skopeo())
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:x", oci.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest.as_str());
+
+    // The other way: skopeo pushes a docker-archive, kiln pulls it and builds FROM it.
+    let theirs = format!("{}/skopeo-pushed:1", reg.addr);
+    let o = Command::new(skopeo())
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("docker-archive:{}", support::busybox_archive().display()),
+            &format!("docker://{theirs}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(skopeo())
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{theirs}"),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let out = env.ok("b", &["pull", &theirs]);
+    assert_eq!(digest_in(&out), v["Digest"].as_str().unwrap(), "{out}");
+    let ctx = env.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {theirs}\nRUN echo built-on-pulled > /hello\n"),
+    )
+    .unwrap();
+    let out_dir = env.tmp.path().join("out");
+    env.ok(
+        "b",
+        &[
+            "build",
+            "--progress=plain",
+            "-o",
+            &format!("type=local,dest={}", out_dir.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("hello")).unwrap(),
+        "built-on-pulled\n"
+    );
+}
+
+#[test]
+fn docker_pulls_what_kiln_pushed() {
+    let docker = kiln_test::docker::Docker::engine();
+    let reg = Registry::start();
+    let env = Env::new();
+    let name = format!("{}/for-docker:1", reg.addr);
+    env.with_busybox("a", &name);
+    let digest = digest_in(&env.ok("a", &["push", &name]));
+    let o = docker.command().args(["pull", &name]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "docker pull: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("Digest: {digest}")));
+    let o = docker
+        .command()
+        .args([
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}} {{.Id}}",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let kiln_id = env.ok("a", &["inspect", "--format", "{{.Id}}", &name]);
+    let _ = docker.command().args(["rmi", &name]).output();
+    assert!(
+        text.contains(&format!("{}/for-docker@{digest}", reg.addr)),
+        "{text}"
+    );
+    assert!(text.trim().ends_with(kiln_id.trim()), "{text} vs {kiln_id}");
+}
+
+/// A docker-archive with one layer holding `size` pseudo-random bytes.
+fn big_archive(dir: &Path, tag: &str, size: usize) -> PathBuf {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut lb = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    lb.append_data(&mut h, "big.bin", &data[..]).unwrap();
+    let layer = lb.into_inner().unwrap();
+    let diff_id = {
+        let o = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut o = o;
+        o.stdin.take().unwrap().write_all(&layer).unwrap();
+        let out = o.wait_with_output().unwrap();
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&out.stdout)
+                .split(' ')
+                .next()
+                .unwrap()
+        )
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": [tag], "Layers": ["l/layer.tar"]}
+    ]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (n, d) in [
+        ("l/layer.tar", &layer),
+        ("config.json", &config),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, n, &d[..]).unwrap();
+    }
+    let path = dir.join("big.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let name = format!("{}/big:1", reg.addr);
+    let archive = big_archive(env.tmp.path(), &name, 8 << 20);
+    env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
+    env.ok("a", &["push", &name]);
+    // Through a slow link (about 16 MB/s), so that the kill lands mid-layer.
+    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(1));
+    let slow = format!("{}/big:1", proxy.addr);
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = env
+            .cmd("b", &["pull", &slow])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for a partial blob in tmp/.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let partial = std::fs::read_dir(env.root("b").join("tmp"))
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
+                .unwrap_or(false);
+            if partial {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no download started");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the pull ended before the kill"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: a signal to the child this test started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert_eq!(
+            env.ok("b", &["images", "-q"]),
+            "",
+            "an image after a killed pull"
+        );
+    }
+    // The next run removes what the dead ones left and completes.
+    let out = env.ok("b", &["pull", &slow]);
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert!(env.tmp_is_empty("b"));
+    let check = env.kiln("b", &["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
+}
+
+#[test]
+fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(1));
+    let name = format!("{}/big:1", proxy.addr);
+    let archive = big_archive(env.tmp.path(), &name, 8 << 20);
+    env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = env
+            .cmd("a", &["push", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the layer is being compressed and sent (a temp blob in tmp/).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let partial = std::fs::read_dir(env.root("a").join("tmp"))
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
+                .unwrap_or(false);
+            if partial {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no upload started");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the push ended before the kill"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: a signal to the child this test started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        assert!(!child.wait().unwrap().success());
+    }
+    // Nothing in the registry under the tag; the next push completes and is pullable.
+    assert!(
+        !env.kiln("b", &["pull", &format!("{}/big:1", reg.addr)])
+            .status
+            .success()
+    );
+    let out = env.ok("a", &["push", &name]);
+    let digest = digest_in(out.lines().last().unwrap());
+    assert!(env.tmp_is_empty("a"));
+    let check = env.kiln("a", &["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(
+        digest_in(&env.ok("c", &["pull", &format!("{}/big:1", reg.addr)])),
+        digest
+    );
+}
+
+#[test]
+fn credentials_through_a_docker_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: Some(("kiln".into(), "helped".into())),
+        tls: false,
+    });
+    let env = Env::new();
+    // A helper speaking docker's protocol, keeping its secrets in one file per server.
+    let bin = env.tmp.path().join("bin");
+    let vault = env.tmp.path().join("vault");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&vault).unwrap();
+    let helper = bin.join("docker-credential-kilntest");
+    std::fs::write(
+        &helper,
+        format!(
+            r#"#!/bin/sh
+v={vault}
+case "$1" in
+  store) input=$(cat); server=$(printf '%s' "$input" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/'); printf '%s' "$input" > "$v/$(printf '%s' "$server" | tr ':/' '__')" ;;
+  get) server=$(cat); f="$v/$(printf '%s' "$server" | tr ':/' '__')"; if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) server=$(cat); rm -f "$v/$(printf '%s' "$server" | tr ':/' '__')" ;;
+esac
+"#,
+            vault = vault.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(env.docker_config()).unwrap();
+    std::fs::write(
+        env.docker_config().join("config.json"),
+        r#"{"credsStore":"kilntest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let name = format!("{}/helped:1", reg.addr);
+    env.with_busybox("a", &name);
+    let o = env
+        .cmd("a", &["login", &reg.addr, "-u", "kiln", "-p", "helped"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Login Succeeded\n");
+    // No "stored unencrypted" warning: the helper has it; config.json only names the server.
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("unencrypted"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.docker_config().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["auths"][&reg.addr], serde_json::json!({}));
+    assert_eq!(v["credsStore"], "kilntest");
+    let push = env
+        .cmd("a", &["push", &name])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let o = env
+        .cmd("a", &["logout", &reg.addr])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&vault).unwrap().count(),
+        0,
+        "the helper erased it"
+    );
+    let pull = env
+        .cmd("b", &["pull", &name])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(!pull.status.success());
+}
