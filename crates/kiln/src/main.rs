@@ -3,6 +3,7 @@
 
 mod cmd_build;
 mod cmd_builder;
+mod cmd_container;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
@@ -38,6 +39,8 @@ enum Command {
     #[command(flatten)]
     Builder(cmd_builder::Command),
     #[command(flatten)]
+    Container(cmd_container::Command),
+    #[command(flatten)]
     Internal(cmd_internal::Command),
 }
 
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Image(c) => cmd_image::run(c, &cli.global),
         Command::Build(c) => cmd_build::run(c, &cli.global),
         Command::Builder(c) => cmd_builder::run(c, &cli.global),
+        Command::Container(c) => cmd_container::run(c, &cli.global),
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
     };
     match result {
@@ -98,7 +102,10 @@ impl Family {
         match cmd {
             Command::Build(_) => Family::Build,
             Command::Dockerfile(_) => Family::Kiln,
-            Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
+            Command::Image(_)
+            | Command::Builder(_)
+            | Command::Container(_)
+            | Command::Internal(_) => Family::Docker,
         }
     }
 
