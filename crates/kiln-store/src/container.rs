@@ -143,7 +143,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ContainerRecord, bool)> {
         pid: r.get::<_, i64>(9)? as u32,
         start: r.get::<_, i64>(10)? as u64,
     };
-    let orphaned = state.is_live() && !(sup.pid != 0 && sup.is_alive());
+    let orphaned = state.is_live() && !supervisor_alive(sup);
     Ok((
         ContainerRecord {
             id: r.get(0)?,
@@ -165,6 +165,21 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ContainerRecord, bool)> {
         },
         orphaned,
     ))
+}
+
+/// Is the supervisor `p` still running? (A zombie is not: it is dead, just not reaped by
+/// whoever inherited it.)
+fn supervisor_alive(p: ProcessId) -> bool {
+    if p.pid == 0 || !p.is_alive() {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next().map(String::from));
+    !matches!(state.as_deref(), Some("Z") | Some("X") | None)
 }
 
 fn mark_orphan_exited(tx: &Transaction<'_>, c: &mut ContainerRecord) -> rusqlite::Result<()> {
