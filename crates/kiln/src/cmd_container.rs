@@ -5,6 +5,7 @@
 
 mod cgroup;
 pub(crate) mod config;
+mod exec;
 mod inspect;
 mod lifecycle;
 mod list;
@@ -46,6 +47,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
     /// Rename a container
@@ -83,6 +86,8 @@ pub enum ContainerCommand {
     Ls(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
     /// Rename a container
@@ -295,6 +300,33 @@ pub struct LogsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY (not supported yet: refused)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short, long, value_name = "list")]
+    pub env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "string")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    pub workdir: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, value_name = "COMMAND [ARG...]", trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct NamesArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -401,6 +433,7 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => lifecycle::rm(&store, a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => list::ps(&store, a),
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => logs::logs(&store, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::exec(&store, a),
         Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
             lifecycle::wait(&store, a)
         }

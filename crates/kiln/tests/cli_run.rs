@@ -438,3 +438,29 @@ fn port_ps_and_prune() {
     ok(&c, &["rm", "-f", id]);
     assert_nothing_left(&c, id);
 }
+
+#[test]
+fn exec_joins_the_running_container() {
+    require_root();
+    let c = Ctx::new();
+    let id = ok(&c, &["run", "-d", "--name", "ex", "-e", "FROM_RUN=1", BB, "sh", "-c", "echo made > /made; sleep 1000"]);
+    let id = id.trim().to_string();
+    wait_for("the container's file", || c.kiln(&["exec", "ex", "cat", "/made"]).status.success());
+    let so = ok(&c, &["exec", "ex", "sh", "-c", "cat /made; echo $FROM_RUN; hostname; ps -o pid,args | grep -c 'sleep 1000'"]);
+    assert_eq!(so, format!("made\n1\n{}\n1\n", &id[..12]));
+    let so = ok(&c, &["exec", "-u", "kiln", "-w", "/tmp", "-e", "X=y", "ex", "sh", "-c", "id -u; pwd; echo $X"]);
+    assert_eq!(so, "1000\n/tmp\ny\n");
+    let (code, _, _) = out(&c.kiln(&["exec", "ex", "sh", "-c", "exit 5"]));
+    assert_eq!(code, 5);
+    let (code, _, err) = out(&c.kiln(&["exec", "ex", "nosuch"]));
+    assert_eq!(code, 126, "{err}");
+    assert!(err.contains(r#"exec: "nosuch": executable file not found in $PATH"#), "{err}");
+    ok(&c, &["exec", "-d", "ex", "sleep", "999"]);
+    wait_for("the detached exec", || ok(&c, &["top", "ex"]).contains("sleep 999"));
+    ok(&c, &["stop", "-t", "0", "ex"]);
+    let (code, _, err) = out(&c.kiln(&["exec", "ex", "true"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not running"), "{err}");
+    ok(&c, &["rm", "ex"]);
+    assert_nothing_left(&c, &id);
+}

@@ -160,7 +160,7 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         .collect();
     let status = c.state.as_str().to_string();
     let hostname = if cfg.hostname.is_empty() {
-        c.id[..12].to_string()
+        crate::cmd_image::render::truncate_id(&c.id)
     } else {
         cfg.hostname.clone()
     };

@@ -4,12 +4,12 @@ use std::io::Write;
 
 use anyhow::bail;
 use kiln_store::{ContainerRecord, ContainerState, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::config::ContainerConfig;
 use super::net::{PortMapping, host_addr};
 use super::{PortArgs, PsArgs, StatsArgs, TopArgs};
-use crate::cmd_image::render::{Format, ellipsis, human_duration, human_size, human_size_prec, since};
+use crate::cmd_image::render::{Format, ellipsis, human_duration, human_size, since};
 
 fn secs(ns: i64) -> i64 {
     ns / 1_000_000_000
@@ -89,7 +89,8 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for c in &list {
-            writeln!(out, "{}", if a.no_trunc { &c.id[..] } else { &c.id[..12] })?;
+            let shown = if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) };
+            writeln!(out, "{shown}")?;
         }
         return Ok(());
     }
@@ -120,7 +121,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             String::new()
         };
         rows.push(json!({
-            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+            "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
             "Image": c.image_ref,
             "Command": command,
             "CreatedAt": since(c.created),
@@ -227,8 +228,8 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
         let mem_perc = if limit > 0 { mem as f64 / limit as f64 * 100.0 } else { 0.0 };
         let bin = |b: u64| human_size_prec_binary(b);
         rows.push(json!({
-            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
-            "Container": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+            "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
+            "Container": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
             "Name": c.name.clone().unwrap_or_default(),
             "CPUPerc": format!("{cpu:.2}%"),
             "MemUsage": format!("{} / {}", bin(mem), bin(limit)),
@@ -243,7 +244,6 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
         "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
         "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
     });
-    let _ = human_size_prec;
     std::io::stdout()
         .lock()
         .write_all(format.render(&header, &rows)?.as_bytes())?;
@@ -274,18 +274,26 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
     if !c.state.is_live() || c.pid == 0 {
         bail!("Container {} is not running", c.id);
     }
-    // The container's processes: its first process and its descendants (/proc children).
-    let mut pids = vec![c.pid];
-    let mut i = 0;
-    while i < pids.len() {
-        let p = pids[i];
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
-            for t in tasks.flatten() {
-                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                pids.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+    // The container's processes: those in its cgroup (exec'd ones too), else its first
+    // process and its descendants.
+    let mut pids: Vec<u32> = super::cgroup::dirs_of(&c.id)
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    if pids.is_empty() {
+        pids.push(c.pid);
+        let mut i = 0;
+        while i < pids.len() {
+            let p = pids[i];
+            if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+                for t in tasks.flatten() {
+                    let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                    pids.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+                }
             }
+            i += 1;
         }
-        i += 1;
     }
     let ps_args: Vec<String> = if a.ps_args.is_empty() {
         vec!["-f".into()]
@@ -303,6 +311,5 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
         bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     std::io::stdout().write_all(&out.stdout)?;
-    let _: Option<Value> = None;
     Ok(())
 }

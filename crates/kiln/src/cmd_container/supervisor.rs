@@ -204,7 +204,7 @@ fn run(
     } else if config.host.network_mode == "host" {
         host_hostname()
     } else {
-        id[..12].to_string()
+        crate::cmd_image::render::truncate_id(&id)
     };
     // The network first: the container's program starts with it ready.
     let netns = if config.host.network_mode == "host" {
