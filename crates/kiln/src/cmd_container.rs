@@ -271,7 +271,12 @@ pub struct PsArgs {
     #[arg(short, long, value_name = "filter")]
     pub filter: Vec<String>,
     /// Pretty-print containers using a Go template
-    #[arg(long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
 }
 
@@ -352,7 +357,13 @@ pub struct PortArgs {
 #[derive(Args, Debug)]
 pub struct ContainerInspectArgs {
     /// Format the output using the given Go template
-    #[arg(short, long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     /// Display total file sizes
     #[arg(short, long)]
@@ -383,7 +394,12 @@ pub struct StatsArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Pretty-print images using a Go template
-    #[arg(long, value_name = "string", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub format: String,
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -394,7 +410,11 @@ pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// ps options (passed to the host's ps)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ps OPTIONS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps OPTIONS"
+    )]
     pub ps_args: Vec<String>,
 }
 

@@ -328,12 +328,12 @@ pub(crate) fn resolve_named_for_run(
     store: &Store,
     name: &str,
 ) -> Result<kiln_store::ImageRecord, String> {
-    store.resolve_image(name).map_err(|_| {
-        match kiln_image::ImageRef::parse_named(name) {
+    store
+        .resolve_image(name)
+        .map_err(|_| match kiln_image::ImageRef::parse_named(name) {
             Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{name}:latest"),
             _ => name.to_string(),
-        }
-    })
+        })
 }
 
 /// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.

@@ -83,7 +83,11 @@ fn assert_nothing_left(c: &Ctx, id: &str) {
     while !processes_with(id).is_empty() && t0.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(processes_with(id), Vec::<u32>::new(), "processes of {id} left");
+    assert_eq!(
+        processes_with(id),
+        Vec::<u32>::new(),
+        "processes of {id} left"
+    );
     assert_eq!(mounts_under(&c.root), Vec::<String>::new(), "mounts left");
     assert_eq!(cgroup_dirs(id), Vec::<String>::new(), "cgroups left");
     assert!(
@@ -95,7 +99,10 @@ fn assert_nothing_left(c: &Ctx, id: &str) {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -184,14 +191,19 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
             && lines[0].ends_with("NAMES"),
         "{ps}"
     );
-    assert!(lines[1].starts_with(&id[..12]) && lines[1].contains("Up ") && lines[1].ends_with("web"), "{ps}");
+    assert!(
+        lines[1].starts_with(&id[..12]) && lines[1].contains("Up ") && lines[1].ends_with("web"),
+        "{ps}"
+    );
     assert_eq!(ok(&c, &["ps", "-q", "--no-trunc"]).trim(), id);
     wait_for("the log", || {
         let o = c.kiln(&["logs", "web"]);
-        String::from_utf8_lossy(&o.stdout) == "out\n" && String::from_utf8_lossy(&o.stderr) == "err\n"
+        String::from_utf8_lossy(&o.stdout) == "out\n"
+            && String::from_utf8_lossy(&o.stderr) == "err\n"
     });
     // The json-file log, as docker writes it.
-    let log = std::fs::read_to_string(c.root.join(format!("containers/{id}/{id}-json.log"))).unwrap();
+    let log =
+        std::fs::read_to_string(c.root.join(format!("containers/{id}/{id}-json.log"))).unwrap();
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(first["log"], "out\n");
     assert_eq!(first["stream"], "stdout");
@@ -199,7 +211,10 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
     let ts = ok(&c, &["logs", "-t", "--tail", "1", "web"]);
     assert!(ts.contains("Z out\n") || ts.is_empty(), "{ts}");
 
-    let pid: u32 = ok(&c, &["inspect", "-f", "{{.State.Pid}}", "web"]).trim().parse().unwrap();
+    let pid: u32 = ok(&c, &["inspect", "-f", "{{.State.Pid}}", "web"])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(alive(pid));
     let supervisors = processes_with(&format!("__container-supervise {id}"));
     assert_eq!(supervisors.len(), 1, "one supervisor");
@@ -207,7 +222,10 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
     assert!(!alive(pid));
     assert!(!alive(supervisors[0]), "the supervisor is gone");
     let ps = ok(&c, &["ps", "-a", "--format", "{{.Status}}|{{.Names}}"]);
-    assert!(ps.starts_with("Exited (0) ") && ps.trim_end().ends_with("|web"), "{ps}");
+    assert!(
+        ps.starts_with("Exited (0) ") && ps.trim_end().ends_with("|web"),
+        "{ps}"
+    );
     assert_eq!(ok(&c, &["logs", "web"]), "out\nbye\n");
     assert_eq!(ok(&c, &["wait", "web"]).trim(), "0");
     assert_eq!(mounts_under(&c.root), Vec::<String>::new());
@@ -219,7 +237,17 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
 fn rm_of_a_running_container_needs_force_and_start_runs_it_again() {
     require_root();
     let c = Ctx::new();
-    let id = ok(&c, &["run", "-d", BB, "sh", "-c", "echo run >> /state; sleep 1000"]);
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            BB,
+            "sh",
+            "-c",
+            "echo run >> /state; sleep 1000",
+        ],
+    );
     let id = id.trim().to_string();
     let (code, _, err) = out(&c.kiln(&["rm", &id[..12]]));
     assert_eq!(code, 1);
@@ -237,10 +265,20 @@ fn rm_of_a_running_container_needs_force_and_start_runs_it_again() {
     assert!(ok(&c, &["ps"]).contains(&id[..12]));
     ok(&c, &["kill", &id]);
     wait_for("exit", || ok(&c, &["ps", "-q"]).is_empty());
-    let upper = std::fs::read_to_string(c.root.join(format!("containers/{id}/upper/state"))).unwrap();
+    let upper =
+        std::fs::read_to_string(c.root.join(format!("containers/{id}/upper/state"))).unwrap();
     assert_eq!(upper, "run\nrun\n");
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.RestartCount}} {{.State.ExitCode}}", &id]).trim(),
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.ExitCode}}",
+                &id
+            ]
+        )
+        .trim(),
         "1 137"
     );
     ok(&c, &["start", &id]);
@@ -252,9 +290,15 @@ fn rm_of_a_running_container_needs_force_and_start_runs_it_again() {
 fn a_killed_supervisor_leaves_an_exited_container_and_no_process() {
     require_root();
     let c = Ctx::new();
-    let id = ok(&c, &["run", "-d", BB, "sh", "-c", "sleep 1000 & sleep 1000"]);
+    let id = ok(
+        &c,
+        &["run", "-d", BB, "sh", "-c", "sleep 1000 & sleep 1000"],
+    );
     let id = id.trim().to_string();
-    let pid: u32 = ok(&c, &["inspect", "-f", "{{.State.Pid}}", &id]).trim().parse().unwrap();
+    let pid: u32 = ok(&c, &["inspect", "-f", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
     let supervisor = processes_with(&format!("__container-supervise {id}"));
     assert_eq!(supervisor.len(), 1);
     // SAFETY: a process this test started (through kiln).
@@ -269,7 +313,11 @@ fn a_killed_supervisor_leaves_an_exited_container_and_no_process() {
     let ps = ok(&c, &["ps", "-a", "--format", "{{.Status}}"]);
     assert!(ps.starts_with("Exited (137)"), "{ps}");
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.State.Status}} {{.State.Error}}", &id]).trim(),
+        ok(
+            &c,
+            &["inspect", "-f", "{{.State.Status}} {{.State.Error}}", &id]
+        )
+        .trim(),
         "exited supervisor died"
     );
     assert!(processes_with("sleep 1000").iter().all(|p| {
@@ -292,23 +340,59 @@ fn image_config_and_flags_shape_the_process() {
     c.build_ok(&["-t", "cfg"]);
     let (code, so, se) = out(&c.kiln(&["run", "--rm", "cfg"]));
     assert_eq!((code, so.as_str()), (0, "default\n"), "{se}");
-    let so = ok(&c, &["run", "--rm", "cfg", "echo $GREETING $FROM_IMAGE; id; pwd; echo $HOME"]);
-    assert_eq!(so, "hi 1\nuid=1000(kiln) gid=1000(kiln)\n/srv/app\n/home/kiln\n");
+    let so = ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "cfg",
+            "echo $GREETING $FROM_IMAGE; id; pwd; echo $HOME",
+        ],
+    );
+    assert_eq!(
+        so,
+        "hi 1\nuid=1000(kiln) gid=1000(kiln)\n/srv/app\n/home/kiln\n"
+    );
     std::fs::write(c.tmp.path().join("env"), "# comment\nFROM_FILE=2\n").unwrap();
     let env_file = c.tmp.path().join("env");
     let so = ok(
         &c,
         &[
-            "run", "--rm", "-e", "GREETING=hello", "--env-file", env_file.to_str().unwrap(),
-            "-u", "nobody", "-w", "/tmp", "--hostname", "box", "--add-host", "db:10.1.2.3",
-            "cfg", "echo $GREETING $FROM_FILE; id -u; pwd; hostname; grep db /etc/hosts",
+            "run",
+            "--rm",
+            "-e",
+            "GREETING=hello",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "--hostname",
+            "box",
+            "--add-host",
+            "db:10.1.2.3",
+            "cfg",
+            "echo $GREETING $FROM_FILE; id -u; pwd; hostname; grep db /etc/hosts",
         ],
     );
     assert_eq!(so, "hello 2\n65534\n/tmp\nbox\n10.1.2.3\tdb\n");
     let so = ok(&c, &["run", "--rm", "--entrypoint", "id", "cfg", "-u"]);
     assert_eq!(so, "1000\n");
     // inspect: docker's fields.
-    let id = ok(&c, &["create", "--name", "insp", "-e", "X=1", "-v", "/tmp:/host:ro", "cfg"]);
+    let id = ok(
+        &c,
+        &[
+            "create",
+            "--name",
+            "insp",
+            "-e",
+            "X=1",
+            "-v",
+            "/tmp:/host:ro",
+            "cfg",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&ok(&c, &["inspect", "insp"])).unwrap();
     let d = &v[0];
     assert_eq!(d["Id"], id.trim());
@@ -321,19 +405,37 @@ fn image_config_and_flags_shape_the_process() {
     assert_eq!(d["Config"]["User"], "kiln");
     assert_eq!(d["Config"]["WorkingDir"], "/srv/app");
     assert_eq!(d["Config"]["StopSignal"], "SIGUSR1");
-    assert!(d["Config"]["Env"].as_array().unwrap().contains(&serde_json::json!("X=1")));
-    assert_eq!(d["HostConfig"]["Binds"], serde_json::json!(["/tmp:/host:ro"]));
+    assert!(
+        d["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("X=1"))
+    );
+    assert_eq!(
+        d["HostConfig"]["Binds"],
+        serde_json::json!(["/tmp:/host:ro"])
+    );
     assert_eq!(d["Mounts"][0]["Destination"], "/host");
     assert_eq!(d["Mounts"][0]["RW"], false);
     assert!(d["NetworkSettings"]["Ports"].is_object());
-    assert_eq!(ok(&c, &["container", "inspect", "-f", "{{.Config.Image}}", "insp"]).trim(), "cfg");
+    assert_eq!(
+        ok(
+            &c,
+            &["container", "inspect", "-f", "{{.Config.Image}}", "insp"]
+        )
+        .trim(),
+        "cfg"
+    );
     let (code, _, err) = out(&c.kiln(&["container", "inspect", "nosuch"]));
     assert_eq!(code, 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
     // An image a container uses needs -f to be removed, as docker says.
     let (code, _, err) = out(&c.kiln(&["rmi", "cfg"]));
     assert_eq!(code, 1);
-    assert!(err.contains("container") && err.contains("is using its referenced image"), "{err}");
+    assert!(
+        err.contains("container") && err.contains("is using its referenced image"),
+        "{err}"
+    );
     ok(&c, &["rm", "insp"]);
 }
 
@@ -345,15 +447,46 @@ fn volumes_bind_read_write_and_read_only() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in"), "from host\n").unwrap();
     let spec = format!("{}:/data", host.display());
-    let so = ok(&c, &["run", "--rm", "-v", &spec, BB, "sh", "-c", "cat /data/in; echo out > /data/out"]);
+    let so = ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            BB,
+            "sh",
+            "-c",
+            "cat /data/in; echo out > /data/out",
+        ],
+    );
     assert_eq!(so, "from host\n");
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "out\n");
     let ro = format!("{}:/data:ro", host.display());
-    let (code, _, err) = out(&c.kiln(&["run", "--rm", "-v", &ro, BB, "sh", "-c", "echo x > /data/no"]));
+    let (code, _, err) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        BB,
+        "sh",
+        "-c",
+        "echo x > /data/no",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(!host.join("no").exists());
-    let (code, _, err) = out(&c.kiln(&["run", "--rm", "--read-only", "--tmpfs", "/scratch", BB, "sh", "-c", "echo y > /scratch/f && cat /scratch/f && touch /nope"]));
+    let (code, _, err) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        BB,
+        "sh",
+        "-c",
+        "echo y > /scratch/f && cat /scratch/f && touch /nope",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("Read-only file system"), "{err}");
     let (code, _, err) = out(&c.kiln(&["run", "--rm", "-v", "named:/data", BB, "true"]));
@@ -378,15 +511,63 @@ fn isolation_flags_are_applied() {
     assert_eq!(default & (1 << 12), 0, "no NET_ADMIN by default");
     assert_ne!(caps(&["--cap-add", "NET_ADMIN"]) & (1 << 12), 0);
     assert_eq!(caps(&["--cap-drop", "CAP_CHOWN"]) & 1, 0);
-    let so = ok(&c, &["run", "--rm", "--security-opt", "no-new-privileges", BB, "grep", "NoNewPrivs", "/proc/self/status"]);
+    let so = ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges",
+            BB,
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status",
+        ],
+    );
     assert!(so.contains('1'), "{so}");
-    let so = ok(&c, &["run", "--rm", "--network", "none", BB, "cat", "/proc/net/dev"]);
-    assert!(so.contains("lo:") && so.lines().count() == 3, "only loopback: {so}");
-    let so = ok(&c, &["run", "--rm", "--pids-limit", "50", "--memory", "64m", "--cpus", "0.5", BB, "cat", "/proc/self/cgroup"]);
+    let so = ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            BB,
+            "cat",
+            "/proc/net/dev",
+        ],
+    );
+    assert!(
+        so.contains("lo:") && so.lines().count() == 3,
+        "only loopback: {so}"
+    );
+    let so = ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "50",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            BB,
+            "cat",
+            "/proc/self/cgroup",
+        ],
+    );
     assert!(so.contains("/kiln/"), "in its own cgroups: {so}");
     let (code, _, err) = out(&c.kiln(&["run", "--rm", "-t", BB, "true"]));
     assert_eq!(code, 125, "-t is refused, not ignored: {err}");
-    let (code, _, err) = out(&c.kiln(&["run", "--rm", "--security-opt", "seccomp=x.json", BB, "true"]));
+    let (code, _, err) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=x.json",
+        BB,
+        "true",
+    ]));
     assert_eq!(code, 125, "{err}");
     assert_eq!(mounts_under(&c.root), Vec::<String>::new());
 }
@@ -413,7 +594,9 @@ fn twenty_detached_containers_leave_nothing_behind() {
     for id in &ids {
         assert_nothing_left(&c, id);
     }
-    let left = std::fs::read_dir(c.root.join("containers")).unwrap().count();
+    let left = std::fs::read_dir(c.root.join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0);
     assert!(c.tmp_is_empty());
 }
@@ -425,7 +608,10 @@ fn port_ps_and_prune() {
     let id = ok(&c, &["run", "-d", BB, "sleep", "1000"]);
     let id = id.trim();
     assert_eq!(ok(&c, &["port", id]), "");
-    let stats = ok(&c, &["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"]);
+    let stats = ok(
+        &c,
+        &["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"],
+    );
     assert!(stats.trim().ends_with(" 1"), "{stats}");
     let top = ok(&c, &["top", id]);
     assert!(top.contains("sleep 1000"), "{top}");
@@ -433,7 +619,11 @@ fn port_ps_and_prune() {
     ok(&c, &["run", BB, "true"]);
     let pruned = ok(&c, &["container", "prune", "-f"]);
     assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
-    assert_eq!(pruned.lines().filter(|l| l.len() == 64).count(), 2, "{pruned}");
+    assert_eq!(
+        pruned.lines().filter(|l| l.len() == 64).count(),
+        2,
+        "{pruned}"
+    );
     assert_eq!(ok(&c, &["ps", "-aq", "--no-trunc"]).trim(), id);
     ok(&c, &["rm", "-f", id]);
     assert_nothing_left(&c, id);
@@ -443,20 +633,66 @@ fn port_ps_and_prune() {
 fn exec_joins_the_running_container() {
     require_root();
     let c = Ctx::new();
-    let id = ok(&c, &["run", "-d", "--name", "ex", "-e", "FROM_RUN=1", BB, "sh", "-c", "echo made > /made; sleep 1000"]);
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ex",
+            "-e",
+            "FROM_RUN=1",
+            BB,
+            "sh",
+            "-c",
+            "echo made > /made; sleep 1000",
+        ],
+    );
     let id = id.trim().to_string();
-    wait_for("the container's file", || c.kiln(&["exec", "ex", "cat", "/made"]).status.success());
-    let so = ok(&c, &["exec", "ex", "sh", "-c", "cat /made; echo $FROM_RUN; hostname; ps -o pid,args | grep -c 'sleep 1000'"]);
-    assert_eq!(so, format!("made\n1\n{}\n1\n", &id[..12]));
-    let so = ok(&c, &["exec", "-u", "kiln", "-w", "/tmp", "-e", "X=y", "ex", "sh", "-c", "id -u; pwd; echo $X"]);
+    wait_for("the container's file", || {
+        c.kiln(&["exec", "ex", "cat", "/made"]).status.success()
+    });
+    let so = ok(
+        &c,
+        &[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "cat /made; echo $FROM_RUN; hostname; cat /proc/1/comm",
+        ],
+    );
+    // In the container's PID namespace: its PID 1 is the container's process (sh exec'd sleep).
+    assert_eq!(so, format!("made\n1\n{}\nsleep\n", &id[..12]));
+    let so = ok(
+        &c,
+        &[
+            "exec",
+            "-u",
+            "kiln",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=y",
+            "ex",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X",
+        ],
+    );
     assert_eq!(so, "1000\n/tmp\ny\n");
     let (code, _, _) = out(&c.kiln(&["exec", "ex", "sh", "-c", "exit 5"]));
     assert_eq!(code, 5);
     let (code, _, err) = out(&c.kiln(&["exec", "ex", "nosuch"]));
     assert_eq!(code, 126, "{err}");
-    assert!(err.contains(r#"exec: "nosuch": executable file not found in $PATH"#), "{err}");
+    assert!(
+        err.contains(r#"exec: "nosuch": executable file not found in $PATH"#),
+        "{err}"
+    );
     ok(&c, &["exec", "-d", "ex", "sleep", "999"]);
-    wait_for("the detached exec", || ok(&c, &["top", "ex"]).contains("sleep 999"));
+    wait_for("the detached exec", || {
+        ok(&c, &["top", "ex"]).contains("sleep 999")
+    });
     ok(&c, &["stop", "-t", "0", "ex"]);
     let (code, _, err) = out(&c.kiln(&["exec", "ex", "true"]));
     assert_eq!(code, 1);

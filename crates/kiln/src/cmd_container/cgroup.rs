@@ -110,19 +110,32 @@ impl Cgroups {
                 "" => {
                     if host.memory > 0 {
                         if !has("memory.max") {
-                            anyhow::bail!("--memory: the memory controller is not available in {}", dir.display());
+                            anyhow::bail!(
+                                "--memory: the memory controller is not available in {}",
+                                dir.display()
+                            );
                         }
                         write(&dir, "memory.max", &host.memory.to_string())?;
                     }
                     if host.nano_cpus > 0 {
                         if !has("cpu.max") {
-                            anyhow::bail!("--cpus: the cpu controller is not available in {}", dir.display());
+                            anyhow::bail!(
+                                "--cpus: the cpu controller is not available in {}",
+                                dir.display()
+                            );
                         }
-                        write(&dir, "cpu.max", &format!("{} 100000", (host.nano_cpus / 10_000).max(1000)))?;
+                        write(
+                            &dir,
+                            "cpu.max",
+                            &format!("{} 100000", (host.nano_cpus / 10_000).max(1000)),
+                        )?;
                     }
                     if host.pids_limit > 0 {
                         if !has("pids.max") {
-                            anyhow::bail!("--pids-limit: the pids controller is not available in {}", dir.display());
+                            anyhow::bail!(
+                                "--pids-limit: the pids controller is not available in {}",
+                                dir.display()
+                            );
                         }
                         write(&dir, "pids.max", &host.pids_limit.to_string())?;
                     }
@@ -137,7 +150,12 @@ impl Cgroups {
         ];
         if !v2 {
             for (ctrl, on, flag) in wanted {
-                if on && !cg.dirs.iter().any(|(d, _)| d.starts_with(Path::new(ROOT).join(ctrl))) {
+                if on
+                    && !cg
+                        .dirs
+                        .iter()
+                        .any(|(d, _)| d.starts_with(Path::new(ROOT).join(ctrl)))
+                {
                     anyhow::bail!("{flag}: no {ctrl} cgroup controller is mounted on this host");
                 }
             }
@@ -213,8 +231,12 @@ pub fn usage(id: &str) -> (u64, u64, u64, u64) {
     let inactive = std::fs::read_to_string(d("memory").join("memory.stat"))
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("total_inactive_file ")?.trim().parse::<u64>().ok())
+            t.lines().find_map(|l| {
+                l.strip_prefix("total_inactive_file ")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
         })
         .unwrap_or(0);
     (

@@ -68,10 +68,12 @@ impl ContainerConfig {
     }
 
     pub fn no_new_privileges(&self) -> bool {
-        self.host
-            .security_opt
-            .iter()
-            .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))
+        self.host.security_opt.iter().any(|o| {
+            matches!(
+                o.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
+        })
     }
 
     /// Published ports with `-P`: every exposed port on an ephemeral host port.
@@ -208,7 +210,9 @@ pub fn resolve(
     for t in &a.tmpfs {
         let (path, opts) = t.split_once(':').unwrap_or((t, ""));
         if !path.starts_with('/') {
-            bail!("invalid mount config for type \"tmpfs\": invalid mount path: '{path}' mount path must be absolute");
+            bail!(
+                "invalid mount config for type \"tmpfs\": invalid mount path: '{path}' mount path must be absolute"
+            );
         }
         tmpfs.push((path.to_string(), opts.to_string()));
     }
@@ -227,10 +231,14 @@ pub fn resolve(
     }
     for h in &a.add_host {
         let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) else {
-            bail!("invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\"");
+            bail!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\""
+            );
         };
         if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
-            bail!("invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\"");
+            bail!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\""
+            );
         }
         if ip == "host-gateway" {
             bail!("--add-host {h}: kiln has no host gateway address (no bridge network)");
@@ -238,8 +246,9 @@ pub fn resolve(
     }
     let memory = match &a.memory {
         Some(m) => {
-            let b = kiln_build::options::parse_ram_size(m)
-                .map_err(|e| anyhow::anyhow!("invalid argument \"{m}\" for \"-m, --memory\" flag: {e}"))?;
+            let b = kiln_build::options::parse_ram_size(m).map_err(|e| {
+                anyhow::anyhow!("invalid argument \"{m}\" for \"-m, --memory\" flag: {e}")
+            })?;
             if b < 6 * 1024 * 1024 {
                 bail!("Minimum memory limit allowed is 6MB");
             }
@@ -257,7 +266,9 @@ pub fn resolve(
             let n = (f * 1e9) as i64;
             let max = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
             if n > max * 1_000_000_000 {
-                bail!("Range of CPUs is from 0.01 to {max}.00, as there are only {max} CPUs available");
+                bail!(
+                    "Range of CPUs is from 0.01 to {max}.00, as there are only {max} CPUs available"
+                );
             }
             n
         }
@@ -339,12 +350,12 @@ pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
         _ => bail!("invalid volume specification: '{spec}'"),
     };
     if !src.starts_with('/') {
-        bail!(
-            "-v {spec}: named volumes are not supported by kiln yet; give an absolute host path"
-        );
+        bail!("-v {spec}: named volumes are not supported by kiln yet; give an absolute host path");
     }
     if !dest.starts_with('/') {
-        bail!("invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dest}' mount path must be absolute");
+        bail!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dest}' mount path must be absolute"
+        );
     }
     let readonly = match mode {
         "" | "rw" => false,

@@ -16,12 +16,13 @@ use anyhow::{Context, bail};
 use kiln_store::Store;
 
 use super::config::ContainerConfig;
-use super::{Exit, ExecArgs};
+use super::{ExecArgs, Exit};
 
 /// The container's cgroup.procs files (every hierarchy its first process is in), opened for
 /// writing.
 fn cgroup_procs(pid: u32) -> anyhow::Result<Vec<OwnedFd>> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
     let cg: Vec<(String, String, Vec<String>)> = mounts
         .lines()
         .filter_map(|l| {
@@ -83,7 +84,10 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
         bail!("Container {} is not running", c.id);
     }
     if c.state == kiln_store::ContainerState::Paused {
-        bail!("Container {} is paused, unpause the container before exec", c.id);
+        bail!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        );
     }
     let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
     let pid = c.pid;
@@ -150,7 +154,9 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
         }
     }
     if a.detach {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
     } else if !a.interactive {
         cmd.stdin(Stdio::null());
     }
@@ -198,7 +204,13 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                     libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
                 }
             }
-            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
                 return Err(err());
             }
@@ -222,7 +234,9 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
             );
             return Err(Exit(126).into());
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::EACCES) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::EACCES) =>
+        {
             eprintln!(
                 "OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {e}: unknown"
             );

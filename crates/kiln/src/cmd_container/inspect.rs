@@ -198,7 +198,9 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         resolv_conf_path: dir.join("resolv.conf").display().to_string(),
         hostname_path: dir.join("hostname").display().to_string(),
         hosts_path: dir.join("hosts").display().to_string(),
-        log_path: super::supervisor::log_path(store, &c.id).display().to_string(),
+        log_path: super::supervisor::log_path(store, &c.id)
+            .display()
+            .to_string(),
         name: format!("/{}", c.name.clone().unwrap_or_default()),
         restart_count: c.restarts,
         driver: "overlay2".into(),

@@ -89,7 +89,11 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for c in &list {
-            let shown = if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) };
+            let shown = if a.no_trunc {
+                c.id.clone()
+            } else {
+                crate::cmd_image::render::truncate_id(&c.id)
+            };
             writeln!(out, "{shown}")?;
         }
         return Ok(());
@@ -172,7 +176,10 @@ pub fn port(store: &Store, a: PortArgs) -> anyhow::Result<()> {
                 .filter(|m| m.container_port == port && m.proto.as_str() == proto)
                 .collect();
             if hits.is_empty() {
-                bail!("No public port '{port}/{proto}' published for {}", a.container);
+                bail!(
+                    "No public port '{port}/{proto}' published for {}",
+                    a.container
+                );
             }
             for m in hits {
                 writeln!(out, "{}", host_addr(m.host_ip, m.host_port))?;
@@ -209,8 +216,13 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
     let total_mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            t.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse::<u64>()
+                    .ok()
+            })
         })
         .unwrap_or(0)
         * 1024;
@@ -222,10 +234,18 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
         } else {
             (0, 0, cpu0, 0)
         };
-        let limit = if limit == 0 || limit >= (1 << 62) { total_mem } else { limit.min(total_mem.max(1)) };
+        let limit = if limit == 0 || limit >= (1 << 62) {
+            total_mem
+        } else {
+            limit.min(total_mem.max(1))
+        };
         let dt = t0.elapsed().as_nanos().max(1) as f64;
         let cpu = (cpu1.saturating_sub(cpu0)) as f64 / dt * 100.0;
-        let mem_perc = if limit > 0 { mem as f64 / limit as f64 * 100.0 } else { 0.0 };
+        let mem_perc = if limit > 0 {
+            mem as f64 / limit as f64 * 100.0
+        } else {
+            0.0
+        };
         let bin = |b: u64| human_size_prec_binary(b);
         rows.push(json!({
             "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
@@ -260,7 +280,11 @@ fn human_size_prec_binary(b: u64) -> String {
         i += 1;
     }
     let s = format!("{v:.4}");
-    let s = format!("{:.*}", 4 - s.split('.').next().unwrap_or("").len().min(3), v);
+    let s = format!(
+        "{:.*}",
+        4 - s.split('.').next().unwrap_or("").len().min(3),
+        v
+    );
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -279,7 +303,11 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
     let mut pids: Vec<u32> = super::cgroup::dirs_of(&c.id)
         .iter()
         .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     if pids.is_empty() {
         pids.push(c.pid);
@@ -288,8 +316,12 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
             let p = pids[i];
             if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
                 for t in tasks.flatten() {
-                    let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                    pids.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+                    let kids =
+                        std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                    pids.extend(
+                        kids.split_whitespace()
+                            .filter_map(|k| k.parse::<u32>().ok()),
+                    );
                 }
             }
             i += 1;

@@ -80,7 +80,12 @@ pub fn open_sink(path: &Path) -> std::io::Result<Sink> {
 /// Copies `from` line by line into `sink` as `stream`, and (foreground) to `tee`. Returns at
 /// EOF. A failed log write (a full disk) is counted, not fatal: the container keeps running
 /// and its output still reaches `tee`.
-pub fn pump(from: impl Read, stream: &str, sink: Sink, mut tee: Option<Box<dyn Write + Send>>) -> u64 {
+pub fn pump(
+    from: impl Read,
+    stream: &str,
+    sink: Sink,
+    mut tee: Option<Box<dyn Write + Send>>,
+) -> u64 {
     let mut reader = std::io::BufReader::with_capacity(MAX_CHUNK, from);
     let mut failures = 0;
     let mut buf = Vec::new();
@@ -107,7 +112,10 @@ pub fn pump(from: impl Read, stream: &str, sink: Sink, mut tee: Option<Box<dyn W
         };
         let mut line = serde_json::to_vec(&entry).unwrap_or_default();
         line.push(b'\n');
-        let ok = sink.lock().map(|mut f| f.write_all(&line).is_ok()).unwrap_or(false);
+        let ok = sink
+            .lock()
+            .map(|mut f| f.write_all(&line).is_ok())
+            .unwrap_or(false);
         if !ok {
             failures += 1;
         }

@@ -33,11 +33,21 @@ pub fn logs(store: &Store, a: LogsArgs) -> anyhow::Result<()> {
         n => match n.parse::<i64>() {
             Ok(n) if n < 0 => None,
             Ok(n) => Some(n as usize),
-            Err(_) => bail!("invalid value for \"tail\": strconv.Atoi: parsing \"{n}\": invalid syntax"),
+            Err(_) => {
+                bail!("invalid value for \"tail\": strconv.Atoi: parsing \"{n}\": invalid syntax")
+            }
         },
     };
-    let since = a.since.as_deref().map(|s| time_arg(s, "since")).transpose()?;
-    let until = a.until.as_deref().map(|s| time_arg(s, "until")).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| time_arg(s, "since"))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| time_arg(s, "until"))
+        .transpose()?;
     let path = super::supervisor::log_path(store, &c.id);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,

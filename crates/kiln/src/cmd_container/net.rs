@@ -73,7 +73,9 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, String> {
     };
     let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
         let (ip, r) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        let r = r.strip_prefix(':').ok_or_else(|| bad("expected ':' after ']'"))?;
+        let r = r
+            .strip_prefix(':')
+            .ok_or_else(|| bad("expected ':' after ']'"))?;
         (Some(ip), r)
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
@@ -85,9 +87,7 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, String> {
     };
     let host_ip: IpAddr = match ip {
         None | Some("") => IpAddr::from([0, 0, 0, 0]),
-        Some(s) => s
-            .parse()
-            .map_err(|_| format!("invalid IP address: {s}"))?,
+        Some(s) => s.parse().map_err(|_| format!("invalid IP address: {s}"))?,
     };
     let (host, ctr) = match rest.split_once(':') {
         Some((h, c)) => (h, c),

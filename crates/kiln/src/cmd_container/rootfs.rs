@@ -17,7 +17,10 @@ fn layer_snapshot_key(chain: &Digest) -> String {
 
 /// The image's layers as snapshots, bottom first: (key, directory). Layers not unpacked yet
 /// are unpacked now. The lease protects them until the container's row references them.
-pub fn image_layers(store: &Store, image: &Digest) -> anyhow::Result<(Lease, Vec<(String, PathBuf)>)> {
+pub fn image_layers(
+    store: &Store,
+    image: &Digest,
+) -> anyhow::Result<(Lease, Vec<(String, PathBuf)>)> {
     let lease = store.lease()?;
     let (_, layers) = lease
         .use_image(image)?
@@ -52,7 +55,11 @@ pub fn image_layers(store: &Store, image: &Digest) -> anyhow::Result<(Lease, Vec
 /// Mounts container `id`'s root at `containers/<id>/rootfs`: the image's layers (`lowers`,
 /// bottom first) under `containers/<id>/upper`. Call in the supervisor's private mount
 /// namespace; the mount goes when it is dropped or the namespace dies.
-pub fn mount_rootfs(store: &Store, id: &str, lowers: &[PathBuf]) -> anyhow::Result<(OverlayMount, PathBuf)> {
+pub fn mount_rootfs(
+    store: &Store,
+    id: &str,
+    lowers: &[PathBuf],
+) -> anyhow::Result<(OverlayMount, PathBuf)> {
     let dir = store.container_dir(id);
     let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for d in [&upper, &work, &target] {

@@ -49,7 +49,10 @@ pub fn parse(s: &str) -> anyhow::Result<i32> {
     if let Some((_, n)) = NAMES.iter().find(|(k, _)| *k == name) {
         return Ok(*n);
     }
-    if let Some(rt) = name.strip_prefix("RTMIN+").and_then(|n| n.parse::<i32>().ok()) {
+    if let Some(rt) = name
+        .strip_prefix("RTMIN+")
+        .and_then(|n| n.parse::<i32>().ok())
+    {
         return Ok(libc::SIGRTMIN() + rt);
     }
     bail!("Invalid signal: {s}")

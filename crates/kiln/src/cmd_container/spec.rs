@@ -16,12 +16,47 @@ use super::config::{ContainerConfig, parse_bind};
 
 /// Every capability name the kernel knows (for `--cap-add ALL`).
 const ALL: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 /// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.
@@ -50,9 +85,8 @@ pub struct Identity {
 /// `-u`/`USER` resolved through the image's /etc/passwd and /etc/group (inside `rootfs`).
 pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
     use kiln_build::copy::passwd;
-    let id = passwd::resolve_user(rootfs, user).map_err(|e| {
-        anyhow::anyhow!("unable to find user {user}: {e}")
-    })?;
+    let id = passwd::resolve_user(rootfs, user)
+        .map_err(|e| anyhow::anyhow!("unable to find user {user}: {e}"))?;
     let home = passwd::users(rootfs)
         .ok()
         .and_then(|all| all.into_iter().find(|e| e.uid == id.uid))
@@ -91,7 +125,10 @@ pub fn build(
         env.push(format!("HOME={}", who.home));
     }
     {
-        let process = spec.process_mut().as_mut().context("default spec has a process")?;
+        let process = spec
+            .process_mut()
+            .as_mut()
+            .context("default spec has a process")?;
         process.set_args(Some(argv));
         process.set_env(Some(env));
         let cwd = if config.working_dir.is_empty() {
@@ -152,7 +189,10 @@ pub fn build(
         if !b.source.exists() {
             // docker makes a missing host directory of a -v bind.
             std::fs::create_dir_all(&b.source).with_context(|| {
-                format!("error while creating mount source path '{}'", b.source.display())
+                format!(
+                    "error while creating mount source path '{}'",
+                    b.source.display()
+                )
             })?;
         }
         mounts.push(bind_mount(b.source, b.dest.as_str(), b.readonly));

@@ -191,7 +191,8 @@ fn run(
         )
     })?;
     let dir = store.container_dir(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let (lease, layers) =
         rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
     let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
@@ -210,8 +211,12 @@ fn run(
     let netns = if config.host.network_mode == "host" {
         None
     } else {
-        let ns = net::create_netns()
-            .map_err(|e| fail(125, format!("creating the container's network namespace: {e}")))?;
+        let ns = net::create_netns().map_err(|e| {
+            fail(
+                125,
+                format!("creating the container's network namespace: {e}"),
+            )
+        })?;
         if config.host.network_mode == "private" {
             net::setup_private(&ns).map_err(|m| fail(125, m))?;
         }
@@ -348,7 +353,9 @@ fn run(
 /// `__container-supervise`: the detached supervisor's entry. With `detach`, start the real
 /// supervisor (a grandchild of the command) and return at once.
 pub fn internal(store_root: &Path, id: &str, detach: bool) -> anyhow::Result<()> {
-    let ready_fd: Option<i32> = std::env::var("KILN_READY_FD").ok().and_then(|s| s.parse().ok());
+    let ready_fd: Option<i32> = std::env::var("KILN_READY_FD")
+        .ok()
+        .and_then(|s| s.parse().ok());
     if detach {
         let exe = std::fs::read_link("/proc/self/exe").context("finding kiln's own binary")?;
         let mut cmd = std::process::Command::new(exe);

@@ -8,9 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::gotemplate;
-use super::render::{
-    Format, ellipsis, go_json_pretty_of, human_size, since, truncate_id,
-};
+use super::render::{Format, ellipsis, go_json_pretty_of, human_size, since, truncate_id};
 use super::{HistoryArgs, InspectArgs, InspectType, Reported, ReportedExit, message};
 
 /// docker's `container.Config` as `docker image inspect` shows it (field order kept).
