@@ -21,7 +21,6 @@ const ROOT: &str = "/sys/fs/cgroup";
 pub struct Cgroups {
     /// (directory, the cgroup the supervisor came from in that hierarchy).
     dirs: Vec<(PathBuf, PathBuf)>,
-    pub v2: bool,
 }
 
 fn is_v2() -> bool {
@@ -63,10 +62,7 @@ impl Cgroups {
     /// Makes the cgroups of container `id` with `host`'s limits.
     pub fn create(id: &str, host: &HostConfig) -> anyhow::Result<Cgroups> {
         let v2 = is_v2();
-        let mut cg = Cgroups {
-            dirs: Vec::new(),
-            v2,
-        };
+        let mut cg = Cgroups { dirs: Vec::new() };
         let list: Vec<(&str, PathBuf)> = if v2 {
             vec![("", Path::new(ROOT).to_path_buf())]
         } else {

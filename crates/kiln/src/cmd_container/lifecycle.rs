@@ -370,10 +370,6 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     }
 }
 
-fn display_name(c: &ContainerRecord) -> String {
-    c.name.clone().unwrap_or_else(|| c.id.clone())
-}
-
 /// Runs `f` for each name; failures print `Error: ...` (docker's words) and the command
 /// exits 1 after trying them all.
 fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -644,11 +640,10 @@ pub fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<()> {
         out.push('\n');
     }
     let mut stdout = std::io::stdout().lock();
-    write!(
+    writeln!(
         stdout,
-        "{out}Total reclaimed space: {}\n",
+        "{out}Total reclaimed space: {}",
         crate::cmd_image::render::human_size(reclaimed)
     )?;
-    let _ = display_name;
     Ok(())
 }
