@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::str::FromStr;
+
+use kiln_runtime::oci_spec::runtime::Capability;
 
 use super::CreateArgs;
 use super::net::{self, PortMapping};
@@ -227,7 +230,7 @@ pub fn resolve(
         }
     }
     for c in a.cap_add.iter().chain(a.cap_drop.iter()) {
-        super::spec::capability(c)?;
+        capability(c)?;
     }
     for h in &a.add_host {
         let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) else {
@@ -371,4 +374,64 @@ pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
 
 fn check_bind(spec: &str) -> anyhow::Result<()> {
     parse_bind(spec).map(|_| ())
+}
+
+/// Every capability name the kernel knows (for `--cap-add ALL`).
+const ALL: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.
+pub fn capability(name: &str) -> anyhow::Result<Vec<Capability>> {
+    let up = name.to_ascii_uppercase();
+    let bare = up.strip_prefix("CAP_").unwrap_or(&up);
+    if bare == "ALL" {
+        return Ok(ALL
+            .iter()
+            .filter_map(|n| Capability::from_str(n).ok())
+            .collect());
+    }
+    Capability::from_str(bare)
+        .map(|c| vec![c])
+        .map_err(|_| anyhow::anyhow!("invalid capability: {name}"))
 }

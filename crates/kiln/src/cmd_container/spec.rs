@@ -2,77 +2,16 @@
 //! masked and read-only paths, a private /dev) with the container's config applied.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use kiln_runtime::oci_spec::runtime::{
-    Capabilities, Capability, LinuxNamespace, LinuxNamespaceType, Spec, User,
+    Capabilities, LinuxNamespace, LinuxNamespaceType, Spec, User,
 };
 use kiln_runtime::{
     Network, bind_mount, docker_default_spec, set_insecure, set_network, tmpfs_mount,
 };
 
-use super::config::{ContainerConfig, parse_bind};
-
-/// Every capability name the kernel knows (for `--cap-add ALL`).
-const ALL: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-/// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.
-pub fn capability(name: &str) -> anyhow::Result<Vec<Capability>> {
-    let up = name.to_ascii_uppercase();
-    let bare = up.strip_prefix("CAP_").unwrap_or(&up);
-    if bare == "ALL" {
-        return Ok(ALL
-            .iter()
-            .filter_map(|n| Capability::from_str(n).ok())
-            .collect());
-    }
-    Capability::from_str(bare)
-        .map(|c| vec![c])
-        .map_err(|_| anyhow::anyhow!("invalid capability: {name}"))
-}
+use super::config::{ContainerConfig, capability, parse_bind};
 
 /// The user the container runs as, resolved in its root.
 pub struct Identity {
