@@ -204,7 +204,12 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
     // The json-file log, as docker writes it.
     let log =
         std::fs::read_to_string(c.root.join(format!("containers/{id}/{id}-json.log"))).unwrap();
-    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    // (stdout and stderr are copied by two threads: their order between streams may vary.)
+    let first: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["stream"] == "stdout")
+        .unwrap();
     assert_eq!(first["log"], "out\n");
     assert_eq!(first["stream"], "stdout");
     assert!(first["time"].as_str().unwrap().ends_with('Z'), "{log}");
