@@ -11,6 +11,30 @@ use support::*;
 
 const BB: &str = "localhost/busybox:latest";
 
+/// A test's store; its containers are force-removed when the test ends, also when it fails,
+/// so a failed assertion leaves no running container behind.
+struct RunCtx(Ctx);
+
+impl std::ops::Deref for RunCtx {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.0
+    }
+}
+
+impl Drop for RunCtx {
+    fn drop(&mut self) {
+        let ids = self.0.kiln(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.0.kiln(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn ctx() -> RunCtx {
+    RunCtx(Ctx::new())
+}
+
 fn out(o: &std::process::Output) -> (i32, String, String) {
     (
         o.status.code().unwrap_or(-1),
@@ -110,7 +134,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn foreground_run_exits_with_the_containers_code_or_dockers() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let (code, so, _) = out(&c.kiln(&["run", "--rm", BB, "echo", "hello"]));
     assert_eq!((code, so.as_str()), (0, "hello\n"));
     let (code, _, _) = out(&c.kiln(&["run", "--rm", BB, "sh", "-c", "exit 3"]));
@@ -134,7 +158,7 @@ fn foreground_run_exits_with_the_containers_code_or_dockers() {
 #[test]
 fn unknown_image_and_taken_name_are_125_with_dockers_words() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let (code, _, err) = out(&c.kiln(&["run", "nosuchimage", "true"]));
     assert_eq!(code, 125);
     assert!(
@@ -164,7 +188,7 @@ fn unknown_image_and_taken_name_are_125_with_dockers_words() {
 #[test]
 fn detached_container_logs_stops_and_is_removed_without_leftovers() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let id = ok(
         &c,
         &[
@@ -241,7 +265,7 @@ fn detached_container_logs_stops_and_is_removed_without_leftovers() {
 #[test]
 fn rm_of_a_running_container_needs_force_and_start_runs_it_again() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let id = ok(
         &c,
         &[
@@ -294,7 +318,7 @@ fn rm_of_a_running_container_needs_force_and_start_runs_it_again() {
 #[test]
 fn a_killed_supervisor_leaves_an_exited_container_and_no_process() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let id = ok(
         &c,
         &["run", "-d", BB, "sh", "-c", "sleep 1000 & sleep 1000"],
@@ -337,7 +361,7 @@ fn a_killed_supervisor_leaves_an_exited_container_and_no_process() {
 #[test]
 fn image_config_and_flags_shape_the_process() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     c.file(
         "Dockerfile",
         "FROM localhost/busybox:latest\nENV GREETING=hi FROM_IMAGE=1\nWORKDIR /srv/app\nUSER kiln\nENTRYPOINT [\"sh\", \"-c\"]\nCMD [\"echo default\"]\nSTOPSIGNAL SIGUSR1\n",
@@ -447,7 +471,7 @@ fn image_config_and_flags_shape_the_process() {
 #[test]
 fn volumes_bind_read_write_and_read_only() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let host = c.tmp.path().join("vol");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in"), "from host\n").unwrap();
@@ -503,7 +527,7 @@ fn volumes_bind_read_write_and_read_only() {
 #[test]
 fn isolation_flags_are_applied() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     // Docker's default set has no NET_ADMIN; --cap-add gives it, --cap-drop takes CHOWN.
     let caps = |args: &[&str]| -> u64 {
         let mut a = vec!["run", "--rm"];
@@ -580,7 +604,7 @@ fn isolation_flags_are_applied() {
 #[test]
 fn twenty_detached_containers_leave_nothing_behind() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let mut ids = Vec::new();
     for i in 0..20 {
         let mut args = vec!["run", "-d"];
@@ -609,7 +633,7 @@ fn twenty_detached_containers_leave_nothing_behind() {
 #[test]
 fn port_ps_and_prune() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let id = ok(&c, &["run", "-d", BB, "sleep", "1000"]);
     let id = id.trim();
     assert_eq!(ok(&c, &["port", id]), "");
@@ -637,7 +661,7 @@ fn port_ps_and_prune() {
 #[test]
 fn exec_joins_the_running_container() {
     require_root();
-    let c = Ctx::new();
+    let c = ctx();
     let id = ok(
         &c,
         &[
