@@ -729,3 +729,28 @@ fn exec_joins_the_running_container() {
     ok(&c, &["rm", "ex"]);
     assert_nothing_left(&c, &id);
 }
+
+#[test]
+fn a_containers_image_and_layers_survive_prunes() {
+    require_root();
+    let c = ctx();
+    let id = ok(&c, &["create", BB, "echo", "still here"]);
+    let id = id.trim().to_string();
+    ok(&c, &["rmi", "-f", BB]);
+    ok(&c, &["builder", "prune", "-a", "-f"]);
+    ok(&c, &["image", "prune", "-a", "-f"]);
+    let snaps = std::fs::read_dir(c.root.join("snapshots-v1"))
+        .unwrap()
+        .count();
+    assert!(snaps > 0, "the container's layer snapshots were collected");
+    let (code, so, se) = out(&c.kiln(&["start", "-a", &id]));
+    assert_eq!((code, so.as_str()), (0, "still here\n"), "{se}");
+    ok(&c, &["rm", &id]);
+    ok(&c, &["system", "prune", "-a", "-f"]);
+    assert_eq!(
+        std::fs::read_dir(c.root.join("snapshots-v1"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
