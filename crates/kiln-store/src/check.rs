@@ -43,6 +43,14 @@ pub enum Problem {
     },
     /// A directory under `snapshots-v1/` that no row names.
     OrphanSnapshotDir(String),
+    /// A container recorded as running whose supervisor process is gone (killed, or the host
+    /// rebooted).
+    DeadSupervisor {
+        /// The container ID.
+        id: String,
+        /// The supervisor's pid.
+        pid: u32,
+    },
     /// A build-cache record referencing missing content.
     BrokenCacheRecord {
         /// The record key.
@@ -75,6 +83,11 @@ impl fmt::Display for Problem {
             Problem::BrokenCacheRecord { key, missing } => {
                 write!(f, "build cache record {key}: references missing {missing}")
             }
+            Problem::DeadSupervisor { id, pid } => write!(
+                f,
+                "container {}: recorded as running, but its supervisor (pid {pid}) is gone",
+                &id[..id.len().min(12)]
+            ),
         }
     }
 }
@@ -99,6 +112,9 @@ impl Problem {
             Problem::OrphanSnapshotDir(_) => "deletes the directory",
             Problem::BrokenCacheRecord { .. } => {
                 "deletes the record (the next build runs that step again)"
+            }
+            Problem::DeadSupervisor { .. } => {
+                "records the container as exited (137), so it can be started or removed"
             }
         }
     }
@@ -320,6 +336,9 @@ impl Store {
                 f.problems.push(Problem::StrayFile(s.clone()));
             }
             f.problems.extend(later);
+            for (id, pid) in crate::container::dead_supervisors(tx, repair)? {
+                f.problems.push(Problem::DeadSupervisor { id, pid });
+            }
             let unreferenced: Vec<u64> = verified
                 .present
                 .iter()

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -187,6 +187,40 @@ CREATE TABLE blob_sources (              -- where a blob is known to be, for cro
 );
 "#,
     // ---- end of registries
+    // 7: containers that run (`kiln run`): their config, the supervisor that owns them (pid +
+    // start time, so a dead one is seen), exit code and times, published ports; and the
+    // snapshots their root file system is made of, which the collector keeps.
+    r#"
+CREATE TABLE containers_v5 (
+    id TEXT PRIMARY KEY,                 -- 64 hex
+    name TEXT UNIQUE,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    state TEXT NOT NULL CHECK (state IN ('created', 'running', 'paused', 'exited', 'dead')),
+    created INTEGER NOT NULL,            -- unix seconds
+    created_ns INTEGER NOT NULL DEFAULT 0,
+    image_ref TEXT NOT NULL DEFAULT '',  -- the image as the user named it
+    config TEXT NOT NULL DEFAULT '{}',   -- JSON: the container's config and host config
+    pid INTEGER NOT NULL DEFAULT 0,      -- host pid of the container's first process
+    supervisor_pid INTEGER NOT NULL DEFAULT 0,
+    supervisor_start INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    started_ns INTEGER NOT NULL DEFAULT 0,
+    finished_ns INTEGER NOT NULL DEFAULT 0,
+    ports TEXT NOT NULL DEFAULT '[]',    -- JSON: published ports as bound
+    restarts INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO containers_v5 (id, name, image_id, state, created, created_ns)
+    SELECT id, name, image_id, state, created, created * 1000000000 FROM containers;
+DROP TABLE containers;
+ALTER TABLE containers_v5 RENAME TO containers;
+CREATE INDEX containers_image ON containers(image_id);
+CREATE TABLE container_snapshots (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    PRIMARY KEY (container_id, key)
+);
+"#,
 ];
 
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {

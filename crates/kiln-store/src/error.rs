@@ -100,6 +100,12 @@ pub enum Error {
     /// An image cannot be removed in its current state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// No container matches a name or ID.
+    #[error("No such container: {0}")]
+    ContainerNotFound(String),
+    /// A container name is taken, or an ID prefix is ambiguous (docker's whole message).
+    #[error("{0}")]
+    ContainerConflict(String),
     /// A JSON document in the store or an archive could not be parsed.
     #[error("{what}: invalid JSON: {source}")]
     Json {

@@ -178,6 +178,7 @@ impl Store {
         let mut roots: Vec<String> = Vec::new();
         for sql in [
             "SELECT chain_id FROM image_layers",
+            "SELECT key FROM container_snapshots",
             "SELECT target FROM cache_refs WHERE kind = 'snapshot'",
             "SELECT target FROM lease_refs WHERE kind = 'snapshot'",
         ] {
@@ -452,13 +453,13 @@ impl Store {
             let mut report = PruneReport::default();
             {
                 let mut stmt =
-                    tx.prepare("SELECT id FROM containers WHERE state != 'running' ORDER BY id")?;
+                    tx.prepare("SELECT id FROM containers WHERE state NOT IN ('running', 'paused') ORDER BY id")?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 for r in rows {
                     report.containers.push(r?);
                 }
             }
-            tx.execute("DELETE FROM containers WHERE state != 'running'", [])?;
+            tx.execute("DELETE FROM containers WHERE state NOT IN ('running', 'paused')", [])?;
             report.images = self.prune_images_tx(tx, scope, &|_| false, sweep)?;
             {
                 let mut stmt = tx.prepare("SELECT key, size FROM cache ORDER BY key")?;
@@ -475,6 +476,10 @@ impl Store {
             Ok(report)
         })?;
         report.reclaimed = reclaimed;
+        for id in &report.containers {
+            // Their writable layers and logs; the rows are gone, so nothing else names them.
+            let _ = crate::layout::remove_any(&self.container_dir(id));
+        }
         if report
             .images
             .iter()

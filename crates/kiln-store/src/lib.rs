@@ -65,7 +65,7 @@ pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheK
 pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
-pub use container::{ContainerRecord, ContainerState};
+pub use container::{ContainerRecord, ContainerState, NewContainer, SUPERVISOR_DIED_EXIT};
 pub use error::{Error, Result};
 pub use gc::{PruneReport, PruneScope, RemoveEvent};
 pub use gclock::BuildGuard;

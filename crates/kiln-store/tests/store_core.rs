@@ -698,3 +698,60 @@ fn trash_entries_that_do_not_hold_their_blob_are_not_put_back() {
         report.problems
     );
 }
+
+#[test]
+fn container_records_resolve_names_and_prefixes_and_refuse_taken_names() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"x"], "2023-01-01T00:00:00Z", &["a:1"]);
+    let new = |cid: &'static str, name: &'static str| kiln_store::NewContainer {
+        id: cid,
+        name,
+        image: &id,
+        image_ref: "a:1",
+        config: "{}",
+        snapshots: &[],
+    };
+    store.create_container(&new("abc111", "web")).unwrap();
+    store.create_container(&new("abc222", "db")).unwrap();
+    let err = store.create_container(&new("def333", "web")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Conflict. The container name \"/web\" is already in use by container \"abc111\". You have to remove (or rename) that container to be able to reuse that name."
+    );
+    assert_eq!(store.find_container("web").unwrap().id, "abc111");
+    assert_eq!(store.find_container("/db").unwrap().id, "abc222");
+    assert_eq!(
+        store.find_container("abc2").unwrap().name.as_deref(),
+        Some("db")
+    );
+    assert!(
+        store
+            .find_container("abc")
+            .unwrap_err()
+            .to_string()
+            .contains("multiple IDs")
+    );
+    assert!(matches!(
+        store.find_container("zzz"),
+        Err(Error::ContainerNotFound(_))
+    ));
+    // This process as the supervisor: running; then exited with its code.
+    store.container_started("abc111", 42, "[]").unwrap();
+    let c = store.find_container("web").unwrap();
+    assert_eq!((c.state, c.pid), (ContainerState::Running, 42));
+    assert!(c.started_ns > 0);
+    store.container_finished("abc111", 3, "", true).unwrap();
+    let c = store.find_container("web").unwrap();
+    assert_eq!(
+        (c.state, c.exit_code, c.pid),
+        (ContainerState::Exited, 3, 0)
+    );
+    assert!(store.rename_container("abc111", "db").is_err());
+    store.rename_container("abc111", "web2").unwrap();
+    // A container keeps its image: rmi by tag needs -f.
+    assert!(store.remove_image("a:1", false).is_err());
+    store.remove_container("abc111").unwrap();
+    store.remove_container("abc222").unwrap();
+    assert!(store.containers().unwrap().is_empty());
+    store.remove_image("a:1", false).unwrap();
+}

@@ -322,6 +322,25 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The error chain in one line; store errors already carry their context.
+/// For `kiln run`: the image, or (when it is not in the store) the name docker prints in
+/// "Unable to find image 'NAME' locally".
+pub(crate) fn resolve_named_for_run(
+    store: &Store,
+    name: &str,
+) -> Result<kiln_store::ImageRecord, String> {
+    store
+        .resolve_image(name)
+        .map_err(|_| match kiln_image::ImageRef::parse_named(name) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{name}:latest"),
+            _ => name.to_string(),
+        })
+}
+
+/// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.
+pub(crate) fn confirm_prompt(warning: &str) -> anyhow::Result<bool> {
+    manage::confirm(warning.trim_end_matches("\nAre you sure you want to continue?"))
+}
+
 pub(crate) fn message(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for c in e.chain() {

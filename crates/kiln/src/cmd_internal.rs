@@ -22,11 +22,24 @@ pub enum Command {
         /// Bundle directory holding config.json (a relative root.path is relative to it).
         bundle: PathBuf,
     },
+    /// The supervisor of a detached container (`kiln run -d`, `kiln start`): with `--detach`,
+    /// start it in the background and return.
+    #[command(name = "__container-supervise", hide = true)]
+    ContainerSupervise {
+        #[arg(long)]
+        detach: bool,
+        /// The container's ID.
+        id: String,
+    },
 }
 
-pub fn run(cmd: Command, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::RunBundle { runtime, bundle } => run_bundle(&runtime, &bundle),
+        Command::ContainerSupervise { detach, id } => {
+            crate::cmd_container::supervisor::internal(&global.store_root(), &id, detach)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

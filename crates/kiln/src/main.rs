@@ -4,6 +4,7 @@
 mod cmd_build;
 mod cmd_builder;
 mod cmd_diff;
+mod cmd_container;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;
@@ -41,6 +42,8 @@ enum Command {
     #[command(flatten)]
     Builder(cmd_builder::Command),
     #[command(flatten)]
+    Container(cmd_container::Command),
+    #[command(flatten)]
     Internal(cmd_internal::Command),
     #[command(flatten)]
     Report(cmd_report::Command),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Image(c) => cmd_image::run(c, &cli.global),
         Command::Build(c) => cmd_build::run(c, &cli.global),
         Command::Builder(c) => cmd_builder::run(c, &cli.global),
+        Command::Container(c) => cmd_container::run(c, &cli.global),
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
         Command::Report(c) => cmd_report::run(c, &cli.global),
         Command::Diff(c) => cmd_diff::run(c, &cli.global),
@@ -113,7 +117,10 @@ impl Family {
         match cmd {
             Command::Build(_) => Family::Build,
             Command::Dockerfile(_) => Family::Kiln,
-            Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
+            Command::Image(_)
+            | Command::Builder(_)
+            | Command::Container(_)
+            | Command::Internal(_) => Family::Docker,
             Command::Report(_) | Command::Diff(_) => Family::Docker,
             Command::Registry(_) => Family::Daemon,
         }

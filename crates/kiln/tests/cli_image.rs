@@ -252,10 +252,13 @@ fn usage_errors_exit_2_and_save_refuses_nothing_to_save() {
         String::from_utf8_lossy(&o.stderr),
         "unknown flag: --bogus\nSee 'kiln images --help'.\n"
     );
-    let o = kiln(&root, &["run", "x"]);
+    let o = kiln(&root, &["frobnicate", "x"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("kiln: 'run' is not a kiln command."), "{err}");
+    assert!(
+        err.contains("kiln: 'frobnicate' is not a kiln command."),
+        "{err}"
+    );
     assert!(!err.contains("__"), "a hidden command was suggested: {err}");
     let err = fails(
         &root,

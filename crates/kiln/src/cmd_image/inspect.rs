@@ -8,9 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::gotemplate;
-use super::render::{
-    Format, ellipsis, go_json_pretty, go_json_pretty_of, human_size, since, truncate_id,
-};
+use super::render::{Format, ellipsis, go_json_pretty_of, human_size, since, truncate_id};
 use super::{HistoryArgs, InspectArgs, InspectType, Reported, ReportedExit, message};
 
 /// docker's `container.Config` as `docker image inspect` shows it (field order kept).
@@ -244,7 +242,9 @@ fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage>
 }
 
 pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
-    if a.kind == Some(InspectType::Container) {
+    if a.kind == Some(InspectType::Container)
+        || (a.kind.is_none() && a.images.iter().all(|n| store.find_container(n).is_ok()))
+    {
         return inspect_containers(store, &a);
     }
     let mut docs = Vec::new();
@@ -324,51 +324,16 @@ fn typed_maps(mut v: Value) -> Value {
     v
 }
 
-/// `inspect --type container`: kiln records containers but runs none yet, so a record is
-/// all there is to show.
+/// `inspect --type container`, or names that are all containers (docker looks for containers
+/// before images).
 fn inspect_containers(store: &Store, a: &InspectArgs) -> anyhow::Result<()> {
-    let containers = store.containers()?;
-    let mut docs = Vec::new();
-    let mut failed = Vec::new();
-    for name in &a.images {
-        let found = containers
-            .iter()
-            .find(|c| c.id.starts_with(name.as_str()) || c.name.as_deref() == Some(name.as_str()));
-        match found {
-            Some(c) => {
-                let mut doc = json!({
-                    "Id": c.id,
-                    "Created": kiln_store::timestamp::format_rfc3339(c.created),
-                    "State": {"Status": format!("{:?}", c.state).to_lowercase()},
-                    "Image": c.image.to_string(),
-                    "Name": format!("/{}", c.name.clone().unwrap_or_default()),
-                });
-                if a.size {
-                    // No container has run yet, so none has written to its own layer.
-                    doc["SizeRw"] = json!(0);
-                    doc["SizeRootFs"] = json!(store.image_size(&c.image)?);
-                }
-                docs.push(doc)
-            }
-            None => failed.push(name),
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    if a.format.is_empty() || a.format == "json" {
-        writeln!(out, "{}", go_json_pretty(&Value::Array(docs)))?;
-    } else {
-        let format = Format::new(&a.format, "")?;
-        out.write_all(format.render(&Value::Null, &docs)?.as_bytes())?;
-    }
-    drop(out);
-    for name in &failed {
-        eprintln!("Error: No such container: {name}");
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Reported.into())
-    }
+    crate::cmd_container::inspect_containers(
+        store,
+        &a.format,
+        a.size,
+        &a.images,
+        a.kind == Some(InspectType::Container),
+    )
 }
 
 /// docker's "No such image" names the reference it looked for, tag included.

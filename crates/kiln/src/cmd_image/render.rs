@@ -219,19 +219,8 @@ impl Format {
     }
 }
 
-/// JSON as docker prints `inspect`: 4-space indent, `<`, `>`, `&` escaped as Go does.
-pub fn go_json_pretty(v: &Value) -> String {
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    serde::Serialize::serialize(v, &mut ser).expect("serializing a JSON value cannot fail");
-    let s = String::from_utf8(buf).expect("serde_json writes UTF-8");
-    s.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
-/// [`go_json_pretty`] of a serializable value, keeping its struct fields' order.
+/// JSON as docker prints `inspect` (4-space indent, `<`, `>`, `&` escaped as Go does) of a
+/// serializable value, keeping its struct fields' order.
 pub fn go_json_pretty_of<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");

@@ -1,0 +1,437 @@
+//! A container's configuration: `run`/`create` flags merged with the image's config, as docker
+//! merges them, kept as JSON in the container's row so `start` runs it again the same way.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::str::FromStr;
+
+use kiln_runtime::oci_spec::runtime::Capability;
+
+use super::CreateArgs;
+use super::net::{self, PortMapping};
+
+/// docker's `Config` and `HostConfig` of a container, the parts kiln uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub domainname: String,
+    /// `-u` or the image's `User` ("" = root).
+    pub user: String,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub working_dir: String,
+    pub stop_signal: String,
+    pub stop_timeout: Option<i64>,
+    /// `80/tcp`, from the image and `--expose`-like sources.
+    pub exposed_ports: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub open_stdin: bool,
+    pub host: HostConfig,
+}
+
+/// docker's `HostConfig`, the parts kiln uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostConfig {
+    /// `-v HOST:CTR[:ro]`, as given.
+    pub binds: Vec<String>,
+    /// `private` (docker's `default`/`bridge`), `host` or `none`.
+    pub network_mode: String,
+    pub port_bindings: Vec<PortMapping>,
+    pub publish_all: bool,
+    pub auto_remove: bool,
+    pub read_only: bool,
+    /// `--tmpfs PATH[:OPTIONS]`: (path, options).
+    pub tmpfs: Vec<(String, String)>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub privileged: bool,
+    /// Bytes (0: no limit).
+    pub memory: i64,
+    /// CPUs × 10⁹ (0: no limit).
+    pub nano_cpus: i64,
+    /// 0: no limit.
+    pub pids_limit: i64,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<String>,
+}
+
+impl ContainerConfig {
+    /// The process to run: entrypoint then cmd.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect()
+    }
+
+    pub fn no_new_privileges(&self) -> bool {
+        self.host.security_opt.iter().any(|o| {
+            matches!(
+                o.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
+        })
+    }
+
+    /// Published ports with `-P`: every exposed port on an ephemeral host port.
+    pub fn wanted_ports(&self) -> Vec<PortMapping> {
+        let mut maps = self.host.port_bindings.clone();
+        if self.host.publish_all {
+            for p in &self.exposed_ports {
+                let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                if let Ok(port) = port.parse::<u16>()
+                    && !maps.iter().any(|m| m.container_port == port)
+                {
+                    maps.push(PortMapping {
+                        host_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                        host_port: 0,
+                        container_port: port,
+                        proto: if proto == "udp" {
+                            net::Proto::Udp
+                        } else {
+                            net::Proto::Tcp
+                        },
+                    });
+                }
+            }
+        }
+        maps
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Set `KEY=VALUE` in `env`, replacing an earlier `KEY`.
+fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(kv);
+}
+
+/// `-e KEY` takes KEY from this process's environment (and is dropped when unset).
+fn env_entry(s: &str) -> Option<String> {
+    if s.contains('=') {
+        return Some(s.to_string());
+    }
+    std::env::var(s).ok().map(|v| format!("{s}={v}"))
+}
+
+/// Merges the flags of `run`/`create` with the image config (`image_config`, the OCI config
+/// JSON) into the container's config. `command` is what followed the image name.
+pub fn resolve(
+    a: &CreateArgs,
+    image_config: &Value,
+    command: &[String],
+) -> anyhow::Result<ContainerConfig> {
+    let ic = &image_config["config"];
+    let mut env = strings(&ic["Env"]);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", kiln_runtime::DEFAULT_PATH));
+    }
+    for file in &a.env_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("open {}: cannot read the env file", file.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(kv) = env_entry(line) {
+                set_env(&mut env, kv);
+            }
+        }
+    }
+    for e in &a.env {
+        if let Some(kv) = env_entry(e) {
+            set_env(&mut env, kv);
+        }
+    }
+    let mut entrypoint = strings(&ic["Entrypoint"]);
+    let mut cmd = strings(&ic["Cmd"]);
+    if let Some(ep) = &a.entrypoint {
+        // docker: a new entrypoint also drops the image's Cmd.
+        entrypoint = if ep.is_empty() {
+            Vec::new()
+        } else {
+            vec![ep.clone()]
+        };
+        cmd = Vec::new();
+    }
+    if !command.is_empty() {
+        cmd = command.to_vec();
+    }
+    if entrypoint.is_empty() && cmd.is_empty() {
+        bail!("No command specified");
+    }
+    let network_mode = match a.network.as_str() {
+        "" | "default" | "bridge" | "private" => "private",
+        "host" => "host",
+        "none" => "none",
+        other => bail!(
+            "network {other} not found (kiln has no named networks: use private, host or none)"
+        ),
+    }
+    .to_string();
+    let mut port_bindings = Vec::new();
+    for p in &a.publish {
+        port_bindings.extend(net::parse_publish(p).map_err(anyhow::Error::msg)?);
+    }
+    if network_mode != "private" && (!port_bindings.is_empty() || a.publish_all) {
+        // docker ignores them with a warning on host and refuses on none; kiln refuses both.
+        bail!(
+            "conflicting options: port publishing and the container type network mode ({network_mode})"
+        );
+    }
+    let mut exposed_ports: Vec<String> = ic["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for p in &port_bindings {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        if !exposed_ports.contains(&key) {
+            exposed_ports.push(key);
+        }
+    }
+    for b in &a.volume {
+        check_bind(b)?;
+    }
+    let mut tmpfs = Vec::new();
+    for t in &a.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !path.starts_with('/') {
+            bail!(
+                "invalid mount config for type \"tmpfs\": invalid mount path: '{path}' mount path must be absolute"
+            );
+        }
+        tmpfs.push((path.to_string(), opts.to_string()));
+    }
+    for o in &a.security_opt {
+        if !matches!(
+            o.as_str(),
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+        ) {
+            bail!(
+                "invalid --security-opt {o:?}: kiln supports only no-new-privileges (it applies no seccomp or AppArmor profile)"
+            );
+        }
+    }
+    for c in a.cap_add.iter().chain(a.cap_drop.iter()) {
+        capability(c)?;
+    }
+    for h in &a.add_host {
+        let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) else {
+            bail!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\""
+            );
+        };
+        if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
+            bail!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\""
+            );
+        }
+        if ip == "host-gateway" {
+            bail!("--add-host {h}: kiln has no host gateway address (no bridge network)");
+        }
+    }
+    let memory = match &a.memory {
+        Some(m) => {
+            let b = kiln_build::options::parse_ram_size(m).map_err(|e| {
+                anyhow::anyhow!("invalid argument \"{m}\" for \"-m, --memory\" flag: {e}")
+            })?;
+            if b < 6 * 1024 * 1024 {
+                bail!("Minimum memory limit allowed is 6MB");
+            }
+            b as i64
+        }
+        None => 0,
+    };
+    let nano_cpus = match &a.cpus {
+        Some(c) => {
+            let f: f64 = c
+                .parse()
+                .ok()
+                .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+                .ok_or_else(|| anyhow::anyhow!("invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number"))?;
+            let n = (f * 1e9) as i64;
+            let max = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+            if n > max * 1_000_000_000 {
+                bail!(
+                    "Range of CPUs is from 0.01 to {max}.00, as there are only {max} CPUs available"
+                );
+            }
+            n
+        }
+        None => 0,
+    };
+    let stop_signal = a
+        .stop_signal
+        .clone()
+        .or_else(|| ic["StopSignal"].as_str().map(String::from))
+        .unwrap_or_default();
+    if !stop_signal.is_empty() {
+        super::signal::parse(&stop_signal)?;
+    }
+    let labels = ic["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ContainerConfig {
+        hostname: a.hostname.clone().unwrap_or_default(),
+        domainname: String::new(),
+        user: a
+            .user
+            .clone()
+            .or_else(|| ic["User"].as_str().map(String::from))
+            .unwrap_or_default(),
+        env,
+        cmd,
+        entrypoint,
+        working_dir: a
+            .workdir
+            .clone()
+            .or_else(|| ic["WorkingDir"].as_str().map(String::from))
+            .unwrap_or_default(),
+        stop_signal,
+        stop_timeout: a.stop_timeout,
+        exposed_ports,
+        labels,
+        open_stdin: a.interactive,
+        host: HostConfig {
+            binds: a.volume.clone(),
+            network_mode,
+            port_bindings,
+            publish_all: a.publish_all,
+            auto_remove: a.rm,
+            read_only: a.read_only,
+            tmpfs,
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opt: a.security_opt.clone(),
+            privileged: a.privileged,
+            memory,
+            nano_cpus,
+            pids_limit: a.pids_limit.unwrap_or(0),
+            extra_hosts: a.add_host.clone(),
+        },
+    })
+}
+
+/// A parsed `-v`: host path, container path, read-only.
+pub struct Bind {
+    pub source: std::path::PathBuf,
+    pub dest: String,
+    pub readonly: bool,
+}
+
+/// `-v HOST:CTR[:ro|rw]` (bind mounts only; named volumes are not supported yet).
+pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dest, mode) = match parts.as_slice() {
+        [d] => bail!(
+            "-v {d}: anonymous volumes are not supported by kiln yet (use -v HOST_DIR:{d} or --tmpfs {d})"
+        ),
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => bail!("invalid volume specification: '{spec}'"),
+    };
+    if !src.starts_with('/') {
+        bail!("-v {spec}: named volumes are not supported by kiln yet; give an absolute host path");
+    }
+    if !dest.starts_with('/') {
+        bail!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dest}' mount path must be absolute"
+        );
+    }
+    let readonly = match mode {
+        "" | "rw" => false,
+        "ro" => true,
+        m => bail!("invalid mode: {m} (kiln supports ro and rw)"),
+    };
+    Ok(Bind {
+        source: src.into(),
+        dest: dest.to_string(),
+        readonly,
+    })
+}
+
+fn check_bind(spec: &str) -> anyhow::Result<()> {
+    parse_bind(spec).map(|_| ())
+}
+
+/// Every capability name the kernel knows (for `--cap-add ALL`).
+const ALL: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.
+pub fn capability(name: &str) -> anyhow::Result<Vec<Capability>> {
+    let up = name.to_ascii_uppercase();
+    let bare = up.strip_prefix("CAP_").unwrap_or(&up);
+    if bare == "ALL" {
+        return Ok(ALL
+            .iter()
+            .filter_map(|n| Capability::from_str(n).ok())
+            .collect());
+    }
+    Capability::from_str(bare)
+        .map(|c| vec![c])
+        .map_err(|_| anyhow::anyhow!("invalid capability: {name}"))
+}

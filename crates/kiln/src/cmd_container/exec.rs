@@ -1,0 +1,263 @@
+//! `exec`: a new process in a running container. It joins the container's namespaces (ipc,
+//! uts, net, pid, mount — taken from its first process) and cgroups, takes the container's
+//! capability bounding set and no_new_privs, its user (`-u` or the config's, resolved in its
+//! root), environment (+ `-e`) and working directory (`-w` or the config's).
+//!
+//! Entering a PID namespace only applies to children, so the forked child enters everything,
+//! forks once more and waits for that grandchild, which becomes the program; the child exits
+//! with its status (128 + N for a signal).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{Context, bail};
+use kiln_store::Store;
+
+use super::config::ContainerConfig;
+use super::{ExecArgs, Exit};
+
+/// The container's cgroup.procs files (every hierarchy its first process is in), opened for
+/// writing.
+fn cgroup_procs(pid: u32) -> anyhow::Result<Vec<OwnedFd>> {
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let cg: Vec<(String, String, Vec<String>)> = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && (f[2] == "cgroup" || f[2] == "cgroup2")).then(|| {
+                (
+                    f[1].to_string(),
+                    f[2].to_string(),
+                    f[3].split(',').map(String::from).collect(),
+                )
+            })
+        })
+        .collect();
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("reading the cgroups of pid {pid}"))?;
+    let mut out = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let mount = cg.iter().find(|(_, typ, opts)| {
+            if ctrls.is_empty() {
+                typ == "cgroup2"
+            } else {
+                typ == "cgroup" && ctrls.split(',').all(|c| opts.iter().any(|o| o == c))
+            }
+        });
+        let Some((dir, _, _)) = mount else { continue };
+        let procs = Path::new(dir)
+            .join(path.trim_start_matches('/'))
+            .join("cgroup.procs");
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&procs) {
+            out.push(f.into());
+        }
+    }
+    Ok(out)
+}
+
+/// (bounding capability mask, no_new_privs) of the container's first process.
+fn caps_of(pid: u32) -> anyhow::Result<(u64, bool)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+    let bnd = field("CapBnd:")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    let nnp = field("NoNewPrivs:") == Some("1");
+    Ok((bnd, nnp))
+}
+
+pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
+    if a.tty {
+        bail!("exec -t (a pseudo-terminal) is not supported by kiln yet; run without -t");
+    }
+    let c = store.find_container(&a.container)?;
+    if !c.state.is_live() || c.pid == 0 {
+        bail!("Container {} is not running", c.id);
+    }
+    if c.state == kiln_store::ContainerState::Paused {
+        bail!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        );
+    }
+    let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    let pid = c.pid;
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let user = a.user.clone().unwrap_or_else(|| cfg.user.clone());
+    let who = super::spec::identity(&root, &user)?;
+    let mut env = cfg.env.clone();
+    for e in &a.env {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else if let Ok(v) = std::env::var(e) {
+            format!("{e}={v}")
+        } else {
+            continue;
+        };
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", who.home));
+    }
+    let workdir = a
+        .workdir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| {
+            if cfg.working_dir.is_empty() {
+                "/".into()
+            } else {
+                cfg.working_dir.clone()
+            }
+        });
+    let workdir_c = std::ffi::CString::new(workdir.clone())?;
+    let mut ns = Vec::new();
+    for (name, flag) in [
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("mnt", libc::CLONE_NEWNS),
+    ] {
+        let p = format!("/proc/{pid}/ns/{name}");
+        let f = std::fs::File::open(&p).with_context(|| format!("opening {p}"))?;
+        ns.push((OwnedFd::from(f), flag));
+    }
+    let procs = cgroup_procs(pid)?;
+    let (bounding, nnp) = caps_of(pid)?;
+    let ns_raw: Vec<(i32, i32)> = ns.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    let procs_raw: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
+    let groups: Vec<libc::gid_t> = who.additional_gids.clone();
+    let (uid, gid) = (who.uid, who.gid);
+    let detach = a.detach;
+
+    let (program, args) = a
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("exec needs a command"))?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).env_clear();
+    for kv in &env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    if a.detach {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    } else if !a.interactive {
+        cmd.stdin(Stdio::null());
+    }
+    // SAFETY: only async-signal-safe system calls between fork and exec, on data prepared
+    // above (raw fds, integers, a CString).
+    unsafe {
+        cmd.pre_exec(move || {
+            let err = || std::io::Error::last_os_error();
+            for &(fd, flag) in &ns_raw {
+                if libc::setns(fd, flag) != 0 {
+                    return Err(err());
+                }
+            }
+            // Enter the PID namespace: the program is a child of this process.
+            let child = libc::fork();
+            if child < 0 {
+                return Err(err());
+            }
+            if child > 0 && detach {
+                // Detached: the program is reparented to the container's init.
+                libc::_exit(0);
+            }
+            if child > 0 {
+                let mut status = 0;
+                loop {
+                    let r = libc::waitpid(child, &mut status, 0);
+                    if r == child {
+                        break;
+                    }
+                    if r < 0 && *libc::__errno_location() != libc::EINTR {
+                        libc::_exit(255);
+                    }
+                }
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                libc::_exit(128 + libc::WTERMSIG(status));
+            }
+            for &fd in &procs_raw {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            // The container's bounding set; nothing inheritable or ambient.
+            for cap in 0..64u64 {
+                if bounding & (1 << cap) == 0 {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+                }
+            }
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                return Err(err());
+            }
+            if libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                return Err(err());
+            }
+            if nnp && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(err());
+            }
+            if libc::chdir(workdir_c.as_ptr()) != 0 {
+                return Err(err());
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(ch) => ch,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: executable file not found in $PATH: unknown"
+            );
+            return Err(Exit(126).into());
+        }
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::EACCES) =>
+        {
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {e}: unknown"
+            );
+            return Err(Exit(126).into());
+        }
+        Err(e) => {
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ({workdir:?}) or entering the container: {e}: unknown"
+            );
+            return Err(Exit(126).into());
+        }
+    };
+    drop(ns);
+    drop(procs);
+    if a.detach {
+        return Ok(());
+    }
+    let status = child.wait()?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(Exit(code as u8).into()),
+        None => Err(Exit(255).into()),
+    }
+}

@@ -1,0 +1,305 @@
+//! `inspect` of containers: docker's JSON document (the keys kiln has, in docker's order).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use kiln_store::{ContainerRecord, Store};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::config::ContainerConfig;
+use super::logfile::rfc3339_nano;
+use super::net::PortMapping;
+use crate::cmd_image::render::{Format, go_json_pretty_of};
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct State {
+    status: String,
+    running: bool,
+    paused: bool,
+    restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    oom_killed: bool,
+    dead: bool,
+    pid: u32,
+    exit_code: i32,
+    error: String,
+    started_at: String,
+    finished_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Config {
+    hostname: String,
+    domainname: String,
+    user: String,
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    exposed_ports: Option<BTreeMap<String, Value>>,
+    tty: bool,
+    open_stdin: bool,
+    stdin_once: bool,
+    env: Vec<String>,
+    cmd: Option<Vec<String>>,
+    image: String,
+    volumes: Option<Value>,
+    working_dir: String,
+    entrypoint: Option<Vec<String>>,
+    on_build: Option<Value>,
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    stop_signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_timeout: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    binds: Option<Vec<String>>,
+    network_mode: String,
+    port_bindings: BTreeMap<String, Vec<Value>>,
+    restart_policy: Value,
+    auto_remove: bool,
+    cap_add: Option<Vec<String>>,
+    cap_drop: Option<Vec<String>>,
+    extra_hosts: Option<Vec<String>>,
+    privileged: bool,
+    publish_all_ports: bool,
+    readonly_rootfs: bool,
+    security_opt: Option<Vec<String>>,
+    tmpfs: Option<BTreeMap<String, String>>,
+    memory: i64,
+    nano_cpus: i64,
+    pids_limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkSettings {
+    ports: BTreeMap<String, Option<Vec<Value>>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Doc {
+    id: String,
+    created: String,
+    path: String,
+    args: Vec<String>,
+    state: State,
+    image: String,
+    resolv_conf_path: String,
+    hostname_path: String,
+    hosts_path: String,
+    log_path: String,
+    name: String,
+    restart_count: i64,
+    driver: String,
+    platform: String,
+    mounts: Vec<Value>,
+    config: Config,
+    host_config: HostConfig,
+    network_settings: NetworkSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_rw: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_root_fs: Option<u64>,
+}
+
+fn time_or_zero(ns: i64) -> String {
+    if ns == 0 {
+        "0001-01-01T00:00:00Z".into()
+    } else {
+        rfc3339_nano(ns)
+    }
+}
+
+fn none_if_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// docker's port map: `"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "3000"}]`.
+fn port_map(maps: &[PortMapping]) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for m in maps {
+        out.entry(format!("{}/{}", m.container_port, m.proto.as_str()))
+            .or_default()
+            .push(json!({"HostIp": m.host_ip.to_string(), "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() }}));
+    }
+    out
+}
+
+fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
+    let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    let argv = cfg.argv();
+    let dir = store.container_dir(&c.id);
+    let bound: Vec<PortMapping> = serde_json::from_str(&c.ports).unwrap_or_default();
+    let mut ports: BTreeMap<String, Option<Vec<Value>>> = cfg
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for (k, v) in port_map(&bound) {
+        ports.insert(k, Some(v));
+    }
+    let mounts = cfg
+        .host
+        .binds
+        .iter()
+        .filter_map(|b| super::config::parse_bind(b).ok())
+        .map(|b| {
+            json!({"Type": "bind", "Source": b.source, "Destination": b.dest, "Mode": if b.readonly { "ro" } else { "" }, "RW": !b.readonly, "Propagation": "rprivate"})
+        })
+        .chain(cfg.host.tmpfs.iter().map(|(p, _)| {
+            json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""})
+        }))
+        .collect();
+    let status = c.state.as_str().to_string();
+    let hostname = if cfg.hostname.is_empty() {
+        crate::cmd_image::render::truncate_id(&c.id)
+    } else {
+        cfg.hostname.clone()
+    };
+    let (size_rw, size_root_fs) = if size {
+        let rw = kiln_snapshot::dir_size(&dir.join("upper"))
+            .map(|u| u.size)
+            .unwrap_or(0);
+        (Some(rw), Some(rw + store.image_size(&c.image).unwrap_or(0)))
+    } else {
+        (None, None)
+    };
+    Doc {
+        id: c.id.clone(),
+        created: rfc3339_nano(if c.created_ns != 0 {
+            c.created_ns
+        } else {
+            c.created * 1_000_000_000
+        }),
+        path: argv.first().cloned().unwrap_or_default(),
+        args: argv.iter().skip(1).cloned().collect(),
+        state: State {
+            running: c.state == kiln_store::ContainerState::Running,
+            paused: c.state == kiln_store::ContainerState::Paused,
+            restarting: false,
+            oom_killed: false,
+            dead: c.state == kiln_store::ContainerState::Dead,
+            pid: c.pid,
+            exit_code: c.exit_code,
+            error: c.error.clone(),
+            started_at: time_or_zero(c.started_ns),
+            finished_at: time_or_zero(c.finished_ns),
+            status,
+        },
+        image: c.image.to_string(),
+        resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+        hostname_path: dir.join("hostname").display().to_string(),
+        hosts_path: dir.join("hosts").display().to_string(),
+        log_path: super::supervisor::log_path(store, &c.id)
+            .display()
+            .to_string(),
+        name: format!("/{}", c.name.clone().unwrap_or_default()),
+        restart_count: c.restarts,
+        driver: "overlay2".into(),
+        platform: "linux".into(),
+        mounts,
+        config: Config {
+            hostname,
+            domainname: cfg.domainname.clone(),
+            user: cfg.user.clone(),
+            attach_stdin: false,
+            attach_stdout: false,
+            attach_stderr: false,
+            exposed_ports: (!cfg.exposed_ports.is_empty()).then(|| {
+                cfg.exposed_ports
+                    .iter()
+                    .map(|p| (p.clone(), json!({})))
+                    .collect()
+            }),
+            tty: false,
+            open_stdin: cfg.open_stdin,
+            stdin_once: false,
+            env: cfg.env.clone(),
+            cmd: none_if_empty(cfg.cmd.clone()),
+            image: c.image_ref.clone(),
+            volumes: None,
+            working_dir: cfg.working_dir.clone(),
+            entrypoint: none_if_empty(cfg.entrypoint.clone()),
+            on_build: None,
+            labels: cfg.labels.clone(),
+            stop_signal: cfg.stop_signal.clone(),
+            stop_timeout: cfg.stop_timeout,
+        },
+        host_config: HostConfig {
+            binds: none_if_empty(cfg.host.binds.clone()),
+            network_mode: match cfg.host.network_mode.as_str() {
+                "private" => "default".into(),
+                m => m.into(),
+            },
+            port_bindings: port_map(&cfg.host.port_bindings),
+            restart_policy: json!({"Name": "no", "MaximumRetryCount": 0}),
+            auto_remove: cfg.host.auto_remove,
+            cap_add: none_if_empty(cfg.host.cap_add.clone()),
+            cap_drop: none_if_empty(cfg.host.cap_drop.clone()),
+            extra_hosts: none_if_empty(cfg.host.extra_hosts.clone()),
+            privileged: cfg.host.privileged,
+            publish_all_ports: cfg.host.publish_all,
+            readonly_rootfs: cfg.host.read_only,
+            security_opt: none_if_empty(cfg.host.security_opt.clone()),
+            tmpfs: (!cfg.host.tmpfs.is_empty()).then(|| cfg.host.tmpfs.iter().cloned().collect()),
+            memory: cfg.host.memory,
+            nano_cpus: cfg.host.nano_cpus,
+            pids_limit: (cfg.host.pids_limit > 0).then_some(cfg.host.pids_limit),
+        },
+        network_settings: NetworkSettings { ports },
+        size_rw,
+        size_root_fs,
+    }
+}
+
+/// `inspect` of containers (`container inspect`, `inspect --type container`, and `inspect`
+/// of names that are containers). `containers_only`: a miss says "No such container".
+pub fn inspect_containers(
+    store: &Store,
+    format: &str,
+    size: bool,
+    names: &[String],
+    containers_only: bool,
+) -> anyhow::Result<()> {
+    let mut docs = Vec::new();
+    let mut failed = Vec::new();
+    for n in names {
+        match store.find_container(n) {
+            Ok(c) => docs.push(doc(store, &c, size)),
+            Err(kiln_store::Error::ContainerNotFound(_)) => failed.push(if containers_only {
+                format!("No such container: {n}")
+            } else {
+                format!("No such object: {n}")
+            }),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if format.is_empty() || format == "json" {
+        writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
+    } else {
+        let f = Format::new(format, "")?;
+        let values: Vec<Value> = docs
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        out.write_all(f.render(&Value::Null, &values)?.as_bytes())?;
+    }
+    drop(out);
+    for f in &failed {
+        eprintln!("Error: {f}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::cmd_image::Reported.into())
+    }
+}

@@ -1,0 +1,649 @@
+//! `run`, `create`, `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `rename`, `container prune`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use kiln_store::{ContainerRecord, NewContainer, Store};
+
+use super::supervisor::{self, Mode, StartError};
+use super::{
+    Exit, KillArgs, NamesArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs,
+};
+use super::{config, rootfs, signal};
+
+const ADJECTIVES: &[&str] = &[
+    "admiring",
+    "adoring",
+    "affectionate",
+    "agitated",
+    "amazing",
+    "angry",
+    "awesome",
+    "blissful",
+    "bold",
+    "boring",
+    "brave",
+    "busy",
+    "charming",
+    "clever",
+    "cool",
+    "compassionate",
+    "competent",
+    "confident",
+    "crazy",
+    "dazzling",
+    "determined",
+    "distracted",
+    "dreamy",
+    "eager",
+    "ecstatic",
+    "elastic",
+    "elated",
+    "elegant",
+    "eloquent",
+    "epic",
+    "fervent",
+    "festive",
+    "flamboyant",
+    "focused",
+    "friendly",
+    "frosty",
+    "gallant",
+    "gifted",
+    "goofy",
+    "gracious",
+    "happy",
+    "hardcore",
+    "heuristic",
+    "hopeful",
+    "hungry",
+    "infallible",
+    "inspiring",
+    "jolly",
+    "jovial",
+    "keen",
+    "kind",
+    "laughing",
+    "loving",
+    "lucid",
+    "magical",
+    "modest",
+    "musing",
+    "mystifying",
+    "naughty",
+    "nervous",
+    "nifty",
+    "nostalgic",
+    "objective",
+    "optimistic",
+    "peaceful",
+    "pedantic",
+    "pensive",
+    "practical",
+    "priceless",
+    "quirky",
+    "quizzical",
+    "relaxed",
+    "reverent",
+    "romantic",
+    "sad",
+    "serene",
+    "sharp",
+    "silly",
+    "sleepy",
+    "stoic",
+    "stupefied",
+    "suspicious",
+    "tender",
+    "thirsty",
+    "trusting",
+    "unruffled",
+    "upbeat",
+    "vibrant",
+    "vigilant",
+    "vigorous",
+    "wizardly",
+    "wonderful",
+    "xenodochial",
+    "youthful",
+    "zealous",
+    "zen",
+];
+const NAMES: &[&str] = &[
+    "albattani",
+    "allen",
+    "almeida",
+    "archimedes",
+    "ardinghelli",
+    "babbage",
+    "banach",
+    "bardeen",
+    "bartik",
+    "bell",
+    "bhabha",
+    "blackwell",
+    "bohr",
+    "booth",
+    "borg",
+    "bose",
+    "brahmagupta",
+    "brattain",
+    "brown",
+    "carson",
+    "chandrasekhar",
+    "clarke",
+    "colden",
+    "cori",
+    "curie",
+    "darwin",
+    "davinci",
+    "dijkstra",
+    "dubinsky",
+    "easley",
+    "einstein",
+    "elion",
+    "engelbart",
+    "euclid",
+    "euler",
+    "fermat",
+    "fermi",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gates",
+    "goldberg",
+    "goodall",
+    "haibt",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hermann",
+    "hodgkin",
+    "hopper",
+    "hypatia",
+    "jackson",
+    "jang",
+    "jennings",
+    "johnson",
+    "kalam",
+    "kapitsa",
+    "keldysh",
+    "kepler",
+    "knuth",
+    "kowalevski",
+    "lalande",
+    "lamarr",
+    "lamport",
+    "leakey",
+    "lovelace",
+    "lumiere",
+    "mahavira",
+    "mayer",
+    "mccarthy",
+    "mcclintock",
+    "meitner",
+    "mendel",
+    "merkle",
+    "mirzakhani",
+    "montalcini",
+    "morse",
+    "napier",
+    "newton",
+    "nobel",
+    "noether",
+    "pascal",
+    "pasteur",
+    "payne",
+    "perlman",
+    "pike",
+    "poincare",
+    "ptolemy",
+    "raman",
+    "ritchie",
+    "rosalind",
+    "sammet",
+    "shannon",
+    "shaw",
+    "sinoussi",
+    "snyder",
+    "spence",
+    "stonebraker",
+    "swanson",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "varahamihira",
+    "villani",
+    "wescoff",
+    "wilbur",
+    "williams",
+    "wing",
+    "wozniak",
+    "wright",
+    "yalow",
+    "yonath",
+];
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok();
+    if !ok {
+        let t = super::logfile::now_nanos() as u64 ^ (std::process::id() as u64) << 32;
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t.rotate_left(i as u32 * 7) & 0xff) as u8;
+        }
+    }
+    buf
+}
+
+fn new_id() -> String {
+    random_bytes(32)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_name() -> String {
+    let b = random_bytes(4);
+    let a = ADJECTIVES[(b[0] as usize | (b[1] as usize) << 8) % ADJECTIVES.len()];
+    let n = NAMES[(b[2] as usize | (b[3] as usize) << 8) % NAMES.len()];
+    format!("{a}_{n}")
+}
+
+/// docker's valid container names.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        bail!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(())
+}
+
+/// Prints a `run`/`create` failure as docker does (`docker: MESSAGE.` and the help hint).
+fn run_failure(what: &str, message: &str, code: u8) -> ExitCode {
+    let m = message.trim_end_matches('.');
+    eprintln!("kiln: {m}.\nSee 'kiln {what} --help'.");
+    ExitCode::from(code)
+}
+
+/// `run` (`start` true) and `create`.
+pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
+    let what = if start { "run" } else { "create" };
+    let (image_name, command) = a
+        .image_and_command
+        .split_first()
+        .map(|(i, c)| (i.clone(), c.to_vec()))
+        .unwrap_or_default();
+    let c = &a.create;
+    let refuse = |m: &str| run_failure(what, m, 125);
+    if c.tty {
+        return refuse("-t (a pseudo-terminal) is not supported by kiln yet; run without -t");
+    }
+    if c.init {
+        return refuse("--init is not supported by kiln yet");
+    }
+    if c.restart != "no" {
+        return refuse(&format!(
+            "--restart {}: restart policies are not supported by kiln yet (only \"no\")",
+            c.restart
+        ));
+    }
+    if c.rm && a.detach && !start {
+        return refuse("Conflicting options: --rm and -d");
+    }
+    if let Some(n) = &c.name
+        && let Err(e) = check_name(n)
+    {
+        return refuse(&e.to_string());
+    }
+    let image = match crate::cmd_image::resolve_named_for_run(store, &image_name) {
+        Ok(img) => img,
+        Err(full) => {
+            eprintln!("Unable to find image '{full}' locally");
+            return run_failure(
+                what,
+                &format!(
+                    "pulling images from a registry is not supported by kiln yet: build {full} with `kiln build -t {full}` or load it with `kiln load`"
+                ),
+                125,
+            );
+        }
+    };
+    let image_config = match store.image_config(&image.id) {
+        Ok(v) => v,
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let cfg = match config::resolve(c, &image_config, &command) {
+        Ok(cfg) => cfg,
+        Err(e) => return refuse(&crate::cmd_image::message(&e)),
+    };
+    let id = new_id();
+    let name = c.name.clone().unwrap_or_else(random_name);
+    let created = (|| -> anyhow::Result<()> {
+        let (lease, layers) = rootfs::image_layers(store, &image.id)?;
+        let keys: Vec<String> = layers.into_iter().map(|(k, _)| k).collect();
+        let json = serde_json::to_string(&cfg)?;
+        store.create_container(&NewContainer {
+            id: &id,
+            name: &name,
+            image: &image.id,
+            image_ref: &image_name,
+            config: &json,
+            snapshots: &keys,
+        })?;
+        drop(lease);
+        std::fs::create_dir_all(store.container_dir(&id))?;
+        Ok(())
+    })();
+    if let Err(e) = created {
+        return refuse(&crate::cmd_image::message(&e));
+    }
+    if !start {
+        println!("{id}");
+        return ExitCode::SUCCESS;
+    }
+    if a.detach {
+        return match supervisor::start_detached(store, &id) {
+            Ok(()) => {
+                println!("{id}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => run_failure(what, &e.message, e.code.clamp(1, 255) as u8),
+        };
+    }
+    match supervisor::supervise(
+        store,
+        &id,
+        Mode::Foreground {
+            stdin: c.interactive,
+        },
+    ) {
+        Ok(code) => ExitCode::from((code & 0xff) as u8),
+        Err(StartError { code, message }) => run_failure(what, &message, code.clamp(1, 255) as u8),
+    }
+}
+
+/// Runs `f` for each name; failures print `Error: ...` (docker's words) and the command
+/// exits 1 after trying them all.
+fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut failed = false;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(Exit(1).into());
+    }
+    Ok(())
+}
+
+pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
+    if a.attach || a.interactive {
+        if a.containers.len() != 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        let c = store.find_container(&a.containers[0])?;
+        if c.state.is_live() {
+            return Ok(());
+        }
+        if c.started_ns != 0 {
+            store.container_restarted(&c.id)?;
+        }
+        return match supervisor::supervise(
+            store,
+            &c.id,
+            Mode::Foreground {
+                stdin: a.interactive,
+            },
+        ) {
+            Ok(code) => Err(Exit((code & 0xff) as u8).into()),
+            Err(e) => {
+                eprintln!("Error: {}", e.message);
+                Err(Exit(1).into())
+            }
+        };
+    }
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        if !c.state.is_live() {
+            if c.started_ns != 0 {
+                store.container_restarted(&c.id)?;
+            }
+            supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        println!("{n}");
+        Ok(())
+    })
+}
+
+/// The container's first process, if it still runs under its supervisor: its pid (checked
+/// to be the supervisor's child, so a recycled pid is never signalled).
+fn live_pid(c: &ContainerRecord) -> Option<i32> {
+    if !c.state.is_live() || c.pid == 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.pid)).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+    (ppid == c.supervisor_pid).then_some(c.pid as i32)
+}
+
+fn send(c: &ContainerRecord, sig: i32) -> anyhow::Result<bool> {
+    let Some(pid) = live_pid(c) else {
+        return Ok(false);
+    };
+    // SAFETY: kill with a pid checked above.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            bail!("cannot kill container {}: {e}", c.id);
+        }
+    }
+    Ok(true)
+}
+
+/// Waits until the container is no longer live and its supervisor has finished (or `limit`).
+fn wait_stopped(
+    store: &Store,
+    id: &str,
+    limit: Duration,
+) -> anyhow::Result<Option<ContainerRecord>> {
+    let t0 = Instant::now();
+    loop {
+        let c = match store.find_container(id) {
+            Ok(c) => c,
+            Err(kiln_store::Error::ContainerNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !c.state.is_live() {
+            return Ok(Some(c));
+        }
+        if t0.elapsed() >= limit {
+            return Ok(Some(c));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (up to 10 s) for a supervisor process to be gone.
+fn wait_supervisor_gone(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    for _ in 0..1000 {
+        // SAFETY: signal 0 only checks existence.
+        if unsafe { libc::kill(pid as i32, 0) } != 0 {
+            return;
+        }
+        // A zombie (our own child in tests) counts as gone.
+        if std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+            .unwrap_or(true)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stop: the stop signal (the container's, else SIGTERM), SIGKILL after the timeout.
+fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Result<()> {
+    if !c.state.is_live() {
+        return Ok(());
+    }
+    let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    let sig = if cfg.stop_signal.is_empty() {
+        libc::SIGTERM
+    } else {
+        signal::parse(&cfg.stop_signal)?
+    };
+    let timeout = time.or(cfg.stop_timeout).unwrap_or(10).max(0) as u64;
+    let supervisor = c.supervisor_pid;
+    if sig != libc::SIGKILL {
+        send(c, sig)?;
+        if let Some(now) = wait_stopped(store, &c.id, Duration::from_secs(timeout))?
+            && now.state.is_live()
+        {
+            send(&now, libc::SIGKILL)?;
+        }
+    } else {
+        send(c, libc::SIGKILL)?;
+    }
+    wait_stopped(store, &c.id, Duration::from_secs(30))?;
+    wait_supervisor_gone(supervisor);
+    Ok(())
+}
+
+pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        stop_one(store, &c, a.time)?;
+        if restart {
+            store.container_restarted(&c.id)?;
+            supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        println!("{n}");
+        Ok(())
+    })
+}
+
+pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
+    let sig = signal::parse(&a.signal)?;
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        if !send(&c, sig)? {
+            bail!(
+                "Cannot kill container: {n}: Container {} is not running",
+                c.id
+            );
+        }
+        if sig == libc::SIGKILL {
+            wait_stopped(store, &c.id, Duration::from_secs(10))?;
+        }
+        println!("{n}");
+        Ok(())
+    })
+}
+
+fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result<()> {
+    if c.state.is_live() {
+        if !force {
+            bail!(
+                "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
+                c.state.as_str(),
+                c.id
+            );
+        }
+        let supervisor = c.supervisor_pid;
+        send(c, libc::SIGKILL)?;
+        wait_stopped(store, &c.id, Duration::from_secs(30))?;
+        wait_supervisor_gone(supervisor);
+    }
+    match store.remove_container(&c.id) {
+        Ok(()) | Err(kiln_store::Error::ContainerNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    super::cgroup::remove_dirs(super::cgroup::dirs_of(&c.id));
+    Ok(())
+}
+
+pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        remove_one(store, &c, a.force)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+pub fn wait(store: &Store, a: NamesArgs) -> anyhow::Result<()> {
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        let supervisor = c.supervisor_pid;
+        let done = wait_stopped(store, &c.id, Duration::MAX)?;
+        wait_supervisor_gone(supervisor);
+        // Removed meanwhile (--rm): docker prints the code it saw; the row is gone here.
+        let code = done.map_or(0, |d| d.exit_code);
+        println!("{code}");
+        Ok(())
+    })
+}
+
+pub fn rename(store: &Store, a: RenameArgs) -> anyhow::Result<()> {
+    check_name(&a.new_name)?;
+    let c = store.find_container(&a.container)?;
+    if c.name.as_deref() == Some(a.new_name.as_str()) {
+        bail!("Renaming a container with the same name as its current name");
+    }
+    store.rename_container(&c.id, &a.new_name)?;
+    Ok(())
+}
+
+pub fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<()> {
+    if !a.filter.is_empty() {
+        bail!("container prune --filter is not supported by kiln yet");
+    }
+    if !a.force
+        && !crate::cmd_image::confirm_prompt(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )?
+    {
+        return Ok(());
+    }
+    let mut out = String::new();
+    let mut reclaimed = 0u64;
+    for c in store.containers()? {
+        if c.state.is_live() {
+            continue;
+        }
+        reclaimed += kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
+            .map(|u| u.size)
+            .unwrap_or(0);
+        remove_one(store, &c, false)?;
+        if out.is_empty() {
+            out.push_str("Deleted Containers:\n");
+        }
+        out.push_str(&c.id);
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{out}Total reclaimed space: {}",
+        crate::cmd_image::render::human_size(reclaimed)
+    )?;
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! `ps`, `port`, `stats --no-stream`, `top`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use kiln_store::{ContainerRecord, ContainerState, Store};
+use serde_json::json;
+
+use super::config::ContainerConfig;
+use super::net::{PortMapping, host_addr};
+use super::{PortArgs, PsArgs, StatsArgs, TopArgs};
+use crate::cmd_image::render::{Format, ellipsis, human_duration, human_size, since};
+
+fn secs(ns: i64) -> i64 {
+    ns / 1_000_000_000
+}
+
+/// docker's STATUS text.
+pub fn status_text(c: &ContainerRecord) -> String {
+    let now = crate::cmd_image::render::now();
+    match c.state {
+        ContainerState::Created => "Created".into(),
+        ContainerState::Running => format!("Up {}", human_duration(now - secs(c.started_ns))),
+        ContainerState::Paused => {
+            format!("Up {} (Paused)", human_duration(now - secs(c.started_ns)))
+        }
+        ContainerState::Exited => format!(
+            "Exited ({}) {} ago",
+            c.exit_code,
+            human_duration(now - secs(c.finished_ns))
+        ),
+        ContainerState::Dead => "Dead".into(),
+    }
+}
+
+fn ports_of(c: &ContainerRecord) -> Vec<PortMapping> {
+    serde_json::from_str(&c.ports).unwrap_or_default()
+}
+
+/// docker's PORTS column: bound ports, then exposed ones not published (`80/tcp`).
+fn ports_text(c: &ContainerRecord, cfg: &ContainerConfig) -> String {
+    let bound = ports_of(c);
+    let mut parts: Vec<String> = bound.iter().map(PortMapping::ps_text).collect();
+    for p in &cfg.exposed_ports {
+        if !bound
+            .iter()
+            .any(|b| format!("{}/{}", b.container_port, b.proto.as_str()) == *p)
+        {
+            parts.push(p.clone());
+        }
+    }
+    parts.join(", ")
+}
+
+fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
+    let Some((k, v)) = f.split_once('=') else {
+        bail!("bad format of filter (expected name=value)");
+    };
+    Ok(match k {
+        "id" => c.id.starts_with(v),
+        "name" => c.name.as_deref().is_some_and(|n| n.contains(v)),
+        "status" => c.state.as_str() == v,
+        "exited" => c.state == ContainerState::Exited && c.exit_code.to_string() == v,
+        "ancestor" => c.image_ref == v || c.image.to_string().contains(v),
+        _ => bail!("invalid filter '{k}'"),
+    })
+}
+
+pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
+    let mut list = store.containers()?;
+    let all = a.all || a.latest || a.last >= 0;
+    if !all {
+        list.retain(|c| c.state.is_live());
+    }
+    for f in &a.filter {
+        let mut keep = Vec::new();
+        for c in list {
+            if matches_filter(&c, f)? {
+                keep.push(c);
+            }
+        }
+        list = keep;
+    }
+    if a.latest {
+        list.truncate(1);
+    } else if a.last >= 0 {
+        list.truncate(a.last as usize);
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for c in &list {
+            let shown = if a.no_trunc {
+                c.id.clone()
+            } else {
+                crate::cmd_image::render::truncate_id(&c.id)
+            };
+            writeln!(out, "{shown}")?;
+        }
+        return Ok(());
+    }
+    let mut default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
+    if a.size {
+        default.push_str("\t{{.Size}}");
+    }
+    let format = Format::new(&a.format, &default)?;
+    let mut rows = Vec::new();
+    for c in &list {
+        let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let command = cfg.argv().join(" ");
+        let command = if a.no_trunc {
+            format!("\"{command}\"")
+        } else {
+            format!("\"{}\"", ellipsis(&command, 20))
+        };
+        let size = if a.size {
+            let rw = kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
+                .map(|u| u.size)
+                .unwrap_or(0);
+            format!(
+                "{} (virtual {})",
+                human_size(rw),
+                human_size(rw + store.image_size(&c.image).unwrap_or(0))
+            )
+        } else {
+            String::new()
+        };
+        rows.push(json!({
+            "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
+            "Image": c.image_ref,
+            "Command": command,
+            "CreatedAt": since(c.created),
+            "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
+            "Status": status_text(c),
+            "State": c.state.as_str(),
+            "Ports": ports_text(c, &cfg),
+            "Names": c.name.clone().unwrap_or_default(),
+            "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "Mounts": cfg.host.binds.iter().filter_map(|b| super::config::parse_bind(b).ok()).map(|b| b.source.display().to_string()).collect::<Vec<_>>().join(","),
+            "Networks": match cfg.host.network_mode.as_str() { "private" => "default", m => m },
+            "Size": size,
+        }));
+    }
+    let header = json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED",
+        "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
+        "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+        "Size": "SIZE",
+    });
+    out.write_all(format.render(&header, &rows)?.as_bytes())?;
+    Ok(())
+}
+
+pub fn port(store: &Store, a: PortArgs) -> anyhow::Result<()> {
+    let c = store.find_container(&a.container)?;
+    let bound = ports_of(&c);
+    let mut out = std::io::stdout().lock();
+    match &a.port {
+        None => {
+            for m in &bound {
+                writeln!(
+                    out,
+                    "{}/{} -> {}",
+                    m.container_port,
+                    m.proto.as_str(),
+                    host_addr(m.host_ip, m.host_port)
+                )?;
+            }
+        }
+        Some(p) => {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let port: u16 = port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("Invalid port: {p}"))?;
+            let hits: Vec<_> = bound
+                .iter()
+                .filter(|m| m.container_port == port && m.proto.as_str() == proto)
+                .collect();
+            if hits.is_empty() {
+                bail!(
+                    "No public port '{port}/{proto}' published for {}",
+                    a.container
+                );
+            }
+            for m in hits {
+                writeln!(out, "{}", host_addr(m.host_ip, m.host_port))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
+    if !a.no_stream {
+        bail!("kiln stats streams no live table yet: use --no-stream");
+    }
+    let list: Vec<ContainerRecord> = if a.containers.is_empty() {
+        store
+            .containers()?
+            .into_iter()
+            .filter(|c| a.all || c.state.is_live())
+            .collect()
+    } else {
+        a.containers
+            .iter()
+            .map(|n| store.find_container(n))
+            .collect::<Result<_, _>>()?
+    };
+    // CPU %: usage over a short interval, as docker's first sample compares two reads.
+    let before: Vec<(u64, std::time::Instant)> = list
+        .iter()
+        .map(|c| (super::cgroup::usage(&c.id).2, std::time::Instant::now()))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let default = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+    let format = Format::new(&a.format, default)?;
+    let total_mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
+        * 1024;
+    let mut rows = Vec::new();
+    for (c, (cpu0, t0)) in list.iter().zip(before) {
+        let live = c.state.is_live();
+        let (mem, limit, cpu1, pids) = if live {
+            super::cgroup::usage(&c.id)
+        } else {
+            (0, 0, cpu0, 0)
+        };
+        let limit = if limit == 0 || limit >= (1 << 62) {
+            total_mem
+        } else {
+            limit.min(total_mem.max(1))
+        };
+        let dt = t0.elapsed().as_nanos().max(1) as f64;
+        let cpu = (cpu1.saturating_sub(cpu0)) as f64 / dt * 100.0;
+        let mem_perc = if limit > 0 {
+            mem as f64 / limit as f64 * 100.0
+        } else {
+            0.0
+        };
+        let bin = |b: u64| human_size_prec_binary(b);
+        rows.push(json!({
+            "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
+            "Container": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
+            "Name": c.name.clone().unwrap_or_default(),
+            "CPUPerc": format!("{cpu:.2}%"),
+            "MemUsage": format!("{} / {}", bin(mem), bin(limit)),
+            "MemPerc": format!("{mem_perc:.2}%"),
+            "NetIO": "--",
+            "BlockIO": "--",
+            "PIDs": pids.to_string(),
+        }));
+    }
+    let header = json!({
+        "ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    });
+    std::io::stdout()
+        .lock()
+        .write_all(format.render(&header, &rows)?.as_bytes())?;
+    Ok(())
+}
+
+/// docker's `units.BytesSize`: binary units, `7.5MiB`.
+fn human_size_prec_binary(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    let s = format!("{v:.4}");
+    let s = format!(
+        "{:.*}",
+        4 - s.split('.').next().unwrap_or("").len().min(3),
+        v
+    );
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
+    let c = store.find_container(&a.container)?;
+    if !c.state.is_live() || c.pid == 0 {
+        bail!("Container {} is not running", c.id);
+    }
+    // The container's processes: those in its cgroup (exec'd ones too), else its first
+    // process and its descendants.
+    let mut pids: Vec<u32> = super::cgroup::dirs_of(&c.id)
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if pids.is_empty() {
+        pids.push(c.pid);
+        let mut i = 0;
+        while i < pids.len() {
+            let p = pids[i];
+            if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+                for t in tasks.flatten() {
+                    let kids =
+                        std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                    pids.extend(
+                        kids.split_whitespace()
+                            .filter_map(|k| k.parse::<u32>().ok()),
+                    );
+                }
+            }
+            i += 1;
+        }
+    }
+    let ps_args: Vec<String> = if a.ps_args.is_empty() {
+        vec!["-f".into()]
+    } else {
+        a.ps_args.clone()
+    };
+    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .arg("-p")
+        .arg(list.join(","))
+        .output()
+        .map_err(|e| anyhow::anyhow!("running ps: {e}"))?;
+    if !out.status.success() {
+        bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    std::io::stdout().write_all(&out.stdout)?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The OCI runtime spec of a container: Docker's defaults (`docker_default_spec`: capabilities,
+//! masked and read-only paths, a private /dev) with the container's config applied.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use kiln_runtime::oci_spec::runtime::{
+    Capabilities, LinuxNamespace, LinuxNamespaceType, Spec, User,
+};
+use kiln_runtime::{
+    Network, bind_mount, docker_default_spec, set_insecure, set_network, tmpfs_mount,
+};
+
+use super::config::{ContainerConfig, capability, parse_bind};
+
+/// The user the container runs as, resolved in its root.
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub home: String,
+}
+
+/// `-u`/`USER` resolved through the image's /etc/passwd and /etc/group (inside `rootfs`).
+pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
+    use kiln_build::copy::passwd;
+    let id = passwd::resolve_user(rootfs, user)
+        .map_err(|e| anyhow::anyhow!("unable to find user {user}: {e}"))?;
+    let home = passwd::users(rootfs)
+        .ok()
+        .and_then(|all| all.into_iter().find(|e| e.uid == id.uid))
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into());
+    Ok(Identity {
+        uid: id.uid,
+        gid: id.gid,
+        additional_gids: id.additional_gids,
+        home,
+    })
+}
+
+/// The spec for `config`, with `rootfs` mounted and `etc` holding the container's hosts,
+/// hostname and resolv.conf files.
+pub fn build(
+    config: &ContainerConfig,
+    rootfs: &Path,
+    etc: &Path,
+    hostname: &str,
+    who: &Identity,
+    netns: Option<&Path>,
+) -> anyhow::Result<Spec> {
+    let mut spec = docker_default_spec();
+    if let Some(root) = spec.root_mut().as_mut() {
+        root.set_path(rootfs.to_path_buf());
+        root.set_readonly(Some(config.host.read_only));
+    }
+    let argv = config.argv();
+    let mut env = config.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", who.home));
+    }
+    {
+        let process = spec
+            .process_mut()
+            .as_mut()
+            .context("default spec has a process")?;
+        process.set_args(Some(argv));
+        process.set_env(Some(env));
+        let cwd = if config.working_dir.is_empty() {
+            "/"
+        } else {
+            &config.working_dir
+        };
+        process.set_cwd(cwd.into());
+        let mut user = User::default();
+        user.set_uid(who.uid);
+        user.set_gid(who.gid);
+        user.set_additional_gids(Some(who.additional_gids.clone()));
+        process.set_user(user);
+        process.set_no_new_privileges(Some(config.no_new_privileges()));
+        if !config.host.cap_add.is_empty() || !config.host.cap_drop.is_empty() {
+            let mut caps = process.capabilities().clone().unwrap_or_default();
+            let mut set: Capabilities = caps.bounding().clone().unwrap_or_default();
+            for c in &config.host.cap_add {
+                set.extend(capability(c)?);
+            }
+            for c in &config.host.cap_drop {
+                for cap in capability(c)? {
+                    set.remove(&cap);
+                }
+            }
+            caps.set_bounding(Some(set.clone()));
+            caps.set_effective(Some(set.clone()));
+            caps.set_permitted(Some(set));
+            process.set_capabilities(Some(caps));
+        }
+    }
+    spec.set_hostname(Some(hostname.to_string()));
+    // The host's network, or the namespace the supervisor made (joined by path).
+    set_network(&mut spec, Network::Host);
+    if let Some(path) = netns
+        && let Some(linux) = spec.linux_mut()
+    {
+        let mut ns = LinuxNamespace::default();
+        ns.set_typ(LinuxNamespaceType::Network);
+        ns.set_path(Some(path.to_path_buf()));
+        let mut list = linux.namespaces().clone().unwrap_or_default();
+        list.push(ns);
+        linux.set_namespaces(Some(list));
+    }
+    let mounts = spec.mounts_mut().get_or_insert_with(Vec::new);
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        mounts.push(bind_mount(etc.join(f), format!("/etc/{f}"), false));
+    }
+    for (path, opts) in &config.host.tmpfs {
+        let mut o: Vec<&str> = opts.split(',').filter(|s| !s.is_empty()).collect();
+        if !o.iter().any(|s| s.starts_with("mode=")) {
+            o.push("mode=1777");
+        }
+        mounts.push(tmpfs_mount(path.as_str(), &o));
+    }
+    for b in &config.host.binds {
+        let b = parse_bind(b)?;
+        if !b.source.exists() {
+            // docker makes a missing host directory of a -v bind.
+            std::fs::create_dir_all(&b.source).with_context(|| {
+                format!(
+                    "error while creating mount source path '{}'",
+                    b.source.display()
+                )
+            })?;
+        }
+        mounts.push(bind_mount(b.source, b.dest.as_str(), b.readonly));
+    }
+    if config.host.privileged {
+        set_insecure(&mut spec);
+    }
+    if config.argv().is_empty() {
+        bail!("No command specified");
+    }
+    Ok(spec)
+}

@@ -1,0 +1,431 @@
+//! The supervisor: the one process that owns a running container.
+//!
+//! `kiln run` (foreground) and `start -a` supervise in the command's own process; `run -d` and
+//! `start` leave a detached supervisor: kiln re-executed as `__container-supervise --detach`,
+//! which starts itself once more (so the supervisor is not a session leader and is reparented
+//! to init) in a new session with its stdio on /dev/null, then exits. The supervisor reports
+//! "started" or the start error on an inherited pipe (fd 3, `KILN_READY_FD`), which the
+//! command reads to print the ID or docker's error and exit code.
+//!
+//! The supervisor enters a private mount namespace, mounts the container's root there (so no
+//! mount of a container is ever visible on the host, and all of them go when the supervisor
+//! and the container are gone), makes the cgroups, clones the container, sets up its network
+//! and published ports, records the container as running (pid, its own pid + start time), and
+//! copies stdout/stderr into the json-file log. SIGINT, SIGTERM, SIGHUP and SIGQUIT it receives
+//! are forwarded to the container. When the container's first process exits it records the
+//! exit code and time, stops the port proxy, unmounts, removes the cgroups, and with `--rm`
+//! removes the container. The container's processes get SIGKILL when the supervisor dies
+//! (parent-death signal on its PID 1, whose death ends its PID namespace), so a killed
+//! supervisor leaves no process; the store then reads the container as exited.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::Context;
+use kiln_runtime::{Executor, ExitStatus, Stdio};
+use kiln_store::Store;
+
+use super::cgroup::Cgroups;
+use super::config::ContainerConfig;
+use super::{logfile, net, rootfs, spec};
+
+/// How the supervisor is attached.
+pub enum Mode {
+    /// In the command's process: output also goes to its stdout/stderr; `stdin` passes its
+    /// standard input to the container (`-i`).
+    Foreground { stdin: bool },
+    /// Detached: `ready` receives the start report.
+    Detached { ready: Option<File> },
+}
+
+/// Why a start failed: docker's exit code (125, 126, 127) and message.
+#[derive(Debug)]
+pub struct StartError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for StartError {}
+
+/// The start report line on the ready pipe.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    pub code: i32,
+    pub message: String,
+}
+
+fn start_error(code: i32, e: impl std::fmt::Display) -> StartError {
+    StartError {
+        code,
+        message: e.to_string(),
+    }
+}
+
+fn anyhow_message(e: &anyhow::Error) -> String {
+    crate::cmd_image::message(e)
+}
+
+/// The container's log file.
+pub fn log_path(store: &Store, id: &str) -> std::path::PathBuf {
+    store.container_dir(id).join(format!("{id}-json.log"))
+}
+
+/// Supervises container `id` until it exits; returns its exit code. A start failure is a
+/// [`StartError`] (recorded in the container's row, and sent on the ready pipe when detached).
+pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartError> {
+    let report = |mode: &mut Mode, r: &Report| {
+        if let Mode::Detached { ready } = mode
+            && let Some(mut f) = ready.take()
+        {
+            let mut line = serde_json::to_vec(r).unwrap_or_default();
+            line.push(b'\n');
+            let _ = f.write_all(&line);
+        }
+    };
+    match run(store, id, &mut mode, &report) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            report(
+                &mut mode,
+                &Report {
+                    code: e.code,
+                    message: e.message.clone(),
+                },
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Host files a container sees as /etc/hosts, /etc/hostname and /etc/resolv.conf.
+fn write_etc(dir: &Path, config: &ContainerConfig, hostname: &str) -> anyhow::Result<()> {
+    let host_mode = config.host.network_mode == "host";
+    let mut hosts = if host_mode {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        )
+    };
+    for h in &config.host.extra_hosts {
+        if let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (f, text) in [
+        ("hosts", hosts),
+        ("hostname", format!("{hostname}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        let p = dir.join(f);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn host_hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Blocks the signals the supervisor forwards (before any thread exists, so every thread
+/// inherits the mask; the runtime's child clears it) and returns them.
+fn block_forwarded_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local value, then pthread_sigmask of this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn forward_signals(set: libc::sigset_t, pid: u32) {
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: sigwait on a set blocked in every thread of this process.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            // SAFETY: kill of our own child (not yet reaped while we forward).
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        }
+    });
+}
+
+fn run(
+    store: &Store,
+    id: &str,
+    mode: &mut Mode,
+    report: &dyn Fn(&mut Mode, &Report),
+) -> Result<i32, StartError> {
+    let rec = store.find_container(id).map_err(|e| start_error(125, e))?;
+    let id = rec.id.clone();
+    let config: ContainerConfig = serde_json::from_str(&rec.config)
+        .map_err(|e| start_error(125, format!("container {id}: bad config: {e}")))?;
+    let fail = |code: i32, message: String| -> StartError {
+        let _ = store.container_finished(&id, code, &message, false);
+        if config.host.auto_remove {
+            let _ = store.remove_container(&id);
+        }
+        StartError { code, message }
+    };
+    kiln_build::namespace::enter_private_mount_namespace().map_err(|e| {
+        fail(
+            125,
+            format!("kiln run needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}"),
+        )
+    })?;
+    let dir = store.container_dir(&id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
+    let (lease, layers) =
+        rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
+    let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let (mount, root) =
+        rootfs::mount_rootfs(store, &id, &lowers).map_err(|e| fail(125, anyhow_message(&e)))?;
+    // The container's row keeps its snapshots from now on.
+    drop(lease);
+    let hostname = if !config.hostname.is_empty() {
+        config.hostname.clone()
+    } else if config.host.network_mode == "host" {
+        host_hostname()
+    } else {
+        crate::cmd_image::render::truncate_id(&id)
+    };
+    // The network first: the container's program starts with it ready.
+    let netns = if config.host.network_mode == "host" {
+        None
+    } else {
+        let ns = net::create_netns().map_err(|e| {
+            fail(
+                125,
+                format!("creating the container's network namespace: {e}"),
+            )
+        })?;
+        if config.host.network_mode == "private" {
+            net::setup_private(&ns).map_err(|m| fail(125, m))?;
+        }
+        Some(ns)
+    };
+    let proxy = match &netns {
+        Some(ns) => net::publish(ns, &config.wanted_ports()).map_err(|m| fail(125, m))?,
+        None => net::Proxy::none(),
+    };
+    let netns_path = netns.as_ref().map(|f| {
+        use std::os::fd::AsRawFd;
+        std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
+    });
+    let prepared = (|| -> anyhow::Result<_> {
+        write_etc(&dir, &config, &hostname)?;
+        let who = spec::identity(&root, &config.user)?;
+        let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
+        let cg = Cgroups::create(&id, &config.host)?;
+        Ok((spec, cg))
+    })();
+    let (spec, cg) = match prepared {
+        Ok(v) => v,
+        Err(e) => {
+            proxy.stop();
+            return Err(fail(125, anyhow_message(&e)));
+        }
+    };
+    let sink = match logfile::open_sink(&log_path(store, &id)) {
+        Ok(s) => s,
+        Err(e) => {
+            proxy.stop();
+            cg.remove();
+            return Err(fail(125, format!("opening the log file: {e}")));
+        }
+    };
+
+    let io = (|| -> std::io::Result<_> {
+        let (out_r, out_w) = std::io::pipe()?;
+        let (err_r, err_w) = std::io::pipe()?;
+        let (stdin, keep): (OwnedFd, Option<std::io::PipeWriter>) = match mode {
+            Mode::Foreground { stdin: true } => (
+                // SAFETY: fd 0 is open for the life of the process.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }.try_clone_to_owned()?,
+                None,
+            ),
+            Mode::Detached { .. } if config.open_stdin => {
+                // Open, never written: the process waits for input as with `docker run -di`.
+                let (r, w) = std::io::pipe()?;
+                (r.into(), Some(w))
+            }
+            _ => (File::open("/dev/null")?.into(), None),
+        };
+        Ok((out_r, out_w, err_r, err_w, stdin, keep))
+    })();
+    let (out_r, out_w, err_r, err_w, stdin, _keep_stdin) = match io {
+        Ok(v) => v,
+        Err(e) => {
+            proxy.stop();
+            cg.remove();
+            return Err(fail(125, format!("making the container's stdio: {e}")));
+        }
+    };
+
+    let sigset = block_forwarded_signals();
+    if let Err(e) = cg.enter() {
+        proxy.stop();
+        cg.remove();
+        return Err(fail(125, anyhow_message(&e)));
+    }
+    let spawned = Executor::Embedded.spawn(&spec, Stdio::new(stdin, out_w, err_w));
+    cg.leave();
+    let container = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            proxy.stop();
+            drop(mount);
+            cg.remove();
+            return Err(fail(e.exit_code().unwrap_or(125), e.to_string()));
+        }
+    };
+    let pid = container.pid();
+    let ports = serde_json::to_string(&proxy.bound()).unwrap_or_else(|_| "[]".into());
+    if let Err(e) = store.container_started(&id, pid, &ports) {
+        let _ = container.kill();
+        let _ = container.wait();
+        proxy.stop();
+        drop(mount);
+        cg.remove();
+        return Err(fail(125, e.to_string()));
+    }
+    report(
+        mode,
+        &Report {
+            code: 0,
+            message: String::new(),
+        },
+    );
+    forward_signals(sigset, pid);
+    let foreground = matches!(mode, Mode::Foreground { .. });
+    let (s1, s2) = (sink.clone(), sink);
+    let out_pump = std::thread::spawn(move || {
+        let tee: Option<Box<dyn Write + Send>> =
+            foreground.then(|| Box::new(std::io::stdout()) as Box<dyn Write + Send>);
+        logfile::pump(out_r, "stdout", s1, tee)
+    });
+    let err_pump = std::thread::spawn(move || {
+        let tee: Option<Box<dyn Write + Send>> =
+            foreground.then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
+        logfile::pump(err_r, "stderr", s2, tee)
+    });
+    let status = container.wait();
+    let failures = out_pump.join().unwrap_or(0) + err_pump.join().unwrap_or(0);
+    proxy.stop();
+    let (code, error) = match status {
+        Ok(ExitStatus::Code(c)) => (c, String::new()),
+        Ok(ExitStatus::Signal(s)) => (128 + s, String::new()),
+        Err(e) => (255, e.to_string()),
+    };
+    let error = if failures > 0 && error.is_empty() {
+        format!("{failures} log lines could not be written to the log file")
+    } else {
+        error
+    };
+    let _ = mount.unmount();
+    cg.remove();
+    if config.host.auto_remove {
+        let _ = store.remove_container(&id);
+    } else {
+        let _ = store.container_finished(&id, code, &error, true);
+    }
+    Ok(code)
+}
+
+/// `__container-supervise`: the detached supervisor's entry. With `detach`, start the real
+/// supervisor (a grandchild of the command) and return at once.
+pub fn internal(store_root: &Path, id: &str, detach: bool) -> anyhow::Result<()> {
+    let ready_fd: Option<i32> = std::env::var("KILN_READY_FD")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    if detach {
+        let exe = std::fs::read_link("/proc/self/exe").context("finding kiln's own binary")?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("--root")
+            .arg(store_root)
+            .args(["__container-supervise", id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .current_dir("/");
+        cmd.spawn().context("starting the container's supervisor")?;
+        return Ok(());
+    }
+    // SAFETY: the fd was passed by our parent for this purpose and is owned here alone.
+    let ready = ready_fd.map(|fd| {
+        // SAFETY: fcntl on an fd we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        unsafe { File::from_raw_fd(fd) }
+    });
+    let store = Store::open(store_root)?;
+    let _ = supervise(&store, id, Mode::Detached { ready });
+    Ok(())
+}
+
+/// Starts container `id` under a detached supervisor and waits for its start report.
+pub fn start_detached(store: &Store, id: &str) -> Result<(), StartError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut r, w) = std::io::pipe().map_err(|e| start_error(125, e))?;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| start_error(125, e))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(store.root())
+        .args(["__container-supervise", "--detach", id])
+        .env("KILN_READY_FD", "3")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .current_dir("/");
+    let wfd = w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if wfd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| start_error(125, format!("starting the supervisor: {e}")))?;
+    drop(w);
+    drop(cmd);
+    let _ = child.wait();
+    let mut text = String::new();
+    let _ = r.read_to_string(&mut text);
+    let _ = r.as_raw_fd();
+    match serde_json::from_str::<Report>(text.trim()) {
+        Ok(rep) if rep.code == 0 => Ok(()),
+        Ok(rep) => Err(StartError {
+            code: rep.code,
+            message: rep.message,
+        }),
+        Err(_) => Err(start_error(
+            125,
+            format!("the supervisor of container {id} ended before the container started"),
+        )),
+    }
+}
