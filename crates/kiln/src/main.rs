@@ -3,8 +3,8 @@
 
 mod cmd_build;
 mod cmd_builder;
-mod cmd_diff;
 mod cmd_container;
+mod cmd_diff;
 mod cmd_dockerfile;
 mod cmd_image;
 mod cmd_internal;

@@ -754,3 +754,68 @@ fn a_containers_image_and_layers_survive_prunes() {
         0
     );
 }
+
+/// `-p HOST:CTR` publishes a server in the container's private network on the host: data
+/// flows both ways, `port`/`ps`/`inspect` show the binding, a taken port is docker's error and
+/// exit 125, and stopping the container closes the listener.
+#[test]
+fn published_ports_reach_the_container_and_close_with_it() {
+    require_root();
+    require_command("pasta", "passt");
+    let c = ctx();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spec = format!("127.0.0.1:{port}:7000");
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pub",
+            "-p",
+            &spec,
+            BB,
+            "sh",
+            "-c",
+            "while true; do echo hello-from-container | nc -l -p 7000; done",
+        ],
+    );
+    let id = id.trim().to_string();
+    let mut got = String::new();
+    wait_for("the published port to answer", || {
+        use std::io::Read;
+        got.clear();
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                s.read_to_string(&mut got)
+            })
+            .is_ok()
+            && got.contains("hello-from-container")
+    });
+    assert_eq!(
+        ok(&c, &["port", "pub"]).trim(),
+        format!("7000/tcp -> 127.0.0.1:{port}")
+    );
+    let ps = ok(&c, &["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->7000/tcp")), "{ps}");
+    // The same host port again: docker's message, exit 125.
+    let out = c.kiln(&["run", "-d", "-p", &spec, BB, "sleep", "1000"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("port is already allocated"), "{err}");
+    ok(&c, &["rm", "-f", "pub"]);
+    assert_nothing_left(&c, &id);
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "the proxy's listener is closed with the container"
+    );
+}

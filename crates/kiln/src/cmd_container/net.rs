@@ -1,12 +1,11 @@
-//! A container's network: the one place where kiln-net plugs in.
+//! A container's network: where kiln-net plugs in.
 //!
 //! `--network host` shares the host's namespace; `none` and the default (`private`, docker's
-//! `bridge`/`default`) get a new network namespace, which the runtime brings up with loopback.
-//! After the container's first process exists the supervisor calls [`setup_private`] (outbound
-//! access, kiln-net's `PrivateNet::setup`) and [`publish`] (the userspace port proxy for
-//! `-p`/`-P`, kiln-net's `Proxy::start`) with that namespace, and stops the proxy when the
-//! container stops. Until kiln-net is merged, the private network has loopback only and a
-//! container with published ports is refused at start with a message that says so.
+//! `bridge`/`default`) get a new network namespace with loopback up. Before the container's
+//! first process starts, the supervisor calls [`setup_private`] (outbound access through
+//! `pasta`, kiln-net's `PrivateNet`) and [`publish`] (kiln-net's userspace port proxy for
+//! `-p`/`-P`) with that namespace, keeps both for the container's life, and stops them when
+//! it stops. The types here are kiln-net's, made serializable for the container's record.
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -61,91 +60,59 @@ pub fn host_addr(ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// docker's `-p` grammar: `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, with port ranges
-/// (`8000-8001:80-81`), `IP::CONTAINER_PORT` for an ephemeral host port, IPv6 in brackets.
+/// docker's `-p` grammar (kiln-net's parser): `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, with
+/// port ranges, `IP::CONTAINER_PORT` for an ephemeral host port, IPv6 in brackets.
 pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, String> {
-    let bad = |why: &str| format!("invalid publish spec {spec:?}: {why}");
-    let (rest, proto) = match spec.rsplit_once('/') {
-        Some((r, "tcp")) => (r, Proto::Tcp),
-        Some((r, "udp")) => (r, Proto::Udp),
-        Some((_, p)) => return Err(format!("invalid proto: {p}")),
-        None => (spec, Proto::Tcp),
-    };
-    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, r) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        let r = r
-            .strip_prefix(':')
-            .ok_or_else(|| bad("expected ':' after ']'"))?;
-        (Some(ip), r)
-    } else {
-        let parts: Vec<&str> = rest.split(':').collect();
-        match parts.len() {
-            1 | 2 => (None, rest),
-            3 => (Some(parts[0]), &rest[parts[0].len() + 1..]),
-            _ => return Err(bad("too many colons")),
-        }
-    };
-    let host_ip: IpAddr = match ip {
-        None | Some("") => IpAddr::from([0, 0, 0, 0]),
-        Some(s) => s.parse().map_err(|_| format!("invalid IP address: {s}"))?,
-    };
-    let (host, ctr) = match rest.split_once(':') {
-        Some((h, c)) => (h, c),
-        None => ("", rest),
-    };
-    let range = |s: &str| -> Result<(u16, u16), String> {
-        let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let p = |x: &str| {
-            x.parse::<u16>()
-                .ok()
-                .filter(|n| *n != 0)
-                .ok_or_else(|| format!("invalid containerPort: {s}"))
-        };
-        let (a, b) = (p(a)?, p(b)?);
-        if b < a {
-            return Err(format!("invalid range specified for port: {s}"));
-        }
-        Ok((a, b))
-    };
-    let (c0, c1) = range(ctr)?;
-    let host_range = if host.is_empty() {
-        None
-    } else {
-        Some(range(host).map_err(|_| format!("invalid hostPort: {host}"))?)
-    };
-    let n = c1 - c0;
-    if let Some((h0, h1)) = host_range
-        && h1 - h0 != n
-        && h1 != h0
-    {
-        return Err(format!(
-            "invalid ranges specified for container and host Ports: {ctr} and {host}"
-        ));
-    }
-    Ok((0..=n)
-        .map(|i| PortMapping {
-            host_ip,
-            host_port: match host_range {
-                None => 0,
-                Some((h0, h1)) if h0 == h1 => h0,
-                Some((h0, _)) => h0 + i,
+    kiln_net::parse_publish(spec)
+        .map(|v| v.iter().map(PortMapping::from_net).collect())
+        .map_err(|e| e.to_string())
+}
+
+impl PortMapping {
+    fn from_net(m: &kiln_net::PortMapping) -> PortMapping {
+        PortMapping {
+            host_ip: m.host_ip,
+            host_port: m.host_port,
+            container_port: m.container_port,
+            proto: match m.proto {
+                kiln_net::Proto::Tcp => Proto::Tcp,
+                kiln_net::Proto::Udp => Proto::Udp,
             },
-            container_port: c0 + i,
-            proto,
-        })
-        .collect())
+        }
+    }
+
+    fn to_net(&self) -> kiln_net::PortMapping {
+        kiln_net::PortMapping {
+            host_ip: self.host_ip,
+            host_port: self.host_port,
+            container_port: self.container_port,
+            proto: match self.proto {
+                Proto::Tcp => kiln_net::Proto::Tcp,
+                Proto::Udp => kiln_net::Proto::Udp,
+            },
+        }
+    }
 }
 
 /// Published ports, forwarded into the container's network namespace while it runs.
-#[derive(Debug)]
 pub struct Proxy {
+    proxy: Option<kiln_net::Proxy>,
     bound: Vec<PortMapping>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("bound", &self.bound).finish()
+    }
 }
 
 impl Proxy {
     /// No published ports.
     pub fn none() -> Proxy {
-        Proxy { bound: Vec::new() }
+        Proxy {
+            proxy: None,
+            bound: Vec::new(),
+        }
     }
 
     /// The mappings as bound (ephemeral host ports resolved).
@@ -153,8 +120,12 @@ impl Proxy {
         self.bound.clone()
     }
 
-    /// Stop forwarding and close the listening sockets.
-    pub fn stop(self) {}
+    /// Stop forwarding: close the listening sockets and live connections.
+    pub fn stop(self) {
+        if let Some(p) = self.proxy {
+            p.stop();
+        }
+    }
 }
 
 /// A new network namespace with loopback up, made by a short-lived thread of this process
@@ -201,27 +172,26 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Publish `maps` from the host into the network namespace `netns` (kiln-net's
-/// `Proxy::start(netns, maps)`). Called by the supervisor once the container's network
-/// namespace exists; the proxy is stopped when the container stops.
-pub fn publish(_netns: &File, maps: &[PortMapping]) -> Result<Proxy, String> {
+/// Publish `maps` from the host into the network namespace `netns` (kiln-net's proxy: docker's
+/// `Bind for 0.0.0.0:3000 failed: port is already allocated` when a port is taken).
+pub fn publish(netns: &File, maps: &[PortMapping]) -> Result<Proxy, String> {
     if maps.is_empty() {
-        return Ok(Proxy { bound: Vec::new() });
+        return Ok(Proxy::none());
     }
-    Err(format!(
-        "cannot publish {}: the port proxy (crate kiln-net) is not part of this kiln build",
-        maps.iter()
-            .map(PortMapping::ps_text)
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+    let wanted: Vec<kiln_net::PortMapping> = maps.iter().map(PortMapping::to_net).collect();
+    let proxy = kiln_net::Proxy::start(netns, &wanted).map_err(|e| e.to_string())?;
+    let bound = proxy.bound().iter().map(PortMapping::from_net).collect();
+    Ok(Proxy {
+        proxy: Some(proxy),
+        bound,
+    })
 }
 
-/// Give the private network namespace `netns` outbound access (kiln-net's
-/// `PrivateNet::setup(netns)`). Until kiln-net is merged it has loopback only (which the
-/// runtime brought up).
-pub fn setup_private(_netns: &File) -> Result<(), String> {
-    Ok(())
+/// Outbound access for the private network namespace `netns` (kiln-net's `PrivateNet`: `pasta`
+/// attached to it; loopback only, with the reason recorded, where pasta is missing or fails).
+/// Kept for the container's life; dropping it stops pasta.
+pub fn setup_private(netns: &File) -> Result<kiln_net::PrivateNet, String> {
+    kiln_net::PrivateNet::setup(netns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

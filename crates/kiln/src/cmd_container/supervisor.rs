@@ -207,7 +207,9 @@ fn run(
     } else {
         crate::cmd_image::render::truncate_id(&id)
     };
-    // The network first: the container's program starts with it ready.
+    // The network first: the container's program starts with it ready. `_private_net` (pasta)
+    // lives until this function returns, when the container has stopped.
+    let mut _private_net = None;
     let netns = if config.host.network_mode == "host" {
         None
     } else {
@@ -218,7 +220,7 @@ fn run(
             )
         })?;
         if config.host.network_mode == "private" {
-            net::setup_private(&ns).map_err(|m| fail(125, m))?;
+            _private_net = Some(net::setup_private(&ns).map_err(|m| fail(125, m))?);
         }
         Some(ns)
     };
