@@ -28,10 +28,6 @@ mod rootfs;
 pub mod solve;
 mod state;
 
-// `crate::outputs` as export/image.rs names it (its body is left as it was while another
-// branch edits it; use `crate::export::outputs` in new code).
-use export::outputs;
-
 pub use exec::copy;
 pub use inputs::context;
 pub use plan::{config, stepname};

@@ -96,8 +96,7 @@ pub(crate) fn layer_blobs(
     let variant = blob_variant(b, spec);
     let xvariant = transcode_variant(spec);
     let converts = |rec: &LayerRecord| -> Result<bool> {
-        let have = Compression::from_media_type(&rec.media_type)
-            .map_err(|e| BuildError::Other(format!("layer {}: {e}", rec.blob)))?;
+        let have = media_compression(rec)?;
         Ok(needs_conversion(have, spec))
     };
     let mut built = Vec::new();
@@ -192,12 +191,20 @@ fn export_options(b: &Build<'_>, spec: &CompressionSpec) -> kiln_snapshot::Expor
     }
 }
 
+/// The compression a layer's media type declares.
+fn media_compression(rec: &LayerRecord) -> Result<Compression> {
+    Compression::from_media_type(&rec.media_type).map_err(|source| BuildError::LayerMediaType {
+        blob: rec.blob.to_string(),
+        source,
+    })
+}
+
 /// An export error, or `Cancelled` when a signal stopped it.
-fn export_error(b: &Build<'_>, what: String) -> BuildError {
+fn export_error(b: &Build<'_>, e: BuildError) -> BuildError {
     if b.cancel.load(Ordering::SeqCst) {
         BuildError::Cancelled
     } else {
-        BuildError::Other(what)
+        e
     }
 }
 
@@ -223,7 +230,15 @@ fn make_layer_blob(
             cancel: b.cancel,
         },
     )
-    .map_err(|e| export_error(b, format!("exporting layer {}: {e}", dir.display())))?;
+    .map_err(|e| {
+        export_error(
+            b,
+            BuildError::ExportLayer {
+                dir: dir.clone(),
+                source: Box::new(e),
+            },
+        )
+    })?;
     let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
         blob: blob.digest,
@@ -246,17 +261,17 @@ fn transcode_blob(
     spec: &CompressionSpec,
     variant: &str,
 ) -> Result<LayerRecord> {
-    let what = |e: &dyn std::fmt::Display| {
+    let what = |source: std::io::Error| {
         export_error(
             b,
-            format!(
-                "transcoding layer {} to {}: {e}",
-                src.blob,
-                spec.kind.name()
-            ),
+            BuildError::Transcode {
+                blob: src.blob.to_string(),
+                to: spec.kind.name(),
+                source,
+            },
         )
     };
-    let have = Compression::from_media_type(&src.media_type).map_err(|e| what(&e))?;
+    let have = media_compression(src).map_err(|e| export_error(b, e))?;
     let mut f = b.store.open_blob(&src.blob)?;
     let reader = Cancellable {
         inner: &mut f,
@@ -264,7 +279,7 @@ fn transcode_blob(
     };
     let tar = have
         .decoder(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
-        .map_err(|e| what(&e))?;
+        .map_err(what)?;
     let mut w = b.store.blob_writer_prehashed()?;
     let info = kiln_snapshot::compress_tar(
         tar,
@@ -274,12 +289,17 @@ fn transcode_blob(
             cancel: b.cancel,
         },
     )
-    .map_err(|e| what(&e))?;
+    .map_err(what)?;
     if info.diff_id != src.diff_id {
-        return Err(what(&format!(
-            "its content is {} but the image names diff ID {}",
-            info.diff_id, src.diff_id
-        )));
+        return Err(export_error(
+            b,
+            BuildError::TranscodeDiffId {
+                blob: src.blob.to_string(),
+                to: spec.kind.name(),
+                got: info.diff_id.to_string(),
+                want: src.diff_id.to_string(),
+            },
+        ));
     }
     let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
@@ -305,8 +325,7 @@ fn manifest_json(
     let layers_json = layers
         .iter()
         .map(|l| {
-            let c = Compression::from_media_type(&l.media_type)
-                .map_err(|e| BuildError::Other(format!("layer {}: {e}", l.blob)))?;
+            let c = media_compression(l)?;
             Ok(serde_json::json!({
                 "mediaType": c.layer_media_type(oci),
                 "digest": l.blob.to_string(),
@@ -377,7 +396,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let stage = b
         .plan
         .stage(b.plan.target)
-        .ok_or_else(|| BuildError::Other("target stage was not planned".into()))?;
+        .ok_or(BuildError::TargetNotPlanned)?;
     let last = &results[stage.last_step];
     let mut config = stage.config.clone();
     // SOURCE_DATE_EPOCH, else when the newest step of the image ran (so a rebuild from the
@@ -446,7 +465,11 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         .map(|t| {
             kiln_image::ImageRef::parse(t)
                 .map(|r| r.to_string())
-                .map_err(|e| BuildError::Other(format!("invalid tag {t:?}: {e}")))
+                .map_err(|source| BuildError::InvalidName {
+                    what: "tag",
+                    name: t.clone(),
+                    source,
+                })
         })
         .collect::<Result<_>>()?;
     if b.cancel.load(Ordering::SeqCst) {
@@ -536,21 +559,21 @@ fn write_output(
                 (true, None, None) => ArchiveKind::DockerSave,
                 (true, _, _) => ArchiveKind::Docker,
             };
-            crate::outputs::write_archive(b.store, &image, kind, &a.dest, b.cancel)?;
+            crate::export::outputs::write_archive(b.store, &image, kind, &a.dest, b.cancel)?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", a.dest.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Local(dir) => {
-            crate::outputs::write_local(b, stored.layers, dir)?;
+            crate::export::outputs::write_local(b, stored.layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Tar(file) => {
-            crate::outputs::write_tar(b, &last.chain, file)?;
+            crate::export::outputs::write_tar(b, &last.chain, file)?;
             b.events.send(Event::Export {
                 message: format!("writing tar {}", file.display()),
                 elapsed: Some(t.elapsed()),
@@ -574,8 +597,11 @@ fn archive_image(
 ) -> Result<kiln_image::ExportImage> {
     let mut names = Vec::new();
     for t in b.opts.tags.iter().chain(&a.names) {
-        let r = kiln_image::ImageRef::parse(t)
-            .map_err(|e| BuildError::Other(format!("invalid name {t:?}: {e}")))?;
+        let r = kiln_image::ImageRef::parse(t).map_err(|source| BuildError::InvalidName {
+            what: "name",
+            name: t.clone(),
+            source,
+        })?;
         if !names.contains(&r) {
             names.push(r);
         }
@@ -598,13 +624,12 @@ fn archive_image(
     };
     for (l, s) in layers.iter().zip(stored.layers) {
         if l.diff_id != s.diff_id {
-            return Err(BuildError::Other(format!(
-                "layer {} made for {} compression has diff ID {}, the image's is {}",
-                l.blob,
-                spec.kind.name(),
-                l.diff_id,
-                s.diff_id
-            )));
+            return Err(BuildError::OutputDiffId {
+                blob: l.blob.to_string(),
+                compression: spec.kind.name(),
+                got: l.diff_id.to_string(),
+                want: s.diff_id.to_string(),
+            });
         }
     }
     Ok(kiln_image::ExportImage {

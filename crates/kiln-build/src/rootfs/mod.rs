@@ -12,7 +12,7 @@ pub mod passwd;
 pub mod path;
 pub(crate) mod unpack;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View};
 use kiln_store::Store;
@@ -75,19 +75,4 @@ impl Drop for Scratch {
             }
         }
     }
-}
-
-/// A read-only [`view`] of `chain` as a (guard, path) pair: the call shape `export/outputs.rs`
-/// uses (kept so that file's body is unchanged while output compression is written there;
-/// new code calls [`view`]). Writable roots are [`prepare`]d: `upper` must be `None`.
-pub(crate) fn mount_chain(
-    b: &Build<'_>,
-    _scratch: &mut Scratch,
-    chain: &[LayerRef],
-    upper: Option<&Path>,
-) -> Result<(View, PathBuf)> {
-    assert!(upper.is_none(), "a writable root is prepared, not mounted");
-    let v = view(b, chain)?;
-    let p = v.rootfs().to_path_buf();
-    Ok((v, p))
 }
