@@ -82,7 +82,7 @@ pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<
 
 /// `type=tar`: the final filesystem as one tar.
 pub fn write_tar(b: &Build<'_>, chain: &[LayerRef], file: &Path) -> Result<()> {
-    let root = rootfs::view(b, chain)?;
+    let root = rootfs::view(b.store, chain)?;
     let out = crate::outfile::OutputFile::create(file)
         .map_err(|e| BuildError::io("creating a file for", file, e))?;
     let mut f = out.file();

@@ -43,9 +43,9 @@ pub(crate) fn digest(
     let mut scratch = Scratch { dirs: Vec::new() };
     // Declared after `scratch`, so it is unmounted before the directories go.
     let (_mount, dir) = if res.chain.is_empty() {
-        (None, scratch.dir(b)?)
+        (None, scratch.dir(b.store)?)
     } else {
-        let v = crate::rootfs::view(b, &res.chain)?;
+        let v = crate::rootfs::view(b.store, &res.chain)?;
         let dir = v.rootfs().to_path_buf();
         (Some(v), dir)
     };

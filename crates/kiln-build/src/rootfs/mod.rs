@@ -18,7 +18,7 @@ use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View}
 use kiln_store::Store;
 
 use crate::error::{BuildError, Result};
-use crate::state::{Build, LayerRef};
+use crate::state::LayerRef;
 
 /// The store's tmp/ as the place of snapshot directories: on the file system of the store's
 /// snapshots, so a committed upper is renamed into place.
@@ -32,8 +32,8 @@ impl TempDirs for StoreTemp<'_> {
 }
 
 /// The build's snapshotter.
-pub(crate) fn snapshotter<'a>(b: &Build<'a>) -> Snapshotter<StoreTemp<'a>> {
-    Snapshotter::new(StoreTemp(b.store))
+pub(crate) fn snapshotter(store: &Store) -> Snapshotter<StoreTemp<'_>> {
+    Snapshotter::new(StoreTemp(store))
 }
 
 /// Lower directories of a chain (bottom first) in overlay order (top first).
@@ -45,13 +45,13 @@ pub(crate) fn lowers(chain: &[LayerRef]) -> Vec<PathBuf> {
 /// snapshot that kiln never syncs, as extracted base layers never were (a non-volatile
 /// overlay syncs the whole upper file system at unmount: 0.3 s per 400 MB a step wrote, plus
 /// whatever else was dirty there). See docs/snapshots.md.
-pub(crate) fn prepare(b: &Build<'_>, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
-    snapshotter(b).prepare(&lowers(chain), &OverlayOptions { volatile: true })
+pub(crate) fn prepare(store: &Store, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
+    snapshotter(store).prepare(&lowers(chain), &OverlayOptions { volatile: true })
 }
 
 /// A read-only view of `chain` (bottom first).
-pub(crate) fn view(b: &Build<'_>, chain: &[LayerRef]) -> Result<View> {
-    snapshotter(b).view(&lowers(chain))
+pub(crate) fn view(store: &Store, chain: &[LayerRef]) -> Result<View> {
+    snapshotter(store).view(&lowers(chain))
 }
 
 /// Temporary directories of one step under the store's tmp/, removed on drop.
@@ -60,8 +60,8 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
-        let d = StoreTemp(b.store).temp_dir()?;
+    pub fn dir(&mut self, store: &Store) -> Result<PathBuf> {
+        let d = StoreTemp(store).temp_dir()?;
         self.dirs.push(d.clone());
         Ok(d)
     }

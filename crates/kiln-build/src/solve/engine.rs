@@ -426,7 +426,7 @@ impl Build<'_> {
         }
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
-        let layer = crate::exec::execute(self, i, &parent, &key.key)?;
+        let layer = crate::exec::execute(&self.exec_ctx(), i, &parent, &key.key)?;
         let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
         let rec = CacheRecord {
             layer: layer.clone(),
