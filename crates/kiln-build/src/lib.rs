@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! row 4   kiln (bin)
-//! row 3   kiln-build        plan · key · inputs · rootfs · exec · solve · export
+//! row 3   kiln-build        plan ← key ← rootfs ← inputs ← exec ← solve → export
 //! row 1   kiln-store   kiln-snapshot   kiln-runtime
 //! row 0   kiln-dockerfile   kiln-image
 //! ```
@@ -12,6 +12,7 @@
 //! of its parent's layers), and export the target stage into the store. ARCHITECTURE.md draws
 //! the modules and which way they import.
 
+pub(crate) mod encoder;
 pub mod error;
 pub mod event;
 pub mod namespace;

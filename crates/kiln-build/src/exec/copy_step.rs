@@ -56,10 +56,10 @@ pub fn copy(b: &ExecCtx<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<
         link: c.link,
         checksum: c.checksum.clone(),
         unpack: c.unpack,
-        git_commits: b.git_commits.lock().unwrap().clone(),
+        git_commits: b.remote.git_commits.lock().unwrap().clone(),
         keep_git_dir: c.keep_git_dir,
         prefetched: {
-            let d = b.downloads.lock().unwrap();
+            let d = b.remote.downloads.lock().unwrap();
             c.sources
                 .iter()
                 .filter_map(|s| d.get(s).map(|f| (s.clone(), f.clone())))

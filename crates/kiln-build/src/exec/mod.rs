@@ -10,21 +10,21 @@ mod run;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 use kiln_store::{Lease, Store};
 
 use crate::error::{BuildError, Result};
 use crate::event::EventSink;
-use crate::inputs::http::Fetched;
 use crate::inputs::open::OpenContext;
+use crate::inputs::sources::RemoteSources;
 use crate::key::KeyInputs;
 use crate::options::BuildOptions;
 use crate::plan::{LocalDir, Op, Plan, StepIndex};
 use crate::rootfs::Scratch;
 use crate::rootfs::path::{self as rootpath, Owner, Root};
-use crate::state::{LayerRef, StepResult};
+use crate::rootfs::{LayerRef, StepResult};
 
 /// What RUN, COPY and ADD read of the build, and nothing else: solve makes one from its
 /// build for each step it executes.
@@ -43,10 +43,9 @@ pub(crate) struct ExecCtx<'a> {
     /// The build context and the `--build-context NAME=DIR` directories, opened.
     pub context: Option<&'a OpenContext>,
     pub named_dirs: &'a BTreeMap<String, OpenContext>,
-    /// ADD URL sources downloaded (by URL) and git sources resolved to commits (by URL)
-    /// while the keys were computed.
-    pub downloads: &'a Mutex<BTreeMap<String, Fetched>>,
-    pub git_commits: &'a Mutex<BTreeMap<String, String>>,
+    /// ADD URL sources downloaded and git sources resolved to commits while the keys were
+    /// computed.
+    pub remote: &'a RemoteSources,
     /// The layer chains of other stages and of images a step reads.
     pub chains: &'a dyn Chains,
     /// The build's answers for what is keyed (a cache mount's `from=` seed is part of the

@@ -761,7 +761,7 @@ fn step_err(b: &ExecCtx<'_>, i: StepIndex, message: String, output: String) -> B
 }
 
 fn cache_mount_dir(b: &ExecCtx<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
-    let mut k = crate::key::encoder::KeyBuilder::new("cache-mount");
+    let mut k = crate::encoder::KeyBuilder::new("cache-mount");
     k.field("id", id);
     // Only with a seed, so that every unseeded cache keeps its directory.
     if let Some(s) = seed {

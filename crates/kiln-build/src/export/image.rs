@@ -23,7 +23,8 @@ use kiln_image::compression::media_types;
 
 use crate::export::outputs::{ArchiveKind, Cancellable};
 use crate::options::{ArchiveOutput, CompressionSpec, LayerCompression, Output};
-use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
+use crate::rootfs::{LayerRef, StepResult};
+use crate::state::{Build, BuildOutcome};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -8,7 +8,8 @@ use kiln_store::{LayerRecord, Store};
 
 use crate::error::{BuildError, Result};
 use crate::rootfs;
-use crate::state::{Build, LayerRef};
+use crate::rootfs::LayerRef;
+use crate::state::Build;
 
 /// How an image archive is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,19 +2,26 @@
 //! and the content of everything it reads (context files by checksum, other stages by their
 //! keys). The parts are kept too, so a miss can be explained against the last build.
 
-pub(crate) mod encoder;
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
-use crate::inputs::context::SelectOptions;
-use crate::inputs::context::checksum::ListedDigest;
-use crate::key::encoder::KeyBuilder;
+use crate::plan::source::{SelectOptions, is_git, is_url as is_http};
 use crate::plan::{CopyFrom, LocalDir, MountSource, Op, Step, StepIndex};
 use kiln_dockerfile::ast::NetworkMode;
 use kiln_dockerfile::{Mount, MountType, Sharing};
+
+/// A selection's digest and, when it holds at most the requested number of entries, the
+/// per-file listing read by the same walk (for explaining cache misses).
+#[derive(Debug, Clone)]
+pub struct ListedDigest {
+    pub digest: String,
+    /// `(name as in the context, sha256 hex | "-> target")`; None when over the limit, when
+    /// `--parents` is used, or when no listing was asked for (limit 0).
+    pub files: Option<Vec<(String, String)>>,
+}
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -205,7 +212,7 @@ pub(crate) fn key_of(
                     }
                     files = listing.unwrap_or_default();
                     // A git source is keyed by the commit its ref names now.
-                    for url in c.sources.iter().filter(|s| crate::inputs::http::is_git(s)) {
+                    for url in c.sources.iter().filter(|s| is_git(s)) {
                         let commit = inputs.git_commit(url)?;
                         recorded.insert(format!("git:{url}"), commit.clone());
                         k.field("git-commit", &commit);
@@ -216,9 +223,7 @@ pub(crate) fn key_of(
                     // A URL is keyed by its content (BuildKit's http source), unless
                     // --checksum already pins it.
                     if c.is_add && c.checksum.is_none() {
-                        let http = |s: &&String| {
-                            crate::inputs::http::is_url(s) && !crate::inputs::http::is_git(s)
-                        };
+                        let http = |s: &&String| is_http(s) && !is_git(s);
                         for url in c.sources.iter().filter(http) {
                             let d = inputs.url_digest(url)?;
                             recorded.insert(format!("url:{url}"), d.clone());
@@ -310,7 +315,7 @@ fn encode_mount(k: &mut KeyBuilder, m: &Mount) {
 
 /// A remote ADD source (http(s) URL or git repository), not a context path.
 pub fn is_url(s: &str) -> bool {
-    crate::inputs::http::is_url(s) || crate::inputs::http::is_git(s)
+    is_http(s) || is_git(s)
 }
 
 /// Up to this many context entries per step are remembered file by file for `--explain`.

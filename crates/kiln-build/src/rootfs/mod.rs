@@ -4,21 +4,53 @@
 //! read-only [`view`]. Their directories, and a step's other temporary directories
 //! ([`Scratch`]), are made in the store's tmp/ ([`StoreTemp`]) and go with the step.
 //!
-//! Also here: path resolution inside a root ([`path`]), USER/`--chown` lookup in the root's
+//! A step's result is its chain of [`LayerRef`]s ([`StepResult`]). Also here: path
+//! resolution inside a root ([`path`]), a tar archive written into a root safely
+//! ([`archive`]: ADD's extraction and remote contexts), USER/`--chown` lookup in the root's
 //! passwd and group files ([`passwd`]), and base images unpacked into layer chains
 //! ([`unpack`]).
 
+pub mod archive;
 pub mod passwd;
 pub mod path;
 pub(crate) mod unpack;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View};
-use kiln_store::Store;
+use kiln_store::{LayerRecord, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{BuildError, Result};
-use crate::state::LayerRef;
+
+/// One layer of a rootfs chain: its diff directory and, when known, its blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// Snapshot key in the store.
+    pub snapshot: String,
+    /// Absolute path of the diff directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// The layer as a blob. Known for base-image layers; a layer a step made has none until
+    /// an image that contains it is exported (`export::layer_blobs` makes it then, or finds
+    /// the one an earlier export made). Cache records keep only the snapshot (records of
+    /// older kilns also name a blob; it is ignored).
+    #[serde(skip)]
+    pub blob: Option<LayerRecord>,
+}
+
+/// What a finished step leaves for its dependents.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub key: String,
+    /// Layers bottom first.
+    pub chain: Arc<Vec<LayerRef>>,
+    /// False when the step produced no filesystem change (its history entry is an empty layer).
+    pub made_layer: bool,
+    /// Latest run time (unix seconds) of this step and the layer steps before it in this build.
+    pub created: i64,
+}
 
 /// The store's tmp/ as the place of snapshot directories: on the file system of the store's
 /// snapshots, so a committed upper is renamed into place.

@@ -12,15 +12,16 @@ use std::time::Instant;
 use kiln_store::{Lease, RefKind, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
 use crate::inputs::open::OpenContext;
-use crate::key::encoder::KeyBuilder;
 use crate::options::BuildOptions;
 use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
+use crate::rootfs::{LayerRef, StepResult};
 use crate::solve::dag::{DagError, run_dag};
-use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, unix_now};
+use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,9 +199,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         base_layers,
         explain_scope: crate::solve::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
-        downloads: Mutex::new(BTreeMap::new()),
-        download_dir: Mutex::new(None),
-        git_commits: Mutex::new(BTreeMap::new()),
+        remote: Default::default(),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{BuildError, Result};
 use crate::exec::{Chains, ExecCtx};
 use crate::plan::StepIndex;
-use crate::state::{Build, LayerRef};
+use crate::rootfs::LayerRef;
+use crate::state::Build;
 
 impl Build<'_> {
     /// What exec needs of this build for one step.
@@ -20,8 +21,7 @@ impl Build<'_> {
             cancel: self.cancel,
             context: self.context.as_ref(),
             named_dirs: &self.named_dirs,
-            downloads: &self.downloads,
-            git_commits: &self.git_commits,
+            remote: &self.remote,
             chains: self,
             keys: self,
         }
@@ -38,5 +38,34 @@ impl Chains for Build<'_> {
 
     fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
         Build::image_chain(self, id)
+    }
+}
+
+impl Build<'_> {
+    /// The layer chain of a stored image, unpacking layers that are not snapshots yet.
+    pub(crate) fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
+        let slot = self
+            .base_chains
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap();
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let (_, layers) = self
+            .base_layers
+            .get(id)
+            .ok_or_else(|| BuildError::ImageNotResolved { id: id.to_string() })?;
+        let chain = Arc::new(crate::rootfs::unpack::image_chain(
+            self.store,
+            &self.lease,
+            id,
+            layers,
+        )?);
+        *slot = Some(chain.clone());
+        Ok(chain)
     }
 }

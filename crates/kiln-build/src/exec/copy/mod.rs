@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::dockerignore::PatternSet;
 
 pub mod apply;
-pub mod archive;
 pub mod chmod;
 
 /// USER / `--chown` name lookup, re-exported where callers have always found it.
@@ -95,17 +94,8 @@ impl<'a> CopyRequest<'a> {
     }
 }
 
-/// What a copy wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CopyStats {
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    pub hardlinks: u64,
-    /// Devices, fifos, sockets.
-    pub others: u64,
-    pub bytes: u64,
-}
+pub use crate::rootfs::archive::CopyStats;
+use crate::rootfs::archive::{self, ArchiveError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -123,8 +113,8 @@ pub enum CopyError {
     Chown(#[from] PasswdError),
     #[error(transparent)]
     Chmod(#[from] ChmodError),
-    #[error("extracting {path}: {message}")]
-    Archive { path: String, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(transparent)]

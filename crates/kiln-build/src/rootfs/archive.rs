@@ -15,14 +15,39 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 
-use super::{CopyError, CopyStats};
-use crate::inputs::context::tree;
 use crate::rootfs::path::{self as rootpath, Owner, Root};
 
 const BLOCK: usize = 512;
 
-fn archive_err(path: &str, message: impl Into<String>) -> CopyError {
-    CopyError::Archive {
+/// What a copy (or an extraction) wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Devices, fifos, sockets.
+    pub others: u64,
+    pub bytes: u64,
+}
+
+/// An archive that does not extract into its destination.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The archive (named `path`) is corrupt or holds an entry that cannot be written.
+    #[error("extracting {path}: {message}")]
+    Archive { path: String, message: String },
+    /// The destination directory `path` (inside the root) cannot be opened.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn archive_err(path: &str, message: impl Into<String>) -> ArchiveError {
+    ArchiveError::Archive {
         path: path.to_string(),
         message: message.into(),
     }
@@ -104,8 +129,8 @@ pub fn extract(
     owner: Option<Owner>,
     source_name: &str,
     stats: &mut CopyStats,
-) -> Result<(), CopyError> {
-    let top = rootpath::open_dir(dest.fd(), dest_rel).map_err(|e| CopyError::Io {
+) -> Result<(), ArchiveError> {
+    let top = rootpath::open_dir(dest.fd(), dest_rel).map_err(|e| ArchiveError::Io {
         path: format!("/{}", dest_rel.display()),
         source: e,
     })?;
@@ -159,9 +184,9 @@ pub fn extract(
         let mtime = h.mtime().unwrap_or(0);
         let mtime = i64::try_from(mtime).unwrap_or(0);
         // Replace what is in the way, unless a directory meets a directory.
-        match tree::stat_at(&pfd, name) {
-            Ok(m) if m.is_dir() && kind.is_dir() => {}
-            Ok(m) => remove_all(&pfd, name, m.is_dir()).map_err(|e| bad(e.to_string()))?,
+        match rootpath::is_dir_at(&pfd, name) {
+            Ok(true) if kind.is_dir() => {}
+            Ok(is_dir) => remove_all(&pfd, name, is_dir).map_err(|e| bad(e.to_string()))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(bad(e.to_string())),
         }
@@ -273,13 +298,12 @@ pub fn remove_all(dir: &OwnedFd, name: &OsStr, is_dir: bool) -> io::Result<()> {
     }
     let mut todo: VecDeque<(OwnedFd, Vec<std::ffi::OsString>)> = VecDeque::new();
     let child = rootpath::open_child_dir(dir, name)?;
-    let names = tree::read_names(&child)?;
+    let names = rootpath::read_names(&child)?;
     todo.push_back((child, names));
     // Depth-first: empty each directory, then remove it from its parent.
     fn empty(fd: &OwnedFd) -> io::Result<()> {
-        for n in tree::read_names(fd)? {
-            let m = tree::stat_at(fd.as_fd(), &n)?;
-            if m.is_dir() {
+        for n in rootpath::read_names(fd)? {
+            if rootpath::is_dir_at(fd.as_fd(), &n)? {
                 let c = rootpath::open_child_dir(fd, &n)?;
                 empty(&c)?;
                 rustix::fs::unlinkat(fd, n.as_os_str(), AtFlags::REMOVEDIR)?;
