@@ -190,83 +190,16 @@ pub fn extract(
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(bad(e.to_string())),
         }
-        let io = |e: rustix::io::Errno| bad(io::Error::from(e).to_string());
-        if kind.is_dir() {
-            match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(io(e)),
-            }
-            let fd = rootpath::open_child_dir(&pfd, name).map_err(|e| bad(e.to_string()))?;
-            rootpath::chown_fd(&fd, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        let e = NewEntry {
+            pfd: &pfd,
+            name,
+            uid,
+            gid,
+            mode,
+            mtime,
+        };
+        if write_entry(&mut entry, &h, &e, &root, stats).map_err(bad)? {
             dir_times.push((rel, mtime));
-            stats.dirs += 1;
-        } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            let fd = rustix::fs::openat(
-                &pfd,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(io)?;
-            let mut f = File::from(fd);
-            let n = io::copy(&mut entry, &mut f).map_err(|e| bad(e.to_string()))?;
-            stats.bytes += n;
-            stats.files += 1;
-            let fd = OwnedFd::from(f);
-            rootpath::chown_fd(&fd, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
-            let _ = rustix::fs::futimens(&fd, &stamp(mtime));
-        } else if kind.is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad("symlink without a target".into()))?
-                .into_owned();
-            rustix::fs::symlinkat(OsStr::from_bytes(&target), &pfd, name).map_err(io)?;
-            rootpath::lchown_at(&pfd, name, uid, gid).map_err(|e| bad(e.to_string()))?;
-            let _ = rustix::fs::utimensat(&pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
-            stats.symlinks += 1;
-        } else if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad("hard link without a target".into()))?
-                .into_owned();
-            // The target is a path in the archive: resolve its directory inside the
-            // destination, never its final component (link(2) does not follow it either).
-            let res = rootpath::resolve(root.fd(), &target, false, &|_| true)
-                .map_err(|e| bad(e.to_string()))?;
-            if !res.exists || res.rel.as_os_str().is_empty() {
-                return Err(bad(format!(
-                    "hard link target {:?} not found in the archive",
-                    String::from_utf8_lossy(&target)
-                )));
-            }
-            rustix::fs::linkat(root.fd(), res.rel.as_path(), &pfd, name, AtFlags::empty())
-                .map_err(io)?;
-            stats.hardlinks += 1;
-        } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-            let ft = if kind.is_character_special() {
-                FileType::CharacterDevice
-            } else if kind.is_block_special() {
-                FileType::BlockDevice
-            } else {
-                FileType::Fifo
-            };
-            let major = h.device_major().ok().flatten().unwrap_or(0);
-            let minor = h.device_minor().ok().flatten().unwrap_or(0);
-            rustix::fs::mknodat(
-                &pfd,
-                name,
-                ft,
-                Mode::from_raw_mode(0o600),
-                rustix::fs::makedev(major, minor),
-            )
-            .map_err(io)?;
-            rootpath::lchown_at(&pfd, name, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::chmodat(&pfd, name, Mode::from_raw_mode(mode), AtFlags::empty())
-                .map_err(io)?;
-            let _ = rustix::fs::utimensat(&pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
-            stats.others += 1;
         }
         // Other entry types (PAX/GNU metadata consumed by the reader, sparse extensions we
         // cannot represent) are skipped, as Docker skips unknown types.
@@ -278,6 +211,117 @@ pub fn extract(
         }
     }
     Ok(())
+}
+
+/// An entry being written: its parent directory, name and what the archive (or `--chown`)
+/// gives it.
+struct NewEntry<'a> {
+    pfd: &'a OwnedFd,
+    name: &'a OsStr,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+}
+
+/// Write one archive entry (a directory, file, symlink, hard link or special file) in its
+/// parent directory; true when it made a directory (whose time is set last). Other entry
+/// types are skipped.
+fn write_entry(
+    entry: &mut tar::Entry<'_, Box<dyn Read + Send>>,
+    h: &tar::Header,
+    e: &NewEntry<'_>,
+    root: &Root,
+    stats: &mut CopyStats,
+) -> Result<bool, String> {
+    let NewEntry {
+        pfd,
+        name,
+        uid,
+        gid,
+        mode,
+        mtime,
+    } = *e;
+    let kind = h.entry_type();
+    let mut made_dir = false;
+    let io = |e: rustix::io::Errno| io::Error::from(e).to_string();
+    if kind.is_dir() {
+        match rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io(e)),
+        }
+        let fd = rootpath::open_child_dir(pfd, name).map_err(|e| e.to_string())?;
+        rootpath::chown_fd(&fd, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        made_dir = true;
+        stats.dirs += 1;
+    } else if kind.is_file() || kind == tar::EntryType::Continuous {
+        let fd = rustix::fs::openat(
+            pfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io)?;
+        let mut f = File::from(fd);
+        let n = io::copy(entry, &mut f).map_err(|e| e.to_string())?;
+        stats.bytes += n;
+        stats.files += 1;
+        let fd = OwnedFd::from(f);
+        rootpath::chown_fd(&fd, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        let _ = rustix::fs::futimens(&fd, &stamp(mtime));
+    } else if kind.is_symlink() {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| "symlink without a target".to_string())?
+            .into_owned();
+        rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name).map_err(io)?;
+        rootpath::lchown_at(pfd, name, uid, gid).map_err(|e| e.to_string())?;
+        let _ = rustix::fs::utimensat(pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
+        stats.symlinks += 1;
+    } else if kind.is_hard_link() {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| "hard link without a target".to_string())?
+            .into_owned();
+        // The target is a path in the archive: resolve its directory inside the
+        // destination, never its final component (link(2) does not follow it either).
+        let res =
+            rootpath::resolve(root.fd(), &target, false, &|_| true).map_err(|e| e.to_string())?;
+        if !res.exists || res.rel.as_os_str().is_empty() {
+            return Err(format!(
+                "hard link target {:?} not found in the archive",
+                String::from_utf8_lossy(&target)
+            ));
+        }
+        rustix::fs::linkat(root.fd(), res.rel.as_path(), pfd, name, AtFlags::empty())
+            .map_err(io)?;
+        stats.hardlinks += 1;
+    } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+        let ft = if kind.is_character_special() {
+            FileType::CharacterDevice
+        } else if kind.is_block_special() {
+            FileType::BlockDevice
+        } else {
+            FileType::Fifo
+        };
+        let major = h.device_major().ok().flatten().unwrap_or(0);
+        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+        rustix::fs::mknodat(
+            pfd,
+            name,
+            ft,
+            Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(major, minor),
+        )
+        .map_err(io)?;
+        rootpath::lchown_at(pfd, name, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(mode), AtFlags::empty()).map_err(io)?;
+        let _ = rustix::fs::utimensat(pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
+        stats.others += 1;
+    }
+    Ok(made_dir)
 }
 
 fn stamp(sec: i64) -> Timestamps {
