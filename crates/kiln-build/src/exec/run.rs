@@ -568,14 +568,6 @@ fn bind_source(
     let mm = &m.mount;
     let target = mm.target.clone().unwrap_or_default();
     let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
-    let not_found = |why: &str| {
-        step_err(
-            b,
-            i,
-            format!("failed to mount {target}: source {src_rel:?} not found{why}"),
-            String::new(),
-        )
-    };
     // Holds the whiteout layer's tmpfs until the overlay over it is gone (pushed after it).
     let mut whiteouts = None;
     // Top layer first; one entry is a plain bind.
@@ -585,67 +577,12 @@ fn bind_source(
                 Some(MountSource::Context(d)) => d.clone(),
                 _ => LocalDir::Main,
             };
-            let open = b.local(&dir)?;
-            let tree = open.context.tree();
-            // Resolved as COPY resolves: what `.dockerignore` hides does not exist.
-            let res = tree.resolve(&src_rel, true).map_err(|e| {
-                step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
-            })?;
-            if !res.exists {
-                let hidden = crate::rootfs::path::resolve(
-                    tree.root().fd(),
-                    src_rel.as_bytes(),
-                    true,
-                    &|_| true,
-                )
-                .is_ok_and(|r| r.exists);
-                return Err(not_found(if hidden {
-                    " (excluded by .dockerignore)"
-                } else {
-                    ""
-                }));
-            }
-            let host = tree.root().host_path(&res.rel);
-            let is_dir = tree.stat(&res.rel)?.is_dir();
-            let masks = if is_dir {
-                tree.hidden_below(&res.rel)?
-            } else {
-                Vec::new()
-            };
-            if masks.is_empty() {
-                vec![host]
-            } else {
-                let layer = scratch.dir(b.store)?;
-                let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
-                    .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
-                crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
-                    .map_err(|source| BuildError::MountView {
-                        target: target.clone(),
-                        source,
-                    })?;
-                whiteouts = Some(tmpfs);
-                vec![layer, host]
-            }
+            let (lowers, w) = context_lowers(b, i, &dir, &target, &src_rel, scratch)?;
+            whiteouts = w;
+            lowers
         }
         Some(MountSource::Stage(_)) | Some(MountSource::Image(_)) => {
-            let chain = match &m.source {
-                Some(MountSource::Stage(s)) => b.chains.stage_chain(*s),
-                Some(MountSource::Image(idx)) => b.chains.image_chain(&b.plan.images[*idx].id)?,
-                _ => unreachable!("matched above"),
-            };
-            let view = crate::rootfs::view(b.store, &chain)?;
-            let base = view.rootfs().to_path_buf();
-            guards.push(Box::new(view));
-            let root = crate::rootfs::path::Root::open(&base)
-                .map_err(|e| BuildError::io("opening mount source", &base, e))?;
-            let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
-                .map_err(|e| {
-                    step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
-                })?;
-            if !res.exists {
-                return Err(not_found(""));
-            }
-            vec![root.host_path(&res.rel)]
+            stage_lowers(b, i, m, &target, &src_rel, guards)?
         }
     };
     let top = &lowers[0];
@@ -676,6 +613,107 @@ fn bind_source(
     guards.push(Box::new(active));
     guards.push(Box::new(whiteouts));
     Ok(tgt)
+}
+
+fn source_not_found(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    target: &str,
+    src_rel: &str,
+    why: &str,
+) -> BuildError {
+    step_err(
+        b,
+        i,
+        format!("failed to mount {target}: source {src_rel:?} not found{why}"),
+        String::new(),
+    )
+}
+
+/// The layers (top first) of a bind mount of a local directory: the source as `.dockerignore`
+/// leaves it, so what it hides below the source is covered by a tmpfs layer of whiteouts
+/// (returned too: it must outlive the overlay over it).
+fn context_lowers(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    dir: &LocalDir,
+    target: &str,
+    src_rel: &str,
+    scratch: &mut Scratch,
+) -> Result<(
+    Vec<PathBuf>,
+    Option<crate::inputs::context::view::WhiteoutLayer>,
+)> {
+    let open = b.local(dir)?;
+    let tree = open.context.tree();
+    // Resolved as COPY resolves: what `.dockerignore` hides does not exist.
+    let res = tree
+        .resolve(src_rel, true)
+        .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+    if !res.exists {
+        let hidden =
+            crate::rootfs::path::resolve(tree.root().fd(), src_rel.as_bytes(), true, &|_| true)
+                .is_ok_and(|r| r.exists);
+        return Err(source_not_found(
+            b,
+            i,
+            target,
+            src_rel,
+            if hidden {
+                " (excluded by .dockerignore)"
+            } else {
+                ""
+            },
+        ));
+    }
+    let host = tree.root().host_path(&res.rel);
+    let is_dir = tree.stat(&res.rel)?.is_dir();
+    let masks = if is_dir {
+        tree.hidden_below(&res.rel)?
+    } else {
+        Vec::new()
+    };
+    if masks.is_empty() {
+        Ok((vec![host], None))
+    } else {
+        let layer = scratch.dir(b.store)?;
+        let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
+            .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
+        crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
+            .map_err(|source| BuildError::MountView {
+                target: target.to_string(),
+                source,
+            })?;
+        Ok((vec![layer, host], Some(tmpfs)))
+    }
+}
+
+/// The layer of a bind mount `from=` a stage or image: the source inside a read-only view of
+/// its chain (the view is kept in `guards`).
+fn stage_lowers(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    m: &crate::plan::RunMount,
+    target: &str,
+    src_rel: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> Result<Vec<PathBuf>> {
+    let chain = match &m.source {
+        Some(MountSource::Stage(s)) => b.chains.stage_chain(*s),
+        Some(MountSource::Image(idx)) => b.chains.image_chain(&b.plan.images[*idx].id)?,
+        _ => unreachable!("stage_lowers is called for stage and image mounts"),
+    };
+    let view = crate::rootfs::view(b.store, &chain)?;
+    let base = view.rootfs().to_path_buf();
+    guards.push(Box::new(view));
+    let root = crate::rootfs::path::Root::open(&base)
+        .map_err(|e| BuildError::io("opening mount source", &base, e))?;
+    let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+        .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+    if !res.exists {
+        return Err(source_not_found(b, i, target, src_rel, ""));
+    }
+    Ok(vec![root.host_path(&res.rel)])
 }
 
 /// A mount error of a bind mount's source, named by its target.

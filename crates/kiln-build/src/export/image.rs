@@ -392,12 +392,14 @@ fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
         .map_err(BuildError::from)
 }
 
-pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
-    let t = std::time::Instant::now();
-    let stage = b
-        .plan
-        .stage(b.plan.target)
-        .ok_or(BuildError::TargetNotPlanned)?;
+/// The target stage's config as the image gets it: dated (SOURCE_DATE_EPOCH, else when the
+/// newest step of the image ran, else now; history entries by their steps) and labelled
+/// (`--label`). Also returns that time.
+fn dated_config(
+    b: &Build<'_>,
+    stage: &crate::plan::PlannedStage,
+    results: &[StepResult],
+) -> (crate::plan::config::ImageConfig, i64) {
     let last = &results[stage.last_step];
     let mut config = stage.config.clone();
     // SOURCE_DATE_EPOCH, else when the newest step of the image ran (so a rebuild from the
@@ -428,6 +430,31 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             labels.insert(k.clone(), v.clone());
         }
     }
+    (config, now)
+}
+
+/// "naming to NAME" for each `-t`, named as docker names it: normalized, without a `:latest`
+/// the user did not write.
+fn say_names(b: &Build<'_>) {
+    for tag in &b.opts.tags {
+        let name = kiln_image::ImageRef::parse_named(tag)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| tag.clone());
+        b.events.send(Event::Export {
+            message: format!("naming to {name}"),
+            elapsed: None,
+        });
+    }
+}
+
+pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
+    let t = std::time::Instant::now();
+    let stage = b
+        .plan
+        .stage(b.plan.target)
+        .ok_or(BuildError::TargetNotPlanned)?;
+    let last = &results[stage.last_step];
+    let (mut config, now) = dated_config(b, stage, results);
     // Said when it starts too: a big layer takes seconds to tar and compress.
     b.events.send(Event::Export {
         message: "exporting layers".into(),
@@ -492,16 +519,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         message: format!("writing image {image_id}"),
         elapsed: Some(t.elapsed()),
     });
-    for tag in &b.opts.tags {
-        // As docker names it: normalized, without a `:latest` the user did not write.
-        let name = kiln_image::ImageRef::parse_named(tag)
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| tag.clone());
-        b.events.send(Event::Export {
-            message: format!("naming to {name}"),
-            elapsed: None,
-        });
-    }
+    say_names(b);
     let stored = StoredImage {
         config: &cfg,
         config_bytes: &config_bytes,
