@@ -55,6 +55,19 @@ pub(crate) struct Build<'a> {
     pub hits: Mutex<Vec<String>>,
     /// ADD URL and git sources resolved while computing cache keys.
     pub remote: RemoteSources,
+    /// When the build started (for its build record): a clock and unix milliseconds.
+    pub started: std::time::Instant,
+    pub started_ms: i64,
+    /// When each step started and ended, and whether it was a cache hit (by step index).
+    pub timings: Mutex<Vec<StepTiming>>,
+}
+
+/// When a step ran, from the build's start; `cached` for a cache hit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StepTiming {
+    pub start: Option<std::time::Duration>,
+    pub end: Option<std::time::Duration>,
+    pub cached: bool,
 }
 
 /// An image the build reads, as its lease took it: manifest digest and layers.

@@ -504,6 +504,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         return Err(BuildError::Cancelled);
     }
     let (record, _) = b.store.record_image(&new, &tags)?;
+    crate::export::record::record_build(b, &cfg.digest, results)?;
     let image_id = cfg.digest.to_string();
     if record.manifest_digest != man.digest {
         // Its ID is its config, which names the same diff IDs whatever the compression.

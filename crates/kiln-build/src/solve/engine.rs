@@ -134,6 +134,10 @@ impl ImageSource for StoreImages<'_> {
 
 /// Run a build with `opts`, storing into the store at `root`.
 pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<BuildOutcome> {
+    let started = Instant::now();
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let file_name = opts
         .dockerfile_path
         .file_name()
@@ -200,6 +204,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         explain_scope: crate::solve::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
         remote: Default::default(),
+        started,
+        started_ms,
+        timings: Mutex::new(vec![Default::default(); plan.steps.len()]),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
@@ -336,11 +343,17 @@ impl Build<'_> {
             return Err(BuildError::Cancelled);
         }
         let step = &self.plan.steps[i];
+        let start = self.started.elapsed();
         let r = match &step.op {
             Op::Base(root) => self.base(i, root),
             _ => self.layer_step(i),
         }
         .map_err(|e| e.at_step(&step.name, step.line));
+        {
+            let t = &mut self.timings.lock().unwrap()[i];
+            t.start = Some(start);
+            t.end = Some(self.started.elapsed());
+        }
         match &r {
             Ok(res) => self.results.lock().unwrap()[i] = Some(res.clone()),
             Err(e) => self.events.send(Event::StepFailed {
@@ -407,6 +420,7 @@ impl Build<'_> {
             if let Some(rec) = self.cache_lookup(&key.key)? {
                 self.events.send(Event::StepCached { step: i });
                 self.counters.lock().unwrap().0 += 1;
+                self.timings.lock().unwrap()[i].cached = true;
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
