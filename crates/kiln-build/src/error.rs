@@ -129,9 +129,67 @@ pub enum BuildError {
         reference: String,
         source: serde_json::Error,
     },
-    /// Errors of the export (kept as text until export.rs and outputs.rs get typed errors).
-    #[error("{0}")]
-    Other(String),
+    /// The target stage is not in the plan (a bug, reported rather than a panic).
+    #[error("target stage was not planned")]
+    TargetNotPlanned,
+    /// A layer whose media type names no compression kiln knows.
+    #[error("layer {blob}: {source}")]
+    LayerMediaType {
+        blob: String,
+        source: kiln_image::compression::UnknownMediaType,
+    },
+    /// Tarring (and compressing) a step's snapshot into a layer blob.
+    #[error("exporting layer {}: {source}", dir.display())]
+    ExportLayer {
+        dir: PathBuf,
+        source: Box<kiln_snapshot::Error>,
+    },
+    /// Recompressing a base-image layer for an output's compression.
+    #[error("transcoding layer {blob} to {to}: {source}")]
+    Transcode {
+        blob: String,
+        to: &'static str,
+        source: std::io::Error,
+    },
+    /// A transcoded base-image layer whose tar is not the diff ID the image names.
+    #[error(
+        "transcoding layer {blob} to {to}: its content is {got} but the image names diff ID {want}"
+    )]
+    TranscodeDiffId {
+        blob: String,
+        to: &'static str,
+        got: String,
+        want: String,
+    },
+    /// A layer made for an output's compression whose diff ID is not the stored image's.
+    #[error(
+        "layer {blob} made for {compression} compression has diff ID {got}, the image's is {want}"
+    )]
+    OutputDiffId {
+        blob: String,
+        compression: &'static str,
+        got: String,
+        want: String,
+    },
+    /// A `-t` tag or an output's `name=` that is not an image reference.
+    #[error("invalid {what} {name:?}: {source}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        source: kiln_image::ReferenceError,
+    },
+    /// Writing an image archive (`--output type=docker|oci`).
+    #[error("writing {}: {source}", dest.display())]
+    WriteArchive {
+        dest: PathBuf,
+        source: Box<kiln_image::archive::ArchiveError>,
+    },
+    /// Writing the image's files (`--output type=local|tar`).
+    #[error("writing {}: {source}", dest.display())]
+    WriteFiles {
+        dest: PathBuf,
+        source: Box<kiln_snapshot::Error>,
+    },
 }
 
 impl BuildError {
@@ -146,7 +204,6 @@ impl BuildError {
     /// read). Errors that are not about the step (the store, a cancel) stay as they are.
     pub fn at_step(self, name: &str, line: usize) -> Self {
         let message = match self {
-            BuildError::Other(m) => m,
             e @ (BuildError::Io { .. }
             | BuildError::Context(_)
             | BuildError::Passwd(_)

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! row 4   kiln (bin)
-//! row 3   kiln-build        plan · key · inputs · rootfs · exec · solve · export
+//! row 3   kiln-build        plan ← key ← rootfs ← inputs ← exec ← solve → export
 //! row 1   kiln-store   kiln-snapshot   kiln-runtime
 //! row 0   kiln-dockerfile   kiln-image
 //! ```
@@ -12,6 +12,7 @@
 //! of its parent's layers), and export the target stage into the store. ARCHITECTURE.md draws
 //! the modules and which way they import.
 
+pub(crate) mod encoder;
 pub mod error;
 pub mod event;
 pub mod namespace;
@@ -27,10 +28,6 @@ pub mod plan;
 mod rootfs;
 pub mod solve;
 mod state;
-
-// `crate::outputs` as export/image.rs names it (its body is left as it was while another
-// branch edits it; use `crate::export::outputs` in new code).
-use export::outputs;
 
 pub use exec::copy;
 pub use inputs::context;

@@ -1,49 +1,21 @@
-//! The shared state of one build and the values steps hand each other: the [`Build`] every
-//! pipeline stage reads (store, lease, plan, options, opened contexts, memo tables), a step's
-//! [`StepResult`] and its chain of [`LayerRef`]s. It uses only the types of plan and inputs;
-//! solve, exec, rootfs and export depend on it.
+//! The shared state of one build: the [`Build`] that solve drives and export reads (store,
+//! lease, plan, options, opened contexts, memo tables). Only solve and export use it; the
+//! stages before them get what they need of it (exec an [`crate::exec::ExecCtx`], key a
+//! `KeyInputs`, inputs and rootfs the store and values).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use kiln_store::{LayerRecord, Lease, Store};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{BuildError, Result};
 use crate::event::EventSink;
 use crate::inputs::open::OpenContext;
+use crate::inputs::sources::RemoteSources;
 use crate::options::BuildOptions;
 use crate::plan::{LocalDir, Plan, StepIndex};
-
-/// One layer of a rootfs chain: its diff directory and, when known, its blob.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// Snapshot key in the store.
-    pub snapshot: String,
-    /// Absolute path of the diff directory.
-    #[serde(skip)]
-    pub dir: PathBuf,
-    /// The layer as a blob. Known for base-image layers; a layer a step made has none until
-    /// an image that contains it is exported (`export::layer_blobs` makes it then, or finds
-    /// the one an earlier export made). Cache records keep only the snapshot (records of
-    /// older kilns also name a blob; it is ignored).
-    #[serde(skip)]
-    pub blob: Option<LayerRecord>,
-}
-
-/// What a finished step leaves for its dependents.
-#[derive(Debug, Clone)]
-pub struct StepResult {
-    pub key: String,
-    /// Layers bottom first.
-    pub chain: Arc<Vec<LayerRef>>,
-    /// False when the step produced no filesystem change (its history entry is an empty layer).
-    pub made_layer: bool,
-    /// Latest run time (unix seconds) of this step and the layer steps before it in this build.
-    pub created: i64,
-}
+use crate::rootfs::{LayerRef, StepResult};
 
 /// The outcome of a successful build.
 #[derive(Debug, Clone)]
@@ -81,12 +53,21 @@ pub(crate) struct Build<'a> {
     pub explain_scope: (String, String),
     /// Cache keys hit, marked used in one transaction at the end.
     pub hits: Mutex<Vec<String>>,
-    /// ADD URL sources downloaded while computing cache keys, by URL.
-    pub downloads: Mutex<BTreeMap<String, crate::inputs::http::Fetched>>,
-    /// ADD git sources resolved to commits while computing cache keys, by URL.
-    pub git_commits: Mutex<BTreeMap<String, String>>,
-    /// Where those downloads live (under the store's tmp/, removed with the build).
-    pub download_dir: Mutex<Option<PathBuf>>,
+    /// ADD URL and git sources resolved while computing cache keys.
+    pub remote: RemoteSources,
+    /// When the build started (for its build record): a clock and unix milliseconds.
+    pub started: std::time::Instant,
+    pub started_ms: i64,
+    /// When each step started and ended, and whether it was a cache hit (by step index).
+    pub timings: Mutex<Vec<StepTiming>>,
+}
+
+/// When a step ran, from the build's start; `cached` for a cache hit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StepTiming {
+    pub start: Option<std::time::Duration>,
+    pub end: Option<std::time::Duration>,
+    pub cached: bool,
 }
 
 /// An image the build reads, as its lease took it: manifest digest and layers.
@@ -94,14 +75,6 @@ pub(crate) type HeldImage = (kiln_store::Digest, Vec<LayerRecord>);
 
 /// An image's unpacked chain, once the first step that needed it has made it.
 pub(crate) type BaseSlot = Arc<Mutex<Option<Arc<Vec<LayerRef>>>>>;
-
-impl Drop for Build<'_> {
-    fn drop(&mut self) {
-        if let Some(d) = self.download_dir.lock().unwrap().take() {
-            let _ = kiln_snapshot::remove_dir_all(&d);
-        }
-    }
-}
 
 impl Build<'_> {
     /// The opened local directory a step reads.

@@ -80,19 +80,6 @@ pub enum Error {
         /// The mount point.
         target: PathBuf,
     },
-    /// A layer id that cannot be used as a directory name.
-    #[error(
-        "invalid layer id {0:?}: use 1-128 characters from [A-Za-z0-9_.-], not starting with '.'"
-    )]
-    InvalidLayerId(String),
-    /// A layer that does not exist under the snapshotter root.
-    #[error("layer {id:?} not found under {root}")]
-    LayerNotFound {
-        /// The layer id.
-        id: String,
-        /// The snapshotter root.
-        root: PathBuf,
-    },
 }
 
 fn kernel_message(m: &Option<String>) -> String {

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use crate::error::{BuildError, Result};
+use crate::exec::ExecCtx;
 use crate::exec::copy::{CopyRequest, CopySource, copy_into};
 use crate::plan::{CopyFrom, CopyOp, StepIndex};
-use crate::state::Build;
 
-pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<()> {
+pub fn copy(b: &ExecCtx<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<()> {
     let step = &b.plan.steps[i];
     let fail = |message: String| BuildError::Step {
         step: step.name.clone(),
@@ -28,18 +28,15 @@ pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<()
         match &c.from {
             CopyFrom::Context(dir) => CopySource::Context(&b.local(dir)?.context),
             CopyFrom::Stage(s) => {
-                let chain = b.results.lock().unwrap()[*s]
-                    .as_ref()
-                    .map(|r| r.chain.clone())
-                    .unwrap_or_default();
-                let v = crate::rootfs::view(b, &chain)?;
+                let chain = b.chains.stage_chain(*s);
+                let v = crate::rootfs::view(b.store, &chain)?;
                 let dir = v.rootfs().to_path_buf();
                 _mount = Some(v);
                 CopySource::Dir(dir)
             }
             CopyFrom::Image(idx) => {
-                let chain = b.image_chain(&b.plan.images[*idx].id)?;
-                let v = crate::rootfs::view(b, &chain)?;
+                let chain = b.chains.image_chain(&b.plan.images[*idx].id)?;
+                let v = crate::rootfs::view(b.store, &chain)?;
                 let dir = v.rootfs().to_path_buf();
                 _mount = Some(v);
                 CopySource::Dir(dir)
@@ -59,10 +56,10 @@ pub fn copy(b: &Build<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<()
         link: c.link,
         checksum: c.checksum.clone(),
         unpack: c.unpack,
-        git_commits: b.git_commits.lock().unwrap().clone(),
+        git_commits: b.remote.git_commits.lock().unwrap().clone(),
         keep_git_dir: c.keep_git_dir,
         prefetched: {
-            let d = b.downloads.lock().unwrap();
+            let d = b.remote.downloads.lock().unwrap();
             c.sources
                 .iter()
                 .filter_map(|s| d.get(s).map(|f| (s.clone(), f.clone())))

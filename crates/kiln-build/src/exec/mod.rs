@@ -8,17 +8,75 @@ pub mod copy;
 mod copy_step;
 mod run;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use kiln_store::{Lease, Store};
 
 use crate::error::{BuildError, Result};
-use crate::plan::{Op, StepIndex};
+use crate::event::EventSink;
+use crate::inputs::open::OpenContext;
+use crate::inputs::sources::RemoteSources;
+use crate::key::KeyInputs;
+use crate::options::BuildOptions;
+use crate::plan::{LocalDir, Op, Plan, StepIndex};
 use crate::rootfs::Scratch;
 use crate::rootfs::path::{self as rootpath, Owner, Root};
-use crate::state::{Build, LayerRef, StepResult};
+use crate::rootfs::{LayerRef, StepResult};
+
+/// What RUN, COPY and ADD read of the build, and nothing else: solve makes one from its
+/// build for each step it executes.
+pub(crate) struct ExecCtx<'a> {
+    /// Temporary directories, snapshots and cache mounts.
+    pub store: &'a Store,
+    /// Holds the snapshot a step commits until its cache record is in.
+    pub lease: &'a Lease,
+    /// The executor (`--runtime`), `--secret`, `--ssh`, `--add-host`, `--ulimit`,
+    /// `--shm-size`, `--network` and the other settings a RUN applies.
+    pub opts: &'a BuildOptions,
+    /// The steps (name, line and operation of the one executed) and the images they read.
+    pub plan: &'a Plan,
+    pub events: &'a EventSink,
+    pub cancel: &'static AtomicBool,
+    /// The build context and the `--build-context NAME=DIR` directories, opened.
+    pub context: Option<&'a OpenContext>,
+    pub named_dirs: &'a BTreeMap<String, OpenContext>,
+    /// ADD URL sources downloaded and git sources resolved to commits while the keys were
+    /// computed.
+    pub remote: &'a RemoteSources,
+    /// The layer chains of other stages and of images a step reads.
+    pub chains: &'a dyn Chains,
+    /// The build's answers for what is keyed (a cache mount's `from=` seed is part of the
+    /// cache's identity).
+    pub keys: &'a dyn KeyInputs,
+}
+
+/// Layer chains a step reads besides its parent's (`COPY --from`, `RUN --mount=from=`).
+pub(crate) trait Chains: Sync {
+    /// The chain of finished step `step` (the last step of a stage).
+    fn stage_chain(&self, step: StepIndex) -> Arc<Vec<LayerRef>>;
+    /// The chain of a stored image, unpacked when needed.
+    fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>>;
+}
+
+impl ExecCtx<'_> {
+    /// The opened local directory a step reads.
+    pub(crate) fn local(&self, d: &LocalDir) -> Result<&OpenContext> {
+        match d {
+            LocalDir::Main => self.context,
+            LocalDir::Named(n) => self.named_dirs.get(n),
+        }
+        .ok_or_else(|| BuildError::ContextNotOpen {
+            dir: format!("{d:?}"),
+        })
+    }
+}
 
 /// Run step `i` on top of `parent`; returns the new layer, or None when nothing changed.
 pub fn execute(
-    b: &Build<'_>,
+    b: &ExecCtx<'_>,
     i: StepIndex,
     parent: &StepResult,
     key: &str,
@@ -28,7 +86,7 @@ pub fn execute(
     let linked = crate::key::is_linked(&step.op);
     // `--link`: into an empty root (the upper directory alone); overlay stacks it later.
     let lower: &[LayerRef] = if linked { &[] } else { &parent.chain };
-    let active = crate::rootfs::prepare(b, lower)?;
+    let active = crate::rootfs::prepare(b.store, lower)?;
     let merged = active.rootfs();
     match &step.op {
         Op::Run(r) => crate::exec::run::run(b, i, r, merged, &mut scratch)?,
@@ -63,7 +121,7 @@ pub fn execute(
         .map(|l| l.snapshot.clone());
     let info =
         b.store
-            .commit_snapshot(&b.lease, &snapshot_key, parent_snap.as_deref(), diff.path())?;
+            .commit_snapshot(b.lease, &snapshot_key, parent_snap.as_deref(), diff.path())?;
     diff.keep();
     Ok(Some(LayerRef {
         snapshot: snapshot_key,

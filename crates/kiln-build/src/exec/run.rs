@@ -18,10 +18,10 @@ use kiln_runtime::{
 
 use crate::error::{BuildError, Result};
 use crate::event::{ECHO_LIMIT, Event, EventSink};
+use crate::exec::ExecCtx;
 use crate::options::SecretSource;
 use crate::plan::{LocalDir, MountSource, RunOp, StepIndex};
 use crate::rootfs::Scratch;
-use crate::state::Build;
 
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -141,7 +141,7 @@ fn pump_output(r: impl Read, step: StepIndex, events: &EventSink) -> OutputTail 
 }
 
 pub fn run(
-    b: &Build<'_>,
+    b: &ExecCtx<'_>,
     i: StepIndex,
     r: &RunOp,
     merged: &Path,
@@ -184,7 +184,7 @@ pub fn run(
         }
     }
     if !r.scripts.is_empty() {
-        let dir = scratch.dir(b)?;
+        let dir = scratch.dir(b.store)?;
         for (name, content) in &r.scripts {
             let p = dir.join(name);
             std::fs::write(&p, content).map_err(|e| BuildError::io("writing script", &p, e))?;
@@ -213,7 +213,7 @@ pub fn run(
 
 /// The container's spec without mounts: docker's defaults, the rootfs, hostname, network,
 /// the process (command, environment, working directory, user) and `--ulimit`s.
-fn process_spec(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path) -> Result<Spec> {
+fn process_spec(b: &ExecCtx<'_>, i: StepIndex, r: &RunOp, merged: &Path) -> Result<Spec> {
     let mut spec = docker_default_spec();
     spec.root_mut()
         .as_mut()
@@ -265,7 +265,7 @@ fn process_spec(b: &Build<'_>, i: StepIndex, r: &RunOp, merged: &Path) -> Result
 /// BuildKit; none, a secret or ssh mount's default path, stays empty), refused where it
 /// would hide what the container must keep, as written or as it resolves in the image.
 fn mount_target(
-    b: &Build<'_>,
+    b: &ExecCtx<'_>,
     i: StepIndex,
     r: &RunOp,
     m: &crate::plan::RunMount,
@@ -334,7 +334,7 @@ struct RunMounts {
 
 impl RunMounts {
     /// The host's `/etc/resolv.conf`, and `/etc/hosts` (or one with `--add-host`s).
-    fn network_files(&mut self, b: &Build<'_>, scratch: &mut Scratch) -> Result<()> {
+    fn network_files(&mut self, b: &ExecCtx<'_>, scratch: &mut Scratch) -> Result<()> {
         if Path::new("/etc/resolv.conf").exists() {
             self.list
                 .push(bind_mount("/etc/resolv.conf", "/etc/resolv.conf", true));
@@ -342,7 +342,7 @@ impl RunMounts {
                 .push(PathBuf::from("/etc/resolv.conf"));
         }
         if !b.opts.extra_hosts.is_empty() {
-            let file = scratch.dir(b)?.join("hosts");
+            let file = scratch.dir(b.store)?.join("hosts");
             std::fs::write(&file, hosts_file(&b.opts.extra_hosts))
                 .map_err(|e| BuildError::io("writing", &file, e))?;
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
@@ -359,7 +359,7 @@ impl RunMounts {
     /// `type=cache`: a directory kept across builds under the store, seeded on first use.
     fn cache(
         &mut self,
-        b: &Build<'_>,
+        b: &ExecCtx<'_>,
         i: StepIndex,
         m: &crate::plan::RunMount,
         target: &str,
@@ -369,7 +369,7 @@ impl RunMounts {
         let id = mm.id.clone().unwrap_or_else(|| target.to_string());
         // With `from=`, the seed is part of the cache's identity, as in BuildKit: the same id
         // seeded from other content is another cache.
-        let seed = crate::key::seed_identity(b, m)
+        let seed = crate::key::seed_identity(b.keys, m)
             .map_err(|e| step_err(b, i, format!("cache mount {target}: {e}"), String::new()))?;
         let dir = cache_mount_dir(b, &id, seed.as_deref())?;
         if seed.is_some() && !dir.exists() {
@@ -386,7 +386,7 @@ impl RunMounts {
     /// `type=secret`: a `--secret` as a file (and/or an environment variable).
     fn secret(
         &mut self,
-        b: &Build<'_>,
+        b: &ExecCtx<'_>,
         i: StepIndex,
         mm: &kiln_dockerfile::Mount,
         target: &str,
@@ -432,7 +432,7 @@ impl RunMounts {
                 return Ok(());
             }
         }
-        let dir = scratch.dir(b)?;
+        let dir = scratch.dir(b.store)?;
         let file = dir.join("secret");
         std::fs::write(&file, &value).map_err(|e| BuildError::io("writing secret", &file, e))?;
         let mode = mm.mode.unwrap_or(0o400);
@@ -453,7 +453,7 @@ impl RunMounts {
     /// `type=ssh`: a proxy of a `--ssh` agent socket, owned as the mount asks.
     fn ssh(
         &mut self,
-        b: &Build<'_>,
+        b: &ExecCtx<'_>,
         i: StepIndex,
         mm: &kiln_dockerfile::Mount,
         target: &str,
@@ -473,7 +473,7 @@ impl RunMounts {
             }
             return Ok(());
         };
-        let dir = scratch.dir(b)?;
+        let dir = scratch.dir(b.store)?;
         let proxy = crate::inputs::ssh::AgentProxy::start(
             agent,
             &dir,
@@ -559,7 +559,7 @@ fn hosts_file(extra: &[crate::options::ExtraHost]) -> String {
 /// an image; with `rw`, a throwaway copy-on-write layer over it (writes are discarded, as in
 /// BuildKit).
 fn bind_source(
-    b: &Build<'_>,
+    b: &ExecCtx<'_>,
     i: StepIndex,
     m: &crate::plan::RunMount,
     scratch: &mut Scratch,
@@ -568,14 +568,6 @@ fn bind_source(
     let mm = &m.mount;
     let target = mm.target.clone().unwrap_or_default();
     let src_rel = mm.source.clone().unwrap_or_else(|| "/".into());
-    let not_found = |why: &str| {
-        step_err(
-            b,
-            i,
-            format!("failed to mount {target}: source {src_rel:?} not found{why}"),
-            String::new(),
-        )
-    };
     // Holds the whiteout layer's tmpfs until the overlay over it is gone (pushed after it).
     let mut whiteouts = None;
     // Top layer first; one entry is a plain bind.
@@ -585,70 +577,12 @@ fn bind_source(
                 Some(MountSource::Context(d)) => d.clone(),
                 _ => LocalDir::Main,
             };
-            let open = b.local(&dir)?;
-            let tree = open.context.tree();
-            // Resolved as COPY resolves: what `.dockerignore` hides does not exist.
-            let res = tree.resolve(&src_rel, true).map_err(|e| {
-                step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
-            })?;
-            if !res.exists {
-                let hidden = crate::rootfs::path::resolve(
-                    tree.root().fd(),
-                    src_rel.as_bytes(),
-                    true,
-                    &|_| true,
-                )
-                .is_ok_and(|r| r.exists);
-                return Err(not_found(if hidden {
-                    " (excluded by .dockerignore)"
-                } else {
-                    ""
-                }));
-            }
-            let host = tree.root().host_path(&res.rel);
-            let is_dir = tree.stat(&res.rel)?.is_dir();
-            let masks = if is_dir {
-                tree.hidden_below(&res.rel)?
-            } else {
-                Vec::new()
-            };
-            if masks.is_empty() {
-                vec![host]
-            } else {
-                let layer = scratch.dir(b)?;
-                let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
-                    .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
-                crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
-                    .map_err(|source| BuildError::MountView {
-                        target: target.clone(),
-                        source,
-                    })?;
-                whiteouts = Some(tmpfs);
-                vec![layer, host]
-            }
+            let (lowers, w) = context_lowers(b, i, &dir, &target, &src_rel, scratch)?;
+            whiteouts = w;
+            lowers
         }
         Some(MountSource::Stage(_)) | Some(MountSource::Image(_)) => {
-            let chain = match &m.source {
-                Some(MountSource::Stage(s)) => b.results.lock().unwrap()[*s]
-                    .as_ref()
-                    .map(|r| r.chain.clone())
-                    .unwrap_or_default(),
-                Some(MountSource::Image(idx)) => b.image_chain(&b.plan.images[*idx].id)?,
-                _ => unreachable!("matched above"),
-            };
-            let view = crate::rootfs::view(b, &chain)?;
-            let base = view.rootfs().to_path_buf();
-            guards.push(Box::new(view));
-            let root = crate::rootfs::path::Root::open(&base)
-                .map_err(|e| BuildError::io("opening mount source", &base, e))?;
-            let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
-                .map_err(|e| {
-                    step_err(b, i, format!("mount source {src_rel}: {e}"), String::new())
-                })?;
-            if !res.exists {
-                return Err(not_found(""));
-            }
-            vec![root.host_path(&res.rel)]
+            stage_lowers(b, i, m, &target, &src_rel, guards)?
         }
     };
     let top = &lowers[0];
@@ -657,7 +591,7 @@ fn bind_source(
         if lowers.len() == 1 {
             return Ok(lowers[0].clone());
         }
-        let view = crate::rootfs::snapshotter(b)
+        let view = crate::rootfs::snapshotter(b.store)
             .view(&lowers)
             .map_err(|e| bind_mount_err(e, &target, false))?;
         let tgt = view.rootfs().to_path_buf();
@@ -667,18 +601,119 @@ fn bind_source(
     }
     // A writable bind mount writes to a throwaway copy-on-write layer.
     if !is_dir {
-        let copy = scratch.dir(b)?.join("file");
+        let copy = scratch.dir(b.store)?.join("file");
         std::fs::copy(top, &copy).map_err(|e| BuildError::io("copying", top, e))?;
         return Ok(copy);
     }
     // Thrown away after the step (dropped with `guards`): never worth a sync.
-    let active = crate::rootfs::snapshotter(b)
+    let active = crate::rootfs::snapshotter(b.store)
         .prepare(&lowers, &kiln_snapshot::OverlayOptions { volatile: true })
         .map_err(|e| bind_mount_err(e, &target, true))?;
     let tgt = active.rootfs().to_path_buf();
     guards.push(Box::new(active));
     guards.push(Box::new(whiteouts));
     Ok(tgt)
+}
+
+fn source_not_found(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    target: &str,
+    src_rel: &str,
+    why: &str,
+) -> BuildError {
+    step_err(
+        b,
+        i,
+        format!("failed to mount {target}: source {src_rel:?} not found{why}"),
+        String::new(),
+    )
+}
+
+/// The layers (top first) of a bind mount of a local directory: the source as `.dockerignore`
+/// leaves it, so what it hides below the source is covered by a tmpfs layer of whiteouts
+/// (returned too: it must outlive the overlay over it).
+fn context_lowers(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    dir: &LocalDir,
+    target: &str,
+    src_rel: &str,
+    scratch: &mut Scratch,
+) -> Result<(
+    Vec<PathBuf>,
+    Option<crate::inputs::context::view::WhiteoutLayer>,
+)> {
+    let open = b.local(dir)?;
+    let tree = open.context.tree();
+    // Resolved as COPY resolves: what `.dockerignore` hides does not exist.
+    let res = tree
+        .resolve(src_rel, true)
+        .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+    if !res.exists {
+        let hidden =
+            crate::rootfs::path::resolve(tree.root().fd(), src_rel.as_bytes(), true, &|_| true)
+                .is_ok_and(|r| r.exists);
+        return Err(source_not_found(
+            b,
+            i,
+            target,
+            src_rel,
+            if hidden {
+                " (excluded by .dockerignore)"
+            } else {
+                ""
+            },
+        ));
+    }
+    let host = tree.root().host_path(&res.rel);
+    let is_dir = tree.stat(&res.rel)?.is_dir();
+    let masks = if is_dir {
+        tree.hidden_below(&res.rel)?
+    } else {
+        Vec::new()
+    };
+    if masks.is_empty() {
+        Ok((vec![host], None))
+    } else {
+        let layer = scratch.dir(b.store)?;
+        let tmpfs = crate::inputs::context::view::WhiteoutLayer::mount(&layer)
+            .map_err(|e| BuildError::io("mounting a tmpfs on", &layer, e))?;
+        crate::inputs::context::view::write_whiteouts(tree, &res.rel, &masks, tmpfs.path())
+            .map_err(|source| BuildError::MountView {
+                target: target.to_string(),
+                source,
+            })?;
+        Ok((vec![layer, host], Some(tmpfs)))
+    }
+}
+
+/// The layer of a bind mount `from=` a stage or image: the source inside a read-only view of
+/// its chain (the view is kept in `guards`).
+fn stage_lowers(
+    b: &ExecCtx<'_>,
+    i: StepIndex,
+    m: &crate::plan::RunMount,
+    target: &str,
+    src_rel: &str,
+    guards: &mut Vec<Box<dyn std::any::Any>>,
+) -> Result<Vec<PathBuf>> {
+    let chain = match &m.source {
+        Some(MountSource::Stage(s)) => b.chains.stage_chain(*s),
+        Some(MountSource::Image(idx)) => b.chains.image_chain(&b.plan.images[*idx].id)?,
+        _ => unreachable!("stage_lowers is called for stage and image mounts"),
+    };
+    let view = crate::rootfs::view(b.store, &chain)?;
+    let base = view.rootfs().to_path_buf();
+    guards.push(Box::new(view));
+    let root = crate::rootfs::path::Root::open(&base)
+        .map_err(|e| BuildError::io("opening mount source", &base, e))?;
+    let res = crate::rootfs::path::resolve(root.fd(), src_rel.as_bytes(), true, &|_| true)
+        .map_err(|e| step_err(b, i, format!("mount source {src_rel}: {e}"), String::new()))?;
+    if !res.exists {
+        return Err(source_not_found(b, i, target, src_rel, ""));
+    }
+    Ok(vec![root.host_path(&res.rel)])
 }
 
 /// A mount error of a bind mount's source, named by its target.
@@ -753,7 +788,7 @@ fn resolution_message(target: &str, resolved: &str) -> String {
     )
 }
 
-fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> BuildError {
+fn step_err(b: &ExecCtx<'_>, i: StepIndex, message: String, output: String) -> BuildError {
     let s = &b.plan.steps[i];
     BuildError::Step {
         step: s.name.clone(),
@@ -763,8 +798,8 @@ fn step_err(b: &Build<'_>, i: StepIndex, message: String, output: String) -> Bui
     }
 }
 
-fn cache_mount_dir(b: &Build<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
-    let mut k = crate::key::encoder::KeyBuilder::new("cache-mount");
+fn cache_mount_dir(b: &ExecCtx<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
+    let mut k = crate::encoder::KeyBuilder::new("cache-mount");
     k.field("id", id);
     // Only with a seed, so that every unseeded cache keeps its directory.
     if let Some(s) = seed {
@@ -781,7 +816,7 @@ fn cache_mount_dir(b: &Build<'_>, id: &str, seed: Option<&str>) -> Result<PathBu
 /// apply to its top. The copy is made beside the directory and renamed into place, so a
 /// concurrent build sees either no cache or the whole seed.
 fn seed_cache_dir(
-    b: &Build<'_>,
+    b: &ExecCtx<'_>,
     i: StepIndex,
     m: &crate::plan::RunMount,
     dir: &Path,
@@ -882,7 +917,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-fn run_container(b: &Build<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -> Result<()> {
+fn run_container(b: &ExecCtx<'_>, i: StepIndex, spec: &Spec, targets: &[String]) -> Result<()> {
     let (rd, wr) = std::io::pipe().map_err(BuildError::Pipe)?;
     let wr2 = wr.try_clone().map_err(BuildError::Pipe)?;
     let devnull =

@@ -23,7 +23,8 @@ use kiln_image::compression::media_types;
 
 use crate::export::outputs::{ArchiveKind, Cancellable};
 use crate::options::{ArchiveOutput, CompressionSpec, LayerCompression, Output};
-use crate::state::{Build, BuildOutcome, LayerRef, StepResult};
+use crate::rootfs::{LayerRef, StepResult};
+use crate::state::{Build, BuildOutcome};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -96,8 +97,7 @@ pub(crate) fn layer_blobs(
     let variant = blob_variant(b, spec);
     let xvariant = transcode_variant(spec);
     let converts = |rec: &LayerRecord| -> Result<bool> {
-        let have = Compression::from_media_type(&rec.media_type)
-            .map_err(|e| BuildError::Other(format!("layer {}: {e}", rec.blob)))?;
+        let have = media_compression(rec)?;
         Ok(needs_conversion(have, spec))
     };
     let mut built = Vec::new();
@@ -192,12 +192,20 @@ fn export_options(b: &Build<'_>, spec: &CompressionSpec) -> kiln_snapshot::Expor
     }
 }
 
+/// The compression a layer's media type declares.
+fn media_compression(rec: &LayerRecord) -> Result<Compression> {
+    Compression::from_media_type(&rec.media_type).map_err(|source| BuildError::LayerMediaType {
+        blob: rec.blob.to_string(),
+        source,
+    })
+}
+
 /// An export error, or `Cancelled` when a signal stopped it.
-fn export_error(b: &Build<'_>, what: String) -> BuildError {
+fn export_error(b: &Build<'_>, e: BuildError) -> BuildError {
     if b.cancel.load(Ordering::SeqCst) {
         BuildError::Cancelled
     } else {
-        BuildError::Other(what)
+        e
     }
 }
 
@@ -223,7 +231,15 @@ fn make_layer_blob(
             cancel: b.cancel,
         },
     )
-    .map_err(|e| export_error(b, format!("exporting layer {}: {e}", dir.display())))?;
+    .map_err(|e| {
+        export_error(
+            b,
+            BuildError::ExportLayer {
+                dir: dir.clone(),
+                source: Box::new(e),
+            },
+        )
+    })?;
     let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
         blob: blob.digest,
@@ -246,17 +262,17 @@ fn transcode_blob(
     spec: &CompressionSpec,
     variant: &str,
 ) -> Result<LayerRecord> {
-    let what = |e: &dyn std::fmt::Display| {
+    let what = |source: std::io::Error| {
         export_error(
             b,
-            format!(
-                "transcoding layer {} to {}: {e}",
-                src.blob,
-                spec.kind.name()
-            ),
+            BuildError::Transcode {
+                blob: src.blob.to_string(),
+                to: spec.kind.name(),
+                source,
+            },
         )
     };
-    let have = Compression::from_media_type(&src.media_type).map_err(|e| what(&e))?;
+    let have = media_compression(src).map_err(|e| export_error(b, e))?;
     let mut f = b.store.open_blob(&src.blob)?;
     let reader = Cancellable {
         inner: &mut f,
@@ -264,7 +280,7 @@ fn transcode_blob(
     };
     let tar = have
         .decoder(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
-        .map_err(|e| what(&e))?;
+        .map_err(what)?;
     let mut w = b.store.blob_writer_prehashed()?;
     let info = kiln_snapshot::compress_tar(
         tar,
@@ -274,12 +290,17 @@ fn transcode_blob(
             cancel: b.cancel,
         },
     )
-    .map_err(|e| what(&e))?;
+    .map_err(what)?;
     if info.diff_id != src.diff_id {
-        return Err(what(&format!(
-            "its content is {} but the image names diff ID {}",
-            info.diff_id, src.diff_id
-        )));
+        return Err(export_error(
+            b,
+            BuildError::TranscodeDiffId {
+                blob: src.blob.to_string(),
+                to: spec.kind.name(),
+                got: info.diff_id.to_string(),
+                want: src.diff_id.to_string(),
+            },
+        ));
     }
     let blob = w.finish_prehashed(info.digest)?.commit(&b.lease, None)?;
     let rec = LayerRecord {
@@ -305,8 +326,7 @@ fn manifest_json(
     let layers_json = layers
         .iter()
         .map(|l| {
-            let c = Compression::from_media_type(&l.media_type)
-                .map_err(|e| BuildError::Other(format!("layer {}: {e}", l.blob)))?;
+            let c = media_compression(l)?;
             Ok(serde_json::json!({
                 "mediaType": c.layer_media_type(oci),
                 "digest": l.blob.to_string(),
@@ -372,12 +392,14 @@ fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
         .map_err(BuildError::from)
 }
 
-pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
-    let t = std::time::Instant::now();
-    let stage = b
-        .plan
-        .stage(b.plan.target)
-        .ok_or_else(|| BuildError::Other("target stage was not planned".into()))?;
+/// The target stage's config as the image gets it: dated (SOURCE_DATE_EPOCH, else when the
+/// newest step of the image ran, else now; history entries by their steps) and labelled
+/// (`--label`). Also returns that time.
+fn dated_config(
+    b: &Build<'_>,
+    stage: &crate::plan::PlannedStage,
+    results: &[StepResult],
+) -> (crate::plan::config::ImageConfig, i64) {
     let last = &results[stage.last_step];
     let mut config = stage.config.clone();
     // SOURCE_DATE_EPOCH, else when the newest step of the image ran (so a rebuild from the
@@ -408,6 +430,31 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             labels.insert(k.clone(), v.clone());
         }
     }
+    (config, now)
+}
+
+/// "naming to NAME" for each `-t`, named as docker names it: normalized, without a `:latest`
+/// the user did not write.
+fn say_names(b: &Build<'_>) {
+    for tag in &b.opts.tags {
+        let name = kiln_image::ImageRef::parse_named(tag)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| tag.clone());
+        b.events.send(Event::Export {
+            message: format!("naming to {name}"),
+            elapsed: None,
+        });
+    }
+}
+
+pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
+    let t = std::time::Instant::now();
+    let stage = b
+        .plan
+        .stage(b.plan.target)
+        .ok_or(BuildError::TargetNotPlanned)?;
+    let last = &results[stage.last_step];
+    let (mut config, now) = dated_config(b, stage, results);
     // Said when it starts too: a big layer takes seconds to tar and compress.
     b.events.send(Event::Export {
         message: "exporting layers".into(),
@@ -446,13 +493,18 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         .map(|t| {
             kiln_image::ImageRef::parse(t)
                 .map(|r| r.to_string())
-                .map_err(|e| BuildError::Other(format!("invalid tag {t:?}: {e}")))
+                .map_err(|source| BuildError::InvalidName {
+                    what: "tag",
+                    name: t.clone(),
+                    source,
+                })
         })
         .collect::<Result<_>>()?;
     if b.cancel.load(Ordering::SeqCst) {
         return Err(BuildError::Cancelled);
     }
     let (record, _) = b.store.record_image(&new, &tags)?;
+    crate::export::record::record_build(b, &cfg.digest, results)?;
     let image_id = cfg.digest.to_string();
     if record.manifest_digest != man.digest {
         // Its ID is its config, which names the same diff IDs whatever the compression.
@@ -468,16 +520,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         message: format!("writing image {image_id}"),
         elapsed: Some(t.elapsed()),
     });
-    for tag in &b.opts.tags {
-        // As docker names it: normalized, without a `:latest` the user did not write.
-        let name = kiln_image::ImageRef::parse_named(tag)
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| tag.clone());
-        b.events.send(Event::Export {
-            message: format!("naming to {name}"),
-            elapsed: None,
-        });
-    }
+    say_names(b);
     let stored = StoredImage {
         config: &cfg,
         config_bytes: &config_bytes,
@@ -536,21 +579,21 @@ fn write_output(
                 (true, None, None) => ArchiveKind::DockerSave,
                 (true, _, _) => ArchiveKind::Docker,
             };
-            crate::outputs::write_archive(b.store, &image, kind, &a.dest, b.cancel)?;
+            crate::export::outputs::write_archive(b.store, &image, kind, &a.dest, b.cancel)?;
             b.events.send(Event::Export {
                 message: format!("exporting to {format} archive {}", a.dest.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Local(dir) => {
-            crate::outputs::write_local(b, stored.layers, dir)?;
+            crate::export::outputs::write_local(b, stored.layers, dir)?;
             b.events.send(Event::Export {
                 message: format!("copying files to {}", dir.display()),
                 elapsed: Some(t.elapsed()),
             });
         }
         Output::Tar(file) => {
-            crate::outputs::write_tar(b, &last.chain, file)?;
+            crate::export::outputs::write_tar(b, &last.chain, file)?;
             b.events.send(Event::Export {
                 message: format!("writing tar {}", file.display()),
                 elapsed: Some(t.elapsed()),
@@ -574,8 +617,11 @@ fn archive_image(
 ) -> Result<kiln_image::ExportImage> {
     let mut names = Vec::new();
     for t in b.opts.tags.iter().chain(&a.names) {
-        let r = kiln_image::ImageRef::parse(t)
-            .map_err(|e| BuildError::Other(format!("invalid name {t:?}: {e}")))?;
+        let r = kiln_image::ImageRef::parse(t).map_err(|source| BuildError::InvalidName {
+            what: "name",
+            name: t.clone(),
+            source,
+        })?;
         if !names.contains(&r) {
             names.push(r);
         }
@@ -598,13 +644,12 @@ fn archive_image(
     };
     for (l, s) in layers.iter().zip(stored.layers) {
         if l.diff_id != s.diff_id {
-            return Err(BuildError::Other(format!(
-                "layer {} made for {} compression has diff ID {}, the image's is {}",
-                l.blob,
-                spec.kind.name(),
-                l.diff_id,
-                s.diff_id
-            )));
+            return Err(BuildError::OutputDiffId {
+                blob: l.blob.to_string(),
+                compression: spec.kind.name(),
+                got: l.diff_id.to_string(),
+                want: s.diff_id.to_string(),
+            });
         }
     }
     Ok(kiln_image::ExportImage {

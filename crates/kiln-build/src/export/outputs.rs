@@ -7,8 +7,9 @@ use kiln_image::ExportImage;
 use kiln_store::{LayerRecord, Store};
 
 use crate::error::{BuildError, Result};
-use crate::rootfs::{Scratch, mount_chain};
-use crate::state::{Build, LayerRef};
+use crate::rootfs;
+use crate::rootfs::LayerRef;
+use crate::state::Build;
 
 /// How an image archive is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,10 @@ pub fn write_archive(
         }
         ArchiveKind::DockerSave => kiln_image::write_docker_archive(w, images, store),
     }
-    .map_err(|e| BuildError::Other(format!("writing {}: {e}", dest.display())))?;
+    .map_err(|e| BuildError::WriteArchive {
+        dest: dest.to_path_buf(),
+        source: Box::new(e),
+    })?;
     written
         .into_inner()
         .map_err(|e| BuildError::io("writing", dest, e.into_error()))?;
@@ -69,28 +73,33 @@ pub fn write_local(b: &Build<'_>, layers: &[LayerRecord], dir: &Path) -> Result<
             dir,
             &kiln_snapshot::ExtractOptions::default(),
         )
-        .map_err(|e| BuildError::Other(format!("writing {}: {e}", dir.display())))?;
+        .map_err(|e| BuildError::WriteFiles {
+            dest: dir.to_path_buf(),
+            source: Box::new(e),
+        })?;
     }
     Ok(())
 }
 
 /// `type=tar`: the final filesystem as one tar.
 pub fn write_tar(b: &Build<'_>, chain: &[LayerRef], file: &Path) -> Result<()> {
-    let mut scratch = Scratch { dirs: Vec::new() };
-    let (mnt, merged) = mount_chain(b, &mut scratch, chain, None)?;
+    let root = rootfs::view(b.store, chain)?;
     let out = crate::outfile::OutputFile::create(file)
         .map_err(|e| BuildError::io("creating a file for", file, e))?;
     let mut f = out.file();
     let r = kiln_snapshot::write_layer_tar(
-        &merged,
+        root.rootfs(),
         std::io::BufWriter::new(Cancellable {
             inner: &mut f,
             cancel: b.cancel,
         }),
         &kiln_snapshot::TarOptions::default(),
     );
-    drop(mnt);
-    r.map_err(|e| BuildError::Other(format!("writing {}: {e}", file.display())))?;
+    drop(root);
+    r.map_err(|e| BuildError::WriteFiles {
+        dest: file.to_path_buf(),
+        source: Box::new(e),
+    })?;
     out.commit()
         .map_err(|e| BuildError::io("renaming into", file, e))
 }

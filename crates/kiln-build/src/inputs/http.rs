@@ -35,19 +35,7 @@ pub struct Fetched {
     pub last_modified: Option<Time>,
 }
 
-/// Is `src` an http(s) URL (and not a git repository URL)?
-pub fn is_url(src: &str) -> bool {
-    src.starts_with("http://") || src.starts_with("https://")
-}
-
-/// Does `src` name a git repository, which ADD would clone?
-pub fn is_git(src: &str) -> bool {
-    let no_query = src.split(['?', '#']).next().unwrap_or(src);
-    src.starts_with("git@")
-        || src.starts_with("git://")
-        || src.starts_with("ssh://")
-        || (is_url(src) && no_query.ends_with(".git"))
-}
+pub use crate::plan::source::{is_git, is_url};
 
 /// The file name BuildKit uses for a URL.
 pub fn url_file_name(url: &str) -> String {

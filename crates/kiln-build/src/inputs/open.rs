@@ -70,7 +70,7 @@ fn ignore_patterns(opts: &BuildOptions) -> Result<PatternSet> {
 
 fn cache_path(store: &Store, context: &Path) -> PathBuf {
     let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
-    let key = crate::key::encoder::KeyBuilder::new("context-cache")
+    let key = crate::encoder::KeyBuilder::new("context-cache")
         .field("path", &abs.to_string_lossy())
         .finish();
     store

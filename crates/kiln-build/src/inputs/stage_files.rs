@@ -8,32 +8,31 @@
 
 use std::path::Path;
 
+use kiln_store::Store;
+
+use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
 use crate::inputs::context::tree::SourceTree;
 use crate::inputs::context::{ChecksumCache, SelectOptions, checksum};
-use crate::key::encoder::KeyBuilder;
-use crate::plan::StepIndex;
-use crate::rootfs::Scratch;
-use crate::state::Build;
+use crate::plan::Step;
+use crate::rootfs::{Scratch, StepResult};
 
-/// `sha256:…` over what `sources` select in the result of `stage_step` (the last step of a
-/// stage), with `step` (the reader) named in errors.
+/// `sha256:…` over what `sources` select in `res`, the result of a stage (its last step),
+/// with `step` (the reader) named in errors.
 pub(crate) fn digest(
-    b: &Build<'_>,
-    step: StepIndex,
-    stage_step: StepIndex,
+    store: &Store,
+    step: &Step,
+    res: &StepResult,
     sources: &[String],
     sel: &SelectOptions,
 ) -> Result<String> {
-    let res = b.result(stage_step);
     let mut k = KeyBuilder::new("stage-files");
     k.field("stage", &res.key)
         .list("sources", sources)
         .field("parents", &sel.parents.to_string())
         .list("exclude", &sel.exclude);
     let record = format!("stage-files:{}", k.finish());
-    if let Some(d) = b
-        .store
+    if let Some(d) = store
         .cache_peek(&record)?
         .and_then(|v| String::from_utf8(v).ok())
         .filter(|d| d.starts_with("sha256:"))
@@ -43,23 +42,20 @@ pub(crate) fn digest(
     let mut scratch = Scratch { dirs: Vec::new() };
     // Declared after `scratch`, so it is unmounted before the directories go.
     let (_mount, dir) = if res.chain.is_empty() {
-        (None, scratch.dir(b)?)
+        (None, scratch.dir(store)?)
     } else {
-        let v = crate::rootfs::view(b, &res.chain)?;
+        let v = crate::rootfs::view(store, &res.chain)?;
         let dir = v.rootfs().to_path_buf();
         (Some(v), dir)
     };
-    let d = digest_dir(&dir, sources, sel).map_err(|message| {
-        let s = &b.plan.steps[step];
-        BuildError::Step {
-            step: s.name.clone(),
-            line: s.line,
-            message,
-            output: String::new(),
-        }
+    let d = digest_dir(&dir, sources, sel).map_err(|message| BuildError::Step {
+        step: step.name.clone(),
+        line: step.line,
+        message,
+        output: String::new(),
     })?;
     // Only a speed-up: a build that cannot record it still has the right key.
-    let _ = b.store.cache_put(&record, d.as_bytes(), &[]);
+    let _ = store.cache_put(&record, d.as_bytes(), &[]);
     Ok(d)
 }
 

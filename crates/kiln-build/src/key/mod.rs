@@ -2,19 +2,26 @@
 //! and the content of everything it reads (context files by checksum, other stages by their
 //! keys). The parts are kept too, so a miss can be explained against the last build.
 
-pub(crate) mod encoder;
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
-use crate::inputs::context::SelectOptions;
-use crate::inputs::context::checksum::ListedDigest;
-use crate::key::encoder::KeyBuilder;
-use crate::plan::{CopyFrom, LocalDir, MountSource, Op, Step, StepIndex};
+use crate::plan::source::{SelectOptions, is_git, is_url as is_http};
+use crate::plan::{CopyFrom, CopyOp, LocalDir, MountSource, Op, RunMount, RunOp, Step, StepIndex};
 use kiln_dockerfile::ast::NetworkMode;
 use kiln_dockerfile::{Mount, MountType, Sharing};
+
+/// A selection's digest and, when it holds at most the requested number of entries, the
+/// per-file listing read by the same walk (for explaining cache misses).
+#[derive(Debug, Clone)]
+pub struct ListedDigest {
+    pub digest: String,
+    /// `(name as in the context, sha256 hex | "-> target")`; None when over the limit, when
+    /// `--parents` is used, or when no listing was asked for (limit 0).
+    pub files: Option<Vec<(String, String)>>,
+}
 
 /// A step's key and what went into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -92,155 +99,10 @@ pub(crate) fn key_of(
             k
         }
         Op::Run(r) => {
-            let mut k = KeyBuilder::new("run");
-            k.list("args", &r.args);
-            let env: Vec<String> = r.env.iter().map(|(a, v)| format!("{a}={v}")).collect();
-            k.list("env", &env)
-                .field("cwd", &r.cwd)
-                .field("user", &r.user);
-            k.field(
-                "network",
-                match r.network {
-                    NetworkMode::Default => "default",
-                    NetworkMode::None => "none",
-                    NetworkMode::Host => "host",
-                },
-            );
-            // Only when set, so that the keys of every other RUN stay as they were.
-            if r.insecure {
-                k.field("security", "insecure");
-            }
-            for (name, value) in inputs.run_settings() {
-                k.field(name, &value);
-            }
-            for (name, content) in &r.scripts {
-                k.field("script", name).field("script-content", content);
-            }
-            for m in &r.mounts {
-                // Secret contents never enter the key; only the mount's shape does.
-                encode_mount(&mut k, &m.mount);
-                match &m.source {
-                    Some(MountSource::Context(dir)) => {
-                        let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
-                        let d = inputs
-                            .context(
-                                dir,
-                                std::slice::from_ref(&src),
-                                &SelectOptions::default(),
-                                0,
-                            )
-                            // A missing (or `.dockerignore`d) source: say which line mounts it.
-                            .map_err(|e| BuildError::Step {
-                                step: step.name.clone(),
-                                line: step.line,
-                                message: format!("mount source {src:?}: {e}"),
-                                output: String::new(),
-                            })?
-                            .digest;
-                        recorded.insert(context_label(dir, &src), d.clone());
-                        k.field("mount-context", &d);
-                    }
-                    // A bind mount reads files: keyed by their content. A cache mount's
-                    // `from=` only seeds the cache: keyed by the stage's key.
-                    Some(MountSource::Stage(s)) if m.mount.kind == MountType::Bind => {
-                        let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
-                        let d = inputs.stage_files(
-                            i,
-                            *s,
-                            std::slice::from_ref(&src),
-                            &SelectOptions::default(),
-                        )?;
-                        recorded
-                            .insert(format!("stage:{}:{src}", inputs.stage_name(*s)), d.clone());
-                        k.field("mount-stage-files", &d);
-                    }
-                    Some(MountSource::Stage(s)) => {
-                        let key = inputs.stage_key(*s);
-                        recorded.insert(format!("stage:{}", inputs.stage_name(*s)), key.clone());
-                        k.field("mount-stage", &key);
-                    }
-                    Some(MountSource::Image(idx)) => {
-                        k.field("mount-image", &inputs.image(*idx).1);
-                    }
-                    None => {}
-                }
-            }
             args = r.args_used.clone();
-            k
+            run_key(step, i, r, inputs, &mut recorded)?
         }
-        Op::Copy(c) => {
-            let mut k = KeyBuilder::new(if c.is_add { "add" } else { "copy" });
-            k.list("sources", &c.sources)
-                .field("dest", &c.dest)
-                .field("workdir", &c.workdir);
-            k.opt("chown", c.chown.as_deref())
-                .opt("chmod", c.chmod.as_deref());
-            k.field("parents", bool_str(c.parents))
-                .list("exclude", &c.exclude);
-            k.field("link", bool_str(c.link))
-                .opt("checksum", c.checksum.as_deref());
-            k.opt("unpack", c.unpack.map(bool_str));
-            for (name, content) in &c.inline {
-                k.field("inline", name).field("inline-content", content);
-            }
-            let sel = SelectOptions {
-                parents: c.parents,
-                exclude: c.exclude.clone(),
-            };
-            match &c.from {
-                CopyFrom::Context(dir) => {
-                    // Files are named for --explain in the main context only.
-                    let mut listing = (*dir == LocalDir::Main).then(BTreeMap::new);
-                    for src in c.sources.iter().filter(|s| !is_url(s)) {
-                        let room = listing
-                            .as_ref()
-                            .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
-                        let d = inputs.context(dir, std::slice::from_ref(src), &sel, room)?;
-                        recorded.insert(context_label(dir, src), d.digest.clone());
-                        k.field("context", &d.digest);
-                        match (listing.as_mut(), d.files) {
-                            (Some(l), Some(f)) => l.extend(f),
-                            _ => listing = None,
-                        }
-                    }
-                    files = listing.unwrap_or_default();
-                    // A git source is keyed by the commit its ref names now.
-                    for url in c.sources.iter().filter(|s| crate::inputs::http::is_git(s)) {
-                        let commit = inputs.git_commit(url)?;
-                        recorded.insert(format!("git:{url}"), commit.clone());
-                        k.field("git-commit", &commit);
-                    }
-                    if c.keep_git_dir {
-                        k.field("keep-git-dir", "true");
-                    }
-                    // A URL is keyed by its content (BuildKit's http source), unless
-                    // --checksum already pins it.
-                    if c.is_add && c.checksum.is_none() {
-                        let http = |s: &&String| {
-                            crate::inputs::http::is_url(s) && !crate::inputs::http::is_git(s)
-                        };
-                        for url in c.sources.iter().filter(http) {
-                            let d = inputs.url_digest(url)?;
-                            recorded.insert(format!("url:{url}"), d.clone());
-                            k.field("url-content", &d);
-                        }
-                    }
-                }
-                // Keyed by the content of what it copies, not by the stage's key: a stage
-                // that re-runs to the same files keeps this step cached.
-                CopyFrom::Stage(s) => {
-                    let d = inputs.stage_files(i, *s, &c.sources, &sel)?;
-                    recorded.insert(format!("stage:{}", inputs.stage_name(*s)), d.clone());
-                    k.field("from-stage-files", &d);
-                }
-                CopyFrom::Image(idx) => {
-                    let (reference, id) = inputs.image(*idx);
-                    recorded.insert(format!("image:{reference}"), id.clone());
-                    k.field("from-image", &id);
-                }
-            }
-            k
-        }
+        Op::Copy(c) => copy_key(i, c, inputs, &mut recorded, &mut files)?,
     };
     for (a, v) in &args {
         k.field("arg", a).field("arg-value", v);
@@ -257,6 +119,194 @@ pub(crate) fn key_of(
         inputs: recorded,
         files,
     })
+}
+
+/// A RUN's fields: command, environment, settings, scripts and mounts (with what they read,
+/// also `recorded` for `--explain`).
+fn run_key(
+    step: &Step,
+    i: StepIndex,
+    r: &RunOp,
+    inputs: &dyn KeyInputs,
+    recorded: &mut BTreeMap<String, String>,
+) -> Result<KeyBuilder> {
+    let mut k = KeyBuilder::new("run");
+    k.list("args", &r.args);
+    let env: Vec<String> = r.env.iter().map(|(a, v)| format!("{a}={v}")).collect();
+    k.list("env", &env)
+        .field("cwd", &r.cwd)
+        .field("user", &r.user);
+    k.field(
+        "network",
+        match r.network {
+            NetworkMode::Default => "default",
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        },
+    );
+    // Only when set, so that the keys of every other RUN stay as they were.
+    if r.insecure {
+        k.field("security", "insecure");
+    }
+    for (name, value) in inputs.run_settings() {
+        k.field(name, &value);
+    }
+    for (name, content) in &r.scripts {
+        k.field("script", name).field("script-content", content);
+    }
+    for m in &r.mounts {
+        // Secret contents never enter the key; only the mount's shape does.
+        encode_mount(&mut k, &m.mount);
+        run_mount_source(&mut k, step, i, m, inputs, recorded)?;
+    }
+    Ok(k)
+}
+
+/// What a RUN mount reads: a local directory or another stage's files by content, a cache
+/// mount's seed stage by its key, an image by its ID.
+fn run_mount_source(
+    k: &mut KeyBuilder,
+    step: &Step,
+    i: StepIndex,
+    m: &RunMount,
+    inputs: &dyn KeyInputs,
+    recorded: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    match &m.source {
+        Some(MountSource::Context(dir)) => {
+            let src = m.mount.source.clone().unwrap_or_else(|| ".".into());
+            let d = inputs
+                .context(
+                    dir,
+                    std::slice::from_ref(&src),
+                    &SelectOptions::default(),
+                    0,
+                )
+                // A missing (or `.dockerignore`d) source: say which line mounts it.
+                .map_err(|e| BuildError::Step {
+                    step: step.name.clone(),
+                    line: step.line,
+                    message: format!("mount source {src:?}: {e}"),
+                    output: String::new(),
+                })?
+                .digest;
+            recorded.insert(context_label(dir, &src), d.clone());
+            k.field("mount-context", &d);
+        }
+        // A bind mount reads files: keyed by their content. A cache mount's
+        // `from=` only seeds the cache: keyed by the stage's key.
+        Some(MountSource::Stage(s)) if m.mount.kind == MountType::Bind => {
+            let src = m.mount.source.clone().unwrap_or_else(|| "/".into());
+            let d =
+                inputs.stage_files(i, *s, std::slice::from_ref(&src), &SelectOptions::default())?;
+            recorded.insert(format!("stage:{}:{src}", inputs.stage_name(*s)), d.clone());
+            k.field("mount-stage-files", &d);
+        }
+        Some(MountSource::Stage(s)) => {
+            let key = inputs.stage_key(*s);
+            recorded.insert(format!("stage:{}", inputs.stage_name(*s)), key.clone());
+            k.field("mount-stage", &key);
+        }
+        Some(MountSource::Image(idx)) => {
+            k.field("mount-image", &inputs.image(*idx).1);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// A COPY/ADD's fields and what it reads (recorded for `--explain`; `files` lists the
+/// context files it copies, when few enough).
+fn copy_key(
+    i: StepIndex,
+    c: &CopyOp,
+    inputs: &dyn KeyInputs,
+    recorded: &mut BTreeMap<String, String>,
+    files: &mut BTreeMap<String, String>,
+) -> Result<KeyBuilder> {
+    let mut k = KeyBuilder::new(if c.is_add { "add" } else { "copy" });
+    k.list("sources", &c.sources)
+        .field("dest", &c.dest)
+        .field("workdir", &c.workdir);
+    k.opt("chown", c.chown.as_deref())
+        .opt("chmod", c.chmod.as_deref());
+    k.field("parents", bool_str(c.parents))
+        .list("exclude", &c.exclude);
+    k.field("link", bool_str(c.link))
+        .opt("checksum", c.checksum.as_deref());
+    k.opt("unpack", c.unpack.map(bool_str));
+    for (name, content) in &c.inline {
+        k.field("inline", name).field("inline-content", content);
+    }
+    let sel = SelectOptions {
+        parents: c.parents,
+        exclude: c.exclude.clone(),
+    };
+    match &c.from {
+        CopyFrom::Context(dir) => {
+            *files = copy_context_sources(&mut k, dir, c, &sel, inputs, recorded)?;
+        }
+        // Keyed by the content of what it copies, not by the stage's key: a stage
+        // that re-runs to the same files keeps this step cached.
+        CopyFrom::Stage(s) => {
+            let d = inputs.stage_files(i, *s, &c.sources, &sel)?;
+            recorded.insert(format!("stage:{}", inputs.stage_name(*s)), d.clone());
+            k.field("from-stage-files", &d);
+        }
+        CopyFrom::Image(idx) => {
+            let (reference, id) = inputs.image(*idx);
+            recorded.insert(format!("image:{reference}"), id.clone());
+            k.field("from-image", &id);
+        }
+    }
+    Ok(k)
+}
+
+/// The sources of a COPY/ADD from a local directory: files by content, git sources by the
+/// commit they name now, URLs by their content. Returns the listing of the files (main
+/// context only, when few enough).
+fn copy_context_sources(
+    k: &mut KeyBuilder,
+    dir: &LocalDir,
+    c: &CopyOp,
+    sel: &SelectOptions,
+    inputs: &dyn KeyInputs,
+    recorded: &mut BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    // Files are named for --explain in the main context only.
+    let mut listing = (*dir == LocalDir::Main).then(BTreeMap::new);
+    for src in c.sources.iter().filter(|s| !is_url(s)) {
+        let room = listing
+            .as_ref()
+            .map_or(0, |l: &BTreeMap<_, _>| EXPLAIN_FILE_LIMIT - l.len());
+        let d = inputs.context(dir, std::slice::from_ref(src), sel, room)?;
+        recorded.insert(context_label(dir, src), d.digest.clone());
+        k.field("context", &d.digest);
+        match (listing.as_mut(), d.files) {
+            (Some(l), Some(f)) => l.extend(f),
+            _ => listing = None,
+        }
+    }
+    // A git source is keyed by the commit its ref names now.
+    for url in c.sources.iter().filter(|s| is_git(s)) {
+        let commit = inputs.git_commit(url)?;
+        recorded.insert(format!("git:{url}"), commit.clone());
+        k.field("git-commit", &commit);
+    }
+    if c.keep_git_dir {
+        k.field("keep-git-dir", "true");
+    }
+    // A URL is keyed by its content (BuildKit's http source), unless
+    // --checksum already pins it.
+    if c.is_add && c.checksum.is_none() {
+        let http = |s: &&String| is_http(s) && !is_git(s);
+        for url in c.sources.iter().filter(http) {
+            let d = inputs.url_digest(url)?;
+            recorded.insert(format!("url:{url}"), d.clone());
+            k.field("url-content", &d);
+        }
+    }
+    Ok(listing.unwrap_or_default())
 }
 
 /// `COPY --link` / `ADD --link`, as BuildKit means it: the files are copied into an empty
@@ -310,7 +360,7 @@ fn encode_mount(k: &mut KeyBuilder, m: &Mount) {
 
 /// A remote ADD source (http(s) URL or git repository), not a context path.
 pub fn is_url(s: &str) -> bool {
-    crate::inputs::http::is_url(s) || crate::inputs::http::is_git(s)
+    is_http(s) || is_git(s)
 }
 
 /// Up to this many context entries per step are remembered file by file for `--explain`.

@@ -6,6 +6,7 @@
 pub mod config;
 pub(crate) mod display;
 pub(crate) mod history;
+pub mod source;
 pub mod stepname;
 pub(crate) mod values;
 

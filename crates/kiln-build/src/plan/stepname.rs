@@ -2,8 +2,8 @@
 //! per stage from its FROM (`[build 2/4]`, or `[2/4]` when the Dockerfile has one stage), and a
 //! vertex digest per step for the progress view. The text of a step is `display.rs`'s.
 
+use crate::encoder::KeyBuilder;
 use crate::event::StepInfo;
-use crate::key::encoder::KeyBuilder;
 use crate::plan::{Op, Plan, RootSource, Step};
 
 /// Whether a step does work of its own and so appears in the progress view. A stage that

@@ -4,21 +4,53 @@
 //! read-only [`view`]. Their directories, and a step's other temporary directories
 //! ([`Scratch`]), are made in the store's tmp/ ([`StoreTemp`]) and go with the step.
 //!
-//! Also here: path resolution inside a root ([`path`]), USER/`--chown` lookup in the root's
+//! A step's result is its chain of [`LayerRef`]s ([`StepResult`]). Also here: path
+//! resolution inside a root ([`path`]), a tar archive written into a root safely
+//! ([`archive`]: ADD's extraction and remote contexts), USER/`--chown` lookup in the root's
 //! passwd and group files ([`passwd`]), and base images unpacked into layer chains
 //! ([`unpack`]).
 
+pub mod archive;
 pub mod passwd;
 pub mod path;
 pub(crate) mod unpack;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use kiln_snapshot::{ActiveSnapshot, OverlayOptions, Snapshotter, TempDirs, View};
-use kiln_store::Store;
+use kiln_store::{LayerRecord, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{BuildError, Result};
-use crate::state::{Build, LayerRef};
+
+/// One layer of a rootfs chain: its diff directory and, when known, its blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// Snapshot key in the store.
+    pub snapshot: String,
+    /// Absolute path of the diff directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// The layer as a blob. Known for base-image layers; a layer a step made has none until
+    /// an image that contains it is exported (`export::layer_blobs` makes it then, or finds
+    /// the one an earlier export made). Cache records keep only the snapshot (records of
+    /// older kilns also name a blob; it is ignored).
+    #[serde(skip)]
+    pub blob: Option<LayerRecord>,
+}
+
+/// What a finished step leaves for its dependents.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub key: String,
+    /// Layers bottom first.
+    pub chain: Arc<Vec<LayerRef>>,
+    /// False when the step produced no filesystem change (its history entry is an empty layer).
+    pub made_layer: bool,
+    /// Latest run time (unix seconds) of this step and the layer steps before it in this build.
+    pub created: i64,
+}
 
 /// The store's tmp/ as the place of snapshot directories: on the file system of the store's
 /// snapshots, so a committed upper is renamed into place.
@@ -32,8 +64,8 @@ impl TempDirs for StoreTemp<'_> {
 }
 
 /// The build's snapshotter.
-pub(crate) fn snapshotter<'a>(b: &Build<'a>) -> Snapshotter<StoreTemp<'a>> {
-    Snapshotter::new(StoreTemp(b.store))
+pub(crate) fn snapshotter(store: &Store) -> Snapshotter<StoreTemp<'_>> {
+    Snapshotter::new(StoreTemp(store))
 }
 
 /// Lower directories of a chain (bottom first) in overlay order (top first).
@@ -45,13 +77,13 @@ pub(crate) fn lowers(chain: &[LayerRef]) -> Vec<PathBuf> {
 /// snapshot that kiln never syncs, as extracted base layers never were (a non-volatile
 /// overlay syncs the whole upper file system at unmount: 0.3 s per 400 MB a step wrote, plus
 /// whatever else was dirty there). See docs/snapshots.md.
-pub(crate) fn prepare(b: &Build<'_>, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
-    snapshotter(b).prepare(&lowers(chain), &OverlayOptions { volatile: true })
+pub(crate) fn prepare(store: &Store, chain: &[LayerRef]) -> Result<ActiveSnapshot> {
+    snapshotter(store).prepare(&lowers(chain), &OverlayOptions { volatile: true })
 }
 
 /// A read-only view of `chain` (bottom first).
-pub(crate) fn view(b: &Build<'_>, chain: &[LayerRef]) -> Result<View> {
-    snapshotter(b).view(&lowers(chain))
+pub(crate) fn view(store: &Store, chain: &[LayerRef]) -> Result<View> {
+    snapshotter(store).view(&lowers(chain))
 }
 
 /// Temporary directories of one step under the store's tmp/, removed on drop.
@@ -60,8 +92,8 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    pub fn dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
-        let d = StoreTemp(b.store).temp_dir()?;
+    pub fn dir(&mut self, store: &Store) -> Result<PathBuf> {
+        let d = StoreTemp(store).temp_dir()?;
         self.dirs.push(d.clone());
         Ok(d)
     }
@@ -75,19 +107,4 @@ impl Drop for Scratch {
             }
         }
     }
-}
-
-/// A read-only [`view`] of `chain` as a (guard, path) pair: the call shape `export/outputs.rs`
-/// uses (kept so that file's body is unchanged while output compression is written there;
-/// new code calls [`view`]). Writable roots are [`prepare`]d: `upper` must be `None`.
-pub(crate) fn mount_chain(
-    b: &Build<'_>,
-    _scratch: &mut Scratch,
-    chain: &[LayerRef],
-    upper: Option<&Path>,
-) -> Result<(View, PathBuf)> {
-    assert!(upper.is_none(), "a writable root is prepared, not mounted");
-    let v = view(b, chain)?;
-    let p = v.rootfs().to_path_buf();
-    Ok((v, p))
 }

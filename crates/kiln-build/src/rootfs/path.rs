@@ -367,3 +367,25 @@ fn ids(uid: u32, gid: u32) -> io::Result<(rustix::fs::Uid, rustix::fs::Gid)> {
         rustix::fs::Gid::from_raw(gid),
     ))
 }
+
+/// Names in a directory (no `.`/`..`), sorted bytewise.
+pub fn read_names(fd: &OwnedFd) -> io::Result<Vec<OsString>> {
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    let mut names = Vec::new();
+    while let Some(ent) = dir.read() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        names.push(OsStr::from_bytes(n).to_os_string());
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Whether `name` in `dir` is a directory (not following a symlink).
+pub fn is_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<bool> {
+    let st = rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE)?;
+    Ok(FileType::from_raw_mode(st.stx_mode as _) == FileType::Directory)
+}

@@ -1,13 +1,11 @@
 //! Base images as snapshot chains: each layer is unpacked once (safely, by kiln-snapshot) into
 //! a diff directory keyed by its chain id, and reused by every build and container after.
 
-use std::sync::Arc;
-
 use kiln_snapshot::{ExtractOptions, extract_layer};
 use kiln_store::{Digest, LayerRecord, Lease, Store, chain_ids};
 
 use crate::error::{BuildError, Result};
-use crate::state::{Build, LayerRef};
+use crate::rootfs::LayerRef;
 
 /// Snapshot key of the layer whose chain id is `chain`.
 pub fn layer_snapshot_key(chain: &Digest) -> String {
@@ -60,28 +58,4 @@ pub fn image_chain(
         parent = Some(key);
     }
     Ok(out)
-}
-
-impl Build<'_> {
-    /// The layer chain of a stored image, unpacking layers that are not snapshots yet.
-    pub(crate) fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
-        let slot = self
-            .base_chains
-            .lock()
-            .unwrap()
-            .entry(id.to_string())
-            .or_default()
-            .clone();
-        let mut slot = slot.lock().unwrap();
-        if let Some(c) = &*slot {
-            return Ok(c.clone());
-        }
-        let (_, layers) = self
-            .base_layers
-            .get(id)
-            .ok_or_else(|| BuildError::ImageNotResolved { id: id.to_string() })?;
-        let chain = Arc::new(image_chain(self.store, &self.lease, id, layers)?);
-        *slot = Some(chain.clone());
-        Ok(chain)
-    }
 }

@@ -26,6 +26,71 @@ struct State<T> {
     failed: bool,
 }
 
+impl<T> State<T> {
+    /// The state before any step ran, and each step's dependents.
+    fn new(deps: &[Vec<usize>]) -> (Vec<Vec<usize>>, Self) {
+        let n = deps.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut remaining = vec![0usize; n];
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                debug_assert!(d < n && d != i, "bad dependency {d} of step {i}");
+                dependents[d].push(i);
+                remaining[i] += 1;
+            }
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
+        ready.reverse(); // pop() takes the lowest index first
+        let state = State {
+            remaining_deps: remaining,
+            ready,
+            results: (0..n).map(|_| None).collect(),
+            running: 0,
+            done: 0,
+            failed: false,
+        };
+        (dependents, state)
+    }
+
+    /// Step `i` finished with `v`: the dependents it was the last dependency of are ready.
+    fn complete(&mut self, i: usize, v: T, dependents: &[usize]) {
+        self.results[i] = Some(v);
+        self.done += 1;
+        for &d in dependents {
+            self.remaining_deps[d] -= 1;
+            if self.remaining_deps[d] == 0 {
+                self.ready.push(d);
+            }
+        }
+        self.ready.sort_unstable_by(|a, b| b.cmp(a));
+    }
+}
+
+/// The next ready step (the lowest index), waiting while others run; None when the worker
+/// should stop (all done, a failure, a cancel).
+fn take_next<T>(state: &Mutex<State<T>>, cv: &Condvar, cancel: &AtomicBool) -> Option<usize> {
+    let mut st = state.lock().unwrap();
+    let n = st.results.len();
+    loop {
+        if st.failed || cancel.load(Ordering::Relaxed) || st.done == n {
+            cv.notify_all();
+            return None;
+        }
+        if let Some(i) = st.ready.pop() {
+            st.running += 1;
+            return Some(i);
+        }
+        if st.running == 0 {
+            // Nothing running and nothing ready: a cycle. Cannot happen for
+            // a planned graph; treat as done to avoid hanging.
+            st.done = n;
+            cv.notify_all();
+            return None;
+        }
+        st = cv.wait(st).unwrap();
+    }
+}
+
 /// Runs `work(i)` for every node `i` of the DAG given by `deps` (node → its dependencies) with at
 /// most `jobs` at once. `work` for a node runs only after `work` of all its dependencies
 /// succeeded. Ready nodes start in index order, so `jobs = 1` is a deterministic topological run.
@@ -42,25 +107,8 @@ where
     F: Fn(usize) -> Result<T, E> + Sync,
 {
     let n = deps.len();
-    let mut dependents = vec![Vec::new(); n];
-    let mut remaining = vec![0usize; n];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            debug_assert!(d < n && d != i, "bad dependency {d} of step {i}");
-            dependents[d].push(i);
-            remaining[i] += 1;
-        }
-    }
-    let mut ready: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
-    ready.reverse(); // pop() takes the lowest index first
-    let state = Mutex::new(State {
-        remaining_deps: remaining,
-        ready,
-        results: (0..n).map(|_| None).collect(),
-        running: 0,
-        done: 0,
-        failed: false,
-    });
+    let (dependents, state) = State::new(deps);
+    let state = Mutex::new(state);
     let cv = Condvar::new();
     let first_error: Mutex<Option<DagError<E>>> = Mutex::new(None);
     let jobs = jobs.max(1).min(n.max(1));
@@ -69,44 +117,14 @@ where
         for _ in 0..jobs {
             s.spawn(|| {
                 loop {
-                    let next = {
-                        let mut st = state.lock().unwrap();
-                        loop {
-                            if st.failed || cancel.load(Ordering::Relaxed) || st.done == n {
-                                cv.notify_all();
-                                return;
-                            }
-                            if let Some(i) = st.ready.pop() {
-                                st.running += 1;
-                                break i;
-                            }
-                            if st.running == 0 {
-                                // Nothing running and nothing ready: a cycle. Cannot happen for
-                                // a planned graph; treat as done to avoid hanging.
-                                st.done = n;
-                                cv.notify_all();
-                                return;
-                            }
-                            st = cv.wait(st).unwrap();
-                        }
+                    let Some(next) = take_next(&state, &cv, cancel) else {
+                        return;
                     };
                     let out = work(next);
                     let mut st = state.lock().unwrap();
                     st.running -= 1;
                     match out {
-                        Ok(v) => {
-                            st.results[next] = Some(v);
-                            st.done += 1;
-                            let mut newly: Vec<usize> = Vec::new();
-                            for &d in &dependents[next] {
-                                st.remaining_deps[d] -= 1;
-                                if st.remaining_deps[d] == 0 {
-                                    newly.push(d);
-                                }
-                            }
-                            st.ready.extend(newly);
-                            st.ready.sort_unstable_by(|a, b| b.cmp(a));
-                        }
+                        Ok(v) => st.complete(next, v, &dependents[next]),
                         Err(e) => {
                             st.failed = true;
                             cancel.store(true, Ordering::Relaxed);

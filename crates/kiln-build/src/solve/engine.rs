@@ -12,15 +12,16 @@ use std::time::Instant;
 use kiln_store::{Lease, RefKind, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
 use crate::inputs::open::OpenContext;
-use crate::key::encoder::KeyBuilder;
 use crate::options::BuildOptions;
 use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
+use crate::rootfs::{LayerRef, StepResult};
 use crate::solve::dag::{DagError, run_dag};
-use crate::state::{Build, BuildOutcome, HeldImage, LayerRef, StepResult, unix_now};
+use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +134,10 @@ impl ImageSource for StoreImages<'_> {
 
 /// Run a build with `opts`, storing into the store at `root`.
 pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<BuildOutcome> {
+    let started = Instant::now();
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let file_name = opts
         .dockerfile_path
         .file_name()
@@ -198,9 +203,10 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         base_layers,
         explain_scope: crate::solve::explain::scope(&opts),
         hits: Mutex::new(Vec::new()),
-        downloads: Mutex::new(BTreeMap::new()),
-        download_dir: Mutex::new(None),
-        git_commits: Mutex::new(BTreeMap::new()),
+        remote: Default::default(),
+        started,
+        started_ms,
+        timings: Mutex::new(vec![Default::default(); plan.steps.len()]),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
@@ -337,11 +343,17 @@ impl Build<'_> {
             return Err(BuildError::Cancelled);
         }
         let step = &self.plan.steps[i];
+        let start = self.started.elapsed();
         let r = match &step.op {
             Op::Base(root) => self.base(i, root),
             _ => self.layer_step(i),
         }
         .map_err(|e| e.at_step(&step.name, step.line));
+        {
+            let t = &mut self.timings.lock().unwrap()[i];
+            t.start = Some(start);
+            t.end = Some(self.started.elapsed());
+        }
         match &r {
             Ok(res) => self.results.lock().unwrap()[i] = Some(res.clone()),
             Err(e) => self.events.send(Event::StepFailed {
@@ -408,6 +420,7 @@ impl Build<'_> {
             if let Some(rec) = self.cache_lookup(&key.key)? {
                 self.events.send(Event::StepCached { step: i });
                 self.counters.lock().unwrap().0 += 1;
+                self.timings.lock().unwrap()[i].cached = true;
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
@@ -426,7 +439,7 @@ impl Build<'_> {
         }
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
-        let layer = crate::exec::execute(self, i, &parent, &key.key)?;
+        let layer = crate::exec::execute(&self.exec_ctx(), i, &parent, &key.key)?;
         let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
         let rec = CacheRecord {
             layer: layer.clone(),

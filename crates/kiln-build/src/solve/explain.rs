@@ -2,8 +2,8 @@
 //! directory, Dockerfile, stage, instruction index), the parts of the key it computed; the next
 //! build compares its parts with them and names what changed.
 
+use crate::encoder::KeyBuilder;
 use crate::key::StepKey;
-use crate::key::encoder::KeyBuilder;
 use crate::plan::StepIndex;
 use crate::state::Build;
 

@@ -7,7 +7,8 @@ use crate::inputs::context::SelectOptions;
 use crate::inputs::context::checksum::{ListedDigest, sources_digest_listed};
 use crate::key::{KeyInputs, StepKey, key_of};
 use crate::plan::{LocalDir, StepIndex};
-use crate::state::{Build, StepResult};
+use crate::rootfs::StepResult;
+use crate::state::Build;
 
 impl KeyInputs for Build<'_> {
     fn context(
@@ -29,7 +30,13 @@ impl KeyInputs for Build<'_> {
         sources: &[String],
         sel: &SelectOptions,
     ) -> Result<String> {
-        crate::inputs::stage_files::digest(self, step, stage_step, sources, sel)
+        crate::inputs::stage_files::digest(
+            self.store,
+            &self.plan.steps[step],
+            &self.result(stage_step),
+            sources,
+            sel,
+        )
     }
 
     fn stage_key(&self, stage_step: StepIndex) -> String {
@@ -48,11 +55,11 @@ impl KeyInputs for Build<'_> {
     }
 
     fn git_commit(&self, url: &str) -> Result<String> {
-        crate::inputs::sources::git_commit(self, url)
+        self.remote.git_commit(url)
     }
 
     fn url_digest(&self, url: &str) -> Result<String> {
-        crate::inputs::sources::url_content_digest(self, url)
+        self.remote.url_content_digest(self.store, url)
     }
 
     fn run_settings(&self) -> Vec<(&'static str, String)> {

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::dockerignore::PatternSet;
 
 pub mod apply;
-pub mod archive;
 pub mod chmod;
 
 /// USER / `--chown` name lookup, re-exported where callers have always found it.
@@ -95,17 +94,8 @@ impl<'a> CopyRequest<'a> {
     }
 }
 
-/// What a copy wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CopyStats {
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    pub hardlinks: u64,
-    /// Devices, fifos, sockets.
-    pub others: u64,
-    pub bytes: u64,
-}
+pub use crate::rootfs::archive::CopyStats;
+use crate::rootfs::archive::{self, ArchiveError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -123,8 +113,8 @@ pub enum CopyError {
     Chown(#[from] PasswdError),
     #[error(transparent)]
     Chmod(#[from] ChmodError),
-    #[error("extracting {path}: {message}")]
-    Archive { path: String, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(transparent)]
@@ -165,14 +155,7 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
         source,
     })?;
     let chmod = req.chmod.as_deref().map(Chmod::parse).transpose()?;
-    // `--chown=${UNSET}` is no --chown at all, as in BuildKit.
-    let owner = match req.chown.as_deref().filter(|s| !s.is_empty()) {
-        Some(spec) => {
-            let (uid, gid) = passwd::resolve_chown(dest_root, spec)?;
-            Some(Owner { uid, gid })
-        }
-        None => None,
-    };
+    let owner = chown_owner(req, dest_root)?;
     let urls = remote_sources(req)?;
     let opts = SelectOptions {
         parents: req.parents,
@@ -260,59 +243,83 @@ pub fn copy_into(req: &CopyRequest<'_>, dest_root: &Path) -> Result<CopyStats, C
     copier.mkdir_all(&r.rel)?;
 
     for item in &items {
-        match &item.sel {
-            Selected::Path {
-                requested,
-                resolved,
-                meta,
-            } => {
-                if item.unpack
-                    && meta.kind == crate::inputs::context::Kind::File
-                    && let Some(reader) =
-                        archive::open_archive(std::fs::File::from(item.tree.open_file(resolved)?))
-                {
-                    let r = copier.resolve(&dest)?;
-                    copier.mkdir_all(&r.rel)?;
-                    // BuildKit (dockerd 20.10's) keeps the archive's owners: `--chown` gives
-                    // the destination directories it creates, not the extracted entries.
-                    archive::extract(
-                        reader,
-                        &root,
-                        &r.rel,
-                        None,
-                        &requested.display().to_string(),
-                        &mut copier.stats,
-                    )?;
-                    continue;
-                }
-                let filter = WalkFilter {
-                    exclude: exclude.as_ref(),
-                    ..WalkFilter::default()
-                };
-                let name = apply::base_name(requested);
-                copier.copy_tree(item.tree, resolved, &filter, &dest, &name)?;
-            }
-            Selected::Parents {
-                base,
-                include,
-                restrict,
-                ..
-            } => {
-                let filter = WalkFilter {
-                    exclude: exclude.as_ref(),
-                    include: (!include.is_empty()).then_some(include),
-                    restrict,
-                };
-                let dir = if dest.ends_with('/') {
-                    dest.clone()
-                } else {
-                    format!("{dest}/")
-                };
-                copier.copy_tree(item.tree, base, &filter, &dir, OsStr::new(""))?;
-            }
-        }
+        copy_item(&mut copier, &root, item, &dest, exclude.as_ref())?;
     }
     Ok(copier.stats)
+}
+
+/// The owner `--chown` gives, looked up in the destination's passwd and group files.
+/// `--chown=${UNSET}` is no --chown at all, as in BuildKit.
+fn chown_owner(req: &CopyRequest<'_>, dest_root: &Path) -> Result<Option<Owner>, CopyError> {
+    match req.chown.as_deref().filter(|s| !s.is_empty()) {
+        Some(spec) => {
+            let (uid, gid) = passwd::resolve_chown(dest_root, spec)?;
+            Ok(Some(Owner { uid, gid }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Copy one selected source to `dest` (or extract it, for ADD of a local archive).
+fn copy_item(
+    copier: &mut apply::Copier<'_>,
+    root: &Root,
+    item: &Item<'_>,
+    dest: &str,
+    exclude: Option<&PatternSet>,
+) -> Result<(), CopyError> {
+    match &item.sel {
+        Selected::Path {
+            requested,
+            resolved,
+            meta,
+        } => {
+            if item.unpack
+                && meta.kind == crate::inputs::context::Kind::File
+                && let Some(reader) =
+                    archive::open_archive(std::fs::File::from(item.tree.open_file(resolved)?))
+            {
+                let r = copier.resolve(dest)?;
+                copier.mkdir_all(&r.rel)?;
+                // BuildKit (dockerd 20.10's) keeps the archive's owners: `--chown` gives
+                // the destination directories it creates, not the extracted entries.
+                archive::extract(
+                    reader,
+                    root,
+                    &r.rel,
+                    None,
+                    &requested.display().to_string(),
+                    &mut copier.stats,
+                )?;
+                return Ok(());
+            }
+            let filter = WalkFilter {
+                exclude,
+                ..WalkFilter::default()
+            };
+            let name = apply::base_name(requested);
+            copier.copy_tree(item.tree, resolved, &filter, dest, &name)?;
+        }
+        Selected::Parents {
+            base,
+            include,
+            restrict,
+            ..
+        } => {
+            let filter = WalkFilter {
+                exclude,
+                include: (!include.is_empty()).then_some(include),
+                restrict,
+            };
+            let dir = if dest.ends_with('/') {
+                dest.to_string()
+            } else {
+                format!("{dest}/")
+            };
+            copier.copy_tree(item.tree, base, &filter, &dir, OsStr::new(""))?;
+        }
+    }
+    Ok(())
 }
 
 /// The URL and git sources of an ADD (a COPY may have none; `--checksum` needs exactly one

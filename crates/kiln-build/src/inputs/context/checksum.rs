@@ -29,15 +29,7 @@ pub fn sources_digest(
     Ok(sources_digest_listed(tree, sources, opts, cache, 0)?.digest)
 }
 
-/// A selection's digest and, when it holds at most the requested number of entries, the
-/// per-file listing read by the same walk (for explaining cache misses).
-#[derive(Debug, Clone)]
-pub struct ListedDigest {
-    pub digest: String,
-    /// `(name as in the context, sha256 hex | "-> target")`; None when over the limit, when
-    /// `--parents` is used, or when no listing was asked for (limit 0).
-    pub files: Option<Vec<(String, String)>>,
-}
+pub use crate::key::ListedDigest;
 
 /// [`sources_digest`] plus the listing of up to `limit` entries, with one walk of the tree.
 pub fn sources_digest_listed(

@@ -56,14 +56,7 @@ pub enum ContextError {
     Cache { path: PathBuf, message: String },
 }
 
-/// How sources are selected (the COPY flags that change what is read).
-#[derive(Debug, Clone, Default)]
-pub struct SelectOptions {
-    /// `--parents`.
-    pub parents: bool,
-    /// `--exclude` patterns.
-    pub exclude: Vec<String>,
-}
+pub use crate::plan::source::SelectOptions;
 
 impl SelectOptions {
     /// Compile `--exclude` into a pattern set (`None` when there are none).

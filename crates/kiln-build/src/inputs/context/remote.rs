@@ -9,10 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::exec::copy::CopyStats;
-use crate::exec::copy::archive;
 use crate::inputs::git::{self, GitError};
 use crate::inputs::http::{self, HttpError};
+use crate::rootfs::archive::{self, CopyStats};
 
 use crate::rootfs::path::{self as rootpath, Root};
 

@@ -12,6 +12,7 @@ use rustix::fs::{AtFlags, FileType, StatxFlags};
 
 use super::ContextError;
 use super::glob::{self, Pattern};
+pub use crate::rootfs::path::read_names;
 use crate::rootfs::path::{self as rootpath, Root};
 
 /// The type of a file system entry.
@@ -752,21 +753,5 @@ fn read_names_typed(fd: &OwnedFd) -> io::Result<Vec<(OsString, FileType)>> {
         }
         names.push((OsStr::from_bytes(n).to_os_string(), ent.file_type()));
     }
-    Ok(names)
-}
-
-/// Names in a directory (no `.`/`..`), sorted bytewise.
-pub fn read_names(fd: &OwnedFd) -> io::Result<Vec<OsString>> {
-    let mut dir = rustix::fs::Dir::read_from(fd)?;
-    let mut names = Vec::new();
-    while let Some(ent) = dir.read() {
-        let ent = ent?;
-        let n = ent.file_name().to_bytes();
-        if n == b"." || n == b".." {
-            continue;
-        }
-        names.push(OsStr::from_bytes(n).to_os_string());
-    }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }

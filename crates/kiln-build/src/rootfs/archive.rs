@@ -15,14 +15,39 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 
-use super::{CopyError, CopyStats};
-use crate::inputs::context::tree;
 use crate::rootfs::path::{self as rootpath, Owner, Root};
 
 const BLOCK: usize = 512;
 
-fn archive_err(path: &str, message: impl Into<String>) -> CopyError {
-    CopyError::Archive {
+/// What a copy (or an extraction) wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Devices, fifos, sockets.
+    pub others: u64,
+    pub bytes: u64,
+}
+
+/// An archive that does not extract into its destination.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The archive (named `path`) is corrupt or holds an entry that cannot be written.
+    #[error("extracting {path}: {message}")]
+    Archive { path: String, message: String },
+    /// The destination directory `path` (inside the root) cannot be opened.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn archive_err(path: &str, message: impl Into<String>) -> ArchiveError {
+    ArchiveError::Archive {
         path: path.to_string(),
         message: message.into(),
     }
@@ -104,8 +129,8 @@ pub fn extract(
     owner: Option<Owner>,
     source_name: &str,
     stats: &mut CopyStats,
-) -> Result<(), CopyError> {
-    let top = rootpath::open_dir(dest.fd(), dest_rel).map_err(|e| CopyError::Io {
+) -> Result<(), ArchiveError> {
+    let top = rootpath::open_dir(dest.fd(), dest_rel).map_err(|e| ArchiveError::Io {
         path: format!("/{}", dest_rel.display()),
         source: e,
     })?;
@@ -159,89 +184,22 @@ pub fn extract(
         let mtime = h.mtime().unwrap_or(0);
         let mtime = i64::try_from(mtime).unwrap_or(0);
         // Replace what is in the way, unless a directory meets a directory.
-        match tree::stat_at(&pfd, name) {
-            Ok(m) if m.is_dir() && kind.is_dir() => {}
-            Ok(m) => remove_all(&pfd, name, m.is_dir()).map_err(|e| bad(e.to_string()))?,
+        match rootpath::is_dir_at(&pfd, name) {
+            Ok(true) if kind.is_dir() => {}
+            Ok(is_dir) => remove_all(&pfd, name, is_dir).map_err(|e| bad(e.to_string()))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(bad(e.to_string())),
         }
-        let io = |e: rustix::io::Errno| bad(io::Error::from(e).to_string());
-        if kind.is_dir() {
-            match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(io(e)),
-            }
-            let fd = rootpath::open_child_dir(&pfd, name).map_err(|e| bad(e.to_string()))?;
-            rootpath::chown_fd(&fd, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        let e = NewEntry {
+            pfd: &pfd,
+            name,
+            uid,
+            gid,
+            mode,
+            mtime,
+        };
+        if write_entry(&mut entry, &h, &e, &root, stats).map_err(bad)? {
             dir_times.push((rel, mtime));
-            stats.dirs += 1;
-        } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            let fd = rustix::fs::openat(
-                &pfd,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(io)?;
-            let mut f = File::from(fd);
-            let n = io::copy(&mut entry, &mut f).map_err(|e| bad(e.to_string()))?;
-            stats.bytes += n;
-            stats.files += 1;
-            let fd = OwnedFd::from(f);
-            rootpath::chown_fd(&fd, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
-            let _ = rustix::fs::futimens(&fd, &stamp(mtime));
-        } else if kind.is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad("symlink without a target".into()))?
-                .into_owned();
-            rustix::fs::symlinkat(OsStr::from_bytes(&target), &pfd, name).map_err(io)?;
-            rootpath::lchown_at(&pfd, name, uid, gid).map_err(|e| bad(e.to_string()))?;
-            let _ = rustix::fs::utimensat(&pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
-            stats.symlinks += 1;
-        } else if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad("hard link without a target".into()))?
-                .into_owned();
-            // The target is a path in the archive: resolve its directory inside the
-            // destination, never its final component (link(2) does not follow it either).
-            let res = rootpath::resolve(root.fd(), &target, false, &|_| true)
-                .map_err(|e| bad(e.to_string()))?;
-            if !res.exists || res.rel.as_os_str().is_empty() {
-                return Err(bad(format!(
-                    "hard link target {:?} not found in the archive",
-                    String::from_utf8_lossy(&target)
-                )));
-            }
-            rustix::fs::linkat(root.fd(), res.rel.as_path(), &pfd, name, AtFlags::empty())
-                .map_err(io)?;
-            stats.hardlinks += 1;
-        } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-            let ft = if kind.is_character_special() {
-                FileType::CharacterDevice
-            } else if kind.is_block_special() {
-                FileType::BlockDevice
-            } else {
-                FileType::Fifo
-            };
-            let major = h.device_major().ok().flatten().unwrap_or(0);
-            let minor = h.device_minor().ok().flatten().unwrap_or(0);
-            rustix::fs::mknodat(
-                &pfd,
-                name,
-                ft,
-                Mode::from_raw_mode(0o600),
-                rustix::fs::makedev(major, minor),
-            )
-            .map_err(io)?;
-            rootpath::lchown_at(&pfd, name, uid, gid).map_err(|e| bad(e.to_string()))?;
-            rustix::fs::chmodat(&pfd, name, Mode::from_raw_mode(mode), AtFlags::empty())
-                .map_err(io)?;
-            let _ = rustix::fs::utimensat(&pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
-            stats.others += 1;
         }
         // Other entry types (PAX/GNU metadata consumed by the reader, sparse extensions we
         // cannot represent) are skipped, as Docker skips unknown types.
@@ -253,6 +211,117 @@ pub fn extract(
         }
     }
     Ok(())
+}
+
+/// An entry being written: its parent directory, name and what the archive (or `--chown`)
+/// gives it.
+struct NewEntry<'a> {
+    pfd: &'a OwnedFd,
+    name: &'a OsStr,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+}
+
+/// Write one archive entry (a directory, file, symlink, hard link or special file) in its
+/// parent directory; true when it made a directory (whose time is set last). Other entry
+/// types are skipped.
+fn write_entry(
+    entry: &mut tar::Entry<'_, Box<dyn Read + Send>>,
+    h: &tar::Header,
+    e: &NewEntry<'_>,
+    root: &Root,
+    stats: &mut CopyStats,
+) -> Result<bool, String> {
+    let NewEntry {
+        pfd,
+        name,
+        uid,
+        gid,
+        mode,
+        mtime,
+    } = *e;
+    let kind = h.entry_type();
+    let mut made_dir = false;
+    let io = |e: rustix::io::Errno| io::Error::from(e).to_string();
+    if kind.is_dir() {
+        match rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io(e)),
+        }
+        let fd = rootpath::open_child_dir(pfd, name).map_err(|e| e.to_string())?;
+        rootpath::chown_fd(&fd, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        made_dir = true;
+        stats.dirs += 1;
+    } else if kind.is_file() || kind == tar::EntryType::Continuous {
+        let fd = rustix::fs::openat(
+            pfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io)?;
+        let mut f = File::from(fd);
+        let n = io::copy(entry, &mut f).map_err(|e| e.to_string())?;
+        stats.bytes += n;
+        stats.files += 1;
+        let fd = OwnedFd::from(f);
+        rootpath::chown_fd(&fd, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
+        let _ = rustix::fs::futimens(&fd, &stamp(mtime));
+    } else if kind.is_symlink() {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| "symlink without a target".to_string())?
+            .into_owned();
+        rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name).map_err(io)?;
+        rootpath::lchown_at(pfd, name, uid, gid).map_err(|e| e.to_string())?;
+        let _ = rustix::fs::utimensat(pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
+        stats.symlinks += 1;
+    } else if kind.is_hard_link() {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| "hard link without a target".to_string())?
+            .into_owned();
+        // The target is a path in the archive: resolve its directory inside the
+        // destination, never its final component (link(2) does not follow it either).
+        let res =
+            rootpath::resolve(root.fd(), &target, false, &|_| true).map_err(|e| e.to_string())?;
+        if !res.exists || res.rel.as_os_str().is_empty() {
+            return Err(format!(
+                "hard link target {:?} not found in the archive",
+                String::from_utf8_lossy(&target)
+            ));
+        }
+        rustix::fs::linkat(root.fd(), res.rel.as_path(), pfd, name, AtFlags::empty())
+            .map_err(io)?;
+        stats.hardlinks += 1;
+    } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+        let ft = if kind.is_character_special() {
+            FileType::CharacterDevice
+        } else if kind.is_block_special() {
+            FileType::BlockDevice
+        } else {
+            FileType::Fifo
+        };
+        let major = h.device_major().ok().flatten().unwrap_or(0);
+        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+        rustix::fs::mknodat(
+            pfd,
+            name,
+            ft,
+            Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(major, minor),
+        )
+        .map_err(io)?;
+        rootpath::lchown_at(pfd, name, uid, gid).map_err(|e| e.to_string())?;
+        rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(mode), AtFlags::empty()).map_err(io)?;
+        let _ = rustix::fs::utimensat(pfd, name, &stamp(mtime), AtFlags::SYMLINK_NOFOLLOW);
+        stats.others += 1;
+    }
+    Ok(made_dir)
 }
 
 fn stamp(sec: i64) -> Timestamps {
@@ -273,13 +342,12 @@ pub fn remove_all(dir: &OwnedFd, name: &OsStr, is_dir: bool) -> io::Result<()> {
     }
     let mut todo: VecDeque<(OwnedFd, Vec<std::ffi::OsString>)> = VecDeque::new();
     let child = rootpath::open_child_dir(dir, name)?;
-    let names = tree::read_names(&child)?;
+    let names = rootpath::read_names(&child)?;
     todo.push_back((child, names));
     // Depth-first: empty each directory, then remove it from its parent.
     fn empty(fd: &OwnedFd) -> io::Result<()> {
-        for n in tree::read_names(fd)? {
-            let m = tree::stat_at(fd.as_fd(), &n)?;
-            if m.is_dir() {
+        for n in rootpath::read_names(fd)? {
+            if rootpath::is_dir_at(fd.as_fd(), &n)? {
                 let c = rootpath::open_child_dir(fd, &n)?;
                 empty(&c)?;
                 rustix::fs::unlinkat(fd, n.as_os_str(), AtFlags::REMOVEDIR)?;

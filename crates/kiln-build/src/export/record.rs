@@ -1,0 +1,80 @@
+//! The build record `kiln report` reads (kiln-store's `build_record`): per stage that ran,
+//! in Dockerfile order, its base, size, time and cached steps.
+
+use kiln_store::{BuildRecord, Digest, StageRecord};
+
+use crate::error::Result;
+use crate::plan::{Op, PlannedStage, RootSource};
+use crate::rootfs::StepResult;
+use crate::state::Build;
+
+/// Record this build of `image_id`. A build that executed nothing writes no record when the
+/// image has one already: a no-op rebuild pays no write transaction.
+pub(crate) fn record_build(b: &Build<'_>, image_id: &Digest, results: &[StepResult]) -> Result<()> {
+    let executed = b.counters.lock().unwrap().1;
+    if executed == 0 && b.store.latest_build_record(image_id)?.is_some() {
+        return Ok(());
+    }
+    let mut stages: Vec<&PlannedStage> = b.plan.stages.iter().collect();
+    stages.sort_by_key(|s| s.index);
+    let stages = stages
+        .into_iter()
+        .map(|s| stage_record(b, s, results))
+        .collect::<Result<Vec<_>>>()?;
+    b.store.record_build(&BuildRecord {
+        image_id: *image_id,
+        target: b.opts.target.clone(),
+        started_ms: b.started_ms,
+        duration_ms: b.started.elapsed().as_millis() as u64,
+        stages,
+    })?;
+    Ok(())
+}
+
+fn stage_record(b: &Build<'_>, s: &PlannedStage, results: &[StepResult]) -> Result<StageRecord> {
+    let timings = b.timings.lock().unwrap();
+    let node = &b.plan.graph.stages[s.index];
+    let mut base = String::from("scratch");
+    let (mut steps, mut cached) = (0u32, 0u32);
+    let (mut first, mut last) = (None, None);
+    for (i, step) in b.plan.steps.iter().enumerate() {
+        if step.stage != s.index {
+            continue;
+        }
+        match &step.op {
+            Op::Base(RootSource::Scratch) => {}
+            Op::Base(RootSource::Image(idx)) => base = b.plan.images[*idx].reference.clone(),
+            Op::Base(RootSource::Step(from)) => {
+                base = b.plan.graph.stages[b.plan.steps[*from].stage]
+                    .display
+                    .clone()
+            }
+            _ => {
+                steps += 1;
+                cached += u32::from(timings[i].cached);
+            }
+        }
+        let t = &timings[i];
+        if let (Some(start), Some(end)) = (t.start, t.end) {
+            first = Some(first.map_or(start, |f: std::time::Duration| f.min(start)));
+            last = Some(last.map_or(end, |l: std::time::Duration| l.max(end)));
+        }
+    }
+    let mut size = 0;
+    for l in results[s.last_step].chain.iter() {
+        size += b.store.snapshot(&l.snapshot)?.map_or(0, |i| i.size);
+    }
+    Ok(StageRecord {
+        index: s.index as u32,
+        name: node.name.clone(),
+        base,
+        size,
+        duration_ms: match (first, last) {
+            (Some(f), Some(l)) => l.saturating_sub(f).as_millis() as u64,
+            _ => 0,
+        },
+        steps,
+        cached_steps: cached,
+        is_final: s.index == b.plan.target,
+    })
+}
