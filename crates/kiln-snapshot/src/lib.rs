@@ -30,7 +30,7 @@ mod usage;
 mod xattr;
 
 pub use overlay::{OverlayMount, OverlayOptions, mount_overlay, mount_readonly};
-pub use snapshotter::{ActiveSnapshot, Diff, DirTemp, Snapshotter, TempDirs, View};
+pub use snapshotter::{ActiveSnapshot, Diff, DirTemp, KeptDirs, Snapshotter, TempDirs, View};
 
 pub use compression::decompress;
 pub use error::{EntryError, Error, Result};

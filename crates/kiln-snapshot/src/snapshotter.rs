@@ -82,6 +82,18 @@ impl TempDirs for DirTemp {
     }
 }
 
+/// The directories of a snapshot whose caller keeps them ([`Snapshotter::prepare_in`]): all
+/// existing, on one file system; `work` is overlayfs's scratch directory.
+#[derive(Clone, Copy, Debug)]
+pub struct KeptDirs<'a> {
+    /// The writable layer.
+    pub upper: &'a Path,
+    /// overlayfs's work directory (same file system as `upper`).
+    pub work: &'a Path,
+    /// Where the merged root is mounted.
+    pub rootfs: &'a Path,
+}
+
 /// Prepares writable snapshots and read-only views of layer directories, with directories
 /// from `D`.
 #[derive(Clone, Debug)]
@@ -129,6 +141,15 @@ impl ActiveSnapshot {
     pub fn is_unchanged(&self) -> Result<bool> {
         let mut rd = fs::read_dir(&self.upper).map_err(io_err("read directory", &self.upper))?;
         Ok(rd.next().is_none())
+    }
+
+    /// Unmount now, reporting a failure (dropping unmounts too, silently); directories the
+    /// snapshot owns are removed, the caller's ([`Snapshotter::prepare_in`]) stay.
+    pub fn unmount(mut self) -> Result<()> {
+        match self.mount.take() {
+            Some(m) => m.unmount(),
+            None => Ok(()),
+        }
     }
 
     /// Unmount and hand over the upper directory, the snapshot's diff. The other directories
@@ -223,6 +244,24 @@ impl<D: TempDirs> Snapshotter<D> {
             upper,
             rootfs,
             dirs,
+        })
+    }
+
+    /// A writable snapshot over `lowers` (top first) in directories the caller keeps: a
+    /// container's upper outlives each run of it (stop, then start again), so only the mount
+    /// goes when the snapshot is dropped or unmounted; the directories stay the caller's.
+    pub fn prepare_in(
+        &self,
+        lowers: &[PathBuf],
+        dirs: &KeptDirs<'_>,
+        opts: &OverlayOptions,
+    ) -> std::result::Result<ActiveSnapshot, D::Error> {
+        let mount = mount_overlay(lowers, dirs.upper, dirs.work, dirs.rootfs, opts)?;
+        Ok(ActiveSnapshot {
+            mount: Some(mount),
+            upper: dirs.upper.to_path_buf(),
+            rootfs: dirs.rootfs.to_path_buf(),
+            dirs: Owned::default(),
         })
     }
 

@@ -1,13 +1,16 @@
 //! A container's root file system: an overlay of its image's layers (unpacked once into
 //! snapshots keyed `layer:<chain id>`, shared with builds) below its own writable layer
 //! `containers/<id>/upper`, which lives as long as the container (not volatile: it survives a
-//! crash as the container's state). Everything that makes a container root is in this file,
-//! so it can move to the unified snapshot API in one place.
+//! crash as the container's state). The mount is kiln-snapshot's [`Snapshotter`], the same
+//! lifecycle builds use, prepared in directories the container keeps
+//! ([`Snapshotter::prepare_in`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kiln_snapshot::{ExtractOptions, OverlayMount, OverlayOptions, extract_layer};
+use kiln_snapshot::{
+    ActiveSnapshot, DirTemp, ExtractOptions, KeptDirs, OverlayOptions, Snapshotter, extract_layer,
+};
 use kiln_store::{Digest, Lease, Store, chain_ids};
 
 /// Snapshot key of the layer whose chain id is `chain` (the key kiln-build's unpacking uses).
@@ -59,20 +62,22 @@ pub fn mount_rootfs(
     store: &Store,
     id: &str,
     lowers: &[PathBuf],
-) -> anyhow::Result<(OverlayMount, PathBuf)> {
+) -> anyhow::Result<(ActiveSnapshot, PathBuf)> {
     let dir = store.container_dir(id);
     let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for d in [&upper, &work, &target] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
-    let m = kiln_snapshot::mount_overlay(
-        &top_first,
-        &upper,
-        &work,
-        &target,
-        &OverlayOptions { volatile: false },
-    )
-    .with_context(|| format!("mounting the root file system of container {id}"))?;
-    Ok((m, target))
+    let snapshotter = Snapshotter::new(DirTemp::new(&dir)?);
+    let kept = KeptDirs {
+        upper: &upper,
+        work: &work,
+        rootfs: &target,
+    };
+    // Not volatile: the upper is the container's state and must survive a crash.
+    let active = snapshotter
+        .prepare_in(&top_first, &kept, &OverlayOptions { volatile: false })
+        .with_context(|| format!("mounting the root file system of container {id}"))?;
+    Ok((active, target))
 }
