@@ -3,6 +3,7 @@
 
 mod cmd_build;
 mod cmd_builder;
+mod cmd_check;
 mod cmd_diff;
 mod cmd_dockerfile;
 mod cmd_image;
@@ -45,6 +46,8 @@ enum Command {
     Report(cmd_report::Command),
     #[command(flatten)]
     Diff(cmd_diff::Command),
+    #[command(flatten)]
+    Check(cmd_check::Command),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
         Err(e) => return usage::report(e),
     };
     let family = Family::of(&cli.command);
-    if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
+    if matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if !b.check) {
         // Before any thread exists: every mount the build makes dies with this process.
         if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {
             eprintln!(
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Internal(c) => cmd_internal::run(c, &cli.global),
         Command::Report(c) => cmd_report::run(c, &cli.global),
         Command::Diff(c) => cmd_diff::run(c, &cli.global),
+        Command::Check(c) => cmd_check::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -96,7 +100,7 @@ enum Family {
     /// docker's CLI commands (images, builder, system): `Error: ...`, as docker prints
     /// `Error: No such image` and `Error response from daemon: ...` (kiln has no daemon).
     Docker,
-    /// kiln's own Dockerfile tools (`parse`, `graph`): `error: ...` like their rustc-style
+    /// kiln's own Dockerfile tools (`parse`, `graph`, `check`): `error: ...` like their rustc-style
     /// diagnostics and clap's usage errors.
     Kiln,
 }
@@ -105,7 +109,7 @@ impl Family {
     fn of(cmd: &Command) -> Family {
         match cmd {
             Command::Build(_) => Family::Build,
-            Command::Dockerfile(_) => Family::Kiln,
+            Command::Dockerfile(_) | Command::Check(_) => Family::Kiln,
             Command::Image(_) | Command::Builder(_) | Command::Internal(_) => Family::Docker,
             Command::Report(_) | Command::Diff(_) => Family::Docker,
         }

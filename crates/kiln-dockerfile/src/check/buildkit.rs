@@ -547,7 +547,9 @@ fn instruction_rules(ins: &Instruction, seen_abs_workdir: &mut bool, out: &mut O
             *seen_abs_workdir |= abs;
         }
         Command::Expose(e) => {
-            for p in &e.ports {
+            // A port with `$` is checked after expansion in BuildKit; unexpanded, its
+            // `${V:-x}` would look like a mapping.
+            for p in e.ports.iter().filter(|p| !p.contains('$')) {
                 if let Some((_, proto)) = p.split_once('/')
                     && proto != proto.to_lowercase()
                 {

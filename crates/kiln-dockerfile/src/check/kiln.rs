@@ -32,7 +32,7 @@ pub(super) fn run(input: &Input<'_>, out: &mut Out) {
             package_cache_rules(ins, out);
         }
     }
-    final_stage_runs_as_root(df, &shipped, out);
+    final_stage_runs_as_root(&shipped, out);
     fat_final_stage(df, &shipped, out);
     if let Some(ctx) = input.context {
         missing_dockerignore(df, ctx, out);
@@ -131,7 +131,9 @@ fn unpinned_base_image(df: &Dockerfile, st: &Stage, bases: &[Option<String>], ou
     let Some(image) = &bases[st.index] else {
         return;
     };
-    if image == "scratch" {
+    // An image of this machine's own (`localhost/…`) is not pulled: no registry moves it.
+    let host = image.split('/').next().unwrap_or("");
+    if image == "scratch" || (image.contains('/') && (host == "localhost" || host.starts_with("localhost:"))) {
         return;
     }
     let (_, tag, digest) = split_ref(image);
@@ -215,9 +217,10 @@ fn is_root_user(u: &str) -> bool {
 }
 
 /// FinalStageRunsAsRoot: no USER (or USER root last) in the final stage and the stages it
-/// is built on. A base made to run unprivileged (`…nonroot…`, `…unprivileged…`,
-/// `…rootless…`) and a data-only image (scratch, no CMD/ENTRYPOINT) are left alone.
-fn final_stage_runs_as_root(df: &Dockerfile, shipped: &[&Stage], out: &mut Out) {
+/// is built on, when the Dockerfile says what the image runs (CMD, ENTRYPOINT or EXPOSE:
+/// an application image, not a base or data image). A base made to run unprivileged
+/// (`…nonroot…`, `…unprivileged…`, `…rootless…`) is left alone.
+fn final_stage_runs_as_root(shipped: &[&Stage], out: &mut Out) {
     let last = shipped[0];
     let mut user: Option<&Instruction> = None;
     let mut runs_something = false;
@@ -225,7 +228,9 @@ fn final_stage_runs_as_root(df: &Dockerfile, shipped: &[&Stage], out: &mut Out) 
         for ins in &st.instructions {
             match &ins.command {
                 Command::User(_) => user = Some(ins),
-                Command::Cmd(_) | Command::Entrypoint(_) => runs_something = true,
+                Command::Cmd(_) | Command::Entrypoint(_) | Command::Expose(_) => {
+                    runs_something = true
+                }
                 _ => {}
             }
         }
@@ -251,10 +256,9 @@ fn final_stage_runs_as_root(df: &Dockerfile, shipped: &[&Stage], out: &mut Out) 
             let unprivileged_base = ["nonroot", "unprivileged", "rootless"]
                 .iter()
                 .any(|w| base.contains(w));
-            if unprivileged_base || (base == "scratch" && !runs_something) {
+            if unprivileged_base || !runs_something {
                 return;
             }
-            let _ = df;
             out.push(
                 "FinalStageRunsAsRoot",
                 last.span,
@@ -566,7 +570,7 @@ fn fat_final_stage(df: &Dockerfile, shipped: &[&Stage], out: &mut Out) {
                     "the toolchain and the sources".to_string()
                 } else {
                     format!(
-                        "the toolchain, the sources and the dependencies `{}` installed (line {})",
+                        "the toolchain, the sources and the dependencies (`{}`, line {})",
                         deps[0].2, deps[0].1
                     )
                 };
