@@ -12,7 +12,11 @@ fn ctx(entries: &[&str], ignore: Option<&str>) -> ContextInfo {
     }
 }
 
-fn findings_with(src: &str, context: Option<&ContextInfo>, cfg: &CheckConfig) -> Vec<check::Warning> {
+fn findings_with(
+    src: &str,
+    context: Option<&ContextInfo>,
+    cfg: &CheckConfig,
+) -> Vec<check::Warning> {
     let df = parse(src).unwrap_or_else(|e| panic!("{}", e.render(src)));
     check::run(
         &Input {
@@ -52,7 +56,11 @@ const fn case(rule: &'static str, fires: &'static str, quiet: &'static str) -> C
 
 fn cases() -> Vec<Case> {
     vec![
-        case("StageNameCasing", "FROM a:1 AS Build\n", "FROM a:1 AS build\n"),
+        case(
+            "StageNameCasing",
+            "FROM a:1 AS Build\n",
+            "FROM a:1 AS build\n",
+        ),
         case("FromAsCasing", "FROM a:1 as build\n", "FROM a:1 AS build\n"),
         case(
             "NoEmptyContinuation",
@@ -64,14 +72,26 @@ fn cases() -> Vec<Case> {
             "FROM a:1\nrun x\nRUN y\nRUN z\n",
             "from a:1\nrun x\n",
         ),
-        case("ReservedStageName", "FROM a:1 AS context\n", "FROM a:1 AS ctx\n"),
+        case(
+            "ReservedStageName",
+            "FROM a:1 AS context\n",
+            "FROM a:1 AS ctx\n",
+        ),
         case(
             "JSONArgsRecommended",
             "FROM a:1\nCMD node app.js\n",
             "FROM a:1\nCMD [\"node\", \"app.js\"]\n",
         ),
-        case("MaintainerDeprecated", "FROM a:1\nMAINTAINER me\n", "FROM a:1\nLABEL a=b\n"),
-        case("UndefinedArgInFrom", "FROM a:$TAG\n", "ARG TAG=1\nFROM a:$TAG\n"),
+        case(
+            "MaintainerDeprecated",
+            "FROM a:1\nMAINTAINER me\n",
+            "FROM a:1\nLABEL a=b\n",
+        ),
+        case(
+            "UndefinedArgInFrom",
+            "FROM a:$TAG\n",
+            "ARG TAG=1\nFROM a:$TAG\n",
+        ),
         case(
             "WorkdirRelativePath",
             "FROM a:1\nWORKDIR app\n",
@@ -87,7 +107,11 @@ fn cases() -> Vec<Case> {
             "FROM a:1\nCMD [\"a\"]\nCMD [\"b\"]\n",
             "FROM a:1\nCMD [\"a\"]\nFROM b:1\nCMD [\"b\"]\n",
         ),
-        case("LegacyKeyValueFormat", "FROM a:1\nENV A b\n", "FROM a:1\nENV A=b\n"),
+        case(
+            "LegacyKeyValueFormat",
+            "FROM a:1\nENV A b\n",
+            "FROM a:1\nENV A=b\n",
+        ),
         case(
             "RedundantTargetPlatform",
             "FROM --platform=$TARGETPLATFORM a:1\n",
@@ -125,7 +149,11 @@ fn cases() -> Vec<Case> {
                 "# build compiles it\nFROM a:1 AS build\n\n# unrelated\n\nARG X\n",
             )
         },
-        case("ExposeProtoCasing", "FROM a:1\nEXPOSE 80/TCP\n", "FROM a:1\nEXPOSE 80/tcp\n"),
+        case(
+            "ExposeProtoCasing",
+            "FROM a:1\nEXPOSE 80/TCP\n",
+            "FROM a:1\nEXPOSE 80/tcp\n",
+        ),
         case(
             "ExposeInvalidFormat",
             "FROM a:1\nEXPOSE 8080:80\n",
@@ -205,12 +233,26 @@ fn every_rule_has_a_trigger_and_a_quiet_case() {
             CheckConfig::default()
         };
         let got = rules_in(c.fires, context.as_ref(), &cfg);
-        assert!(got.contains(&c.rule), "{} did not fire on:\n{}\ngot {got:?}", c.rule, c.fires);
+        assert!(
+            got.contains(&c.rule),
+            "{} did not fire on:\n{}\ngot {got:?}",
+            c.rule,
+            c.fires
+        );
         let got = rules_in(c.quiet, context.as_ref(), &cfg);
-        assert!(!got.contains(&c.rule), "{} fired on:\n{}\ngot {got:?}", c.rule, c.quiet);
+        assert!(
+            !got.contains(&c.rule),
+            "{} fired on:\n{}\ngot {got:?}",
+            c.rule,
+            c.quiet
+        );
         if c.experimental {
             let got = rules_in(c.fires, context.as_ref(), &CheckConfig::default());
-            assert!(!got.contains(&c.rule), "experimental {} ran unasked", c.rule);
+            assert!(
+                !got.contains(&c.rule),
+                "experimental {} ran unasked",
+                c.rule
+            );
         }
     }
 }
@@ -273,7 +315,8 @@ fn directive_skips_and_raises() {
 fn the_tutorials_two_dockerfiles() {
     let dir = std::path::Path::new("/work/shared/fixtures/react-app");
     let read = |n: &str| {
-        std::fs::read_to_string(dir.join(n)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(n).display()))
+        std::fs::read_to_string(dir.join(n))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(n).display()))
     };
     let single = rules_in(&read("Dockerfile.single"), None, &CheckConfig::default());
     assert!(single.contains(&"FatFinalStage"), "{single:?}");
@@ -294,11 +337,22 @@ fn fix_is_idempotent_and_keeps_the_plan() {
     assert!(twice.fixes.is_empty(), "{:?}", twice.fixes);
     // Comments and the continued RUN are untouched.
     assert!(once.text.contains("# a comment that stays\n"));
-    assert!(once.text.contains("run echo \\\n  $A   # odd spacing stays\n\n"));
+    assert!(
+        once.text
+            .contains("run echo \\\n  $A   # odd spacing stays\n\n")
+    );
     // No casing or legacy findings are left.
     let left = rules_in(&once.text, None, &CheckConfig::default());
-    for r in ["ConsistentInstructionCasing", "FromAsCasing", "LegacyKeyValueFormat"] {
-        assert!(!left.contains(&r), "{r} left after --fix: {left:?}\n{}", once.text);
+    for r in [
+        "ConsistentInstructionCasing",
+        "FromAsCasing",
+        "LegacyKeyValueFormat",
+    ] {
+        assert!(
+            !left.contains(&r),
+            "{r} left after --fix: {left:?}\n{}",
+            once.text
+        );
     }
     // The same build: every stage's expanded instructions are equal.
     let a = analyze(&df, EvalOptions::default(), None).unwrap();
@@ -336,7 +390,7 @@ fn strip_legacy(v: &mut serde_json::Value) {
 fn sarif_has_the_required_structure() {
     let src = "FROM a\nCMD x\n";
     let w = findings_with(src, None, &CheckConfig::default());
-    let s = check::sarif::render("app/Dockerfile", &w);
+    let s = check::sarif::render(&[("app/Dockerfile", &w)]);
     assert_eq!(s["version"], "2.1.0");
     let run = &s["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "kiln");

@@ -26,9 +26,10 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Build context directory (its .dockerignore and contents feed some rules).
+    /// Build context directories (their .dockerignore and contents feed some rules), or
+    /// Dockerfiles (checked in their own directory's context); several are checked in one run.
     #[arg(value_name = "PATH", default_value = ".")]
-    context: PathBuf,
+    paths: Vec<PathBuf>,
     /// Dockerfile path (default: PATH/Dockerfile, or PATH/dockerfile).
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     file: Option<PathBuf>,
@@ -178,7 +179,9 @@ pub(crate) fn findings(
 ) -> Result<(Vec<Warning>, CheckConfig), String> {
     let cfg = CheckConfig::for_dockerfile(
         df,
-        build_args.get("BUILDKIT_DOCKERFILE_CHECK").map(String::as_str),
+        build_args
+            .get("BUILDKIT_DOCKERFILE_CHECK")
+            .map(String::as_str),
     )
     .map_err(|e| format!("failed to parse check options: {e}"))?;
     let input = Input {
@@ -281,13 +284,7 @@ pub(crate) fn lint_before_build(
         }
     }
     let ctx = context_info(context, dockerfile).ok();
-    let found = findings(
-        &df,
-        text,
-        ctx.as_ref(),
-        args.target.as_deref(),
-        &build_args,
-    );
+    let found = findings(&df, text, ctx.as_ref(), args.target.as_deref(), &build_args);
     let (warnings, cfg) = match found {
         Ok(x) => x,
         Err(e) => {
@@ -296,10 +293,7 @@ pub(crate) fn lint_before_build(
         }
     };
     if args.check {
-        print!(
-            "{}",
-            build_check_report(&warnings, &display, text)
-        );
+        print!("{}", build_check_report(&warnings, &display, text));
         return Lint::Done(if warnings.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -325,7 +319,7 @@ pub(crate) fn lint_before_build(
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
-    file: &'a str,
+    files: Vec<&'a str>,
     findings: Vec<JsonFinding<'a>>,
     errors: usize,
     warnings: usize,
@@ -349,8 +343,33 @@ struct JsonLocation<'a> {
     length: usize,
 }
 
-fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let path = dockerfile_path(&a.context, a.file.as_deref());
+/// One Dockerfile checked: its name as shown, its text, its findings.
+struct Checked {
+    display: String,
+    source: String,
+    warnings: Vec<Warning>,
+}
+
+/// Check one Dockerfile (fixing it first with `--fix`); `Err` is the exit code of a failure
+/// already reported.
+fn check_one(
+    a: &CheckArgs,
+    path_arg: &Path,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Checked, ExitCode> {
+    // A file is a Dockerfile in its own directory's context; a directory is a context.
+    let (context, path) = if path_arg.is_file() && a.file.is_none() {
+        let dir = path_arg
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (dir.to_path_buf(), path_arg.to_path_buf())
+    } else {
+        (
+            path_arg.to_path_buf(),
+            dockerfile_path(path_arg, a.file.as_deref()),
+        )
+    };
     let display = path
         .strip_prefix("./")
         .unwrap_or(&path)
@@ -360,15 +379,11 @@ fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut source = match kiln_build::context::read_capped(&path, limit, "the Dockerfile") {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
-            return Ok(usage_error(&format!(
+            return Err(usage_error(&format!(
                 "cannot read Dockerfile {}: {e} (use -f PATH or give the build context directory)",
                 path.display()
             )));
         }
-    };
-    let build_args = match build_arg_map(&a.build_args) {
-        Ok(m) => m,
-        Err(e) => return Ok(usage_error(&e)),
     };
     let parse = |src: &str| {
         kiln_dockerfile::parse_named(src, &display).map_err(|e| {
@@ -376,66 +391,90 @@ fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         })
     };
-    let mut df = match parse(&source) {
-        Ok(df) => df,
-        Err(code) => return Ok(code),
-    };
+    let mut df = parse(&source)?;
     if a.fix {
         let fixed = check::fix::fix(&source, &df);
         if fixed.text != source {
-            std::fs::write(&path, &fixed.text)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            if let Err(e) = std::fs::write(&path, &fixed.text) {
+                eprintln!("error: writing {}: {e}", path.display());
+                return Err(ExitCode::from(1));
+            }
             eprintln!(
                 "fixed {} finding{} in {display}",
                 fixed.fixes.len(),
                 if fixed.fixes.len() == 1 { "" } else { "s" }
             );
             source = fixed.text;
-            df = match parse(&source) {
-                Ok(df) => df,
-                Err(code) => return Ok(code),
-            };
+            df = parse(&source)?;
         }
     }
-    let ctx = match context_info(&a.context, &path) {
-        Ok(c) => c,
+    let ctx = context_info(&context, &path).map_err(|e| usage_error(&e))?;
+    let (warnings, _) = findings(&df, &source, Some(&ctx), a.target.as_deref(), build_args)
+        .map_err(|e| {
+            eprintln!("error: {display}: {e}");
+            ExitCode::from(1)
+        })?;
+    Ok(Checked {
+        display,
+        source,
+        warnings,
+    })
+}
+
+fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
+    if a.file.is_some() && a.paths.len() > 1 {
+        return Ok(usage_error(
+            "-f names one Dockerfile: give one PATH with it",
+        ));
+    }
+    let build_args = match build_arg_map(&a.build_args) {
+        Ok(m) => m,
         Err(e) => return Ok(usage_error(&e)),
     };
-    let (warnings, _) = match findings(&df, &source, Some(&ctx), a.target.as_deref(), &build_args)
-    {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(1));
+    let mut checked = Vec::new();
+    let mut failure: Option<ExitCode> = None;
+    for p in &a.paths {
+        match check_one(&a, p, &build_args) {
+            Ok(c) => checked.push(c),
+            // Keep going: every Dockerfile gets its report; the worst exit code wins.
+            Err(code) => {
+                if failure.is_none() || code == ExitCode::from(2) {
+                    failure = Some(code);
+                }
+            }
         }
+    }
+    let all = || {
+        checked
+            .iter()
+            .flat_map(|c| c.warnings.iter().map(move |w| (c, w)))
     };
-    let errors = warnings
-        .iter()
-        .filter(|w| w.severity == Severity::Error)
-        .count();
+    let errors = all().filter(|(_, w)| w.severity == Severity::Error).count();
+    let total = all().count();
     let out = match a.format {
         Format::Text => {
-            let lines = SourceLines::new(&source);
             let mut s = String::new();
-            for w in &warnings {
-                s.push_str(&w.render_in(&display, &lines));
-                s.push('\n');
+            for c in &checked {
+                let lines = SourceLines::new(&c.source);
+                for w in &c.warnings {
+                    s.push_str(&w.render_in(&c.display, &lines));
+                    s.push('\n');
+                }
             }
             s
         }
         Format::Json => {
             let doc = JsonReport {
-                file: &display,
-                findings: warnings
-                    .iter()
-                    .map(|w| JsonFinding {
+                files: checked.iter().map(|c| c.display.as_str()).collect(),
+                findings: all()
+                    .map(|(c, w)| JsonFinding {
                         rule: w.rule,
                         severity: w.severity,
                         message: &w.message,
                         url: w.url(),
                         hint: w.hint(),
                         location: JsonLocation {
-                            file: &display,
+                            file: &c.display,
                             line: w.span.line,
                             column: w.span.col,
                             length: w.span.len,
@@ -443,12 +482,16 @@ fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
                 errors,
-                warnings: warnings.len() - errors,
+                warnings: total - errors,
             };
             serde_json::to_string_pretty(&doc)? + "\n"
         }
         Format::Sarif => {
-            serde_json::to_string_pretty(&check::sarif::render(&display, &warnings))? + "\n"
+            let files: Vec<(&str, &[Warning])> = checked
+                .iter()
+                .map(|c| (c.display.as_str(), c.warnings.as_slice()))
+                .collect();
+            serde_json::to_string_pretty(&check::sarif::render(&files))? + "\n"
         }
     };
     {
@@ -458,15 +501,21 @@ fn run_check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         stdout.flush()?;
     }
     if a.format == Format::Text {
-        let n = warnings.len();
-        if n == 0 {
-            eprintln!("{display}: no findings");
+        let files = checked.len();
+        let what = if files == 1 {
+            checked[0].display.clone()
         } else {
+            format!("{files} Dockerfiles")
+        };
+        if files > 0 {
             eprintln!(
-                "{display}: {n} finding{} ({errors} at error level)",
-                if n == 1 { "" } else { "s" }
+                "{what}: {total} finding{} ({errors} at error level)",
+                if total == 1 { "" } else { "s" }
             );
         }
+    }
+    if let Some(code) = failure {
+        return Ok(code);
     }
     Ok(if errors > 0 {
         ExitCode::from(1)

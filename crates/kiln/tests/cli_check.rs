@@ -12,7 +12,11 @@ use support::*;
 const REACT: &str = "/work/shared/fixtures/react-app";
 
 fn check(args: &[&str]) -> Output {
-    Command::new(bin()).arg("check").args(args).output().unwrap()
+    Command::new(bin())
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -81,6 +85,25 @@ fn json_lists_rule_severity_message_url_location() {
     }
     let (_, v) = json_findings(&["-f", &format!("{REACT}/Dockerfile"), REACT]);
     assert!(!rules(&v).contains(&"FatFinalStage".into()), "{v}");
+    // Several Dockerfiles in one run, each finding naming its file.
+    let (_, v) = json_findings(&[
+        &format!("{REACT}/Dockerfile"),
+        &format!("{REACT}/Dockerfile.single"),
+    ]);
+    assert_eq!(v["files"].as_array().unwrap().len(), 2);
+    let single: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["location"]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("Dockerfile.single")
+        })
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(single.contains(&"FatFinalStage"), "{v}");
 }
 
 #[test]
@@ -97,7 +120,10 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
     );
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sarif-schema-2.1.0.json");
     let d = dir_with(&[
-        ("Dockerfile", "# check=error=true\nFROM node\nCOPY . .\nRUN npm ci\nCMD node a.js\n"),
+        (
+            "Dockerfile",
+            "# check=error=true\nFROM node\nCOPY . .\nRUN npm ci\nCMD node a.js\n",
+        ),
         ("node_modules/x/index.js", "x"),
     ]);
     for (file, ctx) in [
@@ -136,7 +162,10 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
 
 #[test]
 fn error_level_exits_1_and_the_build_arg_overrides_the_directive() {
-    let d = dir_with(&[("Dockerfile", "# check=error=true\nFROM alpine:3.20\nCMD x\n")]);
+    let d = dir_with(&[(
+        "Dockerfile",
+        "# check=error=true\nFROM alpine:3.20\nCMD x\n",
+    )]);
     let p = d.path().to_str().unwrap();
     let out = check(&[p]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
@@ -146,7 +175,11 @@ fn error_level_exits_1_and_the_build_arg_overrides_the_directive() {
     assert_eq!(text(&out.stdout), "");
     let out = check(&["--build-arg", "BUILDKIT_DOCKERFILE_CHECK=bogus", p]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("invalid check option"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid check option"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -154,7 +187,11 @@ fn a_bad_dockerfile_is_an_error_with_its_location() {
     let d = dir_with(&[("Dockerfile", "FROM a\nRUNN x\n")]);
     let out = check(&[d.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("Dockerfile:2:1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Dockerfile:2:1"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = check(&["-f", "/nonexistent/Dockerfile", "."]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -191,8 +228,15 @@ fn fix_rewrites_in_place_once() {
         "# keep this comment\nFROM busybox:1.36 AS Build\nENV A=b\nLABEL org.opencontainers.image.authors=\"Jo <jo@example.com>\"\nRUN echo \\\n    hi\nCMD [\"node\", \"app.js\"]\n"
     );
     let out = check(&["--fix", "--format", "json", p]);
-    assert!(!text(&out.stderr).contains("fixed"), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(d.path().join("Dockerfile")).unwrap(), fixed);
+    assert!(
+        !text(&out.stderr).contains("fixed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("Dockerfile")).unwrap(),
+        fixed
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // What is not mechanical stays reported.
     assert!(rules(&v).contains(&"StageNameCasing".into()), "{v}");
@@ -209,7 +253,10 @@ fn build_check_builds_nothing_and_reports_as_docker() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.starts_with("Check complete, 2 warnings have been found!\n"), "{s}");
+    assert!(
+        s.starts_with("Check complete, 2 warnings have been found!\n"),
+        "{s}"
+    );
     assert!(
         s.contains("WARNING: JSONArgsRecommended - https://docs.docker.com/go/dockerfile/rule/json-args-recommended/\n"),
         "{s}"
@@ -237,7 +284,10 @@ fn build_check_builds_nothing_and_reports_as_docker() {
 fn build_prints_warnings_after_the_build() {
     require_root();
     let c = Ctx::new();
-    c.file("Dockerfile", "FROM localhost/busybox:latest\nRUN true\nCMD echo hi\n");
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox:latest\nRUN true\nCMD echo hi\n",
+    );
     let err = c.build_ok(&["-t", "warned"]);
     assert!(
         err.contains(" 2 warnings found (use docker --debug to expand):\n"),
@@ -264,7 +314,9 @@ fn build_fails_before_any_step_with_error_true() {
     let (code, _, err) = c.build(&[]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("ERROR: lint violation found for rules: FinalStageRunsAsRoot, JSONArgsRecommended"),
+        err.contains(
+            "ERROR: lint violation found for rules: FinalStageRunsAsRoot, JSONArgsRecommended"
+        ),
         "{err}"
     );
     assert!(!err.contains("touch /ran"), "a step ran: {err}");

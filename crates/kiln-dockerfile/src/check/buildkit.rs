@@ -131,7 +131,9 @@ fn invalid_default_arg_in_from(df: &Dockerfile, out: &mut Out) {
             out.push(
                 "InvalidDefaultArgInFrom",
                 st.span,
-                format!("Default value for ARG {image} results in empty or invalid base image name"),
+                format!(
+                    "Default value for ARG {image} results in empty or invalid base image name"
+                ),
             );
         }
     }
@@ -143,7 +145,7 @@ fn valid_reference(s: &str) -> bool {
     let re = RE.get_or_init(|| {
         let comp = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
         let host = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?";
-        let tag = r"(?::[\w][\w.-]{0,127})?";
+        let tag = r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?";
         let digest = r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?";
         regex::Regex::new(&format!("^{host}{comp}(?:/{comp})*{tag}{digest}$")).expect("regex")
     });
@@ -154,8 +156,20 @@ fn valid_reference(s: &str) -> bool {
 /// without declaring; BuildKit knows the base image's env, a static check does not.
 fn likely_image_env(name: &str) -> bool {
     const KNOWN: [&str; 14] = [
-        "PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "TERM", "HOSTNAME", "GOPATH", "GOROOT",
-        "GOTOOLCHAIN", "GPG_KEY", "NGINX_VERSION", "DEBIAN_FRONTEND", "SHELL",
+        "PATH",
+        "HOME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "TERM",
+        "HOSTNAME",
+        "GOPATH",
+        "GOROOT",
+        "GOTOOLCHAIN",
+        "GPG_KEY",
+        "NGINX_VERSION",
+        "DEBIAN_FRONTEND",
+        "SHELL",
     ];
     KNOWN.contains(&name)
         || ["_VERSION", "_HOME", "_PATH", "_DIR", "_ROOT"]
@@ -174,9 +188,8 @@ fn undefined_var(df: &Dockerfile, out: &mut Out) {
             .iter()
             .position(|p| p.name.as_deref() == Some(st.from_cmd().image.to_lowercase().as_str()));
         let from_scratch = st.from_cmd().image == "scratch";
-        let mut defined: BTreeSet<String> = parent
-            .map(|p| stage_env[p].clone())
-            .unwrap_or_default();
+        let mut defined: BTreeSet<String> =
+            parent.map(|p| stage_env[p].clone()).unwrap_or_default();
         let image_env_known = from_scratch;
         let mut env_only = defined.clone();
         for ins in &st.instructions {
@@ -251,11 +264,7 @@ fn expanded_words(ins: &Instruction) -> Vec<&str> {
 
 /// CopyIgnoredFile (experimental): a context path COPY or ADD names that .dockerignore
 /// excludes.
-fn copy_ignored_file(
-    df: &Dockerfile,
-    ignore: &crate::dockerignore::PatternSet,
-    out: &mut Out,
-) {
+fn copy_ignored_file(df: &Dockerfile, ignore: &crate::dockerignore::PatternSet, out: &mut Out) {
     for st in &df.stages {
         for ins in &st.instructions {
             let (cmd, sources) = match &ins.command {
@@ -311,7 +320,9 @@ fn definition_description(df: &Dockerfile, source: &str, out: &mut Out) {
         out.push(
             "InvalidDefinitionDescription",
             ins.span,
-            format!("Comment for {instruction} should follow the format: `# {example} <description>`"),
+            format!(
+                "Comment for {instruction} should follow the format: `# {example} <description>`"
+            ),
         );
     };
     // Parser directives (`# syntax=…`) look like comments but describe nothing.

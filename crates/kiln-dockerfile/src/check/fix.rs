@@ -157,9 +157,10 @@ fn char_to_byte(s: &str, chars: usize) -> Option<usize> {
     if chars == 0 {
         return Some(0);
     }
-    s.char_indices().nth(chars).map(|(i, _)| i).or_else(|| {
-        (s.chars().count() == chars).then_some(s.len())
-    })
+    s.char_indices()
+        .nth(chars)
+        .map(|(i, _)| i)
+        .or_else(|| (s.chars().count() == chars).then_some(s.len()))
 }
 
 /// ` image AS name` with `AS` in the casing of `kw`, if it differs.

@@ -133,7 +133,9 @@ fn unpinned_base_image(df: &Dockerfile, st: &Stage, bases: &[Option<String>], ou
     };
     // An image of this machine's own (`localhost/…`) is not pulled: no registry moves it.
     let host = image.split('/').next().unwrap_or("");
-    if image == "scratch" || (image.contains('/') && (host == "localhost" || host.starts_with("localhost:"))) {
+    if image == "scratch"
+        || (image.contains('/') && (host == "localhost" || host.starts_with("localhost:")))
+    {
         return;
     }
     let (_, tag, digest) = split_ref(image);
@@ -145,7 +147,9 @@ fn unpinned_base_image(df: &Dockerfile, st: &Stage, bases: &[Option<String>], ou
             "Base image '{image}' has no tag, so it means '{image}:latest' and changes under you: pin a version"
         ),
         Some("latest") => {
-            format!("Base image '{image}' uses the 'latest' tag, which changes under you: pin a version")
+            format!(
+                "Base image '{image}' uses the 'latest' tag, which changes under you: pin a version"
+            )
         }
         Some(_) => return,
     };
@@ -292,9 +296,9 @@ fn package_cache_rules(ins: &Instruction, out: &mut Out) {
     for c in &cmds {
         let prog = program(c);
         if (prog == "apt-get" || prog == "apt") && subcommand(c) == Some("install") {
-            let recommends = c.iter().any(|w| {
-                w == "--no-install-recommends" || w.contains("Install-Recommends=false")
-            });
+            let recommends = c
+                .iter()
+                .any(|w| w == "--no-install-recommends" || w.contains("Install-Recommends=false"));
             let cleaned =
                 text.contains("/var/lib/apt/lists") || cache_mount_on(ins, "/var/lib/apt");
             let missing: Vec<&str> = [
@@ -333,8 +337,8 @@ fn package_cache_rules(ins: &Instruction, out: &mut Out) {
 }
 
 const ARCHIVE_SUFFIXES: [&str; 12] = [
-    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst",
-    ".gz", ".bz2", ".xz",
+    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".gz",
+    ".bz2", ".xz",
 ];
 
 /// AddInsteadOfCopy: ADD of local files that are not archives, with no ADD-only flag.
@@ -369,17 +373,28 @@ fn add_instead_of_copy(ins: &Instruction, out: &mut Out) {
 /// Whether a file name looks like a secret: `.env` files, SSH private keys, credential
 /// files, key stores.
 fn secret_like(path: &str) -> bool {
-    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path);
     let lower = name.to_lowercase();
     let env_file = lower == ".env"
         || (lower.starts_with(".env.")
-            && !["example", "sample", "template", "dist", "defaults", "schema"]
-                .iter()
-                .any(|s| lower.ends_with(s)));
+            && ![
+                "example", "sample", "template", "dist", "defaults", "schema",
+            ]
+            .iter()
+            .any(|s| lower.ends_with(s)));
     env_file
         || matches!(
             lower.as_str(),
-            "id_rsa" | "id_dsa" | "id_ecdsa" | "id_ed25519" | ".netrc" | ".git-credentials"
+            "id_rsa"
+                | "id_dsa"
+                | "id_ecdsa"
+                | "id_ed25519"
+                | ".netrc"
+                | ".git-credentials"
                 | ".pypirc"
         )
         || path.ends_with(".aws/credentials")
@@ -648,7 +663,10 @@ mod tests {
             split_ref("localhost:5000/a/node:18@sha256:x"),
             ("localhost:5000/a/node", Some("18"), Some("sha256:x"))
         );
-        assert_eq!(split_ref("localhost:5000/a"), ("localhost:5000/a", None, None));
+        assert_eq!(
+            split_ref("localhost:5000/a"),
+            ("localhost:5000/a", None, None)
+        );
     }
 
     #[test]

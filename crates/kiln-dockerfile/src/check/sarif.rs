@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::{Origin, RULES, Warning};
 
-/// The SARIF log of `warnings` found in `file` (a path relative to the repository root, as
-/// code scanning wants it).
-pub fn render(file: &str, warnings: &[Warning]) -> Value {
+/// The SARIF log of the `warnings` found in each file (paths relative to the repository
+/// root, as code scanning wants them).
+pub fn render(files: &[(&str, &[Warning])]) -> Value {
     let rules: Vec<Value> = RULES
         .iter()
         .map(|r| {
@@ -29,9 +29,10 @@ pub fn render(file: &str, warnings: &[Warning]) -> Value {
             v
         })
         .collect();
-    let results: Vec<Value> = warnings
+    let results: Vec<Value> = files
         .iter()
-        .map(|w| {
+        .flat_map(|(file, ws)| ws.iter().map(move |w| (*file, w)))
+        .map(|(file, w)| {
             let mut location = json!({
                 "physicalLocation": {
                     "artifactLocation": { "uri": uri_path(file) },

@@ -155,9 +155,7 @@ pub(crate) fn is_dependency_install(cmd: &[String]) -> bool {
                     .any(|w| w == "-r" || w.starts_with("--requirement") || w == "." || w == "-e")
         }
         "poetry" | "pipenv" | "bundle" | "composer" => sub == Some("install"),
-        "go" => {
-            sub == Some("mod") && cmd.iter().any(|w| w == "download")
-        }
+        "go" => sub == Some("mod") && cmd.iter().any(|w| w == "download"),
         _ => false,
     }
 }
@@ -195,7 +193,9 @@ mod tests {
 
     #[test]
     fn commands_split() {
-        let c = simple_commands("apt-get update && DEBIAN_FRONTEND=x apt-get install -y \\\n curl; rm -rf /x");
+        let c = simple_commands(
+            "apt-get update && DEBIAN_FRONTEND=x apt-get install -y \\\n curl; rm -rf /x",
+        );
         assert_eq!(c.len(), 3);
         assert_eq!(program(&c[1]), "apt-get");
         assert_eq!(subcommand(&c[1]), Some("install"));
