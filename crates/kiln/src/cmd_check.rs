@@ -261,7 +261,7 @@ pub(crate) enum Lint {
 /// `BUILDKIT_DOCKERFILE_CHECK`). `--check` prints docker's `--check` report and stops (exit
 /// 1 when anything is found, as buildx does); `error=true` with findings fails before any
 /// step runs (`lint violation found for rules: …`); otherwise the warnings are printed after
-/// the build, except in quiet mode. A Dockerfile that does not parse is left to the build,
+/// the build, except in quiet and rawjson modes. A Dockerfile that does not parse is left to the build,
 /// which reports it.
 pub(crate) fn lint_before_build(
     args: &crate::cmd_build::BuildArgs,
@@ -311,7 +311,11 @@ pub(crate) fn lint_before_build(
         );
         return Lint::Done(ExitCode::from(1));
     }
-    if mode == crate::progress::ProgressMode::Quiet {
+    // Quiet prints only the ID; rawjson's stream is for programs, not a text summary.
+    if matches!(
+        mode,
+        crate::progress::ProgressMode::Quiet | crate::progress::ProgressMode::RawJson
+    ) {
         return Lint::Warnings(Vec::new());
     }
     Lint::Warnings(warnings)
