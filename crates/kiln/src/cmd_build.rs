@@ -679,11 +679,16 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let lint = match crate::cmd_check::lint_before_build(&args, &context, &dockerfile, &text, mode)
-    {
-        crate::cmd_check::Lint::Done(code) => return Ok(code),
-        crate::cmd_check::Lint::Warnings(w) => w,
+    let lint_req = crate::cmd_check::BuildLint {
+        check_only: args.check,
+        build_args: &args.build_args,
+        target: args.target.as_deref(),
     };
+    let lint =
+        match crate::cmd_check::lint_before_build(&lint_req, &context, &dockerfile, &text, mode) {
+            crate::cmd_check::Lint::Done(code) => return Ok(code),
+            crate::cmd_check::Lint::Warnings(w) => w,
+        };
     let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
     opts.tags = args.tags.clone();
     opts.target = args.target.clone();

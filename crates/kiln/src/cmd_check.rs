@@ -249,6 +249,15 @@ pub(crate) fn build_check_report(warnings: &[Warning], file: &str, source: &str)
     s
 }
 
+/// What `kiln build` asks of the checks.
+pub(crate) struct BuildLint<'a> {
+    /// `--check`: report and stop.
+    pub check_only: bool,
+    /// `--build-arg` values as given (`BUILDKIT_DOCKERFILE_CHECK` is read from them).
+    pub build_args: &'a [String],
+    pub target: Option<&'a str>,
+}
+
 /// What the checks decided before a build.
 pub(crate) enum Lint {
     /// Stop here with this exit code (`--check`, or `error=true` with findings).
@@ -264,7 +273,7 @@ pub(crate) enum Lint {
 /// the build, except in quiet and rawjson modes. A Dockerfile that does not parse is left to the build,
 /// which reports it.
 pub(crate) fn lint_before_build(
-    args: &crate::cmd_build::BuildArgs,
+    req: &BuildLint<'_>,
     context: &Path,
     dockerfile: &Path,
     text: &str,
@@ -278,13 +287,13 @@ pub(crate) fn lint_before_build(
         return Lint::Warnings(Vec::new());
     };
     let mut build_args = std::collections::BTreeMap::new();
-    for a in &args.build_args {
+    for a in req.build_args {
         if let Some((k, v)) = a.split_once('=') {
             build_args.insert(k.to_string(), v.to_string());
         }
     }
     let ctx = context_info(context, dockerfile).ok();
-    let found = findings(&df, text, ctx.as_ref(), args.target.as_deref(), &build_args);
+    let found = findings(&df, text, ctx.as_ref(), req.target, &build_args);
     let (warnings, cfg) = match found {
         Ok(x) => x,
         Err(e) => {
@@ -292,7 +301,7 @@ pub(crate) fn lint_before_build(
             return Lint::Done(ExitCode::from(1));
         }
     };
-    if args.check {
+    if req.check_only {
         print!("{}", build_check_report(&warnings, &display, text));
         return Lint::Done(if warnings.is_empty() {
             ExitCode::SUCCESS

@@ -488,7 +488,7 @@ fn finish(mut w: Vec<Warning>, cfg: &CheckConfig) -> Vec<Warning> {
             x.severity = Severity::Error;
         }
     }
-    w.sort_by(|a, b| (a.span.line, a.span.col).cmp(&(b.span.line, b.span.col)));
+    w.sort_by_key(|a| (a.span.line, a.span.col));
     w.dedup();
     w
 }
