@@ -162,7 +162,7 @@ fn cases() -> Vec<Case> {
         case(
             "UnpinnedBaseImage",
             "FROM node\n",
-            "FROM node:20.11-slim\nFROM localhost/busybox:latest\nFROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nFROM scratch\n",
+            "ARG T\nFROM platform-${T}\nFROM alpine:3.20\nFROM 1\nFROM node:20.11-slim\nFROM localhost/busybox:latest\nFROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nFROM scratch\n",
         ),
         case(
             "SourceCopiedBeforeDependencyInstall",

@@ -140,7 +140,7 @@ fn invalid_default_arg_in_from(df: &Dockerfile, out: &mut Out) {
 }
 
 /// A docker image reference as `reference.ParseNormalizedNamed` accepts it (or a stage name).
-fn valid_reference(s: &str) -> bool {
+pub(super) fn valid_reference(s: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         let comp = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";

@@ -133,9 +133,10 @@ fn unpinned_base_image(df: &Dockerfile, st: &Stage, bases: &[Option<String>], ou
     };
     // An image of this machine's own (`localhost/…`) is not pulled: no registry moves it.
     let host = image.split('/').next().unwrap_or("");
-    if image == "scratch"
-        || (image.contains('/') && (host == "localhost" || host.starts_with("localhost:")))
-    {
+    let local = image.contains('/') && (host == "localhost" || host.starts_with("localhost:"));
+    // `FROM 0` names a stage by index (buildah); an invalid name is InvalidDefaultArgInFrom's.
+    let stage_index = image.bytes().all(|b| b.is_ascii_digit());
+    if image == "scratch" || local || stage_index || !super::buildkit::valid_reference(image) {
         return;
     }
     let (_, tag, digest) = split_ref(image);
@@ -241,6 +242,9 @@ fn final_stage_runs_as_root(shipped: &[&Stage], out: &mut Out) {
     }
     let root = shipped[shipped.len() - 1];
     let base = root.from_cmd().image.to_lowercase();
+    if !runs_something {
+        return;
+    }
     match user {
         Some(ins) => {
             if let Command::User(u) = &ins.command
@@ -260,7 +264,7 @@ fn final_stage_runs_as_root(shipped: &[&Stage], out: &mut Out) {
             let unprivileged_base = ["nonroot", "unprivileged", "rootless"]
                 .iter()
                 .any(|w| base.contains(w));
-            if unprivileged_base || !runs_something {
+            if unprivileged_base {
                 return;
             }
             out.push(
