@@ -122,6 +122,10 @@ pub struct BuildArgs {
     /// Explain, for every step, why it was or was not taken from the cache.
     #[arg(long)]
     pub explain: bool,
+    /// Only check the Dockerfile (BuildKit's build checks and kiln's rules, as `kiln check`
+    /// does), build nothing; exit 1 when anything is found.
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub noop: NoopArgs,
 }
@@ -691,6 +695,16 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let lint_req = crate::cmd_check::BuildLint {
+        check_only: args.check,
+        build_args: &args.build_args,
+        target: args.target.as_deref(),
+    };
+    let lint =
+        match crate::cmd_check::lint_before_build(&lint_req, &context, &dockerfile, &text, mode) {
+            crate::cmd_check::Lint::Done(code) => return Ok(code),
+            crate::cmd_check::Lint::Warnings(w) => w,
+        };
     let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
     opts.tags = args.tags.clone();
     opts.target = args.target.clone();
@@ -855,6 +869,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let renderer = std::thread::spawn(move || progress::render(rx, mode, explain));
     let result = kiln_build::build(&root, opts, kiln_build::event::EventSink::new(tx));
     let _ = renderer.join();
+    if !lint.is_empty() {
+        eprint!("\n{}", crate::cmd_check::build_summary(&lint));
+    }
     if result.is_err() {
         // As docker: no ID or metadata file unless the build succeeded.
         for f in [&args.iidfile, &args.metadata_file].into_iter().flatten() {

@@ -3,6 +3,7 @@
 
 mod cmd_build;
 mod cmd_builder;
+mod cmd_check;
 mod cmd_container;
 mod cmd_diff;
 mod cmd_dockerfile;
@@ -51,6 +52,8 @@ enum Command {
     Diff(cmd_diff::Command),
     #[command(flatten)]
     Registry(cmd_registry::Command),
+    #[command(flatten)]
+    Check(cmd_check::Command),
 }
 
 fn main() -> ExitCode {
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
         Err(e) => return usage::report(e),
     };
     let family = Family::of(&cli.command);
-    if matches!(cli.command, Command::Build(cmd_build::Command::Build(_))) {
+    if matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if !b.check) {
         // Before any thread exists: every mount the build makes dies with this process.
         if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {
             eprintln!(
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Report(c) => cmd_report::run(c, &cli.global),
         Command::Diff(c) => cmd_diff::run(c, &cli.global),
         Command::Registry(c) => cmd_registry::run(c, &cli.global),
+        Command::Check(c) => cmd_check::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -107,7 +111,7 @@ enum Family {
     /// `pull`, `push`, `login`: docker prints what the daemon answered as
     /// `Error response from daemon: ...` (`manifest for x:y not found: manifest unknown`).
     Daemon,
-    /// kiln's own Dockerfile tools (`parse`, `graph`): `error: ...` like their rustc-style
+    /// kiln's own Dockerfile tools (`parse`, `graph`, `check`): `error: ...` like their rustc-style
     /// diagnostics and clap's usage errors.
     Kiln,
 }
@@ -116,7 +120,7 @@ impl Family {
     fn of(cmd: &Command) -> Family {
         match cmd {
             Command::Build(_) => Family::Build,
-            Command::Dockerfile(_) => Family::Kiln,
+            Command::Dockerfile(_) | Command::Check(_) => Family::Kiln,
             Command::Image(_)
             | Command::Builder(_)
             | Command::Container(_)
