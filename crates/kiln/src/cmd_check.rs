@@ -266,10 +266,10 @@ pub(crate) enum Lint {
     Warnings(Vec<kiln_dockerfile::check::Warning>),
 }
 
-/// Run the build checks on the Dockerfile (BuildKit's and kiln's, under `# check=` or
-/// `BUILDKIT_DOCKERFILE_CHECK`). `--check` prints docker's `--check` report and stops (exit
-/// 1 when anything is found, as buildx does); `error=true` with findings fails before any
-/// step runs (`lint violation found for rules: …`); otherwise the warnings are printed after
+/// Run the build checks on the Dockerfile (under `# check=` or `BUILDKIT_DOCKERFILE_CHECK`).
+/// `--check` prints docker's `--check` report of BuildKit's and kiln's rules and stops (exit
+/// 1 when anything is found, as buildx does); otherwise only BuildKit's rules count, and
+/// `error=true` with findings fails before any step runs (`lint violation found for rules: …`); otherwise the warnings are printed after
 /// the build, except in quiet and rawjson modes. A Dockerfile that does not parse is left to the build,
 /// which reports it.
 pub(crate) fn lint_before_build(
@@ -309,6 +309,12 @@ pub(crate) fn lint_before_build(
             ExitCode::from(1)
         });
     }
+    // A build prints and enforces BuildKit's rules, as BuildKit does; kiln's own rules are for
+    // `kiln check` and `build --check`, where they were asked for.
+    let warnings: Vec<Warning> = warnings
+        .into_iter()
+        .filter(|w| check::rule(w.rule).is_none_or(|r| r.origin == check::Origin::Buildkit))
+        .collect();
     if cfg.error && !warnings.is_empty() {
         eprint!("{}", build_summary(&warnings));
         let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
