@@ -73,15 +73,15 @@ impl Workers {
             let name = format!("kiln-net-tcp-w{i}");
             let wake = Arc::new(eventfd().map_err(|e| Error::thread(&name, e))?);
             let (tx, rx) = mpsc::channel();
+            let ep = worker_epoll(&wake).map_err(|e| Error::thread(&name, e))?;
             let (w, s) = (wake.clone(), shared.clone());
             let h = std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(STACK)
+                // Past its setup only epoll_wait can fail, and only on a bad fd or argument (a
+                // bug): the worker then ends, dropping (closing) its connections.
                 .spawn(move || {
-                    if let Err(e) = worker(&rx, &w, &s) {
-                        // Only epoll_create/ctl on the wake fd can fail here.
-                        eprintln!("kiln-net: TCP worker stopped: {e}");
-                    }
+                    let _ = worker(ep, &rx, &w, &s);
                 })
                 .map_err(|e| Error::thread(&name, e))?;
             senders.push((tx, wake));
@@ -252,7 +252,9 @@ enum Step {
     Closed,
 }
 
-fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::Result<()> {
+/// A worker's epoll instance, watching its wake fd: made before the worker thread starts, so a
+/// failure is the caller's error rather than a thread that stops on its own.
+fn worker_epoll(wake: &OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: epoll_create1 returns a new fd we own.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -261,6 +263,15 @@ fn worker(rx: &mpsc::Receiver<NewConn>, wake: &OwnedFd, shared: &Shared) -> io::
     // SAFETY: ep was just created.
     let ep = unsafe { OwnedFd::from_raw_fd(ep) };
     ctl(&ep, wake.as_raw_fd(), WAKE, libc::EPOLLIN as u32)?;
+    Ok(ep)
+}
+
+fn worker(
+    ep: OwnedFd,
+    rx: &mpsc::Receiver<NewConn>,
+    wake: &OwnedFd,
+    shared: &Shared,
+) -> io::Result<()> {
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut next_id: u64 = 0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
