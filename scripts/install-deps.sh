@@ -5,7 +5,8 @@
 #
 #   bash scripts/install-deps.sh [demo|tests|ci]     (default: tests)
 #
-#   demo   busybox-static (the demo's base image is made from it)
+#   demo   busybox-static (the demo's base image is made from it), python3 (it fetches the page
+#          of the container it runs)
 #   tests  the README's test command: demo's, plus runc (external runtime), skopeo and umoci
 #          (interop), docker.io (`docker load` interop), git (git contexts), e2fsprogs
 #          (a full-disk test formats a small ext4 image), passt (pasta: a container's outbound
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 profile=${1:-tests}
-demo=(busybox-static)
+demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
