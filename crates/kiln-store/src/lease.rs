@@ -7,7 +7,7 @@
 //! the lease row or does not see the file yet. Dropping the lease removes the row; the rows
 //! of a process that died are removed by the next collection.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rusqlite::params;
 
@@ -40,6 +40,11 @@ impl RefKind {
 pub struct Lease {
     store: Store,
     id: String,
+    me: ProcessId,
+    /// Whether the lease's row exists: it is written by the first transaction that protects
+    /// something (a lease that protects nothing needs no row), so taking a lease is no write
+    /// transaction of its own, and dropping an unused one none either.
+    has_row: AtomicBool,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -59,25 +64,39 @@ impl Store {
             nanos,
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        self.write(|tx| {
-            db::exec(
-                tx,
-                "INSERT INTO leases (id, pid, start_time, created) VALUES (?1, ?2, ?3, ?4)",
-                params![id, me.pid, me.start as i64, now()],
-            )?;
-            Ok(())
-        })?;
         Ok(Lease {
             store: self.clone(),
             id,
+            me,
+            has_row: AtomicBool::new(false),
         })
     }
 }
 
 impl Lease {
+    /// Runs `f` in a write transaction that first makes sure the lease's row exists (the refs
+    /// `f` adds point at it).
+    pub(crate) fn write_refs<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let out = self.store.write(|tx| {
+            if !self.has_row.load(Ordering::Relaxed) {
+                db::exec(
+                    tx,
+                    "INSERT OR IGNORE INTO leases (id, pid, start_time, created) VALUES (?1, ?2, ?3, ?4)",
+                    params![self.id, self.me.pid, self.me.start as i64, now()],
+                )?;
+            }
+            f(tx)
+        })?;
+        self.has_row.store(true, Ordering::Relaxed);
+        Ok(out)
+    }
+
     /// Records that this lease holds `target` (a digest string or snapshot key).
     pub fn protect(&self, kind: RefKind, target: &str) -> Result<()> {
-        self.store.write(|tx| {
+        self.write_refs(|tx| {
             db::exec(
                 tx,
                 "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
@@ -96,7 +115,7 @@ impl Lease {
         &self,
         id: &crate::Digest,
     ) -> Result<Option<(crate::ImageRecord, Vec<crate::LayerRecord>)>> {
-        self.store.write(|tx| {
+        self.write_refs(|tx| {
             let Some(img) = crate::image::load_images(tx, Some(id))?.pop() else {
                 return Ok(None);
             };
@@ -126,7 +145,7 @@ impl Lease {
         variant: &str,
         blobs: &[crate::Digest],
     ) -> Result<Vec<Option<crate::LayerRecord>>> {
-        let found = self.store.write(|tx| {
+        let found = self.write_refs(|tx| {
             let mut found = Vec::with_capacity(snapshots.len());
             for key in snapshots {
                 let row: Option<(String, String, String, i64, i64)> =
@@ -198,6 +217,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if !self.has_row.load(Ordering::Relaxed) {
+            return;
+        }
         // A failure here only delays collection until this process is gone.
         let _ = self.store.write(|tx| {
             db::exec(tx, "DELETE FROM leases WHERE id = ?1", params![self.id])?;

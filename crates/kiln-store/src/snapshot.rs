@@ -313,7 +313,7 @@ impl Lease {
     /// The protection stays even when it does not exist yet: the caller is about to make it.
     pub fn use_snapshot(&self, key: &str) -> Result<Option<crate::SnapshotInfo>> {
         let snapdir = self.store().layout().snapshots_dir();
-        self.store().write(|tx| {
+        self.write_refs(|tx| {
             db::exec(
                 tx,
                 "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, 'snapshot', ?2)",
