@@ -47,6 +47,12 @@ const NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
+/// Every capability name the kernel headers list (without `CAP_`), in number order: what
+/// `--cap-add ALL` names.
+pub fn names() -> &'static [&'static str] {
+    &NAMES
+}
+
 /// The kernel number of a capability (`CAP_CHOWN` is 0).
 pub fn number(cap: Capability) -> Option<u32> {
     // oci-spec's Display is the kernel name without the CAP_ prefix.

@@ -38,6 +38,7 @@ mod stubs;
 pub use oci_spec;
 
 pub use caps::mask as capability_mask;
+pub use caps::names as capability_names;
 pub use container::{Container, Executor, Killer};
 pub use defaults::{
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, Network, bind_mount,

@@ -376,57 +376,12 @@ fn check_bind(spec: &str) -> anyhow::Result<()> {
     parse_bind(spec).map(|_| ())
 }
 
-/// Every capability name the kernel knows (for `--cap-add ALL`).
-const ALL: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
 /// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.
 pub fn capability(name: &str) -> anyhow::Result<Vec<Capability>> {
     let up = name.to_ascii_uppercase();
     let bare = up.strip_prefix("CAP_").unwrap_or(&up);
     if bare == "ALL" {
-        return Ok(ALL
+        return Ok(kiln_runtime::capability_names()
             .iter()
             .filter_map(|n| Capability::from_str(n).ok())
             .collect());
