@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::lease::RefKind;
 use crate::snapshot::SNAPSHOT_COLUMNS;
 
+/// How old a use mark must be before [`Store::cache_touch`] renews it: LRU order needs no
+/// finer time, and rebuilds in between then write nothing.
+const TOUCH_SECS: i64 = 60;
+
 /// A stored build-cache record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheRecord {
@@ -37,6 +41,9 @@ pub struct CacheHit {
     pub value: Vec<u8>,
     /// The snapshots it references that exist (a missing one means the hit is unusable).
     pub snapshots: Vec<SnapshotInfo>,
+    /// Whether [`Store::cache_touch`] would change the record (its mark is a minute old or
+    /// it never counted a use): a rebuild whose hits are all fresh skips the write.
+    pub stale: bool,
 }
 
 /// Limits for [`Store::cache_prune`]; records are removed least recently used first.
@@ -97,12 +104,14 @@ impl Store {
     pub fn cache_use(&self, key: &str) -> Result<Option<CacheHit>> {
         let snapdir = self.layout().snapshots_dir();
         self.read(|tx| {
-            let value: Option<Vec<u8>> =
-                db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let Some(value) = value else {
+            let row: Option<(Vec<u8>, bool)> = db::query_row(
+                tx,
+                "SELECT value, last_used < ?2 OR uses = 0 FROM cache WHERE key = ?1",
+                params![key, now() - TOUCH_SECS],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+            let Some((value, stale)) = row else {
                 return Ok(None);
             };
             let mut stmt = tx.prepare_cached(&format!(
@@ -112,7 +121,11 @@ impl Store {
             let snapshots = stmt
                 .query_map([key], |r| SnapshotInfo::from_row(&snapdir, r))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(CacheHit { value, snapshots }))
+            Ok(Some(CacheHit {
+                value,
+                snapshots,
+                stale,
+            }))
         })
     }
 
@@ -129,13 +142,13 @@ impl Store {
                 db::exec(
                     tx,
                     "UPDATE cache SET last_used = ?2, uses = uses + 1 WHERE key = ?1 AND (last_used < ?3 OR uses = 0)",
-                    params![key, t, t - 60],
+                    params![key, t, t - TOUCH_SECS],
                 )?;
                 db::exec(
                     tx,
                     "UPDATE snapshots SET last_used = ?2 WHERE last_used < ?3 AND key IN
                      (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')",
-                    params![key, t, t - 60],
+                    params![key, t, t - TOUCH_SECS],
                 )?;
             }
             Ok(())

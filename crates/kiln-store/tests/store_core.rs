@@ -589,6 +589,25 @@ fn a_running_build_keeps_prunes_from_removing_cache_records() {
     assert!(!store.builds_running());
 }
 
+/// A hit says whether marking it used would change anything: a new record (never used) is
+/// stale, one marked in the last minute is not, so a rebuild of fresh hits writes nothing.
+#[test]
+fn a_cache_hit_is_stale_until_it_is_marked_used() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let dir = store.prepare_snapshot_dir().unwrap();
+    std::fs::write(dir.join("f"), b"abc").unwrap();
+    store.commit_snapshot(&lease, "s1", None, &dir).unwrap();
+    store
+        .cache_put("rec", b"{}", &[(RefKind::Snapshot, "s1")])
+        .unwrap();
+    drop(lease);
+    assert!(store.cache_use("rec").unwrap().unwrap().stale);
+    store.cache_touch(&["rec".to_string()]).unwrap();
+    assert!(!store.cache_use("rec").unwrap().unwrap().stale);
+    assert!(store.cache_use("missing").unwrap().is_none());
+}
+
 /// A collection killed before its commit left a still-referenced blob and a snapshot
 /// directory in `trash/` (its transaction rolled back); one killed after its commit left
 /// content nothing references. The next open puts the first back and deletes the second.

@@ -486,7 +486,9 @@ impl Build<'_> {
             };
             l.dir = info.path;
         }
-        self.hits.lock().unwrap().push(key.to_string());
+        if hit.stale {
+            self.hits.lock().unwrap().push(key.to_string());
+        }
         Ok(Some(rec))
     }
 }
