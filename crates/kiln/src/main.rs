@@ -57,7 +57,7 @@ enum Command {
 }
 
 /// `kiln build ...` parsed without the other commands' definitions: clap builds every
-/// argument of every subcommand before it parses, a fifth of a no-op rebuild's own time.
+/// argument of every subcommand before it parses, about a tenth of a no-op rebuild.
 #[derive(Parser, Debug)]
 #[command(name = "kiln", disable_help_subcommand = true)]
 struct BuildCli {
