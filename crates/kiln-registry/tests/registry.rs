@@ -96,6 +96,7 @@ impl Env {
             certs_d: dir.path().join("certs.d"),
             insecure: Vec::new(),
             credentials: CredentialStore::new(dir.path().join("docker")),
+            mirrors: Default::default(),
         };
         Env { dir, settings }
     }
