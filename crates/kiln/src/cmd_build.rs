@@ -72,7 +72,7 @@ pub struct BuildArgs {
     /// Always attempt to pull all referenced images (--pull, --pull=true, --pull=always);
     /// --pull=false or missing (the default) pulls only images the store lacks; never pulls
     /// none.
-    #[arg(long, value_name = "true|false|always|missing|never", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub pull: Option<String>,
     /// Shorthand for --output=type=registry: push every -t tag after the build.
     #[arg(long)]
