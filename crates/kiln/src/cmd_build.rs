@@ -953,11 +953,11 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     }
                     Ok(outcome)
                 }
-                Err((name, e)) => {
+                Err(message) => {
                     for f in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
                         let _ = std::fs::remove_file(f);
                     }
-                    eprintln!("ERROR: failed to push {name}: {e}");
+                    eprintln!("ERROR: {message}");
                     return Ok(ExitCode::from(1));
                 }
             }

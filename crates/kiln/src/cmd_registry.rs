@@ -453,13 +453,14 @@ pub(crate) fn image_for_container(
 
 /// `build --push`, `-o type=registry`, `-o type=image,push=true`: pushes each of `names` (tags
 /// the build just set) with docker push's lines on stderr (none when `quiet`). Layers the
-/// store keeps uncompressed go as `compression`. Returns the last manifest digest pushed.
+/// store keeps uncompressed go as `compression`. Returns the last manifest digest pushed, or
+/// `failed to push NAME: WHY`.
 pub(crate) fn push_built(
     store: &Store,
     names: &[String],
     compression: Compression,
     quiet: bool,
-) -> Result<Option<kiln_image::Digest>, (String, kiln_registry::Error)> {
+) -> Result<Option<kiln_image::Digest>, String> {
     let settings = Settings::from_env();
     let progress = |e: Event| {
         if !quiet && let Some(l) = line(e) {
@@ -468,7 +469,7 @@ pub(crate) fn push_built(
     };
     let mut last = None;
     for n in names {
-        let reference = ImageRef::parse(n).map_err(|e| (n.clone(), e.into()))?;
+        let reference = ImageRef::parse(n).map_err(|e| format!("failed to push {n}: {e}"))?;
         let pushed = kiln_registry::push(
             store,
             &reference,
@@ -479,7 +480,7 @@ pub(crate) fn push_built(
                 chunk_size: None,
             },
         )
-        .map_err(|e| (n.clone(), e))?;
+        .map_err(|e| format!("failed to push {n}: {e}"))?;
         if !quiet {
             eprintln!(
                 "{}: digest: {} size: {}",

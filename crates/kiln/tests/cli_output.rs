@@ -569,11 +569,17 @@ const REFUSED: &[(&str, &str)] = &[
     ("type=image,unpack=true", "\"unpack\""),
     ("type=image,name=Bad:Name", "name="),
     ("type=image,compression", "compression"),
-    ("type=image,push=true", "tag is needed when pushing to registry"),
+    (
+        "type=image,push=true",
+        "tag is needed when pushing to registry",
+    ),
     ("type=registry", "tag is needed when pushing to registry"),
     ("type=image,push=maybe", "push"),
     ("type=registry,name=x,push=false", "always pushes"),
-    ("type=image,name=x,push=true,compression=uncompressed", "compressed layers only"),
+    (
+        "type=image,name=x,push=true,compression=uncompressed",
+        "compressed layers only",
+    ),
 ];
 
 #[test]

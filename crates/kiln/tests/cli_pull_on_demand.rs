@@ -144,7 +144,10 @@ fn bases_only_in_a_registry_are_pulled_and_an_offline_rebuild_needs_no_network()
             "{err}"
         );
     }
-    assert!(err.starts_with(&format!("#1 [internal] load metadata for {base}\n")), "{err}");
+    assert!(
+        err.starts_with(&format!("#1 [internal] load metadata for {base}\n")),
+        "{err}"
+    );
     assert!(err.contains("#1 DONE "), "{err}");
     assert_eq!(read(&out, "mounted"), "ok\n");
     assert!(out.join("copied").is_file());
@@ -164,7 +167,10 @@ fn bases_only_in_a_registry_are_pulled_and_an_offline_rebuild_needs_no_network()
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Dockerfile:1"), "{err}");
-    assert!(err.contains(&format!("GET https://{}/v2/", reg.addr)), "{err}");
+    assert!(
+        err.contains(&format!("GET https://{}/v2/", reg.addr)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -191,7 +197,10 @@ fn pull_true_rechecks_every_base_and_builds_on_the_moved_tag() {
     assert_eq!(export("b", &[]).0, "none\n");
     // The tag moves in the registry: store a builds a new base and pushes it (build --push).
     let next = env.context("next", &format!("FROM {base}\nRUN echo 2 > /v\n"));
-    let (_, err) = env.ok("a", &["build", "--progress=plain", "--push", "-t", &base, &next]);
+    let (_, err) = env.ok(
+        "a",
+        &["build", "--progress=plain", "--push", "-t", &base, &next],
+    );
     assert!(err.contains("1: digest: sha256:"), "{err}");
     // Without --pull the store's base is used, and nothing is asked.
     let (seen, err) = export("b", &["--pull=false"]);
@@ -200,7 +209,10 @@ fn pull_true_rechecks_every_base_and_builds_on_the_moved_tag() {
     // --pull asks again and builds on the new base.
     let (seen, err) = export("b", &["--pull"]);
     assert_eq!(seen, "2\n");
-    assert!(err.contains(&format!("[internal] load metadata for {base}")), "{err}");
+    assert!(
+        err.contains(&format!("[internal] load metadata for {base}")),
+        "{err}"
+    );
     // Asked again with nothing new: checked, no layer downloaded, same result.
     let (seen, err) = export("b", &["--pull=always"]);
     assert_eq!(seen, "2\n");
@@ -220,7 +232,10 @@ fn pull_never_and_missing_images_fail_at_the_from_line() {
         args.extend_from_slice(extra);
         args.push(&ctx);
         let o = env.kiln(store, &args);
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (code, err) = build(
         "b",
@@ -230,7 +245,10 @@ fn pull_never_and_missing_images_fail_at_the_from_line() {
     assert_eq!(code, Some(1));
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(
-        err.contains(&format!("base image \"{}/base:1\" is not in the store", reg.addr)),
+        err.contains(&format!(
+            "base image \"{}/base:1\" is not in the store",
+            reg.addr
+        )),
         "{err}"
     );
     assert!(err.contains("pulling is disabled (--pull=never)"), "{err}");
@@ -299,7 +317,10 @@ fn build_push_and_registry_outputs_put_the_image_in_the_registry() {
     );
     assert_eq!(out, "");
     assert!(
-        err.contains(&format!("The push refers to repository [{}/app]\n", reg.addr)),
+        err.contains(&format!(
+            "The push refers to repository [{}/app]\n",
+            reg.addr
+        )),
         "{err}"
     );
     let digest = digest_in(err.lines().last().unwrap());
@@ -356,11 +377,21 @@ fn build_push_and_registry_outputs_put_the_image_in_the_registry() {
     // A registry that is not there: the build is done, the push fails, exit 1.
     let o = env.kiln(
         "a",
-        &["build", "--progress=plain", "--push", "-t", "127.0.0.1:9/x:1", &ctx],
+        &[
+            "build",
+            "--progress=plain",
+            "--push",
+            "-t",
+            "127.0.0.1:9/x:1",
+            &ctx,
+        ],
     );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("ERROR: failed to push 127.0.0.1:9/x:1: "), "{err}");
+    assert!(
+        err.contains("ERROR: failed to push 127.0.0.1:9/x:1: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -403,9 +434,14 @@ fn run_and_create_pull_a_missing_image_as_docker_does() {
     assert_eq!(o.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
-        format!("kiln: Error response from daemon: No such image: {base}.\nSee 'kiln run --help'.\n")
+        format!(
+            "kiln: Error response from daemon: No such image: {base}.\nSee 'kiln run --help'.\n"
+        )
     );
-    let o = env.kiln("c", &["run", "--rm", &format!("{}/base:9", reg.addr), "true"]);
+    let o = env.kiln(
+        "c",
+        &["run", "--rm", &format!("{}/base:9", reg.addr), "true"],
+    );
     assert_eq!(o.status.code(), Some(125));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -453,7 +489,10 @@ fn docker_hub_pulls_try_the_mirrors_first_and_pushes_never_go_there() {
     // With the Hub stand-in: a mirror that lacks the image falls back to the Hub.
     env.hub = format!("http://{}", hub.addr);
     let (out, _) = env.ok("b", &["pull", "hubonly:1"]);
-    assert!(out.contains("Status: Downloaded newer image for hubonly:1\n"), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image for hubonly:1\n"),
+        "{out}"
+    );
     // Pushes go to the Hub, never to a mirror.
     env.ok("b", &["tag", "hubonly:1", "pushed:1"]);
     env.ok("b", &["push", "pushed:1"]);

@@ -318,7 +318,8 @@ impl Planner<'_> {
                 hint,
             ),
             _ => (
-                pull_error.unwrap_or_else(|| format!("base image {reference:?} is not in the store")),
+                pull_error
+                    .unwrap_or_else(|| format!("base image {reference:?} is not in the store")),
                 hint,
             ),
         };
