@@ -272,7 +272,7 @@ impl Session {
         scopes: &[String],
         creds: Option<Credentials>,
     ) -> Result<Session> {
-        if let Some(base) = crate::mirrors::endpoint_override(settings, domain) {
+        if let Some(base) = settings.mirrors.endpoint_override(domain) {
             return Self::open_at(settings, domain, base, scopes, creds);
         }
         let host = api_host(domain).to_string();

@@ -73,12 +73,15 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
     };
     // Docker Hub's mirrors first, when configured (see `mirrors`).
-    let (sess, top) = crate::mirrors::open_for_pull(opts.settings, &reference, &wanted, &|| {
+    let scopes = [pull_scope(&repo)];
+    let opened = || {
         opts.progress.event(Event::PullingFrom {
             tag: wanted.clone(),
             repository: reference.repository_familiar_path(),
         })
-    })?;
+    };
+    let (sess, top) =
+        crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
     let image_manifest = match top.parse(&familiar)? {
         Document::Index(entries) => {
             let d = manifest::select_platform(&entries, &opts.platform).ok_or_else(|| {

@@ -12,12 +12,7 @@
 
 use std::path::Path;
 
-use kiln_image::ImageRef;
-
-use crate::client::{Session, Settings};
-use crate::error::{Error, Result};
-use crate::manifest::{self, Fetched};
-use crate::pull::pull_scope;
+pub(crate) mod open;
 
 /// docker's daemon configuration file, where `registry-mirrors` is read.
 pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
@@ -114,51 +109,15 @@ pub(crate) fn is_docker_hub(domain: &str) -> bool {
     matches!(domain, "docker.io" | "index.docker.io")
 }
 
-/// The endpoint that replaces `domain`'s (`KILN_DOCKER_HUB_ENDPOINT` for Docker Hub).
-pub(crate) fn endpoint_override<'a>(settings: &'a Settings, domain: &str) -> Option<&'a str> {
-    if is_docker_hub(domain) {
-        settings.mirrors.hub_endpoint.as_deref()
-    } else {
-        None
-    }
-}
-
-/// The session a pull of `reference` reads from, and its top manifest (`wanted`: a tag or
-/// digest): the first Docker Hub mirror that serves it, else the image's own registry.
-/// `opened` runs once, when the session that will serve the pull is known.
-pub(crate) fn open_for_pull(
-    settings: &Settings,
-    reference: &ImageRef,
-    wanted: &str,
-    opened: &dyn Fn(),
-) -> Result<(Session, Fetched)> {
-    let repo = reference.path();
-    let familiar = reference.familiar();
-    let scopes = [pull_scope(repo)];
-    if is_docker_hub(reference.domain()) {
-        if let Some(e) = &settings.mirrors.invalid {
-            return Err(Error::Invalid {
-                what: "registry mirrors".into(),
-                reason: e.clone(),
-            });
-        }
-        for m in &settings.mirrors.endpoints {
-            // A mirror's own login, if any (never Docker Hub's credentials).
-            let host = m.split_once("://").map_or(m.as_str(), |(_, h)| h);
-            let creds = settings.credentials.get(host).ok().flatten();
-            let attempt = Session::open_at(settings, reference.domain(), m, &scopes, creds)
-                .and_then(|s| manifest::fetch(&s, repo, wanted, &familiar).map(|f| (s, f)));
-            // As docker: any failure of a mirror falls back to the next endpoint.
-            if let Ok(found) = attempt {
-                opened();
-                return Ok(found);
-            }
+impl Mirrors {
+    /// The endpoint that replaces `domain`'s (`KILN_DOCKER_HUB_ENDPOINT` for Docker Hub).
+    pub(crate) fn endpoint_override(&self, domain: &str) -> Option<&str> {
+        if is_docker_hub(domain) {
+            self.hub_endpoint.as_deref()
+        } else {
+            None
         }
     }
-    let sess = Session::open(settings, reference.domain(), &scopes)?;
-    opened();
-    let top = manifest::fetch(&sess, repo, wanted, &familiar)?;
-    Ok((sess, top))
 }
 
 #[cfg(test)]
