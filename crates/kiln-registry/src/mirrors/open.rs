@@ -42,6 +42,14 @@ pub(crate) fn open_for_pull(
     }
     let sess = Session::open(settings, reference.domain(), scopes)?;
     opened();
-    let top = manifest::fetch(&sess, repo, wanted, &familiar)?;
+    let top = manifest::fetch(&sess, repo, wanted, &familiar).map_err(|e| match e {
+        // The session is authorized, yet the manifest is refused: docker's words (what Docker
+        // Hub answers for a repository that does not exist, or one the login cannot read).
+        Error::Unauthorized { message, .. } => Error::Denied {
+            repository: reference.name_only().familiar(),
+            message,
+        },
+        e => e,
+    })?;
     Ok((sess, top))
 }
