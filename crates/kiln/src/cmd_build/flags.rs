@@ -131,12 +131,12 @@ pub(super) fn docker_flags(
     if let Some(v) = &n.disable_content_trust {
         if !parse_bool("--disable-content-trust", v)? {
             return Err(FlagError::Unsupported(format!(
-                "--disable-content-trust=false: kiln cannot verify image signatures ({registries}); base images come from `kiln load`"
+                "--disable-content-trust=false: kiln cannot verify image signatures (Docker Content Trust); build without it"
             )));
         }
         warn(
             "--disable-content-trust",
-            "kiln verifies no image signatures: content trust needs a registry",
+            "kiln verifies no image signatures (Docker Content Trust)",
         );
     }
     if let Some(v) = &n.isolation {
