@@ -157,6 +157,27 @@ fn bases_only_in_a_registry_are_pulled_and_an_offline_rebuild_needs_no_network()
         assert!(images.lines().any(|l| l == r.as_str()), "{images}");
     }
 
+    // A `--build-context NAME=docker-image://REF` is pulled the same way.
+    let aliased = env.context(
+        "aliased",
+        "FROM scratch\nCOPY --from=tools /bin/busybox /bb\n",
+    );
+    let ctx_arg = format!("tools=docker-image://{extra}");
+    let (_, err) = env.ok(
+        "c",
+        &[
+            "build",
+            "--progress=plain",
+            "--build-context",
+            &ctx_arg,
+            &aliased,
+        ],
+    );
+    assert!(
+        err.starts_with(&format!("#1 [internal] load metadata for {extra}\n")),
+        "{err}"
+    );
+
     // Offline: the network cut, everything local, nothing asked.
     let o = env.kiln_offline("b", &["build", "--progress=plain", "-t", "app:1", &ctx]);
     let err = String::from_utf8_lossy(&o.stderr);
