@@ -130,9 +130,9 @@ pub(super) fn docker_flags(
     }
     if let Some(v) = &n.disable_content_trust {
         if !parse_bool("--disable-content-trust", v)? {
-            return Err(FlagError::Unsupported(format!(
-                "--disable-content-trust=false: kiln cannot verify image signatures (Docker Content Trust); build without it"
-            )));
+            return Err(FlagError::Unsupported(
+                "--disable-content-trust=false: kiln cannot verify image signatures (Docker Content Trust); build without it".into(),
+            ));
         }
         warn(
             "--disable-content-trust",
