@@ -69,9 +69,8 @@ pub struct BuildArgs {
     /// Ulimit options for RUN steps: name=soft[:hard], e.g. nofile=1024:2048.
     #[arg(long = "ulimit", value_name = "ulimit")]
     pub ulimits: Vec<String>,
-    /// Always attempt to pull all referenced images (--pull, --pull=true, --pull=always);
-    /// --pull=false or missing (the default) pulls only images the store lacks; never pulls
-    /// none.
+    /// Always attempt to pull all referenced images (--pull, =true, =always); =false or
+    /// =missing (the default): only the images the store lacks; =never: none.
     #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub pull: Option<String>,
     /// Shorthand for --output=type=registry: push every -t tag after the build.
@@ -99,9 +98,10 @@ pub struct BuildArgs {
     /// Write build result metadata (image and config digests, names) to the file, as JSON.
     #[arg(long = "metadata-file", value_name = "string")]
     pub metadata_file: Option<PathBuf>,
-    /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a
-    /// directory); image, docker and oci take name=, compression=uncompressed|gzip|zstd,
-    /// compression-level=N, force-compression=true|false, oci-mediatypes=true|false.
+    /// Output destination: type=image|registry|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F
+    /// (or a directory); image, registry, docker and oci take name=, compression=uncompressed|
+    /// gzip|zstd, compression-level=N, force-compression=true|false, oci-mediatypes=true|false;
+    /// image takes push=true (registry is image,push=true).
     #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub outputs: Vec<String>,
     /// Secret to expose to the build: id=ID,src=PATH or id=ID,env=VAR.
