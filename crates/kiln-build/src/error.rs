@@ -10,6 +10,9 @@ pub enum BuildError {
     Plan { message: String },
     #[error("base image {reference:?} is not in the store: {hint}")]
     MissingImage { reference: String, hint: String },
+    /// Pulling an image the build names failed (the registry's message, docker's words).
+    #[error("{reference}: {message}")]
+    PullFailed { reference: String, message: String },
     /// A step failed. `line` is the Dockerfile line; `output` the last lines it printed.
     #[error("{step}: {message}")]
     Step {

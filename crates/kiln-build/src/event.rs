@@ -45,6 +45,17 @@ pub enum Event {
     },
     /// The build succeeded: its image is committed (sent last, and only on success).
     Finished,
+    /// Work outside the steps that BuildKit shows as a vertex of its own:
+    /// `[internal] load metadata for docker.io/library/x:1` while a base image is pulled
+    /// (planning waits for it, so these come before `Planned`). With `status`, one of the
+    /// vertex's sub-steps (a layer's download) opens, or ends when `done`; without, the
+    /// vertex starts, or ends when `done` (failed when `error` is set).
+    Internal {
+        vertex: String,
+        status: Option<String>,
+        done: bool,
+        error: Option<String>,
+    },
     /// Export phase messages (`exporting layers`, `writing image sha256:...`, `naming to ...`):
     /// the sub-steps of BuildKit's "exporting to image". `elapsed` is None when a phase starts
     /// (or is instant, as naming is).

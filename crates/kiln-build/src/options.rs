@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kiln_runtime::oci_spec::runtime::PosixRlimitType;
 
@@ -152,6 +153,32 @@ pub struct BuildOptions {
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of every RUN process, replacing the default of the same name.
     pub ulimits: Vec<Ulimit>,
+    /// Asked about every image the build names (FROM, `COPY --from`, `RUN --mount=from=`)
+    /// before the store is read: `kiln build` pulls there (`--pull`), so kiln-build has no
+    /// network code. None: the store's images only.
+    pub image_fetcher: Option<Arc<dyn ImageFetcher>>,
+}
+
+/// Brings an image the build names into the store, or says why it will not be there.
+pub trait ImageFetcher: Send + Sync + std::fmt::Debug {
+    /// `reference` is what the Dockerfile names (ARGs expanded) or a `--build-context`
+    /// alias's value; `in_store` says whether `store` resolves it now. Ok: read the store
+    /// (the image is there, or the usual "not in the store" error follows).
+    fn fetch(
+        &self,
+        store: &kiln_store::Store,
+        reference: &str,
+        in_store: bool,
+    ) -> Result<(), FetchError>;
+}
+
+/// Why an image the build names is not in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// Not pulled on purpose (`--pull=never`): the hint says so.
+    NotPulled { hint: String },
+    /// The pull failed: the registry's message, in docker's words.
+    Failed { message: String },
 }
 
 impl BuildOptions {
@@ -181,6 +208,7 @@ impl BuildOptions {
             extra_hosts: Vec::new(),
             shm_size: None,
             ulimits: Vec::new(),
+            image_fetcher: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use crate::credentials::{CredentialStore, Credentials};
 use crate::error::{Error, Result};
+use crate::mirrors::Mirrors;
 
 /// Where and how kiln reaches registries.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct Settings {
     pub insecure: Vec<String>,
     /// Where credentials are.
     pub credentials: CredentialStore,
+    /// Docker Hub's mirrors and endpoint (see [`crate::mirrors`]).
+    pub mirrors: Mirrors,
 }
 
 impl Settings {
@@ -45,6 +48,7 @@ impl Settings {
             certs_d,
             insecure,
             credentials: CredentialStore::from_env(),
+            mirrors: Mirrors::from_env(),
         }
     }
 
@@ -268,6 +272,9 @@ impl Session {
         scopes: &[String],
         creds: Option<Credentials>,
     ) -> Result<Session> {
+        if let Some(base) = settings.mirrors.endpoint_override(domain) {
+            return Self::open_at(settings, domain, base, scopes, creds);
+        }
         let host = api_host(domain).to_string();
         let roots = load_roots(settings, domain)?;
         let agent = agent(roots);
@@ -299,6 +306,35 @@ impl Session {
         let session = Session {
             agent,
             base,
+            registry: domain.to_string(),
+            creds,
+            authorization: Mutex::new(None),
+            bearer: Mutex::new(None),
+        };
+        session.authorize(ping, scopes)?;
+        Ok(session)
+    }
+
+    /// A session with the registry `domain` names, reached at `base` (`http(s)://host[:port]`,
+    /// as given: a mirror, or a replaced endpoint), CAs from `certs.d/HOST[:PORT]`.
+    pub(crate) fn open_at(
+        settings: &Settings,
+        domain: &str,
+        base: &str,
+        scopes: &[String],
+        creds: Option<Credentials>,
+    ) -> Result<Session> {
+        let host = base.split_once("://").map_or(base, |(_, h)| h);
+        let agent = agent(load_roots(settings, host)?);
+        let url = format!("{base}/v2/");
+        let ping = agent.get(&url).call().map_err(|e| Error::Http {
+            method: "GET",
+            url: url.clone(),
+            source: e,
+        })?;
+        let session = Session {
+            agent,
+            base: base.to_string(),
             registry: domain.to_string(),
             creds,
             authorization: Mutex::new(None),
@@ -543,6 +579,7 @@ mod tests {
             certs_d: "/nonexistent".into(),
             insecure: vec!["reg.example:5000".into()],
             credentials: CredentialStore::new("/nonexistent"),
+            mirrors: Mirrors::default(),
         };
         assert!(s.is_insecure("127.0.0.1:5000"));
         assert!(s.is_insecure("127.3.4.5"));

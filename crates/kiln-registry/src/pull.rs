@@ -67,17 +67,21 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
     let reference = reference.docker_ref();
     let repo = reference.path().to_string();
     let familiar = reference.familiar();
-    let sess = Session::open(opts.settings, reference.domain(), &[pull_scope(&repo)])?;
     let wanted = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
         (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
     };
-    opts.progress.event(Event::PullingFrom {
-        tag: wanted.clone(),
-        repository: reference.repository_familiar_path(),
-    });
-    let top = manifest::fetch(&sess, &repo, &wanted, &familiar)?;
+    // Docker Hub's mirrors first, when configured (see `mirrors`).
+    let scopes = [pull_scope(&repo)];
+    let opened = || {
+        opts.progress.event(Event::PullingFrom {
+            tag: wanted.clone(),
+            repository: reference.repository_familiar_path(),
+        })
+    };
+    let (sess, top) =
+        crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
     let image_manifest = match top.parse(&familiar)? {
         Document::Index(entries) => {
             let d = manifest::select_platform(&entries, &opts.platform).ok_or_else(|| {

@@ -96,6 +96,7 @@ impl Env {
             certs_d: dir.path().join("certs.d"),
             insecure: Vec::new(),
             credentials: CredentialStore::new(dir.path().join("docker")),
+            mirrors: Default::default(),
         };
         Env { dir, settings }
     }
@@ -945,5 +946,53 @@ fn bearer_tokens_per_scope_with_credentials_and_a_refresh_when_one_expires() {
         seen.iter()
             .all(|q| q.contains("scope=repository%3Ab%3Apull") && q.contains("service=fake")),
         "{seen:?}"
+    );
+}
+
+/// Docker Hub's answer for a repository that does not exist: the token is granted, the
+/// manifest refused with 401. docker says "pull access denied".
+#[test]
+fn a_manifest_refused_after_the_token_is_pull_access_denied() {
+    use std::sync::Arc;
+    let addr_cell = Arc::new(Mutex::new(String::new()));
+    let a2 = addr_cell.clone();
+    let handler: Arc<Handler> = Arc::new(
+        move |_m: &str, path: &str, headers: &[(String, String)]| {
+            let authorized = headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v == "Bearer anon");
+            if path.starts_with("/token?") {
+                return (200, vec![], br#"{"token":"anon"}"#.to_vec());
+            }
+            if path == "/v2/" && authorized {
+                return (200, vec![], b"{}".to_vec());
+            }
+            let challenge = format!(
+                r#"Bearer realm="http://{}/token",service="fake""#,
+                a2.lock().unwrap()
+            );
+            (
+            401,
+            vec![("WWW-Authenticate".into(), challenge)],
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"requested access to the resource is denied"}]}"#.to_vec(),
+        )
+        },
+    );
+    let addr = serve(handler);
+    *addr_cell.lock().unwrap() = addr.clone();
+    let env = Env::new();
+    let e = pull(
+        &env.store("s"),
+        &env.settings,
+        &format!("{addr}/nothere:1"),
+        &Events::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Denied { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "pull access denied for {addr}/nothere, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
+        )
     );
 }

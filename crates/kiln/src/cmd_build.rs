@@ -69,10 +69,13 @@ pub struct BuildArgs {
     /// Ulimit options for RUN steps: name=soft[:hard], e.g. nofile=1024:2048.
     #[arg(long = "ulimit", value_name = "ulimit")]
     pub ulimits: Vec<String>,
-    /// Always attempt to pull all referenced images (refused until kiln reaches registries;
-    /// --pull=false is the default).
+    /// Always attempt to pull all referenced images (--pull, =true, =always); =false or
+    /// =missing (the default): only the images the store lacks; =never: none.
     #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub pull: Option<String>,
+    /// Shorthand for --output=type=registry: push every -t tag after the build.
+    #[arg(long)]
+    pub push: bool,
     /// External cache sources (refused until kiln reaches registries; kiln's own cache is used
     /// without this flag).
     #[arg(long = "cache-from", value_name = "stringArray")]
@@ -95,9 +98,10 @@ pub struct BuildArgs {
     /// Write build result metadata (image and config digests, names) to the file, as JSON.
     #[arg(long = "metadata-file", value_name = "string")]
     pub metadata_file: Option<PathBuf>,
-    /// Output destination: type=image|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F (or a
-    /// directory); image, docker and oci take name=, compression=uncompressed|gzip|zstd,
-    /// compression-level=N, force-compression=true|false, oci-mediatypes=true|false.
+    /// Output destination: type=image|registry|docker,dest=F|oci,dest=F|local,dest=DIR|tar,dest=F
+    /// (or a directory); image, registry, docker and oci take name=, compression=uncompressed|
+    /// gzip|zstd, compression-level=N, force-compression=true|false, oci-mediatypes=true|false;
+    /// image takes push=true (registry is image,push=true).
     #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub outputs: Vec<String>,
     /// Secret to expose to the build: id=ID,src=PATH or id=ID,env=VAR.
@@ -259,7 +263,14 @@ fn output_keys(kind: &str) -> &'static [&'static str] {
     }
 }
 
-const NO_PUSH: &str = "pushing to a registry is not implemented in kiln yet; build with -t NAME and push the image with another tool (e.g. `kiln save NAME | skopeo copy docker-archive:/dev/stdin docker://...`)";
+/// What the outputs ask to push after the build.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PushRequest {
+    /// `name=`s of pushing outputs.
+    names: Vec<String>,
+    /// A pushing output without `name=`: it pushes every `-t` tag (buildx's rule).
+    all_tags: bool,
+}
 
 /// One `--output`, as buildx reads it: a bare path is `type=local`, `-` a tar on stdout;
 /// otherwise CSV fields, `type=` required. `type=image` gives its `name=`s to `tags` and its
@@ -272,6 +283,7 @@ fn parse_output(
     default_compression: Option<LayerCompression>,
     tags: &mut Vec<String>,
     image_compression: &mut Option<CompressionSpec>,
+    push: &mut PushRequest,
 ) -> anyhow::Result<Output> {
     if !spec.contains('=') {
         return Ok(if spec == "-" {
@@ -303,11 +315,11 @@ fn parse_output(
     let Some(kind) = get("type") else {
         bail!("type is required for output: {spec:?}")
     };
-    if kind == "registry" {
-        bail!("--output type=registry: {NO_PUSH}");
-    }
+    // buildx: type=registry is type=image,push=true.
+    let registry = kind == "registry";
+    let kind = if registry { "image" } else { kind };
     if !["image", "docker", "oci", "local", "tar"].contains(&kind) {
-        bail!("unsupported output type {kind:?}: use image, docker, oci, local or tar");
+        bail!("unsupported output type {kind:?}: use image, registry, docker, oci, local or tar");
     }
     let keys = output_keys(kind);
     for (k, _) in &fields {
@@ -318,11 +330,12 @@ fn parse_output(
             );
         }
     }
-    if let Some(v) = get("push")
-        && output_bool("push", v)?
-    {
-        bail!("--output push={v}: {NO_PUSH}");
-    }
+    let pushes = match get("push").map(|v| output_bool("push", v)).transpose()? {
+        Some(false) if registry => {
+            bail!("--output type=registry always pushes: use type=image for push=false")
+        }
+        p => registry || p == Some(true),
+    };
     let names: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "name")
@@ -367,6 +380,15 @@ fn parse_output(
                     );
                 }
                 *image_compression = Some(c);
+            }
+            if pushes {
+                if compression.is_some_and(|c| c.kind == LayerCompression::Uncompressed) {
+                    bail!(
+                        "--output {spec:?}: kiln pushes compressed layers only: compression=gzip or zstd"
+                    );
+                }
+                push.names.extend(names.iter().cloned());
+                push.all_tags |= names.is_empty();
             }
             tags.extend(names);
             Output::Image
@@ -417,6 +439,22 @@ fn output_compression<'a>(
         .transpose()?
         .unwrap_or(false);
     Ok(Some(CompressionSpec { kind, level, force }))
+}
+
+/// The names a build pushes: every `-t` tag (and output name) for `--push` and for pushing
+/// outputs without `name=`, plus the pushing outputs' own names.
+fn push_names(req: &PushRequest, tags: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let all = if req.all_tags { tags } else { &[] };
+    for n in all.iter().chain(&req.names) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    if (req.all_tags || !req.names.is_empty()) && names.is_empty() {
+        bail!("tag is needed when pushing to registry: give -t NAME or name= in the output");
+    }
+    Ok(names)
 }
 
 /// Refuses an output whose destination cannot be written before anything is built: outputs
@@ -765,12 +803,17 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let mut output_tags = Vec::new();
     let mut image_compression = None;
+    let mut push_request = PushRequest {
+        all_tags: args.push,
+        ..Default::default()
+    };
     for o in &args.outputs {
         opts.outputs.push(parse_output(
             o,
             compression,
             &mut output_tags,
             &mut image_compression,
+            &mut push_request,
         )?);
     }
     opts.compression = match (compression, image_compression) {
@@ -827,6 +870,21 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             opts.tags.push(t);
         }
     }
+    let push_names = push_names(&push_request, &opts.tags)?;
+    let push_compression = match opts.compression.map(|c| c.kind) {
+        None | Some(LayerCompression::Gzip) => kiln_image::Compression::Gzip,
+        Some(LayerCompression::Zstd) => kiln_image::Compression::Zstd,
+        Some(LayerCompression::Uncompressed) if push_names.is_empty() => {
+            kiln_image::Compression::Gzip
+        }
+        Some(LayerCompression::Uncompressed) => {
+            bail!("--push: kiln pushes compressed layers only: --compression gzip or zstd")
+        }
+    };
+    let pull_policy = match flags::pull_policy(args.pull.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return Ok(e.report()),
+    };
     for s in &args.secrets {
         let (id, src) = parse_secret(s)?;
         opts.secrets.insert(id, src);
@@ -864,6 +922,11 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing --metadata-file {}", f.display()))?;
     }
     let (tx, rx) = mpsc::channel();
+    // Bases the store lacks are pulled while the build plans (kiln-build asks this).
+    opts.image_fetcher = Some(std::sync::Arc::new(crate::cmd_registry::BuildPuller::new(
+        pull_policy,
+        kiln_build::event::EventSink::new(tx.clone()),
+    )));
     let root = global.store_root();
     let explain = args.explain;
     let renderer = std::thread::spawn(move || progress::render(rx, mode, explain));
@@ -878,6 +941,29 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_file(f);
         }
     }
+    let result = match result {
+        Ok(mut outcome) if !push_names.is_empty() => {
+            let store = kiln_store::Store::open(&root)?;
+            let quiet = args.quiet || matches!(mode, ProgressMode::Quiet | ProgressMode::RawJson);
+            match crate::cmd_registry::push_built(&store, &push_names, push_compression, quiet) {
+                Ok(digest) => {
+                    // buildx's metadata names the manifest the registry has.
+                    if let Some(d) = digest {
+                        outcome.manifest_digest = d.to_string();
+                    }
+                    Ok(outcome)
+                }
+                Err(message) => {
+                    for f in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    eprintln!("ERROR: {message}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        r => r,
+    };
     match result {
         Ok(outcome) => {
             if let Some(f) = &args.iidfile {
@@ -938,7 +1024,8 @@ mod tests {
     fn output_compression_takes_its_type_from_compression_flag() {
         let parse = |spec: &str, dflt| {
             let (mut tags, mut img) = (Vec::new(), None);
-            parse_output(spec, dflt, &mut tags, &mut img).map(|o| (o, tags, img))
+            let mut push = PushRequest::default();
+            parse_output(spec, dflt, &mut tags, &mut img, &mut push).map(|o| (o, tags, img))
         };
         let (o, _, _) = parse(
             "type=oci,dest=f,compression-level=9",
@@ -966,8 +1053,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("compression-level"), "{e}");
-        let e = parse("type=registry,name=x", None).unwrap_err().to_string();
-        assert!(e.contains("not implemented"), "{e}");
+        assert!(parse("type=registry,name=x,push=false", None).is_err());
+    }
+
+    #[test]
+    fn registry_outputs_and_push_true_push_their_names_or_the_tags() {
+        let push_of = |spec: &str| {
+            let (mut tags, mut img) = (Vec::new(), None);
+            let mut push = PushRequest::default();
+            parse_output(spec, None, &mut tags, &mut img, &mut push).unwrap();
+            push
+        };
+        let p = push_of("type=registry,name=r/x:1");
+        assert_eq!(p.names, ["r/x:1"]);
+        assert!(!p.all_tags);
+        assert!(push_of("type=image,push=true").all_tags);
+        assert_eq!(push_of("type=image,name=r/x:1"), PushRequest::default());
+        let tags = ["r/a:1".to_string()];
+        assert_eq!(push_names(&push_of("type=registry"), &tags).unwrap(), tags);
+        assert!(push_names(&push_of("type=registry"), &[]).is_err());
+        assert!(push_names(&PushRequest::default(), &[]).unwrap().is_empty());
     }
 
     #[test]

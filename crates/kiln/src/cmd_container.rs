@@ -191,6 +191,9 @@ pub struct CreateArgs {
     /// Run an init inside the container (not supported yet: refused)
     #[arg(long)]
     pub init: bool,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pub pull: String,
 }
 
 #[derive(Args, Debug)]

@@ -102,20 +102,23 @@ fn short(d: &kiln_image::Digest) -> String {
     d.hex()[..12].to_string()
 }
 
-/// Prints docker's plain progress lines (one per layer step).
-fn render(e: Event) {
-    let line = match e {
+/// docker's plain progress line for an event (one per layer step), if it has one.
+fn line(e: Event) -> Option<String> {
+    Some(match e {
         Event::PullingFrom { tag, repository } => format!("{tag}: Pulling from {repository}"),
         Event::PushRefersTo { repository } => {
             format!("The push refers to repository [{repository}]")
         }
-        Event::Layer { digest, status } => match status.text() {
-            Some(t) => format!("{}: {t}", short(&digest)),
-            None => return,
-        },
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+        Event::Layer { digest, status } => format!("{}: {}", short(&digest), status.text()?),
+    })
+}
+
+/// Prints docker's plain progress lines on stdout (`pull`, `push`).
+fn render(e: Event) {
+    if let Some(l) = line(e) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{l}");
+    }
 }
 
 fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -271,4 +274,220 @@ fn logout(a: LogoutArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         println!("Not logged in to {key}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When `build` and `run`/`create` ask a registry for an image (`--pull`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Re-check the registry for every image named; pull when its digest changed.
+    Always,
+    /// Pull only what the store lacks (the default).
+    Missing,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+impl PullPolicy {
+    /// `always`, `missing`, `never` (docker run's `--pull` values).
+    pub fn parse(s: &str) -> Option<PullPolicy> {
+        match s {
+            "always" => Some(PullPolicy::Always),
+            "missing" => Some(PullPolicy::Missing),
+            "never" => Some(PullPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+/// An image ID or a prefix of one (what the store resolves without a registry).
+fn names_an_id(name: &str) -> bool {
+    let bare = name.strip_prefix("sha256:").unwrap_or(name);
+    name.starts_with("sha256:")
+        || (!bare.is_empty() && bare.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// `kiln build`'s [`ImageFetcher`]: pulls the images a build names that the store lacks (with
+/// `--pull`, every named image, which is only downloaded when its digest changed), for the
+/// host's platform. Each pull is one BuildKit-style vertex,
+/// `[internal] load metadata for REFERENCE`, with a sub-step per layer downloaded.
+pub struct BuildPuller {
+    settings: Settings,
+    policy: PullPolicy,
+    events: kiln_build::event::EventSink,
+    /// References asked already (normalized): each is pulled at most once per build.
+    asked: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl std::fmt::Debug for BuildPuller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildPuller")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl BuildPuller {
+    pub fn new(policy: PullPolicy, events: kiln_build::event::EventSink) -> BuildPuller {
+        BuildPuller {
+            settings: Settings::from_env(),
+            policy,
+            events,
+            asked: Default::default(),
+        }
+    }
+
+    fn internal(&self, vertex: &str, status: Option<String>, done: bool, error: Option<String>) {
+        self.events.send(kiln_build::event::Event::Internal {
+            vertex: vertex.to_string(),
+            status,
+            done,
+            error,
+        });
+    }
+}
+
+impl kiln_build::options::ImageFetcher for BuildPuller {
+    fn fetch(
+        &self,
+        store: &Store,
+        reference: &str,
+        in_store: bool,
+    ) -> Result<(), kiln_build::options::FetchError> {
+        use kiln_build::options::FetchError;
+        if in_store && (self.policy != PullPolicy::Always || names_an_id(reference)) {
+            return Ok(());
+        }
+        if self.policy == PullPolicy::Never {
+            return Err(FetchError::NotPulled {
+                hint: "pulling is disabled (--pull=never): pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar`, or build without --pull=never".into(),
+            });
+        }
+        let r = ImageRef::parse(reference).map_err(|e| FetchError::Failed {
+            message: e.to_string(),
+        })?;
+        // A digest names content that cannot change: the store's copy is the registry's.
+        if in_store && r.digest().is_some() {
+            return Ok(());
+        }
+        let name = r.to_string();
+        if !self.asked.lock().unwrap().insert(name.clone()) {
+            return Ok(());
+        }
+        let vertex = format!("[internal] load metadata for {name}");
+        self.internal(&vertex, None, false, None);
+        let progress = |e: Event| {
+            if let Event::Layer { digest, status } = e {
+                match status {
+                    kiln_registry::LayerStatus::PullingFsLayer => {
+                        self.internal(&vertex, Some(digest.to_string()), false, None)
+                    }
+                    kiln_registry::LayerStatus::PullComplete => {
+                        self.internal(&vertex, Some(digest.to_string()), true, None)
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let result = kiln_registry::pull(
+            store,
+            &r,
+            &PullOptions {
+                settings: &self.settings,
+                platform: Platform::host(),
+                progress: &progress,
+            },
+        );
+        let error = result.as_ref().err().map(|e| e.to_string());
+        self.internal(&vertex, None, true, error.clone());
+        match error {
+            None => Ok(()),
+            Some(message) => Err(FetchError::Failed { message }),
+        }
+    }
+}
+
+/// The image `kiln run`/`create` start from: the store's, pulled first as `policy` says, as
+/// docker does (`Unable to find image 'x:latest' locally`, then the pull's lines, on
+/// stderr). Err: the message `run` prints (`kiln: MESSAGE.`, exit 125).
+pub(crate) fn image_for_container(
+    store: &Store,
+    name: &str,
+    policy: PullPolicy,
+) -> Result<kiln_store::ImageRecord, String> {
+    let local = crate::cmd_image::resolve_named_for_run(store, name);
+    match (local, policy) {
+        (Ok(img), PullPolicy::Missing | PullPolicy::Never) => return Ok(img),
+        (Ok(img), PullPolicy::Always) if names_an_id(name) => return Ok(img),
+        (Ok(_), PullPolicy::Always) => {}
+        (Err(full), PullPolicy::Never) => {
+            return Err(format!("Error response from daemon: No such image: {full}"));
+        }
+        (Err(full), PullPolicy::Missing) => eprintln!("Unable to find image '{full}' locally"),
+        (Err(_), PullPolicy::Always) => {}
+    }
+    let reference = ImageRef::parse(name).map_err(|e| e.to_string())?;
+    let progress = |e: Event| {
+        if let Some(l) = line(e) {
+            eprintln!("{l}");
+        }
+    };
+    let pulled = kiln_registry::pull(
+        store,
+        &reference,
+        &PullOptions {
+            settings: &Settings::from_env(),
+            platform: Platform::host(),
+            progress: &progress,
+        },
+    )
+    .map_err(|e| format!("Error response from daemon: {e}"))?;
+    eprintln!("Digest: {}", pulled.digest);
+    let familiar = pulled.reference.familiar();
+    if pulled.up_to_date {
+        eprintln!("Status: Image is up to date for {familiar}");
+    } else {
+        eprintln!("Status: Downloaded newer image for {familiar}");
+    }
+    Ok(pulled.image)
+}
+
+/// `build --push`, `-o type=registry`, `-o type=image,push=true`: pushes each of `names` (tags
+/// the build just set) with docker push's lines on stderr (none when `quiet`). Layers the
+/// store keeps uncompressed go as `compression`. Returns the last manifest digest pushed, or
+/// `failed to push NAME: WHY`.
+pub(crate) fn push_built(
+    store: &Store,
+    names: &[String],
+    compression: Compression,
+    quiet: bool,
+) -> Result<Option<kiln_image::Digest>, String> {
+    let settings = Settings::from_env();
+    let progress = |e: Event| {
+        if !quiet && let Some(l) = line(e) {
+            eprintln!("{l}");
+        }
+    };
+    let mut last = None;
+    for n in names {
+        let reference = ImageRef::parse(n).map_err(|e| format!("failed to push {n}: {e}"))?;
+        let pushed = kiln_registry::push(
+            store,
+            &reference,
+            &PushOptions {
+                settings: &settings,
+                compression,
+                progress: &progress,
+                chunk_size: None,
+            },
+        )
+        .map_err(|e| format!("failed to push {n}: {e}"))?;
+        if !quiet {
+            eprintln!(
+                "{}: digest: {} size: {}",
+                pushed.tag, pushed.digest, pushed.size
+            );
+        }
+        last = Some(pushed.digest);
+    }
+    Ok(last)
 }

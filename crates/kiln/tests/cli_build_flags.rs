@@ -486,15 +486,13 @@ fn secrets_still_reach_run() {
     assert_eq!(read(&out, "len").trim(), "6");
 }
 
-// ---- registry flags: refused until kiln reaches registries ----
+// ---- registry flags: --pull's values (pulls: cli_pull_on_demand.rs); cache flags refused ----
 
 #[test]
 fn pull_and_cache_import_export_are_refused_with_what_to_do() {
     let c = Ctx::new();
     c.file("Dockerfile", BASE);
     for (args, want) in [
-        (&["--pull"][..], "load newer base images"),
-        (&["--pull=true"][..], "load newer base images"),
         (
             &["--cache-from", "type=registry,ref=r/app"][..],
             "import build cache",

@@ -1,7 +1,8 @@
 //! `kiln build --output` for images: `compression=`, `compression-level=`,
 //! `force-compression=`, `oci-mediatypes=` and `name=` on type=image/oci/docker, checked with
 //! tools that are not kiln (skopeo, umoci, gzip, zstd, tar); every other key refused naming
-//! it; `push=true` and `type=registry` refused before anything is built. Run as root.
+//! it; `push=true` and `type=registry` without a name refused before anything is built (pushes:
+//! cli_pull_on_demand.rs). Run as root.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -568,10 +569,17 @@ const REFUSED: &[(&str, &str)] = &[
     ("type=image,unpack=true", "\"unpack\""),
     ("type=image,name=Bad:Name", "name="),
     ("type=image,compression", "compression"),
-    ("type=image,push=true", "not implemented"),
-    ("type=image,name=x,push=1", "not implemented"),
+    (
+        "type=image,push=true",
+        "tag is needed when pushing to registry",
+    ),
+    ("type=registry", "tag is needed when pushing to registry"),
     ("type=image,push=maybe", "push"),
-    ("type=registry,name=localhost:5000/x", "not implemented"),
+    ("type=registry,name=x,push=false", "always pushes"),
+    (
+        "type=image,name=x,push=true,compression=uncompressed",
+        "compressed layers only",
+    ),
 ];
 
 #[test]
@@ -613,19 +621,21 @@ fn bad_output_keys_and_values_are_refused_naming_them() {
     assert!(c.tmp_is_empty());
 }
 
+/// Pushes themselves are tested in cli_pull_on_demand.rs (against a real registry).
 #[test]
-fn push_refusal_says_push_is_not_implemented() {
+fn a_push_with_no_name_is_refused_before_building() {
     let c = ctx();
-    for spec in [
-        "type=image,name=localhost:5000/x,push=true",
-        "type=registry,name=localhost:5000/x",
+    for args in [
+        &["-o", "type=image,push=true"][..],
+        &["-o", "type=registry"][..],
+        &["--push"][..],
     ] {
-        let (code, out, err) = c.build(&["-o", spec]);
-        assert_ne!(code, 0, "{spec}");
+        let (code, out, err) = c.build(args);
+        assert_ne!(code, 0, "{args:?}");
         assert!(out.is_empty(), "{out}");
         assert!(
-            err.contains("pushing to a registry is not implemented in kiln yet"),
-            "{spec}: {err}"
+            err.contains("tag is needed when pushing to registry"),
+            "{args:?}: {err}"
         );
         assert!(!err.contains("[1/2]"), "the build ran: {err}");
     }

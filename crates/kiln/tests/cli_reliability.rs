@@ -623,7 +623,10 @@ fn output_specs_are_honoured_or_refused() {
     }
     for (spec, want) in [
         ("dest=out", "type is required"),
-        ("type=image,push=true", "not implemented"),
+        (
+            "type=image,push=true",
+            "tag is needed when pushing to registry",
+        ),
         ("type=image,bogus=1", "\"bogus\""),
         ("type=local,dest=-", "needs a directory"),
         ("type=tar,name=x,dest=f", "\"name\""),

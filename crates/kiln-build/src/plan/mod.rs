@@ -288,8 +288,14 @@ impl Planner<'_> {
         reference: &str,
         is_from_flag: bool,
     ) -> BuildError {
-        let BuildError::MissingImage { hint, .. } = e else {
-            return e;
+        // A failed pull says the registry's words (docker's) at the line; the hint stays.
+        let (pull_error, hint) = match e {
+            BuildError::MissingImage { hint, .. } => (None, hint),
+            BuildError::PullFailed { message, .. } => (
+                Some(message),
+                "check the name and tag, `kiln login` to the registry, or load the image with `kiln load -i IMAGE.tar`".to_string(),
+            ),
+            e => return e,
         };
         let near = self
             .df
@@ -303,13 +309,17 @@ impl Planner<'_> {
                 format!("did you mean stage {n:?}?"),
             ),
             _ if is_from_flag => (
-                format!(
-                    "--from={reference}: no stage by that name, and no image {reference:?} in the store"
-                ),
+                match pull_error {
+                    Some(m) => format!("--from={reference}: no stage by that name, and {m}"),
+                    None => format!(
+                        "--from={reference}: no stage by that name, and no image {reference:?} in the store"
+                    ),
+                },
                 hint,
             ),
             _ => (
-                format!("base image {reference:?} is not in the store"),
+                pull_error
+                    .unwrap_or_else(|| format!("base image {reference:?} is not in the store")),
                 hint,
             ),
         };

@@ -16,7 +16,7 @@ use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
 use crate::event::{Event, EventSink};
 use crate::inputs::open::OpenContext;
-use crate::options::BuildOptions;
+use crate::options::{BuildOptions, FetchError, ImageFetcher};
 use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
 use crate::rootfs::{LayerRef, StepResult};
@@ -41,6 +41,8 @@ pub(crate) struct StoreImages<'a> {
     pub aliases: BTreeMap<String, String>,
     /// The layers of each image resolved, by image ID, as they were when the lease took them.
     pub held: Mutex<BTreeMap<String, HeldImage>>,
+    /// Pulls images the store lacks (or re-checks them, `--pull`).
+    pub fetcher: Option<std::sync::Arc<dyn ImageFetcher>>,
 }
 
 /// How a `--build-context` value is read.
@@ -98,12 +100,35 @@ impl ImageSource for StoreImages<'_> {
             .get(reference)
             .map(String::as_str)
             .unwrap_or(reference);
-        let rec = self.store.resolve_image(target).map_err(|e| match e {
-            kiln_store::Error::ImageNotFound { .. } => BuildError::MissingImage {
-                reference: reference.to_string(),
-                hint: "kiln does not pull from registries yet; load it first with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into(),
+        let missing = |hint: String| BuildError::MissingImage {
+            reference: reference.to_string(),
+            hint,
+        };
+        let found = match self.store.resolve_image(target) {
+            Ok(rec) => Some(rec),
+            Err(kiln_store::Error::ImageNotFound { .. }) => None,
+            Err(other) => return Err(BuildError::Store(other)),
+        };
+        // The fetcher (`kiln build`'s puller) decides whether to ask a registry.
+        let found = match &self.fetcher {
+            None => found,
+            Some(f) => match f.fetch(self.store, target, found.is_some()) {
+                Ok(()) => match self.store.resolve_image(target) {
+                    Ok(rec) => Some(rec),
+                    Err(kiln_store::Error::ImageNotFound { .. }) => None,
+                    Err(other) => return Err(BuildError::Store(other)),
+                },
+                Err(FetchError::NotPulled { hint }) => return Err(missing(hint)),
+                Err(FetchError::Failed { message }) => {
+                    return Err(BuildError::PullFailed {
+                        reference: reference.to_string(),
+                        message,
+                    });
+                }
             },
-            other => BuildError::Store(other),
+        };
+        let rec = found.ok_or_else(|| {
+            missing("pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into())
         })?;
         // From here the image's content stays until the build ends, even if `rmi` or a
         // prune removes the image meanwhile.
@@ -165,6 +190,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         lease: &lease,
         aliases,
         held: Mutex::new(BTreeMap::new()),
+        fetcher: opts.image_fetcher.clone(),
     };
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.

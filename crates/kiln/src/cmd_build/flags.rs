@@ -1,11 +1,13 @@
 //! docker's flags that are not the build's own options: the RUN environment (`--add-host`,
-//! `--shm-size`, `--ulimit`), the registry flags kiln refuses until it reaches registries, and
+//! `--shm-size`, `--ulimit`), `--pull`'s policy, the cache flags kiln refuses, and
 //! the flags that mean nothing for kiln (checked as docker checks them, then one warning each).
 //! Errors are printed as docker prints flag errors and exit 125.
 
 use std::process::ExitCode;
 
 use kiln_build::options::BuildOptions;
+
+use crate::cmd_registry::PullPolicy;
 
 use super::BuildArgs;
 
@@ -94,13 +96,6 @@ pub(super) fn docker_flags(
         opts.ulimits.push(limit);
     }
     let registries = "kiln cannot reach registries yet";
-    if let Some(v) = &args.pull
-        && parse_bool("--pull", v)?
-    {
-        return Err(FlagError::Unsupported(format!(
-            "--pull: {registries}; load newer base images into the store with `kiln load -i FILE` (from `docker save`), then build without --pull"
-        )));
-    }
     if let Some(c) = args.cache_from.first() {
         return Err(FlagError::Unsupported(format!(
             "--cache-from {c}: {registries} to import build cache; kiln's own cache in the store is used without this flag"
@@ -135,13 +130,13 @@ pub(super) fn docker_flags(
     }
     if let Some(v) = &n.disable_content_trust {
         if !parse_bool("--disable-content-trust", v)? {
-            return Err(FlagError::Unsupported(format!(
-                "--disable-content-trust=false: kiln cannot verify image signatures ({registries}); base images come from `kiln load`"
-            )));
+            return Err(FlagError::Unsupported(
+                "--disable-content-trust=false: kiln cannot verify image signatures (Docker Content Trust); build without it".into(),
+            ));
         }
         warn(
             "--disable-content-trust",
-            "kiln verifies no image signatures: content trust needs a registry",
+            "kiln verifies no image signatures (Docker Content Trust)",
         );
     }
     if let Some(v) = &n.isolation {
@@ -201,9 +196,46 @@ pub(super) fn docker_flags(
     Ok(warnings)
 }
 
+/// `--pull`: docker's and buildx's boolean (`--pull` = `true` = always re-check every base,
+/// `false` = pull what is missing), or a policy by name as `run --pull` takes it (`always`,
+/// `missing`, `never`).
+pub(super) fn pull_policy(v: Option<&str>) -> Result<PullPolicy, FlagError> {
+    match v {
+        None => Ok(PullPolicy::Missing),
+        Some(v) => match PullPolicy::parse(v) {
+            Some(p) => Ok(p),
+            None => parse_bool("--pull", v)
+                .map(|b| {
+                    if b {
+                        PullPolicy::Always
+                    } else {
+                        PullPolicy::Missing
+                    }
+                })
+                .map_err(|_| {
+                    FlagError::invalid(
+                        "--pull",
+                        v,
+                        "expected true, false, always, missing or never",
+                    )
+                }),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_takes_a_boolean_or_a_policy() {
+        assert_eq!(pull_policy(None).unwrap(), PullPolicy::Missing);
+        assert_eq!(pull_policy(Some("true")).unwrap(), PullPolicy::Always);
+        assert_eq!(pull_policy(Some("false")).unwrap(), PullPolicy::Missing);
+        assert_eq!(pull_policy(Some("never")).unwrap(), PullPolicy::Never);
+        assert_eq!(pull_policy(Some("always")).unwrap(), PullPolicy::Always);
+        assert!(pull_policy(Some("sometimes")).is_err());
+    }
 
     #[test]
     fn booleans_are_read_as_go_reads_them() {

@@ -303,18 +303,15 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     {
         return refuse(&e.to_string());
     }
-    let image = match crate::cmd_image::resolve_named_for_run(store, &image_name) {
+    let Some(pull) = crate::cmd_registry::PullPolicy::parse(&c.pull) else {
+        return refuse(&format!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            c.pull
+        ));
+    };
+    let image = match crate::cmd_registry::image_for_container(store, &image_name, pull) {
         Ok(img) => img,
-        Err(full) => {
-            eprintln!("Unable to find image '{full}' locally");
-            return run_failure(
-                what,
-                &format!(
-                    "pulling images from a registry is not supported by kiln yet: build {full} with `kiln build -t {full}` or load it with `kiln load`"
-                ),
-                125,
-            );
-        }
+        Err(m) => return refuse(&m),
     };
     let image_config = match store.image_config(&image.id) {
         Ok(v) => v,

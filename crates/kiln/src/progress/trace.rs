@@ -77,6 +77,8 @@ pub struct Trace {
     /// A step's unfinished last line, completed by its next output.
     partial: HashMap<usize, String>,
     export: Option<usize>,
+    /// `[internal]` vertexes by name.
+    internal: HashMap<String, usize>,
     /// The engine said the image is committed.
     pub succeeded: bool,
 }
@@ -141,6 +143,12 @@ impl Trace {
             },
             Event::StepOutput { step, data } => self.output(step, data, now),
             Event::Export { message, elapsed } => self.export(message, elapsed, now),
+            Event::Internal {
+                vertex,
+                status,
+                done,
+                error,
+            } => self.internal(vertex, status, done, error, now),
             Event::Finished => {
                 self.succeeded = true;
                 let mut out = Vec::new();
@@ -284,6 +292,69 @@ impl Trace {
                 });
                 out.push(Update::Status(vi, v.statuses.len() - 1));
             }
+        }
+        out
+    }
+
+    /// An `[internal]` vertex (a base image's pull): made when first named, numbered before
+    /// the steps planned after it.
+    fn internal(
+        &mut self,
+        name: String,
+        status: Option<String>,
+        done: bool,
+        error: Option<String>,
+        now: SystemTime,
+    ) -> Vec<Update> {
+        let mut out = Vec::new();
+        let vi = match self.internal.get(&name) {
+            Some(&vi) => vi,
+            None => {
+                self.vertexes.push(Vertex {
+                    digest: kiln_image::Digest::of(name.as_bytes()).to_string(),
+                    name: name.clone(),
+                    number: self.vertexes.len() + 1,
+                    started: Some(now),
+                    completed: None,
+                    elapsed: None,
+                    cached: false,
+                    error: None,
+                    tail: Vec::new(),
+                    statuses: Vec::new(),
+                });
+                let vi = self.vertexes.len() - 1;
+                self.internal.insert(name, vi);
+                out.push(Update::Vertex(vi));
+                vi
+            }
+        };
+        match status {
+            Some(id) => {
+                let v = &mut self.vertexes[vi];
+                match v.statuses.iter().position(|s| s.id == id) {
+                    Some(si) if done && v.statuses[si].completed.is_none() => {
+                        v.statuses[si].completed = Some(now);
+                        out.push(Update::Status(vi, si));
+                    }
+                    Some(_) => {}
+                    None => {
+                        v.statuses.push(Status {
+                            id,
+                            started: now,
+                            completed: done.then_some(now),
+                        });
+                        out.push(Update::Status(vi, v.statuses.len() - 1));
+                    }
+                }
+            }
+            None if done => {
+                out.extend(self.close_statuses(vi, now));
+                let v = &mut self.vertexes[vi];
+                v.completed = Some(now);
+                v.error = error;
+                out.push(Update::Vertex(vi));
+            }
+            None => {}
         }
         out
     }
