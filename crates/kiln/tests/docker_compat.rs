@@ -124,8 +124,6 @@ const KNOWN: &[Known] = &[
     k("rmi-parent-tag", Stdout, "Untagged: compat/parent:1", "", OnPurpose, "follows from rmi-f-parent-by-id (kiln removed it)"),
     k("rmi-parent-tag", Stderr, "", "Error: No such image: compat/parent:1", OnPurpose, "follows from rmi-f-parent-by-id"),
     k("rmi-parent-tag", Exit, "exit 0", "exit 1", OnPurpose, "follows from rmi-f-parent-by-id"),
-    k("image-prune-a-f", Stderr, "", "WARNING: kiln cannot pull images yet", OnPurpose,
-      "until kiln can pull, a base image pruned here must be loaded again: said once, on stderr"),
     // ---- builds (IDs, sizes, durations and step numbers masked; docker's [internal] steps dropped)
     k("build-failing-run", Stderr,
       "#N ERROR: executor failed running [/bin/sh -c exit 3]: exit code: 3",

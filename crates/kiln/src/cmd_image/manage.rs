@@ -244,13 +244,6 @@ pub(crate) fn prune(store: &Store, a: ImagePruneArgs) -> anyhow::Result<()> {
         "WARNING! This will remove all dangling images."
     };
     let keep = prune_filter(store, &a.filter)?;
-    if a.all {
-        // Until kiln can pull, a removed base image is gone for good.
-        eprintln!(
-            "WARNING: kiln cannot pull images yet: a base image removed here (loaded with \
-             `kiln load`) must be loaded again before a build can use it"
-        );
-    }
     if !a.force && !confirm(warning)? {
         // docker prints the total even when the answer is no.
         println!("Total reclaimed space: 0B");
