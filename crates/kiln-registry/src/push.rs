@@ -28,6 +28,11 @@ pub const CONCURRENT_UPLOADS: usize = 5;
 /// Blobs larger than this go up in `PATCH` chunks of this size (`KILN_PUSH_CHUNK_SIZE`
 /// overrides it); smaller ones in one `PUT`.
 pub const CHUNK_SIZE: u64 = 64 << 20;
+/// The gzip level of layers compressed for the wire. Measured on a 466 MiB tar of
+/// `/usr/bin` (kiln's parallel compressor, zlib-rs): level 5 took 18% less CPU than 6 for
+/// a blob 0.26% larger (182.7 against 182.2 MB; skopeo's gzip made 188.3 MB of it). zstd
+/// keeps its default (3).
+pub const WIRE_GZIP_LEVEL: i32 = 5;
 
 /// How to push.
 pub struct PushOptions<'a> {
@@ -445,6 +450,7 @@ fn compress_and_upload(
                 std::io::BufReader::with_capacity(1 << 20, f),
                 &kiln_snapshot::ExportOptions {
                     compression,
+                    level: (compression == Compression::Gzip).then_some(WIRE_GZIP_LEVEL),
                     ..Default::default()
                 },
                 out,
