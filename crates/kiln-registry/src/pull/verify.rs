@@ -357,7 +357,9 @@ fn gzip_header(input: &mut Input) -> io::Result<()> {
         return Err(invalid("not a gzip stream (bad magic)"));
     }
     if cm != 8 {
-        return Err(invalid(format!("gzip compression method {cm} (only 8, deflate)")));
+        return Err(invalid(format!(
+            "gzip compression method {cm} (only 8, deflate)"
+        )));
     }
     let flags = input.byte()?;
     if flags & FTEXT_MASK != 0 {
@@ -440,7 +442,11 @@ mod tests {
         for i in 0..3_000_000u32 {
             // Compressible with some noise.
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            v.push(if i % 7 == 0 { (x >> 24) as u8 } else { (i % 61) as u8 });
+            v.push(if i % 7 == 0 {
+                (x >> 24) as u8
+            } else {
+                (i % 61) as u8
+            });
         }
         v
     }
@@ -466,7 +472,11 @@ mod tests {
                 // Byte-sized pieces are slow on the big blob: a small one checks them.
                 let small = &d[..50_000];
                 let got = run(GZ, &gz(small), piece).unwrap();
-                assert_eq!(got, (Digest::of(small), small.len() as u64), "piece {piece}");
+                assert_eq!(
+                    got,
+                    (Digest::of(small), small.len() as u64),
+                    "piece {piece}"
+                );
                 continue;
             }
             assert_eq!(run(GZ, &g, piece).unwrap(), want, "gzip, piece {piece}");
