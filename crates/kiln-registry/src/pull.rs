@@ -382,17 +382,21 @@ fn fetch_layer(
     let downloaded = download(store, sess, repo, l, progress, &mut tx);
     let streamed = tx.is_some();
     drop(tx);
-    let verified = verifier.join();
-    let mut w = downloaded?;
-    w.flush().map_err(|e| Error::Read {
-        what: what.clone(),
-        source: e,
-    })?;
-    progress.event(Event::Layer {
-        digest: l.digest,
-        status: LayerStatus::Verifying,
+    // The blob is sealed (flushed, fsynced, its digest computed) while the verifier
+    // finishes the last bytes; the verifier is joined whatever happened.
+    let sealed = downloaded.and_then(|mut w| {
+        w.flush().map_err(|e| Error::Read {
+            what: what.clone(),
+            source: e,
+        })?;
+        progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::Verifying,
+        });
+        Ok(w.finish()?)
     });
-    let pending = w.finish()?;
+    let verified = verifier.join();
+    let pending = sealed?;
     if pending.info().digest != l.digest {
         return Err(Error::DigestMismatch {
             what,
