@@ -329,16 +329,15 @@ fn check_diff_id(
     diff_id: &Digest,
     what: &str,
 ) -> Result<u64> {
-    let (actual, len) = verify::verify_file(path, media_type).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::Read {
+    let (actual, len) = verify::verify_file(path, media_type)
+        .map_err(|e| Error::Read {
             what: path.display().to_string(),
             source: e,
-        },
-        _ => Error::Invalid {
+        })?
+        .map_err(|e| Error::Invalid {
             what: what.to_string(),
             reason: format!("does not decompress: {e}"),
-        },
-    })?;
+        })?;
     if actual != *diff_id {
         return Err(Error::DigestMismatch {
             what: format!("{what} (uncompressed, against the config's diff_id)"),
@@ -375,8 +374,8 @@ fn fetch_layer(
             uncompressed_size: uncompressed,
         });
     }
-    // The diff ID is checked while the blob downloads: a thread decompresses and hashes the
-    // bytes as they arrive (network and gunzip overlap instead of adding up).
+    // The diff ID is checked while the blob downloads: one thread decompresses the bytes as
+    // they arrive, another hashes the tar (download, gunzip and hashing overlap).
     let (tx, verifier) = verify::spawn(&l.media_type);
     let mut tx = Some(tx);
     let downloaded = download(store, sess, repo, l, progress, &mut tx);

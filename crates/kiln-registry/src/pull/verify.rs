@@ -43,8 +43,9 @@ pub(super) fn spawn(media_type: &str) -> (SyncSender<Vec<u8>>, JoinHandle<Verifi
     (tx, handle)
 }
 
-/// Checks a layer blob on disk: its tar's digest and length.
-pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> Verified {
+/// Checks a layer blob on disk: its tar's digest and length. The outer error is reading the
+/// file; the inner result is the verifier's.
+pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> io::Result<Verified> {
     let mut f = std::fs::File::open(path)?;
     let (tx, handle) = spawn(media_type);
     let read = (|| -> io::Result<()> {
@@ -65,7 +66,7 @@ pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> Verified 
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the layer verifier panicked")));
     read?;
-    verified
+    Ok(verified)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
