@@ -3,6 +3,8 @@
 # of the same image, to and from the same registry, in the same run, interleaved.
 #
 #   bench/registry.sh [RUNS]        RUNS=5 by default; KILN=path/to/kiln overrides the binary
+#                                   Each cell: median wall time (min-max) and median CPU time
+#                                   (user + system, of the client only; the registry's is not counted)
 #                                   SRC=DIR: what the layer holds (default /usr/bin, ~470 MB;
 #                                   needs about 6x that in free space under /var/tmp)
 #
@@ -17,7 +19,10 @@
 #               kiln push (the store has the gzipped layer from an earlier push)
 #               skopeo copy oci:LAYOUT docker://... (the layout holds the gzipped layer)
 #   pull:       kiln pull (into an empty store: download, verify digest and diff ID)
-#               skopeo copy docker://... oci:DIR (into an empty layout)
+#               skopeo copy docker://... oci:DIR (into an empty layout: checks the
+#                 compressed digest only, decompresses nothing)
+#               skopeo copy docker://... docker-archive:FILE (decompresses the layer and
+#                 names it by its diff ID: the same work as kiln's check)
 # Both pull the image skopeo pushed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +33,7 @@ if [ -z "$kiln" ]; then
   kiln=${CARGO_TARGET_DIR:-target}/release/kiln
 fi
 kiln=$(readlink -f "$kiln")
-for c in skopeo docker-registry python3; do
+for c in skopeo docker-registry python3 /usr/bin/time; do
   command -v "$c" >/dev/null || { echo "bench/registry.sh: needs $c (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -74,7 +79,11 @@ for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.
 # A store with the image loaded and tagged for the registry.
 fresh_store() { rm -rf "$1"; KILN_ROOT=$1 "$kiln" load -q -i "$work/big.tar" >/dev/null; KILN_ROOT=$1 "$kiln" tag localhost/big "$reg/big:k"; }
 empty_registry() { rm -rf "$work/reg/docker"; }
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }; e=$(date +%s.%N); python3 -c "print(f'{$e - $s:.3f}')"; }
+# Runs a command quietly; prints its wall time and its CPU time (user + system), in seconds.
+t() {
+  /usr/bin/time -f '%e %U %S' -o "$work/last.time" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
+  python3 -c 'import sys; e, u, s = map(float, open(sys.argv[1]).read().split()[-3:]); print(f"{e:.3f}\t{u + s:.3f}")' "$work/last.time"
+}
 
 results=$work/results.tsv
 fresh_store "$work/warm"
@@ -92,23 +101,30 @@ for i in $(seq "$runs"); do
   rm -rf "$work/pulled" "$work/pulled-oci"
   echo -e "pull\tkiln pull\t$(KILN_ROOT=$work/pulled t "$kiln" pull "$reg/big:s")" >>"$results"
   echo -e "pull\tskopeo copy docker:// -> oci:\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" oci:"$work/pulled-oci:big")" >>"$results"
+  rm -f "$work/pulled.tar"
+  echo -e "pull\tskopeo copy docker:// -> docker-archive: (decompresses)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" docker-archive:"$work/pulled.tar":x/big:s)" >>"$results"
   echo "run $i done" >&2
 done
+echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$results" <<'PY'
 import sys, statistics, collections
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
-    op, tool, secs = line.rstrip("\n").split("\t")
-    rows.setdefault((op, tool), []).append(float(secs))
-print("| op | command | median s | min-max | n |")
-print("|---|---|---|---|---|")
+    op, tool, wall, cpu = line.rstrip("\n").split("\t")
+    rows.setdefault((op, tool), []).append((float(wall), float(cpu)))
+print("| op | command | median s | min-max | CPU s (median) | n |")
+print("|---|---|---|---|---|---|")
 med = {}
 for (op, tool), v in rows.items():
-    med[(op, tool)] = statistics.median(v)
-    print(f"| {op} | {tool} | **{statistics.median(v):.2f}** | {min(v):.2f}-{max(v):.2f} | {len(v)} |")
-sk = {op: m for (op, tool), m in med.items() if tool.startswith("skopeo")}
+    w = [x[0] for x in v]
+    c = [x[1] for x in v]
+    med[(op, tool)] = (statistics.median(w), statistics.median(c))
+    print(f"| {op} | {tool} | **{statistics.median(w):.2f}** | {min(w):.2f}-{max(w):.2f} | {statistics.median(c):.2f} | {len(v)} |")
 print()
-for (op, tool), m in med.items():
-    if not tool.startswith("skopeo"):
-        print(f"- {op}: {tool} / skopeo = {m / sk[op]:.2f}")
+for (op, tool), (w, c) in med.items():
+    if tool.startswith("skopeo"):
+        continue
+    for (op2, tool2), (w2, c2) in med.items():
+        if op2 == op and tool2.startswith("skopeo"):
+            print(f"- {op}: {tool} / {tool2} = {w / w2:.2f} (wall), {c / c2:.2f} (CPU)")
 PY

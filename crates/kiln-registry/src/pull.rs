@@ -9,13 +9,15 @@
 //! files and a lease of a dead process, which the next `kiln` removes, while the layers
 //! already committed let the next pull skip them.
 
+mod verify;
+
 use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use kiln_image::{Compression, Digest, Hasher, ImageRef, Platform};
+use kiln_image::{Digest, ImageRef, Platform};
 use kiln_store::{ImageRecord, LayerRecord, Lease, NewImage, Store, TagChange};
 use ureq::SendBody;
 
@@ -323,69 +325,6 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
     }
 }
 
-/// Reads what the channel brings, until its sender is dropped.
-struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.chunk = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-type Verified = std::io::Result<(Digest, u64)>;
-
-/// A thread that decompresses (per `media_type`, or by magic for a plain type) and hashes
-/// the bytes sent to it; it reads to the end of the channel whatever happens, so a sender
-/// never blocks on it.
-fn spawn_verifier(media_type: &str) -> (SyncSender<Vec<u8>>, std::thread::JoinHandle<Verified>) {
-    let (tx, rx) = sync_channel::<Vec<u8>>(64);
-    let comp = Compression::from_media_type(media_type).unwrap_or(Compression::None);
-    let handle = std::thread::spawn(move || {
-        let mut reader = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            pos: 0,
-        };
-        let result = (|| -> Verified {
-            let mut dec: Box<dyn Read + Send + '_> = if comp == Compression::None {
-                kiln_image::compression::auto_decoder(Box::new(&mut reader))?.1
-            } else {
-                comp.decoder(Box::new(&mut reader))?
-            };
-            let mut h = Hasher::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = dec.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            let len = h.len();
-            Ok((h.finish(), len))
-        })();
-        while reader.rx.recv().is_ok() {}
-        result
-    });
-    (tx, handle)
-}
-
 /// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
 /// Returns the tar's length.
 fn check_diff_id(
@@ -394,40 +333,15 @@ fn check_diff_id(
     diff_id: &Digest,
     what: &str,
 ) -> Result<u64> {
-    let f = std::fs::File::open(path).map_err(|e| Error::Read {
-        what: path.display().to_string(),
-        source: e,
-    })?;
-    let comp = Compression::from_media_type(media_type).unwrap_or(Compression::None);
-    let reader = std::io::BufReader::with_capacity(1 << 20, f);
-    let mut dec: Box<dyn Read + Send> = if comp == Compression::None {
-        // An unknown or plain type: trust the bytes' magic, as `load` does.
-        kiln_image::compression::auto_decoder(Box::new(reader))
-            .map(|(_, d)| d)
-            .map_err(|e| Error::Read {
-                what: what.to_string(),
-                source: e,
-            })?
-    } else {
-        comp.decoder(Box::new(reader)).map_err(|e| Error::Read {
-            what: what.to_string(),
+    let (actual, len) = verify::verify_file(path, media_type)
+        .map_err(|e| Error::Read {
+            what: path.display().to_string(),
             source: e,
         })?
-    };
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = dec.read(&mut buf).map_err(|e| Error::Invalid {
+        .map_err(|e| Error::Invalid {
             what: what.to_string(),
             reason: format!("does not decompress: {e}"),
         })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let len = h.len();
-    let actual = h.finish();
     if actual != *diff_id {
         return Err(Error::DigestMismatch {
             what: format!("{what} (uncompressed, against the config's diff_id)"),
@@ -464,24 +378,28 @@ fn fetch_layer(
             uncompressed_size: uncompressed,
         });
     }
-    // The diff ID is checked while the blob downloads: a thread decompresses and hashes the
-    // bytes as they arrive (network and gunzip overlap instead of adding up).
-    let (tx, verifier) = spawn_verifier(&l.media_type);
+    // The diff ID is checked while the blob downloads: one thread decompresses the bytes as
+    // they arrive, another hashes the tar (download, gunzip and hashing overlap).
+    let (tx, verifier) = verify::spawn(&l.media_type);
     let mut tx = Some(tx);
     let downloaded = download(store, sess, repo, l, progress, &mut tx);
     let streamed = tx.is_some();
     drop(tx);
-    let verified = verifier.join();
-    let mut w = downloaded?;
-    w.flush().map_err(|e| Error::Read {
-        what: what.clone(),
-        source: e,
-    })?;
-    progress.event(Event::Layer {
-        digest: l.digest,
-        status: LayerStatus::Verifying,
+    // The blob is sealed (flushed, fsynced, its digest computed) while the verifier
+    // finishes the last bytes; the verifier is joined whatever happened.
+    let sealed = downloaded.and_then(|mut w| {
+        w.flush().map_err(|e| Error::Read {
+            what: what.clone(),
+            source: e,
+        })?;
+        progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::Verifying,
+        });
+        Ok(w.finish()?)
     });
-    let pending = w.finish()?;
+    let verified = verifier.join();
+    let pending = sealed?;
     if pending.info().digest != l.digest {
         return Err(Error::DigestMismatch {
             what,

@@ -5,9 +5,10 @@
 //! ([`Store::record_wire_layer`]); a second push asks the registry for the remembered digest
 //! (`HEAD`) and neither reads nor compresses the layer when it is there. A blob the registry
 //! lacks is mounted from another repository of the same registry when the store knows one
-//! that has it, else uploaded: `POST` then one `PUT` with the digest, or `PATCH` chunks
-//! then the `PUT` for blobs over the chunk size. Layers go up in parallel (five at a time,
-//! docker's default), then the config, then the manifest under the tag.
+//! that has it, else uploaded: `POST` then one `PUT` with the digest, or for blobs over
+//! 64 MiB one streamed `PATCH` (chunks, when a chunk size is set) then the `PUT`. Layers go
+//! up in parallel (five at a time, docker's default), then the config, then the manifest
+//! under the tag.
 
 use std::io::{Read, Write};
 use std::sync::Mutex;
@@ -25,9 +26,18 @@ use crate::progress::{Event, LayerStatus, Progress};
 
 /// How many blobs upload at once (docker's `max-concurrent-uploads`).
 pub const CONCURRENT_UPLOADS: usize = 5;
-/// Blobs larger than this go up in `PATCH` chunks of this size (`KILN_PUSH_CHUNK_SIZE`
-/// overrides it); smaller ones in one `PUT`.
+/// Blobs up to this size go up in one `PUT` with the bytes; larger ones in one `PATCH`
+/// streaming the file (docker's way), then the `PUT` with the digest, unless a chunk size is
+/// set (`KILN_PUSH_CHUNK_SIZE`, [`PushOptions::chunk_size`]): then in `PATCH` chunks of that
+/// size. Measured against distribution 2.8 on loopback, a 182 MB blob took 1.8-2.0 s in
+/// 64 MiB chunks and 0.8-1.4 s streamed in one request (each chunk is read before it is
+/// sent, and the registry waits for it).
 pub const CHUNK_SIZE: u64 = 64 << 20;
+/// The gzip level of layers compressed for the wire. Measured on a 466 MiB tar of
+/// `/usr/bin` (kiln's parallel compressor, zlib-rs): level 5 took 18% less CPU than 6 for
+/// a blob 0.26% larger (182.7 against 182.2 MB; skopeo's gzip made 188.3 MB of it). zstd
+/// keeps its default (3).
+pub const WIRE_GZIP_LEVEL: i32 = 5;
 
 /// How to push.
 pub struct PushOptions<'a> {
@@ -37,8 +47,8 @@ pub struct PushOptions<'a> {
     pub compression: Compression,
     /// Where events go.
     pub progress: &'a dyn Progress,
-    /// Blobs larger than this go up in `PATCH` chunks (None: `KILN_PUSH_CHUNK_SIZE`, else
-    /// [`CHUNK_SIZE`]).
+    /// Blobs larger than this go up in `PATCH` chunks of this size (None:
+    /// `KILN_PUSH_CHUNK_SIZE`, else no chunks: see [`CHUNK_SIZE`]).
     pub chunk_size: Option<u64>,
 }
 
@@ -68,15 +78,14 @@ struct WireBlob {
     layer: Option<LayerRecord>,
 }
 
-fn chunk_size(opts: &PushOptions<'_>) -> u64 {
+fn chunk_size(opts: &PushOptions<'_>) -> Option<u64> {
     if let Some(c) = opts.chunk_size.filter(|c| *c > 0) {
-        return c;
+        return Some(c);
     }
     std::env::var("KILN_PUSH_CHUNK_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|v| *v > 0)
-        .unwrap_or(CHUNK_SIZE)
 }
 
 /// The variant name under which a layer compressed for the wire is remembered.
@@ -445,6 +454,7 @@ fn compress_and_upload(
                 std::io::BufReader::with_capacity(1 << 20, f),
                 &kiln_snapshot::ExportOptions {
                     compression,
+                    level: (compression == Compression::Gzip).then_some(WIRE_GZIP_LEVEL),
                     ..Default::default()
                 },
                 out,
@@ -552,7 +562,8 @@ fn expect(
     })
 }
 
-/// Uploads the file at `path` as blob `d`: one `PUT`, or `PATCH` chunks then the `PUT`.
+/// Uploads the file at `path` as blob `d`: one `PUT` with the bytes, or one streamed `PATCH`
+/// (or `PATCH` chunks, when a chunk size is set) then the `PUT` (see [`CHUNK_SIZE`]).
 fn upload(
     sess: &Session,
     repo: &str,
@@ -581,8 +592,8 @@ fn upload(
             });
         }
     };
-    let put_url = with_query(&loc, "digest", &d.to_string());
-    if size <= chunk {
+    if size <= chunk.unwrap_or(CHUNK_SIZE) {
+        let put_url = with_query(&loc, "digest", &d.to_string());
         let resp = sess.send(
             "PUT",
             &put_url,
@@ -591,7 +602,7 @@ fn upload(
         )?;
         expect(resp, "PUT", &put_url, &[201])?;
         report(size);
-    } else {
+    } else if let Some(chunk) = chunk {
         let mut offset = 0u64;
         let mut buf = vec![0u8; chunk as usize];
         while offset < size {
@@ -618,6 +629,37 @@ fn upload(
         let put_url = with_query(&loc, "digest", &d.to_string());
         let resp = sess.send("PUT", &put_url, &[], SendBody::none())?;
         expect(resp, "PUT", &put_url, &[201])?;
+    } else {
+        // One request streams the whole file; the registry takes it as it comes.
+        let mut body = Counting {
+            inner: std::io::BufReader::with_capacity(1 << 20, &mut file),
+            done: 0,
+            reported: 0,
+            report: &report,
+        };
+        let resp = sess.send(
+            "PATCH",
+            &loc,
+            &[("Content-Type", "application/octet-stream")],
+            SendBody::from_reader(&mut body),
+        )?;
+        let resp = expect(resp, "PATCH", &loc, &[202])?;
+        let sent = body.done;
+        loc = location(sess, &resp, &loc)?;
+        drop(resp);
+        if sent != size {
+            return Err(Error::Read {
+                what: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{sent} bytes read of {size}"),
+                ),
+            });
+        }
+        let put_url = with_query(&loc, "digest", &d.to_string());
+        let resp = sess.send("PUT", &put_url, &[], SendBody::none())?;
+        expect(resp, "PUT", &put_url, &[201])?;
+        report(size);
     }
     if let Some(l) = layer {
         progress.event(Event::Layer {
@@ -626,4 +668,24 @@ fn upload(
         });
     }
     Ok(())
+}
+
+/// A reader that reports how much went through it, every MiB.
+struct Counting<'a, R, F: Fn(u64)> {
+    inner: R,
+    done: u64,
+    reported: u64,
+    report: &'a F,
+}
+
+impl<R: Read, F: Fn(u64)> Read for Counting<'_, R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= 1 << 20 {
+            (self.report)(self.done);
+            self.reported = self.done;
+        }
+        Ok(n)
+    }
 }

@@ -313,6 +313,48 @@ fn large_blobs_go_up_in_chunks() {
 }
 
 #[test]
+fn a_blob_over_64_mib_goes_up_streamed_in_one_request() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let a = env.store("a");
+    // Noise does not compress: the gzipped blob stays over 64 MiB.
+    let id = load_image(
+        &a,
+        env.dir.path(),
+        "huge:1",
+        &[layer_tar("h", &noise(9, 66 << 20))],
+    );
+    let name = format!("{}/huge:1", reg.addr);
+    a.tag(&id, &name).unwrap();
+    push(&a, &env.settings, &name, &Events::default(), None).unwrap();
+    // To another registry, the remembered blob goes up from the store: one PATCH streaming
+    // the file (no chunk size set), with progress every MiB, then the PUT.
+    let reg2 = Registry::start();
+    let name2 = format!("{}/huge:1", reg2.addr);
+    a.tag(&id, &name2).unwrap();
+    let ev = Events::default();
+    push(&a, &env.settings, &name2, &ev, None).unwrap();
+    let st = ev.statuses();
+    assert!(!st.contains(&LayerStatus::Compressing), "{st:?}");
+    assert!(
+        st.iter()
+            .filter(|s| matches!(s, LayerStatus::Pushing(..)))
+            .count()
+            >= 60,
+        "{st:?}"
+    );
+    assert!(st.contains(&LayerStatus::Pushed), "{st:?}");
+    let b = env.store("b");
+    assert_eq!(
+        pull(&b, &env.settings, &name2, &Events::default())
+            .unwrap()
+            .image
+            .id,
+        id
+    );
+}
+
+#[test]
 fn a_missing_tag_or_repository_says_manifest_unknown() {
     let reg = Registry::start();
     let env = Env::new();

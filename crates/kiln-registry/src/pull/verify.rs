@@ -1,0 +1,537 @@
+//! A layer's diff ID, checked while the layer downloads, on two threads beside the download:
+//! one decompresses, the other hashes what comes out (sha256 for the diff ID, and each gzip
+//! member's CRC-32 and length, as gzip readers check them). The three stages overlap, so a
+//! pull costs about as long as its slowest stage (inflating) instead of the sum.
+//!
+//! gzip is decoded here, member by member (pigz-style and concatenated members are one
+//! stream, as for `MultiGzDecoder`), straight from the downloaded chunks into large output
+//! buffers: no reader layers copying bytes between them. zstd goes through its decoder;
+//! an uncompressed layer goes to the hasher as it is.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
+
+use flate2::{Decompress, FlushDecompress, Status};
+use kiln_image::{Compression, Digest, Hasher};
+
+/// The tar's digest and length, or why the layer does not decompress.
+pub(super) type Verified = io::Result<(Digest, u64)>;
+
+/// Decompressed bytes go to the hasher in buffers of this size.
+const OUT_CHUNK: usize = 1 << 20;
+/// Downloaded chunks waiting for the decompressor (at most this many).
+const IN_QUEUE: usize = 64;
+
+/// Starts the decompressing and hashing threads for a layer of `media_type` (a plain or
+/// unknown type is sniffed by its magic bytes, as `load` does). Send the blob's bytes, in
+/// order, then drop the sender and join the handle. The decompressor reads to the end of
+/// the channel whatever happens, so a sender never blocks on it.
+pub(super) fn spawn(media_type: &str) -> (SyncSender<Vec<u8>>, JoinHandle<Verified>) {
+    let (tx, rx) = sync_channel::<Vec<u8>>(IN_QUEUE);
+    let declared = Compression::from_media_type(media_type).unwrap_or(Compression::None);
+    let handle = std::thread::spawn(move || {
+        let mut input = Input {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let result = decode(declared, &mut input);
+        while input.rx.recv().is_ok() {}
+        result
+    });
+    (tx, handle)
+}
+
+/// Checks a layer blob on disk: its tar's digest and length. The outer error is reading the
+/// file; the inner result is the verifier's.
+pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> io::Result<Verified> {
+    let mut f = std::fs::File::open(path)?;
+    let (tx, handle) = spawn(media_type);
+    let read = (|| -> io::Result<()> {
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = read_full(&mut f, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.truncate(n);
+            if tx.send(buf).is_err() {
+                return Ok(());
+            }
+        }
+    })();
+    drop(tx);
+    let verified = handle
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the layer verifier panicked")));
+    read?;
+    Ok(verified)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The downloaded bytes, chunk by chunk as the channel brings them.
+struct Input {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Input {
+    /// The unread part of the current chunk; empty only at the end of the stream.
+    fn fill(&mut self) -> &[u8] {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return &[],
+            }
+        }
+        &self.chunk[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// The next `n` bytes without consuming them (fewer only at the end of the stream):
+    /// later chunks are joined to the current one as needed.
+    fn peek(&mut self, n: usize) -> &[u8] {
+        self.fill();
+        while self.chunk.len() - self.pos < n {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk.drain(..self.pos);
+                    self.pos = 0;
+                    self.chunk.extend_from_slice(&c);
+                }
+                Err(_) => break,
+            }
+        }
+        let end = self.chunk.len().min(self.pos + n);
+        &self.chunk[self.pos..end]
+    }
+
+    fn byte(&mut self) -> io::Result<u8> {
+        match self.fill().first() {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(truncated()),
+        }
+    }
+
+    fn skip(&mut self, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            let avail = self.fill().len();
+            if avail == 0 {
+                return Err(truncated());
+            }
+            let k = avail.min(n);
+            self.pos += k;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    fn u16_le(&mut self) -> io::Result<u16> {
+        Ok(u16::from_le_bytes([self.byte()?, self.byte()?]))
+    }
+
+    fn u32_le(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes([
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+        ]))
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill();
+        let n = out.len().min(avail.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the compressed stream ends early",
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// What the decompressor hands the hasher.
+enum Msg {
+    /// Decompressed bytes, in order.
+    Data(Vec<u8>),
+    /// A gzip member ended here; its trailer's CRC-32 and length (mod 2^32) to check.
+    MemberEnd { crc: u32, isize: u32 },
+}
+
+/// The decompressor's end of the hashing thread: full buffers go out, empty ones come back.
+struct Output {
+    tx: Option<SyncSender<Msg>>,
+    pool: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Output {
+    fn new(tx: SyncSender<Msg>, pool: Receiver<Vec<u8>>) -> Output {
+        Output {
+            tx: Some(tx),
+            pool,
+            buf: Vec::with_capacity(OUT_CHUNK),
+        }
+    }
+
+    fn send(&mut self, m: Msg) -> io::Result<()> {
+        match &self.tx {
+            Some(tx) if tx.send(m).is_ok() => Ok(()),
+            _ => Err(io::Error::other("the layer hasher stopped")),
+        }
+    }
+
+    /// Sends what the buffer holds and takes an empty one.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = match self.pool.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Vec::with_capacity(OUT_CHUNK),
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        self.send(Msg::Data(full))
+    }
+
+    /// A buffer with room in it.
+    fn room(&mut self) -> io::Result<&mut Vec<u8>> {
+        if self.buf.len() == self.buf.capacity() {
+            self.flush()?;
+        }
+        Ok(&mut self.buf)
+    }
+}
+
+fn decode(declared: Compression, input: &mut Input) -> Verified {
+    let (htx, hrx) = sync_channel::<Msg>(8);
+    let (pool_tx, pool_rx) = channel::<Vec<u8>>();
+    let hasher = std::thread::spawn(move || hash(hrx, pool_tx));
+    let mut out = Output::new(htx, pool_rx);
+    let comp = if declared == Compression::None {
+        Compression::detect(input.peek(4))
+    } else {
+        declared
+    };
+    let decoded = match comp {
+        Compression::Gzip => gunzip(input, &mut out),
+        Compression::Zstd => unzstd(input, &mut out),
+        Compression::None => plain(input, &mut out),
+    };
+    let decoded = decoded.and_then(|()| out.flush());
+    out.tx = None;
+    let hashed = hasher
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the layer hasher panicked")));
+    decoded?;
+    hashed
+}
+
+/// Hashes the tar; checks each gzip member's trailer against the bytes it covered.
+fn hash(rx: Receiver<Msg>, pool: Sender<Vec<u8>>) -> Verified {
+    let mut h = Hasher::new();
+    let mut crc = crc32fast::Hasher::new();
+    let mut member_len: u64 = 0;
+    let mut failed = None;
+    for m in rx {
+        if failed.is_some() {
+            continue; // drain, so that the decompressor never blocks
+        }
+        match m {
+            Msg::Data(b) => {
+                h.update(&b);
+                crc.update(&b);
+                member_len += b.len() as u64;
+                let _ = pool.send(b);
+            }
+            Msg::MemberEnd { crc: want, isize } => {
+                let got = std::mem::replace(&mut crc, crc32fast::Hasher::new()).finalize();
+                if got != want {
+                    failed = Some(invalid(format!(
+                        "gzip CRC-32 mismatch: trailer {want:08x}, data {got:08x}"
+                    )));
+                } else if member_len as u32 != isize {
+                    failed = Some(invalid(format!(
+                        "gzip length mismatch: trailer {isize}, data {}",
+                        member_len as u32
+                    )));
+                }
+                member_len = 0;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let len = h.len();
+    Ok((h.finish(), len))
+}
+
+fn plain(input: &mut Input, out: &mut Output) -> io::Result<()> {
+    // Chunks go as they came: no copy.
+    if input.pos < input.chunk.len() {
+        let first = std::mem::take(&mut input.chunk);
+        let rest = if input.pos == 0 {
+            first
+        } else {
+            first[input.pos..].to_vec()
+        };
+        input.pos = 0;
+        out.send(Msg::Data(rest))?;
+    }
+    while let Ok(c) = input.rx.recv() {
+        if !c.is_empty() {
+            out.send(Msg::Data(c))?;
+        }
+    }
+    Ok(())
+}
+
+fn unzstd(input: &mut Input, out: &mut Output) -> io::Result<()> {
+    let mut dec = zstd::stream::read::Decoder::new(input)?;
+    loop {
+        let buf = out.room()?;
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = match dec.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        };
+        buf.truncate(len + n);
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+const FTEXT_MASK: u8 = 0xe0; // reserved flag bits: must be zero
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+
+/// Reads one gzip member header (RFC 1952 §2.3).
+fn gzip_header(input: &mut Input) -> io::Result<()> {
+    let (id1, id2, cm) = (input.byte()?, input.byte()?, input.byte()?);
+    if (id1, id2) != (0x1f, 0x8b) {
+        return Err(invalid("not a gzip stream (bad magic)"));
+    }
+    if cm != 8 {
+        return Err(invalid(format!(
+            "gzip compression method {cm} (only 8, deflate)"
+        )));
+    }
+    let flags = input.byte()?;
+    if flags & FTEXT_MASK != 0 {
+        return Err(invalid("gzip header with reserved flags set"));
+    }
+    input.skip(6)?; // MTIME, XFL, OS
+    if flags & FEXTRA != 0 {
+        let xlen = input.u16_le()?;
+        input.skip(usize::from(xlen))?;
+    }
+    for f in [FNAME, FCOMMENT] {
+        if flags & f != 0 {
+            while input.byte()? != 0 {}
+        }
+    }
+    if flags & FHCRC != 0 {
+        input.skip(2)?;
+    }
+    Ok(())
+}
+
+/// Inflates every gzip member of the stream.
+fn gunzip(input: &mut Input, out: &mut Output) -> io::Result<()> {
+    let mut dec = Decompress::new(false);
+    let mut first = true;
+    loop {
+        if !first && input.fill().is_empty() {
+            return Ok(());
+        }
+        first = false;
+        gzip_header(input)?;
+        dec.reset(false);
+        loop {
+            let avail = input.fill();
+            if avail.is_empty() {
+                return Err(truncated());
+            }
+            let (in0, out0) = (dec.total_in(), dec.total_out());
+            // Safe to hold `avail` (borrowing `input`) and `out` at once: two objects.
+            let buf = out.room()?;
+            let status = dec
+                .decompress_vec(avail, buf, FlushDecompress::None)
+                .map_err(|e| invalid(format!("invalid deflate data: {e}")))?;
+            let used = (dec.total_in() - in0) as usize;
+            let made = dec.total_out() - out0;
+            input.consume(used);
+            match status {
+                Status::StreamEnd => break,
+                Status::Ok | Status::BufError => {
+                    if used == 0 && made == 0 {
+                        return Err(invalid("the deflate stream makes no progress"));
+                    }
+                }
+            }
+        }
+        out.flush()?;
+        let crc = input.u32_le()?;
+        let isize = input.u32_le()?;
+        out.send(Msg::MemberEnd { crc, isize })?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn run(media_type: &str, blob: &[u8], piece: usize) -> Verified {
+        let (tx, h) = spawn(media_type);
+        for c in blob.chunks(piece.max(1)) {
+            tx.send(c.to_vec()).unwrap();
+        }
+        drop(tx);
+        h.join().unwrap()
+    }
+
+    fn data() -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut x: u32 = 1;
+        for i in 0..3_000_000u32 {
+            // Compressible with some noise.
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            v.push(if i % 7 == 0 {
+                (x >> 24) as u8
+            } else {
+                (i % 61) as u8
+            });
+        }
+        v
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const ZST: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+    #[test]
+    fn every_kind_in_any_pieces_gives_the_tar_digest() {
+        let d = data();
+        let want = (Digest::of(&d), d.len() as u64);
+        let g = gz(&d);
+        let z = zstd::encode_all(&d[..], 3).unwrap();
+        for piece in [1, 7, 4096, 1 << 20, usize::MAX] {
+            if piece < 4096 {
+                // Byte-sized pieces are slow on the big blob: a small one checks them.
+                let small = &d[..50_000];
+                let got = run(GZ, &gz(small), piece).unwrap();
+                assert_eq!(
+                    got,
+                    (Digest::of(small), small.len() as u64),
+                    "piece {piece}"
+                );
+                continue;
+            }
+            assert_eq!(run(GZ, &g, piece).unwrap(), want, "gzip, piece {piece}");
+            assert_eq!(run(ZST, &z, piece).unwrap(), want, "zstd, piece {piece}");
+            assert_eq!(run(TAR, &d, piece).unwrap(), want, "tar, piece {piece}");
+            // A plain type is sniffed.
+            assert_eq!(run(TAR, &g, piece).unwrap(), want, "sniffed gzip");
+            assert_eq!(run(TAR, &z, piece).unwrap(), want, "sniffed zstd");
+        }
+    }
+
+    #[test]
+    fn concatenated_members_are_one_stream_and_headers_with_fields_parse() {
+        let d = data();
+        let (a, b) = d.split_at(1_234_567);
+        let mut blob = gz(a);
+        // A member with FEXTRA, FNAME, FCOMMENT and FHCRC.
+        let mut e = flate2::GzBuilder::new()
+            .extra(vec![1, 2, 3])
+            .filename("x.tar")
+            .comment("hi")
+            .write(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).unwrap();
+        blob.extend(e.finish().unwrap());
+        blob.extend(gz(b""));
+        assert_eq!(
+            run(GZ, &blob, 65536).unwrap(),
+            (Digest::of(&d), d.len() as u64)
+        );
+    }
+
+    #[test]
+    fn corrupt_and_truncated_streams_are_errors() {
+        let d = data();
+        let g = gz(&d);
+        let e = run(GZ, &g[..g.len() - 9], 65536).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let mut bad_crc = g.clone();
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        let e = run(GZ, &bad_crc, 65536).unwrap_err();
+        assert!(e.to_string().contains("CRC-32"), "{e}");
+        let mut bad_len = g.clone();
+        bad_len[n - 1] ^= 1;
+        let e = run(GZ, &bad_len, 65536).unwrap_err();
+        assert!(e.to_string().contains("length"), "{e}");
+        let mut garbage = g.clone();
+        garbage.extend_from_slice(b"trailing");
+        let e = run(GZ, &garbage, 65536).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
+        let mut flipped = g.clone();
+        flipped[n / 2] ^= 0xff;
+        assert!(run(GZ, &flipped, 65536).is_err());
+        assert!(run(GZ, b"", 1).is_err(), "an empty gzip layer is no gzip");
+        assert!(run(GZ, &d[..1000], 100).is_err());
+    }
+}
