@@ -116,7 +116,7 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         Err(e) => return Err(e.into()),
     };
     opts.progress.event(Event::PushRefersTo {
-        repository: named.name_only().familiar(),
+        repository: named.name(),
     });
     let repo = named.path().to_string();
     let registry = named.domain().to_string();
@@ -201,9 +201,16 @@ fn push_leased(
     opts: &PushOptions<'_>,
     tag: &str,
 ) -> Result<(Digest, u64, Vec<Digest>)> {
-    for b in blobs {
+    // A layer that appears twice in the image (the same diff ID) goes up once and is shown
+    // once, as docker does; the manifest still lists it at both places.
+    let first: Vec<usize> = blobs
+        .iter()
+        .map(|b| blobs.iter().position(|o| o.diff_id == b.diff_id).unwrap_or(0))
+        .collect();
+    let unique: Vec<usize> = (0..blobs.len()).filter(|&i| first[i] == i).collect();
+    for &i in &unique {
         opts.progress.event(Event::Layer {
-            digest: b.diff_id,
+            digest: blobs[i].diff_id,
             status: LayerStatus::Preparing,
         });
     }
@@ -212,14 +219,15 @@ fn push_leased(
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     std::thread::scope(|sc| {
-        for _ in 0..CONCURRENT_UPLOADS.min(blobs.len()).max(1) {
+        for _ in 0..CONCURRENT_UPLOADS.min(unique.len()).max(1) {
             sc.spawn(|| {
                 loop {
                     if failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(b) = blobs.get(i) else { break };
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = unique.get(k) else { break };
+                    let b = &blobs[i];
                     let r = push_layer(store, sess, repo, b, &sources[i], lease, opts);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
@@ -229,9 +237,18 @@ fn push_leased(
             });
         }
     });
-    let mut descs = Vec::with_capacity(blobs.len());
-    for r in results.into_inner().unwrap().into_iter().flatten() {
-        descs.push(r?);
+    let mut pushed = results.into_inner().unwrap();
+    let mut descs: Vec<Desc> = Vec::with_capacity(blobs.len());
+    for i in 0..blobs.len() {
+        let d = if first[i] == i {
+            match pushed[i].take() {
+                Some(r) => r?,
+                None => break,
+            }
+        } else {
+            descs[first[i]].clone()
+        };
+        descs.push(d);
     }
     if descs.len() != blobs.len() {
         return Err(Error::Invalid {

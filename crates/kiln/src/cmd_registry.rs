@@ -193,10 +193,7 @@ fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
         Ok(p) => p,
         Err(e @ kiln_registry::Error::NoSuchLocalImage(_)) => {
             if !a.quiet {
-                println!(
-                    "The push refers to repository [{}]",
-                    reference.name_only().familiar()
-                );
+                println!("The push refers to repository [{}]", reference.name());
             }
             eprintln!("{e}");
             return Ok(ExitCode::FAILURE);
