@@ -3,6 +3,7 @@
 //! `container inspect|prune|ls|...`. No daemon: each running container has its own supervisor
 //! process (`cmd_container/supervisor.rs`); state lives in the store (docs/run.md).
 
+mod attach;
 mod cgroup;
 pub(crate) mod config;
 mod exec;
@@ -16,6 +17,7 @@ mod rootfs;
 mod signal;
 mod spec;
 pub(crate) mod supervisor;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,12 @@ pub enum Command {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -102,6 +110,12 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
 }
 
 /// The flags `run` and `create` share.
@@ -116,7 +130,7 @@ pub struct CreateArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet: refused)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables
@@ -185,10 +199,10 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long, value_name = "int")]
     pub stop_timeout: Option<i64>,
-    /// Restart policy to apply when a container exits (only "no" is supported yet)
+    /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])
     #[arg(long, value_name = "string", default_value = "no")]
     pub restart: String,
-    /// Run an init inside the container (not supported yet: refused)
+    /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
 }
@@ -198,6 +212,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
     /// The image, then the command and its arguments.
@@ -213,8 +230,26 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -312,7 +347,7 @@ pub struct ExecArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet: refused)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables
@@ -469,6 +504,15 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             inspect_containers(&store, &a.format, a.size, &a.containers, true)
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&store, a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            lifecycle::attach(&store, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            lifecycle::pause(&store, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            lifecycle::pause(&store, a, false)
+        }
     };
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),

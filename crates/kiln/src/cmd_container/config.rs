@@ -30,7 +30,77 @@ pub struct ContainerConfig {
     pub exposed_ports: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub open_stdin: bool,
+    /// `-t`: the process's stdio is a pseudo-terminal the supervisor holds.
+    #[serde(default)]
+    pub tty: bool,
+    /// Close the process's stdin when the attached client's ends (foreground `run -i`).
+    #[serde(default)]
+    pub stdin_once: bool,
     pub host: HostConfig,
+}
+
+/// docker's `RestartPolicy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// `no` (also ""), `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// on-failure's N (0: no limit).
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`, as docker parses `--restart`.
+    pub fn parse(s: &str) -> anyhow::Result<RestartPolicy> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let max = match count {
+            None => 0,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+        };
+        match name {
+            "" | "no" if count.is_none() => Ok(RestartPolicy {
+                name: "no".into(),
+                maximum_retry_count: 0,
+            }),
+            "always" | "unless-stopped" if count.is_none() => Ok(RestartPolicy {
+                name: name.into(),
+                maximum_retry_count: 0,
+            }),
+            "no" | "always" | "unless-stopped" => {
+                bail!("maximum retry count cannot be used with restart policy '{name}'")
+            }
+            "on-failure" => Ok(RestartPolicy {
+                name: name.into(),
+                maximum_retry_count: max,
+            }),
+            _ => bail!("invalid restart policy '{name}'"),
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.name.is_empty() || self.name == "no"
+    }
+
+    /// Whether a process that ended with `code` after `restarts` restarts is started again;
+    /// `manual`: the user stopped or killed it.
+    pub fn restarts(&self, code: i32, restarts: i64, manual: bool) -> bool {
+        if manual {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// docker's `HostConfig`, the parts kiln uses.
@@ -58,6 +128,14 @@ pub struct HostConfig {
     pub pids_limit: i64,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
+    /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// `-t`: the client's terminal size at create time (rows, cols), docker's ConsoleSize.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 impl ContainerConfig {
@@ -285,6 +363,16 @@ pub fn resolve(
     if !stop_signal.is_empty() {
         super::signal::parse(&stop_signal)?;
     }
+    let restart_policy = RestartPolicy::parse(&a.restart)?;
+    if a.rm && !restart_policy.is_none() {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    if a.init && init_binary().is_none() {
+        bail!(
+            "--init: no init binary found (kiln uses tini: install Debian's tini package for {})",
+            INIT_CANDIDATES[0]
+        );
+    }
     let labels = ic["Labels"]
         .as_object()
         .map(|m| {
@@ -314,6 +402,8 @@ pub fn resolve(
         exposed_ports,
         labels,
         open_stdin: a.interactive,
+        tty: a.tty,
+        stdin_once: false,
         host: HostConfig {
             binds: a.volume.clone(),
             network_mode,
@@ -330,8 +420,26 @@ pub fn resolve(
             nano_cpus,
             pids_limit: a.pids_limit.unwrap_or(0),
             extra_hosts: a.add_host.clone(),
+            init: a.init,
+            restart_policy,
+            console_size: None,
         },
     })
+}
+
+/// Where `--init` finds its init: a static tini (Debian's `tini` package), or docker's copy.
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+];
+
+/// The init binary `--init` mounts at /sbin/docker-init.
+pub fn init_binary() -> Option<std::path::PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// A parsed `-v`: host path, container path, read-only.
