@@ -63,6 +63,9 @@ struct HostConfig {
     network_mode: String,
     port_bindings: BTreeMap<String, Vec<Value>>,
     restart_policy: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<bool>,
+    console_size: [u16; 2],
     auto_remove: bool,
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
@@ -219,9 +222,9 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
                     .map(|p| (p.clone(), json!({})))
                     .collect()
             }),
-            tty: false,
+            tty: cfg.tty,
             open_stdin: cfg.open_stdin,
-            stdin_once: false,
+            stdin_once: cfg.stdin_once,
             env: cfg.env.clone(),
             cmd: none_if_empty(cfg.cmd.clone()),
             image: c.image_ref.clone(),
@@ -240,7 +243,12 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
                 m => m.into(),
             },
             port_bindings: port_map(&cfg.host.port_bindings),
-            restart_policy: json!({"Name": "no", "MaximumRetryCount": 0}),
+            restart_policy: json!({
+                "Name": if cfg.host.restart_policy.name.is_empty() { "no" } else { cfg.host.restart_policy.name.as_str() },
+                "MaximumRetryCount": cfg.host.restart_policy.maximum_retry_count,
+            }),
+            init: cfg.host.init.then_some(true),
+            console_size: cfg.host.console_size.map_or([0, 0], |(r, c)| [r, c]),
             auto_remove: cfg.host.auto_remove,
             cap_add: none_if_empty(cfg.host.cap_add.clone()),
             cap_drop: none_if_empty(cfg.host.cap_drop.clone()),
