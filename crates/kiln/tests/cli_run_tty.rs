@@ -351,3 +351,68 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
         format!("{} exited", n.trim())
     );
 }
+
+#[test]
+fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
+    let c = ctx();
+    c.file(
+        "Dockerfile",
+        "FROM localhost/busybox\nHEALTHCHECK --interval=100ms --retries=2 CMD test -e /tmp/ok && echo fine\n",
+    );
+    c.build_ok(&["-t", "hc"]);
+    ok(&c, &["run", "-d", "--name", "h", "hc", "sleep", "100"]);
+    wait_for("unhealthy", || {
+        ok(&c, &["ps", "--format", "{{.Status}}"])
+            .trim()
+            .ends_with("(unhealthy)")
+    });
+    ok(&c, &["exec", "h", "touch", "/tmp/ok"]);
+    wait_for("healthy", || {
+        ok(&c, &["ps", "--format", "{{.Status}}"])
+            .trim()
+            .ends_with("(healthy)")
+    });
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&c, &["inspect", "h"])).unwrap();
+    let health = &doc[0]["State"]["Health"];
+    assert_eq!(health["Status"], "healthy", "{health}");
+    assert_eq!(health["FailingStreak"], 0);
+    let log = health["Log"].as_array().unwrap();
+    assert!(!log.is_empty() && log.len() <= 5, "{health}");
+    let last = log.last().unwrap();
+    assert_eq!(last["ExitCode"], 0);
+    assert_eq!(last["Output"], "fine\n");
+    assert!(last["Start"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        doc[0]["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /tmp/ok && echo fine"])
+    );
+    // --no-healthcheck turns the image's off; a probe over its timeout is killed.
+    ok(&c, &["run", "-d", "--name", "n", "--no-healthcheck", "hc", "sleep", "100"]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{.State.Health}}", "n"]).trim(),
+        "<no value>"
+    );
+    ok(
+        &c,
+        &[
+            "run", "-d", "--name", "t", "--health-cmd", "sleep 5", "--health-timeout", "200ms",
+            "--health-interval", "100ms", BB, "sleep", "100",
+        ],
+    );
+    wait_for("a timed-out probe", || {
+        ok(&c, &["inspect", "-f", "{{json .State.Health.Log}}", "t"])
+            .contains("Health check exceeded timeout (200ms)")
+    });
+    let (code, _, err) = out(&c.kiln(&["run", "--no-healthcheck", "--health-cmd", "true", BB]));
+    assert_eq!(code, 125);
+    assert!(err.contains("--no-healthcheck conflicts with --health-* options"), "{err}");
+    for n in ["h", "n", "t"] {
+        ok(&c, &["rm", "-f", n]);
+    }
+    assert!(processes_with("sleep 5").is_empty() || {
+        std::thread::sleep(Duration::from_millis(500));
+        processes_with("sleep 5").is_empty()
+    });
+}

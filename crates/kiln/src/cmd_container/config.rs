@@ -36,6 +36,9 @@ pub struct ContainerConfig {
     /// Close the process's stdin when the attached client's ends (foreground `run -i`).
     #[serde(default)]
     pub stdin_once: bool,
+    /// The image's HEALTHCHECK with the `--health-*` flags applied.
+    #[serde(default)]
+    pub healthcheck: Option<super::health::HealthConfig>,
     pub host: HostConfig,
 }
 
@@ -404,6 +407,7 @@ pub fn resolve(
         open_stdin: a.interactive,
         tty: a.tty,
         stdin_once: false,
+        healthcheck: super::health::resolve(a, image_config)?,
         host: HostConfig {
             binds: a.volume.clone(),
             network_mode,

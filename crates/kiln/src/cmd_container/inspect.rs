@@ -27,6 +27,8 @@ struct State {
     error: String,
     started_at: String,
     finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<super::health::Health>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +56,8 @@ struct Config {
     stop_signal: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<super::health::HealthConfig>,
 }
 
 #[derive(Serialize)]
@@ -195,6 +199,10 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             error: c.error.clone(),
             started_at: time_or_zero(c.started_ns),
             finished_at: time_or_zero(c.finished_ns),
+            health: cfg
+                .healthcheck
+                .as_ref()
+                .and_then(|_| super::health::read(&dir)),
             status,
         },
         image: c.image.to_string(),
@@ -235,6 +243,7 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             labels: cfg.labels.clone(),
             stop_signal: cfg.stop_signal.clone(),
             stop_timeout: cfg.stop_timeout,
+            healthcheck: cfg.healthcheck.clone(),
         },
         host_config: HostConfig {
             binds: none_if_empty(cfg.host.binds.clone()),

@@ -130,7 +130,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "Command": command,
             "CreatedAt": since(c.created),
             "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
-            "Status": status_text(c),
+            "Status": if c.state == ContainerState::Running { status_text(c) + &super::health::status_suffix(&store.container_dir(&c.id)) } else { status_text(c) },
             "State": c.state.as_str(),
             "Ports": ports_text(c, &cfg),
             "Names": c.name.clone().unwrap_or_default(),

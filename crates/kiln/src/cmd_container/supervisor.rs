@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,7 +32,7 @@ use kiln_store::Store;
 
 use super::cgroup::Cgroups;
 use super::config::ContainerConfig;
-use super::{attach, logfile, net, rootfs, spec};
+use super::{attach, health, logfile, net, rootfs, spec};
 
 /// How the supervisor is attached.
 pub enum Mode {
@@ -254,6 +254,16 @@ fn run_once(
     };
     s.hub.process_started(input, master.clone(), pid);
     on_started();
+    let running = Arc::new(AtomicBool::new(true));
+    let monitor = config.healthcheck.clone().and_then(|h| {
+        health::monitor(
+            s.store.root().to_path_buf(),
+            s.store.container_dir(s.id),
+            s.id.to_string(),
+            h,
+            running.clone(),
+        )
+    });
     let tee = |local: Option<Box<dyn Write + Send>>, kind: u8| -> Box<dyn Write + Send> {
         Box::new(Tee {
             local,
@@ -293,6 +303,10 @@ fn run_once(
         }));
     }
     let status = container.wait();
+    running.store(false, Ordering::SeqCst);
+    if let Some(m) = monitor {
+        let _ = m.join();
+    }
     s.pid.store(0, Ordering::SeqCst);
     s.hub.process_ended();
     // A pty's master reads EIO once the last slave is closed; a pipe, EOF.
