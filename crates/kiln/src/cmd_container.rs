@@ -19,6 +19,7 @@ mod signal;
 mod spec;
 pub(crate) mod supervisor;
 mod terminal;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,9 @@ pub enum Command {
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(NamesArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -164,9 +168,12 @@ pub struct CreateArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "list")]
     pub add_host: Vec<String>,
-    /// Bind mount a volume (HOST:CONTAINER[:ro])
+    /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER[:ro], CONTAINER)
     #[arg(short, long, value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=,target=,readonly)
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
@@ -294,7 +301,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (kiln makes none)
+    /// Remove anonymous volumes associated with the container
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -523,6 +530,7 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             inspect_containers(&store, &a.format, a.size, &a.containers, true)
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&store, a),
+        Command::Volume(v) => volume::run(&store, v),
         Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
             lifecycle::attach(&store, a)
         }

@@ -139,6 +139,9 @@ pub struct HostConfig {
     /// `-t`: the client's terminal size at create time (rows, cols), docker's ConsoleSize.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// Every mount of `-v`, `--mount` and the image's VOLUME, resolved at create time.
+    #[serde(default)]
+    pub mount_points: Vec<super::volume::MountPoint>,
 }
 
 impl ContainerConfig {
@@ -288,7 +291,10 @@ pub fn resolve(
         }
     }
     for b in &a.volume {
-        check_bind(b)?;
+        super::volume::parse_volume_flag(b)?;
+    }
+    for m in &a.mount {
+        super::volume::parse_mount(m)?;
     }
     let mut tmpfs = Vec::new();
     for t in &a.tmpfs {
@@ -427,6 +433,7 @@ pub fn resolve(
             init: a.init,
             restart_policy,
             console_size: None,
+            mount_points: Vec::new(),
         },
     })
 }
@@ -453,7 +460,7 @@ pub struct Bind {
     pub readonly: bool,
 }
 
-/// `-v HOST:CTR[:ro|rw]` (bind mounts only; named volumes are not supported yet).
+/// `-v HOST:CTR[:ro|rw]` of a container made before volumes were resolved at create time.
 pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dest, mode) = match parts.as_slice() {
@@ -482,10 +489,6 @@ pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
         dest: dest.to_string(),
         readonly,
     })
-}
-
-fn check_bind(spec: &str) -> anyhow::Result<()> {
-    parse_bind(spec).map(|_| ())
 }
 
 /// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.

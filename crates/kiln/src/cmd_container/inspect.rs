@@ -153,13 +153,32 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
     for (k, v) in port_map(&bound) {
         ports.insert(k, Some(v));
     }
+    let legacy: Vec<super::volume::MountPoint> = if cfg.host.mount_points.is_empty() {
+        cfg.host
+            .binds
+            .iter()
+            .filter_map(|b| super::config::parse_bind(b).ok())
+            .map(|b| super::volume::MountPoint {
+                typ: "bind".into(),
+                source: b.source.display().to_string(),
+                destination: b.dest,
+                rw: !b.readonly,
+                mode: if b.readonly { "ro".into() } else { String::new() },
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mounts = cfg
         .host
-        .binds
+        .mount_points
         .iter()
-        .filter_map(|b| super::config::parse_bind(b).ok())
-        .map(|b| {
-            json!({"Type": "bind", "Source": b.source, "Destination": b.dest, "Mode": if b.readonly { "ro" } else { "" }, "RW": !b.readonly, "Propagation": "rprivate"})
+        .chain(legacy.iter())
+        .map(|m| match m.typ.as_str() {
+            "volume" => json!({"Type": "volume", "Name": m.name, "Source": m.source, "Destination": m.destination, "Driver": "local", "Mode": m.mode, "RW": m.rw, "Propagation": ""}),
+            "tmpfs" => json!({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "", "RW": m.rw, "Propagation": ""}),
+            _ => json!({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode, "RW": m.rw, "Propagation": "rprivate"}),
         })
         .chain(cfg.host.tmpfs.iter().map(|(p, _)| {
             json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""})

@@ -12,7 +12,7 @@ use super::{
     AttachArgs, Exit, KillArgs, NamesArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs,
     StopArgs,
 };
-use super::{attach, config, rootfs, signal, terminal};
+use super::{attach, config, rootfs, signal, terminal, volume};
 
 const ADJECTIVES: &[&str] = &[
     "admiring",
@@ -242,7 +242,7 @@ fn random_bytes(n: usize) -> Vec<u8> {
     buf
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     random_bytes(32)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -324,6 +324,14 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     if cfg.tty {
         cfg.host.console_size = terminal::own_size();
     }
+    let image_volumes: Vec<String> = image_config["config"]["Volumes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    cfg.host.mount_points = match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes) {
+        Ok(m) => m,
+        Err(e) => return refuse(&crate::cmd_image::message(&e)),
+    };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
     let id = new_id();
@@ -734,6 +742,10 @@ pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
         let c = store.find_container(n)?;
         remove_one(store, &c, a.force)?;
+        if a.volumes {
+            let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+            volume::remove_anonymous(store, &cfg);
+        }
         println!("{n}");
         Ok(())
     })

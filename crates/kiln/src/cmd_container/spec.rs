@@ -143,7 +143,33 @@ pub fn build(
         }
         mounts.push(tmpfs_mount(path.as_str(), &o));
     }
-    for b in &config.host.binds {
+    for m in &config.host.mount_points {
+        match m.typ.as_str() {
+            "tmpfs" => {
+                let mut o: Vec<&str> = m.options.iter().map(String::as_str).collect();
+                if !m.rw {
+                    o.push("ro");
+                }
+                if !o.iter().any(|s| s.starts_with("mode=")) {
+                    o.push("mode=1777");
+                }
+                mounts.push(tmpfs_mount(m.destination.as_str(), &o));
+            }
+            // The runtime resolves the destination inside the root (no symlink leads out).
+            _ => mounts.push(bind_mount(
+                m.source.as_str(),
+                m.destination.as_str(),
+                !m.rw,
+            )),
+        }
+    }
+    // A container made before mounts were resolved at create time: its -v binds.
+    let legacy = if config.host.mount_points.is_empty() {
+        config.host.binds.as_slice()
+    } else {
+        &[]
+    };
+    for b in legacy {
         let b = parse_bind(b)?;
         if !b.source.exists() {
             // docker makes a missing host directory of a -v bind.

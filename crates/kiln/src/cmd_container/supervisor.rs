@@ -32,7 +32,7 @@ use kiln_store::Store;
 
 use super::cgroup::Cgroups;
 use super::config::ContainerConfig;
-use super::{attach, health, logfile, net, rootfs, spec};
+use super::{attach, health, logfile, net, rootfs, spec, volume};
 
 /// How the supervisor is attached.
 pub enum Mode {
@@ -413,6 +413,7 @@ fn run(
         std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
     });
     let prepared = (|| -> anyhow::Result<_> {
+        volume::seed(&root, &config.host.mount_points)?;
         write_etc(&dir, &config, &hostname)?;
         let who = spec::identity(&root, &config.user)?;
         let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
@@ -520,6 +521,7 @@ fn run(
     cg.remove();
     if config.host.auto_remove {
         let _ = store.remove_container(&id);
+        volume::remove_anonymous(store, &config);
     } else {
         let _ = store.container_finished(&id, code, &error, true);
     }
