@@ -206,13 +206,7 @@ fn receive_fd_flags(sock: &OwnedFd, flags: c_int) -> io::Result<OwnedFd> {
     msg.msg_control = (&mut control as *mut Control).cast();
     msg.msg_controllen = size_of::<Control>() as _;
     // SAFETY: recvmsg into the buffers above.
-    let n = unsafe {
-        libc::recvmsg(
-            sock.as_raw_fd(),
-            &mut msg,
-            flags | libc::MSG_CMSG_CLOEXEC,
-        )
-    };
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -6,13 +6,15 @@
 mod attach;
 mod cgroup;
 pub(crate) mod config;
-mod health;
 mod exec;
+mod health;
+mod ids;
 mod inspect;
 mod lifecycle;
 mod list;
 mod logfile;
 mod logs;
+mod mounts;
 pub(crate) mod net;
 mod rootfs;
 mod signal;

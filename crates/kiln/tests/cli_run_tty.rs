@@ -135,7 +135,15 @@ fn run_it_is_a_real_terminal_of_the_clients_size() {
         30,
         100,
         "[]",
-        &["run", "--rm", "-it", BB, "sh", "-c", "tty; stty size; echo $TERM"],
+        &[
+            "run",
+            "--rm",
+            "-it",
+            BB,
+            "sh",
+            "-c",
+            "tty; stty size; echo $TERM",
+        ],
     );
     assert_eq!(code, 0, "{t}");
     assert!(t.contains("/dev/pts/0"), "{t}");
@@ -159,7 +167,16 @@ fn detached_tty_attach_detaches_with_the_keys_and_exec_it_gets_its_own_terminal(
     let id = ok(&c, &["run", "-dit", "--name", "t", BB, "sh"]);
     let id = id.trim().to_string();
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.Config.Tty}} {{.Config.OpenStdin}}", "t"]).trim(),
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.Config.Tty}} {{.Config.OpenStdin}}",
+                "t"
+            ]
+        )
+        .trim(),
         "true true"
     );
     // attach: the shell answers on this terminal (resized to 24x80), ctrl-p ctrl-q detaches.
@@ -200,13 +217,7 @@ fn detached_tty_attach_detaches_with_the_keys_and_exec_it_gets_its_own_terminal(
     let logs = ok(&c, &["logs", "t"]);
     assert!(logs.contains("24 80"), "{logs}");
     // Exiting the shell through attach ends the container with its code.
-    let (code, t) = on_pty(
-        &c,
-        24,
-        80,
-        r##"[["send","exit 5\r"]]"##,
-        &["attach", "t"],
-    );
+    let (code, t) = on_pty(&c, 24, 80, r##"[["send","exit 5\r"]]"##, &["attach", "t"]);
     assert_eq!(code, 5, "{t}");
     let (code, _, err) = out(&c.kiln(&["attach", "t"]));
     assert_eq!(code, 1);
@@ -242,7 +253,11 @@ fn pause_freezes_and_unpause_thaws() {
             .ends_with("(Paused)")
     );
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "p"]).trim(),
+        ok(
+            &c,
+            &["inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "p"]
+        )
+        .trim(),
         "true paused"
     );
     // Frozen: nothing more is written while paused.
@@ -252,7 +267,10 @@ fn pause_freezes_and_unpause_thaws() {
     assert_eq!(ok(&c, &["logs", "p"]).lines().count(), before, "frozen");
     let (code, _, err) = out(&c.kiln(&["pause", "p"]));
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("Container {id} is already paused")), "{err}");
+    assert!(
+        err.contains(&format!("Container {id} is already paused")),
+        "{err}"
+    );
     let (code, _, err) = out(&c.kiln(&["exec", "p", "true"]));
     assert_ne!(code, 0);
     assert!(err.contains("is paused"), "{err}");
@@ -262,7 +280,10 @@ fn pause_freezes_and_unpause_thaws() {
     });
     let (code, _, err) = out(&c.kiln(&["unpause", "p"]));
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("Container {id} is not paused")), "{err}");
+    assert!(
+        err.contains(&format!("Container {id} is not paused")),
+        "{err}"
+    );
     // A paused container stops and is removed.
     ok(&c, &["pause", "p"]);
     ok(&c, &["stop", "-t", "1", "p"]);
@@ -276,24 +297,45 @@ fn init_is_pid_1_reaps_and_forwards_the_stop_signal() {
     kiln_test::prereq::require_file("/usr/bin/tini-static", "tini");
     let ps = ok(&c, &["run", "--rm", "--init", BB, "ps", "-o", "pid,comm"]);
     assert!(
-        ps.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "docker-init"]),
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "docker-init"]),
         "{ps}"
     );
     // An orphan is reparented to tini, which reaps it: no zombie.
     let ps = ok(
         &c,
-        &["run", "--rm", "--init", BB, "sh", "-c", "(sleep 0.1 &); sleep 0.6; ps -o stat,comm"],
+        &[
+            "run",
+            "--rm",
+            "--init",
+            BB,
+            "sh",
+            "-c",
+            "(sleep 0.1 &); sleep 0.6; ps -o stat,comm",
+        ],
     );
     assert!(!ps.lines().any(|l| l.trim_start().starts_with('Z')), "{ps}");
     let (code, _, _) = out(&c.kiln(&["run", "--rm", "--init", BB, "sh", "-c", "exit 4"]));
     assert_eq!(code, 4);
     // Without an init, sleep as PID 1 ignores SIGTERM; under tini it dies at once.
-    ok(&c, &["run", "-d", "--init", "--name", "i", BB, "sleep", "100"]);
+    ok(
+        &c,
+        &["run", "-d", "--init", "--name", "i", BB, "sleep", "100"],
+    );
     let t0 = Instant::now();
     ok(&c, &["stop", "-t", "10", "i"]);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.HostConfig.Init}} {{.State.ExitCode}}", "i"]).trim(),
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.HostConfig.Init}} {{.State.ExitCode}}",
+                "i"
+            ]
+        )
+        .trim(),
         "true 143"
     );
 }
@@ -306,7 +348,10 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
     assert!(err.contains("invalid restart policy 'sometimes'"), "{err}");
     let (code, _, err) = out(&c.kiln(&["run", "--rm", "--restart", "always", BB, "true"]));
     assert_eq!(code, 125);
-    assert!(err.contains("Conflicting options: --restart and --rm"), "{err}");
+    assert!(
+        err.contains("Conflicting options: --restart and --rm"),
+        "{err}"
+    );
     let (code, _, err) = out(&c.kiln(&["run", "--restart", "always:3", BB, "true"]));
     assert_eq!(code, 125);
     assert!(
@@ -316,10 +361,25 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
     // on-failure:2: two restarts, then it stays exited.
     ok(
         &c,
-        &["run", "-d", "--restart", "on-failure:2", "--name", "f", BB, "sh", "-c", "echo run; exit 1"],
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "--name",
+            "f",
+            BB,
+            "sh",
+            "-c",
+            "echo run; exit 1",
+        ],
     );
     wait_for("two restarts", || {
-        ok(&c, &["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "f"]).trim()
+        ok(
+            &c,
+            &["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "f"],
+        )
+        .trim()
             == "2 exited"
     });
     assert_eq!(ok(&c, &["logs", "f"]), "run\nrun\nrun\n");
@@ -328,14 +388,42 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
         "on-failure 2 1"
     );
     // on-failure does not restart a success.
-    ok(&c, &["run", "-d", "--restart", "on-failure", "--name", "s", BB, "true"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure",
+            "--name",
+            "s",
+            BB,
+            "true",
+        ],
+    );
     wait_for("exit", || {
         ok(&c, &["inspect", "-f", "{{.State.Status}}", "s"]).trim() == "exited"
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ok(&c, &["inspect", "-f", "{{.RestartCount}}", "s"]).trim(), "0");
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{.RestartCount}}", "s"]).trim(),
+        "0"
+    );
     // always: restarts a process that ends; `stop` is final.
-    ok(&c, &["run", "-d", "--restart", "always", "--name", "a", BB, "sleep", "0.2"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "a",
+            BB,
+            "sleep",
+            "0.2",
+        ],
+    );
     wait_for("a restart", || {
         ok(&c, &["inspect", "-f", "{{.RestartCount}}", "a"])
             .trim()
@@ -347,7 +435,11 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
     let n = ok(&c, &["inspect", "-f", "{{.RestartCount}}", "a"]);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
-        ok(&c, &["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "a"]).trim(),
+        ok(
+            &c,
+            &["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "a"]
+        )
+        .trim(),
         format!("{} exited", n.trim())
     );
 }
@@ -372,8 +464,7 @@ fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
             .trim()
             .ends_with("(healthy)")
     });
-    let doc: serde_json::Value =
-        serde_json::from_str(&ok(&c, &["inspect", "h"])).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&ok(&c, &["inspect", "h"])).unwrap();
     let health = &doc[0]["State"]["Health"];
     assert_eq!(health["Status"], "healthy", "{health}");
     assert_eq!(health["FailingStreak"], 0);
@@ -388,7 +479,19 @@ fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
         serde_json::json!(["CMD-SHELL", "test -e /tmp/ok && echo fine"])
     );
     // --no-healthcheck turns the image's off; a probe over its timeout is killed.
-    ok(&c, &["run", "-d", "--name", "n", "--no-healthcheck", "hc", "sleep", "100"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "n",
+            "--no-healthcheck",
+            "hc",
+            "sleep",
+            "100",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(
         ok(&c, &["inspect", "-f", "{{.State.Health}}", "n"]).trim(),
@@ -397,8 +500,19 @@ fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
     ok(
         &c,
         &[
-            "run", "-d", "--name", "t", "--health-cmd", "sleep 5", "--health-timeout", "200ms",
-            "--health-interval", "100ms", BB, "sleep", "100",
+            "run",
+            "-d",
+            "--name",
+            "t",
+            "--health-cmd",
+            "sleep 5",
+            "--health-timeout",
+            "200ms",
+            "--health-interval",
+            "100ms",
+            BB,
+            "sleep",
+            "100",
         ],
     );
     wait_for("a timed-out probe", || {
@@ -407,12 +521,17 @@ fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
     });
     let (code, _, err) = out(&c.kiln(&["run", "--no-healthcheck", "--health-cmd", "true", BB]));
     assert_eq!(code, 125);
-    assert!(err.contains("--no-healthcheck conflicts with --health-* options"), "{err}");
+    assert!(
+        err.contains("--no-healthcheck conflicts with --health-* options"),
+        "{err}"
+    );
     for n in ["h", "n", "t"] {
         ok(&c, &["rm", "-f", n]);
     }
-    assert!(processes_with("sleep 5").is_empty() || {
-        std::thread::sleep(Duration::from_millis(500));
-        processes_with("sleep 5").is_empty()
-    });
+    assert!(
+        processes_with("sleep 5").is_empty() || {
+            std::thread::sleep(Duration::from_millis(500));
+            processes_with("sleep 5").is_empty()
+        }
+    );
 }

@@ -63,13 +63,34 @@ fn named_volumes_are_made_on_first_use_seeded_from_the_image_and_kept() {
     assert!(ls.contains("passwd"), "{ls}");
     assert_eq!(volume_names(&c), ["etcv"]);
     // Kept across containers; what a container wrote is there for the next.
-    ok(&c, &["run", "--rm", "-v", "etcv:/etc", BB, "sh", "-c", "echo kept > /etc/mine"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "etcv:/etc",
+            BB,
+            "sh",
+            "-c",
+            "echo kept > /etc/mine",
+        ],
+    );
     assert_eq!(
-        ok(&c, &["run", "--rm", "-v", "etcv:/x:ro", BB, "cat", "/x/mine"]),
+        ok(
+            &c,
+            &["run", "--rm", "-v", "etcv:/x:ro", BB, "cat", "/x/mine"]
+        ),
         "kept\n"
     );
     let (code, _, err) = out(&c.kiln(&[
-        "run", "--rm", "--mount", "type=volume,source=etcv,target=/y,readonly", BB, "touch", "/y/z",
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=etcv,target=/y,readonly",
+        BB,
+        "touch",
+        "/y/z",
     ]));
     assert_ne!(code, 0);
     assert!(err.contains("Read-only file system"), "{err}");
@@ -84,14 +105,20 @@ fn named_volumes_are_made_on_first_use_seeded_from_the_image_and_kept() {
     let mp = doc[0]["Mountpoint"].as_str().unwrap();
     assert!(Path::new(mp).join("mine").exists(), "{mp}");
     // In use: rm refuses, with docker's words; dangling filters it out.
-    let id = ok(&c, &["create", "--name", "user", "-v", "etcv:/etc", BB, "true"]);
+    let id = ok(
+        &c,
+        &["create", "--name", "user", "-v", "etcv:/etc", BB, "true"],
+    );
     let (code, _, err) = out(&c.kiln(&["volume", "rm", "etcv"]));
     assert_eq!(code, 1);
     assert!(
         err.contains(&format!("remove etcv: volume is in use - [{}]", id.trim())),
         "{err}"
     );
-    assert_eq!(ok(&c, &["volume", "ls", "-q", "--filter", "dangling=true"]), "");
+    assert_eq!(
+        ok(&c, &["volume", "ls", "-q", "--filter", "dangling=true"]),
+        ""
+    );
     let doc: serde_json::Value = serde_json::from_str(&ok(&c, &["inspect", "user"])).unwrap();
     let m = &doc[0]["Mounts"][0];
     assert_eq!(m["Type"], "volume");
@@ -106,10 +133,16 @@ fn named_volumes_are_made_on_first_use_seeded_from_the_image_and_kept() {
     assert!(err.contains("no such volume"), "{err}");
     // create / prune.
     assert_eq!(ok(&c, &["volume", "create", "made"]).trim(), "made");
-    assert_eq!(ok(&c, &["volume", "create", "--label", "a=b", "made"]).trim(), "made");
+    assert_eq!(
+        ok(&c, &["volume", "create", "--label", "a=b", "made"]).trim(),
+        "made"
+    );
     let (code, _, err) = out(&c.kiln(&["volume", "create", "bad/name"]));
     assert_eq!(code, 1);
-    assert!(err.contains("includes invalid characters for a local volume name"), "{err}");
+    assert!(
+        err.contains("includes invalid characters for a local volume name"),
+        "{err}"
+    );
     let pruned = ok(&c, &["volume", "prune", "-f"]);
     assert!(pruned.starts_with("Deleted Volumes:\nmade\n"), "{pruned}");
     assert!(volume_names(&c).is_empty());
@@ -124,7 +157,10 @@ fn anonymous_volumes_from_v_and_image_volume_go_with_rm_v_and_rm() {
     );
     c.build_ok(&["-t", "vol"]);
     // --rm removes the anonymous volume it made.
-    assert_eq!(ok(&c, &["run", "--rm", "vol", "cat", "/data/x"]), "seeded\n");
+    assert_eq!(
+        ok(&c, &["run", "--rm", "vol", "cat", "/data/x"]),
+        "seeded\n"
+    );
     assert!(volume_names(&c).is_empty(), "{:?}", volume_names(&c));
     // -v /d and the image's VOLUME: two anonymous volumes; rm keeps them, rm -v removes.
     ok(&c, &["create", "--name", "a", "-v", "/more", "vol", "true"]);
@@ -141,7 +177,10 @@ fn anonymous_volumes_from_v_and_image_volume_go_with_rm_v_and_rm() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("x"), "host\n").unwrap();
     let bind = format!("{}:/data", host.display());
-    assert_eq!(ok(&c, &["run", "--rm", "-v", &bind, "vol", "cat", "/data/x"]), "host\n");
+    assert_eq!(
+        ok(&c, &["run", "--rm", "-v", &bind, "vol", "cat", "/data/x"]),
+        "host\n"
+    );
     assert!(volume_names(&c).is_empty());
     let (code, _, err) = out(&c.kiln(&["run", "--rm", "-v", "/d", "-v", "xx:/d", BB, "true"]));
     assert_eq!(code, 125);
@@ -157,24 +196,49 @@ fn mount_flag_tmpfs_and_read_only_root() {
     ok(
         &c,
         &[
-            "run", "--rm", "--read-only", "--mount", &m, "--mount",
-            "type=tmpfs,target=/t,tmpfs-size=1m", BB, "sh", "-c",
+            "run",
+            "--rm",
+            "--read-only",
+            "--mount",
+            &m,
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=1m",
+            BB,
+            "sh",
+            "-c",
             "echo via-bind > /b/f && echo t > /t/f && grep ' /t ' /proc/mounts && ! touch /root-file",
         ],
     );
-    assert_eq!(std::fs::read_to_string(host.join("f")).unwrap(), "via-bind\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("f")).unwrap(),
+        "via-bind\n"
+    );
     let (code, _, err) = out(&c.kiln(&[
-        "run", "--rm", "--mount", "type=bind,source=/nonexistent-kiln,target=/b", BB, "true",
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/nonexistent-kiln,target=/b",
+        BB,
+        "true",
     ]));
     assert_eq!(code, 125);
-    assert!(err.contains("bind source path does not exist: /nonexistent-kiln"), "{err}");
-    let (code, _, err) = out(&c.kiln(&["run", "--rm", "--mount", "type=nfs,target=/b", BB, "true"]));
+    assert!(
+        err.contains("bind source path does not exist: /nonexistent-kiln"),
+        "{err}"
+    );
+    let (code, _, err) =
+        out(&c.kiln(&["run", "--rm", "--mount", "type=nfs,target=/b", BB, "true"]));
     assert_eq!(code, 125, "{err}");
     let (code, _, err) = out(&c.kiln(&["run", "--rm", "--mount", "type=volume", BB, "true"]));
     assert_eq!(code, 125);
     assert!(err.contains("target is required"), "{err}");
     // inspect's Mounts for a bind and a tmpfs.
-    ok(&c, &["create", "--name", "i", "--mount", &m, "--tmpfs", "/run", BB, "true"]);
+    ok(
+        &c,
+        &[
+            "create", "--name", "i", "--mount", &m, "--tmpfs", "/run", BB, "true",
+        ],
+    );
     let doc: serde_json::Value = serde_json::from_str(&ok(&c, &["inspect", "i"])).unwrap();
     let mounts = doc[0]["Mounts"].as_array().unwrap();
     assert_eq!(mounts[0]["Type"], "bind");
@@ -203,7 +267,19 @@ fn mount_destinations_and_seeding_stay_inside_the_root() {
     let host = c.tmp.path().join("hostdir");
     std::fs::create_dir_all(&host).unwrap();
     let bind = format!("{}:/esc/m", host.display());
-    ok(&c, &["run", "--rm", "-v", &bind, "esc", "sh", "-c", "echo in > /esc/m/f"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "esc",
+            "sh",
+            "-c",
+            "echo in > /esc/m/f",
+        ],
+    );
     assert_eq!(std::fs::read_to_string(host.join("f")).unwrap(), "in\n");
     assert!(
         !probe.join("m").exists(),

@@ -209,9 +209,7 @@ impl Hub {
         master: Option<Arc<OwnedFd>>,
         pid: u32,
     ) {
-        if let (Some(m), Ok(Some((rows, cols)))) =
-            (&master, self.last_size.lock().map(|s| *s))
-        {
+        if let (Some(m), Ok(Some((rows, cols)))) = (&master, self.last_size.lock().map(|s| *s)) {
             let _ = terminal::set_size(m.as_fd(), rows, cols);
         }
         if let Ok(mut p) = self.process.lock() {

@@ -198,23 +198,24 @@ pub fn remove_dirs(dirs: Vec<PathBuf>) {
 /// Freezes (`pause`) or thaws (`unpause`) every process of container `id` and waits until the
 /// kernel reports it done: the v1 freezer's `freezer.state`, or v2's `cgroup.freeze`.
 pub fn freeze(id: &str, frozen: bool) -> anyhow::Result<()> {
-    let (dir, file, value, done): (PathBuf, &str, &str, Box<dyn Fn(&str) -> bool>) = if is_v2() {
-        let d = Path::new(ROOT).join("kiln").join(id);
-        let want = if frozen { "frozen 1" } else { "frozen 0" };
+    let v2 = is_v2();
+    // (directory, file written, value, file read back, what it reads when done)
+    let (dir, file, value, status, want) = if v2 {
         (
-            d,
+            Path::new(ROOT).join("kiln").join(id),
             "cgroup.freeze",
             if frozen { "1" } else { "0" },
-            Box::new(move |events: &str| events.lines().any(|l| l.trim() == want)),
+            "cgroup.events",
+            if frozen { "frozen 1" } else { "frozen 0" },
         )
     } else {
-        let d = Path::new(ROOT).join("freezer").join("kiln").join(id);
-        let want = if frozen { "FROZEN" } else { "THAWED" };
+        let state = if frozen { "FROZEN" } else { "THAWED" };
         (
-            d,
+            Path::new(ROOT).join("freezer").join("kiln").join(id),
             "freezer.state",
-            want,
-            Box::new(move |state: &str| state.trim() == want),
+            state,
+            "freezer.state",
+            state,
         )
     };
     if !dir.join(file).exists() {
@@ -225,9 +226,10 @@ pub fn freeze(id: &str, frozen: bool) -> anyhow::Result<()> {
         );
     }
     write(&dir, file, value)?;
-    let status = if is_v2() { "cgroup.events" } else { "freezer.state" };
     for _ in 0..500 {
-        if std::fs::read_to_string(dir.join(status)).is_ok_and(|t| done(&t)) {
+        if std::fs::read_to_string(dir.join(status))
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == want))
+        {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

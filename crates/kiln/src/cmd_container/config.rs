@@ -60,11 +60,11 @@ impl RestartPolicy {
         };
         let max = match count {
             None => 0,
-            Some(c) => c
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid restart policy format: maximum retry count must be an integer"
+                )
+            })?,
         };
         match name {
             "" | "no" if count.is_none() => Ok(RestartPolicy {
@@ -141,7 +141,7 @@ pub struct HostConfig {
     pub console_size: Option<(u16, u16)>,
     /// Every mount of `-v`, `--mount` and the image's VOLUME, resolved at create time.
     #[serde(default)]
-    pub mount_points: Vec<super::volume::MountPoint>,
+    pub mount_points: Vec<super::mounts::MountPoint>,
 }
 
 impl ContainerConfig {
@@ -291,10 +291,10 @@ pub fn resolve(
         }
     }
     for b in &a.volume {
-        super::volume::parse_volume_flag(b)?;
+        super::mounts::parse_volume_flag(b)?;
     }
     for m in &a.mount {
-        super::volume::parse_mount(m)?;
+        super::mounts::parse_mount(m)?;
     }
     let mut tmpfs = Vec::new();
     for t in &a.tmpfs {

@@ -387,9 +387,7 @@ fn relay_pty(sock: &OwnedFd, interactive: bool, slot: &OnceLock<Arc<std::fs::Fil
     };
     let master = Arc::new(std::fs::File::from(master));
     let _ = slot.set(master.clone());
-    let raw = interactive
-        .then(super::terminal::RawMode::enter)
-        .flatten();
+    let raw = interactive.then(super::terminal::RawMode::enter).flatten();
     if interactive {
         let m = master.clone();
         std::thread::spawn(move || {

@@ -43,19 +43,25 @@ impl HealthConfig {
     pub fn argv(&self) -> Option<Vec<String>> {
         match self.test.split_first() {
             Some((k, rest)) if k == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
-            Some((k, rest)) if k == "CMD-SHELL" && !rest.is_empty() => Some(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                rest.join(" "),
-            ]),
+            Some((k, rest)) if k == "CMD-SHELL" && !rest.is_empty() => {
+                Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
+            }
             _ => None,
         }
     }
     fn interval(&self) -> Duration {
-        Duration::from_nanos(if self.interval > 0 { self.interval } else { 30 * SECOND } as u64)
+        Duration::from_nanos(if self.interval > 0 {
+            self.interval
+        } else {
+            30 * SECOND
+        } as u64)
     }
     fn timeout(&self) -> Duration {
-        Duration::from_nanos(if self.timeout > 0 { self.timeout } else { 30 * SECOND } as u64)
+        Duration::from_nanos(if self.timeout > 0 {
+            self.timeout
+        } else {
+            30 * SECOND
+        } as u64)
     }
     fn retries(&self) -> i64 {
         if self.retries > 0 { self.retries } else { 3 }
@@ -65,7 +71,9 @@ impl HealthConfig {
 fn duration_flag(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     let Some(s) = v else { return Ok(None) };
     let ns = kiln_dockerfile::parse_go_duration(s).ok_or_else(|| {
-        anyhow::anyhow!("invalid argument \"{s}\" for \"--{name}\" flag: time: invalid duration \"{s}\"")
+        anyhow::anyhow!(
+            "invalid argument \"{s}\" for \"--{name}\" flag: time: invalid duration \"{s}\""
+        )
     })?;
     if ns < 0 {
         bail!("--{name} cannot be negative");

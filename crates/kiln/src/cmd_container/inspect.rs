@@ -153,17 +153,21 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
     for (k, v) in port_map(&bound) {
         ports.insert(k, Some(v));
     }
-    let legacy: Vec<super::volume::MountPoint> = if cfg.host.mount_points.is_empty() {
+    let legacy: Vec<super::mounts::MountPoint> = if cfg.host.mount_points.is_empty() {
         cfg.host
             .binds
             .iter()
             .filter_map(|b| super::config::parse_bind(b).ok())
-            .map(|b| super::volume::MountPoint {
+            .map(|b| super::mounts::MountPoint {
                 typ: "bind".into(),
                 source: b.source.display().to_string(),
                 destination: b.dest,
                 rw: !b.readonly,
-                mode: if b.readonly { "ro".into() } else { String::new() },
+                mode: if b.readonly {
+                    "ro".into()
+                } else {
+                    String::new()
+                },
                 ..Default::default()
             })
             .collect()

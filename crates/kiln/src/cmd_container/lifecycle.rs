@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use kiln_store::{ContainerRecord, NewContainer, Store};
 
+use super::ids::{new_id, random_bytes};
 use super::supervisor::{self, Mode, StartError};
 use super::{
     AttachArgs, Exit, KillArgs, NamesArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs,
@@ -228,27 +229,6 @@ const NAMES: &[&str] = &[
     "yonath",
 ];
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_ok();
-    if !ok {
-        let t = super::logfile::now_nanos() as u64 ^ (std::process::id() as u64) << 32;
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t.rotate_left(i as u32 * 7) & 0xff) as u8;
-        }
-    }
-    buf
-}
-
-pub(super) fn new_id() -> String {
-    random_bytes(32)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn random_name() -> String {
     let b = random_bytes(4);
     let a = ADJECTIVES[(b[0] as usize | (b[1] as usize) << 8) % ADJECTIVES.len()];
@@ -449,10 +429,19 @@ pub fn attach(store: &Store, a: AttachArgs) -> anyhow::Result<()> {
         bail!("the input device is not a TTY");
     }
     let sock = attach::connect(&store.container_dir(&c.id)).map_err(|e| {
-        anyhow::anyhow!("cannot attach to container {}: its supervisor is not listening: {e}", c.id)
+        anyhow::anyhow!(
+            "cannot attach to container {}: its supervisor is not listening: {e}",
+            c.id
+        )
     })?;
     exit_of(attached_exit(
-        store, &c.id, sock, stdin, cfg.tty, keys, a.sig_proxy,
+        store,
+        &c.id,
+        sock,
+        stdin,
+        cfg.tty,
+        keys,
+        a.sig_proxy,
     ))
 }
 

@@ -156,11 +156,7 @@ pub fn build(
                 mounts.push(tmpfs_mount(m.destination.as_str(), &o));
             }
             // The runtime resolves the destination inside the root (no symlink leads out).
-            _ => mounts.push(bind_mount(
-                m.source.as_str(),
-                m.destination.as_str(),
-                !m.rw,
-            )),
+            _ => mounts.push(bind_mount(m.source.as_str(), m.destination.as_str(), !m.rw)),
         }
     }
     // A container made before mounts were resolved at create time: its -v binds.

@@ -212,20 +212,19 @@ fn run_once(
         }
         let (out_r, out_w) = std::io::pipe()?;
         let (err_r, err_w) = std::io::pipe()?;
-        let (stdin, keep): (OwnedFd, Option<std::io::PipeWriter>) =
-            if foreground_stdin {
-                // SAFETY: fd 0 is open for the life of the process.
-                (
-                    unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }.try_clone_to_owned()?,
-                    None,
-                )
-            } else if config.open_stdin {
-                // Open; attached clients write to it (`-i`).
-                let (r, w) = std::io::pipe()?;
-                (r.into(), Some(w))
-            } else {
-                (File::open("/dev/null")?.into(), None)
-            };
+        let (stdin, keep): (OwnedFd, Option<std::io::PipeWriter>) = if foreground_stdin {
+            // SAFETY: fd 0 is open for the life of the process.
+            (
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }.try_clone_to_owned()?,
+                None,
+            )
+        } else if config.open_stdin {
+            // Open; attached clients write to it (`-i`).
+            let (r, w) = std::io::pipe()?;
+            (r.into(), Some(w))
+        } else {
+            (File::open("/dev/null")?.into(), None)
+        };
         Ok((
             Some(out_r),
             Some(err_r),
@@ -235,7 +234,8 @@ fn run_once(
     })();
     let (out_r, err_r, stdio, keep_stdin) =
         io.map_err(|e| start_error(125, format!("making the container's stdio: {e}")))?;
-    s.cg.enter().map_err(|e| start_error(125, anyhow_message(&e)))?;
+    s.cg.enter()
+        .map_err(|e| start_error(125, anyhow_message(&e)))?;
     let spawned = Executor::Embedded.spawn(s.spec, stdio);
     s.cg.leave();
     let mut container = spawned.map_err(|e| start_error(e.exit_code().unwrap_or(125), e))?;
@@ -440,14 +440,25 @@ fn run(
         Err(e) => {
             proxy.stop();
             cg.remove();
-            return Err(fail(125, format!("listening for attach on {}: {e}", dir.join(attach::SOCKET).display())));
+            return Err(fail(
+                125,
+                format!(
+                    "listening for attach on {}: {e}",
+                    dir.join(attach::SOCKET).display()
+                ),
+            ));
         }
     };
     let cleanup = |hub: &attach::Hub, code: i32| {
         hub.finish(code);
     };
-    if matches!(mode, Mode::Detached { attach_first: true, .. })
-        && !hub.wait_for_client(Duration::from_secs(30))
+    if matches!(
+        mode,
+        Mode::Detached {
+            attach_first: true,
+            ..
+        }
+    ) && !hub.wait_for_client(Duration::from_secs(30))
     {
         proxy.stop();
         cg.remove();
@@ -575,7 +586,10 @@ pub fn start_detached(store: &Store, id: &str) -> Result<(), StartError> {
 
 /// Starts container `id` under a detached supervisor that waits for this client before it
 /// starts the process: the attached socket, once the process runs.
-pub fn start_attached(store: &Store, id: &str) -> Result<std::os::unix::net::UnixStream, StartError> {
+pub fn start_attached(
+    store: &Store,
+    id: &str,
+) -> Result<std::os::unix::net::UnixStream, StartError> {
     use std::os::fd::AsRawFd;
     let mut r = launch(store, id, true)?;
     let dir = store.container_dir(id);
@@ -595,7 +609,9 @@ pub fn start_attached(store: &Store, id: &str) -> Result<std::os::unix::net::Uni
             read_report(&mut r, id)?;
             return Err(start_error(
                 125,
-                format!("the supervisor of container {id} reported a start before a client attached"),
+                format!(
+                    "the supervisor of container {id} reported a start before a client attached"
+                ),
             ));
         }
         if t0.elapsed() > Duration::from_secs(30) {

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::ContainerConfig;
+use super::mounts::MountPoint;
+use super::mounts::{check_name, parse_mount, parse_volume_flag};
 use crate::cmd_image::render::{Format, go_json_pretty_of, human_size};
 
 #[derive(Subcommand, Debug)]
@@ -108,27 +110,6 @@ pub struct VolumeInspectArgs {
     pub names: Vec<String>,
 }
 
-/// A container's mount, resolved (docker's `MountPoint`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MountPoint {
-    /// `bind`, `volume` or `tmpfs`.
-    pub typ: String,
-    /// The volume's name.
-    pub name: String,
-    /// Host path: a bind's source, a volume's `_data`.
-    pub source: String,
-    pub destination: String,
-    pub rw: bool,
-    /// As docker shows it: `ro`, `z`, "".
-    pub mode: String,
-    /// Do not seed an empty volume from the image (`volume-nocopy`, `-v name:/d:nocopy`).
-    pub nocopy: bool,
-    /// Made for this container (anonymous): `rm -v` and `--rm` remove it.
-    pub anonymous: bool,
-    /// tmpfs options (`size=`, `mode=`).
-    pub options: Vec<String>,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Meta {
@@ -141,19 +122,6 @@ struct Meta {
 
 pub fn volumes_dir(store: &Store) -> PathBuf {
     store.root().join("volumes")
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let mut chars = name.chars();
-    let ok = name.len() >= 2
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !ok {
-        bail!(
-            "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        );
-    }
-    Ok(())
 }
 
 /// Makes volume `name` if it does not exist (docker's create is idempotent); its `_data`.
@@ -230,10 +198,7 @@ fn remove(store: &Store, name: &str) -> anyhow::Result<u64> {
 /// container uses.
 pub fn remove_anonymous(store: &Store, cfg: &ContainerConfig) {
     for m in &cfg.host.mount_points {
-        if m.typ == "volume"
-            && m.anonymous
-            && users(store, &m.name).is_ok_and(|u| u.is_empty())
-        {
+        if m.typ == "volume" && m.anonymous && users(store, &m.name).is_ok_and(|u| u.is_empty()) {
             let _ = remove(store, &m.name);
         }
     }
@@ -255,7 +220,10 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
     match cmd {
         VolumeCommand::Create(a) => {
             if a.driver != "local" {
-                bail!("volume driver {:?}: kiln has only the local driver", a.driver);
+                bail!(
+                    "volume driver {:?}: kiln has only the local driver",
+                    a.driver
+                );
             }
             if !a.opt.is_empty() {
                 bail!("volume create -o: driver options are not supported by kiln");
@@ -265,7 +233,7 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
                     "conflicting options: either specify --name or provide positional arg, not both"
                 ),
                 (Some(n), _) | (None, Some(n)) => n,
-                (None, None) => super::lifecycle::new_id(),
+                (None, None) => super::ids::new_id(),
             };
             let mut labels = BTreeMap::new();
             for l in &a.label {
@@ -361,7 +329,10 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
                 match r {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
-                        eprintln!("Error response from daemon: {}", crate::cmd_image::message(&e));
+                        eprintln!(
+                            "Error response from daemon: {}",
+                            crate::cmd_image::message(&e)
+                        );
                         failed = true;
                     }
                 }
@@ -402,123 +373,6 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `--mount type=bind|volume|tmpfs,source=...,target=...,readonly,...` as docker parses it.
-pub fn parse_mount(spec: &str) -> anyhow::Result<MountPoint> {
-    let bad = |why: &str| anyhow::anyhow!("invalid argument \"{spec}\" for \"--mount\" flag: {why}");
-    let mut m = MountPoint {
-        typ: "volume".into(),
-        rw: true,
-        ..Default::default()
-    };
-    let mut source = String::new();
-    for field in spec.split(',') {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
-            None => (field.trim().to_ascii_lowercase(), None),
-        };
-        let flag = |v: Option<&str>| -> anyhow::Result<bool> {
-            match v {
-                None | Some("1") | Some("true") => Ok(true),
-                Some("0") | Some("false") => Ok(false),
-                Some(o) => Err(bad(&format!("invalid value for {k}: {o}"))),
-            }
-        };
-        match k.as_str() {
-            "type" => m.typ = v.unwrap_or_default().to_string(),
-            "source" | "src" => source = v.unwrap_or_default().to_string(),
-            "target" | "destination" | "dst" => m.destination = v.unwrap_or_default().to_string(),
-            "readonly" | "ro" => m.rw = !flag(v)?,
-            "volume-nocopy" => m.nocopy = flag(v)?,
-            "bind-propagation" if v == Some("rprivate") => {}
-            "tmpfs-size" => m.options.push(format!("size={}", v.unwrap_or_default())),
-            "tmpfs-mode" => m.options.push(format!("mode={}", v.unwrap_or_default())),
-            other => bail!(bad(&format!("unexpected key '{other}' (kiln supports type, source, target, readonly, volume-nocopy, tmpfs-size, tmpfs-mode)"))),
-        }
-    }
-    if m.destination.is_empty() {
-        bail!(bad("target is required"));
-    }
-    if !m.destination.starts_with('/') {
-        bail!(bad(&format!("invalid mount path: '{}' mount path must be absolute", m.destination)));
-    }
-    match m.typ.as_str() {
-        "bind" => {
-            if source.is_empty() {
-                bail!(bad("source is required when specifying bind mounts"));
-            }
-            let p = Path::new(&source);
-            if !p.is_absolute() {
-                bail!(bad(&format!("invalid mount config for type \"bind\": invalid mount path: '{source}' mount path must be absolute")));
-            }
-            if !p.exists() {
-                // docker's --mount does not create a missing bind source (unlike -v).
-                bail!("invalid mount config for type \"bind\": bind source path does not exist: {source}");
-            }
-            m.source = source;
-        }
-        "volume" => {
-            if source.is_empty() {
-                m.anonymous = true;
-            } else {
-                check_name(&source)?;
-                m.name = source;
-            }
-        }
-        "tmpfs" => {
-            if !source.is_empty() {
-                bail!(bad("source is not supported for tmpfs mounts"));
-            }
-        }
-        other => bail!(bad(&format!("invalid mount type {other:?} (kiln supports bind, volume and tmpfs)"))),
-    }
-    Ok(m)
-}
-
-/// `-v`: `HOST:CTR[:opts]` (bind), `NAME:CTR[:opts]` (named volume), `CTR` (anonymous).
-pub fn parse_volume_flag(spec: &str) -> anyhow::Result<MountPoint> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dest, mode) = match parts.as_slice() {
-        [d] => ("", *d, ""),
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => bail!("invalid volume specification: '{spec}'"),
-    };
-    if !dest.starts_with('/') {
-        bail!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"{}\": invalid mount path: '{dest}' mount path must be absolute",
-            if src.starts_with('/') { "bind" } else { "volume" }
-        );
-    }
-    let mut m = MountPoint {
-        destination: dest.to_string(),
-        rw: true,
-        ..Default::default()
-    };
-    for o in mode.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => m.rw = false,
-            "rw" => m.rw = true,
-            "nocopy" => m.nocopy = true,
-            "z" | "Z" | "rprivate" => {}
-            other => bail!("invalid mode: {other} (kiln supports ro, rw, nocopy)"),
-        }
-    }
-    if src.is_empty() {
-        m.typ = "volume".into();
-        m.anonymous = true;
-    } else if src.starts_with('/') {
-        m.typ = "bind".into();
-        m.source = src.to_string();
-        m.mode = mode.to_string();
-    } else {
-        check_name(src)?;
-        m.typ = "volume".into();
-        m.name = src.to_string();
-        m.mode = if mode.is_empty() { "z".into() } else { mode.to_string() };
-    }
-    Ok(m)
-}
-
 /// The container's mounts from `-v`, `--mount`, `--tmpfs` and the image's VOLUME (anonymous
 /// volumes for destinations nothing else covers); volumes are made here (create time).
 pub fn resolve_mounts(
@@ -556,12 +410,7 @@ pub fn resolve_mounts(
     }
     // Parents before children, as docker sorts them: a mount inside another one's
     // destination lands on top of it.
-    list.sort_by_key(|m| {
-        m.destination
-            .split('/')
-            .filter(|c| !c.is_empty())
-            .count()
-    });
+    list.sort_by_key(|m| m.destination.split('/').filter(|c| !c.is_empty()).count());
     let mut seen = std::collections::BTreeSet::new();
     for m in &list {
         if !seen.insert(m.destination.trim_end_matches('/').to_string()) {
@@ -571,7 +420,7 @@ pub fn resolve_mounts(
     for m in &mut list {
         if m.typ == "volume" {
             if m.anonymous {
-                m.name = super::lifecycle::new_id();
+                m.name = super::ids::new_id();
             }
             m.source = ensure(store, &m.name, BTreeMap::new(), m.anonymous)?
                 .display()
@@ -595,11 +444,14 @@ pub fn seed(rootfs: &Path, mounts: &[MountPoint]) -> anyhow::Result<()> {
             continue;
         }
         let data = Path::new(&m.source);
-        if std::fs::read_dir(data).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        if std::fs::read_dir(data)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+        {
             continue;
         }
-        let root = std::fs::File::open(rootfs)
-            .with_context(|| format!("opening {}", rootfs.display()))?;
+        let root =
+            std::fs::File::open(rootfs).with_context(|| format!("opening {}", rootfs.display()))?;
         let rel = std::ffi::CString::new(m.destination.trim_start_matches('/').as_bytes())?;
         let rel = if rel.as_bytes().is_empty() {
             std::ffi::CString::new(".")?
