@@ -6,6 +6,7 @@
 mod attach;
 mod cgroup;
 pub(crate) mod config;
+mod diff;
 mod exec;
 mod health;
 mod ids;
@@ -32,6 +33,19 @@ use kiln_store::Store;
 use crate::GlobalArgs;
 
 pub(crate) use inspect::inspect_containers;
+
+/// `kiln diff CONTAINER` (docker's `diff`; `kiln diff IMAGE1 IMAGE2` compares images):
+/// docker's `Error: No such container: X` and exit 1 when it is none.
+pub(crate) fn diff_container(store_root: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
+    let store = Store::open(store_root)?;
+    match diff::diff(&store, name) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -123,6 +137,14 @@ pub enum ContainerCommand {
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(NamesArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(ContainerDiffArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerDiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 /// The flags `run` and `create` share.
@@ -533,6 +555,7 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&store, a),
         Command::Volume(v) => volume::run(&store, v),
+        Command::Container(ContainerCommand::Diff(a)) => diff::diff(&store, &a.container),
         Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
             lifecycle::attach(&store, a)
         }
