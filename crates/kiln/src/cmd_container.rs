@@ -6,6 +6,7 @@
 mod attach;
 mod cgroup;
 pub(crate) mod config;
+mod cp;
 mod diff;
 mod exec;
 mod health;
@@ -85,6 +86,8 @@ pub enum Command {
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(NamesArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -139,6 +142,8 @@ pub enum ContainerCommand {
     Unpause(NamesArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(ContainerDiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
 }
 
 #[derive(Args, Debug)]
@@ -556,6 +561,7 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&store, a),
         Command::Volume(v) => volume::run(&store, v),
         Command::Container(ContainerCommand::Diff(a)) => diff::diff(&store, &a.container),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&store, a),
         Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
             lifecycle::attach(&store, a)
         }
