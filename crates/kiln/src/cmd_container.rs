@@ -5,6 +5,7 @@
 
 mod attach;
 mod cgroup;
+mod commit;
 pub(crate) mod config;
 mod cp;
 mod diff;
@@ -88,6 +89,8 @@ pub enum Command {
     Unpause(NamesArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -144,6 +147,8 @@ pub enum ContainerCommand {
     Diff(ContainerDiffArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
 }
 
 #[derive(Args, Debug)]
@@ -562,6 +567,9 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Volume(v) => volume::run(&store, v),
         Command::Container(ContainerCommand::Diff(a)) => diff::diff(&store, &a.container),
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&store, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commit::commit(&store, a)
+        }
         Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
             lifecycle::attach(&store, a)
         }

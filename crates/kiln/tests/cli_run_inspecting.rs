@@ -225,3 +225,91 @@ fn cp_copies_both_ways_and_never_follows_a_link_out_of_the_root() {
         String::from_utf8_lossy(&o.stderr).contains("must specify at least one container source")
     );
 }
+
+#[test]
+fn commit_makes_an_image_of_the_containers_changes() {
+    let c = ctx();
+    ok(
+        &c,
+        &[
+            "run",
+            "--name",
+            "m",
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/work",
+            BB,
+            "sh",
+            "-c",
+            "echo made > /made; rm /etc/group",
+        ],
+    );
+    let id = ok(
+        &c,
+        &["commit", "-m", "my change", "-a", "me", "m", "committed:1"],
+    );
+    let id = id.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "run",
+                "--rm",
+                "committed:1",
+                "sh",
+                "-c",
+                "cat /made; test -e /etc/group || echo gone; pwd; echo $FOO"
+            ]
+        ),
+        "made\ngone\n/work\nbar\n"
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.Id}} {{.Author}} {{len .RootFS.Layers}}",
+                "committed:1"
+            ]
+        )
+        .trim(),
+        format!("{id} me 2")
+    );
+    let h = ok(
+        &c,
+        &[
+            "history",
+            "--format",
+            "{{.Comment}}|{{.CreatedBy}}",
+            "committed:1",
+        ],
+    );
+    assert!(
+        h.starts_with("my change|sh -c echo made > /made; rm /etc/group\n"),
+        "{h}"
+    );
+    // A running container: frozen while its layer is read, running after.
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            BB,
+            "sh",
+            "-c",
+            "echo live > /live; sleep 100",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let id2 = ok(&c, &["commit", "live"]);
+    assert_eq!(
+        ok(&c, &["run", "--rm", id2.trim(), "cat", "/live"]),
+        "live\n"
+    );
+    assert!(ok(&c, &["ps", "--format", "{{.Status}}"]).starts_with("Up "));
+}
