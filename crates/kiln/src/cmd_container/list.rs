@@ -288,7 +288,7 @@ fn stats_table(
         "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
         "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
     });
-    Ok(format.render(&header, &rows)?)
+    format.render(&header, &rows)
 }
 
 /// docker's `units.BytesSize`: binary units, `7.5MiB`.
