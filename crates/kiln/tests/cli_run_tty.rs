@@ -410,7 +410,7 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
         "0"
     );
     // always: restarts a process that ends; `stop` is final.
-    ok(
+    let id = ok(
         &c,
         &[
             "run",
@@ -442,6 +442,8 @@ fn restart_policies_restart_in_the_supervisor_until_stopped() {
         .trim(),
         format!("{} exited", n.trim())
     );
+    ok(&c, &["rm", "a"]);
+    assert_nothing_left(&c, id.trim());
 }
 
 #[test]
