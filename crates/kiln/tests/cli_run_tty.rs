@@ -159,6 +159,11 @@ fn run_it_is_a_real_terminal_of_the_clients_size() {
     );
     assert_eq!(code, 7, "{t}");
     assert_eq!(ok(&c, &["ps", "-aq"]), "", "--rm removed it");
+    // -it with stdin that is no terminal: docker's refusal, nothing created.
+    let (code, _, err) = out(&c.kiln(&["run", "--rm", "-it", BB, "true"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the input device is not a TTY"), "{err}");
+    assert_eq!(ok(&c, &["ps", "-aq"]), "");
 }
 
 #[test]

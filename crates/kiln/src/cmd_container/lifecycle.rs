@@ -264,6 +264,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         .unwrap_or_default();
     let c = &a.create;
     let refuse = |m: &str| run_failure(what, m, 125);
+    if start && !a.detach && c.tty && c.interactive && !terminal::is_tty(0) {
+        // docker's client refuses before it creates anything.
+        eprintln!("the input device is not a TTY");
+        return ExitCode::from(1);
+    }
     let detach_keys = match terminal::parse_detach_keys(
         a.detach_keys
             .as_deref()
