@@ -184,12 +184,13 @@ fn detached_tty_attach_detaches_with_the_keys_and_exec_it_gets_its_own_terminal(
         .trim(),
         "true true"
     );
-    // attach: the shell answers on this terminal (resized to 24x80), ctrl-p ctrl-q detaches.
+    // attach: the shell answers on this terminal (resized to 24x80, then to 40x120 on
+    // SIGWINCH), ctrl-p ctrl-q detaches.
     let (code, t) = on_pty(
         &c,
         24,
         80,
-        r##"[["send","stty size\r"],["expect","24 80"],["send","\u0010\u0011"]]"##,
+        r##"[["send","stty size\r"],["expect","24 80"],["resize",40,120],["sleep",0.3],["send","stty size\r"],["expect","40 120"],["send","\u0010\u0011"]]"##,
         &["attach", "t"],
     );
     assert_eq!(code, 0, "detached: {t}");

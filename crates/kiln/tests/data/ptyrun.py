@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs a command on a fresh pty of a given size; a script of steps drives it.
 usage: ptyrun.py ROWS COLS STEPS_JSON -- cmd args...
-steps: [["expect", "text", timeout], ["send", "text"], ["sleep", s]]
+steps: [["expect", "text", timeout], ["send", "text"], ["sleep", s], ["resize", rows, cols]]
 Prints the transcript to stdout and exits with the command's exit code."""
 import os, sys, pty, json, time, select, struct, fcntl, termios, subprocess
 rows, cols, steps = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
@@ -34,7 +34,7 @@ for st in steps:
         pump(st[1])
     elif st[0] == 'resize':
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack('HHHH', st[1], st[2], 0, 0))
-        os.killpg(p.pid, 28) if False else os.kill(p.pid, 28)
+        os.kill(p.pid, 28)  # SIGWINCH: the pty is not its controlling terminal
 end = time.time() + 20
 while p.poll() is None and time.time() < end:
     pump(0.05)
