@@ -107,6 +107,9 @@ pub(crate) mod stage {
     pub const DEVICE_CGROUP: u32 = 31;
     /// A mount destination resolved inside the root to a place no mount may cover.
     pub const REFUSED_MOUNT: u32 = 32;
+    /// Opening the pseudo-terminal (index: 0 open ptmx, 1 unlock, 2 peer, 3 size, 4 send,
+    /// 5 setsid, 6 controlling terminal, 7 chown).
+    pub const TERMINAL: u32 = 33;
 }
 
 type R<T> = Result<T, Failure>;
@@ -380,7 +383,7 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
         if plan.cgroup_procs >= 0 && libc::write(plan.cgroup_procs, c"0".as_ptr().cast(), 1) != 1 {
             return Err(fail(stage::DEVICE_CGROUP, 0));
         }
-        let mut io = [0; 3];
+        let mut io: [c_int; 3] = [0; 3];
         for (i, fd) in stdio.iter().enumerate() {
             io[i] = check(
                 libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) as _,
@@ -553,6 +556,10 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
         }
         check(libc::chdir(plan.cwd_abs.as_ptr()) as _, stage::CHDIR, 0)?;
 
+        if let Some(size) = &plan.terminal {
+            let slave = open_terminal(plan, size)?;
+            io = [slave; 3];
+        }
         set_credentials(plan)?;
         if plan.no_new_privs {
             check(
@@ -586,6 +593,86 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
         )?;
 
         exec(plan)
+    }
+}
+
+/// Opens a pseudo-terminal in the container's devpts (`/dev/ptmx` after `pivot_root`), sends
+/// its master to the parent on `plan.console_socket`, makes the slave this process's
+/// controlling terminal in a new session and returns it (close-on-exec; dup2'd onto 0-2).
+fn open_terminal(plan: &Plan, size: &libc::winsize) -> R<c_int> {
+    // SAFETY (whole function): raw syscalls on our own fds and stack values.
+    unsafe {
+        let master = check(
+            libc::open(
+                c"/dev/ptmx".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            ) as _,
+            stage::TERMINAL,
+            0,
+        )? as c_int;
+        let unlock: c_int = 0;
+        check(
+            libc::ioctl(master, libc::TIOCSPTLCK, &unlock) as _,
+            stage::TERMINAL,
+            1,
+        )?;
+        let slave = check(
+            libc::ioctl(
+                master,
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            ) as _,
+            stage::TERMINAL,
+            2,
+        )? as c_int;
+        if size.ws_row != 0 || size.ws_col != 0 {
+            check(
+                libc::ioctl(slave, libc::TIOCSWINSZ, size as *const libc::winsize) as _,
+                stage::TERMINAL,
+                3,
+            )?;
+        }
+        // The process owns its terminal, as with runc (a non-root USER can reopen /dev/tty).
+        check(
+            libc::fchown(slave, plan.uid, u32::MAX) as _,
+            stage::TERMINAL,
+            7,
+        )?;
+        // SCM_RIGHTS with one fd; the control buffer is aligned for cmsghdr.
+        #[repr(C)]
+        union Control {
+            buf: [u8; 64],
+            _align: libc::cmsghdr,
+        }
+        let mut control = Control { buf: [0; 64] };
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut control as *mut Control).cast();
+        msg.msg_controllen = libc::CMSG_SPACE(size_of::<c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), master);
+        check(
+            libc::sendmsg(plan.console_socket, &msg, libc::MSG_NOSIGNAL) as _,
+            stage::TERMINAL,
+            4,
+        )?;
+        close(master);
+        check(libc::setsid() as _, stage::TERMINAL, 5)?;
+        check(
+            libc::ioctl(slave, libc::TIOCSCTTY, 0) as _,
+            stage::TERMINAL,
+            6,
+        )?;
+        Ok(slave)
     }
 }
 

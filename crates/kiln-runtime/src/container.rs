@@ -48,15 +48,31 @@ impl Executor {
         let inner = match self {
             Executor::Embedded => {
                 let p = embedded::spawn(spec, stdio)?;
-                Inner::Embedded {
-                    pid: p.pid,
-                    pidfd: Arc::new(p.pidfd),
-                    cgroup: p.cgroup,
-                }
+                let terminal = p.terminal;
+                return Ok(Container {
+                    inner: Some(Inner::Embedded {
+                        pid: p.pid,
+                        pidfd: Arc::new(p.pidfd),
+                        cgroup: p.cgroup,
+                    }),
+                    terminal,
+                });
             }
-            Executor::External { path } => Inner::External(external::spawn(path, spec, stdio)?),
+            Executor::External { path } => {
+                // An external runtime hands a pty's master over a console socket; not wired.
+                if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+                    return Err(RuntimeError::Unsupported {
+                        executor: "external",
+                        what: "process.terminal (a pseudo-terminal)".into(),
+                    });
+                }
+                Inner::External(external::spawn(path, spec, stdio)?)
+            }
         };
-        Ok(Container { inner: Some(inner) })
+        Ok(Container {
+            inner: Some(inner),
+            terminal: None,
+        })
     }
 
     /// Run the container to completion. Blocking: call it from a blocking thread.
@@ -79,6 +95,7 @@ enum Inner {
 /// error path cannot leak a process.
 pub struct Container {
     inner: Option<Inner>,
+    terminal: Option<OwnedFd>,
 }
 
 impl Container {
@@ -90,6 +107,13 @@ impl Container {
             Some(Inner::External(r)) => r.child.id(),
             None => 0,
         }
+    }
+
+    /// The master of the container's pseudo-terminal (`process.terminal`: the embedded
+    /// executor makes it in the container's devpts; its slave is the process's stdio and
+    /// controlling terminal). Taken once.
+    pub fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.terminal.take()
     }
 
     /// A handle that can kill this container from another thread (for Ctrl-C).
@@ -138,6 +162,7 @@ impl Drop for Container {
             let _ = self.kill();
             let c = Container {
                 inner: self.inner.take(),
+                terminal: None,
             };
             let _ = c.wait();
         }

@@ -22,6 +22,8 @@ pub(crate) struct Process {
     pub pidfd: OwnedFd,
     /// Removed once the process has been reaped.
     pub cgroup: Option<DeviceCgroup>,
+    /// The pseudo-terminal's master (`process.terminal`).
+    pub terminal: Option<OwnedFd>,
 }
 
 pub(crate) fn spawn(spec: &Spec, stdio: Stdio) -> Result<Process> {
@@ -47,6 +49,31 @@ pub(crate) fn spawn_plan(
             plan.without_devices();
             None
         }
+    };
+    // The pty's master comes back on a socket pair (the child's end closes on exec).
+    let console = if plan.terminal.is_some() {
+        let mut sv = [0 as c_int; 2];
+        // SAFETY: socketpair writes two fds into the array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } < 0
+        {
+            return Err(RuntimeError::Spawn {
+                what: "socketpair for the terminal",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: both fds were just created and are owned here.
+        let pair = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        plan.console_socket = pair.1.as_raw_fd();
+        Some(pair)
+    } else {
+        None
     };
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe2 writes two fds into the array.
@@ -100,11 +127,16 @@ pub(crate) fn spawn_plan(
     }
     // SAFETY: CLONE_PIDFD stored a new fd owned by us.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    let process = Process {
+    let mut process = Process {
         pid: pid as u32,
         pidfd,
         cgroup,
+        terminal: None,
     };
+    let console = console.map(|(ours, theirs)| {
+        drop(theirs);
+        ours
+    });
     // The container has its own copies now; EOF on the report pipe means execve succeeded.
     drop(report_wr);
     drop(stdio);
@@ -125,6 +157,13 @@ pub(crate) fn spawn_plan(
         break n;
     };
     if n == 0 {
+        if let Some(sock) = &console {
+            // Sent before execve, so it is queued by now.
+            process.terminal = Some(receive_fd(sock).map_err(|source| RuntimeError::Spawn {
+                what: "receiving the terminal's master",
+                source,
+            })?);
+        }
         return Ok(process);
     }
     // The child exits 127 after reporting; reap it so no zombie is left.
@@ -136,6 +175,56 @@ pub(crate) fn spawn_plan(
         });
     }
     Err(describe(&plan, &report))
+}
+
+/// One fd sent with SCM_RIGHTS on `sock` (non-blocking: it must be queued already).
+pub fn receive_fd(sock: &OwnedFd) -> io::Result<OwnedFd> {
+    receive_fd_flags(sock, libc::MSG_DONTWAIT)
+}
+
+/// One fd sent with SCM_RIGHTS on `sock`, waiting for it.
+pub fn receive_fd_blocking(sock: &OwnedFd) -> io::Result<OwnedFd> {
+    receive_fd_flags(sock, 0)
+}
+
+fn receive_fd_flags(sock: &OwnedFd, flags: c_int) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    union Control {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut control = Control { buf: [0; 64] };
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: msghdr is plain data pointing at the local buffers above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    msg.msg_controllen = size_of::<Control>() as _;
+    // SAFETY: recvmsg into the buffers above.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: walking the control messages recvmsg filled in.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no file descriptor in the message",
+            ));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 /// Create missing mount points (and the working directory) in the rootfs from here, where

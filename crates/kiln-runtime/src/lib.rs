@@ -46,6 +46,7 @@ pub use defaults::{
     tmpfs_mount,
 };
 pub use devices::default_device_rules;
+pub use embedded::{receive_fd, receive_fd_blocking};
 pub use error::{Result, RuntimeError};
 pub use stdio::{ExitStatus, Stdio};
 pub use stubs::MountStubs;

@@ -242,6 +242,10 @@ pub(crate) struct Plan {
     pub cgroup_procs: c_int,
     /// Remount the root `nodev` (device rules without a device cgroup: devices.rs).
     pub nodev_root: bool,
+    /// `process.terminal`: open a pty in the container's /dev/ptmx, this size (0: unset).
+    pub terminal: Option<libc::winsize>,
+    /// The socket the pty's master is sent on (SCM_RIGHTS), or -1.
+    pub console_socket: c_int,
     pub no_new_privs: bool,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
@@ -326,12 +330,17 @@ impl Plan {
             .filter(|a| !a.is_empty())
             .ok_or_else(|| invalid("process.args is empty"))?
             .clone();
-        if process.terminal() == Some(true) {
-            return Err(RuntimeError::Unsupported {
-                executor: EXECUTOR,
-                what: "process.terminal (a pseudo-terminal)".into(),
-            });
-        }
+        // A pseudo-terminal made inside the container's own devpts (as runc does), sized from
+        // process.consoleSize; its master goes back to the parent (embedded.rs).
+        let terminal = (process.terminal() == Some(true)).then(|| {
+            let size = process.console_size();
+            libc::winsize {
+                ws_row: size.map_or(0, |b| b.height().min(u16::MAX as u64) as u16),
+                ws_col: size.map_or(0, |b| b.width().min(u16::MAX as u64) as u16),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }
+        });
 
         let linux = spec.linux().clone().unwrap_or_default();
         let (clone_flags, join, loopback_up) = namespaces(spec)?;
@@ -517,6 +526,8 @@ impl Plan {
             rootfs: cstring(rootfs.as_os_str().as_bytes().to_vec(), rootfs)?,
             rootfs_display: rootfs.clone(),
             readonly_root: root.readonly().unwrap_or(false),
+            terminal,
+            console_socket: -1,
             clone_flags,
             join,
             loopback_up,

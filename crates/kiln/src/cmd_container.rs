@@ -3,19 +3,28 @@
 //! `container inspect|prune|ls|...`. No daemon: each running container has its own supervisor
 //! process (`cmd_container/supervisor.rs`); state lives in the store (docs/run.md).
 
+mod attach;
 mod cgroup;
+mod commit;
 pub(crate) mod config;
+mod cp;
+mod diff;
 mod exec;
+mod health;
+mod ids;
 mod inspect;
 mod lifecycle;
 mod list;
 mod logfile;
 mod logs;
+mod mounts;
 pub(crate) mod net;
 mod rootfs;
 mod signal;
 mod spec;
 pub(crate) mod supervisor;
+mod terminal;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +35,19 @@ use kiln_store::Store;
 use crate::GlobalArgs;
 
 pub(crate) use inspect::inspect_containers;
+
+/// `kiln diff CONTAINER` (docker's `diff`; `kiln diff IMAGE1 IMAGE2` compares images):
+/// docker's `Error: No such container: X` and exit 1 when it is none.
+pub(crate) fn diff_container(store_root: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
+    let store = Store::open(store_root)?;
+    match diff::diff(&store, name) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -59,6 +81,19 @@ pub enum Command {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -102,6 +137,24 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(ContainerDiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerDiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 /// The flags `run` and `create` share.
@@ -116,7 +169,7 @@ pub struct CreateArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet: refused)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables
@@ -149,9 +202,12 @@ pub struct CreateArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "list")]
     pub add_host: Vec<String>,
-    /// Bind mount a volume (HOST:CONTAINER[:ro])
+    /// Bind mount a volume (HOST:CONTAINER[:ro], NAME:CONTAINER[:ro], CONTAINER)
     #[arg(short, long, value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=,target=,readonly)
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
@@ -185,15 +241,33 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long, value_name = "int")]
     pub stop_timeout: Option<i64>,
-    /// Restart policy to apply when a container exits (only "no" is supported yet)
+    /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])
     #[arg(long, value_name = "string", default_value = "no")]
     pub restart: String,
-    /// Run an init inside the container (not supported yet: refused)
+    /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pub pull: String,
+    /// Command to run to check health
+    #[arg(long, value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long, value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +275,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
     /// The image, then the command and its arguments.
@@ -216,8 +293,26 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, value_name = "bool", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -243,7 +338,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (kiln makes none)
+    /// Remove anonymous volumes associated with the container
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -315,7 +410,7 @@ pub struct ExecArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet: refused)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables
@@ -472,6 +567,21 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             inspect_containers(&store, &a.format, a.size, &a.containers, true)
         }
         Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(&store, a),
+        Command::Volume(v) => volume::run(&store, v),
+        Command::Container(ContainerCommand::Diff(a)) => diff::diff(&store, &a.container),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cp::cp(&store, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commit::commit(&store, a)
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            lifecycle::attach(&store, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            lifecycle::pause(&store, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            lifecycle::pause(&store, a, false)
+        }
     };
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::config::HostConfig;
 
-const V1: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+const V1: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
 const ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroup directories of one container.
@@ -193,6 +193,52 @@ pub fn remove_dirs(dirs: Vec<PathBuf>) {
             }
         }
     }
+}
+
+/// Freezes (`pause`) or thaws (`unpause`) every process of container `id` and waits until the
+/// kernel reports it done: the v1 freezer's `freezer.state`, or v2's `cgroup.freeze`.
+pub fn freeze(id: &str, frozen: bool) -> anyhow::Result<()> {
+    let v2 = is_v2();
+    // (directory, file written, value, file read back, what it reads when done)
+    let (dir, file, value, status, want) = if v2 {
+        (
+            Path::new(ROOT).join("kiln").join(id),
+            "cgroup.freeze",
+            if frozen { "1" } else { "0" },
+            "cgroup.events",
+            if frozen { "frozen 1" } else { "frozen 0" },
+        )
+    } else {
+        let state = if frozen { "FROZEN" } else { "THAWED" };
+        (
+            Path::new(ROOT).join("freezer").join("kiln").join(id),
+            "freezer.state",
+            state,
+            "freezer.state",
+            state,
+        )
+    };
+    if !dir.join(file).exists() {
+        anyhow::bail!(
+            "cannot {} the container: no freezer cgroup at {} (this host has no cgroup freezer)",
+            if frozen { "pause" } else { "unpause" },
+            dir.display()
+        );
+    }
+    write(&dir, file, value)?;
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join(status))
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == want))
+        {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    anyhow::bail!(
+        "the container's processes did not {} within 5 s ({})",
+        if frozen { "freeze" } else { "thaw" },
+        dir.join(status).display()
+    )
 }
 
 /// Resource usage of a container for `stats`: (memory bytes, memory limit, cpu ns, pids).

@@ -30,7 +30,80 @@ pub struct ContainerConfig {
     pub exposed_ports: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub open_stdin: bool,
+    /// `-t`: the process's stdio is a pseudo-terminal the supervisor holds.
+    #[serde(default)]
+    pub tty: bool,
+    /// Close the process's stdin when the attached client's ends (foreground `run -i`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// The image's HEALTHCHECK with the `--health-*` flags applied.
+    #[serde(default)]
+    pub healthcheck: Option<super::health::HealthConfig>,
     pub host: HostConfig,
+}
+
+/// docker's `RestartPolicy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// `no` (also ""), `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// on-failure's N (0: no limit).
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`, as docker parses `--restart`.
+    pub fn parse(s: &str) -> anyhow::Result<RestartPolicy> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let max = match count {
+            None => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid restart policy format: maximum retry count must be an integer"
+                )
+            })?,
+        };
+        match name {
+            "" | "no" if count.is_none() => Ok(RestartPolicy {
+                name: "no".into(),
+                maximum_retry_count: 0,
+            }),
+            "always" | "unless-stopped" if count.is_none() => Ok(RestartPolicy {
+                name: name.into(),
+                maximum_retry_count: 0,
+            }),
+            "no" | "always" | "unless-stopped" => {
+                bail!("maximum retry count cannot be used with restart policy '{name}'")
+            }
+            "on-failure" => Ok(RestartPolicy {
+                name: name.into(),
+                maximum_retry_count: max,
+            }),
+            _ => bail!("invalid restart policy '{name}'"),
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.name.is_empty() || self.name == "no"
+    }
+
+    /// Whether a process that ended with `code` after `restarts` restarts is started again;
+    /// `manual`: the user stopped or killed it.
+    pub fn restarts(&self, code: i32, restarts: i64, manual: bool) -> bool {
+        if manual {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// docker's `HostConfig`, the parts kiln uses.
@@ -58,6 +131,17 @@ pub struct HostConfig {
     pub pids_limit: i64,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
+    /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// `-t`: the client's terminal size at create time (rows, cols), docker's ConsoleSize.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
+    /// Every mount of `-v`, `--mount` and the image's VOLUME, resolved at create time.
+    #[serde(default)]
+    pub mount_points: Vec<super::mounts::MountPoint>,
 }
 
 impl ContainerConfig {
@@ -207,7 +291,10 @@ pub fn resolve(
         }
     }
     for b in &a.volume {
-        check_bind(b)?;
+        super::mounts::parse_volume_flag(b)?;
+    }
+    for m in &a.mount {
+        super::mounts::parse_mount(m)?;
     }
     let mut tmpfs = Vec::new();
     for t in &a.tmpfs {
@@ -285,6 +372,16 @@ pub fn resolve(
     if !stop_signal.is_empty() {
         super::signal::parse(&stop_signal)?;
     }
+    let restart_policy = RestartPolicy::parse(&a.restart)?;
+    if a.rm && !restart_policy.is_none() {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    if a.init && init_binary().is_none() {
+        bail!(
+            "--init: no init binary found (kiln uses tini: install Debian's tini package for {})",
+            INIT_CANDIDATES[0]
+        );
+    }
     let labels = ic["Labels"]
         .as_object()
         .map(|m| {
@@ -314,6 +411,9 @@ pub fn resolve(
         exposed_ports,
         labels,
         open_stdin: a.interactive,
+        tty: a.tty,
+        stdin_once: false,
+        healthcheck: super::health::resolve(a, image_config)?,
         host: HostConfig {
             binds: a.volume.clone(),
             network_mode,
@@ -330,8 +430,27 @@ pub fn resolve(
             nano_cpus,
             pids_limit: a.pids_limit.unwrap_or(0),
             extra_hosts: a.add_host.clone(),
+            init: a.init,
+            restart_policy,
+            console_size: None,
+            mount_points: Vec::new(),
         },
     })
+}
+
+/// Where `--init` finds its init: a static tini (Debian's `tini` package), or docker's copy.
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+];
+
+/// The init binary `--init` mounts at /sbin/docker-init.
+pub fn init_binary() -> Option<std::path::PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// A parsed `-v`: host path, container path, read-only.
@@ -341,7 +460,7 @@ pub struct Bind {
     pub readonly: bool,
 }
 
-/// `-v HOST:CTR[:ro|rw]` (bind mounts only; named volumes are not supported yet).
+/// `-v HOST:CTR[:ro|rw]` of a container made before volumes were resolved at create time.
 pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dest, mode) = match parts.as_slice() {
@@ -370,10 +489,6 @@ pub fn parse_bind(spec: &str) -> anyhow::Result<Bind> {
         dest: dest.to_string(),
         readonly,
     })
-}
-
-fn check_bind(spec: &str) -> anyhow::Result<()> {
-    parse_bind(spec).map(|_| ())
 }
 
 /// `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`; `ALL` is every capability.

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use kiln_store::Store;
@@ -76,9 +77,6 @@ fn caps_of(pid: u32) -> anyhow::Result<(u64, bool)> {
 }
 
 pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
-    if a.tty {
-        bail!("exec -t (a pseudo-terminal) is not supported by kiln yet; run without -t");
-    }
     let c = store.find_container(&a.container)?;
     if !c.state.is_live() || c.pid == 0 {
         bail!("Container {} is not running", c.id);
@@ -141,6 +139,29 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     let groups: Vec<libc::gid_t> = who.additional_gids.clone();
     let (uid, gid) = (who.uid, who.gid);
     let detach = a.detach;
+    // -t: a pty made in the container's devpts by the program's process; its master comes
+    // back on this socket pair.
+    let tty = a.tty && !a.detach;
+    if tty && a.interactive && !super::terminal::is_tty(0) {
+        bail!("the input device is not a TTY");
+    }
+    let console = if tty {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .context("making the socket pair for the terminal")?;
+        Some((OwnedFd::from(ours), OwnedFd::from(theirs)))
+    } else {
+        None
+    };
+    let console_fd = console.as_ref().map_or(-1, |(_, t)| t.as_raw_fd());
+    let size = super::terminal::own_size().map(|(rows, cols)| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    if !env.iter().any(|e| e.starts_with("TERM=")) && tty {
+        env.push("TERM=xterm".into());
+    }
 
     let (program, args) = a
         .command
@@ -153,7 +174,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
             cmd.env(k, v);
         }
     }
-    if a.detach {
+    if a.detach || tty {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -198,6 +219,15 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
             for &fd in &procs_raw {
                 libc::write(fd, b"0".as_ptr().cast(), 1);
             }
+            if console_fd >= 0 {
+                let slave = open_pty(console_fd, size.as_ref(), uid)?;
+                for i in 0..3 {
+                    if libc::dup2(slave, i) < 0 {
+                        return Err(err());
+                    }
+                }
+                libc::close(slave);
+            }
             // The container's bounding set; nothing inheritable or ambient.
             for cap in 0..64u64 {
                 if bounding & (1 << cap) == 0 {
@@ -226,6 +256,22 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
             Ok(())
         });
     }
+    // The relay runs while `spawn` waits (it returns once the intermediate process ends).
+    let relay = console.map(|(ours, theirs)| {
+        let interactive = a.interactive;
+        // SIGWINCH is taken by a thread of its own (blocked here first, so no other thread
+        // swallows it) and resizes the master once it is known.
+        let slot: Arc<OnceLock<Arc<std::fs::File>>> = Arc::new(OnceLock::new());
+        let s = slot.clone();
+        super::terminal::on_signals(&[libc::SIGWINCH], move |_| {
+            use std::os::fd::AsFd;
+            if let (Some(m), Some((rows, cols))) = (s.get(), super::terminal::own_size()) {
+                let _ = super::terminal::set_size(m.as_fd(), rows, cols);
+            }
+        });
+        let t = std::thread::spawn(move || relay_pty(&ours, interactive, &slot));
+        (t, theirs)
+    });
     let mut child = match cmd.spawn() {
         Ok(ch) => ch,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -255,9 +301,122 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let status = child.wait()?;
+    if let Some((t, theirs)) = relay {
+        drop(theirs);
+        let _ = t.join();
+    }
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(Exit(code as u8).into()),
         None => Err(Exit(255).into()),
     }
+}
+
+/// In the program's process (after fork, before exec; async-signal-safe calls only): a pty
+/// from the container's /dev/ptmx, its master sent on `sock`, the slave made the controlling
+/// terminal of a new session and returned.
+///
+/// # Safety
+/// Only in a forked child, as `pre_exec` runs it.
+unsafe fn open_pty(
+    sock: libc::c_int,
+    size: Option<&libc::winsize>,
+    uid: u32,
+) -> std::io::Result<libc::c_int> {
+    let err = || std::io::Error::last_os_error();
+    // SAFETY (whole body): raw syscalls on our own fds and stack values.
+    unsafe {
+        let master = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if master < 0 {
+            return Err(err());
+        }
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 {
+            return Err(err());
+        }
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            return Err(err());
+        }
+        if let Some(ws) = size {
+            libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const libc::winsize);
+        }
+        libc::fchown(slave, uid, u32::MAX);
+        #[repr(C)]
+        union Control {
+            buf: [u8; 64],
+            _align: libc::cmsghdr,
+        }
+        let mut control = Control { buf: [0; 64] };
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut control as *mut Control).cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), master);
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(err());
+        }
+        libc::close(master);
+        libc::close(sock);
+        if libc::setsid() < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+            return Err(err());
+        }
+        Ok(slave)
+    }
+}
+
+/// Relays this terminal and the exec's pty master (received on `sock`) until the master
+/// reads EIO (every slave closed).
+fn relay_pty(sock: &OwnedFd, interactive: bool, slot: &OnceLock<Arc<std::fs::File>>) {
+    use std::io::{Read, Write};
+    let Ok(master) = kiln_runtime::receive_fd_blocking(sock) else {
+        return;
+    };
+    let master = Arc::new(std::fs::File::from(master));
+    let _ = slot.set(master.clone());
+    let raw = interactive.then(super::terminal::RawMode::enter).flatten();
+    if interactive {
+        let m = master.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if (&*m).write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut out = std::io::stdout();
+    let mut buf = [0u8; 8192];
+    loop {
+        match (&*master).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    drop(raw);
 }

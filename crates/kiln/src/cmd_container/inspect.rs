@@ -27,6 +27,8 @@ struct State {
     error: String,
     started_at: String,
     finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<super::health::Health>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +56,8 @@ struct Config {
     stop_signal: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<super::health::HealthConfig>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,9 @@ struct HostConfig {
     network_mode: String,
     port_bindings: BTreeMap<String, Vec<Value>>,
     restart_policy: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<bool>,
+    console_size: [u16; 2],
     auto_remove: bool,
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
@@ -146,13 +153,36 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
     for (k, v) in port_map(&bound) {
         ports.insert(k, Some(v));
     }
+    let legacy: Vec<super::mounts::MountPoint> = if cfg.host.mount_points.is_empty() {
+        cfg.host
+            .binds
+            .iter()
+            .filter_map(|b| super::config::parse_bind(b).ok())
+            .map(|b| super::mounts::MountPoint {
+                typ: "bind".into(),
+                source: b.source.display().to_string(),
+                destination: b.dest,
+                rw: !b.readonly,
+                mode: if b.readonly {
+                    "ro".into()
+                } else {
+                    String::new()
+                },
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mounts = cfg
         .host
-        .binds
+        .mount_points
         .iter()
-        .filter_map(|b| super::config::parse_bind(b).ok())
-        .map(|b| {
-            json!({"Type": "bind", "Source": b.source, "Destination": b.dest, "Mode": if b.readonly { "ro" } else { "" }, "RW": !b.readonly, "Propagation": "rprivate"})
+        .chain(legacy.iter())
+        .map(|m| match m.typ.as_str() {
+            "volume" => json!({"Type": "volume", "Name": m.name, "Source": m.source, "Destination": m.destination, "Driver": "local", "Mode": m.mode, "RW": m.rw, "Propagation": ""}),
+            "tmpfs" => json!({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "", "RW": m.rw, "Propagation": ""}),
+            _ => json!({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode, "RW": m.rw, "Propagation": "rprivate"}),
         })
         .chain(cfg.host.tmpfs.iter().map(|(p, _)| {
             json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""})
@@ -192,6 +222,10 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             error: c.error.clone(),
             started_at: time_or_zero(c.started_ns),
             finished_at: time_or_zero(c.finished_ns),
+            health: cfg
+                .healthcheck
+                .as_ref()
+                .and_then(|_| super::health::read(&dir)),
             status,
         },
         image: c.image.to_string(),
@@ -219,9 +253,9 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
                     .map(|p| (p.clone(), json!({})))
                     .collect()
             }),
-            tty: false,
+            tty: cfg.tty,
             open_stdin: cfg.open_stdin,
-            stdin_once: false,
+            stdin_once: cfg.stdin_once,
             env: cfg.env.clone(),
             cmd: none_if_empty(cfg.cmd.clone()),
             image: c.image_ref.clone(),
@@ -232,6 +266,7 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             labels: cfg.labels.clone(),
             stop_signal: cfg.stop_signal.clone(),
             stop_timeout: cfg.stop_timeout,
+            healthcheck: cfg.healthcheck.clone(),
         },
         host_config: HostConfig {
             binds: none_if_empty(cfg.host.binds.clone()),
@@ -240,7 +275,12 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
                 m => m.into(),
             },
             port_bindings: port_map(&cfg.host.port_bindings),
-            restart_policy: json!({"Name": "no", "MaximumRetryCount": 0}),
+            restart_policy: json!({
+                "Name": if cfg.host.restart_policy.name.is_empty() { "no" } else { cfg.host.restart_policy.name.as_str() },
+                "MaximumRetryCount": cfg.host.restart_policy.maximum_retry_count,
+            }),
+            init: cfg.host.init.then_some(true),
+            console_size: cfg.host.console_size.map_or([0, 0], |(r, c)| [r, c]),
             auto_remove: cfg.host.auto_remove,
             cap_add: none_if_empty(cfg.host.cap_add.clone()),
             cap_drop: none_if_empty(cfg.host.cap_drop.clone()),

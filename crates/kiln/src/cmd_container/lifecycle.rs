@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use kiln_store::{ContainerRecord, NewContainer, Store};
 
+use super::ids::{new_id, random_bytes};
 use super::supervisor::{self, Mode, StartError};
 use super::{
-    Exit, KillArgs, NamesArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs,
+    AttachArgs, Exit, KillArgs, NamesArgs, PruneArgs, RenameArgs, RmArgs, RunArgs, StartArgs,
+    StopArgs,
 };
-use super::{config, rootfs, signal};
+use super::{attach, config, rootfs, signal, terminal, volume};
 
 const ADJECTIVES: &[&str] = &[
     "admiring",
@@ -227,27 +229,6 @@ const NAMES: &[&str] = &[
     "yonath",
 ];
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_ok();
-    if !ok {
-        let t = super::logfile::now_nanos() as u64 ^ (std::process::id() as u64) << 32;
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t.rotate_left(i as u32 * 7) & 0xff) as u8;
-        }
-    }
-    buf
-}
-
-fn new_id() -> String {
-    random_bytes(32)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn random_name() -> String {
     let b = random_bytes(4);
     let a = ADJECTIVES[(b[0] as usize | (b[1] as usize) << 8) % ADJECTIVES.len()];
@@ -283,18 +264,19 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         .unwrap_or_default();
     let c = &a.create;
     let refuse = |m: &str| run_failure(what, m, 125);
-    if c.tty {
-        return refuse("-t (a pseudo-terminal) is not supported by kiln yet; run without -t");
+    if start && !a.detach && c.tty && c.interactive && !terminal::is_tty(0) {
+        // docker's client refuses before it creates anything.
+        eprintln!("the input device is not a TTY");
+        return ExitCode::from(1);
     }
-    if c.init {
-        return refuse("--init is not supported by kiln yet");
-    }
-    if c.restart != "no" {
-        return refuse(&format!(
-            "--restart {}: restart policies are not supported by kiln yet (only \"no\")",
-            c.restart
-        ));
-    }
+    let detach_keys = match terminal::parse_detach_keys(
+        a.detach_keys
+            .as_deref()
+            .unwrap_or(terminal::DEFAULT_DETACH_KEYS),
+    ) {
+        Ok(k) => k,
+        Err(e) => return refuse(&e.to_string()),
+    };
     if c.rm && a.detach && !start {
         return refuse("Conflicting options: --rm and -d");
     }
@@ -317,10 +299,23 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         Ok(v) => v,
         Err(e) => return refuse(&e.to_string()),
     };
-    let cfg = match config::resolve(c, &image_config, &command) {
+    let mut cfg = match config::resolve(c, &image_config, &command) {
         Ok(cfg) => cfg,
         Err(e) => return refuse(&crate::cmd_image::message(&e)),
     };
+    if cfg.tty {
+        cfg.host.console_size = terminal::own_size();
+    }
+    let image_volumes: Vec<String> = image_config["config"]["Volumes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    cfg.host.mount_points = match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes) {
+        Ok(m) => m,
+        Err(e) => return refuse(&crate::cmd_image::message(&e)),
+    };
+    // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
+    cfg.stdin_once = start && !a.detach && c.interactive;
     let id = new_id();
     let name = c.name.clone().unwrap_or_else(random_name);
     let created = (|| -> anyhow::Result<()> {
@@ -355,6 +350,17 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
             Err(e) => run_failure(what, &e.message, e.code.clamp(1, 255) as u8),
         };
     }
+    if cfg.tty {
+        // A terminal: the supervisor runs detached and this process attaches to it, so the
+        // detach keys leave the container running (as docker's client does).
+        return match supervisor::start_attached(store, &id) {
+            Ok(sock) => ExitCode::from(
+                (attached_exit(store, &id, sock, c.interactive, true, detach_keys, true) & 0xff)
+                    as u8,
+            ),
+            Err(e) => run_failure(what, &e.message, e.code.clamp(1, 255) as u8),
+        };
+    }
     match supervisor::supervise(
         store,
         &id,
@@ -364,6 +370,125 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     ) {
         Ok(code) => ExitCode::from((code & 0xff) as u8),
         Err(StartError { code, message }) => run_failure(what, &message, code.clamp(1, 255) as u8),
+    }
+}
+
+/// Relays an attached client until the container exits (its code) or the client detaches
+/// (0). A supervisor gone without a code: the code the store recorded.
+fn attached_exit(
+    store: &Store,
+    id: &str,
+    sock: std::os::unix::net::UnixStream,
+    stdin: bool,
+    tty: bool,
+    detach_keys: Vec<u8>,
+    sig_proxy: bool,
+) -> i32 {
+    let outcome = attach::relay(
+        sock,
+        attach::ClientOpts {
+            stdin,
+            tty,
+            detach_keys,
+            sig_proxy,
+        },
+    );
+    match outcome {
+        Ok(attach::Outcome::Exited(code)) => code,
+        Ok(attach::Outcome::Detached) => 0,
+        Ok(attach::Outcome::Lost) | Err(_) => wait_stopped(store, id, Duration::from_secs(10))
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.exit_code),
+    }
+}
+
+fn exit_of(code: i32) -> anyhow::Result<()> {
+    match (code & 0xff) as u8 {
+        0 => Ok(()),
+        n => Err(Exit(n).into()),
+    }
+}
+
+/// `attach`: this terminal to a running container's stdio, through its supervisor.
+pub fn attach(store: &Store, a: AttachArgs) -> anyhow::Result<()> {
+    let keys = terminal::parse_detach_keys(
+        a.detach_keys
+            .as_deref()
+            .unwrap_or(terminal::DEFAULT_DETACH_KEYS),
+    )?;
+    let c = store.find_container(&a.container)?;
+    match c.state {
+        kiln_store::ContainerState::Paused => {
+            bail!("You cannot attach to a paused container, unpause it first")
+        }
+        s if !s.is_live() => bail!("You cannot attach to a stopped container, start it first"),
+        _ => {}
+    }
+    let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    let stdin = cfg.open_stdin && !a.no_stdin;
+    if stdin && cfg.tty && !terminal::is_tty(0) {
+        bail!("the input device is not a TTY");
+    }
+    let sock = attach::connect(&store.container_dir(&c.id)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot attach to container {}: its supervisor is not listening: {e}",
+            c.id
+        )
+    })?;
+    exit_of(attached_exit(
+        store,
+        &c.id,
+        sock,
+        stdin,
+        cfg.tty,
+        keys,
+        a.sig_proxy,
+    ))
+}
+
+/// `pause` (`on`) and `unpause`: the cgroup freezer.
+pub fn pause(store: &Store, a: NamesArgs, on: bool) -> anyhow::Result<()> {
+    each(&a.containers, |n| {
+        let c = store.find_container(n)?;
+        let paused = c.state == kiln_store::ContainerState::Paused;
+        if on {
+            if !c.state.is_live() {
+                bail!("Container {} is not running", c.id);
+            }
+            if paused {
+                bail!("Container {} is already paused", c.id);
+            }
+        } else if !paused {
+            bail!("Container {} is not paused", c.id);
+        }
+        super::cgroup::freeze(&c.id, on)?;
+        store.set_container_state(
+            &c.id,
+            if on {
+                kiln_store::ContainerState::Paused
+            } else {
+                kiln_store::ContainerState::Running
+            },
+        )?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+/// Marks a container as stopped by the user (no restart), and thaws a paused one so the
+/// signal sent next is handled.
+fn mark_manual_stop(store: &Store, c: &ContainerRecord) {
+    let _ = std::fs::write(
+        store.container_dir(&c.id).join(supervisor::MANUAL_STOP),
+        b"",
+    );
+}
+
+fn thaw_if_paused(store: &Store, c: &ContainerRecord) {
+    if c.state == kiln_store::ContainerState::Paused && super::cgroup::freeze(&c.id, false).is_ok()
+    {
+        let _ = store.set_container_state(&c.id, kiln_store::ContainerState::Running);
     }
 }
 
@@ -394,6 +519,27 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
         }
         if c.started_ns != 0 {
             store.container_restarted(&c.id)?;
+        }
+        let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        if cfg.tty {
+            let keys = terminal::parse_detach_keys(
+                a.detach_keys
+                    .as_deref()
+                    .unwrap_or(terminal::DEFAULT_DETACH_KEYS),
+            )?;
+            let sock = supervisor::start_attached(store, &c.id).map_err(|e| {
+                eprintln!("Error: {}", e.message);
+                anyhow::Error::from(Exit(1))
+            })?;
+            return exit_of(attached_exit(
+                store,
+                &c.id,
+                sock,
+                a.interactive && cfg.open_stdin,
+                true,
+                keys,
+                true,
+            ));
         }
         return match supervisor::supervise(
             store,
@@ -506,8 +652,10 @@ fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Re
     };
     let timeout = time.or(cfg.stop_timeout).unwrap_or(10).max(0) as u64;
     let supervisor = c.supervisor_pid;
+    mark_manual_stop(store, c);
     if sig != libc::SIGKILL {
         send(c, sig)?;
+        thaw_if_paused(store, c);
         if let Some(now) = wait_stopped(store, &c.id, Duration::from_secs(timeout))?
             && now.state.is_live()
         {
@@ -515,6 +663,7 @@ fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Re
         }
     } else {
         send(c, libc::SIGKILL)?;
+        thaw_if_paused(store, c);
     }
     wait_stopped(store, &c.id, Duration::from_secs(30))?;
     wait_supervisor_gone(supervisor);
@@ -538,6 +687,9 @@ pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
     let sig = signal::parse(&a.signal)?;
     each(&a.containers, |n| {
         let c = store.find_container(n)?;
+        if c.state.is_live() {
+            mark_manual_stop(store, &c);
+        }
         if !send(&c, sig)? {
             bail!(
                 "Cannot kill container: {n}: Container {} is not running",
@@ -545,6 +697,7 @@ pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
             );
         }
         if sig == libc::SIGKILL {
+            thaw_if_paused(store, &c);
             wait_stopped(store, &c.id, Duration::from_secs(10))?;
         }
         println!("{n}");
@@ -562,7 +715,9 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
             );
         }
         let supervisor = c.supervisor_pid;
+        mark_manual_stop(store, c);
         send(c, libc::SIGKILL)?;
+        thaw_if_paused(store, c);
         wait_stopped(store, &c.id, Duration::from_secs(30))?;
         wait_supervisor_gone(supervisor);
     }
@@ -578,6 +733,10 @@ pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
         let c = store.find_container(n)?;
         remove_one(store, &c, a.force)?;
+        if a.volumes {
+            let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+            volume::remove_anonymous(store, &cfg);
+        }
         println!("{n}");
         Ok(())
     })

@@ -130,12 +130,12 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "Command": command,
             "CreatedAt": since(c.created),
             "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
-            "Status": status_text(c),
+            "Status": if c.state == ContainerState::Running { status_text(c) + &super::health::status_suffix(&store.container_dir(&c.id)) } else { status_text(c) },
             "State": c.state.as_str(),
             "Ports": ports_text(c, &cfg),
             "Names": c.name.clone().unwrap_or_default(),
             "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-            "Mounts": cfg.host.binds.iter().filter_map(|b| super::config::parse_bind(b).ok()).map(|b| b.source.display().to_string()).collect::<Vec<_>>().join(","),
+            "Mounts": cfg.host.mount_points.iter().map(|m| if m.typ == "volume" { ellipsis(&m.name, 15) } else { m.source.clone() }).chain(cfg.host.binds.iter().filter(|_| cfg.host.mount_points.is_empty()).filter_map(|b| super::config::parse_bind(b).ok()).map(|b| b.source.display().to_string())).collect::<Vec<_>>().join(","),
             "Networks": match cfg.host.network_mode.as_str() { "private" => "default", m => m },
             "Size": size,
         }));
@@ -189,10 +189,34 @@ pub fn port(store: &Store, a: PortArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `stats`: one table with `--no-stream`; else the table redrawn about once a second (the
+/// screen cleared first, as docker's CLI does) until interrupted.
 pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
-    if !a.no_stream {
-        bail!("kiln stats streams no live table yet: use --no-stream");
+    if a.no_stream {
+        let table = stats_table(store, &a, std::time::Duration::from_millis(200))?;
+        std::io::stdout().lock().write_all(table.as_bytes())?;
+        return Ok(());
     }
+    loop {
+        let table = stats_table(store, &a, std::time::Duration::from_millis(1000))?;
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) ends the stream.
+        if out
+            .write_all(format!("\x1b[2J\x1b[H{table}").as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The stats table, CPU % measured over `sample`.
+fn stats_table(
+    store: &Store,
+    a: &StatsArgs,
+    sample: std::time::Duration,
+) -> anyhow::Result<String> {
     let list: Vec<ContainerRecord> = if a.containers.is_empty() {
         store
             .containers()?
@@ -210,7 +234,7 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| (super::cgroup::usage(&c.id).2, std::time::Instant::now()))
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(sample);
     let default = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
     let format = Format::new(&a.format, default)?;
     let total_mem = std::fs::read_to_string("/proc/meminfo")
@@ -264,10 +288,7 @@ pub fn stats(store: &Store, a: StatsArgs) -> anyhow::Result<()> {
         "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
         "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
     });
-    std::io::stdout()
-        .lock()
-        .write_all(format.render(&header, &rows)?.as_bytes())?;
-    Ok(())
+    format.render(&header, &rows)
 }
 
 /// docker's `units.BytesSize`: binary units, `7.5MiB`.

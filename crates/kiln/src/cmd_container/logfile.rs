@@ -1,7 +1,7 @@
 //! docker's json-file log: one JSON object per line,
 //! `{"log":"hello\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -77,48 +77,61 @@ pub fn open_sink(path: &Path) -> std::io::Result<Sink> {
     Ok(Arc::new(Mutex::new(f)))
 }
 
-/// Copies `from` line by line into `sink` as `stream`, and (foreground) to `tee`. Returns at
-/// EOF. A failed log write (a full disk) is counted, not fatal: the container keeps running
-/// and its output still reaches `tee`.
+/// Copies `from` into `sink` as `stream`, one entry per line, and passes what it reads on to
+/// `tee` at once (a prompt without a newline reaches an attached terminal). Returns at EOF
+/// (or EIO: a pty whose last slave closed). A failed log write (a full disk) is counted, not
+/// fatal: the container keeps running and its output still reaches `tee`.
 pub fn pump(
-    from: impl Read,
+    mut from: impl Read,
     stream: &str,
     sink: Sink,
     mut tee: Option<Box<dyn Write + Send>>,
 ) -> u64 {
-    let mut reader = std::io::BufReader::with_capacity(MAX_CHUNK, from);
     let mut failures = 0;
-    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; MAX_CHUNK];
+    let mut line: Vec<u8> = Vec::new();
+    let mut emit = |bytes: &[u8]| {
+        let entry = Entry {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: stream.to_string(),
+            time: rfc3339_nano(now_nanos()),
+        };
+        let mut text = serde_json::to_vec(&entry).unwrap_or_default();
+        text.push(b'\n');
+        let ok = sink
+            .lock()
+            .map(|mut f| f.write_all(&text).is_ok())
+            .unwrap_or(false);
+        if !ok {
+            failures += 1;
+        }
+    };
     loop {
-        buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_CHUNK as u64)
-            .read_until(b'\n', &mut buf)
-        {
+        let n = match from.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
         if let Some(t) = tee.as_mut()
-            && (t.write_all(&buf[..n]).is_err() || t.flush().is_err())
+            && (t.write_all(&chunk[..n]).is_err() || t.flush().is_err())
         {
             tee = None;
         }
-        let entry = Entry {
-            log: String::from_utf8_lossy(&buf[..n]).into_owned(),
-            stream: stream.to_string(),
-            time: rfc3339_nano(now_nanos()),
-        };
-        let mut line = serde_json::to_vec(&entry).unwrap_or_default();
-        line.push(b'\n');
-        let ok = sink
-            .lock()
-            .map(|mut f| f.write_all(&line).is_ok())
-            .unwrap_or(false);
-        if !ok {
-            failures += 1;
+        line.extend_from_slice(&chunk[..n]);
+        while let Some(pos) = line.iter().position(|&b| b == b'\n') {
+            let rest = line.split_off(pos + 1);
+            emit(&line);
+            line = rest;
         }
+        while line.len() >= MAX_CHUNK {
+            let rest = line.split_off(MAX_CHUNK);
+            emit(&line);
+            line = rest;
+        }
+    }
+    if !line.is_empty() {
+        emit(&line);
     }
     failures
 }

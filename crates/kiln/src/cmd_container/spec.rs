@@ -13,6 +13,9 @@ use kiln_runtime::{
 
 use super::config::{ContainerConfig, capability, parse_bind};
 
+/// Where `--init` puts the init, as docker does.
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
 /// The user the container runs as, resolved in its root.
 pub struct Identity {
     pub uid: u32,
@@ -55,7 +58,11 @@ pub fn build(
         root.set_path(rootfs.to_path_buf());
         root.set_readonly(Some(config.host.read_only));
     }
-    let argv = config.argv();
+    let mut argv = config.argv();
+    if config.host.init {
+        // docker's --init: tini at /sbin/docker-init runs the command as its child.
+        argv.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let mut env = config.env.clone();
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
@@ -69,7 +76,20 @@ pub fn build(
             .as_mut()
             .context("default spec has a process")?;
         process.set_args(Some(argv));
-        process.set_env(Some(env));
+        if config.tty {
+            process.set_terminal(Some(true));
+            if let Some((rows, cols)) = config.host.console_size {
+                let size = kiln_runtime::oci_spec::runtime::BoxBuilder::default()
+                    .height(u64::from(rows))
+                    .width(u64::from(cols))
+                    .build()?;
+                process.set_console_size(Some(size));
+            }
+            if !env.iter().any(|e| e.starts_with("TERM=")) {
+                env.push("TERM=xterm".into());
+            }
+        }
+        process.set_env(Some(env.clone()));
         let cwd = if config.working_dir.is_empty() {
             "/"
         } else {
@@ -123,7 +143,29 @@ pub fn build(
         }
         mounts.push(tmpfs_mount(path.as_str(), &o));
     }
-    for b in &config.host.binds {
+    for m in &config.host.mount_points {
+        match m.typ.as_str() {
+            "tmpfs" => {
+                let mut o: Vec<&str> = m.options.iter().map(String::as_str).collect();
+                if !m.rw {
+                    o.push("ro");
+                }
+                if !o.iter().any(|s| s.starts_with("mode=")) {
+                    o.push("mode=1777");
+                }
+                mounts.push(tmpfs_mount(m.destination.as_str(), &o));
+            }
+            // The runtime resolves the destination inside the root (no symlink leads out).
+            _ => mounts.push(bind_mount(m.source.as_str(), m.destination.as_str(), !m.rw)),
+        }
+    }
+    // A container made before mounts were resolved at create time: its -v binds.
+    let legacy = if config.host.mount_points.is_empty() {
+        config.host.binds.as_slice()
+    } else {
+        &[]
+    };
+    for b in legacy {
         let b = parse_bind(b)?;
         if !b.source.exists() {
             // docker makes a missing host directory of a -v bind.
@@ -135,6 +177,15 @@ pub fn build(
             })?;
         }
         mounts.push(bind_mount(b.source, b.dest.as_str(), b.readonly));
+    }
+    if config.host.init {
+        let tini = super::config::init_binary().with_context(|| {
+            format!(
+                "--init: no init binary found (install Debian's tini package for {})",
+                super::config::INIT_CANDIDATES[0]
+            )
+        })?;
+        mounts.push(bind_mount(tini, INIT_PATH, true));
     }
     if config.host.privileged {
         set_insecure(&mut spec);

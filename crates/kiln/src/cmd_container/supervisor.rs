@@ -22,6 +22,9 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use kiln_runtime::{Executor, ExitStatus, Stdio};
@@ -29,15 +32,19 @@ use kiln_store::Store;
 
 use super::cgroup::Cgroups;
 use super::config::ContainerConfig;
-use super::{logfile, net, rootfs, spec};
+use super::{attach, health, logfile, net, rootfs, spec, volume};
 
 /// How the supervisor is attached.
 pub enum Mode {
     /// In the command's process: output also goes to its stdout/stderr; `stdin` passes its
     /// standard input to the container (`-i`).
     Foreground { stdin: bool },
-    /// Detached: `ready` receives the start report.
-    Detached { ready: Option<File> },
+    /// Detached: `ready` receives the start report; with `attach_first`, the process starts
+    /// once a client is attached (`run -t`, `start -a`), so it misses none of the output.
+    Detached {
+        ready: Option<File>,
+        attach_first: bool,
+    },
 }
 
 /// Why a start failed: docker's exit code (125, 126, 127) and message.
@@ -81,7 +88,7 @@ pub fn log_path(store: &Store, id: &str) -> std::path::PathBuf {
 /// [`StartError`] (recorded in the container's row, and sent on the ready pipe when detached).
 pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartError> {
     let report = |mode: &mut Mode, r: &Report| {
-        if let Mode::Detached { ready } = mode
+        if let Mode::Detached { ready, .. } = mode
             && let Some(mut f) = ready.take()
         {
             let mut line = serde_json::to_vec(r).unwrap_or_default();
@@ -153,7 +160,8 @@ fn block_forwarded_signals() -> libc::sigset_t {
     }
 }
 
-fn forward_signals(set: libc::sigset_t, pid: u32) {
+/// Forwards the blocked signals to the process whose pid is in `pid` (0: none running).
+fn forward_signals(set: libc::sigset_t, pid: Arc<AtomicU32>) {
     std::thread::spawn(move || {
         loop {
             let mut sig: libc::c_int = 0;
@@ -161,10 +169,181 @@ fn forward_signals(set: libc::sigset_t, pid: u32) {
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                 return;
             }
-            // SAFETY: kill of our own child (not yet reaped while we forward).
-            unsafe { libc::kill(pid as libc::pid_t, sig) };
+            let p = pid.load(Ordering::SeqCst);
+            if p != 0 {
+                // SAFETY: kill of our own child (not yet reaped while the pid is set).
+                unsafe { libc::kill(p as libc::pid_t, sig) };
+            }
         }
     });
+}
+
+/// The file `stop`, `kill` and `rm -f` leave in the container's directory before they
+/// signal it: the restart policy does not apply to what the user stopped.
+pub const MANUAL_STOP: &str = "stopped-by-user";
+
+/// What one run of the container's process needs from the supervisor's setup.
+struct Setup<'a> {
+    store: &'a Store,
+    id: &'a str,
+    config: &'a ContainerConfig,
+    spec: &'a kiln_runtime::oci_spec::runtime::Spec,
+    cg: &'a Cgroups,
+    sink: &'a logfile::Sink,
+    hub: &'a Arc<attach::Hub>,
+    ports: &'a str,
+    pid: &'a Arc<AtomicU32>,
+}
+
+/// Starts the process once and copies its output until it exits: its exit code and error.
+/// `on_started` runs once it runs (the start report).
+fn run_once(
+    s: &Setup<'_>,
+    foreground: bool,
+    foreground_stdin: bool,
+    on_started: &mut dyn FnMut(),
+) -> Result<(i32, String), StartError> {
+    let config = s.config;
+    let io = (|| -> std::io::Result<_> {
+        if config.tty {
+            // The runtime makes the pty; these are not used.
+            let null = || File::options().read(true).write(true).open("/dev/null");
+            return Ok((None, None, Stdio::new(null()?, null()?, null()?), None));
+        }
+        let (out_r, out_w) = std::io::pipe()?;
+        let (err_r, err_w) = std::io::pipe()?;
+        let (stdin, keep): (OwnedFd, Option<std::io::PipeWriter>) = if foreground_stdin {
+            // SAFETY: fd 0 is open for the life of the process.
+            (
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }.try_clone_to_owned()?,
+                None,
+            )
+        } else if config.open_stdin {
+            // Open; attached clients write to it (`-i`).
+            let (r, w) = std::io::pipe()?;
+            (r.into(), Some(w))
+        } else {
+            (File::open("/dev/null")?.into(), None)
+        };
+        Ok((
+            Some(out_r),
+            Some(err_r),
+            Stdio::new(stdin, out_w, err_w),
+            keep,
+        ))
+    })();
+    let (out_r, err_r, stdio, keep_stdin) =
+        io.map_err(|e| start_error(125, format!("making the container's stdio: {e}")))?;
+    s.cg.enter()
+        .map_err(|e| start_error(125, anyhow_message(&e)))?;
+    let spawned = Executor::Embedded.spawn(s.spec, stdio);
+    s.cg.leave();
+    let mut container = spawned.map_err(|e| start_error(e.exit_code().unwrap_or(125), e))?;
+    let pid = container.pid();
+    let master = container.take_terminal().map(Arc::new);
+    if let Err(e) = s.store.container_started(s.id, pid, s.ports) {
+        let _ = container.kill();
+        let _ = container.wait();
+        return Err(start_error(125, e));
+    }
+    s.pid.store(pid, Ordering::SeqCst);
+    let input = match (&master, keep_stdin) {
+        (Some(m), _) => m.try_clone().ok().map(File::from),
+        (None, Some(w)) => Some(File::from(OwnedFd::from(w))),
+        (None, None) => None,
+    };
+    s.hub.process_started(input, master.clone(), pid);
+    on_started();
+    let running = Arc::new(AtomicBool::new(true));
+    let monitor = config.healthcheck.clone().and_then(|h| {
+        health::monitor(
+            s.store.root().to_path_buf(),
+            s.store.container_dir(s.id),
+            s.id.to_string(),
+            h,
+            running.clone(),
+        )
+    });
+    let tee = |local: Option<Box<dyn Write + Send>>, kind: u8| -> Box<dyn Write + Send> {
+        Box::new(Tee {
+            local,
+            hub: attach::Broadcast {
+                hub: s.hub.clone(),
+                kind,
+            },
+        })
+    };
+    let mut pumps = Vec::new();
+    if let Some(m) = &master {
+        let reader = m.try_clone().map(File::from);
+        let t = tee(None, attach::kind::STDOUT);
+        let sink = s.sink.clone();
+        if let Ok(r) = reader {
+            pumps.push(std::thread::spawn(move || {
+                logfile::pump(r, "stdout", sink, Some(t))
+            }));
+        }
+    }
+    for (r, stream, kind) in [
+        (out_r, "stdout", attach::kind::STDOUT),
+        (err_r, "stderr", attach::kind::STDERR),
+    ] {
+        let Some(r) = r else { continue };
+        let local: Option<Box<dyn Write + Send>> = foreground.then(|| {
+            if stream == "stdout" {
+                Box::new(std::io::stdout()) as Box<dyn Write + Send>
+            } else {
+                Box::new(std::io::stderr()) as Box<dyn Write + Send>
+            }
+        });
+        let t = tee(local, kind);
+        let sink = s.sink.clone();
+        pumps.push(std::thread::spawn(move || {
+            logfile::pump(r, stream, sink, Some(t))
+        }));
+    }
+    let status = container.wait();
+    running.store(false, Ordering::SeqCst);
+    if let Some(m) = monitor {
+        let _ = m.join();
+    }
+    s.pid.store(0, Ordering::SeqCst);
+    s.hub.process_ended();
+    // A pty's master reads EIO once the last slave is closed; a pipe, EOF.
+    drop(master);
+    let failures: u64 = pumps.into_iter().map(|p| p.join().unwrap_or(0)).sum();
+    let (code, error) = match status {
+        Ok(ExitStatus::Code(c)) => (c, String::new()),
+        Ok(ExitStatus::Signal(s)) => (128 + s, String::new()),
+        Err(e) => (255, e.to_string()),
+    };
+    let error = if failures > 0 && error.is_empty() {
+        format!("{failures} log lines could not be written to the log file")
+    } else {
+        error
+    };
+    Ok((code, error))
+}
+
+/// The local terminal (foreground) and the attached clients.
+struct Tee {
+    local: Option<Box<dyn Write + Send>>,
+    hub: attach::Broadcast,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(l) = self.local.as_mut()
+            && (l.write_all(buf).is_err() || l.flush().is_err())
+        {
+            self.local = None;
+        }
+        self.hub.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn run(
@@ -193,6 +372,7 @@ fn run(
     let dir = store.container_dir(&id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
     let (lease, layers) =
         rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
     let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
@@ -233,6 +413,7 @@ fn run(
         std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
     });
     let prepared = (|| -> anyhow::Result<_> {
+        volume::seed(&root, &config.host.mount_points)?;
         write_etc(&dir, &config, &hostname)?;
         let who = spec::identity(&root, &config.user)?;
         let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
@@ -254,101 +435,108 @@ fn run(
             return Err(fail(125, format!("opening the log file: {e}")));
         }
     };
-
-    let io = (|| -> std::io::Result<_> {
-        let (out_r, out_w) = std::io::pipe()?;
-        let (err_r, err_w) = std::io::pipe()?;
-        let (stdin, keep): (OwnedFd, Option<std::io::PipeWriter>) = match mode {
-            Mode::Foreground { stdin: true } => (
-                // SAFETY: fd 0 is open for the life of the process.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }.try_clone_to_owned()?,
-                None,
-            ),
-            Mode::Detached { .. } if config.open_stdin => {
-                // Open, never written: the process waits for input as with `docker run -di`.
-                let (r, w) = std::io::pipe()?;
-                (r.into(), Some(w))
-            }
-            _ => (File::open("/dev/null")?.into(), None),
-        };
-        Ok((out_r, out_w, err_r, err_w, stdin, keep))
-    })();
-    let (out_r, out_w, err_r, err_w, stdin, _keep_stdin) = match io {
-        Ok(v) => v,
+    let hub = match attach::Hub::listen(&dir, config.open_stdin, config.stdin_once) {
+        Ok(h) => h,
         Err(e) => {
             proxy.stop();
             cg.remove();
-            return Err(fail(125, format!("making the container's stdio: {e}")));
+            return Err(fail(
+                125,
+                format!(
+                    "listening for attach on {}: {e}",
+                    dir.join(attach::SOCKET).display()
+                ),
+            ));
         }
     };
-
-    let sigset = block_forwarded_signals();
-    if let Err(e) = cg.enter() {
-        proxy.stop();
-        cg.remove();
-        return Err(fail(125, anyhow_message(&e)));
-    }
-    let spawned = Executor::Embedded.spawn(&spec, Stdio::new(stdin, out_w, err_w));
-    cg.leave();
-    let container = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            proxy.stop();
-            drop(mount);
-            cg.remove();
-            return Err(fail(e.exit_code().unwrap_or(125), e.to_string()));
-        }
+    let cleanup = |hub: &attach::Hub, code: i32| {
+        hub.finish(code);
     };
-    let pid = container.pid();
-    let ports = serde_json::to_string(&proxy.bound()).unwrap_or_else(|_| "[]".into());
-    if let Err(e) = store.container_started(&id, pid, &ports) {
-        let _ = container.kill();
-        let _ = container.wait();
-        proxy.stop();
-        drop(mount);
-        cg.remove();
-        return Err(fail(125, e.to_string()));
-    }
-    report(
+    if matches!(
         mode,
-        &Report {
-            code: 0,
-            message: String::new(),
-        },
-    );
-    forward_signals(sigset, pid);
+        Mode::Detached {
+            attach_first: true,
+            ..
+        }
+    ) && !hub.wait_for_client(Duration::from_secs(30))
+    {
+        proxy.stop();
+        cg.remove();
+        cleanup(&hub, 125);
+        return Err(fail(125, "no client attached within 30 s".into()));
+    }
+    let sigset = block_forwarded_signals();
+    let pid = Arc::new(AtomicU32::new(0));
+    forward_signals(sigset, pid.clone());
+    let ports = serde_json::to_string(&proxy.bound()).unwrap_or_else(|_| "[]".into());
+    let setup = Setup {
+        store,
+        id: &id,
+        config: &config,
+        spec: &spec,
+        cg: &cg,
+        sink: &sink,
+        hub: &hub,
+        ports: &ports,
+        pid: &pid,
+    };
     let foreground = matches!(mode, Mode::Foreground { .. });
-    let (s1, s2) = (sink.clone(), sink);
-    let out_pump = std::thread::spawn(move || {
-        let tee: Option<Box<dyn Write + Send>> =
-            foreground.then(|| Box::new(std::io::stdout()) as Box<dyn Write + Send>);
-        logfile::pump(out_r, "stdout", s1, tee)
-    });
-    let err_pump = std::thread::spawn(move || {
-        let tee: Option<Box<dyn Write + Send>> =
-            foreground.then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
-        logfile::pump(err_r, "stderr", s2, tee)
-    });
-    let status = container.wait();
-    let failures = out_pump.join().unwrap_or(0) + err_pump.join().unwrap_or(0);
+    let foreground_stdin = matches!(mode, Mode::Foreground { stdin: true });
+    let mut restarts: i64 = 0;
+    let mut delay = Duration::from_millis(100);
+    let mut first = true;
+    let (code, error) = loop {
+        let started_at = std::time::Instant::now();
+        let mut on_started = || {
+            if first {
+                report(
+                    mode,
+                    &Report {
+                        code: 0,
+                        message: String::new(),
+                    },
+                );
+            }
+        };
+        let outcome = run_once(&setup, foreground, foreground_stdin, &mut on_started);
+        let (code, error) = match outcome {
+            Ok(v) => v,
+            Err(e) if first => {
+                proxy.stop();
+                drop(mount);
+                cg.remove();
+                cleanup(&hub, e.code);
+                return Err(fail(e.code, e.message));
+            }
+            Err(e) => (e.code, e.message),
+        };
+        first = false;
+        let manual = dir.join(MANUAL_STOP).exists();
+        if !config.host.restart_policy.restarts(code, restarts, manual) {
+            break (code, error);
+        }
+        // docker's back-off: 100 ms doubling, reset after 10 s of running.
+        if started_at.elapsed() >= Duration::from_secs(10) {
+            delay = Duration::from_millis(100);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(60));
+        if dir.join(MANUAL_STOP).exists() {
+            break (code, error);
+        }
+        restarts += 1;
+        let _ = store.container_restarted(&id);
+    };
     proxy.stop();
-    let (code, error) = match status {
-        Ok(ExitStatus::Code(c)) => (c, String::new()),
-        Ok(ExitStatus::Signal(s)) => (128 + s, String::new()),
-        Err(e) => (255, e.to_string()),
-    };
-    let error = if failures > 0 && error.is_empty() {
-        format!("{failures} log lines could not be written to the log file")
-    } else {
-        error
-    };
     let _ = mount.unmount();
     cg.remove();
     if config.host.auto_remove {
         let _ = store.remove_container(&id);
+        volume::remove_anonymous(store, &config);
     } else {
         let _ = store.container_finished(&id, code, &error, true);
     }
+    cleanup(&hub, code);
     Ok(code)
 }
 
@@ -378,15 +566,69 @@ pub fn internal(store_root: &Path, id: &str, detach: bool) -> anyhow::Result<()>
         unsafe { File::from_raw_fd(fd) }
     });
     let store = Store::open(store_root)?;
-    let _ = supervise(&store, id, Mode::Detached { ready });
+    let attach_first = std::env::var_os("KILN_ATTACH_FIRST").is_some();
+    let _ = supervise(
+        &store,
+        id,
+        Mode::Detached {
+            ready,
+            attach_first,
+        },
+    );
     Ok(())
 }
 
 /// Starts container `id` under a detached supervisor and waits for its start report.
 pub fn start_detached(store: &Store, id: &str) -> Result<(), StartError> {
+    let mut r = launch(store, id, false)?;
+    read_report(&mut r, id)
+}
+
+/// Starts container `id` under a detached supervisor that waits for this client before it
+/// starts the process: the attached socket, once the process runs.
+pub fn start_attached(
+    store: &Store,
+    id: &str,
+) -> Result<std::os::unix::net::UnixStream, StartError> {
+    use std::os::fd::AsRawFd;
+    let mut r = launch(store, id, true)?;
+    let dir = store.container_dir(id);
+    let t0 = std::time::Instant::now();
+    let sock = loop {
+        if let Ok(s) = attach::connect(&dir) {
+            break s;
+        }
+        // The supervisor may have failed before it listens: its report is then waiting.
+        let mut pfd = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one local pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 10) } > 0 {
+            read_report(&mut r, id)?;
+            return Err(start_error(
+                125,
+                format!(
+                    "the supervisor of container {id} reported a start before a client attached"
+                ),
+            ));
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err(start_error(
+                125,
+                format!("cannot attach to container {id}: its supervisor is not listening"),
+            ));
+        }
+    };
+    read_report(&mut r, id)?;
+    Ok(sock)
+}
+
+fn launch(store: &Store, id: &str, attach_first: bool) -> Result<std::io::PipeReader, StartError> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let (mut r, w) = std::io::pipe().map_err(|e| start_error(125, e))?;
+    let (r, w) = std::io::pipe().map_err(|e| start_error(125, e))?;
     let exe = std::fs::read_link("/proc/self/exe").map_err(|e| start_error(125, e))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root")
@@ -397,6 +639,11 @@ pub fn start_detached(store: &Store, id: &str) -> Result<(), StartError> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .current_dir("/");
+    if attach_first {
+        cmd.env("KILN_ATTACH_FIRST", "1");
+    } else {
+        cmd.env_remove("KILN_ATTACH_FIRST");
+    }
     let wfd = w.as_raw_fd();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -416,9 +663,13 @@ pub fn start_detached(store: &Store, id: &str) -> Result<(), StartError> {
     drop(w);
     drop(cmd);
     let _ = child.wait();
+    Ok(r)
+}
+
+/// The supervisor's start report: one JSON line, then EOF.
+fn read_report(r: &mut std::io::PipeReader, id: &str) -> Result<(), StartError> {
     let mut text = String::new();
     let _ = r.read_to_string(&mut text);
-    let _ = r.as_raw_fd();
     match serde_json::from_str::<Report>(text.trim()) {
         Ok(rep) if rep.code == 0 => Ok(()),
         Ok(rep) => Err(StartError {
