@@ -26,6 +26,15 @@ pub enum BuildError {
     },
     #[error("store: {0}")]
     Store(#[from] kiln_store::Error),
+    /// Reading or writing a `--cache-from`/`--cache-to` cache.
+    #[error(transparent)]
+    Cache(#[from] crate::cache_artifact::CacheError),
+    /// A `--cache-to` failed (the image is in the store already).
+    #[error("exporting cache to {dest}: {source}")]
+    CacheExport {
+        dest: String,
+        source: Box<BuildError>,
+    },
     #[error("build cancelled")]
     Cancelled,
     /// Reading a build context or a stage's files.

@@ -152,6 +152,10 @@ pub struct BuildOptions {
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of every RUN process, replacing the default of the same name.
     pub ulimits: Vec<Ulimit>,
+    /// `--cache-from`: caches read when the store's own cache misses.
+    pub cache_from: Vec<crate::cache_options::CacheImport>,
+    /// `--cache-to`: where the build's cache records are written after the image.
+    pub cache_to: Vec<crate::cache_options::CacheExport>,
 }
 
 impl BuildOptions {
@@ -181,6 +185,8 @@ impl BuildOptions {
             extra_hosts: Vec::new(),
             shm_size: None,
             ulimits: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
