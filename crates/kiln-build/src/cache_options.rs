@@ -77,32 +77,32 @@ impl CacheImport {
                 "mode" | "compression" | "compression-level" | "oci-mediatypes"
                 | "image-manifest" | "ignore-error" | "cache-mounts" => {
                     return Err(format!(
-                        "--cache-from {s}: {k}= is a --cache-to attribute (an import reads whatever the cache holds)"
+                        "{k}= is a --cache-to attribute (an import reads whatever the cache holds)"
                     ));
                 }
-                _ => return Err(format!("--cache-from {s}: unknown attribute {k:?}")),
+                _ => return Err(format!("unknown attribute {k:?}")),
             }
         }
         match kind.as_str() {
             "registry" => {
-                no_field(s, "src", &src)?;
-                no_field(s, "tag", &tag)?;
+                no_field("src", &src)?;
+                no_field("tag", &tag)?;
                 let reference = reference
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("--cache-from {s}: type=registry needs ref="))?;
+                    .ok_or_else(|| format!("type=registry needs ref="))?;
                 Ok(CacheImport::Registry { reference })
             }
             "local" => {
-                no_field(s, "ref", &reference)?;
+                no_field("ref", &reference)?;
                 let src = src
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("--cache-from {s}: type=local needs src="))?;
+                    .ok_or_else(|| format!("type=local needs src="))?;
                 Ok(CacheImport::Local {
                     src: PathBuf::from(src),
                     tag: tag.unwrap_or_else(|| "latest".into()),
                 })
             }
-            other => Err(unsupported_type("--cache-from", s, other)),
+            other => Err(unsupported_type(other)),
         }
     }
 }
@@ -135,73 +135,73 @@ impl CacheExport {
                         "max" => CacheMode::Max,
                         _ => {
                             return Err(format!(
-                                "--cache-to {s}: invalid mode {v:?}: use min or max"
+                                "invalid mode {v:?}: use min or max"
                             ));
                         }
                     }
                 }
                 "compression" => {
                     out.compression = LayerCompression::parse(&v)
-                        .map_err(|e| format!("--cache-to {s}: {e}"))?;
+                        .map_err(|e| format!("{e}"))?;
                 }
                 "compression-level" => {
                     out.compression_level = Some(
                         v.parse()
-                            .map_err(|_| format!("--cache-to {s}: invalid compression-level {v:?}"))?,
+                            .map_err(|_| format!("invalid compression-level {v:?}"))?,
                     );
                 }
                 "oci-mediatypes" | "image-manifest" => {
-                    if !bool_value(s, &k, &v)? {
+                    if !bool_value(&k, &v)? {
                         return Err(format!(
-                            "--cache-to {s}: {k}=false is not supported: kiln's cache is an OCI image manifest with OCI media types (see docs/cache-sharing.md)"
+                            "{k}=false is not supported: kiln's cache is an OCI image manifest with OCI media types (see docs/cache-sharing.md)"
                         ));
                     }
                 }
-                "ignore-error" => out.ignore_error = bool_value(s, &k, &v)?,
-                "cache-mounts" => out.cache_mounts = bool_value(s, &k, &v)?,
-                _ => return Err(format!("--cache-to {s}: unknown attribute {k:?}")),
+                "ignore-error" => out.ignore_error = bool_value(&k, &v)?,
+                "cache-mounts" => out.cache_mounts = bool_value(&k, &v)?,
+                _ => return Err(format!("unknown attribute {k:?}")),
             }
         }
         if let Some(l) = out.compression_level {
             out.compression
                 .check_level(l)
-                .map_err(|e| format!("--cache-to {s}: {e}"))?;
+                .map_err(|e| format!("{e}"))?;
         }
         out.dest = match kind.as_str() {
             "registry" => {
-                no_field(s, "dest", &dest)?;
-                no_field(s, "tag", &tag)?;
+                no_field("dest", &dest)?;
+                no_field("tag", &tag)?;
                 let reference = reference
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("--cache-to {s}: type=registry needs ref="))?;
+                    .ok_or_else(|| format!("type=registry needs ref="))?;
                 CacheDest::Registry { reference }
             }
             "local" => {
-                no_field(s, "ref", &reference)?;
+                no_field("ref", &reference)?;
                 let dest = dest
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("--cache-to {s}: type=local needs dest="))?;
+                    .ok_or_else(|| format!("type=local needs dest="))?;
                 CacheDest::Local {
                     dest: PathBuf::from(dest),
                     tag: tag.unwrap_or_else(|| "latest".into()),
                 }
             }
             "inline" => {
-                no_field(s, "ref", &reference)?;
-                no_field(s, "dest", &dest)?;
+                no_field("ref", &reference)?;
+                no_field("dest", &dest)?;
                 if mode_given && out.mode == CacheMode::Max {
                     return Err(format!(
-                        "--cache-to {s}: inline cache supports mode=min only (the image carries its own layers); use type=registry for mode=max"
+                        "inline cache supports mode=min only (the image carries its own layers); use type=registry for mode=max"
                     ));
                 }
                 if out.cache_mounts {
                     return Err(format!(
-                        "--cache-to {s}: cache-mounts=true needs type=registry or type=local (an image has no place for them)"
+                        "cache-mounts=true needs type=registry or type=local (an image has no place for them)"
                     ));
                 }
                 CacheDest::Inline
             }
-            other => return Err(unsupported_type("--cache-to", s, other)),
+            other => return Err(unsupported_type(other)),
         };
         Ok(out)
     }
@@ -219,32 +219,32 @@ fn fields(s: &str) -> Result<Vec<(String, String)>, String> {
         .map(|f| {
             f.split_once('=')
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.to_string()))
-                .ok_or_else(|| format!("{s}: invalid field {f:?}: want key=value"))
+                .ok_or_else(|| format!("invalid field {f:?}: want key=value"))
         })
         .collect()
 }
 
-fn no_field(s: &str, name: &str, v: &Option<String>) -> Result<(), String> {
+fn no_field(name: &str, v: &Option<String>) -> Result<(), String> {
     match v {
-        Some(_) => Err(format!("{s}: {name}= does not apply to this cache type")),
+        Some(_) => Err(format!("{name}= does not apply to this cache type")),
         None => Ok(()),
     }
 }
 
-fn bool_value(s: &str, k: &str, v: &str) -> Result<bool, String> {
+fn bool_value(k: &str, v: &str) -> Result<bool, String> {
     match v {
         "true" | "1" | "True" | "TRUE" | "t" | "T" => Ok(true),
         "false" | "0" | "False" | "FALSE" | "f" | "F" => Ok(false),
-        _ => Err(format!("{s}: invalid {k}={v:?}: use true or false")),
+        _ => Err(format!("invalid {k}={v:?}: use true or false")),
     }
 }
 
-fn unsupported_type(flag: &str, s: &str, t: &str) -> String {
+fn unsupported_type(t: &str) -> String {
     match t {
         "gha" | "s3" | "azblob" => format!(
-            "{flag} {s}: cache type {t} is not supported by kiln: use registry, local or inline"
+            "cache type {t} is not supported by kiln: use registry, local or inline"
         ),
-        _ => format!("{flag} {s}: unknown cache type {t:?}: use registry, local or inline"),
+        _ => format!("unknown cache type {t:?}: use registry, local or inline"),
     }
 }
 
