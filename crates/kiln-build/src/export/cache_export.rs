@@ -86,6 +86,7 @@ pub(crate) fn inline_records(
         let layer = match &rec.layer {
             None => None,
             Some(l) => {
+                let l = b.remote_cache.resolved(l);
                 let Some(idx) = chain.iter().position(|c| c.snapshot == l.snapshot) else {
                     continue;
                 };
@@ -145,10 +146,16 @@ pub(crate) fn export_caches(b: &Build<'_>) -> Result<Vec<String>> {
             elapsed: None,
         });
         match export_one(b, c) {
-            Ok(digest) => b.events.send(Event::Export {
-                message: format!("writing cache manifest {digest}"),
-                elapsed: Some(t.elapsed()),
-            }),
+            Ok(digest) => {
+                b.events.send(Event::Export {
+                    message: format!("writing cache manifest {digest}"),
+                    elapsed: None,
+                });
+                b.events.send(Event::Export {
+                    message: format!("exporting cache to {what}"),
+                    elapsed: Some(t.elapsed()),
+                });
+            }
             Err(e) if c.ignore_error => {
                 warnings.push(format!("failed to export cache to {what}: {e}"));
             }

@@ -197,6 +197,18 @@ impl RemoteCache {
         Ok(Arc::new(out))
     }
 
+    /// `l` as made local, if it was a pending layer this build has fetched; else `l`.
+    pub fn resolved(&self, l: &LayerRef) -> LayerRef {
+        if !is_pending(l) {
+            return l.clone();
+        }
+        let slot = self.local.lock().unwrap().get(&l.snapshot[PENDING.len()..]).cloned();
+        match slot.as_ref().and_then(|s| s.get()) {
+            Some(Ok(local)) => local.clone(),
+            _ => l.clone(),
+        }
+    }
+
     /// Download, check and unpack the layer of record `key`; record it locally.
     fn materialize(&self, b: &Local<'_>, key: &str) -> std::result::Result<LayerRef, CacheError> {
         let f = self.records.get(key).expect("pending layers come from records");
