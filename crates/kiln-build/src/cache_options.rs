@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::options::LayerCompression;
+use kiln_image::Compression;
 
 /// Where a cache is read from (`--cache-from`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct CacheExport {
     pub dest: CacheDest,
     pub mode: CacheMode,
     /// The layers' compression on the way out (gzip unless `compression=` says otherwise).
-    pub compression: LayerCompression,
+    pub compression: Compression,
     pub compression_level: Option<i32>,
     /// `ignore-error=true`: a failed export is a warning, not a failed build.
     pub ignore_error: bool,
@@ -89,14 +89,14 @@ impl CacheImport {
                 no_field("tag", &tag)?;
                 let reference = reference
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("type=registry needs ref="))?;
+                    .ok_or_else(|| "type=registry needs ref=".to_string())?;
                 Ok(CacheImport::Registry { reference })
             }
             "local" => {
                 no_field("ref", &reference)?;
                 let src = src
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("type=local needs src="))?;
+                    .ok_or_else(|| "type=local needs src=".to_string())?;
                 Ok(CacheImport::Local {
                     src: PathBuf::from(src),
                     tag: tag.unwrap_or_else(|| "latest".into()),
@@ -116,7 +116,7 @@ impl CacheExport {
         let mut out = CacheExport {
             dest: CacheDest::Inline,
             mode: CacheMode::Min,
-            compression: LayerCompression::Gzip,
+            compression: Compression::Gzip,
             compression_level: None,
             ignore_error: false,
             cache_mounts: false,
@@ -134,15 +134,21 @@ impl CacheExport {
                         "min" => CacheMode::Min,
                         "max" => CacheMode::Max,
                         _ => {
-                            return Err(format!(
-                                "invalid mode {v:?}: use min or max"
-                            ));
+                            return Err(format!("invalid mode {v:?}: use min or max"));
                         }
                     }
                 }
                 "compression" => {
-                    out.compression = LayerCompression::parse(&v)
-                        .map_err(|e| format!("{e}"))?;
+                    out.compression = match v.as_str() {
+                        "gzip" => Compression::Gzip,
+                        "zstd" => Compression::Zstd,
+                        "uncompressed" => Compression::None,
+                        _ => {
+                            return Err(format!(
+                                "unsupported compression type {v}: use gzip, zstd or uncompressed"
+                            ));
+                        }
+                    };
                 }
                 "compression-level" => {
                     out.compression_level = Some(
@@ -163,9 +169,18 @@ impl CacheExport {
             }
         }
         if let Some(l) = out.compression_level {
-            out.compression
-                .check_level(l)
-                .map_err(|e| format!("{e}"))?;
+            let max = match out.compression {
+                Compression::Gzip => 9,
+                Compression::Zstd => 22,
+                Compression::None => {
+                    return Err("compression-level needs compression=gzip or zstd".into());
+                }
+            };
+            if !(0..=max).contains(&l) {
+                return Err(format!(
+                    "compression-level {l} is out of range: use 0-{max} for this compression"
+                ));
+            }
         }
         out.dest = match kind.as_str() {
             "registry" => {
@@ -173,14 +188,14 @@ impl CacheExport {
                 no_field("tag", &tag)?;
                 let reference = reference
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("type=registry needs ref="))?;
+                    .ok_or_else(|| "type=registry needs ref=".to_string())?;
                 CacheDest::Registry { reference }
             }
             "local" => {
                 no_field("ref", &reference)?;
                 let dest = dest
                     .filter(|r| !r.is_empty())
-                    .ok_or_else(|| format!("type=local needs dest="))?;
+                    .ok_or_else(|| "type=local needs dest=".to_string())?;
                 CacheDest::Local {
                     dest: PathBuf::from(dest),
                     tag: tag.unwrap_or_else(|| "latest".into()),
@@ -190,14 +205,10 @@ impl CacheExport {
                 no_field("ref", &reference)?;
                 no_field("dest", &dest)?;
                 if mode_given && out.mode == CacheMode::Max {
-                    return Err(format!(
-                        "inline cache supports mode=min only (the image carries its own layers); use type=registry for mode=max"
-                    ));
+                    return Err("inline cache supports mode=min only (the image carries its own layers); use type=registry for mode=max".to_string());
                 }
                 if out.cache_mounts {
-                    return Err(format!(
-                        "cache-mounts=true needs type=registry or type=local (an image has no place for them)"
-                    ));
+                    return Err("cache-mounts=true needs type=registry or type=local (an image has no place for them)".to_string());
                 }
                 CacheDest::Inline
             }
@@ -241,9 +252,9 @@ fn bool_value(k: &str, v: &str) -> Result<bool, String> {
 
 fn unsupported_type(t: &str) -> String {
     match t {
-        "gha" | "s3" | "azblob" => format!(
-            "cache type {t} is not supported by kiln: use registry, local or inline"
-        ),
+        "gha" | "s3" | "azblob" => {
+            format!("cache type {t} is not supported by kiln: use registry, local or inline")
+        }
         _ => format!("unknown cache type {t:?}: use registry, local or inline"),
     }
 }
@@ -285,12 +296,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.mode, CacheMode::Max);
-        assert_eq!(e.compression, LayerCompression::Zstd);
+        assert_eq!(e.compression, Compression::Zstd);
         assert!(e.cache_mounts);
         let e = CacheExport::parse("type=local,dest=/d").unwrap();
         assert_eq!(e.mode, CacheMode::Min);
-        assert_eq!(e.compression, LayerCompression::Gzip);
-        assert_eq!(CacheExport::parse("type=inline").unwrap().dest, CacheDest::Inline);
+        assert_eq!(e.compression, Compression::Gzip);
+        assert_eq!(
+            CacheExport::parse("type=inline").unwrap().dest,
+            CacheDest::Inline
+        );
         assert!(CacheExport::parse("type=inline,mode=max").is_err());
         assert!(CacheExport::parse("type=registry,ref=r,oci-mediatypes=false").is_err());
         assert!(CacheExport::parse("type=registry,ref=r,mode=all").is_err());

@@ -154,7 +154,10 @@ fn registry_cache_gives_an_empty_store_every_step_the_same_image_and_a_warm_cach
     let cache = format!("{}/cache/app:buildcache", reg.addr);
     let to = format!("type=registry,ref={cache},mode=max,cache-mounts=true");
     let log = env.build("a", &["--cache-to", &to]);
-    assert!(log.contains(&format!("exporting cache to registry {cache}")), "{log}");
+    assert!(
+        log.contains(&format!("exporting cache to registry {cache}")),
+        "{log}"
+    );
     let (ran, cached) = steps(&log);
     assert_eq!((ran.len(), cached.len()), (4, 0), "{log}");
 
@@ -164,7 +167,11 @@ fn registry_cache_gives_an_empty_store_every_step_the_same_image_and_a_warm_cach
     assert!(ran.is_empty(), "nothing runs on B:\n{log}");
     assert_eq!(cached.len(), 4, "{log}");
     assert_eq!(env.image_id("a"), env.image_id("b"));
-    assert_eq!(env.saved("a"), env.saved("b"), "same manifest, config and layers");
+    assert_eq!(
+        env.saved("a"),
+        env.saved("b"),
+        "same manifest, config and layers"
+    );
     // Lazy: B fetched the final image's two layers, not the build stage's.
     let snapshots = |s| env.list(s, "snapshots-v1").len();
     assert_eq!(snapshots("a"), 1 + 4);
@@ -180,7 +187,10 @@ fn registry_cache_gives_an_empty_store_every_step_the_same_image_and_a_warm_cach
     env.file("a.txt", "two\n");
     let out = env.path("out");
     let dest = format!("type=local,dest={}", out.display());
-    let log = env.build("b", &["--cache-from", &cache, "--target", "build", "-o", &dest]);
+    let log = env.build(
+        "b",
+        &["--cache-from", &cache, "--target", "build", "-o", &dest],
+    );
     let (ran, _) = steps(&log);
     assert_eq!(ran.len(), 2, "COPY and RUN ran:\n{log}");
     assert_eq!(
@@ -216,7 +226,11 @@ fn local_cache_both_ways_and_mode_min_leaves_out_intermediate_stages() {
         );
         let config = blob_json(layout, m["config"]["digest"].as_str().unwrap());
         assert_eq!(config["mode"], mode);
-        assert_eq!(config["records"].as_array().unwrap().len(), records, "{config}");
+        assert_eq!(
+            config["records"].as_array().unwrap().len(),
+            records,
+            "{config}"
+        );
         assert_eq!(m["layers"].as_array().unwrap().len(), records);
         assert!(config["cacheMounts"].as_array().unwrap().is_empty());
     }
@@ -255,8 +269,20 @@ fn inline_records_travel_with_a_pushed_image() {
     assert_eq!(env.image_id("a"), env.image_id("b"));
     let (code, _, err) = {
         let ctx = env.path("ctx");
-        let o = env.kiln("b", &["build", "--cache-to", "type=inline,mode=max", ctx.to_str().unwrap()]);
-        (o.status.code(), o.stdout, String::from_utf8_lossy(&o.stderr).to_string())
+        let o = env.kiln(
+            "b",
+            &[
+                "build",
+                "--cache-to",
+                "type=inline,mode=max",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        (
+            o.status.code(),
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     };
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("inline cache supports mode=min only"), "{err}");
@@ -279,21 +305,34 @@ fn a_missing_cache_is_a_warning_and_the_build_goes_on() {
     );
     assert!(log.contains("manifest unknown"), "{log}");
     assert!(
-        log.contains(&format!("WARNING: failed to import cache {}: ", nowhere.display())),
+        log.contains(&format!(
+            "WARNING: failed to import cache {}: ",
+            nowhere.display()
+        )),
         "{log}"
     );
     // Flags that name no usable cache are refused before anything runs (docker's 125).
     for (flag, value, why) in [
-        ("--cache-to", "type=gha", "cache type gha is not supported by kiln"),
+        (
+            "--cache-to",
+            "type=gha",
+            "cache type gha is not supported by kiln",
+        ),
         ("--cache-to", "type=registry", "type=registry needs ref="),
-        ("--cache-from", "type=local,src=/x,mode=max", "mode= is a --cache-to attribute"),
+        (
+            "--cache-from",
+            "type=local,src=/x,mode=max",
+            "mode= is a --cache-to attribute",
+        ),
     ] {
         let ctx = env.path("ctx");
         let o = env.kiln("b", &["build", flag, value, ctx.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(125), "{flag} {value}: {err}");
         assert!(
-            err.contains(&format!("invalid argument {value:?} for \"{flag}\" flag: {why}")),
+            err.contains(&format!(
+                "invalid argument {value:?} for \"{flag}\" flag: {why}"
+            )),
             "{err}"
         );
     }
@@ -301,15 +340,17 @@ fn a_missing_cache_is_a_warning_and_the_build_goes_on() {
 
 #[test]
 fn a_corrupted_cache_blob_is_refused_and_the_store_untouched() {
-    let env = Env::new(
-        "FROM localhost/busybox:latest\nCOPY a.txt /a.txt\nRUN echo ran > /ran.txt\n",
-    );
+    let env =
+        Env::new("FROM localhost/busybox:latest\nCOPY a.txt /a.txt\nRUN echo ran > /ran.txt\n");
     env.store("a");
     env.store("b");
     let layout = env.path("cache");
     env.build(
         "a",
-        &["--cache-to", &format!("type=local,dest={}", layout.display())],
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", layout.display()),
+        ],
     );
     // The COPY layer's blob gets other bytes under its name.
     let m = oci_manifest_of(&layout);
@@ -332,12 +373,22 @@ fn a_corrupted_cache_blob_is_refused_and_the_store_untouched() {
     let from = format!("type=local,src={}", layout.display());
     let o = env.kiln(
         "b",
-        &["build", "--progress", "plain", "-t", "app", "--cache-from", &from, ctx.to_str().unwrap()],
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "app",
+            "--cache-from",
+            &from,
+            ctx.to_str().unwrap(),
+        ],
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("blob {digest} does not match its digest")) && err.contains("refused"),
+        err.contains(&format!("blob {digest} does not match its digest"))
+            && err.contains("refused"),
         "{err}"
     );
     let after = (env.list("b", "blobs/sha256"), env.list("b", "snapshots-v1"));
@@ -356,14 +407,27 @@ fn a_failed_cache_export_fails_the_build_after_the_image_is_written() {
     // Nothing listens on port 1 of the loopback address.
     let to = "type=registry,ref=127.0.0.1:1/cache:x";
     let ctx = env.path("ctx");
-    let o = env.kiln("a", &["build", "-t", "app", "--cache-to", to, ctx.to_str().unwrap()]);
+    let o = env.kiln(
+        "a",
+        &[
+            "build",
+            "-t",
+            "app",
+            "--cache-to",
+            to,
+            ctx.to_str().unwrap(),
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("exporting cache to registry 127.0.0.1:1/cache:x"),
         "{err}"
     );
-    assert!(env.kiln("a", &["inspect", "app"]).status.success(), "the image is there");
+    assert!(
+        env.kiln("a", &["inspect", "app"]).status.success(),
+        "the image is there"
+    );
     // ignore-error=true: a warning, and success.
     let to = format!("{to},ignore-error=true");
     let log = env.build("a", &["--cache-to", &to]);

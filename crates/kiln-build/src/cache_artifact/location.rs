@@ -22,7 +22,7 @@ pub(crate) struct Source {
 }
 
 enum SourceKind {
-    Registry { sess: Session, repo: String },
+    Registry { sess: Box<Session>, repo: String },
     Local { dir: PathBuf },
 }
 
@@ -31,7 +31,7 @@ fn registry_ref(reference: &str) -> Result<(ImageRef, String, String), CacheErro
     let r = ImageRef::parse(reference)
         .map_err(|source| CacheError::Registry {
             reference: reference.to_string(),
-            source: source.into(),
+            source: Box::new(source.into()),
         })?
         .docker_ref();
     let wanted = match (r.digest(), r.tag()) {
@@ -46,13 +46,16 @@ fn registry_ref(reference: &str) -> Result<(ImageRef, String, String), CacheErro
 impl Source {
     /// Opens `import` and reads its top manifest (an index is resolved to the host platform's
     /// entry: an image with inline cache records may be one). Returns the manifest's bytes.
-    pub fn open(import: &CacheImport, settings: &Settings) -> Result<(Source, Vec<u8>), CacheError> {
+    pub fn open(
+        import: &CacheImport,
+        settings: &Settings,
+    ) -> Result<(Source, Vec<u8>), CacheError> {
         match import {
             CacheImport::Registry { reference } => {
                 let (r, repo, wanted) = registry_ref(reference)?;
                 let reg = |source| CacheError::Registry {
                     reference: reference.clone(),
-                    source,
+                    source: Box::new(source),
                 };
                 let sess = Session::open(
                     settings,
@@ -61,9 +64,10 @@ impl Source {
                 )
                 .map_err(reg)?;
                 let familiar = r.familiar();
-                let mut top =
-                    kiln_registry::manifest::fetch(&sess, &repo, &wanted, &familiar).map_err(reg)?;
-                if let Ok(kiln_registry::manifest::Document::Index(entries)) = top.parse(&familiar) {
+                let mut top = kiln_registry::manifest::fetch(&sess, &repo, &wanted, &familiar)
+                    .map_err(reg)?;
+                if let Ok(kiln_registry::manifest::Document::Index(entries)) = top.parse(&familiar)
+                {
                     let d = kiln_registry::manifest::select_platform(
                         &entries,
                         &kiln_image::Platform::host(),
@@ -72,13 +76,21 @@ impl Source {
                         from: reference.clone(),
                         reason: "an index without an entry for this platform".into(),
                     })?;
-                    top = kiln_registry::manifest::fetch(&sess, &repo, &d.digest.to_string(), &familiar)
-                        .map_err(reg)?;
+                    top = kiln_registry::manifest::fetch(
+                        &sess,
+                        &repo,
+                        &d.digest.to_string(),
+                        &familiar,
+                    )
+                    .map_err(reg)?;
                 }
                 Ok((
                     Source {
                         name: reference.clone(),
-                        kind: SourceKind::Registry { sess, repo },
+                        kind: SourceKind::Registry {
+                            sess: Box::new(sess),
+                            repo,
+                        },
                     },
                     top.bytes,
                 ))
@@ -88,10 +100,11 @@ impl Source {
                 let index_path = src.join("index.json");
                 let bytes = std::fs::read(&index_path)
                     .map_err(|e| CacheError::io("reading", &index_path, e))?;
-                let index: Index = serde_json::from_slice(&bytes).map_err(|e| CacheError::Invalid {
-                    from: name.clone(),
-                    reason: format!("index.json: {e}"),
-                })?;
+                let index: Index =
+                    serde_json::from_slice(&bytes).map_err(|e| CacheError::Invalid {
+                        from: name.clone(),
+                        reason: format!("index.json: {e}"),
+                    })?;
                 let entry = index
                     .manifests
                     .iter()
@@ -124,7 +137,7 @@ impl Source {
                 let r = kiln_registry::blobs::open_blob(sess, repo, d).map_err(|source| {
                     CacheError::Registry {
                         reference: self.name.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 Ok(Box::new(r))
@@ -199,7 +212,7 @@ pub(crate) struct Target {
 
 enum TargetKind {
     Registry {
-        sess: Session,
+        sess: Box<Session>,
         repo: String,
         tag: String,
     },
@@ -228,11 +241,15 @@ impl Target {
                 )
                 .map_err(|source| CacheError::Registry {
                     reference: reference.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 Ok(Target {
                     name: reference.clone(),
-                    kind: TargetKind::Registry { sess, repo, tag },
+                    kind: TargetKind::Registry {
+                        sess: Box::new(sess),
+                        repo,
+                        tag,
+                    },
                 })
             }
             CacheDest::Local { dest, tag } => {
@@ -262,7 +279,7 @@ impl Target {
                 kiln_registry::blobs::put_blob(sess, repo, d, path).map_err(|source| {
                     CacheError::Registry {
                         reference: self.name.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 Ok(())
@@ -308,7 +325,7 @@ impl Target {
                 )
                 .map_err(|source| CacheError::Registry {
                     reference: self.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 Ok(Digest::of(bytes))
             }
@@ -316,10 +333,12 @@ impl Target {
                 let d = self.put_bytes(bytes, scratch)?;
                 let index_path = dir.join("index.json");
                 let mut index = match std::fs::read(&index_path) {
-                    Ok(b) => serde_json::from_slice::<Index>(&b).map_err(|e| CacheError::Invalid {
-                        from: self.name.clone(),
-                        reason: format!("index.json: {e}"),
-                    })?,
+                    Ok(b) => {
+                        serde_json::from_slice::<Index>(&b).map_err(|e| CacheError::Invalid {
+                            from: self.name.clone(),
+                            reason: format!("index.json: {e}"),
+                        })?
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::default(),
                     Err(e) => return Err(CacheError::io("reading", &index_path, e)),
                 };

@@ -114,7 +114,7 @@ pub enum CacheError {
     #[error("{reference}: {source}")]
     Registry {
         reference: String,
-        source: kiln_registry::Error,
+        source: Box<kiln_registry::Error>,
     },
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -1,6 +1,6 @@
-//! `--cache-to`: the build's cache records written as kiln's cache artifact
-//! ([`crate::cache_artifact`]) to a registry or an OCI layout directory, after the image is
-//! in the store; or, for `type=inline`, into the image's config ([`inline_records`]).
+//! `--cache-to`: the build's cache records ([`crate::export::cache_records`]) written as
+//! kiln's cache artifact ([`crate::cache_artifact`]) to a registry or an OCI layout directory,
+//! after the image is in the store (`type=inline` goes into the image's config instead).
 //!
 //! `mode=min` writes the records of the steps the exported image is made of (its stage, and
 //! the stages it starts `FROM`); `mode=max` those of every step the build ran or hit. Each
@@ -13,123 +13,20 @@ use std::sync::Arc;
 
 use kiln_image::Compression;
 use kiln_registry::Settings;
-use kiln_store::LayerRecord;
 
 use crate::cache_artifact::location::Target;
 use crate::cache_artifact::{
-    ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, CacheConfig, CacheMount, Descriptor,
-    LayerEntry, MANIFEST_MEDIA_TYPE, Record, StageFiles, VERSION,
+    ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, CacheConfig, CacheMount, Descriptor, LayerEntry,
+    MANIFEST_MEDIA_TYPE, Record, VERSION,
 };
-use crate::cache_options::{CacheDest, CacheExport, CacheMode};
+use crate::cache_options::{CacheDest, CacheExport};
 use crate::error::{BuildError, Result};
 use crate::event::Event;
 use crate::export::image::image_compression;
-use crate::options::CompressionSpec;
-use crate::plan::{Op, RootSource, StepIndex};
-use crate::rootfs::{CacheRecord, LayerRef};
+use crate::options::{CompressionSpec, LayerCompression};
+use crate::plan::Op;
+use crate::rootfs::LayerRef;
 use crate::state::Build;
-
-/// The layer steps the exported image is made of: from the target's last step down its
-/// parents, through `FROM <stage>` into that stage.
-fn image_steps(b: &Build<'_>) -> BTreeSet<StepIndex> {
-    let mut out = BTreeSet::new();
-    let Some(stage) = b.plan.stage(b.plan.target) else {
-        return out;
-    };
-    let mut next = Some(stage.last_step);
-    while let Some(i) = next {
-        let step = &b.plan.steps[i];
-        next = match &step.op {
-            Op::Base(RootSource::Step(s)) => Some(*s),
-            Op::Base(_) => None,
-            _ => {
-                out.insert(i);
-                step.parent
-            }
-        };
-    }
-    out
-}
-
-/// The records `mode` exports, in step order.
-fn records(b: &Build<'_>, mode: CacheMode) -> Vec<(String, CacheRecord)> {
-    let keep = image_steps(b);
-    b.step_records
-        .lock()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mode == CacheMode::Max || keep.contains(i))
-        .filter_map(|(_, r)| r.clone())
-        .collect()
-}
-
-/// The inline records for `type=inline` (mode=min), as the JSON value of the image config's
-/// [`crate::cache_artifact::INLINE_KEY`]: each layer named by its index in the image's
-/// layers (`chain`, whose blobs are `layers`).
-pub(crate) fn inline_records(
-    b: &Build<'_>,
-    chain: &[LayerRef],
-    layers: &[LayerRecord],
-) -> Result<Option<Vec<u8>>> {
-    if !b
-        .opts
-        .cache_to
-        .iter()
-        .any(|c| matches!(c.dest, CacheDest::Inline))
-    {
-        return Ok(None);
-    }
-    let tar = crate::cache_artifact::tar_variant(b.opts.source_date_epoch);
-    let mut out = Vec::new();
-    for (key, rec) in records(b, CacheMode::Min) {
-        let layer = match &rec.layer {
-            None => None,
-            Some(l) => {
-                let l = b.remote_cache.resolved(l);
-                let Some(idx) = chain.iter().position(|c| c.snapshot == l.snapshot) else {
-                    continue;
-                };
-                Some(LayerEntry {
-                    blob: idx,
-                    diff_id: layers[idx].diff_id,
-                    uncompressed_size: layers[idx].uncompressed_size,
-                    tar: tar.clone(),
-                })
-            }
-        };
-        out.push(Record {
-            key,
-            created: rec.created,
-            layer,
-        });
-    }
-    let config = CacheConfig {
-        version: VERSION,
-        mode: "min".into(),
-        records: out,
-        stage_files: stage_files(b),
-        cache_mounts: Vec::new(),
-    };
-    serde_json::to_vec(&config)
-        .map(Some)
-        .map_err(|source| BuildError::Encode {
-            what: "the inline cache records",
-            source,
-        })
-}
-
-fn stage_files(b: &Build<'_>) -> Vec<StageFiles> {
-    b.stage_files_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(record, digest)| StageFiles {
-            record: record.clone(),
-            digest: digest.clone(),
-        })
-        .collect()
-}
 
 /// Writes every registry and local `--cache-to`. A failure is an error naming the
 /// destination, or a warning (returned) with `ignore-error=true`.
@@ -180,14 +77,18 @@ fn describe(dest: &CacheDest) -> String {
 
 /// One artifact: layer blobs, cache mounts, config, then the manifest under the tag.
 fn export_one(b: &Build<'_>, c: &CacheExport) -> Result<kiln_image::Digest> {
-    let recs = records(b, c.mode);
+    let recs = crate::export::cache_records::records(b, c.mode);
     // Layers still in a remote cache (this build hit them there) are made local first.
     let pending: Vec<LayerRef> = recs.iter().filter_map(|(_, r)| r.layer.clone()).collect();
     let chain = b
         .remote_cache
         .ensure_local(&b.cache_local(), &Arc::new(pending))?;
     let spec = CompressionSpec {
-        kind: c.compression,
+        kind: match c.compression {
+            Compression::None => LayerCompression::Uncompressed,
+            Compression::Gzip => LayerCompression::Gzip,
+            Compression::Zstd => LayerCompression::Zstd,
+        },
         level: c.compression_level,
         force: true,
     };
@@ -263,7 +164,7 @@ fn export_one(b: &Build<'_>, c: &CacheExport) -> Result<kiln_image::Digest> {
             version: VERSION,
             mode: c.mode.name().into(),
             records,
-            stage_files: stage_files(b),
+            stage_files: crate::export::cache_records::stage_files(b),
             cache_mounts: mounts,
         };
         let config_bytes = serde_json::to_vec(&config).map_err(|source| BuildError::Encode {

@@ -474,13 +474,12 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         source,
     })?;
     // `--cache-to type=inline`: the records ride in the config, after its own keys.
-    if let Some(inline) = crate::export::cache_export::inline_records(b, &last.chain, &layers)?
+    if let Some(inline) = crate::export::cache_records::inline_records(b, &last.chain, &layers)?
         && config_bytes.last() == Some(&b'}')
     {
         config_bytes.pop();
-        config_bytes.extend_from_slice(
-            format!(",\"{}\":", crate::cache_artifact::INLINE_KEY).as_bytes(),
-        );
+        config_bytes
+            .extend_from_slice(format!(",\"{}\":", crate::cache_artifact::INLINE_KEY).as_bytes());
         config_bytes.extend_from_slice(&inline);
         config_bytes.push(b'}');
     }

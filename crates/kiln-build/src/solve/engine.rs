@@ -22,7 +22,6 @@ use crate::rootfs::{CacheRecord, StepResult};
 use crate::solve::dag::{DagError, run_dag};
 use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
-
 pub(crate) struct StoreImages<'a> {
     pub store: &'a Store,
     /// The build's lease: every image resolved is held by it until the build ends.
@@ -470,7 +469,9 @@ impl Build<'_> {
         // What this step mounts is made local first (layers of remote cache hits), and its
         // cache mounts restored from a `--cache-from` that has them.
         let parent = StepResult {
-            chain: self.remote_cache.ensure_local(&self.cache_local(), &parent.chain)?,
+            chain: self
+                .remote_cache
+                .ensure_local(&self.cache_local(), &parent.chain)?,
             ..parent
         };
         if let Op::Run(r) = &step.op {

@@ -42,7 +42,9 @@ impl KeyInputs for Build<'_> {
             None => {
                 // The stage's files are read: a layer still in a remote cache comes first.
                 let res = StepResult {
-                    chain: self.remote_cache.ensure_local(&self.cache_local(), &res.chain)?,
+                    chain: self
+                        .remote_cache
+                        .ensure_local(&self.cache_local(), &res.chain)?,
                     ..res
                 };
                 crate::inputs::stage_files::digest(

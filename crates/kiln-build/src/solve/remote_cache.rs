@@ -166,7 +166,11 @@ impl RemoteCache {
     }
 
     /// `chain` with every pending layer made local (downloaded, checked, unpacked).
-    pub fn ensure_local(&self, b: &Local<'_>, chain: &Arc<Vec<LayerRef>>) -> Result<Arc<Vec<LayerRef>>> {
+    pub fn ensure_local(
+        &self,
+        b: &Local<'_>,
+        chain: &Arc<Vec<LayerRef>>,
+    ) -> Result<Arc<Vec<LayerRef>>> {
         if !chain.iter().any(is_pending) {
             return Ok(chain.clone());
         }
@@ -202,7 +206,12 @@ impl RemoteCache {
         if !is_pending(l) {
             return l.clone();
         }
-        let slot = self.local.lock().unwrap().get(&l.snapshot[PENDING.len()..]).cloned();
+        let slot = self
+            .local
+            .lock()
+            .unwrap()
+            .get(&l.snapshot[PENDING.len()..])
+            .cloned();
         match slot.as_ref().and_then(|s| s.get()) {
             Some(Ok(local)) => local.clone(),
             _ => l.clone(),
@@ -211,7 +220,10 @@ impl RemoteCache {
 
     /// Download, check and unpack the layer of record `key`; record it locally.
     fn materialize(&self, b: &Local<'_>, key: &str) -> std::result::Result<LayerRef, CacheError> {
-        let f = self.records.get(key).expect("pending layers come from records");
+        let f = self
+            .records
+            .get(key)
+            .expect("pending layers come from records");
         let source = &self.sources[f.source];
         let entry = f.record.layer.as_ref().expect("pending layers have one");
         let desc = f.blob.as_ref().expect("records with a layer have its blob");
@@ -243,7 +255,7 @@ impl RemoteCache {
                 got: pending.info().digest.to_string(),
             });
         }
-        let info = pending.commit(&b.lease, Some(&entry.diff_id))?;
+        let info = pending.commit(b.lease, Some(&entry.diff_id))?;
         let dir = b.store.prepare_snapshot_dir()?;
         let blob = b.store.open_blob(&info.digest)?;
         if let Err(e) = kiln_snapshot::extract_layer(
@@ -261,7 +273,7 @@ impl RemoteCache {
         if b.store.has_snapshot(&snapshot)? {
             snapshot = format!("step:{key}:{}.remote", std::process::id());
         }
-        let snap = b.store.commit_snapshot(&b.lease, &snapshot, None, &dir)?;
+        let snap = b.store.commit_snapshot(b.lease, &snapshot, None, &dir)?;
         let rec = LayerRecord {
             blob: info.digest,
             diff_id: entry.diff_id,
@@ -271,8 +283,7 @@ impl RemoteCache {
         };
         // This build would write the same tar: the exporter's bytes are its layer blob.
         if entry.tar == crate::cache_artifact::tar_variant(b.epoch) {
-            b.store
-                .record_snapshot_layer(&snapshot, &entry.tar, &rec)?;
+            b.store.record_snapshot_layer(&snapshot, &entry.tar, &rec)?;
         }
         let layer = LayerRef {
             snapshot: snapshot.clone(),
@@ -318,9 +329,10 @@ impl RemoteCache {
             if !is_empty_or_missing(&dir) {
                 continue;
             }
-            self.restore_mount(b, m, &dir).map_err(|e| BuildError::Plan {
-                message: format!("restoring cache mount {}: {e}", m.id),
-            })?;
+            self.restore_mount(b, m, &dir)
+                .map_err(|e| BuildError::Plan {
+                    message: format!("restoring cache mount {}: {e}", m.id),
+                })?;
         }
         Ok(())
     }
