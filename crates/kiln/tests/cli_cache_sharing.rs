@@ -206,8 +206,10 @@ fn local_cache_both_ways_and_mode_min_leaves_out_intermediate_stages() {
     env.store("a");
     env.store("b");
     env.store("c");
+    env.store("d");
     let max = env.path("cache-max");
     let min = env.path("cache-min");
+    let zstd = env.path("cache-zstd");
     env.build(
         "a",
         &[
@@ -215,6 +217,8 @@ fn local_cache_both_ways_and_mode_min_leaves_out_intermediate_stages() {
             &format!("type=local,dest={},mode=max", max.display()),
             "--cache-to",
             &format!("type=local,dest={}", min.display()),
+            "--cache-to",
+            &format!("type=local,dest={},compression=zstd,tag=z", zstd.display()),
         ],
     );
     for (layout, mode, records) in [(&max, "max", 4), (&min, "min", 2)] {
@@ -245,9 +249,24 @@ fn local_cache_both_ways_and_mode_min_leaves_out_intermediate_stages() {
     assert_eq!(ran.len(), 2, "{log}");
     assert!(ran.iter().all(|s| s.starts_with("[build ")), "{log}");
     assert!(cached.iter().all(|s| s.starts_with("[stage-1 ")), "{log}");
+    // zstd layers, under another tag of the layout: read back with tag=.
+    let m = oci_manifest_of(&zstd);
+    assert!(
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{m}"
+    );
+    let from_z = format!("type=local,src={},tag=z", zstd.display());
+    let (ran, cached) = steps(&env.build("d", &["--cache-from", &from_z]));
+    assert_eq!((ran.len(), cached.len()), (2, 2));
     let a = env.image_id("a");
     assert_eq!(env.image_id("b"), a);
     assert_eq!(env.image_id("c"), a);
+    assert_eq!(env.image_id("d"), a);
+    assert_eq!(env.saved("d"), env.saved("a"));
 }
 
 #[test]

@@ -49,7 +49,7 @@ struct FoundMount {
     blob: Descriptor,
 }
 
-type Slot = Arc<OnceLock<std::result::Result<LayerRef, String>>>;
+type Slot = Arc<OnceLock<std::result::Result<LayerRef, Arc<CacheError>>>>;
 
 /// The caches `--cache-from` names, as read at the start of the build.
 #[derive(Default)]
@@ -188,14 +188,10 @@ impl RemoteCache {
                 .entry(key.to_string())
                 .or_default()
                 .clone();
-            let r = slot.get_or_init(|| self.materialize(b, key).map_err(|e| e.to_string()));
+            let r = slot.get_or_init(|| self.materialize(b, key).map_err(Arc::new));
             match r {
                 Ok(local) => out.push(local.clone()),
-                Err(message) => {
-                    return Err(BuildError::Plan {
-                        message: format!("importing cache: {message}"),
-                    });
-                }
+                Err(e) => return Err(BuildError::CacheImport(e.clone())),
             }
         }
         Ok(Arc::new(out))
@@ -330,9 +326,7 @@ impl RemoteCache {
                 continue;
             }
             self.restore_mount(b, m, &dir)
-                .map_err(|e| BuildError::Plan {
-                    message: format!("restoring cache mount {}: {e}", m.id),
-                })?;
+                .map_err(|e| BuildError::CacheImport(Arc::new(e)))?;
         }
         Ok(())
     }
