@@ -111,7 +111,8 @@ pub struct CacheMount {
 /// Why a cache could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("{reference}: {source}")]
+    /// The registry's error (the caller names the cache: the error names the URL).
+    #[error("{source}")]
     Registry {
         reference: String,
         source: Box<kiln_registry::Error>,

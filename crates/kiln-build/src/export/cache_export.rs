@@ -43,16 +43,12 @@ pub(crate) fn export_caches(b: &Build<'_>) -> Result<Vec<String>> {
             elapsed: None,
         });
         match export_one(b, c) {
-            Ok(digest) => {
-                b.events.send(Event::Export {
-                    message: format!("writing cache manifest {digest}"),
-                    elapsed: None,
-                });
-                b.events.send(Event::Export {
-                    message: format!("exporting cache to {what}"),
-                    elapsed: Some(t.elapsed()),
-                });
-            }
+            // The next message closes the open "exporting cache to" line, as BuildKit's
+            // sub-steps follow each other.
+            Ok(digest) => b.events.send(Event::Export {
+                message: format!("writing cache manifest {digest}"),
+                elapsed: Some(t.elapsed()),
+            }),
             Err(e) if c.ignore_error => {
                 warnings.push(format!("failed to export cache to {what}: {e}"));
             }
