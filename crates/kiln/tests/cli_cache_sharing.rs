@@ -455,3 +455,37 @@ fn a_failed_cache_export_fails_the_build_after_the_image_is_written() {
         "{log}"
     );
 }
+
+#[test]
+fn a_restored_cache_mount_keeps_its_owner_and_mode() {
+    let env = Env::new(
+        "FROM localhost/busybox:latest\nCOPY a.txt /a.txt\nRUN --mount=type=cache,id=u,target=/c,uid=1000,gid=1000,mode=0700 sh -c 'stat -c \"%A %u %g\" /c > /meta; ls /c > /seen; echo x > /c/f'\n",
+    );
+    env.store("a");
+    env.store("b");
+    let layout = env.path("cache");
+    let (oa, ob) = (env.path("oa"), env.path("ob"));
+    env.build(
+        "a",
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},cache-mounts=true", layout.display()),
+            "-o",
+            &format!("type=local,dest={}", oa.display()),
+        ],
+    );
+    env.file("a.txt", "two\n");
+    env.build(
+        "b",
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", layout.display()),
+            "-o",
+            &format!("type=local,dest={}", ob.display()),
+        ],
+    );
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(read(&oa, "meta"), "drwx------ 1000 1000\n");
+    assert_eq!(read(&ob, "meta"), read(&oa, "meta"));
+    assert_eq!(read(&ob, "seen"), "f\n");
+}

@@ -104,8 +104,16 @@ pub struct CacheMount {
     pub id: String,
     /// Its directory name in the store (from the id and its `from=` seed).
     pub dir: String,
-    /// Index into the manifest's layers: a tar of the directory.
+    /// Index into the manifest's layers: a tar of the directory's contents.
     pub blob: usize,
+    /// The directory's own mode (permission bits), owner and group: a tar of its contents
+    /// does not hold them, and `RUN --mount=type=cache,uid=,gid=,mode=` sets them.
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
 }
 
 /// Why a cache could not be read or written.

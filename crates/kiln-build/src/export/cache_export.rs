@@ -142,7 +142,7 @@ fn export_one(b: &Build<'_>, c: &CacheExport) -> Result<kiln_image::Digest> {
         }
         let mut mounts = Vec::new();
         if c.cache_mounts {
-            for (id, dir, pending) in cache_mount_blobs(b, &spec)? {
+            for (id, dir, meta, pending) in cache_mount_blobs(b, &spec)? {
                 let info = pending.info();
                 target.put_blob(&info.digest, pending.path())?;
                 let i = add(
@@ -153,7 +153,15 @@ fn export_one(b: &Build<'_>, c: &CacheExport) -> Result<kiln_image::Digest> {
                         size: info.size,
                     },
                 );
-                mounts.push(CacheMount { id, dir, blob: i });
+                use std::os::unix::fs::MetadataExt;
+                mounts.push(CacheMount {
+                    id,
+                    dir,
+                    blob: i,
+                    mode: Some(meta.mode() & 0o7777),
+                    uid: Some(meta.uid()),
+                    gid: Some(meta.gid()),
+                });
             }
         }
         let config = CacheConfig {
@@ -190,11 +198,11 @@ fn export_one(b: &Build<'_>, c: &CacheExport) -> Result<kiln_image::Digest> {
 }
 
 /// The build's cache mounts that have content, each as a tar in the store's tmp/ (removed
-/// when the returned blob is dropped): (id, directory name, blob).
+/// when the returned blob is dropped): (id, directory name, its metadata, blob).
 fn cache_mount_blobs(
     b: &Build<'_>,
     spec: &CompressionSpec,
-) -> Result<Vec<(String, String, kiln_store::PendingBlob)>> {
+) -> Result<Vec<(String, String, std::fs::Metadata, kiln_store::PendingBlob)>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for step in &b.plan.steps {
@@ -213,6 +221,7 @@ fn cache_mount_blobs(
             if !has_content {
                 continue;
             }
+            let meta = std::fs::metadata(&dir).map_err(|e| BuildError::io("reading", &dir, e))?;
             let mut w = b.store.blob_writer_prehashed()?;
             let info = kiln_snapshot::export_layer(
                 &dir,
@@ -227,7 +236,7 @@ fn cache_mount_blobs(
                 dir: dir.clone(),
                 source: Box::new(e),
             })?;
-            out.push((id, name, w.finish_prehashed(info.digest)?));
+            out.push((id, name, meta, w.finish_prehashed(info.digest)?));
         }
     }
     Ok(out)

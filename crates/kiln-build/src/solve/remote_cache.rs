@@ -45,8 +45,8 @@ struct Found {
 /// A cache mount's contents in a source.
 struct FoundMount {
     source: usize,
-    id: String,
     blob: Descriptor,
+    entry: crate::cache_artifact::CacheMount,
 }
 
 type Slot = Arc<OnceLock<std::result::Result<LayerRef, Arc<CacheError>>>>;
@@ -138,10 +138,10 @@ impl RemoteCache {
         }
         for m in config.cache_mounts {
             if let Some(d) = blob(m.blob) {
-                self.mounts.entry(m.dir).or_insert(FoundMount {
+                self.mounts.entry(m.dir.clone()).or_insert(FoundMount {
                     source: si,
-                    id: m.id,
                     blob: d,
+                    entry: m,
                 });
             }
         }
@@ -344,7 +344,7 @@ impl RemoteCache {
         let compression =
             Compression::from_media_type(&m.blob.media_type).map_err(|e| CacheError::Invalid {
                 from: source.name.clone(),
-                reason: format!("cache mount {}: {e}", m.id),
+                reason: format!("cache mount {}: {e}", m.entry.id),
             })?;
         let file = std::fs::File::open(wire.path())
             .map_err(|e| CacheError::io("opening", wire.path(), e))?;
@@ -368,8 +368,26 @@ impl RemoteCache {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(CacheError::Invalid {
                 from: source.name.clone(),
-                reason: format!("unpacking cache mount {}: {e}", m.id),
+                reason: format!("unpacking cache mount {}: {e}", m.entry.id),
             });
+        }
+        // The directory's own mode and owner, as the exporter's was.
+        let e = &m.entry;
+        let owned = (|| {
+            if let Some(mode) = e.mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+                    .map_err(|err| CacheError::io("chmod", &tmp, err))?;
+            }
+            if e.uid.is_some() || e.gid.is_some() {
+                std::os::unix::fs::chown(&tmp, e.uid, e.gid)
+                    .map_err(|err| CacheError::io("chown", &tmp, err))?;
+            }
+            Ok(())
+        })();
+        if let Err(err) = owned {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(err);
         }
         // An empty directory left by an earlier build gives way; a full one is kept.
         let _ = std::fs::remove_dir(dir);
