@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kiln_test::registry::Registry;
+use kiln_test::registry::{Registry, RegistryOptions};
 
 /// A multi-stage build: the build stage's RUN uses a cache mount (and says what it found
 /// there), the final stage copies its result.
@@ -488,4 +488,46 @@ fn a_restored_cache_mount_keeps_its_owner_and_mode() {
     assert_eq!(read(&oa, "meta"), "drwx------ 1000 1000\n");
     assert_eq!(read(&ob, "meta"), read(&oa, "meta"));
     assert_eq!(read(&ob, "seen"), "f\n");
+}
+
+#[test]
+fn a_cache_behind_a_login_needs_the_credentials_docker_login_stored() {
+    let reg = Registry::start_with(RegistryOptions {
+        htpasswd: Some(("ci".into(), "s3cret".into())),
+        ..Default::default()
+    });
+    let env = Env::new(MULTI);
+    env.store("a");
+    env.store("b");
+    let cache = format!("{}/cache/app:main", reg.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    // Not logged in: the export fails after the image, the import is a warning.
+    let ctx = env.path("ctx");
+    let o = env.kiln(
+        "a",
+        &[
+            "build",
+            "-t",
+            "app",
+            "--cache-to",
+            &to,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("unauthorized"), "{err}");
+    let log = env.build("b", &["--cache-from", &cache]);
+    assert!(
+        log.contains("WARNING: failed to import cache") && log.contains("unauthorized"),
+        "{log}"
+    );
+    // Logged in (one docker config for both "machines"): both ways work.
+    env.ok("a", &["login", &reg.addr, "-u", "ci", "-p", "s3cret"]);
+    env.build("a", &["--cache-to", &to]);
+    env.ok("b", &["rmi", "app"]);
+    env.ok("b", &["builder", "prune", "-a", "-f"]);
+    let (ran, cached) = steps(&env.build("b", &["--cache-from", &cache]));
+    assert_eq!((ran.len(), cached.len()), (0, 4));
+    assert_eq!(env.image_id("a"), env.image_id("b"));
 }
