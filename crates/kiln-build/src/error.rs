@@ -29,6 +29,19 @@ pub enum BuildError {
     },
     #[error("store: {0}")]
     Store(#[from] kiln_store::Error),
+    /// Reading or writing a `--cache-from`/`--cache-to` cache.
+    #[error(transparent)]
+    Cache(#[from] crate::cache_artifact::CacheError),
+    /// A layer or cache mount of a `--cache-from` cache could not be fetched (shared by the
+    /// steps that waited for it).
+    #[error("importing cache: {0}")]
+    CacheImport(std::sync::Arc<crate::cache_artifact::CacheError>),
+    /// A `--cache-to` failed (the image is in the store already).
+    #[error("exporting cache to {dest}: {source}")]
+    CacheExport {
+        dest: String,
+        source: Box<BuildError>,
+    },
     #[error("build cancelled")]
     Cancelled,
     /// Reading a build context or a stage's files.

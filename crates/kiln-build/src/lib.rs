@@ -12,6 +12,8 @@
 //! of its parent's layers), and export the target stage into the store. ARCHITECTURE.md draws
 //! the modules and which way they import.
 
+pub(crate) mod cache_artifact;
+pub mod cache_options;
 pub(crate) mod encoder;
 pub mod error;
 pub mod event;

@@ -157,6 +157,10 @@ pub struct BuildOptions {
     /// before the store is read: `kiln build` pulls there (`--pull`), so kiln-build has no
     /// network code. None: the store's images only.
     pub image_fetcher: Option<Arc<dyn ImageFetcher>>,
+    /// `--cache-from`: caches read when the store's own cache misses.
+    pub cache_from: Vec<crate::cache_options::CacheImport>,
+    /// `--cache-to`: where the build's cache records are written after the image.
+    pub cache_to: Vec<crate::cache_options::CacheExport>,
 }
 
 /// Brings an image the build names into the store, or says why it will not be there.
@@ -209,6 +213,8 @@ impl BuildOptions {
             shm_size: None,
             ulimits: Vec::new(),
             image_fetcher: None,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::inputs::open::OpenContext;
 use crate::inputs::sources::RemoteSources;
 use crate::options::BuildOptions;
 use crate::plan::{LocalDir, Plan, StepIndex};
-use crate::rootfs::{LayerRef, StepResult};
+use crate::rootfs::{CacheRecord, LayerRef, StepResult};
+use crate::solve::remote_cache::{Local, RemoteCache};
 
 /// The outcome of a successful build.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub struct BuildOutcome {
     /// Steps taken from the cache / executed.
     pub cached: usize,
     pub executed: usize,
+    /// Warnings to show after the build (a `--cache-from` that could not be read, a
+    /// `--cache-to` with `ignore-error=true` that failed).
+    pub warnings: Vec<String>,
 }
 
 /// Shared state of one build.
@@ -60,6 +64,13 @@ pub(crate) struct Build<'a> {
     pub started_ms: i64,
     /// When each step started and ended, and whether it was a cache hit (by step index).
     pub timings: Mutex<Vec<StepTiming>>,
+    /// The caches `--cache-from` names.
+    pub remote_cache: RemoteCache,
+    /// Each layer step's cache key and record, hit or run (by step index): what
+    /// `--cache-to` exports.
+    pub step_records: Mutex<Vec<Option<(String, CacheRecord)>>>,
+    /// The `stage-files:` digests this build's keys used (record name → digest).
+    pub stage_files_seen: Mutex<BTreeMap<String, String>>,
 }
 
 /// When a step ran, from the build's start; `cached` for a cache hit.
@@ -86,6 +97,15 @@ impl Build<'_> {
         .ok_or_else(|| BuildError::ContextNotOpen {
             dir: format!("{d:?}"),
         })
+    }
+
+    /// Where layers of remote cache hits are made local.
+    pub(crate) fn cache_local(&self) -> Local<'_> {
+        Local {
+            store: self.store,
+            lease: &self.lease,
+            epoch: self.opts.source_date_epoch,
+        }
     }
 
     /// The result of a step that has finished.

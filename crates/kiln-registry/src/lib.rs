@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blobs;
 mod client;
 pub mod credentials;
 mod error;

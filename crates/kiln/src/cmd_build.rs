@@ -76,11 +76,13 @@ pub struct BuildArgs {
     /// Shorthand for --output=type=registry: push every -t tag after the build.
     #[arg(long)]
     pub push: bool,
-    /// External cache sources (refused until kiln reaches registries; kiln's own cache is used
-    /// without this flag).
+    /// External cache sources (e.g. "user/app:cache", "type=local,src=path/to/dir"),
+    /// read when the store's own cache misses.
     #[arg(long = "cache-from", value_name = "stringArray")]
     pub cache_from: Vec<String>,
-    /// Cache export destinations (refused until kiln reaches registries).
+    /// Cache export destinations (e.g. "type=registry,ref=user/app:cache,mode=max",
+    /// "type=local,dest=path/to/dir", "type=inline"; kiln's "cache-mounts=true" adds the
+    /// contents of the build's cache mounts).
     #[arg(long = "cache-to", value_name = "stringArray")]
     pub cache_to: Vec<String>,
     /// Grant an entitlement: security.insecure lets `RUN --security=insecure` run privileged.
@@ -966,6 +968,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     match result {
         Ok(outcome) => {
+            for w in &outcome.warnings {
+                eprintln!("WARNING: {w}");
+            }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, &outcome.image_id)
                     .with_context(|| format!("writing --iidfile {}", f.display()))?;
@@ -1094,6 +1099,7 @@ mod tests {
             ],
             cached: 0,
             executed: 0,
+            warnings: Vec::new(),
         };
         let m = metadata_json(&outcome);
         assert_eq!(m["containerimage.config.digest"], "sha256:c");

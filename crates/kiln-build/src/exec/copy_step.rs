@@ -28,7 +28,7 @@ pub fn copy(b: &ExecCtx<'_>, i: StepIndex, c: &CopyOp, merged: &Path) -> Result<
         match &c.from {
             CopyFrom::Context(dir) => CopySource::Context(&b.local(dir)?.context),
             CopyFrom::Stage(s) => {
-                let chain = b.chains.stage_chain(*s);
+                let chain = b.chains.stage_chain(*s)?;
                 let v = crate::rootfs::view(b.store, &chain)?;
                 let dir = v.rootfs().to_path_buf();
                 _mount = Some(v);

@@ -6,7 +6,7 @@
 
 pub mod copy;
 mod copy_step;
-mod run;
+pub(crate) mod run;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,7 +56,7 @@ pub(crate) struct ExecCtx<'a> {
 /// Layer chains a step reads besides its parent's (`COPY --from`, `RUN --mount=from=`).
 pub(crate) trait Chains: Sync {
     /// The chain of finished step `step` (the last step of a stage).
-    fn stage_chain(&self, step: StepIndex) -> Arc<Vec<LayerRef>>;
+    fn stage_chain(&self, step: StepIndex) -> Result<Arc<Vec<LayerRef>>>;
     /// The chain of a stored image, unpacked when needed.
     fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>>;
 }

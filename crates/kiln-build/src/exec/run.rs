@@ -699,7 +699,7 @@ fn stage_lowers(
     guards: &mut Vec<Box<dyn std::any::Any>>,
 ) -> Result<Vec<PathBuf>> {
     let chain = match &m.source {
-        Some(MountSource::Stage(s)) => b.chains.stage_chain(*s),
+        Some(MountSource::Stage(s)) => b.chains.stage_chain(*s)?,
         Some(MountSource::Image(idx)) => b.chains.image_chain(&b.plan.images[*idx].id)?,
         _ => unreachable!("stage_lowers is called for stage and image mounts"),
     };
@@ -799,6 +799,11 @@ fn step_err(b: &ExecCtx<'_>, i: StepIndex, message: String, output: String) -> B
 }
 
 fn cache_mount_dir(b: &ExecCtx<'_>, id: &str, seed: Option<&str>) -> Result<PathBuf> {
+    Ok(cache_mount_path(b.store, id, seed))
+}
+
+/// The directory of cache mount `id` (with its `from=` seed identity) in the store.
+pub(crate) fn cache_mount_path(store: &kiln_store::Store, id: &str, seed: Option<&str>) -> PathBuf {
     let mut k = crate::encoder::KeyBuilder::new("cache-mount");
     k.field("id", id);
     // Only with a seed, so that every unseeded cache keeps its directory.
@@ -806,8 +811,35 @@ fn cache_mount_dir(b: &ExecCtx<'_>, id: &str, seed: Option<&str>) -> Result<Path
         k.field("seed", s);
     }
     let k = k.finish();
-    let dir = b.store.root().join("cache-mounts-v1").join(&k[7..39]);
-    Ok(dir)
+    store.root().join("cache-mounts-v1").join(&k[7..39])
+}
+
+/// The `RUN --mount=type=cache` mounts of `r` as (id, directory in the store).
+pub(crate) fn cache_mount_dirs(
+    store: &kiln_store::Store,
+    keys: &dyn crate::key::KeyInputs,
+    r: &crate::plan::RunOp,
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for m in &r.mounts {
+        if m.mount.kind != MountType::Cache {
+            continue;
+        }
+        // The target as `mount_target` resolves it (relative to the RUN's workdir).
+        let target = match &m.mount.target {
+            Some(t) if !t.starts_with('/') => format!(
+                "/{}",
+                crate::rootfs::path::clean_rel(&format!("{}/{t}", r.cwd))
+            ),
+            Some(t) => t.clone(),
+            None => String::new(),
+        };
+        let id = m.mount.id.clone().unwrap_or(target);
+        let seed = crate::key::seed_identity(keys, m)?;
+        let dir = cache_mount_path(store, &id, seed.as_deref());
+        out.push((id, dir));
+    }
+    Ok(out)
 }
 
 /// Create a new cache mount's directory as a copy of its `from=` seed (the `source` of that

@@ -29,7 +29,7 @@ use crate::state::{Build, BuildOutcome};
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn image_compression(c: LayerCompression) -> Compression {
+pub(crate) fn image_compression(c: LayerCompression) -> Compression {
     match c {
         LayerCompression::Uncompressed => Compression::None,
         LayerCompression::Gzip => Compression::Gzip,
@@ -469,10 +469,20 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.to_string()).collect();
-    let config_bytes = serde_json::to_vec(&config).map_err(|source| BuildError::Encode {
+    let mut config_bytes = serde_json::to_vec(&config).map_err(|source| BuildError::Encode {
         what: "the image config",
         source,
     })?;
+    // `--cache-to type=inline`: the records ride in the config, after its own keys.
+    if let Some(inline) = crate::export::cache_records::inline_records(b, &last.chain, &layers)?
+        && config_bytes.last() == Some(&b'}')
+    {
+        config_bytes.pop();
+        config_bytes
+            .extend_from_slice(format!(",\"{}\":", crate::cache_artifact::INLINE_KEY).as_bytes());
+        config_bytes.extend_from_slice(&inline);
+        config_bytes.push(b'}');
+    }
     let cfg = put_small_blob(b, &config_bytes)?;
     let manifest_bytes = manifest_json(&cfg, &layers, true)?;
     let man = put_small_blob(b, &manifest_bytes)?;
@@ -543,6 +553,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         tags,
         cached: 0,
         executed: 0,
+        warnings: Vec::new(),
     })
 }
 
@@ -704,6 +715,16 @@ mod tests {
         assert_eq!(transcode_variant(&s), "xcode1;zstd");
         s.level = Some(19);
         assert_eq!(transcode_variant(&s), "xcode1;zstd;level=19");
+    }
+
+    #[test]
+    fn cache_tar_variant_is_the_uncompressed_blob_variant() {
+        // Checked through the strings blob_variant builds (it needs a build for the epoch).
+        assert_eq!(crate::cache_artifact::tar_variant(None), "tar1;none");
+        assert_eq!(
+            crate::cache_artifact::tar_variant(Some(7)),
+            "tar1;none;epoch=7"
+        );
     }
 
     #[test]

@@ -26,12 +26,7 @@ pub(crate) fn digest(
     sources: &[String],
     sel: &SelectOptions,
 ) -> Result<String> {
-    let mut k = KeyBuilder::new("stage-files");
-    k.field("stage", &res.key)
-        .list("sources", sources)
-        .field("parents", &sel.parents.to_string())
-        .list("exclude", &sel.exclude);
-    let record = format!("stage-files:{}", k.finish());
+    let record = record_name(res, sources, sel);
     if let Some(d) = store
         .cache_peek(&record)?
         .and_then(|v| String::from_utf8(v).ok())
@@ -57,6 +52,16 @@ pub(crate) fn digest(
     // Only a speed-up: a build that cannot record it still has the right key.
     let _ = store.cache_put(&record, d.as_bytes(), &[]);
     Ok(d)
+}
+
+/// The cache-table key under which the digest of `sources` in `res` is remembered.
+pub(crate) fn record_name(res: &StepResult, sources: &[String], sel: &SelectOptions) -> String {
+    let mut k = KeyBuilder::new("stage-files");
+    k.field("stage", &res.key)
+        .list("sources", sources)
+        .field("parents", &sel.parents.to_string())
+        .list("exclude", &sel.exclude);
+    format!("stage-files:{}", k.finish())
 }
 
 fn digest_dir(

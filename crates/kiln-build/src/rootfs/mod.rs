@@ -52,6 +52,17 @@ pub struct StepResult {
     pub created: i64,
 }
 
+/// A step's cache record (the value of its row in the store's cache table): the layer it
+/// produced (None = no change), as its snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CacheRecord {
+    pub layer: Option<LayerRef>,
+    /// When the step first ran (unix seconds): a fully cached rebuild reuses it as the image's
+    /// `created`, so it gives the same image ID.
+    #[serde(default)]
+    pub created: i64,
+}
+
 /// The store's tmp/ as the place of snapshot directories: on the file system of the store's
 /// snapshots, so a committed upper is renamed into place.
 pub(crate) struct StoreTemp<'a>(pub &'a Store);

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kiln_store::{Lease, RefKind, Store};
-use serde::{Deserialize, Serialize};
 
 use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
@@ -19,19 +18,9 @@ use crate::inputs::open::OpenContext;
 use crate::options::{BuildOptions, FetchError, ImageFetcher};
 use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
-use crate::rootfs::{LayerRef, StepResult};
+use crate::rootfs::{CacheRecord, StepResult};
 use crate::solve::dag::{DagError, run_dag};
 use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
-
-/// A cache record: the layer a step produced (None = no change), as its snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CacheRecord {
-    layer: Option<LayerRef>,
-    /// When the step first ran (unix seconds): a fully cached rebuild reuses it as the image's
-    /// `created`, so it gives the same image ID.
-    #[serde(default)]
-    created: i64,
-}
 
 pub(crate) struct StoreImages<'a> {
     pub store: &'a Store,
@@ -213,6 +202,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     let guard = store.build_guard()?;
     // Drop snapshots a crash may have torn; mark old ones durable (see kiln-store).
     store.settle_snapshots()?;
+    // Manifests and configs of the `--cache-from` caches: small reads, before any step.
+    let (remote_cache, mut warnings) =
+        crate::solve::remote_cache::RemoteCache::load(&opts.cache_from);
     let b = Build {
         store: &store,
         lease,
@@ -233,18 +225,28 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         started,
         started_ms,
         timings: Mutex::new(vec![Default::default(); plan.steps.len()]),
+        remote_cache,
+        step_records: Mutex::new(vec![None; plan.steps.len()]),
+        stage_files_seen: Mutex::new(BTreeMap::new()),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
-    let results = match out {
+    let mut results = match out {
         Ok(r) => r,
         Err(DagError::Step { error, .. }) => return Err(error),
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
+    // The exported image's layers that are still in a remote cache are fetched now.
+    if let Some(stage) = plan.stage(plan.target) {
+        let last = &mut results[stage.last_step];
+        last.chain = b.remote_cache.ensure_local(&b.cache_local(), &last.chain)?;
+    }
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
         crate::inputs::open::save_context_cache(ctx);
     }
     let outcome = crate::export::image::export(&b, &results)?;
+    // After the image is written: a failed export fails the build, the image stays.
+    warnings.extend(crate::export::cache_export::export_caches(&b)?);
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
     let _ = store.cache_touch(&b.hits.lock().unwrap());
     let (cached, executed) = *b.counters.lock().unwrap();
@@ -262,6 +264,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     Ok(BuildOutcome {
         cached,
         executed,
+        warnings,
         ..outcome
     })
 }
@@ -447,6 +450,7 @@ impl Build<'_> {
                 self.events.send(Event::StepCached { step: i });
                 self.counters.lock().unwrap().0 += 1;
                 self.timings.lock().unwrap()[i].cached = true;
+                self.step_records.lock().unwrap()[i] = Some((key.key.clone(), rec.clone()));
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
@@ -459,12 +463,47 @@ impl Build<'_> {
                     created,
                 });
             }
+            if let Some(hit) = self.remote_cache.lookup(&key.key) {
+                // A layer another machine made: fetched when a step or the export reads it.
+                self.events.send(Event::StepCached { step: i });
+                self.counters.lock().unwrap().0 += 1;
+                self.timings.lock().unwrap()[i].cached = true;
+                self.step_records.lock().unwrap()[i] = Some((
+                    key.key.clone(),
+                    CacheRecord {
+                        layer: hit.layer.clone(),
+                        created: hit.created,
+                    },
+                ));
+                crate::solve::explain::record(self, &explain_key, &key);
+                let mut chain = (*parent.chain).clone();
+                let made_layer = hit.layer.is_some();
+                chain.extend(hit.layer);
+                return Ok(StepResult {
+                    key: result_key,
+                    chain: Arc::new(chain),
+                    made_layer,
+                    created: hit.created.max(parent.created),
+                });
+            }
             if let Some(reason) = crate::solve::explain::why_missed(self, &explain_key, &key) {
                 self.events.send(Event::CacheMiss { step: i, reason });
             }
         }
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
+        // What this step mounts is made local first (layers of remote cache hits), and its
+        // cache mounts restored from a `--cache-from` that has them.
+        let parent = StepResult {
+            chain: self
+                .remote_cache
+                .ensure_local(&self.cache_local(), &parent.chain)?,
+            ..parent
+        };
+        if let Op::Run(r) = &step.op {
+            self.remote_cache
+                .restore_cache_mounts(&self.cache_local(), self, r)?;
+        }
         let layer = crate::exec::execute(&self.exec_ctx(), i, &parent, &key.key)?;
         let now = self.opts.source_date_epoch.unwrap_or_else(unix_now);
         let rec = CacheRecord {
@@ -480,6 +519,7 @@ impl Build<'_> {
             source,
         })?;
         self.store.cache_put(&key.key, &value, &refs)?;
+        self.step_records.lock().unwrap()[i] = Some((key.key.clone(), rec));
         crate::solve::explain::record(self, &explain_key, &key);
         self.counters.lock().unwrap().1 += 1;
         self.events.send(Event::StepDone {

@@ -29,11 +29,13 @@ impl Build<'_> {
 }
 
 impl Chains for Build<'_> {
-    fn stage_chain(&self, step: StepIndex) -> Arc<Vec<LayerRef>> {
-        self.results.lock().unwrap()[step]
+    fn stage_chain(&self, step: StepIndex) -> Result<Arc<Vec<LayerRef>>> {
+        let chain = self.results.lock().unwrap()[step]
             .as_ref()
             .map(|r| r.chain.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // Layers still in a remote cache are fetched now: the step reads them.
+        self.remote_cache.ensure_local(&self.cache_local(), &chain)
     }
 
     fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {

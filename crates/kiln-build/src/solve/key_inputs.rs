@@ -30,13 +30,37 @@ impl KeyInputs for Build<'_> {
         sources: &[String],
         sel: &SelectOptions,
     ) -> Result<String> {
-        crate::inputs::stage_files::digest(
-            self.store,
-            &self.plan.steps[step],
-            &self.result(stage_step),
-            sources,
-            sel,
-        )
+        let res = self.result(stage_step);
+        let record = crate::inputs::stage_files::record_name(&res, sources, sel);
+        let local = self
+            .store
+            .cache_peek(&record)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .filter(|d| d.starts_with("sha256:"));
+        let d = match local.or_else(|| self.remote_cache.stage_files(&record)) {
+            Some(d) => d,
+            None => {
+                // The stage's files are read: a layer still in a remote cache comes first.
+                let res = StepResult {
+                    chain: self
+                        .remote_cache
+                        .ensure_local(&self.cache_local(), &res.chain)?,
+                    ..res
+                };
+                crate::inputs::stage_files::digest(
+                    self.store,
+                    &self.plan.steps[step],
+                    &res,
+                    sources,
+                    sel,
+                )?
+            }
+        };
+        self.stage_files_seen
+            .lock()
+            .unwrap()
+            .insert(record, d.clone());
+        Ok(d)
     }
 
     fn stage_key(&self, stage_step: StepIndex) -> String {

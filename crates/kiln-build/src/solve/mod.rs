@@ -8,5 +8,6 @@ pub(crate) mod engine;
 mod exec_ctx;
 pub(crate) mod explain;
 pub(crate) mod key_inputs;
+pub(crate) mod remote_cache;
 
 pub use dag::{DagError, run_dag};

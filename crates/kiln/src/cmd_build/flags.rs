@@ -1,5 +1,5 @@
 //! docker's flags that are not the build's own options: the RUN environment (`--add-host`,
-//! `--shm-size`, `--ulimit`), `--pull`'s policy, the cache flags kiln refuses, and
+//! `--shm-size`, `--ulimit`), `--pull`'s policy, the build cache's `--cache-from`/`--cache-to`, and
 //! the flags that mean nothing for kiln (checked as docker checks them, then one warning each).
 //! Errors are printed as docker prints flag errors and exit 125.
 
@@ -95,16 +95,15 @@ pub(super) fn docker_flags(
         opts.ulimits.retain(|l| l.resource != limit.resource);
         opts.ulimits.push(limit);
     }
-    let registries = "kiln cannot reach registries yet";
-    if let Some(c) = args.cache_from.first() {
-        return Err(FlagError::Unsupported(format!(
-            "--cache-from {c}: {registries} to import build cache; kiln's own cache in the store is used without this flag"
-        )));
+    for c in &args.cache_from {
+        let import = kiln_build::cache_options::CacheImport::parse(c)
+            .map_err(|why| FlagError::invalid("--cache-from", c, why))?;
+        opts.cache_from.push(import);
     }
-    if let Some(c) = args.cache_to.first() {
-        return Err(FlagError::Unsupported(format!(
-            "--cache-to {c}: {registries} to export build cache; kiln keeps its cache in the store (see `kiln system df`)"
-        )));
+    for c in &args.cache_to {
+        let export = kiln_build::cache_options::CacheExport::parse(c)
+            .map_err(|why| FlagError::invalid("--cache-to", c, why))?;
+        opts.cache_to.push(export);
     }
 
     let n = &args.noop;
