@@ -152,6 +152,21 @@ pub struct BuildOptions {
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of every RUN process, replacing the default of the same name.
     pub ulimits: Vec<Ulimit>,
+    /// `--squash`: each exported image's layers above its final stage's base become one
+    /// layer (docker's experimental `--squash`).
+    pub squash: bool,
+    /// `--target NAME[=TAG]` given for two or more stages: all are built in one graph and each
+    /// is stored as its own image, tagged with its TAGs. `target` and `tags` are unused then.
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One of several `--target NAME[=TAG]`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// The stage's name (or index).
+    pub name: String,
+    /// Tags its image gets (none: untagged, known by its ID).
+    pub tags: Vec<String>,
 }
 
 impl BuildOptions {
@@ -181,6 +196,8 @@ impl BuildOptions {
             extra_hosts: Vec::new(),
             shm_size: None,
             ulimits: Vec::new(),
+            squash: false,
+            targets: Vec::new(),
         }
     }
 }

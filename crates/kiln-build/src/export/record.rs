@@ -10,20 +10,33 @@ use crate::state::Build;
 
 /// Record this build of `image_id`. A build that executed nothing writes no record when the
 /// image has one already: a no-op rebuild pays no write transaction.
-pub(crate) fn record_build(b: &Build<'_>, image_id: &Digest, results: &[StepResult]) -> Result<()> {
+pub(crate) fn record_build(
+    b: &Build<'_>,
+    image_id: &Digest,
+    results: &[StepResult],
+    target: usize,
+    target_name: Option<String>,
+) -> Result<()> {
     let executed = b.counters.lock().unwrap().1;
     if executed == 0 && b.store.latest_build_record(image_id)?.is_some() {
         return Ok(());
     }
-    let mut stages: Vec<&PlannedStage> = b.plan.stages.iter().collect();
+    // The stages this image needs (with several targets, the others' are not its build).
+    let needed = b.plan.stages_needed(target);
+    let mut stages: Vec<&PlannedStage> = b
+        .plan
+        .stages
+        .iter()
+        .filter(|s| needed.contains(&s.index))
+        .collect();
     stages.sort_by_key(|s| s.index);
     let stages = stages
         .into_iter()
-        .map(|s| stage_record(b, s, results))
+        .map(|s| stage_record(b, s, results, target))
         .collect::<Result<Vec<_>>>()?;
     b.store.record_build(&BuildRecord {
         image_id: *image_id,
-        target: b.opts.target.clone(),
+        target: target_name,
         started_ms: b.started_ms,
         duration_ms: b.started.elapsed().as_millis() as u64,
         stages,
@@ -31,7 +44,12 @@ pub(crate) fn record_build(b: &Build<'_>, image_id: &Digest, results: &[StepResu
     Ok(())
 }
 
-fn stage_record(b: &Build<'_>, s: &PlannedStage, results: &[StepResult]) -> Result<StageRecord> {
+fn stage_record(
+    b: &Build<'_>,
+    s: &PlannedStage,
+    results: &[StepResult],
+    target: usize,
+) -> Result<StageRecord> {
     let timings = b.timings.lock().unwrap();
     let node = &b.plan.graph.stages[s.index];
     let mut base = String::from("scratch");
@@ -75,6 +93,6 @@ fn stage_record(b: &Build<'_>, s: &PlannedStage, results: &[StepResult]) -> Resu
         },
         steps,
         cached_steps: cached,
-        is_final: s.index == b.plan.target,
+        is_final: s.index == target,
     })
 }

@@ -25,12 +25,12 @@ use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CacheRecord {
-    layer: Option<LayerRef>,
+pub(crate) struct CacheRecord {
+    pub layer: Option<LayerRef>,
     /// When the step first ran (unix seconds): a fully cached rebuild reuses it as the image's
     /// `created`, so it gives the same image ID.
     #[serde(default)]
-    created: i64,
+    pub created: i64,
 }
 
 pub(crate) struct StoreImages<'a> {
@@ -212,7 +212,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
     let results = match out {
         Ok(r) => r,
-        Err(DagError::Step { error, .. }) => return Err(error),
+        Err(DagError::Step { error, step }) => return Err(name_targets(&plan, step, error)),
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
@@ -248,8 +248,16 @@ fn plan_options(
     opts: &BuildOptions,
     dirs: &BTreeMap<String, PathBuf>,
 ) -> plan::PlanOptions {
+    let (target, more_targets) = match opts.targets.split_first() {
+        Some((first, rest)) if !rest.is_empty() => (
+            Some(first.name.clone()),
+            rest.iter().map(|t| t.name.clone()).collect(),
+        ),
+        _ => (opts.target.clone(), Vec::new()),
+    };
     plan::PlanOptions {
-        target: opts.target.clone(),
+        target,
+        more_targets,
         build_args: opts.build_args.clone(),
         network_none: opts.network_none,
         allow_insecure: opts.allow_insecure,
@@ -260,6 +268,33 @@ fn plan_options(
             .filter_map(|s| s.name.clone())
             .filter(|n| opts.named_contexts.contains_key(n))
             .collect(),
+    }
+}
+
+/// With several targets, a failed step's message names the targets it fails (those that
+/// need its stage): `target tester: process ... did not complete successfully`.
+fn name_targets(plan: &plan::Plan, step: StepIndex, error: BuildError) -> BuildError {
+    if plan.targets.len() < 2 {
+        return error;
+    }
+    let names = plan.targets_needing(plan.steps[step].stage);
+    let prefix = match names.len() {
+        1 => format!("target {}", names[0]),
+        _ => format!("targets {}", names.join(", ")),
+    };
+    match error {
+        BuildError::Step {
+            step,
+            line,
+            message,
+            output,
+        } => BuildError::Step {
+            step,
+            line,
+            message: format!("{prefix}: {message}"),
+            output,
+        },
+        other => other,
     }
 }
 
@@ -473,7 +508,7 @@ impl Build<'_> {
 
     /// A cache record whose snapshot still exists (kept by the build guard). Its blob, if
     /// the layer has one, is found or made at export.
-    fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
+    pub(crate) fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
         let Some(hit) = self.store.cache_use(key)? else {
             return Ok(None);
         };
