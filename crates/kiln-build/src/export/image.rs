@@ -508,11 +508,19 @@ fn export_target(b: &Build<'_>, results: &[StepResult], target: &Target<'_>) -> 
         .ok_or(BuildError::TargetNotPlanned)?;
     let last = &results[stage.last_step];
     let (mut config, now) = dated_config(b, stage, results);
+    let mut origins = crate::export::record::chain_origins(b, target.stage, results);
     let chain = if b.opts.squash {
         let keep = crate::export::squash::base_layers(stage, results);
         let squashed = crate::export::squash::squash_chain(b, &last.chain, keep)?;
         if last.chain.len() > keep {
             crate::export::squash::squash_history(b, stage, &mut config, last.chain.len() - keep);
+            if origins.len() == last.chain.len() {
+                origins.truncate(keep);
+                origins.push(kiln_store::LayerOrigin {
+                    kind: kiln_store::OriginKind::Squash,
+                    source: stage.display.clone(),
+                });
+            }
         }
         squashed
     } else {
@@ -566,7 +574,14 @@ fn export_target(b: &Build<'_>, results: &[StepResult], target: &Target<'_>) -> 
         return Err(BuildError::Cancelled);
     }
     let (record, _) = b.store.record_image(&new, &tags)?;
-    crate::export::record::record_build(b, &cfg.digest, results, target.stage, target.name.clone())?;
+    crate::export::record::record_build(
+        b,
+        &cfg.digest,
+        results,
+        target.stage,
+        target.name.clone(),
+        origins,
+    )?;
     let image_id = cfg.digest.to_string();
     if record.manifest_digest != man.digest {
         // Its ID is its config, which names the same diff IDs whatever the compression.

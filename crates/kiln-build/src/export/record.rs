@@ -1,10 +1,10 @@
 //! The build record `kiln report` reads (kiln-store's `build_record`): per stage that ran,
 //! in Dockerfile order, its base, size, time and cached steps.
 
-use kiln_store::{BuildRecord, Digest, StageRecord};
+use kiln_store::{BuildRecord, Digest, LayerOrigin, OriginKind, StageRecord};
 
 use crate::error::Result;
-use crate::plan::{Op, PlannedStage, RootSource};
+use crate::plan::{CopyFrom, LocalDir, Op, PlannedStage, RootSource};
 use crate::rootfs::StepResult;
 use crate::state::Build;
 
@@ -16,6 +16,7 @@ pub(crate) fn record_build(
     results: &[StepResult],
     target: usize,
     target_name: Option<String>,
+    layers: Vec<LayerOrigin>,
 ) -> Result<()> {
     let executed = b.counters.lock().unwrap().1;
     if executed == 0 && b.store.latest_build_record(image_id)?.is_some() {
@@ -40,8 +41,56 @@ pub(crate) fn record_build(
         started_ms: b.started_ms,
         duration_ms: b.started.elapsed().as_millis() as u64,
         stages,
+        layers,
     })?;
     Ok(())
+}
+
+/// Where each layer of stage `stage`'s chain came from, base first; empty when it cannot be
+/// told (the chain does not match the steps that made layers).
+pub(crate) fn chain_origins(b: &Build<'_>, stage: usize, results: &[StepResult]) -> Vec<LayerOrigin> {
+    let Some(s) = b.plan.stage(stage) else {
+        return Vec::new();
+    };
+    let display = &b.plan.graph.stages[stage].display;
+    let mut out = match &b.plan.steps[s.first_step].op {
+        Op::Base(RootSource::Image(i)) => {
+            let origin = LayerOrigin {
+                kind: OriginKind::Base,
+                source: b.plan.images[*i].reference.clone(),
+            };
+            vec![origin; results[s.first_step].chain.len()]
+        }
+        Op::Base(RootSource::Step(from)) => chain_origins(b, b.plan.steps[*from].stage, results),
+        _ => Vec::new(),
+    };
+    for i in s.first_step + 1..=s.last_step {
+        let step = &b.plan.steps[i];
+        if step.stage != stage || !results[i].made_layer {
+            continue;
+        }
+        let (kind, source) = match &step.op {
+            Op::Copy(c) => match &c.from {
+                CopyFrom::Stage(from) => (
+                    OriginKind::CopyFrom,
+                    b.plan.graph.stages[b.plan.steps[*from].stage].display.clone(),
+                ),
+                CopyFrom::Image(img) => (
+                    OriginKind::CopyFromImage,
+                    b.plan.images[*img].reference.clone(),
+                ),
+                CopyFrom::Context(LocalDir::Main) => (OriginKind::Context, String::new()),
+                CopyFrom::Context(LocalDir::Named(n)) => (OriginKind::Context, n.clone()),
+            },
+            _ => (OriginKind::Stage, display.clone()),
+        };
+        out.push(LayerOrigin { kind, source });
+    }
+    if out.len() == results[s.last_step].chain.len() {
+        out
+    } else {
+        Vec::new()
+    }
 }
 
 fn stage_record(
