@@ -277,3 +277,79 @@ fn several_targets_refuse_what_names_one_image() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nosuch"), "{err}");
 }
+
+const ATTRIBUTION: &str = "\
+FROM localhost/busybox:latest AS builder
+RUN mkdir /out && dd if=/dev/zero of=/out/app.bin bs=1000 count=40 && echo tool > /usr/tool
+FROM localhost/busybox:latest
+COPY --from=builder /out /app
+COPY f.txt /etc/f.txt
+RUN echo ran > /ran
+";
+
+#[test]
+fn report_attributes_files_to_the_stage_or_base_they_came_from() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", ATTRIBUTION).file("f.txt", "from the context\n");
+    c.build_ok(&["-t", "app"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(&c, &["report", "--format", "json", "--depth", "1", "app"]))
+            .unwrap();
+    let from: Vec<(String, u64)> = r["shipped_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["origin"].as_str().unwrap().to_string(),
+                o["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let bytes_of = |name: &str| from.iter().find(|(o, _)| o == name).map(|(_, b)| *b);
+    assert_eq!(bytes_of("stage builder"), Some(40_000), "{from:?}");
+    assert_eq!(bytes_of("context"), Some(17), "{from:?}");
+    assert_eq!(bytes_of("stage stage-1"), Some(4), "{from:?}");
+    assert!(bytes_of("base localhost/busybox:latest").unwrap() > 100_000);
+    let dir = |p: &str| {
+        r["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == p)
+            .unwrap_or_else(|| panic!("no {p} in {r}"))
+            .clone()
+    };
+    assert_eq!(dir("/app")["origins"][0]["origin"], "stage builder");
+    assert_eq!(dir("/app")["origins"].as_array().unwrap().len(), 1);
+    assert_eq!(dir("/bin")["origins"][0]["origin"], "base localhost/busybox:latest");
+    let etc_dir = dir("/etc");
+    let etc: Vec<&str> = etc_dir["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["origin"].as_str().unwrap())
+        .collect();
+    assert!(etc.contains(&"context") && etc.contains(&"base localhost/busybox:latest"));
+    // The builder's own files did not ship (/usr/tool).
+    assert!(!r.to_string().contains("/usr/tool"));
+    let text = ok(&c, &["report", "--depth", "1", "app"]);
+    assert!(text.contains("/app  ← stage builder"), "{text}");
+    assert!(text.contains("Shipped from:"), "{text}");
+
+    // Squashed, the stage's layer is named as such.
+    c.build_ok(&["--squash", "-t", "app:squashed"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(&c, &["report", "--format", "json", "app:squashed"])).unwrap();
+    let origins: Vec<&str> = r["shipped_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        origins,
+        ["base localhost/busybox:latest", "squashed stage stage-1"]
+    );
+}
