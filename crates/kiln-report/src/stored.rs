@@ -112,8 +112,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Decodes what [`encode`] made; `None` for anything else (the caller indexes the blob again).
 pub fn decode(data: &[u8]) -> Option<LayerIndex> {
     let mut r = Reader { data, at: 0 };
@@ -126,7 +124,6 @@ pub fn decode(data: &[u8]) -> Option<LayerIndex> {
     }
     let mut changes = Vec::with_capacity(count);
     let mut prev = String::new();
-    let mut hex = [0u8; 64];
     for _ in 0..count {
         let tag = r.byte()?;
         let shared = usize::try_from(r.varint()?).ok()?;
@@ -156,11 +153,7 @@ pub fn decode(data: &[u8]) -> Option<LayerIndex> {
                 let uid = r.varint()?;
                 let gid = r.varint()?;
                 let digest = if flags & 1 != 0 {
-                    for (i, b) in r.bytes(32)?.iter().enumerate() {
-                        hex[2 * i] = HEX[(b >> 4) as usize];
-                        hex[2 * i + 1] = HEX[(b & 15) as usize];
-                    }
-                    Some(Digest::from_hex(std::str::from_utf8(&hex).ok()?).ok()?)
+                    Some(Digest::from_bytes(r.bytes(32)?.try_into().ok()?))
                 } else {
                     None
                 };
