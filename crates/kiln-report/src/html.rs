@@ -356,7 +356,9 @@ pub fn render(r: &Report) -> String {
         treemap(&r.directories)
     );
     if !r.shipped_from.is_empty() {
-        o.push_str("<h3>Shipped from</h3><table><tr><th>origin</th><th>size</th><th>files</th></tr>");
+        o.push_str(
+            "<h3>Shipped from</h3><table><tr><th>origin</th><th>size</th><th>files</th></tr>",
+        );
         for f in &r.shipped_from {
             let _ = write!(
                 o,

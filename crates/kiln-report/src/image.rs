@@ -127,10 +127,7 @@ fn index_blob(store: &Store, blob: &Digest) -> Result<LayerIndex> {
 
 /// The index of every blob of `unique`: kept ones decoded, the others read from their blobs
 /// and then kept (in one write transaction).
-fn indexes(
-    store: &Store,
-    unique: &[(Digest, String)],
-) -> Result<HashMap<Digest, Arc<LayerIndex>>> {
+fn indexes(store: &Store, unique: &[(Digest, String)]) -> Result<HashMap<Digest, Arc<LayerIndex>>> {
     let digests: Vec<Digest> = unique.iter().map(|(d, _)| *d).collect();
     let kept = store.layer_files(&digests, crate::stored::FORMAT)?;
     let mut out = HashMap::new();

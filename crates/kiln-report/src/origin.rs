@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::layer::Kind;
 use crate::merge::Merged;
-use crate::tree::DirSize;
 
 /// Bytes (and files) of the final filesystem that came from one origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,10 +41,7 @@ pub fn layer_labels(build: Option<&BuildRecord>, layers: usize) -> Option<Vec<St
     (b.layers.len() == layers && layers > 0).then(|| b.layers.iter().map(label).collect())
 }
 
-fn count(
-    files: impl Iterator<Item = (u64, usize)>,
-    labels: &[String],
-) -> Vec<OriginBytes> {
+fn count(files: impl Iterator<Item = (u64, usize)>, labels: &[String]) -> Vec<OriginBytes> {
     let mut by: HashMap<&str, (u64, u64)> = HashMap::new();
     for (bytes, layer) in files {
         let e = by.entry(labels[layer].as_str()).or_default();
@@ -87,14 +83,6 @@ pub fn under(m: &Merged, path: &str, labels: &[String]) -> Vec<OriginBytes> {
     count(files_of(m, path, Some(&prefix)), labels)
 }
 
-/// Fills the origins of every directory of a rollup.
-pub fn fill(dirs: &mut [DirSize], m: &Merged, labels: &[String]) {
-    for d in dirs {
-        d.origins = under(m, &d.path, labels);
-        fill(&mut d.children, m, labels);
-    }
-}
-
 /// `stage builder 90%, base node:18 10%` (origins under 1% left out, at least one kept).
 pub fn summary(origins: &[OriginBytes]) -> String {
     let total: u64 = origins.iter().map(|o| o.bytes).sum();
@@ -110,7 +98,10 @@ pub fn summary(origins: &[OriginBytes]) -> String {
         }
     }
     if parts.len() == 1 {
-        return origins.first().map(|o| o.origin.clone()).unwrap_or_default();
+        return origins
+            .first()
+            .map(|o| o.origin.clone())
+            .unwrap_or_default();
     }
     parts.into_values().collect::<Vec<_>>().join(", ")
 }

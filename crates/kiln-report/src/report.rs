@@ -324,7 +324,7 @@ pub fn report(
     let mut directories = tree.rollup(opts.depth, opts.top);
     let shipped_from = match &labels {
         Some(l) => {
-            crate::origin::fill(&mut directories, &img.merged, l);
+            fill_origins(&mut directories, &img.merged, l);
             crate::origin::of_image(&img.merged, l)
         }
         None => Vec::new(),
@@ -344,6 +344,14 @@ pub fn report(
         },
         build,
         compare,
+    }
+}
+
+/// The origins of every directory of a rollup.
+fn fill_origins(dirs: &mut [DirSize], m: &crate::merge::Merged, labels: &[String]) {
+    for d in dirs {
+        d.origins = crate::origin::under(m, &d.path, labels);
+        fill_origins(&mut d.children, m, labels);
     }
 }
 

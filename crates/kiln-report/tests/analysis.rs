@@ -405,7 +405,7 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
         bytes: 1000,
         files: 1,
     };
-    assert_eq!(r.shipped_from, [from_builder.clone()]);
+    assert_eq!(r.shipped_from, std::slice::from_ref(&from_builder));
     assert_eq!(r.directories[0].origins, [from_builder]);
     assert_eq!(r.files[0].origin.as_deref(), Some("stage builder"));
     assert_eq!(r.layers[0].origin.as_deref(), Some("stage builder"));
@@ -427,8 +427,18 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
 #[test]
 fn a_layer_is_indexed_once_and_the_index_kept_in_the_store() {
     let (_d, store) = store();
-    let layer = tar_of(&[E::Dir("app"), E::File("app/a", b"hello"), E::File("app/b", b"hello")]);
-    let id = add_image(&store, &[(layer, false)], &["COPY . /app"], serde_json::json!({}), "app");
+    let layer = tar_of(&[
+        E::Dir("app"),
+        E::File("app/a", b"hello"),
+        E::File("app/b", b"hello"),
+    ]);
+    let id = add_image(
+        &store,
+        &[(layer, false)],
+        &["COPY . /app"],
+        serde_json::json!({}),
+        "app",
+    );
     let first = kiln_report::load_images(&store, &["app"]).unwrap();
     let blob = first[0].blobs[0];
     let kept = store

@@ -651,7 +651,11 @@ fn parse_targets(args: &BuildArgs) -> Result<Vec<kiln_build::options::TargetSpec
             None => (t.as_str(), None),
         };
         if name.is_empty() {
-            return Err(FlagError::invalid("--target", t, "expected NAME or NAME=TAG"));
+            return Err(FlagError::invalid(
+                "--target",
+                t,
+                "expected NAME or NAME=TAG",
+            ));
         }
         if let Some(tag) = tag {
             match kiln_image::ImageRef::parse(tag) {

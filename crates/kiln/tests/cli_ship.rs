@@ -66,7 +66,8 @@ RUN rm -rf /app/d && mkdir /app/d && echo y > /app/d/y && chmod 700 /app/d
 fn squash_gives_the_base_layers_plus_one_with_the_same_files() {
     require_root();
     let c = Ctx::new();
-    c.file("Dockerfile", SQUASH).file("f.txt", "from the context\n");
+    c.file("Dockerfile", SQUASH)
+        .file("f.txt", "from the context\n");
     c.build_ok(&["-t", "plain"]);
     let err = c.build_ok(&["--squash", "-t", "squashed"]);
     let base = inspect(&c, "localhost/busybox:latest");
@@ -167,7 +168,12 @@ RUN echo b > /b
     );
     c.build_ok(&["-t", "plain"]);
     c.build_ok(&["--squash", "-t", "squashed"]);
-    let n = |img: &str| inspect(&c, img)["RootFS"]["Layers"].as_array().unwrap().len();
+    let n = |img: &str| {
+        inspect(&c, img)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     assert_eq!(n("squashed") + 1, n("plain"));
     assert_eq!(ok(&c, &["diff", "plain", "squashed"]), "");
 }
@@ -246,7 +252,10 @@ fn a_failing_target_fails_the_build_and_is_named() {
     c.file("Dockerfile", TARGETS);
     let (code, _, err) = c.build(&["--target", "tester=t:1", "--target", "broken=b:1"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("ERROR: failed to solve: target broken: "), "{err}");
+    assert!(
+        err.contains("ERROR: failed to solve: target broken: "),
+        "{err}"
+    );
     assert!(c.tmp_is_empty());
 }
 
@@ -257,7 +266,10 @@ fn several_targets_refuse_what_names_one_image() {
     c.file("Dockerfile", TARGETS);
     let iid = c.fresh("iid");
     for (args, says) in [
-        (vec!["-t", "x"], "-t, --tag cannot be used with several --target"),
+        (
+            vec!["-t", "x"],
+            "-t, --tag cannot be used with several --target",
+        ),
         (
             vec!["--iidfile", iid.to_str().unwrap()],
             "--iidfile cannot be used with several --target",
@@ -291,11 +303,14 @@ RUN echo ran > /ran
 fn report_attributes_files_to_the_stage_or_base_they_came_from() {
     require_root();
     let c = Ctx::new();
-    c.file("Dockerfile", ATTRIBUTION).file("f.txt", "from the context\n");
+    c.file("Dockerfile", ATTRIBUTION)
+        .file("f.txt", "from the context\n");
     c.build_ok(&["-t", "app"]);
-    let r: serde_json::Value =
-        serde_json::from_str(&ok(&c, &["report", "--format", "json", "--depth", "1", "app"]))
-            .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&ok(
+        &c,
+        &["report", "--format", "json", "--depth", "1", "app"],
+    ))
+    .unwrap();
     let from: Vec<(String, u64)> = r["shipped_from"]
         .as_array()
         .unwrap()
@@ -323,7 +338,10 @@ fn report_attributes_files_to_the_stage_or_base_they_came_from() {
     };
     assert_eq!(dir("/app")["origins"][0]["origin"], "stage builder");
     assert_eq!(dir("/app")["origins"].as_array().unwrap().len(), 1);
-    assert_eq!(dir("/bin")["origins"][0]["origin"], "base localhost/busybox:latest");
+    assert_eq!(
+        dir("/bin")["origins"][0]["origin"],
+        "base localhost/busybox:latest"
+    );
     let etc_dir = dir("/etc");
     let etc: Vec<&str> = etc_dir["origins"]
         .as_array()

@@ -81,7 +81,11 @@ fn report_of_the_tutorial_app_shows_the_reduction_and_what_stayed_behind() {
         "app:single",
         "app:multi",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cmp = &r["compare"];
     let pct = cmp["reduction_percent"].as_f64().unwrap();
@@ -128,7 +132,10 @@ fn report_of_the_tutorial_app_shows_the_reduction_and_what_stayed_behind() {
             .stdout,
     )
     .unwrap();
-    assert!(text.contains(&format!("app:multi is {pct:.1}% smaller than app:single")), "{text}");
+    assert!(
+        text.contains(&format!("app:multi is {pct:.1}% smaller than app:single")),
+        "{text}"
+    );
     assert!(text.contains("/app/node_modules  (node_modules)"), "{text}");
     eprintln!("{text}");
 }

@@ -500,7 +500,11 @@ struct Target<'a> {
     outputs: &'a [Output],
 }
 
-fn export_target(b: &Build<'_>, results: &[StepResult], target: &Target<'_>) -> Result<BuildOutcome> {
+fn export_target(
+    b: &Build<'_>,
+    results: &[StepResult],
+    target: &Target<'_>,
+) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
     let stage = b
         .plan

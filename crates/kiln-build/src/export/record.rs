@@ -48,7 +48,11 @@ pub(crate) fn record_build(
 
 /// Where each layer of stage `stage`'s chain came from, base first; empty when it cannot be
 /// told (the chain does not match the steps that made layers).
-pub(crate) fn chain_origins(b: &Build<'_>, stage: usize, results: &[StepResult]) -> Vec<LayerOrigin> {
+pub(crate) fn chain_origins(
+    b: &Build<'_>,
+    stage: usize,
+    results: &[StepResult],
+) -> Vec<LayerOrigin> {
     let Some(s) = b.plan.stage(stage) else {
         return Vec::new();
     };
@@ -64,16 +68,18 @@ pub(crate) fn chain_origins(b: &Build<'_>, stage: usize, results: &[StepResult])
         Op::Base(RootSource::Step(from)) => chain_origins(b, b.plan.steps[*from].stage, results),
         _ => Vec::new(),
     };
-    for i in s.first_step + 1..=s.last_step {
-        let step = &b.plan.steps[i];
-        if step.stage != stage || !results[i].made_layer {
+    let steps = &b.plan.steps[s.first_step + 1..=s.last_step];
+    for (step, result) in steps.iter().zip(&results[s.first_step + 1..=s.last_step]) {
+        if step.stage != stage || !result.made_layer {
             continue;
         }
         let (kind, source) = match &step.op {
             Op::Copy(c) => match &c.from {
                 CopyFrom::Stage(from) => (
                     OriginKind::CopyFrom,
-                    b.plan.graph.stages[b.plan.steps[*from].stage].display.clone(),
+                    b.plan.graph.stages[b.plan.steps[*from].stage]
+                        .display
+                        .clone(),
                 ),
                 CopyFrom::Image(img) => (
                     OriginKind::CopyFromImage,

@@ -21,7 +21,6 @@ use crate::error::{BuildError, Result};
 use crate::plan::config::{History, ImageConfig};
 use crate::plan::{Op, PlannedStage, RootSource};
 use crate::rootfs::{LayerRef, StepResult};
-use crate::solve::engine::CacheRecord;
 use crate::state::Build;
 
 /// How many layers of `stage`'s chain are its base's (the layers a squash keeps).
@@ -59,16 +58,49 @@ pub(crate) fn squash_chain(
     )
     .list(
         "layers",
-        &above.iter().map(|l| l.snapshot.as_str()).collect::<Vec<_>>(),
+        &above
+            .iter()
+            .map(|l| l.snapshot.as_str())
+            .collect::<Vec<_>>(),
     );
     let key = key.finish();
-    let layer = match b.cache_lookup(&key)?.and_then(|r| r.layer) {
+    let layer = match cached(b, &key)? {
         Some(l) => l,
         None => squash_layers(b, base, above, &key)?,
     };
     let mut out = base.to_vec();
     out.push(layer);
     Ok(Arc::new(out))
+}
+
+/// A squash's cache record: the squashed layer, as its snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SquashRecord {
+    layer: LayerRef,
+}
+
+/// The squashed layer an earlier build recorded under `key`, if its snapshot is still there
+/// (kept by the build guard, as a step's cache hit is).
+fn cached(b: &Build<'_>, key: &str) -> Result<Option<LayerRef>> {
+    if b.opts.no_cache {
+        return Ok(None);
+    }
+    let Some(hit) = b.store.cache_use(key)? else {
+        return Ok(None);
+    };
+    let Ok(mut rec) = serde_json::from_slice::<SquashRecord>(&hit.value) else {
+        return Ok(None);
+    };
+    let Some(info) = hit
+        .snapshots
+        .into_iter()
+        .find(|s| s.key == rec.layer.snapshot)
+    else {
+        return Ok(None);
+    };
+    rec.layer.dir = info.path;
+    b.hits.lock().unwrap().push(key.to_string());
+    Ok(Some(rec.layer))
 }
 
 /// Applies `above` onto a writable snapshot over `base` and commits its upper.
@@ -97,9 +129,8 @@ fn squash_layers(
         dir: info.path,
         blob: None,
     };
-    let rec = CacheRecord {
-        layer: Some(layer.clone()),
-        created: crate::state::unix_now(),
+    let rec = SquashRecord {
+        layer: layer.clone(),
     };
     let value = serde_json::to_vec(&rec).map_err(|source| BuildError::Encode {
         what: "a cache record",
@@ -168,7 +199,10 @@ pub(crate) fn squash_history(
         author: None,
         comment: Some(match base {
             Some(p) => format!("merge {squashed} {what} of stage {} to {p}", stage.display),
-            None => format!("create new from {squashed} {what} of stage {}", stage.display),
+            None => format!(
+                "create new from {squashed} {what} of stage {}",
+                stage.display
+            ),
         }),
         empty_layer: false,
     });

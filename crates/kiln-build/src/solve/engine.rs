@@ -25,12 +25,12 @@ use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
 /// A cache record: the layer a step produced (None = no change), as its snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CacheRecord {
-    pub layer: Option<LayerRef>,
+struct CacheRecord {
+    layer: Option<LayerRef>,
     /// When the step first ran (unix seconds): a fully cached rebuild reuses it as the image's
     /// `created`, so it gives the same image ID.
     #[serde(default)]
-    pub created: i64,
+    created: i64,
 }
 
 pub(crate) struct StoreImages<'a> {
@@ -508,7 +508,7 @@ impl Build<'_> {
 
     /// A cache record whose snapshot still exists (kept by the build guard). Its blob, if
     /// the layer has one, is found or made at export.
-    pub(crate) fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
+    fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
         let Some(hit) = self.store.cache_use(key)? else {
             return Ok(None);
         };
