@@ -166,10 +166,19 @@ fn apply_dir(dir: &Path, root: &Path) -> Result<()> {
             &Default::default(),
         );
         let written = w.join().expect("layer tar thread panicked");
-        // The writer's error explains an applier's broken read; report it first.
-        written.map_err(squash_err)?;
-        applied.map_err(squash_err)?;
-        Ok(())
+        // A writer that failed on its own explains the applier's truncated read: report it.
+        // One that failed with a broken pipe only saw the applier stop: report the applier.
+        let broken_pipe = |e: &kiln_snapshot::Error| {
+            matches!(e,
+                kiln_snapshot::Error::WriteTar { source, .. } | kiln_snapshot::Error::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::BrokenPipe)
+        };
+        match (written, applied) {
+            (Err(w), Err(a)) if broken_pipe(&w) => Err(squash_err(a)),
+            (Err(w), _) => Err(squash_err(w)),
+            (Ok(()), Err(a)) => Err(squash_err(a)),
+            (Ok(()), Ok(_)) => Ok(()),
+        }
     })
 }
 
