@@ -160,6 +160,12 @@ pub enum BuildError {
         dir: PathBuf,
         source: Box<kiln_snapshot::Error>,
     },
+    /// `--squash`: applying a layer onto the squashed layer.
+    #[error("squashing layer {}: {source}", dir.display())]
+    Squash {
+        dir: PathBuf,
+        source: Box<kiln_snapshot::Error>,
+    },
     /// Recompressing a base-image layer for an output's compression.
     #[error("transcoding layer {blob} to {to}: {source}")]
     Transcode {

@@ -39,4 +39,4 @@ pub use error::{BuildError, Result};
 pub use export::prune::prune_cache;
 pub use kiln_store::{BuildCachePrune, BuildCachePruneReport};
 pub use solve::engine::build;
-pub use state::BuildOutcome;
+pub use state::{BuildOutcome, TargetImage};

@@ -161,6 +161,12 @@ pub struct BuildOptions {
     pub cache_from: Vec<crate::cache_options::CacheImport>,
     /// `--cache-to`: where the build's cache records are written after the image.
     pub cache_to: Vec<crate::cache_options::CacheExport>,
+    /// `--squash`: each exported image's layers above its final stage's base become one
+    /// layer (docker's experimental `--squash`).
+    pub squash: bool,
+    /// `--target NAME[=TAG]` given for two or more stages: all are built in one graph and each
+    /// is stored as its own image, tagged with its TAGs. `target` and `tags` are unused then.
+    pub targets: Vec<TargetSpec>,
 }
 
 /// Brings an image the build names into the store, or says why it will not be there.
@@ -183,6 +189,15 @@ pub enum FetchError {
     NotPulled { hint: String },
     /// The pull failed: the registry's message, in docker's words.
     Failed { message: String },
+}
+
+/// One of several `--target NAME[=TAG]`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// The stage's name (or index).
+    pub name: String,
+    /// Tags its image gets (none: untagged, known by its ID).
+    pub tags: Vec<String>,
 }
 
 impl BuildOptions {
@@ -215,6 +230,8 @@ impl BuildOptions {
             image_fetcher: None,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            squash: false,
+            targets: Vec::new(),
         }
     }
 }

@@ -30,6 +30,19 @@ pub struct BuildOutcome {
     /// Warnings to show after the build (a `--cache-from` that could not be read, a
     /// `--cache-to` with `ignore-error=true` that failed).
     pub warnings: Vec<String>,
+    /// With several `--target`s, each target's image in the order asked (the fields above
+    /// are the first's); empty otherwise.
+    pub targets: Vec<TargetImage>,
+}
+
+/// The image of one of several targets.
+#[derive(Debug, Clone)]
+pub struct TargetImage {
+    /// As `--target` named it.
+    pub target: String,
+    pub image_id: String,
+    pub manifest_digest: String,
+    pub tags: Vec<String>,
 }
 
 /// Shared state of one build.

@@ -158,3 +158,58 @@ fn a_missing_image_is_an_error_at_its_line_and_a_misspelled_stage_is_named() {
     assert_eq!(e.span.line, 3);
     assert_eq!(e.message, "base image \"nosuch:1\" is not in the store");
 }
+
+#[test]
+fn several_targets_plan_each_shared_step_once() {
+    let src = "\
+FROM a AS base
+RUN shared
+FROM base AS tester
+RUN test
+FROM base AS deployer
+RUN deploy
+FROM a AS unused
+RUN exit 1
+FROM a AS later
+RUN later
+";
+    let p = plan_of(
+        src,
+        PlanOptions {
+            target: Some("tester".into()),
+            more_targets: vec!["deployer".into()],
+            ..PlanOptions::default()
+        },
+    );
+    let n = names(&p);
+    assert_eq!(n.iter().filter(|s| **s == "RUN shared").count(), 1, "{n:?}");
+    assert!(
+        n.contains(&"RUN test") && n.contains(&"RUN deploy"),
+        "{n:?}"
+    );
+    assert_eq!(p.skipped, ["unused", "later"]);
+    assert_eq!(p.targets, [1, 2]);
+    assert_eq!(p.target, 1);
+    // Stages in dependency levels: base first, then both targets together.
+    assert_eq!(p.graph.levels, [vec![0], vec![1, 2]]);
+    assert_eq!(p.stages_needed(2).into_iter().collect::<Vec<_>>(), [0, 2]);
+    assert_eq!(p.targets_needing(0), ["tester", "deployer"]);
+    assert_eq!(p.targets_needing(2), ["deployer"]);
+
+    // A stage named twice is refused; an unknown one is the usual error.
+    let df = kiln_dockerfile::parse(src).unwrap();
+    let twice = PlanOptions {
+        target: Some("tester".into()),
+        more_targets: vec!["TESTER".into()],
+        ..PlanOptions::default()
+    };
+    let e = plan(&df, &twice, &Images).unwrap_err().to_string();
+    assert!(e.contains("named twice"), "{e}");
+    let unknown = PlanOptions {
+        target: Some("tester".into()),
+        more_targets: vec!["nosuch".into()],
+        ..PlanOptions::default()
+    };
+    let e = plan(&df, &unknown, &Images).unwrap_err().to_string();
+    assert!(e.contains("nosuch"), "{e}");
+}

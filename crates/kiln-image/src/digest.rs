@@ -64,17 +64,23 @@ impl Digest {
         }
         let mut out = [0u8; 32];
         for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or(DigestError::BadHex {
+            // ok_or_else: the error's copy of the input is made only for an error.
+            let hi = hex_val(pair[0]).ok_or_else(|| DigestError::BadHex {
                 input: hex.into(),
                 what: pair[0] as char,
             })?;
-            let lo = hex_val(pair[1]).ok_or(DigestError::BadHex {
+            let lo = hex_val(pair[1]).ok_or_else(|| DigestError::BadHex {
                 input: hex.into(),
                 what: pair[1] as char,
             })?;
             out[i] = hi << 4 | lo;
         }
         Ok(Digest(out))
+    }
+
+    /// The sha256 digest whose 32 bytes are `bytes`.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Digest(bytes)
     }
 
     /// The digest of `data`.

@@ -355,31 +355,48 @@ pub fn render(r: &Report) -> String {
         r#"<section id="tree"><h2>What the image ships</h2>{}"#,
         treemap(&r.directories)
     );
-    o.push_str("<table><tr><th>directory</th><th>size</th><th>files</th></tr>");
+    if !r.shipped_from.is_empty() {
+        o.push_str(
+            "<h3>Shipped from</h3><table><tr><th>origin</th><th>size</th><th>files</th></tr>",
+        );
+        for f in &r.shipped_from {
+            let _ = write!(
+                o,
+                r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                esc(&f.origin),
+                human(f.bytes),
+                f.files
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<table><tr><th>directory</th><th>size</th><th>files</th><th>from</th></tr>");
     fn rows(o: &mut String, d: &[DirSize], depth: usize) {
         for e in d {
             let _ = write!(
                 o,
-                r#"<tr><td style="padding-left:{}px"><code>{}</code></td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                r#"<tr><td style="padding-left:{}px"><code>{}</code></td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
                 8 + 16 * depth,
                 esc(&e.path),
                 human(e.size),
-                e.files
+                e.files,
+                esc(&crate::origin::summary(&e.origins))
             );
             rows(o, &e.children, depth + 1);
         }
     }
     rows(&mut o, &r.directories, 0);
     o.push_str(
-        "</table><h3>Largest files</h3><table><tr><th>file</th><th>size</th><th>layer</th></tr>",
+        "</table><h3>Largest files</h3><table><tr><th>file</th><th>size</th><th>layer</th><th>from</th></tr>",
     );
     for f in &r.files {
         let _ = write!(
             o,
-            r#"<tr><td><code>{}</code></td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            r#"<tr><td><code>{}</code></td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
             esc(&f.path),
             human(f.size),
-            f.layer
+            f.layer,
+            esc(f.origin.as_deref().unwrap_or(""))
         );
     }
     o.push_str("</table></section>");

@@ -1,5 +1,7 @@
-//! Images read from the store: config, history and layer indexes. Each layer blob is read
-//! once per run, however many of the images asked for share it, and several at a time.
+//! Images read from the store: config, history and layer indexes. A layer's index is read
+//! from the store when an earlier report or diff kept it there (`Store::layer_files`, see
+//! [`crate::stored`]); otherwise its blob is read, once however many of the images share it,
+//! several at a time, and the index is kept for the next run.
 
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -88,7 +90,7 @@ pub fn load_images(store: &Store, names: &[&str]) -> Result<Vec<LoadedImage>> {
             }
         }
     }
-    let indexes = index_blobs(store, &unique)?;
+    let indexes = indexes(store, &unique)?;
     Ok(found
         .into_iter()
         .map(|(name, record, config, layers)| {
@@ -121,6 +123,34 @@ fn index_blob(store: &Store, blob: &Digest) -> Result<LayerIndex> {
         kiln_image::compression::auto_decoder(Box::new(BufReader::with_capacity(1 << 20, file)))
             .map_err(read_err)?;
     index_layer(reader).map_err(read_err)
+}
+
+/// The index of every blob of `unique`: kept ones decoded, the others read from their blobs
+/// and then kept (in one write transaction).
+fn indexes(store: &Store, unique: &[(Digest, String)]) -> Result<HashMap<Digest, Arc<LayerIndex>>> {
+    let digests: Vec<Digest> = unique.iter().map(|(d, _)| *d).collect();
+    let kept = store.layer_files(&digests, crate::stored::FORMAT)?;
+    let mut out = HashMap::new();
+    let mut missing = Vec::new();
+    for ((d, media), data) in unique.iter().zip(kept) {
+        match data.as_deref().and_then(crate::stored::decode) {
+            Some(idx) => {
+                out.insert(*d, Arc::new(idx));
+            }
+            None => missing.push((*d, media.clone())),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let made = index_blobs(store, &missing)?;
+    let encoded: Vec<(Digest, Vec<u8>)> = made
+        .iter()
+        .map(|(d, idx)| (*d, crate::stored::encode(idx)))
+        .collect();
+    store.put_layer_files(crate::stored::FORMAT, &encoded)?;
+    out.extend(made);
+    Ok(out)
 }
 
 /// Indexes blobs on a few threads (biggest first would be better; store order is fine).

@@ -225,9 +225,7 @@ pub fn index_layer(r: impl Read) -> io::Result<LayerIndex> {
                             n += k as u64;
                         }
                         let bytes: [u8; 32] = h.finalize().into();
-                        let d = Digest::from_hex(&hex_of(&bytes))
-                            .map_err(|e| io::Error::other(e.to_string()))?;
-                        (Kind::File, n, Some(d), None)
+                        (Kind::File, n, Some(Digest::from_bytes(bytes)), None)
                     } else if kind.is_dir() {
                         (Kind::Dir, 0, None, None)
                     } else if kind.is_symlink() {
@@ -272,16 +270,6 @@ pub fn index_layer(r: impl Read) -> io::Result<LayerIndex> {
     io::copy(&mut counting, &mut io::sink())?;
     out.tar_bytes = counting.n;
     Ok(out)
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub struct LayerSummary {
     pub index: usize,
     /// Its diff-id.
     pub diff_id: String,
+    /// Where it came from (when the build record says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// docker's size of the layer.
     pub size: u64,
     /// Entries it puts (files, directories, links).
@@ -73,6 +76,9 @@ pub struct FileSize {
     pub size: u64,
     /// The layer that wrote it.
     pub layer: usize,
+    /// Where that layer came from (when the build record says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Wasted bytes: files later layers overwrote or deleted.
@@ -188,6 +194,9 @@ pub struct Report {
     pub directories: Vec<DirSize>,
     /// Biggest files.
     pub files: Vec<FileSize>,
+    /// Bytes of the final filesystem by where they came from (base, stage, context), biggest
+    /// first; empty when the image has no build record naming its layers' origins.
+    pub shipped_from: Vec<crate::origin::OriginBytes>,
     /// Likely build leftovers, biggest first.
     pub leftovers: Vec<Leftover>,
     /// Wasted bytes.
@@ -228,6 +237,8 @@ pub fn report(
 ) -> Report {
     let tree = SizeTree::of(&img.merged);
     let history = img.layer_history();
+    let labels = crate::origin::layer_labels(build, img.layers.len());
+    let origin_of = |layer: usize| labels.as_ref().map(|l| l[layer].clone());
     let layers = img
         .layers
         .iter()
@@ -235,6 +246,7 @@ pub fn report(
         .map(|(i, l)| LayerSummary {
             index: i,
             diff_id: img.diff_ids[i].to_string(),
+            origin: origin_of(i),
             size: l.size,
             entries: l
                 .changes
@@ -254,6 +266,7 @@ pub fn report(
             path: p.clone(),
             size: n.meta.size,
             layer: n.layer,
+            origin: origin_of(n.layer),
         })
         .collect();
     files.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
@@ -308,11 +321,20 @@ pub fn report(
     let this_summary = summary(img, &tree);
     let build = build.map(|b| build_summary(b, this_summary.size));
     let compare = other.map(|o| compare(img, &tree, o, opts));
+    let mut directories = tree.rollup(opts.depth, opts.top);
+    let shipped_from = match &labels {
+        Some(l) => {
+            fill_origins(&mut directories, &img.merged, l);
+            crate::origin::of_image(&img.merged, l)
+        }
+        None => Vec::new(),
+    };
     Report {
         image: this_summary,
         layers,
-        directories: tree.rollup(opts.depth, opts.top),
+        directories,
         files,
+        shipped_from,
         leftovers: leftovers::find(&img.merged),
         wasted,
         duplicates: Duplicates {
@@ -322,6 +344,14 @@ pub fn report(
         },
         build,
         compare,
+    }
+}
+
+/// The origins of every directory of a rollup.
+fn fill_origins(dirs: &mut [DirSize], m: &crate::merge::Merged, labels: &[String]) {
+    for d in dirs {
+        d.origins = crate::origin::under(m, &d.path, labels);
+        fill_origins(&mut d.children, m, labels);
     }
 }
 

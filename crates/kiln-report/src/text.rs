@@ -18,9 +18,14 @@ fn truncate(s: &str, n: usize) -> String {
 
 fn dirs(out: &mut String, d: &[DirSize], indent: usize) {
     for e in d {
+        let from = if e.origins.is_empty() {
+            String::new()
+        } else {
+            format!("  ← {}", crate::origin::summary(&e.origins))
+        };
         let _ = writeln!(
             out,
-            "  {:>8}  {:>7} files  {}{}",
+            "  {:>8}  {:>7} files  {}{}{from}",
             human(e.size),
             e.files,
             "  ".repeat(indent),
@@ -92,11 +97,37 @@ pub fn render(r: &Report) -> String {
         );
     }
 
+    if !r.shipped_from.is_empty() {
+        let _ = writeln!(o, "\nShipped from:");
+        for f in &r.shipped_from {
+            let _ = writeln!(
+                o,
+                "  {:>8}  {:>7} files  {}",
+                human(f.bytes),
+                f.files,
+                f.origin
+            );
+        }
+    }
+
     let _ = writeln!(o, "\nLargest directories:");
     dirs(&mut o, &r.directories, 0);
     let _ = writeln!(o, "\nLargest files:");
     for f in &r.files {
-        let _ = writeln!(o, "  {:>8}  {}  (layer {})", human(f.size), f.path, f.layer);
+        match &f.origin {
+            Some(from) => {
+                let _ = writeln!(
+                    o,
+                    "  {:>8}  {}  (layer {}, {from})",
+                    human(f.size),
+                    f.path,
+                    f.layer
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  {:>8}  {}  (layer {})", human(f.size), f.path, f.layer);
+            }
+        }
     }
 
     let _ = writeln!(o, "\nLikely build leftovers:");

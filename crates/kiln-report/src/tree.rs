@@ -31,6 +31,9 @@ pub struct DirSize {
     /// Biggest children first (to the asked depth).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<DirSize>,
+    /// Where its bytes came from, biggest first (when the image's build record says).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<crate::origin::OriginBytes>,
 }
 
 impl SizeTree {
@@ -124,6 +127,7 @@ impl SizeTree {
                     path: p,
                     size: self.nodes[i].size,
                     files: self.nodes[i].files,
+                    origins: Vec::new(),
                 }
             })
             .collect()

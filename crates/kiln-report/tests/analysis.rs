@@ -372,6 +372,10 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
                 is_final: true,
             },
         ],
+        layers: vec![kiln_store::LayerOrigin {
+            kind: kiln_store::OriginKind::CopyFrom,
+            source: "builder".into(),
+        }],
     };
     store.record_build(&rec).unwrap();
     assert_eq!(store.latest_build_record(&id).unwrap(), Some(rec.clone()));
@@ -395,6 +399,17 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
         text.contains("is 75.0% smaller than its biggest build stage builder (4kB)"),
         "{text}"
     );
+    // COPY --from=builder: the file, its directory and the image's bytes are builder's.
+    let from_builder = kiln_report::origin::OriginBytes {
+        origin: "stage builder".into(),
+        bytes: 1000,
+        files: 1,
+    };
+    assert_eq!(r.shipped_from, std::slice::from_ref(&from_builder));
+    assert_eq!(r.directories[0].origins, [from_builder]);
+    assert_eq!(r.files[0].origin.as_deref(), Some("stage builder"));
+    assert_eq!(r.layers[0].origin.as_deref(), Some("stage builder"));
+    assert!(text.contains("/f  ← stage builder"), "{text}");
 
     // A record of an image the store does not have is refused.
     let mut missing = rec.clone();
@@ -407,4 +422,59 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
     // Removing the image removes its records.
     store.remove_image("app", true).unwrap();
     assert!(store.build_records(&id).unwrap().is_empty());
+}
+
+#[test]
+fn a_layer_is_indexed_once_and_the_index_kept_in_the_store() {
+    let (_d, store) = store();
+    let layer = tar_of(&[
+        E::Dir("app"),
+        E::File("app/a", b"hello"),
+        E::File("app/b", b"hello"),
+    ]);
+    let id = add_image(
+        &store,
+        &[(layer, false)],
+        &["COPY . /app"],
+        serde_json::json!({}),
+        "app",
+    );
+    let first = kiln_report::load_images(&store, &["app"]).unwrap();
+    let blob = first[0].blobs[0];
+    let kept = store
+        .layer_files(&[blob], kiln_report::stored::FORMAT)
+        .unwrap();
+    assert!(kept[0].is_some(), "the index was not kept");
+    // The blob is not read again: a report of an image whose blob is now garbage still works,
+    // from the kept index, and says the same.
+    let path = store.blob_path(&blob);
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&path, perms).unwrap();
+    std::fs::write(&path, b"not a tar").unwrap();
+    let again = kiln_report::load_images(&store, &["app"]).unwrap();
+    let opts = Default::default();
+    let (a, b) = (
+        kiln_report::report::report(&first[0], None, None, &opts),
+        kiln_report::report::report(&again[0], None, None, &opts),
+    );
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        serde_json::to_value(&b).unwrap()
+    );
+    assert_eq!(b.duplicates.bytes, 5);
+    // A kept index that does not decode is made again from the blob (here: garbage, an error).
+    store
+        .put_layer_files(kiln_report::stored::FORMAT, &[(blob, vec![1, 2, 3])])
+        .unwrap();
+    assert!(kiln_report::load_images(&store, &["app"]).is_err());
+    // The index goes with its layer.
+    store.remove_image("app", true).unwrap();
+    let _ = id;
+    assert_eq!(
+        store
+            .layer_files(&[blob], kiln_report::stored::FORMAT)
+            .unwrap(),
+        [None]
+    );
 }

@@ -30,6 +30,64 @@ pub struct BuildRecord {
     pub duration_ms: u64,
     /// The stages the build ran, in Dockerfile order.
     pub stages: Vec<StageRecord>,
+    /// Where each layer of the image came from, base first (empty when unknown).
+    pub layers: Vec<LayerOrigin>,
+}
+
+/// Where one layer of a built image came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOrigin {
+    /// How it was made.
+    pub kind: OriginKind,
+    /// The base image's reference (`Base`), the stage or image copied from (`CopyFrom`,
+    /// `CopyFromImage`), the named context (`Context`; empty for the build context), or the
+    /// stage whose instruction made it (`Stage`, `Squash`).
+    pub source: String,
+}
+
+/// How a layer of a built image was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginKind {
+    /// A layer of the base image the final stage (or a stage it is built on) starts from.
+    Base,
+    /// `COPY --from=` the stage `source`.
+    CopyFrom,
+    /// `COPY --from=` the image `source`.
+    CopyFromImage,
+    /// `COPY`/`ADD` from the build context (`source` empty) or the named context `source`.
+    Context,
+    /// Another instruction (`RUN`, `WORKDIR`, `ADD URL`...) of stage `source`.
+    Stage,
+    /// The layers of stage `source` squashed into one (`--squash`).
+    Squash,
+}
+
+impl OriginKind {
+    /// The word stored.
+    pub fn word(self) -> &'static str {
+        // Stored in `build_record_layers.kind`: never change a word, add new ones.
+        match self {
+            OriginKind::Base => "base",
+            OriginKind::CopyFrom => "copy-from",
+            OriginKind::CopyFromImage => "copy-from-image",
+            OriginKind::Context => "context",
+            OriginKind::Stage => "stage",
+            OriginKind::Squash => "squash",
+        }
+    }
+
+    fn parse(s: &str) -> Option<OriginKind> {
+        [
+            OriginKind::Base,
+            OriginKind::CopyFrom,
+            OriginKind::CopyFromImage,
+            OriginKind::Context,
+            OriginKind::Stage,
+            OriginKind::Squash,
+        ]
+        .into_iter()
+        .find(|k| k.word() == s)
+    }
 }
 
 /// One stage of a build.
@@ -105,6 +163,14 @@ impl Store {
                     ],
                 )?;
             }
+            for (i, l) in record.layers.iter().enumerate() {
+                db::exec(
+                    tx,
+                    "INSERT INTO build_record_layers (build_id, position, kind, source)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, i as i64, l.kind.word(), l.source],
+                )?;
+            }
             db::exec(
                 tx,
                 "DELETE FROM build_records WHERE image_id = ?1 AND id NOT IN
@@ -138,6 +204,7 @@ impl Store {
                             started_ms: r.get(3)?,
                             duration_ms: r.get::<_, i64>(4)? as u64,
                             stages: Vec::new(),
+                            layers: Vec::new(),
                         },
                     ))
                 })?
@@ -145,6 +212,9 @@ impl Store {
             let mut stages = tx.prepare_cached(
                 "SELECT position, name, base, size, duration_ms, steps, cached_steps, is_final
                  FROM build_record_stages WHERE build_id = ?1 ORDER BY position",
+            )?;
+            let mut layers = tx.prepare_cached(
+                "SELECT kind, source FROM build_record_layers WHERE build_id = ?1 ORDER BY position",
             )?;
             let mut out = Vec::with_capacity(heads.len());
             for (id, mut rec) in heads {
@@ -162,6 +232,15 @@ impl Store {
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
+                let rows = layers
+                    .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // A kind this kiln does not know (a newer one wrote it): no attribution.
+                rec.layers = rows
+                    .into_iter()
+                    .map(|(k, source)| OriginKind::parse(&k).map(|kind| LayerOrigin { kind, source }))
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default();
                 out.push(rec);
             }
             Ok(out)

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -221,6 +221,26 @@ CREATE TABLE container_snapshots (
     PRIMARY KEY (container_id, key)
 );
 "#,
+    // ---- 8 (issue 12, `kiln report`): one self-contained entry; renumber freely at merge
+    // (it only adds tables). Which stage or base made each layer of a built image (COPY
+    // --from attribution), and each layer blob's file list, so a report reads no blob twice
+    // (see `build_record.rs`, `layer_files.rs`).
+    r#"
+CREATE TABLE build_record_layers (
+    build_id INTEGER NOT NULL REFERENCES build_records(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,           -- the layer's index in the image, base first
+    kind TEXT NOT NULL,                  -- base, copy-from(-image), context, stage, squash
+    source TEXT NOT NULL,                -- the base or image reference, or the stage's name
+    PRIMARY KEY (build_id, position)
+);
+CREATE TABLE layer_files (               -- a cache: rebuilt from the blob when missing
+    blob_digest TEXT NOT NULL REFERENCES layers(blob_digest) ON DELETE CASCADE,
+    format INTEGER NOT NULL,             -- the encoding of `data` (its reader's version)
+    data BLOB NOT NULL,
+    PRIMARY KEY (blob_digest, format)
+);
+"#,
+    // ---- end of 8
 ];
 
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {

@@ -40,6 +40,7 @@ mod gc;
 mod gclock;
 mod image;
 mod index;
+mod layer_files;
 mod layout;
 mod lease;
 mod load;
@@ -62,7 +63,7 @@ pub const DIGEST_TAG_REFUSED: &str = "refusing to create a tag with a digest ref
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
-pub use build_record::{BuildRecord, KEEP_PER_IMAGE, StageRecord};
+pub use build_record::{BuildRecord, KEEP_PER_IMAGE, LayerOrigin, OriginKind, StageRecord};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
 pub use check::{CheckReport, Problem};
 pub use container::{ContainerRecord, ContainerState, NewContainer, SUPERVISOR_DIED_EXIT};

@@ -37,9 +37,15 @@ pub struct BuildArgs {
     /// Name and optionally a tag in the "name:tag" format; may be repeated.
     #[arg(short = 't', long = "tag", value_name = "list")]
     pub tags: Vec<String>,
-    /// Set the target build stage to build (default: the last stage).
+    /// Set the target build stage to build (default: the last stage). Repeated as
+    /// NAME[=TAG], builds several targets in one graph, each stored as its own image (tagged
+    /// TAG, or untagged).
     #[arg(long, value_name = "string")]
-    pub target: Option<String>,
+    pub target: Vec<String>,
+    /// Squash the layers the final stage adds above its base into one new layer (history
+    /// kept, as docker's experimental --squash).
+    #[arg(long)]
+    pub squash: bool,
     /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment).
     #[arg(long = "build-arg", value_name = "list")]
     pub build_args: Vec<String>,
@@ -675,6 +681,81 @@ fn dockerfile_in(context: &Path, f: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `--target NAME[=TAG]`s, a stage named twice merged (its tags joined), in the order first
+/// named. Several targets take their tags from `=TAG` only, and write no single-image file.
+fn parse_targets(args: &BuildArgs) -> Result<Vec<kiln_build::options::TargetSpec>, FlagError> {
+    let mut out: Vec<kiln_build::options::TargetSpec> = Vec::new();
+    for t in &args.target {
+        let (name, tag) = match t.split_once('=') {
+            Some((n, tag)) => (n, Some(tag)),
+            None => (t.as_str(), None),
+        };
+        if name.is_empty() {
+            return Err(FlagError::invalid(
+                "--target",
+                t,
+                "expected NAME or NAME=TAG",
+            ));
+        }
+        if let Some(tag) = tag {
+            match kiln_image::ImageRef::parse(tag) {
+                Err(e) => return Err(FlagError::invalid("--target", t, e.to_string())),
+                Ok(r) if r.digest().is_some() => {
+                    return Err(FlagError::invalid("--target", t, DIGEST_TAG.to_string()));
+                }
+                Ok(_) => {}
+            }
+        }
+        let i = match out.iter().position(|s| s.name.eq_ignore_ascii_case(name)) {
+            Some(i) => i,
+            None => {
+                out.push(kiln_build::options::TargetSpec {
+                    name: name.to_string(),
+                    tags: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        if let Some(tag) = tag
+            && !out[i].tags.iter().any(|x| x == tag)
+        {
+            out[i].tags.push(tag.to_string());
+        }
+    }
+    if out.len() > 1 {
+        let refuse = |flag: &str, why: &str| {
+            Err(FlagError::Unsupported(format!(
+                "{flag} cannot be used with several --target: {why}"
+            )))
+        };
+        if !args.tags.is_empty() {
+            return refuse(
+                "-t, --tag",
+                "with several --target, give each target its tags as --target NAME=TAG",
+            );
+        }
+        if args.iidfile.is_some() {
+            return refuse(
+                "--iidfile",
+                "several --target make several images; -q prints their IDs, one per line",
+            );
+        }
+        if args.metadata_file.is_some() {
+            return refuse(
+                "--metadata-file",
+                "several --target make several images; build them one at a time for metadata",
+            );
+        }
+        if !args.outputs.is_empty() {
+            return refuse(
+                "-o, --output",
+                "several --target are stored in the image store only; export each with its own build",
+            );
+        }
+    }
+    Ok(out)
+}
+
 fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for t in &args.tags {
         match kiln_image::ImageRef::parse(t) {
@@ -685,6 +766,10 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             Ok(_) => {}
         }
     }
+    let targets = match parse_targets(&args) {
+        Ok(t) => t,
+        Err(e) => return Ok(e.report()),
+    };
     // Flags first, as docker checks them: before any context is read or fetched.
     // A bad --progress or BUILDKIT_PROGRESS is an error even with -q, as in docker.
     let mode = match ProgressMode::parse(&args.progress)? {
@@ -738,7 +823,7 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let lint_req = crate::cmd_check::BuildLint {
         check_only: args.check,
         build_args: &args.build_args,
-        target: args.target.as_deref(),
+        target: targets.first().map(|t| t.name.as_str()),
     };
     let lint =
         match crate::cmd_check::lint_before_build(&lint_req, &context, &dockerfile, &text, mode) {
@@ -747,7 +832,19 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         };
     let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
     opts.tags = args.tags.clone();
-    opts.target = args.target.clone();
+    opts.squash = args.squash;
+    match targets.as_slice() {
+        [] => {}
+        [one] => {
+            opts.target = Some(one.name.clone());
+            for t in &one.tags {
+                if !opts.tags.contains(t) {
+                    opts.tags.push(t.clone());
+                }
+            }
+        }
+        several => opts.targets = several.to_vec(),
+    }
     for a in &args.build_args {
         let (k, v) = key_value(a, "--build-arg")?;
         // docker ignores KEY without a value when the environment lacks it
@@ -981,7 +1078,17 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing --metadata-file {}", f.display()))?;
             }
             // Standard output may carry the archive itself.
-            if args.quiet && !to_stdout {
+            if !outcome.targets.is_empty() {
+                for t in &outcome.targets {
+                    if args.quiet {
+                        println!("{}", t.image_id);
+                    } else if t.tags.is_empty() {
+                        eprintln!("target {}: {} (untagged)", t.target, t.image_id);
+                    } else {
+                        eprintln!("target {}: {} {}", t.target, t.image_id, t.tags.join(" "));
+                    }
+                }
+            } else if args.quiet && !to_stdout {
                 println!("{}", outcome.image_id);
             }
             Ok(ExitCode::SUCCESS)
@@ -1100,6 +1207,7 @@ mod tests {
             cached: 0,
             executed: 0,
             warnings: Vec::new(),
+            targets: Vec::new(),
         };
         let m = metadata_json(&outcome);
         assert_eq!(m["containerimage.config.digest"], "sha256:c");

@@ -24,7 +24,7 @@ use kiln_image::compression::media_types;
 use crate::export::outputs::{ArchiveKind, Cancellable};
 use crate::options::{ArchiveOutput, CompressionSpec, LayerCompression, Output};
 use crate::rootfs::{LayerRef, StepResult};
-use crate::state::{Build, BuildOutcome};
+use crate::state::{Build, BuildOutcome, TargetImage};
 
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -433,10 +433,10 @@ fn dated_config(
     (config, now)
 }
 
-/// "naming to NAME" for each `-t`, named as docker names it: normalized, without a `:latest`
+/// "naming to NAME" for each tag, named as docker names it: normalized, without a `:latest`
 /// the user did not write.
-fn say_names(b: &Build<'_>) {
-    for tag in &b.opts.tags {
+fn say_names(b: &Build<'_>, tags: &[String]) {
+    for tag in tags {
         let name = kiln_image::ImageRef::parse_named(tag)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| tag.clone());
@@ -447,21 +447,97 @@ fn say_names(b: &Build<'_>) {
     }
 }
 
+/// Stores the image of every target: the one `--target` (or the last stage) with the `-t`
+/// tags and the `--output`s, or each of several `--target NAME[=TAG]`s with its own tags.
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
+    if b.opts.targets.len() < 2 {
+        let target = Target {
+            stage: b.plan.target,
+            name: b.opts.target.clone(),
+            tags: &b.opts.tags,
+            outputs: &b.opts.outputs,
+        };
+        return export_target(b, results, &target);
+    }
+    let mut done = Vec::new();
+    for (spec, &stage) in b.opts.targets.iter().zip(&b.plan.targets) {
+        b.events.send(Event::Export {
+            message: format!("exporting target {}", spec.name),
+            elapsed: None,
+        });
+        let target = Target {
+            stage,
+            name: Some(spec.name.clone()),
+            tags: &spec.tags,
+            outputs: &[],
+        };
+        let out = export_target(b, results, &target)?;
+        done.push(TargetImage {
+            target: spec.name.clone(),
+            image_id: out.image_id,
+            manifest_digest: out.manifest_digest,
+            tags: out.tags,
+        });
+    }
+    let first = &done[0];
+    Ok(BuildOutcome {
+        image_id: first.image_id.clone(),
+        manifest_digest: first.manifest_digest.clone(),
+        tags: first.tags.clone(),
+        cached: 0,
+        executed: 0,
+        warnings: Vec::new(),
+        targets: done,
+    })
+}
+
+/// One image a build exports.
+struct Target<'a> {
+    /// Its stage's index.
+    stage: usize,
+    /// As `--target` named it.
+    name: Option<String>,
+    tags: &'a [String],
+    outputs: &'a [Output],
+}
+
+fn export_target(
+    b: &Build<'_>,
+    results: &[StepResult],
+    target: &Target<'_>,
+) -> Result<BuildOutcome> {
     let t = std::time::Instant::now();
     let stage = b
         .plan
-        .stage(b.plan.target)
+        .stage(target.stage)
         .ok_or(BuildError::TargetNotPlanned)?;
     let last = &results[stage.last_step];
     let (mut config, now) = dated_config(b, stage, results);
+    let mut origins = crate::export::record::chain_origins(b, target.stage, results);
+    let chain = if b.opts.squash {
+        let keep = crate::export::squash::base_layers(stage, results);
+        let squashed = crate::export::squash::squash_chain(b, &last.chain, keep)?;
+        if last.chain.len() > keep {
+            crate::export::squash::squash_history(b, stage, &mut config, last.chain.len() - keep);
+            if origins.len() == last.chain.len() {
+                origins.truncate(keep);
+                origins.push(kiln_store::LayerOrigin {
+                    kind: kiln_store::OriginKind::Squash,
+                    source: stage.display.clone(),
+                });
+            }
+        }
+        squashed
+    } else {
+        std::sync::Arc::clone(&last.chain)
+    };
     // Said when it starts too: a big layer takes seconds to tar and compress.
     b.events.send(Event::Export {
         message: "exporting layers".into(),
         elapsed: None,
     });
     let store_spec = b.opts.compression.unwrap_or_default();
-    let layers = layer_blobs(b, &last.chain, &store_spec)?;
+    let layers = layer_blobs(b, &chain, &store_spec)?;
     b.events.send(Event::Export {
         message: "exporting layers".into(),
         elapsed: Some(t.elapsed()),
@@ -496,8 +572,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         os: config.os.clone(),
         parent: None,
     };
-    let tags: Vec<String> = b
-        .opts
+    let tags: Vec<String> = target
         .tags
         .iter()
         .map(|t| {
@@ -514,7 +589,14 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         return Err(BuildError::Cancelled);
     }
     let (record, _) = b.store.record_image(&new, &tags)?;
-    crate::export::record::record_build(b, &cfg.digest, results)?;
+    crate::export::record::record_build(
+        b,
+        &cfg.digest,
+        results,
+        target.stage,
+        target.name.clone(),
+        origins,
+    )?;
     let image_id = cfg.digest.to_string();
     if record.manifest_digest != man.digest {
         // Its ID is its config, which names the same diff IDs whatever the compression.
@@ -530,7 +612,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         message: format!("writing image {image_id}"),
         elapsed: Some(t.elapsed()),
     });
-    say_names(b);
+    say_names(b, target.tags);
     let stored = StoredImage {
         config: &cfg,
         config_bytes: &config_bytes,
@@ -538,8 +620,8 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         spec: store_spec,
         layers: &layers,
     };
-    for o in &b.opts.outputs {
-        write_output(b, o, &stored, last).map_err(|e| {
+    for o in target.outputs {
+        write_output(b, o, &stored, &chain).map_err(|e| {
             if b.cancel.load(Ordering::SeqCst) {
                 BuildError::Cancelled
             } else {
@@ -554,6 +636,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         cached: 0,
         executed: 0,
         warnings: Vec::new(),
+        targets: Vec::new(),
     })
 }
 
@@ -571,7 +654,7 @@ fn write_output(
     b: &Build<'_>,
     o: &Output,
     stored: &StoredImage<'_>,
-    last: &StepResult,
+    chain: &[LayerRef],
 ) -> Result<()> {
     let t = std::time::Instant::now();
     match o {
@@ -579,7 +662,7 @@ fn write_output(
         Output::Docker(a) | Output::Oci(a) => {
             let docker = matches!(o, Output::Docker(_));
             let format = if docker { "docker" } else { "oci" };
-            let image = archive_image(b, a, docker, stored, last)?;
+            let image = archive_image(b, a, docker, stored, chain)?;
             let kind = match (
                 docker,
                 a.compression.or(b.opts.compression),
@@ -604,7 +687,7 @@ fn write_output(
             });
         }
         Output::Tar(file) => {
-            crate::export::outputs::write_tar(b, &last.chain, file)?;
+            crate::export::outputs::write_tar(b, chain, file)?;
             b.events.send(Event::Export {
                 message: format!("writing tar {}", file.display()),
                 elapsed: Some(t.elapsed()),
@@ -624,7 +707,7 @@ fn archive_image(
     a: &ArchiveOutput,
     docker: bool,
     stored: &StoredImage<'_>,
-    last: &StepResult,
+    chain: &[LayerRef],
 ) -> Result<kiln_image::ExportImage> {
     let mut names = Vec::new();
     for t in b.opts.tags.iter().chain(&a.names) {
@@ -651,7 +734,7 @@ fn archive_image(
     let layers = if spec == stored.spec {
         stored.layers.to_vec()
     } else {
-        layer_blobs(b, &last.chain, &spec)?
+        layer_blobs(b, chain, &spec)?
     };
     for (l, s) in layers.iter().zip(stored.layers) {
         if l.diff_id != s.diff_id {

@@ -7,3 +7,4 @@ pub(crate) mod image;
 pub(crate) mod outputs;
 pub(crate) mod prune;
 pub(crate) mod record;
+pub(crate) mod squash;

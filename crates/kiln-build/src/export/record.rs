@@ -1,37 +1,110 @@
 //! The build record `kiln report` reads (kiln-store's `build_record`): per stage that ran,
 //! in Dockerfile order, its base, size, time and cached steps.
 
-use kiln_store::{BuildRecord, Digest, StageRecord};
+use kiln_store::{BuildRecord, Digest, LayerOrigin, OriginKind, StageRecord};
 
 use crate::error::Result;
-use crate::plan::{Op, PlannedStage, RootSource};
+use crate::plan::{CopyFrom, LocalDir, Op, PlannedStage, RootSource};
 use crate::rootfs::StepResult;
 use crate::state::Build;
 
 /// Record this build of `image_id`. A build that executed nothing writes no record when the
 /// image has one already: a no-op rebuild pays no write transaction.
-pub(crate) fn record_build(b: &Build<'_>, image_id: &Digest, results: &[StepResult]) -> Result<()> {
+pub(crate) fn record_build(
+    b: &Build<'_>,
+    image_id: &Digest,
+    results: &[StepResult],
+    target: usize,
+    target_name: Option<String>,
+    layers: Vec<LayerOrigin>,
+) -> Result<()> {
     let executed = b.counters.lock().unwrap().1;
     if executed == 0 && b.store.latest_build_record(image_id)?.is_some() {
         return Ok(());
     }
-    let mut stages: Vec<&PlannedStage> = b.plan.stages.iter().collect();
+    // The stages this image needs (with several targets, the others' are not its build).
+    let needed = b.plan.stages_needed(target);
+    let mut stages: Vec<&PlannedStage> = b
+        .plan
+        .stages
+        .iter()
+        .filter(|s| needed.contains(&s.index))
+        .collect();
     stages.sort_by_key(|s| s.index);
     let stages = stages
         .into_iter()
-        .map(|s| stage_record(b, s, results))
+        .map(|s| stage_record(b, s, results, target))
         .collect::<Result<Vec<_>>>()?;
     b.store.record_build(&BuildRecord {
         image_id: *image_id,
-        target: b.opts.target.clone(),
+        target: target_name,
         started_ms: b.started_ms,
         duration_ms: b.started.elapsed().as_millis() as u64,
         stages,
+        layers,
     })?;
     Ok(())
 }
 
-fn stage_record(b: &Build<'_>, s: &PlannedStage, results: &[StepResult]) -> Result<StageRecord> {
+/// Where each layer of stage `stage`'s chain came from, base first; empty when it cannot be
+/// told (the chain does not match the steps that made layers).
+pub(crate) fn chain_origins(
+    b: &Build<'_>,
+    stage: usize,
+    results: &[StepResult],
+) -> Vec<LayerOrigin> {
+    let Some(s) = b.plan.stage(stage) else {
+        return Vec::new();
+    };
+    let display = &b.plan.graph.stages[stage].display;
+    let mut out = match &b.plan.steps[s.first_step].op {
+        Op::Base(RootSource::Image(i)) => {
+            let origin = LayerOrigin {
+                kind: OriginKind::Base,
+                source: b.plan.images[*i].reference.clone(),
+            };
+            vec![origin; results[s.first_step].chain.len()]
+        }
+        Op::Base(RootSource::Step(from)) => chain_origins(b, b.plan.steps[*from].stage, results),
+        _ => Vec::new(),
+    };
+    let steps = &b.plan.steps[s.first_step + 1..=s.last_step];
+    for (step, result) in steps.iter().zip(&results[s.first_step + 1..=s.last_step]) {
+        if step.stage != stage || !result.made_layer {
+            continue;
+        }
+        let (kind, source) = match &step.op {
+            Op::Copy(c) => match &c.from {
+                CopyFrom::Stage(from) => (
+                    OriginKind::CopyFrom,
+                    b.plan.graph.stages[b.plan.steps[*from].stage]
+                        .display
+                        .clone(),
+                ),
+                CopyFrom::Image(img) => (
+                    OriginKind::CopyFromImage,
+                    b.plan.images[*img].reference.clone(),
+                ),
+                CopyFrom::Context(LocalDir::Main) => (OriginKind::Context, String::new()),
+                CopyFrom::Context(LocalDir::Named(n)) => (OriginKind::Context, n.clone()),
+            },
+            _ => (OriginKind::Stage, display.clone()),
+        };
+        out.push(LayerOrigin { kind, source });
+    }
+    if out.len() == results[s.last_step].chain.len() {
+        out
+    } else {
+        Vec::new()
+    }
+}
+
+fn stage_record(
+    b: &Build<'_>,
+    s: &PlannedStage,
+    results: &[StepResult],
+    target: usize,
+) -> Result<StageRecord> {
     let timings = b.timings.lock().unwrap();
     let node = &b.plan.graph.stages[s.index];
     let mut base = String::from("scratch");
@@ -75,6 +148,6 @@ fn stage_record(b: &Build<'_>, s: &PlannedStage, results: &[StepResult]) -> Resu
         },
         steps,
         cached_steps: cached,
-        is_final: s.index == b.plan.target,
+        is_final: s.index == target,
     })
 }

@@ -170,7 +170,10 @@ pub struct Plan {
     /// Needed stages only, in build order.
     pub stages: Vec<PlannedStage>,
     pub images: Vec<ResolvedImage>,
+    /// The stage exported (the first of `targets`).
     pub target: usize,
+    /// Every stage exported, in the order asked (`[target]` unless several `--target`s).
+    pub targets: Vec<usize>,
     /// Display names of the stages that are not built.
     pub skipped: Vec<String>,
     pub graph: StageGraph,
@@ -179,6 +182,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub target: Option<String>,
+    /// More targets built in the same graph (several `--target`s; `target` is the first).
+    pub more_targets: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     /// `--network=none` for the whole build.
     pub network_none: bool,
@@ -197,6 +202,74 @@ impl Plan {
     pub fn stage(&self, index: usize) -> Option<&PlannedStage> {
         self.stages.iter().find(|s| s.index == index)
     }
+
+    /// The stages `target` needs (itself included): what its image is built from.
+    pub fn stages_needed(&self, target: usize) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![target];
+        while let Some(s) = stack.pop() {
+            if seen.insert(s) {
+                stack.extend(
+                    self.graph
+                        .edges
+                        .iter()
+                        .filter(|e| e.stage == s)
+                        .map(|e| e.depends_on),
+                );
+            }
+        }
+        seen
+    }
+
+    /// The targets whose image needs `stage`, by display name.
+    pub fn targets_needing(&self, stage: usize) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|t| self.stages_needed(**t).contains(&stage))
+            .map(|t| self.graph.stages[*t].display.clone())
+            .collect()
+    }
+}
+
+/// The graph of `target` and `more` together: a stage is built when any target needs it
+/// (levels do not depend on the target). Returns the graph and the targets' indexes.
+fn graph_of_targets(
+    df: &Dockerfile,
+    ev: &Evaluator,
+    target: Option<&str>,
+    more: &[String],
+    replaced: &BTreeSet<String>,
+) -> Result<(StageGraph, Vec<usize>)> {
+    let mut graph = StageGraph::build_replacing(df, ev, target, replaced)?;
+    let mut targets = vec![graph.target];
+    for t in more {
+        let g = StageGraph::build_replacing(df, ev, Some(t), replaced)?;
+        if targets.contains(&g.target) {
+            return Err(BuildError::plan(format!(
+                "--target {t}: stage {} is named twice",
+                g.stages[g.target].display
+            )));
+        }
+        targets.push(g.target);
+        for (node, other) in graph.stages.iter_mut().zip(&g.stages) {
+            if !other.skipped {
+                node.skipped = false;
+                node.level = other.level;
+            }
+        }
+    }
+    if !more.is_empty() {
+        let mut levels: Vec<Vec<usize>> = Vec::new();
+        for node in graph.stages.iter().filter(|n| !n.skipped) {
+            let l = node.level.expect("a built stage has a level");
+            if levels.len() <= l {
+                levels.resize(l + 1, Vec::new());
+            }
+            levels[l].push(node.index);
+        }
+        graph.levels = levels;
+    }
+    Ok((graph, targets))
 }
 
 struct Planner<'a> {
@@ -219,8 +292,13 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         ..Default::default()
     };
     let ev = Evaluator::new(df, eval_opts)?;
-    let graph =
-        StageGraph::build_replacing(df, &ev, opts.target.as_deref(), &opts.replaced_stages)?;
+    let (graph, targets) = graph_of_targets(
+        df,
+        &ev,
+        opts.target.as_deref(),
+        &opts.more_targets,
+        &opts.replaced_stages,
+    )?;
     let mut p = Planner {
         df,
         ev: &ev,
@@ -250,6 +328,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         stages,
         images: p.resolved,
         target: graph.target,
+        targets,
         skipped,
         graph,
     };

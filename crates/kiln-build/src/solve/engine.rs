@@ -233,7 +233,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
     let mut results = match out {
         Ok(r) => r,
-        Err(DagError::Step { error, .. }) => return Err(error),
+        Err(DagError::Step { error, step }) => return Err(name_targets(&plan, step, error)),
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     // The exported image's layers that are still in a remote cache are fetched now.
@@ -277,8 +277,16 @@ fn plan_options(
     opts: &BuildOptions,
     dirs: &BTreeMap<String, PathBuf>,
 ) -> plan::PlanOptions {
+    let (target, more_targets) = match opts.targets.split_first() {
+        Some((first, rest)) if !rest.is_empty() => (
+            Some(first.name.clone()),
+            rest.iter().map(|t| t.name.clone()).collect(),
+        ),
+        _ => (opts.target.clone(), Vec::new()),
+    };
     plan::PlanOptions {
-        target: opts.target.clone(),
+        target,
+        more_targets,
         build_args: opts.build_args.clone(),
         network_none: opts.network_none,
         allow_insecure: opts.allow_insecure,
@@ -289,6 +297,33 @@ fn plan_options(
             .filter_map(|s| s.name.clone())
             .filter(|n| opts.named_contexts.contains_key(n))
             .collect(),
+    }
+}
+
+/// With several targets, a failed step's message names the targets it fails (those that
+/// need its stage): `target tester: process ... did not complete successfully`.
+fn name_targets(plan: &plan::Plan, step: StepIndex, error: BuildError) -> BuildError {
+    if plan.targets.len() < 2 {
+        return error;
+    }
+    let names = plan.targets_needing(plan.steps[step].stage);
+    let prefix = match names.len() {
+        1 => format!("target {}", names[0]),
+        _ => format!("targets {}", names.join(", ")),
+    };
+    match error {
+        BuildError::Step {
+            step,
+            line,
+            message,
+            output,
+        } => BuildError::Step {
+            step,
+            line,
+            message: format!("{prefix}: {message}"),
+            output,
+        },
+        other => other,
     }
 }
 
