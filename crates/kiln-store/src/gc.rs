@@ -66,6 +66,21 @@ fn short(d: &Digest) -> String {
 }
 
 impl Store {
+    /// The images other images are built on (recorded parent, or a prefix of another image's
+    /// layers): docker's intermediate images, which `images` shows only with `-a` and which
+    /// are never dangling.
+    pub fn images_with_children(&self) -> Result<HashSet<Digest>> {
+        self.read(|tx| {
+            let mut out = HashSet::new();
+            for img in load_images(tx, None)? {
+                if has_children(tx, &img.id)? {
+                    out.insert(img.id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Runs a collecting transaction: deletes what it moved to the trash once it committed,
     /// or puts it back if it failed. Returns its result and the bytes freed. On a full file
     /// system, where the trash has no room for every entry, more rounds collect the rest,

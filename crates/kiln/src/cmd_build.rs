@@ -776,6 +776,12 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         _ if args.quiet => ProgressMode::Quiet,
         m => m,
     };
+    // docker's flag values (--shm-size, --ulimit, --add-host, --cache-to, ...) too: checked
+    // here on scratch options, applied below once the Dockerfile is read.
+    let mut scratch = BuildOptions::new(PathBuf::new(), PathBuf::new(), String::new());
+    if let Err(e) = docker_flags(&args, &mut scratch) {
+        return Ok(e.report());
+    }
     let dockerfile_on_stdin = args.file.as_deref() == Some(Path::new("-"));
     let mut temp = TempDirs(Vec::new());
     let (context, bare_dockerfile) = prepare_context(&args, global, &mut temp)?;

@@ -40,7 +40,7 @@ pub struct PruneArgs {
     #[arg(short, long)]
     pub force: bool,
     /// Amount of disk space to keep for cache
-    #[arg(long, value_name = "bytes")]
+    #[arg(long, value_name = "bytes", value_parser = checked_size)]
     pub keep_storage: Option<String>,
 }
 
@@ -99,6 +99,11 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<BuildCachePrune> {
         }
     }
     Ok(sel)
+}
+
+/// A bad size is a usage error (exit 125, docker's `invalid argument` line), found by clap.
+fn checked_size(s: &str) -> Result<String, String> {
+    parse_ram_bytes(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 /// docker's `units.RAMInBytes`: binary units, `2GB` = 2 GiB.

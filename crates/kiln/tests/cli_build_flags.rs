@@ -914,3 +914,23 @@ fn a_remote_contexts_dockerfile_and_ignore_file_never_read_the_host() {
         "the unpacked contexts were left in the store"
     );
 }
+
+/// A bad flag value is docker's usage error even where no Dockerfile exists: flags are
+/// checked before the context is read.
+#[test]
+fn bad_flag_values_are_reported_before_the_dockerfile_is_read() {
+    let c = Ctx::new();
+    for (args, flag) in [
+        (&["--shm-size", "lots"][..], "--shm-size"),
+        (&["--ulimit", "nofile=abc"][..], "--ulimit"),
+        (&["--add-host", "badhost"][..], "--add-host"),
+    ] {
+        let (code, _, err) = c.build(args);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains("invalid argument") && err.contains(flag),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("failed to read dockerfile"), "{args:?}: {err}");
+    }
+}

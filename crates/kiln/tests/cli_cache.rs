@@ -290,6 +290,13 @@ fn rmi_of_a_parent_needs_force_and_children_survive() {
     // By name, docker only untags an image that has children.
     assert_eq!(ok(&c, &["rmi", "parent:1"]), "Untagged: parent:1\n");
     assert!(ok(&c, &["images", "-a", "-q"]).contains(short));
+    // Now an intermediate image, as docker lists them: only with -a, never dangling, so
+    // `images -f dangling=true -q | xargs rmi` finds nothing to refuse.
+    assert!(!ok(&c, &["images", "-q"]).contains(short));
+    assert_eq!(ok(&c, &["images", "-q", "-f", "dangling=true"]), "");
+    // A REPOSITORY pattern matches as --filter reference= does.
+    assert!(ok(&c, &["images", "chi*"]).contains("child"));
+    assert_eq!(ok(&c, &["images", "-q", "nomatch*"]), "");
     let out = ok(&c, &["rmi", "-f", &parent]);
     assert!(out.starts_with(&format!("Deleted: {parent}")), "{out}");
     assert!(!ok(&c, &["images", "-a", "-q"]).contains(short));
@@ -483,8 +490,16 @@ fn prune_filters_and_keep_storage() {
         assert_eq!(o.status.code(), Some(1), "{bad}");
         assert!(text(&o).1.starts_with("Error: "), "{bad}: {}", text(&o).1);
     }
+    // A bad size is docker's usage error: exit 125, no `Error:` prefix.
     let o = c.kiln(&["builder", "prune", "-f", "--keep-storage", "lots"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o)
+            .1
+            .starts_with("invalid argument \"lots\" for \"--keep-storage\" flag: "),
+        "{}",
+        text(&o).1
+    );
 }
 
 #[test]

@@ -89,19 +89,27 @@ impl Filters {
 pub(crate) fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<()> {
     let mut filter = Filters::parse(store, &a.filter)?;
     if let Some(r) = &a.repository {
-        // `kiln images busybox` = reference filter on that repository (any tag unless given).
-        let named = ImageRef::parse_named(r).with_context(|| format!("invalid reference {r:?}"))?;
-        let pat = match named.tag() {
-            Some(t) => format!("{}:{t}", named.repository_familiar()),
-            None => named.repository_familiar(),
-        };
-        filter.reference.push(pat);
+        // `kiln images busybox` = reference filter on that repository (any tag unless given);
+        // a pattern (`'app/*'`, `'app:1.*'`) is matched as `--filter reference=` matches it.
+        if r.contains(['*', '?', '[']) {
+            filter.reference.push(r.clone());
+        } else {
+            let named =
+                ImageRef::parse_named(r).with_context(|| format!("invalid reference {r:?}"))?;
+            let pat = match named.tag() {
+                Some(t) => format!("{}:{t}", named.repository_familiar()),
+                None => named.repository_familiar(),
+            };
+            filter.reference.push(pat);
+        }
     }
     let all = store.images()?;
-    let parents: HashSet<_> = all.iter().filter_map(|i| i.parent).collect();
+    // Intermediate images (untagged, other images built on them: the ones `image prune`
+    // keeps) only with -a, as docker lists them; so `-f dangling=true` without -a lists
+    // exactly what a prune would remove.
+    let parents: HashSet<_> = store.images_with_children()?;
     let mut rows = Vec::new();
     for img in &all {
-        // Intermediate images (untagged parents of other images) only with -a.
         if !a.all && img.tags.is_empty() && parents.contains(&img.id) {
             continue;
         }

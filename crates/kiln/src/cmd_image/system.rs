@@ -152,7 +152,9 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
                 truncate_id(&img.id.to_string()),
                 since(img.created.unwrap_or(0)),
                 human_size(size),
-                human_size(shared),
+                // docker's SHARED SIZE has four significant digits (units.HumanSize), the
+                // other two three.
+                hs4(shared),
                 human_size(size - shared.min(size)),
             ));
         }
