@@ -205,6 +205,19 @@ fn load_roots(settings: &Settings, host: &str) -> Result<Option<RootCerts>> {
     Ok(Some(RootCerts::new_with_certs(&certs)))
 }
 
+/// How long the `/v2/` ping may take, whole: a registry (or mirror, or cache source) that
+/// accepts and never answers costs this, not the transfers' two-minute read timeout.
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn ping(agent: &ureq::Agent, url: &str) -> std::result::Result<Response<Body>, ureq::Error> {
+    agent
+        .get(url)
+        .config()
+        .timeout_global(Some(PING_TIMEOUT))
+        .build()
+        .call()
+}
+
 fn agent(roots: Option<RootCerts>) -> ureq::Agent {
     let mut tls = TlsConfig::builder();
     if let Some(r) = roots {
@@ -279,12 +292,12 @@ impl Session {
         let roots = load_roots(settings, domain)?;
         let agent = agent(roots);
         let https = format!("https://{host}");
-        let (base, ping) = match agent.get(format!("{https}/v2/")).call() {
+        let (base, ping) = match ping(&agent, &format!("{https}/v2/")) {
             Ok(r) => (https, r),
             Err(e) if settings.is_insecure(domain) => {
                 let http = format!("http://{host}");
                 // Only a registry answer counts: a TLS port answers plain HTTP with a 400.
-                match agent.get(format!("{http}/v2/")).call() {
+                match ping(&agent, &format!("{http}/v2/")) {
                     Ok(r) if matches!(r.status().as_u16(), 200 | 401) => (http, r),
                     _ => {
                         return Err(Error::Http {
@@ -327,7 +340,7 @@ impl Session {
         let host = base.split_once("://").map_or(base, |(_, h)| h);
         let agent = agent(load_roots(settings, host)?);
         let url = format!("{base}/v2/");
-        let ping = agent.get(&url).call().map_err(|e| Error::Http {
+        let ping = ping(&agent, &url).map_err(|e| Error::Http {
             method: "GET",
             url: url.clone(),
             source: e,

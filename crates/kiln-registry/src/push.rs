@@ -205,7 +205,12 @@ fn push_leased(
     // once, as docker does; the manifest still lists it at both places.
     let first: Vec<usize> = blobs
         .iter()
-        .map(|b| blobs.iter().position(|o| o.diff_id == b.diff_id).unwrap_or(0))
+        .map(|b| {
+            blobs
+                .iter()
+                .position(|o| o.diff_id == b.diff_id)
+                .unwrap_or(0)
+        })
         .collect();
     let unique: Vec<usize> = (0..blobs.len()).filter(|&i| first[i] == i).collect();
     for &i in &unique {

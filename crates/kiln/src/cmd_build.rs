@@ -719,6 +719,22 @@ fn parse_targets(args: &BuildArgs) -> Result<Vec<kiln_build::options::TargetSpec
         if let Some(tag) = tag
             && !out[i].tags.iter().any(|x| x == tag)
         {
+            // One name, one image: a tag asked of two targets would end on whichever is
+            // stored last.
+            let same = |x: &str| {
+                kiln_image::ImageRef::parse(x).ok().map(|r| r.to_string())
+                    == kiln_image::ImageRef::parse(tag).ok().map(|r| r.to_string())
+            };
+            if let Some(other) = out
+                .iter()
+                .find(|o| o.name != out[i].name && o.tags.iter().any(|x| same(x)))
+            {
+                return Err(FlagError::invalid(
+                    "--target",
+                    t,
+                    format!("tag {tag} is also given to target {}", other.name),
+                ));
+            }
             out[i].tags.push(tag.to_string());
         }
     }

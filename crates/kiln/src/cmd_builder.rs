@@ -103,7 +103,9 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<BuildCachePrune> {
 
 /// A bad size is a usage error (exit 125, docker's `invalid argument` line), found by clap.
 fn checked_size(s: &str) -> Result<String, String> {
-    parse_ram_bytes(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+    parse_ram_bytes(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// docker's `units.RAMInBytes`: binary units, `2GB` = 2 GiB.

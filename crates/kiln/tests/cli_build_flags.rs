@@ -931,6 +931,9 @@ fn bad_flag_values_are_reported_before_the_dockerfile_is_read() {
             err.contains("invalid argument") && err.contains(flag),
             "{args:?}: {err}"
         );
-        assert!(!err.contains("failed to read dockerfile"), "{args:?}: {err}");
+        assert!(
+            !err.contains("failed to read dockerfile"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -288,6 +288,10 @@ fn several_targets_refuse_what_names_one_image() {
     let (code, _, err) = c.build(&["--target", "tester", "--target", "nosuch"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nosuch"), "{err}");
+    // One tag for two targets: refused (it would name whichever was stored last).
+    let (code, _, err) = c.build(&["--target", "tester=x:same", "--target", "deployer=x:same"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("also given to target tester"), "{err}");
 }
 
 const ATTRIBUTION: &str = "\
@@ -370,4 +374,25 @@ fn report_attributes_files_to_the_stage_or_base_they_came_from() {
         origins,
         ["base localhost/busybox:latest", "squashed stage stage-1"]
     );
+}
+
+/// A squashed image is the same on a machine that builds it from `--cache-from`: the
+/// whiteouts the squash makes carry a fixed time, not when the squash ran.
+#[test]
+fn squash_from_a_shared_cache_gives_the_same_image() {
+    require_root();
+    let a = Ctx::new();
+    a.file("Dockerfile", SQUASH)
+        .file("f.txt", "from the context\n");
+    let cache = a.tmp.path().join("cache");
+    let dest = format!("type=local,dest={}", cache.display());
+    let id_a = a.image_id(&["--squash", "--cache-to", &dest]);
+    // Another store (another machine), a second later: only the cache is shared.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = Ctx::new();
+    b.file("Dockerfile", SQUASH)
+        .file("f.txt", "from the context\n");
+    let src = format!("type=local,src={}", cache.display());
+    let id_b = b.image_id(&["--squash", "--cache-from", &src]);
+    assert_eq!(id_a, id_b);
 }

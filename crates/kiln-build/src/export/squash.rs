@@ -103,6 +103,44 @@ fn cached(b: &Build<'_>, key: &str) -> Result<Option<LayerRef>> {
     Ok(Some(rec.layer))
 }
 
+/// Sets every whiteout (a 0/0 character device) below `dir` to the epoch.
+fn date_whiteouts(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let io = |p: &std::path::Path, source: std::io::Error| BuildError::Io {
+        action: "dating the whiteout",
+        path: p.to_path_buf(),
+        source,
+    };
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| io(&d, e))? {
+            let entry = entry.map_err(|e| io(&d, e))?;
+            let path = entry.path();
+            let md = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                todo.push(path);
+            } else if ft.is_char_device() && md.rdev() == 0 {
+                let zero = rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &path,
+                    &rustix::fs::Timestamps {
+                        last_access: zero,
+                        last_modification: zero,
+                    },
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io(&path, e.into()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies `above` onto a writable snapshot over `base` and commits its upper.
 fn squash_layers(
     b: &Build<'_>,
@@ -118,6 +156,9 @@ fn squash_layers(
         }
     }
     let diff = active.commit()?;
+    // The kernel dates the whiteouts it made to now; another machine squashing the same layers
+    // (from `--cache-from`) must write the same bytes.
+    date_whiteouts(diff.path())?;
     let snapshot = format!("squash:{key}");
     let parent = base.last().map(|l| l.snapshot.clone());
     let info = b

@@ -371,12 +371,14 @@ impl RemoteCache {
                 reason: format!("unpacking cache mount {}: {e}", m.entry.id),
             });
         }
-        // The directory's own mode and owner, as the exporter's was.
+        // The directory's own mode and owner, as the exporter's was, without setuid, setgid,
+        // sticky or group/other write: the directory is on this host, under the store, and
+        // the artifact is whoever pushed it.
         let e = &m.entry;
         let owned = (|| {
             if let Some(mode) = e.mode {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o755))
                     .map_err(|err| CacheError::io("chmod", &tmp, err))?;
             }
             if e.uid.is_some() || e.gid.is_some() {
