@@ -284,14 +284,27 @@ impl<W: Write> TarWriter<W> {
         };
         let mut h = tar::Header::new_ustar();
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // A long name with a newline goes in a GNU long-name entry instead of a PAX record:
+        // the `tar` crate (kiln's reader) splits PAX records at newlines, so it could not
+        // read back what kiln wrote. Go's and GNU's readers take both.
         if !set_ustar_path(&mut h, e.name) {
-            pax.push((b"path".to_vec(), e.name.to_vec()));
+            if e.name.contains(&b'\n') {
+                self.gnu_long(tar::EntryType::GNULongName, e.name)
+                    .map_err(werr)?;
+            } else {
+                pax.push((b"path".to_vec(), e.name.to_vec()));
+            }
         }
         if let Some(link) = e.link {
             if link.len() <= 100 && link.is_ascii() {
                 h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
             } else {
-                pax.push((b"linkpath".to_vec(), link.to_vec()));
+                if link.contains(&b'\n') {
+                    self.gnu_long(tar::EntryType::GNULongLink, link)
+                        .map_err(werr)?;
+                } else {
+                    pax.push((b"linkpath".to_vec(), link.to_vec()));
+                }
                 let cut = &link[..link.len().min(100)];
                 h.as_old_mut().linkname[..cut.len()].copy_from_slice(cut);
             }
@@ -382,6 +395,26 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// A PAX extended header ('x') carrying `records` for the next entry.
+    /// A GNU `././@LongLink` entry (`L` for the next entry's name, `K` for its link target).
+    fn gnu_long(&mut self, kind: tar::EntryType, value: &[u8]) -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        let name = b"././@LongLink";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(value.len() as u64 + 1);
+        h.set_entry_type(kind);
+        h.set_cksum();
+        self.out.write_all(h.as_bytes())?;
+        self.out.write_all(value)?;
+        let written = value.len() + 1;
+        let pad = (512 - written % 512) % 512;
+        self.out.write_all(&[0u8; 512][..pad + 1])?;
+        Ok(())
+    }
+
     fn pax_header(&mut self, name: &[u8], records: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
         let mut data = Vec::new();
         for (k, v) in records {

@@ -332,3 +332,39 @@ fn directory_metadata_is_set_after_contents() {
     assert_eq!((md.mode() & 0o7777, md.mtime()), (0o500, 1_111_111_111));
     assert_eq!(fs::metadata(t.path().join("ro/f")).unwrap().mtime(), 5);
 }
+
+/// A name over 100 bytes with a newline in it (and a symlink whose long target has one): kiln
+/// reads back what it writes, and so does GNU tar.
+#[test]
+fn long_names_with_newlines_round_trip() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let long = format!("{}\nbbb", "a".repeat(116));
+    fs::write(src.join(&long), b"x").unwrap();
+    let target = format!("/{}\nt", "b".repeat(120));
+    std::os::unix::fs::symlink(&target, src.join("l")).unwrap();
+    let tar = tar_of(&src, &TarOptions::default());
+    let dst = t.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    extract_layer(&tar[..], &dst, &ExtractOptions::default()).unwrap();
+    assert_eq!(fs::read(dst.join(&long)).unwrap(), b"x");
+    assert_eq!(
+        fs::read_link(dst.join("l")).unwrap(),
+        std::path::PathBuf::from(&target)
+    );
+    // GNU tar lists the same two names.
+    let path = t.path().join("l.tar");
+    fs::write(&path, &tar).unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["--list", "--quoting-style=escape", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains(&format!("{}\\nbbb", "a".repeat(116))),
+        "{listed}"
+    );
+}
