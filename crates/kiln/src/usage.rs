@@ -329,8 +329,11 @@ pub fn bool_values(args: Vec<OsString>, root: &clap::Command) -> Result<Vec<OsSt
             }
         };
         if let Some(value) = value {
+            // As clap reads it: a word with a dash is the next flag unless the option takes
+            // such values (`-n -1`), and an optional value is never one.
             let next_is_value = args.as_slice().first().is_some_and(|n| {
-                !value.optional || !n.as_encoded_bytes().starts_with(b"-")
+                let b = n.as_encoded_bytes();
+                !b.starts_with(b"-") || b == b"-" || (value.hyphen && !value.optional)
             });
             if next_is_value {
                 walk.pieces.extend(args.next().map(Piece::Word));
@@ -373,6 +376,8 @@ impl Piece {
 struct Value {
     /// `num_args(0..=1)`: the next word is its value unless it looks like a flag.
     optional: bool,
+    /// `allow_hyphen_values`: the next word is its value even if it looks like a flag.
+    hyphen: bool,
 }
 
 /// [`bool_values`]'s position in the command tree and what it has passed.
@@ -539,6 +544,7 @@ fn is_bool_valued(arg: &clap::Arg) -> bool {
 fn next_value(arg: &clap::Arg) -> Option<Value> {
     (arg.get_action().takes_values() && !arg.is_require_equals_set()).then(|| Value {
         optional: arg.get_num_args().is_some_and(|r| r.min_values() == 0),
+        hyphen: arg.is_allow_hyphen_values_set(),
     })
 }
 
@@ -549,5 +555,120 @@ fn flag_names(arg: &clap::Arg) -> Option<String> {
         (Some(s), None) => Some(format!("-{s}")),
         (None, Some(l)) => Some(format!("--{l}")),
         (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn bool_values_of(line: &str) -> Result<String, BadBool> {
+        let args = std::iter::once("kiln")
+            .chain(line.split(' '))
+            .map(OsString::from)
+            .collect();
+        let out = bool_values(args, &crate::Cli::command())?;
+        Ok(out[1..]
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    #[test]
+    fn plain_flags_take_go_bool_values() {
+        for (given, clap) in [
+            ("images --all=false", "images"),
+            ("images --all=true", "images --all"),
+            ("images -a=0 -q=T", "images -q"),
+            ("images --no-trunc=TRUE --quiet=f", "images --no-trunc"),
+            ("image ls -a=1", "image ls -a"),
+            ("rmi --force=false x", "rmi x"),
+            ("rmi -f=True x y", "rmi -f x y"),
+            ("image prune --force=true", "image prune --force"),
+            ("system df -v=true", "system df -v"),
+            ("system df --verbose=false", "system df"),
+            ("history --no-trunc=t -q=F x", "history --no-trunc x"),
+            ("build --no-cache=false --quiet=true .", "build --quiet ."),
+            ("ps -a=true --no-trunc=false", "ps -a"),
+            ("container ls --all=1", "container ls --all"),
+        ] {
+            assert_eq!(bool_values_of(given).unwrap(), clap, "{given}");
+        }
+    }
+
+    #[test]
+    fn the_last_occurrence_wins_and_clusters_keep_their_other_letters() {
+        for (given, clap) in [
+            ("images -a --all=false -q", "images -q"),
+            ("images -aq --all=False", "images -q"),
+            ("images -aq=false", "images -a"),
+            ("images -qa=true", "images -qa"),
+            ("images --all=false -a", "images -a"),
+            ("images -aq", "images -aq"),
+        ] {
+            assert_eq!(bool_values_of(given).unwrap(), clap, "{given}");
+        }
+    }
+
+    #[test]
+    fn bool_valued_options_get_clap_spelling() {
+        assert_eq!(
+            bool_values_of("history -H=F x").unwrap(),
+            "history -H=false x"
+        );
+        assert_eq!(
+            bool_values_of("history --human=1 x").unwrap(),
+            "history --human=true x"
+        );
+        assert_eq!(
+            bool_values_of("attach --sig-proxy=f c").unwrap(),
+            "attach --sig-proxy=false c"
+        );
+    }
+
+    #[test]
+    fn option_values_commands_and_dash_dash_are_left_alone() {
+        for (given, clap) in [
+            // An option's value is no flag, whatever it looks like.
+            ("build -t=x:1 --build-arg A=1 -q=1 .", "build -t=x:1 --build-arg A=1 -q ."),
+            ("build -f Dockerfile.x --quiet=false .", "build -f Dockerfile.x ."),
+            ("ps -n -1 -a=false", "ps -n -1"),
+            // ... unless clap reads it as a flag (and reports the value missing).
+            ("images --format --all=false -q=1", "images --format -q"),
+            ("--root /tmp/r images --all=true", "--root /tmp/r images --all"),
+            ("--root=/tmp/r images -a=false", "--root=/tmp/r images"),
+            // The command of run/create/exec is the command's, flags and all.
+            ("run -d=1 --rm=false img ls --all=false -a=0", "run -d img ls --all=false -a=0"),
+            ("create --init=true img sh -c -x=false", "create --init img sh -c -x=false"),
+            ("container run -i=false img --all=false", "container run img --all=false"),
+            ("exec -t=false c ls --tty=false", "exec c ls --tty=false"),
+            ("images -- --all=false", "images -- --all=false"),
+            // Unknown flags are clap's to report; kiln's own tools keep clap's grammar.
+            ("images --bogus=false -Z=1", "images --bogus=false -Z=1"),
+            ("images -aZ=1", "images -aZ=1"),
+            ("parse --x=false -a=false", "parse --x=false -a=false"),
+        ] {
+            assert_eq!(bool_values_of(given).unwrap(), clap, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_value_go_does_not_read_as_bool_is_refused_as_docker_does() {
+        let bad = bool_values_of("images --quiet=maybe").unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "invalid argument \"maybe\" for \"-q, --quiet\" flag: possible values: true, false\n\
+             See 'kiln images --help'."
+        );
+        let bad = bool_values_of("image ls -aq=").unwrap_err();
+        assert_eq!((bad.value.as_str(), bad.flag.as_str()), ("", "-q, --quiet"));
+        assert_eq!(bad.path, "kiln image ls");
+        let bad = bool_values_of("history -H=yes x").unwrap_err();
+        assert_eq!((bad.value.as_str(), bad.flag.as_str()), ("yes", "-H, --human"));
+        let bad = bool_values_of("run --rm=2 img").unwrap_err();
+        assert_eq!((bad.flag.as_str(), bad.path.as_str()), ("--rm", "kiln run"));
     }
 }
