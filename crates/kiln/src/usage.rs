@@ -279,7 +279,12 @@ pub fn bool_values(args: Vec<OsString>, root: &clap::Command) -> Result<Vec<OsSt
         let b = a.as_encoded_bytes();
         b.len() > 2 && b[0] == b'-' && b.contains(&b'=')
     };
-    if !args.iter().skip(1).take_while(|a| *a != "--").any(with_value) {
+    if !args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(with_value)
+    {
         return Ok(args);
     }
     let mut walk = Walk {
@@ -311,8 +316,7 @@ pub fn bool_values(args: Vec<OsString>, root: &clap::Command) -> Result<Vec<OsSt
                     .filter(|_| !positional_seen)
                     .and_then(|w| walk.cmd.find_subcommand(w));
                 if let Some(sub) = sub {
-                    if walk.path == root.get_name() && matches!(sub.get_name(), "parse" | "graph")
-                    {
+                    if walk.path == root.get_name() && matches!(sub.get_name(), "parse" | "graph") {
                         walk.pieces.push(Piece::Word(arg));
                         break;
                     }
@@ -356,7 +360,10 @@ enum Piece {
     Flag { text: String, on: bool },
     /// Short flags in one word: the plain ones (`-aq`), each dropped when off, then the rest of
     /// the word unchanged (`t=x`: a flag with its value; or a letter clap will report).
-    Cluster { flags: Vec<(char, bool)>, rest: String },
+    Cluster {
+        flags: Vec<(char, bool)>,
+        rest: String,
+    },
 }
 
 impl Piece {
@@ -470,7 +477,8 @@ impl<'a> Walk<'a> {
         }
         if let Some(v) = value.filter(|_| is_bool_valued(arg)) {
             let b = parse_bool(v).ok_or_else(|| self.bad(arg, v))?;
-            self.pieces.push(Piece::Word(format!("--{name}={b}").into()));
+            self.pieces
+                .push(Piece::Word(format!("--{name}={b}").into()));
             return Ok(None);
         }
         self.pieces.push(Piece::Word(word));
@@ -633,17 +641,35 @@ mod tests {
     fn option_values_commands_and_dash_dash_are_left_alone() {
         for (given, clap) in [
             // An option's value is no flag, whatever it looks like.
-            ("build -t=x:1 --build-arg A=1 -q=1 .", "build -t=x:1 --build-arg A=1 -q ."),
-            ("build -f Dockerfile.x --quiet=false .", "build -f Dockerfile.x ."),
+            (
+                "build -t=x:1 --build-arg A=1 -q=1 .",
+                "build -t=x:1 --build-arg A=1 -q .",
+            ),
+            (
+                "build -f Dockerfile.x --quiet=false .",
+                "build -f Dockerfile.x .",
+            ),
             ("ps -n -1 -a=false", "ps -n -1"),
             // ... unless clap reads it as a flag (and reports the value missing).
             ("images --format --all=false -q=1", "images --format -q"),
-            ("--root /tmp/r images --all=true", "--root /tmp/r images --all"),
+            (
+                "--root /tmp/r images --all=true",
+                "--root /tmp/r images --all",
+            ),
             ("--root=/tmp/r images -a=false", "--root=/tmp/r images"),
             // The command of run/create/exec is the command's, flags and all.
-            ("run -d=1 --rm=false img ls --all=false -a=0", "run -d img ls --all=false -a=0"),
-            ("create --init=true img sh -c -x=false", "create --init img sh -c -x=false"),
-            ("container run -i=false img --all=false", "container run img --all=false"),
+            (
+                "run -d=1 --rm=false img ls --all=false -a=0",
+                "run -d img ls --all=false -a=0",
+            ),
+            (
+                "create --init=true img sh -c -x=false",
+                "create --init img sh -c -x=false",
+            ),
+            (
+                "container run -i=false img --all=false",
+                "container run img --all=false",
+            ),
             ("exec -t=false c ls --tty=false", "exec c ls --tty=false"),
             ("images -- --all=false", "images -- --all=false"),
             // Unknown flags are clap's to report; kiln's own tools keep clap's grammar.
@@ -667,7 +693,10 @@ mod tests {
         assert_eq!((bad.value.as_str(), bad.flag.as_str()), ("", "-q, --quiet"));
         assert_eq!(bad.path, "kiln image ls");
         let bad = bool_values_of("history -H=yes x").unwrap_err();
-        assert_eq!((bad.value.as_str(), bad.flag.as_str()), ("yes", "-H, --human"));
+        assert_eq!(
+            (bad.value.as_str(), bad.flag.as_str()),
+            ("yes", "-H, --human")
+        );
         let bad = bool_values_of("run --rm=2 img").unwrap_err();
         assert_eq!((bad.flag.as_str(), bad.path.as_str()), ("--rm", "kiln run"));
     }
