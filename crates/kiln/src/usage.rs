@@ -5,10 +5,12 @@
 //! | unknown flag | `unknown flag: --x` / `unknown shorthand flag: 'x' in -x`, `See 'docker images --help'.` | 125 |
 //! | flag value missing | `flag needs an argument: --format` | 125 |
 //! | flag value invalid | `invalid argument "v" for "-H, --human" flag: REASON` | 125 |
+//! | bool flag value invalid (`-q=maybe`) | the same, from [`bool_values`] | 125 |
 //! | other flag misuse | clap's text | 125 |
 //! | too few / too many arguments | `"docker tag" requires exactly 2 arguments.`, See, Usage, about | 1 |
 //! | unknown command | `docker: 'x' is not a docker command.` / `See 'docker --help'` | 1 |
 //!
+//! Before clap parses, [`bool_values`] makes docker's `--all=false` / `-q=true` clap's.
 //! kiln's own commands (`parse`, `graph`) keep clap's text and exit 2; help and version exit 0,
 //! and so does a command group named without its subcommand (`kiln image`), as in docker.
 //! No message names a hidden internal command (clap's suggestions would).
