@@ -61,7 +61,16 @@ pub fn report(e: clap::Error) -> ExitCode {
                 eprintln!("unknown flag: {flag}\n{see}");
             } else {
                 let c = flag.chars().nth(1).unwrap_or('?');
-                eprintln!("unknown shorthand flag: '{c}' in {flag}\n{see}");
+                // pflag names the rest of the word from the unknown letter on (`-aZq` → `-Zq`).
+                let rest = args
+                    .iter()
+                    .filter(|a| a.starts_with('-') && !a.starts_with("--"))
+                    .find_map(|a| {
+                        let letters = a[1..].split('=').next().unwrap_or_default();
+                        letters.find(c).map(|i| format!("-{}", &a[1 + i..]))
+                    })
+                    .unwrap_or_else(|| flag.to_string());
+                eprintln!("unknown shorthand flag: '{c}' in {rest}\n{see}");
             }
             ExitCode::from(125)
         }

@@ -266,6 +266,10 @@ fn run_and_create_refuse_unknown_flags_before_the_image() {
             "unknown shorthand flag: 'Z' in -Z\nSee 'kiln create --help'.\n",
         ),
         (
+            &["run", "-iZt=1", "x"],
+            "unknown shorthand flag: 'Z' in -Zt=1\nSee 'kiln run --help'.\n",
+        ),
+        (
             &["container", "run", "--bogus", "x"],
             "unknown flag: --bogus\nSee 'kiln container run --help'.\n",
         ),
