@@ -280,8 +280,10 @@ pub struct RunArgs {
     pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
-    /// The image, then the command and its arguments.
-    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    /// The image, then the command and its arguments. Before the image a word with a dash is
+    /// kiln's flag (an unknown one is refused, as docker does); from the image on, every word
+    /// is the command's (`trailing_var_arg`), dashes and all.
+    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, num_args = 1..)]
     pub image_and_command: Vec<String>,
 }
 

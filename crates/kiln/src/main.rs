@@ -15,9 +15,10 @@ mod global;
 mod progress;
 mod usage;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use global::GlobalArgs;
 
@@ -70,11 +71,14 @@ struct BuildCli {
 impl BuildCli {
     /// Only for a command line that starts with `build`; anything it does not accept (help,
     /// errors) goes to the full parser, so what the user sees is the same.
-    fn try_fast() -> Option<Cli> {
-        if std::env::args_os().nth(1).is_none_or(|a| a != "build") {
+    fn try_fast(args: &[OsString]) -> Option<Cli> {
+        if args.get(1).is_none_or(|a| a != "build") {
             return None;
         }
-        let b = BuildCli::try_parse().ok()?;
+        let mut cmd = BuildCli::command();
+        let args = usage::bool_values(args.to_vec(), &cmd).ok()?;
+        let mut m = cmd.try_get_matches_from_mut(args).ok()?;
+        let b = BuildCli::from_arg_matches_mut(&mut m).ok()?;
         Some(Cli {
             global: b.global,
             command: Command::Build(b.command),
@@ -82,10 +86,23 @@ impl BuildCli {
     }
 }
 
+/// The command line as clap parses it, after docker's `--flag=false` is made clap's
+/// (`usage::bool_values`); a refused one is reported here, with its exit code.
+fn parse() -> Result<Cli, ExitCode> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(cli) = BuildCli::try_fast(&args) {
+        return Ok(cli);
+    }
+    let mut cmd = Cli::command();
+    let args = usage::bool_values(args, &cmd).map_err(usage::BadBool::report)?;
+    let mut m = cmd.try_get_matches_from_mut(args).map_err(usage::report)?;
+    Cli::from_arg_matches_mut(&mut m).map_err(|e| usage::report(e.format(&mut cmd)))
+}
+
 fn main() -> ExitCode {
-    let cli = match BuildCli::try_fast().map_or_else(Cli::try_parse, Ok) {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => return usage::report(e),
+        Err(code) => return code,
     };
     let family = Family::of(&cli.command);
     if matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if !b.check) {

@@ -1,5 +1,9 @@
 //! Command lines kiln refuses, worded as docker words them (docker 20.10's exact text in each
-//! comment; `docker_compat.rs` checks the same against a running docker). No store is touched.
+//! comment; `docker_compat.rs` checks the same against a running docker), and docker's
+//! `--flag=VALUE` for boolean flags. Only the last test touches a store with an image in it
+//! (busybox, root: it runs a container and builds).
+
+mod support;
 
 use std::process::{Command, Output};
 
@@ -135,4 +139,205 @@ fn failures_are_prefixed_per_command_family() {
             missing.display()
         )
     );
+}
+
+/// stdout of `kiln ARGS` in an empty store, which must exit 0.
+fn ok_empty(args: &[&str]) -> String {
+    let o = kiln(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn bool_flags_take_go_bool_values_as_docker_reads_them() {
+    // docker (pflag) reads `--flag=V` and `-f=V` with Go's strconv.ParseBool.
+    assert!(ok_empty(&["images", "--all=false"]).starts_with("REPOSITORY "));
+    assert!(ok_empty(&["images", "--all=true", "--no-trunc=false"]).starts_with("REPOSITORY "));
+    assert_eq!(ok_empty(&["images", "-q=true"]), "");
+    assert_eq!(ok_empty(&["images", "-a=false", "--quiet=1"]), "");
+    assert_eq!(ok_empty(&["image", "ls", "-aq=T"]), "");
+    // -q=false after -q: the last one wins.
+    assert!(ok_empty(&["images", "-q", "--quiet=False"]).starts_with("REPOSITORY "));
+    // --force=true: no prompt.
+    assert_eq!(
+        ok_empty(&["image", "prune", "--force=true"]),
+        "Total reclaimed space: 0B\n"
+    );
+    assert!(ok_empty(&["system", "df", "-v=true"]).starts_with("Images space usage:\n"));
+    assert!(ok_empty(&["system", "df", "--verbose=0"]).starts_with("TYPE "));
+    // The flags are read; the command then fails as it would without them.
+    assert_eq!(
+        refused(&["rmi", "--force=false", "nosuch:1"]),
+        (1, "Error: No such image: nosuch:1\n".to_string())
+    );
+    assert_eq!(
+        refused(&["history", "-H=F", "--no-trunc=true", "-q=0", "nosuch:1"]),
+        (1, "Error: No such image: nosuch:1\n".to_string())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let (code, err) = refused(&[
+        "build",
+        "--no-cache=false",
+        "--quiet=true",
+        "--pull=false",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("ERROR: unable to prepare context"), "{err}");
+}
+
+#[test]
+fn a_bool_value_go_cannot_read_is_refused_with_125() {
+    // invalid argument "maybe" for "-q, --quiet" flag: strconv.ParseBool: parsing "maybe":
+    // invalid syntax / See 'docker images --help'.
+    for (args, flag, value, path) in [
+        (
+            &["images", "--quiet=maybe"][..],
+            "-q, --quiet",
+            "maybe",
+            "kiln images",
+        ),
+        (&["images", "-aq=yes"], "-q, --quiet", "yes", "kiln images"),
+        (&["image", "ls", "--all="], "-a, --all", "", "kiln image ls"),
+        (
+            &["build", "--no-cache=2", "."],
+            "--no-cache",
+            "2",
+            "kiln build",
+        ),
+        (&["rmi", "-f=no", "x"], "-f, --force", "no", "kiln rmi"),
+        (
+            &["history", "-H=yes", "x"],
+            "-H, --human",
+            "yes",
+            "kiln history",
+        ),
+        (
+            &["system", "df", "-v=on"],
+            "-v, --verbose",
+            "on",
+            "kiln system df",
+        ),
+        (&["run", "--rm=1.0", "x"], "--rm", "1.0", "kiln run"),
+    ] {
+        assert_eq!(
+            refused(args),
+            (
+                125,
+                format!(
+                    "invalid argument \"{value}\" for \"{flag}\" flag: possible values: true, false\n\
+                     See '{path} --help'.\n"
+                )
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn run_and_create_refuse_unknown_flags_before_the_image() {
+    // unknown flag: --bogus / See 'docker run --help'.  (docker 20.10, exit 125)
+    for (args, err) in [
+        (
+            &["run", "--bogus", "x"][..],
+            "unknown flag: --bogus\nSee 'kiln run --help'.\n",
+        ),
+        (
+            &["run", "-d", "--bogus=1", "x", "sh"],
+            "unknown flag: --bogus\nSee 'kiln run --help'.\n",
+        ),
+        (
+            &["create", "--bogus", "x"],
+            "unknown flag: --bogus\nSee 'kiln create --help'.\n",
+        ),
+        (
+            &["run", "-Z", "x"],
+            "unknown shorthand flag: 'Z' in -Z\nSee 'kiln run --help'.\n",
+        ),
+        // pflag names the rest of the word from the unknown letter on.
+        (
+            &["create", "-iZ", "x"],
+            "unknown shorthand flag: 'Z' in -Z\nSee 'kiln create --help'.\n",
+        ),
+        (
+            &["run", "-iZt=1", "x"],
+            "unknown shorthand flag: 'Z' in -Zt=1\nSee 'kiln run --help'.\n",
+        ),
+        (
+            &["container", "run", "--bogus", "x"],
+            "unknown flag: --bogus\nSee 'kiln container run --help'.\n",
+        ),
+    ] {
+        assert_eq!(refused(args), (125, err.to_string()), "{args:?}");
+    }
+}
+
+#[test]
+fn bool_values_take_effect_and_a_containers_command_keeps_its_flags() {
+    support::require_root();
+    let c = support::Ctx::new();
+    let bb = "localhost/busybox:latest";
+    let run = |args: &[&str]| {
+        let o = c.kiln(args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // After the image, every word is the command's: nothing is read or rewritten.
+    assert_eq!(
+        run(&[
+            "run",
+            "--rm=true",
+            "-i=false",
+            bb,
+            "echo",
+            "--all=false",
+            "-a=0",
+            "--",
+            "-q=x"
+        ]),
+        "--all=false -a=0 -- -q=x\n"
+    );
+    assert_eq!(run(&["ps", "-a=true", "-q=1"]), "", "--rm=true removed it");
+    let id = run(&["create", "--init=false", bb, "echo", "--rm=false"]);
+    assert_eq!(run(&["start", "-a", id.trim()]), "--rm=false\n");
+    run(&["rm", "-f=true", id.trim()]);
+
+    // --no-trunc=T, -H=F, -q=1 as --no-trunc, -H=false, -q.
+    let full = run(&["images", "--no-trunc=T", bb]);
+    assert!(full.contains(" sha256:"), "{full}");
+    assert_eq!(
+        run(&["images", "--no-trunc=false", bb]),
+        run(&["images", bb])
+    );
+    assert_eq!(
+        run(&["history", "-H=F", bb]),
+        run(&["history", "--human=false", bb])
+    );
+    assert_ne!(run(&["history", "-H=F", bb]), run(&["history", "-H=t", bb]));
+    assert_eq!(run(&["images", "-q=1", bb]).trim().len(), 12);
+
+    // build: --quiet=true prints the ID alone; --no-cache=false keeps the cache, =true not.
+    c.file("Dockerfile", &format!("FROM {bb}\nRUN echo hi > /hi\n"));
+    let (code, out, err) = c.build(&["--quiet=true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("sha256:") && out.lines().count() == 1,
+        "{out}"
+    );
+    assert!(
+        c.build_ok(&["--quiet=false", "--no-cache=false"])
+            .contains("CACHED")
+    );
+    assert!(!c.build_ok(&["--no-cache=true"]).contains("CACHED"));
 }
