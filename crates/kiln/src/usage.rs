@@ -35,9 +35,11 @@ pub fn report(e: clap::Error) -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        // `docker image` alone prints the group's usage (on stderr) and exits 0.
+        // `docker image` alone prints the group's usage (on stderr) and exits 0. The group's
+        // help, not clap's error: that one lists hidden internal commands (`__run-bundle`).
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let _ = e.print();
+            let help = inv.cmd.clone().render_help();
+            eprint!("{help}");
             ExitCode::SUCCESS
         }
         ErrorKind::InvalidSubcommand => {

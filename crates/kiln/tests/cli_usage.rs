@@ -341,3 +341,20 @@ fn bool_values_take_effect_and_a_containers_command_keeps_its_flags() {
     );
     assert!(!c.build_ok(&["--no-cache=true"]).contains("CACHED"));
 }
+
+/// `kiln` or `kiln image` alone prints the usage and exits 0, and never names a hidden internal
+/// command (clap's own "requires a subcommand" message listed `__run-bundle`).
+#[test]
+fn no_subcommand_prints_usage_without_internal_commands() {
+    for args in [&[][..], &["image"][..], &["builder"][..]] {
+        let o = kiln(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(all.contains("Usage: kiln"), "{args:?}: {all}");
+        assert!(!all.contains("__"), "{args:?}: {all}");
+    }
+}

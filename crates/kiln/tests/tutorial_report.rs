@@ -138,4 +138,37 @@ fn report_of_the_tutorial_app_shows_the_reduction_and_what_stayed_behind() {
     );
     assert!(text.contains("/app/node_modules  (node_modules)"), "{text}");
     eprintln!("{text}");
+
+    // kiln diff of the two tutorial images: the single-stage image's app and toolchain are
+    // gone from the multi-stage one, its built files are in nginx's html directory, and
+    // the config moved from node's to nginx's.
+    let d = c.kiln(&["diff", "--format", "json", "app:single", "app:multi"]);
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
+    let paths = |kind: &str| -> Vec<String> {
+        d["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["change"] == kind)
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (removed, added) = (paths("D"), paths("A"));
+    assert!(
+        removed.iter().any(|p| p.starts_with("/app/node_modules/")),
+        "{removed:?}"
+    );
+    assert!(
+        removed.iter().any(|p| p.starts_with("/usr/share/nodejs/")),
+        "{removed:?}"
+    );
+    assert!(
+        added
+            .iter()
+            .any(|p| p.starts_with("/usr/share/nginx/html/")),
+        "{added:?}"
+    );
+    let stat = c.kiln(&["diff", "--stat", "app:single", "app:multi"]);
+    assert!(stat.status.success());
 }
