@@ -339,12 +339,11 @@ pub fn render(r: &Report) -> String {
             );
         }
         o.push_str("</table>");
-        if let Some((name, size, pct)) = &b.biggest_build_stage {
+        if let Some(sentence) = &b.ship_thin {
             let _ = write!(
                 o,
-                r#"<p class="sentence">The image is {pct:.1}% smaller than its biggest build stage, {} ({}).</p>"#,
-                esc(name),
-                human(*size)
+                r#"<p class="sentence">Build fat, ship thin: {}.</p>"#,
+                esc(sentence)
             );
         }
         o.push_str("</section>");
