@@ -166,7 +166,8 @@ pub fn size_words(a: u64, b: u64) -> (f64, String) {
     let pct = if b == 0 {
         0.0
     } else {
-        percent(b as f64 - a as f64, b as f64)
+        // `+ 0.0` turns a rounded -0.0 into 0.0.
+        percent(b as f64 - a as f64, b as f64) + 0.0
     };
     let words = match a.cmp(&b) {
         std::cmp::Ordering::Less => format!("is {pct:.1}% smaller than"),
