@@ -298,6 +298,8 @@ pub fn render(r: &Report) -> String {
 
     if let Some(b) = &r.build {
         o.push_str(r#"<section id="stages"><h2>Build stages</h2>"#);
+        // The graph: which stage is built on or copies from which.
+        o.push_str(&crate::graph::svg(&b.stages));
         // The stages as boxes in Dockerfile order, width by size.
         let max = b.stages.iter().map(|s| s.size).max().unwrap_or(0);
         let _ = write!(

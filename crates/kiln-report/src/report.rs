@@ -123,6 +123,8 @@ pub struct Duplicates {
 /// One stage of the build that made the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct StageSummary {
+    /// Its index in the Dockerfile.
+    pub index: u32,
     /// Name (`stage-N` if unnamed).
     pub name: String,
     /// Its base.
@@ -137,6 +139,11 @@ pub struct StageSummary {
     pub cached_steps: u32,
     /// The image was made from it.
     pub is_final: bool,
+    /// The stage it is built on (`FROM stage`), by index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_stage: Option<u32>,
+    /// The stages it reads files from (`COPY --from`, `RUN --mount from=`), by index.
+    pub uses: Vec<u32>,
 }
 
 /// The build record, when the image was built here.
@@ -384,6 +391,7 @@ fn build_summary(b: &BuildRecord, image_size: u64) -> BuildSummary {
         .stages
         .iter()
         .map(|s| StageSummary {
+            index: s.index,
             name: s.label(),
             base: s.base.clone(),
             size: s.size,
@@ -391,6 +399,8 @@ fn build_summary(b: &BuildRecord, image_size: u64) -> BuildSummary {
             steps: s.steps,
             cached_steps: s.cached_steps,
             is_final: s.is_final,
+            base_stage: s.base_stage,
+            uses: s.uses.clone(),
         })
         .collect();
     let biggest = stages

@@ -456,6 +456,7 @@ FROM builder AS tester
 RUN echo ok > /ok
 FROM localhost/busybox:latest AS final
 COPY --from=tester /ok /ok
+RUN --mount=type=bind,from=builder,target=/b test -f /b/big
 ";
 
 /// (name, size, duration_ms, is_final) of each stage of an image's build record.
@@ -577,4 +578,54 @@ fn build_report_prints_the_built_images_report() {
     assert_eq!(check.status.code(), Some(125), "{check:?}");
     let bad = c.kiln(&["build", "--report=xml", c.ctx.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(125), "{bad:?}");
+}
+
+#[test]
+fn html_stage_graph_has_the_stages_and_their_edges() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", STAGES);
+    c.build_ok(&["-t", "final"]);
+    let r = json(&c, &["report", "--format", "json", "final"]);
+    let st = &r["build"]["stages"];
+    assert_eq!(st[1]["base_stage"], 0, "tester is FROM builder");
+    assert_eq!(st[2]["uses"], serde_json::json!([0, 1]), "COPY --from and --mount from");
+
+    let page = c.tmp.path().join("stages.html");
+    ok(
+        &c,
+        &["report", "--format", "html", "-o", page.to_str().unwrap(), "final"],
+    );
+    let dom = chromium(
+        c.tmp.path(),
+        &["--dump-dom", &format!("file://{}", page.display())],
+    );
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    let graph = &dom[dom.find("<svg id=\"stage-graph\"").expect("the stage graph")..];
+    let graph = &graph[..graph.find("</svg>").unwrap()];
+    for needle in [
+        r#"<g class="stage" data-stage="builder">"#,
+        r#"<g class="stage" data-stage="tester">"#,
+        r#"<g class="stage" data-stage="final">"#,
+        r#"<path class="edge from" data-from="builder" data-to="tester""#,
+        r#"<path class="edge copy" data-from="tester" data-to="final""#,
+        r#"<path class="edge copy" data-from="builder" data-to="final""#,
+        "final (final)",
+    ] {
+        assert!(graph.contains(needle), "{needle:?} not in the graph:\n{graph}");
+    }
+    assert_eq!(graph.matches("<path class=\"edge").count(), 3, "{graph}");
+    // A screenshot renders (the graph is drawn, not just parsed).
+    let shot = c.tmp.path().join("stages.png");
+    let out = chromium(
+        c.tmp.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,900",
+            &format!("file://{}", page.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(&std::fs::read(&shot).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 }

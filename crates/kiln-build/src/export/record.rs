@@ -109,6 +109,10 @@ fn stage_record(
     let node = &b.plan.graph.stages[s.index];
     let mut base = String::from("scratch");
     let (mut steps, mut cached) = (0u32, 0u32);
+    // Edges of the stage graph: the stage it is built on, and the stages its steps read
+    // (a step's dependencies in other stages: `COPY --from`, `RUN --mount from=`).
+    let mut base_stage = None;
+    let mut uses = std::collections::BTreeSet::new();
     // The stage's own time: the sum of its steps' durations. A first-start-to-last-end span
     // would count the time a step waited for another stage (a `COPY --from` of a stage still
     // running), so the final stage would show the whole build.
@@ -121,13 +125,20 @@ fn stage_record(
             Op::Base(RootSource::Scratch) => {}
             Op::Base(RootSource::Image(idx)) => base = b.plan.images[*idx].reference.clone(),
             Op::Base(RootSource::Step(from)) => {
-                base = b.plan.graph.stages[b.plan.steps[*from].stage]
-                    .display
-                    .clone()
+                let from = b.plan.steps[*from].stage;
+                base = b.plan.graph.stages[from].display.clone();
+                base_stage = Some(from as u32);
             }
             _ => {
                 steps += 1;
                 cached += u32::from(timings[i].cached);
+                uses.extend(
+                    step.deps
+                        .iter()
+                        .map(|d| b.plan.steps[*d].stage)
+                        .filter(|st| *st != s.index)
+                        .map(|st| st as u32),
+                );
             }
         }
         let t = &timings[i];
@@ -146,6 +157,8 @@ fn stage_record(
         steps,
         cached_steps: cached,
         is_final: s.index == target,
+        base_stage,
+        uses: uses.into_iter().collect(),
     })
 }
 
