@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::html::esc;
+use crate::markup::esc;
 use crate::report::StageSummary;
 use crate::units::human;
 
@@ -78,7 +78,11 @@ pub fn svg(stages: &[StageSummary]) -> String {
         let (x1, y1) = (fx + W, fy + H / 2);
         let (x2, y2) = (tx, ty + H / 2);
         let kind = if is_from { "from" } else { "copy" };
-        let dash = if is_from { "" } else { r#" stroke-dasharray="6 4""# };
+        let dash = if is_from {
+            ""
+        } else {
+            r#" stroke-dasharray="6 4""#
+        };
         // Two stages in one column (cannot happen with depths, but a record could be odd):
         // a curve around, not a line through the boxes.
         let d = if x2 > x1 {
@@ -164,7 +168,10 @@ mod tests {
         assert!(s.contains(r#"<path class="edge from" data-from="installer" data-to="tester""#));
         assert!(s.contains(r#"<path class="edge copy" data-from="tester" data-to="deployer""#));
         // Three columns: deployer right of tester right of installer.
-        assert!(s.contains(r#"<g class="stage" data-stage="deployer"><rect x="530""#), "{s}");
+        assert!(
+            s.contains(r#"<g class="stage" data-stage="deployer"><rect x="530""#),
+            "{s}"
+        );
         assert_eq!(s.matches("<g class=\"stage\"").count(), 3);
         assert!(s.contains("1kB · cached"));
     }

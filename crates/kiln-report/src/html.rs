@@ -7,21 +7,7 @@ use crate::report::{Report, lost_words};
 use crate::tree::DirSize;
 use crate::units::human;
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use crate::markup::esc;
 
 /// A rectangle of the treemap.
 #[derive(Clone, Copy, Debug, PartialEq)]

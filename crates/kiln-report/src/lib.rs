@@ -17,6 +17,7 @@ pub mod html;
 pub mod image;
 pub mod layer;
 pub mod leftovers;
+mod markup;
 pub mod merge;
 pub mod origin;
 pub mod report;

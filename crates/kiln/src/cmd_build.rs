@@ -1117,13 +1117,7 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             if let Some(format) = args.report {
                 let to_stderr = args.quiet || to_stdout;
                 let name = args.tags.first().map(String::as_str);
-                crate::cmd_report::report_built(
-                    &root,
-                    &outcome.image_id,
-                    name,
-                    format,
-                    to_stderr,
-                )?;
+                crate::cmd_report::report_built(&root, &outcome.image_id, name, format, to_stderr)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -544,15 +544,28 @@ fn build_report_prints_the_built_images_report() {
     ]);
     assert!(out.status.success(), "{out:?}");
     let id = String::from_utf8(out.stdout).unwrap();
-    assert!(id.trim().starts_with("sha256:") && id.lines().count() == 1, "{id:?}");
+    assert!(
+        id.trim().starts_with("sha256:") && id.lines().count() == 1,
+        "{id:?}"
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(r["image"]["id"], id.trim());
     assert_eq!(r["wasted"]["bytes"], 13_000);
 
     // HTML.
-    let out = c.kiln(&["build", "--report=html", "-t", "waste", c.ctx.to_str().unwrap()]);
+    let out = c.kiln(&[
+        "build",
+        "--report=html",
+        "-t",
+        "waste",
+        c.ctx.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("<!DOCTYPE html>"));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
 
     // Refused: several targets, --check, a format it does not know.
     c.file("Dockerfile.two", STAGES);
@@ -589,20 +602,37 @@ fn html_stage_graph_has_the_stages_and_their_edges() {
     let r = json(&c, &["report", "--format", "json", "final"]);
     let st = &r["build"]["stages"];
     assert_eq!(st[1]["base_stage"], 0, "tester is FROM builder");
-    assert_eq!(st[2]["uses"], serde_json::json!([0, 1]), "COPY --from and --mount from");
+    assert_eq!(
+        st[2]["uses"],
+        serde_json::json!([0, 1]),
+        "COPY --from and --mount from"
+    );
 
     let page = c.tmp.path().join("stages.html");
     ok(
         &c,
-        &["report", "--format", "html", "-o", page.to_str().unwrap(), "final"],
+        &[
+            "report",
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "final",
+        ],
     );
     let dom = chromium(
         c.tmp.path(),
         &["--dump-dom", &format!("file://{}", page.display())],
     );
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8(dom.stdout).unwrap();
-    let graph = &dom[dom.find("<svg id=\"stage-graph\"").expect("the stage graph")..];
+    let graph = &dom[dom
+        .find("<svg id=\"stage-graph\"")
+        .expect("the stage graph")..];
     let graph = &graph[..graph.find("</svg>").unwrap()];
     for needle in [
         r#"<g class="stage" data-stage="builder">"#,
@@ -613,7 +643,10 @@ fn html_stage_graph_has_the_stages_and_their_edges() {
         r#"<path class="edge copy" data-from="builder" data-to="final""#,
         "final (final)",
     ] {
-        assert!(graph.contains(needle), "{needle:?} not in the graph:\n{graph}");
+        assert!(
+            graph.contains(needle),
+            "{needle:?} not in the graph:\n{graph}"
+        );
     }
     assert_eq!(graph.matches("<path class=\"edge").count(), 3, "{graph}");
     // A screenshot renders (the graph is drawn, not just parsed).
@@ -626,6 +659,10 @@ fn html_stage_graph_has_the_stages_and_their_edges() {
             &format!("file://{}", page.display()),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(&std::fs::read(&shot).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::shell::{
-    installs_project, is_compile, is_dependency_install, program, run_text, simple_commands, subcommand,
+    installs_project, is_compile, is_dependency_install, program, run_text, simple_commands,
+    subcommand,
 };
 use super::{ContextInfo, Input, Out};
 use crate::ast::{Command, Dockerfile, Instruction, Stage};
