@@ -173,7 +173,14 @@ fn chain_size(b: &Build<'_>, chain: &[crate::rootfs::LayerRef]) -> Result<u64> {
         size += match &l.blob {
             Some(blob) => b.store.layer_size(blob)?,
             None => match b.store.snapshot(&l.snapshot)? {
-                Some(info) => kiln_snapshot::dir_size(&info.path)?.size,
+                Some(info) => {
+                    kiln_snapshot::dir_size(&info.path)
+                        .map_err(|e| crate::error::BuildError::ExportLayer {
+                            dir: info.path.clone(),
+                            source: Box::new(e),
+                        })?
+                        .size
+                }
                 None => 0,
             },
         };
