@@ -404,3 +404,111 @@ fn sarif_has_the_required_structure() {
         assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
     }
 }
+
+#[test]
+fn source_before_install_fires_only_where_the_manifest_was_not_installed_first() {
+    let fires = |src: &str| {
+        rules_in(src, None, &CheckConfig::default())
+            .contains(&"SourceCopiedBeforeDependencyInstall")
+    };
+    // The manifest copied and installed first; the later `npm ci --omit=dev` prunes.
+    assert!(!fires(
+        "FROM node:20\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build\nRUN npm ci --omit=dev\n"
+    ));
+    // Installing the project itself needs its sources.
+    assert!(!fires(
+        "FROM python:3.12\nWORKDIR /app\nCOPY . .\nRUN pip install .\n"
+    ));
+    assert!(!fires(
+        "FROM python:3.12\nWORKDIR /app\nCOPY . .\nRUN pip install --no-cache-dir -e .\n"
+    ));
+    // A global tool install reads no manifest: nothing to say.
+    assert!(!fires(
+        "FROM node:20\nCOPY . /app\nRUN npm install -g pm2\n"
+    ));
+    assert!(!fires(
+        "FROM node:20\nCOPY . /app\nRUN npm i --global pm2 && pnpm add -g x\n"
+    ));
+    // Still fires where it should.
+    assert!(fires(
+        "FROM python:3.12\nCOPY . .\nRUN pip install -r requirements.txt\n"
+    ));
+    assert!(fires(
+        "FROM python:3.12\nCOPY . .\nRUN pip install -r requirements.txt .\n"
+    ));
+    assert!(fires(
+        "FROM node:20\nCOPY . /app\nRUN npm install -g pm2 && npm ci\n"
+    ));
+    assert!(fires(
+        "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm ci --omit=dev\n"
+    ));
+    // Once per stage.
+    let n = rules_in(
+        "FROM node:20\nCOPY . .\nRUN npm ci\nRUN npm ci --omit=dev\n",
+        None,
+        &CheckConfig::default(),
+    )
+    .iter()
+    .filter(|r| **r == "SourceCopiedBeforeDependencyInstall")
+    .count();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn secret_file_copied_looks_inside_copied_directories_and_counts_the_rest() {
+    let msg = |src: &str, c: &ContextInfo| {
+        findings_with(src, Some(c), &CheckConfig::default())
+            .into_iter()
+            .find(|w| w.rule == "SecretFileCopied")
+            .map(|w| w.message)
+    };
+    let c = ctx(
+        &[
+            "config/",
+            "config/app.yaml",
+            "config/.env.production",
+            "src/",
+            "src/.env",
+        ],
+        None,
+    );
+    assert_eq!(
+        msg("FROM a:1\nCOPY config/ /app/config/\n", &c).as_deref(),
+        Some(
+            "COPY copies 'config/.env.production' into the image, where anyone with the image can read it"
+        )
+    );
+    assert_eq!(
+        msg("FROM a:1\nCOPY ./config /app/config\n", &c).as_deref(),
+        Some(
+            "COPY copies 'config/.env.production' into the image, where anyone with the image can read it"
+        )
+    );
+    // Another directory, or one the .dockerignore covers: nothing.
+    assert_eq!(msg("FROM a:1\nCOPY src/app.js /app/\n", &c), None);
+    let ignored = ctx(&["config/", "config/.env.production"], Some("**/.env*\n"));
+    assert_eq!(msg("FROM a:1\nCOPY config/ /app/config/\n", &ignored), None);
+
+    // Truncated lists say how many more, with the right plural.
+    let many = ctx(
+        &[".env", "a/", "a/.env", "b/", "b/.env", "c/", "c/id_rsa"],
+        None,
+    );
+    assert_eq!(
+        msg("FROM a:1\nCOPY . .\n", &many).as_deref(),
+        Some(
+            "COPY copies '.env', 'a/.env', 'b/.env' and 1 more file into the image, where anyone with the image can read it"
+        )
+    );
+    let more = ctx(
+        &[
+            ".env", "a/", "a/.env", "b/", "b/.env", "c/", "c/id_rsa", "d/", "d/.netrc",
+        ],
+        None,
+    );
+    assert!(
+        msg("FROM a:1\nCOPY . .\n", &more)
+            .unwrap()
+            .contains("'b/.env' and 2 more files into")
+    );
+}

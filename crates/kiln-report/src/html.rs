@@ -7,21 +7,7 @@ use crate::report::{Report, lost_words};
 use crate::tree::DirSize;
 use crate::units::human;
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use crate::markup::esc;
 
 /// A rectangle of the treemap.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -298,6 +284,8 @@ pub fn render(r: &Report) -> String {
 
     if let Some(b) = &r.build {
         o.push_str(r#"<section id="stages"><h2>Build stages</h2>"#);
+        // The graph: which stage is built on or copies from which.
+        o.push_str(&crate::graph::svg(&b.stages));
         // The stages as boxes in Dockerfile order, width by size.
         let max = b.stages.iter().map(|s| s.size).max().unwrap_or(0);
         let _ = write!(
@@ -339,12 +327,11 @@ pub fn render(r: &Report) -> String {
             );
         }
         o.push_str("</table>");
-        if let Some((name, size, pct)) = &b.biggest_build_stage {
+        if let Some(sentence) = &b.ship_thin {
             let _ = write!(
                 o,
-                r#"<p class="sentence">The image is {pct:.1}% smaller than its biggest build stage, {} ({}).</p>"#,
-                esc(name),
-                human(*size)
+                r#"<p class="sentence">Build fat, ship thin: {}.</p>"#,
+                esc(sentence)
             );
         }
         o.push_str("</section>");

@@ -6,16 +6,18 @@
 //! ([`stored`]) for the next report or diff. Everything else is a pure function of
 //! those indexes: [`merge`] applies them in order as unpacking does, [`diff`] compares two
 //! final filesystems and configs, [`report`] sizes, leftovers, wasted and duplicated bytes,
-//! [`html`] and [`text`] render.
+//! [`html`] (with [`graph`], the stage graph) and [`text`] render.
 
 #![warn(missing_docs)]
 
 pub mod diff;
 mod error;
+pub mod graph;
 pub mod html;
 pub mod image;
 pub mod layer;
 pub mod leftovers;
+mod markup;
 pub mod merge;
 pub mod origin;
 pub mod report;

@@ -12,7 +12,7 @@ use crate::layer::Kind;
 use crate::leftovers::{self, Leftover};
 use crate::merge::{Lost, LostHow};
 use crate::tree::{DirSize, SizeTree};
-use crate::units::percent;
+use crate::units::{human, percent};
 
 /// Knobs of a report.
 #[derive(Clone, Debug)]
@@ -123,6 +123,8 @@ pub struct Duplicates {
 /// One stage of the build that made the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct StageSummary {
+    /// Its index in the Dockerfile.
+    pub index: u32,
     /// Name (`stage-N` if unnamed).
     pub name: String,
     /// Its base.
@@ -137,6 +139,11 @@ pub struct StageSummary {
     pub cached_steps: u32,
     /// The image was made from it.
     pub is_final: bool,
+    /// The stage it is built on (`FROM stage`), by index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_stage: Option<u32>,
+    /// The stages it reads files from (`COPY --from`, `RUN --mount from=`), by index.
+    pub uses: Vec<u32>,
 }
 
 /// The build record, when the image was built here.
@@ -149,9 +156,33 @@ pub struct BuildSummary {
     pub duration_ms: u64,
     /// Stages in Dockerfile order.
     pub stages: Vec<StageSummary>,
-    /// The biggest non-final stage, and how much smaller the image is (percent).
+    /// The biggest non-final stage: name, size, and how much smaller the image is in percent
+    /// of the stage's size (negative: larger).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub biggest_build_stage: Option<(String, u64, f64)>,
+    /// "the image (88MB) is 77.0% smaller than its biggest build stage installer (388MB)"
+    /// (or `larger than`, or `the same size as`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ship_thin: Option<String>,
+}
+
+/// How `a` compares with `b` in size: the percentage of `b` by which `a` is smaller
+/// (negative: larger), and the words, "is 77.0% smaller than", "is 338.1% larger than" or
+/// "is the same size as".
+pub fn size_words(a: u64, b: u64) -> (f64, String) {
+    let pct = if b == 0 {
+        0.0
+    } else {
+        // `+ 0.0` turns a rounded -0.0 into 0.0.
+        percent(b as f64 - a as f64, b as f64) + 0.0
+    };
+    let words = match a.cmp(&b) {
+        std::cmp::Ordering::Less => format!("is {pct:.1}% smaller than"),
+        std::cmp::Ordering::Greater if b == 0 => "is larger than".to_string(),
+        std::cmp::Ordering::Greater => format!("is {:.1}% larger than", -pct),
+        std::cmp::Ordering::Equal => "is the same size as".to_string(),
+    };
+    (pct, words)
 }
 
 /// A directory whose size accounts for the difference between two images.
@@ -360,6 +391,7 @@ fn build_summary(b: &BuildRecord, image_size: u64) -> BuildSummary {
         .stages
         .iter()
         .map(|s| StageSummary {
+            index: s.index,
             name: s.label(),
             base: s.base.clone(),
             size: s.size,
@@ -367,24 +399,28 @@ fn build_summary(b: &BuildRecord, image_size: u64) -> BuildSummary {
             steps: s.steps,
             cached_steps: s.cached_steps,
             is_final: s.is_final,
+            base_stage: s.base_stage,
+            uses: s.uses.clone(),
         })
         .collect();
     let biggest = stages
         .iter()
         .filter(|s| !s.is_final)
         .max_by_key(|s| s.size)
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.size,
-                percent(s.size.saturating_sub(image_size) as f64, s.size as f64),
-            )
-        });
+        .map(|s| (s.name.clone(), s.size, size_words(image_size, s.size)));
+    let ship_thin = biggest.as_ref().map(|(name, size, (_, words))| {
+        format!(
+            "the image ({}) {words} its biggest build stage {name} ({})",
+            human(image_size),
+            human(*size)
+        )
+    });
     BuildSummary {
         target: b.target.clone(),
         duration_ms: b.duration_ms,
         stages,
-        biggest_build_stage: biggest,
+        biggest_build_stage: biggest.map(|(name, size, (pct, _))| (name, size, pct)),
+        ship_thin,
     }
 }
 
@@ -430,19 +466,8 @@ fn explain(a: &SizeTree, b: &SizeTree, dir: &str, min: u64, depth: usize, out: &
 fn compare(img: &LoadedImage, tree: &SizeTree, other: &LoadedImage, opts: &Options) -> Compare {
     let otree = SizeTree::of(&other.merged);
     let osum = summary(other, &otree);
-    let (a, b) = (img.size() as f64, osum.size as f64);
-    let reduction = if b == 0.0 { 0.0 } else { percent(b - a, b) };
-    let sentence = match img.size().cmp(&osum.size) {
-        std::cmp::Ordering::Less => format!(
-            "{} is {reduction:.1}% smaller than {}",
-            img.name, other.name
-        ),
-        std::cmp::Ordering::Greater => format!(
-            "{} is {:.1}% larger than {}",
-            img.name, -reduction, other.name
-        ),
-        std::cmp::Ordering::Equal => format!("{} is the same size as {}", img.name, other.name),
-    };
+    let (reduction, words) = size_words(img.size(), osum.size);
+    let sentence = format!("{} {words} {}", img.name, other.name);
     let total_delta = tree.total().abs_diff(otree.total());
     let mut differences = Vec::new();
     explain(
@@ -501,4 +526,24 @@ pub fn lost_words(l: &Lost) -> String {
         (LostHow::Overwritten, false) => "overwritten",
     };
     format!("layer {} → {how} in layer {}", l.layer, l.by_layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_words;
+
+    #[test]
+    fn size_words_say_smaller_larger_or_the_same() {
+        assert_eq!(
+            size_words(23, 100),
+            (77.0, "is 77.0% smaller than".to_string())
+        );
+        // Larger: the percentage of the other's size, never a clamped "0.0% smaller".
+        assert_eq!(
+            size_words(438_100, 100_000),
+            (-338.1, "is 338.1% larger than".to_string())
+        );
+        assert_eq!(size_words(5, 5), (0.0, "is the same size as".to_string()));
+        assert_eq!(size_words(5, 0).1, "is larger than");
+    }
 }

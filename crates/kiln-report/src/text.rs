@@ -70,13 +70,8 @@ pub fn render(r: &Report) -> String {
                 if s.is_final { "  (final)" } else { "" }
             );
         }
-        if let Some((name, size, pct)) = &b.biggest_build_stage {
-            let _ = writeln!(
-                o,
-                "  build fat, ship thin: the image ({}) is {pct:.1}% smaller than its biggest build stage {name} ({})",
-                human(i.size),
-                human(*size)
-            );
+        if let Some(sentence) = &b.ship_thin {
+            let _ = writeln!(o, "  build fat, ship thin: {sentence}");
         }
     }
 

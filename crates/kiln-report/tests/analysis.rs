@@ -360,6 +360,8 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
                 steps: 3,
                 cached_steps: 1,
                 is_final: false,
+                base_stage: None,
+                uses: Vec::new(),
             },
             StageRecord {
                 index: 1,
@@ -370,6 +372,8 @@ fn build_records_round_trip_show_in_the_report_and_go_with_the_image() {
                 steps: 1,
                 cached_steps: 1,
                 is_final: true,
+                base_stage: None,
+                uses: vec![0],
             },
         ],
         layers: vec![kiln_store::LayerOrigin {

@@ -109,6 +109,10 @@ pub struct StageRecord {
     pub cached_steps: u32,
     /// Whether the image was made from this stage.
     pub is_final: bool,
+    /// The stage it is built on (`FROM stage`), by index.
+    pub base_stage: Option<u32>,
+    /// The stages it reads files from (`COPY --from`, `RUN --mount from=`), by index, sorted.
+    pub uses: Vec<u32>,
 }
 
 impl StageRecord {
@@ -148,8 +152,8 @@ impl Store {
             for s in &record.stages {
                 db::exec(
                     tx,
-                    "INSERT INTO build_record_stages (build_id, position, name, base, size, duration_ms, steps, cached_steps, is_final)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO build_record_stages (build_id, position, name, base, size, duration_ms, steps, cached_steps, is_final, base_stage, uses)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         id,
                         s.index,
@@ -160,6 +164,12 @@ impl Store {
                         s.steps,
                         s.cached_steps,
                         s.is_final,
+                        s.base_stage,
+                        s.uses
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
                     ],
                 )?;
             }
@@ -210,7 +220,7 @@ impl Store {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stages = tx.prepare_cached(
-                "SELECT position, name, base, size, duration_ms, steps, cached_steps, is_final
+                "SELECT position, name, base, size, duration_ms, steps, cached_steps, is_final, base_stage, uses
                  FROM build_record_stages WHERE build_id = ?1 ORDER BY position",
             )?;
             let mut layers = tx.prepare_cached(
@@ -229,6 +239,13 @@ impl Store {
                             steps: r.get(5)?,
                             cached_steps: r.get(6)?,
                             is_final: r.get(7)?,
+                            base_stage: r.get(8)?,
+                            // An entry this kiln cannot read is left out (no edge drawn).
+                            uses: r
+                                .get::<_, String>(9)?
+                                .split(',')
+                                .filter_map(|u| u.parse().ok())
+                                .collect(),
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -241,6 +241,13 @@ CREATE TABLE layer_files (               -- a cache: rebuilt from the blob when 
 );
 "#,
     // ---- end of 8
+    // 9 (issue 12, the report's stage graph; renumber freely at merge): which stages a
+    // stage is built on and reads from, so `kiln report` draws the edges. Older rows have
+    // neither (no edges drawn).
+    r#"
+ALTER TABLE build_record_stages ADD COLUMN base_stage INTEGER;   -- FROM another stage
+ALTER TABLE build_record_stages ADD COLUMN uses TEXT NOT NULL DEFAULT ''; -- COPY --from, RUN --mount from: stage indexes, comma-separated
+"#,
 ];
 
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {

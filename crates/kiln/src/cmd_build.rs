@@ -138,6 +138,11 @@ pub struct BuildArgs {
     /// does), build nothing; exit 1 when anything is found.
     #[arg(long)]
     pub check: bool,
+    /// After a successful build, print `kiln report` of the image (text, json or html) to
+    /// standard output, or to standard error when standard output carries -q's ID or an
+    /// archive.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text")]
+    pub report: Option<crate::cmd_report::ReportFormat>,
     #[command(flatten)]
     pub noop: NoopArgs,
 }
@@ -756,6 +761,12 @@ fn parse_targets(args: &BuildArgs) -> Result<Vec<kiln_build::options::TargetSpec
                 "several --target make several images; -q prints their IDs, one per line",
             );
         }
+        if args.report.is_some() {
+            return refuse(
+                "--report",
+                "several --target make several images; run kiln report on each",
+            );
+        }
         if args.metadata_file.is_some() {
             return refuse(
                 "--metadata-file",
@@ -786,6 +797,12 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(e) => return Ok(e.report()),
     };
+    if args.check && args.report.is_some() {
+        return Ok(FlagError::Unsupported(
+            "--report cannot be used with --check: --check builds nothing to report on".into(),
+        )
+        .report());
+    }
     // Flags first, as docker checks them: before any context is read or fetched.
     // A bad --progress or BUILDKIT_PROGRESS is an error even with -q, as in docker.
     let mode = match ProgressMode::parse(&args.progress)? {
@@ -1112,6 +1129,11 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 }
             } else if args.quiet && !to_stdout {
                 println!("{}", outcome.image_id);
+            }
+            if let Some(format) = args.report {
+                let to_stderr = args.quiet || to_stdout;
+                let name = args.tags.first().map(String::as_str);
+                crate::cmd_report::report_built(&root, &outcome.image_id, name, format, to_stderr)?;
             }
             Ok(ExitCode::SUCCESS)
         }

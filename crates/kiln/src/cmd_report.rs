@@ -64,17 +64,56 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         top: a.top as usize,
     };
     let r = kiln_report::report::report(&images[0], record.as_ref(), images.get(1), &opts);
-    let out = match a.format {
-        ReportFormat::Text => kiln_report::text::render(&r),
-        ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ReportFormat::Html => kiln_report::html::render(&r),
-    };
+    let out = render(&r, a.format)?;
     match a.output.as_deref() {
         None => write_stdout(&out)?,
         Some(p) if p == Path::new("-") => write_stdout(&out)?,
         Some(p) => write_file(p, out.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln build --report`: the report of the image a build just stored, to standard output
+/// or (when that carries the build's ID or archive) standard error.
+pub fn report_built(
+    root: &Path,
+    image_id: &str,
+    name: Option<&str>,
+    format: ReportFormat,
+    to_stderr: bool,
+) -> anyhow::Result<()> {
+    let store = Store::open(root)?;
+    let id = kiln_store::Digest::parse(image_id)
+        .with_context(|| format!("--report: image ID {image_id:?}"))?;
+    if store.image(&id)?.is_none() {
+        anyhow::bail!(
+            "--report: the image {image_id} was exported (--output) and not kept in the image store; nothing to report"
+        );
+    }
+    let mut images = kiln_report::load_images(&store, &[image_id])?;
+    if let Some(n) = name {
+        // Named as the build tagged it; loaded by ID, which no concurrent tag can move.
+        images[0].name = n.to_string();
+    }
+    let record = store.latest_build_record(&images[0].record.id)?;
+    let r = kiln_report::report::report(&images[0], record.as_ref(), None, &Default::default());
+    let out = render(&r, format)?;
+    if to_stderr {
+        let mut e = std::io::stderr().lock();
+        e.write_all(out.as_bytes())?;
+        e.flush()?;
+        Ok(())
+    } else {
+        Ok(write_stdout(&out)?)
+    }
+}
+
+fn render(r: &kiln_report::report::Report, format: ReportFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        ReportFormat::Text => kiln_report::text::render(r),
+        ReportFormat::Json => serde_json::to_string_pretty(r)? + "\n",
+        ReportFormat::Html => kiln_report::html::render(r),
+    })
 }
 
 fn write_stdout(s: &str) -> std::io::Result<()> {

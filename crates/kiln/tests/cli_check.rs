@@ -323,3 +323,43 @@ fn build_fails_before_any_step_with_error_true() {
     let (code, _, err) = c.build(&["--build-arg", "BUILDKIT_DOCKERFILE_CHECK=skip=all"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn secret_inside_a_copied_directory_is_found_in_the_real_context() {
+    let d = dir_with(&[
+        (
+            "Dockerfile",
+            "FROM node:20.11\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci\nCOPY config/ /app/config/\nCOPY . .\nRUN npm run build\nRUN npm ci --omit=dev\nRUN npm install -g pm2\n",
+        ),
+        (".dockerignore", "node_modules\n"),
+        ("package.json", "{}"),
+        ("config/app.yaml", "a: 1"),
+        ("config/.env.production", "TOKEN=1"),
+    ]);
+    let (_, v) = json_findings(&[d.path().to_str().unwrap()]);
+    let findings = v["findings"].as_array().unwrap();
+    let secrets: Vec<(u64, String)> = findings
+        .iter()
+        .filter(|f| f["rule"] == "SecretFileCopied")
+        .map(|f| {
+            (
+                f["location"]["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Line 5 (COPY config/) and line 6 (COPY . ., which sends config/ too).
+    assert_eq!(secrets.len(), 2, "{findings:?}");
+    assert_eq!(secrets[0].0, 5);
+    assert!(
+        secrets[0].1.contains("'config/.env.production'"),
+        "{secrets:?}"
+    );
+    // The manifest was installed first: no source-before-install finding, for `npm ci
+    // --omit=dev` nor for the global pm2.
+    let r = rules(&v);
+    assert!(
+        !r.contains(&"SourceCopiedBeforeDependencyInstall".into()),
+        "{r:?}"
+    );
+}

@@ -447,3 +447,222 @@ fn html_report_renders_in_chromium() {
     // A blank page compresses to a few kB; text, tables and the treemap do not.
     assert!(png.len() > 30_000, "screenshot only {} bytes", png.len());
 }
+
+const STAGES: &str = "\
+FROM localhost/busybox:latest AS builder
+RUN head -c 200000 /dev/urandom > /big && head -c 50000 /dev/zero > /gone && sleep 3
+RUN rm /gone
+FROM builder AS tester
+RUN echo ok > /ok
+FROM localhost/busybox:latest AS final
+COPY --from=tester /ok /ok
+RUN --mount=type=bind,from=builder,target=/b test -f /b/big
+";
+
+/// (name, size, duration_ms, is_final) of each stage of an image's build record.
+fn stage_rows(r: &serde_json::Value) -> Vec<(String, u64, u64, bool)> {
+    r["build"]["stages"]
+        .as_array()
+        .expect("a build record")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["size"].as_u64().unwrap(),
+                s["duration_ms"].as_u64().unwrap(),
+                s["is_final"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn stage_sizes_are_measured_as_image_sizes_and_times_are_each_stages_own() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", STAGES);
+    // The whole build: the final stage only copies a file, but its FROM starts at once and its
+    // COPY waits for the builder's 3 s: its own time is far below the builder's.
+    c.build_ok(&["-t", "final"]);
+    let s = stage_rows(&json(&c, &["report", "--format", "json", "final"]));
+    let names: Vec<&str> = s.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["builder", "tester", "final"]);
+    assert!(s[0].2 >= 3000, "builder ran sleep 3: {s:?}");
+    assert!(s[2].2 < s[0].2 / 2, "final stage's own time: {s:?}");
+
+    // The builder stage alone, as an image: its stage size is that image's size exactly.
+    c.build_ok(&["--target", "builder", "-t", "builder"]);
+    let builder_size = inspect_size(&c, "builder");
+    assert_eq!(s[0].1, builder_size, "{s:?}");
+
+    // tester = builder + a tiny RUN: the image is larger than its biggest build stage, never
+    // "smaller"; the builder, all cache hits, shows almost no time.
+    c.build_ok(&["--target", "tester", "-t", "tester"]);
+    let r = json(&c, &["report", "--format", "json", "tester"]);
+    let t = stage_rows(&r);
+    assert_eq!(t[0].0, "builder");
+    assert_eq!(t[0].1, builder_size);
+    assert!(t[0].2 < 1000, "cached builder: {t:?}");
+    let size = inspect_size(&c, "tester");
+    assert_eq!(t[1].1, size, "the final stage is the image: {t:?}");
+    assert!(size > builder_size);
+    let b = &r["build"]["biggest_build_stage"];
+    assert_eq!(b[0], "builder");
+    // 3 bytes more than 2 MB: "0.0% larger", never a negative "smaller".
+    assert!(b[2].as_f64().unwrap() <= 0.0, "{b}");
+    let sentence = r["build"]["ship_thin"].as_str().unwrap();
+    assert!(
+        sentence.contains("% larger than its biggest build stage builder"),
+        "{sentence}"
+    );
+    let text = ok(&c, &["report", "tester"]);
+    assert!(text.contains(sentence), "{text}");
+    assert!(!text.contains("smaller than its biggest"), "{text}");
+}
+
+#[test]
+fn build_report_prints_the_built_images_report() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", WASTE);
+    // Text on standard output.
+    let out = c.kiln(&["build", "--report", "-t", "waste", c.ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("Image: waste ("), "{stdout}");
+    assert!(stdout.contains("Wasted: 13kB (13000 bytes) of"), "{stdout}");
+    assert!(stdout.contains("Build stages (built here"), "{stdout}");
+
+    // -q: standard output carries only the ID, the report (JSON) goes to standard error.
+    let out = c.kiln(&[
+        "build",
+        "-q",
+        "--report=json",
+        "-t",
+        "waste",
+        c.ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        id.trim().starts_with("sha256:") && id.lines().count() == 1,
+        "{id:?}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(r["image"]["id"], id.trim());
+    assert_eq!(r["wasted"]["bytes"], 13_000);
+
+    // HTML.
+    let out = c.kiln(&[
+        "build",
+        "--report=html",
+        "-t",
+        "waste",
+        c.ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
+
+    // Refused: several targets, --check, a format it does not know.
+    c.file("Dockerfile.two", STAGES);
+    let df = c.ctx.join("Dockerfile.two");
+    let two = c.kiln(&[
+        "build",
+        "--report",
+        "-f",
+        df.to_str().unwrap(),
+        "--target",
+        "builder",
+        "--target",
+        "tester",
+        c.ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(two.status.code(), Some(125), "{two:?}");
+    let err = String::from_utf8_lossy(&two.stderr);
+    assert!(
+        err.contains("--report cannot be used with several --target"),
+        "{err}"
+    );
+    let check = c.kiln(&["build", "--check", "--report", c.ctx.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(125), "{check:?}");
+    let bad = c.kiln(&["build", "--report=xml", c.ctx.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(125), "{bad:?}");
+}
+
+#[test]
+fn html_stage_graph_has_the_stages_and_their_edges() {
+    require_root();
+    let c = Ctx::new();
+    c.file("Dockerfile", STAGES);
+    c.build_ok(&["-t", "final"]);
+    let r = json(&c, &["report", "--format", "json", "final"]);
+    let st = &r["build"]["stages"];
+    assert_eq!(st[1]["base_stage"], 0, "tester is FROM builder");
+    assert_eq!(
+        st[2]["uses"],
+        serde_json::json!([0, 1]),
+        "COPY --from and --mount from"
+    );
+
+    let page = c.tmp.path().join("stages.html");
+    ok(
+        &c,
+        &[
+            "report",
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            "final",
+        ],
+    );
+    let dom = chromium(
+        c.tmp.path(),
+        &["--dump-dom", &format!("file://{}", page.display())],
+    );
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    let graph = &dom[dom
+        .find("<svg id=\"stage-graph\"")
+        .expect("the stage graph")..];
+    let graph = &graph[..graph.find("</svg>").unwrap()];
+    for needle in [
+        r#"<g class="stage" data-stage="builder">"#,
+        r#"<g class="stage" data-stage="tester">"#,
+        r#"<g class="stage" data-stage="final">"#,
+        r#"<path class="edge from" data-from="builder" data-to="tester""#,
+        r#"<path class="edge copy" data-from="tester" data-to="final""#,
+        r#"<path class="edge copy" data-from="builder" data-to="final""#,
+        "final (final)",
+    ] {
+        assert!(
+            graph.contains(needle),
+            "{needle:?} not in the graph:\n{graph}"
+        );
+    }
+    assert_eq!(graph.matches("<path class=\"edge").count(), 3, "{graph}");
+    // A screenshot renders (the graph is drawn, not just parsed).
+    let shot = c.tmp.path().join("stages.png");
+    let out = chromium(
+        c.tmp.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,900",
+            &format!("file://{}", page.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&std::fs::read(&shot).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+}

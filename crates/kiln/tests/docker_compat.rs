@@ -91,7 +91,7 @@ const KNOWN: &[Known] = &[
     k("help-*", Stdout, "", "--root", OnPurpose,
       "kiln's store directory (docker's is the daemon's --data-root)"),
     k("help-build", Stdout, "",
-      "--allow|--build-context|--cache-to|--check|--metadata-file|--compression|--explain|--no-cache-filter|--push|--runtime|--security|--squash|-j, --jobs",
+      "--allow|--build-context|--cache-to|--check|--metadata-file|--compression|--explain|--no-cache-filter|--push|--report|--runtime|--security|--squash|-j, --jobs",
       OnPurpose, "buildx's flags (--allow, --build-context, --cache-to, --check, --metadata-file, --no-cache-filter, --push, --security) and kiln's own; --squash: docker 20.10 hides its experimental --squash in BuildKit mode"),
     k("help-build", Stdout, "",
       "--compress|--cpu-period|--cpu-quota|--cpuset-cpus|--cpuset-mems|--force-rm|--memory-swap|--rm|--shm-size|--ulimit|-c, --cpu-shares|-m, --memory",

@@ -172,3 +172,60 @@ fn report_of_the_tutorial_app_shows_the_reduction_and_what_stayed_behind() {
     let stat = c.kiln(&["diff", "--stat", "app:single", "app:multi"]);
     assert!(stat.status.success());
 }
+
+/// The review's case: `Dockerfile.tested --target tester` (tester = FROM installer + a tiny
+/// RUN) once said "the image (388MB) is 3.5% smaller than its biggest build stage installer
+/// (402MB)". Stage sizes are now measured as the image's: the image is never smaller.
+#[test]
+fn a_target_built_on_a_stage_is_never_smaller_than_it() {
+    require_root();
+    let c = Ctx::new();
+    let out = c.kiln(&[
+        "load",
+        "-q",
+        "-i",
+        base_archive("node-18").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy_dir(Path::new(REACT), &c.ctx);
+    let tested = offline("Dockerfile.tested");
+    assert_eq!(tested.matches("RUN npm test\n").count(), 1, "{tested}");
+    c.file(
+        "Dockerfile.tested.offline",
+        &tested.replace("RUN npm test\n", "RUN test -f build/index.html\n"),
+    );
+    let f = c.ctx.join("Dockerfile.tested.offline");
+    c.build_ok(&[
+        "-f",
+        f.to_str().unwrap(),
+        "--target",
+        "tester",
+        "-t",
+        "app:tester",
+    ]);
+    let out = c.kiln(&["report", "--format", "json", "app:tester"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = r["image"]["size"].as_u64().unwrap();
+    let stages = r["build"]["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["name"], "installer");
+    let installer = stages[0]["size"].as_u64().unwrap();
+    assert!(installer > 100_000_000, "{installer}");
+    assert!(size >= installer, "image {size} < installer {installer}");
+    assert_eq!(stages[1]["size"], size, "tester is the image");
+    assert_eq!(stages[1]["base_stage"], 0);
+    let sentence = r["build"]["ship_thin"].as_str().unwrap();
+    assert!(
+        sentence.contains("larger than its biggest build stage installer")
+            || sentence.contains("the same size as its biggest build stage installer"),
+        "{sentence}"
+    );
+}

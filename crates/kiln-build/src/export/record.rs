@@ -109,7 +109,14 @@ fn stage_record(
     let node = &b.plan.graph.stages[s.index];
     let mut base = String::from("scratch");
     let (mut steps, mut cached) = (0u32, 0u32);
-    let (mut first, mut last) = (None, None);
+    // Edges of the stage graph: the stage it is built on, and the stages its steps read
+    // (a step's dependencies in other stages: `COPY --from`, `RUN --mount from=`).
+    let mut base_stage = None;
+    let mut uses = std::collections::BTreeSet::new();
+    // The stage's own time: the sum of its steps' durations. A first-start-to-last-end span
+    // would count the time a step waited for another stage (a `COPY --from` of a stage still
+    // running), so the final stage would show the whole build.
+    let mut duration = std::time::Duration::ZERO;
     for (i, step) in b.plan.steps.iter().enumerate() {
         if step.stage != s.index {
             continue;
@@ -118,36 +125,65 @@ fn stage_record(
             Op::Base(RootSource::Scratch) => {}
             Op::Base(RootSource::Image(idx)) => base = b.plan.images[*idx].reference.clone(),
             Op::Base(RootSource::Step(from)) => {
-                base = b.plan.graph.stages[b.plan.steps[*from].stage]
-                    .display
-                    .clone()
+                let from = b.plan.steps[*from].stage;
+                base = b.plan.graph.stages[from].display.clone();
+                base_stage = Some(from as u32);
             }
             _ => {
                 steps += 1;
                 cached += u32::from(timings[i].cached);
+                uses.extend(
+                    step.deps
+                        .iter()
+                        .map(|d| b.plan.steps[*d].stage)
+                        .filter(|st| *st != s.index)
+                        .map(|st| st as u32),
+                );
             }
         }
         let t = &timings[i];
         if let (Some(start), Some(end)) = (t.start, t.end) {
-            first = Some(first.map_or(start, |f: std::time::Duration| f.min(start)));
-            last = Some(last.map_or(end, |l: std::time::Duration| l.max(end)));
+            duration += end.saturating_sub(start);
         }
     }
-    let mut size = 0;
-    for l in results[s.last_step].chain.iter() {
-        size += b.store.snapshot(&l.snapshot)?.map_or(0, |i| i.size);
-    }
+    drop(timings);
+    let size = chain_size(b, &results[s.last_step].chain)?;
     Ok(StageRecord {
         index: s.index as u32,
         name: node.name.clone(),
         base,
         size,
-        duration_ms: match (first, last) {
-            (Some(f), Some(l)) => l.saturating_sub(f).as_millis() as u64,
-            _ => 0,
-        },
+        duration_ms: duration.as_millis() as u64,
         steps,
         cached_steps: cached,
         is_final: s.index == target,
+        base_stage,
+        uses: uses.into_iter().collect(),
     })
+}
+
+/// docker's size of a stage's filesystem, measured as an image's size is: the sum over its
+/// chain of each layer's unpacked size (a base layer's from its blob, remembered by the
+/// store; a layer a step made from its directory, with the same rules: regular files and
+/// symlink targets, a hard-linked inode once, whiteouts nothing). An image built on the
+/// stage has the same layers and more, so it is never smaller than the stage.
+fn chain_size(b: &Build<'_>, chain: &[crate::rootfs::LayerRef]) -> Result<u64> {
+    let mut size = 0;
+    for l in chain {
+        size += match &l.blob {
+            Some(blob) => b.store.layer_size(blob)?,
+            None => match b.store.snapshot(&l.snapshot)? {
+                Some(info) => {
+                    kiln_snapshot::dir_size(&info.path)
+                        .map_err(|e| crate::error::BuildError::ExportLayer {
+                            dir: info.path.clone(),
+                            source: Box::new(e),
+                        })?
+                        .size
+                }
+                None => 0,
+            },
+        };
+    }
+    Ok(size)
 }

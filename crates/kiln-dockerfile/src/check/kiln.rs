@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::shell::{
-    is_compile, is_dependency_install, program, run_text, simple_commands, subcommand,
+    installs_project, is_compile, is_dependency_install, program, run_text, simple_commands,
+    subcommand,
 };
 use super::{ContextInfo, Input, Out};
 use crate::ast::{Command, Dockerfile, Instruction, Stage};
@@ -170,14 +171,15 @@ fn broad_context_copy(ins: &Instruction) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// The first dependency-install command of a RUN, as text (`npm ci`).
+/// The first dependency-install command of a RUN, as text (`npm ci`); an install of the
+/// project itself from its sources (`pip install .`) is not one.
 fn dependency_install(ins: &Instruction) -> Option<String> {
     let Command::Run(r) = &ins.command else {
         return None;
     };
     simple_commands(&run_text(r))
         .into_iter()
-        .find(|c| is_dependency_install(c))
+        .find(|c| is_dependency_install(c) && !installs_project(c))
         .map(|c| c.iter().take(3).cloned().collect::<Vec<_>>().join(" "))
 }
 
@@ -192,27 +194,32 @@ fn compile(ins: &Instruction) -> Option<String> {
         .map(|c| c.iter().take(3).cloned().collect::<Vec<_>>().join(" "))
 }
 
-/// SourceCopiedBeforeDependencyInstall: `COPY . .` and then `RUN npm ci` in one stage.
+/// SourceCopiedBeforeDependencyInstall: `COPY . .` and then `RUN npm ci` in one stage. A stage
+/// that installed its dependencies before copying the sources (the manifest first) is left
+/// alone: a later install (`npm ci --omit=dev` to prune) is not the pattern.
 fn source_before_install(st: &Stage, out: &mut Out) {
-    let mut copy: Option<(&Instruction, bool)> = None;
+    let mut copy: Option<&Instruction> = None;
     for ins in &st.instructions {
         if broad_context_copy(ins).is_some() {
-            copy = Some((ins, false));
+            copy.get_or_insert(ins);
             continue;
         }
-        if let (Some((c, reported)), Some(install)) = (copy.as_mut(), dependency_install(ins))
-            && !*reported
-        {
-            *reported = true;
-            out.push(
-                "SourceCopiedBeforeDependencyInstall",
-                c.span,
-                format!(
-                    "The sources are copied before the dependency install on line {} (`{install}`): every source edit re-runs it; copy the dependency manifest first",
-                    ins.span.line
-                ),
-            );
-        }
+        let Some(install) = dependency_install(ins) else {
+            continue;
+        };
+        let Some(c) = copy else {
+            // Installed before any source copy: the stage follows the practice.
+            return;
+        };
+        out.push(
+            "SourceCopiedBeforeDependencyInstall",
+            c.span,
+            format!(
+                "The sources are copied before the dependency install on line {} (`{install}`): every source edit re-runs it; copy the dependency manifest first",
+                ins.span.line
+            ),
+        );
+        return;
     }
 }
 
@@ -405,51 +412,74 @@ fn secret_like(path: &str) -> bool {
         || [".key", ".p12", ".pfx"].iter().any(|x| lower.ends_with(x))
 }
 
-/// SecretFileCopied: a secret-looking file named by COPY/ADD, or sent by `COPY . .` when the
-/// context holds one that .dockerignore does not exclude.
+/// Secret-looking files listed in a message.
+const SECRETS_LISTED: usize = 3;
+
+/// SecretFileCopied: a secret-looking file named by COPY/ADD, or sent by `COPY . .` or by a
+/// COPY of a directory (`COPY config/ /app/config/`) when the context holds one under it that
+/// .dockerignore does not exclude.
 fn secret_file_copied(ins: &Instruction, ctx: Option<&ContextInfo>, out: &mut Out) {
     let sources = match &ins.command {
         Command::Copy(c) if c.from.is_none() => &c.sources,
         Command::Add(a) => &a.sources,
         _ => return,
     };
-    let named: Vec<&str> = sources
+    let mut found: Vec<String> = sources
         .iter()
         .filter(|s| !s.contains('$') && secret_like(s))
-        .map(String::as_str)
+        .cloned()
         .collect();
-    let mut found: Vec<String> = named.iter().map(|s| s.to_string()).collect();
-    if named.is_empty()
-        && broad_context_copy(ins).is_some()
-        && let Some(ctx) = ctx
-    {
-        found = ctx
-            .entries
-            .iter()
-            .filter(|e| !e.ends_with('/') && secret_like(e))
-            .filter(|e| {
-                ctx.dockerignore
+    if let Some(ctx) = ctx {
+        // The context directories the sources send whole ("" for the whole context).
+        let dirs: Vec<String> = if broad_context_copy(ins).is_some() {
+            vec![String::new()]
+        } else {
+            sources
+                .iter()
+                .filter(|s| !s.contains(['$', '*', '?', '[']))
+                .map(|s| {
+                    let s = s.trim_start_matches("./").trim_start_matches('/');
+                    format!("{}/", s.trim_end_matches('/'))
+                })
+                .filter(|d| d != "/" && ctx.entries.iter().any(|e| e == d))
+                .collect()
+        };
+        for e in &ctx.entries {
+            if !e.ends_with('/')
+                && dirs.iter().any(|d| e.starts_with(d.as_str()))
+                && secret_like(e)
+                && ctx
+                    .dockerignore
                     .as_ref()
                     .is_none_or(|d| !d.is_excluded(e.as_str()))
-            })
-            .take(3)
-            .cloned()
-            .collect();
+                && !found.contains(e)
+            {
+                found.push(e.clone());
+            }
+        }
     }
     if found.is_empty() {
         return;
+    }
+    let mut list = found
+        .iter()
+        .take(SECRETS_LISTED)
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if found.len() > SECRETS_LISTED {
+        let more = found.len() - SECRETS_LISTED;
+        list.push_str(&format!(
+            " and {more} more file{}",
+            if more == 1 { "" } else { "s" }
+        ));
     }
     out.push(
         "SecretFileCopied",
         ins.span,
         format!(
-            "{} copies {} into the image, where anyone with the image can read it",
-            ins.name(),
-            found
-                .iter()
-                .map(|f| format!("'{f}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{} copies {list} into the image, where anyone with the image can read it",
+            ins.name()
         ),
     );
 }

@@ -144,7 +144,11 @@ pub(crate) fn subcommand(cmd: &[String]) -> Option<&str> {
 /// A dependency install: `npm ci`, `yarn`, `pip install -r …`, `go mod download`, ….
 pub(crate) fn is_dependency_install(cmd: &[String]) -> bool {
     let sub = subcommand(cmd);
+    // A global install (`npm install -g pm2`) installs a named tool, not the project's
+    // dependencies: it reads no manifest.
+    let global = cmd.iter().any(|w| w == "-g" || w == "--global");
     match program(cmd) {
+        "npm" | "pnpm" | "yarn" if global => false,
         "npm" => matches!(sub, Some("install" | "i" | "ci")),
         "yarn" => matches!(sub, None | Some("install")),
         "pnpm" => matches!(sub, Some("install" | "i")),
@@ -158,6 +162,17 @@ pub(crate) fn is_dependency_install(cmd: &[String]) -> bool {
         "go" => sub == Some("mod") && cmd.iter().any(|w| w == "download"),
         _ => false,
     }
+}
+
+/// An install of the project itself from its sources (`pip install .`, `pip install -e .`):
+/// it needs the sources, so it comes after they are copied. With `-r` it reads a manifest too.
+pub(crate) fn installs_project(cmd: &[String]) -> bool {
+    matches!(program(cmd), "pip" | "pip3")
+        && subcommand(cmd) == Some("install")
+        && cmd.iter().skip(2).any(|w| w == "." || w == "./")
+        && !cmd
+            .iter()
+            .any(|w| w == "-r" || w.starts_with("--requirement"))
 }
 
 /// A build of the application's output: `npm run build`, `go build`, `cargo build`, ….
