@@ -1,7 +1,8 @@
 //! Raw blob and manifest transfers for artifacts that are not images (kiln's build cache):
 //! a blob read as a stream, a blob uploaded from a file unless the registry has it, and a
-//! manifest put under a tag. The caller verifies what it reads (the digest it asked for);
-//! [`pull`](crate::pull) and [`push`](crate::push) keep their own image-specific transfers.
+//! manifest put under a tag. The caller verifies what it reads (the digest it asked for).
+//! [`push`](crate::push) builds its image transfers (chunked, mounted, compressed uploads) on
+//! the same requests; [`pull`](crate::pull) keeps its own (ranged, resumed, verified).
 
 use std::io::Read;
 use std::path::Path;
@@ -67,22 +68,13 @@ pub fn put_blob(sess: &Session, repository: &str, digest: &Digest, path: &Path) 
     let start = sess.url(&format!("{repository}/blobs/uploads/"));
     let resp = sess.send("POST", &start, &[], SendBody::none())?;
     let resp = expect(resp, "POST", &start, &[202])?;
-    let loc = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(|l| sess.absolute(l))
-        .ok_or_else(|| Error::Invalid {
-            what: start.clone(),
-            reason: "upload response without a Location".into(),
-        })?;
+    let loc = location(sess, &resp, &start)?;
     drop(resp);
     let file = std::fs::File::open(path).map_err(|e| Error::Read {
         what: path.display().to_string(),
         source: e,
     })?;
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let put = format!("{loc}{sep}digest={digest}");
+    let put = with_query(&loc, "digest", &digest.to_string());
     let resp = sess.send(
         "PUT",
         &put,
@@ -107,7 +99,30 @@ pub fn put_manifest(
     Ok(())
 }
 
-fn expect(
+/// Where an upload goes on: the response's `Location`, made absolute.
+pub(crate) fn location(
+    sess: &Session,
+    resp: &ureq::http::Response<ureq::Body>,
+    url: &str,
+) -> Result<String> {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| sess.absolute(l))
+        .ok_or_else(|| Error::Invalid {
+            what: url.to_string(),
+            reason: "upload response without a Location".into(),
+        })
+}
+
+/// `url` with `k=v` added to its query.
+pub(crate) fn with_query(url: &str, k: &str, v: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{k}={v}")
+}
+
+/// `resp` if its status is one of `ok`, else the registry's error.
+pub(crate) fn expect(
     resp: ureq::http::Response<ureq::Body>,
     method: &'static str,
     url: &str,

@@ -58,11 +58,6 @@ pub struct Pulled {
     pub tags: Vec<TagChange>,
 }
 
-/// The pull scope of a repository.
-pub fn pull_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull")
-}
-
 /// Pulls `reference` into `store`. This is the call `kiln build` makes for a base image
 /// it does not have.
 pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Result<Pulled> {
@@ -75,7 +70,7 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
     };
     // Docker Hub's mirrors first, when configured (see `mirrors`).
-    let scopes = [pull_scope(&repo)];
+    let scopes = [crate::blobs::scope(&repo, false)];
     let opened = || {
         opts.progress.event(Event::PullingFrom {
             tag: wanted.clone(),

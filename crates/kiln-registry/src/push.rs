@@ -20,7 +20,8 @@ use kiln_image::{Compression, Digest, ImageRef};
 use kiln_store::{LayerRecord, Lease, RefKind, Store, WireLayer};
 use ureq::SendBody;
 
-use crate::client::{Session, Settings, error_message, read_small};
+use crate::blobs::{expect, has_blob, location, put_manifest, scope, with_query};
+use crate::client::{Session, Settings, read_small};
 use crate::error::{Error, Result};
 use crate::progress::{Event, LayerStatus, Progress};
 
@@ -146,7 +147,7 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         blobs.push(b);
     }
     // Scopes: push here, pull where a mount could come from.
-    let mut scopes = vec![format!("repository:{repo}:pull,push")];
+    let mut scopes = vec![scope(&repo, true)];
     let mut sources: Vec<Vec<String>> = Vec::new();
     for b in &blobs {
         let s = match &b.desc {
@@ -158,9 +159,9 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
             None => Vec::new(),
         };
         for r in &s {
-            let scope = format!("repository:{r}:pull");
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
+            let pull = scope(r, false);
+            if !scopes.contains(&pull) {
+                scopes.push(pull);
             }
         }
         sources.push(s);
@@ -263,7 +264,7 @@ fn push_leased(
     }
     // The config.
     let config_size = store.blob_size(&image.id)?;
-    if !blob_exists(sess, repo, &image.id)? {
+    if !has_blob(sess, repo, &image.id)? {
         upload(
             sess,
             repo,
@@ -327,19 +328,7 @@ fn push_leased(
             )
         }
     };
-    let url = sess.url(&format!("{repo}/manifests/{tag}"));
-    let resp = sess.send("PUT", &url, &[("Content-Type", &media_type)], &bytes[..])?;
-    let status = resp.status().as_u16();
-    if status != 201 && status != 200 {
-        let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
-        let (code, message) = error_message(&body);
-        return Err(Error::Status {
-            method: "PUT",
-            url,
-            status,
-            message: format!("{code} {message}").trim().to_string(),
-        });
-    }
+    put_manifest(sess, repo, tag, &media_type, &bytes)?;
     let digest = Digest::of(&bytes);
     let mut pushed: Vec<Digest> = descs.iter().map(|d| d.0).collect();
     pushed.push(image.id);
@@ -374,7 +363,7 @@ fn push_layer(
     opts: &PushOptions<'_>,
 ) -> Result<(Digest, String, u64)> {
     if let Some((d, m, s)) = &b.desc {
-        if blob_exists(sess, repo, d)? {
+        if has_blob(sess, repo, d)? {
             opts.progress.event(Event::Layer {
                 digest: b.diff_id,
                 status: LayerStatus::LayerAlreadyExists,
@@ -524,21 +513,6 @@ fn compress_and_upload(
     Ok(wire)
 }
 
-fn blob_exists(sess: &Session, repo: &str, d: &Digest) -> Result<bool> {
-    let url = sess.url(&format!("{repo}/blobs/{d}"));
-    let resp = sess.send("HEAD", &url, &[], SendBody::none())?;
-    match resp.status().as_u16() {
-        200 => Ok(true),
-        404 => Ok(false),
-        status => Err(Error::Status {
-            method: "HEAD",
-            url,
-            status,
-            message: String::new(),
-        }),
-    }
-}
-
 /// Tries a cross-repository mount; false when the registry wants an upload instead.
 fn mount(sess: &Session, repo: &str, d: &Digest, from: &str) -> Result<bool> {
     let url = sess.url(&format!("{repo}/blobs/uploads/?mount={d}&from={from}"));
@@ -546,42 +520,6 @@ fn mount(sess: &Session, repo: &str, d: &Digest, from: &str) -> Result<bool> {
     let status = resp.status().as_u16();
     let _ = read_small(resp, 1 << 16, &url);
     Ok(status == 201)
-}
-
-fn location(sess: &Session, resp: &ureq::http::Response<ureq::Body>, url: &str) -> Result<String> {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(|l| sess.absolute(l))
-        .ok_or_else(|| Error::Invalid {
-            what: url.to_string(),
-            reason: "upload response without a Location".into(),
-        })
-}
-
-fn with_query(url: &str, k: &str, v: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{k}={v}")
-}
-
-fn expect(
-    resp: ureq::http::Response<ureq::Body>,
-    method: &'static str,
-    url: &str,
-    ok: &[u16],
-) -> Result<ureq::http::Response<ureq::Body>> {
-    let status = resp.status().as_u16();
-    if ok.contains(&status) {
-        return Ok(resp);
-    }
-    let body = read_small(resp, 1 << 16, url).unwrap_or_default();
-    let (code, message) = error_message(&body);
-    Err(Error::Status {
-        method,
-        url: url.to_string(),
-        status,
-        message: format!("{code} {message}").trim().to_string(),
-    })
 }
 
 /// Uploads the file at `path` as blob `d`: one `PUT` with the bytes, or one streamed `PATCH`
