@@ -638,30 +638,8 @@ fn open_terminal(plan: &Plan, size: &libc::winsize) -> R<c_int> {
             stage::TERMINAL,
             7,
         )?;
-        // SCM_RIGHTS with one fd; the control buffer is aligned for cmsghdr.
-        #[repr(C)]
-        union Control {
-            buf: [u8; 64],
-            _align: libc::cmsghdr,
-        }
-        let mut control = Control { buf: [0; 64] };
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = (&mut control as *mut Control).cast();
-        msg.msg_controllen = libc::CMSG_SPACE(size_of::<c_int>() as u32) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<c_int>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), master);
         check(
-            libc::sendmsg(plan.console_socket, &msg, libc::MSG_NOSIGNAL) as _,
+            crate::fdpass::send_fd(plan.console_socket, master) as _,
             stage::TERMINAL,
             4,
         )?;

@@ -13,6 +13,7 @@ use oci_spec::runtime::Spec;
 use crate::child::{self, Report, stage};
 use crate::devices::{DeviceCgroup, Enforcement};
 use crate::error::{Result, RuntimeError};
+use crate::fdpass::receive_fd;
 use crate::plan::Plan;
 use crate::stdio::{ExitStatus, Stdio};
 
@@ -175,56 +176,6 @@ pub(crate) fn spawn_plan(
         });
     }
     Err(describe(&plan, &report))
-}
-
-/// One fd sent with SCM_RIGHTS on `sock` (non-blocking: it must be queued already).
-pub fn receive_fd(sock: &OwnedFd) -> io::Result<OwnedFd> {
-    receive_fd_flags(sock, libc::MSG_DONTWAIT)
-}
-
-/// One fd sent with SCM_RIGHTS on `sock`, waiting for it.
-pub fn receive_fd_blocking(sock: &OwnedFd) -> io::Result<OwnedFd> {
-    receive_fd_flags(sock, 0)
-}
-
-fn receive_fd_flags(sock: &OwnedFd, flags: c_int) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    union Control {
-        buf: [u8; 64],
-        _align: libc::cmsghdr,
-    }
-    let mut control = Control { buf: [0; 64] };
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: msghdr is plain data pointing at the local buffers above.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut control as *mut Control).cast();
-    msg.msg_controllen = size_of::<Control>() as _;
-    // SAFETY: recvmsg into the buffers above.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: walking the control messages recvmsg filled in.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no file descriptor in the message",
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 /// Create missing mount points (and the working directory) in the rootfs from here, where

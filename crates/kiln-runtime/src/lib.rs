@@ -30,6 +30,7 @@ mod devices;
 mod embedded;
 mod error;
 mod external;
+mod fdpass;
 mod mountopts;
 mod plan;
 mod stdio;
@@ -46,7 +47,7 @@ pub use defaults::{
     tmpfs_mount,
 };
 pub use devices::default_device_rules;
-pub use embedded::{receive_fd, receive_fd_blocking};
 pub use error::{Result, RuntimeError};
+pub use fdpass::{receive_fd, receive_fd_blocking, send_fd};
 pub use stdio::{ExitStatus, Stdio};
 pub use stubs::MountStubs;

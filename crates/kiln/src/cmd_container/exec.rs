@@ -345,28 +345,7 @@ unsafe fn open_pty(
             libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const libc::winsize);
         }
         libc::fchown(slave, uid, u32::MAX);
-        #[repr(C)]
-        union Control {
-            buf: [u8; 64],
-            _align: libc::cmsghdr,
-        }
-        let mut control = Control { buf: [0; 64] };
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = (&mut control as *mut Control).cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), master);
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+        if kiln_runtime::send_fd(sock, master) < 0 {
             return Err(err());
         }
         libc::close(master);
