@@ -38,5 +38,7 @@ pub use plan::{config, stepname};
 pub use error::{BuildError, Result};
 pub use export::prune::prune_cache;
 pub use kiln_store::{BuildCachePrune, BuildCachePruneReport};
+/// Base-image layers unpacked once into shared snapshots (containers use them too).
+pub use rootfs::{LayerRef, unpack::image_chain};
 pub use solve::engine::build;
 pub use state::{BuildOutcome, TargetImage};

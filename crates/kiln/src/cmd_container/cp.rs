@@ -5,10 +5,11 @@
 //! container never leads to the host); what comes in is written by kiln-snapshot's hardened
 //! extraction beneath the opened directory, owned by root unless `-a`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::rootfs::open_in_root;
 use anyhow::{Context, bail};
 use clap::Args;
 use kiln_store::Store;
@@ -30,32 +31,6 @@ pub struct CpArgs {
 fn split(arg: &str) -> Option<(&str, &str)> {
     let (name, path) = arg.split_once(':')?;
     (!name.is_empty() && !name.contains('/') && !name.starts_with('.')).then_some((name, path))
-}
-
-/// `rel` opened inside `root` (O_PATH unless `flags` say otherwise), symlinks resolved there.
-fn open_in(root: &OwnedFd, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
-    let rel = rel.trim_start_matches('/');
-    let rel = std::ffi::CString::new(if rel.is_empty() { "." } else { rel })
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: open_how is plain data; zero is its "no flags" value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and a local open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new fd owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// (parent directory, last component) of a path in the container; "." for `/` or `dir/.`.
@@ -122,7 +97,8 @@ fn copy_out(store: &Store, name: &str, path: &str, dest: &str) -> anyhow::Result
     let (root, mount) = container_root(store, &c)?;
     let (parent, leaf) = parent_and_name(path);
     let missing = || anyhow::anyhow!("No such container:path: {name}:{path}");
-    let dir = open_in(&root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| missing())?;
+    let dir =
+        open_in_root(&root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| missing())?;
     if leaf != "." {
         let c_leaf = std::ffi::CString::new(leaf.as_str())?;
         // SAFETY: fstatat on an fd we own, a NUL-terminated name, a local stat buffer.
@@ -171,16 +147,17 @@ fn copy_in(store: &Store, src: &str, name: &str, path: &str, archive: bool) -> a
     }
     let (root, mount) = container_root(store, &c)?;
     // Into DEST when it is a directory; else DEST names the copy, in its parent.
-    let (dir, rename) = match open_in(&root, path, libc::O_PATH | libc::O_DIRECTORY) {
+    let (dir, rename) = match open_in_root(&root, path, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(d) => (d, None),
         Err(_) if src == "-" => {
             bail!("Could not find the file {path} in container {name}")
         }
         Err(_) => {
             let (parent, leaf) = parent_and_name(path);
-            let d = open_in(&root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| {
-                anyhow::anyhow!("Could not find the file {parent} in container {name}")
-            })?;
+            let d =
+                open_in_root(&root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| {
+                    anyhow::anyhow!("Could not find the file {parent} in container {name}")
+                })?;
             (d, Some(leaf))
         }
     };

@@ -5,21 +5,16 @@
 //! lifecycle builds use, prepared in directories the container keeps
 //! ([`Snapshotter::prepare_in`]).
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kiln_snapshot::{
-    ActiveSnapshot, DirTemp, ExtractOptions, KeptDirs, OverlayOptions, Snapshotter, extract_layer,
-};
-use kiln_store::{Digest, Lease, Store, chain_ids};
-
-/// Snapshot key of the layer whose chain id is `chain` (the key kiln-build's unpacking uses).
-fn layer_snapshot_key(chain: &Digest) -> String {
-    format!("layer:{chain}")
-}
+use kiln_snapshot::{ActiveSnapshot, DirTemp, KeptDirs, OverlayOptions, Snapshotter};
+use kiln_store::{Digest, Lease, Store};
 
 /// The image's layers as snapshots, bottom first: (key, directory). Layers not unpacked yet
-/// are unpacked now. The lease protects them until the container's row references them.
+/// are unpacked now, by kiln-build's unpacking (the same `layer:<chain id>` snapshots builds
+/// use). The lease protects them until the container's row references them.
 pub fn image_layers(
     store: &Store,
     image: &Digest,
@@ -28,30 +23,8 @@ pub fn image_layers(
     let (_, layers) = lease
         .use_image(image)?
         .ok_or_else(|| anyhow::anyhow!("No such image: {image}"))?;
-    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
-    let mut out = Vec::with_capacity(layers.len());
-    let mut parent: Option<String> = None;
-    for (layer, chain) in layers.iter().zip(chain_ids(&diff_ids)) {
-        let key = layer_snapshot_key(&chain);
-        let info = match lease.use_snapshot(&key)? {
-            Some(info) => info,
-            None => {
-                let dir = store.prepare_snapshot_dir()?;
-                let blob = store.open_blob(&layer.blob)?;
-                if let Err(e) = extract_layer(
-                    std::io::BufReader::with_capacity(1 << 20, blob),
-                    &dir,
-                    &ExtractOptions::default(),
-                ) {
-                    let _ = kiln_snapshot::remove_dir_all(&dir);
-                    anyhow::bail!("unpacking layer {} of image {image}: {e}", layer.blob);
-                }
-                store.commit_snapshot(&lease, &key, parent.as_deref(), &dir)?
-            }
-        };
-        out.push((key.clone(), info.path));
-        parent = Some(key);
-    }
+    let chain = kiln_build::image_chain(store, &lease, &image.to_string(), &layers)?;
+    let out = chain.into_iter().map(|l| (l.snapshot, l.dir)).collect();
     Ok((lease, out))
 }
 
@@ -80,4 +53,30 @@ pub fn mount_rootfs(
         .prepare_in(&top_first, &kept, &OverlayOptions { volatile: false })
         .with_context(|| format!("mounting the root file system of container {id}"))?;
     Ok((active, target))
+}
+
+/// `rel` opened inside `root` (O_PATH unless `flags` say otherwise), symlinks resolved there.
+pub(super) fn open_in_root(root: &OwnedFd, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
+    let rel = rel.trim_start_matches('/');
+    let rel = std::ffi::CString::new(if rel.is_empty() { "." } else { rel })
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open_how is plain data; zero is its "no flags" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and a local open_how.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

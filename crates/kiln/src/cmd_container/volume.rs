@@ -438,7 +438,7 @@ pub fn resolve_mounts(
 /// docker's copy-up: an empty volume gets the image's content at its destination, resolved
 /// inside the container's root (`openat2` with `RESOLVE_IN_ROOT`: no symlink leads out).
 pub fn seed(rootfs: &Path, mounts: &[MountPoint]) -> anyhow::Result<()> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
     for m in mounts {
         if m.typ != "volume" || m.nocopy {
             continue;
@@ -452,32 +452,14 @@ pub fn seed(rootfs: &Path, mounts: &[MountPoint]) -> anyhow::Result<()> {
         }
         let root =
             std::fs::File::open(rootfs).with_context(|| format!("opening {}", rootfs.display()))?;
-        let rel = std::ffi::CString::new(m.destination.trim_start_matches('/').as_bytes())?;
-        let rel = if rel.as_bytes().is_empty() {
-            std::ffi::CString::new(".")?
-        } else {
-            rel
-        };
-        // SAFETY: open_how is plain data; zero is its "no flags" value.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and a local open_how.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                rel.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
+        let Ok(dir) = super::rootfs::open_in_root(
+            &OwnedFd::from(root),
+            &m.destination,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ) else {
             // Nothing (or no directory) there in the image: the volume stays empty.
             continue;
-        }
-        // SAFETY: openat2 returned a new fd owned here.
-        let dir = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        };
         let src = format!("/proc/{}/fd/{}/.", std::process::id(), dir.as_raw_fd());
         let st = std::process::Command::new("cp")
             .arg("-a")
