@@ -66,15 +66,15 @@ fn short(d: &Digest) -> String {
 }
 
 impl Store {
-    /// The images other images are built on (recorded parent, or a prefix of another image's
-    /// layers): docker's intermediate images, which `images` shows only with `-a` and which
-    /// are never dangling.
-    pub fn images_with_children(&self) -> Result<HashSet<Digest>> {
+    /// Which of `ids` other images are built on (recorded parent, or a prefix of another
+    /// image's layers): docker's intermediate images, which `images` shows only with `-a`
+    /// and which are never dangling. The same rule as `rmi` and prune, in one read.
+    pub fn images_with_children(&self, ids: &[Digest]) -> Result<HashSet<Digest>> {
         self.read(|tx| {
             let mut out = HashSet::new();
-            for img in load_images(tx, None)? {
-                if has_children(tx, &img.id)? {
-                    out.insert(img.id);
+            for id in ids {
+                if has_children(tx, id)? {
+                    out.insert(*id);
                 }
             }
             Ok(out)

@@ -809,12 +809,13 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         _ if args.quiet => ProgressMode::Quiet,
         m => m,
     };
-    // docker's flag values (--shm-size, --ulimit, --add-host, --cache-to, ...) too: checked
-    // here on scratch options, applied below once the Dockerfile is read.
-    let mut scratch = BuildOptions::new(PathBuf::new(), PathBuf::new(), String::new());
-    if let Err(e) = docker_flags(&args, &mut scratch) {
-        return Ok(e.report());
-    }
+    // docker's flag values (--shm-size, --ulimit, --add-host, --cache-to, ...) too; the
+    // context and Dockerfile are filled in once they are read.
+    let mut opts = BuildOptions::new(PathBuf::new(), PathBuf::new(), String::new());
+    let flag_warnings = match docker_flags(&args, &mut opts) {
+        Ok(w) => w,
+        Err(e) => return Ok(e.report()),
+    };
     let dockerfile_on_stdin = args.file.as_deref() == Some(Path::new("-"));
     let mut temp = TempDirs(Vec::new());
     let (context, bare_dockerfile) = prepare_context(&args, global, &mut temp)?;
@@ -869,7 +870,9 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             crate::cmd_check::Lint::Done(code) => return Ok(code),
             crate::cmd_check::Lint::Warnings(w) => w,
         };
-    let mut opts = BuildOptions::new(context, dockerfile.clone(), text.clone());
+    opts.context = context;
+    opts.dockerfile_path = dockerfile.clone();
+    opts.dockerfile_text = text.clone();
     opts.tags = args.tags.clone();
     opts.squash = args.squash;
     match targets.as_slice() {
@@ -915,11 +918,7 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .report());
         }
     };
-    let warnings = match docker_flags(&args, &mut opts) {
-        Ok(w) => w,
-        Err(e) => return Ok(e.report()),
-    };
-    for w in warnings {
+    for w in flag_warnings {
         eprintln!("{w}");
     }
     for e in &args.allow {

@@ -107,7 +107,13 @@ pub(crate) fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<()> {
     // Intermediate images (untagged, other images built on them: the ones `image prune`
     // keeps) only with -a, as docker lists them; so `-f dangling=true` without -a lists
     // exactly what a prune would remove.
-    let parents: HashSet<_> = store.images_with_children()?;
+    // Only untagged images can be hidden, so only they are asked about (none, usually).
+    let untagged: Vec<_> = all
+        .iter()
+        .filter(|i| !a.all && i.tags.is_empty())
+        .map(|i| i.id)
+        .collect();
+    let parents: HashSet<_> = store.images_with_children(&untagged)?;
     let mut rows = Vec::new();
     for img in &all {
         if !a.all && img.tags.is_empty() && parents.contains(&img.id) {
