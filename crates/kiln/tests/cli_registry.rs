@@ -497,27 +497,7 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for a partial blob in tmp/.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let partial = std::fs::read_dir(env.root("b").join("tmp"))
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
-                })
-                .unwrap_or(false);
-            if partial {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no download started");
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the pull ended before the kill"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // SAFETY: a signal to the child this test started.
-        unsafe { libc::kill(child.id() as i32, signal) };
+        kill_mid_transfer(&env, "b", &mut child, signal, "pull");
         let status = child.wait().unwrap();
         assert!(!status.success());
         assert_eq!(
@@ -539,6 +519,37 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
 }
 
+/// Waits until `store`'s tmp/ holds a non-empty file (the `what` transfer is under way:
+/// a blob downloading, or a layer being compressed and sent), then sends `signal` to `child`.
+fn kill_mid_transfer(
+    env: &Env,
+    store: &str,
+    child: &mut std::process::Child,
+    signal: i32,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let partial = std::fs::read_dir(env.root(store).join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if partial {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {what} transfer started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the {what} ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
 #[test]
 fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     let reg = Registry::start();
@@ -554,27 +565,7 @@ fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait until the layer is being compressed and sent (a temp blob in tmp/).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let partial = std::fs::read_dir(env.root("a").join("tmp"))
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
-                })
-                .unwrap_or(false);
-            if partial {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no upload started");
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the push ended before the kill"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // SAFETY: a signal to the child this test started.
-        unsafe { libc::kill(child.id() as i32, signal) };
+        kill_mid_transfer(&env, "a", &mut child, signal, "push");
         assert!(!child.wait().unwrap().success());
     }
     // Nothing in the registry under the tag; the next push completes and is pullable.

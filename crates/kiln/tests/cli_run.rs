@@ -11,43 +11,8 @@ use support::*;
 
 const BB: &str = "localhost/busybox:latest";
 
-/// A test's store; its containers are force-removed when the test ends, also when it fails,
-/// so a failed assertion leaves no running container behind.
-struct RunCtx(Ctx);
-
-impl std::ops::Deref for RunCtx {
-    type Target = Ctx;
-    fn deref(&self) -> &Ctx {
-        &self.0
-    }
-}
-
-impl Drop for RunCtx {
-    fn drop(&mut self) {
-        let ids = self.0.kiln(&["ps", "-aq", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = self.0.kiln(&["rm", "-f", id]);
-        }
-    }
-}
-
 fn ctx() -> RunCtx {
     RunCtx(Ctx::new())
-}
-
-fn out(o: &std::process::Output) -> (i32, String, String) {
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// `kiln ARGS` that must succeed; its stdout.
-fn ok(c: &Ctx, args: &[&str]) -> String {
-    let (code, so, se) = out(&c.kiln(args));
-    assert_eq!(code, 0, "kiln {args:?} failed: {se}{so}");
-    so
 }
 
 /// Lines of /proc/self/mountinfo that mention the test's store.

@@ -12,37 +12,9 @@ use support::*;
 
 const BB: &str = "localhost/busybox:latest";
 
-struct RunCtx(Ctx);
-
-impl std::ops::Deref for RunCtx {
-    type Target = Ctx;
-    fn deref(&self) -> &Ctx {
-        &self.0
-    }
-}
-
-impl Drop for RunCtx {
-    fn drop(&mut self) {
-        let ids = self.0.kiln(&["ps", "-aq", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = self.0.kiln(&["rm", "-f", id]);
-        }
-    }
-}
-
 fn ctx() -> RunCtx {
     require_root();
     RunCtx(Ctx::new())
-}
-
-fn ok(c: &Ctx, args: &[&str]) -> String {
-    let o = c.kiln(args);
-    assert!(
-        o.status.success(),
-        "kiln {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]

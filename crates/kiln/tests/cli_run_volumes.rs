@@ -11,41 +11,9 @@ use support::*;
 
 const BB: &str = "localhost/busybox:latest";
 
-struct RunCtx(Ctx);
-
-impl std::ops::Deref for RunCtx {
-    type Target = Ctx;
-    fn deref(&self) -> &Ctx {
-        &self.0
-    }
-}
-
-impl Drop for RunCtx {
-    fn drop(&mut self) {
-        let ids = self.0.kiln(&["ps", "-aq", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = self.0.kiln(&["rm", "-f", id]);
-        }
-    }
-}
-
 fn ctx() -> RunCtx {
     require_root();
     RunCtx(Ctx::new())
-}
-
-fn out(o: &std::process::Output) -> (i32, String, String) {
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(c: &Ctx, args: &[&str]) -> String {
-    let (code, so, se) = out(&c.kiln(args));
-    assert_eq!(code, 0, "kiln {args:?} failed: {se}{so}");
-    so
 }
 
 fn volume_names(c: &Ctx) -> Vec<String> {

@@ -7,17 +7,6 @@ use std::process::Command;
 
 use support::*;
 
-fn ok(c: &Ctx, args: &[&str]) -> String {
-    let out = c.kiln(args);
-    assert!(
-        out.status.success(),
-        "kiln {args:?} failed ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn inspect(c: &Ctx, image: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(c, &["inspect", image])).unwrap();
     v[0].clone()

@@ -146,3 +146,45 @@ impl Ctx {
             .unwrap_or(true)
     }
 }
+
+/// `kiln ARGS` in `c`'s store that must succeed; its stdout.
+pub fn ok(c: &Ctx, args: &[&str]) -> String {
+    let (code, so, se) = out(&c.kiln(args));
+    assert_eq!(code, 0, "kiln {args:?} failed: {se}{so}");
+    so
+}
+
+/// Exit code (-1 for a signal), stdout and stderr of a finished command.
+pub fn out(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A store for container tests: its containers are force-removed when the test ends, also
+/// when it fails, so a failed assertion leaves no running container behind.
+pub struct RunCtx(pub Ctx);
+
+impl RunCtx {
+    pub fn new() -> RunCtx {
+        RunCtx(Ctx::new())
+    }
+}
+
+impl std::ops::Deref for RunCtx {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.0
+    }
+}
+
+impl Drop for RunCtx {
+    fn drop(&mut self) {
+        let ids = self.0.kiln(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.0.kiln(&["rm", "-f", id]);
+        }
+    }
+}
