@@ -17,8 +17,8 @@
 #   emulated-bk-2     BuildKit: the same, linux/amd64 then linux/arm64
 # The seedlike case is ../shared/bench/cases/seedlike with its base replaced by the multi-platform
 # busybox (scripts/make-multiplatform-busybox.sh): BuildKit pulls it from a docker-registry on
-# 127.0.0.1 (dockerd 20.10 keeps one platform per tag), kiln loads the same archive under the
-# same name. arm64 RUN steps run under QEMU (binfmt_misc) for both tools.
+# 127.0.0.1 (dockerd 20.10 keeps one platform per tag); kiln pulls it from there too. arm64 RUN
+# steps run under QEMU (binfmt_misc) for both tools.
 #
 # Prints a table of medians (min-max) per cell and the ratios that matter, and writes it with the
 # raw times to bench/results/<UTC date-time>-platform.md.
@@ -71,7 +71,7 @@ base=127.0.0.1:$port/bench/busybox:latest
 echo "making the multi-platform base $base ..." >&2
 bash scripts/make-multiplatform-busybox.sh "$work/base.tar" "$base" >/dev/null
 skopeo copy -q --all --dest-tls-verify=false "oci-archive:$work/base.tar" "docker://$base" >/dev/null
-"$kiln" load -q -i "$work/base.tar" >/dev/null
+# kiln pulls the base from the registry too (the warm-up round), the platforms each build needs.
 
 mkdir -p "$work/seedlike"
 sh "$shared/bench/cases/seedlike/prepare.sh" "$work/seedlike"

@@ -8,10 +8,11 @@
 # Platform cases (a `.platform` file holding one platform, e.g. `linux/arm64`) are run here, not by
 # run.sh: dockerd 20.10 keeps one platform per tag, so the multi-platform busybox base
 # (scripts/make-multiplatform-busybox.sh) is pushed to a local docker-registry on 127.0.0.1
-# (`skopeo copy --all`) and BuildKit builds `--platform P` FROM there; kiln loads the same
-# archive under the same name and builds `--platform HOST,P` (one multi-platform build, an
-# index); kiln's P image (`kiln save --platform P`) must match BuildKit's by imgdiff.py, and the
-# configs' `variant` must be the same too (imgdiff compares architecture and os). The base's
+# (`skopeo copy --all`) and BuildKit builds `--platform P` FROM there; kiln pulls the same base
+# from there too and builds `--platform HOST,P` (one multi-platform build) to an OCI archive
+# (`-o type=oci`), whose index must hold exactly HOST and P; kiln's P manifest (taken out with
+# `skopeo copy --override-arch`) must match BuildKit's by imgdiff.py, and the configs' `variant`
+# must be the same too (imgdiff compares architecture and os). The base's
 # name reaches the Dockerfile as `--build-arg BASE=...`. Foreign RUN steps need QEMU's binfmt_misc
 # handlers (scripts/install-deps.sh ci registers them); a missing one fails the case.
 set -uo pipefail
@@ -119,30 +120,44 @@ platform_setup() {
   bash "$here/scripts/make-multiplatform-busybox.sh" "$images/busybox-multiplatform.tar" "$base" >/dev/null || return 1
   skopeo copy -q --all --dest-tls-verify=false "oci-archive:$images/busybox-multiplatform.tar" "docker://$base" >/dev/null ||
     { echo "conformance: skopeo copy --all to $base failed" >&2; return 1; }
-  # kiln reads the same archive under the same name (no pull): FROM $BASE is local.
-  "$KILN" load -q -i "$images/busybox-multiplatform.tar" >/dev/null ||
-    { echo "conformance: kiln load of the multi-platform base failed" >&2; return 1; }
+  # kiln pulls it from the registry as BuildKit does (127.0.0.1 is spoken to over plain http),
+  # one manifest per platform the build needs.
 }
 
 run_platform_case() {
-  local dir=$1 name plat host kplats flags diffopts ref got log tag vr vg
+  local dir=$1 name plat host kplats flags diffopts ref got idx log tag vr vg want have pos parch pvar
   name=$(basename "$dir")
   plat=$(tr -d '[:space:]' <"$dir/.platform")
   host=$(host_platform)
   kplats=$host; [ "$plat" = "$host" ] || kplats="$host,$plat"
   flags=""; [ -f "$dir/.flags" ] && flags=$(cat "$dir/.flags")
   diffopts=${IMGDIFF_OPTS:-}; [ -f "$dir/.imgdiff" ] && diffopts="$diffopts $(cat "$dir/.imgdiff")"
-  ref=$OUT/$name.buildkit.tar got=$OUT/$name.kiln.tar log=$OUT/$name.log
+  ref=$OUT/$name.buildkit.tar got=$OUT/$name.kiln.tar idx=$OUT/$name.kiln-index.tar log=$OUT/$name.log
   tag=localhost/conformance-$name:latest
+  rm -f "$ref" "$got" "$idx"
   # shellcheck disable=SC2086
   if ! DOCKER_BUILDKIT=1 "$DOCKER" build -q --network=host --platform "$plat" --build-arg "BASE=$base" $flags -t "$tag" "$dir" >"$log" 2>&1 \
      || ! "$DOCKER" save -o "$ref" "$tag" >>"$log" 2>&1; then
     echo "FAIL $name: docker build --platform $plat failed (the case itself is broken? see $log)"; return 1
   fi
   # shellcheck disable=SC2086
-  if ! "$KILN" build -q --platform "$kplats" --build-arg "BASE=$base" $flags -t "$tag" "$dir" >"$log.kiln" 2>&1 \
-     || ! "$KILN" save --platform "$plat" -o "$got" "$tag" >>"$log.kiln" 2>&1; then
+  if ! "$KILN" build -q --platform "$kplats" --build-arg "BASE=$base" $flags -t "$tag" \
+       -o "type=oci,dest=$idx" "$dir" >"$log.kiln" 2>&1; then
     echo "FAIL $name: kiln build --platform $kplats failed: $(tail -n 3 "$log.kiln" | tr '\n' ' ')"; return 1
+  fi
+  # The index holds exactly the platforms asked for (arm64's default variant v8 may be written).
+  want=$(printf '%s\n' ${kplats//,/ } | sort | tr '\n' ' ')
+  have=$(skopeo inspect --raw "oci-archive:$idx" 2>>"$log.kiln" | jq -r '.manifests[].platform |
+      .os + "/" + .architecture + (if (.variant // "") == "" or (.architecture == "arm64" and .variant == "v8")
+        then "" else "/" + .variant end)' 2>>"$log.kiln" | sort | tr '\n' ' ')
+  if [ "$have" != "$want" ]; then
+    echo "FAIL $name: kiln's index has platforms [${have% }], not [${want% }]"; return 1
+  fi
+  IFS=/ read -r pos parch pvar <<<"$plat"
+  # shellcheck disable=SC2086
+  if ! skopeo copy -q --override-os "$pos" --override-arch "$parch" ${pvar:+--override-variant "$pvar"} \
+       "oci-archive:$idx" "docker-archive:$got" >>"$log.kiln" 2>&1; then
+    echo "FAIL $name: cannot take the $plat manifest out of kiln's index (see $log.kiln)"; return 1
   fi
   # shellcheck disable=SC2086
   if ! (set -f; python3 "$shared/conformance/imgdiff.py" $diffopts "$ref" "$got") >"$OUT/$name.diff" 2>&1; then
@@ -154,7 +169,7 @@ run_platform_case() {
   if [ "$vr" != "$vg" ]; then
     echo "FAIL $name ($plat): config variant: BuildKit '${vr}' != kiln '${vg}'"; return 1
   fi
-  [ "${KEEP:-0}" = 1 ] || rm -f "$ref" "$got"
+  [ "${KEEP:-0}" = 1 ] || rm -f "$ref" "$got" "$idx"
   "$DOCKER" rmi -f "$tag" >/dev/null 2>&1 || true
   echo "ok $name ($plat)"
 }
