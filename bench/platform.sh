@@ -50,7 +50,12 @@ done
 
 work=$(mktemp -d /var/tmp/kiln-bench-platform.XXXXXX)
 reg_pid=
+base=
 cleanup() {
+  # The images this run made in dockerd (`docker build -q` logs their IDs), the tag, the base.
+  # shellcheck disable=SC2046
+  "$DOCKER" rmi -f localhost/bench-platform:bk ${base:+"$base"} \
+    $(grep -o 'sha256:[0-9a-f]\{64\}' "$work/log" 2>/dev/null | sort -u) >/dev/null 2>&1
   [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$work"
