@@ -174,11 +174,38 @@ run_platform_case() {
   echo "ok $name ($plat)"
 }
 
+# kiln pushes a two-platform build to the registry; docker pulls the foreign platform's manifest
+# of it and runs it (under QEMU): what a user of the pushed index gets.
+push_check() {
+  local name=push-index plat host ref log=$OUT/push-index.log out want
+  plat=linux/arm64 host=$(host_platform)
+  ref=${base%/*}/push-index:latest
+  if ! "$KILN" build -q --platform "$host,$plat" --build-arg "BASE=$base" --push -t "$ref" \
+       "$here/examples/platform" >"$log" 2>&1; then
+    echo "FAIL $name: kiln build --platform $host,$plat --push failed: $(tail -n 3 "$log" | tr '\n' ' ')"; return 1
+  fi
+  if ! skopeo inspect --tls-verify=false --override-arch arm64 "docker://$ref" 2>>"$log" |
+       jq -e '.Architecture == "arm64" and .Os == "linux"' >/dev/null; then
+    echo "FAIL $name: skopeo inspect --override-arch arm64 does not see an arm64 manifest (see $log)"; return 1
+  fi
+  if ! "$DOCKER" pull -q --platform "$plat" "$ref" >>"$log" 2>&1; then
+    echo "FAIL $name: docker pull --platform $plat $ref failed (see $log)"; return 1
+  fi
+  out=$("$DOCKER" run --rm --network none --platform "$plat" "$ref" 2>>"$log")
+  want="building for ${plat%/*}/${plat#*/}"
+  "$DOCKER" rmi -f "$ref" >/dev/null 2>&1 || true
+  if [ "$out" != "$want" ]; then
+    echo "FAIL $name: docker run of the pulled $plat image printed '$out', not '$want' (see $log)"; return 1
+  fi
+  echo "ok $name (kiln build --push of $host,$plat; docker pull --platform $plat runs it)"
+}
+
 if [ ${#platform[@]} -gt 0 ]; then
   if platform_setup; then
     for c in "${platform[@]}"; do
       if run_platform_case "$c"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     done
+    if push_check; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   else
     echo "FAIL platform cases (${#platform[@]}): setup failed (above)"
     failed=$((failed + ${#platform[@]}))
