@@ -12,9 +12,10 @@
 # from there too and builds `--platform HOST,P` (one multi-platform build) to an OCI archive
 # (`-o type=oci`), whose index must hold exactly HOST and P; kiln's P manifest (taken out with
 # `skopeo copy --override-arch`) must match BuildKit's by imgdiff.py, and the configs' `variant`
-# must be the same too (imgdiff compares architecture and os). The base's
-# name reaches the Dockerfile as `--build-arg BASE=...`. Foreign RUN steps need QEMU's binfmt_misc
-# handlers (scripts/install-deps.sh ci registers them); a missing one fails the case.
+# must be the same too (imgdiff compares architecture and os). The base's name reaches the
+# Dockerfile as `--build-arg BASE=...`. Then push-index: kiln pushes a two-platform build there
+# and `docker pull --platform linux/arm64` of it must run. Foreign RUN steps need QEMU's
+# binfmt_misc handlers (scripts/install-deps.sh ci registers them); a missing one fails the case.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
