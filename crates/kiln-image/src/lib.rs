@@ -19,8 +19,8 @@ pub mod platform;
 pub mod reference;
 
 pub use archive::{
-    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest, ArchiveReader,
-    BlobSource, ExportImage, open_archive, write_docker_archive, write_oci_archive,
+    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest,
+    ArchiveReader, BlobSource, ExportImage, open_archive, write_docker_archive, write_oci_archive,
     write_oci_layout,
 };
 pub use compression::{Compression, media_type_for_layer};

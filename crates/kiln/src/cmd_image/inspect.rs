@@ -232,7 +232,8 @@ fn inspect_named(
                 .sum::<u64>()
                 + manifest_size
                 + store.blob_size(&m.id)?;
-            let mut platform = json!({"architecture": e.platform.architecture, "os": e.platform.os});
+            let mut platform =
+                json!({"architecture": e.platform.architecture, "os": e.platform.os});
             if let Some(v) = &e.platform.variant {
                 platform["variant"] = json!(v);
             }

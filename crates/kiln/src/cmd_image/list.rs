@@ -384,7 +384,11 @@ fn tree(store: &Store, items: &[Item], filter: &Filters, no_trunc: bool) -> anyh
         };
         let mut child_lines = Vec::new();
         for (n, (platform, img)) in children.iter().enumerate() {
-            let branch = if n + 1 == children.len() { "└─" } else { "├─" };
+            let branch = if n + 1 == children.len() {
+                "└─"
+            } else {
+                "├─"
+            };
             let (disk, content) = image_usage(store, img)?;
             child_lines.push([
                 format!("{branch} {platform}"),

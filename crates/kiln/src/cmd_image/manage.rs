@@ -140,7 +140,11 @@ pub(crate) fn tag(store: &Store, a: TagArgs) -> anyhow::Result<()> {
         );
         return Err(Reported.into());
     }
-    store.tag(&img.id, &a.target)?;
+    // A multi-platform image: the new tag names the index too.
+    match store.resolve_index(&a.source)? {
+        Some(ix) => store.tag_index(&ix.digest, &a.target)?,
+        None => store.tag(&img.id, &a.target)?,
+    };
     Ok(())
 }
 
