@@ -100,6 +100,10 @@ pub struct SaveArgs {
     /// Archive format
     #[arg(long, value_enum, default_value_t = ArchiveKind::Docker)]
     pub format: ArchiveKind,
+    /// Save this platform's image of a multi-platform image (default: every platform with
+    /// --format oci; the host's with --format docker)
+    #[arg(long, value_name = "string", value_parser = parse_platform)]
+    pub platform: Option<kiln_image::Platform>,
     /// Images to save.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,

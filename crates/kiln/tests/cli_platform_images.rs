@@ -281,3 +281,181 @@ fn rmi_prune_and_df_know_indexes() {
     assert!(check.contains("store is consistent"), "{check}");
     assert!(c.tmp_is_empty());
 }
+
+#[test]
+fn save_writes_the_whole_index_or_one_platform() {
+    let skopeo = support::require_command("skopeo", "skopeo");
+    let (c, digest) = loaded();
+    let (archive, _) = multiplatform_archive();
+    let oci = c.fresh("mp-oci").with_extension("tar");
+    ok(
+        &c,
+        &["save", "--format", "oci", "-o", oci.to_str().unwrap(), TAG],
+    );
+    // The index as loaded, byte for byte (its digest is the archive's), named by index.json.
+    let index_json = tar_member(&oci, "index.json");
+    assert!(
+        index_json.contains(&format!("\"digest\":\"{digest}\""))
+            && index_json.contains("\"io.containerd.image.name\":\"localhost/mpbb:1\"")
+            && index_json.contains("application/vnd.oci.image.index.v1+json"),
+        "{index_json}"
+    );
+    let member = format!("blobs/sha256/{}", &digest["sha256:".len()..]);
+    assert_eq!(tar_member(&oci, &member), tar_member(archive, &member));
+    let raw = Command::new(&skopeo)
+        .args(["inspect", "--raw"])
+        .arg(format!("oci-archive:{}", oci.display()))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(raw.stdout).unwrap(),
+        tar_member(archive, &member)
+    );
+    for (arch, variant) in [("arm64", "v8"), ("arm", "v7"), ("amd64", "")] {
+        let o = Command::new(&skopeo)
+            .args(["inspect", "--override-os", "linux", "--override-arch", arch])
+            .args(if variant.is_empty() {
+                vec![]
+            } else {
+                vec!["--override-variant", variant]
+            })
+            .args(["--format", "{{.Architecture}}"])
+            .arg(format!("oci-archive:{}", oci.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), arch);
+    }
+    // Loaded back into another store: the same index, every platform.
+    let other = Ctx::new();
+    assert_eq!(
+        ok(&other, &["load", "-i", oci.to_str().unwrap()]),
+        format!("Loaded image: {TAG}\n")
+    );
+    assert_eq!(
+        ok(
+            &other,
+            &[
+                "images",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Platform}}",
+                TAG
+            ]
+        )
+        .trim(),
+        format!("{digest} linux/amd64,linux/arm64,linux/arm/v7")
+    );
+
+    // One platform: a docker-archive (or oci-archive) of that platform's image.
+    let arm64 = c.fresh("mp-arm64").with_extension("tar");
+    ok(
+        &c,
+        &[
+            "save",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            arm64.to_str().unwrap(),
+            TAG,
+        ],
+    );
+    let manifest = tar_member(&arm64, "manifest.json");
+    let arm64_id = ok(
+        &c,
+        &[
+            "image",
+            "inspect",
+            "--platform",
+            "linux/arm64",
+            "-f",
+            "{{range .Manifests}}{{if eq .ImageData.Platform.architecture \"arm64\"}}{{.ID}}{{end}}{{end}}",
+            TAG,
+        ],
+    );
+    assert!(
+        manifest.contains(&format!(
+            "blobs/sha256/{}",
+            &arm64_id.trim()["sha256:".len()..]
+        )) && manifest.contains("\"RepoTags\":[\"localhost/mpbb:1\"]"),
+        "{manifest}"
+    );
+    let third = Ctx::new();
+    ok(&third, &["load", "-i", arm64.to_str().unwrap()]);
+    assert_eq!(
+        ok(&third, &["images", "--format", "{{.Platform}}", TAG]).trim(),
+        "linux/arm64"
+    );
+    // docker-archive without --platform: the host's platform (amd64 here).
+    let host = c.fresh("mp-host").with_extension("tar");
+    ok(&c, &["save", "-o", host.to_str().unwrap(), TAG]);
+    let host_id = ok(
+        &c,
+        &[
+            "image",
+            "inspect",
+            "--platform",
+            "linux/amd64",
+            "-f",
+            "{{range .Manifests}}{{if eq .ImageData.Platform.architecture \"amd64\"}}{{.ID}}{{end}}{{end}}",
+            TAG,
+        ],
+    );
+    assert!(tar_member(&host, "manifest.json").contains(&host_id.trim()["sha256:".len()..]));
+    // A platform it does not have: an error naming what it has, and no file.
+    let none = c.fresh("mp-none").with_extension("tar");
+    let err = fails(
+        &c,
+        &[
+            "save",
+            "--platform",
+            "linux/riscv64",
+            "-o",
+            none.to_str().unwrap(),
+            TAG,
+        ],
+    );
+    assert!(
+        err.contains("no matching manifest for linux/riscv64") && err.contains("linux/arm/v7"),
+        "{err}"
+    );
+    assert!(!none.exists());
+    let err = fails(
+        &c,
+        &[
+            "save",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            none.to_str().unwrap(),
+            "localhost/busybox",
+        ],
+    );
+    assert!(
+        err.contains("does not match the specified platform"),
+        "{err}"
+    );
+    assert!(c.tmp_is_empty());
+}
+
+/// A member of a tar file, as text.
+fn tar_member(tar: &Path, member: &str) -> String {
+    let o = Command::new("tar")
+        .arg("xOf")
+        .arg(tar)
+        .arg(member)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{member} in {}: {}",
+        tar.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
