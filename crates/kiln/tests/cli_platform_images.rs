@@ -459,3 +459,97 @@ fn tar_member(tar: &Path, member: &str) -> String {
     );
     String::from_utf8(o.stdout).unwrap()
 }
+
+#[test]
+fn push_of_an_index_and_pull_all_platforms() {
+    let skopeo = support::require_command("skopeo", "skopeo");
+    let reg = kiln_test::registry::Registry::start();
+    let (c, digest) = loaded();
+    let (archive, _) = multiplatform_archive();
+    let index_bytes = tar_member(
+        archive,
+        &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
+    );
+    let name = format!("{}/mp:1", reg.addr);
+    ok(&c, &["tag", TAG, &name]);
+    let pushed = ok(&c, &["push", &name]);
+    // Every platform's layers, then the index under the tag: the store's index, same digest.
+    assert_eq!(
+        pushed.lines().last().unwrap(),
+        format!("1: digest: {digest} size: {}", index_bytes.len()),
+        "{pushed}"
+    );
+    let skopeo_out = |args: &[&str]| {
+        let o = Command::new(&skopeo)
+            .arg("inspect")
+            .arg("--tls-verify=false")
+            .args(args)
+            .arg(format!("docker://{name}"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(skopeo_out(&["--raw"]), index_bytes);
+    for (arch, variant) in [("arm64", "v8"), ("arm", "v7"), ("amd64", "")] {
+        let mut args = vec!["--override-os", "linux", "--override-arch", arch];
+        if !variant.is_empty() {
+            args.extend(["--override-variant", variant]);
+        }
+        args.extend(["--format", "{{.Architecture}} {{.Digest}}"]);
+        let o = skopeo_out(&args);
+        assert!(o.starts_with(&format!("{arch} {digest}")), "{o}");
+    }
+    // RepoDigests of the index name it.
+    assert_eq!(
+        ok(
+            &c,
+            &["image", "inspect", "-f", "{{json .RepoDigests}}", &name]
+        )
+        .trim(),
+        format!("[\"{}/mp@{digest}\"]", reg.addr)
+    );
+
+    // --all-platforms: the index and every platform, as pushed.
+    let all = Ctx::new();
+    let o = ok(&all, &["pull", "--all-platforms", &name]);
+    assert!(o.contains(&format!("Digest: {digest}")), "{o}");
+    assert_eq!(
+        ok(
+            &all,
+            &[
+                "images",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Platform}}",
+                &name
+            ]
+        )
+        .trim(),
+        format!("{digest} linux/amd64,linux/arm64,linux/arm/v7")
+    );
+    let again = ok(&all, &["pull", "--all-platforms", &name]);
+    assert!(again.contains("Status: Image is up to date"), "{again}");
+    let check = ok(&all, &["system", "check"]);
+    assert!(check.contains("store is consistent"), "{check}");
+    // One platform: a single image, as before.
+    let one = Ctx::new();
+    ok(&one, &["pull", "--platform", "linux/arm/v7", &name]);
+    assert_eq!(
+        ok(&one, &["images", "--format", "{{.Platform}}", &name]).trim(),
+        "linux/arm/v7"
+    );
+    let (code, _, err) = out(&one.kiln(&[
+        "pull",
+        "--all-platforms",
+        "--platform",
+        "linux/arm64",
+        &name,
+    ]));
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}

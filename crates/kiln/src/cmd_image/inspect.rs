@@ -190,6 +190,25 @@ fn comment(config: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The repository digests that name index `ix` (`NAME@<index digest>`, full form, sorted):
+/// push and pull keep them on the index's images.
+pub(crate) fn index_repo_digests(
+    store: &Store,
+    ix: &kiln_store::IndexRecord,
+) -> anyhow::Result<Vec<String>> {
+    let suffix = format!("@{}", ix.digest);
+    let mut out = Vec::new();
+    for e in &ix.entries {
+        for d in store.repo_digests(&e.image.id)? {
+            if d.ends_with(&suffix) && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The inspect document of `name`: an image, or of a multi-platform image the entry for
 /// `platform` (default: the host's, else the first) with the index's digest as `Id`, its
 /// tags, and `Manifests`.
@@ -213,8 +232,7 @@ fn inspect_named(
     if let Some(ix) = index {
         doc.id = ix.digest.to_string();
         doc.repo_tags = ix.tags.iter().map(|t| familiar(t)).collect();
-        doc.repo_digests = store
-            .repo_digests(&ix.digest)?
+        doc.repo_digests = index_repo_digests(store, &ix)?
             .iter()
             .map(|d| familiar(d))
             .collect();

@@ -276,8 +276,7 @@ fn listed(store: &Store, all: bool) -> anyhow::Result<Vec<Item>> {
         let Some(default) = ix.default_entry() else {
             continue;
         };
-        let mut repo_digests = store.repo_digests(&ix.digest)?;
-        repo_digests.retain(|d| d.ends_with(&format!("@{}", ix.digest)));
+        let repo_digests = super::inspect::index_repo_digests(store, &ix)?;
         items.push(Item {
             id: ix.digest,
             tags: ix.tags.clone(),
