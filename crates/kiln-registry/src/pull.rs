@@ -24,8 +24,8 @@ use ureq::SendBody;
 use crate::client::{Session, Settings, error_message, read_small};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Document};
-use kiln_image::compression::media_types as mt;
 use crate::progress::{Event, LayerStatus, Progress};
+use kiln_image::compression::media_types as mt;
 
 /// How many layers download at once (docker's `max-concurrent-downloads`).
 pub const CONCURRENT_DOWNLOADS: usize = 3;
@@ -214,7 +214,10 @@ pub fn pull_all(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> 
         let mut images = Vec::new();
         let mut all = true;
         for d in &entries {
-            let is_image = matches!(d.media_type.as_str(), mt::OCI_MANIFEST | mt::DOCKER_MANIFEST);
+            let is_image = matches!(
+                d.media_type.as_str(),
+                mt::OCI_MANIFEST | mt::DOCKER_MANIFEST
+            );
             let platform = d
                 .platform
                 .as_ref()
@@ -278,7 +281,8 @@ pub fn pull_all(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> 
         if let Some(ix) = store.index(&digest)?
             && let Some(e) = ix.default_entry()
         {
-            store.record_repo_digest(&e.image.id, &format!("{}@{}", reference.name(), top.digest))?;
+            store
+                .record_repo_digest(&e.image.id, &format!("{}@{}", reference.name(), top.digest))?;
         }
         Ok((digest, tags))
     })();

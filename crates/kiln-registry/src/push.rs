@@ -126,16 +126,10 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         kiln_store::Error::ImageNotFound(_) => Error::NoSuchLocalImage(familiar.clone()),
         e => e.into(),
     };
-    let index = store
-        .resolve_index(&named.to_string())
-        .map_err(not_found)?;
+    let index = store.resolve_index(&named.to_string()).map_err(not_found)?;
     let images = match &index {
         Some(ix) => ix.entries.iter().map(|e| e.image.clone()).collect(),
-        None => vec![
-            store
-                .resolve_image(&named.to_string())
-                .map_err(not_found)?,
-        ],
+        None => vec![store.resolve_image(&named.to_string()).map_err(not_found)?],
     };
     opts.progress.event(Event::PushRefersTo {
         repository: named.name(),
@@ -163,7 +157,15 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         let Some(ix) = &index else {
             let p = &prepared[0];
             let (digest, size, _, pushed) = push_leased(
-                store, &sess, &repo, &p.image, &p.blobs, &p.sources, &lease, opts, Some(&tag),
+                store,
+                &sess,
+                &repo,
+                &p.image,
+                &p.blobs,
+                &p.sources,
+                &lease,
+                opts,
+                Some(&tag),
             )?;
             return Ok((digest, size, pushed));
         };

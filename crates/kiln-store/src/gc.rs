@@ -578,7 +578,9 @@ impl Store {
                 for e in &index.entries {
                     in_use |= !container_users(tx, &e.image.id)?.is_empty();
                 }
-                if in_use {
+                // The prune's filters (until=, label=) judge an index by its default image.
+                let kept = index.default_entry().is_some_and(|e| keep(&e.image));
+                if in_use || kept {
                     continue;
                 }
                 events.extend(self.delete_index_tx(tx, &digest, sweep)?);

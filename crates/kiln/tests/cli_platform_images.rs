@@ -553,3 +553,28 @@ fn push_of_an_index_and_pull_all_platforms() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn prune_all_judges_an_index_by_its_filters_and_users() {
+    let (c, digest) = loaded();
+    // The filter keeps what lacks the label: the index stays.
+    ok(
+        &c,
+        &[
+            "image",
+            "prune",
+            "-a",
+            "-f",
+            "--filter",
+            "label=no.such.label",
+        ],
+    );
+    assert_eq!(ok(&c, &["images", "-q", TAG]).trim(), short(&digest));
+    // Unfiltered, nothing uses it: it goes with its images.
+    let o = ok(&c, &["image", "prune", "-a", "-f"]);
+    assert!(o.contains(&format!("untagged: {TAG}")), "{o}");
+    assert!(o.contains(&format!("deleted: {digest}")), "{o}");
+    assert_eq!(ok(&c, &["images", "-a", "-q"]), "");
+    let check = ok(&c, &["system", "check"]);
+    assert!(check.contains("store is consistent"), "{check}");
+}
