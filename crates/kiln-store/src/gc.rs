@@ -386,8 +386,10 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let tags: Vec<String> = match &by_reference {
-                Some(full) if index.tags.contains(full) => {
+            // A name that is not one of its tags named it by digest (or a prefix of it).
+            let by_reference = by_reference.as_ref().filter(|f| index.tags.contains(f));
+            let tags: Vec<String> = match by_reference {
+                Some(full) => {
                     if let Some((cid, _, image)) = users.first()
                         && !force
                     {
@@ -399,7 +401,6 @@ impl Store {
                     }
                     vec![full.clone()]
                 }
-                Some(_) => return Err(Error::ImageNotFound(name.to_string())),
                 None => {
                     if let Some((cid, state, _)) = users.iter().find(|(_, s, _)| s == "running") {
                         return Err(Error::Conflict(format!(

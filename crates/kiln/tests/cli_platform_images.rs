@@ -264,6 +264,12 @@ fn rmi_prune_and_df_know_indexes() {
         ),
         format!("1 {s}\n2 {s}\n", s = short(&digest))
     );
+    // By its ID (the short index digest, as `images` shows it): -f with several tags.
+    let err = fails(&c, &["rmi", short(&digest)]);
+    assert!(
+        err.contains("must be forced) - image is referenced in multiple repositories"),
+        "{err}"
+    );
     assert_eq!(
         ok(&c, &["rmi", "localhost/mpbb:2"]),
         "Untagged: localhost/mpbb:2\n"
@@ -276,6 +282,15 @@ fn rmi_prune_and_df_know_indexes() {
     for id in &ids {
         assert!(gone.contains(&format!("Deleted: {id}")), "{gone}");
     }
+    assert_eq!(ok(&c, &["images", "-a", "-q"]).lines().count(), 1);
+    // Loaded again, removed by ID: every tag, then the index and its images.
+    let (archive, _) = multiplatform_archive();
+    ok(&c, &["load", "-i", archive.to_str().unwrap()]);
+    let gone = ok(&c, &["rmi", short(&digest)]);
+    assert!(
+        gone.starts_with(&format!("Untagged: {TAG}\nDeleted: {digest}\n")),
+        "{gone}"
+    );
     assert_eq!(ok(&c, &["images", "-a", "-q"]).lines().count(), 1);
     let check = ok(&c, &["system", "check"]);
     assert!(check.contains("store is consistent"), "{check}");
