@@ -162,7 +162,7 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
 #[derive(Debug, Clone)]
 pub enum PulledAll {
     /// The reference named one image (no index): pulled as [`pull`] does.
-    Image(Pulled),
+    Image(Box<Pulled>),
     /// The reference named an index: every platform's image and the index were stored.
     Index {
         /// The index's digest (the registry's).
@@ -202,7 +202,7 @@ pub fn pull_all(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> 
     let (sess, top) =
         crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
     let Document::Index(entries) = top.parse(&familiar)? else {
-        return pull(store, &reference, opts).map(PulledAll::Image);
+        return pull(store, &reference, opts).map(|p| PulledAll::Image(Box::new(p)));
     };
     let tag = reference.tag().map(|_| reference.to_string());
     let previous = match &tag {

@@ -101,8 +101,8 @@ pub enum Error {
         reference: String,
         /// The platform asked for.
         wanted: kiln_image::Platform,
-        /// The image's platform.
-        actual: kiln_image::Platform,
+        /// The image's platform (boxed: keeps `Error` small).
+        actual: Box<kiln_image::Platform>,
     },
     /// A short ID prefix matches several images.
     #[error("image ID prefix {prefix:?} is ambiguous: it matches {count} images")]

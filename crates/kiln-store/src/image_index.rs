@@ -423,7 +423,7 @@ impl Store {
                     Err(Error::PlatformMismatch {
                         reference: name.to_string(),
                         wanted: want.clone().normalize(),
-                        actual: image.platform(),
+                        actual: Box::new(image.platform()),
                     })
                 }
             }

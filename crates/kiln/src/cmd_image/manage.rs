@@ -142,7 +142,7 @@ fn save_selection(
             Some(p) if !p.matches(&img.platform()) => Err(kiln_store::Error::PlatformMismatch {
                 reference: name.to_string(),
                 wanted: p.clone().normalize(),
-                actual: img.platform(),
+                actual: Box::new(img.platform()),
             }
             .into()),
             _ => Ok(img),
