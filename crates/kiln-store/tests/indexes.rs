@@ -388,3 +388,75 @@ fn prune_all_removes_unused_indexes_and_dangling_prune_untagged_ones() {
     assert!(store.images().unwrap().is_empty());
     assert_eq!(store.check(false).unwrap().unreferenced_blobs, 0);
 }
+
+#[test]
+fn an_index_saved_as_an_oci_archive_loads_back_as_the_same_index() {
+    host_is_amd64();
+    let (_d, store) = store();
+    let (index, ids) = three_platforms(&store);
+    let record = store.index(&index).unwrap().unwrap();
+    let tag = kiln_image::ImageRef::parse("multi").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multi.tar");
+    let f = std::fs::File::create(&path).unwrap();
+    store
+        .save_with_indexes(
+            &[],
+            &[(record.clone(), vec![tag.clone()])],
+            kiln_store::SaveFormat::Oci,
+            f,
+        )
+        .unwrap();
+    // The reader sees the index, its three images and their platforms.
+    let archive = kiln_image::open_archive(&path).unwrap();
+    assert_eq!(archive.images().len(), 3);
+    let [ix] = archive.indexes() else {
+        panic!("one index expected: {:?}", archive.indexes().len())
+    };
+    assert_eq!(ix.digest, index);
+    assert_eq!(ix.names, vec![tag]);
+    let platforms: Vec<String> = ix
+        .entries
+        .iter()
+        .map(|e| e.as_ref().unwrap().1.to_string())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Store::open(other_dir.path().join("root")).unwrap();
+    let loaded = other.load_all(&path).unwrap();
+    assert!(loaded.images.is_empty());
+    let [l] = &loaded.indexes[..] else {
+        panic!("one index loaded")
+    };
+    assert_eq!(l.digest, index);
+    assert_eq!(
+        l.entries.iter().map(|(_, i)| i.id).collect::<Vec<_>>(),
+        ids.to_vec()
+    );
+    assert_eq!(l.tags.len(), 1);
+    assert_eq!(l.tags[0].reference, "docker.io/library/multi:latest");
+    assert_eq!(other.resolve_index("multi").unwrap().unwrap().digest, index);
+    assert_eq!(
+        other
+            .resolve_platform("multi", &plat("linux/arm64"))
+            .unwrap()
+            .id,
+        ids[1]
+    );
+    assert!(other.check(false).unwrap().problems.is_empty());
+    // A docker-archive holds one platform per name: an index is refused.
+    let err = store
+        .save_with_indexes(
+            &[],
+            &[(record, vec![])],
+            kiln_store::SaveFormat::Docker,
+            Vec::new(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("docker-archive holds one platform"),
+        "{err}"
+    );
+}
