@@ -460,3 +460,93 @@ fn an_index_saved_as_an_oci_archive_loads_back_as_the_same_index() {
         "{err}"
     );
 }
+
+#[test]
+fn an_archive_index_with_an_attestation_loads_as_a_new_index_over_its_images() {
+    host_is_amd64();
+    let (_d, store) = store();
+    let (index, ids) = three_platforms(&store);
+    let record = store.index(&index).unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("multi.tar");
+    store
+        .save_with_indexes(
+            &[],
+            &[(record, vec![])],
+            kiln_store::SaveFormat::Oci,
+            std::fs::File::create(&tar).unwrap(),
+        )
+        .unwrap();
+    let layout = dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // An attestation manifest (BuildKit's shape: an artifact config, unknown/unknown, the
+    // reference annotations) added to the index; index.json names the new index, tagged.
+    let blob = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(layout.join(d.blob_path()), bytes).unwrap();
+        d
+    };
+    let config = blob(b"{}");
+    let att = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.in-toto+json", "digest": config.to_string(), "size": 2},
+        "layers": [],
+    }))
+    .unwrap();
+    let att_digest = blob(&att);
+    let old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join(index.blob_path())).unwrap()).unwrap();
+    let mut new = old.clone();
+    new["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": att_digest.to_string(),
+            "size": att.len(),
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+        }));
+    let new_bytes = serde_json::to_vec(&new).unwrap();
+    let new_digest = blob(&new_bytes);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": new_digest.to_string(),
+                "size": new_bytes.len(),
+                "annotations": {"io.containerd.image.name": "docker.io/library/att:1"},
+            }],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Store::open(other_dir.path().join("root")).unwrap();
+    let loaded = other.load_all(&layout).unwrap();
+    let [l] = &loaded.indexes[..] else {
+        panic!("one index loaded")
+    };
+    // Not the archive's index (the store keeps no attestation): put_index's over the three
+    // images, which is the index they were saved from.
+    assert_ne!(l.digest, new_digest);
+    assert_eq!(l.digest, index);
+    assert_eq!(
+        l.entries.iter().map(|(_, i)| i.id).collect::<Vec<_>>(),
+        ids.to_vec()
+    );
+    assert_eq!(other.resolve_index("att:1").unwrap().unwrap().digest, index);
+    assert!(other.check(false).unwrap().problems.is_empty());
+}
