@@ -207,10 +207,17 @@ fn load_keeps_every_platform_and_images_lists_the_index_once() {
         "{err}"
     );
 
-    // Loading it again changes nothing.
+    // Loading it again (from standard input) changes nothing.
     let (archive, _) = multiplatform_archive();
+    let o = Command::new(support::bin())
+        .env("KILN_ROOT", &c.root)
+        .arg("load")
+        .stdin(std::fs::File::open(archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        ok(&c, &["load", "-i", archive.to_str().unwrap()]),
+        String::from_utf8_lossy(&o.stdout),
         format!("Loaded image: {TAG}\n")
     );
     assert_eq!(
