@@ -20,6 +20,8 @@ pub enum PlatformError {
     Invalid { input: String, reason: &'static str },
     #[error("{input:?}: unknown operating system or architecture")]
     Unknown { input: String },
+    #[error("{input:?}: kiln builds and runs Linux images only, not {os} ones")]
+    NotLinux { input: String, os: String },
 }
 
 impl Platform {
@@ -74,6 +76,19 @@ impl Platform {
             [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
             _ => Err(invalid("expected os/arch[/variant]")),
         }
+    }
+
+    /// [`Platform::parse`] for a platform kiln builds or runs: its OS must be `linux`
+    /// (`windows/amd64` is refused with a message that says why).
+    pub fn parse_linux(s: &str) -> Result<Self, PlatformError> {
+        let p = Platform::parse(s)?;
+        if p.os != "linux" {
+            return Err(PlatformError::NotLinux {
+                input: s.into(),
+                os: p.os,
+            });
+        }
+        Ok(p)
     }
 
     /// The platform kiln runs on (always `linux` here), in container terms.
@@ -253,4 +268,112 @@ fn is_known_arch(arch: &str) -> bool {
             | "sparc64"
             | "wasm"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> String {
+        Platform::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn arm_defaults_and_aliases_normalize_as_containerd() {
+        // `arm` is arm/v7; arm64's default variant v8 is dropped (arm64 = linux/arm64/v8).
+        assert_eq!(p("linux/arm"), "linux/arm/v7");
+        assert_eq!(p("linux/arm/7"), "linux/arm/v7");
+        assert_eq!(p("linux/arm/v6"), "linux/arm/v6");
+        assert_eq!(p("linux/arm/5"), "linux/arm/v5");
+        assert_eq!(p("linux/armhf"), "linux/arm/v7");
+        assert_eq!(p("linux/armel"), "linux/arm/v6");
+        assert_eq!(p("linux/arm64"), "linux/arm64");
+        assert_eq!(p("linux/arm64/v8"), "linux/arm64");
+        assert_eq!(p("linux/aarch64"), "linux/arm64");
+        assert_eq!(p("linux/aarch64/8"), "linux/arm64");
+        assert_eq!(p("linux/arm64/v9.0"), "linux/arm64/v9");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap(),
+            Platform::parse("linux/arm64").unwrap()
+        );
+    }
+
+    #[test]
+    fn amd64_variants_v2_to_v4_are_kept_and_v1_is_dropped() {
+        assert_eq!(p("linux/amd64"), "linux/amd64");
+        assert_eq!(p("linux/amd64/v1"), "linux/amd64");
+        assert_eq!(p("linux/x86_64"), "linux/amd64");
+        assert_eq!(p("linux/x86-64/v1"), "linux/amd64");
+        for v in ["v2", "v3", "v4"] {
+            assert_eq!(p(&format!("linux/amd64/{v}")), format!("linux/amd64/{v}"));
+        }
+        assert_eq!(p("linux/i386"), "linux/386");
+        assert_eq!(p("LINUX/AMD64"), "linux/amd64");
+    }
+
+    #[test]
+    fn one_part_specifiers_fill_in_the_host() {
+        let host = Platform::host();
+        assert_eq!(Platform::parse("linux").unwrap(), host);
+        let arm64 = Platform::parse("arm64").unwrap();
+        assert_eq!(
+            (arm64.os.as_str(), arm64.architecture.as_str()),
+            ("linux", "arm64")
+        );
+        assert_eq!(p("arm"), "linux/arm/v7");
+        assert_eq!(p("armhf"), "linux/arm/v7");
+        assert!(matches!(
+            Platform::parse("nonsense"),
+            Err(PlatformError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_specifiers_are_refused() {
+        for bad in [
+            "",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v2/x",
+            "linux/am d64",
+            "linux//v7",
+        ] {
+            assert!(
+                matches!(Platform::parse(bad), Err(PlatformError::Invalid { .. })),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_parses_but_is_not_a_platform_kiln_builds() {
+        assert_eq!(p("windows/amd64"), "windows/amd64");
+        let e = Platform::parse_linux("windows/amd64").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"windows/amd64\": kiln builds and runs Linux images only, not windows ones"
+        );
+        assert!(Platform::parse_linux("windows").is_err());
+        assert!(Platform::parse_linux("darwin/arm64").is_err());
+        assert_eq!(
+            Platform::parse_linux("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64"
+        );
+    }
+
+    #[test]
+    fn matching_ignores_a_missing_variant() {
+        let m = |a: &str, b: &str| {
+            Platform::parse(a)
+                .unwrap()
+                .matches(&Platform::parse(b).unwrap())
+        };
+        assert!(m("linux/arm", "linux/arm/v7"));
+        assert!(!m("linux/arm/v6", "linux/arm/v7"));
+        assert!(m("linux/amd64", "linux/amd64/v3"));
+        assert!(m("linux/amd64/v3", "linux/amd64"));
+        assert!(!m("linux/amd64/v2", "linux/amd64/v3"));
+        assert!(!m("linux/arm64", "linux/amd64"));
+        assert!(m("linux/arm64/v8", "linux/arm64"));
+    }
 }

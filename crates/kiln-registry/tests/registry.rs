@@ -1038,3 +1038,93 @@ fn a_manifest_refused_after_the_token_is_pull_access_denied() {
         )
     );
 }
+
+/// A multi-platform image whose layers the store keeps uncompressed (as builds make them):
+/// each platform's manifest is rewritten for the wire, so the pushed index is a new one
+/// over those manifests (same platforms, same image IDs), and `pull_all` stores exactly it.
+#[test]
+fn an_index_of_uncompressed_images_pushes_as_a_new_index_and_pulls_back_whole() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let a = env.store("a");
+    let amd = load_image_for(
+        &a,
+        env.dir.path(),
+        "x/amd:1",
+        &[layer_tar("f", &noise(1, 5000))],
+        "amd64",
+    );
+    let arm = load_image_for(
+        &a,
+        env.dir.path(),
+        "x/arm:1",
+        &[layer_tar("f", &noise(2, 5000))],
+        "arm64",
+    );
+    let stored = a
+        .put_index(&[
+            (Platform::parse("linux/amd64").unwrap(), amd),
+            (Platform::parse("linux/arm64").unwrap(), arm),
+        ])
+        .unwrap();
+    let name = format!("{}/multi:1", reg.addr);
+    a.tag_index(&stored, &name).unwrap();
+    let pushed = push(&a, &env.settings, &name, &Events::default(), None).unwrap();
+    assert_ne!(
+        pushed.digest, stored,
+        "the manifests were rewritten for the wire"
+    );
+    // Pushed again: the layers are there, the index is the same.
+    let events = Events::default();
+    let again = push(&a, &env.settings, &name, &events, None).unwrap();
+    assert_eq!(again.digest, pushed.digest);
+    assert!(
+        events
+            .statuses()
+            .iter()
+            .all(|s| matches!(s, LayerStatus::Preparing | LayerStatus::LayerAlreadyExists)),
+        "{:?}",
+        events.statuses()
+    );
+
+    let b = env.store("b");
+    let opts = PullOptions {
+        settings: &env.settings,
+        platform: Platform::host(),
+        progress: &Events::default(),
+    };
+    let r = ImageRef::parse(&name).unwrap();
+    let kiln_registry::PulledAll::Index {
+        digest,
+        images,
+        up_to_date,
+        ..
+    } = kiln_registry::pull_all(&b, &r, &opts).unwrap()
+    else {
+        panic!("an index expected")
+    };
+    assert_eq!(digest, pushed.digest);
+    assert!(!up_to_date);
+    let got: Vec<(String, Digest)> = images.iter().map(|(p, i)| (p.to_string(), i.id)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("linux/amd64".to_string(), amd),
+            ("linux/arm64".to_string(), arm)
+        ]
+    );
+    let index = b.resolve_index(&name).unwrap().unwrap();
+    assert_eq!(index.digest, pushed.digest);
+    assert!(b.check(false).unwrap().problems.is_empty());
+    let kiln_registry::PulledAll::Index { up_to_date, .. } =
+        kiln_registry::pull_all(&b, &r, &opts).unwrap()
+    else {
+        panic!("an index expected")
+    };
+    assert!(up_to_date);
+    // A single-platform pull of the same name is the host's image, as before.
+    let c = env.store("c");
+    let one = pull(&c, &env.settings, &name, &Events::default()).unwrap();
+    assert_eq!(one.image.id, amd);
+    assert!(c.resolve_index(&name).unwrap().is_none());
+}
