@@ -462,7 +462,7 @@ pub fn pause(store: &Store, a: NamesArgs, on: bool) -> anyhow::Result<()> {
         } else if !paused {
             bail!("Container {} is not paused", c.id);
         }
-        super::cgroup::freeze(&c.id, on)?;
+        super::cgroup::freeze(&store.container_dir(&c.id), &c.id, on)?;
         store.set_container_state(
             &c.id,
             if on {
@@ -486,7 +486,8 @@ fn mark_manual_stop(store: &Store, c: &ContainerRecord) {
 }
 
 fn thaw_if_paused(store: &Store, c: &ContainerRecord) {
-    if c.state == kiln_store::ContainerState::Paused && super::cgroup::freeze(&c.id, false).is_ok()
+    if c.state == kiln_store::ContainerState::Paused
+        && super::cgroup::freeze(&store.container_dir(&c.id), &c.id, false).is_ok()
     {
         let _ = store.set_container_state(&c.id, kiln_store::ContainerState::Running);
     }
@@ -721,11 +722,13 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
         wait_stopped(store, &c.id, Duration::from_secs(30))?;
         wait_supervisor_gone(supervisor);
     }
+    // (Read before the container's directory, which lists them, is removed.)
+    let cgroups = super::cgroup::dirs_of(&store.container_dir(&c.id), &c.id);
     match store.remove_container(&c.id) {
         Ok(()) | Err(kiln_store::Error::ContainerNotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    super::cgroup::remove_dirs(super::cgroup::dirs_of(&c.id));
+    super::cgroup::remove_dirs(cgroups);
     Ok(())
 }
 

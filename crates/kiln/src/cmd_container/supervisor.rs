@@ -66,6 +66,10 @@ impl std::error::Error for StartError {}
 pub struct Report {
     pub code: i32,
     pub message: String,
+    /// What the container runs without (rootless: no cgroup limits; no outbound network),
+    /// printed by the command as docker's `WARNING:` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn start_error(code: i32, e: impl std::fmt::Display) -> StartError {
@@ -104,6 +108,7 @@ pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartEr
                 &Report {
                     code: e.code,
                     message: e.message.clone(),
+                    warnings: Vec::new(),
                 },
             );
             Err(e)
@@ -390,6 +395,7 @@ fn run(
     // The network first: the container's program starts with it ready. `_private_net` (pasta)
     // lives until this function returns, when the container has stopped.
     let mut _private_net = None;
+    let mut warnings = Vec::new();
     let netns = if config.host.network_mode == "host" {
         None
     } else {
@@ -400,7 +406,11 @@ fn run(
             )
         })?;
         if config.host.network_mode == "private" {
-            _private_net = Some(net::setup_private(&ns).map_err(|m| fail(125, m))?);
+            let private = net::setup_private(&ns).map_err(|m| fail(125, m))?;
+            if let Some(why) = private.loopback_only_reason() {
+                warnings.push(why.to_string());
+            }
+            _private_net = Some(private);
         }
         Some(ns)
     };
@@ -417,7 +427,7 @@ fn run(
         write_etc(&dir, &config, &hostname)?;
         let who = spec::identity(&root, &config.user)?;
         let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
-        let cg = Cgroups::create(&id, &config.host)?;
+        let cg = Cgroups::create(&dir, &id, &config.host)?;
         Ok((spec, cg))
     })();
     let (spec, cg) = match prepared {
@@ -427,6 +437,12 @@ fn run(
             return Err(fail(125, anyhow_message(&e)));
         }
     };
+    warnings.extend(cg.warning().map(str::to_string));
+    if matches!(mode, Mode::Foreground { .. }) {
+        for w in &warnings {
+            eprintln!("WARNING: {w}");
+        }
+    }
     let sink = match logfile::open_sink(&log_path(store, &id)) {
         Ok(s) => s,
         Err(e) => {
@@ -494,6 +510,7 @@ fn run(
                     &Report {
                         code: 0,
                         message: String::new(),
+                        warnings: warnings.clone(),
                     },
                 );
             }
@@ -671,7 +688,12 @@ fn read_report(r: &mut std::io::PipeReader, id: &str) -> Result<(), StartError> 
     let mut text = String::new();
     let _ = r.read_to_string(&mut text);
     match serde_json::from_str::<Report>(text.trim()) {
-        Ok(rep) if rep.code == 0 => Ok(()),
+        Ok(rep) if rep.code == 0 => {
+            for w in &rep.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            Ok(())
+        }
         Ok(rep) => Err(StartError {
             code: rep.code,
             message: rep.message,
