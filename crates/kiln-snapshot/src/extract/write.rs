@@ -5,7 +5,7 @@ use super::path::EntryPath;
 use super::{DeferredDir, Extractor};
 use crate::error::EntryError;
 use crate::remove::remove_at;
-use crate::xattr::OPAQUE_XATTR;
+use crate::xattr::opaque_xattr;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -220,8 +220,16 @@ impl Extractor {
             Mode::empty(),
         )
         .map_err(EntryError::io("open directory"))?;
-        rustix::fs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())
-            .map_err(EntryError::io("set trusted.overlay.opaque"))
+        let name = opaque_xattr();
+        rustix::fs::fsetxattr(&fd, name, b"y", XattrFlags::empty()).map_err(|source| {
+            EntryError::Io {
+                op: "set opaque xattr",
+                source: std::io::Error::new(
+                    std::io::Error::from(source).kind(),
+                    format!("{name}: {}", std::io::Error::from(source)),
+                ),
+            }
+        })
     }
 }
 
