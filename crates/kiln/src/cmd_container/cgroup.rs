@@ -234,13 +234,17 @@ impl Cgroups {
             }
         }
         if !missing.is_empty() {
+            let how = if v2 {
+                "no delegated cgroup v2 subtree is writable by this user; run kiln inside one \
+                 for limits (systemd: `systemd-run --user --scope -p Delegate=yes kiln run ...`)"
+            } else {
+                "this host has cgroup v1 and no cgroup directory is writable by this user (on v1 \
+                 an administrator must create and chown one per controller)"
+            };
             cg.warning = Some(format!(
-                "cgroup limits cannot apply ({}): kiln runs rootless and no delegated cgroup{} \
-                 subtree is writable by this user; the container runs without them. Run kiln \
-                 inside a delegated cgroup (systemd: `systemd-run --user --scope -p Delegate=yes \
-                 kiln run ...`) for limits",
-                missing.join(", "),
-                if v2 { " v2" } else { " (v1 here)" }
+                "cgroup limits cannot apply ({}): kiln runs rootless and {how}; the container \
+                 runs without them",
+                missing.join(", ")
             ));
         }
         Ok(cg)
@@ -263,7 +267,7 @@ impl Cgroups {
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
     }
 
-/// Move this process (all its threads) into the container's cgroups.
+    /// Move this process (all its threads) into the container's cgroups.
     pub fn enter(&self) -> anyhow::Result<()> {
         let me = std::process::id().to_string();
         for (dir, _) in &self.dirs {
@@ -415,13 +419,37 @@ pub fn usage(container_dir: &Path, id: &str, pid: u32) -> (u64, u64, u64, u64) {
     )
 }
 
-/// [`usage`] from /proc, for a container without cgroups: every process in the PID namespace
-/// of `pid` (the container's first process) counts.
+/// [`usage`] from /proc, for a container without cgroups: its first process `pid` and that
+/// process's descendants count (found by parent pid: rootless kiln runs each command in a user
+/// namespace of its own, which may not read the container's namespace links).
 fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
-    let ns_of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(ns) = (pid != 0).then(|| ns_of(&pid.to_string())).flatten() else {
+    if pid == 0 {
         return (0, u64::MAX, 0, 0);
-    };
+    }
+    // (pid, parent pid, utime + stime in ticks) of every process: utime and stime are fields
+    // 14 and 15, the parent 4, counted after the ")" that ends the name.
+    let mut all: Vec<(u32, u32, u64)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        all.push((p, num(1) as u32, num(11) + num(12)));
+    }
+    let mut members = vec![pid];
+    let mut i = 0;
+    while i < members.len() {
+        let parent = members[i];
+        members.extend(all.iter().filter(|(_, pp, _)| *pp == parent).map(|(p, _, _)| *p));
+        i += 1;
+    }
     // SAFETY: sysconf has no preconditions.
     let (page, tick) = unsafe {
         (
@@ -430,34 +458,19 @@ fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
         )
     };
     let (mut mem, mut cpu, mut n) = (0u64, 0u64, 0u64);
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let Some(p) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+    for m in &members {
+        let Some((_, _, ticks)) = all.iter().find(|(p, _, _)| p == m) else {
             continue;
         };
-        if ns_of(p).as_ref() != Some(&ns) {
-            continue;
-        }
         n += 1;
-        if let Ok(statm) = std::fs::read_to_string(format!("/proc/{p}/statm")) {
+        cpu += ticks * 1_000_000_000 / tick;
+        if let Ok(statm) = std::fs::read_to_string(format!("/proc/{m}/statm")) {
             mem += statm
                 .split_whitespace()
                 .nth(1)
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
                 * page;
-        }
-        // utime and stime: fields 14 and 15, counted after the ")" that ends the name.
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
-            && let Some((_, rest)) = stat.rsplit_once(')')
-        {
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            cpu += f.iter().sum::<u64>() * 1_000_000_000 / tick;
         }
     }
     (mem, u64::MAX, cpu, n)

@@ -588,8 +588,35 @@ fn send(c: &ContainerRecord, sig: i32) -> anyhow::Result<bool> {
     // SAFETY: kill with a pid checked above.
     if unsafe { libc::kill(pid, sig) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            bail!("cannot kill container {}: {e}", c.id);
+        match e.raw_os_error() {
+            Some(libc::ESRCH) => {}
+            // Rootless, from a user namespace other than the supervisor's: the supervisor
+            // delivers it (see `supervisor::relay_signal`).
+            Some(libc::EPERM) if kiln_runtime::userns::in_user_namespace() => {
+                let value = libc::sigval {
+                    sival_ptr: sig as usize as *mut libc::c_void,
+                };
+                // SAFETY: sigqueue to the supervisor checked (by `live_pid`) to be the
+                // container's parent; it blocks the relay signal from its start.
+                let r = unsafe {
+                    libc::sigqueue(
+                        c.supervisor_pid as i32,
+                        supervisor::relay_signal(),
+                        value,
+                    )
+                };
+                if r != 0 {
+                    let e2 = std::io::Error::last_os_error();
+                    if e2.raw_os_error() != Some(libc::ESRCH) {
+                        bail!(
+                            "cannot kill container {}: {e}, and its supervisor (pid {}) could not be asked to: {e2}",
+                            c.id,
+                            c.supervisor_pid
+                        );
+                    }
+                }
+            }
+            _ => bail!("cannot kill container {}: {e}", c.id),
         }
     }
     Ok(true)

@@ -91,6 +91,9 @@ pub fn log_path(store: &Store, id: &str) -> std::path::PathBuf {
 /// Supervises container `id` until it exits; returns its exit code. A start failure is a
 /// [`StartError`] (recorded in the container's row, and sent on the ready pipe when detached).
 pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartError> {
+    // First, before any thread: a relayed signal must never hit a thread that lets it through
+    // (its default action would end the supervisor).
+    block_relay_signal();
     let report = |mode: &mut Mode, r: &Report| {
         if let Mode::Detached { ready, .. } = mode
             && let Some(mut f) = ready.take()
@@ -165,14 +168,53 @@ fn block_forwarded_signals() -> libc::sigset_t {
     }
 }
 
-/// Forwards the blocked signals to the process whose pid is in `pid` (0: none running).
-fn forward_signals(set: libc::sigset_t, pid: Arc<AtomicU32>) {
+/// The real-time signal that carries another signal's number (in `si_value`) for the
+/// supervisor to deliver to the container's first process: rootless, `kiln stop`, `kill` and
+/// `rm -f` run in a user namespace of their own, a sibling of the supervisor's, and the kernel
+/// refuses them a signal to a container process whose uid is one of the user's subordinate
+/// ids (it would need CAP_KILL in the supervisor's namespace); the supervisor, owned by the
+/// user, may be signalled, and it may signal its container.
+pub fn relay_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 3
+}
+
+fn block_relay_signal() {
+    // SAFETY: sigset manipulation on a local value, then pthread_sigmask of this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, relay_signal());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Forwards the blocked signals to the process whose pid is in `pid` (0: none running), and
+/// the signal a [`relay_signal`] names.
+fn forward_signals(mut set: libc::sigset_t, pid: Arc<AtomicU32>) {
+    // SAFETY: adds to a local sigset (the relay signal is blocked since `supervise` began).
+    unsafe { libc::sigaddset(&mut set, relay_signal()) };
     std::thread::spawn(move || {
         loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait on a set blocked in every thread of this process.
-            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            // SAFETY: siginfo_t is plain data, filled by sigwaitinfo.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: sigwaitinfo on a set blocked in every thread of this process.
+            let mut sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
+            if sig < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
                 return;
+            }
+            if sig == relay_signal() {
+                // Only what sigqueue sent (SI_QUEUE) carries a number.
+                if info.si_code != libc::SI_QUEUE {
+                    continue;
+                }
+                // SAFETY: a SI_QUEUE siginfo has si_value.
+                sig = unsafe { info.si_value() }.sival_ptr as usize as libc::c_int;
+                if !(1..=64).contains(&sig) {
+                    continue;
+                }
             }
             let p = pid.load(Ordering::SeqCst);
             if p != 0 {
