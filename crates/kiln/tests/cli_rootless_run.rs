@@ -1,0 +1,330 @@
+//! Containers run by an ordinary user (rootless kiln: a user namespace mapped from the
+//! user's /etc/subuid range): the private network through pasta, `-p` published by kiln's
+//! proxy in the host's network namespace, `--memory` without a delegated cgroup (one warning,
+//! the container still runs), stop/kill/rm of a container whose process has a subordinate uid,
+//! nothing left behind; `kiln push` to a local registry. And `--security-opt`: what kiln
+//! supports (systempaths=unconfined unmasks /proc and /sys), what it refuses.
+//!
+//! The tests run as root, which makes the test user `kilntest` (kiln_test::prereq::test_user)
+//! and runs kiln as that user; they fail, never skip, when a prerequisite is missing.
+
+mod support;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use kiln_test::prereq::{TestUser, test_user};
+use support::*;
+
+const BB: &str = "localhost/busybox:latest";
+
+/// A store owned by the test user, with busybox loaded, and kiln as that user.
+struct UserCtx {
+    user: TestUser,
+    kiln: PathBuf,
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl UserCtx {
+    fn new() -> UserCtx {
+        require_root();
+        require_command("pasta", "passt");
+        let user = test_user("kilntest", true);
+        let tmp = tempfile::Builder::new()
+            .prefix("kiln-rootless-run-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = tmp.path().join("store");
+        std::fs::create_dir(&root).unwrap();
+        chown(&root, user.uid);
+        // The busybox archive, where the user may read it.
+        let archive = tmp.path().join("busybox.tar");
+        std::fs::copy(busybox_archive(), &archive).unwrap();
+        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let kiln = user.executable(Path::new(bin()));
+        let c = UserCtx {
+            user,
+            kiln,
+            tmp,
+            root,
+        };
+        c.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+        c
+    }
+
+    fn kiln(&self, args: &[&str]) -> Output {
+        self.user
+            .command_env(&self.kiln, &[("KILN_ROOT", self.root.to_str().unwrap())])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, so, se) = out(&self.kiln(args));
+        assert_eq!(code, 0, "kiln {args:?} as {} failed: {se}{so}", self.user.name);
+        so
+    }
+}
+
+impl Drop for UserCtx {
+    fn drop(&mut self) {
+        let ids = self.kiln(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.kiln(&["rm", "-f", id]);
+        }
+        // The store holds files of the user's subordinate uids: root removes it.
+        let _ = std::fs::remove_dir_all(self.tmp.path());
+    }
+}
+
+fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / on 127.0.0.1:`port`, retried until it answers (or 10 s): the response.
+fn http_get(port: u16) -> String {
+    let t0 = Instant::now();
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut r = String::new();
+            s.read_to_string(&mut r)?;
+            Ok(r)
+        })();
+        match attempt {
+            Ok(r) if !r.is_empty() => return r,
+            _ if t0.elapsed() > Duration::from_secs(10) => {
+                panic!("nothing answered on 127.0.0.1:{port}: {attempt:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Live (non-zombie) processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+        if cmd.contains(needle) && !zombie {
+            found.push(format!("{pid} {cmd}"));
+        }
+    }
+    found
+}
+
+/// Lines of any process's mountinfo that mention `path`: the rootless supervisor mounts in
+/// its own mount namespace, so each live process's table is read.
+fn mounts_anywhere(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(t) = std::fs::read_to_string(e.path().join("mountinfo")) else {
+            continue;
+        };
+        found.extend(t.lines().filter(|l| l.contains(&needle)).map(String::from));
+    }
+    found
+}
+
+fn assert_nothing_left(c: &UserCtx, id: &str) {
+    let t0 = Instant::now();
+    loop {
+        let procs = processes_with(id);
+        let mounts = mounts_anywhere(&c.root);
+        if procs.is_empty() && mounts.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "left behind by container {id}: processes {procs:?}, mounts {mounts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !c.root.join("containers").join(id).exists(),
+        "the container's directory is left"
+    );
+}
+
+#[test]
+fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_nothing() {
+    let c = UserCtx::new();
+    // The private network: eth0 from pasta besides lo, the kiln process itself stays in the
+    // host's network namespace (the proxy listens there).
+    let so = c.ok(&["run", "--rm", BB, "cat", "/proc/net/dev"]);
+    assert!(
+        so.contains("lo:") && so.contains("eth0:"),
+        "the container's interfaces: {so}"
+    );
+    let so = c.ok(&["run", "--rm", BB, "cat", "/proc/self/uid_map"]);
+    let first: Vec<&str> = so.split_whitespace().take(3).collect();
+    assert_eq!(
+        first,
+        ["0", c.user.uid.to_string().as_str(), "1"],
+        "root in the container is the user: {so}"
+    );
+
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let script = "mkdir -p /www && echo hello-rootless > /www/index.html && exec httpd -f -p 80 -h /www";
+    let o = c.kiln(&[
+        "run", "-d", "-p", &publish, "--memory", "64m", BB, "sh", "-c", script,
+    ]);
+    let (code, so, err) = out(&o);
+    assert_eq!(code, 0, "{err}");
+    let id = so.trim().to_string();
+    // cgroup v1 here and no delegated subtree: one warning, the container runs.
+    assert_eq!(
+        err.matches("WARNING: cgroup limits cannot apply (--memory)")
+            .count(),
+        1,
+        "one warning: {err}"
+    );
+    let answer = http_get(port);
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains("hello-rootless"),
+        "{answer}"
+    );
+    let ps = c.ok(&["ps"]);
+    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
+    // stats reads the container's processes from /proc (no cgroup).
+    let stats = c.ok(&["stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", &id]);
+    let pids: u32 = stats.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(pids >= 1, "{stats}");
+    assert!(!stats.starts_with("1 0B"), "memory counted: {stats}");
+    let top = c.ok(&["top", &id]);
+    assert!(top.contains("httpd -f -p 80"), "{top}");
+    // pause needs a freezer cgroup: refused, clearly.
+    let (code, _, err) = out(&c.kiln(&["pause", &id]));
+    assert_ne!(code, 0);
+    assert!(err.contains("no freezer cgroup"), "{err}");
+
+    c.ok(&["stop", "-t", "2", &id]);
+    let st = c.ok(&["inspect", "-f", "{{.State.Status}}", &id]);
+    assert_eq!(st.trim(), "exited");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the port is closed after stop"
+    );
+    c.ok(&["rm", &id]);
+    assert_nothing_left(&c, &id);
+}
+
+#[test]
+fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
+    let c = UserCtx::new();
+    // USER 65534: its host uid is one of the user's subordinate ids, which a kiln command in
+    // a user namespace of its own may not signal directly (its supervisor relays).
+    let id = c
+        .ok(&["run", "-d", "-u", "65534", BB, "sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"])
+        .trim()
+        .to_string();
+    let top = c.ok(&["top", &id]);
+    assert!(top.contains("nobody"), "{top}");
+    let t0 = Instant::now();
+    c.ok(&["stop", "-t", "10", &id]);
+    assert!(t0.elapsed() < Duration::from_secs(8), "SIGTERM arrived");
+    let code = c.ok(&["inspect", "-f", "{{.State.ExitCode}}", &id]);
+    assert_eq!(code.trim(), "7", "the trap ran: SIGTERM reached it");
+    c.ok(&["start", &id]);
+    c.ok(&["kill", &id]);
+    let code = c.ok(&["wait", &id]);
+    assert_eq!(code.trim(), "137");
+    c.ok(&["start", &id]);
+    c.ok(&["rm", "-f", &id]);
+    assert_nothing_left(&c, &id);
+}
+
+#[test]
+fn rootless_push_to_a_local_registry() {
+    let c = UserCtx::new();
+    let reg = kiln_test::registry::Registry::start();
+    let name = format!("{}/rootless/bb:1", reg.addr);
+    c.ok(&["tag", BB, &name]);
+    let so = c.ok(&["push", &name]);
+    assert!(
+        so.contains(&format!("The push refers to repository [{}/rootless/bb]", reg.addr))
+            && so.contains("digest: sha256:"),
+        "{so}"
+    );
+    // Pulled back by root into a fresh store: the same image.
+    let root_store = RunCtx::new();
+    ok(&root_store, &["pull", &name]);
+    let a = c.ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
+    let b = ok(&root_store, &["image", "inspect", "-f", "{{.Id}}", &name]);
+    assert_eq!(a, b, "the pushed image is the user's");
+}
+
+#[test]
+fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
+    require_root();
+    let c = RunCtx::new();
+    // What docker masks: /proc/keys (a bind of /dev/null), /proc/sys read-only.
+    let mounted_on = |args: &[&str]| -> String {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[BB, "cat", "/proc/self/mountinfo"]);
+        ok(&c, &a)
+    };
+    let default = mounted_on(&[]);
+    assert!(default.contains(" /proc/keys "), "masked by default: {default}");
+    assert!(default.contains(" /proc/sys "), "read-only by default: {default}");
+    for opt in ["systempaths=unconfined"] {
+        let open = mounted_on(&["--security-opt", opt]);
+        assert!(!open.contains(" /proc/keys "), "{opt}: {open}");
+        assert!(!open.contains(" /proc/sys "), "{opt}: {open}");
+    }
+    // What kiln does anyway (no seccomp or AppArmor profile), accepted under docker's names.
+    for opt in [
+        "seccomp=unconfined",
+        "seccomp:unconfined",
+        "apparmor=unconfined",
+        "apparmor:unconfined",
+    ] {
+        let so = mounted_on(&["--security-opt", opt]);
+        assert!(so.contains(" /proc/keys "), "{opt} keeps the masks: {so}");
+    }
+    // A profile kiln cannot apply: refused, never ignored.
+    for opt in [
+        "seccomp=/tmp/profile.json",
+        "apparmor=docker-default",
+        "label=disable",
+        "systempaths=confined",
+    ] {
+        let (code, _, err) = out(&c.kiln(&["run", "--rm", "--security-opt", opt, BB, "true"]));
+        assert_eq!(code, 125, "{opt}: {err}");
+        assert!(err.contains("invalid --security-opt"), "{opt}: {err}");
+    }
+}
