@@ -38,6 +38,10 @@ if [ -z "$binary" ]; then
     exit 1
   fi
 fi
+command -v setcap >/dev/null || {
+  echo "kiln-image.sh: setcap is missing; install Debian's libcap2-bin: apt-get install libcap2-bin" >&2
+  exit 1
+}
 for b in newuidmap newgidmap; do
   command -v "$b" >/dev/null || {
     echo "kiln-image.sh: $b is missing; install Debian's uidmap: apt-get install uidmap" >&2
@@ -68,6 +72,10 @@ for b in newuidmap newgidmap; do
   install -m 0755 "$src" "$ctx/uidmap/usr/bin/$b"
   copy_libs "$src"
 done
+# File capabilities instead of Debian's setuid bit (see packaging/Dockerfile); COPY keeps the
+# security.capability attribute.
+setcap cap_setuid=ep "$ctx/uidmap/usr/bin/newuidmap"
+setcap cap_setgid=ep "$ctx/uidmap/usr/bin/newgidmap"
 
 if ! "$kiln" image inspect localhost/busybox:latest >/dev/null 2>&1; then
   bash scripts/make-busybox-image.sh "$work/busybox.tar" >/dev/null
