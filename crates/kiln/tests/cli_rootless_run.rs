@@ -328,3 +328,61 @@ fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
         assert!(err.contains("invalid --security-opt"), "{opt}: {err}");
     }
 }
+
+/// kiln's own image (scripts/kiln-image.sh, with this test's kiln inside) builds the demo as
+/// its non-root user inside `kiln run`: the nested case a CI pod is. The least the outer
+/// container needs is `--security-opt systempaths=unconfined` (the inner kiln's RUN steps
+/// mount a fresh /proc, which the kernel refuses in a user namespace while /proc has masked
+/// paths); without it the build fails on that mount.
+#[test]
+fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
+    require_root();
+    require_command("setcap", "libcap2-bin");
+    require_command("newuidmap", "uidmap");
+    let c = RunCtx::new();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let st = std::process::Command::new("bash")
+        .arg(repo.join("scripts/kiln-image.sh"))
+        .arg("localhost/kiln:nested-test")
+        .env("KILN", bin())
+        .env("KILN_IN_IMAGE", bin())
+        .env("KILN_ROOT", &c.root)
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "kiln-image.sh: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let bb = c.tmp.path().join("bb.tar");
+    std::fs::copy(busybox_archive(), &bb).unwrap();
+    std::fs::set_permissions(&bb, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bb_vol = format!("{}:/bb.tar:ro", bb.display());
+    let demo_vol = format!("{}:/demo:ro", repo.join("examples/demo").display());
+    let script = "id -un; kiln load -q -i /bb.tar && kiln build -q -t demo /demo >/dev/null \
+                  && kiln run --rm demo cat /srv/www/index.html";
+    let nested = |opts: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&[
+            "-v",
+            &bb_vol,
+            "-v",
+            &demo_vol,
+            "localhost/kiln:nested-test",
+            "sh",
+            "-c",
+            script,
+        ]);
+        out(&c.kiln(&a))
+    };
+    let (code, so, err) = nested(&["--security-opt", "systempaths=unconfined"]);
+    assert_eq!(code, 0, "{err}{so}");
+    assert!(so.starts_with("kiln\n"), "as the image's user: {so}");
+    assert!(so.contains("Hello from kiln"), "{so}");
+    // Docker's masked paths (kiln's default too): the inner RUN cannot mount /proc.
+    let (code, so, err) = nested(&[]);
+    assert_ne!(code, 0, "{so}");
+    assert!(err.contains("mount proc"), "{err}");
+}
