@@ -226,6 +226,17 @@ fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_n
     assert!(!stats.starts_with("1 0B"), "memory counted: {stats}");
     let top = c.ok(&["top", &id]);
     assert!(top.contains("httpd -f -p 80"), "{top}");
+    // The supervisor runs healthchecks, in the container's user namespace.
+    let t0 = Instant::now();
+    let hc = c
+        .ok(&["run", "-d", "--health-cmd", "true", "--health-interval", "1s", BB, "sleep", "30"])
+        .trim()
+        .to_string();
+    while c.ok(&["inspect", "-f", "{{.State.Health.Status}}", &hc]).trim() != "healthy" {
+        assert!(t0.elapsed() < Duration::from_secs(15), "never healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ok(&["rm", "-f", &hc]);
     // pause needs a freezer cgroup: refused, clearly.
     let (code, _, err) = out(&c.kiln(&["pause", &id]));
     assert_ne!(code, 0);
@@ -253,6 +264,10 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
         .to_string();
     let top = c.ok(&["top", &id]);
     assert!(top.contains("nobody"), "{top}");
+    // exec cannot enter the supervisor's user namespace: refused, clearly.
+    let (code, _, err) = out(&c.kiln(&["exec", &id, "true"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("kiln exec is not supported rootless yet"), "{err}");
     let t0 = Instant::now();
     c.ok(&["stop", "-t", "10", &id]);
     assert!(t0.elapsed() < Duration::from_secs(8), "SIGTERM arrived");

@@ -89,6 +89,19 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     }
     let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
     let pid = c.pid;
+    // Rootless, every kiln command has a user namespace of its own: the container's
+    // namespaces belong to its supervisor's, which this one may not enter.
+    if kiln_runtime::userns::in_user_namespace() {
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
+        if ns(&pid.to_string()).is_none() || ns(&pid.to_string()) != ns("self") {
+            bail!(
+                "kiln exec is not supported rootless yet: container {} runs in the user \
+                 namespace of the kiln that started it, which this kiln (in a user namespace of \
+                 its own) may not enter",
+                c.id
+            );
+        }
+    }
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let user = a.user.clone().unwrap_or_else(|| cfg.user.clone());
     let who = super::spec::identity(&root, &user)?;
