@@ -54,6 +54,8 @@ trap 'rm -rf "$work"' EXIT
 ctx=$work/ctx
 mkdir -p "$ctx/uidmap/usr/bin"
 install -m 0755 "$binary" "$ctx/kiln"
+# The release profile keeps debug information (about 90 MB of the binary): not in the image.
+if command -v strip >/dev/null; then strip --strip-debug "$ctx/kiln"; fi
 # Every library binary $1 loads, at the path the loader finds it (ldd's right-hand side; the
 # interpreter at its absolute path), copied as a regular file under uidmap/ (none for a
 # static binary).
