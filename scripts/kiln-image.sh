@@ -14,6 +14,8 @@
 #                libraries it loads copied beside it, as newuidmap's.
 #   KILN_ROOT    the store the image goes into (as for kiln itself)
 #   OUT          also write the image as a docker-archive to this file (`kiln save`)
+#   SUBIDS       the user's subordinate range START:COUNT (default 100000:65536; 1001:64535
+#                for pods with a user namespace of their own, see docs/ci.md)
 #
 # kiln does not run cargo inside the build: the context is a staging directory with the
 # prebuilt binary. The busybox base (scripts/make-busybox-image.sh) is made and loaded when
@@ -84,7 +86,8 @@ if ! "$kiln" image inspect localhost/busybox:latest >/dev/null 2>&1; then
   "$kiln" load -q -i "$work/busybox.tar"
 fi
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} \
-  "$kiln" build --progress=plain -f packaging/Dockerfile -t "$tag" "$ctx"
+  "$kiln" build --progress=plain -f packaging/Dockerfile --build-arg "SUBIDS=${SUBIDS:-100000:65536}" \
+  -t "$tag" "$ctx"
 if [ -n "${OUT:-}" ]; then
   "$kiln" save -o "$OUT" "$tag"
 fi
