@@ -1,8 +1,8 @@
 //! Containers run by an ordinary user (rootless kiln: a user namespace mapped from the
 //! user's /etc/subuid range): the private network through pasta, `-p` published by kiln's
 //! proxy in the host's network namespace, `--memory` without a delegated cgroup (one warning,
-//! the container still runs), stop/kill/rm of a container whose process has a subordinate uid,
-//! nothing left behind; `kiln push` to a local registry. And `--security-opt`: what kiln
+//! the container still runs), stop/kill/rm and exec of a container whose process has a
+//! subordinate uid (through its supervisor), nothing left behind; `kiln push` to a local registry. And `--security-opt`: what kiln
 //! supports (systempaths=unconfined unmasks /proc and /sys), what it refuses.
 //!
 //! The tests run as root, which makes the test user `kilntest` (kiln_test::prereq::test_user)
@@ -264,10 +264,23 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
         .to_string();
     let top = c.ok(&["top", &id]);
     assert!(top.contains("nobody"), "{top}");
-    // exec cannot enter the supervisor's user namespace: refused, clearly.
-    let (code, _, err) = out(&c.kiln(&["exec", &id, "true"]));
-    assert_ne!(code, 0);
-    assert!(err.contains("kiln exec is not supported rootless yet"), "{err}");
+    // exec goes through the supervisor (this kiln cannot enter its user namespace): the
+    // container's user, -e, stdin, the exit code.
+    let so = c.ok(&["exec", "-e", "X=1", &id, "sh", "-c", "id -u; echo $X"]);
+    assert_eq!(so, "65534\n1\n");
+    let (code, _, err) = out(&c.kiln(&["exec", &id, "sh", "-c", "exit 3"]));
+    assert_eq!(code, 3, "{err}");
+    let mut child = c
+        .user
+        .command_env(&c.kiln, &[("KILN_ROOT", c.root.to_str().unwrap())])
+        .args(["exec", "-i", &id, "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "through stdin\n");
     let t0 = Instant::now();
     c.ok(&["stop", "-t", "10", &id]);
     assert!(t0.elapsed() < Duration::from_secs(8), "SIGTERM arrived");

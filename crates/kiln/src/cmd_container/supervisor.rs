@@ -526,6 +526,23 @@ fn run(
     let sigset = block_forwarded_signals();
     let pid = Arc::new(AtomicU32::new(0));
     forward_signals(sigset, pid.clone());
+    // Rootless: other kiln commands cannot enter this user namespace; their execs come here
+    // (after the signal mask is set, which the relay's thread inherits).
+    let _exec_relay = if kiln_runtime::userns::in_user_namespace() {
+        match super::exec::serve_relay(store.root(), &dir) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                let w = format!("kiln exec will not work for this container: {e:#}");
+                if matches!(mode, Mode::Foreground { .. }) {
+                    eprintln!("WARNING: {w}");
+                }
+                warnings.push(w);
+                None
+            }
+        }
+    } else {
+        None
+    };
     let ports = serde_json::to_string(&proxy.bound()).unwrap_or_else(|_| "[]".into());
     let setup = Setup {
         store,
