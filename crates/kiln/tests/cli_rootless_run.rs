@@ -67,7 +67,11 @@ impl UserCtx {
 
     fn ok(&self, args: &[&str]) -> String {
         let (code, so, se) = out(&self.kiln(args));
-        assert_eq!(code, 0, "kiln {args:?} as {} failed: {se}{so}", self.user.name);
+        assert_eq!(
+            code, 0,
+            "kiln {args:?} as {} failed: {se}{so}",
+            self.user.name
+        );
         so
     }
 }
@@ -198,7 +202,8 @@ fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_n
 
     let port = free_port();
     let publish = format!("{port}:80");
-    let script = "mkdir -p /www && echo hello-rootless > /www/index.html && exec httpd -f -p 80 -h /www";
+    let script =
+        "mkdir -p /www && echo hello-rootless > /www/index.html && exec httpd -f -p 80 -h /www";
     let o = c.kiln(&[
         "run", "-d", "-p", &publish, "--memory", "64m", BB, "sh", "-c", script,
     ]);
@@ -220,7 +225,13 @@ fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_n
     let ps = c.ok(&["ps"]);
     assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
     // stats reads the container's processes from /proc (no cgroup).
-    let stats = c.ok(&["stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", &id]);
+    let stats = c.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}} {{.MemUsage}}",
+        &id,
+    ]);
     let pids: u32 = stats.split_whitespace().next().unwrap().parse().unwrap();
     assert!(pids >= 1, "{stats}");
     assert!(!stats.starts_with("1 0B"), "memory counted: {stats}");
@@ -229,10 +240,24 @@ fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_n
     // The supervisor runs healthchecks, in the container's user namespace.
     let t0 = Instant::now();
     let hc = c
-        .ok(&["run", "-d", "--health-cmd", "true", "--health-interval", "1s", BB, "sleep", "30"])
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+            BB,
+            "sleep",
+            "30",
+        ])
         .trim()
         .to_string();
-    while c.ok(&["inspect", "-f", "{{.State.Health.Status}}", &hc]).trim() != "healthy" {
+    while c
+        .ok(&["inspect", "-f", "{{.State.Health.Status}}", &hc])
+        .trim()
+        != "healthy"
+    {
         assert!(t0.elapsed() < Duration::from_secs(15), "never healthy");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -259,7 +284,16 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
     // USER 65534: its host uid is one of the user's subordinate ids, which a kiln command in
     // a user namespace of its own may not signal directly (its supervisor relays).
     let id = c
-        .ok(&["run", "-d", "-u", "65534", BB, "sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"])
+        .ok(&[
+            "run",
+            "-d",
+            "-u",
+            "65534",
+            BB,
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+        ])
         .trim()
         .to_string();
     let top = c.ok(&["top", &id]);
@@ -278,7 +312,12 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "through stdin\n");
     let t0 = Instant::now();
@@ -303,8 +342,10 @@ fn rootless_push_to_a_local_registry() {
     c.ok(&["tag", BB, &name]);
     let so = c.ok(&["push", &name]);
     assert!(
-        so.contains(&format!("The push refers to repository [{}/rootless/bb]", reg.addr))
-            && so.contains("digest: sha256:"),
+        so.contains(&format!(
+            "The push refers to repository [{}/rootless/bb]",
+            reg.addr
+        )) && so.contains("digest: sha256:"),
         "{so}"
     );
     // Pulled back by root into a fresh store: the same image.
@@ -327,13 +368,17 @@ fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
         ok(&c, &a)
     };
     let default = mounted_on(&[]);
-    assert!(default.contains(" /proc/keys "), "masked by default: {default}");
-    assert!(default.contains(" /proc/sys "), "read-only by default: {default}");
-    for opt in ["systempaths=unconfined"] {
-        let open = mounted_on(&["--security-opt", opt]);
-        assert!(!open.contains(" /proc/keys "), "{opt}: {open}");
-        assert!(!open.contains(" /proc/sys "), "{opt}: {open}");
-    }
+    assert!(
+        default.contains(" /proc/keys "),
+        "masked by default: {default}"
+    );
+    assert!(
+        default.contains(" /proc/sys "),
+        "read-only by default: {default}"
+    );
+    let open = mounted_on(&["--security-opt", "systempaths=unconfined"]);
+    assert!(!open.contains(" /proc/keys "), "{open}");
+    assert!(!open.contains(" /proc/sys "), "{open}");
     // What kiln does anyway (no seccomp or AppArmor profile), accepted under docker's names.
     for opt in [
         "seccomp=unconfined",

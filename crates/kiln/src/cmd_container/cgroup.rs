@@ -103,7 +103,11 @@ fn base(ctrl: &str, mount: &Path, rootless: bool) -> Option<PathBuf> {
 /// exist): those its supervisor recorded, else where root's kiln puts them.
 pub fn dirs_of(container_dir: &Path, id: &str) -> Vec<PathBuf> {
     if let Ok(text) = std::fs::read_to_string(container_dir.join(RECORD)) {
-        return text.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
+        return text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect();
     }
     if in_user_namespace() {
         return Vec::new();
@@ -447,7 +451,11 @@ fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
     let mut i = 0;
     while i < members.len() {
         let parent = members[i];
-        members.extend(all.iter().filter(|(_, pp, _)| *pp == parent).map(|(p, _, _)| *p));
+        members.extend(
+            all.iter()
+                .filter(|(_, pp, _)| *pp == parent)
+                .map(|(p, _, _)| *p),
+        );
         i += 1;
     }
     // SAFETY: sysconf has no preconditions.

@@ -428,15 +428,14 @@ fn relay_path<T>(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std
 fn through_supervisor(store: &Store, id: &str, a: &ExecArgs) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     let dir = store.container_dir(id);
-    let sock = relay_path(&dir, |p| std::os::unix::net::UnixStream::connect(p)).with_context(
-        || {
+    let sock =
+        relay_path(&dir, |p| std::os::unix::net::UnixStream::connect(p)).with_context(|| {
             format!(
                 "kiln exec rootless: cannot reach the supervisor of container {id} at {} \
                  (a container started by an older kiln has none: restart it)",
                 dir.join(RELAY_SOCKET).display()
             )
-        },
-    )?;
+        })?;
     let mut argv: Vec<String> = Vec::new();
     if a.detach {
         argv.push("--detach".into());

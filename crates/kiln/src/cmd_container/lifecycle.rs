@@ -599,11 +599,7 @@ fn send(c: &ContainerRecord, sig: i32) -> anyhow::Result<bool> {
                 // SAFETY: sigqueue to the supervisor checked (by `live_pid`) to be the
                 // container's parent; it blocks the relay signal from its start.
                 let r = unsafe {
-                    libc::sigqueue(
-                        c.supervisor_pid as i32,
-                        supervisor::relay_signal(),
-                        value,
-                    )
+                    libc::sigqueue(c.supervisor_pid as i32, supervisor::relay_signal(), value)
                 };
                 if r != 0 {
                     let e2 = std::io::Error::last_os_error();
