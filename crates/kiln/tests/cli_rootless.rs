@@ -216,6 +216,7 @@ fn rootless_build_is_byte_identical_to_roots() {
         &env,
         &["save", "-o", user_tar.to_str().unwrap(), "rootless-test"],
     );
+    std::fs::set_permissions(&root_tar, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (a, b) = (
         std::fs::read(&root_tar).unwrap(),
         std::fs::read(&user_tar).unwrap(),
