@@ -251,7 +251,9 @@ fn join(holder: i32) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let theirs = f.metadata()?;
     if theirs.ino() == mine.ino() && theirs.dev() == mine.dev() {
-        return Err(io::Error::other("the holder is in the initial user namespace"));
+        return Err(io::Error::other(
+            "the holder is in the initial user namespace",
+        ));
     }
     use std::os::fd::AsRawFd;
     // SAFETY: a valid namespace fd; the process is single-threaded (the caller's contract).

@@ -55,16 +55,18 @@ fn check_store_writable(root: &std::path::Path) -> Result<(), String> {
     // A new store is the user's alone (0700, as podman's): no other user reads its images.
     let parent = root.parent().unwrap_or(std::path::Path::new("/"));
     std::fs::create_dir_all(parent)
-        .and_then(|()| match std::fs::DirBuilder::new().mode(0o700).create(root) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            r => r,
-        })
-        .map_err(|e| {
-        format!(
-            "cannot create the store directory {}: {e}; {hint}",
-            root.display()
+        .and_then(
+            |()| match std::fs::DirBuilder::new().mode(0o700).create(root) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                r => r,
+            },
         )
-    })?;
+        .map_err(|e| {
+            format!(
+                "cannot create the store directory {}: {e}; {hint}",
+                root.display()
+            )
+        })?;
     let c = std::ffi::CString::new(root.as_os_str().as_bytes())
         .map_err(|_| format!("the store path {} contains a NUL byte", root.display()))?;
     // SAFETY: a valid NUL-terminated path.

@@ -125,7 +125,11 @@ impl UserKiln {
 
     fn ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
         let (code, so, se) = out(&self.run(env, args));
-        assert_eq!(code, 0, "kiln {args:?} as {} failed:\n{se}{so}", self.user.name);
+        assert_eq!(
+            code, 0,
+            "kiln {args:?} as {} failed:\n{se}{so}",
+            self.user.name
+        );
         so
     }
 }
@@ -275,12 +279,26 @@ fn demo_builds_as_an_ordinary_user_with_the_default_store() {
     assert!(graph.contains("build"), "{graph}");
     u.ok(
         &env,
-        &["build", "-q", "-t", "kiln-demo:build", "--target", "build", demo_s],
+        &[
+            "build",
+            "-q",
+            "-t",
+            "kiln-demo:build",
+            "--target",
+            "build",
+            demo_s,
+        ],
     );
     let id = u.ok(&env, &["build", "-q", "-t", "kiln-demo:latest", demo_s]);
     let again = u.run(
         &env,
-        &["build", "--progress=plain", "-t", "kiln-demo:latest", demo_s],
+        &[
+            "build",
+            "--progress=plain",
+            "-t",
+            "kiln-demo:latest",
+            demo_s,
+        ],
     );
     let (code, _, err) = out(&again);
     assert_eq!(code, 0, "{err}");
@@ -325,14 +343,14 @@ fn two_users_never_see_each_others_images() {
     assert!(!imgs_b.contains("only-a"), "{imgs_b}");
     // Nor by pointing at the other's store.
     let store_a = data_a.join("kiln");
-    let peek = b.run(
-        &[("KILN_ROOT", store_a.to_str().unwrap())],
-        &["images"],
-    );
+    let peek = b.run(&[("KILN_ROOT", store_a.to_str().unwrap())], &["images"]);
     let (code, so, se) = out(&peek);
     assert_ne!(code, 0, "user b read user a's store:\n{so}");
     assert!(!so.contains("only-a"));
-    assert!(se.contains("not writable") || se.contains("ermission denied"), "{se}");
+    assert!(
+        se.contains("not writable") || se.contains("ermission denied"),
+        "{se}"
+    );
 }
 
 #[test]
@@ -349,12 +367,19 @@ fn without_a_subordinate_range_kiln_says_what_to_add() {
         .unwrap();
     let (code, _, err) = out(&o);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no subordinate uid range") || err.contains("subordinate uid range"), "{err}");
+    assert!(
+        err.contains("no subordinate uid range") || err.contains("subordinate uid range"),
+        "{err}"
+    );
     assert!(err.contains("usermod --add-subuids"), "{err}");
     assert!(err.contains("kilntestnosub"), "{err}");
     assert!(err.contains("/etc/subuid"), "{err}");
     // Commands that need no store or namespace still work.
-    let v = user.command_env(&exe, &[]).arg("--version").output().unwrap();
+    let v = user
+        .command_env(&exe, &[])
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(v.status.success());
 }
 
@@ -376,7 +401,10 @@ fn without_newuidmap_kiln_says_install_uidmap() {
     );
     let (code, _, err) = out(&o);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("newuidmap") && err.contains("install uidmap"), "{err}");
+    assert!(
+        err.contains("newuidmap") && err.contains("install uidmap"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -409,7 +437,10 @@ fn overlay_refused_without_fuse_overlayfs_says_so() {
     let store = shared.owned_by("store", &u.user);
     let ctx = shared.context("ctx", "FROM localhost/busybox:latest\nRUN true\n");
     let env = [("KILN_ROOT", store.to_str().unwrap())];
-    u.ok(&env, &["load", "-q", "-i", shared.busybox().to_str().unwrap()]);
+    u.ok(
+        &env,
+        &["load", "-q", "-i", shared.busybox().to_str().unwrap()],
+    );
     // No honest way to make this kernel refuse an unprivileged overlay mount was found: the
     // test knob makes kiln take the kernel's EPERM path (crates/kiln-snapshot/src/overlay.rs).
     let o = u.run(
@@ -442,12 +473,19 @@ fn every_command_of_a_user_shares_one_user_namespace() {
     let pid: i32 = text.split_whitespace().next().unwrap().parse().unwrap();
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
     let holder_ns = ns(&pid.to_string());
-    assert_ne!(holder_ns, ns("self"), "the holder is in the host's namespace");
+    assert_ne!(
+        holder_ns,
+        ns("self"),
+        "the holder is in the host's namespace"
+    );
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "kiln-userns");
     // A second kiln joins it: the same holder.
     u.ok(&env, &["images"]);
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), text);
-    let mode = std::fs::metadata(u.runtime.join("kiln")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(u.runtime.join("kiln"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
