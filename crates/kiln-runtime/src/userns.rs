@@ -19,6 +19,15 @@
 //! [`enter`] must run before any thread starts. The helper is forked *before* the unshare
 //! because the setuid-root `newuidmap` only works from the namespace where root is mapped.
 //!
+//! One namespace per user, shared: the first kiln also forks a *holder* (`kiln-userns`, as
+//! podman's pause process) that only sleeps in the new user namespace, and records it in
+//! `RUNTIME_DIR/userns.pid` ([`runtime_dir`]). Every later kiln of that user joins it
+//! (`setns`, allowed to the namespace's owner without newuidmap) and then unshares a mount
+//! namespace of its own. So a `kiln stop`, `kill` or `exec` acts from the same user namespace
+//! as the container it targets (from a sibling namespace the kernel refuses signals and
+//! `setns` to processes whose IDs are subordinate ones). Kill the holder to start afresh, for
+//! example after /etc/subuid changed: `kill $(cut -d' ' -f1 RUNTIME_DIR/userns.pid)`.
+//!
 //! No single-uid fallback: without a subordinate range kiln refuses (with the line to add)
 //! instead of building images whose files all belong to one user, which would differ from
 //! the images root builds.
@@ -65,6 +74,13 @@ pub enum UsernsError {
     Unshare {
         what: &'static str,
         hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("kiln's runtime directory {dir}: {source}")]
+    RuntimeDir {
+        dir: String,
         #[source]
         source: io::Error,
     },
@@ -146,9 +162,178 @@ pub fn enter() -> Result<bool, UsernsError> {
         tool: "newgidmap",
         user: user.clone(),
     })?;
+    let rt = runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
+        dir: runtime_dir_path(uid).display().to_string(),
+        source,
+    })?;
+    let rt_err = |source| UsernsError::RuntimeDir {
+        dir: rt.display().to_string(),
+        source,
+    };
+    // One kiln at a time decides whether to join or to make the namespace.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(rt.join("userns.lock"))
+        .map_err(rt_err)?;
+    lock.lock().map_err(rt_err)?;
+    let pid_file = rt.join(HOLDER_PID_FILE);
+    if let Some(holder) = read_holder(&pid_file)
+        && join(holder).is_ok()
+    {
+        return finish_entry(uid);
+    }
+    create(uid, gid, &user, &subuid, &subgid, &newuidmap, &newgidmap)?;
+    let holder = spawn_holder().map_err(|source| UsernsError::Unshare {
+        what: "fork the namespace holder",
+        hint: "",
+        source,
+    })?;
+    let start = start_time(holder).unwrap_or(0);
+    std::fs::write(&pid_file, format!("{holder} {start}\n")).map_err(rt_err)?;
+    drop(lock);
+    finish_entry(uid)
+}
+
+/// The file, in the runtime directory, naming the holder: `PID STARTTIME`.
+pub const HOLDER_PID_FILE: &str = "userns.pid";
+
+/// Joined or made: a mount namespace of this process's own (owned by the user namespace),
+/// uid and gid 0, the marker in the environment.
+fn finish_entry(uid: u32) -> Result<bool, UsernsError> {
+    // SAFETY: unshare with a plain flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(UsernsError::Unshare {
+            what: "unshare(CLONE_NEWNS) in the user namespace",
+            hint: "",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // uid and gid 0 in the namespace now; drop the unmapped supplementary groups.
+    // SAFETY: plain credential syscalls.
+    unsafe {
+        libc::setgroups(0, std::ptr::null());
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            return Err(UsernsError::Unshare {
+                what: "setresuid(0) in the new namespace",
+                hint: "",
+                source: io::Error::last_os_error(),
+            });
+        }
+    }
+    // SAFETY: single-threaded (the caller's contract).
+    unsafe { std::env::set_var(ENV_HOST_UID, uid.to_string()) };
+    Ok(true)
+}
+
+/// The holder recorded in `pid_file`, if that process still runs (same pid and start time).
+fn read_holder(pid_file: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next()?.parse().ok()?;
+    let start: u64 = f.next()?.parse().ok()?;
+    (pid > 0 && start_time(pid) == Some(start)).then_some(pid)
+}
+
+/// Field 22 of /proc/PID/stat: the start time, which tells a reused pid apart.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Join the user namespace of `holder` (the same user's: no capability needed).
+fn join(holder: i32) -> io::Result<()> {
+    let f = std::fs::File::open(format!("/proc/{holder}/ns/user"))?;
+    let mine = std::fs::metadata("/proc/self/ns/user")?;
+    use std::os::unix::fs::MetadataExt;
+    let theirs = f.metadata()?;
+    if theirs.ino() == mine.ino() && theirs.dev() == mine.dev() {
+        return Err(io::Error::other(
+            "the holder is in the initial user namespace",
+        ));
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid namespace fd; the process is single-threaded (the caller's contract).
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Fork the holder (twice, so that it is nobody's child): a new session, no open files, `/`
+/// as its directory, named `kiln-userns`, sleeping until killed. Returns its pid.
+fn spawn_holder() -> io::Result<i32> {
+    let (rd, wr) = pipe()?;
+    // SAFETY: single-threaded (the caller's contract).
+    let mid = unsafe { libc::fork() };
+    if mid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if mid == 0 {
+        // SAFETY: only async-signal-safe calls from here on (fork, write, _exit, ...).
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::setsid();
+                libc::chdir(c"/".as_ptr());
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+                libc::close_range(3, u32::MAX, 0);
+                libc::prctl(libc::PR_SET_NAME, c"kiln-userns".as_ptr());
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+            let b = pid.to_ne_bytes();
+            libc::write(wr, b.as_ptr().cast(), b.len());
+            libc::_exit(if pid < 0 { 1 } else { 0 });
+        }
+    }
+    // SAFETY: closing our copy of the write end; reading into a valid buffer; reaping our child.
+    unsafe {
+        libc::close(wr);
+        let mut b = [0u8; 4];
+        let n = libc::read(rd, b.as_mut_ptr().cast(), b.len());
+        libc::close(rd);
+        let mut status = 0;
+        while libc::waitpid(mid, &mut status, 0) < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+        let pid = i32::from_ne_bytes(b);
+        if n != 4 || pid <= 0 {
+            return Err(io::Error::other("the holder process did not start"));
+        }
+        Ok(pid)
+    }
+}
+
+/// Make the user namespace: unshare it, have a helper forked beforehand map it with
+/// newuidmap/newgidmap from the user's ranges.
+#[allow(clippy::too_many_arguments)]
+fn create(
+    uid: u32,
+    gid: u32,
+    user: &str,
+    subuid: &[Range],
+    subgid: &[Range],
+    newuidmap: &Path,
+    newgidmap: &Path,
+) -> Result<(), UsernsError> {
+    let user = user.to_string();
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let uid_args = map_args(pid, uid, &subuid);
+    let uid_args = map_args(pid, uid, subuid);
     let gid_args = map_args(pid, gid, &subgid);
 
     let (rd, wr) = pipe().map_err(|source| UsernsError::Unshare {
@@ -177,7 +362,7 @@ pub fn enter() -> Result<bool, UsernsError> {
             // SAFETY: _exit in a forked child.
             unsafe { libc::_exit(3) };
         }
-        let code = [(&newuidmap, &uid_args), (&newgidmap, &gid_args)]
+        let code = [(newuidmap, &uid_args), (newgidmap, &gid_args)]
             .iter()
             .map(
                 |(tool, args)| match std::process::Command::new(tool).args(*args).status() {
@@ -198,8 +383,10 @@ pub fn enter() -> Result<bool, UsernsError> {
     }
     // SAFETY: closing our copy of the read end.
     unsafe { libc::close(rd) };
-    // SAFETY: unshare with plain flags.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) };
+    // The mount namespace comes after the holder is forked (finish_entry): the holder stays
+    // in the host's and pins no mount.
+    // SAFETY: unshare with a plain flag.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
     let unshare_err = (rc != 0).then(io::Error::last_os_error);
     if unshare_err.is_none() {
         // SAFETY: writing one byte from a valid buffer to our pipe.
@@ -235,9 +422,9 @@ pub fn enter() -> Result<bool, UsernsError> {
     };
     if code != 0 {
         let (tool, path, args) = if code == 2 {
-            ("newgidmap", &newgidmap, &gid_args)
+            ("newgidmap", newgidmap, &gid_args)
         } else {
-            ("newuidmap", &newuidmap, &uid_args)
+            ("newuidmap", newuidmap, &uid_args)
         };
         return Err(UsernsError::Map {
             command: format!("{tool} {}", args.join(" ")),
@@ -251,21 +438,7 @@ pub fn enter() -> Result<bool, UsernsError> {
             tool_path: path.display().to_string(),
         });
     }
-    // uid and gid 0 in the namespace now; drop the unmapped supplementary groups.
-    // SAFETY: plain credential syscalls.
-    unsafe {
-        libc::setgroups(0, std::ptr::null());
-        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-            return Err(UsernsError::Unshare {
-                what: "setresuid(0) in the new namespace",
-                hint: "",
-                source: io::Error::last_os_error(),
-            });
-        }
-    }
-    // SAFETY: single-threaded (the caller's contract).
-    unsafe { std::env::set_var(ENV_HOST_UID, uid.to_string()) };
-    Ok(true)
+    Ok(())
 }
 
 /// `PID 0 ID 1  1 START1 COUNT1  1+COUNT1 START2 COUNT2 ...`.
@@ -375,15 +548,15 @@ fn pipe() -> io::Result<(i32, i32)> {
 /// from [`ENV_HOST_UID`] after).
 pub fn runtime_dir(host_uid: u32) -> io::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
-        let d = PathBuf::from(x).join("kiln");
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|x| !x.is_empty()) {
+        let d = runtime_dir_path(host_uid);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&d)?;
         return Ok(d);
     }
-    let d = PathBuf::from(format!("/tmp/kiln-{host_uid}"));
+    let d = runtime_dir_path(host_uid);
     match std::fs::DirBuilder::new().mode(0o700).create(&d) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -404,6 +577,23 @@ pub fn runtime_dir(host_uid: u32) -> io::Result<PathBuf> {
         ));
     }
     Ok(d)
+}
+
+/// Where [`runtime_dir`] is: `$XDG_RUNTIME_DIR/kiln`, else `/tmp/kiln-UID`.
+pub fn runtime_dir_path(host_uid: u32) -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        Some(x) => PathBuf::from(x).join("kiln"),
+        None => PathBuf::from(format!("/tmp/kiln-{host_uid}")),
+    }
+}
+
+/// The host uid of this kiln's user: [`ENV_HOST_UID`] in a rootless kiln, else the euid.
+pub fn host_uid() -> u32 {
+    std::env::var(ENV_HOST_UID)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        // SAFETY: geteuid has no preconditions.
+        .unwrap_or_else(|| unsafe { libc::geteuid() })
 }
 
 #[cfg(test)]

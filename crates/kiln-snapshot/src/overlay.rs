@@ -95,6 +95,43 @@ fn overlay(
     target: &Path,
     volatile: bool,
 ) -> Result<OverlayMount> {
+    if !crate::xattr::in_user_namespace() {
+        return kernel_overlay(lowers, upper, target, volatile);
+    }
+    // Rootless. `_KILN_TEST_OVERLAY_REFUSED=1` makes the kernel's answer EPERM, for the test
+    // of this message: no honest way to make this kernel refuse it was found.
+    let r = if std::env::var_os("_KILN_TEST_OVERLAY_REFUSED").is_some_and(|v| v == "1") {
+        Err(Error::Mount {
+            fstype: "overlay",
+            target: target.to_path_buf(),
+            step: "fsopen".into(),
+            message: None,
+            source: Errno::PERM.into(),
+        })
+    } else {
+        kernel_overlay(lowers, upper, target, volatile)
+    };
+    r.map_err(|e| match e {
+        Error::Mount { ref source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EPERM | libc::ENODEV | libc::EINVAL)
+            ) =>
+        {
+            Error::RootlessOverlayRefused {
+                source: Box::new(e),
+            }
+        }
+        e => e,
+    })
+}
+
+fn kernel_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayMount> {
     if lowers.is_empty() {
         return Err(Error::NoLowerDirs {
             target: target.to_path_buf(),

@@ -50,13 +50,23 @@ pub fn enter_rootless(global: &GlobalArgs) -> Result<(), String> {
 /// The store directory exists (or is created now) and this user may write it.
 fn check_store_writable(root: &std::path::Path) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::DirBuilderExt;
     let hint = "set --root or KILN_ROOT to a directory you own";
-    std::fs::create_dir_all(root).map_err(|e| {
-        format!(
-            "cannot create the store directory {}: {e}; {hint}",
-            root.display()
+    // A new store is the user's alone (0700, as podman's): no other user reads its images.
+    let parent = root.parent().unwrap_or(std::path::Path::new("/"));
+    std::fs::create_dir_all(parent)
+        .and_then(
+            |()| match std::fs::DirBuilder::new().mode(0o700).create(root) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                r => r,
+            },
         )
-    })?;
+        .map_err(|e| {
+            format!(
+                "cannot create the store directory {}: {e}; {hint}",
+                root.display()
+            )
+        })?;
     let c = std::ffi::CString::new(root.as_os_str().as_bytes())
         .map_err(|_| format!("the store path {} contains a NUL byte", root.display()))?;
     // SAFETY: a valid NUL-terminated path.

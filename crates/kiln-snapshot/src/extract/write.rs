@@ -186,7 +186,20 @@ impl Extractor {
         } else {
             FileType::BlockDevice
         };
-        self.node(path, ft, rustix::fs::makedev(major, minor), meta)
+        match self.node(path, ft, rustix::fs::makedev(major, minor), meta) {
+            // Rootless: the kernel makes no device node in a user namespace (only 0:0
+            // whiteouts); leave it out, as Docker and buildah do, and count it.
+            Err(EntryError::Io {
+                op: "create node",
+                source,
+            }) if source.raw_os_error() == Some(libc::EPERM)
+                && crate::xattr::in_user_namespace() =>
+            {
+                self.stats.devices_skipped += 1;
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     pub(super) fn fifo(&mut self, path: &EntryPath, meta: &Meta) -> Result<(), EntryError> {
