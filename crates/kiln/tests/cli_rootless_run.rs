@@ -27,6 +27,9 @@ struct UserCtx {
     kiln: PathBuf,
     tmp: tempfile::TempDir,
     root: PathBuf,
+    /// The user's XDG_RUNTIME_DIR for this test: where kiln records the holder of the user's
+    /// namespace (killed at the end: kiln started it for this test).
+    runtime: PathBuf,
 }
 
 impl UserCtx {
@@ -42,6 +45,10 @@ impl UserCtx {
         let root = tmp.path().join("store");
         std::fs::create_dir(&root).unwrap();
         chown(&root, user.uid);
+        let runtime = tmp.path().join("run");
+        std::fs::create_dir(&runtime).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        chown(&runtime, user.uid);
         // The busybox archive, where the user may read it.
         let archive = tmp.path().join("busybox.tar");
         std::fs::copy(busybox_archive(), &archive).unwrap();
@@ -52,17 +59,46 @@ impl UserCtx {
             kiln,
             tmp,
             root,
+            runtime,
         };
         c.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
         c
     }
 
+    /// kiln as the user, with the test's store and runtime directory.
+    fn command(&self) -> std::process::Command {
+        let mut c = self.user.command_env(
+            &self.kiln,
+            &[
+                ("KILN_ROOT", self.root.to_str().unwrap()),
+                ("XDG_RUNTIME_DIR", self.runtime.to_str().unwrap()),
+            ],
+        );
+        c.current_dir("/");
+        c
+    }
+
     fn kiln(&self, args: &[&str]) -> Output {
-        self.user
-            .command_env(&self.kiln, &[("KILN_ROOT", self.root.to_str().unwrap())])
-            .args(args)
-            .output()
-            .unwrap()
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Kills the holder of the user's namespace (kiln's shared user namespace): the next
+    /// kiln makes a new one, a sibling of the one the running containers are in.
+    fn kill_namespace_holder(&self) {
+        let text = std::fs::read_to_string(self.runtime.join("kiln/userns.pid"))
+            .expect("the namespace holder's pid file");
+        let pid: i32 = text.split_whitespace().next().unwrap().parse().unwrap();
+        // SAFETY: signalling the holder kiln started for this test's user.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let t0 = Instant::now();
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+        {
+            assert!(t0.elapsed() < Duration::from_secs(5), "holder {pid} alive");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -81,6 +117,12 @@ impl Drop for UserCtx {
         let ids = self.kiln(&["ps", "-aq", "--no-trunc"]);
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let _ = self.kiln(&["rm", "-f", id]);
+        }
+        if let Ok(text) = std::fs::read_to_string(self.runtime.join("kiln/userns.pid"))
+            && let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok())
+        {
+            // SAFETY: signalling the holder kiln started for this test's user.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         // The store holds files of the user's subordinate uids: root removes it.
         let _ = std::fs::remove_dir_all(self.tmp.path());
@@ -122,7 +164,9 @@ fn http_get(port: u16) -> String {
     }
 }
 
-/// Live (non-zombie) processes whose command line mentions `needle`.
+/// Live (non-zombie) processes whose command line mentions `needle`, except the holder of
+/// the user's namespace (`kiln-userns`, forked by whichever kiln came first: its command line
+/// is that kiln's).
 fn processes_with(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -138,7 +182,9 @@ fn processes_with(needle: &str) -> Vec<String> {
         let zombie = stat
             .rfind(')')
             .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
-        if cmd.contains(needle) && !zombie {
+        let holder = std::fs::read_to_string(e.path().join("comm"))
+            .is_ok_and(|c| c.trim() == "kiln-userns");
+        if cmd.contains(needle) && !zombie && !holder {
             found.push(format!("{pid} {cmd}"));
         }
     }
@@ -298,16 +344,33 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
         .to_string();
     let top = c.ok(&["top", &id]);
     assert!(top.contains("nobody"), "{top}");
-    // exec goes through the supervisor (this kiln cannot enter its user namespace): the
-    // container's user, -e, stdin, the exit code.
-    let so = c.ok(&["exec", "-e", "X=1", &id, "sh", "-c", "id -u; echo $X"]);
+    // kiln shares one user namespace per user (held by a holder process); when the holder
+    // is gone, the next kiln makes a new one, a sibling of the container's, which may neither
+    // signal a subordinate uid nor enter the container's namespaces: exec, stop, kill and rm
+    // go through the supervisor then. Both ways are checked.
+    exec_and_stop(&c, &id);
+    c.ok(&["start", &id]);
+    c.kill_namespace_holder();
+    exec_and_stop(&c, &id);
+    c.ok(&["start", &id]);
+    c.ok(&["kill", &id]);
+    let code = c.ok(&["wait", &id]);
+    assert_eq!(code.trim(), "137");
+    c.ok(&["start", &id]);
+    c.ok(&["rm", "-f", &id]);
+    assert_nothing_left(&c, &id);
+}
+
+/// exec as the container's user (with -e, stdin and the exit code), then stop: SIGTERM
+/// reaches the shell's trap.
+fn exec_and_stop(c: &UserCtx, id: &str) {
+    let so = c.ok(&["exec", "-e", "X=1", id, "sh", "-c", "id -u; echo $X"]);
     assert_eq!(so, "65534\n1\n");
-    let (code, _, err) = out(&c.kiln(&["exec", &id, "sh", "-c", "exit 3"]));
+    let (code, _, err) = out(&c.kiln(&["exec", id, "sh", "-c", "exit 3"]));
     assert_eq!(code, 3, "{err}");
     let mut child = c
-        .user
-        .command_env(&c.kiln, &[("KILN_ROOT", c.root.to_str().unwrap())])
-        .args(["exec", "-i", &id, "cat"])
+        .command()
+        .args(["exec", "-i", id, "cat"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -321,17 +384,10 @@ fn rootless_stop_kill_rm_reach_a_process_with_a_subordinate_uid() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "through stdin\n");
     let t0 = Instant::now();
-    c.ok(&["stop", "-t", "10", &id]);
+    c.ok(&["stop", "-t", "10", id]);
     assert!(t0.elapsed() < Duration::from_secs(8), "SIGTERM arrived");
-    let code = c.ok(&["inspect", "-f", "{{.State.ExitCode}}", &id]);
+    let code = c.ok(&["inspect", "-f", "{{.State.ExitCode}}", id]);
     assert_eq!(code.trim(), "7", "the trap ran: SIGTERM reached it");
-    c.ok(&["start", &id]);
-    c.ok(&["kill", &id]);
-    let code = c.ok(&["wait", &id]);
-    assert_eq!(code.trim(), "137");
-    c.ok(&["start", &id]);
-    c.ok(&["rm", "-f", &id]);
-    assert_nothing_left(&c, &id);
 }
 
 #[test]
