@@ -12,8 +12,9 @@
 #          (a full-disk test formats a small ext4 image), passt (pasta: a container's outbound
 #          network, kiln-net's tests), chromium (the HTML report rendered headless),
 #          docker-registry (distribution 2.8, the registry tests start), apache2-utils
-#          (htpasswd for its basic auth), tini (`kiln run --init`'s init, tini-static) and uidmap
-#          (newuidmap/newgidmap: rootless kiln and its tests)
+#          (htpasswd for its basic auth), tini (`kiln run --init`'s init, tini-static), uidmap
+#          (newuidmap/newgidmap: rootless kiln and its tests) and libcap2-bin (setcap: kiln's
+#          own image, scripts/kiln-image.sh)
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -22,7 +23,7 @@ set -euo pipefail
 
 profile=${1:-tests}
 demo=(busybox-static python3)
-tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini uidmap)
+tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini uidmap libcap2-bin)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
   demo) want=("${demo[@]}") ;;
