@@ -182,8 +182,8 @@ fn processes_with(needle: &str) -> Vec<String> {
         let zombie = stat
             .rfind(')')
             .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
-        let holder = std::fs::read_to_string(e.path().join("comm"))
-            .is_ok_and(|c| c.trim() == "kiln-userns");
+        let holder =
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "kiln-userns");
         if cmd.contains(needle) && !zombie && !holder {
             found.push(format!("{pid} {cmd}"));
         }
@@ -462,7 +462,8 @@ fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
 /// its non-root user inside `kiln run`: the nested case a CI pod is. The least the outer
 /// container needs is `--security-opt systempaths=unconfined` (the inner kiln's RUN steps
 /// mount a fresh /proc, which the kernel refuses in a user namespace while /proc has masked
-/// paths); without it the build fails on that mount.
+/// paths); without it the build fails on that mount. Under an ordinary user's `kiln run`, the
+/// image built with `SUBIDS=1001:64535` works the same way.
 #[test]
 fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
     require_root();
@@ -514,4 +515,49 @@ fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
     let (code, so, err) = nested(&[]);
     assert_ne!(code, 0, "{so}");
     assert!(err.contains("mount proc"), "{err}");
+
+    // Under an ordinary user's kiln run (a user namespace mapping 0-65536), the image's
+    // range must lie inside the outer mapping: SUBIDS=1001:64535.
+    let archive = c.tmp.path().join("kiln-sub.tar");
+    let st = std::process::Command::new("bash")
+        .arg(repo.join("scripts/kiln-image.sh"))
+        .arg("localhost/kiln:nested-sub")
+        .env("KILN", bin())
+        .env("KILN_IN_IMAGE", bin())
+        .env("KILN_ROOT", &c.root)
+        .env("SUBIDS", "1001:64535")
+        .env("OUT", &archive)
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "kiln-image.sh SUBIDS=1001:64535: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let u = UserCtx::new();
+    let user_archive = u.tmp.path().join("kiln-sub.tar");
+    std::fs::copy(&archive, &user_archive).unwrap();
+    std::fs::set_permissions(&user_archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+    u.ok(&["load", "-q", "-i", user_archive.to_str().unwrap()]);
+    let user_bb = u.tmp.path().join("bb.tar");
+    std::fs::copy(&bb, &user_bb).unwrap();
+    std::fs::set_permissions(&user_bb, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let user_bb_vol = format!("{}:/bb.tar:ro", user_bb.display());
+    let (code, so, err) = out(&u.kiln(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "systempaths=unconfined",
+        "-v",
+        &user_bb_vol,
+        "-v",
+        &demo_vol,
+        "localhost/kiln:nested-sub",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert_eq!(code, 0, "nested in rootless kiln: {err}{so}");
+    assert!(so.contains("Hello from kiln"), "{so}");
 }
