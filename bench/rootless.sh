@@ -59,7 +59,18 @@ done
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || mapfile -t cases < <(printf '%s\n' "${!casedir[@]}" | sort)
 
-as_user() { runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"; }
+# The user's runtime directory for this run: kiln keeps the holder of the user's namespace
+# there (docs/rootless.md); it is killed at the end.
+mkdir -p "$WORK/run-user"; chown "$BENCH_USER" "$WORK/run-user"; chmod 0700 "$WORK/run-user"
+kill_holder() {
+  local pid
+  pid=$(awk '{print $1}' "$WORK/run-user/kiln/userns.pid" 2>/dev/null) || return 0
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = kiln-userns ] && kill -9 "$pid"
+  return 0
+}
+trap kill_holder EXIT
+as_user() { runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" XDG_RUNTIME_DIR="$WORK/run-user" \
+  PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"; }
 
 # tool -> how it runs: root kiln, kiln as the user, buildah as the user (a store per run).
 run_as() {   # run_as TOOL CMD...
