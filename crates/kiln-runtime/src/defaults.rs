@@ -260,8 +260,13 @@ fn nofile_hard_limit() -> u64 {
     lim.rlim_max
 }
 
-/// Whether this process holds CAP_SYS_RESOURCE (bit 24) in its effective set.
+/// Whether this process holds CAP_SYS_RESOURCE (bit 24) in its effective set, in the initial
+/// user namespace: the kernel checks rlimit raises there, so a rootless kiln (every capability,
+/// but in its own namespace) may not raise them either.
 fn has_sys_resource() -> bool {
+    if crate::userns::in_user_namespace() {
+        return false;
+    }
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

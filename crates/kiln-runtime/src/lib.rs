@@ -35,6 +35,7 @@ mod mountopts;
 mod plan;
 mod stdio;
 mod stubs;
+pub mod userns;
 
 pub use oci_spec;
 

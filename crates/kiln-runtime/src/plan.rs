@@ -365,7 +365,19 @@ impl Plan {
         let mut dev_fs = false;
         let mut has_pts = false;
         for m in spec.mounts().iter().flatten() {
-            let op = mount_op(m)?;
+            let mut op = mount_op(m)?;
+            if m.typ().as_deref() == Some("sysfs")
+                && clone_flags & libc::CLONE_NEWNET as u64 == 0
+                && crate::userns::in_user_namespace()
+            {
+                // Rootless with the host's network: the kernel mounts sysfs only for a network
+                // namespace the user namespace owns; bind the host's /sys instead (as podman),
+                // with the same flags (read-only unless --privileged).
+                op.kind = MountKind::Bind {
+                    source: c"/sys".into(),
+                    flags: libc::MS_BIND | libc::MS_REC,
+                };
+            }
             let dest = RootPath::new(m.destination())?;
             if matches!(op.kind, MountKind::Fs { .. }) && dest.full.as_bytes() == b"dev" {
                 dev_fs = true;

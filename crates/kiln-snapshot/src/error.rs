@@ -59,6 +59,15 @@ pub enum Error {
         /// The bytes actually read.
         read: u64,
     },
+    /// Rootless: the kernel refused an overlay mount in kiln's user namespace.
+    #[error(
+        "the kernel refused overlayfs in kiln's rootless user namespace ({source}). Rootless kiln needs a kernel that lets an unprivileged user mount overlayfs (Linux 5.11 or later, with `userxattr`; some distributions turn it off). kiln has no fuse-overlayfs fallback: run kiln as root, or on such a kernel (docs/rootless.md)"
+    )]
+    RootlessOverlayRefused {
+        /// The mount error.
+        #[source]
+        source: Box<Error>,
+    },
     /// A mount step failed.
     #[error("mount {fstype} on {target}: {step} failed: {source}{}", kernel_message(.message))]
     Mount {

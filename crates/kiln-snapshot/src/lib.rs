@@ -2,7 +2,9 @@
 //! directory and a layer tar.
 //!
 //! Every layer is a directory holding that layer's diff *in overlayfs form*: deletions are
-//! 0:0 character devices, replaced directories carry `trusted.overlay.opaque=y`. A list of
+//! 0:0 character devices, replaced directories carry `trusted.overlay.opaque=y`
+//! (`user.overlay.opaque=y` in a user namespace, where overlay is mounted with `userxattr`;
+//! export reads both, so the tar is the same). A list of
 //! layer directories is therefore directly usable as overlay lower directories, and the
 //! upper directory of a RUN step *is* its diff (as in containerd's overlay snapshotter).
 //!
@@ -44,4 +46,4 @@ pub use kiln_image::{Compression, Digest};
 pub use remove::remove_dir_all;
 
 pub use usage::{DirUsage, dir_size};
-pub use xattr::{OPAQUE_USER_XATTR, OPAQUE_XATTR};
+pub use xattr::{OPAQUE_USER_XATTR, OPAQUE_XATTR, in_user_namespace, opaque_xattr};

@@ -2,7 +2,8 @@
 //!
 //! Lower directories are added one `lowerdir+` at a time, so a chain of hundreds of layers
 //! never hits the one-page limit of a `lowerdir=a:b:c` option string. `redirect_dir`,
-//! `metacopy` and `index` are always off, explicitly: with them on, the upper directory of a
+//! `metacopy` and `index` are always off, explicitly (in a user namespace: `userxattr` and
+//! `redirect_dir=nofollow`, which creates no redirects either): with them on, the upper directory of a
 //! RUN step is no longer a complete diff (renamed directories stay in lower, chmod copies no
 //! data). Mounts are undone by dropping the returned guard (lazy unmount).
 //!
@@ -94,6 +95,43 @@ fn overlay(
     target: &Path,
     volatile: bool,
 ) -> Result<OverlayMount> {
+    if !crate::xattr::in_user_namespace() {
+        return kernel_overlay(lowers, upper, target, volatile);
+    }
+    // Rootless. `_KILN_TEST_OVERLAY_REFUSED=1` makes the kernel's answer EPERM, for the test
+    // of this message: no honest way to make this kernel refuse it was found.
+    let r = if std::env::var_os("_KILN_TEST_OVERLAY_REFUSED").is_some_and(|v| v == "1") {
+        Err(Error::Mount {
+            fstype: "overlay",
+            target: target.to_path_buf(),
+            step: "fsopen".into(),
+            message: None,
+            source: Errno::PERM.into(),
+        })
+    } else {
+        kernel_overlay(lowers, upper, target, volatile)
+    };
+    r.map_err(|e| match e {
+        Error::Mount { ref source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EPERM | libc::ENODEV | libc::EINVAL)
+            ) =>
+        {
+            Error::RootlessOverlayRefused {
+                source: Box::new(e),
+            }
+        }
+        e => e,
+    })
+}
+
+fn kernel_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayMount> {
     if lowers.is_empty() {
         return Err(Error::NoLowerDirs {
             target: target.to_path_buf(),
@@ -122,8 +160,16 @@ fn overlay(
                 .map_err(|e| fail("fsconfig volatile".into(), Some(&fs), e))?;
         }
     }
+    // Rootless: overlay's marks in user.overlay.* (trusted.* needs the initial namespace),
+    // and `redirect_dir=nofollow`, the only mode the kernel accepts with `userxattr` (it also
+    // creates no redirects, so the upper stays a complete diff).
+    let userxattr = crate::xattr::in_user_namespace();
+    if userxattr {
+        fsconfig_set_flag(&fs, "userxattr")
+            .map_err(|e| fail("fsconfig userxattr".into(), Some(&fs), e))?;
+    }
     for (k, v) in [
-        ("redirect_dir", "off"),
+        ("redirect_dir", if userxattr { "nofollow" } else { "off" }),
         ("metacopy", "off"),
         ("index", "off"),
     ] {

@@ -10,6 +10,29 @@ pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// The same mark on overlays mounted with `userxattr` (rootless).
 pub const OPAQUE_USER_XATTR: &str = "user.overlay.opaque";
 
+/// Whether this process runs in a user namespace other than the initial one (rootless kiln,
+/// or root in a container with its own user namespace). overlayfs is then mounted with
+/// `userxattr` and keeps its marks in `user.overlay.*`: `trusted.*` needs CAP_SYS_ADMIN in
+/// the initial namespace.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false)
+    })
+}
+
+/// The opaque mark this process's overlay mounts read: [`OPAQUE_USER_XATTR`] in a user
+/// namespace, [`OPAQUE_XATTR`] otherwise. Extraction writes it; export reads both.
+pub fn opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        OPAQUE_USER_XATTR
+    } else {
+        OPAQUE_XATTR
+    }
+}
+
 /// overlayfs' private bookkeeping (`origin`, `impure`, `uuid`, `opaque`...): never part of a
 /// layer's content, dropped on export and on extraction.
 pub(crate) fn is_overlay_private(name: &[u8]) -> bool {

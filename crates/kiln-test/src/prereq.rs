@@ -110,3 +110,148 @@ fn why_not_installed(install: &Result<(), String>) -> String {
         Err(why) => format!(" ({why})"),
     }
 }
+
+/// An ordinary (non-root) user made for rootless tests: `useradd`ed once, with or without a
+/// 65536-wide subordinate uid/gid range in `/etc/subuid` and `/etc/subgid`.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// The login name.
+    pub name: String,
+    /// Its uid (and gid: `useradd` makes a group of the same name).
+    pub uid: u32,
+    /// Its home directory.
+    pub home: PathBuf,
+}
+
+/// The user `name`, made if missing (idempotent, safe across test processes): `useradd -m`,
+/// and with `subids` exactly one 65536-wide range in `/etc/subuid` and `/etc/subgid` (an
+/// existing range is kept), without `subids` none at all. Needs root: fails the test otherwise.
+pub fn test_user(name: &str, subids: bool) -> TestUser {
+    require_root(&format!("creating the test user {name}"));
+    require_command("useradd", "passwd");
+    require_command("runuser", "util-linux");
+    require_command("newuidmap", "uidmap");
+    let _lock = users_lock();
+    if user_id(name).is_none() {
+        let out = Command::new(find_command("useradd").unwrap())
+            .args(["-m", "-s", "/bin/sh", name])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run useradd: {e}"));
+        assert!(
+            out.status.success() || user_id(name).is_some(),
+            "useradd -m {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let uid = user_id(name).unwrap_or_else(|| panic!("user {name} missing after useradd"));
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mine = |l: &&str| l.split(':').next() == Some(name);
+        let has = text.lines().any(|l| mine(&l));
+        let new = if subids && !has {
+            let start = text
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+                })
+                .fold(100_000, u64::max);
+            Some(format!("{text}{name}:{start}:65536\n"))
+        } else if !subids && has {
+            Some(
+                text.lines()
+                    .filter(|l| !mine(l))
+                    .map(|l| format!("{l}\n"))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        if let Some(new) = new {
+            let tmp = format!("{file}.kiln-test");
+            std::fs::write(&tmp, new).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
+            std::fs::rename(&tmp, file).unwrap_or_else(|e| panic!("renaming {tmp}: {e}"));
+        }
+    }
+    TestUser {
+        name: name.to_string(),
+        uid,
+        home: PathBuf::from(format!("/home/{name}")),
+    }
+}
+
+impl TestUser {
+    /// `program` run as this user (`runuser -u`) with a clean environment: only `HOME`,
+    /// `USER`, `LOGNAME` and `PATH=/usr/local/bin:/usr/bin:/bin` (more: [`TestUser::command_env`]).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.command_env(program, &[])
+    }
+
+    /// As [`TestUser::command`], with extra `KEY=VALUE` variables (such as `KILN_ROOT=...`
+    /// or a different `PATH`, which replaces the default).
+    pub fn command_env(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        env: &[(&str, &str)],
+    ) -> Command {
+        let mut c = Command::new(find_command("runuser").expect("runuser"));
+        c.args(["-u", &self.name, "--", "/usr/bin/env", "-i"]);
+        c.arg(format!("HOME={}", self.home.display()));
+        c.arg(format!("USER={}", self.name));
+        c.arg(format!("LOGNAME={}", self.name));
+        if !env.iter().any(|(k, _)| *k == "PATH") {
+            c.arg("PATH=/usr/local/bin:/usr/bin:/bin");
+        }
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(program);
+        c
+    }
+
+    /// `exe` if this user can execute it where it is, else a copy in a fresh 0755 directory
+    /// under /tmp (kept for the test process's life).
+    pub fn executable(&self, exe: &Path) -> PathBuf {
+        let ok = self
+            .command("/bin/sh")
+            .args(["-c", "test -x \"$1\"", "sh"])
+            .arg(exe)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return exe.to_path_buf();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-test-bin-")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join(exe.file_name().unwrap());
+        std::fs::copy(exe, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", exe.display()));
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    }
+}
+
+/// The uid of user `name`, if it exists.
+pub fn user_id(name: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", name]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Serializes user creation and /etc/sub[ug]id edits across test processes.
+fn users_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/kiln-test-users.lock")
+        .expect("opening /tmp/kiln-test-users.lock");
+    f.lock().expect("locking /tmp/kiln-test-users.lock");
+    f
+}

@@ -105,6 +105,15 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let family = Family::of(&cli.command);
+    // Rootless: into the user namespace before any thread (docs/rootless.md).
+    if family != Family::Kiln
+        && !matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if b.check)
+    {
+        if let Err(e) = global::enter_rootless(&cli.global) {
+            eprintln!("{}{e}", family.prefix());
+            return ExitCode::FAILURE;
+        }
+    }
     if matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if !b.check) {
         // Before any thread exists: every mount the build makes dies with this process.
         if let Err(e) = kiln_build::namespace::enter_private_mount_namespace() {

@@ -39,14 +39,18 @@ pub fn image_chain(
                     &dir,
                     &ExtractOptions::default(),
                 );
-                if let Err(source) = r {
-                    let _ = kiln_snapshot::remove_dir_all(&dir);
-                    return Err(BuildError::Unpack {
-                        blob: layer.blob.to_string(),
-                        image: id.to_string(),
-                        source: Box::new(source),
-                    });
-                }
+                let stats = match r {
+                    Ok(stats) => stats,
+                    Err(source) => {
+                        let _ = kiln_snapshot::remove_dir_all(&dir);
+                        return Err(BuildError::Unpack {
+                            blob: layer.blob.to_string(),
+                            image: id.to_string(),
+                            source: Box::new(source),
+                        });
+                    }
+                };
+                warn_rootless_losses(&layer.blob.to_string(), &stats);
                 store.commit_snapshot(lease, &key, parent.as_deref(), &dir)?
             }
         };
@@ -58,4 +62,23 @@ pub fn image_chain(
         parent = Some(key);
     }
     Ok(out)
+}
+
+/// Rootless extraction leaves out what a user namespace cannot make (docs/rootless.md): say so
+/// once per layer, on stderr.
+fn warn_rootless_losses(blob: &str, stats: &kiln_snapshot::ExtractStats) {
+    let short = blob.strip_prefix("sha256:").unwrap_or(blob);
+    let short = &short[..short.len().min(12)];
+    if stats.devices_skipped > 0 {
+        eprintln!(
+            "kiln: warning: layer {short}: {} device node(s) not created: a rootless user namespace cannot make device nodes (the image's layer keeps them)",
+            stats.devices_skipped
+        );
+    }
+    if stats.xattrs_skipped > 0 {
+        eprintln!(
+            "kiln: warning: layer {short}: {} trusted.* extended attribute(s) not set: rootless kiln cannot set them (the image's layer keeps them)",
+            stats.xattrs_skipped
+        );
+    }
 }

@@ -18,6 +18,8 @@ pub(crate) struct Meta {
     pub(crate) mode: u32,
     pub(crate) mtime: Timespec,
     pub(crate) xattrs: Vec<(OsString, Vec<u8>)>,
+    /// `trusted.*` xattrs left out because this process is in a user namespace.
+    pub(crate) dropped_xattrs: u64,
 }
 
 impl Meta {
@@ -49,6 +51,7 @@ impl Meta {
             });
         };
         let mut xattrs = Vec::new();
+        let mut dropped_xattrs = 0;
         if let Some(exts) = entry.pax_extensions().map_err(|source| EntryError::Io {
             op: "read PAX records",
             source,
@@ -60,7 +63,11 @@ impl Meta {
                 })?;
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    if !is_overlay_private(name) && !name.is_empty() {
+                    if name.starts_with(b"trusted.") && crate::xattr::in_user_namespace() {
+                        // Needs CAP_SYS_ADMIN in the initial user namespace: rootless
+                        // extraction cannot keep it (counted, and reported by the caller).
+                        dropped_xattrs += 1;
+                    } else if !is_overlay_private(name) && !name.is_empty() {
                         xattrs.push((
                             OsString::from_vec(name.to_vec()),
                             ext.value_bytes().to_vec(),
@@ -79,6 +86,7 @@ impl Meta {
             mode,
             mtime,
             xattrs,
+            dropped_xattrs,
         })
     }
 

@@ -69,6 +69,12 @@ pub struct ExtractStats {
     pub whiteouts: u64,
     /// `.wh..wh..opq` entries.
     pub opaque_dirs: u64,
+    /// Block and character devices not created because this process is in a user namespace
+    /// (rootless), where the kernel refuses `mknod` of devices: left out of the snapshot, as
+    /// Docker and buildah do rootless. The layer's blob keeps them.
+    pub devices_skipped: u64,
+    /// `trusted.*` xattrs not set because this process is in a user namespace.
+    pub xattrs_skipped: u64,
 }
 
 /// Extract a (gzip/zstd/plain, detected) layer tar into `dest` as an overlay-form diff:
@@ -147,6 +153,8 @@ fn run(
         hardlinks: c.hardlinks,
         whiteouts: c.whiteouts,
         opaque_dirs: c.opaque_dirs,
+        devices_skipped: c.devices_skipped,
+        xattrs_skipped: c.xattrs_skipped,
     })
 }
 
@@ -160,6 +168,8 @@ struct Counts {
     hardlinks: u64,
     whiteouts: u64,
     opaque_dirs: u64,
+    devices_skipped: u64,
+    xattrs_skipped: u64,
 }
 
 /// A directory whose metadata is set after all entries, so that writing its contents
@@ -188,6 +198,7 @@ impl Extractor {
         self.stats.entries += 1;
         let path = EntryPath::parse(&entry.path_bytes())?;
         let meta = Meta::read(entry)?;
+        self.stats.xattrs_skipped += meta.dropped_xattrs;
         if let Some(name) = path.name()
             && let Some(rest) = name.as_encoded_bytes().strip_prefix(whiteout::PREFIX)
         {

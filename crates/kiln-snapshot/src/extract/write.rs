@@ -5,7 +5,7 @@ use super::path::EntryPath;
 use super::{DeferredDir, Extractor};
 use crate::error::EntryError;
 use crate::remove::remove_at;
-use crate::xattr::OPAQUE_XATTR;
+use crate::xattr::opaque_xattr;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -186,7 +186,20 @@ impl Extractor {
         } else {
             FileType::BlockDevice
         };
-        self.node(path, ft, rustix::fs::makedev(major, minor), meta)
+        match self.node(path, ft, rustix::fs::makedev(major, minor), meta) {
+            // Rootless: the kernel makes no device node in a user namespace (only 0:0
+            // whiteouts); leave it out, as Docker and buildah do, and count it.
+            Err(EntryError::Io {
+                op: "create node",
+                source,
+            }) if source.raw_os_error() == Some(libc::EPERM)
+                && crate::xattr::in_user_namespace() =>
+            {
+                self.stats.devices_skipped += 1;
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     pub(super) fn fifo(&mut self, path: &EntryPath, meta: &Meta) -> Result<(), EntryError> {
@@ -220,8 +233,16 @@ impl Extractor {
             Mode::empty(),
         )
         .map_err(EntryError::io("open directory"))?;
-        rustix::fs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())
-            .map_err(EntryError::io("set trusted.overlay.opaque"))
+        let name = opaque_xattr();
+        rustix::fs::fsetxattr(&fd, name, b"y", XattrFlags::empty()).map_err(|source| {
+            EntryError::Io {
+                op: "set opaque xattr",
+                source: std::io::Error::new(
+                    std::io::Error::from(source).kind(),
+                    format!("{name}: {}", std::io::Error::from(source)),
+                ),
+            }
+        })
     }
 }
 

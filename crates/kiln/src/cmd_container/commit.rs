@@ -57,7 +57,7 @@ pub fn commit(store: &Store, a: CommitArgs) -> anyhow::Result<()> {
     // Freeze a running container so its layer is read at one point in time.
     let frozen = a.pause
         && c.state == kiln_store::ContainerState::Running
-        && super::cgroup::freeze(&c.id, true).is_ok();
+        && super::cgroup::freeze(&store.container_dir(&c.id), &c.id, true).is_ok();
     let layer = (|| -> anyhow::Result<LayerRecord> {
         let upper = store.container_dir(&c.id).join("upper");
         let mut w = store.blob_writer()?;
@@ -75,7 +75,7 @@ pub fn commit(store: &Store, a: CommitArgs) -> anyhow::Result<()> {
         })
     })();
     if frozen {
-        let _ = super::cgroup::freeze(&c.id, false);
+        let _ = super::cgroup::freeze(&store.container_dir(&c.id), &c.id, false);
     }
     let layer = layer?;
     let now = crate::cmd_image::render::now();

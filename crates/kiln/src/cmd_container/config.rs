@@ -163,6 +163,15 @@ impl ContainerConfig {
         })
     }
 
+    /// `--security-opt systempaths=unconfined`: no masked or read-only /proc and /sys paths
+    /// (what a rootless builder nested in the container needs to mount its own /proc).
+    pub fn systempaths_unconfined(&self) -> bool {
+        self.host
+            .security_opt
+            .iter()
+            .any(|o| o == "systempaths=unconfined")
+    }
+
     /// Published ports with `-P`: every exposed port on an ephemeral host port.
     pub fn wanted_ports(&self) -> Vec<PortMapping> {
         let mut maps = self.host.port_bindings.clone();
@@ -307,12 +316,21 @@ pub fn resolve(
         tmpfs.push((path.to_string(), opts.to_string()));
     }
     for o in &a.security_opt {
+        // seccomp/apparmor=unconfined name what kiln does anyway (it applies no profile), so
+        // CI files written for docker's nested builders work; a profile is refused.
         if !matches!(
             o.as_str(),
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            "no-new-privileges"
+                | "no-new-privileges:true"
+                | "no-new-privileges=true"
+                | "systempaths=unconfined"
+                | "seccomp=unconfined"
+                | "seccomp:unconfined"
+                | "apparmor=unconfined"
+                | "apparmor:unconfined"
         ) {
             bail!(
-                "invalid --security-opt {o:?}: kiln supports only no-new-privileges (it applies no seccomp or AppArmor profile)"
+                "invalid --security-opt {o:?}: kiln supports no-new-privileges and systempaths=unconfined (it applies no seccomp or AppArmor profile: seccomp=unconfined and apparmor=unconfined are accepted as what it does)"
             );
         }
     }

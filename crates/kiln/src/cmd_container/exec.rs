@@ -89,6 +89,15 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     }
     let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
     let pid = c.pid;
+    // Rootless, every kiln command has a user namespace of its own: the container's
+    // namespaces belong to its supervisor's, which this one may not enter. The supervisor
+    // runs the exec for it (see `serve_relay`).
+    if kiln_runtime::userns::in_user_namespace() {
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
+        if ns(&pid.to_string()).is_none() || ns(&pid.to_string()) != ns("self") {
+            return through_supervisor(store, &c.id, &a);
+        }
+    }
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let user = a.user.clone().unwrap_or_else(|| cfg.user.clone());
     let who = super::spec::identity(&root, &user)?;
@@ -398,4 +407,154 @@ fn relay_pty(sock: &OwnedFd, interactive: bool, slot: &OnceLock<Arc<std::fs::Fil
         }
     }
     drop(raw);
+}
+
+/// The socket in the container's directory where a rootless supervisor takes execs.
+const RELAY_SOCKET: &str = "exec.sock";
+
+/// Runs `f` with a short path to the relay socket of the container whose directory is `dir`
+/// (a socket path must fit in 108 bytes).
+fn relay_path<T>(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+    let d = std::fs::File::open(dir)?;
+    let p = std::path::PathBuf::from(format!("/proc/self/fd/{}/{RELAY_SOCKET}", d.as_raw_fd()));
+    let r = f(&p);
+    drop(d);
+    r
+}
+
+/// Rootless `exec` of a container another kiln command started: this process's stdin,
+/// stdout and stderr go to the container's supervisor (SCM_RIGHTS), which runs `kiln exec`
+/// with them in its own user namespace, and sends back the exit code.
+fn through_supervisor(store: &Store, id: &str, a: &ExecArgs) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let dir = store.container_dir(id);
+    let sock =
+        relay_path(&dir, |p| std::os::unix::net::UnixStream::connect(p)).with_context(|| {
+            format!(
+                "kiln exec rootless: cannot reach the supervisor of container {id} at {} \
+                 (a container started by an older kiln has none: restart it)",
+                dir.join(RELAY_SOCKET).display()
+            )
+        })?;
+    let mut argv: Vec<String> = Vec::new();
+    if a.detach {
+        argv.push("--detach".into());
+    }
+    if a.interactive {
+        argv.push("--interactive".into());
+    }
+    if a.tty {
+        argv.push("--tty".into());
+    }
+    for e in &a.env {
+        // `-e NAME` takes this process's value (the supervisor's environment is not the user's).
+        if e.contains('=') {
+            argv.extend(["--env".into(), e.clone()]);
+        } else if let Ok(v) = std::env::var(e) {
+            argv.extend(["--env".into(), format!("{e}={v}")]);
+        }
+    }
+    if let Some(u) = &a.user {
+        argv.extend(["--user".into(), u.clone()]);
+    }
+    if let Some(w) = &a.workdir {
+        argv.extend(["--workdir".into(), w.clone()]);
+    }
+    argv.push(id.to_string());
+    argv.extend(a.command.iter().cloned());
+    for fd in 0..3 {
+        // SAFETY: the socket and the standard descriptors are open in this process.
+        if unsafe { kiln_runtime::send_fd(sock.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .context("kiln exec rootless: passing the standard streams to the supervisor");
+        }
+    }
+    let mut line = serde_json::to_vec(&argv)?;
+    line.push(b'\n');
+    (&sock)
+        .write_all(&line)
+        .context("kiln exec rootless: writing to the supervisor")?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&sock)
+        .read_line(&mut answer)
+        .context("kiln exec rootless: reading the exit code from the supervisor")?;
+    let code: i32 = answer.trim().parse().map_err(|_| {
+        anyhow::anyhow!("kiln exec rootless: the supervisor of container {id} went away")
+    })?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Exit(code.clamp(0, 255) as u8).into())
+    }
+}
+
+/// The supervisor's side of [`through_supervisor`], rootless only: listens on the container
+/// directory's `exec.sock` (removed when the returned guard drops) and runs each request as
+/// `kiln exec` (a child of the supervisor, so in its user namespace) with the client's
+/// standard streams.
+pub(super) fn serve_relay(store_root: &Path, dir: &Path) -> anyhow::Result<RelayGuard> {
+    use std::io::{BufRead, Write};
+    let listener = relay_path(dir, |p| {
+        let _ = std::fs::remove_file(p);
+        std::os::unix::net::UnixListener::bind(p)
+    })
+    .with_context(|| format!("listening on {}", dir.join(RELAY_SOCKET).display()))?;
+    let exe = std::fs::read_link("/proc/self/exe").context("finding kiln's own binary")?;
+    let root = store_root.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let (exe, root) = (exe.clone(), root.clone());
+            std::thread::spawn(move || {
+                let fd = OwnedFd::from(match conn.try_clone() {
+                    Ok(c) => c,
+                    Err(_) => return,
+                });
+                let mut stdio = Vec::new();
+                for _ in 0..3 {
+                    match kiln_runtime::receive_fd_blocking(&fd) {
+                        Ok(f) => stdio.push(f),
+                        Err(_) => return,
+                    }
+                }
+                let mut line = String::new();
+                if std::io::BufReader::new(&conn).read_line(&mut line).is_err() {
+                    return;
+                }
+                let Ok(argv) = serde_json::from_str::<Vec<String>>(line.trim()) else {
+                    return;
+                };
+                let mut it = stdio.into_iter();
+                let (i, o, e) = (it.next(), it.next(), it.next());
+                let (Some(i), Some(o), Some(e)) = (i, o, e) else {
+                    return;
+                };
+                let code = std::process::Command::new(&exe)
+                    .arg("--root")
+                    .arg(&root)
+                    .arg("exec")
+                    .args(&argv)
+                    .stdin(Stdio::from(i))
+                    .stdout(Stdio::from(o))
+                    .stderr(Stdio::from(e))
+                    .status()
+                    .map(|st| {
+                        use std::os::unix::process::ExitStatusExt;
+                        st.code().unwrap_or(128 + st.signal().unwrap_or(0))
+                    })
+                    .unwrap_or(126);
+                let _ = (&conn).write_all(format!("{code}\n").as_bytes());
+            });
+        }
+    });
+    Ok(RelayGuard(dir.join(RELAY_SOCKET)))
+}
+
+/// Removes the relay socket when the supervisor is done.
+pub(super) struct RelayGuard(std::path::PathBuf);
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -462,7 +462,7 @@ pub fn pause(store: &Store, a: NamesArgs, on: bool) -> anyhow::Result<()> {
         } else if !paused {
             bail!("Container {} is not paused", c.id);
         }
-        super::cgroup::freeze(&c.id, on)?;
+        super::cgroup::freeze(&store.container_dir(&c.id), &c.id, on)?;
         store.set_container_state(
             &c.id,
             if on {
@@ -486,7 +486,8 @@ fn mark_manual_stop(store: &Store, c: &ContainerRecord) {
 }
 
 fn thaw_if_paused(store: &Store, c: &ContainerRecord) {
-    if c.state == kiln_store::ContainerState::Paused && super::cgroup::freeze(&c.id, false).is_ok()
+    if c.state == kiln_store::ContainerState::Paused
+        && super::cgroup::freeze(&store.container_dir(&c.id), &c.id, false).is_ok()
     {
         let _ = store.set_container_state(&c.id, kiln_store::ContainerState::Running);
     }
@@ -587,8 +588,31 @@ fn send(c: &ContainerRecord, sig: i32) -> anyhow::Result<bool> {
     // SAFETY: kill with a pid checked above.
     if unsafe { libc::kill(pid, sig) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            bail!("cannot kill container {}: {e}", c.id);
+        match e.raw_os_error() {
+            Some(libc::ESRCH) => {}
+            // Rootless, from a user namespace other than the supervisor's: the supervisor
+            // delivers it (see `supervisor::relay_signal`).
+            Some(libc::EPERM) if kiln_runtime::userns::in_user_namespace() => {
+                let value = libc::sigval {
+                    sival_ptr: sig as usize as *mut libc::c_void,
+                };
+                // SAFETY: sigqueue to the supervisor checked (by `live_pid`) to be the
+                // container's parent; it blocks the relay signal from its start.
+                let r = unsafe {
+                    libc::sigqueue(c.supervisor_pid as i32, supervisor::relay_signal(), value)
+                };
+                if r != 0 {
+                    let e2 = std::io::Error::last_os_error();
+                    if e2.raw_os_error() != Some(libc::ESRCH) {
+                        bail!(
+                            "cannot kill container {}: {e}, and its supervisor (pid {}) could not be asked to: {e2}",
+                            c.id,
+                            c.supervisor_pid
+                        );
+                    }
+                }
+            }
+            _ => bail!("cannot kill container {}: {e}", c.id),
         }
     }
     Ok(true)
@@ -721,11 +745,13 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
         wait_stopped(store, &c.id, Duration::from_secs(30))?;
         wait_supervisor_gone(supervisor);
     }
+    // (Read before the container's directory, which lists them, is removed.)
+    let cgroups = super::cgroup::dirs_of(&store.container_dir(&c.id), &c.id);
     match store.remove_container(&c.id) {
         Ok(()) | Err(kiln_store::Error::ContainerNotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    super::cgroup::remove_dirs(super::cgroup::dirs_of(&c.id));
+    super::cgroup::remove_dirs(cgroups);
     Ok(())
 }
 

@@ -232,7 +232,10 @@ fn stats_table(
     // CPU %: usage over a short interval, as docker's first sample compares two reads.
     let before: Vec<(u64, std::time::Instant)> = list
         .iter()
-        .map(|c| (super::cgroup::usage(&c.id).2, std::time::Instant::now()))
+        .map(|c| {
+            let u = super::cgroup::usage(&store.container_dir(&c.id), &c.id, c.pid);
+            (u.2, std::time::Instant::now())
+        })
         .collect();
     std::thread::sleep(sample);
     let default = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
@@ -254,7 +257,7 @@ fn stats_table(
     for (c, (cpu0, t0)) in list.iter().zip(before) {
         let live = c.state.is_live();
         let (mem, limit, cpu1, pids) = if live {
-            super::cgroup::usage(&c.id)
+            super::cgroup::usage(&store.container_dir(&c.id), &c.id, c.pid)
         } else {
             (0, 0, cpu0, 0)
         };
@@ -321,7 +324,7 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
     }
     // The container's processes: those in its cgroup (exec'd ones too), else its first
     // process and its descendants.
-    let mut pids: Vec<u32> = super::cgroup::dirs_of(&c.id)
+    let mut pids: Vec<u32> = super::cgroup::dirs_of(&store.container_dir(&c.id), &c.id)
         .iter()
         .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
         .map(|t| {

@@ -189,6 +189,11 @@ pub fn build(
     }
     if config.host.privileged {
         set_insecure(&mut spec);
+    } else if config.systempaths_unconfined()
+        && let Some(linux) = spec.linux_mut()
+    {
+        linux.set_masked_paths(Some(Vec::new()));
+        linux.set_readonly_paths(Some(Vec::new()));
     }
     if config.argv().is_empty() {
         bail!("No command specified");

@@ -66,6 +66,10 @@ impl std::error::Error for StartError {}
 pub struct Report {
     pub code: i32,
     pub message: String,
+    /// What the container runs without (rootless: no cgroup limits; no outbound network),
+    /// printed by the command as docker's `WARNING:` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn start_error(code: i32, e: impl std::fmt::Display) -> StartError {
@@ -87,6 +91,9 @@ pub fn log_path(store: &Store, id: &str) -> std::path::PathBuf {
 /// Supervises container `id` until it exits; returns its exit code. A start failure is a
 /// [`StartError`] (recorded in the container's row, and sent on the ready pipe when detached).
 pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartError> {
+    // First, before any thread: a relayed signal must never hit a thread that lets it through
+    // (its default action would end the supervisor).
+    block_relay_signal();
     let report = |mode: &mut Mode, r: &Report| {
         if let Mode::Detached { ready, .. } = mode
             && let Some(mut f) = ready.take()
@@ -104,6 +111,7 @@ pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartEr
                 &Report {
                     code: e.code,
                     message: e.message.clone(),
+                    warnings: Vec::new(),
                 },
             );
             Err(e)
@@ -160,14 +168,53 @@ fn block_forwarded_signals() -> libc::sigset_t {
     }
 }
 
-/// Forwards the blocked signals to the process whose pid is in `pid` (0: none running).
-fn forward_signals(set: libc::sigset_t, pid: Arc<AtomicU32>) {
+/// The real-time signal that carries another signal's number (in `si_value`) for the
+/// supervisor to deliver to the container's first process: rootless, `kiln stop`, `kill` and
+/// `rm -f` run in a user namespace of their own, a sibling of the supervisor's, and the kernel
+/// refuses them a signal to a container process whose uid is one of the user's subordinate
+/// ids (it would need CAP_KILL in the supervisor's namespace); the supervisor, owned by the
+/// user, may be signalled, and it may signal its container.
+pub fn relay_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 3
+}
+
+fn block_relay_signal() {
+    // SAFETY: sigset manipulation on a local value, then pthread_sigmask of this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, relay_signal());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Forwards the blocked signals to the process whose pid is in `pid` (0: none running), and
+/// the signal a [`relay_signal`] names.
+fn forward_signals(mut set: libc::sigset_t, pid: Arc<AtomicU32>) {
+    // SAFETY: adds to a local sigset (the relay signal is blocked since `supervise` began).
+    unsafe { libc::sigaddset(&mut set, relay_signal()) };
     std::thread::spawn(move || {
         loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait on a set blocked in every thread of this process.
-            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            // SAFETY: siginfo_t is plain data, filled by sigwaitinfo.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: sigwaitinfo on a set blocked in every thread of this process.
+            let mut sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
+            if sig < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
                 return;
+            }
+            if sig == relay_signal() {
+                // Only what sigqueue sent (SI_QUEUE) carries a number.
+                if info.si_code != libc::SI_QUEUE {
+                    continue;
+                }
+                // SAFETY: a SI_QUEUE siginfo has si_value.
+                sig = unsafe { info.si_value() }.sival_ptr as usize as libc::c_int;
+                if !(1..=64).contains(&sig) {
+                    continue;
+                }
             }
             let p = pid.load(Ordering::SeqCst);
             if p != 0 {
@@ -390,6 +437,7 @@ fn run(
     // The network first: the container's program starts with it ready. `_private_net` (pasta)
     // lives until this function returns, when the container has stopped.
     let mut _private_net = None;
+    let mut warnings = Vec::new();
     let netns = if config.host.network_mode == "host" {
         None
     } else {
@@ -400,7 +448,11 @@ fn run(
             )
         })?;
         if config.host.network_mode == "private" {
-            _private_net = Some(net::setup_private(&ns).map_err(|m| fail(125, m))?);
+            let private = net::setup_private(&ns).map_err(|m| fail(125, m))?;
+            if let Some(why) = private.loopback_only_reason() {
+                warnings.push(why.to_string());
+            }
+            _private_net = Some(private);
         }
         Some(ns)
     };
@@ -417,7 +469,7 @@ fn run(
         write_etc(&dir, &config, &hostname)?;
         let who = spec::identity(&root, &config.user)?;
         let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
-        let cg = Cgroups::create(&id, &config.host)?;
+        let cg = Cgroups::create(&dir, &id, &config.host)?;
         Ok((spec, cg))
     })();
     let (spec, cg) = match prepared {
@@ -427,6 +479,12 @@ fn run(
             return Err(fail(125, anyhow_message(&e)));
         }
     };
+    warnings.extend(cg.warning().map(str::to_string));
+    if matches!(mode, Mode::Foreground { .. }) {
+        for w in &warnings {
+            eprintln!("WARNING: {w}");
+        }
+    }
     let sink = match logfile::open_sink(&log_path(store, &id)) {
         Ok(s) => s,
         Err(e) => {
@@ -468,6 +526,23 @@ fn run(
     let sigset = block_forwarded_signals();
     let pid = Arc::new(AtomicU32::new(0));
     forward_signals(sigset, pid.clone());
+    // Rootless: other kiln commands cannot enter this user namespace; their execs come here
+    // (after the signal mask is set, which the relay's thread inherits).
+    let _exec_relay = if kiln_runtime::userns::in_user_namespace() {
+        match super::exec::serve_relay(store.root(), &dir) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                let w = format!("kiln exec will not work for this container: {e:#}");
+                if matches!(mode, Mode::Foreground { .. }) {
+                    eprintln!("WARNING: {w}");
+                }
+                warnings.push(w);
+                None
+            }
+        }
+    } else {
+        None
+    };
     let ports = serde_json::to_string(&proxy.bound()).unwrap_or_else(|_| "[]".into());
     let setup = Setup {
         store,
@@ -494,6 +569,7 @@ fn run(
                     &Report {
                         code: 0,
                         message: String::new(),
+                        warnings: warnings.clone(),
                     },
                 );
             }
@@ -671,7 +747,12 @@ fn read_report(r: &mut std::io::PipeReader, id: &str) -> Result<(), StartError> 
     let mut text = String::new();
     let _ = r.read_to_string(&mut text);
     match serde_json::from_str::<Report>(text.trim()) {
-        Ok(rep) if rep.code == 0 => Ok(()),
+        Ok(rep) if rep.code == 0 => {
+            for w in &rep.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            Ok(())
+        }
         Ok(rep) => Err(StartError {
             code: rep.code,
             message: rep.message,
