@@ -349,6 +349,7 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
         store: &Store,
         reference: &str,
         in_store: bool,
+        platform: &Platform,
     ) -> Result<(), kiln_build::options::FetchError> {
         use kiln_build::options::FetchError;
         if in_store && (self.policy != PullPolicy::Always || names_an_id(reference)) {
@@ -367,7 +368,12 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
             return Ok(());
         }
         let name = r.to_string();
-        if !self.asked.lock().unwrap().insert(name.clone()) {
+        if !self
+            .asked
+            .lock()
+            .unwrap()
+            .insert(format!("{name} {platform}"))
+        {
             return Ok(());
         }
         let vertex = format!("[internal] load metadata for {name}");
@@ -390,7 +396,7 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
             &r,
             &PullOptions {
                 settings: &self.settings,
-                platform: Platform::host(),
+                platform: platform.clone(),
                 progress: &progress,
             },
         );

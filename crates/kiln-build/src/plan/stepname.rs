@@ -19,7 +19,11 @@ pub fn is_reported(step: &Step) -> bool {
 /// Number the reported steps of each stage `[NAME k/n] `, as BuildKit does: the FROM of an
 /// image is the first, the stage name is left out when the Dockerfile has one stage, and `k`
 /// is padded to the width of `n` (`[ 1/12]`).
+///
+/// With several target platforms each name starts with its stage's platform
+/// (`[linux/arm64 build 2/4]`), as BuildKit's do.
 pub(crate) fn number_steps(plan: &mut Plan, single_stage: bool) {
+    let multi = plan.multi_platform();
     for st in &plan.stages {
         let ids: Vec<usize> = (st.first_step..=st.last_step)
             .filter(|&i| plan.steps[i].stage == st.index && is_reported(&plan.steps[i]))
@@ -28,11 +32,13 @@ pub(crate) fn number_steps(plan: &mut Plan, single_stage: bool) {
         let width = n.to_string().len();
         for (k, &i) in ids.iter().enumerate() {
             let step = &mut plan.steps[i];
-            step.name = if single_stage {
-                format!("[{:>width$}/{n}] {}", k + 1, step.name)
-            } else {
-                format!("[{} {:>width$}/{n}] {}", st.display, k + 1, step.name)
+            let prefix = match (multi, single_stage) {
+                (true, true) => format!("{} ", st.platform),
+                (true, false) => format!("{} {} ", st.platform, st.display),
+                (false, true) => String::new(),
+                (false, false) => format!("{} ", st.display),
             };
+            step.name = format!("[{prefix}{:>width$}/{n}] {}", k + 1, step.name);
         }
     }
 }

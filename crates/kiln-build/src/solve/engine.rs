@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kiln_store::{Lease, RefKind, Store};
+use kiln_store::{ImageRecord, Lease, RefKind, Store};
 
 use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
@@ -82,8 +82,29 @@ fn named_contexts(
     Ok(out)
 }
 
+impl StoreImages<'_> {
+    /// The store's image `target` names for `want`: None when it has none (or, for a single
+    /// image, one of another platform: the fetcher may pull the right one).
+    fn lookup(&self, target: &str, want: &kiln_image::Platform) -> Result<Option<ImageRecord>> {
+        match self.store.resolve_image(target) {
+            Ok(rec) if record_matches(&rec, want) => Ok(Some(rec)),
+            Ok(_) | Err(kiln_store::Error::ImageNotFound { .. }) => Ok(None),
+            Err(other) => Err(BuildError::Store(other)),
+        }
+    }
+}
+
+/// Whether an image record is for `want` (an image that does not say is taken as it is).
+fn record_matches(rec: &ImageRecord, want: &kiln_image::Platform) -> bool {
+    if rec.architecture.is_empty() || rec.os.is_empty() {
+        return true;
+    }
+    // The record does not keep the variant: any variant of the architecture matches.
+    kiln_image::Platform::new(&rec.os, &rec.architecture, None).matches(want)
+}
+
 impl ImageSource for StoreImages<'_> {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+    fn resolve(&self, reference: &str, platform: &kiln_image::Platform) -> Result<ResolvedImage> {
         let target = self
             .aliases
             .get(reference)
@@ -93,20 +114,12 @@ impl ImageSource for StoreImages<'_> {
             reference: reference.to_string(),
             hint,
         };
-        let found = match self.store.resolve_image(target) {
-            Ok(rec) => Some(rec),
-            Err(kiln_store::Error::ImageNotFound { .. }) => None,
-            Err(other) => return Err(BuildError::Store(other)),
-        };
+        let found = self.lookup(target, platform)?;
         // The fetcher (`kiln build`'s puller) decides whether to ask a registry.
         let found = match &self.fetcher {
             None => found,
-            Some(f) => match f.fetch(self.store, target, found.is_some()) {
-                Ok(()) => match self.store.resolve_image(target) {
-                    Ok(rec) => Some(rec),
-                    Err(kiln_store::Error::ImageNotFound { .. }) => None,
-                    Err(other) => return Err(BuildError::Store(other)),
-                },
+            Some(f) => match f.fetch(self.store, target, found.is_some(), platform) {
+                Ok(()) => self.lookup(target, platform)?,
                 Err(FetchError::NotPulled { hint }) => return Err(missing(hint)),
                 Err(FetchError::Failed { message }) => {
                     return Err(BuildError::PullFailed {
@@ -116,6 +129,17 @@ impl ImageSource for StoreImages<'_> {
                 }
             },
         };
+        if found.is_none()
+            && let Ok(other) = self.store.resolve_image(target)
+        {
+            return Err(BuildError::MissingImage {
+                reference: reference.to_string(),
+                hint: format!(
+                    "the store's {reference} is for {}, not {platform}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}",
+                    kiln_image::Platform::new(&other.os, &other.architecture, None)
+                ),
+            });
+        }
         let rec = found.ok_or_else(|| {
             missing("pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into())
         })?;
@@ -181,7 +205,11 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         held: Mutex::new(BTreeMap::new()),
         fetcher: opts.image_fetcher.clone(),
     };
+    if opts.platforms.len() > 1 {
+        multi_platform_supported(&opts)?;
+    }
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
+    check_emulation(&plan)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
     crate::plan::stepname::number_steps(&mut plan, df.stages.len() == 1);
     let base_layers = images.held.into_inner().unwrap();
@@ -237,9 +265,11 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     // The exported image's layers that are still in a remote cache are fetched now.
-    if let Some(stage) = plan.stage(plan.target) {
-        let last = &mut results[stage.last_step];
-        last.chain = b.remote_cache.ensure_local(&b.cache_local(), &last.chain)?;
+    for v in 0..plan.variants.len() {
+        if let Some(stage) = plan.stage_in(v, plan.target) {
+            let last = &mut results[stage.last_step];
+            last.chain = b.remote_cache.ensure_local(&b.cache_local(), &last.chain)?;
+        }
     }
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
         crate::inputs::open::save_context_cache(ctx);
@@ -269,6 +299,50 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     })
 }
 
+/// What a build for several platforms refuses rather than doing for one of them only.
+fn multi_platform_supported(opts: &BuildOptions) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(BuildError::plan(format!(
+            "{what} is not supported with several platforms: build them one --platform at a time"
+        )))
+    };
+    if opts.targets.len() > 1 {
+        return refuse("more than one --target");
+    }
+    if !opts.cache_to.is_empty() {
+        return refuse("--cache-to");
+    }
+    if opts.squash {
+        return refuse("--squash");
+    }
+    crate::export::platforms::check_outputs(&opts.outputs)
+}
+
+/// Every platform the plan's RUN steps run as can run here (natively or through a
+/// binfmt_misc handler): checked before any step starts, so a build fails at once and says
+/// what to install rather than at its first foreign RUN.
+fn check_emulation(plan: &plan::Plan) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for st in &plan.steps {
+        let Op::Run(r) = &st.op else { continue };
+        if !seen.insert(r.platform.clone()) {
+            continue;
+        }
+        let p = r.platform.to_string();
+        if let Some(message) = kiln_runtime::binfmt::unsupported_message(&p, &r.platform.architecture)
+        {
+            return Err(BuildError::NoEmulator {
+                stage: format!(
+                    "stage {} runs RUN steps for {p}",
+                    plan.graph.stages[st.stage].display
+                ),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What planning needs of the options: target, args, network, the `--build-context`
 /// directories (`dirs`) and the stages a named context replaces (as in BuildKit: a named
 /// context with a stage's name).
@@ -291,6 +365,7 @@ fn plan_options(
         network_none: opts.network_none,
         allow_insecure: opts.allow_insecure,
         named_dirs: dirs.keys().cloned().collect(),
+        platforms: opts.platforms.clone(),
         replaced_stages: df
             .stages
             .iter()
