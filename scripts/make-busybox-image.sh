@@ -7,16 +7,20 @@
 # The image: /bin/busybox plus a symlink per applet where busybox puts it (sh, ls, cat, ...),
 # /etc/passwd (root, nobody, and a test user "kiln" 1000:1000), /etc/group, /tmp (1777),
 # /root, /home/kiln, and a config with PATH and Cmd ["sh"]. SOURCE_DATE_EPOCH (default 0)
-# sets the config's created time.
+# sets the config's created time. BUSYBOX (default /bin/busybox) is the binary to install;
+# BUSYBOX_LIST (default: BUSYBOX) is the busybox that is run to list the applets: a busybox of the
+# same version built for this machine, when BUSYBOX is a foreign one this machine cannot run
+# (scripts/make-multiplatform-busybox.sh). The config's architecture is this machine's.
 set -euo pipefail
 
 out=${1:?usage: make-busybox-image.sh OUT.tar [TAG]}
 tag=${2:-localhost/busybox:latest}
 busybox=${BUSYBOX:-/bin/busybox}
+lister=${BUSYBOX_LIST:-$busybox}
 epoch=${SOURCE_DATE_EPOCH:-0}
 
-if ! "$busybox" --list >/dev/null 2>&1; then
-  echo "make-busybox-image.sh: $busybox is not busybox; install it: apt-get install busybox-static" >&2
+if ! "$lister" --list >/dev/null 2>&1; then
+  echo "make-busybox-image.sh: $lister is not busybox (or cannot run here); install it: apt-get install busybox-static" >&2
   exit 1
 fi
 # (No `grep -q` / `head` in pipelines: with pipefail, a reader that exits early can fail
@@ -31,7 +35,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,home/kiln,tmp,var,dev,proc,sys}
 install -m 0755 "$busybox" "$root/bin/busybox"
-"$busybox" --list-full | LC_ALL=C sort | while read -r applet; do
+"$lister" --list-full | LC_ALL=C sort | while read -r applet; do
   [ "$applet" = bin/busybox ] && continue
   dir=$(dirname "$applet")
   mkdir -p "$root/$dir"
@@ -68,7 +72,7 @@ mv "$work/layer.tar" "$work/archive/blobs/sha256/$layer_hex"
 
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-version=$("$busybox" 2>&1 | sed -n -e '1s/^BusyBox \(v[^ ]*\).*/\1/p')
+version=$("$lister" 2>&1 | sed -n -e '1s/^BusyBox \(v[^ ]*\).*/\1/p')
 printf '{"architecture":"%s","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"created":"%s","history":[{"created":"%s","created_by":"kiln scripts/make-busybox-image.sh (busybox-static %s)"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
   "$arch" "$created" "$created" "$version" "$layer_hex" >"$work/config.json"
 config_hex=$(sha256sum "$work/config.json" | cut -d' ' -f1)
