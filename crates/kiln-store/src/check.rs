@@ -36,6 +36,14 @@ pub enum Problem {
         /// What is wrong.
         reason: String,
     },
+    /// An image index whose blob is missing or corrupt, or disagrees with its recorded
+    /// images, or that lists a broken image.
+    BrokenIndex {
+        /// The index digest.
+        index: Digest,
+        /// What is wrong.
+        reason: String,
+    },
     /// A snapshot row whose directory is missing.
     MissingSnapshotDir {
         /// The snapshot key.
@@ -74,6 +82,7 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::BrokenImage { image, reason } => write!(f, "image {image}: {reason}"),
+            Problem::BrokenIndex { index, reason } => write!(f, "image index {index}: {reason}"),
             Problem::MissingSnapshotDir { key } => {
                 write!(f, "snapshot {key}: directory is missing")
             }
@@ -105,6 +114,9 @@ impl Problem {
             Problem::StrayFile(_) => "deletes the file",
             Problem::BrokenImage { .. } => {
                 "removes the image and its tags (load or build it again)"
+            }
+            Problem::BrokenIndex { .. } => {
+                "removes the index and its tags; its intact images stay (load, pull or build it again)"
             }
             Problem::MissingSnapshotDir { .. } => {
                 "forgets the snapshot, the snapshots built on it and the build-cache records that use them (the next build makes them again)"
@@ -147,6 +159,7 @@ impl CheckReport {
 struct Findings {
     problems: Vec<Problem>,
     bad_images: BTreeSet<Digest>,
+    bad_indexes: BTreeSet<Digest>,
     corrupt_blobs: Vec<Digest>,
     stray: Vec<String>,
     missing_snapshots: Vec<String>,
@@ -250,6 +263,7 @@ impl Store {
             let mut f = Findings {
                 problems: Vec::new(),
                 bad_images: BTreeSet::new(),
+                bad_indexes: BTreeSet::new(),
                 corrupt_blobs: Vec::new(),
                 stray: Vec::new(),
                 missing_snapshots: Vec::new(),
@@ -275,6 +289,18 @@ impl Store {
                     f.bad_images.insert(img.id);
                     later.push(Problem::BrokenImage {
                         image: img.id,
+                        reason,
+                    });
+                }
+            }
+            for digest in crate::gc::all_indexes(tx)? {
+                referenced.insert(digest);
+                if let Some(reason) =
+                    self.index_problem(tx, &digest, &f.bad_images, &mut verified)?
+                {
+                    f.bad_indexes.insert(digest);
+                    later.push(Problem::BrokenIndex {
+                        index: digest,
                         reason,
                     });
                 }
@@ -363,6 +389,57 @@ impl Store {
             self.sync_index()?;
         }
         Ok(report)
+    }
+
+    /// Why an image index is broken, if it is.
+    fn index_problem(
+        &self,
+        tx: &Transaction<'_>,
+        digest: &Digest,
+        bad_images: &BTreeSet<Digest>,
+        verified: &mut Verified,
+    ) -> Result<Option<String>> {
+        if !verified.ok(digest) {
+            return Ok(Some(format!("index blob {digest} is missing or corrupt")));
+        }
+        let Some(index) = crate::image_index::load_index(tx, digest)? else {
+            return Ok(None);
+        };
+        if let Some(e) = index
+            .entries
+            .iter()
+            .find(|e| bad_images.contains(&e.image.id))
+        {
+            return Ok(Some(format!(
+                "its {} image {} is broken",
+                e.platform, e.image.id
+            )));
+        }
+        let doc: serde_json::Value = match self
+            .read_blob(digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(v) => v,
+            None => return Ok(Some("index blob is not JSON".into())),
+        };
+        let listed: Vec<&str> = doc["manifests"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["digest"].as_str()).collect())
+            .unwrap_or_default();
+        let recorded: Vec<String> = index
+            .entries
+            .iter()
+            .map(|e| e.image.manifest_digest.to_string())
+            .collect();
+        if listed != recorded {
+            return Ok(Some(format!(
+                "the blob lists {} manifests, metadata records {} different ones",
+                listed.len(),
+                recorded.len()
+            )));
+        }
+        Ok(None)
     }
 
     /// Why an image is broken, if it is.
@@ -511,6 +588,12 @@ impl Store {
             remove_any(&dir.join(s))?;
         }
         tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        for d in &f.bad_indexes {
+            let d = d.to_string();
+            tx.execute("DELETE FROM tags WHERE index_digest = ?1", [&d])?;
+            tx.execute("DELETE FROM index_entries WHERE index_digest = ?1", [&d])?;
+            tx.execute("DELETE FROM image_indexes WHERE digest = ?1", [&d])?;
+        }
         for id in &f.bad_images {
             let id = id.to_string();
             tx.execute("DELETE FROM containers WHERE image_id = ?1", [&id])?;

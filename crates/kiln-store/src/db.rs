@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -247,6 +247,30 @@ CREATE TABLE layer_files (               -- a cache: rebuilt from the blob when 
     r#"
 ALTER TABLE build_record_stages ADD COLUMN base_stage INTEGER;   -- FROM another stage
 ALTER TABLE build_record_stages ADD COLUMN uses TEXT NOT NULL DEFAULT ''; -- COPY --from, RUN --mount from: stage indexes, comma-separated
+"#,
+    // 10 (issue 11, multi-platform images): an image index is a record of its own, listing
+    // one image per platform; a tag may point at one (`tags.index_digest`), its `image_id` then
+    // holding the entry for the host's platform (or the first entry), so every caller that
+    // resolves a tag to one image keeps working. `images.variant` is the config's `variant`
+    // (NULL for rows from before, and for images without one). See `image_index.rs`.
+    r#"
+ALTER TABLE images ADD COLUMN variant TEXT;
+CREATE TABLE image_indexes (
+    digest TEXT PRIMARY KEY,             -- the index blob, "sha256:<hex>"
+    media_type TEXT NOT NULL,            -- OCI image index or Docker manifest list
+    size INTEGER NOT NULL,               -- of the blob
+    added INTEGER NOT NULL               -- unix seconds
+);
+CREATE TABLE index_entries (
+    index_digest TEXT NOT NULL REFERENCES image_indexes(digest) ON DELETE CASCADE,
+    position INTEGER NOT NULL,           -- order of the index's manifests
+    image_id TEXT NOT NULL REFERENCES images(id),
+    platform TEXT NOT NULL,              -- os/arch[/variant], normalized
+    PRIMARY KEY (index_digest, position)
+);
+CREATE INDEX index_entries_image ON index_entries(image_id);
+ALTER TABLE tags ADD COLUMN index_digest TEXT REFERENCES image_indexes(digest);
+CREATE INDEX tags_index ON tags(index_digest);
 "#,
 ];
 

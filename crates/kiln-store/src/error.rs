@@ -81,6 +81,29 @@ pub enum Error {
     /// claim a content digest the image does not have.
     #[error("{}", crate::DIGEST_TAG_REFUSED)]
     DigestTag(String),
+    /// An image index has no image for the platform asked for (docker's words).
+    #[error(
+        "no matching manifest for {wanted} in the manifest list entries (it has: {})",
+        crate::error::platform_list(available)
+    )]
+    NoMatchingManifest {
+        /// The platform asked for.
+        wanted: kiln_image::Platform,
+        /// The platforms the index has.
+        available: Vec<kiln_image::Platform>,
+    },
+    /// A single-platform image is not for the platform asked for (docker 24's words).
+    #[error(
+        "image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+    )]
+    PlatformMismatch {
+        /// The name given.
+        reference: String,
+        /// The platform asked for.
+        wanted: kiln_image::Platform,
+        /// The image's platform.
+        actual: kiln_image::Platform,
+    },
     /// A short ID prefix matches several images.
     #[error("image ID prefix {prefix:?} is ambiguous: it matches {count} images")]
     AmbiguousImage {
@@ -148,6 +171,13 @@ pub enum Error {
         /// The store's temp directory.
         tmp: PathBuf,
     },
+}
+
+pub(crate) fn platform_list(p: &[kiln_image::Platform]) -> String {
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Result` with the store's [`Error`].

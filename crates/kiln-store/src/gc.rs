@@ -14,7 +14,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use crate::Digest;
 use crate::Store;
 use crate::error::{Error, IoContext, Result};
-use crate::image::{ImageRecord, load_images, parse_digest};
+use crate::image::{ImageRecord, Named, load_images, parse_digest};
+use crate::image_index::{indexes_using, load_index};
 use crate::lease::remove_dead_leases;
 use crate::refs::blob_is_live;
 use crate::trash::{Moved, Trash};
@@ -253,6 +254,9 @@ impl Store {
     }
 
     fn remove_image_once(&self, name: &str, force: bool) -> Result<(Vec<RemoveEvent>, u64)> {
+        if let Named::Index(digest) = self.resolve_name(name)? {
+            return self.remove_index_once(name, &digest, force);
+        }
         let image = self.resolve_image(name)?;
         let by_reference = crate::reference::normalize(name)
             .ok()
@@ -278,7 +282,11 @@ impl Store {
                 }
                 tx.execute("DELETE FROM tags WHERE reference = ?1", [full])?;
                 events.push(RemoveEvent::Untagged(full.clone()));
-                if current.tags.len() == 1 && users.is_empty() && !has_children(tx, &current.id)? {
+                if current.tags.len() == 1
+                    && users.is_empty()
+                    && !has_children(tx, &current.id)?
+                    && indexes_using(tx, &current.id)?.is_empty()
+                {
                     events.extend(self.delete_image_tx(tx, &current, sweep)?);
                 }
                 return Ok(events);
@@ -289,6 +297,21 @@ impl Store {
                     short(&current.id),
                     &cid[..cid.len().min(12)]
                 )));
+            }
+            let indexes = indexes_using(tx, &current.id)?;
+            if let Some(index) = indexes.first() {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "unable to delete {} (must be forced) - image is a platform of image index {}",
+                        short(&current.id),
+                        short(index)
+                    )));
+                }
+                // Forced: the indexes that list it go first (an index never names a missing
+                // image); their other images stay, untagged unless tagged themselves.
+                for index in &indexes {
+                    events.extend(self.delete_index_tx(tx, index, sweep)?);
+                }
             }
             if has_children(tx, &current.id)? {
                 if !force {
@@ -337,6 +360,124 @@ impl Store {
             let _ = self.sync_index();
         }
         Ok((events, reclaimed))
+    }
+
+    /// `rmi` of an image index (`name` is one of its tags, or its digest): docker 25's
+    /// containerd store. A tag is removed; the index goes with its last tag, and with it each
+    /// of its images that nothing else keeps (a tag of its own, a container, another index, a
+    /// child image). By digest, every tag goes (`force` when there are several).
+    fn remove_index_once(
+        &self,
+        name: &str,
+        digest: &Digest,
+        force: bool,
+    ) -> Result<(Vec<RemoveEvent>, u64)> {
+        let by_reference = crate::reference::normalize(name)
+            .ok()
+            .filter(|_| !looks_like_id(name, digest));
+        let (events, reclaimed) = self.write_sweep(|tx, sweep| {
+            let Some(index) = load_index(tx, digest)? else {
+                return Err(Error::ImageNotFound(name.to_string()));
+            };
+            let mut users = Vec::new();
+            for e in &index.entries {
+                for (cid, state) in container_users(tx, &e.image.id)? {
+                    users.push((cid, state, e.image.id));
+                }
+            }
+            let mut events = Vec::new();
+            let tags: Vec<String> = match &by_reference {
+                Some(full) if index.tags.contains(full) => {
+                    if let Some((cid, _, image)) = users.first()
+                        && !force
+                    {
+                        return Err(Error::Conflict(format!(
+                            "unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                            &cid[..cid.len().min(12)],
+                            short(image)
+                        )));
+                    }
+                    vec![full.clone()]
+                }
+                Some(_) => return Err(Error::ImageNotFound(name.to_string())),
+                None => {
+                    if let Some((cid, state, _)) = users.iter().find(|(_, s, _)| s == "running") {
+                        return Err(Error::Conflict(format!(
+                            "unable to delete {} (cannot be forced) - image is being used by {state} container {}",
+                            short(digest),
+                            &cid[..cid.len().min(12)]
+                        )));
+                    }
+                    if index.tags.len() > 1 && !force {
+                        return Err(Error::Conflict(format!(
+                            "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                            short(digest)
+                        )));
+                    }
+                    if let Some((cid, _, _)) = users.first()
+                        && !force
+                    {
+                        return Err(Error::Conflict(format!(
+                            "unable to delete {} (must be forced) - image is being used by stopped container {}",
+                            short(digest),
+                            &cid[..cid.len().min(12)]
+                        )));
+                    }
+                    index.tags.clone()
+                }
+            };
+            for t in &tags {
+                tx.execute("DELETE FROM tags WHERE reference = ?1", [t])?;
+                events.push(RemoveEvent::Untagged(t.clone()));
+            }
+            if index.tags.len() > tags.len() {
+                return Ok(events);
+            }
+            events.extend(self.delete_index_tx(tx, digest, sweep)?);
+            for e in &index.entries {
+                let Some(image) = load_images(tx, Some(&e.image.id))?.pop() else {
+                    continue;
+                };
+                if image.tags.is_empty()
+                    && container_users(tx, &image.id)?.is_empty()
+                    && indexes_using(tx, &image.id)?.is_empty()
+                    && !has_children(tx, &image.id)?
+                {
+                    events.extend(self.delete_image_tx(tx, &image, sweep)?);
+                }
+            }
+            Ok(events)
+        })?;
+        if events.iter().any(|e| matches!(e, RemoveEvent::Untagged(_))) {
+            let _ = self.sync_index();
+        }
+        Ok((events, reclaimed))
+    }
+
+    /// Deletes an index row (its tags and entries with it) and its blob; its images stay.
+    /// Returns `Untagged` for each tag it still had, then `Deleted` for the index.
+    fn delete_index_tx(
+        &self,
+        tx: &Transaction<'_>,
+        digest: &Digest,
+        sweep: &mut Sweep,
+    ) -> Result<Vec<RemoveEvent>> {
+        let key = digest.to_string();
+        let mut events = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT reference FROM tags WHERE index_digest = ?1 ORDER BY reference")?;
+            let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                events.push(RemoveEvent::Untagged(r?));
+            }
+        }
+        tx.execute("DELETE FROM tags WHERE index_digest = ?1", [&key])?;
+        tx.execute("DELETE FROM index_entries WHERE index_digest = ?1", [&key])?;
+        tx.execute("DELETE FROM image_indexes WHERE digest = ?1", [&key])?;
+        self.sweep_blobs(tx, sweep, Some(&[*digest]))?;
+        events.push(RemoveEvent::Deleted(*digest));
+        Ok(events)
     }
 
     /// Deletes an untagged image row and the content only it used. Returns the `Deleted`
@@ -422,12 +563,33 @@ impl Store {
         sweep: &mut Sweep,
     ) -> Result<Vec<RemoveEvent>> {
         let mut events = Vec::new();
-        // Deleting a leaf can turn its parent into a prunable leaf; repeat until stable.
+        // Deleting a leaf can turn its parent into a prunable leaf, and deleting an index
+        // frees its images; repeat until stable.
         loop {
-            let images = load_images(tx, None)?;
             let mut removed_any = false;
+            for digest in all_indexes(tx)? {
+                let Some(index) = load_index(tx, &digest)? else {
+                    continue;
+                };
+                if scope == PruneScope::Dangling && !index.tags.is_empty() {
+                    continue;
+                }
+                let mut in_use = false;
+                for e in &index.entries {
+                    in_use |= !container_users(tx, &e.image.id)?.is_empty();
+                }
+                if in_use {
+                    continue;
+                }
+                events.extend(self.delete_index_tx(tx, &digest, sweep)?);
+                removed_any = true;
+            }
+            let images = load_images(tx, None)?;
             for img in images {
-                if !container_users(tx, &img.id)?.is_empty() || has_children(tx, &img.id)? {
+                if !container_users(tx, &img.id)?.is_empty()
+                    || has_children(tx, &img.id)?
+                    || !indexes_using(tx, &img.id)?.is_empty()
+                {
                     continue;
                 }
                 if scope == PruneScope::Dangling && !img.tags.is_empty() {
@@ -557,6 +719,16 @@ fn looks_like_id(name: &str, id: &Digest) -> bool {
     let bare = name.strip_prefix("sha256:").unwrap_or(name);
     name.starts_with("sha256:")
         || (!bare.is_empty() && id.hex().starts_with(bare) && bare.len() == 64)
+}
+
+pub(crate) fn all_indexes(tx: &Transaction<'_>) -> Result<Vec<Digest>> {
+    let mut stmt = tx.prepare("SELECT digest FROM image_indexes ORDER BY digest")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(parse_digest(&r?)?);
+    }
+    Ok(out)
 }
 
 fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, String)>> {

@@ -26,11 +26,16 @@ pub struct ImageRecord {
     pub architecture: String,
     /// Config `os`.
     pub os: String,
+    /// Config `variant` (`v7` for `linux/arm/v7`), when it has one and the store knows it
+    /// (rows recorded before schema 10 do not).
+    pub variant: Option<String>,
     /// The image it was built on, when the builder recorded it.
     pub parent: Option<Digest>,
     /// When it entered this store, unix seconds.
     pub added: i64,
-    /// Full references (`docker.io/library/busybox:latest`) that point at it, sorted.
+    /// Full references (`docker.io/library/busybox:latest`) that point at it, sorted. A tag
+    /// that points at an image index is not here even when this image is the index's entry
+    /// for the host (see [`crate::IndexRecord`]).
     pub tags: Vec<String>,
     /// When a tag was last pointed at it, unix seconds.
     pub last_tagged: Option<i64>,
@@ -72,12 +77,21 @@ pub struct NewImage {
     pub parent: Option<Digest>,
 }
 
+/// What a name resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Named {
+    /// An image, by ID.
+    Image(Digest),
+    /// An image index, by digest.
+    Index(Digest),
+}
+
 /// What happened to a tag when it was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagChange {
     /// The full reference.
     pub reference: String,
-    /// The image it pointed at before, if another one.
+    /// The image (or image index) it pointed at before, if another one.
     pub previous: Option<Digest>,
 }
 
@@ -100,8 +114,14 @@ pub(crate) fn parse_digest(s: &str) -> rusqlite::Result<Digest> {
     })
 }
 
-const IMAGE_COLUMNS: &str =
-    "id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added";
+const IMAGE_COLUMNS: &str = "id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added, variant";
+
+impl ImageRecord {
+    /// The platform its config declares, normalized.
+    pub fn platform(&self) -> kiln_image::Platform {
+        kiln_image::Platform::new(&self.os, &self.architecture, self.variant.as_deref())
+    }
+}
 
 fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
     Ok(ImageRecord {
@@ -117,6 +137,7 @@ fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
             .map(|p| parse_digest(&p))
             .transpose()?,
         added: r.get(8)?,
+        variant: r.get(9)?,
         tags: Vec::new(),
         last_tagged: None,
     })
@@ -142,7 +163,7 @@ pub(crate) fn load_images(
     let mut tags: BTreeMap<String, (Vec<String>, i64)> = BTreeMap::new();
     {
         let mut stmt =
-            tx.prepare("SELECT reference, image_id, updated FROM tags ORDER BY reference")?;
+            tx.prepare("SELECT reference, image_id, updated FROM tags WHERE index_digest IS NULL ORDER BY reference")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -189,9 +210,10 @@ pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Res
     if reference.contains('@') {
         return Err(Error::DigestTag(reference.to_string()));
     }
+    // What it named before: an index (by its digest) or an image.
     let previous: Option<String> = db::query_row(
         tx,
-        "SELECT image_id FROM tags WHERE reference = ?1",
+        "SELECT COALESCE(index_digest, image_id) FROM tags WHERE reference = ?1",
         [reference],
         |r| r.get(0),
     )
@@ -200,8 +222,9 @@ pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Res
     if previous.as_deref() != Some(id.to_string().as_str()) {
         db::exec(
             tx,
-            "INSERT INTO tags (reference, image_id, updated) VALUES (?1, ?2, ?3)
-             ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated",
+            "INSERT INTO tags (reference, image_id, updated, index_digest) VALUES (?1, ?2, ?3, NULL)
+             ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id,
+                 updated = excluded.updated, index_digest = NULL",
             params![reference, id.to_string(), now()],
         )?;
     }
@@ -229,6 +252,18 @@ impl Store {
         let chains = chain_ids(&diff_ids);
         let size: u64 = image.layers.iter().map(|l| l.uncompressed_size).sum();
         let id = image.config_digest;
+        // The config's variant, which NewImage does not carry; read only for a new image.
+        let variant_of = || -> Result<Option<String>> {
+            let bytes = self.read_blob(&id)?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+                what: format!("config {id}"),
+                source: e,
+            })?;
+            Ok(v.get("variant")
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string))
+        };
         let (record, changes) = self.write(|tx| {
             for d in &needed {
                 if !self.has_blob(d) {
@@ -242,9 +277,10 @@ impl Store {
                 .optional()?
                 .is_some();
             if !exists {
+                let variant = variant_of()?;
                 db::exec(tx,
-                    "INSERT INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, parent, added, variant)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         id.to_string(),
                         image.manifest_digest.to_string(),
@@ -255,6 +291,7 @@ impl Store {
                         image.os,
                         image.parent.map(|p| p.to_string()),
                         now(),
+                        variant,
                     ],
                 )?;
                 for (pos, (layer, chain)) in image.layers.iter().zip(&chains).enumerate() {
@@ -321,29 +358,75 @@ impl Store {
 
     /// Finds an image the way docker does: a full ID (`sha256:<hex>` or `<hex>`), a
     /// reference (`busybox` = `docker.io/library/busybox:latest`), or a unique ID prefix.
+    /// A name of an image index (a tag pointing at one, or its digest) gives the index's
+    /// image for the host platform, or its first one when the host is not in it; see
+    /// [`Store::resolve_platform`] to choose another platform.
     pub fn resolve_image(&self, name: &str) -> Result<ImageRecord> {
+        match self.resolve_name(name)? {
+            Named::Image(id) => self
+                .image(&id)?
+                .ok_or_else(|| Error::ImageNotFound(name.to_string())),
+            Named::Index(d) => {
+                let index = self
+                    .index(&d)?
+                    .ok_or_else(|| Error::ImageNotFound(name.to_string()))?;
+                let entry = index
+                    .pick(&kiln_image::Platform::host())
+                    .or_else(|| index.entries.first())
+                    .ok_or_else(|| Error::ImageNotFound(name.to_string()))?;
+                Ok(entry.image.clone())
+            }
+        }
+    }
+
+    /// What `name` names: an image or an image index (by tag, full digest or unique prefix).
+    pub(crate) fn resolve_name(&self, name: &str) -> Result<Named> {
         let not_found = || Error::ImageNotFound(name.to_string());
         let bare = name.strip_prefix("sha256:").unwrap_or(name);
         let is_hex =
             !bare.is_empty() && bare.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if is_hex && bare.len() == 64 {
             let id = Digest::from_hex(bare).map_err(|_| not_found())?;
-            return self.image(&id)?.ok_or_else(not_found);
+            let key = id.to_string();
+            let found = self.read(|tx| {
+                if db::query_row(tx, "SELECT 1 FROM images WHERE id = ?1", [&key], |_| Ok(()))
+                    .optional()?
+                    .is_some()
+                {
+                    return Ok(Some(Named::Image(id)));
+                }
+                Ok(db::query_row(
+                    tx,
+                    "SELECT 1 FROM image_indexes WHERE digest = ?1",
+                    [&key],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .map(|_| Named::Index(id)))
+            })?;
+            return found.ok_or_else(not_found);
         }
         if !name.starts_with("sha256:") {
             if let Ok(full) = crate::reference::normalize(name) {
-                let found: Option<String> = self.read(|tx| {
+                let found: Option<(String, Option<String>)> = self.read(|tx| {
                     Ok(db::query_row(
                         tx,
-                        "SELECT image_id FROM tags WHERE reference = ?1",
+                        "SELECT image_id, index_digest FROM tags WHERE reference = ?1",
                         [&full],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?)
                 })?;
-                if let Some(id) = found {
-                    let id = Digest::parse(&id).map_err(|_| not_found())?;
-                    return self.image(&id)?.ok_or_else(not_found);
+                match found {
+                    Some((_, Some(index))) => {
+                        return Ok(Named::Index(
+                            Digest::parse(&index).map_err(|_| not_found())?,
+                        ));
+                    }
+                    Some((id, None)) => {
+                        return Ok(Named::Image(Digest::parse(&id).map_err(|_| not_found())?));
+                    }
+                    None => {}
                 }
             } else if !is_hex {
                 return Err(crate::reference::normalize(name).unwrap_err());
@@ -351,21 +434,28 @@ impl Store {
         }
         if is_hex {
             let pattern = format!("sha256:{bare}%");
-            let ids: Vec<String> = self.read(|tx| {
-                let mut stmt = tx.prepare("SELECT id FROM images WHERE id LIKE ?1")?;
-                let rows = stmt.query_map([pattern], |r| r.get(0))?;
+            let found: Vec<(String, bool)> = self.read(|tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT id, 0 FROM images WHERE id LIKE ?1
+                     UNION ALL SELECT digest, 1 FROM image_indexes WHERE digest LIKE ?1",
+                )?;
+                let rows = stmt.query_map([pattern], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })?;
-            match ids.len() {
-                0 => {}
-                1 => {
-                    let id = Digest::parse(&ids[0]).map_err(|_| not_found())?;
-                    return self.image(&id)?.ok_or_else(not_found);
+            match found.as_slice() {
+                [] => {}
+                [(d, is_index)] => {
+                    let d = Digest::parse(d).map_err(|_| not_found())?;
+                    return Ok(if *is_index {
+                        Named::Index(d)
+                    } else {
+                        Named::Image(d)
+                    });
                 }
-                n => {
+                more => {
                     return Err(Error::AmbiguousImage {
                         prefix: name.to_string(),
-                        count: n,
+                        count: more.len(),
                     });
                 }
             }

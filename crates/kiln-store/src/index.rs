@@ -1,5 +1,6 @@
 //! `index.json`: the store root is also an OCI image layout listing every tagged image,
-//! so OCI tools (`skopeo inspect oci:ROOT:REF`, `umoci`) can read it. The database is the
+//! so OCI tools (`skopeo inspect oci:ROOT:REF`, `umoci`) can read it; a tag that names an image
+//! index lists the index. The database is the
 //! source of truth; the file is regenerated after each tag change under an exclusive file
 //! lock, reading the database after taking it, so the last writer always writes the newest
 //! state. A crash before regeneration leaves it stale until the next tag change or
@@ -18,8 +19,11 @@ impl Store {
     pub(crate) fn render_index(&self) -> Result<Vec<u8>> {
         let rows: Vec<(String, String, String)> = self.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT t.reference, i.manifest_digest, i.manifest_media_type
-                 FROM tags t JOIN images i ON i.id = t.image_id ORDER BY t.reference",
+                "SELECT t.reference, COALESCE(x.digest, i.manifest_digest),
+                        COALESCE(x.media_type, i.manifest_media_type)
+                 FROM tags t JOIN images i ON i.id = t.image_id
+                 LEFT JOIN image_indexes x ON x.digest = t.index_digest
+                 ORDER BY t.reference",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -3,10 +3,11 @@
 
 use rusqlite::{OptionalExtension, Transaction};
 
-/// Does an image, layer row, cache record or lease reference blob `digest`?
+/// Does an image, image index, layer row, cache record or lease reference blob `digest`?
 pub(crate) fn blob_is_live(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
     tx.query_row(
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)
+            OR EXISTS (SELECT 1 FROM image_indexes WHERE digest = ?1)
             OR EXISTS (SELECT 1 FROM image_layers WHERE blob_digest = ?1)
             OR EXISTS (SELECT 1 FROM cache_refs WHERE kind = 'blob' AND target = ?1)
             OR EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND target = ?1)",
