@@ -87,7 +87,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         return Err(BuildError::Cancelled);
     }
     let t = std::time::Instant::now();
-    let index: Digest = { let _ = &entries; unimplemented!("P1") };
+    let index = b.store.put_index(&entries)?;
     let mut tags = Vec::new();
     for t in &b.opts.tags {
         let name = kiln_image::ImageRef::parse(t)
@@ -97,7 +97,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
                 name: t.clone(),
                 source,
             })?;
-        let _ = (&index, &name);
+        b.store.tag_index(&index, &name)?;
         tags.push(name);
     }
     b.events.send(Event::Export {
