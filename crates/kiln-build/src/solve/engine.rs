@@ -83,24 +83,21 @@ fn named_contexts(
 }
 
 impl StoreImages<'_> {
-    /// The store's image `target` names for `want`: None when it has none (or, for a single
-    /// image, one of another platform: the fetcher may pull the right one).
+    /// The store's image `target` names for `want` (from an index, the entry for `want`):
+    /// None when it has none, or only other platforms' (the fetcher may pull the right one).
     fn lookup(&self, target: &str, want: &kiln_image::Platform) -> Result<Option<ImageRecord>> {
-        match self.store.resolve_image(target) {
-            Ok(rec) if record_matches(&rec, want) => Ok(Some(rec)),
-            Ok(_) | Err(kiln_store::Error::ImageNotFound { .. }) => Ok(None),
+        use kiln_store::Error as E;
+        match self.store.resolve_platform(target, want) {
+            Ok(rec) => Ok(Some(rec)),
+            // An image whose config names no platform is taken as it is.
+            Err(E::PlatformMismatch { .. }) => match self.store.resolve_image(target) {
+                Ok(rec) if rec.architecture.is_empty() || rec.os.is_empty() => Ok(Some(rec)),
+                _ => Ok(None),
+            },
+            Err(E::NoMatchingManifest { .. } | E::ImageNotFound { .. }) => Ok(None),
             Err(other) => Err(BuildError::Store(other)),
         }
     }
-}
-
-/// Whether an image record is for `want` (an image that does not say is taken as it is).
-fn record_matches(rec: &ImageRecord, want: &kiln_image::Platform) -> bool {
-    if rec.architecture.is_empty() || rec.os.is_empty() {
-        return true;
-    }
-    // The record does not keep the variant: any variant of the architecture matches.
-    kiln_image::Platform::new(&rec.os, &rec.architecture, None).matches(want)
 }
 
 impl ImageSource for StoreImages<'_> {
@@ -130,13 +127,15 @@ impl ImageSource for StoreImages<'_> {
             },
         };
         if found.is_none()
-            && let Ok(other) = self.store.resolve_image(target)
+            && let Err(
+                e @ (kiln_store::Error::PlatformMismatch { .. }
+                | kiln_store::Error::NoMatchingManifest { .. }),
+            ) = self.store.resolve_platform(target, platform)
         {
             return Err(BuildError::MissingImage {
                 reference: reference.to_string(),
                 hint: format!(
-                    "the store's {reference} is for {}, not {platform}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}",
-                    kiln_image::Platform::new(&other.os, &other.architecture, None)
+                    "{e}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
                 ),
             });
         }
