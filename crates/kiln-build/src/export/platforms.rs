@@ -62,10 +62,14 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         let mut outputs = Vec::new();
         for o in &b.opts.outputs {
             match o {
-                Output::Local(dir) => outputs.push(Output::Local(dir.join(dir_name(&variant.platform)))),
+                Output::Local(dir) => {
+                    outputs.push(Output::Local(dir.join(dir_name(&variant.platform))))
+                }
                 Output::Tar(_) => {
                     let tree = tar_tree.as_ref().expect("made above");
-                    outputs.push(Output::Local(tree.0.as_path().join(dir_name(&variant.platform))));
+                    outputs.push(Output::Local(
+                        tree.0.as_path().join(dir_name(&variant.platform)),
+                    ));
                 }
                 _ => {}
             }
@@ -78,9 +82,8 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
             outputs: &outputs,
         };
         let out = export_target(b, results, &target)?;
-        let id = Digest::parse(&out.image_id).map_err(|e| {
-            BuildError::plan(format!("image ID {}: {e}", out.image_id))
-        })?;
+        let id = Digest::parse(&out.image_id)
+            .map_err(|e| BuildError::plan(format!("image ID {}: {e}", out.image_id)))?;
         entries.push((variant.platform.clone(), id));
     }
     if b.cancel.load(Ordering::SeqCst) {
@@ -218,8 +221,7 @@ fn write_oci_index_archive(b: &Build<'_>, index: &Digest, a: &ArchiveOutput) -> 
         });
         let mut tar = tar::Builder::new(w);
         let mut seen = std::collections::BTreeSet::new();
-        append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(werr)?;
+        append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(werr)?;
         append_bytes(&mut tar, "index.json", &top).map_err(werr)?;
         for d in blobs {
             if !seen.insert(d) {
@@ -248,7 +250,11 @@ fn tar_header(size: u64) -> tar::Header {
     h
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let mut h = tar_header(bytes.len() as u64);
     tar.append_data(&mut h, name, bytes)
 }
@@ -277,5 +283,6 @@ fn write_tree_tar(b: &Build<'_>, tree: &Path, file: &PathBuf) -> Result<()> {
         let mut w = tar.into_inner().map_err(werr)?;
         w.flush().map_err(werr)?;
     }
-    out.commit().map_err(|e| BuildError::io("renaming into", file, e))
+    out.commit()
+        .map_err(|e| BuildError::io("renaming into", file, e))
 }

@@ -418,7 +418,7 @@ mod tests {
 
     struct Images;
     impl ImageSource for Images {
-        fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        fn resolve(&self, reference: &str, _: &kiln_image::Platform) -> Result<ResolvedImage> {
             Ok(ResolvedImage {
                 reference: reference.to_string(),
                 id: KeyBuilder::new("test-image")

@@ -390,7 +390,10 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
             for &si in level {
                 if let Some(ps) = p.shared.get(&si) {
                     p.stages.insert(si, ps.clone());
-                    let at = p.all_stages.iter().position(|s| s.first_step == ps.first_step);
+                    let at = p
+                        .all_stages
+                        .iter()
+                        .position(|s| s.first_step == ps.first_step);
                     map.insert(si, at.expect("a shared stage is planned"));
                     continue;
                 }
@@ -431,7 +434,10 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         }
     }
     let mut all: Vec<Option<PlannedStage>> = p.all_stages.into_iter().map(Some).collect();
-    let stages = order.iter().map(|&i| all[i].take().expect("once")).collect();
+    let stages = order
+        .iter()
+        .map(|&i| all[i].take().expect("once"))
+        .collect();
     let plan = Plan {
         steps: p.plan_steps,
         stages,
@@ -666,7 +672,9 @@ impl Planner<'_> {
                     file: self.df.file.clone(),
                     span: node.span,
                     message: format!("FROM --platform={p}: {m}"),
-                    hint: Some("use linux/ARCH[/VARIANT], $BUILDPLATFORM or $TARGETPLATFORM".into()),
+                    hint: Some(
+                        "use linux/ARCH[/VARIANT], $BUILDPLATFORM or $TARGETPLATFORM".into(),
+                    ),
                 })
             })?;
             return Ok((parsed, !from_reads_target));

@@ -94,7 +94,9 @@ mod tests {
         assert_eq!(s, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
         assert!(parse_platform_list("linux/arm64,linux/arm64/v8").is_err());
         assert!(parse_platform_list("linux/amd64,").is_err());
-        let e = parse_platform_list("windows/amd64").unwrap_err().to_string();
+        let e = parse_platform_list("windows/amd64")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Linux images only"), "{e}");
     }
 

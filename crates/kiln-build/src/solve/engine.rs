@@ -328,7 +328,8 @@ fn check_emulation(plan: &plan::Plan) -> Result<()> {
             continue;
         }
         let p = r.platform.to_string();
-        if let Some(message) = kiln_runtime::binfmt::unsupported_message(&p, &r.platform.architecture)
+        if let Some(message) =
+            kiln_runtime::binfmt::unsupported_message(&p, &r.platform.architecture)
         {
             return Err(BuildError::NoEmulator {
                 stage: format!(
