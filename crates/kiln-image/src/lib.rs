@@ -19,7 +19,7 @@ pub mod platform;
 pub mod reference;
 
 pub use archive::{
-    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveLayer, ArchiveManifest, ArchiveReader,
+    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest, ArchiveReader,
     BlobSource, ExportImage, open_archive, write_docker_archive, write_oci_archive,
     write_oci_layout,
 };

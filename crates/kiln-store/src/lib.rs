@@ -75,7 +75,7 @@ pub use image::{ImageRecord, LayerRecord, NewImage, TagChange, chain_ids};
 pub use image_index::{IndexEntry, IndexRecord};
 pub use kiln_image::{Digest, ImageRef, Platform};
 pub use lease::{Lease, RefKind};
-pub use load::LoadedImage;
+pub use load::{Loaded, LoadedImage, LoadedIndex};
 pub use registry::WireLayer;
 pub use save::SaveFormat;
 pub use snapshot::{Settled, SnapshotInfo};

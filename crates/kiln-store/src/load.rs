@@ -5,6 +5,12 @@
 //! tar whose digest is the config's diff ID. Only then is the blob renamed in. The image is
 //! recorded (with its tags) in one transaction at the end, so a failure or a kill at any
 //! point leaves no partial image; blobs committed before a failure are collected at once.
+//!
+//! Multi-platform archives (an OCI archive or layout whose `index.json` names an image index
+//! listing more than one image) load every platform: each image is recorded untagged, then
+//! the index (its exact bytes when every descriptor it lists is an image the store keeps, so
+//! its digest stays the archive's; otherwise a new index over the images), and the index's
+//! names are tagged to it. An index listing one image loads as that image, as before.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -12,7 +18,7 @@ use std::path::Path;
 use kiln_image::archive::ArchiveImage;
 use kiln_image::compression::{self, Compression};
 use kiln_image::manifest::{DescriptorOut, build_manifest};
-use kiln_image::{ArchiveLayer, ContentMismatch, Hasher, Platform, open_archive};
+use kiln_image::{ArchiveIndex, ArchiveLayer, ContentMismatch, Digest, Hasher, Platform, open_archive};
 
 use crate::Store;
 use crate::blob::BlobWriter;
@@ -28,6 +34,26 @@ pub struct LoadedImage {
     pub image: ImageRecord,
     /// The tags the archive gave it, and the images they pointed at before.
     pub tags: Vec<TagChange>,
+}
+
+/// One image index a load recorded.
+#[derive(Debug, Clone)]
+pub struct LoadedIndex {
+    /// The index's digest (the archive's when its bytes were kept).
+    pub digest: Digest,
+    /// Its images with their platforms, in the index's order.
+    pub entries: Vec<(Platform, ImageRecord)>,
+    /// The tags the archive gave it, and what they named before.
+    pub tags: Vec<TagChange>,
+}
+
+/// What a load recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Single-platform images.
+    pub images: Vec<LoadedImage>,
+    /// Multi-platform images.
+    pub indexes: Vec<LoadedIndex>,
 }
 
 /// Copies bytes read from `inner` into the blob writer.
@@ -59,21 +85,72 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 impl Store {
-    /// Loads every image of the archive at `path` (file or directory).
+    /// Loads every image of the archive at `path` (file or directory); the images of a
+    /// multi-platform index come untagged, after the single images (see [`Store::load_all`]).
     pub fn load(&self, path: &Path) -> Result<Vec<LoadedImage>> {
+        Ok(flatten(self.load_all(path)?))
+    }
+
+    /// Loads every image and every multi-platform index of the archive at `path`.
+    pub fn load_all(&self, path: &Path) -> Result<Loaded> {
         let archive = open_archive(path)?;
         let host = Platform::host();
         let images = archive.images();
-        let mut loaded = Vec::new();
+        // Indexes that list more than one image are kept as indexes.
+        let multi: Vec<&ArchiveIndex> = archive
+            .indexes()
+            .iter()
+            .filter(|ix| ix.entries.iter().flatten().count() > 1)
+            .collect();
+        let in_index = |i: usize| {
+            multi
+                .iter()
+                .any(|ix| ix.entries.iter().flatten().any(|(j, _)| *j == i))
+        };
+        let index_names = |i: usize| -> Vec<&kiln_image::ImageRef> {
+            multi
+                .iter()
+                .filter(|ix| ix.entries.iter().flatten().any(|(j, _)| *j == i))
+                .flat_map(|ix| ix.names.iter())
+                .collect()
+        };
+        let mut loaded = Loaded::default();
         for (i, img) in images.iter().enumerate() {
-            // A multi-platform archive: load the host's variant of each name.
+            if in_index(i) {
+                // Loaded with its index; its own names (given outside the index) as well.
+                let named = index_names(i);
+                if img.names.iter().all(|n| named.contains(&n)) {
+                    continue;
+                }
+                let own: Vec<String> = img
+                    .names
+                    .iter()
+                    .filter(|n| n.tag().is_some() && !named.contains(n))
+                    .map(|n| n.to_string())
+                    .collect();
+                let lease = self.lease()?;
+                let l = self
+                    .load_image_leased(path, img, &own, &lease)
+                    .inspect_err(|_| {
+                        let _ = lease.release_and_collect();
+                    })?;
+                loaded.images.push(l);
+                continue;
+            }
+            // Images named alike outside an index: load the host's variant of each name.
             let other_matches = images.iter().enumerate().any(|(j, o)| {
-                j != i && o.platform.matches(&host) && o.names.iter().any(|n| img.names.contains(n))
+                j != i
+                    && !in_index(j)
+                    && o.platform.matches(&host)
+                    && o.names.iter().any(|n| img.names.contains(n))
             });
             if !img.platform.matches(&host) && other_matches {
                 continue;
             }
-            loaded.push(self.load_image(path, img)?);
+            loaded.images.push(self.load_image(path, img)?);
+        }
+        for ix in multi {
+            loaded.indexes.push(self.load_index(path, images, ix)?);
         }
         Ok(loaded)
     }
@@ -91,12 +168,76 @@ impl Store {
             .and_then(|_| w.flush())
             .ctx("reading the archive from standard input into", &spool_path)?;
         drop(w);
-        self.load(spool.path())
+        self.load_all(spool.path()).map(flatten)
+    }
+
+    /// Spools `reader` (stdin) to a temp file under the store, then loads it as
+    /// [`Store::load_all`] does.
+    pub fn load_reader_all(&self, reader: &mut dyn Read) -> Result<Loaded> {
+        let tmp = self.layout().tmp_dir();
+        let mut spool = tempfile::Builder::new()
+            .prefix(&Layout::tmp_prefix("spool"))
+            .tempfile_in(&tmp)
+            .ctx("creating a temp file in", &tmp)?;
+        let spool_path = spool.path().to_path_buf();
+        let mut w = io::BufWriter::with_capacity(1 << 20, spool.as_file_mut());
+        io::copy(reader, &mut w)
+            .and_then(|_| w.flush())
+            .ctx("reading the archive from standard input into", &spool_path)?;
+        drop(w);
+        self.load_all(spool.path())
+    }
+
+    /// Loads the images of `ix` untagged, records the index and tags it with its names, all
+    /// under one lease (untagged images are prunable until the index holds them).
+    fn load_index(
+        &self,
+        path: &Path,
+        images: &[ArchiveImage],
+        ix: &ArchiveIndex,
+    ) -> Result<LoadedIndex> {
+        let lease = self.lease()?;
+        let result = (|| {
+            let mut entries = Vec::new();
+            for (i, platform) in ix.entries.iter().flatten() {
+                let l = self.load_image_leased(path, &images[*i], &[], &lease)?;
+                entries.push((platform.clone().normalize(), l.image));
+            }
+            let ids: Vec<(Platform, Digest)> = entries
+                .iter()
+                .map(|(p, img)| (p.clone(), img.id))
+                .collect();
+            let digest = if ix.entries.iter().all(Option::is_some) {
+                self.record_index(&lease, &ix.bytes, &ix.media_type, &ids)?
+            } else {
+                // Attestations or artifacts the store does not keep: an index over the images.
+                self.put_index(&ids)?
+            };
+            let mut tags = Vec::new();
+            for n in ix.names.iter().filter(|n| n.tag().is_some()) {
+                tags.push(self.tag_index(&digest, &n.to_string())?);
+            }
+            Ok(LoadedIndex {
+                digest,
+                entries,
+                tags,
+            })
+        })();
+        if result.is_err() {
+            let _ = lease.release_and_collect();
+        }
+        result
     }
 
     fn load_image(&self, path: &Path, img: &ArchiveImage) -> Result<LoadedImage> {
+        let tags: Vec<String> = img
+            .names
+            .iter()
+            .filter(|n| n.tag().is_some())
+            .map(|n| n.to_string())
+            .collect();
         let lease = self.lease()?;
-        match self.load_image_leased(path, img, &lease) {
+        match self.load_image_leased(path, img, &tags, &lease) {
             Ok(l) => Ok(l),
             Err(e) => {
                 // Leave the store as it was: drop what this load committed and nothing uses.
@@ -110,6 +251,7 @@ impl Store {
         &self,
         path: &Path,
         img: &ArchiveImage,
+        tags: &[String],
         lease: &Lease,
     ) -> Result<LoadedImage> {
         let mut layers = Vec::with_capacity(img.layers.len());
@@ -150,12 +292,6 @@ impl Store {
             .created()
             .as_deref()
             .and_then(crate::timestamp::parse_rfc3339);
-        let tags: Vec<String> = img
-            .names
-            .iter()
-            .filter(|n| n.tag().is_some())
-            .map(|n| n.to_string())
-            .collect();
         let (image, changes) = self.record_image(
             &NewImage {
                 manifest_digest,
@@ -167,7 +303,7 @@ impl Store {
                 os: img.platform.os.clone(),
                 parent: None,
             },
-            &tags,
+            tags,
         )?;
         Ok(LoadedImage {
             image,
@@ -175,6 +311,21 @@ impl Store {
         })
     }
 
+}
+
+/// The images of a load, single ones first, then each index's.
+fn flatten(l: Loaded) -> Vec<LoadedImage> {
+    let mut out = l.images;
+    for ix in l.indexes {
+        out.extend(ix.entries.into_iter().map(|(_, image)| LoadedImage {
+            image,
+            tags: Vec::new(),
+        }));
+    }
+    out
+}
+
+impl Store {
     /// Streams one layer into a blob, checking its digest, that it decompresses to a tar,
     /// and that the tar's digest is the diff ID.
     fn ingest_layer(

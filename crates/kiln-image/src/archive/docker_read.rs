@@ -51,7 +51,7 @@ pub(crate) fn read(source: &Arc<Source>) -> Result<Vec<ArchiveImage>, ArchiveErr
     }
     // Docker ≥ 25: the same blobs are also described by an OCI index.
     let oci = if source.contains("index.json")? && source.contains("oci-layout")? {
-        oci_read::read(source)?
+        oci_read::read(source)?.0
     } else {
         Vec::new()
     };

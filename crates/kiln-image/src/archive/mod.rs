@@ -135,6 +135,7 @@ pub enum ArchiveError {
 pub struct ArchiveReader {
     format: ArchiveFormat,
     images: Vec<ArchiveImage>,
+    indexes: Vec<ArchiveIndex>,
 }
 
 impl ArchiveReader {
@@ -145,6 +146,13 @@ impl ArchiveReader {
     /// The images, in archive order (manifest.json order, or index.json order).
     pub fn images(&self) -> &[ArchiveImage] {
         &self.images
+    }
+
+    /// The image indexes (OCI image indexes, Docker manifest lists) of an OCI archive or
+    /// layout that list at least one of [`ArchiveReader::images`], in the order they were
+    /// found. docker-archives have none (their manifest.json lists images).
+    pub fn indexes(&self) -> &[ArchiveIndex] {
+        &self.indexes
     }
 
     /// Reads every layer of every image to the end, checking blob digests and diff IDs.
@@ -165,6 +173,22 @@ pub struct ArchiveManifest {
     pub digest: Digest,
     pub media_type: String,
     pub manifest: ImageManifest,
+}
+
+/// An image index found in an OCI archive or layout (a blob, not `index.json` itself).
+#[derive(Clone, Debug)]
+pub struct ArchiveIndex {
+    /// Digest of its exact bytes.
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// Names `index.json` gives it (`io.containerd.image.name`, or a full reference in
+    /// `org.opencontainers.image.ref.name`).
+    pub names: Vec<ImageRef>,
+    /// One per manifest descriptor, in order: the image it names (a position in
+    /// [`ArchiveReader::images`]) and the descriptor's platform (else the config's); None for
+    /// a descriptor that names no runnable image (an attestation, an artifact, a nested index).
+    pub entries: Vec<Option<(usize, Platform)>>,
 }
 
 /// One image found in an archive.
@@ -303,16 +327,24 @@ pub fn open_archive(path: &Path) -> Result<ArchiveReader, ArchiveError> {
         } else {
             ArchiveFormat::DockerArchive
         };
-        return Ok(ArchiveReader { format, images });
+        return Ok(ArchiveReader {
+            format,
+            images,
+            indexes: Vec::new(),
+        });
     }
     if source.contains("index.json")? || source.contains("oci-layout")? {
-        let images = oci_read::read(&source)?;
+        let (images, indexes) = oci_read::read(&source)?;
         let format = if is_dir {
             ArchiveFormat::OciLayout
         } else {
             ArchiveFormat::OciArchive
         };
-        return Ok(ArchiveReader { format, images });
+        return Ok(ArchiveReader {
+            format,
+            images,
+            indexes,
+        });
     }
     if source.contains("repositories")? {
         return Err(ArchiveError::UnknownFormat {

@@ -8,7 +8,8 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 
 use super::source::Source;
 use super::{
-    ArchiveError, ArchiveImage, ArchiveLayer, ArchiveManifest, diff_ids, parse_json, read_verified,
+    ArchiveError, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest, diff_ids, parse_json,
+    read_verified,
 };
 use crate::compression::{Compression, media_types};
 use crate::digest::Digest;
@@ -19,7 +20,19 @@ use crate::reference::ImageRef;
 /// Nested indexes deeper than this are refused (a hostile layout could loop).
 const MAX_DEPTH: usize = 8;
 
-pub(crate) fn read(source: &Arc<Source>) -> Result<Vec<ArchiveImage>, ArchiveError> {
+/// What a walk of `index.json` found: the images (each once) and the image indexes that list
+/// them (each once).
+#[derive(Default)]
+struct Found {
+    images: Vec<ArchiveImage>,
+    seen: HashMap<Digest, usize>,
+    indexes: Vec<ArchiveIndex>,
+    seen_indexes: HashMap<Digest, usize>,
+}
+
+pub(crate) fn read(
+    source: &Arc<Source>,
+) -> Result<(Vec<ArchiveImage>, Vec<ArchiveIndex>), ArchiveError> {
     let layout = source.read_small("oci-layout", "an OCI layout")?;
     let v: serde_json::Value = parse_json(source, "oci-layout", "oci-layout file", &layout)?;
     if v.get("imageLayoutVersion")
@@ -34,20 +47,19 @@ pub(crate) fn read(source: &Arc<Source>) -> Result<Vec<ArchiveImage>, ArchiveErr
     }
     let bytes = source.read_small("index.json", "an OCI layout")?;
     let index: ImageIndex = parse_json(source, "index.json", "image index", &bytes)?;
-    let mut out: Vec<ArchiveImage> = Vec::new();
-    let mut seen: HashMap<Digest, usize> = HashMap::new();
+    let mut found = Found::default();
     for desc in index.manifests() {
         let names = Names::from_descriptor(desc);
-        walk(source, desc, &names, "index.json", 0, &mut out, &mut seen)?;
+        walk(source, desc, &names, "index.json", 0, &mut found)?;
     }
-    if out.is_empty() {
+    if found.images.is_empty() {
         return Err(ArchiveError::Invalid {
             path: source.path().to_path_buf(),
             member: "index.json".into(),
             reason: "names no image manifests".into(),
         });
     }
-    Ok(out)
+    Ok((found.images, found.indexes))
 }
 
 /// Names an index entry gives the image(s) below it.
@@ -108,9 +120,9 @@ fn walk(
     names: &Names,
     parent: &str,
     depth: usize,
-    out: &mut Vec<ArchiveImage>,
-    seen: &mut HashMap<Digest, usize>,
-) -> Result<(), ArchiveError> {
+    found: &mut Found,
+) -> Result<Option<usize>, ArchiveError> {
+    // Returns the position in `found.images` of the image `desc` names, if it names one.
     if depth > MAX_DEPTH {
         return Err(ArchiveError::Invalid {
             path: source.path().to_path_buf(),
@@ -126,11 +138,42 @@ fn walk(
             let bytes = read_verified(source, &digest, Some(desc.size()), &needed_by)?;
             let member = digest.blob_path();
             let index: ImageIndex = parse_json(source, &member, "image index", &bytes)?;
+            let mut entries = Vec::with_capacity(index.manifests().len());
             for child in index.manifests() {
                 let child_names = names.merged(&Names::from_descriptor(child));
-                walk(source, child, &child_names, &member, depth + 1, out, seen)?;
+                let image = walk(source, child, &child_names, &member, depth + 1, found)?;
+                entries.push(image.map(|i| {
+                    let platform = child
+                        .platform()
+                        .as_ref()
+                        .map(Platform::from)
+                        .unwrap_or_else(|| found.images[i].platform.clone());
+                    (i, platform)
+                }));
             }
-            Ok(())
+            if entries.iter().any(Option::is_some) {
+                match found.seen_indexes.get(&digest) {
+                    Some(&i) => {
+                        let known = &mut found.indexes[i];
+                        for r in &names.refs {
+                            if !known.names.contains(r) {
+                                known.names.push(r.clone());
+                            }
+                        }
+                    }
+                    None => {
+                        found.seen_indexes.insert(digest, found.indexes.len());
+                        found.indexes.push(ArchiveIndex {
+                            digest,
+                            media_type,
+                            bytes,
+                            names: names.refs.clone(),
+                            entries,
+                        });
+                    }
+                }
+            }
+            Ok(None)
         }
         media_types::OCI_MANIFEST | media_types::DOCKER_MANIFEST => {
             // BuildKit attestations are image manifests too; they are not runnable images.
@@ -140,10 +183,10 @@ fn walk(
                 .and_then(|a| a.get("vnd.docker.reference.type"))
                 .is_some()
             {
-                return Ok(());
+                return Ok(None);
             }
-            if let Some(&i) = seen.get(&digest) {
-                let img = &mut out[i];
+            if let Some(&i) = found.seen.get(&digest) {
+                let img = &mut found.images[i];
                 for r in &names.refs {
                     if !img.names.contains(r) {
                         img.names.push(r.clone());
@@ -154,17 +197,18 @@ fn walk(
                         img.ref_names.push(r.clone());
                     }
                 }
-                return Ok(());
+                return Ok(Some(i));
             }
             let Some(img) = read_image(source, desc, digest, media_type, names, &needed_by)? else {
-                return Ok(());
+                return Ok(None);
             };
-            seen.insert(digest, out.len());
-            out.push(img);
-            Ok(())
+            let i = found.images.len();
+            found.seen.insert(digest, i);
+            found.images.push(img);
+            Ok(Some(i))
         }
         // Artifacts and other content an image store has no use for.
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 

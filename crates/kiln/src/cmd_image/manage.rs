@@ -18,18 +18,20 @@ pub(crate) fn familiar(full: &str) -> String {
 
 pub(crate) fn load(store: &Store, a: LoadArgs) -> anyhow::Result<()> {
     let loaded = match &a.input {
-        Some(p) => store.load(p)?,
+        Some(p) => store.load_all(p)?,
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            store.load_reader(&mut stdin.lock())?
+            store.load_reader_all(&mut stdin.lock())?
         }
     };
     let mut out = std::io::stdout().lock();
-    for l in &loaded {
-        for t in &l.tags {
+    let indexes = loaded.indexes.iter().map(|ix| (&ix.tags, ix.digest));
+    let images = loaded.images.iter().map(|l| (&l.tags, l.image.id));
+    for (tags, id) in images.chain(indexes) {
+        for t in tags {
             if let Some(prev) = t.previous {
                 writeln!(
                     out,
@@ -39,8 +41,8 @@ pub(crate) fn load(store: &Store, a: LoadArgs) -> anyhow::Result<()> {
             }
             writeln!(out, "Loaded image: {}", familiar(&t.reference))?;
         }
-        if l.tags.is_empty() {
-            writeln!(out, "Loaded image ID: {}", l.image.id)?;
+        if tags.is_empty() {
+            writeln!(out, "Loaded image ID: {id}")?;
         }
     }
     Ok(())
