@@ -23,10 +23,16 @@ pub enum Support {
     /// The CPU runs them.
     Native,
     /// An enabled handler with the fix-binary flag runs them (its name and interpreter).
-    Emulated { handler: String, interpreter: String },
+    Emulated {
+        handler: String,
+        interpreter: String,
+    },
     /// A handler matches but lacks the `F` flag: its interpreter would have to exist inside
     /// every image, so a RUN step would fail.
-    NoFixBinary { handler: String, interpreter: String },
+    NoFixBinary {
+        handler: String,
+        interpreter: String,
+    },
     /// Nothing runs them.
     Unsupported,
 }
@@ -133,10 +139,20 @@ pub fn elf_header(arch: &str) -> Option<[u8; 64]> {
     h[4] = if wide { 2 } else { 1 };
     h[5] = if little { 1 } else { 2 };
     h[6] = 1;
-    let half = |v: u16| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+    let half = |v: u16| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
     h[16..18].copy_from_slice(&half(2));
     h[18..20].copy_from_slice(&half(machine));
-    let version = if little { 1u32.to_le_bytes() } else { 1u32.to_be_bytes() };
+    let version = if little {
+        1u32.to_le_bytes()
+    } else {
+        1u32.to_be_bytes()
+    };
     h[20..24].copy_from_slice(&version);
     Some(h)
 }

@@ -416,8 +416,25 @@ pub(crate) fn image_for_container(
     store: &Store,
     name: &str,
     policy: PullPolicy,
+    platform: Option<&Platform>,
 ) -> Result<kiln_store::ImageRecord, String> {
-    let local = crate::cmd_image::resolve_named_for_run(store, name);
+    let local = match platform {
+        None => crate::cmd_image::resolve_named_for_run(store, name),
+        // `--platform`: an index's entry, or an image of that platform; another platform's
+        // image counts as missing (pulled), and `--pull never` says which platforms there are.
+        Some(p) => match store.resolve_platform(name, p) {
+            Ok(img) => Ok(img),
+            Err(
+                e @ (kiln_store::Error::PlatformMismatch { .. }
+                | kiln_store::Error::NoMatchingManifest { .. }),
+            ) if policy == PullPolicy::Never => {
+                return Err(format!("Error response from daemon: {e}"));
+            }
+            Err(_) => {
+                crate::cmd_image::resolve_named_for_run(store, name).and(Err(name.to_string()))
+            }
+        },
+    };
     match (local, policy) {
         (Ok(img), PullPolicy::Missing | PullPolicy::Never) => return Ok(img),
         (Ok(img), PullPolicy::Always) if names_an_id(name) => return Ok(img),
@@ -439,7 +456,7 @@ pub(crate) fn image_for_container(
         &reference,
         &PullOptions {
             settings: &Settings::from_env(),
-            platform: Platform::host(),
+            platform: platform.cloned().unwrap_or_else(Platform::host),
             progress: &progress,
         },
     )

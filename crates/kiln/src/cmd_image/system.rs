@@ -310,9 +310,14 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
 pub(crate) fn info(store: &Store) -> anyhow::Result<()> {
     use kiln_runtime::binfmt;
     let name = |arch: &str| kiln_image::Platform::new("linux", arch, None).to_string();
-    let native: Vec<String> = binfmt::native_architectures().iter().map(|a| name(a)).collect();
+    let native: Vec<String> = binfmt::native_architectures()
+        .iter()
+        .map(|a| name(a))
+        .collect();
     let emulated = binfmt::emulated_architectures();
-    let mounted = std::path::Path::new(binfmt::BINFMT_MISC).join("status").exists();
+    let mounted = std::path::Path::new(binfmt::BINFMT_MISC)
+        .join("status")
+        .exists();
     println!("Store: {}", store.root().display());
     println!("Native platforms: {}", native.join(", "));
     let em: Vec<String> = emulated
