@@ -585,12 +585,22 @@ impl Planner<'_> {
         let (stage_platform, platform_fixed) = self.stage_platform_of(si, node)?;
         self.stage_platform = stage_platform.clone();
         self.reads_target = false;
-        let (root, mut config, history_steps) = self.stage_base(&node.base, node.span)?;
         // A stage replaced by a named context is just the context.
         let replaced = stage
             .name
             .as_ref()
             .is_some_and(|n| self.opts.replaced_stages.contains(n));
+        // Before its base is resolved (or pulled): a stage whose RUNs cannot run here fails
+        // at once, saying what to install.
+        if !replaced
+            && stage
+                .instructions
+                .iter()
+                .any(|i| matches!(i.command, Command::Run(_)))
+        {
+            platform::check_runnable(&stage_platform, &node.display)?;
+        }
+        let (root, mut config, history_steps) = self.stage_base(&node.base, node.span)?;
         let instructions = self.stage_instructions(si, replaced, &mut config)?;
         let base_step = self.push(Step {
             stage: si,

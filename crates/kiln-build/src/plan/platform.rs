@@ -83,6 +83,20 @@ pub fn parse_platform_list(value: &str) -> Result<Vec<Platform>> {
     Ok(out)
 }
 
+/// Whether this machine runs `platform`'s programs (natively, or through a binfmt_misc
+/// handler with the F flag, such as QEMU's): checked for every stage with RUN steps before
+/// the build starts, so it fails at once and says what to install.
+pub fn check_runnable(platform: &Platform, stage: &str) -> Result<()> {
+    let p = platform.to_string();
+    match kiln_runtime::binfmt::unsupported_message(&p, &platform.architecture) {
+        None => Ok(()),
+        Some(message) => Err(BuildError::NoEmulator {
+            stage: format!("stage {stage} runs RUN steps for {p}"),
+            message,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,7 +208,6 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         multi_platform_supported(&opts)?;
     }
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
-    check_emulation(&plan)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
     crate::plan::stepname::number_steps(&mut plan, df.stages.len() == 1);
     let base_layers = images.held.into_inner().unwrap();
@@ -315,32 +314,6 @@ fn multi_platform_supported(opts: &BuildOptions) -> Result<()> {
         return refuse("--squash");
     }
     crate::export::platforms::check_outputs(&opts.outputs)
-}
-
-/// Every platform the plan's RUN steps run as can run here (natively or through a
-/// binfmt_misc handler): checked before any step starts, so a build fails at once and says
-/// what to install rather than at its first foreign RUN.
-fn check_emulation(plan: &plan::Plan) -> Result<()> {
-    let mut seen = std::collections::BTreeSet::new();
-    for st in &plan.steps {
-        let Op::Run(r) = &st.op else { continue };
-        if !seen.insert(r.platform.clone()) {
-            continue;
-        }
-        let p = r.platform.to_string();
-        if let Some(message) =
-            kiln_runtime::binfmt::unsupported_message(&p, &r.platform.architecture)
-        {
-            return Err(BuildError::NoEmulator {
-                stage: format!(
-                    "stage {} runs RUN steps for {p}",
-                    plan.graph.stages[st.stage].display
-                ),
-                message,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// What planning needs of the options: target, args, network, the `--build-context`
