@@ -19,9 +19,9 @@ pub mod platform;
 pub mod reference;
 
 pub use archive::{
-    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest, ArchiveReader,
-    BlobSource, ExportImage, open_archive, write_docker_archive, write_oci_archive,
-    write_oci_layout,
+    ArchiveError, ArchiveFormat, ArchiveImage, ArchiveIndex, ArchiveLayer, ArchiveManifest,
+    ArchiveReader, BlobSource, ExportImage, ExportIndex, open_archive, write_docker_archive,
+    write_oci_archive, write_oci_archive_with_indexes, write_oci_layout,
 };
 pub use compression::{Compression, media_type_for_layer};
 pub use digest::{ContentMismatch, Digest, DigestError, DigestWriter, Hasher, VerifyingReader};

@@ -37,7 +37,7 @@ pub use credentials::{CredentialStore, Credentials};
 pub use error::{Error, Result};
 pub use mirrors::Mirrors;
 pub use progress::{Event, LayerStatus, Progress, Quiet};
-pub use pull::{PullOptions, Pulled, pull};
+pub use pull::{PullOptions, Pulled, PulledAll, pull, pull_all};
 pub use push::{PushOptions, Pushed, push};
 
 /// Checks `creds` against the registry of `domain` (a `/v2/` ping answered with them) and,

@@ -24,6 +24,7 @@ use ureq::SendBody;
 use crate::client::{Session, Settings, error_message, read_small};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Document};
+use kiln_image::compression::media_types as mt;
 use crate::progress::{Event, LayerStatus, Progress};
 
 /// How many layers download at once (docker's `max-concurrent-downloads`).
@@ -153,6 +154,147 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         image,
         digest: top.digest,
         reference,
+        tags,
+    })
+}
+
+/// What a pull of every platform did.
+#[derive(Debug, Clone)]
+pub enum PulledAll {
+    /// The reference named one image (no index): pulled as [`pull`] does.
+    Image(Pulled),
+    /// The reference named an index: every platform's image and the index were stored.
+    Index {
+        /// The index's digest (the registry's).
+        digest: Digest,
+        /// The reference pulled.
+        reference: ImageRef,
+        /// The images, with their platforms, in the index's order.
+        images: Vec<(Platform, ImageRecord)>,
+        /// The tag set, with what it named before.
+        tags: Vec<TagChange>,
+        /// True when the store already had this index under this name.
+        up_to_date: bool,
+    },
+}
+
+/// Pulls `reference` with every platform its index lists (`kiln pull --all-platforms`, as
+/// `skopeo copy --all`): each platform's image is stored untagged, then the index (the
+/// registry's bytes, so the same digest; a new index over the images when the registry's
+/// lists other things too: attestations, artifacts), and the tag names the index. A
+/// reference to a single image is pulled as [`pull`] does. `opts.platform` is not used.
+pub fn pull_all(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Result<PulledAll> {
+    let reference = reference.docker_ref();
+    let repo = reference.path().to_string();
+    let familiar = reference.familiar();
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
+    };
+    let scopes = [crate::blobs::scope(&repo, false)];
+    let opened = || {
+        opts.progress.event(Event::PullingFrom {
+            tag: wanted.clone(),
+            repository: reference.repository_familiar_path(),
+        })
+    };
+    let (sess, top) =
+        crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
+    let Document::Index(entries) = top.parse(&familiar)? else {
+        return pull(store, &reference, opts).map(PulledAll::Image);
+    };
+    let tag = reference.tag().map(|_| reference.to_string());
+    let previous = match &tag {
+        Some(t) => store.resolve_index(t).ok().flatten().map(|i| i.digest),
+        None => None,
+    };
+    let lease = store.lease()?;
+    let result = (|| -> Result<(Vec<(Platform, ImageRecord)>, bool)> {
+        let mut images = Vec::new();
+        let mut all = true;
+        for d in &entries {
+            let is_image = matches!(d.media_type.as_str(), mt::OCI_MANIFEST | mt::DOCKER_MANIFEST);
+            let platform = d
+                .platform
+                .as_ref()
+                .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()));
+            // BuildKit's attestations are listed as unknown/unknown.
+            let Some(platform) = platform.filter(|p| is_image && p.os != "unknown") else {
+                all = false;
+                continue;
+            };
+            let m = manifest::fetch(&sess, &repo, &d.digest.to_string(), &familiar)?;
+            let Document::Image { config, layers } = m.parse(&familiar)? else {
+                return Err(Error::Invalid {
+                    what: familiar.clone(),
+                    reason: "an index entry is itself an index".into(),
+                });
+            };
+            let image = match store.image(&config.digest)? {
+                Some(i) if i.manifest_digest == m.digest => {
+                    lease.use_image(&i.id)?;
+                    i
+                }
+                _ => {
+                    let (image, _) = pull_leased(
+                        store, &sess, &repo, &m, &config, &layers, &lease, opts, None,
+                    )?;
+                    for l in &layers {
+                        store.record_blob_source(&l.digest, &sess.registry, &repo)?;
+                    }
+                    image
+                }
+            };
+            images.push((platform, image));
+        }
+        Ok((images, all))
+    })();
+    let (images, all) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
+    };
+    if images.is_empty() {
+        let _ = lease.release_and_collect();
+        return Err(Error::Invalid {
+            what: familiar,
+            reason: "the index lists no image manifests".into(),
+        });
+    }
+    let ids: Vec<(Platform, Digest)> = images.iter().map(|(p, i)| (p.clone(), i.id)).collect();
+    let recorded = (|| -> Result<(Digest, Vec<TagChange>)> {
+        let digest = if all {
+            store.record_index(&lease, &top.bytes, &top.media_type, &ids)?
+        } else {
+            store.put_index(&ids)?
+        };
+        let mut tags = Vec::new();
+        if let Some(t) = &tag {
+            tags.push(store.tag_index(&digest, t)?);
+        }
+        if let Some(ix) = store.index(&digest)?
+            && let Some(e) = ix.default_entry()
+        {
+            store.record_repo_digest(&e.image.id, &format!("{}@{}", reference.name(), top.digest))?;
+        }
+        Ok((digest, tags))
+    })();
+    let (digest, tags) = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
+    };
+    drop(lease);
+    Ok(PulledAll::Index {
+        up_to_date: tag.is_some() && previous == Some(digest),
+        digest,
+        reference,
+        images,
         tags,
     })
 }

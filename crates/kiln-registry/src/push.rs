@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kiln_image::compression::media_types as mt;
-use kiln_image::manifest::{DescriptorOut, build_manifest};
+use kiln_image::manifest::{DescriptorOut, build_index, build_manifest};
 use kiln_image::{Compression, Digest, ImageRef};
 use kiln_store::{LayerRecord, Lease, RefKind, Store, WireLayer};
 use ureq::SendBody;
@@ -97,7 +97,18 @@ fn variant(c: Compression) -> &'static str {
     }
 }
 
-/// Pushes the image `reference` names in `store` to its registry.
+/// One image of a push, ready to go: its record and what each layer will be on the wire.
+struct Prepared {
+    image: kiln_store::ImageRecord,
+    blobs: Vec<WireBlob>,
+    sources: Vec<Vec<String>>,
+}
+
+/// Pushes the image `reference` names in `store` to its registry. A multi-platform image (a
+/// tag that names an image index) goes up whole: each platform's image (blobs, then its
+/// manifest by digest), then the index under the tag; the index is the stored one, same
+/// digest, when every platform's manifest goes up as stored, else a new index over the
+/// manifests pushed (the platforms, in order, are the same).
 pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Result<Pushed> {
     if opts.compression == Compression::None {
         return Err(Error::Invalid {
@@ -111,10 +122,20 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         .unwrap_or(kiln_image::reference::DEFAULT_TAG)
         .to_string();
     let named = reference.name_only().with_tag(&tag)?;
-    let image = match store.resolve_image(&named.to_string()) {
-        Ok(i) => i,
-        Err(kiln_store::Error::ImageNotFound(_)) => return Err(Error::NoSuchLocalImage(familiar)),
-        Err(e) => return Err(e.into()),
+    let not_found = |e: kiln_store::Error| match e {
+        kiln_store::Error::ImageNotFound(_) => Error::NoSuchLocalImage(familiar.clone()),
+        e => e.into(),
+    };
+    let index = store
+        .resolve_index(&named.to_string())
+        .map_err(not_found)?;
+    let images = match &index {
+        Some(ix) => ix.entries.iter().map(|e| e.image.clone()).collect(),
+        None => vec![
+            store
+                .resolve_image(&named.to_string())
+                .map_err(not_found)?,
+        ],
     };
     opts.progress.event(Event::PushRefersTo {
         repository: named.name(),
@@ -122,12 +143,94 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
     let repo = named.path().to_string();
     let registry = named.domain().to_string();
     let lease = store.lease()?;
-    let Some((image, layers)) = lease.use_image(&image.id)? else {
-        return Err(Error::NoSuchLocalImage(familiar));
+    let mut prepared = Vec::with_capacity(images.len());
+    for image in &images {
+        let Some((image, layers)) = lease.use_image(&image.id)? else {
+            return Err(Error::NoSuchLocalImage(familiar));
+        };
+        prepared.push(prepare(store, image, &layers, &registry, &repo, opts)?);
+    }
+    // Scopes: push here, pull where a mount could come from.
+    let mut scopes = vec![scope(&repo, true)];
+    for s in prepared.iter().flat_map(|p| p.sources.iter().flatten()) {
+        let pull = scope(s, false);
+        if !scopes.contains(&pull) {
+            scopes.push(pull);
+        }
+    }
+    let sess = Session::open(opts.settings, &registry, &scopes)?;
+    let result = (|| -> Result<(Digest, u64, Vec<Digest>)> {
+        let Some(ix) = &index else {
+            let p = &prepared[0];
+            let (digest, size, _, pushed) = push_leased(
+                store, &sess, &repo, &p.image, &p.blobs, &p.sources, &lease, opts, Some(&tag),
+            )?;
+            return Ok((digest, size, pushed));
+        };
+        let mut all_pushed = Vec::new();
+        let mut descs = Vec::with_capacity(prepared.len());
+        for (p, e) in prepared.iter().zip(&ix.entries) {
+            let (digest, size, media_type, pushed) = push_leased(
+                store, &sess, &repo, &p.image, &p.blobs, &p.sources, &lease, opts, None,
+            )?;
+            all_pushed.extend(pushed);
+            let mut d = DescriptorOut::new(&media_type, digest, size);
+            d.platform = Some((&e.platform).into());
+            descs.push(d);
+        }
+        let same = descs
+            .iter()
+            .zip(&ix.entries)
+            .all(|(d, e)| d.digest == e.image.manifest_digest);
+        let (bytes, media_type) = if same {
+            (store.read_blob(&ix.digest)?, ix.media_type.clone())
+        } else {
+            (build_index(&descs), mt::OCI_INDEX.to_string())
+        };
+        put_manifest(&sess, &repo, &tag, &media_type, &bytes)?;
+        Ok((Digest::of(&bytes), bytes.len() as u64, all_pushed))
+    })();
+    let (digest, size, pushed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
     };
-    // What each layer will be on the wire, as far as known without compressing.
+    // The repository digest names the index when one was pushed (docker's RepoDigests of a
+    // multi-platform image); it is kept on the index's default image.
+    let holder = match &index {
+        Some(ix) => ix
+            .default_entry()
+            .map(|e| e.image.id)
+            .unwrap_or(prepared[0].image.id),
+        None => prepared[0].image.id,
+    };
+    store.record_repo_digest(&holder, &format!("{}@{digest}", named.name()))?;
+    for d in pushed {
+        store.record_blob_source(&d, &registry, &repo)?;
+    }
+    drop(lease);
+    Ok(Pushed {
+        reference: named,
+        tag,
+        digest,
+        size,
+    })
+}
+
+/// What each layer of `image` will be on the wire, as far as known without compressing,
+/// and the repositories of the same registry a blob could be mounted from.
+fn prepare(
+    store: &Store,
+    image: kiln_store::ImageRecord,
+    layers: &[LayerRecord],
+    registry: &str,
+    repo: &str,
+    opts: &PushOptions<'_>,
+) -> Result<Prepared> {
     let mut blobs = Vec::with_capacity(layers.len());
-    for l in &layers {
+    for l in layers {
         let comp = Compression::from_media_type(&l.media_type).unwrap_or(Compression::None);
         let b = if comp != Compression::None {
             WireBlob {
@@ -146,47 +249,22 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         };
         blobs.push(b);
     }
-    // Scopes: push here, pull where a mount could come from.
-    let mut scopes = vec![scope(&repo, true)];
     let mut sources: Vec<Vec<String>> = Vec::new();
     for b in &blobs {
         let s = match &b.desc {
             Some((d, ..)) => store
-                .blob_sources(d, &registry)?
+                .blob_sources(d, registry)?
                 .into_iter()
-                .filter(|r| *r != repo)
+                .filter(|r| r != repo)
                 .collect(),
             None => Vec::new(),
         };
-        for r in &s {
-            let pull = scope(r, false);
-            if !scopes.contains(&pull) {
-                scopes.push(pull);
-            }
-        }
         sources.push(s);
     }
-    let sess = Session::open(opts.settings, &registry, &scopes)?;
-    let result = push_leased(
-        store, &sess, &repo, &image, &blobs, &sources, &lease, opts, &tag,
-    );
-    let (digest, size, pushed) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = lease.release_and_collect();
-            return Err(e);
-        }
-    };
-    store.record_repo_digest(&image.id, &format!("{}@{digest}", named.name()))?;
-    for d in pushed {
-        store.record_blob_source(&d, &registry, &repo)?;
-    }
-    drop(lease);
-    Ok(Pushed {
-        reference: named,
-        tag,
-        digest,
-        size,
+    Ok(Prepared {
+        image,
+        blobs,
+        sources,
     })
 }
 
@@ -200,8 +278,10 @@ fn push_leased(
     sources: &[Vec<String>],
     lease: &Lease,
     opts: &PushOptions<'_>,
-    tag: &str,
-) -> Result<(Digest, u64, Vec<Digest>)> {
+    tag: Option<&str>,
+) -> Result<(Digest, u64, String, Vec<Digest>)> {
+    // Returns the manifest's digest, size and media type, and the blobs pushed. Without a
+    // tag the manifest goes up by its digest (a platform of an index).
     // A layer that appears twice in the image (the same diff ID) goes up once and is shown
     // once, as docker does; the manifest still lists it at both places.
     let first: Vec<usize> = blobs
@@ -328,11 +408,12 @@ fn push_leased(
             )
         }
     };
-    put_manifest(sess, repo, tag, &media_type, &bytes)?;
     let digest = Digest::of(&bytes);
+    let by_digest = digest.to_string();
+    put_manifest(sess, repo, tag.unwrap_or(&by_digest), &media_type, &bytes)?;
     let mut pushed: Vec<Digest> = descs.iter().map(|d| d.0).collect();
     pushed.push(image.id);
-    Ok((digest, bytes.len() as u64, pushed))
+    Ok((digest, bytes.len() as u64, media_type, pushed))
 }
 
 fn oci_layer_type(m: &str) -> &'static str {

@@ -18,7 +18,9 @@ use std::path::Path;
 use kiln_image::archive::ArchiveImage;
 use kiln_image::compression::{self, Compression};
 use kiln_image::manifest::{DescriptorOut, build_manifest};
-use kiln_image::{ArchiveIndex, ArchiveLayer, ContentMismatch, Digest, Hasher, Platform, open_archive};
+use kiln_image::{
+    ArchiveIndex, ArchiveLayer, ContentMismatch, Digest, Hasher, Platform, open_archive,
+};
 
 use crate::Store;
 use crate::blob::BlobWriter;
@@ -203,10 +205,8 @@ impl Store {
                 let l = self.load_image_leased(path, &images[*i], &[], &lease)?;
                 entries.push((platform.clone().normalize(), l.image));
             }
-            let ids: Vec<(Platform, Digest)> = entries
-                .iter()
-                .map(|(p, img)| (p.clone(), img.id))
-                .collect();
+            let ids: Vec<(Platform, Digest)> =
+                entries.iter().map(|(p, img)| (p.clone(), img.id)).collect();
             let digest = if ix.entries.iter().all(Option::is_some) {
                 self.record_index(&lease, &ix.bytes, &ix.media_type, &ids)?
             } else {
@@ -310,7 +310,6 @@ impl Store {
             tags: changes,
         })
     }
-
 }
 
 /// The images of a load, single ones first, then each index's.

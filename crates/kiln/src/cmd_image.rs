@@ -102,6 +102,10 @@ pub struct SaveArgs {
     /// Archive format
     #[arg(long, value_enum, default_value_t = ArchiveKind::Docker)]
     pub format: ArchiveKind,
+    /// Save this platform's image of a multi-platform image (default: every platform with
+    /// --format oci; the host's with --format docker)
+    #[arg(long, value_name = "string", value_parser = parse_platform)]
+    pub platform: Option<kiln_image::Platform>,
     /// Images to save.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -132,6 +136,9 @@ pub struct ImagesArgs {
         hide_default_value = true
     )]
     pub format: String,
+    /// List multi-platform images as a tree: each image, then one line per platform
+    #[arg(long)]
+    pub tree: bool,
     /// Only images of this repository[:tag].
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
@@ -193,6 +200,9 @@ pub struct InspectArgs {
     /// Images (or, with --type container, containers) to inspect
     #[arg(required = true, value_name = "NAME|ID")]
     pub images: Vec<String>,
+    /// `image inspect --platform` (docker's `inspect` has no such flag).
+    #[arg(skip)]
+    pub platform: Option<kiln_image::Platform>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,9 +232,16 @@ pub struct ImageInspectArgs {
         hide_default_value = true
     )]
     pub format: String,
+    /// Inspect this platform's image of a multi-platform image (os[/arch[/variant]])
+    #[arg(long, value_name = "string", value_parser = parse_platform)]
+    pub platform: Option<kiln_image::Platform>,
     /// Images to inspect
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+}
+
+fn parse_platform(s: &str) -> Result<kiln_image::Platform, String> {
+    kiln_image::Platform::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -384,6 +401,7 @@ fn dispatch(cmd: Command, global: &GlobalArgs) -> anyhow::Result<()> {
                 size: false,
                 kind: Some(InspectType::Image),
                 images: a.images,
+                platform: a.platform,
             },
         ),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {

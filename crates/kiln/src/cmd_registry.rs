@@ -29,6 +29,9 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable (default: this machine's)
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image and keep its index (as skopeo copy --all)
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
@@ -139,6 +142,34 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
     let store = Store::open(global.store_root())?;
     let quiet = |_: Event| {};
     let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { &render };
+    if a.all_platforms {
+        let opts = PullOptions {
+            settings,
+            platform,
+            progress,
+        };
+        let (digest, reference, up_to_date) =
+            match kiln_registry::pull_all(&store, &reference, &opts)? {
+                kiln_registry::PulledAll::Image(p) => (p.digest, p.reference, p.up_to_date),
+                kiln_registry::PulledAll::Index {
+                    digest,
+                    reference,
+                    up_to_date,
+                    ..
+                } => (digest, reference, up_to_date),
+            };
+        if !a.quiet {
+            println!("Digest: {digest}");
+            let familiar = reference.familiar();
+            if up_to_date {
+                println!("Status: Image is up to date for {familiar}");
+            } else {
+                println!("Status: Downloaded newer image for {familiar}");
+            }
+        }
+        println!("{reference}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let pulled = kiln_registry::pull(
         &store,
         &reference,

@@ -29,8 +29,8 @@ use crate::reference::ImageRef;
 
 pub use blobs::{BlobSource, DirBlobSource, MemoryBlobSource};
 pub use write::{
-    ExportImage, write_docker_archive, write_docker_archive_as_stored, write_oci_archive,
-    write_oci_layout,
+    ExportImage, ExportIndex, write_docker_archive, write_docker_archive_as_stored,
+    write_oci_archive, write_oci_archive_with_indexes, write_oci_layout,
 };
 
 use source::Source;

@@ -35,6 +35,19 @@ pub struct ExportImage {
     pub tags: Vec<ImageRef>,
 }
 
+/// A multi-platform image to export: an image index (its exact bytes, so its digest stays)
+/// and the images it lists.
+pub struct ExportIndex {
+    /// The index blob (an OCI image index or a Docker manifest list).
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    /// The images it lists, in its order; their manifests must be the ones it names, and
+    /// their own `tags` are not written (the index carries the names).
+    pub images: Vec<ExportImage>,
+    /// Names written into `index.json` for the index.
+    pub tags: Vec<ImageRef>,
+}
+
 /// An image whose manifest, config and layer list have been checked against each other.
 struct Checked<'a> {
     img: &'a ExportImage,
@@ -197,9 +210,67 @@ fn index_entries(c: &Checked<'_>) -> Vec<DescriptorOut> {
         .collect()
 }
 
+/// `index.json` entries for an image index: one per tag, or one without names.
+fn index_entries_of_index(ix: &ExportIndex) -> Vec<DescriptorOut> {
+    let base = DescriptorOut::new(&ix.media_type, Digest::of(&ix.bytes), ix.bytes.len() as u64);
+    let tagged: Vec<&ImageRef> = ix.tags.iter().filter(|t| t.tag().is_some()).collect();
+    if tagged.is_empty() {
+        return vec![base];
+    }
+    tagged
+        .into_iter()
+        .map(|t| {
+            let mut d = base.clone();
+            let named = t
+                .name_only()
+                .with_tag(t.tag().unwrap_or_default())
+                .unwrap_or_else(|_| t.clone());
+            d.annotations
+                .insert(ANNOTATION_IMAGE_NAME.into(), named.to_string());
+            d.annotations.insert(
+                ANNOTATION_REF_NAME.into(),
+                t.tag().unwrap_or_default().into(),
+            );
+            d
+        })
+        .collect()
+}
+
+/// Adds one image's manifest, config and layer blobs.
+fn add_image_members(
+    m: &mut Members,
+    c: &Checked<'_>,
+    blobs: &dyn BlobSource,
+) -> Result<(), ArchiveError> {
+    m.insert(
+        c.manifest_digest.blob_path(),
+        Payload::Bytes(c.img.manifest.clone()),
+    );
+    m.insert(
+        c.config_digest.blob_path(),
+        Payload::Bytes(c.img.config.clone()),
+    );
+    for l in &c.layers {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(l.digest.blob_path()) {
+            e.insert(source_blob(blobs, l.digest, l.size)?);
+        }
+    }
+    Ok(())
+}
+
 /// Members and index entries of an OCI layout holding `images`, blobs as stored.
 fn oci_members(
     images: &[ExportImage],
+    blobs: &dyn BlobSource,
+) -> Result<(Members, Vec<DescriptorOut>), ArchiveError> {
+    oci_members_with_indexes(images, &[], blobs)
+}
+
+/// Members and index entries of an OCI layout holding `images` and `indexes` (each index
+/// blob as given, `index.json` naming the index), blobs as stored.
+fn oci_members_with_indexes(
+    images: &[ExportImage],
+    indexes: &[ExportIndex],
     blobs: &dyn BlobSource,
 ) -> Result<(Members, Vec<DescriptorOut>), ArchiveError> {
     let mut m = Members::new();
@@ -207,20 +278,40 @@ fn oci_members(
     let mut index = Vec::new();
     for (i, img) in images.iter().enumerate() {
         let c = check(i, img)?;
-        m.insert(
-            c.manifest_digest.blob_path(),
-            Payload::Bytes(img.manifest.clone()),
-        );
-        m.insert(
-            c.config_digest.blob_path(),
-            Payload::Bytes(img.config.clone()),
-        );
-        for l in &c.layers {
-            if let std::collections::btree_map::Entry::Vacant(e) = m.entry(l.digest.blob_path()) {
-                e.insert(source_blob(blobs, l.digest, l.size)?);
-            }
-        }
+        add_image_members(&mut m, &c, blobs)?;
         index.extend(index_entries(&c));
+    }
+    let mut n = images.len();
+    for ix in indexes {
+        let digest = Digest::of(&ix.bytes);
+        let listed: Vec<String> = serde_json::from_slice::<serde_json::Value>(&ix.bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("manifests")?.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.get("digest")?.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .ok_or_else(|| ArchiveError::BadExportImage {
+                index: n,
+                what: format!("image index {digest}"),
+                reason: "not an image index (no \"manifests\" list)".into(),
+            })?;
+        for img in &ix.images {
+            let c = check(n, img)?;
+            if !listed.contains(&c.manifest_digest.to_string()) {
+                return Err(ArchiveError::BadExportImage {
+                    index: n,
+                    what: format!("manifest {}", c.manifest_digest),
+                    reason: format!("image index {digest} does not list it"),
+                });
+            }
+            add_image_members(&mut m, &c, blobs)?;
+            n += 1;
+        }
+        m.insert(digest.blob_path(), Payload::Bytes(ix.bytes.clone()));
+        index.extend(index_entries_of_index(ix));
     }
     m.insert("index.json".into(), Payload::Bytes(build_index(&index)));
     m.insert("oci-layout".into(), Payload::Bytes(OCI_LAYOUT.to_vec()));
@@ -477,6 +568,19 @@ pub fn write_oci_archive<W: Write>(
     blobs: &dyn BlobSource,
 ) -> Result<W, ArchiveError> {
     let (members, _) = oci_members(images, blobs)?;
+    write_tar(w, members, blobs, Path::new("oci-archive"))
+}
+
+/// Writes an oci-archive holding `images` and multi-platform `indexes` (each index blob as
+/// given, so its digest stays; `index.json` names the index with its tags, as
+/// `skopeo copy --all` and docker's containerd store write one). Returns the writer.
+pub fn write_oci_archive_with_indexes<W: Write>(
+    w: W,
+    images: &[ExportImage],
+    indexes: &[ExportIndex],
+    blobs: &dyn BlobSource,
+) -> Result<W, ArchiveError> {
+    let (members, _) = oci_members_with_indexes(images, indexes, blobs)?;
     write_tar(w, members, blobs, Path::new("oci-archive"))
 }
 

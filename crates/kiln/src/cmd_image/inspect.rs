@@ -72,6 +72,23 @@ struct InspectImage {
     #[serde(rename = "RootFS")]
     root_fs: RootFs,
     metadata: Metadata,
+    /// A multi-platform image (an index): one entry per platform (docker 28's `Manifests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifests: Option<Vec<ManifestSummary>>,
+}
+
+/// One platform of a multi-platform image, as docker 28's `ImageInspect.Manifests` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestSummary {
+    /// The platform's image ID (its config digest).
+    #[serde(rename = "ID")]
+    id: String,
+    descriptor: Value,
+    available: bool,
+    size: Value,
+    kind: String,
+    image_data: Value,
 }
 
 /// Where the image's layers are unpacked: kiln's snapshot directories, as overlay lower
@@ -173,6 +190,94 @@ fn comment(config: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The repository digests that name index `ix` (`NAME@<index digest>`, full form, sorted):
+/// push and pull keep them on the index's images.
+pub(crate) fn index_repo_digests(
+    store: &Store,
+    ix: &kiln_store::IndexRecord,
+) -> anyhow::Result<Vec<String>> {
+    let suffix = format!("@{}", ix.digest);
+    let mut out = Vec::new();
+    for e in &ix.entries {
+        for d in store.repo_digests(&e.image.id)? {
+            if d.ends_with(&suffix) && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The inspect document of `name`: an image, or of a multi-platform image the entry for
+/// `platform` (default: the host's, else the first) with the index's digest as `Id`, its
+/// tags, and `Manifests`.
+fn inspect_named(
+    store: &Store,
+    name: &str,
+    platform: Option<&kiln_image::Platform>,
+) -> anyhow::Result<InspectImage> {
+    let index = store.resolve_index(name)?;
+    let img = match platform {
+        Some(p) => store.resolve_platform(name, p)?,
+        None => match &index {
+            Some(ix) => ix
+                .default_entry()
+                .map(|e| e.image.clone())
+                .ok_or_else(|| anyhow::anyhow!("image index {} lists no image", ix.digest))?,
+            None => store.resolve_image(name)?,
+        },
+    };
+    let mut doc = inspect_doc(store, &img)?;
+    if let Some(ix) = index {
+        doc.id = ix.digest.to_string();
+        doc.repo_tags = ix.tags.iter().map(|t| familiar(t)).collect();
+        doc.repo_digests = index_repo_digests(store, &ix)?
+            .iter()
+            .map(|d| familiar(d))
+            .collect();
+        if let Some(t) = ix.last_tagged {
+            doc.metadata.last_tag_time = kiln_store::timestamp::format_rfc3339(t);
+        }
+        let mut manifests = Vec::new();
+        for e in &ix.entries {
+            let m = &e.image;
+            let manifest_size = store.blob_size(&m.manifest_digest)?;
+            let content: u64 = store
+                .layers(&m.id)?
+                .iter()
+                .map(|l| l.compressed_size)
+                .sum::<u64>()
+                + manifest_size
+                + store.blob_size(&m.id)?;
+            let mut platform =
+                json!({"architecture": e.platform.architecture, "os": e.platform.os});
+            if let Some(v) = &e.platform.variant {
+                platform["variant"] = json!(v);
+            }
+            manifests.push(ManifestSummary {
+                id: m.id.to_string(),
+                descriptor: json!({
+                    "mediaType": m.manifest_media_type,
+                    "digest": m.manifest_digest.to_string(),
+                    "size": manifest_size,
+                    "platform": platform,
+                }),
+                available: true,
+                size: json!({"Total": content, "Content": content}),
+                kind: "image".into(),
+                image_data: json!({
+                    "Platform": platform,
+                    "Containers": [],
+                    "Size": {"Unpacked": store.image_size(&m.id)?},
+                }),
+            });
+        }
+        doc.manifests = Some(manifests);
+    }
+    Ok(doc)
+}
+
 fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage> {
     let config = store.image_config(&img.id)?;
     let c = &config["config"];
@@ -238,6 +343,7 @@ fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage>
                 .map(kiln_store::timestamp::format_rfc3339)
                 .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
+        manifests: None,
     })
 }
 
@@ -250,11 +356,7 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for name in &a.images {
-        match store
-            .resolve_image(name)
-            .map_err(anyhow::Error::from)
-            .and_then(|img| inspect_doc(store, &img))
-        {
+        match inspect_named(store, name, a.platform.as_ref()) {
             Ok(v) => docs.push(v),
             // Without --type, docker looks for any object.
             Err(e)
@@ -317,6 +419,10 @@ fn typed_maps(mut v: Value) -> Value {
                 }
             }
         }
+    }
+    // docker's `Variant` is a string field (omitted from JSON when empty).
+    if let Some(m) = v.as_object_mut() {
+        m.entry("Variant").or_insert_with(|| json!(""));
     }
     if v["GraphDriver"]["Data"].is_null() {
         v["GraphDriver"]["Data"] = gotemplate::nil_map();

@@ -3,8 +3,8 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, bail};
-use kiln_image::ImageRef;
-use kiln_store::{ImageRecord, PruneScope, RemoveEvent, SaveFormat, Store};
+use kiln_image::{ImageRef, Platform};
+use kiln_store::{ImageRecord, IndexRecord, PruneScope, RemoveEvent, SaveFormat, Store};
 use serde_json::Value;
 
 use super::render::{human_size_prec, now, parse_go_duration};
@@ -48,22 +48,104 @@ pub(crate) fn load(store: &Store, a: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `save` writes: images and multi-platform images (indexes), each with the names to
+/// record for it.
+#[derive(Default)]
+struct Selection {
+    images: Vec<(ImageRecord, Vec<ImageRef>)>,
+    indexes: Vec<(IndexRecord, Vec<ImageRef>)>,
+}
+
+impl Selection {
+    fn add_image(&mut self, img: ImageRecord, tag: Option<ImageRef>) {
+        match self.images.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some(e) => {
+                if let Some(t) = tag
+                    && !e.1.contains(&t)
+                {
+                    e.1.push(t);
+                }
+            }
+            None => self.images.push((img, tag.into_iter().collect())),
+        }
+    }
+
+    fn add_index(&mut self, ix: IndexRecord, tag: Option<ImageRef>) {
+        match self.indexes.iter_mut().find(|(i, _)| i.digest == ix.digest) {
+            Some(e) => {
+                if let Some(t) = tag
+                    && !e.1.contains(&t)
+                {
+                    e.1.push(t);
+                }
+            }
+            None => self.indexes.push((ix, tag.into_iter().collect())),
+        }
+    }
+
+    /// A multi-platform image where an archive needs one platform: `platform`'s image, else
+    /// (docker-archive) the host's.
+    fn add(
+        &mut self,
+        ix: IndexRecord,
+        tag: Option<ImageRef>,
+        platform: Option<&Platform>,
+        format: SaveFormat,
+    ) -> anyhow::Result<()> {
+        let want = match (platform, format) {
+            (Some(p), _) => p.clone(),
+            (None, SaveFormat::Oci) => {
+                self.add_index(ix, tag);
+                return Ok(());
+            }
+            (None, SaveFormat::Docker) => Platform::host(),
+        };
+        let Some(e) = ix.pick(&want) else {
+            let has = ix
+                .platforms()
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let name = tag
+                .map(|t| t.familiar())
+                .unwrap_or_else(|| ix.digest.to_string());
+            if platform.is_some() {
+                bail!(
+                    "no matching manifest for {want} in the manifest list entries of {name} (it has: {has})"
+                );
+            }
+            bail!(
+                "{name} is a multi-platform image without this machine's platform {want} \
+                 (it has: {has}); a docker-archive holds one platform per image: choose one \
+                 with --platform, or save every platform with --format oci"
+            );
+        };
+        self.add_image(e.image.clone(), tag);
+        Ok(())
+    }
+}
+
 /// The images and names `save` writes: a name without a tag means every tag of that
-/// repository (as docker does); an ID means the image without names.
+/// repository (as docker does); an ID means the image without names. With `platform`, each
+/// multi-platform image is written as that platform's image (and a single image must be of
+/// that platform).
 fn save_selection(
     store: &Store,
     names: &[String],
-) -> anyhow::Result<Vec<(ImageRecord, Vec<ImageRef>)>> {
-    let mut out: Vec<(ImageRecord, Vec<ImageRef>)> = Vec::new();
-    let mut add = |img: ImageRecord, tag: Option<ImageRef>| {
-        if let Some(e) = out.iter_mut().find(|(i, _)| i.id == img.id) {
-            if let Some(t) = tag
-                && !e.1.contains(&t)
-            {
-                e.1.push(t);
+    platform: Option<&Platform>,
+    format: SaveFormat,
+) -> anyhow::Result<Selection> {
+    let mut out = Selection::default();
+    let single = |img: ImageRecord, name: &str| -> anyhow::Result<ImageRecord> {
+        match platform {
+            Some(p) if !p.matches(&img.platform()) => Err(kiln_store::Error::PlatformMismatch {
+                reference: name.to_string(),
+                wanted: p.clone().normalize(),
+                actual: img.platform(),
             }
-        } else {
-            out.push((img, tag.into_iter().collect()));
+            .into()),
+            _ => Ok(img),
         }
     };
     for name in names {
@@ -79,7 +161,18 @@ fn save_selection(
                     if let Ok(r) = ImageRef::parse_named(&t)
                         && r.name() == repo
                     {
-                        add(img.clone(), Some(r));
+                        let img = single(img.clone(), &r.familiar())?;
+                        out.add_image(img, Some(r));
+                        found = true;
+                    }
+                }
+            }
+            for ix in store.indexes()? {
+                for t in ix.tags.clone() {
+                    if let Ok(r) = ImageRef::parse_named(&t)
+                        && r.name() == repo
+                    {
+                        out.add(ix.clone(), Some(r), platform, format)?;
                         found = true;
                     }
                 }
@@ -88,11 +181,18 @@ fn save_selection(
                 continue;
             }
         }
-        let img = store.resolve_image(name)?;
+        if let Some(ix) = store.resolve_index(name)? {
+            let tag = ImageRef::parse(name)
+                .ok()
+                .filter(|r| ix.tags.contains(&r.to_string()));
+            out.add(ix, tag, platform, format)?;
+            continue;
+        }
+        let img = single(store.resolve_image(name)?, name)?;
         let tag = ImageRef::parse(name)
             .ok()
             .filter(|r| img.tags.contains(&r.to_string()));
-        add(img, tag);
+        out.add_image(img, tag);
     }
     Ok(out)
 }
@@ -102,7 +202,7 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
         ArchiveKind::Docker => SaveFormat::Docker,
         ArchiveKind::Oci => SaveFormat::Oci,
     };
-    let selection = save_selection(store, &a.images)?;
+    let sel = save_selection(store, &a.images, a.platform.as_ref(), format)?;
     match &a.output {
         None => {
             let stdout = std::io::stdout();
@@ -110,7 +210,9 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
             let w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            store.save(&selection, format, w)?.flush()?;
+            store
+                .save_with_indexes(&sel.images, &sel.indexes, format, w)?
+                .flush()?;
         }
         Some(path) => {
             // Beside the target and renamed, so a failed save never leaves half a file; a
@@ -122,7 +224,9 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> anyhow::Result<()> {
                 )
             })?;
             let w = std::io::BufWriter::with_capacity(1 << 20, out.file());
-            store.save(&selection, format, w)?.flush()?;
+            store
+                .save_with_indexes(&sel.images, &sel.indexes, format, w)?
+                .flush()?;
             out.commit()
                 .with_context(|| format!("failed to save image: writing {}", path.display()))?;
         }
@@ -140,7 +244,11 @@ pub(crate) fn tag(store: &Store, a: TagArgs) -> anyhow::Result<()> {
         );
         return Err(Reported.into());
     }
-    store.tag(&img.id, &a.target)?;
+    // A multi-platform image: the new tag names the index too.
+    match store.resolve_index(&a.source)? {
+        Some(ix) => store.tag_index(&ix.digest, &a.target)?,
+        None => store.tag(&img.id, &a.target)?,
+    };
     Ok(())
 }
 
