@@ -279,7 +279,7 @@ mod tests {
         assert!(h.matches(&elf_header("arm64").unwrap()));
         assert!(!h.matches(&elf_header("arm").unwrap()));
         assert!(!h.matches(&elf_header("riscv64").unwrap()));
-        match support_with("arm64", &[h.clone()]) {
+        match support_with("arm64", std::slice::from_ref(&h)) {
             Support::Emulated { handler, .. } => assert_eq!(handler, "qemu-aarch64"),
             other => panic!("{other:?}"),
         }

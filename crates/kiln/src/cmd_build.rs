@@ -1006,13 +1006,6 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let push_names = push_names(&push_request, &opts.tags)?;
-    if opts.platforms.len() > 1 && !push_names.is_empty() {
-        // kiln's push sends one image per tag: pushing the host's entry under a tag that
-        // names an index would publish something else than what was built.
-        bail!(
-            "--push (or an output with push=true) is not supported with several platforms yet: build with -o type=oci,dest=FILE and push the index with `skopeo copy --all oci-archive:FILE docker://NAME`, or push one --platform at a time"
-        );
-    }
     let push_compression = match opts.compression.map(|c| c.kind) {
         None | Some(LayerCompression::Gzip) => kiln_image::Compression::Gzip,
         Some(LayerCompression::Zstd) => kiln_image::Compression::Zstd,

@@ -365,12 +365,6 @@ fn multi_platform_outputs_write_one_directory_per_platform() {
     let (code, _, err) = c.build(&["--platform", "linux/arm64,linux/aarch64"]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("named twice"), "{err}");
-    let (code, _, err) = c.build(&["--platform", "linux/amd64,linux/arm64", "-t", "x", "--push"]);
-    assert_ne!(code, 0, "{err}");
-    assert!(
-        err.contains("not supported with several platforms"),
-        "{err}"
-    );
     assert!(c.tmp_is_empty());
 }
 
@@ -420,4 +414,89 @@ fn a_platform_nothing_runs_fails_before_the_build_with_what_to_install() {
         err.contains("no matching manifest for linux/riscv64"),
         "{err}"
     );
+}
+
+#[test]
+fn push_of_a_multi_platform_build_pushes_the_index() {
+    let skopeo = support::require_command("skopeo", "skopeo");
+    let reg = kiln_test::registry::Registry::start();
+    let c = ctx();
+    c.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nARG TARGETARCH\nRUN echo \"$TARGETARCH $(uname -m)\" > /p\n"),
+    );
+    let name = format!("{}/multi:1", reg.addr);
+    let iid = c.fresh("iid");
+    let log = c.build_ok(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &name,
+        "--push",
+        "--iidfile",
+        iid.to_str().unwrap(),
+    ]);
+    // The store's index (the ID), and the one pushed: the layers go up compressed, so its
+    // manifests, and the index, are new ones (docker push's last line names it).
+    let index = read(&iid);
+    assert!(index.starts_with("sha256:"), "{index}");
+    let pushed = log
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `1: digest:` line:\n{log}"))
+        .to_string();
+    let raw = Command::new(&skopeo)
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let sha = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(&raw.stdout)?;
+            ch.wait_with_output()
+        })
+        .unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout);
+    assert_eq!(
+        format!("sha256:{}", &sha[..64]),
+        pushed,
+        "the tag names what was pushed"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        v["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{v}"
+    );
+    let archs: Vec<&str> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{v}");
+    // Another store pulls the arm64 entry and runs it emulated.
+    let other = Ctx::new();
+    let got = ok(
+        &other,
+        &[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            &name,
+            "cat",
+            "/p",
+        ],
+    );
+    assert_eq!(got.trim(), "arm64 aarch64");
 }
