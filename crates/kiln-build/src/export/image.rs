@@ -449,10 +449,8 @@ fn say_names(b: &Build<'_>, tags: &[String]) {
 
 /// Stores the image of every target: the one `--target` (or the last stage) with the `-t`
 /// tags and the `--output`s, or each of several `--target NAME[=TAG]`s with its own tags.
+/// (Several platforms: [`crate::export::platforms::export`].)
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
-    if b.plan.multi_platform() {
-        return crate::export::platforms::export(b, results);
-    }
     if b.opts.targets.len() < 2 {
         let target = Target {
             stage: b.plan.target,

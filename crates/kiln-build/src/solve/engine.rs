@@ -272,7 +272,11 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
         crate::inputs::open::save_context_cache(ctx);
     }
-    let outcome = crate::export::image::export(&b, &results)?;
+    let outcome = if plan.multi_platform() {
+        crate::export::platforms::export(&b, &results)?
+    } else {
+        crate::export::image::export(&b, &results)?
+    };
     // After the image is written: a failed export fails the build, the image stays.
     warnings.extend(crate::export::cache_export::export_caches(&b)?);
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
