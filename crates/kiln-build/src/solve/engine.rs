@@ -112,32 +112,42 @@ impl ImageSource for StoreImages<'_> {
             hint,
         };
         let found = self.lookup(target, platform)?;
+        // The store has the name for other platforms only: said in every message below.
+        let other_platform = || match self.store.resolve_platform(target, platform) {
+            Err(
+                e @ (kiln_store::Error::PlatformMismatch { .. }
+                | kiln_store::Error::NoMatchingManifest { .. }),
+            ) => Some(e.to_string()),
+            _ => None,
+        };
         // The fetcher (`kiln build`'s puller) decides whether to ask a registry.
         let found = match &self.fetcher {
             None => found,
             Some(f) => match f.fetch(self.store, target, found.is_some(), platform) {
                 Ok(()) => self.lookup(target, platform)?,
-                Err(FetchError::NotPulled { hint }) => return Err(missing(hint)),
+                Err(FetchError::NotPulled { hint }) => {
+                    return Err(missing(match other_platform() {
+                        Some(e) => format!("{e}; {hint}"),
+                        None => hint,
+                    }));
+                }
                 Err(FetchError::Failed { message }) => {
                     return Err(BuildError::PullFailed {
                         reference: reference.to_string(),
-                        message,
+                        message: match other_platform() {
+                            Some(e) => format!("{message} (in the store: {e})"),
+                            None => message,
+                        },
                     });
                 }
             },
         };
         if found.is_none()
-            && let Err(
-                e @ (kiln_store::Error::PlatformMismatch { .. }
-                | kiln_store::Error::NoMatchingManifest { .. }),
-            ) = self.store.resolve_platform(target, platform)
+            && let Some(e) = other_platform()
         {
-            return Err(BuildError::MissingImage {
-                reference: reference.to_string(),
-                hint: format!(
-                    "{e}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
-                ),
-            });
+            return Err(missing(format!(
+                "{e}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
+            )));
         }
         let rec = found.ok_or_else(|| {
             missing("pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into())
