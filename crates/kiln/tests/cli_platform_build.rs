@@ -499,4 +499,9 @@ fn push_of_a_multi_platform_build_pushes_the_index() {
         ],
     );
     assert_eq!(got.trim(), "arm64 aarch64");
+    // A build pulls its base for the stage's platform (the index's arm64 entry).
+    let pulling = Ctx::new();
+    pulling.file("Dockerfile", &format!("FROM {name}\nRUN cat /p > /q\n"));
+    let dest = pulling.export(&["--platform", "linux/arm64"]);
+    assert_eq!(read(&dest.join("q")).trim(), "arm64 aarch64");
 }
