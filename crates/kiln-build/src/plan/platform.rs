@@ -87,6 +87,10 @@ pub fn parse_platform_list(value: &str) -> Result<Vec<Platform>> {
 /// handler with the F flag, such as QEMU's): checked for every stage with RUN steps before
 /// the build starts, so it fails at once and says what to install.
 pub fn check_runnable(platform: &Platform, stage: &str) -> Result<()> {
+    // The host's stages (every stage of most builds) read nothing under /proc.
+    if kiln_runtime::binfmt::native_architectures().contains(&platform.architecture.as_str()) {
+        return Ok(());
+    }
     let p = platform.to_string();
     match kiln_runtime::binfmt::unsupported_message(&p, &platform.architecture) {
         None => Ok(()),
