@@ -12,7 +12,11 @@ use kiln_build::plan::{ImageSource, PlanOptions, ResolvedImage, plan};
 struct NoImages;
 
 impl ImageSource for NoImages {
-    fn resolve(&self, reference: &str) -> kiln_build::Result<ResolvedImage> {
+    fn resolve(
+        &self,
+        reference: &str,
+        _: &kiln_image::Platform,
+    ) -> kiln_build::Result<ResolvedImage> {
         panic!("the bench Dockerfiles use no image, asked for {reference}")
     }
 }

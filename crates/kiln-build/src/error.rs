@@ -44,6 +44,10 @@ pub enum BuildError {
     },
     #[error("build cancelled")]
     Cancelled,
+    /// A stage runs RUN steps for a platform this machine cannot run (checked before the
+    /// build starts; the message says what to install).
+    #[error("{stage}: {message}")]
+    NoEmulator { stage: String, message: String },
     /// Reading a build context or a stage's files.
     #[error(transparent)]
     Context(#[from] crate::inputs::context::ContextError),

@@ -164,6 +164,9 @@ pub struct BuildOptions {
     /// `--squash`: each exported image's layers above its final stage's base become one
     /// layer (docker's experimental `--squash`).
     pub squash: bool,
+    /// `--platform`: the platforms to build for, normalized (empty: the host's). With two or
+    /// more, one image per platform and an index tagged with `tags`.
+    pub platforms: Vec<kiln_image::Platform>,
     /// `--target NAME[=TAG]` given for two or more stages: all are built in one graph and each
     /// is stored as its own image, tagged with its TAGs. `target` and `tags` are unused then.
     pub targets: Vec<TargetSpec>,
@@ -172,13 +175,15 @@ pub struct BuildOptions {
 /// Brings an image the build names into the store, or says why it will not be there.
 pub trait ImageFetcher: Send + Sync + std::fmt::Debug {
     /// `reference` is what the Dockerfile names (ARGs expanded) or a `--build-context`
-    /// alias's value; `in_store` says whether `store` resolves it now. Ok: read the store
-    /// (the image is there, or the usual "not in the store" error follows).
+    /// alias's value; `in_store` says whether `store` resolves it now for `platform` (the
+    /// stage's: the one to pull). Ok: read the store (the image is there, or the usual "not
+    /// in the store" error follows).
     fn fetch(
         &self,
         store: &kiln_store::Store,
         reference: &str,
         in_store: bool,
+        platform: &kiln_image::Platform,
     ) -> Result<(), FetchError>;
 }
 
@@ -232,6 +237,7 @@ impl BuildOptions {
             cache_to: Vec::new(),
             squash: false,
             targets: Vec::new(),
+            platforms: Vec::new(),
         }
     }
 }

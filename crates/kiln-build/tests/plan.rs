@@ -8,7 +8,7 @@ use kiln_build::plan::{CopyFrom, ImageSource, Op, Plan, PlanOptions, ResolvedIma
 /// Every image is an empty one with a recognisable ID; `env` gives it an environment and ONBUILDs.
 struct Images;
 impl ImageSource for Images {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+    fn resolve(&self, reference: &str, _: &kiln_image::Platform) -> Result<ResolvedImage> {
         let mut config = ImageConfig::default();
         if reference.contains("onbuild") {
             config.config.on_build = Some(vec!["RUN echo from-image".into()]);
@@ -123,7 +123,7 @@ fn a_bare_run_is_an_empty_shell_command() {
 /// A store with no images: every name is missing.
 struct NoImages;
 impl ImageSource for NoImages {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+    fn resolve(&self, reference: &str, _: &kiln_image::Platform) -> Result<ResolvedImage> {
         Err(kiln_build::BuildError::MissingImage {
             reference: reference.to_string(),
             hint: "load it".into(),

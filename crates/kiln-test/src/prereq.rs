@@ -255,3 +255,31 @@ fn users_lock() -> std::fs::File {
     f.lock().expect("locking /tmp/kiln-test-users.lock");
     f
 }
+
+/// The binfmt_misc handler `name` (such as `qemu-aarch64`): registered, enabled and with the F
+/// (fix-binary) flag, so foreign programs run inside a container's root. Fails the test saying
+/// what to install otherwise (Debian's qemu-user-static registers its handlers so).
+pub fn require_binfmt(name: &str) -> PathBuf {
+    let path = Path::new("/proc/sys/fs/binfmt_misc").join(name);
+    let ok = |p: &Path| {
+        std::fs::read_to_string(p).is_ok_and(|t| {
+            t.lines().next() == Some("enabled")
+                && t.lines()
+                    .any(|l| l.strip_prefix("flags:").is_some_and(|f| f.contains('F')))
+        })
+    };
+    if ok(&path) {
+        return path;
+    }
+    let install = install_missing();
+    assert!(
+        ok(&path),
+        "this test needs the binfmt_misc handler {} (enabled, with the F flag), which is \
+         missing{}: run `{INSTALL_COMMAND}` as root in the kiln checkout, or mount binfmt_misc \
+         (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc`) and \
+         `apt-get install -y qemu-user-static`",
+        path.display(),
+        why_not_installed(install)
+    );
+    path
+}

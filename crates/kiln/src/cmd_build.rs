@@ -128,7 +128,9 @@ pub struct BuildArgs {
     /// Additional build context: name=DIR|docker-archive:PATH|oci-layout:PATH.
     #[arg(long = "build-context", value_name = "stringArray")]
     pub build_contexts: Vec<String>,
-    /// Set target platform for build (only the host's, linux/amd64, is supported).
+    /// Set target platform for build: one (`linux/arm64`) or several, comma-separated
+    /// (`linux/amd64,linux/arm64`: one image per platform and an index). Foreign RUN steps
+    /// run under QEMU (binfmt_misc).
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
     /// Explain, for every step, why it was or was not taken from the cache.
@@ -853,12 +855,8 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         (dockerfile, text)
     };
     if let Some(p) = &args.platform {
-        let host = "linux/amd64";
-        if p != host {
-            bail!(
-                "platform {p:?} is not supported: kiln builds for the host platform ({host}) only"
-            );
-        }
+        opts.platforms = kiln_build::plan::platform::parse_platform_list(p)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let lint_req = crate::cmd_check::BuildLint {
         check_only: args.check,

@@ -250,6 +250,10 @@ pub struct CreateArgs {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pub pull: String,
+    /// Set platform if server is multi-platform capable (picks it from an index, pulls it;
+    /// a foreign one runs under QEMU through binfmt_misc)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
     /// Command to run to check health
     #[arg(long, value_name = "string")]
     pub health_cmd: Option<String>,

@@ -72,6 +72,8 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Verify every blob's digest and every reference; with --repair, remove what is broken
     Check(CheckArgs),
+    /// Show the platforms this machine builds and runs: natively and emulated (binfmt_misc)
+    Info,
 }
 
 #[derive(Args, Debug)]
@@ -408,5 +410,6 @@ fn dispatch(cmd: Command, global: &GlobalArgs) -> anyhow::Result<()> {
         Command::System(SystemCommand::Df(a)) => system::df(&store, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(&store, a),
         Command::System(SystemCommand::Check(a)) => system::check(&store, a),
+        Command::System(SystemCommand::Info) => system::info(&store),
     }
 }

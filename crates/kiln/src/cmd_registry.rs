@@ -380,6 +380,7 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
         store: &Store,
         reference: &str,
         in_store: bool,
+        platform: &Platform,
     ) -> Result<(), kiln_build::options::FetchError> {
         use kiln_build::options::FetchError;
         if in_store && (self.policy != PullPolicy::Always || names_an_id(reference)) {
@@ -398,7 +399,12 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
             return Ok(());
         }
         let name = r.to_string();
-        if !self.asked.lock().unwrap().insert(name.clone()) {
+        if !self
+            .asked
+            .lock()
+            .unwrap()
+            .insert(format!("{name} {platform}"))
+        {
             return Ok(());
         }
         let vertex = format!("[internal] load metadata for {name}");
@@ -421,7 +427,7 @@ impl kiln_build::options::ImageFetcher for BuildPuller {
             &r,
             &PullOptions {
                 settings: &self.settings,
-                platform: Platform::host(),
+                platform: platform.clone(),
                 progress: &progress,
             },
         );
@@ -441,8 +447,25 @@ pub(crate) fn image_for_container(
     store: &Store,
     name: &str,
     policy: PullPolicy,
+    platform: Option<&Platform>,
 ) -> Result<kiln_store::ImageRecord, String> {
-    let local = crate::cmd_image::resolve_named_for_run(store, name);
+    let local = match platform {
+        None => crate::cmd_image::resolve_named_for_run(store, name),
+        // `--platform`: an index's entry, or an image of that platform; another platform's
+        // image counts as missing (pulled), and `--pull never` says which platforms there are.
+        Some(p) => match store.resolve_platform(name, p) {
+            Ok(img) => Ok(img),
+            Err(
+                e @ (kiln_store::Error::PlatformMismatch { .. }
+                | kiln_store::Error::NoMatchingManifest { .. }),
+            ) if policy == PullPolicy::Never => {
+                return Err(format!("Error response from daemon: {e}"));
+            }
+            Err(_) => {
+                crate::cmd_image::resolve_named_for_run(store, name).and(Err(name.to_string()))
+            }
+        },
+    };
     match (local, policy) {
         (Ok(img), PullPolicy::Missing | PullPolicy::Never) => return Ok(img),
         (Ok(img), PullPolicy::Always) if names_an_id(name) => return Ok(img),
@@ -464,7 +487,7 @@ pub(crate) fn image_for_container(
         &reference,
         &PullOptions {
             settings: &Settings::from_env(),
-            platform: Platform::host(),
+            platform: platform.cloned().unwrap_or_else(Platform::host),
             progress: &progress,
         },
     )

@@ -449,10 +449,12 @@ fn say_names(b: &Build<'_>, tags: &[String]) {
 
 /// Stores the image of every target: the one `--target` (or the last stage) with the `-t`
 /// tags and the `--output`s, or each of several `--target NAME[=TAG]`s with its own tags.
+/// (Several platforms: [`crate::export::platforms::export`].)
 pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
     if b.opts.targets.len() < 2 {
         let target = Target {
             stage: b.plan.target,
+            variant: 0,
             name: b.opts.target.clone(),
             tags: &b.opts.tags,
             outputs: &b.opts.outputs,
@@ -467,6 +469,7 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
         });
         let target = Target {
             stage,
+            variant: 0,
             name: Some(spec.name.clone()),
             tags: &spec.tags,
             outputs: &[],
@@ -492,16 +495,18 @@ pub fn export(b: &Build<'_>, results: &[StepResult]) -> Result<BuildOutcome> {
 }
 
 /// One image a build exports.
-struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// Its stage's index.
-    stage: usize,
+    pub stage: usize,
+    /// The platform variant it is built for ([`crate::plan::Plan::variants`]).
+    pub variant: usize,
     /// As `--target` named it.
-    name: Option<String>,
-    tags: &'a [String],
-    outputs: &'a [Output],
+    pub name: Option<String>,
+    pub tags: &'a [String],
+    pub outputs: &'a [Output],
 }
 
-fn export_target(
+pub(crate) fn export_target(
     b: &Build<'_>,
     results: &[StepResult],
     target: &Target<'_>,
@@ -509,11 +514,12 @@ fn export_target(
     let t = std::time::Instant::now();
     let stage = b
         .plan
-        .stage(target.stage)
+        .stage_in(target.variant, target.stage)
         .ok_or(BuildError::TargetNotPlanned)?;
     let last = &results[stage.last_step];
     let (mut config, now) = dated_config(b, stage, results);
-    let mut origins = crate::export::record::chain_origins(b, target.stage, results);
+    let mut origins =
+        crate::export::record::chain_origins(b, target.variant, target.stage, results);
     let chain = if b.opts.squash {
         let keep = crate::export::squash::base_layers(stage, results);
         let squashed = crate::export::squash::squash_chain(b, &last.chain, keep)?;
@@ -594,6 +600,7 @@ fn export_target(
         &cfg.digest,
         results,
         target.stage,
+        target.variant,
         target.name.clone(),
         origins,
     )?;

@@ -5,6 +5,7 @@ pub(crate) mod cache_export;
 pub(crate) mod cache_records;
 pub(crate) mod image;
 pub(crate) mod outputs;
+pub(crate) mod platforms;
 pub(crate) mod prune;
 pub(crate) mod record;
 pub(crate) mod squash;

@@ -15,6 +15,7 @@ pub(crate) fn record_build(
     image_id: &Digest,
     results: &[StepResult],
     target: usize,
+    variant: usize,
     target_name: Option<String>,
     layers: Vec<LayerOrigin>,
 ) -> Result<()> {
@@ -24,11 +25,9 @@ pub(crate) fn record_build(
     }
     // The stages this image needs (with several targets, the others' are not its build).
     let needed = b.plan.stages_needed(target);
-    let mut stages: Vec<&PlannedStage> = b
-        .plan
-        .stages
+    let mut stages: Vec<&PlannedStage> = needed
         .iter()
-        .filter(|s| needed.contains(&s.index))
+        .filter_map(|&s| b.plan.stage_in(variant, s))
         .collect();
     stages.sort_by_key(|s| s.index);
     let stages = stages
@@ -50,10 +49,11 @@ pub(crate) fn record_build(
 /// told (the chain does not match the steps that made layers).
 pub(crate) fn chain_origins(
     b: &Build<'_>,
+    variant: usize,
     stage: usize,
     results: &[StepResult],
 ) -> Vec<LayerOrigin> {
-    let Some(s) = b.plan.stage(stage) else {
+    let Some(s) = b.plan.stage_in(variant, stage) else {
         return Vec::new();
     };
     let display = &b.plan.graph.stages[stage].display;
@@ -65,7 +65,10 @@ pub(crate) fn chain_origins(
             };
             vec![origin; results[s.first_step].chain.len()]
         }
-        Op::Base(RootSource::Step(from)) => chain_origins(b, b.plan.steps[*from].stage, results),
+        Op::Base(RootSource::Step(from)) => {
+            let f = &b.plan.steps[*from];
+            chain_origins(b, f.variant, f.stage, results)
+        }
         _ => Vec::new(),
     };
     let steps = &b.plan.steps[s.first_step + 1..=s.last_step];
@@ -117,8 +120,9 @@ fn stage_record(
     // would count the time a step waited for another stage (a `COPY --from` of a stage still
     // running), so the final stage would show the whole build.
     let mut duration = std::time::Duration::ZERO;
+    let variant = b.plan.steps[s.first_step].variant;
     for (i, step) in b.plan.steps.iter().enumerate() {
-        if step.stage != s.index {
+        if step.stage != s.index || step.variant != variant {
             continue;
         }
         match &step.op {

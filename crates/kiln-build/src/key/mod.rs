@@ -132,6 +132,11 @@ fn run_key(
 ) -> Result<KeyBuilder> {
     let mut k = KeyBuilder::new("run");
     k.list("args", &r.args);
+    // Another platform's RUN is another program (emulated), even on the same base; the
+    // host's keeps the key it had before platforms were keyed.
+    if r.platform != kiln_image::Platform::host() {
+        k.field("platform", &r.platform.to_string());
+    }
     let env: Vec<String> = r.env.iter().map(|(a, v)| format!("{a}={v}")).collect();
     k.list("env", &env)
         .field("cwd", &r.cwd)
@@ -413,7 +418,7 @@ mod tests {
 
     struct Images;
     impl ImageSource for Images {
-        fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        fn resolve(&self, reference: &str, _: &kiln_image::Platform) -> Result<ResolvedImage> {
             Ok(ResolvedImage {
                 reference: reference.to_string(),
                 id: KeyBuilder::new("test-image")

@@ -6,6 +6,7 @@
 pub mod config;
 pub(crate) mod display;
 pub(crate) mod history;
+pub mod platform;
 pub mod source;
 pub mod stepname;
 pub(crate) mod values;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use kiln_dockerfile::ast::{self, Command, CommandLine, Dockerfile, Instruction};
 use kiln_dockerfile::graph::{Base, StageGraph};
 use kiln_dockerfile::limits::{MAX_RUN_ENV_BYTES, human};
-use kiln_dockerfile::{EvalOptions, Evaluator, Mount, MountType, StageEval};
+use kiln_dockerfile::{Evaluator, Mount, MountType, StageEval};
+use kiln_image::Platform;
 
 use crate::error::{BuildError, Result};
 use crate::plan::config::{DEFAULT_PATH, Healthcheck, History, ImageConfig, RunConfig};
@@ -36,7 +38,9 @@ pub struct ResolvedImage {
 
 /// Looks up images named in FROM and `COPY --from`.
 pub trait ImageSource: Sync {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage>;
+    /// The image `reference` names, for `platform` (the stage's): from an index, the entry
+    /// of that platform.
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage>;
 }
 
 pub type StepIndex = usize;
@@ -93,6 +97,8 @@ pub struct RunOp {
     pub scripts: Vec<(String, String)>,
     /// Build args (name=value) that reach the command: part of the cache key.
     pub args_used: BTreeMap<String, String>,
+    /// The platform the command runs as (its stage's): emulated when the host cannot run it.
+    pub platform: Platform,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +154,9 @@ pub struct Step {
     pub deps: Vec<StepIndex>,
     /// The instruction text for `--explain` and history.
     pub text: String,
+    /// The platform variant ([`Plan::variants`]) that planned it: the first one for the steps
+    /// of a stage shared by every platform.
+    pub variant: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +171,18 @@ pub struct PlannedStage {
     /// Aligned with `config.history`: the step whose layer an entry describes. None for entries
     /// of the base image (kept as they are) and for metadata-only instructions.
     pub history_steps: Vec<Option<StepIndex>>,
+    /// The platform the stage is built for (its RUNs run as, its base images are picked for).
+    pub platform: Platform,
+    /// Planned once for every target platform (see [`platform`]).
+    pub shared: bool,
+}
+
+/// One target platform of a build: which planned stage serves each Dockerfile stage.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub platform: Platform,
+    /// Dockerfile stage index → position in [`Plan::stages`].
+    pub stages: BTreeMap<usize, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +198,10 @@ pub struct Plan {
     /// Display names of the stages that are not built.
     pub skipped: Vec<String>,
     pub graph: StageGraph,
+    /// One per target platform, in the order `--platform` named them (one, the host's, when
+    /// none was given). `stages` holds the stages of all of them; [`Plan::stage`] finds the
+    /// first variant's.
+    pub variants: Vec<Variant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -196,11 +221,30 @@ pub struct PlanOptions {
     /// Stage names that a `--build-context` of the same name replaces (dirs or images): the
     /// stage is the context, its instructions are not run.
     pub replaced_stages: BTreeSet<String>,
+    /// Target platforms (`--platform`), normalized; empty: the host's.
+    pub platforms: Vec<Platform>,
 }
 
 impl Plan {
     pub fn stage(&self, index: usize) -> Option<&PlannedStage> {
         self.stages.iter().find(|s| s.index == index)
+    }
+
+    /// Stage `index` as platform variant `variant` builds it.
+    pub fn stage_in(&self, variant: usize, index: usize) -> Option<&PlannedStage> {
+        let v = self.variants.get(variant)?;
+        v.stages.get(&index).map(|&i| &self.stages[i])
+    }
+
+    /// The planned stage a step belongs to.
+    pub fn stage_of(&self, step: StepIndex) -> Option<&PlannedStage> {
+        let s = &self.steps[step];
+        self.stage_in(s.variant, s.stage)
+    }
+
+    /// Several target platforms: one image per platform, and an index.
+    pub fn multi_platform(&self) -> bool {
+        self.variants.len() > 1
     }
 
     /// The stages `target` needs (itself included): what its image is built from.
@@ -279,29 +323,40 @@ struct Planner<'a> {
     opts: &'a PlanOptions,
     plan_steps: Vec<Step>,
     resolved: Vec<ResolvedImage>,
-    by_ref: BTreeMap<String, usize>,
+    /// (reference, platform) → position in `resolved`.
+    by_ref: BTreeMap<(String, String), usize>,
+    /// The current variant's stages.
     stages: BTreeMap<usize, PlannedStage>,
     /// The RUN environments so far, for `limits::MAX_RUN_ENV_BYTES`.
     run_env_bytes: usize,
+    /// The variant being planned, its target platform, and the platform of the stage being
+    /// planned (base images and `--from` images are picked for it).
+    variant: usize,
+    target_platform: Platform,
+    stage_platform: Platform,
+    /// Whether the stage being planned has read a `TARGET*` ARG so far.
+    reads_target: bool,
+    /// Stages planned once for every platform (see [`platform`]), by Dockerfile index.
+    shared: BTreeMap<usize, PlannedStage>,
+    /// Every stage planned, in planning order, and each variant's map into it.
+    all_stages: Vec<PlannedStage>,
 }
 
-/// Build the plan for `df`.
+/// Build the plan for `df`: once per target platform, stages that do not depend on the
+/// target planned once (see [`platform`]).
 pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Result<Plan> {
-    let eval_opts = EvalOptions {
-        build_args: opts.build_args.clone(),
-        ..Default::default()
+    let platforms = if opts.platforms.is_empty() {
+        vec![Platform::host()]
+    } else {
+        opts.platforms.clone()
     };
-    let ev = Evaluator::new(df, eval_opts)?;
-    let (graph, targets) = graph_of_targets(
-        df,
-        &ev,
-        opts.target.as_deref(),
-        &opts.more_targets,
-        &opts.replaced_stages,
-    )?;
+    let evs = platforms
+        .iter()
+        .map(|t| Evaluator::new(df, platform::eval_options(&opts.build_args, t)))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut p = Planner {
         df,
-        ev: &ev,
+        ev: &evs[0],
         images,
         opts,
         plan_steps: Vec::new(),
@@ -309,20 +364,80 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         by_ref: BTreeMap::new(),
         stages: BTreeMap::new(),
         run_env_bytes: 0,
+        variant: 0,
+        target_platform: platforms[0].clone(),
+        stage_platform: platforms[0].clone(),
+        reads_target: false,
+        shared: BTreeMap::new(),
+        all_stages: Vec::new(),
     };
-    for level in &graph.levels {
-        for &si in level {
-            p.plan_stage(si, &graph)?;
+    let mut first = None;
+    let mut variants = Vec::new();
+    for (v, (ev, tp)) in evs.iter().zip(&platforms).enumerate() {
+        let (graph, targets) = graph_of_targets(
+            df,
+            ev,
+            opts.target.as_deref(),
+            &opts.more_targets,
+            &opts.replaced_stages,
+        )?;
+        p.ev = ev;
+        p.variant = v;
+        p.target_platform = tp.clone();
+        p.stages.clear();
+        let mut map = BTreeMap::new();
+        for level in &graph.levels {
+            for &si in level {
+                if let Some(ps) = p.shared.get(&si) {
+                    p.stages.insert(si, ps.clone());
+                    let at = p
+                        .all_stages
+                        .iter()
+                        .position(|s| s.first_step == ps.first_step);
+                    map.insert(si, at.expect("a shared stage is planned"));
+                    continue;
+                }
+                p.plan_stage(si, &graph)?;
+                let ps = p.stages[&si].clone();
+                if ps.shared && platforms.len() > 1 {
+                    p.shared.insert(si, ps.clone());
+                }
+                p.all_stages.push(ps);
+                map.insert(si, p.all_stages.len() - 1);
+            }
+        }
+        variants.push(Variant {
+            platform: tp.clone(),
+            stages: map,
+        });
+        if first.is_none() {
+            first = Some((graph, targets));
         }
     }
+    let (graph, targets) = first.expect("at least one platform");
     let skipped = graph
         .stages
         .iter()
         .filter(|s| s.skipped)
         .map(|s| s.display.clone())
         .collect();
-    let mut stages: Vec<PlannedStage> = p.stages.into_values().collect();
-    stages.sort_by_key(|s| s.first_step);
+    // Stages in build order; the variants' maps follow the sort.
+    let mut order: Vec<usize> = (0..p.all_stages.len()).collect();
+    order.sort_by_key(|&i| p.all_stages[i].first_step);
+    let mut new_pos = vec![0; order.len()];
+    for (new, &old) in order.iter().enumerate() {
+        new_pos[old] = new;
+    }
+    for v in &mut variants {
+        for pos in v.stages.values_mut() {
+            *pos = new_pos[*pos];
+        }
+    }
+    let mut all: Vec<Option<PlannedStage>> = p.all_stages.into_iter().map(Some).collect();
+    let stages = order
+        .iter()
+        .map(|&i| all[i].take().expect("once"))
+        .collect();
     let plan = Plan {
         steps: p.plan_steps,
         stages,
@@ -331,6 +446,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         targets,
         skipped,
         graph,
+        variants,
     };
     Ok(plan)
 }
@@ -347,14 +463,16 @@ fn exec_or_shell(cmd: &CommandLine, rc: &RunConfig) -> Vec<String> {
 }
 
 impl Planner<'_> {
+    /// An image for the current stage's platform.
     fn image(&mut self, reference: &str) -> Result<usize> {
-        if let Some(&i) = self.by_ref.get(reference) {
+        let key = (reference.to_string(), self.stage_platform.to_string());
+        if let Some(&i) = self.by_ref.get(&key) {
             return Ok(i);
         }
-        let img = self.images.resolve(reference)?;
+        let img = self.images.resolve(reference, &self.stage_platform)?;
         self.resolved.push(img);
         let i = self.resolved.len() - 1;
-        self.by_ref.insert(reference.to_string(), i);
+        self.by_ref.insert(key, i);
         Ok(i)
     }
 
@@ -412,6 +530,7 @@ impl Planner<'_> {
     }
 
     fn push(&mut self, mut step: Step) -> StepIndex {
+        step.variant = self.variant;
         // The name is only shown (progress, errors): a RUN of megabytes is shown clipped.
         step.name = crate::event::clip(&step.name).into_owned();
         self.plan_steps.push(step);
@@ -463,13 +582,25 @@ impl Planner<'_> {
     fn plan_stage(&mut self, si: usize, graph: &StageGraph) -> Result<()> {
         let stage = &self.df.stages[si];
         let node = &graph.stages[si];
-        self.check_platform(node)?;
-        let (root, mut config, history_steps) = self.stage_base(&node.base, node.span)?;
+        let (stage_platform, platform_fixed) = self.stage_platform_of(si, node)?;
+        self.stage_platform = stage_platform.clone();
+        self.reads_target = false;
         // A stage replaced by a named context is just the context.
         let replaced = stage
             .name
             .as_ref()
             .is_some_and(|n| self.opts.replaced_stages.contains(n));
+        // Before its base is resolved (or pulled): a stage whose RUNs cannot run here fails
+        // at once, saying what to install.
+        if !replaced
+            && stage
+                .instructions
+                .iter()
+                .any(|i| matches!(i.command, Command::Run(_)))
+        {
+            platform::check_runnable(&stage_platform, &node.display)?;
+        }
+        let (root, mut config, history_steps) = self.stage_base(&node.base, node.span)?;
         let instructions = self.stage_instructions(si, replaced, &mut config)?;
         let base_step = self.push(Step {
             stage: si,
@@ -487,6 +618,7 @@ impl Planner<'_> {
                 _ => vec![],
             },
             text: stage.from.original.trim().to_string(),
+            variant: 0,
         });
         let mut st = StageState {
             si,
@@ -507,6 +639,16 @@ impl Planner<'_> {
         for ins in &instructions {
             self.plan_instruction(&mut st, &mut sev, ins)?;
         }
+        // Shared by every platform: the platform is not the target's, nothing reads TARGET*,
+        // and every other stage it reads from is shared too.
+        let shared = platform_fixed
+            && !self.reads_target
+            && (base_step..self.plan_steps.len()).all(|i| {
+                self.plan_steps[i].deps.iter().all(|&d| {
+                    let ds = self.plan_steps[d].stage;
+                    ds == si || self.shared.contains_key(&ds)
+                })
+            });
         self.stages.insert(
             si,
             PlannedStage {
@@ -516,36 +658,43 @@ impl Planner<'_> {
                 last_step: st.last,
                 config: st.config,
                 history_steps: st.history_steps,
+                platform: stage_platform,
+                shared,
             },
         );
         Ok(())
     }
 
-    /// kiln runs and pulls for the host platform only: another `FROM --platform` is refused
-    /// rather than built for the host.
-    fn check_platform(&self, node: &kiln_dockerfile::graph::StageNode) -> Result<()> {
-        let Some(p) = &node.platform else {
-            return Ok(());
-        };
-        let ok = kiln_dockerfile::Platform::parse(p).is_ok_and(|p| {
-            p.os == "linux"
-                && p.arch == "amd64"
-                && matches!(p.variant.as_deref(), None | Some("v1"))
-        });
-        if ok {
-            return Ok(());
+    /// The platform stage `si` is built for, and whether it is fixed (not the target's):
+    /// its `FROM --platform` (expanded; fixed unless it reads `TARGET*`), else its parent
+    /// stage's, else the target platform.
+    fn stage_platform_of(
+        &mut self,
+        si: usize,
+        node: &kiln_dockerfile::graph::StageNode,
+    ) -> Result<(Platform, bool)> {
+        let resolved = self.ev.resolve_from(&self.df.stages[si])?;
+        let from_reads_target = platform::reads_target(&resolved.used_args);
+        if let Some(p) = &node.platform {
+            let parsed = platform::parse_platform(p).map_err(|m| {
+                BuildError::Dockerfile(kiln_dockerfile::Error {
+                    kind: kiln_dockerfile::ErrorKind::Stage,
+                    file: self.df.file.clone(),
+                    span: node.span,
+                    message: format!("FROM --platform={p}: {m}"),
+                    hint: Some(
+                        "use linux/ARCH[/VARIANT], $BUILDPLATFORM or $TARGETPLATFORM".into(),
+                    ),
+                })
+            })?;
+            return Ok((parsed, !from_reads_target));
         }
-        Err(BuildError::Dockerfile(kiln_dockerfile::Error {
-            kind: kiln_dockerfile::ErrorKind::Stage,
-            file: self.df.file.clone(),
-            span: node.span,
-            message: format!(
-                "FROM --platform={p}: kiln builds for the host platform (linux/amd64) only"
-            ),
-            hint: Some(
-                "drop --platform, or use $BUILDPLATFORM / $TARGETPLATFORM (the host's)".into(),
-            ),
-        }))
+        if let Base::Stage { index } = &node.base
+            && let Some(parent) = self.stages.get(index)
+        {
+            return Ok((parent.platform.clone(), parent.shared && !from_reads_target));
+        }
+        Ok((self.target_platform.clone(), false))
     }
 
     /// The root a stage starts from, the config it inherits (with the defaults BuildKit fills
@@ -588,12 +737,11 @@ impl Planner<'_> {
                 )
             }
         };
-        if config.architecture.is_empty() {
-            config.architecture = "amd64".into();
-        }
-        if config.os.is_empty() {
-            config.os = "linux".into();
-        }
+        // The image is for the stage's platform, whatever its base said (as BuildKit's
+        // dockerfile2llb sets it).
+        config.os = self.stage_platform.os.clone();
+        config.architecture = self.stage_platform.architecture.clone();
+        config.variant = self.stage_platform.variant.clone();
         config.created = None;
         if config.config.get_env("PATH").is_none() {
             config.config.set_env("PATH", DEFAULT_PATH);
@@ -655,6 +803,7 @@ impl Planner<'_> {
             parent: Some(st.last),
             deps: vec![st.last],
             text: stage.from.original.trim().to_string(),
+            variant: 0,
         });
         st.config.history.push(History {
             created: None,
@@ -675,6 +824,7 @@ impl Planner<'_> {
         ins: &Instruction,
     ) -> Result<()> {
         let exp = sev.expand_instruction(ins)?;
+        self.reads_target |= platform::reads_target(&exp.used_args);
         let x = &exp.instruction;
         let hist_by = crate::plan::history::created_by(ins, x, &st.config.config);
         if matches!(x.command, Command::Env(_) | Command::Arg(_)) {
@@ -769,6 +919,7 @@ impl Planner<'_> {
             parent: Some(st.last),
             deps: vec![st.last],
             text: x.original.trim().to_string(),
+            variant: 0,
         })
     }
 
@@ -839,6 +990,7 @@ impl Planner<'_> {
             mounts,
             scripts,
             args_used,
+            platform: self.stage_platform.clone(),
         };
         Ok(self.push(Step {
             stage: st.si,
@@ -848,6 +1000,7 @@ impl Planner<'_> {
             parent: Some(st.last),
             deps,
             text: x.original.trim().to_string(),
+            variant: 0,
         }))
     }
 
@@ -886,6 +1039,7 @@ impl Planner<'_> {
             parent: Some(last),
             deps,
             text: x.original.trim().to_string(),
+            variant: 0,
         })
     }
 }

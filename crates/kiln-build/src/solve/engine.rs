@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kiln_store::{Lease, RefKind, Store};
+use kiln_store::{ImageRecord, Lease, RefKind, Store};
 
 use crate::encoder::KeyBuilder;
 use crate::error::{BuildError, Result};
@@ -82,8 +82,26 @@ fn named_contexts(
     Ok(out)
 }
 
+impl StoreImages<'_> {
+    /// The store's image `target` names for `want` (from an index, the entry for `want`):
+    /// None when it has none, or only other platforms' (the fetcher may pull the right one).
+    fn lookup(&self, target: &str, want: &kiln_image::Platform) -> Result<Option<ImageRecord>> {
+        use kiln_store::Error as E;
+        match self.store.resolve_platform(target, want) {
+            Ok(rec) => Ok(Some(rec)),
+            // An image whose config names no platform is taken as it is.
+            Err(E::PlatformMismatch { .. }) => match self.store.resolve_image(target) {
+                Ok(rec) if rec.architecture.is_empty() || rec.os.is_empty() => Ok(Some(rec)),
+                _ => Ok(None),
+            },
+            Err(E::NoMatchingManifest { .. } | E::ImageNotFound { .. }) => Ok(None),
+            Err(other) => Err(BuildError::Store(other)),
+        }
+    }
+}
+
 impl ImageSource for StoreImages<'_> {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+    fn resolve(&self, reference: &str, platform: &kiln_image::Platform) -> Result<ResolvedImage> {
         let target = self
             .aliases
             .get(reference)
@@ -93,29 +111,44 @@ impl ImageSource for StoreImages<'_> {
             reference: reference.to_string(),
             hint,
         };
-        let found = match self.store.resolve_image(target) {
-            Ok(rec) => Some(rec),
-            Err(kiln_store::Error::ImageNotFound { .. }) => None,
-            Err(other) => return Err(BuildError::Store(other)),
+        let found = self.lookup(target, platform)?;
+        // The store has the name for other platforms only: said in every message below.
+        let other_platform = || match self.store.resolve_platform(target, platform) {
+            Err(
+                e @ (kiln_store::Error::PlatformMismatch { .. }
+                | kiln_store::Error::NoMatchingManifest { .. }),
+            ) => Some(e.to_string()),
+            _ => None,
         };
         // The fetcher (`kiln build`'s puller) decides whether to ask a registry.
         let found = match &self.fetcher {
             None => found,
-            Some(f) => match f.fetch(self.store, target, found.is_some()) {
-                Ok(()) => match self.store.resolve_image(target) {
-                    Ok(rec) => Some(rec),
-                    Err(kiln_store::Error::ImageNotFound { .. }) => None,
-                    Err(other) => return Err(BuildError::Store(other)),
-                },
-                Err(FetchError::NotPulled { hint }) => return Err(missing(hint)),
+            Some(f) => match f.fetch(self.store, target, found.is_some(), platform) {
+                Ok(()) => self.lookup(target, platform)?,
+                Err(FetchError::NotPulled { hint }) => {
+                    return Err(missing(match other_platform() {
+                        Some(e) => format!("{e}; {hint}"),
+                        None => hint,
+                    }));
+                }
                 Err(FetchError::Failed { message }) => {
                     return Err(BuildError::PullFailed {
                         reference: reference.to_string(),
-                        message,
+                        message: match other_platform() {
+                            Some(e) => format!("{message} (in the store: {e})"),
+                            None => message,
+                        },
                     });
                 }
             },
         };
+        if found.is_none()
+            && let Some(e) = other_platform()
+        {
+            return Err(missing(format!(
+                "{e}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
+            )));
+        }
         let rec = found.ok_or_else(|| {
             missing("pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into())
         })?;
@@ -181,6 +214,9 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         held: Mutex::new(BTreeMap::new()),
         fetcher: opts.image_fetcher.clone(),
     };
+    if opts.platforms.len() > 1 {
+        multi_platform_supported(&opts)?;
+    }
     let mut plan = plan::plan(&df, &plan_opts, &images)?;
     // Number each stage's steps `[stage k/n]` now that every stage is planned.
     crate::plan::stepname::number_steps(&mut plan, df.stages.len() == 1);
@@ -237,14 +273,20 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         Err(DagError::Cancelled) => return Err(BuildError::Cancelled),
     };
     // The exported image's layers that are still in a remote cache are fetched now.
-    if let Some(stage) = plan.stage(plan.target) {
-        let last = &mut results[stage.last_step];
-        last.chain = b.remote_cache.ensure_local(&b.cache_local(), &last.chain)?;
+    for v in 0..plan.variants.len() {
+        if let Some(stage) = plan.stage_in(v, plan.target) {
+            let last = &mut results[stage.last_step];
+            last.chain = b.remote_cache.ensure_local(&b.cache_local(), &last.chain)?;
+        }
     }
     for ctx in b.context.iter().chain(b.named_dirs.values()) {
         crate::inputs::open::save_context_cache(ctx);
     }
-    let outcome = crate::export::image::export(&b, &results)?;
+    let outcome = if plan.multi_platform() {
+        crate::export::platforms::export(&b, &results)?
+    } else {
+        crate::export::image::export(&b, &results)?
+    };
     // After the image is written: a failed export fails the build, the image stays.
     warnings.extend(crate::export::cache_export::export_caches(&b)?);
     // Marking hits used is bookkeeping for LRU pruning: a failure only ages them early.
@@ -269,6 +311,25 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
     })
 }
 
+/// What a build for several platforms refuses rather than doing for one of them only.
+fn multi_platform_supported(opts: &BuildOptions) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(BuildError::plan(format!(
+            "{what} is not supported with several platforms: build them one --platform at a time"
+        )))
+    };
+    if opts.targets.len() > 1 {
+        return refuse("more than one --target");
+    }
+    if !opts.cache_to.is_empty() {
+        return refuse("--cache-to");
+    }
+    if opts.squash {
+        return refuse("--squash");
+    }
+    crate::export::platforms::check_outputs(&opts.outputs)
+}
+
 /// What planning needs of the options: target, args, network, the `--build-context`
 /// directories (`dirs`) and the stages a named context replaces (as in BuildKit: a named
 /// context with a stage's name).
@@ -291,6 +352,7 @@ fn plan_options(
         network_none: opts.network_none,
         allow_insecure: opts.allow_insecure,
         named_dirs: dirs.keys().cloned().collect(),
+        platforms: opts.platforms.clone(),
         replaced_stages: df
             .stages
             .iter()

@@ -24,13 +24,20 @@ pub fn explain_key(b: &Build<'_>, i: StepIndex) -> String {
     let step = &b.plan.steps[i];
     let (ctx, df) = &b.explain_scope;
     let stage = &b.plan.graph.stages[step.stage].display;
-    let pos = i - b.plan.stage(step.stage).map(|s| s.first_step).unwrap_or(0);
-    let k = KeyBuilder::new("explain")
-        .field("context", ctx)
+    let planned = b.plan.stage_of(i);
+    let pos = i - planned.map(|s| s.first_step).unwrap_or(0);
+    let mut k = KeyBuilder::new("explain");
+    k.field("context", ctx)
         .field("dockerfile", df)
         .field("stage", stage)
-        .field("pos", &pos.to_string())
-        .finish();
+        .field("pos", &pos.to_string());
+    // Each platform's steps are remembered apart (the host's as before platforms existed).
+    if let Some(p) = planned.map(|s| &s.platform)
+        && *p != kiln_image::Platform::host()
+    {
+        k.field("platform", &p.to_string());
+    }
+    let k = k.finish();
     format!("explain:{k}")
 }
 

@@ -291,10 +291,33 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
             c.pull
         ));
     };
-    let image = match crate::cmd_registry::image_for_container(store, &image_name, pull) {
-        Ok(img) => img,
-        Err(m) => return refuse(&m),
+    let platform = match c.platform.as_deref().map(kiln_image::Platform::parse) {
+        None => None,
+        Some(Ok(p)) if p.os == "linux" => Some(p.normalize()),
+        Some(Ok(p)) => {
+            return refuse(&format!(
+                "--platform {p}: kiln runs Linux containers only (operating system {:?} is not supported)",
+                p.os
+            ));
+        }
+        Some(Err(e)) => return refuse(&format!("--platform: {e}")),
     };
+    let image =
+        match crate::cmd_registry::image_for_container(store, &image_name, pull, platform.as_ref())
+        {
+            Ok(img) => img,
+            Err(m) => return refuse(&m),
+        };
+    // A foreign image runs through a binfmt_misc handler (QEMU): without one its first
+    // program would fail with "exec format error"; say what to install instead.
+    if !image.architecture.is_empty()
+        && let Some(m) = kiln_runtime::binfmt::unsupported_message(
+            &image.platform().to_string(),
+            &image.architecture,
+        )
+    {
+        return refuse(&format!("image {image_name}: {m}"));
+    }
     let image_config = match store.image_config(&image.id) {
         Ok(v) => v,
         Err(e) => return refuse(&e.to_string()),

@@ -302,3 +302,43 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
     );
     Err(Reported.into())
 }
+
+/// `kiln system info`: the store, and the platforms this machine runs (as `docker buildx
+/// inspect`'s `Platforms:` line lists them, native first): natively, and emulated through a
+/// binfmt_misc handler with the F flag (what `kiln build --platform` and `kiln run
+/// --platform` can use).
+pub(crate) fn info(store: &Store) -> anyhow::Result<()> {
+    use kiln_runtime::binfmt;
+    let name = |arch: &str| kiln_image::Platform::new("linux", arch, None).to_string();
+    let native: Vec<String> = binfmt::native_architectures()
+        .iter()
+        .map(|a| name(a))
+        .collect();
+    let emulated = binfmt::emulated_architectures();
+    let mounted = std::path::Path::new(binfmt::BINFMT_MISC)
+        .join("status")
+        .exists();
+    println!("Store: {}", store.root().display());
+    println!("Native platforms: {}", native.join(", "));
+    let em: Vec<String> = emulated
+        .iter()
+        .map(|(a, h)| format!("{} ({h})", name(a)))
+        .collect();
+    match (em.is_empty(), mounted) {
+        (false, _) => println!("Emulated platforms: {}", em.join(", ")),
+        (true, true) => println!(
+            "Emulated platforms: none (install QEMU's user emulators: apt-get install qemu-user-static)"
+        ),
+        (true, false) => println!(
+            "Emulated platforms: none (binfmt_misc is not mounted at {}: mount -t binfmt_misc binfmt_misc {})",
+            binfmt::BINFMT_MISC,
+            binfmt::BINFMT_MISC
+        ),
+    }
+    let all: Vec<String> = native
+        .into_iter()
+        .chain(emulated.iter().map(|(a, _)| name(a)))
+        .collect();
+    println!("Platforms: {}", all.join(", "));
+    Ok(())
+}
