@@ -165,6 +165,10 @@ pub struct Evaluator {
     global: Vars,
     /// Names declared by ARGs before the first FROM.
     declared_global: BTreeSet<String>,
+    /// Global ARGs whose last declaration has no value (and no `--build-arg`): BuildKit's
+    /// global scope then holds an unset value that hides an earlier one, the automatic
+    /// platform ARGs' included (FROM sees it empty, a stage's `ARG NAME` inherits nothing).
+    bare_global: BTreeSet<String>,
     /// Bytes of expanded words so far, for [`MAX_EXPANDED_BYTES`]; shared by the stages.
     expanded: Expanded,
     /// The file errors name ([`Dockerfile::file`]).
@@ -208,6 +212,7 @@ impl Evaluator {
             lexer: Lexer::new(df.escape),
             global,
             declared_global: BTreeSet::new(),
+            bare_global: BTreeSet::new(),
             expanded: Expanded::default(),
             file: df.file.clone(),
         };
@@ -223,9 +228,15 @@ impl Evaluator {
             };
             for d in &a.args {
                 ev.declared_global.insert(d.name.clone());
+                ev.bare_global.remove(&d.name);
                 if let Some(v) = ev.opts.build_args.get(&d.name) {
                     let v = v.clone();
                     ev.global.set(&d.name, v);
+                } else if d.default.is_none() {
+                    ev.bare_global.insert(d.name.clone());
+                    if ev.global.get(&d.name).is_some() {
+                        ev.global.set(&d.name, String::new());
+                    }
                 } else if let Some(def) = &d.default {
                     // Errors point at the value, as they do for a stage's ARG.
                     let at = word_span(ins, def);
@@ -587,6 +598,8 @@ impl StageEval<'_> {
                             .map_err(|e| expand_err(e, at))?;
                         used_args.extend(self.arg_uses(e.used));
                         Some(e.value)
+                    } else if self.ev.bare_global.contains(&d.name) {
+                        None
                     } else if self.ev.declared_global.contains(&d.name) || is_platform_arg(&d.name)
                     {
                         self.ev.global.get(&d.name).map(str::to_string)

@@ -263,3 +263,28 @@ fn run_env_has_proxies_without_declaration() {
         ]
     );
 }
+
+/// dockerd 20.10's BuildKit (and later ones): a global `ARG NAME` without a value hides the
+/// value NAME had, the automatic platform ARGs' included; a later value or `--build-arg` wins.
+/// The conformance case `platform-arg-global` checks the same against BuildKit.
+#[test]
+fn a_bare_global_arg_hides_the_automatic_value() {
+    let src = "ARG TARGETARCH\nARG BUILDOS=custom\nARG V=1\nARG V\nFROM --platform=$TARGETPLATFORM a\nARG TARGETARCH BUILDOS TARGETOS V\nLABEL t=\"[$TARGETARCH]\" b=\"[$BUILDOS]\" o=\"[$TARGETOS]\" v=\"[${V-unset}]\"\n";
+    let df = parse(src).unwrap();
+    let ev = Evaluator::new(&df, opts(&[])).unwrap();
+    assert_eq!(
+        ev.resolve_from(&df.stages[0]).unwrap().platform.as_deref(),
+        Some("linux/amd64")
+    );
+    assert_eq!(ev.global_args()["TARGETARCH"], "");
+    let (out, _, _) = run_stage(src, &[], 0);
+    let labels = env_of(&out[1]);
+    let get = |k: &str| labels.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(get("t"), "[]");
+    assert_eq!(get("b"), "[custom]");
+    assert_eq!(get("o"), "[linux]");
+    assert_eq!(get("v"), "[unset]");
+    // A --build-arg still gives the bare declaration its value.
+    let (out, _, _) = run_stage(src, &[("TARGETARCH", "x")], 0);
+    assert!(env_of(&out[1]).contains(&("t".to_string(), "[x]".to_string())));
+}
