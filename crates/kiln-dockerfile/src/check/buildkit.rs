@@ -1,6 +1,6 @@
 //! BuildKit's build checks (`frontend/dockerfile/linter/ruleset.go`): same names, messages
-//! and triggers. `InvalidBaseImagePlatform` needs the pulled base image and kiln builds for
-//! the host platform only, so it never fires here; `DuplicateStageName` is a parse error in
+//! and triggers. `InvalidBaseImagePlatform` never fires here: kiln refuses a base image
+//! whose platform differs from the stage's (BuildKit builds on it and warns); `DuplicateStageName` is a parse error in
 //! kiln (BuildKit fails the build on it too).
 
 use std::collections::{BTreeMap, BTreeSet};
