@@ -334,7 +334,7 @@ fn create(
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let uid_args = map_args(pid, uid, subuid);
-    let gid_args = map_args(pid, gid, &subgid);
+    let gid_args = map_args(pid, gid, subgid);
 
     let (rd, wr) = pipe().map_err(|source| UsernsError::Unshare {
         what: "pipe",

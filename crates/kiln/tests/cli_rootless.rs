@@ -489,3 +489,50 @@ fn every_command_of_a_user_shares_one_user_namespace() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn device_nodes_of_a_base_image_are_left_out_with_a_warning() {
+    require_root();
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let bb = shared.busybox();
+    // root makes an image with a device node in a layer.
+    let rstore = shared.path("root-store");
+    root_kiln(&rstore, &["load", "-q", "-i", bb.to_str().unwrap()]);
+    let base = shared.context(
+        "base",
+        "FROM localhost/busybox:latest\nRUN mknod /null2 c 1 3 && echo kept > /f\n",
+    );
+    root_kiln(
+        &rstore,
+        &["build", "-q", "-t", "with-dev", base.to_str().unwrap()],
+    );
+    let tar = shared.path("with-dev.tar");
+    root_kiln(&rstore, &["save", "-o", tar.to_str().unwrap(), "with-dev"]);
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let ustore = shared.owned_by("user-store", &u.user);
+    let env = [("KILN_ROOT", ustore.to_str().unwrap())];
+    u.ok(&env, &["load", "-q", "-i", tar.to_str().unwrap()]);
+    let on_top = shared.context(
+        "on-top",
+        "FROM with-dev\nRUN test ! -e /null2 && test \"$(cat /f)\" = kept\n",
+    );
+    let o = u.run(
+        &env,
+        &["build", "--progress=plain", on_top.to_str().unwrap()],
+    );
+    let (code, _, err) = out(&o);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "1 device node(s) not created: a rootless user namespace cannot make device nodes"
+        ),
+        "{err}"
+    );
+    // The image itself still has it: its saved layers are root's.
+    let outdir = shared.owned_by("out", &u.user);
+    let again = outdir.join("again.tar");
+    u.ok(&env, &["save", "-o", again.to_str().unwrap(), "with-dev"]);
+    assert!(std::fs::read(&tar).unwrap() == std::fs::read(&again).unwrap());
+}
