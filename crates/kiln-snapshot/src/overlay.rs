@@ -33,6 +33,9 @@ pub struct OverlayOptions {
 pub struct OverlayMount {
     target: PathBuf,
     mounted: bool,
+    /// The fuse-overlayfs process serving this mount (rootless fallback), reaped after the
+    /// unmount.
+    fuse: Option<std::process::Child>,
 }
 
 impl OverlayMount {
@@ -44,13 +47,24 @@ impl OverlayMount {
     /// Unmount now and report failure (dropping unmounts too, ignoring errors).
     pub fn unmount(mut self) -> Result<()> {
         self.mounted = false;
-        rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| Error::Mount {
-            fstype: "overlay",
-            target: self.target.clone(),
-            step: "umount".into(),
-            message: None,
-            source: e.into(),
-        })
+        let r = rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| {
+            Error::Mount {
+                fstype: "overlay",
+                target: self.target.clone(),
+                step: "umount".into(),
+                message: None,
+                source: e.into(),
+            }
+        });
+        self.reap_fuse();
+        r
+    }
+
+    /// fuse-overlayfs exits once its file system is unmounted: wait for it.
+    fn reap_fuse(&mut self) {
+        if let Some(mut child) = self.fuse.take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -59,6 +73,7 @@ impl Drop for OverlayMount {
         if self.mounted {
             let _ = rustix::mount::unmount(&self.target, UnmountFlags::DETACH);
         }
+        self.reap_fuse();
     }
 }
 
@@ -111,18 +126,126 @@ fn overlay(
     } else {
         kernel_overlay(lowers, upper, target, volatile)
     };
-    r.map_err(|e| match e {
-        Error::Mount { ref source, .. }
-            if matches!(
-                source.raw_os_error(),
-                Some(libc::EPERM | libc::ENODEV | libc::EINVAL)
-            ) =>
-        {
-            Error::RootlessOverlayRefused {
-                source: Box::new(e),
+    let refused = |e: &Error| {
+        matches!(e, Error::Mount { source, fstype: "overlay", .. }
+            if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENODEV | libc::EINVAL)))
+    };
+    match r {
+        Err(e) if refused(&e) => {
+            match find_fuse_overlayfs() {
+                Some(bin) => fuse_overlay(&bin, lowers, upper, target),
+                None => Err(Error::RootlessOverlayRefused {
+                    source: Box::new(e),
+                }),
             }
         }
-        e => e,
+        r => r,
+    }
+}
+
+static FUSE_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process mounted with fuse-overlayfs (whose upper directories carry its own
+/// `.wh.` marks, which export leaves out).
+pub(crate) fn fuse_overlayfs_used() -> bool {
+    FUSE_USED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `fuse-overlayfs` on PATH.
+fn find_fuse_overlayfs() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("fuse-overlayfs"))
+        .find(|p| p.is_file())
+}
+
+/// The rootless fallback: `fuse-overlayfs -f` as kiln's child (no daemon left behind),
+/// serving `target` until it is unmounted. Said once per process on stderr (fd 2 directly:
+/// a build's progress view holds the stderr lock).
+fn fuse_overlay(
+    bin: &Path,
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<OverlayMount> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |step: &str, source: std::io::Error| Error::Mount {
+        fstype: "fuse-overlayfs",
+        target: target.to_path_buf(),
+        step: step.into(),
+        message: None,
+        source,
+    };
+    let mut dirs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+    if let Some((u, w)) = upper {
+        dirs.extend([u, w]);
+    }
+    if let Some(bad) = dirs
+        .iter()
+        .find(|d| d.as_os_str().as_bytes().iter().any(|b| b":,".contains(b)))
+    {
+        return Err(fail(
+            "options",
+            std::io::Error::other(format!(
+                "{} holds ':' or ',', which fuse-overlayfs options cannot carry",
+                bad.display()
+            )),
+        ));
+    }
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let mut opts = format!("lowerdir={}", lower.join(":"));
+    if let Some((u, w)) = upper {
+        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+    } else {
+        opts.push_str(",ro");
+    }
+    if !FUSE_USED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let note = "kiln: the kernel refused overlayfs in the rootless user namespace: using fuse-overlayfs (slower)\n";
+        // SAFETY: writing a valid buffer to fd 2.
+        unsafe { libc::write(2, note.as_ptr().cast(), note.len()) };
+    }
+    let before = std::fs::metadata(target).map_err(|e| fail("stat", e))?;
+    let mut child = std::process::Command::new(bin)
+        .arg("-f")
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail("start fuse-overlayfs", e))?;
+    // Mounted once the target's device changes; the process exiting first is a failure.
+    use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| fail("wait", e))? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            return Err(fail(
+                "fuse-overlayfs",
+                std::io::Error::other(format!("exited ({status}): {}", err.trim())),
+            ));
+        }
+        if std::fs::metadata(target).is_ok_and(|m| m.dev() != before.dev()) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(
+                "fuse-overlayfs",
+                std::io::Error::other("not mounted after 30s"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+        mounted: true,
+        fuse: Some(child),
     })
 }
 
@@ -190,6 +313,7 @@ fn kernel_overlay(
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     })
 }
 
@@ -205,6 +329,7 @@ fn bind(source: &Path, target: &Path, readonly: bool) -> Result<OverlayMount> {
     let guard = OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     };
     if readonly {
         rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")
@@ -243,6 +368,7 @@ fn empty_readonly(target: &Path) -> Result<OverlayMount> {
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     })
 }
 
