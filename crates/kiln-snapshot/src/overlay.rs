@@ -18,6 +18,7 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// Options of a writable overlay mount.
@@ -35,7 +36,15 @@ pub struct OverlayMount {
     mounted: bool,
     /// The fuse-overlayfs process serving this mount (rootless fallback), reaped after the
     /// unmount.
-    fuse: Option<std::process::Child>,
+    fuse: Option<Fuse>,
+}
+
+/// A fuse-overlayfs mount's process and directories.
+#[derive(Debug)]
+struct Fuse {
+    child: std::process::Child,
+    lowers: Vec<PathBuf>,
+    upper: Option<PathBuf>,
 }
 
 impl OverlayMount {
@@ -47,25 +56,116 @@ impl OverlayMount {
     /// Unmount now and report failure (dropping unmounts too, ignoring errors).
     pub fn unmount(mut self) -> Result<()> {
         self.mounted = false;
-        let r = rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| {
-            Error::Mount {
+        let r =
+            rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| Error::Mount {
                 fstype: "overlay",
                 target: self.target.clone(),
                 step: "umount".into(),
                 message: None,
                 source: e.into(),
-            }
-        });
-        self.reap_fuse();
+            });
+        if let Some(fuse) = self.reap_fuse()
+            && let Some(upper) = &fuse.upper
+        {
+            r?;
+            normalize_fuse_upper(upper, &fuse.lowers).map_err(|source| Error::Io {
+                op: "convert the fuse-overlayfs upper directory",
+                path: upper.clone(),
+                source,
+            })?;
+            return Ok(());
+        }
         r
     }
 
     /// fuse-overlayfs exits once its file system is unmounted: wait for it.
-    fn reap_fuse(&mut self) {
-        if let Some(mut child) = self.fuse.take() {
-            let _ = child.wait();
+    fn reap_fuse(&mut self) -> Option<Fuse> {
+        let mut fuse = self.fuse.take()?;
+        let _ = fuse.child.wait();
+        Some(fuse)
+    }
+}
+
+/// Turn an upper directory fuse-overlayfs wrote into the form the kernel's overlay writes, so
+/// that export gives root's bytes. fuse-overlayfs marks *every* directory it creates opaque
+/// (`user.fuseoverlayfs.opaque` plus `.wh..wh..opq` and `.wh..opq` entries); the kernel marks
+/// one only when it replaces something the lowers show. Each marked directory keeps an
+/// opaque mark (`user.overlay.opaque`) exactly when its path is visible in the lowers.
+fn normalize_fuse_upper(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<()> {
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR};
+    use std::ffi::OsStr;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = upper.join(&rel);
+        let fuse_mark = crate::xattr::read_one(&dir, OsStr::new(OPAQUE_FUSE_XATTR))?.is_some();
+        let mut marked = fuse_mark;
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name();
+            let ft = e.file_type()?;
+            if name == ".wh..wh..opq" || (name == ".wh..opq" && ft.is_char_device()) {
+                marked = true;
+                std::fs::remove_file(e.path())?;
+            } else if ft.is_dir() {
+                stack.push(rel.join(&name));
+            }
+        }
+        if fuse_mark {
+            rustix::fs::lremovexattr(&dir, OPAQUE_FUSE_XATTR)?;
+        }
+        if marked && !rel.as_os_str().is_empty() && visible_in_lowers(&rel, lowers) {
+            rustix::fs::lsetxattr(
+                &dir,
+                OPAQUE_USER_XATTR,
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            )?;
         }
     }
+    Ok(())
+}
+
+/// Whether the merged view of `lowers` (top first) shows something at `rel`: the first lower
+/// that has it decides (a 0:0 device there is a whiteout), and a lower whose directory on the
+/// way is opaque, or holds a non-directory on the way, hides everything below it.
+fn visible_in_lowers(rel: &Path, lowers: &[PathBuf]) -> bool {
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, OPAQUE_XATTR};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let opaque = |p: &Path| {
+        [OPAQUE_XATTR, OPAQUE_USER_XATTR, OPAQUE_FUSE_XATTR]
+            .iter()
+            .any(|n| {
+                crate::xattr::read_one(p, std::ffi::OsStr::new(n))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y")
+            })
+    };
+    let comps: Vec<_> = rel.components().collect();
+    for lower in lowers {
+        let mut p = lower.clone();
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                break; // not in this lower: look further down
+            };
+            let whiteout = md.file_type().is_char_device() && md.rdev() == 0;
+            if i + 1 == comps.len() {
+                return !whiteout;
+            }
+            if whiteout || !md.is_dir() {
+                return false;
+            }
+            if opaque(&p) {
+                // The rest of the path exists in this lower or nowhere.
+                let rest: PathBuf = comps[i + 1..].iter().collect();
+                let full = p.join(rest);
+                return std::fs::symlink_metadata(&full)
+                    .is_ok_and(|m| !(m.file_type().is_char_device() && m.rdev() == 0));
+            }
+        }
+    }
+    false
 }
 
 impl Drop for OverlayMount {
@@ -73,7 +173,7 @@ impl Drop for OverlayMount {
         if self.mounted {
             let _ = rustix::mount::unmount(&self.target, UnmountFlags::DETACH);
         }
-        self.reap_fuse();
+        let _ = self.reap_fuse();
     }
 }
 
@@ -131,25 +231,17 @@ fn overlay(
             if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENODEV | libc::EINVAL)))
     };
     match r {
-        Err(e) if refused(&e) => {
-            match find_fuse_overlayfs() {
-                Some(bin) => fuse_overlay(&bin, lowers, upper, target),
-                None => Err(Error::RootlessOverlayRefused {
-                    source: Box::new(e),
-                }),
-            }
-        }
+        Err(e) if refused(&e) => match find_fuse_overlayfs() {
+            Some(bin) => fuse_overlay(&bin, lowers, upper, target),
+            None => Err(Error::RootlessOverlayRefused {
+                source: Box::new(e),
+            }),
+        },
         r => r,
     }
 }
 
 static FUSE_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether this process mounted with fuse-overlayfs (whose upper directories carry its own
-/// `.wh.` marks, which export leaves out).
-pub(crate) fn fuse_overlayfs_used() -> bool {
-    FUSE_USED.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// `fuse-overlayfs` on PATH.
 fn find_fuse_overlayfs() -> Option<PathBuf> {
@@ -195,7 +287,11 @@ fn fuse_overlay(
     let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let mut opts = format!("lowerdir={}", lower.join(":"));
     if let Some((u, w)) = upper {
-        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
     } else {
         opts.push_str(",ro");
     }
@@ -245,7 +341,11 @@ fn fuse_overlay(
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
-        fuse: Some(child),
+        fuse: Some(Fuse {
+            child,
+            lowers: lowers.to_vec(),
+            upper: upper.map(|(u, _)| u.to_path_buf()),
+        }),
     })
 }
 

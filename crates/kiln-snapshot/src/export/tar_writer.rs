@@ -147,12 +147,6 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn child(&mut self, abs: &Path, rel: &[u8], name: &[u8]) -> Result<()> {
-        if name.starts_with(b".wh.") && crate::overlay::fuse_overlayfs_used() {
-            // fuse-overlayfs' own marks in an upper directory (`.wh..wh..opq` beside its
-            // `user.fuseoverlayfs.opaque`, a `.wh..opq` device): the opaque mark is read from
-            // the directory; whiteouts it makes are 0:0 devices like the kernel's.
-            return Ok(());
-        }
         let md = fs::symlink_metadata(abs).map_err(io_err("stat", abs))?;
         let ft = md.file_type();
         let mtime = self.mtime(&md);
