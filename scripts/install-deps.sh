@@ -13,7 +13,7 @@
 #          network, kiln-net's tests), chromium (the HTML report rendered headless),
 #          docker-registry (distribution 2.8, the registry tests start), apache2-utils
 #          (htpasswd for its basic auth), tini (`kiln run --init`'s init, tini-static) and uidmap
-#          (newuidmap/newgidmap: rootless kiln and its tests)
+#          (newuidmap/newgidmap: rootless kiln and its tests), fuse-overlayfs (its fallback)
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -22,7 +22,7 @@ set -euo pipefail
 
 profile=${1:-tests}
 demo=(busybox-static python3)
-tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini uidmap)
+tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini uidmap fuse-overlayfs)
 ci=("${tests[@]}" jq python3 zstd file sqlite3 ca-certificates)
 case "$profile" in
   demo) want=("${demo[@]}") ;;

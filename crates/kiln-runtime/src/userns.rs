@@ -154,14 +154,6 @@ pub fn enter() -> Result<bool, UsernsError> {
             });
         }
     }
-    let newuidmap = find_tool("newuidmap").ok_or_else(|| UsernsError::ToolMissing {
-        tool: "newuidmap",
-        user: user.clone(),
-    })?;
-    let newgidmap = find_tool("newgidmap").ok_or_else(|| UsernsError::ToolMissing {
-        tool: "newgidmap",
-        user: user.clone(),
-    })?;
     let rt = runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
         dir: runtime_dir_path(uid).display().to_string(),
         source,
@@ -184,6 +176,15 @@ pub fn enter() -> Result<bool, UsernsError> {
     {
         return finish_entry(uid);
     }
+    // Making the namespace (joining needs neither tool).
+    let newuidmap = find_tool("newuidmap").ok_or_else(|| UsernsError::ToolMissing {
+        tool: "newuidmap",
+        user: user.clone(),
+    })?;
+    let newgidmap = find_tool("newgidmap").ok_or_else(|| UsernsError::ToolMissing {
+        tool: "newgidmap",
+        user: user.clone(),
+    })?;
     create(uid, gid, &user, &subuid, &subgid, &newuidmap, &newgidmap)?;
     let holder = spawn_holder().map_err(|source| UsernsError::Unshare {
         what: "fork the namespace holder",

@@ -541,3 +541,36 @@ fn device_nodes_of_a_base_image_are_left_out_with_a_warning() {
     u.ok(&env, &["save", "-o", again.to_str().unwrap(), "with-dev"]);
     assert!(std::fs::read(&tar).unwrap() == std::fs::read(&again).unwrap());
 }
+
+#[test]
+fn fuse_overlayfs_fallback_builds_root_identical_images() {
+    require_root();
+    require_command("fuse-overlayfs", "fuse-overlayfs");
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let ctx = shared.context("ctx", DOCKERFILE);
+    let bb = shared.busybox();
+    let (ctx_s, bb) = (ctx.to_str().unwrap(), bb.to_str().unwrap());
+    let rstore = shared.path("root-store");
+    root_kiln(&rstore, &["load", "-q", "-i", bb]);
+    let root_id = root_kiln(&rstore, &["build", "-q", "-t", "rootless-test", ctx_s]);
+    let ustore = shared.owned_by("user-store", &u.user);
+    // The kernel's refusal simulated (see overlay_refused_without_fuse_overlayfs_says_so).
+    let env = [
+        ("KILN_ROOT", ustore.to_str().unwrap()),
+        ("SOURCE_DATE_EPOCH", "0"),
+        ("_KILN_TEST_OVERLAY_REFUSED", "1"),
+    ];
+    u.ok(&env, &["load", "-q", "-i", bb]);
+    let o = u.run(&env, &["build", "-q", "-t", "rootless-test", ctx_s]);
+    let (code, id, err) = out(&o);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("using fuse-overlayfs"),
+        "the fallback was not announced: {err}"
+    );
+    assert_eq!(id.trim(), root_id.trim(), "image IDs differ");
+    // Nothing left mounted or running.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(ustore.to_str().unwrap()), "{mounts}");
+}
