@@ -94,11 +94,13 @@ impl OverlayMount {
 fn normalize_fuse_upper(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<()> {
     use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR};
     use std::ffi::OsStr;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
+    // (path in the upper, whether an opaque directory above it already hides the lowers)
+    let mut stack = vec![(PathBuf::new(), false)];
+    while let Some((rel, hidden)) = stack.pop() {
         let dir = upper.join(&rel);
         let fuse_mark = crate::xattr::read_one(&dir, OsStr::new(OPAQUE_FUSE_XATTR))?.is_some();
         let mut marked = fuse_mark;
+        let mut subdirs = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let e = e?;
             let name = e.file_name();
@@ -107,13 +109,15 @@ fn normalize_fuse_upper(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<()>
                 marked = true;
                 std::fs::remove_file(e.path())?;
             } else if ft.is_dir() {
-                stack.push(rel.join(&name));
+                subdirs.push(rel.join(&name));
             }
         }
         if fuse_mark {
             rustix::fs::lremovexattr(&dir, OPAQUE_FUSE_XATTR)?;
         }
-        if marked && !rel.as_os_str().is_empty() && visible_in_lowers(&rel, lowers) {
+        let opaque =
+            marked && !hidden && !rel.as_os_str().is_empty() && visible_in_lowers(&rel, lowers);
+        if opaque {
             rustix::fs::lsetxattr(
                 &dir,
                 OPAQUE_USER_XATTR,
@@ -121,6 +125,12 @@ fn normalize_fuse_upper(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<()>
                 rustix::fs::XattrFlags::empty(),
             )?;
         }
+        // Below an opaque directory the lowers show nothing; so also below one the kernel
+        // marked (a directory copied up keeps no mark: it hides nothing).
+        let below_hidden = hidden
+            || opaque
+            || crate::xattr::read_one(&dir, OsStr::new(OPAQUE_USER_XATTR))?.is_some();
+        stack.extend(subdirs.into_iter().map(|d| (d, below_hidden)));
     }
     Ok(())
 }
