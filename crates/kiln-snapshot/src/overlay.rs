@@ -497,3 +497,49 @@ fn kernel_log(fs: &OwnedFd) -> Option<String> {
     }
     (!out.is_empty()).then(|| String::from_utf8_lossy(&out).trim().to_string())
 }
+
+#[cfg(test)]
+mod fuse_upper_tests {
+    use super::*;
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, read_one};
+    use std::ffi::OsStr;
+
+    fn mark(p: &Path, name: &str) {
+        rustix::fs::lsetxattr(p, name, b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    }
+
+    /// fuse-overlayfs' marks on new directories become kernel-style marks only where the
+    /// lowers show the path, and never below a directory that is already opaque.
+    #[test]
+    fn fuse_marks_become_kernel_marks_where_the_lowers_show_the_path() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        std::fs::create_dir_all(lower.join("cfg/sub")).unwrap();
+        std::fs::create_dir_all(lower.join("hidden/below")).unwrap();
+        mark(&lower.join("hidden"), OPAQUE_USER_XATTR);
+        // cfg replaced (opaque), cfg/sub new inside it, fresh new, hidden/below: the lower
+        // shows it (its own opaque mark is on hidden, above).
+        for d in ["cfg/sub", "fresh", "hidden/below"] {
+            std::fs::create_dir_all(upper.join(d)).unwrap();
+        }
+        for d in ["cfg", "cfg/sub", "fresh", "hidden/below"] {
+            mark(&upper.join(d), OPAQUE_FUSE_XATTR);
+            std::fs::write(upper.join(d).join(".wh..wh..opq"), b"").unwrap();
+        }
+        normalize_fuse_upper(&upper, std::slice::from_ref(&lower)).unwrap();
+        let opaque = |d: &str| {
+            read_one(&upper.join(d), OsStr::new(OPAQUE_USER_XATTR))
+                .unwrap()
+                .is_some()
+        };
+        assert!(opaque("cfg"));
+        assert!(!opaque("cfg/sub"), "below an opaque directory");
+        assert!(!opaque("fresh"), "nothing in the lowers");
+        assert!(opaque("hidden/below"));
+        for d in ["cfg", "cfg/sub", "fresh", "hidden/below"] {
+            assert!(!upper.join(d).join(".wh..wh..opq").exists(), "{d}");
+            let fuse = read_one(&upper.join(d), OsStr::new(OPAQUE_FUSE_XATTR)).unwrap();
+            assert!(fuse.is_none(), "{d}");
+        }
+    }
+}
