@@ -110,13 +110,16 @@ impl UserKiln {
     }
 
     /// `kiln ARGS` as the user, with `env` (KILN_ROOT, SOURCE_DATE_EPOCH...) on top of a clean
-    /// environment and XDG_RUNTIME_DIR.
+    /// environment and XDG_RUNTIME_DIR; killed after 5 minutes (a hang fails the test).
     fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         let rt = self.runtime.to_str().unwrap().to_string();
         let mut all = vec![("XDG_RUNTIME_DIR", rt.as_str())];
         all.extend_from_slice(env);
+        let timeout = require_command("timeout", "coreutils");
         self.user
-            .command_env(&self.exe, &all)
+            .command_env(&timeout, &all)
+            .args(["-s", "KILL", "300"])
+            .arg(&self.exe)
             .args(args)
             .current_dir("/")
             .output()
