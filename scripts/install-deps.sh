@@ -15,7 +15,7 @@
 #          (htpasswd for its basic auth), tini (`kiln run --init`'s init, tini-static),
 #          qemu-user-static (foreign-platform RUN steps, docs/platforms.md), jq and file
 #          (scripts/make-multiplatform-busybox.sh and its test), uidmap (newuidmap/newgidmap:
-#          rootless kiln and its tests), libcap2-bin (setcap: kiln's own image,
+#          rootless kiln and its tests), fuse-overlayfs (its fallback), libcap2-bin (setcap: kiln's own image,
 #          scripts/kiln-image.sh); and the multi-platform setup below
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
@@ -34,7 +34,7 @@ set -euo pipefail
 profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
-  qemu-user-static jq file uidmap libcap2-bin)
+  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in

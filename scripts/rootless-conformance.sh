@@ -10,7 +10,8 @@
 # Env: KILN (default: target/release/kiln, built), ROOTLESS_USER (default kilntest: made with
 #      useradd and a 65536-wide /etc/subuid, /etc/subgid range when missing),
 #      OUT (scratch, default: a fresh /tmp/kiln-rootless-conformance.XXXXXX, removed at the end
-#      unless KEEP=1).
+#      unless KEEP=1), FUSE=1 (the user's kiln takes the fuse-overlayfs fallback: the kernel's
+#      refusal simulated with kiln's test variable _KILN_TEST_OVERLAY_REFUSED=1).
 # Prints one line per case (`ok NAME`, `ok NAME (same image, save bytes differ)`,
 # `FAIL NAME: reason`) and closes with `N passed (B byte-identical), M failed`.
 set -uo pipefail
@@ -24,7 +25,7 @@ if [ -z "${KILN:-}" ]; then
 fi
 user=${ROOTLESS_USER:-kilntest}
 OUT=${OUT:-$(mktemp -d /tmp/kiln-rootless-conformance.XXXXXX)}
-chmod 0755 "$OUT"
+mkdir -p "$OUT" && chmod 0755 "$OUT"
 
 # The user, with a subordinate range (idempotent).
 if ! id -u "$user" >/dev/null 2>&1; then
@@ -52,8 +53,13 @@ rkiln() { KILN_ROOT=$rstore SOURCE_DATE_EPOCH=0 "$OUT/kiln" "$@"; }
 ukiln() {
   runuser -u "$user" -- /usr/bin/env -i HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" \
     PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="$OUT/user-run" KILN_ROOT="$ustore" \
-    SOURCE_DATE_EPOCH=0 "$OUT/kiln" "$@"
+    SOURCE_DATE_EPOCH=0 "${fuse_env[@]}" "$OUT/kiln" "$@"
 }
+fuse_env=()
+[ "${FUSE:-0}" = 1 ] && fuse_env=(_KILN_TEST_OVERLAY_REFUSED=1)
+if [ "${FUSE:-0}" = 1 ] && ! command -v fuse-overlayfs >/dev/null; then
+  echo "rootless-conformance: FUSE=1 needs fuse-overlayfs: apt-get install fuse-overlayfs" >&2; exit 1
+fi
 cleanup() {
   local pidf=$OUT/user-run/kiln/userns.pid
   [ -f "$pidf" ] && kill "$(cut -d' ' -f1 "$pidf")" 2>/dev/null
@@ -98,7 +104,7 @@ for dir in "${cases[@]}"; do
     echo "FAIL $name: $(head -n 3 "$OUT/$name.diff" | tr '\n' ';')"; failed=$((failed+1))
     [ "${KEEP:-0}" = 1 ] && echo "  (kept in $OUT)"
   fi
-  rm -f "$ref" "$got"
+  [ "${KEEP:-0}" = 1 ] || rm -f "$ref" "$got"
 done
 echo "$passed passed ($identical byte-identical), $failed failed"
 [ "$failed" -eq 0 ]

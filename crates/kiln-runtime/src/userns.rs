@@ -154,14 +154,6 @@ pub fn enter() -> Result<bool, UsernsError> {
             });
         }
     }
-    let newuidmap = find_tool("newuidmap").ok_or_else(|| UsernsError::ToolMissing {
-        tool: "newuidmap",
-        user: user.clone(),
-    })?;
-    let newgidmap = find_tool("newgidmap").ok_or_else(|| UsernsError::ToolMissing {
-        tool: "newgidmap",
-        user: user.clone(),
-    })?;
     let rt = runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
         dir: runtime_dir_path(uid).display().to_string(),
         source,
@@ -184,6 +176,15 @@ pub fn enter() -> Result<bool, UsernsError> {
     {
         return finish_entry(uid);
     }
+    // Making the namespace (joining needs neither tool).
+    let newuidmap = find_tool("newuidmap").ok_or_else(|| UsernsError::ToolMissing {
+        tool: "newuidmap",
+        user: user.clone(),
+    })?;
+    let newgidmap = find_tool("newgidmap").ok_or_else(|| UsernsError::ToolMissing {
+        tool: "newgidmap",
+        user: user.clone(),
+    })?;
     create(uid, gid, &user, &subuid, &subgid, &newuidmap, &newgidmap)?;
     let holder = spawn_holder().map_err(|source| UsernsError::Unshare {
         what: "fork the namespace holder",
@@ -334,7 +335,7 @@ fn create(
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let uid_args = map_args(pid, uid, subuid);
-    let gid_args = map_args(pid, gid, &subgid);
+    let gid_args = map_args(pid, gid, subgid);
 
     let (rd, wr) = pipe().map_err(|source| UsernsError::Unshare {
         what: "pipe",

@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// Rootless: the kernel refused an overlay mount in kiln's user namespace.
     #[error(
-        "the kernel refused overlayfs in kiln's rootless user namespace ({source}). Rootless kiln needs a kernel that lets an unprivileged user mount overlayfs (Linux 5.11 or later, with `userxattr`; some distributions turn it off). kiln has no fuse-overlayfs fallback: run kiln as root, or on such a kernel (docs/rootless.md)"
+        "the kernel refused overlayfs in kiln's rootless user namespace ({source}). Rootless kiln needs a kernel that lets an unprivileged user mount overlayfs (Linux 5.11 or later, with `userxattr`; some distributions turn it off), or its fallback fuse-overlayfs, which is not installed: `apt-get install fuse-overlayfs` (as root); see docs/rootless.md"
     )]
     RootlessOverlayRefused {
         /// The mount error.

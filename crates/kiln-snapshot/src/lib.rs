@@ -46,4 +46,6 @@ pub use kiln_image::{Compression, Digest};
 pub use remove::remove_dir_all;
 
 pub use usage::{DirUsage, dir_size};
-pub use xattr::{OPAQUE_USER_XATTR, OPAQUE_XATTR, in_user_namespace, opaque_xattr};
+pub use xattr::{
+    OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, OPAQUE_XATTR, in_user_namespace, opaque_xattr,
+};

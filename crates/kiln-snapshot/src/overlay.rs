@@ -18,6 +18,7 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// Options of a writable overlay mount.
@@ -33,6 +34,17 @@ pub struct OverlayOptions {
 pub struct OverlayMount {
     target: PathBuf,
     mounted: bool,
+    /// The fuse-overlayfs process serving this mount (rootless fallback), reaped after the
+    /// unmount.
+    fuse: Option<Fuse>,
+}
+
+/// A fuse-overlayfs mount's process and directories.
+#[derive(Debug)]
+struct Fuse {
+    child: std::process::Child,
+    lowers: Vec<PathBuf>,
+    upper: Option<PathBuf>,
 }
 
 impl OverlayMount {
@@ -44,14 +56,126 @@ impl OverlayMount {
     /// Unmount now and report failure (dropping unmounts too, ignoring errors).
     pub fn unmount(mut self) -> Result<()> {
         self.mounted = false;
-        rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| Error::Mount {
-            fstype: "overlay",
-            target: self.target.clone(),
-            step: "umount".into(),
-            message: None,
-            source: e.into(),
-        })
+        let r =
+            rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| Error::Mount {
+                fstype: "overlay",
+                target: self.target.clone(),
+                step: "umount".into(),
+                message: None,
+                source: e.into(),
+            });
+        if let Some(fuse) = self.reap_fuse()
+            && let Some(upper) = &fuse.upper
+        {
+            r?;
+            normalize_fuse_upper(upper, &fuse.lowers).map_err(|source| Error::Io {
+                op: "convert the fuse-overlayfs upper directory",
+                path: upper.clone(),
+                source,
+            })?;
+            return Ok(());
+        }
+        r
     }
+
+    /// fuse-overlayfs exits once its file system is unmounted: wait for it.
+    fn reap_fuse(&mut self) -> Option<Fuse> {
+        let mut fuse = self.fuse.take()?;
+        let _ = fuse.child.wait();
+        Some(fuse)
+    }
+}
+
+/// Turn an upper directory fuse-overlayfs wrote into the form the kernel's overlay writes, so
+/// that export gives root's bytes. fuse-overlayfs marks *every* directory it creates opaque
+/// (`user.fuseoverlayfs.opaque` plus `.wh..wh..opq` and `.wh..opq` entries); the kernel marks
+/// one only when it replaces something the lowers show. Each marked directory keeps an
+/// opaque mark (`user.overlay.opaque`) exactly when its path is visible in the lowers.
+fn normalize_fuse_upper(upper: &Path, lowers: &[PathBuf]) -> std::io::Result<()> {
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR};
+    use std::ffi::OsStr;
+    // (path in the upper, whether an opaque directory above it already hides the lowers)
+    let mut stack = vec![(PathBuf::new(), false)];
+    while let Some((rel, hidden)) = stack.pop() {
+        let dir = upper.join(&rel);
+        let fuse_mark = crate::xattr::read_one(&dir, OsStr::new(OPAQUE_FUSE_XATTR))?.is_some();
+        let mut marked = fuse_mark;
+        let mut subdirs = Vec::new();
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name();
+            let ft = e.file_type()?;
+            if name == ".wh..wh..opq" || (name == ".wh..opq" && ft.is_char_device()) {
+                marked = true;
+                std::fs::remove_file(e.path())?;
+            } else if ft.is_dir() {
+                subdirs.push(rel.join(&name));
+            }
+        }
+        if fuse_mark {
+            rustix::fs::lremovexattr(&dir, OPAQUE_FUSE_XATTR)?;
+        }
+        let opaque =
+            marked && !hidden && !rel.as_os_str().is_empty() && visible_in_lowers(&rel, lowers);
+        if opaque {
+            rustix::fs::lsetxattr(
+                &dir,
+                OPAQUE_USER_XATTR,
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            )?;
+        }
+        // Below an opaque directory the lowers show nothing; so also below one the kernel
+        // marked (a directory copied up keeps no mark: it hides nothing).
+        let below_hidden = hidden
+            || opaque
+            || crate::xattr::read_one(&dir, OsStr::new(OPAQUE_USER_XATTR))?.is_some();
+        stack.extend(subdirs.into_iter().map(|d| (d, below_hidden)));
+    }
+    Ok(())
+}
+
+/// Whether the merged view of `lowers` (top first) shows something at `rel`: the first lower
+/// that has it decides (a 0:0 device there is a whiteout), and a lower whose directory on the
+/// way is opaque, or holds a non-directory on the way, hides everything below it.
+fn visible_in_lowers(rel: &Path, lowers: &[PathBuf]) -> bool {
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, OPAQUE_XATTR};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let opaque = |p: &Path| {
+        [OPAQUE_XATTR, OPAQUE_USER_XATTR, OPAQUE_FUSE_XATTR]
+            .iter()
+            .any(|n| {
+                crate::xattr::read_one(p, std::ffi::OsStr::new(n))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y")
+            })
+    };
+    let comps: Vec<_> = rel.components().collect();
+    for lower in lowers {
+        let mut p = lower.clone();
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                break; // not in this lower: look further down
+            };
+            let whiteout = md.file_type().is_char_device() && md.rdev() == 0;
+            if i + 1 == comps.len() {
+                return !whiteout;
+            }
+            if whiteout || !md.is_dir() {
+                return false;
+            }
+            if opaque(&p) {
+                // The rest of the path exists in this lower or nowhere.
+                let rest: PathBuf = comps[i + 1..].iter().collect();
+                let full = p.join(rest);
+                return std::fs::symlink_metadata(&full)
+                    .is_ok_and(|m| !(m.file_type().is_char_device() && m.rdev() == 0));
+            }
+        }
+    }
+    false
 }
 
 impl Drop for OverlayMount {
@@ -59,6 +183,7 @@ impl Drop for OverlayMount {
         if self.mounted {
             let _ = rustix::mount::unmount(&self.target, UnmountFlags::DETACH);
         }
+        let _ = self.reap_fuse();
     }
 }
 
@@ -111,18 +236,126 @@ fn overlay(
     } else {
         kernel_overlay(lowers, upper, target, volatile)
     };
-    r.map_err(|e| match e {
-        Error::Mount { ref source, .. }
-            if matches!(
-                source.raw_os_error(),
-                Some(libc::EPERM | libc::ENODEV | libc::EINVAL)
-            ) =>
-        {
-            Error::RootlessOverlayRefused {
+    let refused = |e: &Error| {
+        matches!(e, Error::Mount { source, fstype: "overlay", .. }
+            if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENODEV | libc::EINVAL)))
+    };
+    match r {
+        Err(e) if refused(&e) => match find_fuse_overlayfs() {
+            Some(bin) => fuse_overlay(&bin, lowers, upper, target),
+            None => Err(Error::RootlessOverlayRefused {
                 source: Box::new(e),
+            }),
+        },
+        r => r,
+    }
+}
+
+static FUSE_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `fuse-overlayfs` on PATH.
+fn find_fuse_overlayfs() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("fuse-overlayfs"))
+        .find(|p| p.is_file())
+}
+
+/// The rootless fallback: `fuse-overlayfs -f` as kiln's child (no daemon left behind),
+/// serving `target` until it is unmounted. Said once per process on stderr (fd 2 directly:
+/// a build's progress view holds the stderr lock).
+fn fuse_overlay(
+    bin: &Path,
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<OverlayMount> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |step: &str, source: std::io::Error| Error::Mount {
+        fstype: "fuse-overlayfs",
+        target: target.to_path_buf(),
+        step: step.into(),
+        message: None,
+        source,
+    };
+    let mut dirs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+    if let Some((u, w)) = upper {
+        dirs.extend([u, w]);
+    }
+    if let Some(bad) = dirs
+        .iter()
+        .find(|d| d.as_os_str().as_bytes().iter().any(|b| b":,".contains(b)))
+    {
+        return Err(fail(
+            "options",
+            std::io::Error::other(format!(
+                "{} holds ':' or ',', which fuse-overlayfs options cannot carry",
+                bad.display()
+            )),
+        ));
+    }
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let mut opts = format!("lowerdir={}", lower.join(":"));
+    if let Some((u, w)) = upper {
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    } else {
+        opts.push_str(",ro");
+    }
+    if !FUSE_USED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let note = "kiln: the kernel refused overlayfs in the rootless user namespace: using fuse-overlayfs (slower)\n";
+        // SAFETY: writing a valid buffer to fd 2.
+        unsafe { libc::write(2, note.as_ptr().cast(), note.len()) };
+    }
+    let before = std::fs::metadata(target).map_err(|e| fail("stat", e))?;
+    let mut child = std::process::Command::new(bin)
+        .arg("-f")
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail("start fuse-overlayfs", e))?;
+    // Mounted once the target's device changes; the process exiting first is a failure.
+    use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| fail("wait", e))? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
+            return Err(fail(
+                "fuse-overlayfs",
+                std::io::Error::other(format!("exited ({status}): {}", err.trim())),
+            ));
         }
-        e => e,
+        if std::fs::metadata(target).is_ok_and(|m| m.dev() != before.dev()) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(
+                "fuse-overlayfs",
+                std::io::Error::other("not mounted after 30s"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+        mounted: true,
+        fuse: Some(Fuse {
+            child,
+            lowers: lowers.to_vec(),
+            upper: upper.map(|(u, _)| u.to_path_buf()),
+        }),
     })
 }
 
@@ -190,6 +423,7 @@ fn kernel_overlay(
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     })
 }
 
@@ -205,6 +439,7 @@ fn bind(source: &Path, target: &Path, readonly: bool) -> Result<OverlayMount> {
     let guard = OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     };
     if readonly {
         rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")
@@ -243,6 +478,7 @@ fn empty_readonly(target: &Path) -> Result<OverlayMount> {
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
+        fuse: None,
     })
 }
 
@@ -260,4 +496,50 @@ fn kernel_log(fs: &OwnedFd) -> Option<String> {
         out.extend_from_slice(&buf[..n]);
     }
     (!out.is_empty()).then(|| String::from_utf8_lossy(&out).trim().to_string())
+}
+
+#[cfg(test)]
+mod fuse_upper_tests {
+    use super::*;
+    use crate::xattr::{OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, read_one};
+    use std::ffi::OsStr;
+
+    fn mark(p: &Path, name: &str) {
+        rustix::fs::lsetxattr(p, name, b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    }
+
+    /// fuse-overlayfs' marks on new directories become kernel-style marks only where the
+    /// lowers show the path, and never below a directory that is already opaque.
+    #[test]
+    fn fuse_marks_become_kernel_marks_where_the_lowers_show_the_path() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        std::fs::create_dir_all(lower.join("cfg/sub")).unwrap();
+        std::fs::create_dir_all(lower.join("hidden/below")).unwrap();
+        mark(&lower.join("hidden"), OPAQUE_USER_XATTR);
+        // cfg replaced (opaque), cfg/sub new inside it, fresh new, hidden/below: the lower
+        // shows it (its own opaque mark is on hidden, above).
+        for d in ["cfg/sub", "fresh", "hidden/below"] {
+            std::fs::create_dir_all(upper.join(d)).unwrap();
+        }
+        for d in ["cfg", "cfg/sub", "fresh", "hidden/below"] {
+            mark(&upper.join(d), OPAQUE_FUSE_XATTR);
+            std::fs::write(upper.join(d).join(".wh..wh..opq"), b"").unwrap();
+        }
+        normalize_fuse_upper(&upper, std::slice::from_ref(&lower)).unwrap();
+        let opaque = |d: &str| {
+            read_one(&upper.join(d), OsStr::new(OPAQUE_USER_XATTR))
+                .unwrap()
+                .is_some()
+        };
+        assert!(opaque("cfg"));
+        assert!(!opaque("cfg/sub"), "below an opaque directory");
+        assert!(!opaque("fresh"), "nothing in the lowers");
+        assert!(opaque("hidden/below"));
+        for d in ["cfg", "cfg/sub", "fresh", "hidden/below"] {
+            assert!(!upper.join(d).join(".wh..wh..opq").exists(), "{d}");
+            let fuse = read_one(&upper.join(d), OsStr::new(OPAQUE_FUSE_XATTR)).unwrap();
+            assert!(fuse.is_none(), "{d}");
+        }
+    }
 }

@@ -10,6 +10,9 @@ pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// The same mark on overlays mounted with `userxattr` (rootless).
 pub const OPAQUE_USER_XATTR: &str = "user.overlay.opaque";
 
+/// The mark fuse-overlayfs sets on an opaque directory it made in a user namespace.
+pub const OPAQUE_FUSE_XATTR: &str = "user.fuseoverlayfs.opaque";
+
 /// Whether this process runs in a user namespace other than the initial one (rootless kiln,
 /// or root in a container with its own user namespace). overlayfs is then mounted with
 /// `userxattr` and keeps its marks in `user.overlay.*`: `trusted.*` needs CAP_SYS_ADMIN in
@@ -36,7 +39,9 @@ pub fn opaque_xattr() -> &'static str {
 /// overlayfs' private bookkeeping (`origin`, `impure`, `uuid`, `opaque`...): never part of a
 /// layer's content, dropped on export and on extraction.
 pub(crate) fn is_overlay_private(name: &[u8]) -> bool {
-    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+    name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
+        || name.starts_with(b"user.fuseoverlayfs.")
 }
 
 /// All xattrs of `path` (not following a final symlink), sorted by name.

@@ -108,11 +108,10 @@ fn main() -> ExitCode {
     // Rootless: into the user namespace before any thread (docs/rootless.md).
     if family != Family::Kiln
         && !matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if b.check)
+        && let Err(e) = global::enter_rootless(&cli.global)
     {
-        if let Err(e) = global::enter_rootless(&cli.global) {
-            eprintln!("{}{e}", family.prefix());
-            return ExitCode::FAILURE;
-        }
+        eprintln!("{}{e}", family.prefix());
+        return ExitCode::FAILURE;
     }
     if matches!(&cli.command, Command::Build(cmd_build::Command::Build(b)) if !b.check) {
         // Before any thread exists: every mount the build makes dies with this process.

@@ -110,13 +110,16 @@ impl UserKiln {
     }
 
     /// `kiln ARGS` as the user, with `env` (KILN_ROOT, SOURCE_DATE_EPOCH...) on top of a clean
-    /// environment and XDG_RUNTIME_DIR.
+    /// environment and XDG_RUNTIME_DIR; killed after 5 minutes (a hang fails the test).
     fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         let rt = self.runtime.to_str().unwrap().to_string();
         let mut all = vec![("XDG_RUNTIME_DIR", rt.as_str())];
         all.extend_from_slice(env);
+        let timeout = require_command("timeout", "coreutils");
         self.user
-            .command_env(&self.exe, &all)
+            .command_env(&timeout, &all)
+            .args(["-s", "KILL", "300"])
+            .arg(&self.exe)
             .args(args)
             .current_dir("/")
             .output()
@@ -443,10 +446,15 @@ fn overlay_refused_without_fuse_overlayfs_says_so() {
     );
     // No honest way to make this kernel refuse an unprivileged overlay mount was found: the
     // test knob makes kiln take the kernel's EPERM path (crates/kiln-snapshot/src/overlay.rs).
+    // The namespace exists already (the load above), so a PATH without fuse-overlayfs (and
+    // without newuidmap, which joining does not need) is enough to hide the fallback.
+    let empty = shared.path("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
     let o = u.run(
         &[
             ("KILN_ROOT", store.to_str().unwrap()),
             ("_KILN_TEST_OVERLAY_REFUSED", "1"),
+            ("PATH", empty.to_str().unwrap()),
         ],
         &["build", "-q", ctx.to_str().unwrap()],
     );
@@ -454,7 +462,7 @@ fn overlay_refused_without_fuse_overlayfs_says_so() {
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("the kernel refused overlayfs in kiln's rootless user namespace")
-            && err.contains("no fuse-overlayfs fallback")
+            && err.contains("apt-get install fuse-overlayfs")
             && err.contains("Linux 5.11"),
         "{err}"
     );
@@ -488,4 +496,84 @@ fn every_command_of_a_user_shares_one_user_namespace() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn device_nodes_of_a_base_image_are_left_out_with_a_warning() {
+    require_root();
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let bb = shared.busybox();
+    // root makes an image with a device node in a layer.
+    let rstore = shared.path("root-store");
+    root_kiln(&rstore, &["load", "-q", "-i", bb.to_str().unwrap()]);
+    let base = shared.context(
+        "base",
+        "FROM localhost/busybox:latest\nRUN mknod /null2 c 1 3 && echo kept > /f\n",
+    );
+    root_kiln(
+        &rstore,
+        &["build", "-q", "-t", "with-dev", base.to_str().unwrap()],
+    );
+    let tar = shared.path("with-dev.tar");
+    root_kiln(&rstore, &["save", "-o", tar.to_str().unwrap(), "with-dev"]);
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let ustore = shared.owned_by("user-store", &u.user);
+    let env = [("KILN_ROOT", ustore.to_str().unwrap())];
+    u.ok(&env, &["load", "-q", "-i", tar.to_str().unwrap()]);
+    let on_top = shared.context(
+        "on-top",
+        "FROM with-dev\nRUN test ! -e /null2 && test \"$(cat /f)\" = kept\n",
+    );
+    let o = u.run(
+        &env,
+        &["build", "--progress=plain", on_top.to_str().unwrap()],
+    );
+    let (code, _, err) = out(&o);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "1 device node(s) not created: a rootless user namespace cannot make device nodes"
+        ),
+        "{err}"
+    );
+    // The image itself still has it: its saved layers are root's.
+    let outdir = shared.owned_by("out", &u.user);
+    let again = outdir.join("again.tar");
+    u.ok(&env, &["save", "-o", again.to_str().unwrap(), "with-dev"]);
+    assert!(std::fs::read(&tar).unwrap() == std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn fuse_overlayfs_fallback_builds_root_identical_images() {
+    require_root();
+    require_command("fuse-overlayfs", "fuse-overlayfs");
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let ctx = shared.context("ctx", DOCKERFILE);
+    let bb = shared.busybox();
+    let (ctx_s, bb) = (ctx.to_str().unwrap(), bb.to_str().unwrap());
+    let rstore = shared.path("root-store");
+    root_kiln(&rstore, &["load", "-q", "-i", bb]);
+    let root_id = root_kiln(&rstore, &["build", "-q", "-t", "rootless-test", ctx_s]);
+    let ustore = shared.owned_by("user-store", &u.user);
+    // The kernel's refusal simulated (see overlay_refused_without_fuse_overlayfs_says_so).
+    let env = [
+        ("KILN_ROOT", ustore.to_str().unwrap()),
+        ("SOURCE_DATE_EPOCH", "0"),
+        ("_KILN_TEST_OVERLAY_REFUSED", "1"),
+    ];
+    u.ok(&env, &["load", "-q", "-i", bb]);
+    let o = u.run(&env, &["build", "-q", "-t", "rootless-test", ctx_s]);
+    let (code, id, err) = out(&o);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("using fuse-overlayfs"),
+        "the fallback was not announced: {err}"
+    );
+    assert_eq!(id.trim(), root_id.trim(), "image IDs differ");
+    // Nothing left mounted or running.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(ustore.to_str().unwrap()), "{mounts}");
 }

@@ -65,20 +65,26 @@ pub fn image_chain(
 }
 
 /// Rootless extraction leaves out what a user namespace cannot make (docs/rootless.md): say so
-/// once per layer, on stderr.
+/// once per layer, on stderr. Written to fd 2 directly: a build's progress view holds the
+/// `std::io::stderr()` lock while it runs, so `eprintln!` from here would wait for it forever.
 fn warn_rootless_losses(blob: &str, stats: &kiln_snapshot::ExtractStats) {
+    let warn = |line: String| {
+        let line = format!("{line}\n");
+        // SAFETY: writing a valid buffer to fd 2; a short or failed write only loses the warning.
+        unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    };
     let short = blob.strip_prefix("sha256:").unwrap_or(blob);
     let short = &short[..short.len().min(12)];
     if stats.devices_skipped > 0 {
-        eprintln!(
+        warn(format!(
             "kiln: warning: layer {short}: {} device node(s) not created: a rootless user namespace cannot make device nodes (the image's layer keeps them)",
             stats.devices_skipped
-        );
+        ));
     }
     if stats.xattrs_skipped > 0 {
-        eprintln!(
+        warn(format!(
             "kiln: warning: layer {short}: {} trusted.* extended attribute(s) not set: rootless kiln cannot set them (the image's layer keeps them)",
             stats.xattrs_skipped
-        );
+        ));
     }
 }

@@ -4,7 +4,7 @@
 //! devices as `.wh.` files and opaque directories as `.wh..wh..opq` entries.
 
 use crate::error::{Error, Result, io_err};
-use crate::xattr::{self, OPAQUE_USER_XATTR, OPAQUE_XATTR, is_overlay_private};
+use crate::xattr::{self, OPAQUE_FUSE_XATTR, OPAQUE_USER_XATTR, OPAQUE_XATTR, is_overlay_private};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -179,7 +179,8 @@ impl<W: Write> TarWriter<W> {
         let all = xattr::read_all(abs).map_err(io_err("read xattrs", abs))?;
         let opaque = ft.is_dir()
             && all.iter().any(|(n, v)| {
-                (n == OPAQUE_XATTR || n == OPAQUE_USER_XATTR) && v.as_slice() == b"y"
+                (n == OPAQUE_XATTR || n == OPAQUE_USER_XATTR || n == OPAQUE_FUSE_XATTR)
+                    && v.as_slice() == b"y"
             });
         let xattrs: Vec<_> = all
             .into_iter()
