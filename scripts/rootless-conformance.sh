@@ -13,7 +13,8 @@
 #      unless KEEP=1), FUSE=1 (the user's kiln takes the fuse-overlayfs fallback: the kernel's
 #      refusal simulated with kiln's test variable _KILN_TEST_OVERLAY_REFUSED=1).
 # Prints one line per case (`ok NAME`, `ok NAME (same image, save bytes differ)`,
-# `FAIL NAME: reason`) and closes with `N passed (B byte-identical), M failed`.
+# `ok NAME (refused rootless, as expected: ...)` for the cases in `refused` below,
+# `FAIL NAME: reason`) and closes with `N passed (B byte-identical), R refused as expected, M failed`.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
@@ -69,13 +70,32 @@ trap cleanup EXIT
 rkiln load -q -i "$images/busybox-docker.tar" >/dev/null || exit 1
 ukiln load -q -i "$images/busybox-docker.tar" >/dev/null || { echo "rootless-conformance: the user's kiln cannot load the base image" >&2; exit 1; }
 
+# Cases a user namespace cannot build, and what the rootless build must then say: it must fail
+# with that message (asserted, counted apart), never be skipped. mknod of a device needs
+# CAP_MKNOD in the initial user namespace; rootless docker, podman and buildah refuse it too.
+declare -A refused=(
+  [copy-from-special-files]='mknod: null: Operation not permitted'
+)
+
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=("$shared"/conformance/cases/*/ "$here"/tests/conformance/*/)
-passed=0 identical=0 failed=0
+passed=0 identical=0 failed=0 refusals=0
 for dir in "${cases[@]}"; do
   dir=${dir%/}; name=$(basename "$dir")
   [ -f "$dir/Dockerfile" ] || continue
   flags=""; [ -f "$dir/.flags" ] && flags=$(cat "$dir/.flags")
+  # Platform cases (.platform) take their base as BASE: the multi-platform busybox (their
+  # literal FROM --platform stages need its other platforms); both sides build the host's.
+  if [ -f "$dir/.platform" ]; then
+    if [ ! -f "$images/busybox-mp.tar" ]; then
+      bash "$here/scripts/make-multiplatform-busybox.sh" "$images/busybox-mp.tar" localhost/busybox-mp:latest >/dev/null &&
+        chmod a+r "$images/busybox-mp.tar" &&
+        rkiln load -q -i "$images/busybox-mp.tar" >/dev/null &&
+        ukiln load -q -i "$images/busybox-mp.tar" >/dev/null ||
+        { echo "rootless-conformance: cannot make or load the multi-platform base" >&2; exit 1; }
+    fi
+    flags="$flags --build-arg BASE=localhost/busybox-mp:latest"
+  fi
   diffopts=""; [ -f "$dir/.imgdiff" ] && diffopts=$(cat "$dir/.imgdiff")
   tag=localhost/rootless-$name:latest
   ref=$OUT/$name.root.tar got=$OUT/user-out/$name.user.tar log=$OUT/$name.log
@@ -87,6 +107,18 @@ for dir in "${cases[@]}"; do
   # shellcheck disable=SC2086
   if ! rkiln build -q $flags -t "$tag" "$ctx" >"$log" 2>&1 || ! rkiln save -o "$ref" "$tag" >>"$log" 2>&1; then
     echo "FAIL $name: root build failed: $(tail -n 2 "$log" | tr '\n' ' ')"; failed=$((failed+1)); continue
+  fi
+  if [ -n "${refused[$name]:-}" ]; then
+    # shellcheck disable=SC2086
+    if ukiln build -q $flags -t "$tag" "$ctx" >"$log.user" 2>&1; then
+      echo "FAIL $name: the rootless build was expected to fail (${refused[$name]}) and succeeded"; failed=$((failed+1))
+    elif grep -qF "${refused[$name]}" "$log.user"; then
+      echo "ok $name (refused rootless, as expected: ${refused[$name]})"; refusals=$((refusals+1))
+    else
+      echo "FAIL $name: the rootless build failed without '${refused[$name]}': $(tail -n 3 "$log.user" | tr '\n' ' ')"; failed=$((failed+1))
+    fi
+    [ "${KEEP:-0}" = 1 ] || rm -f "$ref"
+    continue
   fi
   # shellcheck disable=SC2086
   if ! ukiln build -q $flags -t "$tag" "$ctx" >"$log.user" 2>&1 || ! ukiln save -o "$got" "$tag" >>"$log.user" 2>&1; then
@@ -106,5 +138,5 @@ for dir in "${cases[@]}"; do
   fi
   [ "${KEEP:-0}" = 1 ] || rm -f "$ref" "$got"
 done
-echo "$passed passed ($identical byte-identical), $failed failed"
+echo "$passed passed ($identical byte-identical), $refusals refused as expected, $failed failed"
 [ "$failed" -eq 0 ]
