@@ -5,12 +5,27 @@
 # image detached with a published port and fetch its page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (builds use overlayfs and namespaces)" >&2; exit 1; }
-# The base image is made from Debian's busybox-static: installed here when missing.
-bash scripts/install-deps.sh demo
-cargo build --release -q -p kiln
-kiln=$PWD/target/release/kiln
-export KILN_ROOT=${KILN_ROOT:-/var/tmp/kiln-demo}
+# As root, or as an ordinary user with a subordinate ID range (rootless kiln, docs/rootless.md).
+# KILN=PATH runs that kiln binary instead of building one with cargo.
+if [ "$(id -u)" = 0 ]; then
+  # The base image is made from Debian's busybox-static: installed here when missing.
+  bash scripts/install-deps.sh demo
+  export KILN_ROOT=${KILN_ROOT:-/var/tmp/kiln-demo}
+else
+  for c in busybox python3; do
+    command -v "$c" >/dev/null || {
+      echo "demo: $c is missing: as root, run bash scripts/install-deps.sh demo" >&2
+      exit 1
+    }
+  done
+  export KILN_ROOT=${KILN_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/kiln-demo}
+fi
+if [ -n "${KILN:-}" ]; then
+  kiln=$KILN
+else
+  cargo build --release -q -p kiln
+  kiln=$PWD/target/release/kiln
+fi
 work=$(mktemp -d /var/tmp/kiln-demo-work.XXXXXX)
 cleanup() {
   "$kiln" rm -f kiln-demo-web >/dev/null 2>&1 || true

@@ -11,7 +11,14 @@
 # BUSYBOX_LIST (default: BUSYBOX) is the busybox that is run to list the applets: a busybox of the
 # same version built for this machine, when BUSYBOX is a foreign one this machine cannot run
 # (scripts/make-multiplatform-busybox.sh). The config's architecture is this machine's.
+# Run by an ordinary user, it re-runs itself in a user namespace mapped from the user's
+# subordinate IDs (util-linux's `unshare --map-auto`, through newuidmap), so the layer's owners
+# (0 and 1000) and so its bytes are the same as root's.
 set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+  exec unshare --map-auto --map-root-user bash "$0" "$@"
+fi
 
 out=${1:?usage: make-busybox-image.sh OUT.tar [TAG]}
 tag=${2:-localhost/busybox:latest}

@@ -328,6 +328,49 @@ fn demo_builds_as_an_ordinary_user_with_the_default_store() {
     assert_eq!(id.trim(), root_id.trim());
 }
 
+/// The README's demo command itself (`bash scripts/demo.sh`) as an ordinary user: base image,
+/// graph, builds, cached rebuild, sizes, files, then `kiln run -d -p` answering on the port,
+/// stop and rm, all rootless.
+#[test]
+fn the_readme_demo_script_runs_as_an_ordinary_user() {
+    require_root();
+    require_command("busybox", "busybox-static");
+    require_command("python3", "python3");
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let store = shared.owned_by("demo-store", &u.user);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/demo.sh")
+        .canonicalize()
+        .unwrap();
+    let timeout = require_command("timeout", "coreutils");
+    let o = u
+        .user
+        .command_env(
+            &timeout,
+            &[
+                ("XDG_RUNTIME_DIR", u.runtime.to_str().unwrap()),
+                ("KILN", u.exe.to_str().unwrap()),
+                ("KILN_ROOT", store.join("kiln").to_str().unwrap()),
+            ],
+        )
+        .args(["-s", "KILL", "600", "bash"])
+        .arg(&script)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let (code, so, se) = out(&o);
+    assert_eq!(code, 0, "demo.sh as {} failed:\n{se}{so}", u.user.name);
+    assert!(so.contains("Hello from kiln"), "no page fetched:\n{so}");
+    assert!(so.contains("kiln-demo-web"), "{so}");
+    // Nothing of the container is left: no row, no process of its supervisor.
+    let ps = u.ok(
+        &[("KILN_ROOT", store.join("kiln").to_str().unwrap())],
+        &["ps", "-aq"],
+    );
+    assert_eq!(ps.trim(), "", "containers left: {ps}");
+}
+
 #[test]
 fn two_users_never_see_each_others_images() {
     require_root();
