@@ -561,3 +561,90 @@ fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
     assert_eq!(code, 0, "nested in rootless kiln: {err}{so}");
     assert!(so.contains("Hello from kiln"), "{so}");
 }
+
+/// The tutorial's image, rootless from end to end: the React app's two-stage Dockerfile
+/// (`../shared/fixtures/react-app`, npm steps made offline as `tutorial_report` makes them) on
+/// the fixtures' node and nginx bases, built by the user, then `kiln run -d -p PORT:80` of it:
+/// nginx (master as root, workers as www-data, both subordinate-mapped) serves the built app.
+#[test]
+fn rootless_run_of_the_tutorials_image_answers_on_the_published_port() {
+    const REACT: &str = "/work/shared/fixtures/react-app";
+    const IMAGES: &str = "/var/tmp/kiln-fixtures/images";
+    let c = UserCtx::new();
+    for name in ["node-18", "nginx-bookworm"] {
+        let archive = Path::new(IMAGES).join(format!("{name}.docker.tar"));
+        assert!(
+            archive.exists(),
+            "this test needs the tutorial's base images: run `bash /work/shared/fixtures/make-base-images.sh` \
+             as root to make {}",
+            archive.display()
+        );
+        let readable = c.tmp.path().join(format!("{name}.tar"));
+        std::fs::copy(&archive, &readable).unwrap();
+        std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+        c.ok(&["load", "-q", "-i", readable.to_str().unwrap()]);
+    }
+    // The app as a context the user can read, npm steps made offline.
+    let ctx = c.tmp.path().join("react-app");
+    let cp = std::process::Command::new("cp")
+        .args(["-a", REACT])
+        .arg(&ctx)
+        .status()
+        .unwrap();
+    assert!(cp.success(), "copying {REACT}");
+    let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    assert_eq!(text.matches("RUN npm install\n").count(), 1, "{text}");
+    let text = text
+        .replace(
+            "RUN npm install\n",
+            "RUN mkdir -p node_modules && cp -a /usr/share/nodejs/. node_modules/\n",
+        )
+        .replace(
+            "RUN npm run build\n",
+            "RUN mkdir -p build/assets && cp index.html build/ && cat src/* > build/assets/index.js\n",
+        );
+    std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&ctx)
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    c.ok(&["build", "-q", "-t", "multistage", ctx.to_str().unwrap()]);
+
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let id = c
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish,
+            "--name",
+            "app-container",
+            "multistage",
+        ])
+        .trim()
+        .to_string();
+    let answer = http_get(port);
+    let index = std::fs::read_to_string(ctx.join("index.html")).unwrap();
+    let title = index
+        .lines()
+        .find(|l| l.contains("<title>"))
+        .expect("the app's index.html has a title")
+        .trim()
+        .to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(&title),
+        "the built app, served by nginx: {answer}"
+    );
+    let (code, so, se) = out(&c.kiln(&["logs", "app-container"]));
+    assert_eq!(code, 0, "{se}");
+    assert!(
+        format!("{so}{se}").contains("GET / HTTP/1.0"),
+        "nginx's access log: {so}{se}"
+    );
+    c.ok(&["stop", "app-container"]);
+    c.ok(&["rm", "app-container"]);
+    assert_nothing_left(&c, &id);
+}
