@@ -16,7 +16,8 @@
 #          qemu-user-static (foreign-platform RUN steps, docs/platforms.md), jq and file
 #          (scripts/make-multiplatform-busybox.sh and its test), uidmap (newuidmap/newgidmap:
 #          rootless kiln and its tests), fuse-overlayfs (its fallback), libcap2-bin (setcap: kiln's own image,
-#          scripts/kiln-image.sh); and the multi-platform setup below
+#          scripts/kiln-image.sh), debootstrap (the tutorial's node and nginx bases,
+#          ../shared/fixtures/make-base-images.sh); and the multi-platform setup below
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -34,7 +35,7 @@ set -euo pipefail
 profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
-  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin)
+  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in
