@@ -10,6 +10,14 @@ pub enum BuildError {
     Plan { message: String },
     #[error("base image {reference:?} is not in the store: {hint}")]
     MissingImage { reference: String, hint: String },
+    /// The store has the image only for other platforms than the stage's (`message`: which),
+    /// and it was not (or could not be) pulled for this one.
+    #[error("{reference}: {message}: {hint}")]
+    NoPlatform {
+        reference: String,
+        message: String,
+        hint: String,
+    },
     /// Pulling an image the build names failed (the registry's message, docker's words).
     #[error("{reference}: {message}")]
     PullFailed { reference: String, message: String },

@@ -575,10 +575,14 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf)> {
 /// `--metadata-file`: buildx's keys for an image build.
 fn metadata_json(outcome: &kiln_build::BuildOutcome) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    m.insert(
-        "containerimage.config.digest".into(),
-        outcome.image_id.clone().into(),
-    );
+    // A multi-platform build's outcome is an index (its ID is the index digest): no one
+    // config, and BuildKit leaves the key out then.
+    if outcome.image_id != outcome.manifest_digest {
+        m.insert(
+            "containerimage.config.digest".into(),
+            outcome.image_id.clone().into(),
+        );
+    }
     m.insert(
         "containerimage.digest".into(),
         outcome.manifest_digest.clone().into(),
@@ -1259,5 +1263,11 @@ mod tests {
         );
         outcome.tags.clear();
         assert!(metadata_json(&outcome).get("image.name").is_none());
+        // An index (a multi-platform build) has no one config digest.
+        outcome.image_id = "sha256:i".into();
+        outcome.manifest_digest = "sha256:i".into();
+        let m = metadata_json(&outcome);
+        assert!(m.get("containerimage.config.digest").is_none(), "{m}");
+        assert_eq!(m["containerimage.digest"], "sha256:i");
     }
 }

@@ -365,6 +365,22 @@ fn multi_platform_outputs_write_one_directory_per_platform() {
     let (code, _, err) = c.build(&["--platform", "linux/arm64,linux/aarch64"]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("named twice"), "{err}");
+    // A target stage on a fixed platform cannot be every platform's image: refused before
+    // any step runs, and nothing is stored.
+    c.file(
+        "Dockerfile",
+        &format!("FROM --platform=linux/amd64 {BASE}\nRUN echo ran > /ran\n"),
+    );
+    let images_before = ok(&c, &["images", "-aq"]);
+    let (code, _, err) = c.build(&["--platform", "linux/amd64,linux/arm64", "-t", "fixed"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the target stage stage-0 is built for linux/amd64")
+            && err.contains("not for linux/arm64"),
+        "{err}"
+    );
+    assert!(!err.contains("RUN echo ran"), "a step ran: {err}");
+    assert_eq!(ok(&c, &["images", "-aq"]), images_before);
     assert!(c.tmp_is_empty());
 }
 

@@ -406,6 +406,21 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
                 map.insert(si, p.all_stages.len() - 1);
             }
         }
+        // Each platform's image is the target stage as that platform builds it: a target on
+        // a fixed platform would make every entry of the index the same foreign image.
+        if platforms.len() > 1 {
+            let t = targets[0];
+            let built = &p.all_stages[map[&t]].platform;
+            if built != tp {
+                return Err(BuildError::plan(format!(
+                    "the target stage {} is built for {built} (its FROM --platform, or its parent \
+                     stage's), not for {tp}: a multi-platform build needs a target stage on the \
+                     target platform (FROM --platform=$TARGETPLATFORM, or no --platform); build \
+                     it with --platform {built} alone",
+                    graph.stages[t].display
+                )));
+            }
+        }
         variants.push(Variant {
             platform: tp.clone(),
             stages: map,
@@ -488,6 +503,8 @@ impl Planner<'_> {
         // A failed pull says the registry's words (docker's) at the line; the hint stays.
         let (pull_error, hint) = match e {
             BuildError::MissingImage { hint, .. } => (None, hint),
+            // The store has the name for other platforms: that is the message.
+            BuildError::NoPlatform { message, hint, .. } => (Some(message), hint),
             BuildError::PullFailed { message, .. } => (
                 Some(message),
                 "check the name and tag, `kiln login` to the registry, or load the image with `kiln load -i IMAGE.tar`".to_string(),

@@ -126,17 +126,27 @@ impl ImageSource for StoreImages<'_> {
             Some(f) => match f.fetch(self.store, target, found.is_some(), platform) {
                 Ok(()) => self.lookup(target, platform)?,
                 Err(FetchError::NotPulled { hint }) => {
-                    return Err(missing(match other_platform() {
-                        Some(e) => format!("{e}; {hint}"),
-                        None => hint,
-                    }));
+                    return Err(match other_platform() {
+                        Some(e) => BuildError::NoPlatform {
+                            reference: reference.to_string(),
+                            message: e,
+                            hint,
+                        },
+                        None => missing(hint),
+                    });
                 }
                 Err(FetchError::Failed { message }) => {
-                    return Err(BuildError::PullFailed {
-                        reference: reference.to_string(),
-                        message: match other_platform() {
-                            Some(e) => format!("{message} (in the store: {e})"),
-                            None => message,
+                    return Err(match other_platform() {
+                        Some(e) => BuildError::NoPlatform {
+                            reference: reference.to_string(),
+                            message: format!("{e}; pulling it for {platform} failed: {message}"),
+                            hint: format!(
+                                "pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
+                            ),
+                        },
+                        None => BuildError::PullFailed {
+                            reference: reference.to_string(),
+                            message,
                         },
                     });
                 }
@@ -145,9 +155,13 @@ impl ImageSource for StoreImages<'_> {
         if found.is_none()
             && let Some(e) = other_platform()
         {
-            return Err(missing(format!(
-                "{e}: pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
-            )));
+            return Err(BuildError::NoPlatform {
+                reference: reference.to_string(),
+                message: e,
+                hint: format!(
+                    "pull it with `kiln pull --platform {platform} {reference}` or load an archive that has {platform}"
+                ),
+            });
         }
         let rec = found.ok_or_else(|| {
             missing("pull it with `kiln pull NAME` or load it with `kiln load -i IMAGE.tar` (a `docker save` archive or OCI archive), or, if it names a directory or archive, pass `--build-context NAME=PATH`".into())
