@@ -24,6 +24,17 @@ pub enum PlatformError {
     NotLinux { input: String, os: String },
 }
 
+/// `s` for an error message: at most 80 characters.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The longest os, architecture or variant kiln accepts (real ones are under 16).
+const MAX_COMPONENT: usize = 64;
+
 impl Platform {
     /// Builds a normalized platform.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
@@ -39,7 +50,7 @@ impl Platform {
     /// taken from the host), as `docker build --platform` accepts them.
     pub fn parse(s: &str) -> Result<Self, PlatformError> {
         let invalid = |reason| PlatformError::Invalid {
-            input: s.into(),
+            input: shown(s),
             reason,
         };
         let parts: Vec<&str> = s.split('/').collect();
@@ -47,11 +58,19 @@ impl Platform {
             if p.is_empty() {
                 return Err(invalid("empty component"));
             }
+            // containerd's specifier: [A-Za-z0-9_.-]+ (arm64/v8.2), but never `.` or `..`
+            // (a component may end up in a path), and kept short.
             if !p
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
             {
                 return Err(invalid("components may hold only [A-Za-z0-9_.-]"));
+            }
+            if p.starts_with('.') {
+                return Err(invalid("a component may not start with a dot"));
+            }
+            if p.len() > MAX_COMPONENT {
+                return Err(invalid("a component is longer than 64 characters"));
             }
         }
         let host = Platform::host();
@@ -70,7 +89,7 @@ impl Platform {
                         variant: (!variant.is_empty()).then_some(variant),
                     });
                 }
-                Err(PlatformError::Unknown { input: s.into() })
+                Err(PlatformError::Unknown { input: shown(s) })
             }
             [os, arch] => Ok(Platform::new(os, arch, None)),
             [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
@@ -343,6 +362,24 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn hostile_components_are_refused_and_not_echoed_whole() {
+        for bad in [
+            "linux/../arm64",
+            "linux/..",
+            "../x",
+            "linux/evil arch",
+            "linux/.x",
+            "linux/",
+        ] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("linux/{}", "a".repeat(5000));
+        let e = Platform::parse(&long).unwrap_err().to_string();
+        assert!(e.contains("longer than 64"), "{e}");
+        assert!(e.len() < 200, "{e}");
     }
 
     #[test]

@@ -173,11 +173,15 @@ pub fn native_architectures() -> Vec<&'static str> {
     }
 }
 
-/// The handlers registered under `dir` (normally [`BINFMT_MISC`]), sorted by name. Err when
-/// `dir` is not a mounted binfmt_misc (no `status` file).
+/// The handlers registered under `dir` (normally [`BINFMT_MISC`]), sorted by name; none when
+/// binfmt_misc as a whole is disabled (`status` says `disabled`: the kernel uses no handler).
+/// Err when `dir` is not a mounted binfmt_misc (no `status` file).
 pub fn handlers_in(dir: &Path) -> std::io::Result<Vec<Handler>> {
-    std::fs::metadata(dir.join("status"))?;
+    let status = std::fs::read_to_string(dir.join("status"))?;
     let mut out = Vec::new();
+    if status.trim() == "disabled" {
+        return Ok(out);
+    }
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
@@ -284,6 +288,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(support_with("riscv64", &[h]), Support::Unsupported);
+    }
+
+    #[test]
+    fn a_disabled_binfmt_misc_has_no_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("qemu-aarch64"), AARCH64).unwrap();
+        std::fs::write(dir.path().join("status"), "enabled\n").unwrap();
+        assert_eq!(handlers_in(dir.path()).unwrap().len(), 1);
+        std::fs::write(dir.path().join("status"), "disabled\n").unwrap();
+        assert!(handlers_in(dir.path()).unwrap().is_empty());
     }
 
     #[test]

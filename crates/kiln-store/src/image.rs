@@ -246,6 +246,15 @@ impl Store {
         image: &NewImage,
         tags: &[String],
     ) -> Result<(ImageRecord, Vec<TagChange>)> {
+        // A platform kiln's own parser refuses (`..`, spaces, 100 kB names) is never written:
+        // indexes and `--platform` read these columns back through it.
+        let platform = format!("{}/{}", image.os, image.architecture);
+        if let Err(e) = kiln_image::Platform::parse(&platform) {
+            return Err(Error::InvalidImage {
+                what: format!("image {}", image.config_digest),
+                reason: format!("its config's platform {e}"),
+            });
+        }
         let mut needed = vec![image.manifest_digest, image.config_digest];
         needed.extend(image.layers.iter().map(|l| l.blob));
         let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id).collect();

@@ -282,6 +282,12 @@ impl Store {
             )));
         }
         for (i, (p, _)) in entries.iter().enumerate() {
+            // Rows are read back with Platform::parse: a platform it refuses (a hostile
+            // archive's `../x`, `evil arch`, a 100 kB name) must never be written.
+            let text = p.to_string();
+            if let Err(e) = Platform::parse(&text) {
+                return Err(invalid(format!("manifest {}: platform {e}", i + 1)));
+            }
             if entries[..i].iter().any(|(q, _)| q == p) {
                 return Err(invalid(format!("platform {p} appears twice")));
             }

@@ -521,3 +521,19 @@ fn push_of_a_multi_platform_build_pushes_the_index() {
     let dest = pulling.export(&["--platform", "linux/arm64"]);
     assert_eq!(read(&dest.join("q")).trim(), "arm64 aarch64");
 }
+
+/// A `$BUILDPLATFORM` stage that reads a global ARG whose default comes from `TARGETARCH`
+/// depends on the target: planned per platform, never shared (each image gets its own value).
+#[test]
+fn a_global_arg_made_from_targetarch_keeps_a_stage_per_platform() {
+    let c = ctx();
+    c.file(
+        "Dockerfile",
+        &format!(
+            "ARG X=$TARGETARCH\nFROM --platform=$BUILDPLATFORM {BASE} AS s1\nARG X\nRUN echo x=$X > /x\nFROM {BASE}\nCOPY --from=s1 /x /x\n"
+        ),
+    );
+    let dest = c.export(&["--platform", "linux/amd64,linux/arm64"]);
+    assert_eq!(read(&dest.join("linux_amd64/x")).trim(), "x=amd64");
+    assert_eq!(read(&dest.join("linux_arm64/x")).trim(), "x=arm64");
+}

@@ -600,3 +600,84 @@ fn prune_all_judges_an_index_by_its_filters_and_users() {
     let check = ok(&c, &["system", "check"]);
     assert!(check.contains("store is consistent"), "{check}");
 }
+
+/// Rewrites the multi-platform archive (unpacked as an OCI layout in `dir`), its index
+/// renamed `localhost/tampered:1`: `label` swaps the amd64 and arm64 labels, `arch` rewrites the arm64 config's architecture (and its label) to a hostile value.
+const TAMPER: &str = r#"
+import hashlib, json, os, sys
+d, mode = sys.argv[1], sys.argv[2]
+def blob(dg): return open(os.path.join(d, "blobs", *dg.split(":")), "rb").read()
+def put(b):
+    dg = "sha256:" + hashlib.sha256(b).hexdigest()
+    open(os.path.join(d, "blobs", "sha256", dg[7:]), "wb").write(b)
+    return dg
+top = json.load(open(os.path.join(d, "index.json")))
+inner = json.loads(blob(top["manifests"][0]["digest"]))
+ms = inner["manifests"]
+by = {m["platform"]["architecture"]: m for m in ms}
+if mode == "label":
+    by["amd64"]["platform"]["architecture"], by["arm64"]["platform"]["architecture"] = "arm64", "amd64"
+    by["amd64"]["platform"].pop("variant", None); by["arm64"]["platform"].pop("variant", None)
+else:
+    m = by["arm64"]
+    man = json.loads(blob(m["digest"]))
+    cfg = json.loads(blob(man["config"]["digest"]))
+    cfg["architecture"] = sys.argv[3]; cfg.pop("variant", None)
+    cb = json.dumps(cfg).encode()
+    man["config"] = dict(man["config"], digest=put(cb), size=len(cb))
+    mb = json.dumps(man).encode()
+    m["digest"], m["size"] = put(mb), len(mb)
+    m["platform"] = {"os": "linux", "architecture": sys.argv[3]}
+ib = json.dumps(inner).encode()
+top["manifests"][0].update(digest=put(ib), size=len(ib),
+    annotations={"org.opencontainers.image.ref.name": "localhost/tampered:1"})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+"#;
+
+/// Hostile multi-platform archives are refused whole, and the store stays usable: an index
+/// whose labels lie about its images (the config is what counts), and a platform kiln's
+/// parser refuses (`../x`, a space), which would otherwise be written and break every later
+/// read of the store.
+#[test]
+fn lying_labels_and_hostile_platforms_are_refused_and_the_store_stays_usable() {
+    support::require_command("python3", "python3");
+    let c = Ctx::new();
+    let (archive, _) = multiplatform_archive();
+    for (mode, arch, want) in [
+        ("label", "", "but its config says linux/amd64"),
+        ("arch", "..", "platform"),
+        ("arch", "evil arch", "platform"),
+    ] {
+        let dir = c.tmp.path().join(format!("layout-{mode}-{}", arch.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("tar")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = Command::new("python3")
+            .args(["-c", TAMPER])
+            .arg(&dir)
+            .args([mode, arch])
+            .status()
+            .unwrap();
+        assert!(st.success(), "tampering {mode}");
+        let err = fails(&c, &["load", "-i", dir.to_str().unwrap()]);
+        assert!(err.contains(want), "{mode} {arch:?}: {err}");
+        // Nothing of it is tagged, and every reader of the store still works.
+        let images = ok(&c, &["images", "--format", "{{.Repository}}"]);
+        assert!(!images.contains("tampered"), "{images}");
+        ok(&c, &["system", "check"]);
+        ok(&c, &["image", "prune", "-af"]);
+    }
+    // The genuine archive still loads, with its right platforms.
+    ok(&c, &["load", "-i", archive.to_str().unwrap()]);
+    let plats = ok(&c, &["images", "--format", "{{.Platform}}", TAG]);
+    assert!(
+        plats.contains("linux/amd64") && plats.contains("linux/arm64"),
+        "{plats}"
+    );
+}

@@ -336,6 +336,9 @@ struct Planner<'a> {
     stage_platform: Platform,
     /// Whether the stage being planned has read a `TARGET*` ARG so far.
     reads_target: bool,
+    /// Names whose value depends on the target platform: the `TARGET*` ARGs, and global ARGs
+    /// whose values differ between the platforms (`ARG X=$TARGETARCH`).
+    target_dependent: BTreeSet<String>,
     /// Stages planned once for every platform (see [`platform`]), by Dockerfile index.
     shared: BTreeMap<usize, PlannedStage>,
     /// Every stage planned, in planning order, and each variant's map into it.
@@ -354,6 +357,24 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         .iter()
         .map(|t| Evaluator::new(df, platform::eval_options(&opts.build_args, t)))
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut target_dependent: BTreeSet<String> = platform::TARGET_ARGS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let first_globals = evs[0].global_args();
+    for ev in &evs[1..] {
+        let globals = ev.global_args();
+        for (k, v) in &globals {
+            if first_globals.get(k) != Some(v) {
+                target_dependent.insert(k.clone());
+            }
+        }
+        for k in first_globals.keys() {
+            if !globals.contains_key(k) {
+                target_dependent.insert(k.clone());
+            }
+        }
+    }
     let mut p = Planner {
         df,
         ev: &evs[0],
@@ -368,6 +389,7 @@ pub fn plan(df: &Dockerfile, opts: &PlanOptions, images: &dyn ImageSource) -> Re
         target_platform: platforms[0].clone(),
         stage_platform: platforms[0].clone(),
         reads_target: false,
+        target_dependent,
         shared: BTreeMap::new(),
         all_stages: Vec::new(),
     };
@@ -682,6 +704,11 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// Whether `used` names a value that depends on the target platform.
+    fn reads_target_args(&self, used: &BTreeSet<String>) -> bool {
+        used.iter().any(|n| self.target_dependent.contains(n))
+    }
+
     /// The platform stage `si` is built for, and whether it is fixed (not the target's):
     /// its `FROM --platform` (expanded; fixed unless it reads `TARGET*`), else its parent
     /// stage's, else the target platform.
@@ -691,7 +718,7 @@ impl Planner<'_> {
         node: &kiln_dockerfile::graph::StageNode,
     ) -> Result<(Platform, bool)> {
         let resolved = self.ev.resolve_from(&self.df.stages[si])?;
-        let from_reads_target = platform::reads_target(&resolved.used_args);
+        let from_reads_target = self.reads_target_args(&resolved.used_args);
         if let Some(p) = &node.platform {
             let parsed = platform::parse_platform(p).map_err(|m| {
                 BuildError::Dockerfile(kiln_dockerfile::Error {
@@ -841,7 +868,7 @@ impl Planner<'_> {
         ins: &Instruction,
     ) -> Result<()> {
         let exp = sev.expand_instruction(ins)?;
-        self.reads_target |= platform::reads_target(&exp.used_args);
+        self.reads_target |= self.reads_target_args(&exp.used_args);
         let x = &exp.instruction;
         let hist_by = crate::plan::history::created_by(ins, x, &st.config.config);
         if matches!(x.command, Command::Env(_) | Command::Arg(_)) {

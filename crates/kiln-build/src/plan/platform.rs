@@ -12,8 +12,6 @@
 //! and instructions) and whose stage inputs are shared too, is planned once and its steps
 //! serve every platform.
 
-use std::collections::BTreeSet;
-
 use kiln_dockerfile::EvalOptions;
 use kiln_image::Platform;
 
@@ -42,11 +40,6 @@ pub fn eval_options(
         target_platform: eval_platform(target),
         build_platform: eval_platform(&Platform::host()),
     }
-}
-
-/// Whether a set of used variable names reads the target platform.
-pub fn reads_target(used: &BTreeSet<String>) -> bool {
-    TARGET_ARGS.iter().any(|a| used.contains(*a))
 }
 
 /// A `--platform` value (of `kiln build` or an expanded `FROM --platform`), normalized. Only
@@ -125,13 +118,5 @@ mod tests {
         assert_eq!(arm64.variant, None);
         let arm = eval_platform(&Platform::parse("linux/arm").unwrap());
         assert_eq!(arm.to_string(), "linux/arm/v7");
-    }
-
-    #[test]
-    fn reads_target_names_only_target_args() {
-        let used: BTreeSet<String> = ["BUILDARCH".to_string()].into();
-        assert!(!reads_target(&used));
-        let used: BTreeSet<String> = ["TARGETARCH".to_string()].into();
-        assert!(reads_target(&used));
     }
 }

@@ -287,11 +287,19 @@ fn read_image(
             source: source.clone(),
         });
     }
-    let platform = desc
-        .platform()
-        .as_ref()
-        .map(Platform::from)
-        .unwrap_or_else(|| Platform::of_config(&config));
+    // The image is what its config says; an index's label must agree with it (a label that
+    // lies would put an amd64 image under arm64 and, since the image ID is the config's
+    // digest, mislabel the genuine image too).
+    let platform = Platform::of_config(&config);
+    if let Some(label) = desc.platform().as_ref().map(Platform::from)
+        && !label.matches(&platform)
+    {
+        return Err(ArchiveError::Invalid {
+            path: source.path().to_path_buf(),
+            member: member.clone(),
+            reason: format!("its index lists it as {label}, but its config says {platform}"),
+        });
+    }
     Ok(Some(ArchiveImage {
         config_digest,
         config_bytes,
