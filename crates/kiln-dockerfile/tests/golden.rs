@@ -62,7 +62,13 @@ fn err_cases() {
 fn parses_fully(path: &Path) {
     let src = std::fs::read_to_string(path).unwrap();
     let df = parse(&src).unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
-    analyze(&df, EvalOptions::default(), None)
+    // Platform cases (a `.platform` file) take their base image as BASE, as the scripts pass it.
+    let mut opts = EvalOptions::default();
+    if path.with_file_name(".platform").exists() {
+        opts.build_args
+            .insert("BASE".into(), "localhost/busybox-mp:latest".into());
+    }
+    analyze(&df, opts, None)
         .unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
     let _ = check::check(&df);
 }

@@ -97,6 +97,12 @@ const KNOWN: &[Known] = &[
       "--compress|--cpu-period|--cpu-quota|--cpuset-cpus|--cpuset-mems|--force-rm|--memory-swap|--rm|--shm-size|--ulimit|-c, --cpu-shares|-m, --memory",
       OnPurpose, "the classic builder's flags: docker 20.10 hides them from help in BuildKit mode (and accepts them); kiln lists what it accepts"),
     k("help-save", Stdout, "", "--format", OnPurpose, "kiln also writes oci-archive"),
+    k("help-save", Stdout, "", "--platform", OnPurpose,
+      "issue 11: one platform of a multi-platform image (docker 27's save --platform)"),
+    k("help-images|help-image-ls", Stdout, "", "--tree", OnPurpose,
+      "issue 11: docker 27's tree view of multi-platform images"),
+    k("help-inspect", Stdout, "", "--platform", OnPurpose,
+      "issue 11: one platform of a multi-platform image (docker 26's image inspect --platform)"),
     // ---- image commands
     k("load-again|load-again-q", Stdout, "Loaded image ID: sha256:", "", OnPurpose,
       "docker 20.10 prints every entry's ID when the archive's last entry has no tag (its counter of tags is reset per entry); kiln prints the untagged entry's"),

@@ -449,7 +449,11 @@ fn run(
         })?;
         if config.host.network_mode == "private" {
             let private = net::setup_private(&ns).map_err(|m| fail(125, m))?;
-            if let Some(why) = private.loopback_only_reason() {
+            // A host with no routable interface (offline) has no outbound access to give:
+            // the container loses nothing, so no warning (docker's bridge says nothing either).
+            if let Some(why) = private.loopback_only_reason()
+                && !why.contains("No external routable interface")
+            {
                 warnings.push(why.to_string());
             }
             _private_net = Some(private);
