@@ -359,6 +359,35 @@ fn oci_layout_symlink_out_of_the_directory_is_refused() {
     assert!(matches!(e, ArchiveError::UnsafeName { .. }), "{e}");
 }
 
+/// index.json → index → (index, …): an index inside the image index is refused (its
+/// platforms and names would be ambiguous), not flattened.
+#[test]
+fn an_index_inside_an_image_index_is_refused() {
+    let inner = br#"{"schemaVersion":2,"manifests":[]}"#.to_vec();
+    let d = Digest::of(&inner);
+    let outer = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{d}","size":{}}}]}}"#,
+        inner.len()
+    )
+    .into_bytes();
+    let o = Digest::of(&outer);
+    let top = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{o}","size":{}}}]}}"#,
+        outer.len()
+    );
+    let members: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        (d.blob_path(), inner),
+        (o.blob_path(), outer),
+        ("index.json".into(), top.into_bytes()),
+    ];
+    let e = open_err(&tar_of(&members)).to_string();
+    assert!(e.contains("nested image indexes are not supported"), "{e}");
+}
+
 #[test]
 fn nested_index_loop_is_bounded() {
     // index.json → index A → index A … (A names itself; impossible with real digests, so

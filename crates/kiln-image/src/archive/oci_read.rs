@@ -135,6 +135,17 @@ fn walk(
     let needed_by = format!("{parent} (descriptor {digest})");
     match media_type.as_str() {
         media_types::OCI_INDEX | media_types::DOCKER_MANIFEST_LIST => {
+            // index.json names the image index; an index inside that one would make its
+            // platforms and names ambiguous (whose tag, which arm/v7): refused, not guessed.
+            if depth >= 1 {
+                return Err(ArchiveError::Invalid {
+                    path: source.path().to_path_buf(),
+                    member: parent.into(),
+                    reason: format!(
+                        "it lists image index {digest} inside an image index: nested image indexes are not supported"
+                    ),
+                });
+            }
             let bytes = read_verified(source, &digest, Some(desc.size()), &needed_by)?;
             let member = digest.blob_path();
             let index: ImageIndex = parse_json(source, &member, "image index", &bytes)?;
