@@ -68,8 +68,7 @@ fn parses_fully(path: &Path) {
         opts.build_args
             .insert("BASE".into(), "localhost/busybox-mp:latest".into());
     }
-    analyze(&df, opts, None)
-        .unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
+    analyze(&df, opts, None).unwrap_or_else(|e| panic!("{}:\n{}", path.display(), e.render(&src)));
     let _ = check::check(&df);
 }
 
