@@ -16,6 +16,9 @@
 //!                              clock tick <start>; removed by any later open once that
 //!                              process is gone
 //! ```
+//!
+//! `blobs/`, `snapshots-v1/`, `trash/`, `tmp/`, `containers/`, `volumes/` and
+//! `cache-mounts-v1/` are mode 0700 whatever the root's mode ([`Layout::private_dirs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -63,16 +66,46 @@ impl Layout {
         self.root.join("index.lock")
     }
 
-    /// Creates the directories and the `oci-layout` marker if missing.
-    pub fn create(&self) -> Result<()> {
-        for d in [
-            self.blobs_dir(),
+    /// The directories under the root that hold image content: unpacked layers (setuid files
+    /// included), RUN steps' and containers' upper and root directories, volumes, cache
+    /// mounts, blobs, and what a collection is removing. They are 0700, whatever the root's
+    /// mode: another local user who could reach an unpacked layer could run its setuid files
+    /// (a setuid-root one is root on the host in root mode). Containers do not need the
+    /// path: overlayfs reaches its lower and upper directories with the mounter's
+    /// credentials, and volumes and the other mounts are bind mounts.
+    pub fn private_dirs(&self) -> [PathBuf; 7] {
+        [
+            self.root.join("blobs"),
             self.tmp_dir(),
             self.snapshots_dir(),
             self.trash_dir(),
-        ] {
-            std::fs::create_dir_all(&d).ctx("creating", &d)?;
+            self.root.join("containers"),
+            self.root.join("volumes"),
+            self.root.join("cache-mounts-v1"),
+        ]
+    }
+
+    /// Creates the directories and the `oci-layout` marker if missing, and makes the
+    /// [`Layout::private_dirs`] 0700 (new ones are created so; an existing one that group or
+    /// other can reach is tightened when it is this user's, best effort: a read-only store
+    /// still opens).
+    pub fn create(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::create_dir_all(&self.root).ctx("creating", &self.root)?;
+        for d in self.private_dirs() {
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(crate::Error::io("creating", &d, e)),
+            }
+            make_private(&d);
         }
+        let blobs = self.blobs_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&blobs)
+            .ctx("creating", &blobs)?;
         spread_new_dirs(&self.tmp_dir());
         let marker = self.root.join("oci-layout");
         if !marker.exists() {
@@ -152,6 +185,22 @@ fn start_time(pid: u32) -> Option<u64> {
     // last ')' are plain. starttime is field 22, i.e. the 20th after the name.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Makes `dir` 0700 if group or other can reach it and it belongs to this process's euid
+/// (rootless: the user, uid 0 in its namespace). Best effort: a directory of another user, a
+/// read-only file system or a failed chmod leave it as it is, and the store still opens.
+fn make_private(dir: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(m) = std::fs::metadata(dir) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.mode() & 0o077 == 0 || m.uid() != me {
+        return;
+    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
 /// Removes a file or a directory tree; a missing path is not an error.

@@ -758,3 +758,113 @@ fn rmi_during_save_does_not_break_the_save() {
         s.assert_healthy(&format!("rmi during save, round {round}"));
     }
 }
+
+/// The store directories that hold image content (the setuid files of unpacked layers among
+/// it): 0700 whatever the root's mode.
+const PRIVATE_DIRS: [&str; 7] = [
+    "blobs",
+    "tmp",
+    "snapshots-v1",
+    "trash",
+    "containers",
+    "volumes",
+    "cache-mounts-v1",
+];
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .mode()
+        & 0o7777
+}
+
+/// rv3 finding 1: with a 0755 store root, another local user could run an unpacked layer's
+/// setuid-root file (root on the host). The content directories are 0700, whatever the
+/// root's mode, and an existing one that is group/other accessible is tightened on open.
+#[test]
+fn another_user_cannot_reach_unpacked_layers_whatever_the_store_roots_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let user = kiln_test::prereq::test_user("kilntest", true);
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Store::at(root.clone(), tmp.path().join("work"));
+    // What the finding used: a setuid-root copy of a program in a layer (busybox runs its
+    // first argument as the applet when its name starts with "busybox").
+    s.build(
+        "suid",
+        "FROM localhost/busybox:latest\nRUN cp /bin/busybox /busybox-suid && chmod 4755 /busybox-suid\n",
+    );
+    assert_eq!(
+        mode_of(&root),
+        0o755,
+        "kiln leaves the root's own mode alone"
+    );
+    for d in PRIVATE_DIRS {
+        assert_eq!(mode_of(&root.join(d)), 0o700, "{d}");
+    }
+    let mut suid = Vec::new();
+    for e in std::fs::read_dir(root.join("snapshots-v1")).unwrap() {
+        let p = e.unwrap().path().join("busybox-suid");
+        if std::fs::symlink_metadata(&p).is_ok() {
+            suid.push(p);
+        }
+    }
+    assert!(!suid.is_empty(), "no unpacked layer holds /busybox-suid");
+    assert_eq!(mode_of(&suid[0]), 0o4755, "the layer keeps its setuid bit");
+    let as_user = |script: &str, arg: &Path| {
+        user.command("/bin/sh")
+            .args(["-c", script, "sh"])
+            .arg(arg)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    // The user reaches the root (so what follows is the content directories' doing)...
+    let o = as_user("ls \"$1\"", &root);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let check_refused = |what: &str| {
+        let o = as_user("ls \"$1\"", &root.join("snapshots-v1"));
+        assert!(!o.status.success(), "{what}: the user lists snapshots-v1");
+        let o = as_user("\"$1\" true", &suid[0]);
+        assert!(
+            !o.status.success(),
+            "{what}: the user runs {}",
+            suid[0].display()
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    check_refused("new store");
+    // A store made by an earlier kiln (or with --root on a 0755/0777 directory): tightened by
+    // the next open, even a read-only command.
+    for (d, m) in PRIVATE_DIRS
+        .iter()
+        .zip([0o755, 0o777, 0o755, 0o711, 0o755, 0o750, 0o705])
+    {
+        std::fs::set_permissions(root.join(d), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let o = as_user("\"$1\" true", &suid[0]);
+    assert!(
+        o.status.success(),
+        "the test's 0755 snapshots-v1 is not reachable"
+    );
+    s.ok(&["images", "-q"]);
+    for d in PRIVATE_DIRS {
+        assert_eq!(mode_of(&root.join(d)), 0o700, "{d} after the next open");
+    }
+    check_refused("tightened store");
+    // Containers and builds still work on it.
+    s.build(
+        "suid2",
+        "FROM suid\nUSER 1001\nRUN ls / >/dev/null && test -u /busybox-suid\n",
+    );
+    s.assert_healthy("a tightened store");
+}
