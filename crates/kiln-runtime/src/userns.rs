@@ -154,7 +154,7 @@ pub fn enter() -> Result<bool, UsernsError> {
             });
         }
     }
-    let rt = runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
+    let (rt, rt_fd) = open_runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
         dir: runtime_dir_path(uid).display().to_string(),
         source,
     })?;
@@ -162,16 +162,14 @@ pub fn enter() -> Result<bool, UsernsError> {
         dir: rt.display().to_string(),
         source,
     };
-    // One kiln at a time decides whether to join or to make the namespace.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(rt.join("userns.lock"))
-        .map_err(rt_err)?;
+    // One kiln at a time decides whether to join or to make the namespace. Both files are
+    // opened in the checked directory (by its descriptor) and never through a symlink; the
+    // pid file is opened before anything is made, so a bad one stops kiln before a holder
+    // exists that nothing would record.
+    let lock = open_in(&rt_fd, &rt, "userns.lock").map_err(rt_err)?;
     lock.lock().map_err(rt_err)?;
-    let pid_file = rt.join(HOLDER_PID_FILE);
-    if let Some(holder) = read_holder(&pid_file)
+    let mut pid_file = open_in(&rt_fd, &rt, HOLDER_PID_FILE).map_err(rt_err)?;
+    if let Some(holder) = read_holder(&mut pid_file)
         && join(holder).is_ok()
     {
         return finish_entry(uid);
@@ -192,7 +190,15 @@ pub fn enter() -> Result<bool, UsernsError> {
         source,
     })?;
     let start = start_time(holder).unwrap_or(0);
-    std::fs::write(&pid_file, format!("{holder} {start}\n")).map_err(rt_err)?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::FileExt;
+        pid_file
+            .set_len(0)
+            .and_then(|()| pid_file.write_all_at(format!("{holder} {start}\n").as_bytes(), 0))
+            .and_then(|()| pid_file.flush())
+            .map_err(rt_err)?;
+    }
     drop(lock);
     finish_entry(uid)
 }
@@ -229,8 +235,10 @@ fn finish_entry(uid: u32) -> Result<bool, UsernsError> {
 }
 
 /// The holder recorded in `pid_file`, if that process still runs (same pid and start time).
-fn read_holder(pid_file: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
+fn read_holder(pid_file: &mut std::fs::File) -> Option<i32> {
+    use std::io::Read;
+    let mut text = String::new();
+    pid_file.read_to_string(&mut text).ok()?;
     let mut f = text.split_whitespace();
     let pid: i32 = f.next()?.parse().ok()?;
     let start: u64 = f.next()?.parse().ok()?;
@@ -544,40 +552,135 @@ fn pipe() -> io::Result<(i32, i32)> {
 
 /// The per-user directory for kiln's runtime files (sockets, pid files, locks that die with a
 /// login): `$XDG_RUNTIME_DIR/kiln`, else `/tmp/kiln-UID` (mode 0700, as podman's), created
-/// if missing. A `/tmp/kiln-UID` that is not a directory owned by the user with mode 0700 is
-/// refused: someone else could have made it. Call with the host uid (before [`enter`], or
-/// from [`ENV_HOST_UID`] after).
+/// (0700) if missing. Either one must be a directory owned by the user with mode 0700, not a
+/// symlink, or it is refused with what to fix: someone else could have made it, to read or
+/// replace the holder's pid file. A set `XDG_RUNTIME_DIR` that does not exist or where the user
+/// cannot create `kiln` is refused too, saying so. Call with the host uid (before [`enter`],
+/// or from [`ENV_HOST_UID`] after).
 pub fn runtime_dir(host_uid: u32) -> io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|x| !x.is_empty()) {
-        let d = runtime_dir_path(host_uid);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&d)?;
-        return Ok(d);
-    }
+    open_runtime_dir(host_uid).map(|(d, _)| d)
+}
+
+/// [`runtime_dir`], and the directory open (the descriptor that was checked: the files in it
+/// are opened through it, so a rename of the path after the check changes nothing).
+fn open_runtime_dir(host_uid: u32) -> io::Result<(PathBuf, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let d = runtime_dir_path(host_uid);
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty());
+    let fallback = format!("/tmp/kiln-{host_uid}");
+    let other_choice = match &xdg {
+        Some(_) => format!("or unset XDG_RUNTIME_DIR to use {fallback}"),
+        None => "or set XDG_RUNTIME_DIR to a directory of yours".to_string(),
+    };
     match std::fs::DirBuilder::new().mode(0o700).create(&d) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+        Err(e) => {
+            let Some(x) = &xdg else { return Err(e) };
+            let x = Path::new(x).display();
+            let msg = if e.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "XDG_RUNTIME_DIR is {x}, which does not exist (common after su or runuser without a login session): create it as a directory of yours with mode 0700 (mkdir -m 0700 {x}), {other_choice}"
+                )
+            } else {
+                format!(
+                    "XDG_RUNTIME_DIR is {x}, where this user cannot create {} ({e}): set XDG_RUNTIME_DIR to a directory of yours, {other_choice}",
+                    d.display()
+                )
+            };
+            return Err(io::Error::new(e.kind(), msg));
+        }
     }
-    let m = std::fs::symlink_metadata(&d)?;
+    let refuse = |what: String, fix: String| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is {what}, not a directory of yours with mode 0700 (someone else could read or replace kiln's files there): {fix}",
+                d.display()
+            ),
+        )
+    };
+    let remove = format!("remove it (as its owner or root), {other_choice}");
+    let c = std::ffi::CString::new(d.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    // SAFETY: a valid NUL-terminated path; the flags make a descriptor of a directory only.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        // With O_DIRECTORY, a symlink gives ENOTDIR rather than ELOOP.
+        let link = std::fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink());
+        return Err(match e.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOTDIR) if link => refuse("a symbolic link".into(), remove),
+            Some(libc::ENOTDIR) => refuse("not a directory".into(), remove),
+            Some(libc::EACCES) => {
+                refuse(format!("a directory this user cannot open ({e})"), remove)
+            }
+            _ => e,
+        });
+    }
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let m = std::fs::File::from(fd.try_clone()?).metadata()?;
     // Inside the namespace the user's own uid reads as 0.
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if !m.is_dir() || (m.uid() != host_uid && m.uid() != me) || m.permissions().mode() & 0o077 != 0
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not a directory of yours with mode 0700; remove it or set XDG_RUNTIME_DIR",
-                d.display()
-            ),
+    if m.uid() != host_uid && m.uid() != me {
+        return Err(refuse(format!("owned by uid {}", m.uid()), remove));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(refuse(
+            format!("mode {:04o}", m.mode() & 0o7777),
+            format!("chmod 0700 {}", d.display()),
         ));
     }
-    Ok(d)
+    Ok((d, fd))
+}
+
+/// `name` in the runtime directory `dir` (open as `dir_fd`), opened read-write and created
+/// (0600) if missing; never through a symlink (`O_NOFOLLOW`), and only a regular file.
+fn open_in(dir_fd: &std::os::fd::OwnedFd, dir: &Path, name: &str) -> io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let path = dir.join(name);
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the name"))?;
+    // SAFETY: a valid directory descriptor and NUL-terminated name; the mode is an int.
+    let fd = unsafe {
+        libc::openat(
+            dir_fd.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            0o600 as libc::c_uint,
+        )
+    };
+    let not_followed = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is {what}, which kiln does not follow or use: remove it",
+                path.display()
+            ),
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ELOOP) => not_followed("a symbolic link"),
+            _ => io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+        });
+    }
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    let f = unsafe { std::fs::File::from_raw_fd(fd) };
+    if !f.metadata()?.is_file() {
+        return Err(not_followed("not a regular file"));
+    }
+    Ok(f)
 }
 
 /// Where [`runtime_dir`] is: `$XDG_RUNTIME_DIR/kiln`, else `/tmp/kiln-UID`.

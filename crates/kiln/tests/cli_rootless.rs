@@ -620,3 +620,150 @@ fn fuse_overlayfs_fallback_builds_root_identical_images() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(ustore.to_str().unwrap()), "{mounts}");
 }
+
+/// `kiln images` as `u` with XDG_RUNTIME_DIR set to `xdg` (instead of the test's own) and
+/// its store at `store`.
+fn with_runtime(u: &UserKiln, xdg: &Path, store: &Path) -> (i32, String, String) {
+    let o = u
+        .user
+        .command_env(
+            &u.exe,
+            &[
+                ("XDG_RUNTIME_DIR", xdg.to_str().unwrap()),
+                ("KILN_ROOT", store.to_str().unwrap()),
+            ],
+        )
+        .arg("images")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    out(&o)
+}
+
+/// rv3 finding 2: a symlink planted as `userns.pid` (or `userns.lock`) in the runtime
+/// directory is never followed: kiln refuses it by name, and the file it points at keeps its
+/// bytes. With the link gone, kiln works.
+#[test]
+fn a_symlink_planted_as_the_holders_pid_file_is_not_followed() {
+    require_root();
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let store = shared.owned_by("store", &u.user);
+    let rt = u.runtime.join("kiln");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&rt, Some(u.user.uid), Some(u.user.uid)).unwrap();
+    let victim = shared.owned_by("victim-dir", &u.user).join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::chown(&victim, Some(u.user.uid), Some(u.user.uid)).unwrap();
+    for name in ["userns.pid", "userns.lock"] {
+        let link = rt.join(name);
+        // (The first round's kiln made the lock file before it refused the pid file.)
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(u.user.uid), Some(u.user.uid)).unwrap();
+        let (code, _, err) = with_runtime(&u, &u.runtime, &store);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(
+            err.contains(&format!("{} is a symbolic link", link.display()))
+                && err.contains("remove it"),
+            "{name}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        std::fs::remove_file(&link).unwrap();
+    }
+    let (code, _, err) = with_runtime(&u, &u.runtime, &store);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !std::fs::symlink_metadata(rt.join("userns.pid"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+/// rv3 finding 2: `$XDG_RUNTIME_DIR/kiln` gets the checks of the /tmp/kiln-UID fallback. One
+/// another user made (as in a shared XDG_RUNTIME_DIR=/tmp), one too open, a symlink, and a
+/// missing XDG_RUNTIME_DIR are refused, each saying what to fix; a planted pid file there is
+/// left as it is.
+#[test]
+fn a_runtime_dir_that_is_not_the_users_own_is_refused_clearly() {
+    require_root();
+    let shared = Shared::new();
+    let u = UserKiln::new(&shared, "kilntest");
+    let store = shared.owned_by("store", &u.user);
+    // A shared runtime directory, as /tmp: 1777.
+    let xdg = shared.path("shared-run");
+    std::fs::create_dir(&xdg).unwrap();
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let rt = xdg.join("kiln");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&rt, Some(54321), Some(54321)).unwrap();
+    let planted = rt.join("userns.pid");
+    std::fs::write(&planted, "1 2\n").unwrap();
+    std::os::unix::fs::chown(&planted, Some(54321), Some(54321)).unwrap();
+    let (code, _, err) = with_runtime(&u, &xdg, &store);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{} is owned by uid 54321", rt.display()))
+            && err.contains("not a directory of yours with mode 0700")
+            && err.contains("unset XDG_RUNTIME_DIR"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "1 2\n");
+
+    // The user's own, but readable by others: chmod.
+    std::fs::remove_dir_all(&rt).unwrap();
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&rt, Some(u.user.uid), Some(u.user.uid)).unwrap();
+    let (code, _, err) = with_runtime(&u, &xdg, &store);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("mode 0755") && err.contains(&format!("chmod 0700 {}", rt.display())),
+        "{err}"
+    );
+
+    // A symlink (someone else's) to a directory of the user's.
+    std::fs::remove_dir_all(&rt).unwrap();
+    let mine = shared.owned_by("users-dir", &u.user);
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&mine, &rt).unwrap();
+    std::os::unix::fs::lchown(&rt, Some(54321), Some(54321)).unwrap();
+    let (code, _, err) = with_runtime(&u, &xdg, &store);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{} is a symbolic link", rt.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 0);
+
+    // XDG_RUNTIME_DIR missing (su or runuser without a login session).
+    let missing = shared.path("no-such-run");
+    let (code, _, err) = with_runtime(&u, &missing, &store);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "XDG_RUNTIME_DIR is {}, which does not exist",
+            missing.display()
+        )) && err.contains("unset XDG_RUNTIME_DIR")
+            && err.contains("mkdir -m 0700"),
+        "{err}"
+    );
+    // Not writable by the user (root's 0755).
+    let roots = shared.path("roots-run");
+    std::fs::create_dir(&roots).unwrap();
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, _, err) = with_runtime(&u, &roots, &store);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "XDG_RUNTIME_DIR is {}, where this user cannot create",
+            roots.display()
+        )) && err.contains("unset XDG_RUNTIME_DIR"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&roots).unwrap().count(), 0);
+}
