@@ -487,8 +487,9 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     let archive = big_archive(env.tmp.path(), &name, 8 << 20);
     env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
     env.ok("a", &["push", &name]);
-    // Through a slow link (about 16 MB/s), so that the kill lands mid-layer.
-    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(1));
+    // Through a slow link (about 4 MB/s), so that the kill lands mid-layer even when a
+    // loaded machine starves this thread for a second.
+    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(4));
     let slow = format!("{}/big:1", proxy.addr);
     for signal in [libc::SIGINT, libc::SIGKILL] {
         let mut child = env
@@ -554,7 +555,7 @@ fn kill_mid_transfer(
 fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     let reg = Registry::start();
     let env = Env::new();
-    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(1));
+    let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(4));
     let name = format!("{}/big:1", proxy.addr);
     let archive = big_archive(env.tmp.path(), &name, 8 << 20);
     env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
