@@ -705,6 +705,18 @@ fn mount_one(
                 close(fd);
                 return Err(f);
             }
+            // A recursive bind (rootless /sys: the host's, with its cgroup mounts below) made
+            // read-only must be so all the way down, or a container could write its own
+            // cgroup limits: MS_REMOUNT only changes the top mount.
+            if let MountKind::Bind { flags: bflags, .. } = &op.kind
+                && bflags & libc::MS_REC != 0
+                && op.flags & libc::MS_RDONLY != 0
+                && readonly_recursively(fd) < 0
+            {
+                let f = fail(stage::REMOUNT, i);
+                close(fd);
+                return Err(f);
+            }
         }
         for prop in &op.propagation {
             if mount(null(), path.ptr(), null(), *prop, null()) < 0 {
@@ -1043,5 +1055,39 @@ mod tests {
             CStr::from_bytes_until_nul(&p.0).unwrap().to_str().unwrap(),
             "/proc/self/fd/0"
         );
+    }
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY): the mount at `fd`
+/// and every mount below it read-only. A raw system call on stack data (child-safe).
+fn readonly_recursively(fd: c_int) -> c_int {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: c_int = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd, a NUL-terminated empty path, and a struct of the kernel's layout and
+    // size that outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) as c_int
     }
 }

@@ -648,3 +648,39 @@ fn rootless_run_of_the_tutorials_image_answers_on_the_published_port() {
     c.ok(&["rm", "app-container"]);
     assert_nothing_left(&c, &id);
 }
+
+/// Rootless with the host's network, a container's /sys is the host's, bound with its
+/// submounts (the cgroup hierarchies among them): every one of them read-only, so the
+/// container cannot write its own (delegated) cgroup limits or move out of its cgroup.
+#[test]
+fn rootless_sys_is_read_only_all_the_way_down() {
+    let c = UserCtx::new();
+    let info = c.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        BB,
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    let sys: Vec<&str> = info
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .is_some_and(|m| m == "/sys" || m.starts_with("/sys/"))
+        })
+        .collect();
+    assert!(
+        sys.iter().any(|l| l.contains(" /sys/fs/cgroup")),
+        "the host's cgroup mounts are expected under /sys: {info}"
+    );
+    for l in &sys {
+        let opts = l.split_whitespace().nth(5).unwrap_or("");
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "writable under /sys: {l}"
+        );
+    }
+}
