@@ -492,8 +492,7 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     let proxy = CutProxy::slow(&reg.addr, Duration::from_millis(4));
     let slow = format!("{}/big:1", proxy.addr);
     for signal in [libc::SIGINT, libc::SIGKILL] {
-        let mut child = env
-            .cmd("b", &["pull", &slow])
+        let mut child = interruptible(&env, "b", &["pull", &slow])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -518,6 +517,22 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
         String::from_utf8_lossy(&check.stdout)
     );
     assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
+}
+
+/// `args` as a command whose SIGINT has the default action: a shell running the tests in
+/// the background without job control (`cargo test &` in a script) passes SIGINT on
+/// ignored, and an ignored Ctrl-C would let the transfer finish.
+fn interruptible(env: &Env, store: &str, args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = env.cmd(store, args);
+    // SAFETY: signal(2) is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    c
 }
 
 /// Waits until `store`'s tmp/ holds a non-empty file (the `what` transfer is under way:
@@ -560,8 +575,7 @@ fn a_push_killed_half_way_leaves_nothing_and_the_next_one_completes() {
     let archive = big_archive(env.tmp.path(), &name, 8 << 20);
     env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
     for signal in [libc::SIGINT, libc::SIGKILL] {
-        let mut child = env
-            .cmd("a", &["push", &name])
+        let mut child = interruptible(&env, "a", &["push", &name])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
