@@ -17,7 +17,9 @@
 #          (scripts/make-multiplatform-busybox.sh and its test), uidmap (newuidmap/newgidmap:
 #          rootless kiln and its tests), fuse-overlayfs (its fallback), libcap2-bin (setcap: kiln's own image,
 #          scripts/kiln-image.sh), debootstrap (the tutorial's node and nginx bases,
-#          ../shared/fixtures/make-base-images.sh); and the multi-platform setup below
+#          ../shared/fixtures/make-base-images.sh, and the cgroup v2 VM's disk), qemu-system-x86
+#          (the cgroup v2 VM, scripts/cgroup2-vm.sh: this host has cgroup v1); and the
+#          multi-platform setup below
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -35,7 +37,7 @@ set -euo pipefail
 profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
-  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap)
+  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap qemu-system-x86)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in
@@ -67,6 +69,7 @@ provides() {
     apache2-utils) echo htpasswd ;;
     tini) echo tini-static ;;
     qemu-user-static) echo qemu-aarch64-static ;;
+    qemu-system-x86) echo qemu-system-x86_64 ;;
     file) echo file ;;
     *) echo "" ;;
   esac

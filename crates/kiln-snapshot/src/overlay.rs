@@ -17,7 +17,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -359,17 +359,101 @@ fn fuse_overlay(
     })
 }
 
+/// Whether the kernel's overlay takes `lowerdir+` (Linux 6.8 and later, where overlay speaks
+/// the new mount API itself). Before that (Debian 12's 6.1), fsconfig hands overlay's legacy
+/// parser `key=value` strings of at most 256 bytes, and `lowerdir+` is unknown to it: the
+/// first mount refused that way retries through mount(2) with one option string, and later
+/// mounts go straight there.
+static LOWERDIR_PLUS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const SUPPORTED: u8 = 1;
+const LEGACY: u8 = 2;
+
 fn kernel_overlay(
     lowers: &[PathBuf],
     upper: Option<(&Path, &Path)>,
     target: &Path,
     volatile: bool,
 ) -> Result<OverlayMount> {
+    use std::sync::atomic::Ordering;
     if lowers.is_empty() {
         return Err(Error::NoLowerDirs {
             target: target.to_path_buf(),
         });
     }
+    match LOWERDIR_PLUS.load(Ordering::Relaxed) {
+        LEGACY => legacy_overlay(lowers, upper, target, volatile),
+        known => match overlay_fs(lowers, upper, target, volatile) {
+            Ok(m) => {
+                LOWERDIR_PLUS.store(SUPPORTED, Ordering::Relaxed);
+                attach(m, target)
+            }
+            Err(e) if known == UNKNOWN && is_einval(&e) => {
+                let m = legacy_overlay(lowers, upper, target, volatile)?;
+                LOWERDIR_PLUS.store(LEGACY, Ordering::Relaxed);
+                Ok(m)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Puts a detached overlay on `target`.
+fn attach(mnt: OwnedFd, target: &Path) -> Result<OverlayMount> {
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| Error::Mount {
+        fstype: "overlay",
+        target: target.to_path_buf(),
+        step: "move_mount".into(),
+        message: None,
+        source: e.into(),
+    })?;
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+        mounted: true,
+        fuse: None,
+    })
+}
+
+fn is_einval(e: &Error) -> bool {
+    matches!(e, Error::Mount { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
+}
+
+/// The options every overlay gets after its directories. Rootless: overlay's marks in
+/// user.overlay.* (trusted.* needs the initial namespace), and `redirect_dir=nofollow`, the
+/// only mode the kernel accepts with `userxattr` (it also creates no redirects, so the upper
+/// stays a complete diff).
+fn common_options() -> Vec<(&'static str, Option<&'static str>)> {
+    let userxattr = crate::xattr::in_user_namespace();
+    let mut out = Vec::new();
+    if userxattr {
+        out.push(("userxattr", None));
+    }
+    out.extend([
+        (
+            "redirect_dir",
+            Some(if userxattr { "nofollow" } else { "off" }),
+        ),
+        ("metacopy", Some("off")),
+        ("index", Some("off")),
+    ]);
+    out
+}
+
+/// A detached overlay file system through the new mount API, one `lowerdir+` per layer (no
+/// length limit), ready for `move_mount`.
+fn overlay_fs(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OwnedFd> {
     let fail = |step: String, fs: Option<&OwnedFd>, e: Errno| Error::Mount {
         fstype: "overlay",
         target: target.to_path_buf(),
@@ -393,38 +477,130 @@ fn kernel_overlay(
                 .map_err(|e| fail("fsconfig volatile".into(), Some(&fs), e))?;
         }
     }
-    // Rootless: overlay's marks in user.overlay.* (trusted.* needs the initial namespace),
-    // and `redirect_dir=nofollow`, the only mode the kernel accepts with `userxattr` (it also
-    // creates no redirects, so the upper stays a complete diff).
-    let userxattr = crate::xattr::in_user_namespace();
-    if userxattr {
-        fsconfig_set_flag(&fs, "userxattr")
-            .map_err(|e| fail("fsconfig userxattr".into(), Some(&fs), e))?;
-    }
-    for (k, v) in [
-        ("redirect_dir", if userxattr { "nofollow" } else { "off" }),
-        ("metacopy", "off"),
-        ("index", "off"),
-    ] {
-        fsconfig_set_string(&fs, k, v)
-            .map_err(|e| fail(format!("fsconfig {k}={v}"), Some(&fs), e))?;
+    for (k, v) in common_options() {
+        match v {
+            None => fsconfig_set_flag(&fs, k),
+            Some(v) => fsconfig_set_string(&fs, k, v),
+        }
+        .map_err(|e| {
+            fail(
+                format!(
+                    "fsconfig {k}{}",
+                    v.map(|v| format!("={v}")).unwrap_or_default()
+                ),
+                Some(&fs),
+                e,
+            )
+        })?;
     }
     fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), Some(&fs), e))?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .map_err(|e| fail("fsmount".into(), Some(&fs), e))?;
-    move_mount(
-        &mnt,
-        "",
-        CWD,
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount".into(), Some(&fs), e))
+}
+
+/// The option string of mount(2) may fill one page; the lower directories get what the
+/// directories and flags around them leave.
+const PAGE: usize = 4096;
+
+/// An overlay through mount(2) and one option string, for kernels whose overlay predates the
+/// new mount API (before 6.5; `lowerdir+` before 6.8). A chain whose paths do not fit in the
+/// page names each lower directory by an `O_PATH` descriptor (`/proc/self/fd/N`, about 17
+/// bytes: some 200 layers), which the kernel resolves in this process during the mount.
+fn legacy_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayMount> {
+    let fail = |step: String, e: Errno| Error::Mount {
+        fstype: "overlay",
+        target: target.to_path_buf(),
+        step,
+        message: None,
+        source: e.into(),
+    };
+    let mut rest = String::new();
+    if let Some((u, w)) = upper {
+        rest.push_str(&format!(
+            ",upperdir={},workdir={}",
+            legacy_escape(&u.to_string_lossy()),
+            legacy_escape(&w.to_string_lossy())
+        ));
+        if volatile {
+            rest.push_str(",volatile");
+        }
+    }
+    for (k, v) in common_options() {
+        rest.push(',');
+        rest.push_str(k);
+        if let Some(v) = v {
+            rest.push('=');
+            rest.push_str(v);
+        }
+    }
+    let as_paths: Vec<String> = lowers
+        .iter()
+        .map(|l| legacy_escape(&l.to_string_lossy()))
+        .collect();
+    let mut data = format!("lowerdir={}{rest}", as_paths.join(":"));
+    // Held open until the mount is made.
+    let mut held: Vec<OwnedFd> = Vec::new();
+    if data.len() >= PAGE {
+        let mut names = Vec::with_capacity(lowers.len());
+        for l in lowers {
+            let fd = rustix::fs::open(
+                l,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| fail(format!("open {}", l.display()), e))?;
+            names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            held.push(fd);
+        }
+        data = format!("lowerdir={}{rest}", names.join(":"));
+        if data.len() >= PAGE {
+            return Err(fail(
+                format!(
+                    "options ({} lower directories do not fit in one page even as descriptors)",
+                    lowers.len()
+                ),
+                Errno::NAMETOOLONG,
+            ));
+        }
+    }
+    rustix::mount::mount(
+        "overlay",
         target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        "overlay",
+        MountFlags::empty(),
+        Some(
+            std::ffi::CString::new(data)
+                .map_err(|_| fail("options (a NUL byte)".into(), Errno::INVAL))?
+                .as_c_str(),
+        ),
     )
-    .map_err(|e| fail("move_mount".into(), None, e))?;
+    .map_err(|e| fail("mount (legacy options)".into(), e))?;
+    drop(held);
     Ok(OverlayMount {
         target: target.to_path_buf(),
         mounted: true,
         fuse: None,
     })
+}
+
+/// A path as overlay's legacy option parser reads it: `,` ends an option and `:` a lower
+/// directory unless escaped with `\`.
+fn legacy_escape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn bind(source: &Path, target: &Path, readonly: bool) -> Result<OverlayMount> {
@@ -496,6 +672,77 @@ fn kernel_log(fs: &OwnedFd) -> Option<String> {
         out.extend_from_slice(&buf[..n]);
     }
     (!out.is_empty()).then(|| String::from_utf8_lossy(&out).trim().to_string())
+}
+
+#[cfg(test)]
+mod legacy_lowerdir_tests {
+    use super::*;
+
+    fn require_root() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test mounts overlays: run it as root"
+        );
+    }
+
+    /// `n` lower directories under `parent`, each holding `f<i>` and a shared `common`
+    /// (top first, as mounts take them).
+    fn lowers(parent: &Path, n: usize, name: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let d = parent.join(format!("{name}{i:03}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("f{i:03}")), i.to_string()).unwrap();
+            std::fs::write(d.join("common"), i.to_string()).unwrap();
+            out.insert(0, d);
+        }
+        out
+    }
+
+    fn mount_legacy(lowers: &[PathBuf], parent: &Path) -> (OverlayMount, PathBuf) {
+        let (upper, work, target) = (parent.join("u"), parent.join("w"), parent.join("t"));
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let m = legacy_overlay(lowers, Some((&upper, &work)), &target, false).unwrap();
+        (m, target)
+    }
+
+    /// The legacy option string with paths: `,` and `:` in a directory name are escaped.
+    #[test]
+    fn legacy_lowerdir_escapes_commas_and_colons() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("a,b:c\\d");
+        let ls = lowers(&parent, 3, "l");
+        let (m, target) = mount_legacy(&ls, &parent);
+        assert_eq!(std::fs::read_to_string(target.join("common")).unwrap(), "2");
+        assert_eq!(std::fs::read_to_string(target.join("f000")).unwrap(), "0");
+        m.unmount().unwrap();
+    }
+
+    /// A chain whose paths do not fit in the legacy parser's page goes through descriptors.
+    #[test]
+    fn legacy_lowerdir_names_a_long_chain_by_descriptors() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let long = "x".repeat(120);
+        let ls = lowers(tmp.path(), 150, &format!("{long}/l"));
+        assert!(ls.iter().map(|l| l.as_os_str().len() + 1).sum::<usize>() > PAGE);
+        let (m, target) = mount_legacy(&ls, tmp.path());
+        assert_eq!(
+            std::fs::read_to_string(target.join("common")).unwrap(),
+            "149"
+        );
+        assert_eq!(std::fs::read_to_string(target.join("f000")).unwrap(), "0");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 151);
+        std::fs::write(target.join("new"), "written").unwrap();
+        m.unmount().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("u/new")).unwrap(),
+            "written"
+        );
+    }
 }
 
 #[cfg(test)]
