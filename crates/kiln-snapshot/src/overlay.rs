@@ -388,8 +388,10 @@ fn kernel_overlay(
                 LOWERDIR_PLUS.store(SUPPORTED, Ordering::Relaxed);
                 attach(m, target)
             }
+            // A kernel without `lowerdir+`; if mount(2) fails too, the first error (with the
+            // kernel's own message) says more.
             Err(e) if known == UNKNOWN && is_einval(&e) => {
-                let m = legacy_overlay(lowers, upper, target, volatile)?;
+                let m = legacy_overlay(lowers, upper, target, volatile).map_err(|_| e)?;
                 LOWERDIR_PLUS.store(LEGACY, Ordering::Relaxed);
                 Ok(m)
             }
