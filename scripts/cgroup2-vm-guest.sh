@@ -112,6 +112,24 @@ DOCKERFILE
   echo "$id" >"/run/kiln-vm/build-id-$who"
 }
 
+# A chain of 60 layers: their paths do not fit in the page mount(2) takes on this kernel, so
+# kiln names them by descriptors.
+layers() {
+  ctx=$(mktemp -d)
+  {
+    echo "FROM localhost/busybox:latest"
+    i=0
+    while [ $i -lt 60 ]; do echo "RUN echo $i >/f$i"; i=$((i + 1)); done
+    echo 'RUN test "$(cat /f0)" = 0 && test "$(cat /f59)" = 59 && ls / | grep -c "^f[0-9]" >/count'
+  } >"$ctx/Dockerfile"
+  if kiln build -q -t layers "$ctx" >/dev/null 2>"$ctx/err"; then
+    ok "root: a build of 61 layers succeeds"
+  else
+    fail "root: a build of 61 layers succeeds" "$(tail -3 "$ctx/err")"
+  fi
+  expect_eq "root: every layer is seen" 60 "$(kiln run --rm --network none layers cat /count 2>&1)"
+}
+
 nodeleg() {
   out=$(kiln run --rm --network none --memory 64m "$img" echo ran 2>&1)
   rc=$?
@@ -153,6 +171,7 @@ echo "guest: kernel $(uname -r); cgroup2 controllers: $(cat /sys/fs/cgroup/cgrou
 {
   echo "+memory +cpu +pids" >/sys/fs/cgroup/cgroup.subtree_control
   build root
+  layers
   limits root /kiln
 
   # A subtree delegated as systemd delegates one (the directory and its cgroup.procs,
@@ -164,7 +183,7 @@ echo "guest: kernel $(uname -r); cgroup2 controllers: $(cat /sys/fs/cgroup/cgrou
     chown kilntest:kilntest "/sys/fs/cgroup/deleg/$f"
   done
   setpriv --reuid=kilntest --regid=kilntest --init-groups mkdir /sys/fs/cgroup/deleg/session
-  as_kilntest /deleg/session limits kilntest /deleg
+  as_kilntest /deleg/session limits kilntest /deleg/kiln
 
   mkdir /sys/fs/cgroup/nodeleg
   as_kilntest /nodeleg nodeleg

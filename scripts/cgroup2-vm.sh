@@ -8,7 +8,7 @@
 #
 # The guest: Debian bookworm (debootstrap with linux-image-amd64, uidmap, busybox-static), a
 # user `kilntest` with a 65536-wide subordinate range. Its disk is made once and cached in
-# /var/tmp/kiln-fixtures/cache/cgroup2-vm-v$VERSION (about 2.5 min and 90 MB of downloads from
+# /var/tmp/kiln-fixtures/cache/cgroup2-vm-HASH (about 2.5 min and 90 MB of downloads from
 # the Debian mirror); every run boots it with `-snapshot` (the cached disk is never written)
 # and a second, small disk holding this run's kiln, the busybox image and
 # scripts/cgroup2-vm-guest.sh, which does the checks as root and as kilntest and prints
@@ -31,40 +31,48 @@ done
 kiln=$(realpath "${1:-target/release/kiln}")
 [ -x "$kiln" ] || die "no kiln binary at $kiln (cargo build --release)"
 
-cache=/var/tmp/kiln-fixtures/cache/cgroup2-vm-v$VERSION
-if [ ! -f "$cache/disk.img" ]; then
-  mkdir -p "$(dirname "$cache")"
-  stage=$(mktemp -d "$cache.XXXXXX")
-  trap 'rm -rf "$stage"' EXIT
-  echo "cgroup2-vm.sh: making the guest's disk (debootstrap bookworm; cached in $cache)" >&2
-  debootstrap --variant=minbase \
-    --include=linux-image-amd64,initramfs-tools,kmod,uidmap,busybox-static,util-linux \
-    bookworm "$stage/root" "${MIRROR:-http://deb.debian.org/debian}" >"$stage/debootstrap.log" 2>&1 || {
-    tail -20 "$stage/debootstrap.log" >&2
-    die "debootstrap failed (log above)"
-  }
-  chroot "$stage/root" useradd -m -s /bin/sh kilntest
-  grep -q '^kilntest:100000:65536$' "$stage/root/etc/subuid" || die "useradd gave kilntest no subuid range"
-  # PID 1: the basic mounts, then the run's own init from the second disk.
-  cat >"$stage/root/sbin/kiln-vm-init" <<'EOF'
-#!/bin/sh
+# What the cached disk is made of; the cache is keyed by its hash, so a change here makes a
+# new disk.
+packages=linux-image-amd64,initramfs-tools,kmod,uidmap,busybox-static,util-linux
+# PID 1: the basic mounts, then the run's own init from the second disk.
+vm_init='#!/bin/sh
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sys /sys 2>/dev/null
 mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /kiln-test
 mount -o ro /dev/vdb /kiln-test || { echo "KILN-VM-RESULT: FAIL no payload disk"; echo o >/proc/sysrq-trigger; }
 exec /bin/sh /kiln-test/init.sh
-EOF
+'
+key=$(printf '%s\n%s\n%s\n' "$VERSION" "$packages" "$vm_init" | sha256sum | cut -c1-12)
+cache=/var/tmp/kiln-fixtures/cache/cgroup2-vm-$key
+mkdir -p "$(dirname "$cache")"
+exec 9>"$(dirname "$cache")/cgroup2-vm.lock"
+flock 9   # one run makes the disk; a concurrent one waits and uses it
+if [ ! -f "$cache/disk.img" ]; then
+  stage=$(mktemp -d "$cache.XXXXXX")
+  trap 'rm -rf --one-file-system "$stage"' EXIT
+  echo "cgroup2-vm.sh: making the guest's disk (debootstrap bookworm; cached in $cache)" >&2
+  # Signed by Debian's archive key (the host's keyring), never unverified.
+  debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+    --include="$packages" \
+    bookworm "$stage/root" "${MIRROR:-http://deb.debian.org/debian}" >"$stage/debootstrap.log" 2>&1 || {
+    tail -20 "$stage/debootstrap.log" >&2
+    die "debootstrap failed (log above)"
+  }
+  chroot "$stage/root" useradd -m -s /bin/sh kilntest
+  grep -q '^kilntest:100000:65536$' "$stage/root/etc/subuid" || die "useradd gave kilntest no subuid range"
+  printf '%s' "$vm_init" >"$stage/root/sbin/kiln-vm-init"
   chmod 755 "$stage/root/sbin/kiln-vm-init"
   cp "$stage/root"/boot/vmlinuz-* "$stage/vmlinuz"
   cp "$stage/root"/boot/initrd.img-* "$stage/initrd.img"
   rm -rf "$stage/root/var/cache/apt/archives"/*.deb
   mkfs.ext4 -q -F -L kiln-vm -d "$stage/root" "$stage/disk.img" 2G
-  rm -rf "$stage/root" "$stage/debootstrap.log"
+  rm -rf --one-file-system "$stage/root" "$stage/debootstrap.log"
   rm -rf "$cache"
   mv "$stage" "$cache"
   trap - EXIT
 fi
+exec 9>&-
 
 run=$(mktemp -d /var/tmp/kiln-cgroup2-vm.XXXXXX)
 trap 'rm -rf "$run"' EXIT
@@ -84,7 +92,8 @@ TMPDIR=$run timeout "${VM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=mu
   -drive "file=$run/payload.img,format=raw,if=virtio" \
   </dev/null >"$run/console.log" 2>&1 || status=$?
 # The console, without the firmware's terminal escapes.
-sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/\r$//' "$run/console.log"
+sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/\r$//' "$run/console.log" >"$run/console.txt"
+cat "$run/console.txt"
 [ "$status" = 0 ] || die "qemu exited with $status (124: the guest did not power off in time)"
-grep -q '^KILN-VM-RESULT: PASS' "$run/console.log" || die "the guest's checks failed (console above)"
+grep -q '^KILN-VM-RESULT: PASS' "$run/console.txt" || die "the guest's checks failed (console above)"
 echo "cgroup2-vm.sh: PASS" >&2

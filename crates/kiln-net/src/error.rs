@@ -15,6 +15,21 @@ pub enum Error {
     /// A host port somebody else already listens on (docker's message).
     #[error("Bind for {0} failed: port is already allocated")]
     PortAllocated(SocketAddr),
+    /// A port below `net.ipv4.ip_unprivileged_port_start` for a process in a user namespace
+    /// (rootless kiln), which has no CAP_NET_BIND_SERVICE in the host's network namespace.
+    #[error(
+        "Bind for {addr} failed: ports below {start} are privileged on this host \
+         (net.ipv4.ip_unprivileged_port_start={start}) and rootless kiln may not bind them; \
+         publish a higher host port (-p {suggest}:{container_port}), or, as root, lower the \
+         limit: sysctl net.ipv4.ip_unprivileged_port_start={port}",
+        port = addr.port(),
+        suggest = (*start).max(8080)
+    )]
+    PrivilegedPort {
+        addr: SocketAddr,
+        container_port: u16,
+        start: u16,
+    },
     /// Any other failure to bind a host port.
     #[error("Bind for {addr} failed: {source}")]
     Bind {

@@ -1041,23 +1041,6 @@ fn exec(plan: &Plan) -> R<Never> {
     Err(denied.unwrap_or(Failure::new(stage::EXEC_NOT_FOUND, 0, libc::ENOENT)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fd_paths_are_formatted_without_allocating() {
-        let p = FdPath::new(1234);
-        let s = CStr::from_bytes_until_nul(&p.0).unwrap();
-        assert_eq!(s.to_str().unwrap(), "/proc/self/fd/1234");
-        let p = FdPath::new(0);
-        assert_eq!(
-            CStr::from_bytes_until_nul(&p.0).unwrap().to_str().unwrap(),
-            "/proc/self/fd/0"
-        );
-    }
-}
-
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
 struct MountAttr {
@@ -1089,5 +1072,22 @@ fn readonly_recursively(fd: c_int) -> c_int {
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         ) as c_int
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_paths_are_formatted_without_allocating() {
+        let p = FdPath::new(1234);
+        let s = CStr::from_bytes_until_nul(&p.0).unwrap();
+        assert_eq!(s.to_str().unwrap(), "/proc/self/fd/1234");
+        let p = FdPath::new(0);
+        assert_eq!(
+            CStr::from_bytes_until_nul(&p.0).unwrap().to_str().unwrap(),
+            "/proc/self/fd/0"
+        );
     }
 }

@@ -44,18 +44,14 @@ pub const ENV_HOST_UID: &str = "_KILN_ROOTLESS_UID";
 #[derive(Debug, thiserror::Error)]
 pub enum UsernsError {
     #[error(
-        "rootless kiln needs a subordinate {kind} range for user {user} in {file}, and there is none.\n\
-         As root, add one (65536 IDs that no other user's range overlaps):\n    \
-         usermod --add-subuids {start}-{end} --add-subgids {start}-{end} {user}\n\
-         or add the line\n    {user}:{start}:65536\n\
-         to both /etc/subuid and /etc/subgid"
+        "rootless kiln needs a subordinate {kind} range for user {user} in {file}, and there is none.\n{fix}"
     )]
     NoSubordinateRange {
         kind: &'static str,
         user: String,
         file: &'static str,
-        start: u64,
-        end: u64,
+        /// What to add, as root: the `usermod` command and the line for the file(s).
+        fix: String,
     },
 
     #[error(
@@ -129,30 +125,21 @@ fn is_initial_uid_map(map: &str) -> bool {
 
 /// Enter a new user + mount namespace as uid 0 when the effective uid is not 0; does nothing
 /// for root. Call before any thread exists. On success the environment carries
-/// [`ENV_HOST_UID`].
-pub fn enter() -> Result<bool, UsernsError> {
+/// [`ENV_HOST_UID`], and the result holds the warnings for the caller to print (subordinate
+/// ranges that overlap another user's, checked when the namespace is made).
+pub fn enter() -> Result<Vec<String>, UsernsError> {
     // SAFETY: geteuid/getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     if uid == 0 {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let user = user_name(uid).unwrap_or_else(|| uid.to_string());
-    let subuid = read_ranges("/etc/subuid", &user, uid)?;
-    let subgid = read_ranges("/etc/subgid", &user, uid)?;
-    for (kind, file, ranges) in [
-        ("uid", "/etc/subuid", &subuid),
-        ("gid", "/etc/subgid", &subgid),
-    ] {
-        if ranges.is_empty() {
-            let start = free_start()?;
-            return Err(UsernsError::NoSubordinateRange {
-                kind,
-                user,
-                file,
-                start,
-                end: start + 65535,
-            });
-        }
+    let subuid_text = read_file("/etc/subuid")?;
+    let subgid_text = read_file("/etc/subgid")?;
+    let subuid = parse_ranges(&subuid_text, &user, uid);
+    let subgid = parse_ranges(&subgid_text, &user, uid);
+    if let Some(e) = missing_range(&user, &subuid_text, &subgid_text, &subuid, &subgid) {
+        return Err(e);
     }
     let (rt, rt_fd) = open_runtime_dir(uid).map_err(|source| UsernsError::RuntimeDir {
         dir: runtime_dir_path(uid).display().to_string(),
@@ -172,7 +159,7 @@ pub fn enter() -> Result<bool, UsernsError> {
     if let Some(holder) = read_holder(&mut pid_file)
         && join(holder).is_ok()
     {
-        return finish_entry(uid);
+        return finish_entry(uid).map(|()| Vec::new());
     }
     // Making the namespace (joining needs neither tool).
     let newuidmap = find_tool("newuidmap").ok_or_else(|| UsernsError::ToolMissing {
@@ -183,6 +170,21 @@ pub fn enter() -> Result<bool, UsernsError> {
         tool: "newgidmap",
         user: user.clone(),
     })?;
+    let mut warnings = Vec::new();
+    for (kind, file, text, mine) in [
+        ("uid", "/etc/subuid", &subuid_text, &subuid),
+        ("gid", "/etc/subgid", &subgid_text, &subgid),
+    ] {
+        for (other, r) in overlaps(text, &user, uid, mine) {
+            warnings.push(format!(
+                "the subordinate {kind} range {}-{} of user {user} in {file} overlaps user \
+                 {other}'s: each of you can reach the files the other's containers and layers \
+                 own; give every user a range of their own",
+                r.start,
+                r.start + r.count - 1
+            ));
+        }
+    }
     create(uid, gid, &user, &subuid, &subgid, &newuidmap, &newgidmap)?;
     let holder = spawn_holder().map_err(|source| UsernsError::Unshare {
         what: "fork the namespace holder",
@@ -200,7 +202,8 @@ pub fn enter() -> Result<bool, UsernsError> {
             .map_err(rt_err)?;
     }
     drop(lock);
-    finish_entry(uid)
+    finish_entry(uid)?;
+    Ok(warnings)
 }
 
 /// The file, in the runtime directory, naming the holder: `PID STARTTIME`.
@@ -208,7 +211,7 @@ pub const HOLDER_PID_FILE: &str = "userns.pid";
 
 /// Joined or made: a mount namespace of this process's own (owned by the user namespace),
 /// uid and gid 0, the marker in the environment.
-fn finish_entry(uid: u32) -> Result<bool, UsernsError> {
+fn finish_entry(uid: u32) -> Result<(), UsernsError> {
     // SAFETY: unshare with a plain flag.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
         return Err(UsernsError::Unshare {
@@ -231,7 +234,7 @@ fn finish_entry(uid: u32) -> Result<bool, UsernsError> {
     }
     // SAFETY: single-threaded (the caller's contract).
     unsafe { std::env::set_var(ENV_HOST_UID, uid.to_string()) };
-    Ok(true)
+    Ok(())
 }
 
 /// The holder recorded in `pid_file`, if that process still runs (same pid and start time).
@@ -461,16 +464,17 @@ fn map_args(pid: i32, id: u32, ranges: &[Range]) -> Vec<String> {
     args
 }
 
-/// The user's ranges in `file` (`name:start:count` or `uid:start:count` lines); a missing
-/// file means none.
-fn read_ranges(file: &'static str, user: &str, uid: u32) -> Result<Vec<Range>, UsernsError> {
+/// A file's text, empty when it does not exist (no ranges).
+fn read_file(file: &'static str) -> Result<String, UsernsError> {
     match std::fs::read_to_string(file) {
-        Ok(text) => Ok(parse_ranges(&text, user, uid)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
         Err(source) => Err(UsernsError::Read { file, source }),
     }
 }
 
+/// The ranges of user `user` (uid `uid`) in a subordinate ID file's text (`name:start:count`
+/// or `uid:start:count` lines).
 fn parse_ranges(text: &str, user: &str, uid: u32) -> Vec<Range> {
     let uid = uid.to_string();
     all_ranges(text)
@@ -487,27 +491,126 @@ fn all_ranges(text: &str) -> impl Iterator<Item = (&str, Range)> {
         }
         let mut f = l.split(':');
         let who = f.next()?;
-        let start = f.next()?.trim().parse().ok()?;
-        let count: u64 = f.next()?.trim().parse().ok()?;
-        (count > 0).then_some((who, Range { start, count }))
+        // IDs are u32: a range past 2^32 is not one the kernel could map (and a hostile
+        // line must not overflow the arithmetic on ranges).
+        let start = u64::from(f.next()?.trim().parse::<u32>().ok()?);
+        let count = u64::from(f.next()?.trim().parse::<u32>().ok()?);
+        (count > 0 && start + count <= 1 << 32).then_some((who, Range { start, count }))
     })
 }
 
-/// A start for a suggested 65536-wide range that overlaps nobody's in /etc/subuid or
-/// /etc/subgid: 100000, or above the highest range there.
-fn free_start() -> Result<u64, UsernsError> {
-    let mut start = 100_000;
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(UsernsError::Read { file, source }),
-        };
-        for (_, r) in all_ranges(&text) {
-            start = start.max(r.start + r.count);
+/// A start for a suggested 65536-wide range that overlaps nobody's in either file: 100000, or
+/// above the highest range there.
+fn free_start(subuid: &str, subgid: &str) -> u64 {
+    all_ranges(subuid)
+        .chain(all_ranges(subgid))
+        .map(|(_, r)| r.start + r.count)
+        .fold(100_000, u64::max)
+}
+
+fn overlap(a: Range, b: Range) -> bool {
+    a.start < b.start + b.count && b.start < a.start + a.count
+}
+
+/// The error for a user without a range in one file or both, with the exact fix: where one
+/// file has a range, the other gets the same IDs when nobody there has them (uid and gid
+/// ranges that match, as `useradd` makes them); otherwise a free 65536-wide range.
+fn missing_range(
+    user: &str,
+    subuid_text: &str,
+    subgid_text: &str,
+    subuid: &[Range],
+    subgid: &[Range],
+) -> Option<UsernsError> {
+    let free = free_start(subuid_text, subgid_text);
+    let fresh = Range {
+        start: free,
+        count: 65536,
+    };
+    let (kind, file, range, what, command, files) = match (subuid.first(), subgid.first()) {
+        (Some(_), Some(_)) => return None,
+        (None, None) => (
+            "uid",
+            "/etc/subuid",
+            fresh,
+            "one (65536 IDs that no other user's range overlaps)".to_string(),
+            format!(
+                "usermod --add-subuids {0}-{1} --add-subgids {0}-{1} {user}",
+                fresh.start,
+                fresh.start + fresh.count - 1
+            ),
+            "both /etc/subuid and /etc/subgid",
+        ),
+        (Some(&have), None) | (None, Some(&have)) => {
+            let (kind, file, flag, other_text, other_file) = if subgid.is_empty() {
+                (
+                    "gid",
+                    "/etc/subgid",
+                    "--add-subgids",
+                    subgid_text,
+                    "/etc/subuid",
+                )
+            } else {
+                (
+                    "uid",
+                    "/etc/subuid",
+                    "--add-subuids",
+                    subuid_text,
+                    "/etc/subgid",
+                )
+            };
+            let same_is_free = !all_ranges(other_text).any(|(_, r)| overlap(r, have));
+            let (range, what) = if same_is_free {
+                (
+                    have,
+                    format!("the same IDs as the user's range in {other_file}"),
+                )
+            } else {
+                (
+                    fresh,
+                    "one (65536 IDs that no other user's range overlaps; the IDs of the \
+                     user's other range are taken there)"
+                        .to_string(),
+                )
+            };
+            (
+                kind,
+                file,
+                range,
+                what,
+                format!(
+                    "usermod {flag} {}-{} {user}",
+                    range.start,
+                    range.start + range.count - 1
+                ),
+                file,
+            )
+        }
+    };
+    Some(UsernsError::NoSubordinateRange {
+        kind,
+        user: user.to_string(),
+        file,
+        fix: format!(
+            "As root, add {what}:\n    {command}\nor add the line\n    {user}:{}:{}\nto {files}",
+            range.start, range.count
+        ),
+    })
+}
+
+/// Other users' ranges in `text` that overlap one of `mine` (user `user`, uid `uid`).
+fn overlaps(text: &str, user: &str, uid: u32, mine: &[Range]) -> Vec<(String, Range)> {
+    let uid = uid.to_string();
+    let mut out = Vec::new();
+    for (who, r) in all_ranges(text) {
+        if who == user || who == uid {
+            continue;
+        }
+        if let Some(m) = mine.iter().find(|m| overlap(**m, r)) {
+            out.push((who.to_string(), *m));
         }
     }
-    Ok(start)
+    out
 }
 
 /// `newuidmap` on PATH (Debian installs it in /usr/bin, on every user's PATH).
@@ -703,6 +806,110 @@ pub fn host_uid() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn err_text(e: Option<UsernsError>) -> String {
+        e.expect("an error").to_string()
+    }
+
+    #[test]
+    fn no_range_at_all_gets_one_free_range_in_both_files() {
+        let uids = "alice:100000:65536\n";
+        let gids = "alice:100000:65536\nbob:300000:65536\n";
+        let t = err_text(missing_range("carol", uids, gids, &[], &[]));
+        assert!(
+            t.contains("usermod --add-subuids 365536-431071 --add-subgids 365536-431071 carol"),
+            "{t}"
+        );
+        assert!(t.contains("carol:365536:65536"), "{t}");
+        assert!(t.contains("both /etc/subuid and /etc/subgid"), "{t}");
+    }
+
+    #[test]
+    fn only_subgid_missing_gets_the_uid_range_in_subgid_alone() {
+        let uids = "alice:100000:65536\ncarol:165536:65536\n";
+        let gids = "alice:100000:65536\n";
+        let mine = [Range {
+            start: 165536,
+            count: 65536,
+        }];
+        let t = err_text(missing_range("carol", uids, gids, &mine, &[]));
+        assert!(
+            t.contains("subordinate gid range for user carol in /etc/subgid"),
+            "{t}"
+        );
+        assert!(
+            t.contains("usermod --add-subgids 165536-231071 carol"),
+            "{t}"
+        );
+        assert!(!t.contains("--add-subuids"), "{t}");
+        assert!(t.contains("carol:165536:65536\nto /etc/subgid"), "{t}");
+        assert!(
+            t.contains("the same IDs as the user's range in /etc/subuid"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn only_subuid_missing_and_its_gids_taken_there_gets_a_free_range() {
+        let uids = "bob:200000:65536\n";
+        let gids = "carol:200000:65536\nbob:500000:65536\n";
+        let mine = [Range {
+            start: 200000,
+            count: 65536,
+        }];
+        let t = err_text(missing_range("carol", uids, gids, &[], &mine));
+        assert!(
+            t.contains("usermod --add-subuids 565536-631071 carol"),
+            "{t}"
+        );
+        assert!(t.contains("to /etc/subuid"), "{t}");
+    }
+
+    #[test]
+    fn both_ranges_present_is_no_error() {
+        let r = [Range { start: 1, count: 2 }];
+        assert!(missing_range("a", "", "", &r, &r).is_none());
+    }
+
+    #[test]
+    fn hostile_lines_are_skipped_not_overflowed() {
+        let text = "a:18446744073709551615:2\na:4294967295:2\na:4294967295:1\na:-1:5\na:5:0\n";
+        let got = parse_ranges(text, "a", 1);
+        assert_eq!(
+            got,
+            [Range {
+                start: 4294967295,
+                count: 1
+            }]
+        );
+        assert_eq!(free_start(text, ""), 1 << 32);
+    }
+
+    #[test]
+    fn overlapping_ranges_are_found_by_name_and_uid() {
+        let text = "alice:100000:65536\nbob:150000:65536\n1001:165536:10\ncarol:300000:5\n";
+        let mine = [Range {
+            start: 100000,
+            count: 65536,
+        }];
+        let found = overlaps(text, "alice", 1000, &mine);
+        assert_eq!(
+            found.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(),
+            ["bob"]
+        );
+        assert!(
+            overlaps(
+                text,
+                "carol",
+                1002,
+                &[Range {
+                    start: 300000,
+                    count: 5
+                }]
+            )
+            .is_empty()
+        );
+    }
 
     #[test]
     fn ranges_by_name_or_uid() {

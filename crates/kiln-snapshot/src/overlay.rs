@@ -18,6 +18,7 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -465,14 +466,28 @@ fn overlay_fs(
     };
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| fail("fsopen".into(), None, e))?;
+    // fsconfig copies at most 256 bytes of a value, and overlay strips backslashes from
+    // upperdir and workdir (not from lowerdir+): such paths go by descriptor.
+    let mut held = Vec::new();
+    let mut name = |p: &Path, unescaped: bool| -> Result<PathBuf> {
+        let b = p.as_os_str().as_bytes();
+        if b.len() < FSCONFIG_VALUE_MAX && !(unescaped && b.contains(&b'\\')) {
+            return Ok(p.to_path_buf());
+        }
+        by_descriptor(p, &mut held)
+            .map(PathBuf::from)
+            .map_err(|e| fail(format!("open {}", p.display()), None, e))
+    };
     for l in lowers {
-        fsconfig_set_string(&fs, "lowerdir+", l)
+        let n = name(l, false)?;
+        fsconfig_set_string(&fs, "lowerdir+", &n)
             .map_err(|e| fail(format!("fsconfig lowerdir+ {}", l.display()), Some(&fs), e))?;
     }
     if let Some((u, w)) = upper {
-        fsconfig_set_string(&fs, "upperdir", u)
+        let (un, wn) = (name(u, true)?, name(w, true)?);
+        fsconfig_set_string(&fs, "upperdir", &un)
             .map_err(|e| fail(format!("fsconfig upperdir {}", u.display()), Some(&fs), e))?;
-        fsconfig_set_string(&fs, "workdir", w)
+        fsconfig_set_string(&fs, "workdir", &wn)
             .map_err(|e| fail(format!("fsconfig workdir {}", w.display()), Some(&fs), e))?;
         if volatile {
             fsconfig_set_flag(&fs, "volatile")
@@ -496,18 +511,45 @@ fn overlay_fs(
         })?;
     }
     fsconfig_create(&fs).map_err(|e| fail("fsconfig create".into(), Some(&fs), e))?;
+    drop(held);
     fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| fail("fsmount".into(), Some(&fs), e))
 }
+
+/// The most fsconfig copies of a string value (`strndup_user(value, 256)`), NUL included.
+const FSCONFIG_VALUE_MAX: usize = 256;
 
 /// The option string of mount(2) may fill one page; the lower directories get what the
 /// directories and flags around them leave.
 const PAGE: usize = 4096;
 
+/// `p` as `/proc/thread-self/fd/N` of an `O_PATH` descriptor kept in `held`: the kernel
+/// resolves it in this process while the file system is created, so `held` must outlive that.
+fn by_descriptor(p: &Path, held: &mut Vec<OwnedFd>) -> std::result::Result<String, Errno> {
+    let fd = rustix::fs::open(
+        p,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let name = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+    held.push(fd);
+    Ok(name)
+}
+
+/// `p` as it can stand in a legacy option string: itself when it is UTF-8 without a byte an
+/// option parser splits on or unescapes (`,` `:` `\` `"`; security modules read the same
+/// string before overlay does, with rules of their own), else by descriptor.
+fn legacy_name(p: &Path, held: &mut Vec<OwnedFd>) -> std::result::Result<String, Errno> {
+    match p.to_str() {
+        Some(s) if !s.contains([',', ':', '\\', '"']) => Ok(s.to_string()),
+        _ => by_descriptor(p, held),
+    }
+}
+
 /// An overlay through mount(2) and one option string, for kernels whose overlay predates the
 /// new mount API (before 6.5; `lowerdir+` before 6.8). A chain whose paths do not fit in the
-/// page names each lower directory by an `O_PATH` descriptor (`/proc/self/fd/N`, about 17
-/// bytes: some 200 layers), which the kernel resolves in this process during the mount.
+/// page names each lower directory by an `O_PATH` descriptor (about 24 bytes: some 150
+/// layers).
 fn legacy_overlay(
     lowers: &[PathBuf],
     upper: Option<(&Path, &Path)>,
@@ -521,13 +563,13 @@ fn legacy_overlay(
         message: None,
         source: e.into(),
     };
+    // Held open until the mount is made.
+    let mut held: Vec<OwnedFd> = Vec::new();
     let mut rest = String::new();
     if let Some((u, w)) = upper {
-        rest.push_str(&format!(
-            ",upperdir={},workdir={}",
-            legacy_escape(&u.to_string_lossy()),
-            legacy_escape(&w.to_string_lossy())
-        ));
+        let un = legacy_name(u, &mut held).map_err(|e| fail(format!("open {}", u.display()), e))?;
+        let wn = legacy_name(w, &mut held).map_err(|e| fail(format!("open {}", w.display()), e))?;
+        rest.push_str(&format!(",upperdir={un},workdir={wn}"));
         if volatile {
             rest.push_str(",volatile");
         }
@@ -540,26 +582,19 @@ fn legacy_overlay(
             rest.push_str(v);
         }
     }
-    let as_paths: Vec<String> = lowers
-        .iter()
-        .map(|l| legacy_escape(&l.to_string_lossy()))
-        .collect();
-    let mut data = format!("lowerdir={}{rest}", as_paths.join(":"));
-    // Held open until the mount is made.
-    let mut held: Vec<OwnedFd> = Vec::new();
+    let mut names = Vec::with_capacity(lowers.len());
+    for l in lowers {
+        names
+            .push(legacy_name(l, &mut held).map_err(|e| fail(format!("open {}", l.display()), e))?);
+    }
+    let mut data = format!("lowerdir={}{rest}", names.join(":"));
     if data.len() >= PAGE {
-        let mut names = Vec::with_capacity(lowers.len());
+        names.clear();
         for l in lowers {
-            let fd = rustix::fs::open(
-                l,
-                rustix::fs::OFlags::PATH
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| fail(format!("open {}", l.display()), e))?;
-            names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-            held.push(fd);
+            names.push(
+                by_descriptor(l, &mut held)
+                    .map_err(|e| fail(format!("open {}", l.display()), e))?,
+            );
         }
         data = format!("lowerdir={}{rest}", names.join(":"));
         if data.len() >= PAGE {
@@ -572,16 +607,14 @@ fn legacy_overlay(
             ));
         }
     }
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| fail("options (a NUL byte)".into(), Errno::INVAL))?;
     rustix::mount::mount(
         "overlay",
         target,
         "overlay",
         MountFlags::empty(),
-        Some(
-            std::ffi::CString::new(data)
-                .map_err(|_| fail("options (a NUL byte)".into(), Errno::INVAL))?
-                .as_c_str(),
-        ),
+        Some(data.as_c_str()),
     )
     .map_err(|e| fail("mount (legacy options)".into(), e))?;
     drop(held);
@@ -590,19 +623,6 @@ fn legacy_overlay(
         mounted: true,
         fuse: None,
     })
-}
-
-/// A path as overlay's legacy option parser reads it: `,` ends an option and `:` a lower
-/// directory unless escaped with `\`.
-fn legacy_escape(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if matches!(c, '\\' | ',' | ':') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn bind(source: &Path, target: &Path, readonly: bool) -> Result<OverlayMount> {
@@ -710,17 +730,52 @@ mod legacy_lowerdir_tests {
         (m, target)
     }
 
-    /// The legacy option string with paths: `,` and `:` in a directory name are escaped.
+    /// Paths with bytes an option parser splits on or unescapes (and a non-UTF-8 one) go by
+    /// descriptor, through mount(2) and through the new mount API alike.
     #[test]
-    fn legacy_lowerdir_escapes_commas_and_colons() {
+    fn odd_paths_are_named_by_descriptors() {
+        use std::os::unix::ffi::OsStrExt;
         require_root();
         let tmp = tempfile::tempdir().unwrap();
-        let parent = tmp.path().join("a,b:c\\d");
-        let ls = lowers(&parent, 3, "l");
-        let (m, target) = mount_legacy(&ls, &parent);
-        assert_eq!(std::fs::read_to_string(target.join("common")).unwrap(), "2");
-        assert_eq!(std::fs::read_to_string(target.join("f000")).unwrap(), "0");
+        let odd = std::ffi::OsStr::from_bytes(b"a,b:c\\d\"e\xff");
+        for (i, legacy) in [true, false].into_iter().enumerate() {
+            let parent = tmp.path().join(format!("{i}")).join(odd);
+            let ls = lowers(&parent, 3, "l");
+            let (m, target) = if legacy {
+                mount_legacy(&ls, &parent)
+            } else {
+                let (upper, work, target) = (parent.join("u"), parent.join("w"), parent.join("t"));
+                for d in [&upper, &work, &target] {
+                    std::fs::create_dir_all(d).unwrap();
+                }
+                let fs = overlay_fs(&ls, Some((&upper, &work)), &target, false).unwrap();
+                (attach(fs, &target).unwrap(), target)
+            };
+            assert_eq!(std::fs::read_to_string(target.join("common")).unwrap(), "2");
+            assert_eq!(std::fs::read_to_string(target.join("f000")).unwrap(), "0");
+            std::fs::write(target.join("new"), "x").unwrap();
+            m.unmount().unwrap();
+            assert!(parent.join("u/new").exists(), "the upper is the odd path's");
+        }
+    }
+
+    /// fsconfig's 256-byte limit: a longer path goes by descriptor through the new API.
+    #[test]
+    fn long_paths_go_by_descriptor_through_the_new_api() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("y".repeat(200)).join("z".repeat(100));
+        let ls = lowers(&parent, 2, "l");
+        let (upper, work, target) = (parent.join("u"), parent.join("w"), parent.join("t"));
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let fs = overlay_fs(&ls, Some((&upper, &work)), &target, false).unwrap();
+        let m = attach(fs, &target).unwrap();
+        assert_eq!(std::fs::read_to_string(target.join("common")).unwrap(), "1");
+        std::fs::write(target.join("new"), "x").unwrap();
         m.unmount().unwrap();
+        assert!(upper.join("new").exists());
     }
 
     /// A chain whose paths do not fit in the legacy parser's page goes through descriptors.

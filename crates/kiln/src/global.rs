@@ -43,7 +43,9 @@ pub fn enter_rootless(global: &GlobalArgs) -> Result<(), String> {
     }
     let root = global.store_root();
     check_store_writable(&root)?;
-    kiln_runtime::userns::enter().map_err(|e| e.to_string())?;
+    for w in kiln_runtime::userns::enter().map_err(|e| e.to_string())? {
+        eprintln!("WARNING: {w}");
+    }
     Ok(())
 }
 

@@ -684,3 +684,30 @@ fn rootless_sys_is_read_only_all_the_way_down() {
         );
     }
 }
+
+#[test]
+fn a_privileged_host_port_says_how_to_publish_it() {
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        start > 81,
+        "this test needs net.ipv4.ip_unprivileged_port_start above 81 (it is {start})"
+    );
+    let c = UserCtx::new();
+    let o = c.kiln(&["run", "-d", "-p", "81:80", BB, "sleep", "30"]);
+    let (code, _, err) = out(&o);
+    assert_eq!(code, 125, "{err}");
+    for part in [
+        "Bind for 0.0.0.0:81 failed: ports below",
+        "net.ipv4.ip_unprivileged_port_start=",
+        "-p 8080:80",
+        "sysctl net.ipv4.ip_unprivileged_port_start=81",
+        "rootless kiln may not bind them",
+    ] {
+        assert!(err.contains(part), "{part:?} in: {err}");
+    }
+    assert_eq!(c.ok(&["ps", "-q"]), "", "no container left running");
+}

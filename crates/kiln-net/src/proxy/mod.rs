@@ -77,6 +77,23 @@ pub struct Proxy {
     workers: Option<Arc<tcp::Workers>>,
 }
 
+/// `net.ipv4.ip_unprivileged_port_start`: the lowest port a process without
+/// CAP_NET_BIND_SERVICE may bind (1024 by default).
+fn unprivileged_port_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether this process runs in a user namespace (rootless kiln): the initial one maps all of
+/// u32 onto itself.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 impl Proxy {
     /// Binds every host port of `maps` (all first: nothing is served when one fails; docker's
     /// message when a port is taken), then serves them on threads, forwarding into the network
@@ -100,6 +117,16 @@ impl Proxy {
             let bind_err = |e: io::Error| {
                 if e.kind() == io::ErrorKind::AddrInUse {
                     Error::PortAllocated(addr)
+                } else if e.kind() == io::ErrorKind::PermissionDenied
+                    && in_user_namespace()
+                    && let Some(start) = unprivileged_port_start()
+                    && addr.port() < start
+                {
+                    Error::PrivilegedPort {
+                        addr,
+                        container_port: m.container_port,
+                        start,
+                    }
                 } else {
                     Error::Bind { addr, source: e }
                 }
