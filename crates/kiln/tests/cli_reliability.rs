@@ -214,6 +214,10 @@ fn check_and_repair_racing_builds_keep_every_new_image() {
         "FROM localhost/busybox:latest\nRUN head -c 200000000 /dev/urandom > /big\n",
     );
     let stop = AtomicBool::new(false);
+    // Checks finished so far: the builders go on (new images each round) until two checks
+    // have run during the builds, however slow a loaded machine makes one check.
+    let checks = std::sync::atomic::AtomicUsize::new(0);
+    let built = std::sync::Mutex::new(Vec::new());
     let reports = std::thread::scope(|sc| {
         let checker = sc.spawn(|| {
             let mut outs = Vec::new();
@@ -225,18 +229,26 @@ fn check_and_repair_racing_builds_keep_every_new_image() {
                     &["system", "check"]
                 };
                 outs.push(s.kiln(args));
+                checks.fetch_add(1, Ordering::SeqCst);
                 i += 1;
             }
             outs
         });
         let builders: Vec<_> = (0..4)
             .map(|n| {
-                let s = &s;
+                let (s, checks, built) = (&s, &checks, &built);
                 sc.spawn(move || {
-                    let df = format!(
-                        "FROM localhost/busybox:latest\nRUN echo {n} > /n\nRUN sleep 0.{n}\nRUN echo x{n} > /m\n"
-                    );
-                    s.build(&format!("fresh{n}"), &df);
+                    for round in 0..30 {
+                        let df = format!(
+                            "FROM localhost/busybox:latest\nRUN echo {n} {round} > /n\nRUN sleep 0.{n}\nRUN echo x{n} > /m\n"
+                        );
+                        let name = format!("fresh{n}-{round}");
+                        s.build(&name, &df);
+                        built.lock().unwrap().push(name);
+                        if checks.load(Ordering::SeqCst) >= 2 {
+                            break;
+                        }
+                    }
                 })
             })
             .collect();
@@ -249,7 +261,7 @@ fn check_and_repair_racing_builds_keep_every_new_image() {
     });
     assert!(
         reports.len() >= 2,
-        "the checker ran {} times",
+        "the checker ran {} times during 30 rounds of builds",
         reports.len()
     );
     for out in &reports {
@@ -261,10 +273,10 @@ fn check_and_repair_racing_builds_keep_every_new_image() {
         );
     }
     let listed = s.ok(&["images", "--format", "{{.Repository}}"]);
-    for n in 0..4 {
+    for name in built.lock().unwrap().iter() {
         assert!(
-            listed.lines().any(|l| l == format!("fresh{n}")),
-            "fresh{n} is gone:\n{listed}"
+            listed.lines().any(|l| l == name),
+            "{name} is gone:\n{listed}"
         );
     }
     s.assert_healthy("after check/repair racing builds");
