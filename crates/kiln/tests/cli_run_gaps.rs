@@ -58,23 +58,65 @@ fn stats_shows_network_and_block_io() {
         ],
     );
     let t0 = std::time::Instant::now();
-    while ok(&c, &["exec", "io", "ls", "/"]).lines().all(|l| l != "done") {
+    while ok(&c, &["exec", "io", "ls", "/"])
+        .lines()
+        .all(|l| l != "done")
+    {
         assert!(t0.elapsed().as_secs() < 20, "the container never wrote");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let line = ok(
         &c,
-        &["stats", "--no-stream", "--format", "{{.NetIO}} {{.BlockIO}}", "io"],
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.NetIO}} {{.BlockIO}}",
+            "io",
+        ],
     );
     let [rx, tx, _read, written] = io_columns(line.trim());
     assert!(rx > 0.0 && tx > 0.0, "eth0 counted: {line}");
-    assert!(written >= 4.0 * 1024.0 * 1024.0 * 0.99, "block write: {line}");
+    assert!(
+        written >= 4.0 * 1024.0 * 1024.0 * 0.99,
+        "block write: {line}"
+    );
     // The host's network is not the container's: docker's 0B / 0B; `none` has lo only.
-    ok(&c, &["run", "-d", "--name", "hostnet", "--network", "host", BB, "sleep", "100"]);
-    ok(&c, &["run", "-d", "--name", "nonet", "--network", "none", BB, "sleep", "100"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "hostnet",
+            "--network",
+            "host",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "nonet",
+            "--network",
+            "none",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
     for name in ["hostnet", "nonet"] {
         assert_eq!(
-            ok(&c, &["stats", "--no-stream", "--format", "{{.NetIO}}", name]).trim(),
+            ok(
+                &c,
+                &["stats", "--no-stream", "--format", "{{.NetIO}}", name]
+            )
+            .trim(),
             "0B / 0B",
             "{name}"
         );
@@ -84,7 +126,14 @@ fn stats_shows_network_and_block_io() {
     assert_eq!(
         ok(
             &c,
-            &["stats", "-a", "--no-stream", "--format", "{{.MemUsage}}|{{.NetIO}}|{{.BlockIO}}", "gone"]
+            &[
+                "stats",
+                "-a",
+                "--no-stream",
+                "--format",
+                "{{.MemUsage}}|{{.NetIO}}|{{.BlockIO}}",
+                "gone"
+            ]
         )
         .trim(),
         "0B / 0B|0B / 0B|0B / 0B"
@@ -92,7 +141,10 @@ fn stats_shows_network_and_block_io() {
     // The table has the columns, none of them "--".
     let table = ok(&c, &["stats", "--no-stream", "io"]);
     assert!(table.starts_with("CONTAINER ID   NAME"), "{table}");
-    assert!(table.contains("NET I/O") && table.contains("BLOCK I/O"), "{table}");
+    assert!(
+        table.contains("NET I/O") && table.contains("BLOCK I/O"),
+        "{table}"
+    );
     assert!(!table.contains("--"), "{table}");
 }
 
@@ -120,12 +172,28 @@ fn system_df_and_prune_count_volumes() {
     // v1: 50 kB, used by no container; v2: 100 kB, used by a stopped one.
     ok(
         &c,
-        &["run", "--rm", "-v", "v1:/d", BB, "sh", "-c", "head -c 50000 /dev/zero > /d/f"],
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "v1:/d",
+            BB,
+            "sh",
+            "-c",
+            "head -c 50000 /dev/zero > /d/f",
+        ],
     );
     ok(
         &c,
         &[
-            "run", "--name", "user", "-v", "v2:/d", BB, "sh", "-c",
+            "run",
+            "--name",
+            "user",
+            "-v",
+            "v2:/d",
+            BB,
+            "sh",
+            "-c",
             "head -c 100000 /dev/zero > /d/f",
         ],
     );
@@ -181,10 +249,18 @@ fn system_df_and_prune_count_volumes() {
         ),
         "{prompt}"
     );
-    assert!(prompt.ends_with("Are you sure you want to continue? [y/N] "), "{prompt}");
+    assert!(
+        prompt.ends_with("Are you sure you want to continue? [y/N] "),
+        "{prompt}"
+    );
     assert_eq!(ok(&c, &["volume", "ls", "-q"]), "v1\nv2\n");
     // A volume a container uses stays; the unused ones go.
-    ok(&c, &["run", "-d", "--name", "keeper", "-v", "v3:/d", BB, "sleep", "100"]);
+    ok(
+        &c,
+        &[
+            "run", "-d", "--name", "keeper", "-v", "v3:/d", BB, "sleep", "100",
+        ],
+    );
     let so = ok(&c, &["system", "prune", "-f", "--volumes"]);
     assert!(so.starts_with("Deleted Volumes:\nv1\nv2\n\n"), "{so}");
     assert!(so.ends_with("Total reclaimed space: 150kB\n"), "{so}");
@@ -196,7 +272,10 @@ fn system_df_and_prune_count_volumes() {
 #[test]
 fn commit_applies_changes_and_refuses_what_docker_refuses() {
     let c = ctx();
-    ok(&c, &["run", "--name", "cc", BB, "sh", "-c", "echo base > /base"]);
+    ok(
+        &c,
+        &["run", "--name", "cc", BB, "sh", "-c", "echo base > /base"],
+    );
     let id = ok(
         &c,
         &[
@@ -244,7 +323,16 @@ fn commit_applies_changes_and_refuses_what_docker_refuses() {
         r#"65534 {"53/udp":{},"8080/tcp":{}} kiln {"/data":{}} ["RUN echo child"] with changes"#
     );
     // ENTRYPOINT without a CMD before it resets the Cmd, as docker's builder does.
-    ok(&c, &["commit", "-c", "ENTRYPOINT [\"echo\", \"ep\"]", "cc", "ep:1"]);
+    ok(
+        &c,
+        &[
+            "commit",
+            "-c",
+            "ENTRYPOINT [\"echo\", \"ep\"]",
+            "cc",
+            "ep:1",
+        ],
+    );
     assert_eq!(ok(&c, &["run", "--rm", "ep:1"]), "ep\n");
     let images = ok(&c, &["images", "-q"]);
     for (change, msg) in [
@@ -279,7 +367,13 @@ fn cp_follow_link_copies_what_the_link_names_under_its_name() {
     let p = |n: &str| o.join(n).to_str().unwrap().to_string();
     // Without -L a link stays a link.
     ok(&c, &["cp", "l:/lnk", &p("")]);
-    assert!(o.join("lnk").symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        o.join("lnk")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     std::fs::remove_file(o.join("lnk")).unwrap();
     // -L: the file itself, named as the link (into a directory, or as DEST).
     ok(&c, &["cp", "-L", "l:/lnk", &p("")]);
@@ -287,7 +381,10 @@ fn cp_follow_link_copies_what_the_link_names_under_its_name() {
     assert!(m.file_type().is_file(), "{m:?}");
     assert_eq!(std::fs::read_to_string(o.join("lnk")).unwrap(), "data\n");
     ok(&c, &["cp", "--follow-link", "l:/chain", &p("renamed")]);
-    assert_eq!(std::fs::read_to_string(o.join("renamed")).unwrap(), "data\n");
+    assert_eq!(
+        std::fs::read_to_string(o.join("renamed")).unwrap(),
+        "data\n"
+    );
     // A link to a directory: the directory.
     ok(&c, &["cp", "-L", "l:/dirlnk", &p("d")]);
     assert_eq!(std::fs::read_to_string(o.join("d/f")).unwrap(), "data\n");
@@ -320,7 +417,13 @@ fn cp_follow_link_copies_what_the_link_names_under_its_name() {
     assert_eq!(
         ok(
             &c,
-            &["exec", "l", "sh", "-c", "cat /tmp/hostlink; test -L /tmp/hostlink || echo file; test -L /tmp/plain && echo link"]
+            &[
+                "exec",
+                "l",
+                "sh",
+                "-c",
+                "cat /tmp/hostlink; test -L /tmp/hostlink || echo file; test -L /tmp/plain && echo link"
+            ]
         ),
         "from host\nfile\nlink\n"
     );
@@ -329,7 +432,10 @@ fn cp_follow_link_copies_what_the_link_names_under_its_name() {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::symlink("srcdir-target", dir.join("ln")).unwrap();
     ok(&c, &["cp", dir.to_str().unwrap(), "l:/newname"]);
-    assert_eq!(ok(&c, &["exec", "l", "readlink", "/newname/ln"]), "srcdir-target\n");
+    assert_eq!(
+        ok(&c, &["exec", "l", "readlink", "/newname/ln"]),
+        "srcdir-target\n"
+    );
     let o2 = c.kiln(&["cp", "-L", "l:/nope", &p("x")]);
     assert_eq!(o2.status.code(), Some(1));
     assert!(Path::new(&p("")).exists());

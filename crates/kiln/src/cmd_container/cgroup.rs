@@ -447,7 +447,10 @@ fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         all.push((p, num(1) as u32, num(11) + num(12)));
     }
-    let members = tree(pid, &all.iter().map(|(p, pp, _)| (*p, *pp)).collect::<Vec<_>>());
+    let members = tree(
+        pid,
+        &all.iter().map(|(p, pp, _)| (*p, *pp)).collect::<Vec<_>>(),
+    );
     // SAFETY: sysconf has no preconditions.
     let (page, tick) = unsafe {
         (
@@ -492,7 +495,11 @@ pub fn processes(container_dir: &Path, id: &str, pid: u32) -> Vec<u32> {
     let in_cgroup: Vec<u32> = dirs_of(container_dir, id)
         .iter()
         .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     if !in_cgroup.is_empty() || pid == 0 {
         return in_cgroup;

@@ -108,7 +108,9 @@ fn ports(spec: &str) -> Result<Vec<String>, String> {
         }
     };
     if hi < lo {
-        return Err(format!("invalid range specified for containerPort: {range}"));
+        return Err(format!(
+            "invalid range specified for containerPort: {range}"
+        ));
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -188,9 +190,9 @@ pub fn apply(instructions: &[Instruction], ic: &mut Value) -> Result<(), String>
                     Healthcheck::None => json!({"Test": ["NONE"]}),
                     Healthcheck::Cmd(hc) => {
                         let test = match &hc.cmd {
-                            CommandLine::Exec(v) => {
-                                std::iter::once("CMD".to_string()).chain(v.clone()).collect()
-                            }
+                            CommandLine::Exec(v) => std::iter::once("CMD".to_string())
+                                .chain(v.clone())
+                                .collect(),
                             CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                         };
                         let mut doc = json!({"Test": test});
@@ -210,7 +212,12 @@ pub fn apply(instructions: &[Instruction], ic: &mut Value) -> Result<(), String>
                     }
                 };
             }
-            other => return Err(format!("{} is not a valid change command", other.name().to_ascii_lowercase())),
+            other => {
+                return Err(format!(
+                    "{} is not a valid change command",
+                    other.name().to_ascii_lowercase()
+                ));
+            }
         }
     }
     Ok(())

@@ -91,9 +91,7 @@ pub fn cp(store: &Store, a: CpArgs) -> anyhow::Result<()> {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
         (Some((name, path)), None) => copy_out(store, name, path, &a.dest, a.follow_link),
-        (None, Some((name, path))) => {
-            copy_in(store, &a.src, name, path, a.archive, a.follow_link)
-        }
+        (None, Some((name, path))) => copy_in(store, &a.src, name, path, a.archive, a.follow_link),
     }
 }
 
@@ -220,8 +218,7 @@ fn copy_in(
     // `filepath.EvalSymlinks` + rebase).
     let names_contents = matches!(parent_and_name(src).1.as_str(), "." | "..");
     let resolved = if follow && src != "-" && !names_contents {
-        let r = std::fs::canonicalize(src)
-            .with_context(|| format!("following the link {src}"))?;
+        let r = std::fs::canonicalize(src).with_context(|| format!("following the link {src}"))?;
         Some(r.to_string_lossy().into_owned())
     } else {
         None

@@ -65,11 +65,14 @@ pub fn block(container_dir: &Path, id: &str, pid: u32) -> (u64, u64) {
             .map(|t| parse_io_stat(&t))
     } else {
         super::cgroup::dir_for(&dirs, "blkio").and_then(|d| {
-            ["blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive"]
-                .iter()
-                .filter_map(|f| std::fs::read_to_string(d.join(f)).ok())
-                .map(|t| parse_blkio(&t))
-                .find(|&(r, w)| r + w > 0)
+            [
+                "blkio.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
+            ]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            .map(|t| parse_blkio(&t))
+            .find(|&(r, w)| r + w > 0)
         })
     };
     match from_cgroup {
