@@ -282,8 +282,15 @@ mod tests {
         assert_eq!(ic["OnBuild"], json!(["RUN echo later"]));
         assert_eq!(
             ic["Healthcheck"],
-            json!({"Test": ["CMD", "true"], "Interval": 5_000_000_000u64})
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64})
         );
+        let ic = changed(&["HEALTHCHECK CMD [\"/bin/check\", \"-q\"]"], json!({})).unwrap();
+        assert_eq!(
+            ic["Healthcheck"],
+            json!({"Test": ["CMD", "/bin/check", "-q"]})
+        );
+        let ic = changed(&["HEALTHCHECK NONE"], json!({})).unwrap();
+        assert_eq!(ic["Healthcheck"], json!({"Test": ["NONE"]}));
         let ic = changed(&["ENTRYPOINT /x"], json!({"Cmd": ["a"]})).unwrap();
         assert_eq!(ic["Cmd"], Value::Null);
         assert_eq!(ic["Entrypoint"], json!(["/bin/sh", "-c", "/x"]));
