@@ -6,7 +6,7 @@
 #   init.sh limits WHO UNDER the checks of one user: a multi-stage build (this 6.1 kernel's
 #                            overlay predates the new mount API); kiln run with --memory/--cpus/
 #                            --pids-limit puts the container in a cgroup under UNDER with those
-#                            limits, they hold, stats/pause/unpause/rm use it
+#                            limits, they hold, stats (block I/O too)/pause/unpause/rm use it
 #   init.sh nodeleg          kilntest without a delegated subtree: the warning, and the
 #                            container still runs
 #
@@ -52,6 +52,21 @@ limits() {
     *" / 64MiB pids=1") ok "$who: stats reads the v2 cgroup ($stats)" ;;
     *) fail "$who: stats reads the v2 cgroup" "got '$stats'" ;;
   esac
+  # BLOCK I/O: io.stat of the container's cgroup (kiln enables +io), or the processes' own
+  # accounting where io is not delegated: 4 MiB written and synced shows as 4.19MB.
+  kiln run -d --name blk --network none "$img" \
+    sh -c 'dd if=/dev/zero of=/f bs=1M count=4 conv=fsync 2>/dev/null; touch /done; sleep 600' \
+    >/dev/null
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kiln exec blk test -e /done 2>/dev/null && break
+    sleep 1
+  done
+  bio=$(kiln stats --no-stream --format '{{.BlockIO}}' blk)
+  case "${bio#* / }" in
+    4.*MB | [5-9].*MB | [1-9][0-9]*MB) ok "$who: stats counts block writes ($bio)" ;;
+    *) fail "$who: stats counts block writes" "got '$bio'" ;;
+  esac
+  kiln rm -f blk >/dev/null
   kiln pause lim
   expect_eq "$who: pause freezes the cgroup" "frozen 1" "$(grep frozen "$d/cgroup.events")"
   expect_eq "$who: inspect says paused" paused "$(kiln inspect -f '{{.State.Status}}' lim)"

@@ -6,6 +6,7 @@
 mod attach;
 mod cgroup;
 mod commit;
+mod commit_changes;
 pub(crate) mod config;
 mod cp;
 mod diff;
@@ -13,6 +14,7 @@ mod exec;
 mod health;
 mod ids;
 mod inspect;
+mod io_stats;
 mod lifecycle;
 mod list;
 mod logfile;
@@ -35,6 +37,7 @@ use kiln_store::Store;
 use crate::GlobalArgs;
 
 pub(crate) use inspect::inspect_containers;
+pub(crate) use volume::{prune_unused as prune_volumes, usage as volume_usage};
 
 /// `kiln diff CONTAINER` (docker's `diff`; `kiln diff IMAGE1 IMAGE2` compares images):
 /// docker's `Error: No such container: X` and exit 1 when it is none.
@@ -413,6 +416,9 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,

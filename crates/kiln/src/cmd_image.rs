@@ -293,6 +293,9 @@ pub struct SystemPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Prune volumes
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,7 @@ fn cgroup_v2_limits_and_debian_12_kernel_in_a_vm() {
             "cpu.max: ok",
             "pids.max: ok",
             "stats reads the v2 cgroup (",
+            "stats counts block writes (",
             "pause freezes the cgroup: ok",
             "inspect says paused: ok",
             "unpause thaws it: ok",

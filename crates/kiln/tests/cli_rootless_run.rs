@@ -281,6 +281,27 @@ fn rootless_run_publishes_a_port_through_pasta_and_the_proxy_and_stop_rm_leave_n
     let pids: u32 = stats.split_whitespace().next().unwrap().parse().unwrap();
     assert!(pids >= 1, "{stats}");
     assert!(!stats.starts_with("1 0B"), "memory counted: {stats}");
+    // NET I/O from the container's namespace, BLOCK I/O from its processes' /proc io (no
+    // cgroup): both read, in docker's form.
+    let io = c.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.NetIO}}|{{.BlockIO}}",
+        &id,
+    ]);
+    let pair = |s: &str| {
+        let (a, b) = s.split_once(" / ").unwrap_or_else(|| panic!("{io}"));
+        [a, b].iter().all(|v| {
+            v.ends_with('B')
+                && v[..v.len() - 1]
+                    .trim_end_matches(['k', 'M', 'G'])
+                    .parse::<f64>()
+                    .is_ok()
+        })
+    };
+    let (net, block) = io.trim().split_once('|').unwrap();
+    assert!(pair(net) && pair(block), "{io}");
     let top = c.ok(&["top", &id]);
     assert!(top.contains("httpd -f -p 80"), "{top}");
     // The supervisor runs healthchecks, in the container's user namespace.

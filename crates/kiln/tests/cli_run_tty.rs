@@ -510,3 +510,51 @@ fn healthchecks_from_the_image_and_flags_show_in_ps_and_inspect() {
         }
     );
 }
+
+#[test]
+fn exec_it_detaches_with_the_keys_and_leaves_the_program_running() {
+    let c = ctx();
+    let id = ok(&c, &["run", "-d", "--name", "detachme", BB, "sleep", "100"]);
+    let id = id.trim().to_string();
+    // docker's exec: the detach keys end the client with "read escape sequence", exit 1.
+    let (code, t) = on_pty(
+        &c,
+        24,
+        80,
+        r##"[["expect","# "],["send","echo marker-$((6*7))\r"],["expect","marker-42"],["send","\u0010\u0011"]]"##,
+        &["exec", "-it", "detachme", "sh"],
+    );
+    assert_eq!(code, 1, "{t}");
+    assert!(t.contains("read escape sequence"), "{t}");
+    // The shell runs on, its terminal held for it.
+    let shells = || {
+        ok(&c, &["exec", "detachme", "ps", "-o", "pid,args"])
+            .lines()
+            .filter(|l| l.trim_end().ends_with(" sh"))
+            .count()
+    };
+    assert_eq!(shells(), 1);
+    // Other keys; the first alone passes through.
+    let (code, t) = on_pty(
+        &c,
+        24,
+        80,
+        r##"[["expect","# "],["send","\u0001echo ok-$((1+1))\r"],["expect","ok-2"],["send","\u0001x"]]"##,
+        &["exec", "-it", "--detach-keys", "ctrl-a,x", "detachme", "sh"],
+    );
+    assert_eq!(code, 1, "{t}");
+    assert_eq!(shells(), 2);
+    let (code, _, err) = out(&c.kiln(&["exec", "--detach-keys", "bogus", "detachme", "true"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Invalid escape keys (bogus) provided\n"
+    );
+    // The holders of the detached terminals go with the container.
+    ok(&c, &["rm", "-f", "detachme"]);
+    wait_for("the detached execs' terminal holders to end", || {
+        processes_with("exec -it detachme sh").is_empty()
+            && processes_with("ctrl-a,x detachme sh").is_empty()
+    });
+    assert_nothing_left(&c, &id);
+}

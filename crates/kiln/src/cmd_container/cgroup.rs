@@ -1,6 +1,6 @@
 //! A container's resource cgroups (`--memory`, `--cpus`, `--pids-limit`, and the accounting
-//! `stats` reads): `kiln/<id>` in the v1 memory, cpu, cpuacct, pids and freezer hierarchies, or
-//! in the v2 hierarchy where /sys/fs/cgroup is cgroup2.
+//! `stats` reads): `kiln/<id>` in the v1 memory, cpu, cpuacct, pids, freezer and blkio
+//! hierarchies, or in the v2 hierarchy where /sys/fs/cgroup is cgroup2.
 //!
 //! As root they go under the hierarchy roots. Rootless (kiln in a user namespace), a cgroup
 //! may be made only where the host delegated a subtree to the user (a systemd user service or
@@ -22,7 +22,7 @@ use anyhow::Context;
 
 use super::config::HostConfig;
 
-const V1: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
+const V1: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "blkio"];
 const ROOT: &str = "/sys/fs/cgroup";
 /// The file in the container's directory that lists its cgroup directories.
 const RECORD: &str = "cgroups";
@@ -36,7 +36,7 @@ pub struct Cgroups {
     warning: Option<String>,
 }
 
-fn is_v2() -> bool {
+pub(super) fn is_v2() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
@@ -122,7 +122,7 @@ pub fn dirs_of(container_dir: &Path, id: &str) -> Vec<PathBuf> {
 }
 
 /// The container's directory in hierarchy `ctrl` ("" for v2).
-fn dir_for(dirs: &[PathBuf], ctrl: &str) -> Option<PathBuf> {
+pub(super) fn dir_for(dirs: &[PathBuf], ctrl: &str) -> Option<PathBuf> {
     dirs.iter()
         .find(|d| {
             if ctrl.is_empty() {
@@ -168,7 +168,7 @@ impl Cgroups {
                 }
                 // Let the children use the controllers (best effort: some may be taken by v1,
                 // or not delegated).
-                for c in ["memory", "cpu", "pids"] {
+                for c in ["memory", "cpu", "pids", "io"] {
                     let _ = std::fs::write(base.join("cgroup.subtree_control"), format!("+{c}"));
                     let _ = std::fs::write(parent.join("cgroup.subtree_control"), format!("+{c}"));
                 }
@@ -447,17 +447,10 @@ fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         all.push((p, num(1) as u32, num(11) + num(12)));
     }
-    let mut members = vec![pid];
-    let mut i = 0;
-    while i < members.len() {
-        let parent = members[i];
-        members.extend(
-            all.iter()
-                .filter(|(_, pp, _)| *pp == parent)
-                .map(|(p, _, _)| *p),
-        );
-        i += 1;
-    }
+    let members = tree(
+        pid,
+        &all.iter().map(|(p, pp, _)| (*p, *pp)).collect::<Vec<_>>(),
+    );
     // SAFETY: sysconf has no preconditions.
     let (page, tick) = unsafe {
         (
@@ -482,4 +475,48 @@ fn proc_usage(pid: u32) -> (u64, u64, u64, u64) {
         }
     }
     (mem, u64::MAX, cpu, n)
+}
+
+/// `pid` and its descendants, from (pid, parent pid) pairs.
+fn tree(pid: u32, all: &[(u32, u32)]) -> Vec<u32> {
+    let mut members = vec![pid];
+    let mut i = 0;
+    while i < members.len() {
+        let parent = members[i];
+        members.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    members
+}
+
+/// The processes of the container whose first process is `pid`: those in its cgroup when it
+/// has one, else `pid` and its descendants (from /proc's parent pids).
+pub fn processes(container_dir: &Path, id: &str, pid: u32) -> Vec<u32> {
+    let in_cgroup: Vec<u32> = dirs_of(container_dir, id)
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !in_cgroup.is_empty() || pid == 0 {
+        return in_cgroup;
+    }
+    let mut all = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+            .unwrap_or(0);
+        all.push((p, parent));
+    }
+    tree(pid, &all)
 }

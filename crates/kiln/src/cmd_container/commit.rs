@@ -2,7 +2,8 @@
 //! writable layer (`containers/<id>/upper`, an overlay diff) becomes one layer tar
 //! (kiln-snapshot's writer turns whiteouts and opaque directories into `.wh.` entries) on top
 //! of its image's layers; the config is the image's with the container's Cmd, Entrypoint,
-//! Env, WorkingDir, User, ExposedPorts and Labels, a history entry, `-a` and `-m`. A running
+//! Env, WorkingDir, User, ExposedPorts and Labels, then the `-c` changes
+//! (`commit_changes.rs`), a history entry, `-a` and `-m`. A running
 //! container is paused (frozen) while its layer is read, unless `--pause=false`.
 
 use std::io::Write;
@@ -19,6 +20,9 @@ pub struct CommitArgs {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
     #[arg(short, long, value_name = "string")]
     pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long, value_name = "list")]
+    pub change: Vec<String>,
     /// Commit message
     #[arg(short, long, value_name = "string")]
     pub message: Option<String>,
@@ -35,6 +39,12 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 
+/// A change docker's daemon refuses: printed as docker prints it; exit 1.
+fn daemon_error(msg: String) -> anyhow::Error {
+    eprintln!("Error response from daemon: {msg}");
+    crate::cmd_image::Reported.into()
+}
+
 pub fn commit(store: &Store, a: CommitArgs) -> anyhow::Result<()> {
     let c = store.find_container(&a.container)?;
     let tags: Vec<String> = match &a.repository {
@@ -50,8 +60,37 @@ pub fn commit(store: &Store, a: CommitArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    // Bad changes fail before anything is written (docker's messages, exit 1).
+    let changes = super::commit_changes::parse(&a.change).map_err(daemon_error)?;
     let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
     let mut config: Value = store.image_config(&c.image)?;
+    {
+        let ic = &mut config["config"];
+        if !ic.is_object() {
+            *ic = json!({});
+        }
+        ic["Cmd"] = json!(cfg.cmd);
+        ic["Entrypoint"] = if cfg.entrypoint.is_empty() {
+            Value::Null
+        } else {
+            json!(cfg.entrypoint)
+        };
+        ic["Env"] = json!(cfg.env);
+        ic["WorkingDir"] = json!(cfg.working_dir);
+        ic["User"] = json!(cfg.user);
+        if !cfg.exposed_ports.is_empty() {
+            ic["ExposedPorts"] = cfg
+                .exposed_ports
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        if !cfg.labels.is_empty() {
+            ic["Labels"] = json!(cfg.labels);
+        }
+        super::commit_changes::apply(&changes, ic).map_err(daemon_error)?;
+    }
     let base_layers = store.layers(&c.image)?;
     let lease = store.lease()?;
     // Freeze a running container so its layer is read at one point in time.
@@ -80,32 +119,6 @@ pub fn commit(store: &Store, a: CommitArgs) -> anyhow::Result<()> {
     let layer = layer?;
     let now = crate::cmd_image::render::now();
     let created = kiln_store::timestamp::format_rfc3339(now);
-    {
-        let ic = &mut config["config"];
-        if !ic.is_object() {
-            *ic = json!({});
-        }
-        ic["Cmd"] = json!(cfg.cmd);
-        ic["Entrypoint"] = if cfg.entrypoint.is_empty() {
-            Value::Null
-        } else {
-            json!(cfg.entrypoint)
-        };
-        ic["Env"] = json!(cfg.env);
-        ic["WorkingDir"] = json!(cfg.working_dir);
-        ic["User"] = json!(cfg.user);
-        if !cfg.exposed_ports.is_empty() {
-            ic["ExposedPorts"] = cfg
-                .exposed_ports
-                .iter()
-                .map(|p| (p.clone(), json!({})))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
-        }
-        if !cfg.labels.is_empty() {
-            ic["Labels"] = json!(cfg.labels);
-        }
-    }
     config["created"] = json!(created);
     if let Some(au) = &a.author {
         config["author"] = json!(au);

@@ -19,6 +19,9 @@ pub struct CpArgs {
     /// Archive mode (copy all uid/gid information)
     #[arg(short, long)]
     pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
     /// SRC_PATH, CONTAINER:SRC_PATH or - (a tar stream on stdin)
     #[arg(value_name = "SRC", allow_hyphen_values = true)]
     pub src: String,
@@ -87,16 +90,60 @@ pub fn cp(store: &Store, a: CpArgs) -> anyhow::Result<()> {
     match (split(&a.src), split(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
-        (Some((name, path)), None) => copy_out(store, name, path, &a.dest),
-        (None, Some((name, path))) => copy_in(store, &a.src, name, path, a.archive),
+        (Some((name, path)), None) => copy_out(store, name, path, &a.dest, a.follow_link),
+        (None, Some((name, path))) => copy_in(store, &a.src, name, path, a.archive, a.follow_link),
     }
 }
 
-fn copy_out(store: &Store, name: &str, path: &str, dest: &str) -> anyhow::Result<()> {
+/// GNU tar's option that renames the first component of every member to `name` (symlink
+/// targets left alone: `S`).
+fn rename_first_component(name: &str) -> String {
+    let esc = name
+        .replace('\\', "\\\\")
+        .replace('&', "\\&")
+        .replace('|', "\\|");
+    format!("--transform=s|^[^/]*|{esc}|S")
+}
+
+/// What `parent/leaf` in the container finally names once every symlink it is (the last
+/// component, then the targets' last components) is followed, each target resolved inside the
+/// root as the container would see it (`-L`).
+fn follow_in_root(root: &OwnedFd, parent: &str, leaf: &str) -> anyhow::Result<(String, String)> {
+    let (mut parent, mut leaf) = (parent.to_string(), leaf.to_string());
+    for _ in 0..40 {
+        if leaf == "." || leaf == ".." {
+            return Ok((parent, leaf));
+        }
+        let dir = open_in_root(root, &parent, libc::O_PATH | libc::O_DIRECTORY)?;
+        match rustix::fs::readlinkat(&dir, leaf.as_str(), Vec::new()) {
+            Ok(target) => {
+                let target = target.to_string_lossy().into_owned();
+                let full = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{parent}/{target}")
+                };
+                (parent, leaf) = parent_and_name(&full);
+            }
+            // Not a link (or missing: the caller's check reports it).
+            Err(_) => return Ok((parent, leaf)),
+        }
+    }
+    bail!("too many levels of symbolic links")
+}
+
+fn copy_out(store: &Store, name: &str, path: &str, dest: &str, follow: bool) -> anyhow::Result<()> {
     let c = store.find_container(name)?;
     let (root, mount) = container_root(store, &c)?;
     let (parent, leaf) = parent_and_name(path);
     let missing = || anyhow::anyhow!("No such container:path: {name}:{path}");
+    // -L: copy what the link names, under the link's own name (docker's rebase).
+    let shown = leaf.clone();
+    let (parent, leaf) = if follow {
+        follow_in_root(&root, &parent, &leaf).map_err(|_| missing())?
+    } else {
+        (parent, leaf)
+    };
     let dir =
         open_in_root(&root, &parent, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| missing())?;
     if leaf != "." {
@@ -116,13 +163,28 @@ fn copy_out(store: &Store, name: &str, path: &str, dest: &str) -> anyhow::Result
         }
     }
     let status = if dest == "-" {
-        Command::new("tar")
-            .arg("-C")
-            .arg(fd_path(&dir))
-            .args(["-cf", "-", "--", &leaf])
+        let mut tar = Command::new("tar");
+        tar.arg("-C").arg(fd_path(&dir)).args(["-cf", "-"]);
+        if shown != leaf {
+            tar.arg(rename_first_component(&shown));
+        }
+        tar.args(["--", &leaf])
             .stdin(Stdio::null())
             .status()
             .context("running tar")?
+    } else if shown != leaf {
+        // Followed: the copy is named as the link was (into DEST when it is a directory).
+        let target = if Path::new(dest).is_dir() {
+            Path::new(dest).join(&shown)
+        } else {
+            PathBuf::from(dest)
+        };
+        Command::new("cp")
+            .args(["-a", "-T", "--"])
+            .arg(fd_path(&dir).join(&leaf))
+            .arg(target)
+            .status()
+            .context("running cp")?
     } else {
         // cp -a copies links as links: nothing in the container is followed out of it.
         Command::new("cp")
@@ -140,11 +202,27 @@ fn copy_out(store: &Store, name: &str, path: &str, dest: &str) -> anyhow::Result
     Ok(())
 }
 
-fn copy_in(store: &Store, src: &str, name: &str, path: &str, archive: bool) -> anyhow::Result<()> {
+fn copy_in(
+    store: &Store,
+    src: &str,
+    name: &str,
+    path: &str,
+    archive: bool,
+    follow: bool,
+) -> anyhow::Result<()> {
     let c = store.find_container(name)?;
     if src != "-" && std::fs::symlink_metadata(src).is_err() {
         bail!("lstat {src}: no such file or directory");
     }
+    // -L: what the link names on the host, copied under the link's name (docker's
+    // `filepath.EvalSymlinks` + rebase).
+    let names_contents = matches!(parent_and_name(src).1.as_str(), "." | "..");
+    let resolved = if follow && src != "-" && !names_contents {
+        let r = std::fs::canonicalize(src).with_context(|| format!("following the link {src}"))?;
+        Some(r.to_string_lossy().into_owned())
+    } else {
+        None
+    };
     let (root, mount) = container_root(store, &c)?;
     // Into DEST when it is a directory; else DEST names the copy, in its parent.
     let (dir, rename) = match open_in_root(&root, path, libc::O_PATH | libc::O_DIRECTORY) {
@@ -171,15 +249,13 @@ fn copy_in(store: &Store, src: &str, name: &str, path: &str, archive: bool) -> a
             .map(|_| ())
             .map_err(anyhow::Error::from)
     } else {
-        let (sparent, sleaf) = parent_and_name(src);
+        let (_, shown) = parent_and_name(src);
+        let (sparent, sleaf) = parent_and_name(resolved.as_deref().unwrap_or(src));
         let mut tar = Command::new("tar");
         tar.arg("-C").arg(&sparent).arg("-cf").arg("-");
-        if let Some(new) = &rename {
-            let esc = new
-                .replace('\\', "\\\\")
-                .replace('&', "\\&")
-                .replace('|', "\\|");
-            tar.arg(format!("--transform=s|^[^/]*|{esc}|"));
+        let name = rename.clone().unwrap_or(shown);
+        if name != sleaf {
+            tar.arg(rename_first_component(&name));
         }
         let mut child = tar
             .arg("--")

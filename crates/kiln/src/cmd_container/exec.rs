@@ -78,6 +78,14 @@ fn caps_of(pid: u32) -> anyhow::Result<(u64, bool)> {
 
 pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     let c = store.find_container(&a.container)?;
+    // docker's daemon checks the keys whether or not they will be used.
+    let detach_keys = match &a.detach_keys {
+        Some(k) => super::terminal::parse_detach_keys(k).map_err(|_| {
+            eprintln!("Error response from daemon: Invalid escape keys ({k}) provided");
+            anyhow::Error::from(crate::cmd_image::Reported)
+        })?,
+        None => super::terminal::parse_detach_keys(super::terminal::DEFAULT_DETACH_KEYS)?,
+    };
     if !c.state.is_live() || c.pid == 0 {
         bail!("Container {} is not running", c.id);
     }
@@ -278,7 +286,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                 let _ = super::terminal::set_size(m.as_fd(), rows, cols);
             }
         });
-        let t = std::thread::spawn(move || relay_pty(&ours, interactive, &slot));
+        let t = std::thread::spawn(move || relay_pty(&ours, interactive, detach_keys, &slot));
         (t, theirs)
     });
     let mut child = match cmd.spawn() {
@@ -367,26 +375,42 @@ unsafe fn open_pty(
 }
 
 /// Relays this terminal and the exec's pty master (received on `sock`) until the master
-/// reads EIO (every slave closed).
-fn relay_pty(sock: &OwnedFd, interactive: bool, slot: &OnceLock<Arc<std::fs::File>>) {
+/// reads EIO (every slave closed). With `interactive`, the detach keys in the input end the
+/// command as docker's does (`read escape sequence`, exit 1) and leave the program running.
+fn relay_pty(
+    sock: &OwnedFd,
+    interactive: bool,
+    detach_keys: Vec<u8>,
+    slot: &OnceLock<Arc<std::fs::File>>,
+) {
     use std::io::{Read, Write};
     let Ok(master) = kiln_runtime::receive_fd_blocking(sock) else {
         return;
     };
     let master = Arc::new(std::fs::File::from(master));
     let _ = slot.set(master.clone());
-    let raw = interactive.then(super::terminal::RawMode::enter).flatten();
+    let raw = Arc::new(std::sync::Mutex::new(
+        interactive.then(super::terminal::RawMode::enter).flatten(),
+    ));
     if interactive {
         let m = master.clone();
+        let raw = raw.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             let mut stdin = std::io::stdin().lock();
+            let mut keys = super::terminal::DetachMatcher::new(detach_keys);
             loop {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        if (&*m).write_all(&buf[..n]).is_err() {
+                        let (pass, detached) = keys.feed(&buf[..n]);
+                        if (&*m).write_all(&pass).is_err() {
                             return;
+                        }
+                        if detached {
+                            // The terminal as it was, then the pty left to a holder.
+                            drop(raw.lock().map(|mut r| r.take()));
+                            detach(&m);
                         }
                     }
                 }
@@ -406,7 +430,41 @@ fn relay_pty(sock: &OwnedFd, interactive: bool, slot: &OnceLock<Arc<std::fs::Fil
             Err(_) => break,
         }
     }
-    drop(raw);
+    drop(raw.lock().map(|mut r| r.take()));
+}
+
+/// Detaching from `exec -it`: a process of its own keeps the pty master open and reads (and
+/// drops) the program's output until every slave is closed, so the program runs on as docker
+/// leaves it; this command says so as docker's does and exits 1.
+fn detach(master: &std::fs::File) -> ! {
+    let fd = master.as_raw_fd();
+    // SAFETY: after fork only async-signal-safe calls (setsid, open, dup2, read, _exit) on
+    // descriptors this process holds.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::setsid();
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                for i in 0..3 {
+                    libc::dup2(null, i);
+                }
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                if n > 0 {
+                    continue;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(0);
+            }
+        }
+    }
+    eprintln!("read escape sequence");
+    std::process::exit(1);
 }
 
 /// The socket in the container's directory where a rootless supervisor takes execs.
@@ -445,6 +503,9 @@ fn through_supervisor(store: &Store, id: &str, a: &ExecArgs) -> anyhow::Result<(
     }
     if a.tty {
         argv.push("--tty".into());
+    }
+    if let Some(k) = &a.detach_keys {
+        argv.extend(["--detach-keys".into(), k.clone()]);
     }
     for e in &a.env {
         // `-e NAME` takes this process's value (the supervisor's environment is not the user's).

@@ -1,4 +1,4 @@
-//! `ps`, `port`, `stats --no-stream`, `top`.
+//! `ps`, `port`, `stats`, `top`.
 
 use std::io::Write;
 
@@ -261,7 +261,10 @@ fn stats_table(
         } else {
             (0, 0, cpu0, 0)
         };
-        let limit = if limit == 0 || limit >= (1 << 62) {
+        // A stopped container reads all zeros, as docker's `stats -a` shows it.
+        let limit = if !live {
+            0
+        } else if limit == 0 || limit >= (1 << 62) {
             total_mem
         } else {
             limit.min(total_mem.max(1))
@@ -274,6 +277,20 @@ fn stats_table(
             0.0
         };
         let bin = |b: u64| human_size_prec_binary(b);
+        let (net, block) = if live {
+            let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+            let dir = store.container_dir(&c.id);
+            (
+                super::io_stats::net(c.pid, &cfg.host.network_mode)
+                    .map_or_else(|| "--".into(), |(rx, tx)| super::io_stats::pair(rx, tx)),
+                {
+                    let (r, w) = super::io_stats::block(&dir, &c.id, c.pid);
+                    super::io_stats::pair(r, w)
+                },
+            )
+        } else {
+            (super::io_stats::pair(0, 0), super::io_stats::pair(0, 0))
+        };
         rows.push(json!({
             "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
             "Container": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
@@ -281,8 +298,8 @@ fn stats_table(
             "CPUPerc": format!("{cpu:.2}%"),
             "MemUsage": format!("{} / {}", bin(mem), bin(limit)),
             "MemPerc": format!("{mem_perc:.2}%"),
-            "NetIO": "--",
-            "BlockIO": "--",
+            "NetIO": net,
+            "BlockIO": block,
             "PIDs": pids.to_string(),
         }));
     }
@@ -324,33 +341,7 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
     }
     // The container's processes: those in its cgroup (exec'd ones too), else its first
     // process and its descendants.
-    let mut pids: Vec<u32> = super::cgroup::dirs_of(&store.container_dir(&c.id), &c.id)
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .map(|t| {
-            t.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if pids.is_empty() {
-        pids.push(c.pid);
-        let mut i = 0;
-        while i < pids.len() {
-            let p = pids[i];
-            if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
-                for t in tasks.flatten() {
-                    let kids =
-                        std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                    pids.extend(
-                        kids.split_whitespace()
-                            .filter_map(|k| k.parse::<u32>().ok()),
-                    );
-                }
-            }
-            i += 1;
-        }
-    }
+    let pids = super::cgroup::processes(&store.container_dir(&c.id), &c.id, c.pid);
     let ps_args: Vec<String> = if a.ps_args.is_empty() {
         vec!["-f".into()]
     } else {

@@ -194,6 +194,41 @@ fn remove(store: &Store, name: &str) -> anyhow::Result<u64> {
     Ok(size)
 }
 
+/// One volume as `system df` counts it: its name, how many containers use it (docker's
+/// `RefCount`, any state) and the size of its `_data`.
+pub struct VolumeUsage {
+    pub name: String,
+    pub links: usize,
+    pub size: u64,
+}
+
+/// Every volume with its users and size, sorted by name.
+pub fn usage(store: &Store) -> anyhow::Result<Vec<VolumeUsage>> {
+    let mut out = Vec::new();
+    for name in names(store) {
+        let links = users(store, &name)?.len();
+        let size = kiln_snapshot::dir_size(&volumes_dir(store).join(&name).join("_data"))
+            .map(|u| u.size)
+            .unwrap_or(0);
+        out.push(VolumeUsage { name, links, size });
+    }
+    Ok(out)
+}
+
+/// Removes every volume no container uses (docker 20.10's `volume prune`, anonymous or
+/// named): their names and the bytes freed.
+pub fn prune_unused(store: &Store) -> anyhow::Result<(Vec<String>, u64)> {
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for n in names(store) {
+        if users(store, &n)?.is_empty() {
+            reclaimed += remove(store, &n)?;
+            deleted.push(n);
+        }
+    }
+    Ok((deleted, reclaimed))
+}
+
 /// Removes the anonymous volumes of a removed container (`rm -v`, `--rm`) that no other
 /// container uses.
 pub fn remove_anonymous(store: &Store, cfg: &ContainerConfig) {
@@ -350,14 +385,7 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
             {
                 return Ok(());
             }
-            let mut deleted = Vec::new();
-            let mut reclaimed = 0;
-            for n in names(store) {
-                if users(store, &n)?.is_empty() {
-                    reclaimed += remove(store, &n)?;
-                    deleted.push(n);
-                }
-            }
+            let (deleted, reclaimed) = prune_unused(store)?;
             let mut out = String::new();
             if !deleted.is_empty() {
                 out.push_str("Deleted Volumes:\n");

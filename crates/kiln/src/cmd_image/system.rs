@@ -81,6 +81,13 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|c| c.state == kiln_store::ContainerState::Running)
         .count();
+    let volumes = crate::cmd_container::volume_usage(store)?;
+    let volume_total: u64 = volumes.iter().map(|v| v.size).sum();
+    let volume_unused: u64 = volumes
+        .iter()
+        .filter(|v| v.links == 0)
+        .map(|v| v.size)
+        .sum();
     let mut out = std::io::stdout().lock();
     if !a.verbose {
         let row = |kind: &str, count: usize, act: usize, size: String, recl: String| {
@@ -102,7 +109,13 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
                 "0B".into(),
                 "0B".into(),
             ),
-            row("Local Volumes", 0, 0, "0B".into(), "0B".into()),
+            row(
+                "Local Volumes",
+                volumes.len(),
+                volumes.iter().filter(|v| v.links > 0).count(),
+                hs4(volume_total),
+                reclaimable(volume_unused, volume_total),
+            ),
             row(
                 "Build Cache",
                 cache.len(),
@@ -165,9 +178,10 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
         String::from("CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES");
     for c in &containers {
         rows.push_str(&format!(
-            "\n{}\t{}\t\t0\t0B\t{}\t{:?}\t{}",
+            "\n{}\t{}\t\t{}\t0B\t{}\t{:?}\t{}",
             truncate_id(&c.id),
             truncate_id(&c.image.to_string()),
+            volumes_of(c),
             since(c.created),
             c.state,
             c.name.clone().unwrap_or_default()
@@ -175,7 +189,11 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     }
     writeln!(out, "{}\n", tabwrite(&rows))?;
     writeln!(out, "Local Volumes space usage:\n")?;
-    writeln!(out, "{}\n", tabwrite("VOLUME NAME\tLINKS\tSIZE"))?;
+    let mut rows = String::from("VOLUME NAME\tLINKS\tSIZE");
+    for v in &volumes {
+        rows.push_str(&format!("\n{}\t{}\t{}", v.name, v.links, hs4(v.size)));
+    }
+    writeln!(out, "{}\n", tabwrite(&rows))?;
     writeln!(out, "Build cache usage: {}\n", hs4(cache_total))?;
     let format = Format::new(
         "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
@@ -204,14 +222,34 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// docker's LOCAL VOLUMES of a container: how many volumes it mounts.
+fn volumes_of(c: &kiln_store::ContainerRecord) -> usize {
+    serde_json::from_str::<crate::cmd_container::config::ContainerConfig>(&c.config)
+        .map(|cfg| {
+            cfg.host
+                .mount_points
+                .iter()
+                .filter(|m| m.typ == "volume")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
     let images_line = if a.all {
         "  - all images without at least one container associated to them"
     } else {
         "  - all dangling images"
     };
+    // docker's list: volumes after containers (and networks, which kiln has none of), before
+    // images, and only with --volumes.
+    let volumes_line = if a.volumes {
+        "\n  - all volumes not used by at least one container"
+    } else {
+        ""
+    };
     let warning = format!(
-        "WARNING! This will remove:\n  - all stopped containers\n{images_line}\n  - all build cache\n  - all content no image or cache record references"
+        "WARNING! This will remove:\n  - all stopped containers{volumes_line}\n{images_line}\n  - all build cache\n  - all content no image or cache record references"
     );
     if !a.force && !confirm(&warning)? {
         return Ok(());
@@ -222,11 +260,24 @@ pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
         PruneScope::Dangling
     };
     let report = store.system_prune(scope)?;
+    // After the containers went, so the volumes only they used are unused now.
+    let (volumes, volume_bytes) = if a.volumes {
+        crate::cmd_container::prune_volumes(store)?
+    } else {
+        (Vec::new(), 0)
+    };
     let mut out = std::io::stdout().lock();
     if !report.containers.is_empty() {
         writeln!(out, "Deleted Containers:")?;
         for c in &report.containers {
             writeln!(out, "{c}")?;
+        }
+        writeln!(out)?;
+    }
+    if !volumes.is_empty() {
+        writeln!(out, "Deleted Volumes:")?;
+        for v in &volumes {
+            writeln!(out, "{v}")?;
         }
         writeln!(out)?;
     }
@@ -247,7 +298,11 @@ pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
         }
         writeln!(out)?;
     }
-    writeln!(out, "Total reclaimed space: {}", hs4(report.reclaimed))?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        hs4(report.reclaimed + volume_bytes)
+    )?;
     Ok(())
 }
 
