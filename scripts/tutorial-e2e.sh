@@ -108,11 +108,12 @@ run_secs() {
        /^#[0-9]+ DONE / && run[$1] { sub(/s$/, "", $3); t += $3 }
        END { printf "%.1f", t }' "$1"
 }
-# ran_steps LOG: number of steps that executed ("#N DONE" lines; FROM steps, which BuildKit also
-# reports as DONE on a rebuild, do not count)
+# ran_steps LOG: number of Dockerfile steps that executed ("#N [stage i/n] ..." then "#N DONE";
+# FROM steps, which BuildKit also reports as DONE on a rebuild, and "exporting to image", which
+# is not a step, do not count)
 ran_steps() {
-  awk '/^#[0-9]+ \[/ && / FROM / { from[$1] = 1 }
-       /^#[0-9]+ DONE / && !from[$1] { n++ }
+  awk '/^#[0-9]+ \[/ && !/ FROM / { step[$1] = 1 }
+       /^#[0-9]+ DONE / && step[$1] { n++ }
        END { print n + 0 }' "$1"
 }
 

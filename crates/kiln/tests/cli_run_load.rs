@@ -227,7 +227,12 @@ fn fifty_containers_started_and_stopped_leave_nothing_behind() {
             assert_eq!(ok(&c, &["rm", &name]).trim(), name);
             ids.push(id);
         } else {
-            // run --rm in the foreground: its ID is read back from the container's cgroup
+            // run --rm in the foreground: its ID is read back from the container's cgroup; it
+            // runs until the test has seen it (its process tree and port) and creates `go` in
+            // the directory bound at /sync
+            let sync = c.fresh("sync");
+            std::fs::create_dir_all(&sync).unwrap();
+            let bind = format!("{}:/sync", sync.display());
             let mut child = Command::new(bin())
                 .env("KILN_ROOT", &c.root)
                 .args([
@@ -237,10 +242,12 @@ fn fifty_containers_started_and_stopped_leave_nothing_behind() {
                     &name,
                     "-p",
                     "127.0.0.1::7000",
+                    "-v",
+                    &bind,
                     BB,
                     "sh",
                     "-c",
-                    "cat /proc/self/cgroup; sleep 0.3; echo done",
+                    "cat /proc/self/cgroup; i=0; until [ -e /sync/go ] || [ $i = 600 ]; do sleep 0.05; i=$((i+1)); done; echo done",
                 ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -268,7 +275,9 @@ fn fifty_containers_started_and_stopped_leave_nothing_behind() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
+            std::fs::write(sync.join("go"), "").unwrap();
             let out = child.wait_with_output().unwrap();
+            std::fs::remove_dir_all(&sync).unwrap();
             let (code, stdout, stderr) = support::out(&out);
             assert_eq!(code, 0, "{name}: {stderr}");
             assert!(stdout.ends_with("done\n"), "{name}: {stdout}");
