@@ -361,7 +361,7 @@ if [ -n "$CID" ]; then
       HOME=$WORK timeout 60 chromium --headless --no-sandbox --disable-gpu --no-first-run \
         --disable-background-networking --disable-component-update --disable-sync \
         --disable-default-apps --disable-domain-reliability --no-pings --hide-scrollbars \
-        --host-resolver-rules='MAP * ~NOTFOUND' --no-proxy-server \
+        --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' --no-proxy-server \
         --user-data-dir="$WORK/chromium-profile" --virtual-time-budget=5000 "$@"
     }
     chrome --dump-dom "$URL/" >"$LOGS/dom.html" 2>"$LOGS/chromium-dom.log"
@@ -385,7 +385,7 @@ if [ -n "$CID" ]; then
       pid=${d#/proc/}
       [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
       grep -q '^State:.*Z' "$d/status" 2>/dev/null && continue
-      if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF -e "$CID" -e "$KILN_ROOT" ||
+      if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -qF -e "$CID" -e "$KILN_ROOT" ||
         grep -qF "$CID" "$d/cgroup" 2>/dev/null; then
         printf '%s ' "$pid"
       fi
