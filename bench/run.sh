@@ -28,6 +28,18 @@ for c in hyperfine runc crun jq python3; do
   command -v "$c" >/dev/null || { echo "bench/run.sh: $c missing: bash scripts/install-deps.sh tests" >&2; exit 2; }
 done
 
+# crun 1.8 refuses a hybrid cgroup host whose cgroup2 mount has controllers ("cgroups in hybrid
+# mode not supported, drop all controllers from cgroupv2"), as this one has (hugetlb, at
+# /sys/fs/cgroup/unified), even with --cgroup-manager=disabled. The host is left alone: the whole
+# benchmark re-runs itself in a private mount namespace without that cgroup2 mount, so every tool
+# (kiln, the docker client, runc, crun) runs in the same place and uses the v1 controllers.
+if [ -z "${KILN_BENCH_NS:-}" ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+  exec unshare -m --propagation private env KILN_BENCH_NS=1 bash "$0" "$@"
+fi
+if [ -n "${KILN_BENCH_NS:-}" ]; then
+  umount /sys/fs/cgroup/unified
+fi
+CRUN=crun
 work=$(mktemp -d /var/tmp/kiln-bench-run.XXXXXX)
 export KILN_ROOT=$work/root
 dockerd_pid=''
@@ -35,7 +47,7 @@ cleanup() {
   local id
   for id in $("$KILN" ps -aq --no-trunc 2>/dev/null); do "$KILN" rm -f "$id" >/dev/null 2>&1 || true; done
   runc delete -f kiln-bench-runc >/dev/null 2>&1 || true
-  crun delete -f kiln-bench-crun >/dev/null 2>&1 || true
+  $CRUN delete -f kiln-bench-crun >/dev/null 2>&1 || true
   if [ -n "$dockerd_pid" ]; then kill "$dockerd_pid" 2>/dev/null || true; wait "$dockerd_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -56,7 +68,7 @@ for l in $(jq -r '.[0].Layers[]' "$work/save/manifest.json"); do tar -C "$bundle
 jq '.process.args = ["true"] | .process.terminal = false' "$bundle/config.json" >"$bundle/config.json.new"
 mv "$bundle/config.json.new" "$bundle/config.json"
 runc run --bundle "$bundle" kiln-bench-runc || { echo "bench/run.sh: runc run of the bundle failed" >&2; exit 1; }
-crun run --bundle "$bundle" kiln-bench-crun || { echo "bench/run.sh: crun run of the bundle failed" >&2; exit 1; }
+$CRUN run --bundle "$bundle" kiln-bench-crun || { echo "bench/run.sh: crun run of the bundle failed" >&2; exit 1; }
 "$KILN" run --rm "$IMG" true || { echo "bench/run.sh: kiln run failed" >&2; exit 1; }
 
 names=() cmds=()
@@ -73,12 +85,12 @@ if [ "${SKIP_DOCKER:-0}" != 1 ]; then
 fi
 names+=(kiln kiln-net-none runc crun)
 cmds+=("$KILN run --rm $IMG true" "$KILN run --rm --network none $IMG true"
-  "runc run --bundle $bundle kiln-bench-runc" "crun run --bundle $bundle kiln-bench-crun")
+  "runc run --bundle $bundle kiln-bench-runc" "$CRUN run --bundle $bundle kiln-bench-crun")
 
 {
   echo "# kiln run vs docker run, runc run, crun run ($(date -u +%FT%TZ))"
   echo
-  echo "kiln: $("$KILN" --version 2>/dev/null | head -n1) ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null)); $( [ "${SKIP_DOCKER:-0}" = 1 ] || "$DOCKER" version -f 'dockerd {{.Server.Version}}' 2>/dev/null); $(runc --version | head -n1); $(crun --version | head -n1); $(hyperfine --version)"
+  echo "kiln: $("$KILN" --version 2>/dev/null | head -n1) ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null)); $( [ "${SKIP_DOCKER:-0}" = 1 ] || "$DOCKER" version -f 'dockerd {{.Server.Version}}' 2>/dev/null); $(runc --version | head -n1); $(crun --version | head -n1) (as \`$CRUN\`); $(hyperfine --version)"
   echo "kernel $(uname -r), $(nproc) cores; ROUNDS=$ROUNDS RUNS=$RUNS WARMUP=$WARMUP"
   echo
   for i in "${!names[@]}"; do echo "- ${names[$i]}: \`${cmds[$i]}\`"; done

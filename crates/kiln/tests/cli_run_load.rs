@@ -55,7 +55,10 @@ fn process_tree(pid: u32) -> BTreeSet<(u32, u64)> {
             .flatten()
         {
             let kids = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+            todo.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<u32>().ok()),
+            );
         }
     }
     found
@@ -121,7 +124,10 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 fn id_from_cgroup(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let i = l.find("/kiln/")?;
-        let id: String = l[i + 6..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        let id: String = l[i + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
         (id.len() == 64).then_some(id)
     })
 }
@@ -161,11 +167,18 @@ fn assert_nothing_left(
             format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
         })
         .collect();
-    assert!(left.is_empty(), "processes of the containers left: {left:#?}");
+    assert!(
+        left.is_empty(),
+        "processes of the containers left: {left:#?}"
+    );
     let root = c.root.to_string_lossy().into_owned();
     assert_eq!(mounts_with(&root), Vec::<String>::new(), "mounts left");
     for id in ids {
-        assert_eq!(processes_with(id), Vec::<u32>::new(), "processes naming {id}");
+        assert_eq!(
+            processes_with(id),
+            Vec::<u32>::new(),
+            "processes naming {id}"
+        );
         assert_eq!(mounts_with(id), Vec::<String>::new(), "mounts of {id}");
         assert_eq!(cgroup_dirs(id), Vec::<String>::new(), "cgroups of {id}");
     }
@@ -339,7 +352,9 @@ fn free_port() -> u16 {
 
 /// Serves `id`'s published `port` under wrk, then stops and removes it: nothing left.
 fn load_then_remove(c: &Ctx, name: &str, port: u16, path: &str, body: &str) {
-    let id = ok(c, &["inspect", "-f", "{{.Id}}", name]).trim().to_string();
+    let id = ok(c, &["inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_string();
     let url = format!("http://127.0.0.1:{port}{path}");
     wait_for("the server in the container", 20, || {
         Command::new(require_command("curl", "curl"))
@@ -405,7 +420,11 @@ fn a_published_port_holds_200_connections_nginx() {
     );
     let c = RunCtx::new();
     let out = c.kiln(&["load", "-q", "-i", NGINX_ARCHIVE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let port = free_port();
     let spec = format!("127.0.0.1:{port}:80");
     ok(

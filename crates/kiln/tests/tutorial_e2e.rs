@@ -52,10 +52,7 @@ fn tutorial_builds_runs_serves_and_renders_with_kiln_run() {
         "scripts/tutorial-e2e.sh failed (logs in {}):\n{stdout}\n{stderr}",
         logs.display()
     );
-    assert!(
-        !stdout.lines().any(|l| l.starts_with("FAIL")),
-        "{stdout}"
-    );
+    assert!(!stdout.lines().any(|l| l.starts_with("FAIL")), "{stdout}");
     // The run part ran, not just the builds.
     for want in [
         "PASS  kiln run -d -p ",
