@@ -40,7 +40,7 @@ KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
