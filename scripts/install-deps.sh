@@ -18,8 +18,10 @@
 #          rootless kiln and its tests), fuse-overlayfs (its fallback), libcap2-bin (setcap: kiln's own image,
 #          scripts/kiln-image.sh), debootstrap (the tutorial's node and nginx bases,
 #          ../shared/fixtures/make-base-images.sh, and the cgroup v2 VM's disk), qemu-system-x86
-#          (the cgroup v2 VM, scripts/cgroup2-vm.sh: this host has cgroup v1); and the
-#          multi-platform setup below
+#          (the cgroup v2 VM, scripts/cgroup2-vm.sh: this host has cgroup v1); wrk (200 concurrent
+#          connections through a published port, cli_run_load), curl, iproute2 (ss: listening
+#          sockets) and chromium (the tutorial's app served by `kiln run`, scripts/tutorial-e2e.sh);
+#          hyperfine, crun and strace (bench/run.sh); and the multi-platform setup below
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -37,7 +39,8 @@ set -euo pipefail
 profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
-  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap qemu-system-x86)
+  qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap qemu-system-x86
+  wrk hyperfine crun curl iproute2 strace)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in
@@ -71,6 +74,12 @@ provides() {
     qemu-user-static) echo qemu-aarch64-static ;;
     qemu-system-x86) echo qemu-system-x86_64 ;;
     file) echo file ;;
+    wrk) echo wrk ;;
+    hyperfine) echo hyperfine ;;
+    crun) echo crun ;;
+    curl) echo curl ;;
+    iproute2) echo ss ;;
+    strace) echo strace ;;
     *) echo "" ;;
   esac
 }

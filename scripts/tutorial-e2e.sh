@@ -16,6 +16,8 @@
 #              debootstrap + umoci + skopeo, as root, ~3 min the first time).
 #   TMPDIR     where the work directory kiln-tutorial.XXXXXX is made (default /var/tmp)
 #   BUILD_ARGS extra `kiln build` arguments for every build (e.g. --build-arg NPM_CONFIG_REGISTRY=URL)
+#   LOG_DIR    where the logs, the served pages and Chromium's screenshot go, kept after the run
+#              (default: WORK/logs, removed with the work directory unless --keep)
 #
 # Checks: bases load; the multi-stage image builds and its /usr/share/nginx/html holds the built
 # app (read back with `kiln save` + tar) while node stays out of it; a no-op rebuild runs nothing
@@ -23,7 +25,12 @@
 # runs vitest; a failing test fails the build; `--target installer` skips the nginx stage; a tester
 # stage nothing copies from never runs; an edit of src/App.jsx keeps `COPY package*.json` and
 # `RUN npm install` cached, `--explain` says why `COPY . .` missed, and the edit reaches the
-# exported files (`-o type=local`); `kiln images` sizes single- vs multi-stage.
+# exported files (`-o type=local`); `kiln images` sizes single- vs multi-stage. Then the image
+# runs as the tutorial runs it, `kiln run -d -p 3000:80 --name app-container multistage` (the
+# next free port when 3000 is taken): curl gets index.html and the JS bundle, `exec ls`, `logs`
+# (the requests), `stats --no-stream` (memory), `port`; headless Chromium renders the page (React's
+# text in the DOM, a screenshot LOGS/app-container.png); after `stop` + `rm` no process, mount,
+# cgroup or listening socket is left.
 # `npm install` runs on the host network and needs the npm registry.
 set -uo pipefail
 
@@ -33,7 +40,7 @@ KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,10 +59,16 @@ read -r -a EXTRA <<<"${BUILD_ARGS:-}"
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/kiln-tutorial.XXXXXX") || exit 2
 export KILN_ROOT=$WORK/root
-CTX=$WORK/app LOGS=$WORK/logs
+CTX=$WORK/app LOGS=${LOG_DIR:-$WORK/logs}
 mkdir -p "$KILN_ROOT" "$LOGS" "$CTX"
 FAILS=0 PASSES=0
-cleanup() { if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
+cleanup() {
+  # containers a failed check left running: removed (with their mounts) before the store goes
+  local id
+  for id in $("$KILN" ps -aq --no-trunc 2>/dev/null); do "$KILN" rm -f "$id" >/dev/null 2>&1; done
+  if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+  [ -z "${LOG_DIR:-}" ] || echo "logs in $LOGS"
+}
 trap cleanup EXIT
 
 pass() { PASSES=$((PASSES + 1)); printf 'PASS  %s\n' "$*"; }
@@ -95,11 +108,12 @@ run_secs() {
        /^#[0-9]+ DONE / && run[$1] { sub(/s$/, "", $3); t += $3 }
        END { printf "%.1f", t }' "$1"
 }
-# ran_steps LOG: number of steps that executed ("#N DONE" lines; FROM steps, which BuildKit also
-# reports as DONE on a rebuild, do not count)
+# ran_steps LOG: number of Dockerfile steps that executed ("#N [stage i/n] ..." then "#N DONE";
+# FROM steps, which BuildKit also reports as DONE on a rebuild, and "exporting to image", which
+# is not a step, do not count)
 ran_steps() {
-  awk '/^#[0-9]+ \[/ && / FROM / { from[$1] = 1 }
-       /^#[0-9]+ DONE / && !from[$1] { n++ }
+  awk '/^#[0-9]+ \[/ && !/ FROM / { step[$1] = 1 }
+       /^#[0-9]+ DONE / && step[$1] { n++ }
        END { print n + 0 }' "$1"
 }
 
@@ -291,6 +305,103 @@ rootfs tutorial-single "$WORK/single-rootfs" 2>>"$LOGS/save-single.log"
 info "file bytes (what docker's SIZE counts) of the same filesystems: multi-stage $(file_bytes "$WORK/multi-rootfs"), single-stage $(file_bytes "$WORK/single-rootfs")"
 rm -rf "$WORK/single-rootfs"
 info "times: first build ${T_COLD:-?}s, --no-cache ${T_NOCACHE:-?}s, no-op ${T_NOOP:-?}s, one edit ${T_EDIT:-?}s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# ---- 9. kiln run: the app served by nginx in a container ---------------------------------------
+# As the tutorial runs it: `run -d -p 3000:80 --name app-container multistage` (3000, or the first
+# free port above it when something listens there), then curl, exec, logs, stats, port, headless
+# Chromium (DOM text + screenshot), stop, rm: and nothing may be left of the container.
+"$KILN" tag tutorial-multistage multistage >"$LOGS/tag.log" 2>&1 || { fail "kiln tag tutorial-multistage multistage"; show_tail "$LOGS/tag.log"; }
+listening() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
+PORT=3000
+while listening "$PORT" && [ "$PORT" -lt 3100 ]; do PORT=$((PORT + 1)); done
+[ "$PORT" = 3000 ] || info "port 3000 is taken on this host (ss -ltn): publishing on $PORT instead"
+URL=http://127.0.0.1:$PORT
+if "$KILN" run -d -p "$PORT:80" --name app-container multistage >"$LOGS/run.out" 2>"$LOGS/run.log"; then
+  CID=$(tail -n1 "$LOGS/run.out")
+  pass "kiln run -d -p $PORT:80 --name app-container multistage (ID ${CID:0:12})"
+else
+  CID=''; fail "kiln run -d -p $PORT:80 --name app-container multistage"; show_tail "$LOGS/run.log"
+fi
+if [ -n "$CID" ]; then
+  up=0
+  for _ in $(seq 1 100); do
+    curl -fsS -o "$LOGS/index.html" "$URL/" 2>"$LOGS/curl.log" && { up=1; break; }
+    sleep 0.1
+  done
+  if [ "$up" = 1 ]; then
+    check "curl -f $URL/ returns the app's index.html" \
+      grep_all "$LOGS/index.html" '<div id="root"></div>' '<title>Multi-stage React App</title>'
+    JS=$(grep -oE '/?assets/index-[A-Za-z0-9_-]+\.js' "$LOGS/index.html" | head -n1)
+    if [ -n "$JS" ] && curl -fsS -o "$LOGS/bundle.js" "$URL/${JS#/}" 2>>"$LOGS/curl.log"; then
+      check "curl -f $URL/${JS#/} serves the JS bundle (the edited heading in it)" grep -qF "$NEW" "$LOGS/bundle.js"
+    else
+      fail "the JS bundle (${JS:-none named in index.html}) is not served"; show_tail "$LOGS/curl.log"
+    fi
+  else
+    fail "curl -f $URL/ never answered (10 s)"; show_tail "$LOGS/curl.log"
+  fi
+  "$KILN" exec app-container ls -la /usr/share/nginx/html >"$LOGS/exec-ls.txt" 2>&1
+  check "kiln exec app-container ls -la /usr/share/nginx/html lists index.html and assets/" \
+    grep_all "$LOGS/exec-ls.txt" ' index\.html$' ' assets$'
+  "$KILN" logs app-container >"$LOGS/container.log" 2>&1
+  check "kiln logs app-container shows the requests (GET / and GET ${JS:-/assets/...}, 200)" \
+    grep_all "$LOGS/container.log" '"GET / HTTP/1\.1" 200' "\"GET /${JS#/} HTTP/1\\.1\" 200"
+  "$KILN" stats --no-stream >"$LOGS/stats.txt" 2>&1
+  MEM=$("$KILN" stats --no-stream --format '{{.Name}} {{.MemUsage}}' 2>&1 | awk '$1 == "app-container" { print $2 }')
+  check "kiln stats --no-stream shows app-container's memory use (${MEM:-none})" \
+    eval 'grep -qE "^[0-9a-f]{12} +app-container +[0-9.]+%" "$LOGS/stats.txt" && [[ $MEM =~ ^[0-9.]+[KMG]i?B$ ]] && [[ ! $MEM =~ ^0(\.0+)?[KMG]?i?B$ ]]'
+  sed 's/^/      /' "$LOGS/stats.txt"
+  PORTS=$("$KILN" port app-container 2>&1)
+  check "kiln port app-container prints 80/tcp -> 0.0.0.0:$PORT (got: $PORTS)" test "$PORTS" = "80/tcp -> 0.0.0.0:$PORT"
+
+  # Headless Chromium renders the page: React's text in the DOM, a screenshot kept in $LOGS.
+  # Only this host's loopback is reached: host names resolve to nothing, background services off.
+  if command -v chromium >/dev/null; then
+    chrome() {
+      HOME=$WORK timeout 60 chromium --headless --no-sandbox --disable-gpu --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --disable-default-apps --disable-domain-reliability --no-pings --hide-scrollbars \
+        --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' --no-proxy-server \
+        --user-data-dir="$WORK/chromium-profile" --virtual-time-budget=5000 "$@"
+    }
+    chrome --dump-dom "$URL/" >"$LOGS/dom.html" 2>"$LOGS/chromium-dom.log"
+    check "headless Chromium: the rendered DOM holds the React app's text (heading, tagline, button)" \
+      grep_all "$LOGS/dom.html" "<h1>$NEW</h1>" 'Built with node in stage 1, served by nginx in stage 2\.' '<button>'
+    chrome --window-size=1024,768 --screenshot="$LOGS/app-container.png" "$URL/" >"$LOGS/chromium-shot.log" 2>&1
+    check "headless Chromium: a screenshot of the page, kept as $LOGS/app-container.png" \
+      eval '[ "$(head -c 8 "$LOGS/app-container.png" 2>/dev/null | od -An -tx1 | tr -d " \n")" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$LOGS/app-container.png")" -gt 5000 ]'
+  else
+    fail "chromium is not installed (Debian package chromium; bash scripts/install-deps.sh)"
+  fi
+
+  # stop + rm: no process, mount, cgroup or listening socket of the container is left
+  check "kiln stop app-container" eval '"$KILN" stop app-container >"$LOGS/stop.log" 2>&1'
+  check "kiln rm app-container" eval '"$KILN" rm app-container >"$LOGS/rm.log" 2>&1'
+  # its_processes: live processes whose command line names the container or the store, or whose
+  # cgroup is the container's
+  its_processes() {
+    local d pid
+    for d in /proc/[0-9]*; do
+      pid=${d#/proc/}
+      [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
+      grep -q '^State:.*Z' "$d/status" 2>/dev/null && continue
+      if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -qF -e "$CID" -e "$KILN_ROOT" ||
+        grep -qF "$CID" "$d/cgroup" 2>/dev/null; then
+        printf '%s ' "$pid"
+      fi
+    done
+  }
+  LEFT=$(its_processes)
+  for _ in $(seq 1 50); do [ -z "$LEFT" ] && break; sleep 0.1; LEFT=$(its_processes); done
+  check "after stop + rm: no process of the container (/proc)${LEFT:+: $LEFT}" test -z "$LEFT"
+  MNT=$(grep -cF -e "$KILN_ROOT" -e "$CID" /proc/self/mountinfo)
+  check "after stop + rm: no mount under the store or of the container (/proc/self/mountinfo: $MNT)" test "$MNT" = 0
+  CG=$(ls -d /sys/fs/cgroup/*/kiln/"$CID" /sys/fs/cgroup/kiln/"$CID" 2>/dev/null | tr '\n' ' ')
+  check "after stop + rm: no cgroup (/sys/fs/cgroup/*/kiln/ID)${CG:+: $CG}" test -z "$CG"
+  check "after stop + rm: nothing listens on port $PORT (ss -ltn)" not listening "$PORT"
+  check "after stop + rm: kiln ps -a lists nothing" test -z "$("$KILN" ps -aq 2>&1)"
+  CID=''
+fi
 
 echo "tutorial-e2e: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]
