@@ -129,8 +129,35 @@ fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
     (mib * 1024 * 1024) as f64 / 1e6 / t.elapsed().as_secs_f64()
 }
 
-/// Requests/s from wrk (run inside `netns` when given), and its error count.
-fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
+/// CPU seconds (user + system) used so far by this process's kiln-net TCP worker threads
+/// (`kiln-net-tcp-w*`), from /proc/self/task/*/stat. Only the proxy under test is busy during a
+/// test, so the difference across a test is that proxy's CPU.
+fn proxy_cpu() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ticks = 0u64;
+    for t in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = t.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with("kiln-net-tcp-w") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // Fields after the ")" that ends the name: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    ticks as f64 / hz
+}
+
+/// Requests/s from wrk (run inside `netns` when given), its error count and the number of
+/// requests it completed.
+fn wrk(netns: Option<&str>, url: &str) -> (f64, u64, u64) {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("nsenter");
@@ -150,6 +177,11 @@ fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk output: {text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk output: {text}"));
     let mut errors = 0u64;
     for l in text.lines() {
         let l = l.trim();
@@ -163,7 +195,7 @@ fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
             errors += rest.trim().parse::<u64>().unwrap_or(0);
         }
     }
-    (rps, errors)
+    (rps, errors, requests)
 }
 
 /// Makes a client connection to one target.
@@ -236,13 +268,28 @@ fn main() {
         container_port: p,
         proto: Proto::Tcp,
     };
-    let opts = ProxyOptions {
-        tcp_workers: env_num("KILN_BENCH_WORKERS", 0),
-        ..ProxyOptions::default()
-    };
-    let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080)], opts).unwrap();
-    let b = proxy.bound();
-    let (kiln_bulk, kiln_http) = (b[0].host_port, b[1].host_port);
+    // KILN_BENCH_WORKERS: a comma list of worker counts (0: the default); each makes one kiln
+    // proxy, named "kiln" for the first and "kiln-wN" for the others, all in the same runs.
+    let worker_counts: Vec<usize> = std::env::var("KILN_BENCH_WORKERS")
+        .unwrap_or_else(|_| "0".into())
+        .split(',')
+        .map(|w| w.trim().parse().expect("KILN_BENCH_WORKERS: numbers"))
+        .collect();
+    let mut kilns: Vec<(String, u16, u16, Proxy)> = Vec::new();
+    for (i, &w) in worker_counts.iter().enumerate() {
+        let opts = ProxyOptions {
+            tcp_workers: w,
+            ..ProxyOptions::default()
+        };
+        let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080)], opts).unwrap();
+        let b = proxy.bound();
+        let name = if i == 0 {
+            "kiln".to_string()
+        } else {
+            format!("kiln-w{w}")
+        };
+        kilns.push((name, b[0].host_port, b[1].host_port, proxy));
+    }
 
     // docker-proxy's server is on the host's loopback (docker-proxy dials from the host).
     let host_bulk = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -279,17 +326,31 @@ fn main() {
         .join()
         .unwrap()
     };
-    let kiln_connect = move || TcpStream::connect(("127.0.0.1", kiln_bulk)).unwrap();
     let docker_connect = move || TcpStream::connect(("127.0.0.1", dp_bulk)).unwrap();
-    let mut targets: Vec<(&str, Connector)> = vec![
-        ("direct", Box::new(direct_connect)),
-        ("kiln", Box::new(kiln_connect)),
-    ];
+    let mut targets: Vec<(&str, Connector)> = vec![("direct", Box::new(direct_connect))];
+    for (name, port, _, _) in &kilns {
+        let port = *port;
+        targets.push((
+            name.as_str(),
+            Box::new(move || TcpStream::connect(("127.0.0.1", port)).unwrap()),
+        ));
+    }
     if have_docker {
         targets.push(("docker-proxy", Box::new(docker_connect)));
     }
+    // KILN_BENCH_TARGETS / KILN_BENCH_TESTS (comma lists) narrow a run for profiling; the
+    // defaults run everything.
+    let pick = |var: &str, name: &str| {
+        std::env::var(var)
+            .map(|v| v.split(',').any(|x| x.trim() == name))
+            .unwrap_or(true)
+    };
+    targets.retain(|(name, _)| pick("KILN_BENCH_TARGETS", name));
 
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
+    // The kiln proxies' own CPU (worker threads) per unit of work, less sensitive to the
+    // machine's other load than throughput.
+    let mut cpu_rows: Vec<(String, String, Vec<f64>)> = Vec::new();
     let push =
         |rows: &mut Vec<(String, String, Vec<f64>)>, test: &str, target: &str, v: f64| match rows
             .iter_mut()
@@ -303,35 +364,47 @@ fn main() {
     for run in 0..runs {
         eprintln!("run {}/{runs}", run + 1);
         for (name, connect) in &targets {
-            push(
-                &mut rows,
-                &format!("bulk down {mib} MiB (MB/s)"),
-                name,
-                bulk(connect.as_ref(), true, mib),
-            );
-            push(
-                &mut rows,
-                &format!("bulk up {mib} MiB (MB/s)"),
-                name,
-                bulk(connect.as_ref(), false, mib),
-            );
+            if pick("KILN_BENCH_TESTS", "down") {
+                let cpu = proxy_cpu();
+                let v = bulk(connect.as_ref(), true, mib);
+                push(&mut rows, &format!("bulk down {mib} MiB (MB/s)"), name, v);
+                if name.starts_with("kiln") {
+                    let ms = (proxy_cpu() - cpu) * 1e3 * 1024.0 / mib as f64;
+                    push(&mut cpu_rows, "bulk down (CPU ms per GiB)", name, ms);
+                }
+            }
+            if pick("KILN_BENCH_TESTS", "up") {
+                let cpu = proxy_cpu();
+                let v = bulk(connect.as_ref(), false, mib);
+                push(&mut rows, &format!("bulk up {mib} MiB (MB/s)"), name, v);
+                if name.starts_with("kiln") {
+                    let ms = (proxy_cpu() - cpu) * 1e3 * 1024.0 / mib as f64;
+                    push(&mut cpu_rows, "bulk up (CPU ms per GiB)", name, ms);
+                }
+            }
         }
-        if have_wrk {
-            let mut http: Vec<(&str, Option<&str>, String)> = vec![
-                (
-                    "direct",
-                    Some(ns_path.as_str()),
-                    "http://127.0.0.1:8080/".to_string(),
-                ),
-                ("kiln", None, format!("http://127.0.0.1:{kiln_http}/")),
-            ];
+        if have_wrk && pick("KILN_BENCH_TESTS", "http") {
+            let mut http: Vec<(&str, Option<&str>, String)> = vec![(
+                "direct",
+                Some(ns_path.as_str()),
+                "http://127.0.0.1:8080/".to_string(),
+            )];
+            for (name, _, port, _) in &kilns {
+                http.push((name.as_str(), None, format!("http://127.0.0.1:{port}/")));
+            }
             if have_docker {
                 http.push(("docker-proxy", None, format!("http://127.0.0.1:{dp_http}/")));
             }
+            http.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
             for (name, netns, url) in http {
-                let (rps, errors) = wrk(netns, &url);
+                let cpu = proxy_cpu();
+                let (rps, errors, requests) = wrk(netns, &url);
                 wrk_errors.push((name, errors));
                 push(&mut rows, "http wrk -t2 -c200 4 KiB (req/s)", name, rps);
+                if name.starts_with("kiln") {
+                    let us = (proxy_cpu() - cpu) * 1e6 / requests.max(1) as f64;
+                    push(&mut cpu_rows, "http (CPU µs per request)", name, us);
+                }
             }
         }
     }
@@ -353,8 +426,19 @@ fn main() {
             med / direct
         );
     }
+    if !cpu_rows.is_empty() {
+        println!();
+        println!("| proxy CPU (worker threads) | target | median | min–max |");
+        println!("|---|---|---:|---:|");
+        for (test, name, xs) in &mut cpu_rows {
+            let (med, lo, hi) = summary(xs);
+            println!("| {test} | {name} | {med:.1} | {lo:.1}–{hi:.1} |");
+        }
+    }
     let errors: u64 = wrk_errors.iter().map(|e| e.1).sum();
     println!();
     println!("wrk errors (socket errors + non-2xx) over all runs: {errors} {wrk_errors:?}");
-    proxy.stop();
+    for (_, _, _, proxy) in kilns {
+        proxy.stop();
+    }
 }
