@@ -101,6 +101,61 @@ fn http_server(l: TcpListener) {
     });
 }
 
+/// Short-connection server: for each connection, reads to end of stream and answers one byte
+/// ("k"), then closes; two threads share the listener.
+fn conn_server(l: TcpListener) {
+    let l = std::sync::Arc::new(l);
+    for _ in 0..2 {
+        let l = l.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        let _ = c.write_all(b"k");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Connections per second: `CONN_THREADS` clients (in the namespace `netns` when given), each
+/// looping for `CONN_SECS`: connect, send a 100-byte request, half-close, read the one-byte
+/// answer, close.
+fn conn_rate(netns: Option<&std::fs::File>, addr: SocketAddr) -> f64 {
+    const CONN_THREADS: usize = 4;
+    const CONN_SECS: f64 = 3.0;
+    let t = Instant::now();
+    let handles: Vec<_> = (0..CONN_THREADS)
+        .map(|_| {
+            let ns = netns.map(|f| f.try_clone().unwrap());
+            std::thread::spawn(move || {
+                if let Some(f) = ns {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: setns on this client thread only.
+                    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+                }
+                let mut n = 0u64;
+                while t.elapsed().as_secs_f64() < CONN_SECS {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(&[b'u'; 100]).unwrap();
+                    c.shutdown(Shutdown::Write).unwrap();
+                    let mut k = [0u8; 1];
+                    c.read_exact(&mut k).unwrap();
+                    assert_eq!(&k, b"k");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let n: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
 /// MB/s of one bulk transfer through `addr`; `connect` makes the client socket.
 fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
     let t = Instant::now();
@@ -262,6 +317,7 @@ fn main() {
     let ns = Netns::new(true);
     bulk_server(ns.tcp_listener("0.0.0.0:5001"), mib);
     http_server(ns.tcp_listener("0.0.0.0:8080"));
+    conn_server(ns.tcp_listener("0.0.0.0:5002"));
     let map = |p| PortMapping {
         host_ip: "127.0.0.1".parse().unwrap(),
         host_port: 0,
@@ -275,20 +331,20 @@ fn main() {
         .split(',')
         .map(|w| w.trim().parse().expect("KILN_BENCH_WORKERS: numbers"))
         .collect();
-    let mut kilns: Vec<(String, u16, u16, Proxy)> = Vec::new();
+    let mut kilns: Vec<(String, u16, u16, u16, Proxy)> = Vec::new();
     for (i, &w) in worker_counts.iter().enumerate() {
         let opts = ProxyOptions {
             tcp_workers: w,
             ..ProxyOptions::default()
         };
-        let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080)], opts).unwrap();
+        let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080), map(5002)], opts).unwrap();
         let b = proxy.bound();
         let name = if i == 0 {
             "kiln".to_string()
         } else {
             format!("kiln-w{w}")
         };
-        kilns.push((name, b[0].host_port, b[1].host_port, proxy));
+        kilns.push((name, b[0].host_port, b[1].host_port, b[2].host_port, proxy));
     }
 
     // docker-proxy's server is on the host's loopback (docker-proxy dials from the host).
@@ -298,14 +354,18 @@ fn main() {
         host_bulk.local_addr().unwrap(),
         host_http.local_addr().unwrap(),
     );
+    let host_conn = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hc = host_conn.local_addr().unwrap();
     bulk_server(host_bulk, mib);
     http_server(host_http);
-    let (dp_bulk, dp_http) = (free_port(), free_port());
+    conn_server(host_conn);
+    let (dp_bulk, dp_http, dp_conn) = (free_port(), free_port(), free_port());
     let dockers = (
         DockerProxy::start(dp_bulk, hb),
         DockerProxy::start(dp_http, hh),
+        DockerProxy::start(dp_conn, hc),
     );
-    let have_docker = dockers.0.is_some() && dockers.1.is_some();
+    let have_docker = dockers.0.is_some() && dockers.1.is_some() && dockers.2.is_some();
     if !have_docker {
         eprintln!("docker-proxy not found or not starting: its rows are left out");
     }
@@ -328,7 +388,7 @@ fn main() {
     };
     let docker_connect = move || TcpStream::connect(("127.0.0.1", dp_bulk)).unwrap();
     let mut targets: Vec<(&str, Connector)> = vec![("direct", Box::new(direct_connect))];
-    for (name, port, _, _) in &kilns {
+    for (name, port, _, _, _) in &kilns {
         let port = *port;
         targets.push((
             name.as_str(),
@@ -383,13 +443,29 @@ fn main() {
                 }
             }
         }
+        if pick("KILN_BENCH_TESTS", "conn") {
+            let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+            let mut conn: Vec<(&str, Option<&std::fs::File>, SocketAddr)> =
+                vec![("direct", Some(&ns.file), local(5002))];
+            for (name, _, _, port, _) in &kilns {
+                conn.push((name.as_str(), None, local(*port)));
+            }
+            if have_docker {
+                conn.push(("docker-proxy", None, local(dp_conn)));
+            }
+            conn.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
+            for (name, netns, addr) in conn {
+                let rate = conn_rate(netns, addr);
+                push(&mut rows, "connections 4 clients (conn/s)", name, rate);
+            }
+        }
         if have_wrk && pick("KILN_BENCH_TESTS", "http") {
             let mut http: Vec<(&str, Option<&str>, String)> = vec![(
                 "direct",
                 Some(ns_path.as_str()),
                 "http://127.0.0.1:8080/".to_string(),
             )];
-            for (name, _, port, _) in &kilns {
+            for (name, _, port, _, _) in &kilns {
                 http.push((name.as_str(), None, format!("http://127.0.0.1:{port}/")));
             }
             if have_docker {
@@ -438,7 +514,7 @@ fn main() {
     let errors: u64 = wrk_errors.iter().map(|e| e.1).sum();
     println!();
     println!("wrk errors (socket errors + non-2xx) over all runs: {errors} {wrk_errors:?}");
-    for (_, _, _, proxy) in kilns {
+    for (_, _, _, _, proxy) in kilns {
         proxy.stop();
     }
 }
