@@ -125,7 +125,7 @@ fn conn_server(l: TcpListener) {
 /// Connections per second: `CONN_THREADS` clients (in the namespace `netns` when given), each
 /// looping for `CONN_SECS`: connect, send a 100-byte request, half-close, read the one-byte
 /// answer, close.
-fn conn_rate(netns: Option<&std::fs::File>, addr: SocketAddr) -> f64 {
+fn conn_rate(netns: Option<&std::fs::File>, addr: SocketAddr) -> (f64, u64) {
     const CONN_THREADS: usize = 4;
     const CONN_SECS: f64 = 3.0;
     let t = Instant::now();
@@ -153,7 +153,7 @@ fn conn_rate(netns: Option<&std::fs::File>, addr: SocketAddr) -> f64 {
         })
         .collect();
     let n: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    n as f64 / t.elapsed().as_secs_f64()
+    (n as f64 / t.elapsed().as_secs_f64(), n)
 }
 
 /// MB/s of one bulk transfer through `addr`; `connect` makes the client socket.
@@ -184,30 +184,41 @@ fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
     (mib * 1024 * 1024) as f64 / 1e6 / t.elapsed().as_secs_f64()
 }
 
-/// CPU seconds (user + system) used so far by this process's kiln-net TCP worker threads
-/// (`kiln-net-tcp-w*`), from /proc/self/task/*/stat. Only the proxy under test is busy during a
-/// test, so the difference across a test is that proxy's CPU.
-fn proxy_cpu() -> f64 {
+/// User + system CPU seconds in a /proc stat line (fields 14 and 15, counted after the ")"
+/// that ends the name).
+fn stat_cpu(stat: &str) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut ticks = 0u64;
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / hz
+}
+
+/// CPU seconds used so far by the proxy of `target`: for kiln, this process's kiln-net threads
+/// (`kiln-net-*`: workers, acceptors, the namespace thread; only the proxy under test is busy
+/// during a test, so the difference across a test is its CPU); for docker-proxy, the docker-proxy processes `pids`.
+fn proxy_cpu(target: &str, pids: &[u32]) -> f64 {
+    if target == "docker-proxy" {
+        return pids
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .map(|s| stat_cpu(&s))
+            .sum();
+    }
+    let mut cpu = 0.0;
     for t in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
         let dir = t.unwrap().path();
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
             continue;
         };
-        if !comm.starts_with("kiln-net-tcp-w") {
+        if !comm.starts_with("kiln-net-") {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            continue;
-        };
-        // Fields after the ")" that ends the name: state is field 3, utime 14, stime 15.
-        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
+            cpu += stat_cpu(&stat);
+        }
     }
-    ticks as f64 / hz
+    cpu
 }
 
 /// Requests/s from wrk (run inside `netns` when given), its error count and the number of
@@ -366,6 +377,10 @@ fn main() {
         DockerProxy::start(dp_conn, hc),
     );
     let have_docker = dockers.0.is_some() && dockers.1.is_some() && dockers.2.is_some();
+    let docker_pids: Vec<u32> = [&dockers.0, &dockers.1, &dockers.2]
+        .iter()
+        .filter_map(|d| d.as_ref().map(|d| d.0.id()))
+        .collect();
     if !have_docker {
         eprintln!("docker-proxy not found or not starting: its rows are left out");
     }
@@ -408,7 +423,7 @@ fn main() {
     targets.retain(|(name, _)| pick("KILN_BENCH_TARGETS", name));
 
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
-    // The kiln proxies' own CPU (worker threads) per unit of work, less sensitive to the
+    // The proxies' own CPU per unit of work, less sensitive to the
     // machine's other load than throughput.
     let mut cpu_rows: Vec<(String, String, Vec<f64>)> = Vec::new();
     let push =
@@ -425,20 +440,20 @@ fn main() {
         eprintln!("run {}/{runs}", run + 1);
         for (name, connect) in &targets {
             if pick("KILN_BENCH_TESTS", "down") {
-                let cpu = proxy_cpu();
+                let cpu = proxy_cpu(name, &docker_pids);
                 let v = bulk(connect.as_ref(), true, mib);
                 push(&mut rows, &format!("bulk down {mib} MiB (MB/s)"), name, v);
-                if name.starts_with("kiln") {
-                    let ms = (proxy_cpu() - cpu) * 1e3 * 1024.0 / mib as f64;
+                if *name != "direct" {
+                    let ms = (proxy_cpu(name, &docker_pids) - cpu) * 1e3 * 1024.0 / mib as f64;
                     push(&mut cpu_rows, "bulk down (CPU ms per GiB)", name, ms);
                 }
             }
             if pick("KILN_BENCH_TESTS", "up") {
-                let cpu = proxy_cpu();
+                let cpu = proxy_cpu(name, &docker_pids);
                 let v = bulk(connect.as_ref(), false, mib);
                 push(&mut rows, &format!("bulk up {mib} MiB (MB/s)"), name, v);
-                if name.starts_with("kiln") {
-                    let ms = (proxy_cpu() - cpu) * 1e3 * 1024.0 / mib as f64;
+                if *name != "direct" {
+                    let ms = (proxy_cpu(name, &docker_pids) - cpu) * 1e3 * 1024.0 / mib as f64;
                     push(&mut cpu_rows, "bulk up (CPU ms per GiB)", name, ms);
                 }
             }
@@ -455,8 +470,18 @@ fn main() {
             }
             conn.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
             for (name, netns, addr) in conn {
-                let rate = conn_rate(netns, addr);
+                let cpu = proxy_cpu(name, &docker_pids);
+                let (rate, n) = conn_rate(netns, addr);
                 push(&mut rows, "connections 4 clients (conn/s)", name, rate);
+                if name != "direct" {
+                    let us = (proxy_cpu(name, &docker_pids) - cpu) * 1e6 / n.max(1) as f64;
+                    push(
+                        &mut cpu_rows,
+                        "connections (CPU µs per connection)",
+                        name,
+                        us,
+                    );
+                }
             }
         }
         if have_wrk && pick("KILN_BENCH_TESTS", "http") {
@@ -473,12 +498,12 @@ fn main() {
             }
             http.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
             for (name, netns, url) in http {
-                let cpu = proxy_cpu();
+                let cpu = proxy_cpu(name, &docker_pids);
                 let (rps, errors, requests) = wrk(netns, &url);
                 wrk_errors.push((name, errors));
                 push(&mut rows, "http wrk -t2 -c200 4 KiB (req/s)", name, rps);
-                if name.starts_with("kiln") {
-                    let us = (proxy_cpu() - cpu) * 1e6 / requests.max(1) as f64;
+                if name != "direct" {
+                    let us = (proxy_cpu(name, &docker_pids) - cpu) * 1e6 / requests.max(1) as f64;
                     push(&mut cpu_rows, "http (CPU µs per request)", name, us);
                 }
             }
@@ -504,7 +529,7 @@ fn main() {
     }
     if !cpu_rows.is_empty() {
         println!();
-        println!("| proxy CPU (worker threads) | target | median | min–max |");
+        println!("| proxy CPU | target | median | min–max |");
         println!("|---|---|---:|---:|");
         for (test, name, xs) in &mut cpu_rows {
             let (med, lo, hi) = summary(xs);
