@@ -318,8 +318,9 @@ fn ignore_sigpipe() {
     }
 }
 
-/// Raises the soft limit of open files to the hard one: a TCP connection holds 6 fds (two
-/// sockets, two pipes), so 200 connections need more than the usual soft limit of 1024.
+/// Raises the soft limit of open files to the hard one: a TCP connection holds up to 6 fds (two
+/// sockets, and a pipe each way once it carries bulk data), so 200 bulk connections need more
+/// than the usual soft limit of 1024.
 /// Docker's containers get a high limit too; a failure leaves the limit as it was.
 fn raise_nofile_limit() {
     let mut lim = libc::rlimit {

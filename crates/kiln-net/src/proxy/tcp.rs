@@ -1,10 +1,12 @@
-//! TCP forwarding. An acceptor thread per published port accepts on the host, creates the
-//! container-side socket through the namespace thread and starts a non-blocking connect; the
+//! TCP forwarding. An acceptor thread per published port, which entered the container's
+//! namespace (see `accept_loop`), accepts on the host, creates the container-side socket
+//! itself and starts a non-blocking connect; the
 //! pair goes to one of a few worker threads, each a level-triggered epoll loop over its
 //! connections, which watches a socket only for what can make progress (see
 //! `apply_interest`): a direction with bytes waiting stops reading from its sender
 //! (back-pressure). Bulk data moves with `splice` (socket → pipe → socket, no copy through
-//! user space), small messages with recv/send through the worker's buffer (see `pump`). End of
+//! user space; the pipes are made on a direction's first bulk read), small messages with
+//! recv/send through the worker's buffer (see `pump`). End of
 //! stream one way becomes `shutdown(Write)` the same way (half-close); an error either way
 //! closes both sides. Nothing polls: threads sleep in `accept` or `epoll_wait` (a 1 s tick
 //! only while a connect is pending, for its timeout).
