@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Throughput through kiln-net's port proxy against the same server reached without it, and
 # against docker's docker-proxy (when /usr/sbin/docker-proxy exists): a bulk TCP transfer each
-# way and `wrk -t2 -c200 -d5s` against a small keep-alive HTTP server (4 KiB responses). The
+# way, short connections (4 clients for 3 s: connect, 100 bytes, half-close, 1-byte answer) and
+# `wrk -t2 -c200 -d5s` against a small keep-alive HTTP server (4 KiB responses), and each
+# proxy's own CPU per GiB / connection / request. The
 # server runs in a network namespace the bench makes; "direct" is a client in that namespace
 # (loopback, like --network host), "kiln" goes host → proxy → namespace, "docker-proxy" goes
 # host → docker-proxy → a server on the host's loopback. Runs are interleaved; the table has
 # medians, min–max and the ratio to direct. See crates/kiln-net/benches/proxy.rs.
 #
 #   bench/net-proxy.sh            needs root; wrk (Debian's wrk) for the HTTP rows
+# Before/after of two proxy builds in the same session: bench/net-proxy-ab.sh.
 # Env: RUNS (default 5), MIB (bulk size, default 1024), OUT (default
 #      bench/results/<date>-<HHMM>-net-proxy.md)
 set -euo pipefail

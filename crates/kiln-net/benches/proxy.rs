@@ -101,6 +101,61 @@ fn http_server(l: TcpListener) {
     });
 }
 
+/// Short-connection server: for each connection, reads to end of stream and answers one byte
+/// ("k"), then closes; two threads share the listener.
+fn conn_server(l: TcpListener) {
+    let l = std::sync::Arc::new(l);
+    for _ in 0..2 {
+        let l = l.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        let _ = c.write_all(b"k");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Connections per second: `CONN_THREADS` clients (in the namespace `netns` when given), each
+/// looping for `CONN_SECS`: connect, send a 100-byte request, half-close, read the one-byte
+/// answer, close.
+fn conn_rate(netns: Option<&std::fs::File>, addr: SocketAddr) -> (f64, u64) {
+    const CONN_THREADS: usize = 4;
+    const CONN_SECS: f64 = 3.0;
+    let t = Instant::now();
+    let handles: Vec<_> = (0..CONN_THREADS)
+        .map(|_| {
+            let ns = netns.map(|f| f.try_clone().unwrap());
+            std::thread::spawn(move || {
+                if let Some(f) = ns {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: setns on this client thread only.
+                    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+                }
+                let mut n = 0u64;
+                while t.elapsed().as_secs_f64() < CONN_SECS {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(&[b'u'; 100]).unwrap();
+                    c.shutdown(Shutdown::Write).unwrap();
+                    let mut k = [0u8; 1];
+                    c.read_exact(&mut k).unwrap();
+                    assert_eq!(&k, b"k");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let n: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    (n as f64 / t.elapsed().as_secs_f64(), n)
+}
+
 /// MB/s of one bulk transfer through `addr`; `connect` makes the client socket.
 fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
     let t = Instant::now();
@@ -129,8 +184,46 @@ fn bulk(connect: &dyn Fn() -> TcpStream, down: bool, mib: usize) -> f64 {
     (mib * 1024 * 1024) as f64 / 1e6 / t.elapsed().as_secs_f64()
 }
 
-/// Requests/s from wrk (run inside `netns` when given), and its error count.
-fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
+/// User + system CPU seconds in a /proc stat line (fields 14 and 15, counted after the ")"
+/// that ends the name).
+fn stat_cpu(stat: &str) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / hz
+}
+
+/// CPU seconds used so far by the proxy of `target`: for kiln, this process's kiln-net threads
+/// (`kiln-net-*`: workers, acceptors, the namespace thread; only the proxy under test is busy
+/// during a test, so the difference across a test is its CPU); for docker-proxy, the docker-proxy processes `pids`.
+fn proxy_cpu(target: &str, pids: &[u32]) -> f64 {
+    if target == "docker-proxy" {
+        return pids
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .map(|s| stat_cpu(&s))
+            .sum();
+    }
+    let mut cpu = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = t.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with("kiln-net-") {
+            continue;
+        }
+        if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
+            cpu += stat_cpu(&stat);
+        }
+    }
+    cpu
+}
+
+/// Requests/s from wrk (run inside `netns` when given), its error count and the number of
+/// requests it completed.
+fn wrk(netns: Option<&str>, url: &str) -> (f64, u64, u64) {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("nsenter");
@@ -150,6 +243,11 @@ fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk output: {text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk output: {text}"));
     let mut errors = 0u64;
     for l in text.lines() {
         let l = l.trim();
@@ -163,7 +261,7 @@ fn wrk(netns: Option<&str>, url: &str) -> (f64, u64) {
             errors += rest.trim().parse::<u64>().unwrap_or(0);
         }
     }
-    (rps, errors)
+    (rps, errors, requests)
 }
 
 /// Makes a client connection to one target.
@@ -230,19 +328,35 @@ fn main() {
     let ns = Netns::new(true);
     bulk_server(ns.tcp_listener("0.0.0.0:5001"), mib);
     http_server(ns.tcp_listener("0.0.0.0:8080"));
+    conn_server(ns.tcp_listener("0.0.0.0:5002"));
     let map = |p| PortMapping {
         host_ip: "127.0.0.1".parse().unwrap(),
         host_port: 0,
         container_port: p,
         proto: Proto::Tcp,
     };
-    let opts = ProxyOptions {
-        tcp_workers: env_num("KILN_BENCH_WORKERS", 0),
-        ..ProxyOptions::default()
-    };
-    let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080)], opts).unwrap();
-    let b = proxy.bound();
-    let (kiln_bulk, kiln_http) = (b[0].host_port, b[1].host_port);
+    // KILN_BENCH_WORKERS: a comma list of worker counts (0: the default); each makes one kiln
+    // proxy, named "kiln" for the first and "kiln-wN" for the others, all in the same runs.
+    let worker_counts: Vec<usize> = std::env::var("KILN_BENCH_WORKERS")
+        .unwrap_or_else(|_| "0".into())
+        .split(',')
+        .map(|w| w.trim().parse().expect("KILN_BENCH_WORKERS: numbers"))
+        .collect();
+    let mut kilns: Vec<(String, u16, u16, u16, Proxy)> = Vec::new();
+    for (i, &w) in worker_counts.iter().enumerate() {
+        let opts = ProxyOptions {
+            tcp_workers: w,
+            ..ProxyOptions::default()
+        };
+        let proxy = Proxy::start_with(&ns.file, &[map(5001), map(8080), map(5002)], opts).unwrap();
+        let b = proxy.bound();
+        let name = if i == 0 {
+            "kiln".to_string()
+        } else {
+            format!("kiln-w{w}")
+        };
+        kilns.push((name, b[0].host_port, b[1].host_port, b[2].host_port, proxy));
+    }
 
     // docker-proxy's server is on the host's loopback (docker-proxy dials from the host).
     let host_bulk = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -251,14 +365,22 @@ fn main() {
         host_bulk.local_addr().unwrap(),
         host_http.local_addr().unwrap(),
     );
+    let host_conn = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hc = host_conn.local_addr().unwrap();
     bulk_server(host_bulk, mib);
     http_server(host_http);
-    let (dp_bulk, dp_http) = (free_port(), free_port());
+    conn_server(host_conn);
+    let (dp_bulk, dp_http, dp_conn) = (free_port(), free_port(), free_port());
     let dockers = (
         DockerProxy::start(dp_bulk, hb),
         DockerProxy::start(dp_http, hh),
+        DockerProxy::start(dp_conn, hc),
     );
-    let have_docker = dockers.0.is_some() && dockers.1.is_some();
+    let have_docker = dockers.0.is_some() && dockers.1.is_some() && dockers.2.is_some();
+    let docker_pids: Vec<u32> = [&dockers.0, &dockers.1, &dockers.2]
+        .iter()
+        .filter_map(|d| d.as_ref().map(|d| d.0.id()))
+        .collect();
     if !have_docker {
         eprintln!("docker-proxy not found or not starting: its rows are left out");
     }
@@ -279,17 +401,31 @@ fn main() {
         .join()
         .unwrap()
     };
-    let kiln_connect = move || TcpStream::connect(("127.0.0.1", kiln_bulk)).unwrap();
     let docker_connect = move || TcpStream::connect(("127.0.0.1", dp_bulk)).unwrap();
-    let mut targets: Vec<(&str, Connector)> = vec![
-        ("direct", Box::new(direct_connect)),
-        ("kiln", Box::new(kiln_connect)),
-    ];
+    let mut targets: Vec<(&str, Connector)> = vec![("direct", Box::new(direct_connect))];
+    for (name, port, _, _, _) in &kilns {
+        let port = *port;
+        targets.push((
+            name.as_str(),
+            Box::new(move || TcpStream::connect(("127.0.0.1", port)).unwrap()),
+        ));
+    }
     if have_docker {
         targets.push(("docker-proxy", Box::new(docker_connect)));
     }
+    // KILN_BENCH_TARGETS / KILN_BENCH_TESTS (comma lists) narrow a run for profiling; the
+    // defaults run everything.
+    let pick = |var: &str, name: &str| {
+        std::env::var(var)
+            .map(|v| v.split(',').any(|x| x.trim() == name))
+            .unwrap_or(true)
+    };
+    targets.retain(|(name, _)| pick("KILN_BENCH_TARGETS", name));
 
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
+    // The proxies' own CPU per unit of work, less sensitive to the
+    // machine's other load than throughput.
+    let mut cpu_rows: Vec<(String, String, Vec<f64>)> = Vec::new();
     let push =
         |rows: &mut Vec<(String, String, Vec<f64>)>, test: &str, target: &str, v: f64| match rows
             .iter_mut()
@@ -303,35 +439,73 @@ fn main() {
     for run in 0..runs {
         eprintln!("run {}/{runs}", run + 1);
         for (name, connect) in &targets {
-            push(
-                &mut rows,
-                &format!("bulk down {mib} MiB (MB/s)"),
-                name,
-                bulk(connect.as_ref(), true, mib),
-            );
-            push(
-                &mut rows,
-                &format!("bulk up {mib} MiB (MB/s)"),
-                name,
-                bulk(connect.as_ref(), false, mib),
-            );
+            if pick("KILN_BENCH_TESTS", "down") {
+                let cpu = proxy_cpu(name, &docker_pids);
+                let v = bulk(connect.as_ref(), true, mib);
+                push(&mut rows, &format!("bulk down {mib} MiB (MB/s)"), name, v);
+                if *name != "direct" {
+                    let ms = (proxy_cpu(name, &docker_pids) - cpu) * 1e3 * 1024.0 / mib as f64;
+                    push(&mut cpu_rows, "bulk down (CPU ms per GiB)", name, ms);
+                }
+            }
+            if pick("KILN_BENCH_TESTS", "up") {
+                let cpu = proxy_cpu(name, &docker_pids);
+                let v = bulk(connect.as_ref(), false, mib);
+                push(&mut rows, &format!("bulk up {mib} MiB (MB/s)"), name, v);
+                if *name != "direct" {
+                    let ms = (proxy_cpu(name, &docker_pids) - cpu) * 1e3 * 1024.0 / mib as f64;
+                    push(&mut cpu_rows, "bulk up (CPU ms per GiB)", name, ms);
+                }
+            }
         }
-        if have_wrk {
-            let mut http: Vec<(&str, Option<&str>, String)> = vec![
-                (
-                    "direct",
-                    Some(ns_path.as_str()),
-                    "http://127.0.0.1:8080/".to_string(),
-                ),
-                ("kiln", None, format!("http://127.0.0.1:{kiln_http}/")),
-            ];
+        if pick("KILN_BENCH_TESTS", "conn") {
+            let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+            let mut conn: Vec<(&str, Option<&std::fs::File>, SocketAddr)> =
+                vec![("direct", Some(&ns.file), local(5002))];
+            for (name, _, _, port, _) in &kilns {
+                conn.push((name.as_str(), None, local(*port)));
+            }
+            if have_docker {
+                conn.push(("docker-proxy", None, local(dp_conn)));
+            }
+            conn.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
+            for (name, netns, addr) in conn {
+                let cpu = proxy_cpu(name, &docker_pids);
+                let (rate, n) = conn_rate(netns, addr);
+                push(&mut rows, "connections 4 clients (conn/s)", name, rate);
+                if name != "direct" {
+                    let us = (proxy_cpu(name, &docker_pids) - cpu) * 1e6 / n.max(1) as f64;
+                    push(
+                        &mut cpu_rows,
+                        "connections (CPU µs per connection)",
+                        name,
+                        us,
+                    );
+                }
+            }
+        }
+        if have_wrk && pick("KILN_BENCH_TESTS", "http") {
+            let mut http: Vec<(&str, Option<&str>, String)> = vec![(
+                "direct",
+                Some(ns_path.as_str()),
+                "http://127.0.0.1:8080/".to_string(),
+            )];
+            for (name, _, port, _, _) in &kilns {
+                http.push((name.as_str(), None, format!("http://127.0.0.1:{port}/")));
+            }
             if have_docker {
                 http.push(("docker-proxy", None, format!("http://127.0.0.1:{dp_http}/")));
             }
+            http.retain(|(name, _, _)| pick("KILN_BENCH_TARGETS", name));
             for (name, netns, url) in http {
-                let (rps, errors) = wrk(netns, &url);
+                let cpu = proxy_cpu(name, &docker_pids);
+                let (rps, errors, requests) = wrk(netns, &url);
                 wrk_errors.push((name, errors));
                 push(&mut rows, "http wrk -t2 -c200 4 KiB (req/s)", name, rps);
+                if name != "direct" {
+                    let us = (proxy_cpu(name, &docker_pids) - cpu) * 1e6 / requests.max(1) as f64;
+                    push(&mut cpu_rows, "http (CPU µs per request)", name, us);
+                }
             }
         }
     }
@@ -353,8 +527,19 @@ fn main() {
             med / direct
         );
     }
+    if !cpu_rows.is_empty() {
+        println!();
+        println!("| proxy CPU | target | median | min–max |");
+        println!("|---|---|---:|---:|");
+        for (test, name, xs) in &mut cpu_rows {
+            let (med, lo, hi) = summary(xs);
+            println!("| {test} | {name} | {med:.1} | {lo:.1}–{hi:.1} |");
+        }
+    }
     let errors: u64 = wrk_errors.iter().map(|e| e.1).sum();
     println!();
     println!("wrk errors (socket errors + non-2xx) over all runs: {errors} {wrk_errors:?}");
-    proxy.stop();
+    for (_, _, _, _, proxy) in kilns {
+        proxy.stop();
+    }
 }

@@ -50,6 +50,8 @@ impl Default for ProxyOptions {
 /// What the serving threads share with [`Proxy::stop`].
 pub(crate) struct Shared {
     pub(crate) ns: NsThread,
+    /// The container's network namespace, which TCP acceptor threads enter (see `tcp.rs`).
+    pub(crate) netns: File,
     pub(crate) stopping: AtomicBool,
     /// An eventfd that becomes readable at stop: UDP threads poll it beside their socket.
     pub(crate) stop_fd: OwnedFd,
@@ -151,6 +153,9 @@ impl Proxy {
         }
 
         let ns = NsThread::start(netns, "kiln-net-ns")?;
+        let netns_dup = netns
+            .try_clone()
+            .map_err(|e| Error::netns("duplicating the namespace file", e))?;
         let target = match opts.target {
             Some(t) => t,
             None => {
@@ -171,6 +176,7 @@ impl Proxy {
         }
         let shared = Arc::new(Shared {
             ns,
+            netns: netns_dup,
             stopping: AtomicBool::new(false),
             // SAFETY: efd was just returned by eventfd and is owned by nobody else.
             stop_fd: unsafe { OwnedFd::from_raw_fd(efd) },
@@ -312,8 +318,9 @@ fn ignore_sigpipe() {
     }
 }
 
-/// Raises the soft limit of open files to the hard one: a TCP connection holds 6 fds (two
-/// sockets, two pipes), so 200 connections need more than the usual soft limit of 1024.
+/// Raises the soft limit of open files to the hard one: a TCP connection holds up to 6 fds (two
+/// sockets, and a pipe each way once it carries bulk data), so 200 bulk connections need more
+/// than the usual soft limit of 1024.
 /// Docker's containers get a high limit too; a failure leaves the limit as it was.
 fn raise_nofile_limit() {
     let mut lim = libc::rlimit {

@@ -1,10 +1,12 @@
-//! TCP forwarding. An acceptor thread per published port accepts on the host, creates the
-//! container-side socket through the namespace thread and starts a non-blocking connect; the
+//! TCP forwarding. An acceptor thread per published port, which entered the container's
+//! namespace (see `accept_loop`), accepts on the host, creates the container-side socket
+//! itself and starts a non-blocking connect; the
 //! pair goes to one of a few worker threads, each a level-triggered epoll loop over its
 //! connections, which watches a socket only for what can make progress (see
 //! `apply_interest`): a direction with bytes waiting stops reading from its sender
 //! (back-pressure). Bulk data moves with `splice` (socket → pipe → socket, no copy through
-//! user space), small messages with recv/send through the worker's buffer (see `pump`). End of
+//! user space; the pipes are made on a direction's first bulk read), small messages with
+//! recv/send through the worker's buffer (see `pump`). End of
 //! stream one way becomes `shutdown(Write)` the same way (half-close); an error either way
 //! closes both sides. Nothing polls: threads sleep in `accept` or `epoll_wait` (a 1 s tick
 //! only while a connect is pending, for its timeout).
@@ -166,9 +168,16 @@ fn accept_loop(
     workers: &Workers,
     live: &Arc<AtomicUsize>,
 ) {
+    // This thread enters the container's namespace, so that it makes the container-side
+    // socket of each connection itself (a socket belongs to the namespace of the thread that
+    // creates it; accept on the host's listener still gives host sockets). Without it (setns
+    // refused), each socket is a round trip to the namespace thread: two thread switches per
+    // connection.
+    // SAFETY: setns on a valid fd; it changes only this thread's namespace.
+    let in_ns = unsafe { libc::setns(shared.netns.as_raw_fd(), libc::CLONE_NEWNET) } == 0;
     loop {
-        let client = match listener.accept() {
-            Ok((c, _)) => c,
+        let client = match accept(listener) {
+            Ok(c) => c,
             Err(_) if shared.stopping() => return,
             Err(e) => match e.kind() {
                 io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
@@ -183,12 +192,9 @@ fn accept_loop(
             return;
         }
         // A failure here closes the client (docker-proxy does the same when it cannot dial).
-        let Ok(server) = start_connect(shared, to) else {
+        let Ok(server) = start_connect(shared, to, in_ns) else {
             continue;
         };
-        if client.set_nonblocking(true).is_err() {
-            continue;
-        }
         let _ = client.set_nodelay(true);
         workers.hand(NewConn {
             client,
@@ -199,23 +205,49 @@ fn accept_loop(
 }
 
 /// A non-blocking socket of the namespace with its connect to `to` under way.
-fn start_connect(shared: &Shared, to: SocketAddr) -> io::Result<TcpStream> {
-    let fd = shared.ns.tcp_socket(to)?;
-    // SAFETY: F_SETFL on our socket.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+/// `in_ns`: the calling thread is in the namespace and makes the socket itself.
+fn start_connect(shared: &Shared, to: SocketAddr, in_ns: bool) -> io::Result<TcpStream> {
+    let fd = if in_ns {
+        let domain = if to.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        // SAFETY: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(domain, flags, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    } else {
+        let fd = shared.ns.tcp_socket(to)?;
+        // SAFETY: F_SETFL on our socket.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        fd
+    };
     let s = netns::connect(fd, to)?;
     let _ = s.set_nodelay(true);
     Ok(s)
 }
 
-/// One direction of a connection: `src` → pipe → `dst`.
-struct Dir {
-    pipe_r: OwnedFd,
-    pipe_w: OwnedFd,
+/// A pipe for splice: read end, write end, capacity.
+struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
     chunk: usize,
+}
+
+/// One direction of a connection: `src` → pipe → `dst`, or `src` → buffer → `dst`.
+#[derive(Default)]
+struct Dir {
+    /// Made when the direction first switches to splice: connections that only carry small
+    /// messages never hold one (2 fds per connection instead of 6, no pipe set-up).
+    pipe: Option<Pipe>,
     /// Bytes in the pipe.
     pending: usize,
     /// Bytes read with `recv` that `dst` did not take yet (from `held_off`).
@@ -341,8 +373,8 @@ fn worker(
 
 fn register(ep: &OwnedFd, id: u64, nc: NewConn) -> io::Result<Conn> {
     let mut c = Conn {
-        up: new_dir()?,
-        down: new_dir()?,
+        up: Dir::default(),
+        down: Dir::default(),
         connecting: Some(Instant::now()),
         client_ev: 0,
         server_ev: 0,
@@ -469,8 +501,8 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
     }
     flush(d, dst)?;
     if d.waiting() == 0 && !d.eof {
-        if d.splicing {
-            match splice(src.as_raw_fd(), d.pipe_w.as_raw_fd(), d.chunk) {
+        if let (true, Some(p)) = (d.splicing, &d.pipe) {
+            match splice(src.as_raw_fd(), p.w.as_raw_fd(), p.chunk) {
                 Ok(0) => d.eof = true,
                 Ok(n) => {
                     d.pending = n;
@@ -484,7 +516,12 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
             match recv(src.as_raw_fd(), buf) {
                 Ok(0) => d.eof = true,
                 Ok(n) => {
-                    d.splicing = n == buf.len();
+                    // A full buffer: bulk data, which moves through a pipe from now on (if
+                    // one can be made: out of fds, the direction keeps copying).
+                    if n == buf.len() && d.pipe.is_none() {
+                        d.pipe = new_pipe().ok();
+                    }
+                    d.splicing = n == buf.len() && d.pipe.is_some();
                     let sent = match send(dst.as_raw_fd(), &buf[..n]) {
                         Ok(m) => m,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -512,7 +549,8 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
 /// would block.
 fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
     while d.pending > 0 {
-        match splice(d.pipe_r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
+        let p = d.pipe.as_ref().expect("bytes pending in a pipe");
+        match splice(p.r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
             Ok(n) => d.pending -= n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
@@ -528,6 +566,24 @@ fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
     d.held.clear();
     d.held_off = 0;
     Ok(())
+}
+
+/// A connection from `listener`, non-blocking and close-on-exec (accept4: no fcntl after).
+fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    // SAFETY: accept4 without the peer address; the fd is owned right away.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by accept4 and is owned by nobody else.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
 }
 
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -588,7 +644,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     }
 }
 
-fn new_dir() -> io::Result<Dir> {
+fn new_pipe() -> io::Result<Pipe> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds we own from here on.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
@@ -598,16 +654,10 @@ fn new_dir() -> io::Result<Dir> {
     let (pipe_r, pipe_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: F_SETPIPE_SZ on our pipe; on failure (pipe-max-size) the pipe keeps 64 KiB.
     let cap = unsafe { libc::fcntl(pipe_w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
-    Ok(Dir {
-        pipe_r,
-        pipe_w,
+    Ok(Pipe {
+        r: pipe_r,
+        w: pipe_w,
         chunk: if cap > 0 { cap as usize } else { 64 * 1024 },
-        pending: 0,
-        held: Vec::new(),
-        held_off: 0,
-        splicing: false,
-        eof: false,
-        done: false,
     })
 }
 
