@@ -180,7 +180,10 @@ impl ContainerConfig {
             .host
             .security_opt
             .iter()
-            .filter_map(|o| o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")))
+            .filter_map(|o| {
+                o.strip_prefix("seccomp=")
+                    .or_else(|| o.strip_prefix("seccomp:"))
+            })
             .next_back();
         match opt {
             Some("unconfined") => Ok(None),
@@ -275,11 +278,12 @@ fn security_opts(opts: &[String]) -> anyhow::Result<Vec<String>> {
         match (key, value) {
             ("no-new-privileges", "") => {}
             ("no-new-privileges", v) if parse_bool(v).is_some() => {}
-            ("systempaths", "unconfined") | ("seccomp", "unconfined") | ("apparmor", "unconfined") => {}
+            ("systempaths", "unconfined")
+            | ("seccomp", "unconfined")
+            | ("apparmor", "unconfined") => {}
             ("seccomp", path) if !path.is_empty() => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("opening seccomp profile ({path}) failed: {e}")
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("opening seccomp profile ({path}) failed: {e}"))?;
                 kiln_runtime::seccomp::Profile::from_json(&text)
                     .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
                 out.push(format!("seccomp={}", compact_json(&text)));
