@@ -565,9 +565,9 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
         // before the capabilities are dropped (the calls after it are all in docker's
         // profile); with no_new_privs, as late as possible, just before execve.
         if !plan.no_new_privs
-            && let Some(filter) = &plan.seccomp
+            && let Some((filter, flags)) = &plan.seccomp
         {
-            check(crate::seccomp::install(filter), stage::SECCOMP, 0)?;
+            check(crate::seccomp::install(filter, *flags), stage::SECCOMP, 0)?;
         }
         set_credentials(plan)?;
         if plan.no_new_privs {
@@ -601,9 +601,9 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
             3,
         )?;
         if plan.no_new_privs
-            && let Some(filter) = &plan.seccomp
+            && let Some((filter, flags)) = &plan.seccomp
         {
-            check(crate::seccomp::install(filter), stage::SECCOMP, 1)?;
+            check(crate::seccomp::install(filter, *flags), stage::SECCOMP, 1)?;
         }
 
         exec(plan)

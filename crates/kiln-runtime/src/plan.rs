@@ -247,8 +247,9 @@ pub(crate) struct Plan {
     /// The socket the pty's master is sent on (SCM_RIGHTS), or -1.
     pub console_socket: c_int,
     pub no_new_privs: bool,
-    /// `linux.seccomp` compiled for this machine: installed just before `execve`.
-    pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// `linux.seccomp` compiled for this machine, and its `SECCOMP_FILTER_FLAG_*` bits
+    /// (installed by the child: before the capabilities drop, or last with no_new_privs).
+    pub seccomp: Option<(Vec<libc::sock_filter>, u32)>,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
     /// Kept alive for `argv_ptrs`/`envp_ptrs`.
@@ -465,7 +466,9 @@ impl Plan {
                         executor: "embedded",
                         what: format!("seccomp on {}", std::env::consts::ARCH),
                     })?;
-                Some(crate::seccomp::compile(s, native).map_err(|e| invalid(&e.to_string()))?)
+                let filter =
+                    crate::seccomp::compile(s, native).map_err(|e| invalid(&e.to_string()))?;
+                Some((filter, crate::seccomp::filter_flags(s)))
             }
         };
         let readonly_paths = paths(linux.readonly_paths())?;

@@ -36,10 +36,22 @@ pub fn set_seccomp(spec: &mut Spec, profile: Option<&Profile>) -> Result<(), Pro
     Ok(())
 }
 
-/// Install `filter` on the calling thread: `seccomp(SECCOMP_SET_MODE_FILTER)`. Needs
+/// `linux.seccomp.flags` as the kernel's `SECCOMP_FILTER_FLAG_*` bits.
+pub fn filter_flags(s: &oci_spec::runtime::LinuxSeccomp) -> u32 {
+    use oci_spec::runtime::LinuxSeccompFilterFlag as F;
+    s.flags().iter().flatten().fold(0, |bits, f| {
+        bits | match f {
+            F::SeccompFilterFlagTsync => 1,
+            F::SeccompFilterFlagLog => 2,
+            F::SeccompFilterFlagSpecAllow => 4,
+        }
+    })
+}
+
+/// Install `filter` on the calling thread: `seccomp(SECCOMP_SET_MODE_FILTER, flags)`. Needs
 /// no_new_privs or CAP_SYS_ADMIN in the caller's user namespace. Allocates nothing (the
 /// container child calls it between clone and execve). Returns the syscall's result.
-pub fn install(filter: &[libc::sock_filter]) -> libc::c_long {
+pub fn install(filter: &[libc::sock_filter], flags: u32) -> libc::c_long {
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
@@ -49,7 +61,7 @@ pub fn install(filter: &[libc::sock_filter]) -> libc::c_long {
         libc::syscall(
             libc::SYS_seccomp,
             1 as libc::c_long, // SECCOMP_SET_MODE_FILTER
-            0 as libc::c_long,
+            flags as libc::c_long,
             &prog as *const libc::sock_fprog,
         )
     }

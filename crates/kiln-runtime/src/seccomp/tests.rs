@@ -175,7 +175,7 @@ fn run_filtered(profile: &Profile, argv: &[&str]) -> std::process::Output {
     // SAFETY: prctl and seccomp are async-signal-safe; `filter` is not touched by the parent.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install(&filter) != 0 {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install(&filter, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
