@@ -177,6 +177,9 @@ impl Asm {
     }
 }
 
+/// One architecture's calls by number: argument rules (in order) and the plain rule's return.
+type Calls = BTreeMap<u32, (Vec<Alt>, Option<u32>)>;
+
 /// What a call's rule does when its arguments match.
 struct Alt {
     args: Vec<LinuxSeccompArg>,
@@ -223,11 +226,11 @@ pub fn compile(s: &LinuxSeccomp, native: Arch) -> Result<Vec<sock_filter>, Compi
         )));
     }
     // Rules per architecture, grouped by syscall number (argument rules before plain ones).
-    let mut blocks: Vec<(ArchInfo, BTreeMap<u32, (Vec<Alt>, Option<u32>)>)> = Vec::new();
+    let mut blocks: Vec<(ArchInfo, Calls)> = Vec::new();
     let has_x32 = arches.contains(&Arch::ScmpArchX32);
     for a in &arches {
         let Some(info) = arch_info(*a) else { continue };
-        let mut calls: BTreeMap<u32, (Vec<Alt>, Option<u32>)> = BTreeMap::new();
+        let mut calls: Calls = BTreeMap::new();
         for rule in s.syscalls().iter().flatten() {
             let ret = ret_of(rule.action(), rule.errno_ret(), libc::EPERM as u32)?;
             let args = rule.args().clone().unwrap_or_default();

@@ -465,7 +465,7 @@ pub fn default_profile() -> Profile {
             ..allow(&["personality"], Filter::default())
         });
     }
-    for (arches, names) in &BY_ARCH[..] {
+    for (arches, names) in BY_ARCH {
         rules.push(allow(
             names,
             Filter {

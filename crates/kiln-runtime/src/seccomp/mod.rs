@@ -44,6 +44,7 @@ pub fn filter_flags(s: &oci_spec::runtime::LinuxSeccomp) -> u32 {
             F::SeccompFilterFlagTsync => 1,
             F::SeccompFilterFlagLog => 2,
             F::SeccompFilterFlagSpecAllow => 4,
+            F::SeccompFilterFlagWaitKillableRecv => 32,
         }
     })
 }
