@@ -253,3 +253,27 @@ fn argument_rules_compare_64_bit_values() {
         );
     }
 }
+
+#[test]
+fn the_default_filter_compiles_for_both_machines_within_the_kernel_limit() {
+    let p = default_profile();
+    for (name, arch, arches) in [
+        ("amd64", Arch::ScmpArchX86_64, 3),
+        ("arm64", Arch::ScmpArchAarch64, 2),
+    ] {
+        let resolved = p
+            .resolve_for(name, Some(arch), &docker_default_caps(), Some((6, 1)))
+            .unwrap();
+        assert_eq!(resolved.architectures().as_ref().unwrap().len(), arches);
+        let filter = compile(&resolved, arch).unwrap();
+        assert!(filter.len() > 300 * arches && filter.len() < 4096, "{name}: {}", filter.len());
+        // It starts with the architecture check and every path ends in a return.
+        assert_eq!((filter[0].code, filter[0].k), (0x20, 4));
+        assert_eq!(filter.last().unwrap().code, 0x06);
+    }
+    // A notify action cannot be compiled (no agent), and says so.
+    let mut s = oci_spec::runtime::LinuxSeccomp::default();
+    s.set_default_action(LinuxSeccompAction::ScmpActNotify);
+    let err = compile(&s, Arch::ScmpArchX86_64).unwrap_err().to_string();
+    assert!(err.contains("SCMP_ACT_NOTIFY"), "{err}");
+}
