@@ -320,7 +320,17 @@ fn tree(asm: &mut Asm, calls: &[Call], wide: bool, default: u32) {
     if calls.len() <= 4 {
         for (nr, (alts, plain)) in calls {
             let next = asm.label();
-            asm.jump(JMP_JEQ_K, **nr, None, Some(next));
+            // A conditional jump reaches 255 instructions: past a long list of argument
+            // rules, skip by an unconditional one.
+            let body: usize = alts.iter().map(|a| a.args.len() * 7 + 1).sum();
+            if body > 200 {
+                let enter = asm.label();
+                asm.jump(JMP_JEQ_K, **nr, Some(enter), None);
+                asm.insns.push(Insn::Ja(next));
+                asm.here(enter);
+            } else {
+                asm.jump(JMP_JEQ_K, **nr, None, Some(next));
+            }
             for alt in alts {
                 let fail = asm.label();
                 for a in &alt.args {

@@ -266,7 +266,11 @@ fn the_default_filter_compiles_for_both_machines_within_the_kernel_limit() {
             .unwrap();
         assert_eq!(resolved.architectures().as_ref().unwrap().len(), arches);
         let filter = compile(&resolved, arch).unwrap();
-        assert!(filter.len() > 300 * arches && filter.len() < 4096, "{name}: {}", filter.len());
+        assert!(
+            filter.len() > 300 * arches && filter.len() < 4096,
+            "{name}: {}",
+            filter.len()
+        );
         // It starts with the architecture check and every path ends in a return.
         assert_eq!((filter[0].code, filter[0].k), (0x20, 4));
         assert_eq!(filter.last().unwrap().code, 0x06);
@@ -276,4 +280,29 @@ fn the_default_filter_compiles_for_both_machines_within_the_kernel_limit() {
     s.set_default_action(LinuxSeccompAction::ScmpActNotify);
     let err = compile(&s, Arch::ScmpArchX86_64).unwrap_err().to_string();
     assert!(err.contains("SCMP_ACT_NOTIFY"), "{err}");
+}
+
+#[test]
+fn many_argument_rules_for_one_call_still_compile_and_apply() {
+    kiln_test::prereq::require_command("python3", "python3");
+    // 60 rules on getpgid's argument (none matching 63), then one that does: the body is
+    // longer than a conditional jump reaches.
+    let mut rules: Vec<String> = (1000..1060)
+        .map(|v| format!(r#"{{"names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{{"index": 0, "value": {v}, "op": "SCMP_CMP_EQ"}}]}}"#))
+        .collect();
+    rules.push(r#"{"names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [{"index": 0, "value": 63, "op": "SCMP_CMP_EQ"}]}"#.into());
+    let profile = Profile::from_json(&format!(
+        r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{}]}}"#,
+        rules.join(",")
+    ))
+    .unwrap();
+    let out = run_filtered(
+        &profile,
+        &[
+            "python3",
+            "-c",
+            "import os,sys\ntry: os.getpgid(63)\nexcept OSError as e: sys.exit(e.errno)",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(22), "{out:?}");
 }
