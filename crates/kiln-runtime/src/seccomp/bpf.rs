@@ -1,7 +1,8 @@
 //! The OCI spec's `linux.seccomp` compiled to a classic BPF program for
 //! `seccomp(SECCOMP_SET_MODE_FILTER)`, as libseccomp would: one block per architecture the
-//! filter names (and this machine's), each a binary search over the syscall numbers, each call's
-//! rules tried in turn (argument rules first), and the default action for anything else.
+//! filter names (and this machine's), each a binary search over spans of syscall numbers with
+//! one return, each call's rules tried in turn (argument rules first), and the default action
+//! for anything else.
 //! Arguments compare as 64-bit unsigned values (as two 32-bit halves) on 64-bit
 //! architectures, as their low 32 bits on 32-bit ones.
 
@@ -314,46 +315,81 @@ pub fn compile(s: &LinuxSeccomp, native: Arch) -> Result<Vec<sock_filter>, Compi
 
 type Call<'a> = (&'a u32, &'a (Vec<Alt>, Option<u32>));
 
-/// A binary search over `calls` (sorted by number; A holds the number), returning each call's
-/// action, and `default` for numbers not in the list.
-fn tree(asm: &mut Asm, calls: &[Call], wide: bool, default: u32) {
-    if calls.len() <= 4 {
-        for (nr, (alts, plain)) in calls {
-            let next = asm.label();
-            // A conditional jump reaches 255 instructions: past a long list of argument
-            // rules, skip by an unconditional one.
-            let body: usize = alts.iter().map(|a| a.args.len() * 7 + 1).sum();
-            if body > 200 {
-                let enter = asm.label();
-                asm.jump(JMP_JEQ_K, **nr, Some(enter), None);
-                asm.insns.push(Insn::Ja(next));
-                asm.here(enter);
-            } else {
-                asm.jump(JMP_JEQ_K, **nr, None, Some(next));
-            }
-            for alt in alts {
-                let fail = asm.label();
-                for a in &alt.args {
-                    condition(asm, a, wide, fail);
-                }
-                asm.ret(alt.ret);
-                asm.here(fail);
-            }
-            asm.ret(plain.unwrap_or(default));
-            asm.here(next);
+/// What the numbers from `start` up to the next span's start get.
+enum Span<'a> {
+    Ret(u32),
+    /// One call with argument rules (the span is that number alone).
+    Rules(&'a [Alt], u32),
+}
+
+/// The whole number range as spans, neighbours with the same return merged: Docker's profile
+/// allows long runs of consecutive calls, so a search over spans is a fraction of one over
+/// calls (a shorter filter is quicker to attach: the kernel JIT-compiles it per container).
+fn spans<'a>(calls: &[Call<'a>], default: u32) -> Vec<(u32, Span<'a>)> {
+    let mut out: Vec<(u32, Span)> = Vec::new();
+    let push = |out: &mut Vec<(u32, Span<'a>)>, start: u32, span: Span<'a>| {
+        if let (Some((_, Span::Ret(last))), Span::Ret(r)) = (out.last(), &span)
+            && last == r
+        {
+            return;
         }
-        asm.ret(default);
+        out.push((start, span));
+    };
+    let mut next = 0u32;
+    for (nr, (alts, plain)) in calls {
+        let (nr, ret) = (**nr, plain.unwrap_or(default));
+        if nr > next {
+            push(&mut out, next, Span::Ret(default));
+        }
+        let span = if alts.is_empty() {
+            Span::Ret(ret)
+        } else {
+            Span::Rules(alts, ret)
+        };
+        push(&mut out, nr, span);
+        next = nr.saturating_add(1);
+    }
+    if next != 0 {
+        push(&mut out, next, Span::Ret(default));
+    }
+    if out.is_empty() {
+        out.push((0, Span::Ret(default)));
+    }
+    out
+}
+
+/// A binary search over the spans of `calls` (sorted by number; A holds the number).
+fn tree(asm: &mut Asm, calls: &[Call], wide: bool, default: u32) {
+    search(asm, &spans(calls, default), wide);
+}
+
+fn search(asm: &mut Asm, spans: &[(u32, Span)], wide: bool) {
+    if let [(_, span)] = spans {
+        match span {
+            Span::Ret(r) => asm.ret(*r),
+            Span::Rules(alts, plain) => {
+                for alt in *alts {
+                    let fail = asm.label();
+                    for a in &alt.args {
+                        condition(asm, a, wide, fail);
+                    }
+                    asm.ret(alt.ret);
+                    asm.here(fail);
+                }
+                asm.ret(*plain);
+            }
+        }
         return;
     }
-    let (low, high) = calls.split_at(calls.len() / 2);
+    let (low, high) = spans.split_at(spans.len() / 2);
     let to_high = asm.label();
     let to_low = asm.label();
-    asm.jump(JMP_JGE_K, *high[0].0, None, Some(to_low));
+    asm.jump(JMP_JGE_K, high[0].0, None, Some(to_low));
     asm.insns.push(Insn::Ja(to_high));
     asm.here(to_low);
-    tree(asm, low, wide, default);
+    search(asm, low, wide);
     asm.here(to_high);
-    tree(asm, high, wide, default);
+    search(asm, high, wide);
 }
 
 /// Fall through if argument `a` holds, jump to `fail` if not. Clobbers A.

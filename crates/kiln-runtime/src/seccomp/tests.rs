@@ -267,7 +267,7 @@ fn the_default_filter_compiles_for_both_machines_within_the_kernel_limit() {
         assert_eq!(resolved.architectures().as_ref().unwrap().len(), arches);
         let filter = compile(&resolved, arch).unwrap();
         assert!(
-            filter.len() > 300 * arches && filter.len() < 4096,
+            filter.len() > 100 * arches && filter.len() < 1200,
             "{name}: {}",
             filter.len()
         );
