@@ -1,7 +1,8 @@
 //! Container start latency: `sh -c 'echo hi'` in a busybox rootfs, run N times per contender,
 //! interleaved so that machine noise hits all of them alike.
 //!
-//! Contenders: the embedded executor (in-process clone3), runc through the external executor,
+//! Contenders: the embedded executor (in-process clone3; with docker's seccomp filter, and
+//! without it), runc through the external executor,
 //! the bare `unshare -m -p -u -i -f chroot` floor, and a plain fork+exec of a trivial program
 //! (what a re-exec design, `/proc/self/exe __init`, would add on top of the embedded path).
 //!
@@ -38,9 +39,14 @@ fn main() {
         .expect("process")
         .set_args(Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()]));
 
+    // The same run without docker's seccomp filter: what compiling and installing it costs.
+    let mut unconfined = spec.clone();
+    kiln_runtime::seccomp::set_seccomp(&mut unconfined, None).expect("no profile");
+
     let runc = Executor::from_name("runc").ok();
     let mut names = vec![
         "embedded (in-process)",
+        "embedded, no seccomp",
         "unshare+chroot floor",
         "fork+exec /bin/true",
     ];
@@ -56,6 +62,12 @@ fn main() {
             assert!(status.success());
         }));
         samples[1].push(time(|| {
+            let status = Executor::Embedded
+                .run(&unconfined, Stdio::null().expect("null"))
+                .expect("embedded run");
+            assert!(status.success());
+        }));
+        samples[2].push(time(|| {
             let status = Command::new("unshare")
                 .args(["-m", "-p", "-u", "-i", "-f", "chroot"])
                 .arg(root.path())
@@ -65,12 +77,12 @@ fn main() {
                 .expect("unshare");
             assert!(status.success());
         }));
-        samples[2].push(time(|| {
+        samples[3].push(time(|| {
             let status = Command::new("/bin/true").status().expect("true");
             assert!(status.success());
         }));
         if let Some(runc) = &runc {
-            samples[3].push(time(|| {
+            samples[4].push(time(|| {
                 let status = runc
                     .run(&spec, Stdio::null().expect("null"))
                     .expect("runc run");

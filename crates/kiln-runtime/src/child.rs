@@ -110,6 +110,7 @@ pub(crate) mod stage {
     /// Opening the pseudo-terminal (index: 0 open ptmx, 1 unlock, 2 peer, 3 size, 4 send,
     /// 5 setsid, 6 controlling terminal, 7 chown).
     pub const TERMINAL: u32 = 33;
+    pub const SECCOMP: u32 = 34;
 }
 
 type R<T> = Result<T, Failure>;
@@ -560,6 +561,14 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
             let slave = open_terminal(plan, size)?;
             io = [slave; 3];
         }
+        // As runc: without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it goes in
+        // before the capabilities are dropped (the calls after it are all in docker's
+        // profile); with no_new_privs, as late as possible, just before execve.
+        if !plan.no_new_privs
+            && let Some((filter, flags)) = &plan.seccomp
+        {
+            check(crate::seccomp::install(filter, *flags), stage::SECCOMP, 0)?;
+        }
         set_credentials(plan)?;
         if plan.no_new_privs {
             check(
@@ -591,6 +600,11 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
             stage::STDIO,
             3,
         )?;
+        if plan.no_new_privs
+            && let Some((filter, flags)) = &plan.seccomp
+        {
+            check(crate::seccomp::install(filter, *flags), stage::SECCOMP, 1)?;
+        }
 
         exec(plan)
     }

@@ -193,14 +193,18 @@ pub fn docker_default_spec() -> Spec {
     spec.set_annotations(None);
     spec.set_mounts(Some(default_mounts()));
     spec.set_linux(Some(linux));
+    // Docker's default seccomp profile, for Docker's default capabilities (a spec whose
+    // capabilities change gets it again through `seccomp::set_seccomp`).
+    let profile = crate::seccomp::default_profile();
+    crate::seccomp::set_seccomp(&mut spec, Some(&profile))
+        .expect("uname(2) gives the kernel version docker's default profile's minKernel needs");
     spec
 }
 
 /// Make `spec` privileged, as `docker run --privileged` and BuildKit's `RUN --security=insecure`:
 /// every capability the kernel knows (bounding, effective, permitted), no masked or read-only
-/// paths, `/sys` writable, and no device rules (any device node may be made and opened). The
-/// spec has no seccomp or AppArmor profile to drop (kiln sets none). Host devices are not
-/// added to `/dev`.
+/// paths, `/sys` writable, no seccomp filter, and no device rules (any device node may be made
+/// and opened). Host devices are not added to `/dev`.
 pub fn set_insecure(spec: &mut Spec) {
     let caps = crate::caps::all_capabilities();
     if let Some(process) = spec.process_mut() {

@@ -290,6 +290,7 @@ fn describe(plan: &Plan, report: &Report) -> RuntimeError {
         stage::OOM => "set oom_score_adj".to_string(),
         stage::RLIMIT => format!("set rlimit #{i}"),
         stage::CAPS => "set capabilities".to_string(),
+        stage::SECCOMP => "install the seccomp filter".to_string(),
         stage::GROUPS => format!("set additional groups {:?}", plan.groups),
         stage::SETGID => format!("set gid {}", plan.gid),
         stage::SETUID => format!("set uid {}", plan.uid),

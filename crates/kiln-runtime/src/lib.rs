@@ -34,6 +34,7 @@ mod external;
 mod fdpass;
 mod mountopts;
 mod plan;
+pub mod seccomp;
 mod stdio;
 mod stubs;
 pub mod userns;

@@ -247,6 +247,9 @@ pub(crate) struct Plan {
     /// The socket the pty's master is sent on (SCM_RIGHTS), or -1.
     pub console_socket: c_int,
     pub no_new_privs: bool,
+    /// `linux.seccomp` compiled for this machine, and its `SECCOMP_FILTER_FLAG_*` bits
+    /// (installed by the child: before the capabilities drop, or last with no_new_privs).
+    pub seccomp: Option<(Vec<libc::sock_filter>, u32)>,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub oom_score_adj: Option<CString>,
     /// Kept alive for `argv_ptrs`/`envp_ptrs`.
@@ -455,6 +458,19 @@ impl Plan {
                 .collect()
         };
         let masked = paths(linux.masked_paths())?;
+        let seccomp = match linux.seccomp() {
+            None => None,
+            Some(s) => {
+                let native =
+                    crate::seccomp::native_arch().ok_or_else(|| RuntimeError::Unsupported {
+                        executor: "embedded",
+                        what: format!("seccomp on {}", std::env::consts::ARCH),
+                    })?;
+                let filter =
+                    crate::seccomp::compile(s, native).map_err(|e| invalid(&e.to_string()))?;
+                Some((filter, crate::seccomp::filter_flags(s)))
+            }
+        };
         let readonly_paths = paths(linux.readonly_paths())?;
 
         let new_uts = clone_flags & libc::CLONE_NEWUTS as u64 != 0;
@@ -567,6 +583,7 @@ impl Plan {
             cgroup_procs: -1,
             nodev_root: false,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp,
             rlimits,
             oom_score_adj: process
                 .oom_score_adj()

@@ -434,7 +434,7 @@ fn rootless_push_to_a_local_registry() {
 }
 
 #[test]
-fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
+fn security_opt_systempaths_unconfined_unmasks_proc_and_what_kiln_cannot_apply_is_refused() {
     require_root();
     let c = RunCtx::new();
     // What docker masks: /proc/keys (a bind of /dev/null), /proc/sys read-only.
@@ -456,7 +456,8 @@ fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
     let open = mounted_on(&["--security-opt", "systempaths=unconfined"]);
     assert!(!open.contains(" /proc/keys "), "{open}");
     assert!(!open.contains(" /proc/sys "), "{open}");
-    // What kiln does anyway (no seccomp or AppArmor profile), accepted under docker's names.
+    // AppArmor: what kiln does anyway (no profile); seccomp=unconfined lifts docker's default
+    // filter (cli_run_seccomp.rs); neither touches the masks.
     for opt in [
         "seccomp=unconfined",
         "seccomp:unconfined",
@@ -466,17 +467,68 @@ fn security_opt_systempaths_unconfined_unmasks_proc_and_profiles_are_refused() {
         let so = mounted_on(&["--security-opt", opt]);
         assert!(so.contains(" /proc/keys "), "{opt} keeps the masks: {so}");
     }
-    // A profile kiln cannot apply: refused, never ignored.
+    // What kiln cannot apply: refused, never ignored.
     for opt in [
-        "seccomp=/tmp/profile.json",
         "apparmor=docker-default",
         "label=disable",
         "systempaths=confined",
+        "no-new-privileges=maybe",
     ] {
         let (code, _, err) = out(&c.kiln(&["run", "--rm", "--security-opt", opt, BB, "true"]));
         assert_eq!(code, 125, "{opt}: {err}");
         assert!(err.contains("invalid --security-opt"), "{opt}: {err}");
     }
+    let (code, _, err) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/nonexistent/profile.json",
+        BB,
+        "true",
+    ]));
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("opening seccomp profile (/nonexistent/profile.json) failed"),
+        "{err}"
+    );
+}
+
+/// Rootless containers and RUN steps get docker's default filter too (installed inside the
+/// user namespace, where the container's init holds CAP_SYS_ADMIN until it drops it).
+#[test]
+fn rootless_containers_and_run_steps_get_the_default_seccomp_filter() {
+    require_root();
+    let u = UserCtx::new();
+    let script = "grep '^Seccomp:' /proc/self/status; unshare -U true 2>&1; echo rc=$?";
+    let so = u.ok(&["run", "--rm", BB, "sh", "-c", script]);
+    assert!(so.starts_with("Seccomp:\t2\n"), "{so}");
+    assert!(
+        so.contains("Operation not permitted") && so.ends_with("rc=1\n"),
+        "{so}"
+    );
+    let so = u.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        BB,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(so.starts_with("Seccomp:\t0\n"), "{so}");
+    let ctx = u.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox:latest\nRUN grep '^Seccomp:' /proc/self/status > /mode\n",
+    )
+    .unwrap();
+    chown(&ctx, u.user.uid);
+    chown(&ctx.join("Dockerfile"), u.user.uid);
+    u.ok(&["build", "-q", "-t", "sc", ctx.to_str().unwrap()]);
+    let so = u.ok(&["run", "--rm", "sc", "cat", "/mode"]);
+    assert_eq!(so, "Seccomp:\t2\n");
 }
 
 /// kiln's own image (scripts/kiln-image.sh, with this test's kiln inside) builds the demo as
@@ -528,14 +580,24 @@ fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
         ]);
         out(&c.kiln(&a))
     };
-    let (code, so, err) = nested(&["--security-opt", "systempaths=unconfined"]);
+    let (code, so, err) = nested(&[
+        "--security-opt",
+        "systempaths=unconfined",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]);
     assert_eq!(code, 0, "{err}{so}");
     assert!(so.starts_with("kiln\n"), "as the image's user: {so}");
     assert!(so.contains("Hello from kiln"), "{so}");
     // Docker's masked paths (kiln's default too): the inner RUN cannot mount /proc.
-    let (code, so, err) = nested(&[]);
+    let (code, so, err) = nested(&["--security-opt", "seccomp=unconfined"]);
     assert_ne!(code, 0, "{so}");
     assert!(err.contains("mount proc"), "{err}");
+    // Docker's default seccomp profile (kiln's too): the inner kiln cannot make its user
+    // namespace.
+    let (code, so, err) = nested(&["--security-opt", "systempaths=unconfined"]);
+    assert_ne!(code, 0, "{so}");
+    assert!(err.contains("Operation not permitted"), "{err}");
 
     // Under an ordinary user's kiln run (a user namespace mapping 0-65536), the image's
     // range must lie inside the outer mapping: SUBIDS=1001:64535.
@@ -570,6 +632,8 @@ fn kiln_image_builds_the_demo_as_its_user_inside_kiln_run() {
         "--rm",
         "--security-opt",
         "systempaths=unconfined",
+        "--security-opt",
+        "seccomp=unconfined",
         "-v",
         &user_bb_vol,
         "-v",

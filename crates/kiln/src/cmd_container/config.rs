@@ -154,13 +154,44 @@ impl ContainerConfig {
             .collect()
     }
 
+    /// `--security-opt no-new-privileges[=true]` (the last one given wins, as docker's).
     pub fn no_new_privileges(&self) -> bool {
-        self.host.security_opt.iter().any(|o| {
-            matches!(
-                o.as_str(),
-                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
-            )
-        })
+        self.host
+            .security_opt
+            .iter()
+            .filter_map(|o| match o.as_str() {
+                "no-new-privileges" => Some(true),
+                _ => o
+                    .strip_prefix("no-new-privileges")
+                    .and_then(|v| v.strip_prefix(['=', ':']))
+                    .and_then(parse_bool),
+            })
+            .next_back()
+            .unwrap_or(false)
+    }
+
+    /// The seccomp profile the container runs under: none when privileged or with
+    /// `seccomp=unconfined`, the profile `seccomp=FILE` stored (as JSON), else docker's default.
+    pub fn seccomp_profile(&self) -> anyhow::Result<Option<kiln_runtime::seccomp::Profile>> {
+        if self.host.privileged {
+            return Ok(None);
+        }
+        let opt = self
+            .host
+            .security_opt
+            .iter()
+            .filter_map(|o| {
+                o.strip_prefix("seccomp=")
+                    .or_else(|| o.strip_prefix("seccomp:"))
+            })
+            .next_back();
+        match opt {
+            Some("unconfined") => Ok(None),
+            Some(json) => kiln_runtime::seccomp::Profile::from_json(json)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("{e}")),
+            None => Ok(Some(kiln_runtime::seccomp::default_profile())),
+        }
     }
 
     /// `--security-opt systempaths=unconfined`: no masked or read-only /proc and /sys paths
@@ -221,6 +252,75 @@ fn env_entry(s: &str) -> Option<String> {
         return Some(s.to_string());
     }
     std::env::var(s).ok().map(|v| format!("{s}={v}"))
+}
+
+/// `true`/`false` as Go's strconv.ParseBool reads them.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `--security-opt` values checked and kept as docker's client leaves them: `seccomp=FILE`
+/// becomes `seccomp=` and the file's JSON, compacted (what `inspect` shows and the container's
+/// spec reads, so a later start does not depend on the file). `apparmor=unconfined` names what
+/// kiln does anyway (it applies no AppArmor profile).
+fn security_opts(opts: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for o in opts {
+        // docker's client: KEY=VALUE, or the older KEY:VALUE.
+        let (key, value) = match o.split_once('=') {
+            Some(kv) => kv,
+            None => o.split_once(':').unwrap_or((o.as_str(), "")),
+        };
+        match (key, value) {
+            ("no-new-privileges", "") => {}
+            ("no-new-privileges", v) if parse_bool(v).is_some() => {}
+            ("systempaths", "unconfined")
+            | ("seccomp", "unconfined")
+            | ("apparmor", "unconfined") => {}
+            ("seccomp", path) if !path.is_empty() => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("opening seccomp profile ({path}) failed: {e}"))?;
+                kiln_runtime::seccomp::Profile::from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                out.push(format!("seccomp={}", compact_json(&text)));
+                continue;
+            }
+            _ => bail!(
+                "invalid --security-opt {o:?}: kiln supports no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json and systempaths=unconfined (apparmor=unconfined is accepted: kiln applies no AppArmor profile)"
+            ),
+        }
+        out.push(o.clone());
+    }
+    Ok(out)
+}
+
+/// `text` (valid JSON) without the whitespace between tokens, keys in their order (Go's
+/// json.Compact, which docker's client applies to a seccomp profile).
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Merges the flags of `run`/`create` with the image config (`image_config`, the OCI config
@@ -315,25 +415,7 @@ pub fn resolve(
         }
         tmpfs.push((path.to_string(), opts.to_string()));
     }
-    for o in &a.security_opt {
-        // seccomp/apparmor=unconfined name what kiln does anyway (it applies no profile), so
-        // CI files written for docker's nested builders work; a profile is refused.
-        if !matches!(
-            o.as_str(),
-            "no-new-privileges"
-                | "no-new-privileges:true"
-                | "no-new-privileges=true"
-                | "systempaths=unconfined"
-                | "seccomp=unconfined"
-                | "seccomp:unconfined"
-                | "apparmor=unconfined"
-                | "apparmor:unconfined"
-        ) {
-            bail!(
-                "invalid --security-opt {o:?}: kiln supports no-new-privileges and systempaths=unconfined (it applies no seccomp or AppArmor profile: seccomp=unconfined and apparmor=unconfined are accepted as what it does)"
-            );
-        }
-    }
+    let security_opt = security_opts(&a.security_opt)?;
     for c in a.cap_add.iter().chain(a.cap_drop.iter()) {
         capability(c)?;
     }
@@ -442,7 +524,7 @@ pub fn resolve(
             tmpfs,
             cap_add: a.cap_add.clone(),
             cap_drop: a.cap_drop.clone(),
-            security_opt: a.security_opt.clone(),
+            security_opt,
             privileged: a.privileged,
             memory,
             nano_cpus,

@@ -195,6 +195,9 @@ pub fn build(
         linux.set_masked_paths(Some(Vec::new()));
         linux.set_readonly_paths(Some(Vec::new()));
     }
+    // After the capabilities are final: docker's rules depend on the bounding set.
+    kiln_runtime::seccomp::set_seccomp(&mut spec, config.seccomp_profile()?.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if config.argv().is_empty() {
         bail!("No command specified");
     }
