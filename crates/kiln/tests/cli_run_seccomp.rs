@@ -227,3 +227,33 @@ fn run_steps_get_the_default_profile_unless_insecure() {
     );
     assert_eq!(read("insecure"), "Seccomp:\t0\n");
 }
+
+/// `exec` runs under the container's profile, as docker's does: filtered in a default
+/// container (with or without no-new-privileges), not in an unconfined one.
+#[test]
+fn exec_gets_the_containers_profile() {
+    require_root();
+    let c = RunCtx::new();
+    for (opts, mode, unshare_ok) in [
+        (vec![], "2", false),
+        (vec!["--security-opt", "no-new-privileges"], "2", false),
+        (vec!["--security-opt", "seccomp=unconfined"], "0", true),
+    ] {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(&opts);
+        a.extend_from_slice(&[BB, "sleep", "60"]);
+        let (code, so, err) = out(&c.kiln(&a));
+        assert_eq!(code, 0, "{opts:?}: {err}");
+        let id = so.trim().to_string();
+        let (code, so, err) =
+            out(&c.kiln(&["exec", &id, "grep", "^Seccomp:", "/proc/self/status"]));
+        assert_eq!(code, 0, "{opts:?}: {err}");
+        assert_eq!(so.split_whitespace().nth(1), Some(mode), "{opts:?}: {so}");
+        let (code, so, err) = out(&c.kiln(&["exec", &id, "unshare", "-U", "true"]));
+        assert_eq!(code == 0, unshare_ok, "{opts:?}: {so}{err}");
+        if !unshare_ok {
+            assert!(err.contains("Operation not permitted"), "{opts:?}: {err}");
+        }
+        assert_eq!(out(&c.kiln(&["rm", "-f", &id])).0, 0);
+    }
+}

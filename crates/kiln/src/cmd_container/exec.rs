@@ -64,6 +64,30 @@ fn cgroup_procs(pid: u32) -> anyhow::Result<Vec<OwnedFd>> {
     Ok(out)
 }
 
+/// The seccomp filter of an exec: docker runs it under the container's profile, resolved for
+/// the container's capabilities (its first process's bounding set); none when the container
+/// runs unconfined.
+fn exec_seccomp(
+    cfg: &ContainerConfig,
+    bounding: u64,
+) -> anyhow::Result<Option<(Vec<libc::sock_filter>, u32)>> {
+    use kiln_runtime::seccomp;
+    let Some(profile) = cfg.seccomp_profile()? else {
+        return Ok(None);
+    };
+    let caps: Vec<String> = kiln_runtime::capability_names()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < 64 && bounding & (1u64 << i) != 0)
+        .map(|(_, n)| format!("CAP_{n}"))
+        .collect();
+    let resolved = profile.resolve(&caps)?;
+    let native = seccomp::native_arch()
+        .ok_or_else(|| anyhow::anyhow!("seccomp on {} is not supported", std::env::consts::ARCH))?;
+    let filter = seccomp::compile(&resolved, native)?;
+    Ok(Some((filter, seccomp::filter_flags(&resolved))))
+}
+
 /// (bounding capability mask, no_new_privs) of the container's first process.
 fn caps_of(pid: u32) -> anyhow::Result<(u64, bool)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -151,6 +175,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     }
     let procs = cgroup_procs(pid)?;
     let (bounding, nnp) = caps_of(pid)?;
+    let seccomp = exec_seccomp(&cfg, bounding)?;
     let ns_raw: Vec<(i32, i32)> = ns.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
     let procs_raw: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
     let groups: Vec<libc::gid_t> = who.additional_gids.clone();
@@ -245,6 +270,14 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                 }
                 libc::close(slave);
             }
+            // As the runtime (and runc) does: without no_new_privs the filter goes in while
+            // CAP_SYS_ADMIN is still held, and every call after it is in docker's profile.
+            if !nnp
+                && let Some((filter, flags)) = &seccomp
+                && kiln_runtime::seccomp::install(filter, *flags) < 0
+            {
+                return Err(err());
+            }
             // The container's bounding set; nothing inheritable or ambient.
             for cap in 0..64u64 {
                 if bounding & (1 << cap) == 0 {
@@ -268,6 +301,12 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                 return Err(err());
             }
             if libc::chdir(workdir_c.as_ptr()) != 0 {
+                return Err(err());
+            }
+            if nnp
+                && let Some((filter, flags)) = &seccomp
+                && kiln_runtime::seccomp::install(filter, *flags) < 0
+            {
                 return Err(err());
             }
             Ok(())
