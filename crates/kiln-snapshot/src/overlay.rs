@@ -403,6 +403,11 @@ fn kernel_overlay(
 
 /// Puts a detached overlay on `target`.
 fn attach(mnt: OwnedFd, target: &Path) -> Result<OverlayMount> {
+    attach_fs(mnt, target, "overlay")
+}
+
+/// Puts a detached file system of type `fstype` on `target`.
+fn attach_fs(mnt: OwnedFd, target: &Path, fstype: &'static str) -> Result<OverlayMount> {
     move_mount(
         &mnt,
         "",
@@ -411,7 +416,7 @@ fn attach(mnt: OwnedFd, target: &Path) -> Result<OverlayMount> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(|e| Error::Mount {
-        fstype: "overlay",
+        fstype,
         target: target.to_path_buf(),
         step: "move_mount".into(),
         message: None,
@@ -665,19 +670,7 @@ fn empty_readonly(target: &Path) -> Result<OverlayMount> {
         MountAttrFlags::MOUNT_ATTR_RDONLY,
     )
     .map_err(|e| fail("fsmount", e))?;
-    move_mount(
-        &mnt,
-        "",
-        CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(|e| fail("move_mount", e))?;
-    Ok(OverlayMount {
-        target: target.to_path_buf(),
-        mounted: true,
-        fuse: None,
-    })
+    attach_fs(mnt, target, "tmpfs")
 }
 
 /// The messages the kernel logged into an fs context ("e overlay: ..."), if any.

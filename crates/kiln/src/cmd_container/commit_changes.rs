@@ -178,7 +178,7 @@ pub fn apply(instructions: &[Instruction], ic: &mut Value) -> Result<(), String>
                     let base = ic["WorkingDir"].as_str().unwrap_or("").to_string();
                     format!("/{}/{path}", base.trim_matches('/'))
                 };
-                ic["WorkingDir"] = json!(clean(&joined));
+                ic["WorkingDir"] = json!(kiln_build::plan::clean_path(&joined));
             }
             Command::Onbuild(o) => {
                 let mut list: Vec<Value> = ic["OnBuild"].as_array().cloned().unwrap_or_default();
@@ -221,21 +221,6 @@ pub fn apply(instructions: &[Instruction], ic: &mut Value) -> Result<(), String>
         }
     }
     Ok(())
-}
-
-/// A path with `.`, `..` and repeated slashes resolved (Go's `filepath.Clean`, absolute).
-fn clean(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
 }
 
 #[cfg(test)]
