@@ -30,6 +30,8 @@ use crate::netns::{self, NsThread};
 /// How long pasta may take to configure the namespace.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
+/// The first wait for pasta's addresses (doubled up to [`POLL`]).
+const FIRST_POLL: Duration = Duration::from_millis(1);
 /// At most this much of pasta's stderr is kept for error messages.
 const STDERR_KEEP: usize = 8192;
 
@@ -211,6 +213,7 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
         }
     };
     let deadline = Instant::now() + READY_TIMEOUT;
+    let mut poll = FIRST_POLL;
     loop {
         if let Some(st) = *exited.lock().unwrap_or_else(|p| p.into_inner()) {
             return fail(
@@ -241,7 +244,10 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
                 ),
             );
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(poll);
+        // pasta usually configures the namespace within tens of milliseconds: look often at
+        // first, then back off to POLL.
+        poll = (poll * 2).min(POLL);
     }
 }
 
