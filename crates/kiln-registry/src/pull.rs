@@ -59,19 +59,19 @@ pub struct Pulled {
     pub tags: Vec<TagChange>,
 }
 
-/// Pulls `reference` into `store`. This is the call `kiln build` makes for a base image
-/// it does not have.
-pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Result<Pulled> {
-    let reference = reference.docker_ref();
-    let repo = reference.path().to_string();
-    let familiar = reference.familiar();
+/// Opens `reference` (a docker reference) for a pull, Docker Hub's mirrors first when
+/// configured (see `mirrors`), and announces it as docker does (`PullingFrom` with the tag or
+/// digest asked for, docker's default tag when neither): the session and the top document.
+fn open_top(
+    reference: &ImageRef,
+    opts: &PullOptions<'_>,
+) -> Result<(Session, crate::manifest::Fetched)> {
     let wanted = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
         (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
     };
-    // Docker Hub's mirrors first, when configured (see `mirrors`).
-    let scopes = [crate::blobs::scope(&repo, false)];
+    let scopes = [crate::blobs::scope(reference.path(), false)];
     let opened = || {
         opts.progress.event(Event::PullingFrom {
             tag: wanted.clone(),
@@ -79,7 +79,17 @@ pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Resu
         })
     };
     let (sess, top) =
-        crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
+        crate::mirrors::open::open_for_pull(opts.settings, reference, &wanted, &scopes, &opened)?;
+    Ok((sess, top))
+}
+
+/// Pulls `reference` into `store`. This is the call `kiln build` makes for a base image
+/// it does not have.
+pub fn pull(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> Result<Pulled> {
+    let reference = reference.docker_ref();
+    let repo = reference.path().to_string();
+    let familiar = reference.familiar();
+    let (sess, top) = open_top(&reference, opts)?;
     let image_manifest = match top.parse(&familiar)? {
         Document::Index(entries) => {
             let d = manifest::select_platform(&entries, &opts.platform).ok_or_else(|| {
@@ -187,20 +197,7 @@ pub fn pull_all(store: &Store, reference: &ImageRef, opts: &PullOptions<'_>) -> 
     let reference = reference.docker_ref();
     let repo = reference.path().to_string();
     let familiar = reference.familiar();
-    let wanted = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
-    };
-    let scopes = [crate::blobs::scope(&repo, false)];
-    let opened = || {
-        opts.progress.event(Event::PullingFrom {
-            tag: wanted.clone(),
-            repository: reference.repository_familiar_path(),
-        })
-    };
-    let (sess, top) =
-        crate::mirrors::open::open_for_pull(opts.settings, &reference, &wanted, &scopes, &opened)?;
+    let (sess, top) = open_top(&reference, opts)?;
     let Document::Index(entries) = top.parse(&familiar)? else {
         return pull(store, &reference, opts).map(|p| PulledAll::Image(Box::new(p)));
     };

@@ -207,10 +207,20 @@ pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Laye
 
 /// Points `reference` at `id`; returns the image it pointed at before, if another one.
 pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Result<TagChange> {
+    write_tag(tx, reference, id, None)
+}
+
+/// Points `reference` at image `image`, or at index `index` (whose entry for this machine is
+/// `image`); returns what it named before (an index by its digest, or an image), if another.
+pub(crate) fn write_tag(
+    tx: &Transaction<'_>,
+    reference: &str,
+    image: &Digest,
+    index: Option<&Digest>,
+) -> Result<TagChange> {
     if reference.contains('@') {
         return Err(Error::DigestTag(reference.to_string()));
     }
-    // What it named before: an index (by its digest) or an image.
     let previous: Option<String> = db::query_row(
         tx,
         "SELECT COALESCE(index_digest, image_id) FROM tags WHERE reference = ?1",
@@ -218,18 +228,24 @@ pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Res
         |r| r.get(0),
     )
     .optional()?;
-    // Re-tagging an image with the tag it has (every no-op rebuild) writes nothing.
-    if previous.as_deref() != Some(id.to_string().as_str()) {
+    let key = index.unwrap_or(image).to_string();
+    // Re-tagging with the tag it has (every no-op rebuild) writes nothing.
+    if previous.as_deref() != Some(key.as_str()) {
         db::exec(
             tx,
-            "INSERT INTO tags (reference, image_id, updated, index_digest) VALUES (?1, ?2, ?3, NULL)
+            "INSERT INTO tags (reference, image_id, updated, index_digest) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id,
-                 updated = excluded.updated, index_digest = NULL",
-            params![reference, id.to_string(), now()],
+                 updated = excluded.updated, index_digest = excluded.index_digest",
+            params![
+                reference,
+                image.to_string(),
+                now(),
+                index.map(|d| d.to_string())
+            ],
         )?;
     }
     let previous = previous
-        .filter(|p| *p != id.to_string())
+        .filter(|p| *p != key)
         .map(|p| parse_digest(&p))
         .transpose()?;
     Ok(TagChange {

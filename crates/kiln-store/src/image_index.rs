@@ -177,34 +177,7 @@ pub(crate) fn set_index_tag(
     index: &Digest,
     image: &Digest,
 ) -> Result<TagChange> {
-    if reference.contains('@') {
-        return Err(Error::DigestTag(reference.to_string()));
-    }
-    let previous: Option<String> = db::query_row(
-        tx,
-        "SELECT COALESCE(index_digest, image_id) FROM tags WHERE reference = ?1",
-        [reference],
-        |r| r.get(0),
-    )
-    .optional()?;
-    let key = index.to_string();
-    if previous.as_deref() != Some(key.as_str()) {
-        db::exec(
-            tx,
-            "INSERT INTO tags (reference, image_id, updated, index_digest) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id,
-                 updated = excluded.updated, index_digest = excluded.index_digest",
-            params![reference, image.to_string(), now(), key],
-        )?;
-    }
-    let previous = previous
-        .filter(|p| *p != key)
-        .map(|p| parse_digest(&p))
-        .transpose()?;
-    Ok(TagChange {
-        reference: reference.to_string(),
-        previous,
-    })
+    crate::image::write_tag(tx, reference, image, Some(index))
 }
 
 impl Store {

@@ -159,18 +159,7 @@ impl Store {
 
     /// Spools `reader` (stdin) to a temp file under the store, then loads it.
     pub fn load_reader(&self, reader: &mut dyn Read) -> Result<Vec<LoadedImage>> {
-        let tmp = self.layout().tmp_dir();
-        let mut spool = tempfile::Builder::new()
-            .prefix(&Layout::tmp_prefix("spool"))
-            .tempfile_in(&tmp)
-            .ctx("creating a temp file in", &tmp)?;
-        let spool_path = spool.path().to_path_buf();
-        let mut w = io::BufWriter::with_capacity(1 << 20, spool.as_file_mut());
-        io::copy(reader, &mut w)
-            .and_then(|_| w.flush())
-            .ctx("reading the archive from standard input into", &spool_path)?;
-        drop(w);
-        self.load_all(spool.path()).map(flatten)
+        self.load_reader_all(reader).map(flatten)
     }
 
     /// Spools `reader` (stdin) to a temp file under the store, then loads it as

@@ -187,7 +187,13 @@ fn index_entries(c: &Checked<'_>) -> Vec<DescriptorOut> {
         c.img.manifest.len() as u64,
     );
     base.platform = Some(PlatformOut::from(&c.platform));
-    let tagged: Vec<&ImageRef> = c.img.tags.iter().filter(|t| t.tag().is_some()).collect();
+    per_tag(base, &c.img.tags)
+}
+
+/// `base` once per tagged reference of `tags`, named by it (the image name and ref-name
+/// annotations), or once without names when none is tagged.
+fn per_tag(base: DescriptorOut, tags: &[ImageRef]) -> Vec<DescriptorOut> {
+    let tagged: Vec<&ImageRef> = tags.iter().filter(|t| t.tag().is_some()).collect();
     if tagged.is_empty() {
         return vec![base];
     }
@@ -213,27 +219,7 @@ fn index_entries(c: &Checked<'_>) -> Vec<DescriptorOut> {
 /// `index.json` entries for an image index: one per tag, or one without names.
 fn index_entries_of_index(ix: &ExportIndex) -> Vec<DescriptorOut> {
     let base = DescriptorOut::new(&ix.media_type, Digest::of(&ix.bytes), ix.bytes.len() as u64);
-    let tagged: Vec<&ImageRef> = ix.tags.iter().filter(|t| t.tag().is_some()).collect();
-    if tagged.is_empty() {
-        return vec![base];
-    }
-    tagged
-        .into_iter()
-        .map(|t| {
-            let mut d = base.clone();
-            let named = t
-                .name_only()
-                .with_tag(t.tag().unwrap_or_default())
-                .unwrap_or_else(|_| t.clone());
-            d.annotations
-                .insert(ANNOTATION_IMAGE_NAME.into(), named.to_string());
-            d.annotations.insert(
-                ANNOTATION_REF_NAME.into(),
-                t.tag().unwrap_or_default().into(),
-            );
-            d
-        })
-        .collect()
+    per_tag(base, &ix.tags)
 }
 
 /// Adds one image's manifest, config and layer blobs.
