@@ -202,6 +202,8 @@ if [ "${#debs[@]}" != 0 ]; then
   echo "install-deps.sh: busybox-static for ${debs[*]} in $debs_dir" >&2
 fi
 
+# Computed again: before qemu-user-static was installed there were no .conf files to name.
+mapfile -t handlers < <(missing_binfmt)
 if [ "${#handlers[@]}" != 0 ]; then
   if [ ! -e "$binfmt/register" ]; then
     echo "install-deps.sh: mount -t binfmt_misc binfmt_misc $binfmt" >&2
