@@ -18,6 +18,6 @@ mod proxy;
 mod publish;
 
 pub use error::Error;
-pub use private::PrivateNet;
+pub use private::{PrivateNet, Starting};
 pub use proxy::{Proxy, ProxyOptions};
 pub use publish::{PortMapping, Proto, format_port_line, parse_publish, publish_all};

@@ -73,26 +73,74 @@ pub struct PrivateNet {
     loopback_only: Option<String>,
 }
 
+/// A private network whose pasta is starting ([`PrivateNet::start`]).
+pub struct Starting {
+    ns: NsThread,
+    /// pasta spawned, or why the network stays loopback-only.
+    state: Result<Spawned, String>,
+}
+
+impl Starting {
+    /// Waits until pasta has configured the namespace (or failed: the network is then
+    /// loopback-only, and [`PrivateNet::loopback_only_reason`] says why).
+    pub fn ready(self) -> PrivateNet {
+        let spawned = match self.state {
+            Ok(s) => s,
+            Err(why) => {
+                return PrivateNet {
+                    pasta: None,
+                    address: None,
+                    loopback_only: Some(why),
+                };
+            }
+        };
+        match wait_configured(spawned, &self.ns) {
+            Ok((p, address)) => PrivateNet {
+                pasta: Some(p),
+                address: Some(address),
+                loopback_only: None,
+            },
+            Err(why) => PrivateNet {
+                pasta: None,
+                address: None,
+                loopback_only: Some(why),
+            },
+        }
+    }
+}
+
 impl PrivateNet {
     /// Brings `lo` up in the network namespace `netns` (an open `/proc/PID/ns/net`) and
     /// attaches pasta to it for outbound access. Fails only when the namespace itself cannot be
     /// set up; without pasta the network is loopback-only (see [`Self::loopback_only_reason`]).
     pub fn setup(netns: &File) -> Result<PrivateNet, Error> {
-        PrivateNet::setup_with(netns, find_pasta().as_deref())
+        Ok(PrivateNet::start(netns)?.ready())
     }
 
     /// [`PrivateNet::setup`] with the pasta binary given (`None`: loopback only, as when
     /// pasta is not installed).
     pub fn setup_with(netns: &File, pasta: Option<&Path>) -> Result<PrivateNet, Error> {
+        Ok(PrivateNet::start_with(netns, pasta)?.ready())
+    }
+
+    /// The first half of [`PrivateNet::setup`]: `lo` up and pasta started, without waiting
+    /// for pasta to configure the namespace. pasta takes some milliseconds for that (it
+    /// sandboxes itself first); the caller does its other work meanwhile and calls
+    /// [`Starting::ready`] before the container's program needs the network.
+    pub fn start(netns: &File) -> Result<Starting, Error> {
+        PrivateNet::start_with(netns, find_pasta().as_deref())
+    }
+
+    /// [`PrivateNet::start`] with the pasta binary given (`None`: loopback only).
+    pub fn start_with(netns: &File, pasta: Option<&Path>) -> Result<Starting, Error> {
         let ns = NsThread::start(netns, "kiln-net-setup")?;
         ns.run(|| netns::link_up("lo"))
             .and_then(|r| r)
             .map_err(|e| Error::netns("bringing lo up", e))?;
         let Some(pasta) = pasta else {
-            return Ok(PrivateNet {
-                pasta: None,
-                address: None,
-                loopback_only: Some(
+            return Ok(Starting {
+                ns,
+                state: Err(
                     "pasta (Debian package passt) is not installed: the container has loopback \
                      only; `apt-get install passt` gives it outbound access"
                         .into(),
@@ -102,18 +150,10 @@ impl PrivateNet {
         let netns = netns
             .try_clone()
             .map_err(|e| Error::netns("duplicating the namespace file", e))?;
-        match start_pasta(pasta.to_path_buf(), netns, &ns) {
-            Ok((p, address)) => Ok(PrivateNet {
-                pasta: Some(p),
-                address: Some(address),
-                loopback_only: None,
-            }),
-            Err(why) => Ok(PrivateNet {
-                pasta: None,
-                address: None,
-                loopback_only: Some(why),
-            }),
-        }
+        Ok(Starting {
+            ns,
+            state: spawn_pasta(pasta.to_path_buf(), netns),
+        })
     }
 
     /// The pid of the pasta process serving this network, when there is one.
@@ -143,7 +183,16 @@ impl Drop for PrivateNet {
 }
 
 impl Pasta {
-    fn stop(mut self) {
+    /// Tells the keeper to kill pasta, and returns without waiting for pasta to exit: its exit
+    /// tears down the namespaces it sandboxed itself in, which took tens of milliseconds of
+    /// every `kiln run --rm`. The keeper reaps it; if this process ends first, the kernel
+    /// kills pasta anyway (its parent-death signal) and init reaps it.
+    fn stop(self) {
+        let _ = self.ctl.send(Ctl::Stop);
+    }
+
+    /// [`Pasta::stop`], then waits until pasta has exited and been reaped.
+    fn stop_and_wait(mut self) {
         let _ = self.ctl.send(Ctl::Stop);
         if let Some(k) = self.keeper.take() {
             let _ = k.join();
@@ -162,9 +211,16 @@ fn find_pasta() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Starts pasta on a keeper thread and waits until the namespace has a non-loopback address.
-/// The error is the reason the network stays loopback-only.
-fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAddr), String> {
+/// pasta started on its keeper thread, not yet known to have configured the namespace.
+struct Spawned {
+    pasta: Pasta,
+    exited: Arc<Mutex<Option<ExitStatus>>>,
+    err_text: Arc<Mutex<Vec<u8>>>,
+    started: Instant,
+}
+
+/// Starts pasta on a keeper thread. The error is the reason the network stays loopback-only.
+fn spawn_pasta(bin: PathBuf, netns: File) -> Result<Spawned, String> {
     let bin_name = bin.display().to_string();
     let (ctl, ctl_rx) = mpsc::channel::<Ctl>();
     let (started_tx, started_rx) = mpsc::channel();
@@ -193,14 +249,31 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
         .stack_size(64 * 1024)
         .spawn(move || drain_stderr(stderr, &err2))
         .ok();
-    let pasta = Pasta {
-        pid,
-        ctl,
-        keeper: Some(keeper),
-        drain,
-    };
+    Ok(Spawned {
+        pasta: Pasta {
+            pid,
+            ctl,
+            keeper: Some(keeper),
+            drain,
+        },
+        exited,
+        err_text,
+        started: Instant::now(),
+    })
+}
+
+/// Waits until the namespace has a non-loopback address (pasta configured it). The error is
+/// the reason the network stays loopback-only; pasta is stopped then.
+fn wait_configured(s: Spawned, ns: &NsThread) -> Result<(Pasta, IpAddr), String> {
+    let Spawned {
+        pasta,
+        exited,
+        err_text,
+        started,
+    } = s;
     let fail = |pasta: Pasta, why: String| {
-        pasta.stop();
+        // Its stderr, complete once it has exited, explains the failure.
+        pasta.stop_and_wait();
         let text = String::from_utf8_lossy(&err_text.lock().unwrap_or_else(|p| p.into_inner()))
             .lines()
             .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
@@ -212,7 +285,7 @@ fn start_pasta(bin: PathBuf, netns: File, ns: &NsThread) -> Result<(Pasta, IpAdd
             Err(format!("{why}: {text}"))
         }
     };
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let deadline = started + READY_TIMEOUT;
     let mut poll = FIRST_POLL;
     loop {
         if let Some(st) = *exited.lock().unwrap_or_else(|p| p.into_inner()) {

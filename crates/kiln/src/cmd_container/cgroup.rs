@@ -294,6 +294,69 @@ impl Cgroups {
     }
 }
 
+/// Keeps the kernel's cgroup migration lock warm while a container is being set up.
+///
+/// Moving a process between cgroups takes a lock whose writer first waits for an RCU grace
+/// period (5-15 ms here, longer under load), unless another migration released it moments
+/// earlier. The container's first migration ([`Cgroups::enter`]) would wait for it on the start
+/// path. So this thread moves the process into the cgroup it is already in (a migration that
+/// changes nothing) at once and then every few milliseconds: the grace period passes while the
+/// rest of the setup runs, and the real migration then takes well under a millisecond. Drop it
+/// before [`Cgroups::enter`]: a write after the enter would move the process back out.
+pub struct MigrationWarmUp {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MigrationWarmUp {
+    /// Starts the thread; `None` where this process cannot write its own cgroup (rootless
+    /// without delegation), when nothing is to be gained.
+    pub fn start() -> Option<MigrationWarmUp> {
+        let procs = own_procs_file()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kiln-cgroup-warm".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let me = std::process::id().to_string();
+                let t0 = std::time::Instant::now();
+                // Bounded: a setup that takes longer than this pays one grace period.
+                while !stop2.load(std::sync::atomic::Ordering::SeqCst)
+                    && t0.elapsed() < std::time::Duration::from_secs(2)
+                {
+                    if std::fs::write(&procs, &me).is_err() {
+                        return;
+                    }
+                    std::thread::park_timeout(std::time::Duration::from_millis(4));
+                }
+            })
+            .ok()?;
+        Some(MigrationWarmUp {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for MigrationWarmUp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// The `cgroup.procs` of the cgroup this process is in, in the first hierarchy kiln uses.
+fn own_procs_file() -> Option<PathBuf> {
+    let (ctrl, mount) = hierarchies().into_iter().next()?;
+    let own = own_cgroup(ctrl)?;
+    let p = mount.join(own.trim_start_matches('/')).join("cgroup.procs");
+    writable(&p).then_some(p)
+}
+
 /// Removes cgroup directories, waiting up to 2 s for them to empty.
 pub fn remove_dirs(dirs: Vec<PathBuf>) {
     for d in dirs {

@@ -2,7 +2,7 @@
 //!
 //! `--network host` shares the host's namespace; `none` and the default (`private`, docker's
 //! `bridge`/`default`) get a new network namespace with loopback up. Before the container's
-//! first process starts, the supervisor calls [`setup_private`] (outbound access through
+//! first process starts, the supervisor calls [`start_private`] (outbound access through
 //! `pasta`, kiln-net's `PrivateNet`) and [`publish`] (kiln-net's userspace port proxy for
 //! `-p`/`-P`) with that namespace, keeps both for the container's life, and stops them when
 //! it stops. The types here are kiln-net's, made serializable for the container's record.
@@ -188,10 +188,11 @@ pub fn publish(netns: &File, maps: &[PortMapping]) -> Result<Proxy, String> {
 }
 
 /// Outbound access for the private network namespace `netns` (kiln-net's `PrivateNet`: `pasta`
-/// attached to it; loopback only, with the reason recorded, where pasta is missing or fails).
-/// Kept for the container's life; dropping it stops pasta.
-pub fn setup_private(netns: &File) -> Result<kiln_net::PrivateNet, String> {
-    kiln_net::PrivateNet::setup(netns).map_err(|e| e.to_string())
+/// attached to it; loopback only, with the reason recorded, where pasta is missing or fails),
+/// started without waiting for pasta to configure the namespace: `Starting::ready` waits, and
+/// its `PrivateNet` is kept for the container's life; dropping it stops pasta.
+pub fn start_private(netns: &File) -> Result<kiln_net::Starting, String> {
+    kiln_net::PrivateNet::start(netns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -416,6 +416,8 @@ fn run(
             format!("kiln run needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}"),
         )
     })?;
+    // The cgroup migration's grace period passes while the rest is set up (see its docs).
+    let warm_up = super::cgroup::MigrationWarmUp::start();
     let dir = store.container_dir(&id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
@@ -434,9 +436,9 @@ fn run(
     } else {
         crate::cmd_image::render::truncate_id(&id)
     };
-    // The network first: the container's program starts with it ready. `_private_net` (pasta)
-    // lives until this function returns, when the container has stopped.
-    let mut _private_net = None;
+    // The network first: pasta starts configuring the namespace now and is waited for just
+    // before the container's program starts (the setup below runs meanwhile).
+    let mut starting_net = None;
     let mut warnings = Vec::new();
     let netns = if config.host.network_mode == "host" {
         None
@@ -448,15 +450,7 @@ fn run(
             )
         })?;
         if config.host.network_mode == "private" {
-            let private = net::setup_private(&ns).map_err(|m| fail(125, m))?;
-            // A host with no routable interface (offline) has no outbound access to give:
-            // the container loses nothing, so no warning (docker's bridge says nothing either).
-            if let Some(why) = private.loopback_only_reason()
-                && !why.contains("No external routable interface")
-            {
-                warnings.push(why.to_string());
-            }
-            _private_net = Some(private);
+            starting_net = Some(net::start_private(&ns).map_err(|m| fail(125, m))?);
         }
         Some(ns)
     };
@@ -484,11 +478,6 @@ fn run(
         }
     };
     warnings.extend(cg.warning().map(str::to_string));
-    if matches!(mode, Mode::Foreground { .. }) {
-        for w in &warnings {
-            eprintln!("WARNING: {w}");
-        }
-    }
     let sink = match logfile::open_sink(&log_path(store, &id)) {
         Ok(s) => s,
         Err(e) => {
@@ -559,6 +548,25 @@ fn run(
         ports: &ports,
         pid: &pid,
     };
+    // The network is ready before the program starts. `_private_net` (pasta) lives until this
+    // function returns, when the container has stopped.
+    let _private_net = starting_net.map(|s| s.ready());
+    // A host with no routable interface (offline) has no outbound access to give: the
+    // container loses nothing, so no warning (docker's bridge says nothing either).
+    if let Some(why) = _private_net
+        .as_ref()
+        .and_then(|p| p.loopback_only_reason())
+        .filter(|why| !why.contains("No external routable interface"))
+    {
+        warnings.insert(0, why.to_string());
+    }
+    if matches!(mode, Mode::Foreground { .. }) {
+        for w in &warnings {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    // Before the first migration into the container's cgroups.
+    drop(warm_up);
     let foreground = matches!(mode, Mode::Foreground { .. });
     let foreground_stdin = matches!(mode, Mode::Foreground { stdin: true });
     let mut restarts: i64 = 0;
