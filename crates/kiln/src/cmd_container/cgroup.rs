@@ -304,8 +304,8 @@ impl Cgroups {
 /// rest of the setup runs, and the real migration then takes well under a millisecond. Drop it
 /// before [`Cgroups::enter`]: a write after the enter would move the process back out.
 pub struct MigrationWarmUp {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Held around each write; `true` once stopped (no write after that).
+    stopped: std::sync::Arc<std::sync::Mutex<bool>>,
 }
 
 impl MigrationWarmUp {
@@ -313,39 +313,34 @@ impl MigrationWarmUp {
     /// without delegation), when nothing is to be gained.
     pub fn start() -> Option<MigrationWarmUp> {
         let procs = own_procs_file()?;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
+        let stopped = std::sync::Arc::new(std::sync::Mutex::new(false));
+        let stopped2 = stopped.clone();
+        std::thread::Builder::new()
             .name("kiln-cgroup-warm".into())
             .stack_size(64 * 1024)
             .spawn(move || {
                 let me = std::process::id().to_string();
                 let t0 = std::time::Instant::now();
                 // Bounded: a setup that takes longer than this pays one grace period.
-                while !stop2.load(std::sync::atomic::Ordering::SeqCst)
-                    && t0.elapsed() < std::time::Duration::from_secs(2)
-                {
-                    if std::fs::write(&procs, &me).is_err() {
-                        return;
+                while t0.elapsed() < std::time::Duration::from_secs(2) {
+                    {
+                        let stopped = stopped2.lock().unwrap_or_else(|p| p.into_inner());
+                        if *stopped || std::fs::write(&procs, &me).is_err() {
+                            return;
+                        }
                     }
-                    std::thread::park_timeout(std::time::Duration::from_millis(4));
+                    std::thread::sleep(std::time::Duration::from_millis(4));
                 }
             })
             .ok()?;
-        Some(MigrationWarmUp {
-            stop,
-            thread: Some(thread),
-        })
+        Some(MigrationWarmUp { stopped })
     }
 }
 
 impl Drop for MigrationWarmUp {
+    /// Waits for a write in progress, not for the thread (it ends at its next look).
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
     }
 }
 

@@ -45,13 +45,25 @@ pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
 
 /// The spec for `config`, with `rootfs` mounted and `etc` holding the container's hosts,
 /// hostname and resolv.conf files.
+/// The container's network namespace, as the spec gets it.
+#[derive(Debug, Clone, Copy)]
+pub enum NetNs<'a> {
+    /// The host's.
+    Host,
+    /// A new one with loopback only, made as the container's process is cloned
+    /// (`--network none` with nothing published: no other process needs it).
+    New,
+    /// One the supervisor made and holds (pasta and the port proxy work in it), by path.
+    Path(&'a Path),
+}
+
 pub fn build(
     config: &ContainerConfig,
     rootfs: &Path,
     etc: &Path,
     hostname: &str,
     who: &Identity,
-    netns: Option<&Path>,
+    netns: NetNs<'_>,
 ) -> anyhow::Result<Spec> {
     let mut spec = docker_default_spec();
     if let Some(root) = spec.root_mut().as_mut() {
@@ -120,9 +132,17 @@ pub fn build(
         }
     }
     spec.set_hostname(Some(hostname.to_string()));
-    // The host's network, or the namespace the supervisor made (joined by path).
-    set_network(&mut spec, Network::Host);
-    if let Some(path) = netns
+    // The host's network, a new namespace with loopback only, or the namespace the supervisor
+    // made (joined by path).
+    set_network(
+        &mut spec,
+        if matches!(netns, NetNs::New) {
+            Network::None
+        } else {
+            Network::Host
+        },
+    );
+    if let NetNs::Path(path) = netns
         && let Some(linux) = spec.linux_mut()
     {
         let mut ns = LinuxNamespace::default();

@@ -440,7 +440,11 @@ fn run(
     // before the container's program starts (the setup below runs meanwhile).
     let mut starting_net = None;
     let mut warnings = Vec::new();
-    let netns = if config.host.network_mode == "host" {
+    let wanted_ports = config.wanted_ports();
+    // `--network none` with nothing to publish: the container's process gets a new namespace
+    // as it is cloned; nothing here needs a handle on it.
+    let new_netns = config.host.network_mode == "none" && wanted_ports.is_empty();
+    let netns = if config.host.network_mode == "host" || new_netns {
         None
     } else {
         let ns = net::create_netns().map_err(|e| {
@@ -455,7 +459,7 @@ fn run(
         Some(ns)
     };
     let proxy = match &netns {
-        Some(ns) => net::publish(ns, &config.wanted_ports()).map_err(|m| fail(125, m))?,
+        Some(ns) => net::publish(ns, &wanted_ports).map_err(|m| fail(125, m))?,
         None => net::Proxy::none(),
     };
     let netns_path = netns.as_ref().map(|f| {
@@ -466,7 +470,12 @@ fn run(
         volume::seed(&root, &config.host.mount_points)?;
         write_etc(&dir, &config, &hostname)?;
         let who = spec::identity(&root, &config.user)?;
-        let spec = spec::build(&config, &root, &dir, &hostname, &who, netns_path.as_deref())?;
+        let netns = match netns_path.as_deref() {
+            Some(p) => spec::NetNs::Path(p),
+            None if new_netns => spec::NetNs::New,
+            None => spec::NetNs::Host,
+        };
+        let spec = spec::build(&config, &root, &dir, &hostname, &who, netns)?;
         let cg = Cgroups::create(&dir, &id, &config.host)?;
         Ok((spec, cg))
     })();
