@@ -130,12 +130,20 @@ missing_binfmt() {
   done
 }
 
+# /dev/net/tun with the mode Debian's udev rules give it (0666), which rootless pasta needs to
+# attach its tap device; a machine without udev (a container, a minimal VM) leaves it 0600.
+tun_ok() {
+  [ "$profile" = demo ] && return 0
+  [ ! -c /dev/net/tun ] && return 0
+  [ "$(stat -c %a /dev/net/tun)" = 666 ]
+}
+
 check() {
   mapfile -t missing < <(missing_packages)
   mapfile -t archs < <(missing_archs)
   mapfile -t debs < <(missing_debs)
   mapfile -t handlers < <(missing_binfmt)
-  [ "${#missing[@]}" = 0 ] && [ "${#archs[@]}" = 0 ] && [ "${#debs[@]}" = 0 ] && [ "${#handlers[@]}" = 0 ]
+  [ "${#missing[@]}" = 0 ] && [ "${#archs[@]}" = 0 ] && [ "${#debs[@]}" = 0 ] && [ "${#handlers[@]}" = 0 ] && tun_ok
 }
 
 check && exit 0
@@ -146,6 +154,7 @@ if [ "$(id -u)" != 0 ]; then
     [ "${#archs[@]}" = 0 ] || echo "install-deps.sh: dpkg lacks the foreign architectures: ${archs[*]}"
     [ "${#debs[@]}" = 0 ] || echo "install-deps.sh: no busybox-static .deb in $debs_dir for: ${debs[*]}"
     [ "${#handlers[@]}" = 0 ] || echo "install-deps.sh: binfmt_misc handlers not registered: ${handlers[*]}"
+    tun_ok || echo "install-deps.sh: /dev/net/tun is not mode 0666 (udev's default): rootless pasta cannot use it"
     echo "run as root:  sudo bash $(cd "$(dirname "$0")" && pwd)/install-deps.sh $profile"
   } >&2
   exit 1
@@ -218,6 +227,11 @@ if [ "${#handlers[@]}" != 0 ]; then
     done
   done
   [ "${#handlers[@]}" = 0 ] || echo "install-deps.sh: registered binfmt_misc handlers: ${handlers[*]}" >&2
+fi
+
+if ! tun_ok; then
+  echo "install-deps.sh: chmod 0666 /dev/net/tun (as Debian's udev rules set it)" >&2
+  chmod 0666 /dev/net/tun
 fi
 
 if ! check; then
