@@ -333,10 +333,15 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    cfg.host.mount_points = match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes) {
+    let from = match volume::mounts_from(store, &c.volumes_from) {
         Ok(m) => m,
         Err(e) => return refuse(&crate::cmd_image::message(&e)),
     };
+    cfg.host.mount_points =
+        match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes, from) {
+            Ok(m) => m,
+            Err(e) => return refuse(&crate::cmd_image::message(&e)),
+        };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
     let id = new_id();
