@@ -828,6 +828,8 @@ pub fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<()> {
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
         )?
     {
+        // docker's CLI prints the total after a "no" too.
+        println!("Total reclaimed space: 0B");
         return Ok(());
     }
     let mut out = String::new();

@@ -383,6 +383,8 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
                     "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?",
                 )?
             {
+                // docker's CLI prints the total after a "no" too.
+                println!("Total reclaimed space: 0B");
                 return Ok(());
             }
             let (deleted, reclaimed) = prune_unused(store)?;
