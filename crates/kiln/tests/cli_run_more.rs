@@ -395,7 +395,10 @@ fn bytes(s: &str) -> f64 {
 
 fn net_io(c: &Ctx, name: &str) -> (f64, f64) {
     let s = ok(c, &["stats", "--no-stream", "--format", "{{.NetIO}}", name]);
-    let (rx, tx) = s.trim().split_once(" / ").unwrap();
+    let (rx, tx) = s
+        .trim()
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("NET I/O of {name}: {s:?}"));
     (bytes(rx), bytes(tx))
 }
 
@@ -424,7 +427,7 @@ fn published_port_traffic_counts_in_stats_net_io() {
             BB,
             "sh",
             "-c",
-            &format!("mkdir /w && head -c {N} /dev/zero > /w/f && exec httpd -f -p 80 -h /w"),
+            &format!("mkdir -p /w && head -c {N} /dev/zero > /w/f && exec httpd -f -p 80 -h /w"),
         ],
     );
     let (rx0, tx0) = net_io(&c, "web");
@@ -455,6 +458,7 @@ fn published_port_traffic_counts_in_stats_net_io() {
     );
     // Started again: a new proxy, counting from zero (as docker's new veth).
     ok(&c, &["restart", "-t", "0", "web"]);
+    assert_eq!(status(&c, "web"), "running");
     let (_, tx) = net_io(&c, "web");
     assert!(tx < 100e3, "{tx} after a restart");
 }
