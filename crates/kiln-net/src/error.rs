@@ -44,6 +44,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The file of the proxy's traffic counters could not be made.
+    #[error("port proxy: making its traffic counters {}: {source}", path.display())]
+    Traffic {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// A thread of the proxy or the private network could not start.
     #[error("starting thread {name}: {source}")]
     Thread {

@@ -19,5 +19,5 @@ mod publish;
 
 pub use error::Error;
 pub use private::{PrivateNet, Starting};
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{Proxy, ProxyOptions, Traffic};
 pub use publish::{PortMapping, Proto, format_port_line, parse_publish, publish_all};

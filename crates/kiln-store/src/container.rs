@@ -2,8 +2,9 @@
 //! snapshots its root file system is made of.
 //!
 //! A running container is owned by one supervisor process (kiln in a hidden mode), named in its
-//! row by pid and start time. A reader that finds a `running` or `paused` row whose supervisor
-//! is gone (killed, or the host rebooted) records the container as exited (137: its processes
+//! row by pid, start time and boot id (`/proc/sys/kernel/random/boot_id`: after a reboot a new
+//! process may have the same pid and start time). A reader that finds a `running` or `paused`
+//! row whose supervisor is gone (killed, or the host rebooted) records the container as exited (137: its processes
 //! died with the supervisor by their parent-death signal) with the error "supervisor died", so
 //! no container stays wedged as running. `kiln system check` reports such rows it finds first.
 //!
@@ -127,7 +128,8 @@ pub struct NewContainer<'a> {
 pub const SUPERVISOR_DIED_EXIT: i32 = 137;
 
 const COLUMNS: &str = "id, name, image_id, image_ref, state, created, created_ns, config, pid, \
-    supervisor_pid, supervisor_start, exit_code, error, started_ns, finished_ns, ports, restarts";
+    supervisor_pid, supervisor_start, exit_code, error, started_ns, finished_ns, ports, restarts, \
+    supervisor_boot";
 
 fn unix_nanos() -> i64 {
     std::time::SystemTime::now()
@@ -143,7 +145,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ContainerRecord, bool)> {
         pid: r.get::<_, i64>(9)? as u32,
         start: r.get::<_, i64>(10)? as u64,
     };
-    let orphaned = state.is_live() && !supervisor_alive(sup);
+    let boot: String = r.get(17)?;
+    let now = crate::snapshot::boot_id();
+    let rebooted = !boot.is_empty() && !now.is_empty() && boot != now;
+    let orphaned = state.is_live() && (rebooted || !supervisor_alive(sup));
     Ok((
         ContainerRecord {
             id: r.get(0)?,
@@ -290,8 +295,16 @@ impl Store {
                 tx,
                 "UPDATE containers SET state = 'running', pid = ?2, supervisor_pid = ?3,
                  supervisor_start = ?4, started_ns = ?5, finished_ns = 0, exit_code = 0,
-                 error = '', ports = ?6 WHERE id = ?1",
-                params![id, pid, me.pid, me.start as i64, unix_nanos(), ports],
+                 error = '', ports = ?6, supervisor_boot = ?7 WHERE id = ?1",
+                params![
+                    id,
+                    pid,
+                    me.pid,
+                    me.start as i64,
+                    unix_nanos(),
+                    ports,
+                    crate::snapshot::boot_id()
+                ],
             )?;
             Ok(())
         })

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 10;
+pub(crate) const SCHEMA_VERSION: i64 = 11;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -271,6 +271,12 @@ CREATE TABLE index_entries (
 CREATE INDEX index_entries_image ON index_entries(image_id);
 ALTER TABLE tags ADD COLUMN index_digest TEXT REFERENCES image_indexes(digest);
 CREATE INDEX tags_index ON tags(index_digest);
+"#,
+    // v11: the boot a running container's supervisor was recorded in, so that after a reboot
+    // a process that got the same pid and start time is not taken for it ('' for rows from
+    // before: checked by pid and start time only).
+    r#"
+ALTER TABLE containers ADD COLUMN supervisor_boot TEXT NOT NULL DEFAULT '';
 "#,
 ];
 

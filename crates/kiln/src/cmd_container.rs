@@ -211,6 +211,9 @@ pub struct CreateArgs {
     /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=,target=,readonly)
     #[arg(long, value_name = "mount")]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|:rw])
+    #[arg(long, value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
@@ -305,7 +308,13 @@ pub struct StartArgs {
     /// Override the key sequence for detaching a container
     #[arg(long, value_name = "string")]
     pub detach_keys: Option<String>,
-    #[arg(required = true, value_name = "CONTAINER")]
+    /// Start every container the filters select (podman's; see docs/run.md "After a reboot")
+    #[arg(long, conflicts_with_all = ["attach", "interactive", "containers"])]
+    pub all: bool,
+    /// With --all: restart-policy=POLICY, stopped-by-user=true|false (a key given twice: either)
+    #[arg(long, value_name = "filter", requires = "all")]
+    pub filter: Vec<String>,
+    #[arg(required_unless_present = "all", value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
 

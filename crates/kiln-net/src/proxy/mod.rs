@@ -7,7 +7,10 @@
 //! client address, closed after [`ProxyOptions::udp_idle`] without traffic.
 
 mod tcp;
+mod traffic;
 mod udp;
+
+pub use traffic::Traffic;
 
 use std::fs::File;
 use std::io;
@@ -35,6 +38,10 @@ pub struct ProxyOptions {
     pub target: Option<IpAddr>,
     /// Threads that move TCP bytes (epoll loops); 0: one per core, at most 2.
     pub tcp_workers: usize,
+    /// A file the bytes carried are counted in (made anew, at zero, by the start; read with
+    /// [`Traffic::read_file`], e.g. by `kiln stats`); `None`: in memory only
+    /// ([`Proxy::traffic`]).
+    pub traffic_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ProxyOptions {
@@ -43,6 +50,7 @@ impl Default for ProxyOptions {
             udp_idle: Duration::from_secs(90),
             target: None,
             tcp_workers: 0,
+            traffic_file: None,
         }
     }
 }
@@ -56,6 +64,8 @@ pub(crate) struct Shared {
     /// An eventfd that becomes readable at stop: UDP threads poll it beside their socket.
     pub(crate) stop_fd: OwnedFd,
     pub(crate) udp_idle: Duration,
+    /// Bytes delivered to the container and from it.
+    pub(crate) traffic: Traffic,
 }
 
 impl Shared {
@@ -152,6 +162,13 @@ impl Proxy {
             });
         }
 
+        let traffic = match &opts.traffic_file {
+            Some(p) => Traffic::create_file(p).map_err(|source| Error::Traffic {
+                path: p.clone(),
+                source,
+            })?,
+            None => Traffic::in_memory(),
+        };
         let ns = NsThread::start(netns, "kiln-net-ns")?;
         let netns_dup = netns
             .try_clone()
@@ -181,6 +198,7 @@ impl Proxy {
             // SAFETY: efd was just returned by eventfd and is owned by nobody else.
             stop_fd: unsafe { OwnedFd::from_raw_fd(efd) },
             udp_idle: opts.udp_idle,
+            traffic,
         });
 
         let mut proxy = Proxy {
@@ -238,6 +256,12 @@ impl Proxy {
     /// The address connections are forwarded to inside the namespace.
     pub fn target_ip(&self) -> IpAddr {
         self.target
+    }
+
+    /// (received, sent) bytes: delivered to the container, and from it to clients (TCP
+    /// payload and UDP datagrams).
+    pub fn traffic(&self) -> (u64, u64) {
+        self.shared.traffic.get()
     }
 
     /// TCP connections being forwarded now.

@@ -15,12 +15,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::{Shared, Traffic};
 use crate::Error;
 use crate::netns;
 
@@ -350,7 +350,8 @@ fn worker(
             let Some(c) = conns.get_mut(&id) else {
                 continue;
             };
-            if let Step::Closed = step(&ep, id, c, token & 1 == 1, ev.events, &mut buf) {
+            let t = &shared.traffic;
+            if let Step::Closed = step(&ep, id, c, token & 1 == 1, ev.events, &mut buf, t) {
                 conns.remove(&id);
             }
         }
@@ -397,7 +398,9 @@ fn step(
     server_side: bool,
     events: u32,
     buf: &mut [u8],
+    traffic: &Traffic,
 ) -> Step {
+    let (rx, tx) = (traffic.received(), traffic.sent());
     let r = if c.connecting.is_some() {
         match connect_result(&c.server) {
             None => return Step::Open,
@@ -405,12 +408,12 @@ fn step(
             Some(Ok(())) => {
                 c.connecting = None;
                 // Whatever the client sent meanwhile is waiting.
-                pump(&mut c.up, &c.client, &c.server, buf)
+                pump(&mut c.up, &c.client, &c.server, buf, rx)
             }
         }
     } else if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-        pump(&mut c.up, &c.client, &c.server, buf)
-            .and_then(|()| pump(&mut c.down, &c.server, &c.client, buf))
+        pump(&mut c.up, &c.client, &c.server, buf, rx)
+            .and_then(|()| pump(&mut c.down, &c.server, &c.client, buf, tx))
     } else {
         let readable = events & libc::EPOLLIN as u32 != 0;
         let writable = events & libc::EPOLLOUT as u32 != 0;
@@ -418,10 +421,10 @@ fn step(
         // Readable client or writable server: client → server; readable server or writable
         // client: server → client.
         if (readable && !server_side) || (writable && server_side) {
-            r = pump(&mut c.up, &c.client, &c.server, buf);
+            r = pump(&mut c.up, &c.client, &c.server, buf, rx);
         }
         if r.is_ok() && ((readable && server_side) || (writable && !server_side)) {
-            r = pump(&mut c.down, &c.server, &c.client, buf);
+            r = pump(&mut c.down, &c.server, &c.client, buf, tx);
         }
         r
     };
@@ -495,11 +498,18 @@ fn connect_result(s: &TcpStream) -> Option<io::Result<()>> {
 /// (no copy through user space); small ones through `buf` with recv/send, which is cheaper for
 /// a few KiB. The mode changes only when nothing waits, so bytes keep their order. At `src`'s
 /// end of stream, with nothing waiting, half-closes `dst`.
-fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+/// `count`: the traffic cell of this direction, which gets every byte written to `dst`.
+fn pump(
+    d: &mut Dir,
+    src: &TcpStream,
+    dst: &TcpStream,
+    buf: &mut [u8],
+    count: &AtomicU64,
+) -> io::Result<()> {
     if d.done {
         return Ok(());
     }
-    flush(d, dst)?;
+    flush(d, dst, count)?;
     if d.waiting() == 0 && !d.eof {
         if let (true, Some(p)) = (d.splicing, &d.pipe) {
             match splice(src.as_raw_fd(), p.w.as_raw_fd(), p.chunk) {
@@ -507,7 +517,7 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
                 Ok(n) => {
                     d.pending = n;
                     d.splicing = n >= SPLICE_ABOVE;
-                    flush(d, dst)?;
+                    flush(d, dst, count)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -527,6 +537,7 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                         Err(e) => return Err(e),
                     };
+                    count.fetch_add(sent as u64, Ordering::Relaxed);
                     if sent < n {
                         d.held.clear();
                         d.held.extend_from_slice(&buf[sent..n]);
@@ -547,18 +558,24 @@ fn pump(d: &mut Dir, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Re
 
 /// Writes what waits (in the pipe, or held from a recv) to `dst` until nothing waits or `dst`
 /// would block.
-fn flush(d: &mut Dir, dst: &TcpStream) -> io::Result<()> {
+fn flush(d: &mut Dir, dst: &TcpStream, count: &AtomicU64) -> io::Result<()> {
     while d.pending > 0 {
         let p = d.pipe.as_ref().expect("bytes pending in a pipe");
         match splice(p.r.as_raw_fd(), dst.as_raw_fd(), d.pending) {
-            Ok(n) => d.pending -= n,
+            Ok(n) => {
+                d.pending -= n;
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }
     while d.held_off < d.held.len() {
         match send(dst.as_raw_fd(), &d.held[d.held_off..]) {
-            Ok(n) => d.held_off += n,
+            Ok(n) => {
+                d.held_off += n;
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }

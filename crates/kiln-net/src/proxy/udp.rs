@@ -156,7 +156,12 @@ fn receive_loop(host: &Arc<UdpSocket>, to: SocketAddr, shared: &Arc<Shared>, flo
             };
             if let Some(s) = sock {
                 // A refused or full container socket drops the datagram, as UDP does.
-                let _ = s.send(&buf[..n]);
+                if let Ok(m) = s.send(&buf[..n]) {
+                    shared
+                        .traffic
+                        .received()
+                        .fetch_add(m as u64, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -237,7 +242,9 @@ fn flow_loop(
                 match inner.recv(&mut buf) {
                     Ok(n) => {
                         last_ms.store(epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
-                        let _ = host.send_to(&buf[..n], client);
+                        if let Ok(m) = host.send_to(&buf[..n], client) {
+                            shared.traffic.sent().fetch_add(m as u64, Ordering::Relaxed);
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,

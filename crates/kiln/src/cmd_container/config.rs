@@ -142,6 +142,9 @@ pub struct HostConfig {
     /// Every mount of `-v`, `--mount` and the image's VOLUME, resolved at create time.
     #[serde(default)]
     pub mount_points: Vec<super::mounts::MountPoint>,
+    /// `--volumes-from CONTAINER[:ro|:rw]`, as given (its mounts are in `mount_points`).
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
 }
 
 impl ContainerConfig {
@@ -405,6 +408,10 @@ pub fn resolve(
     for m in &a.mount {
         super::mounts::parse_mount(m)?;
     }
+    for v in &a.volumes_from {
+        super::mounts::parse_volumes_from(v)
+            .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
+    }
     let mut tmpfs = Vec::new();
     for t in &a.tmpfs {
         let (path, opts) = t.split_once(':').unwrap_or((t, ""));
@@ -534,6 +541,7 @@ pub fn resolve(
             restart_policy,
             console_size: None,
             mount_points: Vec::new(),
+            volumes_from: a.volumes_from.clone(),
         },
     })
 }

@@ -3,8 +3,13 @@
 //! (`1.23kB / 648B`: decimal units, three significant digits).
 //!
 //! - Network: the container's network namespace's `/proc/<pid>/net/dev`, every interface but
-//!   `lo` (docker counts its endpoints' interfaces only). `--network host` shares the host's
-//!   interfaces, which docker does not count: `0B / 0B`, as docker prints.
+//!   `lo` (docker counts its endpoints' interfaces only), plus what the published-port proxy
+//!   carried (docker's proxy reaches the container through its `eth0`, so docker counts it;
+//!   kiln's reaches it over its loopback): the supervisor's proxy counts the bytes it delivers
+//!   each way in `containers/<id>/proxy-traffic` (kiln-net's `Traffic`, a shared mapping) and
+//!   they are added here, client → container as received, container → client as sent.
+//!   `--network host` shares the host's interfaces, which docker does not count: `0B / 0B`,
+//!   as docker prints.
 //! - Block: cgroup v2's `io.stat` (`rbytes`, `wbytes`); cgroup v1's blkio
 //!   (`blkio.io_service_bytes_recursive`, else `blkio.throttle.io_service_bytes_recursive`,
 //!   `Read` and `Write`). Kernels that no longer count v1 blkio for a cgroup without a
@@ -22,9 +27,15 @@ pub fn pair(a: u64, b: u64) -> String {
     format!("{} / {}", human_size(a), human_size(b))
 }
 
-/// (received, sent) bytes over every interface but `lo` in the network namespace of `pid`;
-/// `None` when it cannot be read.
-pub fn net(pid: u32, network_mode: &str) -> Option<(u64, u64)> {
+/// The file in a container's directory where its port proxy counts the bytes it carries.
+pub fn traffic_file(container_dir: &Path) -> std::path::PathBuf {
+    container_dir.join("proxy-traffic")
+}
+
+/// (received, sent) bytes of the running container whose first process is `pid`: every
+/// interface but `lo` in its network namespace, plus its published ports' traffic (the proxy's
+/// counters in `container_dir`); `None` when the interfaces cannot be read.
+pub fn net(container_dir: &Path, pid: u32, network_mode: &str) -> Option<(u64, u64)> {
     if network_mode == "host" {
         return Some((0, 0));
     }
@@ -32,7 +43,9 @@ pub fn net(pid: u32, network_mode: &str) -> Option<(u64, u64)> {
         return None;
     }
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
-    Some(parse_net_dev(&text))
+    let (rx, tx) = parse_net_dev(&text);
+    let (prx, ptx) = kiln_net::Traffic::read_file(&traffic_file(container_dir)).unwrap_or((0, 0));
+    Some((rx + prx, tx + ptx))
 }
 
 /// Sums `/proc/net/dev`'s receive and transmit byte columns, `lo` left out.

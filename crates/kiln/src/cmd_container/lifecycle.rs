@@ -333,10 +333,15 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    cfg.host.mount_points = match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes) {
+    let from = match volume::mounts_from(store, &c.volumes_from) {
         Ok(m) => m,
         Err(e) => return refuse(&crate::cmd_image::message(&e)),
     };
+    cfg.host.mount_points =
+        match volume::resolve_mounts(store, &cfg, &c.mount, &image_volumes, from) {
+            Ok(m) => m,
+            Err(e) => return refuse(&crate::cmd_image::message(&e)),
+        };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
     let id = new_id();
@@ -532,7 +537,84 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyh
     Ok(())
 }
 
+/// `start --all [--filter ...]` (podman's flags): the containers that do not run and match
+/// every filter key (one of its values when a key is given several times), by ID.
+/// `restart-policy=no|always|unless-stopped|on-failure`; `stopped-by-user=true|false`: the
+/// last `stop`, `kill` or `rm -f` left the container's `stopped-by-user` mark. What docker's
+/// daemon restarts when it starts (after a reboot) is `restart-policy=always`, plus
+/// `restart-policy=unless-stopped` with `stopped-by-user=false`: what
+/// contrib/systemd/kiln-restart.service runs at boot.
+fn start_all(store: &Store, filters: &[String]) -> anyhow::Result<()> {
+    let mut wanted: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            bail!("bad format of filter (expected name=value)");
+        };
+        let ok = match k {
+            "restart-policy" => matches!(v, "no" | "always" | "unless-stopped" | "on-failure"),
+            "stopped-by-user" => matches!(v, "true" | "false"),
+            _ => bail!(
+                "Invalid filter '{k}' (start --all takes restart-policy= and stopped-by-user=)"
+            ),
+        };
+        if !ok {
+            bail!("Invalid filter '{k}={v}'");
+        }
+        match wanted.iter_mut().find(|(key, _)| *key == k) {
+            Some((_, vs)) => vs.push(v),
+            None => wanted.push((k, vec![v])),
+        }
+    }
+    let mut ids = Vec::new();
+    for c in store.containers()? {
+        if c.state.is_live() {
+            continue;
+        }
+        let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let policy = if cfg.host.restart_policy.is_none() {
+            "no"
+        } else {
+            cfg.host.restart_policy.name.as_str()
+        };
+        let by_user = store
+            .container_dir(&c.id)
+            .join(supervisor::MANUAL_STOP)
+            .exists();
+        let by_user = if by_user { "true" } else { "false" };
+        if wanted.iter().all(|(k, vs)| {
+            let have = if *k == "restart-policy" {
+                policy
+            } else {
+                by_user
+            };
+            vs.contains(&have)
+        }) {
+            ids.push(c.id);
+        }
+    }
+    // Oldest first, as they were made.
+    ids.reverse();
+    each(&ids, |id| {
+        let c = store.find_container(id)?;
+        if !c.state.is_live() {
+            if c.started_ns != 0 {
+                store.container_restarted(&c.id)?;
+            }
+            supervisor::start_detached(store, &c.id)
+                .map_err(|e| anyhow::anyhow!("{}: {}", c.id, e.message))?;
+        }
+        println!("{id}");
+        Ok(())
+    })
+}
+
 pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
+    if a.all {
+        return start_all(store, &a.filter);
+    }
+    if !a.filter.is_empty() {
+        bail!("--filter selects containers for --all: give --all, or name the containers");
+    }
     if a.attach || a.interactive {
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
@@ -823,6 +905,8 @@ pub fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<()> {
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
         )?
     {
+        // docker's CLI prints the total after a "no" too.
+        println!("Total reclaimed space: 0B");
         return Ok(());
     }
     let mut out = String::new();

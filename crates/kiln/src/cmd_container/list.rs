@@ -281,7 +281,7 @@ fn stats_table(
             let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
             let dir = store.container_dir(&c.id);
             (
-                super::io_stats::net(c.pid, &cfg.host.network_mode)
+                super::io_stats::net(&dir, c.pid, &cfg.host.network_mode)
                     .map_or_else(|| "--".into(), |(rx, tx)| super::io_stats::pair(rx, tx)),
                 {
                     let (r, w) = super::io_stats::block(&dir, &c.id, c.pid);

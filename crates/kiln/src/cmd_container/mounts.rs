@@ -177,3 +177,90 @@ pub fn parse_volume_flag(spec: &str) -> anyhow::Result<MountPoint> {
     }
     Ok(m)
 }
+
+/// `--volumes-from CONTAINER[:MODE]` as docker's `ParseVolumesFrom`: the container and
+/// whether its mounts may stay writable (`rw`, the default, keeps each mount's own mode; `ro`
+/// makes them all read-only; `z`/`Z` are accepted and change nothing here). Anything else is
+/// docker's `invalid mode: MODE`.
+pub fn parse_volumes_from(spec: &str) -> anyhow::Result<(String, bool)> {
+    if spec.is_empty() {
+        bail!("volumes-from specification cannot be an empty string");
+    }
+    let (name, mode) = spec.split_once(':').unwrap_or((spec, "rw"));
+    let mut rw = true;
+    let (mut seen_rw, mut seen_label) = (false, false);
+    for o in mode.split(',') {
+        match o {
+            "ro" | "rw" if !seen_rw => {
+                seen_rw = true;
+                rw = o == "rw";
+            }
+            "z" | "Z" if !seen_label => seen_label = true,
+            _ => bail!("invalid mode: {mode}"),
+        }
+    }
+    Ok((name.to_string(), rw))
+}
+
+/// The mounts a container takes with `--volumes-from` from another's `mounts`: its volumes
+/// and binds at the same destinations (tmpfs mounts are the other container's own memory, and
+/// docker 20.10 fails on them with `get: no such volume`), read-write only where both the
+/// mount and `rw` say so, never seeded again (docker's `CopyData: false`), `Mode` empty as
+/// docker shows it. An anonymous volume stays anonymous: `rm -v` of the last container that
+/// uses it removes it.
+pub fn volumes_from(mounts: &[MountPoint], rw: bool) -> Vec<MountPoint> {
+    mounts
+        .iter()
+        .filter(|m| m.typ == "volume" || m.typ == "bind")
+        .map(|m| MountPoint {
+            rw: m.rw && rw,
+            mode: String::new(),
+            nocopy: true,
+            options: Vec::new(),
+            ..m.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_from_modes_follow_docker() {
+        assert_eq!(parse_volumes_from("a").unwrap(), ("a".into(), true));
+        assert_eq!(parse_volumes_from("a:ro").unwrap(), ("a".into(), false));
+        assert_eq!(parse_volumes_from("a:rw,z").unwrap(), ("a".into(), true));
+        assert_eq!(
+            parse_volumes_from("a:xx").unwrap_err().to_string(),
+            "invalid mode: xx"
+        );
+        assert!(parse_volumes_from("a:ro,rw").is_err());
+        assert!(parse_volumes_from("").is_err());
+        let src = [
+            MountPoint {
+                typ: "volume".into(),
+                name: "v".into(),
+                rw: true,
+                mode: "z".into(),
+                ..Default::default()
+            },
+            MountPoint {
+                typ: "bind".into(),
+                rw: false,
+                mode: "ro".into(),
+                ..Default::default()
+            },
+            MountPoint {
+                typ: "tmpfs".into(),
+                rw: true,
+                ..Default::default()
+            },
+        ];
+        let rw = volumes_from(&src, true);
+        assert_eq!(rw.len(), 2);
+        assert!(rw[0].rw && !rw[1].rw, "rw keeps each mount's own mode");
+        assert!(rw.iter().all(|m| m.mode.is_empty() && m.nocopy));
+        assert!(volumes_from(&src, false).iter().all(|m| !m.rw));
+    }
+}

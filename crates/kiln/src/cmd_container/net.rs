@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -173,13 +174,18 @@ fn loopback_up() -> std::io::Result<()> {
 }
 
 /// Publish `maps` from the host into the network namespace `netns` (kiln-net's proxy: docker's
-/// `Bind for 0.0.0.0:3000 failed: port is already allocated` when a port is taken).
-pub fn publish(netns: &File, maps: &[PortMapping]) -> Result<Proxy, String> {
+/// `Bind for 0.0.0.0:3000 failed: port is already allocated` when a port is taken), counting
+/// the bytes it carries in the file `traffic` (`stats`' NET I/O adds them: io_stats.rs).
+pub fn publish(netns: &File, maps: &[PortMapping], traffic: &Path) -> Result<Proxy, String> {
     if maps.is_empty() {
         return Ok(Proxy::none());
     }
     let wanted: Vec<kiln_net::PortMapping> = maps.iter().map(PortMapping::to_net).collect();
-    let proxy = kiln_net::Proxy::start(netns, &wanted).map_err(|e| e.to_string())?;
+    let opts = kiln_net::ProxyOptions {
+        traffic_file: Some(traffic.to_path_buf()),
+        ..Default::default()
+    };
+    let proxy = kiln_net::Proxy::start_with(netns, &wanted, opts).map_err(|e| e.to_string())?;
     let bound = proxy.bound().iter().map(PortMapping::from_net).collect();
     Ok(Proxy {
         proxy: Some(proxy),

@@ -32,7 +32,7 @@ use kiln_store::Store;
 
 use super::cgroup::Cgroups;
 use super::config::ContainerConfig;
-use super::{attach, health, logfile, net, rootfs, spec, volume};
+use super::{attach, health, io_stats, logfile, net, rootfs, spec, volume};
 
 /// How the supervisor is attached.
 pub enum Mode {
@@ -459,7 +459,8 @@ fn run(
         Some(ns)
     };
     let proxy = match &netns {
-        Some(ns) => net::publish(ns, &wanted_ports).map_err(|m| fail(125, m))?,
+        Some(ns) => net::publish(ns, &wanted_ports, &io_stats::traffic_file(&dir))
+            .map_err(|m| fail(125, m))?,
         None => net::Proxy::none(),
     };
     let netns_path = netns.as_ref().map(|f| {

@@ -383,6 +383,8 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
                     "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?",
                 )?
             {
+                // docker's CLI prints the total after a "no" too.
+                println!("Total reclaimed space: 0B");
                 return Ok(());
             }
             let (deleted, reclaimed) = prune_unused(store)?;
@@ -401,13 +403,37 @@ pub fn run(store: &Store, cmd: VolumeCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The container's mounts from `-v`, `--mount`, `--tmpfs` and the image's VOLUME (anonymous
-/// volumes for destinations nothing else covers); volumes are made here (create time).
+/// The mounts `--volumes-from` takes: each container's volumes and binds (`mounts::volumes_from`),
+/// in the order given. An unknown container is docker's `No such container: NAME`; nothing is
+/// made before every one is found.
+pub fn mounts_from(store: &Store, specs: &[String]) -> anyhow::Result<Vec<MountPoint>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let (name, rw) = super::mounts::parse_volumes_from(spec)?;
+        let c = store.find_container(&name).map_err(|e| match e {
+            kiln_store::Error::ContainerNotFound(_) => {
+                anyhow::anyhow!("Error response from daemon: No such container: {name}")
+            }
+            e => anyhow::Error::from(e),
+        })?;
+        let cfg: ContainerConfig = serde_json::from_str(&c.config)
+            .with_context(|| format!("reading the config of container {name}"))?;
+        out.extend(super::mounts::volumes_from(&cfg.host.mount_points, rw));
+    }
+    Ok(out)
+}
+
+/// The container's mounts from `--volumes-from` (`from`, from [`mounts_from`]), `-v`,
+/// `--mount`, `--tmpfs` and the image's VOLUME (anonymous volumes for destinations nothing
+/// else covers); volumes are made here (create time). As in docker, a later `--volumes-from`
+/// mount replaces an earlier one at the same destination, and `-v`/`--mount`/`--tmpfs` replace
+/// those.
 pub fn resolve_mounts(
     store: &Store,
     cfg: &ContainerConfig,
     mount_flags: &[String],
     image_volumes: &[String],
+    from: Vec<MountPoint>,
 ) -> anyhow::Result<Vec<MountPoint>> {
     let mut list = Vec::new();
     for v in &cfg.host.binds {
@@ -416,15 +442,20 @@ pub fn resolve_mounts(
     for m in mount_flags {
         list.push(parse_mount(m)?);
     }
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
     let covered = |list: &[MountPoint], d: &str| {
-        list.iter()
-            .any(|m| m.destination.trim_end_matches('/') == d.trim_end_matches('/'))
-            || cfg
-                .host
-                .tmpfs
-                .iter()
-                .any(|(p, _)| p.trim_end_matches('/') == d.trim_end_matches('/'))
+        list.iter().any(|m| same(&m.destination, d))
+            || cfg.host.tmpfs.iter().any(|(p, _)| same(p, d))
     };
+    let mut taken: Vec<MountPoint> = Vec::new();
+    for m in from {
+        if covered(&list, &m.destination) {
+            continue;
+        }
+        taken.retain(|t| !same(&t.destination, &m.destination));
+        taken.push(m);
+    }
+    list.extend(taken);
     for d in image_volumes {
         if !covered(&list, d) {
             list.push(MountPoint {
@@ -447,7 +478,7 @@ pub fn resolve_mounts(
     }
     for m in &mut list {
         if m.typ == "volume" {
-            if m.anonymous {
+            if m.anonymous && m.name.is_empty() {
                 m.name = super::ids::new_id();
             }
             m.source = ensure(store, &m.name, BTreeMap::new(), m.anonymous)?

@@ -242,14 +242,15 @@ pub(crate) fn prune(store: &Store, a: SystemPruneArgs) -> anyhow::Result<()> {
         "  - all dangling images"
     };
     // docker's list: volumes after containers (and networks, which kiln has none of), before
-    // images, and only with --volumes.
+    // images, and only with --volumes; then a blank line before the question, as docker's
+    // template leaves one (its empty filters section).
     let volumes_line = if a.volumes {
         "\n  - all volumes not used by at least one container"
     } else {
         ""
     };
     let warning = format!(
-        "WARNING! This will remove:\n  - all stopped containers{volumes_line}\n{images_line}\n  - all build cache\n  - all content no image or cache record references"
+        "WARNING! This will remove:\n  - all stopped containers{volumes_line}\n{images_line}\n  - all build cache\n  - all content no image or cache record references\n"
     );
     if !a.force && !confirm(&warning)? {
         return Ok(());
