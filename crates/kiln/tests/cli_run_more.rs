@@ -560,3 +560,83 @@ fn prune_prompts_are_docker_20_10s_byte_for_byte() {
 fn gone(c: &Ctx, name: &str) -> bool {
     !c.kiln(&["inspect", name]).status.success()
 }
+
+/// A detached supervisor sent SIGTERM itself (what systemd does to every process at shutdown)
+/// passes it to its container and then does not restart it, whatever the policy says, as
+/// docker's daemon does not restart containers while it shuts down; and it does not count as a
+/// user's stop, so the unit's `unless-stopped` line starts the container again after the boot.
+#[test]
+fn a_signalled_supervisor_stops_without_restarting_and_without_a_user_stop() {
+    let c = ctx();
+    for (name, policy) in [("sig-always", "always"), ("sig-unless", "unless-stopped")] {
+        ok(
+            &c,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--restart",
+                policy,
+                BB,
+                "sh",
+                "-c",
+                "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+            ],
+        );
+        wait_for("running", || status(&c, name) == "running");
+        let sup: u32 = sqlite(
+            &c,
+            &format!("SELECT supervisor_pid FROM containers WHERE name = '{name}'"),
+        )
+        .parse()
+        .unwrap();
+        assert!(sup > 0, "{name}: supervisor pid recorded");
+        let pid: u32 = inspect(&c, name, "{{.State.Pid}}").parse().unwrap();
+        // SAFETY: SIGTERM to the supervisor this test's kiln started.
+        assert_eq!(unsafe { libc::kill(sup as i32, libc::SIGTERM) }, 0);
+        wait_for("the supervisor to exit", || {
+            !Path::new(&format!("/proc/{sup}")).exists()
+        });
+        assert_eq!(status(&c, name), "exited", "{name}: not restarted");
+        assert_eq!(
+            inspect(&c, name, "{{.State.ExitCode}}"),
+            "3",
+            "{name}: got the TERM"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{name}: the container's process is gone"
+        );
+        assert_eq!(
+            inspect(&c, name, "{{.RestartCount}}"),
+            "0",
+            "{name}: no restart"
+        );
+        assert!(
+            !c.root
+                .join("containers")
+                .join(inspect(&c, name, "{{.Id}}"))
+                .join("stopped-by-user")
+                .exists(),
+            "{name}: not marked as stopped by the user"
+        );
+    }
+    // Not a user's stop: the unit's second line brings the unless-stopped one back too.
+    let started = ok(
+        &c,
+        &[
+            "start",
+            "--all",
+            "--filter",
+            "restart-policy=unless-stopped",
+            "--filter",
+            "stopped-by-user=false",
+        ],
+    );
+    assert_eq!(lines(started).len(), 1, "one container started");
+    wait_for("sig-unless running", || {
+        status(&c, "sig-unless") == "running"
+    });
+    ok(&c, &["rm", "-f", "sig-always", "sig-unless"]);
+}

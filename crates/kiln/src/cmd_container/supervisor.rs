@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -91,9 +91,11 @@ pub fn log_path(store: &Store, id: &str) -> std::path::PathBuf {
 /// Supervises container `id` until it exits; returns its exit code. A start failure is a
 /// [`StartError`] (recorded in the container's row, and sent on the ready pipe when detached).
 pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartError> {
-    // First, before any thread: a relayed signal must never hit a thread that lets it through
-    // (its default action would end the supervisor).
+    // First, before any thread: a relayed or forwarded signal must never hit a thread that
+    // lets it through (its default action would end the supervisor, and the container with
+    // it). pasta's keeper, the port proxy and the warm-up start threads during setup.
     block_relay_signal();
+    let sigset = block_forwarded_signals();
     let report = |mode: &mut Mode, r: &Report| {
         if let Mode::Detached { ready, .. } = mode
             && let Some(mut f) = ready.take()
@@ -103,7 +105,7 @@ pub fn supervise(store: &Store, id: &str, mut mode: Mode) -> Result<i32, StartEr
             let _ = f.write_all(&line);
         }
     };
-    match run(store, id, &mut mode, &report) {
+    match run(store, id, &mut mode, &report, sigset) {
         Ok(code) => Ok(code),
         Err(e) => {
             report(
@@ -189,8 +191,17 @@ fn block_relay_signal() {
 }
 
 /// Forwards the blocked signals to the process whose pid is in `pid` (0: none running), and
-/// the signal a [`relay_signal`] names.
-fn forward_signals(mut set: libc::sigset_t, pid: Arc<AtomicU32>) {
+/// the signal a [`relay_signal`] names. A signal sent to the supervisor itself (not relayed by
+/// `kiln stop`/`kill`) sets `signalled`: a detached supervisor being stopped (the system
+/// shutting down) does not restart its container afterwards, as docker's daemon does not.
+/// A signal that arrives before the process runs (setup, a restart's back-off) waits in
+/// `pending` and is delivered as it starts ([`deliver_pending`]).
+fn forward_signals(
+    mut set: libc::sigset_t,
+    pid: Arc<AtomicU32>,
+    pending: Arc<AtomicI32>,
+    signalled: Arc<AtomicBool>,
+) {
     // SAFETY: adds to a local sigset (the relay signal is blocked since `supervise` began).
     unsafe { libc::sigaddset(&mut set, relay_signal()) };
     std::thread::spawn(move || {
@@ -215,14 +226,34 @@ fn forward_signals(mut set: libc::sigset_t, pid: Arc<AtomicU32>) {
                 if !(1..=64).contains(&sig) {
                     continue;
                 }
+            } else {
+                signalled.store(true, Ordering::SeqCst);
             }
             let p = pid.load(Ordering::SeqCst);
             if p != 0 {
                 // SAFETY: kill of our own child (not yet reaped while the pid is set).
                 unsafe { libc::kill(p as libc::pid_t, sig) };
+            } else {
+                pending.store(sig, Ordering::SeqCst);
+                // The process may have started meanwhile, its start seeing no signal yet.
+                deliver_pending(&pid, &pending);
             }
         }
     });
+}
+
+/// Delivers the signal waiting in `pending` to the process in `pid`, if both are there. Both
+/// the forwarder and the start call it after their store, and the swap gives the signal to one.
+fn deliver_pending(pid: &AtomicU32, pending: &AtomicI32) {
+    let p = pid.load(Ordering::SeqCst);
+    if p == 0 {
+        return;
+    }
+    let sig = pending.swap(0, Ordering::SeqCst);
+    if sig != 0 {
+        // SAFETY: kill of our own child (not yet reaped while the pid is set).
+        unsafe { libc::kill(p as libc::pid_t, sig) };
+    }
 }
 
 /// The file `stop`, `kill` and `rm -f` leave in the container's directory before they
@@ -240,6 +271,7 @@ struct Setup<'a> {
     hub: &'a Arc<attach::Hub>,
     ports: &'a str,
     pid: &'a Arc<AtomicU32>,
+    pending: &'a Arc<AtomicI32>,
 }
 
 /// Starts the process once and copies its output until it exits: its exit code and error.
@@ -294,6 +326,7 @@ fn run_once(
         return Err(start_error(125, e));
     }
     s.pid.store(pid, Ordering::SeqCst);
+    deliver_pending(s.pid, s.pending);
     let input = match (&master, keep_stdin) {
         (Some(m), _) => m.try_clone().ok().map(File::from),
         (None, Some(w)) => Some(File::from(OwnedFd::from(w))),
@@ -398,6 +431,7 @@ fn run(
     id: &str,
     mode: &mut Mode,
     report: &dyn Fn(&mut Mode, &Report),
+    sigset: libc::sigset_t,
 ) -> Result<i32, StartError> {
     let rec = store.find_container(id).map_err(|e| start_error(125, e))?;
     let id = rec.id.clone();
@@ -526,9 +560,14 @@ fn run(
         cleanup(&hub, 125);
         return Err(fail(125, "no client attached within 30 s".into()));
     }
-    let sigset = block_forwarded_signals();
+    let foreground_mode = matches!(mode, Mode::Foreground { .. });
     let pid = Arc::new(AtomicU32::new(0));
-    forward_signals(sigset, pid.clone());
+    let pending = Arc::new(AtomicI32::new(0));
+    let signalled = Arc::new(AtomicBool::new(false));
+    forward_signals(sigset, pid.clone(), pending.clone(), signalled.clone());
+    // Only a detached supervisor stops restarting when signalled: a foreground `run`'s Ctrl-C
+    // goes to the container, which docker's restart policy then restarts.
+    let stopping = || !foreground_mode && signalled.load(Ordering::SeqCst);
     // Rootless: other kiln commands cannot enter this user namespace; their execs come here
     // (after the signal mask is set, which the relay's thread inherits).
     let _exec_relay = if kiln_runtime::userns::in_user_namespace() {
@@ -557,6 +596,7 @@ fn run(
         hub: &hub,
         ports: &ports,
         pid: &pid,
+        pending: &pending,
     };
     // The network is ready before the program starts. `_private_net` (pasta) lives until this
     // function returns, when the container has stopped.
@@ -610,6 +650,9 @@ fn run(
         };
         first = false;
         let manual = dir.join(MANUAL_STOP).exists();
+        if stopping() {
+            break (code, error);
+        }
         if !config.host.restart_policy.restarts(code, restarts, manual) {
             break (code, error);
         }
@@ -619,7 +662,7 @@ fn run(
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(60));
-        if dir.join(MANUAL_STOP).exists() {
+        if dir.join(MANUAL_STOP).exists() || stopping() {
             break (code, error);
         }
         restarts += 1;
