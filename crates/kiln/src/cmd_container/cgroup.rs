@@ -288,9 +288,16 @@ impl Cgroups {
         }
     }
 
-    /// Removes the directories (retrying while the kernel still counts dying tasks).
+    /// Removes the directories (retrying while the kernel still counts dying tasks), as
+    /// dropping does.
     pub fn remove(self) {
-        remove_dirs(self.dirs.iter().map(|(d, _)| d.clone()).collect());
+        drop(self);
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        remove_dirs(self.dirs.drain(..).map(|(d, _)| d).collect());
     }
 }
 

@@ -450,12 +450,15 @@ fn run(
             format!("kiln run needs root (CAP_SYS_ADMIN) for overlay mounts and namespaces: {e}"),
         )
     })?;
-    // The cgroup migration's grace period passes while the rest is set up (see its docs).
-    let warm_up = super::cgroup::MigrationWarmUp::start();
     let dir = store.container_dir(&id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
+    // The cgroups first (removed when dropped): making them waits for the cgroup lock, which
+    // the warm-up's migration holds through its grace period.
+    let cg = Cgroups::create(&dir, &id, &config.host).map_err(|e| fail(125, anyhow_message(&e)))?;
+    // The cgroup migration's grace period passes while the rest is set up (see its docs).
+    let warm_up = super::cgroup::MigrationWarmUp::start();
     let (lease, layers) =
         rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
     let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
@@ -510,11 +513,9 @@ fn run(
             None if new_netns => spec::NetNs::New,
             None => spec::NetNs::Host,
         };
-        let spec = spec::build(&config, &root, &dir, &hostname, &who, netns)?;
-        let cg = Cgroups::create(&dir, &id, &config.host)?;
-        Ok((spec, cg))
+        spec::build(&config, &root, &dir, &hostname, &who, netns)
     })();
-    let (spec, cg) = match prepared {
+    let spec = match prepared {
         Ok(v) => v,
         Err(e) => {
             proxy.stop();
