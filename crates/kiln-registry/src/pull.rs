@@ -3,8 +3,8 @@
 //! Index → the platform's manifest → config → layers. Layers download in parallel (three at
 //! a time, docker's default) into blob writers under the store's `tmp/`; a dropped
 //! connection resumes with an HTTP `Range` request where it stopped. Each blob is checked
-//! against its digest (and a layer against its diff ID, by decompressing it) before it is
-//! renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
+//! against its digest (and a layer against its diff ID and kiln's extraction rules, by
+//! decompressing it and reading its tar) before it is renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
 //! A failure releases the pull's lease and collects what it committed; a kill leaves temp
 //! files and a lease of a dead process, which the next `kiln` removes, while the layers
 //! already committed let the next pull skip them.
@@ -463,23 +463,28 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
     }
 }
 
-/// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
-/// Returns the tar's length.
+/// Decompresses the blob at `path`, hashes the tar and checks it as extraction would: its
+/// digest must be `diff_id`. Returns the tar's length.
 fn check_diff_id(
     path: &std::path::Path,
     media_type: &str,
     diff_id: &Digest,
     what: &str,
 ) -> Result<u64> {
-    let (actual, len) = verify::verify_file(path, media_type)
-        .map_err(|e| Error::Read {
-            what: path.display().to_string(),
-            source: e,
-        })?
-        .map_err(|e| Error::Invalid {
-            what: what.to_string(),
-            reason: format!("does not decompress: {e}"),
-        })?;
+    let verified = verify::verify_file(path, media_type).map_err(|e| Error::Read {
+        what: path.display().to_string(),
+        source: e,
+    })?;
+    checked(verified, diff_id, what)
+}
+
+/// The verifier's answer against the config's diff ID: the tar's length, or why the layer is
+/// refused (it does not decompress, its tar would not extract, or it is another tar).
+fn checked(verified: verify::Verified, diff_id: &Digest, what: &str) -> Result<u64> {
+    let (actual, len) = verified.map_err(|e| Error::Invalid {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
     if actual != *diff_id {
         return Err(Error::DigestMismatch {
             what: format!("{what} (uncompressed, against the config's diff_id)"),
@@ -546,22 +551,7 @@ fn fetch_layer(
         });
     }
     let uncompressed = match (streamed, verified) {
-        (true, Ok(Ok((actual, len)))) => {
-            if actual != *diff_id {
-                return Err(Error::DigestMismatch {
-                    what: format!("{what} (uncompressed, against the config's diff_id)"),
-                    expected: diff_id.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-            len
-        }
-        (true, Ok(Err(e))) => {
-            return Err(Error::Invalid {
-                what,
-                reason: format!("does not decompress: {e}"),
-            });
-        }
+        (true, Ok(v)) => checked(v, diff_id, &what)?,
         // The server restarted the blob (ignored a Range): check the file instead.
         _ => check_diff_id(pending.path(), &l.media_type, diff_id, &what)?,
     };
