@@ -1128,3 +1128,159 @@ fn an_index_of_uncompressed_images_pushes_as_a_new_index_and_pulls_back_whole() 
     assert_eq!(one.image.id, amd);
     assert!(c.resolve_index(&name).unwrap().is_none());
 }
+
+/// A tar of one entry whose header is written by hand (tar::Builder refuses `..` and
+/// absolute names): `kind`, `name`, `link`, `data`; `edit` may change the header before its
+/// checksum is set.
+fn raw_tar(entries: &[(u8, &[u8], &[u8], &[u8])], edit: impl Fn(&mut [u8; 512])) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (kind, name, link, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::new(*kind));
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let b = h.as_mut_bytes();
+        b[..name.len()].copy_from_slice(name);
+        b[157..157 + link.len()].copy_from_slice(link);
+        edit(b);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// Puts an image straight into the registry at `addr` with plain HTTP requests (a monolithic
+/// upload per blob, then the manifest), as any client could: its layers are uncompressed
+/// tars (`application/vnd.oci.image.layer.v1.tar`) and the config names their digests as
+/// diff IDs, so the registry and the digests say nothing against them.
+fn put_image(addr: &str, repo: &str, tag: &str, layers: &[Vec<u8>]) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let upload = |bytes: &[u8]| {
+        let r = agent
+            .post(format!("http://{addr}/v2/{repo}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        let loc = r.headers().get("location").unwrap().to_str().unwrap().to_string();
+        let loc = if loc.starts_with('/') { format!("http://{addr}{loc}") } else { loc };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = agent
+            .put(format!("{loc}{sep}digest={}", Digest::of(bytes)))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "blob upload");
+    };
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": Platform::host().architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| Digest::of(l).to_string()).collect::<Vec<_>>()},
+    }))
+    .unwrap();
+    upload(&config);
+    for l in layers {
+        upload(l);
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": layers.iter().map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(l).to_string(), "size": l.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let r = agent
+        .put(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "manifest put");
+}
+
+#[test]
+fn a_layer_whose_tar_would_not_extract_is_refused_and_the_store_untouched() {
+    // Each layer is what it says by digest and diff ID (the registry takes it as it is); its
+    // tar is what extraction refuses. Put into the real registry with plain HTTP requests.
+    let good = layer_tar("ok", b"fine");
+    let truncated = {
+        let t = layer_tar("big", &noise(5, 100_000));
+        t[..50_000].to_vec()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            raw_tar(&[(b'0', b"../escaped", b"", b"x")], |_| {}),
+            "layer entry \"../escaped\": path escapes the root through `..`",
+        ),
+        (
+            "absolute",
+            raw_tar(&[(b'0', b"/etc/cron.d/x", b"", b"x")], |_| {}),
+            "layer entry \"/etc/cron.d/x\": absolute path refused",
+        ),
+        (
+            "symlink",
+            raw_tar(
+                &[(b'2', b"etc", b"/etc", b""), (b'0', b"etc/passwd", b"", b"x")],
+                |_| {},
+            ),
+            "layer entry \"etc/passwd\": parent \"etc\" is a symbolic link; refusing to write through it",
+        ),
+        (
+            "hardlink",
+            raw_tar(&[(b'1', b"shadow", b"/etc/shadow", b"")], |_| {}),
+            "layer entry \"shadow\": hard link target \"/etc/shadow\" is not a file of this layer",
+        ),
+        (
+            "absurd",
+            raw_tar(&[(b'0', b"f", b"", b"x")], |h| h[108..116].copy_from_slice(b"zzzzzzz\0")),
+            "layer entry \"f\": parse header",
+        ),
+        (
+            "not-a-tar",
+            noise(6, 10_000),
+            "reading layer tar at its start",
+        ),
+        ("truncated", truncated, "truncated"),
+    ];
+    let reg = Registry::start();
+    let env = Env::new();
+    let b = env.store("b");
+    for (name, tar, want) in &cases {
+        put_image(&reg.addr, &format!("h/{name}"), "1", &[good.clone(), tar.clone()]);
+        let r = format!("{}/h/{name}:1", reg.addr);
+        let ev = Events::default();
+        let e = pull(&b, &env.settings, &r, &ev).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Invalid { .. }), "{name}: {msg}");
+        assert!(
+            msg.starts_with("layer sha256:") && msg.contains("its tar would not extract"),
+            "{name}: {msg}"
+        );
+        assert!(msg.contains(want), "{name}: {msg}");
+        // Nothing of it in the store: no image, no tag, no blob (not even the good layer's
+        // or the config), no temp file.
+        assert!(b.images().unwrap().is_empty(), "{name}");
+        assert!(b.resolve_image(&r).is_err(), "{name}: tagged");
+        assert_eq!(blob_count(&b), 0, "{name}: blobs left behind");
+        assert!(tmp_is_empty(&b), "{name}");
+        // The layer named is the hostile one, by its digest.
+        assert!(
+            msg.starts_with(&format!("layer {}: ", Digest::of(tar))),
+            "{name}: {msg}"
+        );
+        let completed = ev.0.lock().unwrap().iter().any(|e| {
+            matches!(e, Event::Layer { digest, status: LayerStatus::PullComplete }
+                if *digest == Digest::of(tar))
+        });
+        assert!(!completed, "{name}: the refused layer completed");
+    }
+    // The same registry's good image pulls (the refusals were the tars, not the setup).
+    put_image(&reg.addr, "h/good", "1", &[good.clone()]);
+    pull(&b, &env.settings, &format!("{}/h/good:1", reg.addr), &Events::default()).unwrap();
+    assert_eq!(b.images().unwrap().len(), 1);
+}
