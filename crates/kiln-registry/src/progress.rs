@@ -36,12 +36,17 @@ pub enum LayerStatus {
     PullingFsLayer,
     /// `Downloading` (bytes so far, total).
     Downloading(u64, u64),
-    /// The connection dropped; resuming at this offset (attempt number).
+    /// The connection dropped or the body ended short; the next attempt resumes at this
+    /// offset after a pause.
     Retrying {
         /// Bytes kept.
         offset: u64,
-        /// Which retry.
+        /// The attempt about to be made (2 for the first retry).
         attempt: u32,
+        /// Attempts in all before the pull gives up.
+        of: u32,
+        /// The pause before it.
+        delay: std::time::Duration,
     },
     /// `Verifying Checksum`.
     Verifying,
@@ -72,9 +77,15 @@ impl LayerStatus {
             LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
                 return None;
             }
-            LayerStatus::Retrying { offset, attempt } => {
-                format!("Retrying in 1 second (attempt {attempt}, resuming at byte {offset})")
-            }
+            LayerStatus::Retrying {
+                offset,
+                attempt,
+                of,
+                delay,
+            } => format!(
+                "Retrying in {:.2} seconds (attempt {attempt} of {of}, resuming at byte {offset})",
+                delay.as_secs_f64()
+            ),
             LayerStatus::Verifying => "Verifying Checksum".into(),
             LayerStatus::DownloadComplete => "Download complete".into(),
             LayerStatus::PullComplete => "Pull complete".into(),

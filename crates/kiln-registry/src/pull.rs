@@ -29,8 +29,12 @@ use kiln_image::compression::media_types as mt;
 
 /// How many layers download at once (docker's `max-concurrent-downloads`).
 pub const CONCURRENT_DOWNLOADS: usize = 3;
-/// How many times a dropped blob download is resumed.
-pub const RETRIES: u32 = 5;
+/// How many times a blob download is tried in all before the pull gives up (docker's
+/// default `max-download-attempts`): a dropped connection or short body is resumed with
+/// `Range` where it stopped, so each attempt keeps what the ones before it got.
+pub const DOWNLOAD_ATTEMPTS: u32 = 5;
+/// The pause before retry `n` is `n` times this.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
 /// The largest config kiln reads.
 const CONFIG_LIMIT: u64 = 32 << 20;
 
@@ -574,7 +578,10 @@ fn fetch_layer(
 }
 
 /// Downloads a blob into a new blob writer, resuming with `Range` after a dropped
-/// connection (up to [`RETRIES`] times). The size is checked; the digest is the caller's.
+/// connection or a body that ends short, [`DOWNLOAD_ATTEMPTS`] attempts in all (a 404 or
+/// another 4xx is not retried). A server that ignores the range (200) starts the blob over;
+/// one that answers another range than asked is not trusted with this attempt's bytes. The
+/// size is checked; the digest is the caller's.
 fn download(
     store: &Store,
     sess: &Session,
@@ -586,7 +593,8 @@ fn download(
     let url = sess.url(&format!("{repo}/blobs/{}", l.digest));
     let what = format!("layer {}", l.digest);
     let mut w = store.blob_writer()?;
-    let mut attempt = 0u32;
+    let mut attempt = 1u32;
+    let mut resumed_at: Vec<u64> = Vec::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let offset = w.len();
@@ -599,6 +607,11 @@ fn download(
         let err: Error = match sess.send("GET", &url, headers, SendBody::none()) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let content_range = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 if status >= 500 {
                     let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
                     Error::Status {
@@ -606,6 +619,14 @@ fn download(
                         url: url.clone(),
                         status,
                         message: error_message(&body).1,
+                    }
+                } else if status == 206 && !range_starts_at(content_range.as_deref(), offset) {
+                    Error::Invalid {
+                        what: url.clone(),
+                        reason: format!(
+                            "asked for bytes {offset}- and answered with Content-Range {:?}",
+                            content_range.unwrap_or_default()
+                        ),
                     }
                 } else {
                     check_blob_status(status, &url, &l.digest)?;
@@ -653,31 +674,50 @@ fn download(
                     if w.len() == l.size {
                         return Ok(w);
                     }
+                    let short = format!("the body ended after {} of {} bytes", w.len(), l.size);
                     Error::Read {
                         what: url.clone(),
-                        source: read_err.unwrap_or_else(|| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                format!("connection closed after {} of {} bytes", w.len(), l.size),
-                            )
-                        }),
+                        source: match read_err {
+                            Some(e) => std::io::Error::new(e.kind(), format!("{short}: {e}")),
+                            None => std::io::Error::new(std::io::ErrorKind::UnexpectedEof, short),
+                        },
                     }
                 }
             }
             Err(e @ Error::Http { .. }) => e,
             Err(e) => return Err(e),
         };
+        if attempt >= DOWNLOAD_ATTEMPTS {
+            return Err(Error::GaveUp {
+                what,
+                attempts: attempt,
+                resumed: resumed_at,
+                last: Box::new(err),
+            });
+        }
+        let delay = RETRY_DELAY * attempt;
         attempt += 1;
-        if attempt > RETRIES {
-            return Err(err);
+        if w.len() > 0 {
+            resumed_at.push(w.len());
         }
         progress.event(Event::Layer {
             digest: l.digest,
             status: LayerStatus::Retrying {
                 offset: w.len(),
                 attempt,
+                of: DOWNLOAD_ATTEMPTS,
+                delay,
             },
         });
-        std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+        std::thread::sleep(delay);
     }
+}
+
+/// Whether a 206's `Content-Range: bytes START-END/SIZE` starts where it was asked to.
+fn range_starts_at(content_range: Option<&str>, offset: u64) -> bool {
+    content_range
+        .and_then(|v| v.trim().strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|start| start.trim().parse::<u64>().ok())
+        == Some(offset)
 }
