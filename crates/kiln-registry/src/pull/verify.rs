@@ -704,13 +704,21 @@ mod tests {
         };
         let full = data();
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            ("escape", escape, "\"../etc/x\": path escapes the root through `..`"),
+            (
+                "escape",
+                escape,
+                "\"../etc/x\": path escapes the root through `..`",
+            ),
             (
                 "through a symlink",
                 through_link,
                 "\"l/passwd\": parent \"l\" is a symbolic link",
             ),
-            ("not a tar", noise()[..4096].to_vec(), "reading layer tar at its start"),
+            (
+                "not a tar",
+                noise()[..4096].to_vec(),
+                "reading layer tar at its start",
+            ),
             // Cut inside the file's data: the tar ends inside an entry.
             ("truncated", full[..full.len() / 2].to_vec(), "truncated"),
         ];

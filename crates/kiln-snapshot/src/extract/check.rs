@@ -47,10 +47,12 @@ pub fn check_layer_tar<R: Read + Seek>(reader: R) -> Result<CheckStats> {
     let mut archive = tar::Archive::new(reader);
     let mut model = Model::default();
     let mut last: Option<String> = None;
-    let entries = archive.entries_with_seek().map_err(|source| Error::Archive {
-        after: None,
-        source,
-    })?;
+    let entries = archive
+        .entries_with_seek()
+        .map_err(|source| Error::Archive {
+            after: None,
+            source,
+        })?;
     for entry in entries {
         let mut entry = entry.map_err(|source| Error::Archive {
             after: last.clone(),
@@ -290,7 +292,9 @@ impl Model {
         }
         self.walk(&parent)?;
         let mut comps = parent;
-        comps.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(rest).to_os_string());
+        comps.push(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(rest).to_os_string(),
+        );
         let hidden: PathBuf = comps.iter().collect();
         if self.created.contains(&hidden) {
             // The layer's own NAME stays (made opaque when it is a directory).

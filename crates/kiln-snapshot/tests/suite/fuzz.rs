@@ -516,10 +516,7 @@ fn check_layer_tar_refuses_exactly_what_extract_layer_refuses() {
                 refused += 1;
                 return;
             }
-            let checked = kiln_snapshot::check_layer_tar(Stream {
-                data: &tar,
-                pos: 0,
-            });
+            let checked = kiln_snapshot::check_layer_tar(Stream { data: &tar, pos: 0 });
             if let Err(e) = &extracted
                 && e.to_string().contains(": set xattr: ")
             {
