@@ -34,6 +34,8 @@ pub enum LayerStatus {
     AlreadyExists,
     /// `Pulling fs layer`.
     PullingFsLayer,
+    /// `Waiting`: queued behind the transfers already running (pull and push).
+    Waiting,
     /// `Downloading` (bytes so far, total).
     Downloading(u64, u64),
     /// The connection dropped or the body ended short; the next attempt resumes at this
@@ -74,6 +76,7 @@ impl LayerStatus {
         Some(match self {
             LayerStatus::AlreadyExists => "Already exists".into(),
             LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
+            LayerStatus::Waiting => "Waiting".into(),
             LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
                 return None;
             }

@@ -384,13 +384,22 @@ fn pull_leased(
         Mutex::new((0..layers.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    for l in layers {
-        if !store.has_blob(&l.digest) {
-            opts.progress.event(Event::Layer {
-                digest: l.digest,
-                status: LayerStatus::PullingFsLayer,
-            });
-        }
+    let missing: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|l| !store.has_blob(&l.digest))
+        .collect();
+    for l in &missing {
+        opts.progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::PullingFsLayer,
+        });
+    }
+    // As docker: the layers queued behind the first downloads say so.
+    for l in missing.iter().skip(CONCURRENT_DOWNLOADS) {
+        opts.progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::Waiting,
+        });
     }
     std::thread::scope(|sc| {
         for _ in 0..CONCURRENT_DOWNLOADS.min(layers.len()).max(1) {

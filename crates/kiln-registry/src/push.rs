@@ -302,6 +302,12 @@ fn push_leased(
             status: LayerStatus::Preparing,
         });
     }
+    for &i in unique.iter().skip(CONCURRENT_UPLOADS) {
+        opts.progress.event(Event::Layer {
+            digest: blobs[i].diff_id,
+            status: LayerStatus::Waiting,
+        });
+    }
     let results: Mutex<Vec<Option<Result<Desc>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
