@@ -706,7 +706,7 @@ fn download(
         }
         let delay = RETRY_DELAY * attempt;
         attempt += 1;
-        if w.len() > 0 {
+        if !w.is_empty() {
             resumed_at.push(w.len());
         }
         progress.event(Event::Layer {

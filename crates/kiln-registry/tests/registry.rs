@@ -1132,7 +1132,10 @@ fn an_index_of_uncompressed_images_pushes_as_a_new_index_and_pulls_back_whole() 
 /// A tar of one entry whose header is written by hand (tar::Builder refuses `..` and
 /// absolute names): `kind`, `name`, `link`, `data`; `edit` may change the header before its
 /// checksum is set.
-fn raw_tar(entries: &[(u8, &[u8], &[u8], &[u8])], edit: impl Fn(&mut [u8; 512])) -> Vec<u8> {
+/// (type, name, link target, data).
+type RawEntry<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn raw_tar(entries: &[RawEntry<'_>], edit: impl Fn(&mut [u8; 512])) -> Vec<u8> {
     let mut out = Vec::new();
     for (kind, name, link, data) in entries {
         let mut h = tar::Header::new_ustar();
@@ -1300,7 +1303,7 @@ fn a_layer_whose_tar_would_not_extract_is_refused_and_the_store_untouched() {
         assert!(!completed, "{name}: the refused layer completed");
     }
     // The same registry's good image pulls (the refusals were the tars, not the setup).
-    put_image(&reg.addr, "h/good", "1", &[good.clone()]);
+    put_image(&reg.addr, "h/good", "1", std::slice::from_ref(&good));
     pull(
         &b,
         &env.settings,

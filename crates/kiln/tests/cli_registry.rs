@@ -911,7 +911,7 @@ fn pull_and_push_redraw_one_line_per_layer_on_a_terminal() {
 
     // -q on a terminal: the reference only. Not a terminal: docker's plain lines, no escapes.
     let out = on_a_tty(&env, "c", &["pull", "-q", &name]);
-    assert_eq!(screen(&out), [name.clone()]);
+    assert_eq!(screen(&out), std::slice::from_ref(&name));
     let plain = env.ok("d", &["pull", &name]);
     assert!(!plain.contains('\x1b'), "{plain:?}");
     assert_eq!(plain.matches(": Waiting\n").count(), 3, "{plain}");

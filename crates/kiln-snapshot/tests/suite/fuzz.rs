@@ -451,10 +451,6 @@ fn verdict(e: &kiln_snapshot::Error) -> String {
             kind: kiln_snapshot::EntryError::Io { .. },
         } => format!("{entry:?}: a system call fails"),
         kiln_snapshot::Error::Archive { .. } => "the tar does not parse".into(),
-        kiln_snapshot::Error::Entry {
-            kind: kiln_snapshot::EntryError::Io { .. },
-            ..
-        } => unreachable!(),
         e => e.to_string(),
     }
 }
