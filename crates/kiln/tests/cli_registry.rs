@@ -878,6 +878,11 @@ fn pull_and_push_redraw_one_line_per_layer_on_a_terminal() {
         out.contains("\x1b[2K") && out.contains(": Waiting"),
         "{out:?}"
     );
+    // The layers are compressed as they go up: progress by the bytes read.
+    assert!(
+        out.contains(": Pushing [") && out.contains("/1.05MB"),
+        "{out:?}"
+    );
 
     let out = on_a_tty(&env, "b", &["pull", &name]);
     let shown = screen(&out);
