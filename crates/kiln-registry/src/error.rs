@@ -62,6 +62,18 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A blob download that failed every attempt (the last failure says why).
+    #[error("{what}: gave up after {attempts} attempts{}: {last}", resumed_text(.resumed))]
+    GaveUp {
+        /// What was downloaded.
+        what: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The offsets the attempts after the first resumed at (with `Range`).
+        resumed: Vec<u64>,
+        /// The last attempt's failure.
+        last: Box<Error>,
+    },
     /// A manifest larger than the limit.
     #[error("manifest {reference} is {size} bytes, more than the {limit}-byte limit")]
     ManifestTooLarge {
@@ -121,6 +133,14 @@ pub enum Error {
     /// The store.
     #[error(transparent)]
     Store(#[from] kiln_store::Error),
+}
+
+fn resumed_text(at: &[u64]) -> String {
+    if at.is_empty() {
+        return String::new();
+    }
+    let at: Vec<String> = at.iter().map(u64::to_string).collect();
+    format!(" (resumed with Range at bytes {})", at.join(", "))
 }
 
 /// kiln-registry's result type.

@@ -34,14 +34,21 @@ pub enum LayerStatus {
     AlreadyExists,
     /// `Pulling fs layer`.
     PullingFsLayer,
+    /// `Waiting`: queued behind the transfers already running (pull and push).
+    Waiting,
     /// `Downloading` (bytes so far, total).
     Downloading(u64, u64),
-    /// The connection dropped; resuming at this offset (attempt number).
+    /// The connection dropped or the body ended short; the next attempt resumes at this
+    /// offset after a pause.
     Retrying {
         /// Bytes kept.
         offset: u64,
-        /// Which retry.
+        /// The attempt about to be made (2 for the first retry).
         attempt: u32,
+        /// Attempts in all before the pull gives up.
+        of: u32,
+        /// The pause before it.
+        delay: std::time::Duration,
     },
     /// `Verifying Checksum`.
     Verifying,
@@ -69,12 +76,19 @@ impl LayerStatus {
         Some(match self {
             LayerStatus::AlreadyExists => "Already exists".into(),
             LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
+            LayerStatus::Waiting => "Waiting".into(),
             LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
                 return None;
             }
-            LayerStatus::Retrying { offset, attempt } => {
-                format!("Retrying in 1 second (attempt {attempt}, resuming at byte {offset})")
-            }
+            LayerStatus::Retrying {
+                offset,
+                attempt,
+                of,
+                delay,
+            } => format!(
+                "Retrying in {:.2} seconds (attempt {attempt} of {of}, resuming at byte {offset})",
+                delay.as_secs_f64()
+            ),
             LayerStatus::Verifying => "Verifying Checksum".into(),
             LayerStatus::DownloadComplete => "Download complete".into(),
             LayerStatus::PullComplete => "Pull complete".into(),

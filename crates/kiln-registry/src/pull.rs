@@ -3,8 +3,8 @@
 //! Index → the platform's manifest → config → layers. Layers download in parallel (three at
 //! a time, docker's default) into blob writers under the store's `tmp/`; a dropped
 //! connection resumes with an HTTP `Range` request where it stopped. Each blob is checked
-//! against its digest (and a layer against its diff ID, by decompressing it) before it is
-//! renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
+//! against its digest (and a layer against its diff ID and kiln's extraction rules, by
+//! decompressing it and reading its tar) before it is renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
 //! A failure releases the pull's lease and collects what it committed; a kill leaves temp
 //! files and a lease of a dead process, which the next `kiln` removes, while the layers
 //! already committed let the next pull skip them.
@@ -29,8 +29,12 @@ use kiln_image::compression::media_types as mt;
 
 /// How many layers download at once (docker's `max-concurrent-downloads`).
 pub const CONCURRENT_DOWNLOADS: usize = 3;
-/// How many times a dropped blob download is resumed.
-pub const RETRIES: u32 = 5;
+/// How many times a blob download is tried in all before the pull gives up (docker's
+/// default `max-download-attempts`): a dropped connection or short body is resumed with
+/// `Range` where it stopped, so each attempt keeps what the ones before it got.
+pub const DOWNLOAD_ATTEMPTS: u32 = 5;
+/// The pause before retry `n` is `n` times this.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
 /// The largest config kiln reads.
 const CONFIG_LIMIT: u64 = 32 << 20;
 
@@ -380,13 +384,22 @@ fn pull_leased(
         Mutex::new((0..layers.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    for l in layers {
-        if !store.has_blob(&l.digest) {
-            opts.progress.event(Event::Layer {
-                digest: l.digest,
-                status: LayerStatus::PullingFsLayer,
-            });
-        }
+    let missing: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|l| !store.has_blob(&l.digest))
+        .collect();
+    for l in &missing {
+        opts.progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::PullingFsLayer,
+        });
+    }
+    // As docker: the layers queued behind the first downloads say so.
+    for l in missing.iter().skip(CONCURRENT_DOWNLOADS) {
+        opts.progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::Waiting,
+        });
     }
     std::thread::scope(|sc| {
         for _ in 0..CONCURRENT_DOWNLOADS.min(layers.len()).max(1) {
@@ -463,23 +476,28 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
     }
 }
 
-/// Decompresses the blob at `path` and hashes the tar: its digest must be `diff_id`.
-/// Returns the tar's length.
+/// Decompresses the blob at `path`, hashes the tar and checks it as extraction would: its
+/// digest must be `diff_id`. Returns the tar's length.
 fn check_diff_id(
     path: &std::path::Path,
     media_type: &str,
     diff_id: &Digest,
     what: &str,
 ) -> Result<u64> {
-    let (actual, len) = verify::verify_file(path, media_type)
-        .map_err(|e| Error::Read {
-            what: path.display().to_string(),
-            source: e,
-        })?
-        .map_err(|e| Error::Invalid {
-            what: what.to_string(),
-            reason: format!("does not decompress: {e}"),
-        })?;
+    let verified = verify::verify_file(path, media_type).map_err(|e| Error::Read {
+        what: path.display().to_string(),
+        source: e,
+    })?;
+    checked(verified, diff_id, what)
+}
+
+/// The verifier's answer against the config's diff ID: the tar's length, or why the layer is
+/// refused (it does not decompress, its tar would not extract, or it is another tar).
+fn checked(verified: verify::Verified, diff_id: &Digest, what: &str) -> Result<u64> {
+    let (actual, len) = verified.map_err(|e| Error::Invalid {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
     if actual != *diff_id {
         return Err(Error::DigestMismatch {
             what: format!("{what} (uncompressed, against the config's diff_id)"),
@@ -546,22 +564,7 @@ fn fetch_layer(
         });
     }
     let uncompressed = match (streamed, verified) {
-        (true, Ok(Ok((actual, len)))) => {
-            if actual != *diff_id {
-                return Err(Error::DigestMismatch {
-                    what: format!("{what} (uncompressed, against the config's diff_id)"),
-                    expected: diff_id.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-            len
-        }
-        (true, Ok(Err(e))) => {
-            return Err(Error::Invalid {
-                what,
-                reason: format!("does not decompress: {e}"),
-            });
-        }
+        (true, Ok(v)) => checked(v, diff_id, &what)?,
         // The server restarted the blob (ignored a Range): check the file instead.
         _ => check_diff_id(pending.path(), &l.media_type, diff_id, &what)?,
     };
@@ -584,7 +587,10 @@ fn fetch_layer(
 }
 
 /// Downloads a blob into a new blob writer, resuming with `Range` after a dropped
-/// connection (up to [`RETRIES`] times). The size is checked; the digest is the caller's.
+/// connection or a body that ends short, [`DOWNLOAD_ATTEMPTS`] attempts in all (a 404 or
+/// another 4xx is not retried). A server that ignores the range (200) starts the blob over;
+/// one that answers another range than asked is not trusted with this attempt's bytes. The
+/// size is checked; the digest is the caller's.
 fn download(
     store: &Store,
     sess: &Session,
@@ -596,7 +602,8 @@ fn download(
     let url = sess.url(&format!("{repo}/blobs/{}", l.digest));
     let what = format!("layer {}", l.digest);
     let mut w = store.blob_writer()?;
-    let mut attempt = 0u32;
+    let mut attempt = 1u32;
+    let mut resumed_at: Vec<u64> = Vec::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let offset = w.len();
@@ -609,6 +616,11 @@ fn download(
         let err: Error = match sess.send("GET", &url, headers, SendBody::none()) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let content_range = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 if status >= 500 {
                     let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
                     Error::Status {
@@ -616,6 +628,14 @@ fn download(
                         url: url.clone(),
                         status,
                         message: error_message(&body).1,
+                    }
+                } else if status == 206 && !range_starts_at(content_range.as_deref(), offset) {
+                    Error::Invalid {
+                        what: url.clone(),
+                        reason: format!(
+                            "asked for bytes {offset}- and answered with Content-Range {:?}",
+                            content_range.unwrap_or_default()
+                        ),
                     }
                 } else {
                     check_blob_status(status, &url, &l.digest)?;
@@ -663,31 +683,50 @@ fn download(
                     if w.len() == l.size {
                         return Ok(w);
                     }
+                    let short = format!("the body ended after {} of {} bytes", w.len(), l.size);
                     Error::Read {
                         what: url.clone(),
-                        source: read_err.unwrap_or_else(|| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                format!("connection closed after {} of {} bytes", w.len(), l.size),
-                            )
-                        }),
+                        source: match read_err {
+                            Some(e) => std::io::Error::new(e.kind(), format!("{short}: {e}")),
+                            None => std::io::Error::new(std::io::ErrorKind::UnexpectedEof, short),
+                        },
                     }
                 }
             }
             Err(e @ Error::Http { .. }) => e,
             Err(e) => return Err(e),
         };
+        if attempt >= DOWNLOAD_ATTEMPTS {
+            return Err(Error::GaveUp {
+                what,
+                attempts: attempt,
+                resumed: resumed_at,
+                last: Box::new(err),
+            });
+        }
+        let delay = RETRY_DELAY * attempt;
         attempt += 1;
-        if attempt > RETRIES {
-            return Err(err);
+        if !w.is_empty() {
+            resumed_at.push(w.len());
         }
         progress.event(Event::Layer {
             digest: l.digest,
             status: LayerStatus::Retrying {
                 offset: w.len(),
                 attempt,
+                of: DOWNLOAD_ATTEMPTS,
+                delay,
             },
         });
-        std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+        std::thread::sleep(delay);
     }
+}
+
+/// Whether a 206's `Content-Range: bytes START-END/SIZE` starts where it was asked to.
+fn range_starts_at(content_range: Option<&str>, offset: u64) -> bool {
+    content_range
+        .and_then(|v| v.trim().strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|start| start.trim().parse::<u64>().ok())
+        == Some(offset)
 }

@@ -302,6 +302,12 @@ fn push_leased(
             status: LayerStatus::Preparing,
         });
     }
+    for &i in unique.iter().skip(CONCURRENT_UPLOADS) {
+        opts.progress.event(Event::Layer {
+            digest: blobs[i].diff_id,
+            status: LayerStatus::Waiting,
+        });
+    }
     let results: Mutex<Vec<Option<Result<Desc>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -529,7 +535,14 @@ fn compress_and_upload(
     let resp = expect(resp, "POST", &start, &[202])?;
     let loc = location(sess, &resp, &start)?;
     drop(resp);
-    let f = store.open_blob(&layer.blob)?;
+    // Progress by the uncompressed bytes read: the compressed size is not known before the end.
+    let f = Counted {
+        inner: store.open_blob(&layer.blob)?,
+        done: 0,
+        total: layer.uncompressed_size,
+        digest: layer.diff_id,
+        progress: opts.progress,
+    };
     let mut w = store.blob_writer_prehashed()?;
     let (mut pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::Read {
         what: what.clone(),
@@ -594,6 +607,29 @@ fn compress_and_upload(
         status: LayerStatus::Pushed,
     });
     Ok(wire)
+}
+
+/// A layer's uncompressed bytes on their way to the compressor, reported as `Pushing`.
+struct Counted<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    digest: Digest,
+    progress: &'a dyn Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.done += n as u64;
+            self.progress.event(Event::Layer {
+                digest: self.digest,
+                status: LayerStatus::Pushing(self.done, self.total),
+            });
+        }
+        Ok(n)
+    }
 }
 
 /// Tries a cross-repository mount; false when the registry wants an upload instead.

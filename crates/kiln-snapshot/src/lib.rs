@@ -11,6 +11,8 @@
 //! - [`extract_layer`] / [`apply_layer`]: layer tar → diff directory / merged rootfs, safely.
 //! - [`write_layer_tar`] / [`export_layer`]: diff directory → normalized layer tar → blob,
 //!   with diff-id and digest computed in the same pass.
+//! - [`check_layer_tar`]: the extraction's rules on a layer tar, writing nothing (pull
+//!   refuses a layer that would not extract before storing it).
 //! - [`mount_overlay`] / [`mount_readonly`]: overlay mounts with the new mount API.
 //! - [`Snapshotter`]: the one lifecycle of a mounted snapshot — `prepare(lowers)` → a writable
 //!   [`ActiveSnapshot`] (its upper is the diff), `view(lowers)` → a read-only [`View`],
@@ -40,7 +42,9 @@ pub use export::{
     CompressedBlob, ExportOptions, LayerDescriptorInfo, LayerStats, TarOptions, compress_tar,
     export_layer, write_layer_tar,
 };
-pub use extract::{ExtractOptions, ExtractStats, apply_layer, extract_layer};
+pub use extract::{
+    CheckStats, ExtractOptions, ExtractStats, apply_layer, check_layer_tar, extract_layer,
+};
 pub use kiln_image::{Compression, Digest};
 
 pub use remove::remove_dir_all;

@@ -124,6 +124,198 @@ fn render(e: Event) {
     }
 }
 
+/// `pull`'s and `push`'s progress on stdout: docker's redrawn display on a terminal, its
+/// plain lines otherwise.
+fn stdout_progress() -> Box<dyn kiln_registry::Progress> {
+    if std::io::stdout().is_terminal() {
+        let width = rustix::termios::tcgetwinsize(std::io::stdout())
+            .map(|w| usize::from(w.ws_col))
+            .unwrap_or(200);
+        Box::new(tty::Display::new(width))
+    } else {
+        Box::new(render)
+    }
+}
+
+/// docker's terminal display of a pull or push (its CLI's `jsonmessage` rendering): one line
+/// per layer, redrawn in place. A layer seen for the first time gets a new line below the
+/// others; an update moves the cursor up to its line (`ESC[nA`), erases it (`ESC[2K`),
+/// writes `ID: STATUS` (with a progress bar while bytes move) and moves back down
+/// (`ESC[nB`). A line without a layer (`Pulling from`, `The push refers to`) starts a new
+/// block.
+mod tty {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use kiln_registry::{Event, LayerStatus};
+
+    /// Redraws of a layer's byte count are at most this often.
+    const REDRAW: Duration = Duration::from_millis(100);
+
+    pub struct Display {
+        width: usize,
+        state: Mutex<State>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        /// Each layer's line in the current block, from 0.
+        lines: HashMap<String, usize>,
+        /// When each layer's bytes started moving (for the time left).
+        started: HashMap<String, Instant>,
+        /// When each layer's line was last drawn with a byte count.
+        drawn: HashMap<String, Instant>,
+    }
+
+    impl Display {
+        pub fn new(width: usize) -> Display {
+            Display {
+                width,
+                state: Mutex::new(State::default()),
+            }
+        }
+    }
+
+    impl kiln_registry::Progress for Display {
+        fn event(&self, e: Event) {
+            let mut st = self.state.lock().unwrap();
+            let mut out = std::io::stdout().lock();
+            let (id, status) = match e {
+                Event::Layer { digest, status } => (super::short(&digest), status),
+                other => {
+                    st.lines.clear();
+                    if let Some(l) = super::line(other) {
+                        let _ = writeln!(out, "{l}");
+                    }
+                    let _ = out.flush();
+                    return;
+                }
+            };
+            let now = Instant::now();
+            let text = match status {
+                LayerStatus::Downloading(done, total) | LayerStatus::Pushing(done, total) => {
+                    let verb = if matches!(status, LayerStatus::Downloading(..)) {
+                        "Downloading"
+                    } else {
+                        "Pushing"
+                    };
+                    let start = *st.started.entry(id.clone()).or_insert(now);
+                    if done < total
+                        && st
+                            .drawn
+                            .get(&id)
+                            .is_some_and(|t| now.duration_since(*t) < REDRAW)
+                    {
+                        return;
+                    }
+                    st.drawn.insert(id.clone(), now);
+                    format!("{verb} {}", bar(done, total, now - start, self.width))
+                }
+                LayerStatus::Compressing => "Pushing ".to_string(),
+                other => match other.text() {
+                    Some(t) => format!("{t} "),
+                    None => return,
+                },
+            };
+            let n = st.lines.len();
+            let line = *st.lines.entry(id.clone()).or_insert(n);
+            if line == n {
+                let _ = out.write_all(b"\n");
+            }
+            let up = st.lines.len() - line;
+            let _ = write!(out, "\x1b[{up}A\x1b[2K\r{id}: {text}\r\x1b[{up}B");
+            let _ = out.flush();
+        }
+    }
+
+    /// docker's `JSONProgress.String()`: `[=====>      ]  12.3MB/50MB 4s` (the bar on a
+    /// terminal wider than 110 columns, the time left on one wider than 50).
+    pub fn bar(done: u64, total: u64, elapsed: Duration, width: usize) -> String {
+        if total == 0 {
+            return format!("{:>8}", human_size(done));
+        }
+        let pct = ((done as f64 / total as f64 * 100.0) as usize / 2).min(50);
+        let mut s = String::new();
+        if width > 110 {
+            s = format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct));
+        }
+        if done > total {
+            s.push_str(&format!("{:>8}", human_size(done)));
+        } else {
+            s.push_str(&format!("{:>8}/{}", human_size(done), human_size(total)));
+        }
+        if done > 0 && pct < 50 && width > 50 {
+            let left = elapsed.as_secs_f64() / done as f64 * (total - done) as f64;
+            s.push(' ');
+            s.push_str(&go_duration(left as u64));
+        }
+        s
+    }
+
+    /// go-units' `HumanSize`: decimal units, four significant digits (`12.35MB`, `512B`).
+    pub fn human_size(n: u64) -> String {
+        const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+        let mut x = n as f64;
+        let mut u = 0;
+        while x >= 1000.0 && u + 1 < UNITS.len() {
+            x /= 1000.0;
+            u += 1;
+        }
+        let int_digits = if x < 1.0 {
+            1
+        } else {
+            x.log10().floor() as usize + 1
+        };
+        let s = format!("{:.*}", 4usize.saturating_sub(int_digits), x);
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        };
+        format!("{s}{}", UNITS[u])
+    }
+
+    /// Go's `Duration.String()` of whole seconds: `0s`, `42s`, `1m5s`, `2h0m1s`.
+    pub fn go_duration(secs: u64) -> String {
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        match (h, m) {
+            (0, 0) => format!("{s}s"),
+            (0, _) => format!("{m}m{s}s"),
+            _ => format!("{h}h{m}m{s}s"),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn docker_sizes_bars_and_durations() {
+            assert_eq!(human_size(0), "0B");
+            assert_eq!(human_size(512), "512B");
+            assert_eq!(human_size(12_345_678), "12.35MB");
+            assert_eq!(human_size(50_000_000), "50MB");
+            assert_eq!(human_size(1_500), "1.5kB");
+            assert_eq!(human_size(999_999), "1000kB");
+            assert_eq!(go_duration(0), "0s");
+            assert_eq!(go_duration(65), "1m5s");
+            assert_eq!(go_duration(7201), "2h0m1s");
+            assert_eq!(
+                bar(12_345_678, 50_000_000, Duration::from_secs(1), 120),
+                format!("[{}>{}]  12.35MB/50MB 3s", "=".repeat(12), " ".repeat(38))
+            );
+            assert_eq!(
+                bar(50, 50, Duration::ZERO, 120),
+                format!("[{}>] {:>8}/50B", "=".repeat(50), "50B")
+            );
+            assert_eq!(bar(5, 50, Duration::from_secs(1), 80), "      5B/50B 9s");
+            assert_eq!(bar(5, 50, Duration::from_secs(1), 0), "      5B/50B");
+        }
+    }
+}
+
 fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let (reference, named) = match (ImageRef::parse(&a.name), ImageRef::parse_named(&a.name)) {
         (Ok(r), Ok(n)) => (r, n),
@@ -141,7 +333,8 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
     }
     let store = Store::open(global.store_root())?;
     let quiet = |_: Event| {};
-    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { &render };
+    let shown = stdout_progress();
+    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { shown.as_ref() };
     if a.all_platforms {
         let opts = PullOptions {
             settings,
@@ -206,7 +399,8 @@ fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
     let reference = ImageRef::parse(&a.name)?;
     let store = Store::open(global.store_root())?;
     let quiet = |_: Event| {};
-    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { &render };
+    let shown = stdout_progress();
+    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { shown.as_ref() };
     let compression = match a.compression {
         WireCompression::Gzip => Compression::Gzip,
         WireCompression::Zstd => Compression::Zstd,

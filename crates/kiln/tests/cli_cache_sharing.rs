@@ -531,3 +531,234 @@ fn a_cache_behind_a_login_needs_the_credentials_docker_login_stored() {
     assert_eq!((ran.len(), cached.len()), (0, 4));
     assert_eq!(env.image_id("a"), env.image_id("b"));
 }
+
+/// A tar whose entries are written by hand (`tar::Builder` refuses `..`): (type, name,
+/// link target, data).
+fn raw_tar(entries: &[(u8, &str, &str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (kind, name, link, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::new(*kind));
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let b = h.as_mut_bytes();
+        b[..name.len()].copy_from_slice(name.as_bytes());
+        b[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    kiln_image::Digest::of(bytes).hex().to_string()
+}
+
+/// Replaces the cache mount's layer of the OCI layout at `layout` (a kiln cache with
+/// `cache-mounts=true`) with `tar` (uncompressed), rewriting the manifest and index.json so
+/// every digest is right: a hostile cache whose only fault is the tar itself.
+fn replace_cache_mount_layer(layout: &Path, tar: &[u8]) {
+    let blobs = layout.join("blobs/sha256");
+    let mut m = oci_manifest_of(layout);
+    let config = blob_json(layout, m["config"]["digest"].as_str().unwrap());
+    let i = config["cacheMounts"][0]["blob"].as_u64().unwrap() as usize;
+    let hex = sha256_hex(tar);
+    std::fs::write(blobs.join(&hex), tar).unwrap();
+    m["layers"][i]["digest"] = format!("sha256:{hex}").into();
+    m["layers"][i]["size"] = tar.len().into();
+    m["layers"][i]["mediaType"] = "application/vnd.oci.image.layer.v1.tar".into();
+    let mbytes = serde_json::to_vec(&m).unwrap();
+    let mhex = sha256_hex(&mbytes);
+    std::fs::write(blobs.join(&mhex), &mbytes).unwrap();
+    let ip = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ip).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = format!("sha256:{mhex}").into();
+    index["manifests"][0]["size"] = mbytes.len().into();
+    std::fs::write(ip, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Puts the OCI layout's image into the registry at `reg` as `repo:tag` with curl (a
+/// monolithic upload per blob, then the manifest), as any client could.
+fn put_layout(layout: &Path, reg: &str, repo: &str, tag: &str) {
+    let curl = |args: &[&str]| {
+        let o = Command::new("curl")
+            .args(["-sS", "-f"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let m = oci_manifest_of(layout);
+    let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        digests.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for d in digests {
+        let head = curl(&[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("http://{reg}/v2/{repo}/blobs/uploads/"),
+        ]);
+        let loc = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+            })
+            .unwrap()
+            .trim()
+            .to_string();
+        let loc = if loc.starts_with('/') {
+            format!("http://{reg}{loc}")
+        } else {
+            loc
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let file = layout.join("blobs/sha256").join(&d[7..]);
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{loc}{sep}digest={d}"),
+        ]);
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"].as_str().unwrap();
+    let file = layout.join("blobs/sha256").join(&md[7..]);
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://{reg}/v2/{repo}/manifests/{tag}"),
+    ]);
+}
+
+#[test]
+fn a_cache_mount_layer_that_escapes_its_directory_fails_the_build_and_restores_nothing() {
+    let reg = Registry::start();
+    let env = Env::new(MULTI);
+    env.store("a");
+    let layout = env.path("cache");
+    env.build(
+        "a",
+        &[
+            "--cache-to",
+            &format!(
+                "type=local,dest={},cache-mounts=true,mode=max",
+                layout.display()
+            ),
+        ],
+    );
+    // Where an escape would land, from the cache mount's directory in the store
+    // (STORE/cache-mounts-v1/NAME/) or the import's temp directory beside it.
+    let victim = env.path("escaped");
+    let up = "../../../escaped";
+    assert_eq!(
+        env.path("b")
+            .join("cache-mounts-v1/x")
+            .join(up)
+            .canonicalize()
+            .ok(),
+        None
+    );
+    let hostile: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "dotdot",
+            raw_tar(&[(b'0', "pkg", "", b"ok"), (b'0', up, "", b"evil")]),
+            format!("layer entry \"{up}\": path escapes the root through `..`"),
+        ),
+        (
+            "symlink",
+            raw_tar(&[
+                (b'0', "pkg", "", b"ok"),
+                (b'2', "link", victim.parent().unwrap().to_str().unwrap(), b""),
+                (b'0', "link/escaped", "", b"evil"),
+            ]),
+            "layer entry \"link/escaped\": parent \"link\" is a symbolic link; refusing to write through it".to_string(),
+        ),
+    ];
+    env.file("a.txt", "two\n");
+    let ctx = env.path("ctx");
+    for (name, tar, want) in &hostile {
+        let l = env.path(&format!("cache-{name}"));
+        let o = Command::new("cp")
+            .arg("-a")
+            .arg(&layout)
+            .arg(&l)
+            .status()
+            .unwrap();
+        assert!(o.success());
+        replace_cache_mount_layer(&l, tar);
+        put_layout(&l, &reg.addr, "cache/app", name);
+        let local = format!("type=local,src={}", l.display());
+        let remote = format!("type=registry,ref={}/cache/app:{name}", reg.addr);
+        for from in [local, remote] {
+            let store = format!(
+                "b-{name}-{}",
+                if from.starts_with("type=local") {
+                    "local"
+                } else {
+                    "registry"
+                }
+            );
+            env.store(&store);
+            let o = env.kiln(
+                &store,
+                &[
+                    "build",
+                    "--progress",
+                    "plain",
+                    "-t",
+                    "app",
+                    "--cache-from",
+                    &from,
+                    "--target",
+                    "build",
+                    ctx.to_str().unwrap(),
+                ],
+            );
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{name}, {from}: {err}");
+            assert!(
+                err.contains("unpacking cache mount pkgs") && err.contains(want.as_str()),
+                "{name}, {from}: {err}"
+            );
+            assert!(!victim.exists(), "{name}, {from}: written outside");
+            // Not half-restored: no directory with the entry before the bad one, no temp.
+            let mounts = env.list(&store, "cache-mounts-v1");
+            for m in &mounts {
+                let d = env.path(&store).join("cache-mounts-v1").join(m);
+                assert!(
+                    !m.starts_with(".import-") && std::fs::read_dir(&d).unwrap().next().is_none(),
+                    "{name}, {from}: cache-mounts-v1/{m} left: {:?}",
+                    env.list(&store, &format!("cache-mounts-v1/{m}"))
+                );
+            }
+            assert!(
+                !env.kiln(&store, &["inspect", "app"]).status.success(),
+                "{name}, {from}: tagged"
+            );
+        }
+    }
+}

@@ -692,3 +692,233 @@ esac
         .unwrap();
     assert!(!pull.status.success());
 }
+
+/// A docker-archive of `n` layers of `size` pseudo-random bytes each, tagged `tag`.
+fn layers_archive(dir: &Path, tag: &str, n: usize, size: usize) -> PathBuf {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut layers = Vec::new();
+    for i in 0..n {
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut lb = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        lb.append_data(&mut h, format!("f{i}"), &data[..]).unwrap();
+        layers.push(lb.into_inner().unwrap());
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| kiln_image::Digest::of(l).to_string())
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("l{i}/layer.tar")).collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": [tag], "Layers": names}
+    ]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut files: Vec<(String, &Vec<u8>)> = names.iter().cloned().zip(layers.iter()).collect();
+    files.push(("config.json".into(), &config));
+    files.push(("manifest.json".into(), &manifest));
+    for (name, d) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &d[..]).unwrap();
+    }
+    let path = dir.join("layers.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// Runs `kiln ARGS` in `store` on a pseudo-terminal 150 columns wide (util-linux `script`):
+/// the bytes it wrote to the terminal.
+fn on_a_tty(env: &Env, store: &str, args: &[&str]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let line = format!(
+        "stty cols 150 rows 50; exec '{}' {}",
+        support::bin(),
+        quoted.join(" ")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("KILN_ROOT", env.root(store))
+        .env("DOCKER_CONFIG", env.docker_config())
+        .env("KILN_CERTS_D", env.tmp.path().join("certs.d"))
+        .env_remove("KILN_INSECURE_REGISTRIES")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(
+        o.status.success(),
+        "kiln {args:?} on a tty: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// What a terminal shows after `out`: its lines, trailing blanks cut. Understands what the
+/// display uses: `\r`, `\n`, `ESC[nA`, `ESC[nB`, `ESC[2K`; any other escape fails the test.
+fn screen(out: &str) -> Vec<String> {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                if row == lines.len() {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x1b' => {
+                assert_eq!(
+                    chars.next(),
+                    Some('['),
+                    "an escape other than CSI in {out:?}"
+                );
+                let mut n = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    chars.next();
+                }
+                let n: usize = n.parse().unwrap_or(1);
+                match chars.next() {
+                    Some('A') => row = row.checked_sub(n).expect("cursor up past the top"),
+                    Some('B') => {
+                        row += n;
+                        while lines.len() <= row {
+                            lines.push(Vec::new());
+                        }
+                    }
+                    Some('K') if n == 2 => lines[row].clear(),
+                    other => panic!("unexpected escape {other:?} in {out:?}"),
+                }
+            }
+            c => {
+                let l = &mut lines[row];
+                while l.len() < col {
+                    l.push(' ');
+                }
+                if col < l.len() {
+                    l[col] = c;
+                } else {
+                    l.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    let mut v: Vec<String> = lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
+        .collect();
+    while v.last().is_some_and(|l| l.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+fn is_layer_line(l: &str, status: &str) -> bool {
+    l.len() == 14 + status.len()
+        && l[..12].bytes().all(|b| b.is_ascii_hexdigit())
+        && &l[12..14] == ": "
+        && l.ends_with(status)
+}
+
+#[test]
+fn pull_and_push_redraw_one_line_per_layer_on_a_terminal() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let name = format!("{}/multi:1", reg.addr);
+    let archive = layers_archive(env.tmp.path(), &name, 6, 1 << 20);
+    env.ok("a", &["load", "-q", "-i", archive.to_str().unwrap()]);
+
+    let out = on_a_tty(&env, "a", &["push", &name]);
+    let shown = screen(&out);
+    assert_eq!(
+        shown[0],
+        format!("The push refers to repository [{}/multi]", reg.addr),
+        "{shown:#?}"
+    );
+    assert_eq!(
+        shown.len(),
+        8,
+        "one line per layer, redrawn in place: {shown:#?}"
+    );
+    assert!(
+        shown[1..7].iter().all(|l| is_layer_line(l, "Pushed")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[7].starts_with("1: digest: sha256:") && shown[7].contains(" size: "),
+        "{shown:#?}"
+    );
+    // It was redrawn: the sixth layer waited (five upload at once), then went up.
+    assert!(
+        out.contains("\x1b[2K") && out.contains(": Waiting"),
+        "{out:?}"
+    );
+    // The layers are compressed as they go up: progress by the bytes read.
+    assert!(
+        out.contains(": Pushing [") && out.contains("/1.05MB"),
+        "{out:?}"
+    );
+
+    let out = on_a_tty(&env, "b", &["pull", &name]);
+    let shown = screen(&out);
+    assert_eq!(shown[0], "1: Pulling from multi", "{shown:#?}");
+    assert_eq!(shown.len(), 10, "{shown:#?}");
+    assert!(
+        shown[1..7]
+            .iter()
+            .all(|l| is_layer_line(l, "Pull complete")),
+        "{shown:#?}"
+    );
+    assert!(shown[7].starts_with("Digest: sha256:"), "{shown:#?}");
+    assert_eq!(
+        shown[8],
+        format!("Status: Downloaded newer image for {name}")
+    );
+    assert_eq!(shown[9], name);
+    // Three download at once; the others said Waiting; bytes moved with docker's bar.
+    assert!(out.matches(": Waiting").count() >= 3, "{out:?}");
+    assert!(
+        out.contains(": Downloading [") && out.contains("/1.049MB"),
+        "{out:?}"
+    );
+    for s in [
+        "Pulling fs layer",
+        "Verifying Checksum",
+        "Download complete",
+    ] {
+        assert!(out.contains(&format!(": {s} \r")), "{s} in {out:?}");
+    }
+
+    // -q on a terminal: the reference only. Not a terminal: docker's plain lines, no escapes.
+    let out = on_a_tty(&env, "c", &["pull", "-q", &name]);
+    assert_eq!(screen(&out), std::slice::from_ref(&name));
+    let plain = env.ok("d", &["pull", &name]);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert_eq!(plain.matches(": Waiting\n").count(), 3, "{plain}");
+    assert_eq!(plain.matches(": Pull complete\n").count(), 6, "{plain}");
+}

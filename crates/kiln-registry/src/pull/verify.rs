@@ -1,7 +1,10 @@
-//! A layer's diff ID, checked while the layer downloads, on two threads beside the download:
-//! one decompresses, the other hashes what comes out (sha256 for the diff ID, and each gzip
-//! member's CRC-32 and length, as gzip readers check them). The three stages overlap, so a
-//! pull costs about as long as its slowest stage (inflating) instead of the sum.
+//! A layer's diff ID and its tar, checked while the layer downloads, on three threads beside
+//! the download: one decompresses, one hashes what comes out (sha256 for the diff ID, and
+//! each gzip member's CRC-32 and length, as gzip readers check them), one reads the tar's
+//! headers with kiln's extraction rules (`kiln_snapshot::check_layer_tar`: an entry that
+//! would escape its root, a tar that does not parse, ... refuse the layer before it is
+//! stored). The stages overlap, so a pull costs about as long as its slowest stage
+//! (inflating) instead of the sum.
 //!
 //! gzip is decoded here, member by member (pigz-style and concatenated members are one
 //! stream, as for `MultiGzDecoder`), straight from the downloaded chunks into large output
@@ -15,8 +18,26 @@ use std::thread::JoinHandle;
 use flate2::{Decompress, FlushDecompress, Status};
 use kiln_image::{Compression, Digest, Hasher};
 
-/// The tar's digest and length, or why the layer does not decompress.
-pub(super) type Verified = io::Result<(Digest, u64)>;
+/// The tar's digest and length, or why the layer was refused.
+pub(super) type Verified = Result<(Digest, u64), Refused>;
+
+/// Why a layer was refused.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// It does not decompress (or a gzip member's CRC-32 or length is wrong).
+    Decompress(io::Error),
+    /// Its tar would not extract: the entry and why, as extraction says it.
+    Tar(kiln_snapshot::Error),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Decompress(e) => write!(f, "does not decompress: {e}"),
+            Refused::Tar(e) => write!(f, "refused, its tar would not extract safely: {e}"),
+        }
+    }
+}
 
 /// Decompressed bytes go to the hasher in buffers of this size.
 const OUT_CHUNK: usize = 1 << 20;
@@ -62,9 +83,11 @@ pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> io::Resul
         }
     })();
     drop(tx);
-    let verified = handle
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the layer verifier panicked")));
+    let verified = handle.join().unwrap_or_else(|_| {
+        Err(Refused::Decompress(io::Error::other(
+            "the layer verifier panicked",
+        )))
+    });
     read?;
     Ok(verified)
 }
@@ -221,11 +244,11 @@ impl Output {
             return Ok(());
         }
         let next = match self.pool.try_recv() {
-            Ok(mut b) => {
+            Ok(mut b) if b.capacity() >= OUT_CHUNK => {
                 b.clear();
                 b
             }
-            Err(_) => Vec::with_capacity(OUT_CHUNK),
+            _ => Vec::with_capacity(OUT_CHUNK),
         };
         let full = std::mem::replace(&mut self.buf, next);
         self.send(Msg::Data(full))
@@ -243,7 +266,10 @@ impl Output {
 fn decode(declared: Compression, input: &mut Input) -> Verified {
     let (htx, hrx) = sync_channel::<Msg>(8);
     let (pool_tx, pool_rx) = channel::<Vec<u8>>();
-    let hasher = std::thread::spawn(move || hash(hrx, pool_tx));
+    let (ctx, crx) = sync_channel::<Vec<u8>>(8);
+    let checker_pool = pool_tx.clone();
+    let checker = std::thread::spawn(move || check(crx, checker_pool));
+    let hasher = std::thread::spawn(move || hash(hrx, ctx, pool_tx));
     let mut out = Output::new(htx, pool_rx);
     let comp = if declared == Compression::None {
         Compression::detect(input.peek(4))
@@ -260,12 +286,107 @@ fn decode(declared: Compression, input: &mut Input) -> Verified {
     let hashed = hasher
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the layer hasher panicked")));
-    decoded?;
-    hashed
+    let checked = checker.join().unwrap_or_else(|_| {
+        Err(kiln_snapshot::Error::Archive {
+            after: None,
+            source: io::Error::other("the layer tar checker panicked"),
+        })
+    });
+    decoded.map_err(Refused::Decompress)?;
+    let hashed = hashed.map_err(Refused::Decompress)?;
+    checked.map_err(Refused::Tar)?;
+    Ok(hashed)
 }
 
-/// Hashes the tar; checks each gzip member's trailer against the bytes it covered.
-fn hash(rx: Receiver<Msg>, pool: Sender<Vec<u8>>) -> Verified {
+/// Reads the tar's headers as extraction would (`check_layer_tar`), skipping file contents;
+/// buffers go back to the pool. Reads the channel to its end whatever happens.
+fn check(rx: Receiver<Vec<u8>>, pool: Sender<Vec<u8>>) -> kiln_snapshot::Result<()> {
+    let mut stream = TarStream {
+        rx,
+        pool,
+        chunk: Vec::new(),
+        pos: 0,
+        offset: 0,
+    };
+    let checked = kiln_snapshot::check_layer_tar(&mut stream).map(|_| ());
+    while let Ok(c) = stream.rx.recv() {
+        let _ = stream.pool.send(c);
+    }
+    checked
+}
+
+/// The decompressed tar as the hasher passes it on: read, or skipped forward without a copy.
+struct TarStream {
+    rx: Receiver<Vec<u8>>,
+    pool: Sender<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    offset: u64,
+}
+
+impl TarStream {
+    /// Makes the next non-empty chunk current; false at the end of the stream.
+    fn advance(&mut self) -> bool {
+        while let Ok(c) = self.rx.recv() {
+            let done = std::mem::replace(&mut self.chunk, c);
+            self.pos = 0;
+            if done.capacity() > 0 {
+                let _ = self.pool.send(done);
+            }
+            if !self.chunk.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Read for TarStream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() && !self.advance() {
+            return Ok(0);
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for TarStream {
+    /// Forward only; past the end of the stream is an error (the tar is truncated).
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let n = match to {
+            io::SeekFrom::Current(n) if n >= 0 => n as u64,
+            io::SeekFrom::Start(n) if n >= self.offset => n - self.offset,
+            _ => return Err(io::Error::other("the layer tar is read forward only")),
+        };
+        let mut left = n;
+        while left > 0 {
+            if self.pos == self.chunk.len() && !self.advance() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the tar ends inside an entry (truncated)",
+                ));
+            }
+            let k = left.min((self.chunk.len() - self.pos) as u64);
+            self.pos += k as usize;
+            left -= k;
+        }
+        self.offset += n;
+        Ok(self.offset)
+    }
+}
+
+/// Hashes the tar; checks each gzip member's trailer against the bytes it covered. The
+/// buffers go on to the tar checker.
+fn hash(
+    rx: Receiver<Msg>,
+    checker: SyncSender<Vec<u8>>,
+    pool: Sender<Vec<u8>>,
+) -> io::Result<(Digest, u64)> {
+    let mut checker = Some(checker);
     let mut h = Hasher::new();
     let mut crc = crc32fast::Hasher::new();
     let mut member_len: u64 = 0;
@@ -279,7 +400,17 @@ fn hash(rx: Receiver<Msg>, pool: Sender<Vec<u8>>) -> Verified {
                 h.update(&b);
                 crc.update(&b);
                 member_len += b.len() as u64;
-                let _ = pool.send(b);
+                match &checker {
+                    Some(c) => {
+                        if let Err(back) = c.send(b) {
+                            checker = None;
+                            let _ = pool.send(back.0);
+                        }
+                    }
+                    None => {
+                        let _ = pool.send(b);
+                    }
+                }
             }
             Msg::MemberEnd { crc: want, isize } => {
                 let got = std::mem::replace(&mut crc, crc32fast::Hasher::new()).finalize();
@@ -437,7 +568,24 @@ mod tests {
         h.join().unwrap()
     }
 
+    /// A tar of one file of compressible bytes with some noise (about 3 MB).
     fn data() -> Vec<u8> {
+        tar_of(&[("f", &noise())])
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, content) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *content).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn noise() -> Vec<u8> {
         let mut v = Vec::new();
         let mut x: u32 = 1;
         for i in 0..3_000_000u32 {
@@ -471,7 +619,7 @@ mod tests {
         for piece in [1, 7, 4096, 1 << 20, usize::MAX] {
             if piece < 4096 {
                 // Byte-sized pieces are slow on the big blob: a small one checks them.
-                let small = &d[..50_000];
+                let small = &tar_of(&[("s", &noise()[..50_000])]);
                 let got = run(GZ, &gz(small), piece).unwrap();
                 assert_eq!(
                     got,
@@ -514,7 +662,10 @@ mod tests {
         let d = data();
         let g = gz(&d);
         let e = run(GZ, &g[..g.len() - 9], 65536).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let Refused::Decompress(io) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof, "{e}");
         let mut bad_crc = g.clone();
         let n = bad_crc.len();
         bad_crc[n - 8] ^= 1;
@@ -533,5 +684,74 @@ mod tests {
         assert!(run(GZ, &flipped, 65536).is_err());
         assert!(run(GZ, b"", 1).is_err(), "an empty gzip layer is no gzip");
         assert!(run(GZ, &d[..1000], 100).is_err());
+    }
+
+    #[test]
+    fn tars_that_would_not_extract_are_refused_naming_the_entry() {
+        let escape = tar_with_raw_name(b"../etc/x");
+        let through_link = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "l", "/etc").unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "l/passwd", &b"x"[..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let full = data();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "escape",
+                escape,
+                "\"../etc/x\": path escapes the root through `..`",
+            ),
+            (
+                "through a symlink",
+                through_link,
+                "\"l/passwd\": parent \"l\" is a symbolic link",
+            ),
+            (
+                "not a tar",
+                noise()[..4096].to_vec(),
+                "reading layer tar at its start",
+            ),
+            // Cut inside the file's data: the tar ends inside an entry.
+            ("truncated", full[..full.len() / 2].to_vec(), "truncated"),
+        ];
+        for (what, tar, want) in cases {
+            for (mt, blob) in [(TAR, tar.clone()), (GZ, gz(&tar))] {
+                for piece in [7, 4096, 1 << 20] {
+                    let e = run(mt, &blob, piece).unwrap_err();
+                    assert!(
+                        matches!(e, Refused::Tar(_)) && e.to_string().contains(want),
+                        "{what}, {mt}, piece {piece}: {e}"
+                    );
+                }
+            }
+        }
+        // The hasher's digest is the whole stream's, padding and trailing zeros included.
+        let mut padded = data();
+        padded.extend(std::iter::repeat_n(0u8, 10_000));
+        assert_eq!(
+            run(TAR, &padded, 65536).unwrap(),
+            (Digest::of(&padded), padded.len() as u64)
+        );
+    }
+
+    /// A tar of one file whose name is `name` as written (tar::Builder refuses `..`).
+    fn tar_with_raw_name(name: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut v = h.as_bytes().to_vec();
+        v.push(b'x');
+        v.resize(1024 + 1024, 0);
+        v
     }
 }

@@ -6,6 +6,7 @@
 //! left half-written: extract into a temporary directory and discard it on failure (the
 //! [`Snapshotter`](crate::Snapshotter) does).
 
+mod check;
 mod meta;
 mod path;
 mod root;
@@ -22,6 +23,8 @@ use root::{Root, Target};
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+pub use check::{CheckStats, check_layer_tar};
 
 /// Choices for extraction. The default suits the current user: owners and device nodes are
 /// kept only when running as root.

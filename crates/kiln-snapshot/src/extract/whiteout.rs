@@ -14,9 +14,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 pub(super) const PREFIX: &[u8] = b".wh.";
-const OPAQUE: &[u8] = b".wh..opq";
+pub(super) const OPAQUE: &[u8] = b".wh..opq";
 /// aufs' own bookkeeping entries (`.wh..wh.plnk`, `.wh..wh.aufs`): skipped, as Docker does.
-const AUFS_META: &[u8] = b".wh.";
+pub(super) const AUFS_META: &[u8] = b".wh.";
 
 impl Extractor {
     /// `path` is the `.wh.`-prefixed entry; `rest` is its name without the prefix.

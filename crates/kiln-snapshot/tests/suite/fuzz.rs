@@ -439,3 +439,107 @@ fn the_escape_check_sees_a_write_through_a_symlink() {
     let caught = std::panic::catch_unwind(|| area.assert_untouched("naive"));
     assert!(caught.is_err(), "a file written outside went unnoticed");
 }
+
+/// What an error says, to compare: the whole message when a rule refused the entry; only the
+/// entry when a system call failed (the check names no system call) or the tar did not parse
+/// (extraction reads file contents, the check skips them, so a truncation shows at another
+/// read).
+fn verdict(e: &kiln_snapshot::Error) -> String {
+    match e {
+        kiln_snapshot::Error::Entry {
+            entry,
+            kind: kiln_snapshot::EntryError::Io { .. },
+        } => format!("{entry:?}: a system call fails"),
+        kiln_snapshot::Error::Archive { .. } => "the tar does not parse".into(),
+        e => e.to_string(),
+    }
+}
+
+/// A byte slice read and sought forward only, whose seeks past the end fail as a stream's
+/// would (`check_layer_tar`'s contract; a `Cursor` would let a truncated tar pass).
+struct Stream<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl std::io::Read for Stream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = out.len().min(self.data.len() - self.pos);
+        out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Stream<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let std::io::SeekFrom::Current(n) = to else {
+            panic!("check_layer_tar seeks only forward from where it is: {to:?}");
+        };
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| self.pos.checked_add(n))
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        self.pos = end;
+        Ok(end as u64)
+    }
+}
+
+#[test]
+fn check_layer_tar_refuses_exactly_what_extract_layer_refuses() {
+    require_root();
+    // SAFETY: as above.
+    unsafe { libc::umask(0o022) };
+    let area = Area::new();
+    let names = hostile_names(&area.outside);
+    let (mut refused, mut passed, mut host) = (0, 0, 0);
+    fuzz::run(
+        "check",
+        1500,
+        |rng| layer(rng, &area.outside, &names).0,
+        |blob| {
+            area.fresh_dest(false);
+            // Root's options: the check leaves devices to the caller's permissions.
+            let extracted = extract_layer(&blob[..], &area.dest, &ExtractOptions::default());
+            let mut tar = Vec::new();
+            let decoded = match kiln_snapshot::decompress(&blob[..]) {
+                Ok((_, mut r)) => std::io::Read::read_to_end(&mut r, &mut tar).is_ok(),
+                Err(_) => false,
+            };
+            if !decoded {
+                assert!(extracted.is_err(), "extracted what does not decompress");
+                refused += 1;
+                return;
+            }
+            let checked = kiln_snapshot::check_layer_tar(Stream { data: &tar, pos: 0 });
+            if let Err(e) = &extracted
+                && e.to_string().contains(": set xattr: ")
+            {
+                // The file system refused an xattr's value (a malformed `security.capability`):
+                // the host's verdict, which the check does not model.
+                host += 1;
+                return;
+            }
+            assert_eq!(
+                checked.as_ref().map(|_| ()).map_err(verdict),
+                extracted.as_ref().map(|_| ()).map_err(verdict),
+                "check and extraction disagree ({:?}, {:?}) on {:?}",
+                checked.as_ref().err().map(|e| e.to_string()),
+                extracted.as_ref().err().map(|e| e.to_string()),
+                String::from_utf8_lossy(&tar[..tar.len().min(600)])
+            );
+            if checked.is_ok() {
+                passed += 1;
+            } else {
+                refused += 1;
+            }
+        },
+    );
+    // Both verdicts must be common, or only one side of the rules was exercised.
+    let n = fuzz::cases(1500);
+    assert!(
+        passed > n / 20 && refused > n / 20 && host < n / 10,
+        "{passed} passed, {refused} refused, {host} refused by the file system"
+    );
+}
