@@ -183,3 +183,259 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{Lease, RefKind};
+    use crate::{LayerRecord, NewImage, Problem};
+    use kiln_image::manifest::{DescriptorOut, build_manifest};
+
+    fn rows(store: &Store) -> Vec<(String, String)> {
+        store
+            .read(|tx| {
+                let mut stmt =
+                    tx.prepare("SELECT digest, boot_id FROM unsynced_blobs ORDER BY digest")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap()
+    }
+
+    fn age_rows(store: &Store, boot: Option<&str>) {
+        store
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE unsynced_blobs SET created = created - 120, boot_id = coalesce(?1, boot_id)",
+                    [boot],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A crash and a reboot, as the store sees them: the rows come from an earlier boot and
+    /// the boot file names it too; then a new process opens the store.
+    fn reboot(root: &std::path::Path, store: Store) -> Store {
+        store
+            .write(|tx| {
+                tx.execute("UPDATE unsynced_blobs SET boot_id = 'earlier'", [])?;
+                Ok(())
+            })
+            .unwrap();
+        std::fs::write(root.join(BOOT_FILE), "earlier\n").unwrap();
+        drop(store);
+        Store::open(root).unwrap()
+    }
+
+    fn tar_with(content: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f", content).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// An image whose blobs are all written as the build's export writes them.
+    fn deferred_image(store: &Store, lease: &Lease, layer: &[u8], tag: &str) -> (Digest, Digest) {
+        let tar = tar_with(layer);
+        let l = store.put_blob_deferred(lease, &tar).unwrap();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [l.digest.to_string()]},
+        }))
+        .unwrap();
+        let c = store.put_blob_deferred(lease, &config).unwrap();
+        let (manifest, mdigest) = build_manifest(
+            &DescriptorOut::new("application/vnd.oci.image.config.v1+json", c.digest, c.size),
+            &[DescriptorOut::new(
+                "application/vnd.oci.image.layer.v1.tar",
+                l.digest,
+                l.size,
+            )],
+        );
+        store.put_blob_deferred(lease, &manifest).unwrap();
+        let tags = [kiln_image::ImageRef::parse(tag).unwrap().to_string()];
+        let (rec, _) = store
+            .record_image(
+                &NewImage {
+                    manifest_digest: mdigest,
+                    manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    config_digest: c.digest,
+                    layers: vec![LayerRecord {
+                        blob: l.digest,
+                        diff_id: l.digest,
+                        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                        compressed_size: l.size,
+                        uncompressed_size: l.size,
+                    }],
+                    created: None,
+                    architecture: "amd64".into(),
+                    os: "linux".into(),
+                    parent: None,
+                },
+                &tags,
+            )
+            .unwrap();
+        (rec.id, l.digest)
+    }
+
+    #[test]
+    fn deferred_blobs_are_marked_until_the_late_syncfs_and_durable_ones_never_are() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let lease = store.lease().unwrap();
+        let durable = store.put_blob(&lease, b"pulled", None).unwrap();
+        let deferred = store.put_blob_deferred(&lease, b"exported").unwrap();
+        assert_eq!(
+            rows(&store),
+            vec![(deferred.digest.to_string(), boot_id().to_string())],
+            "only the deferred blob is marked, with this boot"
+        );
+        assert_eq!(store.read_blob(&deferred.digest).unwrap(), b"exported");
+        // Right after the build: no syncfs, the row stays.
+        assert_eq!(store.settle_snapshots().unwrap().blobs_synced, 0);
+        assert_eq!(rows(&store).len(), 1);
+        // Past the writeback delay: the syncfs covers it, the row goes.
+        age_rows(&store, None);
+        assert_eq!(store.settle_snapshots().unwrap().blobs_synced, 1);
+        assert!(rows(&store).is_empty());
+        // A durable writer of a marked blob replaces it with its fsynced copy.
+        let again = store.put_blob_deferred(&lease, b"again").unwrap();
+        assert_eq!(rows(&store).len(), 1);
+        store.put_blob(&lease, b"again", None).unwrap();
+        assert!(rows(&store).is_empty(), "the fsynced copy is not marked");
+        assert_eq!(store.read_blob(&again.digest).unwrap(), b"again");
+        let _ = durable;
+    }
+
+    #[test]
+    fn after_a_crash_a_torn_blob_is_dropped_with_its_cache_records_and_an_intact_one_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let store = Store::open(&root).unwrap();
+        let lease = store.lease().unwrap();
+        let (torn_image, torn) = deferred_image(&store, &lease, b"torn layer", "torn:1");
+        let (kept_image, kept) = deferred_image(&store, &lease, b"intact layer", "kept:1");
+        // A snapshot the torn layer was made from, and the cache record of its step.
+        let dir = store.prepare_snapshot_dir().unwrap();
+        std::fs::write(dir.join("f"), "torn layer").unwrap();
+        store.commit_snapshot(&lease, "snap", None, &dir).unwrap();
+        let layer = store.layers(&torn_image).unwrap().remove(0);
+        store.record_snapshot_layer("snap", "tar", &layer).unwrap();
+        store
+            .cache_put(
+                "step",
+                b"{}",
+                &[
+                    (RefKind::Snapshot, "snap"),
+                    (RefKind::Blob, &torn.to_string()),
+                ],
+            )
+            .unwrap();
+        store
+            .cache_put("other", b"{}", &[(RefKind::Blob, &kept.to_string())])
+            .unwrap();
+        assert_eq!(rows(&store).len(), 6, "three blobs per image");
+        drop(lease);
+        // The power went out before the writeback: the torn layer's file is short.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(store.blob_path(&torn))
+            .unwrap();
+        f.set_len(100).unwrap();
+        drop(f);
+
+        let store = reboot(&root, store);
+        assert!(rows(&store).is_empty(), "every row re-hashed");
+        assert!(
+            matches!(
+                store.open_blob(&torn),
+                Err(crate::Error::BlobNotFound { .. })
+            ),
+            "the torn blob is never served"
+        );
+        assert_eq!(store.cache_peek("step").unwrap(), None, "its cache record went");
+        assert!(
+            store
+                .lease()
+                .unwrap()
+                .use_snapshot_layers(&["snap"], "tar", &[])
+                .unwrap()[0]
+                .is_none(),
+            "so did the record of the layer made from the snapshot"
+        );
+        assert!(store.cache_peek("other").unwrap().is_some());
+        assert_eq!(store.read_blob(&kept).unwrap(), tar_with(b"intact layer"));
+        assert!(store.image(&kept_image).unwrap().is_some());
+        // The image that lists it is left for `system check` to report and repair.
+        let report = store.check(false).unwrap();
+        assert_eq!(
+            report.problems.len(),
+            1,
+            "only the torn image: {:?}",
+            report.problems
+        );
+        assert!(matches!(
+            &report.problems[0],
+            Problem::BrokenImage { image, .. } if *image == torn_image
+        ));
+        store.check(true).unwrap();
+        assert!(store.check(false).unwrap().problems.is_empty());
+        assert!(store.image(&kept_image).unwrap().is_some());
+        // A later open of the same boot does not re-hash or sweep again.
+        assert_eq!(
+            std::fs::read_to_string(root.join(BOOT_FILE)).unwrap().trim(),
+            boot_id()
+        );
+    }
+
+    #[test]
+    fn a_blob_whose_row_a_power_loss_dropped_is_removed_at_the_first_open_of_a_boot() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let store = Store::open(&root).unwrap();
+        let lease = store.lease().unwrap();
+        let kept = store.put_blob(&lease, b"held by a cache record", None).unwrap();
+        store
+            .cache_put("rec", b"{}", &[(RefKind::Blob, &kept.digest.to_string())])
+            .unwrap();
+        let lost = store.put_blob_deferred(&lease, b"lost with the WAL's tail").unwrap();
+        drop(lease);
+        // The commits after the rename were lost: no row, nothing references the file.
+        store
+            .write(|tx| {
+                tx.execute("DELETE FROM unsynced_blobs", [])?;
+                tx.execute("DELETE FROM lease_refs", [])?;
+                Ok(())
+            })
+            .unwrap();
+        // Within the same boot, a reopen leaves it (a later prune collects it).
+        let store = {
+            drop(store);
+            Store::open(&root).unwrap()
+        };
+        assert!(store.has_blob(&lost.digest));
+        let store = reboot(&root, store);
+        assert!(!store.has_blob(&lost.digest), "swept: it may be torn");
+        assert!(store.has_blob(&kept.digest));
+        // Without a boot file (an older store), the same sweep runs once.
+        let again = {
+            let lease = store.lease().unwrap();
+            store.put_blob_deferred(&lease, b"x").unwrap()
+        };
+        std::fs::remove_file(root.join(BOOT_FILE)).unwrap();
+        store
+            .write(|tx| {
+                tx.execute("DELETE FROM unsynced_blobs", [])?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&root).unwrap();
+        assert!(!store.has_blob(&again.digest));
+        assert!(store.check(false).unwrap().problems.is_empty());
+    }
+}

@@ -221,7 +221,6 @@ impl Drop for Lease {
     }
 }
 
-/// Removes the leases of processes that no longer run. Call inside a write transaction.
 /// [`Lease::protect`] inside a transaction of [`Lease::write_refs`].
 pub(crate) fn protect_tx(
     tx: &rusqlite::Transaction<'_>,
@@ -237,6 +236,7 @@ pub(crate) fn protect_tx(
     Ok(())
 }
 
+/// Removes the leases of processes that no longer run. Call inside a write transaction.
 pub(crate) fn remove_dead_leases(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
     let mut dead = Vec::new();
     {
