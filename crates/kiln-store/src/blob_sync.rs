@@ -80,7 +80,10 @@ pub(crate) fn this_boot_rows(
 
 /// Deletes the rows read by [`this_boot_rows`] before a syncfs, unless a later write
 /// refreshed them. Returns how many went.
-pub(crate) fn unmark_synced(tx: &Transaction<'_>, rows: &[(String, i64)]) -> rusqlite::Result<usize> {
+pub(crate) fn unmark_synced(
+    tx: &Transaction<'_>,
+    rows: &[(String, i64)],
+) -> rusqlite::Result<usize> {
     let mut n = 0;
     for (digest, created) in rows {
         n += db::exec(
@@ -357,7 +360,11 @@ mod tests {
             ),
             "the torn blob is never served"
         );
-        assert_eq!(store.cache_peek("step").unwrap(), None, "its cache record went");
+        assert_eq!(
+            store.cache_peek("step").unwrap(),
+            None,
+            "its cache record went"
+        );
         assert!(
             store
                 .lease()
@@ -387,7 +394,9 @@ mod tests {
         assert!(store.image(&kept_image).unwrap().is_some());
         // A later open of the same boot does not re-hash or sweep again.
         assert_eq!(
-            std::fs::read_to_string(root.join(BOOT_FILE)).unwrap().trim(),
+            std::fs::read_to_string(root.join(BOOT_FILE))
+                .unwrap()
+                .trim(),
             boot_id()
         );
     }
@@ -398,11 +407,15 @@ mod tests {
         let root = d.path().join("root");
         let store = Store::open(&root).unwrap();
         let lease = store.lease().unwrap();
-        let kept = store.put_blob(&lease, b"held by a cache record", None).unwrap();
+        let kept = store
+            .put_blob(&lease, b"held by a cache record", None)
+            .unwrap();
         store
             .cache_put("rec", b"{}", &[(RefKind::Blob, &kept.digest.to_string())])
             .unwrap();
-        let lost = store.put_blob_deferred(&lease, b"lost with the WAL's tail").unwrap();
+        let lost = store
+            .put_blob_deferred(&lease, b"lost with the WAL's tail")
+            .unwrap();
         drop(lease);
         // The commits after the rename were lost: no row, nothing references the file.
         store
