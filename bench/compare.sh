@@ -10,6 +10,8 @@
 #   MODES="cold warm incremental"     see ../shared/bench/run.sh (touch is also available)
 #   REPS=3 SLOW_REPS=2                repetitions (SLOW_REPS for large-context and big-layer)
 #   KILN=PATH                         use this binary instead of building the release one
+#   KILN_B=PATH KILN_B_LABEL=before   a second kiln binary in the same matrix (an A/B run): its own
+#                                     store, rows labelled kiln:LABEL; interleaved like the tools
 #   SHARED_BENCH=DIR                  the shared harness (default ../shared/bench)
 #   RESULTS_TSV=FILE                  default bench/results/<UTC date>.tsv (appended to)
 #   MEM=0                             skip the peak-memory measurement of a cold large-context build
@@ -83,7 +85,30 @@ mkdir -p "$here/results"
 export RESULTS_TSV=${RESULTS_TSV:-$here/results/$(date -u +%F).tsv}
 echo "compare.sh: kiln=$KILN tools=[$TOOLS] modes=[$MODES] reps=$REPS -> $RESULTS_TSV" >&2
 echo "compare.sh: load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
-"$shared/bench-all.sh" "$@"
+if [ -z "${KILN_B:-}" ]; then
+  "$shared/bench-all.sh" "$@"
+else
+  # bench-all.sh's matrix (tool order rotating per repetition) with one more tool: KILN_B.
+  KILN_B=$(readlink -f "$KILN_B")
+  read -r -a all <<<"$TOOLS kiln-b"
+  for c in "$@"; do
+    reps=$REPS; case " ${SLOW_CASES:-large-context big-layer} " in *" $c "*) reps=$SLOW_REPS ;; esac
+    for r in $(seq 1 "$reps"); do
+      n=${#all[@]}
+      for k in $(seq 0 $((n-1))); do
+        t=${all[$(( (k + r - 1) % n ))]}
+        for m in $MODES; do
+          if [ "$t" = kiln-b ]; then
+            KILN=$KILN_B KILN_ROOT=$BENCH_VAR/kiln-root-b VARIANT=${KILN_B_LABEL:-b} \
+              "$shared/run.sh" kiln "$c" "$m" || echo "FAILED: kiln:${KILN_B_LABEL:-b} $c $m" >&2
+          else
+            "$shared/run.sh" "$t" "$c" "$m" || echo "FAILED: $t $c $m" >&2
+          fi
+        done
+      done
+    done
+  done
+fi
 echo "compare.sh: load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # peak memory (max RSS) of a cold large-context kiln build, in a throwaway store

@@ -1,6 +1,10 @@
 //! Content-addressed blobs: streamed into a temp file while hashing, checked, fsynced and
 //! renamed into `blobs/sha256/<hex>`. A blob whose bytes do not match its digest is never
 //! renamed, so every file under `blobs/` always holds exactly what its name says.
+//!
+//! A writer made [`BlobWriter::deferred_sync`] (the build's export) skips the fsync: its
+//! blob is recorded in `unsynced_blobs` before it becomes visible, and `blob_sync` makes it
+//! durable later or, after a crash, re-hashes it (see there).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -35,6 +39,8 @@ pub struct BlobWriter {
     len: u64,
     /// Bytes already handed to the kernel's writeback (see [`WRITEBACK_STEP`]).
     kicked: u64,
+    /// fsync at [`BlobWriter::finish`] (else see [`BlobWriter::deferred_sync`]).
+    durable: bool,
     store: Store,
 }
 
@@ -59,7 +65,7 @@ impl Write for BlobWriter {
         }
         self.len += n as u64;
         let in_file = self.len - self.file.buffer().len() as u64;
-        if in_file - self.kicked >= WRITEBACK_STEP {
+        if self.durable && in_file - self.kicked >= WRITEBACK_STEP {
             start_writeback(
                 self.file.get_ref().as_file(),
                 self.kicked,
@@ -91,6 +97,18 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 }
 
 impl BlobWriter {
+    /// Neither fsync this blob nor start its writeback early: the blob is recorded as
+    /// unsynced when committed, and a later `syncfs` (`Store::settle_snapshots`) makes it
+    /// durable; after a crash before that it is re-hashed and dropped if torn
+    /// (`Store::recover_unsynced_blobs`). For blobs made on this machine from content it
+    /// keeps (the build's export): an fsync there commits the file system's journal, which
+    /// on ext4 first writes out everything the build just wrote (seconds for a large COPY).
+    /// Blobs from elsewhere (pull, load) keep their fsync.
+    pub fn deferred_sync(mut self) -> Self {
+        self.durable = false;
+        self
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len
@@ -139,26 +157,30 @@ impl BlobWriter {
             .file
             .into_inner()
             .map_err(|e| Error::io("writing", PathBuf::from("blob temp file"), e.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .ctx("syncing", file.path().to_path_buf())?;
+        if self.durable {
+            file.as_file()
+                .sync_all()
+                .ctx("syncing", file.path().to_path_buf())?;
+        }
         Ok(PendingBlob {
             file,
             info: BlobInfo {
                 digest,
                 size: self.len,
             },
+            durable: self.durable,
             store: self.store,
         })
     }
 }
 
-/// A fully written, hashed, fsynced blob still in `tmp/`: readable (to verify what is
-/// inside before accepting it) but not yet in `blobs/`.
+/// A fully written, hashed, fsynced (unless deferred) blob still in `tmp/`: readable (to
+/// verify what is inside before accepting it) but not yet in `blobs/`.
 #[derive(Debug)]
 pub struct PendingBlob {
     file: tempfile::NamedTempFile,
     info: BlobInfo,
+    durable: bool,
     store: Store,
 }
 
@@ -187,18 +209,44 @@ impl PendingBlob {
             });
         }
         let digest = self.info.digest;
-        // Protect first, then make visible: a prune holding the write lock either sees the
-        // lease row or does not see the file (see `gc`).
-        lease.protect(RefKind::Blob, &digest.to_string())?;
+        let key = digest.to_string();
         let dest = self.store.layout().blob_path(&digest.hex());
-        if dest.exists() {
-            // Same name, same bytes: keep the existing file, drop ours.
+        if !self.durable {
+            // Protect and mark unsynced, then make visible, in one transaction: the rename
+            // happens under the write lock, so a settle that read the mark before its syncfs
+            // knows the file was in place (see `blob_sync`). An existing file is kept (a
+            // durable one is then marked needlessly: a re-hash after a crash, nothing worse).
+            let file = self.file;
+            lease.write_refs(|tx| {
+                crate::lease::protect_tx(tx, lease, RefKind::Blob, &key)?;
+                crate::blob_sync::mark_tx(tx, &key)?;
+                match file.persist_noclobber(&dest) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    Err(e) => Err(Error::io("renaming into", &dest, e.error)),
+                }
+            })?;
             return Ok(self.info);
         }
+        // Protect first, then make visible: a prune holding the write lock either sees the
+        // lease row or does not see the file (see `gc`).
+        let marked = lease.write_refs(|tx| {
+            crate::lease::protect_tx(tx, lease, RefKind::Blob, &key)?;
+            Ok(crate::blob_sync::is_marked_tx(tx, &key)?)
+        })?;
+        if !marked && dest.exists() {
+            // Same name, same bytes, durable: keep the existing file, drop ours.
+            return Ok(self.info);
+        }
+        // Absent, or there but not yet synced: ours is, so it replaces that one.
         self.file
             .persist(&dest)
             .map_err(|e| Error::io("renaming into", &dest, e.error))?;
         sync_parent(&dest)?;
+        if marked {
+            self.store
+                .write(|tx| Ok(crate::blob_sync::unmark_tx(tx, &key)?))?;
+        }
         Ok(self.info)
     }
 }
@@ -226,6 +274,7 @@ impl Store {
             hasher,
             len: 0,
             kicked: 0,
+            durable: true,
             store: self.clone(),
         })
     }
@@ -241,6 +290,15 @@ impl Store {
         w.write_all(bytes)
             .map_err(|e| Error::io("writing", PathBuf::from("blob temp file"), e))?;
         w.finish()?.commit(lease, expected)
+    }
+
+    /// [`Store::put_blob`] without the fsync (see [`BlobWriter::deferred_sync`]): for the
+    /// config and manifest blobs of a build's export.
+    pub fn put_blob_deferred(&self, lease: &Lease, bytes: &[u8]) -> Result<BlobInfo> {
+        let mut w = self.blob_writer()?.deferred_sync();
+        w.write_all(bytes)
+            .map_err(|e| Error::io("writing", PathBuf::from("blob temp file"), e))?;
+        w.finish()?.commit(lease, None)
     }
 
     /// Streams `reader` into a blob, checking it against `expected` if given.

@@ -616,6 +616,7 @@ impl Store {
                 "DELETE FROM snapshot_layers WHERE blob_digest = ?1",
                 [d.to_string()],
             )?;
+            crate::blob_sync::unmark_tx(tx, &d.to_string())?;
         }
         // Tags and layer rows left pointing nowhere.
         tx.execute(

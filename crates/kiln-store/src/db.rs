@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Schema version stored in `PRAGMA user_version`: 1 is [`SCHEMA`], each later version adds
 /// one entry of [`MIGRATIONS`]. A change that old code could misread bumps the database file
 /// name instead (`metadata-v2.db`), as the on-disk layout does.
-pub(crate) const SCHEMA_VERSION: i64 = 11;
+pub(crate) const SCHEMA_VERSION: i64 = 12;
 
 /// How long a process waits for another one's write transaction. A prune deleting many
 /// files holds the lock for a while; waiting is always better than failing a load.
@@ -277,6 +277,16 @@ CREATE INDEX tags_index ON tags(index_digest);
     // before: checked by pid and start time only).
     r#"
 ALTER TABLE containers ADD COLUMN supervisor_boot TEXT NOT NULL DEFAULT '';
+"#,
+    // 12: blobs the build's export writes without fsync (see `blob_sync.rs`). A row exists
+    // while its blob may not be on disk: written in boot `boot_id` at `created` (unix
+    // seconds), not yet covered by a syncfs. Rows of an earlier boot are re-hashed.
+    r#"
+CREATE TABLE unsynced_blobs (
+    digest TEXT PRIMARY KEY,             -- "sha256:<hex>"
+    boot_id TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -56,7 +56,7 @@ pub enum PruneScope {
 #[derive(Debug, Default)]
 pub(crate) struct Sweep {
     bytes: u64,
-    trash: Trash,
+    pub(crate) trash: Trash,
     /// The file system was full: some dead content could not be moved and is left for
     /// another round.
     incomplete: bool,
@@ -162,9 +162,19 @@ impl Store {
             }
             tx.execute("DELETE FROM layers WHERE blob_digest = ?1", [&key])?;
             tx.execute("DELETE FROM snapshot_layers WHERE blob_digest = ?1", [&key])?;
+            crate::blob_sync::unmark_tx(tx, &key)?;
             sweep.bytes += size;
         }
         Ok(())
+    }
+
+    /// Moves every blob file nothing references to the trash (see `blob_sync`).
+    pub(crate) fn sweep_unreferenced_blobs(
+        &self,
+        tx: &Transaction<'_>,
+        sweep: &mut Sweep,
+    ) -> Result<()> {
+        self.sweep_blobs(tx, sweep, None)
     }
 
     /// Removes snapshot rows nothing references (directly or through a child) and moves

@@ -96,14 +96,7 @@ impl Lease {
 
     /// Records that this lease holds `target` (a digest string or snapshot key).
     pub fn protect(&self, kind: RefKind, target: &str) -> Result<()> {
-        self.write_refs(|tx| {
-            db::exec(
-                tx,
-                "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
-                params![self.id, kind.as_str(), target],
-            )?;
-            Ok(())
-        })
+        self.write_refs(|tx| Ok(protect_tx(tx, self, kind, target)?))
     }
 
     /// For a build or container reading image `id`: protects its manifest, config and layer
@@ -226,6 +219,21 @@ impl Drop for Lease {
             Ok(())
         });
     }
+}
+
+/// [`Lease::protect`] inside a transaction of [`Lease::write_refs`].
+pub(crate) fn protect_tx(
+    tx: &rusqlite::Transaction<'_>,
+    lease: &Lease,
+    kind: RefKind,
+    target: &str,
+) -> rusqlite::Result<()> {
+    db::exec(
+        tx,
+        "INSERT OR IGNORE INTO lease_refs (lease_id, kind, target) VALUES (?1, ?2, ?3)",
+        params![lease.id, kind.as_str(), target],
+    )?;
+    Ok(())
 }
 
 /// Removes the leases of processes that no longer run. Call inside a write transaction.

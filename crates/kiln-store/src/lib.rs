@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod blob;
+mod blob_sync;
 mod build_cache;
 mod build_record;
 mod cache;
@@ -63,6 +64,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub const DIGEST_TAG_REFUSED: &str = "refusing to create a tag with a digest reference";
 
 pub use blob::{BlobInfo, BlobWriter, PendingBlob};
+pub use blob_sync::RecoveredBlobs;
 pub use build_cache::{BuildCachePrune, BuildCachePruneReport, CacheEntry, CacheKind};
 pub use build_record::{BuildRecord, KEEP_PER_IMAGE, LayerOrigin, OriginKind, StageRecord};
 pub use cache::{CacheHit, CachePrune, CacheRecord, CacheUsage};
@@ -119,6 +121,8 @@ impl Store {
         };
         // A collection killed mid-way: put back what its transaction still references.
         store.recover_trash()?;
+        // The first open after a reboot: blobs written without fsync before a crash.
+        store.recover_after_boot()?;
         store.ensure_reserve();
         Ok(store)
     }

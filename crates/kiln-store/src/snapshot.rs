@@ -248,6 +248,8 @@ pub struct Settled {
     pub dropped: usize,
     /// Snapshots of this boot now known to be on disk.
     pub synced: usize,
+    /// Blobs written without fsync in this boot now known to be on disk (`blob_sync`).
+    pub blobs_synced: usize,
 }
 
 impl Store {
@@ -266,7 +268,9 @@ impl Store {
                 tx,
                 "SELECT
                    (SELECT count(*) FROM snapshots WHERE synced = 0 AND (boot_id IS NULL OR boot_id != ?1)),
-                   (SELECT max(created) FROM snapshots WHERE synced = 0 AND boot_id = ?1)",
+                   (SELECT max(c) FROM (
+                      SELECT created AS c FROM snapshots WHERE synced = 0 AND boot_id = ?1
+                      UNION ALL SELECT created FROM unsynced_blobs WHERE boot_id = ?1))",
                 [boot],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?)
@@ -288,6 +292,10 @@ impl Store {
         if let Some(newest) = newest
             && newest <= t - WRITEBACK_SECS
         {
+            // Read before the syncfs: each of these blobs was renamed into place before its
+            // row committed, so the syncfs covers it (see `blob_sync`).
+            let blobs =
+                self.read(|tx| Ok(crate::blob_sync::this_boot_rows(tx, t - WRITEBACK_SECS)?))?;
             let root = std::fs::File::open(self.root()).ctx("opening", self.root())?;
             // SAFETY: syncfs on a valid, open descriptor has no memory effects.
             if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
@@ -297,12 +305,13 @@ impl Store {
                     std::io::Error::last_os_error(),
                 ));
             }
-            out.synced = self.write(|tx| {
-                Ok(db::exec(
+            (out.synced, out.blobs_synced) = self.write(|tx| {
+                let snaps = db::exec(
                     tx,
                     "UPDATE snapshots SET synced = 1 WHERE synced = 0 AND boot_id = ?1 AND created <= ?2",
                     params![boot, t - WRITEBACK_SECS],
-                )?)
+                )?;
+                Ok((snaps, crate::blob_sync::unmark_synced(tx, &blobs)?))
             })?;
         }
         Ok(out)

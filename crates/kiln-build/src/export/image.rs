@@ -220,8 +220,9 @@ fn make_layer_blob(
     let dir = &layer.dir;
     let eopts = export_options(b, spec);
     // export_layer hashes exactly the bytes it writes (the blob digest; for an uncompressed
-    // layer that is also the diff id), so the store need not hash them again.
-    let mut w = b.store.blob_writer_prehashed()?;
+    // layer that is also the diff id), so the store need not hash them again. No fsync: the
+    // store syncs it later or re-hashes it after a crash (kiln-store's `blob_sync`).
+    let mut w = b.store.blob_writer_prehashed()?.deferred_sync();
     // A signal stops the write; dropping the writer removes the partial blob.
     let info = kiln_snapshot::export_layer(
         dir,
@@ -281,7 +282,7 @@ fn transcode_blob(
     let tar = have
         .decoder(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
         .map_err(what)?;
-    let mut w = b.store.blob_writer_prehashed()?;
+    let mut w = b.store.blob_writer_prehashed()?.deferred_sync();
     let info = kiln_snapshot::compress_tar(
         tar,
         &export_options(b, spec),
@@ -375,7 +376,8 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// Config and manifest blobs: a rebuild from the cache makes the same bytes, so skip the
-/// write (and its fsync) when the blob is already there.
+/// write when the blob is already there. Not fsynced either, as the layers (an fsync of any
+/// new file commits the journal, which writes out what the build left dirty).
 fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
     let d = Digest::of(bytes);
     if b.store.has_blob(&d) {
@@ -388,7 +390,7 @@ fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
         }
     }
     b.store
-        .put_blob(&b.lease, bytes, None)
+        .put_blob_deferred(&b.lease, bytes)
         .map_err(BuildError::from)
 }
 
