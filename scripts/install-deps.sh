@@ -130,12 +130,20 @@ missing_binfmt() {
   done
 }
 
-# /dev/net/tun with the mode Debian's udev rules give it (0666), which rootless pasta needs to
-# attach its tap device; a machine without udev (a container, a minimal VM) leaves it 0600.
-tun_ok() {
+# /dev/net/tun and /dev/fuse with the mode Debian's udev rules give them (0666): rootless
+# pasta attaches its tap device through the one, rootless fuse-overlayfs (kiln's fallback)
+# mounts through the other. A machine without udev (a container, a minimal VM) leaves them 0600.
+user_devices=(/dev/net/tun /dev/fuse)
+devices_not_0666() {
   [ "$profile" = demo ] && return 0
-  [ ! -c /dev/net/tun ] && return 0
-  [ "$(stat -c %a /dev/net/tun)" = 666 ]
+  local d
+  for d in "${user_devices[@]}"; do
+    [ -c "$d" ] && [ "$(stat -c %a "$d")" != 666 ] && printf '%s\n' "$d"
+  done
+  return 0
+}
+tun_ok() {
+  [ -z "$(devices_not_0666)" ]
 }
 
 check() {
@@ -154,7 +162,7 @@ if [ "$(id -u)" != 0 ]; then
     [ "${#archs[@]}" = 0 ] || echo "install-deps.sh: dpkg lacks the foreign architectures: ${archs[*]}"
     [ "${#debs[@]}" = 0 ] || echo "install-deps.sh: no busybox-static .deb in $debs_dir for: ${debs[*]}"
     [ "${#handlers[@]}" = 0 ] || echo "install-deps.sh: binfmt_misc handlers not registered: ${handlers[*]}"
-    tun_ok || echo "install-deps.sh: /dev/net/tun is not mode 0666 (udev's default): rootless pasta cannot use it"
+    tun_ok || echo "install-deps.sh: not mode 0666 (udev's default), so rootless pasta or fuse-overlayfs cannot use them: $(devices_not_0666 | tr '\n' ' ')"
     echo "run as root:  sudo bash $(cd "$(dirname "$0")" && pwd)/install-deps.sh $profile"
   } >&2
   exit 1
@@ -229,10 +237,10 @@ if [ "${#handlers[@]}" != 0 ]; then
   [ "${#handlers[@]}" = 0 ] || echo "install-deps.sh: registered binfmt_misc handlers: ${handlers[*]}" >&2
 fi
 
-if ! tun_ok; then
-  echo "install-deps.sh: chmod 0666 /dev/net/tun (as Debian's udev rules set it)" >&2
-  chmod 0666 /dev/net/tun
-fi
+for d in $(devices_not_0666); do
+  echo "install-deps.sh: chmod 0666 $d (as Debian's udev rules set it)" >&2
+  chmod 0666 "$d"
+done
 
 if ! check; then
   echo "install-deps.sh: still missing: packages (${missing[*]}) architectures (${archs[*]}) debs (${debs[*]}) handlers (${handlers[*]})" >&2
