@@ -105,9 +105,11 @@ docker_cell() {
   [ -z "$(D images -aq)" ] || { echo "docker store not empty" >&2; exit 1; }
   t "$work/logs/docker.$1.log" bash -c "
     set -e
-    docker -H unix://$work/docker.sock pull $reg/node:18
-    docker -H unix://$work/docker.sock pull $reg/nginx:bookworm
-    DOCKER_BUILDKIT=1 docker -H unix://$work/docker.sock build --progress=plain --network=host ${regarg[*]} -t app:d -f $app/$dockerfile $app"
+    echo PULLS_START_AT \$(date +%s.%N)
+    /usr/bin/docker -H unix://$work/docker.sock pull $reg/node:18
+    /usr/bin/docker -H unix://$work/docker.sock pull $reg/nginx:bookworm
+    echo PULLS_DONE_AT \$(date +%s.%N)
+    DOCKER_BUILDKIT=1 /usr/bin/docker -H unix://$work/docker.sock build --progress=plain --network=host ${regarg[*]} -t app:d -f $app/$dockerfile $app"
 }
 kiln_cell() {
   rm -rf "$work/kiln"
@@ -118,7 +120,25 @@ results=$work/results.tsv
 for i in $(seq "$runs"); do
   if (( i % 2 )); then order="kiln docker"; else order="docker kiln"; fi
   for tool in $order; do
-    echo -e "$tool\t$("${tool}_cell" "$i")" >>"$results"
+    v=$("${tool}_cell" "$i")
+    # docker: the part of the wall time spent in the two pulls (kiln's pulls are in its log, #1 #2)
+    pulls=-
+    if [ "$tool" = docker ]; then
+      pulls=$(python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.2f}')" "$(awk '/^PULLS_DONE_AT/ {print $2}' "$work/logs/docker.$i.log")" "$(awk '/^PULLS_START_AT/ {print $2}' "$work/logs/docker.$i.log")")
+    else   # the sum of kiln's "[internal] load metadata" (pull) steps' times
+      pulls=$(python3 - "$work/logs/kiln.$i.log" <<'PY'
+import re, sys
+steps, total = set(), 0.0
+for line in open(sys.argv[1]):
+    m = re.match(r"#(\d+) \[internal\] load metadata for ", line)
+    if m: steps.add(m.group(1))
+    m = re.match(r"#(\d+) DONE ([0-9.]+)s", line)
+    if m and m.group(1) in steps: total += float(m.group(2))
+print(f"{total:.2f}")
+PY
+)
+    fi
+    echo -e "$tool\t$v\t$pulls" >>"$results"
   done
   echo "run $i done ($(tail -2 "$results" | tr '\n\t' ' :'))" >&2
 done
@@ -131,16 +151,18 @@ echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$results" <<'PY'
 import sys, statistics, collections
 rows = collections.OrderedDict()
+pulls = {}
 for line in open(sys.argv[1]):
-    tool, wall = line.split()
+    tool, wall, p = line.split()
     rows.setdefault(tool, []).append(float(wall))
+    pulls.setdefault(tool, []).append(float(p))
 names = {"docker": "docker pull (node, nginx) + docker build (BuildKit)", "kiln": "kiln build (pulls the bases)"}
-print("| tool | command | median s | min-max | runs |")
-print("|---|---|---|---|---|")
+print("| tool | command | median s | min-max | runs | of which pulls, median s |")
+print("|---|---|---|---|---|---|")
 med = {}
 for tool, w in rows.items():
     med[tool] = statistics.median(w)
-    print(f"| {tool} | {names[tool]} | **{med[tool]:.2f}** | {min(w):.2f}-{max(w):.2f} | {' '.join(f'{x:.2f}' for x in w)} |")
+    print(f"| {tool} | {names[tool]} | **{med[tool]:.2f}** | {min(w):.2f}-{max(w):.2f} | {' '.join(f'{x:.2f}' for x in w)} | {statistics.median(pulls[tool]):.2f} |")
 if "kiln" in med and "docker" in med:
     print(f"\nkiln / docker = {med['kiln'] / med['docker']:.2f} (wall, medians)")
 PY
