@@ -24,6 +24,8 @@
 #                 compressed digest only, decompresses nothing)
 #               skopeo copy docker://... docker-archive:FILE (decompresses the layer and
 #                 names it by its diff ID: the same work as kiln's check)
+#               kiln pull, then kiln run --rm IMAGE /bin/busybox true (its first run unpacks
+#                 the layer into the store's snapshots: with the pull, containers-storage's work)
 #               skopeo copy docker://... containers-storage:[overlay@ROOT+RUNROOT]NAME
 #                 (what `podman pull` does: download, verify the digest, decompress and
 #                 unpack the layer into overlay storage, check the diff ID; a private
@@ -119,6 +121,8 @@ for i in $(seq "$runs"); do
   echo -e "pull\tskopeo copy docker:// -> oci:\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" oci:"$work/pulled-oci:big")" >>"$results"
   rm -f "$work/pulled.tar"
   echo -e "pull\tskopeo copy docker:// -> docker-archive: (decompresses)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" docker-archive:"$work/pulled.tar":x/big:s)" >>"$results"
+  rm -rf "$work/unpacked"
+  echo -e "pull\tkiln pull + kiln run --rm (unpacks the layer)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none '$reg/big:s' /bin/busybox true")" >>"$results"
   unmount_cs
   echo -e "pull\tskopeo copy docker:// -> containers-storage: (overlay, unpacks)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" "containers-storage:[overlay@$work/cs/storage+$work/cs/runroot]x/big:s")" >>"$results"
   [ -d "$work/cs/storage/overlay-layers" ] || { echo "bench/registry.sh: containers-storage has no overlay layers" >&2; exit 1; }
