@@ -24,7 +24,7 @@
 #                 compressed digest only, decompresses nothing)
 #               skopeo copy docker://... docker-archive:FILE (decompresses the layer and
 #                 names it by its diff ID: the same work as kiln's check)
-#               kiln pull, then kiln run --rm IMAGE /bin/busybox true (its first run unpacks
+#               kiln pull, then kiln run --rm --user 0:0 IMAGE /bin/busybox true (its first run unpacks
 #                 the layer into the store's snapshots: with the pull, containers-storage's work)
 #               skopeo copy docker://... containers-storage:[overlay@ROOT+RUNROOT]NAME
 #                 (what `podman pull` does: download, verify the digest, decompress and
@@ -122,7 +122,7 @@ for i in $(seq "$runs"); do
   rm -f "$work/pulled.tar"
   echo -e "pull\tskopeo copy docker:// -> docker-archive: (decompresses)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" docker-archive:"$work/pulled.tar":x/big:s)" >>"$results"
   rm -rf "$work/unpacked"
-  echo -e "pull\tkiln pull + kiln run --rm (unpacks the layer)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none '$reg/big:s' /bin/busybox true")" >>"$results"
+  echo -e "pull\tkiln pull + kiln run --rm (unpacks the layer)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none --user 0:0 '$reg/big:s' /bin/busybox true")" >>"$results"
   unmount_cs
   echo -e "pull\tskopeo copy docker:// -> containers-storage: (overlay, unpacks)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" "containers-storage:[overlay@$work/cs/storage+$work/cs/runroot]x/big:s")" >>"$results"
   [ -d "$work/cs/storage/overlay-layers" ] || { echo "bench/registry.sh: containers-storage has no overlay layers" >&2; exit 1; }
