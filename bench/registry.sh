@@ -7,6 +7,7 @@
 #                                   (user + system, of the client only; the registry's is not counted)
 #                                   SRC=DIR: what the layer holds (default /usr/bin, ~470 MB;
 #                                   needs about 6x that in free space under /var/tmp)
+#                                   OPS="pull": the pull cells only (default "push pull")
 #
 # The image is one layer (a tar of $SRC, uncompressed in kiln's store as kiln keeps
 # layers) in a docker-archive; skopeo's source is the same image in an OCI layout. The
@@ -23,6 +24,12 @@
 #                 compressed digest only, decompresses nothing)
 #               skopeo copy docker://... docker-archive:FILE (decompresses the layer and
 #                 names it by its diff ID: the same work as kiln's check)
+#               kiln pull, then kiln run --rm --user 0:0 IMAGE /bin/busybox true (its first run unpacks
+#                 the layer into the store's snapshots: with the pull, containers-storage's work)
+#               skopeo copy docker://... containers-storage:[overlay@ROOT+RUNROOT]NAME
+#                 (what `podman pull` does: download, verify the digest, decompress and
+#                 unpack the layer into overlay storage, check the diff ID; a private
+#                 storage root, unmounted and emptied before every run)
 # Both pull the image skopeo pushed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,13 +40,16 @@ if [ -z "$kiln" ]; then
   kiln=${CARGO_TARGET_DIR:-target}/release/kiln
 fi
 kiln=$(readlink -f "$kiln")
+ops=${OPS:-push pull}
 for c in skopeo docker-registry python3 /usr/bin/time; do
   command -v "$c" >/dev/null || { echo "bench/registry.sh: needs $c (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
 
 work=$(mktemp -d /var/tmp/kiln-bench-registry.XXXXXX)
 reg_pid=
-cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+# containers-storage's overlay driver bind-mounts its overlay directory on itself.
+unmount_cs() { while mountpoint -q "$work/cs/storage/overlay" 2>/dev/null; do umount "$work/cs/storage/overlay"; done; rm -rf "$work/cs"; }
+cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; wait 2>/dev/null; unmount_cs; rm -rf "$work"; }
 trap cleanup EXIT
 echo "making the image in $work ..." >&2
 mkdir -p "$work/a/blobs/sha256"
@@ -86,9 +96,15 @@ t() {
 }
 
 results=$work/results.tsv
-fresh_store "$work/warm"
-KILN_ROOT=$work/warm "$kiln" push -q "$reg/big:k" >/dev/null   # remembers the gzipped layer
+if [[ " $ops " == *" push "* ]]; then
+  fresh_store "$work/warm"
+  KILN_ROOT=$work/warm "$kiln" push -q "$reg/big:k" >/dev/null   # remembers the gzipped layer
+fi
+if [[ " $ops " != *" push "* ]]; then   # the pulls' image, pushed once
+  skopeo copy -q --dest-tls-verify=false oci:"$work/layout:big" docker://"$reg/big:s"
+fi
 for i in $(seq "$runs"); do
+ if [[ " $ops " == *" push "* ]]; then
   fresh_store "$work/cold"
   empty_registry
   echo -e "push (gzip + upload)\tkiln push (fresh store)\t$(KILN_ROOT=$work/cold t "$kiln" push "$reg/big:k")" >>"$results"
@@ -98,13 +114,22 @@ for i in $(seq "$runs"); do
   echo -e "push (gzip + upload)\tskopeo copy docker-archive: -> docker://\t$(t skopeo copy -q --dest-tls-verify=false docker-archive:"$work/big.tar" docker://"$reg/big:s")" >>"$results"
   empty_registry
   echo -e "push (upload)\tskopeo copy oci: -> docker://\t$(t skopeo copy -q --dest-tls-verify=false oci:"$work/layout:big" docker://"$reg/big:s")" >>"$results"
+ fi
+ if [[ " $ops " == *" pull "* ]]; then
   rm -rf "$work/pulled" "$work/pulled-oci"
   echo -e "pull\tkiln pull\t$(KILN_ROOT=$work/pulled t "$kiln" pull "$reg/big:s")" >>"$results"
   echo -e "pull\tskopeo copy docker:// -> oci:\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" oci:"$work/pulled-oci:big")" >>"$results"
   rm -f "$work/pulled.tar"
   echo -e "pull\tskopeo copy docker:// -> docker-archive: (decompresses)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" docker-archive:"$work/pulled.tar":x/big:s)" >>"$results"
+  rm -rf "$work/unpacked"
+  echo -e "pull\tkiln pull + kiln run --rm (unpacks the layer)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none --user 0:0 '$reg/big:s' /bin/busybox true")" >>"$results"
+  unmount_cs
+  echo -e "pull\tskopeo copy docker:// -> containers-storage: (overlay, unpacks)\t$(t skopeo copy -q --src-tls-verify=false docker://"$reg/big:s" "containers-storage:[overlay@$work/cs/storage+$work/cs/runroot]x/big:s")" >>"$results"
+  [ -d "$work/cs/storage/overlay-layers" ] || { echo "bench/registry.sh: containers-storage has no overlay layers" >&2; exit 1; }
+ fi
   echo "run $i done" >&2
 done
+cp "$results" "${RESULTS_COPY:-/dev/null}" 2>/dev/null || true
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$results" <<'PY'
 import sys, statistics, collections
