@@ -776,4 +776,15 @@ fn passwd_for_run_users() {
             || resolve_user(e2.path(), "root").unwrap().uid == 0
     );
     assert!(resolve_user(e2.path(), "daemon").is_err());
+    // No /etc/passwd at all: no user is root (0:0), a named one is an error, as in runc.
+    let bare = tempfile::tempdir().unwrap();
+    assert_eq!(
+        resolve_user(bare.path(), "").unwrap(),
+        Identity {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![]
+        }
+    );
+    assert!(resolve_user(bare.path(), "root").is_err());
 }

@@ -640,3 +640,19 @@ fn a_signalled_supervisor_stops_without_restarting_and_without_a_user_stop() {
     });
     ok(&c, &["rm", "-f", "sig-always", "sig-unless"]);
 }
+
+/// An image without /etc/passwd runs as root when no user is asked for (docker's and runc's
+/// default), and a named user is docker's error.
+#[test]
+fn an_image_without_etc_passwd_runs_as_root() {
+    let c = ctx();
+    std::fs::copy("/bin/busybox", c.ctx.join("busybox")).expect("/bin/busybox (busybox-static)");
+    c.file("Dockerfile", "FROM scratch\nCOPY busybox /busybox\n");
+    c.build_ok(&["-t", "nopasswd"]);
+    let out = ok(&c, &["run", "--rm", "nopasswd", "/busybox", "id"]);
+    assert_eq!(out.trim(), "uid=0 gid=0", "{out}");
+    let o = c.kiln(&["run", "--rm", "-u", "root", "nopasswd", "/busybox", "id"]);
+    let (code, _, err) = support::out(&o);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("unable to find user root"), "{err}");
+}

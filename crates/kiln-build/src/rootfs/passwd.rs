@@ -200,7 +200,9 @@ fn group_id(root: &Path, name: &str) -> Result<u32, PasswdError> {
 /// `/etc/passwd` is fine (gid 0 unless given), a missing name is an error; supplementary
 /// groups are those listing the user by name (none when a group is given explicitly).
 pub fn resolve_user(root: &Path, spec: &str) -> Result<Identity, PasswdError> {
-    let spec = if spec.is_empty() { "root" } else { spec };
+    // No user: uid 0, whether or not /etc/passwd names it (runc's and BuildKit's default;
+    // an image without /etc/passwd runs as root, while `USER root` needs the entry).
+    let spec = if spec.is_empty() { "0" } else { spec };
     let (u, g) = split_spec(spec)?;
     let all = users(root)?;
     let entry = match parse_id(u) {

@@ -43,8 +43,6 @@ pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
     })
 }
 
-/// The spec for `config`, with `rootfs` mounted and `etc` holding the container's hosts,
-/// hostname and resolv.conf files.
 /// The container's network namespace, as the spec gets it.
 #[derive(Debug, Clone, Copy)]
 pub enum NetNs<'a> {
@@ -57,6 +55,8 @@ pub enum NetNs<'a> {
     Path(&'a Path),
 }
 
+/// The spec for `config`, with `rootfs` mounted and `etc` holding the container's hosts,
+/// hostname and resolv.conf files.
 pub fn build(
     config: &ContainerConfig,
     rootfs: &Path,
