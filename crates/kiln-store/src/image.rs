@@ -453,6 +453,25 @@ impl Store {
                     }
                     None => {}
                 }
+                // `REPO@sha256:…`: an image pulled or pushed under that repository digest, as
+                // docker resolves it from RepoDigests (a tag beside the digest does not count).
+                if let Ok(r) = crate::ImageRef::parse(name)
+                    && let Some(d) = r.digest()
+                {
+                    let key = format!("{}@{d}", r.name());
+                    let id: Option<String> = self.read(|tx| {
+                        Ok(db::query_row(
+                            tx,
+                            "SELECT image_id FROM repo_digests WHERE reference = ?1",
+                            [&key],
+                            |r| r.get(0),
+                        )
+                        .optional()?)
+                    })?;
+                    if let Some(id) = id {
+                        return Ok(Named::Image(Digest::parse(&id).map_err(|_| not_found())?));
+                    }
+                }
             } else if !is_hex {
                 return Err(crate::reference::normalize(name).unwrap_err());
             }

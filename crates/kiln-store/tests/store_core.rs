@@ -774,3 +774,32 @@ fn container_records_resolve_names_and_prefixes_and_refuse_taken_names() {
     assert!(store.containers().unwrap().is_empty());
     store.remove_image("a:1", false).unwrap();
 }
+
+#[test]
+fn an_image_resolves_by_a_repository_digest_it_was_pulled_or_pushed_under() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"one"], "2023-01-01T00:00:00Z", &[]);
+    let other = add_image(&store, &[b"two"], "2023-01-01T00:00:00Z", &["busybox"]);
+    let m = "sha256:72cb4253aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    store
+        .record_repo_digest(&id, &format!("127.0.0.1:5055/other/bb@{m}"))
+        .unwrap();
+    for name in [
+        format!("127.0.0.1:5055/other/bb@{m}"),
+        // A tag beside the digest does not count, as in docker.
+        format!("127.0.0.1:5055/other/bb:1@{m}"),
+    ] {
+        assert_eq!(store.resolve_image(&name).unwrap().id, id, "{name}");
+    }
+    // The digest under another repository, or another digest: not this image.
+    assert!(matches!(
+        store.resolve_image(&format!("127.0.0.1:5055/bb@{m}")),
+        Err(Error::ImageNotFound(_))
+    ));
+    let m2 = m.replace("aaaa", "bbbb");
+    assert!(matches!(
+        store.resolve_image(&format!("127.0.0.1:5055/other/bb@{m2}")),
+        Err(Error::ImageNotFound(_))
+    ));
+    assert_eq!(store.resolve_image("busybox").unwrap().id, other);
+}

@@ -141,7 +141,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("{}{e:#}", family.prefix());
+            // The chain, each cause once (a source whose text its parent already quotes, as
+            // a registry error quoting its transport error, is not repeated).
+            eprintln!("{}{}", family.prefix(), cmd_image::message(&e));
             if suggests_store_damage(&e) {
                 eprintln!("{STORE_DAMAGE_HINT}");
             }

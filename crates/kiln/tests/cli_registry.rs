@@ -181,6 +181,16 @@ fn push_and_pull_print_what_docker_prints() {
         ],
     );
     assert_eq!(images, format!("{}/bb <none> {digest}\n", reg.addr));
+    // NAME@DIGEST names the local image from then on (docker's RepoDigests), without the
+    // registry: inspect, run and a build FROM it with the registry stopped and --pull=never.
+    let id = env.ok("d", &["inspect", "-f", "{{.Id}}", &by_digest]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    drop(reg);
+    let out = env.ok(
+        "d",
+        &["run", "--rm", "--pull=never", &by_digest, "echo", "hi"],
+    );
+    assert_eq!(out, "hi\n");
     assert!(env.tmp_is_empty("a") && env.tmp_is_empty("b") && env.tmp_is_empty("d"));
 }
 
