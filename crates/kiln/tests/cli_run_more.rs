@@ -656,3 +656,60 @@ fn an_image_without_etc_passwd_runs_as_root() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("unable to find user root"), "{err}");
 }
+
+/// A SIGTERM that reaches a foreground `kiln run` while the container is being set up cancels
+/// the start (delivered to the new PID 1 before it has handlers, the kernel would drop it, and
+/// the container would run on); later ones reach the program (tini, `--init`, forwards them).
+/// Either way the command ends, with 143. Sent at random moments of the start-up.
+#[test]
+fn a_sigterm_during_the_start_up_ends_a_foreground_run() {
+    require_command("tini-static", "tini");
+    let c = ctx();
+    let mut seen = Vec::new();
+    for i in 0..15u64 {
+        let mut child = Command::new(bin())
+            .env("KILN_ROOT", &c.root)
+            .args(["run", "--rm", "--init", BB, "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // 0-42 ms: from before the supervisor blocks signals to after the program runs.
+        std::thread::sleep(Duration::from_millis(5 + (i * 7919) % 38));
+        // SAFETY: SIGTERM to the kiln process this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("run {i}: still running 20 s after SIGTERM (the signal was lost)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        // 143: cancelled, or tini's exit after passing TERM on; killed by TERM: before kiln
+        // blocked it (the very first milliseconds).
+        assert!(
+            status.code() == Some(143) || status.signal() == Some(libc::SIGTERM),
+            "run {i}: {status:?} {err}"
+        );
+        seen.push(err.contains("before the container's process started"));
+    }
+    assert_eq!(ok(&c, &["ps", "-aq"]), "", "no container left");
+    eprintln!(
+        "cancelled before the start in {} of 15",
+        seen.iter().filter(|&&b| b).count()
+    );
+}

@@ -66,8 +66,15 @@ impl Traffic {
     /// (received, sent) as recorded in the file at `path` by a proxy, maybe in another
     /// process; `None` when there is no such file (no port published).
     pub fn read_file(path: &Path) -> Option<(u64, u64)> {
-        let f = File::open(path).ok()?;
-        if f.metadata().ok()?.len() < LEN as u64 {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Not through a link planted in its place: only the proxy's own regular file counts.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .ok()?;
+        let meta = f.metadata().ok()?;
+        if !meta.is_file() || meta.len() != LEN as u64 {
             return None;
         }
         map(&f, false).ok().map(|t| t.get())
@@ -155,6 +162,12 @@ mod tests {
         t.sent().fetch_add(1, Ordering::Relaxed);
         assert_eq!(t2.get(), (0, 0));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // A link in its place is not followed.
+        let target = dir.join("target");
+        std::fs::write(&target, [0xffu8; 16]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert_eq!(Traffic::read_file(&path), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -195,7 +195,9 @@ fn block_relay_signal() {
 /// `kiln stop`/`kill`) sets `signalled`: a detached supervisor being stopped (the system
 /// shutting down) does not restart its container afterwards, as docker's daemon does not.
 /// A signal that arrives before the process runs (setup, a restart's back-off) waits in
-/// `pending` and is delivered as it starts ([`deliver_pending`]).
+/// `pending`, and the start cancels itself (see `run_once`). One that races the start (the
+/// process just exec'd, so it has no handlers and the kernel would drop a signal to its PID 1)
+/// kills it ([`cancel_if_pending`]).
 fn forward_signals(
     mut set: libc::sigset_t,
     pid: Arc<AtomicU32>,
@@ -236,24 +238,26 @@ fn forward_signals(
             } else {
                 pending.store(sig, Ordering::SeqCst);
                 // The process may have started meanwhile, its start seeing no signal yet.
-                deliver_pending(&pid, &pending);
+                cancel_if_pending(&pid, &pending);
             }
         }
     });
 }
 
-/// Delivers the signal waiting in `pending` to the process in `pid`, if both are there. Both
-/// the forwarder and the start call it after their store, and the swap gives the signal to one.
-fn deliver_pending(pid: &AtomicU32, pending: &AtomicI32) {
+/// Kills the process in `pid` (SIGKILL) when a signal waits in `pending`: it came while the
+/// process was starting. Both the forwarder and the start call it after their store, and the
+/// swap gives the signal to one. Returns the signal it found.
+fn cancel_if_pending(pid: &AtomicU32, pending: &AtomicI32) -> i32 {
     let p = pid.load(Ordering::SeqCst);
     if p == 0 {
-        return;
+        return 0;
     }
     let sig = pending.swap(0, Ordering::SeqCst);
     if sig != 0 {
         // SAFETY: kill of our own child (not yet reaped while the pid is set).
-        unsafe { libc::kill(p as libc::pid_t, sig) };
+        unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
     }
+    sig
 }
 
 /// The file `stop`, `kill` and `rm -f` leave in the container's directory before they
@@ -313,6 +317,16 @@ fn run_once(
     })();
     let (out_r, err_r, stdio, keep_stdin) =
         io.map_err(|e| start_error(125, format!("making the container's stdio: {e}")))?;
+    // A signal that came during setup (Ctrl-C, a stop) cancels the start: delivered to the
+    // new PID 1 before it has installed handlers, the kernel would drop it, and the container
+    // would run on as if nothing had been asked (docker's CLI dies of such a Ctrl-C too).
+    let early = s.pending.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        return Err(start_error(
+            128 + early,
+            format!("signal {early} before the container's process started: not started"),
+        ));
+    }
     s.cg.enter()
         .map_err(|e| start_error(125, anyhow_message(&e)))?;
     let spawned = Executor::Embedded.spawn(s.spec, stdio);
@@ -326,7 +340,15 @@ fn run_once(
         return Err(start_error(125, e));
     }
     s.pid.store(pid, Ordering::SeqCst);
-    deliver_pending(s.pid, s.pending);
+    let early = cancel_if_pending(s.pid, s.pending);
+    if early != 0 {
+        let _ = container.wait();
+        s.pid.store(0, Ordering::SeqCst);
+        return Err(start_error(
+            128 + early,
+            format!("signal {early} before the container's process started: not started"),
+        ));
+    }
     let input = match (&master, keep_stdin) {
         (Some(m), _) => m.try_clone().ok().map(File::from),
         (None, Some(w)) => Some(File::from(OwnedFd::from(w))),
