@@ -233,8 +233,7 @@ fn forward_signals(
             }
             let p = pid.load(Ordering::SeqCst);
             if p != 0 {
-                // SAFETY: kill of our own child (not yet reaped while the pid is set).
-                unsafe { libc::kill(p as libc::pid_t, sig) };
+                deliver_when_receivable(p, sig);
             } else {
                 pending.store(sig, Ordering::SeqCst);
                 // The process may have started meanwhile, its start seeing no signal yet.
@@ -242,6 +241,34 @@ fn forward_signals(
             }
         }
     });
+}
+
+/// Sends `sig` to the container's first process once it can receive it. The kernel drops a
+/// signal to a PID namespace's init that neither handles nor blocks it; a program that was
+/// exec'd a moment ago has not set up its handlers yet (tini, a shell's `trap`), so for up to
+/// 100 ms the signal waits until `/proc/PID/status` shows it caught or blocked. A program
+/// that never handles it (`sleep` as PID 1) gets it then and ignores it, as under docker.
+fn deliver_when_receivable(pid: u32, sig: libc::c_int) {
+    let receivable = || -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return true;
+        };
+        let mask = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        let bit = 1u64 << (sig - 1);
+        (mask("SigCgt:") | mask("SigBlk:")) & bit != 0
+    };
+    let t0 = std::time::Instant::now();
+    while !receivable() && t0.elapsed() < Duration::from_millis(100) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill of our own child (not yet reaped while the pid is set).
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
 /// Kills the process in `pid` (SIGKILL) when a signal waits in `pending`: it came while the
