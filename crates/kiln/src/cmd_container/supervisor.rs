@@ -503,27 +503,9 @@ fn run(
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
-    // The cgroups first (removed when dropped): making them waits for the cgroup lock, which
-    // the warm-up's migration holds through its grace period.
-    let cg = Cgroups::create(&dir, &id, &config.host).map_err(|e| fail(125, anyhow_message(&e)))?;
-    // The cgroup migration's grace period passes while the rest is set up (see its docs).
-    let warm_up = super::cgroup::MigrationWarmUp::start();
-    let (lease, layers) =
-        rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
-    let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
-    let (mount, root) =
-        rootfs::mount_rootfs(store, &id, &lowers).map_err(|e| fail(125, anyhow_message(&e)))?;
-    // The container's row keeps its snapshots from now on.
-    drop(lease);
-    let hostname = if !config.hostname.is_empty() {
-        config.hostname.clone()
-    } else if config.host.network_mode == "host" {
-        host_hostname()
-    } else {
-        crate::cmd_image::render::truncate_id(&id)
-    };
     // The network first: pasta starts configuring the namespace now and is waited for just
-    // before the container's program starts (the setup below runs meanwhile).
+    // before the container's program starts (the rest of the setup runs meanwhile; pasta
+    // takes about 10 ms).
     let mut starting_net = None;
     let mut warnings = Vec::new();
     let wanted_ports = config.wanted_ports();
@@ -543,6 +525,25 @@ fn run(
             starting_net = Some(net::start_private(&ns).map_err(|m| fail(125, m))?);
         }
         Some(ns)
+    };
+    // The cgroups first (removed when dropped): making them waits for the cgroup lock, which
+    // the warm-up's migration holds through its grace period.
+    let cg = Cgroups::create(&dir, &id, &config.host).map_err(|e| fail(125, anyhow_message(&e)))?;
+    // The cgroup migration's grace period passes while the rest is set up (see its docs).
+    let warm_up = super::cgroup::MigrationWarmUp::start();
+    let (lease, layers) =
+        rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
+    let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let (mount, root) =
+        rootfs::mount_rootfs(store, &id, &lowers).map_err(|e| fail(125, anyhow_message(&e)))?;
+    // The container's row keeps its snapshots from now on.
+    drop(lease);
+    let hostname = if !config.hostname.is_empty() {
+        config.hostname.clone()
+    } else if config.host.network_mode == "host" {
+        host_hostname()
+    } else {
+        crate::cmd_image::render::truncate_id(&id)
     };
     let proxy = match &netns {
         Some(ns) => net::publish(ns, &wanted_ports, &io_stats::traffic_file(&dir))
