@@ -365,9 +365,3 @@ impl Store {
         Ok(buf)
     }
 }
-
-/// Hashes a file's content.
-pub(crate) fn hash_file(path: &Path) -> Result<(Digest, u64)> {
-    let f = File::open(path).ctx("opening", path)?;
-    Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, f)).ctx("reading", path)
-}

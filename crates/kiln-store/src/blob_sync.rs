@@ -31,11 +31,10 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::Digest;
 use crate::Store;
-use crate::blob::hash_file;
+use crate::boot::boot_id;
 use crate::db::{self, now};
 use crate::error::{IoContext, Result};
-use crate::layout::Layout;
-use crate::snapshot::boot_id;
+use crate::layout::{Layout, hash_file};
 
 /// Records `digest` as written in this boot and not yet synced (or refreshes its row).
 pub(crate) fn mark_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()> {

@@ -9,9 +9,9 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use crate::Digest;
 use crate::Store;
-use crate::blob::hash_file;
 use crate::error::{IoContext, Result};
 use crate::image::{image_layers, load_images};
+use crate::layout::hash_file;
 use crate::layout::remove_any;
 use crate::trash::Trash;
 

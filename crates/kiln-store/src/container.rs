@@ -146,7 +146,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ContainerRecord, bool)> {
         start: r.get::<_, i64>(10)? as u64,
     };
     let boot: String = r.get(17)?;
-    let now = crate::snapshot::boot_id();
+    let now = crate::boot::boot_id();
     let rebooted = !boot.is_empty() && !now.is_empty() && boot != now;
     let orphaned = state.is_live() && (rebooted || !supervisor_alive(sup));
     Ok((
@@ -303,7 +303,7 @@ impl Store {
                     me.start as i64,
                     unix_nanos(),
                     ports,
-                    crate::snapshot::boot_id()
+                    crate::boot::boot_id()
                 ],
             )?;
             Ok(())

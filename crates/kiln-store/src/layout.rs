@@ -373,3 +373,9 @@ mod topdir_tests {
         );
     }
 }
+
+/// Hashes a file's content.
+pub(crate) fn hash_file(path: &Path) -> crate::error::Result<(crate::Digest, u64)> {
+    let f = std::fs::File::open(path).ctx("opening", path)?;
+    crate::Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, f)).ctx("reading", path)
+}

@@ -29,6 +29,7 @@
 
 mod blob;
 mod blob_sync;
+mod boot;
 mod build_cache;
 mod build_record;
 mod cache;

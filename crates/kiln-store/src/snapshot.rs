@@ -149,7 +149,7 @@ impl Store {
             let t = now();
             db::exec(tx,
                 "INSERT INTO snapshots (key, dir, parent, size, created, last_used, boot_id, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0)",
-                params![key, dir, parent, size as i64, t, boot_id()],
+                params![key, dir, parent, size as i64, t, crate::boot::boot_id()],
             )?;
             Ok(true)
         })?;
@@ -226,17 +226,6 @@ impl Store {
     }
 }
 
-/// This boot's id (`/proc/sys/kernel/random/boot_id`); empty when unreadable, which makes
-/// every unsynced snapshot look like it came from another boot (the safe side).
-pub(crate) fn boot_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    })
-}
-
 /// Dirty data older than this has been written back by the kernel's flusher (30 s by
 /// default), so a syncfs then costs next to nothing.
 const WRITEBACK_SECS: i64 = 60;
@@ -262,7 +251,7 @@ impl Store {
     /// by then); newer ones wait for a later build, so a rebuild right after a build pays
     /// nothing.
     pub fn settle_snapshots(&self) -> Result<Settled> {
-        let boot = boot_id();
+        let boot = crate::boot::boot_id();
         let (suspect, newest): (i64, Option<i64>) = self.read(|tx| {
             Ok(db::query_row(
                 tx,

@@ -198,7 +198,7 @@ impl Store {
                 let dest = self.origin_path(&origin);
                 // A blob goes back only if it still holds what its name says.
                 let intact = match &origin {
-                    Origin::Blob(d) => crate::blob::hash_file(&path).is_ok_and(|(a, _)| a == *d),
+                    Origin::Blob(d) => crate::layout::hash_file(&path).is_ok_and(|(a, _)| a == *d),
                     Origin::Snapshot(_) => true,
                 };
                 if intact && still_needed(tx, &origin)? && !exists(&dest) {
