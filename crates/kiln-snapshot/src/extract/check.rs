@@ -17,7 +17,7 @@
 use super::meta::Meta;
 use super::path::EntryPath;
 use super::whiteout::{AUFS_META, OPAQUE, PREFIX};
-use crate::error::{EntryError, Error, Result};
+use crate::error::{EntryError, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::io::{Read, Seek};
@@ -36,8 +36,8 @@ const NAME_MAX: usize = 255;
 
 /// Checks the (uncompressed) layer tar `reader` as [`extract_layer`](super::extract_layer)
 /// would extract it into an empty directory, writing nothing. Errors are extraction's: an
-/// [`Error::Entry`] names the entry and why (`path escapes the root through ..`, `parent
-/// "a" is a symbolic link; refusing to write through it`, ...), an [`Error::Archive`] a tar
+/// [`Error::Entry`](crate::Error::Entry) names the entry and why (`path escapes the root through ..`, `parent
+/// "a" is a symbolic link; refusing to write through it`, ...), an [`Error::Archive`](crate::Error::Archive) a tar
 /// that does not parse (not a tar, truncated, bad header checksum or numbers).
 ///
 /// File contents are skipped with forward seeks (`SeekFrom::Current`), never read: a
@@ -46,25 +46,7 @@ const NAME_MAX: usize = 255;
 pub fn check_layer_tar<R: Read + Seek>(reader: R) -> Result<CheckStats> {
     let mut archive = tar::Archive::new(reader);
     let mut model = Model::default();
-    let mut last: Option<String> = None;
-    let entries = archive
-        .entries_with_seek()
-        .map_err(|source| Error::Archive {
-            after: None,
-            source,
-        })?;
-    for entry in entries {
-        let mut entry = entry.map_err(|source| Error::Archive {
-            after: last.clone(),
-            source,
-        })?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        model.entry(&mut entry).map_err(|kind| Error::Entry {
-            entry: name.clone(),
-            kind,
-        })?;
-        last = Some(name);
-    }
+    super::for_each_entry(archive.entries_with_seek(), |e| model.entry(e))?;
     Ok(CheckStats {
         entries: model.entries,
     })

@@ -100,6 +100,32 @@ pub fn apply_layer(reader: impl Read, dest: &Path, opts: &ExtractOptions) -> Res
     run(reader, dest, opts, Target::Apply)
 }
 
+/// Runs `f` on every entry of a tar, in order. A tar that does not parse is an
+/// [`Error::Archive`] naming the last good entry; `f`'s refusal an [`Error::Entry`] naming its.
+pub(crate) fn for_each_entry<'a, R: Read + 'a>(
+    entries: io::Result<tar::Entries<'a, R>>,
+    mut f: impl FnMut(&mut tar::Entry<'a, R>) -> std::result::Result<(), EntryError>,
+) -> Result<()> {
+    let mut last: Option<String> = None;
+    let entries = entries.map_err(|source| Error::Archive {
+        after: None,
+        source,
+    })?;
+    for entry in entries {
+        let mut entry = entry.map_err(|source| Error::Archive {
+            after: last.clone(),
+            source,
+        })?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        f(&mut entry).map_err(|kind| Error::Entry {
+            entry: name.clone(),
+            kind,
+        })?;
+        last = Some(name);
+    }
+    Ok(())
+}
+
 fn run(
     reader: impl Read,
     dest: &Path,
@@ -117,23 +143,7 @@ fn run(
     };
     {
         let mut archive = tar::Archive::new(&mut hashed);
-        let mut last: Option<String> = None;
-        let entries = archive.entries().map_err(|source| Error::Archive {
-            after: None,
-            source,
-        })?;
-        for entry in entries {
-            let mut entry = entry.map_err(|source| Error::Archive {
-                after: last.clone(),
-                source,
-            })?;
-            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            ex.entry(&mut entry).map_err(|kind| Error::Entry {
-                entry: name.clone(),
-                kind,
-            })?;
-            last = Some(name);
-        }
+        for_each_entry(archive.entries(), |e| ex.entry(e))?;
     }
     ex.finish()?;
     // The diff-id covers the whole stream, including the end-of-archive blocks and any
