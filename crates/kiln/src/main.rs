@@ -1,6 +1,35 @@
 //! The `kiln` command line: clap definitions and dispatch. Each command family lives in its own
 //! module (`cmd_*.rs`) that owns its clap types and calls one library function per command.
 
+// kiln's own `eprintln!`/`eprint!`/`println!`/`print!` for every module below (textual scope:
+// they are defined before the `mod`s). std's versions panic when the stream cannot be written
+// (stderr on a full disk, stdout into a closed pipe) and the process exits 101 with a panic
+// message; docker's CLI goes on and exits with its own code. A lost line is not worth a panic.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cmd_build;
 mod cmd_builder;
 mod cmd_check;

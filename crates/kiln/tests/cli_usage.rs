@@ -119,6 +119,48 @@ fn kilns_own_commands_keep_clap_usage_errors() {
     );
 }
 
+/// kiln's command with stderr (or stdout) on a full device, as `2>/dev/full` gives it.
+fn kiln_into_full(args: &[&str], stderr_full: bool) -> Output {
+    let root = tempfile::tempdir().unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env("KILN_ROOT", root.path()).args(args);
+    if stderr_full {
+        c.stderr(full());
+    } else {
+        c.stdout(full());
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn an_unwritable_stderr_or_stdout_is_not_a_panic() {
+    // std's eprintln!/println! panic when the write fails (exit 101, "failed printing to
+    // stderr"); kiln exits with the code the command would have had, as docker does.
+    for (args, stderr_full, code) in [
+        (&["nosuchcommand"][..], true, 1),
+        (&["images", "--nosuchflag"][..], true, 125),
+        (&["inspect", "nosuchimage"][..], true, 1),
+        (&["tag", "x"][..], true, 1),
+        (&["--help"][..], false, 0),
+        (&["image"][..], true, 0),
+    ] {
+        let o = kiln_into_full(args, stderr_full);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "kiln {args:?} with {} on /dev/full: {}",
+            if stderr_full { "stderr" } else { "stdout" },
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
 #[test]
 fn failures_are_prefixed_per_command_family() {
     // docker's image commands: `Error: No such image: nosuch:1`.
