@@ -187,6 +187,8 @@ pub fn parse_volumes_from(spec: &str) -> anyhow::Result<(String, bool)> {
         bail!("volumes-from specification cannot be an empty string");
     }
     let (name, mode) = spec.split_once(':').unwrap_or((spec, "rw"));
+    // An empty mode (`NAME:`) is docker's default, as its `ValidMountMode("")` says.
+    let mode = if mode.is_empty() { "rw" } else { mode };
     let mut rw = true;
     let (mut seen_rw, mut seen_label) = (false, false);
     for o in mode.split(',') {
@@ -231,6 +233,9 @@ mod tests {
         assert_eq!(parse_volumes_from("a").unwrap(), ("a".into(), true));
         assert_eq!(parse_volumes_from("a:ro").unwrap(), ("a".into(), false));
         assert_eq!(parse_volumes_from("a:rw,z").unwrap(), ("a".into(), true));
+        // docker 20.10: `--volumes-from v1:` runs with v1's volumes read-write.
+        assert_eq!(parse_volumes_from("a:").unwrap(), ("a".into(), true));
+        assert!(parse_volumes_from("a:ro,").is_err());
         assert_eq!(
             parse_volumes_from("a:xx").unwrap_err().to_string(),
             "invalid mode: xx"
