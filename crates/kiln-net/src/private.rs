@@ -214,6 +214,25 @@ fn find_pasta() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// pasta's AVX2 build beside `bin` (`pasta.avx2`, as Debian ships it), on a CPU that has AVX2.
+/// pasta's own start re-executes itself as that build; starting it directly saves an exec and
+/// a dynamic link on the container's start path, which waits for pasta. It is given `bin` as
+/// its argv[0], as the re-exec would.
+fn avx2_build(bin: &Path) -> Option<PathBuf> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let mut name = bin.as_os_str().to_owned();
+        name.push(".avx2");
+        let p = PathBuf::from(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bin;
+    None
+}
+
 /// pasta started on its keeper thread, not yet known to have configured the namespace.
 struct Spawned {
     pasta: Pasta,
@@ -349,8 +368,9 @@ fn keep_pasta(
     exited: &Mutex<Option<ExitStatus>>,
 ) {
     let fd = netns.as_raw_fd();
-    let mut cmd = Command::new(&bin);
-    cmd.args(PASTA_ARGS)
+    let mut cmd = Command::new(avx2_build(&bin).as_deref().unwrap_or(&bin));
+    cmd.arg0(&bin)
+        .args(PASTA_ARGS)
         .arg("--netns")
         .arg(format!("/proc/self/fd/{fd}"))
         .stdin(Stdio::null())
