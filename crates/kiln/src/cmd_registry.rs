@@ -545,11 +545,9 @@ fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
 fn logout(a: LogoutArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let domain = server_domain(a.server.as_deref());
     let key = kiln_registry::credentials::server_key(&domain);
-    if settings.credentials.erase(&domain)? {
-        println!("Removing login credentials for {key}");
-    } else {
-        println!("Not logged in to {key}");
-    }
+    // docker 20.10 says so whether or not there was a login to remove.
+    println!("Removing login credentials for {key}");
+    settings.credentials.erase(&domain)?;
     Ok(ExitCode::SUCCESS)
 }
 
