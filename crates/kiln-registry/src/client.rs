@@ -303,7 +303,15 @@ impl Session {
                 // Only a registry answer counts: a TLS port answers plain HTTP with a 400.
                 match ping(&agent, &format!("{http}/v2/")) {
                     Ok(r) if matches!(r.status().as_u16(), 200 | 401) => (http, r),
-                    _ => {
+                    // Nothing answers either way: the last attempt's error, as docker's.
+                    Err(e2) => {
+                        return Err(Error::Http {
+                            method: "GET",
+                            url: format!("{http}/v2/"),
+                            source: e2,
+                        });
+                    }
+                    Ok(_) => {
                         return Err(Error::Http {
                             method: "GET",
                             url: format!("{https}/v2/"),

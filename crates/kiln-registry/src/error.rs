@@ -70,8 +70,9 @@ pub enum Error {
         /// The registry's message, or the start of the body.
         message: String,
     },
-    /// The connection failed (after retries, where retried).
-    #[error("{method} {url}: {source}")]
+    /// The connection failed (after retries, where retried). Go's form, as docker's
+    /// messages carry it: `Get "URL": WHY`.
+    #[error("{}{source}", go_prefix(.method, .url))]
     Http {
         /// The HTTP method.
         method: &'static str,
@@ -164,13 +165,15 @@ pub enum Error {
 /// Go's `url.Error` prefix, as docker's messages carry it: `Head "URL": `.
 fn go_request(request: &Option<(&'static str, String)>) -> String {
     match request {
-        Some((method, url)) => {
-            let mut m = method.to_ascii_lowercase();
-            m[..1].make_ascii_uppercase();
-            format!("{m} \"{url}\": ")
-        }
+        Some((method, url)) => go_prefix(method, url),
         None => String::new(),
     }
+}
+
+fn go_prefix(method: &str, url: &str) -> String {
+    let mut m = method.to_ascii_lowercase();
+    m[..1].make_ascii_uppercase();
+    format!("{m} \"{url}\": ")
 }
 
 fn resumed_text(at: &[u64]) -> String {

@@ -188,23 +188,27 @@ fn push_as(
             scopes.push(pull);
         }
     }
-    // One image: its layers' lines come before anything is asked of the registry, as
-    // docker's do (a refused login then fails under them).
-    let announced = match &index {
-        None => Some(announce(&prepared[0].blobs, opts)),
-        Some(_) => None,
-    };
-    let sess = Session::open(opts.settings, &registry, &scopes).map_err(|e| match e {
-        // docker's push names no request.
-        Error::NoBasicAuthCredentials { .. } => Error::NoBasicAuthCredentials { request: None },
-        e => e,
-    });
-    let sess = match sess {
+    // As docker: a registry that cannot be reached fails before the layers' lines; one that
+    // refuses the credentials fails under them (docker's ping succeeds, its first upload
+    // request is refused).
+    let sess = match Session::open(opts.settings, &registry, &scopes) {
         Ok(s) => s,
         Err(e) => {
+            if index.is_none()
+                && matches!(
+                    e,
+                    Error::CredentialsRefused { .. } | Error::Unauthorized { .. }
+                )
+            {
+                announce(&prepared[0].blobs, opts);
+            }
             let _ = lease.release_and_collect();
             return Err(e);
         }
+    };
+    let announced = match &index {
+        None => Some(announce(&prepared[0].blobs, opts)),
+        Some(_) => None,
     };
     let result = (|| -> Result<(Digest, u64, Vec<Digest>)> {
         let Some(ix) = &index else {

@@ -189,7 +189,7 @@ fn bases_only_in_a_registry_are_pulled_and_an_offline_rebuild_needs_no_network()
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Dockerfile:1"), "{err}");
     assert!(
-        err.contains(&format!("GET https://{}/v2/", reg.addr)),
+        err.contains(&format!("Get \"http://{}/v2/\": ", reg.addr)),
         "{err}"
     );
 }

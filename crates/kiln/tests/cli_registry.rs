@@ -244,6 +244,26 @@ fn missing_images_fail_with_dockers_messages() {
     );
     assert_eq!(env.ok("b", &["images", "-q"]), "");
     assert!(env.tmp_is_empty("b"));
+    // Nothing listening (docker: `Get "http://127.0.0.1:9/v2/": dial tcp 127.0.0.1:9: connect:
+    // connection refused`; the transport's words are Rust's): a pull's error only, a push's
+    // under its first line and before any layer's.
+    let o = env.kiln("b", &["pull", "127.0.0.1:9/x:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("Error response from daemon: Get \"http://127.0.0.1:9/v2/\": "),
+        "{err}"
+    );
+    env.ok("a", &["tag", &format!("{a}/bb:1"), "127.0.0.1:9/x:1"]);
+    let o = env.kiln("a", &["push", "127.0.0.1:9/x:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "The push refers to repository [127.0.0.1:9/x]\n"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("Get \"http://127.0.0.1:9/v2/\": "), "{err}");
     let o = env.kiln("a", &["push", &format!("{}/x:y", reg.addr)]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
