@@ -137,7 +137,8 @@ fn push_as(
             reason: "layers go to a registry compressed: gzip or zstd".into(),
         });
     }
-    let familiar = reference.familiar();
+    // docker names the repository only: `An image does not exist locally with the tag: x`.
+    let familiar = reference.name_only().familiar();
     let tag = reference
         .tag()
         .unwrap_or(kiln_image::reference::DEFAULT_TAG)

@@ -268,8 +268,9 @@ fn missing_images_fail_with_dockers_messages() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
+        // docker 20.10 names the repository without the tag.
         format!(
-            "An image does not exist locally with the tag: {}/x:y\n",
+            "An image does not exist locally with the tag: {}/x\n",
             reg.addr
         )
     );
