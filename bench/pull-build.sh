@@ -50,23 +50,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/reg
-http:
-  addr: $reg
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+. bench/lib/registry.sh
+start_registry "$work"
 skopeo copy -q --dest-tls-verify=false docker-archive:"$images/node-18.docker.tar" docker://"$reg/node:18"
 skopeo copy -q --dest-tls-verify=false docker-archive:"$images/nginx-bookworm.docker.tar" docker://"$reg/nginx:bookworm"
 

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -94,6 +95,9 @@ pub struct Session {
     /// The bearer challenge and scopes, to fetch a new token when one expires mid-transfer
     /// (Docker Hub's last five minutes).
     bearer: Mutex<Option<BearerScope>>,
+    /// The registry asked for basic auth and there are no credentials: requests go
+    /// anonymous, and one refused says so as docker does (`no basic auth credentials`).
+    basic_without_credentials: AtomicBool,
 }
 
 /// A bearer challenge's realm and service, and the scopes a session asked for.
@@ -299,7 +303,15 @@ impl Session {
                 // Only a registry answer counts: a TLS port answers plain HTTP with a 400.
                 match ping(&agent, &format!("{http}/v2/")) {
                     Ok(r) if matches!(r.status().as_u16(), 200 | 401) => (http, r),
-                    _ => {
+                    // Nothing answers either way: the last attempt's error, as docker's.
+                    Err(e2) => {
+                        return Err(Error::Http {
+                            method: "GET",
+                            url: format!("{http}/v2/"),
+                            source: e2,
+                        });
+                    }
+                    Ok(_) => {
                         return Err(Error::Http {
                             method: "GET",
                             url: format!("{https}/v2/"),
@@ -323,6 +335,7 @@ impl Session {
             creds,
             authorization: Mutex::new(None),
             bearer: Mutex::new(None),
+            basic_without_credentials: AtomicBool::new(false),
         };
         session.authorize(ping, scopes)?;
         Ok(session)
@@ -352,6 +365,7 @@ impl Session {
             creds,
             authorization: Mutex::new(None),
             bearer: Mutex::new(None),
+            basic_without_credentials: AtomicBool::new(false),
         };
         session.authorize(ping, scopes)?;
         Ok(session)
@@ -384,10 +398,10 @@ impl Session {
         match challenge {
             Some(Challenge::Basic) => {
                 let Some(c) = &self.creds else {
-                    return Err(Error::Unauthorized {
-                        url,
-                        message: non_empty(error_message(&body).1, "authentication required"),
-                    });
+                    // As docker: the session opens, and the first request refused fails.
+                    self.basic_without_credentials
+                        .store(true, Ordering::Relaxed);
+                    return Ok(());
                 };
                 let auth = basic(c);
                 // Check the credentials once, so a wrong password fails here, clearly.
@@ -402,9 +416,14 @@ impl Session {
                         source: e,
                     })?;
                 if resp.status() == 401 {
+                    let status = format!(
+                        "401 {}",
+                        resp.status().canonical_reason().unwrap_or("Unauthorized")
+                    );
                     let body = read_small(resp, 1 << 16, &url).unwrap_or_default();
-                    return Err(Error::Unauthorized {
+                    return Err(Error::CredentialsRefused {
                         url,
+                        status,
                         message: non_empty(error_message(&body).1, "authentication required"),
                     });
                 }
@@ -506,6 +525,11 @@ impl Session {
         if resp.status() != 401 {
             return Ok(resp);
         }
+        if self.basic_without_credentials.load(Ordering::Relaxed) {
+            return Err(Error::NoBasicAuthCredentials {
+                request: Some((method, url.to_string())),
+            });
+        }
         let bearer = self.bearer.lock().unwrap().clone();
         let body_bytes = read_small(resp, 1 << 16, url).unwrap_or_default();
         let unauthorized = |b: &[u8]| Error::Unauthorized {
@@ -525,6 +549,20 @@ impl Session {
             }
             _ => Err(unauthorized(&body_bytes)),
         }
+    }
+
+    /// A `HEAD` with the session's authorization, answered as it comes (a 401 too: the
+    /// caller asks again with `GET` for the registry's words, as docker's client does),
+    /// except that a registry wanting basic auth from a session without credentials is
+    /// docker's `Head "URL": no basic auth credentials`.
+    pub fn head(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response<Body>> {
+        let resp = self.send_once("HEAD", url, headers, ())?;
+        if resp.status() == 401 && self.basic_without_credentials.load(Ordering::Relaxed) {
+            return Err(Error::NoBasicAuthCredentials {
+                request: Some(("HEAD", url.to_string())),
+            });
+        }
+        Ok(resp)
     }
 
     fn send_once(

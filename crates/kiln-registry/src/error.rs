@@ -32,6 +32,32 @@ pub enum Error {
         /// The registry's (or token server's) message.
         message: String,
     },
+    /// The registry answered 401 to the credentials it was given (docker prints the
+    /// registry's error as `unauthorized: authentication required`, without the URL).
+    #[error("unauthorized: {message}")]
+    CredentialsRefused {
+        /// What was asked (`kiln login` names it, as docker's `login attempt to URL`).
+        url: String,
+        /// The status line's code and reason (`401 Unauthorized`).
+        status: String,
+        /// The registry's message.
+        message: String,
+    },
+    /// A registry that asks for basic auth, and no credentials for it (docker's wording:
+    /// `Get "URL": no basic auth credentials` for a pull, the bare words for a push).
+    #[error("{}no basic auth credentials", go_request(.request))]
+    NoBasicAuthCredentials {
+        /// The request refused (`HEAD`, URL), or None where docker names none (push).
+        request: Option<(&'static str, String)>,
+    },
+    /// `kiln login` with credentials the registry refused (docker's wording).
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginFailed {
+        /// The `/v2/` endpoint asked.
+        url: String,
+        /// `401 Unauthorized`.
+        status: String,
+    },
     /// Any other unexpected HTTP status.
     #[error("{method} {url}: unexpected status {status}: {message}")]
     Status {
@@ -44,8 +70,9 @@ pub enum Error {
         /// The registry's message, or the start of the body.
         message: String,
     },
-    /// The connection failed (after retries, where retried).
-    #[error("{method} {url}: {source}")]
+    /// The connection failed (after retries, where retried). Go's form, as docker's
+    /// messages carry it: `Get "URL": WHY`.
+    #[error("{}{source}", go_prefix(.method, .url))]
     Http {
         /// The HTTP method.
         method: &'static str,
@@ -133,6 +160,20 @@ pub enum Error {
     /// The store.
     #[error(transparent)]
     Store(#[from] kiln_store::Error),
+}
+
+/// Go's `url.Error` prefix, as docker's messages carry it: `Head "URL": `.
+fn go_request(request: &Option<(&'static str, String)>) -> String {
+    match request {
+        Some((method, url)) => go_prefix(method, url),
+        None => String::new(),
+    }
+}
+
+fn go_prefix(method: &str, url: &str) -> String {
+    let mut m = method.to_ascii_lowercase();
+    m[..1].make_ascii_uppercase();
+    format!("{m} \"{url}\": ")
 }
 
 fn resumed_text(at: &[u64]) -> String {

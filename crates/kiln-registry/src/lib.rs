@@ -38,12 +38,16 @@ pub use error::{Error, Result};
 pub use mirrors::Mirrors;
 pub use progress::{Event, LayerStatus, Progress, Quiet};
 pub use pull::{PullOptions, Pulled, PulledAll, pull, pull_all};
-pub use push::{PushOptions, Pushed, push};
+pub use push::{PushOptions, Pushed, push, push_image};
 
 /// Checks `creds` against the registry of `domain` (a `/v2/` ping answered with them) and,
 /// if they work, stores them as `docker login` does. Returns whether they went into the
 /// file unencrypted (docker then warns).
 pub fn login(settings: &Settings, domain: &str, creds: &Credentials) -> Result<bool> {
-    Session::open_with(settings, domain, &[], Some(creds.clone()))?;
+    Session::open_with(settings, domain, &[], Some(creds.clone())).map_err(|e| match e {
+        // docker's words for a basic-auth registry that refuses the password.
+        Error::CredentialsRefused { url, status, .. } => Error::LoginFailed { url, status },
+        e => e,
+    })?;
     settings.credentials.store(domain, creds)
 }

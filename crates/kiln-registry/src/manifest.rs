@@ -127,7 +127,29 @@ pub fn select_platform<'a>(entries: &'a [Descriptor], want: &Platform) -> Option
 }
 
 /// GETs `repository`'s manifest `reference` (tag or digest); `familiar` names it in errors.
+/// A tag is resolved with `HEAD` first, as docker does: the manifest is then fetched by the
+/// digest the registry names (`Docker-Content-Digest`) and checked against it.
 pub fn fetch(sess: &Session, repository: &str, reference: &str, familiar: &str) -> Result<Fetched> {
+    if Digest::parse(reference).is_err() {
+        let url = sess.url(&format!("{repository}/manifests/{reference}"));
+        let head = sess.head(&url, &[("Accept", ACCEPT)])?;
+        let named = head
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v.trim()).ok());
+        if head.status() == 200
+            && let Some(d) = named
+        {
+            return get(sess, repository, &d.to_string(), familiar);
+        }
+        // Anything else (a registry without the header, a refusal, no such tag): the GET
+        // says what it is, as docker's client does (a HEAD answer has no body to say it).
+    }
+    get(sess, repository, reference, familiar)
+}
+
+fn get(sess: &Session, repository: &str, reference: &str, familiar: &str) -> Result<Fetched> {
     let url = sess.url(&format!("{repository}/manifests/{reference}"));
     let resp = sess.send("GET", &url, &[("Accept", ACCEPT)], SendBody::none())?;
     let status = resp.status().as_u16();

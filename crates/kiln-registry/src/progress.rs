@@ -8,7 +8,7 @@ use kiln_image::Digest;
 pub enum Event {
     /// `latest: Pulling from library/busybox`.
     PullingFrom {
-        /// The tag, or the digest.
+        /// The tag, or the familiar `NAME@DIGEST` of a digest reference (docker's).
         tag: String,
         /// The repository path (`library/busybox`).
         repository: String,

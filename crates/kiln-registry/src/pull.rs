@@ -64,21 +64,25 @@ pub struct Pulled {
 }
 
 /// Opens `reference` (a docker reference) for a pull, Docker Hub's mirrors first when
-/// configured (see `mirrors`), and announces it as docker does (`PullingFrom` with the tag or
-/// digest asked for, docker's default tag when neither): the session and the top document.
+/// configured (see `mirrors`), and announces it as docker does once its manifest is found
+/// (`PullingFrom` with the tag, docker's default tag when none, or the familiar
+/// `NAME@DIGEST` of a digest reference): the session and the top document.
 fn open_top(
     reference: &ImageRef,
     opts: &PullOptions<'_>,
 ) -> Result<(Session, crate::manifest::Fetched)> {
-    let wanted = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => kiln_image::reference::DEFAULT_TAG.to_string(),
+    let (wanted, shown) = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => (d.to_string(), reference.familiar()),
+        (None, Some(t)) => (t.to_string(), t.to_string()),
+        (None, None) => {
+            let t = kiln_image::reference::DEFAULT_TAG.to_string();
+            (t.clone(), t)
+        }
     };
     let scopes = [crate::blobs::scope(reference.path(), false)];
     let opened = || {
         opts.progress.event(Event::PullingFrom {
-            tag: wanted.clone(),
+            tag: shown.clone(),
             repository: reference.repository_familiar_path(),
         })
     };
@@ -384,16 +388,38 @@ fn pull_leased(
         Mutex::new((0..layers.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let missing: Vec<&Descriptor> = layers
-        .iter()
-        .filter(|l| !store.has_blob(&l.digest))
-        .collect();
-    for l in &missing {
+    // docker's order: every layer's first line in manifest order (`Already exists` or
+    // `Pulling fs layer`), so a terminal's lines are the manifest's.
+    let mut missing: Vec<&Descriptor> = Vec::new();
+    for l in layers {
+        let status = if store.has_blob(&l.digest) {
+            LayerStatus::AlreadyExists
+        } else {
+            missing.push(l);
+            LayerStatus::PullingFsLayer
+        };
         opts.progress.event(Event::Layer {
             digest: l.digest,
-            status: LayerStatus::PullingFsLayer,
+            status,
         });
     }
+    // `Pull complete` in manifest order too, as docker's (its layers are registered one
+    // after the other): a layer done before those under it is announced after them.
+    let completed = Mutex::new((0usize, vec![false; layers.len()]));
+    let complete = |i: usize| {
+        let mut c = completed.lock().unwrap();
+        c.1[i] = true;
+        while c.0 < layers.len() && c.1[c.0] {
+            let l = &layers[c.0];
+            if missing.iter().any(|m| m.digest == l.digest) {
+                opts.progress.event(Event::Layer {
+                    digest: l.digest,
+                    status: LayerStatus::PullComplete,
+                });
+            }
+            c.0 += 1;
+        }
+    };
     // As docker: the layers queued behind the first downloads say so.
     for l in missing.iter().skip(CONCURRENT_DOWNLOADS) {
         opts.progress.event(Event::Layer {
@@ -413,6 +439,8 @@ fn pull_leased(
                     let r = fetch_layer(store, sess, repo, l, &diff_ids[i], lease, opts.progress);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
+                    } else {
+                        complete(i);
                     }
                     results.lock().unwrap()[i] = Some(r);
                 }
@@ -520,10 +548,6 @@ fn fetch_layer(
     let what = format!("layer {}", l.digest);
     if store.has_blob(&l.digest) {
         lease.protect(kiln_store::RefKind::Blob, &l.digest.to_string())?;
-        progress.event(Event::Layer {
-            digest: l.digest,
-            status: LayerStatus::AlreadyExists,
-        });
         let path = store.blob_path(&l.digest);
         let uncompressed = check_diff_id(&path, &l.media_type, diff_id, &what)?;
         return Ok(LayerRecord {
@@ -573,10 +597,6 @@ fn fetch_layer(
         status: LayerStatus::DownloadComplete,
     });
     let info = pending.commit(lease, Some(&l.digest))?;
-    progress.event(Event::Layer {
-        digest: l.digest,
-        status: LayerStatus::PullComplete,
-    });
     Ok(LayerRecord {
         blob: info.digest,
         diff_id: *diff_id,

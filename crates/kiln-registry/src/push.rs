@@ -110,13 +110,35 @@ struct Prepared {
 /// digest, when every platform's manifest goes up as stored, else a new index over the
 /// manifests pushed (the platforms, in order, are the same).
 pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Result<Pushed> {
+    push_as(store, None, reference, opts)
+}
+
+/// Pushes the store's image or image index `id` (an image ID or an index digest) under
+/// `reference`, whatever the store names it: `kiln build -o type=registry,name=REF` pushes
+/// so without tagging the store.
+pub fn push_image(
+    store: &Store,
+    id: &Digest,
+    reference: &ImageRef,
+    opts: &PushOptions<'_>,
+) -> Result<Pushed> {
+    push_as(store, Some(id), reference, opts)
+}
+
+fn push_as(
+    store: &Store,
+    id: Option<&Digest>,
+    reference: &ImageRef,
+    opts: &PushOptions<'_>,
+) -> Result<Pushed> {
     if opts.compression == Compression::None {
         return Err(Error::Invalid {
             what: "push".into(),
             reason: "layers go to a registry compressed: gzip or zstd".into(),
         });
     }
-    let familiar = reference.familiar();
+    // docker names the repository only: `An image does not exist locally with the tag: x`.
+    let familiar = reference.name_only().familiar();
     let tag = reference
         .tag()
         .unwrap_or(kiln_image::reference::DEFAULT_TAG)
@@ -126,10 +148,25 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         kiln_store::Error::ImageNotFound(_) => Error::NoSuchLocalImage(familiar.clone()),
         e => e.into(),
     };
-    let index = store.resolve_index(&named.to_string()).map_err(not_found)?;
-    let images = match &index {
+    let (index, image) = match id {
+        None => match store.resolve_index(&named.to_string()).map_err(not_found)? {
+            Some(ix) => (Some(ix), None),
+            None => (
+                None,
+                Some(store.resolve_image(&named.to_string()).map_err(not_found)?),
+            ),
+        },
+        Some(d) => match store.index(d)? {
+            Some(ix) => (Some(ix), None),
+            None => match store.image(d)? {
+                Some(i) => (None, Some(i)),
+                None => return Err(Error::NoSuchLocalImage(d.to_string())),
+            },
+        },
+    };
+    let images: Vec<kiln_store::ImageRecord> = match &index {
         Some(ix) => ix.entries.iter().map(|e| e.image.clone()).collect(),
-        None => vec![store.resolve_image(&named.to_string()).map_err(not_found)?],
+        None => image.into_iter().collect(),
     };
     opts.progress.event(Event::PushRefersTo {
         repository: named.name(),
@@ -152,7 +189,28 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
             scopes.push(pull);
         }
     }
-    let sess = Session::open(opts.settings, &registry, &scopes)?;
+    // As docker: a registry that cannot be reached fails before the layers' lines; one that
+    // refuses the credentials fails under them (docker's ping succeeds, its first upload
+    // request is refused).
+    let sess = match Session::open(opts.settings, &registry, &scopes) {
+        Ok(s) => s,
+        Err(e) => {
+            if index.is_none()
+                && matches!(
+                    e,
+                    Error::CredentialsRefused { .. } | Error::Unauthorized { .. }
+                )
+            {
+                announce(&prepared[0].blobs, opts);
+            }
+            let _ = lease.release_and_collect();
+            return Err(e);
+        }
+    };
+    let announced = match &index {
+        None => Some(announce(&prepared[0].blobs, opts)),
+        Some(_) => None,
+    };
     let result = (|| -> Result<(Digest, u64, Vec<Digest>)> {
         let Some(ix) = &index else {
             let p = &prepared[0];
@@ -161,8 +219,8 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
                 &sess,
                 &repo,
                 &p.image,
-                &p.blobs,
-                &p.sources,
+                (&p.blobs, &p.sources),
+                announced.clone(),
                 &lease,
                 opts,
                 Some(&tag),
@@ -173,7 +231,15 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
         let mut descs = Vec::with_capacity(prepared.len());
         for (p, e) in prepared.iter().zip(&ix.entries) {
             let (digest, size, media_type, pushed) = push_leased(
-                store, &sess, &repo, &p.image, &p.blobs, &p.sources, &lease, opts, None,
+                store,
+                &sess,
+                &repo,
+                &p.image,
+                (&p.blobs, &p.sources),
+                None,
+                &lease,
+                opts,
+                None,
             )?;
             all_pushed.extend(pushed);
             let mut d = DescriptorOut::new(&media_type, digest, size);
@@ -194,6 +260,10 @@ pub fn push(store: &Store, reference: &ImageRef, opts: &PushOptions<'_>) -> Resu
     })();
     let (digest, size, pushed) = match result {
         Ok(r) => r,
+        Err(Error::NoBasicAuthCredentials { .. }) => {
+            let _ = lease.release_and_collect();
+            return Err(Error::NoBasicAuthCredentials { request: None });
+        }
         Err(e) => {
             let _ = lease.release_and_collect();
             return Err(e);
@@ -270,32 +340,15 @@ fn prepare(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_leased(
-    store: &Store,
-    sess: &Session,
-    repo: &str,
-    image: &kiln_store::ImageRecord,
-    blobs: &[WireBlob],
-    sources: &[Vec<String>],
-    lease: &Lease,
-    opts: &PushOptions<'_>,
-    tag: Option<&str>,
-) -> Result<(Digest, u64, String, Vec<Digest>)> {
-    // Returns the manifest's digest, size and media type, and the blobs pushed. Without a
-    // tag the manifest goes up by its digest (a platform of an index).
-    // A layer that appears twice in the image (the same diff ID) goes up once and is shown
-    // once, as docker does; the manifest still lists it at both places.
-    let first: Vec<usize> = blobs
-        .iter()
-        .map(|b| {
-            blobs
-                .iter()
-                .position(|o| o.diff_id == b.diff_id)
-                .unwrap_or(0)
-        })
+/// Each layer's first line, `Preparing` (then `Waiting` behind the five uploads), in
+/// docker's order: the top layer first, the base last. Returns the layers to upload, in
+/// that order: a layer that appears twice in the image (the same diff ID) goes up once
+/// and is shown once, as docker does (the manifest still lists it at both places).
+fn announce(blobs: &[WireBlob], opts: &PushOptions<'_>) -> Vec<usize> {
+    let unique: Vec<usize> = (0..blobs.len())
+        .rev()
+        .filter(|&i| first_of(blobs, i) == i)
         .collect();
-    let unique: Vec<usize> = (0..blobs.len()).filter(|&i| first[i] == i).collect();
     for &i in &unique {
         opts.progress.event(Event::Layer {
             digest: blobs[i].diff_id,
@@ -308,6 +361,34 @@ fn push_leased(
             status: LayerStatus::Waiting,
         });
     }
+    unique
+}
+
+/// The first index of the layer at `i` (by diff ID).
+fn first_of(blobs: &[WireBlob], i: usize) -> usize {
+    blobs
+        .iter()
+        .position(|o| o.diff_id == blobs[i].diff_id)
+        .unwrap_or(i)
+}
+
+/// Pushes one image's blobs (`announce`d already when `unique` is given) and its manifest.
+/// Returns the manifest's digest, size and media type, and the blobs pushed. Without a tag
+/// the manifest goes up by its digest (a platform of an index).
+#[allow(clippy::too_many_arguments)]
+fn push_leased(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    image: &kiln_store::ImageRecord,
+    (blobs, sources): (&[WireBlob], &[Vec<String>]),
+    unique: Option<Vec<usize>>,
+    lease: &Lease,
+    opts: &PushOptions<'_>,
+    tag: Option<&str>,
+) -> Result<(Digest, u64, String, Vec<Digest>)> {
+    let first: Vec<usize> = (0..blobs.len()).map(|i| first_of(blobs, i)).collect();
+    let unique = unique.unwrap_or_else(|| announce(blobs, opts));
     let results: Mutex<Vec<Option<Result<Desc>>>> =
         Mutex::new((0..blobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);

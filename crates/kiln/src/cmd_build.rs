@@ -281,8 +281,11 @@ fn output_keys(kind: &str) -> &'static [&'static str] {
 /// What the outputs ask to push after the build.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PushRequest {
-    /// `name=`s of pushing outputs.
+    /// `name=`s of `type=image,push=true` outputs (tagged in the store too).
     names: Vec<String>,
+    /// `name=`s of `type=registry` outputs: pushed only, as buildx's registry exporter
+    /// pushes without loading the image into the local image list.
+    registry_names: Vec<String>,
     /// A pushing output without `name=`: it pushes every `-t` tag (buildx's rule).
     all_tags: bool,
 }
@@ -402,8 +405,12 @@ fn parse_output(
                         "--output {spec:?}: kiln pushes compressed layers only: compression=gzip or zstd"
                     );
                 }
-                push.names.extend(names.iter().cloned());
                 push.all_tags |= names.is_empty();
+                if registry {
+                    push.registry_names.extend(names);
+                    return Ok(Output::Image);
+                }
+                push.names.extend(names.iter().cloned());
             }
             tags.extend(names);
             Output::Image
@@ -456,17 +463,24 @@ fn output_compression<'a>(
     Ok(Some(CompressionSpec { kind, level, force }))
 }
 
-/// The names a build pushes: every `-t` tag (and output name) for `--push` and for pushing
-/// outputs without `name=`, plus the pushing outputs' own names.
-fn push_names(req: &PushRequest, tags: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = Vec::new();
+/// The names a build pushes, each with whether the store has it as a tag: every `-t` tag
+/// (and output name) for `--push` and for pushing outputs without `name=`, plus the pushing
+/// outputs' own names (`type=registry`'s only in the registry).
+fn push_names(req: &PushRequest, tags: &[String]) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut names: Vec<(String, bool)> = Vec::new();
     let all = if req.all_tags { tags } else { &[] };
-    for n in all.iter().chain(&req.names) {
-        if !names.contains(n) {
-            names.push(n.clone());
+    for (n, tagged) in all
+        .iter()
+        .chain(&req.names)
+        .map(|n| (n, true))
+        .chain(req.registry_names.iter().map(|n| (n, tags.contains(n))))
+    {
+        if !names.iter().any(|(m, _)| m == n) {
+            names.push((n.clone(), tagged));
         }
     }
-    if (req.all_tags || !req.names.is_empty()) && names.is_empty() {
+    let asked = req.all_tags || !req.names.is_empty() || !req.registry_names.is_empty();
+    if asked && names.is_empty() {
         bail!("tag is needed when pushing to registry: give -t NAME or name= in the output");
     }
     Ok(names)
@@ -1084,7 +1098,13 @@ fn build(args: BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(mut outcome) if !push_names.is_empty() => {
             let store = kiln_store::Store::open(&root)?;
             let quiet = args.quiet || matches!(mode, ProgressMode::Quiet | ProgressMode::RawJson);
-            match crate::cmd_registry::push_built(&store, &push_names, push_compression, quiet) {
+            match crate::cmd_registry::push_built(
+                &store,
+                &outcome.image_id,
+                &push_names,
+                push_compression,
+                quiet,
+            ) {
                 Ok(digest) => {
                     // buildx's metadata names the manifest the registry has.
                     if let Some(d) = digest {
@@ -1222,12 +1242,20 @@ mod tests {
             push
         };
         let p = push_of("type=registry,name=r/x:1");
-        assert_eq!(p.names, ["r/x:1"]);
-        assert!(!p.all_tags);
+        assert_eq!(p.registry_names, ["r/x:1"]);
+        assert!(p.names.is_empty() && !p.all_tags);
+        assert_eq!(push_of("type=image,name=r/x:1,push=true").names, ["r/x:1"]);
         assert!(push_of("type=image,push=true").all_tags);
         assert_eq!(push_of("type=image,name=r/x:1"), PushRequest::default());
         let tags = ["r/a:1".to_string()];
-        assert_eq!(push_names(&push_of("type=registry"), &tags).unwrap(), tags);
+        assert_eq!(
+            push_names(&push_of("type=registry"), &tags).unwrap(),
+            [("r/a:1".to_string(), true)]
+        );
+        assert_eq!(
+            push_names(&push_of("type=registry,name=r/b:1"), &tags).unwrap(),
+            [("r/b:1".to_string(), false)]
+        );
         assert!(push_names(&push_of("type=registry"), &[]).is_err());
         assert!(push_names(&PushRequest::default(), &[]).unwrap().is_empty());
     }

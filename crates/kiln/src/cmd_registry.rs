@@ -94,6 +94,52 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Passes events on and notes when the first line (`Pulling from`, `The push refers to`)
+/// went out.
+struct Tracked<'a> {
+    inner: &'a dyn kiln_registry::Progress,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Tracked<'a> {
+    fn new(inner: &'a dyn kiln_registry::Progress) -> Tracked<'a> {
+        Tracked {
+            inner,
+            started: Default::default(),
+        }
+    }
+
+    /// Reports `e` as docker does: bare once the output had started (its daemon was
+    /// streaming already), else with `Error response from daemon: ` (main's prefix).
+    fn fail(&self, e: kiln_registry::Error) -> anyhow::Result<ExitCode> {
+        if self.started.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(bare_failure(e))
+        } else {
+            Err(e.into())
+        }
+    }
+}
+
+impl kiln_registry::Progress for Tracked<'_> {
+    fn event(&self, e: Event) {
+        if matches!(e, Event::PullingFrom { .. } | Event::PushRefersTo { .. }) {
+            self.started
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.inner.event(e)
+    }
+}
+
+/// Prints `e` without a prefix (and the store-damage hint where it applies): exit 1.
+fn bare_failure(e: kiln_registry::Error) -> ExitCode {
+    let damaged = matches!(&e, kiln_registry::Error::Store(s) if s.suggests_damage());
+    eprintln!("{}", crate::cmd_image::message(&e.into()));
+    if damaged {
+        eprintln!("{}", crate::STORE_DAMAGE_HINT);
+    }
+    ExitCode::FAILURE
+}
+
 /// A failure found before asking any registry: docker prints these bare (its CLI's own
 /// errors), while what a registry answered gets `Error response from daemon: `.
 fn local_error(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -334,23 +380,27 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
     let store = Store::open(global.store_root())?;
     let quiet = |_: Event| {};
     let shown = stdout_progress();
-    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { shown.as_ref() };
+    let tracked = Tracked::new(if a.quiet { &quiet } else { shown.as_ref() });
+    let progress: &dyn kiln_registry::Progress = &tracked;
     if a.all_platforms {
         let opts = PullOptions {
             settings,
             platform,
             progress,
         };
-        let (digest, reference, up_to_date) =
-            match kiln_registry::pull_all(&store, &reference, &opts)? {
-                kiln_registry::PulledAll::Image(p) => (p.digest, p.reference, p.up_to_date),
-                kiln_registry::PulledAll::Index {
-                    digest,
-                    reference,
-                    up_to_date,
-                    ..
-                } => (digest, reference, up_to_date),
-            };
+        let pulled = match kiln_registry::pull_all(&store, &reference, &opts) {
+            Ok(p) => p,
+            Err(e) => return tracked.fail(e),
+        };
+        let (digest, reference, up_to_date) = match pulled {
+            kiln_registry::PulledAll::Image(p) => (p.digest, p.reference, p.up_to_date),
+            kiln_registry::PulledAll::Index {
+                digest,
+                reference,
+                up_to_date,
+                ..
+            } => (digest, reference, up_to_date),
+        };
         if !a.quiet {
             println!("Digest: {digest}");
             let familiar = reference.familiar();
@@ -363,7 +413,7 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);
     }
-    let pulled = kiln_registry::pull(
+    let pulled = match kiln_registry::pull(
         &store,
         &reference,
         &PullOptions {
@@ -371,7 +421,10 @@ fn pull(a: PullArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
             platform,
             progress,
         },
-    )?;
+    ) {
+        Ok(p) => p,
+        Err(e) => return tracked.fail(e),
+    };
     if !a.quiet {
         println!("Digest: {}", pulled.digest);
         let familiar = pulled.reference.familiar();
@@ -400,7 +453,8 @@ fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
     let store = Store::open(global.store_root())?;
     let quiet = |_: Event| {};
     let shown = stdout_progress();
-    let progress: &dyn kiln_registry::Progress = if a.quiet { &quiet } else { shown.as_ref() };
+    let tracked = Tracked::new(if a.quiet { &quiet } else { shown.as_ref() });
+    let progress: &dyn kiln_registry::Progress = &tracked;
     let compression = match a.compression {
         WireCompression::Gzip => Compression::Gzip,
         WireCompression::Zstd => Compression::Zstd,
@@ -423,7 +477,8 @@ fn push(a: PushArgs, global: &GlobalArgs, settings: &Settings) -> anyhow::Result
             eprintln!("{e}");
             return Ok(ExitCode::FAILURE);
         }
-        Err(e) => return Err(e.into()),
+        // Under the push's first line even with -q (docker's daemon printed it; -q hides it).
+        Err(e) => return Ok(bare_failure(e)),
     };
     if a.quiet {
         println!("{}", pushed.reference);
@@ -490,11 +545,9 @@ fn login(a: LoginArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
 fn logout(a: LogoutArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let domain = server_domain(a.server.as_deref());
     let key = kiln_registry::credentials::server_key(&domain);
-    if settings.credentials.erase(&domain)? {
-        println!("Removing login credentials for {key}");
-    } else {
-        println!("Not logged in to {key}");
-    }
+    // docker 20.10 says so whether or not there was a login to remove.
+    println!("Removing login credentials for {key}");
+    settings.credentials.erase(&domain)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -696,13 +749,45 @@ pub(crate) fn image_for_container(
     Ok(pulled.image)
 }
 
-/// `build --push`, `-o type=registry`, `-o type=image,push=true`: pushes each of `names` (tags
-/// the build just set) with docker push's lines on stderr (none when `quiet`). Layers the
-/// store keeps uncompressed go as `compression`. Returns the last manifest digest pushed, or
-/// `failed to push NAME: WHY`.
+/// `build --push`, `-o type=registry`, `-o type=image,push=true`: pushes the built image
+/// `image_id` (an image ID, or an index digest) under each of `names` with docker push's
+/// lines on stderr (none when `quiet`). A name with `true` is a tag the build just set and
+/// is pushed as `kiln push` would; one with `false` (`type=registry,name=`) is pushed without
+/// tagging the store, and an image that ends with no tag at all is then dropped from the
+/// image list (its layers stay in the build cache), as buildx's registry exporter loads
+/// nothing. Layers the store keeps uncompressed go as `compression`. Returns the last
+/// manifest digest pushed, or `failed to push NAME: WHY`.
 pub(crate) fn push_built(
     store: &Store,
-    names: &[String],
+    image_id: &str,
+    names: &[(String, bool)],
+    compression: Compression,
+    quiet: bool,
+) -> Result<Option<kiln_image::Digest>, String> {
+    let id = kiln_image::Digest::parse(image_id)
+        .map_err(|e| format!("the built image {image_id:?}: {e}"))?;
+    let pushed = push_names(store, &id, names, compression, quiet);
+    if names.iter().any(|(_, tagged)| !tagged) {
+        let untagged = match store.index(&id) {
+            Ok(Some(ix)) => ix.tags.is_empty(),
+            _ => store
+                .image(&id)
+                .ok()
+                .flatten()
+                .is_some_and(|i| i.tags.is_empty()),
+        };
+        if untagged {
+            // Refused when something else holds it (a container, a child image): it stays.
+            let _ = store.remove_image(&id.to_string(), false);
+        }
+    }
+    pushed
+}
+
+fn push_names(
+    store: &Store,
+    id: &kiln_image::Digest,
+    names: &[(String, bool)],
     compression: Compression,
     quiet: bool,
 ) -> Result<Option<kiln_image::Digest>, String> {
@@ -713,18 +798,19 @@ pub(crate) fn push_built(
         }
     };
     let mut last = None;
-    for n in names {
+    for (n, tagged) in names {
         let reference = ImageRef::parse(n).map_err(|e| format!("failed to push {n}: {e}"))?;
-        let pushed = kiln_registry::push(
-            store,
-            &reference,
-            &PushOptions {
-                settings: &settings,
-                compression,
-                progress: &progress,
-                chunk_size: None,
-            },
-        )
+        let opts = PushOptions {
+            settings: &settings,
+            compression,
+            progress: &progress,
+            chunk_size: None,
+        };
+        let pushed = if *tagged {
+            kiln_registry::push(store, &reference, &opts)
+        } else {
+            kiln_registry::push_image(store, id, &reference, &opts)
+        }
         .map_err(|e| format!("failed to push {n}: {e}"))?;
         if !quiet {
             eprintln!(

@@ -189,7 +189,7 @@ fn bases_only_in_a_registry_are_pulled_and_an_offline_rebuild_needs_no_network()
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Dockerfile:1"), "{err}");
     assert!(
-        err.contains(&format!("GET https://{}/v2/", reg.addr)),
+        err.contains(&format!("Get \"http://{}/v2/\": ", reg.addr)),
         "{err}"
     );
 }
@@ -386,6 +386,39 @@ fn build_push_and_registry_outputs_put_the_image_in_the_registry() {
     assert!(err.is_empty(), "{err}");
     let (cat, _) = env.ok("c", &["run", "--rm", &app3, "cat", "/app"]);
     assert_eq!(cat, "app\n");
+
+    // What each leaves in the local image list: -t names it there (pushed by --push or a
+    // type=registry without name=), type=image,name=,push=true both tags and pushes, and
+    // type=registry,name= only pushes (buildx's registry exporter loads nothing; the
+    // build's layers stay cached).
+    let list = |store: &str| {
+        env.ok(
+            store,
+            &["images", "-a", "--format", "{{.Repository}}:{{.Tag}}"],
+        )
+        .0
+    };
+    let before = list("a");
+    for n in [&app1, &app2, &app3] {
+        assert!(before.contains(&format!("{n}\n")), "{n} in {before}");
+    }
+    let ctx4 = env.context("ctx4", &format!("FROM {base}\nRUN echo four > /app\n"));
+    let app4 = format!("{}/app:4", reg.addr);
+    let spec = format!("type=registry,name={app4}");
+    let (_, err) = env.ok("a", &["build", "--progress=plain", "-o", &spec, &ctx4]);
+    let digest4 = digest_in(err.lines().last().unwrap());
+    assert_eq!(skopeo_inspect(&app4, false)["Digest"], digest4.as_str());
+    assert_eq!(
+        list("a"),
+        before,
+        "type=registry,name= changed the image list"
+    );
+    assert!(!env.kiln("a", &["inspect", &app4]).status.success());
+    let (_, err) = env.ok("a", &["build", "--progress=plain", "-o", &spec, &ctx4]);
+    assert!(err.contains(" CACHED\n"), "{err}");
+    assert_eq!(digest_in(err.lines().last().unwrap()), digest4);
+    let (cat, _) = env.ok("c", &["run", "--rm", &app4, "cat", "/app"]);
+    assert_eq!(cat, "four\n");
 
     // Nothing to push to: refused before building.
     let o = env.kiln("a", &["build", "--push", &ctx]);

@@ -10,7 +10,7 @@ use crate::manifest::{self, Fetched};
 /// The session a pull of `reference` reads from, and its top manifest (`wanted`: a tag or
 /// digest; `scopes`: the pull's): the first Docker Hub mirror that serves it, else the
 /// image's own registry.
-/// `opened` runs once, when the session that will serve the pull is known.
+/// `opened` runs once, when the top manifest has been fetched.
 pub(crate) fn open_for_pull(
     settings: &Settings,
     reference: &ImageRef,
@@ -41,7 +41,6 @@ pub(crate) fn open_for_pull(
         }
     }
     let sess = Session::open(settings, reference.domain(), scopes)?;
-    opened();
     let top = manifest::fetch(&sess, repo, wanted, &familiar).map_err(|e| match e {
         // The session is authorized, yet the manifest is refused: docker's words (what Docker
         // Hub answers for a repository that does not exist, or one the login cannot read).
@@ -51,5 +50,7 @@ pub(crate) fn open_for_pull(
         },
         e => e,
     })?;
+    // After the manifest, as docker: a missing tag prints its error and nothing else.
+    opened();
     Ok((sess, top))
 }
