@@ -40,7 +40,7 @@ profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
   qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap qemu-system-x86
-  wrk hyperfine crun curl iproute2 strace)
+  wrk hyperfine crun curl iproute2 strace nftables)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in

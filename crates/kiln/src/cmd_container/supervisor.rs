@@ -546,8 +546,19 @@ fn run(
         crate::cmd_image::render::truncate_id(&id)
     };
     let proxy = match &netns {
-        Some(ns) => net::publish(ns, &wanted_ports, &io_stats::traffic_file(&dir))
-            .map_err(|m| fail(125, m))?,
+        Some(ns) => {
+            let private = config.host.network_mode == "private";
+            let (proxy, warning) = net::publish(
+                ns,
+                &id,
+                &wanted_ports,
+                &io_stats::traffic_file(&dir),
+                private,
+            )
+            .map_err(|m| fail(125, m))?;
+            warnings.extend(warning);
+            proxy
+        }
         None => net::Proxy::none(),
     };
     let netns_path = netns.as_ref().map(|f| {
