@@ -20,6 +20,10 @@ use crate::netns::{self, NsThread};
 
 /// The interface name inside the container.
 pub(crate) const CONTAINER_IF: &str = "kiln0";
+/// The pair's MTU: loopback's (64 KiB) rather than ethernet's, as the traffic never leaves
+/// the host; a client elsewhere still gets its own MSS (each side sends at most the other's).
+/// Bulk transfers (bench/net-proxy.sh, load 6-9): 0.58-0.64 of direct at 1500, 0.93-1.12 at 65535.
+const MTU: u32 = 65535;
 /// Host-side interface names start with this.
 pub(crate) const HOST_PREFIX: &str = "kiln";
 
@@ -153,7 +157,7 @@ pub(crate) fn create(
 ) -> io::Result<()> {
     let fd = netns.as_raw_fd();
     let batch = format!(
-        "link add {host_if} type veth peer name {CONTAINER_IF} netns /proc/self/fd/{fd}\n\
+        "link add {host_if} mtu {MTU} type veth peer name {CONTAINER_IF} mtu {MTU} netns /proc/self/fd/{fd}\n\
          addr add {}/30 dev {host_if}\n\
          link set {host_if} up\n",
         subnet.host()
