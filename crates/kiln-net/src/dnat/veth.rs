@@ -80,7 +80,8 @@ pub(crate) fn pick(routes: &[(u32, u32)], addrs: &[Ipv4Addr]) -> Option<Subnet> 
 
 /// Picks a subnet from this namespace's routes and addresses.
 pub(crate) fn pick_free() -> io::Result<Subnet> {
-    let text = std::fs::read_to_string("/proc/net/route")?;
+    // thread-self: the namespace of this thread (a caller may have entered another).
+    let text = std::fs::read_to_string("/proc/thread-self/net/route")?;
     let addrs: Vec<Ipv4Addr> = netns::addresses_all()?
         .into_iter()
         .filter_map(|(_, ip)| match ip {
