@@ -181,6 +181,11 @@ fn assert_nothing_left(
         );
         assert_eq!(mounts_with(id), Vec::<String>::new(), "mounts of {id}");
         assert_eq!(cgroup_dirs(id), Vec::<String>::new(), "cgroups of {id}");
+        assert_eq!(
+            net_leftovers(id),
+            Vec::<String>::new(),
+            "rules/veth of {id}"
+        );
     }
     let open: Vec<u16> = ports.iter().copied().filter(|&p| listening(p)).collect();
     assert!(open.is_empty(), "published ports still listening: {open:?}");

@@ -80,8 +80,8 @@ fn host_forwards() -> bool {
 
 impl KernelPorts {
     /// Makes the veth pair between the host and `netns` (an open `/proc/PID/ns/net`), for
-    /// `owner` (letters, digits, `-`, `_`; the host end is named `kiln` + its first 10
-    /// characters). Removes stale rules first. Fails (nothing left behind) without root,
+    /// `owner` (letters, digits, `-`, `_`; the host end is named `kiln` + its first 11
+    /// characters, IFNAMSIZ). Removes stale rules first. Fails (nothing left behind) without root,
     /// `nft` or `ip`, or when the kernel refuses.
     pub fn link(netns: &File, owner: &str) -> Result<KernelPorts, Error> {
         if owner.is_empty()

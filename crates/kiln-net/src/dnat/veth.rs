@@ -1,4 +1,4 @@
-//! The veth pair that carries a container's published-port traffic: `kiln<10 hex>` on the
+//! The veth pair that carries a container's published-port traffic: `kiln<11 hex>` on the
 //! host, `kiln0` in the container's namespace, a /30 of 169.254.0.0/16 between them.
 //!
 //! Link-local because nothing routes it off the host and DHCP/cloud setups rarely use more
