@@ -537,21 +537,38 @@ fn main() {
             }
         }
     }
-    println!("| test | target | median | min–max | ratio to direct |");
-    println!("|---|---|---:|---:|---:|");
+    // Ratios two ways: of the medians, and the median (min–max) of each run's own ratio (a
+    // target against the direct run of the same round, seconds apart: steadier on a machine
+    // whose load changes over minutes).
+    println!(
+        "| test | target | median | min–max | ratio to direct | per-run ratio, median (min–max) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    let runs_of: Vec<(String, String, Vec<f64>)> = rows.clone();
     let medians: Vec<(String, String, f64)> = rows
         .iter_mut()
-        .map(|(t, n, xs)| (t.clone(), n.clone(), summary(xs).0))
+        .map(|(t, n, xs)| (t.clone(), n.clone(), summary(&mut xs.clone()).0))
         .collect();
     for (test, name, xs) in &mut rows {
+        let direct_runs = runs_of
+            .iter()
+            .find(|(t, n, _)| t == test && n == "direct")
+            .map(|r| r.2.clone())
+            .unwrap_or_default();
+        let mut paired: Vec<f64> = xs.iter().zip(&direct_runs).map(|(x, d)| x / d).collect();
         let (med, lo, hi) = summary(xs);
         let direct = medians
             .iter()
             .find(|(t, n, _)| t == test && n == "direct")
             .map(|m| m.2)
             .unwrap_or(f64::NAN);
+        let (pm, pl, ph) = if paired.is_empty() {
+            (f64::NAN, f64::NAN, f64::NAN)
+        } else {
+            summary(&mut paired)
+        };
         println!(
-            "| {test} | {name} | {med:.0} | {lo:.0}–{hi:.0} | {:.2} |",
+            "| {test} | {name} | {med:.0} | {lo:.0}–{hi:.0} | {:.2} | {pm:.2} ({pl:.2}–{ph:.2}) |",
             med / direct
         );
     }
