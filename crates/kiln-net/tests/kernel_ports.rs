@@ -79,8 +79,7 @@ fn link_exists(name: &str) -> bool {
         .success()
 }
 
-/// The host namespace, a machine beside it, and a container namespace with an echo server on
-/// port 7.
+/// The host namespace, a machine beside it, and a container namespace.
 fn setup() -> (Netns, Netns, Netns) {
     prereq::require_root("veth pairs and nftables rules");
     prereq::require_command("nft", "nftables");
@@ -95,13 +94,13 @@ fn setup() -> (Netns, Netns, Netns) {
     host.ip(&["link", "set", "uplink", "up"]);
     machine.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
     machine.ip(&["link", "set", "eth0", "up"]);
-    echo_server(ctr.tcp_listener("0.0.0.0:7"));
     (host, machine, ctr)
 }
 
 #[test]
 fn published_tcp_goes_through_the_kernel_and_removal_leaves_nothing() {
     let (host, machine, ctr) = setup();
+    echo_server(ctr.tcp_listener("0.0.0.0:7"));
     let ctr_file = ctr.file.try_clone().unwrap();
     let machine_file = machine.file.try_clone().unwrap();
     let owner = format!("t{}a", std::process::id());
@@ -170,9 +169,12 @@ fn published_tcp_goes_through_the_kernel_and_removal_leaves_nothing() {
         proxy.stop();
         k.remove().expect("remove");
         assert_eq!(kiln_net::rules_of(&owner).unwrap(), 0);
-        // The last rules took the table with them.
+        // The table and its chains stay, empty.
         let (ok, out) = nft(&["list", "table", "ip", "kiln"]);
-        assert!(!ok, "table ip kiln left: {out}");
+        assert!(
+            ok && !out.contains("dnat") && !out.contains("masquerade"),
+            "{out}"
+        );
         assert!(!link_exists(&ifname), "{ifname} left");
         // Nothing listens or answers any more.
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
@@ -184,7 +186,7 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
     let (host, _machine, ctr) = setup();
     let ctr_file = ctr.file.try_clone().unwrap();
     let owner = format!("t{}b", std::process::id());
-    in_ns(&host.file, move || {
+    let ifname = in_ns(&host.file, move || {
         // What a SIGKILLed supervisor leaves: its rules, naming a process that is gone (a child
         // that has exited and been reaped).
         let mut child = Command::new("true").spawn().unwrap();
@@ -212,6 +214,7 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         );
         // A live supervisor's rules are not stale.
         let mut k = KernelPorts::link(&ctr_file, "livec").expect("veth");
+        drop(ctr_file);
         // ...and the next KernelPorts::link removed the dead one's.
         assert_eq!(kiln_net::rules_of(&owner).unwrap(), 0);
         k.publish(&[PortMapping {
@@ -234,7 +237,26 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         assert_eq!(kiln_net::remove_stale_rules().unwrap().len(), 1);
         assert_eq!(kiln_net::rules_of(&owner).unwrap(), 0);
         assert_eq!(kiln_net::rules_of("livec").unwrap(), 2);
-        k.remove().unwrap();
+        // release: the rules now, the veth with the namespace.
+        let ifname = k.host_interface().to_string();
+        k.release().unwrap();
         assert_eq!(kiln_net::rules_of("livec").unwrap(), 0);
+        assert!(
+            link_exists(&ifname),
+            "{ifname} stays while its namespace lives"
+        );
+        ifname
     });
+    drop(ctr);
+    let t0 = std::time::Instant::now();
+    while in_ns(&host.file, {
+        let n = ifname.clone();
+        move || link_exists(&n)
+    }) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{ifname} outlived the container's namespace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

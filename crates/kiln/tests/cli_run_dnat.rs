@@ -13,6 +13,14 @@ use support::*;
 
 const BB: &str = "localhost/busybox:latest";
 
+/// Any run that publishes a port removes every stale rule on the host: the tests of this file
+/// take turns, so that one's runs do not clean up what the other is about to check.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
@@ -118,6 +126,7 @@ fn web(c: &Ctx, extra: &[&str], port: u16) -> String {
 
 #[test]
 fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
+    let _turn = serial();
     require_root();
     require_command("nft", "nftables");
     let c = RunCtx::new();
@@ -168,14 +177,28 @@ fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
         "sent {before} -> {after}: once, not twice"
     );
     ok(&c, &["stop", "-t", "0", &id]);
-    assert_eq!(net_leftovers(&id), Vec::<String>::new(), "after stop");
+    // The rules are gone when stop returns; the veth goes with the namespace, soon after.
+    let rules_left: Vec<String> = net_leftovers(&id)
+        .into_iter()
+        .filter(|l| !l.starts_with("veth "))
+        .collect();
+    assert_eq!(rules_left, Vec::<String>::new(), "rules after stop");
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after stop"
+    );
     assert!(curl(&local).is_none());
     // Started again: rules again, and gone with rm -f.
     ok(&c, &["start", &id]);
     wait_for("the server again", || curl(&local).is_some());
     assert!(!net_leftovers(&id).is_empty());
     ok(&c, &["rm", "-f", &id]);
-    assert_eq!(net_leftovers(&id), Vec::<String>::new(), "after rm -f");
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after rm -f"
+    );
 
     // A restart policy's cycles, then its last exit: nothing left either.
     let port2 = free_port();
@@ -206,7 +229,7 @@ fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
             == "exited 2"
     });
     assert_eq!(
-        net_leftovers(&id2),
+        net_leftovers_after_wait(&id2),
         Vec::<String>::new(),
         "after the last exit"
     );
@@ -220,11 +243,16 @@ fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
         ok(&c, &["ps", "-aq"]).trim().is_empty()
             || !ok(&c, &["ps", "-aq", "--no-trunc"]).contains(&id3)
     });
-    assert_eq!(net_leftovers(&id3), Vec::<String>::new(), "after --rm");
+    assert_eq!(
+        net_leftovers_after_wait(&id3),
+        Vec::<String>::new(),
+        "after --rm"
+    );
 }
 
 #[test]
 fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
+    let _turn = serial();
     require_root();
     require_command("nft", "nftables");
     let c = RunCtx::new();
@@ -258,7 +286,11 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
         )),
         "{so}"
     );
-    assert_eq!(net_leftovers(&id), Vec::<String>::new(), "after --repair");
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after --repair"
+    );
     ok(&c, &["rm", "-f", &id]);
 
     // Killed again: the next run that publishes a port removes the dead one's rules.
@@ -274,11 +306,11 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
     assert!(!net_leftovers(&id).is_empty());
     let next = web(&c, &[], free_port());
     assert_eq!(
-        net_leftovers(&id),
+        net_leftovers_after_wait(&id),
         Vec::<String>::new(),
         "after the next run"
     );
     assert!(!net_leftovers(&next).is_empty());
     ok(&c, &["rm", "-f", &id, &next]);
-    assert_eq!(net_leftovers(&next), Vec::<String>::new());
+    assert_eq!(net_leftovers_after_wait(&next), Vec::<String>::new());
 }

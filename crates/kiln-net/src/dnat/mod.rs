@@ -106,6 +106,11 @@ impl KernelPorts {
         let ns = NsThread::start(netns, "kiln-net-veth")?;
         let _lock = lock().map_err(|e| unavailable(format!("locking {LOCK}: {e}")))?;
         let _ = remove_stale_locked(&nft);
+        // The name is taken by this owner's previous pair when its namespace is still being
+        // torn down (`release` leaves that to the kernel): it is removed and the name reused.
+        if veth::exists(&host_if) {
+            let _ = veth::delete(&ip, &host_if);
+        }
         let subnet = veth::pick_free().map_err(unavailable)?;
         veth::create(&ip, netns, &ns, &host_if, subnet)
             .map_err(|e| unavailable(format!("making the veth pair {host_if}: {e}")))?;
@@ -162,7 +167,7 @@ impl KernelPorts {
             host_forwards(),
         );
         let _lock = lock().map_err(|e| unavailable(format!("locking {LOCK}: {e}")))?;
-        veth::run_tool(&self.nft, &["-f", "-"], &batch, None)
+        nft::add_rules(&self.nft, &batch)
             .map_err(|e| unavailable(format!("adding the nftables rules: {e}")))?;
         self.rules = batch.lines().filter(|l| l.starts_with("add rule")).count();
         Ok(taken)
@@ -171,7 +176,7 @@ impl KernelPorts {
     /// Packets the DNAT rules of this container have translated (connections' first packets:
     /// NAT rules see only those).
     pub fn dnat_packets(&self) -> Result<u64, Error> {
-        let (rules, _) = nft::list(&self.nft).map_err(unavailable)?;
+        let rules = nft::list(&self.nft).map_err(unavailable)?;
         Ok(rules
             .iter()
             .filter(|r| r.owner == self.owner && r.sup == self.sup && r.chain != "postrouting")
@@ -181,25 +186,33 @@ impl KernelPorts {
 
     /// Deletes the rules, then the veth pair (drop does the same, ignoring errors).
     pub fn remove(mut self) -> Result<(), Error> {
-        self.teardown()
+        self.teardown(true)
     }
 
-    fn teardown(&mut self) -> Result<(), Error> {
+    /// Deletes the rules and leaves the veth pair to die with the container's namespace: the
+    /// kernel then unregisters it on its own time (deleting it here took 20-26 ms, most of
+    /// `kiln run --rm -p`'s cost at exit). For a caller whose namespace ends with it.
+    pub fn release(mut self) -> Result<(), Error> {
+        self.unlinked = true;
+        self.teardown(false)
+    }
+
+    fn teardown(&mut self, unlink: bool) -> Result<(), Error> {
         let lock = lock().map_err(|e| unavailable(format!("locking {LOCK}: {e}")));
         let mut result = Ok(());
         if self.rules > 0 && lock.is_ok() {
-            result = (|| {
-                let (rules, foreign) = nft::list(&self.nft)?;
-                let mine: Vec<&nft::Rule> = rules
-                    .iter()
-                    .filter(|r| r.owner == self.owner && r.sup == self.sup)
-                    .collect();
-                nft::delete(&self.nft, &mine, foreign == 0 && mine.len() == rules.len())
-            })()
-            .map_err(|e| unavailable(format!("deleting the nftables rules: {e}")));
+            result = nft::list(&self.nft)
+                .and_then(|rules| {
+                    let mine: Vec<&nft::Rule> = rules
+                        .iter()
+                        .filter(|r| r.owner == self.owner && r.sup == self.sup)
+                        .collect();
+                    nft::delete(&self.nft, &mine)
+                })
+                .map_err(|e| unavailable(format!("deleting the nftables rules: {e}")));
             self.rules = 0;
         }
-        if !self.unlinked {
+        if unlink && !self.unlinked {
             self.unlinked = true;
             let _ = veth::delete(&self.ip, &self.host_if);
         }
@@ -210,7 +223,7 @@ impl KernelPorts {
 
 impl Drop for KernelPorts {
     fn drop(&mut self) {
-        let _ = self.teardown();
+        let _ = self.teardown(true);
     }
 }
 
@@ -228,7 +241,7 @@ pub fn stale_rules() -> Result<Vec<StaleRules>, Error> {
     let Some(nft) = nft_for_check() else {
         return Ok(Vec::new());
     };
-    let (rules, _) = nft::list(&nft).map_err(unavailable)?;
+    let rules = nft::list(&nft).map_err(unavailable)?;
     Ok(group_stale(&rules))
 }
 
@@ -242,13 +255,13 @@ pub fn remove_stale_rules() -> Result<Vec<StaleRules>, Error> {
 }
 
 fn remove_stale_locked(nft: &std::path::Path) -> io::Result<Vec<StaleRules>> {
-    let (rules, foreign) = nft::list(nft)?;
+    let rules = nft::list(nft)?;
     let stale = group_stale(&rules);
     if stale.is_empty() {
         return Ok(stale);
     }
     let doomed: Vec<&nft::Rule> = rules.iter().filter(|r| !r.sup.alive()).collect();
-    nft::delete(nft, &doomed, foreign == 0 && doomed.len() == rules.len())?;
+    nft::delete(nft, &doomed)?;
     Ok(stale)
 }
 
@@ -276,6 +289,6 @@ pub fn rules_of(owner: &str) -> Result<usize, Error> {
     let Some(nft) = nft_for_check() else {
         return Ok(0);
     };
-    let (rules, _) = nft::list(&nft).map_err(unavailable)?;
+    let rules = nft::list(&nft).map_err(unavailable)?;
     Ok(rules.iter().filter(|r| r.owner == owner).count())
 }

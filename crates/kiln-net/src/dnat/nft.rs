@@ -76,20 +76,39 @@ pub(crate) struct Forward {
     pub to_port: u16,
 }
 
-/// The batch that adds the table and chains (when missing) and one container's rules.
-/// `prerouting`: also for connections from other machines (only where the host forwards).
+/// The batch that makes the table and its chains (an `add` of what exists changes nothing,
+/// but costs a 13 ms commit here, against 2 ms for the rules alone: [`add_rules`] tries
+/// without it first).
+pub(crate) fn table_batch() -> String {
+    format!(
+        "add table ip {TABLE}\n\
+         add chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}\n\
+         add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; policy accept; }}\n\
+         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n"
+    )
+}
+
+/// Adds a batch of rules ([`add_batch`]) in one transaction, making the table and chains
+/// first when they are missing.
+pub(crate) fn add_rules(nft: &Path, rules: &str) -> io::Result<()> {
+    match run_tool(nft, &["-f", "-"], rules, None) {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("No such file or directory") => {
+            run_tool(nft, &["-f", "-"], &(table_batch() + rules), None).map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The rules of one container. `prerouting`: also for connections from other machines (only
+/// where the host forwards).
 pub(crate) fn add_batch(
     forwards: &[Forward],
     host_if: &str,
     tag: &str,
     prerouting: bool,
 ) -> String {
-    let mut b = format!(
-        "add table ip {TABLE}\n\
-         add chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}\n\
-         add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; policy accept; }}\n\
-         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n"
-    );
+    let mut b = String::new();
     for f in forwards {
         let matcher = match f.daddr {
             None => "fib daddr type local".to_string(),
@@ -124,10 +143,10 @@ pub(crate) struct Rule {
     pub packets: u64,
 }
 
-/// Every kiln-tagged rule of the table, from `nft -a list table ip kiln`'s text. Rules
-/// without a kiln tag are counted in the second value (someone else's: the table is then kept).
-pub(crate) fn parse_listing(text: &str) -> (Vec<Rule>, usize) {
-    let (mut rules, mut foreign) = (Vec::new(), 0);
+/// Every kiln-tagged rule of the table, from `nft -a list table ip kiln`'s text (rules
+/// without a kiln tag are someone else's, left alone).
+pub(crate) fn parse_listing(text: &str) -> Vec<Rule> {
+    let mut rules = Vec::new();
     let mut chain = String::new();
     for line in text.lines() {
         let t = line.trim();
@@ -153,46 +172,39 @@ pub(crate) fn parse_listing(text: &str) -> (Vec<Rule>, usize) {
             .and_then(|(_, r)| r.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        match tagged {
-            Some((owner, sup)) => rules.push(Rule {
+        if let Some((owner, sup)) = tagged {
+            rules.push(Rule {
                 chain: chain.clone(),
                 handle,
                 owner,
                 sup,
                 packets,
-            }),
-            None => foreign += 1,
+            });
         }
     }
-    (rules, foreign)
+    rules
 }
 
-/// The table's kiln rules (none when the table does not exist), and the count of others.
-pub(crate) fn list(nft: &Path) -> io::Result<(Vec<Rule>, usize)> {
+/// The table's kiln rules (none when the table does not exist).
+pub(crate) fn list(nft: &Path) -> io::Result<Vec<Rule>> {
     match run_tool(nft, &["-a", "list", "table", "ip", TABLE], "", None) {
         Ok(text) => Ok(parse_listing(&text)),
-        Err(e) if e.to_string().contains("No such file or directory") => Ok((Vec::new(), 0)),
+        Err(e) if e.to_string().contains("No such file or directory") => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
 
-/// Deletes `doomed` (rules of the table) in one transaction; with `drop_table`, the table goes
-/// too (nothing else is left in it).
-pub(crate) fn delete(nft: &Path, doomed: &[&Rule], drop_table: bool) -> io::Result<()> {
-    let mut b = String::new();
-    if drop_table {
-        b.push_str(&format!("delete table ip {TABLE}\n"));
-    } else {
-        for r in doomed {
-            b.push_str(&format!(
-                "delete rule ip {TABLE} {} handle {}\n",
-                r.chain, r.handle
-            ));
-        }
-    }
-    if b.is_empty() {
+/// Deletes `doomed` (rules of the table) in one transaction. The table and its chains stay,
+/// empty, as docker's chains do: deleting them cost 15 ms here (unregistering the hooks waits
+/// for an RCU grace period), paid by every `run --rm -p` that was the last one.
+pub(crate) fn delete(nft: &Path, doomed: &[&Rule]) -> io::Result<()> {
+    if doomed.is_empty() {
         return Ok(());
     }
+    let b: String = doomed
+        .iter()
+        .map(|r| format!("delete rule ip {TABLE} {} handle {}\n", r.chain, r.handle))
+        .collect();
     run_tool(nft, &["-f", "-"], &b, None).map(drop)
 }
 
@@ -215,8 +227,7 @@ mod tests {
 	}
 }
 "#;
-        let (rules, foreign) = parse_listing(text);
-        assert_eq!(foreign, 1);
+        let rules = parse_listing(text);
         let sup = Supervisor {
             pid: 12,
             start: 345,

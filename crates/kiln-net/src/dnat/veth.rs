@@ -194,6 +194,15 @@ pub(crate) fn create(
     Ok(())
 }
 
+/// Whether an interface `name` exists in the calling thread's namespace.
+pub(crate) fn exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
 /// Deletes the host end (the container's end goes with it).
 pub(crate) fn delete(ip: &Path, host_if: &str) -> io::Result<()> {
     run_tool(ip, &["link", "del", host_if], "", None).map(drop)

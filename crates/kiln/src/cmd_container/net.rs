@@ -127,13 +127,14 @@ impl Proxy {
     }
 
     /// Stop forwarding: close the listening sockets and live connections, delete the
-    /// nftables rules and the veth pair.
+    /// nftables rules (the veth pair goes with the container's namespace).
     pub fn stop(self) {
         if let Some(p) = self.proxy {
             p.stop();
         }
+        // The veth dies with the namespace, which ends with the supervisor.
         if let Some(k) = self.kernel {
-            let _ = k.remove();
+            let _ = k.release();
         }
     }
 }
@@ -182,6 +183,38 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The kernel path's veth pair being made on a thread while the supervisor does the rest of
+/// its setup (`ip` takes some milliseconds); [`publish`] takes it.
+pub struct KernelLink(Option<std::thread::JoinHandle<Result<kiln_net::KernelPorts, String>>>);
+
+impl KernelLink {
+    /// No kernel path (no network namespace of the supervisor's).
+    pub fn none() -> KernelLink {
+        KernelLink(None)
+    }
+}
+
+/// Starts making the veth pair of container `id` for the kernel path of its published ports:
+/// only when there are ports, for the private network (`--network none` keeps the proxy
+/// alone), and not for rootless kiln (no privilege in the host's network namespace).
+pub fn start_kernel_link(
+    netns: &File,
+    id: &str,
+    maps: &[PortMapping],
+    private: bool,
+) -> KernelLink {
+    if maps.is_empty() || !private || kiln_runtime::userns::in_user_namespace() {
+        return KernelLink(None);
+    }
+    let (Ok(ns), id) = (netns.try_clone(), id.to_string()) else {
+        return KernelLink(None);
+    };
+    let t = std::thread::Builder::new()
+        .name("kiln-net-link".into())
+        .spawn(move || kiln_net::KernelPorts::link(&ns, &id).map_err(|e| e.to_string()));
+    KernelLink(t.ok())
+}
+
 /// Publish `maps` from the host into the network namespace `netns` of container `id`.
 /// kiln-net's proxy binds every host port (docker's `Bind for 0.0.0.0:3000 failed: port is
 /// already allocated` when one is taken). For root, IPv4 TCP ports then go through the kernel
@@ -190,26 +223,33 @@ fn loopback_up() -> std::io::Result<()> {
 /// cannot be set up, the proxy serves every port, reaching the container over its loopback,
 /// and counts what it carries in the file `traffic` (`stats`' NET I/O adds it: io_stats.rs);
 /// the reason is returned as the warning to print (none for rootless kiln, which never has it).
-/// `kernel_path` false (`--network none`: no interface but `lo`) keeps the proxy alone.
+/// `link` is the veth pair [`start_kernel_link`] started making (none: the proxy alone).
 pub fn publish(
     netns: &File,
-    id: &str,
+    link: KernelLink,
     maps: &[PortMapping],
     traffic: &Path,
-    kernel_path: bool,
 ) -> Result<(Proxy, Option<String>), String> {
     if maps.is_empty() {
         return Ok((Proxy::none(), None));
     }
     let wanted: Vec<kiln_net::PortMapping> = maps.iter().map(PortMapping::to_net).collect();
-    let rootless = kiln_runtime::userns::in_user_namespace();
     let mut warning = None;
-    let mut kernel = if rootless || !kernel_path {
-        None
-    } else {
-        kiln_net::KernelPorts::link(netns, id)
-            .map_err(|e| warning = Some(format!("{e}; publishing through the port proxy only")))
-            .ok()
+    let mut kernel = match link.0.map(|t| t.join()) {
+        None => None,
+        Some(Ok(Ok(k))) => Some(k),
+        Some(Ok(Err(e))) => {
+            warning = Some(format!("{e}; publishing through the port proxy only"));
+            None
+        }
+        Some(Err(_)) => {
+            warning = Some(
+                "published ports through the kernel: the veth thread panicked; publishing \
+                 through the port proxy only"
+                    .into(),
+            );
+            None
+        }
     };
     let opts = match &kernel {
         Some(k) => {

@@ -526,6 +526,16 @@ fn run(
         }
         Some(ns)
     };
+    // The veth pair of published ports is made meanwhile (net.rs).
+    let kernel_link = match &netns {
+        Some(ns) => net::start_kernel_link(
+            ns,
+            &id,
+            &wanted_ports,
+            config.host.network_mode == "private",
+        ),
+        None => net::KernelLink::none(),
+    };
     // The cgroups first (removed when dropped): making them waits for the cgroup lock, which
     // the warm-up's migration holds through its grace period.
     let cg = Cgroups::create(&dir, &id, &config.host).map_err(|e| fail(125, anyhow_message(&e)))?;
@@ -547,13 +557,11 @@ fn run(
     };
     let proxy = match &netns {
         Some(ns) => {
-            let private = config.host.network_mode == "private";
             let (proxy, warning) = net::publish(
                 ns,
-                &id,
+                kernel_link,
                 &wanted_ports,
                 &io_stats::traffic_file(&dir),
-                private,
             )
             .map_err(|m| fail(125, m))?;
             warnings.extend(warning);

@@ -210,3 +210,16 @@ pub fn net_leftovers(id: &str) -> Vec<String> {
     }
     left
 }
+
+/// [`net_leftovers`] once they are gone, or what is still there after 10 s: the veth goes with
+/// the container's network namespace, which the kernel tears down on its own time.
+pub fn net_leftovers_after_wait(id: &str) -> Vec<String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let left = net_leftovers(id);
+        if left.is_empty() || t0.elapsed() > std::time::Duration::from_secs(10) {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
