@@ -215,7 +215,7 @@ pub fn start_kernel_link(
     KernelLink(t.ok())
 }
 
-/// Publish `maps` from the host into the network namespace `netns` of container `id`.
+/// Publish `maps` from the host into the container's network namespace `netns`.
 /// kiln-net's proxy binds every host port (docker's `Bind for 0.0.0.0:3000 failed: port is
 /// already allocated` when one is taken). For root, IPv4 TCP ports then go through the kernel
 /// (kiln-net's `KernelPorts`: veth pair, nftables DNAT); the proxy reaches the container over
