@@ -194,7 +194,7 @@ fn assert_nothing_left(
         assert_eq!(mounts_with(id), Vec::<String>::new(), "mounts of {id}");
         assert_eq!(cgroup_dirs(id), Vec::<String>::new(), "cgroups of {id}");
         assert_eq!(
-            net_leftovers(id),
+            net_leftovers_after_wait(id),
             Vec::<String>::new(),
             "rules/veth of {id}"
         );
