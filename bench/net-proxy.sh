@@ -5,8 +5,10 @@
 # `wrk -t2 -c200 -d5s` against a small keep-alive HTTP server (4 KiB responses), and each
 # proxy's own CPU per GiB / connection / request. The
 # server runs in a network namespace the bench makes; "direct" is a client in that namespace
-# (loopback, like --network host), "kiln" goes host → proxy → namespace, "docker-proxy" goes
-# host → docker-proxy → a server on the host's loopback. Runs are interleaved; the table has
+# (loopback, like --network host), "kiln" goes host → proxy → namespace, "kiln-dnat" goes
+# host → nftables DNAT → veth → namespace (kiln-net's KernelPorts, what `kiln run -p` uses as
+# root; needs nft, Debian's nftables), "docker-proxy" goes host → docker-proxy → a server on
+# the host's loopback. Runs are interleaved; the table has
 # medians, min–max and the ratio to direct. See crates/kiln-net/benches/proxy.rs.
 #
 #   bench/net-proxy.sh            needs root; wrk (Debian's wrk) for the HTTP rows
@@ -20,6 +22,7 @@ MIB=${MIB:-1024}
 OUT=${OUT:-$here/results/$(date -u +%F-%H%M)-net-proxy.md}
 [ "$(id -u)" = 0 ] || { echo "net-proxy.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "net-proxy.sh: needs wrk: apt-get install -y wrk" >&2; exit 1; }
+command -v nft >/dev/null || { echo "net-proxy.sh: needs nft: apt-get install -y nftables" >&2; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/../target}
 {
   echo "# kiln-net proxy, $(date -u '+%F %H:%M') UTC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,7 +21,8 @@
 #          (the cgroup v2 VM, scripts/cgroup2-vm.sh: this host has cgroup v1); wrk (200 concurrent
 #          connections through a published port, cli_run_load), curl, iproute2 (ss: listening
 #          sockets) and chromium (the tutorial's app served by `kiln run`, scripts/tutorial-e2e.sh);
-#          hyperfine, crun and strace (bench/run.sh); and the multi-platform setup below
+#          hyperfine, crun and strace (bench/run.sh); nftables (nft: published ports through
+#          the kernel, kiln-net's KernelPorts, cli_run_dnat); and the multi-platform setup below
 #   ci     tests', plus what the BuildKit conformance suite uses: jq (its base image
 #          script), python3 (imgdiff.py), zstd, file, sqlite3, ca-certificates
 #
@@ -40,7 +41,7 @@ profile=${1:-tests}
 demo=(busybox-static python3)
 tests=("${demo[@]}" runc skopeo umoci docker.io git e2fsprogs passt chromium docker-registry apache2-utils tini
   qemu-user-static jq file uidmap fuse-overlayfs libcap2-bin debootstrap qemu-system-x86
-  wrk hyperfine crun curl iproute2 strace)
+  wrk hyperfine crun curl iproute2 strace nftables)
 ci=("${tests[@]}" python3 zstd sqlite3 ca-certificates)
 platforms=1
 case "$profile" in

@@ -51,6 +51,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The kernel path of published ports (veth + nftables) is not available here; the proxy
+    /// serves them alone.
+    #[error("published ports through the kernel: {0}")]
+    KernelPath(String),
     /// A thread of the proxy or the private network could not start.
     #[error("starting thread {name}: {source}")]
     Thread {

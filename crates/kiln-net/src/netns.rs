@@ -184,6 +184,15 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// The addresses of the namespace's interfaces that are up: `(interface, address)`. Run it on
 /// an [`NsThread`] (getifaddrs asks the netlink of the calling thread's namespace).
 pub(crate) fn addresses() -> io::Result<Vec<(String, IpAddr)>> {
+    list_addresses(true)
+}
+
+/// The addresses of every interface, up or down (a subnet must not reuse one).
+pub(crate) fn addresses_all() -> io::Result<Vec<(String, IpAddr)>> {
+    list_addresses(false)
+}
+
+fn list_addresses(up_only: bool) -> io::Result<Vec<(String, IpAddr)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -195,7 +204,7 @@ pub(crate) fn addresses() -> io::Result<Vec<(String, IpAddr)>> {
         // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
         let ifa = unsafe { &*cur };
         cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_flags & libc::IFF_UP as u32 == 0 {
+        if ifa.ifa_addr.is_null() || (up_only && ifa.ifa_flags & libc::IFF_UP as u32 == 0) {
             continue;
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.

@@ -83,6 +83,11 @@ fn assert_nothing_left(c: &Ctx, id: &str) {
         !c.root.join("containers").join(id).exists(),
         "containers/{id} left"
     );
+    assert_eq!(
+        net_leftovers_after_wait(id),
+        Vec::<String>::new(),
+        "rules/veth left"
+    );
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {

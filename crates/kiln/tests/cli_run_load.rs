@@ -100,13 +100,25 @@ fn cgroup_dirs(id: &str) -> Vec<String> {
     dirs
 }
 
-/// Something listens on 127.0.0.1:`port` (a connection is accepted).
+/// A socket listens on TCP `port` of the host (/proc/net/tcp and tcp6). Not a connect: a
+/// published port's connections go to the container through the kernel's DNAT, and with
+/// nothing listening in the container they are refused, while the proxy's listener still
+/// holds the port.
 fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )
-    .is_ok()
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                let local_port = cols
+                    .get(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                local_port == Some(port) && cols.get(3) == Some(&"0A")
+            })
+    })
 }
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -181,6 +193,11 @@ fn assert_nothing_left(
         );
         assert_eq!(mounts_with(id), Vec::<String>::new(), "mounts of {id}");
         assert_eq!(cgroup_dirs(id), Vec::<String>::new(), "cgroups of {id}");
+        assert_eq!(
+            net_leftovers_after_wait(id),
+            Vec::<String>::new(),
+            "rules/veth of {id}"
+        );
     }
     let open: Vec<u16> = ports.iter().copied().filter(|&p| listening(p)).collect();
     assert!(open.is_empty(), "published ports still listening: {open:?}");

@@ -101,7 +101,7 @@ fn unprivileged_port_start() -> Option<u16> {
 
 /// Whether this process runs in a user namespace (rootless kiln): the initial one maps all of
 /// u32 onto itself.
-fn in_user_namespace() -> bool {
+pub(crate) fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
         .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }

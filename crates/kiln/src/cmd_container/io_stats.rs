@@ -3,11 +3,13 @@
 //! (`1.23kB / 648B`: decimal units, three significant digits).
 //!
 //! - Network: the container's network namespace's `/proc/<pid>/net/dev`, every interface but
-//!   `lo` (docker counts its endpoints' interfaces only), plus what the published-port proxy
-//!   carried (docker's proxy reaches the container through its `eth0`, so docker counts it;
-//!   kiln's reaches it over its loopback): the supervisor's proxy counts the bytes it delivers
-//!   each way in `containers/<id>/proxy-traffic` (kiln-net's `Traffic`, a shared mapping) and
-//!   they are added here, client → container as received, container → client as sent.
+//!   `lo` (docker counts its endpoints' interfaces only). Published ports' traffic crosses
+//!   `kiln0` when they go through the kernel (root: the DNAT and the proxy both reach the
+//!   container over that veth), so the interfaces count it. Otherwise (rootless, kernel path
+//!   refused) the proxy reaches the container over its loopback and counts the bytes it
+//!   delivers each way in `containers/<id>/proxy-traffic` (kiln-net's `Traffic`), which is
+//!   added here, client → container as received, container → client as sent; with the
+//!   kernel path that file is removed at start, so nothing is counted twice.
 //!   `--network host` shares the host's interfaces, which docker does not count: `0B / 0B`,
 //!   as docker prints.
 //! - Block: cgroup v2's `io.stat` (`rbytes`, `wbytes`); cgroup v1's blkio

@@ -3,9 +3,11 @@
 //! `--network host` shares the host's namespace; `none` and the default (`private`, docker's
 //! `bridge`/`default`) get a new network namespace with loopback up. Before the container's
 //! first process starts, the supervisor calls [`start_private`] (outbound access through
-//! `pasta`, kiln-net's `PrivateNet`) and [`publish`] (kiln-net's userspace port proxy for
-//! `-p`/`-P`) with that namespace, keeps both for the container's life, and stops them when
-//! it stops. The types here are kiln-net's, made serializable for the container's record.
+//! `pasta`, kiln-net's `PrivateNet`) and [`publish`] (`-p`/`-P`: for root, IPv4 TCP ports go
+//! through the kernel, a veth pair and nftables DNAT, kiln-net's `KernelPorts`; kiln-net's
+//! userspace proxy keeps every port's listener and serves the rest) with that namespace, keeps
+//! them for the container's life, and stops them when it stops. The types here are kiln-net's,
+//! made serializable for the container's record.
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -98,6 +100,8 @@ impl PortMapping {
 /// Published ports, forwarded into the container's network namespace while it runs.
 pub struct Proxy {
     proxy: Option<kiln_net::Proxy>,
+    /// The kernel path (veth + DNAT), when it could be set up; dropped after the proxy.
+    kernel: Option<kiln_net::KernelPorts>,
     bound: Vec<PortMapping>,
 }
 
@@ -112,6 +116,7 @@ impl Proxy {
     pub fn none() -> Proxy {
         Proxy {
             proxy: None,
+            kernel: None,
             bound: Vec::new(),
         }
     }
@@ -121,10 +126,15 @@ impl Proxy {
         self.bound.clone()
     }
 
-    /// Stop forwarding: close the listening sockets and live connections.
+    /// Stop forwarding: close the listening sockets and live connections, delete the
+    /// nftables rules (the veth pair goes with the container's namespace).
     pub fn stop(self) {
         if let Some(p) = self.proxy {
             p.stop();
+        }
+        // The veth dies with the namespace, which ends with the supervisor.
+        if let Some(k) = self.kernel {
+            let _ = k.release();
         }
     }
 }
@@ -173,24 +183,137 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Publish `maps` from the host into the network namespace `netns` (kiln-net's proxy: docker's
-/// `Bind for 0.0.0.0:3000 failed: port is already allocated` when a port is taken), counting
-/// the bytes it carries in the file `traffic` (`stats`' NET I/O adds them: io_stats.rs).
-pub fn publish(netns: &File, maps: &[PortMapping], traffic: &Path) -> Result<Proxy, String> {
+/// The kernel path's veth pair being made on a thread while the supervisor does the rest of
+/// its setup (`ip` takes some milliseconds); [`publish`] takes it.
+pub struct KernelLink(Option<std::thread::JoinHandle<Result<kiln_net::KernelPorts, String>>>);
+
+impl KernelLink {
+    /// No kernel path (no network namespace of the supervisor's).
+    pub fn none() -> KernelLink {
+        KernelLink(None)
+    }
+}
+
+/// Starts making the veth pair of container `id` for the kernel path of its published ports:
+/// only when there are ports, for the private network (`--network none` keeps the proxy
+/// alone), and not for rootless kiln (no privilege in the host's network namespace).
+pub fn start_kernel_link(
+    netns: &File,
+    id: &str,
+    maps: &[PortMapping],
+    private: bool,
+) -> KernelLink {
+    if maps.is_empty() || !private || kiln_runtime::userns::in_user_namespace() {
+        return KernelLink(None);
+    }
+    let (Ok(ns), id) = (netns.try_clone(), id.to_string()) else {
+        return KernelLink(None);
+    };
+    let t = std::thread::Builder::new()
+        .name("kiln-net-link".into())
+        .spawn(move || kiln_net::KernelPorts::link(&ns, &id).map_err(|e| e.to_string()));
+    KernelLink(t.ok())
+}
+
+/// Publish `maps` from the host into the container's network namespace `netns`.
+/// kiln-net's proxy binds every host port (docker's `Bind for 0.0.0.0:3000 failed: port is
+/// already allocated` when one is taken). For root, IPv4 TCP ports then go through the kernel
+/// (kiln-net's `KernelPorts`: veth pair, nftables DNAT); the proxy reaches the container over
+/// the same veth, so `stats` counts all published traffic on the veth. Where the kernel path
+/// cannot be set up, the proxy serves every port, reaching the container over its loopback,
+/// and counts what it carries in the file `traffic` (`stats`' NET I/O adds it: io_stats.rs);
+/// the reason is returned as the warning to print (none for rootless kiln, which never has it).
+/// `link` is the veth pair [`start_kernel_link`] started making (none: the proxy alone).
+pub fn publish(
+    netns: &File,
+    link: KernelLink,
+    maps: &[PortMapping],
+    traffic: &Path,
+) -> Result<(Proxy, Option<String>), String> {
     if maps.is_empty() {
-        return Ok(Proxy::none());
+        return Ok((Proxy::none(), None));
     }
     let wanted: Vec<kiln_net::PortMapping> = maps.iter().map(PortMapping::to_net).collect();
-    let opts = kiln_net::ProxyOptions {
-        traffic_file: Some(traffic.to_path_buf()),
-        ..Default::default()
+    let mut warning = None;
+    let mut kernel = match link.0.map(|t| t.join()) {
+        None => None,
+        Some(Ok(Ok(k))) => Some(k),
+        Some(Ok(Err(e))) => {
+            warning = Some(format!("{e}; publishing through the port proxy only"));
+            None
+        }
+        Some(Err(_)) => {
+            warning = Some(
+                "published ports through the kernel: the veth thread panicked; publishing \
+                 through the port proxy only"
+                    .into(),
+            );
+            None
+        }
+    };
+    let opts = match &kernel {
+        Some(k) => {
+            // No stale count from an earlier run of the container: the veth counts it all.
+            let _ = std::fs::remove_file(traffic);
+            kiln_net::ProxyOptions {
+                target: Some(IpAddr::V4(k.container_ip())),
+                ..Default::default()
+            }
+        }
+        None => kiln_net::ProxyOptions {
+            traffic_file: Some(traffic.to_path_buf()),
+            ..Default::default()
+        },
     };
     let proxy = kiln_net::Proxy::start_with(netns, &wanted, opts).map_err(|e| e.to_string())?;
+    // Without rules the veth stays: the proxy reaches the container over it.
+    if let Some(k) = kernel.as_mut()
+        && let Err(e) = k.publish(&proxy.bound())
+    {
+        warning = Some(format!("{e}; publishing through the port proxy only"));
+    }
     let bound = proxy.bound().iter().map(PortMapping::from_net).collect();
-    Ok(Proxy {
-        proxy: Some(proxy),
-        bound,
-    })
+    Ok((
+        Proxy {
+            proxy: Some(proxy),
+            kernel,
+            bound,
+        },
+        warning,
+    ))
+}
+
+/// What `kiln system check --repair` does with [`stale_rules`].
+pub const STALE_RULES_REPAIR: &str = "deletes the rules";
+
+/// `system check`: nftables rules of published ports whose supervisor is gone (SIGKILLed),
+/// host-wide (kiln's table is the kernel's, shared by every store; the rules name their
+/// supervisor), each with its description; `repair` deletes them. A problem reading the
+/// rules is one entry too.
+pub fn stale_rules(repair: bool) -> Vec<String> {
+    let found = if repair {
+        kiln_net::remove_stale_rules()
+    } else {
+        kiln_net::stale_rules()
+    };
+    match found {
+        Ok(v) => v
+            .iter()
+            .map(|s| {
+                format!(
+                    "nftables table ip kiln: {} of container {} (supervisor pid {} is gone)",
+                    if s.rules == 1 {
+                        "1 rule".to_string()
+                    } else {
+                        format!("{} rules", s.rules)
+                    },
+                    s.owner,
+                    s.pid
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("nftables table ip kiln: {e}")],
+    }
 }
 
 /// Outbound access for the private network namespace `netns` (kiln-net's `PrivateNet`: `pasta`

@@ -526,6 +526,16 @@ fn run(
         }
         Some(ns)
     };
+    // The veth pair of published ports is made meanwhile (net.rs).
+    let kernel_link = match &netns {
+        Some(ns) => net::start_kernel_link(
+            ns,
+            &id,
+            &wanted_ports,
+            config.host.network_mode == "private",
+        ),
+        None => net::KernelLink::none(),
+    };
     // The cgroups first (removed when dropped): making them waits for the cgroup lock, which
     // the warm-up's migration holds through its grace period.
     let cg = Cgroups::create(&dir, &id, &config.host).map_err(|e| fail(125, anyhow_message(&e)))?;
@@ -546,8 +556,17 @@ fn run(
         crate::cmd_image::render::truncate_id(&id)
     };
     let proxy = match &netns {
-        Some(ns) => net::publish(ns, &wanted_ports, &io_stats::traffic_file(&dir))
-            .map_err(|m| fail(125, m))?,
+        Some(ns) => {
+            let (proxy, warning) = net::publish(
+                ns,
+                kernel_link,
+                &wanted_ports,
+                &io_stats::traffic_file(&dir),
+            )
+            .map_err(|m| fail(125, m))?;
+            warnings.extend(warning);
+            proxy
+        }
         None => net::Proxy::none(),
     };
     let netns_path = netns.as_ref().map(|f| {

@@ -317,6 +317,7 @@ fn plural(n: u64, what: &str) -> String {
 
 pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
     let report = store.check(a.repair)?;
+    let stale_rules = crate::cmd_container::net::stale_rules(a.repair);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -331,6 +332,15 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
             writeln!(out, "broken: {p}\n  --repair {}", p.repair_action())?;
         }
     }
+    for p in &stale_rules {
+        let (what, action) = (p, crate::cmd_container::net::STALE_RULES_REPAIR);
+        if a.repair {
+            writeln!(out, "repaired: {what}\n  (repair {action})")?;
+        } else {
+            writeln!(out, "broken: {what}\n  --repair {action}")?;
+        }
+    }
+    let problems = report.problems.len() + stale_rules.len();
     if report.unreferenced_blobs > 0 {
         writeln!(
             out,
@@ -339,22 +349,18 @@ pub(crate) fn check(store: &Store, a: CheckArgs) -> anyhow::Result<()> {
             hs4(report.unreferenced_bytes)
         )?;
     }
-    if report.problems.is_empty() {
+    if problems == 0 {
         writeln!(out, "store is consistent")?;
         return Ok(());
     }
-    if report.repaired {
-        writeln!(
-            out,
-            "repaired {}",
-            plural(report.problems.len() as u64, "problem")
-        )?;
+    if report.repaired || (report.problems.is_empty() && a.repair) {
+        writeln!(out, "repaired {}", plural(problems as u64, "problem"))?;
         return Ok(());
     }
     drop(out);
     eprintln!(
         "Error: {} found; run `kiln system check --repair` to remove what is broken",
-        plural(report.problems.len() as u64, "problem")
+        plural(problems as u64, "problem")
     );
     Err(Reported.into())
 }

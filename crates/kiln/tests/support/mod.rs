@@ -188,3 +188,38 @@ impl Drop for RunCtx {
         }
     }
 }
+
+/// What the kernel path of container `id`'s published ports left on the host: lines of
+/// `nft list table ip kiln` naming it, and its veth (`kiln` + the ID's first 11 characters).
+/// Empty when nothing is left; a table that does not exist holds nothing.
+pub fn net_leftovers(id: &str) -> Vec<String> {
+    let nft = require_command("nft", "nftables");
+    let out = Command::new(nft)
+        .args(["list", "table", "ip", "kiln"])
+        .output()
+        .expect("running nft");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut left: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(id))
+        .map(|l| l.trim().to_string())
+        .collect();
+    let veth = format!("kiln{}", &id[..11]);
+    if Path::new("/sys/class/net").join(&veth).exists() {
+        left.push(format!("veth {veth}"));
+    }
+    left
+}
+
+/// [`net_leftovers`] once they are gone, or what is still there after 10 s: the veth goes with
+/// the container's network namespace, which the kernel tears down on its own time.
+pub fn net_leftovers_after_wait(id: &str) -> Vec<String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let left = net_leftovers(id);
+        if left.is_empty() || t0.elapsed() > std::time::Duration::from_secs(10) {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,316 @@
+//! Published ports through the kernel (as root): `kiln run -p` DNATs IPv4 TCP ports with
+//! nftables rules in `table ip kiln` to a veth pair into the container, for connections to the
+//! host's loopback and to its other address (real curl, real busybox httpd); stats counts the
+//! traffic on the veth; stop, a restart policy's last exit and rm leave no rule and no veth; a
+//! SIGKILLed supervisor's rules are reported and removed by `system check --repair`, and by the
+//! next run that publishes a port.
+
+mod support;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const BB: &str = "localhost/busybox:latest";
+
+/// Any run that publishes a port removes every stale rule on the host: the tests of this file
+/// take turns, so that one's runs do not clean up what the other is about to check.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl -fsS URL`'s body, or None when it fails.
+fn curl(url: &str) -> Option<String> {
+    let o = Command::new(require_command("curl", "curl"))
+        .args(["-fsS", "--max-time", "5", url])
+        .output()
+        .unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The host's first global IPv4 address (not loopback).
+fn host_address() -> String {
+    let o = Command::new(require_command("ip", "iproute2"))
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines()
+        .filter(|l| !l.contains(" kiln"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .next()
+                .map(String::from)
+        })
+        .unwrap_or_else(|| {
+            panic!("this test needs a non-loopback IPv4 address on the host; `ip -4 addr`: {text}")
+        })
+}
+
+/// Packets the DNAT rules of container `id` translated (the `counter` of its output rules).
+fn dnat_packets(id: &str) -> u64 {
+    let o = Command::new(require_command("nft", "nftables"))
+        .args(["list", "chain", "ip", "kiln", "output"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("dnat to 169.254."))
+        .filter_map(|l| {
+            l.split_once("counter packets ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn supervisor_of(id: &str) -> u32 {
+    let needle = format!("__container-supervise {id}");
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .contains(&needle)
+        {
+            return pid;
+        }
+    }
+    panic!("no supervisor for {id}");
+}
+
+fn web(c: &Ctx, extra: &[&str], port: u16) -> String {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(extra);
+    let p = format!("{port}:80");
+    args.extend_from_slice(&[
+        "-p",
+        &p,
+        BB,
+        "sh",
+        "-c",
+        "mkdir -p /w && head -c 200000 /dev/zero > /w/big && echo kernel-path > /w/index.html && exec httpd -f -p 80 -h /w",
+    ]);
+    ok(c, &args).trim().to_string()
+}
+
+#[test]
+fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
+    let _turn = serial();
+    require_root();
+    require_command("nft", "nftables");
+    let c = RunCtx::new();
+    let host_ip = host_address();
+    let port = free_port();
+    let id = web(&c, &[], port);
+    let local = format!("http://127.0.0.1:{port}/");
+    wait_for("the server", || curl(&local).is_some());
+    assert_eq!(curl(&local).as_deref(), Some("kernel-path\n"));
+    assert_eq!(
+        curl(&format!("http://{host_ip}:{port}/")).as_deref(),
+        Some("kernel-path\n"),
+        "through the host's address {host_ip}"
+    );
+    // The kernel translated them (the proxy's listener holds the port but saw none: it would
+    // count in containers/<id>/proxy-traffic, which the kernel path does not make).
+    assert!(dnat_packets(&id) >= 3, "DNAT counter {}", dnat_packets(&id));
+    assert!(
+        !c.root
+            .join(format!("containers/{id}/proxy-traffic"))
+            .exists()
+    );
+    let (ok_ps, rules) = (ok(&c, &["port", &id]), net_leftovers(&id).join("\n"));
+    assert_eq!(ok_ps.trim(), format!("80/tcp -> 0.0.0.0:{port}"));
+    assert!(rules.contains("masquerade"), "{rules}");
+    assert!(
+        rules.contains(&format!("veth kiln{}", &id[..11])),
+        "{rules}"
+    );
+    // stats counts it on the veth: 200 kB out.
+    let before = ok(&c, &["stats", "--no-stream", "--format", "{{.NetIO}}", &id]);
+    assert!(curl(&format!("http://127.0.0.1:{port}/big")).is_some_and(|b| b.len() == 200_000));
+    let after = ok(&c, &["stats", "--no-stream", "--format", "{{.NetIO}}", &id]);
+    let sent = |s: &str| -> f64 {
+        let tx = s.trim().split_once(" / ").unwrap().1;
+        let i = tx.find(|ch: char| ch.is_ascii_alphabetic()).unwrap();
+        tx[..i].parse::<f64>().unwrap()
+            * match &tx[i..] {
+                "B" => 1.0,
+                "kB" => 1e3,
+                "MB" => 1e6,
+                u => panic!("{u}"),
+            }
+    };
+    let d = sent(&after) - sent(&before);
+    assert!(
+        (200e3..260e3).contains(&d),
+        "sent {before} -> {after}: once, not twice"
+    );
+    ok(&c, &["stop", "-t", "0", &id]);
+    // The rules are gone when stop returns; the veth goes with the namespace, soon after.
+    let rules_left: Vec<String> = net_leftovers(&id)
+        .into_iter()
+        .filter(|l| !l.starts_with("veth "))
+        .collect();
+    assert_eq!(rules_left, Vec::<String>::new(), "rules after stop");
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after stop"
+    );
+    assert!(curl(&local).is_none());
+    // Started again: rules again, and gone with rm -f.
+    ok(&c, &["start", &id]);
+    wait_for("the server again", || curl(&local).is_some());
+    assert!(!net_leftovers(&id).is_empty());
+    ok(&c, &["rm", "-f", &id]);
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after rm -f"
+    );
+
+    // A restart policy's cycles, then its last exit: nothing left either.
+    let port2 = free_port();
+    let p = format!("{port2}:80");
+    let id2 = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "-p",
+            &p,
+            BB,
+            "sh",
+            "-c",
+            "sleep 0.2; exit 3",
+        ],
+    )
+    .trim()
+    .to_string();
+    wait_for("the restarts to end", || {
+        ok(
+            &c,
+            &["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id2],
+        )
+        .trim()
+            == "exited 2"
+    });
+    assert_eq!(
+        net_leftovers_after_wait(&id2),
+        Vec::<String>::new(),
+        "after the last exit"
+    );
+    // --rm.
+    let port3 = free_port();
+    let p = format!("{port3}:80");
+    let id3 = ok(&c, &["run", "-d", "--rm", "-p", &p, BB, "sleep", "0.3"])
+        .trim()
+        .to_string();
+    wait_for("--rm to remove it", || {
+        ok(&c, &["ps", "-aq"]).trim().is_empty()
+            || !ok(&c, &["ps", "-aq", "--no-trunc"]).contains(&id3)
+    });
+    assert_eq!(
+        net_leftovers_after_wait(&id3),
+        Vec::<String>::new(),
+        "after --rm"
+    );
+}
+
+#[test]
+fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
+    let _turn = serial();
+    require_root();
+    require_command("nft", "nftables");
+    let c = RunCtx::new();
+    let port = free_port();
+    let id = web(&c, &[], port);
+    wait_for("the server", || {
+        curl(&format!("http://127.0.0.1:{port}/")).is_some()
+    });
+    let sup = supervisor_of(&id);
+    // SAFETY: a process this test started (through kiln).
+    unsafe { libc::kill(sup as i32, libc::SIGKILL) };
+    // The veth dies with the namespace; the rules stay until someone removes them.
+    wait_for("the veth to go", || {
+        !std::path::Path::new("/sys/class/net")
+            .join(format!("kiln{}", &id[..11]))
+            .exists()
+    });
+    let left = net_leftovers(&id);
+    assert!(left.iter().any(|l| l.contains("dnat to")), "{left:?}");
+    let (code, so, se) = out(&c.kiln(&["system", "check"]));
+    assert_eq!(code, 1, "{so}{se}");
+    assert!(
+        so.contains(&format!("broken: nftables table ip kiln: 3 rules of container {id} (supervisor pid {sup} is gone)")),
+        "{so}"
+    );
+    let (code, so, se) = out(&c.kiln(&["system", "check", "--repair"]));
+    assert_eq!(code, 0, "{so}{se}");
+    assert!(
+        so.contains(&format!(
+            "repaired: nftables table ip kiln: 3 rules of container {id}"
+        )),
+        "{so}"
+    );
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after --repair"
+    );
+    ok(&c, &["rm", "-f", &id]);
+
+    // Killed again: the next run that publishes a port removes the dead one's rules.
+    let id = web(&c, &[], port);
+    wait_for("the server", || {
+        curl(&format!("http://127.0.0.1:{port}/")).is_some()
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(supervisor_of(&id) as i32, libc::SIGKILL) };
+    wait_for("the container to be exited", || {
+        !ok(&c, &["ps", "-q", "--no-trunc"]).contains(&id)
+    });
+    assert!(!net_leftovers(&id).is_empty());
+    let next = web(&c, &[], free_port());
+    assert_eq!(
+        net_leftovers_after_wait(&id),
+        Vec::<String>::new(),
+        "after the next run"
+    );
+    assert!(!net_leftovers(&next).is_empty());
+    ok(&c, &["rm", "-f", &id, &next]);
+    assert_eq!(net_leftovers_after_wait(&next), Vec::<String>::new());
+}
