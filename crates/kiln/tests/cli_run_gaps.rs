@@ -440,3 +440,44 @@ fn cp_follow_link_copies_what_the_link_names_under_its_name() {
     assert_eq!(o2.status.code(), Some(1));
     assert!(Path::new(&p("")).exists());
 }
+
+#[test]
+fn published_ports_with_host_or_none_network_are_discarded_with_a_warning() {
+    // docker 20.10: `run --network host -p 3000:80` prints "WARNING: Published ports are
+    // discarded when using host network mode" and runs; `--network none -p` runs silently.
+    // kiln runs both and warns on both; the port stays exposed, nothing is bound.
+    let c = ctx();
+    for mode in ["host", "none"] {
+        let name = format!("disc-{mode}");
+        let o = c.kiln(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            mode,
+            "-p",
+            "3000:80",
+            BB,
+            "true",
+        ]);
+        let (code, _, err) = out(&o);
+        assert_eq!(code, 0, "--network {mode} -p: {err}");
+        assert!(
+            err.contains(&format!(
+                "WARNING: Published ports are discarded when using {mode} network mode"
+            )),
+            "{err}"
+        );
+        let ports = ok(
+            &c,
+            &["inspect", "-f", "{{json .HostConfig.PortBindings}}", &name],
+        );
+        assert!(!ports.contains("3000"), "{mode}: {ports}");
+        let exposed = ok(
+            &c,
+            &["inspect", "-f", "{{json .Config.ExposedPorts}}", &name],
+        );
+        assert!(exposed.contains("80/tcp"), "{mode}: {exposed}");
+        ok(&c, &["rm", &name]);
+    }
+}

@@ -386,12 +386,6 @@ pub fn resolve(
     for p in &a.publish {
         port_bindings.extend(net::parse_publish(p).map_err(anyhow::Error::msg)?);
     }
-    if network_mode != "private" && (!port_bindings.is_empty() || a.publish_all) {
-        // docker ignores them with a warning on host and refuses on none; kiln refuses both.
-        bail!(
-            "conflicting options: port publishing and the container type network mode ({network_mode})"
-        );
-    }
     let mut exposed_ports: Vec<String> = ic["ExposedPorts"]
         .as_object()
         .map(|m| m.keys().cloned().collect())
@@ -401,6 +395,14 @@ pub fn resolve(
         if !exposed_ports.contains(&key) {
             exposed_ports.push(key);
         }
+    }
+    let mut publish_all = a.publish_all;
+    if network_mode != "private" && (!port_bindings.is_empty() || publish_all) {
+        // docker 20.10 runs the container without them: on host with this warning, on none
+        // silently; kiln says so in both cases (the ports stay exposed, as docker keeps them).
+        eprintln!("WARNING: Published ports are discarded when using {network_mode} network mode");
+        port_bindings.clear();
+        publish_all = false;
     }
     for b in &a.volume {
         super::mounts::parse_volume_flag(b)?;
@@ -525,7 +527,7 @@ pub fn resolve(
             binds: a.volume.clone(),
             network_mode,
             port_bindings,
-            publish_all: a.publish_all,
+            publish_all,
             auto_remove: a.rm,
             read_only: a.read_only,
             tmpfs,
