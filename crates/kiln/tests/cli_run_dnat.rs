@@ -293,7 +293,10 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
     );
     ok(&c, &["rm", "-f", &id]);
 
-    // Killed again: the next run that publishes a port removes the dead one's rules.
+    // Killed again: the next run that publishes a port removes the dead one's rules. (A new
+    // port: the old one is in the ephemeral range, and another process's outgoing connection
+    // may hold it as its local port by now, which makes the bind fail.)
+    let port = free_port();
     let id = web(&c, &[], port);
     wait_for("the server", || {
         curl(&format!("http://127.0.0.1:{port}/")).is_some()
