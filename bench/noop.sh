@@ -7,7 +7,9 @@
 #
 #   bench/noop.sh [CASE...]     default: all cases; needs a previous bench/compare.sh run (the
 #                               contexts under /var/tmp/kiln-bench/ctx and both tools' images)
-# Env: KILN (default: kiln), RUNS (default 20), OUT (default bench/results/<date>-noop.md)
+# Env: KILN (default: kiln), RUNS (default 20), OUT (default bench/results/<date>-noop.md),
+#      KILN_B (a second kiln binary, e.g. the one before a change: a third command in the same
+#      hyperfine run, on the same store) and KILN_B_LABEL (default: before)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${SHARED_BENCH:-$here/../../shared/bench}
@@ -18,8 +20,15 @@ OUT=${OUT:-$here/results/$(date -u +%F)-noop.md}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=($(ls "$CASES_DIR"))
 export KILN_ROOT
-echo "| case | BuildKit (ms) | kiln (ms) | kiln/BuildKit |" > "$OUT.tmp"
-echo "|---|---|---|---|" >> "$OUT.tmp"
+KILN_B_LABEL=${KILN_B_LABEL:-before}
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -n "${KILN_B:-}" ]; then
+  echo "| case | BuildKit (ms) | kiln (ms) | kiln $KILN_B_LABEL (ms) | kiln/BuildKit | $KILN_B_LABEL/BuildKit | kiln/$KILN_B_LABEL |" > "$OUT.tmp"
+  echo "|---|---|---|---|---|---|---|" >> "$OUT.tmp"
+else
+  echo "| case | BuildKit (ms) | kiln (ms) | kiln/BuildKit |" > "$OUT.tmp"
+  echo "|---|---|---|---|" >> "$OUT.tmp"
+fi
 for c in "${cases[@]}"; do
   BUILD_ARGS=
   [ -f "$CASES_DIR/$c/case.env" ] && . "$CASES_DIR/$c/case.env"
@@ -29,15 +38,22 @@ for c in "${cases[@]}"; do
   kcmd="$KILN build -q -t $ktag -f $kctx/Dockerfile $BUILD_ARGS $kctx"
   bcmd="env DOCKER_CONFIG=$BENCH_VAR/state/docker-config-$c DOCKER_BUILDKIT=1 $DOCKER build -q --network=host -t $btag -f $bctx/Dockerfile $BUILD_ARGS $bctx"
   $kcmd >/dev/null 2>&1 && $bcmd >/dev/null 2>&1 || { echo "skip $c: a priming build failed" >&2; continue; }
-  hyperfine -N -w 3 -r "$RUNS" --export-json "$OUT.$c.json" "$bcmd" "$kcmd" >&2
+  cmds=("$bcmd" "$kcmd")
+  [ -n "${KILN_B:-}" ] && cmds+=("$KILN_B build -q -t $ktag -f $kctx/Dockerfile $BUILD_ARGS $kctx")
+  hyperfine -N -w 3 -r "$RUNS" --export-json "$OUT.$c.json" "${cmds[@]}" >&2
   python3 - "$OUT.$c.json" "$c" >> "$OUT.tmp" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-b, k = r[0]["median"] * 1000, r[1]["median"] * 1000
-print(f"| {sys.argv[2]} | {b:.1f} | {k:.1f} | {k / b:.3f} |")
+cell = lambda x: f"{x['median'] * 1000:.1f} ({min(x['times']) * 1000:.1f}-{max(x['times']) * 1000:.1f})"
+b, k = r[0]["median"], r[1]["median"]
+if len(r) > 2:
+    a = r[2]["median"]
+    print(f"| {sys.argv[2]} | {cell(r[0])} | {cell(r[1])} | {cell(r[2])} | {k / b:.3f} | {a / b:.3f} | {k / a:.3f} |")
+else:
+    print(f"| {sys.argv[2]} | {cell(r[0])} | {cell(r[1])} | {k / b:.3f} |")
 PY
   rm -f "$OUT.$c.json"
 done
-{ echo "# No-op rebuilds, medians of $RUNS hyperfine runs ($(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg))"; echo; cat "$OUT.tmp"; } > "$OUT"
+{ echo "# No-op rebuilds, medians (min-max) of $RUNS hyperfine runs ($(date -u +%FT%TZ), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores)"; echo; cat "$OUT.tmp"; } > "$OUT"
 rm -f "$OUT.tmp"
 cat "$OUT"

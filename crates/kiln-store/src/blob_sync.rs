@@ -27,7 +27,7 @@
 
 use std::io::Write;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Digest;
 use crate::Store;
@@ -37,7 +37,7 @@ use crate::error::{IoContext, Result};
 use crate::layout::{Layout, hash_file};
 
 /// Records `digest` as written in this boot and not yet synced (or refreshes its row).
-pub(crate) fn mark_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()> {
+pub(crate) fn mark_tx(tx: &Connection, digest: &str) -> rusqlite::Result<()> {
     db::exec(
         tx,
         "INSERT INTO unsynced_blobs (digest, boot_id, created) VALUES (?1, ?2, ?3)
@@ -48,7 +48,7 @@ pub(crate) fn mark_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()
 }
 
 /// Whether `digest` may not be on disk yet.
-pub(crate) fn is_marked_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
+pub(crate) fn is_marked_tx(tx: &Connection, digest: &str) -> rusqlite::Result<bool> {
     Ok(db::query_row(
         tx,
         "SELECT 1 FROM unsynced_blobs WHERE digest = ?1",
@@ -60,16 +60,13 @@ pub(crate) fn is_marked_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Resu
 }
 
 /// `digest` is durable now (or gone).
-pub(crate) fn unmark_tx(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()> {
+pub(crate) fn unmark_tx(tx: &Connection, digest: &str) -> rusqlite::Result<()> {
     db::exec(tx, "DELETE FROM unsynced_blobs WHERE digest = ?1", [digest])?;
     Ok(())
 }
 
 /// The rows of this boot created at or before `before`: (digest, created).
-pub(crate) fn this_boot_rows(
-    tx: &Transaction<'_>,
-    before: i64,
-) -> rusqlite::Result<Vec<(String, i64)>> {
+pub(crate) fn this_boot_rows(tx: &Connection, before: i64) -> rusqlite::Result<Vec<(String, i64)>> {
     let mut stmt = tx.prepare_cached(
         "SELECT digest, created FROM unsynced_blobs WHERE boot_id = ?1 AND created <= ?2",
     )?;
@@ -79,10 +76,7 @@ pub(crate) fn this_boot_rows(
 
 /// Deletes the rows read by [`this_boot_rows`] before a syncfs, unless a later write
 /// refreshed them. Returns how many went.
-pub(crate) fn unmark_synced(
-    tx: &Transaction<'_>,
-    rows: &[(String, i64)],
-) -> rusqlite::Result<usize> {
+pub(crate) fn unmark_synced(tx: &Connection, rows: &[(String, i64)]) -> rusqlite::Result<usize> {
     let mut n = 0;
     for (digest, created) in rows {
         n += db::exec(

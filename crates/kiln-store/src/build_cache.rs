@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::Store;
 use crate::db::now;
@@ -202,7 +202,7 @@ impl Store {
     }
 
     /// Records and orphaned content, sized by what the database and blob files say.
-    fn cache_entries_tx(&self, tx: &Transaction<'_>) -> Result<Vec<CacheEntry>> {
+    fn cache_entries_tx(&self, tx: &Connection) -> Result<Vec<CacheEntry>> {
         let snapshots = snapshot_rows(tx)?;
         let leased_snaps = column(tx, "SELECT target FROM lease_refs WHERE kind = 'snapshot'")?;
         let leased_blobs = column(tx, "SELECT target FROM lease_refs WHERE kind = 'blob'")?;
@@ -384,7 +384,7 @@ fn mtime(m: &std::fs::Metadata) -> i64 {
 type SnapshotRows = HashMap<String, (Option<String>, u64, i64)>;
 
 /// key → (parent, size, created).
-fn snapshot_rows(tx: &Transaction<'_>) -> Result<SnapshotRows> {
+fn snapshot_rows(tx: &Connection) -> Result<SnapshotRows> {
     let mut stmt = tx.prepare("SELECT key, parent, size, created FROM snapshots")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -399,7 +399,7 @@ fn snapshot_rows(tx: &Transaction<'_>) -> Result<SnapshotRows> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn column(tx: &Transaction<'_>, sql: &str) -> Result<HashSet<String>> {
+fn column(tx: &Connection, sql: &str) -> Result<HashSet<String>> {
     let mut stmt = tx.prepare(sql)?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -422,7 +422,7 @@ fn closure(snapshots: &SnapshotRows, roots: HashSet<String>) -> HashSet<String> 
 
 /// Did snapshot `key` make a layer an image has (its unpacked form, or the directory a
 /// build step exported)?
-fn snapshot_in_image(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<bool> {
+fn snapshot_in_image(tx: &Connection, key: &str) -> rusqlite::Result<bool> {
     use rusqlite::OptionalExtension;
     tx.query_row(
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM image_layers WHERE 'layer:' || chain_id = ?1)
@@ -438,7 +438,7 @@ fn snapshot_in_image(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<bool> 
 }
 
 /// Does an image (or a running build) keep blob `digest`?
-fn image_blob(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<bool> {
+fn image_blob(tx: &Connection, digest: &str) -> rusqlite::Result<bool> {
     use rusqlite::OptionalExtension;
     tx.query_row(
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)

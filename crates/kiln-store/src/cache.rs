@@ -102,31 +102,51 @@ impl Store {
     /// caller holds a [`crate::BuildGuard`], which keeps prunes from removing the record
     /// meanwhile; [`Store::cache_touch`] marks the records used once per build.
     pub fn cache_use(&self, key: &str) -> Result<Option<CacheHit>> {
-        let snapdir = self.layout().snapshots_dir();
+        self.read(|tx| self.cache_use_tx(tx, key))
+    }
+
+    /// [`Store::cache_use`] of `key` and [`Store::cache_peek`] of `peek`, in one read
+    /// transaction: a build looks up each step's record and the key its position had last
+    /// time (`--explain`'s record) together, one transaction per cached step instead of two.
+    pub fn cache_use_and_peek(
+        &self,
+        key: &str,
+        peek: &str,
+    ) -> Result<(Option<CacheHit>, Option<Vec<u8>>)> {
         self.read(|tx| {
-            let row: Option<(Vec<u8>, bool)> = db::query_row(
-                tx,
-                "SELECT value, last_used < ?2 OR uses = 0 FROM cache WHERE key = ?1",
-                params![key, now() - TOUCH_SECS],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            let hit = self.cache_use_tx(tx, key)?;
+            let peeked = db::query_row(tx, "SELECT value FROM cache WHERE key = ?1", [peek], |r| {
+                r.get(0)
+            })
             .optional()?;
-            let Some((value, stale)) = row else {
-                return Ok(None);
-            };
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE key IN
-                 (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')"
-            ))?;
-            let snapshots = stmt
-                .query_map([key], |r| SnapshotInfo::from_row(&snapdir, r))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(CacheHit {
-                value,
-                snapshots,
-                stale,
-            }))
+            Ok((hit, peeked))
         })
+    }
+
+    fn cache_use_tx(&self, tx: &rusqlite::Connection, key: &str) -> Result<Option<CacheHit>> {
+        let snapdir = self.layout().snapshots_dir();
+        let row: Option<(Vec<u8>, bool)> = db::query_row(
+            tx,
+            "SELECT value, last_used < ?2 OR uses = 0 FROM cache WHERE key = ?1",
+            params![key, now() - TOUCH_SECS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+        let Some((value, stale)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE key IN
+             (SELECT target FROM cache_refs WHERE cache_key = ?1 AND kind = 'snapshot')"
+        ))?;
+        let snapshots = stmt
+            .query_map([key], |r| SnapshotInfo::from_row(&snapdir, r))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(CacheHit {
+            value,
+            snapshots,
+            stale,
+        }))
     }
 
     /// Marks records (and the snapshots they reference) used now, in one transaction. Marks

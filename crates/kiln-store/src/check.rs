@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::Digest;
 use crate::Store;
@@ -394,7 +394,7 @@ impl Store {
     /// Why an image index is broken, if it is.
     fn index_problem(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         digest: &Digest,
         bad_images: &BTreeSet<Digest>,
         verified: &mut Verified,
@@ -503,7 +503,7 @@ impl Store {
 
     fn check_snapshots(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         f: &mut Findings,
         problems: &mut Vec<Problem>,
     ) -> Result<()> {
@@ -540,7 +540,7 @@ impl Store {
     /// them; their directories move to `trash`. Returns how many snapshots went.
     pub(crate) fn drop_snapshot_trees(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         keys: Vec<String>,
         trash: &mut Trash,
     ) -> Result<usize> {
@@ -579,7 +579,7 @@ impl Store {
     }
 
     /// Removes what `f` found broken, inside the checking transaction.
-    fn repair_tx(&self, tx: &Transaction<'_>, trash: &mut Trash, f: &Findings) -> Result<()> {
+    fn repair_tx(&self, tx: &Connection, trash: &mut Trash, f: &Findings) -> Result<()> {
         let dir = self.layout().blobs_dir();
         for d in &f.corrupt_blobs {
             self.trash_blob(trash, d)?;
@@ -632,7 +632,7 @@ impl Store {
     }
 }
 
-fn db_checks(tx: &Transaction<'_>) -> Result<Vec<String>> {
+fn db_checks(tx: &Connection) -> Result<Vec<String>> {
     let mut out = Vec::new();
     {
         let mut stmt = tx.prepare("PRAGMA quick_check")?;

@@ -19,7 +19,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Digest;
 use crate::Store;
@@ -187,7 +187,7 @@ fn supervisor_alive(p: ProcessId) -> bool {
     !matches!(state.as_deref(), Some("Z") | Some("X") | None)
 }
 
-fn mark_orphan_exited(tx: &Transaction<'_>, c: &mut ContainerRecord) -> rusqlite::Result<()> {
+fn mark_orphan_exited(tx: &Connection, c: &mut ContainerRecord) -> rusqlite::Result<()> {
     let t = unix_nanos();
     db::exec(
         tx,
@@ -436,7 +436,7 @@ impl Store {
 
 /// Containers whose supervisor died, for `system check`: (id, supervisor pid). With `repair`
 /// they are recorded as exited.
-pub(crate) fn dead_supervisors(tx: &Transaction<'_>, repair: bool) -> Result<Vec<(String, u32)>> {
+pub(crate) fn dead_supervisors(tx: &Connection, repair: bool) -> Result<Vec<(String, u32)>> {
     let rows = {
         let mut stmt = tx.prepare(&format!(
             "SELECT {COLUMNS} FROM containers WHERE state IN ('running', 'paused')"

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Digest;
 use crate::Store;
@@ -88,7 +88,7 @@ impl Store {
     /// each in the space the previous one freed.
     pub(crate) fn write_sweep<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>, &mut Sweep) -> Result<T>,
+        f: impl FnOnce(&Connection, &mut Sweep) -> Result<T>,
     ) -> Result<(T, u64)> {
         let mut sweep = Sweep::default();
         let v = match self.write(|tx| f(tx, &mut sweep)) {
@@ -119,7 +119,7 @@ impl Store {
     /// file.
     fn sweep_blobs(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         sweep: &mut Sweep,
         candidates: Option<&[Digest]>,
     ) -> Result<()> {
@@ -171,7 +171,7 @@ impl Store {
     /// Moves every blob file nothing references to the trash (see `blob_sync`).
     pub(crate) fn sweep_unreferenced_blobs(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         sweep: &mut Sweep,
     ) -> Result<()> {
         self.sweep_blobs(tx, sweep, None)
@@ -179,7 +179,7 @@ impl Store {
 
     /// Removes snapshot rows nothing references (directly or through a child) and moves
     /// their directories to the trash.
-    fn sweep_snapshots(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
+    fn sweep_snapshots(&self, tx: &Connection, sweep: &mut Sweep) -> Result<()> {
         let mut parent_of: HashMap<String, Option<String>> = HashMap::new();
         let mut dir_of: HashMap<String, (String, u64)> = HashMap::new();
         {
@@ -469,7 +469,7 @@ impl Store {
     /// Returns `Untagged` for each tag it still had, then `Deleted` for the index.
     fn delete_index_tx(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         digest: &Digest,
         sweep: &mut Sweep,
     ) -> Result<Vec<RemoveEvent>> {
@@ -495,7 +495,7 @@ impl Store {
     /// events: the image ID, then the chain IDs of layers no other image uses, top first.
     fn delete_image_tx(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         image: &ImageRecord,
         sweep: &mut Sweep,
     ) -> Result<Vec<RemoveEvent>> {
@@ -568,7 +568,7 @@ impl Store {
 
     fn prune_images_tx(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         scope: PruneScope,
         keep: &dyn Fn(&ImageRecord) -> bool,
         sweep: &mut Sweep,
@@ -703,7 +703,7 @@ impl Store {
         Ok(freed)
     }
 
-    pub(crate) fn collect_tx(&self, tx: &Transaction<'_>, sweep: &mut Sweep) -> Result<()> {
+    pub(crate) fn collect_tx(&self, tx: &Connection, sweep: &mut Sweep) -> Result<()> {
         remove_dead_leases(tx)?;
         self.sweep_blobs(tx, sweep, None)?;
         self.sweep_snapshots(tx, sweep)?;
@@ -734,7 +734,7 @@ fn looks_like_id(name: &str, id: &Digest) -> bool {
         || (!bare.is_empty() && id.hex().starts_with(bare) && bare.len() == 64)
 }
 
-pub(crate) fn all_indexes(tx: &Transaction<'_>) -> Result<Vec<Digest>> {
+pub(crate) fn all_indexes(tx: &Connection) -> Result<Vec<Digest>> {
     let mut stmt = tx.prepare("SELECT digest FROM image_indexes ORDER BY digest")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -744,7 +744,7 @@ pub(crate) fn all_indexes(tx: &Transaction<'_>) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, String)>> {
+fn container_users(tx: &Connection, id: &Digest) -> Result<Vec<(String, String)>> {
     let mut stmt =
         tx.prepare("SELECT id, state FROM containers WHERE image_id = ?1 ORDER BY id")?;
     let rows = stmt.query_map(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -753,7 +753,7 @@ fn container_users(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<(String, Str
 
 /// Does another image build on this one: recorded as its parent, or (builds record none,
 /// as BuildKit's) starting with all of this image's layers and adding more?
-fn has_children(tx: &Transaction<'_>, id: &Digest) -> Result<bool> {
+fn has_children(tx: &Connection, id: &Digest) -> Result<bool> {
     Ok(tx
         .query_row(
             "SELECT 1 FROM images WHERE parent = ?1

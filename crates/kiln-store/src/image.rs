@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Digest;
 use crate::Store;
@@ -143,10 +143,7 @@ fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
     })
 }
 
-pub(crate) fn load_images(
-    tx: &Transaction<'_>,
-    filter_id: Option<&Digest>,
-) -> Result<Vec<ImageRecord>> {
+pub(crate) fn load_images(tx: &Connection, filter_id: Option<&Digest>) -> Result<Vec<ImageRecord>> {
     let mut images: Vec<ImageRecord> = match filter_id {
         Some(id) => {
             let mut stmt =
@@ -187,7 +184,7 @@ pub(crate) fn load_images(
     Ok(images)
 }
 
-pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<LayerRecord>> {
+pub(crate) fn image_layers(tx: &Connection, id: &Digest) -> Result<Vec<LayerRecord>> {
     let mut stmt = tx.prepare(
         "SELECT l.blob_digest, l.diff_id, l.media_type, l.compressed_size, l.uncompressed_size
          FROM image_layers il JOIN layers l ON l.blob_digest = il.blob_digest
@@ -206,14 +203,14 @@ pub(crate) fn image_layers(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Laye
 }
 
 /// Points `reference` at `id`; returns the image it pointed at before, if another one.
-pub(crate) fn set_tag(tx: &Transaction<'_>, reference: &str, id: &Digest) -> Result<TagChange> {
+pub(crate) fn set_tag(tx: &Connection, reference: &str, id: &Digest) -> Result<TagChange> {
     write_tag(tx, reference, id, None)
 }
 
 /// Points `reference` at image `image`, or at index `index` (whose entry for this machine is
 /// `image`); returns what it named before (an index by its digest, or an image), if another.
 pub(crate) fn write_tag(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     reference: &str,
     image: &Digest,
     index: Option<&Digest>,

@@ -18,7 +18,7 @@
 //! An index keeps its images alive: `rmi` of an entry's image is refused without `-f`, and
 //! prune never removes one (see `gc.rs`).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use kiln_image::Platform;
 use kiln_image::compression::media_types;
@@ -94,7 +94,7 @@ impl IndexRecord {
 }
 
 /// Reads index `digest` (with its entries and tags) in `tx`; None if there is no such index.
-pub(crate) fn load_index(tx: &Transaction<'_>, digest: &Digest) -> Result<Option<IndexRecord>> {
+pub(crate) fn load_index(tx: &Connection, digest: &Digest) -> Result<Option<IndexRecord>> {
     let key = digest.to_string();
     let Some((media_type, size, added)) = db::query_row(
         tx,
@@ -158,7 +158,7 @@ pub(crate) fn load_index(tx: &Transaction<'_>, digest: &Digest) -> Result<Option
 }
 
 /// Digests of the indexes that list image `id`.
-pub(crate) fn indexes_using(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Digest>> {
+pub(crate) fn indexes_using(tx: &Connection, id: &Digest) -> Result<Vec<Digest>> {
     let mut stmt = tx.prepare_cached(
         "SELECT DISTINCT index_digest FROM index_entries WHERE image_id = ?1 ORDER BY index_digest",
     )?;
@@ -172,7 +172,7 @@ pub(crate) fn indexes_using(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Dig
 
 /// Points `reference` (full) at index `index`, its `image_id` at `image`.
 pub(crate) fn set_index_tag(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     reference: &str,
     index: &Digest,
     image: &Digest,

@@ -78,7 +78,7 @@ impl Lease {
     /// `f` adds point at it).
     pub(crate) fn write_refs<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
     ) -> Result<T> {
         let out = self.store.write(|tx| {
             if !self.has_row.load(Ordering::Relaxed) {
@@ -223,7 +223,7 @@ impl Drop for Lease {
 
 /// [`Lease::protect`] inside a transaction of [`Lease::write_refs`].
 pub(crate) fn protect_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     lease: &Lease,
     kind: RefKind,
     target: &str,
@@ -237,7 +237,7 @@ pub(crate) fn protect_tx(
 }
 
 /// Removes the leases of processes that no longer run. Call inside a write transaction.
-pub(crate) fn remove_dead_leases(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+pub(crate) fn remove_dead_leases(tx: &rusqlite::Connection) -> rusqlite::Result<usize> {
     let mut dead = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT id, pid, start_time FROM leases")?;

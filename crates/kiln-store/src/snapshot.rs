@@ -51,7 +51,7 @@ pub(crate) const SNAPSHOT_COLUMNS: &str = "key, dir, parent, size, created, last
 
 /// Mark snapshot `key` used and read it, inside the caller's write transaction.
 pub(crate) fn use_snapshot_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     snapdir: &Path,
     key: &str,
 ) -> rusqlite::Result<Option<SnapshotInfo>> {

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::Digest;
 use crate::Store;
@@ -149,7 +149,7 @@ impl Store {
     /// after the commit, or puts it back when `f` or the commit fails.
     pub(crate) fn write_collecting<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>, &mut Trash) -> Result<T>,
+        f: impl FnOnce(&Connection, &mut Trash) -> Result<T>,
     ) -> Result<T> {
         let mut trash = Trash::default();
         match self.write(|tx| f(tx, &mut trash)) {
@@ -221,7 +221,7 @@ fn exists(p: &Path) -> bool {
 }
 
 /// Does the database still reference what a trash entry held (its transaction rolled back)?
-fn still_needed(tx: &Transaction<'_>, origin: &Origin) -> rusqlite::Result<bool> {
+fn still_needed(tx: &Connection, origin: &Origin) -> rusqlite::Result<bool> {
     match origin {
         Origin::Blob(d) => blob_is_live(tx, &d.to_string()),
         Origin::Snapshot(dir) => snapshot_dir_is_recorded(tx, dir),

@@ -556,8 +556,15 @@ impl Build<'_> {
         };
         let use_cache = !self.opts.no_cache && !self.no_cache_stages.contains(&step.stage);
         let explain_key = crate::solve::explain::explain_key(self, i);
+        // The step's record and what its position had last time, in one read.
+        let (hit, prev) = if use_cache {
+            self.cache_lookup(&key.key, &explain_key)?
+        } else {
+            (None, crate::solve::explain::previous(self, &explain_key))
+        };
+        let prev = prev.as_deref();
         if use_cache {
-            if let Some(rec) = self.cache_lookup(&key.key)? {
+            if let Some(rec) = hit {
                 self.events.send(Event::StepCached { step: i });
                 self.counters.lock().unwrap().0 += 1;
                 self.timings.lock().unwrap()[i].cached = true;
@@ -565,7 +572,7 @@ impl Build<'_> {
                 let mut chain = (*parent.chain).clone();
                 let made_layer = rec.layer.is_some();
                 chain.extend(rec.layer);
-                crate::solve::explain::record(self, &explain_key, &key);
+                crate::solve::explain::record(self, &explain_key, prev, &key);
                 let created = rec.created.max(parent.created);
                 return Ok(StepResult {
                     key: result_key,
@@ -586,7 +593,7 @@ impl Build<'_> {
                         created: hit.created,
                     },
                 ));
-                crate::solve::explain::record(self, &explain_key, &key);
+                crate::solve::explain::record(self, &explain_key, prev, &key);
                 let mut chain = (*parent.chain).clone();
                 let made_layer = hit.layer.is_some();
                 chain.extend(hit.layer);
@@ -597,7 +604,7 @@ impl Build<'_> {
                     created: hit.created.max(parent.created),
                 });
             }
-            if let Some(reason) = crate::solve::explain::why_missed(self, &explain_key, &key) {
+            if let Some(reason) = crate::solve::explain::why_missed(prev, &key) {
                 self.events.send(Event::CacheMiss { step: i, reason });
             }
         }
@@ -631,7 +638,7 @@ impl Build<'_> {
         })?;
         self.store.cache_put(&key.key, &value, &refs)?;
         self.step_records.lock().unwrap()[i] = Some((key.key.clone(), rec));
-        crate::solve::explain::record(self, &explain_key, &key);
+        crate::solve::explain::record(self, &explain_key, prev, &key);
         self.counters.lock().unwrap().1 += 1;
         self.events.send(Event::StepDone {
             step: i,
@@ -648,24 +655,30 @@ impl Build<'_> {
         })
     }
 
-    /// A cache record whose snapshot still exists (kept by the build guard). Its blob, if
-    /// the layer has one, is found or made at export.
-    fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
-        let Some(hit) = self.store.cache_use(key)? else {
-            return Ok(None);
+    /// A cache record whose snapshot still exists (kept by the build guard), and the
+    /// explain record `explain_key` (see `explain::previous`), read together. The record's
+    /// blob, if its layer has one, is found or made at export.
+    fn cache_lookup(
+        &self,
+        key: &str,
+        explain_key: &str,
+    ) -> Result<(Option<CacheRecord>, Option<Vec<u8>>)> {
+        let (hit, prev) = self.store.cache_use_and_peek(key, explain_key)?;
+        let Some(hit) = hit else {
+            return Ok((None, prev));
         };
         let Ok(mut rec) = serde_json::from_slice::<CacheRecord>(&hit.value) else {
-            return Ok(None);
+            return Ok((None, prev));
         };
         if let Some(l) = &mut rec.layer {
             let Some(info) = hit.snapshots.into_iter().find(|s| s.key == l.snapshot) else {
-                return Ok(None);
+                return Ok((None, prev));
             };
             l.dir = info.path;
         }
         if hit.stale {
             self.hits.lock().unwrap().push(key.to_string());
         }
-        Ok(Some(rec))
+        Ok((Some(rec), prev))
     }
 }

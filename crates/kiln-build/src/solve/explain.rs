@@ -41,21 +41,29 @@ pub fn explain_key(b: &Build<'_>, i: StepIndex) -> String {
     format!("explain:{k}")
 }
 
-/// Remember `key` as the last one computed at this step's position. A cache hit usually
-/// finds the same key remembered: then nothing is written.
-pub fn record(b: &Build<'_>, ekey: &str, key: &StepKey) {
+/// What this step's position remembers (its key the last time), read apart from a cache
+/// lookup (with `--no-cache`; a lookup reads it in its own transaction).
+pub fn previous(b: &Build<'_>, ekey: &str) -> Option<Vec<u8>> {
+    b.store.cache_peek(ekey).ok().flatten()
+}
+
+/// Remember `key` as the last one computed at this step's position, unless `prev` (what
+/// [`previous`] read) already is it: a cache hit usually finds the same key, and writes
+/// nothing.
+pub fn record(b: &Build<'_>, ekey: &str, prev: Option<&[u8]>, key: &StepKey) {
     let Ok(v) = serde_json::to_vec(key) else {
         return;
     };
-    if b.store.cache_peek(ekey).ok().flatten().as_deref() == Some(v.as_slice()) {
+    if prev == Some(v.as_slice()) {
         return;
     }
     let _ = b.store.cache_put(ekey, &v, &[]);
 }
 
-/// A sentence naming what changed since the last build of this step, if one is known.
-pub fn why_missed(b: &Build<'_>, ekey: &str, now: &StepKey) -> Option<String> {
-    let prev: StepKey = serde_json::from_slice(&b.store.cache_peek(ekey).ok()??).ok()?;
+/// A sentence naming what changed since the last build of this step (`prev`), if one is
+/// known.
+pub fn why_missed(prev: Option<&[u8]>, now: &StepKey) -> Option<String> {
+    let prev: StepKey = serde_json::from_slice(prev?).ok()?;
     Some(diff(&prev, now))
 }
 
