@@ -43,6 +43,33 @@ pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
     })
 }
 
+/// `--cap-add`/`--cap-drop` over `base`, with moby's rules (`kiln_runtime::tweak_capabilities`).
+fn tweak_caps(
+    base: &Capabilities,
+    adds: &[String],
+    drops: &[String],
+) -> anyhow::Result<Capabilities> {
+    let is_all = |n: &String| {
+        let up = n.to_ascii_uppercase();
+        up == "ALL" || up == "CAP_ALL"
+    };
+    let named = |list: &[String]| -> anyhow::Result<Vec<_>> {
+        let mut out = Vec::new();
+        for n in list.iter().filter(|n| !is_all(n)) {
+            out.extend(capability(n)?);
+        }
+        Ok(out)
+    };
+    Ok(kiln_runtime::tweak_capabilities(
+        base,
+        &kiln_runtime::all_capabilities(),
+        &named(adds)?,
+        &named(drops)?,
+        adds.iter().any(is_all),
+        drops.iter().any(is_all),
+    ))
+}
+
 /// The container's network namespace, as the spec gets it.
 #[derive(Debug, Clone, Copy)]
 pub enum NetNs<'a> {
@@ -116,15 +143,8 @@ pub fn build(
         process.set_no_new_privileges(Some(config.no_new_privileges()));
         if !config.host.cap_add.is_empty() || !config.host.cap_drop.is_empty() {
             let mut caps = process.capabilities().clone().unwrap_or_default();
-            let mut set: Capabilities = caps.bounding().clone().unwrap_or_default();
-            for c in &config.host.cap_add {
-                set.extend(capability(c)?);
-            }
-            for c in &config.host.cap_drop {
-                for cap in capability(c)? {
-                    set.remove(&cap);
-                }
-            }
+            let base: Capabilities = caps.bounding().clone().unwrap_or_default();
+            let set = tweak_caps(&base, &config.host.cap_add, &config.host.cap_drop)?;
             caps.set_bounding(Some(set.clone()));
             caps.set_effective(Some(set.clone()));
             caps.set_permitted(Some(set));

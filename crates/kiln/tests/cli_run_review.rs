@@ -1,0 +1,80 @@
+//! End-to-end tests of what a new user's review of `kiln run` found against docker 20.10:
+//! capabilities, `top`'s rows, `wait` on `--rm`, leftovers of failed runs, `rm -f`, tmpfs
+//! options, OOM kills. Needs root.
+
+mod support;
+
+use support::*;
+
+const BB: &str = "localhost/busybox:latest";
+
+fn ctx() -> RunCtx {
+    require_root();
+    RunCtx(Ctx::new())
+}
+
+/// The `CapEff` and `CapBnd` masks a command in the container prints from /proc/self/status.
+fn caps(lines: &str) -> (String, String) {
+    let field = |k: &str| {
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {lines:?}"))
+            .trim()
+            .to_string()
+    };
+    (field("CapEff:"), field("CapBnd:"))
+}
+
+#[test]
+fn cap_add_wins_over_cap_drop_as_in_moby() {
+    let c = ctx();
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BB, "grep", "Cap", "/proc/self/status"]);
+        caps(&ok(&c, &args))
+    };
+    // docker 20.10: CapEff 0000000000000001.
+    assert_eq!(
+        run(&["--cap-drop", "ALL", "--cap-add", "CHOWN"]).0,
+        "0000000000000001"
+    );
+    // An explicit add wins over a drop of the same capability: docker's default set.
+    assert_eq!(
+        run(&["--cap-drop", "CHOWN", "--cap-add", "CHOWN"]).0,
+        "00000000a80425fb"
+    );
+    assert_eq!(run(&["--cap-drop", "CHOWN"]).0, "00000000a80425fa");
+    // ALL added first, then the drops.
+    let (eff, bnd) = run(&["--cap-add", "ALL", "--cap-drop", "CAP_CHOWN"]);
+    assert_eq!(eff, bnd);
+    let all = u64::from_str_radix(&eff, 16).unwrap();
+    assert_eq!(all & 1, 0, "CHOWN dropped: {eff}");
+    assert_ne!(all & (1 << 21), 0, "SYS_ADMIN added: {eff}");
+
+    // exec gets the container's set.
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "capx",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let (eff, _) = caps(&ok(
+        &c,
+        &["exec", "capx", "grep", "Cap", "/proc/self/status"],
+    ));
+    assert_eq!(eff, "0000000000000001");
+}
