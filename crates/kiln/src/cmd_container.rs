@@ -46,7 +46,13 @@ pub(crate) fn diff_container(store_root: &std::path::Path, name: &str) -> anyhow
     match diff::diff(&store, name) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            let msg = crate::cmd_image::message(&e);
+            // docker's CLI prints a daemon's refusal as it came, without its own "Error: ".
+            if msg.starts_with("Error response from daemon: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("Error: {msg}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }
@@ -615,7 +621,13 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             {
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            let msg = crate::cmd_image::message(&e);
+            // docker's CLI prints a daemon's refusal as it came, without its own "Error: ".
+            if msg.starts_with("Error response from daemon: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("Error: {msg}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }

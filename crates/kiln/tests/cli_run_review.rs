@@ -78,3 +78,44 @@ fn cap_add_wins_over_cap_drop_as_in_moby() {
     ));
     assert_eq!(eff, "0000000000000001");
 }
+
+#[test]
+fn top_lists_only_the_containers_processes_whatever_the_ps_options() {
+    let c = ctx();
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "topc",
+            "--network",
+            "none",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    for opts in [&["aux"][..], &["-ef"], &["-eo", "pid,user,args"], &[]] {
+        let mut args = vec!["top", "topc"];
+        args.extend_from_slice(opts);
+        let so = ok(&c, &args);
+        let lines: Vec<&str> = so.lines().collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "top {opts:?}: the title and sleep only:\n{so}"
+        );
+        assert!(lines[0].contains("PID"), "{so}");
+        assert!(lines[1].ends_with("sleep 100"), "{so}");
+    }
+    // docker's columns: at least 20 wide, 3 spaces of padding.
+    let so = ok(&c, &["top", "topc", "-o", "pid,comm"]);
+    assert!(so.starts_with("PID                 COMMAND\n"), "{so:?}");
+    let (code, _, se) = out(&c.kiln(&["top", "topc", "-o", "comm"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        se,
+        "Error response from daemon: Couldn't find PID field in ps output\n"
+    );
+}

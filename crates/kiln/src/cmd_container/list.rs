@@ -334,29 +334,112 @@ fn human_size_prec_binary(b: u64) -> String {
     format!("{s}{}", units[i])
 }
 
+/// docker's `top`: the host's `ps` with the options given (default `-ef`), `-q` naming the
+/// container's processes where ps takes it, and only the rows whose PID is the container's
+/// (moby's `parsePSOutput`), so options such as `aux` never list the host's processes.
 pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
-    let c = store.find_container(&a.container)?;
+    let daemon = |m: String| anyhow::anyhow!("Error response from daemon: {m}");
+    let c = store
+        .find_container(&a.container)
+        .map_err(|e| daemon(e.to_string()))?;
     if !c.state.is_live() || c.pid == 0 {
-        bail!("Container {} is not running", c.id);
+        return Err(daemon(format!("Container {} is not running", c.id)));
     }
     // The container's processes: those in its cgroup (exec'd ones too), else its first
     // process and its descendants.
     let pids = super::cgroup::processes(&store.container_dir(&c.id), &c.id, c.pid);
-    let ps_args: Vec<String> = if a.ps_args.is_empty() {
-        vec!["-f".into()]
+    // docker joins the options with spaces and splits them again.
+    let joined = if a.ps_args.is_empty() {
+        "-ef".to_string()
     } else {
-        a.ps_args.clone()
+        a.ps_args.join(" ")
     };
+    let ps_args: Vec<&str> = joined.split(' ').collect();
     let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-    let out = std::process::Command::new("ps")
-        .args(&ps_args)
-        .arg("-p")
-        .arg(list.join(","))
-        .output()
-        .map_err(|e| anyhow::anyhow!("running ps: {e}"))?;
+    let ps = |extra: Option<String>| {
+        std::process::Command::new("ps")
+            .args(&ps_args)
+            .args(extra)
+            .output()
+            .map_err(|e| anyhow::anyhow!("running ps: {e}"))
+    };
+    let mut out = ps(Some(format!("-q{}", list.join(","))))?;
     if !out.status.success() {
-        bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+        // Some options (f) do not go with -q: all processes, filtered below.
+        out = ps(None)?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let first = err.lines().next().unwrap_or("").to_string();
+            return Err(daemon(format!("ps: {first}")));
+        }
     }
-    std::io::stdout().write_all(&out.stdout)?;
+    let table = ps_rows(&String::from_utf8_lossy(&out.stdout), &pids).map_err(daemon)?;
+    let text: Vec<String> = table.iter().map(|row| row.join("\t")).collect();
+    let mut text = crate::cmd_image::render::tabwrite_min(&text.join("\n"), 20);
+    text.push('\n');
+    std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// moby's `parsePSOutput`: the titles, then the rows whose PID is in `pids` (and the thread
+/// rows, PID `-`, that follow one of them); the last column keeps its spaces.
+fn ps_rows(output: &str, pids: &[u32]) -> Result<Vec<Vec<String>>, String> {
+    let mut lines = output.split('\n');
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| "Couldn't find PID field in ps output".to_string())?;
+    let n = titles.len();
+    let mut rows = vec![titles];
+    let mut after_ours = false;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        let Some(pid) = fields.get(pid_col) else {
+            continue;
+        };
+        let ours = if *pid == "-" {
+            after_ours
+        } else {
+            let p: u32 = pid
+                .parse()
+                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            after_ours = pids.contains(&p);
+            after_ours
+        };
+        if ours {
+            let mut row: Vec<String> = fields[..(n - 1).min(fields.len())]
+                .iter()
+                .map(|f| f.to_string())
+                .collect();
+            if fields.len() >= n {
+                row.push(fields[n - 1..].join(" "));
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod top_tests {
+    use super::ps_rows;
+
+    #[test]
+    fn only_the_containers_rows_are_kept() {
+        let out = "USER PID %CPU COMMAND\nroot 1 0.0 /sbin/init splash\nroot 42 0.1 sleep 300\nroot - 0.0 -\nroot 7 0.0 x\n";
+        let rows = ps_rows(out, &[42]).unwrap();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[1], ["root", "42", "0.1", "sleep 300"]);
+        assert_eq!(rows[2][1], "-");
+        assert_eq!(
+            ps_rows("COMMAND\nsleep\n", &[42]).unwrap_err(),
+            "Couldn't find PID field in ps output"
+        );
+    }
 }
