@@ -119,3 +119,37 @@ fn top_lists_only_the_containers_processes_whatever_the_ps_options() {
         "Error response from daemon: Couldn't find PID field in ps output\n"
     );
 }
+
+#[test]
+fn wait_prints_the_exit_code_of_a_removed_rm_container() {
+    let c = ctx();
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            BB,
+            "sh",
+            "-c",
+            "sleep 1; exit 4",
+        ],
+    );
+    // docker 20.10 prints 4.
+    assert_eq!(ok(&c, &["wait", id.trim()]), "4\n");
+    let (code, _, se) = out(&c.kiln(&["wait", id.trim()]));
+    assert_eq!(code, 1, "{se}");
+    assert!(se.contains("No such container"), "{se}");
+}
+
+/// The directories under the store's containers/.
+fn container_dirs(c: &Ctx) -> Vec<String> {
+    match std::fs::read_dir(c.root.join("containers")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

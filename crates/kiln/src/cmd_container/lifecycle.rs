@@ -1,6 +1,6 @@
 //! `run`, `create`, `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `rename`, `container prune`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -877,10 +877,22 @@ pub fn wait(store: &Store, a: NamesArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
         let c = store.find_container(n)?;
         let supervisor = c.supervisor_pid;
+        // Opened while the row exists: the supervisor writes the code into this file before it
+        // removes a `--rm` container, and the open file outlives the directory.
+        let code_file = std::fs::File::open(store.container_dir(&c.id).join(supervisor::EXIT_CODE));
         let done = wait_stopped(store, &c.id, Duration::MAX)?;
         wait_supervisor_gone(supervisor);
-        // Removed meanwhile (--rm): docker prints the code it saw; the row is gone here.
-        let code = done.map_or(0, |d| d.exit_code);
+        let code = match done {
+            Some(d) => d.exit_code,
+            None => code_file
+                .ok()
+                .and_then(|mut f| {
+                    let mut s = String::new();
+                    f.read_to_string(&mut s).ok()?;
+                    s.trim().parse::<i32>().ok()
+                })
+                .ok_or_else(|| kiln_store::Error::ContainerNotFound(n.to_string()))?,
+        };
         println!("{code}");
         Ok(())
     })

@@ -291,6 +291,15 @@ fn cancel_if_pending(pid: &AtomicU32, pending: &AtomicI32) -> i32 {
 /// signal it: the restart policy does not apply to what the user stopped.
 pub const MANUAL_STOP: &str = "stopped-by-user";
 
+/// `containers/<id>/exit-code`: made empty at each start, the exit code written into the same
+/// file before the row is updated or removed, so a `wait` that opened it first reads the code
+/// of a `--rm` container whose row and directory are gone.
+pub const EXIT_CODE: &str = "exit-code";
+
+fn write_exit_code(dir: &Path, code: i32) {
+    let _ = std::fs::write(dir.join(EXIT_CODE), code.to_string());
+}
+
 /// What one run of the container's process needs from the supervisor's setup.
 struct Setup<'a> {
     store: &'a Store,
@@ -487,6 +496,7 @@ fn run(
     let config: ContainerConfig = serde_json::from_str(&rec.config)
         .map_err(|e| start_error(125, format!("container {id}: bad config: {e}")))?;
     let fail = |code: i32, message: String| -> StartError {
+        write_exit_code(&store.container_dir(&id), code);
         let _ = store.container_finished(&id, code, &message, false);
         if config.host.auto_remove {
             let _ = store.remove_container(&id);
@@ -503,6 +513,7 @@ fn run(
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
+    let _ = std::fs::write(dir.join(EXIT_CODE), "");
     // The network first: pasta starts configuring the namespace now and is waited for just
     // before the container's program starts (the rest of the setup runs meanwhile; pasta
     // takes about 10 ms).
@@ -722,6 +733,7 @@ fn run(
     proxy.stop();
     let _ = mount.unmount();
     cg.remove();
+    write_exit_code(&dir, code);
     if config.host.auto_remove {
         let _ = store.remove_container(&id);
         volume::remove_anonymous(store, &config);
