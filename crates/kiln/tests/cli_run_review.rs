@@ -153,3 +153,37 @@ fn container_dirs(c: &Ctx) -> Vec<String> {
         Err(_) => Vec::new(),
     }
 }
+
+#[test]
+fn a_failed_rm_run_leaves_no_directory_and_check_removes_orphans() {
+    let c = ctx();
+    for args in [
+        &["-u", "nosuch", BB, "true"][..],
+        &["--entrypoint", "/nosuch", BB],
+        &["-w", "/bin/sh", BB, "true"],
+    ] {
+        let mut full = vec!["run", "--rm", "--network", "none"];
+        full.extend_from_slice(args);
+        let (code, _, se) = out(&c.kiln(&full));
+        assert_ne!(code, 0, "{args:?}: {se}");
+        assert_eq!(container_dirs(&c), Vec::<String>::new(), "{args:?}: {se}");
+        assert_eq!(ok(&c, &["ps", "-aq"]), "");
+    }
+    // The message once, as docker's: "unable to find user nosuch: no matching entries in
+    // passwd file."
+    let (_, _, se) = out(&c.kiln(&["run", "--rm", "-u", "nosuch", BB, "true"]));
+    assert_eq!(se.matches("unable to find user").count(), 1, "{se}");
+
+    // A directory with no row (as an older kiln left them) is reported and repaired.
+    let orphan = "0".repeat(64);
+    std::fs::create_dir_all(c.root.join("containers").join(&orphan).join("upper")).unwrap();
+    let (code, so, se) = out(&c.kiln(&["system", "check"]));
+    assert_ne!(code, 0, "{so}{se}");
+    assert!(
+        format!("{so}{se}").contains(&format!("containers/{orphan}")),
+        "{so}{se}"
+    );
+    ok(&c, &["system", "check", "--repair"]);
+    assert_eq!(container_dirs(&c), Vec::<String>::new());
+    ok(&c, &["system", "check"]);
+}

@@ -27,8 +27,15 @@ pub struct Identity {
 /// `-u`/`USER` resolved through the image's /etc/passwd and /etc/group (inside `rootfs`).
 pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
     use kiln_build::copy::passwd;
-    let id = passwd::resolve_user(rootfs, user)
-        .map_err(|e| anyhow::anyhow!("unable to find user {user}: {e}"))?;
+    let id = passwd::resolve_user(rootfs, user).map_err(|e| {
+        let e = e.to_string();
+        // The passwd errors name the user already (docker's text).
+        if e.starts_with("unable to find ") {
+            anyhow::anyhow!("{e}")
+        } else {
+            anyhow::anyhow!("unable to find user {user}: {e}")
+        }
+    })?;
     let home = passwd::users(rootfs)
         .ok()
         .and_then(|all| all.into_iter().find(|e| e.uid == id.uid))

@@ -580,6 +580,8 @@ fn run(
         Ok(v) => v,
         Err(e) => {
             proxy.stop();
+            // Unmounted first: `--rm` removes the directory the root is mounted in.
+            drop(mount);
             return Err(fail(125, anyhow_message(&e)));
         }
     };
@@ -589,6 +591,7 @@ fn run(
         Err(e) => {
             proxy.stop();
             cg.remove();
+            drop(mount);
             return Err(fail(125, format!("opening the log file: {e}")));
         }
     };
@@ -597,6 +600,7 @@ fn run(
         Err(e) => {
             proxy.stop();
             cg.remove();
+            drop(mount);
             return Err(fail(
                 125,
                 format!(
@@ -619,6 +623,7 @@ fn run(
     {
         proxy.stop();
         cg.remove();
+        drop(mount);
         cleanup(&hub, 125);
         return Err(fail(125, "no client attached within 30 s".into()));
     }
