@@ -187,3 +187,15 @@ fn a_failed_rm_run_leaves_no_directory_and_check_removes_orphans() {
     assert_eq!(container_dirs(&c), Vec::<String>::new());
     ok(&c, &["system", "check"]);
 }
+
+#[test]
+fn rm_f_of_a_missing_container_says_so_and_succeeds() {
+    let c = ctx();
+    // docker 20.10's CLI: the error on stderr, exit 0; without -f exit 1.
+    let (code, so, se) = out(&c.kiln(&["rm", "-f", "nosuch"]));
+    assert_eq!((code, so.as_str()), (0, ""));
+    assert_eq!(se, "Error: No such container: nosuch\n");
+    let (code, _, se) = out(&c.kiln(&["rm", "nosuch"]));
+    assert_eq!(code, 1);
+    assert_eq!(se, "Error: No such container: nosuch\n");
+}

@@ -862,7 +862,14 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
 
 pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
-        let c = store.find_container(n)?;
+        let c = match store.find_container(n) {
+            // docker 20.10's CLI: `rm -f` of a missing container says so and succeeds.
+            Err(e @ kiln_store::Error::ContainerNotFound(_)) if a.force => {
+                eprintln!("Error: {e}");
+                return Ok(());
+            }
+            r => r?,
+        };
         remove_one(store, &c, a.force)?;
         if a.volumes {
             let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
