@@ -199,3 +199,23 @@ fn rm_f_of_a_missing_container_says_so_and_succeeds() {
     assert_eq!(code, 1);
     assert_eq!(se, "Error: No such container: nosuch\n");
 }
+
+#[test]
+fn tmpfs_mounts_get_dockers_options() {
+    let c = ctx();
+    let mnt = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BB, "grep", " /tmp ", "/proc/mounts"]);
+        ok(&c, &args)
+    };
+    // docker 20.10's lines.
+    let noexec = "tmpfs /tmp tmpfs rw,nosuid,nodev,noexec,relatime 0 0\n";
+    assert_eq!(mnt(&["--tmpfs", "/tmp"]), noexec);
+    assert_eq!(mnt(&["--read-only", "--tmpfs", "/tmp"]), noexec);
+    assert_eq!(mnt(&["--mount", "type=tmpfs,target=/tmp"]), noexec);
+    assert_eq!(
+        mnt(&["--tmpfs", "/tmp:exec,size=1m"]),
+        "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime,size=1024k 0 0\n"
+    );
+}

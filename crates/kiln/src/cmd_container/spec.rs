@@ -184,7 +184,9 @@ pub fn build(
         mounts.push(bind_mount(etc.join(f), format!("/etc/{f}"), false));
     }
     for (path, opts) in &config.host.tmpfs {
-        let mut o: Vec<&str> = opts.split(',').filter(|s| !s.is_empty()).collect();
+        // docker's tmpfs defaults (noexec, nosuid, nodev); the user's options after them win.
+        let mut o: Vec<&str> = vec!["noexec"];
+        o.extend(opts.split(',').filter(|s| !s.is_empty()));
         if !o.iter().any(|s| s.starts_with("mode=")) {
             o.push("mode=1777");
         }
@@ -193,7 +195,8 @@ pub fn build(
     for m in &config.host.mount_points {
         match m.typ.as_str() {
             "tmpfs" => {
-                let mut o: Vec<&str> = m.options.iter().map(String::as_str).collect();
+                let mut o: Vec<&str> = vec!["noexec"];
+                o.extend(m.options.iter().map(String::as_str));
                 if !m.rw {
                     o.push("ro");
                 }
