@@ -219,3 +219,56 @@ fn tmpfs_mounts_get_dockers_options() {
         "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime,size=1024k 0 0\n"
     );
 }
+
+#[test]
+fn an_oom_kill_shows_in_inspect() {
+    let c = ctx();
+    let (code, _, se) = out(&c.kiln(&[
+        "run",
+        "--name",
+        "oom",
+        "--network",
+        "none",
+        "--memory",
+        "16m",
+        BB,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]));
+    assert_eq!(code, 137, "{se}");
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.OOMKilled}} {{.State.ExitCode}}",
+                "oom"
+            ]
+        ),
+        "true 137\n"
+    );
+    // Started again without running out of memory: false.
+    ok(&c, &["rm", "oom"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "--name",
+            "oom",
+            "--network",
+            "none",
+            "--memory",
+            "16m",
+            BB,
+            "true",
+        ],
+    );
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{.State.OOMKilled}}", "oom"]),
+        "false\n"
+    );
+}

@@ -216,7 +216,7 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             running: c.state == kiln_store::ContainerState::Running,
             paused: c.state == kiln_store::ContainerState::Paused,
             restarting: false,
-            oom_killed: false,
+            oom_killed: dir.join(super::supervisor::OOM_KILLED).exists(),
             dead: c.state == kiln_store::ContainerState::Dead,
             pid: c.pid,
             exit_code: c.exit_code,

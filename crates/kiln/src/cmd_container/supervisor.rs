@@ -296,6 +296,10 @@ pub const MANUAL_STOP: &str = "stopped-by-user";
 /// of a `--rm` container whose row and directory are gone.
 pub const EXIT_CODE: &str = "exit-code";
 
+/// `containers/<id>/oom-killed`: there when the kernel's OOM killer killed a process of the
+/// container during its last run (`State.OOMKilled`).
+pub const OOM_KILLED: &str = "oom-killed";
+
 fn write_exit_code(dir: &Path, code: i32) {
     let _ = std::fs::write(dir.join(EXIT_CODE), code.to_string());
 }
@@ -514,6 +518,7 @@ fn run(
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
     let _ = std::fs::write(dir.join(EXIT_CODE), "");
+    let _ = std::fs::remove_file(dir.join(OOM_KILLED));
     // The network first: pasta starts configuring the namespace now and is waited for just
     // before the container's program starts (the rest of the setup runs meanwhile; pasta
     // takes about 10 ms).
@@ -689,8 +694,10 @@ fn run(
     let mut restarts: i64 = 0;
     let mut delay = Duration::from_millis(100);
     let mut first = true;
+    let mut ooms_before;
     let (code, error) = loop {
         let started_at = std::time::Instant::now();
+        ooms_before = cg.oom_kills();
         let mut on_started = || {
             if first {
                 report(
@@ -737,6 +744,9 @@ fn run(
     };
     proxy.stop();
     let _ = mount.unmount();
+    if cg.oom_kills() > ooms_before {
+        let _ = std::fs::write(dir.join(OOM_KILLED), "");
+    }
     cg.remove();
     write_exit_code(&dir, code);
     if config.host.auto_remove {
