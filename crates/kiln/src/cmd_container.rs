@@ -21,6 +21,7 @@ mod logfile;
 mod logs;
 mod mounts;
 pub(crate) mod net;
+mod ps_filter;
 mod rootfs;
 mod signal;
 mod spec;
@@ -187,6 +188,9 @@ pub struct CreateArgs {
     /// Read in a file of environment variables
     #[arg(long, value_name = "list")]
     pub env_file: Vec<PathBuf>,
+    /// Set meta data on a container
+    #[arg(short, long, value_name = "list")]
+    pub label: Vec<String>,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long, value_name = "string")]
     pub user: Option<String>,
@@ -389,7 +393,7 @@ pub struct PsArgs {
     /// Display total file sizes
     #[arg(short, long)]
     pub size: bool,
-    /// Filter output based on conditions provided (id, name, status, ancestor, exited)
+    /// Filter output based on conditions provided
     #[arg(short, long, value_name = "filter")]
     pub filter: Vec<String>,
     /// Pretty-print containers using a Go template

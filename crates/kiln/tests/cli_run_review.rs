@@ -272,3 +272,123 @@ fn an_oom_kill_shows_in_inspect() {
         "false\n"
     );
 }
+
+#[test]
+fn ps_filters_follow_docker() {
+    let c = ctx();
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        for f in filters {
+            args.extend_from_slice(&["--filter", f]);
+        }
+        let so = ok(&c, &args);
+        let mut v: Vec<String> = so.lines().map(str::to_string).collect();
+        v.sort();
+        v.join(" ")
+    };
+    ok(
+        &c,
+        &["run", "--name", "e1", "--network", "none", BB, "true"],
+    );
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "e2",
+            "--network",
+            "none",
+            "-l",
+            "a=1",
+            "-l",
+            "b",
+            "-v",
+            "rvvol:/data",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let (code, _, se) = out(&c.kiln(&[
+        "run",
+        "--name",
+        "e3",
+        "--network",
+        "none",
+        BB,
+        "sh",
+        "-c",
+        "exit 3",
+    ]));
+    assert_eq!(code, 3, "{se}");
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pub",
+            "-p",
+            "127.0.0.1:18089:80",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    // One key given twice: either value; status implies -a.
+    assert_eq!(names(&["status=exited", "status=running"]), "e1 e2 e3 pub");
+    assert_eq!(names(&["status=exited"]), "e1 e3");
+    // name: a regexp, against the name with and without its leading /.
+    assert_eq!(names(&["status=exited", "name=^e"]), "e1 e3");
+    assert_eq!(names(&["status=exited", "name=/e3", "name=1$"]), "e1 e3");
+    // exited does not imply -a (docker lists nothing without it).
+    assert_eq!(names(&["exited=3"]), "");
+    // Every label value must match.
+    assert_eq!(names(&["label=a=1", "label=b"]), "e2");
+    assert_eq!(names(&["label=a=1", "label=c"]), "");
+    assert_eq!(
+        ok(
+            &c,
+            &["ps", "--format", "{{.Labels}}", "--filter", "name=e2"]
+        ),
+        "a=1,b=\n"
+    );
+    assert_eq!(names(&["volume=rvvol"]), "e2");
+    assert_eq!(names(&["volume=/data"]), "e2");
+    assert_eq!(names(&["network=none"]), "e2");
+    assert_eq!(names(&["health=none", "network=default"]), "pub");
+    assert_eq!(names(&["publish=18089"]), "pub");
+    assert_eq!(names(&["publish=80"]), "");
+    assert_eq!(names(&["expose=80/tcp"]), "pub");
+    assert_eq!(names(&["expose=79-81"]), "pub");
+    // before/since: by creation; without -a the running ones only.
+    assert_eq!(names(&["before=e3"]), "e2");
+    assert_eq!(names(&["since=e2"]), "pub");
+    let bad = |f: &str| out(&c.kiln(&["ps", "-a", "--filter", f]));
+    assert_eq!(
+        bad("status=bogus"),
+        (
+            1,
+            String::new(),
+            "Error response from daemon: Invalid filter 'status=bogus'\n".into()
+        )
+    );
+    assert_eq!(
+        bad("bogus=1"),
+        (
+            1,
+            String::new(),
+            "Error response from daemon: Invalid filter 'bogus'\n".into()
+        )
+    );
+    assert_eq!(
+        bad("health=x").2,
+        "Error response from daemon: Unrecognised filter value for health: x\n"
+    );
+    assert_eq!(
+        bad("before=nosuch").2,
+        "Error response from daemon: no such container nosuch\n"
+    );
+    assert_eq!(bad("nameonly").0, 125);
+}

@@ -52,35 +52,30 @@ fn ports_text(c: &ContainerRecord, cfg: &ContainerConfig) -> String {
     parts.join(", ")
 }
 
-fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
-    let Some((k, v)) = f.split_once('=') else {
-        bail!("bad format of filter (expected name=value)");
-    };
-    Ok(match k {
-        "id" => c.id.starts_with(v),
-        "name" => c.name.as_deref().is_some_and(|n| n.contains(v)),
-        "status" => c.state.as_str() == v,
-        "exited" => c.state == ContainerState::Exited && c.exit_code.to_string() == v,
-        "ancestor" => c.image_ref == v || c.image.to_string().contains(v),
-        _ => bail!("invalid filter '{k}'"),
-    })
-}
-
 pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut list = store.containers()?;
-    let all = a.all || a.latest || a.last >= 0;
+    let filter = super::ps_filter::PsFilter::parse(store, &a.filter)?;
+    let all = a.all || a.latest || a.last >= 0 || filter.implies_all();
     if !all {
         list.retain(|c| c.state.is_live());
     }
-    for f in &a.filter {
-        let mut keep = Vec::new();
-        for c in list {
-            if matches_filter(&c, f)? {
-                keep.push(c);
+    list.retain(|c| {
+        let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let bound = ports_of(c);
+        let mut ports: Vec<(u16, u16, &str)> = bound
+            .iter()
+            .map(|m| (m.host_port, m.container_port, m.proto.as_str()))
+            .collect();
+        for p in &cfg.exposed_ports {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            if let Ok(port) = port.parse::<u16>()
+                && !ports.iter().any(|(_, c, pr)| *c == port && *pr == proto)
+            {
+                ports.push((0, port, proto));
             }
         }
-        list = keep;
-    }
+        filter.matches(store, c, &cfg, &ports)
+    });
     if a.latest {
         list.truncate(1);
     } else if a.last >= 0 {
