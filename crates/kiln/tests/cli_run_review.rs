@@ -392,3 +392,26 @@ fn ps_filters_follow_docker() {
     );
     assert_eq!(bad("nameonly").0, 125);
 }
+
+#[test]
+fn inspect_of_several_names_prints_what_it_found() {
+    let c = ctx();
+    ok(&c, &["create", "--name", "ic", BB, "true"]);
+    // docker 20.10: the objects found (a JSON array), then the error, exit 1.
+    let (code, so, se) = out(&c.kiln(&["inspect", "ic", "nosuch"]));
+    assert_eq!(code, 1);
+    assert_eq!(se, "Error: No such object: nosuch\n");
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{so}");
+    assert_eq!(v[0]["Name"], "/ic");
+    // A container and an image, in the order given.
+    let so = ok(&c, &["inspect", "-f", "{{.Id}}", BB, "ic"]);
+    let ids: Vec<&str> = so.lines().collect();
+    assert_eq!(ids.len(), 2, "{so}");
+    assert!(ids[0].starts_with("sha256:"), "{so}");
+    assert_eq!(ids[1].len(), 64, "{so}");
+    let so = ok(&c, &["inspect", "ic", BB]);
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v[0]["Name"], "/ic");
+    assert!(v[1]["RepoTags"].is_array(), "{so}");
+}

@@ -93,7 +93,7 @@ struct NetworkSettings {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Doc {
+pub(crate) struct Doc {
     id: String,
     created: String,
     path: String,
@@ -300,6 +300,15 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         size_rw,
         size_root_fs,
     }
+}
+
+/// The inspect document of the container `name`, if there is one (`kiln inspect` of a mix of
+/// containers and images).
+pub(crate) fn container_doc(store: &Store, name: &str, size: bool) -> Option<Doc> {
+    store
+        .find_container(name)
+        .ok()
+        .map(|c| doc(store, &c, size))
 }
 
 /// `inspect` of containers (`container inspect`, `inspect --type container`, and `inspect`
