@@ -22,6 +22,7 @@ mod logs;
 mod mounts;
 pub(crate) mod net;
 mod ps_filter;
+mod restarting;
 mod rootfs;
 mod signal;
 mod spec;

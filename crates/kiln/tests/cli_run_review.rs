@@ -415,3 +415,103 @@ fn inspect_of_several_names_prints_what_it_found() {
     assert_eq!(v[0]["Name"], "/ic");
     assert!(v[1]["RepoTags"].is_array(), "{so}");
 }
+
+#[test]
+fn a_container_waiting_for_its_restart_shows_restarting() {
+    let c = ctx();
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "rs",
+            "--network",
+            "none",
+            "--restart",
+            "always",
+            BB,
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    // The back-off doubles from 100 ms: the waits soon last long enough to be seen.
+    let t0 = std::time::Instant::now();
+    loop {
+        let status = ok(&c, &["ps", "-a", "--format", "{{.Status}}|{{.State}}"]);
+        let state = ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.ExitCode}}",
+                "rs",
+            ],
+        );
+        if status.starts_with("Restarting (1) ") && state == "restarting true true 1\n" {
+            assert!(status.trim_end().ends_with(" ago|restarting"), "{status}");
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "never seen restarting: {status} {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "ps",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                "status=restarting"
+            ]
+        ),
+        "rs\n"
+    );
+    ok(&c, &["rm", "-f", "rs"]);
+}
+
+#[test]
+fn restart_count_counts_only_the_policys_restarts() {
+    let c = ctx();
+    let count = |n: &str| ok(&c, &["inspect", "-f", "{{.RestartCount}}", n]);
+    let (code, _, _) = out(&c.kiln(&[
+        "run",
+        "--name",
+        "rc",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        BB,
+        "sh",
+        "-c",
+        "exit 1",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(count("rc"), "2\n");
+    // docker's start and restart reset the count; they are no policy restarts.
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "plain",
+            "--network",
+            "none",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    ok(&c, &["restart", "-t", "0", "plain"]);
+    assert_eq!(count("plain"), "0\n");
+    ok(&c, &["stop", "-t", "0", "plain"]);
+    ok(&c, &["start", "plain"]);
+    assert_eq!(count("plain"), "0\n");
+}

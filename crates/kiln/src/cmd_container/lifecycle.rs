@@ -597,9 +597,7 @@ fn start_all(store: &Store, filters: &[String]) -> anyhow::Result<()> {
     each(&ids, |id| {
         let c = store.find_container(id)?;
         if !c.state.is_live() {
-            if c.started_ns != 0 {
-                store.container_restarted(&c.id)?;
-            }
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id)
                 .map_err(|e| anyhow::anyhow!("{}: {}", c.id, e.message))?;
         }
@@ -623,9 +621,7 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
         if c.state.is_live() {
             return Ok(());
         }
-        if c.started_ns != 0 {
-            store.container_restarted(&c.id)?;
-        }
+        store.container_reset_restarts(&c.id)?;
         let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
         if cfg.tty {
             let keys = terminal::parse_detach_keys(
@@ -664,9 +660,7 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
         let c = store.find_container(n)?;
         if !c.state.is_live() {
-            if c.started_ns != 0 {
-                store.container_restarted(&c.id)?;
-            }
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
         }
         println!("{n}");
@@ -804,7 +798,8 @@ pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
         let c = store.find_container(n)?;
         stop_one(store, &c, a.time)?;
         if restart {
-            store.container_restarted(&c.id)?;
+            // docker's restart resets the count, as start does.
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
         }
         println!("{n}");

@@ -16,8 +16,11 @@ fn secs(ns: i64) -> i64 {
 }
 
 /// docker's STATUS text.
-pub fn status_text(c: &ContainerRecord) -> String {
+pub fn status_text(c: &ContainerRecord, dir: &std::path::Path) -> String {
     let now = crate::cmd_image::render::now();
+    if let Some((code, at)) = super::restarting::read(dir, c) {
+        return format!("Restarting ({code}) {} ago", human_duration(now - secs(at)));
+    }
     match c.state {
         ContainerState::Created => "Created".into(),
         ContainerState::Running => format!("Up {}", human_duration(now - secs(c.started_ns))),
@@ -101,6 +104,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for c in &list {
         let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let dir = store.container_dir(&c.id);
         let command = cfg.argv().join(" ");
         let command = if a.no_trunc {
             format!("\"{command}\"")
@@ -125,8 +129,8 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "Command": command,
             "CreatedAt": since(c.created),
             "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
-            "Status": if c.state == ContainerState::Running { status_text(c) + &super::health::status_suffix(&store.container_dir(&c.id)) } else { status_text(c) },
-            "State": c.state.as_str(),
+            "Status": if c.state == ContainerState::Running && super::restarting::read(&dir, c).is_none() { status_text(c, &dir) + &super::health::status_suffix(&dir) } else { status_text(c, &dir) },
+            "State": super::restarting::state_name(&dir, c),
             "Ports": ports_text(c, &cfg),
             "Names": c.name.clone().unwrap_or_default(),
             "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),

@@ -148,7 +148,8 @@ impl PsFilter {
         if self.has("id") && !self.ids.iter().any(|re| re.is_match(&c.id)) {
             return false;
         }
-        if !self.any("status", |v| c.state.as_str() == v) {
+        let dir = store.container_dir(&c.id);
+        if !self.any("status", |v| super::restarting::state_name(&dir, c) == v) {
             return false;
         }
         if !self.exited.is_empty()

@@ -734,7 +734,9 @@ fn run(
         if started_at.elapsed() >= Duration::from_secs(10) {
             delay = Duration::from_millis(100);
         }
+        super::restarting::mark(&dir, code);
         std::thread::sleep(delay);
+        super::restarting::clear(&dir);
         delay = (delay * 2).min(Duration::from_secs(60));
         if dir.join(MANUAL_STOP).exists() || stopping() {
             break (code, error);
