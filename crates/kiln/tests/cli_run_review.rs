@@ -515,3 +515,82 @@ fn restart_count_counts_only_the_policys_restarts() {
     ok(&c, &["start", "plain"]);
     assert_eq!(count("plain"), "0\n");
 }
+
+#[test]
+fn container_commands_print_dockers_messages() {
+    let c = ctx();
+    // docker 20.10's CLI: these print the daemon's error as it came.
+    for cmd in ["stop", "restart", "pause", "unpause", "wait"] {
+        let (code, _, se) = out(&c.kiln(&[cmd, "nosuchx", "nosuchy"]));
+        assert_eq!(code, 1, "{cmd}");
+        assert_eq!(
+            se,
+            "Error response from daemon: No such container: nosuchx\nError response from daemon: No such container: nosuchy\n",
+            "{cmd}"
+        );
+    }
+    let (code, _, se) = out(&c.kiln(&["start", "nosuchx", "nosuchy"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        se,
+        "Error response from daemon: No such container: nosuchx\nError response from daemon: No such container: nosuchy\nError: failed to start containers: nosuchx, nosuchy\n"
+    );
+    let (code, _, se) = out(&c.kiln(&["kill", "nosuchx"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        se,
+        "Error response from daemon: Cannot kill container: nosuchx: No such container: nosuchx\n"
+    );
+    // These print it as the CLI's own.
+    for cmd in [
+        &["logs", "nosuchx"][..],
+        &["port", "nosuchx"],
+        &["rm", "nosuchx"],
+        &["exec", "nosuchx", "true"],
+    ] {
+        let (code, _, se) = out(&c.kiln(cmd));
+        assert_eq!(code, 1, "{cmd:?}");
+        assert_eq!(se, "Error: No such container: nosuchx\n", "{cmd:?}");
+    }
+    let (_, _, se) = out(&c.kiln(&["top", "nosuchx"]));
+    assert_eq!(
+        se,
+        "Error response from daemon: No such container: nosuchx\n"
+    );
+
+    // exec: docker's runtime messages, once, exit 126.
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ex",
+            "--network",
+            "none",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let (code, so, se) = out(&c.kiln(&["exec", "-w", "/nonexist", "ex", "pwd"]));
+    assert_eq!((code, so.as_str()), (126, ""));
+    assert_eq!(
+        se,
+        "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nonexist\") set in config.json failed: no such file or directory: unknown\n"
+    );
+    let (code, _, se) = out(&c.kiln(&["exec", "-u", "nosuchuser", "ex", "id"]));
+    assert_eq!(code, 126);
+    assert_eq!(
+        se,
+        "unable to find user nosuchuser: no matching entries in passwd file\n"
+    );
+    ok(&c, &["stop", "-t", "0", "ex"]);
+    let (code, _, se) = out(&c.kiln(&["pause", "ex"]));
+    assert_eq!(code, 1);
+    assert!(
+        se.starts_with("Error response from daemon: Container ")
+            && se.ends_with(" is not running\n"),
+        "{se}"
+    );
+}

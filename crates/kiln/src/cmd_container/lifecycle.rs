@@ -477,7 +477,7 @@ pub fn attach(store: &Store, a: AttachArgs) -> anyhow::Result<()> {
 
 /// `pause` (`on`) and `unpause`: the cgroup freezer.
 pub fn pause(store: &Store, a: NamesArgs, on: bool) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         let paused = c.state == kiln_store::ContainerState::Paused;
         if on {
@@ -523,6 +523,34 @@ fn thaw_if_paused(store: &Store, c: &ContainerRecord) {
 
 /// Runs `f` for each name; failures print `Error: ...` (docker's words) and the command
 /// exits 1 after trying them all.
+/// [`each`] for the commands whose errors docker's CLI prints as the daemon sent them
+/// (`stop`, `restart`, `kill`, `pause`, `unpause`, `wait`, `start`): `Error response from
+/// daemon: ...`; with `failed_to`, docker's closing `Error: failed to start containers: a, b`.
+fn each_daemon(
+    names: &[String],
+    failed_to: Option<&str>,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for n in names {
+        if let Err(e) = f(n) {
+            let msg = crate::cmd_image::message(&e);
+            let msg = msg
+                .strip_prefix("Error response from daemon: ")
+                .unwrap_or(&msg);
+            eprintln!("Error response from daemon: {msg}");
+            failed.push(n.as_str());
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    if let Some(what) = failed_to {
+        eprintln!("Error: failed to {what} containers: {}", failed.join(", "));
+    }
+    Err(Exit(1).into())
+}
+
 fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let mut failed = false;
     for n in names {
@@ -657,7 +685,7 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
             }
         };
     }
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, Some("start"), |n| {
         let c = store.find_container(n)?;
         if !c.state.is_live() {
             store.container_reset_restarts(&c.id)?;
@@ -794,7 +822,7 @@ fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Re
 }
 
 pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         stop_one(store, &c, a.time)?;
         if restart {
@@ -809,8 +837,11 @@ pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
 
 pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
     let sig = signal::parse(&a.signal)?;
-    each(&a.containers, |n| {
-        let c = store.find_container(n)?;
+    each_daemon(&a.containers, None, |n| {
+        // docker: "Cannot kill container: x: No such container: x".
+        let c = store
+            .find_container(n)
+            .map_err(|e| anyhow::anyhow!("Cannot kill container: {n}: {e}"))?;
         if c.state.is_live() {
             mark_manual_stop(store, &c);
         }
@@ -876,7 +907,7 @@ pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
 }
 
 pub fn wait(store: &Store, a: NamesArgs) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         let supervisor = c.supervisor_pid;
         // Opened while the row exists: the supervisor writes the code into this file before it
