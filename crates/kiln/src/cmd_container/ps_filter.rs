@@ -152,11 +152,10 @@ impl PsFilter {
         if !self.any("status", |v| super::restarting::state_name(&dir, c) == v) {
             return false;
         }
-        if !self.exited.is_empty()
-            && !(c.state == ContainerState::Exited
-                && c.started_ns != 0
-                && self.exited.contains(&c.exit_code))
-        {
+        let exited_with = |code: &i32| {
+            c.state == ContainerState::Exited && c.started_ns != 0 && c.exit_code == *code
+        };
+        if !self.exited.is_empty() && !self.exited.iter().any(exited_with) {
             return false;
         }
         if !self.any("ancestor", |v| {
