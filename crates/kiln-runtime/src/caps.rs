@@ -89,6 +89,31 @@ pub fn default_capabilities() -> Capabilities {
     .collect()
 }
 
+/// The capabilities of a container from a base set and `--cap-add`/`--cap-drop` (names
+/// without `CAP_`, upper case, or `ALL`), as moby's `caps.TweakCapabilities`: an added `ALL`
+/// is `all` less the drops; a dropped `ALL` leaves only the adds; else the base less the
+/// drops plus the adds, so an add wins over a drop of the same capability.
+pub fn tweak(
+    base: &Capabilities,
+    all: &Capabilities,
+    adds: &[Capability],
+    drops: &[Capability],
+    add_all: bool,
+    drop_all: bool,
+) -> Capabilities {
+    if add_all {
+        return all.iter().filter(|c| !drops.contains(c)).copied().collect();
+    }
+    if drop_all {
+        return adds.iter().copied().collect();
+    }
+    base.iter()
+        .filter(|c| !drops.contains(c))
+        .chain(adds.iter())
+        .copied()
+        .collect()
+}
+
 /// Every capability this kernel knows (up to [`last_cap`]) that this process may still grant
 /// (its bounding set): what a privileged container (`docker run --privileged`, BuildKit's
 /// `RUN --security=insecure`) gets. Asking for one outside the bounding set would fail.
@@ -139,6 +164,30 @@ mod tests {
     fn docker_default_mask_matches_capeff_of_a_docker_container() {
         // `grep CapEff /proc/self/status` in `docker run busybox` prints this mask.
         assert_eq!(mask(&default_capabilities()), 0x0000_0000_a804_25fb);
+    }
+
+    #[test]
+    fn an_add_wins_over_a_drop_and_all_is_applied_first() {
+        let base = default_capabilities();
+        let all = all_capabilities();
+        let chown = [Capability::Chown];
+        // --cap-drop ALL --cap-add CHOWN
+        assert_eq!(mask(&tweak(&base, &all, &chown, &[], false, true)), 1);
+        // --cap-drop CHOWN --cap-add CHOWN
+        assert_eq!(
+            mask(&tweak(&base, &all, &chown, &chown, false, false)),
+            mask(&base)
+        );
+        // --cap-add ALL --cap-drop CHOWN
+        assert_eq!(
+            mask(&tweak(&base, &all, &[], &chown, true, false)),
+            mask(&all) & !1
+        );
+        // --cap-drop CHOWN
+        assert_eq!(
+            mask(&tweak(&base, &all, &[], &chown, false, false)),
+            mask(&base) & !1
+        );
     }
 
     #[test]

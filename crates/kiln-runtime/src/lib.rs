@@ -41,8 +41,10 @@ pub mod userns;
 
 pub use oci_spec;
 
+pub use caps::all_capabilities;
 pub use caps::mask as capability_mask;
 pub use caps::names as capability_names;
+pub use caps::tweak as tweak_capabilities;
 pub use container::{Container, Executor, Killer};
 pub use defaults::{
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, Network, bind_mount,

@@ -51,6 +51,9 @@ pub enum Problem {
     },
     /// A directory under `snapshots-v1/` that no row names.
     OrphanSnapshotDir(String),
+    /// A directory under `containers/` that no container row names and no process has a
+    /// mount in (left by a run that failed before kiln cleaned up after it).
+    OrphanContainerDir(String),
     /// A container recorded as running whose supervisor process is gone (killed, or the host
     /// rebooted).
     DeadSupervisor {
@@ -92,6 +95,12 @@ impl fmt::Display for Problem {
             Problem::BrokenCacheRecord { key, missing } => {
                 write!(f, "build cache record {key}: references missing {missing}")
             }
+            Problem::OrphanContainerDir(id) => {
+                write!(
+                    f,
+                    "containers/{id}: no container is recorded for this directory"
+                )
+            }
             Problem::DeadSupervisor { id, pid } => write!(
                 f,
                 "container {}: recorded as running, but its supervisor (pid {pid}) is gone",
@@ -121,7 +130,9 @@ impl Problem {
             Problem::MissingSnapshotDir { .. } => {
                 "forgets the snapshot, the snapshots built on it and the build-cache records that use them (the next build makes them again)"
             }
-            Problem::OrphanSnapshotDir(_) => "deletes the directory",
+            Problem::OrphanSnapshotDir(_) | Problem::OrphanContainerDir(_) => {
+                "deletes the directory"
+            }
             Problem::BrokenCacheRecord { .. } => {
                 "deletes the record (the next build runs that step again)"
             }
@@ -164,6 +175,7 @@ struct Findings {
     stray: Vec<String>,
     missing_snapshots: Vec<String>,
     orphan_dirs: Vec<String>,
+    orphan_containers: Vec<String>,
     bad_cache: BTreeSet<String>,
 }
 
@@ -268,6 +280,7 @@ impl Store {
                 stray: Vec::new(),
                 missing_snapshots: Vec::new(),
                 orphan_dirs: Vec::new(),
+                orphan_containers: Vec::new(),
                 bad_cache: BTreeSet::new(),
             };
             // Stray names seen before the lock and still there.
@@ -364,6 +377,10 @@ impl Store {
             f.problems.extend(later);
             for (id, pid) in crate::container::dead_supervisors(tx, repair)? {
                 f.problems.push(Problem::DeadSupervisor { id, pid });
+            }
+            for id in self.orphan_container_dirs(tx)? {
+                f.problems.push(Problem::OrphanContainerDir(id.clone()));
+                f.orphan_containers.push(id);
             }
             let unreferenced: Vec<u64> = verified
                 .present
@@ -579,7 +596,42 @@ impl Store {
     }
 
     /// Removes what `f` found broken, inside the checking transaction.
+    /// Directories under `containers/` with no row. A container's row is written before its
+    /// directory and removed before it, and this runs under the write lock, so a directory
+    /// without a row is a leftover, unless a process still has a mount inside it (a
+    /// supervisor finishing a removal): those are left alone.
+    fn orphan_container_dirs(&self, tx: &Connection) -> Result<Vec<String>> {
+        let dir = self.root().join("containers");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let known: HashSet<String> = {
+            let mut stmt = tx.prepare("SELECT id FROM containers")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !known.contains(n))
+            .collect();
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let mounted = mounts_of_all_processes();
+        out.retain(|n| {
+            let p = format!("{}/", dir.join(n).display());
+            !mounted.iter().any(|m| m.starts_with(&p))
+        });
+        out.sort();
+        Ok(out)
+    }
+
     fn repair_tx(&self, tx: &Connection, trash: &mut Trash, f: &Findings) -> Result<()> {
+        for id in &f.orphan_containers {
+            remove_any(&self.root().join("containers").join(id))?;
+        }
         let dir = self.layout().blobs_dir();
         for d in &f.corrupt_blobs {
             self.trash_blob(trash, d)?;
@@ -657,4 +709,32 @@ fn db_checks(tx: &Connection) -> Result<Vec<String>> {
         out.push(r?);
     }
     Ok(out)
+}
+
+/// Every mount point any process sees (`/proc/*/mountinfo`, field 5), its private mount
+/// namespace included.
+fn mounts_of_all_processes() -> HashSet<String> {
+    let mut out = HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.filter_map(|e| e.ok()) {
+        if !p
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(p.path().join("mountinfo")) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(m) = line.split(' ').nth(4) {
+                out.insert(format!("{m}/"));
+            }
+        }
+    }
+    out
 }

@@ -332,7 +332,16 @@ impl Store {
         })
     }
 
-    /// Counts a restart (`kiln restart`, `start` of an exited container).
+    /// Sets the restart count to 0: docker's `start` and `restart` reset it; only the restart
+    /// policy's restarts count.
+    pub fn container_reset_restarts(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            db::exec(tx, "UPDATE containers SET restarts = 0 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// Counts a restart by the container's restart policy.
     pub fn container_restarted(&self, id: &str) -> Result<()> {
         self.write(|tx| {
             db::exec(

@@ -21,6 +21,8 @@ mod logfile;
 mod logs;
 mod mounts;
 pub(crate) mod net;
+mod ps_filter;
+mod restarting;
 mod rootfs;
 mod signal;
 mod spec;
@@ -36,7 +38,7 @@ use kiln_store::Store;
 
 use crate::GlobalArgs;
 
-pub(crate) use inspect::inspect_containers;
+pub(crate) use inspect::{Doc as ContainerDoc, container_doc, inspect_containers};
 pub(crate) use volume::{prune_unused as prune_volumes, usage as volume_usage};
 
 /// `kiln diff CONTAINER` (docker's `diff`; `kiln diff IMAGE1 IMAGE2` compares images):
@@ -46,7 +48,13 @@ pub(crate) fn diff_container(store_root: &std::path::Path, name: &str) -> anyhow
     match diff::diff(&store, name) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            let msg = crate::cmd_image::message(&e);
+            // docker's CLI prints a daemon's refusal as it came, without its own "Error: ".
+            if msg.starts_with("Error response from daemon: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("Error: {msg}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }
@@ -181,6 +189,9 @@ pub struct CreateArgs {
     /// Read in a file of environment variables
     #[arg(long, value_name = "list")]
     pub env_file: Vec<PathBuf>,
+    /// Set meta data on a container
+    #[arg(short, long, value_name = "list")]
+    pub label: Vec<String>,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long, value_name = "string")]
     pub user: Option<String>,
@@ -383,7 +394,7 @@ pub struct PsArgs {
     /// Display total file sizes
     #[arg(short, long)]
     pub size: bool,
-    /// Filter output based on conditions provided (id, name, status, ancestor, exited)
+    /// Filter output based on conditions provided
     #[arg(short, long, value_name = "filter")]
     pub filter: Vec<String>,
     /// Pretty-print containers using a Go template
@@ -615,7 +626,13 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             {
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("Error: {}", crate::cmd_image::message(&e));
+            let msg = crate::cmd_image::message(&e);
+            // docker's CLI prints a daemon's refusal as it came, without its own "Error: ".
+            if msg.starts_with("Error response from daemon: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("Error: {msg}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }

@@ -288,6 +288,23 @@ impl Cgroups {
         }
     }
 
+    /// How many times the kernel's OOM killer killed a process of the container's memory
+    /// cgroup (v2 `memory.events`, v1 `memory.oom_control`: `oom_kill N`); 0 without one.
+    pub fn oom_kills(&self) -> u64 {
+        let dirs: Vec<PathBuf> = self.dirs.iter().map(|(d, _)| d.clone()).collect();
+        let (dir, file) = if is_v2() {
+            (dir_for(&dirs, ""), "memory.events")
+        } else {
+            (dir_for(&dirs, "memory"), "memory.oom_control")
+        };
+        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Removes the directories (retrying while the kernel still counts dying tasks), as
     /// dropping does.
     pub fn remove(self) {

@@ -491,7 +491,7 @@ pub fn resolve(
             INIT_CANDIDATES[0]
         );
     }
-    let labels = ic["Labels"]
+    let mut labels: BTreeMap<String, String> = ic["Labels"]
         .as_object()
         .map(|m| {
             m.iter()
@@ -499,6 +499,11 @@ pub fn resolve(
                 .collect()
         })
         .unwrap_or_default();
+    // `-l KEY=VALUE` (or `KEY`: an empty value) over the image's, as docker.
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
     Ok(ContainerConfig {
         hostname: a.hostname.clone().unwrap_or_default(),
         domainname: String::new(),

@@ -132,7 +132,14 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     }
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let user = a.user.clone().unwrap_or_else(|| cfg.user.clone());
-    let who = super::spec::identity(&root, &user)?;
+    let who = match super::spec::identity(&root, &user) {
+        Ok(w) => w,
+        // docker: the message alone, exit 126.
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(Exit(126).into());
+        }
+    };
     let mut env = cfg.env.clone();
     for e in &a.env {
         let kv = if e.contains('=') {
@@ -301,7 +308,10 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                 return Err(err());
             }
             if libc::chdir(workdir_c.as_ptr()) != 0 {
-                return Err(err());
+                // Told apart from the exec's own failure by the offset (std passes the
+                // number through unchanged).
+                let n = err().raw_os_error().unwrap_or(libc::EIO);
+                return Err(std::io::Error::from_raw_os_error(CHDIR_FAILED + n));
             }
             if nnp
                 && let Some((filter, flags)) = &seccomp
@@ -330,6 +340,14 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     });
     let mut child = match cmd.spawn() {
         Ok(ch) => ch,
+        Err(e) if e.raw_os_error().is_some_and(|n| n >= CHDIR_FAILED) => {
+            let n = e.raw_os_error().unwrap_or(CHDIR_FAILED) - CHDIR_FAILED;
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ({workdir:?}) set in config.json failed: {}: unknown",
+                go_errno_text(n)
+            );
+            return Err(Exit(126).into());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!(
                 "OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: executable file not found in $PATH: unknown"
@@ -657,4 +675,14 @@ impl Drop for RelayGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// The error number a failed `chdir` in the exec'd child reports is offset by this.
+const CHDIR_FAILED: i32 = 1 << 16;
+
+/// An errno as Go prints it: `no such file or directory`.
+fn go_errno_text(n: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(n).to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    s.to_lowercase()
 }

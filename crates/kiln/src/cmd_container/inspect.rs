@@ -93,7 +93,7 @@ struct NetworkSettings {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Doc {
+pub(crate) struct Doc {
     id: String,
     created: String,
     path: String,
@@ -189,7 +189,8 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""})
         }))
         .collect();
-    let status = c.state.as_str().to_string();
+    let restarting = super::restarting::read(&dir, c);
+    let status = super::restarting::state_name(&dir, c).to_string();
     let hostname = if cfg.hostname.is_empty() {
         crate::cmd_image::render::truncate_id(&c.id)
     } else {
@@ -215,14 +216,14 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         state: State {
             running: c.state == kiln_store::ContainerState::Running,
             paused: c.state == kiln_store::ContainerState::Paused,
-            restarting: false,
-            oom_killed: false,
+            restarting: restarting.is_some(),
+            oom_killed: dir.join(super::supervisor::OOM_KILLED).exists(),
             dead: c.state == kiln_store::ContainerState::Dead,
             pid: c.pid,
-            exit_code: c.exit_code,
+            exit_code: restarting.map_or(c.exit_code, |(code, _)| code),
             error: c.error.clone(),
             started_at: time_or_zero(c.started_ns),
-            finished_at: time_or_zero(c.finished_ns),
+            finished_at: time_or_zero(restarting.map_or(c.finished_ns, |(_, at)| at)),
             health: cfg
                 .healthcheck
                 .as_ref()
@@ -300,6 +301,15 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         size_rw,
         size_root_fs,
     }
+}
+
+/// The inspect document of the container `name`, if there is one (`kiln inspect` of a mix of
+/// containers and images).
+pub(crate) fn container_doc(store: &Store, name: &str, size: bool) -> Option<Doc> {
+    store
+        .find_container(name)
+        .ok()
+        .map(|c| doc(store, &c, size))
 }
 
 /// `inspect` of containers (`container inspect`, `inspect --type container`, and `inspect`

@@ -1,6 +1,6 @@
 //! `run`, `create`, `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `rename`, `container prune`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -477,7 +477,7 @@ pub fn attach(store: &Store, a: AttachArgs) -> anyhow::Result<()> {
 
 /// `pause` (`on`) and `unpause`: the cgroup freezer.
 pub fn pause(store: &Store, a: NamesArgs, on: bool) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         let paused = c.state == kiln_store::ContainerState::Paused;
         if on {
@@ -523,6 +523,34 @@ fn thaw_if_paused(store: &Store, c: &ContainerRecord) {
 
 /// Runs `f` for each name; failures print `Error: ...` (docker's words) and the command
 /// exits 1 after trying them all.
+/// [`each`] for the commands whose errors docker's CLI prints as the daemon sent them
+/// (`stop`, `restart`, `kill`, `pause`, `unpause`, `wait`, `start`): `Error response from
+/// daemon: ...`; with `failed_to`, docker's closing `Error: failed to start containers: a, b`.
+fn each_daemon(
+    names: &[String],
+    failed_to: Option<&str>,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for n in names {
+        if let Err(e) = f(n) {
+            let msg = crate::cmd_image::message(&e);
+            let msg = msg
+                .strip_prefix("Error response from daemon: ")
+                .unwrap_or(&msg);
+            eprintln!("Error response from daemon: {msg}");
+            failed.push(n.as_str());
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    if let Some(what) = failed_to {
+        eprintln!("Error: failed to {what} containers: {}", failed.join(", "));
+    }
+    Err(Exit(1).into())
+}
+
 fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let mut failed = false;
     for n in names {
@@ -597,9 +625,7 @@ fn start_all(store: &Store, filters: &[String]) -> anyhow::Result<()> {
     each(&ids, |id| {
         let c = store.find_container(id)?;
         if !c.state.is_live() {
-            if c.started_ns != 0 {
-                store.container_restarted(&c.id)?;
-            }
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id)
                 .map_err(|e| anyhow::anyhow!("{}: {}", c.id, e.message))?;
         }
@@ -623,9 +649,7 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
         if c.state.is_live() {
             return Ok(());
         }
-        if c.started_ns != 0 {
-            store.container_restarted(&c.id)?;
-        }
+        store.container_reset_restarts(&c.id)?;
         let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
         if cfg.tty {
             let keys = terminal::parse_detach_keys(
@@ -661,12 +685,10 @@ pub fn start(store: &Store, a: StartArgs) -> anyhow::Result<()> {
             }
         };
     }
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, Some("start"), |n| {
         let c = store.find_container(n)?;
         if !c.state.is_live() {
-            if c.started_ns != 0 {
-                store.container_restarted(&c.id)?;
-            }
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
         }
         println!("{n}");
@@ -800,11 +822,12 @@ fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Re
 }
 
 pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         stop_one(store, &c, a.time)?;
         if restart {
-            store.container_restarted(&c.id)?;
+            // docker's restart resets the count, as start does.
+            store.container_reset_restarts(&c.id)?;
             supervisor::start_detached(store, &c.id).map_err(|e| anyhow::anyhow!(e.message))?;
         }
         println!("{n}");
@@ -814,8 +837,11 @@ pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
 
 pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
     let sig = signal::parse(&a.signal)?;
-    each(&a.containers, |n| {
-        let c = store.find_container(n)?;
+    each_daemon(&a.containers, None, |n| {
+        // docker: "Cannot kill container: x: No such container: x".
+        let c = store
+            .find_container(n)
+            .map_err(|e| anyhow::anyhow!("Cannot kill container: {n}: {e}"))?;
         if c.state.is_live() {
             mark_manual_stop(store, &c);
         }
@@ -862,7 +888,14 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
 
 pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
     each(&a.containers, |n| {
-        let c = store.find_container(n)?;
+        let c = match store.find_container(n) {
+            // docker 20.10's CLI: `rm -f` of a missing container says so and succeeds.
+            Err(e @ kiln_store::Error::ContainerNotFound(_)) if a.force => {
+                eprintln!("Error: {e}");
+                return Ok(());
+            }
+            r => r?,
+        };
         remove_one(store, &c, a.force)?;
         if a.volumes {
             let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
@@ -874,13 +907,25 @@ pub fn rm(store: &Store, a: RmArgs) -> anyhow::Result<()> {
 }
 
 pub fn wait(store: &Store, a: NamesArgs) -> anyhow::Result<()> {
-    each(&a.containers, |n| {
+    each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
         let supervisor = c.supervisor_pid;
+        // Opened while the row exists: the supervisor writes the code into this file before it
+        // removes a `--rm` container, and the open file outlives the directory.
+        let code_file = std::fs::File::open(store.container_dir(&c.id).join(supervisor::EXIT_CODE));
         let done = wait_stopped(store, &c.id, Duration::MAX)?;
         wait_supervisor_gone(supervisor);
-        // Removed meanwhile (--rm): docker prints the code it saw; the row is gone here.
-        let code = done.map_or(0, |d| d.exit_code);
+        let code = match done {
+            Some(d) => d.exit_code,
+            None => code_file
+                .ok()
+                .and_then(|mut f| {
+                    let mut s = String::new();
+                    f.read_to_string(&mut s).ok()?;
+                    s.trim().parse::<i32>().ok()
+                })
+                .ok_or_else(|| kiln_store::Error::ContainerNotFound(n.to_string()))?,
+        };
         println!("{code}");
         Ok(())
     })

@@ -16,8 +16,11 @@ fn secs(ns: i64) -> i64 {
 }
 
 /// docker's STATUS text.
-pub fn status_text(c: &ContainerRecord) -> String {
+pub fn status_text(c: &ContainerRecord, dir: &std::path::Path) -> String {
     let now = crate::cmd_image::render::now();
+    if let Some((code, at)) = super::restarting::read(dir, c) {
+        return format!("Restarting ({code}) {} ago", human_duration(now - secs(at)));
+    }
     match c.state {
         ContainerState::Created => "Created".into(),
         ContainerState::Running => format!("Up {}", human_duration(now - secs(c.started_ns))),
@@ -52,35 +55,30 @@ fn ports_text(c: &ContainerRecord, cfg: &ContainerConfig) -> String {
     parts.join(", ")
 }
 
-fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
-    let Some((k, v)) = f.split_once('=') else {
-        bail!("bad format of filter (expected name=value)");
-    };
-    Ok(match k {
-        "id" => c.id.starts_with(v),
-        "name" => c.name.as_deref().is_some_and(|n| n.contains(v)),
-        "status" => c.state.as_str() == v,
-        "exited" => c.state == ContainerState::Exited && c.exit_code.to_string() == v,
-        "ancestor" => c.image_ref == v || c.image.to_string().contains(v),
-        _ => bail!("invalid filter '{k}'"),
-    })
-}
-
 pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut list = store.containers()?;
-    let all = a.all || a.latest || a.last >= 0;
+    let filter = super::ps_filter::PsFilter::parse(store, &a.filter)?;
+    let all = a.all || a.latest || a.last >= 0 || filter.implies_all();
     if !all {
         list.retain(|c| c.state.is_live());
     }
-    for f in &a.filter {
-        let mut keep = Vec::new();
-        for c in list {
-            if matches_filter(&c, f)? {
-                keep.push(c);
+    list.retain(|c| {
+        let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let bound = ports_of(c);
+        let mut ports: Vec<(u16, u16, &str)> = bound
+            .iter()
+            .map(|m| (m.host_port, m.container_port, m.proto.as_str()))
+            .collect();
+        for p in &cfg.exposed_ports {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            if let Ok(port) = port.parse::<u16>()
+                && !ports.iter().any(|(_, c, pr)| *c == port && *pr == proto)
+            {
+                ports.push((0, port, proto));
             }
         }
-        list = keep;
-    }
+        filter.matches(store, c, &cfg, &ports)
+    });
     if a.latest {
         list.truncate(1);
     } else if a.last >= 0 {
@@ -106,6 +104,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for c in &list {
         let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let dir = store.container_dir(&c.id);
         let command = cfg.argv().join(" ");
         let command = if a.no_trunc {
             format!("\"{command}\"")
@@ -130,8 +129,8 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "Command": command,
             "CreatedAt": since(c.created),
             "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
-            "Status": if c.state == ContainerState::Running { status_text(c) + &super::health::status_suffix(&store.container_dir(&c.id)) } else { status_text(c) },
-            "State": c.state.as_str(),
+            "Status": if c.state == ContainerState::Running && super::restarting::read(&dir, c).is_none() { status_text(c, &dir) + &super::health::status_suffix(&dir) } else { status_text(c, &dir) },
+            "State": super::restarting::state_name(&dir, c),
             "Ports": ports_text(c, &cfg),
             "Names": c.name.clone().unwrap_or_default(),
             "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
@@ -334,29 +333,112 @@ fn human_size_prec_binary(b: u64) -> String {
     format!("{s}{}", units[i])
 }
 
+/// docker's `top`: the host's `ps` with the options given (default `-ef`), `-q` naming the
+/// container's processes where ps takes it, and only the rows whose PID is the container's
+/// (moby's `parsePSOutput`), so options such as `aux` never list the host's processes.
 pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
-    let c = store.find_container(&a.container)?;
+    let daemon = |m: String| anyhow::anyhow!("Error response from daemon: {m}");
+    let c = store
+        .find_container(&a.container)
+        .map_err(|e| daemon(e.to_string()))?;
     if !c.state.is_live() || c.pid == 0 {
-        bail!("Container {} is not running", c.id);
+        return Err(daemon(format!("Container {} is not running", c.id)));
     }
     // The container's processes: those in its cgroup (exec'd ones too), else its first
     // process and its descendants.
     let pids = super::cgroup::processes(&store.container_dir(&c.id), &c.id, c.pid);
-    let ps_args: Vec<String> = if a.ps_args.is_empty() {
-        vec!["-f".into()]
+    // docker joins the options with spaces and splits them again.
+    let joined = if a.ps_args.is_empty() {
+        "-ef".to_string()
     } else {
-        a.ps_args.clone()
+        a.ps_args.join(" ")
     };
+    let ps_args: Vec<&str> = joined.split(' ').collect();
     let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-    let out = std::process::Command::new("ps")
-        .args(&ps_args)
-        .arg("-p")
-        .arg(list.join(","))
-        .output()
-        .map_err(|e| anyhow::anyhow!("running ps: {e}"))?;
+    let ps = |extra: Option<String>| {
+        std::process::Command::new("ps")
+            .args(&ps_args)
+            .args(extra)
+            .output()
+            .map_err(|e| anyhow::anyhow!("running ps: {e}"))
+    };
+    let mut out = ps(Some(format!("-q{}", list.join(","))))?;
     if !out.status.success() {
-        bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+        // Some options (f) do not go with -q: all processes, filtered below.
+        out = ps(None)?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let first = err.lines().next().unwrap_or("").to_string();
+            return Err(daemon(format!("ps: {first}")));
+        }
     }
-    std::io::stdout().write_all(&out.stdout)?;
+    let table = ps_rows(&String::from_utf8_lossy(&out.stdout), &pids).map_err(daemon)?;
+    let text: Vec<String> = table.iter().map(|row| row.join("\t")).collect();
+    let mut text = crate::cmd_image::render::tabwrite_min(&text.join("\n"), 20);
+    text.push('\n');
+    std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// moby's `parsePSOutput`: the titles, then the rows whose PID is in `pids` (and the thread
+/// rows, PID `-`, that follow one of them); the last column keeps its spaces.
+fn ps_rows(output: &str, pids: &[u32]) -> Result<Vec<Vec<String>>, String> {
+    let mut lines = output.split('\n');
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| "Couldn't find PID field in ps output".to_string())?;
+    let n = titles.len();
+    let mut rows = vec![titles];
+    let mut after_ours = false;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        let Some(pid) = fields.get(pid_col) else {
+            continue;
+        };
+        let ours = if *pid == "-" {
+            after_ours
+        } else {
+            let p: u32 = pid
+                .parse()
+                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            after_ours = pids.contains(&p);
+            after_ours
+        };
+        if ours {
+            let mut row: Vec<String> = fields[..(n - 1).min(fields.len())]
+                .iter()
+                .map(|f| f.to_string())
+                .collect();
+            if fields.len() >= n {
+                row.push(fields[n - 1..].join(" "));
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod top_tests {
+    use super::ps_rows;
+
+    #[test]
+    fn only_the_containers_rows_are_kept() {
+        let out = "USER PID %CPU COMMAND\nroot 1 0.0 /sbin/init splash\nroot 42 0.1 sleep 300\nroot - 0.0 -\nroot 7 0.0 x\n";
+        let rows = ps_rows(out, &[42]).unwrap();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[1], ["root", "42", "0.1", "sleep 300"]);
+        assert_eq!(rows[2][1], "-");
+        assert_eq!(
+            ps_rows("COMMAND\nsleep\n", &[42]).unwrap_err(),
+            "Couldn't find PID field in ps output"
+        );
+    }
 }

@@ -27,8 +27,15 @@ pub struct Identity {
 /// `-u`/`USER` resolved through the image's /etc/passwd and /etc/group (inside `rootfs`).
 pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
     use kiln_build::copy::passwd;
-    let id = passwd::resolve_user(rootfs, user)
-        .map_err(|e| anyhow::anyhow!("unable to find user {user}: {e}"))?;
+    let id = passwd::resolve_user(rootfs, user).map_err(|e| {
+        let e = e.to_string();
+        // The passwd errors name the user already (docker's text).
+        if e.starts_with("unable to find ") {
+            anyhow::anyhow!("{e}")
+        } else {
+            anyhow::anyhow!("unable to find user {user}: {e}")
+        }
+    })?;
     let home = passwd::users(rootfs)
         .ok()
         .and_then(|all| all.into_iter().find(|e| e.uid == id.uid))
@@ -41,6 +48,33 @@ pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
         additional_gids: id.additional_gids,
         home,
     })
+}
+
+/// `--cap-add`/`--cap-drop` over `base`, with moby's rules (`kiln_runtime::tweak_capabilities`).
+fn tweak_caps(
+    base: &Capabilities,
+    adds: &[String],
+    drops: &[String],
+) -> anyhow::Result<Capabilities> {
+    let is_all = |n: &String| {
+        let up = n.to_ascii_uppercase();
+        up == "ALL" || up == "CAP_ALL"
+    };
+    let named = |list: &[String]| -> anyhow::Result<Vec<_>> {
+        let mut out = Vec::new();
+        for n in list.iter().filter(|n| !is_all(n)) {
+            out.extend(capability(n)?);
+        }
+        Ok(out)
+    };
+    Ok(kiln_runtime::tweak_capabilities(
+        base,
+        &kiln_runtime::all_capabilities(),
+        &named(adds)?,
+        &named(drops)?,
+        adds.iter().any(is_all),
+        drops.iter().any(is_all),
+    ))
 }
 
 /// The container's network namespace, as the spec gets it.
@@ -116,15 +150,8 @@ pub fn build(
         process.set_no_new_privileges(Some(config.no_new_privileges()));
         if !config.host.cap_add.is_empty() || !config.host.cap_drop.is_empty() {
             let mut caps = process.capabilities().clone().unwrap_or_default();
-            let mut set: Capabilities = caps.bounding().clone().unwrap_or_default();
-            for c in &config.host.cap_add {
-                set.extend(capability(c)?);
-            }
-            for c in &config.host.cap_drop {
-                for cap in capability(c)? {
-                    set.remove(&cap);
-                }
-            }
+            let base: Capabilities = caps.bounding().clone().unwrap_or_default();
+            let set = tweak_caps(&base, &config.host.cap_add, &config.host.cap_drop)?;
             caps.set_bounding(Some(set.clone()));
             caps.set_effective(Some(set.clone()));
             caps.set_permitted(Some(set));
@@ -157,7 +184,9 @@ pub fn build(
         mounts.push(bind_mount(etc.join(f), format!("/etc/{f}"), false));
     }
     for (path, opts) in &config.host.tmpfs {
-        let mut o: Vec<&str> = opts.split(',').filter(|s| !s.is_empty()).collect();
+        // docker's tmpfs defaults (noexec, nosuid, nodev); the user's options after them win.
+        let mut o: Vec<&str> = vec!["noexec"];
+        o.extend(opts.split(',').filter(|s| !s.is_empty()));
         if !o.iter().any(|s| s.starts_with("mode=")) {
             o.push("mode=1777");
         }
@@ -166,7 +195,8 @@ pub fn build(
     for m in &config.host.mount_points {
         match m.typ.as_str() {
             "tmpfs" => {
-                let mut o: Vec<&str> = m.options.iter().map(String::as_str).collect();
+                let mut o: Vec<&str> = vec!["noexec"];
+                o.extend(m.options.iter().map(String::as_str));
                 if !m.rw {
                     o.push("ro");
                 }

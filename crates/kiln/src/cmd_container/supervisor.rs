@@ -291,6 +291,19 @@ fn cancel_if_pending(pid: &AtomicU32, pending: &AtomicI32) -> i32 {
 /// signal it: the restart policy does not apply to what the user stopped.
 pub const MANUAL_STOP: &str = "stopped-by-user";
 
+/// `containers/<id>/exit-code`: made empty at each start, the exit code written into the same
+/// file before the row is updated or removed, so a `wait` that opened it first reads the code
+/// of a `--rm` container whose row and directory are gone.
+pub const EXIT_CODE: &str = "exit-code";
+
+/// `containers/<id>/oom-killed`: there when the kernel's OOM killer killed a process of the
+/// container during its last run (`State.OOMKilled`).
+pub const OOM_KILLED: &str = "oom-killed";
+
+fn write_exit_code(dir: &Path, code: i32) {
+    let _ = std::fs::write(dir.join(EXIT_CODE), code.to_string());
+}
+
 /// What one run of the container's process needs from the supervisor's setup.
 struct Setup<'a> {
     store: &'a Store,
@@ -487,6 +500,7 @@ fn run(
     let config: ContainerConfig = serde_json::from_str(&rec.config)
         .map_err(|e| start_error(125, format!("container {id}: bad config: {e}")))?;
     let fail = |code: i32, message: String| -> StartError {
+        write_exit_code(&store.container_dir(&id), code);
         let _ = store.container_finished(&id, code, &message, false);
         if config.host.auto_remove {
             let _ = store.remove_container(&id);
@@ -503,6 +517,8 @@ fn run(
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
+    let _ = std::fs::write(dir.join(EXIT_CODE), "");
+    let _ = std::fs::remove_file(dir.join(OOM_KILLED));
     // The network first: pasta starts configuring the namespace now and is waited for just
     // before the container's program starts (the rest of the setup runs meanwhile; pasta
     // takes about 10 ms).
@@ -588,6 +604,8 @@ fn run(
         Ok(v) => v,
         Err(e) => {
             proxy.stop();
+            // Unmounted first: `--rm` removes the directory the root is mounted in.
+            drop(mount);
             return Err(fail(125, anyhow_message(&e)));
         }
     };
@@ -597,6 +615,7 @@ fn run(
         Err(e) => {
             proxy.stop();
             cg.remove();
+            drop(mount);
             return Err(fail(125, format!("opening the log file: {e}")));
         }
     };
@@ -605,6 +624,7 @@ fn run(
         Err(e) => {
             proxy.stop();
             cg.remove();
+            drop(mount);
             return Err(fail(
                 125,
                 format!(
@@ -627,6 +647,7 @@ fn run(
     {
         proxy.stop();
         cg.remove();
+        drop(mount);
         cleanup(&hub, 125);
         return Err(fail(125, "no client attached within 30 s".into()));
     }
@@ -692,8 +713,10 @@ fn run(
     let mut restarts: i64 = 0;
     let mut delay = Duration::from_millis(100);
     let mut first = true;
+    let mut ooms_before;
     let (code, error) = loop {
         let started_at = std::time::Instant::now();
+        ooms_before = cg.oom_kills();
         let mut on_started = || {
             if first {
                 report(
@@ -730,7 +753,9 @@ fn run(
         if started_at.elapsed() >= Duration::from_secs(10) {
             delay = Duration::from_millis(100);
         }
+        super::restarting::mark(&dir, code);
         std::thread::sleep(delay);
+        super::restarting::clear(&dir);
         delay = (delay * 2).min(Duration::from_secs(60));
         if dir.join(MANUAL_STOP).exists() || stopping() {
             break (code, error);
@@ -740,7 +765,11 @@ fn run(
     };
     proxy.stop();
     let _ = mount.unmount();
+    if cg.oom_kills() > ooms_before {
+        let _ = std::fs::write(dir.join(OOM_KILLED), "");
+    }
     cg.remove();
+    write_exit_code(&dir, code);
     if config.host.auto_remove {
         let _ = store.remove_container(&id);
         volume::remove_anonymous(store, &config);

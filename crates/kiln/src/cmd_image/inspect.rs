@@ -347,6 +347,14 @@ fn inspect_doc(store: &Store, img: &ImageRecord) -> anyhow::Result<InspectImage>
     })
 }
 
+/// One document of `kiln inspect`, in the order the names were given.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Object {
+    Container(Box<crate::cmd_container::ContainerDoc>),
+    Image(Box<InspectImage>),
+}
+
 pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
     if a.kind == Some(InspectType::Container)
         || (a.kind.is_none() && a.images.iter().all(|n| store.find_container(n).is_ok()))
@@ -356,8 +364,15 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for name in &a.images {
+        // Without --type, docker looks for a container first, then an image, per name.
+        if a.kind.is_none()
+            && let Some(d) = crate::cmd_container::container_doc(store, name, a.size)
+        {
+            docs.push(Object::Container(Box::new(d)));
+            continue;
+        }
         match inspect_named(store, name, a.platform.as_ref()) {
-            Ok(v) => docs.push(v),
+            Ok(v) => docs.push(Object::Image(Box::new(v))),
             // Without --type, docker looks for any object.
             Err(e)
                 if a.kind.is_none()
@@ -392,7 +407,10 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
         };
         let values: Vec<Value> = docs
             .iter()
-            .map(|d| serde_json::to_value(d).map(typed_maps))
+            .map(|d| match d {
+                Object::Image(i) => serde_json::to_value(i).map(typed_maps),
+                Object::Container(c) => serde_json::to_value(c),
+            })
             .collect::<Result<_, _>>()?;
         out.write_all(format.render(&Value::Null, &values)?.as_bytes())?;
     }

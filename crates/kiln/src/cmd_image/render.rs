@@ -122,12 +122,17 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 /// padchar ' ', no flags): tab-terminated cells are aligned per column block; text after a
 /// line's last tab is not a cell.
 pub fn tabwrite(text: &str) -> String {
+    tabwrite_min(text, 10)
+}
+
+/// [`tabwrite`] with another minimum cell width (`docker top` uses 20).
+pub fn tabwrite_min(text: &str, minwidth: usize) -> String {
     let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<Vec<usize>> = lines
         .iter()
         .map(|l| vec![0; l.len().saturating_sub(1)])
         .collect();
-    format_block(&lines, &mut widths, 0, lines.len(), 0);
+    format_block(&lines, &mut widths, 0, lines.len(), 0, minwidth);
     let mut out = String::with_capacity(text.len() * 2);
     for (i, line) in lines.iter().enumerate() {
         for (j, cell) in line.iter().enumerate() {
@@ -151,6 +156,7 @@ fn format_block(
     start: usize,
     end: usize,
     col: usize,
+    minwidth: usize,
 ) {
     let mut i = start;
     while i < end {
@@ -160,7 +166,7 @@ fn format_block(
         }
         // A block: consecutive lines with a terminated cell in this column.
         let block_start = i;
-        let mut width = 10;
+        let mut width = minwidth;
         while i < end && lines[i].len().saturating_sub(1) > col {
             width = width.max(lines[i][col].chars().count() + 3);
             i += 1;
@@ -168,7 +174,7 @@ fn format_block(
         for w in widths.iter_mut().take(i).skip(block_start) {
             w[col] = width;
         }
-        format_block(lines, widths, block_start, i, col + 1);
+        format_block(lines, widths, block_start, i, col + 1, minwidth);
     }
 }
 
