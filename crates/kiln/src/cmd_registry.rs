@@ -241,13 +241,16 @@ mod tty {
             };
             let now = Instant::now();
             let text = match status {
-                LayerStatus::Downloading(done, total) | LayerStatus::Pushing(done, total) => {
-                    let verb = if matches!(status, LayerStatus::Downloading(..)) {
-                        "Downloading"
-                    } else {
-                        "Pushing"
+                LayerStatus::Downloading(done, total)
+                | LayerStatus::Extracting(done, total)
+                | LayerStatus::Pushing(done, total) => {
+                    let verb = match status {
+                        LayerStatus::Downloading(..) => "Downloading",
+                        LayerStatus::Extracting(..) => "Extracting",
+                        _ => "Pushing",
                     };
-                    let start = *st.started.entry(id.clone()).or_insert(now);
+                    // Per verb: `Extracting`'s time left counts from its own start.
+                    let start = *st.started.entry(format!("{verb} {id}")).or_insert(now);
                     if done < total
                         && st
                             .drawn
