@@ -249,17 +249,19 @@ mod tty {
                         LayerStatus::Extracting(..) => "Extracting",
                         _ => "Pushing",
                     };
-                    // Per verb: `Extracting`'s time left counts from its own start.
-                    let start = *st.started.entry(format!("{verb} {id}")).or_insert(now);
+                    // Per verb: `Extracting` counts its time left from its own start, and
+                    // its first line is drawn however soon after the last `Downloading`.
+                    let key = format!("{verb} {id}");
+                    let start = *st.started.entry(key.clone()).or_insert(now);
                     if done < total
                         && st
                             .drawn
-                            .get(&id)
+                            .get(&key)
                             .is_some_and(|t| now.duration_since(*t) < REDRAW)
                     {
                         return;
                     }
-                    st.drawn.insert(id.clone(), now);
+                    st.drawn.insert(key, now);
                     format!("{verb} {}", bar(done, total, now - start, self.width))
                 }
                 LayerStatus::Compressing => "Pushing ".to_string(),

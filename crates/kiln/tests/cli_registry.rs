@@ -1047,6 +1047,16 @@ fn pull_and_push_redraw_one_line_per_layer_on_a_terminal() {
     ] {
         assert!(out.contains(&format!(": {s} \r")), "{s} in {out:?}");
     }
+    // Then docker's `Extracting` with its bar (the layers were unpacked as they came; what
+    // was left to unpack shows), between `Download complete` and `Pull complete`.
+    let (ext, done) = (
+        out.find(": Extracting [").expect("an Extracting line"),
+        out.find(": Download complete").unwrap(),
+    );
+    assert!(
+        done < ext && ext < out.rfind(": Pull complete").unwrap(),
+        "{out:?}"
+    );
 
     // -q on a terminal: the reference only. Not a terminal: docker's plain lines, no escapes.
     let out = on_a_tty(&env, "c", &["pull", "-q", &name]);
