@@ -702,6 +702,7 @@ fn fetch_layer_into(
         tx,
         handle: verifier,
         consumed,
+        done: finished,
     } = verify::spawn(&l.media_type, tar_job(staging));
     let mut tx = Some(tx);
     let downloaded = download(store, sess, repo, l, progress, &mut tx);
@@ -742,10 +743,10 @@ fn fetch_layer_into(
                     digest: l.digest,
                     status: LayerStatus::Extracting(done, l.size),
                 });
-                if verifier.is_finished() {
-                    break;
+                match finished.recv_timeout(Duration::from_millis(100)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
                 }
-                std::thread::sleep(Duration::from_millis(100));
             }
         }
     }

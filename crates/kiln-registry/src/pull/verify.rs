@@ -52,6 +52,8 @@ pub(super) struct Verifier {
     pub handle: JoinHandle<Verified>,
     /// Compressed bytes the decompressor has taken so far (docker's `Extracting` count).
     pub consumed: Arc<AtomicU64>,
+    /// Closed (disconnected) when the verifier has its answer: wait on it with a timeout.
+    pub done: Receiver<()>,
 }
 
 /// Why a layer was refused.
@@ -108,7 +110,9 @@ pub(super) fn spawn(media_type: &str, tar: Tar) -> Verifier {
     let declared = Compression::from_media_type(media_type).unwrap_or(Compression::None);
     let consumed = Arc::new(AtomicU64::new(0));
     let counter = consumed.clone();
+    let (done_tx, done) = sync_channel::<()>(0);
     let handle = std::thread::spawn(move || {
+        let _done = done_tx; // dropped on return
         let mut input = Input {
             rx,
             chunk: Vec::new(),
@@ -123,6 +127,7 @@ pub(super) fn spawn(media_type: &str, tar: Tar) -> Verifier {
         tx,
         handle,
         consumed,
+        done,
     }
 }
 
