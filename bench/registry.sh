@@ -19,14 +19,16 @@
 #   push, upload only:
 #               kiln push (the store has the gzipped layer from an earlier push)
 #               skopeo copy oci:LAYOUT docker://... (the layout holds the gzipped layer)
-#   pull:       kiln pull (into an empty store: download, verify digest and diff ID)
+#   pull:       kiln pull (into an empty store: download, verify digest and diff ID, and
+#                 unpack the layer into the store's snapshots while it downloads)
 #               skopeo copy docker://... oci:DIR (into an empty layout: checks the
 #                 compressed digest only, decompresses nothing)
 #               skopeo copy docker://... docker-archive:FILE (decompresses the layer and
 #                 names it by its diff ID: the same work as kiln's check)
-#               kiln pull, then kiln run --rm --user 0:0 IMAGE /bin/busybox true (its first run unpacks
-#                 the layer into the store's snapshots: with the pull, containers-storage's work;
-#                 only when SRC is a bin/ directory with busybox, as the default /usr/bin)
+#               kiln pull, then kiln run --rm --user 0:0 IMAGE /bin/busybox true (the pull has
+#                 unpacked the layer, so the first run unpacks nothing; before kiln pulled
+#                 unpacking, that run unpacked it: either way containers-storage's work; only
+#                 when SRC is a bin/ directory with busybox, as the default /usr/bin)
 #               skopeo copy docker://... containers-storage:[overlay@ROOT+RUNROOT]NAME
 #                 (what `podman pull` does: download, verify the digest, decompress and
 #                 unpack the layer into overlay storage, check the diff ID; a private
@@ -108,7 +110,7 @@ for i in $(seq "$runs"); do
   # The run needs /bin/busybox in the image: SRC=.../bin holding busybox (the default /usr/bin).
   if [ "$(basename "$src")" = bin ] && [ -x "$src/busybox" ]; then
   rm -rf "$work/unpacked"
-  echo -e "pull\tkiln pull + kiln run --rm (unpacks the layer)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none --user 0:0 '$reg/big:s' /bin/busybox true")" >>"$results"
+  echo -e "pull\tkiln pull + kiln run --rm (first run)\t$(KILN_ROOT=$work/unpacked t sh -c "'$kiln' pull '$reg/big:s' && '$kiln' run --rm --network none --user 0:0 '$reg/big:s' /bin/busybox true")" >>"$results"
   elif [ "$i" = 1 ]; then
     echo "bench/registry.sh: no bin/busybox in SRC=$src: the kiln pull + kiln run cell is left out" >&2
   fi

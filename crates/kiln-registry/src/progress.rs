@@ -54,7 +54,10 @@ pub enum LayerStatus {
     Verifying,
     /// `Download complete`.
     DownloadComplete,
-    /// `Pull complete`.
+    /// `Extracting` (compressed bytes unpacked so far, total): after `Download complete`,
+    /// while the unpack that ran beside the download finishes.
+    Extracting(u64, u64),
+    /// `Pull complete`: verified, and its snapshot (the unpacked layer) committed.
     PullComplete,
     /// `Preparing` (push).
     Preparing,
@@ -77,7 +80,10 @@ impl LayerStatus {
             LayerStatus::AlreadyExists => "Already exists".into(),
             LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
             LayerStatus::Waiting => "Waiting".into(),
-            LayerStatus::Downloading(..) | LayerStatus::Pushing(..) | LayerStatus::Compressing => {
+            LayerStatus::Downloading(..)
+            | LayerStatus::Extracting(..)
+            | LayerStatus::Pushing(..)
+            | LayerStatus::Compressing => {
                 return None;
             }
             LayerStatus::Retrying {

@@ -2,12 +2,17 @@
 //!
 //! Index → the platform's manifest → config → layers. Layers download in parallel (three at
 //! a time, docker's default) into blob writers under the store's `tmp/`; a dropped
-//! connection resumes with an HTTP `Range` request where it stopped. Each blob is checked
-//! against its digest (and a layer against its diff ID and kiln's extraction rules, by
-//! decompressing it and reading its tar) before it is renamed into `blobs/`; the image and its tag are recorded in one transaction at the end.
-//! A failure releases the pull's lease and collects what it committed; a kill leaves temp
-//! files and a lease of a dead process, which the next `kiln` removes, while the layers
-//! already committed let the next pull skip them.
+//! connection resumes with an HTTP `Range` request where it stopped. While a layer
+//! downloads it is decompressed and unpacked into a staging snapshot directory under
+//! `tmp/` (kiln's extraction, as a build's lazy unpack does it), unless the store has its
+//! snapshot. Each blob is checked against its digest (and a layer against its diff ID and
+//! gzip CRCs) before it is renamed into `blobs/`, and only then is its snapshot committed
+//! (renamed into `snapshots-v1/` and recorded), in manifest order, since a snapshot names
+//! the one below it; the image and its tag are recorded in one transaction at the end.
+//! A failure removes the staging directories, releases the pull's lease and collects what
+//! it committed; a kill leaves temp files and directories and a lease of a dead process,
+//! which the next `kiln` removes, while the layers already committed let the next pull skip
+//! them.
 
 mod verify;
 
@@ -16,6 +21,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
+
+use std::path::{Path, PathBuf};
 
 use kiln_image::{Digest, ImageRef, Platform};
 use kiln_store::{ImageRecord, LayerRecord, Lease, NewImage, Store, TagChange};
@@ -383,6 +390,11 @@ fn pull_leased(
             });
         }
     }
+    // Each layer's snapshot key (as builds and containers look it up).
+    let keys: Vec<String> = kiln_store::chain_ids(&diff_ids)
+        .iter()
+        .map(kiln_store::layer_snapshot_key)
+        .collect();
     // Layers: in parallel, in manifest order of start.
     let results: Mutex<Vec<Option<Result<LayerRecord>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
@@ -403,22 +415,39 @@ fn pull_leased(
             status,
         });
     }
-    // `Pull complete` in manifest order too, as docker's (its layers are registered one
-    // after the other): a layer done before those under it is announced after them.
-    let completed = Mutex::new((0usize, vec![false; layers.len()]));
-    let complete = |i: usize| {
+    // Snapshots are committed in manifest order (each names the one below it as parent,
+    // which must exist), and `Pull complete` follows, as docker's (its layers are
+    // registered one after the other): a layer done before those under it waits for them,
+    // its unpacked directory still in `tmp/`.
+    let completed = Mutex::new(Ordered {
+        next: 0,
+        done: (0..layers.len()).map(|_| None).collect(),
+    });
+    let complete = |i: usize, staged: Option<PathBuf>| -> Result<()> {
         let mut c = completed.lock().unwrap();
-        c.1[i] = true;
-        while c.0 < layers.len() && c.1[c.0] {
-            let l = &layers[c.0];
+        c.done[i] = Some(staged);
+        while c.next < layers.len() {
+            let k = c.next;
+            let Some(staged) = c.done[k].take() else {
+                break;
+            };
+            if let Some(dir) = staged {
+                let parent = k.checked_sub(1).map(|p| keys[p].as_str());
+                if let Err(e) = store.commit_snapshot(lease, &keys[k], parent, &dir) {
+                    discard(&dir);
+                    return Err(e.into());
+                }
+            }
+            let l = &layers[k];
             if missing.iter().any(|m| m.digest == l.digest) {
                 opts.progress.event(Event::Layer {
                     digest: l.digest,
                     status: LayerStatus::PullComplete,
                 });
             }
-            c.0 += 1;
+            c.next += 1;
         }
+        Ok(())
     };
     // As docker: the layers queued behind the first downloads say so.
     for l in missing.iter().skip(CONCURRENT_DOWNLOADS) {
@@ -436,17 +465,36 @@ fn pull_leased(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(l) = layers.get(i) else { break };
-                    let r = fetch_layer(store, sess, repo, l, &diff_ids[i], lease, opts.progress);
+                    let r = fetch_layer(
+                        store,
+                        sess,
+                        repo,
+                        l,
+                        &diff_ids[i],
+                        &keys[i],
+                        lease,
+                        opts.progress,
+                    )
+                    .and_then(|(record, staged)| complete(i, staged).map(|()| record));
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
-                    } else {
-                        complete(i);
                     }
                     results.lock().unwrap()[i] = Some(r);
                 }
             });
         }
     });
+    // After a failure, layers unpacked above the failed one were never committed.
+    for dir in completed
+        .into_inner()
+        .unwrap()
+        .done
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        discard(&dir);
+    }
     let mut records = Vec::with_capacity(layers.len());
     for r in results.into_inner().unwrap().into_iter().flatten() {
         records.push(r?);
@@ -504,15 +552,30 @@ fn check_blob_status(status: u16, url: &str, digest: &Digest) -> Result<()> {
     }
 }
 
-/// Decompresses the blob at `path`, hashes the tar and checks it as extraction would: its
-/// digest must be `diff_id`. Returns the tar's length.
+/// Layers finished, waiting for the ones under them before their snapshots are committed.
+struct Ordered {
+    /// The lowest layer not yet committed.
+    next: usize,
+    /// Per layer: finished (`Some`), with its unpacked staging directory if it made one.
+    done: Vec<Option<Option<PathBuf>>>,
+}
+
+/// Removes a staging directory (a failed or unneeded unpack). Best effort: what is left is
+/// this process's temp entry, which the next open of the store removes once it has exited.
+fn discard(dir: &Path) {
+    let _ = kiln_snapshot::remove_dir_all(dir);
+}
+
+/// Decompresses the blob at `path`, hashes the tar and checks it as extraction would (or
+/// unpacks it, as `tar` says): its digest must be `diff_id`. Returns the tar's length.
 fn check_diff_id(
-    path: &std::path::Path,
+    path: &Path,
     media_type: &str,
     diff_id: &Digest,
     what: &str,
+    tar: verify::Tar,
 ) -> Result<u64> {
-    let verified = verify::verify_file(path, media_type).map_err(|e| Error::Read {
+    let verified = verify::verify_file(path, media_type, tar).map_err(|e| Error::Read {
         what: path.display().to_string(),
         source: e,
     })?;
@@ -522,21 +585,95 @@ fn check_diff_id(
 /// The verifier's answer against the config's diff ID: the tar's length, or why the layer is
 /// refused (it does not decompress, its tar would not extract, or it is another tar).
 fn checked(verified: verify::Verified, diff_id: &Digest, what: &str) -> Result<u64> {
-    let (actual, len) = verified.map_err(|e| Error::Invalid {
+    let c = verified.map_err(|e| Error::Invalid {
         what: what.to_string(),
         reason: e.to_string(),
     })?;
-    if actual != *diff_id {
+    if c.diff_id != *diff_id {
         return Err(Error::DigestMismatch {
             what: format!("{what} (uncompressed, against the config's diff_id)"),
             expected: diff_id.to_string(),
-            actual: actual.to_string(),
+            actual: c.diff_id.to_string(),
         });
     }
-    Ok(len)
+    if let Some(stats) = &c.unpacked {
+        warn_rootless_losses(what, stats);
+    }
+    Ok(c.len)
 }
 
+/// Rootless extraction leaves out what a user namespace cannot make (docs/rootless.md): said
+/// once per layer on stderr, in the words of a build's lazy unpack (kiln-build's
+/// `rootfs::unpack`), which this unpack replaces. Written to fd 2 without taking
+/// `std::io::stderr()`'s lock, which a build's progress view holds while it pulls a base.
+fn warn_rootless_losses(what: &str, stats: &kiln_snapshot::ExtractStats) {
+    let short = what.strip_prefix("layer sha256:").unwrap_or(what);
+    let short = &short[..short.len().min(12)];
+    let mut lines = String::new();
+    if stats.devices_skipped > 0 {
+        lines += &format!(
+            "kiln: warning: layer {short}: {} device node(s) not created: a rootless user namespace cannot make device nodes (the image's layer keeps them)\n",
+            stats.devices_skipped
+        );
+    }
+    if stats.xattrs_skipped > 0 {
+        lines += &format!(
+            "kiln: warning: layer {short}: {} trusted.* extended attribute(s) not set: rootless kiln cannot set them (the image's layer keeps them)\n",
+            stats.xattrs_skipped
+        );
+    }
+    if lines.is_empty() {
+        return;
+    }
+    // SAFETY: fd 2 is open for the life of the process; it is only borrowed to duplicate it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+    if let Ok(owned) = fd.try_clone_to_owned() {
+        let _ = std::fs::File::from(owned).write_all(lines.as_bytes());
+    }
+}
+
+/// Fetches (or re-checks the store's copy of) one layer, unpacking it into a staging
+/// directory unless the store has its snapshot (`key`): the layer's record, and the
+/// filled staging directory to commit once the layers under it are committed. On an error
+/// the staging directory is gone.
+#[allow(clippy::too_many_arguments)]
 fn fetch_layer(
+    store: &Store,
+    sess: &Session,
+    repo: &str,
+    l: &Descriptor,
+    diff_id: &Digest,
+    key: &str,
+    lease: &Lease,
+    progress: &dyn Progress,
+) -> Result<(LayerRecord, Option<PathBuf>)> {
+    // The lease holds an existing snapshot until the image does: a layer above it may name
+    // it as parent.
+    let mut staging = match lease.use_snapshot(key)? {
+        Some(_) => None,
+        None => Some(store.prepare_snapshot_dir()?),
+    };
+    match fetch_layer_into(store, sess, repo, l, diff_id, lease, progress, &mut staging) {
+        Ok(record) => Ok((record, staging)),
+        Err(e) => {
+            if let Some(dir) = &staging {
+                discard(dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What to do with a layer's tar: unpack it into `staging`, or only check it.
+fn tar_job(staging: &Option<PathBuf>) -> verify::Tar {
+    match staging {
+        Some(dir) => verify::Tar::Unpack(dir.clone()),
+        None => verify::Tar::Check,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_layer_into(
     store: &Store,
     sess: &Session,
     repo: &str,
@@ -544,12 +681,13 @@ fn fetch_layer(
     diff_id: &Digest,
     lease: &Lease,
     progress: &dyn Progress,
+    staging: &mut Option<PathBuf>,
 ) -> Result<LayerRecord> {
     let what = format!("layer {}", l.digest);
     if store.has_blob(&l.digest) {
         lease.protect(kiln_store::RefKind::Blob, &l.digest.to_string())?;
         let path = store.blob_path(&l.digest);
-        let uncompressed = check_diff_id(&path, &l.media_type, diff_id, &what)?;
+        let uncompressed = check_diff_id(&path, &l.media_type, diff_id, &what, tar_job(staging))?;
         return Ok(LayerRecord {
             blob: l.digest,
             diff_id: *diff_id,
@@ -558,9 +696,14 @@ fn fetch_layer(
             uncompressed_size: uncompressed,
         });
     }
-    // The diff ID is checked while the blob downloads: one thread decompresses the bytes as
-    // they arrive, another hashes the tar (download, gunzip and hashing overlap).
-    let (tx, verifier) = verify::spawn(&l.media_type);
+    // The diff ID is checked, and the tar unpacked, while the blob downloads: threads
+    // decompress the bytes as they arrive, check and hash the tar, and unpack it.
+    let verify::Verifier {
+        tx,
+        handle: verifier,
+        consumed,
+        done: finished,
+    } = verify::spawn(&l.media_type, tar_job(staging));
     let mut tx = Some(tx);
     let downloaded = download(store, sess, repo, l, progress, &mut tx);
     let streamed = tx.is_some();
@@ -576,26 +719,57 @@ fn fetch_layer(
             digest: l.digest,
             status: LayerStatus::Verifying,
         });
-        Ok(w.finish()?)
+        let pending = w.finish()?;
+        if pending.info().digest != l.digest {
+            return Err(Error::DigestMismatch {
+                what: what.clone(),
+                expected: l.digest.to_string(),
+                actual: pending.info().digest.to_string(),
+            });
+        }
+        Ok(pending)
     });
+    if sealed.is_ok() {
+        // docker's order: the blob is verified, then the layer extracts (here it has been
+        // extracting all along; what is left of it shows).
+        progress.event(Event::Layer {
+            digest: l.digest,
+            status: LayerStatus::DownloadComplete,
+        });
+        if streamed && staging.is_some() {
+            loop {
+                let done = consumed.load(Ordering::Relaxed).min(l.size);
+                progress.event(Event::Layer {
+                    digest: l.digest,
+                    status: LayerStatus::Extracting(done, l.size),
+                });
+                match finished.recv_timeout(Duration::from_millis(100)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
     let verified = verifier.join();
     let pending = sealed?;
-    if pending.info().digest != l.digest {
-        return Err(Error::DigestMismatch {
-            what,
-            expected: l.digest.to_string(),
-            actual: pending.info().digest.to_string(),
-        });
-    }
     let uncompressed = match (streamed, verified) {
         (true, Ok(v)) => checked(v, diff_id, &what)?,
-        // The server restarted the blob (ignored a Range): check the file instead.
-        _ => check_diff_id(pending.path(), &l.media_type, diff_id, &what)?,
+        // The server restarted the blob (ignored a Range): check (and unpack) the file
+        // instead, into a fresh directory.
+        _ => {
+            if let Some(old) = staging.take() {
+                discard(&old);
+                *staging = Some(store.prepare_snapshot_dir()?);
+            }
+            check_diff_id(
+                pending.path(),
+                &l.media_type,
+                diff_id,
+                &what,
+                tar_job(staging),
+            )?
+        }
     };
-    progress.event(Event::Layer {
-        digest: l.digest,
-        status: LayerStatus::DownloadComplete,
-    });
     let info = pending.commit(lease, Some(&l.digest))?;
     Ok(LayerRecord {
         blob: info.digest,

@@ -172,6 +172,40 @@ fn blob_count(store: &Store) -> usize {
         .unwrap_or(0)
 }
 
+/// Unpacked layers in the store: directories under `snapshots-v1/` (a row each: the
+/// store's `system check` says so in the tests that count them).
+fn snapshot_count(store: &Store) -> usize {
+    std::fs::read_dir(store.root().join("snapshots-v1"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The snapshot directory of each layer of `id`, bottom first (None where there is none).
+fn layer_snapshots(store: &Store, id: &Digest) -> Vec<Option<std::path::PathBuf>> {
+    let diff_ids: Vec<Digest> = store
+        .layers(id)
+        .unwrap()
+        .iter()
+        .map(|l| l.diff_id)
+        .collect();
+    kiln_store::chain_ids(&diff_ids)
+        .iter()
+        .map(|c| {
+            store
+                .snapshot(&kiln_store::layer_snapshot_key(c))
+                .unwrap()
+                .map(|s| s.path)
+        })
+        .collect()
+}
+
+/// The store is consistent (`kiln system check`): every snapshot row has its directory and
+/// every directory a row, nothing partial.
+fn assert_consistent(store: &Store) {
+    let report = store.check(false).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 fn tmp_is_empty(store: &Store) -> bool {
     std::fs::read_dir(store.root().join("tmp"))
         .map(|mut d| d.next().is_none())
@@ -232,6 +266,17 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     let pulled = pull(&b, &env.settings, &name, &ev3).unwrap();
     assert_eq!(pulled.image.id, id);
     assert_eq!(pulled.digest, pushed.digest);
+    // Unpacked as it downloaded: each layer's snapshot is there, holding its files.
+    let snaps = layer_snapshots(&b, &id);
+    assert!(snaps.iter().all(Option::is_some), "{snaps:?}");
+    assert_eq!(snapshot_count(&b), 2);
+    let lower = snaps[0].as_ref().unwrap();
+    assert_eq!(std::fs::read(lower.join("a")).unwrap(), noise(1, 3 << 20));
+    assert_eq!(
+        std::fs::read(snaps[1].as_ref().unwrap().join("b")).unwrap(),
+        b"hello"
+    );
+    assert_consistent(&b);
     assert!(!pulled.up_to_date);
     assert_eq!(pulled.image.tags, vec![full.to_string()]);
     assert_eq!(b.repo_digests(&id).unwrap(), a.repo_digests(&id).unwrap());
@@ -246,6 +291,27 @@ fn push_then_pull_round_trips_and_a_second_push_compresses_nothing() {
     );
     let again = pull(&b, &env.settings, &name, &Events::default()).unwrap();
     assert!(again.up_to_date);
+    // Another image on the same lower layer: that layer is neither fetched nor unpacked
+    // again (same directory, same inode); only the new one is.
+    let other = load_image(
+        &a,
+        env.dir.path(),
+        "other:1",
+        &[layer_tar("a", &noise(1, 3 << 20)), layer_tar("c", b"new")],
+    );
+    let other_name = format!("{}/other:1", reg.addr);
+    a.tag(&other, &other_name).unwrap();
+    push(&a, &env.settings, &other_name, &Events::default(), None).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(lower).unwrap().ino();
+    let ev5 = Events::default();
+    pull(&b, &env.settings, &other_name, &ev5).unwrap();
+    assert_eq!(ev5.statuses()[0], LayerStatus::AlreadyExists);
+    let snaps2 = layer_snapshots(&b, &other);
+    assert_eq!(snaps2[0].as_ref(), Some(lower));
+    assert_eq!(std::fs::metadata(lower).unwrap().ino(), ino);
+    assert_eq!(snapshot_count(&b), 3);
+    assert_consistent(&b);
     // A pulled image pushes back as it came: same manifest digest, nothing uploaded.
     let name2 = format!("{}/copy:1", reg.addr);
     b.tag(&id, &name2).unwrap();
@@ -483,6 +549,12 @@ fn a_connection_cut_half_way_through_a_blob_is_resumed() {
     let pulled = pull(&b, &env.settings, &format!("{}/cut:1", proxy.addr), &ev).unwrap();
     assert_eq!(pulled.image.id, id);
     assert_eq!(proxy.cuts(), 2);
+    // The unpack went on across the resumed requests: the whole file.
+    let snaps = layer_snapshots(&b, &id);
+    assert_eq!(
+        std::fs::read(snaps[0].as_ref().unwrap().join("a")).unwrap(),
+        content
+    );
     let resumed: Vec<u64> = ev
         .statuses()
         .iter()
@@ -526,7 +598,9 @@ fn a_connection_that_keeps_dropping_leaves_nothing_in_the_store() {
     assert!(matches!(e, Error::GaveUp { attempts: 5, .. }), "{e}");
     assert!(b.images().unwrap().is_empty());
     assert_eq!(blob_count(&b), 0, "blobs left behind");
-    assert!(tmp_is_empty(&b));
+    assert_eq!(snapshot_count(&b), 0, "a half-unpacked layer left behind");
+    assert!(tmp_is_empty(&b), "a staging directory left behind");
+    assert_consistent(&b);
 }
 
 /// A fake registry that answers from a table of paths (for what a real registry never
@@ -626,7 +700,9 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     assert!(e.to_string().contains(&layer_digest.to_string()), "{e}");
     assert!(s.images().unwrap().is_empty());
     assert_eq!(blob_count(&s), 0, "the store is untouched");
-    assert!(tmp_is_empty(&s));
+    // The served tar was unpacked as it came: it is gone with the refusal.
+    assert_eq!(snapshot_count(&s), 0, "the unpacked layer is visible");
+    assert!(tmp_is_empty(&s), "a staging directory left behind");
 }
 
 #[test]
@@ -706,6 +782,7 @@ fn a_layer_that_is_not_its_diff_id_is_refused() {
         "{e}"
     );
     assert_eq!(blob_count(&s), 0);
+    assert_eq!(snapshot_count(&s), 0);
     assert!(tmp_is_empty(&s));
 }
 
@@ -727,6 +804,13 @@ fn a_server_that_ignores_range_restarts_the_blob() {
             .any(|s| matches!(s, LayerStatus::Retrying { .. }))
     );
     assert_eq!(s.layers(&p.image.id).unwrap()[0].blob, Digest::of(&layer));
+    // Unpacked again from the whole file: the first attempt's directory was dropped.
+    let snaps = layer_snapshots(&s, &p.image.id);
+    assert_eq!(
+        std::fs::read(snaps[0].as_ref().unwrap().join("a")).unwrap(),
+        noise(9, 1 << 20)
+    );
+    assert_eq!(snapshot_count(&s), 1);
     assert!(tmp_is_empty(&s));
 }
 
@@ -1305,7 +1389,10 @@ fn a_layer_whose_tar_would_not_extract_is_refused_and_the_store_untouched() {
         assert!(b.images().unwrap().is_empty(), "{name}");
         assert!(b.resolve_image(&r).is_err(), "{name}: tagged");
         assert_eq!(blob_count(&b), 0, "{name}: blobs left behind");
-        assert!(tmp_is_empty(&b), "{name}");
+        // Nor the good layer's snapshot, committed before the hostile one failed.
+        assert_eq!(snapshot_count(&b), 0, "{name}: snapshots left behind");
+        assert!(tmp_is_empty(&b), "{name}: a staging directory left behind");
+        assert_consistent(&b);
         // The layer named is the hostile one, by its digest.
         assert!(
             msg.starts_with(&format!("layer {}: ", Digest::of(tar))),
@@ -1327,6 +1414,7 @@ fn a_layer_whose_tar_would_not_extract_is_refused_and_the_store_untouched() {
     )
     .unwrap();
     assert_eq!(b.images().unwrap().len(), 1);
+    assert_eq!(snapshot_count(&b), 1);
 }
 
 /// How the blob store behind the redirect answers request `n` (from 0) for `bytes=offset-`.

@@ -44,6 +44,7 @@ pub use export::{
 };
 pub use extract::{
     CheckStats, ExtractOptions, ExtractStats, apply_layer, check_layer_tar, extract_layer,
+    extract_layer_tar,
 };
 pub use kiln_image::{Compression, Digest};
 

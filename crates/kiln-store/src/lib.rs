@@ -81,7 +81,7 @@ pub use lease::{Lease, RefKind};
 pub use load::{Loaded, LoadedImage, LoadedIndex};
 pub use registry::WireLayer;
 pub use save::SaveFormat;
-pub use snapshot::{Settled, SnapshotInfo};
+pub use snapshot::{Settled, SnapshotInfo, layer_snapshot_key};
 
 use layout::Layout;
 

@@ -69,6 +69,12 @@ pub(crate) fn use_snapshot_tx(
     .optional()
 }
 
+/// The snapshot key of an image layer whose chain ID is `chain`: the one key under which a
+/// pull unpacks the layer and a build or container looks it up.
+pub fn layer_snapshot_key(chain: &Digest) -> String {
+    format!("layer:{chain}")
+}
+
 fn dir_name(key: &str) -> String {
     Digest::of(key.as_bytes()).hex()[..32].to_string()
 }

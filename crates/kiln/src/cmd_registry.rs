@@ -241,22 +241,27 @@ mod tty {
             };
             let now = Instant::now();
             let text = match status {
-                LayerStatus::Downloading(done, total) | LayerStatus::Pushing(done, total) => {
-                    let verb = if matches!(status, LayerStatus::Downloading(..)) {
-                        "Downloading"
-                    } else {
-                        "Pushing"
+                LayerStatus::Downloading(done, total)
+                | LayerStatus::Extracting(done, total)
+                | LayerStatus::Pushing(done, total) => {
+                    let verb = match status {
+                        LayerStatus::Downloading(..) => "Downloading",
+                        LayerStatus::Extracting(..) => "Extracting",
+                        _ => "Pushing",
                     };
-                    let start = *st.started.entry(id.clone()).or_insert(now);
+                    // Per verb: `Extracting` counts its time left from its own start, and
+                    // its first line is drawn however soon after the last `Downloading`.
+                    let key = format!("{verb} {id}");
+                    let start = *st.started.entry(key.clone()).or_insert(now);
                     if done < total
                         && st
                             .drawn
-                            .get(&id)
+                            .get(&key)
                             .is_some_and(|t| now.duration_since(*t) < REDRAW)
                     {
                         return;
                     }
-                    st.drawn.insert(id.clone(), now);
+                    st.drawn.insert(key, now);
                     format!("{verb} {}", bar(done, total, now - start, self.width))
                 }
                 LayerStatus::Compressing => "Pushing ".to_string(),

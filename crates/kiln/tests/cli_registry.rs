@@ -75,6 +75,23 @@ impl Env {
             .map(|mut d| d.next().is_none())
             .unwrap_or(true)
     }
+
+    /// The store's unpacked layers: each snapshot directory's name and inode, sorted.
+    fn snapshots(&self, store: &str) -> Vec<(String, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(self.root(store).join("snapshots-v1"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let ino = e.metadata().unwrap().ino();
+                        (e.file_name().to_string_lossy().into_owned(), ino)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }
 
 /// Replaces 12-hex layer ids at line starts with `<layer>` and `sha256:<hex>` with `<digest>`.
@@ -165,6 +182,10 @@ fn push_and_pull_print_what_docker_prints() {
     // By digest.
     let by_digest = format!("{}/bb@{digest}", reg.addr);
     let out = env.ok("d", &["pull", &by_digest]);
+    // The pull unpacked the layer: its snapshot is there, and the first run uses it as it
+    // is (same directory, same inode: nothing unpacked again).
+    let unpacked = env.snapshots("d");
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
     // docker 20.10 names a digest pull by its familiar reference.
     assert!(
         out.starts_with(&format!("{by_digest}: Pulling from bb\n")),
@@ -192,6 +213,7 @@ fn push_and_pull_print_what_docker_prints() {
         &["run", "--rm", "--pull=never", &by_digest, "echo", "hi"],
     );
     assert_eq!(out, "hi\n");
+    assert_eq!(env.snapshots("d"), unpacked, "the first run unpacked again");
     assert!(env.tmp_is_empty("a") && env.tmp_is_empty("b") && env.tmp_is_empty("d"));
 }
 
@@ -605,6 +627,13 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
             "",
             "an image after a killed pull"
         );
+        // That open removed the dead pull's temp entries: the blob and the staging
+        // directory it was unpacking into; no snapshot became visible.
+        assert!(
+            env.tmp_is_empty("b"),
+            "a staging directory after a killed pull"
+        );
+        assert_eq!(env.snapshots("b"), vec![], "a snapshot after a killed pull");
     }
     // The next run removes what the dead ones left and completes.
     let out = env.ok("b", &["pull", &slow]);
@@ -617,6 +646,7 @@ fn a_pull_killed_half_way_leaves_nothing_and_the_next_one_completes() {
         String::from_utf8_lossy(&check.stdout)
     );
     assert_eq!(env.ok("b", &["images", "-q"]).lines().count(), 1);
+    assert_eq!(env.snapshots("b").len(), 1);
 }
 
 /// `args` as a command whose SIGINT has the default action: a shell running the tests in
@@ -648,8 +678,12 @@ fn kill_mid_transfer(
     loop {
         let partial = std::fs::read_dir(env.root(store).join("tmp"))
             .map(|d| {
-                d.flatten()
-                    .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                // A file: a pull's staging directory exists before its download starts.
+                d.flatten().any(|e| {
+                    e.metadata()
+                        .map(|m| m.is_file() && m.len() > 0)
+                        .unwrap_or(false)
+                })
             })
             .unwrap_or(false);
         if partial {
@@ -1013,6 +1047,16 @@ fn pull_and_push_redraw_one_line_per_layer_on_a_terminal() {
     ] {
         assert!(out.contains(&format!(": {s} \r")), "{s} in {out:?}");
     }
+    // Then docker's `Extracting` with its bar (the layers were unpacked as they came; what
+    // was left to unpack shows), between `Download complete` and `Pull complete`.
+    let (ext, done) = (
+        out.find(": Extracting [").expect("an Extracting line"),
+        out.find(": Download complete").unwrap(),
+    );
+    assert!(
+        done < ext && ext < out.rfind(": Pull complete").unwrap(),
+        "{out:?}"
+    );
 
     // -q on a terminal: the reference only. Not a terminal: docker's plain lines, no escapes.
     let out = on_a_tty(&env, "c", &["pull", "-q", &name]);

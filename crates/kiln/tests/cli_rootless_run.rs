@@ -431,6 +431,38 @@ fn rootless_push_to_a_local_registry() {
     let a = c.ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
     let b = ok(&root_store, &["image", "inspect", "-f", "{{.Id}}", &name]);
     assert_eq!(a, b, "the pushed image is the user's");
+    // Removed, then pulled back by the user: the pull unpacks the layer inside the user's
+    // namespace (owned on the host by the user, as the lazy unpack makes it: container
+    // root is the user), and the first run unpacks nothing (same directories, same inodes).
+    c.ok(&["rmi", &name]);
+    c.ok(&["rmi", BB]);
+    let snapshots = || {
+        use std::os::unix::fs::MetadataExt;
+        let mut v: Vec<(String, u64, u32)> = std::fs::read_dir(c.root.join("snapshots-v1"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.ino(),
+                    m.uid(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(snapshots(), vec![], "the rmi left snapshots");
+    c.ok(&["pull", &name]);
+    let pulled = snapshots();
+    assert!(!pulled.is_empty(), "the pull unpacked nothing");
+    assert!(
+        pulled.iter().all(|(_, _, uid)| *uid == c.user.uid),
+        "{pulled:?}: not the user's"
+    );
+    assert_eq!(c.ok(&["run", "--rm", &name, "echo", "hi"]), "hi\n");
+    assert_eq!(snapshots(), pulled, "the first run unpacked again");
 }
 
 #[test]

@@ -7,10 +7,7 @@ use kiln_store::{Digest, LayerRecord, Lease, Store, chain_ids};
 use crate::error::{BuildError, Result};
 use crate::rootfs::LayerRef;
 
-/// Snapshot key of the layer whose chain id is `chain`.
-pub fn layer_snapshot_key(chain: &Digest) -> String {
-    format!("layer:{chain}")
-}
+pub use kiln_store::layer_snapshot_key;
 
 /// The image's layers (`layers`, as `lease` holds them) as snapshots, bottom first.
 pub fn image_chain(

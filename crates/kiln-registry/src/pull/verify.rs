@@ -1,10 +1,12 @@
-//! A layer's diff ID and its tar, checked while the layer downloads, on three threads beside
-//! the download: one decompresses, one hashes what comes out (sha256 for the diff ID, and
-//! each gzip member's CRC-32 and length, as gzip readers check them), one reads the tar's
-//! headers with kiln's extraction rules (`kiln_snapshot::check_layer_tar`: an entry that
-//! would escape its root, a tar that does not parse, ... refuse the layer before it is
-//! stored). The stages overlap, so a pull costs about as long as its slowest stage
-//! (inflating) instead of the sum.
+//! A layer's diff ID and its tar, checked (and the tar unpacked) while the layer downloads,
+//! on three threads beside the download: one decompresses, one checks each gzip member's
+//! CRC-32 and length (as gzip readers do) and passes the tar on, one unpacks the tar into a
+//! staging snapshot directory with kiln's extraction (`kiln_snapshot::extract_layer_tar`,
+//! the lazy unpack's code and rules: an entry that would escape its root, a tar that does
+//! not parse, ... refuse the layer) and hashes it for the diff ID. A layer whose snapshot
+//! the store already has is not unpacked: its tar's headers are read with the same rules
+//! (`check_layer_tar`) and the middle thread hashes it. The stages overlap, so a pull costs
+//! about as long as its slowest stage (inflating, or writing the files) instead of the sum.
 //!
 //! gzip is decoded here, member by member (pigz-style and concatenated members are one
 //! stream, as for `MultiGzDecoder`), straight from the downloaded chunks into large output
@@ -12,14 +14,47 @@
 //! an uncompressed layer goes to the hasher as it is.
 
 use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use flate2::{Decompress, FlushDecompress, Status};
 use kiln_image::{Compression, Digest, Hasher};
 
-/// The tar's digest and length, or why the layer was refused.
-pub(super) type Verified = Result<(Digest, u64), Refused>;
+/// The tar's digest and length (and what unpacking it did), or why the layer was refused.
+pub(super) type Verified = Result<Checked, Refused>;
+
+/// What the verifier found in a layer it accepted.
+#[derive(Debug)]
+pub(super) struct Checked {
+    /// sha256 of the tar: the layer's diff ID if the config is right.
+    pub diff_id: Digest,
+    /// The tar's length.
+    pub len: u64,
+    /// The extraction's counts, when the tar was unpacked.
+    pub unpacked: Option<kiln_snapshot::ExtractStats>,
+}
+
+/// What to do with the tar besides hashing it.
+#[derive(Debug, Clone)]
+pub(super) enum Tar {
+    /// Read its headers with the extraction's rules; write nothing.
+    Check,
+    /// Unpack it into this (empty, store staging) directory.
+    Unpack(PathBuf),
+}
+
+/// A running verifier: send the blob's bytes, in order, then drop `tx` and join `handle`.
+pub(super) struct Verifier {
+    pub tx: SyncSender<Vec<u8>>,
+    pub handle: JoinHandle<Verified>,
+    /// Compressed bytes the decompressor has taken so far (docker's `Extracting` count).
+    pub consumed: Arc<AtomicU64>,
+    /// Closed (disconnected) when the verifier has its answer: wait on it with a timeout.
+    pub done: Receiver<()>,
+}
 
 /// Why a layer was refused.
 #[derive(Debug)]
@@ -28,6 +63,27 @@ pub(super) enum Refused {
     Decompress(io::Error),
     /// Its tar would not extract: the entry and why, as extraction says it.
     Tar(kiln_snapshot::Error),
+    /// The host refused to unpack it (no space, I/O error): not the tar's fault.
+    Unpack(kiln_snapshot::Error),
+}
+
+impl Refused {
+    /// An extraction error, classified: an error the system gave (a raw OS error: ENOSPC,
+    /// EIO, EACCES on the store) is the host's; the rest are the tar's.
+    fn of_extraction(e: kiln_snapshot::Error) -> Refused {
+        let os = match &e {
+            kiln_snapshot::Error::Io { source, .. } => source.raw_os_error(),
+            kiln_snapshot::Error::Entry {
+                kind: kiln_snapshot::EntryError::Io { source, .. },
+                ..
+            } => source.raw_os_error(),
+            _ => None,
+        };
+        match os {
+            Some(_) => Refused::Unpack(e),
+            None => Refused::Tar(e),
+        }
+    }
 }
 
 impl std::fmt::Display for Refused {
@@ -35,6 +91,7 @@ impl std::fmt::Display for Refused {
         match self {
             Refused::Decompress(e) => write!(f, "does not decompress: {e}"),
             Refused::Tar(e) => write!(f, "refused, its tar would not extract safely: {e}"),
+            Refused::Unpack(e) => write!(f, "could not be unpacked: {e}"),
         }
     }
 }
@@ -44,31 +101,41 @@ const OUT_CHUNK: usize = 1 << 20;
 /// Downloaded chunks waiting for the decompressor (at most this many).
 const IN_QUEUE: usize = 64;
 
-/// Starts the decompressing and hashing threads for a layer of `media_type` (a plain or
-/// unknown type is sniffed by its magic bytes, as `load` does). Send the blob's bytes, in
-/// order, then drop the sender and join the handle. The decompressor reads to the end of
-/// the channel whatever happens, so a sender never blocks on it.
-pub(super) fn spawn(media_type: &str) -> (SyncSender<Vec<u8>>, JoinHandle<Verified>) {
+/// Starts the decompressing, hashing and tar threads for a layer of `media_type` (a plain
+/// or unknown type is sniffed by its magic bytes, as `load` does). The decompressor reads
+/// to the end of the channel whatever happens, so a sender never blocks on it. On an error
+/// an `Unpack` directory is left half-written: the caller removes it.
+pub(super) fn spawn(media_type: &str, tar: Tar) -> Verifier {
     let (tx, rx) = sync_channel::<Vec<u8>>(IN_QUEUE);
     let declared = Compression::from_media_type(media_type).unwrap_or(Compression::None);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counter = consumed.clone();
+    let (done_tx, done) = sync_channel::<()>(0);
     let handle = std::thread::spawn(move || {
+        let _done = done_tx; // dropped on return
         let mut input = Input {
             rx,
             chunk: Vec::new(),
             pos: 0,
+            consumed: counter,
         };
-        let result = decode(declared, &mut input);
+        let result = decode(declared, &mut input, tar);
         while input.rx.recv().is_ok() {}
         result
     });
-    (tx, handle)
+    Verifier {
+        tx,
+        handle,
+        consumed,
+        done,
+    }
 }
 
-/// Checks a layer blob on disk: its tar's digest and length. The outer error is reading the
+/// Checks (or unpacks, as `tar` says) a layer blob on disk. The outer error is reading the
 /// file; the inner result is the verifier's.
-pub(super) fn verify_file(path: &std::path::Path, media_type: &str) -> io::Result<Verified> {
+pub(super) fn verify_file(path: &Path, media_type: &str, tar: Tar) -> io::Result<Verified> {
     let mut f = std::fs::File::open(path)?;
-    let (tx, handle) = spawn(media_type);
+    let Verifier { tx, handle, .. } = spawn(media_type, tar);
     let read = (|| -> io::Result<()> {
         loop {
             let mut buf = vec![0u8; 1 << 20];
@@ -110,6 +177,8 @@ struct Input {
     rx: Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
+    /// Bytes consumed, for progress (updated per call, not per byte).
+    consumed: Arc<AtomicU64>,
 }
 
 impl Input {
@@ -129,6 +198,11 @@ impl Input {
 
     fn consume(&mut self, n: usize) {
         self.pos += n;
+        self.count(n);
+    }
+
+    fn count(&self, n: usize) {
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// The next `n` bytes without consuming them (fewer only at the end of the stream):
@@ -153,6 +227,7 @@ impl Input {
         match self.fill().first() {
             Some(&b) => {
                 self.pos += 1;
+                self.count(1);
                 Ok(b)
             }
             None => Err(truncated()),
@@ -167,6 +242,7 @@ impl Input {
             }
             let k = avail.min(n);
             self.pos += k;
+            self.count(k);
             n -= k;
         }
         Ok(())
@@ -192,6 +268,7 @@ impl Read for Input {
         let n = out.len().min(avail.len());
         out[..n].copy_from_slice(&avail[..n]);
         self.pos += n;
+        self.count(n);
         Ok(n)
     }
 }
@@ -263,13 +340,15 @@ impl Output {
     }
 }
 
-fn decode(declared: Compression, input: &mut Input) -> Verified {
+fn decode(declared: Compression, input: &mut Input, tar: Tar) -> Verified {
     let (htx, hrx) = sync_channel::<Msg>(8);
     let (pool_tx, pool_rx) = channel::<Vec<u8>>();
     let (ctx, crx) = sync_channel::<Vec<u8>>(8);
     let checker_pool = pool_tx.clone();
-    let checker = std::thread::spawn(move || check(crx, checker_pool));
-    let hasher = std::thread::spawn(move || hash(hrx, ctx, pool_tx));
+    // Extraction hashes what it reads; a check only skips through, so the hasher hashes.
+    let sha = matches!(tar, Tar::Check);
+    let checker = std::thread::spawn(move || check(crx, checker_pool, tar));
+    let hasher = std::thread::spawn(move || hash(hrx, ctx, pool_tx, sha));
     let mut out = Output::new(htx, pool_rx);
     let comp = if declared == Compression::None {
         Compression::detect(input.peek(4))
@@ -287,28 +366,52 @@ fn decode(declared: Compression, input: &mut Input) -> Verified {
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the layer hasher panicked")));
     let checked = checker.join().unwrap_or_else(|_| {
-        Err(kiln_snapshot::Error::Archive {
+        Err(Refused::Tar(kiln_snapshot::Error::Archive {
             after: None,
             source: io::Error::other("the layer tar checker panicked"),
-        })
+        }))
     });
     decoded.map_err(Refused::Decompress)?;
     let hashed = hashed.map_err(Refused::Decompress)?;
-    checked.map_err(Refused::Tar)?;
-    Ok(hashed)
+    let unpacked = checked?;
+    let (diff_id, len) = match (&unpacked, hashed) {
+        (Some(stats), _) => (stats.diff_id, stats.tar_size),
+        (None, Some(h)) => h,
+        (None, None) => unreachable!("a check hashes in the hasher"),
+    };
+    Ok(Checked {
+        diff_id,
+        len,
+        unpacked,
+    })
 }
 
-/// Reads the tar's headers as extraction would (`check_layer_tar`), skipping file contents;
+/// Unpacks the tar (or reads its headers as extraction would, skipping file contents);
 /// buffers go back to the pool. Reads the channel to its end whatever happens.
-fn check(rx: Receiver<Vec<u8>>, pool: Sender<Vec<u8>>) -> kiln_snapshot::Result<()> {
+fn check(
+    rx: Receiver<Vec<u8>>,
+    pool: Sender<Vec<u8>>,
+    tar: Tar,
+) -> Result<Option<kiln_snapshot::ExtractStats>, Refused> {
     let mut stream = TarStream {
         rx,
         pool,
         chunk: Vec::new(),
         pos: 0,
         offset: 0,
+        ended: false,
     };
-    let checked = kiln_snapshot::check_layer_tar(&mut stream).map(|_| ());
+    let checked = match &tar {
+        Tar::Check => kiln_snapshot::check_layer_tar(&mut stream)
+            .map(|_| None)
+            .map_err(Refused::Tar),
+        Tar::Unpack(dir) => {
+            let opts = kiln_snapshot::ExtractOptions::default();
+            kiln_snapshot::extract_layer_tar(&mut stream, dir, &opts)
+                .map(Some)
+                .map_err(|e| Refused::of_extraction(stream.truncation(e)))
+        }
+    };
     while let Ok(c) = stream.rx.recv() {
         let _ = stream.pool.send(c);
     }
@@ -322,9 +425,30 @@ struct TarStream {
     chunk: Vec<u8>,
     pos: usize,
     offset: u64,
+    /// The stream has ended (the tar reader asked for more than there was).
+    ended: bool,
 }
 
 impl TarStream {
+    /// A tar that stops inside an entry makes the `tar` crate fail at the next header
+    /// ("unexpected EOF during skip"); said as the check says it, where the stream ended
+    /// after a whole entry was read.
+    fn truncation(&self, e: kiln_snapshot::Error) -> kiln_snapshot::Error {
+        match e {
+            kiln_snapshot::Error::Archive {
+                after: Some(after),
+                source,
+            } if self.ended && source.raw_os_error().is_none() => kiln_snapshot::Error::Archive {
+                after: Some(after),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the tar ends inside an entry (truncated)",
+                ),
+            },
+            e => e,
+        }
+    }
+
     /// Makes the next non-empty chunk current; false at the end of the stream.
     fn advance(&mut self) -> bool {
         while let Ok(c) = self.rx.recv() {
@@ -337,6 +461,7 @@ impl TarStream {
                 return true;
             }
         }
+        self.ended = true;
         false
     }
 }
@@ -385,7 +510,8 @@ fn hash(
     rx: Receiver<Msg>,
     checker: SyncSender<Vec<u8>>,
     pool: Sender<Vec<u8>>,
-) -> io::Result<(Digest, u64)> {
+    sha: bool,
+) -> io::Result<Option<(Digest, u64)>> {
     let mut checker = Some(checker);
     let mut h = Hasher::new();
     let mut crc = crc32fast::Hasher::new();
@@ -397,7 +523,9 @@ fn hash(
         }
         match m {
             Msg::Data(b) => {
-                h.update(&b);
+                if sha {
+                    h.update(&b);
+                }
                 crc.update(&b);
                 member_len += b.len() as u64;
                 match &checker {
@@ -431,8 +559,11 @@ fn hash(
     if let Some(e) = failed {
         return Err(e);
     }
+    if !sha {
+        return Ok(None);
+    }
     let len = h.len();
-    Ok((h.finish(), len))
+    Ok(Some((h.finish(), len)))
 }
 
 fn plain(input: &mut Input, out: &mut Output) -> io::Result<()> {
@@ -445,10 +576,12 @@ fn plain(input: &mut Input, out: &mut Output) -> io::Result<()> {
             first[input.pos..].to_vec()
         };
         input.pos = 0;
+        input.count(rest.len());
         out.send(Msg::Data(rest))?;
     }
     while let Ok(c) = input.rx.recv() {
         if !c.is_empty() {
+            input.count(c.len());
             out.send(Msg::Data(c))?;
         }
     }
@@ -559,13 +692,35 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn run(media_type: &str, blob: &[u8], piece: usize) -> Verified {
-        let (tx, h) = spawn(media_type);
+    fn run_as(media_type: &str, blob: &[u8], piece: usize, tar: Tar) -> Verified {
+        let v = spawn(media_type, tar);
         for c in blob.chunks(piece.max(1)) {
-            tx.send(c.to_vec()).unwrap();
+            v.tx.send(c.to_vec()).unwrap();
         }
-        drop(tx);
-        h.join().unwrap()
+        drop(v.tx);
+        let r = v.handle.join().unwrap();
+        if r.is_ok() {
+            // Every compressed byte was taken (docker's `Extracting` count ends at the size).
+            assert_eq!(v.consumed.load(Ordering::Relaxed), blob.len() as u64);
+        }
+        r
+    }
+
+    /// Checks the blob, and unpacks it into a fresh directory: both must agree, on the
+    /// digest or on the error, word for word (the unpack refuses what the check refuses).
+    fn run(media_type: &str, blob: &[u8], piece: usize) -> Result<(Digest, u64), Refused> {
+        let checked = run_as(media_type, blob, piece, Tar::Check);
+        let dir = tempfile::tempdir().unwrap();
+        let unpacked = run_as(media_type, blob, piece, Tar::Unpack(dir.path().into()));
+        match (&checked, &unpacked) {
+            (Ok(c), Ok(u)) => {
+                assert_eq!((c.diff_id, c.len), (u.diff_id, u.len));
+                assert!(c.unpacked.is_none() && u.unpacked.is_some());
+            }
+            (Err(c), Err(u)) => assert_eq!(c.to_string(), u.to_string()),
+            (c, u) => panic!("the check says {c:?}, the unpack {u:?}"),
+        }
+        checked.map(|c| (c.diff_id, c.len))
     }
 
     /// A tar of one file of compressible bytes with some noise (about 3 MB).
@@ -740,6 +895,30 @@ mod tests {
             run(TAR, &padded, 65536).unwrap(),
             (Digest::of(&padded), padded.len() as u64)
         );
+    }
+
+    #[test]
+    fn an_inflated_tar_is_not_sniffed_again() {
+        // A gzip layer whose tar starts with gzip's magic (its first entry's name): the
+        // lazy unpack inflates the blob once; so must the pull's, and extract that tar.
+        let name = b"\x1f\x8b\x08name";
+        let tar = tar_with_raw_name(name);
+        let dir = tempfile::tempdir().unwrap();
+        let c = run_as(GZ, &gz(&tar), 4096, Tar::Unpack(dir.path().into())).unwrap();
+        assert_eq!(c.diff_id, Digest::of(&tar));
+        assert_eq!(c.unpacked.unwrap().files, 1);
+        use std::os::unix::ffi::OsStrExt;
+        let p = dir.path().join(std::ffi::OsStr::from_bytes(name));
+        assert_eq!(std::fs::read(p).unwrap(), b"x");
+    }
+
+    #[test]
+    fn an_unpacked_layer_is_the_tars_files() {
+        let d = data();
+        let dir = tempfile::tempdir().unwrap();
+        let c = run_as(GZ, &gz(&d), 65536, Tar::Unpack(dir.path().into())).unwrap();
+        assert_eq!((c.diff_id, c.len), (Digest::of(&d), d.len() as u64));
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), noise());
     }
 
     /// A tar of one file whose name is `name` as written (tar::Builder refuses `..`).

@@ -93,6 +93,20 @@ pub fn extract_layer(
     run(reader, dest, opts, Target::Diff)
 }
 
+/// Extract an uncompressed layer tar into `dest` as [`extract_layer`] does, with the same
+/// rules and errors, but without sniffing a compression: the caller decompressed it (a pull
+/// inflates a layer while it downloads and feeds the tar here). Sniffing a tar would take one
+/// whose first bytes look like gzip for a second compression layer and extract something else
+/// than the tar the caller hashed. `compression` in the result is `None`; `diff_id` is the
+/// tar's sha256.
+pub fn extract_layer_tar(
+    tar: impl Read,
+    dest: &Path,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats> {
+    extract(Compression::None, Box::new(tar), dest, opts, Target::Diff)
+}
+
 /// Apply a layer tar onto a merged root file system at `dest` (for `--output type=local` and
 /// flattening): whiteouts delete what lower layers left, opaque markers empty the directory
 /// of everything this layer did not itself write.
@@ -133,6 +147,16 @@ fn run(
     target: Target,
 ) -> Result<ExtractStats> {
     let (compression, decoded) = decompress(reader)?;
+    extract(compression, decoded, dest, opts, target)
+}
+
+fn extract(
+    compression: Compression,
+    decoded: Box<dyn Read + '_>,
+    dest: &Path,
+    opts: &ExtractOptions,
+    target: Target,
+) -> Result<ExtractStats> {
     let mut hashed = HashReader::new(decoded);
     let mut ex = Extractor {
         root: Root::open(dest, target)?,
