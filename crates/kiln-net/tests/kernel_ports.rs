@@ -225,7 +225,8 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         }])
         .unwrap();
         assert!(kiln_net::stale_rules().unwrap().is_empty());
-        assert_eq!(kiln_net::rules_of("livec").unwrap(), 2);
+        // output, postrouting and the loopback guard (no prerouting for a 127.0.0.1 mapping).
+        assert_eq!(kiln_net::rules_of("livec").unwrap(), 3);
         // Re-add a dead one: system check's repair removes it and keeps the live ones.
         let mut p = Command::new(prereq::require_command("nft", "nftables"))
             .args(["-f", "-"])
@@ -236,7 +237,7 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         assert!(p.wait().unwrap().success());
         assert_eq!(kiln_net::remove_stale_rules().unwrap().len(), 1);
         assert_eq!(kiln_net::rules_of(&owner).unwrap(), 0);
-        assert_eq!(kiln_net::rules_of("livec").unwrap(), 2);
+        assert_eq!(kiln_net::rules_of("livec").unwrap(), 3);
         // release: the rules now, the veth with the namespace.
         let ifname = k.host_interface().to_string();
         k.release().unwrap();

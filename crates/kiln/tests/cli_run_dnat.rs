@@ -275,14 +275,14 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
     let (code, so, se) = out(&c.kiln(&["system", "check"]));
     assert_eq!(code, 1, "{so}{se}");
     assert!(
-        so.contains(&format!("broken: nftables table ip kiln: 3 rules of container {id} (supervisor pid {sup} is gone)")),
+        so.contains(&format!("broken: nftables table ip kiln: 4 rules of container {id} (supervisor pid {sup} is gone)")),
         "{so}"
     );
     let (code, so, se) = out(&c.kiln(&["system", "check", "--repair"]));
     assert_eq!(code, 0, "{so}{se}");
     assert!(
         so.contains(&format!(
-            "repaired: nftables table ip kiln: 3 rules of container {id}"
+            "repaired: nftables table ip kiln: 4 rules of container {id}"
         )),
         "{so}"
     );
@@ -316,4 +316,116 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
     assert!(!net_leftovers(&next).is_empty());
     ok(&c, &["rm", "-f", &id, &next]);
     assert_eq!(net_leftovers_after_wait(&next), Vec::<String>::new());
+}
+
+/// A SYN to `dst:dport` from `src`, sent as a raw frame on `ifname` to the MAC `to_mac`;
+/// prints the reply's TCP flags in hex, or `none` (run in the container by the host's python).
+const RAW_SYN: &str = r#"
+import socket, struct, sys, time
+ifn, mac, src, dst, dport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)); s.bind((ifn, 0)); s.settimeout(2)
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); t += t >> 16
+    return ~t & 0xffff
+sport = 45123
+tcp = struct.pack('!HHIIBBHHH', sport, dport, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
+ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(tcp))
+tcp = tcp[:16] + struct.pack('!H', csum(ph + tcp)) + tcp[18:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst))
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s.send(bytes.fromhex(mac.replace(':', '')) + s.getsockname()[4] + b'\x08\x00' + ip + tcp)
+end = time.time() + 2
+while time.time() < end:
+    try: f = s.recv(70000)
+    except socket.timeout: break
+    p = f[14:]
+    if p[9] != 6: continue
+    t = p[(p[0] & 15) * 4:]
+    if struct.unpack('!H', t[2:4])[0] == sport:
+        print(hex(t[13])); sys.exit(0)
+print('none')
+"#;
+
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_through_its_veth() {
+    // route_localnet on the host's veth end must not open the host's 127.0.0.1-only services
+    // to packets the container crafts (it has CAP_NET_RAW, as docker's default set).
+    let _turn = serial();
+    require_root();
+    require_command("nft", "nftables");
+    require_command("python3", "python3");
+    let c = RunCtx::new();
+    let secret = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let secret_port = secret.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("syn.py"), RAW_SYN).unwrap();
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "-p",
+            &format!("{}:80", free_port()),
+            "-v",
+            "/:/host:ro",
+            BB,
+            "sleep",
+            "60",
+        ],
+    )
+    .trim()
+    .to_string();
+    let host_if = format!("kiln{}", &id[..11]);
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{host_if}/address")).unwrap();
+    let addr = ok(
+        &c,
+        &["exec", &id, "ip", "-4", "-o", "addr", "show", "kiln0"],
+    );
+    let caddr = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no address on kiln0: {addr}"))
+        .to_string();
+    let reply = ok(
+        &c,
+        &[
+            "exec",
+            &id,
+            "chroot",
+            "/host",
+            "python3",
+            &format!("{}/syn.py", dir.path().display()),
+            "kiln0",
+            mac.trim(),
+            &caddr,
+            "127.0.0.1",
+            &secret_port,
+        ],
+    );
+    assert_eq!(
+        reply.trim(),
+        "none",
+        "the host's 127.0.0.1:{secret_port} answered"
+    );
+    let table = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "chain", "ip", "kiln", "guard"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let guard = table
+        .lines()
+        .find(|l| l.contains(&host_if))
+        .unwrap_or_else(|| panic!("no guard rule for {host_if}: {table}"));
+    assert!(
+        guard.contains("ip daddr 127.0.0.0/8") && !guard.contains("packets 0 "),
+        "{guard}"
+    );
+    ok(&c, &["rm", "-f", &id]);
+    drop(secret);
 }

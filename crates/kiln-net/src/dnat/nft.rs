@@ -84,7 +84,8 @@ pub(crate) fn table_batch() -> String {
         "add table ip {TABLE}\n\
          add chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}\n\
          add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; policy accept; }}\n\
-         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n"
+         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n\
+         add chain ip {TABLE} guard {{ type filter hook prerouting priority -300; policy accept; }}\n"
     )
 }
 
@@ -124,6 +125,13 @@ pub(crate) fn add_batch(
             b.push_str(&format!("add rule ip {TABLE} prerouting {rule}\n"));
         }
     }
+    // `route_localnet` on the host's end lets DNATed 127.0.0.1 traffic out through the veth;
+    // it would also let the container reach the host's 127.0.0.1-only services with packets
+    // it crafts (CAP_NET_RAW) to 127.0.0.1 and the host end's MAC (the CVE-2020-8558 class):
+    // nothing from the veth may be addressed to loopback, as kube-proxy and docker drop it.
+    b.push_str(&format!(
+        "add rule ip {TABLE} guard iifname \"{host_if}\" ip daddr 127.0.0.0/8 counter drop comment \"{tag}\"\n"
+    ));
     // Replies must come back through the veth: the container sees the host's veth address as
     // the client, which it reaches on-link (its default route is pasta's tap).
     b.push_str(&format!(
