@@ -402,9 +402,11 @@ impl Store {
     /// when a prefix matches several.
     pub fn find_container(&self, name: &str) -> Result<ContainerRecord> {
         let name = name.strip_prefix('/').unwrap_or(name);
+        // A prefix is compared as text: LIKE would read `%` and `_` in a user's argument as
+        // wildcards (`rm -f %1234` removed the container whose ID holds 1234) and ignore case.
         let rows = self.read(|tx| {
             let mut stmt = tx.prepare(&format!(
-                "SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1 OR (?1 != '' AND id LIKE ?1 || '%')"
+                "SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1 OR (?1 != '' AND substr(id, 1, length(?1)) = ?1)"
             ))?;
             let rows = stmt.query_map([name], row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

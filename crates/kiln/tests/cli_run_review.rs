@@ -594,3 +594,29 @@ fn container_commands_print_dockers_messages() {
         "{se}"
     );
 }
+
+#[test]
+fn an_id_prefix_is_text_not_a_pattern() {
+    // Attack review: `rm -f %SUFFIX` removed the container whose ID held SUFFIX (SQL LIKE).
+    let c = ctx();
+    let id = ok(&c, &["create", "--name", "victim", BB, "true"])
+        .trim()
+        .to_string();
+    for probe in [
+        format!("%{}", &id[4..12]),
+        format!("{}_{}", &id[..2], &id[3..6]),
+        id[..8].to_uppercase(),
+    ] {
+        if probe == id[..8] {
+            continue; // an all-digit prefix has no upper case
+        }
+        let (code, _, err) = out(&c.kiln(&["rm", &probe]));
+        assert_eq!(code, 1, "rm {probe}: {err}");
+        assert!(err.contains("No such container"), "rm {probe}: {err}");
+    }
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{.Name}}", &id[..6]]).trim(),
+        "/victim"
+    );
+    ok(&c, &["rm", "victim"]);
+}
