@@ -429,3 +429,26 @@ fn a_container_cannot_reach_the_hosts_loopback_through_its_veth() {
     ok(&c, &["rm", "-f", &id]);
     drop(secret);
 }
+
+#[test]
+fn rm_of_a_container_whose_supervisor_was_killed_removes_its_rules() {
+    // Attack review: after `kill -9` of the supervisor, `rm -f` left the 4 rules until the
+    // next `run -p` or `system check --repair` (127.0.0.1:PORT DNATed to a dead address).
+    let _turn = serial();
+    require_root();
+    require_command("nft", "nftables");
+    let c = RunCtx::new();
+    let port = free_port();
+    let id = web(&c, &[], port);
+    wait_for("the server", || {
+        curl(&format!("http://127.0.0.1:{port}/")).is_some()
+    });
+    // SAFETY: a process this test started (through kiln).
+    unsafe { libc::kill(supervisor_of(&id) as i32, libc::SIGKILL) };
+    wait_for("the container to be exited", || {
+        !ok(&c, &["ps", "-q", "--no-trunc"]).contains(&id)
+    });
+    assert!(!net_leftovers(&id).is_empty());
+    ok(&c, &["rm", "-f", &id]);
+    assert_eq!(net_leftovers_after_wait(&id), Vec::<String>::new());
+}

@@ -883,6 +883,13 @@ fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result
         Err(e) => return Err(e.into()),
     }
     super::cgroup::remove_dirs(cgroups);
+    // A supervisor that was SIGKILLed left its published ports' nftables rules behind
+    // (docs/networking.md): they go with the container, as its cgroups do. Only rules whose
+    // supervisor is gone are touched; rootless kiln has none.
+    let cfg: config::ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    if !cfg.host.port_bindings.is_empty() || cfg.host.publish_all {
+        let _ = kiln_net::remove_stale_rules();
+    }
     Ok(())
 }
 
