@@ -481,3 +481,56 @@ fn published_ports_with_host_or_none_network_are_discarded_with_a_warning() {
         ok(&c, &["rm", &name]);
     }
 }
+
+#[test]
+fn system_df_counts_containers_writable_layers() {
+    // docker: the Containers row's SIZE is the containers' writable layers (SizeRw), its
+    // RECLAIMABLE the stopped ones'; kiln printed 0B for both.
+    let c = ctx();
+    ok(
+        &c,
+        &[
+            "run",
+            "--name",
+            "df1",
+            BB,
+            "sh",
+            "-c",
+            "head -c 1000000 /dev/urandom > /f",
+        ],
+    );
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "df2",
+            BB,
+            "sh",
+            "-c",
+            "head -c 2000000 /dev/urandom > /f; touch /done; sleep 60",
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    while ok(&c, &["exec", "df2", "ls", "/"])
+        .lines()
+        .all(|l| l != "done")
+    {
+        assert!(t0.elapsed().as_secs() < 30, "df2 never wrote its file");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let row = df_row(&c, "Containers");
+    let f: Vec<&str> = row.split('|').collect();
+    assert_eq!(&f[..3], &["Containers", "2", "1"], "{row}");
+    let size = bytes(f[3]);
+    assert!((2.9e6..3.2e6).contains(&size), "{row}");
+    assert!(f[4].starts_with("1MB (3"), "{row}");
+    let v = ok(&c, &["system", "df", "-v"]);
+    let line = v
+        .lines()
+        .find(|l| l.ends_with(" df2"))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(line.contains(" 2MB "), "{line}");
+    ok(&c, &["rm", "-f", "df1", "df2"]);
+}

@@ -81,6 +81,23 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|c| c.state == kiln_store::ContainerState::Running)
         .count();
+    // A container's size is its writable layer's (docker's SizeRw, what `ps -s` shows);
+    // reclaimable is what the stopped ones hold.
+    let container_size: Vec<u64> = containers
+        .iter()
+        .map(|c| {
+            kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
+                .map(|u| u.size)
+                .unwrap_or(0)
+        })
+        .collect();
+    let containers_total: u64 = container_size.iter().sum();
+    let containers_stopped: u64 = containers
+        .iter()
+        .zip(&container_size)
+        .filter(|(c, _)| !c.state.is_live())
+        .map(|(_, s)| s)
+        .sum();
     let volumes = crate::cmd_container::volume_usage(store)?;
     let volume_total: u64 = volumes.iter().map(|v| v.size).sum();
     let volume_unused: u64 = volumes
@@ -106,8 +123,8 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
                 "Containers",
                 containers.len(),
                 running,
-                "0B".into(),
-                "0B".into(),
+                hs4(containers_total),
+                reclaimable(containers_stopped, containers_total),
             ),
             row(
                 "Local Volumes",
@@ -176,12 +193,13 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     writeln!(out, "Containers space usage:\n")?;
     let mut rows =
         String::from("CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES");
-    for c in &containers {
+    for (c, size) in containers.iter().zip(&container_size) {
         rows.push_str(&format!(
-            "\n{}\t{}\t\t{}\t0B\t{}\t{:?}\t{}",
+            "\n{}\t{}\t\t{}\t{}\t{}\t{:?}\t{}",
             truncate_id(&c.id),
             truncate_id(&c.image.to_string()),
             volumes_of(c),
+            hs4(*size),
             since(c.created),
             c.state,
             c.name.clone().unwrap_or_default()
