@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Netns, echo_server, tcp_listening, thread_names, udp_echo_server};
+use common::{Netns, echo_server, thread_names, udp_echo_server};
 use kiln_net::{PortMapping, Proto, Proxy};
+use kiln_test::net::tcp_listening;
 
 #[test]
 fn stop_leaves_no_listener_connection_or_thread() {

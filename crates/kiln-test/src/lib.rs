@@ -14,5 +14,6 @@
 
 pub mod docker;
 pub mod fuzz;
+pub mod net;
 pub mod prereq;
 pub mod registry;

@@ -124,6 +124,23 @@ fn web(c: &Ctx, extra: &[&str], port: u16) -> String {
     ok(c, &args).trim().to_string()
 }
 
+/// A web container on a fresh port, serving, whose supervisor is then SIGKILLed and which
+/// `ps` shows exited: its rules stay behind (the veth dies with the namespace).
+fn web_with_killed_supervisor(c: &Ctx) -> String {
+    let port = free_port();
+    let id = web(c, &[], port);
+    wait_for("the server", || {
+        curl(&format!("http://127.0.0.1:{port}/")).is_some()
+    });
+    // SAFETY: a process this test started (through kiln).
+    unsafe { libc::kill(supervisor_of(&id) as i32, libc::SIGKILL) };
+    wait_for("the container to be exited", || {
+        !ok(c, &["ps", "-q", "--no-trunc"]).contains(&id)
+    });
+    assert!(!net_leftovers(&id).is_empty());
+    id
+}
+
 #[test]
 fn a_published_port_takes_the_kernel_path_and_stop_leaves_nothing() {
     let _turn = serial();
@@ -296,17 +313,7 @@ fn a_killed_supervisors_rules_go_with_system_check_repair_and_the_next_run() {
     // Killed again: the next run that publishes a port removes the dead one's rules. (A new
     // port: the old one is in the ephemeral range, and another process's outgoing connection
     // may hold it as its local port by now, which makes the bind fail.)
-    let port = free_port();
-    let id = web(&c, &[], port);
-    wait_for("the server", || {
-        curl(&format!("http://127.0.0.1:{port}/")).is_some()
-    });
-    // SAFETY: as above.
-    unsafe { libc::kill(supervisor_of(&id) as i32, libc::SIGKILL) };
-    wait_for("the container to be exited", || {
-        !ok(&c, &["ps", "-q", "--no-trunc"]).contains(&id)
-    });
-    assert!(!net_leftovers(&id).is_empty());
+    let id = web_with_killed_supervisor(&c);
     let next = web(&c, &[], free_port());
     assert_eq!(
         net_leftovers_after_wait(&id),
@@ -438,17 +445,7 @@ fn rm_of_a_container_whose_supervisor_was_killed_removes_its_rules() {
     require_root();
     require_command("nft", "nftables");
     let c = RunCtx::new();
-    let port = free_port();
-    let id = web(&c, &[], port);
-    wait_for("the server", || {
-        curl(&format!("http://127.0.0.1:{port}/")).is_some()
-    });
-    // SAFETY: a process this test started (through kiln).
-    unsafe { libc::kill(supervisor_of(&id) as i32, libc::SIGKILL) };
-    wait_for("the container to be exited", || {
-        !ok(&c, &["ps", "-q", "--no-trunc"]).contains(&id)
-    });
-    assert!(!net_leftovers(&id).is_empty());
+    let id = web_with_killed_supervisor(&c);
     ok(&c, &["rm", "-f", &id]);
     assert_eq!(net_leftovers_after_wait(&id), Vec::<String>::new());
 }

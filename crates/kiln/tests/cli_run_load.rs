@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kiln_test::net::tcp_listening;
 use support::*;
 
 const BB: &str = "localhost/busybox:latest";
@@ -100,27 +101,6 @@ fn cgroup_dirs(id: &str) -> Vec<String> {
     dirs
 }
 
-/// A socket listens on TCP `port` of the host (/proc/net/tcp and tcp6). Not a connect: a
-/// published port's connections go to the container through the kernel's DNAT, and with
-/// nothing listening in the container they are refused, while the proxy's listener still
-/// holds the port.
-fn listening(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .any(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                let local_port = cols
-                    .get(1)
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| u16::from_str_radix(p, 16).ok());
-                local_port == Some(port) && cols.get(3) == Some(&"0A")
-            })
-    })
-}
-
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
@@ -199,7 +179,11 @@ fn assert_nothing_left(
             "rules/veth of {id}"
         );
     }
-    let open: Vec<u16> = ports.iter().copied().filter(|&p| listening(p)).collect();
+    let open: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|&p| tcp_listening(p))
+        .collect();
     assert!(open.is_empty(), "published ports still listening: {open:?}");
     assert_eq!(ok(c, &["ps", "-aq"]), "", "kiln ps -a lists containers");
     let dirs = std::fs::read_dir(c.root.join("containers"))
@@ -249,7 +233,10 @@ fn fifty_containers_started_and_stopped_leave_nothing_behind() {
             );
             trees.extend(tree);
             let port = published_port(&c, &id);
-            assert!(listening(port), "{name}: its published port {port} listens");
+            assert!(
+                tcp_listening(port),
+                "{name}: its published port {port} listens"
+            );
             ports.insert(port);
             assert_eq!(ok(&c, &["stop", "-t", "5", &name]).trim(), name);
             let status = ok(&c, &["inspect", "-f", "{{.State.ExitCode}}", &name]);
