@@ -198,13 +198,7 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
              add chain ip kiln output {{ type nat hook output priority -100; policy accept; }}\n\
              add rule ip kiln output ip daddr 127.0.0.1 tcp dport 9 counter dnat to 169.254.1.2:9 comment \"{tag}\"\n"
         );
-        let mut p = Command::new(prereq::require_command("nft", "nftables"))
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
-        assert!(p.wait().unwrap().success());
+        nft_batch(&batch);
 
         let stale = kiln_net::stale_rules().unwrap();
         assert_eq!(stale.len(), 1, "{stale:?}");
@@ -228,13 +222,7 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         // output, postrouting and the loopback guard (no prerouting for a 127.0.0.1 mapping).
         assert_eq!(kiln_net::rules_of("livec").unwrap(), 3);
         // Re-add a dead one: system check's repair removes it and keeps the live ones.
-        let mut p = Command::new(prereq::require_command("nft", "nftables"))
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
-        assert!(p.wait().unwrap().success());
+        nft_batch(&batch);
         assert_eq!(kiln_net::remove_stale_rules().unwrap().len(), 1);
         assert_eq!(kiln_net::rules_of(&owner).unwrap(), 0);
         assert_eq!(kiln_net::rules_of("livec").unwrap(), 3);
@@ -260,4 +248,15 @@ fn rules_of_a_dead_supervisor_are_found_and_removed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Applies an nftables batch (`nft -f -`), as a dead supervisor's leftover rules.
+fn nft_batch(batch: &str) {
+    let mut p = Command::new(prereq::require_command("nft", "nftables"))
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
+    assert!(p.wait().unwrap().success());
 }
