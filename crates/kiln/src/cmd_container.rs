@@ -39,6 +39,7 @@ use kiln_store::Store;
 use crate::GlobalArgs;
 
 pub(crate) use inspect::{Doc as ContainerDoc, container_doc, inspect_containers};
+pub(crate) use rootfs::writable_size;
 pub(crate) use volume::{prune_unused as prune_volumes, usage as volume_usage};
 
 /// `kiln diff CONTAINER` (docker's `diff`; `kiln diff IMAGE1 IMAGE2` compares images):

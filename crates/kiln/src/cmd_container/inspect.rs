@@ -197,9 +197,7 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
         cfg.hostname.clone()
     };
     let (size_rw, size_root_fs) = if size {
-        let rw = kiln_snapshot::dir_size(&dir.join("upper"))
-            .map(|u| u.size)
-            .unwrap_or(0);
+        let rw = super::rootfs::writable_size(store, &c.id);
         (Some(rw), Some(rw + store.image_size(&c.image).unwrap_or(0)))
     } else {
         (None, None)

@@ -967,9 +967,7 @@ pub fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<()> {
         if c.state.is_live() {
             continue;
         }
-        reclaimed += kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
-            .map(|u| u.size)
-            .unwrap_or(0);
+        reclaimed += super::rootfs::writable_size(store, &c.id);
         remove_one(store, &c, false)?;
         if out.is_empty() {
             out.push_str("Deleted Containers:\n");

@@ -112,9 +112,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             format!("\"{}\"", ellipsis(&command, 20))
         };
         let size = if a.size {
-            let rw = kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
-                .map(|u| u.size)
-                .unwrap_or(0);
+            let rw = super::rootfs::writable_size(store, &c.id);
             format!(
                 "{} (virtual {})",
                 human_size(rw),

@@ -12,6 +12,14 @@ use anyhow::Context;
 use kiln_snapshot::{ActiveSnapshot, DirTemp, KeptDirs, OverlayOptions, Snapshotter};
 use kiln_store::{Digest, Lease, Store};
 
+/// The bytes a container wrote (its overlay's upper directory): docker's `SizeRw`, as `ps -s`,
+/// `inspect --size`, `system df` and `container prune` count it.
+pub fn writable_size(store: &Store, id: &str) -> u64 {
+    kiln_snapshot::dir_size(&store.container_dir(id).join("upper"))
+        .map(|u| u.size)
+        .unwrap_or(0)
+}
+
 /// The image's layers as snapshots, bottom first: (key, directory). Layers not unpacked yet
 /// are unpacked now, by kiln-build's unpacking (the same `layer:<chain id>` snapshots builds
 /// use). The lease protects them until the container's row references them.

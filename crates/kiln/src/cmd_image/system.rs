@@ -85,11 +85,7 @@ pub(crate) fn df(store: &Store, a: DfArgs) -> anyhow::Result<()> {
     // reclaimable is what the stopped ones hold.
     let container_size: Vec<u64> = containers
         .iter()
-        .map(|c| {
-            kiln_snapshot::dir_size(&store.container_dir(&c.id).join("upper"))
-                .map(|u| u.size)
-                .unwrap_or(0)
-        })
+        .map(|c| crate::cmd_container::writable_size(store, &c.id))
         .collect();
     let containers_total: u64 = container_size.iter().sum();
     let containers_stopped: u64 = containers
