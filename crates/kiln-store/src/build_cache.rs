@@ -207,7 +207,7 @@ impl Store {
         let leased_snaps = column(tx, "SELECT target FROM lease_refs WHERE kind = 'snapshot'")?;
         let leased_blobs = column(tx, "SELECT target FROM lease_refs WHERE kind = 'blob'")?;
         // What images (and running builds) keep alive without the build cache.
-        let mut roots = column(tx, "SELECT chain_id FROM image_layers")?;
+        let mut roots = column(tx, "SELECT 'layer:' || chain_id FROM image_layers")?;
         roots.extend(column(tx, "SELECT key FROM container_snapshots")?);
         roots.extend(leased_snaps.iter().cloned());
         let image_live = closure(&snapshots, roots);

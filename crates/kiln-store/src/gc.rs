@@ -203,7 +203,8 @@ impl Store {
         }
         let mut roots: Vec<String> = Vec::new();
         for sql in [
-            "SELECT chain_id FROM image_layers",
+            // An image layer's snapshot is keyed `layer:<chain ID>` (layer_snapshot_key).
+            "SELECT 'layer:' || chain_id FROM image_layers",
             "SELECT key FROM container_snapshots",
             "SELECT target FROM cache_refs WHERE kind = 'snapshot'",
             "SELECT target FROM lease_refs WHERE kind = 'snapshot'",

@@ -803,3 +803,65 @@ fn an_image_resolves_by_a_repository_digest_it_was_pulled_or_pushed_under() {
     ));
     assert_eq!(store.resolve_image("busybox").unwrap().id, other);
 }
+
+#[test]
+fn an_images_unpacked_layers_outlive_collections_and_prunes_until_the_image_goes() {
+    let (_d, store) = store();
+    let id = add_image(&store, &[b"base", b"top"], "2023-01-01T00:00:00Z", &["app"]);
+    let diffs: Vec<Digest> = store
+        .layers(&id)
+        .unwrap()
+        .iter()
+        .map(|l| l.diff_id)
+        .collect();
+    let keys: Vec<String> = kiln_store::chain_ids(&diffs)
+        .iter()
+        .map(kiln_store::layer_snapshot_key)
+        .collect();
+    // Unpacked as a pull or a first run does: bottom layer first, each on its parent.
+    let lease = store.lease().unwrap();
+    let mut paths = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let dir = store.prepare_snapshot_dir().unwrap();
+        std::fs::write(dir.join("f"), key.as_bytes()).unwrap();
+        let parent = i.checked_sub(1).map(|p| keys[p].as_str());
+        paths.push(
+            store
+                .commit_snapshot(&lease, key, parent, &dir)
+                .unwrap()
+                .path,
+        );
+    }
+    drop(lease);
+    store.collect_garbage().unwrap();
+    store
+        .prune_build_cache(&kiln_store::BuildCachePrune {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
+    for (key, path) in keys.iter().zip(&paths) {
+        assert!(
+            store.snapshot(key).unwrap().is_some(),
+            "{key} was collected"
+        );
+        assert!(path.exists(), "{} was removed", path.display());
+    }
+    // The build cache does not list what the image keeps.
+    assert!(
+        store
+            .build_cache()
+            .unwrap()
+            .iter()
+            .all(|e| !keys.contains(&e.id)),
+        "an image's unpacked layer is listed as build cache"
+    );
+    store.remove_image("app", false).unwrap();
+    for (key, path) in keys.iter().zip(&paths) {
+        assert!(
+            store.snapshot(key).unwrap().is_none(),
+            "{key} outlived its image"
+        );
+        assert!(!path.exists());
+    }
+}

@@ -376,14 +376,54 @@ fn df_build_cache_is_what_prune_all_frees() {
         (after["TotalCount"].as_str(), after["Size"].as_str()),
         (Some("0"), Some("0B"))
     );
-    for dir in ["snapshots-v1", "cache-mounts-v1"] {
-        let left: Vec<_> = std::fs::read_dir(c.root.join(dir))
-            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "{dir} still holds {left:?}");
+    let left = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(c.root.join(dir))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        left("cache-mounts-v1").is_empty(),
+        "{:?}",
+        left("cache-mounts-v1")
+    );
+    // What stays in snapshots-v1 is an image's own unpacked layers (the base the build ran
+    // on), as docker's `builder prune -a` leaves images' layers alone.
+    let image_layers = image_layer_snapshot_dirs(&c, &["localhost/busybox", "ms:1"]);
+    let snaps = left("snapshots-v1");
+    assert!(
+        !snaps.is_empty(),
+        "the base image's unpacked layer was collected"
+    );
+    for s in &snaps {
+        assert!(
+            image_layers.contains(s),
+            "snapshots-v1 still holds {s} (not an image layer)"
+        );
     }
     // The images are untouched.
     assert!(ok(&c, &["images", "--format", "{{.Repository}}"]).contains("ms"));
+}
+
+/// The snapshots-v1 directory names of the `layer:<chain ID>` snapshots of `images`' layers
+/// (kiln-store names a snapshot's directory by the first 32 hex digits of its key's sha256).
+fn image_layer_snapshot_dirs(c: &Ctx, images: &[&str]) -> Vec<String> {
+    let mut dirs = Vec::new();
+    for img in images {
+        let json = ok(c, &["inspect", "--format", "{{json .RootFS.Layers}}", img]);
+        let diffs: Vec<kiln_image::Digest> = serde_json::from_str::<Vec<String>>(json.trim())
+            .unwrap()
+            .iter()
+            .map(|d| d.parse().unwrap())
+            .collect();
+        for chain in kiln_store::chain_ids(&diffs) {
+            let key = kiln_store::layer_snapshot_key(&chain);
+            dirs.push(kiln_image::Digest::of(key.as_bytes()).hex()[..32].to_string());
+        }
+    }
+    dirs
 }
 
 #[test]
