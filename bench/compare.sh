@@ -15,6 +15,7 @@
 #   SHARED_BENCH=DIR                  the shared harness (default ../shared/bench)
 #   RESULTS_TSV=FILE                  default bench/results/<UTC date>.tsv (appended to)
 #   MEM=0                             skip the peak-memory measurement of a cold large-context build
+#   BK_NOEXEC_TMP=1                   BuildKit without dockerd 20.10's per-build emulator checks (below)
 #
 # Needs root, Debian's docker.io with a running dockerd (`dockerd --bridge=none --iptables=false &`),
 # buildah + runc, jq, busybox-static, skopeo, umoci, python3. Writes generated contexts and
@@ -57,6 +58,25 @@ for t in ${TOOLS:-buildkit buildah kiln}; do
   esac
 done
 export TOOLS="${tools[*]}"
+
+# dockerd 20.10's BuildKit (v0.8) checks for CPU emulators on every build by running ~84 tiny
+# programs from dockerd's tmp dir; with qemu-user-static's binfmt handlers registered, each
+# starts a qemu: +0.4-0.8 s per build, fixed upstream in BuildKit v0.14 (moby/buildkit#3120).
+# BK_NOEXEC_TMP=1 measures BuildKit at its best: a noexec tmpfs over dockerd's tmp dir makes
+# every check fail at once (foreign-arch RUN still works; the kernel runs those through qemu).
+dtmp=/var/lib/docker/tmp
+if [[ " $TOOLS " == *" buildkit "* ]] && compgen -G '/proc/sys/fs/binfmt_misc/qemu-*' >/dev/null; then
+  if [ "${BK_NOEXEC_TMP:-0}" = 1 ]; then
+    if ! findmnt -n -o OPTIONS --target "$dtmp" | grep -qw noexec; then
+      mount -t tmpfs -o noexec,nosuid,nodev,mode=0700,size=4g tmpfs "$dtmp"
+      bk_mounted=1
+      trap 'umount "$dtmp" 2>/dev/null || true' EXIT
+    fi
+    echo "compare.sh: dockerd's $dtmp is a noexec tmpfs: BuildKit's emulator checks are skipped" >&2
+  elif ! findmnt -n -o OPTIONS --target "$dtmp" | grep -qw noexec; then
+    echo "compare.sh: note: qemu binfmt handlers are registered, so every BuildKit build of dockerd 20.10 runs its emulator checks (+0.4-0.8 s); BK_NOEXEC_TMP=1 measures BuildKit without them" >&2
+  fi
+fi
 export MODES=${MODES:-cold warm incremental}
 export REPS=${REPS:-3} SLOW_REPS=${SLOW_REPS:-2}
 
@@ -116,7 +136,7 @@ cases=" ${*:-large-context} "
 if [ "${MEM:-1}" != 0 ] && [[ $cases == *" large-context "* ]] && [ -x /usr/bin/time ]; then
   ctx=$CTX_DIR/kiln/large-context
   root=$(mktemp -d /var/tmp/kiln-bench-mem.XXXXXX)
-  trap 'rm -rf "$root"' EXIT
+  trap 'rm -rf "$root"; [ -z "${bk_mounted:-}" ] || umount "$dtmp" 2>/dev/null || true' EXIT
   KILN_ROOT=$root "$KILN" load -i "$BASE_DOCKER_ARCHIVE" >/dev/null
   KILN_ROOT=$root /usr/bin/time -v "$KILN" build -q -t localhost/kiln-bench-mem -f "$ctx/Dockerfile" "$ctx" \
     2>"$root.time" >/dev/null || echo "compare.sh: memory build failed" >&2
