@@ -795,3 +795,52 @@ fn published_ports_reach_the_container_and_close_with_it() {
         "the proxy's listener is closed with the container"
     );
 }
+
+/// The super options of the overlay mounted at the root of process `pid`.
+fn root_overlay_options(pid: u32) -> String {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/") && l.contains(" - overlay "))
+        .unwrap_or_else(|| panic!("no overlay at / of {pid}:\n{info}"));
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
+/// `volatile` as the kernel shows it (`fsync=volatile` since 6.x, `volatile` before).
+fn is_volatile(options: &str) -> bool {
+    options
+        .split(',')
+        .any(|o| o == "volatile" || o == "fsync=volatile")
+}
+
+#[test]
+fn a_throwaway_containers_root_is_volatile_and_a_kept_ones_is_not() {
+    require_root();
+    let c = ctx();
+    let pid_of = |name: &str| -> u32 {
+        ok(&c, &["inspect", "-f", "{{.State.Pid}}", name])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // --rm: its upper goes when it stops, so stopping need not sync the host's file system.
+    ok(
+        &c,
+        &["run", "-d", "--rm", "--name", "gone", BB, "sleep", "30"],
+    );
+    // Kept: its upper is its state, and must survive a crash.
+    ok(&c, &["run", "-d", "--name", "kept", BB, "sleep", "30"]);
+    let (gone, kept) = (pid_of("gone"), pid_of("kept"));
+    assert!(
+        is_volatile(&root_overlay_options(gone)),
+        "{}",
+        root_overlay_options(gone)
+    );
+    assert!(
+        !is_volatile(&root_overlay_options(kept)),
+        "{}",
+        root_overlay_options(kept)
+    );
+    ok(&c, &["rm", "-f", "gone", "kept"]);
+    assert_eq!(mounts_under(&c.root), Vec::<String>::new());
+}

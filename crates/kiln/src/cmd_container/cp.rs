@@ -81,7 +81,7 @@ fn container_root(
         .context("kiln cp of a stopped container needs root (a private mount namespace)")?;
     let (lease, layers) = super::rootfs::image_layers(store, &c.image)?;
     let lowers: Vec<PathBuf> = layers.iter().map(|(_, d)| d.clone()).collect();
-    let (mount, root) = super::rootfs::mount_rootfs(store, &c.id, &lowers)?;
+    let (mount, root) = super::rootfs::mount_rootfs(store, &c.id, &lowers, false)?;
     drop(lease);
     Ok((open_dir(&root)?, Some(mount)))
 }

@@ -38,11 +38,15 @@ pub fn image_layers(
 
 /// Mounts container `id`'s root at `containers/<id>/rootfs`: the image's layers (`lowers`,
 /// bottom first) under `containers/<id>/upper`. Call in the supervisor's private mount
-/// namespace; the mount goes when it is dropped or the namespace dies.
+/// namespace; the mount goes when it is dropped or the namespace dies. `throwaway` (a `--rm`
+/// container, whose upper is deleted when it stops) mounts it volatile: unmounting a
+/// non-volatile overlay syncs the whole file system under the store (all of the host's dirty
+/// data), which a `--rm` container has no reason to wait for.
 pub fn mount_rootfs(
     store: &Store,
     id: &str,
     lowers: &[PathBuf],
+    throwaway: bool,
 ) -> anyhow::Result<(ActiveSnapshot, PathBuf)> {
     let dir = store.container_dir(id);
     let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
@@ -56,9 +60,15 @@ pub fn mount_rootfs(
         work: &work,
         rootfs: &target,
     };
-    // Not volatile: the upper is the container's state and must survive a crash.
+    // Otherwise not volatile: the upper is the container's state and must survive a crash.
     let active = snapshotter
-        .prepare_in(&top_first, &kept, &OverlayOptions { volatile: false })
+        .prepare_in(
+            &top_first,
+            &kept,
+            &OverlayOptions {
+                volatile: throwaway,
+            },
+        )
         .with_context(|| format!("mounting the root file system of container {id}"))?;
     Ok((active, target))
 }

@@ -560,8 +560,8 @@ fn run(
     let (lease, layers) =
         rootfs::image_layers(store, &rec.image).map_err(|e| fail(125, anyhow_message(&e)))?;
     let lowers: Vec<_> = layers.iter().map(|(_, d)| d.clone()).collect();
-    let (mount, root) =
-        rootfs::mount_rootfs(store, &id, &lowers).map_err(|e| fail(125, anyhow_message(&e)))?;
+    let (mount, root) = rootfs::mount_rootfs(store, &id, &lowers, config.host.auto_remove)
+        .map_err(|e| fail(125, anyhow_message(&e)))?;
     // The container's row keeps its snapshots from now on.
     drop(lease);
     let hostname = if !config.hostname.is_empty() {
