@@ -841,6 +841,17 @@ fn a_throwaway_containers_root_is_volatile_and_a_kept_ones_is_not() {
         "{}",
         root_overlay_options(kept)
     );
-    ok(&c, &["rm", "-f", "gone", "kept"]);
+    // docker's restart keeps a --rm container, changes and all; the volatile upper mounts
+    // again after its clean unmount.
+    ok(&c, &["exec", "gone", "sh", "-c", "echo changed > /mark"]);
+    assert_eq!(ok(&c, &["restart", "-t", "1", "gone"]).trim(), "gone");
+    assert_ne!(pid_of("gone"), gone, "a new process");
+    assert_eq!(ok(&c, &["exec", "gone", "cat", "/mark"]), "changed\n");
+    assert!(is_volatile(&root_overlay_options(pid_of("gone"))));
+    // A plain stop still removes it.
+    ok(&c, &["stop", "-t", "1", "gone"]);
+    let names = ok(&c, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "kept", "{names}");
+    ok(&c, &["rm", "-f", "kept"]);
     assert_eq!(mounts_under(&c.root), Vec::<String>::new());
 }

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use kiln_store::{ContainerRecord, NewContainer, Store};
 
 use super::ids::{new_id, random_bytes};
@@ -824,7 +824,19 @@ fn stop_one(store: &Store, c: &ContainerRecord, time: Option<i64>) -> anyhow::Re
 pub fn stop(store: &Store, a: StopArgs, restart: bool) -> anyhow::Result<()> {
     each_daemon(&a.containers, None, |n| {
         let c = store.find_container(n)?;
-        stop_one(store, &c, a.time)?;
+        // A restarted --rm container is kept through its stop, as docker keeps it.
+        let restart_marker = store
+            .container_dir(&c.id)
+            .join(supervisor::RESTART_REQUESTED);
+        if restart && c.state.is_live() {
+            std::fs::write(&restart_marker, b"")
+                .with_context(|| format!("writing {}", restart_marker.display()))?;
+        }
+        let stopped = stop_one(store, &c, a.time);
+        if stopped.is_err() {
+            let _ = std::fs::remove_file(&restart_marker);
+        }
+        stopped?;
         if restart {
             // docker's restart resets the count, as start does.
             store.container_reset_restarts(&c.id)?;

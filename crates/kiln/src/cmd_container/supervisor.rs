@@ -291,6 +291,10 @@ fn cancel_if_pending(pid: &AtomicU32, pending: &AtomicI32) -> i32 {
 /// signal it: the restart policy does not apply to what the user stopped.
 pub const MANUAL_STOP: &str = "stopped-by-user";
 
+/// The file `restart` leaves beside [`MANUAL_STOP`]: the supervisor that stops keeps a `--rm`
+/// container (docker's restart does not remove it); the next start removes the file.
+pub const RESTART_REQUESTED: &str = "restart-requested";
+
 /// `containers/<id>/exit-code`: made empty at each start, the exit code written into the same
 /// file before the row is updated or removed, so a `wait` that opened it first reads the code
 /// of a `--rm` container whose row and directory are gone.
@@ -517,6 +521,7 @@ fn run(
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(125, format!("creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join(MANUAL_STOP));
+    let _ = std::fs::remove_file(dir.join(RESTART_REQUESTED));
     let _ = std::fs::write(dir.join(EXIT_CODE), "");
     let _ = std::fs::remove_file(dir.join(OOM_KILLED));
     // The network first: pasta starts configuring the namespace now and is waited for just
@@ -764,13 +769,18 @@ fn run(
         let _ = store.container_restarted(&id);
     };
     proxy.stop();
-    let _ = mount.unmount();
+    // A volatile root (--rm) leaves `work/work/incompat/volatile`, which makes the kernel refuse
+    // to mount that upper again, to catch a crash that lost its unsynced data. A clean
+    // unmount lost nothing, so a restart may mount it again.
+    if mount.unmount().is_ok() && config.host.auto_remove {
+        let _ = std::fs::remove_dir_all(dir.join("work/work/incompat"));
+    }
     if cg.oom_kills() > ooms_before {
         let _ = std::fs::write(dir.join(OOM_KILLED), "");
     }
     cg.remove();
     write_exit_code(&dir, code);
-    if config.host.auto_remove {
+    if config.host.auto_remove && !dir.join(RESTART_REQUESTED).exists() {
         let _ = store.remove_container(&id);
         volume::remove_anonymous(store, &config);
     } else {
