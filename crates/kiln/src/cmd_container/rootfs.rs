@@ -53,6 +53,11 @@ pub fn mount_rootfs(
     for d in [&upper, &work, &target] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    if work.join("work/incompat/volatile").exists() {
+        anyhow::bail!(
+            "container {id}: its writable layer was mounted volatile (--rm) and not unmounted cleanly, so it may have lost data; remove the container"
+        );
+    }
     let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     let snapshotter = Snapshotter::new(DirTemp::new(&dir)?);
     let kept = KeptDirs {
