@@ -93,11 +93,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    /// The exit code a shell would use for this error: 127 for a missing program and 126 for
-    /// one that cannot be executed, as `sh` and runc-based builders report them.
+    /// The exit code a shell would use for this error: 127 for a missing program (also a
+    /// path to nothing, as docker's `run /nonexistent`) and 126 for one that cannot be
+    /// executed, as `sh` and runc-based builders report them.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             RuntimeError::NotFound { .. } => Some(127),
+            RuntimeError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Some(127)
+            }
             RuntimeError::Exec { .. } => Some(126),
             _ => None,
         }

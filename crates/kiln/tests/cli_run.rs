@@ -117,6 +117,9 @@ fn foreground_run_exits_with_the_containers_code_or_dockers() {
     );
     let (code, _, err) = out(&c.kiln(&["run", "--rm", BB, "/etc/passwd"]));
     assert_eq!(code, 126, "{err}");
+    // A path to nothing is 127, as docker's.
+    let (code, _, err) = out(&c.kiln(&["run", "--rm", BB, "/nonexistent"]));
+    assert_eq!(code, 127, "{err}");
     // Flags docker rejects are 125.
     let (code, _, err) = out(&c.kiln(&["run", "--no-such-flag", BB]));
     assert_eq!(code, 125, "{err}");
