@@ -310,7 +310,7 @@ mod tests {
         let deps = vec![vec![]; 6];
         let running = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
-        let threads = Mutex::new(std::collections::BTreeSet::new());
+        let threads = Mutex::new(std::collections::HashSet::new());
         let cancel = AtomicBool::new(false);
         let t = Instant::now();
         run_dag(&deps, 3, &cancel, |_, pool| -> Result<(), ()> {
