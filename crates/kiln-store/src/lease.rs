@@ -99,6 +99,16 @@ impl Lease {
         self.write_refs(|tx| Ok(protect_tx(tx, self, kind, target)?))
     }
 
+    /// [`Lease::protect`] for several targets, in one write transaction.
+    pub fn protect_all(&self, kind: RefKind, targets: &[&str]) -> Result<()> {
+        self.write_refs(|tx| {
+            for t in targets {
+                protect_tx(tx, self, kind, t)?;
+            }
+            Ok(())
+        })
+    }
+
     /// For a build or container reading image `id`: protects its manifest, config and layer
     /// blobs and returns its layers, in one transaction; None if the image is gone. From then
     /// on the content stays while the lease lives, even if the image is removed (`rmi`

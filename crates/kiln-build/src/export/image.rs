@@ -377,21 +377,39 @@ pub fn rfc3339(secs: i64) -> String {
 
 /// Config and manifest blobs: a rebuild from the cache makes the same bytes, so skip the
 /// write when the blob is already there. Not fsynced either, as the layers (an fsync of any
-/// new file commits the journal, which writes out what the build left dirty).
-fn put_small_blob(b: &Build<'_>, bytes: &[u8]) -> Result<kiln_store::BlobInfo> {
-    let d = Digest::of(bytes);
-    if b.store.has_blob(&d) {
-        b.lease.protect(kiln_store::RefKind::Blob, &d.to_string())?;
-        if b.store.has_blob(&d) {
-            return Ok(kiln_store::BlobInfo {
-                digest: d,
-                size: bytes.len() as u64,
-            });
-        }
+/// new file commits the journal, which writes out what the build left dirty). The ones
+/// already stored are protected in one write transaction (a no-op rebuild's config and
+/// manifest: one transaction, not two), then looked at again: a collection either saw the
+/// lease's rows or had already removed the file, which is then written anew.
+fn put_small_blobs<const N: usize>(
+    b: &Build<'_>,
+    blobs: [&[u8]; N],
+) -> Result<[kiln_store::BlobInfo; N]> {
+    let digests = blobs.map(Digest::of);
+    let present: Vec<String> = digests
+        .iter()
+        .filter(|d| b.store.has_blob(d))
+        .map(|d| d.to_string())
+        .collect();
+    if !present.is_empty() {
+        let targets: Vec<&str> = present.iter().map(String::as_str).collect();
+        b.lease.protect_all(kiln_store::RefKind::Blob, &targets)?;
     }
-    b.store
-        .put_blob_deferred(&b.lease, bytes)
-        .map_err(BuildError::from)
+    let mut out = Vec::with_capacity(N);
+    for (bytes, d) in blobs.iter().zip(&digests) {
+        let kept = present.contains(&d.to_string()) && b.store.has_blob(d);
+        out.push(if kept {
+            kiln_store::BlobInfo {
+                digest: *d,
+                size: bytes.len() as u64,
+            }
+        } else {
+            b.store.put_blob_deferred(&b.lease, bytes)?
+        });
+    }
+    Ok(out
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one BlobInfo per blob")))
 }
 
 /// The target stage's config as the image gets it: dated (SOURCE_DATE_EPOCH, else when the
@@ -567,9 +585,13 @@ pub(crate) fn export_target(
         config_bytes.extend_from_slice(&inline);
         config_bytes.push(b'}');
     }
-    let cfg = put_small_blob(b, &config_bytes)?;
+    // The manifest names the config by digest and size: both known before it is stored.
+    let cfg = kiln_store::BlobInfo {
+        digest: Digest::of(&config_bytes),
+        size: config_bytes.len() as u64,
+    };
     let manifest_bytes = manifest_json(&cfg, &layers, true)?;
-    let man = put_small_blob(b, &manifest_bytes)?;
+    let [cfg, man] = put_small_blobs(b, [&config_bytes, &manifest_bytes])?;
     let new = NewImage {
         manifest_digest: man.digest,
         manifest_media_type: MANIFEST_MEDIA_TYPE.into(),

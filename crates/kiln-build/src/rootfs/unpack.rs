@@ -16,6 +16,18 @@ pub fn image_chain(
     id: &str,
     layers: &[LayerRecord],
 ) -> Result<Vec<LayerRef>> {
+    image_chain_with(store, lease, id, layers, &|| {})
+}
+
+/// [`image_chain`], calling `before_unpack` before the first layer it has to unpack (the
+/// build's scheduler starts another worker then).
+pub(crate) fn image_chain_with(
+    store: &Store,
+    lease: &Lease,
+    id: &str,
+    layers: &[LayerRecord],
+    before_unpack: &dyn Fn(),
+) -> Result<Vec<LayerRef>> {
     let id = Digest::parse(id).map_err(|source| BuildError::ImageId {
         id: id.to_string(),
         source,
@@ -29,6 +41,7 @@ pub fn image_chain(
         let info = match lease.use_snapshot(&key)? {
             Some(info) => info,
             None => {
+                before_unpack();
                 let dir = store.prepare_snapshot_dir()?;
                 let blob = store.open_blob(&layer.blob)?;
                 let r = extract_layer(

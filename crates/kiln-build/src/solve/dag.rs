@@ -1,8 +1,10 @@
 //! The scheduler: runs the steps of a DAG on a bounded pool of worker threads, each step as
 //! soon as all its dependencies are done. Steps are blocking work (mounts, containers, file
-//! copies, hashing), so plain threads fit better than an async runtime.
+//! copies, hashing), so plain threads fit better than an async runtime. The pool grows on
+//! demand: a step says when it is about to block ([`Pool::blocking`]), so cache hits run on
+//! the calling thread alone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// Why [`run_dag`] did not finish. On a step failure, steps that were running at the time
@@ -91,10 +93,43 @@ fn take_next<T>(state: &Mutex<State<T>>, cv: &Condvar, cancel: &AtomicBool) -> O
     }
 }
 
-/// Runs `work(i)` for every node `i` of the DAG given by `deps` (node → its dependencies) with at
-/// most `jobs` at once. `work` for a node runs only after `work` of all its dependencies
-/// succeeded. Ready nodes start in index order, so `jobs = 1` is a deterministic topological run.
-/// `cancel` is set when a step fails (or may be set by the caller, e.g. on Ctrl-C).
+/// Handed to each `work` call: [`Pool::blocking`] says the step is about to do slow work
+/// (run a process, unpack a layer), so the other ready steps should not wait for it.
+pub struct Pool<'a> {
+    grow: &'a (dyn Fn() + Sync),
+}
+
+impl Pool<'_> {
+    /// The calling step is about to block for a while: start one more worker thread, unless
+    /// `jobs` run already. Cheap when they do.
+    pub fn blocking(&self) {
+        (self.grow)()
+    }
+}
+
+/// What the workers share.
+struct Shared<'a, T, E, F> {
+    dependents: Vec<Vec<usize>>,
+    state: Mutex<State<T>>,
+    cv: Condvar,
+    first_error: Mutex<Option<DagError<E>>>,
+    cancel: &'a AtomicBool,
+    work: F,
+    jobs: usize,
+    /// Workers started, the calling thread included.
+    workers: AtomicUsize,
+}
+
+/// Runs `work(i, pool)` for every node `i` of the DAG given by `deps` (node → its
+/// dependencies) with at most `jobs` at once. `work` for a node runs only after `work` of all
+/// its dependencies succeeded. Ready nodes start in index order, so `jobs = 1` is a
+/// deterministic topological run. `cancel` is set when a step fails (or may be set by the
+/// caller, e.g. on Ctrl-C).
+///
+/// The calling thread is the first worker; more start only when a step calls
+/// [`Pool::blocking`] (one per call, up to `jobs`). A build whose steps all come from the cache
+/// (a no-op rebuild: a few hundred microseconds of lookups) then runs on one thread, without
+/// spawning threads or handing steps between them.
 pub fn run_dag<T, E, F>(
     deps: &[Vec<usize>],
     jobs: usize,
@@ -104,59 +139,81 @@ pub fn run_dag<T, E, F>(
 where
     T: Send,
     E: Send,
-    F: Fn(usize) -> Result<T, E> + Sync,
+    F: Fn(usize, &Pool<'_>) -> Result<T, E> + Sync,
 {
     let n = deps.len();
     let (dependents, state) = State::new(deps);
-    let state = Mutex::new(state);
-    let cv = Condvar::new();
-    let first_error: Mutex<Option<DagError<E>>> = Mutex::new(None);
-    let jobs = jobs.max(1).min(n.max(1));
+    let sh = Shared {
+        dependents,
+        state: Mutex::new(state),
+        cv: Condvar::new(),
+        first_error: Mutex::new(None),
+        cancel,
+        work,
+        jobs: jobs.max(1).min(n.max(1)),
+        workers: AtomicUsize::new(1),
+    };
+    std::thread::scope(|s| worker(&sh, s));
 
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let Some(next) = take_next(&state, &cv, cancel) else {
-                        return;
-                    };
-                    let out = work(next);
-                    let mut st = state.lock().unwrap();
-                    st.running -= 1;
-                    match out {
-                        Ok(v) => st.complete(next, v, &dependents[next]),
-                        Err(e) => {
-                            st.failed = true;
-                            cancel.store(true, Ordering::Relaxed);
-                            let mut fe = first_error.lock().unwrap();
-                            if fe.is_none() {
-                                *fe = Some(DagError::Step {
-                                    step: next,
-                                    error: e,
-                                });
-                            }
-                        }
-                    }
-                    cv.notify_all();
-                }
-            });
-        }
-    });
-
-    if let Some(e) = first_error.into_inner().unwrap() {
+    if let Some(e) = sh.first_error.into_inner().unwrap() {
         return Err(e);
     }
-    let st = state.into_inner().unwrap();
+    let st = sh.state.into_inner().unwrap();
     if st.results.iter().any(|r| r.is_none()) {
         return Err(DagError::Cancelled);
     }
     Ok(st.results.into_iter().flatten().collect())
 }
 
+/// One worker: takes ready steps until none is left (or a step failed, or cancel).
+fn worker<'scope, 'env, T, E, F>(
+    sh: &'env Shared<'env, T, E, F>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+) where
+    T: Send,
+    E: Send,
+    F: Fn(usize, &Pool<'_>) -> Result<T, E> + Sync,
+{
+    let grow = || {
+        let more = sh
+            .workers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w < sh.jobs).then_some(w + 1)
+            })
+            .is_ok();
+        if more {
+            scope.spawn(move || worker(sh, scope));
+        }
+    };
+    let pool = Pool { grow: &grow };
+    loop {
+        let Some(next) = take_next(&sh.state, &sh.cv, sh.cancel) else {
+            return;
+        };
+        let out = (sh.work)(next, &pool);
+        let mut st = sh.state.lock().unwrap();
+        st.running -= 1;
+        match out {
+            Ok(v) => st.complete(next, v, &sh.dependents[next]),
+            Err(e) => {
+                st.failed = true;
+                sh.cancel.store(true, Ordering::Relaxed);
+                let mut fe = sh.first_error.lock().unwrap();
+                if fe.is_none() {
+                    *fe = Some(DagError::Step {
+                        step: next,
+                        error: e,
+                    });
+                }
+            }
+        }
+        sh.cv.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -165,7 +222,7 @@ mod tests {
         let deps = vec![vec![], vec![0], vec![0], vec![1, 2]];
         let order = Mutex::new(Vec::new());
         let cancel = AtomicBool::new(false);
-        let out = run_dag(&deps, 4, &cancel, |i| -> Result<usize, ()> {
+        let out = run_dag(&deps, 4, &cancel, |i, _| -> Result<usize, ()> {
             order.lock().unwrap().push(i);
             Ok(i * 10)
         })
@@ -181,7 +238,8 @@ mod tests {
         let deps = vec![vec![], vec![]];
         let cancel = AtomicBool::new(false);
         let t = Instant::now();
-        run_dag(&deps, 2, &cancel, |_| -> Result<(), ()> {
+        run_dag(&deps, 2, &cancel, |_, pool| -> Result<(), ()> {
+            pool.blocking();
             std::thread::sleep(Duration::from_millis(200));
             Ok(())
         })
@@ -199,7 +257,8 @@ mod tests {
         let deps = vec![vec![], vec![], vec![0], vec![]];
         let order = Mutex::new(Vec::new());
         let cancel = AtomicBool::new(false);
-        run_dag(&deps, 1, &cancel, |i| -> Result<(), ()> {
+        run_dag(&deps, 1, &cancel, |i, pool| -> Result<(), ()> {
+            pool.blocking(); // jobs = 1: no second worker
             order.lock().unwrap().push(i);
             Ok(())
         })
@@ -212,7 +271,8 @@ mod tests {
         let deps = vec![vec![], vec![0], vec![1]];
         let ran = AtomicUsize::new(0);
         let cancel = AtomicBool::new(false);
-        let err = run_dag(&deps, 2, &cancel, |i| {
+        let err = run_dag(&deps, 2, &cancel, |i, pool| {
+            pool.blocking();
             ran.fetch_add(1, Ordering::SeqCst);
             if i == 1 { Err("boom") } else { Ok(()) }
         })
@@ -226,5 +286,49 @@ mod tests {
         );
         assert_eq!(ran.load(Ordering::SeqCst), 2);
         assert!(cancel.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn steps_that_never_block_run_on_the_calling_thread() {
+        let deps = vec![vec![], vec![], vec![0, 1], vec![]];
+        let me = std::thread::current().id();
+        let threads = Mutex::new(Vec::new());
+        let cancel = AtomicBool::new(false);
+        run_dag(&deps, 4, &cancel, |_, _| -> Result<(), ()> {
+            threads.lock().unwrap().push(std::thread::current().id());
+            Ok(())
+        })
+        .unwrap();
+        let threads = threads.into_inner().unwrap();
+        assert_eq!(threads.len(), 4);
+        assert!(threads.iter().all(|t| *t == me), "{threads:?}");
+    }
+
+    #[test]
+    fn blocking_steps_grow_the_pool_up_to_jobs() {
+        // Six independent 50 ms steps that block, at most three at once: two rounds.
+        let deps = vec![vec![]; 6];
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let threads = Mutex::new(std::collections::HashSet::new());
+        let cancel = AtomicBool::new(false);
+        let t = Instant::now();
+        run_dag(&deps, 3, &cancel, |_, pool| -> Result<(), ()> {
+            pool.blocking();
+            threads.lock().unwrap().insert(std::thread::current().id());
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(threads.into_inner().unwrap().len(), 3);
+        assert!(
+            t.elapsed() < Duration::from_millis(290),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::options::{BuildOptions, FetchError, ImageFetcher};
 use crate::plan::config::ImageConfig;
 use crate::plan::{self, ImageSource, LocalDir, Op, ResolvedImage, RootSource, StepIndex};
 use crate::rootfs::{CacheRecord, StepResult};
-use crate::solve::dag::{DagError, run_dag};
+use crate::solve::dag::{DagError, Pool, run_dag};
 use crate::state::{Build, BuildOutcome, HeldImage, unix_now};
 
 pub(crate) struct StoreImages<'a> {
@@ -280,7 +280,7 @@ pub fn build(root: &Path, opts: BuildOptions, events: EventSink) -> Result<Build
         stage_files_seen: Mutex::new(BTreeMap::new()),
     };
     let deps: Vec<Vec<usize>> = plan.steps.iter().map(|s| s.deps.clone()).collect();
-    let out = run_dag(&deps, opts.jobs, cancel, |i| b.run_step(i));
+    let out = run_dag(&deps, opts.jobs, cancel, |i, pool| b.run_step(i, pool));
     let mut results = match out {
         Ok(r) => r,
         Err(DagError::Step { error, step }) => return Err(name_targets(&plan, step, error)),
@@ -478,15 +478,17 @@ fn orphaned_base_blobs(
 }
 
 impl Build<'_> {
-    fn run_step(&self, i: StepIndex) -> Result<StepResult> {
+    /// One step; `pool.blocking()` before anything slow (a process, an unpack), so that other
+    /// ready steps start on another thread meanwhile.
+    fn run_step(&self, i: StepIndex, pool: &Pool<'_>) -> Result<StepResult> {
         if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(BuildError::Cancelled);
         }
         let step = &self.plan.steps[i];
         let start = self.started.elapsed();
         let r = match &step.op {
-            Op::Base(root) => self.base(i, root),
-            _ => self.layer_step(i),
+            Op::Base(root) => self.base(i, root, pool),
+            _ => self.layer_step(i, pool),
         }
         .map_err(|e| e.at_step(&step.name, step.line));
         {
@@ -504,7 +506,7 @@ impl Build<'_> {
         r
     }
 
-    fn base(&self, i: StepIndex, root: &RootSource) -> Result<StepResult> {
+    fn base(&self, i: StepIndex, root: &RootSource, pool: &Pool<'_>) -> Result<StepResult> {
         let t = Instant::now();
         let res = match root {
             RootSource::Scratch => StepResult {
@@ -525,7 +527,7 @@ impl Build<'_> {
             RootSource::Image(idx) => {
                 let img = &self.plan.images[*idx];
                 self.events.send(Event::StepStarted { step: i });
-                let chain = self.image_chain(&img.id)?;
+                let chain = self.image_chain_unpacking(&img.id, &|| pool.blocking())?;
                 StepResult {
                     key: KeyBuilder::new("image").field("id", &img.id).finish(),
                     chain,
@@ -543,7 +545,7 @@ impl Build<'_> {
         Ok(res)
     }
 
-    fn layer_step(&self, i: StepIndex) -> Result<StepResult> {
+    fn layer_step(&self, i: StepIndex, pool: &Pool<'_>) -> Result<StepResult> {
         let step = &self.plan.steps[i];
         let parent = self.result(step.parent.expect("layer steps have a parent"));
         let key = crate::solve::key_inputs::step_key(self, i, &parent)?;
@@ -608,6 +610,8 @@ impl Build<'_> {
                 self.events.send(Event::CacheMiss { step: i, reason });
             }
         }
+        // A miss: what follows (fetches, the step's process or copy) is slow.
+        pool.blocking();
         let t = Instant::now();
         self.events.send(Event::StepStarted { step: i });
         // What this step mounts is made local first (layers of remote cache hits), and its

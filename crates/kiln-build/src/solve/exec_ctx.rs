@@ -46,6 +46,15 @@ impl Chains for Build<'_> {
 impl Build<'_> {
     /// The layer chain of a stored image, unpacking layers that are not snapshots yet.
     pub(crate) fn image_chain(&self, id: &str) -> Result<Arc<Vec<LayerRef>>> {
+        self.image_chain_unpacking(id, &|| {})
+    }
+
+    /// [`Self::image_chain`], calling `before_unpack` first if a layer must be unpacked.
+    pub(crate) fn image_chain_unpacking(
+        &self,
+        id: &str,
+        before_unpack: &dyn Fn(),
+    ) -> Result<Arc<Vec<LayerRef>>> {
         let slot = self
             .base_chains
             .lock()
@@ -61,11 +70,12 @@ impl Build<'_> {
             .base_layers
             .get(id)
             .ok_or_else(|| BuildError::ImageNotResolved { id: id.to_string() })?;
-        let chain = Arc::new(crate::rootfs::unpack::image_chain(
+        let chain = Arc::new(crate::rootfs::unpack::image_chain_with(
             self.store,
             &self.lease,
             id,
             layers,
+            before_unpack,
         )?);
         *slot = Some(chain.clone());
         Ok(chain)
