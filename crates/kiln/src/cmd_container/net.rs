@@ -388,3 +388,23 @@ impl Drop for NetWait {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_specs_follow_dockers_grammar() {
+        let one = |s: &str| parse_publish(s).unwrap();
+        assert_eq!(one("3000:80")[0].ps_text(), "0.0.0.0:3000->80/tcp");
+        assert_eq!(one("80")[0].ps_text(), "0.0.0.0:0->80/tcp");
+        assert_eq!(one("127.0.0.1::53/udp")[0].ps_text(), "127.0.0.1:0->53/udp");
+        assert_eq!(one("[::1]:8080:80")[0].ps_text(), "[::1]:8080->80/tcp");
+        let r = one("8000-8001:80-81");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].ps_text(), "0.0.0.0:8001->81/tcp");
+        assert!(parse_publish("80/sctp").is_err());
+        assert!(parse_publish("x:80").is_err());
+        assert!(parse_publish("1:2:3:4").is_err());
+    }
+}
