@@ -23,10 +23,18 @@ done
 python3 - "$work" "$rounds" <<'PY'
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
-res = {}
+res, rmed = {}, {}
 for r in range(1, rounds + 1):
     for x in json.load(open(f"{work}/round{r}.json"))["results"]:
         res.setdefault(x["command"], []).extend(t * 1000 for t in x["times"])
+        rmed.setdefault(x["command"], []).append(statistics.median(x["times"]) * 1000)
+cmds = list(res)
 for c, t in res.items():
     print(f"{statistics.median(t):8.1f} ms ({min(t):.1f}-{max(t):.1f}, n={len(t)})  {c}")
+# Each command against the first, round by round (seconds apart: steadier than the ratio of
+# overall medians when the load drifts over minutes).
+for c in cmds[1:]:
+    q = [a / b for a, b in zip(rmed[c], rmed[cmds[0]])]
+    print(f"  per-round median ratio to the first: {statistics.median(q):.2f} "
+          f"({min(q):.2f}-{max(q):.2f})  {c}")
 PY

@@ -35,6 +35,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// of microseconds, while a doubling wait overshot by up to half the time waited.
 const FIRST_POLL: Duration = Duration::from_millis(1);
 const FAST_FOR: Duration = Duration::from_millis(100);
+/// How much longer than IPv4's the IPv6 default route is waited for.
+const V6_GRACE: Duration = Duration::from_millis(500);
 /// At most this much of pasta's stderr is kept for error messages.
 const STDERR_KEEP: usize = 8192;
 
@@ -81,6 +83,8 @@ pub struct Starting {
     ns: NsThread,
     /// pasta spawned, or why the network stays loopback-only.
     state: Result<Spawned, String>,
+    /// The default routes the host has, which pasta copies: ready means they are there.
+    host_routes: DefaultRoutes,
 }
 
 impl Starting {
@@ -97,7 +101,7 @@ impl Starting {
                 };
             }
         };
-        match wait_configured(spawned, &self.ns) {
+        match wait_configured(spawned, &self.ns, self.host_routes) {
             Ok((p, address)) => PrivateNet {
                 pasta: Some(p),
                 address: Some(address),
@@ -136,6 +140,8 @@ impl PrivateNet {
 
     /// [`PrivateNet::start`] with the pasta binary given (`None`: loopback only).
     pub fn start_with(netns: &File, pasta: Option<&Path>) -> Result<Starting, Error> {
+        // This thread is in the host's namespace (the caller's).
+        let host_routes = default_routes();
         let ns = NsThread::start(netns, "kiln-net-setup")?;
         ns.run(|| netns::link_up("lo"))
             .and_then(|r| r)
@@ -143,6 +149,7 @@ impl PrivateNet {
         let Some(pasta) = pasta else {
             return Ok(Starting {
                 ns,
+                host_routes,
                 state: Err(
                     "pasta (Debian package passt) is not installed: the container has loopback \
                      only; `apt-get install passt` gives it outbound access"
@@ -155,6 +162,7 @@ impl PrivateNet {
             .map_err(|e| Error::netns("duplicating the namespace file", e))?;
         Ok(Starting {
             ns,
+            host_routes,
             state: spawn_pasta(pasta.to_path_buf(), netns),
         })
     }
@@ -284,9 +292,14 @@ fn spawn_pasta(bin: PathBuf, netns: File) -> Result<Spawned, String> {
     })
 }
 
-/// Waits until the namespace has a non-loopback address (pasta configured it). The error is
+/// Waits until the namespace has a non-loopback address and the default routes the host has
+/// (pasta configured it). The error is
 /// the reason the network stays loopback-only; pasta is stopped then.
-fn wait_configured(s: Spawned, ns: &NsThread) -> Result<(Pasta, IpAddr), String> {
+fn wait_configured(
+    s: Spawned,
+    ns: &NsThread,
+    host_routes: DefaultRoutes,
+) -> Result<(Pasta, IpAddr), String> {
     let Spawned {
         pasta,
         exited,
@@ -309,6 +322,8 @@ fn wait_configured(s: Spawned, ns: &NsThread) -> Result<(Pasta, IpAddr), String>
     };
     let deadline = started + READY_TIMEOUT;
     let mut poll = FIRST_POLL;
+    // When the IPv4 side was complete; the IPv6 default route is waited for V6_GRACE longer.
+    let mut v4_done: Option<Instant> = None;
     loop {
         if let Some(st) = *exited.lock().unwrap_or_else(|p| p.into_inner()) {
             return fail(
@@ -316,14 +331,22 @@ fn wait_configured(s: Spawned, ns: &NsThread) -> Result<(Pasta, IpAddr), String>
                 format!("pasta exited ({st}) before configuring the network"),
             );
         }
-        match ns.run(netns::addresses) {
-            Ok(Ok(addrs)) => {
+        match ns.run(|| netns::addresses().map(|a| (a, default_routes()))) {
+            Ok(Ok((addrs, routes))) => {
+                // pasta adds the address, then the default route, for IPv4 and then IPv6: the
+                // address alone would let the program start before it can reach anything.
                 if let Some((_, ip)) = addrs
                     .iter()
                     .find(|(name, ip)| name != "lo" && !ip.is_loopback() && is_global(ip))
+                    && (routes.v4 || !host_routes.v4)
                 {
-                    let _ = pasta.ctl.send(Ctl::Ready);
-                    return Ok((pasta, *ip));
+                    let v4_at = *v4_done.get_or_insert_with(Instant::now);
+                    // An IPv6 default route pasta did not copy (a host whose IPv6 route pasta
+                    // cannot use) leaves the container with IPv4 only, as it would be anyway.
+                    if routes.v6 || !host_routes.v6 || v4_at.elapsed() >= V6_GRACE {
+                        let _ = pasta.ctl.send(Ctl::Ready);
+                        return Ok((pasta, *ip));
+                    }
                 }
             }
             Ok(Err(e)) | Err(e) => {
@@ -346,6 +369,46 @@ fn wait_configured(s: Spawned, ns: &NsThread) -> Result<(Pasta, IpAddr), String>
             poll = (poll * 2).min(POLL);
         }
     }
+}
+
+/// Which default routes (up, not through `lo`) the calling thread's namespace has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DefaultRoutes {
+    v4: bool,
+    v6: bool,
+}
+
+fn default_routes() -> DefaultRoutes {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    // /proc/thread-self: /proc/self/net is the namespace of the process's main thread.
+    DefaultRoutes {
+        v4: has_v4_default(&read("/proc/thread-self/net/route")),
+        v6: has_v6_default(&read("/proc/thread-self/net/ipv6_route")),
+    }
+}
+
+/// `/proc/net/route`: a line whose destination and mask are 0, flagged up (RTF_UP).
+fn has_v4_default(table: &str) -> bool {
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8
+            && f[1] == "00000000"
+            && f[7] == "00000000"
+            && u32::from_str_radix(f[3], 16).is_ok_and(|fl| fl & 1 != 0)
+    })
+}
+
+/// `/proc/net/ipv6_route`: ::/0, up, through an interface other than `lo` (the kernel keeps an
+/// unreachable ::/0 on `lo`).
+fn has_v6_default(table: &str) -> bool {
+    table.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 10
+            && f[0].bytes().all(|b| b == b'0')
+            && f[1] == "00"
+            && f[9] != "lo"
+            && u32::from_str_radix(f[8], 16).is_ok_and(|fl| fl & 1 != 0)
+    })
 }
 
 /// Not link-local (pasta's tap gets an IPv6 link-local address before the real ones).
@@ -447,5 +510,39 @@ fn drain_stderr(mut r: std::process::ChildStderr, keep: &Mutex<Vec<u8>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_routes_are_read_from_procfs_tables() {
+        let v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                  eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                  eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert!(has_v4_default(v4));
+        let no_default = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                          eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
+        assert!(!has_v4_default(no_default));
+        assert!(!has_v4_default(""));
+        let lo_only = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+                       00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n";
+        assert!(!has_v6_default(lo_only));
+        let eth0 = "fd000000000000000000000000000000 40 00000000000000000000000000000000 00 \
+                    00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0\n\
+                    00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+                    fd000000000000000000000000000001 00000400 00000003 00000000 00000003 eth0\n";
+        assert!(has_v6_default(&format!("{lo_only}{eth0}")));
+    }
+
+    #[test]
+    fn this_hosts_default_routes_are_found() {
+        // The test host reaches the package registries: it has an IPv4 default route.
+        assert!(
+            default_routes().v4,
+            "no IPv4 default route in /proc/thread-self/net/route"
+        );
     }
 }

@@ -59,6 +59,18 @@ fn lo_up_outbound_through_pasta_and_pasta_gone_after_drop() {
         routes.starts_with("default via "),
         "no default route:\n{routes}"
     );
+    // pasta copies the host's IPv6 default route too, and setup waits for it.
+    let host_v6 = std::fs::read_to_string("/proc/net/ipv6_route")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("00000000000000000000000000000000 00 ") && !l.ends_with(" lo"));
+    if host_v6 {
+        let v6 = ns.ip(&["-6", "route", "show", "default"]);
+        assert!(
+            v6.starts_with("default via "),
+            "no IPv6 default route:\n{v6}"
+        );
+    }
     // Only whether a route exists: `ip route get` asks the kernel, nothing is sent.
     let route = ns.ip(&["route", "get", "192.0.2.123"]);
     assert!(!route.contains("unreachable"), "{route}");

@@ -111,6 +111,8 @@ pub(crate) mod stage {
     /// 5 setsid, 6 controlling terminal, 7 chown).
     pub const TERMINAL: u32 = 33;
     pub const SECCOMP: u32 = 34;
+    /// Waiting at the start gate (index: 0 moving its fd, 1 reading it, 2 closed unopened).
+    pub const START_GATE: u32 = 35;
 }
 
 type R<T> = Result<T, Failure>;
@@ -392,6 +394,16 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
                 i,
             )? as c_int;
         }
+        // Above the standard fds too: dup2 onto 0..2 below must not close it.
+        let gate = if plan.start_gate >= 0 {
+            check(
+                libc::fcntl(plan.start_gate, libc::F_DUPFD_CLOEXEC, 10) as _,
+                stage::START_GATE,
+                0,
+            )? as c_int
+        } else {
+            -1
+        };
         libc::umask(0o022);
 
         for (i, (fd, nstype)) in plan.join_fds().enumerate() {
@@ -600,6 +612,9 @@ fn setup(plan: &Plan, stdio: [c_int; 3], report: &mut Report) -> R<Never> {
             stage::STDIO,
             3,
         )?;
+        if gate >= 0 {
+            wait_at_gate(gate)?;
+        }
         if plan.no_new_privs
             && let Some((filter, flags)) = &plan.seccomp
         {
@@ -1008,6 +1023,28 @@ fn set_credentials(plan: &Plan) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// Blocks until the start gate gives a byte (go) or reaches end of file (the caller gave up:
+/// fail the start).
+fn wait_at_gate(gate: c_int) -> R<()> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: a one-byte read into a stack value.
+        let n = unsafe { libc::read(gate, (&mut b as *mut u8).cast(), 1) };
+        if n == 1 {
+            // SAFETY: our own fd, not used again.
+            unsafe { libc::close(gate) };
+            return Ok(());
+        }
+        if n == 0 {
+            return Err(Failure::new(stage::START_GATE, 2, libc::ECANCELED));
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(Failure::new(stage::START_GATE, 1, e));
+        }
+    }
 }
 
 /// Ignored signals and the signal mask survive execve; give the process the defaults

@@ -59,6 +59,12 @@ impl Executor {
                 });
             }
             Executor::External { path } => {
+                if stdio.start_gate.is_some() {
+                    return Err(RuntimeError::Unsupported {
+                        executor: "external",
+                        what: "a start gate".into(),
+                    });
+                }
                 // An external runtime hands a pty's master over a console socket; not wired.
                 if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
                     return Err(RuntimeError::Unsupported {

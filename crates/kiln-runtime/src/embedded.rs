@@ -76,6 +76,7 @@ pub(crate) fn spawn_plan(
     } else {
         None
     };
+    plan.start_gate = stdio.start_gate.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -291,6 +292,7 @@ fn describe(plan: &Plan, report: &Report) -> RuntimeError {
         stage::RLIMIT => format!("set rlimit #{i}"),
         stage::CAPS => "set capabilities".to_string(),
         stage::SECCOMP => "install the seccomp filter".to_string(),
+        stage::START_GATE => "wait for the start gate (its writer closed it unopened)".to_string(),
         stage::GROUPS => format!("set additional groups {:?}", plan.groups),
         stage::SETGID => format!("set gid {}", plan.gid),
         stage::SETUID => format!("set uid {}", plan.uid),

@@ -246,6 +246,8 @@ pub(crate) struct Plan {
     pub terminal: Option<libc::winsize>,
     /// The socket the pty's master is sent on (SCM_RIGHTS), or -1.
     pub console_socket: c_int,
+    /// The start gate's read end (`Stdio::start_gate`), or -1.
+    pub start_gate: c_int,
     pub no_new_privs: bool,
     /// `linux.seccomp` compiled for this machine, and its `SECCOMP_FILTER_FLAG_*` bits
     /// (installed by the child: before the capabilities drop, or last with no_new_privs).
@@ -556,6 +558,7 @@ impl Plan {
             readonly_root: root.readonly().unwrap_or(false),
             terminal,
             console_socket: -1,
+            start_gate: -1,
             clone_flags,
             join,
             loopback_up,

@@ -12,6 +12,11 @@ pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// A pipe's read end the container's process reads one byte from just before `execve`
+    /// (its whole setup done): the caller opens the gate when what the program needs (its
+    /// network) is ready, and the setup runs meanwhile. End of file instead of a byte fails
+    /// the start. The embedded executor only; spawning blocks until the gate is open.
+    pub start_gate: Option<OwnedFd>,
 }
 
 impl Stdio {
@@ -25,7 +30,14 @@ impl Stdio {
             stdin: stdin.into(),
             stdout: stdout.into(),
             stderr: stderr.into(),
+            start_gate: None,
         }
+    }
+
+    /// With a start gate (see [`Stdio::start_gate`]).
+    pub fn with_start_gate(mut self, gate: impl Into<OwnedFd>) -> Stdio {
+        self.start_gate = Some(gate.into());
+        self
     }
 
     /// All three on `/dev/null` (read and write).

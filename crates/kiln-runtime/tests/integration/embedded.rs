@@ -503,3 +503,59 @@ fn bad_rootfs_and_bind_source_are_reported_before_starting() {
     let err = run(&E, &s).err().unwrap();
     assert!(err.to_string().contains("/nonexistent/src"), "{err}");
 }
+
+#[test]
+fn start_gate_holds_the_program_until_a_byte_arrives() {
+    use std::io::Write;
+    require_root();
+    let root = rootfs();
+    let ran = root.path().join("ran");
+    let s = spec(root.path(), "touch /ran; echo started");
+    let (gate_r, mut gate_w) = std::io::pipe().unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    let stdio = kiln_runtime::Stdio::new(fs::File::open("/dev/null").unwrap(), out_w, {
+        fs::File::options().write(true).open("/dev/null").unwrap()
+    })
+    .with_start_gate(gate_r);
+    let ran2 = ran.clone();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The process has had 300 ms for its setup; its program must not have run.
+        let early = ran2.exists();
+        gate_w.write_all(b"1").unwrap();
+        early
+    });
+    let c = E.spawn(&s, stdio).expect("spawn through the gate");
+    let status = c.wait().unwrap();
+    assert!(
+        !opener.join().unwrap(),
+        "the program ran before the gate opened"
+    );
+    assert_eq!(status, ExitStatus::Code(0));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &out_r, &mut text).unwrap();
+    assert_eq!(text, "started\n");
+    assert!(ran.exists(), "the program ran once the gate opened");
+}
+
+#[test]
+fn a_start_gate_closed_unopened_fails_the_start() {
+    require_root();
+    let root = rootfs();
+    let (gate_r, gate_w) = std::io::pipe().unwrap();
+    drop(gate_w);
+    let null = || {
+        fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .unwrap()
+    };
+    let stdio = kiln_runtime::Stdio::new(null(), null(), null()).with_start_gate(gate_r);
+    let err = match E.spawn(&spec(root.path(), "touch /ran"), stdio) {
+        Ok(_) => panic!("started through a closed gate"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("start gate"), "{err}");
+    assert!(!root.path().join("ran").exists(), "the program ran");
+}

@@ -324,6 +324,71 @@ pub fn start_private(netns: &File) -> Result<kiln_net::Starting, String> {
     kiln_net::PrivateNet::start(netns).map_err(|e| e.to_string())
 }
 
+/// The private network being waited for on a thread, which opens the container's start gate
+/// (kiln-runtime's `Stdio::start_gate`) once pasta has configured the namespace (or failed:
+/// loopback only). The container's process does its whole setup (namespaces, mounts, pivot,
+/// credentials) meanwhile and runs its program only through the gate.
+pub struct NetWait {
+    thread: Option<std::thread::JoinHandle<kiln_net::PrivateNet>>,
+    /// Waited for already (no pipe or thread could be made: no gate then).
+    done: Option<kiln_net::PrivateNet>,
+}
+
+impl NetWait {
+    /// Starts the wait and returns the gate to give the container (the pipe's read end), or
+    /// waits here and returns none when the pipe or the thread cannot be made.
+    pub fn start(starting: kiln_net::Starting) -> (NetWait, Option<std::io::PipeReader>) {
+        use std::io::Write;
+        let Ok((gate_r, mut gate_w)) = std::io::pipe() else {
+            let done = Some(starting.ready());
+            return (NetWait { thread: None, done }, None);
+        };
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(starting)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kiln-net-ready".into())
+            .spawn(move || {
+                let starting = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let net = starting.map(kiln_net::Starting::ready);
+                // A start that failed before the gate closed its end: nothing to open.
+                let _ = gate_w.write_all(b"1");
+                net.expect("the private network is taken once")
+            });
+        match spawned {
+            Ok(t) => (
+                NetWait {
+                    thread: Some(t),
+                    done: None,
+                },
+                Some(gate_r),
+            ),
+            Err(_) => {
+                let starting = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let done = starting.map(kiln_net::Starting::ready);
+                (NetWait { thread: None, done }, None)
+            }
+        }
+    }
+
+    /// The network, once ready (the gate is open then). pasta runs until it is dropped.
+    pub fn finish(mut self) -> Option<kiln_net::PrivateNet> {
+        match self.thread.take() {
+            Some(t) => t.join().ok(),
+            None => self.done.take(),
+        }
+    }
+}
+
+impl Drop for NetWait {
+    fn drop(&mut self) {
+        // Not finished (the start failed): the thread ends once pasta is ready or has failed,
+        // and its PrivateNet stops pasta as it is dropped.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,10 +324,13 @@ struct Setup<'a> {
 
 /// Starts the process once and copies its output until it exits: its exit code and error.
 /// `on_started` runs once it runs (the start report).
+/// With `gate`, the process runs its program only once a byte arrives on it (the network is
+/// ready: `net::NetWait`); its setup runs meanwhile.
 fn run_once(
     s: &Setup<'_>,
     foreground: bool,
     foreground_stdin: bool,
+    gate: Option<std::io::PipeReader>,
     on_started: &mut dyn FnMut(),
 ) -> Result<(i32, String), StartError> {
     let config = s.config;
@@ -361,6 +364,10 @@ fn run_once(
     })();
     let (out_r, err_r, stdio, keep_stdin) =
         io.map_err(|e| start_error(125, format!("making the container's stdio: {e}")))?;
+    let stdio = match gate {
+        Some(g) => stdio.with_start_gate(g),
+        None => stdio,
+    };
     // A signal that came during setup (Ctrl-C, a stop) cancels the start: delivered to the
     // new PID 1 before it has installed handlers, the kernel would drop it, and the container
     // would run on as if nothing had been asked (docker's CLI dies of such a Ctrl-C too).
@@ -694,23 +701,18 @@ fn run(
         pid: &pid,
         pending: &pending,
     };
-    // The network is ready before the program starts. `_private_net` (pasta) lives until this
-    // function returns, when the container has stopped.
-    let _private_net = starting_net.map(|s| s.ready());
-    // A host with no routable interface (offline) has no outbound access to give: the
-    // container loses nothing, so no warning (docker's bridge says nothing either).
-    if let Some(why) = _private_net
-        .as_ref()
-        .and_then(|p| p.loopback_only_reason())
-        .filter(|why| !why.contains("No external routable interface"))
-    {
-        warnings.insert(0, why.to_string());
-    }
-    if matches!(mode, Mode::Foreground { .. }) {
-        for w in &warnings {
-            eprintln!("WARNING: {w}");
+    // The network is ready before the program starts: a thread waits for pasta and opens the
+    // first start's gate, through which the container's process (set up meanwhile) execs its
+    // program. `private_net` (pasta) lives until this function returns, when the container has
+    // stopped.
+    let (mut net_wait, mut gate) = match starting_net {
+        Some(s) => {
+            let (w, g) = net::NetWait::start(s);
+            (Some(w), g)
         }
-    }
+        None => (None, None),
+    };
+    let mut private_net: Option<kiln_net::PrivateNet> = None;
     // Before the first migration into the container's cgroups.
     drop(warm_up);
     let foreground = matches!(mode, Mode::Foreground { .. });
@@ -724,6 +726,23 @@ fn run(
         ooms_before = cg.oom_kills();
         let mut on_started = || {
             if first {
+                // The gate opened, so the wait is over.
+                private_net = net_wait.take().and_then(net::NetWait::finish);
+                // A host with no routable interface (offline) has no outbound access to give:
+                // the container loses nothing, so no warning (docker's bridge says nothing
+                // either).
+                if let Some(why) = private_net
+                    .as_ref()
+                    .and_then(|p| p.loopback_only_reason())
+                    .filter(|why| !why.contains("No external routable interface"))
+                {
+                    warnings.insert(0, why.to_string());
+                }
+                if foreground {
+                    for w in &warnings {
+                        eprintln!("WARNING: {w}");
+                    }
+                }
                 report(
                     mode,
                     &Report {
@@ -734,7 +753,13 @@ fn run(
                 );
             }
         };
-        let outcome = run_once(&setup, foreground, foreground_stdin, &mut on_started);
+        let outcome = run_once(
+            &setup,
+            foreground,
+            foreground_stdin,
+            gate.take(),
+            &mut on_started,
+        );
         let (code, error) = match outcome {
             Ok(v) => v,
             Err(e) if first => {
