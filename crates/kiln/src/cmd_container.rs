@@ -622,9 +622,10 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return Ok(ExitCode::from(*code));
             }
-            if e.downcast_ref::<crate::cmd_image::ReportedExit>().is_some()
-                || e.downcast_ref::<crate::cmd_image::Reported>().is_some()
-            {
+            if let Some(crate::cmd_image::ReportedExit(code)) = e.downcast_ref() {
+                return Ok(ExitCode::from(*code));
+            }
+            if e.downcast_ref::<crate::cmd_image::Reported>().is_some() {
                 return Ok(ExitCode::FAILURE);
             }
             let msg = crate::cmd_image::message(&e);

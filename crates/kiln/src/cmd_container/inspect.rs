@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::config::ContainerConfig;
 use super::logfile::rfc3339_nano;
 use super::net::PortMapping;
-use crate::cmd_image::render::{Format, go_json_pretty_of};
+use crate::cmd_image::render::go_json_pretty_of;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -336,12 +336,17 @@ pub fn inspect_containers(
     if format.is_empty() || format == "json" {
         writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
     } else {
-        let f = Format::new(format, "")?;
+        let f = crate::cmd_image::render::inspect_format(format)?;
         let values: Vec<Value> = docs
             .iter()
-            .map(serde_json::to_value)
+            .map(|d| {
+                serde_json::to_value(d).map(|mut v| {
+                    crate::cmd_image::gotemplate::go_typed_nils(&mut v);
+                    v
+                })
+            })
             .collect::<Result<_, _>>()?;
-        out.write_all(f.render(&Value::Null, &values)?.as_bytes())?;
+        out.write_all(crate::cmd_image::render::inspect_render(&f, &values)?.as_bytes())?;
     }
     drop(out);
     for f in &failed {

@@ -1,0 +1,192 @@
+//! The last docker drop-in gaps of `kiln run` and friends: `--format` templates of
+//! `inspect`/`ps` (expected strings are docker 20.10's output for the same container, run on
+//! this machine), `ps` columns, and the `run` flags added for docker parity. Needs root.
+
+mod support;
+
+use support::*;
+
+const BB: &str = "localhost/busybox:latest";
+
+fn ctx() -> RunCtx {
+    require_root();
+    RunCtx(Ctx::new())
+}
+
+/// `docker run -d --name uxt --label a=1 --label b=two --network none busybox sh -c
+/// 'sleep 300'`, in kiln.
+fn uxt(c: &Ctx) {
+    ok(
+        c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "uxt",
+            "--label",
+            "a=1",
+            "--label",
+            "b=two",
+            "--network",
+            "none",
+            BB,
+            "sh",
+            "-c",
+            "sleep 300",
+        ],
+    );
+}
+
+#[test]
+fn inspect_templates_print_what_docker_prints() {
+    let c = ctx();
+    uxt(&c);
+    let f = |t: &str| ok(&c, &["inspect", "--format", t, "uxt"]);
+    // docker 20.10, same template and container.
+    let cases = [
+        ("{{index .Config.Labels \"zz\"}}", ""),
+        ("{{.Config.Labels.zz}}", "<no value>"),
+        (
+            "{{with .Config.Labels.a}}got {{.}}{{else}}none{{end}}",
+            "got 1",
+        ),
+        (
+            "{{with .Config.Labels.zz}}got {{.}}{{else}}none{{end}}",
+            "none",
+        ),
+        (
+            "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+            "a=1;b=two;",
+        ),
+        ("{{range .Mounts}}m{{else}}nomounts{{end}}", "nomounts"),
+        (
+            "{{$x := .Name}}{{$x}} {{printf \"%s-%d\" .Name 5}}",
+            "/uxt /uxt-5",
+        ),
+        (
+            "{{len .Config.Cmd}} {{index .Config.Cmd 2}} {{slice .Config.Cmd 1 2}} {{slice .Name 1}}",
+            "3 sleep 300 [-c] uxt",
+        ),
+        (
+            "{{eq .State.Status \"running\"}} {{ne 1 2}} {{lt 1 2}} {{ge 3 3}} {{and 1 0}} {{or 0 \"x\"}} {{not \"\"}}",
+            "true true true true 0 x true",
+        ),
+        (
+            "{{json .Config.Labels}} {{join .Config.Cmd \"+\"}} {{split .Name \"x\"}} {{title \"hello world\"}} {{upper \"a\"}} {{pad \"x\" 1 2}}| {{truncate \"abcdef\" 3}}",
+            "{\"a\":\"1\",\"b\":\"two\"} sh+-c+sleep 300 [/u t] Hello World A  x  | abc",
+        ),
+        ("{{/* comment */}}a {{- \" b \" -}} c", "a b c"),
+        ("{{.State.Pid | printf \"%T\"}}", "int"),
+        (
+            "{{if eq .Name \"a\"}}A{{else if eq .Name \"/uxt\"}}U{{else}}Z{{end}}",
+            "U",
+        ),
+        (
+            "{{.Config.Entrypoint}} {{json .Config.Entrypoint}}",
+            "[] null",
+        ),
+        ("{{.HostConfig.RestartPolicy}}", "{no 0}"),
+        ("{{.Config.Volumes}} {{.HostConfig.Binds}}", "map[] []"),
+    ];
+    for (t, want) in cases {
+        assert_eq!(f(t), format!("{want}\n"), "template {t}");
+    }
+    // Errors: docker's words and exit codes (1 when it fails to run, 64 when it does not parse).
+    let (code, so, se) = out(&c.kiln(&["inspect", "--format", "{{.State.Health.Status}}", "uxt"]));
+    assert_eq!(code, 1, "{so}{se}");
+    assert_eq!(
+        se.trim(),
+        "template parsing error: template: :1:8: executing \"\" at <.State.Health.Status>: map has no entry for key \"Health\""
+    );
+    let (code, _, se) = out(&c.kiln(&["container", "inspect", "-f", "{{nosuch .Name}}", "uxt"]));
+    assert_eq!(code, 64);
+    assert_eq!(
+        se.trim(),
+        "template parsing error: template: :1: function \"nosuch\" not defined"
+    );
+}
+
+#[test]
+fn ps_columns_and_placeholders_as_docker() {
+    let c = ctx();
+    uxt(&c);
+    let ps = |f: &str| ok(&c, &["ps", "--filter", "name=uxt", "--format", f]);
+    assert_eq!(
+        ps("{{.Label \"zz\"}}|{{.Label \"a\"}}|{{.Labels}}"),
+        "|1|a=1,b=two\n"
+    );
+    assert_eq!(ps("{{.Command}}"), "\"sh -c 'sleep 300'\"\n");
+    assert_eq!(
+        ok(&c, &["ps", "--no-trunc", "--format", "{{.Command}}"]),
+        "\"sh -c 'sleep 300'\"\n"
+    );
+    assert_eq!(
+        ps("{{.Networks}}|{{.Mounts}}|{{.LocalVolumes}}|{{.Ports}}|{{.State}}|{{.Size}}"),
+        "none||0||running|0B (virtual 1.99MB)\n"
+    );
+    // `2006-01-02 15:04:05 -0700 MST` and "... ago".
+    let created = ps("{{.CreatedAt}}");
+    let parts: Vec<&str> = created.trim().split(' ').collect();
+    assert_eq!(parts.len(), 4, "{created:?}");
+    assert_eq!(parts[0].len(), 10, "{created:?}");
+    assert_eq!(parts[1].len(), 8, "{created:?}");
+    assert!(
+        parts[2].starts_with(['+', '-']) && parts[2].len() == 5,
+        "{created:?}"
+    );
+    assert!(ps("{{.RunningFor}}").trim().ends_with(" ago"));
+    assert!(ps("{{.Status}}").starts_with("Up "));
+    // Headers, docker's `Label` header included.
+    let table = ps(
+        "table {{.CreatedAt}}\\t{{.RunningFor}}\\t{{.LocalVolumes}}\\t{{.Label \"com.x.foo-bar_x\"}}\\t{{.Names}}",
+    );
+    assert!(
+        table.starts_with("CREATED AT                      CREATED")
+            && table
+                .lines()
+                .next()
+                .unwrap()
+                .contains("LOCAL VOLUMES   foo bar x   NAMES"),
+        "{table}"
+    );
+    // The default table's CREATED is RunningFor.
+    let default = ok(&c, &["ps"]);
+    assert!(
+        default.lines().nth(1).unwrap().contains(" ago "),
+        "{default}"
+    );
+    // `json .` holds docker's keys (no methods).
+    let j: serde_json::Value = serde_json::from_str(&ps("{{json .}}")).unwrap();
+    let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "Command",
+            "CreatedAt",
+            "ID",
+            "Image",
+            "Labels",
+            "LocalVolumes",
+            "Mounts",
+            "Names",
+            "Networks",
+            "Ports",
+            "RunningFor",
+            "Size",
+            "State",
+            "Status"
+        ]
+    );
+    let (code, _, se) = out(&c.kiln(&["ps", "--format", "{{.Nope}}"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        se.trim(),
+        "failed to execute template: template: :1:2: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"
+    );
+    let (code, _, se) = out(&c.kiln(&["ps", "--format", "{{.Label}}"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        se.trim(),
+        "failed to execute template: template: :1:2: executing \"\" at <.Label>: wrong number of args for Label: want 1 got 0"
+    );
+}
