@@ -190,3 +190,171 @@ fn ps_columns_and_placeholders_as_docker() {
         "failed to execute template: template: :1:2: executing \"\" at <.Label>: wrong number of args for Label: want 1 got 0"
     );
 }
+
+/// A file of container `id`'s cgroup: `v1` under the controller's hierarchy, else the v2 one.
+fn cgroup_file(id: &str, v1: (&str, &str), v2: &str) -> String {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let p = if root.join("cgroup.controllers").exists() {
+        root.join("kiln").join(id).join(v2)
+    } else {
+        root.join(v1.0).join("kiln").join(id).join(v1.1)
+    };
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn memory_swap_reservation_cpu_shares_and_cpuset() {
+    let c = ctx();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // docker's daemon refusals, exit 125.
+    for (flags, msg) in [
+        (
+            &["--memory-swap", "20m"][..],
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (
+            &["-m", "20m", "--memory-swap", "10m"][..],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            &["-m", "20m", "--memory-reservation", "30m"][..],
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+        (
+            &["--memory-reservation", "1m"][..],
+            "Minimum memory reservation allowed is 6MB",
+        ),
+        (
+            &["--cpuset-cpus", "x"][..],
+            "Invalid value x for cpuset cpus: invalid format: x",
+        ),
+        (
+            &["--cpuset-cpus", "4096"][..],
+            "Requested CPUs are not available - requested 4096, available: ",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BB, "true"]);
+        let (code, _, se) = out(&c.kiln(&args));
+        assert_eq!(code, 125, "{flags:?}: {se}");
+        assert!(se.contains(msg), "{flags:?}: {se}");
+    }
+    assert_eq!(
+        ok(&c, &["ps", "-aq"]),
+        "",
+        "a refused run leaves no container"
+    );
+
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "20m",
+            "--memory-reservation",
+            "10m",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let id = id.trim();
+    // `--memory` alone: swap as large as the memory (docker: MemorySwap = 2 x Memory).
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "inspect",
+                "-f",
+                "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}}",
+                id
+            ]
+        ),
+        "20971520 41943040 10485760 512 0\n"
+    );
+    let swap = cgroup_file(
+        id,
+        ("memory", "memory.memsw.limit_in_bytes"),
+        "memory.swap.max",
+    );
+    assert_eq!(swap, if v2 { "20971520" } else { "41943040" });
+    assert_eq!(
+        cgroup_file(id, ("memory", "memory.soft_limit_in_bytes"), "memory.low"),
+        "10485760"
+    );
+    assert_eq!(
+        cgroup_file(id, ("cpu", "cpu.shares"), "cpu.weight"),
+        if v2 { "20" } else { "512" }
+    );
+    assert_eq!(
+        cgroup_file(id, ("cpuset", "cpuset.cpus"), "cpuset.cpus"),
+        "0"
+    );
+    let allowed = ok(
+        &c,
+        &["exec", id, "grep", "Cpus_allowed_list", "/proc/self/status"],
+    );
+    assert_eq!(allowed.split_whitespace().nth(1), Some("0"), "{allowed}");
+    ok(&c, &["rm", "-f", id]);
+
+    // An explicit swap limit, and -1 (unlimited).
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "20m",
+            "--memory-swap",
+            "30m",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let swap = cgroup_file(
+        id.trim(),
+        ("memory", "memory.memsw.limit_in_bytes"),
+        "memory.swap.max",
+    );
+    assert_eq!(swap, if v2 { "10485760" } else { "31457280" });
+    ok(&c, &["rm", "-f", id.trim()]);
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "20m",
+            "--memory-swap",
+            "-1",
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    let swap = cgroup_file(
+        id.trim(),
+        ("memory", "memory.memsw.limit_in_bytes"),
+        "memory.swap.max",
+    );
+    assert!(
+        swap == "max" || swap.parse::<u64>().unwrap() > 1 << 60,
+        "{swap}"
+    );
+}

@@ -129,6 +129,18 @@ pub struct HostConfig {
     pub nano_cpus: i64,
     /// 0: no limit.
     pub pids_limit: i64,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited swap; 0: none given).
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// `--memory-reservation`: the soft limit in bytes (0: none).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// `--cpu-shares` (0: the default, 1024).
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `--cpuset-cpus` as given ("": all).
+    #[serde(default)]
+    pub cpuset_cpus: String,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
     /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
@@ -455,6 +467,7 @@ pub fn resolve(
         }
         None => 0,
     };
+    let res = super::resources::parse(a, memory)?;
     let nano_cpus = match &a.cpus {
         Some(c) => {
             let f: f64 = c
@@ -543,6 +556,10 @@ pub fn resolve(
             memory,
             nano_cpus,
             pids_limit: a.pids_limit.unwrap_or(0),
+            memory_swap: res.memory_swap,
+            memory_reservation: res.memory_reservation,
+            cpu_shares: res.cpu_shares,
+            cpuset_cpus: res.cpuset_cpus,
             extra_hosts: a.add_host.clone(),
             init: a.init,
             restart_policy,
