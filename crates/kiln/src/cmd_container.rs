@@ -29,6 +29,7 @@ mod signal;
 mod spec;
 pub(crate) mod supervisor;
 mod terminal;
+mod timestamp;
 mod volume;
 
 use std::path::PathBuf;
@@ -433,10 +434,10 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub timestamps: bool,
     /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Show extra details provided to logs
     #[arg(long)]

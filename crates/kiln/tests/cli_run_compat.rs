@@ -358,3 +358,70 @@ fn memory_swap_reservation_cpu_shares_and_cpuset() {
         "{swap}"
     );
 }
+
+#[test]
+fn logs_since_and_until_take_every_form_docker_takes() {
+    let c = ctx();
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            BB,
+            "sh",
+            "-c",
+            "echo one; echo two",
+        ],
+    );
+    let id = id.trim();
+    ok(&c, &["wait", id]);
+    let logs = |flag: &str, v: &str| out(&c.kiln(&["logs", flag, v, id]));
+    // Everything before the container: all lines; everything after: none.
+    for v in [
+        "2000-01-02",
+        "2000-01-02T15",
+        "2000-01-02T15:04",
+        "2000-01-02T15:04:05",
+        "2000-01-02T15:04:05.123",
+        "2000-01-02T15:04:05Z",
+        "2000-01-02T15:04:05.123456789Z",
+        "2000-01-02T15:04:05+01:00",
+        "2000-01-02T15:04+01:00",
+        "2000-01-02Z",
+        "946684800",
+        "946684800.5",
+        "10m",
+        "1h30m",
+        "0",
+    ] {
+        assert_eq!(
+            logs("--since", v),
+            (0, "one\ntwo\n".into(), String::new()),
+            "--since {v}"
+        );
+        assert_eq!(logs("--until", v).1, "", "--until {v}");
+    }
+    // A negative duration is a time after now.
+    assert_eq!(logs("--since", "-1h").1, "");
+    assert_eq!(logs("--until", "-1h").1, "one\ntwo\n");
+    // docker's messages, exit 1.
+    assert_eq!(
+        logs("--since", "bad"),
+        (
+            1,
+            String::new(),
+            "invalid value for \"since\": failed to parse value as time or duration: \"bad\"\n"
+                .into()
+        )
+    );
+    assert_eq!(
+        logs("--until", "2026-13-07"),
+        (
+            1,
+            String::new(),
+            "invalid value for \"until\": parsing time \"2026-13-07\": month out of range\n".into()
+        )
+    );
+}
