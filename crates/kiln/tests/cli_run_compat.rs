@@ -425,3 +425,111 @@ fn logs_since_and_until_take_every_form_docker_takes() {
         )
     );
 }
+
+#[test]
+fn dns_ulimit_shm_group_add_and_cidfile() {
+    let c = ctx();
+    let run = |flags: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.push(BB);
+        args.extend_from_slice(cmd);
+        out(&c.kiln(&args))
+    };
+    // docker 20.10 writes exactly this.
+    let (code, so, se) = run(
+        &[
+            "--dns",
+            "1.1.1.1",
+            "--dns",
+            "9.9.9.9",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+        ],
+        &["cat", "/etc/resolv.conf"],
+    );
+    assert_eq!(code, 0, "{se}");
+    assert_eq!(
+        so,
+        "search example.com\nnameserver 1.1.1.1\nnameserver 9.9.9.9\noptions ndots:2\n"
+    );
+    let (code, so, se) = run(
+        &["--ulimit", "nofile=100:200", "--ulimit", "nproc=50"],
+        &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u"],
+    );
+    assert_eq!((code, so.as_str()), (0, "100\n200\n50\n"), "{se}");
+    let (code, so, se) = run(&["--shm-size", "10m"], &["df", "-k", "/dev/shm"]);
+    assert_eq!(code, 0, "{se}");
+    assert_eq!(
+        so.lines().nth(1).unwrap().split_whitespace().nth(1),
+        Some("10240"),
+        "{so}"
+    );
+    let (code, so, se) = run(&["--group-add", "10", "--group-add", "20"], &["id", "-G"]);
+    assert_eq!(code, 0, "{se}");
+    let groups: Vec<&str> = so.split_whitespace().collect();
+    assert!(groups.contains(&"10") && groups.contains(&"20"), "{so}");
+
+    // Refusals with docker's words, exit 125, no container left.
+    for (flags, msg) in [
+        (
+            &["--ulimit", "bogus=1"][..],
+            "invalid argument \"bogus=1\" for \"--ulimit\" flag: invalid ulimit type: bogus",
+        ),
+        (
+            &["--ulimit", "nofile=200:100"][..],
+            "ulimit soft limit must be less than or equal to hard limit: 200 > 100",
+        ),
+        (
+            &["--shm-size", "x"][..],
+            "invalid argument \"x\" for \"--shm-size\" flag: invalid size: 'x'",
+        ),
+        (
+            &["--dns", "x"][..],
+            "invalid argument \"x\" for \"--dns\" flag: x is not an ip address",
+        ),
+        (
+            &["--group-add", "nosuch"][..],
+            "Unable to find group nosuch: no matching entries in group file",
+        ),
+    ] {
+        let (code, _, se) = run(flags, &["true"]);
+        assert_eq!(code, 125, "{flags:?}: {se}");
+        assert!(se.contains(msg), "{flags:?}: {se}");
+    }
+    assert_eq!(ok(&c, &["ps", "-aq"]), "");
+
+    // --cidfile: the full ID, written once; a file that exists is refused.
+    let cid = c.tmp.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let id = ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--cidfile",
+            cid_s,
+            BB,
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let (code, _, se) = run(&["--cidfile", cid_s], &["true"]);
+    assert_eq!(code, 125);
+    assert!(
+        se.contains(&format!(
+            "container ID file found, make sure the other container isn't running or delete {cid_s}"
+        )),
+        "{se}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cid).unwrap(),
+        id.trim(),
+        "the file is left as it was"
+    );
+}

@@ -141,6 +141,23 @@ pub struct HostConfig {
     /// `--cpuset-cpus` as given ("": all).
     #[serde(default)]
     pub cpuset_cpus: String,
+    /// `--dns`, `--dns-search`, `--dns-option`: what the container's resolv.conf says instead
+    /// of the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--ulimit`: (name, soft, hard).
+    #[serde(default)]
+    pub ulimits: Vec<super::run_flags::Ulimit>,
+    /// `--shm-size` in bytes (0: docker's 64MiB).
+    #[serde(default)]
+    pub shm_size: i64,
+    /// `--group-add`, as given (names resolve in the container's /etc/group).
+    #[serde(default)]
+    pub group_add: Vec<String>,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
     /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
@@ -560,6 +577,16 @@ pub fn resolve(
             memory_reservation: res.memory_reservation,
             cpu_shares: res.cpu_shares,
             cpuset_cpus: res.cpuset_cpus,
+            dns: super::run_flags::dns_servers(&a.dns)?,
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+            ulimits: a
+                .ulimit
+                .iter()
+                .map(|u| super::run_flags::parse_ulimit(u))
+                .collect::<anyhow::Result<_>>()?,
+            shm_size: super::run_flags::shm_size(a.shm_size.as_deref())?,
+            group_add: a.group_add.clone(),
             extra_hosts: a.add_host.clone(),
             init: a.init,
             restart_policy,

@@ -344,6 +344,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
+    if let Some(p) = &c.cidfile
+        && let Err(e) = super::run_flags::check_cidfile(p)
+    {
+        return refuse(&e.to_string());
+    }
     let id = new_id();
     let name = c.name.clone().unwrap_or_else(random_name);
     let created = (|| -> anyhow::Result<()> {
@@ -364,6 +369,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     })();
     if let Err(e) = created {
         return refuse(&crate::cmd_image::message(&e));
+    }
+    if let Some(p) = &c.cidfile
+        && let Err(e) = super::run_flags::write_cidfile(p, &id)
+    {
+        return refuse(&e.to_string());
     }
     if !start {
         println!("{id}");
