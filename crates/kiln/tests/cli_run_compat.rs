@@ -533,3 +533,63 @@ fn dns_ulimit_shm_group_add_and_cidfile() {
         "the file is left as it was"
     );
 }
+
+/// `kiln ARGS` on a new terminal of `rows`x`cols` driven by `steps` (tests/data/ptyrun.py):
+/// its exit code and the terminal's transcript.
+fn on_pty(c: &Ctx, steps: &str, args: &[&str]) -> (i32, String) {
+    let python = require_command("python3", "python3");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ptyrun.py");
+    let o = std::process::Command::new(python)
+        .arg(script)
+        .args(["24", "80", steps, "--", bin()])
+        .args(args)
+        .env("KILN_ROOT", &c.root)
+        .output()
+        .unwrap();
+    let code = o.status.code().unwrap_or(-1);
+    let transcript = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        code != 98 && code != 99,
+        "pty script failed: {}\n{transcript}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (code, transcript)
+}
+
+#[test]
+fn attach_detach_keys_end_as_dockers_and_top_errors_name_ps() {
+    let c = ctx();
+    ok(
+        &c,
+        &["run", "-dit", "--name", "a", "--network", "none", BB, "sh"],
+    );
+    // docker 20.10: `attach` detaching prints "read escape sequence" and exits 1.
+    let (code, t) = on_pty(
+        &c,
+        r##"[["send","echo hi\r"],["expect","hi"],["send","\u0010\u0011"]]"##,
+        &["attach", "a"],
+    );
+    assert_eq!(code, 1, "{t}");
+    assert!(t.ends_with("read escape sequence\r\n"), "{t:?}");
+    assert!(ok(&c, &["ps", "--format", "{{.Status}}"]).starts_with("Up "));
+    // `run -it` detaching exits 0, silently.
+    let (code, t) = on_pty(
+        &c,
+        r##"[["send","echo hi\r"],["expect","hi"],["send","\u0010\u0011"]]"##,
+        &["run", "-it", "--network", "none", BB, "sh"],
+    );
+    assert_eq!(code, 0, "{t}");
+    assert!(!t.contains("read escape sequence"), "{t}");
+
+    // top: ps's failure, as moby words it (ps exits 1 with nothing on stderr here).
+    let (code, _, se) = out(&c.kiln(&["top", "a", "-C", "nosuch-program"]));
+    assert_eq!(code, 1);
+    assert_eq!(se.trim(), "Error response from daemon: ps: exit status 1");
+    let (code, _, se) = out(&c.kiln(&["top", "a", "--no-such-ps-option"]));
+    assert_eq!(code, 1);
+    assert!(
+        se.starts_with("Error response from daemon: ps: ")
+            && se.trim().len() > "Error response from daemon: ps: ".len(),
+        "{se}"
+    );
+}

@@ -425,7 +425,14 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
         out = ps(None)?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let first = err.lines().next().unwrap_or("").to_string();
+            // moby: the first line of ps's stderr, else Go's "exit status N".
+            let first = match err.lines().next().filter(|l| !l.is_empty()) {
+                Some(l) => l.to_string(),
+                None => match out.status.code() {
+                    Some(c) => format!("exit status {c}"),
+                    None => "signal: killed".to_string(),
+                },
+            };
             return Err(daemon(format!("ps: {first}")));
         }
     }
