@@ -931,7 +931,12 @@ impl State<'_> {
     }
 
     fn walk(&self, mut v: V, path: &[String]) -> std::result::Result<V, Fail> {
-        for name in path {
+        for (i, name) in path.iter().enumerate() {
+            // A nil pointer inside an inspect document: docker's typed pass fails and its
+            // map fallback, where the pointer is omitted, names the pointer's key.
+            if i > 0 && v == Some(Value::Null) && self.t.missing == Missing::MapError {
+                return Err(Fail(format!("map has no entry for key {:?}", path[i - 1])));
+            }
             v = self.get(&v, name)?;
         }
         Ok(v)
@@ -1469,6 +1474,7 @@ pub fn go_json(v: &Value) -> String {
             let mut keys: Vec<&String> = m
                 .keys()
                 .filter(|k| method_table(&m[*k]).is_none())
+                .filter(|k| !(OMITTED_NIL.contains(&k.as_str()) && m[*k].is_null()))
                 .collect();
             keys.sort();
             if let Some(fields) = struct_fields(m) {
@@ -1609,11 +1615,21 @@ const MAP_FIELDS: &[&str] = &[
     "DriverOpts",
 ];
 
+/// docker's `omitempty` pointers: absent from JSON when nil.
+const OMITTED_NIL: &[&str] = &["Health", "Healthcheck"];
+
 /// An inspect document as Go typed it: `null` in slice and map fields becomes
 /// [`nil_slice`]/[`nil_map`], so a template prints `[]`/`map[]` as docker does.
 pub fn go_typed_nils(v: &mut Value) {
     match v {
         Value::Object(m) => {
+            // Pointers docker omits from JSON when nil, which a template prints as `<nil>`.
+            if m.contains_key("OOMKilled") && !m.contains_key("Health") {
+                m.insert("Health".into(), Value::Null);
+            }
+            if m.contains_key("AttachStdin") && !m.contains_key("Healthcheck") {
+                m.insert("Healthcheck".into(), Value::Null);
+            }
             for (k, x) in m.iter_mut() {
                 if x.is_null() {
                     if SLICE_FIELDS.contains(&k.as_str()) {

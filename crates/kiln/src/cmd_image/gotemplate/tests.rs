@@ -318,3 +318,18 @@ fn header_mode_blanks_functions() {
         "IMAGE ID\t"
     );
 }
+
+#[test]
+fn nil_pointers_docker_omits() {
+    let mut v = json!({"State": {"OOMKilled": false, "Status": "running"}});
+    go_typed_nils(&mut v);
+    assert_eq!(r("{{.State.Health}}", &v), "<nil>");
+    assert_eq!(
+        r("{{json .State}}", &v),
+        r#"{"OOMKilled":false,"Status":"running"}"#
+    );
+    assert_eq!(
+        err("{{.State.Health.Status}}", &v),
+        r#"template: :1:8: executing "" at <.State.Health.Status>: map has no entry for key "Health""#
+    );
+}
