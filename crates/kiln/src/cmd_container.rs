@@ -235,6 +235,9 @@ pub struct CreateArgs {
     /// Add additional groups to join
     #[arg(long, value_name = "list")]
     pub group_add: Vec<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:rwm])
+    #[arg(long, value_name = "list")]
+    pub device: Vec<String>,
     /// Write the container ID to the file
     #[arg(long, value_name = "string")]
     pub cidfile: Option<PathBuf>,

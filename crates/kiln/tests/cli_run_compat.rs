@@ -593,3 +593,51 @@ fn attach_detach_keys_end_as_dockers_and_top_errors_name_ps() {
         "{se}"
     );
 }
+
+#[test]
+fn device_and_privileged_give_host_devices() {
+    let c = ctx();
+    let run = |flags: &[&str], script: &str| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BB, "sh", "-c", script]);
+        out(&c.kiln(&args))
+    };
+    kiln_test::prereq::require_file("/dev/loop0", "a loop device (modprobe loop)");
+    // docker 20.10: the node, readable only with `r`.
+    let (code, so, se) = run(
+        &["--device", "/dev/loop0:/dev/myloop:r"],
+        "ls -l /dev/myloop; head -c1 /dev/myloop >/dev/null && echo readok; echo x > /dev/myloop || echo writefail",
+    );
+    assert_eq!(code, 0, "{se}");
+    assert!(
+        so.starts_with("brw-------    1 root     root        7,   0 "),
+        "{so}"
+    );
+    assert!(so.ends_with("readok\nwritefail\n"), "{so}");
+    assert!(se.contains("Operation not permitted"), "{se}");
+    // Without --device or --privileged there is no such node.
+    let (code, _, _) = run(&[], "test -e /dev/loop0");
+    assert_eq!(code, 1);
+    // --privileged: the host's device nodes, usable.
+    let (code, so, se) = run(
+        &["--privileged"],
+        "ls -l /dev/loop0 && head -c0 /dev/loop0 && echo opened",
+    );
+    assert_eq!(code, 0, "{se}");
+    assert!(so.ends_with("opened\n"), "{so}");
+    for (flags, msg) in [
+        (
+            &["--device", "/dev/nosuch"][..],
+            "error gathering device information while adding custom device \"/dev/nosuch\": no such file or directory",
+        ),
+        (
+            &["--device", "/dev/null:/dev/mynull:rwx"][..],
+            "bad mode specified: rwx",
+        ),
+    ] {
+        let (code, _, se) = run(flags, "true");
+        assert_eq!(code, 125, "{se}");
+        assert!(se.contains(msg), "{se}");
+    }
+}

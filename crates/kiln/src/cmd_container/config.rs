@@ -158,6 +158,9 @@ pub struct HostConfig {
     /// `--group-add`, as given (names resolve in the container's /etc/group).
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// `--device`.
+    #[serde(default)]
+    pub devices: Vec<super::run_flags::DeviceMapping>,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
     /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
@@ -587,6 +590,11 @@ pub fn resolve(
                 .collect::<anyhow::Result<_>>()?,
             shm_size: super::run_flags::shm_size(a.shm_size.as_deref())?,
             group_add: a.group_add.clone(),
+            devices: a
+                .device
+                .iter()
+                .map(|d| super::run_flags::parse_device(d))
+                .collect::<anyhow::Result<_>>()?,
             extra_hosts: a.add_host.clone(),
             init: a.init,
             restart_policy,

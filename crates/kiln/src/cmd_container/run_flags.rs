@@ -156,6 +156,7 @@ pub fn apply(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<(
         }
         process.set_rlimits(Some(list));
     }
+    apply_devices(spec, h)?;
     if h.shm_size > 0
         && let Some(mounts) = spec.mounts_mut()
         && let Some(shm) = mounts
@@ -260,4 +261,154 @@ mod tests {
             "search example.com\nnameserver 10.0.0.1\noptions edns0\n"
         );
     }
+}
+
+/// One `--device` (docker's `DeviceMapping`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// `HOST[:CONTAINER][:rwm]`, the host path a char or block device (docker's messages). kiln
+/// makes the node directly in the container's /dev (no subdirectories).
+pub fn parse_device(v: &str) -> anyhow::Result<DeviceMapping> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let is_mode = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if is_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => (*h, *c, *m),
+        _ => bail!("invalid device specification: {v}"),
+    };
+    if !is_mode(perms) {
+        bail!("bad mode specified: {perms}");
+    }
+    let meta = std::fs::metadata(host).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "error gathering device information while adding custom device {host:?}: {why}"
+        )
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    if !(meta.file_type().is_char_device() || meta.file_type().is_block_device()) {
+        bail!(
+            "error gathering device information while adding custom device {host:?}: not a device node"
+        );
+    }
+    let parent = Path::new(ctr).parent();
+    if !ctr.starts_with("/dev/") || parent != Some(Path::new("/dev")) {
+        bail!("--device {v}: kiln makes devices directly in /dev (not {ctr})");
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: ctr.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
+/// A host device node as the spec lists it, and the cgroup rule that lets it be opened with
+/// `perms`.
+fn device_entry(
+    host: &Path,
+    ctr: &Path,
+    perms: &str,
+) -> anyhow::Result<(
+    kiln_runtime::oci_spec::runtime::LinuxDevice,
+    kiln_runtime::oci_spec::runtime::LinuxDeviceCgroup,
+)> {
+    use kiln_runtime::oci_spec::runtime::{
+        LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    };
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(host)?;
+    let typ = if meta.file_type().is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        LinuxDeviceType::C
+    };
+    let (major, minor) = (
+        libc::major(meta.rdev()) as i64,
+        libc::minor(meta.rdev()) as i64,
+    );
+    let dev = LinuxDeviceBuilder::default()
+        .path(ctr.to_path_buf())
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .file_mode(meta.mode() & 0o7777)
+        .uid(meta.uid())
+        .gid(meta.gid())
+        .build()?;
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .access(perms.to_string())
+        .build()?;
+    Ok((dev, rule))
+}
+
+/// `--device` entries, and with `--privileged` every device node directly in the host's /dev
+/// (docker adds the host's devices; nodes in subdirectories such as /dev/net/tun are left
+/// out: the runtime makes nodes in existing directories only).
+pub fn apply_devices(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    if h.privileged {
+        let mut names: Vec<_> = std::fs::read_dir("/dev")?
+            .flatten()
+            .filter(|e| {
+                use std::os::unix::fs::FileTypeExt;
+                e.file_type()
+                    .is_ok_and(|t| t.is_char_device() || t.is_block_device())
+            })
+            .map(|e| e.path())
+            // The terminal devices are the container's own (its devpts and console).
+            .filter(|p| !matches!(p.to_str(), Some("/dev/ptmx" | "/dev/console")))
+            .collect();
+        names.sort();
+        for p in names {
+            entries.push(device_entry(&p, &p, "rwm")?);
+        }
+    }
+    for d in &h.devices {
+        entries.push(
+            device_entry(
+                Path::new(&d.path_on_host),
+                Path::new(&d.path_in_container),
+                &d.cgroup_permissions,
+            )
+            .map_err(|e| anyhow::anyhow!("--device {}: {e}", d.path_on_host))?,
+        );
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let Some(linux) = spec.linux_mut() else {
+        return Ok(());
+    };
+    let mut devs = linux.devices().clone().unwrap_or_default();
+    let mut rules = Vec::new();
+    for (d, r) in entries {
+        devs.retain(|x| x.path() != d.path());
+        devs.push(d);
+        rules.push(r);
+    }
+    linux.set_devices(Some(devs));
+    // Privileged: no device rules at all (set_insecure); else the rules after docker's.
+    if !h.privileged
+        && let Some(res) = linux.resources_mut()
+    {
+        let mut list = res.devices().clone().unwrap_or_default();
+        list.extend(rules);
+        res.set_devices(Some(list));
+    }
+    Ok(())
 }
