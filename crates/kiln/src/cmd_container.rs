@@ -235,6 +235,33 @@ pub struct CreateArgs {
     /// Add additional groups to join
     #[arg(long, value_name = "list")]
     pub group_add: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    pub label_file: Vec<PathBuf>,
+    /// Sysctl options (not supported by kiln: refused)
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// IPC mode to use (kiln: private only)
+    #[arg(long, value_name = "string")]
+    pub ipc: Option<String>,
+    /// PID namespace to use (kiln: the container's own only)
+    #[arg(long, value_name = "string")]
+    pub pid: Option<String>,
+    /// UTS namespace to use (kiln: the container's own only)
+    #[arg(long, value_name = "string")]
+    pub uts: Option<String>,
+    /// User namespace to use (not supported by kiln: refused)
+    #[arg(long, value_name = "string")]
+    pub userns: Option<String>,
+    /// Logging driver for the container (kiln: json-file only)
+    #[arg(long, value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options (not supported by kiln: refused)
+    #[arg(long, value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Disable OOM Killer (not supported by kiln: refused)
+    #[arg(long)]
+    pub oom_kill_disable: bool,
     /// Add a host device to the container (HOST[:CONTAINER][:rwm])
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,

@@ -641,3 +641,79 @@ fn device_and_privileged_give_host_devices() {
         assert!(se.contains(msg), "{se}");
     }
 }
+
+#[test]
+fn label_file_and_refusals_that_name_the_flag() {
+    let c = ctx();
+    let lf = c.tmp.path().join("labels");
+    std::fs::write(&lf, "a=1\n# comment\n\nb=2\n").unwrap();
+    let id = ok(
+        &c,
+        &[
+            "create",
+            "--label-file",
+            lf.to_str().unwrap(),
+            "-l",
+            "b=3",
+            BB,
+            "true",
+        ],
+    );
+    // docker 20.10: the file's labels, then -l over them.
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{json .Config.Labels}}", id.trim()]),
+        "{\"a\":\"1\",\"b\":\"3\"}\n"
+    );
+    ok(&c, &["rm", id.trim()]);
+    let (code, _, se) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "--label-file",
+        "/nonexistent-labels",
+        BB,
+        "true",
+    ]));
+    assert_eq!(code, 125);
+    assert!(
+        se.contains("open /nonexistent-labels: no such file or directory"),
+        "{se}"
+    );
+    // Flags kiln cannot honour are refused by name, exit 125, nothing created.
+    for (flags, named) in [
+        (&["--sysctl", "net.ipv4.ip_forward=1"][..], "--sysctl"),
+        (&["--ipc", "host"], "--ipc host"),
+        (&["--pid", "host"], "--pid host"),
+        (&["--uts", "host"], "--uts host"),
+        (&["--userns", "host"], "--userns host"),
+        (&["--log-driver", "none"], "--log-driver none"),
+        (&["--log-opt", "max-size=1m"], "--log-opt"),
+        (&["--oom-kill-disable"], "--oom-kill-disable"),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[BB, "true"]);
+        let (code, _, se) = out(&c.kiln(&args));
+        assert_eq!(code, 125, "{flags:?}: {se}");
+        assert!(
+            se.contains(&format!("{named} is not supported by kiln")),
+            "{flags:?}: {se}"
+        );
+    }
+    // What kiln does anyway passes.
+    ok(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "private",
+            "--log-driver",
+            "json-file",
+            BB,
+            "true",
+        ],
+    );
+    assert_eq!(ok(&c, &["ps", "-aq"]), "");
+}
