@@ -295,6 +295,47 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
         .map(|n| n / 1_000_000_000)
 }
 
+/// `inspect --format`'s template: docker prints a template that does not parse as the
+/// parser's message alone and exits 64.
+pub fn inspect_format(source: &str) -> anyhow::Result<Format> {
+    Format::new(source, "").map_err(|e| {
+        if let Some(t @ TemplateError::Parse(_)) = e.downcast_ref::<TemplateError>() {
+            eprintln!("{t}");
+            return crate::cmd_image::ReportedExit(64).into();
+        }
+        e
+    })
+}
+
+/// `inspect --format`'s rendering: a template that fails to run prints
+/// `template parsing error: <Go's message>` (docker's words) and exits 1.
+pub fn inspect_render(format: &Format, values: &[Value]) -> anyhow::Result<String> {
+    format.render(&Value::Null, values).map_err(|e| {
+        if let Some(TemplateError::Exec(m)) = e.downcast_ref::<TemplateError>() {
+            eprintln!("template parsing error: {m}");
+            return crate::cmd_image::Reported.into();
+        }
+        e
+    })
+}
+
+/// A `--format` failure of a listing (`ps`, `stats`): docker's CLI prints
+/// `failed to parse template: ...` or `failed to execute template: ...` and exits 1.
+pub fn listing_template_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<TemplateError>() {
+        Some(TemplateError::Parse(m)) => {
+            let m = m.strip_prefix("template parsing error: ").unwrap_or(m);
+            eprintln!("failed to parse template: {m}");
+            crate::cmd_image::Reported.into()
+        }
+        Some(TemplateError::Exec(m)) => {
+            eprintln!("failed to execute template: {m}");
+            crate::cmd_image::Reported.into()
+        }
+        None => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,46 +387,5 @@ mod tests {
         assert_eq!(parse_go_duration("24h"), Some(86400));
         assert_eq!(parse_go_duration("x"), None);
         assert_eq!(ellipsis("abcdef", 4), "abc…");
-    }
-}
-
-/// `inspect --format`'s template: docker prints a template that does not parse as the
-/// parser's message alone and exits 64.
-pub fn inspect_format(source: &str) -> anyhow::Result<Format> {
-    Format::new(source, "").map_err(|e| {
-        if let Some(t @ TemplateError::Parse(_)) = e.downcast_ref::<TemplateError>() {
-            eprintln!("{t}");
-            return crate::cmd_image::ReportedExit(64).into();
-        }
-        e
-    })
-}
-
-/// `inspect --format`'s rendering: a template that fails to run prints
-/// `template parsing error: <Go's message>` (docker's words) and exits 1.
-pub fn inspect_render(format: &Format, values: &[Value]) -> anyhow::Result<String> {
-    format.render(&Value::Null, values).map_err(|e| {
-        if let Some(TemplateError::Exec(m)) = e.downcast_ref::<TemplateError>() {
-            eprintln!("template parsing error: {m}");
-            return crate::cmd_image::Reported.into();
-        }
-        e
-    })
-}
-
-/// A `--format` failure of a listing (`ps`, `stats`): docker's CLI prints
-/// `failed to parse template: ...` or `failed to execute template: ...` and exits 1.
-pub fn listing_template_error(e: anyhow::Error) -> anyhow::Error {
-    match e.downcast_ref::<TemplateError>() {
-        Some(TemplateError::Parse(m)) => {
-            let m = m.strip_prefix("template parsing error: ").unwrap_or(m);
-            eprintln!("failed to parse template: {m}");
-            crate::cmd_image::Reported.into()
-        }
-        Some(TemplateError::Exec(m)) => {
-            eprintln!("failed to execute template: {m}");
-            crate::cmd_image::Reported.into()
-        }
-        None => e,
     }
 }
