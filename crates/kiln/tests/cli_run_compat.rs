@@ -566,7 +566,7 @@ fn attach_detach_keys_end_as_dockers_and_top_errors_name_ps() {
     // docker 20.10: `attach` detaching prints "read escape sequence" and exits 1.
     let (code, t) = on_pty(
         &c,
-        r##"[["send","echo hi\r"],["expect","hi"],["send","\u0010\u0011"]]"##,
+        r##"[["send","echo $((6*7))\r"],["expect","42"],["send","\u0010\u0011"]]"##,
         &["attach", "a"],
     );
     assert_eq!(code, 1, "{t}");
@@ -575,7 +575,7 @@ fn attach_detach_keys_end_as_dockers_and_top_errors_name_ps() {
     // `run -it` detaching exits 0, silently.
     let (code, t) = on_pty(
         &c,
-        r##"[["send","echo hi\r"],["expect","hi"],["send","\u0010\u0011"]]"##,
+        r##"[["send","echo $((6*7))\r"],["expect","42"],["send","\u0010\u0011"]]"##,
         &["run", "-it", "--network", "none", BB, "sh"],
     );
     assert_eq!(code, 0, "{t}");
