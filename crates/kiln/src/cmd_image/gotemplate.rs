@@ -956,8 +956,10 @@ impl State<'_> {
             }
             Value::Object(m) => match m.get(name) {
                 Some(x) => Ok(Some(x.clone())),
+                // An empty object is an empty map here (docker's structs are never empty).
                 None if is_go_map(m)
-                    || !name.starts_with(|c: char| c.is_ascii_uppercase()) && !m.is_empty() =>
+                    || m.is_empty()
+                    || !name.starts_with(|c: char| c.is_ascii_uppercase()) =>
                 {
                     Ok(None)
                 }

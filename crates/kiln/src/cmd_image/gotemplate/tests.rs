@@ -166,6 +166,10 @@ fn missing_keys_print_no_value_nil_types_print_as_go() {
     let v = ctr();
     // A missing key of a Go map prints `<no value>`; `index` gives the element's zero value.
     assert_eq!(r("{{.Config.Labels.zz}}", &v), "<no value>");
+    assert_eq!(
+        r("{{.Labels.zz}} {{.Labels.Zz}}", &json!({"Labels": {}})),
+        "<no value> <no value>"
+    );
     assert_eq!(r(r#"{{index .Config.Labels "zz"}}"#, &v), "");
     assert_eq!(r(r#"{{index .Config.Volumes "zz"}}"#, &v), "");
     // Nil pointers, slices and maps.
