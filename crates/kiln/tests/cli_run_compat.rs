@@ -124,6 +124,20 @@ fn ps_columns_and_placeholders_as_docker() {
         ps("{{.Networks}}|{{.Mounts}}|{{.LocalVolumes}}|{{.Ports}}|{{.State}}|{{.Size}}"),
         "none||0||running|0B (virtual 1.99MB)\n"
     );
+    // The default network is docker's "bridge" in NETWORKS (its HostConfig.NetworkMode "default").
+    ok(&c, &["run", "-d", "--name", "br", BB, "sleep", "100"]);
+    assert_eq!(
+        ok(
+            &c,
+            &["ps", "--filter", "name=br", "--format", "{{.Networks}}"]
+        ),
+        "bridge\n"
+    );
+    assert_eq!(
+        ok(&c, &["inspect", "-f", "{{.HostConfig.NetworkMode}}", "br"]),
+        "default\n"
+    );
+    ok(&c, &["rm", "-f", "br"]);
     // `2006-01-02 15:04:05 -0700 MST` and "... ago".
     let created = ps("{{.CreatedAt}}");
     let parts: Vec<&str> = created.trim().split(' ').collect();

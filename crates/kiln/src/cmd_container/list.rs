@@ -136,7 +136,7 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "Names": c.name.clone().unwrap_or_default(),
             "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             "Mounts": cfg.host.mount_points.iter().map(|m| if m.typ == "volume" { ellipsis(&m.name, 15) } else { m.source.clone() }).chain(cfg.host.binds.iter().filter(|_| cfg.host.mount_points.is_empty()).filter_map(|b| super::config::parse_bind(b).ok()).map(|b| b.source.display().to_string())).collect::<Vec<_>>().join(","),
-            "Networks": match cfg.host.network_mode.as_str() { "private" => "default", m => m },
+            "Networks": match cfg.host.network_mode.as_str() { "private" => "bridge", m => m },
             "Size": size,
         }));
     }
