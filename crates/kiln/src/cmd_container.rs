@@ -22,12 +22,15 @@ mod logs;
 mod mounts;
 pub(crate) mod net;
 mod ps_filter;
+mod resources;
 mod restarting;
 mod rootfs;
+mod run_flags;
 mod signal;
 mod spec;
 pub(crate) mod supervisor;
 mod terminal;
+mod timestamp;
 mod volume;
 
 use std::path::PathBuf;
@@ -214,6 +217,57 @@ pub struct CreateArgs {
     /// Container host name
     #[arg(long, value_name = "string")]
     pub hostname: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Ulimit options (name=soft[:hard])
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long, value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Add additional groups to join
+    #[arg(long, value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    pub label_file: Vec<PathBuf>,
+    /// Sysctl options (not supported by kiln: refused)
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// IPC mode to use (kiln: private only)
+    #[arg(long, value_name = "string")]
+    pub ipc: Option<String>,
+    /// PID namespace to use (kiln: the container's own only)
+    #[arg(long, value_name = "string")]
+    pub pid: Option<String>,
+    /// UTS namespace to use (kiln: the container's own only)
+    #[arg(long, value_name = "string")]
+    pub uts: Option<String>,
+    /// User namespace to use (not supported by kiln: refused)
+    #[arg(long, value_name = "string")]
+    pub userns: Option<String>,
+    /// Logging driver for the container (kiln: json-file only)
+    #[arg(long, value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options (not supported by kiln: refused)
+    #[arg(long, value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Disable OOM Killer (not supported by kiln: refused)
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Add a host device to the container (HOST[:CONTAINER][:rwm])
+    #[arg(long, value_name = "list")]
+    pub device: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "string")]
+    pub cidfile: Option<PathBuf>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "list")]
     pub add_host: Vec<String>,
@@ -247,9 +301,21 @@ pub struct CreateArgs {
     /// Memory limit
     #[arg(short, long, value_name = "bytes")]
     pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "bytes")]
+    pub memory_reservation: Option<String>,
     /// Number of CPUs
     #[arg(long, value_name = "decimal")]
     pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -420,10 +486,10 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub timestamps: bool,
     /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "string", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Show extra details provided to logs
     #[arg(long)]
@@ -622,9 +688,10 @@ pub fn run(cmd: Command, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return Ok(ExitCode::from(*code));
             }
-            if e.downcast_ref::<crate::cmd_image::ReportedExit>().is_some()
-                || e.downcast_ref::<crate::cmd_image::Reported>().is_some()
-            {
+            if let Some(crate::cmd_image::ReportedExit(code)) = e.downcast_ref() {
+                return Ok(ExitCode::from(*code));
+            }
+            if e.downcast_ref::<crate::cmd_image::Reported>().is_some() {
                 return Ok(ExitCode::FAILURE);
             }
             let msg = crate::cmd_image::message(&e);

@@ -110,8 +110,6 @@ const KNOWN: &[Known] = &[
       "kiln has no overlay2 driver: its layers are read-only overlay lower directories (Name overlay, LowerDir only); no upper, work or merged directory exists"),
     k("inspect-json", Stdout, "[0].Metadata.LastTagTime = \"0001-01-01T00:00:00Z\"", "[0].Metadata.LastTagTime = \"20", OnPurpose,
       "an artifact of the suite: docker got the image by `load`, which records no tag time; kiln tagged it when it built it"),
-    k("inspect-bad-template", Stderr, "template parsing error: template: :1: unclosed action", "template parsing error: unclosed action",
-      OnPurpose, "kiln's template parser words its errors itself (Go's text/template names a template and line)"),
     k("tag-bad-name", Stderr, "repository name must be lowercase", "repository name (library/Bad) must be lowercase", OnPurpose,
       "current docker's reference parser names the repository (as for build -t)"),
     // An image other images are built on. The issue asks rmi to refuse it without -f; kiln

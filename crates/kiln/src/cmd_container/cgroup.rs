@@ -22,7 +22,9 @@ use anyhow::Context;
 
 use super::config::HostConfig;
 
-const V1: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "blkio"];
+const V1: &[&str] = &[
+    "memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset",
+];
 const ROOT: &str = "/sys/fs/cgroup";
 /// The file in the container's directory that lists its cgroup directories.
 const RECORD: &str = "cgroups";
@@ -142,6 +144,54 @@ fn write(dir: &Path, file: &str, value: &str) -> anyhow::Result<()> {
     std::fs::write(&p, value).with_context(|| format!("writing {value:?} to {}", p.display()))
 }
 
+/// v1 memory: the limit first (memsw may not be below it), then memory+swap, the soft limit.
+fn write_memory_v1(dir: &Path, host: &HostConfig) -> anyhow::Result<()> {
+    if host.memory > 0 {
+        write(dir, "memory.limit_in_bytes", &host.memory.to_string())?;
+    }
+    if host.memory_swap != 0 {
+        write(
+            dir,
+            "memory.memsw.limit_in_bytes",
+            &host.memory_swap.to_string(),
+        )?;
+    }
+    if host.memory_reservation > 0 {
+        write(
+            dir,
+            "memory.soft_limit_in_bytes",
+            &host.memory_reservation.to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+/// v2 memory: `memory.swap.max` holds the swap alone (runc's conversion), `memory.low` the
+/// reservation.
+fn write_memory_v2(dir: &Path, host: &HostConfig) -> anyhow::Result<()> {
+    if host.memory > 0 {
+        write(dir, "memory.max", &host.memory.to_string())?;
+    }
+    match host.memory_swap {
+        0 => {}
+        -1 => write(dir, "memory.swap.max", "max")?,
+        s => write(
+            dir,
+            "memory.swap.max",
+            &(s - host.memory).max(0).to_string(),
+        )?,
+    }
+    if host.memory_reservation > 0 {
+        write(dir, "memory.low", &host.memory_reservation.to_string())?;
+    }
+    Ok(())
+}
+
+/// runc's `ConvertCPUSharesToCgroupV2Value`: shares 2..262144 onto weight 1..10000.
+fn shares_to_weight(shares: i64) -> i64 {
+    1 + ((shares - 2) * 9999) / 262142
+}
+
 impl Cgroups {
     /// Makes the cgroups of container `id` with `host`'s limits, and records where they are in
     /// `container_dir`. Rootless without a delegated subtree, the cgroups that cannot be made
@@ -154,6 +204,10 @@ impl Cgroups {
             warning: None,
         };
         for (ctrl, mount) in hierarchies() {
+            // A v1 cpuset cgroup takes no task until its cpus and mems are set: only when asked.
+            if ctrl == "cpuset" && host.cpuset_cpus.is_empty() {
+                continue;
+            }
             let Some(base) = base(ctrl, &mount, rootless) else {
                 continue;
             };
@@ -168,7 +222,7 @@ impl Cgroups {
                 }
                 // Let the children use the controllers (best effort: some may be taken by v1,
                 // or not delegated).
-                for c in ["memory", "cpu", "pids", "io"] {
+                for c in ["memory", "cpu", "pids", "io", "cpuset"] {
                     let _ = std::fs::write(base.join("cgroup.subtree_control"), format!("+{c}"));
                     let _ = std::fs::write(parent.join("cgroup.subtree_control"), format!("+{c}"));
                 }
@@ -181,6 +235,20 @@ impl Cgroups {
                 Err(_) if rootless => continue,
                 Err(e) => return Err(e),
             }
+            if ctrl == "cpuset" {
+                // v1 cpuset: a new cgroup starts with empty cpus and mems; inherit them.
+                for d in [&parent, &dir] {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let up = d.parent().map(|p| p.join(f));
+                        let empty =
+                            std::fs::read_to_string(d.join(f)).is_ok_and(|v| v.trim().is_empty());
+                        if let (true, Some(up)) = (empty, up) {
+                            let v = std::fs::read_to_string(&up).unwrap_or_default();
+                            write(d, f, v.trim())?;
+                        }
+                    }
+                }
+            }
             let from = mount.join(own_cgroup(ctrl).unwrap_or_default().trim_start_matches('/'));
             cg.dirs.push((dir.clone(), from));
         }
@@ -188,7 +256,25 @@ impl Cgroups {
         // (flag, is it asked, the v1 controller, the v2 file)
         let wanted = [
             ("--memory", host.memory > 0, "memory", "memory.max"),
+            (
+                "--memory-reservation",
+                host.memory_reservation > 0 && host.memory == 0,
+                "memory",
+                "memory.low",
+            ),
             ("--cpus", host.nano_cpus > 0, "cpu", "cpu.max"),
+            (
+                "--cpu-shares",
+                host.cpu_shares > 0 && host.nano_cpus == 0,
+                "cpu",
+                "cpu.weight",
+            ),
+            (
+                "--cpuset-cpus",
+                !host.cpuset_cpus.is_empty(),
+                "cpuset",
+                "cpuset.cpus",
+            ),
             ("--pids-limit", host.pids_limit > 0, "pids", "pids.max"),
         ];
         let made: Vec<PathBuf> = cg.dirs.iter().map(|(d, _)| d.clone()).collect();
@@ -216,23 +302,40 @@ impl Cgroups {
                 anyhow::bail!("{flag}: no {ctrl} cgroup controller is mounted on this host");
             };
             match (v2, ctrl) {
-                (true, "memory") => write(&dir, "memory.max", &host.memory.to_string())?,
-                (true, "cpu") => write(
-                    &dir,
-                    "cpu.max",
-                    &format!("{} 100000", (host.nano_cpus / 10_000).max(1000)),
-                )?,
-                (true, _) => write(&dir, "pids.max", &host.pids_limit.to_string())?,
-                (false, "memory") => {
-                    write(&dir, "memory.limit_in_bytes", &host.memory.to_string())?
+                (true, "memory") => write_memory_v2(&dir, host)?,
+                (true, "cpu") => {
+                    if host.nano_cpus > 0 {
+                        write(
+                            &dir,
+                            "cpu.max",
+                            &format!("{} 100000", (host.nano_cpus / 10_000).max(1000)),
+                        )?;
+                    }
+                    if host.cpu_shares > 0 {
+                        write(
+                            &dir,
+                            "cpu.weight",
+                            &shares_to_weight(host.cpu_shares).to_string(),
+                        )?;
+                    }
                 }
+                (true, "cpuset") | (false, "cpuset") => {
+                    write(&dir, "cpuset.cpus", &host.cpuset_cpus)?
+                }
+                (true, _) => write(&dir, "pids.max", &host.pids_limit.to_string())?,
+                (false, "memory") => write_memory_v1(&dir, host)?,
                 (false, "cpu") => {
-                    write(&dir, "cpu.cfs_period_us", "100000")?;
-                    write(
-                        &dir,
-                        "cpu.cfs_quota_us",
-                        &(host.nano_cpus / 10_000).max(1000).to_string(),
-                    )?;
+                    if host.nano_cpus > 0 {
+                        write(&dir, "cpu.cfs_period_us", "100000")?;
+                        write(
+                            &dir,
+                            "cpu.cfs_quota_us",
+                            &(host.nano_cpus / 10_000).max(1000).to_string(),
+                        )?;
+                    }
+                    if host.cpu_shares > 0 {
+                        write(&dir, "cpu.shares", &host.cpu_shares.to_string())?;
+                    }
                 }
                 (false, _) => write(&dir, "pids.max", &host.pids_limit.to_string())?,
             }

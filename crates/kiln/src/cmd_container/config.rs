@@ -129,6 +129,38 @@ pub struct HostConfig {
     pub nano_cpus: i64,
     /// 0: no limit.
     pub pids_limit: i64,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited swap; 0: none given).
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// `--memory-reservation`: the soft limit in bytes (0: none).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// `--cpu-shares` (0: the default, 1024).
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `--cpuset-cpus` as given ("": all).
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    /// `--dns`, `--dns-search`, `--dns-option`: what the container's resolv.conf says instead
+    /// of the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--ulimit`: (name, soft, hard).
+    #[serde(default)]
+    pub ulimits: Vec<super::run_flags::Ulimit>,
+    /// `--shm-size` in bytes (0: docker's 64MiB).
+    #[serde(default)]
+    pub shm_size: i64,
+    /// `--group-add`, as given (names resolve in the container's /etc/group).
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--device`.
+    #[serde(default)]
+    pub devices: Vec<super::run_flags::DeviceMapping>,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
     /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
@@ -333,6 +365,7 @@ pub fn resolve(
     image_config: &Value,
     command: &[String],
 ) -> anyhow::Result<ContainerConfig> {
+    refuse_unsupported(a)?;
     let ic = &image_config["config"];
     let mut env = strings(&ic["Env"]);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -455,6 +488,7 @@ pub fn resolve(
         }
         None => 0,
     };
+    let res = super::resources::parse(a, memory)?;
     let nano_cpus = match &a.cpus {
         Some(c) => {
             let f: f64 = c
@@ -499,8 +533,20 @@ pub fn resolve(
                 .collect()
         })
         .unwrap_or_default();
-    // `-l KEY=VALUE` (or `KEY`: an empty value) over the image's, as docker.
-    for l in &a.label {
+    // `--label-file` lines, then `-l KEY=VALUE` (or `KEY`: an empty value), over the
+    // image's, as docker.
+    let mut from_files = Vec::new();
+    for file in &a.label_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("open {}: {}", file.display(), io_text(&e)))?;
+        from_files.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    for l in from_files.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
@@ -543,6 +589,25 @@ pub fn resolve(
             memory,
             nano_cpus,
             pids_limit: a.pids_limit.unwrap_or(0),
+            memory_swap: res.memory_swap,
+            memory_reservation: res.memory_reservation,
+            cpu_shares: res.cpu_shares,
+            cpuset_cpus: res.cpuset_cpus,
+            dns: super::run_flags::dns_servers(&a.dns)?,
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+            ulimits: a
+                .ulimit
+                .iter()
+                .map(|u| super::run_flags::parse_ulimit(u))
+                .collect::<anyhow::Result<_>>()?,
+            shm_size: super::run_flags::shm_size(a.shm_size.as_deref())?,
+            group_add: a.group_add.clone(),
+            devices: a
+                .device
+                .iter()
+                .map(|d| super::run_flags::parse_device(d))
+                .collect::<anyhow::Result<_>>()?,
             extra_hosts: a.add_host.clone(),
             init: a.init,
             restart_policy,
@@ -573,6 +638,64 @@ pub struct Bind {
     pub source: std::path::PathBuf,
     pub dest: String,
     pub readonly: bool,
+}
+
+/// Go's text of an I/O error (`no such file or directory`).
+fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_lowercase().chain(c).collect())
+}
+
+/// The flags kiln has no implementation of: a clear refusal naming the flag, never accepted
+/// and ignored. Values that are what kiln does anyway pass.
+fn refuse_unsupported(a: &CreateArgs) -> anyhow::Result<()> {
+    let no = |flag: &str, why: &str| -> anyhow::Result<()> {
+        bail!("{flag} is not supported by kiln: {why}")
+    };
+    if !a.sysctl.is_empty() {
+        no("--sysctl", "the runtime sets no sysctls")?;
+    }
+    if let Some(m) = a
+        .ipc
+        .as_deref()
+        .filter(|m| *m != "private" && !m.is_empty())
+    {
+        no(
+            &format!("--ipc {m}"),
+            "a container always has its own IPC namespace (private)",
+        )?;
+    }
+    if let Some(m) = a.pid.as_deref().filter(|m| !m.is_empty()) {
+        no(
+            &format!("--pid {m}"),
+            "a container always has its own PID namespace",
+        )?;
+    }
+    if let Some(m) = a.uts.as_deref().filter(|m| !m.is_empty()) {
+        no(
+            &format!("--uts {m}"),
+            "a container always has its own UTS namespace",
+        )?;
+    }
+    if let Some(m) = a.userns.as_deref().filter(|m| !m.is_empty()) {
+        no(
+            &format!("--userns {m}"),
+            "containers run in the host's user namespace (rootless kiln: its own)",
+        )?;
+    }
+    if let Some(d) = a.log_driver.as_deref().filter(|d| *d != "json-file") {
+        no(&format!("--log-driver {d}"), "logs are always json-file")?;
+    }
+    if !a.log_opt.is_empty() {
+        no("--log-opt", "the json-file log takes no options in kiln")?;
+    }
+    if a.oom_kill_disable {
+        no("--oom-kill-disable", "the OOM killer stays on")?;
+    }
+    Ok(())
 }
 
 /// `-v HOST:CTR[:ro|rw]` of a container made before volumes were resolved at create time.

@@ -132,7 +132,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     }
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let user = a.user.clone().unwrap_or_else(|| cfg.user.clone());
-    let who = match super::spec::identity(&root, &user) {
+    let mut who = match super::spec::identity(&root, &user) {
         Ok(w) => w,
         // docker: the message alone, exit 126.
         Err(e) => {
@@ -140,6 +140,9 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
             return Err(Exit(126).into());
         }
     };
+    // docker's exec joins the container's --group-add groups too.
+    who.additional_gids
+        .extend(super::run_flags::group_add(&root, &cfg.host.group_add)?);
     let mut env = cfg.env.clone();
     for e in &a.env {
         let kv = if e.contains('=') {

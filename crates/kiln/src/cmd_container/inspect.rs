@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::config::ContainerConfig;
 use super::logfile::rfc3339_nano;
 use super::net::PortMapping;
-use crate::cmd_image::render::{Format, go_json_pretty_of};
+use crate::cmd_image::render::go_json_pretty_of;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -80,8 +80,12 @@ struct HostConfig {
     readonly_rootfs: bool,
     security_opt: Option<Vec<String>>,
     tmpfs: Option<BTreeMap<String, String>>,
+    cpu_shares: i64,
     memory: i64,
     nano_cpus: i64,
+    cpuset_cpus: String,
+    memory_reservation: i64,
+    memory_swap: i64,
     pids_limit: Option<i64>,
 }
 
@@ -291,8 +295,12 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             readonly_rootfs: cfg.host.read_only,
             security_opt: none_if_empty(cfg.host.security_opt.clone()),
             tmpfs: (!cfg.host.tmpfs.is_empty()).then(|| cfg.host.tmpfs.iter().cloned().collect()),
+            cpu_shares: cfg.host.cpu_shares,
             memory: cfg.host.memory,
             nano_cpus: cfg.host.nano_cpus,
+            cpuset_cpus: cfg.host.cpuset_cpus.clone(),
+            memory_reservation: cfg.host.memory_reservation,
+            memory_swap: cfg.host.memory_swap,
             pids_limit: (cfg.host.pids_limit > 0).then_some(cfg.host.pids_limit),
         },
         network_settings: NetworkSettings { ports },
@@ -336,12 +344,17 @@ pub fn inspect_containers(
     if format.is_empty() || format == "json" {
         writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
     } else {
-        let f = Format::new(format, "")?;
+        let f = crate::cmd_image::render::inspect_format(format)?;
         let values: Vec<Value> = docs
             .iter()
-            .map(serde_json::to_value)
+            .map(|d| {
+                serde_json::to_value(d).map(|mut v| {
+                    crate::cmd_image::gotemplate::go_typed_nils(&mut v);
+                    v
+                })
+            })
             .collect::<Result<_, _>>()?;
-        out.write_all(f.render(&Value::Null, &values)?.as_bytes())?;
+        out.write_all(crate::cmd_image::render::inspect_render(&f, &values)?.as_bytes())?;
     }
     drop(out);
     for f in &failed {

@@ -344,6 +344,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
+    if let Some(p) = &c.cidfile
+        && let Err(e) = super::run_flags::check_cidfile(p)
+    {
+        return refuse(&e.to_string());
+    }
     let id = new_id();
     let name = c.name.clone().unwrap_or_else(random_name);
     let created = (|| -> anyhow::Result<()> {
@@ -364,6 +369,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     })();
     if let Err(e) = created {
         return refuse(&crate::cmd_image::message(&e));
+    }
+    if let Some(p) = &c.cidfile
+        && let Err(e) = super::run_flags::write_cidfile(p, &id)
+    {
+        return refuse(&e.to_string());
     }
     if !start {
         println!("{id}");
@@ -464,15 +474,30 @@ pub fn attach(store: &Store, a: AttachArgs) -> anyhow::Result<()> {
             c.id
         )
     })?;
-    exit_of(attached_exit(
-        store,
-        &c.id,
+    let outcome = attach::relay(
         sock,
-        stdin,
-        cfg.tty,
-        keys,
-        a.sig_proxy,
-    ))
+        attach::ClientOpts {
+            stdin,
+            tty: cfg.tty,
+            detach_keys: keys,
+            sig_proxy: a.sig_proxy,
+        },
+    );
+    match outcome {
+        Ok(attach::Outcome::Exited(code)) => exit_of(code),
+        // docker's attach ends on the detach keys with its EscapeError, exit 1 (`run -it`
+        // detaching exits 0).
+        Ok(attach::Outcome::Detached) => {
+            eprintln!("read escape sequence");
+            Err(Exit(1).into())
+        }
+        Ok(attach::Outcome::Lost) | Err(_) => exit_of(
+            wait_stopped(store, &c.id, Duration::from_secs(10))
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.exit_code),
+        ),
+    }
 }
 
 /// `pause` (`on`) and `unpause`: the cgroup freezer.

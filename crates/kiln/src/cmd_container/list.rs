@@ -9,7 +9,9 @@ use serde_json::json;
 use super::config::ContainerConfig;
 use super::net::{PortMapping, host_addr};
 use super::{PortArgs, PsArgs, StatsArgs, TopArgs};
-use crate::cmd_image::render::{Format, ellipsis, human_duration, human_size, since};
+use crate::cmd_image::render::{
+    Format, ellipsis, human_duration, human_size, listing_template_error, since,
+};
 
 fn secs(ns: i64) -> i64 {
     ns / 1_000_000_000
@@ -96,22 +98,21 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
+    let mut default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
     if a.size {
         default.push_str("\t{{.Size}}");
     }
-    let format = Format::new(&a.format, &default)?;
+    let format = Format::new(&a.format, &default)
+        .map_err(listing_template_error)?
+        .for_type("*formatter.ContainerContext");
+    // docker computes sizes when the template uses them, `-s` or not.
+    let want_size = a.size || a.format.contains(".Size") || a.format.contains("json");
     let mut rows = Vec::new();
     for c in &list {
         let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
         let dir = store.container_dir(&c.id);
-        let command = cfg.argv().join(" ");
-        let command = if a.no_trunc {
-            format!("\"{command}\"")
-        } else {
-            format!("\"{}\"", ellipsis(&command, 20))
-        };
-        let size = if a.size {
+        let command = ps_command(&cfg.argv(), a.no_trunc);
+        let size = if want_size {
             let rw = super::rootfs::writable_size(store, &c.id);
             format!(
                 "{} (virtual {})",
@@ -125,26 +126,84 @@ pub fn ps(store: &Store, a: PsArgs) -> anyhow::Result<()> {
             "ID": if a.no_trunc { c.id.clone() } else { crate::cmd_image::render::truncate_id(&c.id) },
             "Image": c.image_ref,
             "Command": command,
-            "CreatedAt": since(c.created),
-            "RunningFor": human_duration(crate::cmd_image::render::now() - c.created),
+            "CreatedAt": go_time_string(c.created),
+            "RunningFor": since(c.created),
+            "LocalVolumes": cfg.host.mount_points.iter().filter(|m| m.typ == "volume").count().to_string(),
+            "Label": crate::cmd_image::gotemplate::method(cfg.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
             "Status": if c.state == ContainerState::Running && super::restarting::read(&dir, c).is_none() { status_text(c, &dir) + &super::health::status_suffix(&dir) } else { status_text(c, &dir) },
             "State": super::restarting::state_name(&dir, c),
             "Ports": ports_text(c, &cfg),
             "Names": c.name.clone().unwrap_or_default(),
             "Labels": cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             "Mounts": cfg.host.mount_points.iter().map(|m| if m.typ == "volume" { ellipsis(&m.name, 15) } else { m.source.clone() }).chain(cfg.host.binds.iter().filter(|_| cfg.host.mount_points.is_empty()).filter_map(|b| super::config::parse_bind(b).ok()).map(|b| b.source.display().to_string())).collect::<Vec<_>>().join(","),
-            "Networks": match cfg.host.network_mode.as_str() { "private" => "default", m => m },
+            "Networks": match cfg.host.network_mode.as_str() { "private" => "bridge", m => m },
             "Size": size,
         }));
     }
     let header = json!({
-        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED",
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+        "LocalVolumes": "LOCAL VOLUMES", "Label": crate::cmd_image::gotemplate::method(Default::default()),
         "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
         "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
         "Size": "SIZE",
     });
-    out.write_all(format.render(&header, &rows)?.as_bytes())?;
+    let text = format
+        .render(&header, &rows)
+        .map_err(listing_template_error)?;
+    out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// docker's COMMAND: the daemon joins the arguments, quoting those with a space in `'`;
+/// the CLI cuts it to 20 characters (unless `--no-trunc`) and Go-quotes it.
+fn ps_command(argv: &[String], no_trunc: bool) -> String {
+    let mut parts = argv.iter();
+    let mut command = parts.next().cloned().unwrap_or_default();
+    for a in parts {
+        command.push(' ');
+        if a.contains(' ') {
+            command.push_str(&format!("'{a}'"));
+        } else {
+            command.push_str(a);
+        }
+    }
+    if !no_trunc {
+        command = ellipsis(&command, 20);
+    }
+    crate::cmd_image::gotemplate::sprintf("%q", &[Some(json!(command))])
+}
+
+/// Go's `time.Time.String()` of a unix time in the local zone:
+/// `2006-01-02 15:04:05 -0700 MST` (docker's CreatedAt).
+fn go_time_string(unix: i64) -> String {
+    // SAFETY: localtime_r fills the tm we own; tm_zone points at static tz data.
+    unsafe {
+        let t: libc::time_t = unix as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return unix.to_string();
+        }
+        let off = tm.tm_gmtoff;
+        let zone = if tm.tm_zone.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(tm.tm_zone)
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}{:02}{:02} {zone}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+            if off < 0 { '-' } else { '+' },
+            off.abs() / 3600,
+            off.abs() % 3600 / 60
+        )
+    }
 }
 
 pub fn port(store: &Store, a: PortArgs) -> anyhow::Result<()> {
@@ -366,7 +425,14 @@ pub fn top(store: &Store, a: TopArgs) -> anyhow::Result<()> {
         out = ps(None)?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let first = err.lines().next().unwrap_or("").to_string();
+            // moby: the first line of ps's stderr, else Go's "exit status N".
+            let first = match err.lines().next().filter(|l| !l.is_empty()) {
+                Some(l) => l.to_string(),
+                None => match out.status.code() {
+                    Some(c) => format!("exit status {c}"),
+                    None => "signal: killed".to_string(),
+                },
+            };
             return Err(daemon(format!("ps: {first}")));
         }
     }

@@ -9,18 +9,13 @@ use kiln_store::Store;
 use super::LogsArgs;
 use super::logfile::{Entry, now_nanos, parse_time, rfc3339_nano_fixed};
 
-/// `--since`/`--until`: an RFC 3339 time, unix seconds, or a Go duration before now.
+/// `--since`/`--until`, as docker's `GetTimestamp` reads them; a bad value prints docker's
+/// message (`invalid value for "since": ...`, no `Error:`) and exits 1.
 fn time_arg(s: &str, flag: &str) -> anyhow::Result<i64> {
-    if let Some(t) = parse_time(s) {
-        return Ok(t);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    if let Some(d) = crate::cmd_image::render::parse_go_duration(s) {
-        return Ok(now_nanos() - d * 1_000_000_000);
-    }
-    bail!("invalid value for \"{flag}\": failed to parse value as time or duration: \"{s}\"")
+    super::timestamp::get_timestamp(s, now_nanos()).map_err(|e| {
+        eprintln!("invalid value for \"{flag}\": {e}");
+        crate::cmd_image::Reported.into()
+    })
 }
 
 pub fn logs(store: &Store, a: LogsArgs) -> anyhow::Result<()> {

@@ -248,6 +248,7 @@ pub fn build(
     // After the capabilities are final: docker's rules depend on the bounding set.
     kiln_runtime::seccomp::set_seccomp(&mut spec, config.seccomp_profile()?.as_ref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::run_flags::apply(&mut spec, &config.host)?;
     if config.argv().is_empty() {
         bail!("No command specified");
     }

@@ -136,7 +136,10 @@ fn write_etc(dir: &Path, config: &ContainerConfig, hostname: &str) -> anyhow::Re
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = super::run_flags::resolv_conf(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        &config.host,
+    );
     for (f, text) in [
         ("hosts", hosts),
         ("hostname", format!("{hostname}\n")),
@@ -604,7 +607,8 @@ fn run(
     let prepared = (|| -> anyhow::Result<_> {
         volume::seed(&root, &config.host.mount_points)?;
         write_etc(&dir, &config, &hostname)?;
-        let who = spec::identity(&root, &config.user)?;
+        let mut who = spec::identity(&root, &config.user)?;
+        (who.additional_gids).extend(super::run_flags::group_add(&root, &config.host.group_add)?);
         let netns = match netns_path.as_deref() {
             Some(p) => spec::NetNs::Path(p),
             None if new_netns => spec::NetNs::New,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::gotemplate;
 use super::render::{Format, ellipsis, go_json_pretty_of, human_size, since, truncate_id};
-use super::{HistoryArgs, InspectArgs, InspectType, Reported, ReportedExit, message};
+use super::{HistoryArgs, InspectArgs, InspectType, Reported, message};
 
 /// docker's `container.Config` as `docker image inspect` shows it (field order kept).
 #[derive(Serialize)]
@@ -391,28 +391,18 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
         // Serialized from the structs, so the keys keep docker's order.
         writeln!(out, "{}", go_json_pretty_of(&docs)?)?;
     } else {
-        let format = match Format::new(&a.format, "") {
-            Ok(f) => f,
-            // docker's inspect prints the parser's message alone and exits 64.
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<gotemplate::TemplateError>(),
-                    Some(gotemplate::TemplateError::Parse(_))
-                ) =>
-            {
-                eprintln!("{e}");
-                return Err(ReportedExit(64).into());
-            }
-            Err(e) => return Err(e),
-        };
+        let format = crate::cmd_image::render::inspect_format(&a.format)?;
         let values: Vec<Value> = docs
             .iter()
             .map(|d| match d {
                 Object::Image(i) => serde_json::to_value(i).map(typed_maps),
-                Object::Container(c) => serde_json::to_value(c),
+                Object::Container(c) => serde_json::to_value(c).map(|mut v| {
+                    gotemplate::go_typed_nils(&mut v);
+                    v
+                }),
             })
             .collect::<Result<_, _>>()?;
-        out.write_all(format.render(&Value::Null, &values)?.as_bytes())?;
+        out.write_all(crate::cmd_image::render::inspect_render(&format, &values)?.as_bytes())?;
     }
     drop(out);
     for f in &failed {
@@ -428,6 +418,7 @@ pub(crate) fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<()> {
 /// In docker's Go structs these fields are maps: a template prints a missing one as an
 /// empty map (`map[]`), not `<no value>`, while `json` still prints `null`.
 fn typed_maps(mut v: Value) -> Value {
+    gotemplate::go_typed_nils(&mut v);
     for section in ["Config", "ContainerConfig"] {
         for key in ["Labels", "Volumes", "ExposedPorts"] {
             if let Some(m) = v[section].as_object_mut() {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::cmd_image::gotemplate::{Mode, Template};
+use crate::cmd_image::gotemplate::{Missing, Mode, Template, TemplateError};
 
 /// `units.HumanSizeWithPrecision(size, precision)`: decimal units, Go's `%.*g`.
 pub fn human_size_prec(size: f64, precision: usize) -> String {
@@ -206,6 +206,15 @@ impl Format {
         Ok(Format { table, template })
     }
 
+    /// Missing fields fail as docker's typed context `type_name` (`*formatter.ContainerContext`)
+    /// does, not as `inspect`'s map.
+    pub fn for_type(mut self, type_name: &str) -> Format {
+        self.template = self
+            .template
+            .with_missing(Missing::Struct(type_name.to_string()));
+        self
+    }
+
     /// Renders every row (and the header, for tables) into the text to print.
     pub fn render(&self, header: &Value, rows: &[Value]) -> anyhow::Result<String> {
         let mut body = String::new();
@@ -284,6 +293,47 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
     kiln_dockerfile::parse_go_duration(s)
         .filter(|n| *n >= 0)
         .map(|n| n / 1_000_000_000)
+}
+
+/// `inspect --format`'s template: docker prints a template that does not parse as the
+/// parser's message alone and exits 64.
+pub fn inspect_format(source: &str) -> anyhow::Result<Format> {
+    Format::new(source, "").map_err(|e| {
+        if let Some(t @ TemplateError::Parse(_)) = e.downcast_ref::<TemplateError>() {
+            eprintln!("{t}");
+            return crate::cmd_image::ReportedExit(64).into();
+        }
+        e
+    })
+}
+
+/// `inspect --format`'s rendering: a template that fails to run prints
+/// `template parsing error: <Go's message>` (docker's words) and exits 1.
+pub fn inspect_render(format: &Format, values: &[Value]) -> anyhow::Result<String> {
+    format.render(&Value::Null, values).map_err(|e| {
+        if let Some(TemplateError::Exec(m)) = e.downcast_ref::<TemplateError>() {
+            eprintln!("template parsing error: {m}");
+            return crate::cmd_image::Reported.into();
+        }
+        e
+    })
+}
+
+/// A `--format` failure of a listing (`ps`, `stats`): docker's CLI prints
+/// `failed to parse template: ...` or `failed to execute template: ...` and exits 1.
+pub fn listing_template_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<TemplateError>() {
+        Some(TemplateError::Parse(m)) => {
+            let m = m.strip_prefix("template parsing error: ").unwrap_or(m);
+            eprintln!("failed to parse template: {m}");
+            crate::cmd_image::Reported.into()
+        }
+        Some(TemplateError::Exec(m)) => {
+            eprintln!("failed to execute template: {m}");
+            crate::cmd_image::Reported.into()
+        }
+        None => e,
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,414 @@
+//! `run` flags docker has for the container's process and files: `--ulimit`, `--shm-size`,
+//! `--dns*` (the container's resolv.conf), `--group-add`, `--cidfile`; parsed with docker's
+//! messages, applied to the spec (spec.rs) and the files the supervisor writes.
+
+use std::path::Path;
+
+use anyhow::bail;
+use kiln_runtime::oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType, Spec};
+use serde::{Deserialize, Serialize};
+
+/// One `--ulimit` (docker's `units.Ulimit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+const ULIMITS: &[(&str, PosixRlimitType)] = &[
+    ("core", PosixRlimitType::RlimitCore),
+    ("cpu", PosixRlimitType::RlimitCpu),
+    ("data", PosixRlimitType::RlimitData),
+    ("fsize", PosixRlimitType::RlimitFsize),
+    ("locks", PosixRlimitType::RlimitLocks),
+    ("memlock", PosixRlimitType::RlimitMemlock),
+    ("msgqueue", PosixRlimitType::RlimitMsgqueue),
+    ("nice", PosixRlimitType::RlimitNice),
+    ("nofile", PosixRlimitType::RlimitNofile),
+    ("nproc", PosixRlimitType::RlimitNproc),
+    ("rss", PosixRlimitType::RlimitRss),
+    ("rtprio", PosixRlimitType::RlimitRtprio),
+    ("rttime", PosixRlimitType::RlimitRttime),
+    ("sigpending", PosixRlimitType::RlimitSigpending),
+    ("stack", PosixRlimitType::RlimitStack),
+    ("as", PosixRlimitType::RlimitAs),
+];
+
+/// `name=soft[:hard]` (docker's `units.ParseUlimit`; the hard limit defaults to the soft).
+pub fn parse_ulimit(v: &str) -> anyhow::Result<Ulimit> {
+    let bad =
+        |why: String| anyhow::anyhow!("invalid argument \"{v}\" for \"--ulimit\" flag: {why}");
+    let Some((name, limits)) = v.split_once('=') else {
+        return Err(bad(format!("invalid ulimit argument: {v}")));
+    };
+    if !ULIMITS.iter().any(|(n, _)| *n == name) {
+        return Err(bad(format!("invalid ulimit type: {name}")));
+    }
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| bad(format!("strconv.ParseInt: parsing {s:?}: invalid syntax")))
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => {
+            let s = num(limits)?;
+            (s, s)
+        }
+    };
+    if soft > hard {
+        return Err(bad(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// `--shm-size` in bytes (0 when not given).
+pub fn shm_size(v: Option<&str>) -> anyhow::Result<i64> {
+    let Some(v) = v else { return Ok(0) };
+    let b = kiln_build::options::parse_ram_size(v)
+        .map_err(|e| anyhow::anyhow!("invalid argument \"{v}\" for \"--shm-size\" flag: {e}"))?;
+    if b == 0 {
+        bail!("invalid argument \"{v}\" for \"--shm-size\" flag: must be greater than 0");
+    }
+    Ok(b as i64)
+}
+
+/// `--dns` values: IP addresses (docker's `ValidateIPAddress`).
+pub fn dns_servers(list: &[String]) -> anyhow::Result<Vec<String>> {
+    list.iter()
+        .map(|d| match d.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(ip.to_string()),
+            Err(_) => {
+                bail!("invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address")
+            }
+        })
+        .collect()
+}
+
+/// The container's resolv.conf from the host's: docker keeps the host's lines and replaces
+/// the nameservers, search domains and options the flags give (in that order: search,
+/// nameserver, options, as libnetwork writes it).
+pub fn resolv_conf(host: &str, h: &super::config::HostConfig) -> String {
+    if h.dns.is_empty() && h.dns_search.is_empty() && h.dns_options.is_empty() {
+        return host.to_string();
+    }
+    let keyword = |l: &str, k: &str| l.split_whitespace().next() == Some(k);
+    let lines = |k: &str| -> Vec<String> {
+        host.lines()
+            .filter(|l| keyword(l, k))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out = String::new();
+    if h.dns_search.is_empty() {
+        lines("search")
+            .iter()
+            .for_each(|l| out.push_str(&format!("{l}\n")));
+    } else if h.dns_search.iter().any(|s| s != ".") {
+        out.push_str(&format!("search {}\n", h.dns_search.join(" ")));
+    }
+    if h.dns.is_empty() {
+        lines("nameserver")
+            .iter()
+            .for_each(|l| out.push_str(&format!("{l}\n")));
+    } else {
+        h.dns
+            .iter()
+            .for_each(|d| out.push_str(&format!("nameserver {d}\n")));
+    }
+    if h.dns_options.is_empty() {
+        lines("options")
+            .iter()
+            .for_each(|l| out.push_str(&format!("{l}\n")));
+    } else {
+        out.push_str(&format!("options {}\n", h.dns_options.join(" ")));
+    }
+    out
+}
+
+/// `--ulimit` and `--shm-size` into the spec.
+pub fn apply(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<()> {
+    if !h.ulimits.is_empty()
+        && let Some(process) = spec.process_mut()
+    {
+        let mut list = process.rlimits().clone().unwrap_or_default();
+        for u in &h.ulimits {
+            let typ = ULIMITS.iter().find(|(n, _)| *n == u.name).map(|(_, t)| *t);
+            let Some(typ) = typ else {
+                bail!("--ulimit: unknown type {}", u.name)
+            };
+            list.retain(|r| r.typ() != typ);
+            // -1 is unlimited (RLIM_INFINITY) as in docker.
+            list.push(
+                PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .soft(u.soft as u64)
+                    .hard(u.hard as u64)
+                    .build()?,
+            );
+        }
+        process.set_rlimits(Some(list));
+    }
+    apply_devices(spec, h)?;
+    if h.shm_size > 0
+        && let Some(mounts) = spec.mounts_mut()
+        && let Some(shm) = mounts
+            .iter_mut()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+        && let Some(opts) = shm.options_mut()
+    {
+        opts.retain(|o| !o.starts_with("size="));
+        opts.push(format!("size={}k", (h.shm_size + 1023) / 1024));
+    }
+    Ok(())
+}
+
+/// `--group-add`: numbers as they are, names through the container's /etc/group (docker's
+/// message when there is no such group).
+pub fn group_add(rootfs: &Path, list: &[String]) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for g in list {
+        if let Ok(n) = g.parse::<u32>() {
+            out.push(n);
+            continue;
+        }
+        let groups = kiln_build::copy::passwd::groups(rootfs).unwrap_or_default();
+        match groups.iter().find(|e| e.name == *g) {
+            Some(e) => out.push(e.gid),
+            None => bail!("Unable to find group {g}: no matching entries in group file"),
+        }
+    }
+    Ok(out)
+}
+
+/// `--cidfile`: docker refuses a file that exists (another container may own it).
+pub fn check_cidfile(path: &Path) -> anyhow::Result<()> {
+    if path.symlink_metadata().is_ok() {
+        bail!(
+            "container ID file found, make sure the other container isn't running or delete {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the container ID to `--cidfile` (created new: never over another's).
+pub fn write_cidfile(path: &Path, id: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("failed to create the container ID file: {e}"))?;
+    f.write_all(id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("failed to write the container ID to the file: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits_parse_as_docker() {
+        assert_eq!(
+            parse_ulimit("nofile=100:200").unwrap(),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200
+            }
+        );
+        assert_eq!(parse_ulimit("nproc=50").unwrap().hard, 50);
+        let e = |v: &str| parse_ulimit(v).unwrap_err().to_string();
+        assert_eq!(
+            e("bogus=1"),
+            "invalid argument \"bogus=1\" for \"--ulimit\" flag: invalid ulimit type: bogus"
+        );
+        assert_eq!(
+            e("nofile=x"),
+            "invalid argument \"nofile=x\" for \"--ulimit\" flag: strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            e("nofile=200:100"),
+            "invalid argument \"nofile=200:100\" for \"--ulimit\" flag: ulimit soft limit must be less than or equal to hard limit: 200 > 100"
+        );
+    }
+
+    #[test]
+    fn resolv_conf_as_libnetwork_writes_it() {
+        let host = "# generated\nnameserver 10.0.0.1\nsearch lan\noptions edns0\n";
+        let mut h = crate::cmd_container::config::HostConfig::default();
+        assert_eq!(resolv_conf(host, &h), host);
+        h.dns = vec!["1.1.1.1".into(), "9.9.9.9".into()];
+        h.dns_search = vec!["example.com".into()];
+        h.dns_options = vec!["ndots:2".into()];
+        assert_eq!(
+            resolv_conf(host, &h),
+            "search example.com\nnameserver 1.1.1.1\nnameserver 9.9.9.9\noptions ndots:2\n"
+        );
+        h.dns.clear();
+        h.dns_options.clear();
+        assert_eq!(
+            resolv_conf(host, &h),
+            "search example.com\nnameserver 10.0.0.1\noptions edns0\n"
+        );
+    }
+}
+
+/// One `--device` (docker's `DeviceMapping`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// `HOST[:CONTAINER][:rwm]`, the host path a char or block device (docker's messages). kiln
+/// makes the node directly in the container's /dev (no subdirectories).
+pub fn parse_device(v: &str) -> anyhow::Result<DeviceMapping> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let is_mode = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if is_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => (*h, *c, *m),
+        _ => bail!("invalid device specification: {v}"),
+    };
+    if !is_mode(perms) {
+        bail!("bad mode specified: {perms}");
+    }
+    let meta = std::fs::metadata(host).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "error gathering device information while adding custom device {host:?}: {why}"
+        )
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    if !(meta.file_type().is_char_device() || meta.file_type().is_block_device()) {
+        bail!(
+            "error gathering device information while adding custom device {host:?}: not a device node"
+        );
+    }
+    let parent = Path::new(ctr).parent();
+    if !ctr.starts_with("/dev/") || parent != Some(Path::new("/dev")) {
+        bail!("--device {v}: kiln makes devices directly in /dev (not {ctr})");
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: ctr.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
+/// A host device node as the spec lists it, and the cgroup rule that lets it be opened with
+/// `perms`.
+fn device_entry(
+    host: &Path,
+    ctr: &Path,
+    perms: &str,
+) -> anyhow::Result<(
+    kiln_runtime::oci_spec::runtime::LinuxDevice,
+    kiln_runtime::oci_spec::runtime::LinuxDeviceCgroup,
+)> {
+    use kiln_runtime::oci_spec::runtime::{
+        LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    };
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(host)?;
+    let typ = if meta.file_type().is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        LinuxDeviceType::C
+    };
+    let (major, minor) = (
+        libc::major(meta.rdev()) as i64,
+        libc::minor(meta.rdev()) as i64,
+    );
+    let dev = LinuxDeviceBuilder::default()
+        .path(ctr.to_path_buf())
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .file_mode(meta.mode() & 0o7777)
+        .uid(meta.uid())
+        .gid(meta.gid())
+        .build()?;
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .access(perms.to_string())
+        .build()?;
+    Ok((dev, rule))
+}
+
+/// `--device` entries, and with `--privileged` every device node directly in the host's /dev
+/// (docker adds the host's devices; nodes in subdirectories such as /dev/net/tun are left
+/// out: the runtime makes nodes in existing directories only).
+pub fn apply_devices(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    if h.privileged {
+        let mut names: Vec<_> = std::fs::read_dir("/dev")?
+            .flatten()
+            .filter(|e| {
+                use std::os::unix::fs::FileTypeExt;
+                e.file_type()
+                    .is_ok_and(|t| t.is_char_device() || t.is_block_device())
+            })
+            .map(|e| e.path())
+            // The terminal devices are the container's own (its devpts and console).
+            .filter(|p| !matches!(p.to_str(), Some("/dev/ptmx" | "/dev/console")))
+            .collect();
+        names.sort();
+        for p in names {
+            entries.push(device_entry(&p, &p, "rwm")?);
+        }
+    }
+    for d in &h.devices {
+        entries.push(
+            device_entry(
+                Path::new(&d.path_on_host),
+                Path::new(&d.path_in_container),
+                &d.cgroup_permissions,
+            )
+            .map_err(|e| anyhow::anyhow!("--device {}: {e}", d.path_on_host))?,
+        );
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let Some(linux) = spec.linux_mut() else {
+        return Ok(());
+    };
+    let mut devs = linux.devices().clone().unwrap_or_default();
+    let mut rules = Vec::new();
+    for (d, r) in entries {
+        devs.retain(|x| x.path() != d.path());
+        devs.push(d);
+        rules.push(r);
+    }
+    linux.set_devices(Some(devs));
+    // Privileged: no device rules at all (set_insecure); else the rules after docker's.
+    if !h.privileged
+        && let Some(res) = linux.resources_mut()
+    {
+        let mut list = res.devices().clone().unwrap_or_default();
+        list.extend(rules);
+        res.set_devices(Some(list));
+    }
+    Ok(())
+}
