@@ -5,6 +5,7 @@
 
 mod attach;
 mod cgroup;
+mod cgroup_host;
 mod commit;
 mod commit_changes;
 pub(crate) mod config;

@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::cgroup_host::{ROOT, is_v2};
 use super::config::HostConfig;
 
 const V1: &[&str] = &[
     "memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset",
 ];
-const ROOT: &str = "/sys/fs/cgroup";
 /// The file in the container's directory that lists its cgroup directories.
 const RECORD: &str = "cgroups";
 
@@ -36,10 +36,6 @@ pub struct Cgroups {
     dirs: Vec<(PathBuf, PathBuf)>,
     /// What could not apply (rootless without a delegated subtree): the warning to print.
     warning: Option<String>,
-}
-
-pub(super) fn is_v2() -> bool {
-    Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
 /// Whether this process runs in a user namespace other than the host's (rootless kiln, whose

@@ -74,7 +74,7 @@ fn parse_net_dev(text: &str) -> (u64, u64) {
 /// (read, written) bytes of the container (see the module's comment for the sources).
 pub fn block(container_dir: &Path, id: &str, pid: u32) -> (u64, u64) {
     let dirs = super::cgroup::dirs_of(container_dir, id);
-    let from_cgroup = if super::cgroup::is_v2() {
+    let from_cgroup = if super::cgroup_host::is_v2() {
         super::cgroup::dir_for(&dirs, "")
             .and_then(|d| std::fs::read_to_string(d.join("io.stat")).ok())
             .map(|t| parse_io_stat(&t))

@@ -21,25 +21,6 @@ fn size(flag: &str, v: &str) -> anyhow::Result<i64> {
         .map_err(|e| anyhow::anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}"))
 }
 
-/// Whether the kernel accounts swap: docker sets a default swap limit only then.
-fn swap_accounting() -> bool {
-    if super::cgroup::is_v2() {
-        // cgroup2 has memory.swap.max in every non-root cgroup when CONFIG_MEMCG_SWAP is on.
-        std::fs::read_to_string("/proc/self/cgroup")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-            })
-            .is_some_and(|p| {
-                let own = std::path::Path::new("/sys/fs/cgroup").join(p.trim_start_matches('/'));
-                own.join("memory.swap.max").exists() || own.join("memory.swap.current").exists()
-            })
-    } else {
-        std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-    }
-}
-
 /// `memory`: the `--memory` bytes (0: none).
 pub fn parse(a: &CreateArgs, memory: i64) -> anyhow::Result<Resources> {
     let mut r = Resources::default();
@@ -55,13 +36,13 @@ pub fn parse(a: &CreateArgs, memory: i64) -> anyhow::Result<Resources> {
         if r.memory_swap > 0 && r.memory_swap < memory {
             bail!("Minimum memoryswap limit should be larger than memory limit, see usage");
         }
-        if r.memory_swap > 0 && !swap_accounting() {
+        if r.memory_swap > 0 && !super::cgroup_host::swap_accounting() {
             bail!(
                 "--memory-swap: this kernel does not account swap (no memory.memsw.limit_in_bytes \
                  or memory.swap.max); boot with swapaccount=1"
             );
         }
-    } else if memory > 0 && swap_accounting() {
+    } else if memory > 0 && super::cgroup_host::swap_accounting() {
         // docker's daemon: swap as large as the memory limit when none is given.
         r.memory_swap = 2 * memory;
     }

@@ -92,10 +92,17 @@ pub fn dns_servers(list: &[String]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// `--dns`, `--dns-search` and `--dns-option`, as the container's HostConfig holds them.
+pub struct DnsFlags<'a> {
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+}
+
 /// The container's resolv.conf from the host's: docker keeps the host's lines and replaces
 /// the nameservers, search domains and options the flags give (in that order: search,
 /// nameserver, options, as libnetwork writes it).
-pub fn resolv_conf(host: &str, h: &super::config::HostConfig) -> String {
+pub fn resolv_conf(host: &str, h: &DnsFlags) -> String {
     if h.dns.is_empty() && h.dns_search.is_empty() && h.dns_options.is_empty() {
         return host.to_string();
     }
@@ -133,13 +140,21 @@ pub fn resolv_conf(host: &str, h: &super::config::HostConfig) -> String {
     out
 }
 
-/// `--ulimit` and `--shm-size` into the spec.
-pub fn apply(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<()> {
+/// What [`apply`] puts into the spec, as the container's HostConfig holds it.
+pub struct SpecFlags<'a> {
+    pub ulimits: &'a [Ulimit],
+    pub shm_size: i64,
+    pub privileged: bool,
+    pub devices: &'a [DeviceMapping],
+}
+
+/// `--ulimit`, `--shm-size`, `--device` and `--privileged`'s devices into the spec.
+pub fn apply(spec: &mut Spec, h: &SpecFlags) -> anyhow::Result<()> {
     if !h.ulimits.is_empty()
         && let Some(process) = spec.process_mut()
     {
         let mut list = process.rlimits().clone().unwrap_or_default();
-        for u in &h.ulimits {
+        for u in h.ulimits {
             let typ = ULIMITS.iter().find(|(n, _)| *n == u.name).map(|(_, t)| *t);
             let Some(typ) = typ else {
                 bail!("--ulimit: unknown type {}", u.name)
@@ -245,19 +260,31 @@ mod tests {
     #[test]
     fn resolv_conf_as_libnetwork_writes_it() {
         let host = "# generated\nnameserver 10.0.0.1\nsearch lan\noptions edns0\n";
-        let mut h = crate::cmd_container::config::HostConfig::default();
-        assert_eq!(resolv_conf(host, &h), host);
-        h.dns = vec!["1.1.1.1".into(), "9.9.9.9".into()];
-        h.dns_search = vec!["example.com".into()];
-        h.dns_options = vec!["ndots:2".into()];
+        let flags = |dns: &[&str], search: &[&str], options: &[&str]| {
+            let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            (v(dns), v(search), v(options))
+        };
+        let conf = |(dns, dns_search, dns_options): (Vec<String>, Vec<String>, Vec<String>)| {
+            resolv_conf(
+                host,
+                &DnsFlags {
+                    dns: &dns,
+                    dns_search: &dns_search,
+                    dns_options: &dns_options,
+                },
+            )
+        };
+        assert_eq!(conf(flags(&[], &[], &[])), host);
         assert_eq!(
-            resolv_conf(host, &h),
+            conf(flags(
+                &["1.1.1.1", "9.9.9.9"],
+                &["example.com"],
+                &["ndots:2"]
+            )),
             "search example.com\nnameserver 1.1.1.1\nnameserver 9.9.9.9\noptions ndots:2\n"
         );
-        h.dns.clear();
-        h.dns_options.clear();
         assert_eq!(
-            resolv_conf(host, &h),
+            conf(flags(&[], &["example.com"], &[])),
             "search example.com\nnameserver 10.0.0.1\noptions edns0\n"
         );
     }
@@ -359,7 +386,7 @@ fn device_entry(
 /// `--device` entries, and with `--privileged` every device node directly in the host's /dev
 /// (docker adds the host's devices; nodes in subdirectories such as /dev/net/tun are left
 /// out: the runtime makes nodes in existing directories only).
-pub fn apply_devices(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::Result<()> {
+fn apply_devices(spec: &mut Spec, h: &SpecFlags) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     if h.privileged {
         let mut names: Vec<_> = std::fs::read_dir("/dev")?
@@ -378,7 +405,7 @@ pub fn apply_devices(spec: &mut Spec, h: &super::config::HostConfig) -> anyhow::
             entries.push(device_entry(&p, &p, "rwm")?);
         }
     }
-    for d in &h.devices {
+    for d in h.devices {
         entries.push(
             device_entry(
                 Path::new(&d.path_on_host),

@@ -248,7 +248,16 @@ pub fn build(
     // After the capabilities are final: docker's rules depend on the bounding set.
     kiln_runtime::seccomp::set_seccomp(&mut spec, config.seccomp_profile()?.as_ref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    super::run_flags::apply(&mut spec, &config.host)?;
+    let h = &config.host;
+    super::run_flags::apply(
+        &mut spec,
+        &super::run_flags::SpecFlags {
+            ulimits: &h.ulimits,
+            shm_size: h.shm_size,
+            privileged: h.privileged,
+            devices: &h.devices,
+        },
+    )?;
     if config.argv().is_empty() {
         bail!("No command specified");
     }

@@ -138,7 +138,11 @@ fn write_etc(dir: &Path, config: &ContainerConfig, hostname: &str) -> anyhow::Re
     }
     let resolv = super::run_flags::resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        &config.host,
+        &super::run_flags::DnsFlags {
+            dns: &config.host.dns,
+            dns_search: &config.host.dns_search,
+            dns_options: &config.host.dns_options,
+        },
     );
     for (f, text) in [
         ("hosts", hosts),
