@@ -351,6 +351,12 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
     }
     let id = new_id();
     let name = c.name.clone().unwrap_or_else(random_name);
+    if start && !a.detach && !cfg.tty {
+        // This process becomes the supervisor: from the moment the container exists, a
+        // SIGTERM or ^C must reach its handling (cancel the start, remove a --rm container),
+        // not end the process with a created container left behind.
+        supervisor::block_forwarded_signals();
+    }
     let created = (|| -> anyhow::Result<()> {
         let (lease, layers) = rootfs::image_layers(store, &image.id)?;
         let keys: Vec<String> = layers.into_iter().map(|(k, _)| k).collect();

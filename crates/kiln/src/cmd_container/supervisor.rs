@@ -164,7 +164,7 @@ fn host_hostname() -> String {
 
 /// Blocks the signals the supervisor forwards (before any thread exists, so every thread
 /// inherits the mask; the runtime's child clears it) and returns them.
-fn block_forwarded_signals() -> libc::sigset_t {
+pub(super) fn block_forwarded_signals() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local value, then pthread_sigmask of this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
