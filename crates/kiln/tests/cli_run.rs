@@ -354,7 +354,7 @@ fn image_config_and_flags_shape_the_process() {
     );
     assert_eq!(
         so,
-        "hi 1\nuid=1000(kiln) gid=1000(kiln)\n/srv/app\n/home/kiln\n"
+        "hi 1\nuid=1000(kiln) gid=1000(kiln) groups=1000(kiln)\n/srv/app\n/home/kiln\n"
     );
     std::fs::write(c.tmp.path().join("env"), "# comment\nFROM_FILE=2\n").unwrap();
     let env_file = c.tmp.path().join("env");
@@ -856,5 +856,74 @@ fn a_throwaway_containers_root_is_volatile_and_a_kept_ones_is_not() {
     let names = ok(&c, &["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.trim(), "kept", "{names}");
     ok(&c, &["rm", "-f", "kept"]);
+    assert_eq!(mounts_under(&c.root), Vec::<String>::new());
+}
+
+/// Two `restart`s at once: one supervisor runs the container (the other start is refused),
+/// never two on one upper; `rm -f` then leaves no process. Found by the attack review (it was
+/// two supervisors, and one survived `rm -f` untracked).
+#[test]
+fn concurrent_restarts_run_one_supervisor_and_rm_leaves_none() {
+    require_root();
+    let c = ctx();
+    for round in 0..3 {
+        let id = ok(
+            &c,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "dr",
+                "--network",
+                "none",
+                BB,
+                "sleep",
+                "1000",
+            ],
+        );
+        let id = id.trim().to_string();
+        let restart = || {
+            std::process::Command::new(bin())
+                .env("KILN_ROOT", &c.root)
+                .args(["restart", "-t", "0", "dr"])
+                .output()
+                .unwrap()
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(restart);
+            let b = s.spawn(restart);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let supervisors = processes_with(&format!("__container-supervise {id}"));
+        assert!(
+            supervisors.len() <= 1,
+            "round {round}: {} supervisors; {:?} {:?}",
+            supervisors.len(),
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+        assert!(a.status.success() || b.status.success(), "round {round}");
+        ok(&c, &["rm", "-f", "dr"]);
+        wait_for("no supervisor", || {
+            processes_with(&format!("__container-supervise {id}")).is_empty()
+        });
+    }
+    // A --cidfile that cannot be made leaves no container (docker's CLI makes it first).
+    let (code, _, err) = out(&c.kiln(&[
+        "run",
+        "--rm",
+        "--cidfile",
+        c.root.join("no/such/dir/cid").to_str().unwrap(),
+        BB,
+        "true",
+    ]));
+    assert_eq!(code, 125, "{err}");
+    // A --dns-search or --dns-option cannot add lines to resolv.conf.
+    for flag in ["--dns-search", "--dns-option"] {
+        let (code, _, err) =
+            out(&c.kiln(&["run", "--rm", flag, "a.com\nnameserver 6.6.6.6", BB, "true"]));
+        assert_eq!(code, 125, "{flag}: {err}");
+    }
+    assert_eq!(ok(&c, &["ps", "-aq"]), "");
     assert_eq!(mounts_under(&c.root), Vec::<String>::new());
 }

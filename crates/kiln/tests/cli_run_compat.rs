@@ -415,7 +415,10 @@ fn logs_since_and_until_take_every_form_docker_takes() {
             (0, "one\ntwo\n".into(), String::new()),
             "--since {v}"
         );
-        assert_eq!(logs("--until", v).1, "", "--until {v}");
+        // `--until 0` is no bound in docker's daemon (checked: /usr/bin/docker 20.10
+        // prints every line).
+        let want = if v == "0" { "one\ntwo\n" } else { "" };
+        assert_eq!(logs("--until", v).1, want, "--until {v}");
     }
     // A negative duration is a time after now.
     assert_eq!(logs("--since", "-1h").1, "");
@@ -730,4 +733,84 @@ fn label_file_and_refusals_that_name_the_flag() {
         ],
     );
     assert_eq!(ok(&c, &["ps", "-aq"]), "");
+}
+
+/// What the new-user review found after the first pass, each checked against docker 20.10:
+/// the primary group among the supplementary ones, an exec with the container's ulimits,
+/// zero/empty values as "not given", inspect's HostConfig for the new flags, and logs bounds.
+#[test]
+fn second_pass_groups_exec_ulimits_zero_values_inspect_and_log_bounds() {
+    let c = ctx();
+    let id = |args: &[&str]| {
+        let mut v = vec!["run", "--rm", "--network", "none"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&[BB, "id"]);
+        ok(&c, &v)
+    };
+    // docker: groups=0(root); --group-add 10 twice: groups=0(root),10.
+    assert_eq!(id(&[]), "uid=0(root) gid=0(root) groups=0(root)\n");
+    assert_eq!(
+        id(&["--group-add", "10", "--group-add", "10"]),
+        "uid=0(root) gid=0(root) groups=0(root),10\n"
+    );
+    // 0 and "" are docker's "not given": accepted, defaults applied.
+    let cid = c.root.join("cid");
+    ok(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "sp",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=333:444",
+            "--memory",
+            "0",
+            "--memory-swap",
+            "0",
+            "--shm-size",
+            "0",
+            "--cpuset-cpus",
+            "",
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "--dns",
+            "1.1.1.1",
+            BB,
+            "sh",
+            "-c",
+            "echo line; sleep 300",
+        ],
+    );
+    // An exec gets the container's ulimits, as runc's exec does.
+    assert_eq!(
+        ok(&c, &["exec", "sp", "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "333\n444\n"
+    );
+    let hc = ok(
+        &c,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.ShmSize}}|{{.HostConfig.ContainerIDFile}}|{{.HostConfig.IpcMode}}|{{.HostConfig.LogConfig.Type}}|{{len .HostConfig.Dns}}|{{len .HostConfig.DnsSearch}}|{{len .HostConfig.Devices}}|{{(index .HostConfig.Ulimits 0).Soft}}",
+            "sp",
+        ],
+    );
+    assert_eq!(
+        hc.trim(),
+        format!("67108864|{}|private|json-file|1|0|0|333", cid.display())
+    );
+    // Empty --since and --until 0 are no bound (docker's daemon).
+    let logs = |args: &[&str]| {
+        let mut v = vec!["logs"];
+        v.extend_from_slice(args);
+        v.push("sp");
+        let (code, so, se) = out(&c.kiln(&v));
+        (code, so, se)
+    };
+    assert_eq!(logs(&["--since", ""]), (0, "line\n".into(), String::new()));
+    assert_eq!(logs(&["--until", "0"]), (0, "line\n".into(), String::new()));
+    ok(&c, &["rm", "-f", "sp"]);
 }

@@ -161,6 +161,9 @@ pub struct HostConfig {
     /// `--device`.
     #[serde(default)]
     pub devices: Vec<super::run_flags::DeviceMapping>,
+    /// `--cidfile`, as inspect's `ContainerIDFile` shows it.
+    #[serde(default)]
+    pub container_id_file: String,
     /// `--add-host NAME:IP`.
     pub extra_hosts: Vec<String>,
     /// `--init`: tini as PID 1 (bind-mounted at /sbin/docker-init, as docker does).
@@ -481,7 +484,8 @@ pub fn resolve(
             let b = kiln_build::options::parse_ram_size(m).map_err(|e| {
                 anyhow::anyhow!("invalid argument \"{m}\" for \"-m, --memory\" flag: {e}")
             })?;
-            if b < 6 * 1024 * 1024 {
+            // 0 is docker's "no limit", as not giving the flag.
+            if b != 0 && b < 6 * 1024 * 1024 {
                 bail!("Minimum memory limit allowed is 6MB");
             }
             b as i64
@@ -594,8 +598,8 @@ pub fn resolve(
             cpu_shares: res.cpu_shares,
             cpuset_cpus: res.cpuset_cpus,
             dns: super::run_flags::dns_servers(&a.dns)?,
-            dns_search: a.dns_search.clone(),
-            dns_options: a.dns_option.clone(),
+            dns_search: super::run_flags::dns_search(&a.dns_search)?,
+            dns_options: super::run_flags::dns_options(&a.dns_option)?,
             ulimits: a
                 .ulimit
                 .iter()
@@ -608,6 +612,11 @@ pub fn resolve(
                 .iter()
                 .map(|d| super::run_flags::parse_device(d))
                 .collect::<anyhow::Result<_>>()?,
+            container_id_file: a
+                .cidfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             extra_hosts: a.add_host.clone(),
             init: a.init,
             restart_policy,

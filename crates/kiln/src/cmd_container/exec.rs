@@ -141,8 +141,8 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
         }
     };
     // docker's exec joins the container's --group-add groups too.
-    who.additional_gids
-        .extend(super::run_flags::group_add(&root, &cfg.host.group_add)?);
+    let added = super::run_flags::group_add(&root, &cfg.host.group_add)?;
+    super::spec::add_groups(&mut who, added);
     let mut env = cfg.env.clone();
     for e in &a.env {
         let kv = if e.contains('=') {
@@ -189,6 +189,7 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
     let ns_raw: Vec<(i32, i32)> = ns.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
     let procs_raw: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
     let groups: Vec<libc::gid_t> = who.additional_gids.clone();
+    let rlimits = super::run_flags::exec_rlimits(&cfg.host.ulimits);
     let (uid, gid) = (who.uid, who.gid);
     let detach = a.detach;
     // -t: a pty made in the container's devpts by the program's process; its master comes
@@ -301,6 +302,11 @@ pub fn exec(store: &Store, a: ExecArgs) -> anyhow::Result<()> {
                 0,
                 0,
             );
+            for (resource, lim) in &rlimits {
+                if libc::setrlimit(*resource, lim) != 0 {
+                    return Err(err());
+                }
+            }
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
                 return Err(err());
             }

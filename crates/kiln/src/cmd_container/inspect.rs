@@ -60,6 +60,9 @@ struct Config {
     healthcheck: Option<super::health::HealthConfig>,
 }
 
+/// /dev/shm's size when `--shm-size` is not given (docker's 64 MB).
+const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
+
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct HostConfig {
@@ -87,6 +90,17 @@ struct HostConfig {
     memory_reservation: i64,
     memory_swap: i64,
     pids_limit: Option<i64>,
+    #[serde(rename = "ContainerIDFile")]
+    container_id_file: String,
+    log_config: Value,
+    ipc_mode: &'static str,
+    dns: Vec<String>,
+    dns_options: Vec<String>,
+    dns_search: Vec<String>,
+    group_add: Option<Vec<String>>,
+    shm_size: i64,
+    devices: Vec<super::run_flags::DeviceMapping>,
+    ulimits: Option<Vec<super::run_flags::Ulimit>>,
 }
 
 #[derive(Serialize)]
@@ -302,6 +316,20 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             memory_reservation: cfg.host.memory_reservation,
             memory_swap: cfg.host.memory_swap,
             pids_limit: (cfg.host.pids_limit > 0).then_some(cfg.host.pids_limit),
+            container_id_file: cfg.host.container_id_file.clone(),
+            log_config: json!({"Type": "json-file", "Config": {}}),
+            ipc_mode: "private",
+            dns: cfg.host.dns.clone(),
+            dns_options: cfg.host.dns_options.clone(),
+            dns_search: cfg.host.dns_search.clone(),
+            group_add: none_if_empty(cfg.host.group_add.clone()),
+            shm_size: if cfg.host.shm_size > 0 {
+                cfg.host.shm_size
+            } else {
+                DEFAULT_SHM_SIZE
+            },
+            devices: cfg.host.devices.clone(),
+            ulimits: none_if_empty(cfg.host.ulimits.clone()),
         },
         network_settings: NetworkSettings { ports },
         size_rw,

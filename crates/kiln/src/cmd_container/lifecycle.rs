@@ -344,11 +344,11 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         };
     // docker's StdinOnce: a foreground `run -i` closes the process's stdin with its own.
     cfg.stdin_once = start && !a.detach && c.interactive;
-    if let Some(p) = &c.cidfile
-        && let Err(e) = super::run_flags::check_cidfile(p)
-    {
-        return refuse(&e.to_string());
-    }
+    let cidfile = match c.cidfile.as_deref().map(super::run_flags::check_cidfile) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return refuse(&e.to_string()),
+    };
     let id = new_id();
     let name = c.name.clone().unwrap_or_else(random_name);
     if start && !a.detach && !cfg.tty {
@@ -374,10 +374,14 @@ pub fn run(store: &Store, a: RunArgs, start: bool) -> ExitCode {
         Ok(())
     })();
     if let Err(e) = created {
+        // docker's CLI removes the ID file it made when the create fails.
+        if let Some(p) = c.cidfile.as_deref().filter(|_| cidfile.is_some()) {
+            let _ = std::fs::remove_file(p);
+        }
         return refuse(&crate::cmd_image::message(&e));
     }
-    if let Some(p) = &c.cidfile
-        && let Err(e) = super::run_flags::write_cidfile(p, &id)
+    if let Some(f) = cidfile
+        && let Err(e) = super::run_flags::write_cidfile(f, &id)
     {
         return refuse(&e.to_string());
     }
@@ -904,6 +908,28 @@ pub fn kill(store: &Store, a: KillArgs) -> anyhow::Result<()> {
 }
 
 fn remove_one(store: &Store, c: &ContainerRecord, force: bool) -> anyhow::Result<()> {
+    // A supervisor holds the container's lock from before it records the start: a record
+    // that is not live yet may be starting. Wait for it to show as live (then it is killed
+    // below, with -f) rather than remove the record from under a running container.
+    let mut c = c.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !c.state.is_live()
+        && matches!(
+            supervisor::try_supervisor_lock(&store.container_dir(&c.id)),
+            Ok(None)
+        )
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("container {} is starting; try again", c.id);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        c = match store.find_container(&c.id) {
+            Ok(fresh) => fresh,
+            Err(kiln_store::Error::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    let c = &c;
     if c.state.is_live() {
         if !force {
             bail!(

@@ -33,16 +33,20 @@ pub fn logs(store: &Store, a: LogsArgs) -> anyhow::Result<()> {
             }
         },
     };
+    // As docker's daemon: an empty value is no bound, and so is an `--until` of 0.
     let since = a
         .since
         .as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| time_arg(s, "since"))
         .transpose()?;
     let until = a
         .until
         .as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| time_arg(s, "until"))
-        .transpose()?;
+        .transpose()?
+        .filter(|&u| u != 0);
     let path = super::supervisor::log_path(store, &c.id);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,

@@ -24,13 +24,18 @@ fn size(flag: &str, v: &str) -> anyhow::Result<i64> {
 /// `memory`: the `--memory` bytes (0: none).
 pub fn parse(a: &CreateArgs, memory: i64) -> anyhow::Result<Resources> {
     let mut r = Resources::default();
-    if let Some(s) = &a.memory_swap {
+    // 0 (and an empty value) is docker's "not given": the default below.
+    let swap = a
+        .memory_swap
+        .as_deref()
+        .filter(|s| !s.is_empty() && kiln_build::options::parse_ram_size(s) != Ok(0));
+    if let Some(s) = swap {
         r.memory_swap = if s == "-1" {
             -1
         } else {
             size("--memory-swap", s)?
         };
-        if memory == 0 {
+        if memory == 0 && r.memory_swap != -1 {
             bail!("You should always set the Memory limit when using Memoryswap limit, see usage");
         }
         if r.memory_swap > 0 && r.memory_swap < memory {
@@ -61,7 +66,7 @@ pub fn parse(a: &CreateArgs, memory: i64) -> anyhow::Result<Resources> {
         }
         r.cpu_shares = n;
     }
-    if let Some(c) = &a.cpuset_cpus {
+    if let Some(c) = a.cpuset_cpus.as_ref().filter(|c| !c.is_empty()) {
         let cpus = parse_cpuset(c)
             .map_err(|e| anyhow::anyhow!("Invalid value {c} for cpuset cpus: {e}"))?;
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "PascalCase")]
 pub struct Ulimit {
     pub name: String,
-    pub soft: i64,
     pub hard: i64,
+    pub soft: i64,
 }
 
 const ULIMITS: &[(&str, PosixRlimitType)] = &[
@@ -35,6 +35,45 @@ const ULIMITS: &[(&str, PosixRlimitType)] = &[
     ("stack", PosixRlimitType::RlimitStack),
     ("as", PosixRlimitType::RlimitAs),
 ];
+
+/// `--ulimit`s as `setrlimit` takes them (an `exec` gets the container's, as runc's does).
+pub fn exec_rlimits(list: &[Ulimit]) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
+    let resource = |name: &str| -> Option<libc::__rlimit_resource_t> {
+        Some(match name {
+            "core" => libc::RLIMIT_CORE,
+            "cpu" => libc::RLIMIT_CPU,
+            "data" => libc::RLIMIT_DATA,
+            "fsize" => libc::RLIMIT_FSIZE,
+            "locks" => libc::RLIMIT_LOCKS,
+            "memlock" => libc::RLIMIT_MEMLOCK,
+            "msgqueue" => libc::RLIMIT_MSGQUEUE,
+            "nice" => libc::RLIMIT_NICE,
+            "nofile" => libc::RLIMIT_NOFILE,
+            "nproc" => libc::RLIMIT_NPROC,
+            "rss" => libc::RLIMIT_RSS,
+            "rtprio" => libc::RLIMIT_RTPRIO,
+            "rttime" => libc::RLIMIT_RTTIME,
+            "sigpending" => libc::RLIMIT_SIGPENDING,
+            "stack" => libc::RLIMIT_STACK,
+            "as" => libc::RLIMIT_AS,
+            _ => return None,
+        })
+    };
+    // -1 is unlimited (RLIM_INFINITY), as in the spec.
+    let lim = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
+    list.iter()
+        .filter_map(|u| {
+            let r = resource(&u.name)?;
+            Some((
+                r,
+                libc::rlimit {
+                    rlim_cur: lim(u.soft),
+                    rlim_max: lim(u.hard),
+                },
+            ))
+        })
+        .collect()
+}
 
 /// `name=soft[:hard]` (docker's `units.ParseUlimit`; the hard limit defaults to the soft).
 pub fn parse_ulimit(v: &str) -> anyhow::Result<Ulimit> {
@@ -74,10 +113,34 @@ pub fn shm_size(v: Option<&str>) -> anyhow::Result<i64> {
     let Some(v) = v else { return Ok(0) };
     let b = kiln_build::options::parse_ram_size(v)
         .map_err(|e| anyhow::anyhow!("invalid argument \"{v}\" for \"--shm-size\" flag: {e}"))?;
-    if b == 0 {
-        bail!("invalid argument \"{v}\" for \"--shm-size\" flag: must be greater than 0");
-    }
+    // 0 is docker's "not given" (the 64 MB default).
     Ok(b as i64)
+}
+
+/// `--dns-search` values: domains (docker's `ValidateDNSSearch`; `.` alone means none).
+pub fn dns_search(list: &[String]) -> anyhow::Result<Vec<String>> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    for v in list {
+        let d = v.strip_suffix('.').unwrap_or(v);
+        if v != "." && (d.len() > 255 || !d.split('.').all(label_ok)) {
+            bail!("{v} is not a valid domain");
+        }
+    }
+    Ok(list.to_vec())
+}
+
+/// `--dns-option` values: one resolv.conf option each (docker does not check them; kiln
+/// refuses whitespace, which would add lines of its own to resolv.conf).
+pub fn dns_options(list: &[String]) -> anyhow::Result<Vec<String>> {
+    if let Some(v) = list.iter().find(|v| v.chars().any(char::is_whitespace)) {
+        bail!("invalid --dns-option {v:?}: an option has no whitespace");
+    }
+    Ok(list.iter().filter(|v| !v.is_empty()).cloned().collect())
 }
 
 /// `--dns` values: IP addresses (docker's `ValidateIPAddress`).
@@ -204,24 +267,25 @@ pub fn group_add(rootfs: &Path, list: &[String]) -> anyhow::Result<Vec<u32>> {
 }
 
 /// `--cidfile`: docker refuses a file that exists (another container may own it).
-pub fn check_cidfile(path: &Path) -> anyhow::Result<()> {
+pub fn check_cidfile(path: &Path) -> anyhow::Result<std::fs::File> {
     if path.symlink_metadata().is_ok() {
         bail!(
             "container ID file found, make sure the other container isn't running or delete {}",
             path.display()
         );
     }
-    Ok(())
-}
-
-/// Writes the container ID to `--cidfile` (created new: never over another's).
-pub fn write_cidfile(path: &Path, id: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
+    // Made before the container, as docker's CLI does: a file that cannot be made leaves no
+    // container behind (created new: never over another's, never through a symlink).
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| anyhow::anyhow!("failed to create the container ID file: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("failed to create the container ID file: {e}"))
+}
+
+/// Writes the container ID into the file [`check_cidfile`] made.
+pub fn write_cidfile(mut f: std::fs::File, id: &str) -> anyhow::Result<()> {
+    use std::io::Write;
     f.write_all(id.as_bytes())
         .map_err(|e| anyhow::anyhow!("failed to write the container ID to the file: {e}"))?;
     Ok(())

@@ -42,12 +42,24 @@ pub fn identity(rootfs: &Path, user: &str) -> anyhow::Result<Identity> {
         .map(|e| e.home)
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".into());
-    Ok(Identity {
+    let mut who = Identity {
         uid: id.uid,
         gid: id.gid,
-        additional_gids: id.additional_gids,
+        additional_gids: vec![id.gid],
         home,
-    })
+    };
+    add_groups(&mut who, id.additional_gids);
+    Ok(who)
+}
+
+/// Adds `gids` to `who`'s supplementary groups, each once, in order. The primary group comes
+/// first, as docker's runtime lists it (`id` in a docker container: `groups=0(root),10`).
+pub fn add_groups(who: &mut Identity, gids: impl IntoIterator<Item = u32>) {
+    for g in gids {
+        if !who.additional_gids.contains(&g) {
+            who.additional_gids.push(g);
+        }
+    }
 }
 
 /// `--cap-add`/`--cap-drop` over `base`, with moby's rules (`kiln_runtime::tweak_capabilities`).

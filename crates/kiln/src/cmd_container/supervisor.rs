@@ -298,6 +298,32 @@ fn cancel_if_pending(pid: &AtomicU32, pending: &AtomicI32) -> i32 {
 /// signal it: the restart policy does not apply to what the user stopped.
 pub const MANUAL_STOP: &str = "stopped-by-user";
 
+/// `containers/<id>/supervisor.lock`: the supervisor holds an exclusive `flock` on it for its
+/// whole life, so two supervisors (two concurrent `start`s or `restart`s) never run one
+/// container on one upper, and `rm` can tell a container that is starting from a stopped one.
+pub const SUPERVISOR_LOCK: &str = "supervisor.lock";
+
+/// Takes `dir`'s supervisor lock without waiting: None when another process holds it.
+pub fn try_supervisor_lock(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(SUPERVISOR_LOCK))?;
+    // SAFETY: flock on a file this function owns (opened O_CLOEXEC by std: no container or
+    // pasta process inherits it).
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(Some(f))
+}
+
 /// The file `restart` leaves beside [`MANUAL_STOP`]: the supervisor that stops keeps a `--rm`
 /// container (docker's restart does not remove it); the next start removes the file.
 pub const RESTART_REQUESTED: &str = "restart-requested";
@@ -517,6 +543,17 @@ fn run(
     let id = rec.id.clone();
     let config: ContainerConfig = serde_json::from_str(&rec.config)
         .map_err(|e| start_error(125, format!("container {id}: bad config: {e}")))?;
+    // One supervisor per container: a second one leaves the record as the first keeps it.
+    let _supervisor_lock = match try_supervisor_lock(&store.container_dir(&id)) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            return Err(start_error(
+                125,
+                format!("container {id} is already running (another supervisor started it)"),
+            ));
+        }
+        Err(e) => return Err(start_error(125, format!("container {id}: {e}"))),
+    };
     let fail = |code: i32, message: String| -> StartError {
         write_exit_code(&store.container_dir(&id), code);
         let _ = store.container_finished(&id, code, &message, false);
@@ -612,7 +649,10 @@ fn run(
         volume::seed(&root, &config.host.mount_points)?;
         write_etc(&dir, &config, &hostname)?;
         let mut who = spec::identity(&root, &config.user)?;
-        (who.additional_gids).extend(super::run_flags::group_add(&root, &config.host.group_add)?);
+        super::spec::add_groups(
+            &mut who,
+            super::run_flags::group_add(&root, &config.host.group_add)?,
+        );
         let netns = match netns_path.as_deref() {
             Some(p) => spec::NetNs::Path(p),
             None if new_netns => spec::NetNs::New,
