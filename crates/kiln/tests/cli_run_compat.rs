@@ -663,7 +663,9 @@ fn device_and_privileged_give_host_devices() {
 fn label_file_and_refusals_that_name_the_flag() {
     let c = ctx();
     let lf = c.tmp.path().join("labels");
-    std::fs::write(&lf, "a=1\n# comment\n\nb=2\n").unwrap();
+    // A line without `=` is dropped and a value keeps its trailing spaces, as docker's
+    // ReadKVStrings (the new-user review compared docker's {"a":"2","c":"3 ","d":"x y"}).
+    std::fs::write(&lf, "a=1\n# comment\n\nb=2\nnovalue\n  c=3 \nd=x y\n").unwrap();
     let id = ok(
         &c,
         &[
@@ -679,8 +681,11 @@ fn label_file_and_refusals_that_name_the_flag() {
     // docker 20.10: the file's labels, then -l over them.
     assert_eq!(
         ok(&c, &["inspect", "-f", "{{json .Config.Labels}}", id.trim()]),
-        "{\"a\":\"1\",\"b\":\"3\"}\n"
+        "{\"a\":\"1\",\"b\":\"3\",\"c\":\"3 \",\"d\":\"x y\"}\n"
     );
+    // An endless file is an error, not all of memory.
+    let (code, _, se) = out(&c.kiln(&["create", "--label-file", "/dev/zero", BB, "true"]));
+    assert_eq!(code, 125, "{se}");
     ok(&c, &["rm", id.trim()]);
     let (code, _, se) = out(&c.kiln(&[
         "run",

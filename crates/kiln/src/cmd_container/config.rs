@@ -541,14 +541,7 @@ pub fn resolve(
     // image's, as docker.
     let mut from_files = Vec::new();
     for file in &a.label_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| anyhow::anyhow!("open {}: {}", file.display(), io_text(&e)))?;
-        from_files.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
+        from_files.extend(label_file_lines(file)?);
     }
     for l in from_files.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -625,6 +618,44 @@ pub fn resolve(
             volumes_from: a.volumes_from.clone(),
         },
     })
+}
+
+/// `--label-file`'s `KEY=VALUE` lines as docker's `ReadKVStrings` reads them: leading
+/// whitespace trimmed, blank and `#` lines skipped, a line without `=` dropped, the value kept
+/// as written; a key with whitespace is an error. Bounded like docker's line scanner (64 KiB a
+/// line), and to 16 MiB a file, so `/dev/zero` is an error, not all of memory.
+fn label_file_lines(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use std::io::Read;
+    const MAX_LINE: usize = 64 * 1024;
+    const MAX_FILE: u64 = 16 << 20;
+    let f = std::fs::File::open(file)
+        .map_err(|e| anyhow::anyhow!("open {}: {}", file.display(), io_text(&e)))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("read {}: {}", file.display(), io_text(&e)))?;
+    if bytes.len() as u64 > MAX_FILE {
+        bail!("{}: a label file is at most 16 MiB", file.display());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.len() > MAX_LINE {
+            bail!("{}: bufio.Scanner: token too long", file.display());
+        }
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.chars().any(char::is_whitespace) {
+            bail!("variable '{key}' contains whitespaces");
+        }
+        out.push(format!("{key}={value}"));
+    }
+    Ok(out)
 }
 
 /// Where `--init` finds its init: a static tini (Debian's `tini` package), or docker's copy.
