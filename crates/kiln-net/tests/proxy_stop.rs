@@ -76,9 +76,19 @@ fn stop_leaves_no_listener_connection_or_thread() {
     assert!(!tcp_listening(tcp_port), "a listener survived stop");
     TcpListener::bind(("0.0.0.0", tcp_port)).expect("the TCP port is free again");
     UdpSocket::bind(udp_addr).expect("the UDP port is free again");
-    let left: Vec<String> = thread_names()
-        .into_iter()
-        .filter(|n| n.starts_with("kiln-net"))
-        .collect();
-    assert!(left.is_empty(), "threads left after stop: {left:?}");
+    // The namespace thread is joined when the last holder of the proxy's shared state lets
+    // go, which a UDP flow thread reaped before the stop may do just after it (CI run 9 saw
+    // `kiln-net-ns` at this line once): none may be left within a second.
+    let kiln_threads = || -> Vec<String> {
+        thread_names()
+            .into_iter()
+            .filter(|n| n.starts_with("kiln-net"))
+            .collect()
+    };
+    let t = Instant::now();
+    while !kiln_threads().is_empty() && t.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = kiln_threads();
+    assert!(left.is_empty(), "threads left 1 s after stop: {left:?}");
 }
