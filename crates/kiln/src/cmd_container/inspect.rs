@@ -240,10 +240,21 @@ fn doc(store: &Store, c: &ContainerRecord, size: bool) -> Doc {
             error: c.error.clone(),
             started_at: time_or_zero(c.started_ns),
             finished_at: time_or_zero(restarting.map_or(c.finished_ns, |(_, at)| at)),
+            // docker sets State.Health ("starting") when a container with a healthcheck
+            // starts, before the first probe has written anything.
             health: cfg
                 .healthcheck
                 .as_ref()
-                .and_then(|_| super::health::read(&dir)),
+                .and_then(|h| h.argv())
+                .and_then(|_| {
+                    super::health::read(&dir).or_else(|| {
+                        (c.started_ns != 0).then(|| super::health::Health {
+                            status: "starting".into(),
+                            failing_streak: 0,
+                            log: Vec::new(),
+                        })
+                    })
+                }),
             status,
         },
         image: c.image.to_string(),
