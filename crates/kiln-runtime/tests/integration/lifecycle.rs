@@ -22,7 +22,20 @@ fn kill_from_another_thread_ends_the_whole_container() {
     // Until both have exec'd: before that, the shell and its fork both have both numbers in
     // their command lines.
     // (Generous: on a loaded machine the two execs can take seconds.)
-    while (processes_with("sleep 7301").len() != 1 || processes_with("sleep 7302").len() != 1)
+    // Exactly `sleep N`: before the fork, the shell alone holds both numbers (one match
+    // each), which is not "started" (CI run 11 saw that pass the old check).
+    let exact = |cmd: &str| {
+        processes_with(cmd)
+            .iter()
+            .filter(|p| {
+                std::fs::read(p.join("cmdline"))
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim() == cmd)
+            })
+            .count()
+    };
+    while (exact("sleep 7301") != 1
+        || exact("sleep 7302") != 1
+        || processes_with("sleep 7301").len() != 1)
         && start.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(10));
