@@ -127,8 +127,8 @@ pub(crate) fn go_quoted_list(v: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
+/// Go's `strconv.Quote` (also `%q` in kiln's `--format` templates).
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -9,6 +9,8 @@ pub(crate) mod history;
 pub mod platform;
 pub mod source;
 pub mod stepname;
+
+pub use history::go_quote;
 pub(crate) mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -2,6 +2,7 @@
 //! flags `- + # 0 space`, width and precision, and Go's `%!d(string=x)`, `%!d(MISSING)`,
 //! `%!(EXTRA ...)` for mismatches.
 
+use kiln_build::plan::go_quote;
 use serde_json::Value;
 
 use super::{V, go_type, print_value};
@@ -136,12 +137,12 @@ fn one(s: &Spec, verb: char, arg: &V) -> String {
             _ => bad(verb, v),
         },
         'q' => match v {
-            Value::String(x) => quote(x),
+            Value::String(x) => go_quote(x),
             Value::Array(a) if a.iter().all(Value::is_string) => {
                 format!(
                     "[{}]",
                     a.iter()
-                        .map(|x| quote(x.as_str().unwrap_or("")))
+                        .map(|x| go_quote(x.as_str().unwrap_or("")))
                         .collect::<Vec<_>>()
                         .join(" ")
                 )
@@ -213,30 +214,6 @@ fn signed(s: &Spec, body: String, neg: bool) -> String {
     } else {
         body
     }
-}
-
-/// `strconv.Quote`: Go escapes, printable Unicode kept.
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `%e` with `prec` digits: a two-digit exponent at least, as Go writes it.
