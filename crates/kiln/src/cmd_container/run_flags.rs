@@ -17,47 +17,45 @@ pub struct Ulimit {
     pub soft: i64,
 }
 
-const ULIMITS: &[(&str, PosixRlimitType)] = &[
-    ("core", PosixRlimitType::RlimitCore),
-    ("cpu", PosixRlimitType::RlimitCpu),
-    ("data", PosixRlimitType::RlimitData),
-    ("fsize", PosixRlimitType::RlimitFsize),
-    ("locks", PosixRlimitType::RlimitLocks),
-    ("memlock", PosixRlimitType::RlimitMemlock),
-    ("msgqueue", PosixRlimitType::RlimitMsgqueue),
-    ("nice", PosixRlimitType::RlimitNice),
-    ("nofile", PosixRlimitType::RlimitNofile),
-    ("nproc", PosixRlimitType::RlimitNproc),
-    ("rss", PosixRlimitType::RlimitRss),
-    ("rtprio", PosixRlimitType::RlimitRtprio),
-    ("rttime", PosixRlimitType::RlimitRttime),
-    ("sigpending", PosixRlimitType::RlimitSigpending),
-    ("stack", PosixRlimitType::RlimitStack),
-    ("as", PosixRlimitType::RlimitAs),
+/// docker's ulimit names, with the spec's type and `setrlimit`'s resource for each.
+const ULIMITS: &[(&str, PosixRlimitType, libc::__rlimit_resource_t)] = &[
+    ("core", PosixRlimitType::RlimitCore, libc::RLIMIT_CORE),
+    ("cpu", PosixRlimitType::RlimitCpu, libc::RLIMIT_CPU),
+    ("data", PosixRlimitType::RlimitData, libc::RLIMIT_DATA),
+    ("fsize", PosixRlimitType::RlimitFsize, libc::RLIMIT_FSIZE),
+    ("locks", PosixRlimitType::RlimitLocks, libc::RLIMIT_LOCKS),
+    (
+        "memlock",
+        PosixRlimitType::RlimitMemlock,
+        libc::RLIMIT_MEMLOCK,
+    ),
+    (
+        "msgqueue",
+        PosixRlimitType::RlimitMsgqueue,
+        libc::RLIMIT_MSGQUEUE,
+    ),
+    ("nice", PosixRlimitType::RlimitNice, libc::RLIMIT_NICE),
+    ("nofile", PosixRlimitType::RlimitNofile, libc::RLIMIT_NOFILE),
+    ("nproc", PosixRlimitType::RlimitNproc, libc::RLIMIT_NPROC),
+    ("rss", PosixRlimitType::RlimitRss, libc::RLIMIT_RSS),
+    ("rtprio", PosixRlimitType::RlimitRtprio, libc::RLIMIT_RTPRIO),
+    ("rttime", PosixRlimitType::RlimitRttime, libc::RLIMIT_RTTIME),
+    (
+        "sigpending",
+        PosixRlimitType::RlimitSigpending,
+        libc::RLIMIT_SIGPENDING,
+    ),
+    ("stack", PosixRlimitType::RlimitStack, libc::RLIMIT_STACK),
+    ("as", PosixRlimitType::RlimitAs, libc::RLIMIT_AS),
 ];
 
 /// `--ulimit`s as `setrlimit` takes them (an `exec` gets the container's, as runc's does).
 pub fn exec_rlimits(list: &[Ulimit]) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
-    let resource = |name: &str| -> Option<libc::__rlimit_resource_t> {
-        Some(match name {
-            "core" => libc::RLIMIT_CORE,
-            "cpu" => libc::RLIMIT_CPU,
-            "data" => libc::RLIMIT_DATA,
-            "fsize" => libc::RLIMIT_FSIZE,
-            "locks" => libc::RLIMIT_LOCKS,
-            "memlock" => libc::RLIMIT_MEMLOCK,
-            "msgqueue" => libc::RLIMIT_MSGQUEUE,
-            "nice" => libc::RLIMIT_NICE,
-            "nofile" => libc::RLIMIT_NOFILE,
-            "nproc" => libc::RLIMIT_NPROC,
-            "rss" => libc::RLIMIT_RSS,
-            "rtprio" => libc::RLIMIT_RTPRIO,
-            "rttime" => libc::RLIMIT_RTTIME,
-            "sigpending" => libc::RLIMIT_SIGPENDING,
-            "stack" => libc::RLIMIT_STACK,
-            "as" => libc::RLIMIT_AS,
-            _ => return None,
-        })
+    let resource = |name: &str| {
+        ULIMITS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, r)| *r)
     };
     // -1 is unlimited (RLIM_INFINITY), as in the spec.
     let lim = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
@@ -82,7 +80,7 @@ pub fn parse_ulimit(v: &str) -> anyhow::Result<Ulimit> {
     let Some((name, limits)) = v.split_once('=') else {
         return Err(bad(format!("invalid ulimit argument: {v}")));
     };
-    if !ULIMITS.iter().any(|(n, _)| *n == name) {
+    if !ULIMITS.iter().any(|(n, _, _)| *n == name) {
         return Err(bad(format!("invalid ulimit type: {name}")));
     }
     let num = |s: &str| {
@@ -218,7 +216,10 @@ pub fn apply(spec: &mut Spec, h: &SpecFlags) -> anyhow::Result<()> {
     {
         let mut list = process.rlimits().clone().unwrap_or_default();
         for u in h.ulimits {
-            let typ = ULIMITS.iter().find(|(n, _)| *n == u.name).map(|(_, t)| *t);
+            let typ = ULIMITS
+                .iter()
+                .find(|(n, _, _)| *n == u.name)
+                .map(|(_, t, _)| *t);
             let Some(typ) = typ else {
                 bail!("--ulimit: unknown type {}", u.name)
             };
